@@ -1,0 +1,247 @@
+// pocketlm.h: the whole public API of pocketlm, a C11 library that loads Llama-family models
+// (Hugging Face directories or GGUF files), tokenizes like Hugging Face, and generates text on the CPU.
+//
+// Usage:
+//
+//     plm_error err;
+//     plm_model *model;
+//     plm_load_params lp = plm_load_default_params();   // lp.dtype = PLM_DTYPE_Q8_0 for 8-bit
+//     if (plm_model_load(&model, "models/smollm2.gguf", &lp, &err) != PLM_OK) {
+//         fprintf(stderr, "%s\n", err.msg);
+//         return 1;
+//     }
+//     plm_session *s;
+//     plm_session_params sp = plm_session_default_params(); // n_ctx, n_threads
+//     plm_session_create(&s, model, &sp, &err);
+//     int32_t ids[512];
+//     int n = plm_tokenizer_encode(plm_model_tokenizer(model), "Hello", 5, ids, 512);
+//     plm_session_decode(s, ids, n, &err);                 // prefill: logits of the last token
+//     const float *logits = plm_session_logits(s);          // (vocab_size)
+//     ...
+//     plm_session_free(s);
+//     plm_model_free(model);
+//
+// Conventions:
+// - Every function that can fail returns plm_status (PLM_OK = 0, errors < 0) and, when err is not
+//   NULL, fills it with a one-line message saying what, where, and expected versus found.
+// - The library never prints, never exits, and never aborts on bad input.
+// - Whoever creates an object frees it; every plm_X_free accepts NULL.
+// - Threads: a plm_model and a plm_tokenizer are immutable after load and may be shared by any
+//   number of threads. A plm_session belongs to one thread at a time.
+// - Results are bit-identical for any n_threads.
+#ifndef POCKETLM_H
+#define POCKETLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- status and errors ----
+
+typedef enum {
+    PLM_OK = 0,
+    PLM_ERR_ARG = -1,         // a caller's argument is invalid
+    PLM_ERR_NOMEM = -2,       // an allocation failed
+    PLM_ERR_IO = -3,          // a file could not be opened, read or written
+    PLM_ERR_FORMAT = -4,      // a file or input is malformed
+    PLM_ERR_UNSUPPORTED = -5, // well-formed, but not something pocketlm handles
+    PLM_ERR_CANCELLED = -6,   // a callback asked to stop
+} plm_status;
+
+typedef struct {
+    plm_status status; // the status also returned
+    char msg[256];     // one line: what went wrong, where, expected versus found
+} plm_error;
+
+const char *plm_status_str(plm_status s); // short name of a status; never NULL
+
+// ---- data types ----
+
+typedef enum {
+    PLM_DTYPE_F32 = 0,
+    PLM_DTYPE_F16 = 1,
+    PLM_DTYPE_BF16 = 2,
+    PLM_DTYPE_Q8_0 = 3, // blocks of 32 int8 with one scale each
+    PLM_DTYPE_Q4_0 = 4, // blocks of 32 4-bit with one scale (GGUF files only)
+    PLM_DTYPE_Q4_1 = 5, // blocks of 32 4-bit with scale and minimum (GGUF files only)
+} plm_dtype;
+
+const char *plm_dtype_name(plm_dtype t); // "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"
+// plm_dtype_parse: name to dtype; returns PLM_OK or PLM_ERR_ARG for an unknown name.
+plm_status plm_dtype_parse(const char *name, plm_dtype *out);
+
+// ---- model ----
+
+// The architecture, with the key names of Hugging Face config.json (LlamaConfig).
+typedef struct {
+    int32_t vocab_size;              // V, rows of the embedding
+    int32_t hidden_size;             // C
+    int32_t intermediate_size;       // F
+    int32_t num_hidden_layers;       // L
+    int32_t num_attention_heads;     // H
+    int32_t num_key_value_heads;     // K (grouped-query attention when K < H)
+    int32_t head_dim;                // D = hidden_size / num_attention_heads
+    int32_t max_position_embeddings; // the trained context length
+    float rms_norm_eps;              // RMSNorm epsilon
+    float rope_theta;                // RoPE base
+    int32_t tie_word_embeddings;     // 1: lm_head shares the embedding matrix
+    int32_t bos_token_id;            // -1 when absent
+    int32_t eos_token_id;            // -1 when absent
+} plm_config;
+
+typedef struct plm_model plm_model;
+typedef struct plm_tokenizer plm_tokenizer;
+
+typedef struct {
+    plm_dtype dtype; // how linear weights are kept in memory: PLM_DTYPE_F32 or PLM_DTYPE_Q8_0
+} plm_load_params;
+
+plm_load_params plm_load_default_params(void); // dtype f32
+
+// plm_model_load: load a model from an HF directory (config.json, model.safetensors or a sharded
+// index, tokenizer.json) or from a .gguf file. Quantized or half-precision files are converted to
+// params->dtype once, at load. Returns PLM_OK and a new model in *out, owned by the caller.
+plm_status plm_model_load(plm_model **out, const char *path, const plm_load_params *params,
+                          plm_error *err);
+void plm_model_free(plm_model *m);
+
+const plm_config *plm_model_config(const plm_model *m);      // valid for the model's lifetime
+const plm_tokenizer *plm_model_tokenizer(const plm_model *m); // valid for the model's lifetime
+plm_dtype plm_model_dtype(const plm_model *m);                // in-memory dtype of linear weights
+size_t plm_model_n_params(const plm_model *m);               // number of parameters (tied counted once)
+size_t plm_model_weight_bytes(const plm_model *m);           // bytes of weights held in memory
+
+// plm_model_save: write the model to path: a .gguf file when path ends in ".gguf", else an HF
+// directory (created if needed). dtype is the file's dtype for 2-D weights: f32, f16, bf16 (HF and
+// GGUF), q8_0, q4_0 (GGUF only). Files are written atomically.
+plm_status plm_model_save(const plm_model *m, const char *path, plm_dtype dtype, plm_error *err);
+
+// ---- tokenizer ----
+
+// plm_tokenizer_load: a tokenizer.json, an HF directory holding one, or a .gguf file.
+plm_status plm_tokenizer_load(plm_tokenizer **out, const char *path, plm_error *err);
+void plm_tokenizer_free(plm_tokenizer *t);
+
+int32_t plm_tokenizer_n_vocab(const plm_tokenizer *t);
+// plm_tokenizer_token_id: id of a token given by its exact text (e.g. "<|OUTPUT_END|>"), or -1.
+int32_t plm_tokenizer_token_id(const plm_tokenizer *t, const char *text);
+
+// plm_tokenizer_encode: tokenize len bytes of text (any bytes; invalid UTF-8 is encoded as
+// Hugging Face does), without adding BOS/EOS. Writes at most cap ids and returns the number of ids
+// of the whole text; when that is more than cap, call again with a larger buffer. Returns a
+// negative plm_status only when out of memory.
+int32_t plm_tokenizer_encode(const plm_tokenizer *t, const char *text, size_t len, int32_t *ids,
+                             int32_t cap);
+
+// plm_tokenizer_decode: the bytes of ids (ByteLevel decoding; special tokens included as text).
+// Writes at most cap bytes (no NUL) and returns the number of bytes of the whole decoding, or
+// PLM_ERR_ARG when an id is out of range. The bytes may end inside a UTF-8 character.
+int64_t plm_tokenizer_decode(const plm_tokenizer *t, const int32_t *ids, int32_t n, char *out,
+                             size_t cap);
+
+// ---- session: KV cache and the forward pass ----
+
+typedef struct plm_session plm_session;
+
+typedef struct {
+    int32_t n_ctx;     // positions held in the KV cache; 0 = min(2048, max_position_embeddings)
+    int32_t n_threads; // worker threads including the caller; 0 = number of cores
+} plm_session_params;
+
+plm_session_params plm_session_default_params(void);
+
+// plm_session_create: a KV cache and buffers for model, which must outlive the session.
+plm_status plm_session_create(plm_session **out, const plm_model *model,
+                              const plm_session_params *params, plm_error *err);
+void plm_session_free(plm_session *s);
+
+// plm_session_decode: run n tokens at positions pos .. pos+n-1, where pos is the current length
+// of the session (plm_session_n_past), and append them to the KV cache. Afterwards the logits of the
+// last token are available. Returns PLM_ERR_ARG for an id out of range or when the cache is full.
+plm_status plm_session_decode(plm_session *s, const int32_t *ids, int32_t n, plm_error *err);
+
+// plm_session_logits: (vocab_size) logits of the last decoded token; valid until the next
+// decode or reset on this session.
+const float *plm_session_logits(const plm_session *s);
+
+// plm_session_decode_all: like decode, but writes every position's logits into out, which holds
+// n * vocab_size floats (used for perplexity and tests).
+plm_status plm_session_decode_all(plm_session *s, const int32_t *ids, int32_t n, float *out,
+                                  plm_error *err);
+
+int32_t plm_session_n_past(const plm_session *s); // tokens in the KV cache
+int32_t plm_session_n_ctx(const plm_session *s);  // capacity of the KV cache
+// plm_session_truncate: keep the first n tokens of the cache (n <= n_past); 0 resets.
+void plm_session_truncate(plm_session *s, int32_t n);
+
+// ---- sampling ----
+
+typedef struct {
+    float temperature;        // 0 = greedy (argmax)
+    int32_t top_k;            // 0 = off
+    float top_p;              // 1 = off
+    float min_p;              // 0 = off
+    float repetition_penalty; // 1 = off (HF semantics: divide positive logits, multiply negative)
+    uint64_t seed;            // the xorshift state starts from this
+} plm_sampler_params;
+
+plm_sampler_params plm_sampler_default_params(void); // greedy, everything off, seed 42
+
+typedef struct plm_sampler plm_sampler;
+plm_status plm_sampler_create(plm_sampler **out, const plm_sampler_params *params, int32_t n_vocab,
+                              plm_error *err);
+void plm_sampler_free(plm_sampler *s);
+// plm_sampler_sample: choose the next id from logits (n_vocab), given the ids seen so far (for
+// the repetition penalty). logits are not modified.
+int32_t plm_sampler_sample(plm_sampler *s, const float *logits, const int32_t *history,
+                           int32_t n_history);
+
+// ---- generation ----
+
+typedef enum {
+    PLM_STOP_LENGTH = 0, // max_tokens reached
+    PLM_STOP_TOKEN = 1,  // a stop token was sampled (not included in the output)
+    PLM_STOP_STRING = 2, // a stop string appeared (the text is cut before it)
+    PLM_STOP_CONTEXT = 3, // the KV cache is full
+    PLM_STOP_CALLBACK = 4, // on_text asked to stop
+} plm_stop_reason;
+
+const char *plm_stop_reason_name(plm_stop_reason r); // "length", "token", "string", "context", "callback"
+
+typedef struct {
+    int32_t max_tokens;          // new tokens at most
+    plm_sampler_params sampler;  // how to choose each token
+    const int32_t *stop_tokens;  // ids that end generation; NULL = the model's eos_token_id
+    int32_t n_stop_tokens;
+    const char *const *stop_strings; // texts that end generation (cut from the output)
+    int32_t n_stop_strings;
+    // on_text: called with each new piece of complete UTF-8 text as it is produced (never a split
+    // character, never text that might still become a stop string); return non-zero to stop.
+    int (*on_text)(void *user, const char *text, size_t len);
+    void *user;
+} plm_generate_params;
+
+plm_generate_params plm_generate_default_params(void); // 256 tokens, greedy, eos stops
+
+typedef struct {
+    int32_t prompt_tokens;
+    int32_t generated_tokens;  // tokens sampled (including a stop token)
+    plm_stop_reason stop_reason;
+    double prefill_seconds;
+    double decode_seconds;
+} plm_generate_result;
+
+// plm_generate: append prompt ids to the session, then sample up to max_tokens. The generated
+// ids (without a final stop token) are written to out_ids (cap ids at most; may be NULL).
+plm_status plm_generate(plm_session *s, const int32_t *prompt, int32_t n_prompt,
+                        const plm_generate_params *params, int32_t *out_ids, int32_t cap,
+                        plm_generate_result *result, plm_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,42 @@
+// matmul.h: the hot loops. out = inp @ W^T for W in HF layout (out_features, in_features), as f32
+// or as 8-bit blocks (Q8_0 style: 32 int8 per block, one f32 scale per block). Each kernel has a
+// scalar reference beside its SIMD paths (AVX-512 / AVX2 chosen at run time, wasm SIMD128 at build
+// time); the reference is what tests compare against. Every output element is computed by one thread
+// in a fixed order, so results are bit-identical for any number of threads.
+#ifndef PLM_MATMUL_H
+#define PLM_MATMUL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pocketlm.h"
+#include "pool.h"
+
+#define PLM_QK 32 // values per Q8_0 block
+
+// A weight matrix in memory. rows = out_features, cols = in_features (a multiple of PLM_QK for Q8_0).
+typedef struct {
+    plm_dtype dtype;    // PLM_DTYPE_F32 or PLM_DTYPE_Q8_0
+    int32_t rows, cols; // (out_features, in_features)
+    float *f32;         // (rows, cols) when F32
+    int8_t *q;          // (rows, cols) when Q8_0
+    float *d;           // (rows, cols / PLM_QK) block scales when Q8_0: w = q * d
+} plm_mat;
+
+// plm_quantize_q8_0: x (n) -> q (n), d (n / PLM_QK); d = max|x| / 127 per block, q = round(x / d).
+void plm_quantize_q8_0(int8_t *q, float *d, const float *x, size_t n);
+// plm_dequantize_row: row r of w as f32 into out (cols).
+void plm_mat_row(float *out, const plm_mat *w, int32_t r);
+
+// plm_matmul_scratch_bytes: bytes of scratch that plm_matmul needs for T rows of cols inputs.
+size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols);
+
+// plm_matmul: out (T, w->rows) = inp (T, w->cols) @ W^T, split over pool's threads.
+// scratch holds plm_matmul_scratch_bytes(T, w->cols) bytes, 64-byte aligned (quantized inputs).
+void plm_matmul(plm_pool *pool, float *out, const float *inp, const plm_mat *w, int32_t T,
+                void *scratch);
+
+// plm_matmul_ref: the scalar reference of plm_matmul, single-threaded, same numerics contract.
+void plm_matmul_ref(float *out, const float *inp, const plm_mat *w, int32_t T, void *scratch);
+
+#endif

@@ -1,0 +1,22 @@
+#!/bin/sh
+# run.sh: run every test binary given, then every tests/*.test.sh script; print one summary line.
+# A binary prints "<name>: N passed, N failed" and exits non-zero on failure.
+set -u
+fail=0 ; passed=0 ; failed=0
+for t in "$@"; do
+    out=$("$t" 2>&1); rc=$?
+    printf '%s\n' "$out" | tail -n 40
+    line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+    p=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/'); f=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+    if [ $rc -ne 0 ]; then echo "FAILED: $t (exit $rc)"; fail=1; [ "${f:-0}" = 0 ] && failed=$((failed + 1)); fi
+done
+for s in tests/*.test.sh; do
+    [ -f "$s" ] || continue
+    out=$(BUILD=${BUILD:-build} sh "$s" 2>&1); rc=$?
+    printf '%s\n' "$out" | tail -n 40
+    if [ $rc -ne 0 ]; then echo "FAILED: $s (exit $rc)"; fail=1; failed=$((failed + 1)); else passed=$((passed + 1)); fi
+done
+echo
+echo "total: $passed passed, $failed failed"
+exit $fail

@@ -1,0 +1,36 @@
+// cli.h: the subcommands of `pocketlm` and the small argument helpers they share.
+// Only cli/ prints and exits; each command returns the process exit code (0 ok, 1 error, 2 usage).
+#ifndef PLM_CLI_H
+#define PLM_CLI_H
+
+#include "pocketlm.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv); // argv[0] is the command name
+    const char *summary;
+} cli_command;
+
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_paraphrase(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+// cli_error: print "pocketlm <cmd>: <message>" to stderr; returns 1.
+int cli_error(const char *cmd, const plm_error *err);
+// cli_usage_error: print "pocketlm <cmd>: <formatted message>" and a hint to use --help; returns 2.
+int cli_usage_error(const char *cmd, const char *fmt, ...);
+
+// Flag value parsing: on a bad value they print a usage error and return non-zero.
+int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
+int cli_float(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);
+// cli_value: the value of flag at argv[*i] (advancing *i), or NULL after a usage error.
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+
+// cli_print_json_str: s (n bytes) as a JSON string to stdout.
+void cli_print_json_str(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,92 @@
+// main.c: `pocketlm <command> [args]`: dispatch to one subcommand, and the helpers they share.
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const cli_command commands[] = {
+    {"info", cmd_info, "architecture, parameter count, dtypes, memory needed"},
+    {"tokenize", cmd_tokenize, "text to token ids (and back with --decode)"},
+    {"generate", cmd_generate, "continue a prompt"},
+    {"paraphrase", cmd_paraphrase, "rephrase sentences with the task template"},
+    {"perplexity", cmd_perplexity, "mean NLL and perplexity of a text file"},
+    {"convert", cmd_convert, "between HF directories and GGUF files"},
+    {"bench", cmd_bench, "prefill and decode speed, peak memory"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: pocketlm <command> [options]   (pocketlm <command> --help)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "pocketlm: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
+
+// ---- shared helpers ----
+
+int cli_error(const char *cmd, const plm_error *err) {
+    fprintf(stderr, "pocketlm %s: %s\n", cmd, err->msg[0] ? err->msg : plm_status_str(err->status));
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    fprintf(stderr, "pocketlm %s: ", cmd);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see pocketlm %s --help)\n", cmd);
+    return 2;
+}
+
+int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == 0 || *end != 0 || v < lo || v > hi)
+        return cli_usage_error(cmd, "%s wants an integer in [%ld, %ld], got '%s'", flag, lo, hi, s);
+    *out = v;
+    return 0;
+}
+
+int cli_float(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (*s == 0 || *end != 0 || !(v >= lo && v <= hi))
+        return cli_usage_error(cmd, "%s wants a number in [%g, %g], got '%s'", flag, lo, hi, s);
+    *out = v;
+    return 0;
+}
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        cli_usage_error(cmd, "%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+void cli_print_json_str(const char *s, size_t n) {
+    putchar('"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c == '\n') fputs("\\n", stdout);
+        else if (c == '\r') fputs("\\r", stdout);
+        else if (c == '\t') fputs("\\t", stdout);
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}

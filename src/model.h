@@ -1,0 +1,35 @@
+// model.h: the in-memory model shared by session (inference), and later trainer, lora and export.
+// Weights are in HF layout, (out_features, in_features) row-major, with HF semantics (GGUF's Q/K
+// permutation is undone at load). Norm vectors are always f32; linear weights are f32 or Q8_0.
+#ifndef PLM_MODEL_H
+#define PLM_MODEL_H
+
+#include "base.h"
+#include "matmul.h"
+#include "tokenizer.h"
+
+typedef struct {
+    float *input_layernorm;          // (C)      model.layers.{l}.input_layernorm.weight
+    plm_mat q_proj;                  // (H*D, C) model.layers.{l}.self_attn.q_proj.weight
+    plm_mat k_proj;                  // (K*D, C) model.layers.{l}.self_attn.k_proj.weight
+    plm_mat v_proj;                  // (K*D, C) model.layers.{l}.self_attn.v_proj.weight
+    plm_mat o_proj;                  // (C, H*D) model.layers.{l}.self_attn.o_proj.weight
+    float *post_attention_layernorm; // (C)      model.layers.{l}.post_attention_layernorm.weight
+    plm_mat gate_proj;               // (F, C)   model.layers.{l}.mlp.gate_proj.weight
+    plm_mat up_proj;                 // (F, C)   model.layers.{l}.mlp.up_proj.weight
+    plm_mat down_proj;               // (C, F)   model.layers.{l}.mlp.down_proj.weight
+} plm_layer;
+
+struct plm_model {
+    plm_config config;        // the blueprint
+    plm_dtype dtype;          // in-memory dtype of the plm_mat weights: F32 or Q8_0
+    plm_tokenizer *tokenizer; // owned; NULL when the source had none
+    plm_mat embed_tokens;     // (V, C)  model.embed_tokens.weight
+    plm_layer *layers;        // (L)
+    float *norm;              // (C)     model.norm.weight
+    plm_mat lm_head;          // (V, C)  lm_head.weight; a copy of the embed_tokens descriptor when tied
+    void *block;              // the one allocation every weight pointer above points into
+    size_t block_bytes;       // its size
+};
+
+#endif

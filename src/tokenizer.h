@@ -1,0 +1,44 @@
+// tokenizer.h: what other src/ files need from the tokenizer beyond pocketlm.h: building one from
+// GGUF metadata, and reading back its vocabulary, merges and token types to write GGUF or
+// tokenizer.json files.
+#ifndef PLM_TOKENIZER_H
+#define PLM_TOKENIZER_H
+
+#include "base.h"
+
+typedef struct {
+    const char *s; // bytes, not NUL-terminated
+    size_t n;      // length
+} plm_str;
+
+// GGUF token types (tokenizer.ggml.token_type), which plm_tokenizer also keeps per token.
+enum {
+    PLM_TOKEN_TYPE_NORMAL = 1,
+    PLM_TOKEN_TYPE_UNKNOWN = 2,
+    PLM_TOKEN_TYPE_CONTROL = 3,      // special tokens: matched before BPE, "special": true
+    PLM_TOKEN_TYPE_USER_DEFINED = 4, // added tokens that are not special: matched before BPE
+    PLM_TOKEN_TYPE_UNUSED = 5,
+    PLM_TOKEN_TYPE_BYTE = 6,
+};
+
+// plm_tokenizer_from_vocab: a byte-level BPE tokenizer from GGUF-style arrays (tokens in their
+// ByteLevel-encoded form as in tokenizer.json's vocab, merges as "left right", token types as above).
+// pre names the pre-tokenizer as GGUF's tokenizer.ggml.pre does ("smollm", "gpt2", "llama-bpe", ...);
+// an unknown name is PLM_ERR_UNSUPPORTED. Copies everything it needs.
+plm_status plm_tokenizer_from_vocab(plm_tokenizer **out, const plm_str *tokens, int32_t n_tokens,
+                                    const plm_str *merges, int32_t n_merges,
+                                    const int32_t *token_types, const char *pre, plm_error *err);
+
+// Read back, for writers. Returned plm_str point into the tokenizer and live as long as it.
+plm_str plm_tokenizer_token_text(const plm_tokenizer *t, int32_t id); // vocab form ("Ġthe")
+int32_t plm_tokenizer_token_type(const plm_tokenizer *t, int32_t id);
+int32_t plm_tokenizer_n_merges(const plm_tokenizer *t);
+plm_str plm_tokenizer_merge(const plm_tokenizer *t, int32_t i); // "left right", rank order
+const char *plm_tokenizer_pre(const plm_tokenizer *t);          // GGUF pre-tokenizer name
+
+// plm_tokenizer_save_dir: write tokenizer.json and tokenizer_config.json into dir (atomically),
+// in the form Hugging Face tokenizers and transformers.js load; bos/eos ids name the config's tokens.
+plm_status plm_tokenizer_save_dir(const plm_tokenizer *t, const char *dir, int32_t bos_id,
+                                  int32_t eos_id, plm_error *err);
+
+#endif

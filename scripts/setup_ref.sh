@@ -1,0 +1,79 @@
+#!/bin/sh
+# setup_ref.sh — install the PyTorch reference stack (oracle for tests/make_ref.py,
+# scripts/ref_real.py, scripts/bench_torch.py) into the SYSTEM python /usr/bin/python3.
+# Not needed for `make test`: the generated fixtures in tests/ref/ are committed.
+# Idempotent; run as root on Debian 12. Only Debian and PyPI are used.
+# Versions are pinned; tests/ref/README.md records them. torch is Debian's 1.13.1, which
+# is why transformers/peft are pinned to releases that still support torch 1.13.
+set -eu
+
+PY=/usr/bin/python3
+APT_PKGS="python3-torch libopenblas-dev python3-numpy python3-pip"
+# PIP_PKGS need no torch. PIP_NODEPS declare `torch>=1.13.0`, which Debian's "1.13.0a0+gitunknown"
+# (a pre-release) does not satisfy, so pip would pull a 5 GB CUDA torch from PyPI: install them
+# with --no-deps (their other needs — numpy, psutil, pyyaml, packaging — are already present).
+PIP_PKGS="transformers==4.44.2 tokenizers==0.19.1 safetensors==0.4.5 huggingface_hub==0.36.2 gguf==0.10.0 sentencepiece==0.2.0"
+PIP_NODEPS="peft==0.12.0 accelerate==0.34.2"
+
+# ---- apt: one call, so libopenblas-dev comes with torch (45x slower without it) ----
+missing=""
+for p in $APT_PKGS; do
+    if ! dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed'; then
+        missing="$missing $p"
+    fi
+done
+if [ -n "$missing" ]; then
+    echo "setup_ref: apt installing:$missing"
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $APT_PKGS
+else
+    echo "setup_ref: apt packages present"
+fi
+
+# ---- pip: pinned, into the system python ----
+need_pip=0
+for spec in $PIP_PKGS $PIP_NODEPS; do
+    name=${spec%%==*}
+    want=${spec#*==}
+    have=$($PY -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p')
+    if [ "$have" != "$want" ]; then need_pip=1; fi
+done
+if [ $need_pip -eq 1 ]; then
+    echo "setup_ref: pip installing $PIP_PKGS $PIP_NODEPS"
+    # shellcheck disable=SC2086
+    $PY -m pip install -q --root-user-action=ignore --break-system-packages $PIP_PKGS
+    # shellcheck disable=SC2086
+    $PY -m pip install -q --root-user-action=ignore --break-system-packages --no-deps $PIP_NODEPS
+else
+    echo "setup_ref: pip packages present"
+fi
+
+# ---- verify ----
+$PY - <<'EOF'
+import torch, numpy, transformers, tokenizers, safetensors, peft, accelerate, gguf, sentencepiece
+from transformers import LlamaForCausalLM, LlamaConfig
+from importlib.metadata import version
+assert torch.__file__.startswith("/usr/lib/python3/dist-packages/"), \
+    f"torch must be Debian's python3-torch, got {torch.__file__}"
+for m in ["torch", "numpy", "transformers", "tokenizers", "safetensors", "huggingface_hub", "peft",
+          "accelerate", "gguf", "sentencepiece"]:
+    v = torch.__version__ if m == "torch" else version(m)
+    print(f"setup_ref: {m} {v}")
+cfg = LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                  num_key_value_heads=1, vocab_size=32)
+m = LlamaForCausalLM(cfg).eval()
+with torch.no_grad():
+    out = m(torch.tensor([[1, 2, 3]])).logits
+assert out.shape == (1, 3, 32)
+import os, time, warnings
+# Debian torch calls the generic libblas.so.3, which the alternatives system points at OpenBLAS.
+blas = os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")
+a, b = torch.randn(576, 1536), torch.randn(1536, 512)
+a @ b
+t = time.perf_counter(); [a @ b for _ in range(10)]; dt = time.perf_counter() - t
+gf = 10 * 2 * 576 * 1536 * 512 / dt / 1e9
+print(f"setup_ref: libblas.so.3 -> {blas}; sgemm 576x1536x512 {gf:.0f} GFLOP/s")
+assert "openblas" in blas and gf > 20, "slow BLAS: install libopenblas-dev (same apt call as torch)"
+print("setup_ref: ok")
+EOF

@@ -30,6 +30,28 @@ int cli_float(const char *cmd, const char *flag, const char *s, double lo, doubl
 // cli_value: the value of flag at argv[*i] (advancing *i), or NULL after a usage error.
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 
+// Options shared by the commands that run a model (-m, --dtype, --threads, --ctx).
+typedef struct {
+    const char *model;   // -m PATH
+    plm_dtype dtype;     // --dtype f32|q8_0
+    int32_t n_threads;   // --threads (0 = cores)
+    int32_t n_ctx;       // --ctx (0 = default)
+} cli_model_opts;
+
+// cli_model_flag: if argv[*i] is one of the model options, parse it (advancing *i) and return 1;
+// return 0 if it is not; -1 after a usage error.
+int cli_model_flag(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o);
+// cli_open: load o->model and create a session; prints the error and returns non-zero on failure.
+int cli_open(const char *cmd, const cli_model_opts *o, plm_model **model, plm_session **session);
+#define CLI_MODEL_HELP                                                                            \
+    "  -m PATH          model: an HF directory or a .gguf file\n"                                 \
+    "  --dtype T        weights in memory: f32 (default) or q8_0\n"                               \
+    "  --threads N      threads (default: all cores)\n"                                           \
+    "  --ctx N          context positions (default: min(2048, the model's))\n"
+
+// cli_read_file: the whole file (NUL-terminated; free() it), or NULL after printing an error.
+char *cli_read_file(const char *cmd, const char *path, size_t *len);
+
 // cli_print_json_str: s (n bytes) as a JSON string to stdout.
 void cli_print_json_str(const char *s, size_t n);
 

@@ -77,6 +77,84 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
+int cli_model_flag(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o) {
+    const char *a = argv[*i], *v;
+    long n;
+    if (strcmp(a, "-m") && strcmp(a, "--model") && strcmp(a, "--dtype") && strcmp(a, "--threads") &&
+        strcmp(a, "--ctx"))
+        return 0;
+    if (!(v = cli_value(cmd, argc, argv, i))) return -1;
+    if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
+    else if (!strcmp(a, "--dtype")) {
+        if (plm_dtype_parse(v, &o->dtype) != PLM_OK ||
+            (o->dtype != PLM_DTYPE_F32 && o->dtype != PLM_DTYPE_Q8_0)) {
+            cli_usage_error(cmd, "--dtype wants f32 or q8_0, got '%s'", v);
+            return -1;
+        }
+    } else if (!strcmp(a, "--threads")) {
+        if (cli_int(cmd, a, v, 1, 256, &n)) return -1;
+        o->n_threads = (int32_t)n;
+    } else {
+        if (cli_int(cmd, a, v, 1, 1 << 20, &n)) return -1;
+        o->n_ctx = (int32_t)n;
+    }
+    return 1;
+}
+
+int cli_open(const char *cmd, const cli_model_opts *o, plm_model **model, plm_session **session) {
+    plm_error err = {0};
+    *model = NULL;
+    *session = NULL;
+    if (!o->model) return cli_usage_error(cmd, "-m MODEL is required");
+    plm_load_params lp = plm_load_default_params();
+    lp.dtype = o->dtype;
+    if (plm_model_load(model, o->model, &lp, &err) != PLM_OK) return cli_error(cmd, &err);
+    plm_session_params sp = plm_session_default_params();
+    sp.n_threads = o->n_threads;
+    sp.n_ctx = o->n_ctx;
+    if (plm_session_create(session, *model, &sp, &err) != PLM_OK) {
+        plm_model_free(*model);
+        *model = NULL;
+        return cli_error(cmd, &err);
+    }
+    return 0;
+}
+
+char *cli_read_file(const char *cmd, const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    if (!f) {
+        fprintf(stderr, "pocketlm %s: %s: cannot open\n", cmd, path);
+        return NULL;
+    }
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap * 2 + 65536;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f) || !buf;
+    fclose(f);
+    if (bad) {
+        fprintf(stderr, "pocketlm %s: %s: read error\n", cmd, path);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
 void cli_print_json_str(const char *s, size_t n) {
     putchar('"');
     for (size_t i = 0; i < n; i++) {

@@ -172,8 +172,10 @@ const float *plm_session_logits(const plm_session *s);
 plm_status plm_session_decode_all(plm_session *s, const int32_t *ids, int32_t n, float *out,
                                   plm_error *err);
 
+const plm_model *plm_session_model(const plm_session *s); // the model the session borrows
 int32_t plm_session_n_past(const plm_session *s); // tokens in the KV cache
 int32_t plm_session_n_ctx(const plm_session *s);  // capacity of the KV cache
+int32_t plm_session_n_threads(const plm_session *s); // threads used, the caller included
 // plm_session_truncate: keep the first n tokens of the cache (n <= n_past); 0 resets.
 void plm_session_truncate(plm_session *s, int32_t n);
 

@@ -1,0 +1,257 @@
+// generate.c: `pocketlm generate` (continue a prompt) and `pocketlm paraphrase` (the task template
+// of DESIGN.md). Both stream text to stdout as it is produced; --json prints one object instead.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+#define MAX_STOPS 16
+#define TASK_PREFIX "Rephrase the following:\nInput: "
+#define TASK_OUTPUT "\nOutput: "
+#define TASK_START "<|OUTPUT_START|>"
+#define TASK_END "<|OUTPUT_END|>"
+
+typedef struct {
+    cli_model_opts model;
+    plm_generate_params gen;
+    const char *stop_strings[MAX_STOPS];
+    int json;
+    int seed_set;
+} gen_opts;
+
+#define GEN_HELP                                                                                  \
+    "  -n N             new tokens at most\n"                                                     \
+    "  --temp T         temperature; 0 = greedy\n"                                                \
+    "  --top-k K        keep the K most likely tokens (0 = off)\n"                                \
+    "  --top-p P        nucleus sampling (1 = off)\n"                                             \
+    "  --min-p P        drop tokens below P times the best probability (0 = off)\n"              \
+    "  --repeat-penalty R  HF repetition penalty (1 = off)\n"                                     \
+    "  --seed S         random seed (default: from the clock)\n"                                  \
+    "  --stop STR       stop when STR appears (repeatable)\n"                                     \
+    "  --json           print one JSON object: text, tokens, counts, stop_reason, speeds\n"
+
+// gen_flag: parse one sampling/generation flag at argv[*i]; 1 consumed, 0 not ours, -1 error.
+static int gen_flag(const char *cmd, int argc, char **argv, int *i, gen_opts *o) {
+    const char *a = argv[*i], *v;
+    long n;
+    double x;
+    plm_sampler_params *sp = &o->gen.sampler;
+    int r = cli_model_flag(cmd, argc, argv, i, &o->model);
+    if (r != 0) return r;
+    if (!strcmp(a, "--json")) return o->json = 1;
+    if (strcmp(a, "-n") && strcmp(a, "--temp") && strcmp(a, "--top-k") && strcmp(a, "--top-p") &&
+        strcmp(a, "--min-p") && strcmp(a, "--repeat-penalty") && strcmp(a, "--seed") &&
+        strcmp(a, "--stop"))
+        return 0;
+    if (!(v = cli_value(cmd, argc, argv, i))) return -1;
+    if (!strcmp(a, "-n")) {
+        if (cli_int(cmd, a, v, 0, 1 << 20, &n)) return -1;
+        o->gen.max_tokens = (int32_t)n;
+    } else if (!strcmp(a, "--temp")) {
+        if (cli_float(cmd, a, v, 0, 100, &x)) return -1;
+        sp->temperature = (float)x;
+    } else if (!strcmp(a, "--top-k")) {
+        if (cli_int(cmd, a, v, 0, 1 << 24, &n)) return -1;
+        sp->top_k = (int32_t)n;
+    } else if (!strcmp(a, "--top-p")) {
+        if (cli_float(cmd, a, v, 1e-6, 1, &x)) return -1;
+        sp->top_p = (float)x;
+    } else if (!strcmp(a, "--min-p")) {
+        if (cli_float(cmd, a, v, 0, 1, &x)) return -1;
+        sp->min_p = (float)x;
+    } else if (!strcmp(a, "--repeat-penalty")) {
+        if (cli_float(cmd, a, v, 1e-3, 100, &x)) return -1;
+        sp->repetition_penalty = (float)x;
+    } else if (!strcmp(a, "--seed")) {
+        char *end;
+        sp->seed = strtoull(v, &end, 10);
+        if (*v == 0 || *end != 0) return cli_usage_error(cmd, "--seed wants an integer"), -1;
+        o->seed_set = 1;
+    } else {
+        if (o->gen.n_stop_strings == MAX_STOPS)
+            return cli_usage_error(cmd, "at most %d --stop strings", MAX_STOPS), -1;
+        o->stop_strings[o->gen.n_stop_strings++] = v;
+        o->gen.stop_strings = o->stop_strings;
+    }
+    return 1;
+}
+
+// sink: where on_text sends text: stdout as it comes, or a buffer for --json
+typedef struct {
+    int json;
+    char *buf;
+    size_t len, cap;
+    int oom;
+} sink;
+
+static int on_text(void *user, const char *text, size_t len) {
+    sink *k = user;
+    if (!k->json) {
+        fwrite(text, 1, len, stdout);
+        fflush(stdout);
+        return 0;
+    }
+    if (k->len + len > k->cap) {
+        size_t ncap = (k->cap + len) * 2;
+        char *nb = realloc(k->buf, ncap);
+        if (!nb) return k->oom = 1;
+        k->buf = nb;
+        k->cap = ncap;
+    }
+    memcpy(k->buf + k->len, text, len);
+    k->len += len;
+    return 0;
+}
+
+// run: generate from prompt text; streams or prints JSON. Returns the exit code.
+static int run(const char *cmd, plm_session *s, const char *prompt, gen_opts *o) {
+    const plm_model *m = plm_session_model(s);
+    const plm_tokenizer *tok = plm_model_tokenizer(m);
+    plm_error err = {0};
+    if (!tok) return fprintf(stderr, "pocketlm %s: the model has no tokenizer\n", cmd), 1;
+    size_t len = strlen(prompt);
+    int32_t n = plm_tokenizer_encode(tok, prompt, len, NULL, 0);
+    int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
+    int32_t *out = malloc(((size_t)o->gen.max_tokens + 1) * sizeof *out);
+    int rc = 1;
+    sink text = {o->json, NULL, 0, 0, 0};
+    if (n <= 0 || !ids || !out) {
+        fprintf(stderr, "pocketlm %s: %s\n", cmd, n == 0 ? "the prompt is empty" : "out of memory");
+        goto done;
+    }
+    plm_tokenizer_encode(tok, prompt, len, ids, n);
+    plm_generate_params gp = o->gen;
+    gp.on_text = on_text;
+    gp.user = &text;
+    plm_generate_result res;
+    plm_session_truncate(s, 0);
+    if (plm_generate(s, ids, n, &gp, out, o->gen.max_tokens, &res, &err) != PLM_OK) {
+        cli_error(cmd, &err);
+        goto done;
+    }
+    if (text.oom) {
+        fprintf(stderr, "pocketlm %s: out of memory\n", cmd);
+        goto done;
+    }
+    int32_t n_out = res.generated_tokens - (res.stop_reason == PLM_STOP_TOKEN);
+    double pre = res.prefill_seconds > 0 ? res.prompt_tokens / res.prefill_seconds : 0;
+    double dec = res.decode_seconds > 0 ? res.generated_tokens / res.decode_seconds : 0;
+    if (o->json) {
+        printf("{\"text\": ");
+        cli_print_json_str(text.buf ? text.buf : "", text.len);
+        printf(", \"tokens\": [");
+        for (int32_t i = 0; i < n_out; i++) printf(i ? ", %d" : "%d", out[i]);
+        printf("], \"prompt_tokens\": %d, \"generated_tokens\": %d, \"stop_reason\": \"%s\", "
+               "\"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"seed\": %llu}\n",
+               res.prompt_tokens, res.generated_tokens, plm_stop_reason_name(res.stop_reason), pre,
+               dec, (unsigned long long)o->gen.sampler.seed);
+    } else {
+        printf("\n");
+    }
+    rc = 0;
+done:
+    free(text.buf);
+    free(ids);
+    free(out);
+    return rc;
+}
+
+static void gen_defaults(gen_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->model.dtype = PLM_DTYPE_F32;
+    o->gen = plm_generate_default_params();
+}
+
+// ---- generate ----
+
+int cmd_generate(int argc, char **argv) {
+    const char *cmd = "generate", *prompt = NULL;
+    gen_opts o;
+    gen_defaults(&o);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: pocketlm generate -m MODEL -p PROMPT [options]\n"
+                   "Continues PROMPT and streams the new text to stdout.\n\n" CLI_MODEL_HELP
+                   "  -p PROMPT        the prompt text\n" GEN_HELP);
+            return 0;
+        }
+        int r = gen_flag(cmd, argc, argv, &i, &o);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (!strcmp(argv[i], "-p") || !strcmp(argv[i], "--prompt")) {
+            if (!(prompt = cli_value(cmd, argc, argv, &i))) return 2;
+        } else return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+    }
+    if (!prompt) return cli_usage_error(cmd, "-p PROMPT is required");
+    if (!o.seed_set) o.gen.sampler.seed = (uint64_t)time(NULL);
+    plm_model *m;
+    plm_session *s;
+    if (cli_open(cmd, &o.model, &m, &s)) return 1;
+    int rc = run(cmd, s, prompt, &o);
+    plm_session_free(s);
+    plm_model_free(m);
+    return rc;
+}
+
+// ---- paraphrase ----
+
+int cmd_paraphrase(int argc, char **argv) {
+    const char *cmd = "paraphrase";
+    gen_opts o;
+    gen_defaults(&o);
+    o.gen.max_tokens = 64; // the seed's defaults
+    o.gen.sampler.temperature = 0.8f;
+    o.gen.sampler.top_k = 8;
+    char **texts = calloc((size_t)argc, sizeof *texts);
+    int n_texts = 0, rc = 0;
+    if (!texts) return 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: pocketlm paraphrase -m MODEL [options] TEXT...\n"
+                   "Rephrases each TEXT with the task template; defaults top-k 8, temperature 0.8,"
+                   " 64 tokens.\n\n" CLI_MODEL_HELP GEN_HELP);
+            free(texts);
+            return 0;
+        }
+        int r = gen_flag(cmd, argc, argv, &i, &o);
+        if (r < 0) return free(texts), 2;
+        if (r > 0) continue;
+        if (argv[i][0] == '-' && argv[i][1]) return free(texts), cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        texts[n_texts++] = argv[i];
+    }
+    if (n_texts == 0) return free(texts), cli_usage_error(cmd, "give at least one TEXT");
+    if (!o.seed_set) o.gen.sampler.seed = (uint64_t)time(NULL);
+    plm_model *m;
+    plm_session *s;
+    if (cli_open(cmd, &o.model, &m, &s)) return free(texts), 1;
+    const plm_tokenizer *tok = plm_model_tokenizer(m);
+    int32_t end_id = tok ? plm_tokenizer_token_id(tok, TASK_END) : -1;
+    int has_markers = end_id >= 0 && tok && plm_tokenizer_token_id(tok, TASK_START) >= 0;
+    const char *suffix = has_markers ? TASK_OUTPUT TASK_START : TASK_OUTPUT;
+    if (has_markers) {
+        o.gen.stop_tokens = &end_id;
+        o.gen.n_stop_tokens = 1;
+    } else {
+        fprintf(stderr, "pocketlm paraphrase: note: the model has no %s/%s tokens (not fine-tuned "
+                        "for the task): using the plain template, stopping at a newline\n",
+                TASK_START, TASK_END);
+        if (o.gen.n_stop_strings < MAX_STOPS) o.stop_strings[o.gen.n_stop_strings++] = "\n";
+        o.gen.stop_strings = o.stop_strings;
+    }
+    for (int k = 0; k < n_texts && rc == 0; k++) {
+        size_t n = strlen(TASK_PREFIX) + strlen(texts[k]) + strlen(suffix) + 1;
+        char *prompt = malloc(n);
+        if (!prompt) rc = 1;
+        else {
+            snprintf(prompt, n, "%s%s%s", TASK_PREFIX, texts[k], suffix);
+            rc = run(cmd, s, prompt, &o);
+            free(prompt);
+        }
+    }
+    free(texts);
+    plm_session_free(s);
+    plm_model_free(m);
+    return rc;
+}

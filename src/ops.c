@@ -1,0 +1,113 @@
+// ops.c: the layers of LlamaForCausalLM (HF transformers modeling_llama.py: LlamaRMSNorm,
+// LlamaRotaryEmbedding + apply_rotary_pos_emb, eager attention with repeat_kv, LlamaMLP) as scalar
+// C with shape comments. These are both the reference and the implementation: the matmuls, where
+// the time goes, live in matmul.c.
+#include "ops.h"
+
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+// ---- embedding ----
+
+void plm_embedding_forward(float *out, const int32_t *ids, const plm_mat *w, int T) {
+    for (int t = 0; t < T; t++) plm_mat_row(out + (size_t)t * w->cols, w, ids[t]);
+}
+
+// ---- rmsnorm ----
+
+void plm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int T, int C,
+                         float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *x = inp + (size_t)t * C;
+        float *o = out + (size_t)t * C;
+        float ss = 0.0f;
+        for (int c = 0; c < C; c++) ss += x[c] * x[c];
+        float r = 1.0f / sqrtf(ss / (float)C + eps);
+        // HF: weight * (x * rstd), in that order of rounding
+        for (int c = 0; c < C; c++) o[c] = w[c] * (x[c] * r);
+        if (rstd) rstd[t] = r;
+    }
+}
+
+// ---- rope ----
+
+void plm_rope_table(float *cos_t, float *sin_t, int n_pos, int D, float theta) {
+    int half = D / 2;
+    for (int i = 0; i < half; i++) {
+        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)D);
+        for (int p = 0; p < n_pos; p++) {
+            float angle = (float)p * inv_freq;
+            cos_t[(size_t)p * half + i] = cosf(angle);
+            sin_t[(size_t)p * half + i] = sinf(angle);
+        }
+    }
+}
+
+void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0, int T, int NH,
+                      int D) {
+    int half = D / 2;
+    for (int t = 0; t < T; t++) {
+        const float *c = cos_t + (size_t)(pos0 + t) * half;
+        const float *s = sin_t + (size_t)(pos0 + t) * half;
+        for (int h = 0; h < NH; h++) {
+            float *xh = x + ((size_t)t * NH + h) * D;
+            for (int i = 0; i < half; i++) {
+                float x1 = xh[i], x2 = xh[i + half];
+                xh[i] = x1 * c[i] - x2 * s[i];
+                xh[i + half] = x2 * c[i] + x1 * s[i];
+            }
+        }
+    }
+}
+
+// ---- attention ----
+
+void plm_attention_forward(float *out, float *att, int att_stride, const float *q, const float *k,
+                           const float *v, int T, int P, int H, int K, int D, int i0, int i1) {
+    assert(i0 >= 0 && i1 <= T * H && H % K == 0);
+    int group = H / K; // query heads per KV head (repeat_kv)
+    float scale = 1.0f / sqrtf((float)D);
+    for (int i = i0; i < i1; i++) {
+        int t = i / H, h = i % H, kh = h / group;
+        int n = P + t + 1; // causal: keys 0 .. P+t
+        const float *qt = q + ((size_t)t * H + h) * D;
+        float *a = att + ((size_t)t * H + h) * att_stride;
+        // scores and their max, for a stable softmax
+        float mx = -INFINITY;
+        for (int s = 0; s < n; s++) {
+            const float *ks = k + ((size_t)s * K + kh) * D;
+            float dot = 0.0f;
+            for (int d = 0; d < D; d++) dot += qt[d] * ks[d];
+            a[s] = dot * scale;
+            if (a[s] > mx) mx = a[s];
+        }
+        float sum = 0.0f;
+        for (int s = 0; s < n; s++) {
+            a[s] = expf(a[s] - mx);
+            sum += a[s];
+        }
+        float inv = 1.0f / sum;
+        for (int s = 0; s < n; s++) a[s] *= inv;
+        // out = att @ v
+        float *o = out + ((size_t)t * H + h) * D;
+        memset(o, 0, (size_t)D * sizeof *o);
+        for (int s = 0; s < n; s++) {
+            const float *vs = v + ((size_t)s * K + kh) * D;
+            for (int d = 0; d < D; d++) o[d] += a[s] * vs[d];
+        }
+    }
+}
+
+// ---- mlp ----
+
+void plm_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void plm_residual_forward(float *out, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] += inp[i];
+}

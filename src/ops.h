@@ -1,0 +1,48 @@
+// ops.h: every layer of the Llama forward pass as a plain function on float arrays (pointers and
+// ints only, never model structs), in llm.c argument order: outputs, saved-for-backward buffers,
+// inputs, weights, dims. The loop over layers lives in session.c; the matmul lives in matmul.h.
+//
+// Dimension letters, used as local names everywhere:
+//   T tokens in this call   P positions already in the KV cache   S = P + T
+//   C hidden_size   H heads   K KV heads   D head dim   F intermediate_size   V vocab   L layers
+#ifndef PLM_OPS_H
+#define PLM_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "matmul.h"
+
+// out (T, C) = rows ids (T) of the embedding w (V, C).
+void plm_embedding_forward(float *out, const int32_t *ids, const plm_mat *w, int T);
+
+// RMSNorm (HF LlamaRMSNorm): out = inp * rstd * w, rstd = 1 / sqrt(mean(inp^2) + eps).
+// out (T, C), rstd (T) saved for backward (may be NULL), inp (T, C), w (C). out may alias inp.
+void plm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int T, int C,
+                         float eps);
+
+// plm_rope_table: cos and sin (n_pos, D/2) for positions 0..n_pos-1, computed in f32 as HF does:
+// inv_freq[i] = 1 / theta^(2i/D), angle = pos * inv_freq[i].
+void plm_rope_table(float *cos_t, float *sin_t, int n_pos, int D, float theta);
+
+// RoPE in HF's rotate_half convention: dimension i pairs with i + D/2 (not Meta's (2i, 2i+1)):
+//   x'[i] = x[i] cos - x[i+D/2] sin,   x'[i+D/2] = x[i+D/2] cos + x[i] sin.
+// x (T, NH*D) in place, for tokens at positions pos0 .. pos0+T-1; cos_t, sin_t (>= pos0+T, D/2).
+void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0, int T, int NH,
+                      int D);
+
+// Causal grouped-query attention of T new queries at positions P..P+T-1 over S = P+T keys.
+// out (T, H*D); att (T, H, att_stride) saved softmax probabilities (att_stride >= S);
+// q (T, H*D); k, v (S, K*D) (the cache rows 0..S-1, the new ones included); query head h reads
+// KV head h / (H/K). Computes the (t, h) pairs with index t*H+h in [i0, i1): callers split that range
+// over threads; each pair is computed by one thread in a fixed order.
+void plm_attention_forward(float *out, float *att, int att_stride, const float *q, const float *k,
+                           const float *v, int T, int P, int H, int K, int D, int i0, int i1);
+
+// SwiGLU (HF LlamaMLP): out = silu(gate) * up, silu(x) = x / (1 + exp(-x)). out, gate, up (n).
+void plm_swiglu_forward(float *out, const float *gate, const float *up, size_t n);
+
+// out (n) += inp (n): the residual connection.
+void plm_residual_forward(float *out, const float *inp, size_t n);
+
+#endif

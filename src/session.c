@@ -1,0 +1,215 @@
+// session.c: plm_session, the inference state of one conversation: the KV cache, the RoPE table,
+// the activation buffers of one chunk of tokens, and the loop over layers (HF LlamaModel.forward).
+// Prompts are processed in chunks of at most CHUNK tokens (matrix-matrix work), single tokens as
+// matrix-vector work; both go through the same code, so a prompt decoded token by token gives the
+// same logits as the prompt decoded at once (tested).
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "ops.h"
+#include "pool.h"
+
+#define CHUNK 128 // tokens per forward call, bounds the activation buffers
+
+struct plm_session {
+    const plm_model *model; // borrowed; outlives the session
+    plm_pool *pool;         // owned worker threads
+    int n_ctx;              // KV cache capacity (positions)
+    int n_past;             // positions filled
+    float *k_cache;         // (L, n_ctx, K*D) keys after RoPE
+    float *v_cache;         // (L, n_ctx, K*D) values
+    float *cos_t, *sin_t;   // (n_ctx, D/2) RoPE table
+    float *x;               // (CHUNK, C) the residual stream
+    float *xn;              // (CHUNK, C) normalized input of a sublayer, or a sublayer's output
+    float *q;               // (CHUNK, H*D) queries
+    float *att_out;         // (CHUNK, H*D) attention output before o_proj
+    float *att;             // (CHUNK, H, n_ctx) softmax probabilities
+    float *gate, *up;       // (CHUNK, F) MLP hidden
+    float *logits;          // (V) logits of the last token
+    void *scratch;          // matmul scratch (quantized activations)
+};
+
+plm_session_params plm_session_default_params(void) {
+    plm_session_params p = {0, 0};
+    return p;
+}
+
+void plm_session_free(plm_session *s) {
+    if (!s) return;
+    plm_pool_free(s->pool);
+    free(s->k_cache);
+    free(s->v_cache);
+    free(s->cos_t);
+    free(s->sin_t);
+    plm_free_aligned(s->x);
+    plm_free_aligned(s->xn);
+    plm_free_aligned(s->q);
+    plm_free_aligned(s->att_out);
+    free(s->att);
+    plm_free_aligned(s->gate);
+    plm_free_aligned(s->up);
+    plm_free_aligned(s->logits);
+    plm_free_aligned(s->scratch);
+    free(s);
+}
+
+plm_status plm_session_create(plm_session **out, const plm_model *model,
+                              const plm_session_params *params, plm_error *err) {
+    if (!out || !model) return plm_fail(err, PLM_ERR_ARG, "plm_session_create: NULL argument");
+    *out = NULL;
+    plm_session_params p = params ? *params : plm_session_default_params();
+    const plm_config *cfg = &model->config;
+    int max_pos = cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings : 2048;
+    if (p.n_ctx == 0) p.n_ctx = max_pos < 2048 ? max_pos : 2048;
+    if (p.n_ctx < 1 || p.n_ctx > 1 << 20)
+        return plm_fail(err, PLM_ERR_ARG, "n_ctx %d: want 1 .. %d", p.n_ctx, 1 << 20);
+    if (p.n_threads == 0) p.n_threads = plm_n_cores();
+    if (p.n_threads < 1 || p.n_threads > 256)
+        return plm_fail(err, PLM_ERR_ARG, "n_threads %d: want 1 .. 256", p.n_threads);
+    size_t C = (size_t)cfg->hidden_size, H = (size_t)cfg->num_attention_heads;
+    size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim;
+    size_t F = (size_t)cfg->intermediate_size, V = (size_t)cfg->vocab_size;
+    size_t L = (size_t)cfg->num_hidden_layers, N = (size_t)p.n_ctx;
+    size_t maxin = C > H * D ? C : H * D;
+    if (F > maxin) maxin = F;
+    plm_session *s = plm_alloc(1, sizeof *s);
+    if (!s) return plm_fail(err, PLM_ERR_NOMEM, "out of memory creating a session");
+    s->model = model;
+    s->n_ctx = p.n_ctx;
+    // the cache and attention buffers are calloc'd: pages are only touched as positions fill
+    s->k_cache = plm_alloc(L * N, K * D * sizeof(float));
+    s->v_cache = plm_alloc(L * N, K * D * sizeof(float));
+    s->cos_t = plm_alloc(N * (D / 2), sizeof(float));
+    s->sin_t = plm_alloc(N * (D / 2), sizeof(float));
+    s->x = plm_alloc_aligned(CHUNK * C, sizeof(float));
+    s->xn = plm_alloc_aligned(CHUNK * C, sizeof(float));
+    s->q = plm_alloc_aligned(CHUNK * H * D, sizeof(float));
+    s->att_out = plm_alloc_aligned(CHUNK * H * D, sizeof(float));
+    s->att = plm_alloc(CHUNK * H * N, sizeof(float));
+    s->gate = plm_alloc_aligned(CHUNK * F, sizeof(float));
+    s->up = plm_alloc_aligned(CHUNK * F, sizeof(float));
+    s->logits = plm_alloc_aligned(V, sizeof(float));
+    s->scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(CHUNK, (int32_t)maxin), 1);
+    s->pool = plm_pool_create(p.n_threads);
+    if (!s->k_cache || !s->v_cache || !s->cos_t || !s->sin_t || !s->x || !s->xn || !s->q ||
+        !s->att_out || !s->att || !s->gate || !s->up || !s->logits || !s->scratch || !s->pool) {
+        plm_session_free(s);
+        return plm_fail(err, PLM_ERR_NOMEM, "out of memory creating a session of %d positions",
+                        p.n_ctx);
+    }
+    plm_rope_table(s->cos_t, s->sin_t, p.n_ctx, (int)D, cfg->rope_theta);
+    *out = s;
+    return PLM_OK;
+}
+
+// ---- attention over threads ----
+
+typedef struct {
+    float *out, *att;
+    const float *q, *k, *v;
+    int att_stride, T, P, H, K, D;
+} attention_job;
+
+static void attention_worker(void *ctx, int ith, int nth) {
+    attention_job *j = ctx;
+    int n = j->T * j->H;
+    int i0 = (int)((long)n * ith / nth), i1 = (int)((long)n * (ith + 1) / nth);
+    plm_attention_forward(j->out, j->att, j->att_stride, j->q, j->k, j->v, j->T, j->P, j->H, j->K,
+                          j->D, i0, i1);
+}
+
+// ---- the forward pass of one chunk ----
+
+// forward: T (<= CHUNK) tokens at positions n_past..n_past+T-1; appends them to the cache.
+// logits_out (T, V) receives every position's logits when not NULL, else s->logits the last one's.
+static void forward(plm_session *s, const int32_t *ids, int T, float *logits_out) {
+    const plm_model *m = s->model;
+    const plm_config *cfg = &m->config;
+    int C = cfg->hidden_size, H = cfg->num_attention_heads, K = cfg->num_key_value_heads;
+    int D = cfg->head_dim, F = cfg->intermediate_size, L = cfg->num_hidden_layers;
+    int P = s->n_past;
+    float eps = cfg->rms_norm_eps;
+    size_t KD = (size_t)K * D;
+    plm_embedding_forward(s->x, ids, &m->embed_tokens, T);
+    for (int l = 0; l < L; l++) {
+        const plm_layer *w = &m->layers[l];
+        float *kc = s->k_cache + (size_t)l * s->n_ctx * KD; // (n_ctx, K*D) this layer's keys
+        float *vc = s->v_cache + (size_t)l * s->n_ctx * KD;
+        // attention block: x += o_proj(attention(rope(q), rope(k), v))
+        plm_rmsnorm_forward(s->xn, NULL, s->x, w->input_layernorm, T, C, eps);
+        plm_matmul(s->pool, s->q, s->xn, &w->q_proj, T, s->scratch);
+        plm_matmul(s->pool, kc + (size_t)P * KD, s->xn, &w->k_proj, T, s->scratch);
+        plm_matmul(s->pool, vc + (size_t)P * KD, s->xn, &w->v_proj, T, s->scratch);
+        plm_rope_forward(s->q, s->cos_t, s->sin_t, P, T, H, D);
+        plm_rope_forward(kc + (size_t)P * KD, s->cos_t, s->sin_t, P, T, K, D);
+        attention_job job = {s->att_out, s->att, s->q, kc, vc, s->n_ctx, T, P, H, K, D};
+        plm_pool_run(s->pool, attention_worker, &job);
+        plm_matmul(s->pool, s->xn, s->att_out, &w->o_proj, T, s->scratch);
+        plm_residual_forward(s->x, s->xn, (size_t)T * C);
+        // MLP block: x += down_proj(silu(gate_proj(xn)) * up_proj(xn))
+        plm_rmsnorm_forward(s->xn, NULL, s->x, w->post_attention_layernorm, T, C, eps);
+        plm_matmul(s->pool, s->gate, s->xn, &w->gate_proj, T, s->scratch);
+        plm_matmul(s->pool, s->up, s->xn, &w->up_proj, T, s->scratch);
+        plm_swiglu_forward(s->gate, s->gate, s->up, (size_t)T * F);
+        plm_matmul(s->pool, s->xn, s->gate, &w->down_proj, T, s->scratch);
+        plm_residual_forward(s->x, s->xn, (size_t)T * C);
+    }
+    s->n_past += T;
+    if (logits_out) {
+        plm_rmsnorm_forward(s->xn, NULL, s->x, m->norm, T, C, eps);
+        plm_matmul(s->pool, logits_out, s->xn, &m->lm_head, T, s->scratch);
+    } else { // only the last position's logits are needed
+        plm_rmsnorm_forward(s->xn, NULL, s->x + (size_t)(T - 1) * C, m->norm, 1, C, eps);
+        plm_matmul(s->pool, s->logits, s->xn, &m->lm_head, 1, s->scratch);
+    }
+}
+
+// ---- public entry points ----
+
+static plm_status check_ids(const plm_session *s, const int32_t *ids, int32_t n, plm_error *err) {
+    if (!ids || n < 1) return plm_fail(err, PLM_ERR_ARG, "decode: no tokens");
+    if (n > s->n_ctx - s->n_past)
+        return plm_fail(err, PLM_ERR_ARG,
+                        "decode: %d tokens do not fit in the context: %d of %d positions used", n,
+                        s->n_past, s->n_ctx);
+    int32_t V = s->model->config.vocab_size;
+    for (int32_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return plm_fail(err, PLM_ERR_ARG, "decode: token %d at index %d out of range [0, %d)",
+                            ids[i], i, V);
+    return PLM_OK;
+}
+
+plm_status plm_session_decode(plm_session *s, const int32_t *ids, int32_t n, plm_error *err) {
+    if (!s) return plm_fail(err, PLM_ERR_ARG, "decode: NULL session");
+    plm_status st = check_ids(s, ids, n, err);
+    if (st != PLM_OK) return st;
+    for (int32_t i = 0; i < n; i += CHUNK)
+        forward(s, ids + i, n - i < CHUNK ? n - i : CHUNK, NULL);
+    return PLM_OK;
+}
+
+plm_status plm_session_decode_all(plm_session *s, const int32_t *ids, int32_t n, float *out,
+                                  plm_error *err) {
+    if (!s || !out) return plm_fail(err, PLM_ERR_ARG, "decode_all: NULL argument");
+    plm_status st = check_ids(s, ids, n, err);
+    if (st != PLM_OK) return st;
+    size_t V = (size_t)s->model->config.vocab_size;
+    for (int32_t i = 0; i < n; i += CHUNK) {
+        int T = n - i < CHUNK ? n - i : CHUNK;
+        forward(s, ids + i, T, out + (size_t)i * V);
+    }
+    memcpy(s->logits, out + (size_t)(n - 1) * V, V * sizeof(float));
+    return PLM_OK;
+}
+
+const float *plm_session_logits(const plm_session *s) { return s->logits; }
+const plm_model *plm_session_model(const plm_session *s) { return s->model; }
+int32_t plm_session_n_past(const plm_session *s) { return s->n_past; }
+int32_t plm_session_n_ctx(const plm_session *s) { return s->n_ctx; }
+int32_t plm_session_n_threads(const plm_session *s) { return plm_pool_size(s->pool); }
+
+void plm_session_truncate(plm_session *s, int32_t n) {
+    if (n >= 0 && n < s->n_past) s->n_past = n;
+}

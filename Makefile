@@ -15,7 +15,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test check san fuzz bench model ref loc clean help setup
+.PHONY: all test check san fuzz bench model ref loc clean help setup ci demo
 
 all: $(BUILD)/pocketlm
 
@@ -50,8 +50,20 @@ fuzz:
 # check: the gate before every push, and what CI runs.
 check: all test san fuzz
 
+setup:
+	@sh scripts/setup.sh
+
 model:
 	@sh scripts/get_model.sh
+
+# ci: the README's test command and what .ci/run runs: install, fetch the model, check.
+ci: setup model
+	$(MAKE) check
+
+MODEL ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
+# demo: the README's main command: build, fetch the model, paraphrase and generate on the CLI.
+demo: setup model all
+	@sh scripts/demo.sh $(MODEL)
 
 bench: $(BUILD)/pocketlm
 	@sh scripts/bench.sh
@@ -63,4 +75,4 @@ clean:
 	rm -rf build
 
 help:
-	@echo "targets: all test san fuzz check model bench loc clean"
+	@echo "targets: all demo test san fuzz check ci setup model bench loc clean"

@@ -32,7 +32,7 @@ static int test_passed, test_failed;
     } while (0)
 
 // close_report: allclose of x against reference r (n); returns 1 when every element passes.
-static int close_report(const char *name, const float *x, const float *r, size_t n, double atol,
+static inline int close_report(const char *name, const float *x, const float *r, size_t n, double atol,
                         double rtol, int verbose) {
     double max_abs = 0, max_rel = 0, se = 0, sr = 0;
     size_t worst = 0, bad = 0;
@@ -40,7 +40,7 @@ static int close_report(const char *name, const float *x, const float *r, size_t
         double d = fabs((double)x[i] - (double)r[i]);
         double rel = d / (fabs((double)r[i]) + 1e-30);
         int ok = d <= atol + rtol * fabs((double)r[i]) && !isnan(x[i]);
-        if (d > max_abs || isnan(x[i])) max_abs = isnan(x[i]) ? INFINITY : d, worst = i;
+        if (d > max_abs || isnan(x[i])) max_abs = isnan(x[i]) ? (double)INFINITY : d, worst = i;
         if (rel > max_rel) max_rel = rel;
         se += d * d;
         sr += (double)r[i] * (double)r[i];
@@ -51,13 +51,13 @@ static int close_report(const char *name, const float *x, const float *r, size_t
             bad++;
         }
     }
-    if (bad || verbose > 1)
+    if ((bad && verbose) || verbose > 1)
         fprintf(stderr, "  %s: n=%zu bad=%zu max_abs=%.3g max_rel=%.3g nmse=%.3g worst=%zu\n",
                 name, n, bad, max_abs, max_rel, sr > 0 ? se / sr : se, worst);
     return bad == 0;
 }
 
-static int check_close(const char *name, const float *x, const float *r, size_t n, double atol,
+static inline int check_close(const char *name, const float *x, const float *r, size_t n, double atol,
                        double rtol) {
     int ok = close_report(name, x, r, n, atol, rtol, 1);
     CHECK_MSG(ok, "%s not close (atol %g, rtol %g)", name, atol, rtol);

@@ -1,0 +1,27 @@
+#!/bin/sh
+# setup.sh: install everything pocketlm's build, tests and demo need on a fresh Debian 12 machine,
+# idempotently (run as root; a second run installs nothing). The PyTorch reference stack, needed
+# only to regenerate fixtures and for benchmarks, is scripts/setup_ref.sh.
+set -eu
+cd "$(dirname "$0")/.."
+pkgs="build-essential clang-14 libclang-rt-14-dev emscripten chromium nodejs npm unzip python3-pip \
+hyperfine ca-certificates"
+need=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
+done
+if [ -n "$need" ]; then
+    echo "setup: apt-get install$need"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
+fi
+# npm packages for the tests (exact versions from package-lock.json). --ignore-scripts: the
+# onnxruntime-node postinstall tries a download that this network does not allow.
+if [ -f package-lock.json ]; then
+    stamp=node_modules/.package-lock.json
+    if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+        echo "setup: npm ci"
+        ONNXRUNTIME_NODE_INSTALL=skip npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+    fi
+fi
+echo "setup: ok"

@@ -1,0 +1,103 @@
+// test_sampler.c: plm_sampler against its definition: greedy is argmax (first on ties), a seed
+// fixes the draws, the draws follow softmax(logits / T), and top-k, top-p, min-p and the repetition
+// penalty keep exactly the tokens HF's logits processors keep.
+#include <math.h>
+#include <string.h>
+
+#include "pocketlm.h"
+#include "test.h"
+
+static plm_sampler *make(float temp, int top_k, float top_p, float min_p, float rep, uint64_t seed) {
+    plm_sampler_params p = {temp, top_k, top_p, min_p, rep, seed};
+    plm_sampler *s = NULL;
+    plm_error err;
+    CHECK(plm_sampler_create(&s, &p, 4, &err) == PLM_OK);
+    return s;
+}
+
+// freq: share of n draws that gave each of the 4 ids
+static void freq(plm_sampler *s, const float *logits, int n, double out[4]) {
+    int c[4] = {0};
+    for (int i = 0; i < n; i++) c[plm_sampler_sample(s, logits, NULL, 0)]++;
+    for (int k = 0; k < 4; k++) out[k] = (double)c[k] / n;
+}
+
+int main(void) {
+    test_self();
+    float lg[4] = {logf(0.1f), logf(0.5f), logf(0.3f), logf(0.1f)}; // probabilities .1 .5 .3 .1
+    double f[4];
+
+    // greedy: argmax, and the first index on ties
+    plm_sampler *s = make(0, 0, 1, 0, 1, 1);
+    CHECK(plm_sampler_sample(s, lg, NULL, 0) == 1);
+    float tie[4] = {1, 3, 3, 0};
+    CHECK(plm_sampler_sample(s, tie, NULL, 0) == 1);
+    plm_sampler_free(s);
+
+    // temperature 1: frequencies follow the probabilities
+    s = make(1, 0, 1, 0, 1, 7);
+    freq(s, lg, 200000, f);
+    CHECK_MSG(fabs(f[0] - 0.1) < 0.005 && fabs(f[1] - 0.5) < 0.005 && fabs(f[2] - 0.3) < 0.005,
+              "frequencies %.3f %.3f %.3f %.3f", f[0], f[1], f[2], f[3]);
+    plm_sampler_free(s);
+
+    // temperature 2 flattens: p ~ sqrt(p)
+    s = make(2, 0, 1, 0, 1, 7);
+    freq(s, lg, 200000, f);
+    double z = sqrt(.1) * 2 + sqrt(.5) + sqrt(.3);
+    CHECK_MSG(fabs(f[1] - sqrt(.5) / z) < 0.005, "T=2: %.3f want %.3f", f[1], sqrt(.5) / z);
+    plm_sampler_free(s);
+
+    // top-k 2: only ids 1 and 2, renormalized .625 / .375
+    s = make(1, 2, 1, 0, 1, 3);
+    freq(s, lg, 100000, f);
+    CHECK(f[0] == 0 && f[3] == 0 && fabs(f[1] - 0.625) < 0.01);
+    plm_sampler_free(s);
+
+    // top-p 0.6: .5 < .6, .5 + .3 >= .6, so ids 1 and 2; top-p 0.5 keeps id 1 only
+    s = make(1, 0, 0.6f, 0, 1, 3);
+    freq(s, lg, 20000, f);
+    CHECK(f[0] == 0 && f[3] == 0 && f[1] > 0 && f[2] > 0);
+    plm_sampler_free(s);
+    s = make(1, 0, 0.5f, 0, 1, 3);
+    freq(s, lg, 2000, f);
+    CHECK(f[1] == 1.0);
+    plm_sampler_free(s);
+
+    // min-p 0.5: keep p >= .25: ids 1 and 2
+    s = make(1, 0, 1, 0.5f, 1, 3);
+    freq(s, lg, 20000, f);
+    CHECK(f[0] == 0 && f[3] == 0 && f[1] > 0 && f[2] > 0);
+    plm_sampler_free(s);
+
+    // repetition penalty 2 on seen ids: positive logits divided, negative multiplied
+    float rp[4] = {2.0f, 1.5f, -1.0f, -1.5f};
+    int32_t seen[2] = {0, 2};
+    s = make(0, 0, 1, 0, 2, 1);
+    CHECK(plm_sampler_sample(s, rp, seen, 2) == 1); // 2/2 = 1 < 1.5
+    float rn[4] = {-1.0f, -1.8f, -5, -5};
+    int32_t seen0[1] = {0};
+    CHECK(plm_sampler_sample(s, rn, seen0, 1) == 1); // -1*2 = -2 < -1.8
+    plm_sampler_free(s);
+
+    // the seed fixes the sequence; another seed gives another
+    int32_t a[64], b[64], c[64];
+    plm_sampler *s1 = make(1, 0, 1, 0, 1, 42), *s2 = make(1, 0, 1, 0, 1, 42), *s3 = make(1, 0, 1, 0, 1, 43);
+    for (int i = 0; i < 64; i++) {
+        a[i] = plm_sampler_sample(s1, lg, NULL, 0);
+        b[i] = plm_sampler_sample(s2, lg, NULL, 0);
+        c[i] = plm_sampler_sample(s3, lg, NULL, 0);
+    }
+    CHECK(!memcmp(a, b, sizeof a) && memcmp(a, c, sizeof a));
+    plm_sampler_free(s1);
+    plm_sampler_free(s2);
+    plm_sampler_free(s3);
+
+    // bad parameters are refused
+    plm_sampler_params bad = plm_sampler_default_params();
+    bad.top_p = 0;
+    plm_error err;
+    CHECK(plm_sampler_create(&s, &bad, 4, &err) == PLM_ERR_ARG);
+    plm_sampler_free(NULL);
+    return test_main_end("test_sampler");
+}

@@ -91,7 +91,7 @@ static plm_status rd_uint(cursor *c, int bytes, uint64_t *v, const char *what) {
 }
 
 static plm_status rd_str(cursor *c, plm_str *s, const char *what) {
-    uint64_t len;
+    uint64_t len = 0;
     plm_status st = rd_uint(c, 8, &len, what);
     if (st != PLM_OK) return st;
     if (len > c->n - c->i)
@@ -113,7 +113,7 @@ static plm_status rd_value(cursor *c, plm_gguf_kv *kv) {
     uint64_t count = 1;
     plm_status st = PLM_OK;
     if (type == PLM_GGUF_ARRAY) {
-        uint64_t at, n;
+        uint64_t at = 0, n = 0;
         if ((st = rd_uint(c, 4, &at, what)) != PLM_OK || (st = rd_uint(c, 8, &n, what)) != PLM_OK)
             return st;
         if (at == PLM_GGUF_ARRAY)
@@ -180,7 +180,7 @@ static plm_status rd_header(plm_gguf *g, cursor *c) {
         return plm_fail(c->err, PLM_ERR_FORMAT, "%s: not a GGUF file (magic is not \"GGUF\")",
                         c->name);
     c->i = 4;
-    uint64_t v, nt, nkv;
+    uint64_t v = 0, nt = 0, nkv = 0;
     plm_status st = rd_uint(c, 4, &v, "the version");
     if (st != PLM_OK) return st;
     if (v != 2 && v != 3)
@@ -202,7 +202,7 @@ static plm_status rd_header(plm_gguf *g, cursor *c) {
     g->tensors = plm_alloc((size_t)nt, sizeof *g->tensors);
     if (!g->kv || !g->tensors) return plm_fail(c->err, PLM_ERR_NOMEM, "%s: out of memory", c->name);
     for (int64_t k = 0; k < g->n_kv; k++) {
-        uint64_t type;
+        uint64_t type = 0;
         if ((st = rd_str(c, &g->kv[k].key, "a metadata key")) != PLM_OK ||
             (st = rd_uint(c, 4, &type, "a metadata type")) != PLM_OK)
             return st;
@@ -213,7 +213,7 @@ static plm_status rd_header(plm_gguf *g, cursor *c) {
 }
 
 static plm_status rd_tensor_info(plm_gguf_tensor *t, cursor *c) {
-    uint64_t nd, type, v;
+    uint64_t nd = 0, type = 0, v = 0;
     plm_status st;
     if ((st = rd_str(c, &t->name, "a tensor name")) != PLM_OK ||
         (st = rd_uint(c, 4, &nd, "a tensor's n_dims")) != PLM_OK)

@@ -30,6 +30,10 @@ struct plm_model {
     plm_mat lm_head;          // (V, C)  lm_head.weight; a copy of the embed_tokens descriptor when tied
     void *block;              // the one allocation every weight pointer above points into
     size_t block_bytes;       // its size
+    char *chat_template;      // owned; NULL when the source had none (kept for GGUF export)
+    int32_t pad_token_id;     // -1 when absent
+    int32_t file_tensors[6];  // tensors in the source file, per plm_dtype (for `pocketlm info`)
+    int32_t from_gguf;        // 1: loaded from a .gguf file, 0: from an HF directory
 };
 
 #endif

@@ -594,6 +594,10 @@ static plm_status fill_weight(void *user, int32_t i, float *buf, plm_error *err)
 
 // fmt_float: the shortest text that reads back as v (Python's repr style: "1e-05", "100000.0").
 static void fmt_float(char *out, size_t cap, float v) {
+    if (v == (float)(int64_t)v && v < 1e15f && v > -1e15f) {
+        snprintf(out, cap, "%.1f", (double)v);
+        return;
+    }
     for (int p = 1; p <= 9; p++) {
         snprintf(out, cap, "%.*g", p, (double)v);
         if (strtof(out, NULL) == v) break;

@@ -1,0 +1,97 @@
+// info.c: `pocketlm info -m MODEL [--dtype f32|q8_0] [--json]`: the architecture, every config value,
+// the parameter count, the file's tensor dtypes, memory for f32 and q8_0 weights, KV cache per token.
+// It reads the file's per-dtype tensor counts from struct plm_model (model.h), the one thing the
+// public API does not expose; everything else goes through pocketlm.h.
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "model.h"
+
+typedef struct {
+    const char *key; // HF config.json name
+    double v;
+    int is_float; // printed with float precision
+} info_kv;
+
+static int usage(void) {
+    printf("usage: pocketlm info -m MODEL [--dtype f32|q8_0] [--json]\n"
+           "Loads MODEL (an HF directory or a .gguf file) and prints its architecture, config,\n"
+           "parameter count, file dtypes, weight memory for f32 and q8_0, and KV cache bytes per\n"
+           "token.\n\n"
+           "  -m PATH          model\n"
+           "  --dtype T        load the weights as f32 (default) or q8_0 (shows load time and size)\n"
+           "  --json           one JSON object instead of text\n");
+    return 0;
+}
+
+// print_report: text or JSON; sizes are computed from the config so both dtypes are shown.
+static void print_report(const plm_model *m, const char *path, double load_s, int json) {
+    const plm_config *c = plm_model_config(m);
+    size_t n = plm_model_n_params(m), L = (size_t)c->num_hidden_layers;
+    size_t norms = (2 * L + 1) * (size_t)c->hidden_size, linear = n - norms;
+    size_t f32 = n * 4, q8 = linear + linear / 32 * 4 + norms * 4;
+    size_t kv = 2 * L * (size_t)c->num_key_value_heads * (size_t)c->head_dim * sizeof(float);
+    const info_kv cfg[] = {
+        {"vocab_size", c->vocab_size, 0}, {"hidden_size", c->hidden_size, 0},
+        {"intermediate_size", c->intermediate_size, 0}, {"num_hidden_layers", c->num_hidden_layers, 0},
+        {"num_attention_heads", c->num_attention_heads, 0},
+        {"num_key_value_heads", c->num_key_value_heads, 0}, {"head_dim", c->head_dim, 0},
+        {"max_position_embeddings", c->max_position_embeddings, 0},
+        {"rms_norm_eps", (double)c->rms_norm_eps, 1}, {"rope_theta", (double)c->rope_theta, 1},
+        {"tie_word_embeddings", c->tie_word_embeddings, 0}, {"bos_token_id", c->bos_token_id, 0},
+        {"eos_token_id", c->eos_token_id, 0},
+    };
+    const plm_tokenizer *tok = plm_model_tokenizer(m);
+    printf(json ? "{\"model\": " : "model                     %s\n", path);
+    if (json) cli_print_json_str(path, strlen(path));
+    printf(json ? ", \"format\": \"%s\", \"architecture\": \"LlamaForCausalLM\", \"config\": {"
+                : "format                    %s\narchitecture              LlamaForCausalLM\n",
+           m->from_gguf ? "gguf" : "hf");
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++)
+        printf(json ? "%s\"%s\": %.*g" : "%s%-25s %.*g\n", json && i ? ", " : "", cfg[i].key,
+               cfg[i].is_float ? 6 : 10, cfg[i].v);
+    printf(json ? "}, \"n_params\": %zu, \"file_dtypes\": {" : "n_params                  %zu\n"
+                                                              "file_dtypes              ",
+           n);
+    for (int d = 0, first = 1; d < 6; d++)
+        if (m->file_tensors[d]) {
+            printf(json ? "%s\"%s\": %d" : "%s %s x%d", first || !json ? "" : ", ",
+                   plm_dtype_name((plm_dtype)d), m->file_tensors[d]);
+            first = 0;
+        }
+    printf(json ? "}, \"loaded_dtype\": \"%s\", \"loaded_bytes\": %zu, \"load_seconds\": %.3f, "
+                  "\"f32_bytes\": %zu, \"q8_0_bytes\": %zu, \"kv_cache_bytes_per_token\": %zu, "
+                  "\"tokenizer_vocab\": %d}\n"
+                : "\nloaded                    %s, %zu bytes in %.3f s\nmemory_f32_bytes          %zu\n"
+                  "memory_q8_0_bytes         %zu\nkv_cache_bytes_per_token  %zu\n"
+                  "tokenizer_vocab           %d\n",
+           plm_dtype_name(plm_model_dtype(m)), plm_model_weight_bytes(m), load_s, f32, q8, kv,
+           tok ? plm_tokenizer_n_vocab(tok) : 0);
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *cmd = "info", *path = NULL, *v;
+    int json = 0;
+    plm_load_params lp = plm_load_default_params();
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage();
+        if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
+            if (!(path = cli_value(cmd, argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--dtype")) {
+            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
+            if (plm_dtype_parse(v, &lp.dtype) != PLM_OK ||
+                (lp.dtype != PLM_DTYPE_F32 && lp.dtype != PLM_DTYPE_Q8_0))
+                return cli_usage_error(cmd, "--dtype wants f32 or q8_0, got '%s'", v);
+        } else return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+    }
+    if (!path) return cli_usage_error(cmd, "-m MODEL is required");
+    plm_error err = {0};
+    plm_model *m;
+    double t0 = plm_time();
+    if (plm_model_load(&m, path, &lp, &err) != PLM_OK) return cli_error(cmd, &err);
+    print_report(m, path, plm_time() - t0, json);
+    plm_model_free(m);
+    return 0;
+}

@@ -29,6 +29,11 @@ plm_status plm_tokenizer_from_vocab(plm_tokenizer **out, const plm_str *tokens, 
                                     const plm_str *merges, int32_t n_merges,
                                     const int32_t *token_types, const char *pre, plm_error *err);
 
+// plm_tokenizer_load_json_buffer: like plm_tokenizer_load, from the len bytes of a tokenizer.json
+// held in memory (wasm, fuzzing); name is used in error messages. Copies what it needs.
+plm_status plm_tokenizer_load_json_buffer(plm_tokenizer **out, const char *text, size_t len,
+                                          const char *name, plm_error *err);
+
 // Read back, for writers. Returned plm_str point into the tokenizer and live as long as it.
 plm_str plm_tokenizer_token_text(const plm_tokenizer *t, int32_t id); // vocab form ("Ġthe")
 int32_t plm_tokenizer_token_type(const plm_tokenizer *t, int32_t id);

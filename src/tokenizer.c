@@ -624,7 +624,7 @@ static plm_status count_ids(const plm_json *j, int32_t vocab, int32_t added, int
                             "[0, %d)", where, (int)m, MAX_VOCAB);
         if (id > max_id) max_id = id;
     }
-    for (int32_t k = 0, e; (e = plm_json_at(j, added, k)) >= 0; k++) {
+    for (int32_t k = 0, e = added + 1; added >= 0 && k < j->tok[added].size; k++, e = j->tok[e].next) {
         if (plm_json_int(j, plm_json_get(j, e, "id"), 0, MAX_VOCAB - 1, &id))
             return plm_fail(err, PLM_ERR_FORMAT, "%s: added_tokens[%d].id is not an integer in "
                             "[0, %d)", where, (int)k, MAX_VOCAB);
@@ -663,7 +663,7 @@ static plm_status load_tokens(plm_tokenizer *t, const plm_json *j, int32_t vocab
         plm_status st = json_token(t, j, i, (int32_t)id, PLM_TOKEN_TYPE_NORMAL, where, err);
         if (st) return st;
     }
-    for (int32_t k = 0, e; (e = plm_json_at(j, added, k)) >= 0; k++) {
+    for (int32_t k = 0, e = added + 1; added >= 0 && k < j->tok[added].size; k++, e = j->tok[e].next) {
         int32_t content = plm_json_get(j, e, "content");
         plm_json_int(j, plm_json_get(j, e, "id"), 0, MAX_VOCAB - 1, &id);
         if (content < 0 || j->tok[content].type != PLM_JSON_STRING ||
@@ -689,7 +689,7 @@ static plm_status load_merges(plm_tokenizer *t, const plm_json *j, int32_t merge
     char *a = NULL, *b = NULL;
     size_t ca = 0, cb = 0;
     plm_status st = PLM_OK;
-    for (int32_t k = 0, e; !st && (e = plm_json_at(j, merges, k)) >= 0; k++) {
+    for (int32_t k = 0, e = merges + 1; !st && k < j->tok[merges].size; k++, e = j->tok[e].next) {
         int64_t na, nb = -1;
         if (j->tok[e].type == PLM_JSON_ARRAY && j->tok[e].size == 2) {
             na = json_text(j, plm_json_at(j, e, 0), &a, &ca);
@@ -728,6 +728,7 @@ plm_status plm_tokenizer_load_json_buffer(plm_tokenizer **out, const char *text,
     int32_t added = plm_json_get(&j, 0, "added_tokens");
     if (j.tok[0].type != PLM_JSON_OBJECT) st = plm_fail(err, PLM_ERR_FORMAT, "%s: not a JSON object", name);
     if (!st) st = check_model(&j, model, name, err);
+    if (!st && added >= 0 && j.tok[added].type != PLM_JSON_ARRAY) added = -1; // null: none
     if (!st) st = count_ids(&j, vocab, added, &n_vocab, name, err);
     if (!st) st = build_begin(&t, n_vocab, j.tok[merges].size, err);
     if (!st) st = check_pipeline(t, &j, name, err);

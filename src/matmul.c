@@ -1,0 +1,538 @@
+// matmul.c: out (T, rows) = inp (T, cols) @ W^T for W in HF layout (rows, cols), f32 or Q8_0, and
+// the Q8_0 quantizer. One scalar reference and SIMD paths (AVX-512 with VNNI, AVX2 + FMA, chosen at
+// run time with __builtin_cpu_supports; wasm SIMD128 chosen at build time) share one driver.
+//
+// Determinism: out[t, r] is always computed by one call of a path's tile kernel, and every tile
+// shape of a path runs the same per-(t, r) operation sequence (the same vector lanes, the same
+// order over cols, the same final horizontal sum). So a result never depends on the thread count,
+// on the tile it fell in, or on T: decode (T = 1) equals prefill (T > 1) bit for bit on each path.
+// Threads split rows; Q8_0 inputs are quantized once by the caller before the threads start.
+// Reference for the Q8_0 format and the VNNI/maddubs tricks: ggml-cpu's ggml_vec_dot_q8_0_q8_0.
+#include "matmul.h"
+
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define PLM_X86 1
+#include <immintrin.h>
+#define PLM_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define PLM_TARGET_AVX512 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")))
+#else
+#define PLM_X86 0
+#endif
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+#endif
+
+#define PLM_INLINE static inline __attribute__((always_inline))
+#define PF_ROWS 4     // software prefetch of the weights this many rows ahead (AVX-512)
+#define TOKEN_BLOCK 64 // tokens per pass over a thread's rows: their inputs stay in L2
+
+// ---- the job and the driver ----
+
+typedef struct matmul_job matmul_job;
+
+// A tile kernel writes out[t0 .. t0+mt, r0 .. r0+nr]; the driver calls it only with
+// (mt, nr) in {(MT, NR), (1, NR), (MT, 1), (1, 1)} for the kernel's MT and NR.
+typedef void (*tile_fn)(const matmul_job *j, int t0, int mt, int r0, int nr);
+
+typedef struct {
+    tile_fn fn;
+    int mt, nr; // tile: tokens x rows
+} tile_kernel;
+
+struct matmul_job {
+    tile_kernel kernel;
+    float *out;        // (T, rows)
+    const float *inp;  // (T, cols) f32 inputs, for F32 weights
+    const int8_t *xq;  // (T, cols) quantized inputs, for Q8_0 weights
+    const float *xd;   // (T, cols / PLM_QK) their block scales
+    const plm_mat *w;  // (rows, cols)
+    int T;
+};
+
+// matmul_worker: thread ith of nth takes a contiguous chunk of rows, a multiple of the tile's NR.
+static void matmul_worker(void *ctx, int ith, int nth) {
+    const matmul_job *j = ctx;
+    const int rows = j->w->rows, T = j->T;
+    // Fewer tokens than a tile (decode): one row at a time, so the weights are read as a single
+    // sequential stream (interleaving NR row streams halves the DRAM bandwidth we see on Zen 4).
+    tile_kernel k = j->kernel;
+    if (T < k.mt) k.nr = 1;
+    int per = (rows + nth - 1) / nth;
+    per = (per + k.nr - 1) / k.nr * k.nr;
+    const int r0 = ith * per < rows ? ith * per : rows;
+    const int r1 = r0 + per < rows ? r0 + per : rows;
+    for (int tb = 0; tb < T; tb += TOKEN_BLOCK) {
+        const int te = tb + TOKEN_BLOCK < T ? tb + TOKEN_BLOCK : T;
+        for (int r = r0; r < r1;) {
+            const int nr = r1 - r >= k.nr ? k.nr : 1;
+            int t = tb;
+            for (; t + k.mt <= te; t += k.mt) k.fn(j, t, k.mt, r, nr);
+            for (; t < te; t++) k.fn(j, t, 1, r, nr);
+            r += nr;
+        }
+    }
+}
+
+// ---- quantization: scalar reference ----
+
+static size_t round_up64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+// Rounding is to nearest even (lrintf, cvtps2dq), q is clamped to [-127, 127] (never -128, which
+// the AVX2 sign trick needs), and q = round(x * (1/d)): each SIMD path gives the same bytes.
+static void quantize_scalar(int8_t *q, float *d, const float *x, size_t n) {
+    for (size_t b = 0; b < n / PLM_QK; b++) {
+        const float *xb = x + b * PLM_QK;
+        float amax = 0.0f;
+        for (int i = 0; i < PLM_QK; i++) amax = fmaxf(amax, fabsf(xb[i]));
+        const float db = amax / 127.0f;
+        const float id = db != 0.0f ? 1.0f / db : 0.0f;
+        d[b] = db;
+        for (int i = 0; i < PLM_QK; i++)
+            q[b * PLM_QK + i] = (int8_t)lrintf(fminf(fmaxf(xb[i] * id, -127.0f), 127.0f));
+    }
+}
+
+// ---- scalar reference kernels ----
+
+// f32_tile_scalar: out[t, r] = sum_k inp[t, k] * w[r, k], summed in k order in float.
+static void f32_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    const int C = j->w->cols, R = j->w->rows;
+    for (int t = t0; t < t0 + mt; t++) {
+        for (int r = r0; r < r0 + nr; r++) {
+            const float *x = j->inp + (size_t)t * C, *w = j->w->f32 + (size_t)r * C;
+            float acc = 0.0f;
+            for (int k = 0; k < C; k++) acc += x[k] * w[k];
+            j->out[(size_t)t * R + r] = acc;
+        }
+    }
+}
+
+// q8_tile_scalar: out[t, r] = sum_b (dw[r, b] * dx[t, b]) * isum_b, isum_b the exact integer dot
+// product of block b, blocks summed in order in float.
+static void q8_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
+    for (int t = t0; t < t0 + mt; t++) {
+        for (int r = r0; r < r0 + nr; r++) {
+            const int8_t *xq = j->xq + (size_t)t * C, *wq = j->w->q + (size_t)r * C;
+            const float *xd = j->xd + (size_t)t * nb, *wd = j->w->d + (size_t)r * nb;
+            float acc = 0.0f;
+            for (int b = 0; b < nb; b++) {
+                int32_t isum = 0;
+                for (int i = b * PLM_QK; i < (b + 1) * PLM_QK; i++) isum += (int32_t)xq[i] * wq[i];
+                acc += (wd[b] * xd[b]) * (float)isum;
+            }
+            j->out[(size_t)t * R + r] = acc;
+        }
+    }
+}
+
+#if PLM_X86
+// ---- AVX-512 (F, BW, VL, VNNI) ----
+
+// f32_block_avx512: 16-lane accumulator per (t, r), FMA over cols (a masked load for the tail),
+// then _mm512_reduce_add_ps. mt, nr are constants at each call site so acc stays in registers.
+PLM_INLINE PLM_TARGET_AVX512 void f32_block_avx512(const matmul_job *j, int t0, int mt, int r0,
+                                                   int nr) {
+    const int C = j->w->cols, R = j->w->rows;
+    const float *x = j->inp + (size_t)t0 * C; // (mt, C)
+    const float *w = j->w->f32 + (size_t)r0 * C; // (nr, C)
+    const int pf = r0 + nr + PF_ROWS <= R;
+    __m512 acc[4][4];
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) acc[t][r] = _mm512_setzero_ps();
+    for (int k = 0; k < C; k += 16) {
+        const __mmask16 m = C - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - k)) - 1);
+        __m512 wv[4];
+        for (int r = 0; r < nr; r++) {
+            wv[r] = _mm512_maskz_loadu_ps(m, w + (size_t)r * C + k);
+            if (pf) _mm_prefetch((const char *)(w + (size_t)(r + PF_ROWS) * C + k), _MM_HINT_T0);
+        }
+        for (int t = 0; t < mt; t++) {
+            const __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)t * C + k);
+            for (int r = 0; r < nr; r++) acc[t][r] = _mm512_fmadd_ps(xv, wv[r], acc[t][r]);
+        }
+    }
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++)
+            j->out[(size_t)(t0 + t) * R + r0 + r] = _mm512_reduce_add_ps(acc[t][r]);
+}
+
+PLM_TARGET_AVX512 static void f32_tile_avx512(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    if (mt == 4 && nr == 4) f32_block_avx512(j, t0, 4, r0, 4);
+    else if (mt == 4) f32_block_avx512(j, t0, 4, r0, 1);
+    else if (nr == 4) f32_block_avx512(j, t0, 1, r0, 4);
+    else f32_block_avx512(j, t0, 1, r0, 1);
+}
+
+// q8_block_avx512: two blocks (64 bytes) per step. vpdpbusd multiplies unsigned by signed bytes, so
+// x is made unsigned (x ^ 0x80 = x + 128) and each lane starts from -128 * (sum of its 4 w bytes),
+// which makes the int32 lane sums exact. Lanes 0-7 hold block b, lanes 8-15 block b+1; each lane
+// is converted to float, scaled by dw * dx of its block and accumulated; one horizontal sum at the
+// end. A last single block uses masked loads (zero weights and scales in the upper half).
+PLM_INLINE PLM_TARGET_AVX512 void q8_block_avx512(const matmul_job *j, int t0, int mt, int r0,
+                                                  int nr) {
+    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
+    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C; // (mt|nr, C)
+    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
+    const __m512i k80 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const int pf = r0 + nr + PF_ROWS <= R;
+    __m512 acc[4][4];
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) acc[t][r] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b += 2) {
+        const int two = b + 1 < nb;
+        const __mmask64 mq = two ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
+        const __mmask8 md = two ? 3 : 1;
+        __m512i xu[4];
+        __m512 xs[4];
+        for (int t = 0; t < mt; t++) {
+            const __m512i xv = _mm512_maskz_loadu_epi8(mq, xq + (size_t)t * C + b * PLM_QK);
+            xu[t] = _mm512_xor_si512(xv, k80);
+            const __m128 d2 = _mm_maskz_loadu_ps(md, xd + (size_t)t * nb + b);
+            xs[t] = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(d2));
+        }
+        for (int r = 0; r < nr; r++) {
+            const __m512i wv = _mm512_maskz_loadu_epi8(mq, wq + (size_t)r * C + b * PLM_QK);
+            if (pf)
+                _mm_prefetch((const char *)(wq + (size_t)(r + PF_ROWS) * C + b * PLM_QK),
+                             _MM_HINT_T0);
+            const __m512i corr = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, wv));
+            const __m128 d2 = _mm_maskz_loadu_ps(md, wd + (size_t)r * nb + b);
+            const __m512 ws = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(d2));
+            for (int t = 0; t < mt; t++) {
+                const __m512i dot = _mm512_dpbusd_epi32(corr, xu[t], wv);
+                const __m512 s = _mm512_mul_ps(ws, xs[t]);
+                acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[t][r]);
+            }
+        }
+    }
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++)
+            j->out[(size_t)(t0 + t) * R + r0 + r] = _mm512_reduce_add_ps(acc[t][r]);
+}
+
+PLM_TARGET_AVX512 static void q8_tile_avx512(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    if (mt == 4 && nr == 4) q8_block_avx512(j, t0, 4, r0, 4);
+    else if (mt == 4) q8_block_avx512(j, t0, 4, r0, 1);
+    else if (nr == 4) q8_block_avx512(j, t0, 1, r0, 4);
+    else q8_block_avx512(j, t0, 1, r0, 1);
+}
+
+// quantize_avx512: quantize_scalar with one block in two registers; the same float operations in
+// the same order (max is exact in any order), so the same bytes.
+PLM_TARGET_AVX512 static void quantize_avx512(int8_t *q, float *d, const float *x, size_t n) {
+    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    for (size_t b = 0; b < n / PLM_QK; b++) {
+        __m512 v0 = _mm512_loadu_ps(x + b * PLM_QK), v1 = _mm512_loadu_ps(x + b * PLM_QK + 16);
+        const __m512 a = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1));
+        const float amax = _mm512_reduce_max_ps(a);
+        const float db = amax / 127.0f;
+        const __m512 id = _mm512_set1_ps(db != 0.0f ? 1.0f / db : 0.0f);
+        d[b] = db;
+        // max(v, lo) returns lo for NaN like fmaxf(v, lo); cvtps rounds to nearest even like lrintf
+        v0 = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v0, id), lo), hi);
+        v1 = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v1, id), lo), hi);
+        _mm_storeu_si128((__m128i *)(q + b * PLM_QK), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v0)));
+        _mm_storeu_si128((__m128i *)(q + b * PLM_QK + 16),
+                         _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v1)));
+    }
+}
+
+// ---- AVX2 + FMA ----
+
+// hsum_avx2: (lanes 0-3 + lanes 4-7), then pairs, then the last two.
+PLM_INLINE PLM_TARGET_AVX2 float hsum_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// f32_block_avx2: 8-lane accumulator per (t, r); the tail is a masked load.
+PLM_INLINE PLM_TARGET_AVX2 void f32_block_avx2(const matmul_job *j, int t0, int mt, int r0,
+                                               int nr) {
+    static const int32_t mask_tab[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    const int C = j->w->cols, R = j->w->rows;
+    const float *x = j->inp + (size_t)t0 * C;    // (mt, C)
+    const float *w = j->w->f32 + (size_t)r0 * C; // (nr, C)
+    __m256 acc[2][4];
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) acc[t][r] = _mm256_setzero_ps();
+    for (int k = 0; k < C; k += 8) {
+        const int n = C - k >= 8 ? 8 : C - k;
+        const __m256i m = _mm256_loadu_si256((const __m256i *)(mask_tab + 8 - n));
+        __m256 wv[4];
+        for (int r = 0; r < nr; r++) wv[r] = _mm256_maskload_ps(w + (size_t)r * C + k, m);
+        for (int t = 0; t < mt; t++) {
+            const __m256 xv = _mm256_maskload_ps(x + (size_t)t * C + k, m);
+            for (int r = 0; r < nr; r++) acc[t][r] = _mm256_fmadd_ps(xv, wv[r], acc[t][r]);
+        }
+    }
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_avx2(acc[t][r]);
+}
+
+PLM_TARGET_AVX2 static void f32_tile_avx2(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    if (mt == 2 && nr == 4) f32_block_avx2(j, t0, 2, r0, 4);
+    else if (mt == 2) f32_block_avx2(j, t0, 2, r0, 1);
+    else if (nr == 4) f32_block_avx2(j, t0, 1, r0, 4);
+    else f32_block_avx2(j, t0, 1, r0, 1);
+}
+
+// q8_block_avx2: one block (32 bytes) per step. maddubs multiplies unsigned by signed bytes: it
+// gets |w| and x with w's sign (exact since q is never -128, and pairs stay below 2^15), then
+// madd with ones sums to 8 int32 lanes; each lane is scaled by dw * dx and accumulated.
+PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int mt, int r0,
+                                              int nr) {
+    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
+    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C; // (mt|nr, C)
+    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[2][2];
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) acc[t][r] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i xv[2];
+        __m256 xs[2];
+        for (int t = 0; t < mt; t++) {
+            xv[t] = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * C + b * PLM_QK));
+            xs[t] = _mm256_broadcast_ss(xd + (size_t)t * nb + b);
+        }
+        for (int r = 0; r < nr; r++) {
+            const int8_t *wr = wq + (size_t)r * C + b * PLM_QK;
+            const __m256i wv = _mm256_loadu_si256((const __m256i *)wr);
+            const __m256i wabs = _mm256_sign_epi8(wv, wv);
+            const __m256 ws = _mm256_broadcast_ss(wd + (size_t)r * nb + b);
+            for (int t = 0; t < mt; t++) {
+                const __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xv[t], wv));
+                const __m256i p32 = _mm256_madd_epi16(p16, ones);
+                acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_mul_ps(ws, xs[t]),
+                                            acc[t][r]);
+            }
+        }
+    }
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_avx2(acc[t][r]);
+}
+
+PLM_TARGET_AVX2 static void q8_tile_avx2(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    if (mt == 2 && nr == 2) q8_block_avx2(j, t0, 2, r0, 2);
+    else if (mt == 2) q8_block_avx2(j, t0, 2, r0, 1);
+    else if (nr == 2) q8_block_avx2(j, t0, 1, r0, 2);
+    else q8_block_avx2(j, t0, 1, r0, 1);
+}
+#endif // PLM_X86
+
+#if defined(__wasm_simd128__)
+// ---- wasm SIMD128 ----
+
+// hsum_wasm: (lane 0 + lane 1) + (lane 2 + lane 3).
+PLM_INLINE float hsum_wasm(v128_t v) {
+    return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
+           (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+// load4_wasm: n (1..4) floats, zero-padded to a vector.
+PLM_INLINE v128_t load4_wasm(const float *p, int n) {
+    if (n == 4) return wasm_v128_load(p);
+    float tmp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    memcpy(tmp, p, (size_t)n * sizeof(float));
+    return wasm_v128_load(tmp);
+}
+
+// f32_block_wasm: 4-lane accumulator per (t, r), mul then add (SIMD128 has no fused FMA); the
+// tail is a zero-padded vector.
+PLM_INLINE void f32_block_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    const int C = j->w->cols, R = j->w->rows;
+    const float *x = j->inp + (size_t)t0 * C;    // (mt, C)
+    const float *w = j->w->f32 + (size_t)r0 * C; // (nr, C)
+    v128_t acc[2][4];
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) acc[t][r] = wasm_f32x4_splat(0.0f);
+    for (int k = 0; k < C; k += 4) {
+        const int n = C - k >= 4 ? 4 : C - k;
+        v128_t wv[4];
+        for (int r = 0; r < nr; r++) wv[r] = load4_wasm(w + (size_t)r * C + k, n);
+        for (int t = 0; t < mt; t++) {
+            const v128_t xv = load4_wasm(x + (size_t)t * C + k, n);
+            for (int r = 0; r < nr; r++)
+                acc[t][r] = wasm_f32x4_add(acc[t][r], wasm_f32x4_mul(xv, wv[r]));
+        }
+    }
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_wasm(acc[t][r]);
+}
+
+static void f32_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    if (mt == 2 && nr == 4) f32_block_wasm(j, t0, 2, r0, 4);
+    else if (mt == 2) f32_block_wasm(j, t0, 2, r0, 1);
+    else if (nr == 4) f32_block_wasm(j, t0, 1, r0, 4);
+    else f32_block_wasm(j, t0, 1, r0, 1);
+}
+
+// q8_block_wasm: one block per step: bytes widened to i16, i32x4_dot_i16x8 gives exact int32
+// lane sums, each lane scaled by dw * dx and accumulated.
+PLM_INLINE void q8_block_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
+    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C; // (mt|nr, C)
+    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
+    v128_t acc[1][4];
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) acc[t][r] = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < nb; b++) {
+        v128_t xv[1][4];
+        for (int t = 0; t < mt; t++) {
+            const v128_t a = wasm_v128_load(xq + (size_t)t * C + b * PLM_QK);
+            const v128_t c = wasm_v128_load(xq + (size_t)t * C + b * PLM_QK + 16);
+            xv[t][0] = wasm_i16x8_extend_low_i8x16(a);
+            xv[t][1] = wasm_i16x8_extend_high_i8x16(a);
+            xv[t][2] = wasm_i16x8_extend_low_i8x16(c);
+            xv[t][3] = wasm_i16x8_extend_high_i8x16(c);
+        }
+        for (int r = 0; r < nr; r++) {
+            const v128_t a = wasm_v128_load(wq + (size_t)r * C + b * PLM_QK);
+            const v128_t c = wasm_v128_load(wq + (size_t)r * C + b * PLM_QK + 16);
+            const v128_t w0 = wasm_i16x8_extend_low_i8x16(a), w1 = wasm_i16x8_extend_high_i8x16(a);
+            const v128_t w2 = wasm_i16x8_extend_low_i8x16(c), w3 = wasm_i16x8_extend_high_i8x16(c);
+            for (int t = 0; t < mt; t++) {
+                const v128_t dot = wasm_i32x4_add(
+                    wasm_i32x4_add(wasm_i32x4_dot_i16x8(xv[t][0], w0),
+                                   wasm_i32x4_dot_i16x8(xv[t][1], w1)),
+                    wasm_i32x4_add(wasm_i32x4_dot_i16x8(xv[t][2], w2),
+                                   wasm_i32x4_dot_i16x8(xv[t][3], w3)));
+                const v128_t s = wasm_f32x4_splat(wd[(size_t)r * nb + b] * xd[(size_t)t * nb + b]);
+                const v128_t f = wasm_f32x4_convert_i32x4(dot);
+                acc[t][r] = wasm_f32x4_add(acc[t][r], wasm_f32x4_mul(f, s));
+            }
+        }
+    }
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_wasm(acc[t][r]);
+}
+
+static void q8_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    (void)mt; // MT is 1
+    if (nr == 4) q8_block_wasm(j, t0, 1, r0, 4);
+    else q8_block_wasm(j, t0, 1, r0, 1);
+}
+#endif // __wasm_simd128__
+
+// ---- dispatch ----
+
+const char *plm_matmul_isa_name(plm_matmul_isa isa) {
+    switch (isa) {
+    case PLM_MATMUL_ISA_SCALAR: return "scalar";
+    case PLM_MATMUL_ISA_AVX2: return "avx2";
+    case PLM_MATMUL_ISA_AVX512: return "avx512";
+    case PLM_MATMUL_ISA_WASM: return "wasm";
+    }
+    return "?";
+}
+
+int plm_matmul_isa_supported(plm_matmul_isa isa) {
+    switch (isa) {
+    case PLM_MATMUL_ISA_SCALAR: return 1;
+#if PLM_X86
+    case PLM_MATMUL_ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case PLM_MATMUL_ISA_AVX512:
+        return plm_matmul_isa_supported(PLM_MATMUL_ISA_AVX2) && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512vnni");
+#endif
+#if defined(__wasm_simd128__)
+    case PLM_MATMUL_ISA_WASM: return 1;
+#endif
+    default: return 0;
+    }
+}
+
+plm_matmul_isa plm_matmul_isa_best(void) {
+    if (plm_matmul_isa_supported(PLM_MATMUL_ISA_AVX512)) return PLM_MATMUL_ISA_AVX512;
+    if (plm_matmul_isa_supported(PLM_MATMUL_ISA_AVX2)) return PLM_MATMUL_ISA_AVX2;
+    if (plm_matmul_isa_supported(PLM_MATMUL_ISA_WASM)) return PLM_MATMUL_ISA_WASM;
+    return PLM_MATMUL_ISA_SCALAR;
+}
+
+// kernel_for: the tile kernel of a supported path (scalar for an unsupported one).
+static tile_kernel kernel_for(plm_matmul_isa isa, plm_dtype dtype) {
+    const int q8 = dtype == PLM_DTYPE_Q8_0;
+    if (!plm_matmul_isa_supported(isa)) isa = PLM_MATMUL_ISA_SCALAR;
+    switch (isa) {
+#if PLM_X86
+    case PLM_MATMUL_ISA_AVX512: return q8 ? (tile_kernel){q8_tile_avx512, 4, 4}
+                                          : (tile_kernel){f32_tile_avx512, 4, 4};
+    case PLM_MATMUL_ISA_AVX2: return q8 ? (tile_kernel){q8_tile_avx2, 2, 2}
+                                        : (tile_kernel){f32_tile_avx2, 2, 4};
+#endif
+#if defined(__wasm_simd128__)
+    case PLM_MATMUL_ISA_WASM: return q8 ? (tile_kernel){q8_tile_wasm, 1, 4}
+                                        : (tile_kernel){f32_tile_wasm, 2, 4};
+#endif
+    default: return q8 ? (tile_kernel){q8_tile_scalar, 1, 1} : (tile_kernel){f32_tile_scalar, 1, 1};
+    }
+}
+
+// ---- public entry points ----
+
+void plm_quantize_q8_0_isa(plm_matmul_isa isa, int8_t *q, float *d, const float *x, size_t n) {
+    assert(n % PLM_QK == 0);
+#if PLM_X86
+    if (isa == PLM_MATMUL_ISA_AVX512 && plm_matmul_isa_supported(isa)) {
+        quantize_avx512(q, d, x, n);
+        return;
+    }
+#endif
+    (void)isa;
+    quantize_scalar(q, d, x, n);
+}
+
+void plm_quantize_q8_0(int8_t *q, float *d, const float *x, size_t n) {
+    plm_quantize_q8_0_isa(plm_matmul_isa_best(), q, d, x, n);
+}
+
+void plm_mat_row(float *out, const plm_mat *w, int32_t r) {
+    const size_t C = (size_t)w->cols;
+    if (w->dtype == PLM_DTYPE_F32) {
+        memcpy(out, w->f32 + (size_t)r * C, C * sizeof(float));
+        return;
+    }
+    const int8_t *q = w->q + (size_t)r * C;
+    const float *d = w->d + (size_t)r * (C / PLM_QK);
+    for (size_t i = 0; i < C; i++) out[i] = (float)q[i] * d[i / PLM_QK];
+}
+
+size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols) {
+    const size_t n = (size_t)T * (size_t)cols;
+    return round_up64(n) + round_up64(n / PLM_QK * sizeof(float));
+}
+
+void plm_matmul_isa_run(plm_matmul_isa isa, plm_pool *pool, float *out, const float *inp,
+                        const plm_mat *w, int32_t T, void *scratch) {
+    assert(w->dtype == PLM_DTYPE_F32 || w->dtype == PLM_DTYPE_Q8_0);
+    matmul_job j = {kernel_for(isa, w->dtype), out, inp, NULL, NULL, w, T};
+    if (w->dtype == PLM_DTYPE_Q8_0) {
+        assert(w->cols % PLM_QK == 0 && scratch != NULL);
+        const size_t n = (size_t)T * (size_t)w->cols;
+        int8_t *xq = scratch;
+        float *xd = (float *)(void *)((char *)scratch + round_up64(n));
+        plm_quantize_q8_0_isa(isa, xq, xd, inp, n);
+        j.xq = xq;
+        j.xd = xd;
+    }
+    plm_pool_run(pool, matmul_worker, &j);
+}
+
+void plm_matmul(plm_pool *pool, float *out, const float *inp, const plm_mat *w, int32_t T,
+                void *scratch) {
+    plm_matmul_isa_run(plm_matmul_isa_best(), pool, out, inp, w, T, scratch);
+}
+
+void plm_matmul_ref(float *out, const float *inp, const plm_mat *w, int32_t T, void *scratch) {
+    plm_matmul_isa_run(PLM_MATMUL_ISA_SCALAR, NULL, out, inp, w, T, scratch);
+}

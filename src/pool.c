@@ -1,0 +1,175 @@
+// pool.c: the one thread pool (pthreads + C11 atomics), used by every parallel kernel. The caller
+// is thread 0; workers 1..n-1 wait for a new generation number, run fn(ctx, ith, nth), and count
+// themselves done. Dispatch is ~250 calls per generated token, so a waiting worker first spins on
+// the generation counter (microseconds to wake), and only after PLM_POOL_SPIN_SECONDS of idleness
+// blocks on a condition variable (an idle pool burns no CPU). Pools of one thread start no thread.
+// The same code runs in the Emscripten -pthread build (workers are Web Workers there).
+#define _POSIX_C_SOURCE 200809L
+#include "pool.h"
+
+#include "base.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define PLM_POOL_SPIN_SECONDS 2e-3 // a worker spins this long after its last job, then sleeps
+#define PLM_POOL_SPIN_CHECK 256    // spins between two reads of the clock
+
+typedef struct {
+    plm_pool *pool;
+    int ith; // this worker's thread index, 1..n_threads-1
+} pool_worker;
+
+struct plm_pool {
+    // written by the caller, read by workers: a new generation publishes fn and ctx
+    _Alignas(64) atomic_uint gen; // incremented once per plm_pool_run (and once by plm_pool_free)
+    plm_pool_fn fn;               // the job of the current generation
+    void *ctx;
+    atomic_int stop;              // 1: workers exit at the next generation
+    _Alignas(64) atomic_int n_busy;     // workers that have not finished the current job
+    _Alignas(64) atomic_int n_sleeping; // workers blocked (or about to block) on wake
+    pthread_mutex_t mutex;              // guards the sleep on wake
+    pthread_cond_t wake;                // signalled when gen changes and someone sleeps
+    int n_threads;                      // including the caller
+    int oversubscribed;                 // more threads than cores: sleep at once, do not spin
+    int n_started;                      // worker threads successfully created
+    pthread_t *threads;                 // (n_threads - 1)
+    pool_worker *workers;               // (n_threads - 1)
+};
+
+// ---- waiting ----
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+// wait_new_gen: spin, then sleep, until gen differs from seen; returns the new generation.
+static unsigned wait_new_gen(plm_pool *p, unsigned seen) {
+    double t_end = 0;
+    for (int i = 1;; i++) {
+        unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        if (g != seen) return g;
+        cpu_relax();
+        if (i % PLM_POOL_SPIN_CHECK) continue;
+        if (p->oversubscribed) break;
+        double now = plm_time();
+        if (t_end == 0) t_end = now + PLM_POOL_SPIN_SECONDS;
+        if (now >= t_end) break;
+    }
+    // Sleep. n_sleeping is raised before gen is re-read (both seq_cst), and plm_pool_run raises gen
+    // before it reads n_sleeping: so either we see the new gen here, or the caller sees a sleeper
+    // and broadcasts under the mutex (which we hold until pthread_cond_wait releases it).
+    pthread_mutex_lock(&p->mutex);
+    atomic_fetch_add(&p->n_sleeping, 1);
+    unsigned g;
+    while ((g = atomic_load(&p->gen)) == seen) pthread_cond_wait(&p->wake, &p->mutex);
+    atomic_fetch_sub(&p->n_sleeping, 1);
+    pthread_mutex_unlock(&p->mutex);
+    return g;
+}
+
+static void *worker_main(void *arg) {
+    pool_worker *w = arg;
+    plm_pool *p = w->pool;
+    unsigned seen = 0; // generation 0 is the state at creation
+    for (;;) {
+        seen = wait_new_gen(p, seen);
+        if (atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
+        p->fn(p->ctx, w->ith, p->n_threads);
+        atomic_fetch_sub_explicit(&p->n_busy, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+// publish: start a new generation and wake any sleeping worker.
+static void publish(plm_pool *p) {
+    atomic_fetch_add(&p->gen, 1);
+    if (atomic_load(&p->n_sleeping) > 0) {
+        pthread_mutex_lock(&p->mutex);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mutex);
+    }
+}
+
+// ---- create / run / free ----
+
+plm_pool *plm_pool_create(int n_threads) {
+    if (n_threads < 1) return NULL;
+    plm_pool *p = plm_alloc_aligned(1, sizeof(plm_pool));
+    if (!p) return NULL;
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->stop, 0);
+    atomic_init(&p->n_busy, 0);
+    atomic_init(&p->n_sleeping, 0);
+    p->n_threads = n_threads;
+    p->oversubscribed = n_threads > plm_n_cores();
+    if (n_threads == 1) return p;
+    if (pthread_mutex_init(&p->mutex, NULL) != 0) goto fail_mutex;
+    if (pthread_cond_init(&p->wake, NULL) != 0) goto fail_cond;
+    p->threads = plm_alloc((size_t)n_threads - 1, sizeof(pthread_t));
+    p->workers = plm_alloc((size_t)n_threads - 1, sizeof(pool_worker));
+    if (!p->threads || !p->workers) goto fail;
+    for (int i = 1; i < n_threads; i++) {
+        p->workers[i - 1] = (pool_worker){p, i};
+        if (pthread_create(&p->threads[i - 1], NULL, worker_main, &p->workers[i - 1]) != 0)
+            goto fail;
+        p->n_started++;
+    }
+    return p;
+fail:
+    plm_pool_free(p); // stops and joins the workers already started
+    return NULL;
+fail_cond:
+    pthread_mutex_destroy(&p->mutex);
+fail_mutex:
+    plm_free_aligned(p);
+    return NULL;
+}
+
+void plm_pool_free(plm_pool *p) {
+    if (!p) return;
+    if (p->n_threads > 1) {
+        atomic_store(&p->stop, 1);
+        publish(p);
+        for (int i = 0; i < p->n_started; i++) pthread_join(p->threads[i], NULL);
+        pthread_cond_destroy(&p->wake);
+        pthread_mutex_destroy(&p->mutex);
+        free(p->threads);
+        free(p->workers);
+    }
+    plm_free_aligned(p);
+}
+
+int plm_pool_size(const plm_pool *p) { return p ? p->n_threads : 1; }
+
+void plm_pool_run(plm_pool *p, plm_pool_fn fn, void *ctx) {
+    if (!p || p->n_threads == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store_explicit(&p->n_busy, p->n_threads - 1, memory_order_relaxed);
+    publish(p); // seq_cst: orders fn, ctx and n_busy before the workers' acquire of gen
+    fn(ctx, 0, p->n_threads);
+    // The workers are running a job of about the same size: spin, yielding the core when there
+    // are more threads than cores (a waiting worker may need it).
+    for (int i = 1; atomic_load_explicit(&p->n_busy, memory_order_acquire) > 0; i++) {
+        cpu_relax();
+        if (p->oversubscribed || i % 1024 == 0) sched_yield();
+    }
+}
+
+int plm_n_cores(void) {
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+    return 1;
+#else
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (int)n;
+#endif
+}

@@ -1,0 +1,274 @@
+// test_matmul.c: the thread pool, the Q8_0 quantizer and every matmul path.
+// Oracles: a double-precision recompute for the scalar reference; the reference for each SIMD
+// path this CPU runs (forced, not only the one dispatch picks); the f32 matmul of the dequantized
+// weights for Q8_0, within the error bound of quantizing the inputs. Consistency: 1 thread == 2, 3
+// threads and T = 1 == row t of T > 1, both bit for bit (memcmp) on every path.
+#include "base.h"
+#include "matmul.h"
+#include "pool.h"
+#include "test.h"
+
+#include <stdatomic.h>
+
+// ---- helpers ----
+
+static uint64_t rng_next(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+// fill_uniform: n floats in [-1, 1).
+static void fill_uniform(float *x, size_t n, uint64_t *s) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(rng_next(s) >> 40) / (float)(1 << 23) - 1.0f;
+}
+
+static plm_mat mat_alloc(plm_dtype dtype, int rows, int cols, uint64_t *s) {
+    plm_mat w = {dtype, rows, cols, NULL, NULL, NULL};
+    float *f = malloc((size_t)rows * cols * sizeof(float));
+    fill_uniform(f, (size_t)rows * cols, s);
+    if (dtype == PLM_DTYPE_F32) {
+        w.f32 = f;
+        return w;
+    }
+    w.q = malloc((size_t)rows * cols);
+    w.d = malloc((size_t)rows * (cols / PLM_QK) * sizeof(float));
+    plm_quantize_q8_0(w.q, w.d, f, (size_t)rows * cols);
+    free(f);
+    return w;
+}
+
+static void mat_free(plm_mat *w) {
+    free(w->f32);
+    free(w->q);
+    free(w->d);
+}
+
+// oracle: out (T, rows) in double from x (T, cols) and the f32 rows of w; scale[t, r] = sum |x w|,
+// the size that float rounding error of a length-cols dot product is relative to.
+static void oracle(double *out, double *scale, const float *x, const plm_mat *w, int T) {
+    const int C = w->cols, R = w->rows;
+    float *row = malloc((size_t)C * sizeof(float));
+    for (int r = 0; r < R; r++) {
+        plm_mat_row(row, w, r);
+        for (int t = 0; t < T; t++) {
+            double acc = 0, mag = 0;
+            for (int k = 0; k < C; k++) {
+                const double p = (double)x[(size_t)t * C + k] * (double)row[k];
+                acc += p;
+                mag += fabs(p);
+            }
+            out[(size_t)t * R + r] = acc;
+            scale[(size_t)t * R + r] = mag;
+        }
+    }
+    free(row);
+}
+
+// check_scaled: |got - want| <= atol + rtol * scale elementwise; prints the worst element.
+static int check_scaled(const char *name, const float *got, const double *want,
+                        const double *scale, size_t n, double atol, double rtol) {
+    size_t bad = 0, worst = 0;
+    double worst_ratio = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double err = fabs((double)got[i] - want[i]), lim = atol + rtol * scale[i];
+        if (!(err <= lim)) bad++;
+        if (!(err / lim <= worst_ratio)) worst_ratio = err / lim, worst = i;
+    }
+    CHECK_MSG(bad == 0, "%s: %zu of %zu beyond atol %g + rtol %g * sum|xw|; worst [%zu] got %.9g "
+              "want %.9g (%.3g of the limit)", name, bad, n, atol, rtol, worst, (double)got[worst],
+              want[worst], worst_ratio);
+    return bad == 0;
+}
+
+// ---- pool ----
+
+typedef struct {
+    atomic_int hits[8]; // hits[ith]
+    atomic_int nth_seen;
+} pool_probe;
+
+static void probe_fn(void *ctx, int ith, int nth) {
+    pool_probe *p = ctx;
+    atomic_fetch_add(&p->hits[ith], 1);
+    atomic_store(&p->nth_seen, nth);
+}
+
+static void test_pool(void) {
+    CHECK(plm_n_cores() >= 1);
+    CHECK(plm_pool_size(NULL) == 1);
+    CHECK(plm_pool_create(0) == NULL);
+    for (int n = 1; n <= 4; n++) {
+        plm_pool *p = plm_pool_create(n);
+        CHECK(p != NULL && plm_pool_size(p) == n);
+        pool_probe probe = {0};
+        const int runs = 2000;
+        for (int i = 0; i < runs; i++) plm_pool_run(p, probe_fn, &probe);
+        for (int i = 0; i < n; i++)
+            CHECK_MSG(atomic_load(&probe.hits[i]) == runs, "pool %d: thread %d ran %d of %d", n,
+                      i, atomic_load(&probe.hits[i]), runs);
+        CHECK(atomic_load(&probe.nth_seen) == n);
+        plm_pool_free(p);
+    }
+    plm_pool_free(NULL);
+    pool_probe probe = {0};
+    plm_pool_run(NULL, probe_fn, &probe);
+    CHECK(atomic_load(&probe.hits[0]) == 1 && atomic_load(&probe.nth_seen) == 1);
+}
+
+// ---- quantization ----
+
+static void test_quantize(void) {
+    uint64_t s = 7;
+    const size_t n = 32 * 40;
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    int8_t *q = malloc(n), *q2 = malloc(n);
+    float *d = malloc(n / PLM_QK * sizeof(float)), *d2 = malloc(n / PLM_QK * sizeof(float));
+    fill_uniform(x, n, &s);
+    for (size_t i = 0; i < 32; i++) x[i] = 0.0f;                       // an all-zero block
+    for (size_t i = 32; i < 64; i++) x[i] *= 1e-30f;                   // a tiny block
+    x[70] = 1000.0f;                                                   // one dominating value
+    for (size_t i = 96; i < 128; i++) x[i] = (float)(i - 112) * 0.5f;  // exact halves: ties
+    plm_quantize_q8_0_isa(PLM_MATMUL_ISA_SCALAR, q, d, x, n);
+    size_t bad = 0;
+    for (size_t b = 0; b < n / PLM_QK; b++) {
+        float amax = 0.0f;
+        for (int i = 0; i < PLM_QK; i++) amax = fmaxf(amax, fabsf(x[b * PLM_QK + i]));
+        if (d[b] != amax / 127.0f) bad++;
+        for (int i = 0; i < PLM_QK; i++) {
+            const size_t k = b * PLM_QK + i;
+            // |x - q d| <= d / 2 up to the rounding of x * (1 / d)
+            if (fabs((double)x[k] - (double)q[k] * (double)d[b]) > 0.5 * (double)d[b] * (1 + 1e-5))
+                bad++;
+            if (q[k] < -127) bad++;
+        }
+    }
+    CHECK_MSG(bad == 0, "quantize round trip: %zu values beyond d / 2", bad);
+    CHECK(d[0] == 0.0f && q[5] == 0 && q[70] == 127);
+    plm_mat w = {PLM_DTYPE_Q8_0, 1, (int32_t)n, NULL, q, d};
+    plm_mat_row(y, &w, 0);
+    CHECK(y[70] == 127.0f * d[2] && y[0] == 0.0f);
+    plm_mat wf = {PLM_DTYPE_F32, 1, (int32_t)n, x, NULL, NULL};
+    plm_mat_row(y, &wf, 0);
+    check_close("f32 row", y, x, n, 0, 0);
+    for (int isa = 1; isa <= PLM_MATMUL_ISA_WASM; isa++) {
+        if (!plm_matmul_isa_supported((plm_matmul_isa)isa)) continue;
+        plm_quantize_q8_0_isa((plm_matmul_isa)isa, q2, d2, x, n);
+        CHECK_MSG(!memcmp(q, q2, n) && !memcmp(d, d2, n / PLM_QK * sizeof(float)),
+                  "quantize on %s differs from scalar", plm_matmul_isa_name((plm_matmul_isa)isa));
+    }
+    free(x), free(y), free(q), free(q2), free(d), free(d2);
+}
+
+// ---- matmul ----
+
+// test_shape: one weight matrix and one input, through every path and thread count.
+static void test_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int cols,
+                       uint64_t *s) {
+    char name[96];
+    plm_mat w = mat_alloc(dtype, rows, cols, s);
+    const size_t no = (size_t)T * rows;
+    float *x = malloc((size_t)T * cols * sizeof(float));
+    fill_uniform(x, (size_t)T * cols, s);
+    void *scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(T, cols), 1);
+    float *ref = malloc(no * sizeof(float)), *got = malloc(no * sizeof(float));
+    float *got_n = malloc(no * sizeof(float)), *xdq = malloc((size_t)T * cols * sizeof(float));
+    double *want = malloc(no * sizeof(double)), *scale = malloc(no * sizeof(double));
+    const char *dt = dtype == PLM_DTYPE_F32 ? "f32" : "q8_0";
+
+    plm_matmul_ref(ref, x, &w, T, scratch);
+    if (dtype == PLM_DTYPE_F32) {
+        oracle(want, scale, x, &w, T);
+        snprintf(name, sizeof name, "ref f32 T=%d rows=%d cols=%d", T, rows, cols);
+        check_scaled(name, ref, want, scale, no, 1e-6, 1e-5);
+    } else {
+        // the reference sees the quantized inputs: recompute from them in double
+        plm_mat xm = {PLM_DTYPE_Q8_0, T, cols, NULL, scratch, NULL};
+        xm.d = (float *)(void *)((char *)scratch + ((size_t)T * cols + 63) / 64 * 64);
+        for (int t = 0; t < T; t++) plm_mat_row(xdq + (size_t)t * cols, &xm, t);
+        oracle(want, scale, xdq, &w, T);
+        snprintf(name, sizeof name, "ref q8_0 T=%d rows=%d cols=%d", T, rows, cols);
+        check_scaled(name, ref, want, scale, no, 1e-6, 1e-5);
+        // against f32 math on the dequantized weights and the original inputs: the only extra
+        // error is quantizing x, at most d_x / 2 per value, so sum_b d_x[b] / 2 * sum_b |w|.
+        oracle(want, scale, x, &w, T);
+        double *bound = malloc(no * sizeof(double));
+        float *row = malloc((size_t)cols * sizeof(float));
+        for (int r = 0; r < rows; r++) {
+            plm_mat_row(row, &w, r);
+            for (int t = 0; t < T; t++) {
+                double b = 0;
+                const float *dx = xm.d + (size_t)t * (cols / PLM_QK);
+                for (int k = 0; k < cols; k++)
+                    b += 0.5 * (double)dx[k / PLM_QK] * fabs((double)row[k]);
+                bound[(size_t)t * rows + r] = b * (1 + 1e-5) + 1e-5 * scale[(size_t)t * rows + r];
+            }
+        }
+        snprintf(name, sizeof name, "q8_0 vs f32 T=%d rows=%d cols=%d", T, rows, cols);
+        check_scaled(name, ref, want, bound, no, 0, 1);
+        free(bound), free(row);
+        oracle(want, scale, xdq, &w, T); // back to the quantized-input oracle for scales below
+    }
+
+    for (int isa = 0; isa <= PLM_MATMUL_ISA_WASM; isa++) {
+        if (!plm_matmul_isa_supported((plm_matmul_isa)isa)) continue;
+        const char *in = plm_matmul_isa_name((plm_matmul_isa)isa);
+        plm_matmul_isa_run((plm_matmul_isa)isa, pools[0], got, x, &w, T, scratch);
+        for (size_t i = 0; i < no; i++) want[i] = (double)ref[i];
+        snprintf(name, sizeof name, "%s %s vs ref T=%d rows=%d cols=%d", in, dt, T, rows, cols);
+        check_scaled(name, got, want, scale, no, 1e-5, 1e-5);
+        for (int p = 1; p < 3; p++) {
+            memset(got_n, 0xff, no * sizeof(float));
+            plm_matmul_isa_run((plm_matmul_isa)isa, pools[p], got_n, x, &w, T, scratch);
+            CHECK_MSG(!memcmp(got, got_n, no * sizeof(float)),
+                      "%s %s T=%d rows=%d cols=%d: %d threads differ from 1", in, dt, T, rows,
+                      cols, plm_pool_size(pools[p]));
+        }
+        int same = 1;
+        for (int t = 0; t < T && T > 1; t++) {
+            plm_matmul_isa_run((plm_matmul_isa)isa, pools[1], got_n, x + (size_t)t * cols, &w, 1,
+                               scratch);
+            same &= !memcmp(got_n, got + (size_t)t * rows, (size_t)rows * sizeof(float));
+        }
+        CHECK_MSG(same, "%s %s T=%d rows=%d cols=%d: T=1 differs from a row of T", in, dt, T,
+                  rows, cols);
+    }
+    plm_matmul(pools[1], got, x, &w, T, scratch);
+    plm_matmul_isa_run(plm_matmul_isa_best(), pools[0], got_n, x, &w, T, scratch);
+    CHECK(!memcmp(got, got_n, no * sizeof(float)));
+
+    mat_free(&w);
+    plm_free_aligned(scratch);
+    free(x), free(ref), free(got), free(got_n), free(xdq), free(want), free(scale);
+}
+
+static void test_matmul(void) {
+    plm_pool *pools[3] = {plm_pool_create(1), plm_pool_create(2), plm_pool_create(3)};
+    CHECK(pools[0] && pools[1] && pools[2]);
+    static const int Ts[] = {1, 3, 7, 33}, rows[] = {1, 5, 17, 192};
+    static const int cols[] = {32, 64, 96, 576, 1536, 67};
+    uint64_t s = 42;
+    for (size_t a = 0; a < sizeof Ts / sizeof *Ts; a++)
+        for (size_t b = 0; b < sizeof rows / sizeof *rows; b++)
+            for (size_t c = 0; c < sizeof cols / sizeof *cols; c++) {
+                test_shape(pools, PLM_DTYPE_F32, Ts[a], rows[b], cols[c], &s);
+                if (cols[c] % PLM_QK == 0)
+                    test_shape(pools, PLM_DTYPE_Q8_0, Ts[a], rows[b], cols[c], &s);
+            }
+    // more than one token block of the driver, and a row count that is not a tile multiple
+    test_shape(pools, PLM_DTYPE_F32, 130, 37, 80, &s);
+    test_shape(pools, PLM_DTYPE_Q8_0, 130, 37, 96, &s);
+    for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
+}
+
+int main(void) {
+    test_self();
+    for (int isa = 0; isa <= PLM_MATMUL_ISA_WASM; isa++)
+        if (plm_matmul_isa_supported((plm_matmul_isa)isa))
+            printf("test_matmul: testing %s\n", plm_matmul_isa_name((plm_matmul_isa)isa));
+    test_pool();
+    test_quantize();
+    test_matmul();
+    return test_main_end("test_matmul");
+}

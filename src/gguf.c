@@ -276,11 +276,9 @@ static plm_status place_tensors(plm_gguf *g, cursor *c) {
     return PLM_OK;
 }
 
-plm_status plm_gguf_parse(plm_gguf *out, const uint8_t *buf, size_t size, const char *name,
-                          plm_error *err) {
-    plm_file_map keep = out->map; // plm_gguf_open sets the map before parsing
-    memset(out, 0, sizeof *out);
-    out->map = keep;
+// parse_buf: the parse into a zeroed *out (whose map plm_gguf_open may have set).
+static plm_status parse_buf(plm_gguf *out, const uint8_t *buf, size_t size, const char *name,
+                            plm_error *err) {
     cursor c = {buf, size, 0, name, err};
     plm_status st = rd_header(out, &c);
     for (int64_t k = 0; st == PLM_OK && k < out->n_tensors; k++)
@@ -301,11 +299,14 @@ plm_status plm_gguf_parse(plm_gguf *out, const uint8_t *buf, size_t size, const 
         out->data_offset = (c.i + out->alignment - 1) / out->alignment * out->alignment;
         st = place_tensors(out, &c);
     }
-    if (st != PLM_OK) {
-        free(out->kv);
-        free(out->tensors);
-        out->kv = NULL, out->tensors = NULL, out->n_kv = out->n_tensors = 0;
-    }
+    return st;
+}
+
+plm_status plm_gguf_parse(plm_gguf *out, const uint8_t *buf, size_t size, const char *name,
+                          plm_error *err) {
+    memset(out, 0, sizeof *out);
+    plm_status st = parse_buf(out, buf, size, name, err);
+    if (st != PLM_OK) plm_gguf_free(out);
     return st;
 }
 
@@ -313,7 +314,7 @@ plm_status plm_gguf_open(plm_gguf *out, const char *path, plm_error *err) {
     memset(out, 0, sizeof *out);
     plm_status st = plm_file_map_open(&out->map, path, err);
     if (st != PLM_OK) return st;
-    st = plm_gguf_parse(out, out->map.data, out->map.size, path, err);
+    st = parse_buf(out, out->map.data, out->map.size, path, err);
     if (st != PLM_OK) plm_gguf_free(out);
     return st;
 }

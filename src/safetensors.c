@@ -148,11 +148,9 @@ static plm_status parse_header(plm_safetensors *st, const plm_json *j, const uin
     return PLM_OK;
 }
 
-plm_status plm_safetensors_parse(plm_safetensors *out, const uint8_t *buf, size_t size,
-                                 const char *name, plm_error *err) {
-    plm_file_map keep = out->map; // plm_safetensors_open sets the map before parsing
-    memset(out, 0, sizeof *out);
-    out->map = keep;
+// parse_buf: the parse into a zeroed *out (whose map plm_safetensors_open may have set).
+static plm_status parse_buf(plm_safetensors *out, const uint8_t *buf, size_t size,
+                            const char *name, plm_error *err) {
     if (size < 8)
         return plm_fail(err, PLM_ERR_FORMAT,
                         "%s: %zu bytes, too short for the 8-byte header length", name, size);
@@ -170,12 +168,14 @@ plm_status plm_safetensors_parse(plm_safetensors *out, const uint8_t *buf, size_
     if (s != PLM_OK) return s;
     s = parse_header(out, &j, buf + 8 + hlen, size - 8 - (size_t)hlen, name, err);
     plm_json_free(&j);
-    if (s != PLM_OK) {
-        keep = out->map;
-        out->map = (plm_file_map){0};
-        plm_safetensors_free(out);
-        out->map = keep;
-    }
+    return s;
+}
+
+plm_status plm_safetensors_parse(plm_safetensors *out, const uint8_t *buf, size_t size,
+                                 const char *name, plm_error *err) {
+    memset(out, 0, sizeof *out);
+    plm_status s = parse_buf(out, buf, size, name, err);
+    if (s != PLM_OK) plm_safetensors_free(out);
     return s;
 }
 
@@ -183,7 +183,7 @@ plm_status plm_safetensors_open(plm_safetensors *out, const char *path, plm_erro
     memset(out, 0, sizeof *out);
     plm_status s = plm_file_map_open(&out->map, path, err);
     if (s != PLM_OK) return s;
-    s = plm_safetensors_parse(out, out->map.data, out->map.size, path, err);
+    s = parse_buf(out, out->map.data, out->map.size, path, err);
     if (s != PLM_OK) plm_safetensors_free(out);
     return s;
 }

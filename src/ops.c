@@ -111,3 +111,115 @@ void plm_swiglu_forward(float *out, const float *gate, const float *up, size_t n
 void plm_residual_forward(float *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] += inp[i];
 }
+
+// ---- backward ----
+
+void plm_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, const float *rstd, int T, int C) {
+    for (int t = 0; t < T; t++) {
+        const float *x = inp + (size_t)t * C, *dy = dout + (size_t)t * C;
+        float *dx = dinp + (size_t)t * C;
+        float r = rstd[t];
+        // dot = sum_j w_j dy_j x_j
+        float dot = 0.0f;
+        for (int c = 0; c < C; c++) dot += w[c] * dy[c] * x[c];
+        float k = dot * r * r * r / (float)C;
+        for (int c = 0; c < C; c++) {
+            dx[c] += r * w[c] * dy[c] // term 1: through x directly
+                     - k * x[c];      // term 2: through rstd
+            if (dw) dw[c] += dy[c] * x[c] * r;
+        }
+    }
+}
+
+void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int pos0, int T, int NH,
+                       int D) {
+    int half = D / 2;
+    for (int t = 0; t < T; t++) {
+        const float *c = cos_t + (size_t)(pos0 + t) * half;
+        const float *s = sin_t + (size_t)(pos0 + t) * half;
+        for (int h = 0; h < NH; h++) {
+            float *g = dx + ((size_t)t * NH + h) * D;
+            for (int i = 0; i < half; i++) {
+                float g1 = g[i], g2 = g[i + half];
+                g[i] = g1 * c[i] + g2 * s[i];
+                g[i + half] = g2 * c[i] - g1 * s[i];
+            }
+        }
+    }
+}
+
+void plm_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                            int att_stride, const float *q, const float *k, const float *v, int T,
+                            int H, int K, int D, int k0, int k1) {
+    int group = H / K;
+    float scale = 1.0f / sqrtf((float)D);
+    for (int kh = k0; kh < k1; kh++)
+        for (int h = kh * group; h < (kh + 1) * group; h++)
+            for (int t = 0; t < T; t++) {
+                const float *a = att + ((size_t)t * H + h) * att_stride;
+                const float *go = dout + ((size_t)t * H + h) * D;
+                const float *qt = q + ((size_t)t * H + h) * D;
+                float *gq = dq + ((size_t)t * H + h) * D;
+                // da_s = dout . v_s, and sum_s a_s da_s for the softmax backward
+                float dsum = 0.0f;
+                for (int s = 0; s <= t; s++) {
+                    const float *vs = v + ((size_t)s * K + kh) * D;
+                    float da = 0.0f;
+                    for (int d = 0; d < D; d++) da += go[d] * vs[d];
+                    dsum += a[s] * da;
+                }
+                for (int s = 0; s <= t; s++) {
+                    const float *vs = v + ((size_t)s * K + kh) * D;
+                    const float *ks = k + ((size_t)s * K + kh) * D;
+                    float *gk = dk + ((size_t)s * K + kh) * D;
+                    float *gv = dv + ((size_t)s * K + kh) * D;
+                    float da = 0.0f;
+                    for (int d = 0; d < D; d++) da += go[d] * vs[d];
+                    float ds = a[s] * (da - dsum) * scale; // softmax backward, then the 1/sqrt(D)
+                    for (int d = 0; d < D; d++) {
+                        gv[d] += a[s] * go[d]; // out = sum_s a_s v_s
+                        gq[d] += ds * ks[d];   // score_s = q . k_s
+                        gk[d] += ds * qt[d];
+                    }
+                }
+            }
+}
+
+void plm_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                         const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i], sig = 1.0f / (1.0f + expf(-g));
+        float silu = g * sig;
+        dgate[i] += dout[i] * up[i] * sig * (1.0f + g * (1.0f - sig)); // silu'(g) = s (1 + g (1 - s))
+        dup[i] += dout[i] * silu;
+    }
+}
+
+double plm_crossentropy_forward_backward(float *dlogits, const float *logits,
+                                         const int32_t *targets, int T, int V, float grad_scale,
+                                         int *n_counted) {
+    double loss = 0.0;
+    int n = 0;
+    for (int t = 0; t < T; t++) {
+        const float *l = logits + (size_t)t * V;
+        float *g = dlogits + (size_t)t * V;
+        int y = targets[t];
+        if (y < 0) {
+            memset(g, 0, (size_t)V * sizeof *g);
+            continue;
+        }
+        float mx = -INFINITY;
+        for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
+        double sum = 0.0;
+        for (int i = 0; i < V; i++) sum += (double)expf(l[i] - mx);
+        float ly = l[y];
+        loss += log(sum) - (double)(ly - mx);
+        float inv = (float)(1.0 / sum);
+        for (int i = 0; i < V; i++) g[i] = expf(l[i] - mx) * inv * grad_scale; // softmax
+        g[y] -= grad_scale;                                                     // - onehot
+        n++;
+    }
+    if (n_counted) *n_counted = n;
+    return loss;
+}

@@ -45,4 +45,34 @@ void plm_swiglu_forward(float *out, const float *gate, const float *up, size_t n
 // out (n) += inp (n): the residual connection.
 void plm_residual_forward(float *out, const float *inp, size_t n);
 
+// ---- backward passes: each adds into its d* outputs (the caller zeroes them), llm.c style ----
+
+// dinp (T, C) += d(out)/d(inp) . dout; dw (C) += d(out)/d(w) . dout (dw may be NULL: frozen).
+// rstd (T) from the forward; inp (T, C) the forward's input.
+void plm_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, const float *rstd, int T, int C);
+
+// dx (T, NH*D) in place: the inverse rotation (RoPE is orthogonal).
+void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int pos0, int T, int NH,
+                       int D);
+
+// Attention backward for one sequence with no cache (P = 0, S = T). dq (T, H*D), dk, dv (T, K*D)
+// accumulate; att (T, H, att_stride) and q, k, v from the forward. Computes KV heads [k0, k1): each
+// KV head's dk/dv rows and its query heads' dq are written by one caller, so callers split K.
+void plm_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                            int att_stride, const float *q, const float *k, const float *v, int T,
+                            int H, int K, int D, int k0, int k1);
+
+// dgate, dup (n) += gradients of out = silu(gate) * up.
+void plm_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                         const float *up, size_t n);
+
+// Cross-entropy over logits (T, V) with targets (T) where target < 0 means "no loss here".
+// Returns the summed loss (double) over counted positions; writes probs - onehot scaled by
+// grad_scale into dlogits (T, V) (overwrites; rows without a target get zeros). dlogits may alias
+// logits. n_counted receives the number of counted positions.
+double plm_crossentropy_forward_backward(float *dlogits, const float *logits,
+                                         const int32_t *targets, int T, int V, float grad_scale,
+                                         int *n_counted);
+
 #endif

@@ -1,0 +1,192 @@
+// test_ops.c: every layer's forward against a double-precision recompute, and every backward
+// against finite differences of a double-precision loss L = sum(out * g) for a random g (so
+// dL/dout = g). The forward runs in f32, whose rounding puts ~2e-4 of noise on a 2-point central
+// difference with eps 1e-3 (measured); so the 4-point stencil of ggml's grad_precise() with
+// eps 1e-2 is used: truncation error O(eps^4), rounding noise 10x smaller.
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "test.h"
+
+static uint64_t rng = 0x1234567;
+static float frand(void) { // uniform in [-1, 1)
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 40) / 8388608.0) - 1.0f;
+}
+static float *randv(size_t n, float scale) {
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = frand() * scale;
+    return v;
+}
+static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
+
+static double dotg(const float *out, const float *g, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)out[i] * (double)g[i];
+    return s;
+}
+
+// ---- one op as a function of one input, for finite differences ----
+
+enum { T = 7, C = 24, H = 4, K = 2, D = 6, F = 10, V = 11 };
+
+typedef struct {
+    float *x, *w, *q, *k, *v, *gate, *up, *cos_t, *sin_t;
+    float *out, *att, *rstd;
+} bufs;
+
+// loss_of: L = sum(out * g) for op on the current inputs
+static double loss_of(int op, bufs *b, const float *g) {
+    switch (op) {
+    case 0: plm_rmsnorm_forward(b->out, b->rstd, b->x, b->w, T, C, 1e-5f); return dotg(b->out, g, (size_t)T * C);
+    case 1:
+        memcpy(b->out, b->q, sizeof(float) * T * H * D);
+        plm_rope_forward(b->out, b->cos_t, b->sin_t, 3, T, H, D);
+        return dotg(b->out, g, (size_t)T * H * D);
+    case 2:
+        plm_attention_forward(b->out, b->att, T, b->q, b->k, b->v, T, 0, H, K, D, 0, T * H);
+        return dotg(b->out, g, (size_t)T * H * D);
+    default: plm_swiglu_forward(b->out, b->gate, b->up, (size_t)T * F); return dotg(b->out, g, (size_t)T * F);
+    }
+}
+
+// fd_check: numerical gradient of loss_of(op) w.r.t. each element of x (n) against analytic ga
+static void fd_check(const char *name, int op, bufs *b, const float *g, float *x, size_t n,
+                     const float *ga) {
+    float *num = zeros(n);
+    const float e = 1e-2f;
+    for (size_t i = 0; i < n; i++) {
+        float x0 = x[i];
+        double f[4]; // L at x - 2e, x - e, x + e, x + 2e
+        const float at[4] = {-2 * e, -e, e, 2 * e};
+        for (int k = 0; k < 4; k++) {
+            x[i] = x0 + at[k];
+            f[k] = loss_of(op, b, g);
+        }
+        x[i] = x0;
+        num[i] = (float)((8.0 * (f[2] - f[1]) - (f[3] - f[0])) / (12.0 * (double)e));
+    }
+    loss_of(op, b, g); // restore the saved buffers
+    check_close(name, ga, num, n, 1e-4, 1e-3);
+    free(num);
+}
+
+static void test_backward(void) {
+    bufs b;
+    b.x = randv(T * C, 1.5f), b.w = randv(C, 1.0f);
+    b.q = randv(T * H * D, 1.0f), b.k = randv(T * K * D, 1.0f), b.v = randv(T * K * D, 1.0f);
+    b.gate = randv(T * F, 3.0f), b.up = randv(T * F, 1.0f);
+    b.cos_t = zeros(16 * D / 2), b.sin_t = zeros(16 * D / 2);
+    plm_rope_table(b.cos_t, b.sin_t, 16, D, 10000.0f);
+    b.out = zeros(T * H * D > T * C ? T * H * D : T * C), b.att = zeros(T * H * T), b.rstd = zeros(T);
+    float *g = randv(T * C + T * H * D, 1.0f);
+
+    // rmsnorm: dinp and dw
+    float *dx = zeros(T * C), *dw = zeros(C);
+    loss_of(0, &b, g);
+    plm_rmsnorm_backward(dx, dw, g, b.x, b.w, b.rstd, T, C);
+    fd_check("rmsnorm dinp", 0, &b, g, b.x, T * C, dx);
+    fd_check("rmsnorm dw", 0, &b, g, b.w, C, dw);
+
+    // rope
+    float *dq = zeros(T * H * D);
+    memcpy(dq, g, sizeof(float) * T * H * D);
+    plm_rope_backward(dq, b.cos_t, b.sin_t, 3, T, H, D);
+    fd_check("rope", 1, &b, g, b.q, T * H * D, dq);
+
+    // attention: dq, dk, dv, computed in two KV-head ranges to exercise the split
+    float *gq = zeros(T * H * D), *gk = zeros(T * K * D), *gv = zeros(T * K * D);
+    loss_of(2, &b, g);
+    plm_attention_backward(gq, gk, gv, g, b.att, T, b.q, b.k, b.v, T, H, K, D, 0, 1);
+    plm_attention_backward(gq, gk, gv, g, b.att, T, b.q, b.k, b.v, T, H, K, D, 1, K);
+    fd_check("attention dq", 2, &b, g, b.q, T * H * D, gq);
+    fd_check("attention dk", 2, &b, g, b.k, T * K * D, gk);
+    fd_check("attention dv", 2, &b, g, b.v, T * K * D, gv);
+
+    // swiglu
+    float *dg = zeros(T * F), *du = zeros(T * F);
+    plm_swiglu_backward(dg, du, g, b.gate, b.up, T * F);
+    fd_check("swiglu dgate", 3, &b, g, b.gate, T * F, dg);
+    fd_check("swiglu dup", 3, &b, g, b.up, T * F, du);
+
+    free(dx), free(dw), free(dq), free(gq), free(gk), free(gv), free(dg), free(du), free(g);
+    free(b.x), free(b.w), free(b.q), free(b.k), free(b.v), free(b.gate), free(b.up);
+    free(b.cos_t), free(b.sin_t), free(b.out), free(b.att), free(b.rstd);
+}
+
+// cross-entropy: loss against a double recompute, gradient against finite differences
+static void test_crossentropy(void) {
+    float *l = randv(T * V, 4.0f), *dl = zeros(T * V), *num = zeros(T * V);
+    int32_t y[T] = {3, -1, 0, 10, 5, -1, 7};
+    int n;
+    double loss = plm_crossentropy_forward_backward(dl, l, y, T, V, 1.0f, &n);
+    CHECK(n == 5);
+    double want = 0;
+    for (int t = 0; t < T; t++) {
+        if (y[t] < 0) continue;
+        double s = 0;
+        for (int i = 0; i < V; i++) s += exp((double)l[t * V + i]);
+        want += log(s) - (double)l[t * V + y[t]];
+    }
+    CHECK_MSG(fabs(loss - want) < 1e-5 * fabs(want), "ce loss %.9g want %.9g", loss, want);
+    float *scratch = zeros(T * V);
+    for (int i = 0; i < T * V; i++) { // the loss is summed in double: eps 1e-3 is clean here
+        float x0 = l[i];
+        l[i] = x0 + 1e-3f;
+        double lp = plm_crossentropy_forward_backward(scratch, l, y, T, V, 1.0f, NULL);
+        l[i] = x0 - 1e-3f;
+        double lm = plm_crossentropy_forward_backward(scratch, l, y, T, V, 1.0f, NULL);
+        l[i] = x0;
+        num[i] = (float)((lp - lm) / 2e-3);
+    }
+    check_close("crossentropy dlogits", dl, num, T * V, 1e-4, 1e-3);
+    free(l), free(dl), free(num), free(scratch);
+}
+
+// forward vs double precision
+static void test_forward(void) {
+    float *x = randv(T * C, 2.0f), *w = randv(C, 1.0f), *out = zeros(T * C), *rstd = zeros(T);
+    float *want = zeros(T * C);
+    plm_rmsnorm_forward(out, rstd, x, w, T, C, 1e-5f);
+    for (int t = 0; t < T; t++) {
+        double ss = 0;
+        for (int c = 0; c < C; c++) ss += (double)x[t * C + c] * (double)x[t * C + c];
+        double r = 1.0 / sqrt(ss / C + 1e-5);
+        for (int c = 0; c < C; c++) want[t * C + c] = (float)((double)w[c] * (double)x[t * C + c] * r);
+    }
+    check_close("rmsnorm forward", out, want, T * C, 1e-6, 1e-5);
+    free(x), free(w), free(out), free(rstd), free(want);
+
+    float *q = randv(T * H * D, 1.0f), *k = randv(T * K * D, 1.0f), *v = randv(T * K * D, 1.0f);
+    float *ao = zeros(T * H * D), *att = zeros(T * H * T), *aw = zeros(T * H * D);
+    plm_attention_forward(ao, att, T, q, k, v, T, 0, H, K, D, 0, T * H);
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < H; h++) {
+            int kh = h / (H / K);
+            double sc[T], mx = -1e30, sum = 0;
+            for (int s = 0; s <= t; s++) {
+                double dot = 0;
+                for (int d = 0; d < D; d++) dot += (double)q[(t * H + h) * D + d] * (double)k[(s * K + kh) * D + d];
+                sc[s] = dot / sqrt((double)D);
+                mx = fmax(mx, sc[s]);
+            }
+            for (int s = 0; s <= t; s++) sum += exp(sc[s] - mx);
+            for (int d = 0; d < D; d++) {
+                double o = 0;
+                for (int s = 0; s <= t; s++) o += exp(sc[s] - mx) / sum * (double)v[(s * K + kh) * D + d];
+                aw[(t * H + h) * D + d] = (float)o;
+            }
+        }
+    check_close("attention forward", ao, aw, T * H * D, 1e-6, 1e-5);
+    free(q), free(k), free(v), free(ao), free(att), free(aw);
+}
+
+int main(void) {
+    test_self();
+    test_forward();
+    test_backward();
+    test_crossentropy();
+    return test_main_end("test_ops");
+}

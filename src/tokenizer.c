@@ -775,8 +775,23 @@ typedef struct {
     int32_t pos;  // the left symbol; ties go to the leftmost pair, as in both HF implementations
 } heap_item;
 
+// A word cache for one encode call: most words of a long text repeat, and looking up the word
+// is several times cheaper than merging it again. Direct-mapped (a collision replaces the slot),
+// short words only; allocated only for long texts, so short calls pay nothing.
+#define CACHE_SLOTS 4096
+#define CACHE_WORD 15 // bytes of a cached word, and so at most as many ids
+#define CACHE_MIN_TEXT 4096
+
+typedef struct {
+    uint8_t len;             // bytes of word; 0 = empty slot
+    uint8_t n_ids;           // ids of the word
+    char word[CACHE_WORD];   // the word
+    int32_t ids[CACHE_WORD]; // its tokens
+} cache_slot;
+
 typedef struct {
     const plm_tokenizer *t;
+    cache_slot *cache; // (CACHE_SLOTS) or NULL
     int32_t *ids;      // (cap) the caller's output
     int32_t cap;
     int64_t n;         // ids of the text so far (may exceed cap)
@@ -884,6 +899,14 @@ static void bpe_word(enc *e, const unsigned char *s, size_t n) {
         if (id >= 0) emit(e, id);
         if (id >= 0 || e->oom) return;
     }
+    cache_slot *c = NULL;
+    if (e->cache && n <= CACHE_WORD) {
+        c = &e->cache[hash_bytes((const char *)s, n) & (CACHE_SLOTS - 1)];
+        if (c->len == n && !memcmp(c->word, s, n)) {
+            for (int k = 0; k < c->n_ids; k++) emit(e, c->ids[k]);
+            return;
+        }
+    }
     if (grow_word(e, n)) {
         e->oom = 1;
         return;
@@ -908,7 +931,12 @@ static void bpe_word(enc *e, const unsigned char *s, size_t n) {
         if (e->prev[pos] >= 0) heap_push(e, &nh, e->prev[pos]);
         if (e->next[pos] >= 0) heap_push(e, &nh, pos);
     }
-    for (int32_t i = 0; i >= 0; i = e->next[i]) emit(e, e->sym[i]);
+    uint8_t n_ids = 0;
+    for (int32_t i = 0; i >= 0; i = e->next[i]) {
+        emit(e, e->sym[i]);
+        if (c && e->sym[i] >= 0) c->ids[n_ids++] = e->sym[i];
+    }
+    if (c) c->len = (uint8_t)n, c->n_ids = n_ids, memcpy(c->word, s, n);
 }
 
 // ---- encode: pre-tokenizers ----
@@ -1056,7 +1084,9 @@ int32_t plm_tokenizer_encode(const plm_tokenizer *t, const char *text, size_t le
         if (!repaired) return PLM_ERR_NOMEM;
         s = (const unsigned char *)repaired;
     }
+    if (len >= CACHE_MIN_TEXT) e.cache = plm_alloc(CACHE_SLOTS, sizeof *e.cache); // NULL: no cache
     encode_text(&e, s, len);
+    free(e.cache);
     free(repaired);
     free(e.sym);
     free(e.prev);

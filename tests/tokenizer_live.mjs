@@ -104,7 +104,7 @@ function makeText(i) {
     if (i === 1) return 'a'.repeat(3000);
     if (i === 2) return ' '.repeat(100) + '1'.repeat(100);
     let s = '';
-    const parts = 1 + int(10);
+    const parts = i % 400 === 3 ? 400 : 1 + int(10); // some long texts: pocketlm's word cache
     for (let k = 0; k < parts; k++) s += pick(FRAGMENTS)();
     return s;
 }

@@ -142,13 +142,42 @@ int32_t plm_tokenizer_encode(const plm_tokenizer *t, const char *text, size_t le
 int64_t plm_tokenizer_decode(const plm_tokenizer *t, const int32_t *ids, int32_t n, char *out,
                              size_t cap);
 
+// ---- LoRA adapters (PEFT format) ----
+
+typedef struct plm_lora plm_lora;
+
+// plm_lora_load: a PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors, and
+// tokenizer files when it adds tokens) for base, checked against base's shapes. base must outlive
+// the adapter.
+plm_status plm_lora_load(plm_lora **out, const char *dir, const plm_model *base, plm_error *err);
+void plm_lora_free(plm_lora *l);
+// plm_lora_tokenizer: the adapter's tokenizer (with its added tokens), or NULL if it has none.
+const plm_tokenizer *plm_lora_tokenizer(const plm_lora *l);
+// plm_lora_save: write l as a PEFT adapter directory (atomically, file by file).
+plm_status plm_lora_save(const plm_lora *l, const char *dir, plm_error *err);
+// plm_model_merge: a new f32 model = base with the adapter folded into its weights (and its added
+// token rows appended to the vocabulary). The result does not refer to base or l.
+plm_status plm_model_merge(plm_model **out, const plm_model *base, const plm_lora *l,
+                           plm_error *err);
+
+// ---- the task template (DESIGN.md; training and inference agree byte for byte) ----
+
+#define PLM_TASK_START "<|OUTPUT_START|>"
+#define PLM_TASK_END "<|OUTPUT_END|>"
+// plm_task_prompt: "Rephrase the following:\nInput: {input}\nOutput: <|OUTPUT_START|>" into out
+// (cap bytes, NUL-terminated when cap > 0); returns its length without the NUL (which may be >= cap).
+size_t plm_task_prompt(const char *input, char *out, size_t cap);
+// plm_task_target: "{target}<|OUTPUT_END|>", likewise.
+size_t plm_task_target(const char *target, char *out, size_t cap);
+
 // ---- session: KV cache and the forward pass ----
 
 typedef struct plm_session plm_session;
 
 typedef struct {
-    int32_t n_ctx;     // positions held in the KV cache; 0 = min(2048, max_position_embeddings)
-    int32_t n_threads; // worker threads including the caller; 0 = number of cores
+    int32_t n_ctx;        // positions held in the KV cache; 0 = min(2048, max_position_embeddings)
+    int32_t n_threads;    // worker threads including the caller; 0 = number of cores
+    const plm_lora *lora; // an adapter applied at run time (no merge), or NULL; outlives the session
 } plm_session_params;
 
 plm_session_params plm_session_default_params(void);
@@ -173,6 +202,9 @@ plm_status plm_session_decode_all(plm_session *s, const int32_t *ids, int32_t n,
                                   plm_error *err);
 
 const plm_model *plm_session_model(const plm_session *s); // the model the session borrows
+// plm_session_tokenizer: the adapter's tokenizer when the session has one, else the model's.
+const plm_tokenizer *plm_session_tokenizer(const plm_session *s);
+int32_t plm_session_n_vocab(const plm_session *s); // logits per position (base + added tokens)
 int32_t plm_session_n_past(const plm_session *s); // tokens in the KV cache
 int32_t plm_session_n_ctx(const plm_session *s);  // capacity of the KV cache
 int32_t plm_session_n_threads(const plm_session *s); // threads used, the caller included

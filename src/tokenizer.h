@@ -41,6 +41,13 @@ int32_t plm_tokenizer_n_merges(const plm_tokenizer *t);
 plm_str plm_tokenizer_merge(const plm_tokenizer *t, int32_t i); // "left right", rank order
 const char *plm_tokenizer_pre(const plm_tokenizer *t);          // GGUF pre-tokenizer name
 
+// plm_tokenizer_add_tokens: a new tokenizer = t plus the n texts as added tokens (special ones when
+// special != 0: matched before BPE, never split), given ids n_vocab, n_vocab+1, ... in order; a text
+// already in the vocabulary keeps its id and is not added. n = 0 makes a copy.
+plm_status plm_tokenizer_add_tokens(plm_tokenizer **out, const plm_tokenizer *t,
+                                    const char *const *texts, int32_t n, int special,
+                                    plm_error *err);
+
 // plm_tokenizer_save_dir: write tokenizer.json and tokenizer_config.json into dir (atomically),
 // in the form Hugging Face tokenizers and transformers.js load; bos/eos ids name the config's tokens.
 plm_status plm_tokenizer_save_dir(const plm_tokenizer *t, const char *dir, int32_t bos_id,

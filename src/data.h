@@ -1,0 +1,55 @@
+// data.h: task data for fine-tuning: PAWS TSV (id, sentence1, sentence2, label) or JSONL
+// ({"input": ..., "output": ...}) into tokenized examples in the task template of DESIGN.md, with
+// the loss on {target}<|OUTPUT_END|> only; a held-out split; length-grouped batches.
+#ifndef PLM_DATA_H
+#define PLM_DATA_H
+
+#include "base.h"
+
+typedef struct {
+    int32_t *ids;     // (n) prompt tokens then target tokens (points into the dataset's block)
+    int32_t n;        // tokens
+    int32_t n_prompt; // ids[0 .. n_prompt) get no loss; ids[n_prompt .. n) do (target + end marker)
+} plm_example;
+
+typedef struct {
+    int reverse;     // PAWS: also add each pair reversed (sentence2 -> sentence1); default 1
+    int32_t max_len; // examples longer than this many tokens are bad rows; default 256
+    int strict;      // 1: the first bad row is an error; 0: bad rows are counted and skipped
+} plm_data_params;
+
+plm_data_params plm_data_default_params(void);
+
+typedef struct {
+    plm_example *ex;     // (n) examples, in file order (a reversed pair right after its original)
+    int32_t n;
+    int64_t rows;        // data rows read (header excluded)
+    int64_t not_label1;  // PAWS rows skipped because label != 1 (not bad)
+    int64_t bad_fields;  // rows with missing fields or malformed (bad TSV columns, bad JSON)
+    int64_t bad_empty;   // rows with an empty input or output
+    int64_t bad_long;    // rows whose example exceeds max_len tokens
+    char first_bad[200]; // "file:line: why" of the first bad row, or ""
+    int32_t *block;      // the one allocation behind every ex[i].ids
+} plm_dataset;
+
+// plm_dataset_load: read path (format from its content: a JSONL file's lines start with '{') and
+// tokenize with tok, which must know <|OUTPUT_START|> and <|OUTPUT_END|>. No usable example at all
+// is PLM_ERR_FORMAT with a message saying why (empty file, no label-1 rows, every row bad).
+plm_status plm_dataset_load(plm_dataset *out, const char *path, const plm_tokenizer *tok,
+                            const plm_data_params *p, plm_error *err);
+void plm_dataset_free(plm_dataset *d); // accepts a zeroed struct
+
+// plm_dataset_split: move a seeded random share frac of d's source rows (a pair and its reverse
+// stay together) into *held (a new dataset); d keeps the rest. frac in (0, 1).
+plm_status plm_dataset_split(plm_dataset *d, plm_dataset *held, double frac, uint64_t seed,
+                             plm_error *err);
+
+// ---- batches ----
+
+// plm_batch_order: the example order of one epoch in length-grouped batches of B: a seeded shuffle
+// (seed and epoch), then within windows of 64*B examples a sort by length, cut into batches of B,
+// and the batches shuffled. order (d->n) receives example indices; batch k is order[k*B ..].
+// The same (seed, epoch) always gives the same order.
+void plm_batch_order(int32_t *order, const plm_dataset *d, int32_t B, uint64_t seed, int32_t epoch);
+
+#endif

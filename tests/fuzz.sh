@@ -1,0 +1,80 @@
+#!/bin/sh
+# fuzz.sh [SECONDS]: build each tests/fuzz_*.c as a libFuzzer target (clang-14, ASan + UBSan) into
+# build/fuzz/, seed its corpus with small valid inputs, and run it for SECONDS (default 20).
+# Exits non-zero when a target fails to build or finds a crash (the reproducer is kept in build/fuzz/).
+set -u
+SECS=${1:-20}
+CC=${FUZZ_CC:-clang-14}
+OUT=build/fuzz
+cd "$(dirname "$0")/.."
+mkdir -p "$OUT"
+
+# ---- seeds: small valid files of each format ----
+seed() { # seed DIR NAME: the seed files for target NAME into DIR
+    mkdir -p "$1"
+    case $2 in
+    fuzz_json)
+        printf '{"a": [1, 2.5e-3, true, null, "x\\u00e9"], "b": {"c": -1}}' >"$1/obj.json"
+        for f in tests/ref/*/config.json; do [ -f "$f" ] && cp "$f" "$1/$(basename "$(dirname "$f")").json"; done
+        ;;
+    fuzz_safetensors)
+        python3 - "$1" <<'PY'
+import struct, sys, json
+def st(path, tensors, meta=True):
+    h, data = {}, b""
+    if meta: h["__metadata__"] = {"format": "pt"}
+    for name, dtype, shape, size in tensors:
+        n = 1
+        for s in shape: n *= s
+        h[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + n * size]}
+        data += bytes((i * 37) % 256 for i in range(n * size))
+    hb = json.dumps(h).encode()
+    hb += b" " * (-len(hb) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(hb)) + hb + data)
+st(sys.argv[1] + "/a.safetensors", [("w", "F32", [2, 3], 4), ("b", "BF16", [4], 2), ("h", "F16", [3], 2)])
+st(sys.argv[1] + "/b.safetensors", [("i", "I64", [2], 8)], meta=False)
+PY
+        ;;
+    fuzz_gguf)
+        python3 - "$1" <<'PY'
+import struct, sys
+def s(x): x = x.encode(); return struct.pack("<Q", len(x)) + x
+kv = [s("general.architecture") + struct.pack("<I", 8) + s("llama"),
+      s("llama.block_count") + struct.pack("<II", 4, 2),
+      s("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 3) + s("a") + s("b") + s("ab"),
+      s("tokenizer.ggml.token_type") + struct.pack("<IIQ", 9, 5, 3) + struct.pack("<iii", 1, 1, 3)]
+types = [(0, 4 * 32), (1, 2 * 32), (8, 34), (2, 18), (3, 20), (30, 2 * 32)]
+infos, off = b"", 0
+for k, (t, size) in enumerate(types):
+    infos += s("t%d" % k) + struct.pack("<IQQ", 2, 32, 1) + struct.pack("<IQ", t, off)
+    off += (size + 31) // 32 * 32
+head = b"GGUF" + struct.pack("<IQQ", 3, len(types), len(kv)) + b"".join(kv) + infos
+head += b"\0" * (-len(head) % 32)
+open(sys.argv[1] + "/a.gguf", "wb").write(head + bytes((i * 13) % 256 for i in range(off)))
+PY
+        ;;
+    esac
+}
+
+fail=0
+for src in tests/fuzz_*.c; do
+    name=$(basename "$src" .c)
+    bin=$OUT/$name
+    if ! $CC -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -Isrc \
+        "$src" src/*.c -lm -pthread -o "$bin" 2>"$OUT/$name.build.log"; then
+        echo "$name: build failed (see $OUT/$name.build.log)"
+        fail=1
+        continue
+    fi
+    corpus=$OUT/corpus_$name
+    seed "$corpus" "$name"
+    if "$bin" -max_total_time="$SECS" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+        -artifact_prefix="$OUT/$name-" "$corpus" >"$OUT/$name.log" 2>&1; then
+        echo "$name: ok ($(grep -c . "$OUT/$name.log") log lines, $(ls "$corpus" | wc -l) corpus files)"
+    else
+        echo "$name: FAILED (see $OUT/$name.log)"
+        tail -n 30 "$OUT/$name.log"
+        fail=1
+    fi
+done
+exit $fail

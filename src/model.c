@@ -455,6 +455,11 @@ static plm_status load_weight(plm_model *m, source *s, const wref *w, float *tmp
     for (int64_t r0 = 0; st == PLM_OK && r0 < w->rows; r0 += per) {
         int64_t n = w->rows - r0 < per ? w->rows - r0 : per;
         st = source_rows(&t, r0, n, w->cols, tmp, err);
+        if (st != PLM_OK && err) { // the converters know the tensor, not the file
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            plm_fail(err, st, "%s: %s", s->path, msg);
+        }
         for (int64_t i = 0; st == PLM_OK && i < n; i++)
             store_row(w, s->is_gguf && w->n_head ? qk_hf_row(r0 + i, D) : r0 + i,
                       tmp + (size_t)(i * w->cols));

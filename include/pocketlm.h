@@ -197,7 +197,7 @@ plm_status plm_session_decode(plm_session *s, const int32_t *ids, int32_t n, plm
 const float *plm_session_logits(const plm_session *s);
 
 // plm_session_decode_all: like decode, but writes every position's logits into out, which holds
-// n * vocab_size floats (used for perplexity and tests).
+// n * plm_session_n_vocab(s) floats (used for perplexity and tests).
 plm_status plm_session_decode_all(plm_session *s, const int32_t *ids, int32_t n, float *out,
                                   plm_error *err);
 

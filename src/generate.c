@@ -99,7 +99,7 @@ plm_status plm_generate(plm_session *s, const int32_t *prompt, int32_t n_prompt,
     if (!s || !params || n_prompt < 1 || !prompt || params->max_tokens < 0)
         return plm_fail(err, PLM_ERR_ARG, "generate: bad arguments");
     const plm_model *m = plm_session_model(s);
-    const plm_tokenizer *tok = m->tokenizer;
+    const plm_tokenizer *tok = plm_session_tokenizer(s);
     int32_t eos = m->config.eos_token_id;
     const int32_t *stops = params->stop_tokens ? params->stop_tokens : &eos;
     int32_t n_stops = params->stop_tokens ? params->n_stop_tokens : (eos >= 0 ? 1 : 0);
@@ -107,7 +107,7 @@ plm_status plm_generate(plm_session *s, const int32_t *prompt, int32_t n_prompt,
     plm_sampler *smp = NULL;
     stream st = {NULL, 0, 0, 0};
     int32_t *hist = plm_alloc((size_t)n_prompt + (size_t)params->max_tokens + 1, sizeof *hist);
-    plm_status rc = hist ? plm_sampler_create(&smp, &params->sampler, m->config.vocab_size, err)
+    plm_status rc = hist ? plm_sampler_create(&smp, &params->sampler, plm_session_n_vocab(s), err)
                          : plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     if (rc != PLM_OK) goto done;
     memcpy(hist, prompt, (size_t)n_prompt * sizeof *hist);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lora.h"
 #include "model.h"
 #include "ops.h"
 #include "pool.h"
@@ -14,6 +15,8 @@
 
 struct plm_session {
     const plm_model *model; // borrowed; outlives the session
+    const plm_lora *lora;   // borrowed adapter or NULL
+    int n_vocab;            // logits per position: the base's V, or the adapter's larger one
     plm_pool *pool;         // owned worker threads
     int n_ctx;              // KV cache capacity (positions)
     int n_past;             // positions filled
@@ -27,11 +30,13 @@ struct plm_session {
     float *att;             // (CHUNK, H, n_ctx) softmax probabilities
     float *gate, *up;       // (CHUNK, F) MLP hidden
     float *logits;          // (V) logits of the last token
+    float *lora_u;          // (CHUNK, R) the adapter's A x
+    float *lora_y;          // (CHUNK, max out features) the adapter's B A x
     void *scratch;          // matmul scratch (quantized activations)
 };
 
 plm_session_params plm_session_default_params(void) {
-    plm_session_params p = {0, 0};
+    plm_session_params p = {0, 0, NULL};
     return p;
 }
 
@@ -50,6 +55,8 @@ void plm_session_free(plm_session *s) {
     plm_free_aligned(s->gate);
     plm_free_aligned(s->up);
     plm_free_aligned(s->logits);
+    plm_free_aligned(s->lora_u);
+    plm_free_aligned(s->lora_y);
     plm_free_aligned(s->scratch);
     free(s);
 }
@@ -69,13 +76,15 @@ plm_status plm_session_create(plm_session **out, const plm_model *model,
         return plm_fail(err, PLM_ERR_ARG, "n_threads %d: want 1 .. 256", p.n_threads);
     size_t C = (size_t)cfg->hidden_size, H = (size_t)cfg->num_attention_heads;
     size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim;
-    size_t F = (size_t)cfg->intermediate_size, V = (size_t)cfg->vocab_size;
+    size_t F = (size_t)cfg->intermediate_size;
     size_t L = (size_t)cfg->num_hidden_layers, N = (size_t)p.n_ctx;
     size_t maxin = C > H * D ? C : H * D;
     if (F > maxin) maxin = F;
     plm_session *s = plm_alloc(1, sizeof *s);
     if (!s) return plm_fail(err, PLM_ERR_NOMEM, "out of memory creating a session");
     s->model = model;
+    s->lora = p.lora;
+    s->n_vocab = p.lora ? p.lora->vocab_size : cfg->vocab_size;
     s->n_ctx = p.n_ctx;
     // the cache and attention buffers are calloc'd: pages are only touched as positions fill
     s->k_cache = plm_alloc(L * N, K * D * sizeof(float));
@@ -89,11 +98,14 @@ plm_status plm_session_create(plm_session **out, const plm_model *model,
     s->att = plm_alloc(CHUNK * H * N, sizeof(float));
     s->gate = plm_alloc_aligned(CHUNK * F, sizeof(float));
     s->up = plm_alloc_aligned(CHUNK * F, sizeof(float));
-    s->logits = plm_alloc_aligned(V, sizeof(float));
+    s->logits = plm_alloc_aligned((size_t)s->n_vocab, sizeof(float));
+    s->lora_u = plm_alloc_aligned(CHUNK * (p.lora ? (size_t)p.lora->rank : 1), sizeof(float));
+    s->lora_y = plm_alloc_aligned(CHUNK * maxin, sizeof(float));
     s->scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(CHUNK, (int32_t)maxin), 1);
     s->pool = plm_pool_create(p.n_threads);
     if (!s->k_cache || !s->v_cache || !s->cos_t || !s->sin_t || !s->x || !s->xn || !s->q ||
-        !s->att_out || !s->att || !s->gate || !s->up || !s->logits || !s->scratch || !s->pool) {
+        !s->att_out || !s->att || !s->gate || !s->up || !s->logits || !s->lora_u || !s->lora_y ||
+        !s->scratch || !s->pool) {
         plm_session_free(s);
         return plm_fail(err, PLM_ERR_NOMEM, "out of memory creating a session of %d positions",
                         p.n_ctx);
@@ -119,6 +131,58 @@ static void attention_worker(void *ctx, int ith, int nth) {
                           j->D, i0, i1);
 }
 
+// ---- the adapter's parts of the forward pass ----
+
+// linear: out (T, W.rows) = inp (T, W.cols) @ W^T, plus scale * (inp A^T) B^T when the adapter
+// adapts target t of layer l (PEFT: result + lora_B(lora_A(x)) * scaling).
+static void linear(plm_session *s, float *out, const float *inp, const plm_mat *w, int l,
+                   plm_lora_target t, int T) {
+    plm_matmul(s->pool, out, inp, w, T, s->scratch);
+    const plm_lora *lo = s->lora;
+    if (!lo || !lo->pairs[l * PLM_LORA_N_TARGETS + t].A) return;
+    plm_mat a = plm_lora_mat_a(lo, l, t, w->cols), b = plm_lora_mat_b(lo, l, t, w->rows);
+    plm_matmul(s->pool, s->lora_u, inp, &a, T, s->scratch);
+    plm_matmul(s->pool, s->lora_y, s->lora_u, &b, T, s->scratch);
+    float scale = lo->alpha / (float)lo->rank;
+    for (size_t i = 0; i < (size_t)T * w->rows; i++) out[i] += s->lora_y[i] * scale;
+}
+
+// lora_row: the adapter's row for token id, or NULL
+static const float *lora_row(const plm_lora *lo, int32_t id) {
+    for (int32_t k = 0; lo && k < lo->n_tokens; k++)
+        if (lo->token_ids[k] == id) return lo->token_rows + (size_t)k * lo->hidden_size;
+    return NULL;
+}
+
+// embed: x (T, C) = embedding rows of ids, the adapter's trainable rows replacing the base's
+static void embed(plm_session *s, const int32_t *ids, int T) {
+    size_t C = (size_t)s->model->config.hidden_size;
+    for (int t = 0; t < T; t++) {
+        const float *row = lora_row(s->lora, ids[t]);
+        if (row) memcpy(s->x + t * C, row, C * sizeof(float));
+        else plm_embedding_forward(s->x + t * C, ids + t, &s->model->embed_tokens, 1);
+    }
+}
+
+// head: logits (T, n_vocab) of the normalized xn (T, C): the base head, then the adapter's token
+// rows (tied embeddings: the head's rows are the embedding's)
+static void head(plm_session *s, float *logits, const float *xn, int T) {
+    const plm_model *m = s->model;
+    size_t V = (size_t)m->config.vocab_size, NV = (size_t)s->n_vocab, C = (size_t)m->config.hidden_size;
+    plm_matmul(s->pool, logits, xn, &m->lm_head, T, s->scratch); // (T, V) packed
+    if (!s->lora || !s->lora->n_tokens) return;
+    for (int t = T - 1; t >= 0; t--) { // re-stride the rows from V to NV, last row first
+        memmove(logits + t * NV, logits + t * V, V * sizeof(float));
+        for (size_t v = V; v < NV; v++) logits[t * NV + v] = 0.0f;
+        for (int32_t k = 0; k < s->lora->n_tokens; k++) {
+            const float *row = s->lora->token_rows + k * C, *x = xn + t * C;
+            float dot = 0.0f;
+            for (size_t c = 0; c < C; c++) dot += x[c] * row[c];
+            logits[t * NV + (size_t)s->lora->token_ids[k]] = dot;
+        }
+    }
+}
+
 // ---- the forward pass of one chunk ----
 
 // forward: T (<= CHUNK) tokens at positions n_past..n_past+T-1; appends them to the cache.
@@ -131,37 +195,37 @@ static void forward(plm_session *s, const int32_t *ids, int T, float *logits_out
     int P = s->n_past;
     float eps = cfg->rms_norm_eps;
     size_t KD = (size_t)K * D;
-    plm_embedding_forward(s->x, ids, &m->embed_tokens, T);
+    embed(s, ids, T);
     for (int l = 0; l < L; l++) {
         const plm_layer *w = &m->layers[l];
         float *kc = s->k_cache + (size_t)l * s->n_ctx * KD; // (n_ctx, K*D) this layer's keys
         float *vc = s->v_cache + (size_t)l * s->n_ctx * KD;
         // attention block: x += o_proj(attention(rope(q), rope(k), v))
         plm_rmsnorm_forward(s->xn, NULL, s->x, w->input_layernorm, T, C, eps);
-        plm_matmul(s->pool, s->q, s->xn, &w->q_proj, T, s->scratch);
-        plm_matmul(s->pool, kc + (size_t)P * KD, s->xn, &w->k_proj, T, s->scratch);
-        plm_matmul(s->pool, vc + (size_t)P * KD, s->xn, &w->v_proj, T, s->scratch);
+        linear(s, s->q, s->xn, &w->q_proj, l, PLM_LORA_Q_PROJ, T);
+        linear(s, kc + (size_t)P * KD, s->xn, &w->k_proj, l, PLM_LORA_K_PROJ, T);
+        linear(s, vc + (size_t)P * KD, s->xn, &w->v_proj, l, PLM_LORA_V_PROJ, T);
         plm_rope_forward(s->q, s->cos_t, s->sin_t, P, T, H, D);
         plm_rope_forward(kc + (size_t)P * KD, s->cos_t, s->sin_t, P, T, K, D);
         attention_job job = {s->att_out, s->att, s->q, kc, vc, s->n_ctx, T, P, H, K, D};
         plm_pool_run(s->pool, attention_worker, &job);
-        plm_matmul(s->pool, s->xn, s->att_out, &w->o_proj, T, s->scratch);
+        linear(s, s->xn, s->att_out, &w->o_proj, l, PLM_LORA_O_PROJ, T);
         plm_residual_forward(s->x, s->xn, (size_t)T * C);
         // MLP block: x += down_proj(silu(gate_proj(xn)) * up_proj(xn))
         plm_rmsnorm_forward(s->xn, NULL, s->x, w->post_attention_layernorm, T, C, eps);
-        plm_matmul(s->pool, s->gate, s->xn, &w->gate_proj, T, s->scratch);
-        plm_matmul(s->pool, s->up, s->xn, &w->up_proj, T, s->scratch);
+        linear(s, s->gate, s->xn, &w->gate_proj, l, PLM_LORA_GATE_PROJ, T);
+        linear(s, s->up, s->xn, &w->up_proj, l, PLM_LORA_UP_PROJ, T);
         plm_swiglu_forward(s->gate, s->gate, s->up, (size_t)T * F);
-        plm_matmul(s->pool, s->xn, s->gate, &w->down_proj, T, s->scratch);
+        linear(s, s->xn, s->gate, &w->down_proj, l, PLM_LORA_DOWN_PROJ, T);
         plm_residual_forward(s->x, s->xn, (size_t)T * C);
     }
     s->n_past += T;
     if (logits_out) {
         plm_rmsnorm_forward(s->xn, NULL, s->x, m->norm, T, C, eps);
-        plm_matmul(s->pool, logits_out, s->xn, &m->lm_head, T, s->scratch);
+        head(s, logits_out, s->xn, T);
     } else { // only the last position's logits are needed
         plm_rmsnorm_forward(s->xn, NULL, s->x + (size_t)(T - 1) * C, m->norm, 1, C, eps);
-        plm_matmul(s->pool, s->logits, s->xn, &m->lm_head, 1, s->scratch);
+        head(s, s->logits, s->xn, 1);
     }
 }
 
@@ -173,7 +237,7 @@ static plm_status check_ids(const plm_session *s, const int32_t *ids, int32_t n,
         return plm_fail(err, PLM_ERR_ARG,
                         "decode: %d tokens do not fit in the context: %d of %d positions used", n,
                         s->n_past, s->n_ctx);
-    int32_t V = s->model->config.vocab_size;
+    int32_t V = s->n_vocab;
     for (int32_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V)
             return plm_fail(err, PLM_ERR_ARG, "decode: token %d at index %d out of range [0, %d)",
@@ -195,7 +259,7 @@ plm_status plm_session_decode_all(plm_session *s, const int32_t *ids, int32_t n,
     if (!s || !out) return plm_fail(err, PLM_ERR_ARG, "decode_all: NULL argument");
     plm_status st = check_ids(s, ids, n, err);
     if (st != PLM_OK) return st;
-    size_t V = (size_t)s->model->config.vocab_size;
+    size_t V = (size_t)s->n_vocab;
     for (int32_t i = 0; i < n; i += CHUNK) {
         int T = n - i < CHUNK ? n - i : CHUNK;
         forward(s, ids + i, T, out + (size_t)i * V);
@@ -206,6 +270,12 @@ plm_status plm_session_decode_all(plm_session *s, const int32_t *ids, int32_t n,
 
 const float *plm_session_logits(const plm_session *s) { return s->logits; }
 const plm_model *plm_session_model(const plm_session *s) { return s->model; }
+int32_t plm_session_n_vocab(const plm_session *s) { return s->n_vocab; }
+
+const plm_tokenizer *plm_session_tokenizer(const plm_session *s) {
+    const plm_tokenizer *t = s->lora ? plm_lora_tokenizer(s->lora) : NULL;
+    return t ? t : s->model->tokenizer;
+}
 int32_t plm_session_n_past(const plm_session *s) { return s->n_past; }
 int32_t plm_session_n_ctx(const plm_session *s) { return s->n_ctx; }
 int32_t plm_session_n_threads(const plm_session *s) { return plm_pool_size(s->pool); }

@@ -314,6 +314,9 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
     const plm_gguf_kv *tokens = plm_gguf_find(g, "tokenizer.ggml.tokens");
     if (!c->vocab_size && tokens && tokens->type == PLM_GGUF_ARRAY && tokens->arr_n <= INT32_MAX)
         c->vocab_size = (int32_t)tokens->arr_n;
+    const plm_gguf_tensor *emb = plm_gguf_find_tensor(g, "token_embd.weight");
+    if (!c->vocab_size && emb && emb->n_dims == 2 && emb->ne[1] <= INT32_MAX)
+        c->vocab_size = (int32_t)emb->ne[1];
     if (!c->num_key_value_heads) c->num_key_value_heads = c->num_attention_heads;
     if (!c->head_dim && c->num_attention_heads > 0) c->head_dim = c->hidden_size / c->num_attention_heads;
     double x;

@@ -255,7 +255,9 @@ static plm_status set_open_index(plm_st_set *s, const char *dir, const char *ind
         }
         int32_t i = 0;
         while (i < n_seen && strcmp(seen[i], file)) i++;
-        if (i == n_seen && (seen[n_seen] = malloc(strlen(file) + 1)) != NULL) {
+        if (i == n_seen && !(seen[n_seen] = malloc(strlen(file) + 1)))
+            st = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+        else if (i == n_seen) {
             strcpy(seen[n_seen++], file);
             st = set_add(s, dir, file, err);
         }

@@ -6,10 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lora.h"
-#include "model.h"
+#include "forward.h"
 #include "ops.h"
-#include "pool.h"
 
 #define CHUNK 128 // tokens per forward call, bounds the activation buffers
 
@@ -131,56 +129,11 @@ static void attention_worker(void *ctx, int ith, int nth) {
                           j->D, i0, i1);
 }
 
-// ---- the adapter's parts of the forward pass ----
-
-// linear: out (T, W.rows) = inp (T, W.cols) @ W^T, plus scale * (inp A^T) B^T when the adapter
-// adapts target t of layer l (PEFT: result + lora_B(lora_A(x)) * scaling).
+// linear: a linear layer of layer l with the adapter's path for target t (forward.h)
 static void linear(plm_session *s, float *out, const float *inp, const plm_mat *w, int l,
                    plm_lora_target t, int T) {
-    plm_matmul(s->pool, out, inp, w, T, s->scratch);
-    const plm_lora *lo = s->lora;
-    if (!lo || !lo->pairs[l * PLM_LORA_N_TARGETS + t].A) return;
-    plm_mat a = plm_lora_mat_a(lo, l, t, w->cols), b = plm_lora_mat_b(lo, l, t, w->rows);
-    plm_matmul(s->pool, s->lora_u, inp, &a, T, s->scratch);
-    plm_matmul(s->pool, s->lora_y, s->lora_u, &b, T, s->scratch);
-    float scale = lo->alpha / (float)lo->rank;
-    for (size_t i = 0; i < (size_t)T * w->rows; i++) out[i] += s->lora_y[i] * scale;
-}
-
-// lora_row: the adapter's row for token id, or NULL
-static const float *lora_row(const plm_lora *lo, int32_t id) {
-    for (int32_t k = 0; lo && k < lo->n_tokens; k++)
-        if (lo->token_ids[k] == id) return lo->token_rows + (size_t)k * lo->hidden_size;
-    return NULL;
-}
-
-// embed: x (T, C) = embedding rows of ids, the adapter's trainable rows replacing the base's
-static void embed(plm_session *s, const int32_t *ids, int T) {
-    size_t C = (size_t)s->model->config.hidden_size;
-    for (int t = 0; t < T; t++) {
-        const float *row = lora_row(s->lora, ids[t]);
-        if (row) memcpy(s->x + t * C, row, C * sizeof(float));
-        else plm_embedding_forward(s->x + t * C, ids + t, &s->model->embed_tokens, 1);
-    }
-}
-
-// head: logits (T, n_vocab) of the normalized xn (T, C): the base head, then the adapter's token
-// rows (tied embeddings: the head's rows are the embedding's)
-static void head(plm_session *s, float *logits, const float *xn, int T) {
-    const plm_model *m = s->model;
-    size_t V = (size_t)m->config.vocab_size, NV = (size_t)s->n_vocab, C = (size_t)m->config.hidden_size;
-    plm_matmul(s->pool, logits, xn, &m->lm_head, T, s->scratch); // (T, V) packed
-    if (!s->lora || !s->lora->n_tokens) return;
-    for (int t = T - 1; t >= 0; t--) { // re-stride the rows from V to NV, last row first
-        memmove(logits + t * NV, logits + t * V, V * sizeof(float));
-        for (size_t v = V; v < NV; v++) logits[t * NV + v] = 0.0f;
-        for (int32_t k = 0; k < s->lora->n_tokens; k++) {
-            const float *row = s->lora->token_rows + k * C, *x = xn + t * C;
-            float dot = 0.0f;
-            for (size_t c = 0; c < C; c++) dot += x[c] * row[c];
-            logits[t * NV + (size_t)s->lora->token_ids[k]] = dot;
-        }
-    }
+    plm_linear_bufs b = {s->lora_u, s->lora_y, NULL, s->scratch};
+    plm_linear_forward(s->pool, out, inp, w, s->lora, l, t, T, 0, 0, &b);
 }
 
 // ---- the forward pass of one chunk ----
@@ -195,7 +148,7 @@ static void forward(plm_session *s, const int32_t *ids, int T, float *logits_out
     int P = s->n_past;
     float eps = cfg->rms_norm_eps;
     size_t KD = (size_t)K * D;
-    embed(s, ids, T);
+    plm_embed_forward(s->x, ids, T, m, s->lora);
     for (int l = 0; l < L; l++) {
         const plm_layer *w = &m->layers[l];
         float *kc = s->k_cache + (size_t)l * s->n_ctx * KD; // (n_ctx, K*D) this layer's keys
@@ -222,10 +175,10 @@ static void forward(plm_session *s, const int32_t *ids, int T, float *logits_out
     s->n_past += T;
     if (logits_out) {
         plm_rmsnorm_forward(s->xn, NULL, s->x, m->norm, T, C, eps);
-        head(s, logits_out, s->xn, T);
+        plm_head_forward(s->pool, logits_out, s->xn, T, m, s->lora, s->scratch);
     } else { // only the last position's logits are needed
         plm_rmsnorm_forward(s->xn, NULL, s->x + (size_t)(T - 1) * C, m->norm, 1, C, eps);
-        head(s, s->logits, s->xn, 1);
+        plm_head_forward(s->pool, s->logits, s->xn, 1, m, s->lora, s->scratch);
     }
 }
 

@@ -1,0 +1,43 @@
+// forward.h: the building blocks of the Llama forward pass that involve the model's weights and an
+// optional LoRA adapter, shared by the inference loop (session.c) and the training loop (trainer.c)
+// so that both compute exactly the same function: the linear layers with their LoRA paths, the
+// embedding lookup and the output head with trainable token rows.
+#ifndef PLM_FORWARD_H
+#define PLM_FORWARD_H
+
+#include "lora.h"
+#include "model.h"
+#include "pool.h"
+
+// Buffers a linear layer's LoRA path needs: sized by the caller for T rows.
+typedef struct {
+    float *u;       // (T, R) A x: saved for backward when training
+    float *y;       // (T, max out features) B A x, before scaling
+    float *xd;      // (T, max in features) dropout(x), only when dropout > 0
+    void *scratch;  // plm_matmul scratch for T rows
+} plm_linear_bufs;
+
+// plm_linear_forward: out (T, w->rows) = inp (T, w->cols) @ W^T, then when lora adapts (layer,
+// target): out += scale * B (A dropout(inp)) (PEFT's LoraLayer; dropout only when train != 0,
+// with a mask derived from (seed, layer, target, row, col) so backward can rebuild it).
+void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_mat *w,
+                        const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
+                        int train, uint64_t seed, plm_linear_bufs *b);
+
+// plm_dropout_keep: the dropout decision for one element: 1 keep, 0 drop (probability p).
+int plm_dropout_keep(uint64_t seed, int32_t layer, plm_lora_target target, size_t i, float p);
+
+// plm_lora_row: the adapter's row for token id (C), or NULL when id is not a trainable token.
+const float *plm_lora_row(const plm_lora *lora, int32_t id);
+
+// plm_embed_forward: x (T, C) = embedding rows of ids; the adapter's token rows replace the base's.
+void plm_embed_forward(float *x, const int32_t *ids, int32_t T, const plm_model *m,
+                       const plm_lora *lora);
+
+// plm_head_forward: logits (T, NV) of normalized xn (T, C): the base head (V columns), then the
+// adapter's token rows when the embeddings are tied (the head rows are the embedding rows; untied,
+// PEFT's trainable tokens change the embedding only). NV is the adapter's vocab_size, or V.
+void plm_head_forward(plm_pool *pool, float *logits, const float *xn, int32_t T,
+                      const plm_model *m, const plm_lora *lora, void *scratch);
+
+#endif

@@ -619,12 +619,15 @@ static plm_status write_json_id(plm_writer *f, const char *key, int32_t id, plm_
 }
 
 // save_hf_config: config.json as transformers' LlamaConfig writes it.
-static plm_status save_hf_config(const plm_config *c, const char *path, plm_dtype dtype,
+static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype dtype,
                                  plm_error *err) {
+    const plm_config *c = &m->config;
     plm_writer *f;
     char eps[32], theta[32];
     fmt_float(eps, sizeof eps, c->rms_norm_eps);
     fmt_float(theta, sizeof theta, c->rope_theta);
+    char pad[48] = "";
+    if (m->pad_token_id >= 0) snprintf(pad, sizeof pad, "  \"pad_token_id\": %d,\n", m->pad_token_id);
     const char *torch = dtype == PLM_DTYPE_F16 ? "float16" : dtype == PLM_DTYPE_BF16 ? "bfloat16"
                                                                                      : "float32";
     plm_status s = plm_writer_open(&f, path, err);
@@ -640,13 +643,13 @@ static plm_status save_hf_config(const plm_config *c, const char *path, plm_dtyp
             "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %d,\n"
             "  \"max_position_embeddings\": %d,\n  \"mlp_bias\": false,\n"
             "  \"model_type\": \"llama\",\n  \"num_attention_heads\": %d,\n"
-            "  \"num_hidden_layers\": %d,\n  \"num_key_value_heads\": %d,\n"
+            "  \"num_hidden_layers\": %d,\n  \"num_key_value_heads\": %d,\n%s"
             "  \"pretraining_tp\": 1,\n  \"rms_norm_eps\": %s,\n  \"rope_scaling\": null,\n"
             "  \"rope_theta\": %s,\n  \"tie_word_embeddings\": %s,\n  \"torch_dtype\": \"%s\",\n"
             "  \"transformers_version\": \"4.44.2\",\n  \"use_cache\": true,\n"
             "  \"vocab_size\": %d\n}\n",
             c->head_dim, c->hidden_size, c->intermediate_size, c->max_position_embeddings,
-            c->num_attention_heads, c->num_hidden_layers, c->num_key_value_heads, eps, theta,
+            c->num_attention_heads, c->num_hidden_layers, c->num_key_value_heads, pad, eps, theta,
             c->tie_word_embeddings ? "true" : "false", torch, c->vocab_size);
     if (s != PLM_OK) {
         plm_writer_abort(f);
@@ -689,7 +692,7 @@ static plm_status save_hf(const plm_model *m, wref *w, int32_t n, const char *di
     if (s == PLM_OK) s = plm_safetensors_write(path, info, n, 1, fill_weight, &ctx, err);
     if (s == PLM_OK) {
         plm_path_join(path, sizeof path, dir, "config.json");
-        s = save_hf_config(&m->config, path, dtype, err);
+        s = save_hf_config(m, path, dtype, err);
     }
     if (s == PLM_OK) {
         plm_path_join(path, sizeof path, dir, "generation_config.json");

@@ -1,0 +1,59 @@
+#!/bin/sh
+# setup_bench.sh — install the llama.cpp peer for `make bench`: llama-cpp-python built from its
+# PyPI source package (never a prebuilt wheel, never committed) into the system python
+# /usr/bin/python3, with a native CPU build of the llama.cpp it vendors (no BLAS, no curl, no
+# llguidance, no llava: nothing in its CMake build reaches the network or git).
+# Idempotent: does nothing when the pinned version already imports. Run as root on Debian 12.
+# The first version in LCP_VERSIONS that builds is kept; BENCHMARKS.md records which.
+# Only Debian and PyPI are used. Takes ~5-10 min the first time on 2 cores.
+set -eu
+
+PY=/usr/bin/python3
+LCP_VERSIONS=${LCP_VERSIONS:-"0.3.16 0.3.9 0.2.90"}
+APT_PKGS="cmake build-essential python3-dev python3-pip python3-numpy"
+
+missing=""
+for p in $APT_PKGS; do
+    if ! dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed'; then
+        missing="$missing $p"
+    fi
+done
+if [ -n "$missing" ]; then
+    echo "setup_bench: apt installing:$missing"
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $APT_PKGS
+fi
+
+have=$($PY -m pip show llama-cpp-python 2>/dev/null | sed -n 's/^Version: //p')
+if [ -n "$have" ] && $PY -c 'import llama_cpp' 2>/dev/null; then
+    for v in $LCP_VERSIONS; do
+        if [ "$have" = "$v" ]; then
+            echo "setup_bench: llama-cpp-python $have present"
+            exit 0
+        fi
+    done
+fi
+
+# GGML_NATIVE: -march=native (AVX-512, VNNI, BF16 on this Zen 4). LLAMA_CURL/LLGUIDANCE off: no
+# downloads at build time. LLAVA_BUILD off: the multimodal library is not needed and doubles the
+# build. Tests/examples/server off for the same reason.
+export CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF \
+-DLLAMA_CURL=OFF -DLLAMA_LLGUIDANCE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF \
+-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DCMAKE_BUILD_TYPE=Release"
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
+export FORCE_CMAKE=1
+
+for v in $LCP_VERSIONS; do
+    echo "setup_bench: building llama-cpp-python==$v from source (CMAKE_ARGS=$CMAKE_ARGS)"
+    if $PY -m pip install -q --root-user-action=ignore --break-system-packages --no-cache-dir \
+        --no-binary llama-cpp-python "llama-cpp-python==$v"; then
+        if $PY -c 'import llama_cpp; print("setup_bench: llama_cpp", llama_cpp.__version__)'; then
+            $PY -c 'import llama_cpp; print("setup_bench: system_info", llama_cpp.llama_print_system_info().decode())'
+            exit 0
+        fi
+    fi
+    echo "setup_bench: llama-cpp-python==$v failed, trying the next version" >&2
+done
+echo "setup_bench: no llama-cpp-python version built (tried $LCP_VERSIONS)" >&2
+exit 1

@@ -170,6 +170,59 @@ size_t plm_task_prompt(const char *input, char *out, size_t cap);
 // plm_task_target: "{target}<|OUTPUT_END|>", likewise.
 size_t plm_task_target(const char *target, char *out, size_t cap);
 
+// ---- fine-tuning ----
+
+// One tokenized example: the loss covers ids[n_prompt .. n).
+typedef struct {
+    int32_t *ids;     // (n) prompt tokens then target tokens
+    int32_t n;        // tokens
+    int32_t n_prompt; // ids[0 .. n_prompt) get no loss
+} plm_example;
+
+typedef struct plm_trainer plm_trainer;
+
+typedef struct {
+    int32_t n_threads;    // worker threads including the caller; 0 = number of cores
+    int32_t max_tokens;   // capacity: the most tokens (sum of lengths) in one micro-batch
+    int32_t max_len;      // capacity: the longest example
+    float lr;             // peak learning rate
+    float beta1, beta2;   // AdamW moments (0.9, 0.999)
+    float eps;            // AdamW epsilon (1e-8)
+    float weight_decay;   // AdamW decoupled weight decay (0)
+    float grad_clip;      // max global gradient norm (1.0); 0 = off
+    int32_t warmup_steps; // linear warmup from 0 (HF get_cosine_schedule_with_warmup)
+    int32_t total_steps;  // cosine decay reaches 0 here; 0 = constant lr after warmup
+    uint64_t seed;        // LoRA dropout masks
+} plm_train_params;
+
+plm_train_params plm_train_default_params(void);
+
+// plm_trainer_create: training state for the adapter lora on the frozen base (both must outlive
+// the trainer; lora's weights are updated in place by plm_trainer_step).
+plm_status plm_trainer_create(plm_trainer **out, const plm_model *base, plm_lora *lora,
+                              const plm_train_params *params, plm_error *err);
+void plm_trainer_free(plm_trainer *t);
+
+// plm_trainer_accumulate: forward and backward of n examples (one micro-batch, packed without
+// padding), adding grad_scale * d(summed token loss)/d(parameters) to the gradients. *loss gets
+// the summed cross-entropy (nats) and *n_tokens the tokens it covers.
+plm_status plm_trainer_accumulate(plm_trainer *t, const plm_example *ex, int32_t n,
+                                  float grad_scale, double *loss, int32_t *n_tokens,
+                                  plm_error *err);
+// plm_trainer_loss: the summed loss of n examples, no gradients (evaluation).
+plm_status plm_trainer_loss(plm_trainer *t, const plm_example *ex, int32_t n, double *loss,
+                            int32_t *n_tokens, plm_error *err);
+// plm_trainer_step: clip the gradients, one AdamW update at the scheduled learning rate, zero the
+// gradients. *lr and *grad_norm (may be NULL) receive what was used and the norm before clipping.
+void plm_trainer_step(plm_trainer *t, float *lr, float *grad_norm);
+int32_t plm_trainer_n_steps(const plm_trainer *t); // updates done so far
+float plm_trainer_lr_at(const plm_trainer *t, int32_t step);
+
+// The optimizer state (moments, step count) for checkpoints; the adapter itself is saved with
+// plm_lora_save. Written atomically.
+plm_status plm_trainer_save_state(const plm_trainer *t, const char *path, plm_error *err);
+plm_status plm_trainer_load_state(plm_trainer *t, const char *path, plm_error *err);
+
 // ---- session: KV cache and the forward pass ----
 
 typedef struct plm_session plm_session;

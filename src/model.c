@@ -546,6 +546,33 @@ void plm_model_free(plm_model *m) {
     free(m);
 }
 
+// plm_model_alloc: an f32 model of config cfg with every weight zero, in one block like a loaded
+// one (the tied head shares the embedding); no tokenizer. For plm_model_merge and other builders.
+plm_status plm_model_alloc(plm_model **out, const plm_config *cfg, plm_error *err) {
+    *out = NULL;
+    plm_status st = check_config(cfg, "plm_model_alloc", err);
+    if (st != PLM_OK) return st;
+    int32_t n = 0;
+    wref *w = NULL;
+    plm_model *m = plm_alloc(1, sizeof *m);
+    if (m) m->config = *cfg, m->dtype = PLM_DTYPE_F32, m->pad_token_id = -1;
+    if (m) m->layers = plm_alloc((size_t)cfg->num_hidden_layers, sizeof *m->layers);
+    if (m && m->layers) w = weight_list(m, &n);
+    if (w) m->block_bytes = layout(w, n, PLM_DTYPE_F32, NULL);
+    if (w) m->block = plm_alloc_aligned(m->block_bytes, 1);
+    if (!m || !m->block) {
+        free(w);
+        plm_model_free(m);
+        return plm_fail(err, PLM_ERR_NOMEM, "out of memory for a model of %d layers",
+                        cfg->num_hidden_layers);
+    }
+    layout(w, n, PLM_DTYPE_F32, m->block);
+    if (cfg->tie_word_embeddings) m->lm_head = m->embed_tokens;
+    free(w);
+    *out = m;
+    return PLM_OK;
+}
+
 // ---- accessors ----
 
 const plm_config *plm_model_config(const plm_model *m) { return &m->config; }

@@ -36,4 +36,8 @@ struct plm_model {
     int32_t from_gguf;        // 1: loaded from a .gguf file, 0: from an HF directory
 };
 
+// plm_model_alloc: a new f32 model of config cfg (checked), every weight zero, tokenizer NULL;
+// the caller fills the weights. Free with plm_model_free.
+plm_status plm_model_alloc(plm_model **out, const plm_config *cfg, plm_error *err);
+
 #endif

@@ -631,6 +631,12 @@ static plm_status count_ids(const plm_json *j, int32_t vocab, int32_t added, int
         if (id > max_id) max_id = id;
     }
     if (max_id < 0) return plm_fail(err, PLM_ERR_FORMAT, "%s: empty vocabulary", where);
+    // every id below max_id needs a token, so more ids than entries means a hole: refuse before
+    // allocating for max_id (build_index names the first missing id in the other cases)
+    int64_t entries = j->tok[vocab].size + (added >= 0 ? j->tok[added].size : 0);
+    if (max_id >= entries)
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: largest id %lld, but only %lld tokens: ids must "
+                        "be 0..n-1 without holes", where, (long long)max_id, (long long)entries);
     *n_vocab = (int32_t)max_id + 1;
     return PLM_OK;
 }

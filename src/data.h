@@ -6,11 +6,7 @@
 
 #include "base.h"
 
-typedef struct {
-    int32_t *ids;     // (n) prompt tokens then target tokens (points into the dataset's block)
-    int32_t n;        // tokens
-    int32_t n_prompt; // ids[0 .. n_prompt) get no loss; ids[n_prompt .. n) do (target + end marker)
-} plm_example;
+// plm_example (one tokenized example: ids, n, n_prompt) is public: include/pocketlm.h.
 
 typedef struct {
     int reverse;     // PAWS: also add each pair reversed (sentence2 -> sentence1); default 1
@@ -30,6 +26,9 @@ typedef struct {
     int64_t bad_long;    // rows whose example exceeds max_len tokens
     char first_bad[200]; // "file:line: why" of the first bad row, or ""
     int32_t *block;      // the one allocation behind every ex[i].ids
+    int32_t *src_row;    // (n) which used source row each example came from (0, 1, ... in file
+                         // order); a pair and its reverse share one, so a split keeps them together.
+                         // May be NULL in a dataset built by hand: then each example is its own row.
 } plm_dataset;
 
 // plm_dataset_load: read path (format from its content: a JSONL file's lines start with '{') and
@@ -39,8 +38,17 @@ plm_status plm_dataset_load(plm_dataset *out, const char *path, const plm_tokeni
                             const plm_data_params *p, plm_error *err);
 void plm_dataset_free(plm_dataset *d); // accepts a zeroed struct
 
+// plm_dataset_load_buffer: like plm_dataset_load, from len bytes held in memory (wasm, fuzzing);
+// name stands for the path in messages. The text is not kept.
+plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t len, const char *name,
+                                   const plm_tokenizer *tok, const plm_data_params *p,
+                                   plm_error *err);
+
 // plm_dataset_split: move a seeded random share frac of d's source rows (a pair and its reverse
-// stay together) into *held (a new dataset); d keeps the rest. frac in (0, 1).
+// stay together) into *held (a new dataset); d keeps the rest. frac in (0, 1); at least one row
+// goes each way, so d needs two source rows or more (else PLM_ERR_ARG). Both keep file order.
+// held->rows is the number of rows moved and its other counters are 0; d's counters still describe
+// the file. The same (d, frac, seed) always gives the same split.
 plm_status plm_dataset_split(plm_dataset *d, plm_dataset *held, double frac, uint64_t seed,
                              plm_error *err);
 

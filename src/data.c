@@ -1,0 +1,568 @@
+// data.c: task data for fine-tuning. Reads PAWS TSV (id, sentence1, sentence2, label) or JSONL
+// ({"input": ..., "output": ...}), puts each pair in the task template of DESIGN.md, tokenizes it
+// into one block of ids, and marks where the loss starts. Also the held-out split and the
+// length-grouped batch order of each epoch. The template text lives here and only here
+// (plm_task_prompt, plm_task_target); the CLI and the trainer call those.
+// Not here: the tokenizer itself (tokenizer.c) and what the trainer does with a batch (trainer.c).
+// Bad rows are never dropped silently: each kind is counted and the first is described.
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data.h"
+#include "json.h"
+
+// ---- the task template ----
+
+// DESIGN.md: "Rephrase the following:\nInput: {source}\nOutput: <|OUTPUT_START|>{target}<|OUTPUT_END|>"
+// split where the loss starts: the prompt gets no loss, the target and the end marker do.
+static const char PROMPT_HEAD[] = "Rephrase the following:\nInput: ";
+static const char PROMPT_TAIL[] = "\nOutput: " PLM_TASK_START;
+static const char TARGET_TAIL[] = PLM_TASK_END;
+
+// fill: s (n bytes) between head and tail into out (cap bytes, NUL-terminated when cap > 0,
+// truncated when short); returns the full length without the NUL, like snprintf.
+static size_t fill(char *out, size_t cap, const char *head, const char *s, size_t n,
+                   const char *tail) {
+    size_t nh = strlen(head), nt = strlen(tail), total = nh + n + nt, k = 0;
+    const char *part[3] = {head, s, tail};
+    size_t len[3] = {nh, n, nt};
+    for (int i = 0; i < 3 && cap > 0; i++) {
+        size_t take = len[i] < cap - 1 - k ? len[i] : cap - 1 - k;
+        if (take) memcpy(out + k, part[i], take);
+        k += take;
+    }
+    if (cap > 0) out[k] = 0;
+    return total;
+}
+
+size_t plm_task_prompt(const char *input, char *out, size_t cap) {
+    if (!input) input = "";
+    return fill(out, cap, PROMPT_HEAD, input, strlen(input), PROMPT_TAIL);
+}
+
+size_t plm_task_target(const char *target, char *out, size_t cap) {
+    if (!target) target = "";
+    return fill(out, cap, "", target, strlen(target), TARGET_TAIL);
+}
+
+plm_data_params plm_data_default_params(void) {
+    plm_data_params p = {1, 256, 0};
+    return p;
+}
+
+void plm_dataset_free(plm_dataset *d) {
+    if (!d) return;
+    free(d->ex);
+    free(d->block);
+    free(d->src_row);
+    memset(d, 0, sizeof *d);
+}
+
+// ---- the loader: growing arrays, then one block ----
+
+// While loading, the ids of every example grow in one array (the future block) in file order, so
+// ex[i].ids is set only at the end: example i starts where example i-1 ends.
+typedef struct {
+    const plm_tokenizer *tok;
+    plm_data_params p;
+    const char *name;  // the path, for messages
+    plm_dataset *d;    // being filled: ex, n, counters, first_bad
+    plm_error *err;
+    size_t ex_cap;     // capacity of d->ex and d->src_row
+    int32_t *ids;      // (ids_cap) the growing block
+    size_t ids_len, ids_cap;
+    char *text;        // (text_cap) scratch: one template string
+    size_t text_cap;
+    char *field;       // (field_cap) scratch: the decoded JSON fields of one line
+    size_t field_cap;
+    int32_t n_rows_used; // source rows that gave examples: the next src_row value
+} loader;
+
+// grow: make *p hold at least need elements of size bytes (doubling); 0, or -1 when out of memory.
+static int grow(void **p, size_t *cap, size_t need, size_t size) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) {
+        if (c > SIZE_MAX / 2 / size) return -1;
+        c *= 2;
+    }
+    void *q = realloc(*p, c * size);
+    if (!q) return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+// encode: tokenize text (n bytes) onto the end of the block; returns the ids added or a status < 0.
+static int32_t encode(loader *L, const char *text, size_t n) {
+    // Byte-level BPE gives at most one id per byte, so n + 1 slots are always enough; the retry
+    // below only guards against a tokenizer that breaks that rule.
+    if (n > INT32_MAX / 2) return PLM_ERR_UNSUPPORTED;
+    for (;;) {
+        if (grow((void **)&L->ids, &L->ids_cap, L->ids_len + n + 1, sizeof *L->ids)) return PLM_ERR_NOMEM;
+        int32_t room = (int32_t)(L->ids_cap - L->ids_len < INT32_MAX ? L->ids_cap - L->ids_len : INT32_MAX);
+        int32_t got = plm_tokenizer_encode(L->tok, text, n, L->ids + L->ids_len, room);
+        if (got < 0) return PLM_ERR_NOMEM;
+        if (got <= room) {
+            L->ids_len += (size_t)got;
+            return got;
+        }
+        n = (size_t)got; // ask for that many slots and encode again
+    }
+}
+
+// encode_part: the template around s (n bytes) into L->text, then its ids onto the block.
+static int32_t encode_part(loader *L, const char *head, const char *s, size_t n, const char *tail) {
+    size_t len = fill(NULL, 0, head, s, n, tail);
+    if (len == SIZE_MAX || grow((void **)&L->text, &L->text_cap, len + 1, 1)) return PLM_ERR_NOMEM;
+    fill(L->text, L->text_cap, head, s, n, tail);
+    return encode(L, L->text, len);
+}
+
+// add_example: one example src -> tgt from source row `row`; *too_long is set when it has more
+// than max_len tokens (the caller undoes the row).
+static plm_status add_example(loader *L, const char *src, size_t ns, const char *tgt, size_t nt,
+                              int *too_long) {
+    plm_dataset *d = L->d;
+    if (d->n == INT32_MAX) return plm_fail(L->err, PLM_ERR_UNSUPPORTED, "%s: too many examples", L->name);
+    if (grow((void **)&d->ex, &L->ex_cap, (size_t)d->n + 1, sizeof *d->ex)) goto nomem;
+    // src_row shares ex's capacity: grow it to the same size by hand
+    int32_t *rows = realloc(d->src_row, L->ex_cap * sizeof *rows);
+    if (!rows) goto nomem;
+    d->src_row = rows;
+    // Prompt and target are encoded apart. This equals encoding the whole string because the
+    // prompt ends in a special token, which the tokenizer matches before any merge: no BPE merge
+    // crosses it (tests/test_data.c checks this on the real tokenizer).
+    int32_t np = encode_part(L, PROMPT_HEAD, src, ns, PROMPT_TAIL);
+    if (np < 0) return plm_fail(L->err, (plm_status)np, "%s: tokenizing a prompt failed", L->name);
+    int32_t nt_ids = encode_part(L, "", tgt, nt, TARGET_TAIL);
+    if (nt_ids < 0) return plm_fail(L->err, (plm_status)nt_ids, "%s: tokenizing a target failed", L->name);
+    int64_t n = (int64_t)np + nt_ids;
+    if (n > L->p.max_len) *too_long = (int)(n < INT32_MAX ? n : INT32_MAX);
+    d->ex[d->n] = (plm_example){NULL, (int32_t)n, np};
+    d->src_row[d->n] = L->n_rows_used;
+    d->n++;
+    return PLM_OK;
+nomem:
+    return plm_fail(L->err, PLM_ERR_NOMEM, "%s: out of memory at example %d", L->name, (int)d->n);
+}
+
+// ---- bad rows ----
+
+// bad_row: count a bad row in *counter and describe it as "name:line: why" in first_bad if it is
+// the first. In strict mode that description is the error; otherwise the row is skipped (PLM_OK).
+static plm_status bad_row(loader *L, int64_t *counter, int64_t line, const char *fmt, ...)
+    PLM_PRINTF(4, 5);
+static plm_status bad_row(loader *L, int64_t *counter, int64_t line, const char *fmt, ...) {
+    char msg[256];
+    int k = snprintf(msg, sizeof msg, "%s:%lld: ", L->name, (long long)line);
+    if (k >= 0 && (size_t)k < sizeof msg) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg + k, sizeof msg - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+    (*counter)++;
+    if (!L->d->first_bad[0]) { // keep what fits (first_bad is shorter than msg)
+        size_t n = strlen(msg) < sizeof L->d->first_bad ? strlen(msg) : sizeof L->d->first_bad - 1;
+        memcpy(L->d->first_bad, msg, n);
+        L->d->first_bad[n] = 0;
+    }
+    return L->p.strict ? plm_fail(L->err, PLM_ERR_FORMAT, "%s", msg) : PLM_OK;
+}
+
+static int is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+// trim: drop ASCII white space at both ends of s (*n bytes); returns the new start.
+static const char *trim(const char *s, size_t *n) {
+    while (*n && is_space(*s)) s++, (*n)--;
+    while (*n && is_space(s[*n - 1])) (*n)--;
+    return s;
+}
+
+// add_pair: the examples of one usable row: src -> tgt, and tgt -> src when reverse. Sentences
+// are trimmed; an empty one is a bad row, and so is a row with any example over max_len (the whole
+// row goes, so a pair and its reverse are kept or dropped together).
+static plm_status add_pair(loader *L, int64_t line, const char *src, size_t ns, const char *src_name,
+                           const char *tgt, size_t nt, const char *tgt_name, int reverse) {
+    src = trim(src, &ns);
+    tgt = trim(tgt, &nt);
+    if (!ns || !nt)
+        return bad_row(L, &L->d->bad_empty, line, "empty %s", !ns ? src_name : tgt_name);
+    int32_t n0 = L->d->n;
+    size_t len0 = L->ids_len;
+    int too_long = 0;
+    plm_status s = add_example(L, src, ns, tgt, nt, &too_long);
+    if (s == PLM_OK && reverse) s = add_example(L, tgt, nt, src, ns, &too_long);
+    if (s != PLM_OK) return s;
+    if (too_long) {
+        L->d->n = n0; // undo the row
+        L->ids_len = len0;
+        return bad_row(L, &L->d->bad_long, line, "%d tokens, more than max_len %d", too_long,
+                       (int)L->p.max_len);
+    }
+    L->n_rows_used++;
+    return PLM_OK;
+}
+
+// ---- TSV (PAWS) ----
+
+// parse_label: the integer in s (n bytes, trimmed); 0 and *out set, or -1 when it is not one.
+static int parse_label(const char *s, size_t n, long *out) {
+    s = trim(s, &n);
+    if (!n || n > 9) return -1;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+// tsv_row: one non-blank line (no line ending) of a TSV file. The first such line may be a header:
+// PAWS's "id\tsentence1\t..." or any line whose label column is not a number.
+static plm_status tsv_row(loader *L, const char *s, size_t n, int64_t line, int first) {
+    const char *col[4];
+    size_t len[4];
+    int ncol = 0;
+    for (size_t a = 0, b = 0; b <= n; b++) {
+        if (b < n && s[b] != '\t') continue;
+        if (ncol < 4) col[ncol] = s + a, len[ncol] = b - a;
+        ncol++;
+        a = b + 1;
+    }
+    long label = 0;
+    int numeric = ncol == 4 && parse_label(col[3], len[3], &label) == 0;
+    if (first && ((n >= 12 && !memcmp(s, "id\tsentence1", 12)) || (ncol == 4 && !numeric)))
+        return PLM_OK; // a header: not a data row
+    L->d->rows++;
+    if (ncol != 4)
+        return bad_row(L, &L->d->bad_fields, line,
+                       "expected 4 tab-separated columns (id, sentence1, sentence2, label), found %d",
+                       ncol);
+    if (!numeric) {
+        size_t k = len[3] < 40 ? len[3] : 40;
+        return bad_row(L, &L->d->bad_fields, line, "label '%.*s' is not an integer", (int)k, col[3]);
+    }
+    if (label != 1) {
+        L->d->not_label1++;
+        return PLM_OK;
+    }
+    return add_pair(L, line, col[1], len[1], "sentence1", col[2], len[2], "sentence2", L->p.reverse);
+}
+
+// ---- JSONL ----
+
+// json_fields: decode the string members "input" and "output" of the object at token 0 into
+// L->field (one after the other); 1 when both are there, 0 when one is missing or not a string
+// (*missing names it), -1 when out of memory.
+static int json_fields(loader *L, const plm_json *j, const char *v[2], size_t n[2],
+                       const char **missing) {
+    static const char *const keys[2] = {"input", "output"};
+    int32_t tok[2];
+    int64_t len[2];
+    for (int k = 0; k < 2; k++) {
+        tok[k] = plm_json_get(j, 0, keys[k]);
+        len[k] = plm_json_str(j, tok[k], NULL, 0);
+        if (len[k] < 0) return *missing = keys[k], 0;
+    }
+    if (grow((void **)&L->field, &L->field_cap, (size_t)len[0] + (size_t)len[1] + 2, 1)) return -1;
+    // pointers are taken only after the one grow, so neither is left dangling
+    for (size_t k = 0, at = 0; k < 2; at += (size_t)len[k] + 1, k++) {
+        plm_json_str(j, tok[k], L->field + at, (size_t)len[k] + 1);
+        v[k] = L->field + at;
+        n[k] = (size_t)len[k];
+    }
+    return 1;
+}
+
+// jsonl_row: one non-blank line of a JSONL file: an object with string members "input", "output".
+static plm_status jsonl_row(loader *L, const char *s, size_t n, int64_t line) {
+    L->d->rows++;
+    plm_json j;
+    plm_error jerr;
+    plm_status st = plm_json_parse(&j, s, n, "", &jerr);
+    if (st == PLM_ERR_NOMEM) return plm_fail(L->err, st, "%s:%lld: out of memory", L->name, (long long)line);
+    if (st != PLM_OK) // the parser's message starts with the (empty) name: ": invalid JSON at ..."
+        return bad_row(L, &L->d->bad_fields, line, "%s",
+                       strncmp(jerr.msg, ": ", 2) ? jerr.msg : jerr.msg + 2);
+    if (j.tok[0].type != PLM_JSON_OBJECT) {
+        plm_json_free(&j);
+        return bad_row(L, &L->d->bad_fields, line, "expected a JSON object {\"input\", \"output\"}");
+    }
+    const char *v[2] = {NULL, NULL}, *missing = "";
+    size_t n2[2] = {0, 0};
+    int got = json_fields(L, &j, v, n2, &missing);
+    plm_json_free(&j);
+    if (got < 0) return plm_fail(L->err, PLM_ERR_NOMEM, "%s:%lld: out of memory", L->name, (long long)line);
+    if (got == 0) return bad_row(L, &L->d->bad_fields, line, "missing string field \"%s\"", missing);
+    return add_pair(L, line, v[0], n2[0], "input", v[1], n2[1], "output", 0);
+}
+
+// ---- loading ----
+
+// check_tokenizer: tok must know both markers, each as one token that BPE never splits.
+static plm_status check_tokenizer(const plm_tokenizer *tok, plm_error *err) {
+    static const char *const marks[2] = {PLM_TASK_START, PLM_TASK_END};
+    for (int k = 0; k < 2; k++) {
+        int32_t id = plm_tokenizer_token_id(tok, marks[k]), got[4];
+        if (id < 0)
+            return plm_fail(err, PLM_ERR_ARG, "the tokenizer lacks %s: add the task tokens first",
+                            marks[k]);
+        int32_t n = plm_tokenizer_encode(tok, marks[k], strlen(marks[k]), got, 4);
+        if (n < 0) return plm_fail(err, PLM_ERR_NOMEM, "out of memory tokenizing %s", marks[k]);
+        if (n != 1 || got[0] != id)
+            return plm_fail(err, PLM_ERR_ARG,
+                            "the tokenizer has %s (id %d) but encodes it as %d tokens: it must be a "
+                            "special token", marks[k], (int)id, (int)n);
+    }
+    return PLM_OK;
+}
+
+// read_lines: feed each non-blank line (without its LF or CRLF ending) to tsv_row or jsonl_row.
+static plm_status read_lines(loader *L, const char *text, size_t len, int jsonl) {
+    int first = 1;
+    int64_t line = 0;
+    for (size_t at = 0; at < len;) {
+        const char *nl = memchr(text + at, '\n', len - at);
+        size_t end = nl ? (size_t)(nl - text) : len, n = end - at;
+        const char *s = text + at;
+        line++;
+        at = end + 1;
+        if (n && s[n - 1] == '\r') n--;
+        size_t blank = n;
+        trim(s, &blank);
+        if (!blank) continue; // blank lines are not rows in either format
+        plm_status st = jsonl ? jsonl_row(L, s, n, line) : tsv_row(L, s, n, line, first);
+        if (st != PLM_OK) return st;
+        first = 0;
+    }
+    return PLM_OK;
+}
+
+// no_example: the error when a file gave nothing to train on, saying why.
+static plm_status no_example(const loader *L) {
+    const plm_dataset *d = L->d;
+    int64_t bad = d->bad_fields + d->bad_empty + d->bad_long;
+    if (d->rows == 0)
+        return plm_fail(L->err, PLM_ERR_FORMAT, "%s: no data rows (empty file or header only)", L->name);
+    if (bad == 0)
+        return plm_fail(L->err, PLM_ERR_FORMAT,
+                        "%s: no label-1 rows among %lld rows (only paraphrase pairs are used)",
+                        L->name, (long long)d->rows);
+    if (d->not_label1 == 0)
+        return plm_fail(L->err, PLM_ERR_FORMAT, "%s: all %lld rows bad, first: %s", L->name,
+                        (long long)d->rows, d->first_bad);
+    return plm_fail(L->err, PLM_ERR_FORMAT, "%s: no usable row: %lld not label 1, %lld bad, first: %s",
+                    L->name, (long long)d->not_label1, (long long)bad, d->first_bad);
+}
+
+plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t len, const char *name,
+                                   const plm_tokenizer *tok, const plm_data_params *p,
+                                   plm_error *err) {
+    if (!out || (!text && len) || !tok)
+        return plm_fail(err, PLM_ERR_ARG, "plm_dataset_load: out, text and tok must not be NULL");
+    memset(out, 0, sizeof *out);
+    loader L = {0};
+    L.tok = tok;
+    L.p = p ? *p : plm_data_default_params();
+    L.name = name ? name : "data";
+    L.d = out;
+    L.err = err;
+    if (L.p.max_len < 1)
+        return plm_fail(err, PLM_ERR_ARG, "%s: max_len must be at least 1, found %d", L.name,
+                        (int)L.p.max_len);
+    plm_status st = check_tokenizer(tok, err);
+    if (st != PLM_OK) return st;
+    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) text += 3, len -= 3; // a UTF-8 byte order mark
+    size_t i = 0;
+    while (i < len && is_space(text[i])) i++;
+    st = read_lines(&L, text, len, i < len && text[i] == '{');
+    if (st == PLM_OK && out->n == 0) st = no_example(&L);
+    free(L.text);
+    free(L.field);
+    if (st != PLM_OK) {
+        free(L.ids);
+        plm_dataset_free(out);
+        return st;
+    }
+    // the block is final now: shrink it and point each example at its ids
+    int32_t *block = realloc(L.ids, L.ids_len * sizeof *block);
+    out->block = block ? block : L.ids;
+    for (size_t k = 0, at = 0; k < (size_t)out->n; at += (size_t)out->ex[k].n, k++)
+        out->ex[k].ids = out->block + at;
+    return PLM_OK;
+}
+
+plm_status plm_dataset_load(plm_dataset *out, const char *path, const plm_tokenizer *tok,
+                            const plm_data_params *p, plm_error *err) {
+    if (!out || !path) return plm_fail(err, PLM_ERR_ARG, "plm_dataset_load: out and path must not be NULL");
+    memset(out, 0, sizeof *out);
+    char *text = NULL;
+    size_t len = 0;
+    plm_status st = plm_file_read(path, &text, &len, err);
+    if (st != PLM_OK) return st;
+    st = plm_dataset_load_buffer(out, text, len, path, tok, p, err);
+    free(text);
+    return st;
+}
+
+// ---- random numbers (explicit xorshift state, never rand()) ----
+
+// mix: splitmix64, which turns any seed (even 0) into a well-spread non-zero state
+static uint64_t mix(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return z ? z : 1;
+}
+
+// next_below: xorshift64* step, then a number in [0, n). The modulo bias is below n / 2^64.
+static uint64_t next_below(uint64_t *s, uint64_t n) {
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return (*s * 0x2545F4914F6CDD1Dull) % n;
+}
+
+// shuffle: Fisher-Yates on the blocks of size w of a (n blocks), so batches move whole.
+static void shuffle_blocks(int32_t *a, size_t n, size_t w, uint64_t *s) {
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)next_below(s, i);
+        for (size_t k = 0; k < w && j != i - 1; k++) {
+            int32_t t = a[(i - 1) * w + k];
+            a[(i - 1) * w + k] = a[j * w + k];
+            a[j * w + k] = t;
+        }
+    }
+}
+
+// ---- split ----
+
+// row_of: the source row of example i (its own index when the dataset has no src_row).
+static int32_t row_of(const plm_dataset *d, int32_t i) {
+    return d->src_row ? d->src_row[i] : i;
+}
+
+// subset: a new dataset *out of the examples of d whose group mark equals want (file order kept),
+// with its own block. group[i] is the group index of example i.
+static plm_status subset(plm_dataset *out, const plm_dataset *d, const int32_t *group,
+                         const uint8_t *mark, uint8_t want, plm_error *err) {
+    memset(out, 0, sizeof *out);
+    size_t n = 0, tokens = 0;
+    for (int32_t i = 0; i < d->n; i++)
+        if (mark[group[i]] == want) n++, tokens += (size_t)d->ex[i].n;
+    out->ex = plm_alloc(n, sizeof *out->ex);
+    out->src_row = plm_alloc(n, sizeof *out->src_row);
+    out->block = plm_alloc(tokens ? tokens : 1, sizeof *out->block);
+    if (!out->ex || !out->src_row || !out->block) {
+        plm_dataset_free(out);
+        return plm_fail(err, PLM_ERR_NOMEM, "split: out of memory for %zu examples", n);
+    }
+    size_t at = 0;
+    for (int32_t i = 0; i < d->n; i++) {
+        if (mark[group[i]] != want) continue;
+        plm_example e = d->ex[i];
+        memcpy(out->block + at, e.ids, (size_t)e.n * sizeof *e.ids);
+        e.ids = out->block + at;
+        at += (size_t)e.n;
+        out->src_row[out->n] = row_of(d, i);
+        out->ex[out->n++] = e;
+    }
+    return PLM_OK;
+}
+
+plm_status plm_dataset_split(plm_dataset *d, plm_dataset *held, double frac, uint64_t seed,
+                             plm_error *err) {
+    if (!d || !held || d == held) return plm_fail(err, PLM_ERR_ARG, "split: d and held must be two datasets");
+    memset(held, 0, sizeof *held);
+    if (!(frac > 0 && frac < 1)) return plm_fail(err, PLM_ERR_ARG, "split: frac must be in (0, 1), found %g", frac);
+    // groups: runs of examples from one source row (a pair and its reverse are adjacent)
+    int32_t *group = plm_alloc(d->n ? (size_t)d->n : 1, sizeof *group), G = 0;
+    if (!group) return plm_fail(err, PLM_ERR_NOMEM, "split: out of memory");
+    for (int32_t i = 0; i < d->n; i++) {
+        if (i > 0 && row_of(d, i) != row_of(d, i - 1)) G++;
+        group[i] = G;
+    }
+    G = d->n ? G + 1 : 0;
+    if (G < 2) {
+        free(group);
+        return plm_fail(err, PLM_ERR_ARG, "split: need at least 2 source rows, found %d", (int)G);
+    }
+    // hold out k groups: the first k of a seeded shuffle, at least 1 each way
+    int64_t k = (int64_t)(frac * G + 0.5);
+    k = k < 1 ? 1 : k > G - 1 ? G - 1 : k;
+    int32_t *perm = plm_alloc((size_t)G, sizeof *perm);
+    uint8_t *mark = plm_alloc((size_t)G, 1);
+    plm_dataset keep = {0};
+    plm_status st = PLM_ERR_NOMEM;
+    if (!perm || !mark) goto done;
+    for (int32_t g = 0; g < G; g++) perm[g] = g;
+    uint64_t s = mix(seed);
+    shuffle_blocks(perm, (size_t)G, 1, &s);
+    for (int64_t g = 0; g < k; g++) mark[perm[g]] = 1;
+    st = subset(held, d, group, mark, 1, err);
+    if (st == PLM_OK) st = subset(&keep, d, group, mark, 0, err);
+    if (st != PLM_OK) {
+        plm_dataset_free(held);
+        goto done;
+    }
+    held->rows = k;
+    // d keeps its counters (they describe the file) and takes the kept examples
+    free(d->ex), free(d->block), free(d->src_row);
+    d->ex = keep.ex, d->n = keep.n, d->block = keep.block, d->src_row = keep.src_row;
+done:
+    free(group), free(perm), free(mark);
+    if (st == PLM_ERR_NOMEM && !held->ex) return plm_fail(err, st, "split: out of memory");
+    return st;
+}
+
+// ---- batches ----
+
+// Within a window the order is by length, ties broken by a seeded hash of the example index so
+// that equal lengths do not line up by file position. An in-place heap sort keeps this function
+// free of allocation (it cannot fail) at O(W log W) per window of W = 64*B.
+static int before(const plm_dataset *d, uint64_t salt, int32_t a, int32_t b) {
+    if (d->ex[a].n != d->ex[b].n) return d->ex[a].n < d->ex[b].n;
+    return mix(salt ^ (uint64_t)a) < mix(salt ^ (uint64_t)b);
+}
+
+static void sift_down(int32_t *a, size_t root, size_t n, const plm_dataset *d, uint64_t salt) {
+    for (size_t child; (child = 2 * root + 1) < n; root = child) {
+        if (child + 1 < n && before(d, salt, a[child], a[child + 1])) child++;
+        if (!before(d, salt, a[root], a[child])) return;
+        int32_t t = a[root];
+        a[root] = a[child];
+        a[child] = t;
+    }
+}
+
+static void sort_by_length(int32_t *a, size_t n, const plm_dataset *d, uint64_t salt) {
+    for (size_t i = n / 2; i-- > 0;) sift_down(a, i, n, d, salt);
+    for (size_t end = n; end > 1; end--) {
+        int32_t t = a[0];
+        a[0] = a[end - 1];
+        a[end - 1] = t;
+        sift_down(a, 0, end - 1, d, salt);
+    }
+}
+
+void plm_batch_order(int32_t *order, const plm_dataset *d, int32_t B, uint64_t seed, int32_t epoch) {
+    if (!order || !d || d->n <= 0) return;
+    if (B < 1) B = 1;
+    size_t n = (size_t)d->n, W = (size_t)B * 64;
+    uint64_t s = mix(seed ^ mix((uint64_t)(int64_t)epoch)); // one stream per (seed, epoch)
+    for (size_t i = 0; i < n; i++) order[i] = (int32_t)i;
+    shuffle_blocks(order, n, 1, &s);
+    uint64_t salt = mix(s);
+    for (size_t w = 0; w < n; w += W) sort_by_length(order + w, n - w < W ? n - w : W, d, salt);
+    // Windows hold whole batches, so cutting into batches of B never mixes windows. Only the
+    // full batches are shuffled: a short last batch stays last, so batch k is order[k*B ..].
+    shuffle_blocks(order, n / (size_t)B, (size_t)B, &s);
+}

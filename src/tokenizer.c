@@ -500,6 +500,72 @@ plm_status plm_tokenizer_from_vocab(plm_tokenizer **out, const plm_str *tokens, 
     return PLM_OK;
 }
 
+// ---- adding tokens ----
+
+// is_new: texts[i] is neither in t nor an earlier entry of texts, so it gets a new id.
+static int is_new(const plm_tokenizer *t, const char *const *texts, int32_t i) {
+    if (find_text(t, texts[i], strlen(texts[i])) >= 0) return 0;
+    for (int32_t k = 0; k < i; k++)
+        if (!strcmp(texts[k], texts[i])) return 0;
+    return 1;
+}
+
+// copy_tokens: c (built for at least t's tokens and merges) gets every token, added token, merge
+// and pre-tokenizer setting of t; the caller then adds more tokens and calls build_index.
+static plm_status copy_tokens(plm_tokenizer *c, const plm_tokenizer *t, const char *where,
+                              plm_error *err) {
+    memcpy(c->pre, t->pre, sizeof c->pre);
+    c->n_pre = t->n_pre, c->add_prefix_space = t->add_prefix_space, c->use_regex = t->use_regex;
+    c->ignore_merges = t->ignore_merges;
+    memcpy(c->pre_name, t->pre_name, sizeof c->pre_name);
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        plm_status st = set_token(c, id, blob_at(t, t->text[id]), t->text[id].len, t->type[id],
+                                  where, err);
+        if (st) return st;
+    }
+    for (int32_t k = 0; k < t->n_added; k++) {
+        const added_token *a = &t->added[k];
+        add_added(c, a->id, a->lstrip, a->rstrip, a->single_word, a->normalized);
+    }
+    return PLM_OK;
+}
+
+plm_status plm_tokenizer_add_tokens(plm_tokenizer **out, const plm_tokenizer *t,
+                                    const char *const *texts, int32_t n, int special,
+                                    plm_error *err) {
+    if (!out || !t || n < 0 || (n && !texts))
+        return plm_fail(err, PLM_ERR_ARG, "plm_tokenizer_add_tokens: bad arguments");
+    *out = NULL;
+    const char *where = "plm_tokenizer_add_tokens";
+    int32_t n_new = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (!texts[i] || !texts[i][0])
+            return plm_fail(err, PLM_ERR_ARG, "%s: text %d is empty", where, (int)i);
+        n_new += is_new(t, texts, i);
+    }
+    plm_tokenizer *c;
+    plm_status st = build_begin(&c, t->n_vocab + n_new, t->n_merges, err);
+    if (!st) st = copy_tokens(c, t, where, err);
+    int32_t type = special ? PLM_TOKEN_TYPE_CONTROL : PLM_TOKEN_TYPE_USER_DEFINED;
+    for (int32_t i = 0, id = t->n_vocab; i < n && !st; i++) {
+        if (!is_new(t, texts, i)) continue;
+        st = set_token(c, id, texts[i], strlen(texts[i]), type, where, err);
+        add_added(c, id++, 0, 0, 0, !special); // HF's defaults: normalized unless special
+    }
+    if (!st) st = build_index(c, where, err);
+    for (int32_t i = 0; i < t->n_merges && !st; i++) {
+        span m = t->merge_text[i];
+        size_t nl = t->text[t->merge_left[i]].len;
+        st = add_merge(c, blob_at(t, m), nl, blob_at(t, m) + nl + 1, m.len - nl - 1, where, err);
+    }
+    if (st) {
+        plm_tokenizer_free(c);
+        return st;
+    }
+    *out = c;
+    return PLM_OK;
+}
+
 // ---- tokenizer.json ----
 
 static const char gpt2_regex[] =

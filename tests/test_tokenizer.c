@@ -309,6 +309,32 @@ static void test_cache(const plm_tokenizer *t) {
     CHECK_MSG(n == c.n && !memcmp(got, ids, (size_t)n * 4), "joined fixture: %d ids, want %d", n, c.n);
 }
 
+// test_add_tokens: new added tokens get the next ids and are matched before BPE; a text already
+// in the vocabulary keeps its id; the copy saves and loads like any tokenizer.
+static void test_add_tokens(const plm_tokenizer *t) {
+    const char *texts[] = {"<|OUTPUT_END|>", "<new>", "<new>", "plain word"};
+    plm_tokenizer *a = NULL, *back = NULL;
+    plm_error err;
+    plm_status st = plm_tokenizer_add_tokens(&a, t, texts, 4, 1, &err);
+    CHECK_MSG(st == PLM_OK, "add_tokens: %s", err.msg);
+    if (!a) return;
+    CHECK(plm_tokenizer_n_vocab(a) == 49156);
+    CHECK(plm_tokenizer_token_id(a, "<new>") == 49154 && plm_tokenizer_token_id(a, "plain word") == 49155);
+    CHECK(plm_tokenizer_token_type(a, 49154) == PLM_TOKEN_TYPE_CONTROL);
+    const char *text = "x<new>plain words<|OUTPUT_END|>";
+    int32_t n = plm_tokenizer_encode(a, text, strlen(text), ids_a, MAX_IDS);
+    CHECK(n == 5 && ids_a[1] == 49154 && ids_a[2] == 49155 && ids_a[4] == 49153);
+    pair_ctx c = {t, a, 0, 0};
+    each_fixture(compare_line, &c); // the fixture has no "<new>" or "plain word"
+    CHECK_MSG(c.ok == c.n, "add_tokens changed fixture ids: %d/%d", c.ok, c.n);
+    st = plm_tokenizer_save_dir(a, "build/tests/tokenizer-added", 1, 2, &err);
+    if (!st) st = plm_tokenizer_load(&back, "build/tests/tokenizer-added", &err);
+    CHECK_MSG(st == PLM_OK && same_ids(a, back, text, strlen(text), NULL, 0), "saved added: %s",
+              st ? err.msg : "ids differ");
+    plm_tokenizer_free(back);
+    plm_tokenizer_free(a);
+}
+
 // ---- speed ----
 
 static void test_speed(const plm_tokenizer *t) {
@@ -351,6 +377,7 @@ int main(void) {
     test_save_dir(t);
     test_from_vocab(t);
     test_cache(t);
+    test_add_tokens(t);
     test_speed(t);
     plm_tokenizer_free(t);
     return test_main_end("test_tokenizer");

@@ -4,7 +4,8 @@
 # Not needed for `make test`: the generated fixtures in tests/ref/ are committed.
 # Idempotent; run as root on Debian 12. Only Debian and PyPI are used.
 # Versions are pinned; tests/ref/README.md records them. torch is Debian's 1.13.1, which
-# is why transformers/peft are pinned to releases that still support torch 1.13.
+# is why transformers/peft are pinned to releases that still support torch 1.13. peft 0.15 is the
+# first with LoRA trainable_token_indices (tests/make_ref_lora.py); it runs on torch 1.13.
 set -eu
 
 PY=/usr/bin/python3
@@ -13,7 +14,7 @@ APT_PKGS="python3-torch libopenblas-dev python3-numpy python3-pip"
 # (a pre-release) does not satisfy, so pip would pull a 5 GB CUDA torch from PyPI: install them
 # with --no-deps (their other needs — numpy, psutil, pyyaml, packaging — are already present).
 PIP_PKGS="transformers==4.44.2 tokenizers==0.19.1 safetensors==0.4.5 huggingface_hub==0.36.2 gguf==0.10.0 sentencepiece==0.2.0"
-PIP_NODEPS="peft==0.12.0 accelerate==0.34.2"
+PIP_NODEPS="peft==0.15.2 accelerate==0.34.2"
 
 # ---- apt: one call, so libopenblas-dev comes with torch (45x slower without it) ----
 missing=""

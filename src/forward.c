@@ -22,6 +22,18 @@ int plm_dropout_keep(uint64_t seed, int32_t layer, plm_lora_target target, size_
 
 // ---- linear ----
 
+const plm_mat *plm_layer_mat(const plm_layer *layer, plm_lora_target t) {
+    switch (t) {
+    case PLM_LORA_Q_PROJ: return &layer->q_proj;
+    case PLM_LORA_K_PROJ: return &layer->k_proj;
+    case PLM_LORA_V_PROJ: return &layer->v_proj;
+    case PLM_LORA_O_PROJ: return &layer->o_proj;
+    case PLM_LORA_GATE_PROJ: return &layer->gate_proj;
+    case PLM_LORA_UP_PROJ: return &layer->up_proj;
+    default: return &layer->down_proj;
+    }
+}
+
 void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_mat *w,
                         const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
                         int train, uint64_t seed, plm_linear_bufs *b) {

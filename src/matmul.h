@@ -39,6 +39,17 @@ void plm_matmul(plm_pool *pool, float *out, const float *inp, const plm_mat *w, 
 // plm_matmul_ref: the scalar reference of plm_matmul, single-threaded, same numerics contract.
 void plm_matmul_ref(float *out, const float *inp, const plm_mat *w, int32_t T, void *scratch);
 
+// ---- backward (training): both accumulate, and split their outputs over threads ----
+
+// plm_matmul_backward_input: dinp (T, w->cols) += dout (T, w->rows) @ W, the gradient of
+// plm_matmul's input. Threads own column slices of dinp; each element sums rows in order.
+void plm_matmul_backward_input(plm_pool *pool, float *dinp, const float *dout, const plm_mat *w,
+                               int32_t T, void *scratch);
+// plm_matmul_backward_weight: dw (rows, cols) += dout^T (rows, T) @ inp (T, cols), the gradient of
+// an f32 weight. Threads own rows of dw; each element sums tokens in order.
+void plm_matmul_backward_weight(plm_pool *pool, float *dw, const float *dout, const float *inp,
+                                int32_t T, int32_t rows, int32_t cols);
+
 // ---- instruction sets (for tests and benchmarks) ----
 
 // The SIMD path a matmul runs on. plm_matmul uses plm_matmul_isa_best(); tests force each one.

@@ -1,0 +1,624 @@
+// trainer.c: plm_trainer, LoRA fine-tuning of a frozen base: the training forward pass (the same
+// building blocks as session.c, saving what backward needs), the backward pass written by hand,
+// gradient clipping, AdamW with warmup + cosine decay (PyTorch AdamW and HF's scheduler, to match
+// PEFT runs), and the optimizer state for checkpoints.
+//
+// A micro-batch is packed: its examples are concatenated into N = sum of lengths rows, with no
+// padding. Every op works on rows except attention, which runs per example (each starts at
+// position 0). The loss covers each example's target tokens: the logits are computed only for the
+// M rows that predict a target token.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+#include "ops.h"
+#include "trainer.h"
+
+// Saved activations of one layer, (N, ...) rows of the micro-batch.
+typedef struct {
+    float *x;      // (N, C) the layer's input (residual stream)
+    float *rstd1;  // (N) input_layernorm
+    float *xn1;    // (N, C) input_layernorm output
+    float *q;      // (N, H*D) queries after RoPE
+    float *k, *v;  // (N, K*D) keys after RoPE, values
+    float *att;    // (sum_i T_i * H * T_i) softmax probabilities, example by example
+    float *ao;     // (N, H*D) attention output, o_proj input
+    float *xm;     // (N, C) residual after attention
+    float *rstd2;  // (N) post_attention_layernorm
+    float *xn2;    // (N, C) its output
+    float *gate;   // (N, F) gate_proj output
+    float *up;     // (N, F) up_proj output
+    float *h;      // (N, F) silu(gate) * up, down_proj input
+    float *u[PLM_LORA_N_TARGETS]; // (N, R) A x of each adapted target (NULL otherwise)
+} layer_acts;
+
+struct plm_trainer {
+    const plm_model *model;     // frozen base, borrowed
+    plm_lora *lora;             // trained in place, borrowed
+    plm_train_params p;         // settings
+    plm_pool *pool;             // threads
+    int32_t step;               // AdamW updates done
+    uint64_t n_micro;           // micro-batches run (numbers the dropout masks)
+    plm_train_param *params;    // (n_params) trainable tensors
+    int32_t n_params;
+    layer_acts *acts;           // (L) saved activations
+    float *xf, *rstdf, *xnf;    // (N, C), (N), (N, C) final norm
+    float *xg;                  // (M, C) xnf rows that predict a target
+    float *logits;              // (M, NV) logits, then their gradient
+    int32_t *rows, *targets;    // (N) the M rows' indices and their target ids
+    float *cos_t, *sin_t;       // (max_len, D/2) RoPE table
+    // backward buffers, (N, ...) rows
+    float *dx, *dxn, *dq, *dk, *dv, *dao, *dh, *dgate, *dup, *du, *dtmp;
+    plm_linear_bufs lb;         // LoRA forward buffers
+    int32_t *ids;               // (N) the packed micro-batch
+    int32_t *pair_param;        // (L * PLM_LORA_N_TARGETS) index of a pair's A in params, or -1
+    void *block;                // the one allocation behind the params' g, m, v
+};
+
+// ---- parameters ----
+
+plm_train_params plm_train_default_params(void) {
+    plm_train_params p = {0, 4096, 256, 2e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, 1.0f, 0, 0, 1234};
+    return p;
+}
+
+plm_train_param *plm_trainer_params(plm_trainer *t, int32_t *n) {
+    *n = t->n_params;
+    return t->params;
+}
+
+int32_t plm_trainer_n_steps(const plm_trainer *t) { return t->step; }
+
+// HF get_cosine_schedule_with_warmup: lr * step / warmup, then a half cosine to 0 at total_steps
+float plm_trainer_lr_at(const plm_trainer *t, int32_t step) {
+    const plm_train_params *p = &t->p;
+    if (step < p->warmup_steps) return p->lr * (float)step / (float)(p->warmup_steps > 1 ? p->warmup_steps : 1);
+    if (p->total_steps <= p->warmup_steps) return p->lr;
+    double progress = (double)(step - p->warmup_steps) / (double)(p->total_steps - p->warmup_steps);
+    if (progress > 1.0) progress = 1.0;
+    return (float)((double)p->lr * 0.5 * (1.0 + cos(3.14159265358979323846 * progress)));
+}
+
+// list_params: the adapter's tensors in a fixed order (layer, target, A then B; token rows last)
+static int32_t list_params(plm_trainer *t, plm_train_param *out) {
+    const plm_lora *lo = t->lora;
+    int32_t n = 0;
+    for (int32_t l = 0; l < lo->n_layers; l++)
+        for (int tg = 0; tg < PLM_LORA_N_TARGETS; tg++) {
+            plm_lora_pair *pr = &lo->pairs[l * PLM_LORA_N_TARGETS + tg];
+            if (!pr->A) continue;
+            const plm_mat *w = plm_layer_mat(&t->model->layers[l], (plm_lora_target)tg);
+            plm_mat a = plm_lora_mat_a(lo, l, (plm_lora_target)tg, w->cols);
+            plm_mat b = plm_lora_mat_b(lo, l, (plm_lora_target)tg, w->rows);
+            if (out) {
+                snprintf(out[n].name, sizeof out[n].name, "layers.%d.%s.lora_A", l, plm_lora_target_names[tg]);
+                out[n].p = pr->A, out[n].n = (size_t)a.rows * (size_t)a.cols;
+                snprintf(out[n + 1].name, sizeof out[n].name, "layers.%d.%s.lora_B", l, plm_lora_target_names[tg]);
+                out[n + 1].p = pr->B, out[n + 1].n = (size_t)b.rows * (size_t)b.cols;
+            }
+            n += 2;
+        }
+    if (lo->n_tokens) {
+        if (out) {
+            snprintf(out[n].name, sizeof out[n].name, "token_rows");
+            out[n].p = lo->token_rows, out[n].n = (size_t)lo->n_tokens * (size_t)lo->hidden_size;
+        }
+        n++;
+    }
+    return n;
+}
+
+// ---- create / free ----
+
+void plm_trainer_free(plm_trainer *t) {
+    if (!t) return;
+    plm_pool_free(t->pool);
+    free(t->params);
+    free(t->acts);
+    free(t->pair_param);
+    free(t->block); // every buffer of the struct lives in block but the ones freed above
+    free(t);
+}
+
+// carve: the next n floats of the arena at *at (64-byte aligned), or count them when base is NULL
+static float *carve(char *base, size_t *at, size_t n) {
+    float *p = base ? (float *)(void *)(base + *at) : NULL;
+    *at += (n * sizeof(float) + 63) & ~(size_t)63;
+    return p;
+}
+
+// layout: place every buffer in one arena (base NULL: only compute its size); returns the size
+static size_t layout(plm_trainer *t, char *base) {
+    const plm_config *c = &t->model->config;
+    size_t N = (size_t)t->p.max_tokens, S = (size_t)t->p.max_len;
+    size_t C = (size_t)c->hidden_size, H = (size_t)c->num_attention_heads;
+    size_t KD = (size_t)c->num_key_value_heads * (size_t)c->head_dim, HD = H * (size_t)c->head_dim;
+    size_t F = (size_t)c->intermediate_size, R = (size_t)t->lora->rank;
+    size_t NV = (size_t)t->lora->vocab_size, big = F > HD ? F : HD, at = 0;
+    if (C > big) big = C;
+    for (int32_t i = 0; i < t->n_params; i++) {
+        t->params[i].g = carve(base, &at, t->params[i].n);
+        t->params[i].m = carve(base, &at, t->params[i].n);
+        t->params[i].v = carve(base, &at, t->params[i].n);
+    }
+    for (int32_t l = 0; l < c->num_hidden_layers; l++) {
+        layer_acts *a = &t->acts[l];
+        a->x = carve(base, &at, N * C), a->rstd1 = carve(base, &at, N), a->xn1 = carve(base, &at, N * C);
+        a->q = carve(base, &at, N * HD), a->k = carve(base, &at, N * KD), a->v = carve(base, &at, N * KD);
+        a->att = carve(base, &at, N * H * S), a->ao = carve(base, &at, N * HD);
+        a->xm = carve(base, &at, N * C), a->rstd2 = carve(base, &at, N), a->xn2 = carve(base, &at, N * C);
+        a->gate = carve(base, &at, N * F), a->up = carve(base, &at, N * F), a->h = carve(base, &at, N * F);
+        for (int tg = 0; tg < PLM_LORA_N_TARGETS; tg++)
+            a->u[tg] = t->lora->pairs[l * PLM_LORA_N_TARGETS + tg].A ? carve(base, &at, N * R) : NULL;
+    }
+    t->xf = carve(base, &at, N * C), t->rstdf = carve(base, &at, N), t->xnf = carve(base, &at, N * C);
+    t->xg = carve(base, &at, N * C), t->logits = carve(base, &at, N * NV);
+    t->rows = (int32_t *)carve(base, &at, N), t->targets = (int32_t *)carve(base, &at, N);
+    t->cos_t = carve(base, &at, S * (size_t)c->head_dim / 2);
+    t->sin_t = carve(base, &at, S * (size_t)c->head_dim / 2);
+    t->dx = carve(base, &at, N * C), t->dxn = carve(base, &at, N * C);
+    t->dq = carve(base, &at, N * HD), t->dk = carve(base, &at, N * KD), t->dv = carve(base, &at, N * KD);
+    t->dao = carve(base, &at, N * HD), t->dh = carve(base, &at, N * F);
+    t->dgate = carve(base, &at, N * F), t->dup = carve(base, &at, N * F);
+    t->du = carve(base, &at, N * R), t->dtmp = carve(base, &at, N * big);
+    t->lb.u = carve(base, &at, N * R), t->lb.y = carve(base, &at, N * big);
+    t->lb.xd = carve(base, &at, N * big);
+    t->lb.scratch = carve(base, &at, plm_matmul_scratch_bytes((int32_t)N, (int32_t)big) / sizeof(float) + 16);
+    t->ids = (int32_t *)carve(base, &at, N);
+    return at;
+}
+
+plm_status plm_trainer_create(plm_trainer **out, const plm_model *base, plm_lora *lora,
+                              const plm_train_params *params, plm_error *err) {
+    if (!out || !base || !lora) return plm_fail(err, PLM_ERR_ARG, "trainer: NULL argument");
+    *out = NULL;
+    plm_train_params p = params ? *params : plm_train_default_params();
+    if (p.max_tokens < 1 || p.max_len < 1 || p.max_len > p.max_tokens || !(p.lr >= 0.0f) ||
+        p.warmup_steps < 0 || p.total_steps < 0 || !(p.grad_clip >= 0.0f))
+        return plm_fail(err, PLM_ERR_ARG, "trainer: bad parameters (max_tokens %d, max_len %d)",
+                        p.max_tokens, p.max_len);
+    if (lora->n_layers != base->config.num_hidden_layers || lora->hidden_size != base->config.hidden_size)
+        return plm_fail(err, PLM_ERR_ARG, "trainer: the adapter does not fit the model");
+    if (p.n_threads == 0) p.n_threads = plm_n_cores();
+    plm_trainer *t = plm_alloc(1, sizeof *t);
+    if (!t) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    t->model = base;
+    t->lora = lora;
+    t->p = p;
+    t->n_params = list_params(t, NULL);
+    t->params = plm_alloc((size_t)t->n_params, sizeof *t->params);
+    t->acts = plm_alloc((size_t)base->config.num_hidden_layers, sizeof *t->acts);
+    t->pool = plm_pool_create(p.n_threads);
+    t->pair_param = plm_alloc((size_t)base->config.num_hidden_layers * PLM_LORA_N_TARGETS, sizeof(int32_t));
+    if (!t->params || !t->acts || !t->pool || !t->pair_param) goto nomem;
+    list_params(t, t->params);
+    for (int32_t l = 0, k = 0; l < base->config.num_hidden_layers; l++)
+        for (int tg = 0; tg < PLM_LORA_N_TARGETS; tg++) {
+            int adapted = lora->pairs[l * PLM_LORA_N_TARGETS + tg].A != NULL;
+            t->pair_param[l * PLM_LORA_N_TARGETS + tg] = adapted ? k : -1;
+            k += adapted ? 2 : 0;
+        }
+    size_t bytes = layout(t, NULL);
+    // calloc: zeroed gradients and moments; activation pages are touched only as far as used
+    t->block = calloc(1, bytes + 64);
+    if (!t->block) goto nomem;
+    char *aligned = (char *)t->block + (64 - (uintptr_t)t->block % 64) % 64;
+    layout(t, aligned);
+    plm_rope_table(t->cos_t, t->sin_t, p.max_len, base->config.head_dim, base->config.rope_theta);
+    *out = t;
+    return PLM_OK;
+nomem:
+    plm_trainer_free(t);
+    return plm_fail(err, PLM_ERR_NOMEM, "trainer: out of memory for max_tokens %d", p.max_tokens);
+}
+
+// ---- the micro-batch ----
+
+typedef struct {
+    const plm_example *ex; // the examples
+    int32_t n;             // how many
+} batch;
+
+// ex_att: offset of example i's attention probabilities (T_j * H * T_j for each j before it)
+static size_t ex_att(const batch *b, int32_t i, size_t H) { // offset of example i's probabilities
+    size_t off = 0;
+    for (int32_t j = 0; j < i; j++) off += (size_t)b->ex[j].n * (size_t)b->ex[j].n * H;
+    return off;
+}
+
+// ex_row: first row of example i in the packed batch (the sum of the lengths before it)
+static size_t ex_row(const batch *b, int32_t i) {
+    size_t off = 0;
+    for (int32_t j = 0; j < i; j++) off += (size_t)b->ex[j].n;
+    return off;
+}
+
+// ---- attention over threads: forward per (example, query rows), backward per (example, KV head)
+
+typedef struct {
+    plm_trainer *t;
+    const batch *b;
+    layer_acts *a;
+    int backward;
+} attention_job;
+
+static void attention_worker(void *ctx, int ith, int nth) {
+    attention_job *j = ctx;
+    const plm_config *c = &j->t->model->config;
+    int H = c->num_attention_heads, K = c->num_key_value_heads, D = c->head_dim;
+    size_t HD = (size_t)H * D, KD = (size_t)K * D;
+    for (int32_t i = 0; i < j->b->n; i++) {
+        int T = j->b->ex[i].n;
+        size_t r = ex_row(j->b, i), at = ex_att(j->b, i, (size_t)H);
+        if (!j->backward) { // rows split over threads, each (t, h) by one thread
+            int n = T * H, i0 = (int)((long)n * ith / nth), i1 = (int)((long)n * (ith + 1) / nth);
+            plm_attention_forward(j->a->ao + r * HD, j->a->att + at, T, j->a->q + r * HD,
+                                  j->a->k + r * KD, j->a->v + r * KD, T, 0, H, K, D, i0, i1);
+        } else {
+            for (int kh = 0; kh < K; kh++)
+                if ((i * K + kh) % nth == ith)
+                    plm_attention_backward(j->t->dq + r * HD, j->t->dk + r * KD, j->t->dv + r * KD,
+                                           j->t->dao + r * HD, j->a->att + at, T, j->a->q + r * HD,
+                                           j->a->k + r * KD, j->a->v + r * KD, T, H, K, D, kh, kh + 1);
+        }
+    }
+}
+
+// rope_batch: RoPE (or its backward) on x (N, NH*D), every example from position 0
+static void rope_batch(plm_trainer *t, const batch *b, float *x, int NH, int backward) {
+    int D = t->model->config.head_dim;
+    for (int32_t i = 0; i < b->n; i++) {
+        float *xi = x + ex_row(b, i) * (size_t)NH * D;
+        if (backward) plm_rope_backward(xi, t->cos_t, t->sin_t, 0, b->ex[i].n, NH, D);
+        else plm_rope_forward(xi, t->cos_t, t->sin_t, 0, b->ex[i].n, NH, D);
+    }
+}
+
+// ---- forward ----
+
+// linear: a layer's linear with its LoRA path, saving A x in a->u[target] when adapted
+static void linear(plm_trainer *t, float *out, const float *inp, int32_t l, plm_lora_target tg,
+                   layer_acts *a, int32_t N, int train, uint64_t seed) {
+    plm_linear_bufs b = t->lb;
+    if (a->u[tg]) b.u = a->u[tg];
+    plm_linear_forward(t->pool, out, inp, plm_layer_mat(&t->model->layers[l], tg), t->lora, l, tg,
+                       N, train, seed, &b);
+}
+
+// forward: the micro-batch through the model; the rows that predict a target get logits in
+// t->logits (M, NV), their rows and targets in t->rows, t->targets. Returns M.
+static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uint64_t seed) {
+    const plm_model *m = t->model;
+    const plm_config *c = &m->config;
+    int C = c->hidden_size, H = c->num_attention_heads, K = c->num_key_value_heads, L = c->num_hidden_layers;
+    size_t F = (size_t)c->intermediate_size;
+    float eps = c->rms_norm_eps;
+    plm_embed_forward(t->acts[0].x, t->ids, N, m, t->lora);
+    for (int32_t l = 0; l < L; l++) {
+        layer_acts *a = &t->acts[l];
+        const plm_layer *w = &m->layers[l];
+        plm_rmsnorm_forward(a->xn1, a->rstd1, a->x, w->input_layernorm, N, C, eps);
+        linear(t, a->q, a->xn1, l, PLM_LORA_Q_PROJ, a, N, train, seed);
+        linear(t, a->k, a->xn1, l, PLM_LORA_K_PROJ, a, N, train, seed);
+        linear(t, a->v, a->xn1, l, PLM_LORA_V_PROJ, a, N, train, seed);
+        rope_batch(t, b, a->q, H, 0);
+        rope_batch(t, b, a->k, K, 0);
+        attention_job job = {t, b, a, 0};
+        plm_pool_run(t->pool, attention_worker, &job);
+        linear(t, t->dtmp, a->ao, l, PLM_LORA_O_PROJ, a, N, train, seed);
+        for (size_t i = 0; i < (size_t)N * C; i++) a->xm[i] = a->x[i] + t->dtmp[i];
+        plm_rmsnorm_forward(a->xn2, a->rstd2, a->xm, w->post_attention_layernorm, N, C, eps);
+        linear(t, a->gate, a->xn2, l, PLM_LORA_GATE_PROJ, a, N, train, seed);
+        linear(t, a->up, a->xn2, l, PLM_LORA_UP_PROJ, a, N, train, seed);
+        plm_swiglu_forward(a->h, a->gate, a->up, (size_t)N * F);
+        linear(t, t->dtmp, a->h, l, PLM_LORA_DOWN_PROJ, a, N, train, seed);
+        float *next = l + 1 < L ? t->acts[l + 1].x : t->xf;
+        for (size_t i = 0; i < (size_t)N * C; i++) next[i] = a->xm[i] + t->dtmp[i];
+    }
+    plm_rmsnorm_forward(t->xnf, t->rstdf, t->xf, m->norm, N, C, eps);
+    // the rows that predict a target: position p of an example predicts ids[p + 1]
+    int32_t M = 0;
+    for (int32_t i = 0; i < b->n; i++) {
+        int32_t r = (int32_t)ex_row(b, i);
+        for (int32_t p = b->ex[i].n_prompt - 1; p < b->ex[i].n - 1; p++) {
+            t->rows[M] = r + p;
+            t->targets[M] = b->ex[i].ids[p + 1];
+            memcpy(t->xg + (size_t)M * C, t->xnf + (size_t)(r + p) * C, (size_t)C * sizeof(float));
+            M++;
+        }
+    }
+    plm_head_forward(t->pool, t->logits, t->xg, M, m, t->lora, t->lb.scratch);
+    return M;
+}
+
+// ---- backward ----
+
+// linear_backward: given dy (N, out) of a layer's linear, add its input gradient into dinp
+// (N, in) and, when adapted, the LoRA gradients: with s = alpha / r, u = A xd, xd = dropout(x):
+//   dB += s dy^T u,   du = s dy B,   dA += du^T xd,   dx += dropout'(du A)
+static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const float *inp,
+                            int32_t l, plm_lora_target tg, const layer_acts *a, int32_t N,
+                            uint64_t seed) {
+    const plm_mat *w = plm_layer_mat(&t->model->layers[l], tg);
+    plm_matmul_backward_input(t->pool, dinp, dy, w, N, t->lb.scratch); // base: dx += dy W
+    int32_t k = t->pair_param[l * PLM_LORA_N_TARGETS + tg];
+    if (k < 0) return;
+    const plm_lora *lo = t->lora;
+    size_t out = (size_t)w->rows, in = (size_t)w->cols, R = (size_t)lo->rank;
+    float s = lo->alpha / (float)lo->rank, *dys = t->dtmp, *du = t->du;
+    for (size_t i = 0; i < (size_t)N * out; i++) dys[i] = dy[i] * s;
+    plm_mat a_m = plm_lora_mat_a(lo, l, tg, (int32_t)in), b_m = plm_lora_mat_b(lo, l, tg, (int32_t)out);
+    plm_matmul_backward_weight(t->pool, t->params[k + 1].g, dys, a->u[tg], N, (int32_t)out, (int32_t)R);
+    memset(du, 0, (size_t)N * R * sizeof *du);
+    plm_matmul_backward_input(t->pool, du, dys, &b_m, N, t->lb.scratch);
+    const float *xd = inp;
+    float p = lo->dropout;
+    if (p > 0.0f) { // rebuild dropout(x) from the same counter-based mask as the forward
+        float keep = 1.0f / (1.0f - p);
+        for (size_t i = 0; i < (size_t)N * in; i++)
+            t->lb.xd[i] = plm_dropout_keep(seed, l, tg, i, p) ? inp[i] * keep : 0.0f;
+        xd = t->lb.xd;
+    }
+    plm_matmul_backward_weight(t->pool, t->params[k].g, du, xd, N, (int32_t)R, (int32_t)in);
+    if (p == 0.0f) {
+        plm_matmul_backward_input(t->pool, dinp, du, &a_m, N, t->lb.scratch);
+        return;
+    }
+    float *dxl = t->lb.y, keep = 1.0f / (1.0f - p);
+    memset(dxl, 0, (size_t)N * in * sizeof *dxl);
+    plm_matmul_backward_input(t->pool, dxl, du, &a_m, N, t->lb.scratch);
+    for (size_t i = 0; i < (size_t)N * in; i++)
+        if (plm_dropout_keep(seed, l, tg, i, p)) dinp[i] += dxl[i] * keep;
+}
+
+// head_backward: dlogits (M, NV) in t->logits -> gradient of the normalized rows, scattered into
+// t->dxn (N, C), plus the token rows' gradient through the tied head
+static void head_backward(plm_trainer *t, int32_t M, int32_t N) {
+    const plm_model *m = t->model;
+    const plm_lora *lo = t->lora;
+    size_t C = (size_t)m->config.hidden_size, V = (size_t)m->config.vocab_size;
+    size_t NV = (size_t)lo->vocab_size;
+    float *dl = t->logits, *dxg = t->dx; // dx is free until the final norm's backward
+    memset(dxg, 0, (size_t)M * C * sizeof *dxg);
+    if (m->config.tie_word_embeddings && lo->n_tokens) {
+        float *grow = t->params[t->n_params - 1].g; // token rows: last in the list
+        for (int32_t k = 0; k < lo->n_tokens; k++) {
+            size_t v = (size_t)lo->token_ids[k];
+            const float *row = lo->token_rows + k * C;
+            for (int32_t r = 0; r < M; r++) {
+                float g = dl[r * NV + v];
+                for (size_t c = 0; c < C; c++) {
+                    grow[k * C + c] += g * t->xg[r * C + c]; // logit_v = x . row_v
+                    dxg[r * C + c] += g * row[c];
+                }
+                dl[r * NV + v] = 0.0f; // so the base head's row for v adds nothing below
+            }
+        }
+    }
+    for (int32_t r = 0; r < M; r++) // re-stride from NV to V columns for the base head
+        memmove(dl + r * V, dl + r * NV, V * sizeof *dl);
+    plm_matmul_backward_input(t->pool, dxg, dl, &m->lm_head, M, t->lb.scratch);
+    memset(t->dxn, 0, (size_t)N * C * sizeof *t->dxn);
+    for (int32_t r = 0; r < M; r++)
+        memcpy(t->dxn + (size_t)t->rows[r] * C, dxg + (size_t)r * C, C * sizeof *dxg);
+}
+
+static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint64_t seed) {
+    const plm_model *m = t->model;
+    const plm_config *c = &m->config;
+    int C = c->hidden_size, H = c->num_attention_heads, K = c->num_key_value_heads;
+    size_t F = (size_t)c->intermediate_size, NC = (size_t)N * C;
+    size_t HD = (size_t)H * c->head_dim, KD = (size_t)K * c->head_dim;
+    head_backward(t, M, N);
+    memset(t->dx, 0, NC * sizeof *t->dx);
+    plm_rmsnorm_backward(t->dx, NULL, t->dxn, t->xf, m->norm, t->rstdf, N, C);
+    for (int32_t l = c->num_hidden_layers - 1; l >= 0; l--) {
+        layer_acts *a = &t->acts[l];
+        const plm_layer *w = &m->layers[l];
+        // MLP block: xout = xm + down(silu(gate) * up); dx holds d(xout) and becomes d(xm)
+        memset(t->dh, 0, (size_t)N * F * sizeof *t->dh);
+        linear_backward(t, t->dh, t->dx, a->h, l, PLM_LORA_DOWN_PROJ, a, N, seed);
+        memset(t->dgate, 0, (size_t)N * F * sizeof *t->dgate);
+        memset(t->dup, 0, (size_t)N * F * sizeof *t->dup);
+        plm_swiglu_backward(t->dgate, t->dup, t->dh, a->gate, a->up, (size_t)N * F);
+        memset(t->dxn, 0, NC * sizeof *t->dxn);
+        linear_backward(t, t->dxn, t->dgate, a->xn2, l, PLM_LORA_GATE_PROJ, a, N, seed);
+        linear_backward(t, t->dxn, t->dup, a->xn2, l, PLM_LORA_UP_PROJ, a, N, seed);
+        plm_rmsnorm_backward(t->dx, NULL, t->dxn, a->xm, w->post_attention_layernorm, a->rstd2, N, C);
+        // attention block: xm = x + o(attention(rope(q), rope(k), v)); dx becomes d(x)
+        memset(t->dao, 0, (size_t)N * HD * sizeof *t->dao);
+        linear_backward(t, t->dao, t->dx, a->ao, l, PLM_LORA_O_PROJ, a, N, seed);
+        memset(t->dq, 0, (size_t)N * HD * sizeof *t->dq);
+        memset(t->dk, 0, (size_t)N * KD * sizeof *t->dk);
+        memset(t->dv, 0, (size_t)N * KD * sizeof *t->dv);
+        attention_job job = {t, b, a, 1};
+        plm_pool_run(t->pool, attention_worker, &job);
+        rope_batch(t, b, t->dq, H, 1);
+        rope_batch(t, b, t->dk, K, 1);
+        memset(t->dxn, 0, NC * sizeof *t->dxn);
+        linear_backward(t, t->dxn, t->dq, a->xn1, l, PLM_LORA_Q_PROJ, a, N, seed);
+        linear_backward(t, t->dxn, t->dk, a->xn1, l, PLM_LORA_K_PROJ, a, N, seed);
+        linear_backward(t, t->dxn, t->dv, a->xn1, l, PLM_LORA_V_PROJ, a, N, seed);
+        plm_rmsnorm_backward(t->dx, NULL, t->dxn, a->x, w->input_layernorm, a->rstd1, N, C);
+    }
+    // embedding: the token rows' gradient is the gradient of their rows of x
+    if (t->lora->n_tokens) {
+        float *grow = t->params[t->n_params - 1].g;
+        for (int32_t r = 0; r < N; r++)
+            for (int32_t k = 0; k < t->lora->n_tokens; k++)
+                if (t->ids[r] == t->lora->token_ids[k])
+                    for (int cc = 0; cc < C; cc++) grow[(size_t)k * C + cc] += t->dx[(size_t)r * C + cc];
+    }
+}
+
+// ---- entry points ----
+
+// pack: check the examples and copy their ids into t->ids; returns N or a negative status
+static int32_t pack(plm_trainer *t, const plm_example *ex, int32_t n, plm_error *err) {
+    int32_t N = 0, NV = t->lora->vocab_size;
+    if (!ex || n < 1) return plm_fail(err, PLM_ERR_ARG, "trainer: no examples");
+    for (int32_t i = 0; i < n; i++) {
+        if (ex[i].n < 2 || ex[i].n_prompt < 1 || ex[i].n_prompt >= ex[i].n || ex[i].n > t->p.max_len)
+            return plm_fail(err, PLM_ERR_ARG, "trainer: example %d has %d tokens, %d of prompt "
+                            "(want 1 <= prompt < tokens <= %d)", i, ex[i].n, ex[i].n_prompt, t->p.max_len);
+        if (N + ex[i].n > t->p.max_tokens)
+            return plm_fail(err, PLM_ERR_ARG, "trainer: the micro-batch has more than %d tokens",
+                            t->p.max_tokens);
+        for (int32_t k = 0; k < ex[i].n; k++) {
+            if (ex[i].ids[k] < 0 || ex[i].ids[k] >= NV)
+                return plm_fail(err, PLM_ERR_ARG, "trainer: example %d token %d: id %d not in [0, %d)",
+                                i, k, ex[i].ids[k], NV);
+            t->ids[N + k] = ex[i].ids[k];
+        }
+        N += ex[i].n;
+    }
+    return N;
+}
+
+static uint64_t micro_seed(const plm_trainer *t) {
+    uint64_t z = t->p.seed * 0x9E3779B97F4A7C15ull + t->n_micro;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    return z ^ (z >> 31);
+}
+
+plm_status plm_trainer_accumulate(plm_trainer *t, const plm_example *ex, int32_t n,
+                                  float grad_scale, double *loss, int32_t *n_tokens,
+                                  plm_error *err) {
+    if (!t) return plm_fail(err, PLM_ERR_ARG, "trainer: NULL");
+    int32_t N = pack(t, ex, n, err);
+    if (N < 0) return (plm_status)N;
+    batch b = {ex, n};
+    uint64_t seed = micro_seed(t);
+    int32_t M = forward(t, &b, N, 1, seed);
+    int cnt;
+    double l = plm_crossentropy_forward_backward(t->logits, t->logits, t->targets, M,
+                                                 t->lora->vocab_size, grad_scale, &cnt);
+    backward(t, &b, N, M, seed);
+    t->n_micro++;
+    if (loss) *loss = l;
+    if (n_tokens) *n_tokens = cnt;
+    return PLM_OK;
+}
+
+plm_status plm_trainer_loss(plm_trainer *t, const plm_example *ex, int32_t n, double *loss,
+                            int32_t *n_tokens, plm_error *err) {
+    if (!t) return plm_fail(err, PLM_ERR_ARG, "trainer: NULL");
+    int32_t N = pack(t, ex, n, err);
+    if (N < 0) return (plm_status)N;
+    batch b = {ex, n};
+    int32_t M = forward(t, &b, N, 0, 0);
+    int cnt;
+    double l = plm_crossentropy_forward_backward(t->logits, t->logits, t->targets, M,
+                                                 t->lora->vocab_size, 1.0f, &cnt);
+    if (loss) *loss = l;
+    if (n_tokens) *n_tokens = cnt;
+    return PLM_OK;
+}
+
+// ---- optimizer ----
+
+void plm_trainer_step(plm_trainer *t, float *lr_out, float *norm_out) {
+    const plm_train_params *p = &t->p;
+    // global norm as torch.nn.utils.clip_grad_norm_: the norm of the per-tensor norms
+    double sq = 0.0;
+    for (int32_t i = 0; i < t->n_params; i++) {
+        double s = 0.0;
+        for (size_t k = 0; k < t->params[i].n; k++) s += (double)t->params[i].g[k] * (double)t->params[i].g[k];
+        sq += s;
+    }
+    float norm = (float)sqrt(sq), clip = 1.0f;
+    if (p->grad_clip > 0.0f) {
+        clip = p->grad_clip / (norm + 1e-6f);
+        if (clip > 1.0f) clip = 1.0f;
+    }
+    float lr = plm_trainer_lr_at(t, t->step);
+    t->step++;
+    // torch.optim.AdamW (not amsgrad, not maximize), in its order of operations
+    float bc1 = 1.0f - powf(p->beta1, (float)t->step), bc2 = 1.0f - powf(p->beta2, (float)t->step);
+    float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2);
+    for (int32_t i = 0; i < t->n_params; i++) {
+        plm_train_param *q = &t->params[i];
+        for (size_t k = 0; k < q->n; k++) {
+            float g = q->g[k] * clip;
+            q->p[k] *= 1.0f - lr * p->weight_decay;
+            q->m[k] += (g - q->m[k]) * (1.0f - p->beta1);
+            q->v[k] = q->v[k] * p->beta2 + g * g * (1.0f - p->beta2);
+            float denom = sqrtf(q->v[k]) / bc2_sqrt + p->eps;
+            q->p[k] -= step_size * q->m[k] / denom;
+            q->g[k] = 0.0f;
+        }
+    }
+    if (lr_out) *lr_out = lr;
+    if (norm_out) *norm_out = norm;
+}
+
+// ---- optimizer state ----
+
+// The file: "PLMADAM1", step (u32), micro-batches (u64), tensor count (u32), then per tensor its
+// element count (u64), m and v (f32 each), all little-endian as the machine writes them.
+static const char state_magic[8] = {'P', 'L', 'M', 'A', 'D', 'A', 'M', '1'};
+
+plm_status plm_trainer_save_state(const plm_trainer *t, const char *path, plm_error *err) {
+    plm_writer *w;
+    plm_status s = plm_writer_open(&w, path, err);
+    if (s != PLM_OK) return s;
+    uint32_t step = (uint32_t)t->step, np = (uint32_t)t->n_params;
+    uint64_t micro = t->n_micro;
+    s = plm_writer_write(w, state_magic, 8, err);
+    if (s == PLM_OK) s = plm_writer_write(w, &step, 4, err);
+    if (s == PLM_OK) s = plm_writer_write(w, &micro, 8, err);
+    if (s == PLM_OK) s = plm_writer_write(w, &np, 4, err);
+    for (int32_t i = 0; s == PLM_OK && i < t->n_params; i++) {
+        uint64_t n = t->params[i].n;
+        s = plm_writer_write(w, &n, 8, err);
+        if (s == PLM_OK) s = plm_writer_write(w, t->params[i].m, n * sizeof(float), err);
+        if (s == PLM_OK) s = plm_writer_write(w, t->params[i].v, n * sizeof(float), err);
+    }
+    if (s != PLM_OK) {
+        plm_writer_abort(w);
+        return s;
+    }
+    return plm_writer_commit(w, err);
+}
+
+plm_status plm_trainer_load_state(plm_trainer *t, const char *path, plm_error *err) {
+    char *buf;
+    size_t len, at = 24;
+    plm_status s = plm_file_read(path, &buf, &len, err);
+    if (s != PLM_OK) return s;
+    uint32_t step, np;
+    uint64_t micro;
+    if (len < 24 || memcmp(buf, state_magic, 8)) {
+        free(buf);
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: not an optimizer state file", path);
+    }
+    memcpy(&step, buf + 8, 4);
+    memcpy(&micro, buf + 12, 8);
+    memcpy(&np, buf + 20, 4);
+    if (np != (uint32_t)t->n_params) {
+        free(buf);
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: %u tensors, the adapter has %d", path, np, t->n_params);
+    }
+    for (int32_t i = 0; i < t->n_params; i++) {
+        uint64_t n;
+        size_t bytes = t->params[i].n * sizeof(float);
+        if (len - at < 8 || (memcpy(&n, buf + at, 8), n != t->params[i].n) || len - at - 8 < 2 * bytes) {
+            free(buf);
+            return plm_fail(err, PLM_ERR_FORMAT, "%s: tensor %d (%s) truncated or of the wrong size",
+                            path, i, t->params[i].name);
+        }
+        memcpy(t->params[i].m, buf + at + 8, bytes);
+        memcpy(t->params[i].v, buf + at + 8 + bytes, bytes);
+        at += 8 + 2 * bytes;
+    }
+    if (at != len) {
+        free(buf);
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: %zu trailing bytes", path, len - at);
+    }
+    t->step = (int32_t)step;
+    t->n_micro = micro;
+    free(buf);
+    return PLM_OK;
+}

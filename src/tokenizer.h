@@ -39,7 +39,9 @@ plm_str plm_tokenizer_token_text(const plm_tokenizer *t, int32_t id); // vocab f
 int32_t plm_tokenizer_token_type(const plm_tokenizer *t, int32_t id);
 int32_t plm_tokenizer_n_merges(const plm_tokenizer *t);
 plm_str plm_tokenizer_merge(const plm_tokenizer *t, int32_t i); // "left right", rank order
-const char *plm_tokenizer_pre(const plm_tokenizer *t);          // GGUF pre-tokenizer name
+// plm_tokenizer_pre: the GGUF pre-tokenizer name ("gpt2", "smollm"), or "custom" when the
+// configuration (e.g. ByteLevel with add_prefix_space) has no GGUF name.
+const char *plm_tokenizer_pre(const plm_tokenizer *t);
 
 // plm_tokenizer_add_tokens: a new tokenizer = t plus the n texts as added tokens (special ones when
 // special != 0: matched before BPE, never split), given ids n_vocab, n_vocab+1, ... in order; a text

@@ -121,8 +121,8 @@ static int32_t encode_part(loader *L, const char *head, const char *s, size_t n,
     return encode(L, L->text, len);
 }
 
-// add_example: one example src -> tgt from source row `row`; *too_long is set when it has more
-// than max_len tokens (the caller undoes the row).
+// add_example: one example src -> tgt, from the next source row; when it has more than max_len
+// tokens, *too_long is raised to its length (the caller undoes the row).
 static plm_status add_example(loader *L, const char *src, size_t ns, const char *tgt, size_t nt,
                               int *too_long) {
     plm_dataset *d = L->d;
@@ -140,7 +140,7 @@ static plm_status add_example(loader *L, const char *src, size_t ns, const char 
     int32_t nt_ids = encode_part(L, "", tgt, nt, TARGET_TAIL);
     if (nt_ids < 0) return plm_fail(L->err, (plm_status)nt_ids, "%s: tokenizing a target failed", L->name);
     int64_t n = (int64_t)np + nt_ids;
-    if (n > L->p.max_len) *too_long = (int)(n < INT32_MAX ? n : INT32_MAX);
+    if (n > L->p.max_len && n > *too_long) *too_long = (int)(n < INT32_MAX ? n : INT32_MAX);
     d->ex[d->n] = (plm_example){NULL, (int32_t)n, np};
     d->src_row[d->n] = L->n_rows_used;
     d->n++;

@@ -1,0 +1,506 @@
+// test_data.c: task data (src/data.c) with the real SmolLM2 paraphraser tokenizer (which has
+// <|OUTPUT_START|> = 49152 and <|OUTPUT_END|> = 49153): the template strings; PAWS dev and test
+// (counts, exact ids against tokenizing the whole template string, the loss span); small TSV and
+// JSONL files written here into a mkdtemp directory (CRLF/LF, header or not, every kind of bad
+// row, strict mode, files with nothing usable); the split; and the batch order.
+// Run from the repository root: the data is read from ../shared/data.
+#define _DEFAULT_SOURCE // mkdtemp
+#include <stdint.h>
+#include <unistd.h>
+
+#include "data.h"
+#include "test.h"
+
+#define TOKENIZER "../shared/data/smollm2-paraphraser/tokenizer.json"
+#define PAWS_DEV "../shared/data/paws/dev.tsv"
+#define PAWS_TEST "../shared/data/paws/test.tsv"
+#define ID_START 49152
+#define ID_END 49153
+
+static char tmpdir[64];
+static const plm_tokenizer *tok;
+
+// ---- helpers ----
+
+// write_file: text into tmpdir/name; returns the path (valid until the 4th next call).
+static const char *write_file(const char *name, const char *text) {
+    static char buf[4][256];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    FILE *f = fopen(buf[k], "wb");
+    if (!f) return buf[k];
+    fwrite(text, 1, strlen(text), f);
+    fclose(f);
+    return buf[k];
+}
+
+// load: path with default params changed by strict and max_len (0 = default); returns the status.
+static plm_status load(plm_dataset *d, const char *path, int strict, int32_t max_len, plm_error *err) {
+    plm_data_params p = plm_data_default_params();
+    p.strict = strict;
+    if (max_len) p.max_len = max_len;
+    return plm_dataset_load(d, path, tok, &p, err);
+}
+
+// ids_of: tokenize text into a new array (caller frees); *n receives the count.
+static int32_t *ids_of(const char *text, int32_t *n) {
+    *n = plm_tokenizer_encode(tok, text, strlen(text), NULL, 0);
+    int32_t *ids = malloc(((size_t)*n + 1) * sizeof *ids);
+    plm_tokenizer_encode(tok, text, strlen(text), ids, *n);
+    return ids;
+}
+
+// same_ids: example e holds exactly the ids of the full template for src -> tgt, and its prompt
+// part is exactly the ids of the prompt alone.
+static int same_ids(const plm_example *e, const char *src, const char *tgt) {
+    char prompt[1024], target[1024], full[2048];
+    plm_task_prompt(src, prompt, sizeof prompt);
+    plm_task_target(tgt, target, sizeof target);
+    snprintf(full, sizeof full, "%s%s", prompt, target);
+    int32_t n, np;
+    int32_t *ids = ids_of(full, &n), *pids = ids_of(prompt, &np);
+    int ok = n == e->n && np == e->n_prompt && !memcmp(ids, e->ids, (size_t)n * sizeof *ids);
+    free(ids);
+    free(pids);
+    return ok;
+}
+
+// decoded: the bytes of ids as a NUL-terminated string in a static buffer.
+static const char *decoded(const int32_t *ids, int32_t n) {
+    static char buf[4096];
+    int64_t m = plm_tokenizer_decode(tok, ids, n, buf, sizeof buf - 1);
+    buf[m >= 0 && m < (int64_t)sizeof buf ? m : 0] = 0;
+    return buf;
+}
+
+// ---- the template ----
+
+static void test_template(void) {
+    char buf[128];
+    size_t n = plm_task_prompt("Hi there.", buf, sizeof buf);
+    CHECK(!strcmp(buf, "Rephrase the following:\nInput: Hi there.\nOutput: <|OUTPUT_START|>"));
+    CHECK(n == strlen(buf));
+    CHECK(plm_task_prompt("Hi there.", NULL, 0) == n); // counting only
+    CHECK(plm_task_prompt("Hi there.", buf, 10) == n && !strcmp(buf, "Rephrase ")); // truncated
+    n = plm_task_target("Hello.", buf, sizeof buf);
+    CHECK(!strcmp(buf, "Hello.<|OUTPUT_END|>") && n == strlen(buf));
+    CHECK(plm_tokenizer_token_id(tok, PLM_TASK_START) == ID_START);
+    CHECK(plm_tokenizer_token_id(tok, PLM_TASK_END) == ID_END);
+}
+
+// ---- PAWS ----
+
+// check_paws: the counts of a PAWS split; every example ends with the end marker, its prompt with
+// the start marker, and re-encoding its decoded text gives its ids back (the two parts encoded
+// apart equal the whole string encoded at once); prints the token length statistics.
+static void check_paws(const char *path, const char *name, int64_t label1) {
+    plm_dataset d;
+    plm_error err = {0};
+    plm_status st = load(&d, path, 1, 0, &err);
+    CHECK_MSG(st == PLM_OK, "%s: %s", name, err.msg);
+    if (st != PLM_OK) return;
+    CHECK(d.rows == 8000 && d.not_label1 == 8000 - label1 && d.n == 2 * label1);
+    CHECK(d.bad_fields + d.bad_empty + d.bad_long == 0 && d.first_bad[0] == 0);
+    int64_t sum = 0, sum_target = 0;
+    int32_t max = 0, bad_marks = 0, bad_round = 0;
+    for (int32_t i = 0; i < d.n; i++) {
+        const plm_example *e = &d.ex[i];
+        // one block, in order: example i starts where i-1 ends
+        bad_marks += e->ids != d.block + sum || e->ids[e->n - 1] != ID_END ||
+                     e->ids[e->n_prompt - 1] != ID_START;
+        sum += e->n, sum_target += e->n - e->n_prompt;
+        max = e->n > max ? e->n : max;
+        if (i % 7 == 0) { // a sample, to keep the test quick under sanitizers
+            int32_t n;
+            int32_t *ids = ids_of(decoded(e->ids, e->n), &n);
+            bad_round += n != e->n || memcmp(ids, e->ids, (size_t)n * sizeof *ids);
+            free(ids);
+        }
+        if (i % 2 == 1) bad_round += d.src_row[i] != d.src_row[i - 1]; // a pair, then its reverse
+    }
+    CHECK_MSG(bad_marks == 0, "%s: %d examples with misplaced markers or ids", name, (int)bad_marks);
+    CHECK_MSG(bad_round == 0, "%s: %d examples differ from encoding the whole text", name, (int)bad_round);
+    printf("%s: %lld rows, %lld label 1, %d examples; tokens mean %.1f max %d, target mean %.1f\n",
+           name, (long long)d.rows, (long long)label1, (int)d.n, (double)sum / d.n, (int)max,
+           (double)sum_target / d.n);
+    plm_dataset_free(&d);
+}
+
+static void test_paws(void) {
+    check_paws(PAWS_DEV, "paws dev", 3539);
+    check_paws(PAWS_TEST, "paws test", 3536);
+
+    // the first label-1 row of dev (id 2), forward and reversed, against the whole template string
+    static const char *s1 = "They were there to enjoy us and they were there to pray for us .";
+    static const char *s2 = "They were there for us to enjoy and they were there for us to pray .";
+    plm_dataset d;
+    plm_error err;
+    if (load(&d, PAWS_DEV, 0, 0, &err) != PLM_OK) return;
+    CHECK(same_ids(&d.ex[0], s1, s2));
+    CHECK(same_ids(&d.ex[1], s2, s1));
+    // the loss span is exactly target + <|OUTPUT_END|>
+    const plm_example *e = &d.ex[0];
+    char want[256];
+    plm_task_target(s2, want, sizeof want);
+    CHECK(!strcmp(decoded(e->ids + e->n_prompt, e->n - e->n_prompt), want));
+    CHECK(e->ids[e->n - 1] == ID_END);
+    plm_task_prompt(s1, want, sizeof want);
+    CHECK(!strcmp(decoded(e->ids, e->n_prompt), want));
+    plm_dataset_free(&d);
+
+    // reverse = 0: one example per row
+    plm_data_params p = plm_data_default_params();
+    p.reverse = 0;
+    CHECK(plm_dataset_load(&d, PAWS_DEV, tok, &p, &err) == PLM_OK && d.n == 3539);
+    CHECK(d.n > 0 && same_ids(&d.ex[0], s1, s2));
+    plm_dataset_free(&d);
+}
+
+// ---- small files ----
+
+// TSV: the same three rows (label 1, 0, 1) with LF or CRLF, with or without a header, must give
+// the same examples; a header is recognised by PAWS's names or by a label that is not a number.
+static void test_tsv_forms(void) {
+    static const char *rows = "1\tA cat sat .\tThe cat sat .\t1\n"
+                              "2\tNot a pair .\tSomething else .\t0\n"
+                              "3\t  Dogs run .  \tDogs are running .\t1\n";
+    char crlf[256], text[512];
+    size_t k = 0;
+    for (const char *r = rows; *r; r++) {
+        if (*r == '\n') crlf[k++] = '\r';
+        crlf[k++] = *r;
+    }
+    crlf[k] = 0;
+    const char *variants[4][2] = {{"lf.tsv", rows}, {"crlf.tsv", crlf}, {"header.tsv", NULL},
+                                  {"header2.tsv", NULL}};
+    snprintf(text, sizeof text, "id\tsentence1\tsentence2\tlabel\r\n%s", crlf);
+    char text2[512]; // both texts hold 256 bytes of rows and a header
+    snprintf(text2, sizeof text2, "\n\nkey\tleft\tright\tis_paraphrase\n%s\n\n", rows);
+    variants[2][1] = text, variants[3][1] = text2;
+    plm_dataset ref = {0};
+    for (int v = 0; v < 4; v++) {
+        plm_dataset d;
+        plm_error err = {0};
+        plm_status st = load(&d, write_file(variants[v][0], variants[v][1]), 1, 0, &err);
+        CHECK_MSG(st == PLM_OK, "%s: %s", variants[v][0], err.msg);
+        if (st != PLM_OK) continue;
+        CHECK_MSG(d.rows == 3 && d.not_label1 == 1 && d.n == 4, "%s: rows %lld n %d",
+                  variants[v][0], (long long)d.rows, (int)d.n);
+        if (v == 0) {
+            ref = d;
+            CHECK(same_ids(&d.ex[2], "Dogs run .", "Dogs are running .")); // trimmed
+            CHECK(same_ids(&d.ex[3], "Dogs are running .", "Dogs run ."));
+            CHECK(d.src_row[0] == 0 && d.src_row[1] == 0 && d.src_row[2] == 1 && d.src_row[3] == 1);
+            continue;
+        }
+        size_t tokens = (size_t)(d.ex[3].ids + d.ex[3].n - d.block);
+        CHECK_MSG(d.n == ref.n && !memcmp(d.block, ref.block, tokens * sizeof *d.block),
+                  "%s differs from lf.tsv", variants[v][0]);
+        plm_dataset_free(&d);
+    }
+    plm_dataset_free(&ref);
+}
+
+// Every kind of bad row is counted, the first is described, good rows survive; strict mode fails
+// on the first with the same message.
+static void test_tsv_bad(void) {
+    char text[4096], long_s[2048] = "";
+    for (int i = 0; i < 100; i++) strcat(long_s, "word ");
+    snprintf(text, sizeof text,
+             "1\tgood one .\tfine one .\t1\n"
+             "2\tonly three\tcolumns\n"           // line 2: bad_fields
+             "3\ta\tb\tyes\n"                     // line 3: label not a number (not the header line)
+             "4\t   \tsomething .\t1\n"           // line 4: bad_empty (sentence1)
+             "5\ta\t\t1\n"                        // line 5: bad_empty (sentence2)
+             "6\t%s\tshort .\t1\n"                // line 6: bad_long with max_len 64
+             "7\tempty but label 0\t\t0\n"        // label 0 first: not a bad row
+             "8\tinvalid \xff\xfe utf-8 .\tok .\t1\n"
+             "9\ta\tb\tc\t1\n",                   // line 9: five columns
+             long_s);
+    const char *path = write_file("bad.tsv", text);
+    plm_dataset d;
+    plm_error err = {0};
+    CHECK(load(&d, path, 0, 64, &err) == PLM_OK);
+    CHECK_MSG(d.rows == 9 && d.not_label1 == 1 && d.n == 4, "rows %lld n %d", (long long)d.rows,
+              (int)d.n);
+    CHECK(d.bad_fields == 3 && d.bad_empty == 2 && d.bad_long == 1);
+    char want[300];
+    snprintf(want, sizeof want,
+             "%s:2: expected 4 tab-separated columns (id, sentence1, sentence2, label), found 3", path);
+    CHECK_MSG(!strcmp(d.first_bad, want), "first_bad '%s'", d.first_bad);
+    plm_dataset_free(&d);
+
+    // strict: the first bad row is the error, with the same description
+    CHECK(load(&d, path, 1, 64, &err) == PLM_ERR_FORMAT && !strcmp(err.msg, want));
+    CHECK(d.n == 0 && d.ex == NULL && d.block == NULL);
+
+    // each kind first, to see each description
+    static const struct {
+        const char *text, *why;
+    } first[] = {
+        {"id\tsentence1\tsentence2\tlabel\n1\ta\tb\tx1\n", ":2: label 'x1' is not an integer"},
+        {"1\t \tb\t1\n", ":1: empty sentence1"},
+        {"1\ta\t \t1\n", ":1: empty sentence2"},
+        {"1\ta a a a a a a a a a a a a a a a a a a a a a a a a a\tb\t1\n", NULL}, // too long
+    };
+    for (size_t k = 0; k < sizeof first / sizeof first[0]; k++) {
+        path = write_file("first.tsv", first[k].text);
+        snprintf(want, sizeof want, "%s%s", path, first[k].why ? first[k].why : "");
+        if (!first[k].why) { // the count is that of the row's longer example
+            static const char *const side[2] = {"a a a a a a a a a a a a a a a a a a a a a a a a a a", "b"};
+            int32_t n = 0;
+            for (int r = 0; r < 2; r++) {
+                char full[256];
+                int32_t m;
+                size_t np = plm_task_prompt(side[r], full, sizeof full);
+                plm_task_target(side[1 - r], full + np, sizeof full - np);
+                free(ids_of(full, &m));
+                n = m > n ? m : n;
+            }
+            snprintf(want, sizeof want, "%s:1: %d tokens, more than max_len 40", path, (int)n);
+        }
+        CHECK(load(&d, path, 1, 40, &err) == PLM_ERR_FORMAT);
+        CHECK_MSG(!strcmp(err.msg, want), "got '%s', want '%s'", err.msg, want);
+    }
+}
+
+// JSONL: string fields "input" and "output", escapes decoded, no reversal, blank lines ignored.
+static void test_jsonl(void) {
+    const char *path = write_file("a.jsonl",
+                                  "\n{\"input\": \"Caf\\u00e9 time .\", \"output\": \"Time for caf\\u00e9 .\"}\r\n"
+                                  "\r\n"
+                                  "{\"output\": \"b\", \"input\": \"a\", \"extra\": [1]}\n"
+                                  "{\"input\": \"a\", \"output\": \"b\"\n"  // line 5: bad JSON
+                                  "{\"input\": \"a\"}\n"                     // line 6: missing output
+                                  "{\"input\": \"a\", \"output\": 7}\n"      // line 7: not a string
+                                  "[1, 2]\n"                                 // line 8: not an object
+                                  "{\"input\": \" \\n \", \"output\": \"b\"}\n" // line 9: empty input
+                                  "{\"input\": \"x\\ty\", \"output\": \"\\u00ff\"}");
+    plm_dataset d;
+    plm_error err = {0};
+    CHECK_MSG(load(&d, path, 0, 0, &err) == PLM_OK, "%s", err.msg);
+    CHECK_MSG(d.rows == 8 && d.n == 3 && d.not_label1 == 0, "rows %lld n %d", (long long)d.rows,
+              (int)d.n);
+    CHECK(d.bad_fields == 4 && d.bad_empty == 1 && d.bad_long == 0);
+    CHECK_MSG(strstr(d.first_bad, "a.jsonl:5: invalid JSON") != NULL, "first_bad '%s'", d.first_bad);
+    if (d.n == 3) {
+        CHECK(same_ids(&d.ex[0], "Café time .", "Time for café ."));
+        CHECK(same_ids(&d.ex[1], "a", "b"));
+        CHECK(same_ids(&d.ex[2], "x\ty", "ÿ"));
+        CHECK(d.src_row[0] == 0 && d.src_row[1] == 1 && d.src_row[2] == 2);
+    }
+    plm_dataset_free(&d);
+
+    static const struct {
+        const char *text, *why;
+    } first[] = {
+        {"{\"input\": \"a\"}\n", ":1: missing string field \"output\""},
+        {" {\"output\": \"a\"}\n", ":1: missing string field \"input\""},
+        {"{\"input\": \"a\", \"output\": \"b\"}\n[]\n", ":2: expected a JSON object {\"input\", \"output\"}"},
+        {"{\"input\": \"\", \"output\": \"b\"}", ":1: empty input"},
+        {"{\"input\": \"a\", \"output\": \"  \"}", ":1: empty output"},
+    };
+    char want[300];
+    for (size_t k = 0; k < sizeof first / sizeof first[0]; k++) {
+        path = write_file("first.jsonl", first[k].text);
+        snprintf(want, sizeof want, "%s%s", path, first[k].why);
+        CHECK(load(&d, path, 1, 0, &err) == PLM_ERR_FORMAT);
+        CHECK_MSG(!strcmp(err.msg, want), "got '%s', want '%s'", err.msg, want);
+    }
+}
+
+// Files that give nothing to train on, and a tokenizer without the markers.
+static void test_nothing_usable(void) {
+    static const struct {
+        const char *name, *text, *why;
+    } cases[] = {
+        {"empty.tsv", "", "no data rows (empty file or header only)"},
+        {"blank.tsv", "\n \r\n\n", "no data rows (empty file or header only)"},
+        {"header.tsv", "id\tsentence1\tsentence2\tlabel\r\n", "no data rows"},
+        {"zeros.tsv", "1\ta\tb\t0\n2\tc\td\t0\n", "no label-1 rows among 2 rows"},
+        {"allbad.tsv", "1\ta\tb\t1\tx\n1\ta\t\t1\n", "all 2 rows bad, first: "},
+        {"mixed.tsv", "1\ta\tb\t0\n1\ta\t\t1\n", "no usable row: 1 not label 1, 1 bad, first: "},
+        {"allbad.jsonl", "{\"input\": 1}\n{]\n", "all 2 rows bad, first: "},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        plm_dataset d;
+        plm_error err = {0};
+        const char *path = write_file(cases[k].name, cases[k].text);
+        CHECK_MSG(load(&d, path, 0, 0, &err) == PLM_ERR_FORMAT && strstr(err.msg, cases[k].why) &&
+                      strstr(err.msg, path) == err.msg,
+                  "%s: '%s'", cases[k].name, err.msg);
+        CHECK(d.n == 0 && d.ex == NULL);
+    }
+    plm_dataset d;
+    plm_error err = {0};
+    CHECK(load(&d, "/nonexistent/x.tsv", 0, 0, &err) == PLM_ERR_IO);
+    plm_tokenizer *tiny = NULL;
+    CHECK(plm_tokenizer_load(&tiny, "tests/data/tiny-bpe/tokenizer.json", &err) == PLM_OK);
+    if (tiny) {
+        plm_data_params p = plm_data_default_params();
+        CHECK(plm_dataset_load(&d, write_file("ok.tsv", "1\ta\tb\t1\n"), tiny, &p, &err) == PLM_ERR_ARG);
+        CHECK_MSG(!strcmp(err.msg, "the tokenizer lacks <|OUTPUT_START|>: add the task tokens first"),
+                  "'%s'", err.msg);
+    }
+    plm_tokenizer_free(tiny);
+    // a buffer, without a file
+    static const char jl[] = "{\"input\": \"a\", \"output\": \"b\"}";
+    CHECK(plm_dataset_load_buffer(&d, jl, sizeof jl - 1, "mem", tok, NULL, &err) == PLM_OK && d.n == 1);
+    plm_dataset_free(&d);
+    plm_dataset_free(&d); // twice is fine: free zeroes it
+}
+
+// ---- split ----
+
+// sum_ids: a checksum of every id of d, to see that a split moves ids without changing them.
+static uint64_t sum_ids(const plm_dataset *d) {
+    uint64_t s = 0;
+    for (int32_t i = 0; i < d->n; i++)
+        for (int32_t t = 0; t < d->ex[i].n; t++) s += (uint64_t)d->ex[i].ids[t] * (uint64_t)(t + 1);
+    return s;
+}
+
+// pairs_whole: every source row of d has exactly its two examples, adjacent (pair, reverse).
+static int pairs_whole(const plm_dataset *d) {
+    if (d->n % 2) return 0;
+    for (int32_t i = 0; i < d->n; i += 2)
+        if (d->src_row[i] != d->src_row[i + 1] || (i && d->src_row[i] <= d->src_row[i - 1])) return 0;
+    return 1;
+}
+
+static void test_split(const plm_dataset *paws) {
+    plm_dataset a = {0}, b = {0}, ha = {0}, hb = {0};
+    plm_error err = {0};
+    // two copies of PAWS dev through the buffer loader would re-tokenize; a split of a split is
+    // cheaper: take everything but one row as the copy under test.
+    CHECK(load(&a, PAWS_DEV, 0, 0, &err) == PLM_OK && load(&b, PAWS_DEV, 0, 0, &err) == PLM_OK);
+    uint64_t total = sum_ids(&a);
+    CHECK(plm_dataset_split(&a, &ha, 0.1, 7, &err) == PLM_OK);
+    CHECK(plm_dataset_split(&b, &hb, 0.1, 7, &err) == PLM_OK);
+    CHECK_MSG(ha.rows == 354 && ha.n == 708 && a.n == paws->n - 708, "held rows %lld n %d",
+              (long long)ha.rows, (int)ha.n);
+    CHECK(a.rows == paws->rows && a.not_label1 == paws->not_label1); // d's counters describe the file
+    CHECK(sum_ids(&a) + sum_ids(&ha) == total);
+    CHECK(pairs_whole(&a) && pairs_whole(&ha));
+    // no source row on both sides (both are sorted by row, so a merge walk finds any overlap)
+    int overlap = 0;
+    for (int32_t i = 0, j = 0; i < a.n && j < ha.n;) {
+        if (a.src_row[i] == ha.src_row[j]) overlap++, i++, j++;
+        else if (a.src_row[i] < ha.src_row[j]) i++;
+        else j++;
+    }
+    CHECK(overlap == 0);
+    // deterministic: the same seed gives the same split, another seed another one
+    CHECK(a.n == b.n && ha.n == hb.n && !memcmp(ha.src_row, hb.src_row, (size_t)ha.n * sizeof(int32_t)));
+    CHECK(sum_ids(&ha) == sum_ids(&hb));
+    plm_dataset c = {0}, hc = {0};
+    CHECK(load(&c, PAWS_DEV, 0, 0, &err) == PLM_OK);
+    CHECK(plm_dataset_split(&c, &hc, 0.1, 8, &err) == PLM_OK);
+    CHECK(hc.n == ha.n && memcmp(hc.src_row, ha.src_row, (size_t)ha.n * sizeof(int32_t)));
+    // a split of the held part, and the argument errors
+    plm_dataset h2 = {0};
+    CHECK(plm_dataset_split(&ha, &h2, 0.5, 1, &err) == PLM_OK && h2.n == 354 && ha.n == 354);
+    plm_dataset_free(&h2);
+    CHECK(plm_dataset_split(&ha, &h2, 1.0, 1, &err) == PLM_ERR_ARG);
+    CHECK(plm_dataset_split(&ha, &h2, 0.0, 1, &err) == PLM_ERR_ARG);
+    const char *one = write_file("one.tsv", "1\ta\tb\t1\n");
+    plm_dataset o = {0};
+    CHECK(load(&o, one, 0, 0, &err) == PLM_OK && o.n == 2);
+    CHECK(plm_dataset_split(&o, &h2, 0.5, 1, &err) == PLM_ERR_ARG && strstr(err.msg, "2 source rows"));
+    plm_dataset_free(&o);
+    plm_dataset_free(&a), plm_dataset_free(&b), plm_dataset_free(&c);
+    plm_dataset_free(&ha), plm_dataset_free(&hb), plm_dataset_free(&hc);
+}
+
+// ---- batch order ----
+
+// spread: mean over the full batches of (longest - shortest) example in the batch.
+static double spread(const int32_t *order, const plm_dataset *d, int32_t B) {
+    double s = 0;
+    int32_t nb = d->n / B;
+    for (int32_t k = 0; k < nb; k++) {
+        int32_t lo = INT32_MAX, hi = 0;
+        for (int32_t i = 0; i < B; i++) {
+            int32_t n = d->ex[order[k * B + i]].n;
+            lo = n < lo ? n : lo, hi = n > hi ? n : hi;
+        }
+        s += hi - lo;
+    }
+    return s / nb;
+}
+
+static int is_permutation(const int32_t *order, int32_t n) {
+    char *seen = calloc((size_t)n, 1);
+    int ok = 1;
+    for (int32_t i = 0; i < n && ok; i++) {
+        ok = order[i] >= 0 && order[i] < n && !seen[order[i]];
+        if (ok) seen[order[i]] = 1;
+    }
+    free(seen);
+    return ok;
+}
+
+static void test_batch_order(const plm_dataset *d) {
+    size_t bytes = (size_t)d->n * sizeof(int32_t);
+    int32_t *o1 = malloc(bytes), *o2 = malloc(bytes), *rnd = malloc(bytes);
+    const int32_t Bs[] = {1, 8, 16, 7, 10000};
+    for (size_t k = 0; k < sizeof Bs / sizeof Bs[0]; k++) {
+        plm_batch_order(o1, d, Bs[k], 42, 0);
+        plm_batch_order(o2, d, Bs[k], 42, 0);
+        CHECK_MSG(is_permutation(o1, d->n), "B %d", (int)Bs[k]);
+        CHECK(!memcmp(o1, o2, bytes));
+    }
+    int32_t B = 8;
+    plm_batch_order(o1, d, B, 42, 0);
+    plm_batch_order(o2, d, B, 42, 1);
+    CHECK(memcmp(o1, o2, bytes) != 0); // another epoch, another order
+    plm_batch_order(o2, d, B, 43, 0);
+    CHECK(memcmp(o1, o2, bytes) != 0); // another seed, another order
+    // length grouping: batches are much tighter than those of a plain shuffle
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    for (int32_t i = 0; i < d->n; i++) rnd[i] = i;
+    for (int32_t i = d->n - 1; i > 0; i--) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        int32_t j = (int32_t)(s % (uint64_t)(i + 1)), t = rnd[i];
+        rnd[i] = rnd[j], rnd[j] = t;
+    }
+    double grouped = spread(o1, d, B), random = spread(rnd, d, B);
+    printf("batch order: mean length spread in batches of %d: %.2f grouped, %.2f shuffled\n", (int)B,
+           grouped, random);
+    CHECK(grouped < 0.1 * random);
+    // batches are shuffled: the first batches are not simply the shortest examples
+    CHECK(d->ex[o1[0]].n != d->ex[o1[B]].n || d->ex[o1[B]].n != d->ex[o1[2 * B]].n);
+    free(o1), free(o2), free(rnd);
+}
+
+int main(void) {
+    test_self();
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/plm_test_data_XXXXXX");
+    if (!mkdtemp(tmpdir)) return fprintf(stderr, "mkdtemp failed\n"), 1;
+    plm_tokenizer *t = NULL;
+    plm_error err = {0};
+    if (plm_tokenizer_load(&t, TOKENIZER, &err) != PLM_OK) {
+        fprintf(stderr, "test_data needs %s (run from the repository root): %s\n", TOKENIZER, err.msg);
+        return 1;
+    }
+    tok = t;
+    test_template();
+    test_paws();
+    test_tsv_forms();
+    test_tsv_bad();
+    test_jsonl();
+    test_nothing_usable();
+    plm_dataset paws = {0};
+    CHECK(load(&paws, PAWS_DEV, 0, 0, &err) == PLM_OK);
+    if (paws.n) {
+        test_split(&paws);
+        test_batch_order(&paws);
+    }
+    plm_dataset_free(&paws);
+    plm_tokenizer_free(t);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return test_main_end("test_data");
+}

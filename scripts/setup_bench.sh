@@ -10,7 +10,7 @@ set -eu
 
 PY=/usr/bin/python3
 LCP_VERSIONS=${LCP_VERSIONS:-"0.3.16 0.3.9 0.2.90"}
-APT_PKGS="cmake build-essential python3-dev python3-pip python3-numpy"
+APT_PKGS="cmake build-essential python3-dev python3-pip python3-numpy time"
 
 missing=""
 for p in $APT_PKGS; do

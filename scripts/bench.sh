@@ -1,0 +1,353 @@
+#!/bin/sh
+# bench.sh — `make bench`: pocketlm against its peers on the real SmolLM2-135M, side by side in one
+# run on this machine, appended as a dated section to BENCHMARKS.md.
+#
+#   pocketlm      build/pocketlm bench (f32 and q8_0, 1 and 2 threads): load, prefill of 128 tokens,
+#                 decode of 128 tokens (best of 3 reps inside the process), peak RSS;
+#                 build/pocketlm tokenize on the PAWS dev+test sentences (encode MB/s)
+#   llama.cpp     scripts/bench_llamacpp.py (llama-cpp-python built from source by setup_bench.sh)
+#                 on a Q8_0 GGUF (pocketlm convert, or llama.cpp's requantizer as a fallback) and
+#                 on the original Q4_1 GGUF
+#   PyTorch       scripts/bench_torch.py (HF transformers f32) on the HF dir from pocketlm convert;
+#                 HF `tokenizers` (Rust) on the same PAWS text
+#
+# Noisy shared machine: every configuration runs once per round, the order rotated each round,
+# for BENCH_ROUNDS rounds (default 3); the tables show the median over rounds (min–max beside it).
+# Before each run it waits (up to BENCH_WAIT s, default 30) for the other processes' CPU use to
+# fall under BENCH_QUIET % (default 25), and it records the foreign CPU use during each run
+# (/proc/stat busy time less the run's own user+sys time). A peer that is not installed is
+# skipped with a message. BENCH_SETUP=0 skips the install steps (setup_bench.sh, setup_ref.sh).
+#
+# Env: MODEL (default models/SmolLM2-135M-Instruct.Q4_1.gguf), BUILD, BENCH_ROUNDS, BENCH_WAIT,
+# BENCH_QUIET, BENCH_SETUP, BENCH_OUT (default BENCHMARKS.md), PAWS (dir with dev.tsv, test.tsv).
+set -eu
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+PLM=$BUILD/pocketlm
+MODEL=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+ROUNDS=${BENCH_ROUNDS:-3}
+WAIT=${BENCH_WAIT:-30}
+QUIET=${BENCH_QUIET:-25}
+SETUP=${BENCH_SETUP:-1}
+OUT=${BENCH_OUT:-BENCHMARKS.md}
+PY=/usr/bin/python3
+PAWS=${PAWS:-../shared/data/paws}
+W=$BUILD/bench                      # work dir: converted models, raw results, logs
+Q8=$W/smollm2-q8_0.gguf             # Q8_0 GGUF for llama.cpp
+HF=$BUILD/smollm2-f32               # HF dir for PyTorch
+RAW=$W/raw.txt                      # one record a line: round system dtype threads metric value
+RUNS=$W/runs.txt                    # one line a run: system dtype threads wall_s foreign_cpu_%
+LOG=$W/log.txt
+mkdir -p "$W"
+: >"$RAW"; : >"$RUNS"; : >"$LOG"
+
+say() { echo "bench: $*" >&2; echo "bench: $*" >>"$LOG"; }
+
+# ---- build, model, peers ----
+[ -f "$MODEL" ] || sh scripts/get_model.sh || { say "no model at $MODEL (make model)"; exit 1; }
+make -s all >&2 || { say "make failed"; exit 1; }
+if [ "$SETUP" = 1 ]; then
+    sh scripts/setup_bench.sh >&2 || say "setup_bench.sh failed: llama.cpp will be skipped"
+    if ! $PY -c 'import torch, transformers' 2>/dev/null && [ -f scripts/setup_ref.sh ]; then
+        sh scripts/setup_ref.sh >&2 || say "setup_ref.sh failed: PyTorch will be skipped"
+    fi
+fi
+HAVE_LCP=0; HAVE_TORCH=0; HAVE_TOK=0; HAVE_HFTOK=0; HAVE_TIME=0
+$PY -c 'import llama_cpp' 2>/dev/null && HAVE_LCP=1 || say "skip llama.cpp: llama_cpp not importable by $PY (scripts/setup_bench.sh)"
+if [ -f scripts/bench_torch.py ] && $PY -c 'import torch, transformers' 2>/dev/null; then HAVE_TORCH=1
+else say "skip PyTorch: scripts/bench_torch.py or torch/transformers missing (scripts/setup_ref.sh)"; fi
+[ -x /usr/bin/time ] && HAVE_TIME=1 || say "no /usr/bin/time: foreign CPU load not measured (apt install time)"
+
+# Q8_0 GGUF: pocketlm's converter, else llama.cpp's requantizer (stopgap), else no llama.cpp q8_0.
+Q8_BY=""
+if [ -f "$Q8" ] && [ -f "$Q8.by" ]; then Q8_BY=$(cat "$Q8.by")
+else
+    rm -f "$Q8" "$Q8.by"
+    if "$PLM" convert "$MODEL" "$Q8" --dtype q8_0 >>"$LOG" 2>&1 && [ -f "$Q8" ]; then
+        Q8_BY="pocketlm convert --dtype q8_0"
+    elif [ $HAVE_LCP = 1 ] && $PY scripts/bench_llamacpp.py --quantize "$MODEL" "$Q8" >>"$LOG" 2>&1; then
+        Q8_BY="llama.cpp llama_model_quantize (stopgap: pocketlm convert --dtype q8_0 failed)"
+    fi
+    [ -n "$Q8_BY" ] && echo "$Q8_BY" >"$Q8.by"
+fi
+[ -n "$Q8_BY" ] && say "Q8_0 GGUF $Q8 made by $Q8_BY" || say "no Q8_0 GGUF: llama.cpp q8_0 skipped"
+if [ $HAVE_TORCH = 1 ] && [ ! -f "$HF/config.json" ]; then
+    "$PLM" convert "$MODEL" "$HF" >>"$LOG" 2>&1 ||
+        { say "pocketlm convert to an HF dir failed: PyTorch skipped"; HAVE_TORCH=0; }
+fi
+
+# Tokenizer text: the PAWS dev+test sentences (both columns), one a line.
+TXT=$W/paws.txt
+if [ -f "$PAWS/dev.tsv" ] && [ -f "$PAWS/test.tsv" ]; then
+    for f in "$PAWS/dev.tsv" "$PAWS/test.tsv"; do tail -n +2 "$f" | cut -f2,3 | tr '\t' '\n'; done >"$TXT"
+    if "$PLM" tokenize --help >/dev/null 2>&1; then HAVE_TOK=1; else say "skip tokenizer: no pocketlm tokenize"; fi
+    $PY -c 'import tokenizers' 2>/dev/null && [ -f "$HF/tokenizer.json" ] && HAVE_HFTOK=1 ||
+        say "skip HF tokenizers: not importable or no $HF/tokenizer.json"
+else
+    say "skip tokenizer: no PAWS text at $PAWS"
+fi
+
+# ---- measurement helpers ----
+stat_cpu() { head -n 1 /proc/stat; }          # cpu user nice system idle iowait irq softirq steal
+cpu_busy() {                                    # % of all CPUs busy over 1 s
+    a=$(stat_cpu); sleep 1; b=$(stat_cpu)
+    printf '%s\n%s\n' "$a" "$b" | awk '{ idle = $5 + $6; t = 0; for (i = 2; i <= 9; i++) t += $i
+        if (NR == 1) { i0 = idle; t0 = t } else printf "%d\n", 100 * (1 - (idle - i0) / (t - t0 + 1e-9)) }'
+}
+wait_quiet() {
+    waited=0
+    while b=$(cpu_busy); [ "$b" -gt "$QUIET" ] && [ "$waited" -lt "$WAIT" ]; do waited=$((waited + 1)); done
+    [ "$waited" -gt 0 ] && say "waited ${waited}s for quiet (busy ${b}%)"
+    return 0
+}
+# measured SYSTEM DTYPE THREADS CMD...: runs CMD (stdout to $W/out.txt), logs it, records foreign load.
+measured() {
+    sys=$1 dt=$2 th=$3; shift 3
+    wait_quiet
+    echo "\$ $*" >>"$LOG"
+    a=$(stat_cpu); t0=$(date +%s.%N)
+    if [ $HAVE_TIME = 1 ]; then
+        /usr/bin/time -f '%U %S' -o "$W/time.txt" "$@" >"$W/out.txt" 2>>"$LOG" || rc=$?
+    else
+        "$@" >"$W/out.txt" 2>>"$LOG" || rc=$?
+    fi
+    t1=$(date +%s.%N); b=$(stat_cpu)
+    cat "$W/out.txt" >>"$LOG"
+    own=$( [ $HAVE_TIME = 1 ] && awk '{ print ($1 + $2) * 100 }' "$W/time.txt" 2>/dev/null || echo -1)
+    printf '%s\n%s\n' "$a" "$b" | awk -v own="$own" -v s="$sys" -v d="$dt" -v th="$th" -v t0="$t0" -v t1="$t1" '
+        { busy = $2 + $3 + $4 + $7 + $8 + $9; t = busy + $5 + $6
+          if (NR == 1) { b0 = busy; T0 = t } else {
+            f = own < 0 ? -1 : 100 * (busy - b0 - own) / (t - T0 + 1e-9); if (f < 0 && own >= 0) f = 0
+            printf "%s %s %s %.1f %.0f\n", s, d, th, t1 - t0, f } }' >>"$RUNS"
+    return 0
+}
+# parse_bench ROUND SYSTEM: `name dtype th n ms tok/s` lines of $W/out.txt -> records.
+parse_bench() {
+    awk -v r="$1" -v s="$2" '
+        { n = $1; sub(/^llamacpp-/, "", n) }
+        n == "load"     { print r, s, $2, $3, "load_ms", $5 }
+        n == "prefill"  { print r, s, $2, $3, "prefill_tps", $6 }
+        n == "decode"   { print r, s, $2, $3, "decode_tps", $6 }
+        n == "peak_rss" { print r, s, $2, $3, "rss_mb", $6 }
+        n == "base_rss" { print r, s, $2, $3, "base_rss_mb", $6 }' "$W/out.txt" >>"$RAW"
+}
+parse_torch() {        # torch-f32-prefill T N ms tok/s ; torch-f32-decode ... ; torch-f32-peak-rss-mb X
+    awk -v r="$1" '
+        $1 ~ /^torch-.*-prefill$/ { print r, "torch", "f32", $2, "prefill_tps", $5 }
+        $1 ~ /^torch-.*-decode$/  { print r, "torch", "f32", $2, "decode_tps", $5 }
+        $1 ~ /^torch-.*-load$/    { print r, "torch", "f32", $2, "load_ms", $4 }
+        $1 ~ /peak-rss/           { print r, "torch", "f32", "1+2", "rss_mb", $2 }' "$W/out.txt" >>"$RAW"
+}
+
+# ---- the configurations, rotated each round ----
+CONFIGS="plm:f32:1 plm:f32:2 plm:q8_0:1 plm:q8_0:2"
+[ $HAVE_LCP = 1 ] && [ -n "$Q8_BY" ] && CONFIGS="$CONFIGS lcp:q8_0:1 lcp:q8_0:2"
+[ $HAVE_LCP = 1 ] && CONFIGS="$CONFIGS lcp:q4_1:1 lcp:q4_1:2"
+[ $HAVE_TORCH = 1 ] && CONFIGS="$CONFIGS torch:f32:1+2"
+[ $HAVE_TOK = 1 ] && CONFIGS="$CONFIGS tok:plm:1"
+[ $HAVE_HFTOK = 1 ] && CONFIGS="$CONFIGS tok:hf:1"
+say "configs: $CONFIGS; $ROUNDS rounds"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+run_config() {          # run_config ROUND KIND:DTYPE:THREADS
+    r=$1; kind=${2%%:*}; rest=${2#*:}; dt=${rest%%:*}; th=${rest#*:}
+    case $kind in
+    plm)
+        measured pocketlm "$dt" "$th" "$PLM" bench -m "$MODEL" --dtype "$dt" --threads "$th" -p 128 -n 128
+        parse_bench "$r" pocketlm ;;
+    lcp)
+        g=$MODEL; [ "$dt" = q8_0 ] && g=$Q8
+        measured llama.cpp "$dt" "$th" $PY scripts/bench_llamacpp.py "$g" --threads "$th" -p 128 -n 128
+        parse_bench "$r" llama.cpp ;;
+    torch)
+        measured torch f32 "1+2" $PY scripts/bench_torch.py "$HF"
+        parse_torch "$r" ;;
+    tok)    # tokenizer encode: the whole PAWS text as one stdin text; MB/s net of a 1-word run
+        if [ "$dt" = plm ]; then
+            cat >"$W/tok.sh" <<TOK
+"$PLM" tokenize -t "$MODEL" x >/dev/null
+t0=\$(date +%s.%N); "$PLM" tokenize -t "$MODEL" x >/dev/null; t1=\$(date +%s.%N)
+"$PLM" tokenize -t "$MODEL" <"$TXT" >"$W/tok_out.txt"; t2=\$(date +%s.%N)
+echo \$t0 \$t1 \$t2
+TOK
+            measured tok-pocketlm - 1 sh "$W/tok.sh"
+            tr ',' '\n' <"$W/tok_out.txt" | wc -l >"$W/tok_n.txt"
+            awk -v r="$r" -v bytes="$(wc -c <"$TXT")" -v n="$(cat "$W/tok_n.txt")" '{
+                base = $2 - $1; tot = $3 - $2
+                print r, "tokenizer", "pocketlm", 1, "encode_mbs", bytes / 1e6 / (tot - base)
+                print r, "tokenizer", "pocketlm", 1, "tokens", n }' "$W/out.txt" >>"$RAW"
+        else
+            measured tok-hf - 1 $PY -c '
+import sys, time
+from tokenizers import Tokenizer
+tok = Tokenizer.from_file(sys.argv[1]); text = open(sys.argv[2], encoding="utf-8").read()
+tok.encode("x", add_special_tokens=False)
+t = time.perf_counter(); ids = tok.encode(text, add_special_tokens=False).ids; dt = time.perf_counter() - t
+print(len(text.encode()) / 1e6 / dt, len(ids))' "$HF/tokenizer.json" "$TXT"
+            awk -v r="$r" '{ print r, "tokenizer", "hf-tokenizers", 1, "encode_mbs", $1
+                             print r, "tokenizer", "hf-tokenizers", 1, "tokens", $2 }' "$W/out.txt" >>"$RAW"
+        fi ;;
+    esac
+}
+
+i=0
+while [ $i -lt "$ROUNDS" ]; do
+    i=$((i + 1))
+    # rotate: round i starts at config i (1-based, modulo the list)
+    set -- $CONFIGS; n=$#; k=$(( (i - 1) % n )); order=""
+    j=0; for c in "$@"; do [ $j -ge $k ] && order="$order $c"; j=$((j + 1)); done
+    j=0; for c in "$@"; do [ $j -lt $k ] && order="$order $c"; j=$((j + 1)); done
+    for c in $order; do
+        say "round $i/$ROUNDS: $c"
+        run_config $i "$c"
+    done
+done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- report ----
+export RAW RUNS ROUNDS MODEL Q8 Q8_BY HF LOAD_START LOAD_END PLM OUT TXT
+export CFLAGS_USED="$(make -s -p -n all 2>/dev/null | sed -n 's/^CFLAGS *?*= *//p' | head -n 1)"
+export CC_VERSION="$(${CC:-cc} --version | head -n 1)"
+export GIT_REV="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src include cli 2>/dev/null || echo '+dirty')"
+export CPU_MODEL="$(lscpu | sed -n 's/^Model name: *//p')"
+export CPU_CORES="$(nproc)"
+export CPU_FLAGS="$(grep -o -w -E 'avx512f|avx512_vnni|avx512_bf16|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+export FREE_G="$(free -g | sed -n 's/^Mem: *//p' | awk '{ print $1 " GB total, " $6 " GB available" }')"
+export KERNEL="$(uname -sr)"
+export LCP_INFO="$($PY -c 'import llama_cpp; print(llama_cpp.__version__, "|", llama_cpp.llama_print_system_info().decode().strip())' 2>/dev/null || echo none)"
+export TORCH_INFO="$($PY -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)' 2>/dev/null || echo none)"
+$PY - <<'EOF'
+import os, statistics, datetime
+E = os.environ
+recs = {}
+for line in open(E["RAW"]):
+    f = line.split()
+    if len(f) != 6: continue
+    r, sys_, dt, th, metric, val = f
+    try: recs.setdefault((sys_, dt, th, metric), []).append(float(val))
+    except ValueError: pass
+runs = [l.split() for l in open(E["RUNS"]) if l.strip()]
+foreign = [float(r[4]) for r in runs if float(r[4]) >= 0]
+
+def med(k):
+    v = recs.get(k)
+    return statistics.median(v) if v else None
+
+def cell(k, fmt="%.1f"):
+    v = recs.get(k)
+    if not v: return "—"
+    m = statistics.median(v)
+    if len(v) == 1: return fmt % m
+    return (fmt % m) + " (" + (fmt % min(v)) + "–" + (fmt % max(v)) + ")"
+
+def ratio(a, b):
+    return "%.2f" % (a / b) if a is not None and b else "—"
+
+SYSTEMS = [("pocketlm", "f32", "pocketlm", "f32"), ("pocketlm", "q8_0", "pocketlm", "q8_0"),
+           ("llama.cpp", "q8_0", "pocketlm", "q8_0"), ("llama.cpp", "q4_1", "pocketlm", "q8_0"),
+           ("torch", "f32", "pocketlm", "f32")]
+out = []
+w = out.append
+now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+w("\n## %s — pocketlm %s\n" % (now, E["GIT_REV"]))
+w("Machine: %s, %s cores (%s), %s, %s. Load average (1/5/15 min) %s at the start, %s at the end;"
+  " other processes' CPU use during the runs (%% of both cores): median %s, max %s.\n" % (
+    E["CPU_MODEL"], E["CPU_CORES"], E["CPU_FLAGS"].strip(), E["FREE_G"], E["KERNEL"], E["LOAD_START"],
+    E["LOAD_END"], "%.0f" % statistics.median(foreign) if foreign else "n/a",
+    "%.0f" % max(foreign) if foreign else "n/a"))
+w("Builds: pocketlm `make` (%s, CFLAGS `%s`); llama.cpp via llama-cpp-python %s"
+  " (built from the PyPI sdist by scripts/setup_bench.sh, GGML_NATIVE=ON, no BLAS); %s.\n" % (
+    E["CC_VERSION"], E["CFLAGS_USED"], E["LCP_INFO"], E["TORCH_INFO"]))
+w("Method: %s rounds; each round runs every configuration once in a fresh process, the order rotated"
+  " by one each round. pocketlm and llama.cpp report the best of 3 repetitions inside the process"
+  " (pseudo-random token ids, identical for both; KV cache cleared between repetitions);"
+  " bench_torch.py reports the median of 3 after a warm-up. Cells: median over rounds (min–max)."
+  " Ratios: pocketlm ÷ peer, with pocketlm at the peer's dtype (q8_0 for llama.cpp q4_1).\n" % E["ROUNDS"])
+w("Models: pocketlm runs `%s` (Q4_1 GGUF, dequantized to f32 or requantized to q8_0 at load);"
+  " llama.cpp runs `%s` (Q8_0, made by %s) and the original Q4_1; PyTorch runs the HF f32 dir `%s`"
+  " made by `pocketlm convert`.\n" % (E["MODEL"], E["Q8"], E["Q8_BY"] or "—", E["HF"]))
+w("Commands:\n")
+w("    %s bench -m %s --dtype f32|q8_0 --threads 1|2 -p 128 -n 128" % (E["PLM"], E["MODEL"]))
+w("    /usr/bin/python3 scripts/bench_llamacpp.py %s|%s --threads 1|2 -p 128 -n 128   # n_ctx 512" % (E["Q8"], E["MODEL"]))
+w("    /usr/bin/python3 scripts/bench_torch.py %s" % E["HF"])
+w("    %s tokenize -t %s < %s   # PAWS dev+test sentences\n" % (E["PLM"], E["MODEL"], E["TXT"]))
+
+def table(title, metric, note, fmt="%.1f"):
+    w("### %s\n" % title)
+    if note: w(note + "\n")
+    w("| system | dtype | 1 thread | 2 threads | pocketlm ÷ this, 1 th | pocketlm ÷ this, 2 th |")
+    w("|---|---|---|---|---|---|")
+    for s, d, ps, pd in SYSTEMS:
+        ths = ("1+2", "1+2") if (s == "torch" and metric == "rss_mb") else ("1", "2")
+        if not any(recs.get((s, d, t, metric)) for t in ths): continue
+        c1 = cell((s, d, ths[0], metric), fmt)
+        c2 = cell((s, d, "2", metric), fmt) if ths[1] == "2" else "(same process)"
+        if s == "pocketlm":
+            r1 = r2 = "1.00"
+        else:
+            r1 = ratio(med((ps, pd, "1", metric)), med((s, d, ths[0], metric)))
+            r2 = ratio(med((ps, pd, "2", metric)), med((s, d, ths[1], metric)))
+        w("| %s | %s | %s | %s | %s | %s |" % (s, d, c1, c2, r1, r2))
+    w("")
+
+table("Decode tok/s (higher is better)", "decode_tps",
+      "128 tokens one at a time after a 128-token prompt; bench_torch.py: 64 greedy tokens after a"
+      " 16-token prompt (HF generate).")
+table("Prefill tok/s (higher is better)", "prefill_tps", "One 128-token prompt from an empty cache.")
+table("Load ms (lower is better)", "load_ms",
+      "Open the file to a ready session/context (pocketlm includes Q4_1 → f32/q8_0 conversion;"
+      " llama.cpp mmaps its file).", "%.0f")
+table("Peak RSS MB (lower is better)", "rss_mb",
+      "Whole process: ru_maxrss (pocketlm), VmHWM (llama.cpp, includes the Python interpreter: %s MB"
+      " before loading), ru_maxrss of one process running both thread counts (torch)."
+      % cell(("llama.cpp", "q8_0", "1", "base_rss_mb"), "%.0f"), "%.0f")
+
+tk = [(n, recs.get(("tokenizer", n, "1", "encode_mbs")), med(("tokenizer", n, "1", "tokens")))
+      for n in ("pocketlm", "hf-tokenizers")]
+if any(v for _, v, _ in tk):
+    w("### Tokenizer encode MB/s (higher is better)\n")
+    w("The PAWS dev+test sentences (%.2f MB, one a line) as one text; pocketlm: `tokenize` on stdin,"
+      " net of a one-word run (process start + tokenizer load); HF: `tokenizers` Tokenizer.encode"
+      " from the converted tokenizer.json, in process.\n" % (os.path.getsize(E["TXT"]) / 1e6))
+    w("| tokenizer | MB/s | tokens | pocketlm ÷ this |")
+    w("|---|---|---|---|")
+    p = med(("tokenizer", "pocketlm", "1", "encode_mbs"))
+    for n, v, ntok in tk:
+        if not v: continue
+        w("| %s | %s | %s | %s |" % (n, cell(("tokenizer", n, "1", "encode_mbs"), "%.2f"),
+                                    "%d" % ntok if ntok else "—", ratio(p, statistics.median(v))))
+    w("")
+
+w("### Targets (foundation issue)\n")
+w("| target | measured | |")
+w("|---|---|---|")
+def target(name, val, ok, shown):
+    w("| %s | %s | %s |" % (name, shown, "—" if val is None else ("met" if ok else "**not met**")))
+q2 = med(("pocketlm", "q8_0", "2", "decode_tps")); l2 = med(("llama.cpp", "q8_0", "2", "decode_tps"))
+f2 = med(("pocketlm", "f32", "2", "decode_tps"))
+rs = [med(("pocketlm", "q8_0", t, "rss_mb")) for t in ("1", "2")]
+rs = max([r for r in rs if r is not None], default=None)
+fmt = lambda v, u: "—" if v is None else "%.1f %s" % (v, u)
+target("q8_0 decode ≥ 225 tok/s, 2 threads (DRAM ceiling ~280)", q2, q2 is not None and q2 >= 225, fmt(q2, "tok/s"))
+target("q8_0 decode not slower than llama.cpp Q8_0, 2 threads", None if q2 is None or l2 is None else q2,
+       q2 is not None and l2 is not None and q2 >= l2,
+       "—" if q2 is None or l2 is None else "%.1f vs %.1f tok/s (%.2fx)" % (q2, l2, q2 / l2))
+target("f32 decode ≥ 65 tok/s, 2 threads (ceiling ~75)", f2, f2 is not None and f2 >= 65, fmt(f2, "tok/s"))
+target("q8_0 peak RSS ≤ 200 MB", rs, rs is not None and rs <= 200, fmt(rs, "MB"))
+w("")
+slow = [r for r in runs if float(r[4]) > 25]
+if slow:
+    w("Runs with other processes above 25%% CPU: %s.\n" % ", ".join(
+        "%s %s %sth (%s%%)" % (r[0], r[1], r[2], r[4]) for r in slow))
+text = "\n".join(out) + "\n"
+path = E["OUT"]
+if not os.path.exists(path):
+    text = ("# Benchmarks\n\nAppended by `make bench` (scripts/bench.sh): pocketlm against llama.cpp and"
+            " PyTorch on the real SmolLM2-135M-Instruct, side by side on the same machine in one run."
+            " Newest section last.\n") + text
+with open(path, "a") as fh:
+    fh.write(text)
+print(text)
+EOF
+say "appended to $OUT; raw records in $RAW, log in $LOG"

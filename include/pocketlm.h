@@ -223,6 +223,54 @@ float plm_trainer_lr_at(const plm_trainer *t, int32_t step);
 plm_status plm_trainer_save_state(const plm_trainer *t, const char *path, plm_error *err);
 plm_status plm_trainer_load_state(plm_trainer *t, const char *path, plm_error *err);
 
+// ---- the fine-tuning run: data, adapter, training loop, checkpoints, metrics ----
+
+typedef struct {
+    int32_t step, total_steps; // optimizer steps done / planned
+    float epoch;               // fractional epoch
+    double loss;               // mean train loss of this step (nats per target token)
+    double eval_loss;          // mean eval loss when evaluated at this step, else NaN
+    float lr, grad_norm;       // learning rate used, gradient norm before clipping
+    double tok_s;              // training tokens per second (every token of every example)
+    double elapsed, eta;       // seconds so far, estimated seconds left
+    int64_t tokens;            // tokens trained on so far
+} plm_train_progress;
+
+typedef struct {
+    const char *data;          // training data: PAWS TSV or JSONL {"input","output"}
+    const char *eval_data;     // evaluation data, or NULL: a held-out share of data
+    float eval_frac;           // that share (0.02)
+    const char *out;           // the adapter directory to write (created)
+    const char *targets;       // "q_proj,v_proj" (PEFT's Llama default), "all", or a list
+    int32_t rank;              // LoRA r (8)
+    float alpha;               // lora_alpha (16)
+    float dropout;             // lora_dropout (0.05)
+    int32_t batch;             // examples per micro-batch (8)
+    int32_t accum;             // micro-batches per optimizer step (1)
+    int32_t epochs;            // passes over the data (1)
+    int32_t max_steps;         // stop after this many steps (0 = epochs decide)
+    float warmup_ratio;        // warmup steps as a share of the total (0.03)
+    int32_t eval_every;        // evaluate every N steps (0 = at the end only)
+    int32_t save_every;        // checkpoint every N steps (0 = only on stop)
+    int reverse;               // PAWS: add reversed pairs (1)
+    int strict;                // a bad data row is an error (0)
+    int resume;                // continue from out/checkpoint
+    int32_t max_len;           // longest example in tokens (256)
+    plm_train_params train;    // optimizer and threads (lr, clipping, seed, n_threads)
+    // on_step: called after every optimizer step; a non-zero return stops the run after writing a
+    // checkpoint (plm_finetune then returns PLM_ERR_CANCELLED).
+    int (*on_step)(void *user, const plm_train_progress *p);
+    void *user;
+} plm_finetune_params;
+
+plm_finetune_params plm_finetune_default_params(void);
+
+// plm_finetune: train a LoRA adapter on base (frozen; f32 or q8_0) for the task template of
+// DESIGN.md, adding <|OUTPUT_START|> / <|OUTPUT_END|> when the tokenizer lacks them (their rows
+// start at the mean embedding row and are trained). Writes out/: the PEFT adapter and tokenizer
+// files, metrics.jsonl, loss.svg, data_report.json, and checkpoint/ while it runs.
+plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm_error *err);
+
 // ---- session: KV cache and the forward pass ----
 
 typedef struct plm_session plm_session;

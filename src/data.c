@@ -15,7 +15,8 @@
 
 // ---- the task template ----
 
-// DESIGN.md: "Rephrase the following:\nInput: {source}\nOutput: <|OUTPUT_START|>{target}<|OUTPUT_END|>"
+// DESIGN.md:
+//   "Rephrase the following:\nInput: {source}\nOutput: <|OUTPUT_START|>{target}<|OUTPUT_END|>"
 // split where the loss starts: the prompt gets no loss, the target and the end marker do.
 static const char PROMPT_HEAD[] = "Rephrase the following:\nInput: ";
 static const char PROMPT_TAIL[] = "\nOutput: " PLM_TASK_START;
@@ -101,8 +102,10 @@ static int32_t encode(loader *L, const char *text, size_t n) {
     // below only guards against a tokenizer that breaks that rule.
     if (n > INT32_MAX / 2) return PLM_ERR_UNSUPPORTED;
     for (;;) {
-        if (grow((void **)&L->ids, &L->ids_cap, L->ids_len + n + 1, sizeof *L->ids)) return PLM_ERR_NOMEM;
-        int32_t room = (int32_t)(L->ids_cap - L->ids_len < INT32_MAX ? L->ids_cap - L->ids_len : INT32_MAX);
+        if (grow((void **)&L->ids, &L->ids_cap, L->ids_len + n + 1, sizeof *L->ids))
+            return PLM_ERR_NOMEM;
+        size_t free_ids = L->ids_cap - L->ids_len;
+        int32_t room = (int32_t)(free_ids < INT32_MAX ? free_ids : INT32_MAX);
         int32_t got = plm_tokenizer_encode(L->tok, text, n, L->ids + L->ids_len, room);
         if (got < 0) return PLM_ERR_NOMEM;
         if (got <= room) {
@@ -126,7 +129,8 @@ static int32_t encode_part(loader *L, const char *head, const char *s, size_t n,
 static plm_status add_example(loader *L, const char *src, size_t ns, const char *tgt, size_t nt,
                               int *too_long) {
     plm_dataset *d = L->d;
-    if (d->n == INT32_MAX) return plm_fail(L->err, PLM_ERR_UNSUPPORTED, "%s: too many examples", L->name);
+    if (d->n == INT32_MAX)
+        return plm_fail(L->err, PLM_ERR_UNSUPPORTED, "%s: too many examples", L->name);
     if (grow((void **)&d->ex, &L->ex_cap, (size_t)d->n + 1, sizeof *d->ex)) goto nomem;
     // src_row shares ex's capacity: grow it to the same size by hand
     int32_t *rows = realloc(d->src_row, L->ex_cap * sizeof *rows);
@@ -136,9 +140,10 @@ static plm_status add_example(loader *L, const char *src, size_t ns, const char 
     // prompt ends in a special token, which the tokenizer matches before any merge: no BPE merge
     // crosses it (tests/test_data.c checks this on the real tokenizer).
     int32_t np = encode_part(L, PROMPT_HEAD, src, ns, PROMPT_TAIL);
-    if (np < 0) return plm_fail(L->err, (plm_status)np, "%s: tokenizing a prompt failed", L->name);
-    int32_t nt_ids = encode_part(L, "", tgt, nt, TARGET_TAIL);
-    if (nt_ids < 0) return plm_fail(L->err, (plm_status)nt_ids, "%s: tokenizing a target failed", L->name);
+    int32_t nt_ids = np < 0 ? 0 : encode_part(L, "", tgt, nt, TARGET_TAIL);
+    if (np < 0 || nt_ids < 0)
+        return plm_fail(L->err, (plm_status)(np < 0 ? np : nt_ids),
+                        "%s: tokenizing example %d failed", L->name, (int)d->n);
     int64_t n = (int64_t)np + nt_ids;
     if (n > L->p.max_len && n > *too_long) *too_long = (int)(n < INT32_MAX ? n : INT32_MAX);
     d->ex[d->n] = (plm_example){NULL, (int32_t)n, np};
@@ -187,8 +192,9 @@ static const char *trim(const char *s, size_t *n) {
 // add_pair: the examples of one usable row: src -> tgt, and tgt -> src when reverse. Sentences
 // are trimmed; an empty one is a bad row, and so is a row with any example over max_len (the whole
 // row goes, so a pair and its reverse are kept or dropped together).
-static plm_status add_pair(loader *L, int64_t line, const char *src, size_t ns, const char *src_name,
-                           const char *tgt, size_t nt, const char *tgt_name, int reverse) {
+static plm_status add_pair(loader *L, int64_t line, const char *src, size_t ns,
+                           const char *src_name, const char *tgt, size_t nt, const char *tgt_name,
+                           int reverse) {
     src = trim(src, &ns);
     tgt = trim(tgt, &nt);
     if (!ns || !nt)
@@ -243,17 +249,19 @@ static plm_status tsv_row(loader *L, const char *s, size_t n, int64_t line, int 
     L->d->rows++;
     if (ncol != 4)
         return bad_row(L, &L->d->bad_fields, line,
-                       "expected 4 tab-separated columns (id, sentence1, sentence2, label), found %d",
-                       ncol);
+                       "expected 4 tab-separated columns (id, sentence1, sentence2, label), "
+                       "found %d", ncol);
     if (!numeric) {
         size_t k = len[3] < 40 ? len[3] : 40;
-        return bad_row(L, &L->d->bad_fields, line, "label '%.*s' is not an integer", (int)k, col[3]);
+        return bad_row(L, &L->d->bad_fields, line, "label '%.*s' is not an integer", (int)k,
+                       col[3]);
     }
     if (label != 1) {
         L->d->not_label1++;
         return PLM_OK;
     }
-    return add_pair(L, line, col[1], len[1], "sentence1", col[2], len[2], "sentence2", L->p.reverse);
+    return add_pair(L, line, col[1], len[1], "sentence1", col[2], len[2], "sentence2",
+                    L->p.reverse);
 }
 
 // ---- JSONL ----
@@ -287,20 +295,24 @@ static plm_status jsonl_row(loader *L, const char *s, size_t n, int64_t line) {
     plm_json j;
     plm_error jerr;
     plm_status st = plm_json_parse(&j, s, n, "", &jerr);
-    if (st == PLM_ERR_NOMEM) return plm_fail(L->err, st, "%s:%lld: out of memory", L->name, (long long)line);
+    if (st == PLM_ERR_NOMEM)
+        return plm_fail(L->err, st, "%s:%lld: out of memory", L->name, (long long)line);
     if (st != PLM_OK) // the parser's message starts with the (empty) name: ": invalid JSON at ..."
         return bad_row(L, &L->d->bad_fields, line, "%s",
                        strncmp(jerr.msg, ": ", 2) ? jerr.msg : jerr.msg + 2);
     if (j.tok[0].type != PLM_JSON_OBJECT) {
         plm_json_free(&j);
-        return bad_row(L, &L->d->bad_fields, line, "expected a JSON object {\"input\", \"output\"}");
+        return bad_row(L, &L->d->bad_fields, line,
+                       "expected a JSON object {\"input\", \"output\"}");
     }
     const char *v[2] = {NULL, NULL}, *missing = "";
     size_t n2[2] = {0, 0};
     int got = json_fields(L, &j, v, n2, &missing);
     plm_json_free(&j);
-    if (got < 0) return plm_fail(L->err, PLM_ERR_NOMEM, "%s:%lld: out of memory", L->name, (long long)line);
-    if (got == 0) return bad_row(L, &L->d->bad_fields, line, "missing string field \"%s\"", missing);
+    if (got < 0)
+        return plm_fail(L->err, PLM_ERR_NOMEM, "%s:%lld: out of memory", L->name, (long long)line);
+    if (got == 0)
+        return bad_row(L, &L->d->bad_fields, line, "missing string field \"%s\"", missing);
     return add_pair(L, line, v[0], n2[0], "input", v[1], n2[1], "output", 0);
 }
 
@@ -318,8 +330,9 @@ static plm_status check_tokenizer(const plm_tokenizer *tok, plm_error *err) {
         if (n < 0) return plm_fail(err, PLM_ERR_NOMEM, "out of memory tokenizing %s", marks[k]);
         if (n != 1 || got[0] != id)
             return plm_fail(err, PLM_ERR_ARG,
-                            "the tokenizer has %s (id %d) but encodes it as %d tokens: it must be a "
-                            "special token", marks[k], (int)id, (int)n);
+                            "the tokenizer has %s (id %d) but encodes it as %d tokens: it must "
+                            "be a special token",
+                            marks[k], (int)id, (int)n);
     }
     return PLM_OK;
 }
@@ -350,7 +363,8 @@ static plm_status no_example(const loader *L) {
     const plm_dataset *d = L->d;
     int64_t bad = d->bad_fields + d->bad_empty + d->bad_long;
     if (d->rows == 0)
-        return plm_fail(L->err, PLM_ERR_FORMAT, "%s: no data rows (empty file or header only)", L->name);
+        return plm_fail(L->err, PLM_ERR_FORMAT, "%s: no data rows (empty file or header only)",
+                        L->name);
     if (bad == 0)
         return plm_fail(L->err, PLM_ERR_FORMAT,
                         "%s: no label-1 rows among %lld rows (only paraphrase pairs are used)",
@@ -358,8 +372,9 @@ static plm_status no_example(const loader *L) {
     if (d->not_label1 == 0)
         return plm_fail(L->err, PLM_ERR_FORMAT, "%s: all %lld rows bad, first: %s", L->name,
                         (long long)d->rows, d->first_bad);
-    return plm_fail(L->err, PLM_ERR_FORMAT, "%s: no usable row: %lld not label 1, %lld bad, first: %s",
-                    L->name, (long long)d->not_label1, (long long)bad, d->first_bad);
+    return plm_fail(L->err, PLM_ERR_FORMAT,
+                    "%s: no usable row: %lld not label 1, %lld bad, first: %s", L->name,
+                    (long long)d->not_label1, (long long)bad, d->first_bad);
 }
 
 plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t len, const char *name,
@@ -379,7 +394,7 @@ plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t le
                         (int)L.p.max_len);
     plm_status st = check_tokenizer(tok, err);
     if (st != PLM_OK) return st;
-    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) text += 3, len -= 3; // a UTF-8 byte order mark
+    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) text += 3, len -= 3; // a byte order mark
     size_t i = 0;
     while (i < len && is_space(text[i])) i++;
     st = read_lines(&L, text, len, i < len && text[i] == '{');
@@ -401,7 +416,8 @@ plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t le
 
 plm_status plm_dataset_load(plm_dataset *out, const char *path, const plm_tokenizer *tok,
                             const plm_data_params *p, plm_error *err) {
-    if (!out || !path) return plm_fail(err, PLM_ERR_ARG, "plm_dataset_load: out and path must not be NULL");
+    if (!out || !path)
+        return plm_fail(err, PLM_ERR_ARG, "plm_dataset_load: out and path must not be NULL");
     memset(out, 0, sizeof *out);
     char *text = NULL;
     size_t len = 0;
@@ -480,9 +496,11 @@ static plm_status subset(plm_dataset *out, const plm_dataset *d, const int32_t *
 
 plm_status plm_dataset_split(plm_dataset *d, plm_dataset *held, double frac, uint64_t seed,
                              plm_error *err) {
-    if (!d || !held || d == held) return plm_fail(err, PLM_ERR_ARG, "split: d and held must be two datasets");
+    if (!d || !held || d == held)
+        return plm_fail(err, PLM_ERR_ARG, "split: d and held must be two datasets");
     memset(held, 0, sizeof *held);
-    if (!(frac > 0 && frac < 1)) return plm_fail(err, PLM_ERR_ARG, "split: frac must be in (0, 1), found %g", frac);
+    if (!(frac > 0 && frac < 1))
+        return plm_fail(err, PLM_ERR_ARG, "split: frac must be in (0, 1), found %g", frac);
     // groups: runs of examples from one source row (a pair and its reverse are adjacent)
     int32_t *group = plm_alloc(d->n ? (size_t)d->n : 1, sizeof *group), G = 0;
     if (!group) return plm_fail(err, PLM_ERR_NOMEM, "split: out of memory");
@@ -553,7 +571,8 @@ static void sort_by_length(int32_t *a, size_t n, const plm_dataset *d, uint64_t 
     }
 }
 
-void plm_batch_order(int32_t *order, const plm_dataset *d, int32_t B, uint64_t seed, int32_t epoch) {
+void plm_batch_order(int32_t *order, const plm_dataset *d, int32_t B, uint64_t seed,
+                     int32_t epoch) {
     if (!order || !d || d->n <= 0) return;
     if (B < 1) B = 1;
     size_t n = (size_t)d->n, W = (size_t)B * 64;

@@ -22,7 +22,7 @@ static void line(const char *name, const char *dtype, int threads, int n, double
 
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench";
-    cli_model_opts mo = {NULL, PLM_DTYPE_F32, 0, 0};
+    cli_model_opts mo = {.dtype = PLM_DTYPE_F32};
     long n_prompt = 128, n_gen = 128, reps = 3;
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -82,12 +82,10 @@ int cmd_bench(int argc, char **argv) {
     printf("%-8s %-5s %2d %5d %10s %10.1f MB\n", "peak_rss", dt, threads, 0, "-",
            (double)ru.ru_maxrss / 1024.0);
     free(ids);
-    plm_session_free(s);
-    plm_model_free(m);
+    cli_close(&mo, m, s);
     return 0;
 fail:
     free(ids);
-    plm_session_free(s);
-    plm_model_free(m);
+    cli_close(&mo, m, s);
     return cli_error(cmd, &err);
 }

@@ -18,6 +18,7 @@ int cmd_paraphrase(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 // cli_error: print "pocketlm <cmd>: <message>" to stderr; returns 1.
 int cli_error(const char *cmd, const plm_error *err);
@@ -30,21 +31,27 @@ int cli_float(const char *cmd, const char *flag, const char *s, double lo, doubl
 // cli_value: the value of flag at argv[*i] (advancing *i), or NULL after a usage error.
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 
-// Options shared by the commands that run a model (-m, --dtype, --threads, --ctx).
+// Options shared by the commands that run a model (-m, --lora, --dtype, --threads, --ctx).
 typedef struct {
     const char *model;   // -m PATH
     plm_dtype dtype;     // --dtype f32|q8_0
     int32_t n_threads;   // --threads (0 = cores)
     int32_t n_ctx;       // --ctx (0 = default)
+    const char *lora;    // --lora DIR: a PEFT adapter applied at run time, or NULL
+    plm_lora *adapter;   // loaded by cli_open from lora; freed by cli_close
 } cli_model_opts;
 
 // cli_model_flag: if argv[*i] is one of the model options, parse it (advancing *i) and return 1;
 // return 0 if it is not; -1 after a usage error.
 int cli_model_flag(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o);
-// cli_open: load o->model and create a session; prints the error and returns non-zero on failure.
-int cli_open(const char *cmd, const cli_model_opts *o, plm_model **model, plm_session **session);
+// cli_open: load o->model (and o->lora into o->adapter) and create a session; prints the error and
+// returns non-zero on failure.
+int cli_open(const char *cmd, cli_model_opts *o, plm_model **model, plm_session **session);
+// cli_close: free what cli_open made (session, adapter, model); NULLs are fine.
+void cli_close(cli_model_opts *o, plm_model *model, plm_session *session);
 #define CLI_MODEL_HELP                                                                            \
     "  -m PATH          model: an HF directory or a .gguf file\n"                                 \
+    "  --lora DIR       apply a PEFT LoRA adapter directory at run time\n"                     \
     "  --dtype T        weights in memory: f32 (default) or q8_0\n"                               \
     "  --threads N      threads (default: all cores)\n"                                           \
     "  --ctx N          context positions (default: min(2048, the model's))\n"

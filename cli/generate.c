@@ -107,8 +107,7 @@ static int on_text(void *user, const char *text, size_t len) {
 
 // run: generate from prompt text; streams or prints JSON. Returns the exit code.
 static int run(const char *cmd, plm_session *s, const char *prompt, gen_opts *o) {
-    const plm_model *m = plm_session_model(s);
-    const plm_tokenizer *tok = plm_model_tokenizer(m);
+    const plm_tokenizer *tok = plm_session_tokenizer(s);
     plm_error err = {0};
     if (!tok) return fprintf(stderr, "pocketlm %s: the model has no tokenizer\n", cmd), 1;
     size_t len = strlen(prompt);
@@ -190,8 +189,7 @@ int cmd_generate(int argc, char **argv) {
     plm_session *s;
     if (cli_open(cmd, &o.model, &m, &s)) return 1;
     int rc = run(cmd, s, prompt, &o);
-    plm_session_free(s);
-    plm_model_free(m);
+    cli_close(&o.model, m, s);
     return rc;
 }
 
@@ -226,7 +224,7 @@ int cmd_paraphrase(int argc, char **argv) {
     plm_model *m;
     plm_session *s;
     if (cli_open(cmd, &o.model, &m, &s)) return free(texts), 1;
-    const plm_tokenizer *tok = plm_model_tokenizer(m);
+    const plm_tokenizer *tok = plm_session_tokenizer(s);
     int32_t end_id = tok ? plm_tokenizer_token_id(tok, TASK_END) : -1;
     int has_markers = end_id >= 0 && tok && plm_tokenizer_token_id(tok, TASK_START) >= 0;
     const char *suffix = has_markers ? TASK_OUTPUT TASK_START : TASK_OUTPUT;
@@ -251,7 +249,6 @@ int cmd_paraphrase(int argc, char **argv) {
         }
     }
     free(texts);
-    plm_session_free(s);
-    plm_model_free(m);
+    cli_close(&o.model, m, s);
     return rc;
 }

@@ -13,6 +13,7 @@ static const cli_command commands[] = {
     {"paraphrase", cmd_paraphrase, "rephrase sentences with the task template"},
     {"perplexity", cmd_perplexity, "mean NLL and perplexity of a text file"},
     {"convert", cmd_convert, "between HF directories and GGUF files"},
+    {"merge", cmd_merge, "fold a LoRA adapter into a new model directory"},
     {"bench", cmd_bench, "prefill and decode speed, peak memory"},
 };
 
@@ -81,10 +82,11 @@ int cli_model_flag(const char *cmd, int argc, char **argv, int *i, cli_model_opt
     const char *a = argv[*i], *v;
     long n;
     if (strcmp(a, "-m") && strcmp(a, "--model") && strcmp(a, "--dtype") && strcmp(a, "--threads") &&
-        strcmp(a, "--ctx"))
+        strcmp(a, "--ctx") && strcmp(a, "--lora"))
         return 0;
     if (!(v = cli_value(cmd, argc, argv, i))) return -1;
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
+    else if (!strcmp(a, "--lora")) o->lora = v;
     else if (!strcmp(a, "--dtype")) {
         if (plm_dtype_parse(v, &o->dtype) != PLM_OK ||
             (o->dtype != PLM_DTYPE_F32 && o->dtype != PLM_DTYPE_Q8_0)) {
@@ -101,10 +103,11 @@ int cli_model_flag(const char *cmd, int argc, char **argv, int *i, cli_model_opt
     return 1;
 }
 
-int cli_open(const char *cmd, const cli_model_opts *o, plm_model **model, plm_session **session) {
+int cli_open(const char *cmd, cli_model_opts *o, plm_model **model, plm_session **session) {
     plm_error err = {0};
     *model = NULL;
     *session = NULL;
+    o->adapter = NULL;
     if (!o->model) return cli_usage_error(cmd, "-m MODEL is required");
     plm_load_params lp = plm_load_default_params();
     lp.dtype = o->dtype;
@@ -112,12 +115,20 @@ int cli_open(const char *cmd, const cli_model_opts *o, plm_model **model, plm_se
     plm_session_params sp = plm_session_default_params();
     sp.n_threads = o->n_threads;
     sp.n_ctx = o->n_ctx;
-    if (plm_session_create(session, *model, &sp, &err) != PLM_OK) {
-        plm_model_free(*model);
+    if ((o->lora && plm_lora_load(&o->adapter, o->lora, *model, &err) != PLM_OK) ||
+        (sp.lora = o->adapter, plm_session_create(session, *model, &sp, &err) != PLM_OK)) {
+        cli_close(o, *model, NULL);
         *model = NULL;
         return cli_error(cmd, &err);
     }
     return 0;
+}
+
+void cli_close(cli_model_opts *o, plm_model *model, plm_session *session) {
+    plm_session_free(session); // borrows the adapter and the model: freed first
+    plm_lora_free(o->adapter);
+    o->adapter = NULL;
+    plm_model_free(model);
 }
 
 char *cli_read_file(const char *cmd, const char *path, size_t *len) {

@@ -22,7 +22,7 @@ static double log_softmax_at(const float *logits, int32_t V, int32_t id) {
 
 int cmd_perplexity(int argc, char **argv) {
     const char *cmd = "perplexity", *file = NULL;
-    cli_model_opts mo = {NULL, PLM_DTYPE_F32, 0, 0};
+    cli_model_opts mo = {.dtype = PLM_DTYPE_F32};
     int json = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -48,8 +48,8 @@ int cmd_perplexity(int argc, char **argv) {
     plm_model *m;
     plm_session *s;
     if (cli_open(cmd, &mo, &m, &s)) return free(text), 1;
-    const plm_tokenizer *tok = plm_model_tokenizer(m);
-    int32_t V = plm_model_config(m)->vocab_size, W = plm_session_n_ctx(s);
+    const plm_tokenizer *tok = plm_session_tokenizer(s);
+    int32_t V = plm_session_n_vocab(s), W = plm_session_n_ctx(s);
     int32_t n = tok ? plm_tokenizer_encode(tok, text, len, NULL, 0) : -1;
     int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
     float *logits = malloc((size_t)BLOCK * (size_t)V * sizeof *logits);
@@ -103,7 +103,6 @@ done:
     free(ids);
     free(logits);
     free(lp);
-    plm_session_free(s);
-    plm_model_free(m);
+    cli_close(&mo, m, s);
     return rc;
 }

@@ -10,7 +10,9 @@ adds two tokens beyond the base vocabulary (the model is resized first, as a use
 Run from anywhere with the python of scripts/setup_ref.sh:
     /usr/bin/python3 tests/make_ref_lora.py            # rewrites tests/ref/lora-*/ (deterministic)
 With --check-c DIR it instead loads the pocketlm-written adapter DIR into PEFT and compares with
-DIR/c_logits.safetensors (tests/lora_peft.test.sh).
+DIR/c_logits.safetensors; with --check-merged DIR NAME it loads the HF directory that
+`pocketlm merge` made of tests/ref/NAME in transformers and compares with NAME's reference
+(both for tests/lora_peft.test.sh).
 """
 import os
 import shutil
@@ -109,6 +111,18 @@ def check_c(d):
         sys.exit("PEFT logits differ from pocketlm's")
 
 
+def check_merged(d, name):
+    """The HF directory d that `pocketlm merge` wrote gives PEFT's logits of adapter name."""
+    ref = load_file(os.path.join(REF, name, "ref.safetensors"))
+    model = LlamaForCausalLM.from_pretrained(d, attn_implementation="eager").eval()
+    with torch.no_grad():
+        got = model(ref["input_ids"].long()[None], use_cache=False).logits[0]
+    err = (got - ref["logits"]).abs().max().item()
+    print(f"transformers: pocketlm merge of {name}: max |merged - PEFT| = {err:.2e}")
+    if not err <= 1e-5:
+        sys.exit("the merged model's logits differ from PEFT's")
+
+
 def main():
     if os.environ.get("PYTHONHASHSEED") != "0":  # PEFT saves target_modules from a set
         os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "PYTHONHASHSEED": "0"})
@@ -116,6 +130,9 @@ def main():
     torch.set_num_threads(1)
     if len(sys.argv) == 3 and sys.argv[1] == "--check-c":
         check_c(sys.argv[2])
+        return
+    if len(sys.argv) == 4 and sys.argv[1] == "--check-merged":
+        check_merged(sys.argv[2], sys.argv[3])
         return
     for name, args in ADAPTERS.items():
         make(name, *args)

@@ -344,16 +344,17 @@ static plm_status fill_export(void *user, int32_t i, float *buf, plm_error *err)
 
 static int peft_export(const char *dir, int untied) {
     plm_model *m = load_model(base_dirs[untied], PLM_DTYPE_F32);
-    const int32_t tok[] = {5, 320, 321}, ids[] = {1, 5, 320, 17, 321, 200, 5};
+    const int32_t tok[] = {5, 320, 321}, tied_ids[] = {1, 5, 320, 17, 321, 200, 5};
+    const int32_t untied_ids[] = {1, 5, 17, 200, 9, 31, 2}, *ids = untied ? untied_ids : tied_ids;
     plm_lora *l = m ? new_adapter(m, untied ? 0x05 : 0x7f, untied ? NULL : tok, untied ? 0 : 3,
                                   untied ? 320 : 322) : NULL;
     plm_error err;
-    float *logits = l ? logits_all(m, l, untied ? ids + 3 : ids, untied ? 4 : 7) : NULL;
+    float *logits = l ? logits_all(m, l, ids, 7) : NULL;
     int rc = 1;
     if (logits && plm_lora_save(l, dir, &err) == PLM_OK) {
         float fids[7], base = (float)untied;
-        int n = untied ? 4 : 7;
-        for (int i = 0; i < n; i++) fids[i] = (float)(untied ? ids + 3 : ids)[i];
+        int n = 7;
+        for (int i = 0; i < n; i++) fids[i] = (float)ids[i];
         export_ctx c = {fids, logits, &base, n, l->vocab_size};
         plm_st_info info[3] = {{"input_ids", PLM_DTYPE_F32, 1, {n}},
                                {"logits", PLM_DTYPE_F32, 2, {n, l->vocab_size}},

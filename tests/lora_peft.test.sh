@@ -1,0 +1,33 @@
+#!/bin/sh
+# lora_peft.test.sh: pocketlm's LoRA adapters in Hugging Face PEFT. test_lora --peft-export writes an
+# adapter (plm_lora_save) and its logits from a pocketlm session; PEFT (PeftModel.from_pretrained)
+# must give the same logits. Also `pocketlm merge` of a PEFT adapter, loaded by transformers, must
+# give PEFT's logits. Runs only where /usr/bin/python3 has peft >= 0.15 (scripts/setup_ref.sh).
+set -u
+B=${BUILD:-build}
+PY=/usr/bin/python3
+if ! $PY -c 'import sys, torch, transformers, peft
+sys.exit(tuple(int(x) for x in peft.__version__.split(".")[:2]) < (0, 15))' 2>/dev/null; then
+    echo "lora_peft: SKIP (needs torch, transformers and peft >= 0.15 in $PY)"
+    exit 0
+fi
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+fail=0
+# check: run the python check $@, print its result lines without the libraries' warnings
+check() {
+    out=$($PY tests/make_ref_lora.py "$@" 2>&1) || { printf '%s\n' "$out" | tail -n 5; fail=1; }
+    printf '%s\n' "$out" | grep -E '^(peft|transformers)[ :]' || true
+}
+for v in tied untied; do
+    "$B/tests/test_lora" --peft-export "$d/$v" $v || fail=1
+    check --check-c "$d/$v"
+done
+for a in lora-tied-all:tiny-tied lora-untied-all:tiny-untied; do
+    name=${a%%:*}
+    "$B/pocketlm" merge -m "tests/ref/${a#*:}" --lora "tests/ref/$name" --out "$d/merged-$name" \
+        >/dev/null || fail=1
+    check --check-merged "$d/merged-$name" "$name"
+done
+[ $fail = 0 ] && echo "lora_peft: ok" || echo "lora_peft: FAILED"
+exit $fail

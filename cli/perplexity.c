@@ -13,7 +13,7 @@
 
 // log_softmax_at: log p(id) from logits (V), in double
 static double log_softmax_at(const float *logits, int32_t V, int32_t id) {
-    double mx = -INFINITY, sum = 0.0;
+    double mx = -(double)INFINITY, sum = 0.0;
     for (int32_t i = 0; i < V; i++)
         if ((double)logits[i] > mx) mx = (double)logits[i];
     for (int32_t i = 0; i < V; i++) sum += exp((double)logits[i] - mx);

@@ -13,6 +13,7 @@
 #include "model.h"
 #include "safetensors.h"
 #include "test.h"
+#include "tokenizer.h"
 
 static const char *const base_dirs[2] = {"tests/ref/tiny-tied", "tests/ref/tiny-untied"};
 
@@ -187,6 +188,36 @@ done:
     if (dir) remove_dir(dir);
     plm_lora_free(a);
     plm_lora_free(b);
+    plm_model_free(m);
+}
+
+// the adapter's tokenizer (added task markers) is saved, loaded back, and given to the merged model
+static void test_tokenizer(void) {
+    plm_model *m = load_model(base_dirs[0], PLM_DTYPE_F32), *merged = NULL;
+    plm_tokenizer *base_tok = NULL, *tok = NULL;
+    plm_lora *a = NULL, *b = NULL;
+    const char *marks[] = {PLM_TASK_START, PLM_TASK_END};
+    const int32_t ids[] = {265, 266};
+    float rows[2 * 64] = {0};
+    char *dir = temp_dir();
+    plm_error err;
+    if (!m || !dir || plm_tokenizer_load(&base_tok, "tests/data/tiny-bpe", &err) != PLM_OK ||
+        plm_tokenizer_add_tokens(&tok, base_tok, marks, 2, 1, &err) != PLM_OK ||
+        plm_lora_create(&a, &m->config, 2, 4, 0, 1, ids, 2, rows, 320, tok, 3, &err) != PLM_OK ||
+        plm_lora_save(a, dir, &err) != PLM_OK || plm_lora_load(&b, dir, m, &err) != PLM_OK ||
+        plm_model_merge(&merged, m, b, &err) != PLM_OK) {
+        CHECK_MSG(0, "tokenizer: %s", err.msg);
+    } else {
+        CHECK(plm_tokenizer_token_id(plm_lora_tokenizer(a), PLM_TASK_END) == 266);
+        CHECK(plm_tokenizer_token_id(plm_lora_tokenizer(b), PLM_TASK_END) == 266);
+        CHECK(plm_tokenizer_token_id(plm_model_tokenizer(merged), PLM_TASK_START) == 265);
+    }
+    if (dir) remove_dir(dir);
+    plm_model_free(merged);
+    plm_lora_free(a);
+    plm_lora_free(b);
+    plm_tokenizer_free(tok);
+    plm_tokenizer_free(base_tok);
     plm_model_free(m);
 }
 
@@ -380,6 +411,7 @@ int main(int argc, char **argv) {
     test_merge_q8();
     test_zero_b();
     test_round_trip();
+    test_tokenizer();
     test_bad_adapters();
     test_unknown_key();
     test_create_errors();

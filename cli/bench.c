@@ -9,11 +9,6 @@
 
 #include "cli.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void line(const char *name, const char *dtype, int threads, int n, double sec) {
     printf("%-8s %-5s %2d %5d %10.1f %10.1f\n", name, dtype, threads, n, sec * 1e3,
@@ -45,11 +40,11 @@ int cmd_bench(int argc, char **argv) {
             return 2;
     }
     if (!mo.n_ctx) mo.n_ctx = (int32_t)(n_prompt + n_gen);
-    double t0 = now();
+    double t0 = cli_now();
     plm_model *m;
     plm_session *s;
     if (cli_open(cmd, &mo, &m, &s)) return 1;
-    double load = now() - t0;
+    double load = cli_now() - t0;
     const plm_config *cfg = plm_model_config(m);
     const char *dt = plm_dtype_name(plm_model_dtype(m));
     int threads = plm_session_n_threads(s);
@@ -64,12 +59,12 @@ int cmd_bench(int argc, char **argv) {
     double best_pre = 1e30, best_dec = 1e30;
     for (long r = 0; r < reps; r++) {
         plm_session_truncate(s, 0);
-        double a = now();
+        double a = cli_now();
         if (plm_session_decode(s, ids, (int32_t)n_prompt, &err) != PLM_OK) goto fail;
-        double b = now();
+        double b = cli_now();
         for (long i = 0; i < n_gen; i++)
             if (plm_session_decode(s, ids + n_prompt + i, 1, &err) != PLM_OK) goto fail;
-        double c = now();
+        double c = cli_now();
         if (b - a < best_pre) best_pre = b - a;
         if (c - b < best_dec) best_dec = c - b;
     }

@@ -19,6 +19,7 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 
 // cli_error: print "pocketlm <cmd>: <message>" to stderr; returns 1.
 int cli_error(const char *cmd, const plm_error *err);
@@ -55,6 +56,9 @@ void cli_close(cli_model_opts *o, plm_model *model, plm_session *session);
     "  --dtype T        weights in memory: f32 (default) or q8_0\n"                               \
     "  --threads N      threads (default: all cores)\n"                                           \
     "  --ctx N          context positions (default: min(2048, the model's))\n"
+
+// cli_now: seconds from a monotonic clock.
+double cli_now(void);
 
 // cli_read_file: the whole file (NUL-terminated; free() it), or NULL after printing an error.
 char *cli_read_file(const char *cmd, const char *path, size_t *len);

@@ -1,8 +1,10 @@
 // main.c: `pocketlm <command> [args]`: dispatch to one subcommand, and the helpers they share.
+#define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -13,6 +15,7 @@ static const cli_command commands[] = {
     {"paraphrase", cmd_paraphrase, "rephrase sentences with the task template"},
     {"perplexity", cmd_perplexity, "mean NLL and perplexity of a text file"},
     {"convert", cmd_convert, "between HF directories and GGUF files"},
+    {"finetune", cmd_finetune, "LoRA fine-tuning on task data (PEFT adapter out)"},
     {"merge", cmd_merge, "fold a LoRA adapter into a new model directory"},
     {"bench", cmd_bench, "prefill and decode speed, peak memory"},
 };
@@ -129,6 +132,12 @@ void cli_close(cli_model_opts *o, plm_model *model, plm_session *session) {
     plm_lora_free(o->adapter);
     o->adapter = NULL;
     plm_model_free(model);
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 char *cli_read_file(const char *cmd, const char *path, size_t *len) {

@@ -350,7 +350,7 @@ static plm_status setup(run *r, const plm_model *base, plm_error *err) {
     const plm_tokenizer *tok = plm_lora_tokenizer(r->lora) ? plm_lora_tokenizer(r->lora) : base->tokenizer;
     if ((s = plm_dataset_load(&r->train, p->data, tok, &dp, err)) != PLM_OK) return s;
     if (p->eval_data) s = plm_dataset_load(&r->eval, p->eval_data, tok, &dp, err);
-    else s = plm_dataset_split(&r->train, &r->eval, p->eval_frac, p->train.seed, err);
+    else s = plm_dataset_split(&r->train, &r->eval, (double)p->eval_frac, p->train.seed, err);
     if (s != PLM_OK || (s = write_report(r, p->out, err)) != PLM_OK) return s;
     int32_t batches = (r->train.n + p->batch - 1) / p->batch;
     r->steps_per_epoch = (batches + p->accum - 1) / p->accum;
@@ -431,7 +431,7 @@ plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm
         plm_batch_order(order, &r.train, p->batch, p->train.seed, r.pos.epoch);
         while (s == PLM_OK && !stop && r.pos.batch < nb && r.pos.step < r.total) {
             int32_t b1 = r.pos.batch + p->accum < nb ? r.pos.batch + p->accum : nb, tokens;
-            double loss, ev = NAN;
+            double loss, ev = (double)NAN;
             float lr, norm;
             s = train_step(&r, order, r.pos.batch, b1, mb, &loss, &tokens, &lr, &norm, err);
             if (s != PLM_OK) break;

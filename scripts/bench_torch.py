@@ -8,6 +8,7 @@ Prints one line per result, `name threads n ms tok/s` like `make bench`, median 
 and last `torch-f32-peak-rss-mb MB` (ru_maxrss of this process: model + activations + torch).
 Eager attention, torch.no_grad, float32. Not a test; the numbers go into BENCHMARKS.
 """
+import os
 import resource
 import statistics
 import sys
@@ -35,6 +36,9 @@ def main(argv):
     if not argv or argv[0].startswith("-"):
         sys.exit(__doc__)
     runs = int(argv[argv.index("--runs") + 1]) if "--runs" in argv else 3
+    load = os.getloadavg()[0]
+    if load > 0.5:  # 2 cores: other jobs make 2-thread OpenMP runs collapse (spin-waiting)
+        print(f"bench_torch: warning: load average {load:.1f}, numbers will be low", file=sys.stderr)
     model = LlamaForCausalLM.from_pretrained(argv[0], torch_dtype=torch.float32,
                                              attn_implementation="eager").eval()
     v = model.config.vocab_size

@@ -4,7 +4,7 @@
 # only to regenerate fixtures and for benchmarks, is scripts/setup_ref.sh.
 set -eu
 cd "$(dirname "$0")/.."
-pkgs="build-essential clang-14 libclang-rt-14-dev emscripten chromium nodejs npm unzip python3-pip \
+pkgs="build-essential clang-14 libclang-rt-14-dev emscripten chromium nodejs npm unzip python3-pip python3-onnx \
 hyperfine ca-certificates"
 need=""
 for p in $pkgs; do

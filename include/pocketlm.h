@@ -375,6 +375,33 @@ plm_status plm_generate(plm_session *s, const int32_t *prompt, int32_t n_prompt,
                         const plm_generate_params *params, int32_t *out_ids, int32_t cap,
                         plm_generate_result *result, plm_error *err);
 
+// ---- scoring ----
+
+// Corpus BLEU exactly as sacreBLEU's default corpus_bleu (sacrebleu 2.x: tokenizer "13a",
+// case-sensitive, smoothing "exp", brevity penalty, no effective order), one reference a segment.
+typedef struct {
+    double bleu;          // [0, 100]
+    double precisions[4]; // n-gram precisions in percent, n = 1..4 (smoothed as sacreBLEU does)
+    double bp;            // brevity penalty
+    int64_t sys_len;      // hypothesis tokens (13a)
+    int64_t ref_len;      // reference tokens
+    int64_t correct[4];   // matched n-grams (clipped by the reference counts), n = 1..4
+    int64_t total[4];     // hypothesis n-grams, n = 1..4
+} plm_bleu_result;
+
+// plm_bleu: BLEU of n hypotheses hyps[i] against one reference refs[i] each (NUL-terminated UTF-8;
+// a NULL string counts as empty). n = 0 gives a zero score. Returns PLM_OK, PLM_ERR_ARG or
+// PLM_ERR_NOMEM. Thread-safe; no state.
+plm_status plm_bleu(const char *const *hyps, const char *const *refs, int32_t n,
+                    plm_bleu_result *out, plm_error *err);
+
+// plm_bleu_tokenize: the 13a tokenization sacreBLEU applies to a segment (trailing white space
+// dropped, "<skipped>", "-\n", newlines and the &quot; &amp; &lt; &gt; entities handled, then
+// punctuation split off; tokens joined by single spaces) of len bytes of text into out (cap bytes,
+// NUL-terminated when cap > 0). Returns the length of the whole result (which may be >= cap), or
+// PLM_ERR_NOMEM.
+int64_t plm_bleu_tokenize(const char *text, size_t len, char *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -106,6 +106,10 @@ plm_load_params plm_load_default_params(void); // dtype f32
 // params->dtype once, at load. Returns PLM_OK and a new model in *out, owned by the caller.
 plm_status plm_model_load(plm_model **out, const char *path, const plm_load_params *params,
                           plm_error *err);
+// plm_model_load_gguf_buffer: the same from a whole GGUF file held in memory (size bytes; the
+// browser has no file system). buf is only read during the call: free it afterwards.
+plm_status plm_model_load_gguf_buffer(plm_model **out, const uint8_t *buf, size_t size,
+                                      const plm_load_params *params, plm_error *err);
 void plm_model_free(plm_model *m);
 
 const plm_config *plm_model_config(const plm_model *m);      // valid for the model's lifetime

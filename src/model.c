@@ -471,14 +471,17 @@ static plm_status load_weight(plm_model *m, source *s, const wref *w, float *tmp
     return st;
 }
 
-// source_open: the config, tokenizer and weight files of path (HF directory or GGUF file).
-static plm_status source_open(source *s, plm_model *m, const char *path, plm_error *err) {
+// source_open: the config, tokenizer and weight files of path (HF directory or GGUF file), or the
+// GGUF file held in buf (size bytes; then path only names it in messages).
+static plm_status source_open(source *s, plm_model *m, const char *path, const uint8_t *buf,
+                              size_t size, plm_error *err) {
     char tok[4096];
     s->path = path;
-    s->is_gguf = !plm_path_is_dir(path);
+    s->is_gguf = buf || !plm_path_is_dir(path);
     m->from_gguf = s->is_gguf;
     if (s->is_gguf) {
-        plm_status st = plm_gguf_open(&s->g, path, err);
+        plm_status st = buf ? plm_gguf_parse(&s->g, buf, size, path, err)
+                            : plm_gguf_open(&s->g, path, err);
         if (st == PLM_OK) st = gguf_config(m, &s->g, path, err);
         if (st == PLM_OK && plm_gguf_find(&s->g, "tokenizer.ggml.tokens"))
             st = plm_gguf_tokenizer(&m->tokenizer, &s->g, path, err);
@@ -495,9 +498,9 @@ static plm_status source_open(source *s, plm_model *m, const char *path, plm_err
 
 plm_load_params plm_load_default_params(void) { return (plm_load_params){PLM_DTYPE_F32}; }
 
-plm_status plm_model_load(plm_model **out, const char *path, const plm_load_params *params,
-                          plm_error *err) {
-    if (!out || !path) return plm_fail(err, PLM_ERR_ARG, "plm_model_load: NULL argument");
+// model_load: plm_model_load of path, or of the GGUF bytes in buf when buf is not NULL.
+static plm_status model_load(plm_model **out, const char *path, const uint8_t *buf, size_t size,
+                             const plm_load_params *params, plm_error *err) {
     *out = NULL;
     plm_dtype dtype = params ? params->dtype : PLM_DTYPE_F32;
     if (dtype != PLM_DTYPE_F32 && dtype != PLM_DTYPE_Q8_0)
@@ -510,7 +513,7 @@ plm_status plm_model_load(plm_model **out, const char *path, const plm_load_para
     plm_model *m = plm_alloc(1, sizeof *m);
     if (!m) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     m->dtype = dtype;
-    plm_status st = source_open(&s, m, path, err);
+    plm_status st = source_open(&s, m, path, buf, size, err);
     if (st != PLM_OK) goto fail;
     m->layers = plm_alloc((size_t)m->config.num_hidden_layers, sizeof *m->layers);
     w = m->layers ? weight_list(m, &n) : NULL;
@@ -535,6 +538,19 @@ fail:
     if (st != PLM_OK) plm_model_free(m);
     else *out = m;
     return st;
+}
+
+plm_status plm_model_load(plm_model **out, const char *path, const plm_load_params *params,
+                          plm_error *err) {
+    if (!out || !path) return plm_fail(err, PLM_ERR_ARG, "plm_model_load: NULL argument");
+    return model_load(out, path, NULL, 0, params, err);
+}
+
+plm_status plm_model_load_gguf_buffer(plm_model **out, const uint8_t *buf, size_t size,
+                                      const plm_load_params *params, plm_error *err) {
+    if (!out || !buf)
+        return plm_fail(err, PLM_ERR_ARG, "plm_model_load_gguf_buffer: NULL argument");
+    return model_load(out, "<gguf buffer>", buf, size, params, err);
 }
 
 void plm_model_free(plm_model *m) {

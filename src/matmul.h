@@ -68,6 +68,10 @@ plm_matmul_isa plm_matmul_isa_best(void);            // the fastest supported pa
 // results for any pool size; different paths agree within float rounding.
 void plm_matmul_isa_run(plm_matmul_isa isa, plm_pool *pool, float *out, const float *inp,
                         const plm_mat *w, int32_t T, void *scratch);
+// plm_matmul_backward_input_isa: plm_matmul_backward_input on a given path (AVX-512 or the
+// scalar reference; any other isa runs the reference).
+void plm_matmul_backward_input_isa(plm_matmul_isa isa, plm_pool *pool, float *dinp,
+                                   const float *dout, const plm_mat *w, int32_t T);
 // plm_quantize_q8_0_isa: plm_quantize_q8_0 on a given path; every path gives identical bytes.
 void plm_quantize_q8_0_isa(plm_matmul_isa isa, int8_t *q, float *d, const float *x, size_t n);
 

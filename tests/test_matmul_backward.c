@@ -1,0 +1,85 @@
+// test_matmul_backward.c: the training products of matmul_backward.c against a double-precision
+// recompute: dinp += dout @ W (f32 and Q8_0 weights, AVX-512 and the scalar reference, tails in
+// tokens and columns), 1 thread == 3 threads bit for bit; dw += dout^T @ inp.
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "matmul.h"
+#include "test.h"
+
+static uint64_t rng = 99;
+static float frand(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 40) / 8388608.0) - 1.0f;
+}
+
+static void check_input(int T, int R, int C, plm_dtype dt) {
+    float *w = malloc(sizeof(float) * R * C), *g = malloc(sizeof(float) * T * R);
+    float *d0 = malloc(sizeof(float) * T * C), *want = malloc(sizeof(float) * T * C);
+    for (int i = 0; i < R * C; i++) w[i] = frand();
+    for (int i = 0; i < T * R; i++) g[i] = frand();
+    for (int i = 0; i < T * C; i++) d0[i] = frand();
+    plm_mat m = {PLM_DTYPE_F32, R, C, w, NULL, NULL};
+    int8_t *q = NULL;
+    float *qd = NULL;
+    if (dt == PLM_DTYPE_Q8_0) { // the reference uses the dequantized weights
+        q = malloc((size_t)R * C), qd = malloc(sizeof(float) * R * C / PLM_QK);
+        plm_quantize_q8_0(q, qd, w, (size_t)R * C);
+        for (int i = 0; i < R * C; i++) w[i] = (float)q[i] * qd[i / PLM_QK];
+        m = (plm_mat){PLM_DTYPE_Q8_0, R, C, NULL, q, qd};
+    }
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (int r = 0; r < R; r++) s += (double)g[t * R + r] * (double)w[r * C + c];
+            want[t * C + c] = (float)((double)d0[t * C + c] + s);
+        }
+    plm_pool *p3 = plm_pool_create(3);
+    float *a = malloc(sizeof(float) * T * C), *b = malloc(sizeof(float) * T * C);
+    plm_matmul_isa isas[2] = {PLM_MATMUL_ISA_SCALAR, PLM_MATMUL_ISA_AVX512};
+    for (int k = 0; k < 2; k++) {
+        if (!plm_matmul_isa_supported(isas[k])) continue;
+        char name[96];
+        snprintf(name, sizeof name, "dinp %s %s T=%d R=%d C=%d", plm_matmul_isa_name(isas[k]),
+                 dt == PLM_DTYPE_F32 ? "f32" : "q8_0", T, R, C);
+        memcpy(a, d0, sizeof(float) * T * C);
+        memcpy(b, d0, sizeof(float) * T * C);
+        plm_matmul_backward_input_isa(isas[k], NULL, a, g, &m, T);
+        plm_matmul_backward_input_isa(isas[k], p3, b, g, &m, T);
+        check_close(name, a, want, (size_t)T * C, 1e-5, 1e-4);
+        CHECK_MSG(!memcmp(a, b, sizeof(float) * T * C), "%s: 1 and 3 threads differ", name);
+    }
+    plm_pool_free(p3);
+    free(w), free(g), free(d0), free(want), free(a), free(b), free(q), free(qd);
+}
+
+static void check_weight(int T, int R, int C) {
+    float *g = malloc(sizeof(float) * T * R), *x = malloc(sizeof(float) * T * C);
+    float *dw = calloc((size_t)R * C, sizeof(float)), *want = malloc(sizeof(float) * R * C);
+    for (int i = 0; i < T * R; i++) g[i] = frand();
+    for (int i = 0; i < T * C; i++) x[i] = frand();
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (int t = 0; t < T; t++) s += (double)g[t * R + r] * (double)x[t * C + c];
+            want[r * C + c] = (float)s;
+        }
+    plm_pool *p2 = plm_pool_create(2);
+    plm_matmul_backward_weight(p2, dw, g, x, T, R, C);
+    check_close("dw", dw, want, (size_t)R * C, 1e-5, 1e-4);
+    plm_pool_free(p2);
+    free(g), free(x), free(dw), free(want);
+}
+
+int main(void) {
+    test_self();
+    const int shapes[][3] = {{1, 5, 32}, {7, 17, 64}, {13, 40, 96}, {33, 64, 576}, {25, 192, 67}, {9, 600, 64}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_F32);
+        if (shapes[i][2] % PLM_QK == 0) check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q8_0);
+    }
+    check_weight(9, 8, 576);
+    check_weight(33, 1536, 8);
+    return test_main_end("test_matmul_backward");
+}

@@ -6,7 +6,11 @@
 // shape of a path runs the same per-(t, r) operation sequence (the same vector lanes, the same
 // order over cols, the same final horizontal sum). So a result never depends on the thread count,
 // on the tile it fell in, or on T: decode (T = 1) equals prefill (T > 1) bit for bit on each path.
+// (The AVX-512 Q8_0 decode kernel computes its integer dots and scale products differently from
+// the prefill tile, but both are exact or one rounding of the same product, so the bits agree.)
 // Threads split rows; Q8_0 inputs are quantized once by the caller before the threads start.
+// Decode is memory-bound: it reads one or two rows at a time (a sequential stream) with software
+// prefetch; prefill is compute-bound: 4 tokens x 4 rows register tiles reuse each loaded vector.
 // Reference for the Q8_0 format and the VNNI/maddubs tricks: ggml-cpu's ggml_vec_dot_q8_0_q8_0.
 #include "matmul.h"
 
@@ -27,7 +31,9 @@
 #endif
 
 #define PLM_INLINE static inline __attribute__((always_inline))
-#define PF_ROWS 4     // software prefetch of the weights this many rows ahead (AVX-512)
+#ifndef PF_BYTES
+#define PF_BYTES 8192 // decode prefetches the weights about this far ahead (AVX-512)
+#endif
 #define TOKEN_BLOCK 64 // tokens per pass over a thread's rows: their inputs stay in L2
 
 // ---- the job and the driver ----
@@ -41,6 +47,7 @@ typedef void (*tile_fn)(const matmul_job *j, int t0, int mt, int r0, int nr);
 typedef struct {
     tile_fn fn;
     int mt, nr; // tile: tokens x rows
+    int dnr;    // rows of a tile when T < mt (decode): 1 keeps the weights one sequential stream
 } tile_kernel;
 
 struct matmul_job {
@@ -49,6 +56,7 @@ struct matmul_job {
     const float *inp;  // (T, cols) f32 inputs, for F32 weights
     const int8_t *xq;  // (T, cols) quantized inputs, for Q8_0 weights
     const float *xd;   // (T, cols / PLM_QK) their block scales
+    const int32_t *xc; // (T, cols / 4) -128 * (sum of each 4 inputs), AVX-512 decode only
     const plm_mat *w;  // (rows, cols)
     int T;
 };
@@ -57,10 +65,10 @@ struct matmul_job {
 static void matmul_worker(void *ctx, int ith, int nth) {
     const matmul_job *j = ctx;
     const int rows = j->w->rows, T = j->T;
-    // Fewer tokens than a tile (decode): one row at a time, so the weights are read as a single
-    // sequential stream (interleaving NR row streams halves the DRAM bandwidth we see on Zen 4).
+    // Fewer tokens than a tile (decode): few rows at a time, so the weights are read as one or two
+    // sequential streams (interleaving 4 f32 row streams halves the DRAM bandwidth on Zen 4).
     tile_kernel k = j->kernel;
-    if (T < k.mt) k.nr = 1;
+    if (T < k.mt) k.nr = k.dnr;
     int per = (rows + nth - 1) / nth;
     per = (per + k.nr - 1) / k.nr * k.nr;
     const int r0 = ith * per < rows ? ith * per : rows;
@@ -133,6 +141,9 @@ static void q8_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) 
 #if PLM_X86
 // ---- AVX-512 (F, BW, VL, VNNI) ----
 
+// prefetch_rows: how many rows of row_bytes make PF_BYTES (at least 1).
+static int prefetch_rows(size_t row_bytes) { return (int)((PF_BYTES + row_bytes - 1) / row_bytes); }
+
 // f32_block_avx512: 16-lane accumulator per (t, r), FMA over cols (a masked load for the tail),
 // then _mm512_reduce_add_ps. mt, nr are constants at each call site so acc stays in registers.
 PLM_INLINE PLM_TARGET_AVX512 void f32_block_avx512(const matmul_job *j, int t0, int mt, int r0,
@@ -140,7 +151,8 @@ PLM_INLINE PLM_TARGET_AVX512 void f32_block_avx512(const matmul_job *j, int t0, 
     const int C = j->w->cols, R = j->w->rows;
     const float *x = j->inp + (size_t)t0 * C; // (mt, C)
     const float *w = j->w->f32 + (size_t)r0 * C; // (nr, C)
-    const int pf = r0 + nr + PF_ROWS <= R;
+    const int pfr = prefetch_rows((size_t)C * sizeof(float));
+    const int pf = mt == 1 && r0 + nr + pfr <= R;
     __m512 acc[4][4];
     for (int t = 0; t < mt; t++)
         for (int r = 0; r < nr; r++) acc[t][r] = _mm512_setzero_ps();
@@ -149,7 +161,7 @@ PLM_INLINE PLM_TARGET_AVX512 void f32_block_avx512(const matmul_job *j, int t0, 
         __m512 wv[4];
         for (int r = 0; r < nr; r++) {
             wv[r] = _mm512_maskz_loadu_ps(m, w + (size_t)r * C + k);
-            if (pf) _mm_prefetch((const char *)(w + (size_t)(r + PF_ROWS) * C + k), _MM_HINT_T0);
+            if (pf) _mm_prefetch((const char *)(w + (size_t)(r + pfr) * C + k), _MM_HINT_T0);
         }
         for (int t = 0; t < mt; t++) {
             const __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)t * C + k);
@@ -180,7 +192,6 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_block_avx512(const matmul_job *j, int t0, i
     const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
     const __m512i k80 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
     const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    const int pf = r0 + nr + PF_ROWS <= R;
     __m512 acc[4][4];
     for (int t = 0; t < mt; t++)
         for (int r = 0; r < nr; r++) acc[t][r] = _mm512_setzero_ps();
@@ -198,9 +209,6 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_block_avx512(const matmul_job *j, int t0, i
         }
         for (int r = 0; r < nr; r++) {
             const __m512i wv = _mm512_maskz_loadu_epi8(mq, wq + (size_t)r * C + b * PLM_QK);
-            if (pf)
-                _mm_prefetch((const char *)(wq + (size_t)(r + PF_ROWS) * C + b * PLM_QK),
-                             _MM_HINT_T0);
             const __m512i corr = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, wv));
             const __m128 d2 = _mm_maskz_loadu_ps(md, wd + (size_t)r * nb + b);
             const __m512 ws = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(d2));
@@ -216,11 +224,77 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_block_avx512(const matmul_job *j, int t0, i
             j->out[(size_t)(t0 + t) * R + r0 + r] = _mm512_reduce_add_ps(acc[t][r]);
 }
 
+// q8_prepare_avx512: xc (T, cols / 4) = -128 * (sum of each 4 bytes of xq (T, cols)), the
+// correction q8_dot_avx512 starts each lane from.
+PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, size_t n) {
+    const __m512i k80 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    for (size_t i = 0; i < n; i += 64) { // n is a multiple of 32: the tail is half a vector
+        const int full = n - i >= 64;
+        const __mmask64 m = full ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
+        const __m512i s = _mm512_dpbusd_epi32(zero, k80, _mm512_maskz_loadu_epi8(m, xq + i));
+        _mm512_mask_storeu_epi32(xc + i / 4, full ? 0xFFFF : 0xFF, _mm512_sub_epi32(zero, s));
+    }
+}
+
+// q8_dot_avx512: out[t, r] alone, for decode: the same lanes and float operations as
+// q8_block_avx512 (so the same bits), but with the inputs' side precomputed by q8_prepare_avx512:
+// w is made unsigned instead (w ^ 0x80 = w + 128) and each lane starts from xc, -128 * (sum of its
+// 4 x bytes); the scales dw * dx of 16 blocks are multiplied at once, then spread with one permute
+// per step. About half the instructions of the 1 x 1 block, so one core keeps up with DRAM.
+PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int r0, int nr) {
+    const int C = j->w->cols, nb = C / PLM_QK;
+    const int8_t *xq = j->xq + (size_t)t * C, *wq = j->w->q + (size_t)r0 * C; // (C), (nr, C)
+    const int32_t *xc = j->xc + (size_t)t * (C / 4);                           // (C / 4)
+    const float *xd = j->xd + (size_t)t * nb, *wd = j->w->d + (size_t)r0 * nb; // (nb), (nr, nb)
+    const __m512i k80 = _mm512_set1_epi8((char)0x80), two = _mm512_set1_epi32(2);
+    const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __mmask64 half = 0xFFFFFFFFu;
+    const int pfr = prefetch_rows((size_t)C);
+    const int8_t *pf = r0 + nr + pfr <= j->w->rows ? wq + (size_t)pfr * C : NULL;
+    __m512 acc[2];
+    for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
+    for (int g = 0; g < nb; g += 16) { // groups of 16 blocks: 8 steps of 2 blocks
+        const int n = nb - g < 16 ? nb - g : 16;
+        const __mmask16 m16 = (__mmask16)((1u << n) - 1);
+        const __m512 xs = _mm512_maskz_loadu_ps(m16, xd + g);
+        __m512 s16[2];
+        for (int r = 0; r < nr; r++)
+            s16[r] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m16, wd + (size_t)r * nb + g), xs);
+        __m512i idx = spread; // lanes 0-7 take the scale of block i, lanes 8-15 that of i + 1
+        int i = g;
+        for (; i + 2 <= g + n; i += 2) {
+            const __m512i xv = _mm512_loadu_si512(xq + i * PLM_QK);
+            const __m512i cv = _mm512_loadu_si512(xc + i * 8);
+            for (int r = 0; r < nr; r++) {
+                const __m512 s = _mm512_permutexvar_ps(idx, s16[r]);
+                const __m512i wv = _mm512_loadu_si512(wq + (size_t)r * C + i * PLM_QK);
+                if (pf) _mm_prefetch((const char *)(pf + (size_t)r * C + i * PLM_QK), _MM_HINT_T0);
+                const __m512i dot = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(wv, k80), xv);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[r]);
+            }
+            idx = _mm512_add_epi32(idx, two);
+        }
+        if (i < g + n) { // a last single block: zeros in the upper half, as in q8_block_avx512
+            const __m512i xv = _mm512_maskz_loadu_epi8(half, xq + i * PLM_QK);
+            const __m512i cv = _mm512_maskz_loadu_epi32(0xFF, xc + i * 8);
+            for (int r = 0; r < nr; r++) {
+                const __m512 s = _mm512_permutexvar_ps(idx, s16[r]);
+                const __m512i wv = _mm512_maskz_loadu_epi8(half, wq + (size_t)r * C + i * PLM_QK);
+                const __m512i dot = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(wv, k80), xv);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        j->out[(size_t)t * j->w->rows + r0 + r] = _mm512_reduce_add_ps(acc[r]);
+}
+
 PLM_TARGET_AVX512 static void q8_tile_avx512(const matmul_job *j, int t0, int mt, int r0, int nr) {
     if (mt == 4 && nr == 4) q8_block_avx512(j, t0, 4, r0, 4);
     else if (mt == 4) q8_block_avx512(j, t0, 4, r0, 1);
     else if (nr == 4) q8_block_avx512(j, t0, 1, r0, 4);
-    else q8_block_avx512(j, t0, 1, r0, 1);
+    else if (nr == 2) q8_dot_avx512(j, t0, r0, 2);
+    else q8_dot_avx512(j, t0, r0, 1);
 }
 
 // quantize_avx512: quantize_scalar with one block in two registers; the same float operations in
@@ -465,16 +539,17 @@ static tile_kernel kernel_for(plm_matmul_isa isa, plm_dtype dtype) {
     if (!plm_matmul_isa_supported(isa)) isa = PLM_MATMUL_ISA_SCALAR;
     switch (isa) {
 #if PLM_X86
-    case PLM_MATMUL_ISA_AVX512: return q8 ? (tile_kernel){q8_tile_avx512, 4, 4}
-                                          : (tile_kernel){f32_tile_avx512, 4, 4};
-    case PLM_MATMUL_ISA_AVX2: return q8 ? (tile_kernel){q8_tile_avx2, 2, 2}
-                                        : (tile_kernel){f32_tile_avx2, 2, 4};
+    case PLM_MATMUL_ISA_AVX512: return q8 ? (tile_kernel){q8_tile_avx512, 4, 4, 2}
+                                          : (tile_kernel){f32_tile_avx512, 4, 4, 1};
+    case PLM_MATMUL_ISA_AVX2: return q8 ? (tile_kernel){q8_tile_avx2, 2, 2, 1}
+                                        : (tile_kernel){f32_tile_avx2, 2, 4, 1};
 #endif
 #if defined(__wasm_simd128__)
-    case PLM_MATMUL_ISA_WASM: return q8 ? (tile_kernel){q8_tile_wasm, 1, 4}
-                                        : (tile_kernel){f32_tile_wasm, 2, 4};
+    case PLM_MATMUL_ISA_WASM: return q8 ? (tile_kernel){q8_tile_wasm, 1, 4, 4}
+                                        : (tile_kernel){f32_tile_wasm, 2, 4, 1};
 #endif
-    default: return q8 ? (tile_kernel){q8_tile_scalar, 1, 1} : (tile_kernel){f32_tile_scalar, 1, 1};
+    default: return q8 ? (tile_kernel){q8_tile_scalar, 1, 1, 1}
+                       : (tile_kernel){f32_tile_scalar, 1, 1, 1};
     }
 }
 
@@ -509,13 +584,13 @@ void plm_mat_row(float *out, const plm_mat *w, int32_t r) {
 
 size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols) {
     const size_t n = (size_t)T * (size_t)cols;
-    return round_up64(n) + round_up64(n / PLM_QK * sizeof(float));
+    return round_up64(n) + round_up64(n / PLM_QK * sizeof(float)) + round_up64(n);
 }
 
 void plm_matmul_isa_run(plm_matmul_isa isa, plm_pool *pool, float *out, const float *inp,
                         const plm_mat *w, int32_t T, void *scratch) {
     assert(w->dtype == PLM_DTYPE_F32 || w->dtype == PLM_DTYPE_Q8_0);
-    matmul_job j = {kernel_for(isa, w->dtype), out, inp, NULL, NULL, w, T};
+    matmul_job j = {.kernel = kernel_for(isa, w->dtype), .out = out, .inp = inp, .w = w, .T = T};
     if (w->dtype == PLM_DTYPE_Q8_0) {
         assert(w->cols % PLM_QK == 0 && scratch != NULL);
         const size_t n = (size_t)T * (size_t)w->cols;
@@ -524,6 +599,13 @@ void plm_matmul_isa_run(plm_matmul_isa isa, plm_pool *pool, float *out, const fl
         plm_quantize_q8_0_isa(isa, xq, xd, inp, n);
         j.xq = xq;
         j.xd = xd;
+#if PLM_X86
+        if (j.kernel.fn == q8_tile_avx512) {
+            int32_t *xc = (int32_t *)(void *)((char *)xd + round_up64(n / PLM_QK * sizeof(float)));
+            q8_prepare_avx512(xc, xq, n);
+            j.xc = xc;
+        }
+#endif
     }
     plm_pool_run(pool, matmul_worker, &j);
 }

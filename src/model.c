@@ -716,6 +716,23 @@ static plm_status save_generation_config(const plm_config *c, const char *path, 
     return plm_writer_commit(f, err);
 }
 
+// save_hf_json: config.json, generation_config.json and (with a tokenizer) the tokenizer files.
+static plm_status save_hf_json(const plm_model *m, const char *dir, plm_dtype dtype,
+                               plm_error *err) {
+    char path[4096];
+    if (plm_path_join(path, sizeof path, dir, "generation_config.json"))
+        return plm_fail(err, PLM_ERR_ARG, "%s: path too long", dir);
+    plm_status s = save_generation_config(&m->config, path, err);
+    if (s == PLM_OK) {
+        plm_path_join(path, sizeof path, dir, "config.json");
+        s = save_hf_config(m, path, dtype, err);
+    }
+    if (s == PLM_OK && m->tokenizer)
+        s = plm_tokenizer_save_dir(m->tokenizer, dir, m->config.bos_token_id,
+                                   m->config.eos_token_id, err);
+    return s;
+}
+
 static plm_status save_hf(const plm_model *m, wref *w, int32_t n, const char *dir, plm_dtype dtype,
                           plm_error *err) {
     char path[4096];
@@ -733,19 +750,15 @@ static plm_status save_hf(const plm_model *m, wref *w, int32_t n, const char *di
     if (s == PLM_OK && plm_path_join(path, sizeof path, dir, "model.safetensors"))
         s = plm_fail(err, PLM_ERR_ARG, "%s: path too long", dir);
     if (s == PLM_OK) s = plm_safetensors_write(path, info, n, 1, fill_weight, &ctx, err);
-    if (s == PLM_OK) {
-        plm_path_join(path, sizeof path, dir, "config.json");
-        s = save_hf_config(m, path, dtype, err);
-    }
-    if (s == PLM_OK) {
-        plm_path_join(path, sizeof path, dir, "generation_config.json");
-        s = save_generation_config(&m->config, path, err);
-    }
-    if (s == PLM_OK && m->tokenizer)
-        s = plm_tokenizer_save_dir(m->tokenizer, dir, m->config.bos_token_id,
-                                   m->config.eos_token_id, err);
+    if (s == PLM_OK) s = save_hf_json(m, dir, dtype, err);
     free(info);
     return s;
+}
+
+plm_status plm_model_save_json(const plm_model *m, const char *dir, plm_error *err) {
+    if (!m || !dir) return plm_fail(err, PLM_ERR_ARG, "plm_model_save_json: NULL argument");
+    plm_status s = plm_mkdir(dir, err);
+    return s == PLM_OK ? save_hf_json(m, dir, PLM_DTYPE_F32, err) : s;
 }
 
 // gguf_tokenizer_meta: tokenizer.ggml.* from the model's tokenizer, as llama.cpp reads them.

@@ -40,4 +40,9 @@ struct plm_model {
 // the caller fills the weights. Free with plm_model_free.
 plm_status plm_model_alloc(plm_model **out, const plm_config *cfg, plm_error *err);
 
+// plm_model_save_json: only the JSON files of plm_model_save's HF directory (config.json,
+// generation_config.json, tokenizer.json and tokenizer_config.json when m has a tokenizer) into dir
+// (created if needed), atomically file by file; for writers of other weight formats (ONNX).
+plm_status plm_model_save_json(const plm_model *m, const char *dir, plm_error *err);
+
 #endif

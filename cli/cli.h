@@ -20,6 +20,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 // cli_error: print "pocketlm <cmd>: <message>" to stderr; returns 1.
 int cli_error(const char *cmd, const plm_error *err);
@@ -65,5 +66,17 @@ char *cli_read_file(const char *cmd, const char *path, size_t *len);
 
 // cli_print_json_str: s (n bytes) as a JSON string to stdout.
 void cli_print_json_str(const char *s, size_t n);
+
+// cli_task: how a model is prompted for the task (cli/task.c): the template of DESIGN.md when the
+// tokenizer has <|OUTPUT_START|> and <|OUTPUT_END|> (stop at end_id), else the plain template
+// "Rephrase the following:\nInput: {input}\nOutput: " that stops at a newline.
+typedef struct {
+    int markers;    // 1: the task template with its markers
+    int32_t end_id; // id of <|OUTPUT_END|> when markers, else -1
+} cli_task;
+cli_task cli_task_of(const plm_tokenizer *tok);
+// cli_task_text: the prompt for input (malloc'd; NULL when out of memory); with a target, the whole
+// example, target and end (<|OUTPUT_END|> or a newline) included: a shot for few-shot prompts.
+char *cli_task_text(const cli_task *t, const char *input, const char *target);
 
 #endif

@@ -16,6 +16,7 @@ static const cli_command commands[] = {
     {"perplexity", cmd_perplexity, "mean NLL and perplexity of a text file"},
     {"convert", cmd_convert, "between HF directories and GGUF files"},
     {"finetune", cmd_finetune, "LoRA fine-tuning on task data (PEFT adapter out)"},
+    {"eval", cmd_eval, "paraphrase quality: BLEU, self-BLEU, iBLEU on a PAWS TSV"},
     {"merge", cmd_merge, "fold a LoRA adapter into a new model directory"},
     {"bench", cmd_bench, "prefill and decode speed, peak memory"},
 };

@@ -1,0 +1,37 @@
+#!/bin/sh
+# bleu_sacrebleu.test.sh: pocketlm's BLEU (`pocketlm eval --score HYP REF`, i.e. plm_bleu) against
+# PyPI sacrebleu's corpus_bleu on 500 random pairs made from PAWS test sentences with random edits
+# (tests/bleu_ref.py): the whole corpus and each block of 50 lines must agree within 1e-6.
+# Runs only where python3 can import sacrebleu (pip install sacrebleu); prints SKIP otherwise.
+set -u
+B=${BUILD:-build}
+PY=${PYTHON:-python3}
+PAWS=${PAWS_TEST:-../shared/data/paws/test.tsv}
+if ! $PY -c 'import sacrebleu' 2>/dev/null; then
+    echo "bleu_sacrebleu: SKIP (python3 cannot import sacrebleu)"
+    exit 0
+fi
+if [ ! -f "$PAWS" ]; then
+    echo "bleu_sacrebleu: SKIP (no $PAWS)"
+    exit 0
+fi
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+$PY tests/bleu_ref.py make "$PAWS" 500 1234 "$d/hyp" "$d/ref" || exit 1
+fail=0
+# check NAME HYP REF: both scores, and whether they agree within 1e-6
+check() {
+    ours=$("$B/pocketlm" eval --score "$2" "$3" | sed -E 's/^BLEU = ([0-9.]+).*/\1/')
+    theirs=$($PY tests/bleu_ref.py score "$2" "$3" 2>/dev/null)
+    ok=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { d = a - b; if (d < 0) d = -d; print (a != "" && b != "" && d <= 1e-6) ? "ok" : "FAIL" }')
+    echo "  $1: pocketlm $ours sacrebleu $theirs $ok"
+    [ "$ok" = ok ] || fail=1
+}
+check "500 pairs" "$d/hyp" "$d/ref"
+for k in 0 1 2 3 4 5 6 7 8 9; do
+    a=$((k * 50 + 1)) ; b=$((k * 50 + 50))
+    sed -n "${a},${b}p" "$d/hyp" > "$d/h$k" ; sed -n "${a},${b}p" "$d/ref" > "$d/r$k"
+    check "lines $a-$b" "$d/h$k" "$d/r$k"
+done
+[ $fail = 0 ] && echo "bleu_sacrebleu: ok" || echo "bleu_sacrebleu: FAILED"
+exit $fail

@@ -8,6 +8,14 @@
 #include <math.h>
 #include <string.h>
 
+// The attention loops are compiled for AVX-512, AVX2 and baseline x86-64, chosen at load time
+// (the binary stays portable). The code is the same, and so is the order of every sum.
+#if defined(__x86_64__) && defined(__ELF__) && (defined(__clang__) || defined(__GNUC__))
+#define PLM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define PLM_CLONES
+#endif
+
 // ---- embedding ----
 
 void plm_embedding_forward(float *out, const int32_t *ids, const plm_mat *w, int T) {
@@ -63,8 +71,22 @@ void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0
 
 // ---- attention ----
 
-void plm_attention_forward(float *out, float *att, int att_stride, const float *q, const float *k,
-                           const float *v, int T, int P, int H, int K, int D, int i0, int i1) {
+// dot: sum of x[i] * y[i] as 16 interleaved partial sums added in a fixed order at the end: the
+// compiler vectorizes it without reassociating anything, so every build gives the same bits
+static inline __attribute__((always_inline)) float dot(const float *x, const float *y, int n) {
+    float part[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) part[j] += x[i + j] * y[i + j];
+    float s = 0.0f;
+    for (int j = 0; j < 16; j++) s += part[j];
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+PLM_CLONES void plm_attention_forward(float *out, float *att, int att_stride, const float *q,
+                                      const float *k, const float *v, int T, int P, int H, int K,
+                                      int D, int i0, int i1) {
     assert(i0 >= 0 && i1 <= T * H && H % K == 0);
     int group = H / K; // query heads per KV head (repeat_kv)
     float scale = 1.0f / sqrtf((float)D);
@@ -76,10 +98,7 @@ void plm_attention_forward(float *out, float *att, int att_stride, const float *
         // scores and their max, for a stable softmax
         float mx = -INFINITY;
         for (int s = 0; s < n; s++) {
-            const float *ks = k + ((size_t)s * K + kh) * D;
-            float dot = 0.0f;
-            for (int d = 0; d < D; d++) dot += qt[d] * ks[d];
-            a[s] = dot * scale;
+            a[s] = dot(qt, k + ((size_t)s * K + kh) * D, D) * scale;
             if (a[s] > mx) mx = a[s];
         }
         float sum = 0.0f;
@@ -149,9 +168,10 @@ void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int po
     }
 }
 
-void plm_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
-                            int att_stride, const float *q, const float *k, const float *v, int T,
-                            int H, int K, int D, int k0, int k1) {
+PLM_CLONES void plm_attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                                       const float *att, int att_stride, const float *q,
+                                       const float *k, const float *v, int T, int H, int K, int D,
+                                       int k0, int k1) {
     int group = H / K;
     float scale = 1.0f / sqrtf((float)D);
     for (int kh = k0; kh < k1; kh++)
@@ -163,20 +183,13 @@ void plm_attention_backward(float *dq, float *dk, float *dv, const float *dout, 
                 float *gq = dq + ((size_t)t * H + h) * D;
                 // da_s = dout . v_s, and sum_s a_s da_s for the softmax backward
                 float dsum = 0.0f;
-                for (int s = 0; s <= t; s++) {
-                    const float *vs = v + ((size_t)s * K + kh) * D;
-                    float da = 0.0f;
-                    for (int d = 0; d < D; d++) da += go[d] * vs[d];
-                    dsum += a[s] * da;
-                }
+                for (int s = 0; s <= t; s++) dsum += a[s] * dot(go, v + ((size_t)s * K + kh) * D, D);
                 for (int s = 0; s <= t; s++) {
                     const float *vs = v + ((size_t)s * K + kh) * D;
                     const float *ks = k + ((size_t)s * K + kh) * D;
                     float *gk = dk + ((size_t)s * K + kh) * D;
                     float *gv = dv + ((size_t)s * K + kh) * D;
-                    float da = 0.0f;
-                    for (int d = 0; d < D; d++) da += go[d] * vs[d];
-                    float ds = a[s] * (da - dsum) * scale; // softmax backward, then the 1/sqrt(D)
+                    float ds = a[s] * (dot(go, vs, D) - dsum) * scale; // softmax backward, 1/sqrt(D)
                     for (int d = 0; d < D; d++) {
                         gv[d] += a[s] * go[d]; // out = sum_s a_s v_s
                         gq[d] += ds * ks[d];   // score_s = q . k_s

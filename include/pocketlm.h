@@ -406,6 +406,40 @@ plm_status plm_bleu(const char *const *hyps, const char *const *refs, int32_t n,
 // PLM_ERR_NOMEM.
 int64_t plm_bleu_tokenize(const char *text, size_t len, char *out, size_t cap);
 
+// ---- local HTTP server (`pocketlm serve`) ----
+
+// The server: one accept loop on a TCP socket; each connection gets a thread for its I/O (bounded:
+// more than max_conns at once get 503); generation requests take turns on the one session, with at
+// most max_pending waiting (more get 503). Routes: GET /v1/health, POST /v1/paraphrase,
+// POST /v1/completions (an OpenAI-compatible subset, with server-sent events when "stream": true),
+// GET /model.gguf (model_file, with Range), and static files from web_dir ("/" is index.html).
+typedef struct {
+    const char *host;        // address to listen on ("127.0.0.1"); a numeric IPv4 or IPv6 address
+    int32_t port;            // 8080; 0 = a free port, reported through on_log
+    const char *web_dir;     // directory of static files, or NULL (then only the API is served)
+    const char *model_file;  // file served at GET /model.gguf, or NULL (404)
+    const char *model_name;  // the name reported by /v1/health and in completions
+    int coi;                 // 1: send COOP same-origin + COEP require-corp (threaded wasm needs it)
+    plm_session *session;    // the engine for /v1/*; borrowed, used by one request at a time, or NULL
+    int32_t max_pending;     // generation requests waiting for the session (16)
+    int32_t max_conns;       // connections served at once (64)
+    int32_t max_body;        // request body limit in bytes (65536); larger gets 413
+    int32_t timeout_ms;      // a client that sends or takes nothing for this long is dropped (10000)
+    // should_stop: polled a few times a second (from the accept loop and during generation);
+    // non-zero stops the server: the socket is closed, requests in flight end, run returns PLM_OK.
+    int (*should_stop)(void *user);
+    // on_log: one line per event (listening address, each request), without a newline; called
+    // from the server's threads, one call at a time. May be NULL.
+    void (*on_log)(void *user, const char *line);
+    void *user;
+} plm_server_params;
+
+plm_server_params plm_server_default_params(void);
+
+// plm_server_run: bind, listen and serve until should_stop says so. Returns PLM_OK after a clean
+// stop, or PLM_ERR_IO when the address cannot be bound (err says why), PLM_ERR_ARG for bad params.
+plm_status plm_server_run(const plm_server_params *params, plm_error *err);
+
 #ifdef __cplusplus
 }
 #endif

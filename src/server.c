@@ -1,0 +1,940 @@
+// server.c: the local HTTP server behind `pocketlm serve` (plm_server_run in pocketlm.h): static
+// files of the web app, the model file for the page, and a JSON API on the native engine
+// (/v1/health, /v1/paraphrase, and an OpenAI-compatible subset of /v1/completions with server-sent
+// events). Request heads are parsed by http.c, bodies by json.c; this file owns the sockets.
+//
+// Concurrency: one accept loop; each connection gets a joinable thread for its I/O (at most
+// max_conns, else 503), so a slow client never blocks the others. The one session is a critical
+// section: a generation request waits its turn in a queue of at most max_pending (else 503).
+// Every socket has send and receive timeouts, and the whole request must arrive within timeout_ms.
+// Stopping: should_stop is polled; then the listening socket closes, open sockets are shut down
+// (which ends their reads, writes and generations), and every thread is joined before returning.
+// Not here: TLS, keep-alive (every response ends with Connection: close), chunked request bodies.
+#define _POSIX_C_SOURCE 200809L
+#include "base.h"
+#include "http.h"
+#include "json.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+plm_server_params plm_server_default_params(void) {
+    plm_server_params p;
+    memset(&p, 0, sizeof p);
+    p.host = "127.0.0.1";
+    p.port = 8080;
+    p.model_name = "pocketlm";
+    p.coi = 1;
+    p.max_pending = 16;
+    p.max_conns = 64;
+    p.max_body = 65536;
+    p.timeout_ms = 10000;
+    return p;
+}
+
+#if defined(__EMSCRIPTEN__)
+plm_status plm_server_run(const plm_server_params *params, plm_error *err) {
+    (void)params;
+    return plm_fail(err, PLM_ERR_UNSUPPORTED, "serve: no sockets in a WebAssembly build");
+}
+#else
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 // no such flag (macOS): the caller must ignore SIGPIPE (the CLI does)
+#endif
+
+#define HEAD_MAX 8192        // request head limit: larger gets 431
+#define POLL_MS 200          // how often the accept loop checks should_stop
+#define MAX_STOP_STRINGS 4   // OpenAI's limit for "stop"
+#define FILE_CHUNK 65536     // static files are sent in pieces of this size
+
+// ---- growable text buffer for JSON responses ----
+
+typedef struct {
+    char *p;      // (cap) bytes, NUL-terminated when n > 0
+    size_t n, cap;
+    int oom;      // an append failed; the buffer keeps what fit before
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = (b->n + n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+static void sb_addf(sbuf *b, const char *fmt, ...) PLM_PRINTF(2, 3);
+static void sb_addf(sbuf *b, const char *fmt, ...) {
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof small) {
+        sb_add(b, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        b->oom = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sb_add(b, big, (size_t)n);
+    free(big);
+}
+
+// utf8_len: length of the valid UTF-8 character at s (n bytes left), or 0 when it is not valid
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    size_t k = s[0] < 0x80 ? 1 : (s[0] >> 5) == 6 ? 2 : (s[0] >> 4) == 14 ? 3 : (s[0] >> 3) == 30 ? 4 : 0;
+    if (k == 0 || k > n) return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    uint32_t c = k == 2 ? (s[0] & 0x1fu) << 6 | (s[1] & 0x3fu)
+               : k == 3 ? (s[0] & 0x0fu) << 12 | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu)
+               : k == 4 ? (s[0] & 0x07u) << 18 | (s[1] & 0x3fu) << 12 | (s[2] & 0x3fu) << 6 | (s[3] & 0x3fu)
+                        : s[0];
+    if ((k == 2 && c < 0x80) || (k == 3 && (c < 0x800 || (c >= 0xd800 && c < 0xe000))) ||
+        (k == 4 && (c < 0x10000 || c > 0x10ffff)))
+        return 0; // overlong, surrogate or out of range
+    return k;
+}
+
+// sb_json_str: s (n bytes) as a quoted JSON string; bytes that are not UTF-8 become U+FFFD
+static void sb_json_str(sbuf *b, const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    sb_add(b, "\"", 1);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        size_t k = utf8_len(u + i, n - i);
+        if (k == 0) {
+            sb_add(b, "\xef\xbf\xbd", 3);
+            i++;
+        } else if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            sb_add(b, e, 2);
+            i++;
+        } else if (c < 0x20) {
+            if (c == '\n') sb_add(b, "\\n", 2);
+            else if (c == '\t') sb_add(b, "\\t", 2);
+            else if (c == '\r') sb_add(b, "\\r", 2);
+            else sb_addf(b, "\\u%04x", c);
+            i++;
+        } else {
+            sb_add(b, s + i, k);
+            i += k;
+        }
+    }
+    sb_add(b, "\"", 1);
+}
+
+// ---- server and connection state ----
+
+typedef struct {
+    pthread_t thread; // joined by the accept loop once done
+    int used;         // a thread was started for this slot
+    int done;         // the thread has finished (join it)
+    int fd;           // its socket while open, else -1 (shut down on stop)
+} slot;
+
+typedef struct {
+    const plm_server_params *p;
+    int listen_fd;
+    atomic_int stopping;        // set once should_stop said so
+    pthread_mutex_t lock;       // guards the slots and the session queue
+    pthread_cond_t turn;        // signalled when the session frees up or on stop
+    slot *slots;                // (max_conns)
+    int gen_busy;               // 1 while a request holds the session
+    int gen_waiting;            // requests waiting for the session
+    atomic_uint_fast64_t n_req; // requests seen: completion ids
+    pthread_mutex_t log_lock;   // one on_log call at a time
+} server;
+
+typedef struct {
+    server *srv;
+    int slot;                   // index in srv->slots
+    int fd;                     // the client's socket
+    char peer[64];              // client address, for the log
+    double t0;                  // when the connection was accepted (plm_time)
+    char head[HEAD_MAX + 1];    // the request head and the first bytes of the body
+    size_t len;                 // bytes in head
+    plm_http_request req;       // the parsed head
+    char *body;                 // (body_len) the request body, NUL-terminated; or NULL
+    size_t body_len;
+    int status;                 // the status sent, for the log (0 = none)
+    uint64_t sent;              // bytes sent
+    int broken;                 // a send failed: the client is gone
+} conn;
+
+static void server_log(server *s, const char *fmt, ...) PLM_PRINTF(2, 3);
+static void server_log(server *s, const char *fmt, ...) {
+    if (!s->p->on_log) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&s->log_lock);
+    s->p->on_log(s->p->user, line);
+    pthread_mutex_unlock(&s->log_lock);
+}
+
+static int server_stopping(server *s) {
+    if (atomic_load(&s->stopping)) return 1;
+    if (s->p->should_stop && s->p->should_stop(s->p->user)) atomic_store(&s->stopping, 1);
+    return atomic_load(&s->stopping);
+}
+
+// ---- sending ----
+
+// send_all: all n bytes, or mark the connection broken (client gone, or too slow: SO_SNDTIMEO)
+static int send_all(conn *c, const void *buf, size_t n) {
+    const char *p = buf;
+    while (n > 0 && !c->broken) {
+        ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            c->broken = 1;
+            break;
+        }
+        p += k;
+        n -= (size_t)k;
+        c->sent += (uint64_t)k;
+    }
+    return c->broken ? -1 : 0;
+}
+
+// send_head: status line and headers. length < 0 means no Content-Length (the body ends when the
+// connection closes: server-sent events). extra: more header lines, each ending in "\r\n", or NULL.
+static int send_head(conn *c, int status, const char *type, int64_t length, const char *extra) {
+    char h[1024];
+    int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status,
+                     plm_http_reason(status), type);
+    if (length >= 0) n += snprintf(h + n, sizeof h - (size_t)n, "Content-Length: %lld\r\n", (long long)length);
+    if (c->srv->p->coi)
+        n += snprintf(h + n, sizeof h - (size_t)n,
+                      "Cross-Origin-Opener-Policy: same-origin\r\n"
+                      "Cross-Origin-Embedder-Policy: require-corp\r\n"
+                      "Cross-Origin-Resource-Policy: same-origin\r\n");
+    n += snprintf(h + n, sizeof h - (size_t)n,
+                  "X-Content-Type-Options: nosniff\r\nCache-Control: no-cache\r\n"
+                  "Connection: close\r\n%s\r\n", extra ? extra : "");
+    c->status = status;
+    return send_all(c, h, (size_t)n < sizeof h ? (size_t)n : sizeof h - 1);
+}
+
+static void send_json(conn *c, int status, const sbuf *b, const char *extra) {
+    if (b->oom) {
+        static const char oom[] = "{\"error\": {\"message\": \"out of memory\", \"code\": 500}}";
+        send_head(c, 500, "application/json", (int64_t)sizeof oom - 1, NULL);
+        if (strcmp(c->req.method, "HEAD")) send_all(c, oom, sizeof oom - 1);
+        return;
+    }
+    send_head(c, status, "application/json", (int64_t)b->n, extra);
+    if (strcmp(c->req.method, "HEAD")) send_all(c, b->p, b->n);
+}
+
+// send_error: {"error": {"message": ..., "type": ..., "code": status}} (OpenAI's shape)
+static void send_error(conn *c, int status, const char *extra, const char *fmt, ...) PLM_PRINTF(4, 5);
+static void send_error(conn *c, int status, const char *extra, const char *fmt, ...) {
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sbuf b = {0};
+    sb_add(&b, "{\"error\": {\"message\": ", 22);
+    sb_json_str(&b, msg, strlen(msg));
+    sb_addf(&b, ", \"type\": \"%s\", \"code\": %d}}\n",
+            status >= 500 ? "server_error" : "invalid_request_error", status);
+    send_json(c, status, &b, extra);
+    free(b.p);
+}
+
+// client_gone: 1 when the peer has closed its end (checked during generation)
+static int client_gone(conn *c) {
+    if (c->broken) return 1;
+    struct pollfd pf = {c->fd, POLLIN, 0};
+    if (poll(&pf, 1, 0) <= 0) return 0;
+    if (pf.revents & (POLLERR | POLLHUP | POLLNVAL)) return 1;
+    char b;
+    ssize_t k = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+// ---- reading the request ----
+
+// recv_some: up to n bytes into buf; 0 when the peer closed, -1 on error or timeout (SO_RCVTIMEO)
+static ssize_t recv_some(conn *c, char *buf, size_t n) {
+    for (;;) {
+        ssize_t k = recv(c->fd, buf, n, 0);
+        if (k < 0 && errno == EINTR && !server_stopping(c->srv)) continue;
+        return k;
+    }
+}
+
+static int late(const conn *c) {
+    return plm_time() - c->t0 > c->srv->p->timeout_ms / 1000.0;
+}
+
+// read_request: the head (parsed into c->req) and the body. Returns 0, or -1 after sending an
+// error or when the client went away (then nothing is sent).
+static int read_request(conn *c) {
+    int rc = 0;
+    while (rc == 0) {
+        if (c->len == HEAD_MAX) return send_error(c, 431, NULL, "request head over %d bytes", HEAD_MAX), -1;
+        ssize_t k = recv_some(c, c->head + c->len, HEAD_MAX - c->len);
+        if (k == 0) return -1;
+        if (k < 0 || late(c)) {
+            if (c->len > 0) send_error(c, 408, NULL, "the request did not arrive in time");
+            return -1;
+        }
+        c->len += (size_t)k;
+        rc = plm_http_parse(&c->req, c->head, c->len);
+    }
+    if (rc < 0) {
+        int st = -rc;
+        strcpy(c->req.method, "?");
+        return send_error(c, st, NULL, "%s", st == 414 ? "the path is too long" :
+                          st == 501 ? "Transfer-Encoding is not supported: send Content-Length" :
+                          st == 505 ? "only HTTP/1.0 and HTTP/1.1" : "malformed request head"), -1;
+    }
+    int64_t cl = c->req.content_length;
+    if (strcmp(c->req.method, "POST") == 0 && cl < 0)
+        return send_error(c, 411, NULL, "a POST needs Content-Length"), -1;
+    if (cl <= 0) return 0;
+    if (cl > c->srv->p->max_body)
+        return send_error(c, 413, NULL, "request body of %lld bytes; the limit is %d",
+                          (long long)cl, c->srv->p->max_body), -1;
+    c->body = malloc((size_t)cl + 1);
+    if (!c->body) return send_error(c, 500, NULL, "out of memory"), -1;
+    size_t have = c->len - c->req.head_len;
+    if (have > (size_t)cl) have = (size_t)cl;
+    memcpy(c->body, c->head + c->req.head_len, have);
+    while (have < (size_t)cl) {
+        ssize_t k = recv_some(c, c->body + have, (size_t)cl - have);
+        if (k == 0) return -1;
+        if (k < 0 || late(c)) return send_error(c, 408, NULL, "the request body did not arrive in time"), -1;
+        have += (size_t)k;
+    }
+    c->body[cl] = 0;
+    c->body_len = (size_t)cl;
+    return 0;
+}
+
+// ---- static files and the model file ----
+
+// serve_file: path (a regular file) with Range support; GET or HEAD
+static void serve_file(conn *c, const char *path, const char *type) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) close(fd);
+        send_error(c, 404, NULL, "%s: not found", c->req.path);
+        return;
+    }
+    uint64_t size = (uint64_t)st.st_size, first, last;
+    int part = plm_http_range(&c->req, size, &first, &last);
+    char extra[160];
+    if (part < 0) {
+        snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
+        send_error(c, 416, extra, "range outside the %llu bytes of %s", (unsigned long long)size, c->req.path);
+        close(fd);
+        return;
+    }
+    uint64_t n = size ? last - first + 1 : 0;
+    if (part) snprintf(extra, sizeof extra, "Accept-Ranges: bytes\r\nContent-Range: bytes %llu-%llu/%llu\r\n",
+                       (unsigned long long)first, (unsigned long long)last, (unsigned long long)size);
+    else snprintf(extra, sizeof extra, "Accept-Ranges: bytes\r\n");
+    send_head(c, part ? 206 : 200, type, (int64_t)n, extra);
+    if (strcmp(c->req.method, "HEAD") == 0) n = 0;
+    char *buf = n ? malloc(FILE_CHUNK) : NULL;
+    if (n && !buf) c->broken = 1;
+    off_t off = (off_t)first;
+    while (n > 0 && !c->broken && !server_stopping(c->srv)) {
+        ssize_t k = pread(fd, buf, n < FILE_CHUNK ? (size_t)n : FILE_CHUNK, off);
+        if (k <= 0) break; // the file shrank or failed: the short body tells the client
+        if (send_all(c, buf, (size_t)k)) break;
+        off += k;
+        n -= (uint64_t)k;
+    }
+    free(buf);
+    close(fd);
+}
+
+// serve_static: GET/HEAD of a file under one of the ':'-separated web directories
+static void serve_static(conn *c) {
+    const char *path = strcmp(c->req.path, "/") == 0 ? "/index.html" : c->req.path;
+    if (!plm_http_path_ok(path)) {
+        send_error(c, 403, NULL, "%s: not a path this server serves", c->req.path);
+        return;
+    }
+    const char *dirs = c->srv->p->web_dir;
+    char full[PLM_HTTP_MAX_PATH + 4096];
+    while (dirs && *dirs) {
+        const char *colon = strchr(dirs, ':');
+        size_t dn = colon ? (size_t)(colon - dirs) : strlen(dirs);
+        if (dn > 0 && dn < 4000) {
+            snprintf(full, sizeof full, "%.*s%s", (int)dn, dirs, path);
+            struct stat st;
+            if (stat(full, &st) == 0 && S_ISREG(st.st_mode)) {
+                serve_file(c, full, plm_http_mime(path));
+                return;
+            }
+        }
+        dirs = colon ? colon + 1 : NULL;
+    }
+    send_error(c, 404, NULL, "%s: not found", c->req.path);
+}
+
+// ---- the session queue ----
+
+// session_acquire: wait for the session. 0 = held; -1 = the queue is full; -2 = stopping.
+static int session_acquire(server *s) {
+    pthread_mutex_lock(&s->lock);
+    if (s->gen_busy && s->gen_waiting >= s->p->max_pending) {
+        pthread_mutex_unlock(&s->lock);
+        return -1;
+    }
+    s->gen_waiting++;
+    while (s->gen_busy && !atomic_load(&s->stopping)) {
+        struct timespec ts; // wake now and then: should_stop is polled, not signalled
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += POLL_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&s->turn, &s->lock, &ts);
+    }
+    s->gen_waiting--;
+    int rc = atomic_load(&s->stopping) ? -2 : 0;
+    if (rc == 0) s->gen_busy = 1;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static void session_release(server *s) {
+    pthread_mutex_lock(&s->lock);
+    s->gen_busy = 0;
+    pthread_cond_broadcast(&s->turn);
+    pthread_mutex_unlock(&s->lock);
+}
+
+// ---- generation requests ----
+
+typedef enum { API_PARAPHRASE, API_COMPLETIONS } api_kind;
+
+typedef struct {
+    conn *c;
+    api_kind kind;
+    int stream;            // 1: server-sent events as text arrives
+    sbuf text;             // the whole generated text
+    char id[32];           // "cmpl-N"
+    long long created;     // unix time, for the OpenAI shape
+    int stopped;           // generation was stopped: client gone or server stopping
+} gen_ctx;
+
+// sse_chunk: one "data: {...}\n\n" event carrying a piece of text
+static int sse_chunk(gen_ctx *g, const char *text, size_t len, const char *finish) {
+    sbuf b = {0};
+    sb_add(&b, "data: ", 6);
+    if (g->kind == API_COMPLETIONS) {
+        sb_addf(&b, "{\"id\": \"%s\", \"object\": \"text_completion\", \"created\": %lld, \"model\": ",
+                g->id, g->created);
+        sb_json_str(&b, g->c->srv->p->model_name, strlen(g->c->srv->p->model_name));
+        sb_add(&b, ", \"choices\": [{\"text\": ", 23);
+        sb_json_str(&b, text, len);
+        sb_addf(&b, ", \"index\": 0, \"logprobs\": null, \"finish_reason\": %s%s%s}]}\n\n",
+                finish ? "\"" : "", finish ? finish : "null", finish ? "\"" : "");
+    } else {
+        sb_add(&b, "{\"text\": ", 9);
+        sb_json_str(&b, text, len);
+        sb_add(&b, "}\n\n", 3);
+    }
+    int rc = b.oom ? -1 : send_all(g->c, b.p, b.n);
+    free(b.p);
+    return rc;
+}
+
+static int on_text(void *user, const char *text, size_t len) {
+    gen_ctx *g = user;
+    if (server_stopping(g->c->srv) || client_gone(g->c)) return g->stopped = 1;
+    sb_add(&g->text, text, len);
+    if (g->text.oom) return g->stopped = 1;
+    if (g->stream && sse_chunk(g, text, len, NULL)) return g->stopped = 1;
+    return 0;
+}
+
+// opt_num: the number at key in the request object, range-checked; 0 = absent or fine, -1 = sent 400
+static int opt_num(conn *c, const plm_json *j, const char *key, double lo, double hi, double *out) {
+    int32_t i = plm_json_get(j, 0, key);
+    if (i < 0 || j->tok[i].type == PLM_JSON_NULL) return 0;
+    double v;
+    if (plm_json_num(j, i, &v) || !(v >= lo && v <= hi))
+        return send_error(c, 400, NULL, "\"%s\" must be a number in [%g, %g]", key, lo, hi), -1;
+    *out = v;
+    return 0;
+}
+
+// json_dup: the decoded string at token i as a new NUL-terminated buffer (*len bytes), or NULL
+static char *json_dup(const plm_json *j, int32_t i, size_t *len) {
+    int64_t n = plm_json_str(j, i, NULL, 0);
+    if (n < 0) return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (s) plm_json_str(j, i, s, (size_t)n + 1);
+    if (len) *len = (size_t)n;
+    return s;
+}
+
+static const char *finish_reason(plm_stop_reason r) {
+    return r == PLM_STOP_LENGTH || r == PLM_STOP_CONTEXT ? "length" : "stop";
+}
+
+// handle_generate: /v1/paraphrase and /v1/completions: parse, tokenize, wait for the session,
+// generate (streaming when asked), answer.
+static void handle_generate(conn *c, api_kind kind) {
+    server *s = c->srv;
+    plm_session *ses = s->p->session;
+    if (!ses) {
+        send_error(c, 503, NULL, "this server has no model loaded");
+        return;
+    }
+    if (!c->req.json) {
+        send_error(c, 415, NULL, "send the body as Content-Type: application/json");
+        return;
+    }
+    plm_json j = {0};
+    plm_error err = {0};
+    gen_ctx g = {0};
+    char *input = NULL, *prompt = NULL, *stops[MAX_STOP_STRINGS] = {0};
+    int32_t *ids = NULL, n_stops = 0;
+    size_t input_len = 0;
+    if (!c->body || plm_json_parse(&j, c->body, c->body_len, "request body", &err) != PLM_OK) {
+        send_error(c, 400, NULL, "%s", c->body ? err.msg : "the request has no body");
+        goto done;
+    }
+    if (j.tok[0].type != PLM_JSON_OBJECT) {
+        send_error(c, 400, NULL, "the request body must be a JSON object");
+        goto done;
+    }
+    const char *key = kind == API_PARAPHRASE ? "text" : "prompt";
+    int32_t ti = plm_json_get(&j, 0, key);
+    if (ti < 0 || j.tok[ti].type != PLM_JSON_STRING) {
+        send_error(c, 400, NULL, "\"%s\" must be a string", key);
+        goto done;
+    }
+    if (!(input = json_dup(&j, ti, &input_len))) {
+        send_error(c, 500, NULL, "out of memory");
+        goto done;
+    }
+    // sampling: the paraphrase defaults are the CLI's (the seed's): top-k 8, temperature 0.8, 64
+    // tokens; the completion defaults are OpenAI's: temperature 1, 16 tokens
+    plm_generate_params gp = plm_generate_default_params();
+    plm_sampler_params *sp = &gp.sampler;
+    double max_tokens = kind == API_PARAPHRASE ? 64 : 16, temp = kind == API_PARAPHRASE ? 0.8 : 1.0;
+    double top_k = kind == API_PARAPHRASE ? 8 : 0, top_p = 1, seed = -1;
+    if (opt_num(c, &j, "max_tokens", 0, plm_session_n_ctx(ses), &max_tokens) ||
+        opt_num(c, &j, "temperature", 0, 100, &temp) || opt_num(c, &j, "top_k", 0, 1 << 24, &top_k) ||
+        opt_num(c, &j, "top_p", 1e-6, 1, &top_p) || opt_num(c, &j, "seed", 0, 9007199254740991.0, &seed))
+        goto done;
+    gp.max_tokens = (int32_t)max_tokens;
+    sp->temperature = (float)temp;
+    sp->top_k = (int32_t)top_k;
+    sp->top_p = (float)top_p;
+    uint64_t n_req = atomic_fetch_add(&s->n_req, 1);
+    sp->seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) * 2654435761u + n_req;
+    int32_t si = plm_json_get(&j, 0, "stream");
+    if (si >= 0 && j.tok[si].type != PLM_JSON_NULL && (g.stream = plm_json_bool(&j, si)) < 0) {
+        send_error(c, 400, NULL, "\"stream\" must be true or false");
+        goto done;
+    }
+    // the prompt, and what ends the generation
+    const plm_tokenizer *tok = plm_session_tokenizer(ses);
+    int32_t end_id = -1;
+    size_t plen = input_len;
+    if (kind == API_PARAPHRASE) {
+        // the task template (plm_task_prompt); a model without the task markers gets the template
+        // without <|OUTPUT_START|> and stops at a newline, as `pocketlm paraphrase` does
+        end_id = plm_tokenizer_token_id(tok, PLM_TASK_END);
+        int markers = end_id >= 0 && plm_tokenizer_token_id(tok, PLM_TASK_START) >= 0;
+        plen = plm_task_prompt(input, NULL, 0);
+        if (!(prompt = malloc(plen + 1))) {
+            send_error(c, 500, NULL, "out of memory");
+            goto done;
+        }
+        plm_task_prompt(input, prompt, plen + 1);
+        if (markers) {
+            gp.stop_tokens = &end_id;
+            gp.n_stop_tokens = 1;
+        } else {
+            plen -= strlen(PLM_TASK_START);
+            prompt[plen] = 0;
+            stops[n_stops++] = NULL; // "\n", not owned
+        }
+    } else {
+        prompt = input;
+        input = NULL;
+        int32_t pi = plm_json_get(&j, 0, "stop");
+        if (pi >= 0 && j.tok[pi].type == PLM_JSON_STRING) {
+            if (!(stops[n_stops++] = json_dup(&j, pi, NULL))) goto oom;
+        } else if (pi >= 0 && j.tok[pi].type == PLM_JSON_ARRAY && j.tok[pi].size <= MAX_STOP_STRINGS) {
+            for (int32_t k = 0; k < j.tok[pi].size; k++) {
+                int32_t e = plm_json_at(&j, pi, k);
+                if (j.tok[e].type != PLM_JSON_STRING) goto bad_stop;
+                if (!(stops[n_stops++] = json_dup(&j, e, NULL))) goto oom;
+            }
+        } else if (pi >= 0 && j.tok[pi].type != PLM_JSON_NULL) {
+            goto bad_stop;
+        }
+    }
+    const char *stop_list[MAX_STOP_STRINGS];
+    for (int32_t k = 0; k < n_stops; k++) stop_list[k] = stops[k] ? stops[k] : "\n";
+    for (int32_t k = 0; k < n_stops; k++)
+        if (!stop_list[k][0]) goto bad_stop;
+    gp.stop_strings = stop_list;
+    gp.n_stop_strings = n_stops;
+    // tokens: the tokenizer is shared read-only, so this happens before waiting for the session
+    int32_t n = plm_tokenizer_encode(tok, prompt, plen, NULL, 0);
+    if (n < 0) goto oom;
+    if (n == 0) {
+        send_error(c, 400, NULL, "the prompt is empty");
+        goto done;
+    }
+    if (n >= plm_session_n_ctx(ses)) {
+        send_error(c, 400, NULL, "the prompt is %d tokens; the context holds %d", n, plm_session_n_ctx(ses));
+        goto done;
+    }
+    if (!(ids = malloc((size_t)n * sizeof *ids))) goto oom;
+    plm_tokenizer_encode(tok, prompt, plen, ids, n);
+    int q = session_acquire(s);
+    if (q < 0) {
+        send_error(c, 503, "Retry-After: 1\r\n", "%s", q == -1 ? "busy: too many requests waiting, retry later"
+                                                               : "the server is stopping");
+        goto done;
+    }
+    g.c = c;
+    g.kind = kind;
+    g.created = (long long)time(NULL);
+    snprintf(g.id, sizeof g.id, "cmpl-%llu", (unsigned long long)n_req);
+    if (g.stream) send_head(c, 200, "text/event-stream", -1, NULL);
+    gp.on_text = on_text;
+    gp.user = &g;
+    plm_generate_result res;
+    plm_session_truncate(ses, 0);
+    plm_status st = plm_generate(ses, ids, n, &gp, NULL, 0, &res, &err);
+    plm_session_truncate(ses, 0);
+    session_release(s);
+    if (st != PLM_OK) {
+        if (!g.stream) send_error(c, 500, NULL, "%s", err.msg);
+        else {
+            sbuf b = {0};
+            sb_add(&b, "data: {\"error\": {\"message\": ", 28);
+            sb_json_str(&b, err.msg, strlen(err.msg));
+            sb_add(&b, "}}\n\n", 4);
+            if (!b.oom) send_all(c, b.p, b.n);
+            free(b.p);
+        }
+        goto done;
+    }
+    if (g.stopped) goto done; // the client left, or the server is stopping: nobody to answer
+    int32_t n_out = res.generated_tokens - (res.stop_reason == PLM_STOP_TOKEN);
+    double pre = res.prefill_seconds > 0 ? res.prompt_tokens / res.prefill_seconds : 0;
+    double dec = res.decode_seconds > 0 ? res.generated_tokens / res.decode_seconds : 0;
+    sbuf b = {0};
+    if (g.stream && kind == API_COMPLETIONS) {
+        sse_chunk(&g, "", 0, finish_reason(res.stop_reason));
+        send_all(c, "data: [DONE]\n\n", 14);
+    } else if (kind == API_COMPLETIONS) {
+        sb_addf(&b, "{\"id\": \"%s\", \"object\": \"text_completion\", \"created\": %lld, \"model\": ",
+                g.id, g.created);
+        sb_json_str(&b, s->p->model_name, strlen(s->p->model_name));
+        sb_add(&b, ", \"choices\": [{\"text\": ", 23);
+        sb_json_str(&b, g.text.p ? g.text.p : "", g.text.n);
+        sb_addf(&b, ", \"index\": 0, \"logprobs\": null, \"finish_reason\": \"%s\"}], \"usage\": "
+                    "{\"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d}}\n",
+                finish_reason(res.stop_reason), res.prompt_tokens, n_out, res.prompt_tokens + n_out);
+        send_json(c, 200, &b, NULL);
+    } else {
+        sb_add(&b, g.stream ? "data: {\"done\": true, \"text\": " : "{\"text\": ", g.stream ? 29 : 9);
+        sb_json_str(&b, g.text.p ? g.text.p : "", g.text.n);
+        sb_addf(&b, ", \"tokens\": %d, \"prompt_tokens\": %d, \"stop_reason\": \"%s\", "
+                    "\"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"seed\": %llu}",
+                n_out, res.prompt_tokens, plm_stop_reason_name(res.stop_reason), pre, dec,
+                (unsigned long long)sp->seed);
+        if (g.stream) {
+            sb_add(&b, "\n\ndata: [DONE]\n\n", 16);
+            if (!b.oom) send_all(c, b.p, b.n);
+        } else {
+            sb_add(&b, "\n", 1);
+            send_json(c, 200, &b, NULL);
+        }
+    }
+    free(b.p);
+    goto done;
+bad_stop:
+    send_error(c, 400, NULL, "\"stop\" must be a non-empty string or an array of at most %d of them",
+               MAX_STOP_STRINGS);
+    goto done;
+oom:
+    send_error(c, 500, NULL, "out of memory");
+done:
+    for (int32_t k = 0; k < n_stops; k++) free(stops[k]);
+    free(g.text.p);
+    free(ids);
+    free(prompt);
+    free(input);
+    plm_json_free(&j);
+}
+
+static void handle_health(conn *c) {
+    server *s = c->srv;
+    pthread_mutex_lock(&s->lock);
+    int busy = s->gen_busy, waiting = s->gen_waiting;
+    pthread_mutex_unlock(&s->lock);
+    sbuf b = {0};
+    sb_add(&b, "{\"status\": \"ok\", \"model\": ", 26);
+    sb_json_str(&b, s->p->model_name, strlen(s->p->model_name));
+    sb_addf(&b, ", \"loaded\": %s, \"busy\": %s, \"waiting\": %d, \"max_pending\": %d, \"coi\": %s}\n",
+            s->p->session ? "true" : "false", busy ? "true" : "false", waiting, s->p->max_pending,
+            s->p->coi ? "true" : "false");
+    send_json(c, 200, &b, NULL);
+    free(b.p);
+}
+
+// route: dispatch one parsed request by path, then method
+static void route(conn *c) {
+    const char *m = c->req.method, *path = c->req.path;
+    int get = !strcmp(m, "GET") || !strcmp(m, "HEAD"), post = !strcmp(m, "POST");
+    if (!strcmp(path, "/v1/paraphrase") || !strcmp(path, "/v1/completions")) {
+        if (!post) {
+            send_error(c, 405, "Allow: POST\r\n", "%s takes POST, not %s", path, m);
+            return;
+        }
+        handle_generate(c, !strcmp(path, "/v1/paraphrase") ? API_PARAPHRASE : API_COMPLETIONS);
+        return;
+    }
+    if (!strcmp(path, "/v1/health")) {
+        if (!get) {
+            send_error(c, 405, "Allow: GET, HEAD\r\n", "%s takes GET, not %s", path, m);
+            return;
+        }
+        handle_health(c);
+        return;
+    }
+    if (!strncmp(path, "/v1/", 4)) {
+        send_error(c, 404, NULL, "%s: no such endpoint", path);
+        return;
+    }
+    if (!get) {
+        send_error(c, 405, "Allow: GET, HEAD\r\n", "%s takes GET or HEAD, not %s", path, m);
+        return;
+    }
+    if (!strcmp(path, "/model.gguf")) {
+        if (!c->srv->p->model_file) {
+            send_error(c, 404, NULL, "this server has no model file to send");
+            return;
+        }
+        serve_file(c, c->srv->p->model_file, "application/octet-stream");
+        return;
+    }
+    serve_static(c);
+}
+
+// ---- connections ----
+
+static void *conn_main(void *arg) {
+    conn *c = arg;
+    server *s = c->srv;
+    if (read_request(c) == 0) route(c);
+    if (c->status)
+        server_log(s, "%s %s %s %d %llu %.1fms", c->peer, c->req.method, c->req.path, c->status,
+                   (unsigned long long)c->sent, (plm_time() - c->t0) * 1e3);
+    // lingering close: tell the client we are done, then read what it still sends for a moment, so
+    // that an unread body (413) does not turn into a reset that loses the response
+    shutdown(c->fd, SHUT_WR);
+    char sink[4096];
+    double t = plm_time();
+    struct pollfd pf = {c->fd, POLLIN, 0};
+    while (plm_time() - t < 1.0 && poll(&pf, 1, 100) > 0 && recv(c->fd, sink, sizeof sink, 0) > 0) {}
+    pthread_mutex_lock(&s->lock);
+    s->slots[c->slot].fd = -1;
+    s->slots[c->slot].done = 1;
+    close(c->fd);
+    pthread_mutex_unlock(&s->lock);
+    free(c->body);
+    free(c);
+    return NULL;
+}
+
+// reap: join the threads that have finished (all of them when all = 1, after shutting down their
+// sockets so that they finish promptly)
+static void reap(server *s, int all) {
+    for (int i = 0; i < s->p->max_conns; i++) {
+        pthread_mutex_lock(&s->lock);
+        slot *sl = &s->slots[i];
+        int join = sl->used && (sl->done || all);
+        if (join && !sl->done && sl->fd >= 0) shutdown(sl->fd, SHUT_RDWR);
+        pthread_mutex_unlock(&s->lock);
+        if (!join) continue;
+        pthread_join(sl->thread, NULL);
+        sl->used = sl->done = 0;
+    }
+}
+
+// refuse: answer 503 at once, without a thread (all slots busy)
+static void refuse(server *s, int fd) {
+    static const char body[] = "{\"error\": {\"message\": \"busy: too many connections\", "
+                               "\"type\": \"server_error\", \"code\": 503}}\n";
+    char h[512];
+    int n = snprintf(h, sizeof h, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nRetry-After: 1\r\n%sConnection: close\r\n\r\n%s",
+                     sizeof body - 1, s->p->coi ? "Cross-Origin-Opener-Policy: same-origin\r\n"
+                     "Cross-Origin-Embedder-Policy: require-corp\r\n" : "", body);
+    if (send(fd, h, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) { /* best effort */ }
+    close(fd);
+}
+
+static void accept_one(server *s) {
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    int fd = accept(s->listen_fd, (struct sockaddr *)&sa, &sl);
+    if (fd < 0) return; // EINTR, a connection reset before accept, or out of descriptors: go on
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    struct timeval tv = {s->p->timeout_ms / 1000, (s->p->timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); // stream tokens as they come
+    pthread_mutex_lock(&s->lock);
+    int k = -1;
+    for (int i = 0; i < s->p->max_conns && k < 0; i++)
+        if (!s->slots[i].used) k = i;
+    conn *c = k >= 0 ? calloc(1, sizeof *c) : NULL;
+    if (c) {
+        c->srv = s;
+        c->slot = k;
+        c->fd = fd;
+        c->t0 = plm_time();
+        void *addr = sa.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&sa)->sin6_addr
+                                                : (void *)&((struct sockaddr_in *)&sa)->sin_addr;
+        if (!inet_ntop(sa.ss_family, addr, c->peer, sizeof c->peer)) strcpy(c->peer, "?");
+        s->slots[k].used = 1;
+        s->slots[k].done = 0;
+        s->slots[k].fd = fd;
+        if (pthread_create(&s->slots[k].thread, NULL, conn_main, c) != 0) {
+            s->slots[k].used = 0;
+            free(c);
+            c = NULL;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!c) refuse(s, fd);
+}
+
+// ---- the server ----
+
+// open_listener: a socket bound to host:port (port 0: any free one, written back to *port)
+static plm_status open_listener(int *out, const char *host, int32_t *port, plm_error *err) {
+    struct sockaddr_in a4 = {0};
+    struct sockaddr_in6 a6 = {0};
+    struct sockaddr *sa;
+    socklen_t len;
+    int family;
+    if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((uint16_t)*port);
+        sa = (struct sockaddr *)&a4, len = sizeof a4, family = AF_INET;
+    } else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((uint16_t)*port);
+        sa = (struct sockaddr *)&a6, len = sizeof a6, family = AF_INET6;
+    } else {
+        return plm_fail(err, PLM_ERR_ARG, "serve: host '%s' is not a numeric IPv4 or IPv6 address", host);
+    }
+    int fd = socket(family, SOCK_STREAM, 0);
+    if (fd < 0) return plm_fail(err, PLM_ERR_IO, "serve: socket: %s", strerror(errno));
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, sa, len) != 0 || listen(fd, 64) != 0) {
+        int e = errno;
+        close(fd);
+        return plm_fail(err, PLM_ERR_IO, "serve: cannot listen on %s port %d: %s", host, *port, strerror(e));
+    }
+    struct sockaddr_storage got;
+    socklen_t gl = sizeof got;
+    if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0)
+        *port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
+                                        : ((struct sockaddr_in6 *)&got)->sin6_port);
+    *out = fd;
+    return PLM_OK;
+}
+
+plm_status plm_server_run(const plm_server_params *p, plm_error *err) {
+    if (!p || !p->host || p->port < 0 || p->port > 65535 || p->max_pending < 0 || p->max_conns < 1 ||
+        p->max_body < 0 || p->timeout_ms < 1 || !p->model_name)
+        return plm_fail(err, PLM_ERR_ARG, "serve: bad parameters");
+    server s;
+    memset(&s, 0, sizeof s);
+    s.p = p;
+    int32_t port = p->port;
+    plm_status st = open_listener(&s.listen_fd, p->host, &port, err);
+    if (st != PLM_OK) return st;
+    s.slots = plm_alloc((size_t)p->max_conns, sizeof *s.slots);
+    if (!s.slots) {
+        close(s.listen_fd);
+        return plm_fail(err, PLM_ERR_NOMEM, "serve: out of memory");
+    }
+    for (int i = 0; i < p->max_conns; i++) s.slots[i].fd = -1;
+    pthread_mutex_init(&s.lock, NULL);
+    pthread_mutex_init(&s.log_lock, NULL);
+    pthread_cond_init(&s.turn, NULL);
+    const char *h = p->host;
+    server_log(&s, "listening on http://%s%s%s:%d/ (cross-origin isolation %s)", strchr(h, ':') ? "[" : "",
+               h, strchr(h, ':') ? "]" : "", port, p->coi ? "on" : "off");
+    while (!server_stopping(&s)) {
+        struct pollfd pf = {s.listen_fd, POLLIN, 0};
+        if (poll(&pf, 1, POLL_MS) > 0) accept_one(&s);
+        reap(&s, 0);
+    }
+    close(s.listen_fd);
+    pthread_mutex_lock(&s.lock);
+    pthread_cond_broadcast(&s.turn);
+    pthread_mutex_unlock(&s.lock);
+    reap(&s, 1);
+    server_log(&s, "stopped");
+    pthread_cond_destroy(&s.turn);
+    pthread_mutex_destroy(&s.log_lock);
+    pthread_mutex_destroy(&s.lock);
+    free(s.slots);
+    return PLM_OK;
+}
+
+#endif

@@ -1,0 +1,844 @@
+// onnx.c: plm_onnx_export: a minimal protobuf writer (the few ONNX messages we need) and the Llama
+// decoder graph with a KV cache, as Optimum exports LlamaForCausalLM for transformers.js: inputs
+// input_ids, attention_mask, position_ids, past_key_values.{i}.key/.value; outputs logits and
+// present.{i}.key/.value. Weights are initializers (raw_data, little-endian). Standard ops of opset
+// 17 (IR 8) only, except 4-bit: com.microsoft MatMulNBits. What does not live here: reading ONNX
+// (pocketlm never does), the math (session.c is the reference the exported graph is tested against).
+// References: onnx/onnx.proto (field numbers), transformers' LlamaForCausalLM (the math),
+// onnxruntime's contrib op docs (MatMulNBits) and quantize_dynamic (the int8 MatMulInteger pattern).
+#define _POSIX_C_SOURCE 200809L
+#include "onnx.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- protobuf: a growable buffer of encoded fields ----
+
+typedef struct {
+    uint8_t *p;    // bytes
+    size_t n, cap; // used, allocated
+    int oom;       // an allocation failed: every later write is dropped
+} pb;
+
+static void pb_raw(pb *b, const void *d, size_t n) {
+    if (b->oom) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap * 2 + n + 256;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p, b->cap = cap;
+    }
+    if (n) memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+
+static void pb_varint(pb *b, uint64_t v) {
+    uint8_t t[10];
+    int k = 0;
+    do {
+        t[k++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    pb_raw(b, t, (size_t)k);
+}
+
+enum { WIRE_VARINT = 0, WIRE_LEN = 2, WIRE_FIXED32 = 5 };
+
+static void pb_key(pb *b, int field, int wire) { pb_varint(b, (uint64_t)field << 3 | (uint64_t)wire); }
+
+// pb_int: an int32/int64 field (negative values take 10 bytes, two's complement, as protobuf says)
+static void pb_int(pb *b, int field, int64_t v) {
+    pb_key(b, field, WIRE_VARINT);
+    pb_varint(b, (uint64_t)v);
+}
+
+static void pb_bytes(pb *b, int field, const void *d, size_t n) {
+    pb_key(b, field, WIRE_LEN);
+    pb_varint(b, n);
+    pb_raw(b, d, n);
+}
+
+static void pb_str(pb *b, int field, const char *s) { pb_bytes(b, field, s, strlen(s)); }
+
+static void pb_float(pb *b, int field, float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint8_t t[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
+    pb_key(b, field, WIRE_FIXED32);
+    pb_raw(b, t, 4);
+}
+
+// pb_msg: embed the submessage m as field of b, then empty m for reuse.
+static void pb_msg(pb *b, int field, pb *m) {
+    if (m->oom) b->oom = 1;
+    pb_bytes(b, field, m->p, m->n);
+    m->n = 0;
+}
+
+static size_t varint_len(uint64_t v) {
+    size_t k = 1;
+    while (v > 0x7f) v >>= 7, k++;
+    return k;
+}
+
+// ONNX field numbers (onnx.proto) and enums.
+enum { MODEL_IR_VERSION = 1, MODEL_PRODUCER_NAME = 2, MODEL_PRODUCER_VERSION = 3, MODEL_GRAPH = 7,
+       MODEL_OPSET_IMPORT = 8 };
+enum { OPSET_DOMAIN = 1, OPSET_VERSION = 2 };
+enum { GRAPH_NODE = 1, GRAPH_NAME = 2, GRAPH_INITIALIZER = 5, GRAPH_INPUT = 11, GRAPH_OUTPUT = 12 };
+enum { NODE_INPUT = 1, NODE_OUTPUT = 2, NODE_NAME = 3, NODE_OP_TYPE = 4, NODE_ATTRIBUTE = 5, NODE_DOMAIN = 7 };
+enum { ATTR_NAME = 1, ATTR_F = 2, ATTR_I = 3, ATTR_INTS = 8, ATTR_TYPE = 20 };
+enum { ATTR_TYPE_FLOAT = 1, ATTR_TYPE_INT = 2, ATTR_TYPE_INTS = 7 };
+enum { TENSOR_DIMS = 1, TENSOR_DATA_TYPE = 2, TENSOR_NAME = 8, TENSOR_RAW_DATA = 9 };
+enum { VI_NAME = 1, VI_TYPE = 2, TYPE_TENSOR = 1, TT_ELEM_TYPE = 1, TT_SHAPE = 2, SHAPE_DIM = 1,
+       DIM_VALUE = 1, DIM_PARAM = 2 };
+enum { DT_FLOAT = 1, DT_UINT8 = 2, DT_INT8 = 3, DT_INT32 = 6, DT_INT64 = 7, DT_BOOL = 9 };
+
+#define ONNX_IR_VERSION 8 // onnx 1.10+; what Debian's python3-onnx 1.12 checks
+#define ONNX_OPSET 17     // ReduceMean keeps its axes attribute up to here
+#define Q4_BLOCK 32       // MatMulNBits block_size (values per scale)
+
+// ---- initializers: described at build time, generated at write time ----
+
+typedef enum {
+    SRC_OWNED,    // bytes held in owned (small constants)
+    SRC_VEC,      // a borrowed f32 vector (norm weights)
+    SRC_F32,      // W (rows, cols) f32 as is
+    SRC_F32_T,    // W^T (cols, rows) f32: MatMul's right operand
+    SRC_I8,       // W (rows, cols) int8, one scale per row
+    SRC_I8_T,     // W^T (cols, rows) int8, one scale per output channel (row of W)
+    SRC_I8_SCALE, // (rows) f32: the scales of SRC_I8 / SRC_I8_T
+    SRC_Q4,       // (rows, cols/32, 16) uint8: 4-bit, two values a byte, low nibble first
+    SRC_Q4_SCALE, // (rows * cols/32) f32 block scales of SRC_Q4
+} tsrc;
+
+typedef struct {
+    char *name;
+    int32_t dtype;      // DT_*
+    int n_dims;
+    int64_t dims[4];
+    size_t nbytes;      // of the raw data
+    tsrc src;
+    const plm_mat *mat; // SRC_F32 .. SRC_Q4_SCALE
+    const float *vec;   // SRC_VEC
+    void *owned;        // SRC_OWNED
+} tensor;
+
+// ---- the graph under construction ----
+
+typedef struct {
+    const plm_model *m;
+    plm_onnx_quant q;
+    pb nodes;          // GraphProto.node fields
+    pb io;             // GraphProto.input / output fields
+    pb tmp, tmp2;      // scratch for submessages
+    tensor *inits;     // (n_inits) initializers
+    int n_inits, cap_inits;
+    char **names;      // every name made here (freed at the end)
+    int n_names, cap_names;
+    int counter;       // for unique value names
+    const char *out;   // when set, the next node's output takes this name
+    const char *dyn_in, *dyn_q, *dyn_s, *dyn_z; // int8: the last DynamicQuantizeLinear (reused)
+    int oom;
+} graph;
+
+static const char *keep_name(graph *g, char *s) {
+    if (!s || (g->n_names == g->cap_names &&
+               !(g->names = realloc(g->names, (size_t)(g->cap_names = g->cap_names * 2 + 64) *
+                                                  sizeof *g->names)))) {
+        free(s);
+        g->oom = 1;
+        g->n_names = g->cap_names = 0;
+        return "";
+    }
+    g->names[g->n_names++] = s;
+    return s;
+}
+
+static const char *fmt_name(graph *g, const char *fmt, ...) PLM_PRINTF(2, 3);
+static const char *fmt_name(graph *g, const char *fmt, ...) {
+    char buf[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return keep_name(g, strdup(buf));
+}
+
+// add_init: a new initializer (name copied); returns its name, or "" when out of memory.
+static const char *add_init(graph *g, const char *name, int32_t dtype, int n_dims,
+                            const int64_t *dims, size_t elem, tsrc src) {
+    if (g->n_inits == g->cap_inits) {
+        tensor *t = realloc(g->inits, (size_t)(g->cap_inits * 2 + 64) * sizeof *t);
+        if (!t) {
+            g->oom = 1;
+            return "";
+        }
+        g->inits = t, g->cap_inits = g->cap_inits * 2 + 64;
+    }
+    tensor *t = &g->inits[g->n_inits];
+    *t = (tensor){.name = strdup(name), .dtype = dtype, .n_dims = n_dims, .src = src};
+    if (!t->name) {
+        g->oom = 1;
+        return "";
+    }
+    size_t n = 1;
+    for (int i = 0; i < n_dims; i++) n *= (size_t)(t->dims[i] = dims[i]);
+    t->nbytes = n * elem;
+    g->n_inits++;
+    return t->name;
+}
+
+static const tensor *find_init(const graph *g, const char *name) {
+    for (int i = 0; i < g->n_inits; i++)
+        if (!strcmp(g->inits[i].name, name)) return &g->inits[i];
+    return NULL;
+}
+
+// const_tensor: a small constant initializer holding a copy of data, made once per name.
+static const char *const_tensor(graph *g, const char *name, int32_t dtype, int n_dims,
+                                const int64_t *dims, const void *data, size_t elem) {
+    if (find_init(g, name)) return find_init(g, name)->name;
+    const char *r = add_init(g, name, dtype, n_dims, dims, elem, SRC_OWNED);
+    if (!*r) return r;
+    tensor *t = &g->inits[g->n_inits - 1];
+    if (!(t->owned = malloc(t->nbytes ? t->nbytes : 1))) {
+        g->oom = 1;
+        return "";
+    }
+    memcpy(t->owned, data, t->nbytes);
+    return r;
+}
+
+// c_i64: a 1-D int64 constant; c_f32: an f32 scalar; c_idx: an int64 scalar (Gather index).
+static const char *c_i64(graph *g, const char *name, const int64_t *v, int n) {
+    int64_t dims[1] = {n};
+    return const_tensor(g, name, DT_INT64, 1, dims, v, 8);
+}
+static const char *c_f32(graph *g, const char *name, float v) {
+    return const_tensor(g, name, DT_FLOAT, 0, NULL, &v, 4);
+}
+static const char *c_idx(graph *g, const char *name, int64_t v) {
+    return const_tensor(g, name, DT_INT64, 0, NULL, &v, 8);
+}
+
+// mat_init: an initializer generated from weight w at write time, shaped for src.
+static const char *mat_init(graph *g, const char *name, const plm_mat *w, tsrc src) {
+    int64_t R = w->rows, K = w->cols, d[3];
+    int n = 2;
+    int32_t dt = DT_FLOAT;
+    size_t elem = 4;
+    switch (src) {
+    case SRC_F32: d[0] = R, d[1] = K; break;
+    case SRC_F32_T: d[0] = K, d[1] = R; break;
+    case SRC_I8: d[0] = R, d[1] = K, dt = DT_INT8, elem = 1; break;
+    case SRC_I8_T: d[0] = K, d[1] = R, dt = DT_INT8, elem = 1; break;
+    case SRC_I8_SCALE: d[0] = R, n = 1; break;
+    case SRC_Q4: d[0] = R, d[1] = K / Q4_BLOCK, d[2] = Q4_BLOCK / 2, n = 3, dt = DT_UINT8, elem = 1;
+        break;
+    case SRC_Q4_SCALE: d[0] = R * (K / Q4_BLOCK), n = 1; break;
+    default: g->oom = 1; return "";
+    }
+    const char *r = add_init(g, name, dt, n, d, elem, src);
+    if (*r) g->inits[g->n_inits - 1].mat = w;
+    return r;
+}
+
+static const char *vec_init(graph *g, const char *name, const float *v, int64_t n) {
+    const char *r = add_init(g, name, DT_FLOAT, 1, &n, 4, SRC_VEC);
+    if (*r) g->inits[g->n_inits - 1].vec = v;
+    return r;
+}
+
+// ---- nodes ----
+
+typedef struct {
+    const char *name;
+    int type;          // ATTR_TYPE_*
+    int64_t i;         // INT
+    float f;           // FLOAT
+    const int64_t *ints; // INTS (n)
+    int n;
+} attr;
+
+#define A_INT(nm, v) ((attr){.name = (nm), .type = ATTR_TYPE_INT, .i = (v)})
+#define A_FLOAT(nm, v) ((attr){.name = (nm), .type = ATTR_TYPE_FLOAT, .f = (v)})
+#define A_INTS(nm, arr) ((attr){.name = (nm), .type = ATTR_TYPE_INTS, .ints = (arr), \
+                                .n = (int)(sizeof(arr) / sizeof((arr)[0]))})
+
+// emit: append node type(in[0..n_in)) with attributes at[0..n_at) in domain ("" = ai.onnx) and
+// n_out outputs; returns the first output's name (g->out when set, else a fresh one).
+static const char *emit(graph *g, const char *domain, const char *type, const char *const *in,
+                        int n_in, const attr *at, int n_at, int n_out, const char **outs) {
+    pb *n = &g->tmp, *a = &g->tmp2;
+    const char *first = "";
+    for (int i = 0; i < n_in; i++) pb_str(n, NODE_INPUT, in[i]);
+    for (int o = 0; o < n_out; o++) {
+        const char *name = g->out && o == 0 ? g->out : fmt_name(g, "/%s_%d", type, g->counter++);
+        if (outs) outs[o] = name;
+        if (o == 0) first = name;
+        pb_str(n, NODE_OUTPUT, name);
+    }
+    g->out = NULL;
+    pb_str(n, NODE_NAME, fmt_name(g, "/%s_node_%d", type, g->counter++)); // unique: onnxruntime's
+    pb_str(n, NODE_OP_TYPE, type); // fusions derive new node names from these
+
+    for (int i = 0; i < n_at; i++) {
+        pb_str(a, ATTR_NAME, at[i].name);
+        pb_int(a, ATTR_TYPE, at[i].type);
+        if (at[i].type == ATTR_TYPE_INT) pb_int(a, ATTR_I, at[i].i);
+        if (at[i].type == ATTR_TYPE_FLOAT) pb_float(a, ATTR_F, at[i].f);
+        for (int k = 0; at[i].type == ATTR_TYPE_INTS && k < at[i].n; k++)
+            pb_int(a, ATTR_INTS, at[i].ints[k]);
+        pb_msg(n, NODE_ATTRIBUTE, a);
+    }
+    if (*domain) pb_str(n, NODE_DOMAIN, domain);
+    pb_msg(&g->nodes, GRAPH_NODE, n);
+    return first;
+}
+
+#define NARG(...) (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *))
+// OP(g, "Add", a, b): a node with one output and no attributes.
+#define OP(g, type, ...) emit(g, "", type, (const char *[]){__VA_ARGS__}, NARG(__VA_ARGS__), NULL, 0, 1, NULL)
+// OPA(g, "Softmax", attrs, a): with an array of attributes.
+#define OPA(g, type, at, ...)                                                                     \
+    emit(g, "", type, (const char *[]){__VA_ARGS__}, NARG(__VA_ARGS__), at,                     \
+         (int)(sizeof(at) / sizeof((at)[0])), 1, NULL)
+
+// ---- graph blocks ----
+
+// Names of the values computed once and used by every layer.
+typedef struct {
+    const char *cos, *sin; // (B, 1, S, D) RoPE tables at position_ids
+    const char *mask;      // (B, 1, S, T) additive attention mask: 0 or the lowest float
+    const char *shape_bs;  // (2) int64: [B, S]
+} shared;
+
+// linear: x (..., in) @ W^T -> (..., out), W (out, in) in HF layout, in the export's weight form.
+static const char *linear(graph *g, const char *x, const plm_mat *w, const char *wname) {
+    char nm[160];
+    if (g->q == PLM_ONNX_QUANT_NONE) return OP(g, "MatMul", x, mat_init(g, wname, w, SRC_F32_T));
+    snprintf(nm, sizeof nm, "%s_scale", wname);
+    if (g->q == PLM_ONNX_QUANT_INT4 && w->cols % Q4_BLOCK == 0) {
+        const char *s = mat_init(g, nm, w, SRC_Q4_SCALE);
+        snprintf(nm, sizeof nm, "%s_q4", wname);
+        attr at[] = {A_INT("K", w->cols), A_INT("N", w->rows), A_INT("bits", 4),
+                     A_INT("block_size", Q4_BLOCK)};
+        const char *in[] = {x, mat_init(g, nm, w, SRC_Q4), s};
+        return emit(g, "com.microsoft", "MatMulNBits", in, 3, at, 4, 1, NULL);
+    }
+    const char *s = mat_init(g, nm, w, SRC_I8_SCALE);
+    snprintf(nm, sizeof nm, "%s_quantized", wname);
+    const char *wq = mat_init(g, nm, w, SRC_I8_T);
+    if (g->q == PLM_ONNX_QUANT_INT8_QDQ) {
+        attr at[] = {A_INT("axis", 1)};
+        return OP(g, "MatMul", x, OPA(g, "DequantizeLinear", at, wq, s));
+    }
+    // onnxruntime's dynamic quantization pattern, fused by it into DynamicQuantizeMatMul:
+    // x -> uint8 (per-tensor scale, zero point) ; int32 = xq @ wq ; f32 = int32 * (xs * ws)
+    if (!g->dyn_in || strcmp(g->dyn_in, x)) {
+        const char *o[3];
+        emit(g, "", "DynamicQuantizeLinear", &x, 1, NULL, 0, 3, o);
+        g->dyn_in = x, g->dyn_q = o[0], g->dyn_s = o[1], g->dyn_z = o[2];
+    }
+    attr to[] = {A_INT("to", DT_FLOAT)};
+    const char *mm = OPA(g, "Cast", to, OP(g, "MatMulInteger", g->dyn_q, wq, g->dyn_z));
+    return OP(g, "Mul", mm, OP(g, "Mul", g->dyn_s, s));
+}
+
+// rmsnorm: LlamaRMSNorm: x / sqrt(mean(x^2) + eps) * w over the last axis; x (B, S, C).
+static const char *rmsnorm(graph *g, const char *x, const float *w, const char *wname) {
+    static const int64_t last[] = {-1};
+    attr at[] = {A_INTS("axes", last), A_INT("keepdims", 1)};
+    const char *ms = OPA(g, "ReduceMean", at, OP(g, "Pow", x, c_f32(g, "const_two", 2.0f)));
+    const char *r = OP(g, "Sqrt", OP(g, "Add", ms, c_f32(g, "rms_norm_eps", g->m->config.rms_norm_eps)));
+    return OP(g, "Mul", OP(g, "Div", x, r), vec_init(g, wname, w, g->m->config.hidden_size));
+}
+
+// rope: HF rotate_half convention, pairs (i, i + D/2): x*cos + cat(-x2, x1)*sin; x (B, n, S, D).
+static const char *rope(graph *g, const char *x, const shared *sh) {
+    int64_t D = g->m->config.head_dim, h = D / 2, big = INT64_MAX;
+    const char *axis = c_i64(g, "const_axis_last", (int64_t[]){-1}, 1);
+    const char *x1 = OP(g, "Slice", x, c_i64(g, "const_zero", (int64_t[]){0}, 1),
+                        c_i64(g, "const_half_d", &h, 1), axis);
+    const char *x2 = OP(g, "Slice", x, c_i64(g, "const_half_d", &h, 1),
+                        c_i64(g, "const_int_max", &big, 1), axis);
+    attr cat[] = {A_INT("axis", -1)};
+    const char *rot = OPA(g, "Concat", cat, OP(g, "Neg", x2), x1);
+    return OP(g, "Add", OP(g, "Mul", x, sh->cos), OP(g, "Mul", rot, sh->sin));
+}
+
+// heads: x (B, S, n*D) -> (B, n, S, D)
+static const char *heads(graph *g, const char *x, int64_t n) {
+    int64_t D = g->m->config.head_dim, shape[4] = {0, 0, n, D};
+    static const int64_t perm[] = {0, 2, 1, 3};
+    attr at[] = {A_INTS("perm", perm)};
+    return OPA(g, "Transpose", at, OP(g, "Reshape", x, c_i64(g, fmt_name(g, "const_shape_heads_%d",
+                                                                        (int)n), shape, 4)));
+}
+
+// repeat_kv: (B, K, T, D) -> (B, H, T, D), each KV head repeated H/K times (HF repeat_kv).
+static const char *repeat_kv(graph *g, const char *kv) {
+    const plm_config *c = &g->m->config;
+    int64_t G = c->num_attention_heads / c->num_key_value_heads;
+    if (G == 1) return kv;
+    int64_t ex[5] = {1, 1, G, 1, 1}, shape[4] = {0, c->num_attention_heads, -1, c->head_dim};
+    const char *u = OP(g, "Unsqueeze", kv, c_i64(g, "const_axis_2", (int64_t[]){2}, 1));
+    const char *e = OP(g, "Expand", u, c_i64(g, "const_expand_kv", ex, 5));   // (B, K, G, T, D)
+    return OP(g, "Reshape", e, c_i64(g, "const_shape_rep_kv", shape, 4));
+}
+
+// attention: x + o_proj(softmax(q k^T / sqrt(D) + mask) v) of layer l; also present.{l}.key/value.
+static const char *attention(graph *g, int l, const char *x, const shared *sh) {
+    const plm_config *c = &g->m->config;
+    const plm_layer *ly = &g->m->layers[l];
+    const char *h = rmsnorm(g, x, ly->input_layernorm,
+                            fmt_name(g, "model.layers.%d.input_layernorm.weight", l));
+    const char *pre = fmt_name(g, "model.layers.%d.self_attn", l);
+    const char *q = rope(g, heads(g, linear(g, h, &ly->q_proj, fmt_name(g, "%s.q_proj.weight", pre)),
+                                  c->num_attention_heads), sh);
+    const char *k = rope(g, heads(g, linear(g, h, &ly->k_proj, fmt_name(g, "%s.k_proj.weight", pre)),
+                                  c->num_key_value_heads), sh);
+    const char *v = heads(g, linear(g, h, &ly->v_proj, fmt_name(g, "%s.v_proj.weight", pre)),
+                          c->num_key_value_heads);
+    attr seq[] = {A_INT("axis", 2)};
+    g->out = fmt_name(g, "present.%d.key", l);
+    k = OPA(g, "Concat", seq, fmt_name(g, "past_key_values.%d.key", l), k);   // (B, K, T, D)
+    g->out = fmt_name(g, "present.%d.value", l);
+    v = OPA(g, "Concat", seq, fmt_name(g, "past_key_values.%d.value", l), v); // (B, K, T, D)
+    static const int64_t tr[] = {0, 1, 3, 2}, back[] = {0, 2, 1, 3};
+    attr kt[] = {A_INTS("perm", tr)}, bt[] = {A_INTS("perm", back)}, last[] = {A_INT("axis", -1)};
+    const char *sc = OP(g, "MatMul", q, OPA(g, "Transpose", kt, repeat_kv(g, k))); // (B, H, S, T)
+    sc = OP(g, "Add", OP(g, "Mul", sc, c_f32(g, "const_attn_scale", 1.0f / sqrtf((float)c->head_dim))),
+            sh->mask);
+    const char *o = OP(g, "MatMul", OPA(g, "Softmax", last, sc), repeat_kv(g, v)); // (B, H, S, D)
+    int64_t shape[3] = {0, 0, (int64_t)c->num_attention_heads * c->head_dim};
+    o = OP(g, "Reshape", OPA(g, "Transpose", bt, o), c_i64(g, "const_shape_merge_heads", shape, 3));
+    return OP(g, "Add", x, linear(g, o, &ly->o_proj, fmt_name(g, "%s.o_proj.weight", pre)));
+}
+
+// mlp: x + down(silu(gate(h)) * up(h)), h = post_attention_layernorm(x) (LlamaMLP).
+static const char *mlp(graph *g, int l, const char *x) {
+    const plm_layer *ly = &g->m->layers[l];
+    const char *h = rmsnorm(g, x, ly->post_attention_layernorm,
+                            fmt_name(g, "model.layers.%d.post_attention_layernorm.weight", l));
+    const char *gt = linear(g, h, &ly->gate_proj, fmt_name(g, "model.layers.%d.mlp.gate_proj.weight", l));
+    const char *up = linear(g, h, &ly->up_proj, fmt_name(g, "model.layers.%d.mlp.up_proj.weight", l));
+    const char *a = OP(g, "Mul", OP(g, "Mul", gt, OP(g, "Sigmoid", gt)), up);
+    return OP(g, "Add", x, linear(g, a, &ly->down_proj,
+                                  fmt_name(g, "model.layers.%d.mlp.down_proj.weight", l)));
+}
+
+// embed_int8: whether the embedding is stored as int8 rows (every quantized mode; stored once and
+// shared by the tied head).
+static int embed_int8(const graph *g) { return g->q != PLM_ONNX_QUANT_NONE; }
+
+// embed: input_ids (B, S) -> (B, S, C) rows of model.embed_tokens.weight.
+static const char *embed(graph *g) {
+    const char *w = "model.embed_tokens.weight";
+    if (!embed_int8(g))
+        return OP(g, "Gather", mat_init(g, w, &g->m->embed_tokens, SRC_F32), "input_ids");
+    attr to[] = {A_INT("to", DT_FLOAT)};
+    const char *q = mat_init(g, "model.embed_tokens.weight_quantized", &g->m->embed_tokens, SRC_I8);
+    const char *s = mat_init(g, "model.embed_tokens.weight_scale", &g->m->embed_tokens, SRC_I8_SCALE);
+    const char *rows = OPA(g, "Cast", to, OP(g, "Gather", q, "input_ids"));      // (B, S, C)
+    const char *sc = OP(g, "Unsqueeze", OP(g, "Gather", s, "input_ids"),
+                        c_i64(g, "const_axis_last", (int64_t[]){-1}, 1));        // (B, S, 1)
+    return OP(g, "Mul", rows, sc);
+}
+
+// lm_head: h (B, S, C) -> logits (B, S, V). Tied: the embedding initializer itself, through Gemm
+// transB=1 on (B*S, C) (or MatMulInteger on its Transpose, which onnxruntime folds once at load).
+static void lm_head(graph *g, const char *h, const shared *sh) {
+    const plm_model *m = g->m;
+    int64_t C = m->config.hidden_size, V = m->config.vocab_size;
+    if (!m->config.tie_word_embeddings) {
+        const char *x = linear(g, h, &m->lm_head, "lm_head.weight");
+        g->out = "logits";
+        OP(g, "Identity", x);
+        return;
+    }
+    const char *w = "model.embed_tokens.weight";
+    if (embed_int8(g) && g->q != PLM_ONNX_QUANT_INT8_QDQ) {
+        static const int64_t perm[] = {1, 0};
+        attr tr[] = {A_INTS("perm", perm)}, to[] = {A_INT("to", DT_FLOAT)};
+        const char *wt = OPA(g, "Transpose", tr, fmt_name(g, "%s_quantized", w)); // (C, V)
+        const char *o[3];
+        emit(g, "", "DynamicQuantizeLinear", &h, 1, NULL, 0, 3, o);
+        const char *mm = OPA(g, "Cast", to, OP(g, "MatMulInteger", o[0], wt, o[2]));
+        const char *sc = OP(g, "Mul", o[1], fmt_name(g, "%s_scale", w));
+        g->out = "logits";
+        OP(g, "Mul", mm, sc);
+        return;
+    }
+    if (embed_int8(g)) {
+        attr ax[] = {A_INT("axis", 0)};
+        w = OPA(g, "DequantizeLinear", ax, fmt_name(g, "%s_quantized", w), fmt_name(g, "%s_scale", w));
+    }
+    int64_t flat[2] = {-1, C};
+    attr tb[] = {A_INT("transB", 1)}, cat[] = {A_INT("axis", 0)};
+    const char *h2 = OP(g, "Reshape", h, c_i64(g, "const_shape_flat", flat, 2));
+    const char *lg = OPA(g, "Gemm", tb, h2, w);                                  // (B*S, V)
+    const char *shape = OPA(g, "Concat", cat, sh->shape_bs, c_i64(g, "const_vocab", &V, 1));
+    g->out = "logits";
+    OP(g, "Reshape", lg, shape);
+}
+
+// rope_tables: cos/sin (B, 1, S, D) of position_ids * inv_freq, inv_freq[i] = theta^(-2i/D)
+// computed as session.c's plm_rope_table does, angles duplicated over both halves (HF).
+static void rope_tables(graph *g, shared *sh) {
+    const plm_config *c = &g->m->config;
+    int64_t h = c->head_dim / 2;
+    float inv[512];
+    for (int64_t i = 0; i < h; i++)
+        inv[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+    attr to[] = {A_INT("to", DT_FLOAT)}, cat[] = {A_INT("axis", -1)};
+    const char *pos = OP(g, "Unsqueeze", OPA(g, "Cast", to, "position_ids"),
+                         c_i64(g, "const_axis_last", (int64_t[]){-1}, 1));       // (B, S, 1)
+    const char *f = OP(g, "Mul", pos, const_tensor(g, "inv_freq", DT_FLOAT, 1, &h, inv, 4));
+    const char *emb = OPA(g, "Concat", cat, f, f);                               // (B, S, D)
+    const char *ax1 = c_i64(g, "const_axis_1", (int64_t[]){1}, 1);
+    sh->cos = OP(g, "Unsqueeze", OP(g, "Cos", emb), ax1);
+    sh->sin = OP(g, "Unsqueeze", OP(g, "Sin", emb), ax1);
+}
+
+// attn_mask: (B, 1, S, T) additive mask: key t is visible to query s (cache index P + s) when
+// t <= P + s and attention_mask[b, t] == 1; else the lowest float (as HF does; never -inf, so a
+// fully masked row of a left-padded query gives a uniform softmax, not NaN).
+static void attn_mask(graph *g, shared *sh) {
+    attr to[] = {A_INT("to", DT_BOOL)};
+    sh->shape_bs = OP(g, "Shape", "input_ids");
+    const char *one = c_idx(g, "const_one", 1);
+    const char *S = OP(g, "Gather", sh->shape_bs, one);
+    const char *T = OP(g, "Gather", OP(g, "Shape", "attention_mask"), one);
+    const char *key = OP(g, "Range", c_idx(g, "const_zero_scalar", 0), T, one); // (T)
+    const char *qry = OP(g, "Range", OP(g, "Sub", T, S), T, one);                // (S)
+    qry = OP(g, "Unsqueeze", qry, c_i64(g, "const_axis_1", (int64_t[]){1}, 1));   // (S, 1)
+    const char *causal = OP(g, "LessOrEqual", key, qry);                         // (S, T)
+    const char *pad = OP(g, "Unsqueeze", OPA(g, "Cast", to, "attention_mask"),
+                         c_i64(g, "const_axes_1_2", (int64_t[]){1, 2}, 2));      // (B, 1, 1, T)
+    sh->mask = OP(g, "Where", OP(g, "And", causal, pad), c_f32(g, "const_zero_f", 0.0f),
+                  c_f32(g, "const_lowest", -3.4028234663852886e38f));
+}
+
+// io: the graph's inputs and outputs with Optimum's names and symbolic dims.
+static void value_info(graph *g, int field, const char *name, int32_t elem, int n,
+                       const char *const *params, const int64_t *values) {
+    pb *v = &g->tmp, *t = &g->tmp2;
+    pb shape = {0}, dim = {0};
+    for (int i = 0; i < n; i++) {
+        if (params[i]) pb_str(&dim, DIM_PARAM, params[i]);
+        else pb_int(&dim, DIM_VALUE, values[i]);
+        pb_msg(&shape, SHAPE_DIM, &dim);
+    }
+    pb_int(t, TT_ELEM_TYPE, elem);
+    pb_msg(t, TT_SHAPE, &shape);
+    pb tt = {0};
+    pb_msg(&tt, TYPE_TENSOR, t);
+    pb_str(v, VI_NAME, name);
+    pb_msg(v, VI_TYPE, &tt);
+    pb_msg(&g->io, field, v);
+    if (shape.oom || dim.oom || tt.oom) g->oom = 1;
+    free(shape.p), free(dim.p), free(tt.p);
+}
+
+static void declare_io(graph *g) {
+    const plm_config *c = &g->m->config;
+    const char *bs[] = {"batch_size", "sequence_length"}, *bt[] = {"batch_size", "total_sequence_length"};
+    const char *kv_in[] = {"batch_size", NULL, "past_sequence_length", NULL};
+    const char *kv_out[] = {"batch_size", NULL, "total_sequence_length", NULL};
+    const char *lg[] = {"batch_size", "sequence_length", NULL};
+    int64_t kv[] = {0, c->num_key_value_heads, 0, c->head_dim}, v[] = {0, 0, c->vocab_size};
+    value_info(g, GRAPH_INPUT, "input_ids", DT_INT64, 2, bs, NULL);
+    value_info(g, GRAPH_INPUT, "attention_mask", DT_INT64, 2, bt, NULL);
+    value_info(g, GRAPH_INPUT, "position_ids", DT_INT64, 2, bs, NULL);
+    value_info(g, GRAPH_OUTPUT, "logits", DT_FLOAT, 3, lg, v);
+    for (int l = 0; l < c->num_hidden_layers; l++)
+        for (int k = 0; k < 2; k++) {
+            value_info(g, GRAPH_INPUT, fmt_name(g, "past_key_values.%d.%s", l, k ? "value" : "key"),
+                       DT_FLOAT, 4, kv_in, kv);
+            value_info(g, GRAPH_OUTPUT, fmt_name(g, "present.%d.%s", l, k ? "value" : "key"),
+                       DT_FLOAT, 4, kv_out, kv);
+        }
+}
+
+// build: the whole decoder graph of m in mode q.
+static void build(graph *g) {
+    const plm_model *m = g->m;
+    shared sh;
+    declare_io(g);
+    attn_mask(g, &sh);
+    rope_tables(g, &sh);
+    const char *x = embed(g);
+    for (int l = 0; l < m->config.num_hidden_layers; l++) {
+        x = attention(g, l, x, &sh);
+        x = mlp(g, l, x);
+    }
+    lm_head(g, rmsnorm(g, x, m->norm, "model.norm.weight"), &sh);
+}
+
+static void graph_free(graph *g) {
+    for (int i = 0; i < g->n_inits; i++) free(g->inits[i].name), free(g->inits[i].owned);
+    for (int i = 0; i < g->n_names; i++) free(g->names[i]);
+    free(g->inits), free(g->names);
+    free(g->nodes.p), free(g->io.p), free(g->tmp.p), free(g->tmp2.p);
+}
+
+// ---- writing: quantization of one row, tensor data, the file ----
+
+// quant_i8: q (n) = round(x / s), s = max|x| / 127 (symmetric, zero point 0); returns s.
+static float quant_i8(int8_t *q, const float *x, int64_t n) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    float s = amax > 0.0f ? amax / 127.0f : 1.0f;
+    for (int64_t i = 0; i < n; i++) q[i] = (int8_t)lrintf(fminf(fmaxf(x[i] / s, -127.0f), 127.0f));
+    return s;
+}
+
+// quant_q4: one block of 32: s = m / -8 where m is the value of largest magnitude (as ggml's Q4_0),
+// q = clamp(round(x / s) + 8, 0, 15), so x ~ (q - 8) * s, MatMulNBits' default zero point 8.
+// out gets 16 bytes, element 2j in the low nibble of byte j, 2j+1 in the high one.
+static float quant_q4(uint8_t *out, const float *x) {
+    float m = 0.0f;
+    for (int i = 0; i < Q4_BLOCK; i++)
+        if (fabsf(x[i]) > fabsf(m)) m = x[i];
+    float s = m / -8.0f, inv = s != 0.0f ? 1.0f / s : 0.0f;
+    for (int i = 0; i < Q4_BLOCK; i += 2) {
+        int a = (int)lrintf(x[i] * inv) + 8, b = (int)lrintf(x[i + 1] * inv) + 8;
+        a = a < 0 ? 0 : a > 15 ? 15 : a;
+        b = b < 0 ? 0 : b > 15 ? 15 : b;
+        out[i / 2] = (uint8_t)(a | b << 4);
+    }
+    return s;
+}
+
+// tensor_fill: the raw data of t into buf (t->nbytes); row is scratch of w->cols floats, qrow of
+// w->cols bytes.
+static void tensor_fill(const tensor *t, uint8_t *buf, float *row, int8_t *qrow) {
+    const plm_mat *w = t->mat;
+    if (t->src == SRC_OWNED || t->src == SRC_VEC) {
+        memcpy(buf, t->src == SRC_OWNED ? t->owned : (const void *)t->vec, t->nbytes);
+        return;
+    }
+    int64_t R = w->rows, K = w->cols, nb = K / Q4_BLOCK;
+    float *f = (float *)(void *)buf;
+    for (int64_t r = 0; r < R; r++) {
+        plm_mat_row(row, w, (int32_t)r);
+        switch (t->src) {
+        case SRC_F32: memcpy(f + r * K, row, (size_t)K * 4); break;
+        case SRC_F32_T: for (int64_t k = 0; k < K; k++) f[k * R + r] = row[k]; break;
+        case SRC_I8: quant_i8((int8_t *)buf + r * K, row, K); break;
+        case SRC_I8_T:
+            quant_i8(qrow, row, K);
+            for (int64_t k = 0; k < K; k++) ((int8_t *)buf)[k * R + r] = qrow[k];
+            break;
+        case SRC_I8_SCALE: f[r] = quant_i8(qrow, row, K); break;
+        case SRC_Q4:
+        case SRC_Q4_SCALE:
+            for (int64_t b = 0; b < nb; b++) {
+                float s = quant_q4((uint8_t *)qrow, row + b * Q4_BLOCK);
+                if (t->src == SRC_Q4_SCALE) f[r * nb + b] = s;
+                else memcpy(buf + (r * nb + b) * (Q4_BLOCK / 2), qrow, Q4_BLOCK / 2);
+            }
+            break;
+        default: break;
+        }
+    }
+}
+
+// tensor_head: GraphProto.initializer's key and length, then the TensorProto up to raw_data's
+// length; the data follows. Returns the bytes the whole field takes.
+static size_t tensor_head(pb *b, const tensor *t) {
+    pb m = {0};
+    for (int i = 0; i < t->n_dims; i++) pb_int(&m, TENSOR_DIMS, t->dims[i]);
+    pb_int(&m, TENSOR_DATA_TYPE, t->dtype);
+    pb_str(&m, TENSOR_NAME, t->name);
+    pb_key(&m, TENSOR_RAW_DATA, WIRE_LEN);
+    pb_varint(&m, t->nbytes);
+    size_t body = m.n + t->nbytes;
+    pb_key(b, GRAPH_INITIALIZER, WIRE_LEN);
+    pb_varint(b, body);
+    pb_raw(b, m.p, m.n);
+    if (m.oom) b->oom = 1;
+    free(m.p);
+    return varint_len((uint64_t)GRAPH_INITIALIZER << 3) + varint_len(body) + body;
+}
+
+// model_head: ModelProto's fields before the graph, and the graph's key and length.
+static void model_head(pb *b, const graph *g, size_t graph_len) {
+    pb op = {0};
+    pb_int(b, MODEL_IR_VERSION, ONNX_IR_VERSION);
+    pb_str(b, MODEL_PRODUCER_NAME, "pocketlm");
+    pb_str(b, MODEL_PRODUCER_VERSION, "0.1");
+    pb_str(&op, OPSET_DOMAIN, "");
+    pb_int(&op, OPSET_VERSION, ONNX_OPSET);
+    pb_msg(b, MODEL_OPSET_IMPORT, &op);
+    if (g->q == PLM_ONNX_QUANT_INT4) {
+        pb_str(&op, OPSET_DOMAIN, "com.microsoft");
+        pb_int(&op, OPSET_VERSION, 1);
+        pb_msg(b, MODEL_OPSET_IMPORT, &op);
+    }
+    if (op.oom) b->oom = 1;
+    free(op.p);
+    pb_key(b, MODEL_GRAPH, WIRE_LEN);
+    pb_varint(b, graph_len);
+}
+
+static plm_status write_graph(graph *g, const char *path, plm_error *err) {
+    pb head = {0}, th = {0};
+    pb_str(&g->io, GRAPH_NAME, "main_graph");
+    size_t len = g->nodes.n + g->io.n, maxb = 0, maxc = 1;
+    for (int i = 0; i < g->n_inits; i++) {
+        len += tensor_head(&th, &g->inits[i]);
+        th.n = 0;
+        if (g->inits[i].nbytes > maxb) maxb = g->inits[i].nbytes;
+        if (g->inits[i].mat && (size_t)g->inits[i].mat->cols > maxc) maxc = (size_t)g->inits[i].mat->cols;
+    }
+    model_head(&head, g, len);
+    uint8_t *buf = malloc(maxb ? maxb : 1);
+    float *row = malloc(maxc * sizeof *row);
+    int8_t *qrow = malloc(maxc);
+    plm_writer *w = NULL;
+    plm_status s = PLM_OK;
+    if (!buf || !row || !qrow || head.oom || g->oom || g->nodes.oom || g->io.oom)
+        s = plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory building the ONNX graph", path);
+    if (s == PLM_OK) s = plm_writer_open(&w, path, err);
+    if (s == PLM_OK) s = plm_writer_write(w, head.p, head.n, err);
+    if (s == PLM_OK) s = plm_writer_write(w, g->nodes.p, g->nodes.n, err);
+    if (s == PLM_OK) s = plm_writer_write(w, g->io.p, g->io.n, err);
+    for (int i = 0; i < g->n_inits && s == PLM_OK; i++) {
+        tensor_head(&th, &g->inits[i]);
+        tensor_fill(&g->inits[i], buf, row, qrow);
+        s = th.oom ? plm_fail(err, PLM_ERR_NOMEM, "out of memory")
+                   : plm_writer_write(w, th.p, th.n, err);
+        if (s == PLM_OK) s = plm_writer_write(w, buf, g->inits[i].nbytes, err);
+        th.n = 0;
+    }
+    if (s == PLM_OK) s = plm_writer_commit(w, err);
+    else plm_writer_abort(w);
+    free(head.p), free(th.p), free(buf), free(row), free(qrow);
+    return s;
+}
+
+// ---- public ----
+
+static const char *const quant_names[PLM_ONNX_QUANT_N] = {"none", "int8", "int4", "int8-qdq"};
+static const char *const file_names[PLM_ONNX_QUANT_N] = {
+    "model.onnx", "model_quantized.onnx", "model_q4.onnx", "model_quantized_qdq.onnx"};
+
+plm_status plm_onnx_quant_parse(const char *name, plm_onnx_quant *out) {
+    for (int i = 0; i < PLM_ONNX_QUANT_N; i++)
+        if (!strcmp(name, quant_names[i])) {
+            *out = (plm_onnx_quant)i;
+            return PLM_OK;
+        }
+    return PLM_ERR_ARG;
+}
+
+const char *plm_onnx_file_name(plm_onnx_quant q) {
+    return (unsigned)q < PLM_ONNX_QUANT_N ? file_names[q] : "?";
+}
+
+// check_model: shapes the graph builder assumes.
+static plm_status check_model(const plm_model *m, plm_onnx_quant q, const char *path,
+                              plm_error *err) {
+    const plm_config *c = &m->config;
+    if ((unsigned)q >= PLM_ONNX_QUANT_N)
+        return plm_fail(err, PLM_ERR_ARG, "%s: unknown ONNX quantization %d", path, (int)q);
+    if (c->head_dim % 2 || c->head_dim / 2 > 512 || c->num_attention_heads % c->num_key_value_heads)
+        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: head_dim %d, heads %d / %d: ONNX export "
+                        "needs an even head_dim <= 1024 and heads a multiple of KV heads", path,
+                        c->head_dim, c->num_attention_heads, c->num_key_value_heads);
+    if (q == PLM_ONNX_QUANT_INT4 && (c->hidden_size % Q4_BLOCK || c->intermediate_size % Q4_BLOCK ||
+                                     (c->num_attention_heads * c->head_dim) % Q4_BLOCK))
+        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: int4 export needs hidden_size (%d), "
+                        "intermediate_size (%d) and heads*head_dim (%d) multiples of %d", path,
+                        c->hidden_size, c->intermediate_size,
+                        c->num_attention_heads * c->head_dim, Q4_BLOCK);
+    return PLM_OK;
+}
+
+plm_status plm_onnx_write(const plm_model *m, const char *path, plm_onnx_quant q, plm_error *err) {
+    if (!m || !path) return plm_fail(err, PLM_ERR_ARG, "plm_onnx_write: NULL argument");
+    plm_status s = check_model(m, q, path, err);
+    if (s != PLM_OK) return s;
+    graph g = {.m = m, .q = q};
+    build(&g);
+    s = write_graph(&g, path, err);
+    graph_free(&g);
+    return s;
+}
+
+// ---- the export directory ----
+
+// remove_export: delete the files an export writes under dir, then dir/onnx and dir (only when
+// they are then empty: nothing else is ever removed).
+static void remove_export(const char *dir) {
+    static const char *const json[] = {"config.json", "generation_config.json", "tokenizer.json",
+                                       "tokenizer_config.json"};
+    char p[4096];
+    for (size_t i = 0; i < sizeof json / sizeof json[0]; i++)
+        if (!plm_path_join(p, sizeof p, dir, json[i])) remove(p);
+    for (int q = 0; q < PLM_ONNX_QUANT_N; q++)
+        if (snprintf(p, sizeof p, "%s/onnx/%s", dir, file_names[q]) < (int)sizeof p) remove(p);
+    if (snprintf(p, sizeof p, "%s/onnx", dir) < (int)sizeof p) remove(p);
+    remove(dir);
+}
+
+// move_into: rename every file of the export src (as remove_export lists them) into dst.
+static plm_status move_into(const char *src, const char *dst, plm_error *err) {
+    static const char *const names[] = {"config.json", "generation_config.json", "tokenizer.json",
+                                        "tokenizer_config.json", "onnx/model.onnx",
+                                        "onnx/model_quantized.onnx", "onnx/model_q4.onnx",
+                                        "onnx/model_quantized_qdq.onnx"};
+    char a[4096], b[4096];
+    if (snprintf(b, sizeof b, "%s/onnx", dst) >= (int)sizeof b)
+        return plm_fail(err, PLM_ERR_ARG, "%s: path too long", dst);
+    plm_status s = plm_mkdir(b, err);
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && s == PLM_OK; i++) {
+        if (snprintf(a, sizeof a, "%s/%s", src, names[i]) >= (int)sizeof a ||
+            snprintf(b, sizeof b, "%s/%s", dst, names[i]) >= (int)sizeof b)
+            return plm_fail(err, PLM_ERR_ARG, "%s: path too long", dst);
+        if (plm_path_exists(a) && rename(a, b) != 0)
+            s = plm_fail(err, PLM_ERR_IO, "%s: cannot move into %s", a, dst);
+    }
+    return s;
+}
+
+plm_status plm_onnx_export(const plm_model *m, const char *dir, const plm_onnx_quant *qs, int n,
+                           int force, plm_error *err) {
+    char tmp[4096], p[4096 + 64];
+    if (!m || !dir || !qs || n < 1) return plm_fail(err, PLM_ERR_ARG, "plm_onnx_export: bad arguments");
+    int exists = plm_path_exists(dir);
+    if (exists && !force)
+        return plm_fail(err, PLM_ERR_ARG, "%s exists (overwrite it with force)", dir);
+    if (exists && !plm_path_is_dir(dir))
+        return plm_fail(err, PLM_ERR_ARG, "%s exists and is not a directory", dir);
+    for (int i = 0; i < n; i++) {
+        plm_status s = check_model(m, qs[i], dir, err);
+        if (s != PLM_OK) return s;
+    }
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", dir) >= (int)sizeof tmp - 64)
+        return plm_fail(err, PLM_ERR_ARG, "%s: path too long", dir);
+    remove_export(tmp); // a stale staging directory of an interrupted export
+    if (plm_path_exists(tmp))
+        return plm_fail(err, PLM_ERR_IO, "%s: exists and holds other files; remove it", tmp);
+    snprintf(p, sizeof p, "%s/onnx", tmp);
+    plm_status s = plm_model_save_json(m, tmp, err);
+    if (s == PLM_OK) s = plm_mkdir(p, err);
+    for (int i = 0; i < n && s == PLM_OK; i++) {
+        snprintf(p, sizeof p, "%s/onnx/%s", tmp, plm_onnx_file_name(qs[i]));
+        s = plm_onnx_write(m, p, qs[i], err);
+    }
+    if (s == PLM_OK && !exists && rename(tmp, dir) != 0)
+        s = plm_fail(err, PLM_ERR_IO, "%s: cannot rename to %s", tmp, dir);
+    if (s == PLM_OK && exists) s = move_into(tmp, dir, err);
+    remove_export(tmp);
+    return s;
+}

@@ -1,0 +1,38 @@
+// onnx.h: export a plm_model as ONNX, in the Hugging Face / Optimum layout that transformers.js and
+// onnxruntime (node, web) load as they are: a Llama decoder with a KV cache (input_ids,
+// attention_mask, position_ids, past_key_values.{i}.key/.value -> logits, present.{i}.key/.value).
+// The graph is written by onnx.c's own small protobuf encoder; weights are initializers (raw_data).
+#ifndef PLM_ONNX_H
+#define PLM_ONNX_H
+
+#include "model.h"
+
+typedef enum {
+    PLM_ONNX_QUANT_NONE = 0,     // f32 weights                               onnx/model.onnx
+    PLM_ONNX_QUANT_INT8 = 1,     // int8 per-channel weights, MatMulInteger   onnx/model_quantized.onnx
+    PLM_ONNX_QUANT_INT4 = 2,     // 4-bit blocks of 32, com.microsoft MatMulNBits  onnx/model_q4.onnx
+    PLM_ONNX_QUANT_INT8_QDQ = 3, // int8 per-channel, DequantizeLinear -> MatMul (the slower int8
+                                 // form, kept for benchmarks)           onnx/model_quantized_qdq.onnx
+    PLM_ONNX_QUANT_N = 4,
+} plm_onnx_quant;
+
+// plm_onnx_quant_parse: "none" | "int8" | "int4" | "int8-qdq" to a mode; PLM_OK or PLM_ERR_ARG.
+plm_status plm_onnx_quant_parse(const char *name, plm_onnx_quant *out);
+// plm_onnx_file_name: "model.onnx", "model_quantized.onnx", "model_q4.onnx", ... (names
+// transformers.js looks for with dtype fp32, q8, q4).
+const char *plm_onnx_file_name(plm_onnx_quant q);
+
+// plm_onnx_write: one .onnx file of m (f32 or q8_0 in memory) at path, written atomically.
+// Returns PLM_ERR_UNSUPPORTED when the shapes do not fit the mode (int4 needs in_features % 32 == 0).
+plm_status plm_onnx_write(const plm_model *m, const char *path, plm_onnx_quant q, plm_error *err);
+
+// plm_onnx_export: the directory dir: config.json, generation_config.json, tokenizer.json and
+// tokenizer_config.json (when m has a tokenizer), and onnx/<file> for each of the n modes in qs.
+// Everything is written into "<dir>.tmp" first; then that is renamed to dir, or, when dir exists
+// and force is set, its files are moved into dir one by one (other files of dir are kept). On
+// failure nothing of dir changes and "<dir>.tmp" is removed. An existing dir without force is
+// PLM_ERR_ARG.
+plm_status plm_onnx_export(const plm_model *m, const char *dir, const plm_onnx_quant *qs, int n,
+                           int force, plm_error *err);
+
+#endif

@@ -21,6 +21,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 
 // cli_error: print "pocketlm <cmd>: <message>" to stderr; returns 1.

@@ -20,6 +20,7 @@ static const cli_command commands[] = {
     {"merge", cmd_merge, "fold a LoRA adapter into a new model directory"},
     {"export", cmd_export, "ONNX directory (transformers.js) or GGUF file"},
     {"bench", cmd_bench, "prefill and decode speed, peak memory"},
+    {"serve", cmd_serve, "the web app and a local HTTP API (loopback by default)"},
 };
 
 static void usage(FILE *f) {

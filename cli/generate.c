@@ -8,10 +8,6 @@
 #include "cli.h"
 
 #define MAX_STOPS 16
-#define TASK_PREFIX "Rephrase the following:\nInput: "
-#define TASK_OUTPUT "\nOutput: "
-#define TASK_START "<|OUTPUT_START|>"
-#define TASK_END "<|OUTPUT_END|>"
 
 typedef struct {
     cli_model_opts model;
@@ -224,26 +220,21 @@ int cmd_paraphrase(int argc, char **argv) {
     plm_model *m;
     plm_session *s;
     if (cli_open(cmd, &o.model, &m, &s)) return free(texts), 1;
-    const plm_tokenizer *tok = plm_session_tokenizer(s);
-    int32_t end_id = tok ? plm_tokenizer_token_id(tok, TASK_END) : -1;
-    int has_markers = end_id >= 0 && tok && plm_tokenizer_token_id(tok, TASK_START) >= 0;
-    const char *suffix = has_markers ? TASK_OUTPUT TASK_START : TASK_OUTPUT;
-    if (has_markers) {
-        o.gen.stop_tokens = &end_id;
+    cli_task task = cli_task_of(plm_session_tokenizer(s)); // template shared with eval
+    if (task.markers) {
+        o.gen.stop_tokens = &task.end_id;
         o.gen.n_stop_tokens = 1;
     } else {
         fprintf(stderr, "pocketlm paraphrase: note: the model has no %s/%s tokens (not fine-tuned "
                         "for the task): using the plain template, stopping at a newline\n",
-                TASK_START, TASK_END);
+                PLM_TASK_START, PLM_TASK_END);
         if (o.gen.n_stop_strings < MAX_STOPS) o.stop_strings[o.gen.n_stop_strings++] = "\n";
         o.gen.stop_strings = o.stop_strings;
     }
     for (int k = 0; k < n_texts && rc == 0; k++) {
-        size_t n = strlen(TASK_PREFIX) + strlen(texts[k]) + strlen(suffix) + 1;
-        char *prompt = malloc(n);
+        char *prompt = cli_task_text(&task, texts[k], NULL);
         if (!prompt) rc = 1;
         else {
-            snprintf(prompt, n, "%s%s%s", TASK_PREFIX, texts[k], suffix);
             rc = run(cmd, s, prompt, &o);
             free(prompt);
         }

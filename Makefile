@@ -15,7 +15,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test check san fuzz bench model ref loc clean help setup ci demo
+.PHONY: all test check san fuzz bench model ref loc clean help setup ci demo wasm
 
 all: $(BUILD)/pocketlm
 
@@ -76,3 +76,38 @@ clean:
 
 help:
 	@echo "targets: all demo test san fuzz check ci setup model bench loc clean"
+
+# ---- wasm: build/web/, a servable directory (web/README in examples/node/README.md) ----
+# The same src/*.c plus web/wasm.c, twice: pocketlm.mjs/.wasm single-threaded (any page) and
+# pocketlm-mt.mjs/.wasm + worker with -pthread (pages with COOP/COEP headers, or node). No
+# -ffast-math. Debian's emcc needs NODE_PATH; never set EM_CACHE (its cache is prebuilt).
+EMCC        = env NODE_PATH=/usr/share/nodejs emcc
+WASM_DIR    = $(BUILD)/web
+WASM_CFLAGS = $(WARN) -O3 -msimd128 -Iinclude -Isrc
+# PTHREAD_POOL_SIZE: web workers started with the threaded module (pocketlm.js passes threads - 1)
+WASM_POOL   = 'Module.pocketlmPoolSize||4'
+WASM_LINK   = -O3 -msimd128 -sMODULARIZE -sEXPORT_ES6 -sEXPORT_NAME=createPocketLM \
+              -sALLOW_MEMORY_GROWTH -sMAXIMUM_MEMORY=4GB -sEXPORTED_FUNCTIONS=_malloc,_free \
+              -sEXPORTED_RUNTIME_METHODS=FS,UTF8ToString,stringToUTF8,lengthBytesUTF8 -lm
+WASM_SRC    = $(LIB_SRC) web/wasm.c
+WASM_HDR    = $(wildcard include/*.h src/*.h)
+
+$(BUILD)/wasm/st/%.o: %.c $(WASM_HDR)
+	@mkdir -p $(dir $@)
+	$(EMCC) $(WASM_CFLAGS) -c $< -o $@
+
+$(BUILD)/wasm/mt/%.o: %.c $(WASM_HDR)
+	@mkdir -p $(dir $@)
+	$(EMCC) $(WASM_CFLAGS) -pthread -c $< -o $@
+
+$(WASM_DIR)/pocketlm.mjs: $(WASM_SRC:%.c=$(BUILD)/wasm/st/%.o)
+	@mkdir -p $(dir $@)
+	$(EMCC) $(WASM_LINK) -o $@ $^
+
+$(WASM_DIR)/pocketlm-mt.mjs: $(WASM_SRC:%.c=$(BUILD)/wasm/mt/%.o)
+	@mkdir -p $(dir $@)
+	$(EMCC) $(WASM_LINK) -pthread -sPTHREAD_POOL_SIZE=$(WASM_POOL) -o $@ $^
+
+wasm: $(WASM_DIR)/pocketlm.mjs $(WASM_DIR)/pocketlm-mt.mjs web/pocketlm.js web/pocketlm.d.ts web/package.json
+	cp web/pocketlm.js web/pocketlm.d.ts web/package.json $(WASM_DIR)/
+	cp $(WASM_DIR)/pocketlm-mt.worker.js $(WASM_DIR)/pocketlm-mt.worker.cjs # for node: CommonJS

@@ -1,0 +1,156 @@
+// pocketlm.d.ts: the API of pocketlm.js, the WebAssembly build of pocketlm for node and browsers.
+//
+//     import { PocketLM } from 'pocketlm';
+//     const lm = await PocketLM.load(url, { dtype: 'q8_0', onProgress: (p) => bar(p.loaded / p.total) });
+//     const r = await lm.generate('Once upon a time', { maxTokens: 64, onToken: (t) => out.append(t) });
+//     lm.free();
+
+/** Where a GGUF model (or an adapter file) comes from. */
+export type Source =
+  | string          // a URL (fetched with streaming progress); in node also a file path
+  | URL
+  | Blob            // a File from <input type=file> or drag and drop
+  | ArrayBuffer
+  | Uint8Array;
+
+export interface Progress {
+  loaded: number;   // bytes read so far
+  total: number;    // bytes in all, 0 when unknown
+  file: string;     // 'model', or the adapter file name
+}
+
+/**
+ * A PEFT LoRA adapter: its files by name, or a base URL / (node) directory that holds them
+ * (tokenizer.json is optional: present when the adapter adds tokens).
+ */
+export type LoraSource =
+  | string
+  | URL
+  | {
+      'adapter_config.json': Source;
+      'adapter_model.safetensors': Source;
+      'tokenizer.json'?: Source;
+    };
+
+export interface LoadOptions {
+  /** Called as the file arrives. */
+  onProgress?: (p: Progress) => void;
+  /**
+   * Threads, the caller included. > 1 picks the threaded build, which needs SharedArrayBuffer:
+   * in a browser only when crossOriginIsolated (COOP same-origin + COEP require-corp), else 1 is
+   * used. Default: browser min(4, hardwareConcurrency) when cross-origin isolated, else 1; node 1.
+   * At most 17.
+   */
+  threads?: number;
+  /** In-memory dtype of the linear weights: 'q8_0' (default; ~4x smaller, faster) or 'f32'. */
+  dtype?: 'q8_0' | 'f32';
+  /** An adapter applied at run time (not merged). */
+  lora?: LoraSource;
+  /** Positions held in the KV cache; default min(2048, the model's context). */
+  nCtx?: number;
+}
+
+export interface GenerateOptions {
+  /** New tokens at most (default 256). */
+  maxTokens?: number;
+  /** 0 = greedy (default 0). */
+  temperature?: number;
+  /** 0 = off (default). */
+  topK?: number;
+  /** 1 = off (default). */
+  topP?: number;
+  /** 0 = off (default). */
+  minP?: number;
+  /** 1 = off (default); Hugging Face semantics. */
+  repetitionPenalty?: number;
+  /** Integer below 2^53; default random. Same seed, same options, same prompt: same text. */
+  seed?: number;
+  /** Strings that end generation; the text is cut before the first one found. */
+  stop?: string[];
+  /** Token ids that end generation (at most 16); default the model's eos_token_id. */
+  stopTokens?: number[];
+  /** Checked before every token: when aborted, generate resolves with stopReason 'abort'. */
+  signal?: AbortSignal;
+  /**
+   * Each new piece of text as it is produced: whole UTF-8 characters only, and never the
+   * beginning of a stop string. The pieces concatenate to the result's text.
+   */
+  onToken?: (piece: string) => void;
+  /**
+   * Reuse the KV cache of the previous call for the longest common prefix of ids (default true;
+   * results are the same either way, only faster).
+   */
+  cache?: boolean;
+}
+
+export type StopReason =
+  | 'length'    // maxTokens reached
+  | 'token'     // a stop token (eos) was sampled
+  | 'string'    // a stop string appeared
+  | 'context'   // the KV cache is full
+  | 'abort';    // the signal was aborted
+
+export interface GenerateResult {
+  text: string;           // the generated text (without a stop string or stop token)
+  tokens: number[];       // generated ids, without a final stop token
+  stopReason: StopReason;
+  promptTokens: number;   // ids of the prompt
+  cachedTokens: number;   // of which were already in the KV cache (not recomputed)
+  generatedTokens: number; // tokens sampled, a final stop token included
+  prefillTokS: number;    // prompt tokens computed per second
+  decodeTokS: number;     // generated tokens per second
+}
+
+export interface ModelConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  maxPositionEmbeddings: number;
+  bosTokenId: number;     // -1 when absent
+  eosTokenId: number;     // -1 when absent
+}
+
+export class PocketLM {
+  /** Load a GGUF model (the single-file format used on the web). */
+  static load(source: Source, options?: LoadOptions): Promise<PocketLM>;
+
+  readonly config: ModelConfig;
+  readonly dtype: 'q8_0' | 'f32';
+  readonly threads: number;
+  readonly hasTokenizer: boolean;
+  readonly nCtx: number;
+  readonly weightBytes: number;  // bytes of weights in memory
+  readonly loadSeconds: number;  // read + convert + session
+  readonly readSeconds: number;  // of which reading/fetching the file
+  /** Current size of the wasm heap in bytes (it grows, never shrinks). */
+  readonly memoryBytes: number;
+
+  /**
+   * Continue prompt (text, or token ids). Calls on one PocketLM run one after another (each
+   * waits for the previous one).
+   */
+  generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): Promise<GenerateResult>;
+  /**
+   * Paraphrase text with the task template ("Rephrase the following:\nInput: …\nOutput: 
+   * <|OUTPUT_START|>"), stopping at <|OUTPUT_END|>; a model without those tokens gets the plain
+   * template and stops at a newline. Defaults: temperature 0.8, topK 8, maxTokens 64.
+   */
+  paraphrase(text: string, options?: GenerateOptions): Promise<GenerateResult>;
+  /** Token ids of text (no BOS/EOS added), as Hugging Face tokenizers would give them. */
+  tokenize(text: string): Int32Array;
+  /** Text of ids. */
+  detokenize(ids: ArrayLike<number>): string;
+  /** Id of a token given by its exact text, or -1. */
+  tokenId(text: string): number;
+  /**
+   * Low level: run ids (from position 0 unless reset is false) and return a copy of the last
+   * position's logits (vocabulary size, adapter tokens included).
+   */
+  decode(ids: ArrayLike<number>, options?: { reset?: boolean }): Promise<Float32Array>;
+  /** Forget the KV cache. */
+  reset(): Promise<void>;
+  /** Free the model, its session and adapter, and the threaded build's workers. */
+  free(): void;
+}
+
+export default PocketLM;

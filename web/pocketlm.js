@@ -1,0 +1,530 @@
+// pocketlm.js: the JavaScript API of pocketlm (one ES module for node and the browser), over the
+// wasm build of the C library (web/wasm.c). Conventions of transformers.js / wllama:
+//
+//     import { PocketLM } from './pocketlm.js';
+//     const lm = await PocketLM.load('SmolLM2-135M-Instruct.Q4_1.gguf', { dtype: 'q8_0' });
+//     const r = await lm.generate('The capital of France is', { maxTokens: 32, onToken: (t) => ... });
+//     const p = await lm.paraphrase('The cat sat on the mat.');
+//     lm.free();
+//
+// Which build: pocketlm.mjs (single-threaded, any page) unless threads > 1 and threads are
+// possible (crossOriginIsolated in a browser; always in node), then pocketlm-mt.mjs.
+// Memory: the GGUF file is streamed straight into the wasm heap (one malloc of the file's size,
+// chunks written at that pointer), converted to the in-memory dtype, then freed: no second copy of
+// the file is ever held in JS memory (except when a URL's size is unknown: see readUrl).
+// Generation runs token by token from JS (plm_wasm_gen_step), yielding to the event loop between
+// tokens, so an AbortSignal or a UI message is seen after at most one token.
+// Not here: the math (src/), the page (web/index.html, web/main.js, web/worker.js).
+
+const IS_NODE = typeof process === 'object' && typeof process.versions === 'object' &&
+    typeof process.versions.node === 'string' && typeof window === 'undefined';
+
+const DTYPES = { f32: 0, q8_0: 3 };
+const STOP_REASONS = ['length', 'token', 'string', 'context', 'callback'];
+const TASK_PREFIX = 'Rephrase the following:\nInput: ';
+const TASK_OUTPUT = '\nOutput: ';
+const TASK_START = '<|OUTPUT_START|>';
+const TASK_END = '<|OUTPUT_END|>';
+const MAX_POOL = 16; // web workers at most in the threaded build
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+// ---- the Emscripten module ----
+
+const factories = new Map(); // 'st' | 'mt' -> Promise of the module factory (+ node wasm bytes)
+
+async function loadFactory(mt) {
+  const key = mt ? 'mt' : 'st';
+  if (!factories.has(key)) {
+    factories.set(key, (async () => {
+      const url = new URL(mt ? './pocketlm-mt.mjs' : './pocketlm.mjs', import.meta.url);
+      let wasmBinary, dir;
+      if (IS_NODE) {
+        // emscripten 3.1.6's ES6 output uses CommonJS `require` and `__dirname` in its node
+        // branch; give them, and the wasm bytes (node's fetch() cannot read a file path).
+        const { createRequire } = await import('node:module');
+        const { fileURLToPath } = await import('node:url');
+        const fs = await import('node:fs');
+        const path = await import('node:path');
+        const file = fileURLToPath(url);
+        dir = path.dirname(file);
+        if (typeof globalThis.require !== 'function') globalThis.require = createRequire(url.href);
+        if (typeof globalThis.__dirname !== 'string') globalThis.__dirname = dir;
+        wasmBinary = fs.readFileSync(file.replace(/\.mjs$/, '.wasm'));
+      }
+      const factory = (await import(url.href)).default;
+      return { factory, wasmBinary, dir, url };
+    })());
+  }
+  return factories.get(key);
+}
+
+async function instantiate(mt, poolSize) {
+  const { factory, wasmBinary, dir, url } = await loadFactory(mt);
+  const opts = {
+    arguments: [],
+    print: (s) => console.log(s),
+    printErr: (s) => console.error(s),
+    locateFile: (p) => {
+      // node: the CommonJS worker script is shipped as .cjs, since package.json says "module"
+      if (IS_NODE) return dir + '/' + (p.endsWith('.worker.js') ? p.replace(/\.js$/, '.cjs') : p);
+      return new URL(p, url).href;
+    },
+  };
+  if (wasmBinary) opts.wasmBinary = wasmBinary;
+  if (mt) opts.pocketlmPoolSize = poolSize;
+  return factory(opts);
+}
+
+// Thin accessors over one instance: heap views are re-read every time, because memory growth
+// (any malloc) detaches them, and in the threaded build a worker may grow memory.
+class Heap {
+  constructor(M) { this.M = M; }
+  get buffer() { return this.M.wasmMemory ? this.M.wasmMemory.buffer : this.M.HEAPU8.buffer; }
+  u8() { return new Uint8Array(this.buffer); }
+  i32(ptr, n) { return new Int32Array(this.buffer, ptr, n); }
+  f32(ptr, n) { return new Float32Array(this.buffer, ptr, n); }
+  malloc(n) {
+    const p = this.M._malloc(Math.max(1, n)) >>> 0;
+    if (!p) throw new Error(`pocketlm: out of wasm memory allocating ${n} bytes`);
+    return p;
+  }
+  free(p) { if (p) this.M._free(p); }
+  // string: bytes of ptr (n) as text (copied first: TextDecoder refuses shared memory)
+  string(ptr, n) { return decoder.decode(this.u8().slice(ptr, ptr + n)); }
+  // cstr: a NUL-terminated copy of s in the heap (free it)
+  cstr(s) {
+    const b = encoder.encode(s), p = this.malloc(b.length + 1);
+    const u = this.u8();
+    u.set(b, p);
+    u[p + b.length] = 0;
+    return { ptr: p, len: b.length };
+  }
+  ids(ids) {
+    const p = this.malloc(ids.length * 4);
+    this.i32(p, ids.length).set(ids);
+    return p;
+  }
+}
+
+// ---- reading sources into the heap ----
+
+function isUrlString(s) { return /^(https?|blob|data|file):/i.test(s); }
+
+// readInto: the bytes of source in a fresh heap buffer; returns { ptr, size } (caller frees).
+async function readInto(heap, source, onProgress, what) {
+  const progress = (loaded, total) => { if (onProgress) onProgress({ loaded, total, file: what }); };
+  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+    const b = source instanceof ArrayBuffer ? new Uint8Array(source)
+        : new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+    const ptr = heap.malloc(b.length);
+    heap.u8().set(b, ptr);
+    progress(b.length, b.length);
+    return { ptr, size: b.length };
+  }
+  if (typeof Blob !== 'undefined' && source instanceof Blob)
+    return readStream(heap, source.stream(), source.size, progress);
+  if (typeof source === 'string' && IS_NODE && !/^(https?|blob|data):/i.test(source))
+    return readPath(heap, source, progress);
+  if (typeof source === 'string' || source instanceof URL) {
+    const res = await fetch(source);
+    if (!res.ok) throw new Error(`pocketlm: ${source}: HTTP ${res.status} ${res.statusText}`);
+    const len = Number(res.headers.get('content-length'));
+    const encoded = res.headers.get('content-encoding');
+    return readStream(heap, res.body, len > 0 && !encoded ? len : -1, progress);
+  }
+  throw new TypeError('pocketlm: a source is a URL, a File/Blob, an ArrayBuffer/Uint8Array, ' +
+                      'or (node) a file path');
+}
+
+// readPath (node): read the file in 8 MB chunks straight into the heap.
+async function readPath(heap, file, progress) {
+  const fs = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  if (file.startsWith('file:')) file = fileURLToPath(file);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const ptr = heap.malloc(size);
+    try {
+      for (let off = 0; off < size;) {
+        const n = fs.readSync(fd, heap.u8(), ptr + off, Math.min(8 << 20, size - off), off);
+        if (n <= 0) throw new Error(`pocketlm: ${file}: short read at ${off} of ${size}`);
+        off += n;
+        progress(off, size);
+      }
+    } catch (e) { heap.free(ptr); throw e; }
+    return { ptr, size };
+  } finally { fs.closeSync(fd); }
+}
+
+// readStream: chunks of a ReadableStream written at a heap pointer of the known size. When the
+// size is unknown (no content-length, or compressed), chunks are gathered in JS first: one extra
+// copy of the file, held only until it is copied into the heap.
+async function readStream(heap, stream, size, progress) {
+  const reader = stream.getReader();
+  if (size < 0) {
+    const parts = [];
+    let n = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      n += value.length;
+      progress(n, 0);
+    }
+    const ptr = heap.malloc(n);
+    let off = 0;
+    for (const p of parts) { heap.u8().set(p, ptr + off); off += p.length; }
+    return { ptr, size: n };
+  }
+  const ptr = heap.malloc(size);
+  let off = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (off + value.length > size) throw new Error(`pocketlm: got more bytes than the ${size} announced`);
+      heap.u8().set(value, ptr + off);
+      off += value.length;
+      progress(off, size);
+    }
+    if (off !== size) throw new Error(`pocketlm: got ${off} bytes, ${size} announced`);
+  } catch (e) { heap.free(ptr); throw e; }
+  return { ptr, size };
+}
+
+// ---- yielding to the event loop between tokens ----
+
+const yieldNow = IS_NODE && typeof setImmediate === 'function'
+  ? () => new Promise((r) => setImmediate(r))
+  : (() => {
+      if (typeof MessageChannel === 'undefined') return () => new Promise((r) => setTimeout(r, 0));
+      const ch = new MessageChannel(), queue = [];
+      ch.port1.onmessage = () => queue.shift()();
+      return () => new Promise((r) => { queue.push(r); ch.port2.postMessage(0); });
+    })();
+
+function now() { return typeof performance !== 'undefined' ? performance.now() : Date.now(); }
+
+// ---- the model ----
+
+export class PocketLM {
+  // use PocketLM.load
+  constructor(M, model, session, lora, threads) {
+    this._M = M;
+    this._heap = new Heap(M);
+    this._model = model;
+    this._session = session;
+    this._lora = lora;
+    this._err = M._plm_wasm_error_new() >>> 0;
+    this._cache = [];          // ids held in the session's KV cache, in order
+    this._queue = Promise.resolve(); // calls on one session run one after another
+    this.threads = threads;
+    const info = (k) => M._plm_wasm_model_info(model, k);
+    this.config = { vocabSize: info(0), hiddenSize: info(1), numLayers: info(2),
+                    maxPositionEmbeddings: info(3), bosTokenId: info(4), eosTokenId: info(5) };
+    this.dtype = info(7) === DTYPES.q8_0 ? 'q8_0' : 'f32';
+    this.hasTokenizer = M._plm_wasm_session_info(session, 4) === 1;
+    this.nCtx = M._plm_wasm_session_info(session, 2);
+    this.weightBytes = M._plm_wasm_model_weight_bytes(model);
+  }
+
+  // PocketLM.load: see pocketlm.d.ts.
+  static async load(source, opts = {}) {
+    const dtype = opts.dtype ?? 'q8_0';
+    if (!(dtype in DTYPES)) throw new Error(`pocketlm: dtype '${dtype}': want 'q8_0' or 'f32'`);
+    let threads = opts.threads ?? defaultThreads();
+    const canThread = IS_NODE || (typeof crossOriginIsolated !== 'undefined' && crossOriginIsolated);
+    if (!canThread) threads = 1;
+    threads = Math.max(1, Math.min(MAX_POOL + 1, threads | 0));
+    const mt = threads > 1;
+    const M = await instantiate(mt, threads - 1);
+    const heap = new Heap(M);
+    const err = M._plm_wasm_error_new() >>> 0;
+    let model = 0, session = 0, lora = 0;
+    try {
+      const t0 = now();
+      const { ptr, size } = await readInto(heap, source, opts.onProgress, 'model');
+      const tRead = now();
+      try {
+        model = M._plm_wasm_model_load(ptr, size, DTYPES[dtype], err) >>> 0;
+      } finally { heap.free(ptr); }
+      if (!model) throw wasmError(M, err, 'loading the model');
+      if (opts.lora) lora = await loadLora(M, heap, model, opts.lora, opts.onProgress, err);
+      session = M._plm_wasm_session_create(model, lora, opts.nCtx ?? 0, threads, err) >>> 0;
+      if (!session) throw wasmError(M, err, 'creating the session');
+      const lm = new PocketLM(M, model, session, lora, threads);
+      lm.loadSeconds = (now() - t0) / 1000;
+      lm.readSeconds = (tRead - t0) / 1000;
+      return lm;
+    } catch (e) {
+      if (session) M._plm_wasm_session_free(session);
+      if (lora) M._plm_wasm_lora_free(lora);
+      if (model) M._plm_wasm_model_free(model);
+      if (M.PThread) M.PThread.terminateAllThreads();
+      throw e;
+    } finally { M._plm_wasm_error_free(err); }
+  }
+
+  // run: fn() after every call before it on this model has finished.
+  _run(fn) {
+    if (!this._model) return Promise.reject(new Error('pocketlm: the model was freed'));
+    const p = this._queue.then(fn);
+    this._queue = p.catch(() => {});
+    return p;
+  }
+
+  tokenize(text) {
+    this._alive();
+    if (!this.hasTokenizer) throw new Error('pocketlm: the model has no tokenizer');
+    const M = this._M, h = this._heap, s = h.cstr(String(text));
+    let ids = 0;
+    try {
+      let n = M._plm_wasm_tokenize(this._session, s.ptr, s.len, 0, 0);
+      if (n < 0) throw new Error('pocketlm: tokenize failed (out of memory)');
+      ids = h.malloc(n * 4);
+      n = M._plm_wasm_tokenize(this._session, s.ptr, s.len, ids, n);
+      return h.i32(ids, n).slice();
+    } finally { h.free(ids); h.free(s.ptr); }
+  }
+
+  detokenize(ids) {
+    this._alive();
+    if (!this.hasTokenizer) throw new Error('pocketlm: the model has no tokenizer');
+    const M = this._M, h = this._heap, p = h.ids(ids);
+    let out = 0;
+    try {
+      const n = M._plm_wasm_detokenize(this._session, p, ids.length, 0, 0);
+      if (n < 0) throw new Error('pocketlm: detokenize: an id is out of range');
+      out = h.malloc(n);
+      M._plm_wasm_detokenize(this._session, p, ids.length, out, n);
+      return h.string(out, n);
+    } finally { h.free(out); h.free(p); }
+  }
+
+  // tokenId: the id of a token given by its exact text, or -1.
+  tokenId(text) {
+    this._alive();
+    const h = this._heap, s = h.cstr(text);
+    try { return this._M._plm_wasm_token_id(this._session, s.ptr); } finally { h.free(s.ptr); }
+  }
+
+  // decode (low level): run ids after what the session holds (or from position 0 with
+  // reset) and return a copy of the last position's logits.
+  decode(ids, { reset = true } = {}) {
+    return this._run(() => {
+      const M = this._M, h = this._heap;
+      if (reset) this._truncate(0);
+      const p = h.ids(ids);
+      try {
+        const st = M._plm_wasm_decode(this._session, p, ids.length, this._err);
+        if (st !== 0) { this._truncate(0); throw wasmError(M, this._err, 'decode'); }
+      } finally { h.free(p); }
+      this._cache.push(...ids);
+      const n = M._plm_wasm_session_info(this._session, 0);
+      return h.f32(M._plm_wasm_logits(this._session) >>> 0, n).slice();
+    });
+  }
+
+  _truncate(n) {
+    this._M._plm_wasm_session_truncate(this._session, n);
+    this._cache.length = n;
+  }
+
+  generate(prompt, opts = {}) {
+    return this._run(() => this._generate(prompt, opts));
+  }
+
+  async _generate(prompt, opts) {
+    const M = this._M, h = this._heap;
+    const ids = typeof prompt === 'string' ? this.tokenize(prompt) : Int32Array.from(prompt);
+    if (ids.length === 0) throw new Error('pocketlm: the prompt is empty');
+    const maxTokens = opts.maxTokens ?? 256;
+    const stops = (opts.stop ?? []).filter((s) => s.length > 0);
+    const stopIds = opts.stopTokens ?? null;
+    if (stopIds && stopIds.length > 16) throw new Error('pocketlm: at most 16 stop tokens');
+    // the KV cache keeps the longest common prefix with the last call (at least one token is
+    // decoded anew, for its logits); opts.cache === false starts from an empty cache.
+    let keep = 0;
+    if (opts.cache !== false)
+      while (keep < ids.length - 1 && keep < this._cache.length && this._cache[keep] === ids[keep]) keep++;
+    this._truncate(keep);
+    const rest = ids.subarray(keep);
+    const promptPtr = h.ids(rest);
+    const stopPtr = stopIds ? h.ids(stopIds) : 0;
+    const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 32);
+    const t0 = now();
+    let g = 0;
+    try {
+      g = M._plm_wasm_gen_begin(this._session, promptPtr, rest.length, maxTokens,
+                                opts.temperature ?? 0, opts.topK ?? 0, opts.topP ?? 1,
+                                opts.minP ?? 0, opts.repetitionPenalty ?? 1, seed,
+                                stopPtr, stopIds ? stopIds.length : -1, this._err) >>> 0;
+    } finally { h.free(promptPtr); h.free(stopPtr); }
+    if (!g) { this._truncate(0); throw wasmError(M, this._err, 'prefill'); }
+    this._cache = Array.from(ids);
+    const t1 = now();
+    const tokens = [];
+    let text = '', sent = 0, stopReason = null;
+    const emit = (upto) => {
+      if (upto > sent && opts.onToken) opts.onToken(text.slice(sent, upto));
+      sent = Math.max(sent, upto);
+    };
+    try {
+      for (;;) {
+        if (opts.signal?.aborted) { stopReason = 'abort'; break; }
+        const rc = M._plm_wasm_gen_step(g, this._err);
+        if (rc < 0) throw wasmError(M, this._err, 'generate');
+        const id = M._plm_wasm_gen_token(g);
+        if (id >= 0) { tokens.push(id); this._cache.push(id); }
+        const n = M._plm_wasm_gen_text_len(g);
+        if (n > 0) {
+          const from = text.length;
+          text += h.string(M._plm_wasm_gen_text(g) >>> 0, n);
+          const at = findStop(text, Math.max(0, from - maxLen(stops)), stops);
+          if (at >= 0) { text = text.slice(0, at); emit(at); stopReason = 'string'; break; }
+          emit(text.length - holdback(text, stops));
+        }
+        if (rc === 1) { stopReason = STOP_REASONS[M._plm_wasm_gen_stop_reason(g)]; break; }
+        if (opts.onToken || opts.signal) await yieldNow();
+      }
+      if (stopReason !== 'string') emit(text.length);
+    } catch (e) {
+      this._truncate(0);
+      throw e;
+    } finally { M._plm_wasm_gen_free(g); }
+    // the KV cache holds the prompt and every generated token but a last one not yet decoded
+    this._cache.length = M._plm_wasm_session_info(this._session, 1);
+    const t2 = now();
+    const generated = tokens.length + (stopReason === 'token' ? 1 : 0); // as plm_generate counts
+    return {
+      text, tokens, stopReason,
+      promptTokens: ids.length,
+      cachedTokens: keep,
+      generatedTokens: generated,
+      prefillTokS: rest.length / Math.max(1e-9, (t1 - t0) / 1000),
+      decodeTokS: generated / Math.max(1e-9, (t2 - t1) / 1000),
+    };
+  }
+
+  // paraphrase: the task template of DESIGN.md, stopping at <|OUTPUT_END|>; a model without the
+  // markers gets the plain template and stops at a newline (as `pocketlm paraphrase` does).
+  // Defaults are the seed's: temperature 0.8, top-k 8, 64 tokens.
+  paraphrase(text, opts = {}) {
+    this._alive();
+    const end = this.tokenId(TASK_END), start = this.tokenId(TASK_START);
+    const markers = end >= 0 && start >= 0;
+    const prompt = TASK_PREFIX + text + TASK_OUTPUT + (markers ? TASK_START : '');
+    const o = { temperature: 0.8, topK: 8, maxTokens: 64, ...opts };
+    if (markers) o.stopTokens = [end];
+    else o.stop = [...(opts.stop ?? []), '\n'];
+    return this.generate(prompt, o);
+  }
+
+  // reset: forget the KV cache (the next generate starts from position 0)
+  reset() { return this._run(() => this._truncate(0)); }
+
+  _alive() { if (!this._model) throw new Error('pocketlm: the model was freed'); }
+
+  // free: release the model, session and adapter (and the threaded build's workers).
+  free() {
+    if (!this._model) return;
+    const M = this._M;
+    M._plm_wasm_session_free(this._session);
+    M._plm_wasm_lora_free(this._lora);
+    M._plm_wasm_model_free(this._model);
+    M._plm_wasm_error_free(this._err);
+    this._model = this._session = this._lora = 0;
+    if (M.PThread) M.PThread.terminateAllThreads();
+  }
+
+  // memoryBytes: the size of the wasm heap (it never shrinks)
+  get memoryBytes() { return this._heap.buffer.byteLength; }
+}
+
+function defaultThreads() {
+  if (IS_NODE) return 1;
+  if (typeof crossOriginIsolated !== 'undefined' && crossOriginIsolated &&
+      typeof navigator !== 'undefined')
+    return Math.min(4, navigator.hardwareConcurrency || 1);
+  return 1;
+}
+
+function wasmError(M, err, what) {
+  const msg = M.UTF8ToString(M._plm_wasm_error_msg(err) >>> 0);
+  const e = new Error(`pocketlm: ${what}: ${msg || 'failed'}`);
+  e.status = M._plm_wasm_error_status(err);
+  return e;
+}
+
+function maxLen(stops) { return stops.reduce((m, s) => Math.max(m, s.length), 0); }
+
+// findStop: the earliest index >= from where a stop string starts in text, or -1.
+function findStop(text, from, stops) {
+  let best = -1;
+  for (const s of stops) {
+    const i = text.indexOf(s, from);
+    if (i >= 0 && (best < 0 || i < best)) best = i;
+  }
+  return best;
+}
+
+// holdback: characters at the end of text that are a proper prefix of some stop string.
+function holdback(text, stops) {
+  let keep = 0;
+  for (const s of stops)
+    for (let n = Math.min(s.length - 1, text.length); n > keep; n--)
+      if (text.endsWith(s.slice(0, n))) { keep = n; break; }
+  return keep;
+}
+
+// ---- adapters: files written into MEMFS, loaded with plm_lora_load ----
+
+const LORA_FILES = ['adapter_config.json', 'adapter_model.safetensors', 'tokenizer.json'];
+let loraDirs = 0;
+
+// loadLora: lora is { 'adapter_config.json': src, 'adapter_model.safetensors': src,
+// 'tokenizer.json'?: src } (src as for PocketLM.load), or a base URL / (node) directory holding
+// those files (tokenizer.json optional).
+async function loadLora(M, heap, model, lora, onProgress, err) {
+  let files = lora;
+  if (typeof lora === 'string' || lora instanceof URL) {
+    const base = String(lora).replace(/\/?$/, '/');
+    files = {};
+    for (const f of LORA_FILES) {
+      const src = isUrlString(base) || !IS_NODE ? new URL(f, new URL(base, globalThis.location?.href)).href : base + f;
+      if (f === 'tokenizer.json' && !(await exists(src))) continue;
+      files[f] = src;
+    }
+  }
+  const dir = `/lora${loraDirs++}`;
+  M.FS.mkdir(dir);
+  try {
+    for (const [name, src] of Object.entries(files)) {
+      if (!LORA_FILES.includes(name)) throw new Error(`pocketlm: lora: unknown file '${name}'`);
+      const { ptr, size } = await readInto(heap, src, onProgress, name);
+      try { M.FS.writeFile(`${dir}/${name}`, heap.u8().slice(ptr, ptr + size)); }
+      finally { heap.free(ptr); }
+    }
+    const d = heap.cstr(dir);
+    let l;
+    try { l = M._plm_wasm_lora_load(d.ptr, model, err) >>> 0; } finally { heap.free(d.ptr); }
+    if (!l) throw wasmError(M, err, 'loading the adapter');
+    return l;
+  } finally {
+    for (const name of M.FS.readdir(dir)) if (name !== '.' && name !== '..') M.FS.unlink(`${dir}/${name}`);
+    M.FS.rmdir(dir);
+  }
+}
+
+async function exists(src) {
+  if (IS_NODE && !isUrlString(src)) {
+    const fs = await import('node:fs');
+    return fs.existsSync(src);
+  }
+  try { return (await fetch(src, { method: 'HEAD' })).ok; } catch { return false; }
+}
+
+export default PocketLM;

@@ -1,0 +1,348 @@
+// wasm.c: the WebAssembly face of pocketlm: thin EMSCRIPTEN_KEEPALIVE wrappers over pocketlm.h for
+// web/pocketlm.js. Handles (model, session, lora, generation) are passed to JS as pointers; there
+// is no global state. Errors come back as a status plus a caller-allocated plm_error (JS reads its
+// message with plm_wasm_error_msg).
+// Generation is a step API rather than plm_generate with a callback: JS calls
+// plm_wasm_gen_begin (prefill) and then plm_wasm_gen_step once per token, so it owns the loop, can
+// await between tokens (a responsive page, an AbortSignal checked each token) without
+// Asyncify or a function table. The step mirrors plm_generate's loop (src/generate.c) token for
+// token: same sampler, same history, same stop rules; stop *strings* are handled in JS.
+// Not here: fetching, progress, UTF-8 decoding of pieces (pocketlm.js), the math (src/).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pocketlm.h"
+
+#if defined(__EMSCRIPTEN__)
+#include <emscripten.h>
+#else
+#define EMSCRIPTEN_KEEPALIVE
+#endif
+
+#define GEN_MAX_STOPS 16   // stop token ids per generation
+#define GEN_PIECE_CAP 1024 // bytes of text one step can return (a token is < 256 bytes)
+
+// ---- the exported ABI (names are what pocketlm.js calls, with a leading underscore) ----
+
+plm_error *plm_wasm_error_new(void);
+const char *plm_wasm_error_msg(const plm_error *err);
+int32_t plm_wasm_error_status(const plm_error *err);
+void plm_wasm_error_free(plm_error *err);
+
+plm_model *plm_wasm_model_load(const uint8_t *buf, size_t size, int32_t dtype, plm_error *err);
+void plm_wasm_model_free(plm_model *m);
+int32_t plm_wasm_model_info(const plm_model *m, int32_t what);
+double plm_wasm_model_weight_bytes(const plm_model *m);
+
+plm_lora *plm_wasm_lora_load(const char *dir, const plm_model *m, plm_error *err);
+void plm_wasm_lora_free(plm_lora *l);
+
+plm_session *plm_wasm_session_create(const plm_model *m, const plm_lora *lora, int32_t n_ctx,
+                                     int32_t n_threads, plm_error *err);
+void plm_wasm_session_free(plm_session *s);
+int32_t plm_wasm_session_info(const plm_session *s, int32_t what);
+void plm_wasm_session_truncate(plm_session *s, int32_t n);
+int32_t plm_wasm_decode(plm_session *s, const int32_t *ids, int32_t n, plm_error *err);
+const float *plm_wasm_logits(const plm_session *s);
+
+int32_t plm_wasm_tokenize(const plm_session *s, const char *text, size_t len, int32_t *ids,
+                          int32_t cap);
+int32_t plm_wasm_detokenize(const plm_session *s, const int32_t *ids, int32_t n, char *out,
+                            size_t cap);
+int32_t plm_wasm_token_id(const plm_session *s, const char *text);
+size_t plm_wasm_task_prompt(const char *input, char *out, size_t cap);
+
+typedef struct plm_wasm_gen plm_wasm_gen;
+plm_wasm_gen *plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t n_prompt,
+                                 int32_t max_tokens, float temperature, int32_t top_k, float top_p,
+                                 float min_p, float repetition_penalty, double seed,
+                                 const int32_t *stop_ids, int32_t n_stop_ids, plm_error *err);
+int32_t plm_wasm_gen_step(plm_wasm_gen *g, plm_error *err);
+const char *plm_wasm_gen_text(const plm_wasm_gen *g);
+int32_t plm_wasm_gen_text_len(const plm_wasm_gen *g);
+int32_t plm_wasm_gen_token(const plm_wasm_gen *g);
+int32_t plm_wasm_gen_stop_reason(const plm_wasm_gen *g);
+void plm_wasm_gen_free(plm_wasm_gen *g);
+
+// ---- errors ----
+
+// plm_wasm_error_new: a zeroed plm_error for JS to pass to the calls below; free with
+// plm_wasm_error_free. NULL when out of memory.
+EMSCRIPTEN_KEEPALIVE plm_error *plm_wasm_error_new(void) { return calloc(1, sizeof(plm_error)); }
+EMSCRIPTEN_KEEPALIVE const char *plm_wasm_error_msg(const plm_error *err) { return err->msg; }
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_error_status(const plm_error *err) { return err->status; }
+EMSCRIPTEN_KEEPALIVE void plm_wasm_error_free(plm_error *err) { free(err); }
+
+// ---- model ----
+
+// plm_wasm_model_load: a model from the GGUF bytes buf (size), kept as dtype (PLM_DTYPE_F32 or
+// PLM_DTYPE_Q8_0). buf stays the caller's (JS frees it right after). NULL on failure (see err).
+EMSCRIPTEN_KEEPALIVE plm_model *plm_wasm_model_load(const uint8_t *buf, size_t size,
+                                                    int32_t dtype, plm_error *err) {
+    plm_load_params lp = plm_load_default_params();
+    lp.dtype = (plm_dtype)dtype;
+    plm_model *m = NULL;
+    if (plm_model_load_gguf_buffer(&m, buf, size, &lp, err) != PLM_OK) return NULL;
+    return m;
+}
+
+EMSCRIPTEN_KEEPALIVE void plm_wasm_model_free(plm_model *m) { plm_model_free(m); }
+
+// plm_wasm_model_info: one number about m: 0 vocab_size, 1 hidden_size, 2 num_hidden_layers,
+// 3 max_position_embeddings, 4 bos_token_id, 5 eos_token_id, 6 has a tokenizer, 7 dtype; else -1.
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_model_info(const plm_model *m, int32_t what) {
+    const plm_config *c = plm_model_config(m);
+    switch (what) {
+    case 0: return c->vocab_size;
+    case 1: return c->hidden_size;
+    case 2: return c->num_hidden_layers;
+    case 3: return c->max_position_embeddings;
+    case 4: return c->bos_token_id;
+    case 5: return c->eos_token_id;
+    case 6: return plm_model_tokenizer(m) != NULL;
+    case 7: return (int32_t)plm_model_dtype(m);
+    }
+    return -1;
+}
+
+// plm_wasm_model_weight_bytes: bytes of weights in memory (a double: JS numbers, no BigInt).
+EMSCRIPTEN_KEEPALIVE double plm_wasm_model_weight_bytes(const plm_model *m) {
+    return (double)plm_model_weight_bytes(m);
+}
+
+// ---- LoRA ----
+
+// plm_wasm_lora_load: a PEFT adapter directory in Emscripten's file system (MEMFS; JS writes the
+// files there first), for m. NULL on failure.
+EMSCRIPTEN_KEEPALIVE plm_lora *plm_wasm_lora_load(const char *dir, const plm_model *m,
+                                                  plm_error *err) {
+    plm_lora *l = NULL;
+    if (plm_lora_load(&l, dir, m, err) != PLM_OK) return NULL;
+    return l;
+}
+
+EMSCRIPTEN_KEEPALIVE void plm_wasm_lora_free(plm_lora *l) { plm_lora_free(l); }
+
+// ---- session ----
+
+// plm_wasm_session_create: a session on m (with lora, or NULL); n_ctx 0 = the default; n_threads
+// 1 in the single-threaded build. NULL on failure.
+EMSCRIPTEN_KEEPALIVE plm_session *plm_wasm_session_create(const plm_model *m, const plm_lora *lora,
+                                                          int32_t n_ctx, int32_t n_threads,
+                                                          plm_error *err) {
+    plm_session_params sp = plm_session_default_params();
+    sp.n_ctx = n_ctx;
+    sp.n_threads = n_threads;
+    sp.lora = lora;
+    plm_session *s = NULL;
+    if (plm_session_create(&s, m, &sp, err) != PLM_OK) return NULL;
+    return s;
+}
+
+EMSCRIPTEN_KEEPALIVE void plm_wasm_session_free(plm_session *s) { plm_session_free(s); }
+
+// plm_wasm_session_info: 0 n_vocab (logits per position), 1 n_past, 2 n_ctx, 3 n_threads,
+// 4 has a tokenizer; else -1.
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_session_info(const plm_session *s, int32_t what) {
+    switch (what) {
+    case 0: return plm_session_n_vocab(s);
+    case 1: return plm_session_n_past(s);
+    case 2: return plm_session_n_ctx(s);
+    case 3: return plm_session_n_threads(s);
+    case 4: return plm_session_tokenizer(s) != NULL;
+    }
+    return -1;
+}
+
+EMSCRIPTEN_KEEPALIVE void plm_wasm_session_truncate(plm_session *s, int32_t n) {
+    plm_session_truncate(s, n);
+}
+
+// plm_wasm_decode: append n ids to the session (the ids-level API used by the tests); returns a
+// plm_status. The logits of the last id are then at plm_wasm_logits (n_vocab floats).
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_decode(plm_session *s, const int32_t *ids, int32_t n,
+                                             plm_error *err) {
+    return plm_session_decode(s, ids, n, err);
+}
+
+EMSCRIPTEN_KEEPALIVE const float *plm_wasm_logits(const plm_session *s) {
+    return plm_session_logits(s);
+}
+
+// ---- tokenizer (the session's: the adapter's when it adds tokens) ----
+
+// plm_wasm_tokenize: as plm_tokenizer_encode; -1 (PLM_ERR_ARG) when there is no tokenizer.
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_tokenize(const plm_session *s, const char *text, size_t len,
+                                               int32_t *ids, int32_t cap) {
+    const plm_tokenizer *t = plm_session_tokenizer(s);
+    return t ? plm_tokenizer_encode(t, text, len, ids, cap) : PLM_ERR_ARG;
+}
+
+// plm_wasm_detokenize: as plm_tokenizer_decode (bytes of the whole decoding, or < 0).
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_detokenize(const plm_session *s, const int32_t *ids,
+                                                 int32_t n, char *out, size_t cap) {
+    const plm_tokenizer *t = plm_session_tokenizer(s);
+    if (!t) return PLM_ERR_ARG;
+    int64_t r = plm_tokenizer_decode(t, ids, n, out, cap);
+    return r > INT32_MAX ? PLM_ERR_NOMEM : (int32_t)r;
+}
+
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_token_id(const plm_session *s, const char *text) {
+    const plm_tokenizer *t = plm_session_tokenizer(s);
+    return t ? plm_tokenizer_token_id(t, text) : -1;
+}
+
+EMSCRIPTEN_KEEPALIVE size_t plm_wasm_task_prompt(const char *input, char *out, size_t cap) {
+    return plm_task_prompt(input, out, cap);
+}
+
+// ---- generation, one token per call ----
+
+// set_error: fill err (if not NULL) with st and msg; returns st.
+static plm_status set_error(plm_error *err, plm_status st, const char *msg) {
+    if (err) err->status = st, snprintf(err->msg, sizeof err->msg, "%s", msg);
+    return st;
+}
+
+struct plm_wasm_gen {
+    plm_session *s;             // borrowed
+    plm_sampler *smp;           // owned
+    int32_t *hist;              // (n_prompt + max_tokens + 1) prompt then generated ids
+    int32_t n_hist, n_prompt;   // ids in hist, of which prompt
+    int32_t max_tokens;         // new tokens at most
+    int32_t generated;          // tokens sampled so far (a stop token included)
+    int32_t stops[GEN_MAX_STOPS]; // ids that end generation
+    int32_t n_stops;
+    int32_t last;               // the id sampled by the last step, -1 before the first / on stop
+    int32_t pending;            // 1: last has not been decoded into the KV cache yet
+    int32_t stop_reason;        // plm_stop_reason once finished, -1 while running
+    char held[8];               // bytes of an unfinished UTF-8 character
+    int32_t n_held;
+    char text[GEN_PIECE_CAP];   // the text of the last step (complete UTF-8 characters)
+    int32_t text_len;
+};
+
+// utf8_complete: length of the longest prefix of s (n) that does not end inside a UTF-8 character
+// (the rule of src/generate.c: invalid bytes are passed through rather than held forever).
+static size_t utf8_complete(const char *s, size_t n) {
+    size_t i = n, back = 0;
+    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--, back++;
+    if (i == 0) return n;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (want > 1 && back + 1 < want) return i - 1;
+    return n;
+}
+
+EMSCRIPTEN_KEEPALIVE void plm_wasm_gen_free(plm_wasm_gen *g) {
+    if (!g) return;
+    plm_sampler_free(g->smp);
+    free(g->hist);
+    free(g);
+}
+
+// plm_wasm_gen_begin: decode the prompt (n_prompt ids; the prefill, appended to what the session
+// already holds) and prepare to sample up to max_tokens. stop_ids (n_stop_ids, at most 16) end
+// generation; n_stop_ids < 0 means the model's eos. seed is an integer below 2^53. NULL on failure.
+EMSCRIPTEN_KEEPALIVE plm_wasm_gen *
+plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t n_prompt, int32_t max_tokens,
+                   float temperature, int32_t top_k, float top_p, float min_p,
+                   float repetition_penalty, double seed, const int32_t *stop_ids,
+                   int32_t n_stop_ids, plm_error *err) {
+    if (!s || !prompt || n_prompt < 1 || max_tokens < 0 || n_stop_ids > GEN_MAX_STOPS ||
+        seed < 0) {
+        set_error(err, PLM_ERR_ARG, "plm_wasm_gen_begin: bad arguments");
+        return NULL;
+    }
+    plm_wasm_gen *g = calloc(1, sizeof *g);
+    if (g) g->hist = malloc(((size_t)n_prompt + (size_t)max_tokens + 1) * sizeof *g->hist);
+    if (!g || !g->hist) {
+        plm_wasm_gen_free(g);
+        set_error(err, PLM_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    plm_sampler_params sp = plm_sampler_default_params();
+    sp.temperature = temperature;
+    sp.top_k = top_k;
+    sp.top_p = top_p;
+    sp.min_p = min_p;
+    sp.repetition_penalty = repetition_penalty;
+    sp.seed = (uint64_t)seed;
+    g->s = s;
+    g->max_tokens = max_tokens;
+    g->n_prompt = g->n_hist = n_prompt;
+    memcpy(g->hist, prompt, (size_t)n_prompt * sizeof *g->hist);
+    g->last = -1;
+    g->stop_reason = -1;
+    if (n_stop_ids >= 0) {
+        g->n_stops = n_stop_ids;
+        if (n_stop_ids) memcpy(g->stops, stop_ids, (size_t)n_stop_ids * sizeof *stop_ids);
+    } else {
+        int32_t eos = plm_model_config(plm_session_model(s))->eos_token_id;
+        g->n_stops = eos >= 0;
+        g->stops[0] = eos;
+    }
+    if (plm_sampler_create(&g->smp, &sp, plm_session_n_vocab(s), err) != PLM_OK ||
+        plm_session_decode(s, prompt, n_prompt, err) != PLM_OK) {
+        plm_wasm_gen_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+// finish: end generation for reason, flushing held bytes into the text of this step; returns 1.
+static int32_t finish(plm_wasm_gen *g, plm_stop_reason reason) {
+    memcpy(g->text + g->text_len, g->held, (size_t)g->n_held);
+    g->text_len += g->n_held;
+    g->n_held = 0;
+    g->stop_reason = reason;
+    return 1;
+}
+
+// plm_wasm_gen_step: decode the previous token (if any), sample the next and turn it into text.
+// Returns 0 to go on, 1 when finished (plm_wasm_gen_stop_reason says why), or a negative
+// plm_status (see err). Either way the new text is at plm_wasm_gen_text (plm_wasm_gen_text_len
+// bytes, possibly 0: complete UTF-8 characters only) and the sampled id at plm_wasm_gen_token (-1
+// for a stop token).
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_step(plm_wasm_gen *g, plm_error *err) {
+    g->text_len = 0;
+    if (g->stop_reason >= 0) return 1;
+    if (g->pending) { // the order of plm_generate: the last token is decoded only if we go on
+        g->pending = 0;
+        if (plm_session_n_past(g->s) >= plm_session_n_ctx(g->s)) return finish(g, PLM_STOP_CONTEXT);
+        plm_status st = plm_session_decode(g->s, &g->last, 1, err);
+        if (st != PLM_OK) return st;
+    }
+    if (g->generated >= g->max_tokens) return finish(g, PLM_STOP_LENGTH);
+    int32_t id = plm_sampler_sample(g->smp, plm_session_logits(g->s), g->hist, g->n_hist);
+    g->generated++;
+    g->last = -1;
+    for (int32_t k = 0; k < g->n_stops; k++)
+        if (id == g->stops[k]) return finish(g, PLM_STOP_TOKEN);
+    g->last = id;
+    g->hist[g->n_hist++] = id;
+    g->pending = 1;
+    const plm_tokenizer *t = plm_session_tokenizer(g->s);
+    if (t) {
+        char *buf = g->text;
+        memcpy(buf, g->held, (size_t)g->n_held);
+        int64_t n = plm_tokenizer_decode(t, &id, 1, buf + g->n_held,
+                                         sizeof g->text - 8 - (size_t)g->n_held);
+        if (n < 0 || (size_t)n > sizeof g->text - 8 - (size_t)g->n_held)
+            return set_error(err, PLM_ERR_FORMAT, "plm_wasm_gen_step: cannot decode a token");
+        size_t all = (size_t)g->n_held + (size_t)n, ok = utf8_complete(buf, all);
+        g->n_held = (int32_t)(all - ok);
+        memcpy(g->held, buf + ok, (size_t)g->n_held);
+        g->text_len = (int32_t)ok;
+    }
+    if (g->generated >= g->max_tokens) return finish(g, PLM_STOP_LENGTH);
+    return 0;
+}
+
+EMSCRIPTEN_KEEPALIVE const char *plm_wasm_gen_text(const plm_wasm_gen *g) { return g->text; }
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_text_len(const plm_wasm_gen *g) { return g->text_len; }
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_token(const plm_wasm_gen *g) { return g->last; }
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_stop_reason(const plm_wasm_gen *g) {
+    return g->stop_reason;
+}

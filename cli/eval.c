@@ -190,8 +190,13 @@ typedef struct {
     char *p;
     size_t n, cap;
     int oom;
+    int line;    // plain template: stop at the first newline after some text
+    int newline; // that newline came (the text is cut before it)
 } text_buf;
 
+// on_text: collect the output. For the plain template a base model often answers "Output: " with
+// a newline first and the sentence on the next line, so a stop string "\n" would end every output
+// empty: here leading white space is let through and the first newline after text ends it.
 static int on_text(void *user, const char *text, size_t len) {
     text_buf *b = user;
     if (b->n + len + 1 > b->cap) {
@@ -204,7 +209,14 @@ static int on_text(void *user, const char *text, size_t len) {
     memcpy(b->p + b->n, text, len);
     b->n += len;
     b->p[b->n] = 0;
-    return 0;
+    if (!b->line) return 0;
+    size_t i = 0;
+    while (i < b->n && space(b->p[i])) i++;
+    char *nl = i < b->n ? memchr(b->p + i, '\n', b->n - i) : NULL;
+    if (!nl) return 0;
+    *nl = 0;
+    b->n = (size_t)(nl - b->p);
+    return b->newline = 1;
 }
 
 // encode: the ids of text (malloc'd) and their count, or NULL when out of memory or empty.
@@ -276,13 +288,11 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
     const plm_tokenizer *tok = plm_session_tokenizer(s);
     cli_task task = cli_task_of(tok);
     plm_generate_params gp = o->gen;
-    const char *nl[1] = {"\n"};
     if (task.markers) gp.stop_tokens = &task.end_id, gp.n_stop_tokens = 1;
-    else {
+    else
         fprintf(stderr, "pocketlm %s: note: the model has no %s/%s tokens: plain template, stopping"
-                        " at a newline\n", cmd, PLM_TASK_START, PLM_TASK_END);
-        gp.stop_strings = nl, gp.n_stop_strings = 1;
-    }
+                        " at the first newline after text (or EOS)\n", cmd, PLM_TASK_START,
+                PLM_TASK_END);
     char *shots = shots_text(cmd, o, &task);
     if (!shots) return cli_close(&o->model, m, s), 1;
     size_t nh = strlen(shots);
@@ -303,6 +313,7 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
         char *prompt = p1 ? malloc(nh + strlen(p1) + 1) : NULL;
         int32_t n = 0, *pids = prompt ? encode(tok, strcat(strcpy(prompt, shots), p1), &n) : NULL;
         text_buf tb = {0};
+        tb.line = !task.markers;
         plm_generate_result res;
         rc = !pids;
         if (!rc && !px.valid && px.n_keep > 0) { // (re)decode the shared prefix as one block
@@ -323,9 +334,9 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
         if (!rc) {
             out[i].text = tb.p ? tb.p : calloc(1, 1);
             tb.p = NULL;
-            out[i].stop = plm_stop_reason_name(res.stop_reason);
+            out[i].stop = tb.newline ? "newline" : plm_stop_reason_name(res.stop_reason);
             out[i].tokens = res.generated_tokens;
-            out[i].ended = res.stop_reason == PLM_STOP_TOKEN || res.stop_reason == PLM_STOP_STRING;
+            out[i].ended = res.stop_reason == PLM_STOP_TOKEN || tb.newline;
             total_tokens += res.generated_tokens;
             double el = cli_now() - t0;
             progress(tty, i + 1, data->n, el > 0 ? (double)total_tokens / el : 0, el);

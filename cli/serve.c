@@ -33,7 +33,7 @@ int cmd_serve(int argc, char **argv) {
     const char *cmd = "serve", *model_file = NULL;
     cli_model_opts mo = {0};
     plm_server_params sp = plm_server_default_params();
-    sp.web_dir = "build/web";
+    sp.web_dir = "build/web:web"; // the wasm build, then the page's sources
     long n;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -46,7 +46,7 @@ int cmd_serve(int argc, char **argv) {
                    "  --host ADDR      numeric address to listen on (default 127.0.0.1: this machine only)\n"
                    "  --port N         TCP port (default 8080; 0 = any free port, printed)\n"
                    "  --web DIRS       static files, ':'-separated directories searched in order\n"
-                   "                   (default build/web)\n"
+                   "                   (default build/web:web: `make wasm` output, then the page)\n"
                    "  --model-file F   the file served at /model.gguf (default: MODEL if it is a .gguf)\n"
                    "  --no-coi         omit the COOP/COEP headers (the page then runs single-threaded)\n"
                    "  --max-pending N  generation requests that may wait (default 16; more get 503)\n"

@@ -364,7 +364,7 @@ static void serve_file(conn *c, const char *path, const char *type) {
     }
     uint64_t size = (uint64_t)st.st_size, first, last;
     int part = plm_http_range(&c->req, size, &first, &last);
-    char extra[160];
+    char extra[256];
     if (part < 0) {
         snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
         send_error(c, 416, extra, "range outside the %llu bytes of %s", (unsigned long long)size, c->req.path);
@@ -372,9 +372,11 @@ static void serve_file(conn *c, const char *path, const char *type) {
         return;
     }
     uint64_t n = size ? last - first + 1 : 0;
-    if (part) snprintf(extra, sizeof extra, "Accept-Ranges: bytes\r\nContent-Range: bytes %llu-%llu/%llu\r\n",
+    // ETag: size and modification time, so the page can tell whether its cached copy is current
+    int used = snprintf(extra, sizeof extra, "Accept-Ranges: bytes\r\nETag: \"%llx-%llx\"\r\n",
+                        (unsigned long long)size, (unsigned long long)st.st_mtime);
+    if (part) snprintf(extra + used, sizeof extra - (size_t)used, "Content-Range: bytes %llu-%llu/%llu\r\n",
                        (unsigned long long)first, (unsigned long long)last, (unsigned long long)size);
-    else snprintf(extra, sizeof extra, "Accept-Ranges: bytes\r\n");
     send_head(c, part ? 206 : 200, type, (int64_t)n, extra);
     if (strcmp(c->req.method, "HEAD") == 0) n = 0;
     char *buf = n ? malloc(FILE_CHUNK) : NULL;

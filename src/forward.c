@@ -43,16 +43,12 @@ void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_
     plm_mat bm = plm_lora_mat_b(lora, layer, target, w->rows);
     const float *x = inp;
     if (train && lora->dropout > 0.0f) { // inverted dropout: kept elements scaled by 1/(1-p)
-        float keep_scale = 1.0f / (1.0f - lora->dropout);
-        size_t n = (size_t)T * w->cols;
-        for (size_t i = 0; i < n; i++)
-            b->xd[i] = plm_dropout_keep(seed, layer, target, i, lora->dropout) ? inp[i] * keep_scale : 0.0f;
+        plm_dropout_mt(pool, b->xd, inp, (size_t)T * w->cols, seed, layer, target, lora->dropout, 0);
         x = b->xd;
     }
     plm_matmul(pool, b->u, x, &a, T, b->scratch);
     plm_matmul(pool, b->y, b->u, &bm, T, b->scratch);
-    float scale = lora->alpha / (float)lora->rank;
-    for (size_t i = 0; i < (size_t)T * w->rows; i++) out[i] += b->y[i] * scale;
+    plm_axpy_mt(pool, out, out, b->y, lora->alpha / (float)lora->rank, (size_t)T * w->rows);
 }
 
 // ---- embedding and head ----
@@ -90,4 +86,89 @@ void plm_head_forward(plm_pool *pool, float *logits, const float *xn, int32_t T,
             logits[t * NV + (size_t)lora->token_ids[k]] = dot;
         }
     }
+}
+
+// ---- element-wise layers over threads ----
+
+typedef struct {
+    float *o, *o2;             // outputs
+    const float *a, *b, *c, *w; // inputs
+    const float *rstd_in;      // rstd for the backward
+    float *rstd;               // rstd out
+    float x;                   // eps, scale or p
+    int32_t C, layer, target, add;
+    uint64_t seed;
+} ew;
+
+static void rmsnorm_fwd_range(void *ctx, size_t i0, size_t i1) {
+    ew *e = ctx;
+    size_t C = (size_t)e->C;
+    plm_rmsnorm_forward(e->o + i0 * C, e->rstd ? e->rstd + i0 : NULL, e->a + i0 * C, e->w,
+                        (int)(i1 - i0), e->C, e->x);
+}
+
+void plm_rmsnorm_forward_mt(plm_pool *pool, float *out, float *rstd, const float *inp,
+                            const float *w, int32_t T, int32_t C, float eps) {
+    ew e = {out, NULL, inp, NULL, NULL, w, NULL, rstd, eps, C, 0, 0, 0, 0};
+    plm_pool_for(pool, (size_t)T, rmsnorm_fwd_range, &e);
+}
+
+static void rmsnorm_bwd_range(void *ctx, size_t i0, size_t i1) {
+    ew *e = ctx;
+    size_t C = (size_t)e->C;
+    plm_rmsnorm_backward(e->o + i0 * C, NULL, e->a + i0 * C, e->b + i0 * C, e->w, e->rstd_in + i0,
+                         (int)(i1 - i0), e->C);
+}
+
+void plm_rmsnorm_backward_mt(plm_pool *pool, float *dinp, const float *dout, const float *inp,
+                             const float *w, const float *rstd, int32_t T, int32_t C) {
+    ew e = {dinp, NULL, dout, inp, NULL, w, rstd, NULL, 0.0f, C, 0, 0, 0, 0};
+    plm_pool_for(pool, (size_t)T, rmsnorm_bwd_range, &e);
+}
+
+static void swiglu_fwd_range(void *ctx, size_t i0, size_t i1) {
+    ew *e = ctx;
+    plm_swiglu_forward(e->o + i0, e->a + i0, e->b + i0, i1 - i0);
+}
+
+void plm_swiglu_forward_mt(plm_pool *pool, float *out, const float *gate, const float *up, size_t n) {
+    ew e = {out, NULL, gate, up, NULL, NULL, NULL, NULL, 0.0f, 0, 0, 0, 0, 0};
+    plm_pool_for(pool, n, swiglu_fwd_range, &e);
+}
+
+static void swiglu_bwd_range(void *ctx, size_t i0, size_t i1) {
+    ew *e = ctx;
+    plm_swiglu_backward(e->o + i0, e->o2 + i0, e->a + i0, e->b + i0, e->c + i0, i1 - i0);
+}
+
+void plm_swiglu_backward_mt(plm_pool *pool, float *dgate, float *dup, const float *dout,
+                            const float *gate, const float *up, size_t n) {
+    ew e = {dgate, dup, dout, gate, up, NULL, NULL, NULL, 0.0f, 0, 0, 0, 0, 0};
+    plm_pool_for(pool, n, swiglu_bwd_range, &e);
+}
+
+static void axpy_range(void *ctx, size_t i0, size_t i1) {
+    ew *e = ctx;
+    if (!e->a) for (size_t i = i0; i < i1; i++) e->o[i] = e->b[i] * e->x;
+    else for (size_t i = i0; i < i1; i++) e->o[i] = e->a[i] + e->b[i] * e->x;
+}
+
+void plm_axpy_mt(plm_pool *pool, float *out, const float *a, const float *b, float scale, size_t n) {
+    ew e = {out, NULL, a, b, NULL, NULL, NULL, NULL, scale, 0, 0, 0, 0, 0};
+    plm_pool_for(pool, n, axpy_range, &e);
+}
+
+static void dropout_range(void *ctx, size_t i0, size_t i1) {
+    ew *e = ctx;
+    float keep = 1.0f / (1.0f - e->x);
+    for (size_t i = i0; i < i1; i++) {
+        float v = plm_dropout_keep(e->seed, e->layer, (plm_lora_target)e->target, i, e->x) ? e->a[i] * keep : 0.0f;
+        e->o[i] = e->add ? e->o[i] + v : v;
+    }
+}
+
+void plm_dropout_mt(plm_pool *pool, float *out, const float *x, size_t n, uint64_t seed,
+                    int32_t layer, plm_lora_target target, float p, int add) {
+    ew e = {out, NULL, x, NULL, NULL, NULL, NULL, NULL, p, 0, layer, (int32_t)target, add, seed};
+    plm_pool_for(pool, n, dropout_range, &e);
 }

@@ -43,4 +43,21 @@ void plm_embed_forward(float *x, const int32_t *ids, int32_t T, const plm_model 
 void plm_head_forward(plm_pool *pool, float *logits, const float *xn, int32_t T,
                       const plm_model *m, const plm_lora *lora, void *scratch);
 
+// ---- element-wise layers split over the pool's threads (each element computed on its own, so
+// results do not depend on the thread count): the ops.h functions on ranges of rows or elements
+
+void plm_rmsnorm_forward_mt(plm_pool *pool, float *out, float *rstd, const float *inp,
+                            const float *w, int32_t T, int32_t C, float eps);
+void plm_rmsnorm_backward_mt(plm_pool *pool, float *dinp, const float *dout, const float *inp,
+                             const float *w, const float *rstd, int32_t T, int32_t C);
+void plm_swiglu_forward_mt(plm_pool *pool, float *out, const float *gate, const float *up, size_t n);
+void plm_swiglu_backward_mt(plm_pool *pool, float *dgate, float *dup, const float *dout,
+                            const float *gate, const float *up, size_t n);
+// out (n) = a + b * scale, or b * scale when a is NULL
+void plm_axpy_mt(plm_pool *pool, float *out, const float *a, const float *b, float scale, size_t n);
+// out (n) = keep(i) ? x[i] / (1 - p) : 0 with the dropout decisions of (seed, layer, target);
+// with add != 0, out[i] += that instead
+void plm_dropout_mt(plm_pool *pool, float *out, const float *x, size_t n, uint64_t seed,
+                    int32_t layer, plm_lora_target target, float p, int add);
+
 #endif

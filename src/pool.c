@@ -165,6 +165,26 @@ void plm_pool_run(plm_pool *p, plm_pool_fn fn, void *ctx) {
     }
 }
 
+typedef struct {
+    size_t n;
+    plm_pool_range_fn fn;
+    void *ctx;
+} range_job;
+
+static void range_worker(void *ctx, int ith, int nth) {
+    range_job *j = ctx;
+    size_t blocks = (j->n + 63) / 64;
+    size_t i0 = blocks * (size_t)ith / (size_t)nth * 64, i1 = blocks * (size_t)(ith + 1) / (size_t)nth * 64;
+    if (i1 > j->n) i1 = j->n;
+    if (i0 < i1) j->fn(j->ctx, i0, i1);
+}
+
+void plm_pool_for(plm_pool *p, size_t n, plm_pool_range_fn fn, void *ctx) {
+    range_job j = {n, fn, ctx};
+    if (n <= 4096) fn(ctx, 0, n); // not worth waking a thread
+    else plm_pool_run(p, range_worker, &j);
+}
+
 int plm_n_cores(void) {
 #if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
     return 1;

@@ -5,6 +5,8 @@
 #ifndef PLM_POOL_H
 #define PLM_POOL_H
 
+#include <stddef.h>
+
 typedef struct plm_pool plm_pool;
 typedef void (*plm_pool_fn)(void *ctx, int ith, int nth);
 
@@ -15,6 +17,11 @@ void plm_pool_free(plm_pool *p); // joins the workers; NULL ok
 int plm_pool_size(const plm_pool *p);
 // plm_pool_run: not re-entrant; one caller at a time. p == NULL runs fn(ctx, 0, 1) inline.
 void plm_pool_run(plm_pool *p, plm_pool_fn fn, void *ctx);
+
+// plm_pool_for: fn(ctx, i0, i1) over [0, n) cut into one contiguous range per thread (cut at
+// multiples of 64), for element-wise work where each element is computed on its own.
+typedef void (*plm_pool_range_fn)(void *ctx, size_t i0, size_t i1);
+void plm_pool_for(plm_pool *p, size_t n, plm_pool_range_fn fn, void *ctx);
 
 // plm_n_cores: online CPU count (at least 1).
 int plm_n_cores(void);

@@ -154,7 +154,7 @@ static void forward(plm_session *s, const int32_t *ids, int T, float *logits_out
         float *kc = s->k_cache + (size_t)l * s->n_ctx * KD; // (n_ctx, K*D) this layer's keys
         float *vc = s->v_cache + (size_t)l * s->n_ctx * KD;
         // attention block: x += o_proj(attention(rope(q), rope(k), v))
-        plm_rmsnorm_forward(s->xn, NULL, s->x, w->input_layernorm, T, C, eps);
+        plm_rmsnorm_forward_mt(s->pool, s->xn, NULL, s->x, w->input_layernorm, T, C, eps);
         linear(s, s->q, s->xn, &w->q_proj, l, PLM_LORA_Q_PROJ, T);
         linear(s, kc + (size_t)P * KD, s->xn, &w->k_proj, l, PLM_LORA_K_PROJ, T);
         linear(s, vc + (size_t)P * KD, s->xn, &w->v_proj, l, PLM_LORA_V_PROJ, T);
@@ -165,10 +165,10 @@ static void forward(plm_session *s, const int32_t *ids, int T, float *logits_out
         linear(s, s->xn, s->att_out, &w->o_proj, l, PLM_LORA_O_PROJ, T);
         plm_residual_forward(s->x, s->xn, (size_t)T * C);
         // MLP block: x += down_proj(silu(gate_proj(xn)) * up_proj(xn))
-        plm_rmsnorm_forward(s->xn, NULL, s->x, w->post_attention_layernorm, T, C, eps);
+        plm_rmsnorm_forward_mt(s->pool, s->xn, NULL, s->x, w->post_attention_layernorm, T, C, eps);
         linear(s, s->gate, s->xn, &w->gate_proj, l, PLM_LORA_GATE_PROJ, T);
         linear(s, s->up, s->xn, &w->up_proj, l, PLM_LORA_UP_PROJ, T);
-        plm_swiglu_forward(s->gate, s->gate, s->up, (size_t)T * F);
+        plm_swiglu_forward_mt(s->pool, s->gate, s->gate, s->up, (size_t)T * F);
         linear(s, s->xn, s->gate, &w->down_proj, l, PLM_LORA_DOWN_PROJ, T);
         plm_residual_forward(s->x, s->xn, (size_t)T * C);
     }

@@ -299,7 +299,7 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
     for (int32_t l = 0; l < L; l++) {
         layer_acts *a = &t->acts[l];
         const plm_layer *w = &m->layers[l];
-        plm_rmsnorm_forward(a->xn1, a->rstd1, a->x, w->input_layernorm, N, C, eps);
+        plm_rmsnorm_forward_mt(t->pool, a->xn1, a->rstd1, a->x, w->input_layernorm, N, C, eps);
         linear(t, a->q, a->xn1, l, PLM_LORA_Q_PROJ, a, N, train, seed);
         linear(t, a->k, a->xn1, l, PLM_LORA_K_PROJ, a, N, train, seed);
         linear(t, a->v, a->xn1, l, PLM_LORA_V_PROJ, a, N, train, seed);
@@ -308,16 +308,16 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
         attention_job job = {t, b, a, 0};
         plm_pool_run(t->pool, attention_worker, &job);
         linear(t, t->dtmp, a->ao, l, PLM_LORA_O_PROJ, a, N, train, seed);
-        for (size_t i = 0; i < (size_t)N * C; i++) a->xm[i] = a->x[i] + t->dtmp[i];
-        plm_rmsnorm_forward(a->xn2, a->rstd2, a->xm, w->post_attention_layernorm, N, C, eps);
+        plm_axpy_mt(t->pool, a->xm, a->x, t->dtmp, 1.0f, (size_t)N * C);
+        plm_rmsnorm_forward_mt(t->pool, a->xn2, a->rstd2, a->xm, w->post_attention_layernorm, N, C, eps);
         linear(t, a->gate, a->xn2, l, PLM_LORA_GATE_PROJ, a, N, train, seed);
         linear(t, a->up, a->xn2, l, PLM_LORA_UP_PROJ, a, N, train, seed);
-        plm_swiglu_forward(a->h, a->gate, a->up, (size_t)N * F);
+        plm_swiglu_forward_mt(t->pool, a->h, a->gate, a->up, (size_t)N * F);
         linear(t, t->dtmp, a->h, l, PLM_LORA_DOWN_PROJ, a, N, train, seed);
         float *next = l + 1 < L ? t->acts[l + 1].x : t->xf;
-        for (size_t i = 0; i < (size_t)N * C; i++) next[i] = a->xm[i] + t->dtmp[i];
+        plm_axpy_mt(t->pool, next, a->xm, t->dtmp, 1.0f, (size_t)N * C);
     }
-    plm_rmsnorm_forward(t->xnf, t->rstdf, t->xf, m->norm, N, C, eps);
+    plm_rmsnorm_forward_mt(t->pool, t->xnf, t->rstdf, t->xf, m->norm, N, C, eps);
     // the rows that predict a target: position p of an example predicts ids[p + 1]
     int32_t M = 0;
     for (int32_t i = 0; i < b->n; i++) {
@@ -348,7 +348,7 @@ static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const 
     const plm_lora *lo = t->lora;
     size_t out = (size_t)w->rows, in = (size_t)w->cols, R = (size_t)lo->rank;
     float s = lo->alpha / (float)lo->rank, *dys = t->dtmp, *du = t->du;
-    for (size_t i = 0; i < (size_t)N * out; i++) dys[i] = dy[i] * s;
+    plm_axpy_mt(t->pool, dys, NULL, dy, s, (size_t)N * out);
     plm_mat a_m = plm_lora_mat_a(lo, l, tg, (int32_t)in), b_m = plm_lora_mat_b(lo, l, tg, (int32_t)out);
     plm_matmul_backward_weight(t->pool, t->params[k + 1].g, dys, a->u[tg], N, (int32_t)out, (int32_t)R);
     memset(du, 0, (size_t)N * R * sizeof *du);
@@ -356,9 +356,7 @@ static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const 
     const float *xd = inp;
     float p = lo->dropout;
     if (p > 0.0f) { // rebuild dropout(x) from the same counter-based mask as the forward
-        float keep = 1.0f / (1.0f - p);
-        for (size_t i = 0; i < (size_t)N * in; i++)
-            t->lb.xd[i] = plm_dropout_keep(seed, l, tg, i, p) ? inp[i] * keep : 0.0f;
+        plm_dropout_mt(t->pool, t->lb.xd, inp, (size_t)N * in, seed, l, tg, p, 0);
         xd = t->lb.xd;
     }
     plm_matmul_backward_weight(t->pool, t->params[k].g, du, xd, N, (int32_t)R, (int32_t)in);
@@ -366,11 +364,10 @@ static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const 
         plm_matmul_backward_input(t->pool, dinp, du, &a_m, N, t->lb.scratch);
         return;
     }
-    float *dxl = t->lb.y, keep = 1.0f / (1.0f - p);
+    float *dxl = t->lb.y;
     memset(dxl, 0, (size_t)N * in * sizeof *dxl);
     plm_matmul_backward_input(t->pool, dxl, du, &a_m, N, t->lb.scratch);
-    for (size_t i = 0; i < (size_t)N * in; i++)
-        if (plm_dropout_keep(seed, l, tg, i, p)) dinp[i] += dxl[i] * keep;
+    plm_dropout_mt(t->pool, dinp, dxl, (size_t)N * in, seed, l, tg, p, 1); // the mask's own backward
 }
 
 // head_backward: dlogits (M, NV) in t->logits -> gradient of the normalized rows, scattered into
@@ -413,7 +410,7 @@ static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint6
     size_t HD = (size_t)H * c->head_dim, KD = (size_t)K * c->head_dim;
     head_backward(t, M, N);
     memset(t->dx, 0, NC * sizeof *t->dx);
-    plm_rmsnorm_backward(t->dx, NULL, t->dxn, t->xf, m->norm, t->rstdf, N, C);
+    plm_rmsnorm_backward_mt(t->pool, t->dx, t->dxn, t->xf, m->norm, t->rstdf, N, C);
     for (int32_t l = c->num_hidden_layers - 1; l >= 0; l--) {
         layer_acts *a = &t->acts[l];
         const plm_layer *w = &m->layers[l];
@@ -422,11 +419,11 @@ static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint6
         linear_backward(t, t->dh, t->dx, a->h, l, PLM_LORA_DOWN_PROJ, a, N, seed);
         memset(t->dgate, 0, (size_t)N * F * sizeof *t->dgate);
         memset(t->dup, 0, (size_t)N * F * sizeof *t->dup);
-        plm_swiglu_backward(t->dgate, t->dup, t->dh, a->gate, a->up, (size_t)N * F);
+        plm_swiglu_backward_mt(t->pool, t->dgate, t->dup, t->dh, a->gate, a->up, (size_t)N * F);
         memset(t->dxn, 0, NC * sizeof *t->dxn);
         linear_backward(t, t->dxn, t->dgate, a->xn2, l, PLM_LORA_GATE_PROJ, a, N, seed);
         linear_backward(t, t->dxn, t->dup, a->xn2, l, PLM_LORA_UP_PROJ, a, N, seed);
-        plm_rmsnorm_backward(t->dx, NULL, t->dxn, a->xm, w->post_attention_layernorm, a->rstd2, N, C);
+        plm_rmsnorm_backward_mt(t->pool, t->dx, t->dxn, a->xm, w->post_attention_layernorm, a->rstd2, N, C);
         // attention block: xm = x + o(attention(rope(q), rope(k), v)); dx becomes d(x)
         memset(t->dao, 0, (size_t)N * HD * sizeof *t->dao);
         linear_backward(t, t->dao, t->dx, a->ao, l, PLM_LORA_O_PROJ, a, N, seed);
@@ -441,7 +438,7 @@ static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint6
         linear_backward(t, t->dxn, t->dq, a->xn1, l, PLM_LORA_Q_PROJ, a, N, seed);
         linear_backward(t, t->dxn, t->dk, a->xn1, l, PLM_LORA_K_PROJ, a, N, seed);
         linear_backward(t, t->dxn, t->dv, a->xn1, l, PLM_LORA_V_PROJ, a, N, seed);
-        plm_rmsnorm_backward(t->dx, NULL, t->dxn, a->x, w->input_layernorm, a->rstd1, N, C);
+        plm_rmsnorm_backward_mt(t->pool, t->dx, t->dxn, a->x, w->input_layernorm, a->rstd1, N, C);
     }
     // embedding: the token rows' gradient is the gradient of their rows of x
     if (t->lora->n_tokens) {

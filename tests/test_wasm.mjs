@@ -1,0 +1,124 @@
+// test_wasm.mjs: the wasm build (build/web/pocketlm.js, run by node) against the native library.
+// 1. tiny model (tests/ref/tiny-tied converted to GGUF; no tokenizer): for f32 and q8_0, with the
+//    single-threaded and the threaded build, the logits of a fixed id list equal the native ones
+//    (tests/wasm_logits.c) within atol 1e-5 + rtol 1e-5 (libm and SIMD differ), and a 16-token
+//    greedy continuation is the same ids.
+// 2. real SmolLM2 (when models/SmolLM2-135M-Instruct.Q4_1.gguf is present), greedy: f32 text and
+//    ids of generate and paraphrase equal `pocketlm generate|paraphrase --temp 0 --json`; q8_0 see
+//    below.
+// Run by tests/wasm.test.sh, which builds everything first. Exits non-zero on any failure.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const BUILD = process.env.BUILD || 'build';
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const { PocketLM } = await import(pathToFileURL(path.join(ROOT, BUILD, 'web/pocketlm.js')).href);
+const native = (args) => execFileSync(args[0], args.slice(1), {
+  encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'] });
+
+let passed = 0, failed = 0;
+function check(ok, what, detail = '') {
+  if (ok) passed++;
+  else { failed++; console.log(`FAIL ${what} ${detail}`); }
+}
+
+// allclose: |x - r| <= atol + rtol |r| everywhere; prints the worst element either way.
+function allclose(x, ref, atol, rtol, what) {
+  let worst = -1, worstErr = 0, maxAbs = 0, bad = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const e = Math.abs(x[i] - ref[i]), lim = atol + rtol * Math.abs(ref[i]);
+    maxAbs = Math.max(maxAbs, e);
+    if (!(e <= lim)) bad++;
+    if (!(e / lim <= worstErr)) { worstErr = e / lim; worst = i; }
+  }
+  const ok = x.length === ref.length && bad === 0;
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}: n ${ref.length}, max abs err ${maxAbs.toExponential(2)}` +
+              `, worst [${worst}] ${x[worst]} vs ${ref[worst]}, ${bad} outside`);
+  check(ok, what);
+}
+
+// ---- 1. tiny model: logits and greedy ids vs native ----
+
+const tiny = path.join(fs.mkdtempSync('/tmp/plm-wasm-'), 'tiny-tied.gguf');
+native([path.join(ROOT, BUILD, 'pocketlm'), 'convert', path.join(ROOT, 'tests/ref/tiny-tied'), tiny]);
+const ids = [1, 17, 250, 3, 99, 42, 7]; // odd T = 7 to hit tail paths
+const N_GREEDY = 16;
+for (const dtype of ['f32', 'q8_0']) {
+  const ref = JSON.parse(native([path.join(ROOT, BUILD, 'tests/wasm_logits'), tiny, dtype, '1',
+                                 String(N_GREEDY), ...ids.map(String)]));
+  for (const threads of [1, 2]) {
+    const what = `tiny ${dtype} threads ${threads}`;
+    const lm = await PocketLM.load(tiny, { dtype, threads });
+    check(lm.threads === threads, `${what}: threads`, `got ${lm.threads}`);
+    allclose(await lm.decode(ids), ref.logits, 1e-5, 1e-5, `${what}: logits`);
+    const g = await lm.generate(ids, { maxTokens: N_GREEDY, temperature: 0, stopTokens: [] });
+    const same = JSON.stringify(g.tokens) === JSON.stringify(ref.greedy);
+    console.log(`${same ? 'ok  ' : 'FAIL'} ${what}: greedy ids ${JSON.stringify(g.tokens)}`);
+    check(same, `${what}: greedy ids`, `native ${JSON.stringify(ref.greedy)}`);
+    // the KV cache reuse (a prompt sharing a prefix) gives the same ids as a fresh start
+    const g2 = await lm.generate(ids, { maxTokens: N_GREEDY, temperature: 0, stopTokens: [] });
+    check(g2.cachedTokens === ids.length - 1 && JSON.stringify(g2.tokens) === JSON.stringify(ref.greedy),
+          `${what}: cached prefix`, `cached ${g2.cachedTokens}, ids ${JSON.stringify(g2.tokens)}`);
+    // an aborted signal stops before the first token
+    const ac = new AbortController();
+    ac.abort();
+    const g3 = await lm.generate(ids, { maxTokens: 4, signal: ac.signal });
+    check(g3.stopReason === 'abort' && g3.tokens.length === 0, `${what}: abort`);
+    lm.free();
+  }
+}
+
+// ---- 2. real SmolLM2: greedy text equals the native CLI ----
+// f32: text and ids equal, 1 and 2 threads. q8_0: the prompt's logits within NMSE 1e-3 and the
+// first token equal, not the whole text: a q8_0 matmul re-quantizes its input, so the last-bit
+// differences of another SIMD summation order (wasm vs AVX-512) flip some int8 roundings and the
+// logits of two native ISAs already differ by ~0.5 (native scalar and AVX2 give wasm's text,
+// AVX-512 another; see the report of the wasm work). The texts are printed for the record.
+
+const real = path.join(ROOT, 'models/SmolLM2-135M-Instruct.Q4_1.gguf');
+if (!fs.existsSync(real)) {
+  console.log(`skip: ${real} is absent (make model): real-model checks not run`);
+} else {
+  const prompt = 'The three most important things to know about the ocean are';
+  const para = 'The quick brown fox jumps over the lazy dog near the river bank.';
+  const cli = (cmd, dtype, text) => JSON.parse(native([path.join(ROOT, BUILD, 'pocketlm'), cmd,
+    '-m', real, '--dtype', dtype, '--temp', '0', '-n', '32', '--threads', '1', '--json',
+    ...(cmd === 'generate' ? ['-p', text] : [text])]).trim().split('\n').pop());
+  for (const [dtype, threads] of [['f32', 1], ['f32', 2], ['q8_0', 1]]) {
+    const refGen = cli('generate', dtype, prompt), refPara = cli('paraphrase', dtype, para);
+    const lm = await PocketLM.load(real, { dtype, threads });
+    const what = `SmolLM2 ${dtype} threads ${threads}`;
+    let streamed = '';
+    const g = await lm.generate(prompt, { maxTokens: 32, temperature: 0, onToken: (t) => { streamed += t; } });
+    const p = await lm.paraphrase(para, { maxTokens: 32, temperature: 0, topK: 0 });
+    check(streamed === g.text, `${what}: streamed pieces concatenate to the text`);
+    const t = lm.tokenize(prompt);
+    check(lm.detokenize(t) === prompt, `${what}: tokenize/detokenize round trip`);
+    const same = g.text === refGen.text && p.text === refPara.text;
+    console.log(`${same ? 'same' : 'diff'} ${what}: generate ${JSON.stringify(g.text)}`);
+    if (!same) console.log(`     native: ${JSON.stringify(refGen.text)}`);
+    console.log(`     paraphrase ${JSON.stringify(p.text)} (native ${JSON.stringify(refPara.text)})`);
+    if (dtype === 'f32') {
+      check(g.text === refGen.text, `${what}: generate text`);
+      check(JSON.stringify(g.tokens) === JSON.stringify(refGen.tokens), `${what}: generate ids`);
+      check(g.stopReason === refGen.stop_reason, `${what}: stop reason`);
+      check(p.text === refPara.text, `${what}: paraphrase text`);
+    } else {
+      const ref = JSON.parse(native([path.join(ROOT, BUILD, 'tests/wasm_logits'), real, dtype, '1',
+                                     '1', ...Array.from(t).map(String)]));
+      const l = await lm.decode(t);
+      let se = 0, s0 = 0;
+      for (let i = 0; i < l.length; i++) { se += (l[i] - ref.logits[i]) ** 2; s0 += ref.logits[i] ** 2; }
+      console.log(`     prompt logits NMSE vs native ${(se / s0).toExponential(2)}`);
+      check(se / s0 < 1e-3, `${what}: logits NMSE`, `${se / s0}`);
+      check(g.tokens[0] === refGen.tokens[0], `${what}: first token`);
+    }
+    lm.free();
+  }
+}
+
+fs.rmSync(path.dirname(tiny), { recursive: true, force: true });
+console.log(`test_wasm: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

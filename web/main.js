@@ -125,7 +125,8 @@ function onWorker(m) {
     const r = m.result;
     ui.output.textContent = r.text;
     if (!r.text) ui.output.textContent = r.stopReason === 'abort' ? '(stopped before any text)'
-      : `(no text: the model stopped at once, stop reason "${r.stopReason}")`;
+      : `(no text: the model stopped at once, stop reason "${r.stopReason}"` +
+        (mode === 'paraphrase' ? '; a model not fine-tuned for paraphrasing often does)' : ')');
     ui.toks.textContent = r.decodeTokS.toFixed(1);
     ui.prefill.textContent = r.prefillTokS.toFixed(0);
     ui.tokens.textContent = String(r.generatedTokens);

@@ -1,9 +1,12 @@
 #!/bin/sh
 # run.sh: run every test binary given, then every tests/*.test.sh script; print one summary line.
 # A binary prints "<name>: N passed, N failed" and exits non-zero on failure.
+# SKIP="name ..." leaves out binaries by name; SCRIPTS="name ..." runs only those scripts (the
+# sanitizer pass uses both: the real-model numerics and the browser/wasm/onnx scripts need no ASan).
 set -u
 fail=0 ; passed=0 ; failed=0
 for t in "$@"; do
+    case " ${SKIP:-} " in *" $(basename "$t") "*) echo "skip $(basename "$t") (SKIP)"; continue ;; esac
     out=$("$t" 2>&1); rc=$?
     printf '%s\n' "$out" | tail -n 40
     line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
@@ -13,6 +16,9 @@ for t in "$@"; do
 done
 for s in tests/*.test.sh; do
     [ -f "$s" ] || continue
+    if [ -n "${SCRIPTS+x}" ]; then
+        case " $SCRIPTS " in *" $(basename "$s" .test.sh) "*) ;; *) continue ;; esac
+    fi
     out=$(BUILD=${BUILD:-build} sh "$s" 2>&1); rc=$?
     printf '%s\n' "$out" | tail -n 40
     if [ $rc -ne 0 ]; then echo "FAILED: $s (exit $rc)"; fail=1; failed=$((failed + 1)); else passed=$((passed + 1)); fi

@@ -52,8 +52,9 @@ void plm_rope_table(float *cos_t, float *sin_t, int n_pos, int D, float theta) {
     }
 }
 
-void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0, int T, int NH,
-                      int D) {
+// rotate: each (i, i + D/2) pair of x (T, NH*D) by sign * angle(pos0 + t, i)
+static void rotate(float *x, const float *cos_t, const float *sin_t, float sign, int pos0, int T,
+                   int NH, int D) {
     int half = D / 2;
     for (int t = 0; t < T; t++) {
         const float *c = cos_t + (size_t)(pos0 + t) * half;
@@ -61,12 +62,17 @@ void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0
         for (int h = 0; h < NH; h++) {
             float *xh = x + ((size_t)t * NH + h) * D;
             for (int i = 0; i < half; i++) {
-                float x1 = xh[i], x2 = xh[i + half];
-                xh[i] = x1 * c[i] - x2 * s[i];
-                xh[i + half] = x2 * c[i] + x1 * s[i];
+                float x1 = xh[i], x2 = xh[i + half], si = sign * s[i];
+                xh[i] = x1 * c[i] - x2 * si;
+                xh[i + half] = x2 * c[i] + x1 * si;
             }
         }
     }
+}
+
+void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0, int T, int NH,
+                      int D) {
+    rotate(x, cos_t, sin_t, 1.0f, pos0, T, NH, D);
 }
 
 // ---- attention ----
@@ -153,19 +159,7 @@ void plm_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float
 
 void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int pos0, int T, int NH,
                        int D) {
-    int half = D / 2;
-    for (int t = 0; t < T; t++) {
-        const float *c = cos_t + (size_t)(pos0 + t) * half;
-        const float *s = sin_t + (size_t)(pos0 + t) * half;
-        for (int h = 0; h < NH; h++) {
-            float *g = dx + ((size_t)t * NH + h) * D;
-            for (int i = 0; i < half; i++) {
-                float g1 = g[i], g2 = g[i + half];
-                g[i] = g1 * c[i] + g2 * s[i];
-                g[i + half] = g2 * c[i] - g1 * s[i];
-            }
-        }
-    }
+    rotate(dx, cos_t, sin_t, -1.0f, pos0, T, NH, D); // the transpose of a rotation is its inverse
 }
 
 PLM_CLONES void plm_attention_backward(float *dq, float *dk, float *dv, const float *dout,

@@ -6,7 +6,7 @@
 // (pocketlm never does), the math (session.c is the reference the exported graph is tested against).
 // References: onnx/onnx.proto (field numbers), transformers' LlamaForCausalLM (the math),
 // onnxruntime's contrib op docs (MatMulNBits) and quantize_dynamic (the int8 MatMulInteger pattern).
-// One file of ~880 lines: the encoder exists only for this graph, and each block is its own function.
+// One file of ~850 lines: the encoder exists only for this graph, and each block is its own function.
 #define _POSIX_C_SOURCE 200809L
 #include "onnx.h"
 

@@ -10,6 +10,8 @@
 // Stopping: should_stop is polled; then the listening socket closes, open sockets are shut down
 // (which ends their reads, writes and generations), and every thread is joined before returning.
 // Not here: TLS, keep-alive (every response ends with Connection: close), chunked request bodies.
+// (About 980 lines, over the ~800 guide: one concern, the server, in the order a request travels;
+// the parts that can stand alone, parsing and JSON, are already http.c and json.c.)
 #define _POSIX_C_SOURCE 200809L
 #include "base.h"
 #include "http.h"
@@ -519,25 +521,55 @@ static const char *finish_reason(plm_stop_reason r) {
     return r == PLM_STOP_LENGTH || r == PLM_STOP_CONTEXT ? "length" : "stop";
 }
 
-// handle_generate: /v1/paraphrase and /v1/completions: parse, tokenize, wait for the session,
-// generate (streaming when asked), answer.
-static void handle_generate(conn *c, api_kind kind) {
-    server *s = c->srv;
-    plm_session *ses = s->p->session;
-    if (!ses) {
-        send_error(c, 503, NULL, "this server has no model loaded");
-        return;
+// A parsed generation request: the prompt text and how to generate.
+typedef struct {
+    api_kind kind;
+    int stream;                          // 1: answer with server-sent events
+    char *prompt;                        // (plen) the prompt text (owned)
+    size_t plen;
+    plm_generate_params gp;              // sampling and stops; gp.stop_* point into this struct
+    int32_t end_id;                      // <|OUTPUT_END|> when the task markers exist
+    char *stops[MAX_STOP_STRINGS];       // owned stop strings (NULL = the "\n" of the plain template)
+    const char *stop_list[MAX_STOP_STRINGS];
+    int32_t n_stops;
+    uint64_t n_req;                      // this request's number (ids, default seeds)
+} gen_request;
+
+static void gen_request_free(gen_request *r) {
+    for (int32_t k = 0; k < r->n_stops; k++) free(r->stops[k]);
+    free(r->prompt);
+}
+
+// parse_stops: "stop": a string or an array of at most MAX_STOP_STRINGS non-empty strings
+static int parse_stops(conn *c, const plm_json *j, gen_request *r) {
+    int32_t pi = plm_json_get(j, 0, "stop");
+    int32_t n = pi < 0 || j->tok[pi].type == PLM_JSON_NULL ? 0 : j->tok[pi].type == PLM_JSON_STRING ? 1
+              : j->tok[pi].type == PLM_JSON_ARRAY ? j->tok[pi].size : -1;
+    if (n < 0 || n > MAX_STOP_STRINGS) goto bad;
+    for (int32_t k = 0; k < n; k++) {
+        int32_t e = j->tok[pi].type == PLM_JSON_STRING ? pi : plm_json_at(j, pi, k);
+        if (j->tok[e].type != PLM_JSON_STRING) goto bad;
+        if (!(r->stops[r->n_stops++] = json_dup(j, e, NULL)))
+            return send_error(c, 500, NULL, "out of memory"), -1;
+        if (!r->stops[r->n_stops - 1][0]) goto bad;
     }
-    if (!c->req.json) {
-        send_error(c, 415, NULL, "send the body as Content-Type: application/json");
-        return;
-    }
+    return 0;
+bad:
+    return send_error(c, 400, NULL, "\"stop\" must be a non-empty string or an array of at most %d of them",
+                      MAX_STOP_STRINGS), -1;
+}
+
+// parse_generate: the request body into r (sampling options, prompt, stops). Returns 0, or -1
+// after sending the error. The paraphrase defaults are the CLI's (the seed's): top-k 8,
+// temperature 0.8, 64 tokens; the completion defaults are OpenAI's: temperature 1, 16 tokens.
+static int parse_generate(conn *c, api_kind kind, gen_request *r) {
+    plm_session *ses = c->srv->p->session;
     plm_json j = {0};
     plm_error err = {0};
-    gen_ctx g = {0};
-    char *input = NULL, *prompt = NULL, *stops[MAX_STOP_STRINGS] = {0};
-    int32_t *ids = NULL, n_stops = 0;
-    size_t input_len = 0;
+    int rc = -1;
+    r->kind = kind;
+    r->gp = plm_generate_default_params();
+    r->end_id = -1;
     if (!c->body || plm_json_parse(&j, c->body, c->body_len, "request body", &err) != PLM_OK) {
         send_error(c, 400, NULL, "%s", c->body ? err.msg : "the request has no body");
         goto done;
@@ -552,145 +584,95 @@ static void handle_generate(conn *c, api_kind kind) {
         send_error(c, 400, NULL, "\"%s\" must be a string", key);
         goto done;
     }
-    if (!(input = json_dup(&j, ti, &input_len))) {
-        send_error(c, 500, NULL, "out of memory");
-        goto done;
-    }
-    // sampling: the paraphrase defaults are the CLI's (the seed's): top-k 8, temperature 0.8, 64
-    // tokens; the completion defaults are OpenAI's: temperature 1, 16 tokens
-    plm_generate_params gp = plm_generate_default_params();
-    plm_sampler_params *sp = &gp.sampler;
     double max_tokens = kind == API_PARAPHRASE ? 64 : 16, temp = kind == API_PARAPHRASE ? 0.8 : 1.0;
     double top_k = kind == API_PARAPHRASE ? 8 : 0, top_p = 1, seed = -1;
     if (opt_num(c, &j, "max_tokens", 0, plm_session_n_ctx(ses), &max_tokens) ||
         opt_num(c, &j, "temperature", 0, 100, &temp) || opt_num(c, &j, "top_k", 0, 1 << 24, &top_k) ||
         opt_num(c, &j, "top_p", 1e-6, 1, &top_p) || opt_num(c, &j, "seed", 0, 9007199254740991.0, &seed))
         goto done;
-    gp.max_tokens = (int32_t)max_tokens;
+    plm_sampler_params *sp = &r->gp.sampler;
+    r->gp.max_tokens = (int32_t)max_tokens;
     sp->temperature = (float)temp;
     sp->top_k = (int32_t)top_k;
     sp->top_p = (float)top_p;
-    uint64_t n_req = atomic_fetch_add(&s->n_req, 1);
-    sp->seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) * 2654435761u + n_req;
+    r->n_req = atomic_fetch_add(&c->srv->n_req, 1);
+    sp->seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) * 2654435761u + r->n_req;
     int32_t si = plm_json_get(&j, 0, "stream");
-    if (si >= 0 && j.tok[si].type != PLM_JSON_NULL && (g.stream = plm_json_bool(&j, si)) < 0) {
+    if (si >= 0 && j.tok[si].type != PLM_JSON_NULL && (r->stream = plm_json_bool(&j, si)) < 0) {
         send_error(c, 400, NULL, "\"stream\" must be true or false");
         goto done;
     }
-    // the prompt, and what ends the generation
-    const plm_tokenizer *tok = plm_session_tokenizer(ses);
-    int32_t end_id = -1;
-    size_t plen = input_len;
-    if (kind == API_PARAPHRASE) {
+    char *input = json_dup(&j, ti, &r->plen);
+    if (!input) {
+        send_error(c, 500, NULL, "out of memory");
+        goto done;
+    }
+    if (kind == API_COMPLETIONS) {
+        r->prompt = input;
+        if (parse_stops(c, &j, r)) goto done;
+    } else {
         // the task template (plm_task_prompt); a model without the task markers gets the template
         // without <|OUTPUT_START|> and stops at a newline, as `pocketlm paraphrase` does
-        end_id = plm_tokenizer_token_id(tok, PLM_TASK_END);
-        int markers = end_id >= 0 && plm_tokenizer_token_id(tok, PLM_TASK_START) >= 0;
-        plen = plm_task_prompt(input, NULL, 0);
-        if (!(prompt = malloc(plen + 1))) {
+        const plm_tokenizer *tok = plm_session_tokenizer(ses);
+        r->end_id = plm_tokenizer_token_id(tok, PLM_TASK_END);
+        int markers = r->end_id >= 0 && plm_tokenizer_token_id(tok, PLM_TASK_START) >= 0;
+        r->plen = plm_task_prompt(input, NULL, 0);
+        r->prompt = malloc(r->plen + 1);
+        if (r->prompt) plm_task_prompt(input, r->prompt, r->plen + 1);
+        free(input);
+        if (!r->prompt) {
             send_error(c, 500, NULL, "out of memory");
             goto done;
         }
-        plm_task_prompt(input, prompt, plen + 1);
         if (markers) {
-            gp.stop_tokens = &end_id;
-            gp.n_stop_tokens = 1;
+            r->gp.stop_tokens = &r->end_id;
+            r->gp.n_stop_tokens = 1;
         } else {
-            plen -= strlen(PLM_TASK_START);
-            prompt[plen] = 0;
-            stops[n_stops++] = NULL; // "\n", not owned
-        }
-    } else {
-        prompt = input;
-        input = NULL;
-        int32_t pi = plm_json_get(&j, 0, "stop");
-        if (pi >= 0 && j.tok[pi].type == PLM_JSON_STRING) {
-            if (!(stops[n_stops++] = json_dup(&j, pi, NULL))) goto oom;
-        } else if (pi >= 0 && j.tok[pi].type == PLM_JSON_ARRAY && j.tok[pi].size <= MAX_STOP_STRINGS) {
-            for (int32_t k = 0; k < j.tok[pi].size; k++) {
-                int32_t e = plm_json_at(&j, pi, k);
-                if (j.tok[e].type != PLM_JSON_STRING) goto bad_stop;
-                if (!(stops[n_stops++] = json_dup(&j, e, NULL))) goto oom;
-            }
-        } else if (pi >= 0 && j.tok[pi].type != PLM_JSON_NULL) {
-            goto bad_stop;
+            r->plen -= strlen(PLM_TASK_START);
+            r->prompt[r->plen] = 0;
+            r->stops[r->n_stops++] = NULL;
         }
     }
-    const char *stop_list[MAX_STOP_STRINGS];
-    for (int32_t k = 0; k < n_stops; k++) stop_list[k] = stops[k] ? stops[k] : "\n";
-    for (int32_t k = 0; k < n_stops; k++)
-        if (!stop_list[k][0]) goto bad_stop;
-    gp.stop_strings = stop_list;
-    gp.n_stop_strings = n_stops;
-    // tokens: the tokenizer is shared read-only, so this happens before waiting for the session
-    int32_t n = plm_tokenizer_encode(tok, prompt, plen, NULL, 0);
-    if (n < 0) goto oom;
-    if (n == 0) {
-        send_error(c, 400, NULL, "the prompt is empty");
-        goto done;
-    }
-    if (n >= plm_session_n_ctx(ses)) {
-        send_error(c, 400, NULL, "the prompt is %d tokens; the context holds %d", n, plm_session_n_ctx(ses));
-        goto done;
-    }
-    if (!(ids = malloc((size_t)n * sizeof *ids))) goto oom;
-    plm_tokenizer_encode(tok, prompt, plen, ids, n);
-    int q = session_acquire(s);
-    if (q < 0) {
-        send_error(c, 503, "Retry-After: 1\r\n", "%s", q == -1 ? "busy: too many requests waiting, retry later"
-                                                               : "the server is stopping");
-        goto done;
-    }
-    g.c = c;
-    g.kind = kind;
-    g.created = (long long)time(NULL);
-    snprintf(g.id, sizeof g.id, "cmpl-%llu", (unsigned long long)n_req);
-    if (g.stream) send_head(c, 200, "text/event-stream", -1, NULL);
-    gp.on_text = on_text;
-    gp.user = &g;
-    plm_generate_result res;
-    plm_session_truncate(ses, 0);
-    plm_status st = plm_generate(ses, ids, n, &gp, NULL, 0, &res, &err);
-    plm_session_truncate(ses, 0);
-    session_release(s);
-    if (st != PLM_OK) {
-        if (!g.stream) send_error(c, 500, NULL, "%s", err.msg);
-        else {
-            sbuf b = {0};
-            sb_add(&b, "data: {\"error\": {\"message\": ", 28);
-            sb_json_str(&b, err.msg, strlen(err.msg));
-            sb_add(&b, "}}\n\n", 4);
-            if (!b.oom) send_all(c, b.p, b.n);
-            free(b.p);
-        }
-        goto done;
-    }
-    if (g.stopped) goto done; // the client left, or the server is stopping: nobody to answer
-    int32_t n_out = res.generated_tokens - (res.stop_reason == PLM_STOP_TOKEN);
-    double pre = res.prefill_seconds > 0 ? res.prompt_tokens / res.prefill_seconds : 0;
-    double dec = res.decode_seconds > 0 ? res.generated_tokens / res.decode_seconds : 0;
+    for (int32_t k = 0; k < r->n_stops; k++) r->stop_list[k] = r->stops[k] ? r->stops[k] : "\n";
+    r->gp.stop_strings = r->stop_list;
+    r->gp.n_stop_strings = r->n_stops;
+    rc = 0;
+done:
+    plm_json_free(&j);
+    return rc;
+}
+
+// respond_generate: the answer after a successful generation: one JSON object, or the last
+// events of a stream (the final chunk and [DONE])
+static void respond_generate(gen_ctx *g, const gen_request *r, const plm_generate_result *res) {
+    conn *c = g->c;
+    const char *name = c->srv->p->model_name;
+    int32_t n_out = res->generated_tokens - (res->stop_reason == PLM_STOP_TOKEN);
+    double pre = res->prefill_seconds > 0 ? res->prompt_tokens / res->prefill_seconds : 0;
+    double dec = res->decode_seconds > 0 ? res->generated_tokens / res->decode_seconds : 0;
+    const char *text = g->text.p ? g->text.p : "";
     sbuf b = {0};
-    if (g.stream && kind == API_COMPLETIONS) {
-        sse_chunk(&g, "", 0, finish_reason(res.stop_reason));
+    if (r->stream && r->kind == API_COMPLETIONS) {
+        sse_chunk(g, "", 0, finish_reason(res->stop_reason));
         send_all(c, "data: [DONE]\n\n", 14);
-    } else if (kind == API_COMPLETIONS) {
+    } else if (r->kind == API_COMPLETIONS) {
         sb_addf(&b, "{\"id\": \"%s\", \"object\": \"text_completion\", \"created\": %lld, \"model\": ",
-                g.id, g.created);
-        sb_json_str(&b, s->p->model_name, strlen(s->p->model_name));
+                g->id, g->created);
+        sb_json_str(&b, name, strlen(name));
         sb_add(&b, ", \"choices\": [{\"text\": ", 23);
-        sb_json_str(&b, g.text.p ? g.text.p : "", g.text.n);
+        sb_json_str(&b, text, g->text.n);
         sb_addf(&b, ", \"index\": 0, \"logprobs\": null, \"finish_reason\": \"%s\"}], \"usage\": "
                     "{\"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d}}\n",
-                finish_reason(res.stop_reason), res.prompt_tokens, n_out, res.prompt_tokens + n_out);
+                finish_reason(res->stop_reason), res->prompt_tokens, n_out, res->prompt_tokens + n_out);
         send_json(c, 200, &b, NULL);
     } else {
-        sb_add(&b, g.stream ? "data: {\"done\": true, \"text\": " : "{\"text\": ", g.stream ? 29 : 9);
-        sb_json_str(&b, g.text.p ? g.text.p : "", g.text.n);
+        sb_add(&b, r->stream ? "data: {\"done\": true, \"text\": " : "{\"text\": ", r->stream ? 29 : 9);
+        sb_json_str(&b, text, g->text.n);
         sb_addf(&b, ", \"tokens\": %d, \"prompt_tokens\": %d, \"stop_reason\": \"%s\", "
                     "\"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"seed\": %llu}",
-                n_out, res.prompt_tokens, plm_stop_reason_name(res.stop_reason), pre, dec,
-                (unsigned long long)sp->seed);
-        if (g.stream) {
+                n_out, res->prompt_tokens, plm_stop_reason_name(res->stop_reason), pre, dec,
+                (unsigned long long)r->gp.sampler.seed);
+        if (r->stream) {
             sb_add(&b, "\n\ndata: [DONE]\n\n", 16);
             if (!b.oom) send_all(c, b.p, b.n);
         } else {
@@ -699,20 +681,76 @@ static void handle_generate(conn *c, api_kind kind) {
         }
     }
     free(b.p);
-    goto done;
-bad_stop:
-    send_error(c, 400, NULL, "\"stop\" must be a non-empty string or an array of at most %d of them",
-               MAX_STOP_STRINGS);
-    goto done;
-oom:
-    send_error(c, 500, NULL, "out of memory");
+}
+
+// handle_generate: /v1/paraphrase and /v1/completions: parse, tokenize (the tokenizer is shared
+// read-only, so before waiting), wait for the session, generate (streaming when asked), answer.
+static void handle_generate(conn *c, api_kind kind) {
+    server *s = c->srv;
+    plm_session *ses = s->p->session;
+    gen_request r;
+    gen_ctx g;
+    memset(&r, 0, sizeof r);
+    memset(&g, 0, sizeof g);
+    int32_t *ids = NULL;
+    plm_error err = {0};
+    if (!ses) {
+        send_error(c, 503, NULL, "this server has no model loaded");
+        return;
+    }
+    if (!c->req.json) {
+        send_error(c, 415, NULL, "send the body as Content-Type: application/json");
+        return;
+    }
+    if (parse_generate(c, kind, &r)) goto done;
+    const plm_tokenizer *tok = plm_session_tokenizer(ses);
+    int32_t n = plm_tokenizer_encode(tok, r.prompt, r.plen, NULL, 0);
+    if (n <= 0 || n >= plm_session_n_ctx(ses)) {
+        if (n < 0) send_error(c, 500, NULL, "out of memory");
+        else if (n == 0) send_error(c, 400, NULL, "the prompt is empty");
+        else send_error(c, 400, NULL, "the prompt is %d tokens; the context holds %d", n, plm_session_n_ctx(ses));
+        goto done;
+    }
+    if (!(ids = malloc((size_t)n * sizeof *ids))) {
+        send_error(c, 500, NULL, "out of memory");
+        goto done;
+    }
+    plm_tokenizer_encode(tok, r.prompt, r.plen, ids, n);
+    int q = session_acquire(s);
+    if (q < 0) {
+        send_error(c, 503, "Retry-After: 1\r\n", "%s", q == -1 ? "busy: too many requests waiting, retry later"
+                                                               : "the server is stopping");
+        goto done;
+    }
+    g.c = c;
+    g.kind = kind;
+    g.stream = r.stream;
+    g.created = (long long)time(NULL);
+    snprintf(g.id, sizeof g.id, "cmpl-%llu", (unsigned long long)r.n_req);
+    if (g.stream) send_head(c, 200, "text/event-stream", -1, NULL);
+    r.gp.on_text = on_text;
+    r.gp.user = &g;
+    plm_generate_result res;
+    plm_session_truncate(ses, 0);
+    plm_status st = plm_generate(ses, ids, n, &r.gp, NULL, 0, &res, &err);
+    plm_session_truncate(ses, 0);
+    session_release(s);
+    if (st != PLM_OK && !g.stream) {
+        send_error(c, 500, NULL, "%s", err.msg);
+    } else if (st != PLM_OK) {
+        sbuf b = {0};
+        sb_add(&b, "data: {\"error\": {\"message\": ", 28);
+        sb_json_str(&b, err.msg, strlen(err.msg));
+        sb_add(&b, "}}\n\n", 4);
+        if (!b.oom) send_all(c, b.p, b.n);
+        free(b.p);
+    } else if (!g.stopped) { // else the client left, or the server is stopping: nobody to answer
+        respond_generate(&g, &r, &res);
+    }
 done:
-    for (int32_t k = 0; k < n_stops; k++) free(stops[k]);
     free(g.text.p);
     free(ids);
-    free(prompt);
-    free(input);
-    plm_json_free(&j);
+    gen_request_free(&r);
 }
 
 static void handle_health(conn *c) {

@@ -80,5 +80,11 @@ cli_task cli_task_of(const plm_tokenizer *tok);
 // cli_task_text: the prompt for input (malloc'd; NULL when out of memory); with a target, the whole
 // example, target and end (<|OUTPUT_END|> or a newline) included: a shot for few-shot prompts.
 char *cli_task_text(const cli_task *t, const char *input, const char *target);
+// cli_task_line: the plain template's end. A base model often answers "Output: " with a newline
+// first and the sentence on the next line, so leading white space is dropped and the first newline
+// after some text ends the output. Given the next piece of text (len bytes), sets *skip (bytes to
+// drop from its start) and returns how many bytes after those to keep; *stop = 1 when a newline
+// ended it. *seen carries "text has started" from piece to piece (start at 0).
+size_t cli_task_line(int *seen, const char *text, size_t len, size_t *skip, int *stop);
 
 #endif

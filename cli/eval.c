@@ -190,15 +190,17 @@ typedef struct {
     char *p;
     size_t n, cap;
     int oom;
-    int line;    // plain template: stop at the first newline after some text
+    int line;    // plain template: cli_task_line decides where the output starts and ends
+    int seen;    // its state
     int newline; // that newline came (the text is cut before it)
 } text_buf;
 
-// on_text: collect the output. For the plain template a base model often answers "Output: " with
-// a newline first and the sentence on the next line, so a stop string "\n" would end every output
-// empty: here leading white space is let through and the first newline after text ends it.
+// on_text: collect the output (for the plain template, as cli_task_line says).
 static int on_text(void *user, const char *text, size_t len) {
     text_buf *b = user;
+    size_t skip = 0;
+    int stop = 0;
+    if (b->line) len = cli_task_line(&b->seen, text, len, &skip, &stop), text += skip;
     if (b->n + len + 1 > b->cap) {
         size_t c = (b->cap + len + 1) * 2;
         char *q = realloc(b->p, c);
@@ -209,14 +211,7 @@ static int on_text(void *user, const char *text, size_t len) {
     memcpy(b->p + b->n, text, len);
     b->n += len;
     b->p[b->n] = 0;
-    if (!b->line) return 0;
-    size_t i = 0;
-    while (i < b->n && space(b->p[i])) i++;
-    char *nl = i < b->n ? memchr(b->p + i, '\n', b->n - i) : NULL;
-    if (!nl) return 0;
-    *nl = 0;
-    b->n = (size_t)(nl - b->p);
-    return b->newline = 1;
+    return b->newline = stop;
 }
 
 // encode: the ids of text (malloc'd) and their count, or NULL when out of memory or empty.

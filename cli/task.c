@@ -35,3 +35,16 @@ char *cli_task_text(const cli_task *t, const char *input, const char *target) {
     }
     return s;
 }
+
+size_t cli_task_line(int *seen, const char *text, size_t len, size_t *skip, int *stop) {
+    size_t i = 0;
+    *stop = 0;
+    if (!*seen)
+        while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')) i++;
+    *skip = i;
+    if (i < len) *seen = 1;
+    const char *nl = i < len ? memchr(text + i, '\n', len - i) : NULL;
+    if (!nl) return len - i;
+    *stop = 1;
+    return (size_t)(nl - text) - i;
+}

@@ -8,13 +8,13 @@
 #include <math.h>
 #include <string.h>
 
-// The attention loops are compiled for AVX-512, AVX2 and baseline x86-64, chosen at load time
-// (the binary stays portable). The code is the same, and so is the order of every sum.
-#if defined(__x86_64__) && defined(__ELF__) && (defined(__clang__) || defined(__GNUC__))
-#define PLM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define PLM_CLONES
+// The attention loops are compiled twice on x86-64, for AVX-512 and for the baseline, and chosen
+// at run time (the binary stays portable): the same code, so the same order of every sum.
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define PLM_X86_DISPATCH 1
+#define PLM_AVX512 __attribute__((target("avx2,fma,avx512f")))
 #endif
+#define PLM_INLINE static inline __attribute__((always_inline))
 
 // ---- embedding ----
 
@@ -79,7 +79,7 @@ void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0
 
 // dot: sum of x[i] * y[i] as 16 interleaved partial sums added in a fixed order at the end: the
 // compiler vectorizes it without reassociating anything, so every build gives the same bits
-static inline __attribute__((always_inline)) float dot(const float *x, const float *y, int n) {
+PLM_INLINE float dot(const float *x, const float *y, int n) {
     float part[16] = {0};
     int i = 0;
     for (; i + 16 <= n; i += 16)
@@ -90,9 +90,9 @@ static inline __attribute__((always_inline)) float dot(const float *x, const flo
     return s;
 }
 
-PLM_CLONES void plm_attention_forward(float *out, float *att, int att_stride, const float *q,
-                                      const float *k, const float *v, int T, int P, int H, int K,
-                                      int D, int i0, int i1) {
+PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const float *q,
+                                  const float *k, const float *v, int T, int P, int H, int K, int D,
+                                  int i0, int i1) {
     assert(i0 >= 0 && i1 <= T * H && H % K == 0);
     int group = H / K; // query heads per KV head (repeat_kv)
     float scale = 1.0f / sqrtf((float)D);
@@ -162,10 +162,9 @@ void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int po
     rotate(dx, cos_t, sin_t, -1.0f, pos0, T, NH, D); // the transpose of a rotation is its inverse
 }
 
-PLM_CLONES void plm_attention_backward(float *dq, float *dk, float *dv, const float *dout,
-                                       const float *att, int att_stride, const float *q,
-                                       const float *k, const float *v, int T, int H, int K, int D,
-                                       int k0, int k1) {
+PLM_INLINE void attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                                   const float *att, int att_stride, const float *q, const float *k,
+                                   const float *v, int T, int H, int K, int D, int k0, int k1) {
     int group = H / K;
     float scale = 1.0f / sqrtf((float)D);
     for (int kh = k0; kh < k1; kh++)
@@ -229,4 +228,45 @@ double plm_crossentropy_forward_backward(float *dlogits, const float *logits,
     }
     if (n_counted) *n_counted = n;
     return loss;
+}
+
+// ---- attention: the entry points, dispatching on the CPU ----
+
+#ifdef PLM_X86_DISPATCH
+PLM_AVX512 static void attention_forward_avx512(float *out, float *att, int att_stride,
+                                                const float *q, const float *k, const float *v,
+                                                int T, int P, int H, int K, int D, int i0, int i1) {
+    attention_forward(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
+}
+
+PLM_AVX512 static void attention_backward_avx512(float *dq, float *dk, float *dv,
+                                                 const float *dout, const float *att,
+                                                 int att_stride, const float *q, const float *k,
+                                                 const float *v, int T, int H, int K, int D,
+                                                 int k0, int k1) {
+    attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
+}
+#endif
+
+void plm_attention_forward(float *out, float *att, int att_stride, const float *q, const float *k,
+                           const float *v, int T, int P, int H, int K, int D, int i0, int i1) {
+#ifdef PLM_X86_DISPATCH
+    if (__builtin_cpu_supports("avx512f")) {
+        attention_forward_avx512(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
+        return;
+    }
+#endif
+    attention_forward(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
+}
+
+void plm_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                            int att_stride, const float *q, const float *k, const float *v, int T,
+                            int H, int K, int D, int k0, int k1) {
+#ifdef PLM_X86_DISPATCH
+    if (__builtin_cpu_supports("avx512f")) {
+        attention_backward_avx512(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
+        return;
+    }
+#endif
+    attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
 }

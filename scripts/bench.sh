@@ -17,6 +17,7 @@
 # fall under BENCH_QUIET % (default 25), and it records the foreign CPU use during each run
 # (/proc/stat busy time less the run's own user+sys time). A peer that is not installed is
 # skipped with a message. BENCH_SETUP=0 skips the install steps (setup_bench.sh, setup_ref.sh).
+# BENCH_REPORT_ONLY=1 appends the report of the last run again (from $BUILD/bench/raw.txt).
 #
 # Env: MODEL (default models/SmolLM2-135M-Instruct.Q4_1.gguf), BUILD, BENCH_ROUNDS, BENCH_WAIT,
 # BENCH_QUIET, BENCH_SETUP, BENCH_OUT (default BENCHMARKS.md), PAWS (dir with dev.tsv, test.tsv).
@@ -39,10 +40,13 @@ HF=$BUILD/smollm2-f32               # HF dir for PyTorch
 RAW=$W/raw.txt                      # one record a line: round system dtype threads metric value
 RUNS=$W/runs.txt                    # one line a run: system dtype threads wall_s foreign_cpu_%
 LOG=$W/log.txt
+ONLY=${BENCH_REPORT_ONLY:-0}        # 1: only rewrite the report from the last run's raw records
 mkdir -p "$W"
-: >"$RAW"; : >"$RUNS"; : >"$LOG"
+[ "$ONLY" = 1 ] || { : >"$RAW"; : >"$RUNS"; : >"$LOG"; }
 
 say() { echo "bench: $*" >&2; echo "bench: $*" >>"$LOG"; }
+
+if [ "$ONLY" != 1 ]; then
 
 # ---- build, model, peers ----
 [ -f "$MODEL" ] || sh scripts/get_model.sh || { say "no model at $MODEL (make model)"; exit 1; }
@@ -208,6 +212,10 @@ while [ $i -lt "$ROUNDS" ]; do
     done
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "$LOAD_START|$LOAD_END" >"$W/loadavg.txt"
+fi  # ONLY
+LOAD_START=$(cut -d'|' -f1 "$W/loadavg.txt"); LOAD_END=$(cut -d'|' -f2 "$W/loadavg.txt")
+Q8_BY=$(cat "$Q8.by" 2>/dev/null || true); TXT=$W/paws.txt
 
 # ---- report ----
 export RAW RUNS ROUNDS MODEL Q8 Q8_BY HF LOAD_START LOAD_END PLM OUT TXT
@@ -232,6 +240,7 @@ for line in open(E["RAW"]):
     try: recs.setdefault((sys_, dt, th, metric), []).append(float(val))
     except ValueError: pass
 runs = [l.split() for l in open(E["RUNS"]) if l.strip()]
+n_rounds = max([int(l.split()[0]) for l in open(E["RAW"]) if l.split()] or [0])
 foreign = [float(r[4]) for r in runs if float(r[4]) >= 0]
 
 def med(k):
@@ -267,7 +276,7 @@ w("Method: %s rounds; each round runs every configuration once in a fresh proces
   " by one each round. pocketlm and llama.cpp report the best of 3 repetitions inside the process"
   " (pseudo-random token ids, identical for both; KV cache cleared between repetitions);"
   " bench_torch.py reports the median of 3 after a warm-up. Cells: median over rounds (min–max)."
-  " Ratios: pocketlm ÷ peer, with pocketlm at the peer's dtype (q8_0 for llama.cpp q4_1).\n" % E["ROUNDS"])
+  " Ratios: pocketlm ÷ peer, with pocketlm at the peer's dtype (q8_0 for llama.cpp q4_1).\n" % n_rounds)
 w("Models: pocketlm runs `%s` (Q4_1 GGUF, dequantized to f32 or requantized to q8_0 at load);"
   " llama.cpp runs `%s` (Q8_0, made by %s) and the original Q4_1; PyTorch runs the HF f32 dir `%s`"
   " made by `pocketlm convert`.\n" % (E["MODEL"], E["Q8"], E["Q8_BY"] or "—", E["HF"]))
@@ -324,6 +333,21 @@ if any(v for _, v, _ in tk):
                                     "%d" % ntok if ntok else "—", ratio(p, statistics.median(v))))
     w("")
 
+w("### Other processes' CPU use during each run (% of both cores; one value a round)\n")
+w("The machine is shared: read each number above with these. An engine with 2 threads loses most"
+  " when another process holds a core (its threads wait for one another).\n")
+w("| system | dtype | 1 thread | 2 threads |")
+w("|---|---|---|---|")
+seen = []
+for r in runs:
+    if (r[0], r[1]) not in seen: seen.append((r[0], r[1]))
+for s_, d_ in seen:
+    cells = []
+    for t in ("1", "2"):
+        v = [r[4] + "%" for r in runs if r[0] == s_ and r[1] == d_ and (r[2] == t or (r[2] == "1+2" and t == "1"))]
+        cells.append(", ".join(v) if v else "—")
+    w("| %s | %s | %s | %s |" % (s_, d_, cells[0], cells[1]))
+w("")
 w("### Targets (foundation issue)\n")
 w("| target | measured | |")
 w("|---|---|---|")
@@ -343,9 +367,7 @@ target("q8_0 peak RSS ≤ 200 MB", rs, rs is not None and rs <= 200, fmt(rs, "MB
 w("")
 slow = [r for r in runs if float(r[4]) > 25]
 if slow:
-    w("%d of %d runs had other processes above 25%% CPU (those with 2 threads suffer most: each"
-      " engine's threads wait for one another): %s.\n" % (len(slow), len(runs), ", ".join(
-        "%s %s %s (%s%%)" % (r[0], r[1], r[2], r[4]) for r in slow)))
+    w("%d of %d runs had other processes above 25%% CPU (table above).\n" % (len(slow), len(runs)))
 text = "\n".join(out) + "\n"
 path = E["OUT"]
 if not os.path.exists(path):

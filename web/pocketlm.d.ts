@@ -133,7 +133,8 @@ export class PocketLM {
   /**
    * Paraphrase text with the task template ("Rephrase the following:\nInput: …\nOutput: 
    * <|OUTPUT_START|>"), stopping at <|OUTPUT_END|>; a model without those tokens gets the plain
-   * template and stops at a newline. Defaults: temperature 0.8, topK 8, maxTokens 64.
+   * template, leading white space dropped, and stops at the first newline after some text.
+   * Defaults: temperature 0.8, topK 8, maxTokens 64.
    */
   paraphrase(text: string, options?: GenerateOptions): Promise<GenerateResult>;
   /** Token ids of text (no BOS/EOS added), as Hugging Face tokenizers would give them. */

@@ -343,6 +343,7 @@ export class PocketLM {
     if (ids.length === 0) throw new Error('pocketlm: the prompt is empty');
     const maxTokens = opts.maxTokens ?? 256;
     const stops = (opts.stop ?? []).filter((s) => s.length > 0);
+    const line = opts._line === true; // set by paraphrase for a model without the task markers
     const stopIds = opts.stopTokens ?? null;
     if (stopIds && stopIds.length > 16) throw new Error('pocketlm: at most 16 stop tokens');
     // the KV cache keeps the longest common prefix with the last call (at least one token is
@@ -382,7 +383,20 @@ export class PocketLM {
         const n = M._plm_wasm_gen_text_len(g);
         if (n > 0) {
           const from = text.length;
-          text += h.string(M._plm_wasm_gen_text(g) >>> 0, n);
+          let piece = h.string(M._plm_wasm_gen_text(g) >>> 0, n);
+          if (line) { // plain task template: skip leading white space, end at a newline after text
+            if (!text) piece = piece.replace(/^[ \t\r\n]+/, '');
+            const nl = piece.indexOf('\n');
+            if (nl >= 0) {
+              text += piece.slice(0, nl);
+              const at = findStop(text, Math.max(0, from - maxLen(stops)), stops);
+              if (at >= 0) text = text.slice(0, at);
+              emit(text.length);
+              stopReason = 'string';
+              break;
+            }
+          }
+          text += piece;
           const at = findStop(text, Math.max(0, from - maxLen(stops)), stops);
           if (at >= 0) { text = text.slice(0, at); emit(at); stopReason = 'string'; break; }
           emit(text.length - holdback(text, stops));
@@ -410,7 +424,8 @@ export class PocketLM {
   }
 
   // paraphrase: the task template of DESIGN.md, stopping at <|OUTPUT_END|>; a model without the
-  // markers gets the plain template and stops at a newline (as `pocketlm paraphrase` does).
+  // markers gets the plain template, its leading white space dropped, and stops at the first
+  // newline after some text (as `pocketlm paraphrase` does).
   // Defaults are the seed's: temperature 0.8, top-k 8, 64 tokens.
   paraphrase(text, opts = {}) {
     this._alive();
@@ -419,7 +434,7 @@ export class PocketLM {
     const prompt = TASK_PREFIX + text + TASK_OUTPUT + (markers ? TASK_START : '');
     const o = { temperature: 0.8, topK: 8, maxTokens: 64, ...opts };
     if (markers) o.stopTokens = [end];
-    else o.stop = [...(opts.stop ?? []), '\n'];
+    else o._line = true; // as cli_task_line: leading white space dropped, a newline after text ends
     return this.generate(prompt, o);
   }
 

@@ -70,21 +70,18 @@ char *cli_read_file(const char *cmd, const char *path, size_t *len);
 void cli_print_json_str(const char *s, size_t n);
 
 // cli_task: how a model is prompted for the task (cli/task.c): the template of DESIGN.md when the
-// tokenizer has <|OUTPUT_START|> and <|OUTPUT_END|> (stop at end_id), else the plain template
-// "Rephrase the following:\nInput: {input}\nOutput: " that stops at a newline.
+// tokenizer has <|OUTPUT_START|> and <|OUTPUT_END|> (stop at end_id), else the plain template,
+// single-line (plm_generate_params.single_line).
 typedef struct {
-    int markers;    // 1: the task template with its markers
-    int32_t end_id; // id of <|OUTPUT_END|> when markers, else -1
+    int markers;              // 1: the task template with its markers
+    int32_t end_id;           // id of <|OUTPUT_END|> when markers, else -1
+    const plm_tokenizer *tok; // borrowed
 } cli_task;
 cli_task cli_task_of(const plm_tokenizer *tok);
 // cli_task_text: the prompt for input (malloc'd; NULL when out of memory); with a target, the whole
 // example, target and end (<|OUTPUT_END|> or a newline) included: a shot for few-shot prompts.
 char *cli_task_text(const cli_task *t, const char *input, const char *target);
-// cli_task_line: the plain template's end. A base model often answers "Output: " with a newline
-// first and the sentence on the next line, so leading white space is dropped and the first newline
-// after some text ends the output. Given the next piece of text (len bytes), sets *skip (bytes to
-// drop from its start) and returns how many bytes after those to keep; *stop = 1 when a newline
-// ended it. *seen carries "text has started" from piece to piece (start at 0).
-size_t cli_task_line(int *seen, const char *text, size_t len, size_t *skip, int *stop);
+// cli_task_stop: make gp end where the template ends (t must outlive gp's use).
+void cli_task_stop(const cli_task *t, plm_generate_params *gp);
 
 #endif

@@ -190,17 +190,11 @@ typedef struct {
     char *p;
     size_t n, cap;
     int oom;
-    int line;    // plain template: cli_task_line decides where the output starts and ends
-    int seen;    // its state
-    int newline; // that newline came (the text is cut before it)
 } text_buf;
 
-// on_text: collect the output (for the plain template, as cli_task_line says).
+// on_text: collect the output.
 static int on_text(void *user, const char *text, size_t len) {
     text_buf *b = user;
-    size_t skip = 0;
-    int stop = 0;
-    if (b->line) len = cli_task_line(&b->seen, text, len, &skip, &stop), text += skip;
     if (b->n + len + 1 > b->cap) {
         size_t c = (b->cap + len + 1) * 2;
         char *q = realloc(b->p, c);
@@ -211,7 +205,7 @@ static int on_text(void *user, const char *text, size_t len) {
     memcpy(b->p + b->n, text, len);
     b->n += len;
     b->p[b->n] = 0;
-    return b->newline = stop;
+    return 0;
 }
 
 // encode: the ids of text (malloc'd) and their count, or NULL when out of memory or empty.
@@ -283,8 +277,8 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
     const plm_tokenizer *tok = plm_session_tokenizer(s);
     cli_task task = cli_task_of(tok);
     plm_generate_params gp = o->gen;
-    if (task.markers) gp.stop_tokens = &task.end_id, gp.n_stop_tokens = 1;
-    else
+    cli_task_stop(&task, &gp);
+    if (!task.markers)
         fprintf(stderr, "pocketlm %s: note: the model has no %s/%s tokens: plain template, stopping"
                         " at the first newline after text (or EOS)\n", cmd, PLM_TASK_START,
                 PLM_TASK_END);
@@ -308,7 +302,6 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
         char *prompt = p1 ? malloc(nh + strlen(p1) + 1) : NULL;
         int32_t n = 0, *pids = prompt ? encode(tok, strcat(strcpy(prompt, shots), p1), &n) : NULL;
         text_buf tb = {0};
-        tb.line = !task.markers;
         plm_generate_result res;
         rc = !pids;
         if (!rc && !px.valid && px.n_keep > 0) { // (re)decode the shared prefix as one block
@@ -329,9 +322,10 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
         if (!rc) {
             out[i].text = tb.p ? tb.p : calloc(1, 1);
             tb.p = NULL;
-            out[i].stop = tb.newline ? "newline" : plm_stop_reason_name(res.stop_reason);
+            int newline = res.stop_reason == PLM_STOP_STRING && !task.markers; // single line
+            out[i].stop = newline ? "newline" : plm_stop_reason_name(res.stop_reason);
             out[i].tokens = res.generated_tokens;
-            out[i].ended = res.stop_reason == PLM_STOP_TOKEN || tb.newline;
+            out[i].ended = res.stop_reason == PLM_STOP_TOKEN || newline;
             total_tokens += res.generated_tokens;
             double el = cli_now() - t0;
             progress(tty, i + 1, data->n, el > 0 ? (double)total_tokens / el : 0, el);

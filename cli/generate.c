@@ -15,7 +15,6 @@ typedef struct {
     const char *stop_strings[MAX_STOPS];
     int json;
     int seed_set;
-    int line; // the plain task template: the output ends at a newline after text
 } gen_opts;
 
 #define GEN_HELP                                                                                  \
@@ -81,18 +80,14 @@ typedef struct {
     char *buf;
     size_t len, cap;
     int oom;
-    int line, seen; // the plain task template: cli_task_line ends the output
 } sink;
 
 static int on_text(void *user, const char *text, size_t len) {
     sink *k = user;
-    size_t skip = 0;
-    int stop = 0;
-    if (k->line) len = cli_task_line(&k->seen, text, len, &skip, &stop), text += skip;
     if (!k->json) {
         fwrite(text, 1, len, stdout);
         fflush(stdout);
-        return stop;
+        return 0;
     }
     if (k->len + len > k->cap) {
         size_t ncap = (k->cap + len) * 2;
@@ -103,7 +98,7 @@ static int on_text(void *user, const char *text, size_t len) {
     }
     memcpy(k->buf + k->len, text, len);
     k->len += len;
-    return stop;
+    return 0;
 }
 
 // run: generate from prompt text; streams or prints JSON. Returns the exit code.
@@ -116,7 +111,7 @@ static int run(const char *cmd, plm_session *s, const char *prompt, gen_opts *o)
     int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
     int32_t *out = malloc(((size_t)o->gen.max_tokens + 1) * sizeof *out);
     int rc = 1;
-    sink text = {o->json, NULL, 0, 0, 0, o->line, 0};
+    sink text = {o->json, NULL, 0, 0, 0};
     if (n <= 0 || !ids || !out) {
         fprintf(stderr, "pocketlm %s: %s\n", cmd, n == 0 ? "the prompt is empty" : "out of memory");
         goto done;
@@ -226,15 +221,11 @@ int cmd_paraphrase(int argc, char **argv) {
     plm_session *s;
     if (cli_open(cmd, &o.model, &m, &s)) return free(texts), 1;
     cli_task task = cli_task_of(plm_session_tokenizer(s)); // template shared with eval
-    if (task.markers) {
-        o.gen.stop_tokens = &task.end_id;
-        o.gen.n_stop_tokens = 1;
-    } else {
+    cli_task_stop(&task, &o.gen);
+    if (!task.markers)
         fprintf(stderr, "pocketlm paraphrase: note: the model has no %s/%s tokens (not fine-tuned "
                         "for the task): using the plain template, stopping at a newline\n",
                 PLM_TASK_START, PLM_TASK_END);
-        o.line = 1;
-    }
     for (int k = 0; k < n_texts && rc == 0; k++) {
         char *prompt = cli_task_text(&task, texts[k], NULL);
         if (!prompt) rc = 1;

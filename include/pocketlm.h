@@ -173,6 +173,13 @@ plm_status plm_model_merge(plm_model **out, const plm_model *base, const plm_lor
 size_t plm_task_prompt(const char *input, char *out, size_t cap);
 // plm_task_target: "{target}<|OUTPUT_END|>", likewise.
 size_t plm_task_target(const char *target, char *out, size_t cap);
+// plm_task_end_id: the id of <|OUTPUT_END|> when tok has both task markers (a model fine-tuned for
+// the task: stop there), else -1 (a base model: use plm_task_prompt_for's plain template and
+// plm_generate_params.single_line).
+int32_t plm_task_end_id(const plm_tokenizer *tok);
+// plm_task_prompt_for: plm_task_prompt when tok has the markers, else the same words without
+// them: "Rephrase the following:\nInput: {input}\nOutput: ". Same contract as plm_task_prompt.
+size_t plm_task_prompt_for(const plm_tokenizer *tok, const char *input, char *out, size_t cap);
 
 // ---- fine-tuning ----
 
@@ -361,6 +368,10 @@ typedef struct {
     // character, never text that might still become a stop string); return non-zero to stop.
     int (*on_text)(void *user, const char *text, size_t len);
     void *user;
+    // single_line: leading white space is dropped and the output ends at the first newline after
+    // some text (stop reason "string"): the plain task template, whose base model often answers
+    // "Output: " with a newline first.
+    int single_line;
 } plm_generate_params;
 
 plm_generate_params plm_generate_default_params(void); // 256 tokens, greedy, eos stops

@@ -48,6 +48,21 @@ size_t plm_task_target(const char *target, char *out, size_t cap) {
     return fill(out, cap, "", target, strlen(target), TARGET_TAIL);
 }
 
+int32_t plm_task_end_id(const plm_tokenizer *tok) {
+    if (!tok || plm_tokenizer_token_id(tok, PLM_TASK_START) < 0) return -1;
+    return plm_tokenizer_token_id(tok, PLM_TASK_END);
+}
+
+size_t plm_task_prompt_for(const plm_tokenizer *tok, const char *input, char *out, size_t cap) {
+    if (plm_task_end_id(tok) >= 0) return plm_task_prompt(input, out, cap);
+    if (!input) input = "";
+    // the template's words without <|OUTPUT_START|>: PROMPT_TAIL ends with the marker
+    char tail[sizeof PROMPT_TAIL];
+    memcpy(tail, PROMPT_TAIL, sizeof tail);
+    tail[sizeof PROMPT_TAIL - 1 - strlen(PLM_TASK_START)] = 0;
+    return fill(out, cap, PROMPT_HEAD, input, strlen(input), tail);
+}
+
 plm_data_params plm_data_default_params(void) {
     plm_data_params p = {1, 256, 0};
     return p;

@@ -112,6 +112,7 @@ plm_status plm_generate(plm_session *s, const int32_t *prompt, int32_t n_prompt,
     if (rc != PLM_OK) goto done;
     memcpy(hist, prompt, (size_t)n_prompt * sizeof *hist);
     int32_t n_hist = n_prompt;
+    int started = 0; // single_line: text other than white space has come
     double t0 = plm_time();
     if ((rc = plm_session_decode(s, prompt, n_prompt, err)) != PLM_OK) goto done;
     res.prefill_seconds = plm_time() - t0;
@@ -135,7 +136,17 @@ plm_status plm_generate(plm_session *s, const int32_t *prompt, int32_t n_prompt,
                 rc = plm_fail(err, PLM_ERR_NOMEM, "generate: cannot decode token %d", id);
                 goto done;
             }
+            if (params->single_line && !started) { // leading white space is not output
+                for (char c; st.sent < st.len && ((c = st.text[st.sent]) == ' ' || c == '\t' ||
+                                                  c == '\r' || c == '\n');)
+                    st.sent++;
+                started = st.sent < st.len;
+            }
             size_t at = find_stop(st.text, st.len, st.sent, params);
+            if (started) { // single line: the first newline after text ends the output
+                const char *nl = memchr(st.text + st.sent, '\n', st.len - st.sent);
+                if (nl && (size_t)(nl - st.text) < at) at = (size_t)(nl - st.text);
+            }
             if (at < st.len) {
                 st.len = at;
                 stream_emit(&st, at, params);

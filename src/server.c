@@ -529,7 +529,7 @@ typedef struct {
     size_t plen;
     plm_generate_params gp;              // sampling and stops; gp.stop_* point into this struct
     int32_t end_id;                      // <|OUTPUT_END|> when the task markers exist
-    char *stops[MAX_STOP_STRINGS];       // owned stop strings (NULL = the "\n" of the plain template)
+    char *stops[MAX_STOP_STRINGS];       // owned stop strings
     const char *stop_list[MAX_STOP_STRINGS];
     int32_t n_stops;
     uint64_t n_req;                      // this request's number (ids, default seeds)
@@ -611,29 +611,26 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
         r->prompt = input;
         if (parse_stops(c, &j, r)) goto done;
     } else {
-        // the task template (plm_task_prompt); a model without the task markers gets the template
-        // without <|OUTPUT_START|> and stops at a newline, as `pocketlm paraphrase` does
+        // the task template; a model without the task markers gets the plain one, single-line,
+        // as `pocketlm paraphrase` does (plm_task_prompt_for, plm_task_end_id)
         const plm_tokenizer *tok = plm_session_tokenizer(ses);
-        r->end_id = plm_tokenizer_token_id(tok, PLM_TASK_END);
-        int markers = r->end_id >= 0 && plm_tokenizer_token_id(tok, PLM_TASK_START) >= 0;
-        r->plen = plm_task_prompt(input, NULL, 0);
+        r->end_id = plm_task_end_id(tok);
+        r->plen = plm_task_prompt_for(tok, input, NULL, 0);
         r->prompt = malloc(r->plen + 1);
-        if (r->prompt) plm_task_prompt(input, r->prompt, r->plen + 1);
+        if (r->prompt) plm_task_prompt_for(tok, input, r->prompt, r->plen + 1);
         free(input);
         if (!r->prompt) {
             send_error(c, 500, NULL, "out of memory");
             goto done;
         }
-        if (markers) {
+        if (r->end_id >= 0) {
             r->gp.stop_tokens = &r->end_id;
             r->gp.n_stop_tokens = 1;
         } else {
-            r->plen -= strlen(PLM_TASK_START);
-            r->prompt[r->plen] = 0;
-            r->stops[r->n_stops++] = NULL;
+            r->gp.single_line = 1;
         }
     }
-    for (int32_t k = 0; k < r->n_stops; k++) r->stop_list[k] = r->stops[k] ? r->stops[k] : "\n";
+    for (int32_t k = 0; k < r->n_stops; k++) r->stop_list[k] = r->stops[k];
     r->gp.stop_strings = r->stop_list;
     r->gp.n_stop_strings = r->n_stops;
     rc = 0;

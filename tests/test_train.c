@@ -5,6 +5,7 @@
 // for bit; a run stopped after 5 steps and resumed from its state == the uninterrupted run.
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lora.h"
 #include "model.h"
@@ -221,16 +222,18 @@ static void test_variant(const char *variant) {
     lo2 = make_lora(&fx, path);
     t2 = make_trainer(&fx, lo2, 1);
     for (int s = 0; s < 5; s++) step(t2, &fx, s % 2);
-    CHECK(plm_trainer_save_state(t2, "build/test_train.state", &err) == PLM_OK);
+    char state[64];
+    snprintf(state, sizeof state, "/tmp/plm_test_train.%ld.state", (long)getpid());
+    CHECK(plm_trainer_save_state(t2, state, &err) == PLM_OK);
     plm_trainer_free(t2);
     t2 = make_trainer(&fx, lo2, 1); // a new process would load the adapter and this state
-    CHECK(plm_trainer_load_state(t2, "build/test_train.state", &err) == PLM_OK);
+    CHECK(plm_trainer_load_state(t2, state, &err) == PLM_OK);
     CHECK(plm_trainer_n_steps(t2) == 5);
     for (int s = 5; s < 10; s++) step(t2, &fx, s % 2);
     ps2 = plm_trainer_params(t2, &np2);
     for (int32_t i = 0; i < np; i++)
         CHECK_MSG(!memcmp(ps[i].p, ps2[i].p, ps[i].n * sizeof(float)), "resumed %s differs", ps[i].name);
-    remove("build/test_train.state");
+    remove(state);
 
     // the trainer's forward == the session's logits with the same adapter (loss of one example)
     plm_session_params sp = plm_session_default_params();

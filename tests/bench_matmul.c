@@ -4,6 +4,8 @@
 // Each decode run cycles through enough copies of the weights (>= 256 MB) that they come from
 // DRAM, as in a real forward pass (BENCH_HOT=1: one copy, cache-resident). Each result is the
 // best of 50 batches, since the machine may be shared. One stable line per result.
+// Filters (environment): BENCH_DTYPE=f32|q8_0, BENCH_T=1|128|..., BENCH_THREADS=1|2, BENCH_SHAPE=name
+// prefix; BENCH_REPS batches (default 50).
 // Build and run (isa: scalar, avx2, avx512, wasm; default the best):
 //   gcc -std=c11 -O2 -Iinclude -Isrc -pthread -o build/bench_matmul tests/bench_matmul.c
 //       src/matmul.c src/pool.c src/base.c -lm && build/bench_matmul [isa]
@@ -55,7 +57,8 @@ static double bench_one(plm_matmul_isa isa, plm_pool *pool, plm_dtype dtype, int
     do plm_matmul_isa_run(isa, pool, out, x, &w[batch % copies], T, scratch);
     while (++batch < copies || plm_time() - t0 < 0.002);
     double best = 1e30;
-    for (int rep = 0; rep < 50; rep++) {
+    const int reps = getenv("BENCH_REPS") ? atoi(getenv("BENCH_REPS")) : 50;
+    for (int rep = 0; rep < reps; rep++) {
         const double t1 = plm_time();
         for (int i = 0; i < batch; i++)
             plm_matmul_isa_run(isa, pool, out, x, &w[i % copies], T, scratch);
@@ -76,13 +79,25 @@ int main(int argc, char **argv) {
     printf("%-14s %-5s %3s %4s %6s %5s %9s %8s %7s\n", "shape", "dtype", "thr", "T", "rows",
            "cols", "ms", "GFLOP/s", "GB/s");
     const plm_dtype dtypes[2] = {PLM_DTYPE_F32, PLM_DTYPE_Q8_0};
+    const char *f_dtype = getenv("BENCH_DTYPE"), *f_shape = getenv("BENCH_SHAPE");
+    const int f_threads = getenv("BENCH_THREADS") ? atoi(getenv("BENCH_THREADS")) : 0;
+    int Ts[8] = {1, 128}, nT = 2;
+    if (getenv("BENCH_T")) { // a comma-separated list
+        nT = 0;
+        for (const char *p = getenv("BENCH_T"); *p && nT < 8; p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
+            Ts[nT++] = atoi(p);
+    }
     for (int di = 0; di < 2; di++) {
+        if (f_dtype && strcmp(f_dtype, di ? "q8_0" : "f32")) continue;
         for (int nth = 1; nth <= 2; nth++) {
+            if (f_threads && nth != f_threads) continue;
             plm_pool *pool = plm_pool_create(nth);
             double token_seconds = 0;
-            for (int T = 1; T <= 128; T += 127) {
+            for (int ti = 0; ti < nT; ti++) {
+                const int T = Ts[ti];
                 for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
                     const shape *sh = &shapes[s];
+                    if (f_shape && strncmp(sh->name, f_shape, strlen(f_shape))) continue;
                     const double sec = bench_one(isa, pool, dtypes[di], T, sh->rows, sh->cols);
                     const double n = (double)sh->rows * sh->cols;
                     const double bytes = dtypes[di] == PLM_DTYPE_F32 ? 4 * n : n + n / 8;
@@ -92,6 +107,7 @@ int main(int argc, char **argv) {
                            2 * n * T / sec * 1e-9, bytes / sec * 1e-9);
                 }
             }
+            if (!f_shape && Ts[0] == 1)
             printf("decode matmuls of SmolLM2-135M: %s %d threads: %.2f ms/token = %.0f tok/s\n",
                    di ? "q8_0" : "f32", nth, token_seconds * 1e3, 1 / token_seconds);
             plm_pool_free(pool);

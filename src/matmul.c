@@ -9,8 +9,9 @@
 // (The AVX-512 Q8_0 decode kernel computes its integer dots and scale products differently from
 // the prefill tile, but both are exact or one rounding of the same product, so the bits agree.)
 // Threads split rows; Q8_0 inputs are quantized once by the caller before the threads start.
-// Decode is memory-bound: it reads one or two rows at a time (a sequential stream) with software
-// prefetch; prefill is compute-bound: 4 tokens x 4 rows register tiles reuse each loaded vector.
+// Decode is memory-bound: it reads one row at a time (a sequential stream) with software prefetch
+// of the weights and, for Q8_0, of the scales too (see q8_dot_avx512); prefill is compute-bound:
+// register tiles of several tokens x rows reuse each loaded vector.
 // Reference for the Q8_0 format and the VNNI/maddubs tricks: ggml-cpu's ggml_vec_dot_q8_0_q8_0.
 #include "matmul.h"
 
@@ -32,7 +33,7 @@
 
 #define PLM_INLINE static inline __attribute__((always_inline))
 #ifndef PF_BYTES
-#define PF_BYTES 8192 // decode prefetches the weights about this far ahead (AVX-512)
+#define PF_BYTES 6144 // decode prefetches the weights about this far ahead (AVX-512)
 #endif
 #define TOKEN_BLOCK 64 // tokens per pass over a thread's rows: their inputs stay in L2
 
@@ -43,11 +44,15 @@ typedef struct matmul_job matmul_job;
 // A tile kernel writes out[t0 .. t0+mt, r0 .. r0+nr]; the driver calls it only with
 // (mt, nr) in {(MT, NR), (1, NR), (MT, 1), (1, 1)} for the kernel's MT and NR.
 typedef void (*tile_fn)(const matmul_job *j, int t0, int mt, int r0, int nr);
+// A warm function starts the memory reads of rows r0..r1 before decode's first tile (whose own
+// prefetches only reach rows ahead of it).
+typedef void (*warm_fn)(const matmul_job *j, int r0, int r1);
 
 typedef struct {
     tile_fn fn;
-    int mt, nr; // tile: tokens x rows
-    int dnr;    // rows of a tile when T < mt (decode): 1 keeps the weights one sequential stream
+    int mt, nr;   // tile: tokens x rows
+    int dnr;      // rows of a tile when T < mt (decode): 1 keeps the weights one sequential stream
+    warm_fn warm; // called once per thread when T < mt; NULL: none
 } tile_kernel;
 
 struct matmul_job {
@@ -65,14 +70,16 @@ struct matmul_job {
 static void matmul_worker(void *ctx, int ith, int nth) {
     const matmul_job *j = ctx;
     const int rows = j->w->rows, T = j->T;
-    // Fewer tokens than a tile (decode): few rows at a time, so the weights are read as one or two
-    // sequential streams (interleaving 4 f32 row streams halves the DRAM bandwidth on Zen 4).
+    // Fewer tokens than a tile (decode): one row at a time, so the weights are read as one
+    // sequential stream (interleaving 4 f32 row streams halves the DRAM bandwidth on Zen 4, and 2
+    // interleaved Q8_0 rows run at a third of it without software prefetch).
     tile_kernel k = j->kernel;
     if (T < k.mt) k.nr = k.dnr;
     int per = (rows + nth - 1) / nth;
     per = (per + k.nr - 1) / k.nr * k.nr;
     const int r0 = ith * per < rows ? ith * per : rows;
     const int r1 = r0 + per < rows ? r0 + per : rows;
+    if (T < k.mt && k.warm && r0 < r1) k.warm(j, r0, r1);
     for (int tb = 0; tb < T; tb += TOKEN_BLOCK) {
         const int te = tb + TOKEN_BLOCK < T ? tb + TOKEN_BLOCK : T;
         for (int r = r0; r < r1;) {
@@ -241,6 +248,10 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, s
 // w is made unsigned instead (w ^ 0x80 = w + 128) and each lane starts from xc, -128 * (sum of its
 // 4 x bytes); the scales dw * dx of 16 blocks are multiplied at once, then spread with one permute
 // per step. About half the instructions of the 1 x 1 block, so one core keeps up with DRAM.
+// From DRAM the scales are a second stream (rows * nb floats, another allocation) that the
+// hardware prefetcher does not keep ahead of: a missed scale load stalls the whole row, which held
+// decode to 6-8 GB/s. So both streams are prefetched pfr rows ahead (NTA: read once, keep them out
+// of the way of the inputs), and q8_warm_avx512 starts the first pfr rows of each thread.
 PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int r0, int nr) {
     const int C = j->w->cols, nb = C / PLM_QK;
     const int8_t *xq = j->xq + (size_t)t * C, *wq = j->w->q + (size_t)r0 * C; // (C), (nr, C)
@@ -251,6 +262,7 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int 
     const __mmask64 half = 0xFFFFFFFFu;
     const int pfr = prefetch_rows((size_t)C);
     const int8_t *pf = r0 + nr + pfr <= j->w->rows ? wq + (size_t)pfr * C : NULL;
+    const float *pfd = pf ? wd + (size_t)pfr * nb : NULL; // the scales of row r0 + pfr
     __m512 acc[2];
     for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
     for (int g = 0; g < nb; g += 16) { // groups of 16 blocks: 8 steps of 2 blocks
@@ -258,8 +270,13 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int 
         const __mmask16 m16 = (__mmask16)((1u << n) - 1);
         const __m512 xs = _mm512_maskz_loadu_ps(m16, xd + g);
         __m512 s16[2];
-        for (int r = 0; r < nr; r++)
+        for (int r = 0; r < nr; r++) {
             s16[r] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m16, wd + (size_t)r * nb + g), xs);
+            if (pf) { // the first and the last scale of the group: every line it touches
+                _mm_prefetch((const char *)(pfd + (size_t)r * nb + g), _MM_HINT_NTA);
+                _mm_prefetch((const char *)(pfd + (size_t)r * nb + g + n - 1), _MM_HINT_NTA);
+            }
+        }
         __m512i idx = spread; // lanes 0-7 take the scale of block i, lanes 8-15 that of i + 1
         int i = g;
         for (; i + 2 <= g + n; i += 2) {
@@ -268,7 +285,7 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int 
             for (int r = 0; r < nr; r++) {
                 const __m512 s = _mm512_permutexvar_ps(idx, s16[r]);
                 const __m512i wv = _mm512_loadu_si512(wq + (size_t)r * C + i * PLM_QK);
-                if (pf) _mm_prefetch((const char *)(pf + (size_t)r * C + i * PLM_QK), _MM_HINT_T0);
+                if (pf) _mm_prefetch((const char *)(pf + (size_t)r * C + i * PLM_QK), _MM_HINT_NTA);
                 const __m512i dot = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(wv, k80), xv);
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[r]);
             }
@@ -289,11 +306,20 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int 
         j->out[(size_t)t * j->w->rows + r0 + r] = _mm512_reduce_add_ps(acc[r]);
 }
 
+// q8_warm_avx512: prefetch the first PF_BYTES of the weights of rows r0..r1 and their scales.
+PLM_TARGET_AVX512 static void q8_warm_avx512(const matmul_job *j, int r0, int r1) {
+    const size_t C = (size_t)j->w->cols;
+    const char *q = (const char *)(j->w->q + (size_t)r0 * C);
+    const char *d = (const char *)(j->w->d + (size_t)r0 * (C / PLM_QK));
+    const size_t nq = (size_t)(r1 - r0) * C < PF_BYTES ? (size_t)(r1 - r0) * C : PF_BYTES;
+    for (size_t o = 0; o < nq; o += 64) _mm_prefetch(q + o, _MM_HINT_NTA);
+    for (size_t o = 0; o < nq / 8 + 64; o += 64) _mm_prefetch(d + o, _MM_HINT_NTA);
+}
+
 PLM_TARGET_AVX512 static void q8_tile_avx512(const matmul_job *j, int t0, int mt, int r0, int nr) {
     if (mt == 4 && nr == 4) q8_block_avx512(j, t0, 4, r0, 4);
     else if (mt == 4) q8_block_avx512(j, t0, 4, r0, 1);
     else if (nr == 4) q8_block_avx512(j, t0, 1, r0, 4);
-    else if (nr == 2) q8_dot_avx512(j, t0, r0, 2);
     else q8_dot_avx512(j, t0, r0, 1);
 }
 
@@ -539,17 +565,17 @@ static tile_kernel kernel_for(plm_matmul_isa isa, plm_dtype dtype) {
     if (!plm_matmul_isa_supported(isa)) isa = PLM_MATMUL_ISA_SCALAR;
     switch (isa) {
 #if PLM_X86
-    case PLM_MATMUL_ISA_AVX512: return q8 ? (tile_kernel){q8_tile_avx512, 4, 4, 2}
-                                          : (tile_kernel){f32_tile_avx512, 4, 4, 1};
-    case PLM_MATMUL_ISA_AVX2: return q8 ? (tile_kernel){q8_tile_avx2, 2, 2, 1}
-                                        : (tile_kernel){f32_tile_avx2, 2, 4, 1};
+    case PLM_MATMUL_ISA_AVX512: return q8 ? (tile_kernel){q8_tile_avx512, 4, 4, 1, q8_warm_avx512}
+                                          : (tile_kernel){f32_tile_avx512, 4, 4, 1, NULL};
+    case PLM_MATMUL_ISA_AVX2: return q8 ? (tile_kernel){q8_tile_avx2, 2, 2, 1, NULL}
+                                        : (tile_kernel){f32_tile_avx2, 2, 4, 1, NULL};
 #endif
 #if defined(__wasm_simd128__)
-    case PLM_MATMUL_ISA_WASM: return q8 ? (tile_kernel){q8_tile_wasm, 1, 4, 4}
-                                        : (tile_kernel){f32_tile_wasm, 2, 4, 1};
+    case PLM_MATMUL_ISA_WASM: return q8 ? (tile_kernel){q8_tile_wasm, 1, 4, 4, NULL}
+                                        : (tile_kernel){f32_tile_wasm, 2, 4, 1, NULL};
 #endif
-    default: return q8 ? (tile_kernel){q8_tile_scalar, 1, 1, 1}
-                       : (tile_kernel){f32_tile_scalar, 1, 1, 1};
+    default: return q8 ? (tile_kernel){q8_tile_scalar, 1, 1, 1, NULL}
+                       : (tile_kernel){f32_tile_scalar, 1, 1, 1, NULL};
     }
 }
 

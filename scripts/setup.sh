@@ -4,12 +4,16 @@
 # only to regenerate fixtures and for benchmarks, is scripts/setup_ref.sh.
 set -eu
 cd "$(dirname "$0")/.."
-pkgs="build-essential clang-14 libclang-rt-14-dev emscripten chromium nodejs npm unzip python3-pip python3-onnx \
+pkgs="build-essential clang-14 libclang-rt-14-dev emscripten chromium unzip python3-pip python3-onnx \
 hyperfine ca-certificates"
 need=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
 done
+# node and npm may come from elsewhere than Debian (a newer nodejs conflicts with Debian's npm):
+# install Debian's only when the commands are missing
+command -v node >/dev/null 2>&1 || need="$need nodejs"
+command -v npm >/dev/null 2>&1 || need="$need npm"
 if [ -n "$need" ]; then
     echo "setup: apt-get install$need"
     apt-get update -qq

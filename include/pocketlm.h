@@ -384,6 +384,27 @@ typedef struct {
     double decode_seconds;
 } plm_generate_result;
 
+// ---- a generator: the same loop, one token per call (for callers that own the loop: the browser,
+// a server that checks its client between tokens) ----
+
+typedef struct plm_generator plm_generator;
+
+// plm_generator_create: append the prompt to the session (the prefill) and get ready to sample with
+// params (on_text and user are not used). The session must outlive the generator.
+plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32_t *prompt,
+                                int32_t n_prompt, const plm_generate_params *params,
+                                plm_error *err);
+// plm_generator_next: sample one token (and feed the previous one to the model). *text, *len: the
+// text this call makes safe to show (complete UTF-8, never part of a stop string; may be empty),
+// valid until the next call. Returns 1 while generation goes on, 0 once finished (then the result
+// says why), or a negative plm_status.
+int plm_generator_next(plm_generator *g, const char **text, size_t *len, plm_error *err);
+int32_t plm_generator_token(const plm_generator *g); // the id the last call sampled, -1 if none
+const plm_generate_result *plm_generator_result(const plm_generator *g);
+// plm_generator_ids: the generated ids (without a stop token); *n receives their count.
+const int32_t *plm_generator_ids(const plm_generator *g, int32_t *n);
+void plm_generator_free(plm_generator *g);
+
 // plm_generate: append prompt ids to the session, then sample up to max_tokens. The generated
 // ids (without a final stop token) are written to out_ids (cap ids at most; may be NULL).
 plm_status plm_generate(plm_session *s, const int32_t *prompt, int32_t n_prompt,

@@ -65,115 +65,190 @@ static size_t find_stop(const char *text, size_t n, size_t from, const plm_gener
     return best;
 }
 
-typedef struct {
-    char *text;    // generated text so far
-    size_t len;    // its bytes
-    size_t cap;    // allocated
-    size_t sent;   // bytes already passed to on_text
-} stream;
+// ---- the generator: one token per call ----
 
-static int stream_append(stream *st, const char *s, size_t n) {
-    if (st->len + n + 1 > st->cap) {
-        size_t ncap = (st->cap + n) * 2 + 256;
-        char *t = realloc(st->text, ncap);
-        if (!t) return -1;
-        st->text = t;
-        st->cap = ncap;
+struct plm_generator {
+    plm_session *s;               // borrowed
+    plm_generate_params p;        // the settings (stop_strings borrowed)
+    const plm_tokenizer *tok;     // the session's, or NULL (then no text)
+    int32_t eos;                  // the default stop token
+    const int32_t *stops;         // stop ids: p.stop_tokens, or &eos
+    int32_t n_stops;
+    plm_sampler *smp;             // owned
+    int32_t *hist;                // (n_prompt + max_tokens + 1) prompt then generated ids
+    int32_t n_hist;
+    int32_t last;                 // the id sampled by the last call, -1 for none or a stop token
+    int pending;                  // 1: last is not in the KV cache yet (decoded if we go on)
+    int started;                  // single_line: text other than white space has come
+    int done;                     // finished: res.stop_reason says why
+    char *text;                   // all text so far
+    size_t len, cap;              // its bytes, allocated
+    size_t sent;                  // bytes already handed out
+    plm_generate_result res;      // counts, stop reason, times
+};
+
+void plm_generator_free(plm_generator *g) {
+    if (!g) return;
+    plm_sampler_free(g->smp);
+    free(g->hist);
+    free(g->text);
+    free(g);
+}
+
+plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32_t *prompt,
+                                int32_t n_prompt, const plm_generate_params *params,
+                                plm_error *err) {
+    if (!out || !s || !params || n_prompt < 1 || !prompt || params->max_tokens < 0)
+        return plm_fail(err, PLM_ERR_ARG, "generate: bad arguments");
+    *out = NULL;
+    plm_generator *g = plm_alloc(1, sizeof *g);
+    if (!g) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    g->s = s;
+    g->p = *params;
+    g->tok = plm_session_tokenizer(s);
+    g->eos = plm_session_model(s)->config.eos_token_id;
+    g->stops = params->stop_tokens ? params->stop_tokens : &g->eos;
+    g->n_stops = params->stop_tokens ? params->n_stop_tokens : (g->eos >= 0 ? 1 : 0);
+    g->last = -1;
+    g->res.prompt_tokens = n_prompt;
+    g->hist = plm_alloc((size_t)n_prompt + (size_t)params->max_tokens + 1, sizeof *g->hist);
+    plm_status rc = g->hist ? plm_sampler_create(&g->smp, &params->sampler, plm_session_n_vocab(s), err)
+                            : plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    if (rc == PLM_OK) {
+        memcpy(g->hist, prompt, (size_t)n_prompt * sizeof *g->hist);
+        g->n_hist = n_prompt;
+        double t0 = plm_time();
+        rc = plm_session_decode(s, prompt, n_prompt, err); // the prefill
+        g->res.prefill_seconds = plm_time() - t0;
     }
-    memcpy(st->text + st->len, s, n);
-    st->len += n;
+    if (rc != PLM_OK) {
+        plm_generator_free(g);
+        return rc;
+    }
+    *out = g;
+    return PLM_OK;
+}
+
+// append: the text of token id to g->text
+static plm_status append(plm_generator *g, int32_t id, plm_error *err) {
+    char piece[256];
+    int64_t n = plm_tokenizer_decode(g->tok, &id, 1, piece, sizeof piece);
+    if (n < 0 || (size_t)n > sizeof piece) return plm_fail(err, PLM_ERR_FORMAT, "generate: cannot decode token %d", id);
+    if (g->len + (size_t)n + 1 > g->cap) {
+        size_t ncap = (g->cap + (size_t)n) * 2 + 256;
+        char *t = realloc(g->text, ncap);
+        if (!t) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+        g->text = t;
+        g->cap = ncap;
+    }
+    memcpy(g->text + g->len, piece, (size_t)n);
+    g->len += (size_t)n;
+    return PLM_OK;
+}
+
+// finish: end for reason; the text up to `upto` is handed out by this call
+static int finish(plm_generator *g, plm_stop_reason reason, size_t upto) {
+    g->done = 1;
+    g->res.stop_reason = reason;
+    g->len = upto;
     return 0;
 }
 
-// stream_emit: send what is safe to send (or everything when final); returns 1 if on_text stops.
-static int stream_emit(stream *st, size_t upto, const plm_generate_params *p) {
-    if (upto <= st->sent) return 0;
-    int stop = p->on_text ? p->on_text(p->user, st->text + st->sent, upto - st->sent) : 0;
-    st->sent = upto;
-    return stop;
+// step: sample one token and extend the text; returns 1 to go on, 0 when finished, or an error
+static int step(plm_generator *g, plm_error *err) {
+    int32_t prev = g->last;
+    g->last = -1; // this call's token, once sampled
+    if (g->pending) { // the last token enters the KV cache only when generation goes on
+        g->pending = 0;
+        if (plm_session_n_past(g->s) >= plm_session_n_ctx(g->s)) return finish(g, PLM_STOP_CONTEXT, g->len);
+        plm_status st = plm_session_decode(g->s, &prev, 1, err);
+        if (st != PLM_OK) return st;
+    }
+    if (g->res.generated_tokens >= g->p.max_tokens) return finish(g, PLM_STOP_LENGTH, g->len);
+    int32_t id = plm_sampler_sample(g->smp, plm_session_logits(g->s), g->hist, g->n_hist);
+    g->res.generated_tokens++;
+    for (int32_t k = 0; k < g->n_stops; k++)
+        if (id == g->stops[k]) return finish(g, PLM_STOP_TOKEN, g->len);
+    g->last = id;
+    g->hist[g->n_hist++] = id;
+    g->pending = 1;
+    if (g->tok) {
+        plm_status st = append(g, id, err);
+        if (st != PLM_OK) return st;
+        if (g->p.single_line && !g->started) { // leading white space is not output
+            for (char c; g->sent < g->len && ((c = g->text[g->sent]) == ' ' || c == '\t' ||
+                                              c == '\r' || c == '\n');)
+                g->sent++;
+            g->started = g->sent < g->len;
+        }
+        size_t at = find_stop(g->text, g->len, g->sent, &g->p);
+        if (g->started) { // single line: the first newline after text ends the output
+            const char *nl = memchr(g->text + g->sent, '\n', g->len - g->sent);
+            if (nl && (size_t)(nl - g->text) < at) at = (size_t)(nl - g->text);
+        }
+        if (at < g->len) return finish(g, PLM_STOP_STRING, at);
+    }
+    if (g->res.generated_tokens >= g->p.max_tokens) return finish(g, PLM_STOP_LENGTH, g->len);
+    return 1;
 }
+
+int plm_generator_next(plm_generator *g, const char **text, size_t *len, plm_error *err) {
+    *text = "";
+    *len = 0;
+    if (g->done) return 0;
+    double t0 = plm_time();
+    int r = step(g, err);
+    g->res.decode_seconds += plm_time() - t0;
+    if (r < 0) return r;
+    // what is safe to hand out: everything at the end, else complete UTF-8 that cannot still
+    // become a stop string
+    size_t upto = g->len;
+    if (r == 1) {
+        upto = utf8_complete(g->text, g->len);
+        upto -= holdback(g->text, upto, &g->p);
+        if (upto < g->sent) upto = g->sent;
+    }
+    *text = g->text ? g->text + g->sent : "";
+    *len = upto - g->sent;
+    g->sent = upto;
+    return r;
+}
+
+int32_t plm_generator_token(const plm_generator *g) { return g->last; }
+
+const plm_generate_result *plm_generator_result(const plm_generator *g) { return &g->res; }
+
+const int32_t *plm_generator_ids(const plm_generator *g, int32_t *n) {
+    *n = g->n_hist - g->res.prompt_tokens;
+    return g->hist + g->res.prompt_tokens;
+}
+
+// ---- the whole loop, with callbacks ----
 
 plm_status plm_generate(plm_session *s, const int32_t *prompt, int32_t n_prompt,
                         const plm_generate_params *params, int32_t *out_ids, int32_t cap,
                         plm_generate_result *result, plm_error *err) {
-    if (!s || !params || n_prompt < 1 || !prompt || params->max_tokens < 0)
-        return plm_fail(err, PLM_ERR_ARG, "generate: bad arguments");
-    const plm_model *m = plm_session_model(s);
-    const plm_tokenizer *tok = plm_session_tokenizer(s);
-    int32_t eos = m->config.eos_token_id;
-    const int32_t *stops = params->stop_tokens ? params->stop_tokens : &eos;
-    int32_t n_stops = params->stop_tokens ? params->n_stop_tokens : (eos >= 0 ? 1 : 0);
-    plm_generate_result res = {n_prompt, 0, PLM_STOP_LENGTH, 0.0, 0.0};
-    plm_sampler *smp = NULL;
-    stream st = {NULL, 0, 0, 0};
-    int32_t *hist = plm_alloc((size_t)n_prompt + (size_t)params->max_tokens + 1, sizeof *hist);
-    plm_status rc = hist ? plm_sampler_create(&smp, &params->sampler, plm_session_n_vocab(s), err)
-                         : plm_fail(err, PLM_ERR_NOMEM, "out of memory");
-    if (rc != PLM_OK) goto done;
-    memcpy(hist, prompt, (size_t)n_prompt * sizeof *hist);
-    int32_t n_hist = n_prompt;
-    int started = 0; // single_line: text other than white space has come
-    double t0 = plm_time();
-    if ((rc = plm_session_decode(s, prompt, n_prompt, err)) != PLM_OK) goto done;
-    res.prefill_seconds = plm_time() - t0;
-    t0 = plm_time();
+    plm_generator *g;
+    plm_status rc = plm_generator_create(&g, s, prompt, n_prompt, params, err);
+    if (rc != PLM_OK) return rc;
     for (;;) {
-        if (res.generated_tokens >= params->max_tokens) break;
-        int32_t id = plm_sampler_sample(smp, plm_session_logits(s), hist, n_hist);
-        res.generated_tokens++;
-        int is_stop = 0;
-        for (int32_t k = 0; k < n_stops; k++) is_stop |= id == stops[k];
-        if (is_stop) {
-            res.stop_reason = PLM_STOP_TOKEN;
+        const char *text;
+        size_t len;
+        int r = plm_generator_next(g, &text, &len, err);
+        if (r < 0) {
+            rc = (plm_status)r;
             break;
         }
-        if (out_ids && n_hist - n_prompt < cap) out_ids[n_hist - n_prompt] = id;
-        hist[n_hist++] = id;
-        if (tok) { // stream the token's text
-            char piece[256];
-            int64_t n = plm_tokenizer_decode(tok, &id, 1, piece, sizeof piece);
-            if (n < 0 || (size_t)n > sizeof piece || stream_append(&st, piece, (size_t)n) != 0) {
-                rc = plm_fail(err, PLM_ERR_NOMEM, "generate: cannot decode token %d", id);
-                goto done;
-            }
-            if (params->single_line && !started) { // leading white space is not output
-                for (char c; st.sent < st.len && ((c = st.text[st.sent]) == ' ' || c == '\t' ||
-                                                  c == '\r' || c == '\n');)
-                    st.sent++;
-                started = st.sent < st.len;
-            }
-            size_t at = find_stop(st.text, st.len, st.sent, params);
-            if (started) { // single line: the first newline after text ends the output
-                const char *nl = memchr(st.text + st.sent, '\n', st.len - st.sent);
-                if (nl && (size_t)(nl - st.text) < at) at = (size_t)(nl - st.text);
-            }
-            if (at < st.len) {
-                st.len = at;
-                stream_emit(&st, at, params);
-                res.stop_reason = PLM_STOP_STRING;
-                break;
-            }
-            size_t safe = utf8_complete(st.text, st.len);
-            safe -= holdback(st.text, safe, params);
-            if (stream_emit(&st, safe, params)) {
-                res.stop_reason = PLM_STOP_CALLBACK;
-                break;
-            }
-        }
-        if (res.generated_tokens >= params->max_tokens) break;
-        if (plm_session_n_past(s) >= plm_session_n_ctx(s)) {
-            res.stop_reason = PLM_STOP_CONTEXT;
+        if (len && params->on_text && params->on_text(params->user, text, len) && r == 1) {
+            g->res.stop_reason = PLM_STOP_CALLBACK;
             break;
         }
-        if ((rc = plm_session_decode(s, &id, 1, err)) != PLM_OK) goto done;
+        if (r == 0) break;
     }
-    if (res.stop_reason != PLM_STOP_CALLBACK && res.stop_reason != PLM_STOP_STRING)
-        stream_emit(&st, st.len, params); // the end: flush what was held back
-    res.decode_seconds = plm_time() - t0;
-done:
-    if (result) *result = res;
-    plm_sampler_free(smp);
-    free(hist);
-    free(st.text);
+    int32_t n;
+    const int32_t *ids = plm_generator_ids(g, &n);
+    if (out_ids) memcpy(out_ids, ids, (size_t)(n < cap ? n : cap) * sizeof *ids);
+    if (result) *result = g->res;
+    plm_generator_free(g);
     return rc;
 }

@@ -21,10 +21,6 @@ const IS_NODE = typeof process === 'object' && typeof process.versions === 'obje
 
 const DTYPES = { f32: 0, q8_0: 3 };
 const STOP_REASONS = ['length', 'token', 'string', 'context', 'callback'];
-const TASK_PREFIX = 'Rephrase the following:\nInput: ';
-const TASK_OUTPUT = '\nOutput: ';
-const TASK_START = '<|OUTPUT_START|>';
-const TASK_END = '<|OUTPUT_END|>';
 const MAX_POOL = 16; // web workers at most in the threaded build
 
 const encoder = new TextEncoder();
@@ -343,9 +339,9 @@ export class PocketLM {
     if (ids.length === 0) throw new Error('pocketlm: the prompt is empty');
     const maxTokens = opts.maxTokens ?? 256;
     const stops = (opts.stop ?? []).filter((s) => s.length > 0);
-    const line = opts._line === true; // set by paraphrase for a model without the task markers
     const stopIds = opts.stopTokens ?? null;
     if (stopIds && stopIds.length > 16) throw new Error('pocketlm: at most 16 stop tokens');
+    if (stops.length > 16) throw new Error('pocketlm: at most 16 stop strings');
     // the KV cache keeps the longest common prefix with the last call (at least one token is
     // decoded anew, for its logits); opts.cache === false starts from an empty cache.
     let keep = 0;
@@ -355,6 +351,10 @@ export class PocketLM {
     const rest = ids.subarray(keep);
     const promptPtr = h.ids(rest);
     const stopPtr = stopIds ? h.ids(stopIds) : 0;
+    // stop strings: C strings and an array of their pointers, alive until the generation ends
+    const strs = stops.map((s) => h.cstr(s).ptr);
+    const strsPtr = strs.length ? h.malloc(strs.length * 4) : 0;
+    if (strsPtr) h.i32(strsPtr, strs.length).set(strs);
     const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 32);
     const t0 = now();
     let g = 0;
@@ -362,17 +362,15 @@ export class PocketLM {
       g = M._plm_wasm_gen_begin(this._session, promptPtr, rest.length, maxTokens,
                                 opts.temperature ?? 0, opts.topK ?? 0, opts.topP ?? 1,
                                 opts.minP ?? 0, opts.repetitionPenalty ?? 1, seed,
-                                stopPtr, stopIds ? stopIds.length : -1, this._err) >>> 0;
+                                stopPtr, stopIds ? stopIds.length : -1, strsPtr, strs.length,
+                                opts._singleLine ? 1 : 0, this._err) >>> 0;
     } finally { h.free(promptPtr); h.free(stopPtr); }
-    if (!g) { this._truncate(0); throw wasmError(M, this._err, 'prefill'); }
+    const freeStrings = () => { strs.forEach((p) => h.free(p)); h.free(strsPtr); };
+    if (!g) { freeStrings(); this._truncate(0); throw wasmError(M, this._err, 'prefill'); }
     this._cache = Array.from(ids);
     const t1 = now();
     const tokens = [];
-    let text = '', sent = 0, stopReason = null;
-    const emit = (upto) => {
-      if (upto > sent && opts.onToken) opts.onToken(text.slice(sent, upto));
-      sent = Math.max(sent, upto);
-    };
+    let text = '', stopReason = null;
     try {
       for (;;) {
         if (opts.signal?.aborted) { stopReason = 'abort'; break; }
@@ -381,34 +379,18 @@ export class PocketLM {
         const id = M._plm_wasm_gen_token(g);
         if (id >= 0) { tokens.push(id); this._cache.push(id); }
         const n = M._plm_wasm_gen_text_len(g);
-        if (n > 0) {
-          const from = text.length;
-          let piece = h.string(M._plm_wasm_gen_text(g) >>> 0, n);
-          if (line) { // plain task template: skip leading white space, end at a newline after text
-            if (!text) piece = piece.replace(/^[ \t\r\n]+/, '');
-            const nl = piece.indexOf('\n');
-            if (nl >= 0) {
-              text += piece.slice(0, nl);
-              const at = findStop(text, Math.max(0, from - maxLen(stops)), stops);
-              if (at >= 0) text = text.slice(0, at);
-              emit(text.length);
-              stopReason = 'string';
-              break;
-            }
-          }
+        if (n > 0) { // complete UTF-8, never part of a stop string (the library holds those back)
+          const piece = h.string(M._plm_wasm_gen_text(g) >>> 0, n);
           text += piece;
-          const at = findStop(text, Math.max(0, from - maxLen(stops)), stops);
-          if (at >= 0) { text = text.slice(0, at); emit(at); stopReason = 'string'; break; }
-          emit(text.length - holdback(text, stops));
+          if (opts.onToken) opts.onToken(piece);
         }
         if (rc === 1) { stopReason = STOP_REASONS[M._plm_wasm_gen_stop_reason(g)]; break; }
         if (opts.onToken || opts.signal) await yieldNow();
       }
-      if (stopReason !== 'string') emit(text.length);
     } catch (e) {
       this._truncate(0);
       throw e;
-    } finally { M._plm_wasm_gen_free(g); }
+    } finally { M._plm_wasm_gen_free(g); freeStrings(); }
     // the KV cache holds the prompt and every generated token but a last one not yet decoded
     this._cache.length = M._plm_wasm_session_info(this._session, 1);
     const t2 = now();
@@ -423,18 +405,25 @@ export class PocketLM {
     };
   }
 
-  // paraphrase: the task template of DESIGN.md, stopping at <|OUTPUT_END|>; a model without the
-  // markers gets the plain template, its leading white space dropped, and stops at the first
-  // newline after some text (as `pocketlm paraphrase` does).
-  // Defaults are the seed's: temperature 0.8, top-k 8, 64 tokens.
+  // paraphrase: the task template of DESIGN.md (plm_task_prompt_for), stopping at <|OUTPUT_END|>;
+  // a model without the markers gets the plain template and single-line output, as
+  // `pocketlm paraphrase` does. Defaults are the seed's: temperature 0.8, top-k 8, 64 tokens.
   paraphrase(text, opts = {}) {
     this._alive();
-    const end = this.tokenId(TASK_END), start = this.tokenId(TASK_START);
-    const markers = end >= 0 && start >= 0;
-    const prompt = TASK_PREFIX + text + TASK_OUTPUT + (markers ? TASK_START : '');
+    const M = this._M, h = this._heap, s = h.cstr(String(text));
+    let prompt;
+    try {
+      const n = M._plm_wasm_task_prompt(this._session, s.ptr, 0, 0);
+      const out = h.malloc(n + 1);
+      try {
+        M._plm_wasm_task_prompt(this._session, s.ptr, out, n + 1);
+        prompt = h.string(out, n);
+      } finally { h.free(out); }
+    } finally { h.free(s.ptr); }
+    const end = M._plm_wasm_task_end_id(this._session);
     const o = { temperature: 0.8, topK: 8, maxTokens: 64, ...opts };
-    if (markers) o.stopTokens = [end];
-    else o._line = true; // as cli_task_line: leading white space dropped, a newline after text ends
+    if (end >= 0) o.stopTokens = [end];
+    else o._singleLine = true;
     return this.generate(prompt, o);
   }
 
@@ -472,27 +461,6 @@ function wasmError(M, err, what) {
   const e = new Error(`pocketlm: ${what}: ${msg || 'failed'}`);
   e.status = M._plm_wasm_error_status(err);
   return e;
-}
-
-function maxLen(stops) { return stops.reduce((m, s) => Math.max(m, s.length), 0); }
-
-// findStop: the earliest index >= from where a stop string starts in text, or -1.
-function findStop(text, from, stops) {
-  let best = -1;
-  for (const s of stops) {
-    const i = text.indexOf(s, from);
-    if (i >= 0 && (best < 0 || i < best)) best = i;
-  }
-  return best;
-}
-
-// holdback: characters at the end of text that are a proper prefix of some stop string.
-function holdback(text, stops) {
-  let keep = 0;
-  for (const s of stops)
-    for (let n = Math.min(s.length - 1, text.length); n > keep; n--)
-      if (text.endsWith(s.slice(0, n))) { keep = n; break; }
-  return keep;
 }
 
 // ---- adapters: files written into MEMFS, loaded with plm_lora_load ----

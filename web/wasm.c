@@ -2,11 +2,10 @@
 // web/pocketlm.js. Handles (model, session, lora, generation) are passed to JS as pointers; there
 // is no global state. Errors come back as a status plus a caller-allocated plm_error (JS reads its
 // message with plm_wasm_error_msg).
-// Generation is a step API rather than plm_generate with a callback: JS calls
-// plm_wasm_gen_begin (prefill) and then plm_wasm_gen_step once per token, so it owns the loop, can
-// await between tokens (a responsive page, an AbortSignal checked each token) without
-// Asyncify or a function table. The step mirrors plm_generate's loop (src/generate.c) token for
-// token: same sampler, same history, same stop rules; stop *strings* are handled in JS.
+// Generation is the library's plm_generator, one token per call: JS calls plm_wasm_gen_begin
+// (prefill) and then plm_wasm_gen_step once per token, so it owns the loop and can await between
+// tokens (a responsive page, an AbortSignal checked each token) without Asyncify or a function
+// table. Stop tokens, stop strings, single-line output and UTF-8 safety are the library's.
 // Not here: fetching, progress, UTF-8 decoding of pieces (pocketlm.js), the math (src/).
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +19,7 @@
 #define EMSCRIPTEN_KEEPALIVE
 #endif
 
-#define GEN_MAX_STOPS 16   // stop token ids per generation
-#define GEN_PIECE_CAP 1024 // bytes of text one step can return (a token is < 256 bytes)
+#define GEN_MAX_STOPS 16 // stop token ids, and stop strings, per generation
 
 // ---- the exported ABI (names are what pocketlm.js calls, with a leading underscore) ----
 
@@ -51,13 +49,16 @@ int32_t plm_wasm_tokenize(const plm_session *s, const char *text, size_t len, in
 int32_t plm_wasm_detokenize(const plm_session *s, const int32_t *ids, int32_t n, char *out,
                             size_t cap);
 int32_t plm_wasm_token_id(const plm_session *s, const char *text);
-size_t plm_wasm_task_prompt(const char *input, char *out, size_t cap);
+size_t plm_wasm_task_prompt(const plm_session *s, const char *input, char *out, size_t cap);
+int32_t plm_wasm_task_end_id(const plm_session *s);
 
 typedef struct plm_wasm_gen plm_wasm_gen;
 plm_wasm_gen *plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t n_prompt,
                                  int32_t max_tokens, float temperature, int32_t top_k, float top_p,
                                  float min_p, float repetition_penalty, double seed,
-                                 const int32_t *stop_ids, int32_t n_stop_ids, plm_error *err);
+                                 const int32_t *stop_ids, int32_t n_stop_ids,
+                                 const char *const *stop_strings, int32_t n_stop_strings,
+                                 int32_t single_line, plm_error *err);
 int32_t plm_wasm_gen_step(plm_wasm_gen *g, plm_error *err);
 const char *plm_wasm_gen_text(const plm_wasm_gen *g);
 int32_t plm_wasm_gen_text_len(const plm_wasm_gen *g);
@@ -193,8 +194,16 @@ EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_token_id(const plm_session *s, const char 
     return t ? plm_tokenizer_token_id(t, text) : -1;
 }
 
-EMSCRIPTEN_KEEPALIVE size_t plm_wasm_task_prompt(const char *input, char *out, size_t cap) {
-    return plm_task_prompt(input, out, cap);
+// plm_wasm_task_prompt: the task prompt for input under the session's tokenizer (the template with
+// its markers, or the plain one for a model without them: then generate single-line)
+EMSCRIPTEN_KEEPALIVE size_t plm_wasm_task_prompt(const plm_session *s, const char *input, char *out,
+                                                 size_t cap) {
+    return plm_task_prompt_for(plm_session_tokenizer(s), input, out, cap);
+}
+
+// plm_wasm_task_end_id: <|OUTPUT_END|>'s id when the model has the task markers, else -1
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_task_end_id(const plm_session *s) {
+    return plm_task_end_id(plm_session_tokenizer(s));
 }
 
 // ---- generation, one token per call ----
@@ -206,143 +215,84 @@ static plm_status set_error(plm_error *err, plm_status st, const char *msg) {
 }
 
 struct plm_wasm_gen {
-    plm_session *s;             // borrowed
-    plm_sampler *smp;           // owned
-    int32_t *hist;              // (n_prompt + max_tokens + 1) prompt then generated ids
-    int32_t n_hist, n_prompt;   // ids in hist, of which prompt
-    int32_t max_tokens;         // new tokens at most
-    int32_t generated;          // tokens sampled so far (a stop token included)
-    int32_t stops[GEN_MAX_STOPS]; // ids that end generation
-    int32_t n_stops;
-    int32_t last;               // the id sampled by the last step, -1 before the first / on stop
-    int32_t pending;            // 1: last has not been decoded into the KV cache yet
-    int32_t stop_reason;        // plm_stop_reason once finished, -1 while running
-    char held[8];               // bytes of an unfinished UTF-8 character
-    int32_t n_held;
-    char text[GEN_PIECE_CAP];   // the text of the last step (complete UTF-8 characters)
-    int32_t text_len;
+    plm_generator *g;             // owned
+    int32_t stops[GEN_MAX_STOPS]; // stop ids (the generator borrows them)
+    const char *strings[GEN_MAX_STOPS]; // stop strings, borrowed from JS for the generation
+    const char *text;             // the last step's text, inside the generator
+    size_t text_len;
+    int done;                     // finished
 };
-
-// utf8_complete: length of the longest prefix of s (n) that does not end inside a UTF-8 character
-// (the rule of src/generate.c: invalid bytes are passed through rather than held forever).
-static size_t utf8_complete(const char *s, size_t n) {
-    size_t i = n, back = 0;
-    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--, back++;
-    if (i == 0) return n;
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    if (want > 1 && back + 1 < want) return i - 1;
-    return n;
-}
 
 EMSCRIPTEN_KEEPALIVE void plm_wasm_gen_free(plm_wasm_gen *g) {
     if (!g) return;
-    plm_sampler_free(g->smp);
-    free(g->hist);
+    plm_generator_free(g->g);
     free(g);
 }
 
 // plm_wasm_gen_begin: decode the prompt (n_prompt ids; the prefill, appended to what the session
 // already holds) and prepare to sample up to max_tokens. stop_ids (n_stop_ids, at most 16) end
-// generation; n_stop_ids < 0 means the model's eos. seed is an integer below 2^53. NULL on failure.
+// generation; n_stop_ids < 0 means the model's eos. stop_strings (at most 16, NUL-terminated) must
+// stay valid until plm_wasm_gen_free. seed is an integer below 2^53. NULL on failure.
 EMSCRIPTEN_KEEPALIVE plm_wasm_gen *
 plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t n_prompt, int32_t max_tokens,
                    float temperature, int32_t top_k, float top_p, float min_p,
                    float repetition_penalty, double seed, const int32_t *stop_ids,
-                   int32_t n_stop_ids, plm_error *err) {
-    if (!s || !prompt || n_prompt < 1 || max_tokens < 0 || n_stop_ids > GEN_MAX_STOPS ||
-        seed < 0) {
-        set_error(err, PLM_ERR_ARG, "plm_wasm_gen_begin: bad arguments");
+                   int32_t n_stop_ids, const char *const *stop_strings, int32_t n_stop_strings,
+                   int32_t single_line, plm_error *err) {
+    if (n_stop_ids > GEN_MAX_STOPS || n_stop_strings < 0 || n_stop_strings > GEN_MAX_STOPS ||
+        !(seed >= 0)) {
+        set_error(err, PLM_ERR_ARG, "plm_wasm_gen_begin: at most 16 stop ids and strings, seed >= 0");
         return NULL;
     }
-    plm_wasm_gen *g = calloc(1, sizeof *g);
-    if (g) g->hist = malloc(((size_t)n_prompt + (size_t)max_tokens + 1) * sizeof *g->hist);
-    if (!g || !g->hist) {
-        plm_wasm_gen_free(g);
+    plm_wasm_gen *w = calloc(1, sizeof *w);
+    if (!w) {
         set_error(err, PLM_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    plm_sampler_params sp = plm_sampler_default_params();
-    sp.temperature = temperature;
-    sp.top_k = top_k;
-    sp.top_p = top_p;
-    sp.min_p = min_p;
-    sp.repetition_penalty = repetition_penalty;
-    sp.seed = (uint64_t)seed;
-    g->s = s;
-    g->max_tokens = max_tokens;
-    g->n_prompt = g->n_hist = n_prompt;
-    memcpy(g->hist, prompt, (size_t)n_prompt * sizeof *g->hist);
-    g->last = -1;
-    g->stop_reason = -1;
+    plm_generate_params p = plm_generate_default_params();
+    p.max_tokens = max_tokens;
+    p.sampler.temperature = temperature;
+    p.sampler.top_k = top_k;
+    p.sampler.top_p = top_p;
+    p.sampler.min_p = min_p;
+    p.sampler.repetition_penalty = repetition_penalty;
+    p.sampler.seed = (uint64_t)seed;
     if (n_stop_ids >= 0) {
-        g->n_stops = n_stop_ids;
-        if (n_stop_ids) memcpy(g->stops, stop_ids, (size_t)n_stop_ids * sizeof *stop_ids);
-    } else {
-        int32_t eos = plm_model_config(plm_session_model(s))->eos_token_id;
-        g->n_stops = eos >= 0;
-        g->stops[0] = eos;
+        if (n_stop_ids) memcpy(w->stops, stop_ids, (size_t)n_stop_ids * sizeof *stop_ids);
+        p.stop_tokens = w->stops;
+        p.n_stop_tokens = n_stop_ids;
     }
-    if (plm_sampler_create(&g->smp, &sp, plm_session_n_vocab(s), err) != PLM_OK ||
-        plm_session_decode(s, prompt, n_prompt, err) != PLM_OK) {
-        plm_wasm_gen_free(g);
+    for (int32_t k = 0; k < n_stop_strings; k++) w->strings[k] = stop_strings[k];
+    p.stop_strings = w->strings;
+    p.n_stop_strings = n_stop_strings;
+    p.single_line = single_line;
+    if (plm_generator_create(&w->g, s, prompt, n_prompt, &p, err) != PLM_OK) {
+        plm_wasm_gen_free(w);
         return NULL;
     }
-    return g;
+    return w;
 }
 
-// finish: end generation for reason, flushing held bytes into the text of this step; returns 1.
-static int32_t finish(plm_wasm_gen *g, plm_stop_reason reason) {
-    memcpy(g->text + g->text_len, g->held, (size_t)g->n_held);
-    g->text_len += g->n_held;
-    g->n_held = 0;
-    g->stop_reason = reason;
-    return 1;
+// plm_wasm_gen_step: one token. Returns 0 to go on, 1 when finished (plm_wasm_gen_stop_reason says
+// why), or a negative plm_status (see err). Either way the new text is at plm_wasm_gen_text
+// (plm_wasm_gen_text_len bytes, possibly 0: complete UTF-8, never part of a stop string) and the
+// sampled id at plm_wasm_gen_token (-1 for a stop token).
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_step(plm_wasm_gen *w, plm_error *err) {
+    w->text_len = 0;
+    if (w->done) return 1;
+    int r = plm_generator_next(w->g, &w->text, &w->text_len, err);
+    if (r < 0) return r;
+    w->done = r == 0;
+    return w->done;
 }
 
-// plm_wasm_gen_step: decode the previous token (if any), sample the next and turn it into text.
-// Returns 0 to go on, 1 when finished (plm_wasm_gen_stop_reason says why), or a negative
-// plm_status (see err). Either way the new text is at plm_wasm_gen_text (plm_wasm_gen_text_len
-// bytes, possibly 0: complete UTF-8 characters only) and the sampled id at plm_wasm_gen_token (-1
-// for a stop token).
-EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_step(plm_wasm_gen *g, plm_error *err) {
-    g->text_len = 0;
-    if (g->stop_reason >= 0) return 1;
-    if (g->pending) { // the order of plm_generate: the last token is decoded only if we go on
-        g->pending = 0;
-        if (plm_session_n_past(g->s) >= plm_session_n_ctx(g->s)) return finish(g, PLM_STOP_CONTEXT);
-        plm_status st = plm_session_decode(g->s, &g->last, 1, err);
-        if (st != PLM_OK) return st;
-    }
-    if (g->generated >= g->max_tokens) return finish(g, PLM_STOP_LENGTH);
-    int32_t id = plm_sampler_sample(g->smp, plm_session_logits(g->s), g->hist, g->n_hist);
-    g->generated++;
-    g->last = -1;
-    for (int32_t k = 0; k < g->n_stops; k++)
-        if (id == g->stops[k]) return finish(g, PLM_STOP_TOKEN);
-    g->last = id;
-    g->hist[g->n_hist++] = id;
-    g->pending = 1;
-    const plm_tokenizer *t = plm_session_tokenizer(g->s);
-    if (t) {
-        char *buf = g->text;
-        memcpy(buf, g->held, (size_t)g->n_held);
-        int64_t n = plm_tokenizer_decode(t, &id, 1, buf + g->n_held,
-                                         sizeof g->text - 8 - (size_t)g->n_held);
-        if (n < 0 || (size_t)n > sizeof g->text - 8 - (size_t)g->n_held)
-            return set_error(err, PLM_ERR_FORMAT, "plm_wasm_gen_step: cannot decode a token");
-        size_t all = (size_t)g->n_held + (size_t)n, ok = utf8_complete(buf, all);
-        g->n_held = (int32_t)(all - ok);
-        memcpy(g->held, buf + ok, (size_t)g->n_held);
-        g->text_len = (int32_t)ok;
-    }
-    if (g->generated >= g->max_tokens) return finish(g, PLM_STOP_LENGTH);
-    return 0;
+EMSCRIPTEN_KEEPALIVE const char *plm_wasm_gen_text(const plm_wasm_gen *w) { return w->text; }
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_text_len(const plm_wasm_gen *w) {
+    return (int32_t)w->text_len;
 }
-
-EMSCRIPTEN_KEEPALIVE const char *plm_wasm_gen_text(const plm_wasm_gen *g) { return g->text; }
-EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_text_len(const plm_wasm_gen *g) { return g->text_len; }
-EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_token(const plm_wasm_gen *g) { return g->last; }
-EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_stop_reason(const plm_wasm_gen *g) {
-    return g->stop_reason;
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_token(const plm_wasm_gen *w) {
+    return plm_generator_token(w->g);
+}
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_stop_reason(const plm_wasm_gen *w) {
+    return w->done ? (int32_t)plm_generator_result(w->g)->stop_reason : -1;
 }

@@ -15,7 +15,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test check san fuzz bench model ref loc clean help setup ci demo wasm
+.PHONY: all test check san fuzz bench bench-train model ref loc clean help setup ci demo wasm
 
 all: $(BUILD)/pocketlm
 
@@ -69,6 +69,10 @@ demo: setup model all
 
 bench: $(BUILD)/pocketlm
 	@sh scripts/bench.sh
+
+# bench-train: LoRA training throughput vs PyTorch + PEFT, appended to BENCHMARKS.md
+bench-train: $(BUILD)/pocketlm
+	@BUILD=$(BUILD) sh scripts/bench_train.sh
 
 loc:
 	@wc -l include/*.h src/*.[ch] cli/*.[ch] tests/*.[ch] | sort -n

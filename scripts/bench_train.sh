@@ -1,0 +1,44 @@
+#!/bin/sh
+# bench_train.sh — `make bench-train`: LoRA training throughput on the real SmolLM2-135M with the
+# default config (r 8, alpha 16, dropout 0.05, q_proj,v_proj, the two task tokens trained; batch 8
+# PAWS dev examples, ~70 tokens each), 2 threads, and peak RSS; in the same run the same config under
+# PyTorch + PEFT (scripts/bench_train_torch.py, when scripts/setup_ref.sh has installed it).
+# tok/s counts every token of every example. Appends a dated section to BENCHMARKS.md.
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+MODEL=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+STEPS=${STEPS:-8}
+PAWS=${PAWS:-../shared/data/paws}
+OUT=${BENCH_OUT:-BENCHMARKS.md}
+W=$BUILD/bench-train
+mkdir -p "$W"
+[ -x "$BUILD/pocketlm" ] || make BUILD="$BUILD" "$BUILD/pocketlm"
+head -41 "$PAWS/dev.tsv" > "$W/eval.tsv" # a small eval set: the run measures training
+rm -rf "$W/adapter"
+/usr/bin/time -v "$BUILD/pocketlm" finetune -m "$MODEL" --data "$PAWS/dev.tsv" --eval-data "$W/eval.tsv" \
+    --out "$W/adapter" --max-steps "$STEPS" --threads 2 > "$W/plm.log" 2>&1
+# steady state: tokens/s over the steps after the first two
+plm=$(awk '{ s = $0; sub(/.*"step": /, "", s); sub(/,.*/, "", s);
+    t = $0; sub(/.*"tokens": /, "", t); sub(/,.*/, "", t);
+    e = $0; sub(/.*"elapsed": /, "", e); sub(/[,}].*/, "", e);
+    if (s == 2) { t0 = t; e0 = e } lt = t; le = e }
+    END { if (le > e0) printf "%.1f", (lt - t0) / (le - e0); else print "n/a" }' "$W/adapter/metrics.jsonl")
+rss=$(awk '/Maximum resident/ { printf "%.0f", $6 / 1024 }' "$W/plm.log")
+torch="skipped (no /usr/bin/python3 torch+peft: scripts/setup_ref.sh)"
+if /usr/bin/python3 -c "import torch, peft, transformers" 2>/dev/null; then
+    [ -d "$BUILD/smollm2-f32" ] || "$BUILD/pocketlm" convert "$MODEL" "$BUILD/smollm2-f32"
+    torch=$(/usr/bin/python3 scripts/bench_train_torch.py "$BUILD/smollm2-f32" "$PAWS/dev.tsv" "$STEPS" 2 2>/dev/null | tr '\n' ';')
+fi
+{
+    echo
+    echo "## bench-train $(date -u '+%Y-%m-%d %H:%M UTC') ($(git rev-parse --short HEAD 2>/dev/null || echo ?))"
+    echo
+    echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo "Command: \`STEPS=$STEPS sh scripts/bench_train.sh\` (pocketlm finetune defaults, 2 threads)."
+    echo
+    echo "| system | train tok/s | peak RSS MB |"
+    echo "|---|---|---|"
+    echo "| pocketlm f32 base | $plm | $rss |"
+    echo "| PyTorch + PEFT | $torch | |"
+} | tee -a "$OUT"

@@ -14,10 +14,9 @@ static uint64_t mix(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-int plm_dropout_keep(uint64_t seed, int32_t layer, plm_lora_target target, size_t i, float p) {
-    uint64_t h = mix(seed ^ mix(((uint64_t)layer << 8 | (uint64_t)target) + 0x9E3779B97F4A7C15ull) ^
-                     mix((uint64_t)i));
-    return (float)(h >> 40) / 16777216.0f >= p;
+// dropout_key: the stream of decisions of one (seed, layer, target)
+static uint64_t dropout_key(uint64_t seed, int32_t layer, plm_lora_target target) {
+    return mix(seed ^ mix(((uint64_t)layer << 8 | (uint64_t)target) + 0x9E3779B97F4A7C15ull));
 }
 
 // ---- linear ----
@@ -158,11 +157,16 @@ void plm_axpy_mt(plm_pool *pool, float *out, const float *a, const float *b, flo
     plm_pool_for(pool, n, axpy_range, &e);
 }
 
+// dropout_range: element i is kept when its 16 bits of mix(key ^ i/4) are >= p * 65536: one hash
+// for four elements, the same decisions for any range split (ranges start at multiples of 64)
 static void dropout_range(void *ctx, size_t i0, size_t i1) {
     ew *e = ctx;
     float keep = 1.0f / (1.0f - e->x);
+    uint64_t key = dropout_key(e->seed, e->layer, (plm_lora_target)e->target), h = 0;
+    uint32_t cut = (uint32_t)(e->x * 65536.0f);
     for (size_t i = i0; i < i1; i++) {
-        float v = plm_dropout_keep(e->seed, e->layer, (plm_lora_target)e->target, i, e->x) ? e->a[i] * keep : 0.0f;
+        if (i % 4 == 0 || i == i0) h = mix(key ^ (uint64_t)(i / 4));
+        float v = ((h >> (i % 4 * 16)) & 0xFFFF) >= cut ? e->a[i] * keep : 0.0f;
         e->o[i] = e->add ? e->o[i] + v : v;
     }
 }
@@ -171,4 +175,33 @@ void plm_dropout_mt(plm_pool *pool, float *out, const float *x, size_t n, uint64
                     int32_t layer, plm_lora_target target, float p, int add) {
     ew e = {out, NULL, x, NULL, NULL, NULL, NULL, NULL, p, 0, layer, (int32_t)target, add, seed};
     plm_pool_for(pool, n, dropout_range, &e);
+}
+
+typedef struct {
+    float *dl;
+    const float *l;
+    const int32_t *y;
+    int32_t V;
+    float scale;
+    double *loss;
+} ce_job;
+
+static void ce_range(void *ctx, size_t i0, size_t i1) {
+    ce_job *j = ctx;
+    for (size_t r = i0; r < i1; r++)
+        j->loss[r] = plm_crossentropy_forward_backward(j->dl + r * (size_t)j->V, j->l + r * (size_t)j->V,
+                                                       j->y + r, 1, j->V, j->scale, NULL);
+}
+
+double plm_crossentropy_mt(plm_pool *pool, float *dlogits, const float *logits,
+                           const int32_t *targets, int32_t T, int32_t V, float grad_scale,
+                           double *row_loss, int *n_counted) {
+    ce_job j = {dlogits, logits, targets, V, grad_scale, row_loss};
+    plm_pool_for(pool, (size_t)T, ce_range, &j);
+    double sum = 0.0;
+    int n = 0;
+    for (int32_t r = 0; r < T; r++)
+        if (targets[r] >= 0) sum += row_loss[r], n++;
+    if (n_counted) *n_counted = n;
+    return sum;
 }

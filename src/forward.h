@@ -27,8 +27,6 @@ void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_
                         const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
                         int train, uint64_t seed, plm_linear_bufs *b);
 
-// plm_dropout_keep: the dropout decision for one element: 1 keep, 0 drop (probability p).
-int plm_dropout_keep(uint64_t seed, int32_t layer, plm_lora_target target, size_t i, float p);
 
 // plm_lora_row: the adapter's row for token id (C), or NULL when id is not a trainable token.
 const float *plm_lora_row(const plm_lora *lora, int32_t id);
@@ -59,5 +57,11 @@ void plm_axpy_mt(plm_pool *pool, float *out, const float *a, const float *b, flo
 // with add != 0, out[i] += that instead
 void plm_dropout_mt(plm_pool *pool, float *out, const float *x, size_t n, uint64_t seed,
                     int32_t layer, plm_lora_target target, float p, int add);
+
+// plm_crossentropy_mt: plm_crossentropy_forward_backward over rows split between threads; the
+// per-row losses go to row_loss (T) and are summed in row order (the same for any thread count).
+double plm_crossentropy_mt(plm_pool *pool, float *dlogits, const float *logits,
+                           const int32_t *targets, int32_t T, int32_t V, float grad_scale,
+                           double *row_loss, int *n_counted);
 
 #endif

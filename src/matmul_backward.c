@@ -151,9 +151,10 @@ typedef struct {
     int32_t T, rows, cols;
 } weight_job;
 
-static void weight_worker(void *ctx, int ith, int nth) {
-    weight_job *j = ctx;
-    int32_t r0 = (int32_t)((long)j->rows * ith / nth), r1 = (int32_t)((long)j->rows * (ith + 1) / nth);
+// weight_rows: rows [r0, r1) of dw += dout^T @ inp; the inner loop over columns vectorizes, and
+// each element sums the tokens in order whatever the vector width
+static inline __attribute__((always_inline)) void weight_rows(const weight_job *j, int32_t r0,
+                                                              int32_t r1) {
     for (int32_t r = r0; r < r1; r++) {
         float *o = j->dw + (size_t)r * j->cols;
         for (int32_t t = 0; t < j->T; t++) {
@@ -162,6 +163,24 @@ static void weight_worker(void *ctx, int ith, int nth) {
             for (int32_t c = 0; c < j->cols; c++) o[c] += a * x[c];
         }
     }
+}
+
+#ifdef HAVE_AVX512_PATH
+TARGET_AVX512 static void weight_rows_avx512(const weight_job *j, int32_t r0, int32_t r1) {
+    weight_rows(j, r0, r1);
+}
+#endif
+
+static void weight_worker(void *ctx, int ith, int nth) {
+    weight_job *j = ctx;
+    int32_t r0 = (int32_t)((long)j->rows * ith / nth), r1 = (int32_t)((long)j->rows * (ith + 1) / nth);
+#ifdef HAVE_AVX512_PATH
+    if (__builtin_cpu_supports("avx512f")) {
+        weight_rows_avx512(j, r0, r1);
+        return;
+    }
+#endif
+    weight_rows(j, r0, r1);
 }
 
 void plm_matmul_backward_weight(plm_pool *pool, float *dw, const float *dout, const float *inp,

@@ -48,6 +48,7 @@ struct plm_trainer {
     float *xg;                  // (M, C) xnf rows that predict a target
     float *logits;              // (M, NV) logits, then their gradient
     int32_t *rows, *targets;    // (N) the M rows' indices and their target ids
+    double *row_loss;           // (N) each of the M rows' loss
     float *cos_t, *sin_t;       // (max_len, D/2) RoPE table
     // backward buffers, (N, ...) rows
     float *dx, *dxn, *dq, *dk, *dv, *dao, *dh, *dgate, *dup, *du, *dtmp;
@@ -156,6 +157,7 @@ static size_t layout(plm_trainer *t, char *base) {
     t->xf = carve(base, &at, N * C), t->rstdf = carve(base, &at, N), t->xnf = carve(base, &at, N * C);
     t->xg = carve(base, &at, N * C), t->logits = carve(base, &at, N * NV);
     t->rows = (int32_t *)carve(base, &at, N), t->targets = (int32_t *)carve(base, &at, N);
+    t->row_loss = (double *)(void *)carve(base, &at, 2 * N);
     t->cos_t = carve(base, &at, S * (size_t)c->head_dim / 2);
     t->sin_t = carve(base, &at, S * (size_t)c->head_dim / 2);
     t->dx = carve(base, &at, N * C), t->dxn = carve(base, &at, N * C);
@@ -490,8 +492,8 @@ plm_status plm_trainer_accumulate(plm_trainer *t, const plm_example *ex, int32_t
     uint64_t seed = micro_seed(t);
     int32_t M = forward(t, &b, N, 1, seed);
     int cnt;
-    double l = plm_crossentropy_forward_backward(t->logits, t->logits, t->targets, M,
-                                                 t->lora->vocab_size, grad_scale, &cnt);
+    double l = plm_crossentropy_mt(t->pool, t->logits, t->logits, t->targets, M,
+                                   t->lora->vocab_size, grad_scale, t->row_loss, &cnt);
     backward(t, &b, N, M, seed);
     t->n_micro++;
     if (loss) *loss = l;
@@ -507,8 +509,8 @@ plm_status plm_trainer_loss(plm_trainer *t, const plm_example *ex, int32_t n, do
     batch b = {ex, n};
     int32_t M = forward(t, &b, N, 0, 0);
     int cnt;
-    double l = plm_crossentropy_forward_backward(t->logits, t->logits, t->targets, M,
-                                                 t->lora->vocab_size, 1.0f, &cnt);
+    double l = plm_crossentropy_mt(t->pool, t->logits, t->logits, t->targets, M,
+                                   t->lora->vocab_size, 1.0f, t->row_loss, &cnt);
     if (loss) *loss = l;
     if (n_tokens) *n_tokens = cnt;
     return PLM_OK;

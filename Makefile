@@ -15,7 +15,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test check san fuzz bench bench-train model ref loc clean help setup ci demo wasm
+.PHONY: web-model all test check san fuzz bench bench-train model ref loc clean help setup ci demo wasm
 
 all: $(BUILD)/pocketlm
 
@@ -63,6 +63,11 @@ ci: setup model
 	$(MAKE) check
 
 MODEL ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
+# web-model: the PAWS adapter merged into one q8_0 GGUF, the file the web app loads
+web-model: $(BUILD)/pocketlm
+	$(BUILD)/pocketlm export -m $(MODEL) --lora models/paws-lora --format gguf --quant q8_0 \
+	    --out $(BUILD)/paws-q8_0.gguf --force
+
 # demo: the README's main command: build, fetch the model, paraphrase and generate on the CLI.
 demo: setup model all
 	@sh scripts/demo.sh $(MODEL)

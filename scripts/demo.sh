@@ -1,7 +1,10 @@
 #!/bin/sh
-# demo.sh MODEL: show pocketlm working on the real model: info, a chat-style generation, paraphrases.
+# demo.sh MODEL [ADAPTER]: show pocketlm working on the real model: info, a chat-style generation,
+# paraphrases by the base model and by the PAWS LoRA adapter fine-tuned with `pocketlm finetune`
+# (models/paws-lora, committed), and the speed.
 set -eu
 m=${1:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+a=${2:-models/paws-lora}
 bin=build/pocketlm
 echo "== pocketlm info -m $m"
 $bin info -m "$m"
@@ -13,10 +16,19 @@ What is the capital of France? Answer in one sentence.<|im_end|>
 echo "== pocketlm generate (q8_0, greedy, streamed)"
 $bin generate -m "$m" --dtype q8_0 --temp 0 -n 48 -p "$p" --json | sed 's/"tokens": \[[^]]*\], //'
 echo
-echo "== pocketlm paraphrase (base model: not fine-tuned yet, plain template)"
-$bin paraphrase -m "$m" --dtype q8_0 --seed 1 \
-    "The quick brown fox jumps over the lazy dog ." \
-    "In 1995 , the company moved its headquarters from Boston to New York ."
+s1="In 1995 , the company moved its headquarters from Boston to New York ."
+s2="The river flows through the town before it joins the sea near the old harbour ."
+s3="She was born in Paris and later studied music in Vienna ."
+echo "== pocketlm paraphrase, base model (plain template, greedy)"
+$bin paraphrase -m "$m" --dtype q8_0 --temp 0 "$s1" "$s2" "$s3"
 echo
+if [ -f "$a/adapter_config.json" ]; then
+    echo "== pocketlm paraphrase --lora $a (the seed's sampling: top-k 8, temperature 0.8)"
+    $bin paraphrase -m "$m" --lora "$a" --dtype q8_0 --seed 1 "$s1" "$s2" "$s3"
+    echo
+    echo "== the same in the browser: make wasm web-model && $bin serve -m $m --lora $a --model-file build/paws-q8_0.gguf"
+    echo "   then open http://127.0.0.1:8080/ (the page runs the merged q8_0 model; the API the adapter)"
+    echo
+fi
 echo "== pocketlm bench (q8_0)"
 $bin bench -m "$m" --dtype q8_0 --reps 1

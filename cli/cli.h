@@ -66,6 +66,15 @@ double cli_now(void);
 // cli_read_file: the whole file (NUL-terminated; free() it), or NULL after printing an error.
 char *cli_read_file(const char *cmd, const char *path, size_t *len);
 
+// cli_text: text collected from plm_generate's on_text (NUL-terminated; free(p)).
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom; // an allocation failed: the text is incomplete
+} cli_text;
+// cli_text_add: an on_text callback appending to the cli_text at user; stops only when out of memory.
+int cli_text_add(void *user, const char *text, size_t len);
+
 // cli_print_json_str: s (n bytes) as a JSON string to stdout.
 void cli_print_json_str(const char *s, size_t n);
 

@@ -186,28 +186,6 @@ typedef struct {
     int ended;           // ended by the template's end (marker, or newline/EOS for plain)
 } output;
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} text_buf;
-
-// on_text: collect the output.
-static int on_text(void *user, const char *text, size_t len) {
-    text_buf *b = user;
-    if (b->n + len + 1 > b->cap) {
-        size_t c = (b->cap + len + 1) * 2;
-        char *q = realloc(b->p, c);
-        if (!q) return b->oom = 1;
-        b->p = q;
-        b->cap = c;
-    }
-    memcpy(b->p + b->n, text, len);
-    b->n += len;
-    b->p[b->n] = 0;
-    return 0;
-}
-
 // encode: the ids of text (malloc'd) and their count, or NULL when out of memory or empty.
 static int32_t *encode(const plm_tokenizer *tok, const char *text, int32_t *n) {
     size_t len = strlen(text);
@@ -301,7 +279,7 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
         char *p1 = cli_task_text(&task, data->r[i].input, NULL);
         char *prompt = p1 ? malloc(nh + strlen(p1) + 1) : NULL;
         int32_t n = 0, *pids = prompt ? encode(tok, strcat(strcpy(prompt, shots), p1), &n) : NULL;
-        text_buf tb = {0};
+        cli_text tb = {0};
         plm_generate_result res;
         rc = !pids;
         if (!rc && !px.valid && px.n_keep > 0) { // (re)decode the shared prefix as one block
@@ -314,7 +292,7 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
         if (!rc) {
             plm_session_truncate(s, keep);
             px.valid = keep == px.n_keep;
-            gp.on_text = on_text;
+            gp.on_text = cli_text_add;
             gp.user = &tb;
             rc = plm_generate(s, pids + keep, n - keep, &gp, ids, gp.max_tokens, &res, &err) != PLM_OK;
         }

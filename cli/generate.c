@@ -74,30 +74,11 @@ static int gen_flag(const char *cmd, int argc, char **argv, int *i, gen_opts *o)
     return 1;
 }
 
-// sink: where on_text sends text: stdout as it comes, or a buffer for --json
-typedef struct {
-    int json;
-    char *buf;
-    size_t len, cap;
-    int oom;
-} sink;
-
-static int on_text(void *user, const char *text, size_t len) {
-    sink *k = user;
-    if (!k->json) {
-        fwrite(text, 1, len, stdout);
-        fflush(stdout);
-        return 0;
-    }
-    if (k->len + len > k->cap) {
-        size_t ncap = (k->cap + len) * 2;
-        char *nb = realloc(k->buf, ncap);
-        if (!nb) return k->oom = 1;
-        k->buf = nb;
-        k->cap = ncap;
-    }
-    memcpy(k->buf + k->len, text, len);
-    k->len += len;
+// print_text: on_text streaming to stdout (--json collects with cli_text_add instead)
+static int print_text(void *user, const char *text, size_t len) {
+    (void)user;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
     return 0;
 }
 
@@ -111,14 +92,14 @@ static int run(const char *cmd, plm_session *s, const char *prompt, gen_opts *o)
     int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
     int32_t *out = malloc(((size_t)o->gen.max_tokens + 1) * sizeof *out);
     int rc = 1;
-    sink text = {o->json, NULL, 0, 0, 0};
+    cli_text text = {NULL, 0, 0, 0};
     if (n <= 0 || !ids || !out) {
         fprintf(stderr, "pocketlm %s: %s\n", cmd, n == 0 ? "the prompt is empty" : "out of memory");
         goto done;
     }
     plm_tokenizer_encode(tok, prompt, len, ids, n);
     plm_generate_params gp = o->gen;
-    gp.on_text = on_text;
+    gp.on_text = o->json ? cli_text_add : print_text;
     gp.user = &text;
     plm_generate_result res;
     plm_session_truncate(s, 0);
@@ -135,7 +116,7 @@ static int run(const char *cmd, plm_session *s, const char *prompt, gen_opts *o)
     double dec = res.decode_seconds > 0 ? res.generated_tokens / res.decode_seconds : 0;
     if (o->json) {
         printf("{\"text\": ");
-        cli_print_json_str(text.buf ? text.buf : "", text.len);
+        cli_print_json_str(text.p ? text.p : "", text.n);
         printf(", \"tokens\": [");
         for (int32_t i = 0; i < n_out; i++) printf(i ? ", %d" : "%d", out[i]);
         printf("], \"prompt_tokens\": %d, \"generated_tokens\": %d, \"stop_reason\": \"%s\", "
@@ -147,7 +128,7 @@ static int run(const char *cmd, plm_session *s, const char *prompt, gen_opts *o)
     }
     rc = 0;
 done:
-    free(text.buf);
+    free(text.p);
     free(ids);
     free(out);
     return rc;

@@ -178,6 +178,21 @@ char *cli_read_file(const char *cmd, const char *path, size_t *len) {
     return buf;
 }
 
+int cli_text_add(void *user, const char *text, size_t len) {
+    cli_text *b = user;
+    if (b->n + len + 1 > b->cap) {
+        size_t c = (b->cap + len + 1) * 2;
+        char *q = realloc(b->p, c);
+        if (!q) return b->oom = 1;
+        b->p = q;
+        b->cap = c;
+    }
+    memcpy(b->p + b->n, text, len);
+    b->n += len;
+    b->p[b->n] = 0;
+    return 0;
+}
+
 void cli_print_json_str(const char *s, size_t n) {
     putchar('"');
     for (size_t i = 0; i < n; i++) {

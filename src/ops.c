@@ -77,17 +77,41 @@ void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0
 
 // ---- attention ----
 
-// dot: sum of x[i] * y[i] as 16 interleaved partial sums added in a fixed order at the end: the
-// compiler vectorizes it without reassociating anything, so every build gives the same bits
+// Vectors of 16 floats (GCC/clang vector extensions): one zmm register with AVX-512, four xmm
+// registers on the baseline, four v128 on wasm. Element-wise, so every path rounds the same way.
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+
+// dot: sum of x[i] * y[i] as 16 lane sums, added in a fixed tree (lane j + 8, then + 4, + 2, + 1),
+// then the tail: every build gives the same bits
 PLM_INLINE float dot(const float *x, const float *y, int n) {
-    float part[16] = {0};
+    v16 acc = {0}, xv, yv;
     int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) part[j] += x[i + j] * y[i + j];
-    float s = 0.0f;
-    for (int j = 0; j < 16; j++) s += part[j];
+    for (; i + 16 <= n; i += 16) {
+        memcpy(&xv, x + i, sizeof xv);
+        memcpy(&yv, y + i, sizeof yv);
+        acc += xv * yv;
+    }
+    v8 a8 = __builtin_shufflevector(acc, acc, 0, 1, 2, 3, 4, 5, 6, 7) +
+            __builtin_shufflevector(acc, acc, 8, 9, 10, 11, 12, 13, 14, 15);
+    v4 a4 = __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
+    float s = (a4[0] + a4[2]) + (a4[1] + a4[3]);
     for (; i < n; i++) s += x[i] * y[i];
     return s;
+}
+
+// axpy: y += a * x, 16 at a time (element-wise: the same bits as one at a time)
+PLM_INLINE void axpy(float *restrict y, float a, const float *restrict x, int n) {
+    v16 xv, yv;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        memcpy(&xv, x + i, sizeof xv);
+        memcpy(&yv, y + i, sizeof yv);
+        yv += a * xv;
+        memcpy(y + i, &yv, sizeof yv);
+    }
+    for (; i < n; i++) y[i] += a * x[i];
 }
 
 PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const float *q,
@@ -117,10 +141,7 @@ PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const 
         // out = att @ v
         float *o = out + ((size_t)t * H + h) * D;
         memset(o, 0, (size_t)D * sizeof *o);
-        for (int s = 0; s < n; s++) {
-            const float *vs = v + ((size_t)s * K + kh) * D;
-            for (int d = 0; d < D; d++) o[d] += a[s] * vs[d];
-        }
+        for (int s = 0; s < n; s++) axpy(o, a[s], v + ((size_t)s * K + kh) * D, D);
     }
 }
 
@@ -183,11 +204,9 @@ PLM_INLINE void attention_backward(float *dq, float *dk, float *dv, const float 
                     float *gk = dk + ((size_t)s * K + kh) * D;
                     float *gv = dv + ((size_t)s * K + kh) * D;
                     float ds = a[s] * (dot(go, vs, D) - dsum) * scale; // softmax backward, 1/sqrt(D)
-                    for (int d = 0; d < D; d++) {
-                        gv[d] += a[s] * go[d]; // out = sum_s a_s v_s
-                        gq[d] += ds * ks[d];   // score_s = q . k_s
-                        gk[d] += ds * qt[d];
-                    }
+                    axpy(gv, a[s], go, D); // out = sum_s a_s v_s
+                    axpy(gq, ds, ks, D);   // score_s = q . k_s
+                    axpy(gk, ds, qt, D);
                 }
             }
 }

@@ -93,7 +93,6 @@ typedef struct {
     size_t text_cap;
     char *field;       // (field_cap) scratch: the decoded JSON fields of one line
     size_t field_cap;
-    int32_t n_rows_used; // source rows that gave examples: the next src_row value
 } loader;
 
 // grow: make *p hold at least need elements of size bytes (doubling); 0, or -1 when out of memory.
@@ -139,12 +138,12 @@ static int32_t encode_part(loader *L, const char *head, const char *s, size_t n,
     return encode(L, L->text, len);
 }
 
-// add_example: one example src -> tgt, from the next source row; when it has more than max_len
+// add_example: one example src -> tgt, from the row at line; when it has more than max_len
 // tokens, *too_long is raised to its length (the caller undoes the row).
-static plm_status add_example(loader *L, const char *src, size_t ns, const char *tgt, size_t nt,
-                              int *too_long) {
+static plm_status add_example(loader *L, int64_t line, const char *src, size_t ns, const char *tgt,
+                              size_t nt, int *too_long) {
     plm_dataset *d = L->d;
-    if (d->n == INT32_MAX)
+    if (d->n == INT32_MAX || line > INT32_MAX)
         return plm_fail(L->err, PLM_ERR_UNSUPPORTED, "%s: too many examples", L->name);
     if (grow((void **)&d->ex, &L->ex_cap, (size_t)d->n + 1, sizeof *d->ex)) goto nomem;
     // src_row shares ex's capacity: grow it to the same size by hand
@@ -162,7 +161,7 @@ static plm_status add_example(loader *L, const char *src, size_t ns, const char 
     int64_t n = (int64_t)np + nt_ids;
     if (n > L->p.max_len && n > *too_long) *too_long = (int)(n < INT32_MAX ? n : INT32_MAX);
     d->ex[d->n] = (plm_example){NULL, (int32_t)n, np};
-    d->src_row[d->n] = L->n_rows_used;
+    d->src_row[d->n] = (int32_t)line;
     d->n++;
     return PLM_OK;
 nomem:
@@ -217,8 +216,8 @@ static plm_status add_pair(loader *L, int64_t line, const char *src, size_t ns,
     int32_t n0 = L->d->n;
     size_t len0 = L->ids_len;
     int too_long = 0;
-    plm_status s = add_example(L, src, ns, tgt, nt, &too_long);
-    if (s == PLM_OK && reverse) s = add_example(L, tgt, nt, src, ns, &too_long);
+    plm_status s = add_example(L, line, src, ns, tgt, nt, &too_long);
+    if (s == PLM_OK && reverse) s = add_example(L, line, tgt, nt, src, ns, &too_long);
     if (s != PLM_OK) return s;
     if (too_long) {
         L->d->n = n0; // undo the row
@@ -226,7 +225,6 @@ static plm_status add_pair(loader *L, int64_t line, const char *src, size_t ns,
         return bad_row(L, &L->d->bad_long, line, "%d tokens, more than max_len %d", too_long,
                        (int)L->p.max_len);
     }
-    L->n_rows_used++;
     return PLM_OK;
 }
 
@@ -412,7 +410,8 @@ plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t le
     if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) text += 3, len -= 3; // a byte order mark
     size_t i = 0;
     while (i < len && is_space(text[i])) i++;
-    st = read_lines(&L, text, len, i < len && text[i] == '{');
+    out->jsonl = i < len && text[i] == '{';
+    st = read_lines(&L, text, len, out->jsonl);
     if (st == PLM_OK && out->n == 0) st = no_example(&L);
     free(L.text);
     free(L.field);
@@ -441,6 +440,40 @@ plm_status plm_dataset_load(plm_dataset *out, const char *path, const plm_tokeni
     st = plm_dataset_load_buffer(out, text, len, path, tok, p, err);
     free(text);
     return st;
+}
+
+plm_status plm_dataset_write_lines(const plm_dataset *d, const char *src, const char *path,
+                                   plm_error *err) {
+    if (!d || !d->src_row || !src || !path)
+        return plm_fail(err, PLM_ERR_ARG, "write_lines: a dataset with source lines, src and path");
+    char *text = NULL;
+    size_t len = 0;
+    plm_status st = plm_file_read(src, &text, &len, err);
+    if (st != PLM_OK) return st;
+    plm_writer *w;
+    if ((st = plm_writer_open(&w, path, err)) != PLM_OK) return free(text), st;
+    int32_t i = 0;
+    int64_t line = 0;
+    size_t at0 = len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0; // not the byte order mark
+    for (size_t at = at0; at < len && i < d->n && st == PLM_OK;) {
+        const char *nl = memchr(text + at, '\n', len - at);
+        size_t end = nl ? (size_t)(nl - text) + 1 : len;
+        if (++line == d->src_row[i]) { // the line with its own ending (a last line gets one)
+            st = plm_writer_write(w, text + at, end - at, err);
+            if (st == PLM_OK && !nl) st = plm_writer_write(w, "\n", 1, err);
+            while (i < d->n && d->src_row[i] == line) i++;
+        }
+        at = end;
+    }
+    free(text);
+    if (st == PLM_OK && i < d->n)
+        st = plm_fail(err, PLM_ERR_FORMAT, "%s: line %d not found: the file changed since it was read",
+                      src, (int)d->src_row[i]);
+    if (st != PLM_OK) {
+        plm_writer_abort(w);
+        return st;
+    }
+    return plm_writer_commit(w, err);
 }
 
 // ---- random numbers (explicit xorshift state, never rand()) ----

@@ -25,9 +25,10 @@ typedef struct {
     int64_t bad_empty;   // rows with an empty input or output
     int64_t bad_long;    // rows whose example exceeds max_len tokens
     char first_bad[200]; // "file:line: why" of the first bad row, or ""
+    int jsonl;           // 1: the file was read as JSONL, 0: as TSV
     int32_t *block;      // the one allocation behind every ex[i].ids
-    int32_t *src_row;    // (n) which used source row each example came from (0, 1, ... in file
-                         // order); a pair and its reverse share one, so a split keeps them together.
+    int32_t *src_row;    // (n) the line of the file (1-based) each example came from; a pair and
+                         // its reverse share one, so a split keeps them together.
                          // May be NULL in a dataset built by hand: then each example is its own row.
 } plm_dataset;
 
@@ -37,6 +38,12 @@ typedef struct {
 plm_status plm_dataset_load(plm_dataset *out, const char *path, const plm_tokenizer *tok,
                             const plm_data_params *p, plm_error *err);
 void plm_dataset_free(plm_dataset *d); // accepts a zeroed struct
+
+// plm_dataset_write_lines: copy the lines of src that d's examples came from (each once, in file
+// order, verbatim) to path, atomically: e.g. the held-out rows of a split, as a file that
+// `pocketlm eval` or another run's --eval-data can read. d must come from src (src_row set).
+plm_status plm_dataset_write_lines(const plm_dataset *d, const char *src, const char *path,
+                                   plm_error *err);
 
 // plm_dataset_load_buffer: like plm_dataset_load, from len bytes held in memory (wasm, fuzzing);
 // name stands for the path in messages. The text is not kept.

@@ -350,7 +350,12 @@ static plm_status setup(run *r, const plm_model *base, plm_error *err) {
     const plm_tokenizer *tok = plm_lora_tokenizer(r->lora) ? plm_lora_tokenizer(r->lora) : base->tokenizer;
     if ((s = plm_dataset_load(&r->train, p->data, tok, &dp, err)) != PLM_OK) return s;
     if (p->eval_data) s = plm_dataset_load(&r->eval, p->eval_data, tok, &dp, err);
-    else s = plm_dataset_split(&r->train, &r->eval, (double)p->eval_frac, p->train.seed, err);
+    else if ((s = plm_dataset_split(&r->train, &r->eval, (double)p->eval_frac, p->train.seed,
+                                    err)) == PLM_OK) {
+        // the held-out rows, verbatim, for measuring the adapter on text it never trained on
+        snprintf(path, sizeof path, "%s/heldout%s", p->out, r->train.jsonl ? ".jsonl" : ".tsv");
+        s = plm_dataset_write_lines(&r->eval, p->data, path, err);
+    }
     if (s != PLM_OK || (s = write_report(r, p->out, err)) != PLM_OK) return s;
     int32_t batches = (r->train.n + p->batch - 1) / p->batch;
     r->steps_per_epoch = (batches + p->accum - 1) / p->accum;

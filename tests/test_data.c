@@ -191,7 +191,7 @@ static void test_tsv_forms(void) {
             ref = d;
             CHECK(same_ids(&d.ex[2], "Dogs run .", "Dogs are running .")); // trimmed
             CHECK(same_ids(&d.ex[3], "Dogs are running .", "Dogs run ."));
-            CHECK(d.src_row[0] == 0 && d.src_row[1] == 0 && d.src_row[2] == 1 && d.src_row[3] == 1);
+            CHECK(d.src_row[0] == 1 && d.src_row[1] == 1 && d.src_row[2] == 3 && d.src_row[3] == 3);
             continue;
         }
         size_t tokens = (size_t)(d.ex[3].ids + d.ex[3].n - d.block);
@@ -288,7 +288,18 @@ static void test_jsonl(void) {
         CHECK(same_ids(&d.ex[0], "Café time .", "Time for café ."));
         CHECK(same_ids(&d.ex[1], "a", "b"));
         CHECK(same_ids(&d.ex[2], "x\ty", "ÿ"));
-        CHECK(d.src_row[0] == 0 && d.src_row[1] == 1 && d.src_row[2] == 2);
+        CHECK(d.src_row[0] == 2 && d.src_row[1] == 4 && d.src_row[2] == 10);
+        // its source lines, verbatim (CRLF kept), the last one given a line ending
+        char out[128], *got = NULL;
+        size_t n = 0;
+        snprintf(out, sizeof out, "%s/lines.jsonl", tmpdir);
+        CHECK(plm_dataset_write_lines(&d, path, out, &err) == PLM_OK);
+        CHECK(plm_file_read(out, &got, &n, &err) == PLM_OK);
+        const char *want = "{\"input\": \"Caf\\u00e9 time .\", \"output\": \"Time for caf\\u00e9 .\"}\r\n"
+                           "{\"output\": \"b\", \"input\": \"a\", \"extra\": [1]}\n"
+                           "{\"input\": \"x\\ty\", \"output\": \"\\u00ff\"}\n";
+        CHECK_MSG(got && n == strlen(want) && !memcmp(got, want, n), "got '%.*s'", (int)n, got ? got : "");
+        free(got);
     }
     plm_dataset_free(&d);
 
@@ -398,6 +409,16 @@ static void test_split(const plm_dataset *paws) {
     CHECK(load(&c, PAWS_DEV, 0, 0, &err) == PLM_OK);
     CHECK(plm_dataset_split(&c, &hc, 0.1, 8, &err) == PLM_OK);
     CHECK(hc.n == ha.n && memcmp(hc.src_row, ha.src_row, (size_t)ha.n * sizeof(int32_t)));
+    // the held-out lines written out and read back are the held-out examples
+    char held[128];
+    snprintf(held, sizeof held, "%s/held.tsv", tmpdir);
+    plm_dataset r = {0};
+    CHECK_MSG(plm_dataset_write_lines(&ha, PAWS_DEV, held, &err) == PLM_OK, "%s", err.msg);
+    CHECK_MSG(load(&r, held, 1, 0, &err) == PLM_OK, "%s", err.msg);
+    CHECK(r.n == ha.n && r.rows == ha.rows && r.not_label1 == 0 && sum_ids(&r) == sum_ids(&ha));
+    plm_dataset_free(&r);
+    CHECK(plm_dataset_write_lines(&ha, write_file("short.tsv", "1\ta\tb\t1\n"), held, &err) ==
+              PLM_ERR_FORMAT && strstr(err.msg, "not found"));
     // a split of the held part, and the argument errors
     plm_dataset h2 = {0};
     CHECK(plm_dataset_split(&ha, &h2, 0.5, 1, &err) == PLM_OK && h2.n == 354 && ha.n == 354);

@@ -48,6 +48,19 @@ typedef struct {
 // cli_model_flag: if argv[*i] is one of the model options, parse it (advancing *i) and return 1;
 // return 0 if it is not; -1 after a usage error.
 int cli_model_flag(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o);
+// cli_sample_flag: like cli_model_flag, for the generation flags of CLI_SAMPLE_HELP (into gp;
+// --seed also raises *seed_set).
+int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate_params *gp,
+                    int *seed_set);
+#define CLI_SAMPLE_HELP                                                                           \
+    "  -n N             new tokens at most\n"                                                     \
+    "  --temp T         temperature; 0 = greedy\n"                                                \
+    "  --top-k K        keep the K most likely tokens (0 = off)\n"                                \
+    "  --top-p P        nucleus sampling (1 = off)\n"                                             \
+    "  --min-p P        drop tokens below P times the best probability (0 = off)\n"              \
+    "  --repeat-penalty R  HF repetition penalty (1 = off)\n"                                     \
+    "  --copy-penalty A lower by A the logits of tokens that go on copying the prompt (0 = off)\n" \
+    "  --seed S         random seed\n"
 // cli_open: load o->model (and o->lora into o->adapter) and create a session; prints the error and
 // returns non-zero on failure.
 int cli_open(const char *cmd, cli_model_opts *o, plm_model **model, plm_session **session);

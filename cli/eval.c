@@ -122,11 +122,7 @@ static void usage(void) {
            "  --limit N        the first N label-1 rows (default: all)\n"
            "  --shots K        prepend K examples (few-shot), from --shots-data (default 0)\n"
            "  --shots-data F   PAWS TSV for the shots: its first K label-1 rows (e.g. the dev split)\n"
-           "  -n N             new tokens at most (64)\n"
-           "  --temp T         temperature; 0 = greedy (default)\n"
-           "  --top-k K        keep the K most likely tokens (0 = off)\n"
-           "  --top-p P        nucleus sampling (1 = off)\n"
-           "  --seed S         random seed (42)\n"
+           CLI_SAMPLE_HELP "                   (defaults: 64 tokens, greedy, seed 42)\n"
            "  --json           print one JSON object: n, bleu, self_bleu, ibleu, end_marker_rate,\n"
            "                   copy_rate, len_ratio, tok_s\n"
            "  --out DIR        write report.md, report.json and outputs.tsv there\n"
@@ -140,8 +136,8 @@ static int parse(const char *cmd, int argc, char **argv, eval_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         long n;
-        double x;
         int r = cli_model_flag(cmd, argc, argv, &i, &o->model);
+        if (r == 0) r = cli_sample_flag(cmd, argc, argv, &i, &o->gen, &o->seed_set);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (!strcmp(a, "--json")) o->json = 1;
@@ -150,23 +146,10 @@ static int parse(const char *cmd, int argc, char **argv, eval_opts *o) {
         else if (!strcmp(a, "--data")) o->data = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--shots-data")) o->shots_data = v;
-        else if (!strcmp(a, "--limit") || !strcmp(a, "--shots") || !strcmp(a, "-n") ||
-                 !strcmp(a, "--top-k")) {
+        else if (!strcmp(a, "--limit") || !strcmp(a, "--shots")) {
             if (cli_int(cmd, a, v, 0, 1 << 24, &n)) return 2;
             if (!strcmp(a, "--limit")) o->limit = (int32_t)n;
-            else if (!strcmp(a, "--shots")) o->shots = (int32_t)n;
-            else if (!strcmp(a, "-n")) o->gen.max_tokens = (int32_t)n;
-            else o->gen.sampler.top_k = (int32_t)n;
-        } else if (!strcmp(a, "--temp")) {
-            if (cli_float(cmd, a, v, 0, 100, &x)) return 2;
-            o->gen.sampler.temperature = (float)x;
-        } else if (!strcmp(a, "--top-p")) {
-            if (cli_float(cmd, a, v, 1e-6, 1, &x)) return 2;
-            o->gen.sampler.top_p = (float)x;
-        } else if (!strcmp(a, "--seed")) {
-            char *end;
-            o->gen.sampler.seed = strtoull(v, &end, 10);
-            if (*v == 0 || *end != 0) return cli_usage_error(cmd, "--seed wants an integer");
+            else o->shots = (int32_t)n;
         } else return cli_usage_error(cmd, "unknown option '%s'", a);
     }
     if (!o->data) return cli_usage_error(cmd, "--data FILE.tsv is required");
@@ -417,9 +400,11 @@ static void print_json(FILE *f, const metrics *m, const eval_opts *o, int full) 
         if (o->model.lora && !o->copy) json_str(f, o->model.lora);
         else fprintf(f, "null");
         fprintf(f, ", \"dtype\": \"%s\", \"limit\": %d, \"max_tokens\": %d, \"temp\": %g, "
-                   "\"top_k\": %d, \"top_p\": %g, \"seed\": %llu, \"shots\": %d, \"shots_data\": ",
+                   "\"top_k\": %d, \"top_p\": %g, \"min_p\": %g, \"repeat_penalty\": %g, "
+                   "\"copy_penalty\": %g, \"seed\": %llu, \"shots\": %d, \"shots_data\": ",
                 plm_dtype_name(o->model.dtype), o->limit, o->gen.max_tokens,
-                (double)sp->temperature, sp->top_k, (double)sp->top_p,
+                (double)sp->temperature, sp->top_k, (double)sp->top_p, (double)sp->min_p,
+                (double)sp->repetition_penalty, (double)o->gen.copy_penalty,
                 (unsigned long long)sp->seed, o->shots);
         if (o->shots_data && o->shots) json_str(f, o->shots_data);
         else fprintf(f, "null");

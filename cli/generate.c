@@ -18,59 +18,23 @@ typedef struct {
 } gen_opts;
 
 #define GEN_HELP                                                                                  \
-    "  -n N             new tokens at most\n"                                                     \
-    "  --temp T         temperature; 0 = greedy\n"                                                \
-    "  --top-k K        keep the K most likely tokens (0 = off)\n"                                \
-    "  --top-p P        nucleus sampling (1 = off)\n"                                             \
-    "  --min-p P        drop tokens below P times the best probability (0 = off)\n"              \
-    "  --repeat-penalty R  HF repetition penalty (1 = off)\n"                                     \
-    "  --seed S         random seed (default: from the clock)\n"                                  \
+    CLI_SAMPLE_HELP                                                                               \
     "  --stop STR       stop when STR appears (repeatable)\n"                                     \
     "  --json           print one JSON object: text, tokens, counts, stop_reason, speeds\n"
 
-// gen_flag: parse one sampling/generation flag at argv[*i]; 1 consumed, 0 not ours, -1 error.
+// gen_flag: parse one generation flag at argv[*i]; 1 consumed, 0 not ours, -1 error.
 static int gen_flag(const char *cmd, int argc, char **argv, int *i, gen_opts *o) {
     const char *a = argv[*i], *v;
-    long n;
-    double x;
-    plm_sampler_params *sp = &o->gen.sampler;
     int r = cli_model_flag(cmd, argc, argv, i, &o->model);
+    if (r == 0) r = cli_sample_flag(cmd, argc, argv, i, &o->gen, &o->seed_set);
     if (r != 0) return r;
     if (!strcmp(a, "--json")) return o->json = 1;
-    if (strcmp(a, "-n") && strcmp(a, "--temp") && strcmp(a, "--top-k") && strcmp(a, "--top-p") &&
-        strcmp(a, "--min-p") && strcmp(a, "--repeat-penalty") && strcmp(a, "--seed") &&
-        strcmp(a, "--stop"))
-        return 0;
+    if (strcmp(a, "--stop")) return 0;
     if (!(v = cli_value(cmd, argc, argv, i))) return -1;
-    if (!strcmp(a, "-n")) {
-        if (cli_int(cmd, a, v, 0, 1 << 20, &n)) return -1;
-        o->gen.max_tokens = (int32_t)n;
-    } else if (!strcmp(a, "--temp")) {
-        if (cli_float(cmd, a, v, 0, 100, &x)) return -1;
-        sp->temperature = (float)x;
-    } else if (!strcmp(a, "--top-k")) {
-        if (cli_int(cmd, a, v, 0, 1 << 24, &n)) return -1;
-        sp->top_k = (int32_t)n;
-    } else if (!strcmp(a, "--top-p")) {
-        if (cli_float(cmd, a, v, 1e-6, 1, &x)) return -1;
-        sp->top_p = (float)x;
-    } else if (!strcmp(a, "--min-p")) {
-        if (cli_float(cmd, a, v, 0, 1, &x)) return -1;
-        sp->min_p = (float)x;
-    } else if (!strcmp(a, "--repeat-penalty")) {
-        if (cli_float(cmd, a, v, 1e-3, 100, &x)) return -1;
-        sp->repetition_penalty = (float)x;
-    } else if (!strcmp(a, "--seed")) {
-        char *end;
-        sp->seed = strtoull(v, &end, 10);
-        if (*v == 0 || *end != 0) return cli_usage_error(cmd, "--seed wants an integer"), -1;
-        o->seed_set = 1;
-    } else {
-        if (o->gen.n_stop_strings == MAX_STOPS)
-            return cli_usage_error(cmd, "at most %d --stop strings", MAX_STOPS), -1;
-        o->stop_strings[o->gen.n_stop_strings++] = v;
-        o->gen.stop_strings = o->stop_strings;
-    }
+    if (o->gen.n_stop_strings == MAX_STOPS)
+        return cli_usage_error(cmd, "at most %d --stop strings", MAX_STOPS), -1;
+    o->stop_strings[o->gen.n_stop_strings++] = v;
+    o->gen.stop_strings = o->stop_strings;
     return 1;
 }
 

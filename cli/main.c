@@ -109,6 +109,43 @@ int cli_model_flag(const char *cmd, int argc, char **argv, int *i, cli_model_opt
     return 1;
 }
 
+int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate_params *gp,
+                    int *seed_set) {
+    const char *a = argv[*i], *v;
+    long n;
+    double x;
+    plm_sampler_params *sp = &gp->sampler;
+    if (strcmp(a, "-n") && strcmp(a, "--temp") && strcmp(a, "--top-k") && strcmp(a, "--top-p") &&
+        strcmp(a, "--min-p") && strcmp(a, "--repeat-penalty") && strcmp(a, "--copy-penalty") &&
+        strcmp(a, "--seed"))
+        return 0;
+    if (!(v = cli_value(cmd, argc, argv, i))) return -1;
+    if (!strcmp(a, "-n")) {
+        if (cli_int(cmd, a, v, 0, 1 << 20, &n)) return -1;
+        gp->max_tokens = (int32_t)n;
+    } else if (!strcmp(a, "--top-k")) {
+        if (cli_int(cmd, a, v, 0, 1 << 24, &n)) return -1;
+        sp->top_k = (int32_t)n;
+    } else if (!strcmp(a, "--seed")) {
+        char *end;
+        sp->seed = strtoull(v, &end, 10);
+        if (*v == 0 || *end != 0) return cli_usage_error(cmd, "--seed wants an integer"), -1;
+        *seed_set = 1;
+    } else {
+        int temp = !strcmp(a, "--temp"), top_p = !strcmp(a, "--top-p"), min_p = !strcmp(a, "--min-p");
+        int rep = !strcmp(a, "--repeat-penalty");
+        if (cli_float(cmd, a, v, top_p ? 1e-6 : rep ? 1e-3 : 0, temp ? 100 : top_p || min_p ? 1 : 100, &x))
+            return -1;
+        float f = (float)x;
+        if (temp) sp->temperature = f;
+        else if (top_p) sp->top_p = f;
+        else if (min_p) sp->min_p = f;
+        else if (rep) sp->repetition_penalty = f;
+        else gp->copy_penalty = f;
+    }
+    return 1;
+}
+
 int cli_open(const char *cmd, cli_model_opts *o, plm_model **model, plm_session **session) {
     plm_error err = {0};
     *model = NULL;

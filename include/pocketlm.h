@@ -372,6 +372,11 @@ typedef struct {
     // some text (stop reason "string"): the plain task template, whose base model often answers
     // "Output: " with a newline first.
     int single_line;
+    // copy_penalty: 0 = off. Subtracted from the logit of every token that would extend the longest
+    // stretch of the prompt that the output currently ends with (the start of the output counts as
+    // such a stretch after each prompt token): a paraphraser copies its input less, and only where
+    // the model hesitates. Applied before the sampler's processors.
+    float copy_penalty;
 } plm_generate_params;
 
 plm_generate_params plm_generate_default_params(void); // 256 tokens, greedy, eos stops

@@ -77,6 +77,7 @@ struct plm_generator {
     plm_sampler *smp;             // owned
     int32_t *hist;                // (n_prompt + max_tokens + 1) prompt then generated ids
     int32_t n_hist;
+    float *logits;                // (n_vocab) copy_penalty's working copy of the logits, or NULL
     int32_t last;                 // the id sampled by the last call, -1 for none or a stop token
     int pending;                  // 1: last is not in the KV cache yet (decoded if we go on)
     int started;                  // single_line: text other than white space has come
@@ -91,6 +92,7 @@ void plm_generator_free(plm_generator *g) {
     if (!g) return;
     plm_sampler_free(g->smp);
     free(g->hist);
+    free(g->logits);
     free(g->text);
     free(g);
 }
@@ -98,7 +100,8 @@ void plm_generator_free(plm_generator *g) {
 plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32_t *prompt,
                                 int32_t n_prompt, const plm_generate_params *params,
                                 plm_error *err) {
-    if (!out || !s || !params || n_prompt < 1 || !prompt || params->max_tokens < 0)
+    if (!out || !s || !params || n_prompt < 1 || !prompt || params->max_tokens < 0 ||
+        !(params->copy_penalty >= 0.0f))
         return plm_fail(err, PLM_ERR_ARG, "generate: bad arguments");
     *out = NULL;
     plm_generator *g = plm_alloc(1, sizeof *g);
@@ -112,8 +115,11 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
     g->last = -1;
     g->res.prompt_tokens = n_prompt;
     g->hist = plm_alloc((size_t)n_prompt + (size_t)params->max_tokens + 1, sizeof *g->hist);
-    plm_status rc = g->hist ? plm_sampler_create(&g->smp, &params->sampler, plm_session_n_vocab(s), err)
-                            : plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    if (params->copy_penalty > 0.0f)
+        g->logits = plm_alloc((size_t)plm_session_n_vocab(s), sizeof *g->logits);
+    plm_status rc = g->hist && (g->logits || params->copy_penalty == 0.0f)
+                        ? plm_sampler_create(&g->smp, &params->sampler, plm_session_n_vocab(s), err)
+                        : plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     if (rc == PLM_OK) {
         memcpy(g->hist, prompt, (size_t)n_prompt * sizeof *g->hist);
         g->n_hist = n_prompt;
@@ -127,6 +133,28 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
     }
     *out = g;
     return PLM_OK;
+}
+
+// copy_penalized: the session's logits, with copy_penalty taken from each token that would go on
+// copying the prompt: the output's last ids are matched against every place in the prompt, and
+// the tokens that followed the longest matches (one token at least) are the copying ones.
+static const float *copy_penalized(plm_generator *g) {
+    const float *logits = plm_session_logits(g->s);
+    if (!g->logits) return logits;
+    const int32_t *src = g->hist, *o = g->hist + g->res.prompt_tokens;
+    int32_t np = g->res.prompt_tokens, k = g->n_hist - np, best = 1;
+    memcpy(g->logits, logits, (size_t)plm_session_n_vocab(g->s) * sizeof *g->logits);
+    for (int pass = 0; pass < 2; pass++) // the longest match, then the tokens after it
+        for (int32_t j = 1; j < np; j++) { // src[j] follows the stretch that ends at src[j - 1]
+            int32_t l = 0;
+            while (l < k && l < j && src[j - 1 - l] == o[k - 1 - l]) l++;
+            if (pass == 0 && l > best) best = l;
+            // each id once: a penalized logit differs from the original (or the penalty is lost
+            // in its rounding, and then subtracting it again changes nothing either)
+            if (pass == 1 && l == best && g->logits[src[j]] == logits[src[j]])
+                g->logits[src[j]] -= g->p.copy_penalty;
+        }
+    return g->logits;
 }
 
 // append: the text of token id to g->text
@@ -165,7 +193,7 @@ static int step(plm_generator *g, plm_error *err) {
         if (st != PLM_OK) return st;
     }
     if (g->res.generated_tokens >= g->p.max_tokens) return finish(g, PLM_STOP_LENGTH, g->len);
-    int32_t id = plm_sampler_sample(g->smp, plm_session_logits(g->s), g->hist, g->n_hist);
+    int32_t id = plm_sampler_sample(g->smp, copy_penalized(g), g->hist, g->n_hist);
     g->res.generated_tokens++;
     for (int32_t k = 0; k < g->n_stops; k++)
         if (id == g->stops[k]) return finish(g, PLM_STOP_TOKEN, g->len);

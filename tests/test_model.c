@@ -150,6 +150,67 @@ static void test_variant(const char *name) {
     plm_model_free(m);
 }
 
+// match: how many of the last k output ids equal the prompt ids that end at prompt[j - 1]
+static int match(const int32_t *prompt, int j, const int32_t *out, int k) {
+    int len = 0;
+    while (len < k && len < j && prompt[j - 1 - len] == out[k - 1 - len]) len++;
+    return len;
+}
+
+// copy_penalty against its definition, computed here the slow way: at each step the full forward
+// of prompt + output so far, the penalty on each token that followed, in the prompt, the longest
+// stretch (at least one id) that the output ends with, then the argmax.
+static void test_copy_penalty(void) {
+    plm_model *m = NULL;
+    plm_error err;
+    plm_load_params lp = plm_load_default_params();
+    if (plm_model_load(&m, "tests/ref/tiny-tied", &lp, &err) != PLM_OK) return;
+    enum { NP = 40, N = 24 };
+    int32_t V = m->config.vocab_size, seq[NP + N], out[N], none = -1, *prompt = seq;
+    // the prompt: the model's own greedy text after 8 ids (from its 2nd token on), which repeats
+    // the ids the model likes, so its continuation copies stretches of it (checked below)
+    int32_t start[8], text[NP + 1];
+    for (int i = 0; i < 8; i++) start[i] = (i * 7) % 23;
+    plm_session *s = new_session(m, 2);
+    plm_generate_params gp = plm_generate_default_params();
+    gp.max_tokens = NP + 1;
+    gp.stop_tokens = &none;
+    gp.n_stop_tokens = 0;
+    plm_generate_result res;
+    CHECK(plm_generate(s, start, 8, &gp, text, NP + 1, &res, &err) == PLM_OK);
+    memcpy(prompt, text + 1, NP * sizeof *prompt);
+    const float alpha = 3.0f;
+    int changed = 0;
+    char *pen = malloc((size_t)V);
+    for (int k = 0; k < N; k++) {
+        float *l = logits_all(m, 1, seq, NP + k), *last = l + (size_t)(NP + k - 1) * V;
+        int best = 1;
+        for (int j = 1; j < NP; j++) best = match(prompt, j, seq + NP, k) > best ? match(prompt, j, seq + NP, k) : best;
+        memset(pen, 0, (size_t)V);
+        for (int j = 1; j < NP; j++) pen[prompt[j]] |= match(prompt, j, seq + NP, k) == best;
+        int32_t plain = 0, pick = 0;
+        for (int32_t v = 0; v < V; v++) {
+            if (last[v] > last[plain]) plain = v;
+            if (last[v] - (pen[v] ? alpha : 0.0f) > last[pick] - (pen[pick] ? alpha : 0.0f)) pick = v;
+        }
+        changed += plain != pick;
+        seq[NP + k] = pick;
+        free(l);
+    }
+    free(pen);
+    gp.max_tokens = N;
+    gp.copy_penalty = alpha;
+    plm_session_truncate(s, 0);
+    CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_OK && res.generated_tokens == N);
+    CHECK_MSG(!memcmp(out, seq + NP, sizeof out), "copy_penalty: the output differs from its definition");
+    CHECK_MSG(changed > 0, "copy_penalty changed no choice here: the test would prove nothing");
+    gp.copy_penalty = -1.0f;
+    plm_session_truncate(s, 0);
+    CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_ERR_ARG);
+    plm_session_free(s);
+    plm_model_free(m);
+}
+
 // bad input: a session refuses ids out of range and a prompt longer than the context
 static void test_bad_input(void) {
     plm_model *m = NULL;
@@ -172,5 +233,6 @@ int main(void) {
     test_variant("tiny-tied-bf16");
     test_variant("tiny-untied-f16");
     test_bad_input();
+    test_copy_penalty();
     return test_main_end("test_model");
 }

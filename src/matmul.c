@@ -514,50 +514,68 @@ static void f32_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
     else f32_block_wasm(j, t0, 1, r0, 1);
 }
 
-// q8_block_wasm: one block per step: bytes widened to i16, i32x4_dot_i16x8 gives exact int32
-// lane sums, each lane scaled by dw * dx and accumulated.
-PLM_INLINE void q8_block_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C; // (mt|nr, C)
-    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
-    v128_t acc[1][4];
-    for (int t = 0; t < mt; t++)
-        for (int r = 0; r < nr; r++) acc[t][r] = wasm_f32x4_splat(0.0f);
-    for (int b = 0; b < nb; b++) {
-        v128_t xv[1][4];
-        for (int t = 0; t < mt; t++) {
-            const v128_t a = wasm_v128_load(xq + (size_t)t * C + b * PLM_QK);
-            const v128_t c = wasm_v128_load(xq + (size_t)t * C + b * PLM_QK + 16);
-            xv[t][0] = wasm_i16x8_extend_low_i8x16(a);
-            xv[t][1] = wasm_i16x8_extend_high_i8x16(a);
-            xv[t][2] = wasm_i16x8_extend_low_i8x16(c);
-            xv[t][3] = wasm_i16x8_extend_high_i8x16(c);
-        }
-        for (int r = 0; r < nr; r++) {
-            const v128_t a = wasm_v128_load(wq + (size_t)r * C + b * PLM_QK);
-            const v128_t c = wasm_v128_load(wq + (size_t)r * C + b * PLM_QK + 16);
-            const v128_t w0 = wasm_i16x8_extend_low_i8x16(a), w1 = wasm_i16x8_extend_high_i8x16(a);
-            const v128_t w2 = wasm_i16x8_extend_low_i8x16(c), w3 = wasm_i16x8_extend_high_i8x16(c);
-            for (int t = 0; t < mt; t++) {
-                const v128_t dot = wasm_i32x4_add(
-                    wasm_i32x4_add(wasm_i32x4_dot_i16x8(xv[t][0], w0),
-                                   wasm_i32x4_dot_i16x8(xv[t][1], w1)),
-                    wasm_i32x4_add(wasm_i32x4_dot_i16x8(xv[t][2], w2),
-                                   wasm_i32x4_dot_i16x8(xv[t][3], w3)));
-                const v128_t s = wasm_f32x4_splat(wd[(size_t)r * nb + b] * xd[(size_t)t * nb + b]);
-                const v128_t f = wasm_f32x4_convert_i32x4(dot);
-                acc[t][r] = wasm_f32x4_add(acc[t][r], wasm_f32x4_mul(f, s));
-            }
-        }
-    }
-    for (int t = 0; t < mt; t++)
-        for (int r = 0; r < nr; r++) j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_wasm(acc[t][r]);
+// dot32_wasm: the int32 lane sums of one block: x0..x3 (the block's 32 inputs widened to i16)
+// times the 32 weight bytes at w, widened too; i32x4_dot_i16x8 adds pairs exactly.
+PLM_INLINE v128_t dot32_wasm(v128_t x0, v128_t x1, v128_t x2, v128_t x3, const int8_t *w) {
+    const v128_t a = wasm_v128_load(w), c = wasm_v128_load(w + 16);
+    return wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(x0, wasm_i16x8_extend_low_i8x16(a)),
+                                         wasm_i32x4_dot_i16x8(x1, wasm_i16x8_extend_high_i8x16(a))),
+                          wasm_i32x4_add(wasm_i32x4_dot_i16x8(x2, wasm_i16x8_extend_low_i8x16(c)),
+                                         wasm_i32x4_dot_i16x8(x3, wasm_i16x8_extend_high_i8x16(c))));
 }
 
+// scaled_wasm: acc + float(dot) * (dw * dx), the block's contribution
+PLM_INLINE v128_t scaled_wasm(v128_t acc, v128_t dot, float dw, float dx) {
+    return wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot), wasm_f32x4_splat(dw * dx)));
+}
+
+// q8_tile_wasm: one token (MT 1) times 4 rows (or 1), block by block. Named accumulators, not
+// arrays: an indexed array of v128 lives in linear memory in wasm, and every step would store it.
 static void q8_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    (void)mt; // MT is 1
-    if (nr == 4) q8_block_wasm(j, t0, 1, r0, 4);
-    else q8_block_wasm(j, t0, 1, r0, 1);
+    (void)mt;
+    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
+    const int8_t *xq = j->xq + (size_t)t0 * C, *w = j->w->q + (size_t)r0 * C; // (C), (nr, C)
+    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (nb), (nr, nb)
+    v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    for (int b = 0; b < nb; b++) {
+        const v128_t lo = wasm_v128_load(xq + b * PLM_QK), hi = wasm_v128_load(xq + b * PLM_QK + 16);
+        const v128_t x0 = wasm_i16x8_extend_low_i8x16(lo), x1 = wasm_i16x8_extend_high_i8x16(lo);
+        const v128_t x2 = wasm_i16x8_extend_low_i8x16(hi), x3 = wasm_i16x8_extend_high_i8x16(hi);
+        const int8_t *wb = w + b * PLM_QK;
+        a0 = scaled_wasm(a0, dot32_wasm(x0, x1, x2, x3, wb), wd[b], xd[b]);
+        if (nr == 1) continue;
+        a1 = scaled_wasm(a1, dot32_wasm(x0, x1, x2, x3, wb + C), wd[nb + b], xd[b]);
+        a2 = scaled_wasm(a2, dot32_wasm(x0, x1, x2, x3, wb + 2 * C), wd[2 * nb + b], xd[b]);
+        a3 = scaled_wasm(a3, dot32_wasm(x0, x1, x2, x3, wb + 3 * C), wd[3 * nb + b], xd[b]);
+    }
+    float *out = j->out + (size_t)t0 * R + r0;
+    out[0] = hsum_wasm(a0);
+    if (nr == 1) return;
+    out[1] = hsum_wasm(a1), out[2] = hsum_wasm(a2), out[3] = hsum_wasm(a3);
+}
+
+// quantize_wasm: quantize_scalar with one block in eight vectors; the same float operations in
+// the same order (max is exact in any order), so the same bytes.
+static void quantize_wasm(int8_t *q, float *d, const float *x, size_t n) {
+    const v128_t lo = wasm_f32x4_splat(-127.0f), hi = wasm_f32x4_splat(127.0f);
+    for (size_t b = 0; b < n / PLM_QK; b++) {
+        const float *xb = x + b * PLM_QK;
+        v128_t v[8], m = wasm_f32x4_splat(0.0f);
+        for (int i = 0; i < 8; i++) v[i] = wasm_v128_load(xb + 4 * i), m = wasm_f32x4_max(m, wasm_f32x4_abs(v[i]));
+        float amax = fmaxf(fmaxf(wasm_f32x4_extract_lane(m, 0), wasm_f32x4_extract_lane(m, 1)),
+                           fmaxf(wasm_f32x4_extract_lane(m, 2), wasm_f32x4_extract_lane(m, 3)));
+        const float db = amax / 127.0f;
+        const v128_t id = wasm_f32x4_splat(db != 0.0f ? 1.0f / db : 0.0f);
+        d[b] = db;
+        v128_t i32[8];
+        for (int i = 0; i < 8; i++)
+            i32[i] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(
+                wasm_f32x4_min(wasm_f32x4_max(wasm_f32x4_mul(v[i], id), lo), hi)));
+        const v128_t s0 = wasm_i16x8_narrow_i32x4(i32[0], i32[1]), s1 = wasm_i16x8_narrow_i32x4(i32[2], i32[3]);
+        const v128_t s2 = wasm_i16x8_narrow_i32x4(i32[4], i32[5]), s3 = wasm_i16x8_narrow_i32x4(i32[6], i32[7]);
+        wasm_v128_store(q + b * PLM_QK, wasm_i8x16_narrow_i16x8(s0, s1));
+        wasm_v128_store(q + b * PLM_QK + 16, wasm_i8x16_narrow_i16x8(s2, s3));
+    }
 }
 #endif // __wasm_simd128__
 
@@ -625,6 +643,12 @@ void plm_quantize_q8_0_isa(plm_matmul_isa isa, int8_t *q, float *d, const float 
 #if PLM_X86
     if (isa == PLM_MATMUL_ISA_AVX512 && plm_matmul_isa_supported(isa)) {
         quantize_avx512(q, d, x, n);
+        return;
+    }
+#endif
+#if defined(__wasm_simd128__)
+    if (isa == PLM_MATMUL_ISA_WASM) {
+        quantize_wasm(q, d, x, n);
         return;
     }
 #endif

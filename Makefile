@@ -15,7 +15,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: web-model all test check san fuzz bench bench-train model ref loc clean help setup ci demo wasm
+.PHONY: web-model all test check san fuzz bench bench-train eval model ref loc clean help setup ci demo wasm
 
 all: $(BUILD)/pocketlm
 
@@ -74,6 +74,10 @@ demo: setup model all
 
 bench: $(BUILD)/pocketlm
 	@sh scripts/bench.sh
+
+# eval: the paraphraser's quality on PAWS test: copy, base 0-/3-shot, the adapter (build/eval/)
+eval: $(BUILD)/pocketlm
+	@BUILD=$(BUILD) sh scripts/eval_paws.sh
 
 # bench-train: LoRA training throughput vs PyTorch + PEFT, appended to BENCHMARKS.md
 bench-train: $(BUILD)/pocketlm

@@ -68,8 +68,8 @@ web-model: $(BUILD)/pocketlm
 	$(BUILD)/pocketlm export -m $(MODEL) --lora models/paws-lora --format gguf --quant q8_0 \
 	    --out $(BUILD)/paws-q8_0.gguf --force
 
-# demo: the README's main command: build, fetch the model, paraphrase and generate on the CLI.
-demo: setup model all
+# demo: the README's main command: build, fetch the model, paraphrase on the CLI, then serve the page.
+demo: setup model all wasm web-model
 	@sh scripts/demo.sh $(MODEL)
 
 bench: $(BUILD)/pocketlm
@@ -90,7 +90,7 @@ clean:
 	rm -rf build
 
 help:
-	@echo "targets: all demo test san fuzz check ci setup model bench loc clean"
+	@echo "targets: all demo test san fuzz check ci setup model bench bench-train eval wasm web-model loc clean"
 
 # ---- wasm: build/web/, a servable directory (web/README in examples/node/README.md) ----
 # The same src/*.c plus web/wasm.c, twice: pocketlm.mjs/.wasm single-threaded (any page) and

@@ -1,7 +1,8 @@
 #!/bin/sh
 # demo.sh MODEL [ADAPTER]: show pocketlm working on the real model: info, a chat-style generation,
 # paraphrases by the base model and by the PAWS LoRA adapter fine-tuned with `pocketlm finetune`
-# (models/paws-lora, committed), and the speed.
+# (models/paws-lora, committed), the speed, and then `pocketlm serve` for the browser page (unless
+# DEMO_SERVE=0).
 set -eu
 m=${1:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 a=${2:-models/paws-lora}
@@ -26,9 +27,15 @@ if [ -f "$a/adapter_config.json" ]; then
     echo "== pocketlm paraphrase --lora $a (the seed's sampling: top-k 8, temperature 0.8)"
     $bin paraphrase -m "$m" --lora "$a" --dtype q8_0 --seed 1 "$s1" "$s2" "$s3"
     echo
-    echo "== the same in the browser: make wasm web-model && $bin serve -m $m --lora $a --model-file build/paws-q8_0.gguf"
-    echo "   then open http://127.0.0.1:8080/ (the page runs the merged q8_0 model; the API the adapter)"
-    echo
 fi
 echo "== pocketlm bench (q8_0)"
 $bin bench -m "$m" --dtype q8_0 --reps 1
+echo
+# The browser: the page runs the merged fine-tuned model (make wasm web-model), the API the adapter.
+if [ "${DEMO_SERVE:-1}" = 1 ] && [ -f "$a/adapter_config.json" ] && [ -f build/web/pocketlm.mjs ] &&
+    [ -f build/paws-q8_0.gguf ]; then
+    echo "== pocketlm serve -m $m --lora $a --model-file build/paws-q8_0.gguf"
+    echo "   open http://127.0.0.1:8080/ and press Paraphrase (the model runs in the page); or"
+    echo "   curl -s localhost:8080/v1/paraphrase -d '{\"text\": \"$s3\"}'   (Ctrl-C stops)"
+    exec $bin serve -m "$m" --lora "$a" --dtype q8_0 --model-file build/paws-q8_0.gguf
+fi

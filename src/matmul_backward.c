@@ -74,18 +74,23 @@ tile_avx512(float *dinp, const float *dout, const plm_mat *w, int32_t t0, const 
             int32_t r0, int32_t r1, int32_t c0, int32_t n) {
     __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
     __mmask16 m1 = (__mmask16)(n >= 32 ? 0xFFFF : n > 16 ? (1u << (n - 16)) - 1 : 0);
+    // The loops over t are unrolled (nt is a constant here) so that acc lives in registers: as a
+    // loop, GCC keeps acc on the stack and every FMA waits on a store and a load.
     __m512 acc[TT][2];
+#pragma GCC unroll 12
     for (int t = 0; t < nt; t++) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
     const float *g = dout + (size_t)t0 * w->rows;
     for (int32_t r = r0; r < r1; r++) {
         __m512 w0, w1;
         w_load(&w0, &w1, w, r, c0, m0, m1);
+#pragma GCC unroll 12
         for (int t = 0; t < nt; t++) {
             __m512 a = _mm512_set1_ps(g[(size_t)t * w->rows + r]);
             acc[t][0] = _mm512_fmadd_ps(a, w0, acc[t][0]);
             acc[t][1] = _mm512_fmadd_ps(a, w1, acc[t][1]);
         }
     }
+#pragma GCC unroll 12
     for (int t = 0; t < nt; t++) {
         float *o = dinp + (size_t)(t0 + t) * w->cols + c0;
         _mm512_mask_storeu_ps(o, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), acc[t][0]));

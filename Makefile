@@ -15,7 +15,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: web-model all test check san fuzz bench bench-train eval model ref loc clean help setup ci demo wasm
+.PHONY: web-model all test check san fuzz bench bench-onnx bench-train eval model ref loc clean help setup ci demo wasm
 
 all: $(BUILD)/pocketlm
 
@@ -79,6 +79,10 @@ bench: $(BUILD)/pocketlm
 eval: $(BUILD)/pocketlm
 	@BUILD=$(BUILD) sh scripts/eval_paws.sh
 
+# bench-onnx: export sizes, onnxruntime-node on the ONNX exports vs pocketlm, appended to BENCHMARKS.md
+bench-onnx: $(BUILD)/pocketlm
+	@BUILD=$(BUILD) sh scripts/bench_onnx.sh
+
 # bench-train: LoRA training throughput vs PyTorch + PEFT, appended to BENCHMARKS.md
 bench-train: $(BUILD)/pocketlm
 	@BUILD=$(BUILD) sh scripts/bench_train.sh
@@ -90,7 +94,7 @@ clean:
 	rm -rf build
 
 help:
-	@echo "targets: all demo test san fuzz check ci setup model bench bench-train eval wasm web-model loc clean"
+	@echo "targets: all demo test san fuzz check ci setup model bench bench-onnx bench-train eval wasm web-model loc clean"
 
 # ---- wasm: build/web/, a servable directory (web/README in examples/node/README.md) ----
 # The same src/*.c plus web/wasm.c, twice: pocketlm.mjs/.wasm single-threaded (any page) and

@@ -44,7 +44,8 @@ ONLY=${BENCH_REPORT_ONLY:-0}        # 1: only rewrite the report from the last r
 mkdir -p "$W"
 [ "$ONLY" = 1 ] || { : >"$RAW"; : >"$RUNS"; : >"$LOG"; }
 
-say() { echo "bench: $*" >&2; echo "bench: $*" >>"$LOG"; }
+BENCH_NAME=bench
+. scripts/bench_lib.sh      # say, measured, parse_bench, run_rounds, machine_env, report_prelude
 
 if [ "$ONLY" != 1 ]; then
 
@@ -92,50 +93,7 @@ else
     say "skip tokenizer: no PAWS text at $PAWS"
 fi
 
-# ---- measurement helpers ----
-stat_cpu() { head -n 1 /proc/stat; }          # cpu user nice system idle iowait irq softirq steal
-cpu_busy() {                                    # % of all CPUs busy over 1 s
-    a=$(stat_cpu); sleep 1; b=$(stat_cpu)
-    printf '%s\n%s\n' "$a" "$b" | awk '{ idle = $5 + $6; t = 0; for (i = 2; i <= 9; i++) t += $i
-        if (NR == 1) { i0 = idle; t0 = t } else printf "%d\n", 100 * (1 - (idle - i0) / (t - t0 + 1e-9)) }'
-}
-wait_quiet() {
-    waited=0
-    while b=$(cpu_busy); [ "$b" -gt "$QUIET" ] && [ "$waited" -lt "$WAIT" ]; do waited=$((waited + 1)); done
-    [ "$waited" -gt 0 ] && say "waited ${waited}s for quiet (busy ${b}%)"
-    return 0
-}
-# measured SYSTEM DTYPE THREADS CMD...: runs CMD (stdout to $W/out.txt), logs it, records foreign load.
-measured() {
-    sys=$1 dt=$2 th=$3; shift 3
-    wait_quiet
-    echo "\$ $*" >>"$LOG"
-    a=$(stat_cpu); t0=$(date +%s.%N)
-    if [ $HAVE_TIME = 1 ]; then
-        /usr/bin/time -f '%U %S' -o "$W/time.txt" "$@" >"$W/out.txt" 2>>"$LOG" || rc=$?
-    else
-        "$@" >"$W/out.txt" 2>>"$LOG" || rc=$?
-    fi
-    t1=$(date +%s.%N); b=$(stat_cpu)
-    cat "$W/out.txt" >>"$LOG"
-    own=$( [ $HAVE_TIME = 1 ] && awk '{ print ($1 + $2) * 100 }' "$W/time.txt" 2>/dev/null || echo -1)
-    printf '%s\n%s\n' "$a" "$b" | awk -v own="$own" -v s="$sys" -v d="$dt" -v th="$th" -v t0="$t0" -v t1="$t1" '
-        { busy = $2 + $3 + $4 + $7 + $8 + $9; t = busy + $5 + $6
-          if (NR == 1) { b0 = busy; T0 = t } else {
-            f = own < 0 ? -1 : 100 * (busy - b0 - own) / (t - T0 + 1e-9); if (f < 0 && own >= 0) f = 0
-            printf "%s %s %s %.1f %.0f\n", s, d, th, t1 - t0, f } }' >>"$RUNS"
-    return 0
-}
-# parse_bench ROUND SYSTEM: `name dtype th n ms tok/s` lines of $W/out.txt -> records.
-parse_bench() {
-    awk -v r="$1" -v s="$2" '
-        { n = $1; sub(/^llamacpp-/, "", n) }
-        n == "load"     { print r, s, $2, $3, "load_ms", $5 }
-        n == "prefill"  { print r, s, $2, $3, "prefill_tps", $6 }
-        n == "decode"   { print r, s, $2, $3, "decode_tps", $6 }
-        n == "peak_rss" { print r, s, $2, $3, "rss_mb", $6 }
-        n == "base_rss" { print r, s, $2, $3, "base_rss_mb", $6 }' "$W/out.txt" >>"$RAW"
-}
+# ---- parsers of the runs' output (measured, parse_bench: scripts/bench_lib.sh) ----
 parse_torch() {        # torch-f32-prefill T N ms tok/s ; torch-f32-decode ... ; torch-f32-peak-rss-mb X
     awk -v r="$1" '
         $1 ~ /^torch-.*-prefill$/ { print r, "torch", "f32", $2, "prefill_tps", $5 }
@@ -199,18 +157,7 @@ print(mb / a, len(ids), mb / b, sum(len(e.ids) for e in enc))' "$HF/tokenizer.js
     esac
 }
 
-i=0
-while [ $i -lt "$ROUNDS" ]; do
-    i=$((i + 1))
-    # rotate: round i starts at config i (1-based, modulo the list)
-    set -- $CONFIGS; n=$#; k=$(( (i - 1) % n )); order=""
-    j=0; for c in "$@"; do [ $j -ge $k ] && order="$order $c"; j=$((j + 1)); done
-    j=0; for c in "$@"; do [ $j -lt $k ] && order="$order $c"; j=$((j + 1)); done
-    for c in $order; do
-        say "round $i/$ROUNDS: $c"
-        run_config $i "$c"
-    done
-done
+run_rounds "$ROUNDS" $CONFIGS
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "$LOAD_START|$LOAD_END" >"$W/loadavg.txt"
 fi  # ONLY
@@ -219,56 +166,14 @@ Q8_BY=$(cat "$Q8.by" 2>/dev/null || true); TXT=$W/paws.txt
 
 # ---- report ----
 export RAW RUNS ROUNDS MODEL Q8 Q8_BY HF LOAD_START LOAD_END PLM OUT TXT
-export CFLAGS_USED="$(make -s -p -n all 2>/dev/null | sed -n 's/^CFLAGS *?*= *//p' | head -n 1)"
-export CC_VERSION="$(${CC:-cc} --version | head -n 1)"
-export GIT_REV="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src include cli Makefile 2>/dev/null || echo ' + uncommitted changes')"
-export CPU_MODEL="$(lscpu | sed -n 's/^Model name: *//p')"
-export CPU_CORES="$(nproc)"
-export CPU_FLAGS="$(grep -o -w -E 'avx512f|avx512_vnni|avx512_bf16|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-export FREE_G="$(free -g | sed -n 's/^Mem: *//p' | awk '{ print $1 " GB total, " $6 " GB available" }')"
-export KERNEL="$(uname -sr)"
+machine_env
 export LCP_INFO="$($PY -c 'import llama_cpp; print(llama_cpp.__version__, "|", llama_cpp.llama_print_system_info().decode().strip())' 2>/dev/null || echo none)"
 export TORCH_INFO="$($PY -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)' 2>/dev/null || echo none)"
-$PY - <<'EOF'
-import os, statistics, datetime
-E = os.environ
-recs = {}
-for line in open(E["RAW"]):
-    f = line.split()
-    if len(f) != 6: continue
-    r, sys_, dt, th, metric, val = f
-    try: recs.setdefault((sys_, dt, th, metric), []).append(float(val))
-    except ValueError: pass
-runs = [l.split() for l in open(E["RUNS"]) if l.strip()]
-n_rounds = max([int(l.split()[0]) for l in open(E["RAW"]) if l.split()] or [0])
-foreign = [float(r[4]) for r in runs if float(r[4]) >= 0]
-
-def med(k):
-    v = recs.get(k)
-    return statistics.median(v) if v else None
-
-def cell(k, fmt="%.1f"):
-    v = recs.get(k)
-    if not v: return "—"
-    m = statistics.median(v)
-    if len(v) == 1: return fmt % m
-    return (fmt % m) + " (" + (fmt % min(v)) + "–" + (fmt % max(v)) + ")"
-
-def ratio(a, b):
-    return "%.2f" % (a / b) if a is not None and b else "—"
-
+{ report_prelude; cat <<'EOF'; } | $PY -
 SYSTEMS = [("pocketlm", "f32", "pocketlm", "f32"), ("pocketlm", "q8_0", "pocketlm", "q8_0"),
            ("llama.cpp", "q8_0", "pocketlm", "q8_0"), ("llama.cpp", "q4_1", "pocketlm", "q8_0"),
            ("torch", "f32", "pocketlm", "f32")]
-out = []
-w = out.append
-now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-w("\n## %s — pocketlm %s\n" % (now, E["GIT_REV"]))
-w("Machine: %s, %s cores (%s), %s, %s. Load average (1/5/15 min) %s at the start, %s at the end;"
-  " other processes' CPU use during the runs (%% of both cores): median %s, max %s.\n" % (
-    E["CPU_MODEL"], E["CPU_CORES"], E["CPU_FLAGS"].strip(), E["FREE_G"], E["KERNEL"], E["LOAD_START"],
-    E["LOAD_END"], "%.0f" % statistics.median(foreign) if foreign else "n/a",
-    "%.0f" % max(foreign) if foreign else "n/a"))
+section("pocketlm " + E["GIT_REV"])
 w("Builds: pocketlm `make` (%s, CFLAGS `%s`); llama.cpp via llama-cpp-python %s"
   " (built from the PyPI sdist by scripts/setup_bench.sh, GGML_NATIVE=ON, no BLAS); %s.\n" % (
     E["CC_VERSION"], E["CFLAGS_USED"], E["LCP_INFO"], E["TORCH_INFO"]))
@@ -333,21 +238,7 @@ if any(v for _, v, _ in tk):
                                     "%d" % ntok if ntok else "—", ratio(p, statistics.median(v))))
     w("")
 
-w("### Other processes' CPU use during each run (% of both cores; one value a round)\n")
-w("The machine is shared: read each number above with these. An engine with 2 threads loses most"
-  " when another process holds a core (its threads wait for one another).\n")
-w("| system | dtype | 1 thread | 2 threads |")
-w("|---|---|---|---|")
-seen = []
-for r in runs:
-    if (r[0], r[1]) not in seen: seen.append((r[0], r[1]))
-for s_, d_ in seen:
-    cells = []
-    for t in ("1", "2"):
-        v = [r[4] + "%" for r in runs if r[0] == s_ and r[1] == d_ and (r[2] == t or (r[2] == "1+2" and t == "1"))]
-        cells.append(", ".join(v) if v else "—")
-    w("| %s | %s | %s | %s |" % (s_, d_, cells[0], cells[1]))
-w("")
+foreign_table()
 w("### Targets (foundation issue)\n")
 w("| target | measured | |")
 w("|---|---|---|")
@@ -365,17 +256,9 @@ target("q8_0 decode not slower than llama.cpp Q8_0, 2 threads", None if q2 is No
 target("f32 decode ≥ 65 tok/s, 2 threads (ceiling ~75)", f2, f2 is not None and f2 >= 65, fmt(f2, "tok/s"))
 target("q8_0 peak RSS ≤ 200 MB", rs, rs is not None and rs <= 200, fmt(rs, "MB"))
 w("")
-slow = [r for r in runs if float(r[4]) > 25]
-if slow:
-    w("%d of %d runs had other processes above 25%% CPU (table above).\n" % (len(slow), len(runs)))
-text = "\n".join(out) + "\n"
-path = E["OUT"]
-if not os.path.exists(path):
-    text = ("# Benchmarks\n\nAppended by `make bench` (scripts/bench.sh): pocketlm against llama.cpp and"
-            " PyTorch on the real SmolLM2-135M-Instruct, side by side on the same machine in one run."
-            " Newest section last.\n") + text
-with open(path, "a") as fh:
-    fh.write(text)
-print(text)
+slow_note()
+append_report("# Benchmarks\n\nAppended by `make bench` (scripts/bench.sh): pocketlm against llama.cpp and"
+              " PyTorch on the real SmolLM2-135M-Instruct, side by side on the same machine in one run."
+              " Newest section last.\n")
 EOF
 say "appended to $OUT; raw records in $RAW, log in $LOG"

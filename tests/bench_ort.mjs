@@ -1,19 +1,22 @@
 // bench_ort.mjs: onnxruntime-node on pocketlm's ONNX export of the real model, one child process per
 // (file, mode) so each peak RSS is its own.
 // usage: node tests/bench_ort.mjs DIR [THREADS=2]     (DIR from `pocketlm export --quant all`)
+//        node tests/bench_ort.mjs DIR THREADS FILE kv|nokv [P N]    one child: one file, one mode
 // Prints one line per result: `name threads n ms tok/s peak_rss_mb`:
+//   <file>-start    before session creation: node + onnxruntime alone (n = 0; the RSS column)
 //   <file>-load     session creation (n = 1)
-//   <file>-prefill  a 128-token prompt with an empty KV cache
-//   <file>-decode   128 greedy tokens, one run each, present.* fed back as past.*
+//   <file>-prefill  a P-token prompt with an empty KV cache (P = 128)
+//   <file>-decode   N greedy tokens, one run each, present.* fed back as past.* (N = 128)
 //   <file>-nokv     the seed's way: no KV cache, the whole sequence recomputed for each new token
-//                   (30-token prompt, 50 new tokens)
+//                   (P = 30-token prompt, N = 50 new tokens)
+// scripts/bench_onnx.sh (`make bench-onnx`) runs the children itself, side by side with pocketlm.
 import * as ort from 'onnxruntime-node';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const [dir, threadsArg, oneFile, oneMode] = process.argv.slice(2);
+const [dir, threadsArg, oneFile, oneMode, pArg, nArg] = process.argv.slice(2);
 const threads = Number(threadsArg || 2);
 if (!dir) {
     console.error('usage: node tests/bench_ort.mjs DIR [THREADS]');
@@ -54,23 +57,24 @@ const line = (name, n, ms) =>
 
 async function child(file, mode) {
     const name = `ort-node-${file.replace(/\.onnx$/, '')}`;
+    const P = Number(pArg || (mode === 'kv' ? 128 : 30)), N = Number(nArg || (mode === 'kv' ? 128 : 50));
+    console.log(`${name}-start ${threads} 0 0 - ${rss()}`);
     let t = performance.now();
     const sess = await ort.InferenceSession.create(path.join(dir, 'onnx', file), {
         intraOpNumThreads: threads, interOpNumThreads: 1 });
     line(`${name}-load`, 1, performance.now() - t);
     if (mode === 'kv') {
-        const p = promptIds(128);
         t = performance.now();
-        let r = await run(sess, p, 0, emptyPast());
-        line(`${name}-prefill`, 128, performance.now() - t);
+        let r = await run(sess, promptIds(P), 0, emptyPast());
+        line(`${name}-prefill`, P, performance.now() - t);
         t = performance.now();
-        for (let i = 0; i < 128; i++) r = await run(sess, [r.next], 128 + i, r.past);
-        line(`${name}-decode`, 128, performance.now() - t);
+        for (let i = 0; i < N; i++) r = await run(sess, [r.next], P + i, r.past);
+        line(`${name}-decode`, N, performance.now() - t);
     } else {
-        const seq = promptIds(30);
+        const seq = promptIds(P);
         t = performance.now();
-        for (let i = 0; i < 50; i++) seq.push((await run(sess, seq, 0, emptyPast())).next);
-        line(`${name}-nokv`, 50, performance.now() - t);
+        for (let i = 0; i < N; i++) seq.push((await run(sess, seq, 0, emptyPast())).next);
+        line(`${name}-nokv`, N, performance.now() - t);
     }
 }
 

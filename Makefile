@@ -15,7 +15,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: web-model all test check san fuzz bench bench-onnx bench-train eval model ref loc clean help setup ci demo wasm
+.PHONY: web-model all test check san fuzz bench bench-onnx bench-train bench-web eval model ref loc clean help setup ci demo wasm
 
 all: $(BUILD)/pocketlm
 
@@ -82,6 +82,10 @@ eval: $(BUILD)/pocketlm
 # bench-onnx: export sizes, onnxruntime-node on the ONNX exports vs pocketlm, appended to BENCHMARKS.md
 bench-onnx: $(BUILD)/pocketlm
 	@BUILD=$(BUILD) sh scripts/bench_onnx.sh
+
+# bench-web: pocketlm wasm in Chromium and node vs onnxruntime-web/-node and native, appended to BENCHMARKS.md
+bench-web: $(BUILD)/pocketlm wasm
+	@BUILD=$(BUILD) sh scripts/bench_web.sh
 
 # bench-train: LoRA training throughput vs PyTorch + PEFT, appended to BENCHMARKS.md
 bench-train: $(BUILD)/pocketlm

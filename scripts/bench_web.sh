@@ -239,7 +239,7 @@ def web_row(s, d, name, th):
         cell(k("ttft_cold_ms"), "%.0f"), cell(k("ttft_cached_ms"), "%.0f"), cell(k("rss_mb"), "%.0f"),
         cell(k("hwm_mb"), "%.0f"), cell(k("bigmap_rss_mb"), "%.0f")))
 w("### Chromium: speed, time to first token, renderer memory\n")
-w("| engine | threads | decode tok/s | prefill tok/s | TTFT cold ms | TTFT cached ms | renderer RSS MB | renderer peak MB | wasm resident MB |")
+w("| engine | threads | decode tok/s | prefill tok/s | TTFT cold ms | TTFT cached ms | renderer RSS MiB | renderer peak MiB | wasm resident MiB |")
 w("|---|---|---|---|---|---|---|---|---|")
 for s, d, name in ROWS_WEB:
     for th in ("1", T): web_row(s, d, name, th)

@@ -17,6 +17,15 @@
 
 #define PLM_POOL_SPIN_SECONDS 2e-3 // a worker spins this long after its last job, then sleeps
 #define PLM_POOL_SPIN_CHECK 256    // spins between two reads of the clock
+// On a busy machine a worker may wait milliseconds for a core, and every job (hundreds a token)
+// would wait for it: decoding with 2 threads then runs several times slower than with 1. So the
+// caller times its wait for the workers after its own share: a wait over PLM_POOL_LATE_SECONDS
+// and over half its own share's time, in PLM_POOL_LATE_JOBS jobs in a row, makes it run the jobs
+// alone (fn(ctx, 0, 1): every kernel gives the same bits for any thread count) for
+// PLM_POOL_SOLO_SECONDS; then it tries the workers again.
+#define PLM_POOL_LATE_SECONDS 2e-4
+#define PLM_POOL_LATE_JOBS 2
+#define PLM_POOL_SOLO_SECONDS 0.1
 
 typedef struct {
     plm_pool *pool;
@@ -36,6 +45,8 @@ struct plm_pool {
     int n_threads;                      // including the caller
     int oversubscribed;                 // more threads than cores: sleep at once, do not spin
     int n_started;                      // worker threads successfully created
+    int n_late;                         // jobs in a row whose workers came late
+    double solo_until;                  // plm_time() before which jobs run on the caller alone
     pthread_t *threads;                 // (n_threads - 1)
     pool_worker *workers;               // (n_threads - 1)
 };
@@ -152,6 +163,14 @@ void plm_pool_run(plm_pool *p, plm_pool_fn fn, void *ctx) {
         fn(ctx, 0, 1);
         return;
     }
+    double t0 = plm_time();
+    if (p->solo_until > 0) {
+        if (t0 < p->solo_until) {
+            fn(ctx, 0, 1);
+            return;
+        }
+        p->solo_until = 0;
+    }
     p->fn = fn;
     p->ctx = ctx;
     atomic_store_explicit(&p->n_busy, p->n_threads - 1, memory_order_relaxed);
@@ -159,10 +178,18 @@ void plm_pool_run(plm_pool *p, plm_pool_fn fn, void *ctx) {
     fn(ctx, 0, p->n_threads);
     // The workers are running a job of about the same size: spin, yielding the core when there
     // are more threads than cores (a waiting worker may need it).
+    double t1 = plm_time();
     for (int i = 1; atomic_load_explicit(&p->n_busy, memory_order_acquire) > 0; i++) {
         cpu_relax();
         if (p->oversubscribed || i % 1024 == 0) sched_yield();
     }
+    double wait = plm_time() - t1;
+    if (wait > PLM_POOL_LATE_SECONDS && wait > 0.5 * (t1 - t0)) {
+        if (++p->n_late >= PLM_POOL_LATE_JOBS) {
+            p->solo_until = t1 + wait + PLM_POOL_SOLO_SECONDS;
+            p->n_late = 0;
+        }
+    } else p->n_late = 0;
 }
 
 typedef struct {

@@ -15,7 +15,8 @@ typedef void (*plm_pool_fn)(void *ctx, int ith, int nth);
 plm_pool *plm_pool_create(int n_threads);
 void plm_pool_free(plm_pool *p); // joins the workers; NULL ok
 int plm_pool_size(const plm_pool *p);
-// plm_pool_run: not re-entrant; one caller at a time. p == NULL runs fn(ctx, 0, 1) inline.
+// plm_pool_run: not re-entrant; one caller at a time. p == NULL runs fn(ctx, 0, 1) inline. nth is
+// the pool's size, or 1 for a while after workers came late to jobs (a busy machine: see pool.c).
 void plm_pool_run(plm_pool *p, plm_pool_fn fn, void *ctx);
 
 // plm_pool_for: fn(ctx, i0, i1) over [0, n) cut into one contiguous range per thread (cut at

@@ -8,7 +8,6 @@
 #include "pool.h"
 #include "test.h"
 
-#include <stdatomic.h>
 
 // ---- helpers ----
 
@@ -80,41 +79,6 @@ static int check_scaled(const char *name, const float *got, const double *want,
               "want %.9g (%.3g of the limit)", name, bad, n, atol, rtol, worst, (double)got[worst],
               want[worst], worst_ratio);
     return bad == 0;
-}
-
-// ---- pool ----
-
-typedef struct {
-    atomic_int hits[8]; // hits[ith]
-    atomic_int nth_seen;
-} pool_probe;
-
-static void probe_fn(void *ctx, int ith, int nth) {
-    pool_probe *p = ctx;
-    atomic_fetch_add(&p->hits[ith], 1);
-    atomic_store(&p->nth_seen, nth);
-}
-
-static void test_pool(void) {
-    CHECK(plm_n_cores() >= 1);
-    CHECK(plm_pool_size(NULL) == 1);
-    CHECK(plm_pool_create(0) == NULL);
-    for (int n = 1; n <= 4; n++) {
-        plm_pool *p = plm_pool_create(n);
-        CHECK(p != NULL && plm_pool_size(p) == n);
-        pool_probe probe = {0};
-        const int runs = 2000;
-        for (int i = 0; i < runs; i++) plm_pool_run(p, probe_fn, &probe);
-        for (int i = 0; i < n; i++)
-            CHECK_MSG(atomic_load(&probe.hits[i]) == runs, "pool %d: thread %d ran %d of %d", n,
-                      i, atomic_load(&probe.hits[i]), runs);
-        CHECK(atomic_load(&probe.nth_seen) == n);
-        plm_pool_free(p);
-    }
-    plm_pool_free(NULL);
-    pool_probe probe = {0};
-    plm_pool_run(NULL, probe_fn, &probe);
-    CHECK(atomic_load(&probe.hits[0]) == 1 && atomic_load(&probe.nth_seen) == 1);
 }
 
 // ---- quantization ----
@@ -267,7 +231,6 @@ int main(void) {
     for (int isa = 0; isa <= PLM_MATMUL_ISA_WASM; isa++)
         if (plm_matmul_isa_supported((plm_matmul_isa)isa))
             printf("test_matmul: testing %s\n", plm_matmul_isa_name((plm_matmul_isa)isa));
-    test_pool();
     test_quantize();
     test_matmul();
     return test_main_end("test_matmul");

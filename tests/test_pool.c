@@ -33,8 +33,29 @@ static int run(plm_pool *p, int late_ms) {
     return atomic_load(&j.calls) == nth && atomic_load(&j.mask) == (1 << nth) - 1 ? nth : 0;
 }
 
+// every thread index runs once per job, for pools of 1 to 4 threads (more than the cores too)
+static void test_sizes(void) {
+    CHECK(plm_n_cores() >= 1);
+    CHECK(plm_pool_size(NULL) == 1 && plm_pool_create(0) == NULL);
+    for (int n = 1; n <= 4; n++) {
+        plm_pool *p = plm_pool_create(n);
+        CHECK(p != NULL && plm_pool_size(p) == n);
+        if (!p) continue;
+        int bad = 0, threaded = 0;
+        for (int i = 0; i < 2000; i++) {
+            int nth = run(p, 0);
+            bad += nth != n && nth != 1; // all of them, or the caller alone
+            threaded += nth == n;
+        }
+        CHECK_MSG(bad == 0 && threaded >= 1, "pool %d: %d bad jobs, %d threaded", n, bad, threaded);
+        plm_pool_free(p);
+    }
+    plm_pool_free(NULL);
+}
+
 int main(void) {
     test_self();
+    test_sizes();
     plm_pool *p = plm_pool_create(2);
     CHECK(p != NULL && plm_pool_size(p) == 2);
     if (!p) return test_main_end("test_pool");

@@ -74,6 +74,8 @@ if [ "$ONLY" != 1 ]; then
 # ---- build, model, export, site ----
 [ -f "$MODEL" ] || sh scripts/get_model.sh || { say "no model at $MODEL (make model)"; exit 1; }
 make -s BUILD="$BUILD" all wasm >&2 || { say "make all wasm failed"; exit 1; }
+# the source the binaries were built from (others may commit while the run goes on)
+BUILT_REV="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src include cli web Makefile 2>/dev/null || echo ' + uncommitted changes')"
 [ -x /usr/bin/chromium ] || { say "no /usr/bin/chromium (make setup)"; exit 1; }
 for m in playwright-core onnxruntime-web onnxruntime-node; do
     [ -d node_modules/$m ] || { say "no node_modules/$m (make setup)"; exit 1; }
@@ -166,22 +168,24 @@ run_config() {          # run_config ROUND KIND:DTYPE:THREADS
 
 run_rounds "$ROUNDS" $CONFIGS
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
-cpu_snapshot "$W/cpu1.txt"
-# the other processes that ran through the whole run, by CPU use (% of one core)
-awk -v self=$$ -v secs=$(( $(date +%s) - T0 )) -v tck="$(getconf CLK_TCK)" 'NR == FNR { a[$1] = $2; next }
-    ($1 in a) && $2 - a[$1] > 0 && NF > 2 && $1 != self { d = $2 - a[$1]; $1 = $2 = ""
-        printf "%.0f%%\t%s\n", 100 * d / tck / secs, substr($0, 3) }' "$W/cpu0.txt" "$W/cpu1.txt" |
-    sort -rn | head -n 4 >"$W/foreign_procs.txt"
+cpu_snapshot "$W/cpu1.txt"; T1=$(date +%s)
 cat >"$W/run.env" <<RUN
 MODEL='$MODEL' ROUNDS=$ROUNDS WAIT=$WAIT QUIET=$QUIET P=$P N=$N REPS=$REPS T=$T NCTX=$NCTX
-LOAD_START='$LOAD_START' LOAD_END='$LOAD_END' NODE_BENCH='$NODE_BENCH'
+LOAD_START='$LOAD_START' LOAD_END='$LOAD_END' NODE_BENCH='$NODE_BENCH' BUILT_REV='$BUILT_REV'
+RUN_SECS=$((T1 - T0))
 RUN
 fi  # ONLY
 . "$W/run.env"
+# the other processes alive at the end of the run, by CPU use during it (% of one core; a process
+# that started and ended within the run is not seen here, only in the per-run foreign load)
+awk -v self=$$ -v secs="$RUN_SECS" -v tck="$(getconf CLK_TCK)" 'NR == FNR { a[$1] = $2; next }
+    NF > 2 && $1 != self && 100 * ($2 - a[$1]) / tck / secs >= 1 { d = $2 - a[$1]; $1 = $2 = ""
+        printf "%.0f%%\t%s\n", 100 * d / tck / secs, substr($0, 3) }' "$W/cpu0.txt" "$W/cpu1.txt" |
+    sort -rn | head -n 4 >"$W/foreign_procs.txt"
 
 # ---- report ----
 machine_env
-export GIT_REV="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src include cli web Makefile 2>/dev/null || echo ' + uncommitted changes')"
+export GIT_REV="$BUILT_REV"
 export RAW RUNS SKIPPED OUT LOAD_START LOAD_END PLM MODEL ONNX P N REPS T NCTX NODE_BENCH SITE W
 export CHROMIUM="$(/usr/bin/chromium --version 2>/dev/null | head -n 1)" NODE_VERSION="$(node --version)"
 export EMCC_VERSION="$(env NODE_PATH=/usr/share/nodejs emcc --version 2>/dev/null | sed -n '1s/.* \([0-9][0-9.]*\) .*/emcc \1/p')"
@@ -194,7 +198,7 @@ T = E["T"]
 section("bench-web: pocketlm wasm in Chromium and node vs onnxruntime-web/-node (pocketlm %s)" % E["GIT_REV"])
 fp = E["FOREIGN_PROCS"].strip().splitlines()
 if fp:
-    w("Other processes running through the whole run (CPU use, % of one core): " +
+    w("Other processes alive at the end of the run, by CPU use during it (% of one core): " +
       "; ".join("%s `%s`" % (l.split("\t")[0], l.split("\t")[1].strip()[:90]) for l in fp) + ".\n")
 w("Software: %s (headless, playwright-core); node %s; %s; onnxruntime-web %s (wasm backend,"
   " ort.wasm.min.mjs, served from this origin); onnxruntime-node %s; pocketlm native `make` (%s,"

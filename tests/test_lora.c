@@ -71,13 +71,17 @@ static void test_peft_adapter(const char *name, int untied) {
     size_t NV = nl / n;
     CHECK(NV == (size_t)l->vocab_size);
     float *got = logits_all(m, l, ids, (int)n);
-    // the base alone matches PyTorch to ~1e-6 here; 1e-5 leaves room for the adapter's sums
-    if (got) check_close("lora logits vs PEFT", got, want, nl, 1e-5, 1e-5);
+    // The base alone matches PyTorch to ~1e-6 here, and so do the adapters' logits (NMSE ~1e-12),
+    // except one ill-conditioned logit of lora-untied-all (position 5, id 92, value -0.068, a sum
+    // of much larger terms): 1.0e-5 off with the attention's dot summed in one order, 1.6e-5 in
+    // another, and the merged model (no adapter sums) is off by as much from run-time. So 3e-5:
+    // twice that rounding, still 100x below any real error (a wrong scale or a missing term).
+    if (got) check_close("lora logits vs PEFT", got, want, nl, 3e-5, 1e-5);
     // merged == applied at run time
     CHECK_MSG(plm_model_merge(&merged, m, l, &err) == PLM_OK, "merge: %s", err.msg);
     float *got_m = merged ? logits_all(merged, NULL, ids, (int)n) : NULL;
     if (merged) CHECK(merged->config.vocab_size == l->vocab_size);
-    if (got && got_m) check_close("merged vs run-time", got_m, got, nl, 1e-5, 1e-5);
+    if (got && got_m) check_close("merged vs run-time", got_m, got, nl, 3e-5, 1e-5);
     if (got_m) check_close("merged vs PEFT", got_m, want, nl, 1e-5, 1e-5);
     free(idf), free(want), free(got), free(got_m);
 done:

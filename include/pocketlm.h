@@ -110,6 +110,16 @@ plm_status plm_model_load(plm_model **out, const char *path, const plm_load_para
 // browser has no file system). buf is only read during the call: free it afterwards.
 plm_status plm_model_load_gguf_buffer(plm_model **out, const uint8_t *buf, size_t size,
                                       const plm_load_params *params, plm_error *err);
+// plm_model_load_gguf_inplace: the same without a second copy of the weights: buf (size bytes)
+// must come from malloc, and on PLM_OK it belongs to the model (plm_model_free frees it; the caller
+// must not use or free it). When params->dtype is q8_0, the Q8_0 tensors are rearranged inside buf
+// and used from there, so memory peaks at the file plus 4 bytes per 32 weights (their scales)
+// rather than the file plus all weights; other tensors are converted as by
+// plm_model_load_gguf_buffer (and buf is freed at once when nothing points into it). The weights
+// are the same, bit for bit, as plm_model_load_gguf_buffer's. On failure buf is unchanged and
+// still the caller's.
+plm_status plm_model_load_gguf_inplace(plm_model **out, uint8_t *buf, size_t size,
+                                       const plm_load_params *params, plm_error *err);
 void plm_model_free(plm_model *m);
 
 const plm_config *plm_model_config(const plm_model *m);      // valid for the model's lifetime

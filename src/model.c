@@ -421,12 +421,14 @@ static void source_release(const src_tensor *t, const source *s, int64_t r0, int
 #define CHUNK_ELEMS ((size_t)1 << 20) // f32 scratch for converting one piece of a tensor
 
 // layout: bytes of the block for all refs at dtype; with block set, points each ref into it.
-static size_t layout(wref *w, int32_t n, plm_dtype dtype, uint8_t *block) {
+// Refs with inplace[i] set (inplace may be NULL) get only their scales d here (q stays in the file).
+static size_t layout(wref *w, int32_t n, plm_dtype dtype, const char *inplace, uint8_t *block) {
     size_t off = 0;
     for (int32_t i = 0; i < n; i++) {
         size_t elems = (size_t)w[i].rows * (size_t)w[i].cols;
         int q8 = w[i].d->linear && dtype == PLM_DTYPE_Q8_0 && w[i].cols % PLM_QK == 0;
-        size_t a = q8 ? elems : elems * 4, b = q8 ? elems / PLM_QK * 4 : 0;
+        size_t a = q8 ? (inplace && inplace[i] ? 0 : elems) : elems * 4;
+        size_t b = q8 ? elems / PLM_QK * 4 : 0;
         if (block && w[i].d->linear) {
             *w[i].mat = (plm_mat){.dtype = q8 ? PLM_DTYPE_Q8_0 : PLM_DTYPE_F32,
                                   .rows = (int32_t)w[i].rows, .cols = (int32_t)w[i].cols};
@@ -448,11 +450,12 @@ static void store_row(const wref *w, int64_t r, const float *x) {
     else plm_quantize_q8_0(w->mat->q + (size_t)r * cols, w->mat->d + (size_t)r * cols / PLM_QK, x, cols);
 }
 
-// load_weight: convert w's tensor a chunk of rows at a time through tmp (CHUNK_ELEMS), undoing
+// load_weight: convert w's tensor t a chunk of rows at a time through tmp (CHUNK_ELEMS), undoing
 // GGUF's Q/K permutation by storing each row at its HF position.
-static plm_status load_weight(plm_model *m, source *s, const wref *w, float *tmp, plm_error *err) {
-    src_tensor t;
-    plm_status st = source_find(s, w, &t, m, err);
+static plm_status load_weight(const plm_model *m, const source *s, const wref *w,
+                              const src_tensor *tp, float *tmp, plm_error *err) {
+    src_tensor t = *tp;
+    plm_status st = PLM_OK;
     int64_t per = (int64_t)(CHUNK_ELEMS / (size_t)w->cols), D = m->config.head_dim;
     if (per < 1) per = 1;
     for (int64_t r0 = 0; st == PLM_OK && r0 < w->rows; r0 += per) {
@@ -469,6 +472,69 @@ static plm_status load_weight(plm_model *m, source *s, const wref *w, float *tmp
         if (st == PLM_OK) source_release(&t, s, r0, n);
     }
     return st;
+}
+
+// ---- load: Q8_0 GGUF tensors in place ----
+
+// A Q8_0 block in GGUF is {f16 d; int8 q[32]} (34 bytes); in memory q and d are two arrays. So a
+// tensor's q can be made inside its own file bytes: block k's 32 q move from byte 34k + 2 down to
+// 32k (always toward lower addresses, so a memmove in increasing k never overwrites a block not yet
+// moved), and only d (f16 -> f32, 4 bytes per 32 weights) needs new memory.
+
+typedef struct {
+    const uint8_t *lo, *hi; // the tensor's bytes in the file
+    int32_t i;              // its ref
+} span;
+
+static int cmp_span(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+// mark_inplace: in[i] = 1 for the refs whose tensor t[i] can stay where it is: linear, q8_0 in
+// memory (dtype), Q8_0 in the file, and not overlapping the bytes of another such tensor (which the
+// move would corrupt; a well-formed file has no overlaps). Tensors converted by copy are read before
+// anything moves, so they may overlap. Returns the scratch bytes the q/k ones need to undo GGUF's
+// row permutation (the largest of them), or SIZE_MAX when out of memory.
+static size_t mark_inplace(char *in, const wref *w, const src_tensor *t, int32_t n, plm_dtype dtype) {
+    span *sp = plm_alloc((size_t)n, sizeof *sp);
+    if (!sp) return SIZE_MAX;
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (t[i].gg && w[i].d->linear && dtype == PLM_DTYPE_Q8_0 && t[i].gg->type == PLM_GGML_Q8_0 &&
+            w[i].cols % PLM_QK == 0)
+            sp[k++] = (span){t[i].gg->data, t[i].gg->data + t[i].gg->n_bytes, i};
+    qsort(sp, (size_t)k, sizeof *sp, cmp_span);
+    const uint8_t *end = NULL; // the end of the in-place tensors so far, in address order
+    size_t scratch = 0;
+    for (int32_t j = 0; j < k; j++) {
+        if (end && sp[j].lo < end) continue;
+        in[sp[j].i] = 1;
+        end = sp[j].hi;
+        size_t elems = (size_t)w[sp[j].i].rows * (size_t)w[sp[j].i].cols;
+        if (w[sp[j].i].n_head && elems > scratch) scratch = elems;
+    }
+    free(sp);
+    return scratch;
+}
+
+// load_q8_0: w's Q8_0 blocks at p into q (rows * cols) and w->mat->d, as they are (no round trip
+// through f32), with q/k rows put in HF order. In place (q == p): through scratch (rows * cols
+// bytes) for q/k. Cannot fail.
+static void load_q8_0(const wref *w, const uint8_t *p, int8_t *q, int64_t D, int8_t *scratch) {
+    size_t rows = (size_t)w->rows, cols = (size_t)w->cols, nb = cols / PLM_QK; // blocks per row
+    int inplace = (const void *)q == (const void *)p;
+    int8_t *dst = inplace && w->n_head ? scratch : q;
+    for (size_t r = 0; r < rows; r++) {
+        size_t hr = w->n_head ? (size_t)qk_hf_row((int64_t)r, D) : r;
+        for (size_t j = 0; j < nb; j++) {
+            const uint8_t *blk = p + (r * nb + j) * 34; // read d before q moves over it
+            w->mat->d[hr * nb + j] = plm_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+            memmove(dst + hr * cols + j * PLM_QK, blk + 2, PLM_QK);
+        }
+    }
+    if (dst != q) memcpy(q, scratch, rows * cols);
+    w->mat->q = q;
 }
 
 // source_open: the config, tokenizer and weight files of path (HF directory or GGUF file), or the
@@ -498,9 +564,11 @@ static plm_status source_open(source *s, plm_model *m, const char *path, const u
 
 plm_load_params plm_load_default_params(void) { return (plm_load_params){PLM_DTYPE_F32}; }
 
-// model_load: plm_model_load of path, or of the GGUF bytes in buf when buf is not NULL.
-static plm_status model_load(plm_model **out, const char *path, const uint8_t *buf, size_t size,
-                             const plm_load_params *params, plm_error *err) {
+// model_load: plm_model_load of path, or of the GGUF bytes in buf when buf is not NULL. With file
+// (the same bytes as buf, writable and malloc'd) Q8_0 tensors are loaded in place, and on success
+// the model owns file. Everything that can fail happens before the first byte of file changes.
+static plm_status model_load(plm_model **out, const char *path, const uint8_t *buf, uint8_t *file,
+                             size_t size, const plm_load_params *params, plm_error *err) {
     *out = NULL;
     plm_dtype dtype = params ? params->dtype : PLM_DTYPE_F32;
     if (dtype != PLM_DTYPE_F32 && dtype != PLM_DTYPE_Q8_0)
@@ -508,7 +576,11 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
                         plm_dtype_name(dtype));
     source s = {0};
     wref *w = NULL;
+    src_tensor *t = NULL;
+    char *in = NULL;     // (n) 1: loaded in place
+    int8_t *perm = NULL; // scratch of the in-place q/k permutation
     float *tmp = NULL;
+    size_t perm_bytes = 0;
     int32_t n = 0;
     plm_model *m = plm_alloc(1, sizeof *m);
     if (!m) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
@@ -517,21 +589,54 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
     if (st != PLM_OK) goto fail;
     m->layers = plm_alloc((size_t)m->config.num_hidden_layers, sizeof *m->layers);
     w = m->layers ? weight_list(m, &n) : NULL;
+    t = w ? plm_alloc((size_t)n, sizeof *t) : NULL;
+    in = t ? plm_alloc((size_t)n, 1) : NULL;
+    if (!in) {
+        st = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int32_t i = 0; st == PLM_OK && i < n; i++) st = source_find(&s, &w[i], &t[i], m, err);
+    if (st != PLM_OK) goto fail;
+    if (file) perm_bytes = mark_inplace(in, w, t, n, dtype);
     tmp = plm_alloc(CHUNK_ELEMS > (size_t)m->config.hidden_size ? CHUNK_ELEMS
                                                                  : (size_t)m->config.hidden_size,
                     sizeof *tmp);
-    if (w) m->block_bytes = layout(w, n, dtype, NULL);
-    if (w && tmp) m->block = plm_alloc_aligned(m->block_bytes, 1);
+    if (perm_bytes && perm_bytes != SIZE_MAX) perm = malloc(perm_bytes);
+    m->block_bytes = layout(w, n, dtype, in, NULL);
+    if (tmp && perm_bytes != SIZE_MAX && (perm || !perm_bytes))
+        m->block = plm_alloc_aligned(m->block_bytes, 1);
     if (!m->block) {
         st = plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory for %zu bytes of weights", path,
                       m->block_bytes);
         goto fail;
     }
-    layout(w, n, dtype, m->block);
-    for (int32_t i = 0; st == PLM_OK && i < n; i++) st = load_weight(m, &s, &w[i], tmp, err);
+    layout(w, n, dtype, in, m->block);
+    for (int32_t i = 0; st == PLM_OK && i < n; i++) {
+        if (in[i]) continue;
+        if (t[i].gg && t[i].gg->type == PLM_GGML_Q8_0 && w[i].d->linear &&
+            w[i].mat->dtype == PLM_DTYPE_Q8_0) {
+            load_q8_0(&w[i], t[i].gg->data, w[i].mat->q, m->config.head_dim, NULL);
+            source_release(&t[i], &s, 0, w[i].rows);
+        } else {
+            st = load_weight(m, &s, &w[i], &t[i], tmp, err);
+        }
+    }
+    if (st != PLM_OK) goto fail;
+    // nothing fails from here on: only now does file change
+    for (int32_t i = 0; i < n; i++)
+        if (in[i]) {
+            uint8_t *p = file + (t[i].gg->data - buf); // t[i] in the caller's writable view
+            load_q8_0(&w[i], p, (int8_t *)(void *)p, m->config.head_dim, perm);
+            m->file_weight_bytes += (size_t)w[i].rows * (size_t)w[i].cols;
+        }
+    if (m->file_weight_bytes) m->file = file;
+    else free(file); // nothing points into it
     if (m->config.tie_word_embeddings) m->lm_head = m->embed_tokens;
 fail:
     free(w);
+    free(t);
+    free(in);
+    free(perm);
     free(tmp);
     plm_gguf_free(&s.g);
     plm_st_set_free(&s.st);
@@ -543,20 +648,28 @@ fail:
 plm_status plm_model_load(plm_model **out, const char *path, const plm_load_params *params,
                           plm_error *err) {
     if (!out || !path) return plm_fail(err, PLM_ERR_ARG, "plm_model_load: NULL argument");
-    return model_load(out, path, NULL, 0, params, err);
+    return model_load(out, path, NULL, NULL, 0, params, err);
 }
 
 plm_status plm_model_load_gguf_buffer(plm_model **out, const uint8_t *buf, size_t size,
                                       const plm_load_params *params, plm_error *err) {
     if (!out || !buf)
         return plm_fail(err, PLM_ERR_ARG, "plm_model_load_gguf_buffer: NULL argument");
-    return model_load(out, "<gguf buffer>", buf, size, params, err);
+    return model_load(out, "<gguf buffer>", buf, NULL, size, params, err);
+}
+
+plm_status plm_model_load_gguf_inplace(plm_model **out, uint8_t *buf, size_t size,
+                                       const plm_load_params *params, plm_error *err) {
+    if (!out || !buf)
+        return plm_fail(err, PLM_ERR_ARG, "plm_model_load_gguf_inplace: NULL argument");
+    return model_load(out, "<gguf buffer>", buf, buf, size, params, err);
 }
 
 void plm_model_free(plm_model *m) {
     if (!m) return;
     plm_tokenizer_free(m->tokenizer);
     plm_free_aligned(m->block);
+    free(m->file);
     free(m->layers);
     free(m->chat_template);
     free(m);
@@ -574,7 +687,7 @@ plm_status plm_model_alloc(plm_model **out, const plm_config *cfg, plm_error *er
     if (m) m->config = *cfg, m->dtype = PLM_DTYPE_F32, m->pad_token_id = -1;
     if (m) m->layers = plm_alloc((size_t)cfg->num_hidden_layers, sizeof *m->layers);
     if (m && m->layers) w = weight_list(m, &n);
-    if (w) m->block_bytes = layout(w, n, PLM_DTYPE_F32, NULL);
+    if (w) m->block_bytes = layout(w, n, PLM_DTYPE_F32, NULL, NULL);
     if (w) m->block = plm_alloc_aligned(m->block_bytes, 1);
     if (!m || !m->block) {
         free(w);
@@ -582,7 +695,7 @@ plm_status plm_model_alloc(plm_model **out, const plm_config *cfg, plm_error *er
         return plm_fail(err, PLM_ERR_NOMEM, "out of memory for a model of %d layers",
                         cfg->num_hidden_layers);
     }
-    layout(w, n, PLM_DTYPE_F32, m->block);
+    layout(w, n, PLM_DTYPE_F32, NULL, m->block);
     if (cfg->tie_word_embeddings) m->lm_head = m->embed_tokens;
     free(w);
     *out = m;
@@ -594,7 +707,7 @@ plm_status plm_model_alloc(plm_model **out, const plm_config *cfg, plm_error *er
 const plm_config *plm_model_config(const plm_model *m) { return &m->config; }
 const plm_tokenizer *plm_model_tokenizer(const plm_model *m) { return m->tokenizer; }
 plm_dtype plm_model_dtype(const plm_model *m) { return m->dtype; }
-size_t plm_model_weight_bytes(const plm_model *m) { return m->block_bytes; }
+size_t plm_model_weight_bytes(const plm_model *m) { return m->block_bytes + m->file_weight_bytes; }
 
 size_t plm_model_n_params(const plm_model *m) {
     int32_t n;

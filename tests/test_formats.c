@@ -536,6 +536,149 @@ static void test_model_errors(void) {
     expect_load("gguf architecture", tpath("gpt2.gguf"), PLM_ERR_UNSUPPORTED, "gpt2");
 }
 
+// ---- GGUF loaded in place ----
+
+// read_file: the bytes of path in a new malloc'd buffer (for plm_model_load_gguf_inplace).
+static uint8_t *read_file(const char *path, size_t *size) {
+    char *text = NULL;
+    plm_error err = {0};
+    CHECK_MSG(plm_file_read(path, &text, size, &err) == PLM_OK, "%s: %s", path, err.msg);
+    return (uint8_t *)text;
+}
+
+// same_models: every weight of a and b bit for bit (dtype, q, d or f32; norms), the tied head
+// sharing the embedding in both, and the logits of a prompt.
+static void same_models(const char *what, const plm_model *a, const plm_model *b) {
+    int L = a->config.num_hidden_layers, C = a->config.hidden_size, ok = 1;
+    for (int k = 0; ok; k++) {
+        const plm_mat *x = mat_at(a, k), *y = mat_at(b, k);
+        if (!x) break;
+        size_t n = (size_t)x->rows * (size_t)x->cols;
+        ok = x->dtype == y->dtype && x->rows == y->rows && x->cols == y->cols;
+        if (ok && x->dtype == PLM_DTYPE_F32) ok = !memcmp(x->f32, y->f32, n * 4);
+        if (ok && x->dtype == PLM_DTYPE_Q8_0)
+            ok = !memcmp(x->q, y->q, n) && !memcmp(x->d, y->d, n / PLM_QK * 4);
+        CHECK_MSG(ok, "%s: weight %d differs", what, k);
+    }
+    for (int l = 0; l < L; l++)
+        CHECK_MSG(!memcmp(a->layers[l].input_layernorm, b->layers[l].input_layernorm, (size_t)C * 4) &&
+                      !memcmp(a->layers[l].post_attention_layernorm,
+                              b->layers[l].post_attention_layernorm, (size_t)C * 4),
+                  "%s: norms of layer %d differ", what, l);
+    CHECK_MSG(!memcmp(a->norm, b->norm, (size_t)C * 4), "%s: final norm differs", what);
+    CHECK(!a->config.tie_word_embeddings || (a->lm_head.q == a->embed_tokens.q &&
+                                             b->lm_head.q == b->embed_tokens.q));
+    const plm_model *m[2] = {a, b};
+    int32_t ids[7] = {1, 5, 17, 42, 3, 9, 60}, V = a->config.vocab_size;
+    float *logits[2];
+    for (int i = 0; i < 2; i++) {
+        plm_session *s = NULL;
+        plm_session_params sp = plm_session_default_params();
+        plm_error err = {0};
+        sp.n_ctx = 16, sp.n_threads = 1;
+        logits[i] = calloc((size_t)V * 7, sizeof(float));
+        CHECK_MSG(plm_session_create(&s, m[i], &sp, &err) == PLM_OK &&
+                      plm_session_decode_all(s, ids, 7, logits[i], &err) == PLM_OK,
+                  "%s: %s", what, err.msg);
+        plm_session_free(s);
+    }
+    CHECK_MSG(!memcmp(logits[0], logits[1], (size_t)V * 7 * sizeof(float)), "%s: logits differ", what);
+    free(logits[0]), free(logits[1]);
+}
+
+// load_both: path loaded from a buffer by copy and in place (dtype); compares them and returns how
+// many bytes of weights the in-place model keeps in the file.
+static size_t load_both(const char *what, const char *path, plm_dtype dtype) {
+    size_t size, in_file = 0;
+    uint8_t *buf = read_file(path, &size), *own = buf ? read_file(path, &size) : NULL;
+    plm_load_params lp = {dtype};
+    plm_model *a = NULL, *b = NULL;
+    plm_error err = {0};
+    if (!own) return free(buf), 0;
+    CHECK_MSG(plm_model_load_gguf_buffer(&a, buf, size, &lp, &err) == PLM_OK, "%s: %s", what, err.msg);
+    CHECK_MSG(plm_model_load_gguf_inplace(&b, own, size, &lp, &err) == PLM_OK, "%s: %s", what, err.msg);
+    if (a && b) {
+        same_models(what, a, b);
+        in_file = b->file_weight_bytes;
+        CHECK(plm_model_weight_bytes(a) == plm_model_weight_bytes(b));
+        CHECK((b->file != NULL) == (in_file > 0) && (!b->file || b->file == own));
+        const plm_mat *e = &b->embed_tokens; // the q of an in-place weight lie in the file
+        if (e->dtype == PLM_DTYPE_Q8_0 && in_file)
+            CHECK((const uint8_t *)e->q > own && (const uint8_t *)e->q < own + size);
+    }
+    if (!b) free(own); // still ours on failure
+    plm_model_free(a);
+    plm_model_free(b); // frees own
+    free(buf);
+    return in_file;
+}
+
+// expect_inplace_fail: a bad buffer gives want with needle in the message and stays unchanged.
+static void expect_inplace_fail(const char *what, const uint8_t *b, size_t n, plm_status want,
+                                const char *needle) {
+    uint8_t *own = malloc(n);
+    memcpy(own, b, n);
+    plm_load_params lp = {PLM_DTYPE_Q8_0};
+    plm_model *m = NULL;
+    plm_error err = {0};
+    plm_status s = plm_model_load_gguf_inplace(&m, own, n, &lp, &err);
+    CHECK_MSG(s == want && m == NULL && strstr(err.msg, needle) && !memcmp(own, b, n),
+              "%s: status %d (%s), want %d '%s', buffer unchanged", what, s, err.msg, want, needle);
+    free(own);
+}
+
+static void test_inplace(int tied) {
+    const char *hf = tpath(tied ? "ip-tied" : "ip");
+    write_tiny(hf, tied, 2, "");
+    plm_model *a = load(hf, PLM_DTYPE_F32);
+    if (!a) return;
+    const char *q8 = tpath(tied ? "ip-tied-q8.gguf" : "ip-q8.gguf");
+    const char *q4 = tpath(tied ? "ip-tied-q4.gguf" : "ip-q4.gguf");
+    save(a, q8, PLM_DTYPE_Q8_0);
+    save(a, q4, PLM_DTYPE_Q4_0);
+    size_t linear = (size_t)plm_model_n_params(a) - 64 - 2 * 2 * 64; // all but the norms
+    CHECK(load_both(tied ? "in place q8_0 tied" : "in place q8_0", q8, PLM_DTYPE_Q8_0) == linear);
+    CHECK(load_both("in place, dtype f32", q8, PLM_DTYPE_F32) == 0);
+    CHECK(load_both("in place, q4_0 file", q4, PLM_DTYPE_Q8_0) == 0);
+    // the in-place weights are the file's values exactly (f32 dequantizes them the same way)
+    size_t size;
+    uint8_t *own = read_file(q8, &size);
+    plm_load_params lp = {PLM_DTYPE_Q8_0};
+    plm_model *b = NULL, *f = load(q8, PLM_DTYPE_F32);
+    plm_error err = {0};
+    CHECK_MSG(own && plm_model_load_gguf_inplace(&b, own, size, &lp, &err) == PLM_OK, "%s", err.msg);
+    if (b && f) models_close("in place vs f32 of the file", b, f, 0, 0);
+    if (!b) free(own);
+    plm_model_free(b);
+    plm_model_free(f);
+    // bad input: the error, the buffer untouched and still the caller's
+    own = read_file(q8, &size);
+    if (own && tied) {
+        expect_inplace_fail("in place: truncated", own, size / 2, PLM_ERR_FORMAT, "beyond");
+        expect_inplace_fail("in place: not gguf", (const uint8_t *)"GGUX\3\0\0\0", 8,
+                            PLM_ERR_FORMAT, "not a GGUF");
+        const char key[] = "llama.block_count"; // followed by its type and the u32 value
+        uint8_t *k = NULL;
+        for (size_t i = 0; !k && i + sizeof key < size; i++)
+            if (!memcmp(own + i, key, sizeof key - 1)) k = own + i;
+        CHECK(k != NULL);
+        if (k) k[sizeof key - 1 + 4] = 3; // 3 layers: blk.2.* are missing
+        expect_inplace_fail("in place: missing tensor", own, size, PLM_ERR_FORMAT, "blk.2.");
+        plm_model *m = (plm_model *)1;
+        CHECK(plm_model_load_gguf_inplace(&m, NULL, 0, &lp, &err) == PLM_ERR_ARG);
+    }
+    free(own);
+    plm_model_free(a);
+}
+
+// test_inplace_real: the real GGUF mixes Q8_0 (the tied embedding), Q4_1 and F32 tensors.
+static void test_inplace_real(void) {
+    const char *path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+    if (access(path, R_OK) != 0) return;
+    size_t in_file = load_both("in place, real Q4_1 GGUF", path, PLM_DTYPE_Q8_0);
+    CHECK(in_file == (size_t)49152 * 576); // only token_embd.weight is Q8_0
+}
+
 // ---- the real model ----
 
 static void test_real_model(void) {
@@ -580,7 +723,10 @@ int main(void) {
     test_model_roundtrips(0);
     test_model_roundtrips(1);
     test_model_errors();
+    test_inplace(0);
+    test_inplace(1);
     test_real_model();
+    test_inplace_real();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

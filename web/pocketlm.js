@@ -244,9 +244,9 @@ export class PocketLM {
       const t0 = now();
       const { ptr, size } = await readInto(heap, source, opts.onProgress, 'model');
       const tRead = now();
-      try {
+      try { // loaded in place: on success the model owns the file's bytes (one copy in the heap)
         model = M._plm_wasm_model_load(ptr, size, DTYPES[dtype], err) >>> 0;
-      } finally { heap.free(ptr); }
+      } finally { if (!model) heap.free(ptr); }
       if (!model) throw wasmError(M, err, 'loading the model');
       if (opts.lora) lora = await loadLora(M, heap, model, opts.lora, opts.onProgress, err);
       session = M._plm_wasm_session_create(model, lora, opts.nCtx ?? 0, threads, err) >>> 0;

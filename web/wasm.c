@@ -28,7 +28,7 @@ const char *plm_wasm_error_msg(const plm_error *err);
 int32_t plm_wasm_error_status(const plm_error *err);
 void plm_wasm_error_free(plm_error *err);
 
-plm_model *plm_wasm_model_load(const uint8_t *buf, size_t size, int32_t dtype, plm_error *err);
+plm_model *plm_wasm_model_load(uint8_t *buf, size_t size, int32_t dtype, plm_error *err);
 void plm_wasm_model_free(plm_model *m);
 int32_t plm_wasm_model_info(const plm_model *m, int32_t what);
 double plm_wasm_model_weight_bytes(const plm_model *m);
@@ -77,14 +77,16 @@ EMSCRIPTEN_KEEPALIVE void plm_wasm_error_free(plm_error *err) { free(err); }
 
 // ---- model ----
 
-// plm_wasm_model_load: a model from the GGUF bytes buf (size), kept as dtype (PLM_DTYPE_F32 or
-// PLM_DTYPE_Q8_0). buf stays the caller's (JS frees it right after). NULL on failure (see err).
-EMSCRIPTEN_KEEPALIVE plm_model *plm_wasm_model_load(const uint8_t *buf, size_t size,
-                                                    int32_t dtype, plm_error *err) {
+// plm_wasm_model_load: a model from the GGUF bytes buf (size, from malloc), kept as dtype
+// (PLM_DTYPE_F32 or PLM_DTYPE_Q8_0), loaded in place (plm_model_load_gguf_inplace) so that the
+// heap holds one copy of the weights: on success buf belongs to the model; on failure (NULL, see
+// err) it is unchanged and JS frees it.
+EMSCRIPTEN_KEEPALIVE plm_model *plm_wasm_model_load(uint8_t *buf, size_t size, int32_t dtype,
+                                                    plm_error *err) {
     plm_load_params lp = plm_load_default_params();
     lp.dtype = (plm_dtype)dtype;
     plm_model *m = NULL;
-    if (plm_model_load_gguf_buffer(&m, buf, size, &lp, err) != PLM_OK) return NULL;
+    if (plm_model_load_gguf_inplace(&m, buf, size, &lp, err) != PLM_OK) return NULL;
     return m;
 }
 

@@ -18,17 +18,21 @@ head -41 "$PAWS/dev.tsv" > "$W/eval.tsv" # a small eval set: the run measures tr
 rm -rf "$W/adapter"
 /usr/bin/time -v "$BUILD/pocketlm" finetune -m "$MODEL" --data "$PAWS/dev.tsv" --eval-data "$W/eval.tsv" \
     --out "$W/adapter" --max-steps "$STEPS" --threads 2 > "$W/plm.log" 2>&1
-# steady state: tokens/s over the steps after the first two
-plm=$(awk '{ s = $0; sub(/.*"step": /, "", s); sub(/,.*/, "", s);
+# steady state: tokens/s over the steps after the first two, without the last one (its elapsed time
+# includes the final evaluation)
+plm=$(awk '/eval_loss/ { next } { s = $0; sub(/.*"step": /, "", s); sub(/,.*/, "", s);
     t = $0; sub(/.*"tokens": /, "", t); sub(/,.*/, "", t);
     e = $0; sub(/.*"elapsed": /, "", e); sub(/[,}].*/, "", e);
-    if (s == 2) { t0 = t; e0 = e } lt = t; le = e }
+    if (s + 0 == 2) { t0 = t + 0; e0 = e + 0 } lt = t + 0; le = e + 0 }
     END { if (le > e0) printf "%.1f", (lt - t0) / (le - e0); else print "n/a" }' "$W/adapter/metrics.jsonl")
 rss=$(awk '/Maximum resident/ { printf "%.0f", $6 / 1024 }' "$W/plm.log")
 torch="skipped (no /usr/bin/python3 torch+peft: scripts/setup_ref.sh)"
 if /usr/bin/python3 -c "import torch, peft, transformers" 2>/dev/null; then
     [ -d "$BUILD/smollm2-f32" ] || "$BUILD/pocketlm" convert "$MODEL" "$BUILD/smollm2-f32"
-    torch=$(/usr/bin/python3 scripts/bench_train_torch.py "$BUILD/smollm2-f32" "$PAWS/dev.tsv" "$STEPS" 2 2>/dev/null | tr '\n' ';')
+    # lines: torch-train-tok_s THREADS TOKENS SECONDS TOK_S; torch-train-peak_rss_mb THREADS 0 - MB
+    out=$(/usr/bin/python3 scripts/bench_train_torch.py "$BUILD/smollm2-f32" "$PAWS/dev.tsv" "$STEPS" 2 2>/dev/null)
+    torch=$(echo "$out" | awk '$1 == "torch-train-tok_s" { printf "%.1f", $5 }')
+    trss=$(echo "$out" | awk '$1 == "torch-train-peak_rss_mb" { printf "%.0f", $5 }')
 fi
 {
     echo
@@ -40,5 +44,5 @@ fi
     echo "| system | train tok/s | peak RSS MB |"
     echo "|---|---|---|"
     echo "| pocketlm f32 base | $plm | $rss |"
-    echo "| PyTorch + PEFT | $torch | |"
+    echo "| PyTorch + PEFT | ${torch:-failed} | ${trss:-} |"
 } | tee -a "$OUT"

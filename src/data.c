@@ -350,16 +350,28 @@ static plm_status check_tokenizer(const plm_tokenizer *tok, plm_error *err) {
     return PLM_OK;
 }
 
+// The lines of a data file, as both the loader and plm_dataset_write_lines number them: after a
+// byte order mark, each ends after its LF (the last one may have none).
+static size_t bom_len(const char *text, size_t len) {
+    return len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0;
+}
+
+// line_end: the offset just past the line that starts at at (past its LF, or len)
+static size_t line_end(const char *text, size_t len, size_t at) {
+    const char *nl = memchr(text + at, '\n', len - at);
+    return nl ? (size_t)(nl - text) + 1 : len;
+}
+
 // read_lines: feed each non-blank line (without its LF or CRLF ending) to tsv_row or jsonl_row.
 static plm_status read_lines(loader *L, const char *text, size_t len, int jsonl) {
     int first = 1;
     int64_t line = 0;
-    for (size_t at = 0; at < len;) {
-        const char *nl = memchr(text + at, '\n', len - at);
-        size_t end = nl ? (size_t)(nl - text) : len, n = end - at;
+    for (size_t at = 0, end; at < len; at = end) {
+        end = line_end(text, len, at);
         const char *s = text + at;
+        size_t n = end - at;
         line++;
-        at = end + 1;
+        if (n && s[n - 1] == '\n') n--;
         if (n && s[n - 1] == '\r') n--;
         size_t blank = n;
         trim(s, &blank);
@@ -407,7 +419,8 @@ plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t le
                         (int)L.p.max_len);
     plm_status st = check_tokenizer(tok, err);
     if (st != PLM_OK) return st;
-    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) text += 3, len -= 3; // a byte order mark
+    size_t bom = bom_len(text, len);
+    text += bom, len -= bom;
     size_t i = 0;
     while (i < len && is_space(text[i])) i++;
     out->jsonl = i < len && text[i] == '{';
@@ -454,16 +467,13 @@ plm_status plm_dataset_write_lines(const plm_dataset *d, const char *src, const 
     if ((st = plm_writer_open(&w, path, err)) != PLM_OK) return free(text), st;
     int32_t i = 0;
     int64_t line = 0;
-    size_t at0 = len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0; // not the byte order mark
-    for (size_t at = at0; at < len && i < d->n && st == PLM_OK;) {
-        const char *nl = memchr(text + at, '\n', len - at);
-        size_t end = nl ? (size_t)(nl - text) + 1 : len;
+    for (size_t at = bom_len(text, len), end; at < len && i < d->n && st == PLM_OK; at = end) {
+        end = line_end(text, len, at);
         if (++line == d->src_row[i]) { // the line with its own ending (a last line gets one)
             st = plm_writer_write(w, text + at, end - at, err);
-            if (st == PLM_OK && !nl) st = plm_writer_write(w, "\n", 1, err);
+            if (st == PLM_OK && text[end - 1] != '\n') st = plm_writer_write(w, "\n", 1, err);
             while (i < d->n && d->src_row[i] == line) i++;
         }
-        at = end;
     }
     free(text);
     if (st == PLM_OK && i < d->n)

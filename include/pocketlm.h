@@ -260,7 +260,7 @@ typedef struct {
 typedef struct {
     const char *data;          // training data: PAWS TSV or JSONL {"input","output"}
     const char *eval_data;     // evaluation data, or NULL: a held-out share of data
-    float eval_frac;           // that share (0.02)
+    float eval_frac;           // that share (0.05), whole groups of rows sharing a sentence
     const char *out;           // the adapter directory to write (created)
     const char *targets;       // "q_proj,v_proj" (PEFT's Llama default), "all", or a list
     int32_t rank;              // LoRA r (8)

@@ -73,6 +73,7 @@ void plm_dataset_free(plm_dataset *d) {
     free(d->ex);
     free(d->block);
     free(d->src_row);
+    free(d->group);
     memset(d, 0, sizeof *d);
 }
 
@@ -86,7 +87,8 @@ typedef struct {
     const char *name;  // the path, for messages
     plm_dataset *d;    // being filled: ex, n, counters, first_bad
     plm_error *err;
-    size_t ex_cap;     // capacity of d->ex and d->src_row
+    size_t ex_cap;     // capacity of d->ex and d->src_row, and of key in pairs
+    uint64_t *key;     // (2 * ex_cap) hashes of each example's input and output text
     int32_t *ids;      // (ids_cap) the growing block
     size_t ids_len, ids_cap;
     char *text;        // (text_cap) scratch: one template string
@@ -138,6 +140,49 @@ static int32_t encode_part(loader *L, const char *head, const char *s, size_t n,
     return encode(L, L->text, len);
 }
 
+// hash_text: FNV-1a, 64 bits, of n bytes. A collision could only put two groups in one.
+static uint64_t hash_text(const char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
+    return h;
+}
+
+// root: the group of example i: follow parent links to the top, halving the path on the way.
+static int32_t root(int32_t *parent, int32_t i) {
+    while (parent[i] != i) i = parent[i] = parent[parent[i]];
+    return i;
+}
+
+// link_groups: d->group[i] = the first example linked to i by shared texts (key: 2 per example),
+// by union-find over an open-addressing table of the texts seen; PLM_ERR_NOMEM or PLM_OK.
+static plm_status link_groups(plm_dataset *d, const uint64_t *key) {
+    size_t n = (size_t)d->n, cap = 16;
+    while (cap < 4 * n) cap *= 2; // at most 2n texts: the table stays under half full
+    uint64_t *slot_key = plm_alloc(cap, sizeof *slot_key);
+    int32_t *slot_ex = plm_alloc(cap, sizeof *slot_ex);
+    d->group = plm_alloc(n ? n : 1, sizeof *d->group);
+    if (!slot_key || !slot_ex || !d->group) {
+        free(slot_key), free(slot_ex);
+        return PLM_ERR_NOMEM;
+    }
+    for (size_t s = 0; s < cap; s++) slot_ex[s] = -1;
+    for (size_t i = 0; i < n; i++) d->group[i] = (int32_t)i;
+    for (size_t i = 0; i < 2 * n; i++) {
+        size_t s = (size_t)key[i] & (cap - 1);
+        while (slot_ex[s] >= 0 && slot_key[s] != key[i]) s = (s + 1) & (cap - 1);
+        if (slot_ex[s] < 0) {
+            slot_key[s] = key[i], slot_ex[s] = (int32_t)(i / 2);
+            continue;
+        }
+        int32_t a = root(d->group, slot_ex[s]), b = root(d->group, (int32_t)(i / 2));
+        if (a < b) d->group[b] = a; // the smaller index stays the root
+        else d->group[a] = b;
+    }
+    for (size_t i = 0; i < n; i++) d->group[i] = root(d->group, (int32_t)i);
+    free(slot_key), free(slot_ex);
+    return PLM_OK;
+}
+
 // add_example: one example src -> tgt, from the row at line; when it has more than max_len
 // tokens, *too_long is raised to its length (the caller undoes the row).
 static plm_status add_example(loader *L, int64_t line, const char *src, size_t ns, const char *tgt,
@@ -150,6 +195,9 @@ static plm_status add_example(loader *L, int64_t line, const char *src, size_t n
     int32_t *rows = realloc(d->src_row, L->ex_cap * sizeof *rows);
     if (!rows) goto nomem;
     d->src_row = rows;
+    uint64_t *key = realloc(L->key, L->ex_cap * 2 * sizeof *key);
+    if (!key) goto nomem;
+    L->key = key;
     // Prompt and target are encoded apart. This equals encoding the whole string because the
     // prompt ends in a special token, which the tokenizer matches before any merge: no BPE merge
     // crosses it (tests/test_data.c checks this on the real tokenizer).
@@ -162,6 +210,8 @@ static plm_status add_example(loader *L, int64_t line, const char *src, size_t n
     if (n > L->p.max_len && n > *too_long) *too_long = (int)(n < INT32_MAX ? n : INT32_MAX);
     d->ex[d->n] = (plm_example){NULL, (int32_t)n, np};
     d->src_row[d->n] = (int32_t)line;
+    L->key[2 * d->n] = hash_text(src, ns);
+    L->key[2 * d->n + 1] = hash_text(tgt, nt);
     d->n++;
     return PLM_OK;
 nomem:
@@ -426,6 +476,10 @@ plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t le
     out->jsonl = i < len && text[i] == '{';
     st = read_lines(&L, text, len, out->jsonl);
     if (st == PLM_OK && out->n == 0) st = no_example(&L);
+    if (st == PLM_OK && link_groups(out, L.key) != PLM_OK)
+        st = plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory grouping %d examples", L.name,
+                      (int)out->n);
+    free(L.key);
     free(L.text);
     free(L.field);
     if (st != PLM_OK) {
@@ -519,37 +573,51 @@ static void shuffle_blocks(int32_t *a, size_t n, size_t w, uint64_t *s) {
 
 // ---- split ----
 
-// row_of: the source row of example i (its own index when the dataset has no src_row).
-static int32_t row_of(const plm_dataset *d, int32_t i) {
-    return d->src_row ? d->src_row[i] : i;
-}
-
 // subset: a new dataset *out of the examples of d whose group mark equals want (file order kept),
-// with its own block. group[i] is the group index of example i.
-static plm_status subset(plm_dataset *out, const plm_dataset *d, const int32_t *group,
-                         const uint8_t *mark, uint8_t want, plm_error *err) {
+// with its own block. gid[i] is the dense group index (< G) of example i; at is scratch (G).
+static plm_status subset(plm_dataset *out, const plm_dataset *d, const int32_t *gid, int32_t G,
+                         const uint8_t *mark, uint8_t want, int32_t *at, plm_error *err) {
     memset(out, 0, sizeof *out);
     size_t n = 0, tokens = 0;
     for (int32_t i = 0; i < d->n; i++)
-        if (mark[group[i]] == want) n++, tokens += (size_t)d->ex[i].n;
+        if (mark[gid[i]] == want) n++, tokens += (size_t)d->ex[i].n;
     out->ex = plm_alloc(n, sizeof *out->ex);
     out->src_row = plm_alloc(n, sizeof *out->src_row);
+    out->group = plm_alloc(n, sizeof *out->group);
     out->block = plm_alloc(tokens ? tokens : 1, sizeof *out->block);
-    if (!out->ex || !out->src_row || !out->block) {
+    if (!out->ex || !out->src_row || !out->group || !out->block) {
         plm_dataset_free(out);
         return plm_fail(err, PLM_ERR_NOMEM, "split: out of memory for %zu examples", n);
     }
-    size_t at = 0;
+    for (int32_t g = 0; g < G; g++) at[g] = -1;
+    size_t used = 0;
     for (int32_t i = 0; i < d->n; i++) {
-        if (mark[group[i]] != want) continue;
+        if (mark[gid[i]] != want) continue;
         plm_example e = d->ex[i];
-        memcpy(out->block + at, e.ids, (size_t)e.n * sizeof *e.ids);
-        e.ids = out->block + at;
-        at += (size_t)e.n;
-        out->src_row[out->n] = row_of(d, i);
+        memcpy(out->block + used, e.ids, (size_t)e.n * sizeof *e.ids);
+        e.ids = out->block + used;
+        used += (size_t)e.n;
+        out->src_row[out->n] = d->src_row ? d->src_row[i] : i;
+        if (at[gid[i]] < 0) at[gid[i]] = out->n; // a group is named by its first example
+        out->group[out->n] = at[gid[i]];
         out->ex[out->n++] = e;
     }
+    for (int32_t i = 0; i < out->n; i++) // rows: runs of one source row (file order)
+        out->rows += i == 0 || out->src_row[i] != out->src_row[i - 1];
     return PLM_OK;
+}
+
+// dense_groups: gid[i] = the group of example i numbered 0.. in order of first appearance; returns
+// the number of groups. d->group[i] names a group by its first example (<= i); without d->group,
+// a run of examples from one source row is a group.
+static int32_t dense_groups(const plm_dataset *d, int32_t *gid) {
+    int32_t G = 0;
+    for (int32_t i = 0; i < d->n; i++) {
+        if (d->group) gid[i] = d->group[i] >= 0 && d->group[i] < i ? gid[d->group[i]] : G++;
+        else if (i > 0 && d->src_row && d->src_row[i] == d->src_row[i - 1]) gid[i] = gid[i - 1];
+        else gid[i] = G++;
+    }
+    return G;
 }
 
 plm_status plm_dataset_split(plm_dataset *d, plm_dataset *held, double frac, uint64_t seed,
@@ -559,42 +627,42 @@ plm_status plm_dataset_split(plm_dataset *d, plm_dataset *held, double frac, uin
     memset(held, 0, sizeof *held);
     if (!(frac > 0 && frac < 1))
         return plm_fail(err, PLM_ERR_ARG, "split: frac must be in (0, 1), found %g", frac);
-    // groups: runs of examples from one source row (a pair and its reverse are adjacent)
-    int32_t *group = plm_alloc(d->n ? (size_t)d->n : 1, sizeof *group), G = 0;
-    if (!group) return plm_fail(err, PLM_ERR_NOMEM, "split: out of memory");
-    for (int32_t i = 0; i < d->n; i++) {
-        if (i > 0 && row_of(d, i) != row_of(d, i - 1)) G++;
-        group[i] = G;
-    }
-    G = d->n ? G + 1 : 0;
-    if (G < 2) {
-        free(group);
-        return plm_fail(err, PLM_ERR_ARG, "split: need at least 2 source rows, found %d", (int)G);
-    }
-    // hold out k groups: the first k of a seeded shuffle, at least 1 each way
-    int64_t k = (int64_t)(frac * G + 0.5);
-    k = k < 1 ? 1 : k > G - 1 ? G - 1 : k;
-    int32_t *perm = plm_alloc((size_t)G, sizeof *perm);
-    uint8_t *mark = plm_alloc((size_t)G, 1);
+    size_t n = d->n > 0 ? (size_t)d->n : 1;
+    int32_t *gid = plm_alloc(n, sizeof *gid), *at = plm_alloc(n, sizeof *at), G = 0;
+    int32_t *perm = plm_alloc(n, sizeof *perm), *size = plm_alloc(n, sizeof *size);
+    uint8_t *mark = plm_alloc(n, 1);
     plm_dataset keep = {0};
     plm_status st = PLM_ERR_NOMEM;
-    if (!perm || !mark) goto done;
-    for (int32_t g = 0; g < G; g++) perm[g] = g;
+    if (!gid || !at || !perm || !size || !mark) goto done;
+    G = dense_groups(d, gid);
+    st = PLM_ERR_ARG;
+    if (G < 2) {
+        plm_fail(err, st, "split: need at least 2 groups of examples, found %d", (int)G);
+        goto done;
+    }
+    // hold out groups in a seeded order until frac of the examples, at least 1 group each way
+    for (int32_t g = 0; g < G; g++) perm[g] = g, size[g] = 0;
+    for (int32_t i = 0; i < d->n; i++) size[gid[i]]++;
     uint64_t s = mix(seed);
     shuffle_blocks(perm, (size_t)G, 1, &s);
-    for (int64_t g = 0; g < k; g++) mark[perm[g]] = 1;
-    st = subset(held, d, group, mark, 1, err);
-    if (st == PLM_OK) st = subset(&keep, d, group, mark, 0, err);
+    double want = frac * d->n;
+    int64_t got = 0;
+    for (int32_t k = 0; k < G - 1 && (k == 0 || got < want); k++) {
+        mark[perm[k]] = 1;
+        got += size[perm[k]];
+    }
+    st = subset(held, d, gid, G, mark, 1, at, err);
+    if (st == PLM_OK) st = subset(&keep, d, gid, G, mark, 0, at, err);
     if (st != PLM_OK) {
         plm_dataset_free(held);
         goto done;
     }
-    held->rows = k;
     // d keeps its counters (they describe the file) and takes the kept examples
-    free(d->ex), free(d->block), free(d->src_row);
+    free(d->ex), free(d->block), free(d->src_row), free(d->group);
     d->ex = keep.ex, d->n = keep.n, d->block = keep.block, d->src_row = keep.src_row;
+    d->group = keep.group;
 done:
-    free(group), free(perm), free(mark);
+    free(gid), free(at), free(perm), free(size), free(mark);
     if (st == PLM_ERR_NOMEM && !held->ex) return plm_fail(err, st, "split: out of memory");
     return st;
 }

@@ -30,6 +30,11 @@ typedef struct {
     int32_t *src_row;    // (n) the line of the file (1-based) each example came from; a pair and
                          // its reverse share one, so a split keeps them together.
                          // May be NULL in a dataset built by hand: then each example is its own row.
+    int32_t *group;      // (n) examples linked by a shared sentence (the same text after trimming,
+                         // as input or output, in any row) have the same group: PAWS makes several
+                         // pairs from one sentence, and a split that parted them would leak it.
+                         // A group is named by the index of its first example (group[i] <= i).
+                         // May be NULL in a dataset built by hand: then src_row decides.
 } plm_dataset;
 
 // plm_dataset_load: read path (format from its content: a JSONL file's lines start with '{') and
@@ -51,11 +56,12 @@ plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t le
                                    const plm_tokenizer *tok, const plm_data_params *p,
                                    plm_error *err);
 
-// plm_dataset_split: move a seeded random share frac of d's source rows (a pair and its reverse
-// stay together) into *held (a new dataset); d keeps the rest. frac in (0, 1); at least one row
-// goes each way, so d needs two source rows or more (else PLM_ERR_ARG). Both keep file order.
-// held->rows is the number of rows moved and its other counters are 0; d's counters still describe
-// the file. The same (d, frac, seed) always gives the same split.
+// plm_dataset_split: move a seeded random share frac of d's examples into *held (a new dataset),
+// whole groups at a time (see plm_dataset.group: no sentence is on both sides); d keeps the rest.
+// Groups are taken in a seeded order until held has frac * n examples or more. frac in (0, 1); at
+// least one group goes each way, so d needs two groups or more (else PLM_ERR_ARG). Both keep file
+// order. held->rows is the number of source rows moved and its other counters are 0; d's counters
+// still describe the file. The same (d, frac, seed) always gives the same split.
 plm_status plm_dataset_split(plm_dataset *d, plm_dataset *held, double frac, uint64_t seed,
                              plm_error *err);
 

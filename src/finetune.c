@@ -19,7 +19,7 @@
 plm_finetune_params plm_finetune_default_params(void) {
     plm_finetune_params p;
     memset(&p, 0, sizeof p);
-    p.eval_frac = 0.02f;
+    p.eval_frac = 0.05f;
     p.targets = "q_proj,v_proj";
     p.rank = 8;
     p.alpha = 16.0f;

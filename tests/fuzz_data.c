@@ -29,6 +29,7 @@ static void check_dataset(const plm_dataset *d, int32_t max_len, int32_t end_id)
         require(e->n_prompt > 0 && e->n_prompt < e->n && e->n <= max_len);
         require(e->ids[e->n - 1] == end_id);
         require(i == 0 || d->src_row[i] >= d->src_row[i - 1]);
+        require(d->group[i] >= 0 && d->group[i] <= i && d->group[d->group[i]] == d->group[i]);
         at += (size_t)e->n;
     }
 }

@@ -6,8 +6,9 @@
 // shape of a path runs the same per-(t, r) operation sequence (the same vector lanes, the same
 // order over cols, the same final horizontal sum). So a result never depends on the thread count,
 // on the tile it fell in, or on T: decode (T = 1) equals prefill (T > 1) bit for bit on each path.
-// (The AVX-512 Q8_0 decode kernel computes its integer dots and scale products differently from
-// the prefill tile, but both are exact or one rounding of the same product, so the bits agree.)
+// Q8_0 goes further: every path (scalar, AVX2, AVX-512, wasm) runs one canonical sequence of float
+// operations (see "Q8_0: the canonical order" below), so Q8_0 results are the same bits on every
+// path, and the native and wasm builds give the same logits. f32 paths agree within rounding only.
 // Threads split rows; Q8_0 inputs are quantized once by the caller before the threads start.
 // Decode is memory-bound: it reads one row at a time (a sequential stream) with software prefetch
 // of the weights and, for Q8_0, of the scales too (see q8_dot_avx512); prefill is compute-bound:
@@ -69,7 +70,7 @@ struct matmul_job {
     const float *inp;  // (T, cols) f32 inputs, for F32 weights
     const int8_t *xq;  // (T, cols) quantized inputs, for Q8_0 weights
     const float *xd;   // (T, cols / PLM_QK) their block scales
-    const int32_t *xc; // (T, cols / 4) -128 * (sum of each 4 inputs), AVX-512 decode only
+    const int32_t *xc; // (T, cols / 4) -128 * (sum of each 4 inputs), AVX-512 only
     const plm_mat *w;  // (rows, cols)
     int T;
 };
@@ -137,26 +138,66 @@ static void f32_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr)
     }
 }
 
-// q8_tile_scalar: out[t, r] = sum_b (dw[r, b] * dx[t, b]) * isum_b, isum_b the exact integer dot
-// product of block b, blocks summed in order in float.
+// ---- Q8_0: the canonical order (every path computes exactly this) ----
+//
+// out[t, r] = sum over blocks b of dw[r, b] * dx[t, b] * (q_w . q_x of block b), in float as:
+//   p[b][l] = the exact int32 sum of the products of bytes 4l .. 4l+3 of block b   (l = 0..7)
+//   acc[16] = +0;  for b = 0, 1, .. nb-1, for l = 0..7:
+//       s = dw[r, b] * dx[t, b];  m = (float)p[b][l] * s;  acc[8 * (b % 2) + l] = acc[..] + m
+//   h[i] = acc[i] + acc[i + 8],  a[i] = h[i] + h[i + 4],  out = (a[0] + a[2]) + (a[1] + a[3])
+// Each step is a multiply then an add, two roundings, never an FMA: wasm SIMD128 has none, and the
+// scalar path must match (GCC's -std=c11 default -ffp-contract=off keeps the compiler from fusing
+// the intrinsics' mul + add; test_matmul would catch it). Why this order: it is how each width
+// already computes its integer dots. p[b][l] is lane l of one vpdpbusd (AVX-512) or of maddubs +
+// madd (AVX2) over a block; AVX-512 holds blocks b, b+1 (b even) in lanes 0-7, 8-15 of one
+// register, so acc is one register and the end sum is the halving tree of its 16 lanes; AVX2 keeps
+// two registers (even, odd blocks) and adds them first; wasm keeps four (lanes 0-3, 4-7 of even and
+// of odd blocks). The integer sums are exact on every path, the scales product is one rounding, and
+// a path that pads a last odd block with zero weights and scales adds +0 to accumulators that are
+// never -0, so the bits do not depend on the path, the tile, T or the thread count.
+
+// q8_sum_scalar: the canonical end sum of the 16 accumulators.
+static float q8_sum_scalar(const float acc[16]) {
+    float h[8];
+    for (int i = 0; i < 8; i++) h[i] = acc[i] + acc[i + 8];
+    const float a0 = h[0] + h[4], a1 = h[1] + h[5], a2 = h[2] + h[6], a3 = h[3] + h[7];
+    return (a0 + a2) + (a1 + a3);
+}
+
+// q8_tile_scalar: out[t, r] in the canonical order, written out one lane at a time.
 static void q8_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
     for (int t = t0; t < t0 + mt; t++) {
         for (int r = r0; r < r0 + nr; r++) {
             const int8_t *xq = j->xq + (size_t)t * C, *wq = j->w->q + (size_t)r * C;
             const float *xd = j->xd + (size_t)t * nb, *wd = j->w->d + (size_t)r * nb;
-            float acc = 0.0f;
+            float acc[16] = {0};
             for (int b = 0; b < nb; b++) {
-                int32_t isum = 0;
-                for (int i = b * PLM_QK; i < (b + 1) * PLM_QK; i++) isum += (int32_t)xq[i] * wq[i];
-                acc += (wd[b] * xd[b]) * (float)isum;
+                const float s = wd[b] * xd[b];
+                float *a = acc + 8 * (b % 2);
+                for (int l = 0; l < 8; l++) {
+                    const int k = b * PLM_QK + 4 * l;
+                    int32_t p = 0;
+                    for (int i = k; i < k + 4; i++) p += (int32_t)xq[i] * wq[i];
+                    const float m = (float)p * s; // its own statement: never contracted to an FMA
+                    a[l] = a[l] + m;
+                }
             }
-            j->out[(size_t)t * R + r] = acc;
+            j->out[(size_t)t * R + r] = q8_sum_scalar(acc);
         }
     }
 }
 
 #if PLM_X86
+// hsum_avx2: (lanes 0-3 + lanes 4-7), then pairs, then the last two; for Q8_0 the last three
+// levels of the canonical end sum (h[i] + h[i + 4], then pairs, then the last two).
+PLM_INLINE PLM_TARGET_AVX2 float hsum_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
 // ---- AVX-512 (F, BW, VL, VNNI) ----
 
 // prefetch_rows: how many rows of row_bytes make PF_BYTES (at least 1).
@@ -205,59 +246,79 @@ PLM_TARGET_AVX512 static void f32_tile_avx512(const matmul_job *j, int t0, int m
     else f32_block_avx512(j, t0, 1, r0, 1);
 }
 
-// q8_block_avx512: two blocks (64 bytes) per step. vpdpbusd multiplies unsigned by signed bytes, so
-// x is made unsigned (x ^ 0x80 = x + 128) and each lane starts from -128 * (sum of its 4 w bytes),
-// which makes the int32 lane sums exact. Lanes 0-7 hold block b, lanes 8-15 block b+1; each lane
-// is converted to float, scaled by dw * dx of its block and accumulated; one horizontal sum at the
-// end. A last single block uses masked loads (zero weights and scales in the upper half).
+// q8_sum_avx512: the canonical end sum of the 16 lane accumulators: lanes i + lanes i + 8 first.
+PLM_INLINE PLM_TARGET_AVX512 float q8_sum_avx512(__m512 acc) {
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
+    return hsum_avx2(_mm256_add_ps(_mm512_castps512_ps256(acc), hi));
+}
+
+// q8_block_avx512: two blocks (64 bytes) per step, in the canonical order. vpdpbusd multiplies
+// unsigned by signed bytes, so w is made unsigned (w ^ 0x80 = w + 128) and each lane starts from
+// xc, -128 * (sum of its 4 x bytes, from q8_prepare_avx512), which makes the int32 lane sums exact.
+// Lanes 0-7 hold block b, lanes 8-15 block b+1; each lane is converted to float, multiplied by
+// dw * dx of its block and added (no FMA: about 12% of prefill's speed, the price of one order for
+// every path); the canonical sum at the end. A last single block uses masked loads (zero weights,
+// corrections and scales in the upper half).
 PLM_INLINE PLM_TARGET_AVX512 void q8_block_avx512(const matmul_job *j, int t0, int mt, int r0,
                                                   int nr) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
     const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C; // (mt|nr, C)
     const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
-    const __m512i k80 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    const int32_t *xc = j->xc + (size_t)t0 * (C / 4);                           // (mt, C / 4)
+    const __m512i k80 = _mm512_set1_epi8((char)0x80), two = _mm512_set1_epi32(2);
     const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    _Alignas(64) float sc[4][4][16]; // (t, r, block): dw * dx of a group of 16 blocks
     __m512 acc[4][4];
     UNROLL
     for (int t = 0; t < mt; t++)
         UNROLL
         for (int r = 0; r < nr; r++) acc[t][r] = _mm512_setzero_ps();
-    for (int b = 0; b < nb; b += 2) {
-        const int two = b + 1 < nb;
-        const __mmask64 mq = two ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
-        const __mmask8 md = two ? 3 : 1;
-        __m512i xu[4];
+    for (int g = 0; g < nb; g += 16) {
+        const int n = nb - g < 16 ? nb - g : 16;
+        const __mmask16 m16 = (__mmask16)((1u << n) - 1);
         __m512 xs[4];
         UNROLL
-        for (int t = 0; t < mt; t++) {
-            const __m512i xv = _mm512_maskz_loadu_epi8(mq, xq + (size_t)t * C + b * PLM_QK);
-            xu[t] = _mm512_xor_si512(xv, k80);
-            const __m128 d2 = _mm_maskz_loadu_ps(md, xd + (size_t)t * nb + b);
-            xs[t] = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(d2));
-        }
+        for (int t = 0; t < mt; t++) xs[t] = _mm512_maskz_loadu_ps(m16, xd + (size_t)t * nb + g);
         UNROLL
         for (int r = 0; r < nr; r++) {
-            const __m512i wv = _mm512_maskz_loadu_epi8(mq, wq + (size_t)r * C + b * PLM_QK);
-            const __m512i corr = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, wv));
-            const __m128 d2 = _mm_maskz_loadu_ps(md, wd + (size_t)r * nb + b);
-            const __m512 ws = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(d2));
+            const __m512 ws = _mm512_maskz_loadu_ps(m16, wd + (size_t)r * nb + g);
+            UNROLL
+            for (int t = 0; t < mt; t++) _mm512_store_ps(sc[t][r], _mm512_mul_ps(ws, xs[t]));
+        }
+        __m512i idx = spread; // lanes 0-7 take the scale of block i, lanes 8-15 that of i + 1
+        for (int i = g; i < g + n; i += 2) {
+            const int pair = i + 1 < g + n;
+            const __mmask64 mq = pair ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
+            const __mmask16 mc = pair ? 0xFFFF : 0xFF;
+            __m512i xv[4], cv[4];
             UNROLL
             for (int t = 0; t < mt; t++) {
-                const __m512i dot = _mm512_dpbusd_epi32(corr, xu[t], wv);
-                const __m512 s = _mm512_mul_ps(ws, xs[t]);
-                acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[t][r]);
+                xv[t] = _mm512_maskz_loadu_epi8(mq, xq + (size_t)t * C + i * PLM_QK);
+                cv[t] = _mm512_maskz_loadu_epi32(mc, xc + (size_t)t * (C / 4) + i * 8);
             }
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                const __m512i wv = _mm512_maskz_loadu_epi8(mq, wq + (size_t)r * C + i * PLM_QK);
+                const __m512i wu = _mm512_xor_si512(wv, k80);
+                UNROLL
+                for (int t = 0; t < mt; t++) {
+                    const __m512i dot = _mm512_dpbusd_epi32(cv[t], wu, xv[t]);
+                    const __m512 s = _mm512_permutexvar_ps(idx, _mm512_load_ps(sc[t][r]));
+                    acc[t][r] = _mm512_add_ps(acc[t][r], _mm512_mul_ps(_mm512_cvtepi32_ps(dot), s));
+                }
+            }
+            idx = _mm512_add_epi32(idx, two);
         }
     }
     UNROLL
     for (int t = 0; t < mt; t++)
         UNROLL
         for (int r = 0; r < nr; r++)
-            j->out[(size_t)(t0 + t) * R + r0 + r] = _mm512_reduce_add_ps(acc[t][r]);
+            j->out[(size_t)(t0 + t) * R + r0 + r] = q8_sum_avx512(acc[t][r]);
 }
 
 // q8_prepare_avx512: xc (T, cols / 4) = -128 * (sum of each 4 bytes of xq (T, cols)), the
-// correction q8_dot_avx512 starts each lane from.
+// correction the AVX-512 kernels start each lane from.
 PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, size_t n) {
     const __m512i k80 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
     for (size_t i = 0; i < n; i += 64) { // n is a multiple of 32: the tail is half a vector
@@ -269,10 +330,9 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, s
 }
 
 // q8_dot_avx512: out[t, r] alone, for decode: the same lanes and float operations as
-// q8_block_avx512 (so the same bits), but with the inputs' side precomputed by q8_prepare_avx512:
-// w is made unsigned instead (w ^ 0x80 = w + 128) and each lane starts from xc, -128 * (sum of its
-// 4 x bytes); the scales dw * dx of 16 blocks are multiplied at once, then spread with one permute
-// per step. About half the instructions of the 1 x 1 block, so one core keeps up with DRAM.
+// q8_block_avx512 (so the same bits), but the scales dw * dx of 16 blocks are multiplied at once,
+// then spread with one permute per step, and no loop over tokens or rows: one core keeps up with
+// DRAM.
 // From DRAM the scales are a second stream (rows * nb floats, another allocation) that the
 // hardware prefetcher does not keep ahead of: a missed scale load stalls the whole row, which held
 // decode to 6-8 GB/s. So both streams are prefetched pfr rows ahead (NTA: read once, keep them out
@@ -312,7 +372,7 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int 
                 const __m512i wv = _mm512_loadu_si512(wq + (size_t)r * C + i * PLM_QK);
                 if (pf) _mm_prefetch((const char *)(pf + (size_t)r * C + i * PLM_QK), _MM_HINT_NTA);
                 const __m512i dot = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(wv, k80), xv);
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[r]);
+                acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_cvtepi32_ps(dot), s));
             }
             idx = _mm512_add_epi32(idx, two);
         }
@@ -323,12 +383,12 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int 
                 const __m512 s = _mm512_permutexvar_ps(idx, s16[r]);
                 const __m512i wv = _mm512_maskz_loadu_epi8(half, wq + (size_t)r * C + i * PLM_QK);
                 const __m512i dot = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(wv, k80), xv);
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[r]);
+                acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_cvtepi32_ps(dot), s));
             }
         }
     }
     for (int r = 0; r < nr; r++)
-        j->out[(size_t)t * j->w->rows + r0 + r] = _mm512_reduce_add_ps(acc[r]);
+        j->out[(size_t)t * j->w->rows + r0 + r] = q8_sum_avx512(acc[r]);
 }
 
 // q8_warm_avx512: prefetch the first PF_BYTES of the weights of rows r0..r1 and their scales.
@@ -370,14 +430,6 @@ PLM_TARGET_AVX512 static void quantize_avx512(int8_t *q, float *d, const float *
 
 // ---- AVX2 + FMA ----
 
-// hsum_avx2: (lanes 0-3 + lanes 4-7), then pairs, then the last two.
-PLM_INLINE PLM_TARGET_AVX2 float hsum_avx2(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 // f32_block_avx2: 8-lane accumulator per (t, r); the tail is a masked load.
 PLM_INLINE PLM_TARGET_AVX2 void f32_block_avx2(const matmul_job *j, int t0, int mt, int r0,
                                                int nr) {
@@ -416,47 +468,59 @@ PLM_TARGET_AVX2 static void f32_tile_avx2(const matmul_job *j, int t0, int mt, i
     else f32_block_avx2(j, t0, 1, r0, 1);
 }
 
-// q8_block_avx2: one block (32 bytes) per step. maddubs multiplies unsigned by signed bytes: it
-// gets |w| and x with w's sign (exact since q is never -128, and pairs stay below 2^15), then
-// madd with ones sums to 8 int32 lanes; each lane is scaled by dw * dx and accumulated.
+// q8_step_avx2: block b into acc (t, r): maddubs multiplies unsigned by signed bytes: it gets |w|
+// and x with w's sign (exact since q is never -128, and pairs stay below 2^15), then madd with ones
+// sums to 8 int32 lanes (lane l = bytes 4l .. 4l+3); each lane times dw * dx, then added.
+PLM_INLINE PLM_TARGET_AVX2 void q8_step_avx2(__m256 acc[2][2], const int8_t *xq, const float *xd,
+                                             const int8_t *wq, const float *wd, int C, int nb,
+                                             int mt, int nr, int b) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i xv[2];
+    __m256 xs[2];
+    UNROLL
+    for (int t = 0; t < mt; t++) {
+        xv[t] = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * C + b * PLM_QK));
+        xs[t] = _mm256_broadcast_ss(xd + (size_t)t * nb + b);
+    }
+    UNROLL
+    for (int r = 0; r < nr; r++) {
+        const __m256i wv = _mm256_loadu_si256((const __m256i *)(wq + (size_t)r * C + b * PLM_QK));
+        const __m256i wabs = _mm256_sign_epi8(wv, wv);
+        const __m256 ws = _mm256_broadcast_ss(wd + (size_t)r * nb + b);
+        UNROLL
+        for (int t = 0; t < mt; t++) {
+            const __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xv[t], wv));
+            const __m256i p32 = _mm256_madd_epi16(p16, ones);
+            const __m256 m = _mm256_mul_ps(_mm256_cvtepi32_ps(p32), _mm256_mul_ps(ws, xs[t]));
+            acc[t][r] = _mm256_add_ps(acc[t][r], m);
+        }
+    }
+}
+
+// q8_block_avx2: two blocks per step in the canonical order: even blocks into acc[0], odd blocks
+// into acc[1] (the 16 accumulators as two registers); the sum adds acc[0] + acc[1] first.
 PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int mt, int r0,
                                               int nr) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
     const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C; // (mt|nr, C)
     const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[2][2];
+    __m256 acc[2][2][2]; // (even|odd, t, r)
     UNROLL
     for (int t = 0; t < mt; t++)
         UNROLL
-        for (int r = 0; r < nr; r++) acc[t][r] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        __m256i xv[2];
-        __m256 xs[2];
-        UNROLL
-        for (int t = 0; t < mt; t++) {
-            xv[t] = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * C + b * PLM_QK));
-            xs[t] = _mm256_broadcast_ss(xd + (size_t)t * nb + b);
-        }
-        UNROLL
-        for (int r = 0; r < nr; r++) {
-            const int8_t *wr = wq + (size_t)r * C + b * PLM_QK;
-            const __m256i wv = _mm256_loadu_si256((const __m256i *)wr);
-            const __m256i wabs = _mm256_sign_epi8(wv, wv);
-            const __m256 ws = _mm256_broadcast_ss(wd + (size_t)r * nb + b);
-            UNROLL
-            for (int t = 0; t < mt; t++) {
-                const __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xv[t], wv));
-                const __m256i p32 = _mm256_madd_epi16(p16, ones);
-                acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_mul_ps(ws, xs[t]),
-                                            acc[t][r]);
-            }
-        }
+        for (int r = 0; r < nr; r++) acc[0][t][r] = acc[1][t][r] = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        q8_step_avx2(acc[0], xq, xd, wq, wd, C, nb, mt, nr, b);
+        q8_step_avx2(acc[1], xq, xd, wq, wd, C, nb, mt, nr, b + 1);
     }
+    if (b < nb) q8_step_avx2(acc[0], xq, xd, wq, wd, C, nb, mt, nr, b);
     UNROLL
     for (int t = 0; t < mt; t++)
         UNROLL
-        for (int r = 0; r < nr; r++) j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_avx2(acc[t][r]);
+        for (int r = 0; r < nr; r++)
+            j->out[(size_t)(t0 + t) * R + r0 + r] =
+                hsum_avx2(_mm256_add_ps(acc[0][t][r], acc[1][t][r]));
 }
 
 PLM_TARGET_AVX2 static void q8_tile_avx2(const matmul_job *j, int t0, int mt, int r0, int nr) {
@@ -514,44 +578,83 @@ static void f32_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
     else f32_block_wasm(j, t0, 1, r0, 1);
 }
 
-// dot32_wasm: the int32 lane sums of one block: x0..x3 (the block's 32 inputs widened to i16)
-// times the 32 weight bytes at w, widened too; i32x4_dot_i16x8 adds pairs exactly.
-PLM_INLINE v128_t dot32_wasm(v128_t x0, v128_t x1, v128_t x2, v128_t x3, const int8_t *w) {
-    const v128_t a = wasm_v128_load(w), c = wasm_v128_load(w + 16);
-    return wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(x0, wasm_i16x8_extend_low_i8x16(a)),
-                                         wasm_i32x4_dot_i16x8(x1, wasm_i16x8_extend_high_i8x16(a))),
-                          wasm_i32x4_add(wasm_i32x4_dot_i16x8(x2, wasm_i16x8_extend_low_i8x16(c)),
-                                         wasm_i32x4_dot_i16x8(x3, wasm_i16x8_extend_high_i8x16(c))));
+// Q8_0 on SIMD128: 16 canonical accumulators are four vectors per output: lanes 0-3 and 4-7 of
+// even blocks, of odd blocks. i32x4_dot_i16x8 adds pairs of adjacent i16, so the canonical lanes
+// (sums of 4 adjacent bytes) come from splitting 16 bytes into their even and odd bytes, sign-
+// extended to i16 (shl 8 then shr 8; shr 8): lane l of dot(even) + dot(odd) is bytes 4l .. 4l+3.
+typedef struct {
+    v128_t e0, e1, o0, o1; // accumulators 0-3, 4-7 (even blocks), 8-11, 12-15 (odd blocks)
+} q8_acc_wasm;
+
+// q8_split_wasm: the 16 bytes at p as even bytes (*ev) and odd bytes (*od), each as i16x8.
+PLM_INLINE void q8_split_wasm(v128_t *ev, v128_t *od, const int8_t *p) {
+    const v128_t v = wasm_v128_load(p);
+    *ev = wasm_i16x8_shr(wasm_i16x8_shl(v, 8), 8);
+    *od = wasm_i16x8_shr(v, 8);
 }
 
-// scaled_wasm: acc + float(dot) * (dw * dx), the block's contribution
-PLM_INLINE v128_t scaled_wasm(v128_t acc, v128_t dot, float dw, float dx) {
-    return wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(dot), wasm_f32x4_splat(dw * dx)));
+// q8_step_wasm: *a0 (lanes 0-3), *a1 (4-7) += float(lanes of block w . x) * s, as mul then add;
+// x is the block's inputs split by q8_split_wasm: x[0], x[1] bytes 0-15, x[2], x[3] bytes 16-31.
+PLM_INLINE void q8_step_wasm(v128_t *a0, v128_t *a1, const v128_t x[4], const int8_t *w, float s) {
+    v128_t we, wo;
+    q8_split_wasm(&we, &wo, w);
+    const v128_t p0 =
+        wasm_i32x4_add(wasm_i32x4_dot_i16x8(x[0], we), wasm_i32x4_dot_i16x8(x[1], wo));
+    q8_split_wasm(&we, &wo, w + 16);
+    const v128_t p1 =
+        wasm_i32x4_add(wasm_i32x4_dot_i16x8(x[2], we), wasm_i32x4_dot_i16x8(x[3], wo));
+    const v128_t sv = wasm_f32x4_splat(s);
+    *a0 = wasm_f32x4_add(*a0, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p0), sv));
+    *a1 = wasm_f32x4_add(*a1, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p1), sv));
 }
 
-// q8_tile_wasm: one token (MT 1) times 4 rows (or 1), block by block. Named accumulators, not
-// arrays: an indexed array of v128 lives in linear memory in wasm, and every step would store it.
+// q8_sum_wasm: the canonical end sum: h = (e0 + o0 | e1 + o1), then h0-3 + h4-7, then
+// (lane 0 + lane 2) + (lane 1 + lane 3).
+PLM_INLINE float q8_sum_wasm(q8_acc_wasm a) {
+    const v128_t h = wasm_f32x4_add(wasm_f32x4_add(a.e0, a.o0), wasm_f32x4_add(a.e1, a.o1));
+    return (wasm_f32x4_extract_lane(h, 0) + wasm_f32x4_extract_lane(h, 2)) +
+           (wasm_f32x4_extract_lane(h, 1) + wasm_f32x4_extract_lane(h, 3));
+}
+
+// q8_rows_wasm: block b (odd: into the odd accumulators) of one token into nr rows (1..4).
+PLM_INLINE void q8_rows_wasm(q8_acc_wasm a[4], const matmul_job *j, int t0, int r0, int nr, int b,
+                             int odd) {
+    const int C = j->w->cols, nb = C / PLM_QK;
+    const int8_t *xq = j->xq + (size_t)t0 * C + b * PLM_QK;          // (32)
+    const int8_t *w = j->w->q + (size_t)r0 * C + b * PLM_QK;          // (nr, C) from block b
+    const float dx = j->xd[(size_t)t0 * nb + b], *wd = j->w->d + (size_t)r0 * nb + b;
+    v128_t x[4];
+    q8_split_wasm(&x[0], &x[1], xq);
+    q8_split_wasm(&x[2], &x[3], xq + 16);
+    for (int r = 0; r < nr; r++) {
+        v128_t *a0 = odd ? &a[r].o0 : &a[r].e0, *a1 = odd ? &a[r].o1 : &a[r].e1;
+        q8_step_wasm(a0, a1, x, w + (size_t)r * C, wd[(size_t)r * nb] * dx);
+    }
+}
+
+// q8_block_wasm: one token times nr rows, two blocks (even, odd) per step, in the canonical order.
+PLM_INLINE void q8_block_wasm(const matmul_job *j, int t0, int r0, int nr) {
+    const int nb = j->w->cols / PLM_QK;
+    const v128_t z = wasm_f32x4_splat(0.0f);
+    q8_acc_wasm a[4];
+    for (int r = 0; r < nr; r++) a[r] = (q8_acc_wasm){z, z, z, z};
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        q8_rows_wasm(a, j, t0, r0, nr, b, 0);
+        q8_rows_wasm(a, j, t0, r0, nr, b + 1, 1);
+    }
+    if (b < nb) q8_rows_wasm(a, j, t0, r0, nr, b, 0);
+    float *out = j->out + (size_t)t0 * j->w->rows + r0;
+    for (int r = 0; r < nr; r++) out[r] = q8_sum_wasm(a[r]);
+}
+
+// q8_tile_wasm: one token (MT 1) times 4 rows (or 1). nr is a constant in each call so that the
+// loops over rows unroll and the accumulators stay in locals (an array of v128 indexed at run time
+// lives in linear memory in wasm, and every step would store it).
 static void q8_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
     (void)mt;
-    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t0 * C, *w = j->w->q + (size_t)r0 * C; // (C), (nr, C)
-    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (nb), (nr, nb)
-    v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
-    for (int b = 0; b < nb; b++) {
-        const v128_t lo = wasm_v128_load(xq + b * PLM_QK), hi = wasm_v128_load(xq + b * PLM_QK + 16);
-        const v128_t x0 = wasm_i16x8_extend_low_i8x16(lo), x1 = wasm_i16x8_extend_high_i8x16(lo);
-        const v128_t x2 = wasm_i16x8_extend_low_i8x16(hi), x3 = wasm_i16x8_extend_high_i8x16(hi);
-        const int8_t *wb = w + b * PLM_QK;
-        a0 = scaled_wasm(a0, dot32_wasm(x0, x1, x2, x3, wb), wd[b], xd[b]);
-        if (nr == 1) continue;
-        a1 = scaled_wasm(a1, dot32_wasm(x0, x1, x2, x3, wb + C), wd[nb + b], xd[b]);
-        a2 = scaled_wasm(a2, dot32_wasm(x0, x1, x2, x3, wb + 2 * C), wd[2 * nb + b], xd[b]);
-        a3 = scaled_wasm(a3, dot32_wasm(x0, x1, x2, x3, wb + 3 * C), wd[3 * nb + b], xd[b]);
-    }
-    float *out = j->out + (size_t)t0 * R + r0;
-    out[0] = hsum_wasm(a0);
-    if (nr == 1) return;
-    out[1] = hsum_wasm(a1), out[2] = hsum_wasm(a2), out[3] = hsum_wasm(a3);
+    if (nr == 4) q8_block_wasm(j, t0, r0, 4);
+    else q8_block_wasm(j, t0, r0, 1);
 }
 
 // quantize_wasm: quantize_scalar with one block in eight vectors; the same float operations in

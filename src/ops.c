@@ -46,8 +46,8 @@ void plm_rope_table(float *cos_t, float *sin_t, int n_pos, int D, float theta) {
         float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)D);
         for (int p = 0; p < n_pos; p++) {
             float angle = (float)p * inv_freq;
-            cos_t[(size_t)p * half + i] = cosf(angle);
-            sin_t[(size_t)p * half + i] = sinf(angle);
+            cos_t[(size_t)p * half + i] = (float)cos((double)angle);
+            sin_t[(size_t)p * half + i] = (float)sin((double)angle);
         }
     }
 }

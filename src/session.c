@@ -9,23 +9,25 @@
 #include "forward.h"
 #include "ops.h"
 
-#define CHUNK 128 // tokens per forward call, bounds the activation buffers
+#define CHUNK 128     // tokens per forward call, bounds the activation buffers
+#define FIRST_CAP 256 // positions the caches start with; they double as they fill, up to n_ctx
 
 struct plm_session {
     const plm_model *model; // borrowed; outlives the session
     const plm_lora *lora;   // borrowed adapter or NULL
     int n_vocab;            // logits per position: the base's V, or the adapter's larger one
     plm_pool *pool;         // owned worker threads
-    int n_ctx;              // KV cache capacity (positions)
+    int n_ctx;              // context size (positions): the most the caches may grow to
+    int cap;                // positions the caches hold now (<= n_ctx)
     int n_past;             // positions filled
-    float *k_cache;         // (L, n_ctx, K*D) keys after RoPE
-    float *v_cache;         // (L, n_ctx, K*D) values
+    float *k_cache;         // (L, cap, K*D) keys after RoPE
+    float *v_cache;         // (L, cap, K*D) values
     float *cos_t, *sin_t;   // (n_ctx, D/2) RoPE table
     float *x;               // (CHUNK, C) the residual stream
     float *xn;              // (CHUNK, C) normalized input of a sublayer, or a sublayer's output
     float *q;               // (CHUNK, H*D) queries
     float *att_out;         // (CHUNK, H*D) attention output before o_proj
-    float *att;             // (CHUNK, H, n_ctx) softmax probabilities
+    float *att;             // (CHUNK, H, cap) softmax probabilities
     float *gate, *up;       // (CHUNK, F) MLP hidden
     float *logits;          // (V) logits of the last token
     float *lora_u;          // (CHUNK, R) the adapter's A x
@@ -59,6 +61,36 @@ void plm_session_free(plm_session *s) {
     free(s);
 }
 
+// reserve: grow the caches (and the attention buffer) to hold need positions (<= n_ctx): double
+// the capacity (at least), copy each layer's filled positions over. Memory follows the positions
+// used, not n_ctx: a 2048-position context that holds a 100-token paraphrase costs 256 positions
+// (a wasm heap never returns memory, and its calloc touches every page). On failure the session
+// is unchanged.
+static plm_status reserve(plm_session *s, int need) {
+    if (need <= s->cap) return PLM_OK;
+    const plm_config *cfg = &s->model->config;
+    size_t L = (size_t)cfg->num_hidden_layers, H = (size_t)cfg->num_attention_heads;
+    size_t KD = (size_t)cfg->num_key_value_heads * (size_t)cfg->head_dim;
+    int cap = s->cap ? s->cap : need;
+    while (cap < need) cap = cap > s->n_ctx / 2 ? s->n_ctx : 2 * cap;
+    float *k = plm_alloc(L * (size_t)cap, KD * sizeof(float));
+    float *v = plm_alloc(L * (size_t)cap, KD * sizeof(float));
+    float *att = plm_alloc(CHUNK * H * (size_t)cap, sizeof(float));
+    if (!k || !v || !att) {
+        free(k), free(v), free(att);
+        return PLM_ERR_NOMEM;
+    }
+    for (size_t l = 0; l < L && s->n_past > 0; l++) { // (n_past, K*D) of each layer
+        memcpy(k + l * (size_t)cap * KD, s->k_cache + l * (size_t)s->cap * KD,
+               (size_t)s->n_past * KD * sizeof(float));
+        memcpy(v + l * (size_t)cap * KD, s->v_cache + l * (size_t)s->cap * KD,
+               (size_t)s->n_past * KD * sizeof(float));
+    }
+    free(s->k_cache), free(s->v_cache), free(s->att);
+    s->k_cache = k, s->v_cache = v, s->att = att, s->cap = cap;
+    return PLM_OK;
+}
+
 plm_status plm_session_create(plm_session **out, const plm_model *model,
                               const plm_session_params *params, plm_error *err) {
     if (!out || !model) return plm_fail(err, PLM_ERR_ARG, "plm_session_create: NULL argument");
@@ -73,9 +105,7 @@ plm_status plm_session_create(plm_session **out, const plm_model *model,
     if (p.n_threads < 1 || p.n_threads > 256)
         return plm_fail(err, PLM_ERR_ARG, "n_threads %d: want 1 .. 256", p.n_threads);
     size_t C = (size_t)cfg->hidden_size, H = (size_t)cfg->num_attention_heads;
-    size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim;
-    size_t F = (size_t)cfg->intermediate_size;
-    size_t L = (size_t)cfg->num_hidden_layers, N = (size_t)p.n_ctx;
+    size_t D = (size_t)cfg->head_dim, F = (size_t)cfg->intermediate_size, N = (size_t)p.n_ctx;
     size_t maxin = C > H * D ? C : H * D;
     if (F > maxin) maxin = F;
     plm_session *s = plm_alloc(1, sizeof *s);
@@ -84,16 +114,12 @@ plm_status plm_session_create(plm_session **out, const plm_model *model,
     s->lora = p.lora;
     s->n_vocab = p.lora ? p.lora->vocab_size : cfg->vocab_size;
     s->n_ctx = p.n_ctx;
-    // the cache and attention buffers are calloc'd: pages are only touched as positions fill
-    s->k_cache = plm_alloc(L * N, K * D * sizeof(float));
-    s->v_cache = plm_alloc(L * N, K * D * sizeof(float));
     s->cos_t = plm_alloc(N * (D / 2), sizeof(float));
     s->sin_t = plm_alloc(N * (D / 2), sizeof(float));
     s->x = plm_alloc_aligned(CHUNK * C, sizeof(float));
     s->xn = plm_alloc_aligned(CHUNK * C, sizeof(float));
     s->q = plm_alloc_aligned(CHUNK * H * D, sizeof(float));
     s->att_out = plm_alloc_aligned(CHUNK * H * D, sizeof(float));
-    s->att = plm_alloc(CHUNK * H * N, sizeof(float));
     s->gate = plm_alloc_aligned(CHUNK * F, sizeof(float));
     s->up = plm_alloc_aligned(CHUNK * F, sizeof(float));
     s->logits = plm_alloc_aligned((size_t)s->n_vocab, sizeof(float));
@@ -101,8 +127,8 @@ plm_status plm_session_create(plm_session **out, const plm_model *model,
     s->lora_y = plm_alloc_aligned(CHUNK * maxin, sizeof(float));
     s->scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(CHUNK, (int32_t)maxin), 1);
     s->pool = plm_pool_create(p.n_threads);
-    if (!s->k_cache || !s->v_cache || !s->cos_t || !s->sin_t || !s->x || !s->xn || !s->q ||
-        !s->att_out || !s->att || !s->gate || !s->up || !s->logits || !s->lora_u || !s->lora_y ||
+    if (reserve(s, p.n_ctx < FIRST_CAP ? p.n_ctx : FIRST_CAP) != PLM_OK || !s->cos_t ||
+        !s->sin_t || !s->x || !s->xn || !s->q || !s->att_out || !s->gate || !s->up || !s->logits || !s->lora_u || !s->lora_y ||
         !s->scratch || !s->pool) {
         plm_session_free(s);
         return plm_fail(err, PLM_ERR_NOMEM, "out of memory creating a session of %d positions",
@@ -151,8 +177,8 @@ static void forward(plm_session *s, const int32_t *ids, int T, float *logits_out
     plm_embed_forward(s->x, ids, T, m, s->lora);
     for (int l = 0; l < L; l++) {
         const plm_layer *w = &m->layers[l];
-        float *kc = s->k_cache + (size_t)l * s->n_ctx * KD; // (n_ctx, K*D) this layer's keys
-        float *vc = s->v_cache + (size_t)l * s->n_ctx * KD;
+        float *kc = s->k_cache + (size_t)l * s->cap * KD; // (cap, K*D) this layer's keys
+        float *vc = s->v_cache + (size_t)l * s->cap * KD;
         // attention block: x += o_proj(attention(rope(q), rope(k), v))
         plm_rmsnorm_forward_mt(s->pool, s->xn, NULL, s->x, w->input_layernorm, T, C, eps);
         linear(s, s->q, s->xn, &w->q_proj, l, PLM_LORA_Q_PROJ, T);
@@ -160,7 +186,7 @@ static void forward(plm_session *s, const int32_t *ids, int T, float *logits_out
         linear(s, vc + (size_t)P * KD, s->xn, &w->v_proj, l, PLM_LORA_V_PROJ, T);
         plm_rope_forward(s->q, s->cos_t, s->sin_t, P, T, H, D);
         plm_rope_forward(kc + (size_t)P * KD, s->cos_t, s->sin_t, P, T, K, D);
-        attention_job job = {s->att_out, s->att, s->q, kc, vc, s->n_ctx, T, P, H, K, D};
+        attention_job job = {s->att_out, s->att, s->q, kc, vc, s->cap, T, P, H, K, D};
         plm_pool_run(s->pool, attention_worker, &job);
         linear(s, s->xn, s->att_out, &w->o_proj, l, PLM_LORA_O_PROJ, T);
         plm_residual_forward(s->x, s->xn, (size_t)T * C);
@@ -184,7 +210,8 @@ static void forward(plm_session *s, const int32_t *ids, int T, float *logits_out
 
 // ---- public entry points ----
 
-static plm_status check_ids(const plm_session *s, const int32_t *ids, int32_t n, plm_error *err) {
+// check_ids: the ids are valid and fit; the caches are grown to hold them.
+static plm_status check_ids(plm_session *s, const int32_t *ids, int32_t n, plm_error *err) {
     if (!ids || n < 1) return plm_fail(err, PLM_ERR_ARG, "decode: no tokens");
     if (n > s->n_ctx - s->n_past)
         return plm_fail(err, PLM_ERR_ARG,
@@ -195,6 +222,9 @@ static plm_status check_ids(const plm_session *s, const int32_t *ids, int32_t n,
         if (ids[i] < 0 || ids[i] >= V)
             return plm_fail(err, PLM_ERR_ARG, "decode: token %d at index %d out of range [0, %d)",
                             ids[i], i, V);
+    if (reserve(s, s->n_past + n) != PLM_OK)
+        return plm_fail(err, PLM_ERR_NOMEM, "decode: out of memory growing the KV cache to %d positions",
+                        s->n_past + n);
     return PLM_OK;
 }
 

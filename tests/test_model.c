@@ -98,6 +98,32 @@ static void test_variant(const char *name) {
     }
     check_close("token by token vs 33", piece, got33, (size_t)n33 * V, 1e-5, 1e-5);
 
+    // the KV cache grows as positions fill (256, 512, then n_ctx): a session that grows in the
+    // middle of a prompt and of token-by-token decoding == one that takes all 560 ids at once
+    {
+        enum { NL = 560 };
+        int32_t *ids = malloc(NL * sizeof *ids);
+        for (int i = 0; i < NL; i++) ids[i] = (int32_t)((i * 7919 + 13) % (int)V);
+        plm_session_params sp = plm_session_default_params();
+        sp.n_threads = 2, sp.n_ctx = 600;
+        plm_session *a = NULL, *b = NULL;
+        float *all = malloc((size_t)NL * V * sizeof *all), *grown = malloc(V * sizeof *grown);
+        CHECK(plm_session_create(&a, m, &sp, &err) == PLM_OK &&
+              plm_session_create(&b, m, &sp, &err) == PLM_OK);
+        CHECK(a && b && plm_session_decode_all(a, ids, NL, all, &err) == PLM_OK);
+        int ok = a && b && plm_session_decode(b, ids, 200, &err) == PLM_OK;
+        for (int t = 200; ok && t < 300; t++) ok = plm_session_decode(b, ids + t, 1, &err) == PLM_OK;
+        ok = ok && plm_session_decode(b, ids + 300, NL - 300, &err) == PLM_OK;
+        CHECK_MSG(ok, "%s: growing decode failed: %s", name, err.msg);
+        if (ok) {
+            memcpy(grown, plm_session_logits(b), V * sizeof *grown);
+            check_close("grown cache vs all at once", grown, all + (size_t)(NL - 1) * V, V, 1e-5, 1e-5);
+        }
+        CHECK(b && plm_session_decode(b, ids, 41, &err) == PLM_ERR_ARG); // 601 > n_ctx
+        plm_session_free(a), plm_session_free(b);
+        free(ids), free(all), free(grown);
+    }
+
     // greedy continuation == HF generate (use_cache=True), and each step's logits
     int32_t out[64], none = -1;
     plm_generate_params gp = plm_generate_default_params();

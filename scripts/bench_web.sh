@@ -46,6 +46,7 @@ NCTX=${BENCH_NCTX:-0}
 ONLY=${BENCH_REPORT_ONLY:-0}
 PY=/usr/bin/python3                 # the report only
 W=$BUILD/bench-web                  # work dir: raw results, logs, the served site
+Q8=$W/model.q8_0.gguf               # pocketlm convert MODEL --dtype q8_0: the q8_0 rows' model
 ONNX=$W/onnx                        # pocketlm export --format onnx --quant none,int8
 SITE=$W/site                        # served after $BUILD/web: the bench page, ort/, onnx/
 RAW=$W/raw.txt                      # one record a line: round system dtype threads metric value
@@ -86,6 +87,11 @@ if [ ! -f "$ONNX/onnx/model.onnx" ] || [ ! -f "$ONNX/onnx/model_quantized.onnx" 
     "$PLM" export -m "$MODEL" --format onnx --quant none,int8 --out "$ONNX" --force >>"$LOG" 2>&1 ||
         { say "pocketlm export failed (see $LOG)"; exit 1; }
 fi
+# q8_0 rows load a Q8_0 GGUF, as the web app does (make web-model): its weights are used in place
+if [ ! -f "$Q8" ] || [ "$Q8" -ot "$MODEL" ]; then
+    echo "\$ $PLM convert $MODEL $Q8 --dtype q8_0 --force" >>"$LOG"
+    "$PLM" convert "$MODEL" "$Q8" --dtype q8_0 --force >>"$LOG" 2>&1 || { say "pocketlm convert failed (see $LOG)"; exit 1; }
+fi
 mkdir -p "$SITE"
 ln -sfn "$PWD/tests/bench_web.html" "$SITE/bench_web.html"
 ln -sfn "$PWD/tests/bench_web_worker.js" "$SITE/bench_web_worker.js"
@@ -111,6 +117,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu_snapshot "$W/cpu0.txt"; T0=$(date +%s)
 
 onnx_file() { [ "$1" = int8 ] && echo model_quantized.onnx || echo model.onnx; }
+model_for() { [ "$1" = q8_0 ] && echo "$Q8" || echo "$MODEL"; } # the GGUF a pocketlm row loads
 # parse_kv ROUND SYSTEM DTYPE THREADS: tests/bench_web.mjs's `metric value` lines -> RAW
 parse_kv() {
     awk -v r="$1" -v s="$2" -v d="$3" -v th="$4" 'NF == 2 && $1 != "error" { print r, s, d, th, $1, $2 }' "$W/out.txt" >>"$RAW"
@@ -140,15 +147,15 @@ run_config() {          # run_config ROUND KIND:DTYPE:THREADS
     r=$1; kind=${2%%:*}; rest=${2#*:}; dt=${rest%%:*}; th=${rest#*:}
     case $kind in
     native) sys=native
-        measured $sys "$dt" "$th" "$PLM" bench -m "$MODEL" --dtype "$dt" --threads "$th" -p "$P" -n "$N" --reps "$REPS" ;;
+        measured $sys "$dt" "$th" "$PLM" bench -m "$(model_for "$dt")" --dtype "$dt" --threads "$th" -p "$P" -n "$N" --reps "$REPS" ;;
     node) sys=node-wasm
-        measured $sys "$dt" "$th" node "$NODE_BENCH" "$MODEL" --dtype "$dt" --threads "$th" -p "$P" -n "$N" --reps "$REPS" ;;
+        measured $sys "$dt" "$th" node "$NODE_BENCH" "$(model_for "$dt")" --dtype "$dt" --threads "$th" -p "$P" -n "$N" --reps "$REPS" ;;
     ortnode) sys=ort-node
         measured $sys "$dt" "$th" node tests/bench_ort.mjs "$ONNX" "$th" "$(onnx_file "$dt")" kv "$P" "$N" ;;
     ortnodenokv) sys=ort-node-nokv
         measured $sys "$dt" "$th" node tests/bench_ort.mjs "$ONNX" "$th" "$(onnx_file "$dt")" nokv 30 50 ;;
     web) sys=web-wasm
-        measured $sys "$dt" "$th" node tests/bench_web.mjs "$PLM" "$MODEL" "$SITE" "plm:$dt:$th" "$P" "$N" "$REPS" "$NCTX" ;;
+        measured $sys "$dt" "$th" node tests/bench_web.mjs "$PLM" "$(model_for "$dt")" "$SITE" "plm:$dt:$th" "$P" "$N" "$REPS" "$NCTX" ;;
     ortweb) sys=ort-web
         measured $sys "$dt" "$th" node tests/bench_web.mjs "$PLM" "$MODEL" "$SITE" "ort:$dt:$th:kv" "$P" "$N" "$REPS" ;;
     ortwebnokv) sys=ort-web-nokv   # one repetition: ~50 full forward passes of 30..79 tokens
@@ -186,7 +193,7 @@ awk -v self=$$ -v secs="$RUN_SECS" -v tck="$(getconf CLK_TCK)" 'NR == FNR { a[$1
 # ---- report ----
 machine_env
 export GIT_REV="$BUILT_REV"
-export RAW RUNS SKIPPED OUT LOAD_START LOAD_END PLM MODEL ONNX P N REPS T NCTX NODE_BENCH SITE W
+export RAW RUNS SKIPPED OUT LOAD_START LOAD_END PLM MODEL Q8 ONNX P N REPS T NCTX NODE_BENCH SITE W
 export CHROMIUM="$(/usr/bin/chromium --version 2>/dev/null | head -n 1)" NODE_VERSION="$(node --version)"
 export EMCC_VERSION="$(env NODE_PATH=/usr/share/nodejs emcc --version 2>/dev/null | sed -n '1s/.* \([0-9][0-9.]*\) .*/emcc \1/p')"
 export ORT_WEB="$(node -p 'require("./node_modules/onnxruntime-web/package.json").version' 2>/dev/null || echo none)"
@@ -222,11 +229,12 @@ w("Method: %d round%s; each round runs every configuration once in a fresh proce
     n_rounds, "" if n_rounds == 1 else "s", E["REPS"], E["P"], E["N"], T))
 w("Commands (%s):\n" % E["SETTINGS"])
 w("    %s export -m %s --format onnx --quant none,int8 --out %s" % (E["PLM"], E["MODEL"], E["ONNX"]))
-w("    node tests/bench_web.mjs %s %s %s plm:q8_0|f32:1|%s %s %s %s %s   # pocketlm wasm, Chromium" % (E["PLM"], E["MODEL"], E["SITE"], T, E["P"], E["N"], E["REPS"], E["NCTX"]))
+w("    %s convert %s %s --dtype q8_0   # the q8_0 rows' model (f32 rows: %s)" % (E["PLM"], E["MODEL"], E["Q8"], E["MODEL"]))
+w("    node tests/bench_web.mjs %s %s|%s %s plm:q8_0|f32:1|%s %s %s %s %s   # pocketlm wasm, Chromium" % (E["PLM"], E["Q8"], E["MODEL"], E["SITE"], T, E["P"], E["N"], E["REPS"], E["NCTX"]))
 w("    node tests/bench_web.mjs %s %s %s ort:int8|fp32:1|%s:kv %s %s %s    # onnxruntime-web" % (E["PLM"], E["MODEL"], E["SITE"], T, E["P"], E["N"], E["REPS"]))
 w("    node tests/bench_web.mjs %s %s %s ort:fp32:1:nokv %s %s 1          # the seed's way" % (E["PLM"], E["MODEL"], E["SITE"], E["P"], E["N"]))
-w("    %s bench -m %s --dtype q8_0|f32 --threads 1|%s -p %s -n %s --reps %s" % (E["PLM"], E["MODEL"], T, E["P"], E["N"], E["REPS"]))
-w("    node %s %s --dtype q8_0|f32 --threads 1|%s -p %s -n %s --reps %s   # = examples/node/bench.mjs" % (E["NODE_BENCH"], E["MODEL"], T, E["P"], E["N"], E["REPS"]))
+w("    %s bench -m %s|%s --dtype q8_0|f32 --threads 1|%s -p %s -n %s --reps %s" % (E["PLM"], E["Q8"], E["MODEL"], T, E["P"], E["N"], E["REPS"]))
+w("    node %s %s|%s --dtype q8_0|f32 --threads 1|%s -p %s -n %s --reps %s   # = examples/node/bench.mjs" % (E["NODE_BENCH"], E["Q8"], E["MODEL"], T, E["P"], E["N"], E["REPS"]))
 w("    node tests/bench_ort.mjs %s 1|%s model_quantized.onnx|model.onnx kv %s %s; ... model.onnx nokv 30 50\n" % (E["ONNX"], T, E["P"], E["N"]))
 skipped = [l.strip() for l in open(E["SKIPPED"]) if l.strip()]
 if skipped:
@@ -311,8 +319,11 @@ g = lambda metric: m("web-wasm", "q8_0", "1", metric)
 if g("rss_mb"):
     L, K, D = 30, 3, 64   # SmolLM2-135M: layers, KV heads, head dim
     nctx = g("n_ctx") or 0
-    kv = 2 * L * nctx * K * D * 4 / 2**20
-    att = 128 * 9 * nctx * 4 / 2**20
+    cap = 256                  # session.c: the caches start at 256 positions and double as they fill
+    while cap < int(E["P"]) + int(E["N"]) and cap < nctx: cap *= 2
+    cap = min(cap, nctx) if nctx else cap
+    kv = 2 * L * cap * K * D * 4 / 2**20
+    att = 128 * 9 * cap * 4 / 2**20
     base = m("blank", "-", "1", "rss_mb")
     w("### Where the q8_0 renderer's memory goes (1 thread, medians, MiB)\n")
     w("| part | MiB | |")
@@ -321,10 +332,10 @@ if g("rss_mb"):
     if base: w("| of which the page and worker with no engine (blank configuration) | %.0f | Chromium's renderer baseline |" % base)
     w("| of which wasm memory, resident | %.0f | of a %.0f MiB heap (the heap never shrinks) |" % (g("bigmap_rss_mb") or 0, g("heap_mb") or 0))
     w("| rest: compiled wasm, JS heap, stream buffers | %.0f | |" % (g("rss_mb") - (g("bigmap_rss_mb") or 0) - (base or 0)))
-    w("| in the heap: the GGUF file, copied in whole for plm_model_load_gguf_buffer, then freed | %.0f | |" % (g("file_mb") or 0))
-    w("| in the heap: q8_0 weights (plm_model_weight_bytes) | %.0f | |" % (g("weight_mb") or 0))
-    w("| in the heap: KV cache for n_ctx %d (2 × L × n_ctx × K × D × 4 B), calloc'd | %.0f | reuses the freed file's space |" % (nctx, kv))
-    w("| in the heap: attention scratch (128 × H × n_ctx × 4 B) | %.0f | |" % att)
+    w("| in the heap: the Q8_0 GGUF file, its weights used in place (plm_model_load_gguf_inplace) | %.0f | |" % (g("file_mb") or 0))
+    w("| in the heap: the model's weights (plm_model_weight_bytes: the in-place q8_0 plus f32 scales and norms) | %.0f | mostly the file's own bytes |" % (g("weight_mb") or 0))
+    w("| in the heap: KV cache for the %d positions it grew to (n_ctx %d; 2 × L × positions × K × D × 4 B) | %.0f | |" % (cap, nctx, kv))
+    w("| in the heap: attention scratch (128 × H × positions × 4 B) | %.0f | |" % att)
     w("")
 foreign_table()
 slow_note()

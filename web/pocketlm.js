@@ -155,12 +155,17 @@ async function readPath(heap, file, progress) {
   } finally { fs.closeSync(fd); }
 }
 
+// byobReader: a BYOB reader of stream when it is a byte stream, else null.
+function byobReader(stream) {
+  try { return stream.getReader({ mode: 'byob' }); } catch { return null; }
+}
+
 // readStream: chunks of a ReadableStream written at a heap pointer of the known size. When the
 // size is unknown (no content-length, or compressed), chunks are gathered in JS first: one extra
 // copy of the file, held only until it is copied into the heap.
 async function readStream(heap, stream, size, progress) {
-  const reader = stream.getReader();
   if (size < 0) {
+    const reader = stream.getReader();
     const parts = [];
     let n = 0;
     for (;;) {
@@ -175,15 +180,21 @@ async function readStream(heap, stream, size, progress) {
     for (const p of parts) { heap.u8().set(p, ptr + off); off += p.length; }
     return { ptr, size: n };
   }
+  // A byte stream (Blob.stream(), and fetch bodies where the engine makes them byte streams) is
+  // read through one reused 1 MB buffer (BYOB): no chunk per read left for the garbage collector,
+  // which would otherwise keep tens of MB of a page's memory until it runs.
+  const byob = byobReader(stream), reader = byob || stream.getReader();
+  let buf = byob ? new Uint8Array(1 << 20) : null;
   const ptr = heap.malloc(size);
   let off = 0;
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = byob ? await reader.read(buf) : await reader.read();
       if (done) break;
       if (off + value.length > size) throw new Error(`pocketlm: got more bytes than the ${size} announced`);
       heap.u8().set(value, ptr + off);
       off += value.length;
+      if (byob) buf = new Uint8Array(value.buffer); // the same memory, handed back
       progress(off, size);
     }
     if (off !== size) throw new Error(`pocketlm: got ${off} bytes, ${size} announced`);

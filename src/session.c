@@ -128,8 +128,8 @@ plm_status plm_session_create(plm_session **out, const plm_model *model,
     s->scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(CHUNK, (int32_t)maxin), 1);
     s->pool = plm_pool_create(p.n_threads);
     if (reserve(s, p.n_ctx < FIRST_CAP ? p.n_ctx : FIRST_CAP) != PLM_OK || !s->cos_t ||
-        !s->sin_t || !s->x || !s->xn || !s->q || !s->att_out || !s->gate || !s->up || !s->logits || !s->lora_u || !s->lora_y ||
-        !s->scratch || !s->pool) {
+        !s->sin_t || !s->x || !s->xn || !s->q || !s->att_out || !s->gate || !s->up ||
+        !s->logits || !s->lora_u || !s->lora_y || !s->scratch || !s->pool) {
         plm_session_free(s);
         return plm_fail(err, PLM_ERR_NOMEM, "out of memory creating a session of %d positions",
                         p.n_ctx);
@@ -210,8 +210,8 @@ static void forward(plm_session *s, const int32_t *ids, int T, float *logits_out
 
 // ---- public entry points ----
 
-// check_ids: the ids are valid and fit; the caches are grown to hold them.
-static plm_status check_ids(plm_session *s, const int32_t *ids, int32_t n, plm_error *err) {
+// admit: check that the ids are valid and fit, then grow the caches to hold them.
+static plm_status admit(plm_session *s, const int32_t *ids, int32_t n, plm_error *err) {
     if (!ids || n < 1) return plm_fail(err, PLM_ERR_ARG, "decode: no tokens");
     if (n > s->n_ctx - s->n_past)
         return plm_fail(err, PLM_ERR_ARG,
@@ -223,14 +223,14 @@ static plm_status check_ids(plm_session *s, const int32_t *ids, int32_t n, plm_e
             return plm_fail(err, PLM_ERR_ARG, "decode: token %d at index %d out of range [0, %d)",
                             ids[i], i, V);
     if (reserve(s, s->n_past + n) != PLM_OK)
-        return plm_fail(err, PLM_ERR_NOMEM, "decode: out of memory growing the KV cache to %d positions",
-                        s->n_past + n);
+        return plm_fail(err, PLM_ERR_NOMEM, "decode: out of memory growing the KV cache to %d "
+                        "positions", s->n_past + n);
     return PLM_OK;
 }
 
 plm_status plm_session_decode(plm_session *s, const int32_t *ids, int32_t n, plm_error *err) {
     if (!s) return plm_fail(err, PLM_ERR_ARG, "decode: NULL session");
-    plm_status st = check_ids(s, ids, n, err);
+    plm_status st = admit(s, ids, n, err);
     if (st != PLM_OK) return st;
     for (int32_t i = 0; i < n; i += CHUNK)
         forward(s, ids + i, n - i < CHUNK ? n - i : CHUNK, NULL);
@@ -240,7 +240,7 @@ plm_status plm_session_decode(plm_session *s, const int32_t *ids, int32_t n, plm
 plm_status plm_session_decode_all(plm_session *s, const int32_t *ids, int32_t n, float *out,
                                   plm_error *err) {
     if (!s || !out) return plm_fail(err, PLM_ERR_ARG, "decode_all: NULL argument");
-    plm_status st = check_ids(s, ids, n, err);
+    plm_status st = admit(s, ids, n, err);
     if (st != PLM_OK) return st;
     size_t V = (size_t)s->n_vocab;
     for (int32_t i = 0; i < n; i += CHUNK) {

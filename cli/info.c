@@ -1,5 +1,6 @@
 // info.c: `pocketlm info -m MODEL [--dtype f32|q8_0] [--json]`: the architecture, every config value,
-// the parameter count, the file's tensor dtypes, memory for f32 and q8_0 weights, KV cache per token.
+// the parameter count, the file's tensor dtypes, memory for f32 and q8_0 weights, KV cache per
+// token, and the CPU with the kernel path that runs.
 // It reads the file's per-dtype tensor counts from struct plm_model (model.h), the one thing the
 // public API does not expose; everything else goes through pocketlm.h.
 #include <stdio.h>
@@ -18,7 +19,7 @@ static int usage(void) {
     printf("usage: pocketlm info -m MODEL [--dtype f32|q8_0] [--json]\n"
            "Loads MODEL (an HF directory or a .gguf file) and prints its architecture, config,\n"
            "parameter count, file dtypes, weight memory for f32 and q8_0, and KV cache bytes per\n"
-           "token.\n\n"
+           "token, the CPU, its features and the kernel path (PLM_ISA=path forces one).\n\n"
            "  -m PATH          model\n"
            "  --dtype T        load the weights as f32 (default) or q8_0 (shows load time and size)\n"
            "  --json           one JSON object instead of text\n");
@@ -62,12 +63,22 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
         }
     printf(json ? "}, \"loaded_dtype\": \"%s\", \"loaded_bytes\": %zu, \"load_seconds\": %.3f, "
                   "\"f32_bytes\": %zu, \"q8_0_bytes\": %zu, \"kv_cache_bytes_per_token\": %zu, "
-                  "\"tokenizer_vocab\": %d}\n"
+                  "\"tokenizer_vocab\": %d, \"cpu\": "
                 : "\nloaded                    %s, %zu bytes in %.3f s\nmemory_f32_bytes          %zu\n"
                   "memory_q8_0_bytes         %zu\nkv_cache_bytes_per_token  %zu\n"
                   "tokenizer_vocab           %d\n",
            plm_dtype_name(plm_model_dtype(m)), plm_model_weight_bytes(m), load_s, f32, q8, kv,
            tok ? plm_tokenizer_n_vocab(tok) : 0);
+    const char *cpu = plm_cpu_name(), *features = plm_cpu_features(), *path_ = plm_kernel_path();
+    if (!json) {
+        printf("cpu                       %s\ncpu_features              %s\nkernel_path               %s\n",
+               cpu, features, path_);
+        return;
+    }
+    cli_print_json_str(cpu, strlen(cpu));
+    printf(", \"cpu_features\": ");
+    cli_print_json_str(features, strlen(features));
+    printf(", \"kernel_path\": \"%s\"}\n", path_);
 }
 
 int cmd_info(int argc, char **argv) {

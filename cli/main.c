@@ -27,12 +27,20 @@ static void usage(FILE *f) {
     fprintf(f, "usage: pocketlm <command> [options]   (pocketlm <command> --help)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nenvironment:\n  PLM_ISA     force a kernel path (scalar, avx2, avx512, neon, ...; default: the\n"
+               "              widest this CPU runs); `pocketlm info` shows the CPU and the path\n");
 }
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    // PLM_ISA forces a kernel path for every command (scalar, avx2, avx512, neon, ...; see info)
+    plm_error err;
+    if (plm_set_kernel_path(getenv("PLM_ISA"), &err) != PLM_OK) {
+        fprintf(stderr, "pocketlm: PLM_ISA: %s\n", err.msg);
+        return 2;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);

@@ -58,6 +58,20 @@ typedef struct {
 
 const char *plm_status_str(plm_status s); // short name of a status; never NULL
 
+// ---- CPU and kernel path ----
+// The kernels run on the widest instruction-set path this CPU has, chosen at run time: scalar
+// (the reference, every build), avx2, avxvnni, avx512 (x86-64), neon, dotprod, i8mm (arm64), wasm,
+// relaxed (WebAssembly, fixed when the module is built). Q8_0 results are the same bits on every
+// path; f32 results agree within rounding.
+
+const char *plm_cpu_name(void);     // the CPU's model name, or "unknown"
+const char *plm_cpu_features(void); // the features the kernels use that it has: "avx2 fma ..."
+const char *plm_kernel_path(void);  // the path the kernels take now: "avx512", "neon", ...
+// plm_set_kernel_path: take path name from now on ("auto": the widest this CPU runs). A path
+// this CPU or build cannot run is refused (PLM_ERR_UNSUPPORTED, the message lists those it can),
+// never run. Process-wide: set it before starting work.
+plm_status plm_set_kernel_path(const char *name, plm_error *err);
+
 // ---- data types ----
 
 typedef enum {

@@ -1,7 +1,8 @@
 // matmul.h: the hot loops. out = inp @ W^T for W in HF layout (out_features, in_features), as f32
 // or as 8-bit blocks (Q8_0 style: 32 int8 per block, one f32 scale per block). Each kernel has a
-// scalar reference beside its SIMD paths (AVX-512 / AVX2 chosen at run time, wasm SIMD128 at build
-// time); the reference is what tests compare against. Every output element is computed by one thread
+// scalar reference beside its SIMD paths (one per instruction-set path of cpu.h, chosen at run
+// time; the kernels themselves are in matmul_x86.c, matmul_arm.c, matmul_wasm.c); the reference is
+// what tests compare against. Every output element is computed by one thread
 // in a fixed order, so results are bit-identical for any number of threads.
 #ifndef PLM_MATMUL_H
 #define PLM_MATMUL_H
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cpu.h"
 #include "pocketlm.h"
 #include "pool.h"
 
@@ -50,29 +52,19 @@ void plm_matmul_backward_input(plm_pool *pool, float *dinp, const float *dout, c
 void plm_matmul_backward_weight(plm_pool *pool, float *dw, const float *dout, const float *inp,
                                 int32_t T, int32_t rows, int32_t cols);
 
-// ---- instruction sets (for tests and benchmarks) ----
+// ---- paths (cpu.h): plm_matmul and the backward run on plm_isa_active(); tests force each ----
 
-// The SIMD path a matmul runs on. plm_matmul uses plm_matmul_isa_best(); tests force each one.
-typedef enum {
-    PLM_MATMUL_ISA_SCALAR = 0, // plain C, the reference
-    PLM_MATMUL_ISA_AVX2 = 1,   // x86 AVX2 + FMA
-    PLM_MATMUL_ISA_AVX512 = 2, // x86 AVX-512 F, BW, VL, VNNI
-    PLM_MATMUL_ISA_WASM = 3,   // wasm SIMD128 (built with -msimd128)
-} plm_matmul_isa;
-
-const char *plm_matmul_isa_name(plm_matmul_isa isa); // "scalar", "avx2", "avx512", "wasm"
-int plm_matmul_isa_supported(plm_matmul_isa isa);    // 1 when compiled in and this CPU runs it
-plm_matmul_isa plm_matmul_isa_best(void);            // the fastest supported path
-
-// plm_matmul_isa_run: plm_matmul on a given path (must be supported). Any path gives bit-identical
-// results for any pool size; different paths agree within float rounding.
-void plm_matmul_isa_run(plm_matmul_isa isa, plm_pool *pool, float *out, const float *inp,
+// plm_matmul_isa_run: plm_matmul on path isa (the widest kernels that isa includes; it must be
+// supported). Any path gives bit-identical results for any pool size; Q8_0 gives the same bits on
+// every path, f32 paths agree within float rounding.
+void plm_matmul_isa_run(plm_isa isa, plm_pool *pool, float *out, const float *inp,
                         const plm_mat *w, int32_t T, void *scratch);
-// plm_matmul_backward_input_isa: plm_matmul_backward_input on a given path (AVX-512 or the
-// scalar reference; any other isa runs the reference).
-void plm_matmul_backward_input_isa(plm_matmul_isa isa, plm_pool *pool, float *dinp,
-                                   const float *dout, const plm_mat *w, int32_t T);
-// plm_quantize_q8_0_isa: plm_quantize_q8_0 on a given path; every path gives identical bytes.
-void plm_quantize_q8_0_isa(plm_matmul_isa isa, int8_t *q, float *d, const float *x, size_t n);
+// plm_matmul_backward_input_isa, plm_matmul_backward_weight_isa: the backward on path isa.
+void plm_matmul_backward_input_isa(plm_isa isa, plm_pool *pool, float *dinp, const float *dout,
+                                   const plm_mat *w, int32_t T);
+void plm_matmul_backward_weight_isa(plm_isa isa, plm_pool *pool, float *dw, const float *dout,
+                                    const float *inp, int32_t T, int32_t rows, int32_t cols);
+// plm_quantize_q8_0_isa: plm_quantize_q8_0 on path isa; every path gives identical bytes.
+void plm_quantize_q8_0_isa(plm_isa isa, int8_t *q, float *d, const float *x, size_t n);
 
 #endif

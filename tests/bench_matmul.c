@@ -30,7 +30,7 @@ static const shape shapes[] = {
 };
 
 // bench_one: seconds per call of plm_matmul for (T, rows, cols) on n_threads.
-static double bench_one(plm_matmul_isa isa, plm_pool *pool, plm_dtype dtype, int T, int rows,
+static double bench_one(plm_isa isa, plm_pool *pool, plm_dtype dtype, int T, int rows,
                         int cols) {
     const size_t n = (size_t)rows * cols;
     const size_t bytes = dtype == PLM_DTYPE_F32 ? n * 4 : n + n / PLM_QK * 4;
@@ -72,10 +72,10 @@ static double bench_one(plm_matmul_isa isa, plm_pool *pool, plm_dtype dtype, int
 }
 
 int main(int argc, char **argv) {
-    plm_matmul_isa isa = plm_matmul_isa_best();
-    for (int i = 0; argc > 1 && i <= PLM_MATMUL_ISA_WASM; i++)
-        if (!strcmp(argv[1], plm_matmul_isa_name((plm_matmul_isa)i))) isa = (plm_matmul_isa)i;
-    printf("isa %s, cores %d\n", plm_matmul_isa_name(isa), plm_n_cores());
+    plm_isa isa = plm_isa_best();
+    for (int i = 0; argc > 1 && i < PLM_ISA_COUNT; i++)
+        if (!strcmp(argv[1], plm_isa_name((plm_isa)i)) && plm_isa_supported((plm_isa)i)) isa = (plm_isa)i;
+    printf("isa %s, cpu %s, cores %d\n", plm_isa_name(isa), plm_cpu_name(), plm_n_cores());
     printf("%-14s %-5s %3s %4s %6s %5s %9s %8s %7s\n", "shape", "dtype", "thr", "T", "rows",
            "cols", "ms", "GFLOP/s", "GB/s");
     const plm_dtype dtypes[2] = {PLM_DTYPE_F32, PLM_DTYPE_Q8_0};

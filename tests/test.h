@@ -73,6 +73,19 @@ static void test_self(void) {
     CHECK(same && !differ);
 }
 
+#ifdef PLM_CPU_H
+// test_paths: print which kernel paths (cpu.h) a test runs here and which it skips, and why.
+static inline void test_paths(const char *name) {
+    printf("%s: paths tested:", name);
+    for (int i = 0; i < PLM_ISA_COUNT; i++)
+        if (plm_isa_supported((plm_isa)i)) printf(" %s", plm_isa_name((plm_isa)i));
+    printf("; skipped (not in this build or not on this CPU: %s):", plm_cpu_name());
+    for (int i = 0; i < PLM_ISA_COUNT; i++)
+        if (!plm_isa_supported((plm_isa)i)) printf(" %s", plm_isa_name((plm_isa)i));
+    printf("\n");
+}
+#endif
+
 static int test_main_end(const char *name) {
     printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
     return test_failed ? 1 : 0;

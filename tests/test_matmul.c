@@ -95,7 +95,7 @@ static void test_quantize(void) {
     for (size_t i = 32; i < 64; i++) x[i] *= 1e-30f;                   // a tiny block
     x[70] = 1000.0f;                                                   // one dominating value
     for (size_t i = 96; i < 128; i++) x[i] = (float)(i - 112) * 0.5f;  // exact halves: ties
-    plm_quantize_q8_0_isa(PLM_MATMUL_ISA_SCALAR, q, d, x, n);
+    plm_quantize_q8_0_isa(PLM_ISA_SCALAR, q, d, x, n);
     size_t bad = 0;
     for (size_t b = 0; b < n / PLM_QK; b++) {
         float amax = 0.0f;
@@ -117,11 +117,11 @@ static void test_quantize(void) {
     plm_mat wf = {PLM_DTYPE_F32, 1, (int32_t)n, x, NULL, NULL};
     plm_mat_row(y, &wf, 0);
     check_close("f32 row", y, x, n, 0, 0);
-    for (int isa = 1; isa <= PLM_MATMUL_ISA_WASM; isa++) {
-        if (!plm_matmul_isa_supported((plm_matmul_isa)isa)) continue;
-        plm_quantize_q8_0_isa((plm_matmul_isa)isa, q2, d2, x, n);
+    for (int isa = 1; isa < PLM_ISA_COUNT; isa++) {
+        if (!plm_isa_supported((plm_isa)isa)) continue;
+        plm_quantize_q8_0_isa((plm_isa)isa, q2, d2, x, n);
         CHECK_MSG(!memcmp(q, q2, n) && !memcmp(d, d2, n / PLM_QK * sizeof(float)),
-                  "quantize on %s differs from scalar", plm_matmul_isa_name((plm_matmul_isa)isa));
+                  "quantize on %s differs from scalar", plm_isa_name((plm_isa)isa));
     }
     free(x), free(y), free(q), free(q2), free(d), free(d2);
 }
@@ -176,10 +176,10 @@ static void test_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int
         oracle(want, scale, xdq, &w, T); // back to the quantized-input oracle for scales below
     }
 
-    for (int isa = 0; isa <= PLM_MATMUL_ISA_WASM; isa++) {
-        if (!plm_matmul_isa_supported((plm_matmul_isa)isa)) continue;
-        const char *in = plm_matmul_isa_name((plm_matmul_isa)isa);
-        plm_matmul_isa_run((plm_matmul_isa)isa, pools[0], got, x, &w, T, scratch);
+    for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
+        if (!plm_isa_supported((plm_isa)isa)) continue;
+        const char *in = plm_isa_name((plm_isa)isa);
+        plm_matmul_isa_run((plm_isa)isa, pools[0], got, x, &w, T, scratch);
         for (size_t i = 0; i < no; i++) want[i] = (double)ref[i];
         snprintf(name, sizeof name, "%s %s vs ref T=%d rows=%d cols=%d", in, dt, T, rows, cols);
         if (dtype == PLM_DTYPE_F32) {
@@ -193,14 +193,14 @@ static void test_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int
         }
         for (int p = 1; p < 3; p++) {
             memset(got_n, 0xff, no * sizeof(float));
-            plm_matmul_isa_run((plm_matmul_isa)isa, pools[p], got_n, x, &w, T, scratch);
+            plm_matmul_isa_run((plm_isa)isa, pools[p], got_n, x, &w, T, scratch);
             CHECK_MSG(!memcmp(got, got_n, no * sizeof(float)),
                       "%s %s T=%d rows=%d cols=%d: %d threads differ from 1", in, dt, T, rows,
                       cols, plm_pool_size(pools[p]));
         }
         int same = 1;
         for (int t = 0; t < T && T > 1; t++) {
-            plm_matmul_isa_run((plm_matmul_isa)isa, pools[1], got_n, x + (size_t)t * cols, &w, 1,
+            plm_matmul_isa_run((plm_isa)isa, pools[1], got_n, x + (size_t)t * cols, &w, 1,
                                scratch);
             same &= !memcmp(got_n, got + (size_t)t * rows, (size_t)rows * sizeof(float));
         }
@@ -208,7 +208,7 @@ static void test_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int
                   rows, cols);
     }
     plm_matmul(pools[1], got, x, &w, T, scratch);
-    plm_matmul_isa_run(plm_matmul_isa_best(), pools[0], got_n, x, &w, T, scratch);
+    plm_matmul_isa_run(plm_isa_active(), pools[0], got_n, x, &w, T, scratch);
     CHECK(!memcmp(got, got_n, no * sizeof(float)));
 
     mat_free(&w);
@@ -253,9 +253,7 @@ static void test_matmul(void) {
 
 int main(void) {
     test_self();
-    for (int isa = 0; isa <= PLM_MATMUL_ISA_WASM; isa++)
-        if (plm_matmul_isa_supported((plm_matmul_isa)isa))
-            printf("test_matmul: testing %s\n", plm_matmul_isa_name((plm_matmul_isa)isa));
+    test_paths("test_matmul");
     test_quantize();
     test_matmul();
     return test_main_end("test_matmul");

@@ -1,5 +1,5 @@
 // test_matmul_backward.c: the training products of matmul_backward.c against a double-precision
-// recompute: dinp += dout @ W (f32 and Q8_0 weights, AVX-512 and the scalar reference, tails in
+// recompute: dinp += dout @ W (f32 and Q8_0 weights, every path this CPU runs and the scalar reference, tails in
 // tokens and columns), 1 thread == 3 threads bit for bit; dw += dout^T @ inp.
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,16 +37,16 @@ static void check_input(int T, int R, int C, plm_dtype dt) {
         }
     plm_pool *p3 = plm_pool_create(3);
     float *a = malloc(sizeof(float) * T * C), *b = malloc(sizeof(float) * T * C);
-    plm_matmul_isa isas[2] = {PLM_MATMUL_ISA_SCALAR, PLM_MATMUL_ISA_AVX512};
-    for (int k = 0; k < 2; k++) {
-        if (!plm_matmul_isa_supported(isas[k])) continue;
+    for (int k = 0; k < PLM_ISA_COUNT; k++) {
+        const plm_isa isa = (plm_isa)k;
+        if (!plm_isa_supported(isa)) continue;
         char name[96];
-        snprintf(name, sizeof name, "dinp %s %s T=%d R=%d C=%d", plm_matmul_isa_name(isas[k]),
+        snprintf(name, sizeof name, "dinp %s %s T=%d R=%d C=%d", plm_isa_name(isa),
                  dt == PLM_DTYPE_F32 ? "f32" : "q8_0", T, R, C);
         memcpy(a, d0, sizeof(float) * T * C);
         memcpy(b, d0, sizeof(float) * T * C);
-        plm_matmul_backward_input_isa(isas[k], NULL, a, g, &m, T);
-        plm_matmul_backward_input_isa(isas[k], p3, b, g, &m, T);
+        plm_matmul_backward_input_isa(isa, NULL, a, g, &m, T);
+        plm_matmul_backward_input_isa(isa, p3, b, g, &m, T);
         check_close(name, a, want, (size_t)T * C, 1e-5, 1e-4);
         CHECK_MSG(!memcmp(a, b, sizeof(float) * T * C), "%s: 1 and 3 threads differ", name);
     }
@@ -66,14 +66,24 @@ static void check_weight(int T, int R, int C) {
             want[r * C + c] = (float)s;
         }
     plm_pool *p2 = plm_pool_create(2);
-    plm_matmul_backward_weight(p2, dw, g, x, T, R, C);
-    check_close("dw", dw, want, (size_t)R * C, 1e-5, 1e-4);
+    float *dw1 = calloc((size_t)R * C, sizeof(float));
+    plm_matmul_backward_weight_isa(PLM_ISA_SCALAR, NULL, dw1, g, x, T, R, C);
+    check_close("dw scalar", dw1, want, (size_t)R * C, 1e-5, 1e-4);
+    for (int k = 1; k < PLM_ISA_COUNT; k++) { // every path: the reference's bits (see matmul_kernels.h)
+        if (!plm_isa_supported((plm_isa)k)) continue;
+        memset(dw, 0, sizeof(float) * R * C);
+        plm_matmul_backward_weight_isa((plm_isa)k, p2, dw, g, x, T, R, C);
+        CHECK_MSG(!memcmp(dw, dw1, sizeof(float) * R * C), "dw %s T=%d R=%d C=%d: differs from scalar",
+                  plm_isa_name((plm_isa)k), T, R, C);
+    }
+    free(dw1);
     plm_pool_free(p2);
     free(g), free(x), free(dw), free(want);
 }
 
 int main(void) {
     test_self();
+    test_paths("test_matmul_backward");
     const int shapes[][3] = {{1, 5, 32}, {7, 17, 64}, {13, 40, 96}, {33, 64, 576}, {25, 192, 67}, {9, 600, 64}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_F32);

@@ -1,0 +1,39 @@
+// cpu.h: which CPU this is, and which instruction-set path the kernels take.
+//
+// A path names the widest instructions a kernel may use. Paths form three families, each ordered
+// from narrow to wide; a path includes the ones before it in its family (avx512 may use anything
+// avx2 may), and every kernel picks its widest implementation that the active path includes, down
+// to the scalar reference, which every build has:
+//   x86-64: avx2 (AVX2 + FMA) < avxvnni (+ 256-bit VNNI) < avx512 (AVX-512 F, BW, VL, VNNI)
+//   arm64:  neon (Advanced SIMD) < dotprod (+ SDOT) < i8mm (+ SMMLA)
+//   wasm:   wasm (SIMD128) < relaxed (+ relaxed SIMD); fixed when the module is built
+// The active path is process-wide: the best one this CPU runs, or the one plm_set_kernel_path
+// chose (the CLI reads PLM_ISA). Set it before starting work; kernels read it at each call.
+#ifndef PLM_CPU_H
+#define PLM_CPU_H
+
+#include "pocketlm.h"
+
+typedef enum {
+    PLM_ISA_SCALAR = 0, // plain C: the reference every other path is tested against
+    PLM_ISA_AVX2,       // x86-64 AVX2 + FMA + F16C (Haswell, Zen 1 and later)
+    PLM_ISA_AVXVNNI,    // + AVX-VNNI: vpdpbusd on 256 bits (Alder Lake, Zen 5)
+    PLM_ISA_AVX512,     // AVX-512 F, BW, VL and VNNI (Ice Lake, Zen 4)
+    PLM_ISA_NEON,       // arm64 Advanced SIMD (every arm64 CPU)
+    PLM_ISA_DOTPROD,    // + SDOT (Armv8.2 dotprod: Cortex-A76, Apple M1, Graviton 2)
+    PLM_ISA_I8MM,       // + SMMLA (Armv8.6 i8mm: Apple M2, Graviton 3)
+    PLM_ISA_WASM,       // wasm SIMD128
+    PLM_ISA_RELAXED,    // + relaxed SIMD (i32x4.relaxed_dot_i8x16_i7x16_add, relaxed madd)
+    PLM_ISA_COUNT
+} plm_isa;
+
+const char *plm_isa_name(plm_isa isa); // "scalar", "avx2", ..., "relaxed"
+// plm_isa_supported: 1 when this build has the path and this CPU can run it.
+int plm_isa_supported(plm_isa isa);
+plm_isa plm_isa_best(void);   // the widest supported path
+plm_isa plm_isa_active(void); // the path kernels take now (plm_isa_best() unless set)
+// plm_isa_includes: 1 when path isa may use the instructions of path base (same family, at least
+// as wide; every path includes scalar).
+int plm_isa_includes(plm_isa isa, plm_isa base);
+
+#endif

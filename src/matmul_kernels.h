@@ -1,0 +1,108 @@
+// matmul_kernels.h: what a path's matmul kernels look like to the driver in matmul.c and
+// matmul_backward.c (internal). Each instruction-set path fills one matmul_kernels table in its own
+// file (matmul_x86.c, matmul_arm.c, matmul_wasm.c); matmul.c holds the scalar reference table and
+// picks the table of the active path (cpu.h). A NULL entry means "the scalar reference".
+//
+// Q8_0: the canonical order (every path computes exactly this, so the bits match everywhere):
+// out[t, r] = sum over blocks b of dw[r, b] * dx[t, b] * (q_w . q_x of block b), in float as:
+//   p[b][l] = the exact int32 sum of the products of bytes 4l .. 4l+3 of block b   (l = 0..7)
+//   acc[16] = +0;  for b = 0, 1, .. nb-1, for l = 0..7:
+//       s = dw[r, b] * dx[t, b];  m = (float)p[b][l] * s;  acc[8 * (b % 2) + l] = acc[..] + m
+//   h[i] = acc[i] + acc[i + 8],  a[i] = h[i] + h[i + 4],  out = (a[0] + a[2]) + (a[1] + a[3])
+// Each step is a multiply then an add, two roundings, never an FMA: wasm SIMD128 has none, and the
+// scalar path must match (GCC's -std=c11 default -ffp-contract=off keeps the compiler from fusing
+// the intrinsics' mul + add; test_matmul would catch it). Why this order: it is how each width
+// already computes its integer dots. p[b][l] is lane l of one vpdpbusd (AVX-512) or of maddubs +
+// madd (AVX2), of one SDOT (arm64 dotprod) over a block; AVX-512 holds blocks b, b+1 (b even) in
+// lanes 0-7, 8-15 of one register, so acc is one register and the end sum is the halving tree of
+// its 16 lanes; AVX2 keeps two registers (even, odd blocks) and adds them first; 128-bit paths
+// keep four (lanes 0-3, 4-7 of even and of odd blocks). The integer sums are exact on every path,
+// the scales product is one rounding, and a path that pads a last odd block with zero weights and
+// scales adds +0 to accumulators that are never -0, so the bits do not depend on the path, the
+// tile, T or the thread count.
+//
+// f32: each path has its own order (vector width, FMA), so f32 paths agree within rounding; within
+// a path out[t, r] is computed the same way whatever the tile, T or thread count.
+#ifndef PLM_MATMUL_KERNELS_H
+#define PLM_MATMUL_KERNELS_H
+
+#include "cpu.h"
+#include "matmul.h"
+
+#define PLM_INLINE static inline __attribute__((always_inline))
+// UNROLL: fully unroll a loop over a tile's tokens or rows. Their bounds are constants at each call
+// site, but -O2 does not unroll nests this deep: without it the accumulators live on the stack
+// (f32 prefill at T = 128 on 1 thread: ~55 GFLOP/s without it, ~200 with it and the 4 x 6 tile).
+#define UNROLL _Pragma("GCC unroll 8")
+
+typedef struct matmul_job matmul_job;
+
+// A tile kernel writes out[t0 .. t0+mt, r0 .. r0+nr]; the driver calls it only with
+// (mt, nr) in {(MT, NR), (1, NR), (MT, 1), (1, 1)} for the kernel's MT and NR.
+typedef void (*tile_fn)(const matmul_job *j, int t0, int mt, int r0, int nr);
+// A warm function starts the memory reads of rows r0..r1 before decode's first tile (whose own
+// prefetches only reach rows ahead of it).
+typedef void (*warm_fn)(const matmul_job *j, int r0, int r1);
+
+typedef struct {
+    tile_fn fn;
+    int mt, nr;   // tile: tokens x rows
+    int dnr;      // rows of a tile when T < mt (decode): 1 keeps the weights one sequential stream
+    warm_fn warm; // called once per thread when T < mt; NULL: none
+} tile_kernel;
+
+struct matmul_job {
+    tile_kernel kernel;
+    float *out;        // (T, rows)
+    const float *inp;  // (T, cols) f32 inputs, for F32 weights
+    const int8_t *xq;  // (T, cols) quantized inputs, for Q8_0 weights
+    const float *xd;   // (T, cols / PLM_QK) their block scales
+    const int32_t *xc; // (T, cols / 4) from the table's q8_prepare, when it has one
+    const plm_mat *w;  // (rows, cols)
+    int T;
+};
+
+typedef struct {
+    tile_kernel f32, q8; // forward tiles
+    // quantize: quantize_scalar's bytes for x (n) -> q (n), d (n / PLM_QK)
+    void (*quantize)(int8_t *q, float *d, const float *x, size_t n);
+    // q8_prepare: xc (n / 4) from xq (n), computed once per call before the q8 tiles run
+    void (*q8_prepare)(int32_t *xc, const int8_t *xq, size_t n);
+    // dinp_tiles: dinp[t, c0 .. c0+n) += sum over r in [r0, r1) of dout[t, r] * W[r, c0 .. c0+n)
+    // for t in [0, T), n <= 32; per element the sum runs over r in order from zero, then is added
+    // to dinp (see matmul_backward.c)
+    void (*dinp_tiles)(float *dinp, const float *dout, const plm_mat *w, int32_t T, int32_t r0,
+                       int32_t r1, int32_t c0, int32_t n);
+    // dw_rows: rows [r0, r1) of dw (rows, cols) += dout^T (rows, T) @ inp (T, cols), each element
+    // summing tokens in order
+    void (*dw_rows)(float *dw, const float *dout, const float *inp, int32_t T, int32_t rows,
+                    int32_t cols, int32_t r0, int32_t r1);
+} matmul_kernels;
+
+// plm_dw_rows_generic: dw_rows as plain C whose inner loop over columns vectorizes; each element
+// sums the tokens in order whatever the vector width, so every path that compiles it for its own
+// width (with a target attribute) gives the same bits.
+PLM_INLINE void plm_dw_rows_generic(float *dw, const float *dout, const float *inp, int32_t T,
+                                    int32_t rows, int32_t cols, int32_t r0, int32_t r1) {
+    for (int32_t r = r0; r < r1; r++) {
+        float *o = dw + (size_t)r * cols;
+        for (int32_t t = 0; t < T; t++) {
+            const float a = dout[(size_t)t * rows + r];
+            const float *x = inp + (size_t)t * cols;
+            for (int32_t c = 0; c < cols; c++) o[c] += a * x[c];
+        }
+    }
+}
+
+// plm_matmul_kernels: the table of the widest path that isa includes (the scalar one at least).
+const matmul_kernels *plm_matmul_kernels(plm_isa isa);
+
+// The tables of each file, for plm_matmul_kernels. Declared for the architecture being compiled.
+#if defined(__x86_64__)
+extern const matmul_kernels plm_kernels_avx2, plm_kernels_avx512;
+#endif
+#if defined(__wasm_simd128__)
+extern const matmul_kernels plm_kernels_wasm;
+#endif
+
+#endif

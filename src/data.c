@@ -12,6 +12,7 @@
 
 #include "data.h"
 #include "json.h"
+#include "rng.h"
 
 // ---- the task template ----
 
@@ -540,29 +541,12 @@ plm_status plm_dataset_write_lines(const plm_dataset *d, const char *src, const 
     return plm_writer_commit(w, err);
 }
 
-// ---- random numbers (explicit xorshift state, never rand()) ----
+// ---- shuffles (random numbers: rng.h) ----
 
-// mix: splitmix64, which turns any seed (even 0) into a well-spread non-zero state
-static uint64_t mix(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return z ? z : 1;
-}
-
-// next_below: xorshift64* step, then a number in [0, n). The modulo bias is below n / 2^64.
-static uint64_t next_below(uint64_t *s, uint64_t n) {
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return (*s * 0x2545F4914F6CDD1Dull) % n;
-}
-
-// shuffle: Fisher-Yates on the blocks of size w of a (n blocks), so batches move whole.
+// shuffle_blocks: Fisher-Yates on the blocks of size w of a (n blocks), so batches move whole.
 static void shuffle_blocks(int32_t *a, size_t n, size_t w, uint64_t *s) {
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)next_below(s, i);
+        size_t j = (size_t)rng_below(s, i);
         for (size_t k = 0; k < w && j != i - 1; k++) {
             int32_t t = a[(i - 1) * w + k];
             a[(i - 1) * w + k] = a[j * w + k];
@@ -643,7 +627,7 @@ plm_status plm_dataset_split(plm_dataset *d, plm_dataset *held, double frac, uin
     // hold out groups in a seeded order until frac of the examples, at least 1 group each way
     for (int32_t g = 0; g < G; g++) perm[g] = g, size[g] = 0;
     for (int32_t i = 0; i < d->n; i++) size[gid[i]]++;
-    uint64_t s = mix(seed);
+    uint64_t s = rng_seed(seed);
     shuffle_blocks(perm, (size_t)G, 1, &s);
     double want = frac * d->n;
     int64_t got = 0;
@@ -674,7 +658,7 @@ done:
 // free of allocation (it cannot fail) at O(W log W) per window of W = 64*B.
 static int before(const plm_dataset *d, uint64_t salt, int32_t a, int32_t b) {
     if (d->ex[a].n != d->ex[b].n) return d->ex[a].n < d->ex[b].n;
-    return mix(salt ^ (uint64_t)a) < mix(salt ^ (uint64_t)b);
+    return rng_seed(salt ^ (uint64_t)a) < rng_seed(salt ^ (uint64_t)b); // a seeded hash
 }
 
 static void sift_down(int32_t *a, size_t root, size_t n, const plm_dataset *d, uint64_t salt) {
@@ -702,10 +686,10 @@ void plm_batch_order(int32_t *order, const plm_dataset *d, int32_t B, uint64_t s
     if (!order || !d || d->n <= 0) return;
     if (B < 1) B = 1;
     size_t n = (size_t)d->n, W = (size_t)B * 64;
-    uint64_t s = mix(seed ^ mix((uint64_t)(int64_t)epoch)); // one stream per (seed, epoch)
+    uint64_t s = rng_seed(seed ^ rng_seed((uint64_t)(int64_t)epoch)); // one stream per (seed, epoch)
     for (size_t i = 0; i < n; i++) order[i] = (int32_t)i;
     shuffle_blocks(order, n, 1, &s);
-    uint64_t salt = mix(s);
+    uint64_t salt = rng_seed(s);
     for (size_t w = 0; w < n; w += W) sort_by_length(order + w, n - w < W ? n - w : W, d, salt);
     // Windows hold whole batches, so cutting into batches of B never mixes windows. Only the
     // full batches are shuffled: a short last batch stays last, so batch k is order[k*B ..].

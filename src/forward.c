@@ -2,21 +2,15 @@
 // (see forward.h). PEFT: LoraLayer.forward computes result + lora_B(lora_A(dropout(x))) * scaling.
 #include "forward.h"
 #include "ops.h"
+#include "rng.h"
 
 #include <string.h>
 
 // ---- dropout ----
 
-// mix: splitmix64's finalizer, a counter-based hash: the same inputs always give the same bits
-static uint64_t mix(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 // dropout_key: the stream of decisions of one (seed, layer, target)
 static uint64_t dropout_key(uint64_t seed, int32_t layer, plm_lora_target target) {
-    return mix(seed ^ mix(((uint64_t)layer << 8 | (uint64_t)target) + 0x9E3779B97F4A7C15ull));
+    return rng_mix(seed ^ rng_mix(((uint64_t)layer << 8 | (uint64_t)target) + RNG_GOLDEN));
 }
 
 // ---- linear ----
@@ -157,7 +151,7 @@ void plm_axpy_mt(plm_pool *pool, float *out, const float *a, const float *b, flo
     plm_pool_for(pool, n, axpy_range, &e);
 }
 
-// dropout_range: element i is kept when its 16 bits of mix(key ^ i/4) are >= p * 65536: one hash
+// dropout_range: element i is kept when its 16 bits of rng_mix(key ^ i/4) are >= p * 65536: one hash
 // for four elements, the same decisions for any range split (ranges start at multiples of 64)
 static void dropout_range(void *ctx, size_t i0, size_t i1) {
     ew *e = ctx;
@@ -165,7 +159,7 @@ static void dropout_range(void *ctx, size_t i0, size_t i1) {
     uint64_t key = dropout_key(e->seed, e->layer, (plm_lora_target)e->target), h = 0;
     uint32_t cut = (uint32_t)(e->x * 65536.0f);
     for (size_t i = i0; i < i1; i++) {
-        if (i % 4 == 0 || i == i0) h = mix(key ^ (uint64_t)(i / 4));
+        if (i % 4 == 0 || i == i0) h = rng_mix(key ^ (uint64_t)(i / 4));
         float v = ((h >> (i % 4 * 16)) & 0xFFFF) >= cut ? e->a[i] * keep : 0.0f;
         e->o[i] = e->add ? e->o[i] + v : v;
     }

@@ -19,6 +19,7 @@
 
 #include "json.h"
 #include "model.h"
+#include "rng.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 
@@ -137,14 +138,6 @@ static plm_status lora_alloc(plm_lora **out, const plm_config *cfg, int32_t rank
     return PLM_OK;
 }
 
-// xorshift64: the next state (Marsaglia 2003, shifts 13, 7, 17); never 0 from a non-zero state.
-static uint64_t xorshift64(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 plm_status plm_lora_create(plm_lora **out, const plm_config *cfg, int32_t rank, float alpha,
                            float dropout, uint32_t targets, const int32_t *token_ids,
                            int32_t n_tokens, const float *init_rows, int32_t vocab_size,
@@ -163,14 +156,14 @@ plm_status plm_lora_create(plm_lora **out, const plm_config *cfg, int32_t rank, 
     l->alpha = alpha;
     l->dropout = dropout;
     // PEFT: nn.init.kaiming_uniform_(lora_A, a=sqrt(5)) is U(-1/sqrt(in), 1/sqrt(in)); B = 0
-    uint64_t state = seed ? seed : 0x9E3779B97F4A7C15u;
+    uint64_t state = seed ? seed : RNG_GOLDEN; // xorshift64 needs a non-zero state
     for (int32_t i = 0; i < l->n_layers * PLM_LORA_N_TARGETS; i++) {
         if (!l->pairs[i].A) continue;
         int32_t o, in;
         target_shape(cfg, (plm_lora_target)(i % PLM_LORA_N_TARGETS), &o, &in);
         float bound = 1.0f / sqrtf((float)in);
         for (size_t k = 0; k < (size_t)rank * (size_t)in; k++) {
-            float u = (float)(xorshift64(&state) >> 40) * (1.0f / 16777216.0f); // [0, 1)
+            float u = rng_unit(rng_xorshift64(&state)); // [0, 1)
             l->pairs[i].A[k] = (2.0f * u - 1.0f) * bound;
         }
     }

@@ -14,6 +14,7 @@
 
 #include "forward.h"
 #include "ops.h"
+#include "rng.h"
 #include "trainer.h"
 
 // Saved activations of one layer, (N, ...) rows of the micro-batch.
@@ -476,10 +477,10 @@ static int32_t pack(plm_trainer *t, const plm_example *ex, int32_t n, plm_error 
     return N;
 }
 
+// micro_seed: the dropout seed of the next micro-batch, from the run's seed and the micro-batches
+// done (saved in checkpoints, so a resumed run draws the same masks)
 static uint64_t micro_seed(const plm_trainer *t) {
-    uint64_t z = t->p.seed * 0x9E3779B97F4A7C15ull + t->n_micro;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    return z ^ (z >> 31);
+    return rng_mix_half(t->p.seed * RNG_GOLDEN + t->n_micro);
 }
 
 plm_status plm_trainer_accumulate(plm_trainer *t, const plm_example *ex, int32_t n,

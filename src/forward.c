@@ -15,25 +15,12 @@ static uint64_t dropout_key(uint64_t seed, int32_t layer, plm_lora_target target
 
 // ---- linear ----
 
-const plm_mat *plm_layer_mat(const plm_layer *layer, plm_lora_target t) {
-    switch (t) {
-    case PLM_LORA_Q_PROJ: return &layer->q_proj;
-    case PLM_LORA_K_PROJ: return &layer->k_proj;
-    case PLM_LORA_V_PROJ: return &layer->v_proj;
-    case PLM_LORA_O_PROJ: return &layer->o_proj;
-    case PLM_LORA_GATE_PROJ: return &layer->gate_proj;
-    case PLM_LORA_UP_PROJ: return &layer->up_proj;
-    default: return &layer->down_proj;
-    }
-}
-
 void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_mat *w,
                         const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
                         int train, uint64_t seed, plm_linear_bufs *b) {
     plm_matmul(pool, out, inp, w, T, b->scratch);
     if (!lora || !lora->pairs[layer * PLM_LORA_N_TARGETS + target].A) return;
-    plm_mat a = plm_lora_mat_a(lora, layer, target, w->cols);
-    plm_mat bm = plm_lora_mat_b(lora, layer, target, w->rows);
+    plm_mat a = plm_lora_mat_a(lora, layer, target), bm = plm_lora_mat_b(lora, layer, target);
     const float *x = inp;
     if (train && lora->dropout > 0.0f) { // inverted dropout: kept elements scaled by 1/(1-p)
         plm_dropout_mt(pool, b->xd, inp, (size_t)T * w->cols, seed, layer, target, lora->dropout, 0);

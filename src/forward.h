@@ -9,9 +9,6 @@
 #include "model.h"
 #include "pool.h"
 
-// plm_layer_mat: the weight of target t in a layer (q_proj .. down_proj).
-const plm_mat *plm_layer_mat(const plm_layer *layer, plm_lora_target t);
-
 // Buffers a linear layer's LoRA path needs: sized by the caller for T rows.
 typedef struct {
     float *u;       // (T, R) A x: saved for backward when training

@@ -91,13 +91,12 @@ static int32_t list_params(plm_trainer *t, plm_train_param *out) {
         for (int tg = 0; tg < PLM_LORA_N_TARGETS; tg++) {
             plm_lora_pair *pr = &lo->pairs[l * PLM_LORA_N_TARGETS + tg];
             if (!pr->A) continue;
-            const plm_mat *w = plm_layer_mat(&t->model->layers[l], (plm_lora_target)tg);
-            plm_mat a = plm_lora_mat_a(lo, l, (plm_lora_target)tg, w->cols);
-            plm_mat b = plm_lora_mat_b(lo, l, (plm_lora_target)tg, w->rows);
+            plm_mat a = plm_lora_mat_a(lo, l, (plm_lora_target)tg);
+            plm_mat b = plm_lora_mat_b(lo, l, (plm_lora_target)tg);
             if (out) {
-                snprintf(out[n].name, sizeof out[n].name, "layers.%d.%s.lora_A", l, plm_lora_target_names[tg]);
+                snprintf(out[n].name, sizeof out[n].name, "layers.%d.%s.lora_A", l, plm_lora_targets[tg].name);
                 out[n].p = pr->A, out[n].n = (size_t)a.rows * (size_t)a.cols;
-                snprintf(out[n + 1].name, sizeof out[n].name, "layers.%d.%s.lora_B", l, plm_lora_target_names[tg]);
+                snprintf(out[n + 1].name, sizeof out[n].name, "layers.%d.%s.lora_B", l, plm_lora_targets[tg].name);
                 out[n + 1].p = pr->B, out[n + 1].n = (size_t)b.rows * (size_t)b.cols;
             }
             n += 2;
@@ -286,7 +285,7 @@ static void linear(plm_trainer *t, float *out, const float *inp, int32_t l, plm_
                    layer_acts *a, int32_t N, int train, uint64_t seed) {
     plm_linear_bufs b = t->lb;
     if (a->u[tg]) b.u = a->u[tg];
-    plm_linear_forward(t->pool, out, inp, plm_layer_mat(&t->model->layers[l], tg), t->lora, l, tg,
+    plm_linear_forward(t->pool, out, inp, plm_layer_target(&t->model->layers[l], tg), t->lora, l, tg,
                        N, train, seed, &b);
 }
 
@@ -344,7 +343,7 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
 static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const float *inp,
                             int32_t l, plm_lora_target tg, const layer_acts *a, int32_t N,
                             uint64_t seed) {
-    const plm_mat *w = plm_layer_mat(&t->model->layers[l], tg);
+    const plm_mat *w = plm_layer_target(&t->model->layers[l], tg);
     plm_matmul_backward_input(t->pool, dinp, dy, w, N, t->lb.scratch); // base: dx += dy W
     int32_t k = t->pair_param[l * PLM_LORA_N_TARGETS + tg];
     if (k < 0) return;
@@ -352,7 +351,7 @@ static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const 
     size_t out = (size_t)w->rows, in = (size_t)w->cols, R = (size_t)lo->rank;
     float s = lo->alpha / (float)lo->rank, *dys = t->dtmp, *du = t->du;
     plm_axpy_mt(t->pool, dys, NULL, dy, s, (size_t)N * out);
-    plm_mat a_m = plm_lora_mat_a(lo, l, tg, (int32_t)in), b_m = plm_lora_mat_b(lo, l, tg, (int32_t)out);
+    plm_mat a_m = plm_lora_mat_a(lo, l, tg), b_m = plm_lora_mat_b(lo, l, tg);
     plm_matmul_backward_weight(t->pool, t->params[k + 1].g, dys, a->u[tg], N, (int32_t)out, (int32_t)R);
     memset(du, 0, (size_t)N * R * sizeof *du);
     plm_matmul_backward_input(t->pool, du, dys, &b_m, N, t->lb.scratch);

@@ -64,7 +64,7 @@ static plm_lora *make_lora(const fixture *fx, const char *path) {
     meta(path, "targets", buf, sizeof buf);
     for (int t = 0; t < PLM_LORA_N_TARGETS; t++) {
         char pat[32];
-        snprintf(pat, sizeof pat, "%s", plm_lora_target_names[t]);
+        snprintf(pat, sizeof pat, "%s", plm_lora_targets[t].name);
         if (strstr(buf, pat)) targets |= 1u << t;
     }
     int32_t ids[8], n = 0;
@@ -87,9 +87,9 @@ static plm_lora *make_lora(const fixture *fx, const char *path) {
             if (!pr->A) continue;
             char name[96];
             size_t na, nb;
-            snprintf(name, sizeof name, "init.layers.%d.%s.lora_A", l, plm_lora_target_names[t]);
+            snprintf(name, sizeof name, "init.layers.%d.%s.lora_A", l, plm_lora_targets[t].name);
             float *a = get(&fx->ref, name, &na);
-            snprintf(name, sizeof name, "init.layers.%d.%s.lora_B", l, plm_lora_target_names[t]);
+            snprintf(name, sizeof name, "init.layers.%d.%s.lora_B", l, plm_lora_targets[t].name);
             float *b = get(&fx->ref, name, &nb);
             if (a && b) {
                 memcpy(pr->A, a, na * sizeof *a);

@@ -2,7 +2,7 @@
 // state). Two generators and two hashes, each a few lines, used by:
 //   sampler.c  the draw:                  rng_seed(seed), then rng_unit(rng_next(&s))
 //   data.c     split and batch shuffles:  rng_seed, rng_below; length ties: rng_seed as a hash
-//   layers.c   dropout masks:             rng_mix over (seed, layer, target, element / 4)
+//   ops_mt.c   dropout masks:             rng_mix over (seed, layer, target, element / 4)
 //   trainer.c  one dropout seed per micro-batch: rng_mix_half
 //   lora.c     PEFT's init of A:          rng_xorshift64, then rng_unit
 // The streams are part of pocketlm's results (a seed gives the same tokens, the same adapter, and a

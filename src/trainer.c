@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "forward.h"
+#include "layers.h"
 #include "ops.h"
+#include "ops_mt.h"
 #include "rng.h"
 #include "trainer.h"
 
@@ -52,8 +53,8 @@ struct plm_trainer {
     double *row_loss;           // (N) each of the M rows' loss
     float *cos_t, *sin_t;       // (max_len, D/2) RoPE table
     // backward buffers, (N, ...) rows
-    float *dx, *dxn, *dq, *dk, *dv, *dao, *dh, *dgate, *dup, *du, *dtmp;
-    plm_linear_bufs lb;         // LoRA forward buffers
+    float *dx, *dxn, *dq, *dk, *dv, *dao, *dh, *dgate, *dup, *dtmp;
+    plm_linear_bufs lb;         // LoRA buffers (lb.dys is dtmp)
     int32_t *ids;               // (N) the packed micro-batch
     int32_t *pair_param;        // (L * PLM_LORA_N_TARGETS) index of a pair's A in params, or -1
     void *block;                // the one allocation behind the params' g, m, v
@@ -164,7 +165,8 @@ static size_t layout(plm_trainer *t, char *base) {
     t->dq = carve(base, &at, N * HD), t->dk = carve(base, &at, N * KD), t->dv = carve(base, &at, N * KD);
     t->dao = carve(base, &at, N * HD), t->dh = carve(base, &at, N * F);
     t->dgate = carve(base, &at, N * F), t->dup = carve(base, &at, N * F);
-    t->du = carve(base, &at, N * R), t->dtmp = carve(base, &at, N * big);
+    t->lb.du = carve(base, &at, N * R), t->dtmp = carve(base, &at, N * big);
+    t->lb.dys = t->dtmp; // scale * dy in a linear's backward, which is done with dtmp by then
     t->lb.u = carve(base, &at, N * R), t->lb.y = carve(base, &at, N * big);
     t->lb.xd = carve(base, &at, N * big);
     t->lb.scratch = carve(base, &at, plm_matmul_scratch_bytes((int32_t)N, (int32_t)big) / sizeof(float) + 16);
@@ -337,68 +339,29 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
 
 // ---- backward ----
 
-// linear_backward: given dy (N, out) of a layer's linear, add its input gradient into dinp
-// (N, in) and, when adapted, the LoRA gradients: with s = alpha / r, u = A xd, xd = dropout(x):
-//   dB += s dy^T u,   du = s dy B,   dA += du^T xd,   dx += dropout'(du A)
+// token_grad: the gradient of the adapter's token rows (the last tensor), or NULL without them
+static float *token_grad(const plm_trainer *t) {
+    return t->lora->n_tokens ? t->params[t->n_params - 1].g : NULL;
+}
+
+// linear_backward: plm_linear_backward of a layer's linear, into the gradients of its A and B
 static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const float *inp,
                             int32_t l, plm_lora_target tg, const layer_acts *a, int32_t N,
                             uint64_t seed) {
-    const plm_mat *w = plm_layer_target(&t->model->layers[l], tg);
-    plm_matmul_backward_input(t->pool, dinp, dy, w, N, t->lb.scratch); // base: dx += dy W
-    int32_t k = t->pair_param[l * PLM_LORA_N_TARGETS + tg];
-    if (k < 0) return;
-    const plm_lora *lo = t->lora;
-    size_t out = (size_t)w->rows, in = (size_t)w->cols, R = (size_t)lo->rank;
-    float s = lo->alpha / (float)lo->rank, *dys = t->dtmp, *du = t->du;
-    plm_axpy_mt(t->pool, dys, NULL, dy, s, (size_t)N * out);
-    plm_mat a_m = plm_lora_mat_a(lo, l, tg), b_m = plm_lora_mat_b(lo, l, tg);
-    plm_matmul_backward_weight(t->pool, t->params[k + 1].g, dys, a->u[tg], N, (int32_t)out, (int32_t)R);
-    memset(du, 0, (size_t)N * R * sizeof *du);
-    plm_matmul_backward_input(t->pool, du, dys, &b_m, N, t->lb.scratch);
-    const float *xd = inp;
-    float p = lo->dropout;
-    if (p > 0.0f) { // rebuild dropout(x) from the same counter-based mask as the forward
-        plm_dropout_mt(t->pool, t->lb.xd, inp, (size_t)N * in, seed, l, tg, p, 0);
-        xd = t->lb.xd;
-    }
-    plm_matmul_backward_weight(t->pool, t->params[k].g, du, xd, N, (int32_t)R, (int32_t)in);
-    if (p == 0.0f) {
-        plm_matmul_backward_input(t->pool, dinp, du, &a_m, N, t->lb.scratch);
-        return;
-    }
-    float *dxl = t->lb.y;
-    memset(dxl, 0, (size_t)N * in * sizeof *dxl);
-    plm_matmul_backward_input(t->pool, dxl, du, &a_m, N, t->lb.scratch);
-    plm_dropout_mt(t->pool, dinp, dxl, (size_t)N * in, seed, l, tg, p, 1); // the mask's own backward
+    int32_t k = t->pair_param[l * PLM_LORA_N_TARGETS + tg]; // A's index, B's is k + 1
+    plm_linear_backward(t->pool, dinp, k < 0 ? NULL : t->params[k].g,
+                        k < 0 ? NULL : t->params[k + 1].g, dy, a->u[tg], inp,
+                        plm_layer_target(&t->model->layers[l], tg), t->lora, l, tg, N, seed, &t->lb);
 }
 
-// head_backward: dlogits (M, NV) in t->logits -> gradient of the normalized rows, scattered into
-// t->dxn (N, C), plus the token rows' gradient through the tied head
+// head_backward: dlogits (M, NV) in t->logits -> the gradient of the final normalized rows,
+// scattered into t->dxn (N, C) at the M rows that have logits, and the token rows' gradient
 static void head_backward(plm_trainer *t, int32_t M, int32_t N) {
-    const plm_model *m = t->model;
-    const plm_lora *lo = t->lora;
-    size_t C = (size_t)m->config.hidden_size, V = (size_t)m->config.vocab_size;
-    size_t NV = (size_t)lo->vocab_size;
-    float *dl = t->logits, *dxg = t->dx; // dx is free until the final norm's backward
+    size_t C = (size_t)t->model->config.hidden_size;
+    float *dxg = t->dx; // (M, C) dx is free until the final norm's backward
     memset(dxg, 0, (size_t)M * C * sizeof *dxg);
-    if (m->config.tie_word_embeddings && lo->n_tokens) {
-        float *grow = t->params[t->n_params - 1].g; // token rows: last in the list
-        for (int32_t k = 0; k < lo->n_tokens; k++) {
-            size_t v = (size_t)lo->token_ids[k];
-            const float *row = lo->token_rows + k * C;
-            for (int32_t r = 0; r < M; r++) {
-                float g = dl[r * NV + v];
-                for (size_t c = 0; c < C; c++) {
-                    grow[k * C + c] += g * t->xg[r * C + c]; // logit_v = x . row_v
-                    dxg[r * C + c] += g * row[c];
-                }
-                dl[r * NV + v] = 0.0f; // so the base head's row for v adds nothing below
-            }
-        }
-    }
-    for (int32_t r = 0; r < M; r++) // re-stride from NV to V columns for the base head
-        memmove(dl + r * V, dl + r * NV, V * sizeof *dl);
-    plm_matmul_backward_input(t->pool, dxg, dl, &m->lm_head, M, t->lb.scratch);
+    plm_head_backward(t->pool, dxg, token_grad(t), t->logits, t->xg, M, t->model, t->lora,
+                      t->lb.scratch);
     memset(t->dxn, 0, (size_t)N * C * sizeof *t->dxn);
     for (int32_t r = 0; r < M; r++)
         memcpy(t->dxn + (size_t)t->rows[r] * C, dxg + (size_t)r * C, C * sizeof *dxg);
@@ -442,14 +405,7 @@ static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint6
         linear_backward(t, t->dxn, t->dv, a->xn1, l, PLM_LORA_V_PROJ, a, N, seed);
         plm_rmsnorm_backward_mt(t->pool, t->dx, t->dxn, a->x, w->input_layernorm, a->rstd1, N, C);
     }
-    // embedding: the token rows' gradient is the gradient of their rows of x
-    if (t->lora->n_tokens) {
-        float *grow = t->params[t->n_params - 1].g;
-        for (int32_t r = 0; r < N; r++)
-            for (int32_t k = 0; k < t->lora->n_tokens; k++)
-                if (t->ids[r] == t->lora->token_ids[k])
-                    for (int cc = 0; cc < C; cc++) grow[(size_t)k * C + cc] += t->dx[(size_t)r * C + cc];
-    }
+    if (t->lora->n_tokens) plm_embed_backward(token_grad(t), t->dx, t->ids, N, t->lora);
 }
 
 // ---- entry points ----

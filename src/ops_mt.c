@@ -1,74 +1,19 @@
-// forward.c: linear layers with their LoRA path, embedding and head with trainable token rows
-// (see forward.h). PEFT: LoraLayer.forward computes result + lora_B(lora_A(dropout(x))) * scaling.
-#include "forward.h"
+// ops_mt.c: the element-wise layers of ops.h (and LoRA's dropout) split over the pool's threads
+// (see ops_mt.h). Each element or row is computed by one thread on its own, so results do not
+// depend on the thread count. Not here: the layers with weights (layers.c), the kernels (ops.c).
+#include "ops_mt.h"
+
 #include "ops.h"
 #include "rng.h"
 
-#include <string.h>
-
-// ---- dropout ----
+// ---- dropout masks ----
 
 // dropout_key: the stream of decisions of one (seed, layer, target)
 static uint64_t dropout_key(uint64_t seed, int32_t layer, plm_lora_target target) {
     return rng_mix(seed ^ rng_mix(((uint64_t)layer << 8 | (uint64_t)target) + RNG_GOLDEN));
 }
 
-// ---- linear ----
-
-void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_mat *w,
-                        const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
-                        int train, uint64_t seed, plm_linear_bufs *b) {
-    plm_matmul(pool, out, inp, w, T, b->scratch);
-    if (!lora || !lora->pairs[layer * PLM_LORA_N_TARGETS + target].A) return;
-    plm_mat a = plm_lora_mat_a(lora, layer, target), bm = plm_lora_mat_b(lora, layer, target);
-    const float *x = inp;
-    if (train && lora->dropout > 0.0f) { // inverted dropout: kept elements scaled by 1/(1-p)
-        plm_dropout_mt(pool, b->xd, inp, (size_t)T * w->cols, seed, layer, target, lora->dropout, 0);
-        x = b->xd;
-    }
-    plm_matmul(pool, b->u, x, &a, T, b->scratch);
-    plm_matmul(pool, b->y, b->u, &bm, T, b->scratch);
-    plm_axpy_mt(pool, out, out, b->y, lora->alpha / (float)lora->rank, (size_t)T * w->rows);
-}
-
-// ---- embedding and head ----
-
-const float *plm_lora_row(const plm_lora *lora, int32_t id) {
-    for (int32_t k = 0; lora && k < lora->n_tokens; k++)
-        if (lora->token_ids[k] == id) return lora->token_rows + (size_t)k * lora->hidden_size;
-    return NULL;
-}
-
-void plm_embed_forward(float *x, const int32_t *ids, int32_t T, const plm_model *m,
-                       const plm_lora *lora) {
-    size_t C = (size_t)m->config.hidden_size;
-    for (int32_t t = 0; t < T; t++) {
-        const float *row = plm_lora_row(lora, ids[t]);
-        if (row) memcpy(x + t * C, row, C * sizeof(float));
-        else plm_embedding_forward(x + t * C, ids + t, &m->embed_tokens, 1);
-    }
-}
-
-void plm_head_forward(plm_pool *pool, float *logits, const float *xn, int32_t T,
-                      const plm_model *m, const plm_lora *lora, void *scratch) {
-    size_t V = (size_t)m->config.vocab_size, C = (size_t)m->config.hidden_size;
-    plm_matmul(pool, logits, xn, &m->lm_head, T, scratch); // (T, V) packed
-    if (!lora || !lora->n_tokens) return;
-    size_t NV = (size_t)lora->vocab_size;
-    int tied = m->config.tie_word_embeddings; // untied: the rows change the embedding only
-    for (int32_t t = T - 1; t >= 0; t--) { // re-stride the rows from V to NV, last row first
-        memmove(logits + t * NV, logits + t * V, V * sizeof(float));
-        for (size_t v = V; v < NV; v++) logits[t * NV + v] = 0.0f;
-        for (int32_t k = 0; tied && k < lora->n_tokens; k++) {
-            const float *row = lora->token_rows + k * C, *x = xn + t * C;
-            float dot = 0.0f;
-            for (size_t c = 0; c < C; c++) dot += x[c] * row[c];
-            logits[t * NV + (size_t)lora->token_ids[k]] = dot;
-        }
-    }
-}
-
-// ---- element-wise layers over threads ----
+// ---- the wrappers ----
 
 typedef struct {
     float *o, *o2;             // outputs

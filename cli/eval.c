@@ -122,12 +122,13 @@ static void usage(void) {
            "  --limit N        the first N label-1 rows (default: all)\n"
            "  --shots K        prepend K examples (few-shot), from --shots-data (default 0)\n"
            "  --shots-data F   PAWS TSV for the shots: its first K label-1 rows (e.g. the dev split)\n"
-           CLI_SAMPLE_HELP "                   (defaults: 64 tokens, greedy, seed 42)\n"
+           CLI_SAMPLE_HELP "                   (defaults: %d tokens, greedy, seed 42)\n"
            "  --json           print one JSON object: n, bleu, self_bleu, ibleu, end_marker_rate,\n"
            "                   copy_rate, len_ratio, tok_s\n"
            "  --out DIR        write report.md, report.json and outputs.tsv there\n"
            "  --copy           score the copy baseline (output = input); no model\n"
-           "  --score HYP REF  print the BLEU of two line-aligned text files and exit\n");
+           "  --score HYP REF  print the BLEU of two line-aligned text files and exit\n",
+           plm_task_default_params().max_tokens);
 }
 
 // parse: the flags into o (argv[0] is "eval"); returns 0, or 2 after a usage error. --score is
@@ -201,9 +202,17 @@ static void progress(int tty, int32_t done, int32_t n, double tok_s, double elap
     }
 }
 
+// task_text: plm_task_text as a new string (NULL when out of memory)
+static char *task_text(const plm_task *t, const char *input, const char *target) {
+    size_t n = plm_task_text(t, input, target, NULL, 0);
+    char *s = malloc(n + 1);
+    if (s) plm_task_text(t, input, target, s, n + 1);
+    return s;
+}
+
 // shots_text: the first o->shots label-1 rows of o->shots_data as complete examples in the
 // model's template (malloc'd; "" when there are none). Returns NULL after printing an error.
-static char *shots_text(const char *cmd, const eval_opts *o, const cli_task *task) {
+static char *shots_text(const char *cmd, const eval_opts *o, const plm_task *task) {
     if (o->shots == 0) return calloc(1, 1);
     rows sr;
     int64_t bad;
@@ -214,7 +223,7 @@ static char *shots_text(const char *cmd, const eval_opts *o, const cli_task *tas
     char *all = calloc(1, 1);
     size_t len = 0;
     for (int32_t i = 0; i < sr.n && all; i++) {
-        char *one = cli_task_text(task, sr.r[i].input, sr.r[i].ref);
+        char *one = task_text(task, sr.r[i].input, sr.r[i].ref);
         char *grown = one ? realloc(all, len + strlen(one) + 1) : NULL;
         if (grown) {
             strcpy(grown + len, one);
@@ -236,17 +245,17 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
     plm_error err = {0};
     if (cli_open(cmd, &o->model, &m, &s)) return 1;
     const plm_tokenizer *tok = plm_session_tokenizer(s);
-    cli_task task = cli_task_of(tok);
+    plm_task task = plm_task_of(tok);
     plm_generate_params gp = o->gen;
-    cli_task_stop(&task, &gp);
-    if (!task.markers)
+    plm_task_stop(&task, &gp);
+    if (task.end_id < 0)
         fprintf(stderr, "pocketlm %s: note: the model has no %s/%s tokens: plain template, stopping"
                         " at the first newline after text (or EOS)\n", cmd, PLM_TASK_START,
                 PLM_TASK_END);
     char *shots = shots_text(cmd, o, &task);
     if (!shots) return cli_close(&o->model, m, s), 1;
     size_t nh = strlen(shots);
-    char *head = cli_task_text(&task, "", NULL); // the template up to the input
+    char *head = task_text(&task, "", NULL); // the template up to the input
     char *pre = head ? malloc(nh + strlen(head) + 1) : NULL;
     prefix px = {0};
     if (pre) strcat(strcpy(pre, shots), head);
@@ -259,7 +268,7 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
     int64_t total_tokens = 0;
     double t0 = cli_now();
     for (int32_t i = 0; i < data->n && !rc; i++) {
-        char *p1 = cli_task_text(&task, data->r[i].input, NULL);
+        char *p1 = task_text(&task, data->r[i].input, NULL);
         char *prompt = p1 ? malloc(nh + strlen(p1) + 1) : NULL;
         int32_t n = 0, *pids = prompt ? encode(tok, strcat(strcpy(prompt, shots), p1), &n) : NULL;
         cli_text tb = {0};
@@ -283,7 +292,7 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
         if (!rc) {
             out[i].text = tb.p ? tb.p : calloc(1, 1);
             tb.p = NULL;
-            int newline = res.stop_reason == PLM_STOP_STRING && !task.markers; // single line
+            int newline = res.stop_reason == PLM_STOP_STRING && task.end_id < 0; // single line
             out[i].stop = newline ? "newline" : plm_stop_reason_name(res.stop_reason);
             out[i].tokens = res.generated_tokens;
             out[i].ended = res.stop_reason == PLM_STOP_TOKEN || newline;
@@ -584,9 +593,8 @@ int cmd_eval(int argc, char **argv) {
     eval_opts o;
     memset(&o, 0, sizeof o);
     o.model.dtype = PLM_DTYPE_F32;
-    o.gen = plm_generate_default_params();
-    o.gen.max_tokens = 64;
-    o.gen.sampler = plm_sampler_default_params(); // greedy, seed 42
+    o.gen = plm_task_default_params();
+    o.gen.sampler = plm_sampler_default_params(); // eval scores greedy decoding (seed 42)
     int rc = parse(cmd, argc, argv, &o);
     if (rc) return rc;
     rows data;

@@ -1,9 +1,9 @@
 // data.c: task data for fine-tuning. Reads PAWS TSV (id, sentence1, sentence2, label) or JSONL
-// ({"input": ..., "output": ...}), puts each pair in the task template of DESIGN.md, tokenizes it
+// ({"input": ..., "output": ...}), puts each pair in the task template (task.c), tokenizes it
 // into one block of ids, and marks where the loss starts. Also the held-out split and the
-// length-grouped batch order of each epoch. The template text lives here and only here
-// (plm_task_prompt, plm_task_target); the CLI and the trainer call those.
-// Not here: the tokenizer itself (tokenizer.c) and what the trainer does with a batch (trainer.c).
+// length-grouped batch order of each epoch.
+// Not here: the template's text (task.c), the tokenizer itself (tokenizer.c) and what the trainer
+// does with a batch (trainer.c).
 // Bad rows are never dropped silently: each kind is counted and the first is described.
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,56 +13,7 @@
 #include "data.h"
 #include "json.h"
 #include "rng.h"
-
-// ---- the task template ----
-
-// DESIGN.md:
-//   "Rephrase the following:\nInput: {source}\nOutput: <|OUTPUT_START|>{target}<|OUTPUT_END|>"
-// split where the loss starts: the prompt gets no loss, the target and the end marker do.
-static const char PROMPT_HEAD[] = "Rephrase the following:\nInput: ";
-static const char PROMPT_TAIL[] = "\nOutput: " PLM_TASK_START;
-static const char TARGET_TAIL[] = PLM_TASK_END;
-
-// fill: s (n bytes) between head and tail into out (cap bytes, NUL-terminated when cap > 0,
-// truncated when short); returns the full length without the NUL, like snprintf.
-static size_t fill(char *out, size_t cap, const char *head, const char *s, size_t n,
-                   const char *tail) {
-    size_t nh = strlen(head), nt = strlen(tail), total = nh + n + nt, k = 0;
-    const char *part[3] = {head, s, tail};
-    size_t len[3] = {nh, n, nt};
-    for (int i = 0; i < 3 && cap > 0; i++) {
-        size_t take = len[i] < cap - 1 - k ? len[i] : cap - 1 - k;
-        if (take) memcpy(out + k, part[i], take);
-        k += take;
-    }
-    if (cap > 0) out[k] = 0;
-    return total;
-}
-
-size_t plm_task_prompt(const char *input, char *out, size_t cap) {
-    if (!input) input = "";
-    return fill(out, cap, PROMPT_HEAD, input, strlen(input), PROMPT_TAIL);
-}
-
-size_t plm_task_target(const char *target, char *out, size_t cap) {
-    if (!target) target = "";
-    return fill(out, cap, "", target, strlen(target), TARGET_TAIL);
-}
-
-int32_t plm_task_end_id(const plm_tokenizer *tok) {
-    if (!tok || plm_tokenizer_token_id(tok, PLM_TASK_START) < 0) return -1;
-    return plm_tokenizer_token_id(tok, PLM_TASK_END);
-}
-
-size_t plm_task_prompt_for(const plm_tokenizer *tok, const char *input, char *out, size_t cap) {
-    if (plm_task_end_id(tok) >= 0) return plm_task_prompt(input, out, cap);
-    if (!input) input = "";
-    // the template's words without <|OUTPUT_START|>: PROMPT_TAIL ends with the marker
-    char tail[sizeof PROMPT_TAIL];
-    memcpy(tail, PROMPT_TAIL, sizeof tail);
-    tail[sizeof PROMPT_TAIL - 1 - strlen(PLM_TASK_START)] = 0;
-    return fill(out, cap, PROMPT_HEAD, input, strlen(input), tail);
-}
+#include "task.h"
 
 plm_data_params plm_data_default_params(void) {
     plm_data_params p = {1, 256, 0};
@@ -133,11 +84,13 @@ static int32_t encode(loader *L, const char *text, size_t n) {
     }
 }
 
-// encode_part: the template around s (n bytes) into L->text, then its ids onto the block.
-static int32_t encode_part(loader *L, const char *head, const char *s, size_t n, const char *tail) {
-    size_t len = fill(NULL, 0, head, s, n, tail);
+// encode_part: the template part of s (n bytes) built by part (plm_task_prompt_n or
+// plm_task_target_n) into L->text, then its ids onto the block.
+static int32_t encode_part(loader *L, size_t (*part)(const char *, size_t, char *, size_t),
+                           const char *s, size_t n) {
+    size_t len = part(s, n, NULL, 0);
     if (len == SIZE_MAX || grow((void **)&L->text, &L->text_cap, len + 1, 1)) return PLM_ERR_NOMEM;
-    fill(L->text, L->text_cap, head, s, n, tail);
+    part(s, n, L->text, L->text_cap);
     return encode(L, L->text, len);
 }
 
@@ -202,8 +155,8 @@ static plm_status add_example(loader *L, int64_t line, const char *src, size_t n
     // Prompt and target are encoded apart. This equals encoding the whole string because the
     // prompt ends in a special token, which the tokenizer matches before any merge: no BPE merge
     // crosses it (tests/test_data.c checks this on the real tokenizer).
-    int32_t np = encode_part(L, PROMPT_HEAD, src, ns, PROMPT_TAIL);
-    int32_t nt_ids = np < 0 ? 0 : encode_part(L, "", tgt, nt, TARGET_TAIL);
+    int32_t np = encode_part(L, plm_task_prompt_n, src, ns);
+    int32_t nt_ids = np < 0 ? 0 : encode_part(L, plm_task_target_n, tgt, nt);
     if (np < 0 || nt_ids < 0)
         return plm_fail(L->err, (plm_status)(np < 0 ? np : nt_ids),
                         "%s: tokenizing example %d failed", L->name, (int)d->n);

@@ -528,7 +528,7 @@ typedef struct {
     char *prompt;                        // (plen) the prompt text (owned)
     size_t plen;
     plm_generate_params gp;              // sampling and stops; gp.stop_* point into this struct
-    int32_t end_id;                      // <|OUTPUT_END|> when the task markers exist
+    plm_task task;                       // /v1/paraphrase: the task under the session's tokenizer
     char *stops[MAX_STOP_STRINGS];       // owned stop strings
     const char *stop_list[MAX_STOP_STRINGS];
     int32_t n_stops;
@@ -560,16 +560,16 @@ bad:
 }
 
 // parse_generate: the request body into r (sampling options, prompt, stops). Returns 0, or -1
-// after sending the error. The paraphrase defaults are the CLI's (the seed's): top-k 8,
-// temperature 0.8, 64 tokens; the completion defaults are OpenAI's: temperature 1, 16 tokens.
+// after sending the error. The paraphrase defaults are the task's (plm_task_default_params, as the
+// CLI's); the completion defaults are OpenAI's: temperature 1, 16 tokens.
 static int parse_generate(conn *c, api_kind kind, gen_request *r) {
     plm_session *ses = c->srv->p->session;
     plm_json j = {0};
     plm_error err = {0};
     int rc = -1;
     r->kind = kind;
-    r->gp = plm_generate_default_params();
-    r->end_id = -1;
+    r->gp = kind == API_PARAPHRASE ? plm_task_default_params() : plm_generate_default_params();
+    if (kind == API_COMPLETIONS) r->gp.max_tokens = 16, r->gp.sampler.temperature = 1.0f;
     if (!c->body || plm_json_parse(&j, c->body, c->body_len, "request body", &err) != PLM_OK) {
         send_error(c, 400, NULL, "%s", c->body ? err.msg : "the request has no body");
         goto done;
@@ -584,13 +584,13 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
         send_error(c, 400, NULL, "\"%s\" must be a string", key);
         goto done;
     }
-    double max_tokens = kind == API_PARAPHRASE ? 64 : 16, temp = kind == API_PARAPHRASE ? 0.8 : 1.0;
-    double top_k = kind == API_PARAPHRASE ? 8 : 0, top_p = 1, seed = -1;
+    plm_sampler_params *sp = &r->gp.sampler;
+    double max_tokens = r->gp.max_tokens, temp = sp->temperature, top_k = sp->top_k;
+    double top_p = sp->top_p, seed = -1;
     if (opt_num(c, &j, "max_tokens", 0, plm_session_n_ctx(ses), &max_tokens) ||
         opt_num(c, &j, "temperature", 0, 100, &temp) || opt_num(c, &j, "top_k", 0, 1 << 24, &top_k) ||
         opt_num(c, &j, "top_p", 1e-6, 1, &top_p) || opt_num(c, &j, "seed", 0, 9007199254740991.0, &seed))
         goto done;
-    plm_sampler_params *sp = &r->gp.sampler;
     r->gp.max_tokens = (int32_t)max_tokens;
     sp->temperature = (float)temp;
     sp->top_k = (int32_t)top_k;
@@ -610,25 +610,22 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
     if (kind == API_COMPLETIONS) {
         r->prompt = input;
         if (parse_stops(c, &j, r)) goto done;
+    } else if (plm_task_check(input, &err) != PLM_OK) {
+        free(input);
+        send_error(c, 400, NULL, "\"text\": %s", err.msg);
+        goto done;
     } else {
-        // the task template; a model without the task markers gets the plain one, single-line,
-        // as `pocketlm paraphrase` does (plm_task_prompt_for, plm_task_end_id)
-        const plm_tokenizer *tok = plm_session_tokenizer(ses);
-        r->end_id = plm_task_end_id(tok);
-        r->plen = plm_task_prompt_for(tok, input, NULL, 0);
+        // the task's prompt and stop rule under the session's tokenizer, as `pocketlm paraphrase`
+        r->task = plm_task_of(plm_session_tokenizer(ses));
+        r->plen = plm_task_text(&r->task, input, NULL, NULL, 0);
         r->prompt = malloc(r->plen + 1);
-        if (r->prompt) plm_task_prompt_for(tok, input, r->prompt, r->plen + 1);
+        if (r->prompt) plm_task_text(&r->task, input, NULL, r->prompt, r->plen + 1);
         free(input);
         if (!r->prompt) {
             send_error(c, 500, NULL, "out of memory");
             goto done;
         }
-        if (r->end_id >= 0) {
-            r->gp.stop_tokens = &r->end_id;
-            r->gp.n_stop_tokens = 1;
-        } else {
-            r->gp.single_line = 1;
-        }
+        plm_task_stop(&r->task, &r->gp);
     }
     for (int32_t k = 0; k < r->n_stops; k++) r->stop_list[k] = r->stops[k];
     r->gp.stop_strings = r->stop_list;

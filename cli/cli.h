@@ -3,6 +3,8 @@
 #ifndef PLM_CLI_H
 #define PLM_CLI_H
 
+#include <stdio.h>
+
 #include "pocketlm.h"
 
 typedef struct {
@@ -88,7 +90,8 @@ typedef struct {
 // cli_text_add: an on_text callback appending to the cli_text at user; stops only when out of memory.
 int cli_text_add(void *user, const char *text, size_t len);
 
-// cli_print_json_str: s (n bytes) as a JSON string to stdout.
-void cli_print_json_str(const char *s, size_t n);
+// cli_json_str: s (n bytes) as a JSON string to f (the library's plm_json_quote: escapes, and
+// U+FFFD for invalid UTF-8).
+void cli_json_str(FILE *f, const char *s, size_t n);
 
 #endif

@@ -373,20 +373,6 @@ static int score(const char *cmd, const rows *data, const output *out, double se
 
 // ---- reports ----
 
-// json_str: s as a JSON string to f.
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c == '\n') fputs("\\n", f);
-        else if (c == '\t') fputs("\\t", f);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 // print_json: the metrics object (DESIGN.md's fields first); settings too when full.
 static void print_json(FILE *f, const metrics *m, const eval_opts *o, int full) {
     fprintf(f, "{\"n\": %d, \"bleu\": %.4f, \"self_bleu\": %.4f, \"ibleu\": %.4f, ", m->n,
@@ -401,12 +387,12 @@ static void print_json(FILE *f, const metrics *m, const eval_opts *o, int full) 
     if (full) {
         const plm_sampler_params *sp = &o->gen.sampler;
         fprintf(f, ",\n \"settings\": {\"data\": ");
-        json_str(f, o->data);
+        cli_json_str(f, o->data, strlen(o->data));
         fprintf(f, ", \"model\": ");
-        if (o->model.model && !o->copy) json_str(f, o->model.model);
+        if (o->model.model && !o->copy) cli_json_str(f, o->model.model, strlen(o->model.model));
         else fprintf(f, "null");
         fprintf(f, ", \"lora\": ");
-        if (o->model.lora && !o->copy) json_str(f, o->model.lora);
+        if (o->model.lora && !o->copy) cli_json_str(f, o->model.lora, strlen(o->model.lora));
         else fprintf(f, "null");
         fprintf(f, ", \"dtype\": \"%s\", \"limit\": %d, \"max_tokens\": %d, \"temp\": %g, "
                    "\"top_k\": %d, \"top_p\": %g, \"min_p\": %g, \"repeat_penalty\": %g, "
@@ -415,7 +401,7 @@ static void print_json(FILE *f, const metrics *m, const eval_opts *o, int full) 
                 (double)sp->temperature, sp->top_k, (double)sp->top_p, (double)sp->min_p,
                 (double)sp->repetition_penalty, (double)o->gen.copy_penalty,
                 (unsigned long long)sp->seed, o->shots);
-        if (o->shots_data && o->shots) json_str(f, o->shots_data);
+        if (o->shots_data && o->shots) cli_json_str(f, o->shots_data, strlen(o->shots_data));
         else fprintf(f, "null");
         fprintf(f, ", \"metric\": \"sacreBLEU corpus_bleu: 13a, case-sensitive, exp smoothing\"}");
     }

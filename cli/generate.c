@@ -80,7 +80,7 @@ static int run(const char *cmd, plm_session *s, const char *prompt, gen_opts *o)
     double dec = res.decode_seconds > 0 ? res.generated_tokens / res.decode_seconds : 0;
     if (o->json) {
         printf("{\"text\": ");
-        cli_print_json_str(text.p ? text.p : "", text.n);
+        cli_json_str(stdout, text.p ? text.p : "", text.n);
         printf(", \"tokens\": [");
         for (int32_t i = 0; i < n_out; i++) printf(i ? ", %d" : "%d", out[i]);
         printf("], \"prompt_tokens\": %d, \"generated_tokens\": %d, \"stop_reason\": \"%s\", "

@@ -74,19 +74,26 @@ typedef struct {
     int oom;      // an append failed; the buffer keeps what fit before
 } sbuf;
 
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
+// sb_room: room for n more bytes and a NUL; returns where they go, or NULL when out of memory
+static char *sb_room(sbuf *b, size_t n) {
+    if (b->oom) return NULL;
     if (b->n + n + 1 > b->cap) {
         size_t cap = (b->n + n + 1) * 2;
         char *p = realloc(b->p, cap);
         if (!p) {
             b->oom = 1;
-            return;
+            return NULL;
         }
         b->p = p;
         b->cap = cap;
     }
-    memcpy(b->p + b->n, s, n);
+    return b->p + b->n;
+}
+
+static void sb_add(sbuf *b, const char *s, size_t n) {
+    char *at = sb_room(b, n);
+    if (!at) return;
+    memcpy(at, s, n);
     b->n += n;
     b->p[b->n] = 0;
 }
@@ -115,48 +122,13 @@ static void sb_addf(sbuf *b, const char *fmt, ...) {
     free(big);
 }
 
-// utf8_len: length of the valid UTF-8 character at s (n bytes left), or 0 when it is not valid
-static size_t utf8_len(const unsigned char *s, size_t n) {
-    size_t k = s[0] < 0x80 ? 1 : (s[0] >> 5) == 6 ? 2 : (s[0] >> 4) == 14 ? 3 : (s[0] >> 3) == 30 ? 4 : 0;
-    if (k == 0 || k > n) return 0;
-    for (size_t i = 1; i < k; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    uint32_t c = k == 2 ? (s[0] & 0x1fu) << 6 | (s[1] & 0x3fu)
-               : k == 3 ? (s[0] & 0x0fu) << 12 | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu)
-               : k == 4 ? (s[0] & 0x07u) << 18 | (s[1] & 0x3fu) << 12 | (s[2] & 0x3fu) << 6 | (s[3] & 0x3fu)
-                        : s[0];
-    if ((k == 2 && c < 0x80) || (k == 3 && (c < 0x800 || (c >= 0xd800 && c < 0xe000))) ||
-        (k == 4 && (c < 0x10000 || c > 0x10ffff)))
-        return 0; // overlong, surrogate or out of range
-    return k;
-}
-
-// sb_json_str: s (n bytes) as a quoted JSON string; bytes that are not UTF-8 become U+FFFD
+// sb_json_str: s (n bytes) as a quoted JSON string (plm_json_quote: invalid UTF-8 becomes U+FFFD)
 static void sb_json_str(sbuf *b, const char *s, size_t n) {
-    const unsigned char *u = (const unsigned char *)s;
-    sb_add(b, "\"", 1);
-    for (size_t i = 0; i < n;) {
-        unsigned char c = u[i];
-        size_t k = utf8_len(u + i, n - i);
-        if (k == 0) {
-            sb_add(b, "\xef\xbf\xbd", 3);
-            i++;
-        } else if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            sb_add(b, e, 2);
-            i++;
-        } else if (c < 0x20) {
-            if (c == '\n') sb_add(b, "\\n", 2);
-            else if (c == '\t') sb_add(b, "\\t", 2);
-            else if (c == '\r') sb_add(b, "\\r", 2);
-            else sb_addf(b, "\\u%04x", c);
-            i++;
-        } else {
-            sb_add(b, s + i, k);
-            i += k;
-        }
-    }
-    sb_add(b, "\"", 1);
+    size_t k = plm_json_quote(s, n, NULL, 0);
+    char *at = sb_room(b, k);
+    if (!at) return;
+    plm_json_quote(s, n, at, k + 1);
+    b->n += k;
 }
 
 // ---- server and connection state ----

@@ -192,7 +192,6 @@ plm_status plm_writer_printf(plm_writer *w, plm_error *err, const char *fmt, ...
     return PLM_OK;
 }
 
-uint64_t plm_writer_tell(const plm_writer *w) { return w->offset; }
 
 plm_status plm_writer_commit(plm_writer *w, plm_error *err) {
     plm_status s = PLM_OK;

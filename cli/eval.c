@@ -1,7 +1,8 @@
-// eval.c: `pocketlm eval`: paraphrase quality on a PAWS TSV. Rephrases sentence1 of every label-1
-// row with the task template (cli/task.c), then scores the outputs with sacreBLEU-exact BLEU
-// (plm_bleu) against sentence2 (BLEU) and against sentence1 (self-BLEU): iBLEU = 0.8 BLEU - 0.2
-// self-BLEU (Sun & Zhou 2012, the usual paraphrase trade-off). Also end-marker, copy and length
+// eval.c: `pocketlm eval`: paraphrase quality on a PAWS TSV (or JSONL pairs, read as fine-tuning
+// reads them: src/data.c). Rephrases sentence1 of every label-1 row with the task template
+// (plm_task), then scores the outputs with sacreBLEU-exact BLEU (plm_bleu) against sentence2
+// (BLEU) and against sentence1 (self-BLEU): iBLEU = 0.8 BLEU - 0.2 self-BLEU (Sun & Zhou 2012,
+// the usual paraphrase trade-off). Also end-marker, copy and length
 // rates and speed; --out writes report.md, report.json and outputs.tsv. `--copy` scores the copy
 // baseline (output = input) without a model; `--score HYP REF` scores two line-aligned files.
 #define _POSIX_C_SOURCE 200809L
@@ -13,18 +14,16 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "data.h" // plm_text_pairs: the one reader of task data
 
-// ---- PAWS rows ----
+// ---- the data: PAWS TSV or JSONL pairs, read as fine-tuning reads them (src/data.c) ----
 
-typedef struct {
-    const char *id, *input, *ref; // pointers into the file's buffer (fields NUL-terminated there)
-} row;
-
-typedef struct {
-    char *text; // the file, cut into fields in place
-    row *r;     // (n) label-1 rows in file order
-    int32_t n;
-} rows;
+// read_pairs: the first limit usable rows of path (0 = all): label-1 rows of a PAWS TSV, or the
+// {"input", "output"} lines of a JSONL file. Returns 0, or 1 after printing the error.
+static int read_pairs(const char *cmd, const char *path, int32_t limit, plm_text_pairs *out) {
+    plm_error err = {0};
+    return plm_text_pairs_load(out, path, limit, &err) != PLM_OK ? cli_error(cmd, &err) : 0;
+}
 
 static int space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
 
@@ -34,70 +33,6 @@ static char *trim_inplace(char *s) {
     size_t n = strlen(s);
     while (n && space(s[n - 1])) s[--n] = 0;
     return s;
-}
-
-// read_rows: the label-1 rows of a PAWS TSV (id, sentence1, sentence2, label), the first limit of
-// them (0 = all), read as src/data.c reads them: a BOM, CRLF, blank lines and a header line are
-// skipped, and so are rows with another label, a bad column count or an empty sentence (counted
-// in *bad). Returns 0, or 1 after printing an error.
-static int read_rows(const char *cmd, const char *path, int32_t limit, rows *out, int64_t *bad) {
-    size_t len;
-    memset(out, 0, sizeof *out);
-    *bad = 0;
-    if (!(out->text = cli_read_file(cmd, path, &len))) return 1;
-    char *s = out->text;
-    if (len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) s += 3;
-    int first = 1;
-    size_t cap = 0;
-    while (*s && (!limit || out->n < limit)) {
-        char *nl = strchr(s, '\n'), *next = nl ? nl + 1 : s + strlen(s);
-        if (nl) *nl = 0;
-        char *line = s, *col[4];
-        s = next;
-        if (!*trim_inplace(line)) continue;
-        int ncol = 0;
-        for (char *c = line;; c++) {
-            if (ncol < 4 && (c == line || c[-1] == 0)) col[ncol] = c;
-            if (*c == '\t' || *c == 0) {
-                ncol++;
-                if (*c == 0) break;
-                *c = 0;
-            }
-        }
-        char *end;
-        long label = ncol == 4 ? strtol(trim_inplace(col[3]), &end, 10) : -1;
-        int numeric = ncol == 4 && *col[3] && *end == 0;
-        if (first && (!strcmp(col[0], "id") || (ncol == 4 && !numeric))) {
-            first = 0;
-            continue; // a header
-        }
-        first = 0;
-        if (ncol != 4 || !numeric) {
-            (*bad)++;
-            continue;
-        }
-        if (label != 1) continue;
-        row r = {col[0], trim_inplace(col[1]), trim_inplace(col[2])};
-        if (!*r.input || !*r.ref) {
-            (*bad)++;
-            continue;
-        }
-        if ((size_t)out->n == cap) {
-            cap = cap ? cap * 2 : 256;
-            row *nr = realloc(out->r, cap * sizeof *nr);
-            if (!nr) return fprintf(stderr, "pocketlm %s: out of memory\n", cmd), 1;
-            out->r = nr;
-        }
-        out->r[out->n++] = r;
-    }
-    if (out->n == 0)
-        return fprintf(stderr, "pocketlm %s: %s: no label-1 rows\n", cmd, path), 1;
-    return 0;
-}
-
-static void rows_free(rows *r) {
-    free(r->text);
-    free(r->r);
 }
 
 // ---- options ----
@@ -118,7 +53,7 @@ static void usage(void) {
            "template, stopping at a newline, for a model without the task tokens) and scores the outputs\n"
            "with BLEU as sacreBLEU computes it (13a, exp smoothing) against sentence2 and against the\n"
            "input (self-BLEU); iBLEU = 0.8 BLEU - 0.2 self-BLEU.\n\n" CLI_MODEL_HELP
-           "  --data FILE      PAWS TSV (id, sentence1, sentence2, label)\n"
+           "  --data FILE      PAWS TSV (id, sentence1, sentence2, label) or JSONL {\"input\",\"output\"}\n"
            "  --limit N        the first N label-1 rows (default: all)\n"
            "  --shots K        prepend K examples (few-shot), from --shots-data (default 0)\n"
            "  --shots-data F   PAWS TSV for the shots: its first K label-1 rows (e.g. the dev split)\n"
@@ -214,16 +149,15 @@ static char *task_text(const plm_task *t, const char *input, const char *target)
 // model's template (malloc'd; "" when there are none). Returns NULL after printing an error.
 static char *shots_text(const char *cmd, const eval_opts *o, const plm_task *task) {
     if (o->shots == 0) return calloc(1, 1);
-    rows sr;
-    int64_t bad;
-    if (read_rows(cmd, o->shots_data, o->shots, &sr, &bad)) return rows_free(&sr), NULL;
+    plm_text_pairs sr;
+    if (read_pairs(cmd, o->shots_data, o->shots, &sr)) return NULL;
     if (sr.n < o->shots)
         fprintf(stderr, "pocketlm %s: note: %s has only %d label-1 rows for --shots %d\n", cmd,
                 o->shots_data, sr.n, o->shots);
     char *all = calloc(1, 1);
     size_t len = 0;
     for (int32_t i = 0; i < sr.n && all; i++) {
-        char *one = task_text(task, sr.r[i].input, sr.r[i].ref);
+        char *one = task_text(task, sr.pair[i].input, sr.pair[i].output);
         char *grown = one ? realloc(all, len + strlen(one) + 1) : NULL;
         if (grown) {
             strcpy(grown + len, one);
@@ -232,13 +166,13 @@ static char *shots_text(const char *cmd, const eval_opts *o, const plm_task *tas
         all = grown;
         free(one);
     }
-    rows_free(&sr);
+    plm_text_pairs_free(&sr);
     if (!all) fprintf(stderr, "pocketlm %s: out of memory\n", cmd);
     return all;
 }
 
 // generate_all: out[i] for every row; *seconds the wall time. Returns 0 or 1 after an error.
-static int generate_all(const char *cmd, eval_opts *o, const rows *data, output *out,
+static int generate_all(const char *cmd, eval_opts *o, const plm_text_pairs *data, output *out,
                         double *seconds) {
     plm_model *m;
     plm_session *s;
@@ -268,7 +202,7 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
     int64_t total_tokens = 0;
     double t0 = cli_now();
     for (int32_t i = 0; i < data->n && !rc; i++) {
-        char *p1 = task_text(&task, data->r[i].input, NULL);
+        char *p1 = task_text(&task, data->pair[i].input, NULL);
         char *prompt = p1 ? malloc(nh + strlen(p1) + 1) : NULL;
         int32_t n = 0, *pids = prompt ? encode(tok, strcat(strcpy(prompt, shots), p1), &n) : NULL;
         cli_text tb = {0};
@@ -337,7 +271,7 @@ static int32_t words(const char *s) {
 }
 
 // score: the metrics of out against data (outputs already trimmed). 0, or 1 after an error.
-static int score(const char *cmd, const rows *data, const output *out, double seconds, metrics *m) {
+static int score(const char *cmd, const plm_text_pairs *data, const output *out, double seconds, metrics *m) {
     int32_t n = data->n;
     const char **hyp = malloc((size_t)n * sizeof *hyp), **ref = malloc((size_t)n * sizeof *ref),
                **inp = malloc((size_t)n * sizeof *inp);
@@ -349,11 +283,11 @@ static int score(const char *cmd, const rows *data, const output *out, double se
     int64_t tokens = 0;
     for (int32_t i = 0; i < n && !rc; i++) {
         hyp[i] = out[i].text;
-        ref[i] = data->r[i].ref;
-        inp[i] = data->r[i].input;
+        ref[i] = data->pair[i].output;
+        inp[i] = data->pair[i].input;
         m->end_marker_rate += out[i].ended;
-        m->copy_rate += !strcmp(out[i].text, data->r[i].input);
-        int32_t wi = words(data->r[i].input);
+        m->copy_rate += !strcmp(out[i].text, data->pair[i].input);
+        int32_t wi = words(data->pair[i].input);
         m->len_ratio += wi ? (double)words(out[i].text) / wi : 0;
         tokens += out[i].tokens;
     }
@@ -457,7 +391,7 @@ static int commit_tmp(FILE *f, const char *path, const char *tmp) {
 }
 
 // write_reports: report.md, report.json and outputs.tsv in dir (created). 0, or 1 after an error.
-static int write_reports(const char *cmd, const eval_opts *o, const rows *data, const output *out,
+static int write_reports(const char *cmd, const eval_opts *o, const plm_text_pairs *data, const output *out,
                          const metrics *m) {
     char path[4096], tmp[4200];
     if (mkdir(o->out, 0777) != 0 && errno != EEXIST)
@@ -476,9 +410,9 @@ static int write_reports(const char *cmd, const eval_opts *o, const rows *data, 
                        "## Examples\n\n| # | input | reference | output |\n|---|---|---|---|\n");
             for (int32_t i = 0; i < data->n && i < 20; i++) {
                 fprintf(f, "| %d | ", i + 1);
-                md_cell(f, data->r[i].input);
+                md_cell(f, data->pair[i].input);
                 fputs(" | ", f);
-                md_cell(f, data->r[i].ref);
+                md_cell(f, data->pair[i].output);
                 fputs(" | ", f);
                 md_cell(f, out[i].text);
                 fputs(" |\n", f);
@@ -486,7 +420,7 @@ static int write_reports(const char *cmd, const eval_opts *o, const rows *data, 
         } else {
             fprintf(f, "id\tinput\treference\toutput\tstop_reason\ttokens\n");
             for (int32_t i = 0; i < data->n; i++) {
-                const char *cells[4] = {data->r[i].id, data->r[i].input, data->r[i].ref,
+                const char *cells[4] = {data->pair[i].id, data->pair[i].input, data->pair[i].output,
                                         out[i].text};
                 for (int c = 0; c < 4; c++) tsv_cell(f, cells[c]), fputc('\t', f);
                 fprintf(f, "%s\t%d\n", out[i].stop, out[i].tokens);
@@ -583,10 +517,11 @@ int cmd_eval(int argc, char **argv) {
     o.gen.sampler = plm_sampler_default_params(); // eval scores greedy decoding (seed 42)
     int rc = parse(cmd, argc, argv, &o);
     if (rc) return rc;
-    rows data;
-    int64_t bad;
-    if (read_rows(cmd, o.data, o.limit, &data, &bad)) return rows_free(&data), 1;
-    if (bad) fprintf(stderr, "pocketlm %s: note: %lld bad rows skipped\n", cmd, (long long)bad);
+    plm_text_pairs data;
+    if (read_pairs(cmd, o.data, o.limit, &data)) return 1;
+    if (data.bad)
+        fprintf(stderr, "pocketlm %s: note: %lld bad rows skipped, first: %s\n", cmd,
+                (long long)data.bad, data.first_bad);
     output *out = calloc((size_t)data.n, sizeof *out);
     double seconds = 0;
     metrics m;
@@ -594,7 +529,7 @@ int cmd_eval(int argc, char **argv) {
     if (!out) goto done;
     if (o.copy) {
         for (int32_t i = 0; i < data.n; i++)
-            out[i] = (output){strdup(data.r[i].input), "copy", 0, 0};
+            out[i] = (output){strdup(data.pair[i].input), "copy", 0, 0};
     } else if (generate_all(cmd, &o, &data, out, &seconds)) {
         goto done;
     }
@@ -613,6 +548,6 @@ int cmd_eval(int argc, char **argv) {
 done:
     for (int32_t i = 0; out && i < data.n; i++) free(out[i].text);
     free(out);
-    rows_free(&data);
+    plm_text_pairs_free(&data);
     return rc;
 }

@@ -47,6 +47,10 @@ typedef struct {
     size_t text_cap;
     char *field;       // (field_cap) scratch: the decoded JSON fields of one line
     size_t field_cap;
+    plm_text_pairs *pairs; // text mode (plm_text_pairs_load): rows kept as text, not tokenized
+    int32_t limit;     // text mode: stop after this many pairs (0 = all)
+    size_t *at;        // text mode: (3 * pair_cap) offsets of id, input, output in pairs->text
+    size_t pair_cap, text_len, chars_cap;
 } loader;
 
 // grow: make *p hold at least need elements of size bytes (doubling); 0, or -1 when out of memory.
@@ -207,16 +211,45 @@ static const char *trim(const char *s, size_t *n) {
     return s;
 }
 
-// add_pair: the examples of one usable row: src -> tgt, and tgt -> src when reverse. Sentences
-// are trimmed; an empty one is a bad row, and so is a row with any example over max_len (the whole
-// row goes, so a pair and its reverse are kept or dropped together).
-static plm_status add_pair(loader *L, int64_t line, const char *src, size_t ns,
-                           const char *src_name, const char *tgt, size_t nt, const char *tgt_name,
-                           int reverse) {
+// add_text: text mode: n bytes of s and a NUL onto pairs->text; its offset goes to *at.
+static plm_status add_text(loader *L, const char *s, size_t n, size_t *at) {
+    if (grow((void **)&L->pairs->text, &L->chars_cap, L->text_len + n + 1, 1)) return PLM_ERR_NOMEM;
+    memcpy(L->pairs->text + L->text_len, s, n);
+    L->pairs->text[L->text_len + n] = 0;
+    *at = L->text_len;
+    L->text_len += n + 1;
+    return PLM_OK;
+}
+
+// keep_pair: text mode: the row's id (TSV; for JSONL its line number), src and tgt, as text.
+static plm_status keep_pair(loader *L, int64_t line, const char *id, size_t nid, const char *src,
+                            size_t ns, const char *tgt, size_t nt) {
+    plm_text_pairs *P = L->pairs;
+    char num[24];
+    if (!id) nid = (size_t)snprintf(num, sizeof num, "%lld", (long long)line), id = num;
+    id = trim(id, &nid);
+    plm_status st = PLM_ERR_NOMEM;
+    if (P->n < INT32_MAX && !grow((void **)&L->at, &L->pair_cap, 3 * ((size_t)P->n + 1), sizeof *L->at))
+        st = add_text(L, id, nid, &L->at[3 * P->n]);
+    if (st == PLM_OK) st = add_text(L, src, ns, &L->at[3 * P->n + 1]);
+    if (st == PLM_OK) st = add_text(L, tgt, nt, &L->at[3 * P->n + 2]);
+    if (st != PLM_OK) return plm_fail(L->err, st, "%s:%lld: out of memory", L->name, (long long)line);
+    P->n++;
+    return PLM_OK;
+}
+
+// add_pair: the examples of one usable row (id: its id column, or NULL): src -> tgt, and
+// tgt -> src when reverse; in text mode, the row's texts. Sentences are trimmed; an empty one is a
+// bad row, and so is a row with any example over max_len (the whole row goes, so a pair and its
+// reverse are kept or dropped together).
+static plm_status add_pair(loader *L, int64_t line, const char *id, size_t nid, const char *src,
+                           size_t ns, const char *src_name, const char *tgt, size_t nt,
+                           const char *tgt_name, int reverse) {
     src = trim(src, &ns);
     tgt = trim(tgt, &nt);
     if (!ns || !nt)
         return bad_row(L, &L->d->bad_empty, line, "empty %s", !ns ? src_name : tgt_name);
+    if (L->pairs) return keep_pair(L, line, id, nid, src, ns, tgt, nt);
     int32_t n0 = L->d->n;
     size_t len0 = L->ids_len;
     int too_long = 0;
@@ -277,8 +310,8 @@ static plm_status tsv_row(loader *L, const char *s, size_t n, int64_t line, int 
         L->d->not_label1++;
         return PLM_OK;
     }
-    return add_pair(L, line, col[1], len[1], "sentence1", col[2], len[2], "sentence2",
-                    L->p.reverse);
+    return add_pair(L, line, col[0], len[0], col[1], len[1], "sentence1", col[2], len[2],
+                    "sentence2", L->p.reverse);
 }
 
 // ---- JSONL ----
@@ -330,7 +363,7 @@ static plm_status jsonl_row(loader *L, const char *s, size_t n, int64_t line) {
         return plm_fail(L->err, PLM_ERR_NOMEM, "%s:%lld: out of memory", L->name, (long long)line);
     if (got == 0)
         return bad_row(L, &L->d->bad_fields, line, "missing string field \"%s\"", missing);
-    return add_pair(L, line, v[0], n2[0], "input", v[1], n2[1], "output", 0);
+    return add_pair(L, line, NULL, 0, v[0], n2[0], "input", v[1], n2[1], "output", 0);
 }
 
 // ---- loading ----
@@ -370,7 +403,7 @@ static size_t line_end(const char *text, size_t len, size_t at) {
 static plm_status read_lines(loader *L, const char *text, size_t len, int jsonl) {
     int first = 1;
     int64_t line = 0;
-    for (size_t at = 0, end; at < len; at = end) {
+    for (size_t at = 0, end; at < len && !(L->limit && L->pairs->n >= L->limit); at = end) {
         end = line_end(text, len, at);
         const char *s = text + at;
         size_t n = end - at;
@@ -406,6 +439,17 @@ static plm_status no_example(const loader *L) {
                     (long long)d->not_label1, (long long)bad, d->first_bad);
 }
 
+// read_file_text: the rows of a whole file's text (after a byte order mark; JSONL when its first
+// non-blank byte is '{', else TSV) into L.
+static plm_status read_file_text(loader *L, const char *text, size_t len) {
+    size_t bom = bom_len(text, len);
+    text += bom, len -= bom;
+    size_t i = 0;
+    while (i < len && is_space(text[i])) i++;
+    L->d->jsonl = i < len && text[i] == '{';
+    return read_lines(L, text, len, L->d->jsonl);
+}
+
 plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t len, const char *name,
                                    const plm_tokenizer *tok, const plm_data_params *p,
                                    plm_error *err) {
@@ -423,12 +467,7 @@ plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t le
                         (int)L.p.max_len);
     plm_status st = check_tokenizer(tok, err);
     if (st != PLM_OK) return st;
-    size_t bom = bom_len(text, len);
-    text += bom, len -= bom;
-    size_t i = 0;
-    while (i < len && is_space(text[i])) i++;
-    out->jsonl = i < len && text[i] == '{';
-    st = read_lines(&L, text, len, out->jsonl);
+    st = read_file_text(&L, text, len);
     if (st == PLM_OK && out->n == 0) st = no_example(&L);
     if (st == PLM_OK && link_groups(out, L.key) != PLM_OK)
         st = plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory grouping %d examples", L.name,
@@ -460,6 +499,49 @@ plm_status plm_dataset_load(plm_dataset *out, const char *path, const plm_tokeni
     if (st != PLM_OK) return st;
     st = plm_dataset_load_buffer(out, text, len, path, tok, p, err);
     free(text);
+    return st;
+}
+
+// ---- text pairs (`pocketlm eval`): the same reader, without the tokenizer ----
+
+void plm_text_pairs_free(plm_text_pairs *p) {
+    if (!p) return;
+    free(p->pair);
+    free(p->text);
+    memset(p, 0, sizeof *p);
+}
+
+plm_status plm_text_pairs_load(plm_text_pairs *out, const char *path, int32_t limit,
+                               plm_error *err) {
+    if (!out || !path || limit < 0)
+        return plm_fail(err, PLM_ERR_ARG, "plm_text_pairs_load: out and path, limit >= 0");
+    memset(out, 0, sizeof *out);
+    plm_dataset d = {0}; // the counters and first_bad, as the tokenizing loader keeps them
+    loader L = {0};
+    L.p = plm_data_default_params();
+    L.p.reverse = 0;
+    L.name = path;
+    L.d = &d;
+    L.err = err;
+    L.pairs = out;
+    L.limit = limit;
+    char *text = NULL;
+    size_t len = 0;
+    plm_status st = plm_file_read(path, &text, &len, err);
+    if (st == PLM_OK) st = read_file_text(&L, text, len);
+    if (st == PLM_OK && out->n == 0) st = no_example(&L);
+    if (st == PLM_OK && !(out->pair = plm_alloc(out->n ? (size_t)out->n : 1, sizeof *out->pair)))
+        st = plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory", path);
+    for (int32_t k = 0; st == PLM_OK && k < out->n; k++) // the text is final: offsets to pointers
+        out->pair[k] = (plm_text_pair){out->text + L.at[3 * k], out->text + L.at[3 * k + 1],
+                                       out->text + L.at[3 * k + 2]};
+    out->rows = d.rows, out->not_label1 = d.not_label1, out->jsonl = d.jsonl;
+    out->bad = d.bad_fields + d.bad_empty;
+    memcpy(out->first_bad, d.first_bad, sizeof out->first_bad);
+    free(L.at);
+    free(L.field);
+    free(text);
+    if (st != PLM_OK) plm_text_pairs_free(out);
     return st;
 }
 

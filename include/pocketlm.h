@@ -56,7 +56,7 @@ typedef struct {
     char msg[256];     // one line: what went wrong, where, expected versus found
 } plm_error;
 
-const char *plm_status_str(plm_status s); // short name of a status; never NULL
+const char *plm_status_name(plm_status s); // short name of a status; never NULL
 
 // ---- data types ----
 

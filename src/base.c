@@ -18,7 +18,7 @@
 
 // ---- errors ----
 
-const char *plm_status_str(plm_status s) {
+const char *plm_status_name(plm_status s) {
     switch (s) {
     case PLM_OK: return "ok";
     case PLM_ERR_ARG: return "bad argument";

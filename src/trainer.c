@@ -43,8 +43,8 @@ struct plm_trainer {
     plm_pool *pool;             // threads
     int32_t step;               // AdamW updates done
     uint64_t n_micro;           // micro-batches run (numbers the dropout masks)
-    plm_train_param *params;    // (n_params) trainable tensors
-    int32_t n_params;
+    plm_train_tensor *tensors;   // (n_tensors) trainable tensors
+    int32_t n_tensors;
     layer_acts *acts;           // (L) saved activations
     float *xf, *rstdf, *xnf;    // (N, C), (N), (N, C) final norm
     float *xg;                  // (M, C) xnf rows that predict a target
@@ -56,8 +56,8 @@ struct plm_trainer {
     float *dx, *dxn, *dq, *dk, *dv, *dao, *dh, *dgate, *dup, *dtmp;
     plm_linear_bufs lb;         // LoRA buffers (lb.dys is dtmp)
     int32_t *ids;               // (N) the packed micro-batch
-    int32_t *pair_param;        // (L * PLM_LORA_N_TARGETS) index of a pair's A in params, or -1
-    void *block;                // the one allocation behind the params' g, m, v
+    int32_t *pair_tensor;        // (L * PLM_LORA_N_TARGETS) index of a pair's A in tensors, or -1
+    void *block;                // the one allocation behind the tensors' g, m, v
 };
 
 // ---- parameters ----
@@ -67,9 +67,9 @@ plm_train_params plm_train_default_params(void) {
     return p;
 }
 
-plm_train_param *plm_trainer_params(plm_trainer *t, int32_t *n) {
-    *n = t->n_params;
-    return t->params;
+plm_train_tensor *plm_trainer_tensors(plm_trainer *t, int32_t *n) {
+    *n = t->n_tensors;
+    return t->tensors;
 }
 
 int32_t plm_trainer_n_steps(const plm_trainer *t) { return t->step; }
@@ -84,8 +84,8 @@ float plm_trainer_lr_at(const plm_trainer *t, int32_t step) {
     return (float)((double)p->lr * 0.5 * (1.0 + cos(3.14159265358979323846 * progress)));
 }
 
-// list_params: the adapter's tensors in a fixed order (layer, target, A then B; token rows last)
-static int32_t list_params(plm_trainer *t, plm_train_param *out) {
+// list_tensors: the adapter's tensors in a fixed order (layer, target, A then B; token rows last)
+static int32_t list_tensors(plm_trainer *t, plm_train_tensor *out) {
     const plm_lora *lo = t->lora;
     int32_t n = 0;
     for (int32_t l = 0; l < lo->n_layers; l++)
@@ -117,9 +117,9 @@ static int32_t list_params(plm_trainer *t, plm_train_param *out) {
 void plm_trainer_free(plm_trainer *t) {
     if (!t) return;
     plm_pool_free(t->pool);
-    free(t->params);
+    free(t->tensors);
     free(t->acts);
-    free(t->pair_param);
+    free(t->pair_tensor);
     free(t->block); // every buffer of the struct lives in block but the ones freed above
     free(t);
 }
@@ -140,10 +140,10 @@ static size_t layout(plm_trainer *t, char *base) {
     size_t F = (size_t)c->intermediate_size, R = (size_t)t->lora->rank;
     size_t NV = (size_t)t->lora->vocab_size, big = F > HD ? F : HD, at = 0;
     if (C > big) big = C;
-    for (int32_t i = 0; i < t->n_params; i++) {
-        t->params[i].g = carve(base, &at, t->params[i].n);
-        t->params[i].m = carve(base, &at, t->params[i].n);
-        t->params[i].v = carve(base, &at, t->params[i].n);
+    for (int32_t i = 0; i < t->n_tensors; i++) {
+        t->tensors[i].g = carve(base, &at, t->tensors[i].n);
+        t->tensors[i].m = carve(base, &at, t->tensors[i].n);
+        t->tensors[i].v = carve(base, &at, t->tensors[i].n);
     }
     for (int32_t l = 0; l < c->num_hidden_layers; l++) {
         layer_acts *a = &t->acts[l];
@@ -191,17 +191,17 @@ plm_status plm_trainer_create(plm_trainer **out, const plm_model *base, plm_lora
     t->model = base;
     t->lora = lora;
     t->p = p;
-    t->n_params = list_params(t, NULL);
-    t->params = plm_alloc((size_t)t->n_params, sizeof *t->params);
+    t->n_tensors = list_tensors(t, NULL);
+    t->tensors = plm_alloc((size_t)t->n_tensors, sizeof *t->tensors);
     t->acts = plm_alloc((size_t)base->config.num_hidden_layers, sizeof *t->acts);
     t->pool = plm_pool_create(p.n_threads);
-    t->pair_param = plm_alloc((size_t)base->config.num_hidden_layers * PLM_LORA_N_TARGETS, sizeof(int32_t));
-    if (!t->params || !t->acts || !t->pool || !t->pair_param) goto nomem;
-    list_params(t, t->params);
+    t->pair_tensor = plm_alloc((size_t)base->config.num_hidden_layers * PLM_LORA_N_TARGETS, sizeof(int32_t));
+    if (!t->tensors || !t->acts || !t->pool || !t->pair_tensor) goto nomem;
+    list_tensors(t, t->tensors);
     for (int32_t l = 0, k = 0; l < base->config.num_hidden_layers; l++)
         for (int tg = 0; tg < PLM_LORA_N_TARGETS; tg++) {
             int adapted = lora->pairs[l * PLM_LORA_N_TARGETS + tg].A != NULL;
-            t->pair_param[l * PLM_LORA_N_TARGETS + tg] = adapted ? k : -1;
+            t->pair_tensor[l * PLM_LORA_N_TARGETS + tg] = adapted ? k : -1;
             k += adapted ? 2 : 0;
         }
     size_t bytes = layout(t, NULL);
@@ -341,16 +341,16 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
 
 // token_grad: the gradient of the adapter's token rows (the last tensor), or NULL without them
 static float *token_grad(const plm_trainer *t) {
-    return t->lora->n_tokens ? t->params[t->n_params - 1].g : NULL;
+    return t->lora->n_tokens ? t->tensors[t->n_tensors - 1].g : NULL;
 }
 
 // linear_backward: plm_linear_backward of a layer's linear, into the gradients of its A and B
 static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const float *inp,
                             int32_t l, plm_lora_target tg, const layer_acts *a, int32_t N,
                             uint64_t seed) {
-    int32_t k = t->pair_param[l * PLM_LORA_N_TARGETS + tg]; // A's index, B's is k + 1
-    plm_linear_backward(t->pool, dinp, k < 0 ? NULL : t->params[k].g,
-                        k < 0 ? NULL : t->params[k + 1].g, dy, a->u[tg], inp,
+    int32_t k = t->pair_tensor[l * PLM_LORA_N_TARGETS + tg]; // A's index, B's is k + 1
+    plm_linear_backward(t->pool, dinp, k < 0 ? NULL : t->tensors[k].g,
+                        k < 0 ? NULL : t->tensors[k + 1].g, dy, a->u[tg], inp,
                         plm_layer_target(&t->model->layers[l], tg), t->lora, l, tg, N, seed, &t->lb);
 }
 
@@ -478,9 +478,9 @@ void plm_trainer_step(plm_trainer *t, float *lr_out, float *norm_out) {
     const plm_train_params *p = &t->p;
     // global norm as torch.nn.utils.clip_grad_norm_: the norm of the per-tensor norms
     double sq = 0.0;
-    for (int32_t i = 0; i < t->n_params; i++) {
+    for (int32_t i = 0; i < t->n_tensors; i++) {
         double s = 0.0;
-        for (size_t k = 0; k < t->params[i].n; k++) s += (double)t->params[i].g[k] * (double)t->params[i].g[k];
+        for (size_t k = 0; k < t->tensors[i].n; k++) s += (double)t->tensors[i].g[k] * (double)t->tensors[i].g[k];
         sq += s;
     }
     float norm = (float)sqrt(sq), clip = 1.0f;
@@ -493,8 +493,8 @@ void plm_trainer_step(plm_trainer *t, float *lr_out, float *norm_out) {
     // torch.optim.AdamW (not amsgrad, not maximize), in its order of operations
     float bc1 = 1.0f - powf(p->beta1, (float)t->step), bc2 = 1.0f - powf(p->beta2, (float)t->step);
     float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2);
-    for (int32_t i = 0; i < t->n_params; i++) {
-        plm_train_param *q = &t->params[i];
+    for (int32_t i = 0; i < t->n_tensors; i++) {
+        plm_train_tensor *q = &t->tensors[i];
         for (size_t k = 0; k < q->n; k++) {
             float g = q->g[k] * clip;
             q->p[k] *= 1.0f - lr * p->weight_decay;
@@ -519,17 +519,17 @@ plm_status plm_trainer_save_state(const plm_trainer *t, const char *path, plm_er
     plm_writer *w;
     plm_status s = plm_writer_open(&w, path, err);
     if (s != PLM_OK) return s;
-    uint32_t step = (uint32_t)t->step, np = (uint32_t)t->n_params;
+    uint32_t step = (uint32_t)t->step, np = (uint32_t)t->n_tensors;
     uint64_t micro = t->n_micro;
     s = plm_writer_write(w, state_magic, 8, err);
     if (s == PLM_OK) s = plm_writer_write(w, &step, 4, err);
     if (s == PLM_OK) s = plm_writer_write(w, &micro, 8, err);
     if (s == PLM_OK) s = plm_writer_write(w, &np, 4, err);
-    for (int32_t i = 0; s == PLM_OK && i < t->n_params; i++) {
-        uint64_t n = t->params[i].n;
+    for (int32_t i = 0; s == PLM_OK && i < t->n_tensors; i++) {
+        uint64_t n = t->tensors[i].n;
         s = plm_writer_write(w, &n, 8, err);
-        if (s == PLM_OK) s = plm_writer_write(w, t->params[i].m, n * sizeof(float), err);
-        if (s == PLM_OK) s = plm_writer_write(w, t->params[i].v, n * sizeof(float), err);
+        if (s == PLM_OK) s = plm_writer_write(w, t->tensors[i].m, n * sizeof(float), err);
+        if (s == PLM_OK) s = plm_writer_write(w, t->tensors[i].v, n * sizeof(float), err);
     }
     if (s != PLM_OK) {
         plm_writer_abort(w);
@@ -552,20 +552,20 @@ plm_status plm_trainer_load_state(plm_trainer *t, const char *path, plm_error *e
     memcpy(&step, buf + 8, 4);
     memcpy(&micro, buf + 12, 8);
     memcpy(&np, buf + 20, 4);
-    if (np != (uint32_t)t->n_params) {
+    if (np != (uint32_t)t->n_tensors) {
         free(buf);
-        return plm_fail(err, PLM_ERR_FORMAT, "%s: %u tensors, the adapter has %d", path, np, t->n_params);
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: %u tensors, the adapter has %d", path, np, t->n_tensors);
     }
-    for (int32_t i = 0; i < t->n_params; i++) {
+    for (int32_t i = 0; i < t->n_tensors; i++) {
         uint64_t n;
-        size_t bytes = t->params[i].n * sizeof(float);
-        if (len - at < 8 || (memcpy(&n, buf + at, 8), n != t->params[i].n) || len - at - 8 < 2 * bytes) {
+        size_t bytes = t->tensors[i].n * sizeof(float);
+        if (len - at < 8 || (memcpy(&n, buf + at, 8), n != t->tensors[i].n) || len - at - 8 < 2 * bytes) {
             free(buf);
             return plm_fail(err, PLM_ERR_FORMAT, "%s: tensor %d (%s) truncated or of the wrong size",
-                            path, i, t->params[i].name);
+                            path, i, t->tensors[i].name);
         }
-        memcpy(t->params[i].m, buf + at + 8, bytes);
-        memcpy(t->params[i].v, buf + at + 8 + bytes, bytes);
+        memcpy(t->tensors[i].m, buf + at + 8, bytes);
+        memcpy(t->tensors[i].v, buf + at + 8 + bytes, bytes);
         at += 8 + 2 * bytes;
     }
     if (at != len) {

@@ -1,4 +1,4 @@
-// lora.h: the adapter as session.c, trainer.c and the writers see it. LoRA (Hu et al. 2021, PEFT's
+// lora.h: the adapter as layers.c, trainer.c and the writers see it. LoRA (Hu et al. 2021, PEFT's
 // LoraLayer): a target linear y = W x becomes y = W x + scale * B (A x), scale = alpha / r, with
 // A (r, in) and B (out, r). Trainable token rows (PEFT's trainable_token_indices): rows of the
 // embedding (and of the tied head) replaced by trained values, for tokens the base lacks or has.

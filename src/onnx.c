@@ -495,7 +495,7 @@ static void lm_head(graph *g, const char *h, const shared *sh) {
 }
 
 // rope_tables: cos/sin (B, 1, S, D) of position_ids * inv_freq, inv_freq[i] = theta^(-2i/D)
-// computed as session.c's plm_rope_table does, angles duplicated over both halves (HF).
+// computed as ops.c's plm_rope_table does, angles duplicated over both halves (HF).
 static void rope_tables(graph *g, shared *sh) {
     const plm_config *c = &g->m->config;
     int64_t h = c->head_dim / 2;

@@ -1,5 +1,6 @@
-// trainer.c: plm_trainer, LoRA fine-tuning of a frozen base: the training forward pass (the same
-// building blocks as session.c, saving what backward needs), the backward pass written by hand,
+// trainer.c: plm_trainer, LoRA fine-tuning of a frozen base: the loop over layers of the training
+// forward pass (the same layers as session.c's, layers.h and ops_mt.h, saving what backward needs)
+// and of the backward pass (each layer's backward beside its forward in layers.c or ops.c),
 // gradient clipping, AdamW with warmup + cosine decay (PyTorch AdamW and HF's scheduler, to match
 // PEFT runs), and the optimizer state for checkpoints.
 //

@@ -141,8 +141,8 @@ export class PocketLM {
    * Paraphrase text with the task template ("Rephrase the following:\nInput: …\nOutput: 
    * <|OUTPUT_START|>"), stopping at <|OUTPUT_END|>; a model without those tokens gets the plain
    * template, leading white space dropped, and stops at the first newline after some text.
-   * Options default to paraphraseDefaults. Rejects with an Error when text is empty or only
-   * white space.
+   * Options default to paraphraseDefaults (an option given as undefined too). Rejects with an
+   * Error when text is empty or only white space.
    */
   paraphrase(text: string, options?: GenerateOptions): Promise<GenerateResult>;
   /** Token ids of text (no BOS/EOS added), as Hugging Face tokenizers would give them. */

@@ -424,8 +424,9 @@ export class PocketLM {
   // or the first line of text for a model without the task markers) and its defaults
   // (paraphraseDefaults), as `pocketlm paraphrase`. Empty or blank text rejects with an Error.
   paraphrase(text, opts = {}) {
-    return this._run(() => this._generate(this._taskPrompt(String(text)),
-                                          { ...this.paraphraseDefaults, ...opts, _task: true }));
+    const o = { ...this.paraphraseDefaults, _task: true }; // an option given as undefined: the default
+    for (const [k, v] of Object.entries(opts)) if (v !== undefined && k !== '_task') o[k] = v;
+    return this._run(() => this._generate(this._taskPrompt(String(text)), o));
   }
 
   // _taskPrompt: the task's prompt for text; throws the library's error for nothing to rephrase

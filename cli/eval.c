@@ -53,7 +53,8 @@ static void usage(void) {
            "template, stopping at a newline, for a model without the task tokens) and scores the outputs\n"
            "with BLEU as sacreBLEU computes it (13a, exp smoothing) against sentence2 and against the\n"
            "input (self-BLEU); iBLEU = 0.8 BLEU - 0.2 self-BLEU.\n\n" CLI_MODEL_HELP
-           "  --data FILE      PAWS TSV (id, sentence1, sentence2, label) or JSONL {\"input\",\"output\"}\n"
+           "  --data FILE      PAWS TSV (id, sentence1, sentence2, label), or JSONL\n"
+           "                   {\"input\": ..., \"output\": ...}\n"
            "  --limit N        the first N label-1 rows (default: all)\n"
            "  --shots K        prepend K examples (few-shot), from --shots-data (default 0)\n"
            "  --shots-data F   PAWS TSV for the shots: its first K label-1 rows (e.g. the dev split)\n"
@@ -271,7 +272,8 @@ static int32_t words(const char *s) {
 }
 
 // score: the metrics of out against data (outputs already trimmed). 0, or 1 after an error.
-static int score(const char *cmd, const plm_text_pairs *data, const output *out, double seconds, metrics *m) {
+static int score(const char *cmd, const plm_text_pairs *data, const output *out, double seconds,
+                 metrics *m) {
     int32_t n = data->n;
     const char **hyp = malloc((size_t)n * sizeof *hyp), **ref = malloc((size_t)n * sizeof *ref),
                **inp = malloc((size_t)n * sizeof *inp);
@@ -391,7 +393,8 @@ static int commit_tmp(FILE *f, const char *path, const char *tmp) {
 }
 
 // write_reports: report.md, report.json and outputs.tsv in dir (created). 0, or 1 after an error.
-static int write_reports(const char *cmd, const eval_opts *o, const plm_text_pairs *data, const output *out,
+static int write_reports(const char *cmd, const eval_opts *o, const plm_text_pairs *data,
+                         const output *out,
                          const metrics *m) {
     char path[4096], tmp[4200];
     if (mkdir(o->out, 0777) != 0 && errno != EEXIST)

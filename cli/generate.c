@@ -161,7 +161,7 @@ int cmd_paraphrase(int argc, char **argv) {
         texts[n_texts++] = argv[i];
     }
     if (n_texts == 0) return free(texts), cli_usage_error(cmd, "give at least one TEXT");
-    for (int k = 0; k < n_texts; k++) // before the model loads: nothing to rephrase is a usage error
+    for (int k = 0; k < n_texts; k++) // before the model loads: nothing to rephrase, a usage error
         if (plm_task_check(texts[k], &err) != PLM_OK)
             return free(texts), cli_usage_error(cmd, "TEXT %d: %s", k + 1, err.msg);
     if (!o.seed_set) o.gen.sampler.seed = (uint64_t)time(NULL);

@@ -45,7 +45,8 @@ int main(int argc, char **argv) {
 // ---- shared helpers ----
 
 int cli_error(const char *cmd, const plm_error *err) {
-    fprintf(stderr, "pocketlm %s: %s\n", cmd, err->msg[0] ? err->msg : plm_status_name(err->status));
+    fprintf(stderr, "pocketlm %s: %s\n", cmd,
+            err->msg[0] ? err->msg : plm_status_name(err->status));
     return 1;
 }
 

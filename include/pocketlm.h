@@ -391,7 +391,7 @@ typedef struct {
 #define PLM_TASK_END "<|OUTPUT_END|>"
 
 // plm_task_prompt: "Rephrase the following:\nInput: {input}\nOutput: <|OUTPUT_START|>" into out
-// (cap bytes, NUL-terminated when cap > 0); returns its length without the NUL (which may be >= cap).
+// (cap bytes, NUL-terminated when cap > 0); returns its length without the NUL (may be >= cap).
 size_t plm_task_prompt(const char *input, char *out, size_t cap);
 // plm_task_target: "{target}<|OUTPUT_END|>", likewise.
 size_t plm_task_target(const char *target, char *out, size_t cap);

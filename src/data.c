@@ -229,11 +229,13 @@ static plm_status keep_pair(loader *L, int64_t line, const char *id, size_t nid,
     if (!id) nid = (size_t)snprintf(num, sizeof num, "%lld", (long long)line), id = num;
     id = trim(id, &nid);
     plm_status st = PLM_ERR_NOMEM;
-    if (P->n < INT32_MAX && !grow((void **)&L->at, &L->pair_cap, 3 * ((size_t)P->n + 1), sizeof *L->at))
+    size_t need = 3 * ((size_t)P->n + 1);
+    if (P->n < INT32_MAX && !grow((void **)&L->at, &L->pair_cap, need, sizeof *L->at))
         st = add_text(L, id, nid, &L->at[3 * P->n]);
     if (st == PLM_OK) st = add_text(L, src, ns, &L->at[3 * P->n + 1]);
     if (st == PLM_OK) st = add_text(L, tgt, nt, &L->at[3 * P->n + 2]);
-    if (st != PLM_OK) return plm_fail(L->err, st, "%s:%lld: out of memory", L->name, (long long)line);
+    if (st != PLM_OK)
+        return plm_fail(L->err, st, "%s:%lld: out of memory", L->name, (long long)line);
     P->n++;
     return PLM_OK;
 }
@@ -721,7 +723,7 @@ void plm_batch_order(int32_t *order, const plm_dataset *d, int32_t B, uint64_t s
     if (!order || !d || d->n <= 0) return;
     if (B < 1) B = 1;
     size_t n = (size_t)d->n, W = (size_t)B * 64;
-    uint64_t s = rng_seed(seed ^ rng_seed((uint64_t)(int64_t)epoch)); // one stream per (seed, epoch)
+    uint64_t s = rng_seed(seed ^ rng_seed((uint64_t)(int64_t)epoch)); // a stream per (seed, epoch)
     for (size_t i = 0; i < n; i++) order[i] = (int32_t)i;
     shuffle_blocks(order, n, 1, &s);
     uint64_t salt = rng_seed(s);

@@ -18,7 +18,8 @@ void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_
     plm_mat a = plm_lora_mat_a(lora, layer, target), bm = plm_lora_mat_b(lora, layer, target);
     const float *x = inp;
     if (train && lora->dropout > 0.0f) { // inverted dropout: kept elements scaled by 1/(1-p)
-        plm_dropout_mt(pool, b->xd, inp, (size_t)T * w->cols, seed, layer, target, lora->dropout, 0);
+        plm_dropout_mt(pool, b->xd, inp, (size_t)T * w->cols, seed, layer, target, lora->dropout,
+                       0);
         x = b->xd;
     }
     plm_matmul(pool, b->u, x, &a, T, b->scratch);
@@ -57,7 +58,7 @@ void plm_linear_backward(plm_pool *pool, float *dinp, float *dA, float *dB, cons
     float *dxl = b->y;
     memset(dxl, 0, (size_t)T * in * sizeof *dxl);
     plm_matmul_backward_input(pool, dxl, du, &a_m, T, b->scratch);
-    plm_dropout_mt(pool, dinp, dxl, (size_t)T * in, seed, layer, target, p, 1); // the mask's backward
+    plm_dropout_mt(pool, dinp, dxl, (size_t)T * in, seed, layer, target, p, 1); // mask's backward
 }
 
 // ---- embedding ----

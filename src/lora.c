@@ -310,7 +310,9 @@ static int parse_key(const char *name, int32_t *layer, plm_lora_target *t, char 
         for (char c = 'A'; c <= 'B'; c++) {
             char want[160];
             peft_name(want, sizeof want, (int32_t)l, (plm_lora_target)k, c);
-            if (!strcmp(name, want)) return *layer = (int32_t)l, *t = (plm_lora_target)k, *ab = c, 0;
+            if (strcmp(name, want)) continue;
+            *layer = (int32_t)l, *t = (plm_lora_target)k, *ab = c;
+            return 0;
         }
     return -1;
 }
@@ -488,7 +490,8 @@ static plm_status write_config_body(const plm_lora *l, plm_writer *w, plm_error 
                                "  \"target_modules\": [", l->rank);
     for (int t = 0, n = 0; st == PLM_OK && t < PLM_LORA_N_TARGETS; t++)
         if (l->targets >> t & 1)
-            st = plm_writer_printf(w, err, "%s\n    \"%s\"", n++ ? "," : "", plm_lora_targets[t].name);
+            st = plm_writer_printf(w, err, "%s\n    \"%s\"", n++ ? "," : "",
+                                   plm_lora_targets[t].name);
     if (st == PLM_OK)
         st = plm_writer_printf(w, err, "\n  ],\n  \"task_type\": \"CAUSAL_LM\",\n"
                                "  \"trainable_token_indices\": %s", l->n_tokens ? "[" : "null");
@@ -542,8 +545,9 @@ static plm_status save_tensors(const plm_lora *l, const char *path, plm_error *e
         for (int k = 0; k < 2; k++, n++) {
             peft_name(s.names[n], sizeof s.names[n], i / PLM_LORA_N_TARGETS, (plm_lora_target)t,
                       k ? 'B' : 'A');
+            int32_t rows = k ? l->shape[t][0] : l->rank, cols = k ? l->rank : l->shape[t][1];
             s.info[n] = (plm_st_info){.name = s.names[n], .dtype = PLM_DTYPE_F32, .n_dims = 2,
-                                      .shape = {k ? l->shape[t][0] : l->rank, k ? l->rank : l->shape[t][1]}};
+                                      .shape = {rows, cols}};
             s.src[n] = k ? p->B : p->A;
         }
     }

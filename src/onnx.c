@@ -770,7 +770,8 @@ static plm_status check_model(const plm_model *m, plm_onnx_quant q, const char *
 
 // onnx_write: one .onnx file of m (f32 or q8_0 in memory) at path, written atomically. Returns
 // PLM_ERR_UNSUPPORTED when the shapes do not fit the mode (int4 needs in_features % 32 == 0).
-static plm_status onnx_write(const plm_model *m, const char *path, plm_onnx_quant q, plm_error *err) {
+static plm_status onnx_write(const plm_model *m, const char *path, plm_onnx_quant q,
+                             plm_error *err) {
     if (!m || !path) return plm_fail(err, PLM_ERR_ARG, "onnx_write: NULL argument");
     plm_status s = check_model(m, q, path, err);
     if (s != PLM_OK) return s;

@@ -83,8 +83,8 @@ void plm_axpy_mt(plm_pool *pool, float *out, const float *a, const float *b, flo
     plm_pool_for(pool, n, axpy_range, &e);
 }
 
-// dropout_range: element i is kept when its 16 bits of rng_mix(key ^ i/4) are >= p * 65536: one hash
-// for four elements, the same decisions for any range split (ranges start at multiples of 64)
+// dropout_range: element i is kept when its 16 bits of rng_mix(key ^ i/4) are >= p * 65536: one
+// hash for four elements, the same decisions for any range split (ranges start at multiples of 64)
 static void dropout_range(void *ctx, size_t i0, size_t i1) {
     ew *e = ctx;
     float keep = 1.0f / (1.0f - e->x);

@@ -15,7 +15,8 @@ void plm_rmsnorm_backward_mt(plm_pool *pool, float *dinp, const float *dout, con
                              const float *w, const float *rstd, int32_t T, int32_t C);
 // plm_swiglu_forward_mt, plm_swiglu_backward_mt: over elements; every array (n); the backward
 // adds into dgate and dup
-void plm_swiglu_forward_mt(plm_pool *pool, float *out, const float *gate, const float *up, size_t n);
+void plm_swiglu_forward_mt(plm_pool *pool, float *out, const float *gate, const float *up,
+                           size_t n);
 void plm_swiglu_backward_mt(plm_pool *pool, float *dgate, float *dup, const float *dout,
                             const float *gate, const float *up, size_t n);
 // out (n) = a + b * scale, or b * scale when a is NULL

@@ -96,9 +96,10 @@ static int32_t list_tensors(plm_trainer *t, plm_train_tensor *out) {
             plm_mat a = plm_lora_mat_a(lo, l, (plm_lora_target)tg);
             plm_mat b = plm_lora_mat_b(lo, l, (plm_lora_target)tg);
             if (out) {
-                snprintf(out[n].name, sizeof out[n].name, "layers.%d.%s.lora_A", l, plm_lora_targets[tg].name);
+                const char *name = plm_lora_targets[tg].name;
+                snprintf(out[n].name, sizeof out[n].name, "layers.%d.%s.lora_A", l, name);
                 out[n].p = pr->A, out[n].n = (size_t)a.rows * (size_t)a.cols;
-                snprintf(out[n + 1].name, sizeof out[n].name, "layers.%d.%s.lora_B", l, plm_lora_targets[tg].name);
+                snprintf(out[n + 1].name, sizeof out[n].name, "layers.%d.%s.lora_B", l, name);
                 out[n + 1].p = pr->B, out[n + 1].n = (size_t)b.rows * (size_t)b.cols;
             }
             n += 2;
@@ -196,7 +197,8 @@ plm_status plm_trainer_create(plm_trainer **out, const plm_model *base, plm_lora
     t->tensors = plm_alloc((size_t)t->n_tensors, sizeof *t->tensors);
     t->acts = plm_alloc((size_t)base->config.num_hidden_layers, sizeof *t->acts);
     t->pool = plm_pool_create(p.n_threads);
-    t->pair_tensor = plm_alloc((size_t)base->config.num_hidden_layers * PLM_LORA_N_TARGETS, sizeof(int32_t));
+    t->pair_tensor = plm_alloc((size_t)base->config.num_hidden_layers * PLM_LORA_N_TARGETS,
+                               sizeof(int32_t));
     if (!t->tensors || !t->acts || !t->pool || !t->pair_tensor) goto nomem;
     list_tensors(t, t->tensors);
     for (int32_t l = 0, k = 0; l < base->config.num_hidden_layers; l++)
@@ -288,8 +290,8 @@ static void linear(plm_trainer *t, float *out, const float *inp, int32_t l, plm_
                    layer_acts *a, int32_t N, int train, uint64_t seed) {
     plm_linear_bufs b = t->lb;
     if (a->u[tg]) b.u = a->u[tg];
-    plm_linear_forward(t->pool, out, inp, plm_layer_target(&t->model->layers[l], tg), t->lora, l, tg,
-                       N, train, seed, &b);
+    const plm_mat *w = plm_layer_target(&t->model->layers[l], tg);
+    plm_linear_forward(t->pool, out, inp, w, t->lora, l, tg, N, train, seed, &b);
 }
 
 // forward: the micro-batch through the model; the rows that predict a target get logits in
@@ -350,9 +352,9 @@ static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const 
                             int32_t l, plm_lora_target tg, const layer_acts *a, int32_t N,
                             uint64_t seed) {
     int32_t k = t->pair_tensor[l * PLM_LORA_N_TARGETS + tg]; // A's index, B's is k + 1
-    plm_linear_backward(t->pool, dinp, k < 0 ? NULL : t->tensors[k].g,
-                        k < 0 ? NULL : t->tensors[k + 1].g, dy, a->u[tg], inp,
-                        plm_layer_target(&t->model->layers[l], tg), t->lora, l, tg, N, seed, &t->lb);
+    float *dA = k < 0 ? NULL : t->tensors[k].g, *dB = k < 0 ? NULL : t->tensors[k + 1].g;
+    const plm_mat *w = plm_layer_target(&t->model->layers[l], tg);
+    plm_linear_backward(t->pool, dinp, dA, dB, dy, a->u[tg], inp, w, t->lora, l, tg, N, seed, &t->lb);
 }
 
 // head_backward: dlogits (M, NV) in t->logits -> the gradient of the final normalized rows,
@@ -481,7 +483,8 @@ void plm_trainer_step(plm_trainer *t, float *lr_out, float *norm_out) {
     double sq = 0.0;
     for (int32_t i = 0; i < t->n_tensors; i++) {
         double s = 0.0;
-        for (size_t k = 0; k < t->tensors[i].n; k++) s += (double)t->tensors[i].g[k] * (double)t->tensors[i].g[k];
+        const float *g = t->tensors[i].g;
+        for (size_t k = 0; k < t->tensors[i].n; k++) s += (double)g[k] * (double)g[k];
         sq += s;
     }
     float norm = (float)sqrt(sq), clip = 1.0f;
@@ -555,12 +558,14 @@ plm_status plm_trainer_load_state(plm_trainer *t, const char *path, plm_error *e
     memcpy(&np, buf + 20, 4);
     if (np != (uint32_t)t->n_tensors) {
         free(buf);
-        return plm_fail(err, PLM_ERR_FORMAT, "%s: %u tensors, the adapter has %d", path, np, t->n_tensors);
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: %u tensors, the adapter has %d", path, np,
+                        t->n_tensors);
     }
     for (int32_t i = 0; i < t->n_tensors; i++) {
         uint64_t n;
         size_t bytes = t->tensors[i].n * sizeof(float);
-        if (len - at < 8 || (memcpy(&n, buf + at, 8), n != t->tensors[i].n) || len - at - 8 < 2 * bytes) {
+        if (len - at < 8 || (memcpy(&n, buf + at, 8), n != t->tensors[i].n) ||
+            len - at - 8 < 2 * bytes) {
             free(buf);
             return plm_fail(err, PLM_ERR_FORMAT, "%s: tensor %d (%s) truncated or of the wrong size",
                             path, i, t->tensors[i].name);

@@ -38,7 +38,8 @@ int main(void) {
     same("l1\nl2\r\n\tx", 9, "\"l1\\nl2\\r\\n\\tx\"", "l1\nl2\r\n\tx");
     same("\x01\x1f\x7f", 3, "\"\\u0001\\u001f\x7f\"", "\x01\x1f\x7f");
     same("nul\0in", 6, "\"nul\\u0000in\"", "nul\0in");
-    same("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
+    same("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14,
+         "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
          "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"); // 2-, 3- and 4-byte characters kept
     same("\xef\xbf\xbd", 3, "\"\xef\xbf\xbd\"", "\xef\xbf\xbd"); // a real U+FFFD stays one
     // invalid UTF-8: one U+FFFD per maximal subpart (WHATWG), the rest kept

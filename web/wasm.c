@@ -226,7 +226,7 @@ EMSCRIPTEN_KEEPALIVE double plm_wasm_task_default(int32_t what) {
     case 4: return (double)p.sampler.min_p;
     case 5: return (double)p.sampler.repetition_penalty;
     }
-    return NAN;
+    return (double)NAN;
 }
 
 // ---- generation, one token per call ----

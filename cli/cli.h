@@ -3,6 +3,8 @@
 #ifndef PLM_CLI_H
 #define PLM_CLI_H
 
+#include <stdio.h>
+
 #include "pocketlm.h"
 
 typedef struct {
@@ -88,22 +90,8 @@ typedef struct {
 // cli_text_add: an on_text callback appending to the cli_text at user; stops only when out of memory.
 int cli_text_add(void *user, const char *text, size_t len);
 
-// cli_print_json_str: s (n bytes) as a JSON string to stdout.
-void cli_print_json_str(const char *s, size_t n);
-
-// cli_task: how a model is prompted for the task (cli/task.c): the template of DESIGN.md when the
-// tokenizer has <|OUTPUT_START|> and <|OUTPUT_END|> (stop at end_id), else the plain template,
-// single-line (plm_generate_params.single_line).
-typedef struct {
-    int markers;              // 1: the task template with its markers
-    int32_t end_id;           // id of <|OUTPUT_END|> when markers, else -1
-    const plm_tokenizer *tok; // borrowed
-} cli_task;
-cli_task cli_task_of(const plm_tokenizer *tok);
-// cli_task_text: the prompt for input (malloc'd; NULL when out of memory); with a target, the whole
-// example, target and end (<|OUTPUT_END|> or a newline) included: a shot for few-shot prompts.
-char *cli_task_text(const cli_task *t, const char *input, const char *target);
-// cli_task_stop: make gp end where the template ends (t must outlive gp's use).
-void cli_task_stop(const cli_task *t, plm_generate_params *gp);
+// cli_json_str: s (n bytes) as a JSON string to f (the library's plm_json_quote: escapes, and
+// U+FFFD for invalid UTF-8).
+void cli_json_str(FILE *f, const char *s, size_t n);
 
 #endif

@@ -1,7 +1,8 @@
-// eval.c: `pocketlm eval`: paraphrase quality on a PAWS TSV. Rephrases sentence1 of every label-1
-// row with the task template (cli/task.c), then scores the outputs with sacreBLEU-exact BLEU
-// (plm_bleu) against sentence2 (BLEU) and against sentence1 (self-BLEU): iBLEU = 0.8 BLEU - 0.2
-// self-BLEU (Sun & Zhou 2012, the usual paraphrase trade-off). Also end-marker, copy and length
+// eval.c: `pocketlm eval`: paraphrase quality on a PAWS TSV (or JSONL pairs, read as fine-tuning
+// reads them: src/data.c). Rephrases sentence1 of every label-1 row with the task template
+// (plm_task), then scores the outputs with sacreBLEU-exact BLEU (plm_bleu) against sentence2
+// (BLEU) and against sentence1 (self-BLEU): iBLEU = 0.8 BLEU - 0.2 self-BLEU (Sun & Zhou 2012,
+// the usual paraphrase trade-off). Also end-marker, copy and length
 // rates and speed; --out writes report.md, report.json and outputs.tsv. `--copy` scores the copy
 // baseline (output = input) without a model; `--score HYP REF` scores two line-aligned files.
 #define _POSIX_C_SOURCE 200809L
@@ -13,18 +14,16 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "data.h" // plm_text_pairs: the one reader of task data
 
-// ---- PAWS rows ----
+// ---- the data: PAWS TSV or JSONL pairs, read as fine-tuning reads them (src/data.c) ----
 
-typedef struct {
-    const char *id, *input, *ref; // pointers into the file's buffer (fields NUL-terminated there)
-} row;
-
-typedef struct {
-    char *text; // the file, cut into fields in place
-    row *r;     // (n) label-1 rows in file order
-    int32_t n;
-} rows;
+// read_pairs: the first limit usable rows of path (0 = all): label-1 rows of a PAWS TSV, or the
+// {"input", "output"} lines of a JSONL file. Returns 0, or 1 after printing the error.
+static int read_pairs(const char *cmd, const char *path, int32_t limit, plm_text_pairs *out) {
+    plm_error err = {0};
+    return plm_text_pairs_load(out, path, limit, &err) != PLM_OK ? cli_error(cmd, &err) : 0;
+}
 
 static int space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
 
@@ -34,70 +33,6 @@ static char *trim_inplace(char *s) {
     size_t n = strlen(s);
     while (n && space(s[n - 1])) s[--n] = 0;
     return s;
-}
-
-// read_rows: the label-1 rows of a PAWS TSV (id, sentence1, sentence2, label), the first limit of
-// them (0 = all), read as src/data.c reads them: a BOM, CRLF, blank lines and a header line are
-// skipped, and so are rows with another label, a bad column count or an empty sentence (counted
-// in *bad). Returns 0, or 1 after printing an error.
-static int read_rows(const char *cmd, const char *path, int32_t limit, rows *out, int64_t *bad) {
-    size_t len;
-    memset(out, 0, sizeof *out);
-    *bad = 0;
-    if (!(out->text = cli_read_file(cmd, path, &len))) return 1;
-    char *s = out->text;
-    if (len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) s += 3;
-    int first = 1;
-    size_t cap = 0;
-    while (*s && (!limit || out->n < limit)) {
-        char *nl = strchr(s, '\n'), *next = nl ? nl + 1 : s + strlen(s);
-        if (nl) *nl = 0;
-        char *line = s, *col[4];
-        s = next;
-        if (!*trim_inplace(line)) continue;
-        int ncol = 0;
-        for (char *c = line;; c++) {
-            if (ncol < 4 && (c == line || c[-1] == 0)) col[ncol] = c;
-            if (*c == '\t' || *c == 0) {
-                ncol++;
-                if (*c == 0) break;
-                *c = 0;
-            }
-        }
-        char *end;
-        long label = ncol == 4 ? strtol(trim_inplace(col[3]), &end, 10) : -1;
-        int numeric = ncol == 4 && *col[3] && *end == 0;
-        if (first && (!strcmp(col[0], "id") || (ncol == 4 && !numeric))) {
-            first = 0;
-            continue; // a header
-        }
-        first = 0;
-        if (ncol != 4 || !numeric) {
-            (*bad)++;
-            continue;
-        }
-        if (label != 1) continue;
-        row r = {col[0], trim_inplace(col[1]), trim_inplace(col[2])};
-        if (!*r.input || !*r.ref) {
-            (*bad)++;
-            continue;
-        }
-        if ((size_t)out->n == cap) {
-            cap = cap ? cap * 2 : 256;
-            row *nr = realloc(out->r, cap * sizeof *nr);
-            if (!nr) return fprintf(stderr, "pocketlm %s: out of memory\n", cmd), 1;
-            out->r = nr;
-        }
-        out->r[out->n++] = r;
-    }
-    if (out->n == 0)
-        return fprintf(stderr, "pocketlm %s: %s: no label-1 rows\n", cmd, path), 1;
-    return 0;
-}
-
-static void rows_free(rows *r) {
-    free(r->text);
-    free(r->r);
 }
 
 // ---- options ----
@@ -118,16 +53,18 @@ static void usage(void) {
            "template, stopping at a newline, for a model without the task tokens) and scores the outputs\n"
            "with BLEU as sacreBLEU computes it (13a, exp smoothing) against sentence2 and against the\n"
            "input (self-BLEU); iBLEU = 0.8 BLEU - 0.2 self-BLEU.\n\n" CLI_MODEL_HELP
-           "  --data FILE      PAWS TSV (id, sentence1, sentence2, label)\n"
+           "  --data FILE      PAWS TSV (id, sentence1, sentence2, label), or JSONL\n"
+           "                   {\"input\": ..., \"output\": ...}\n"
            "  --limit N        the first N label-1 rows (default: all)\n"
            "  --shots K        prepend K examples (few-shot), from --shots-data (default 0)\n"
            "  --shots-data F   PAWS TSV for the shots: its first K label-1 rows (e.g. the dev split)\n"
-           CLI_SAMPLE_HELP "                   (defaults: 64 tokens, greedy, seed 42)\n"
+           CLI_SAMPLE_HELP "                   (defaults: %d tokens, greedy, seed 42)\n"
            "  --json           print one JSON object: n, bleu, self_bleu, ibleu, end_marker_rate,\n"
            "                   copy_rate, len_ratio, tok_s\n"
            "  --out DIR        write report.md, report.json and outputs.tsv there\n"
            "  --copy           score the copy baseline (output = input); no model\n"
-           "  --score HYP REF  print the BLEU of two line-aligned text files and exit\n");
+           "  --score HYP REF  print the BLEU of two line-aligned text files and exit\n",
+           plm_task_default_params().max_tokens);
 }
 
 // parse: the flags into o (argv[0] is "eval"); returns 0, or 2 after a usage error. --score is
@@ -201,20 +138,27 @@ static void progress(int tty, int32_t done, int32_t n, double tok_s, double elap
     }
 }
 
+// task_text: plm_task_text as a new string (NULL when out of memory)
+static char *task_text(const plm_task *t, const char *input, const char *target) {
+    size_t n = plm_task_text(t, input, target, NULL, 0);
+    char *s = malloc(n + 1);
+    if (s) plm_task_text(t, input, target, s, n + 1);
+    return s;
+}
+
 // shots_text: the first o->shots label-1 rows of o->shots_data as complete examples in the
 // model's template (malloc'd; "" when there are none). Returns NULL after printing an error.
-static char *shots_text(const char *cmd, const eval_opts *o, const cli_task *task) {
+static char *shots_text(const char *cmd, const eval_opts *o, const plm_task *task) {
     if (o->shots == 0) return calloc(1, 1);
-    rows sr;
-    int64_t bad;
-    if (read_rows(cmd, o->shots_data, o->shots, &sr, &bad)) return rows_free(&sr), NULL;
+    plm_text_pairs sr;
+    if (read_pairs(cmd, o->shots_data, o->shots, &sr)) return NULL;
     if (sr.n < o->shots)
         fprintf(stderr, "pocketlm %s: note: %s has only %d label-1 rows for --shots %d\n", cmd,
                 o->shots_data, sr.n, o->shots);
     char *all = calloc(1, 1);
     size_t len = 0;
     for (int32_t i = 0; i < sr.n && all; i++) {
-        char *one = cli_task_text(task, sr.r[i].input, sr.r[i].ref);
+        char *one = task_text(task, sr.pair[i].input, sr.pair[i].output);
         char *grown = one ? realloc(all, len + strlen(one) + 1) : NULL;
         if (grown) {
             strcpy(grown + len, one);
@@ -223,30 +167,30 @@ static char *shots_text(const char *cmd, const eval_opts *o, const cli_task *tas
         all = grown;
         free(one);
     }
-    rows_free(&sr);
+    plm_text_pairs_free(&sr);
     if (!all) fprintf(stderr, "pocketlm %s: out of memory\n", cmd);
     return all;
 }
 
 // generate_all: out[i] for every row; *seconds the wall time. Returns 0 or 1 after an error.
-static int generate_all(const char *cmd, eval_opts *o, const rows *data, output *out,
+static int generate_all(const char *cmd, eval_opts *o, const plm_text_pairs *data, output *out,
                         double *seconds) {
     plm_model *m;
     plm_session *s;
     plm_error err = {0};
     if (cli_open(cmd, &o->model, &m, &s)) return 1;
     const plm_tokenizer *tok = plm_session_tokenizer(s);
-    cli_task task = cli_task_of(tok);
+    plm_task task = plm_task_of(tok);
     plm_generate_params gp = o->gen;
-    cli_task_stop(&task, &gp);
-    if (!task.markers)
+    plm_task_stop(&task, &gp);
+    if (task.end_id < 0)
         fprintf(stderr, "pocketlm %s: note: the model has no %s/%s tokens: plain template, stopping"
                         " at the first newline after text (or EOS)\n", cmd, PLM_TASK_START,
                 PLM_TASK_END);
     char *shots = shots_text(cmd, o, &task);
     if (!shots) return cli_close(&o->model, m, s), 1;
     size_t nh = strlen(shots);
-    char *head = cli_task_text(&task, "", NULL); // the template up to the input
+    char *head = task_text(&task, "", NULL); // the template up to the input
     char *pre = head ? malloc(nh + strlen(head) + 1) : NULL;
     prefix px = {0};
     if (pre) strcat(strcpy(pre, shots), head);
@@ -259,7 +203,7 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
     int64_t total_tokens = 0;
     double t0 = cli_now();
     for (int32_t i = 0; i < data->n && !rc; i++) {
-        char *p1 = cli_task_text(&task, data->r[i].input, NULL);
+        char *p1 = task_text(&task, data->pair[i].input, NULL);
         char *prompt = p1 ? malloc(nh + strlen(p1) + 1) : NULL;
         int32_t n = 0, *pids = prompt ? encode(tok, strcat(strcpy(prompt, shots), p1), &n) : NULL;
         cli_text tb = {0};
@@ -283,7 +227,7 @@ static int generate_all(const char *cmd, eval_opts *o, const rows *data, output 
         if (!rc) {
             out[i].text = tb.p ? tb.p : calloc(1, 1);
             tb.p = NULL;
-            int newline = res.stop_reason == PLM_STOP_STRING && !task.markers; // single line
+            int newline = res.stop_reason == PLM_STOP_STRING && task.end_id < 0; // single line
             out[i].stop = newline ? "newline" : plm_stop_reason_name(res.stop_reason);
             out[i].tokens = res.generated_tokens;
             out[i].ended = res.stop_reason == PLM_STOP_TOKEN || newline;
@@ -328,7 +272,8 @@ static int32_t words(const char *s) {
 }
 
 // score: the metrics of out against data (outputs already trimmed). 0, or 1 after an error.
-static int score(const char *cmd, const rows *data, const output *out, double seconds, metrics *m) {
+static int score(const char *cmd, const plm_text_pairs *data, const output *out, double seconds,
+                 metrics *m) {
     int32_t n = data->n;
     const char **hyp = malloc((size_t)n * sizeof *hyp), **ref = malloc((size_t)n * sizeof *ref),
                **inp = malloc((size_t)n * sizeof *inp);
@@ -340,11 +285,11 @@ static int score(const char *cmd, const rows *data, const output *out, double se
     int64_t tokens = 0;
     for (int32_t i = 0; i < n && !rc; i++) {
         hyp[i] = out[i].text;
-        ref[i] = data->r[i].ref;
-        inp[i] = data->r[i].input;
+        ref[i] = data->pair[i].output;
+        inp[i] = data->pair[i].input;
         m->end_marker_rate += out[i].ended;
-        m->copy_rate += !strcmp(out[i].text, data->r[i].input);
-        int32_t wi = words(data->r[i].input);
+        m->copy_rate += !strcmp(out[i].text, data->pair[i].input);
+        int32_t wi = words(data->pair[i].input);
         m->len_ratio += wi ? (double)words(out[i].text) / wi : 0;
         tokens += out[i].tokens;
     }
@@ -364,20 +309,6 @@ static int score(const char *cmd, const rows *data, const output *out, double se
 
 // ---- reports ----
 
-// json_str: s as a JSON string to f.
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c == '\n') fputs("\\n", f);
-        else if (c == '\t') fputs("\\t", f);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 // print_json: the metrics object (DESIGN.md's fields first); settings too when full.
 static void print_json(FILE *f, const metrics *m, const eval_opts *o, int full) {
     fprintf(f, "{\"n\": %d, \"bleu\": %.4f, \"self_bleu\": %.4f, \"ibleu\": %.4f, ", m->n,
@@ -392,12 +323,12 @@ static void print_json(FILE *f, const metrics *m, const eval_opts *o, int full) 
     if (full) {
         const plm_sampler_params *sp = &o->gen.sampler;
         fprintf(f, ",\n \"settings\": {\"data\": ");
-        json_str(f, o->data);
+        cli_json_str(f, o->data, strlen(o->data));
         fprintf(f, ", \"model\": ");
-        if (o->model.model && !o->copy) json_str(f, o->model.model);
+        if (o->model.model && !o->copy) cli_json_str(f, o->model.model, strlen(o->model.model));
         else fprintf(f, "null");
         fprintf(f, ", \"lora\": ");
-        if (o->model.lora && !o->copy) json_str(f, o->model.lora);
+        if (o->model.lora && !o->copy) cli_json_str(f, o->model.lora, strlen(o->model.lora));
         else fprintf(f, "null");
         fprintf(f, ", \"dtype\": \"%s\", \"limit\": %d, \"max_tokens\": %d, \"temp\": %g, "
                    "\"top_k\": %d, \"top_p\": %g, \"min_p\": %g, \"repeat_penalty\": %g, "
@@ -406,7 +337,7 @@ static void print_json(FILE *f, const metrics *m, const eval_opts *o, int full) 
                 (double)sp->temperature, sp->top_k, (double)sp->top_p, (double)sp->min_p,
                 (double)sp->repetition_penalty, (double)o->gen.copy_penalty,
                 (unsigned long long)sp->seed, o->shots);
-        if (o->shots_data && o->shots) json_str(f, o->shots_data);
+        if (o->shots_data && o->shots) cli_json_str(f, o->shots_data, strlen(o->shots_data));
         else fprintf(f, "null");
         fprintf(f, ", \"metric\": \"sacreBLEU corpus_bleu: 13a, case-sensitive, exp smoothing\"}");
     }
@@ -462,7 +393,8 @@ static int commit_tmp(FILE *f, const char *path, const char *tmp) {
 }
 
 // write_reports: report.md, report.json and outputs.tsv in dir (created). 0, or 1 after an error.
-static int write_reports(const char *cmd, const eval_opts *o, const rows *data, const output *out,
+static int write_reports(const char *cmd, const eval_opts *o, const plm_text_pairs *data,
+                         const output *out,
                          const metrics *m) {
     char path[4096], tmp[4200];
     if (mkdir(o->out, 0777) != 0 && errno != EEXIST)
@@ -481,9 +413,9 @@ static int write_reports(const char *cmd, const eval_opts *o, const rows *data, 
                        "## Examples\n\n| # | input | reference | output |\n|---|---|---|---|\n");
             for (int32_t i = 0; i < data->n && i < 20; i++) {
                 fprintf(f, "| %d | ", i + 1);
-                md_cell(f, data->r[i].input);
+                md_cell(f, data->pair[i].input);
                 fputs(" | ", f);
-                md_cell(f, data->r[i].ref);
+                md_cell(f, data->pair[i].output);
                 fputs(" | ", f);
                 md_cell(f, out[i].text);
                 fputs(" |\n", f);
@@ -491,7 +423,7 @@ static int write_reports(const char *cmd, const eval_opts *o, const rows *data, 
         } else {
             fprintf(f, "id\tinput\treference\toutput\tstop_reason\ttokens\n");
             for (int32_t i = 0; i < data->n; i++) {
-                const char *cells[4] = {data->r[i].id, data->r[i].input, data->r[i].ref,
+                const char *cells[4] = {data->pair[i].id, data->pair[i].input, data->pair[i].output,
                                         out[i].text};
                 for (int c = 0; c < 4; c++) tsv_cell(f, cells[c]), fputc('\t', f);
                 fprintf(f, "%s\t%d\n", out[i].stop, out[i].tokens);
@@ -584,15 +516,15 @@ int cmd_eval(int argc, char **argv) {
     eval_opts o;
     memset(&o, 0, sizeof o);
     o.model.dtype = PLM_DTYPE_F32;
-    o.gen = plm_generate_default_params();
-    o.gen.max_tokens = 64;
-    o.gen.sampler = plm_sampler_default_params(); // greedy, seed 42
+    o.gen = plm_task_default_params();
+    o.gen.sampler = plm_sampler_default_params(); // eval scores greedy decoding (seed 42)
     int rc = parse(cmd, argc, argv, &o);
     if (rc) return rc;
-    rows data;
-    int64_t bad;
-    if (read_rows(cmd, o.data, o.limit, &data, &bad)) return rows_free(&data), 1;
-    if (bad) fprintf(stderr, "pocketlm %s: note: %lld bad rows skipped\n", cmd, (long long)bad);
+    plm_text_pairs data;
+    if (read_pairs(cmd, o.data, o.limit, &data)) return 1;
+    if (data.bad)
+        fprintf(stderr, "pocketlm %s: note: %lld bad rows skipped, first: %s\n", cmd,
+                (long long)data.bad, data.first_bad);
     output *out = calloc((size_t)data.n, sizeof *out);
     double seconds = 0;
     metrics m;
@@ -600,7 +532,7 @@ int cmd_eval(int argc, char **argv) {
     if (!out) goto done;
     if (o.copy) {
         for (int32_t i = 0; i < data.n; i++)
-            out[i] = (output){strdup(data.r[i].input), "copy", 0, 0};
+            out[i] = (output){strdup(data.pair[i].input), "copy", 0, 0};
     } else if (generate_all(cmd, &o, &data, out, &seconds)) {
         goto done;
     }
@@ -619,6 +551,6 @@ int cmd_eval(int argc, char **argv) {
 done:
     for (int32_t i = 0; out && i < data.n; i++) free(out[i].text);
     free(out);
-    rows_free(&data);
+    plm_text_pairs_free(&data);
     return rc;
 }

@@ -80,7 +80,7 @@ static int run(const char *cmd, plm_session *s, const char *prompt, gen_opts *o)
     double dec = res.decode_seconds > 0 ? res.generated_tokens / res.decode_seconds : 0;
     if (o->json) {
         printf("{\"text\": ");
-        cli_print_json_str(text.p ? text.p : "", text.n);
+        cli_json_str(stdout, text.p ? text.p : "", text.n);
         printf(", \"tokens\": [");
         for (int32_t i = 0; i < n_out; i++) printf(i ? ", %d" : "%d", out[i]);
         printf("], \"prompt_tokens\": %d, \"generated_tokens\": %d, \"stop_reason\": \"%s\", "
@@ -140,17 +140,17 @@ int cmd_paraphrase(int argc, char **argv) {
     const char *cmd = "paraphrase";
     gen_opts o;
     gen_defaults(&o);
-    o.gen.max_tokens = 64; // the seed's defaults
-    o.gen.sampler.temperature = 0.8f;
-    o.gen.sampler.top_k = 8;
+    o.gen = plm_task_default_params();
     char **texts = calloc((size_t)argc, sizeof *texts);
     int n_texts = 0, rc = 0;
+    plm_error err = {0};
     if (!texts) return 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: pocketlm paraphrase -m MODEL [options] TEXT...\n"
-                   "Rephrases each TEXT with the task template; defaults top-k 8, temperature 0.8,"
-                   " 64 tokens.\n\n" CLI_MODEL_HELP GEN_HELP);
+                   "Rephrases each TEXT with the task template; defaults top-k %d, temperature %g,"
+                   " %d tokens.\n\n" CLI_MODEL_HELP GEN_HELP, o.gen.sampler.top_k,
+                   (double)o.gen.sampler.temperature, o.gen.max_tokens);
             free(texts);
             return 0;
         }
@@ -161,20 +161,25 @@ int cmd_paraphrase(int argc, char **argv) {
         texts[n_texts++] = argv[i];
     }
     if (n_texts == 0) return free(texts), cli_usage_error(cmd, "give at least one TEXT");
+    for (int k = 0; k < n_texts; k++) // before the model loads: nothing to rephrase, a usage error
+        if (plm_task_check(texts[k], &err) != PLM_OK)
+            return free(texts), cli_usage_error(cmd, "TEXT %d: %s", k + 1, err.msg);
     if (!o.seed_set) o.gen.sampler.seed = (uint64_t)time(NULL);
     plm_model *m;
     plm_session *s;
     if (cli_open(cmd, &o.model, &m, &s)) return free(texts), 1;
-    cli_task task = cli_task_of(plm_session_tokenizer(s)); // template shared with eval
-    cli_task_stop(&task, &o.gen);
-    if (!task.markers)
+    plm_task task = plm_task_of(plm_session_tokenizer(s)); // the template, as eval and serve use it
+    plm_task_stop(&task, &o.gen);
+    if (task.end_id < 0)
         fprintf(stderr, "pocketlm paraphrase: note: the model has no %s/%s tokens (not fine-tuned "
                         "for the task): using the plain template, stopping at a newline\n",
                 PLM_TASK_START, PLM_TASK_END);
     for (int k = 0; k < n_texts && rc == 0; k++) {
-        char *prompt = cli_task_text(&task, texts[k], NULL);
-        if (!prompt) rc = 1;
+        size_t n = plm_task_text(&task, texts[k], NULL, NULL, 0);
+        char *prompt = malloc(n + 1);
+        if (!prompt) rc = 1, fprintf(stderr, "pocketlm %s: out of memory\n", cmd);
         else {
+            plm_task_text(&task, texts[k], NULL, prompt, n + 1);
             rc = run(cmd, s, prompt, &o);
             free(prompt);
         }

@@ -45,7 +45,7 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
     };
     const plm_tokenizer *tok = plm_model_tokenizer(m);
     printf(json ? "{\"model\": " : "model                     %s\n", path);
-    if (json) cli_print_json_str(path, strlen(path));
+    if (json) cli_json_str(stdout, path, strlen(path));
     printf(json ? ", \"format\": \"%s\", \"architecture\": \"LlamaForCausalLM\", \"config\": {"
                 : "format                    %s\narchitecture              LlamaForCausalLM\n",
            m->from_gguf ? "gguf" : "hf");

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "json.h" // plm_json_quote
 
 static const cli_command commands[] = {
     {"info", cmd_info, "architecture, parameter count, dtypes, memory needed"},
@@ -52,7 +53,8 @@ int main(int argc, char **argv) {
 // ---- shared helpers ----
 
 int cli_error(const char *cmd, const plm_error *err) {
-    fprintf(stderr, "pocketlm %s: %s\n", cmd, err->msg[0] ? err->msg : plm_status_str(err->status));
+    fprintf(stderr, "pocketlm %s: %s\n", cmd,
+            err->msg[0] ? err->msg : plm_status_name(err->status));
     return 1;
 }
 
@@ -238,16 +240,12 @@ int cli_text_add(void *user, const char *text, size_t len) {
     return 0;
 }
 
-void cli_print_json_str(const char *s, size_t n) {
-    putchar('"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') printf("\\%c", c);
-        else if (c == '\n') fputs("\\n", stdout);
-        else if (c == '\r') fputs("\\r", stdout);
-        else if (c == '\t') fputs("\\t", stdout);
-        else if (c < 0x20) printf("\\u%04x", c);
-        else putchar(c);
-    }
-    putchar('"');
+void cli_json_str(FILE *f, const char *s, size_t n) {
+    char small[512];
+    size_t len = plm_json_quote(s, n, small, sizeof small);
+    char *buf = len < sizeof small ? small : malloc(len + 1);
+    if (buf && buf != small) plm_json_quote(s, n, buf, len + 1);
+    if (buf) fwrite(buf, 1, len, f);
+    else fputs("\"(out of memory)\"", f);
+    if (buf != small) free(buf);
 }

@@ -69,7 +69,7 @@ static int print_decoded(const char *cmd, const plm_tokenizer *tok, const plm_js
     if (!out)
         return cli_usage_error(cmd, "%s: an id is out of range [0, %d)", where,
                                (int)plm_tokenizer_n_vocab(tok));
-    cli_print_json_str(out, (size_t)len);
+    cli_json_str(stdout, out, (size_t)len);
     putchar('\n');
     free(out);
     return 0;

@@ -56,7 +56,7 @@ typedef struct {
     char msg[256];     // one line: what went wrong, where, expected versus found
 } plm_error;
 
-const char *plm_status_str(plm_status s); // short name of a status; never NULL
+const char *plm_status_name(plm_status s); // short name of a status; never NULL
 
 // ---- CPU and kernel path ----
 // The kernels run on the widest instruction-set path this CPU has, chosen at run time: scalar
@@ -187,23 +187,6 @@ plm_status plm_lora_save(const plm_lora *l, const char *dir, plm_error *err);
 // token rows appended to the vocabulary). The result does not refer to base or l.
 plm_status plm_model_merge(plm_model **out, const plm_model *base, const plm_lora *l,
                            plm_error *err);
-
-// ---- the task template (DESIGN.md; training and inference agree byte for byte) ----
-
-#define PLM_TASK_START "<|OUTPUT_START|>"
-#define PLM_TASK_END "<|OUTPUT_END|>"
-// plm_task_prompt: "Rephrase the following:\nInput: {input}\nOutput: <|OUTPUT_START|>" into out
-// (cap bytes, NUL-terminated when cap > 0); returns its length without the NUL (which may be >= cap).
-size_t plm_task_prompt(const char *input, char *out, size_t cap);
-// plm_task_target: "{target}<|OUTPUT_END|>", likewise.
-size_t plm_task_target(const char *target, char *out, size_t cap);
-// plm_task_end_id: the id of <|OUTPUT_END|> when tok has both task markers (a model fine-tuned for
-// the task: stop there), else -1 (a base model: use plm_task_prompt_for's plain template and
-// plm_generate_params.single_line).
-int32_t plm_task_end_id(const plm_tokenizer *tok);
-// plm_task_prompt_for: plm_task_prompt when tok has the markers, else the same words without
-// them: "Rephrase the following:\nInput: {input}\nOutput: ". Same contract as plm_task_prompt.
-size_t plm_task_prompt_for(const plm_tokenizer *tok, const char *input, char *out, size_t cap);
 
 // ---- fine-tuning ----
 
@@ -412,6 +395,52 @@ typedef struct {
     double prefill_seconds;
     double decode_seconds;
 } plm_generate_result;
+
+// ---- the paraphrase task (src/task.c): its template, where an answer ends, its defaults ----
+// The one home of the task's policy: `pocketlm paraphrase` and `eval`, the server's
+// /v1/paraphrase, the wasm module and pocketlm.js all use these, and fine-tuning trains on the
+// same template (DESIGN.md), so training and inference agree byte for byte.
+
+#define PLM_TASK_START "<|OUTPUT_START|>"
+#define PLM_TASK_END "<|OUTPUT_END|>"
+
+// plm_task_prompt: "Rephrase the following:\nInput: {input}\nOutput: <|OUTPUT_START|>" into out
+// (cap bytes, NUL-terminated when cap > 0); returns its length without the NUL (may be >= cap).
+size_t plm_task_prompt(const char *input, char *out, size_t cap);
+// plm_task_target: "{target}<|OUTPUT_END|>", likewise.
+size_t plm_task_target(const char *target, char *out, size_t cap);
+
+// The task under a tokenizer. With both markers (a model fine-tuned for the task) prompts are the
+// template above and an answer ends at <|OUTPUT_END|>; without them (a base model) prompts are the
+// same words without the markers, "Rephrase the following:\nInput: {input}\nOutput: ", and the
+// answer is its first line of text.
+typedef struct {
+    const plm_tokenizer *tok; // borrowed
+    int32_t end_id;           // <|OUTPUT_END|>'s id when tok has both markers, else -1
+} plm_task;
+
+plm_task plm_task_of(const plm_tokenizer *tok); // tok may be NULL: the plain template
+
+// plm_task_check: PLM_OK when input (NUL-terminated) has text to rephrase; PLM_ERR_ARG, with a
+// message in err, when it is NULL, empty or only ASCII white space: a model asked to rephrase
+// nothing invents a sentence or runs to its token limit.
+plm_status plm_task_check(const char *input, plm_error *err);
+
+// plm_task_text: the prompt for input under t into out (cap bytes, NUL-terminated when cap > 0);
+// with a target (not NULL), the whole example: the prompt, the target and the template's end
+// (<|OUTPUT_END|>, or a newline in the plain template): a shot of a few-shot prompt. Returns the
+// length without the NUL (which may be >= cap). Check input first (plm_task_check).
+size_t plm_task_text(const plm_task *t, const char *input, const char *target, char *out,
+                     size_t cap);
+
+// plm_task_default_params: plm_generate_default_params with the task's settings: at most 64 new
+// tokens, temperature 0.8, top-k 8. Without a stop rule: see plm_task_stop.
+plm_generate_params plm_task_default_params(void);
+
+// plm_task_stop: make gp end where an answer of t ends: at <|OUTPUT_END|> (gp->stop_tokens then
+// points into t, which must outlive gp's use), or, in the plain template, after its first line of
+// text (gp->single_line).
+void plm_task_stop(const plm_task *t, plm_generate_params *gp);
 
 // ---- a generator: the same loop, one token per call (for callers that own the loop: the browser,
 // a server that checks its client between tokens) ----

@@ -18,7 +18,7 @@
 
 // ---- errors ----
 
-const char *plm_status_str(plm_status s) {
+const char *plm_status_name(plm_status s) {
     switch (s) {
     case PLM_OK: return "ok";
     case PLM_ERR_ARG: return "bad argument";
@@ -192,7 +192,6 @@ plm_status plm_writer_printf(plm_writer *w, plm_error *err, const char *fmt, ...
     return PLM_OK;
 }
 
-uint64_t plm_writer_tell(const plm_writer *w) { return w->offset; }
 
 plm_status plm_writer_commit(plm_writer *w, plm_error *err) {
     plm_status s = PLM_OK;

@@ -42,7 +42,6 @@ typedef struct plm_writer plm_writer;
 plm_status plm_writer_open(plm_writer **out, const char *path, plm_error *err);
 plm_status plm_writer_write(plm_writer *w, const void *buf, size_t n, plm_error *err);
 plm_status plm_writer_printf(plm_writer *w, plm_error *err, const char *fmt, ...) PLM_PRINTF(3, 4);
-uint64_t plm_writer_tell(const plm_writer *w);
 plm_status plm_writer_commit(plm_writer *w, plm_error *err); // closes and renames; frees w
 void plm_writer_abort(plm_writer *w);                          // closes and removes; frees w; NULL ok
 

@@ -1,9 +1,9 @@
 // data.c: task data for fine-tuning. Reads PAWS TSV (id, sentence1, sentence2, label) or JSONL
-// ({"input": ..., "output": ...}), puts each pair in the task template of DESIGN.md, tokenizes it
+// ({"input": ..., "output": ...}), puts each pair in the task template (task.c), tokenizes it
 // into one block of ids, and marks where the loss starts. Also the held-out split and the
-// length-grouped batch order of each epoch. The template text lives here and only here
-// (plm_task_prompt, plm_task_target); the CLI and the trainer call those.
-// Not here: the tokenizer itself (tokenizer.c) and what the trainer does with a batch (trainer.c).
+// length-grouped batch order of each epoch.
+// Not here: the template's text (task.c), the tokenizer itself (tokenizer.c) and what the trainer
+// does with a batch (trainer.c).
 // Bad rows are never dropped silently: each kind is counted and the first is described.
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,56 +12,8 @@
 
 #include "data.h"
 #include "json.h"
-
-// ---- the task template ----
-
-// DESIGN.md:
-//   "Rephrase the following:\nInput: {source}\nOutput: <|OUTPUT_START|>{target}<|OUTPUT_END|>"
-// split where the loss starts: the prompt gets no loss, the target and the end marker do.
-static const char PROMPT_HEAD[] = "Rephrase the following:\nInput: ";
-static const char PROMPT_TAIL[] = "\nOutput: " PLM_TASK_START;
-static const char TARGET_TAIL[] = PLM_TASK_END;
-
-// fill: s (n bytes) between head and tail into out (cap bytes, NUL-terminated when cap > 0,
-// truncated when short); returns the full length without the NUL, like snprintf.
-static size_t fill(char *out, size_t cap, const char *head, const char *s, size_t n,
-                   const char *tail) {
-    size_t nh = strlen(head), nt = strlen(tail), total = nh + n + nt, k = 0;
-    const char *part[3] = {head, s, tail};
-    size_t len[3] = {nh, n, nt};
-    for (int i = 0; i < 3 && cap > 0; i++) {
-        size_t take = len[i] < cap - 1 - k ? len[i] : cap - 1 - k;
-        if (take) memcpy(out + k, part[i], take);
-        k += take;
-    }
-    if (cap > 0) out[k] = 0;
-    return total;
-}
-
-size_t plm_task_prompt(const char *input, char *out, size_t cap) {
-    if (!input) input = "";
-    return fill(out, cap, PROMPT_HEAD, input, strlen(input), PROMPT_TAIL);
-}
-
-size_t plm_task_target(const char *target, char *out, size_t cap) {
-    if (!target) target = "";
-    return fill(out, cap, "", target, strlen(target), TARGET_TAIL);
-}
-
-int32_t plm_task_end_id(const plm_tokenizer *tok) {
-    if (!tok || plm_tokenizer_token_id(tok, PLM_TASK_START) < 0) return -1;
-    return plm_tokenizer_token_id(tok, PLM_TASK_END);
-}
-
-size_t plm_task_prompt_for(const plm_tokenizer *tok, const char *input, char *out, size_t cap) {
-    if (plm_task_end_id(tok) >= 0) return plm_task_prompt(input, out, cap);
-    if (!input) input = "";
-    // the template's words without <|OUTPUT_START|>: PROMPT_TAIL ends with the marker
-    char tail[sizeof PROMPT_TAIL];
-    memcpy(tail, PROMPT_TAIL, sizeof tail);
-    tail[sizeof PROMPT_TAIL - 1 - strlen(PLM_TASK_START)] = 0;
-    return fill(out, cap, PROMPT_HEAD, input, strlen(input), tail);
-}
+#include "rng.h"
+#include "task.h"
 
 plm_data_params plm_data_default_params(void) {
     plm_data_params p = {1, 256, 0};
@@ -95,6 +47,10 @@ typedef struct {
     size_t text_cap;
     char *field;       // (field_cap) scratch: the decoded JSON fields of one line
     size_t field_cap;
+    plm_text_pairs *pairs; // text mode (plm_text_pairs_load): rows kept as text, not tokenized
+    int32_t limit;     // text mode: stop after this many pairs (0 = all)
+    size_t *at;        // text mode: (3 * pair_cap) offsets of id, input, output in pairs->text
+    size_t pair_cap, text_len, chars_cap;
 } loader;
 
 // grow: make *p hold at least need elements of size bytes (doubling); 0, or -1 when out of memory.
@@ -132,11 +88,13 @@ static int32_t encode(loader *L, const char *text, size_t n) {
     }
 }
 
-// encode_part: the template around s (n bytes) into L->text, then its ids onto the block.
-static int32_t encode_part(loader *L, const char *head, const char *s, size_t n, const char *tail) {
-    size_t len = fill(NULL, 0, head, s, n, tail);
+// encode_part: the template part of s (n bytes) built by part (plm_task_prompt_n or
+// plm_task_target_n) into L->text, then its ids onto the block.
+static int32_t encode_part(loader *L, size_t (*part)(const char *, size_t, char *, size_t),
+                           const char *s, size_t n) {
+    size_t len = part(s, n, NULL, 0);
     if (len == SIZE_MAX || grow((void **)&L->text, &L->text_cap, len + 1, 1)) return PLM_ERR_NOMEM;
-    fill(L->text, L->text_cap, head, s, n, tail);
+    part(s, n, L->text, L->text_cap);
     return encode(L, L->text, len);
 }
 
@@ -201,8 +159,8 @@ static plm_status add_example(loader *L, int64_t line, const char *src, size_t n
     // Prompt and target are encoded apart. This equals encoding the whole string because the
     // prompt ends in a special token, which the tokenizer matches before any merge: no BPE merge
     // crosses it (tests/test_data.c checks this on the real tokenizer).
-    int32_t np = encode_part(L, PROMPT_HEAD, src, ns, PROMPT_TAIL);
-    int32_t nt_ids = np < 0 ? 0 : encode_part(L, "", tgt, nt, TARGET_TAIL);
+    int32_t np = encode_part(L, plm_task_prompt_n, src, ns);
+    int32_t nt_ids = np < 0 ? 0 : encode_part(L, plm_task_target_n, tgt, nt);
     if (np < 0 || nt_ids < 0)
         return plm_fail(L->err, (plm_status)(np < 0 ? np : nt_ids),
                         "%s: tokenizing example %d failed", L->name, (int)d->n);
@@ -253,16 +211,47 @@ static const char *trim(const char *s, size_t *n) {
     return s;
 }
 
-// add_pair: the examples of one usable row: src -> tgt, and tgt -> src when reverse. Sentences
-// are trimmed; an empty one is a bad row, and so is a row with any example over max_len (the whole
-// row goes, so a pair and its reverse are kept or dropped together).
-static plm_status add_pair(loader *L, int64_t line, const char *src, size_t ns,
-                           const char *src_name, const char *tgt, size_t nt, const char *tgt_name,
-                           int reverse) {
+// add_text: text mode: n bytes of s and a NUL onto pairs->text; its offset goes to *at.
+static plm_status add_text(loader *L, const char *s, size_t n, size_t *at) {
+    if (grow((void **)&L->pairs->text, &L->chars_cap, L->text_len + n + 1, 1)) return PLM_ERR_NOMEM;
+    memcpy(L->pairs->text + L->text_len, s, n);
+    L->pairs->text[L->text_len + n] = 0;
+    *at = L->text_len;
+    L->text_len += n + 1;
+    return PLM_OK;
+}
+
+// keep_pair: text mode: the row's id (TSV; for JSONL its line number), src and tgt, as text.
+static plm_status keep_pair(loader *L, int64_t line, const char *id, size_t nid, const char *src,
+                            size_t ns, const char *tgt, size_t nt) {
+    plm_text_pairs *P = L->pairs;
+    char num[24];
+    if (!id) nid = (size_t)snprintf(num, sizeof num, "%lld", (long long)line), id = num;
+    id = trim(id, &nid);
+    plm_status st = PLM_ERR_NOMEM;
+    size_t need = 3 * ((size_t)P->n + 1);
+    if (P->n < INT32_MAX && !grow((void **)&L->at, &L->pair_cap, need, sizeof *L->at))
+        st = add_text(L, id, nid, &L->at[3 * P->n]);
+    if (st == PLM_OK) st = add_text(L, src, ns, &L->at[3 * P->n + 1]);
+    if (st == PLM_OK) st = add_text(L, tgt, nt, &L->at[3 * P->n + 2]);
+    if (st != PLM_OK)
+        return plm_fail(L->err, st, "%s:%lld: out of memory", L->name, (long long)line);
+    P->n++;
+    return PLM_OK;
+}
+
+// add_pair: the examples of one usable row (id: its id column, or NULL): src -> tgt, and
+// tgt -> src when reverse; in text mode, the row's texts. Sentences are trimmed; an empty one is a
+// bad row, and so is a row with any example over max_len (the whole row goes, so a pair and its
+// reverse are kept or dropped together).
+static plm_status add_pair(loader *L, int64_t line, const char *id, size_t nid, const char *src,
+                           size_t ns, const char *src_name, const char *tgt, size_t nt,
+                           const char *tgt_name, int reverse) {
     src = trim(src, &ns);
     tgt = trim(tgt, &nt);
     if (!ns || !nt)
         return bad_row(L, &L->d->bad_empty, line, "empty %s", !ns ? src_name : tgt_name);
+    if (L->pairs) return keep_pair(L, line, id, nid, src, ns, tgt, nt);
     int32_t n0 = L->d->n;
     size_t len0 = L->ids_len;
     int too_long = 0;
@@ -323,8 +312,8 @@ static plm_status tsv_row(loader *L, const char *s, size_t n, int64_t line, int 
         L->d->not_label1++;
         return PLM_OK;
     }
-    return add_pair(L, line, col[1], len[1], "sentence1", col[2], len[2], "sentence2",
-                    L->p.reverse);
+    return add_pair(L, line, col[0], len[0], col[1], len[1], "sentence1", col[2], len[2],
+                    "sentence2", L->p.reverse);
 }
 
 // ---- JSONL ----
@@ -376,7 +365,7 @@ static plm_status jsonl_row(loader *L, const char *s, size_t n, int64_t line) {
         return plm_fail(L->err, PLM_ERR_NOMEM, "%s:%lld: out of memory", L->name, (long long)line);
     if (got == 0)
         return bad_row(L, &L->d->bad_fields, line, "missing string field \"%s\"", missing);
-    return add_pair(L, line, v[0], n2[0], "input", v[1], n2[1], "output", 0);
+    return add_pair(L, line, NULL, 0, v[0], n2[0], "input", v[1], n2[1], "output", 0);
 }
 
 // ---- loading ----
@@ -416,7 +405,7 @@ static size_t line_end(const char *text, size_t len, size_t at) {
 static plm_status read_lines(loader *L, const char *text, size_t len, int jsonl) {
     int first = 1;
     int64_t line = 0;
-    for (size_t at = 0, end; at < len; at = end) {
+    for (size_t at = 0, end; at < len && !(L->limit && L->pairs->n >= L->limit); at = end) {
         end = line_end(text, len, at);
         const char *s = text + at;
         size_t n = end - at;
@@ -452,6 +441,17 @@ static plm_status no_example(const loader *L) {
                     (long long)d->not_label1, (long long)bad, d->first_bad);
 }
 
+// read_file_text: the rows of a whole file's text (after a byte order mark; JSONL when its first
+// non-blank byte is '{', else TSV) into L.
+static plm_status read_file_text(loader *L, const char *text, size_t len) {
+    size_t bom = bom_len(text, len);
+    text += bom, len -= bom;
+    size_t i = 0;
+    while (i < len && is_space(text[i])) i++;
+    L->d->jsonl = i < len && text[i] == '{';
+    return read_lines(L, text, len, L->d->jsonl);
+}
+
 plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t len, const char *name,
                                    const plm_tokenizer *tok, const plm_data_params *p,
                                    plm_error *err) {
@@ -469,12 +469,7 @@ plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t le
                         (int)L.p.max_len);
     plm_status st = check_tokenizer(tok, err);
     if (st != PLM_OK) return st;
-    size_t bom = bom_len(text, len);
-    text += bom, len -= bom;
-    size_t i = 0;
-    while (i < len && is_space(text[i])) i++;
-    out->jsonl = i < len && text[i] == '{';
-    st = read_lines(&L, text, len, out->jsonl);
+    st = read_file_text(&L, text, len);
     if (st == PLM_OK && out->n == 0) st = no_example(&L);
     if (st == PLM_OK && link_groups(out, L.key) != PLM_OK)
         st = plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory grouping %d examples", L.name,
@@ -509,6 +504,49 @@ plm_status plm_dataset_load(plm_dataset *out, const char *path, const plm_tokeni
     return st;
 }
 
+// ---- text pairs (`pocketlm eval`): the same reader, without the tokenizer ----
+
+void plm_text_pairs_free(plm_text_pairs *p) {
+    if (!p) return;
+    free(p->pair);
+    free(p->text);
+    memset(p, 0, sizeof *p);
+}
+
+plm_status plm_text_pairs_load(plm_text_pairs *out, const char *path, int32_t limit,
+                               plm_error *err) {
+    if (!out || !path || limit < 0)
+        return plm_fail(err, PLM_ERR_ARG, "plm_text_pairs_load: out and path, limit >= 0");
+    memset(out, 0, sizeof *out);
+    plm_dataset d = {0}; // the counters and first_bad, as the tokenizing loader keeps them
+    loader L = {0};
+    L.p = plm_data_default_params();
+    L.p.reverse = 0;
+    L.name = path;
+    L.d = &d;
+    L.err = err;
+    L.pairs = out;
+    L.limit = limit;
+    char *text = NULL;
+    size_t len = 0;
+    plm_status st = plm_file_read(path, &text, &len, err);
+    if (st == PLM_OK) st = read_file_text(&L, text, len);
+    if (st == PLM_OK && out->n == 0) st = no_example(&L);
+    if (st == PLM_OK && !(out->pair = plm_alloc(out->n ? (size_t)out->n : 1, sizeof *out->pair)))
+        st = plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory", path);
+    for (int32_t k = 0; st == PLM_OK && k < out->n; k++) // the text is final: offsets to pointers
+        out->pair[k] = (plm_text_pair){out->text + L.at[3 * k], out->text + L.at[3 * k + 1],
+                                       out->text + L.at[3 * k + 2]};
+    out->rows = d.rows, out->not_label1 = d.not_label1, out->jsonl = d.jsonl;
+    out->bad = d.bad_fields + d.bad_empty;
+    memcpy(out->first_bad, d.first_bad, sizeof out->first_bad);
+    free(L.at);
+    free(L.field);
+    free(text);
+    if (st != PLM_OK) plm_text_pairs_free(out);
+    return st;
+}
+
 plm_status plm_dataset_write_lines(const plm_dataset *d, const char *src, const char *path,
                                    plm_error *err) {
     if (!d || !d->src_row || !src || !path)
@@ -540,29 +578,12 @@ plm_status plm_dataset_write_lines(const plm_dataset *d, const char *src, const 
     return plm_writer_commit(w, err);
 }
 
-// ---- random numbers (explicit xorshift state, never rand()) ----
+// ---- shuffles (random numbers: rng.h) ----
 
-// mix: splitmix64, which turns any seed (even 0) into a well-spread non-zero state
-static uint64_t mix(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return z ? z : 1;
-}
-
-// next_below: xorshift64* step, then a number in [0, n). The modulo bias is below n / 2^64.
-static uint64_t next_below(uint64_t *s, uint64_t n) {
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return (*s * 0x2545F4914F6CDD1Dull) % n;
-}
-
-// shuffle: Fisher-Yates on the blocks of size w of a (n blocks), so batches move whole.
+// shuffle_blocks: Fisher-Yates on the blocks of size w of a (n blocks), so batches move whole.
 static void shuffle_blocks(int32_t *a, size_t n, size_t w, uint64_t *s) {
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)next_below(s, i);
+        size_t j = (size_t)rng_below(s, i);
         for (size_t k = 0; k < w && j != i - 1; k++) {
             int32_t t = a[(i - 1) * w + k];
             a[(i - 1) * w + k] = a[j * w + k];
@@ -643,7 +664,7 @@ plm_status plm_dataset_split(plm_dataset *d, plm_dataset *held, double frac, uin
     // hold out groups in a seeded order until frac of the examples, at least 1 group each way
     for (int32_t g = 0; g < G; g++) perm[g] = g, size[g] = 0;
     for (int32_t i = 0; i < d->n; i++) size[gid[i]]++;
-    uint64_t s = mix(seed);
+    uint64_t s = rng_seed(seed);
     shuffle_blocks(perm, (size_t)G, 1, &s);
     double want = frac * d->n;
     int64_t got = 0;
@@ -674,7 +695,7 @@ done:
 // free of allocation (it cannot fail) at O(W log W) per window of W = 64*B.
 static int before(const plm_dataset *d, uint64_t salt, int32_t a, int32_t b) {
     if (d->ex[a].n != d->ex[b].n) return d->ex[a].n < d->ex[b].n;
-    return mix(salt ^ (uint64_t)a) < mix(salt ^ (uint64_t)b);
+    return rng_seed(salt ^ (uint64_t)a) < rng_seed(salt ^ (uint64_t)b); // a seeded hash
 }
 
 static void sift_down(int32_t *a, size_t root, size_t n, const plm_dataset *d, uint64_t salt) {
@@ -702,10 +723,10 @@ void plm_batch_order(int32_t *order, const plm_dataset *d, int32_t B, uint64_t s
     if (!order || !d || d->n <= 0) return;
     if (B < 1) B = 1;
     size_t n = (size_t)d->n, W = (size_t)B * 64;
-    uint64_t s = mix(seed ^ mix((uint64_t)(int64_t)epoch)); // one stream per (seed, epoch)
+    uint64_t s = rng_seed(seed ^ rng_seed((uint64_t)(int64_t)epoch)); // a stream per (seed, epoch)
     for (size_t i = 0; i < n; i++) order[i] = (int32_t)i;
     shuffle_blocks(order, n, 1, &s);
-    uint64_t salt = mix(s);
+    uint64_t salt = rng_seed(s);
     for (size_t w = 0; w < n; w += W) sort_by_length(order + w, n - w < W ? n - w : W, d, salt);
     // Windows hold whole batches, so cutting into batches of B never mixes windows. Only the
     // full batches are shuffled: a short last batch stays last, so batch k is order[k*B ..].

@@ -65,6 +65,34 @@ plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t le
 plm_status plm_dataset_split(plm_dataset *d, plm_dataset *held, double frac, uint64_t seed,
                              plm_error *err);
 
+// ---- text pairs (`pocketlm eval`) ----
+
+// One usable row of a data file: its texts, trimmed, NUL-terminated.
+typedef struct {
+    const char *id;     // PAWS: the id column; JSONL: the line number
+    const char *input;  // PAWS: sentence1; JSONL: "input"
+    const char *output; // PAWS: sentence2; JSONL: "output"
+} plm_text_pair;
+
+typedef struct {
+    plm_text_pair *pair; // (n) in file order
+    int32_t n;
+    int64_t rows;        // data rows read (header excluded), up to the limit
+    int64_t not_label1;  // PAWS rows skipped because label != 1 (not bad)
+    int64_t bad;         // rows skipped as bad (missing or malformed fields, an empty sentence)
+    char first_bad[200]; // "file:line: why" of the first bad row, or ""
+    int jsonl;           // 1: the file was read as JSONL, 0: as TSV
+    char *text;          // the one allocation behind every string
+} plm_text_pairs;
+
+// plm_text_pairs_load: the usable rows of path, read by plm_dataset_load's reader (the format from
+// the content, a header, label-1 PAWS rows, bad rows counted and skipped, sentences trimmed) but
+// neither tokenized nor reversed: the first limit of them (0 = all). No usable row at all is
+// PLM_ERR_FORMAT with a message saying why.
+plm_status plm_text_pairs_load(plm_text_pairs *out, const char *path, int32_t limit,
+                               plm_error *err);
+void plm_text_pairs_free(plm_text_pairs *p); // accepts a zeroed struct
+
 // ---- batches ----
 
 // plm_batch_order: the example order of one epoch in length-grouped batches of B: a seeded shuffle

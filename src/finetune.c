@@ -39,19 +39,13 @@ plm_finetune_params plm_finetune_default_params(void) {
 // parse_targets: "q_proj,v_proj", "all" or "all-linear" into a bit mask
 static plm_status parse_targets(const char *s, uint32_t *mask, plm_error *err) {
     *mask = 0;
-    if (!strcmp(s, "all") || !strcmp(s, "all-linear")) {
-        *mask = (1u << PLM_LORA_N_TARGETS) - 1;
-        return PLM_OK;
-    }
     for (const char *p = s; *p;) {
         size_t n = strcspn(p, ",");
-        int found = 0;
-        for (int t = 0; t < PLM_LORA_N_TARGETS; t++)
-            if (strlen(plm_lora_target_names[t]) == n && !strncmp(p, plm_lora_target_names[t], n))
-                *mask |= 1u << t, found = 1;
-        if (!found)
+        uint32_t t = plm_lora_target_parse(p, n);
+        if (!t)
             return plm_fail(err, PLM_ERR_ARG, "targets: unknown module '%.*s' (want q_proj, k_proj, "
                             "v_proj, o_proj, gate_proj, up_proj, down_proj or all)", (int)n, p);
+        *mask |= t;
         p += n + (p[n] == ',');
     }
     return *mask ? PLM_OK : plm_fail(err, PLM_ERR_ARG, "targets: none given");

@@ -35,7 +35,8 @@ static const ggml_type_info *type_info(uint32_t type) {
     return NULL;
 }
 
-const char *plm_ggml_type_name(uint32_t type) {
+// ggml_type_name: "Q4_K", ...; "unknown" for others
+static const char *ggml_type_name(uint32_t type) {
     const ggml_type_info *ti = type_info(type);
     return ti ? ti->name : "unknown";
 }
@@ -488,7 +489,7 @@ plm_status plm_gguf_tensor_to_f32(const plm_gguf_tensor *t, size_t row0, size_t 
     if (dt < 0)
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
                         "tensor '%.*s' has type %s; pocketlm reads F32, F16, BF16, Q8_0, Q4_0, Q4_1",
-                        (int)t->name.n, t->name.s, plm_ggml_type_name(t->type));
+                        (int)t->name.n, t->name.s, ggml_type_name(t->type));
     if (row0 > rows || n_rows > rows - row0)
         return plm_fail(err, PLM_ERR_ARG, "tensor '%.*s': rows [%zu, +%zu) beyond %zu",
                         (int)t->name.n, t->name.s, row0, n_rows, rows);
@@ -507,7 +508,9 @@ static void put_f16(uint8_t *p, float f) {
     p[1] = (uint8_t)(h >> 8);
 }
 
-void plm_gguf_quantize_q8_0(uint8_t *dst, const float *x, size_t n) {
+// quantize_q8_0, quantize_q4_0: ggml's reference quantizers of n floats (a multiple of 32) into
+// n/32 * 34 or n/32 * 18 bytes of blocks
+static void quantize_q8_0(uint8_t *dst, const float *x, size_t n) {
     for (size_t b = 0; b < n / 32; b++, x += 32, dst += 34) {
         float amax = 0.0f; // d = max|x| / 127; q = round(x / d)
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
@@ -517,7 +520,7 @@ void plm_gguf_quantize_q8_0(uint8_t *dst, const float *x, size_t n) {
     }
 }
 
-void plm_gguf_quantize_q4_0(uint8_t *dst, const float *x, size_t n) {
+static void quantize_q4_0(uint8_t *dst, const float *x, size_t n) {
     for (size_t b = 0; b < n / 32; b++, x += 32, dst += 18) {
         float amax = 0.0f, max = 0.0f; // the value of largest magnitude, with its sign
         for (int j = 0; j < 32; j++)
@@ -766,8 +769,8 @@ static plm_status write_tensor(const wtensor *t, int32_t k, plm_writer *f, plm_t
     uint8_t *q = plm_alloc(align_up(bytes), 1);
     plm_status st = x && q ? fill(user, k, x, err) : plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     if (st == PLM_OK) {
-        if (t->type == PLM_GGML_Q8_0) plm_gguf_quantize_q8_0(q, x, n);
-        else if (t->type == PLM_GGML_Q4_0) plm_gguf_quantize_q4_0(q, x, n);
+        if (t->type == PLM_GGML_Q8_0) quantize_q8_0(q, x, n);
+        else if (t->type == PLM_GGML_Q4_0) quantize_q4_0(q, x, n);
         else plm_convert_from_f32(q, x, n, (plm_dtype)plm_gguf_type_to_dtype(t->type));
         st = plm_writer_write(f, q, align_up(bytes), err); // q is zeroed past bytes
     }

@@ -97,7 +97,6 @@ plm_status plm_gguf_get_ints(const plm_gguf *g, const char *key, int32_t **out, 
 // ---- tensors ----
 
 const plm_gguf_tensor *plm_gguf_find_tensor(const plm_gguf *g, const char *name); // or NULL
-const char *plm_ggml_type_name(uint32_t type); // "Q4_K", ...; "unknown" for others
 // plm_gguf_type_to_dtype: the plm_dtype of a tensor type we read (F32, F16, BF16, Q8_0, Q4_0,
 // Q4_1), or -1.
 int plm_gguf_type_to_dtype(uint32_t type);
@@ -106,10 +105,8 @@ int plm_gguf_type_to_dtype(uint32_t type);
 plm_status plm_gguf_tensor_to_f32(const plm_gguf_tensor *t, size_t row0, size_t n_rows,
                                   float *out, plm_error *err);
 
-// ---- quantization (ggml's reference quantizers; n is a multiple of 32) ----
+// ---- sizes ----
 
-void plm_gguf_quantize_q8_0(uint8_t *dst, const float *x, size_t n); // (n/32 * 34) bytes
-void plm_gguf_quantize_q4_0(uint8_t *dst, const float *x, size_t n); // (n/32 * 18) bytes
 // plm_gguf_row_bytes: bytes of n elements of a ggml type (n a multiple of its block), 0 if unknown.
 size_t plm_gguf_row_bytes(uint32_t type, size_t n);
 

@@ -1,8 +1,10 @@
 // json.c: strict JSON parsing into plm_json tokens (see json.h), with an explicit stack (no
 // recursion, bounded depth) so that fuzzed input cannot overflow the C stack.
 #include "json.h"
+#include "utf8.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -354,28 +356,45 @@ int plm_json_bool(const plm_json *j, int32_t i) {
 
 // ---- writing ----
 
-plm_status plm_json_write_str(plm_writer *w, const char *s, size_t n, plm_error *err) {
-    char buf[512];
+// put: n bytes at out + *k as far as they fit before the NUL's place, counted either way
+static void put(char *out, size_t cap, size_t *k, const char *bytes, size_t n) {
+    for (size_t i = 0; i < n; i++, (*k)++)
+        if (*k + 1 < cap) out[*k] = bytes[i];
+}
+
+size_t plm_json_quote(const char *s, size_t n, char *out, size_t cap) {
+    const unsigned char *u = (const unsigned char *)s;
     size_t k = 0;
-    buf[k++] = '"';
-    for (size_t i = 0; i <= n; i++) {
-        if (k > sizeof buf - 8 || i == n) {
-            if (i == n) buf[k++] = '"';
-            plm_status st = plm_writer_write(w, buf, k, err);
-            if (st != PLM_OK) return st;
-            k = 0;
-            if (i == n) break;
+    put(out, cap, &k, "\"", 1);
+    for (size_t i = 0, len; i < n; i += len) {
+        unsigned char c = u[i];
+        uint32_t cp = c;
+        len = c < 0x80 ? 1 : utf8_next(u, n, i, &cp);
+        if (cp == 0xFFFD && !(len == 3 && !memcmp(u + i, "\xEF\xBF\xBD", 3))) {
+            put(out, cap, &k, "\xEF\xBF\xBD", 3); // an invalid sequence: U+FFFD in its place
+        } else if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t') {
+            char e[2] = {'\\', c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : (char)c};
+            put(out, cap, &k, e, 2);
+        } else if (c < 0x20) { // the other control characters
+            char e[8];
+            snprintf(e, sizeof e, "\\u%04x", c);
+            put(out, cap, &k, e, 6);
+        } else {
+            put(out, cap, &k, s + i, len);
         }
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') buf[k++] = '\\', buf[k++] = (char)c;
-        else if (c == '\n') buf[k++] = '\\', buf[k++] = 'n';
-        else if (c == '\r') buf[k++] = '\\', buf[k++] = 'r';
-        else if (c == '\t') buf[k++] = '\\', buf[k++] = 't';
-        else if (c < 0x20) {
-            static const char hex[] = "0123456789abcdef";
-            buf[k++] = '\\', buf[k++] = 'u', buf[k++] = '0', buf[k++] = '0';
-            buf[k++] = hex[c >> 4], buf[k++] = hex[c & 15];
-        } else buf[k++] = (char)c;
     }
-    return PLM_OK;
+    put(out, cap, &k, "\"", 1);
+    if (cap > 0) out[k < cap ? k : cap - 1] = 0;
+    return k;
+}
+
+plm_status plm_json_write_str(plm_writer *w, const char *s, size_t n, plm_error *err) {
+    char small[512];
+    size_t len = plm_json_quote(s, n, small, sizeof small);
+    char *buf = len < sizeof small ? small : malloc(len + 1);
+    if (!buf) return plm_fail(err, PLM_ERR_NOMEM, "out of memory writing a JSON string");
+    if (buf != small) plm_json_quote(s, n, buf, len + 1);
+    plm_status st = plm_writer_write(w, buf, len, err);
+    if (buf != small) free(buf);
+    return st;
 }

@@ -1,7 +1,7 @@
 // json.h: a small strict JSON (RFC 8259) parser into a flat token array, jsmn-style but validating,
-// for config.json, tokenizer.json, safetensors headers and adapter files; plus a string escaper for
-// writers. Tokens are in document order; tok[i].next is the index just past i's subtree, so walking
-// an object's members skips nested values in O(1).
+// for config.json, tokenizer.json, safetensors headers and adapter files; plus the string quoting
+// of every JSON writer. Tokens are in document order; tok[i].next is the index just past i's
+// subtree, so walking an object's members skips nested values in O(1).
 #ifndef PLM_JSON_H
 #define PLM_JSON_H
 
@@ -55,7 +55,14 @@ int plm_json_int(const plm_json *j, int32_t i, int64_t lo, int64_t hi, int64_t *
 // plm_json_bool: 1 true, 0 false, -1 not a boolean.
 int plm_json_bool(const plm_json *j, int32_t i);
 
-// plm_json_write_str: write s (n bytes) as a quoted JSON string with escapes.
+// plm_json_quote: s (n bytes) as a quoted JSON string into out (cap bytes, NUL-terminated when
+// cap > 0): '"' and '\\' escaped, \n \r \t by name, the other control characters as \u00XX, and
+// each invalid UTF-8 sequence as U+FFFD (utf8.h: its maximal subpart, as TextDecoder and Python
+// do), so the result is valid JSON in valid UTF-8 whatever s holds. Returns the full length
+// without the NUL (which may be >= cap). The one JSON string writer: the server, the CLI and the
+// file writers all use it.
+size_t plm_json_quote(const char *s, size_t n, char *out, size_t cap);
+// plm_json_write_str: write s (n bytes) quoted by plm_json_quote.
 plm_status plm_json_write_str(plm_writer *w, const char *s, size_t n, plm_error *err);
 
 #endif

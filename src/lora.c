@@ -1,6 +1,6 @@
 // lora.c: plm_lora, a LoRA adapter (Hu et al. 2021) in Hugging Face PEFT's format: creation with
 // PEFT's init, adapter_config.json + adapter_model.safetensors load and save, and the merge of an
-// adapter into a new f32 model. The run-time use of an adapter is session.c's (linear, embed, head).
+// adapter into a new f32 model. The run-time use of an adapter is layers.c's (linear, embed, head).
 // PEFT's names (peft >= 0.15, LoraConfig + trainable_token_indices):
 //   base_model.model.model.layers.{l}.self_attn.q_proj.lora_A.weight   (R, in)
 //   base_model.model.model.layers.{l}.self_attn.q_proj.lora_B.weight   (out, R)
@@ -19,47 +19,19 @@
 
 #include "json.h"
 #include "model.h"
+#include "rng.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 
-// ---- the targets ----
-
-const char *const plm_lora_target_names[PLM_LORA_N_TARGETS] = {
-    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-};
-
-// The module path of each target inside a layer, and its weight in plm_layer.
-static const struct {
-    const char *module; // "self_attn" or "mlp"
-    size_t field;       // offsetof the plm_mat in plm_layer
-} target_info[PLM_LORA_N_TARGETS] = {
-    {"self_attn", offsetof(plm_layer, q_proj)},  {"self_attn", offsetof(plm_layer, k_proj)},
-    {"self_attn", offsetof(plm_layer, v_proj)},  {"self_attn", offsetof(plm_layer, o_proj)},
-    {"mlp", offsetof(plm_layer, gate_proj)},     {"mlp", offsetof(plm_layer, up_proj)},
-    {"mlp", offsetof(plm_layer, down_proj)},
-};
+// ---- PEFT's names ----
 
 #define PEFT_PREFIX "base_model.model.model."
 #define PEFT_TOKENS PEFT_PREFIX "embed_tokens.token_adapter.trainable_tokens_delta"
 
-// target_shape: (out, in) features of target t for config c.
-static void target_shape(const plm_config *c, plm_lora_target t, int32_t *out, int32_t *in) {
-    int32_t C = c->hidden_size, F = c->intermediate_size;
-    int32_t Q = c->num_attention_heads * c->head_dim, KV = c->num_key_value_heads * c->head_dim;
-    const int32_t shape[PLM_LORA_N_TARGETS][2] = {{Q, C}, {KV, C}, {KV, C}, {C, Q},
-                                                  {F, C}, {F, C}, {C, F}};
-    *out = shape[t][0];
-    *in = shape[t][1];
-}
-
-static plm_mat *layer_mat(plm_layer *layer, plm_lora_target t) {
-    return (plm_mat *)(void *)((char *)layer + target_info[t].field);
-}
-
 // peft_name: PEFT's key of A (ab = 'A') or B of target t in layer l.
 static void peft_name(char *out, size_t cap, int32_t l, plm_lora_target t, char ab) {
-    snprintf(out, cap, PEFT_PREFIX "layers.%d.%s.%s.lora_%c.weight", l, target_info[t].module,
-             plm_lora_target_names[t], ab);
+    snprintf(out, cap, PEFT_PREFIX "layers.%d.%s.%s.lora_%c.weight", l, plm_lora_targets[t].parent,
+             plm_lora_targets[t].name, ab);
 }
 
 // ---- create and free ----
@@ -108,7 +80,7 @@ static plm_status lora_alloc(plm_lora **out, const plm_config *cfg, int32_t rank
     int32_t L = cfg->num_hidden_layers, C = cfg->hidden_size, o, in;
     size_t R = (size_t)rank, floats = (size_t)n_tokens * (size_t)C;
     for (int t = 0; t < PLM_LORA_N_TARGETS; t++)
-        if (targets >> t & 1) target_shape(cfg, (plm_lora_target)t, &o, &in),
+        if (targets >> t & 1) plm_lora_target_shape(cfg, (plm_lora_target)t, &o, &in),
             floats += (size_t)L * R * (size_t)(o + in);
     plm_lora *l = plm_alloc(1, sizeof *l);
     if (l) {
@@ -123,11 +95,13 @@ static plm_status lora_alloc(plm_lora **out, const plm_config *cfg, int32_t rank
     *l = (plm_lora){.rank = rank, .alpha = (float)rank, .targets = targets, .n_layers = L,
                     .hidden_size = C, .pairs = l->pairs, .n_tokens = n_tokens,
                     .token_ids = l->token_ids, .vocab_size = vocab_size, .block = l->block};
+    for (int t = 0; t < PLM_LORA_N_TARGETS; t++)
+        plm_lora_target_shape(cfg, (plm_lora_target)t, &l->shape[t][0], &l->shape[t][1]);
     float *p = l->block;
     for (int32_t layer = 0; layer < L; layer++)
         for (int t = 0; t < PLM_LORA_N_TARGETS; t++) {
             if (!(targets >> t & 1)) continue;
-            target_shape(cfg, (plm_lora_target)t, &o, &in);
+            o = l->shape[t][0], in = l->shape[t][1];
             plm_lora_pair *pr = &l->pairs[layer * PLM_LORA_N_TARGETS + t];
             pr->A = p, p += R * (size_t)in;
             pr->B = p, p += (size_t)o * R;
@@ -135,14 +109,6 @@ static plm_status lora_alloc(plm_lora **out, const plm_config *cfg, int32_t rank
     l->token_rows = p;
     *out = l;
     return PLM_OK;
-}
-
-// xorshift64: the next state (Marsaglia 2003, shifts 13, 7, 17); never 0 from a non-zero state.
-static uint64_t xorshift64(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
 }
 
 plm_status plm_lora_create(plm_lora **out, const plm_config *cfg, int32_t rank, float alpha,
@@ -163,14 +129,13 @@ plm_status plm_lora_create(plm_lora **out, const plm_config *cfg, int32_t rank, 
     l->alpha = alpha;
     l->dropout = dropout;
     // PEFT: nn.init.kaiming_uniform_(lora_A, a=sqrt(5)) is U(-1/sqrt(in), 1/sqrt(in)); B = 0
-    uint64_t state = seed ? seed : 0x9E3779B97F4A7C15u;
+    uint64_t state = seed ? seed : RNG_GOLDEN; // xorshift64 needs a non-zero state
     for (int32_t i = 0; i < l->n_layers * PLM_LORA_N_TARGETS; i++) {
         if (!l->pairs[i].A) continue;
-        int32_t o, in;
-        target_shape(cfg, (plm_lora_target)(i % PLM_LORA_N_TARGETS), &o, &in);
+        int32_t in = l->shape[i % PLM_LORA_N_TARGETS][1];
         float bound = 1.0f / sqrtf((float)in);
         for (size_t k = 0; k < (size_t)rank * (size_t)in; k++) {
-            float u = (float)(xorshift64(&state) >> 40) * (1.0f / 16777216.0f); // [0, 1)
+            float u = rng_unit(rng_xorshift64(&state)); // [0, 1)
             l->pairs[i].A[k] = (2.0f * u - 1.0f) * bound;
         }
     }
@@ -184,13 +149,13 @@ plm_status plm_lora_create(plm_lora **out, const plm_config *cfg, int32_t rank, 
     return st;
 }
 
-plm_mat plm_lora_mat_a(const plm_lora *l, int32_t layer, plm_lora_target t, int32_t in) {
-    return (plm_mat){.dtype = PLM_DTYPE_F32, .rows = l->rank, .cols = in,
+plm_mat plm_lora_mat_a(const plm_lora *l, int32_t layer, plm_lora_target t) {
+    return (plm_mat){.dtype = PLM_DTYPE_F32, .rows = l->rank, .cols = l->shape[t][1],
                      .f32 = l->pairs[layer * PLM_LORA_N_TARGETS + t].A};
 }
 
-plm_mat plm_lora_mat_b(const plm_lora *l, int32_t layer, plm_lora_target t, int32_t out) {
-    return (plm_mat){.dtype = PLM_DTYPE_F32, .rows = out, .cols = l->rank,
+plm_mat plm_lora_mat_b(const plm_lora *l, int32_t layer, plm_lora_target t) {
+    return (plm_mat){.dtype = PLM_DTYPE_F32, .rows = l->shape[t][0], .cols = l->rank,
                      .f32 = l->pairs[layer * PLM_LORA_N_TARGETS + t].B};
 }
 
@@ -215,23 +180,19 @@ static plm_status config_targets(const plm_json *j, int32_t v, uint32_t *out, co
     if (v < 0 || (!is_list && j->tok[v].type != PLM_JSON_STRING))
         return plm_fail(err, PLM_ERR_FORMAT, "%s: target_modules: want a list of module names",
                         path);
-    if (!is_list && plm_json_eq(j, v, "all-linear")) {
-        *out = (1u << PLM_LORA_N_TARGETS) - 1;
-        return PLM_OK;
-    }
     *out = 0;
     for (int32_t k = 0; k < (is_list ? j->tok[v].size : 1); k++) {
         int32_t e = is_list ? plm_json_at(j, v, k) : v;
         char name[64] = "";
-        if (plm_json_str(j, e, name, sizeof name) < 0)
+        int64_t n = plm_json_str(j, e, name, sizeof name);
+        if (n < 0)
             return plm_fail(err, PLM_ERR_FORMAT, "%s: target_modules[%d] is not a string", path, k);
-        int t = 0;
-        while (t < PLM_LORA_N_TARGETS && strcmp(name, plm_lora_target_names[t])) t++;
-        if (t == PLM_LORA_N_TARGETS)
+        uint32_t t = n < (int64_t)sizeof name ? plm_lora_target_parse(name, (size_t)n) : 0;
+        if (!t)
             return plm_fail(err, PLM_ERR_UNSUPPORTED,
                             "%s: target module '%s': pocketlm adapts q_proj, k_proj, v_proj, "
                             "o_proj, gate_proj, up_proj, down_proj (or \"all-linear\")", path, name);
-        *out |= 1u << t;
+        *out |= t;
     }
     if (!*out) return plm_fail(err, PLM_ERR_FORMAT, "%s: target_modules is empty", path);
     return PLM_OK;
@@ -337,20 +298,21 @@ static plm_status config_load(adapter_config *c, const char *dir, plm_error *err
 
 // ---- adapter_model.safetensors ----
 
-// parse_key: the layer, target and A/B of a PEFT LoRA key; 0 on success, -1 for any other name.
+// parse_key: the layer, target and A/B of a PEFT LoRA key (the inverse of peft_name); 0 on
+// success, -1 for any other name.
 static int parse_key(const char *name, int32_t *layer, plm_lora_target *t, char *ab) {
     const char *p = PEFT_PREFIX "layers.";
     if (strncmp(name, p, strlen(p))) return -1;
-    name += strlen(p);
     char *end;
-    long l = strtol(name, &end, 10);
-    if (end == name || *end != '.' || l < 0 || l > 1 << 20) return -1;
+    long l = strtol(name + strlen(p), &end, 10);
+    if (end == name + strlen(p) || *end != '.' || l < 0 || l > 1 << 20) return -1;
     for (int k = 0; k < PLM_LORA_N_TARGETS; k++)
         for (char c = 'A'; c <= 'B'; c++) {
-            char want[96];
-            snprintf(want, sizeof want, ".%s.%s.lora_%c.weight", target_info[k].module,
-                     plm_lora_target_names[k], c);
-            if (!strcmp(end, want)) return *layer = (int32_t)l, *t = (plm_lora_target)k, *ab = c, 0;
+            char want[160];
+            peft_name(want, sizeof want, (int32_t)l, (plm_lora_target)k, c);
+            if (strcmp(name, want)) continue;
+            *layer = (int32_t)l, *t = (plm_lora_target)k, *ab = c;
+            return 0;
         }
     return -1;
 }
@@ -393,7 +355,7 @@ static plm_status token_rows(plm_lora *l, const adapter_config *c, const plm_st_
 }
 
 // load_tensors: every tensor of the file into l; unknown and missing names are errors.
-static plm_status load_tensors(plm_lora *l, const plm_config *cfg, const adapter_config *c,
+static plm_status load_tensors(plm_lora *l, const adapter_config *c,
                                const plm_safetensors *f, const char *path, plm_error *err) {
     int32_t L = l->n_layers, R = l->rank;
     uint8_t *seen = plm_alloc((size_t)L * PLM_LORA_N_TARGETS, 1);
@@ -402,7 +364,7 @@ static plm_status load_tensors(plm_lora *l, const plm_config *cfg, const adapter
     int tokens_seen = 0;
     for (int32_t i = 0; st == PLM_OK && i < f->n; i++) {
         const plm_st_tensor *x = &f->tensors[i];
-        int32_t layer, o, in;
+        int32_t layer;
         plm_lora_target t;
         char ab;
         if (!strcmp(x->name, PEFT_TOKENS) && c->n_tokens > 0) {
@@ -416,7 +378,7 @@ static plm_status load_tensors(plm_lora *l, const plm_config *cfg, const adapter
                           x->name, R, L, l->targets, c->n_tokens ? "" : ", no trainable tokens");
             break;
         }
-        target_shape(cfg, t, &o, &in);
+        int32_t o = l->shape[t][0], in = l->shape[t][1];
         plm_lora_pair *p = &l->pairs[layer * PLM_LORA_N_TARGETS + t];
         seen[layer * PLM_LORA_N_TARGETS + t] |= ab == 'A' ? 1 : 2;
         st = ab == 'A' ? read_tensor(x, R, in, p->A, path, err)
@@ -483,7 +445,7 @@ plm_status plm_lora_load(plm_lora **out, const char *dir, const plm_model *base,
             st = plm_fail(err, PLM_ERR_ARG, "%s: path too long", dir);
     }
     if (st == PLM_OK) st = plm_safetensors_open(&f, path, err);
-    if (st == PLM_OK) st = load_tensors(l, cfg, &c, &f, path, err);
+    if (st == PLM_OK) st = load_tensors(l, &c, &f, path, err);
     if (st == PLM_OK) st = adapter_tokenizer(l, dir, err);
     plm_safetensors_free(&f);
     free(sorted);
@@ -528,7 +490,8 @@ static plm_status write_config_body(const plm_lora *l, plm_writer *w, plm_error 
                                "  \"target_modules\": [", l->rank);
     for (int t = 0, n = 0; st == PLM_OK && t < PLM_LORA_N_TARGETS; t++)
         if (l->targets >> t & 1)
-            st = plm_writer_printf(w, err, "%s\n    \"%s\"", n++ ? "," : "", plm_lora_target_names[t]);
+            st = plm_writer_printf(w, err, "%s\n    \"%s\"", n++ ? "," : "",
+                                   plm_lora_targets[t].name);
     if (st == PLM_OK)
         st = plm_writer_printf(w, err, "\n  ],\n  \"task_type\": \"CAUSAL_LM\",\n"
                                "  \"trainable_token_indices\": %s", l->n_tokens ? "[" : "null");
@@ -569,8 +532,7 @@ static plm_status fill_tensor(void *user, int32_t i, float *buf, plm_error *err)
 }
 
 // save_tensors: A and B of every adapted (layer, target), then the token rows, in PEFT's names.
-static plm_status save_tensors(const plm_lora *l, const int32_t (*shape)[2], const char *path,
-                               plm_error *err) {
+static plm_status save_tensors(const plm_lora *l, const char *path, plm_error *err) {
     int32_t cap = l->n_layers * PLM_LORA_N_TARGETS * 2 + 1, n = 0;
     save_list s = {plm_alloc((size_t)cap, sizeof *s.info), plm_alloc((size_t)cap, sizeof *s.src),
                    plm_alloc((size_t)cap, sizeof *s.names), 0};
@@ -583,8 +545,9 @@ static plm_status save_tensors(const plm_lora *l, const int32_t (*shape)[2], con
         for (int k = 0; k < 2; k++, n++) {
             peft_name(s.names[n], sizeof s.names[n], i / PLM_LORA_N_TARGETS, (plm_lora_target)t,
                       k ? 'B' : 'A');
+            int32_t rows = k ? l->shape[t][0] : l->rank, cols = k ? l->rank : l->shape[t][1];
             s.info[n] = (plm_st_info){.name = s.names[n], .dtype = PLM_DTYPE_F32, .n_dims = 2,
-                                      .shape = {k ? shape[t][0] : l->rank, k ? l->rank : shape[t][1]}};
+                                      .shape = {rows, cols}};
             s.src[n] = k ? p->B : p->A;
         }
     }
@@ -601,39 +564,18 @@ static plm_status save_tensors(const plm_lora *l, const int32_t (*shape)[2], con
     return st;
 }
 
-// pair_shapes: (out, in) of each adapted target, from the layout lora_alloc gives the block:
-// A (R, in) then B (out, R) per adapted (layer, target) in order, then the token rows. The adapter
-// does not keep the base's config, and these sizes are all that saving needs of it.
-static void pair_shapes(const plm_lora *l, int32_t (*shape)[2]) {
-    const plm_lora_pair *p = l->pairs;
-    size_t R = (size_t)l->rank;
-    for (int32_t i = 0; i < PLM_LORA_N_TARGETS; i++) {
-        if (!p[i].A) continue;
-        const float *next = l->token_rows;
-        for (int32_t k = i + 1; k < l->n_layers * PLM_LORA_N_TARGETS; k++)
-            if (p[k].A) {
-                next = p[k].A;
-                break;
-            }
-        shape[i][0] = (int32_t)((size_t)(next - p[i].B) / R);
-        shape[i][1] = (int32_t)((size_t)(p[i].B - p[i].A) / R);
-    }
-}
-
 plm_status plm_lora_save(const plm_lora *l, const char *dir, plm_error *err) {
     if (!l || !dir) return plm_fail(err, PLM_ERR_ARG, "plm_lora_save: NULL argument");
     char cfg_path[4096], st_path[4096];
     if (plm_path_join(cfg_path, sizeof cfg_path, dir, "adapter_config.json") ||
         plm_path_join(st_path, sizeof st_path, dir, "adapter_model.safetensors"))
         return plm_fail(err, PLM_ERR_ARG, "%s: path too long", dir);
-    int32_t shape[PLM_LORA_N_TARGETS][2] = {{0}};
-    pair_shapes(l, shape);
     plm_status st = plm_mkdir(dir, err);
     // the config goes first and comes back last: a failure in between leaves no loadable adapter
     if (st == PLM_OK && plm_path_exists(cfg_path) && unlink(cfg_path))
         st = plm_fail(err, PLM_ERR_IO, "%s: cannot remove the old adapter_config.json", dir);
     if (st == PLM_OK && l->tokenizer) st = plm_tokenizer_save_dir(l->tokenizer, dir, -1, -1, err);
-    if (st == PLM_OK) st = save_tensors(l, (const int32_t(*)[2])shape, st_path, err);
+    if (st == PLM_OK) st = save_tensors(l, st_path, err);
     if (st == PLM_OK) st = write_config(l, cfg_path, err);
     return st;
 }
@@ -675,8 +617,9 @@ static void merge_weights(plm_model *m, const plm_model *base, const plm_lora *l
         plm_layer *d = &m->layers[layer], *s = &base->layers[layer];
         memcpy(d->input_layernorm, s->input_layernorm, C * sizeof(float));
         memcpy(d->post_attention_layernorm, s->post_attention_layernorm, C * sizeof(float));
-        for (int t = 0; t < PLM_LORA_N_TARGETS; t++)
-            merge_mat(layer_mat(d, (plm_lora_target)t), layer_mat(s, (plm_lora_target)t),
+        for (int t = 0; t < PLM_LORA_N_TARGETS; t++) // d's weight: where s's is, in d
+            merge_mat((plm_mat *)(void *)((char *)d + plm_lora_targets[t].field),
+                      plm_layer_target(s, (plm_lora_target)t),
                       &l->pairs[layer * PLM_LORA_N_TARGETS + t], l->rank, scale);
     }
     memcpy(m->norm, base->norm, C * sizeof(float));

@@ -1,4 +1,4 @@
-// lora.h: the adapter as session.c, trainer.c and the writers see it. LoRA (Hu et al. 2021, PEFT's
+// lora.h: the adapter as layers.c, trainer.c and the writers see it. LoRA (Hu et al. 2021, PEFT's
 // LoraLayer): a target linear y = W x becomes y = W x + scale * B (A x), scale = alpha / r, with
 // A (r, in) and B (out, r). Trainable token rows (PEFT's trainable_token_indices): rows of the
 // embedding (and of the tied head) replaced by trained values, for tokens the base lacks or has.
@@ -6,20 +6,7 @@
 #define PLM_LORA_H
 
 #include "base.h"
-#include "matmul.h"
-
-typedef enum {
-    PLM_LORA_Q_PROJ,
-    PLM_LORA_K_PROJ,
-    PLM_LORA_V_PROJ,
-    PLM_LORA_O_PROJ,
-    PLM_LORA_GATE_PROJ,
-    PLM_LORA_UP_PROJ,
-    PLM_LORA_DOWN_PROJ,
-    PLM_LORA_N_TARGETS,
-} plm_lora_target;
-
-extern const char *const plm_lora_target_names[PLM_LORA_N_TARGETS]; // "q_proj", ... (HF names)
+#include "model.h" // plm_lora_target, plm_lora_targets: the targets beside the weight table
 
 typedef struct {
     float *A; // (R, in)  lora_A.weight; NULL when this target is not adapted
@@ -31,6 +18,7 @@ struct plm_lora {
     float alpha;              // lora_alpha; scale = alpha / R
     float dropout;            // lora_dropout (training only)
     uint32_t targets;         // bit t set when target t is adapted
+    int32_t shape[PLM_LORA_N_TARGETS][2]; // (out, in) features of each target in the base
     int32_t n_layers;         // L of the base
     int32_t hidden_size;      // C of the base
     plm_lora_pair *pairs;     // (L * PLM_LORA_N_TARGETS), index l * PLM_LORA_N_TARGETS + t
@@ -51,8 +39,9 @@ plm_status plm_lora_create(plm_lora **out, const plm_config *cfg, int32_t rank, 
                            int32_t n_tokens, const float *init_rows, int32_t vocab_size,
                            const plm_tokenizer *tok, uint64_t seed, plm_error *err);
 
-// plm_lora_mat: A or B of (layer, target) as an f32 plm_mat, for plm_matmul.
-plm_mat plm_lora_mat_a(const plm_lora *l, int32_t layer, plm_lora_target t, int32_t in);
-plm_mat plm_lora_mat_b(const plm_lora *l, int32_t layer, plm_lora_target t, int32_t out);
+// plm_lora_mat_a, plm_lora_mat_b: A (R, in) or B (out, R) of (layer, target) as an f32 plm_mat,
+// for plm_matmul.
+plm_mat plm_lora_mat_a(const plm_lora *l, int32_t layer, plm_lora_target t);
+plm_mat plm_lora_mat_b(const plm_lora *l, int32_t layer, plm_lora_target t);
 
 #endif

@@ -1,6 +1,7 @@
 // model.c: plm_model: the config (HF config.json keys, or GGUF llama.* keys), the ONE weight table
 // that loading (HF safetensors or GGUF), saving (HF directory or GGUF) and parameter counting all
-// iterate, and the single weight allocation. Mirrors transformers' LlamaConfig/LlamaForCausalLM
+// iterate, the LoRA targets beside it (lora.c, layers.c and the trainer use those), and the single
+// weight allocation. Mirrors transformers' LlamaConfig/LlamaForCausalLM
 // tensor names and llama.cpp's convert_hf_to_gguf.py (tensor names, llama.* keys, Q/K permute).
 // The formats themselves are parsed in safetensors.c and gguf.c; the forward pass is session.c's.
 #define _DEFAULT_SOURCE // madvise
@@ -61,6 +62,17 @@ static const weight_desc weight_table[] = {
 };
 #define N_WEIGHT_DESC (sizeof weight_table / sizeof weight_table[0])
 
+// The LoRA targets: the linear rows of the weight table inside a layer, with PEFT's module names.
+const plm_lora_target_desc plm_lora_targets[PLM_LORA_N_TARGETS] = {
+    {"q_proj", "self_attn", offsetof(plm_layer, q_proj)},
+    {"k_proj", "self_attn", offsetof(plm_layer, k_proj)},
+    {"v_proj", "self_attn", offsetof(plm_layer, v_proj)},
+    {"o_proj", "self_attn", offsetof(plm_layer, o_proj)},
+    {"gate_proj", "mlp", offsetof(plm_layer, gate_proj)},
+    {"up_proj", "mlp", offsetof(plm_layer, up_proj)},
+    {"down_proj", "mlp", offsetof(plm_layer, down_proj)},
+};
+
 // One tensor of one model: a table row bound to a layer, with its shape and destination.
 typedef struct {
     const weight_desc *d;
@@ -80,6 +92,26 @@ static int64_t dim_of(const plm_config *c, wdim d) {
     case DIM_Q: return (int64_t)c->num_attention_heads * c->head_dim;
     case DIM_KV: return (int64_t)c->num_key_value_heads * c->head_dim;
     }
+    return 0;
+}
+
+const plm_mat *plm_layer_target(const plm_layer *layer, plm_lora_target t) {
+    return (const plm_mat *)(const void *)((const char *)layer + plm_lora_targets[t].field);
+}
+
+void plm_lora_target_shape(const plm_config *c, plm_lora_target t, int32_t *out, int32_t *in) {
+    const weight_desc *d = weight_table;
+    while (!(d->per_layer && d->offset == plm_lora_targets[t].field)) d++; // every target has a row
+    *out = (int32_t)dim_of(c, d->rows);
+    *in = (int32_t)dim_of(c, d->cols);
+}
+
+uint32_t plm_lora_target_parse(const char *name, size_t n) {
+    if ((n == 3 && !memcmp(name, "all", 3)) || (n == 10 && !memcmp(name, "all-linear", 10)))
+        return (1u << PLM_LORA_N_TARGETS) - 1;
+    for (int t = 0; t < PLM_LORA_N_TARGETS; t++)
+        if (strlen(plm_lora_targets[t].name) == n && !memcmp(name, plm_lora_targets[t].name, n))
+            return 1u << t;
     return 0;
 }
 

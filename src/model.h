@@ -39,6 +39,37 @@ struct plm_model {
     int32_t from_gguf;        // 1: loaded from a .gguf file, 0: from an HF directory
 };
 
+// ---- the LoRA targets (model.c, next to the weight table) ----
+
+// The linear layers of a block that a LoRA adapter may adapt, in plm_layer's order.
+typedef enum {
+    PLM_LORA_Q_PROJ,
+    PLM_LORA_K_PROJ,
+    PLM_LORA_V_PROJ,
+    PLM_LORA_O_PROJ,
+    PLM_LORA_GATE_PROJ,
+    PLM_LORA_UP_PROJ,
+    PLM_LORA_DOWN_PROJ,
+    PLM_LORA_N_TARGETS,
+} plm_lora_target;
+
+typedef struct {
+    const char *name;   // "q_proj": the HF module name, an entry of PEFT's target_modules
+    const char *parent; // "self_attn" or "mlp": the HF module holding it in a layer
+    size_t field;       // offsetof its plm_mat in plm_layer (the shape is its weight table row's)
+} plm_lora_target_desc;
+
+extern const plm_lora_target_desc plm_lora_targets[PLM_LORA_N_TARGETS];
+
+// plm_layer_target: the weight of target t in layer.
+const plm_mat *plm_layer_target(const plm_layer *layer, plm_lora_target t);
+// plm_lora_target_shape: (out, in) features of target t for config c: its weight's (rows, cols).
+void plm_lora_target_shape(const plm_config *c, plm_lora_target t, int32_t *out, int32_t *in);
+// plm_lora_target_parse: the targets (bit t for target t) that a module name of n bytes names: one
+// of the seven ("q_proj" .. "down_proj"), or all of them for "all" or PEFT's "all-linear"; 0 for
+// any other name. The one parser of target names (the CLI's list, adapter_config.json).
+uint32_t plm_lora_target_parse(const char *name, size_t n);
+
 // plm_model_alloc: a new f32 model of config cfg (checked), every weight zero, tokenizer NULL;
 // the caller fills the weights. Free with plm_model_free.
 plm_status plm_model_alloc(plm_model **out, const plm_config *cfg, plm_error *err);

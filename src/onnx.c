@@ -495,7 +495,7 @@ static void lm_head(graph *g, const char *h, const shared *sh) {
 }
 
 // rope_tables: cos/sin (B, 1, S, D) of position_ids * inv_freq, inv_freq[i] = theta^(-2i/D)
-// computed as session.c's plm_rope_table does, angles duplicated over both halves (HF).
+// computed as ops.c's plm_rope_table does, angles duplicated over both halves (HF).
 static void rope_tables(graph *g, shared *sh) {
     const plm_config *c = &g->m->config;
     int64_t h = c->head_dim / 2;
@@ -768,8 +768,11 @@ static plm_status check_model(const plm_model *m, plm_onnx_quant q, const char *
     return PLM_OK;
 }
 
-plm_status plm_onnx_write(const plm_model *m, const char *path, plm_onnx_quant q, plm_error *err) {
-    if (!m || !path) return plm_fail(err, PLM_ERR_ARG, "plm_onnx_write: NULL argument");
+// onnx_write: one .onnx file of m (f32 or q8_0 in memory) at path, written atomically. Returns
+// PLM_ERR_UNSUPPORTED when the shapes do not fit the mode (int4 needs in_features % 32 == 0).
+static plm_status onnx_write(const plm_model *m, const char *path, plm_onnx_quant q,
+                             plm_error *err) {
+    if (!m || !path) return plm_fail(err, PLM_ERR_ARG, "onnx_write: NULL argument");
     plm_status s = check_model(m, q, path, err);
     if (s != PLM_OK) return s;
     graph g = {.m = m, .q = q};
@@ -838,7 +841,7 @@ plm_status plm_onnx_export(const plm_model *m, const char *dir, const plm_onnx_q
     if (s == PLM_OK) s = plm_mkdir(p, err);
     for (int i = 0; i < n && s == PLM_OK; i++) {
         snprintf(p, sizeof p, "%s/onnx/%s", tmp, plm_onnx_file_name(qs[i]));
-        s = plm_onnx_write(m, p, qs[i], err);
+        s = onnx_write(m, p, qs[i], err);
     }
     if (s == PLM_OK && !exists && rename(tmp, dir) != 0)
         s = plm_fail(err, PLM_ERR_IO, "%s: cannot rename to %s", tmp, dir);

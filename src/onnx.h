@@ -22,10 +22,6 @@ plm_status plm_onnx_quant_parse(const char *name, plm_onnx_quant *out);
 // transformers.js looks for with dtype fp32, q8, q4).
 const char *plm_onnx_file_name(plm_onnx_quant q);
 
-// plm_onnx_write: one .onnx file of m (f32 or q8_0 in memory) at path, written atomically.
-// Returns PLM_ERR_UNSUPPORTED when the shapes do not fit the mode (int4 needs in_features % 32 == 0).
-plm_status plm_onnx_write(const plm_model *m, const char *path, plm_onnx_quant q, plm_error *err);
-
 // plm_onnx_export: the directory dir: config.json, generation_config.json, tokenizer.json and
 // tokenizer_config.json (when m has a tokenizer), and onnx/<file> for each of the n modes in qs.
 // Everything is written into "<dir>.tmp" first; then that is renamed to dir, or, when dir exists

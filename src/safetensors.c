@@ -28,7 +28,8 @@ static const st_dtype st_dtypes[] = {
     {"BOOL", 1, -1},           {"F8_E4M3", 1, -1},        {"F8_E5M2", 1, -1},
 };
 
-size_t plm_dtype_elem_size(plm_dtype t) {
+// dtype_elem_size: 4 for F32, 2 for F16/BF16, 0 for block types
+static size_t dtype_elem_size(plm_dtype t) {
     return t == PLM_DTYPE_F32 ? 4 : (t == PLM_DTYPE_F16 || t == PLM_DTYPE_BF16) ? 2 : 0;
 }
 
@@ -336,7 +337,7 @@ static plm_status write_header(plm_writer *w, const plm_st_info *t, int32_t n, i
     for (int32_t i = 0; i < n; i++) {
         size_t cnt = 1;
         for (int32_t d = 0; d < t[i].n_dims; d++) cnt *= (size_t)t[i].shape[d];
-        size_t bytes = cnt * plm_dtype_elem_size(t[i].dtype);
+        size_t bytes = cnt * dtype_elem_size(t[i].dtype);
         sb_printf(&b, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "", t[i].name,
                   st_dtype_name(t[i].dtype));
         for (int32_t d = 0; d < t[i].n_dims; d++)
@@ -362,7 +363,7 @@ plm_status plm_safetensors_write(const char *path, const plm_st_info *t, int32_t
                                  int pt_metadata, plm_tensor_fill fill, void *user,
                                  plm_error *err) {
     for (int32_t i = 0; i < n; i++) {
-        if (!plm_dtype_elem_size(t[i].dtype) || t[i].n_dims < 1 || t[i].n_dims > PLM_ST_MAX_DIMS ||
+        if (!dtype_elem_size(t[i].dtype) || t[i].n_dims < 1 || t[i].n_dims > PLM_ST_MAX_DIMS ||
             strlen(t[i].name) > 400 || strpbrk(t[i].name, "\"\\"))
             return plm_fail(err, PLM_ERR_ARG, "%s: cannot write tensor '%s' (dtype %s, %d dims)",
                             path, t[i].name, plm_dtype_name(t[i].dtype), t[i].n_dims);
@@ -379,12 +380,12 @@ plm_status plm_safetensors_write(const char *path, const plm_st_info *t, int32_t
         free(buf);
         free(bytes);
         buf = plm_alloc(cnt, sizeof *buf);
-        bytes = plm_alloc(cnt, plm_dtype_elem_size(t[i].dtype));
+        bytes = plm_alloc(cnt, dtype_elem_size(t[i].dtype));
         if (!buf || !bytes) s = plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory", path);
         if (s == PLM_OK) s = fill(user, i, buf, err);
         if (s != PLM_OK) break;
         plm_convert_from_f32(bytes, buf, cnt, t[i].dtype);
-        s = plm_writer_write(w, bytes, cnt * plm_dtype_elem_size(t[i].dtype), err);
+        s = plm_writer_write(w, bytes, cnt * dtype_elem_size(t[i].dtype), err);
     }
     free(buf);
     free(bytes);

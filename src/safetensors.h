@@ -58,7 +58,6 @@ const plm_st_tensor *plm_st_set_find(const plm_st_set *s, const char *name);
 
 // ---- element conversion, shared with gguf.c ----
 
-size_t plm_dtype_elem_size(plm_dtype t); // 4 for F32, 2 for F16/BF16, 0 for block types
 // plm_convert_to_f32: n little-endian F32/F16/BF16 values at src (any alignment) -> out (n).
 void plm_convert_to_f32(float *out, const uint8_t *src, size_t n, plm_dtype t);
 // plm_convert_from_f32: n floats -> dst as F32/F16/BF16 (round to nearest even).

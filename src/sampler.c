@@ -1,12 +1,13 @@
 // sampler.c: plm_sampler, choosing the next token from logits the way HF generate's logits
 // processors do, in their order: repetition penalty, temperature, top-k, top-p, min-p, then a draw.
-// The random number comes from the sampler's own xorshift64* state, seeded explicitly, so a seed
-// gives the same tokens on every machine and thread count.
+// The random number comes from the sampler's own xorshift64* state (rng.h), seeded explicitly, so
+// a seed gives the same tokens on every machine and thread count.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base.h"
+#include "rng.h"
 
 typedef struct {
     float logit;
@@ -27,23 +28,6 @@ plm_sampler_params plm_sampler_default_params(void) {
     return p;
 }
 
-// splitmix64 turns any seed (even 0) into a good non-zero xorshift state
-static uint64_t seed_state(uint64_t seed) {
-    uint64_t z = seed + 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return z ? z : 1;
-}
-
-// coin: a uniform float in [0, 1) from 24 random bits
-static float coin(uint64_t *s) {
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return (float)((*s * 0x2545F4914F6CDD1Dull) >> 40) / 16777216.0f;
-}
-
 plm_status plm_sampler_create(plm_sampler **out, const plm_sampler_params *params, int32_t n_vocab,
                               plm_error *err) {
     if (!out || n_vocab < 1) return plm_fail(err, PLM_ERR_ARG, "sampler: bad arguments");
@@ -58,7 +42,7 @@ plm_status plm_sampler_create(plm_sampler **out, const plm_sampler_params *param
     if (!s) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     s->p = p;
     s->n_vocab = n_vocab;
-    s->rng = seed_state(p.seed);
+    s->rng = rng_seed(p.seed);
     s->logits = plm_alloc((size_t)n_vocab, sizeof(float));
     s->cand = plm_alloc((size_t)n_vocab, sizeof(candidate));
     s->prob = plm_alloc((size_t)n_vocab, sizeof(float));
@@ -148,7 +132,7 @@ int32_t plm_sampler_sample(plm_sampler *s, const float *logits, const int32_t *h
         mass += (double)s->prob[j];
     }
     // draw: walk the cumulative mass to coin * mass
-    double r = (double)coin(&s->rng) * mass, cum = 0.0;
+    double r = (double)rng_unit(rng_next(&s->rng)) * mass, cum = 0.0; // coin in [0, 1)
     int32_t last = 0;
     for (int32_t j = 0; j < n; j++) {
         if (s->prob[j] <= 0.0f) continue;

@@ -74,19 +74,26 @@ typedef struct {
     int oom;      // an append failed; the buffer keeps what fit before
 } sbuf;
 
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
+// sb_room: room for n more bytes and a NUL; returns where they go, or NULL when out of memory
+static char *sb_room(sbuf *b, size_t n) {
+    if (b->oom) return NULL;
     if (b->n + n + 1 > b->cap) {
         size_t cap = (b->n + n + 1) * 2;
         char *p = realloc(b->p, cap);
         if (!p) {
             b->oom = 1;
-            return;
+            return NULL;
         }
         b->p = p;
         b->cap = cap;
     }
-    memcpy(b->p + b->n, s, n);
+    return b->p + b->n;
+}
+
+static void sb_add(sbuf *b, const char *s, size_t n) {
+    char *at = sb_room(b, n);
+    if (!at) return;
+    memcpy(at, s, n);
     b->n += n;
     b->p[b->n] = 0;
 }
@@ -115,48 +122,13 @@ static void sb_addf(sbuf *b, const char *fmt, ...) {
     free(big);
 }
 
-// utf8_len: length of the valid UTF-8 character at s (n bytes left), or 0 when it is not valid
-static size_t utf8_len(const unsigned char *s, size_t n) {
-    size_t k = s[0] < 0x80 ? 1 : (s[0] >> 5) == 6 ? 2 : (s[0] >> 4) == 14 ? 3 : (s[0] >> 3) == 30 ? 4 : 0;
-    if (k == 0 || k > n) return 0;
-    for (size_t i = 1; i < k; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    uint32_t c = k == 2 ? (s[0] & 0x1fu) << 6 | (s[1] & 0x3fu)
-               : k == 3 ? (s[0] & 0x0fu) << 12 | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu)
-               : k == 4 ? (s[0] & 0x07u) << 18 | (s[1] & 0x3fu) << 12 | (s[2] & 0x3fu) << 6 | (s[3] & 0x3fu)
-                        : s[0];
-    if ((k == 2 && c < 0x80) || (k == 3 && (c < 0x800 || (c >= 0xd800 && c < 0xe000))) ||
-        (k == 4 && (c < 0x10000 || c > 0x10ffff)))
-        return 0; // overlong, surrogate or out of range
-    return k;
-}
-
-// sb_json_str: s (n bytes) as a quoted JSON string; bytes that are not UTF-8 become U+FFFD
+// sb_json_str: s (n bytes) as a quoted JSON string (plm_json_quote: invalid UTF-8 becomes U+FFFD)
 static void sb_json_str(sbuf *b, const char *s, size_t n) {
-    const unsigned char *u = (const unsigned char *)s;
-    sb_add(b, "\"", 1);
-    for (size_t i = 0; i < n;) {
-        unsigned char c = u[i];
-        size_t k = utf8_len(u + i, n - i);
-        if (k == 0) {
-            sb_add(b, "\xef\xbf\xbd", 3);
-            i++;
-        } else if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            sb_add(b, e, 2);
-            i++;
-        } else if (c < 0x20) {
-            if (c == '\n') sb_add(b, "\\n", 2);
-            else if (c == '\t') sb_add(b, "\\t", 2);
-            else if (c == '\r') sb_add(b, "\\r", 2);
-            else sb_addf(b, "\\u%04x", c);
-            i++;
-        } else {
-            sb_add(b, s + i, k);
-            i += k;
-        }
-    }
-    sb_add(b, "\"", 1);
+    size_t k = plm_json_quote(s, n, NULL, 0);
+    char *at = sb_room(b, k);
+    if (!at) return;
+    plm_json_quote(s, n, at, k + 1);
+    b->n += k;
 }
 
 // ---- server and connection state ----
@@ -528,7 +500,7 @@ typedef struct {
     char *prompt;                        // (plen) the prompt text (owned)
     size_t plen;
     plm_generate_params gp;              // sampling and stops; gp.stop_* point into this struct
-    int32_t end_id;                      // <|OUTPUT_END|> when the task markers exist
+    plm_task task;                       // /v1/paraphrase: the task under the session's tokenizer
     char *stops[MAX_STOP_STRINGS];       // owned stop strings
     const char *stop_list[MAX_STOP_STRINGS];
     int32_t n_stops;
@@ -560,16 +532,16 @@ bad:
 }
 
 // parse_generate: the request body into r (sampling options, prompt, stops). Returns 0, or -1
-// after sending the error. The paraphrase defaults are the CLI's (the seed's): top-k 8,
-// temperature 0.8, 64 tokens; the completion defaults are OpenAI's: temperature 1, 16 tokens.
+// after sending the error. The paraphrase defaults are the task's (plm_task_default_params, as the
+// CLI's); the completion defaults are OpenAI's: temperature 1, 16 tokens.
 static int parse_generate(conn *c, api_kind kind, gen_request *r) {
     plm_session *ses = c->srv->p->session;
     plm_json j = {0};
     plm_error err = {0};
     int rc = -1;
     r->kind = kind;
-    r->gp = plm_generate_default_params();
-    r->end_id = -1;
+    r->gp = kind == API_PARAPHRASE ? plm_task_default_params() : plm_generate_default_params();
+    if (kind == API_COMPLETIONS) r->gp.max_tokens = 16, r->gp.sampler.temperature = 1.0f;
     if (!c->body || plm_json_parse(&j, c->body, c->body_len, "request body", &err) != PLM_OK) {
         send_error(c, 400, NULL, "%s", c->body ? err.msg : "the request has no body");
         goto done;
@@ -584,13 +556,13 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
         send_error(c, 400, NULL, "\"%s\" must be a string", key);
         goto done;
     }
-    double max_tokens = kind == API_PARAPHRASE ? 64 : 16, temp = kind == API_PARAPHRASE ? 0.8 : 1.0;
-    double top_k = kind == API_PARAPHRASE ? 8 : 0, top_p = 1, seed = -1;
+    plm_sampler_params *sp = &r->gp.sampler;
+    double max_tokens = r->gp.max_tokens, temp = sp->temperature, top_k = sp->top_k;
+    double top_p = sp->top_p, seed = -1;
     if (opt_num(c, &j, "max_tokens", 0, plm_session_n_ctx(ses), &max_tokens) ||
         opt_num(c, &j, "temperature", 0, 100, &temp) || opt_num(c, &j, "top_k", 0, 1 << 24, &top_k) ||
         opt_num(c, &j, "top_p", 1e-6, 1, &top_p) || opt_num(c, &j, "seed", 0, 9007199254740991.0, &seed))
         goto done;
-    plm_sampler_params *sp = &r->gp.sampler;
     r->gp.max_tokens = (int32_t)max_tokens;
     sp->temperature = (float)temp;
     sp->top_k = (int32_t)top_k;
@@ -610,25 +582,22 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
     if (kind == API_COMPLETIONS) {
         r->prompt = input;
         if (parse_stops(c, &j, r)) goto done;
+    } else if (plm_task_check(input, &err) != PLM_OK) {
+        free(input);
+        send_error(c, 400, NULL, "\"text\": %s", err.msg);
+        goto done;
     } else {
-        // the task template; a model without the task markers gets the plain one, single-line,
-        // as `pocketlm paraphrase` does (plm_task_prompt_for, plm_task_end_id)
-        const plm_tokenizer *tok = plm_session_tokenizer(ses);
-        r->end_id = plm_task_end_id(tok);
-        r->plen = plm_task_prompt_for(tok, input, NULL, 0);
+        // the task's prompt and stop rule under the session's tokenizer, as `pocketlm paraphrase`
+        r->task = plm_task_of(plm_session_tokenizer(ses));
+        r->plen = plm_task_text(&r->task, input, NULL, NULL, 0);
         r->prompt = malloc(r->plen + 1);
-        if (r->prompt) plm_task_prompt_for(tok, input, r->prompt, r->plen + 1);
+        if (r->prompt) plm_task_text(&r->task, input, NULL, r->prompt, r->plen + 1);
         free(input);
         if (!r->prompt) {
             send_error(c, 500, NULL, "out of memory");
             goto done;
         }
-        if (r->end_id >= 0) {
-            r->gp.stop_tokens = &r->end_id;
-            r->gp.n_stop_tokens = 1;
-        } else {
-            r->gp.single_line = 1;
-        }
+        plm_task_stop(&r->task, &r->gp);
     }
     for (int32_t k = 0; k < r->n_stops; k++) r->stop_list[k] = r->stops[k];
     r->gp.stop_strings = r->stop_list;

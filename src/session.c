@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "forward.h"
+#include "layers.h"
 #include "ops.h"
+#include "ops_mt.h"
 
 #define CHUNK 128     // tokens per forward call, bounds the activation buffers
 #define FIRST_CAP 256 // positions the caches start with; they double as they fill, up to n_ctx
@@ -155,10 +156,10 @@ static void attention_worker(void *ctx, int ith, int nth) {
                           j->D, i0, i1);
 }
 
-// linear: a linear layer of layer l with the adapter's path for target t (forward.h)
+// linear: a linear layer of layer l with the adapter's path for target t (layers.h)
 static void linear(plm_session *s, float *out, const float *inp, const plm_mat *w, int l,
                    plm_lora_target t, int T) {
-    plm_linear_bufs b = {s->lora_u, s->lora_y, NULL, s->scratch};
+    plm_linear_bufs b = {.u = s->lora_u, .y = s->lora_y, .scratch = s->scratch};
     plm_linear_forward(s->pool, out, inp, w, s->lora, l, t, T, 0, 0, &b);
 }
 

@@ -27,33 +27,9 @@
 #include "json.h"
 #include "tokenizer.h"
 #include "unicode_tables.h"
+#include "utf8.h"
 
-// ---- UTF-8 and character classes ----
-
-// utf8_next: decode the character at s[p] (p < n) into *cp and return its length. An invalid
-// sequence gives U+FFFD and the length of its maximal subpart (WHATWG "UTF-8 decode"): the lead
-// byte plus the continuation bytes that were still valid, at least 1.
-static size_t utf8_next(const unsigned char *s, size_t n, size_t p, uint32_t *cp) {
-    unsigned c = s[p];
-    if (c < 0x80) return *cp = c, 1;
-    size_t need;
-    unsigned lo = 0x80, hi = 0xBF; // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) need = 1, *cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) need = 2, *cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) need = 3, *cp = c & 0x07;
-    else return *cp = 0xFFFD, 1;
-    if (c == 0xE0) lo = 0xA0;      // overlong
-    if (c == 0xED) hi = 0x9F;      // surrogates
-    if (c == 0xF0) lo = 0x90;      // overlong
-    if (c == 0xF4) hi = 0x8F;      // above U+10FFFF
-    for (size_t k = 1; k <= need; k++) {
-        unsigned b = p + k < n ? s[p + k] : 0;
-        if (b < lo || b > hi) return *cp = 0xFFFD, k;
-        *cp = (*cp << 6) | (b & 0x3F);
-        lo = 0x80, hi = 0xBF;
-    }
-    return need + 1;
-}
+// ---- UTF-8 (utf8.h) and character classes ----
 
 static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t cp) {
     size_t a = 0, b = n; // binary search for the last range with lo <= cp

@@ -1,5 +1,6 @@
-// trainer.c: plm_trainer, LoRA fine-tuning of a frozen base: the training forward pass (the same
-// building blocks as session.c, saving what backward needs), the backward pass written by hand,
+// trainer.c: plm_trainer, LoRA fine-tuning of a frozen base: the loop over layers of the training
+// forward pass (the same layers as session.c's, layers.h and ops_mt.h, saving what backward needs)
+// and of the backward pass (each layer's backward beside its forward in layers.c or ops.c),
 // gradient clipping, AdamW with warmup + cosine decay (PyTorch AdamW and HF's scheduler, to match
 // PEFT runs), and the optimizer state for checkpoints.
 //
@@ -12,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "forward.h"
+#include "layers.h"
 #include "ops.h"
+#include "ops_mt.h"
+#include "rng.h"
 #include "trainer.h"
 
 // Saved activations of one layer, (N, ...) rows of the micro-batch.
@@ -41,8 +44,8 @@ struct plm_trainer {
     plm_pool *pool;             // threads
     int32_t step;               // AdamW updates done
     uint64_t n_micro;           // micro-batches run (numbers the dropout masks)
-    plm_train_param *params;    // (n_params) trainable tensors
-    int32_t n_params;
+    plm_train_tensor *tensors;   // (n_tensors) trainable tensors
+    int32_t n_tensors;
     layer_acts *acts;           // (L) saved activations
     float *xf, *rstdf, *xnf;    // (N, C), (N), (N, C) final norm
     float *xg;                  // (M, C) xnf rows that predict a target
@@ -51,11 +54,11 @@ struct plm_trainer {
     double *row_loss;           // (N) each of the M rows' loss
     float *cos_t, *sin_t;       // (max_len, D/2) RoPE table
     // backward buffers, (N, ...) rows
-    float *dx, *dxn, *dq, *dk, *dv, *dao, *dh, *dgate, *dup, *du, *dtmp;
-    plm_linear_bufs lb;         // LoRA forward buffers
+    float *dx, *dxn, *dq, *dk, *dv, *dao, *dh, *dgate, *dup, *dtmp;
+    plm_linear_bufs lb;         // LoRA buffers (lb.dys is dtmp)
     int32_t *ids;               // (N) the packed micro-batch
-    int32_t *pair_param;        // (L * PLM_LORA_N_TARGETS) index of a pair's A in params, or -1
-    void *block;                // the one allocation behind the params' g, m, v
+    int32_t *pair_tensor;        // (L * PLM_LORA_N_TARGETS) index of a pair's A in tensors, or -1
+    void *block;                // the one allocation behind the tensors' g, m, v
 };
 
 // ---- parameters ----
@@ -65,9 +68,9 @@ plm_train_params plm_train_default_params(void) {
     return p;
 }
 
-plm_train_param *plm_trainer_params(plm_trainer *t, int32_t *n) {
-    *n = t->n_params;
-    return t->params;
+plm_train_tensor *plm_trainer_tensors(plm_trainer *t, int32_t *n) {
+    *n = t->n_tensors;
+    return t->tensors;
 }
 
 int32_t plm_trainer_n_steps(const plm_trainer *t) { return t->step; }
@@ -82,21 +85,21 @@ float plm_trainer_lr_at(const plm_trainer *t, int32_t step) {
     return (float)((double)p->lr * 0.5 * (1.0 + cos(3.14159265358979323846 * progress)));
 }
 
-// list_params: the adapter's tensors in a fixed order (layer, target, A then B; token rows last)
-static int32_t list_params(plm_trainer *t, plm_train_param *out) {
+// list_tensors: the adapter's tensors in a fixed order (layer, target, A then B; token rows last)
+static int32_t list_tensors(plm_trainer *t, plm_train_tensor *out) {
     const plm_lora *lo = t->lora;
     int32_t n = 0;
     for (int32_t l = 0; l < lo->n_layers; l++)
         for (int tg = 0; tg < PLM_LORA_N_TARGETS; tg++) {
             plm_lora_pair *pr = &lo->pairs[l * PLM_LORA_N_TARGETS + tg];
             if (!pr->A) continue;
-            const plm_mat *w = plm_layer_mat(&t->model->layers[l], (plm_lora_target)tg);
-            plm_mat a = plm_lora_mat_a(lo, l, (plm_lora_target)tg, w->cols);
-            plm_mat b = plm_lora_mat_b(lo, l, (plm_lora_target)tg, w->rows);
+            plm_mat a = plm_lora_mat_a(lo, l, (plm_lora_target)tg);
+            plm_mat b = plm_lora_mat_b(lo, l, (plm_lora_target)tg);
             if (out) {
-                snprintf(out[n].name, sizeof out[n].name, "layers.%d.%s.lora_A", l, plm_lora_target_names[tg]);
+                const char *name = plm_lora_targets[tg].name;
+                snprintf(out[n].name, sizeof out[n].name, "layers.%d.%s.lora_A", l, name);
                 out[n].p = pr->A, out[n].n = (size_t)a.rows * (size_t)a.cols;
-                snprintf(out[n + 1].name, sizeof out[n].name, "layers.%d.%s.lora_B", l, plm_lora_target_names[tg]);
+                snprintf(out[n + 1].name, sizeof out[n].name, "layers.%d.%s.lora_B", l, name);
                 out[n + 1].p = pr->B, out[n + 1].n = (size_t)b.rows * (size_t)b.cols;
             }
             n += 2;
@@ -116,9 +119,9 @@ static int32_t list_params(plm_trainer *t, plm_train_param *out) {
 void plm_trainer_free(plm_trainer *t) {
     if (!t) return;
     plm_pool_free(t->pool);
-    free(t->params);
+    free(t->tensors);
     free(t->acts);
-    free(t->pair_param);
+    free(t->pair_tensor);
     free(t->block); // every buffer of the struct lives in block but the ones freed above
     free(t);
 }
@@ -139,10 +142,10 @@ static size_t layout(plm_trainer *t, char *base) {
     size_t F = (size_t)c->intermediate_size, R = (size_t)t->lora->rank;
     size_t NV = (size_t)t->lora->vocab_size, big = F > HD ? F : HD, at = 0;
     if (C > big) big = C;
-    for (int32_t i = 0; i < t->n_params; i++) {
-        t->params[i].g = carve(base, &at, t->params[i].n);
-        t->params[i].m = carve(base, &at, t->params[i].n);
-        t->params[i].v = carve(base, &at, t->params[i].n);
+    for (int32_t i = 0; i < t->n_tensors; i++) {
+        t->tensors[i].g = carve(base, &at, t->tensors[i].n);
+        t->tensors[i].m = carve(base, &at, t->tensors[i].n);
+        t->tensors[i].v = carve(base, &at, t->tensors[i].n);
     }
     for (int32_t l = 0; l < c->num_hidden_layers; l++) {
         layer_acts *a = &t->acts[l];
@@ -164,7 +167,8 @@ static size_t layout(plm_trainer *t, char *base) {
     t->dq = carve(base, &at, N * HD), t->dk = carve(base, &at, N * KD), t->dv = carve(base, &at, N * KD);
     t->dao = carve(base, &at, N * HD), t->dh = carve(base, &at, N * F);
     t->dgate = carve(base, &at, N * F), t->dup = carve(base, &at, N * F);
-    t->du = carve(base, &at, N * R), t->dtmp = carve(base, &at, N * big);
+    t->lb.du = carve(base, &at, N * R), t->dtmp = carve(base, &at, N * big);
+    t->lb.dys = t->dtmp; // scale * dy in a linear's backward, which is done with dtmp by then
     t->lb.u = carve(base, &at, N * R), t->lb.y = carve(base, &at, N * big);
     t->lb.xd = carve(base, &at, N * big);
     t->lb.scratch = carve(base, &at, plm_matmul_scratch_bytes((int32_t)N, (int32_t)big) / sizeof(float) + 16);
@@ -189,17 +193,18 @@ plm_status plm_trainer_create(plm_trainer **out, const plm_model *base, plm_lora
     t->model = base;
     t->lora = lora;
     t->p = p;
-    t->n_params = list_params(t, NULL);
-    t->params = plm_alloc((size_t)t->n_params, sizeof *t->params);
+    t->n_tensors = list_tensors(t, NULL);
+    t->tensors = plm_alloc((size_t)t->n_tensors, sizeof *t->tensors);
     t->acts = plm_alloc((size_t)base->config.num_hidden_layers, sizeof *t->acts);
     t->pool = plm_pool_create(p.n_threads);
-    t->pair_param = plm_alloc((size_t)base->config.num_hidden_layers * PLM_LORA_N_TARGETS, sizeof(int32_t));
-    if (!t->params || !t->acts || !t->pool || !t->pair_param) goto nomem;
-    list_params(t, t->params);
+    t->pair_tensor = plm_alloc((size_t)base->config.num_hidden_layers * PLM_LORA_N_TARGETS,
+                               sizeof(int32_t));
+    if (!t->tensors || !t->acts || !t->pool || !t->pair_tensor) goto nomem;
+    list_tensors(t, t->tensors);
     for (int32_t l = 0, k = 0; l < base->config.num_hidden_layers; l++)
         for (int tg = 0; tg < PLM_LORA_N_TARGETS; tg++) {
             int adapted = lora->pairs[l * PLM_LORA_N_TARGETS + tg].A != NULL;
-            t->pair_param[l * PLM_LORA_N_TARGETS + tg] = adapted ? k : -1;
+            t->pair_tensor[l * PLM_LORA_N_TARGETS + tg] = adapted ? k : -1;
             k += adapted ? 2 : 0;
         }
     size_t bytes = layout(t, NULL);
@@ -285,8 +290,8 @@ static void linear(plm_trainer *t, float *out, const float *inp, int32_t l, plm_
                    layer_acts *a, int32_t N, int train, uint64_t seed) {
     plm_linear_bufs b = t->lb;
     if (a->u[tg]) b.u = a->u[tg];
-    plm_linear_forward(t->pool, out, inp, plm_layer_mat(&t->model->layers[l], tg), t->lora, l, tg,
-                       N, train, seed, &b);
+    const plm_mat *w = plm_layer_target(&t->model->layers[l], tg);
+    plm_linear_forward(t->pool, out, inp, w, t->lora, l, tg, N, train, seed, &b);
 }
 
 // forward: the micro-batch through the model; the rows that predict a target get logits in
@@ -337,68 +342,29 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
 
 // ---- backward ----
 
-// linear_backward: given dy (N, out) of a layer's linear, add its input gradient into dinp
-// (N, in) and, when adapted, the LoRA gradients: with s = alpha / r, u = A xd, xd = dropout(x):
-//   dB += s dy^T u,   du = s dy B,   dA += du^T xd,   dx += dropout'(du A)
+// token_grad: the gradient of the adapter's token rows (the last tensor), or NULL without them
+static float *token_grad(const plm_trainer *t) {
+    return t->lora->n_tokens ? t->tensors[t->n_tensors - 1].g : NULL;
+}
+
+// linear_backward: plm_linear_backward of a layer's linear, into the gradients of its A and B
 static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const float *inp,
                             int32_t l, plm_lora_target tg, const layer_acts *a, int32_t N,
                             uint64_t seed) {
-    const plm_mat *w = plm_layer_mat(&t->model->layers[l], tg);
-    plm_matmul_backward_input(t->pool, dinp, dy, w, N, t->lb.scratch); // base: dx += dy W
-    int32_t k = t->pair_param[l * PLM_LORA_N_TARGETS + tg];
-    if (k < 0) return;
-    const plm_lora *lo = t->lora;
-    size_t out = (size_t)w->rows, in = (size_t)w->cols, R = (size_t)lo->rank;
-    float s = lo->alpha / (float)lo->rank, *dys = t->dtmp, *du = t->du;
-    plm_axpy_mt(t->pool, dys, NULL, dy, s, (size_t)N * out);
-    plm_mat a_m = plm_lora_mat_a(lo, l, tg, (int32_t)in), b_m = plm_lora_mat_b(lo, l, tg, (int32_t)out);
-    plm_matmul_backward_weight(t->pool, t->params[k + 1].g, dys, a->u[tg], N, (int32_t)out, (int32_t)R);
-    memset(du, 0, (size_t)N * R * sizeof *du);
-    plm_matmul_backward_input(t->pool, du, dys, &b_m, N, t->lb.scratch);
-    const float *xd = inp;
-    float p = lo->dropout;
-    if (p > 0.0f) { // rebuild dropout(x) from the same counter-based mask as the forward
-        plm_dropout_mt(t->pool, t->lb.xd, inp, (size_t)N * in, seed, l, tg, p, 0);
-        xd = t->lb.xd;
-    }
-    plm_matmul_backward_weight(t->pool, t->params[k].g, du, xd, N, (int32_t)R, (int32_t)in);
-    if (p == 0.0f) {
-        plm_matmul_backward_input(t->pool, dinp, du, &a_m, N, t->lb.scratch);
-        return;
-    }
-    float *dxl = t->lb.y;
-    memset(dxl, 0, (size_t)N * in * sizeof *dxl);
-    plm_matmul_backward_input(t->pool, dxl, du, &a_m, N, t->lb.scratch);
-    plm_dropout_mt(t->pool, dinp, dxl, (size_t)N * in, seed, l, tg, p, 1); // the mask's own backward
+    int32_t k = t->pair_tensor[l * PLM_LORA_N_TARGETS + tg]; // A's index, B's is k + 1
+    float *dA = k < 0 ? NULL : t->tensors[k].g, *dB = k < 0 ? NULL : t->tensors[k + 1].g;
+    const plm_mat *w = plm_layer_target(&t->model->layers[l], tg);
+    plm_linear_backward(t->pool, dinp, dA, dB, dy, a->u[tg], inp, w, t->lora, l, tg, N, seed, &t->lb);
 }
 
-// head_backward: dlogits (M, NV) in t->logits -> gradient of the normalized rows, scattered into
-// t->dxn (N, C), plus the token rows' gradient through the tied head
+// head_backward: dlogits (M, NV) in t->logits -> the gradient of the final normalized rows,
+// scattered into t->dxn (N, C) at the M rows that have logits, and the token rows' gradient
 static void head_backward(plm_trainer *t, int32_t M, int32_t N) {
-    const plm_model *m = t->model;
-    const plm_lora *lo = t->lora;
-    size_t C = (size_t)m->config.hidden_size, V = (size_t)m->config.vocab_size;
-    size_t NV = (size_t)lo->vocab_size;
-    float *dl = t->logits, *dxg = t->dx; // dx is free until the final norm's backward
+    size_t C = (size_t)t->model->config.hidden_size;
+    float *dxg = t->dx; // (M, C) dx is free until the final norm's backward
     memset(dxg, 0, (size_t)M * C * sizeof *dxg);
-    if (m->config.tie_word_embeddings && lo->n_tokens) {
-        float *grow = t->params[t->n_params - 1].g; // token rows: last in the list
-        for (int32_t k = 0; k < lo->n_tokens; k++) {
-            size_t v = (size_t)lo->token_ids[k];
-            const float *row = lo->token_rows + k * C;
-            for (int32_t r = 0; r < M; r++) {
-                float g = dl[r * NV + v];
-                for (size_t c = 0; c < C; c++) {
-                    grow[k * C + c] += g * t->xg[r * C + c]; // logit_v = x . row_v
-                    dxg[r * C + c] += g * row[c];
-                }
-                dl[r * NV + v] = 0.0f; // so the base head's row for v adds nothing below
-            }
-        }
-    }
-    for (int32_t r = 0; r < M; r++) // re-stride from NV to V columns for the base head
-        memmove(dl + r * V, dl + r * NV, V * sizeof *dl);
-    plm_matmul_backward_input(t->pool, dxg, dl, &m->lm_head, M, t->lb.scratch);
+    plm_head_backward(t->pool, dxg, token_grad(t), t->logits, t->xg, M, t->model, t->lora,
+                      t->lb.scratch);
     memset(t->dxn, 0, (size_t)N * C * sizeof *t->dxn);
     for (int32_t r = 0; r < M; r++)
         memcpy(t->dxn + (size_t)t->rows[r] * C, dxg + (size_t)r * C, C * sizeof *dxg);
@@ -442,14 +408,7 @@ static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint6
         linear_backward(t, t->dxn, t->dv, a->xn1, l, PLM_LORA_V_PROJ, a, N, seed);
         plm_rmsnorm_backward_mt(t->pool, t->dx, t->dxn, a->x, w->input_layernorm, a->rstd1, N, C);
     }
-    // embedding: the token rows' gradient is the gradient of their rows of x
-    if (t->lora->n_tokens) {
-        float *grow = t->params[t->n_params - 1].g;
-        for (int32_t r = 0; r < N; r++)
-            for (int32_t k = 0; k < t->lora->n_tokens; k++)
-                if (t->ids[r] == t->lora->token_ids[k])
-                    for (int cc = 0; cc < C; cc++) grow[(size_t)k * C + cc] += t->dx[(size_t)r * C + cc];
-    }
+    if (t->lora->n_tokens) plm_embed_backward(token_grad(t), t->dx, t->ids, N, t->lora);
 }
 
 // ---- entry points ----
@@ -476,10 +435,10 @@ static int32_t pack(plm_trainer *t, const plm_example *ex, int32_t n, plm_error 
     return N;
 }
 
+// micro_seed: the dropout seed of the next micro-batch, from the run's seed and the micro-batches
+// done (saved in checkpoints, so a resumed run draws the same masks)
 static uint64_t micro_seed(const plm_trainer *t) {
-    uint64_t z = t->p.seed * 0x9E3779B97F4A7C15ull + t->n_micro;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    return z ^ (z >> 31);
+    return rng_mix_half(t->p.seed * RNG_GOLDEN + t->n_micro);
 }
 
 plm_status plm_trainer_accumulate(plm_trainer *t, const plm_example *ex, int32_t n,
@@ -522,9 +481,10 @@ void plm_trainer_step(plm_trainer *t, float *lr_out, float *norm_out) {
     const plm_train_params *p = &t->p;
     // global norm as torch.nn.utils.clip_grad_norm_: the norm of the per-tensor norms
     double sq = 0.0;
-    for (int32_t i = 0; i < t->n_params; i++) {
+    for (int32_t i = 0; i < t->n_tensors; i++) {
         double s = 0.0;
-        for (size_t k = 0; k < t->params[i].n; k++) s += (double)t->params[i].g[k] * (double)t->params[i].g[k];
+        const float *g = t->tensors[i].g;
+        for (size_t k = 0; k < t->tensors[i].n; k++) s += (double)g[k] * (double)g[k];
         sq += s;
     }
     float norm = (float)sqrt(sq), clip = 1.0f;
@@ -537,8 +497,8 @@ void plm_trainer_step(plm_trainer *t, float *lr_out, float *norm_out) {
     // torch.optim.AdamW (not amsgrad, not maximize), in its order of operations
     float bc1 = 1.0f - powf(p->beta1, (float)t->step), bc2 = 1.0f - powf(p->beta2, (float)t->step);
     float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2);
-    for (int32_t i = 0; i < t->n_params; i++) {
-        plm_train_param *q = &t->params[i];
+    for (int32_t i = 0; i < t->n_tensors; i++) {
+        plm_train_tensor *q = &t->tensors[i];
         for (size_t k = 0; k < q->n; k++) {
             float g = q->g[k] * clip;
             q->p[k] *= 1.0f - lr * p->weight_decay;
@@ -563,17 +523,17 @@ plm_status plm_trainer_save_state(const plm_trainer *t, const char *path, plm_er
     plm_writer *w;
     plm_status s = plm_writer_open(&w, path, err);
     if (s != PLM_OK) return s;
-    uint32_t step = (uint32_t)t->step, np = (uint32_t)t->n_params;
+    uint32_t step = (uint32_t)t->step, np = (uint32_t)t->n_tensors;
     uint64_t micro = t->n_micro;
     s = plm_writer_write(w, state_magic, 8, err);
     if (s == PLM_OK) s = plm_writer_write(w, &step, 4, err);
     if (s == PLM_OK) s = plm_writer_write(w, &micro, 8, err);
     if (s == PLM_OK) s = plm_writer_write(w, &np, 4, err);
-    for (int32_t i = 0; s == PLM_OK && i < t->n_params; i++) {
-        uint64_t n = t->params[i].n;
+    for (int32_t i = 0; s == PLM_OK && i < t->n_tensors; i++) {
+        uint64_t n = t->tensors[i].n;
         s = plm_writer_write(w, &n, 8, err);
-        if (s == PLM_OK) s = plm_writer_write(w, t->params[i].m, n * sizeof(float), err);
-        if (s == PLM_OK) s = plm_writer_write(w, t->params[i].v, n * sizeof(float), err);
+        if (s == PLM_OK) s = plm_writer_write(w, t->tensors[i].m, n * sizeof(float), err);
+        if (s == PLM_OK) s = plm_writer_write(w, t->tensors[i].v, n * sizeof(float), err);
     }
     if (s != PLM_OK) {
         plm_writer_abort(w);
@@ -596,20 +556,22 @@ plm_status plm_trainer_load_state(plm_trainer *t, const char *path, plm_error *e
     memcpy(&step, buf + 8, 4);
     memcpy(&micro, buf + 12, 8);
     memcpy(&np, buf + 20, 4);
-    if (np != (uint32_t)t->n_params) {
+    if (np != (uint32_t)t->n_tensors) {
         free(buf);
-        return plm_fail(err, PLM_ERR_FORMAT, "%s: %u tensors, the adapter has %d", path, np, t->n_params);
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: %u tensors, the adapter has %d", path, np,
+                        t->n_tensors);
     }
-    for (int32_t i = 0; i < t->n_params; i++) {
+    for (int32_t i = 0; i < t->n_tensors; i++) {
         uint64_t n;
-        size_t bytes = t->params[i].n * sizeof(float);
-        if (len - at < 8 || (memcpy(&n, buf + at, 8), n != t->params[i].n) || len - at - 8 < 2 * bytes) {
+        size_t bytes = t->tensors[i].n * sizeof(float);
+        if (len - at < 8 || (memcpy(&n, buf + at, 8), n != t->tensors[i].n) ||
+            len - at - 8 < 2 * bytes) {
             free(buf);
             return plm_fail(err, PLM_ERR_FORMAT, "%s: tensor %d (%s) truncated or of the wrong size",
-                            path, i, t->params[i].name);
+                            path, i, t->tensors[i].name);
         }
-        memcpy(t->params[i].m, buf + at + 8, bytes);
-        memcpy(t->params[i].v, buf + at + 8 + bytes, bytes);
+        memcpy(t->tensors[i].m, buf + at + 8, bytes);
+        memcpy(t->tensors[i].v, buf + at + 8 + bytes, bytes);
         at += 8 + 2 * bytes;
     }
     if (at != len) {

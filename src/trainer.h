@@ -1,4 +1,5 @@
-// trainer.h: the trainer's parameter list, for tests that compare gradients with PEFT's.
+// trainer.h: the trainer's trainable tensors, for tests that compare gradients with PEFT's. (The
+// trainer's settings are plm_train_params, in include/pocketlm.h.)
 #ifndef PLM_TRAINER_H
 #define PLM_TRAINER_H
 
@@ -11,9 +12,10 @@ typedef struct {
     float *g;      // (n) gradient
     float *m, *v;  // (n) AdamW first and second moments
     size_t n;
-} plm_train_param;
+} plm_train_tensor;
 
-// plm_trainer_params: the trainable tensors (*n of them), in a fixed order.
-plm_train_param *plm_trainer_params(plm_trainer *t, int32_t *n);
+// plm_trainer_tensors: the trainable tensors (*n of them), in a fixed order (layer, target, A then
+// B; the token rows last).
+plm_train_tensor *plm_trainer_tensors(plm_trainer *t, int32_t *n);
 
 #endif

@@ -1,6 +1,7 @@
 #!/bin/sh
 # errors.test.sh: `pocketlm info` and `convert` on bad inputs (missing file, truncated GGUF and
-# safetensors, corrupted config.json, shape mismatch, unsupported dtype and architecture). Each case
+# safetensors, corrupted config.json, shape mismatch, unsupported dtype and architecture), and
+# `paraphrase` of empty or blank text (refused before the model loads). Each case
 # must print one line on stderr and exit 1 (usage errors: 2), never crash (exit >= 128).
 # Prints one line per case; exits non-zero when any case fails.
 set -u
@@ -69,4 +70,6 @@ expect 2 "unknown dtype flag" convert "$REF" "$T/x.gguf" --dtype q5_k
 expect 1 "q8_0 into an HF dir" convert "$REF" "$T/hfq8" --dtype q8_0
 expect 2 "info without -m" info
 expect 2 "unknown info flag" info -m "$REF" --bogus
+expect 2 "paraphrase of empty text" paraphrase -m "$REF" ""
+expect 2 "paraphrase of blank text" paraphrase -m "$REF" "Fine." "   "
 exit $fail

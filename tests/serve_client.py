@@ -119,6 +119,9 @@ def http_checks(web):
     check("DELETE /index.html 405", st == 405, (st, b))
     st, _, b = request("POST", "/v1/paraphrase", b'{"text": "unterminated', {"Content-Type": "application/json"})
     check("malformed JSON 400", st == 400 and error_message(b), (st, b))
+    for text in ["", "  \n\t "]:  # nothing to rephrase: refused before any generation
+        st, _, b = request("POST", "/v1/paraphrase", {"text": text})
+        check(f"paraphrase of {text!r} 400", st == 400 and "rephrase" in (error_message(b) or ""), (st, b))
     st, _, b = request("POST", "/v1/completions", [1, 2])
     check("JSON that is not an object 400", st == 400 and error_message(b), (st, b))
     st, _, b = request("POST", "/v1/completions", {"prompt": 5})

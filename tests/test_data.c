@@ -2,7 +2,8 @@
 // <|OUTPUT_START|> = 49152 and <|OUTPUT_END|> = 49153): the template strings; PAWS dev and test
 // (counts, exact ids against tokenizing the whole template string, the loss span); small TSV and
 // JSONL files written here into a mkdtemp directory (CRLF/LF, header or not, every kind of bad
-// row, strict mode, files with nothing usable); the split; and the batch order.
+// row, strict mode, files with nothing usable); the text pairs read for eval by the same reader;
+// the split; and the batch order.
 // Run from the repository root: the data is read from ../shared/data.
 #define _DEFAULT_SOURCE // mkdtemp
 #include <stdint.h>
@@ -546,6 +547,61 @@ static void test_batch_order(const plm_dataset *d) {
     free(o1), free(o2), free(rnd);
 }
 
+// ---- text pairs: the same reader without the tokenizer (`pocketlm eval`) ----
+
+static void test_text_pairs(void) {
+    plm_text_pairs p = {0};
+    plm_error err = {0};
+    const char *tsv = write_file("pairs.tsv", "\xEF\xBB\xBFid\tsentence1\tsentence2\tlabel\r\n"
+                                              " 7 \t  A cat.\t One cat. \t1\r\n"
+                                              "8\tNot\tthis\t0\n\n"
+                                              "9\t \tempty\t1\n"
+                                              "10\tonly three\t1\n"
+                                              "11\tB.\tb.\t1\n"
+                                              "12\tC.\tc.\t1\n");
+    CHECK_MSG(plm_text_pairs_load(&p, tsv, 0, &err) == PLM_OK, "%s", err.msg);
+    CHECK(p.n == 3 && !p.jsonl && p.rows == 6 && p.not_label1 == 1 && p.bad == 2);
+    if (p.n == 3) {
+        CHECK(!strcmp(p.pair[0].id, "7") && !strcmp(p.pair[0].input, "A cat.") &&
+              !strcmp(p.pair[0].output, "One cat."));
+        CHECK(!strcmp(p.pair[2].id, "12") && !strcmp(p.pair[2].input, "C."));
+    }
+    CHECK(strstr(p.first_bad, "pairs.tsv:5: empty sentence1") != NULL);
+    plm_text_pairs_free(&p);
+    CHECK(plm_text_pairs_load(&p, tsv, 2, &err) == PLM_OK && p.n == 2 &&
+          !strcmp(p.pair[1].id, "11")); // the first limit pairs
+    plm_text_pairs_free(&p);
+    const char *jsonl = write_file("pairs.jsonl", "{\"input\": \"x \\u00e9\", \"output\": \"y\"}\n"
+                                                  "{\"input\": \"no output\"}\n"
+                                                  "{\"output\": \"z\", \"input\": \" w \"}\n");
+    CHECK_MSG(plm_text_pairs_load(&p, jsonl, 0, &err) == PLM_OK, "%s", err.msg);
+    CHECK(p.n == 2 && p.jsonl && p.bad == 1);
+    if (p.n == 2) {
+        CHECK(!strcmp(p.pair[0].id, "1") && !strcmp(p.pair[0].input, "x \xc3\xa9"));
+        CHECK(!strcmp(p.pair[1].id, "3") && !strcmp(p.pair[1].input, "w") &&
+              !strcmp(p.pair[1].output, "z"));
+    }
+    plm_text_pairs_free(&p);
+    const char *none = write_file("none.tsv", "id\tsentence1\tsentence2\tlabel\n1\ta\tb\t0\n");
+    CHECK(plm_text_pairs_load(&p, none, 0, &err) == PLM_ERR_FORMAT && strstr(err.msg, "label-1"));
+    CHECK(p.n == 0 && !p.pair && !p.text);
+    CHECK(plm_text_pairs_load(&p, write_file("x", ""), -1, &err) == PLM_ERR_ARG);
+    // the pairs are the tokenizing loader's rows: PAWS dev, first 100
+    plm_dataset d = {0};
+    plm_data_params dp = plm_data_default_params();
+    dp.reverse = 0;
+    CHECK(plm_dataset_load(&d, PAWS_DEV, tok, &dp, &err) == PLM_OK);
+    CHECK(plm_text_pairs_load(&p, PAWS_DEV, 100, &err) == PLM_OK && p.n == 100 && d.n >= 100);
+    for (int32_t i = 0; i < p.n && i < d.n; i++) {
+        char full[2048];
+        size_t np = plm_task_prompt(p.pair[i].input, full, sizeof full);
+        plm_task_target(p.pair[i].output, full + np, sizeof full - np);
+        CHECK_MSG(!strcmp(decoded(d.ex[i].ids, d.ex[i].n), full), "PAWS dev pair %d", (int)i);
+    }
+    plm_text_pairs_free(&p);
+    plm_dataset_free(&d);
+}
+
 int main(void) {
     test_self();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/plm_test_data_XXXXXX");
@@ -563,6 +619,7 @@ int main(void) {
     test_tsv_bad();
     test_jsonl();
     test_nothing_usable();
+    test_text_pairs();
     plm_dataset paws = {0};
     CHECK(load(&paws, PAWS_DEV, 0, 0, &err) == PLM_OK);
     if (paws.n) {

@@ -267,7 +267,7 @@ static void expect_fail(const char *what, const char *dir, const plm_model *m, p
     plm_error err = {0};
     plm_status st = plm_lora_load(&l, dir, m, &err);
     CHECK_MSG(st == want_st && strstr(err.msg, want) && !l, "%s: got %s '%s', want %s '%s'", what,
-              plm_status_str(st), err.msg, plm_status_str(want_st), want);
+              plm_status_name(st), err.msg, plm_status_name(want_st), want);
     fprintf(stderr, "  %s: %s\n", what, err.msg);
     plm_lora_free(l);
 }

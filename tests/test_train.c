@@ -64,7 +64,7 @@ static plm_lora *make_lora(const fixture *fx, const char *path) {
     meta(path, "targets", buf, sizeof buf);
     for (int t = 0; t < PLM_LORA_N_TARGETS; t++) {
         char pat[32];
-        snprintf(pat, sizeof pat, "%s", plm_lora_target_names[t]);
+        snprintf(pat, sizeof pat, "%s", plm_lora_targets[t].name);
         if (strstr(buf, pat)) targets |= 1u << t;
     }
     int32_t ids[8], n = 0;
@@ -87,9 +87,9 @@ static plm_lora *make_lora(const fixture *fx, const char *path) {
             if (!pr->A) continue;
             char name[96];
             size_t na, nb;
-            snprintf(name, sizeof name, "init.layers.%d.%s.lora_A", l, plm_lora_target_names[t]);
+            snprintf(name, sizeof name, "init.layers.%d.%s.lora_A", l, plm_lora_targets[t].name);
             float *a = get(&fx->ref, name, &na);
-            snprintf(name, sizeof name, "init.layers.%d.%s.lora_B", l, plm_lora_target_names[t]);
+            snprintf(name, sizeof name, "init.layers.%d.%s.lora_B", l, plm_lora_targets[t].name);
             float *b = get(&fx->ref, name, &nb);
             if (a && b) {
                 memcpy(pr->A, a, na * sizeof *a);
@@ -187,7 +187,7 @@ static void test_variant(const char *variant) {
     float *want = get(&fx.ref, "loss0", NULL), got = (float)(loss / cnt);
     check_close("loss0", &got, want, 1, 1e-5, 1e-5);
     free(want);
-    plm_train_param *ps = plm_trainer_params(t, &np), *ps2 = plm_trainer_params(t2, &np2);
+    plm_train_tensor *ps = plm_trainer_tensors(t, &np), *ps2 = plm_trainer_tensors(t2, &np2);
     for (int32_t i = 0; i < np; i++) {
         char name[128];
         snprintf(name, sizeof name, "grad.%s", ps[i].name);
@@ -210,7 +210,7 @@ static void test_variant(const char *variant) {
     for (int s = 0; s < 10; s++) losses[s] = (float)step(t, &fx, s % 2);
     check_close("losses", losses, want_l, 10, 1e-4, 1e-4);
     free(want_l);
-    ps = plm_trainer_params(t, &np);
+    ps = plm_trainer_tensors(t, &np);
     for (int32_t i = 0; i < np; i++) {
         char name[128];
         snprintf(name, sizeof name, "final.%s", ps[i].name);
@@ -230,7 +230,7 @@ static void test_variant(const char *variant) {
     CHECK(plm_trainer_load_state(t2, state, &err) == PLM_OK);
     CHECK(plm_trainer_n_steps(t2) == 5);
     for (int s = 5; s < 10; s++) step(t2, &fx, s % 2);
-    ps2 = plm_trainer_params(t2, &np2);
+    ps2 = plm_trainer_tensors(t2, &np2);
     for (int32_t i = 0; i < np; i++)
         CHECK_MSG(!memcmp(ps[i].p, ps2[i].p, ps[i].n * sizeof(float)), "resumed %s differs", ps[i].name);
     remove(state);

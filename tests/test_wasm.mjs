@@ -67,6 +67,17 @@ for (const dtype of ['f32', 'q8_0']) {
     ac.abort();
     const g3 = await lm.generate(ids, { maxTokens: 4, signal: ac.signal });
     check(g3.stopReason === 'abort' && g3.tokens.length === 0, `${what}: abort`);
+    // the paraphrase task comes from the library: its defaults, and nothing to rephrase is an Error
+    const d = lm.paraphraseDefaults;
+    check(d.maxTokens === 64 && Math.abs(d.temperature - 0.8) < 1e-6 && d.topK === 8 &&
+          d.topP === 1 && d.minP === 0 && d.repetitionPenalty === 1, `${what}: paraphrase defaults`,
+          JSON.stringify(d));
+    for (const text of ['', ' \n\t ']) {
+      let err = null;
+      try { await lm.paraphrase(text); } catch (e) { err = e; }
+      check(err instanceof Error && /rephrase/.test(err.message) && err.status === -1,
+            `${what}: paraphrase(${JSON.stringify(text)}) rejects`, String(err));
+    }
     lm.free();
   }
 }

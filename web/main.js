@@ -106,6 +106,7 @@ function onWorker(m) {
     }
     ui.modelStatus.dataset.fromCache = String(m.info.fromCache);
     ui.mem.textContent = mb(m.info.heapBytes);
+    showDefaults(m.info.paraphraseDefaults);
     setState('ready');
     worker.postMessage({ type: 'cache-info' });
     break;
@@ -186,22 +187,29 @@ function load(source) {
   worker.postMessage({ type: 'load', source, dtype: ui.dtype.value, threads: Number(ui.threads.value) });
 }
 
-function num(el, fallback) {
-  const v = parseFloat(el.value);
-  return Number.isFinite(v) ? v : fallback;
+// showDefaults: the settings left empty show the paraphrase defaults of pocketlm.js (the library's)
+function showDefaults(d) {
+  const fields = { temperature: ui.temperature, topK: ui.topK, topP: ui.topP, maxTokens: ui.maxTokens };
+  for (const [key, el] of Object.entries(fields)) if (el.value === '' && d && key in d) el.value = String(d[key]);
+}
+
+// settings: the options of the filled-in fields, clamped (an empty field: pocketlm.js's default)
+function settings() {
+  const opts = {};
+  const take = (key, el, f) => { const v = parseFloat(el.value); if (Number.isFinite(v)) opts[key] = f(v); };
+  take('temperature', ui.temperature, (v) => Math.max(0, v));
+  take('topK', ui.topK, (v) => Math.max(0, Math.round(v)));
+  take('topP', ui.topP, (v) => Math.min(1, Math.max(0.01, v)));
+  take('maxTokens', ui.maxTokens, (v) => Math.max(1, Math.round(v)));
+  take('seed', ui.seed, (v) => Math.max(0, Math.round(v)));
+  return opts;
 }
 
 function run() {
   const text = ui.input.value.trim();
   if (!text) { showError('state', mode === 'paraphrase' ? 'Type a sentence to rephrase.' : 'Type a prompt.'); return; }
   clearError();
-  const opts = {
-    temperature: Math.max(0, num(ui.temperature, 0.8)),
-    topK: Math.max(0, Math.round(num(ui.topK, 0))),
-    topP: Math.min(1, Math.max(0.01, num(ui.topP, 1))),
-    maxTokens: Math.max(1, Math.round(num(ui.maxTokens, 64))),
-  };
-  if (ui.seed.value !== '') opts.seed = Math.max(0, Math.round(num(ui.seed, 0)));
+  const opts = settings();
   job = { id: nextId++, t0: performance.now(), tFirst: 0, pieces: 0 };
   ui.output.textContent = '';
   delete ui.output.dataset.result;

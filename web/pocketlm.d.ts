@@ -124,6 +124,13 @@ export class PocketLM {
   readonly readSeconds: number;  // of which reading/fetching the file
   /** Current size of the wasm heap in bytes (it grows, never shrinks). */
   readonly memoryBytes: number;
+  /**
+   * The options paraphrase starts from, as the library defines the task (the same as
+   * `pocketlm paraphrase` and POST /v1/paraphrase): maxTokens 64, temperature 0.8, topK 8, the
+   * rest off.
+   */
+  readonly paraphraseDefaults: Readonly<Required<Pick<GenerateOptions,
+    'maxTokens' | 'temperature' | 'topK' | 'topP' | 'minP' | 'repetitionPenalty'>>>;
 
   /**
    * Continue prompt (text, or token ids). Calls on one PocketLM run one after another (each
@@ -134,7 +141,8 @@ export class PocketLM {
    * Paraphrase text with the task template ("Rephrase the following:\nInput: …\nOutput: 
    * <|OUTPUT_START|>"), stopping at <|OUTPUT_END|>; a model without those tokens gets the plain
    * template, leading white space dropped, and stops at the first newline after some text.
-   * Defaults: temperature 0.8, topK 8, maxTokens 64.
+   * Options default to paraphraseDefaults (an option given as undefined too). Rejects with an
+   * Error when text is empty or only white space.
    */
   paraphrase(text: string, options?: GenerateOptions): Promise<GenerateResult>;
   /** Token ids of text (no BOS/EOS added), as Hugging Face tokenizers would give them. */

@@ -236,6 +236,10 @@ export class PocketLM {
     this.hasTokenizer = M._plm_wasm_session_info(session, 4) === 1;
     this.nCtx = M._plm_wasm_session_info(session, 2);
     this.weightBytes = M._plm_wasm_model_weight_bytes(model);
+    // the task's generation defaults, as the library has them (plm_task_default_params)
+    const d = (k) => M._plm_wasm_task_default(k);
+    this.paraphraseDefaults = Object.freeze({ maxTokens: d(0), temperature: d(1), topK: d(2),
+                                              topP: d(3), minP: d(4), repetitionPenalty: d(5) });
   }
 
   // PocketLM.load: see pocketlm.d.ts.
@@ -374,7 +378,7 @@ export class PocketLM {
                                 opts.temperature ?? 0, opts.topK ?? 0, opts.topP ?? 1,
                                 opts.minP ?? 0, opts.repetitionPenalty ?? 1, seed,
                                 stopPtr, stopIds ? stopIds.length : -1, strsPtr, strs.length,
-                                opts._singleLine ? 1 : 0, this._err) >>> 0;
+                                opts._task ? 1 : 0, this._err) >>> 0;
     } finally { h.free(promptPtr); h.free(stopPtr); }
     const freeStrings = () => { strs.forEach((p) => h.free(p)); h.free(strsPtr); };
     if (!g) { freeStrings(); this._truncate(0); throw wasmError(M, this._err, 'prefill'); }
@@ -385,7 +389,7 @@ export class PocketLM {
     try {
       for (;;) {
         if (opts.signal?.aborted) { stopReason = 'abort'; break; }
-        const rc = M._plm_wasm_gen_step(g, this._err);
+        const rc = M._plm_wasm_gen_step(g, this._err); // 1 goes on, 0 finished, < 0 failed
         if (rc < 0) throw wasmError(M, this._err, 'generate');
         const id = M._plm_wasm_gen_token(g);
         if (id >= 0) { tokens.push(id); this._cache.push(id); }
@@ -395,7 +399,7 @@ export class PocketLM {
           text += piece;
           if (opts.onToken) opts.onToken(piece);
         }
-        if (rc === 1) { stopReason = STOP_REASONS[M._plm_wasm_gen_stop_reason(g)]; break; }
+        if (rc === 0) { stopReason = STOP_REASONS[M._plm_wasm_gen_stop_reason(g)]; break; }
         if (opts.onToken || opts.signal) await yieldNow();
       }
     } catch (e) {
@@ -416,26 +420,26 @@ export class PocketLM {
     };
   }
 
-  // paraphrase: the task template of DESIGN.md (plm_task_prompt_for), stopping at <|OUTPUT_END|>;
-  // a model without the markers gets the plain template and single-line output, as
-  // `pocketlm paraphrase` does. Defaults are the seed's: temperature 0.8, top-k 8, 64 tokens.
+  // paraphrase: the library's paraphrase task (plm_task): its template, its end (<|OUTPUT_END|>,
+  // or the first line of text for a model without the task markers) and its defaults
+  // (paraphraseDefaults), as `pocketlm paraphrase`. Empty or blank text rejects with an Error.
   paraphrase(text, opts = {}) {
-    this._alive();
-    const M = this._M, h = this._heap, s = h.cstr(String(text));
-    let prompt;
+    const o = { ...this.paraphraseDefaults, _task: true }; // an option given as undefined: the default
+    for (const [k, v] of Object.entries(opts)) if (v !== undefined && k !== '_task') o[k] = v;
+    return this._run(() => this._generate(this._taskPrompt(String(text)), o));
+  }
+
+  // _taskPrompt: the task's prompt for text; throws the library's error for nothing to rephrase
+  _taskPrompt(text) {
+    const M = this._M, h = this._heap, s = h.cstr(text);
+    let out = 0;
     try {
-      const n = M._plm_wasm_task_prompt(this._session, s.ptr, 0, 0);
-      const out = h.malloc(n + 1);
-      try {
-        M._plm_wasm_task_prompt(this._session, s.ptr, out, n + 1);
-        prompt = h.string(out, n);
-      } finally { h.free(out); }
-    } finally { h.free(s.ptr); }
-    const end = M._plm_wasm_task_end_id(this._session);
-    const o = { temperature: 0.8, topK: 8, maxTokens: 64, ...opts };
-    if (end >= 0) o.stopTokens = [end];
-    else o._singleLine = true;
-    return this.generate(prompt, o);
+      const n = M._plm_wasm_task_prompt(this._session, s.ptr, 0, 0, this._err);
+      if (n < 0) throw wasmError(M, this._err, 'paraphrase');
+      out = h.malloc(n + 1);
+      M._plm_wasm_task_prompt(this._session, s.ptr, out, n + 1, this._err);
+      return h.string(out, n);
+    } finally { h.free(out); h.free(s.ptr); }
   }
 
   // reset: forget the KV cache (the next generate starts from position 0)

@@ -5,8 +5,10 @@
 // Generation is the library's plm_generator, one token per call: JS calls plm_wasm_gen_begin
 // (prefill) and then plm_wasm_gen_step once per token, so it owns the loop and can await between
 // tokens (a responsive page, an AbortSignal checked each token) without Asyncify or a function
-// table. Stop tokens, stop strings, single-line output and UTF-8 safety are the library's.
+// table. Stop tokens, stop strings, the task's template, stop rule and defaults (plm_task), and
+// UTF-8 safety are the library's.
 // Not here: fetching, progress, UTF-8 decoding of pieces (pocketlm.js), the math (src/).
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +51,9 @@ int32_t plm_wasm_tokenize(const plm_session *s, const char *text, size_t len, in
 int32_t plm_wasm_detokenize(const plm_session *s, const int32_t *ids, int32_t n, char *out,
                             size_t cap);
 int32_t plm_wasm_token_id(const plm_session *s, const char *text);
-size_t plm_wasm_task_prompt(const plm_session *s, const char *input, char *out, size_t cap);
-int32_t plm_wasm_task_end_id(const plm_session *s);
+int32_t plm_wasm_task_prompt(const plm_session *s, const char *input, char *out, int32_t cap,
+                             plm_error *err);
+double plm_wasm_task_default(int32_t what);
 
 typedef struct plm_wasm_gen plm_wasm_gen;
 plm_wasm_gen *plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t n_prompt,
@@ -58,7 +61,7 @@ plm_wasm_gen *plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t 
                                  float min_p, float repetition_penalty, double seed,
                                  const int32_t *stop_ids, int32_t n_stop_ids,
                                  const char *const *stop_strings, int32_t n_stop_strings,
-                                 int32_t single_line, plm_error *err);
+                                 int32_t task, plm_error *err);
 int32_t plm_wasm_gen_step(plm_wasm_gen *g, plm_error *err);
 const char *plm_wasm_gen_text(const plm_wasm_gen *g);
 int32_t plm_wasm_gen_text_len(const plm_wasm_gen *g);
@@ -196,16 +199,34 @@ EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_token_id(const plm_session *s, const char 
     return t ? plm_tokenizer_token_id(t, text) : -1;
 }
 
+// ---- the paraphrase task (the library's plm_task: pocketlm.js repeats none of it) ----
+
 // plm_wasm_task_prompt: the task prompt for input under the session's tokenizer (the template with
-// its markers, or the plain one for a model without them: then generate single-line)
-EMSCRIPTEN_KEEPALIVE size_t plm_wasm_task_prompt(const plm_session *s, const char *input, char *out,
-                                                 size_t cap) {
-    return plm_task_prompt_for(plm_session_tokenizer(s), input, out, cap);
+// its markers, or the plain one for a model without them) into out (cap bytes, NUL-terminated
+// when cap > 0). Returns its length without the NUL (which may be >= cap), or a negative
+// plm_status: PLM_ERR_ARG when input has nothing to rephrase (err says so).
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_task_prompt(const plm_session *s, const char *input,
+                                                  char *out, int32_t cap, plm_error *err) {
+    plm_status st = plm_task_check(input, err);
+    if (st != PLM_OK) return st;
+    plm_task t = plm_task_of(plm_session_tokenizer(s));
+    size_t n = plm_task_text(&t, input, NULL, out, cap > 0 ? (size_t)cap : 0);
+    return n > INT32_MAX ? PLM_ERR_NOMEM : (int32_t)n;
 }
 
-// plm_wasm_task_end_id: <|OUTPUT_END|>'s id when the model has the task markers, else -1
-EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_task_end_id(const plm_session *s) {
-    return plm_task_end_id(plm_session_tokenizer(s));
+// plm_wasm_task_default: one of the task's generation defaults (plm_task_default_params):
+// 0 max_tokens, 1 temperature, 2 top_k, 3 top_p, 4 min_p, 5 repetition_penalty; else NaN.
+EMSCRIPTEN_KEEPALIVE double plm_wasm_task_default(int32_t what) {
+    plm_generate_params p = plm_task_default_params();
+    switch (what) {
+    case 0: return p.max_tokens;
+    case 1: return (double)p.sampler.temperature;
+    case 2: return p.sampler.top_k;
+    case 3: return (double)p.sampler.top_p;
+    case 4: return (double)p.sampler.min_p;
+    case 5: return (double)p.sampler.repetition_penalty;
+    }
+    return (double)NAN;
 }
 
 // ---- generation, one token per call ----
@@ -218,6 +239,7 @@ static plm_status set_error(plm_error *err, plm_status st, const char *msg) {
 
 struct plm_wasm_gen {
     plm_generator *g;             // owned
+    plm_task task;                // with task: the stop rule's <|OUTPUT_END|> (borrowed by g)
     int32_t stops[GEN_MAX_STOPS]; // stop ids (the generator borrows them)
     const char *strings[GEN_MAX_STOPS]; // stop strings, borrowed from JS for the generation
     const char *text;             // the last step's text, inside the generator
@@ -234,13 +256,15 @@ EMSCRIPTEN_KEEPALIVE void plm_wasm_gen_free(plm_wasm_gen *g) {
 // plm_wasm_gen_begin: decode the prompt (n_prompt ids; the prefill, appended to what the session
 // already holds) and prepare to sample up to max_tokens. stop_ids (n_stop_ids, at most 16) end
 // generation; n_stop_ids < 0 means the model's eos. stop_strings (at most 16, NUL-terminated) must
-// stay valid until plm_wasm_gen_free. seed is an integer below 2^53. NULL on failure.
+// stay valid until plm_wasm_gen_free. seed is an integer below 2^53. task != 0: the answer ends
+// where the paraphrase task's does under the session's tokenizer (plm_task_stop), and stop_ids
+// are not used. NULL on failure.
 EMSCRIPTEN_KEEPALIVE plm_wasm_gen *
 plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t n_prompt, int32_t max_tokens,
                    float temperature, int32_t top_k, float top_p, float min_p,
                    float repetition_penalty, double seed, const int32_t *stop_ids,
                    int32_t n_stop_ids, const char *const *stop_strings, int32_t n_stop_strings,
-                   int32_t single_line, plm_error *err) {
+                   int32_t task, plm_error *err) {
     if (n_stop_ids > GEN_MAX_STOPS || n_stop_strings < 0 || n_stop_strings > GEN_MAX_STOPS ||
         !(seed >= 0)) {
         set_error(err, PLM_ERR_ARG, "plm_wasm_gen_begin: at most 16 stop ids and strings, seed >= 0");
@@ -267,7 +291,10 @@ plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t n_prompt, int3
     for (int32_t k = 0; k < n_stop_strings; k++) w->strings[k] = stop_strings[k];
     p.stop_strings = w->strings;
     p.n_stop_strings = n_stop_strings;
-    p.single_line = single_line;
+    if (task) {
+        w->task = plm_task_of(plm_session_tokenizer(s));
+        plm_task_stop(&w->task, &p);
+    }
     if (plm_generator_create(&w->g, s, prompt, n_prompt, &p, err) != PLM_OK) {
         plm_wasm_gen_free(w);
         return NULL;
@@ -275,17 +302,17 @@ plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t n_prompt, int3
     return w;
 }
 
-// plm_wasm_gen_step: one token. Returns 0 to go on, 1 when finished (plm_wasm_gen_stop_reason says
-// why), or a negative plm_status (see err). Either way the new text is at plm_wasm_gen_text
-// (plm_wasm_gen_text_len bytes, possibly 0: complete UTF-8, never part of a stop string) and the
-// sampled id at plm_wasm_gen_token (-1 for a stop token).
+// plm_wasm_gen_step: one token, as plm_generator_next: returns 1 while generation goes on, 0 once
+// finished (plm_wasm_gen_stop_reason says why), or a negative plm_status (see err). Either way the
+// new text is at plm_wasm_gen_text (plm_wasm_gen_text_len bytes, possibly 0: complete UTF-8, never
+// part of a stop string) and the sampled id at plm_wasm_gen_token (-1 for a stop token).
 EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_step(plm_wasm_gen *w, plm_error *err) {
     w->text_len = 0;
-    if (w->done) return 1;
+    if (w->done) return 0;
     int r = plm_generator_next(w->g, &w->text, &w->text_len, err);
     if (r < 0) return r;
     w->done = r == 0;
-    return w->done;
+    return r;
 }
 
 EMSCRIPTEN_KEEPALIVE const char *plm_wasm_gen_text(const plm_wasm_gen *w) { return w->text; }

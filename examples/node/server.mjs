@@ -53,9 +53,10 @@ const server = http.createServer((req, res) => {
     res.on('close', () => { if (!res.writableEnded) ac.abort(); });
     const t0 = performance.now();
     try {
-      const r = await lm.paraphrase(q.text, {
-        temperature: q.temperature ?? 0.8, topK: q.top_k ?? 8,
-        maxTokens: Math.min(256, q.max_tokens ?? 64), seed: q.seed, signal: ac.signal,
+      const r = await lm.paraphrase(q.text, { // absent fields: the task's defaults (paraphraseDefaults)
+        temperature: q.temperature, topK: q.top_k,
+        maxTokens: Math.min(256, q.max_tokens ?? lm.paraphraseDefaults.maxTokens), seed: q.seed,
+        signal: ac.signal,
       });
       send(res, 200, { paraphrase: r.text.trim(), tokens: r.tokens.length, stop_reason: r.stopReason,
                        prompt_tokens: r.promptTokens, cached_tokens: r.cachedTokens,

@@ -1,93 +1,19 @@
-// forward.c: linear layers with their LoRA path, embedding and head with trainable token rows
-// (see forward.h). PEFT: LoraLayer.forward computes result + lora_B(lora_A(dropout(x))) * scaling.
-#include "forward.h"
+// ops_mt.c: the element-wise layers of ops.h (and LoRA's dropout) split over the pool's threads
+// (see ops_mt.h). Each element or row is computed by one thread on its own, so results do not
+// depend on the thread count. Not here: the layers with weights (layers.c), the kernels (ops.c).
+#include "ops_mt.h"
+
 #include "ops.h"
+#include "rng.h"
 
-#include <string.h>
-
-// ---- dropout ----
-
-// mix: splitmix64's finalizer, a counter-based hash: the same inputs always give the same bits
-static uint64_t mix(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+// ---- dropout masks ----
 
 // dropout_key: the stream of decisions of one (seed, layer, target)
 static uint64_t dropout_key(uint64_t seed, int32_t layer, plm_lora_target target) {
-    return mix(seed ^ mix(((uint64_t)layer << 8 | (uint64_t)target) + 0x9E3779B97F4A7C15ull));
+    return rng_mix(seed ^ rng_mix(((uint64_t)layer << 8 | (uint64_t)target) + RNG_GOLDEN));
 }
 
-// ---- linear ----
-
-const plm_mat *plm_layer_mat(const plm_layer *layer, plm_lora_target t) {
-    switch (t) {
-    case PLM_LORA_Q_PROJ: return &layer->q_proj;
-    case PLM_LORA_K_PROJ: return &layer->k_proj;
-    case PLM_LORA_V_PROJ: return &layer->v_proj;
-    case PLM_LORA_O_PROJ: return &layer->o_proj;
-    case PLM_LORA_GATE_PROJ: return &layer->gate_proj;
-    case PLM_LORA_UP_PROJ: return &layer->up_proj;
-    default: return &layer->down_proj;
-    }
-}
-
-void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_mat *w,
-                        const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
-                        int train, uint64_t seed, plm_linear_bufs *b) {
-    plm_matmul(pool, out, inp, w, T, b->scratch);
-    if (!lora || !lora->pairs[layer * PLM_LORA_N_TARGETS + target].A) return;
-    plm_mat a = plm_lora_mat_a(lora, layer, target, w->cols);
-    plm_mat bm = plm_lora_mat_b(lora, layer, target, w->rows);
-    const float *x = inp;
-    if (train && lora->dropout > 0.0f) { // inverted dropout: kept elements scaled by 1/(1-p)
-        plm_dropout_mt(pool, b->xd, inp, (size_t)T * w->cols, seed, layer, target, lora->dropout, 0);
-        x = b->xd;
-    }
-    plm_matmul(pool, b->u, x, &a, T, b->scratch);
-    plm_matmul(pool, b->y, b->u, &bm, T, b->scratch);
-    plm_axpy_mt(pool, out, out, b->y, lora->alpha / (float)lora->rank, (size_t)T * w->rows);
-}
-
-// ---- embedding and head ----
-
-const float *plm_lora_row(const plm_lora *lora, int32_t id) {
-    for (int32_t k = 0; lora && k < lora->n_tokens; k++)
-        if (lora->token_ids[k] == id) return lora->token_rows + (size_t)k * lora->hidden_size;
-    return NULL;
-}
-
-void plm_embed_forward(float *x, const int32_t *ids, int32_t T, const plm_model *m,
-                       const plm_lora *lora) {
-    size_t C = (size_t)m->config.hidden_size;
-    for (int32_t t = 0; t < T; t++) {
-        const float *row = plm_lora_row(lora, ids[t]);
-        if (row) memcpy(x + t * C, row, C * sizeof(float));
-        else plm_embedding_forward(x + t * C, ids + t, &m->embed_tokens, 1);
-    }
-}
-
-void plm_head_forward(plm_pool *pool, float *logits, const float *xn, int32_t T,
-                      const plm_model *m, const plm_lora *lora, void *scratch) {
-    size_t V = (size_t)m->config.vocab_size, C = (size_t)m->config.hidden_size;
-    plm_matmul(pool, logits, xn, &m->lm_head, T, scratch); // (T, V) packed
-    if (!lora || !lora->n_tokens) return;
-    size_t NV = (size_t)lora->vocab_size;
-    int tied = m->config.tie_word_embeddings; // untied: the rows change the embedding only
-    for (int32_t t = T - 1; t >= 0; t--) { // re-stride the rows from V to NV, last row first
-        memmove(logits + t * NV, logits + t * V, V * sizeof(float));
-        for (size_t v = V; v < NV; v++) logits[t * NV + v] = 0.0f;
-        for (int32_t k = 0; tied && k < lora->n_tokens; k++) {
-            const float *row = lora->token_rows + k * C, *x = xn + t * C;
-            float dot = 0.0f;
-            for (size_t c = 0; c < C; c++) dot += x[c] * row[c];
-            logits[t * NV + (size_t)lora->token_ids[k]] = dot;
-        }
-    }
-}
-
-// ---- element-wise layers over threads ----
+// ---- the wrappers ----
 
 typedef struct {
     float *o, *o2;             // outputs
@@ -157,15 +83,15 @@ void plm_axpy_mt(plm_pool *pool, float *out, const float *a, const float *b, flo
     plm_pool_for(pool, n, axpy_range, &e);
 }
 
-// dropout_range: element i is kept when its 16 bits of mix(key ^ i/4) are >= p * 65536: one hash
-// for four elements, the same decisions for any range split (ranges start at multiples of 64)
+// dropout_range: element i is kept when its 16 bits of rng_mix(key ^ i/4) are >= p * 65536: one
+// hash for four elements, the same decisions for any range split (ranges start at multiples of 64)
 static void dropout_range(void *ctx, size_t i0, size_t i1) {
     ew *e = ctx;
     float keep = 1.0f / (1.0f - e->x);
     uint64_t key = dropout_key(e->seed, e->layer, (plm_lora_target)e->target), h = 0;
     uint32_t cut = (uint32_t)(e->x * 65536.0f);
     for (size_t i = i0; i < i1; i++) {
-        if (i % 4 == 0 || i == i0) h = mix(key ^ (uint64_t)(i / 4));
+        if (i % 4 == 0 || i == i0) h = rng_mix(key ^ (uint64_t)(i / 4));
         float v = ((h >> (i % 4 * 16)) & 0xFFFF) >= cut ? e->a[i] * keep : 0.0f;
         e->o[i] = e->add ? e->o[i] + v : v;
     }

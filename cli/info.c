@@ -75,9 +75,9 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
                cpu, features, path_);
         return;
     }
-    cli_print_json_str(cpu, strlen(cpu));
+    cli_json_str(stdout, cpu, strlen(cpu));
     printf(", \"cpu_features\": ");
-    cli_print_json_str(features, strlen(features));
+    cli_json_str(stdout, features, strlen(features));
     printf(", \"kernel_path\": \"%s\"}\n", path_);
 }
 

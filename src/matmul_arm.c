@@ -12,8 +12,8 @@
 // 4 bytes to float. Zeroing half of one operand (x bytes 0-3 | 0 0 0 0 and 0 0 0 0 | bytes 4-7)
 // makes SMMLA give 4-byte sums, but then one SMMLA yields 4 canonical lanes, as one SDOT does, and
 // the masks and the shuffles back to canonical lanes cost more; nor is the integer dot what limits
-// the kernel: per block and output, 2 SDOT against 6 float operations (convert, scale, add) that the
-// canonical order fixes. So SMMLA cannot be faster here without changing Q8_0's bits.
+// the kernel: per block and output, 2 SDOT against 6 float operations (convert, scale, add) that
+// the canonical order fixes. So SMMLA cannot be faster here without changing Q8_0's bits.
 //
 // f32 order on arm64: each out[t, r] accumulates 4 lanes (k mod 4) with FMA from k = 0 up (a last
 // partial vector is zero-padded), then sums them as (l0 + l1) + (l2 + l3). A lane per k, not a lane
@@ -125,23 +125,13 @@ PLM_INLINE void f32_block_neon(const matmul_job *j, int t0, int mt, int r0, int 
     TILE_LOOP(t, mt, F32_MT) f32_store(j->out + (size_t)(t0 + t) * R + r0, acc[t], nr);
 }
 
-// One function per tile shape, never inlined: inlined into one tile function, clang merges the
-// copies back into one with run-time bounds, whose accumulators then live on the stack.
-#define F32_SHAPE(name, mt, nr)                                                                   \
-    __attribute__((noinline)) static void name(const matmul_job *j, int t0, int r0) {             \
-        f32_block_neon(j, t0, mt, r0, nr);                                                        \
-    }
-F32_SHAPE(f32_4x5, F32_MT, F32_NR)
-F32_SHAPE(f32_4x1, F32_MT, 1)
-F32_SHAPE(f32_1x8, 1, F32_DNR)
-F32_SHAPE(f32_1x5, 1, F32_NR)
-F32_SHAPE(f32_1x1, 1, 1)
-
-// The driver's tile shapes: (4, 5) prefill, (1, 8) decode, the others at the edges.
+// f32_tile_neon: the driver's tile shapes: (4, 5) prefill, (1, 8) decode, the others at the edges.
 static void f32_tile_neon(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (mt == F32_MT) (nr == F32_NR ? f32_4x5 : f32_4x1)(j, t0, r0);
-    else if (nr == F32_DNR) f32_1x8(j, t0, r0);
-    else (nr == F32_NR ? f32_1x5 : f32_1x1)(j, t0, r0);
+    if (mt == F32_MT && nr == F32_NR) f32_block_neon(j, t0, F32_MT, r0, F32_NR);
+    else if (mt == F32_MT) f32_block_neon(j, t0, F32_MT, r0, 1);
+    else if (nr == F32_DNR) f32_block_neon(j, t0, 1, r0, F32_DNR);
+    else if (nr == F32_NR) f32_block_neon(j, t0, 1, r0, F32_NR);
+    else f32_block_neon(j, t0, 1, r0, 1);
 }
 
 // f32_warm_neon: prefetch into L2 the rows that decode's first tiles read before their own
@@ -251,25 +241,19 @@ PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, in
     TILE_LOOP(t, mt, Q8_MT) q8_store(j->out + (size_t)(t0 + t) * R + r0, acc[t], nr);
 }
 
-// One function per tile shape and path, never inlined (see F32_SHAPE).
-#define Q8_SHAPE(name, mt, nr, sdot, target)                                                      \
-    __attribute__((noinline)) target static void name(const matmul_job *j, int t0, int r0) {      \
-        q8_block(j, t0, mt, r0, nr, sdot);                                                        \
-    }
-Q8_SHAPE(q8_2x1_neon, 2, 1, 0, )
-Q8_SHAPE(q8_1x2_neon, 1, 2, 0, )
-Q8_SHAPE(q8_1x1_neon, 1, 1, 0, )
-Q8_SHAPE(q8_2x1_dotprod, 2, 1, 1, PLM_TARGET_DOTPROD)
-Q8_SHAPE(q8_1x2_dotprod, 1, 2, 1, PLM_TARGET_DOTPROD)
-Q8_SHAPE(q8_1x1_dotprod, 1, 1, 1, PLM_TARGET_DOTPROD)
-
-// The driver's tile shapes: (2, 1) prefill, (1, 2) decode, (1, 1) the edges.
+// q8_tile_neon, q8_tile_dotprod: the driver's tile shapes: (2, 1) prefill, (1, 2) decode, (1, 1)
+// the edges; the dotprod one may hold SDOT (PLM_TARGET_DOTPROD), inlined from q8_dot_sdot.
 static void q8_tile_neon(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    (mt == Q8_MT ? q8_2x1_neon : nr == Q8_DNR ? q8_1x2_neon : q8_1x1_neon)(j, t0, r0);
+    if (mt == Q8_MT) q8_block(j, t0, Q8_MT, r0, 1, 0);
+    else if (nr == Q8_DNR) q8_block(j, t0, 1, r0, Q8_DNR, 0);
+    else q8_block(j, t0, 1, r0, 1, 0);
 }
 
-static void q8_tile_dotprod(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    (mt == Q8_MT ? q8_2x1_dotprod : nr == Q8_DNR ? q8_1x2_dotprod : q8_1x1_dotprod)(j, t0, r0);
+PLM_TARGET_DOTPROD static void q8_tile_dotprod(const matmul_job *j, int t0, int mt, int r0,
+                                               int nr) {
+    if (mt == Q8_MT) q8_block(j, t0, Q8_MT, r0, 1, 1);
+    else if (nr == Q8_DNR) q8_block(j, t0, 1, r0, Q8_DNR, 1);
+    else q8_block(j, t0, 1, r0, 1, 1);
 }
 
 // q8_warm_neon: prefetch the weights and scales of the rows that decode's first tiles read before
@@ -301,8 +285,10 @@ static void quantize_neon(int8_t *q, float *d, const float *x, size_t n) {
         int16x8_t h[4];
         for (int i = 0; i < 4; i++) {
             int32x4_t i32[2];
-            for (int k = 0; k < 2; k++)
-                i32[k] = vcvtnq_s32_f32(vminnmq_f32(vmaxnmq_f32(vmulq_f32(v[2 * i + k], id), lo), hi));
+            for (int k = 0; k < 2; k++) {
+                const float32x4_t y = vmulq_f32(v[2 * i + k], id);
+                i32[k] = vcvtnq_s32_f32(vminnmq_f32(vmaxnmq_f32(y, lo), hi));
+            }
             h[i] = vcombine_s16(vmovn_s32(i32[0]), vmovn_s32(i32[1]));
         }
         vst1q_s8(q + b * PLM_QK, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));
@@ -356,20 +342,11 @@ PLM_INLINE void dinp_tile(float *dinp, const float *dout, int32_t R, int32_t C, 
     }
 }
 
-// One function per tile shape, never inlined (see F32_SHAPE).
-#define DINP_SHAPE(name, nt)                                                                      \
-    __attribute__((noinline)) static void name(float *dinp, const float *dout, int32_t R,          \
-                                               int32_t C, const float *ws, int32_t t0, int32_t r0, \
-                                               int32_t r1, int32_t c0, int h, int32_t n) {        \
-        dinp_tile(dinp, dout, R, C, ws, t0, nt, r0, r1, c0, h, n);                                \
-    }
-DINP_SHAPE(dinp_tile_4, DT)
-DINP_SHAPE(dinp_tile_1, 1)
 
 // dinp_tiles_neon: the slice W[r0 .. r1, c0 .. c0+n) is copied once (Q8_0: dequantized, as
 // matmul_backward.c's w_slice does; columns beyond n zero) into a contiguous (r1 - r0, 32) block
-// that every token tile then reads from L1; tiles of 4 tokens x 16 columns, the last tokens one at a
-// time. The sums run over the same rows in the same order for any tile, so the bits do not depend
+// that every token tile then reads from L1; tiles of 4 tokens x 16 columns, the last tokens one at
+// a time. The sums run over the same rows in the same order for any tile, so the bits do not depend
 // on T or on the thread count.
 static void dinp_tiles_neon(float *dinp, const float *dout, const plm_mat *w, int32_t T,
                             int32_t r0, int32_t r1, int32_t c0, int32_t n) {
@@ -395,8 +372,8 @@ static void dinp_tiles_neon(float *dinp, const float *dout, const plm_mat *w, in
     }
     for (int hc = 0; hc < n; hc += 16) {
         int32_t t = 0;
-        for (; t + DT <= T; t += DT) dinp_tile_4(dinp, dout, R, C, ws, t, r0, r1, c0, hc, n);
-        for (; t < T; t++) dinp_tile_1(dinp, dout, R, C, ws, t, r0, r1, c0, hc, n);
+        for (; t + DT <= T; t += DT) dinp_tile(dinp, dout, R, C, ws, t, DT, r0, r1, c0, hc, n);
+        for (; t < T; t++) dinp_tile(dinp, dout, R, C, ws, t, 1, r0, r1, c0, hc, n);
     }
 }
 

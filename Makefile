@@ -15,7 +15,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: web-model all test check san fuzz bench bench-onnx bench-train bench-web eval model ref loc clean help setup ci demo wasm
+.PHONY: web-model all test test-arm check san fuzz bench bench-onnx bench-train bench-web eval model ref loc clean help setup ci demo wasm
 
 all: $(BUILD)/pocketlm
 
@@ -25,7 +25,7 @@ $(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h cli/*.h tests/*.h)
 
 $(BUILD)/libpocketlm.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(BUILD)/pocketlm: $(CLI_OBJ) $(BUILD)/libpocketlm.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libpocketlm.a $(LDLIBS)
@@ -49,8 +49,13 @@ FUZZ_SECONDS ?= 20
 fuzz:
 	@sh tests/fuzz.sh $(FUZZ_SECONDS)
 
+# test-arm: the C tests cross-compiled for arm64 and run under qemu-aarch64 on CPU models with and
+# without dotprod / i8mm, plus an arm64 clang-14 build (scripts/test_arm.sh); correctness only.
+test-arm:
+	@MAKE="$(MAKE)" BUILD=$(BUILD) sh scripts/test_arm.sh
+
 # check: the gate before every push, and what CI runs.
-check: all test san fuzz
+check: all test san fuzz test-arm
 
 setup:
 	@sh scripts/setup.sh
@@ -98,7 +103,7 @@ clean:
 	rm -rf build
 
 help:
-	@echo "targets: all demo test san fuzz check ci setup model bench bench-onnx bench-train eval wasm web-model loc clean"
+	@echo "targets: all demo test test-arm san fuzz check ci setup model bench bench-onnx bench-train eval wasm web-model loc clean"
 
 # ---- wasm: build/web/, a servable directory (web/README in examples/node/README.md) ----
 # The same src/*.c plus web/wasm.c, twice: pocketlm.mjs/.wasm single-threaded (any page) and

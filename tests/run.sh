@@ -3,11 +3,12 @@
 # A binary prints "<name>: N passed, N failed" and exits non-zero on failure.
 # SKIP="name ..." leaves out binaries by name; SCRIPTS="name ..." runs only those scripts (the
 # sanitizer pass uses both: the real-model numerics and the browser/wasm/onnx scripts need no ASan).
+# RUN="command" runs each binary under it (make test-arm: qemu-aarch64).
 set -u
 fail=0 ; passed=0 ; failed=0
 for t in "$@"; do
     case " ${SKIP:-} " in *" $(basename "$t") "*) echo "skip $(basename "$t") (SKIP)"; continue ;; esac
-    out=$("$t" 2>&1); rc=$?
+    out=$(${RUN:-} "$t" 2>&1); rc=$?
     printf '%s\n' "$out" | tail -n 40
     line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
     p=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/'); f=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')

@@ -1,0 +1,59 @@
+#!/bin/sh
+# test_arm.sh (make test-arm): the C tests on arm64, emulated. They are cross-compiled with Debian's
+# gcc-aarch64-linux-gnu and run under qemu-aarch64 (qemu-user) on three CPU models, so that cpu.c's
+# detection (getauxval hwcaps) picks each arm64 path as the one the library runs:
+#   max         neon + dotprod + i8mm: every C test; each kernel test runs every path the CPU has
+#               (scalar, neon, dotprod, i8mm) against the scalar reference
+#   cortex-a76  dotprod, no i8mm: the tests whose results go through the kernels
+#   cortex-a57  neon only: the same
+# Then every src/*.c and cli/*.c is compiled with clang-14 for arm64 (macOS builds with clang), and
+# that build's kernel tests run under max: clang compiles the kernels differently (its SDOT is the
+# same inline assembly, but its unrolling, contraction and register allocation are its own).
+# Emulation says nothing about speed: these runs check correctness only.
+# Prints "SKIP test-arm: ..." and exits 0 when the cross compiler, qemu or clang-14 is missing.
+set -u
+cd "$(dirname "$0")/.."
+MAKE=${MAKE:-make}
+B=${BUILD:-build}/arm64
+BC=${BUILD:-build}/arm64-clang
+for tool in aarch64-linux-gnu-gcc qemu-aarch64 clang-14; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "SKIP test-arm: $tool missing (make setup installs it)"
+        exit 0
+    fi
+done
+# the tests whose results depend on the kernel path (matmul, ops, the models built on them)
+KERNEL_TESTS="test_matmul test_matmul_backward test_ops test_model test_train test_lora"
+tests=""
+for f in tests/test_*.c; do tests="$tests $B/tests/$(basename "$f" .c)"; done
+kernel_tests=""
+for t in $KERNEL_TESTS; do kernel_tests="$kernel_tests $B/tests/$t"; done
+
+$MAKE --no-print-directory BUILD="$B" CC=aarch64-linux-gnu-gcc AR=aarch64-linux-gnu-ar \
+    "$B/pocketlm" $tests || exit 1
+$MAKE --no-print-directory BUILD="$BC" CC="clang-14 --target=aarch64-linux-gnu" \
+    AR=aarch64-linux-gnu-ar "$BC/pocketlm" "$BC/tests/test_matmul" \
+    "$BC/tests/test_matmul_backward" || exit 1
+
+mkdir -p build/tests # test_tokenizer saves into build/tests, which make test creates natively
+export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu # the arm64 dynamic loader and libc
+fail=0
+run() { # run CPU BINARY...: the binaries under qemu-aarch64 -cpu CPU, through tests/run.sh
+    cpu=$1
+    shift
+    echo "== test-arm: qemu-aarch64 -cpu $cpu"
+    QEMU_CPU=$cpu RUN=qemu-aarch64 SKIP=$SKIP SCRIPTS= sh tests/run.sh "$@" || fail=1
+}
+# test_real: about 2 TFLOP of SmolLM2 forward passes (its 20 reference prompts with their greedy
+# continuations, and the q8_0 / f32 perplexity of 100 PAWS sentences); emulated NEON runs at well
+# under 1 GFLOP/s here, so it would take hours: it runs natively in make test.
+SKIP=test_real
+echo "SKIP test_real under qemu: ~2 TFLOP of forward passes, hours emulated (make test runs it)"
+run max $tests
+run cortex-a76 $kernel_tests
+run cortex-a57 $kernel_tests
+echo "== test-arm: clang-14 build, qemu-aarch64 -cpu max"
+QEMU_CPU=max RUN=qemu-aarch64 SCRIPTS= sh tests/run.sh "$BC/tests/test_matmul" \
+    "$BC/tests/test_matmul_backward" || fail=1
+[ $fail = 0 ] && echo "test-arm: ok" || echo "test-arm: FAILED"
+exit $fail

@@ -91,8 +91,8 @@ int cli_text_add(void *user, const char *text, size_t len);
 // cli_print_json_str: s (n bytes) as a JSON string to stdout.
 void cli_print_json_str(const char *s, size_t n);
 
-// cli_task: how a model is prompted for the task (cli/task.c): the template of DESIGN.md when the
-// tokenizer has <|OUTPUT_START|> and <|OUTPUT_END|> (stop at end_id), else the plain template,
+// cli_task: how a model is prompted for the task (cli/task.c): the template of docs/DESIGN.md when
+// the tokenizer has <|OUTPUT_START|> and <|OUTPUT_END|> (stop at end_id), else the plain template,
 // single-line (plm_generate_params.single_line).
 typedef struct {
     int markers;              // 1: the task template with its markers

@@ -1,5 +1,5 @@
 // task.c: how the CLI prompts a model for the task (`paraphrase`, `eval`), on the library's
-// plm_task_prompt_for / plm_task_end_id: the template of DESIGN.md with its markers (stop at
+// plm_task_prompt_for / plm_task_end_id: the template of docs/DESIGN.md with its markers (stop at
 // <|OUTPUT_END|>), or for a model not fine-tuned for the task the plain words, single-line.
 #include <stdlib.h>
 #include <string.h>

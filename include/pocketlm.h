@@ -174,7 +174,7 @@ plm_status plm_lora_save(const plm_lora *l, const char *dir, plm_error *err);
 plm_status plm_model_merge(plm_model **out, const plm_model *base, const plm_lora *l,
                            plm_error *err);
 
-// ---- the task template (DESIGN.md; training and inference agree byte for byte) ----
+// ---- the task template (docs/DESIGN.md; training and inference agree byte for byte) ----
 
 #define PLM_TASK_START "<|OUTPUT_START|>"
 #define PLM_TASK_END "<|OUTPUT_END|>"
@@ -287,8 +287,8 @@ typedef struct {
 plm_finetune_params plm_finetune_default_params(void);
 
 // plm_finetune: train a LoRA adapter on base (frozen; f32 or q8_0) for the task template of
-// DESIGN.md, adding <|OUTPUT_START|> / <|OUTPUT_END|> when the tokenizer lacks them (their rows
-// start at the mean embedding row and are trained). Writes out/: the PEFT adapter and tokenizer
+// docs/DESIGN.md, adding <|OUTPUT_START|> / <|OUTPUT_END|> when the tokenizer lacks them (their
+// rows start at the mean embedding row and are trained). Writes out/: the PEFT adapter and tokenizer
 // files, metrics.jsonl, loss.svg, data_report.json, and checkpoint/ while it runs.
 plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm_error *err);
 

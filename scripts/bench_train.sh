@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 MODEL=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 STEPS=${STEPS:-8}
-PAWS=${PAWS:-../shared/data/paws}
+PAWS=${PAWS:-data/paws}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
 W=$BUILD/bench-train
 mkdir -p "$W"

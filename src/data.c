@@ -1,6 +1,6 @@
 // data.c: task data for fine-tuning. Reads PAWS TSV (id, sentence1, sentence2, label) or JSONL
-// ({"input": ..., "output": ...}), puts each pair in the task template of DESIGN.md, tokenizes it
-// into one block of ids, and marks where the loss starts. Also the held-out split and the
+// ({"input": ..., "output": ...}), puts each pair in the task template of docs/DESIGN.md,
+// tokenizes it into one block of ids, and marks where the loss starts. Also the held-out split and the
 // length-grouped batch order of each epoch. The template text lives here and only here
 // (plm_task_prompt, plm_task_target); the CLI and the trainer call those.
 // Not here: the tokenizer itself (tokenizer.c) and what the trainer does with a batch (trainer.c).
@@ -15,7 +15,7 @@
 
 // ---- the task template ----
 
-// DESIGN.md:
+// docs/DESIGN.md:
 //   "Rephrase the following:\nInput: {source}\nOutput: <|OUTPUT_START|>{target}<|OUTPUT_END|>"
 // split where the loss starts: the prompt gets no loss, the target and the end marker do.
 static const char PROMPT_HEAD[] = "Rephrase the following:\nInput: ";

@@ -7,7 +7,7 @@
 set -u
 B=${BUILD:-build}
 PY=${PYTHON:-python3}
-PAWS=${PAWS_TEST:-../shared/data/paws/test.tsv}
+PAWS=${PAWS_TEST:-data/paws/test.tsv}
 if ! $PY -c 'import sacrebleu' 2>/dev/null; then
     echo "bleu_sacrebleu: SKIP (python3 cannot import sacrebleu)"
     exit 0

@@ -3,7 +3,7 @@
 // (counts, exact ids against tokenizing the whole template string, the loss span); small TSV and
 // JSONL files written here into a mkdtemp directory (CRLF/LF, header or not, every kind of bad
 // row, strict mode, files with nothing usable); the split; and the batch order.
-// Run from the repository root: the data is read from ../shared/data.
+// Run from the repository root: the data is read from data/.
 #define _DEFAULT_SOURCE // mkdtemp
 #include <stdint.h>
 #include <unistd.h>
@@ -11,9 +11,9 @@
 #include "data.h"
 #include "test.h"
 
-#define TOKENIZER "../shared/data/smollm2-paraphraser/tokenizer.json"
-#define PAWS_DEV "../shared/data/paws/dev.tsv"
-#define PAWS_TEST "../shared/data/paws/test.tsv"
+#define TOKENIZER "data/smollm2-paraphraser/tokenizer.json"
+#define PAWS_DEV "data/paws/dev.tsv"
+#define PAWS_TEST "data/paws/test.tsv"
 #define ID_START 49152
 #define ID_END 49153
 

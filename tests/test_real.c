@@ -13,7 +13,7 @@
 
 #define MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define REF "tests/ref/smollm2-real.json"
-#define PAWS "../shared/data/paws/test.tsv"
+#define PAWS "data/paws/test.tsv"
 
 // json_ints: array token a as ints into a new array of *n
 static int32_t *json_ints(const plm_json *j, int32_t a, int32_t *n) {

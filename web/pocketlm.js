@@ -416,8 +416,8 @@ export class PocketLM {
     };
   }
 
-  // paraphrase: the task template of DESIGN.md (plm_task_prompt_for), stopping at <|OUTPUT_END|>;
-  // a model without the markers gets the plain template and single-line output, as
+  // paraphrase: the task template of docs/DESIGN.md (plm_task_prompt_for), stopping at
+  // <|OUTPUT_END|>; a model without the markers gets the plain template and single-line output, as
   // `pocketlm paraphrase` does. Defaults are the seed's: temperature 0.8, top-k 8, 64 tokens.
   paraphrase(text, opts = {}) {
     this._alive();

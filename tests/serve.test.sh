@@ -6,16 +6,15 @@
 # --no-coi, and a clean stop on SIGINT. One pass runs the server built with ASan+UBSan and fails
 # on any sanitizer report (leaks included).
 # The API checks need the real model (models/SmolLM2-135M-Instruct.Q4_1.gguf, `make model`): without
-# it the test prints SKIP and passes.
+# it the test prints SKIP and passes (tests/lib.sh).
 set -u
+cd "$(dirname "$0")/.."
+. tests/lib.sh
 BUILD=${BUILD:-build}
 BIN=$BUILD/pocketlm
-MODEL=${PLM_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
-[ -x "$BIN" ] || { echo "serve.test.sh: $BIN not built"; exit 1; }
-if [ ! -f "$MODEL" ]; then
-    echo "serve.test.sh: SKIP: no $MODEL (make model fetches it)"
-    exit 0
-fi
+need_bin "$BIN"
+need_model
+need_cmd curl "make setup"
 T=$(mktemp -d /tmp/plm_serve.XXXXXX)
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$T"; }

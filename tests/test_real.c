@@ -153,7 +153,7 @@ int main(void) {
     plm_load_params lp = plm_load_default_params();
     FILE *probe = fopen(MODEL, "rb");
     if (!probe) {
-        printf("SKIP test_real: %s absent (run make model)\n", MODEL);
+        printf("SKIP test_real: no %s (install with: make model)\n", MODEL);
         return test_main_end("test_real");
     }
     fclose(probe);

@@ -377,6 +377,11 @@ typedef struct {
     // on_text: called with each new piece of complete UTF-8 text as it is produced (never a split
     // character, never text that might still become a stop string); return non-zero to stop.
     int (*on_text)(void *user, const char *text, size_t len);
+    // should_stop: asked between slices of the prompt's prefill (64 tokens each) and before every
+    // token; non-zero stops generation (stop reason "callback"; during the prefill plm_generate
+    // returns PLM_ERR_CANCELLED): a long prompt must not hold up a caller that is quitting.
+    // May be NULL; gets user too.
+    int (*should_stop)(void *user);
     void *user;
     // single_line: leading white space is dropped and the output ends at the first newline after
     // some text (stop reason "string"): the plain task template, whose base model often answers
@@ -405,7 +410,8 @@ typedef struct {
 typedef struct plm_generator plm_generator;
 
 // plm_generator_create: append the prompt to the session (the prefill) and get ready to sample with
-// params (on_text and user are not used). The session must outlive the generator.
+// params (on_text is not used; should_stop, with user, is asked between prefill slices and a yes
+// returns PLM_ERR_CANCELLED). The session must outlive the generator.
 plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32_t *prompt,
                                 int32_t n_prompt, const plm_generate_params *params,
                                 plm_error *err);

@@ -292,6 +292,25 @@ plm_finetune_params plm_finetune_default_params(void);
 // files, metrics.jsonl, loss.svg, data_report.json, and checkpoint/ while it runs.
 plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm_error *err);
 
+// ---- the training loss chart (loss.svg; the web app's Train view) ----
+
+typedef struct {
+    const float *step, *loss;           // (n) the train loss of each optimizer step, in order
+    int32_t n;
+    const float *eval_step, *eval_loss; // (n_eval) the held-out loss where it was measured
+    int32_t n_eval;
+    float steps_per_epoch; // > 0: an epoch axis above the step axis; 0: none
+    const char *title;     // NULL: "Training loss"
+    int32_t width, height; // pixels; 0: 720 x 400
+} plm_loss_chart;
+
+// plm_loss_chart_svg: the chart of c as a standalone SVG document: step axis (bottom), epoch axis
+// (top), loss axis, ticks and labels, the raw train loss faint, its exponential moving average
+// (bias-corrected, over ~n/40 steps, 1 to 200) bold, the eval loss as dots; non-finite values are
+// skipped. *out receives the NUL-terminated text (malloc'd: free() it), *len its length (len may
+// be NULL). Pure: no file, no global state; thread-safe.
+plm_status plm_loss_chart_svg(char **out, size_t *len, const plm_loss_chart *c, plm_error *err);
+
 // ---- session: KV cache and the forward pass ----
 
 typedef struct plm_session plm_session;

@@ -96,7 +96,7 @@ static void polyline(text *t, const scale *sx, const scale *sy, const float *x, 
     put(t, "<polyline %s points=\"", attrs);
     for (int32_t i = 0; i < n; i++)
         if (isfinite(x[i]) && isfinite(y[i]))
-            put(t, "%.1f,%.1f ", at(sx, x[i]), at(sy, y[i]));
+            put(t, "%.1f,%.1f ", at(sx, (double)x[i]), at(sy, (double)y[i]));
     put(t, "\"/>\n");
 }
 
@@ -115,14 +115,16 @@ plm_status plm_loss_chart_svg(char **out, size_t *len, const plm_loss_chart *c, 
 
     // ranges: x from 0 to the last step; y over the smoothed curve and the eval points (the raw
     // curve's first steps and spikes would flatten the rest: it is clipped to the plot)
-    double xmax = 0, ylo = INFINITY, yhi = -INFINITY;
+    double xmax = 0, ylo = (double)INFINITY, yhi = -(double)INFINITY;
     for (int32_t i = 0; i < c->n; i++) {
-        if (isfinite(c->step[i]) && (double)c->step[i] > xmax) xmax = c->step[i];
-        if (isfinite(ema[i])) ylo = fmin(ylo, ema[i]), yhi = fmax(yhi, ema[i]);
+        double x = (double)c->step[i], y = (double)ema[i];
+        if (isfinite(x) && x > xmax) xmax = x;
+        if (isfinite(y)) ylo = fmin(ylo, y), yhi = fmax(yhi, y);
     }
     for (int32_t i = 0; i < c->n_eval; i++) {
-        if (isfinite(c->eval_step[i]) && (double)c->eval_step[i] > xmax) xmax = c->eval_step[i];
-        if (isfinite(c->eval_loss[i])) ylo = fmin(ylo, c->eval_loss[i]), yhi = fmax(yhi, c->eval_loss[i]);
+        double x = (double)c->eval_step[i], y = (double)c->eval_loss[i];
+        if (isfinite(x) && x > xmax) xmax = x;
+        if (isfinite(y)) ylo = fmin(ylo, y), yhi = fmax(yhi, y);
     }
     if (xmax <= 0) xmax = 1;
     if (!(ylo <= yhi)) ylo = 0, yhi = 1;
@@ -161,7 +163,7 @@ plm_status plm_loss_chart_svg(char **out, size_t *len, const plm_loss_chart *c, 
     }
     put(&t, "</g>\n<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">step</text>\n", (L + R) / 2, B + 38);
     if (c->steps_per_epoch > 0) {
-        double spe = c->steps_per_epoch, epochs = xmax / spe, es = nice_step(epochs, 6);
+        double spe = (double)c->steps_per_epoch, epochs = xmax / spe, es = nice_step(epochs, 6);
         put(&t, "<g class=\"epoch-axis\" stroke=\"#333\">\n");
         for (int k = 0; k * es <= epochs * (1 + 1e-9); k++) {
             double x = at(&sx, k * es * spe);
@@ -192,7 +194,7 @@ plm_status plm_loss_chart_svg(char **out, size_t *len, const plm_loss_chart *c, 
         for (int32_t i = 0; i < c->n_eval; i++)
             if (isfinite(c->eval_step[i]) && isfinite(c->eval_loss[i]))
                 put(&t, "<circle class=\"eval\" cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"#d62728\"/>\n",
-                    at(&sx, c->eval_step[i]), at(&sy, c->eval_loss[i]));
+                    at(&sx, (double)c->eval_step[i]), at(&sy, (double)c->eval_loss[i]));
     }
     put(&t, "</g>\n");
     if (!c->n && !c->n_eval)

@@ -127,6 +127,12 @@ const plm_tokenizer *plm_model_tokenizer(const plm_model *m); // valid for the m
 plm_dtype plm_model_dtype(const plm_model *m);                // in-memory dtype of linear weights
 size_t plm_model_n_params(const plm_model *m);               // number of parameters (tied counted once)
 size_t plm_model_weight_bytes(const plm_model *m);           // bytes of weights held in memory
+// plm_model_name: the name the model's file gives it (GGUF general.name, config.json
+// _name_or_path), or "" when it gives none. plm_model_adapter: the name of the LoRA adapter merged
+// into the weights (plm_model_merge: the adapter directory's name; saved to and read from GGUF as
+// pocketlm.adapter), or "" for none. Both valid for the model's lifetime.
+const char *plm_model_name(const plm_model *m);
+const char *plm_model_adapter(const plm_model *m);
 
 // plm_model_save: write the model to path: a .gguf file when path ends in ".gguf", else an HF
 // directory (created if needed). dtype is the file's dtype for 2-D weights: f32, f16, bf16 (HF and
@@ -491,6 +497,7 @@ typedef struct {
     const char *web_dir;     // directory of static files, or NULL (then only the API is served)
     const char *model_file;  // file served at GET /model.gguf, or NULL (404)
     const char *model_name;  // the name reported by /v1/health and in completions
+    const char *adapter_name; // the LoRA adapter the session runs, for /v1/health, or NULL
     int coi;                 // 1: send COOP same-origin + COEP require-corp (threaded wasm needs it)
     plm_session *session;    // the engine for /v1/*; borrowed, used by one request at a time, or NULL
     int32_t max_pending;     // generation requests waiting for the session (16)

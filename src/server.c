@@ -767,8 +767,15 @@ static void handle_health(conn *c) {
     int busy = s->gen_busy, waiting = s->gen_waiting;
     pthread_mutex_unlock(&s->lock);
     sbuf b = {0};
+    // the model: as named to the server (its file), as its file names it, and its adapter
+    const char *name = s->p->session ? plm_model_name(plm_session_model(s->p->session)) : "";
+    const char *adapter = s->p->adapter_name ? s->p->adapter_name : "";
     sb_add(&b, "{\"status\": \"ok\", \"model\": ", 26);
     sb_json_str(&b, s->p->model_name, strlen(s->p->model_name));
+    sb_add(&b, ", \"name\": ", 10);
+    sb_json_str(&b, name, strlen(name));
+    sb_add(&b, ", \"adapter\": ", 13);
+    sb_json_str(&b, adapter, strlen(adapter));
     sb_addf(&b, ", \"loaded\": %s, \"busy\": %s, \"waiting\": %d, \"max_pending\": %d, \"coi\": %s}\n",
             s->p->session ? "true" : "false", busy ? "true" : "false", waiting, s->p->max_pending,
             s->p->coi ? "true" : "false");

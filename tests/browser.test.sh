@@ -15,4 +15,6 @@ need_dir node_modules/playwright-core "make setup"
 need_cmd node "make setup"
 need_cmd emcc "make setup"
 make -s wasm >/dev/null || { echo "browser.test.sh: make wasm failed"; exit 1; }
-exec node tests/browser.test.mjs "$BIN" "$MODEL"
+# the merged fine-tuned model the demo's page loads: the page must name it and its adapter
+make -s BUILD="${BUILD:-build}" web-model >/dev/null || { echo "browser.test.sh: make web-model failed"; exit 1; }
+exec node tests/browser.test.mjs "$BIN" "$MODEL" "${BUILD:-build}/paws-q8_0.gguf"

@@ -236,6 +236,8 @@ export class PocketLM {
     this.hasTokenizer = M._plm_wasm_session_info(session, 4) === 1;
     this.nCtx = M._plm_wasm_session_info(session, 2);
     this.weightBytes = M._plm_wasm_model_weight_bytes(model);
+    this.name = M.UTF8ToString(M._plm_wasm_model_name(model, 0) >>> 0);
+    this.adapter = M.UTF8ToString(M._plm_wasm_model_name(model, 1) >>> 0);
   }
 
   // PocketLM.load: see pocketlm.d.ts.

@@ -54,8 +54,11 @@ fuzz: ## each libFuzzer target for `FUZZ_SECONDS` (default 20)
 # check: the gate before every push, and what CI runs.
 check: all test san fuzz ## test, san and fuzz: the gate before a push
 
+# SETUP_REF=0: leave out scripts/setup_ref.sh (the PyTorch/PEFT/gguf/sacrebleu peers of the tests);
+# the demo does not need them
+SETUP_REF ?= 1
 setup: ## install what the build, tests and demo need (apt, npm, `scripts/setup_ref.sh`); idempotent
-	@sh scripts/setup.sh
+	@SETUP_REF=$(SETUP_REF) sh scripts/setup.sh
 
 model: ## fetch the real model (SmolLM2-135M-Instruct, Q4_1 GGUF) into `models/`
 	@sh scripts/get_model.sh
@@ -71,6 +74,7 @@ web-model: $(BUILD)/pocketlm ## the merged fine-tuned model as q8_0 GGUF for the
 	    --out $(BUILD)/paws-q8_0.gguf --force
 
 # demo: the README's main command: build, fetch the model, paraphrase on the CLI, then serve the page.
+demo: SETUP_REF = 0
 demo: setup model all wasm web-model ## the main job: build, fetch the model, paraphrase on the CLI, serve the page
 	@sh scripts/demo.sh $(MODEL)
 

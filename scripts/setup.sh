@@ -2,7 +2,7 @@
 # setup.sh: install everything pocketlm's build, tests and demo need on a fresh Debian 12 machine,
 # idempotently (run as root; a second run installs nothing): apt packages, the npm packages, and
 # scripts/setup_ref.sh (Debian torch + pinned transformers/peft/gguf/sacrebleu, the peers of
-# tests/lora_peft, onnx and bleu_sacrebleu; SETUP_REF=0 leaves it out). Not here: llama-cpp-python
+# tests/lora_peft, onnx and bleu_sacrebleu; SETUP_REF=0 leaves it out, as `make demo` does). Not here: llama-cpp-python
 # (scripts/setup_bench.sh, built from source in 5-10 min), which only tests/gguf_llamacpp.test.sh
 # and the benchmarks need.
 set -eu

@@ -11,8 +11,10 @@ trap 'rm -rf "$T"' EXIT INT TERM
 fail=0
 # help: "make NAME   text" -> "NAME<TAB>text"
 make -s --no-print-directory help | sed -E 's/^make ([a-z][a-z-]*) +(.*)$/\1\t\2/' >"$T/help"
-# every rule of the Makefile that names a target (not a variable, a pattern or a file)
-grep -E '^[a-z][a-z-]*:([^=]|$)' Makefile | sed 's/:.*//' >"$T/rules"
+# every rule of the Makefile that names a target (not a variable, a pattern, a file, or a
+# target-specific variable such as `demo: SETUP_REF = 0`), once, in order
+grep -E '^[a-z][a-z-]*:([^=]|$)' Makefile | grep -vE '^[a-z-]+: *[A-Za-z_]+ *[:?+]?=' |
+    sed 's/:.*//' | awk '!seen[$0]++' >"$T/rules"
 # README: the rows of the table under "## Make targets": | `make NAME` | text |
 awk '/^## /{ on = ($0 == "## Make targets") } on && /^\| `make /' README.md |
     sed -E 's/^\| `make ([a-z][a-z-]*)` \| (.*) \|$/\1\t\2/' >"$T/readme"

@@ -1,4 +1,6 @@
-# pocketlm: the single entry point. `make` builds build/pocketlm; see `make help`.
+# pocketlm: the single entry point. `make` builds build/pocketlm; `make help` lists the targets,
+# one line each, from the `## ` comments on their rules (tests/make_help.test.sh checks that the
+# README's table says the same).
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -15,9 +17,9 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: web-model all test test-arm check san fuzz bench bench-onnx bench-train bench-web eval model ref loc clean help setup ci demo wasm
+.PHONY: web-model all test test-arm check san fuzz bench bench-onnx bench-train bench-web eval model loc clean help setup ci demo wasm
 
-all: $(BUILD)/pocketlm
+all: $(BUILD)/pocketlm ## the default (plain `make`): `build/pocketlm` and `build/libpocketlm.a`
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h cli/*.h tests/*.h)
 	@mkdir -p $(dir $@)
@@ -35,75 +37,80 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libpocketlm.a tests/test.h
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libpocketlm.a $(LDLIBS)
 
 # test: every tests/test_*.c binary, then the script tests; each exits non-zero on failure.
-test: $(BUILD)/pocketlm $(TESTS)
+test: $(BUILD)/pocketlm $(TESTS) ## unit tests (against PyTorch fixtures in `tests/ref/`), golden tokenizer tests, the script tests
 	@BUILD=$(BUILD) SKIP="$(SKIP)" $(if $(SCRIPTS),SCRIPTS="$(SCRIPTS)") sh tests/run.sh $(TESTS)
 
 # san: the tests under ASan + UBSan, in their own build directory: every C test but the real-model
 # numerics (minutes under ASan, and covered by the same code on the tiny models), and the scripts
 # that drive the binary with bad input or over the network.
-san:
+san: ## the tests under ASan + UBSan (in `build/san/`)
 	$(MAKE) BUILD=build/san CFLAGS="-O1 -g $(SAN)" SKIP="test_real" SCRIPTS="errors serve" test
 
 # fuzz: each libFuzzer target for FUZZ_SECONDS (default 20) seconds.
 FUZZ_SECONDS ?= 20
-fuzz:
+fuzz: ## each libFuzzer target for `FUZZ_SECONDS` (default 20)
 	@sh tests/fuzz.sh $(FUZZ_SECONDS)
 
 # test-arm: the C tests cross-compiled for arm64 and run under qemu-aarch64 on CPU models with and
 # without dotprod / i8mm, plus an arm64 clang-14 build (scripts/test_arm.sh); correctness only.
-test-arm:
+test-arm: ## the C tests cross-compiled for arm64 and run under qemu (NEON, dotprod and i8mm CPUs), plus an arm64 clang build
 	@MAKE="$(MAKE)" BUILD=$(BUILD) sh scripts/test_arm.sh
 
 # check: the gate before every push, and what CI runs.
-check: all test san fuzz test-arm
+check: all test san fuzz test-arm ## test, san, fuzz and test-arm: the gate before a push
 
-setup:
-	@sh scripts/setup.sh
+# SETUP_REF=0: leave out scripts/setup_ref.sh (the PyTorch/PEFT/gguf/sacrebleu peers of the tests);
+# the demo does not need them
+SETUP_REF ?= 1
+setup: ## install what the build, tests and demo need (apt, npm, `scripts/setup_ref.sh`); idempotent
+	@SETUP_REF=$(SETUP_REF) sh scripts/setup.sh
 
-model:
+model: ## fetch the real model (SmolLM2-135M-Instruct, Q4_1 GGUF) into `models/`
 	@sh scripts/get_model.sh
 
 # ci: the README's test command and what .ci/run runs: install, fetch the model, check.
-ci: setup model
+ci: setup model ## setup, model, then check: what CI runs (`.ci/run`)
 	$(MAKE) check
 
 MODEL ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
 # web-model: the PAWS adapter merged into one q8_0 GGUF, the file the web app loads
-web-model: $(BUILD)/pocketlm
+web-model: $(BUILD)/pocketlm ## the merged fine-tuned model as q8_0 GGUF for the page (`build/paws-q8_0.gguf`)
 	$(BUILD)/pocketlm export -m $(MODEL) --lora models/paws-lora --format gguf --quant q8_0 \
 	    --out $(BUILD)/paws-q8_0.gguf --force
 
 # demo: the README's main command: build, fetch the model, paraphrase on the CLI, then serve the page.
-demo: setup model all wasm web-model
+demo: SETUP_REF = 0
+demo: setup model all wasm web-model ## the main job: build, fetch the model, paraphrase on the CLI, serve the page
 	@sh scripts/demo.sh $(MODEL)
 
-bench: $(BUILD)/pocketlm
+bench: $(BUILD)/pocketlm ## decode/prefill speed and memory against llama.cpp and PyTorch, into `benchmarks/history/`
 	@sh scripts/bench.sh
 
 # eval: the paraphraser's quality on PAWS test: copy, base 0-/3-shot, the adapter (build/eval/)
-eval: $(BUILD)/pocketlm
+eval: $(BUILD)/pocketlm ## paraphrase quality on PAWS test (copy, base 0-/3-shot, the adapter), into `eval/history/`
 	@BUILD=$(BUILD) sh scripts/eval_paws.sh
 
-# bench-onnx: export sizes, onnxruntime-node on the ONNX exports vs pocketlm, appended to BENCHMARKS.md
-bench-onnx: $(BUILD)/pocketlm
+# bench-onnx: export sizes, onnxruntime-node on the ONNX exports vs pocketlm
+bench-onnx: $(BUILD)/pocketlm ## the ONNX/GGUF exports: sizes, onnxruntime-node against pocketlm, into `benchmarks/history/`
 	@BUILD=$(BUILD) sh scripts/bench_onnx.sh
 
-# bench-web: pocketlm wasm in Chromium and node vs onnxruntime-web/-node and native, appended to BENCHMARKS.md
-bench-web: $(BUILD)/pocketlm wasm
+# bench-web: pocketlm wasm in Chromium and node vs onnxruntime-web/-node and native
+bench-web: $(BUILD)/pocketlm wasm ## pocketlm wasm in Chromium and node against onnxruntime-web/-node and native, into `benchmarks/history/`
 	@BUILD=$(BUILD) sh scripts/bench_web.sh
 
-# bench-train: LoRA training throughput vs PyTorch + PEFT, appended to BENCHMARKS.md
-bench-train: $(BUILD)/pocketlm
+# bench-train: LoRA training throughput vs PyTorch + PEFT
+bench-train: $(BUILD)/pocketlm ## LoRA training throughput against PyTorch + PEFT, into `benchmarks/history/`
 	@BUILD=$(BUILD) sh scripts/bench_train.sh
 
-loc:
+loc: ## lines of each source file, sorted
 	@wc -l include/*.h src/*.[ch] cli/*.[ch] tests/*.[ch] | sort -n
 
-clean:
+clean: ## remove `build/`
 	rm -rf build
 
-help:
-	@echo "targets: all demo test test-arm san fuzz check ci setup model bench bench-onnx bench-train eval wasm web-model loc clean"
+help: ## this list
+	@sed -n 's/^\([a-z][a-z-]*\):.*## \(.*\)$$/\1\t\2/p' $(firstword $(MAKEFILE_LIST)) | \
+	    awk -F '\t' '{ printf "make %-12s %s\n", $$1, $$2 }'
 
 # ---- wasm: build/web/, a servable directory (web/README in examples/node/README.md) ----
 # The same src/*.c plus web/wasm.c, twice: pocketlm.mjs/.wasm single-threaded (any page) and
@@ -136,6 +143,6 @@ $(WASM_DIR)/pocketlm-mt.mjs: $(WASM_SRC:%.c=$(BUILD)/wasm/mt/%.o)
 	@mkdir -p $(dir $@)
 	$(EMCC) $(WASM_LINK) -pthread -sPTHREAD_POOL_SIZE=$(WASM_POOL) -o $@ $^
 
-wasm: $(WASM_DIR)/pocketlm.mjs $(WASM_DIR)/pocketlm-mt.mjs web/pocketlm.js web/pocketlm.d.ts web/package.json
+wasm: $(WASM_DIR)/pocketlm.mjs $(WASM_DIR)/pocketlm-mt.mjs web/pocketlm.js web/pocketlm.d.ts web/package.json ## `build/web/`: the WebAssembly module (single-thread and threaded) and its JS API
 	cp web/pocketlm.js web/pocketlm.d.ts web/package.json $(WASM_DIR)/
 	cp $(WASM_DIR)/pocketlm-mt.worker.js $(WASM_DIR)/pocketlm-mt.worker.cjs # for node: CommonJS

@@ -309,7 +309,7 @@ static int score(const char *cmd, const plm_text_pairs *data, const output *out,
 
 // ---- reports ----
 
-// print_json: the metrics object (DESIGN.md's fields first); settings too when full.
+// print_json: the metrics object (docs/DESIGN.md's fields first); settings too when full.
 static void print_json(FILE *f, const metrics *m, const eval_opts *o, int full) {
     fprintf(f, "{\"n\": %d, \"bleu\": %.4f, \"self_bleu\": %.4f, \"ibleu\": %.4f, ", m->n,
             m->bleu.bleu, m->self.bleu, m->ibleu);

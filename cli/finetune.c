@@ -52,8 +52,8 @@ static int on_step(void *user, const plm_train_progress *p) {
 
 static void usage(void) {
     printf("usage: pocketlm finetune -m BASE --data FILE --out ADAPTER [options]\n"
-           "LoRA fine-tuning for the task template (see DESIGN.md). Writes a PEFT adapter, metrics.jsonl,\n"
-           "loss.svg and data_report.json to ADAPTER; Ctrl-C checkpoints, --resume continues.\n\n"
+           "LoRA fine-tuning for the task template (see docs/DESIGN.md). Writes a PEFT adapter,\n"
+           "metrics.jsonl, loss.svg and data_report.json to ADAPTER; Ctrl-C checkpoints, --resume continues.\n\n"
            CLI_MODEL_HELP
            "  --data FILE      PAWS TSV (label-1 rows, pairs also reversed) or JSONL {\"input\",\"output\"}\n"
            "  --eval-data FILE evaluation data (default: held out from --data)\n"

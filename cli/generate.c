@@ -1,5 +1,6 @@
 // generate.c: `pocketlm generate` (continue a prompt) and `pocketlm paraphrase` (the task template
-// of DESIGN.md). Both stream text to stdout as it is produced; --json prints one object instead.
+// of docs/DESIGN.md). Both stream text to stdout as it is produced; --json prints one object
+// instead.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

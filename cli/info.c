@@ -44,8 +44,13 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
         {"eos_token_id", c->eos_token_id, 0},
     };
     const plm_tokenizer *tok = plm_model_tokenizer(m);
+    const char *name = plm_model_name(m), *adapter = plm_model_adapter(m);
     printf(json ? "{\"model\": " : "model                     %s\n", path);
     if (json) cli_json_str(stdout, path, strlen(path));
+    printf(json ? ", \"name\": " : "name                      %s\n", name[0] ? name : "-");
+    if (json) cli_json_str(stdout, name, strlen(name));
+    printf(json ? ", \"adapter\": " : "adapter                   %s\n", adapter[0] ? adapter : "-");
+    if (json) cli_json_str(stdout, adapter, strlen(adapter));
     printf(json ? ", \"format\": \"%s\", \"architecture\": \"LlamaForCausalLM\", \"config\": {"
                 : "format                    %s\narchitecture              LlamaForCausalLM\n",
            m->from_gguf ? "gguf" : "hf");

@@ -87,6 +87,18 @@ int cmd_serve(int argc, char **argv) {
     plm_session *session;
     if (cli_open(cmd, &mo, &model, &session)) return 1;
     sp.session = session;
+    // the adapter: --lora's directory, else the one merged into the model file (if any)
+    const char *lora_dir = mo.lora ? mo.lora + strlen(mo.lora) : NULL;
+    while (lora_dir && lora_dir > mo.lora && lora_dir[-1] == '/') lora_dir--;
+    char adapter[256] = "";
+    if (lora_dir) {
+        const char *b = lora_dir;
+        while (b > mo.lora && b[-1] != '/') b--;
+        snprintf(adapter, sizeof adapter, "%.*s", (int)(lora_dir - b), b);
+    } else {
+        snprintf(adapter, sizeof adapter, "%s", plm_model_adapter(model));
+    }
+    sp.adapter_name = adapter;
     sp.should_stop = should_stop;
     sp.on_log = on_log;
     // a client that disconnects must not kill the server: writes to its socket fail instead

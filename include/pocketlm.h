@@ -141,6 +141,12 @@ const plm_tokenizer *plm_model_tokenizer(const plm_model *m); // valid for the m
 plm_dtype plm_model_dtype(const plm_model *m);                // in-memory dtype of linear weights
 size_t plm_model_n_params(const plm_model *m);               // number of parameters (tied counted once)
 size_t plm_model_weight_bytes(const plm_model *m);           // bytes of weights held in memory
+// plm_model_name: the name the model's file gives it (GGUF general.name, config.json
+// _name_or_path), or "" when it gives none. plm_model_adapter: the name of the LoRA adapter merged
+// into the weights (plm_model_merge: the adapter directory's name; saved to and read from GGUF as
+// pocketlm.adapter), or "" for none. Both valid for the model's lifetime.
+const char *plm_model_name(const plm_model *m);
+const char *plm_model_adapter(const plm_model *m);
 
 // plm_model_save: write the model to path: a .gguf file when path ends in ".gguf", else an HF
 // directory (created if needed). dtype is the file's dtype for 2-D weights: f32, f16, bf16 (HF and
@@ -284,10 +290,29 @@ typedef struct {
 plm_finetune_params plm_finetune_default_params(void);
 
 // plm_finetune: train a LoRA adapter on base (frozen; f32 or q8_0) for the task template of
-// DESIGN.md, adding <|OUTPUT_START|> / <|OUTPUT_END|> when the tokenizer lacks them (their rows
-// start at the mean embedding row and are trained). Writes out/: the PEFT adapter and tokenizer
+// docs/DESIGN.md, adding <|OUTPUT_START|> / <|OUTPUT_END|> when the tokenizer lacks them (their
+// rows start at the mean embedding row and are trained). Writes out/: the PEFT adapter and tokenizer
 // files, metrics.jsonl, loss.svg, data_report.json, and checkpoint/ while it runs.
 plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm_error *err);
+
+// ---- the training loss chart (loss.svg; the web app's Train view) ----
+
+typedef struct {
+    const float *step, *loss;           // (n) the train loss of each optimizer step, in order
+    int32_t n;
+    const float *eval_step, *eval_loss; // (n_eval) the held-out loss where it was measured
+    int32_t n_eval;
+    float steps_per_epoch; // > 0: an epoch axis above the step axis; 0: none
+    const char *title;     // NULL: "Training loss"
+    int32_t width, height; // pixels; 0: 720 x 400
+} plm_loss_chart;
+
+// plm_loss_chart_svg: the chart of c as a standalone SVG document: step axis (bottom), epoch axis
+// (top), loss axis, ticks and labels, the raw train loss faint, its exponential moving average
+// (bias-corrected, over ~n/40 steps, 1 to 200) bold, the eval loss as dots; non-finite values are
+// skipped. *out receives the NUL-terminated text (malloc'd: free() it), *len its length (len may
+// be NULL). Pure: no file, no global state; thread-safe.
+plm_status plm_loss_chart_svg(char **out, size_t *len, const plm_loss_chart *c, plm_error *err);
 
 // ---- session: KV cache and the forward pass ----
 
@@ -374,6 +399,11 @@ typedef struct {
     // on_text: called with each new piece of complete UTF-8 text as it is produced (never a split
     // character, never text that might still become a stop string); return non-zero to stop.
     int (*on_text)(void *user, const char *text, size_t len);
+    // should_stop: asked between slices of the prompt's prefill (64 tokens each) and before every
+    // token; non-zero stops generation (stop reason "callback"; during the prefill plm_generate
+    // returns PLM_ERR_CANCELLED): a long prompt must not hold up a caller that is quitting.
+    // May be NULL; gets user too.
+    int (*should_stop)(void *user);
     void *user;
     // single_line: leading white space is dropped and the output ends at the first newline after
     // some text (stop reason "string"): the plain task template, whose base model often answers
@@ -399,7 +429,7 @@ typedef struct {
 // ---- the paraphrase task (src/task.c): its template, where an answer ends, its defaults ----
 // The one home of the task's policy: `pocketlm paraphrase` and `eval`, the server's
 // /v1/paraphrase, the wasm module and pocketlm.js all use these, and fine-tuning trains on the
-// same template (DESIGN.md), so training and inference agree byte for byte.
+// same template (docs/DESIGN.md), so training and inference agree byte for byte.
 
 #define PLM_TASK_START "<|OUTPUT_START|>"
 #define PLM_TASK_END "<|OUTPUT_END|>"
@@ -448,7 +478,8 @@ void plm_task_stop(const plm_task *t, plm_generate_params *gp);
 typedef struct plm_generator plm_generator;
 
 // plm_generator_create: append the prompt to the session (the prefill) and get ready to sample with
-// params (on_text and user are not used). The session must outlive the generator.
+// params (on_text is not used; should_stop, with user, is asked between prefill slices and a yes
+// returns PLM_ERR_CANCELLED). The session must outlive the generator.
 plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32_t *prompt,
                                 int32_t n_prompt, const plm_generate_params *params,
                                 plm_error *err);
@@ -509,6 +540,7 @@ typedef struct {
     const char *web_dir;     // directory of static files, or NULL (then only the API is served)
     const char *model_file;  // file served at GET /model.gguf, or NULL (404)
     const char *model_name;  // the name reported by /v1/health and in completions
+    const char *adapter_name; // the LoRA adapter the session runs, for /v1/health, or NULL
     int coi;                 // 1: send COOP same-origin + COEP require-corp (threaded wasm needs it)
     plm_session *session;    // the engine for /v1/*; borrowed, used by one request at a time, or NULL
     int32_t max_pending;     // generation requests waiting for the session (16)

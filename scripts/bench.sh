@@ -1,6 +1,6 @@
 #!/bin/sh
 # bench.sh — `make bench`: pocketlm against its peers on the real SmolLM2-135M, side by side in one
-# run on this machine, appended as a dated section to BENCHMARKS.md.
+# run on this machine, written to a new dated file in benchmarks/history/ (its path is printed).
 #
 #   pocketlm      build/pocketlm bench (f32 and q8_0, 1 and 2 threads): load, prefill of 128 tokens,
 #                 decode of 128 tokens (best of 3 reps inside the process), peak RSS;
@@ -17,10 +17,11 @@
 # fall under BENCH_QUIET % (default 25), and it records the foreign CPU use during each run
 # (/proc/stat busy time less the run's own user+sys time). A peer that is not installed is
 # skipped with a message. BENCH_SETUP=0 skips the install steps (setup_bench.sh, setup_ref.sh).
-# BENCH_REPORT_ONLY=1 appends the report of the last run again (from $BUILD/bench/raw.txt).
+# BENCH_REPORT_ONLY=1 writes the report of the last run again (from $BUILD/bench/raw.txt).
 #
 # Env: MODEL (default models/SmolLM2-135M-Instruct.Q4_1.gguf), BUILD, BENCH_ROUNDS, BENCH_WAIT,
-# BENCH_QUIET, BENCH_SETUP, BENCH_OUT (default BENCHMARKS.md), PAWS (dir with dev.tsv, test.tsv).
+# BENCH_QUIET, BENCH_SETUP, BENCH_OUT (the report file; default a new
+# benchmarks/history/DATE-bench.md), BENCH_HISTORY (that folder), PAWS (dir with dev.tsv, test.tsv).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -31,9 +32,9 @@ ROUNDS=${BENCH_ROUNDS:-3}
 WAIT=${BENCH_WAIT:-120}
 QUIET=${BENCH_QUIET:-25}
 SETUP=${BENCH_SETUP:-1}
-OUT=${BENCH_OUT:-BENCHMARKS.md}
+OUT=${BENCH_OUT:-}
 PY=/usr/bin/python3
-PAWS=${PAWS:-../shared/data/paws}
+PAWS=${PAWS:-data/paws}
 W=$BUILD/bench                      # work dir: converted models, raw results, logs
 Q8=$W/smollm2-q8_0.gguf             # Q8_0 GGUF for llama.cpp
 HF=$BUILD/smollm2-f32               # HF dir for PyTorch
@@ -46,6 +47,7 @@ mkdir -p "$W"
 
 BENCH_NAME=bench
 . scripts/bench_lib.sh      # say, measured, parse_bench, run_rounds, machine_env, report_prelude
+[ -n "$OUT" ] || OUT=$(history_file bench)
 
 if [ "$ONLY" != 1 ]; then
 
@@ -173,7 +175,7 @@ export TORCH_INFO="$($PY -c 'import torch, transformers; print("torch", torch.__
 SYSTEMS = [("pocketlm", "f32", "pocketlm", "f32"), ("pocketlm", "q8_0", "pocketlm", "q8_0"),
            ("llama.cpp", "q8_0", "pocketlm", "q8_0"), ("llama.cpp", "q4_1", "pocketlm", "q8_0"),
            ("torch", "f32", "pocketlm", "f32")]
-section("pocketlm " + E["GIT_REV"])
+section("bench: pocketlm " + E["GIT_REV"])
 w("Builds: pocketlm `make` (%s, CFLAGS `%s`); llama.cpp via llama-cpp-python %s"
   " (built from the PyPI sdist by scripts/setup_bench.sh, GGML_NATIVE=ON, no BLAS); %s.\n" % (
     E["CC_VERSION"], E["CFLAGS_USED"], E["LCP_INFO"], E["TORCH_INFO"]))
@@ -257,8 +259,7 @@ target("f32 decode ≥ 65 tok/s, 2 threads (ceiling ~75)", f2, f2 is not None an
 target("q8_0 peak RSS ≤ 200 MB", rs, rs is not None and rs <= 200, fmt(rs, "MB"))
 w("")
 slow_note()
-append_report("# Benchmarks\n\nAppended by `make bench` (scripts/bench.sh): pocketlm against llama.cpp and"
-              " PyTorch on the real SmolLM2-135M-Instruct, side by side on the same machine in one run."
-              " Newest section last.\n")
+write_report("Raw run of `make bench` (scripts/bench.sh), written to benchmarks/history/ by the script; the"
+              " current figures, one row per target, are the table at the top of BENCHMARKS.md.")
 EOF
-say "appended to $OUT; raw records in $RAW, log in $LOG"
+say "wrote $OUT (copy its figures into the table of BENCHMARKS.md); raw records in $RAW, log in $LOG"

@@ -1,5 +1,10 @@
-# bench_lib.sh — measurement and report helpers shared by scripts/bench.sh and scripts/bench_onnx.sh.
-# Sourced, not run. Not here: what each script runs (its run_config) and its report tables.
+# bench_lib.sh — measurement and report helpers shared by scripts/bench.sh, bench_onnx.sh and
+# bench_web.sh (bench_train.sh and eval_paws.sh use history_file only). Sourced, not run. Not here:
+# what each script runs (its run_config) and its report tables.
+#
+# Reports: each run writes a new dated file, benchmarks/history/YYYY-MM-DD-HHMM-KIND.md (history_file;
+# BENCH_HISTORY moves the folder, BENCH_OUT names the file), and prints its path. BENCHMARKS.md's
+# table of current figures is edited by hand from those files.
 #
 # The caller sets before use: W (work dir), LOG (log file), RAW, RUNS (one line a run), QUIET (% busy
 # that counts as quiet), WAIT (s to wait for it), HAVE_TIME (1 when /usr/bin/time exists),
@@ -8,7 +13,20 @@
 # Records: RAW has `round system dtype threads metric value`; RUNS has `system dtype threads wall_s
 # foreign_cpu_%` (foreign = /proc/stat busy time less the run's own user+sys time; -1 = unknown).
 
-say() { echo "${BENCH_NAME:-bench}: $*" >&2; echo "${BENCH_NAME:-bench}: $*" >>"$LOG"; }
+say() { echo "${BENCH_NAME:-bench}: $*" >&2; [ -z "${LOG:-}" ] || echo "${BENCH_NAME:-bench}: $*" >>"$LOG"; }
+
+# history_file KIND [DIR]: the path of a new dated report file for this run, in DIR (default
+# $BENCH_HISTORY, else benchmarks/history), e.g. benchmarks/history/2026-11-25-2022-bench.md; never
+# one that exists (a second run in the same minute gets -2, -3, ...). Creates DIR.
+history_file() {
+    _dir=${2:-${BENCH_HISTORY:-benchmarks/history}}
+    mkdir -p "$_dir"
+    _stamp=$(date '+%Y-%m-%d-%H%M')
+    _f=$_dir/$_stamp-$1.md
+    _k=2
+    while [ -e "$_f" ]; do _f=$_dir/$_stamp-$1-$_k.md; _k=$((_k + 1)); done
+    echo "$_f"
+}
 
 # ---- CPU load ----
 stat_cpu() { head -n 1 /proc/stat; }          # cpu user nice system idle iowait irq softirq steal
@@ -95,7 +113,7 @@ machine_env() {
 # report_prelude: prints the Python that both reports start with (pipe it, then the script's own
 # part, into python3). It reads RAW and RUNS (env) into recs[(system, dtype, threads, metric)] =
 # [values] and runs, and defines med/cell/ratio, w (append a line to out), section, machine_line,
-# foreign_table, slow_note and append_report. Env: RAW RUNS OUT LOAD_START LOAD_END + machine_env.
+# foreign_table, slow_note and write_report. Env: RAW RUNS OUT LOAD_START LOAD_END + machine_env.
 report_prelude() {
     cat <<'EOF'
 import os, statistics, datetime
@@ -129,8 +147,8 @@ out = []
 w = out.append
 
 def section(title):
-    # the dated section heading, then the machine line
-    w("\n## %s — %s\n" % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), title))
+    # the report's dated title, then the machine line
+    w("# %s — %s\n" % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), title))
     machine_line()
 
 def machine_line():
@@ -162,13 +180,11 @@ def slow_note():
     if slow:
         w("%d of %d runs had other processes above 25%% CPU (table above).\n" % (len(slow), len(runs)))
 
-def append_report(intro):
-    # appends out to OUT (intro first when OUT is new) and prints it
-    text = "\n".join(out) + "\n"
-    path = E["OUT"]
-    if not os.path.exists(path):
-        text = intro + text
-    with open(path, "a") as fh:
+def write_report(intro):
+    # writes out to OUT, a new file (never an existing one), with intro under the title; prints it
+    lines = "\n".join(out).strip("\n").split("\n")
+    text = "\n".join(lines[:1] + ["", intro] + lines[1:]) + "\n"
+    with open(E["OUT"], "x") as fh:
         fh.write(text)
     print(text)
 EOF

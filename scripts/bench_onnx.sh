@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench_onnx.sh — `make bench-onnx`: pocketlm's exports of the real SmolLM2-135M (base, or merged
 # with LORA) and onnxruntime-node running them, side by side with pocketlm native in one run on this
-# machine, appended as a dated section to BENCHMARKS.md.
+# machine, written to a new dated file in benchmarks/history/ (its path is printed).
 #
 #   exports       pocketlm export: ONNX fp32/int8/int4 (--quant all) in $BUILD/bench/onnx/, GGUF
 #                 f32/q8_0/q4_0 in $BUILD/bench/gguf/; reused while newer than the binary, the
@@ -20,9 +20,9 @@
 #
 # Env: MODEL (default models/SmolLM2-135M-Instruct.Q4_1.gguf), LORA (a PEFT adapter dir to merge;
 # unset = the base model), BUILD, BENCH_ROUNDS, BENCH_WAIT (120), BENCH_QUIET (25), BENCH_OUT
-# (BENCHMARKS.md), BENCH_THREADS ("2 1"), BENCH_N (decoded tokens, 128), BENCH_VARIANTS (ONNX
+# (default a new benchmarks/history/DATE-bench-onnx.md), BENCH_THREADS ("2 1"), BENCH_N (decoded tokens, 128), BENCH_VARIANTS (ONNX
 # files to run, "fp32 int8 int4 int8-qdq"; those not exported are reported absent), BENCH_SEED
-# (1: the no-KV runs), BENCH_REPORT_ONLY=1 (append the report of the last run again).
+# (1: the no-KV runs), BENCH_REPORT_ONLY=1 (write the report of the last run again).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -33,7 +33,7 @@ LORA=${LORA:-}
 ROUNDS=${BENCH_ROUNDS:-2}
 WAIT=${BENCH_WAIT:-120}
 QUIET=${BENCH_QUIET:-25}
-OUT=${BENCH_OUT:-BENCHMARKS.md}
+OUT=${BENCH_OUT:-}
 THREADS=${BENCH_THREADS:-2 1}
 N=${BENCH_N:-128}
 VARIANTS=${BENCH_VARIANTS:-fp32 int8 int4 int8-qdq}
@@ -53,6 +53,7 @@ mkdir -p "$W" "$GGUF"
 BENCH_NAME=bench-onnx HAVE_TIME=0
 [ -x /usr/bin/time ] && HAVE_TIME=1
 . scripts/bench_lib.sh      # say, measured, parse_bench, run_rounds, machine_env, report_prelude
+[ -n "$OUT" ] || OUT=$(history_file bench-onnx)
 
 skip() { say "skip: $*"; echo "$*" >>"$SKIPPED"; }
 onnx_file() {           # onnx_file VARIANT: the file pocketlm export writes for it
@@ -267,7 +268,7 @@ if any(k[0] == "ort-node-nokv" for k in recs):
 
 foreign_table()
 slow_note()
-append_report("# Benchmarks\n\nAppended by `make bench`, `make bench-onnx` and `make bench-train`."
-              " Newest section last.\n")
+write_report("Raw run of `make bench-onnx` (scripts/bench_onnx.sh), written to benchmarks/history/ by the script; the"
+              " current figures, one row per target, are the table at the top of BENCHMARKS.md.")
 EOF
-say "appended to $OUT; raw records in $RAW, log in $LOG"
+say "wrote $OUT (copy its figures into the table of BENCHMARKS.md); raw records in $RAW, log in $LOG"

@@ -3,14 +3,16 @@
 # default config (r 8, alpha 16, dropout 0.05, q_proj,v_proj, the two task tokens trained; batch 8
 # PAWS dev examples, ~70 tokens each), 2 threads, and peak RSS; in the same run the same config under
 # PyTorch + PEFT (scripts/bench_train_torch.py, when scripts/setup_ref.sh has installed it).
-# tok/s counts every token of every example. Appends a dated section to BENCHMARKS.md.
+# tok/s counts every token of every example. Writes a new dated file in benchmarks/history/ (its
+# path is printed; BENCH_OUT names another file).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 MODEL=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 STEPS=${STEPS:-8}
-PAWS=${PAWS:-../shared/data/paws}
-OUT=${BENCH_OUT:-BENCHMARKS.md}
+PAWS=${PAWS:-data/paws}
+. scripts/bench_lib.sh # history_file
+OUT=${BENCH_OUT:-$(history_file bench-train)}
 W=$BUILD/bench-train
 mkdir -p "$W"
 [ -x "$BUILD/pocketlm" ] || make BUILD="$BUILD" "$BUILD/pocketlm"
@@ -35,14 +37,17 @@ if /usr/bin/python3 -c "import torch, peft, transformers" 2>/dev/null; then
     trss=$(echo "$out" | awk '$1 == "torch-train-peak_rss_mb" { printf "%.0f", $5 }')
 fi
 {
+    echo "# $(date '+%Y-%m-%d %H:%M') — bench-train: LoRA training, pocketlm $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
     echo
-    echo "## bench-train $(date -u '+%Y-%m-%d %H:%M UTC') ($(git rev-parse --short HEAD 2>/dev/null || echo ?))"
+    echo "Raw run of \`make bench-train\` (scripts/bench_train.sh), written to benchmarks/history/ by the"
+    echo "script; the current figures, one row per target, are the table at the top of BENCHMARKS.md."
     echo
-    echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores ($(grep -o -w -E 'avx512f|avx512_vnni|avx512_bf16|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/ $//')); load average $(cut -d' ' -f1-3 /proc/loadavg)."
     echo "Command: \`STEPS=$STEPS sh scripts/bench_train.sh\` (pocketlm finetune defaults, 2 threads)."
     echo
     echo "| system | train tok/s | peak RSS MB |"
     echo "|---|---|---|"
     echo "| pocketlm f32 base | $plm | $rss |"
     echo "| PyTorch + PEFT | ${torch:-failed} | ${trss:-} |"
-} | tee -a "$OUT"
+} | tee "$OUT"
+echo "bench-train: wrote $OUT (copy its figures into the table of BENCHMARKS.md)" >&2

@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench_web.sh — `make bench-web`: pocketlm's wasm build in Chromium and in node against
 # onnxruntime-web / onnxruntime-node on the same SmolLM2-135M, with pocketlm native in the same run
-# (for the wasm ÷ native ratio), appended as a dated section to BENCHMARKS.md.
+# (for the wasm ÷ native ratio), written to a new dated file in benchmarks/history/ (path printed).
 #
 #   web-wasm      pocketlm wasm in Chromium (tests/bench_web.mjs: tests/bench_web.html, a module
 #                 worker as in the app, served by `pocketlm serve` with COOP/COEP): q8_0 and f32,
@@ -25,7 +25,8 @@
 # run recorded and reported. A configuration that fails is reported with its error.
 #
 # Env: MODEL (default models/SmolLM2-135M-Instruct.Q4_1.gguf), BUILD, BENCH_ROUNDS (2), BENCH_WAIT
-# (10), BENCH_QUIET (25), BENCH_OUT (BENCHMARKS.md), BENCH_P (128), BENCH_N (128), BENCH_REPS (3),
+# (10), BENCH_QUIET (25), BENCH_OUT (default a new benchmarks/history/DATE-bench-web.md), BENCH_P
+# (128), BENCH_N (128), BENCH_REPS (3),
 # BENCH_THREADS (the threaded count, default nproc), BENCH_NCTX (the page's n_ctx; 0 = pocketlm.js's
 # default), BENCH_CONFIGS (a subset, e.g. "web:q8_0:1 native:q8_0:1"), BENCH_REPORT_ONLY=1.
 set -eu
@@ -37,7 +38,7 @@ MODEL=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 ROUNDS=${BENCH_ROUNDS:-2}
 WAIT=${BENCH_WAIT:-10}
 QUIET=${BENCH_QUIET:-25}
-OUT=${BENCH_OUT:-BENCHMARKS.md}
+OUT=${BENCH_OUT:-}
 P=${BENCH_P:-128}
 N=${BENCH_N:-128}
 REPS=${BENCH_REPS:-3}
@@ -59,6 +60,7 @@ mkdir -p "$W"
 BENCH_NAME=bench-web HAVE_TIME=0
 [ -x /usr/bin/time ] && HAVE_TIME=1
 . scripts/bench_lib.sh      # say, measured, parse_bench, run_rounds, machine_env, report_prelude
+[ -n "$OUT" ] || OUT=$(history_file bench-web)
 
 skip() { say "skip: $*"; echo "$*" >>"$SKIPPED"; }
 # cpu_snapshot FILE: pid, user+sys ticks and command of every process (for the foreign-load table)
@@ -339,6 +341,7 @@ if g("rss_mb"):
     w("")
 foreign_table()
 slow_note()
-append_report("# Benchmarks\n")
+write_report("Raw run of `make bench-web` (scripts/bench_web.sh), written to benchmarks/history/ by the script; the"
+              " current figures, one row per target, are the table at the top of BENCHMARKS.md.")
 EOF
-say "appended to $OUT; raw records in $RAW, log in $LOG"
+say "wrote $OUT (copy its figures into the table of BENCHMARKS.md); raw records in $RAW, log in $LOG"

@@ -7,7 +7,10 @@
 #   lora-topk8  the same with the seed's sampling: top-k 8, temperature 0.8, seed 1
 # (greedy is the decoding chosen on the adapter's held-out dev rows: see its model card)
 # Each run writes $OUT_DIR/<name>/report.md, report.json, outputs.tsv (pocketlm eval --out); the
-# table of all of them is printed and written to $OUT_DIR/table.md.
+# table of all of them is printed, written to $OUT_DIR/table.md, and kept with the date, commit,
+# machine and command as a new file eval/history/YYYY-MM-DD-HHMM-eval.md (EVAL_OUT names another
+# file, EVAL_HISTORY another folder; EVAL_HISTORY=none keeps none). EVAL.md and the model card
+# (models/paws-lora/README.md) hold the current figures, edited by hand from those files.
 #
 # Env: MODEL, ADAPTER (default models/paws-lora), DATA (PAWS test.tsv), SHOTS (PAWS dev.tsv),
 # LIMIT (rows, default all), DTYPE (q8_0), THREADS (2), OUT_DIR (build/eval), ONLY (names to run).
@@ -17,7 +20,7 @@ BUILD=${BUILD:-build}
 PLM=$BUILD/pocketlm
 MODEL=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 ADAPTER=${ADAPTER:-models/paws-lora}
-PAWS=${PAWS:-../shared/data/paws}
+PAWS=${PAWS:-data/paws}
 DATA=${DATA:-$PAWS/test.tsv}
 SHOTS=${SHOTS:-$PAWS/dev.tsv}
 LIMIT=${LIMIT:-0}
@@ -56,3 +59,22 @@ run lora-topk8 $M --lora "$ADAPTER" --top-k 8 --temp 0.8 --seed 1
     done
 } > "$OUT_DIR/table.md"
 cat "$OUT_DIR/table.md"
+
+# the dated record of this run
+[ "${EVAL_HISTORY:-}" = none ] && exit 0
+. scripts/bench_lib.sh # history_file
+OUT=${EVAL_OUT:-$(history_file eval "${EVAL_HISTORY:-eval/history}")}
+{
+    echo "# $(date '+%Y-%m-%d %H:%M') — eval: paraphrase quality on PAWS, pocketlm $(git rev-parse --short HEAD 2>/dev/null || echo ?)$(git diff --quiet HEAD -- src include cli 2>/dev/null || echo ' + uncommitted changes')"
+    echo
+    echo "Raw run of \`make eval\` (scripts/eval_paws.sh), written to eval/history/ by the script; the"
+    echo "current figures are in EVAL.md and the model card, models/paws-lora/README.md."
+    echo
+    echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo "Data: \`$DATA\`, label-1 rows$( [ "$LIMIT" = 0 ] || echo ", the first $LIMIT"); model \`$MODEL\` ($DTYPE, $THREADS threads), adapter \`$ADAPTER\`."
+    echo "Command: \`ONLY=\"$ONLY\" LIMIT=$LIMIT DTYPE=$DTYPE THREADS=$THREADS sh scripts/eval_paws.sh\`; each row is"
+    echo "\`pocketlm eval --data $DATA --json\` with its flags (the script's run lines); sacreBLEU-exact corpus BLEU."
+    echo
+    cat "$OUT_DIR/table.md"
+} > "$OUT"
+echo "eval: wrote $OUT" >&2

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAWS = os.path.join(ROOT, "..", "shared", "data", "paws", "test.tsv")
+PAWS = os.path.join(ROOT, "data", "paws", "test.tsv")
 N_NEW = 64
 N_PAWS = 5
 LONG_TOKENS = 300
@@ -54,7 +54,7 @@ FIXED = [
 def paws_rows(n):
     """First n label-1 (paraphrase) rows of PAWS test as sentence1 strings."""
     if not os.path.exists(PAWS):
-        sys.exit(f"ref_real: {PAWS} not found (the shared PAWS data, see ../shared/data/README.md)")
+        sys.exit(f"ref_real: {PAWS} not found (the PAWS data of the repository, see data/README.md)")
     out = []
     with open(PAWS, encoding="utf-8", newline="") as f:
         next(f)

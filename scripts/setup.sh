@@ -1,7 +1,10 @@
 #!/bin/sh
 # setup.sh: install everything pocketlm's build, tests and demo need on a fresh Debian 12 machine,
-# idempotently (run as root; a second run installs nothing). The PyTorch reference stack, needed
-# only to regenerate fixtures and for benchmarks, is scripts/setup_ref.sh.
+# idempotently (run as root; a second run installs nothing): apt packages, the npm packages, and
+# scripts/setup_ref.sh (Debian torch + pinned transformers/peft/gguf/sacrebleu, the peers of
+# tests/lora_peft, onnx and bleu_sacrebleu; SETUP_REF=0 leaves it out, as `make demo` does). Not here: llama-cpp-python
+# (scripts/setup_bench.sh, built from source in 5-10 min), which only tests/gguf_llamacpp.test.sh
+# and the benchmarks need.
 set -eu
 cd "$(dirname "$0")/.."
 pkgs="build-essential clang-14 libclang-rt-14-dev emscripten chromium unzip python3-pip python3-onnx \
@@ -27,5 +30,8 @@ if [ -f package-lock.json ]; then
         echo "setup: npm ci"
         ONNXRUNTIME_NODE_INSTALL=skip npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
     fi
+fi
+if [ "${SETUP_REF:-1}" = 1 ]; then
+    sh scripts/setup_ref.sh
 fi
 echo "setup: ok"

@@ -1,6 +1,6 @@
 // data.h: task data for fine-tuning: PAWS TSV (id, sentence1, sentence2, label) or JSONL
-// ({"input": ..., "output": ...}) into tokenized examples in the task template of DESIGN.md, with
-// the loss on {target}<|OUTPUT_END|> only; a held-out split; length-grouped batches.
+// ({"input": ..., "output": ...}) into tokenized examples in the task template of
+// docs/DESIGN.md, with the loss on {target}<|OUTPUT_END|> only; a held-out split; length-grouped batches.
 #ifndef PLM_DATA_H
 #define PLM_DATA_H
 

@@ -203,46 +203,24 @@ static int curve_add(float **xs, float **ys, int32_t *n, int32_t *cap, float x, 
     return 0;
 }
 
-// write_svg: out/loss.svg, train loss (thin line) and eval loss (dots and line) against steps
-static plm_status write_svg(const char *out, const curve *cv, plm_error *err) {
+// write_svg: out/loss.svg, the chart of plm_loss_chart_svg (train loss raw and smoothed, eval loss,
+// against step and epoch), written atomically
+static plm_status write_svg(const char *out, const curve *cv, int32_t steps_per_epoch,
+                            plm_error *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/loss.svg", out);
-    float xmax = 1, ymax = 0, ymin = 1e30f;
-    for (int32_t i = 0; i < cv->n; i++) {
-        xmax = fmaxf(xmax, cv->step[i]), ymax = fmaxf(ymax, cv->loss[i]), ymin = fminf(ymin, cv->loss[i]);
-    }
-    for (int32_t i = 0; i < cv->ne; i++) {
-        xmax = fmaxf(xmax, cv->estep[i]), ymax = fmaxf(ymax, cv->eloss[i]), ymin = fminf(ymin, cv->eloss[i]);
-    }
-    if (!(ymin < ymax)) ymin = 0, ymax = ymax > 0 ? ymax : 1;
-    const float W = 640, H = 360, X0 = 60, Y0 = 20, PW = 560, PH = 300;
-    plm_writer *w;
-    plm_status s = plm_writer_open(&w, path, err);
-    if (s != PLM_OK) return s;
-    s = plm_writer_printf(w, err,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-        "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#888\"/>\n"
-        "<text x=\"%.0f\" y=\"%.0f\">loss (nats/token): %.3f .. %.3f over %.0f steps; "
-        "train (blue), eval (red)</text>\n",
-        (double)W, (double)H, (double)X0, (double)Y0, (double)PW, (double)PH, (double)X0,
-        (double)(Y0 + PH + 30), (double)ymin, (double)ymax, (double)xmax);
-    for (int pass = 0; pass < 2 && s == PLM_OK; pass++) {
-        const float *xs = pass ? cv->estep : cv->step, *ys = pass ? cv->eloss : cv->loss;
-        int32_t n = pass ? cv->ne : cv->n;
-        s = plm_writer_printf(w, err, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\" points=\"",
-                              pass ? "#d62728" : "#1f77b4", pass ? "2" : "1");
-        for (int32_t i = 0; i < n && s == PLM_OK; i++)
-            s = plm_writer_printf(w, err, "%.1f,%.1f ", (double)(X0 + PW * xs[i] / xmax),
-                                  (double)(Y0 + PH * (1 - (ys[i] - ymin) / (ymax - ymin))));
-        if (s == PLM_OK) s = plm_writer_printf(w, err, "\"/>\n");
-    }
-    if (s == PLM_OK) s = plm_writer_printf(w, err, "</svg>\n");
-    if (s != PLM_OK) {
-        plm_writer_abort(w);
-        return s;
-    }
-    return plm_writer_commit(w, err);
+    plm_loss_chart c = {cv->step, cv->loss, cv->n, cv->estep, cv->eloss, cv->ne,
+                        (float)steps_per_epoch, NULL, 0, 0};
+    char *svg = NULL;
+    size_t len = 0;
+    plm_writer *w = NULL;
+    plm_status s = plm_loss_chart_svg(&svg, &len, &c, err);
+    if (s == PLM_OK) s = plm_writer_open(&w, path, err);
+    if (s == PLM_OK) s = plm_writer_write(w, svg, len, err);
+    if (s == PLM_OK) s = plm_writer_commit(w, err);
+    else plm_writer_abort(w);
+    free(svg);
+    return s;
 }
 
 // ---- evaluation ----
@@ -459,13 +437,13 @@ plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm
                 run_pos at = r.pos; // where a resumed run continues
                 if (at.batch == nb) at.epoch++, at.batch = 0;
                 if ((s = save_checkpoint(p->out, r.lora, r.trainer, &at, err)) == PLM_OK)
-                    s = write_svg(p->out, &r.cv, err);
+                    s = write_svg(p->out, &r.cv, r.steps_per_epoch, err);
             }
         }
         if (r.pos.batch == nb) r.pos.epoch++, r.pos.batch = 0;
     }
     if (s == PLM_OK && !stop) s = plm_lora_save(r.lora, p->out, err);
-    if (s == PLM_OK) s = write_svg(p->out, &r.cv, err);
+    if (s == PLM_OK) s = write_svg(p->out, &r.cv, r.steps_per_epoch, err);
     free(mb);
     free(order);
     teardown(&r);

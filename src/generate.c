@@ -6,6 +6,11 @@
 
 #include "model.h"
 
+// PREFILL_SLICE: tokens of the prompt decoded between two should_stop questions (about 60 ms of
+// prefill on 2 Zen 4 cores). The logits do not depend on how a prompt is split (every row of every
+// kernel is summed in one fixed order), so the result is bit for bit that of one call.
+#define PREFILL_SLICE 64
+
 const char *plm_stop_reason_name(plm_stop_reason r) {
     switch (r) {
     case PLM_STOP_LENGTH: return "length";
@@ -124,7 +129,15 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
         memcpy(g->hist, prompt, (size_t)n_prompt * sizeof *g->hist);
         g->n_hist = n_prompt;
         double t0 = plm_time();
-        rc = plm_session_decode(s, prompt, n_prompt, err); // the prefill
+        for (int32_t i = 0; rc == PLM_OK && i < n_prompt; i += PREFILL_SLICE) { // the prefill
+            if (i > 0 && params->should_stop && params->should_stop(params->user)) {
+                rc = plm_fail(err, PLM_ERR_CANCELLED, "generate: stopped during the prompt (%d of "
+                              "%d tokens)", i, n_prompt);
+                break;
+            }
+            int32_t k = n_prompt - i < PREFILL_SLICE ? n_prompt - i : PREFILL_SLICE;
+            rc = plm_session_decode(s, prompt + i, k, err);
+        }
         g->res.prefill_seconds = plm_time() - t0;
     }
     if (rc != PLM_OK) {
@@ -262,6 +275,10 @@ plm_status plm_generate(plm_session *s, const int32_t *prompt, int32_t n_prompt,
     for (;;) {
         const char *text;
         size_t len;
+        if (params->should_stop && params->should_stop(params->user)) {
+            g->res.stop_reason = PLM_STOP_CALLBACK;
+            break;
+        }
         int r = plm_generator_next(g, &text, &len, err);
         if (r < 0) {
             rc = (plm_status)r;

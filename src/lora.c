@@ -418,6 +418,19 @@ static plm_status adapter_tokenizer(plm_lora *l, const char *dir, plm_error *err
     return st;
 }
 
+// dir_name: the last component of the path dir ("models/paws-lora/" -> "paws-lora") into out
+// (cap bytes; a longer name is cut, at a UTF-8 character boundary).
+static void dir_name(char *out, size_t cap, const char *dir) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && dir[b - 1] != '/') b--;
+    size_t k = n - b < cap - 1 ? n - b : cap - 1;
+    while (k > 0 && k < n - b && ((unsigned char)dir[b + k] & 0xC0) == 0x80) k--;
+    memcpy(out, dir + b, k);
+    out[k] = 0;
+}
+
 plm_status plm_lora_load(plm_lora **out, const char *dir, const plm_model *base, plm_error *err) {
     if (!out || !dir || !base) return plm_fail(err, PLM_ERR_ARG, "plm_lora_load: NULL argument");
     *out = NULL;
@@ -440,6 +453,7 @@ plm_status plm_lora_load(plm_lora **out, const char *dir, const plm_model *base,
     if (st == PLM_OK) {
         l->alpha = c.alpha, l->dropout = c.dropout;
         memcpy(l->base_model, c.base_model, sizeof l->base_model);
+        dir_name(l->name, sizeof l->name, dir);
         if (c.n_tokens) memcpy(l->token_ids, sorted, (size_t)c.n_tokens * sizeof *sorted);
         if (plm_path_join(path, sizeof path, dir, "adapter_model.safetensors"))
             st = plm_fail(err, PLM_ERR_ARG, "%s: path too long", dir);
@@ -646,6 +660,12 @@ plm_status plm_model_merge(plm_model **out, const plm_model *base, const plm_lor
     const plm_tokenizer *tok = l->tokenizer ? l->tokenizer : base->tokenizer;
     if (tok) st = plm_tokenizer_add_tokens(&m->tokenizer, tok, NULL, 0, 0, err);
     if (st == PLM_OK && base->chat_template && !(m->chat_template = strdup(base->chat_template)))
+        st = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    // the names: the base's, and the adapter's (an adapter merged into an already merged model
+    // is named after the last one)
+    if (st == PLM_OK && base->name && !(m->name = strdup(base->name)))
+        st = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    if (st == PLM_OK && l->name[0] && !(m->adapter = strdup(l->name)))
         st = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     if (st != PLM_OK) plm_model_free(m);
     else *out = m;

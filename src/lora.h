@@ -28,6 +28,7 @@ struct plm_lora {
     int32_t vocab_size;       // V of the adapted model: >= the base's, > every token id
     plm_tokenizer *tokenizer; // owned: the adapter's tokenizer with added tokens, or NULL
     char base_model[256];     // base_model_name_or_path for adapter_config.json
+    char name[128];           // the adapter's name: its directory's (plm_lora_load), or "" 
     void *block;              // one allocation behind A, B and token_rows
 };
 

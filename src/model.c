@@ -278,6 +278,10 @@ static plm_status hf_config_load(plm_model *m, const char *dir, plm_error *err) 
     int32_t pad = -1;
     if (s == PLM_OK) s = json_int_key(&j, "pad_token_id", 0, &pad, path, err);
     m->pad_token_id = pad;
+    int32_t ni = s == PLM_OK ? plm_json_get(&j, 0, "_name_or_path") : -1; // the model's name
+    int64_t n = ni >= 0 ? plm_json_str(&j, ni, NULL, 0) : -1;
+    if (n > 0 && !(m->name = malloc((size_t)n + 1))) s = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    else if (n > 0) plm_json_str(&j, ni, m->name, (size_t)n + 1);
     plm_json_free(&j);
     free(text);
     return s;
@@ -303,7 +307,16 @@ static plm_status hf_chat_template(plm_model *m, const char *dir, plm_error *err
     return s;
 }
 
+// dup_str: a NUL-terminated copy of s (n bytes) into *out (malloc'd).
+static plm_status dup_str(char **out, const char *s, size_t n, plm_error *err) {
+    if (!(*out = malloc(n + 1))) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    memcpy(*out, s, n);
+    (*out)[n] = 0;
+    return PLM_OK;
+}
+
 // gguf_config: llama.* keys into m->config; the vocabulary size falls back to the token list.
+// Also the names: general.name, and pocketlm.adapter (written by a merged export).
 static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path, plm_error *err) {
     plm_config *c = &m->config;
     plm_str arch = {"", 0}, rs;
@@ -356,13 +369,15 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
         c->rms_norm_eps = (float)x;
     if (plm_gguf_get_float(g, "llama.rope.freq_base", &x) == 0) c->rope_theta = (float)x;
     c->tie_word_embeddings = plm_gguf_find_tensor(g, "output.weight") == NULL;
-    plm_str ct;
-    if (plm_gguf_get_str(g, "tokenizer.chat_template", &ct) == 0) {
-        if (!(m->chat_template = malloc(ct.n + 1))) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
-        memcpy(m->chat_template, ct.s, ct.n);
-        m->chat_template[ct.n] = 0;
-    }
-    return check_config(c, path, err);
+    plm_str ct, name, ad;
+    plm_status s = PLM_OK;
+    if (plm_gguf_get_str(g, "tokenizer.chat_template", &ct) == 0)
+        s = dup_str(&m->chat_template, ct.s, ct.n, err);
+    if (s == PLM_OK && plm_gguf_get_str(g, "general.name", &name) == 0 && name.n)
+        s = dup_str(&m->name, name.s, name.n, err);
+    if (s == PLM_OK && plm_gguf_get_str(g, "pocketlm.adapter", &ad) == 0 && ad.n)
+        s = dup_str(&m->adapter, ad.s, ad.n, err);
+    return s == PLM_OK ? check_config(c, path, err) : s;
 }
 
 // ---- weight sources: one view over an HF safetensors set or a GGUF file ----
@@ -704,6 +719,8 @@ void plm_model_free(plm_model *m) {
     free(m->file);
     free(m->layers);
     free(m->chat_template);
+    free(m->name);
+    free(m->adapter);
     free(m);
 }
 
@@ -739,6 +756,8 @@ plm_status plm_model_alloc(plm_model **out, const plm_config *cfg, plm_error *er
 const plm_config *plm_model_config(const plm_model *m) { return &m->config; }
 const plm_tokenizer *plm_model_tokenizer(const plm_model *m) { return m->tokenizer; }
 plm_dtype plm_model_dtype(const plm_model *m) { return m->dtype; }
+const char *plm_model_name(const plm_model *m) { return m->name ? m->name : ""; }
+const char *plm_model_adapter(const plm_model *m) { return m->adapter ? m->adapter : ""; }
 size_t plm_model_weight_bytes(const plm_model *m) { return m->block_bytes + m->file_weight_bytes; }
 
 size_t plm_model_n_params(const plm_model *m) {
@@ -936,6 +955,8 @@ static plm_status gguf_meta(plm_gguf_writer *g, const plm_model *m, plm_dtype dt
     const plm_config *c = &m->config;
     static const uint32_t file_type[] = {0, 1, 32, 7, 2, 3}; // LLAMA_FTYPE_ALL_F32, MOSTLY_F16...
     plm_gguf_add_str(g, "general.architecture", "llama", 5);
+    if (m->name) plm_gguf_add_str(g, "general.name", m->name, strlen(m->name));
+    if (m->adapter) plm_gguf_add_str(g, "pocketlm.adapter", m->adapter, strlen(m->adapter));
     plm_gguf_add_u32(g, "general.file_type", file_type[dtype]);
     plm_gguf_add_u32(g, "llama.block_count", (uint32_t)c->num_hidden_layers);
     plm_gguf_add_u32(g, "llama.context_length", (uint32_t)c->max_position_embeddings);

@@ -34,6 +34,9 @@ struct plm_model {
                               // (plm_model_load_gguf_inplace; owned, free()), or NULL
     size_t file_weight_bytes; // bytes of those q
     char *chat_template;      // owned; NULL when the source had none (kept for GGUF export)
+    char *name;               // owned: GGUF general.name or config.json _name_or_path; NULL if none
+    char *adapter;            // owned: the LoRA adapter merged into the weights (plm_model_merge,
+                              // GGUF pocketlm.adapter); NULL if none
     int32_t pad_token_id;     // -1 when absent
     int32_t file_tensors[6];  // tensors in the source file, per plm_dtype (for `pocketlm info`)
     int32_t from_gguf;        // 1: loaded from a .gguf file, 0: from an HF directory

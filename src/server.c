@@ -459,6 +459,14 @@ static int sse_chunk(gen_ctx *g, const char *text, size_t len, const char *finis
     return rc;
 }
 
+// gen_should_stop: the server is stopping or the client has gone (asked during the prefill and
+// before every token, so that neither waits for a long prompt)
+static int gen_should_stop(void *user) {
+    gen_ctx *g = user;
+    if (server_stopping(g->c->srv) || client_gone(g->c)) g->stopped = 1;
+    return g->stopped;
+}
+
 static int on_text(void *user, const char *text, size_t len) {
     gen_ctx *g = user;
     if (server_stopping(g->c->srv) || client_gone(g->c)) return g->stopped = 1;
@@ -695,13 +703,16 @@ static void handle_generate(conn *c, api_kind kind) {
     snprintf(g.id, sizeof g.id, "cmpl-%llu", (unsigned long long)r.n_req);
     if (g.stream) send_head(c, 200, "text/event-stream", -1, NULL);
     r.gp.on_text = on_text;
+    r.gp.should_stop = gen_should_stop;
     r.gp.user = &g;
     plm_generate_result res;
     plm_session_truncate(ses, 0);
     plm_status st = plm_generate(ses, ids, n, &r.gp, NULL, 0, &res, &err);
     plm_session_truncate(ses, 0);
     session_release(s);
-    if (st != PLM_OK && !g.stream) {
+    if (st == PLM_ERR_CANCELLED && g.stopped) {
+        // stopped during the prompt: the client left, or the server is stopping
+    } else if (st != PLM_OK && !g.stream) {
         send_error(c, 500, NULL, "%s", err.msg);
     } else if (st != PLM_OK) {
         sbuf b = {0};
@@ -725,8 +736,15 @@ static void handle_health(conn *c) {
     int busy = s->gen_busy, waiting = s->gen_waiting;
     pthread_mutex_unlock(&s->lock);
     sbuf b = {0};
+    // the model: as named to the server (its file), as its file names it, and its adapter
+    const char *name = s->p->session ? plm_model_name(plm_session_model(s->p->session)) : "";
+    const char *adapter = s->p->adapter_name ? s->p->adapter_name : "";
     sb_add(&b, "{\"status\": \"ok\", \"model\": ", 26);
     sb_json_str(&b, s->p->model_name, strlen(s->p->model_name));
+    sb_add(&b, ", \"name\": ", 10);
+    sb_json_str(&b, name, strlen(name));
+    sb_add(&b, ", \"adapter\": ", 13);
+    sb_json_str(&b, adapter, strlen(adapter));
     sb_addf(&b, ", \"loaded\": %s, \"busy\": %s, \"waiting\": %d, \"max_pending\": %d, \"coi\": %s}\n",
             s->p->session ? "true" : "false", busy ? "true" : "false", waiting, s->p->max_pending,
             s->p->coi ? "true" : "false");

@@ -1,4 +1,4 @@
-// task.c: the paraphrase task, in one place: the template of DESIGN.md (which fine-tuning trains on
+// task.c: the paraphrase task, in one place: the template of docs/DESIGN.md (which fine-tuning trains on
 // and every prompt uses, byte for byte), the plain template for a model without the task markers,
 // where an answer ends (the stop rule), the generation defaults, and what input is acceptable.
 // The CLI (paraphrase, eval), the server (/v1/paraphrase), the wasm module and through it
@@ -10,7 +10,7 @@
 
 // ---- the template ----
 
-// DESIGN.md:
+// docs/DESIGN.md:
 //   "Rephrase the following:\nInput: {source}\nOutput: <|OUTPUT_START|>{target}<|OUTPUT_END|>"
 // split where the loss starts: the prompt gets no loss, the target and the end marker do. The plain
 // template is the same words without the markers; a shot in it ends with a newline.

@@ -6,8 +6,8 @@
 // WordPiece, post-processors (encode never adds BOS/EOS): they load as PLM_ERR_UNSUPPORTED, never
 // as silently wrong ids.
 //
-// Reference: transformers.js 3.8 src/tokenizers.js (the oracle of the shared fixture and of
-// tests/tokenizer_live.mjs), which mirrors the Rust `tokenizers` crate. Where the two differ we
+// Reference: transformers.js 3.8 src/tokenizers.js (the oracle of
+// tests/fixtures/tokenizer-smollm2.jsonl and of tests/tokenizer_live.mjs), which mirrors the Rust `tokenizers` crate. Where the two differ we
 // follow transformers.js, the engine of the browser deployment:
 //  - \s is JavaScript's white space: U+FEFF is space, U+0085 is not (Rust's White_Space: the reverse);
 //  - Digits splits ASCII 0-9 only (JS `\d`); Rust's Digits splits every \p{N} character;

@@ -3,19 +3,16 @@
 # PyPI sacrebleu's corpus_bleu on 500 random pairs made from PAWS test sentences with random edits
 # (tests/bleu_ref.py): the whole corpus and each block of 50 lines must agree within 1e-6; and
 # `pocketlm eval --copy` on PAWS test must give sacrebleu's BLEU of sentence1 against sentence2.
-# Runs only where python3 can import sacrebleu (pip install sacrebleu); prints SKIP otherwise.
+# Runs where /usr/bin/python3 imports sacrebleu (make setup runs scripts/setup_ref.sh); SKIP otherwise.
 set -u
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-/usr/bin/python3}
+. tests/lib.sh
 B=${BUILD:-build}
-PY=${PYTHON:-python3}
-PAWS=${PAWS_TEST:-../shared/data/paws/test.tsv}
-if ! $PY -c 'import sacrebleu' 2>/dev/null; then
-    echo "bleu_sacrebleu: SKIP (python3 cannot import sacrebleu)"
-    exit 0
-fi
-if [ ! -f "$PAWS" ]; then
-    echo "bleu_sacrebleu: SKIP (no $PAWS)"
-    exit 0
-fi
+PAWS=${PAWS_TEST:-data/paws/test.tsv}
+need_bin "$B/pocketlm"
+need_py "make setup (scripts/setup_ref.sh)" sacrebleu
+need_file "$PAWS" "git checkout -- data (it is in the repository)"
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 $PY tests/bleu_ref.py make "$PAWS" 500 1234 "$d/hyp" "$d/ref" || exit 1

@@ -4,16 +4,19 @@
 // a generation and the UI returns to idle; a second page load takes the model from the Cache API
 // ("loaded from cache", no second GET /model.gguf); the threaded page (COOP/COEP) and the
 // single-threaded page (--no-coi) both work; every request the pages make goes to their own origin.
+// The page names the model it runs: the GGUF's general.name and, for a merged export (WEB_MODEL,
+// `make web-model`), the adapter in it (pocketlm.adapter), as `pocketlm info` reads them.
 // Screenshots: build/artifacts/browser.png and browser-phone.png. Prints one line of measurements
 // per page (load time, time to first token, tok/s, renderer RSS from /proc).
-// usage: node tests/browser.test.mjs BIN MODEL   (tests/browser.test.sh decides when to skip)
+// usage: node tests/browser.test.mjs BIN MODEL [WEB_MODEL]   (tests/browser.test.sh decides when
+// to skip)
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
-const [BIN, MODEL] = process.argv.slice(2);
+const [BIN, MODEL, WEB_MODEL] = process.argv.slice(2);
 const SENTENCE = 'The weather was nice, so we walked to the park.';
 const PROMPT = 'The three primary colors are';
 const ART = 'build/artifacts';
@@ -86,7 +89,25 @@ async function loadModel(page) {
   check('model loads', state === 'ready', `${state}: ${err}`);
   return page.evaluate(() => ({ status: document.getElementById('model-status').textContent,
     fromCache: document.getElementById('model-status').dataset.fromCache === 'true',
-    badge: !!document.getElementById('from-cache') }));
+    badge: !!document.getElementById('from-cache'),
+    model: document.getElementById('model-status').dataset.model,
+    adapter: document.getElementById('model-status').dataset.adapter }));
+}
+
+// names: what `pocketlm info` reads from a GGUF: {name, adapter}
+function names(file) {
+  const j = JSON.parse(execFileSync(BIN, ['info', '-m', file, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+  return { name: j.name, adapter: j.adapter };
+}
+
+// checkNames: the status line starts with the model's name, then " + LoRA <adapter>" when one is
+// merged into the file, and nothing about an adapter when none is
+function checkNames(label, got, want) {
+  const head = want.name + (want.adapter ? ` + LoRA ${want.adapter}` : '');
+  check(`${label}: the page names the model${want.adapter ? ' and its adapter' : ''} ("${head}")`,
+    want.name.length > 0 && got.model === want.name && got.adapter === want.adapter &&
+      got.status.startsWith(head + ' (') && (want.adapter || !/LoRA/.test(got.status)),
+    JSON.stringify([got.status, got.model, got.adapter, want]));
 }
 
 // runOnce: set the mode and settings, press the button, wait for the result
@@ -130,6 +151,7 @@ async function session(label, srv, expect, { threaded, shots }) {
     const first = await loadModel(page);
     measures.firstLoadMs = Date.now() - tLoad;
     check(`${label}: first load is not from the cache`, !first.fromCache && !first.badge, first.status);
+    checkNames(label, first, expect.names);
     check(`${label}: ${threaded ? 'several threads' : '1 thread'}`, threaded ? !/ 1 thread/.test(first.status) : / 1 thread,/.test(first.status), first.status);
     measures.rssAfterLoadKB = rendererRss(profile);
     const p = await runOnce(page, 'paraphrase', SENTENCE);
@@ -215,6 +237,7 @@ const expect = {
 for (const k of ['paraphrase', 'generate'])
   if (expect[k].cli !== expect[k].wasm)
     console.log(`note: greedy ${k}: native q8_0 ${JSON.stringify(expect[k].cli)} != wasm q8_0 ${JSON.stringify(expect[k].wasm)} (ISA rounding, see test_wasm.mjs)`);
+expect.names = names(MODEL);
 for (const [label, extra, threaded, shots] of [['threaded', [], true, true], ['single-thread', ['--no-coi'], false, false]]) {
   const srv = await serve(extra);
   try {
@@ -224,6 +247,25 @@ for (const [label, extra, threaded, shots] of [['threaded', [], true, true], ['s
   } finally {
     const code = await stopServer(srv);
     check(`${label}: server stopped cleanly`, code === 0, code);
+  }
+}
+// the merged web model (`make web-model`): the page shows its adapter
+if (WEB_MODEL) {
+  const srv = await serve(['--model-file', WEB_MODEL]);
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'plm-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium',
+    headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  try {
+    const page = await ctx.newPage();
+    await page.goto(srv.url);
+    checkNames('web model', await loadModel(page), names(WEB_MODEL));
+  } catch (e) {
+    check('web model: ran to the end', false, e.stack || e);
+  } finally {
+    await ctx.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+    const code = await stopServer(srv);
+    check('web model: server stopped cleanly', code === 0, code);
   }
 }
 console.log(`browser.test: ${failed} failed`);

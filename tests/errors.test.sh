@@ -5,9 +5,11 @@
 # must print one line on stderr and exit 1 (usage errors: 2), never crash (exit >= 128).
 # Prints one line per case; exits non-zero when any case fails.
 set -u
+cd "$(dirname "$0")/.."
+. tests/lib.sh
 BIN=${BUILD:-build}/pocketlm
 REF=tests/ref/tiny-tied
-[ -x "$BIN" ] || { echo "errors.test.sh: $BIN not built"; exit 1; }
+need_bin "$BIN"
 [ -d "$REF" ] || { echo "errors.test.sh: $REF missing"; exit 1; }
 T=$(mktemp -d /tmp/plm_errors.XXXXXX)
 trap 'rm -rf "$T"' EXIT INT TERM

@@ -3,7 +3,7 @@
 // once), leniently and strictly, and the results are checked: examples lie inside the one block,
 // end with <|OUTPUT_END|>, fit max_len; counters add up; strict fails exactly when a row was bad.
 // A usable dataset is then split and ordered into batches, and those are checked too.
-// Build (from the repository root, where ../shared is; tests/fuzz.sh does this):
+// Build (from the repository root, where data/ is; tests/fuzz.sh does this):
 //   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc tests/fuzz_data.c src/*.c \
 //       -lm -pthread
 //   ./a.out -max_total_time=60 CORPUS_DIR
@@ -53,8 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static int loaded;
     if (!loaded) {
         loaded = 1;
-        plm_tokenizer_load(&tok, "../shared/data/smollm2-paraphraser/tokenizer.json", NULL);
-        require(tok != NULL); // run from the repository root, with ../shared beside it
+        plm_tokenizer_load(&tok, "data/smollm2-paraphraser/tokenizer.json", NULL);
+        require(tok != NULL); // run from the repository root (data/)
     }
     const int32_t end_id = plm_tokenizer_token_id(tok, PLM_TASK_END);
     plm_data_params p = plm_data_default_params();

@@ -1,7 +1,7 @@
 // fuzz_tokenizer.c: libFuzzer target for the tokenizer. Each input is (1) encoded as text by the
 // SmolLM2 tokenizer (loaded once), checking counts, id ranges, decode, and that ASCII text round
 // trips; and (2) parsed as a tokenizer.json; when that loads, it encodes and decodes a few texts.
-// Build (from the repository root, where ../shared is):
+// Build (from the repository root, where data/ is):
 //   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc tests/fuzz_tokenizer.c \
 //       src/tokenizer.c src/json.c src/base.c src/gguf.c src/safetensors.c src/model.c ... -lm -pthread
 //   ./a.out -max_total_time=60 CORPUS_DIR
@@ -45,8 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static int loaded;
     if (!loaded) {
         loaded = 1;
-        plm_tokenizer_load(&smollm, "../shared/data/smollm2-paraphraser/tokenizer.json", NULL);
-        require(smollm != NULL); // run from the repository root, with ../shared beside it
+        plm_tokenizer_load(&smollm, "data/smollm2-paraphraser/tokenizer.json", NULL);
+        require(smollm != NULL); // run from the repository root (data/)
     }
     check_encode(smollm, (const char *)data, size, 1);
 

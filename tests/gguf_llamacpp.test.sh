@@ -1,14 +1,16 @@
 #!/bin/sh
 # gguf_llamacpp.test.sh: a GGUF written by `pocketlm export` runs in llama.cpp (llama-cpp-python, as
 # scripts/setup_bench.sh builds it) and its greedy continuation equals pocketlm's for the same
-# prompt ids. SKIP without the real model or without llama_cpp in /usr/bin/python3.
+# prompt ids. SKIP without the real model or without llama_cpp in /usr/bin/python3 (building it
+# from source takes 5-10 minutes on 2 cores, so `make setup` does not: sh scripts/setup_bench.sh).
 set -u
+cd "$(dirname "$0")/.."
+. tests/lib.sh
 B=${BUILD:-build}
-M=models/SmolLM2-135M-Instruct.Q4_1.gguf
-if [ ! -f "$M" ]; then echo "gguf_llamacpp: SKIP ($M absent: make model)"; exit 0; fi
-if ! /usr/bin/python3 -c "import llama_cpp, numpy" 2>/dev/null; then
-    echo "gguf_llamacpp: SKIP (no llama_cpp in /usr/bin/python3: sh scripts/setup_bench.sh)"; exit 0
-fi
+M=$MODEL
+need_bin "$B/pocketlm"
+need_model
+need_py "sh scripts/setup_bench.sh" numpy llama_cpp
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 "$B/pocketlm" export -m "$M" --format gguf --quant f32 --out "$T/m.gguf" >/dev/null || exit 1

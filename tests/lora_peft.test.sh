@@ -2,15 +2,16 @@
 # lora_peft.test.sh: pocketlm's LoRA adapters in Hugging Face PEFT. test_lora --peft-export writes an
 # adapter (plm_lora_save) and its logits from a pocketlm session; PEFT (PeftModel.from_pretrained)
 # must give the same logits. Also `pocketlm merge` of a PEFT adapter, loaded by transformers, must
-# give PEFT's logits. Runs only where /usr/bin/python3 has peft >= 0.15 (scripts/setup_ref.sh).
+# give PEFT's logits. Runs where /usr/bin/python3 has peft >= 0.15 (make setup runs
+# scripts/setup_ref.sh), else SKIP.
 set -u
+cd "$(dirname "$0")/.."
+. tests/lib.sh
 B=${BUILD:-build}
-PY=/usr/bin/python3
-if ! $PY -c 'import sys, torch, transformers, peft
-sys.exit(tuple(int(x) for x in peft.__version__.split(".")[:2]) < (0, 15))' 2>/dev/null; then
-    echo "lora_peft: SKIP (needs torch, transformers and peft >= 0.15 in $PY)"
-    exit 0
-fi
+need_bin "$B/tests/test_lora"
+$PY -c 'import sys, torch, transformers, peft
+sys.exit(tuple(int(x) for x in peft.__version__.split(".")[:2]) < (0, 15))' 2>/dev/null ||
+    skip "torch, transformers and peft >= 0.15 in $PY" "make setup (scripts/setup_ref.sh)"
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 fail=0

@@ -4,10 +4,13 @@
 # pocketlm's logits (tests/onnx_check.mjs: fp32 within 1e-4, KV-cache steps, greedy tokens, batch 2
 # with left padding; int8/int4 reported); --lora merges first; GGUF export read by the PyPI gguf
 # package when /usr/bin/python3 has it; bad input refused with nothing half-written.
-# SKIPs only the onnxruntime part when node_modules/onnxruntime-node is missing.
+# A part whose peer is missing (python3-onnx, onnxruntime-node, PyPI gguf) prints SKIP and the rest
+# runs (tests/lib.sh).
 set -u
+cd "$(dirname "$0")/.."
+. tests/lib.sh
 B=${BUILD:-build}
-PY=/usr/bin/python3
+need_bin "$B/tests/test_onnx"
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 fail=0
@@ -21,18 +24,18 @@ for v in tied untied; do
 done
 
 # onnx.checker on every file
-if $PY -c 'import onnx' 2>/dev/null; then
+if has_py onnx; then
     $PY tests/onnx_check.py "$d"/tied/onnx/*.onnx "$d"/untied/onnx/*.onnx | sed 's/;.*//' ||
         bad "onnx.checker"
 else
-    say "onnx.checker SKIP (no python3-onnx: apt-get install python3-onnx)"
+    skip_part onnx.checker "no python module onnx in $PY" "make setup"
 fi
 
 # onnxruntime-node against the reference
-if [ -d node_modules/onnxruntime-node ]; then
+if [ -d node_modules/onnxruntime-node ] && command -v node >/dev/null 2>&1; then
     for v in tied untied; do node tests/onnx_check.mjs "$d/$v" || bad "onnx_check.mjs $v"; done
 else
-    say "onnxruntime SKIP (node_modules/onnxruntime-node missing: npm ci --ignore-scripts)"
+    skip_part onnxruntime "no node or node_modules/onnxruntime-node" "make setup"
 fi
 
 # --lora: export merges first, and gives the bytes of exporting `pocketlm merge`'s output
@@ -50,7 +53,7 @@ for q in f32 q8_0; do
         --quant $q --out "$d/t-$q.gguf" >/dev/null || bad "gguf export $q"
     "$B/pocketlm" info -m "$d/t-$q.gguf" >/dev/null || bad "pocketlm cannot read its $q gguf"
 done
-if $PY -c 'import gguf' 2>/dev/null; then
+if has_py gguf; then
     $PY - "$d/t-f32.gguf" "$d/t-q8_0.gguf" <<'EOF' || bad "gguf reader"
 import sys, gguf
 for path in sys.argv[1:]:
@@ -64,7 +67,7 @@ for path in sys.argv[1:]:
           f"{t['blk.0.attn_q.weight'].tensor_type.name})")
 EOF
 else
-    say "gguf reader SKIP (no gguf package in $PY: scripts/setup_ref.sh)"
+    skip_part gguf-reader "no python module gguf in $PY" "make setup (scripts/setup_ref.sh)"
 fi
 
 # bad input: clear errors, nothing half-written

@@ -4,13 +4,17 @@
 # cache and batch 2 with left padding (tests/onnx_check.mjs); transformers.js loads the directory as
 # it is and its greedy text equals `pocketlm generate --temp 0` (fp32; q8 and q4 reported); the GGUF
 # export keeps the tokenizer metadata consistent with the vocabulary. About a minute on 2 cores.
-# SKIPs without the model or without node_modules/onnxruntime-node.
+# SKIP (tests/lib.sh) without the model, node or the npm packages.
 set -u
+cd "$(dirname "$0")/.."
+. tests/lib.sh
 B=${BUILD:-build}
-PY=/usr/bin/python3
-M=models/SmolLM2-135M-Instruct.Q4_1.gguf
-[ -f "$M" ] || { echo "onnx_real: SKIP (no $M: make model)"; exit 0; }
-[ -d node_modules/onnxruntime-node ] || { echo "onnx_real: SKIP (no node_modules/onnxruntime-node)"; exit 0; }
+M=$MODEL
+need_bin "$B/tests/test_onnx"
+need_model
+need_cmd node "make setup"
+need_dir node_modules/onnxruntime-node "make setup"
+need_dir node_modules/@huggingface/transformers "make setup"
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 fail=0
@@ -30,11 +34,13 @@ for dt in fp32 q8 q4; do
     [ $dt = fp32 ] && [ "$got" != "$want" ] && bad "transformers.js fp32 '$got' != pocketlm '$want'"
 done
 echo "onnx_real: pocketlm generate:    $want"
-if $PY -c 'import onnx' 2>/dev/null; then
+if has_py onnx; then
     $PY tests/onnx_check.py "$d/smollm2/onnx/model.onnx" | sed 's/;.*//' || bad "onnx.checker"
+else
+    skip_part onnx.checker "no python module onnx in $PY" "make setup"
 fi
 "$B/pocketlm" export -m "$M" --format gguf --quant q8_0 --out "$d/smollm2.gguf" >/dev/null || bad "gguf export"
-if $PY -c 'import gguf' 2>/dev/null; then
+if has_py gguf; then
     $PY - "$d/smollm2.gguf" <<'PYEOF' || bad "gguf reader"
 import sys, gguf
 r = gguf.GGUFReader(sys.argv[1])
@@ -45,6 +51,8 @@ rows = int(t["token_embd.weight"].shape[1])
 assert n_tok == vocab == rows, (n_tok, vocab, rows)
 print(f"onnx_real: gguf reader: ok ({len(t)} tensors, {n_tok} tokens = vocab = embedding rows)")
 PYEOF
+else
+    skip_part gguf-reader "no python module gguf in $PY" "make setup (scripts/setup_ref.sh)"
 fi
 echo "onnx_real: $(( $(date +%s) - t0 )) s"
 [ $fail = 0 ] && echo "onnx_real: ok" || echo "onnx_real: FAILED"

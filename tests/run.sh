@@ -4,12 +4,19 @@
 # SKIP="name ..." leaves out binaries by name; SCRIPTS="name ..." runs only those scripts (the
 # sanitizer pass uses both: the real-model numerics and the browser/wasm/onnx scripts need no ASan).
 # RUN="command" runs each binary under it (make test-arm: qemu-aarch64).
+# A test that lacks a prerequisite prints "SKIP <name>: <what is missing> (install with: ...)" and
+# exits 0 (tests/lib.sh); it is counted as skipped, and the SKIP lines are repeated at the end.
 set -u
-fail=0 ; passed=0 ; failed=0
+fail=0 ; passed=0 ; failed=0 ; skipped=0 ; skips=""
+# skipped_whole NAME OUTPUT: whether OUTPUT says the whole test NAME was skipped
+skipped_whole() { printf '%s\n' "$2" | grep -q "^SKIP $1: "; }
 for t in "$@"; do
     case " ${SKIP:-} " in *" $(basename "$t") "*) echo "skip $(basename "$t") (SKIP)"; continue ;; esac
     out=$(${RUN:-} "$t" 2>&1); rc=$?
     printf '%s\n' "$out" | tail -n 40
+    skips="$skips$(printf '%s\n' "$out" | grep '^SKIP ')
+"
+    if [ $rc -eq 0 ] && skipped_whole "$(basename "$t")" "$out"; then skipped=$((skipped + 1)); continue; fi
     line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
     p=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/'); f=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
     passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
@@ -22,8 +29,12 @@ for s in tests/*.test.sh; do
     fi
     out=$(BUILD=${BUILD:-build} sh "$s" 2>&1); rc=$?
     printf '%s\n' "$out" | tail -n 40
-    if [ $rc -ne 0 ]; then echo "FAILED: $s (exit $rc)"; fail=1; failed=$((failed + 1)); else passed=$((passed + 1)); fi
+    skips="$skips$(printf '%s\n' "$out" | grep '^SKIP ')
+"
+    if [ $rc -eq 0 ] && skipped_whole "$(basename "$s" .test.sh)" "$out"; then skipped=$((skipped + 1))
+    elif [ $rc -ne 0 ]; then echo "FAILED: $s (exit $rc)"; fail=1; failed=$((failed + 1)); else passed=$((passed + 1)); fi
 done
 echo
-echo "total: $passed passed, $failed failed"
+printf '%s' "$skips" | grep . || true
+echo "total: $passed passed, $failed failed, $skipped skipped"
 exit $fail

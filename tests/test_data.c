@@ -4,7 +4,7 @@
 // JSONL files written here into a mkdtemp directory (CRLF/LF, header or not, every kind of bad
 // row, strict mode, files with nothing usable); the text pairs read for eval by the same reader;
 // the split; and the batch order.
-// Run from the repository root: the data is read from ../shared/data.
+// Run from the repository root: the data is read from data/.
 #define _DEFAULT_SOURCE // mkdtemp
 #include <stdint.h>
 #include <unistd.h>
@@ -12,9 +12,9 @@
 #include "data.h"
 #include "test.h"
 
-#define TOKENIZER "../shared/data/smollm2-paraphraser/tokenizer.json"
-#define PAWS_DEV "../shared/data/paws/dev.tsv"
-#define PAWS_TEST "../shared/data/paws/test.tsv"
+#define TOKENIZER "data/smollm2-paraphraser/tokenizer.json"
+#define PAWS_DEV "data/paws/dev.tsv"
+#define PAWS_TEST "data/paws/test.tsv"
 #define ID_START 49152
 #define ID_END 49153
 

@@ -684,7 +684,7 @@ static void test_inplace_real(void) {
 static void test_real_model(void) {
     const char *path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
     if (access(path, R_OK) != 0) {
-        printf("SKIP real model: run make model\n");
+        printf("SKIP test_formats/real-model: no %s (install with: make model)\n", path);
         return;
     }
     double t0 = plm_time();

@@ -195,6 +195,46 @@ done:
     plm_model_free(m);
 }
 
+// the names: a merged model records its adapter (the directory's name) and keeps the base's name;
+// both go through a GGUF file (general.name, pocketlm.adapter) and back
+static void test_names(void) {
+    plm_model *m = load_model(base_dirs[0], PLM_DTYPE_F32), *merged = NULL, *back = NULL;
+    plm_lora *l = NULL;
+    plm_error err;
+    char *dir = temp_dir(), path[128] = "";
+    if (!m || !dir) goto done;
+    CHECK(!strcmp(plm_model_name(m), "") && !strcmp(plm_model_adapter(m), ""));
+    if (plm_lora_load(&l, "tests/ref/lora-tied-all/", m, &err) != PLM_OK) {
+        CHECK_MSG(0, "%s", err.msg);
+        goto done;
+    }
+    CHECK_MSG(!strcmp(l->name, "lora-tied-all"), "adapter name '%s'", l->name);
+    m->name = strdup("Tiny Llama 2L"); // as a GGUF general.name would give it
+    if (plm_model_merge(&merged, m, l, &err) != PLM_OK) {
+        CHECK_MSG(0, "merge: %s", err.msg);
+        goto done;
+    }
+    CHECK_MSG(!strcmp(plm_model_name(merged), "Tiny Llama 2L") &&
+                  !strcmp(plm_model_adapter(merged), "lora-tied-all"),
+              "merged: name '%s', adapter '%s'", plm_model_name(merged), plm_model_adapter(merged));
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    plm_load_params lp = plm_load_default_params();
+    CHECK_MSG(plm_model_save(merged, path, PLM_DTYPE_F32, &err) == PLM_OK, "save: %s", err.msg);
+    CHECK_MSG(plm_model_load(&back, path, &lp, &err) == PLM_OK, "load: %s", err.msg);
+    if (back)
+        CHECK_MSG(!strcmp(plm_model_name(back), "Tiny Llama 2L") &&
+                      !strcmp(plm_model_adapter(back), "lora-tied-all"),
+                  "GGUF round trip: name '%s', adapter '%s'", plm_model_name(back),
+                  plm_model_adapter(back));
+done:
+    if (path[0]) remove(path);
+    if (dir) remove_dir(dir);
+    plm_model_free(back);
+    plm_model_free(merged);
+    plm_lora_free(l);
+    plm_model_free(m);
+}
+
 // the adapter's tokenizer (added task markers) is saved, loaded back, and given to the merged model
 static void test_tokenizer(void) {
     plm_model *m = load_model(base_dirs[0], PLM_DTYPE_F32), *merged = NULL;
@@ -415,6 +455,7 @@ int main(int argc, char **argv) {
     test_merge_q8();
     test_zero_b();
     test_round_trip();
+    test_names();
     test_tokenizer();
     test_bad_adapters();
     test_unknown_key();

@@ -252,8 +252,64 @@ static void test_bad_input(void) {
     plm_model_free(m);
 }
 
+// should_stop: asked between 64-token slices of the prefill (a yes there cancels) and before every
+// token (a yes stops with reason "callback"); the sliced prefill leaves the logits of one call
+typedef struct {
+    int calls, stop_at; // stop on call number stop_at (1-based)
+} stop_ctx;
+
+static int stop_after(void *user) {
+    stop_ctx *c = user;
+    return ++c->calls >= c->stop_at;
+}
+
+static void test_should_stop(void) {
+    plm_model *m = NULL;
+    plm_error err;
+    plm_load_params lp = plm_load_default_params();
+    if (plm_model_load(&m, "tests/ref/tiny-tied", &lp, &err) != PLM_OK) return;
+    enum { NP = 100, N = 12 };
+    int32_t V = m->config.vocab_size, prompt[NP], all[N], out[N], none = -1;
+    for (int i = 0; i < NP; i++) prompt[i] = (i * 37 + 11) % V;
+    plm_session *s = new_session(m, 2), *ref = new_session(m, 2);
+    plm_generate_params gp = plm_generate_default_params();
+    gp.max_tokens = N;
+    gp.stop_tokens = &none;
+    gp.n_stop_tokens = 0;
+    plm_generate_result res;
+    // the prefill of 100 ids in slices gives the logits of one call, bit for bit
+    plm_generator *g = NULL;
+    CHECK(plm_generator_create(&g, s, prompt, NP, &gp, &err) == PLM_OK);
+    CHECK(plm_session_decode(ref, prompt, NP, &err) == PLM_OK);
+    CHECK_MSG(g && !memcmp(plm_session_logits(s), plm_session_logits(ref), (size_t)V * sizeof(float)),
+              "sliced prefill: logits differ from one plm_session_decode");
+    plm_generator_free(g);
+    plm_session_truncate(s, 0);
+    CHECK(plm_generate(s, prompt, NP, &gp, all, N, &res, &err) == PLM_OK && res.generated_tokens == N);
+    // a yes at the first question (after the first 64 ids): cancelled during the prompt
+    stop_ctx c = {0, 1};
+    gp.should_stop = stop_after;
+    gp.user = &c;
+    plm_session_truncate(s, 0);
+    CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_ERR_CANCELLED);
+    CHECK_MSG(c.calls == 1 && plm_session_n_past(s) == 64, "cancelled after %d questions at %d ids",
+              c.calls, plm_session_n_past(s));
+    // a yes at question 1 (prefill) + 5 (tokens) + 1: five tokens, those of the full run
+    c.calls = 0, c.stop_at = 7;
+    plm_session_truncate(s, 0);
+    CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_OK);
+    CHECK_MSG(res.stop_reason == PLM_STOP_CALLBACK && res.generated_tokens == 5 &&
+                  !memcmp(out, all, 5 * sizeof *out),
+              "should_stop: reason %s after %d tokens", plm_stop_reason_name(res.stop_reason),
+              res.generated_tokens);
+    plm_session_free(ref);
+    plm_session_free(s);
+    plm_model_free(m);
+}
+
 int main(void) {
     test_self();
+    test_should_stop();
     test_variant("tiny-tied");
     test_variant("tiny-untied");
     test_variant("tiny-tied-bf16");

@@ -13,7 +13,7 @@
 
 #define MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define REF "tests/ref/smollm2-real.json"
-#define PAWS "../shared/data/paws/test.tsv"
+#define PAWS "data/paws/test.tsv"
 
 // json_ints: array token a as ints into a new array of *n
 static int32_t *json_ints(const plm_json *j, int32_t a, int32_t *n) {
@@ -153,7 +153,7 @@ int main(void) {
     plm_load_params lp = plm_load_default_params();
     FILE *probe = fopen(MODEL, "rb");
     if (!probe) {
-        printf("SKIP test_real: %s absent (run make model)\n", MODEL);
+        printf("SKIP test_real: no %s (install with: make model)\n", MODEL);
         return test_main_end("test_real");
     }
     fclose(probe);

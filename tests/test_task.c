@@ -1,5 +1,5 @@
 // test_task.c: the paraphrase task (src/task.c) under a tokenizer without the task markers (the
-// plain template, single-line answers) and with them (the template of DESIGN.md, stopping at
+// plain template, single-line answers) and with them (the template of docs/DESIGN.md, stopping at
 // <|OUTPUT_END|>): prompts and few-shot examples byte for byte, the stop rule, the defaults, and
 // the refusal of empty or blank input. Run from the repository root (tests/data/tiny-bpe).
 #include "test.h"

@@ -1,8 +1,8 @@
 // test_tokenizer.c: plm_tokenizer against Hugging Face (transformers.js 3.8) ids: every line of the
-// shared fixture, golden edge cases, decode(encode(x)) == x, invalid UTF-8, a tokenizer.json with
-// ["left", "right"] merges and lstrip/rstrip tokens (tests/data/tiny-bpe), the round trip through
+// fixture (tests/fixtures), golden edge cases, decode(encode(x)) == x, invalid UTF-8, a
+// tokenizer.json with ["left", "right"] merges and lstrip/rstrip tokens (tests/data/tiny-bpe), the round trip through
 // plm_tokenizer_save_dir and through GGUF-style arrays (plm_tokenizer_from_vocab), errors, and the
-// encode speed. Run from the repository root; the shared data is at ../shared.
+// encode speed. Run from the repository root (the tokenizer files are in data/).
 // The golden ids below were printed by transformers.js 3.8.1 (tests/tokenizer_live.mjs setup).
 #include <stdint.h>
 
@@ -10,9 +10,9 @@
 #include "test.h"
 #include "tokenizer.h"
 
-#define SHARED "../shared"
-#define TOK_DIR SHARED "/data/smollm2-paraphraser"
-#define FIXTURE SHARED "/fixtures/tokenizer-smollm2.jsonl"
+#define TOK_DIR "data/smollm2-paraphraser"
+#define FIXTURE "tests/fixtures/tokenizer-smollm2.jsonl"
+#define PAWS_TEST "data/paws/test.tsv"
 #define MAX_IDS 65536
 
 static int32_t ids_a[MAX_IDS], ids_b[MAX_IDS];
@@ -45,7 +45,7 @@ static int each_fixture(fixture_fn fn, void *ctx) {
     size_t size;
     plm_error err;
     if (plm_file_read(FIXTURE, &data, &size, &err)) {
-        fprintf(stderr, "FAIL: %s (run from the repository root with shared/ beside it)\n", err.msg);
+        fprintf(stderr, "FAIL: %s (run from the repository root)\n", err.msg);
         return 0;
     }
     static char text[1 << 20];
@@ -348,7 +348,7 @@ static void test_speed(const plm_tokenizer *t) {
     free(as);
     char *text;
     size_t len;
-    if (plm_file_read(SHARED "/data/paws/test.tsv", &text, &len, NULL)) return;
+    if (plm_file_read(PAWS_TEST, &text, &len, NULL)) return;
     t0 = plm_time();
     k = plm_tokenizer_encode(t, text, len, NULL, 0);
     dt = plm_time() - t0;
@@ -361,8 +361,8 @@ int main(void) {
     test_self();
     plm_tokenizer *t = NULL;
     plm_error err;
-    if (!plm_path_is_dir(SHARED)) {
-        CHECK_MSG(0, "%s not found: run from the repository root with shared/ beside it", SHARED);
+    if (!plm_path_is_dir(TOK_DIR)) {
+        CHECK_MSG(0, "%s not found: run from the repository root", TOK_DIR);
         return test_main_end("test_tokenizer");
     }
     if (plm_tokenizer_load(&t, TOK_DIR "/tokenizer.json", &err)) {

@@ -90,7 +90,7 @@ for (const dtype of ['f32', 'q8_0']) {
 
 const real = path.join(ROOT, 'models/SmolLM2-135M-Instruct.Q4_1.gguf');
 if (!fs.existsSync(real)) {
-  console.log(`skip: ${real} is absent (make model): real-model checks not run`);
+  console.log(`SKIP wasm/real-model: no ${path.relative(ROOT, real)} (install with: make model)`);
 } else {
   const prompt = 'The three most important things to know about the ocean are';
   const para = 'The quick brown fox jumps over the lazy dog near the river bank.';

@@ -20,9 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { AutoTokenizer, env } from '@huggingface/transformers';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const shared = path.resolve(root, '..', 'shared');
-const tokDir = path.join(shared, 'data', 'smollm2-paraphraser');
-const pawsFile = path.join(shared, 'data', 'paws', 'test.tsv');
+const tokDir = path.join(root, 'data', 'smollm2-paraphraser');
+const pawsFile = path.join(root, 'data', 'paws', 'test.tsv');
 const bin = process.env.POCKETLM || path.join(root, process.env.BUILD || 'build', 'pocketlm');
 const N = Number(process.argv[2] || 6000);
 const N_INVALID = 60;

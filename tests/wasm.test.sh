@@ -1,12 +1,12 @@
 #!/bin/sh
 # wasm.test.sh: build the wasm module (make wasm) and run tests/test_wasm.mjs against the native
-# library. Skipped, saying so, only when emcc is not installed.
+# library. SKIP (tests/lib.sh) only when emcc or node is not installed.
 set -eu
+cd "$(dirname "$0")/.."
+. tests/lib.sh
 BUILD=${BUILD:-build}
-if ! command -v emcc >/dev/null 2>&1; then
-    echo "wasm: SKIP: emcc not found (apt-get install emscripten), the wasm build was not tested"
-    exit 0
-fi
+need_cmd emcc "make setup"
+need_cmd node "make setup"
 make -s BUILD="$BUILD" wasm "$BUILD/pocketlm" "$BUILD/libpocketlm.a" >/dev/null
 mkdir -p "$BUILD/tests"
 ${CC:-cc} -std=c11 -O2 -Iinclude -o "$BUILD/tests/wasm_logits" tests/wasm_logits.c \

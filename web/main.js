@@ -33,6 +33,14 @@ function setState(s) {
   ui.loadServer.disabled = ui.file.disabled = s === 'loading' || s === 'generating' || s === 'unsupported';
 }
 
+// modelLabel: which model is loaded: its name from the GGUF metadata (else the file's name), the
+// adapter merged into it, and the file ("Smollm2 135M … + LoRA paws-lora (model.gguf)")
+function modelLabel(info) {
+  const file = String(info.name).split('/').pop();
+  const name = info.modelName || file;
+  return name + (info.adapter ? ` + LoRA ${info.adapter}` : '') + (name !== file ? ` (${file})` : '');
+}
+
 // ---- errors: say what happened and what to do ----
 
 const ADVICE = {
@@ -95,8 +103,10 @@ function onWorker(m) {
     loaded = m.info;
     ui.progressWrap.hidden = true;
     ui.modelStatus.className = 'status ok';
-    ui.modelStatus.textContent = `${m.info.name}: ${mb(m.info.weightBytes)} of ${m.info.dtype} weights, ` +
+    ui.modelStatus.textContent = `${modelLabel(m.info)}: ${mb(m.info.weightBytes)} of ${m.info.dtype} weights, ` +
       `${m.info.threads} thread${m.info.threads > 1 ? 's' : ''}, ready in ${secs(m.info.totalSeconds)}`;
+    ui.modelStatus.dataset.model = m.info.modelName;
+    ui.modelStatus.dataset.adapter = m.info.adapter;
     if (m.info.fromCache) {
       const b = document.createElement('span');
       b.className = 'badge';

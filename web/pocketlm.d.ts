@@ -120,6 +120,11 @@ export class PocketLM {
   readonly hasTokenizer: boolean;
   readonly nCtx: number;
   readonly weightBytes: number;  // bytes of weights in memory
+  /** The model's name from its file (GGUF general.name), '' when it has none. */
+  readonly name: string;
+  /** The LoRA adapter merged into the file (GGUF pocketlm.adapter, written by
+   *  `pocketlm export --lora`), '' when none; an adapter given to load() is not included. */
+  readonly adapter: string;
   readonly loadSeconds: number;  // read + convert + session
   readonly readSeconds: number;  // of which reading/fetching the file
   /** Current size of the wasm heap in bytes (it grows, never shrinks). */

@@ -240,6 +240,8 @@ export class PocketLM {
     const d = (k) => M._plm_wasm_task_default(k);
     this.paraphraseDefaults = Object.freeze({ maxTokens: d(0), temperature: d(1), topK: d(2),
                                               topP: d(3), minP: d(4), repetitionPenalty: d(5) });
+    this.name = M.UTF8ToString(M._plm_wasm_model_name(model, 0) >>> 0);
+    this.adapter = M.UTF8ToString(M._plm_wasm_model_name(model, 1) >>> 0);
   }
 
   // PocketLM.load: see pocketlm.d.ts.

@@ -34,6 +34,7 @@ plm_model *plm_wasm_model_load(uint8_t *buf, size_t size, int32_t dtype, plm_err
 void plm_wasm_model_free(plm_model *m);
 int32_t plm_wasm_model_info(const plm_model *m, int32_t what);
 double plm_wasm_model_weight_bytes(const plm_model *m);
+const char *plm_wasm_model_name(const plm_model *m, int32_t what);
 
 plm_lora *plm_wasm_lora_load(const char *dir, const plm_model *m, plm_error *err);
 void plm_wasm_lora_free(plm_lora *l);
@@ -110,6 +111,12 @@ EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_model_info(const plm_model *m, int32_t wha
     case 7: return (int32_t)plm_model_dtype(m);
     }
     return -1;
+}
+
+// plm_wasm_model_name: 0 the model's name (plm_model_name), 1 the adapter merged into it
+// (plm_model_adapter); "" when unknown. Valid for the model's lifetime.
+EMSCRIPTEN_KEEPALIVE const char *plm_wasm_model_name(const plm_model *m, int32_t what) {
+    return what == 1 ? plm_model_adapter(m) : plm_model_name(m);
 }
 
 // plm_wasm_model_weight_bytes: bytes of weights in memory (a double: JS numbers, no BigInt).

@@ -7,7 +7,7 @@
 //               {type: 'run', id, mode: 'paraphrase' | 'generate', text, opts}
 //               {type: 'stop'}  {type: 'memory'}  {type: 'cache-info'}  {type: 'clear-cache'}
 // Messages out: {type: 'progress', phase: 'download' | 'read', loaded, total}
-//               {type: 'loaded', info} (info.paraphraseDefaults: pocketlm.js's, for the settings)   {type: 'token', id, text}   {type: 'done', id, result}
+//               {type: 'loaded', info} (info.name: the file; modelName, adapter: from its metadata; paraphraseDefaults: pocketlm.js's, for the settings)   {type: 'token', id, text}   {type: 'done', id, result}
 //               {type: 'error', id?, kind, message}   {type: 'memory', heapBytes}
 //               {type: 'cache', entries: [{url, bytes}]}
 import { PocketLM } from './pocketlm.js';
@@ -141,7 +141,7 @@ async function load({ source, dtype, threads }) {
   post({
     type: 'loaded',
     info: {
-      name, fromCache, bytes: blob.size, dtype: lm.dtype, threads: lm.threads, nCtx: lm.nCtx,
+      name, modelName: lm.name, adapter: lm.adapter, fromCache, bytes: blob.size, dtype: lm.dtype, threads: lm.threads, nCtx: lm.nCtx,
       weightBytes: lm.weightBytes, heapBytes: lm.memoryBytes, crossOriginIsolated: self.crossOriginIsolated === true,
       paraphraseDefaults: lm.paraphraseDefaults,
       fetchSeconds: (tRead - t0) / 1000, loadSeconds: (t1 - tRead) / 1000, totalSeconds: (t1 - t0) / 1000,

@@ -26,7 +26,7 @@ const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')
 const L = config.num_hidden_layers, K = config.num_key_value_heads, V = config.vocab_size;
 const D = config.head_dim || config.hidden_size / config.num_attention_heads;
 
-// the task template pocketlm trains with (DESIGN.md); the end marker stops generation
+// the task template pocketlm trains with (docs/DESIGN.md); the end marker stops generation
 const START = '<|OUTPUT_START|>', END = '<|OUTPUT_END|>';
 const hasMarkers = tok.model.tokens_to_ids.has(START);
 const prompt = `Rephrase the following:\nInput: ${text}\nOutput: ${hasMarkers ? START : ''}`;

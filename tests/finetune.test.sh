@@ -1,0 +1,46 @@
+#!/bin/sh
+# finetune.test.sh: `pocketlm finetune` end to end on a tiny model (tests/ref/tiny-tied with the
+# byte-level tokenizer of tests/data/tiny-bpe) and 24 JSONL pairs, 3 epochs in well under a second:
+# metrics.jsonl has one object per step with the fields of docs/DESIGN.md (eval_loss on the eval
+# steps), and loss.svg is well-formed XML (python3's parser) with its axes (step, epoch, loss), tick
+# labels, the raw and smoothed train curves and one dot per eval step.
+set -u
+cd "$(dirname "$0")/.."
+. tests/lib.sh
+BIN=${BUILD:-build}/pocketlm
+need_bin "$BIN"
+T=$(mktemp -d /tmp/plm_finetune.XXXXXX)
+trap 'rm -rf "$T"' EXIT INT TERM
+fail=0
+bad() { echo "FAIL finetune: $*"; fail=1; }
+mkdir "$T/model"
+cp tests/ref/tiny-tied/* tests/data/tiny-bpe/* "$T/model/"
+for i in $(seq 1 24); do
+    echo "{\"input\": \"the cat $i sat on a mat\", \"output\": \"a cat $i sat on the mat\"}"
+done >"$T/pairs.jsonl"
+# 18 training pairs in batches of 4: 5 steps an epoch, 15 in all; eval every 3 steps: 5 evals
+"$BIN" finetune -m "$T/model" --data "$T/pairs.jsonl" --out "$T/ad" --epochs 3 --batch 4 \
+    --eval-frac 0.25 --eval-every 3 --max-len 120 --threads 1 >"$T/log" 2>&1 ||
+    { bad "finetune failed"; tail -n 5 "$T/log"; exit 1; }
+M=$T/ad/metrics.jsonl
+n=$(grep -c . "$M")
+ne=$(grep -c '"eval_loss": ' "$M")
+fields=$(grep -c '"step": .*"epoch": .*"loss": .*"lr": .*"tok_s": ' "$M")
+[ "$n" = 15 ] && [ "$fields" = 15 ] && [ "$ne" = 5 ] &&
+    [ "$(grep '"eval_loss": ' "$M" | sed 's/.*"step": \([0-9]*\),.*/\1/' | tr '\n' ' ')" = "3 6 9 12 15 " ] &&
+    echo "ok   metrics.jsonl: 15 steps with step, epoch, loss, lr, tok_s; eval_loss at 3 6 9 12 15" ||
+    bad "metrics.jsonl: $n lines, $fields with the fields, $ne with eval_loss"
+S=$T/ad/loss.svg
+if has_py xml; then
+    $PY -c 'import sys, xml.dom.minidom as m; m.parse(sys.argv[1])' "$S" 2>"$T/xml" &&
+        echo "ok   loss.svg is well-formed XML" || { bad "loss.svg is not well-formed"; cat "$T/xml"; }
+else
+    skip_part xml "no python3 xml parser" "make setup"
+fi
+for want in '>step</text>' '>epoch</text>' '>loss (nats per target token)</text>' '>held-out eval loss<' \
+    'class="train-raw"' 'class="train-smooth"' '>10</text>' '>3</text>'; do
+    grep -qF "$want" "$S" || bad "loss.svg lacks $want"
+done
+[ "$(grep -c '<circle class="eval"' "$S")" = 5 ] || bad "loss.svg: $(grep -c '<circle class="eval"' "$S") eval dots, want 5"
+[ $fail = 0 ] && echo "ok   loss.svg: step, epoch and loss axes with ticks, raw + smoothed train loss, 5 eval dots"
+exit $fail

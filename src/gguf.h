@@ -105,6 +105,9 @@ int plm_gguf_type_to_dtype(uint32_t type);
 // row is ne[0] elements. Types other than F32/F16/BF16/Q8_0/Q4_0/Q4_1 are PLM_ERR_UNSUPPORTED.
 plm_status plm_gguf_tensor_to_f32(const plm_gguf_tensor *t, size_t row0, size_t n_rows,
                                   float *out, plm_error *err);
+// plm_gguf_dequant_row: n elements (a multiple of the type's block) of type at src as f32 into out,
+// as plm_gguf_tensor_to_f32 does; a type it does not read leaves out as it is (check it first).
+void plm_gguf_dequant_row(uint32_t type, const uint8_t *src, size_t n, float *out);
 
 // ---- quantization (ggml's reference quantizers; n is a multiple of 32) ----
 

@@ -786,6 +786,23 @@ const plm_tokenizer *plm_model_tokenizer(const plm_model *m) { return m->tokeniz
 plm_dtype plm_model_dtype(const plm_model *m) { return m->dtype; }
 size_t plm_model_weight_bytes(const plm_model *m) { return m->block_bytes + m->file_weight_bytes; }
 
+size_t plm_model_decode_bytes(const plm_model *m) {
+    int32_t n;
+    size_t total = 0;
+    wref *w = weight_list((plm_model *)(uintptr_t)m, &n); // reads shapes and dtypes only
+    for (int32_t i = 0; w && i < n; i++) {
+        if (!w[i].d->linear || w[i].mat == &m->embed_tokens) continue; // one row of it a token
+        size_t e = (size_t)w[i].rows * (size_t)w[i].cols;
+        total += w[i].mat->dtype == PLM_DTYPE_Q8_0 ? e + e / PLM_QK * 4 : e * 4;
+    }
+    if (w && m->config.tie_word_embeddings) { // the head is the embedding, read whole
+        size_t e = (size_t)m->lm_head.rows * (size_t)m->lm_head.cols;
+        total += m->lm_head.dtype == PLM_DTYPE_Q8_0 ? e + e / PLM_QK * 4 : e * 4;
+    }
+    free(w);
+    return total;
+}
+
 size_t plm_model_n_params(const plm_model *m) {
     int32_t n;
     size_t total = 0;

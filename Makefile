@@ -15,7 +15,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: web-model all test check san fuzz bench bench-onnx bench-train bench-web eval model ref loc clean help setup ci demo wasm
+.PHONY: web-model all test check san fuzz bench bench-onnx bench-train bench-web bench-gemm eval model ref loc clean help setup ci demo wasm
 
 all: $(BUILD)/pocketlm
 
@@ -91,6 +91,10 @@ bench-web: $(BUILD)/pocketlm wasm
 bench-train: $(BUILD)/pocketlm
 	@BUILD=$(BUILD) sh scripts/bench_train.sh
 
+# bench-gemm: f32 matmul at prefill shapes vs OpenBLAS sgemm (numpy), 1 thread, appended to BENCHMARKS.md
+bench-gemm:
+	@BUILD=$(BUILD) sh scripts/bench_gemm.sh
+
 loc:
 	@wc -l include/*.h src/*.[ch] cli/*.[ch] tests/*.[ch] | sort -n
 
@@ -98,7 +102,7 @@ clean:
 	rm -rf build
 
 help:
-	@echo "targets: all demo test san fuzz check ci setup model bench bench-onnx bench-train eval wasm web-model loc clean"
+	@echo "targets: all demo test san fuzz check ci setup model bench bench-onnx bench-train bench-gemm eval wasm web-model loc clean"
 
 # ---- wasm: build/web/, a servable directory (web/README in examples/node/README.md) ----
 # The same src/*.c plus web/wasm.c, twice: pocketlm.mjs/.wasm single-threaded (any page) and

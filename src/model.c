@@ -6,6 +6,7 @@
 #define _DEFAULT_SOURCE // madvise
 #include "model.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -479,36 +480,57 @@ static plm_status load_weight(const plm_model *m, const source *s, const wref *w
 // ---- load: GGUF tensors, converted by a pool of threads ----
 
 // Every conversion of a GGUF tensor that pocketlm reads cannot fail once the shapes and types are
-// checked, so each tensor is cut into row ranges, one a thread, straight from the mapped file into
-// the weight block (quant.c: Q4_0/Q4_1 to Q8_0 in vector registers; the same bytes as the plain
-// dequantize-then-quantize route, for any thread count).
+// checked, so the tensors are cut into chunks of rows (about CONV_CHUNK_BYTES of weights each) that
+// the threads take in turn from a shared counter, converting straight from the mapped file into the
+// weight block (quant.c: Q4_0/Q4_1 to Q8_0 in vector registers; the same bytes as the plain
+// dequantize-then-quantize route, whichever thread converts which chunk). One pool run for the
+// whole model: a thread the machine leaves waiting does fewer chunks, and nobody waits for it
+// tensor after tensor.
+
+#define CONV_CHUNK_BYTES ((size_t)256 << 10)
 
 typedef struct {
-    const wref *w;            // the tensor's destination
-    const plm_gguf_tensor *t; // its source
-    int64_t D;                // head dim: GGUF q/k rows go to their HF position
-    plm_isa isa;              // the kernel path (the quantizer's bytes depend on nothing else)
-    float *tmp;               // per thread: tmp_floats of scratch
+    int32_t i;      // the ref
+    int64_t r0, r1; // its rows [r0, r1)
+} conv_chunk;
+
+typedef struct {
+    const source *s;
+    const wref *w;
+    const src_tensor *t;
+    const conv_chunk *chunk; // (n_chunks)
+    int32_t n_chunks;
+    atomic_int next;         // the next chunk to take
+    int64_t D;               // head dim: GGUF q/k rows go to their HF position
+    plm_isa isa;             // the kernel path (the quantizer's bytes depend on nothing else)
+    float *tmp;              // per thread: tmp_floats of scratch
     size_t tmp_floats;
 } conv_job;
 
-// conv_rows: thread ith of nth converts rows [rows * ith / nth, rows * (ith + 1) / nth).
-static void conv_rows(void *ctx, int ith, int nth) {
-    const conv_job *j = ctx;
-    const wref *w = j->w;
-    const size_t cols = (size_t)w->cols, row_bytes = plm_gguf_row_bytes(j->t->type, cols);
-    const int64_t r0 = w->rows * ith / nth, r1 = w->rows * (ith + 1) / nth;
-    float *tmp = j->tmp + (size_t)ith * j->tmp_floats;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *src = j->t->data + (size_t)r * row_bytes;
+// conv_rows: rows [r0, r1) of tensor t into w's destination; then their file pages are dropped.
+static void conv_rows(const conv_job *j, const conv_chunk *c, float *tmp) {
+    const wref *w = &j->w[c->i];
+    const plm_gguf_tensor *t = j->t[c->i].gg;
+    const size_t cols = (size_t)w->cols, row_bytes = plm_gguf_row_bytes(t->type, cols);
+    for (int64_t r = c->r0; r < c->r1; r++) {
+        const uint8_t *src = t->data + (size_t)r * row_bytes;
         const size_t hr = (size_t)(w->n_head ? qk_hf_row(r, j->D) : r);
-        if (!w->d->linear) plm_quant_row_f32(j->isa, j->t->type, src, cols, *w->vec);
+        if (!w->d->linear) plm_quant_row_f32(j->isa, t->type, src, cols, *w->vec);
         else if (w->mat->dtype == PLM_DTYPE_F32)
-            plm_quant_row_f32(j->isa, j->t->type, src, cols, w->mat->f32 + hr * cols);
+            plm_quant_row_f32(j->isa, t->type, src, cols, w->mat->f32 + hr * cols);
         else
-            plm_quant_row_q8_0(j->isa, j->t->type, src, cols, w->mat->q + hr * cols,
+            plm_quant_row_q8_0(j->isa, t->type, src, cols, w->mat->q + hr * cols,
                                w->mat->d + hr * cols / PLM_QK, tmp);
     }
+    source_release(&j->t[c->i], j->s, c->r0, c->r1 - c->r0);
+}
+
+static void conv_worker(void *ctx, int ith, int nth) {
+    conv_job *j = ctx;
+    (void)nth;
+    float *tmp = j->tmp + (size_t)ith * j->tmp_floats;
+    for (int k; (k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->n_chunks;)
+        conv_rows(j, &j->chunk[k], tmp);
 }
 
 // load_threads: the threads params asks for; 0: every core natively, 1 in wasm (a page's Web
@@ -526,7 +548,7 @@ static int load_threads(const plm_load_params *params) {
 static plm_status load_gguf(const plm_model *m, const source *s, const wref *w,
                             const src_tensor *t, const char *in, int32_t n, int n_threads,
                             plm_error *err) {
-    size_t cols = 1;
+    size_t cols = 1, n_chunks = 0;
     for (int32_t i = 0; i < n; i++) {
         if (in[i]) continue;
         const plm_gguf_tensor *g = t[i].gg;
@@ -536,23 +558,33 @@ static plm_status load_gguf(const plm_model *m, const source *s, const wref *w,
                             "Q4_0, Q4_1", s->path, (int)g->name.n, g->name.s,
                             plm_ggml_type_name(g->type));
         if ((size_t)w[i].cols > cols) cols = (size_t)w[i].cols;
+        size_t per = CONV_CHUNK_BYTES / ((size_t)w[i].cols * 4) + 1; // rows a chunk
+        n_chunks += ((size_t)w[i].rows + per - 1) / per;
     }
     plm_pool *pool = n_threads > 1 ? plm_pool_create(n_threads) : NULL; // NULL: run inline
-    conv_job j = {.D = m->config.head_dim, .isa = plm_isa_active(), .tmp_floats = (cols + 15) / 16 * 16};
-    j.tmp = plm_alloc_aligned((size_t)plm_pool_size(pool) * j.tmp_floats, sizeof *j.tmp);
-    if (!j.tmp) {
+    conv_job *j = plm_alloc(1, sizeof *j);
+    conv_chunk *chunk = plm_alloc(n_chunks, sizeof *chunk);
+    float *tmp = NULL;
+    if (j) j->tmp_floats = (cols + 15) / 16 * 16;
+    if (j && chunk) tmp = plm_alloc_aligned((size_t)plm_pool_size(pool) * j->tmp_floats, sizeof *tmp);
+    if (!tmp || n_chunks > INT32_MAX) {
+        free(j), free(chunk);
         plm_pool_free(pool);
         return plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory", s->path);
     }
+    int32_t k = 0;
     for (int32_t i = 0; i < n; i++) {
-        if (in[i]) continue;
-        j.w = &w[i];
-        j.t = t[i].gg;
-        if (!w[i].d->linear) conv_rows(&j, 0, 1); // a norm: not worth a wake-up
-        else plm_pool_run(pool, conv_rows, &j);
-        source_release(&t[i], s, 0, w[i].rows);
+        int64_t per = (int64_t)(CONV_CHUNK_BYTES / ((size_t)w[i].cols * 4) + 1);
+        for (int64_t r = 0; !in[i] && r < w[i].rows; r += per)
+            chunk[k++] = (conv_chunk){i, r, r + per < w[i].rows ? r + per : w[i].rows};
     }
-    plm_free_aligned(j.tmp);
+    j->s = s, j->w = w, j->t = t, j->chunk = chunk, j->n_chunks = k, j->tmp = tmp;
+    j->D = m->config.head_dim, j->isa = plm_isa_active();
+    atomic_init(&j->next, 0);
+    plm_pool_run(pool, conv_worker, j);
+    plm_free_aligned(tmp);
+    free(chunk);
+    free(j);
     plm_pool_free(pool);
     return PLM_OK;
 }

@@ -51,7 +51,7 @@ RUNS=$W/runs.txt                    # one line a run: system dtype threads wall_
 LOG=$W/log.txt
 ONLY=${BENCH_REPORT_ONLY:-0}        # 1: only rewrite the report from the last run's raw records
 mkdir -p "$W"
-[ "$ONLY" = 1 ] || { : >"$RAW"; : >"$RUNS"; : >"$LOG"; }
+[ "$ONLY" = 1 ] || { : >"$RAW"; : >"$RUNS"; : >"$LOG"; rm -f "$W"/where_*.txt; }
 
 BENCH_NAME=bench
 . scripts/bench_lib.sh      # say, measured, parse_bench, run_rounds, machine_env, report_prelude
@@ -197,7 +197,7 @@ export RAW RUNS ROUNDS MODEL Q8 Q8_BY HF LOAD_START LOAD_END PLM OUT TXT W
 machine_env
 export LCP_INFO="$($PY -c 'import llama_cpp; print(llama_cpp.__version__, "|", llama_cpp.llama_print_system_info().decode().strip())' 2>/dev/null || echo none)"
 export LCP2_INFO="$(PYTHONPATH=$LCP_AVX2_DIR $PY -c 'import llama_cpp, sys; assert llama_cpp.__file__.startswith(sys.argv[1]); print(llama_cpp.__version__, "|", llama_cpp.llama_print_system_info().decode().strip())' "$LCP_AVX2_DIR" 2>/dev/null || echo none)"
-export TORCH_INFO="$($PY -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)' 2>/dev/null || echo none)"
+export TORCH_INFO="$($PY -c 'import torch, transformers; print("torch", torch.__version__, "(" + "; ".join(l.strip(" -") for l in torch.__config__.show().splitlines() if "capability" in l.lower()) + ") transformers", transformers.__version__)' 2>/dev/null || echo none)"
 { report_prelude; cat <<'EOF'; } | $PY -
 SYSTEMS = [("pocketlm", "f32", "pocketlm", "f32"), ("pocketlm", "q8_0", "pocketlm", "q8_0"),
            ("pocketlm/avx2", "f32", "pocketlm/avx2", "f32"), ("pocketlm/avx2", "q8_0", "pocketlm/avx2", "q8_0"),

@@ -25,9 +25,9 @@ static void line(const char *name, const char *dtype, int threads, int n, double
 // ceiling line of decode at threads threads (decode_tps: the measured decode).
 static void bandwidth(const plm_model *m, const char *dt, int threads, int reps, double decode_tps) {
     double gbs = 0;
+    int used = 1;
     for (int th = 1; th <= threads; th = th < threads ? threads : threads + 1) {
         plm_pool *pool = th > 1 ? plm_pool_create(th) : NULL;
-        int used = 1;
         if (th > 1 && !pool) continue;
         gbs = plm_read_bandwidth(pool, m->block, m->block_bytes, reps, &used);
         const double pass = gbs > 0 ? (double)m->block_bytes / (gbs * 1e9) : 0;
@@ -37,8 +37,9 @@ static void bandwidth(const plm_model *m, const char *dt, int threads, int reps,
     }
     const size_t bytes = plm_model_decode_bytes(m);
     const double ceil = plm_decode_ceiling(gbs, bytes);
-    printf("%-8s %-5s %2d %5zu %10.2f %10.1f tok/s share %.2f\n", "ceiling", dt, threads, bytes,
-           ceil > 0 ? 1e3 / ceil : 0.0, ceil, ceil > 0 ? decode_tps / ceil : 0.0);
+    printf("%-8s %-5s %2d %5zu %10.2f %10.1f tok/s share %.2f%s\n", "ceiling", dt, threads, bytes,
+           ceil > 0 ? 1e3 / ceil : 0.0, ceil, ceil > 0 ? decode_tps / ceil : 0.0,
+           used < threads ? " (from the 1-thread bandwidth: see bw_read)" : "");
 }
 
 int cmd_bench(int argc, char **argv) {

@@ -62,8 +62,9 @@ parse_bench() {
         n == "peak_rss" { print r, s, $2, $3, "rss_mb", $6 }
         n == "base_rss" { print r, s, $2, $3, "base_rss_mb", $6 }
         n == "bw_read" && !/ran on/ { print r, s, "-", $3, "bw_gbs", $6 }
-        n == "ceiling"  { print r, s, $2, $3, "decode_bytes", $4; print r, s, $2, $3, "ceiling_tps", $6
-                          print r, s, $2, $3, "ceiling_share", $9 }' "$W/out.txt" >>"$RAW"
+        n == "ceiling"  { print r, s, $2, $3, "decode_bytes", $4 }
+        n == "ceiling" && !/1-thread bandwidth/ { print r, s, $2, $3, "ceiling_tps", $6
+                                                  print r, s, $2, $3, "ceiling_share", $9 }' "$W/out.txt" >>"$RAW"
 }
 
 # run_rounds ROUNDS CONFIG...: every CONFIG once per round, the order rotated by one each round

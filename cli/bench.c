@@ -2,7 +2,7 @@
 // line per result (`name dtype threads n ms tok/s`) so that runs can be diffed; then the memory
 // read bandwidth over the loaded weights with 1 and --threads threads (bandwidth.h), and decode's
 // ceiling at that bandwidth (bytes of weights per decoded token) with decode's share of it:
-//   bw_read  -      TH  BYTES  MS_PER_PASS  GB/s GB/s
+//   bw_read  -      TH  BYTES  MS_PER_PASS  BANDWIDTH GB/s
 //   ceiling  DTYPE  TH  BYTES_PER_TOKEN  MS_PER_TOKEN  CEILING tok/s share DECODE/CEILING
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -51,7 +51,9 @@ int cmd_bench(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: pocketlm bench -m MODEL [-p N] [-n N] [--reps N] [options]\n"
                    "Prints `name dtype threads n ms tok/s` lines: load, prefill of -p tokens,\n"
-                   "decode of -n tokens (best of --reps), and the peak RSS.\n\n" CLI_MODEL_HELP
+                   "decode of -n tokens (best of --reps), and the peak RSS; then bw_read lines (GB/s\n"
+                   "of reading the loaded weights with 1 and --threads threads) and a ceiling line\n"
+                   "(the decode tok/s that bandwidth allows; decode's share of it).\n\n" CLI_MODEL_HELP
                    "  -p N             prompt tokens (default 128)\n"
                    "  -n N             decoded tokens (default 128)\n"
                    "  --reps N         repetitions, the best is reported (default 3)\n"

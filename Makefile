@@ -17,7 +17,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: web-model all test test-arm check san fuzz bench bench-onnx bench-train bench-web eval model loc clean help setup ci demo wasm
+.PHONY: web-model all test test-arm check san fuzz bench bench-onnx bench-train bench-web bench-gemm eval model loc clean help setup ci demo wasm
 
 all: $(BUILD)/pocketlm ## the default (plain `make`): `build/pocketlm` and `build/libpocketlm.a`
 
@@ -83,7 +83,7 @@ demo: SETUP_REF = 0
 demo: setup model all wasm web-model ## the main job: build, fetch the model, paraphrase on the CLI, serve the page
 	@sh scripts/demo.sh $(MODEL)
 
-bench: $(BUILD)/pocketlm ## decode/prefill speed and memory against llama.cpp and PyTorch, into `benchmarks/history/`
+bench: $(BUILD)/pocketlm ## decode/prefill speed, load time and memory against llama.cpp and PyTorch (also on the AVX2 path), DRAM bandwidth and each decode as a share of its ceiling, into `benchmarks/history/`
 	@sh scripts/bench.sh
 
 # eval: the paraphraser's quality on PAWS test: copy, base 0-/3-shot, the adapter (build/eval/)
@@ -101,6 +101,10 @@ bench-web: $(BUILD)/pocketlm wasm ## pocketlm wasm in Chromium and node against 
 # bench-train: LoRA training throughput vs PyTorch + PEFT
 bench-train: $(BUILD)/pocketlm ## LoRA training throughput against PyTorch + PEFT, into `benchmarks/history/`
 	@BUILD=$(BUILD) sh scripts/bench_train.sh
+
+# bench-gemm: f32 matmul at prefill shapes vs OpenBLAS sgemm (numpy), 1 thread
+bench-gemm: ## f32 matmul at prefill shapes against OpenBLAS sgemm (numpy), 1 thread, into `benchmarks/history/`
+	@BUILD=$(BUILD) sh scripts/bench_gemm.sh
 
 loc: ## lines of each source file, sorted
 	@wc -l include/*.h src/*.[ch] cli/*.[ch] tests/*.[ch] | sort -n

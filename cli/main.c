@@ -164,6 +164,7 @@ int cli_open(const char *cmd, cli_model_opts *o, plm_model **model, plm_session 
     if (!o->model) return cli_usage_error(cmd, "-m MODEL is required");
     plm_load_params lp = plm_load_default_params();
     lp.dtype = o->dtype;
+    lp.n_threads = o->n_threads; // the session's threads convert the weights too
     if (plm_model_load(model, o->model, &lp, &err) != PLM_OK) return cli_error(cmd, &err);
     plm_session_params sp = plm_session_default_params();
     sp.n_threads = o->n_threads;

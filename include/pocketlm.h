@@ -110,10 +110,12 @@ typedef struct plm_model plm_model;
 typedef struct plm_tokenizer plm_tokenizer;
 
 typedef struct {
-    plm_dtype dtype; // how linear weights are kept in memory: PLM_DTYPE_F32 or PLM_DTYPE_Q8_0
+    plm_dtype dtype;   // how linear weights are kept in memory: PLM_DTYPE_F32 or PLM_DTYPE_Q8_0
+    int32_t n_threads; // threads converting a GGUF file's weights, the caller included; 0 = every
+                       // core (1 in wasm). The weights are the same bits for any count.
 } plm_load_params;
 
-plm_load_params plm_load_default_params(void); // dtype f32
+plm_load_params plm_load_default_params(void); // dtype f32, n_threads 0
 
 // plm_model_load: load a model from an HF directory (config.json, model.safetensors or a sharded
 // index, tokenizer.json) or from a .gguf file. Quantized or half-precision files are converted to

@@ -69,7 +69,8 @@ measured() {
 }
 
 # parse_bench ROUND SYSTEM: the `name dtype th n ms tok/s` lines of pocketlm bench (and of
-# scripts/bench_llamacpp.py, names prefixed llamacpp-) in $W/out.txt -> records in RAW.
+# scripts/bench_llamacpp.py, names prefixed llamacpp-) in $W/out.txt -> records in RAW; also
+# pocketlm bench's bw_read (GB/s, dtype "-") and ceiling (bytes per token, ceiling tok/s, share).
 parse_bench() {
     awk -v r="$1" -v s="$2" '
         { n = $1; sub(/^llamacpp-/, "", n) }
@@ -77,7 +78,11 @@ parse_bench() {
         n == "prefill"  { print r, s, $2, $3, "prefill_tps", $6 }
         n == "decode"   { print r, s, $2, $3, "decode_tps", $6 }
         n == "peak_rss" { print r, s, $2, $3, "rss_mb", $6 }
-        n == "base_rss" { print r, s, $2, $3, "base_rss_mb", $6 }' "$W/out.txt" >>"$RAW"
+        n == "base_rss" { print r, s, $2, $3, "base_rss_mb", $6 }
+        n == "bw_read" && !/ran on/ { print r, s, "-", $3, "bw_gbs", $6 }
+        n == "ceiling"  { print r, s, $2, $3, "decode_bytes", $4 }
+        n == "ceiling" && !/1-thread bandwidth/ { print r, s, $2, $3, "ceiling_tps", $6
+                                                  print r, s, $2, $3, "ceiling_share", $9 }' "$W/out.txt" >>"$RAW"
 }
 
 # run_rounds ROUNDS CONFIG...: every CONFIG once per round, the order rotated by one each round

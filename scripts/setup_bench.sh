@@ -3,7 +3,8 @@
 # PyPI source package (never a prebuilt wheel, never committed) into the system python
 # /usr/bin/python3, with a native CPU build of the llama.cpp it vendors (no BLAS, no curl, no
 # llguidance, no llava: nothing in its CMake build reaches the network or git).
-# Idempotent: does nothing when the pinned version already imports. Run as root on Debian 12.
+# Idempotent: does nothing when the pinned version already imports (and the AVX2 variant below
+# does). Run as root on Debian 12.
 # The first version in LCP_VERSIONS that builds is kept; BENCHMARKS.md records which.
 # Only Debian and PyPI are used. Takes ~5-10 min the first time on 2 cores.
 set -eu
@@ -25,24 +26,52 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $APT_PKGS
 fi
 
+# The AVX2 variant (LCP_AVX2=1, the default): the same llama-cpp-python built a second time with
+# GGML_NATIVE=OFF and only AVX2/FMA/F16C/BMI2 (no AVX-512, no AVX-VNNI), into LCP_AVX2_DIR (a
+# --target directory outside the tree, put on PYTHONPATH by bench.sh), so that llama.cpp can be
+# compared with pocketlm's PLM_ISA=avx2 path on the same AVX-512 machine. Another ~5-10 min.
+LCP_AVX2=${LCP_AVX2:-1}
+LCP_AVX2_DIR=${LCP_AVX2_DIR:-/usr/local/lib/pocketlm-bench/llama-cpp-avx2}
+build_avx2() {    # build_avx2 VERSION: the AVX2 variant into LCP_AVX2_DIR
+    [ "$LCP_AVX2" = 1 ] || return 0
+    if PYTHONPATH=$LCP_AVX2_DIR $PY -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$1' or b'AVX512 = 1' in llama_cpp.llama_print_system_info())" 2>/dev/null; then
+        echo "setup_bench: llama-cpp-python $1 AVX2 variant present in $LCP_AVX2_DIR"
+        return 0
+    fi
+    echo "setup_bench: building the AVX2 variant of llama-cpp-python==$1 into $LCP_AVX2_DIR"
+    rm -rf "$LCP_AVX2_DIR"
+    CMAKE_ARGS="$CMAKE_COMMON -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
+-DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF \
+-DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF -DGGML_CPU_ALL_VARIANTS=OFF" \
+    $PY -m pip install -q --root-user-action=ignore --break-system-packages --no-cache-dir --no-deps \
+        --no-binary llama-cpp-python \
+        --target "$LCP_AVX2_DIR" "llama-cpp-python==$1" &&
+    PYTHONPATH=$LCP_AVX2_DIR $PY -c 'import llama_cpp; print("setup_bench: AVX2 variant", llama_cpp.__version__, llama_cpp.llama_print_system_info().decode())' ||
+    { echo "setup_bench: the AVX2 variant did not build: bench.sh skips llama.cpp/avx2" >&2; rm -rf "$LCP_AVX2_DIR"; }
+    return 0
+}
+
+# GGML_NATIVE: -march=native (AVX-512, VNNI, BF16 on this Zen 4). LLAMA_CURL/LLGUIDANCE off: no
+# downloads at build time. LLAVA_BUILD off: the multimodal library is not needed and doubles the
+# build. Tests/examples/server off for the same reason.
+CMAKE_COMMON="-DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF \
+-DLLAMA_CURL=OFF -DLLAMA_LLGUIDANCE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF \
+-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DCMAKE_BUILD_TYPE=Release"
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
+export FORCE_CMAKE=1
+
 have=$($PY -m pip show llama-cpp-python 2>/dev/null | sed -n 's/^Version: //p')
 if [ -n "$have" ] && $PY -c 'import llama_cpp' 2>/dev/null; then
     for v in $LCP_VERSIONS; do
         if [ "$have" = "$v" ]; then
             echo "setup_bench: llama-cpp-python $have present"
+            build_avx2 "$have"
             exit 0
         fi
     done
 fi
 
-# GGML_NATIVE: -march=native (AVX-512, VNNI, BF16 on this Zen 4). LLAMA_CURL/LLGUIDANCE off: no
-# downloads at build time. LLAVA_BUILD off: the multimodal library is not needed and doubles the
-# build. Tests/examples/server off for the same reason.
-export CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF \
--DLLAMA_CURL=OFF -DLLAMA_LLGUIDANCE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF \
--DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DCMAKE_BUILD_TYPE=Release"
-export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
-export FORCE_CMAKE=1
+export CMAKE_ARGS="-DGGML_NATIVE=ON $CMAKE_COMMON"
 
 for v in $LCP_VERSIONS; do
     echo "setup_bench: building llama-cpp-python==$v from source (CMAKE_ARGS=$CMAKE_ARGS)"
@@ -50,6 +79,7 @@ for v in $LCP_VERSIONS; do
         --no-binary llama-cpp-python "llama-cpp-python==$v"; then
         if $PY -c 'import llama_cpp; print("setup_bench: llama_cpp", llama_cpp.__version__)'; then
             $PY -c 'import llama_cpp; print("setup_bench: system_info", llama_cpp.llama_print_system_info().decode())'
+            build_avx2 "$v"
             exit 0
         fi
     fi

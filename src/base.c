@@ -1,6 +1,7 @@
 // base.c: the error type, allocation helpers, whole-file reading and mapping, atomic writes,
 // a monotonic clock and half-precision conversions. No printing, no exits.
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE // MAP_ANONYMOUS, MADV_HUGEPAGE
 #include "base.h"
 
 #include <errno.h>
@@ -61,6 +62,36 @@ void *plm_alloc_aligned(size_t n, size_t size) {
 }
 
 void plm_free_aligned(void *p) { free(p); }
+
+#if defined(__linux__)
+#define BIG_PAGE ((size_t)2 << 20) // an x86-64 / arm64 transparent huge page
+
+void *plm_alloc_big(size_t bytes) {
+    if (bytes < BIG_PAGE) return plm_alloc_aligned(bytes, 1);
+    if (bytes > SIZE_MAX - 2 * BIG_PAGE) return NULL;
+    size_t len = (bytes + BIG_PAGE - 1) & ~(BIG_PAGE - 1);
+    uint8_t *raw = mmap(NULL, len + BIG_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                        -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    uint8_t *p = raw + ((BIG_PAGE - (uintptr_t)raw % BIG_PAGE) % BIG_PAGE);
+    if (p > raw) munmap(raw, (size_t)(p - raw));
+    if (raw + len + BIG_PAGE > p + len) munmap(p + len, (size_t)(raw + len + BIG_PAGE - (p + len)));
+    madvise(p, len, MADV_HUGEPAGE); // a hint: without it (or without THP) 4 KB pages
+    return p;
+}
+
+void plm_free_big(void *p, size_t bytes) {
+    if (!p) return;
+    if (bytes < BIG_PAGE) plm_free_aligned(p);
+    else munmap(p, (bytes + BIG_PAGE - 1) & ~(BIG_PAGE - 1));
+}
+#else
+void *plm_alloc_big(size_t bytes) { return plm_alloc_aligned(bytes, 1); }
+void plm_free_big(void *p, size_t bytes) {
+    (void)bytes;
+    plm_free_aligned(p);
+}
+#endif
 
 // ---- files ----
 

@@ -22,6 +22,13 @@ plm_status plm_fail(plm_error *err, plm_status status, const char *fmt, ...) PLM
 void *plm_alloc(size_t n, size_t size);           // zeroed, like calloc
 void *plm_alloc_aligned(size_t n, size_t size);   // 64-byte aligned, zeroed; free with plm_free_aligned
 void plm_free_aligned(void *p);
+// plm_alloc_big: bytes (> 0) of zeroed, 64-byte aligned memory for a large long-lived buffer (the
+// weights). On Linux, from 2 MB on: fresh pages of an anonymous map, 2 MB aligned and marked for
+// transparent huge pages (hundreds of page faults instead of tens of thousands, fewer TLB misses
+// when the weights stream), never memset: the kernel zeroes each page when it is first touched, by
+// whichever thread writes it. Elsewhere plm_alloc_aligned. Free with plm_free_big(p, bytes).
+void *plm_alloc_big(size_t bytes);
+void plm_free_big(void *p, size_t bytes); // NULL ok
 
 // plm_file_read: read a whole file into a new buffer (NUL-terminated, len excludes the NUL).
 // The caller frees *out with free().

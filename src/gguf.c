@@ -16,7 +16,7 @@
 
 typedef struct {
     uint32_t id;      // ggml_type
-    const char *name; // ggml_type_name
+    const char *name; // plm_ggml_type_name
     size_t block;     // elements per block
     size_t size;      // bytes per block
 } ggml_type_info;
@@ -35,8 +35,7 @@ static const ggml_type_info *type_info(uint32_t type) {
     return NULL;
 }
 
-// ggml_type_name: "Q4_K", ...; "unknown" for others
-static const char *ggml_type_name(uint32_t type) {
+const char *plm_ggml_type_name(uint32_t type) {
     const ggml_type_info *ti = type_info(type);
     return ti ? ti->name : "unknown";
 }
@@ -458,6 +457,8 @@ const plm_gguf_tensor *plm_gguf_find_tensor(const plm_gguf *g, const char *name)
 static float f16_at(const uint8_t *p) { return plm_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
 // dequant_blocks: nb blocks of 32 at src -> y (nb * 32), as ggml's dequantize_row_{q8_0,q4_0,q4_1}.
+// Q4_1's q * d + m is two statements: a multiply then an add, two roundings, never an FMA whatever
+// the compiler's contraction default (quant.c computes the same values with SIMD and must match).
 static void dequant_blocks(float *y, const uint8_t *src, size_t nb, uint32_t type) {
     for (size_t b = 0; b < nb; b++, y += 32) {
         if (type == PLM_GGML_Q8_0) { // {f16 d; int8 qs[32]}: x = q * d
@@ -475,11 +476,19 @@ static void dequant_blocks(float *y, const uint8_t *src, size_t nb, uint32_t typ
             const uint8_t *p = src + b * 20;
             float d = f16_at(p), m = f16_at(p + 2);
             for (int j = 0; j < 16; j++) {
-                y[j] = (float)(p[4 + j] & 0x0f) * d + m;
-                y[j + 16] = (float)(p[4 + j] >> 4) * d + m;
+                const float lo = (float)(p[4 + j] & 0x0f) * d, hi = (float)(p[4 + j] >> 4) * d;
+                y[j] = lo + m;
+                y[j + 16] = hi + m;
             }
         }
     }
+}
+
+void plm_gguf_dequant_row(uint32_t type, const uint8_t *src, size_t n, float *out) {
+    int dt = plm_gguf_type_to_dtype(type);
+    if (dt == PLM_DTYPE_F32 || dt == PLM_DTYPE_F16 || dt == PLM_DTYPE_BF16)
+        plm_convert_to_f32(out, src, n, (plm_dtype)dt);
+    else if (dt >= 0) dequant_blocks(out, src, n / 32, type);
 }
 
 plm_status plm_gguf_tensor_to_f32(const plm_gguf_tensor *t, size_t row0, size_t n_rows,
@@ -489,14 +498,12 @@ plm_status plm_gguf_tensor_to_f32(const plm_gguf_tensor *t, size_t row0, size_t 
     if (dt < 0)
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
                         "tensor '%.*s' has type %s; pocketlm reads F32, F16, BF16, Q8_0, Q4_0, Q4_1",
-                        (int)t->name.n, t->name.s, ggml_type_name(t->type));
+                        (int)t->name.n, t->name.s, plm_ggml_type_name(t->type));
     if (row0 > rows || n_rows > rows - row0)
         return plm_fail(err, PLM_ERR_ARG, "tensor '%.*s': rows [%zu, +%zu) beyond %zu",
                         (int)t->name.n, t->name.s, row0, n_rows, rows);
-    const uint8_t *src = t->data + row0 * plm_gguf_row_bytes(t->type, cols);
-    if (dt == PLM_DTYPE_F32 || dt == PLM_DTYPE_F16 || dt == PLM_DTYPE_BF16)
-        plm_convert_to_f32(out, src, n_rows * cols, (plm_dtype)dt);
-    else dequant_blocks(out, src, n_rows * cols / 32, t->type);
+    plm_gguf_dequant_row(t->type, t->data + row0 * plm_gguf_row_bytes(t->type, cols), n_rows * cols,
+                         out);
     return PLM_OK;
 }
 

@@ -97,6 +97,8 @@ plm_status plm_gguf_get_ints(const plm_gguf *g, const char *key, int32_t **out, 
 // ---- tensors ----
 
 const plm_gguf_tensor *plm_gguf_find_tensor(const plm_gguf *g, const char *name); // or NULL
+// plm_ggml_type_name: "Q4_K", ...; "unknown" for a type this file does not know.
+const char *plm_ggml_type_name(uint32_t type);
 // plm_gguf_type_to_dtype: the plm_dtype of a tensor type we read (F32, F16, BF16, Q8_0, Q4_0,
 // Q4_1), or -1.
 int plm_gguf_type_to_dtype(uint32_t type);
@@ -104,6 +106,9 @@ int plm_gguf_type_to_dtype(uint32_t type);
 // row is ne[0] elements. Types other than F32/F16/BF16/Q8_0/Q4_0/Q4_1 are PLM_ERR_UNSUPPORTED.
 plm_status plm_gguf_tensor_to_f32(const plm_gguf_tensor *t, size_t row0, size_t n_rows,
                                   float *out, plm_error *err);
+// plm_gguf_dequant_row: n elements (a multiple of the type's block) of type at src as f32 into out,
+// as plm_gguf_tensor_to_f32 does; a type it does not read leaves out as it is (check it first).
+void plm_gguf_dequant_row(uint32_t type, const uint8_t *src, size_t n, float *out);
 
 // ---- sizes ----
 

@@ -7,6 +7,7 @@
 #define _DEFAULT_SOURCE // madvise
 #include "model.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@
 
 #include "gguf.h"
 #include "json.h"
+#include "pool.h"
+#include "quant.h"
 #include "safetensors.h"
 
 // ---- the weight table ----
@@ -521,6 +524,118 @@ static plm_status load_weight(const plm_model *m, const source *s, const wref *w
     return st;
 }
 
+// ---- load: GGUF tensors, converted by a pool of threads ----
+
+// Every conversion of a GGUF tensor that pocketlm reads cannot fail once the shapes and types are
+// checked, so the tensors are cut into chunks of rows (about CONV_CHUNK_BYTES of weights each) that
+// the threads take in turn from a shared counter, converting straight from the mapped file into the
+// weight block (quant.c: Q4_0/Q4_1 to Q8_0 in vector registers; the same bytes as the plain
+// dequantize-then-quantize route, whichever thread converts which chunk). One pool run for the
+// whole model: a thread the machine leaves waiting does fewer chunks, and nobody waits for it
+// tensor after tensor.
+
+#define CONV_CHUNK_BYTES ((size_t)256 << 10)
+
+typedef struct {
+    int32_t i;      // the ref
+    int64_t r0, r1; // its rows [r0, r1)
+} conv_chunk;
+
+typedef struct {
+    const source *s;
+    const wref *w;
+    const src_tensor *t;
+    const conv_chunk *chunk; // (n_chunks)
+    int32_t n_chunks;
+    atomic_int next;         // the next chunk to take
+    int64_t D;               // head dim: GGUF q/k rows go to their HF position
+    plm_isa isa;             // the kernel path (the quantizer's bytes depend on nothing else)
+    float *tmp;              // per thread: tmp_floats of scratch
+    size_t tmp_floats;
+} conv_job;
+
+// conv_rows: rows [r0, r1) of tensor t into w's destination; then their file pages are dropped.
+static void conv_rows(const conv_job *j, const conv_chunk *c, float *tmp) {
+    const wref *w = &j->w[c->i];
+    const plm_gguf_tensor *t = j->t[c->i].gg;
+    const size_t cols = (size_t)w->cols, row_bytes = plm_gguf_row_bytes(t->type, cols);
+    for (int64_t r = c->r0; r < c->r1; r++) {
+        const uint8_t *src = t->data + (size_t)r * row_bytes;
+        const size_t hr = (size_t)(w->n_head ? qk_hf_row(r, j->D) : r);
+        if (!w->d->linear) plm_quant_row_f32(j->isa, t->type, src, cols, *w->vec);
+        else if (w->mat->dtype == PLM_DTYPE_F32)
+            plm_quant_row_f32(j->isa, t->type, src, cols, w->mat->f32 + hr * cols);
+        else
+            plm_quant_row_q8_0(j->isa, t->type, src, cols, w->mat->q + hr * cols,
+                               w->mat->d + hr * cols / PLM_QK, tmp);
+    }
+    source_release(&j->t[c->i], j->s, c->r0, c->r1 - c->r0);
+}
+
+static void conv_worker(void *ctx, int ith, int nth) {
+    conv_job *j = ctx;
+    (void)nth;
+    float *tmp = j->tmp + (size_t)ith * j->tmp_floats;
+    for (int k; (k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->n_chunks;)
+        conv_rows(j, &j->chunk[k], tmp);
+}
+
+// load_threads: the threads params asks for; 0: every core natively, 1 in wasm (a page's Web
+// Workers are the page's to start).
+static int load_threads(const plm_load_params *params) {
+    int n = params ? params->n_threads : 0;
+#if defined(__EMSCRIPTEN__)
+    return n > 0 ? n : 1;
+#else
+    return n > 0 ? n : plm_n_cores();
+#endif
+}
+
+// load_gguf: every tensor of w not loaded in place (in[i]) from the GGUF file, over n_threads.
+static plm_status load_gguf(const plm_model *m, const source *s, const wref *w,
+                            const src_tensor *t, const char *in, int32_t n, int n_threads,
+                            plm_error *err) {
+    size_t cols = 1, n_chunks = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (in[i]) continue;
+        const plm_gguf_tensor *g = t[i].gg;
+        if (plm_gguf_type_to_dtype(g->type) < 0)
+            return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                            "%s: tensor '%.*s' has type %s; pocketlm reads F32, F16, BF16, Q8_0, "
+                            "Q4_0, Q4_1", s->path, (int)g->name.n, g->name.s,
+                            plm_ggml_type_name(g->type));
+        if ((size_t)w[i].cols > cols) cols = (size_t)w[i].cols;
+        size_t per = CONV_CHUNK_BYTES / ((size_t)w[i].cols * 4) + 1; // rows a chunk
+        n_chunks += ((size_t)w[i].rows + per - 1) / per;
+    }
+    plm_pool *pool = n_threads > 1 ? plm_pool_create(n_threads) : NULL; // NULL: run inline
+    conv_job *j = plm_alloc(1, sizeof *j);
+    conv_chunk *chunk = plm_alloc(n_chunks, sizeof *chunk);
+    float *tmp = NULL;
+    if (j) j->tmp_floats = (cols + 15) / 16 * 16;
+    if (j && chunk) tmp = plm_alloc_aligned((size_t)plm_pool_size(pool) * j->tmp_floats, sizeof *tmp);
+    if (!tmp || n_chunks > INT32_MAX) {
+        free(j), free(chunk);
+        plm_pool_free(pool);
+        return plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory", s->path);
+    }
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int64_t per = (int64_t)(CONV_CHUNK_BYTES / ((size_t)w[i].cols * 4) + 1);
+        for (int64_t r = 0; !in[i] && r < w[i].rows; r += per)
+            chunk[k++] = (conv_chunk){i, r, r + per < w[i].rows ? r + per : w[i].rows};
+    }
+    j->s = s, j->w = w, j->t = t, j->chunk = chunk, j->n_chunks = k, j->tmp = tmp;
+    j->D = m->config.head_dim, j->isa = plm_isa_active();
+    atomic_init(&j->next, 0);
+    plm_pool_run(pool, conv_worker, j);
+    plm_free_aligned(tmp);
+    free(chunk);
+    free(j);
+    plm_pool_free(pool);
+    return PLM_OK;
+}
+
 // ---- load: Q8_0 GGUF tensors in place ----
 
 // A Q8_0 block in GGUF is {f16 d; int8 q[32]} (34 bytes); in memory q and d are two arrays. So a
@@ -609,7 +724,7 @@ static plm_status source_open(source *s, plm_model *m, const char *path, const u
     return st;
 }
 
-plm_load_params plm_load_default_params(void) { return (plm_load_params){PLM_DTYPE_F32}; }
+plm_load_params plm_load_default_params(void) { return (plm_load_params){PLM_DTYPE_F32, 0}; }
 
 // model_load: plm_model_load of path, or of the GGUF bytes in buf when buf is not NULL. With file
 // (the same bytes as buf, writable and malloc'd) Q8_0 tensors are loaded in place, and on success
@@ -645,29 +760,23 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
     for (int32_t i = 0; st == PLM_OK && i < n; i++) st = source_find(&s, &w[i], &t[i], m, err);
     if (st != PLM_OK) goto fail;
     if (file) perm_bytes = mark_inplace(in, w, t, n, dtype);
-    tmp = plm_alloc(CHUNK_ELEMS > (size_t)m->config.hidden_size ? CHUNK_ELEMS
-                                                                 : (size_t)m->config.hidden_size,
-                    sizeof *tmp);
+    if (!s.is_gguf)
+        tmp = plm_alloc(CHUNK_ELEMS > (size_t)m->config.hidden_size ? CHUNK_ELEMS
+                                                                     : (size_t)m->config.hidden_size,
+                        sizeof *tmp);
     if (perm_bytes && perm_bytes != SIZE_MAX) perm = malloc(perm_bytes);
     m->block_bytes = layout(w, n, dtype, in, NULL);
-    if (tmp && perm_bytes != SIZE_MAX && (perm || !perm_bytes))
-        m->block = plm_alloc_aligned(m->block_bytes, 1);
+    if ((tmp || s.is_gguf) && perm_bytes != SIZE_MAX && (perm || !perm_bytes))
+        m->block = plm_alloc_big(m->block_bytes);
     if (!m->block) {
         st = plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory for %zu bytes of weights", path,
                       m->block_bytes);
         goto fail;
     }
     layout(w, n, dtype, in, m->block);
-    for (int32_t i = 0; st == PLM_OK && i < n; i++) {
-        if (in[i]) continue;
-        if (t[i].gg && t[i].gg->type == PLM_GGML_Q8_0 && w[i].d->linear &&
-            w[i].mat->dtype == PLM_DTYPE_Q8_0) {
-            load_q8_0(&w[i], t[i].gg->data, w[i].mat->q, m->config.head_dim, NULL);
-            source_release(&t[i], &s, 0, w[i].rows);
-        } else {
-            st = load_weight(m, &s, &w[i], &t[i], tmp, err);
-        }
-    }
+    if (s.is_gguf) st = load_gguf(m, &s, w, t, in, n, load_threads(params), err);
+    for (int32_t i = 0; !s.is_gguf && st == PLM_OK && i < n; i++)
+        st = load_weight(m, &s, &w[i], &t[i], tmp, err);
     if (st != PLM_OK) goto fail;
     // nothing fails from here on: only now does file change
     for (int32_t i = 0; i < n; i++)
@@ -715,7 +824,7 @@ plm_status plm_model_load_gguf_inplace(plm_model **out, uint8_t *buf, size_t siz
 void plm_model_free(plm_model *m) {
     if (!m) return;
     plm_tokenizer_free(m->tokenizer);
-    plm_free_aligned(m->block);
+    plm_free_big(m->block, m->block_bytes);
     free(m->file);
     free(m->layers);
     free(m->chat_template);
@@ -737,7 +846,7 @@ plm_status plm_model_alloc(plm_model **out, const plm_config *cfg, plm_error *er
     if (m) m->layers = plm_alloc((size_t)cfg->num_hidden_layers, sizeof *m->layers);
     if (m && m->layers) w = weight_list(m, &n);
     if (w) m->block_bytes = layout(w, n, PLM_DTYPE_F32, NULL, NULL);
-    if (w) m->block = plm_alloc_aligned(m->block_bytes, 1);
+    if (w) m->block = plm_alloc_big(m->block_bytes);
     if (!m || !m->block) {
         free(w);
         plm_model_free(m);
@@ -759,6 +868,23 @@ plm_dtype plm_model_dtype(const plm_model *m) { return m->dtype; }
 const char *plm_model_name(const plm_model *m) { return m->name ? m->name : ""; }
 const char *plm_model_adapter(const plm_model *m) { return m->adapter ? m->adapter : ""; }
 size_t plm_model_weight_bytes(const plm_model *m) { return m->block_bytes + m->file_weight_bytes; }
+
+size_t plm_model_decode_bytes(const plm_model *m) {
+    int32_t n;
+    size_t total = 0;
+    wref *w = weight_list((plm_model *)(uintptr_t)m, &n); // reads shapes and dtypes only
+    for (int32_t i = 0; w && i < n; i++) {
+        if (!w[i].d->linear || w[i].mat == &m->embed_tokens) continue; // one row of it a token
+        size_t e = (size_t)w[i].rows * (size_t)w[i].cols;
+        total += w[i].mat->dtype == PLM_DTYPE_Q8_0 ? e + e / PLM_QK * 4 : e * 4;
+    }
+    if (w && m->config.tie_word_embeddings) { // the head is the embedding, read whole
+        size_t e = (size_t)m->lm_head.rows * (size_t)m->lm_head.cols;
+        total += m->lm_head.dtype == PLM_DTYPE_Q8_0 ? e + e / PLM_QK * 4 : e * 4;
+    }
+    free(w);
+    return total;
+}
 
 size_t plm_model_n_params(const plm_model *m) {
     int32_t n;

@@ -77,6 +77,12 @@ uint32_t plm_lora_target_parse(const char *name, size_t n);
 // the caller fills the weights. Free with plm_model_free.
 plm_status plm_model_alloc(plm_model **out, const plm_config *cfg, plm_error *err);
 
+// plm_model_decode_bytes: bytes of weights one decoded token reads: every linear weight of every
+// layer and the lm_head (the embedding when tied), in their in-memory dtype (q and d for Q8_0);
+// not the norms nor the embedding's one row. Decode streams them from memory: DRAM bandwidth
+// divided by this is decode's ceiling (bandwidth.h).
+size_t plm_model_decode_bytes(const plm_model *m);
+
 // plm_model_save_json: only the JSON files of plm_model_save's HF directory (config.json,
 // generation_config.json, tokenizer.json and tokenizer_config.json when m has a tokenizer) into dir
 // (created if needed), atomically file by file; for writers of other weight formats (ONNX).

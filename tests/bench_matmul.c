@@ -75,7 +75,8 @@ int main(int argc, char **argv) {
     plm_isa isa = plm_isa_best();
     for (int i = 0; argc > 1 && i < PLM_ISA_COUNT; i++)
         if (!strcmp(argv[1], plm_isa_name((plm_isa)i)) && plm_isa_supported((plm_isa)i)) isa = (plm_isa)i;
-    printf("isa %s, cpu %s, cores %d\n", plm_isa_name(isa), plm_cpu_name(), plm_n_cores());
+    printf("isa %s, cpu %s, features %s, cores %d\n", plm_isa_name(isa), plm_cpu_name(),
+           plm_cpu_features(), plm_n_cores());
     printf("%-14s %-5s %3s %4s %6s %5s %9s %8s %7s\n", "shape", "dtype", "thr", "T", "rows",
            "cols", "ms", "GFLOP/s", "GB/s");
     const plm_dtype dtypes[2] = {PLM_DTYPE_F32, PLM_DTYPE_Q8_0};

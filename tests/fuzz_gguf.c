@@ -1,9 +1,12 @@
-// fuzz_gguf.c: libFuzzer target for the GGUF parser, metadata accessors and dequantization.
+// fuzz_gguf.c: libFuzzer target for the GGUF parser, metadata accessors, dequantization and the
+// load-time row conversions (quant.c).
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "gguf.h"
+#include "matmul.h"
+#include "quant.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,13 +28,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(s);
         free(v);
     }
-    float *buf = malloc(4096 * sizeof(float));
-    for (int64_t i = 0; buf && i < g.n_tensors; i++) { // the first row of each tensor, if small
+    float *buf = malloc(4096 * sizeof(float)), *tmp = malloc(4096 * sizeof(float));
+    int8_t *q = malloc(4096);
+    float *d = malloc(4096 / PLM_QK * sizeof(float));
+    for (int64_t i = 0; buf && tmp && q && d && i < g.n_tensors; i++) { // each first row, if small
         const plm_gguf_tensor *t = &g.tensors[i];
-        if (t->ne[0] > 0 && t->ne[0] <= 4096 && t->n_elems >= (size_t)t->ne[0])
-            plm_gguf_tensor_to_f32(t, 0, 1, buf, NULL);
+        if (t->ne[0] > 0 && t->ne[0] <= 4096 && t->n_elems >= (size_t)t->ne[0] &&
+            plm_gguf_tensor_to_f32(t, 0, 1, buf, NULL) == PLM_OK) { // a type pocketlm reads
+            plm_quant_row_f32(plm_isa_active(), t->type, t->data, (size_t)t->ne[0], buf);
+            if (t->ne[0] % PLM_QK == 0)
+                plm_quant_row_q8_0(plm_isa_active(), t->type, t->data, (size_t)t->ne[0], q, d, tmp);
+        }
     }
-    free(buf);
+    free(buf), free(tmp), free(q), free(d);
     plm_gguf_free(&g);
     return 0;
 }

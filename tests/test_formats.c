@@ -418,7 +418,7 @@ static int models_close(const char *what, const plm_model *a, const plm_model *b
 }
 
 static plm_model *load(const char *path, plm_dtype dtype) {
-    plm_load_params lp = {dtype};
+    plm_load_params lp = {dtype, 0};
     plm_model *m = NULL;
     plm_error err = {0};
     CHECK_MSG(plm_model_load(&m, path, &lp, &err) == PLM_OK, "load %s: %s", path, err.msg);
@@ -591,7 +591,7 @@ static void same_models(const char *what, const plm_model *a, const plm_model *b
 static size_t load_both(const char *what, const char *path, plm_dtype dtype) {
     size_t size, in_file = 0;
     uint8_t *buf = read_file(path, &size), *own = buf ? read_file(path, &size) : NULL;
-    plm_load_params lp = {dtype};
+    plm_load_params lp = {dtype, 0};
     plm_model *a = NULL, *b = NULL;
     plm_error err = {0};
     if (!own) return free(buf), 0;
@@ -618,7 +618,7 @@ static void expect_inplace_fail(const char *what, const uint8_t *b, size_t n, pl
                                 const char *needle) {
     uint8_t *own = malloc(n);
     memcpy(own, b, n);
-    plm_load_params lp = {PLM_DTYPE_Q8_0};
+    plm_load_params lp = {PLM_DTYPE_Q8_0, 0};
     plm_model *m = NULL;
     plm_error err = {0};
     plm_status s = plm_model_load_gguf_inplace(&m, own, n, &lp, &err);
@@ -643,7 +643,7 @@ static void test_inplace(int tied) {
     // the in-place weights are the file's values exactly (f32 dequantizes them the same way)
     size_t size;
     uint8_t *own = read_file(q8, &size);
-    plm_load_params lp = {PLM_DTYPE_Q8_0};
+    plm_load_params lp = {PLM_DTYPE_Q8_0, 0};
     plm_model *b = NULL, *f = load(q8, PLM_DTYPE_F32);
     plm_error err = {0};
     CHECK_MSG(own && plm_model_load_gguf_inplace(&b, own, size, &lp, &err) == PLM_OK, "%s", err.msg);

@@ -20,7 +20,7 @@ static const char *const base_dirs[2] = {"tests/ref/tiny-tied", "tests/ref/tiny-
 static plm_model *load_model(const char *dir, plm_dtype dtype) {
     plm_model *m = NULL;
     plm_error err;
-    plm_load_params lp = {dtype};
+    plm_load_params lp = {dtype, 0};
     if (plm_model_load(&m, dir, &lp, &err) != PLM_OK) CHECK_MSG(0, "%s: %s", dir, err.msg);
     return m;
 }

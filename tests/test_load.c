@@ -1,0 +1,218 @@
+// test_load.c: loading converts GGUF weights with SIMD kernels over threads (quant.c, model.c);
+// the weights must be the bits of the plain route (dequantize to f32, then plm_quantize_q8_0) on
+// every kernel path and for any thread count:
+// - rows: quant.c's kernels against the plain route, random rows with edge blocks (zero, tiny,
+//   huge, negative, infinite and NaN scales), every path this CPU runs;
+// - tiny models saved as Q8_0, Q4_0 and F16 GGUF: every path and 1, 2, 3 threads against the
+//   scalar path on 1 thread (the plain route itself);
+// - the real SmolLM2 Q4_1 GGUF (when present): a hash of every weight, as f32 and as q8_0, equal
+//   to the hash of the weights that loading gave before these kernels existed (commit 9cc5d3e:
+//   scalar dequantization, then plm_quantize_q8_0, one thread; the same on its avx2 and avx512
+//   paths), on every SIMD path and for 1, 2 and 3 threads.
+#define _DEFAULT_SOURCE // mkdtemp
+#include <stdint.h>
+#include <unistd.h>
+
+#include "gguf.h"
+#include "model.h"
+#include "quant.h"
+#include "test.h"
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+
+static uint32_t next_u32(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (uint32_t)(rng >> 32);
+}
+
+static float frand(void) { return (float)(next_u32() >> 8) / (float)(1 << 23) - 1.0f; } // [-1, 1)
+
+// ---- rows ----
+
+static void put16(uint8_t *p, uint16_t h) { p[0] = (uint8_t)h, p[1] = (uint8_t)(h >> 8); }
+
+// special: the f16 of block b's scale (and minimum: m = 1) in the edge blocks, or 0 for a random one.
+static uint16_t special(size_t b, int m) {
+    static const uint16_t d[][2] = {
+        {0x0000, 0x0000}, // all zero
+        {0x0000, 0x3c00}, // d = 0, m = 1: 32 equal values
+        {0x8000, 0xbc00}, // -0 and -1
+        {0x0001, 0x0001}, // the smallest subnormals
+        {0x7bff, 0xfbff}, // 65504 and -65504
+        {0xd640, 0x5640}, // negative d
+        {0x7c00, 0x3c00}, // d = inf
+        {0x3c00, 0x7e00}, // m = NaN
+        {0x7e00, 0x0000}, // d = NaN
+        {0xfc00, 0x7c00}, // -inf, inf
+    };
+    return b < sizeof d / sizeof d[0] ? d[b][m] : 0;
+}
+
+// random_row: nb blocks of type (Q8_0, Q4_0, Q4_1) with random scales of varied magnitude and the
+// edge blocks first.
+static void random_row(uint8_t *p, uint32_t type, size_t nb) {
+    size_t bs = plm_gguf_row_bytes(type, 32), hdr = type == PLM_GGML_Q4_1 ? 4 : 2;
+    for (size_t b = 0; b < nb; b++, p += bs) {
+        float scale = frand() * (float)(1 << (next_u32() % 12)) * 1e-3f;
+        put16(p, special(b, 0) ? special(b, 0) : plm_f32_to_f16(scale));
+        if (type == PLM_GGML_Q4_1)
+            put16(p + 2, special(b, 1) ? special(b, 1) : plm_f32_to_f16(frand() * 8.0f * scale));
+        for (size_t k = hdr; k < bs; k++) p[k] = (uint8_t)next_u32();
+        if (b == 0) memset(p + hdr, 0, bs - hdr);
+    }
+}
+
+static void test_rows(void) {
+    const size_t n = 32 * 64, nb = n / 32;
+    const uint32_t types[] = {PLM_GGML_Q8_0, PLM_GGML_Q4_0, PLM_GGML_Q4_1, PLM_GGML_F16};
+    uint8_t *src = malloc(n * 4);
+    int8_t *q = malloc(n), *rq = malloc(n);
+    float *d = malloc(nb * 4), *rd = malloc(nb * 4), *x = malloc(n * 4), *rx = malloc(n * 4);
+    float *tmp = malloc(n * 4);
+    for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
+        if (!plm_isa_supported((plm_isa)isa)) continue;
+        for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+            const uint32_t type = types[k];
+            for (int rep = 0; rep < 20; rep++) {
+                if (type == PLM_GGML_F16)
+                    for (size_t i = 0; i < n; i++) put16(src + 2 * i, plm_f32_to_f16(frand() * 3.0f));
+                else random_row(src, type, nb);
+                // the plain route: Q8_0 blocks copied, others dequantized then quantized
+                plm_gguf_dequant_row(type, src, n, rx);
+                if (type == PLM_GGML_Q8_0)
+                    for (size_t b = 0; b < nb; b++) {
+                        rd[b] = plm_f16_to_f32((uint16_t)(src[34 * b] | src[34 * b + 1] << 8));
+                        memcpy(rq + 32 * b, src + 34 * b + 2, 32);
+                    }
+                else plm_quantize_q8_0_isa((plm_isa)isa, rq, rd, rx, n);
+                memset(q, 0x55, n), memset(d, 0x55, nb * 4), memset(x, 0x55, n * 4);
+                plm_quant_row_q8_0((plm_isa)isa, type, src, n, q, d, tmp);
+                plm_quant_row_f32((plm_isa)isa, type, src, n, x);
+                CHECK_MSG(!memcmp(q, rq, n) && !memcmp(d, rd, nb * 4), "%s: %s row to q8_0, rep %d",
+                          plm_isa_name((plm_isa)isa), plm_ggml_type_name(type), rep);
+                CHECK_MSG(!memcmp(x, rx, n * 4), "%s: %s row to f32, rep %d",
+                          plm_isa_name((plm_isa)isa), plm_ggml_type_name(type), rep);
+            }
+        }
+    }
+    free(src), free(q), free(rq), free(d), free(rd), free(x), free(rx), free(tmp);
+}
+
+// ---- whole models ----
+
+// weights_hash: FNV-1a (64-bit) over every weight of m in a fixed order: per layer q, k, v, o,
+// gate, up, down (q then d for Q8_0, else the f32 values) and the two norms; then the embedding,
+// lm_head and the final norm.
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t mat_hash(uint64_t h, const plm_mat *w) {
+    size_t n = (size_t)w->rows * (size_t)w->cols;
+    if (w->dtype == PLM_DTYPE_F32) return fnv(h, w->f32, n * 4);
+    return fnv(fnv(h, w->q, n), w->d, n / PLM_QK * 4);
+}
+
+static uint64_t weights_hash(const plm_model *m) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    size_t C = (size_t)m->config.hidden_size;
+    for (int l = 0; l < m->config.num_hidden_layers; l++) {
+        const plm_layer *y = &m->layers[l];
+        const plm_mat *ms[7] = {&y->q_proj, &y->k_proj,   &y->v_proj,   &y->o_proj,
+                                &y->gate_proj, &y->up_proj, &y->down_proj};
+        for (int k = 0; k < 7; k++) h = mat_hash(h, ms[k]);
+        h = fnv(fnv(h, y->input_layernorm, C * 4), y->post_attention_layernorm, C * 4);
+    }
+    h = mat_hash(mat_hash(h, &m->embed_tokens), &m->lm_head);
+    return fnv(h, m->norm, C * 4);
+}
+
+// load_hash: the weights hash of path loaded as dtype on path isa with n_threads (0 on failure).
+static uint64_t load_hash(const char *path, plm_dtype dtype, plm_isa isa, int n_threads) {
+    plm_error err = {0};
+    plm_model *m = NULL;
+    plm_load_params lp = plm_load_default_params();
+    lp.dtype = dtype, lp.n_threads = n_threads;
+    CHECK_MSG(plm_set_kernel_path(plm_isa_name(isa), &err) == PLM_OK, "%s", err.msg);
+    CHECK_MSG(plm_model_load(&m, path, &lp, &err) == PLM_OK, "%s: %s", path, err.msg);
+    uint64_t h = m ? weights_hash(m) : 0;
+    if (m && dtype == PLM_DTYPE_Q8_0) CHECK(m->layers[0].q_proj.dtype == PLM_DTYPE_Q8_0);
+    plm_model_free(m);
+    plm_set_kernel_path("auto", &err);
+    return h;
+}
+
+// test_tiny: a random tiny Llama saved as Q8_0, Q4_0 and F16 GGUF; loading it as f32 and q8_0 on
+// every path with 1, 2, 3 threads gives the weights of the scalar path on 1 thread.
+static void test_tiny(const char *dir, int tied) {
+    plm_config c = {.vocab_size = 320, .hidden_size = 64, .intermediate_size = 160,
+                    .num_hidden_layers = 2, .num_attention_heads = 4, .num_key_value_heads = 2,
+                    .head_dim = 16, .max_position_embeddings = 64, .rms_norm_eps = 1e-5f,
+                    .rope_theta = 10000.0f, .tie_word_embeddings = tied, .bos_token_id = 1,
+                    .eos_token_id = 2};
+    plm_model *a = NULL;
+    plm_error err = {0};
+    CHECK_MSG(plm_model_alloc(&a, &c, &err) == PLM_OK, "%s", err.msg);
+    if (!a) return;
+    float *p = a->block; // every weight and norm: rows of varied scale, one row all zero
+    for (size_t i = 0; i < a->block_bytes / 4; i++)
+        p[i] = (i / 64) % 17 == 3 ? 0.0f : frand() * (float)(1 << ((i / 64) % 9)) * 0.01f;
+    const struct {
+        const char *name;
+        plm_dtype dtype;
+    } files[] = {{"q8.gguf", PLM_DTYPE_Q8_0}, {"q4.gguf", PLM_DTYPE_Q4_0}, {"f16.gguf", PLM_DTYPE_F16}};
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/%d-%s", dir, tied, files[f].name);
+        CHECK_MSG(plm_model_save(a, path, files[f].dtype, &err) == PLM_OK, "%s", err.msg);
+        for (int dt = 0; dt < 2; dt++) {
+            plm_dtype dtype = dt ? PLM_DTYPE_Q8_0 : PLM_DTYPE_F32;
+            uint64_t want = load_hash(path, dtype, PLM_ISA_SCALAR, 1);
+            for (int isa = 0; isa < PLM_ISA_COUNT; isa++)
+                for (int th = 1; th <= 3 && plm_isa_supported((plm_isa)isa); th++)
+                    CHECK_MSG(load_hash(path, dtype, (plm_isa)isa, th) == want,
+                              "%s as %s on %s, %d threads: not the weights of the plain route", path,
+                              plm_dtype_name(dtype), plm_isa_name((plm_isa)isa), th);
+        }
+    }
+    plm_model_free(a);
+}
+
+// test_real: the real Q4_1 GGUF's weights hash as before these kernels (see the top).
+static void test_real(void) {
+    const char *path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+    if (access(path, R_OK) != 0) {
+        printf("SKIP real model: run make model\n");
+        return;
+    }
+    const uint64_t want_f32 = 0x340e456f0bacc4c4ull, want_q8 = 0xf4e0f438a2e248ffull;
+    for (int isa = 1; isa < PLM_ISA_COUNT; isa++) { // the scalar path is the plain route itself
+        if (!plm_isa_supported((plm_isa)isa)) continue;
+        for (int th = 1; th <= 3; th++) {
+            uint64_t h = load_hash(path, PLM_DTYPE_Q8_0, (plm_isa)isa, th);
+            CHECK_MSG(h == want_q8, "real q8_0 on %s, %d threads: hash %016llx, want %016llx",
+                      plm_isa_name((plm_isa)isa), th, (unsigned long long)h,
+                      (unsigned long long)want_q8);
+        }
+        uint64_t h = load_hash(path, PLM_DTYPE_F32, (plm_isa)isa, 2);
+        CHECK_MSG(h == want_f32, "real f32 on %s: hash %016llx, want %016llx",
+                  plm_isa_name((plm_isa)isa), (unsigned long long)h, (unsigned long long)want_f32);
+    }
+}
+
+int main(void) {
+    test_self();
+    test_paths("test_load");
+    test_rows();
+    char dir[] = "/tmp/plm_load_XXXXXX";
+    if (!mkdtemp(dir)) return fprintf(stderr, "mkdtemp failed\n"), 1;
+    test_tiny(dir, 0);
+    test_tiny(dir, 1);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    test_real();
+    return test_main_end("test_load");
+}

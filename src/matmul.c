@@ -42,6 +42,10 @@ static void matmul_worker(void *ctx, int ith, int nth) {
     per = (per + k.nr - 1) / k.nr * k.nr;
     const int r0 = ith * per < rows ? ith * per : rows;
     const int r1 = r0 + per < rows ? r0 + per : rows;
+    if (k.rows) {
+        if (r0 < r1) k.rows(j, r0, r1);
+        return;
+    }
     if (T < k.mt && k.warm && r0 < r1) k.warm(j, r0, r1);
     // 128 or 64 tokens a pass (a multiple of every MT); the result does not depend on it
     const size_t in_bytes = (size_t)j->w->cols * (j->w->dtype == PLM_DTYPE_F32 ? 4 : 1);

@@ -13,8 +13,6 @@
 #ifndef PF_BYTES
 #define PF_BYTES 6144 // decode prefetches the weights about this far ahead (AVX-512)
 #endif
-#define F32_MT 4 // AVX-512 f32 tile: tokens x rows; 24 accumulators + 6 weight vectors + 1 input
-#define F32_NR 6 // fit 32 registers (1 thread, T = 128: 4 x 4 gets ~185 GFLOP/s, 4 x 6 ~210)
 #define TT 12    // input gradient: tokens per tile (24 accumulators)
 
 // hsum_avx2: (lanes 0-3 + lanes 4-7), then pairs, then the last two; for Q8_0 the last three
@@ -30,49 +28,6 @@ PLM_INLINE PLM_TARGET_AVX2 float hsum_avx2(__m256 v) {
 
 // prefetch_rows: how many rows of row_bytes make PF_BYTES (at least 1).
 static int prefetch_rows(size_t row_bytes) { return (int)((PF_BYTES + row_bytes - 1) / row_bytes); }
-
-// f32_block_avx512: 16-lane accumulator per (t, r), FMA over cols (a masked load for the tail),
-// then _mm512_reduce_add_ps. mt, nr are constants at each call site so acc stays in registers.
-PLM_INLINE PLM_TARGET_AVX512 void f32_block_avx512(const matmul_job *j, int t0, int mt, int r0,
-                                                   int nr) {
-    const int C = j->w->cols, R = j->w->rows;
-    const float *x = j->inp + (size_t)t0 * C; // (mt, C)
-    const float *w = j->w->f32 + (size_t)r0 * C; // (nr, C)
-    const int pfr = prefetch_rows((size_t)C * sizeof(float));
-    const int pf = mt == 1 && r0 + nr + pfr <= R;
-    __m512 acc[F32_MT][F32_NR];
-    UNROLL
-    for (int t = 0; t < mt; t++)
-        UNROLL
-        for (int r = 0; r < nr; r++) acc[t][r] = _mm512_setzero_ps();
-    for (int k = 0; k < C; k += 16) {
-        const __mmask16 m = C - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - k)) - 1);
-        __m512 wv[F32_NR];
-        UNROLL
-        for (int r = 0; r < nr; r++) {
-            wv[r] = _mm512_maskz_loadu_ps(m, w + (size_t)r * C + k);
-            if (pf) _mm_prefetch((const char *)(w + (size_t)(r + pfr) * C + k), _MM_HINT_T0);
-        }
-        UNROLL
-        for (int t = 0; t < mt; t++) {
-            const __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)t * C + k);
-            UNROLL
-            for (int r = 0; r < nr; r++) acc[t][r] = _mm512_fmadd_ps(xv, wv[r], acc[t][r]);
-        }
-    }
-    UNROLL
-    for (int t = 0; t < mt; t++)
-        UNROLL
-        for (int r = 0; r < nr; r++)
-            j->out[(size_t)(t0 + t) * R + r0 + r] = _mm512_reduce_add_ps(acc[t][r]);
-}
-
-PLM_TARGET_AVX512 static void f32_tile_avx512(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (mt == F32_MT && nr == F32_NR) f32_block_avx512(j, t0, F32_MT, r0, F32_NR);
-    else if (mt == F32_MT) f32_block_avx512(j, t0, F32_MT, r0, 1);
-    else if (nr == F32_NR) f32_block_avx512(j, t0, 1, r0, F32_NR);
-    else f32_block_avx512(j, t0, 1, r0, 1);
-}
 
 // q8_sum_avx512: the canonical end sum of the 16 lane accumulators: lanes i + lanes i + 8 first.
 PLM_INLINE PLM_TARGET_AVX512 float q8_sum_avx512(__m512 acc) {
@@ -256,45 +211,252 @@ PLM_TARGET_AVX512 static void quantize_avx512(int8_t *q, float *d, const float *
     }
 }
 
-// ---- AVX2 + FMA ----
+// ---- AVX2 + FMA: f32 ----
+//
+// Both f32 kernels compute each out[t, r] as one FMA chain over k in order from +0, with r in a
+// vector lane: the packed GEMM (prefill, training) and the matrix-vector kernel (decode) give the
+// same bits whatever T, the tile or the thread split, and neither needs a horizontal sum. A
+// dot-product tile (lanes over k) reloads both operands for every FMA and sums each output at the
+// end; the GEMM below loads 2 weight vectors and broadcasts 6 inputs for 12 FMAs.
 
-// f32_block_avx2: 8-lane accumulator per (t, r); the tail is a masked load.
-PLM_INLINE PLM_TARGET_AVX2 void f32_block_avx2(const matmul_job *j, int t0, int mt, int r0,
-                                               int nr) {
-    static const int32_t mask_tab[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    const int C = j->w->cols, R = j->w->rows;
-    const float *x = j->inp + (size_t)t0 * C;    // (mt, C)
-    const float *w = j->w->f32 + (size_t)r0 * C; // (nr, C)
-    __m256 acc[2][4];
+#define GEMM_MR 6   // tokens of a micro-tile: 6 x 16 = 12 accumulators + 2 weight vectors + 1
+#define GEMM_NR 16  // broadcast = 15 of the 16 ymm registers (BLIS/OpenBLAS Haswell sgemm)
+#define GEMM_KC 640 // k per slice at most (576 in one slice, 1536 in three of 512)
+#ifndef GEMM_PACK
+#define GEMM_PACK (160 << 10) // bytes of packed panels per group: in L2
+#endif
+#define GEMM_NG 8 // panels per group at most
+#ifndef GEMM_TB
+#define GEMM_TB (320 << 10) // bytes of inputs per token block: in L2 for every panel
+#endif
+#define GEMM_TB_MAX 264 // tokens per block at most
+#ifndef PF_F32_COLS
+#define PF_F32_COLS 64 // decode prefetches a 16-row panel this many columns ahead (4 KB)
+#endif
+#ifndef PF_F32_HINT
+#define PF_F32_HINT _MM_HINT_T0
+#endif
+
+// transpose8_avx2: rows 0..7 of w (row stride C), columns 0..7, into c[k] = column k (lane i =
+// row i). Four floats of row i and of row i + 4 share a register (vinsertf128 from memory uses no
+// shuffle port), then a 4 x 4 transpose in each 128-bit lane: 8 shuffles for 64 floats.
+PLM_INLINE PLM_TARGET_AVX2 void transpose8_avx2(__m256 c[8], const float *w, size_t C) {
+    __m256 a[4], b[4];
     UNROLL
-    for (int t = 0; t < mt; t++)
+    for (int i = 0; i < 4; i++) {
+        const float *lo = w + (size_t)i * C, *hi = w + (size_t)(i + 4) * C;
+        a[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo)), _mm_loadu_ps(hi), 1);
+        b[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo + 4)),
+                                    _mm_loadu_ps(hi + 4), 1);
+    }
+    const __m256 t0 = _mm256_unpacklo_ps(a[0], a[1]), t1 = _mm256_unpackhi_ps(a[0], a[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(a[2], a[3]), t3 = _mm256_unpackhi_ps(a[2], a[3]);
+    c[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+    c[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+    c[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+    c[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u0 = _mm256_unpacklo_ps(b[0], b[1]), u1 = _mm256_unpackhi_ps(b[0], b[1]);
+    const __m256 u2 = _mm256_unpacklo_ps(b[2], b[3]), u3 = _mm256_unpackhi_ps(b[2], b[3]);
+    c[4] = _mm256_shuffle_ps(u0, u2, 0x44);
+    c[5] = _mm256_shuffle_ps(u0, u2, 0xEE);
+    c[6] = _mm256_shuffle_ps(u1, u3, 0x44);
+    c[7] = _mm256_shuffle_ps(u1, u3, 0xEE);
+}
+
+// col8_avx2: column 0 of rows 0..7 of w (row stride C), for the columns past the last 8.
+PLM_INLINE PLM_TARGET_AVX2 __m256 col8_avx2(const float *w, size_t C) {
+    return _mm256_setr_ps(w[0], w[C], w[2 * C], w[3 * C], w[4 * C], w[5 * C], w[6 * C], w[7 * C]);
+}
+
+// matvec_avx2: out[r .. r + 8g) (g = 1 or 2 chains of 8 rows) = x . rows of w (stride C): k in
+// steps of 8 columns transposed in registers. pf: where this panel's reads will be PF_F32_COLS
+// columns later (NULL: no prefetch); each step prefetches one line of 8 of its 16 rows.
+PLM_INLINE PLM_TARGET_AVX2 void matvec_avx2(float *out, const float *x, const float *w, size_t C,
+                                            const int g, const float *pf_here,
+                                            const float *pf_next) {
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    size_t k = 0;
+    for (; k + 8 <= C; k += 8) {
+        if (pf_here) { // within the panel, or at the start of the next one past its end
+            const size_t kp = k + PF_F32_COLS;
+            const float *p = kp < C ? pf_here + kp : pf_next ? pf_next + (kp - C) : NULL;
+            if (p) {
+                p += (k / 8 & 1) * 8 * C;
+                UNROLL
+                for (int i = 0; i < 8; i++) _mm_prefetch((const char *)(p + i * C), PF_F32_HINT);
+            }
+        }
+        __m256 c[8];
         UNROLL
-        for (int r = 0; r < nr; r++) acc[t][r] = _mm256_setzero_ps();
-    for (int k = 0; k < C; k += 8) {
-        const int n = C - k >= 8 ? 8 : C - k;
-        const __m256i m = _mm256_loadu_si256((const __m256i *)(mask_tab + 8 - n));
-        __m256 wv[4];
+        for (int h = 0; h < g; h++) {
+            transpose8_avx2(c, w + (size_t)(8 * h) * C + k, C);
+            UNROLL
+            for (int i = 0; i < 8; i++)
+                acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k + i), c[i], acc[h]);
+        }
+    }
+    for (; k < C; k++)
         UNROLL
-        for (int r = 0; r < nr; r++) wv[r] = _mm256_maskload_ps(w + (size_t)r * C + k, m);
+        for (int h = 0; h < g; h++)
+            acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k),
+                                     col8_avx2(w + (size_t)(8 * h) * C + k, C), acc[h]);
+    UNROLL
+    for (int h = 0; h < g; h++) _mm256_storeu_ps(out + 8 * h, acc[h]);
+}
+
+// f32_matvec_avx2: out[0, r0 .. r1) for one token (decode): 16 rows at a time, then 8, then single
+// rows as scalar FMA chains (the same chain as a lane's). DRAM-bound: the weights are prefetched
+// PF_F32_COLS columns ahead in each row of the panel (16 rows x 128 floats = 8 KB), and the start
+// of the first panel before the loop.
+PLM_TARGET_AVX2 static void f32_matvec_avx2(const matmul_job *j, int r0, int r1) {
+    const size_t C = (size_t)j->w->cols;
+    const int R = j->w->rows;
+    const float *x = j->inp, *W = j->w->f32;
+    const size_t warm = C < PF_F32_COLS ? C : PF_F32_COLS;
+    for (int i = 0; i < 16 && r0 + i < r1; i++)
+        for (size_t k = 0; k < warm; k += 16)
+            _mm_prefetch((const char *)(W + (size_t)(r0 + i) * C + k), PF_F32_HINT);
+    int r = r0;
+    for (; r + 16 <= r1; r += 16) {
+        const float *w = W + (size_t)r * C;
+        matvec_avx2(j->out + r, x, w, C, 2, w, r + 32 <= R ? w + 16 * C : NULL);
+    }
+    if (r + 8 <= r1) {
+        matvec_avx2(j->out + r, x, W + (size_t)r * C, C, 1, NULL, NULL);
+        r += 8;
+    }
+    for (; r < r1; r++) {
+        const float *w = W + (size_t)r * C;
+        __m128 acc = _mm_setzero_ps();
+        for (size_t k = 0; k < C; k++)
+            acc = _mm_fmadd_ss(_mm_load_ss(x + k), _mm_load_ss(w + k), acc);
+        j->out[r] = _mm_cvtss_f32(acc);
+    }
+}
+
+// pack_avx2: rows 0 .. nr (nr <= 16) of w (stride C), columns 0 .. kc, into p (kc, 16) k-major:
+// p[k][i] = w[i, k]; rows nr .. 15 are zero (their lanes are computed and never stored).
+PLM_TARGET_AVX2 static void pack_avx2(float *p, const float *w, size_t C, int nr, int kc) {
+    int k = 0;
+    if (nr == GEMM_NR)
+        for (; k + 8 <= kc; k += 8) {
+            __m256 c[8];
+            UNROLL
+            for (int h = 0; h < 2; h++) {
+                transpose8_avx2(c, w + (size_t)(8 * h) * C + k, C);
+                UNROLL
+                for (int i = 0; i < 8; i++) _mm256_store_ps(p + (k + i) * GEMM_NR + 8 * h, c[i]);
+            }
+        }
+    for (; k < kc; k++)
+        for (int i = 0; i < GEMM_NR; i++)
+            p[k * GEMM_NR + i] = i < nr ? w[(size_t)i * C + k] : 0.0f;
+}
+
+// gemm_tile_avx2: d[t, 0 .. 16) for t < mt (row stride dR; mt a constant at each call site) over
+// the kc columns of the packed panel p, inputs x (row stride C) broadcast one float at a time. The
+// chains start from +0 when s is NULL, else they go on from s[t, 0 .. 16) (row stride sR): a float
+// stored and loaded back is the same float, so splitting k into panels does not change the bits.
+PLM_INLINE PLM_TARGET_AVX2 void gemm_tile_avx2(float *d, size_t dR, const float *s, size_t sR,
+                                               const float *x, size_t C, const float *p, int kc,
+                                               const int mt) {
+    __m256 acc[GEMM_MR][2];
+    UNROLL
+    for (int t = 0; t < mt; t++) {
+        acc[t][0] = s ? _mm256_loadu_ps(s + t * sR) : _mm256_setzero_ps();
+        acc[t][1] = s ? _mm256_loadu_ps(s + t * sR + 8) : _mm256_setzero_ps();
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_load_ps(p + k * GEMM_NR), b1 = _mm256_load_ps(p + k * GEMM_NR + 8);
         UNROLL
         for (int t = 0; t < mt; t++) {
-            const __m256 xv = _mm256_maskload_ps(x + (size_t)t * C + k, m);
-            UNROLL
-            for (int r = 0; r < nr; r++) acc[t][r] = _mm256_fmadd_ps(xv, wv[r], acc[t][r]);
+            const __m256 a = _mm256_broadcast_ss(x + t * C + k);
+            acc[t][0] = _mm256_fmadd_ps(a, b0, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(a, b1, acc[t][1]);
         }
     }
     UNROLL
-    for (int t = 0; t < mt; t++)
-        UNROLL
-        for (int r = 0; r < nr; r++) j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_avx2(acc[t][r]);
+    for (int t = 0; t < mt; t++) {
+        _mm256_storeu_ps(d + t * dR, acc[t][0]);
+        _mm256_storeu_ps(d + t * dR + 8, acc[t][1]);
+    }
 }
 
-PLM_TARGET_AVX2 static void f32_tile_avx2(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (mt == 2 && nr == 4) f32_block_avx2(j, t0, 2, r0, 4);
-    else if (mt == 2) f32_block_avx2(j, t0, 2, r0, 1);
-    else if (nr == 4) f32_block_avx2(j, t0, 1, r0, 4);
-    else f32_block_avx2(j, t0, 1, r0, 1);
+PLM_TARGET_AVX2 static void gemm_tiles_avx2(float *d, size_t dR, const float *s, size_t sR,
+                                            const float *x, size_t C, const float *p, int kc,
+                                            int mt) {
+    switch (mt) {
+    case 6: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 6); break;
+    case 5: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 5); break;
+    case 4: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 4); break;
+    case 3: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 3); break;
+    case 2: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 2); break;
+    default: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 1); break;
+    }
 }
+
+// f32_rows_avx2: out[0 .. T, r0 .. r1). Decode (T = 1) reads the weights once, row-wise. Otherwise
+// GotoBLAS-style: per block of tokens (their inputs stay in L2), per group of up to GEMM_NG panels
+// of 16 rows and per slice of k: pack the group (k-major, into this thread's L2-sized buffer), then
+// for each 6-token tile (its inputs stay in L1) run the micro-kernel over every panel of the group,
+// so out's rows are written in runs of up to GEMM_NG * 64 bytes: a matrix with many rows writes
+// out once, from far in memory, and one line per (token, panel) cost 2x at the lm_head (49,152
+// rows). Between slices of k the chains wait in this thread's acc; the weights are read once per
+// token block, as the dot-product tiles did.
+PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
+    static _Thread_local _Alignas(64) float panels[GEMM_PACK / sizeof(float)];
+    static _Thread_local _Alignas(64) float acc[GEMM_TB_MAX * GEMM_NG * GEMM_NR];
+    const int T = j->T;
+    if (T == 1) {
+        f32_matvec_avx2(j, r0, r1);
+        return;
+    }
+    const size_t C = (size_t)j->w->cols, R = (size_t)j->w->rows;
+    const int nk = (int)((C + GEMM_KC - 1) / GEMM_KC);         // slices of k
+    const int kcs = (int)((C + (size_t)nk - 1) / (size_t)nk + 7) / 8 * 8; // their width
+    int ng = (int)(GEMM_PACK / ((size_t)kcs * GEMM_NR * sizeof(float)));
+    ng = ng < 1 ? 1 : ng > GEMM_NG ? GEMM_NG : ng;
+    int tb = (int)(GEMM_TB / (C * sizeof(float))) / GEMM_MR * GEMM_MR;
+    tb = tb < 4 * GEMM_MR ? 4 * GEMM_MR : tb > GEMM_TB_MAX ? GEMM_TB_MAX : tb;
+    const size_t aR = (size_t)ng * GEMM_NR; // acc: (tb, ng * 16)
+    for (int t0 = 0; t0 < T; t0 += tb) {
+        const int te = t0 + tb < T ? t0 + tb : T;
+        for (int rg = r0; rg < r1; rg += ng * GEMM_NR) {
+            const int rge = rg + ng * GEMM_NR < r1 ? rg + ng * GEMM_NR : r1;
+            for (size_t k0 = 0; k0 < C; k0 += (size_t)kcs) {
+                const int kc = C - k0 < (size_t)kcs ? (int)(C - k0) : kcs;
+                const int last = k0 + (size_t)kc == C;
+                for (int r = rg; r < rge; r += GEMM_NR) {
+                    const int nr = rge - r < GEMM_NR ? rge - r : GEMM_NR;
+                    pack_avx2(panels + (size_t)(r - rg) * kc, j->w->f32 + (size_t)r * C + k0, C,
+                              nr, kc);
+                }
+                for (int t = t0; t < te; t += GEMM_MR) {
+                    const int mt = te - t < GEMM_MR ? te - t : GEMM_MR;
+                    const float *x = j->inp + (size_t)t * C + k0;
+                    for (int r = rg; r < rge; r += GEMM_NR) {
+                        const int nr = rge - r < GEMM_NR ? rge - r : GEMM_NR;
+                        const float *p = panels + (size_t)(r - rg) * kc;
+                        float *a = acc + (size_t)(t - t0) * aR + (r - rg);
+                        const float *s = k0 ? a : NULL;
+                        float *o = j->out + (size_t)t * R + r;
+                        if (!last) gemm_tiles_avx2(a, aR, s, aR, x, C, p, kc, mt);
+                        else if (nr == GEMM_NR) gemm_tiles_avx2(o, R, s, aR, x, C, p, kc, mt);
+                        else { // the last rows: through a full-width copy
+                            float tmp[GEMM_MR * GEMM_NR];
+                            gemm_tiles_avx2(tmp, GEMM_NR, s, aR, x, C, p, kc, mt);
+                            for (int i = 0; i < mt; i++)
+                                memcpy(o + i * R, tmp + i * GEMM_NR, (size_t)nr * sizeof(float));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---- AVX2 + FMA: Q8_0 ----
 
 // q8_step_avx2: block b into acc (t, r): maddubs multiplies unsigned by signed bytes: it gets |w|
 // and x with w's sign (exact since q is never -128, and pairs stay below 2^15), then madd with ones
@@ -423,7 +585,7 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
 // ---- the tables ----
 
 const matmul_kernels plm_kernels_avx512 = {
-    .f32 = {f32_tile_avx512, F32_MT, F32_NR, 1, NULL},
+    .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2}, // beats a 4 x 6 zmm dot tile
     .q8 = {q8_tile_avx512, 4, 4, 1, q8_warm_avx512},
     .quantize = quantize_avx512,
     .q8_prepare = q8_prepare_avx512,
@@ -432,7 +594,7 @@ const matmul_kernels plm_kernels_avx512 = {
 };
 
 const matmul_kernels plm_kernels_avx2 = {
-    .f32 = {f32_tile_avx2, 2, 4, 1, NULL},
+    .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2},
     .q8 = {q8_tile_avx2, 2, 2, 1, NULL},
 };
 #endif // __x86_64__

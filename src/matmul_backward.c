@@ -8,9 +8,9 @@
 
 #include "matmul_kernels.h"
 
-#define NC 32  // columns per tile: one Q8_0 block, two 16-lane vectors
+#define NC PLM_DINP_NC // columns per tile: one Q8_0 block, two 16-lane vectors
 #define TT 12  // tokens per tile of the reference
-#define RB 256 // weight rows per block: a (RB, NC) slice of W stays in cache for all tokens
+#define RB PLM_DINP_RB // weight rows per block (matmul_kernels.h)
 
 // ---- input gradient: scalar reference ----
 

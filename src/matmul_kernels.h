@@ -39,6 +39,9 @@
 
 typedef struct matmul_job matmul_job;
 
+#define PLM_DINP_NC 32  // input gradient: columns per tile (one Q8_0 block)
+#define PLM_DINP_RB 256 // weight rows per block: a (RB, NC) slice of W stays in cache for all tokens
+
 // A tile kernel writes out[t0 .. t0+mt, r0 .. r0+nr]; the driver calls it only with
 // (mt, nr) in {(MT, NR), (1, NR), (MT, 1), (1, 1)} for the kernel's MT and NR.
 typedef void (*tile_fn)(const matmul_job *j, int t0, int mt, int r0, int nr);
@@ -75,8 +78,8 @@ typedef struct {
     // q8_prepare: xc (n / 4) from xq (n), computed once per call before the q8 tiles run
     void (*q8_prepare)(int32_t *xc, const int8_t *xq, size_t n);
     // dinp_tiles: dinp[t, c0 .. c0+n) += sum over r in [r0, r1) of dout[t, r] * W[r, c0 .. c0+n)
-    // for t in [0, T), n <= 32; per element the sum runs over r in order from zero, then is added
-    // to dinp (see matmul_backward.c)
+    // for t in [0, T), n <= PLM_DINP_NC, r1 - r0 <= PLM_DINP_RB; per element the sum runs over r
+    // in order from zero, then is added to dinp (see matmul_backward.c)
     void (*dinp_tiles)(float *dinp, const float *dout, const plm_mat *w, int32_t T, int32_t r0,
                        int32_t r1, int32_t c0, int32_t n);
     // dw_rows: rows [r0, r1) of dw (rows, cols) += dout^T (rows, T) @ inp (T, cols), each element

@@ -119,7 +119,7 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, s
 // From DRAM the scales are a second stream (rows * nb floats, another allocation) that the
 // hardware prefetcher does not keep ahead of: a missed scale load stalls the whole row, which held
 // decode to 6-8 GB/s. So both streams are prefetched pfr rows ahead (NTA: read once, keep them out
-// of the way of the inputs), and q8_warm_avx512 starts the first pfr rows of each thread.
+// of the way of the inputs), and q8_warm starts the first pfr rows of each thread.
 PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int r0, int nr) {
     const int C = j->w->cols, nb = C / PLM_QK;
     const int8_t *xq = j->xq + (size_t)t * C, *wq = j->w->q + (size_t)r0 * C; // (C), (nr, C)
@@ -174,8 +174,8 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int 
         j->out[(size_t)t * j->w->rows + r0 + r] = q8_sum_avx512(acc[r]);
 }
 
-// q8_warm_avx512: prefetch the first PF_BYTES of the weights of rows r0..r1 and their scales.
-PLM_TARGET_AVX512 static void q8_warm_avx512(const matmul_job *j, int r0, int r1) {
+// q8_warm: prefetch the first PF_BYTES of the weights of rows r0..r1 and their scales (both paths).
+static void q8_warm(const matmul_job *j, int r0, int r1) {
     const size_t C = (size_t)j->w->cols;
     const char *q = (const char *)(j->w->q + (size_t)r0 * C);
     const char *d = (const char *)(j->w->d + (size_t)r0 * (C / PLM_QK));
@@ -488,12 +488,21 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_step_avx2(__m256 acc[2][2], const int8_t *xq,
 }
 
 // q8_block_avx2: two blocks per step in the canonical order: even blocks into acc[0], odd blocks
-// into acc[1] (the 16 accumulators as two registers); the sum adds acc[0] + acc[1] first.
+// into acc[1] (the 16 accumulators as two registers); the sum adds acc[0] + acc[1] first. Decode
+// (one token, one row: pf) prefetches the weights and the scales (a second stream the hardware
+// prefetcher does not keep ahead of) prefetch_rows ahead, as q8_dot_avx512 does.
 PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int mt, int r0,
-                                              int nr) {
+                                              int nr, const int pf) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
     const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C; // (mt|nr, C)
     const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
+    const int pfr = pf ? prefetch_rows((size_t)C) : 0;
+    const int8_t *pq = pf && r0 + pfr < R ? wq + (size_t)pfr * C : NULL;
+    if (pq) {
+        const char *pd = (const char *)(wd + (size_t)pfr * nb);
+        _mm_prefetch(pd, _MM_HINT_NTA);
+        _mm_prefetch(pd + nb * sizeof(float) - 1, _MM_HINT_NTA);
+    }
     __m256 acc[2][2][2]; // (even|odd, t, r)
     UNROLL
     for (int t = 0; t < mt; t++)
@@ -501,6 +510,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int m
         for (int r = 0; r < nr; r++) acc[0][t][r] = acc[1][t][r] = _mm256_setzero_ps();
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
+        if (pq) _mm_prefetch((const char *)(pq + b * PLM_QK), _MM_HINT_NTA);
         q8_step_avx2(acc[0], xq, xd, wq, wd, C, nb, mt, nr, b);
         q8_step_avx2(acc[1], xq, xd, wq, wd, C, nb, mt, nr, b + 1);
     }
@@ -514,10 +524,126 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int m
 }
 
 PLM_TARGET_AVX2 static void q8_tile_avx2(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (mt == 2 && nr == 2) q8_block_avx2(j, t0, 2, r0, 2);
-    else if (mt == 2) q8_block_avx2(j, t0, 2, r0, 1);
-    else if (nr == 2) q8_block_avx2(j, t0, 1, r0, 2);
-    else q8_block_avx2(j, t0, 1, r0, 1);
+    if (mt == 2 && nr == 2) q8_block_avx2(j, t0, 2, r0, 2, 0);
+    else if (mt == 2) q8_block_avx2(j, t0, 2, r0, 1, 0);
+    else if (nr == 2) q8_block_avx2(j, t0, 1, r0, 2, 0);
+    else q8_block_avx2(j, t0, 1, r0, 1, j->T < 2);
+}
+
+// quantize_avx2: quantize_scalar with one block in four registers; the same float operations in
+// the same order, so the same bytes. max(|v|, m) keeps m when v is NaN, as fmaxf does; max(v, lo)
+// gives lo for NaN like fmaxf(v, lo); cvtps rounds to nearest even like lrintf.
+PLM_TARGET_AVX2 static void quantize_avx2(int8_t *q, float *d, const float *x, size_t n) {
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (size_t b = 0; b < n / PLM_QK; b++) {
+        __m256 v[4], m = _mm256_setzero_ps();
+        UNROLL
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_loadu_ps(x + b * PLM_QK + 8 * i);
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, v[i]), m);
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float db = _mm_cvtss_f32(h) / 127.0f;
+        const __m256 id = _mm256_set1_ps(db != 0.0f ? 1.0f / db : 0.0f);
+        d[b] = db;
+        __m256i qi[4];
+        UNROLL
+        for (int i = 0; i < 4; i++)
+            qi[i] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[i], id), lo), hi));
+        // packs interleave 128-bit lanes: dwords come out as blocks 0-3, 8-11, 16-19, 24-27 | 4-7..
+        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]),
+                                             _mm256_packs_epi32(qi[2], qi[3]));
+        _mm256_storeu_si256((__m256i *)(void *)(q + b * PLM_QK), _mm256_permutevar8x32_epi32(p, order));
+    }
+}
+
+// ---- AVX2 + FMA: backward ----
+
+#define DINP_RB PLM_DINP_RB
+#define DINP_NC PLM_DINP_NC
+
+// dinp_tile_avx2: d[t, 0 .. 16) += sum over r < nrow of g[t * gR + r] * ws[r, 0 .. 16) for t < mt
+// (a constant at each call site), each sum an FMA chain over r from +0 (AVX-512's order), then
+// added to d; n (<= 16) columns valid.
+PLM_INLINE PLM_TARGET_AVX2 void dinp_tile_avx2(float *d, size_t dR, const float *g, size_t gR,
+                                               const float *ws, int nrow, int n, const int mt) {
+    __m256 acc[GEMM_MR][2];
+    UNROLL
+    for (int t = 0; t < mt; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int r = 0; r < nrow; r++) {
+        const __m256 b0 = _mm256_load_ps(ws + r * DINP_NC), b1 = _mm256_load_ps(ws + r * DINP_NC + 8);
+        UNROLL
+        for (int t = 0; t < mt; t++) {
+            const __m256 a = _mm256_broadcast_ss(g + t * gR + r);
+            acc[t][0] = _mm256_fmadd_ps(a, b0, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(a, b1, acc[t][1]);
+        }
+    }
+    UNROLL
+    for (int t = 0; t < mt; t++) {
+        float *o = d + t * dR;
+        if (n == 16) {
+            _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), acc[t][0]));
+            _mm256_storeu_ps(o + 8, _mm256_add_ps(_mm256_loadu_ps(o + 8), acc[t][1]));
+            continue;
+        }
+        _Alignas(32) float tmp[16];
+        _mm256_store_ps(tmp, acc[t][0]);
+        _mm256_store_ps(tmp + 8, acc[t][1]);
+        for (int c = 0; c < n; c++) o[c] += tmp[c];
+    }
+}
+
+// dinp_tiles_avx2: matmul_kernels.h's dinp_tiles. The (r1 - r0, n) slice of W goes once into this
+// thread's buffer as f32 (Q8_0: q * d, the reference's one rounding), 32 floats a row, so the tiles
+// read it contiguously (W's rows are 2,304 or 6,144 bytes apart); then 6-token x 16-column tiles
+// of broadcast-FMA, the GEMM's micro-kernel with dout as the broadcast operand.
+PLM_TARGET_AVX2 static void dinp_tiles_avx2(float *dinp, const float *dout, const plm_mat *w,
+                                            int32_t T, int32_t r0, int32_t r1, int32_t c0,
+                                            int32_t n) {
+    static _Thread_local _Alignas(64) float ws[DINP_RB * DINP_NC];
+    const int nrow = r1 - r0;
+    const size_t C = (size_t)w->cols, R = (size_t)w->rows;
+    for (int r = 0; r < nrow; r++) {
+        float *o = ws + r * DINP_NC;
+        if (w->dtype == PLM_DTYPE_F32) {
+            memcpy(o, w->f32 + (size_t)(r0 + r) * C + c0, (size_t)n * sizeof(float));
+        } else if (n == DINP_NC) {
+            const int8_t *q = w->q + (size_t)(r0 + r) * C + c0;
+            const __m256 dv = _mm256_set1_ps(w->d[(size_t)(r0 + r) * (C / PLM_QK) + c0 / PLM_QK]);
+            UNROLL
+            for (int i = 0; i < 4; i++) {
+                const __m128i q8 = _mm_loadl_epi64((const __m128i *)(const void *)(q + 8 * i));
+                _mm256_store_ps(o + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), dv));
+            }
+        } else {
+            const int8_t *q = w->q + (size_t)(r0 + r) * C + c0;
+            const float dv = w->d[(size_t)(r0 + r) * (C / PLM_QK) + c0 / PLM_QK];
+            for (int c = 0; c < n; c++) o[c] = (float)q[c] * dv;
+        }
+        for (int c = n; c < DINP_NC; c++) o[c] = 0.0f;
+    }
+    for (int h = 0; h < n; h += 16) {
+        const int nh = n - h < 16 ? n - h : 16;
+        int t = 0;
+        for (; t + GEMM_MR <= T; t += GEMM_MR)
+            dinp_tile_avx2(dinp + (size_t)t * C + c0 + h, C, dout + (size_t)t * R + r0, R, ws + h,
+                           nrow, nh, GEMM_MR);
+        for (; t < T; t++)
+            dinp_tile_avx2(dinp + (size_t)t * C + c0 + h, C, dout + (size_t)t * R + r0, R, ws + h,
+                           nrow, nh, 1);
+    }
+}
+
+PLM_TARGET_AVX2 static void dw_rows_avx2(float *dw, const float *dout, const float *inp,
+                                         int32_t T, int32_t rows, int32_t cols, int32_t r0,
+                                         int32_t r1) {
+    plm_dw_rows_generic(dw, dout, inp, T, rows, cols, r0, r1);
 }
 
 // ---- AVX-512: backward ----
@@ -586,7 +712,7 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
 
 const matmul_kernels plm_kernels_avx512 = {
     .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2}, // beats a 4 x 6 zmm dot tile
-    .q8 = {q8_tile_avx512, 4, 4, 1, q8_warm_avx512},
+    .q8 = {q8_tile_avx512, 4, 4, 1, q8_warm},
     .quantize = quantize_avx512,
     .q8_prepare = q8_prepare_avx512,
     .dinp_tiles = tiles_avx512,
@@ -595,6 +721,9 @@ const matmul_kernels plm_kernels_avx512 = {
 
 const matmul_kernels plm_kernels_avx2 = {
     .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2},
-    .q8 = {q8_tile_avx2, 2, 2, 1, NULL},
+    .q8 = {q8_tile_avx2, 2, 2, 1, q8_warm},
+    .quantize = quantize_avx2,
+    .dinp_tiles = dinp_tiles_avx2,
+    .dw_rows = dw_rows_avx2,
 };
 #endif // __x86_64__

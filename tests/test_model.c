@@ -254,6 +254,7 @@ static void test_bad_input(void) {
 
 int main(void) {
     test_self();
+    test_isa_from_env("test_model");
     test_variant("tiny-tied");
     test_variant("tiny-untied");
     test_variant("tiny-tied-bf16");

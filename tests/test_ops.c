@@ -185,6 +185,7 @@ static void test_forward(void) {
 
 int main(void) {
     test_self();
+    test_isa_from_env("test_ops");
     test_forward();
     test_backward();
     test_crossentropy();

@@ -238,7 +238,7 @@ static void test_matmul(void) {
                 if (cols[c] % PLM_QK == 0)
                     test_shape(pools, PLM_DTYPE_Q8_0, Ts[a], rows[b], cols[c], &s);
             }
-    // Q8_0 around the tiles (AVX-512 4 x 4, AVX2 2 x 2, wasm 1 x 4): T just below, at and above a
+    // Q8_0 around the tiles (AVX-512 4 x 4, AVX2 2 x 4, wasm 1 x 4): T just below, at and above a
     // tile, odd row counts, odd and even numbers of blocks (an odd last block is padded on AVX-512)
     static const int q8_Ts[] = {2, 4, 5, 8, 9}, q8_rows[] = {3, 4, 9}, q8_cols[] = {160, 256, 800};
     for (size_t a = 0; a < sizeof q8_Ts / sizeof *q8_Ts; a++)
@@ -257,6 +257,8 @@ static void test_matmul(void) {
     // more than one token block of the driver, and a row count that is not a tile multiple
     test_shape(pools, PLM_DTYPE_F32, 130, 37, 80, &s);
     test_shape(pools, PLM_DTYPE_Q8_0, 130, 37, 96, &s);
+    // AVX2 Q8_0 scales in groups of 64 blocks: 67 blocks cross a group with an odd count
+    test_shape(pools, PLM_DTYPE_Q8_0, 5, 9, 67 * PLM_QK, &s);
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }
 

@@ -25,7 +25,9 @@
 #define PLM_INLINE static inline __attribute__((always_inline))
 // The vector helpers pass vectors by value, which GCC warns changes the ABI between targets: they
 // are always inlined, so there is no call to disagree about.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 // Vectors of 16, 8 and 4 floats: one zmm (AVX-512), two ymm (AVX2), four xmm (baseline) or four
 // v128 (wasm) for v16. Element-wise, so every build rounds the same way.

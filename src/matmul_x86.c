@@ -649,7 +649,7 @@ PLM_TARGET_AVX2 static void quantize_avx2(int8_t *q, float *d, const float *x, s
 
 // dinp_tile_avx2: d[t, 0 .. 16) += sum over r < nrow of g[t * gR + r] * ws[r, 0 .. 16) for t < mt
 // (a constant at each call site), each sum an FMA chain over r from +0 (AVX-512's order), then
-// added to d; n (<= 16) columns valid.
+// added to d; n (<= 16) columns valid; ws rows are 16 floats apart.
 PLM_INLINE PLM_TARGET_AVX2 void dinp_tile_avx2(float *d, size_t dR, const float *g, size_t gR,
                                                const float *ws, int nrow, int n, const int mt) {
     __m256 acc[GEMM_MR][2];
@@ -657,7 +657,7 @@ PLM_INLINE PLM_TARGET_AVX2 void dinp_tile_avx2(float *d, size_t dR, const float 
     for (int t = 0; t < mt; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
 #pragma GCC unroll 4
     for (int r = 0; r < nrow; r++) {
-        const __m256 b0 = _mm256_load_ps(ws + r * DINP_NC), b1 = _mm256_load_ps(ws + r * DINP_NC + 8);
+        const __m256 b0 = _mm256_load_ps(ws + r * 16), b1 = _mm256_load_ps(ws + r * 16 + 8);
         UNROLL
         for (int t = 0; t < mt; t++) {
             const __m256 a = _mm256_broadcast_ss(g + t * gR + r);
@@ -680,44 +680,70 @@ PLM_INLINE PLM_TARGET_AVX2 void dinp_tile_avx2(float *d, size_t dR, const float 
     }
 }
 
+PLM_TARGET_AVX2 static void dinp_mt_avx2(float *d, size_t dR, const float *g, size_t gR,
+                                         const float *ws, int nrow, int n, int mt) {
+    switch (mt) {
+    case 6: dinp_tile_avx2(d, dR, g, gR, ws, nrow, n, 6); break;
+    case 5: dinp_tile_avx2(d, dR, g, gR, ws, nrow, n, 5); break;
+    case 4: dinp_tile_avx2(d, dR, g, gR, ws, nrow, n, 4); break;
+    case 3: dinp_tile_avx2(d, dR, g, gR, ws, nrow, n, 3); break;
+    case 2: dinp_tile_avx2(d, dR, g, gR, ws, nrow, n, 2); break;
+    default: dinp_tile_avx2(d, dR, g, gR, ws, nrow, n, 1); break;
+    }
+}
+
 // dinp_tiles_avx2: matmul_kernels.h's dinp_tiles. The (r1 - r0, n) slice of W goes once into this
-// thread's buffer as f32 (Q8_0: q * d, the reference's one rounding), 32 floats a row, so the tiles
-// read it contiguously (W's rows are 2,304 or 6,144 bytes apart); then 6-token x 16-column tiles
-// of broadcast-FMA, the GEMM's micro-kernel with dout as the broadcast operand.
+// thread's buffer as f32 (Q8_0: q * d, the reference's one rounding), as two contiguous halves of
+// 16 columns (16 KB each: a tile's half stays in L1 beside its dout streams; W's own rows are
+// 2,304 or 6,144 bytes apart); then 6-token x 16-column tiles of broadcast-FMA, the GEMM's
+// micro-kernel with dout as the broadcast operand.
 PLM_TARGET_AVX2 static void dinp_tiles_avx2(float *dinp, const float *dout, const plm_mat *w,
                                             int32_t T, int32_t r0, int32_t r1, int32_t c0,
                                             int32_t n) {
-    static _Thread_local _Alignas(64) float ws[DINP_RB * DINP_NC];
+    static _Thread_local _Alignas(64) float ws[2 * DINP_RB * 16]; // (half, row, 16)
     const int nrow = r1 - r0;
     const size_t C = (size_t)w->cols, R = (size_t)w->rows;
+    // the slice the driver asks for next (the next rows, or the next columns from row 0), into L2
+    // while this one computes: it comes from L3 or DRAM, a line or two per row
+    const int nr0 = r1 < w->rows ? r1 : 0, nc0 = r1 < w->rows ? c0 : c0 + DINP_NC;
+    const int nr1 = nr0 + nrow < w->rows ? nr0 + nrow : w->rows;
+    if (nc0 < w->cols && w->dtype == PLM_DTYPE_F32)
+        for (int r = nr0; r < nr1; r++) {
+            const char *p = (const char *)(w->f32 + (size_t)r * C + nc0);
+            _mm_prefetch(p, _MM_HINT_T1);
+            _mm_prefetch(p + 64, _MM_HINT_T1);
+        }
+    else if (nc0 < w->cols)
+        for (int r = nr0; r < nr1; r++) _mm_prefetch((const char *)(w->q + (size_t)r * C + nc0), _MM_HINT_T1);
     for (int r = 0; r < nrow; r++) {
-        float *o = ws + r * DINP_NC;
+        _Alignas(32) float row[DINP_NC];
         if (w->dtype == PLM_DTYPE_F32) {
-            memcpy(o, w->f32 + (size_t)(r0 + r) * C + c0, (size_t)n * sizeof(float));
+            memcpy(row, w->f32 + (size_t)(r0 + r) * C + c0, (size_t)n * sizeof(float));
         } else if (n == DINP_NC) {
             const int8_t *q = w->q + (size_t)(r0 + r) * C + c0;
             const __m256 dv = _mm256_set1_ps(w->d[(size_t)(r0 + r) * (C / PLM_QK) + c0 / PLM_QK]);
             UNROLL
             for (int i = 0; i < 4; i++) {
                 const __m128i q8 = _mm_loadl_epi64((const __m128i *)(const void *)(q + 8 * i));
-                _mm256_store_ps(o + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), dv));
+                _mm256_store_ps(row + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), dv));
             }
         } else {
             const int8_t *q = w->q + (size_t)(r0 + r) * C + c0;
             const float dv = w->d[(size_t)(r0 + r) * (C / PLM_QK) + c0 / PLM_QK];
-            for (int c = 0; c < n; c++) o[c] = (float)q[c] * dv;
+            for (int c = 0; c < n; c++) row[c] = (float)q[c] * dv;
         }
-        for (int c = n; c < DINP_NC; c++) o[c] = 0.0f;
+        for (int c = n; c < DINP_NC; c++) row[c] = 0.0f;
+        for (int h = 0; h < 2; h++) {
+            _mm256_store_ps(ws + (h * DINP_RB + r) * 16, _mm256_load_ps(row + 16 * h));
+            _mm256_store_ps(ws + (h * DINP_RB + r) * 16 + 8, _mm256_load_ps(row + 16 * h + 8));
+        }
     }
     for (int h = 0; h < n; h += 16) {
         const int nh = n - h < 16 ? n - h : 16;
-        int t = 0;
-        for (; t + GEMM_MR <= T; t += GEMM_MR)
-            dinp_tile_avx2(dinp + (size_t)t * C + c0 + h, C, dout + (size_t)t * R + r0, R, ws + h,
-                           nrow, nh, GEMM_MR);
-        for (; t < T; t++)
-            dinp_tile_avx2(dinp + (size_t)t * C + c0 + h, C, dout + (size_t)t * R + r0, R, ws + h,
-                           nrow, nh, 1);
+        const float *wh = ws + (h / 16) * DINP_RB * 16;
+        for (int t = 0; t < T; t += GEMM_MR)
+            dinp_mt_avx2(dinp + (size_t)t * C + c0 + h, C, dout + (size_t)t * R + r0, R, wh, nrow,
+                         nh, T - t < GEMM_MR ? T - t : GEMM_MR);
     }
 }
 

@@ -13,6 +13,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
@@ -29,9 +30,8 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
-// Vectors of 16, 8 and 4 floats: one zmm (AVX-512), two ymm (AVX2), four xmm (baseline) or four
-// v128 (wasm) for v16. Element-wise, so every build rounds the same way.
-typedef float v16 __attribute__((vector_size(64)));
+// Vectors of 8 and 4 floats (one ymm with AVX2 and AVX-512, two xmm or v128 on the baseline and
+// wasm). Element-wise, so every build rounds the same way.
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -122,19 +122,20 @@ void plm_embedding_forward(float *out, const int32_t *ids, const plm_mat *w, int
 
 // ---- vector helpers ----
 
+// The 16-lane sums below are kept as two 8-float halves: one ymm each with AVX2 and AVX-512 (GCC
+// lowers 64-byte vectors on AVX2 through the stack), the same operations lane for lane.
+
 // dot: sum of x[i] * y[i] as 16 lane sums, added in a fixed tree (lane j + 8, then + 4, + 2, + 1),
 // then the tail: every build gives the same bits
 PLM_INLINE float dot(const float *x, const float *y, int n) {
-    v16 acc = {0}, xv, yv;
+    v8 lo = {0}, hi = {0};
     int i = 0;
     for (; i + 16 <= n; i += 16) {
-        memcpy(&xv, x + i, sizeof xv);
-        memcpy(&yv, y + i, sizeof yv);
-        acc += xv * yv;
+        lo += load8(x + i) * load8(y + i);
+        hi += load8(x + i + 8) * load8(y + i + 8);
     }
-    v8 a8 = __builtin_shufflevector(acc, acc, 0, 1, 2, 3, 4, 5, 6, 7) +
-            __builtin_shufflevector(acc, acc, 8, 9, 10, 11, 12, 13, 14, 15);
-    v4 a4 = __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
+    const v8 a8 = lo + hi;
+    const v4 a4 = __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
     float s = (a4[0] + a4[2]) + (a4[1] + a4[3]);
     for (; i < n; i++) s += x[i] * y[i];
     return s;
@@ -142,32 +143,23 @@ PLM_INLINE float dot(const float *x, const float *y, int n) {
 
 // dot3: sum of (x[i] * y[i]) * z[i], in dot's lanes and tree
 PLM_INLINE float dot3(const float *x, const float *y, const float *z, int n) {
-    v16 acc = {0}, xv, yv, zv;
+    v8 lo = {0}, hi = {0};
     int i = 0;
     for (; i + 16 <= n; i += 16) {
-        memcpy(&xv, x + i, sizeof xv);
-        memcpy(&yv, y + i, sizeof yv);
-        memcpy(&zv, z + i, sizeof zv);
-        acc += xv * yv * zv;
+        lo += load8(x + i) * load8(y + i) * load8(z + i);
+        hi += load8(x + i + 8) * load8(y + i + 8) * load8(z + i + 8);
     }
-    v8 a8 = __builtin_shufflevector(acc, acc, 0, 1, 2, 3, 4, 5, 6, 7) +
-            __builtin_shufflevector(acc, acc, 8, 9, 10, 11, 12, 13, 14, 15);
-    v4 a4 = __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
+    const v8 a8 = lo + hi;
+    const v4 a4 = __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
     float s = (a4[0] + a4[2]) + (a4[1] + a4[3]);
     for (; i < n; i++) s += x[i] * y[i] * z[i];
     return s;
 }
 
-// axpy: y += a * x, 16 at a time (element-wise: the same bits as one at a time)
+// axpy: y += a * x, 8 at a time (element-wise: the same bits as one at a time)
 PLM_INLINE void axpy(float *restrict y, float a, const float *restrict x, int n) {
-    v16 xv, yv;
     int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        memcpy(&xv, x + i, sizeof xv);
-        memcpy(&yv, y + i, sizeof yv);
-        yv += a * xv;
-        memcpy(y + i, &yv, sizeof yv);
-    }
+    for (; i + 8 <= n; i += 8) store8(y + i, load8(y + i) + a * load8(x + i));
     for (; i < n; i++) y[i] += a * x[i];
 }
 
@@ -269,6 +261,23 @@ PLM_INLINE void softmax_inplace(float *a, int n) {
     for (; s < n; s++) a[s] *= inv;
 }
 
+// weighted_sum: o (D) = sum over s < n of a[s] * v[s * vstride ..], from +0 in s order (axpy's
+// operations). For D a multiple of 8 up to 128 the sums stay in registers (with D a constant:
+// attention's callers specialize D = 64) instead of a load and a store of o for every key.
+PLM_INLINE void weighted_sum(float *o, const float *a, const float *v, size_t vstride, int n,
+                             int D) {
+    if (D % 8 == 0 && D <= 128) {
+        v8 acc[16];
+        for (int i = 0; i < D / 8; i++) acc[i] = (v8){0};
+        for (int s = 0; s < n; s++)
+            for (int i = 0; i < D / 8; i++) acc[i] += a[s] * load8(v + s * vstride + 8 * i);
+        for (int i = 0; i < D / 8; i++) store8(o + 8 * i, acc[i]);
+        return;
+    }
+    memset(o, 0, (size_t)D * sizeof *o);
+    for (int s = 0; s < n; s++) axpy(o, a[s], v + s * vstride, D);
+}
+
 PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const float *q,
                                   const float *k, const float *v, int T, int P, int H, int K, int D,
                                   int i0, int i1) {
@@ -283,9 +292,7 @@ PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const 
         for (int s = 0; s < n; s++) a[s] = dot(qt, k + ((size_t)s * K + kh) * D, D) * scale;
         softmax_inplace(a, n);
         // out = att @ v
-        float *o = out + ((size_t)t * H + h) * D;
-        memset(o, 0, (size_t)D * sizeof *o);
-        for (int s = 0; s < n; s++) axpy(o, a[s], v + ((size_t)s * K + kh) * D, D);
+        weighted_sum(out + ((size_t)t * H + h) * D, a, v + (size_t)kh * D, (size_t)K * D, n, D);
     }
 }
 
@@ -294,6 +301,7 @@ PLM_INLINE void attention_backward(float *dq, float *dk, float *dv, const float 
                                    const float *v, int T, int H, int K, int D, int k0, int k1) {
     int group = H / K;
     float scale = 1.0f / sqrtf((float)D);
+    float *da = malloc((size_t)T * sizeof *da); // dout . v_s of one (t, h), computed once
     for (int kh = k0; kh < k1; kh++)
         for (int h = kh * group; h < (kh + 1) * group; h++)
             for (int t = 0; t < T; t++) {
@@ -303,18 +311,24 @@ PLM_INLINE void attention_backward(float *dq, float *dk, float *dv, const float 
                 float *gq = dq + ((size_t)t * H + h) * D;
                 // da_s = dout . v_s, and sum_s a_s da_s for the softmax backward
                 float dsum = 0.0f;
-                for (int s = 0; s <= t; s++) dsum += a[s] * dot(go, v + ((size_t)s * K + kh) * D, D);
+                for (int s = 0; s <= t; s++) {
+                    const float d = dot(go, v + ((size_t)s * K + kh) * D, D);
+                    if (da) da[s] = d;
+                    dsum += a[s] * d;
+                }
                 for (int s = 0; s <= t; s++) {
                     const float *vs = v + ((size_t)s * K + kh) * D;
                     const float *ks = k + ((size_t)s * K + kh) * D;
                     float *gk = dk + ((size_t)s * K + kh) * D;
                     float *gv = dv + ((size_t)s * K + kh) * D;
-                    float ds = a[s] * (dot(go, vs, D) - dsum) * scale; // softmax backward, 1/sqrt(D)
+                    const float d = da ? da[s] : dot(go, vs, D);
+                    float ds = a[s] * (d - dsum) * scale; // softmax backward, 1/sqrt(D)
                     axpy(gv, a[s], go, D); // out = sum_s a_s v_s
                     axpy(gq, ds, ks, D);   // score_s = q . k_s
                     axpy(gk, ds, qt, D);
                 }
             }
+    free(da);
 }
 
 // ---- mlp ----
@@ -441,22 +455,39 @@ void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int po
     rotate_any(dx, cos_t, sin_t, -1.0f, pos0, T, NH, D); // the transpose of a rotation: its inverse
 }
 
+// attention: D = 64 (SmolLM2, Llama-style models) as a constant, so the head's vectors stay in
+// registers (weighted_sum, dot); the same operations as any D
+PLM_INLINE void attention_forward_d(float *out, float *att, int att_stride, const float *q,
+                                    const float *k, const float *v, int T, int P, int H, int K,
+                                    int D, int i0, int i1) {
+    if (D == 64) attention_forward(out, att, att_stride, q, k, v, T, P, H, K, 64, i0, i1);
+    else attention_forward(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
+}
+
+PLM_INLINE void attention_backward_d(float *dq, float *dk, float *dv, const float *dout,
+                                     const float *att, int att_stride, const float *q,
+                                     const float *k, const float *v, int T, int H, int K, int D,
+                                     int k0, int k1) {
+    if (D == 64) attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, 64, k0, k1);
+    else attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
+}
+
 #define ATT_F                                                                                     \
     (float *out, float *att, int att_stride, const float *q, const float *k, const float *v,      \
      int T, int P, int H, int K, int D, int i0, int i1)
-PATHS(attention_forward, ATT_F, (out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1))
+PATHS(attention_forward_d, ATT_F, (out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1))
 void plm_attention_forward ATT_F {
-    PICK(attention_forward, (out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1));
-    attention_forward(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
+    PICK(attention_forward_d, (out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1));
+    attention_forward_d(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
 }
 
 #define ATT_B                                                                                     \
     (float *dq, float *dk, float *dv, const float *dout, const float *att, int att_stride,        \
      const float *q, const float *k, const float *v, int T, int H, int K, int D, int k0, int k1)
-PATHS(attention_backward, ATT_B, (dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1))
+PATHS(attention_backward_d, ATT_B, (dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1))
 void plm_attention_backward ATT_B {
-    PICK(attention_backward, (dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1));
-    attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
+    PICK(attention_backward_d, (dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1));
+    attention_backward_d(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
 }
 
 #define SWIGLU_F (float *out, const float *gate, const float *up, size_t n)

@@ -230,6 +230,7 @@ PLM_TARGET_AVX512 static void quantize_avx512(int8_t *q, float *d, const float *
 #define GEMM_TB (320 << 10) // bytes of inputs per token block: in L2 for every panel
 #endif
 #define GEMM_TB_MAX 264 // tokens per block at most
+#define GEMM_TB_ACC 126 // ... when k has several slices (the chains wait in acc between them)
 #ifndef PF_F32_COLS
 #define PF_F32_COLS 64 // decode prefetches a 16-row panel into L1 this many columns ahead (4 KB)
 #endif
@@ -406,7 +407,7 @@ PLM_TARGET_AVX2 static void gemm_tiles_avx2(float *d, size_t dR, const float *s,
 // token block, as the dot-product tiles did.
 PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
     static _Thread_local _Alignas(64) float panels[GEMM_PACK / sizeof(float)];
-    static _Thread_local _Alignas(64) float acc[GEMM_TB_MAX * GEMM_NG * GEMM_NR];
+    static _Thread_local _Alignas(64) float acc[GEMM_TB_ACC * GEMM_NG * GEMM_NR]; // 63 KB
     const int T = j->T;
     if (T == 1) {
         f32_matvec_avx2(j, r0, r1);
@@ -419,6 +420,7 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
     ng = ng < 1 ? 1 : ng > GEMM_NG ? GEMM_NG : ng;
     int tb = (int)(GEMM_TB / (C * sizeof(float))) / GEMM_MR * GEMM_MR;
     tb = tb < 4 * GEMM_MR ? 4 * GEMM_MR : tb > GEMM_TB_MAX ? GEMM_TB_MAX : tb;
+    if (nk > 1 && tb > GEMM_TB_ACC) tb = GEMM_TB_ACC;
     const size_t aR = (size_t)ng * GEMM_NR; // acc: (tb, ng * 16)
     for (int t0 = 0; t0 < T; t0 += tb) {
         const int te = t0 + tb < T ? t0 + tb : T;

@@ -23,8 +23,9 @@
 //
 // f32: each path has its own order (vector width, FMA), so f32 paths agree within rounding; within
 // a path out[t, r] is computed the same way whatever the tile, T or thread count. The x86 paths'
-// packed GEMM and their matrix-vector kernel both compute one FMA chain per element over k in
-// order from +0 (acc = fma(x[t, k], w[r, k], acc)), whichever vector lane or tile holds it.
+// packed GEMM and their matrix-vector kernel both compute, whichever vector lane or tile holds
+// the element: per chunk of 64 columns of k an FMA chain in k order from +0 (acc = fma(x[t, k],
+// w[r, k], acc)), the chunks' results added in order to a total from +0.
 #ifndef PLM_MATMUL_KERNELS_H
 #define PLM_MATMUL_KERNELS_H
 

@@ -222,6 +222,11 @@ PLM_TARGET_AVX512 static void quantize_avx512(int8_t *q, float *d, const float *
 #define GEMM_MR 6   // tokens of a micro-tile: 6 x 16 = 12 accumulators + 2 weight vectors + 1
 #define GEMM_NR 16  // broadcast = 15 of the 16 ymm registers (BLIS/OpenBLAS Haswell sgemm)
 #define GEMM_KC 640 // k per slice at most (576 in one slice, 1536 in three of 512)
+// F32_KS: each f32 output is a sum of chains over chunks of F32_KS columns of k (each an FMA chain
+// from +0, in k order), added in chunk order to a total from +0: one chain over 1,536 terms put 2x
+// the error of a 16-lane dot product on the real model's logits (test_real: 5.5e-5 of its 6e-5);
+// chunks of 64 cost ~2% (an add, a load and a store per 64 FMAs)
+#define F32_KS 64
 #ifndef GEMM_PACK
 #define GEMM_PACK (160 << 10) // bytes of packed panels per group: in L2
 #endif
@@ -274,39 +279,45 @@ PLM_INLINE PLM_TARGET_AVX2 __m256 col8_avx2(const float *w, size_t C) {
 // prefetch alone, 20-22 GB/s with both (a plain read loop: 18-25).
 PLM_INLINE PLM_TARGET_AVX2 void matvec_avx2(float *out, const float *x, const float *w, size_t C,
                                             const int g, const float *pf_next) {
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    size_t k = 0;
-    for (; k + 8 <= C; k += 8) {
-        if (pf_next) {
-            const char *p = (const char *)pf_next + k * 64; // 8 lines a step: 16 rows x 32 bytes
-            UNROLL
-            for (int i = 0; i < 8; i++) _mm_prefetch(p + i * 64, _MM_HINT_T1);
-            if (k + PF_F32_COLS < C) {
-                const float *q = w + k + PF_F32_COLS + (k / 8 & 1) * 8 * C;
+    __m256 tot[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (size_t k0 = 0; k0 < C; k0 += F32_KS) { // a chain per chunk of k, added to the total
+        const size_t ke = k0 + F32_KS < C ? k0 + F32_KS : C;
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        size_t k = k0;
+        for (; k + 8 <= ke; k += 8) {
+            if (pf_next) {
+                const char *p = (const char *)pf_next + k * 64; // 8 lines a step: 16 rows x 32 B
                 UNROLL
-                for (int i = 0; i < 8; i++) _mm_prefetch((const char *)(q + i * C), _MM_HINT_T0);
+                for (int i = 0; i < 8; i++) _mm_prefetch(p + i * 64, _MM_HINT_T1);
+                if (k + PF_F32_COLS < C) {
+                    const float *q = w + k + PF_F32_COLS + (k / 8 & 1) * 8 * C;
+                    UNROLL
+                    for (int i = 0; i < 8; i++) _mm_prefetch((const char *)(q + i * C), _MM_HINT_T0);
+                }
+            }
+            __m256 c[8];
+            UNROLL
+            for (int h = 0; h < g; h++) {
+                transpose8_avx2(c, w + (size_t)(8 * h) * C + k, C);
+                UNROLL
+                for (int i = 0; i < 8; i++)
+                    acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k + i), c[i], acc[h]);
             }
         }
-        __m256 c[8];
-        UNROLL
-        for (int h = 0; h < g; h++) {
-            transpose8_avx2(c, w + (size_t)(8 * h) * C + k, C);
+        for (; k < ke; k++)
             UNROLL
-            for (int i = 0; i < 8; i++)
-                acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k + i), c[i], acc[h]);
-        }
-    }
-    for (; k < C; k++)
+            for (int h = 0; h < g; h++)
+                acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k),
+                                         col8_avx2(w + (size_t)(8 * h) * C + k, C), acc[h]);
         UNROLL
-        for (int h = 0; h < g; h++)
-            acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k),
-                                     col8_avx2(w + (size_t)(8 * h) * C + k, C), acc[h]);
+        for (int h = 0; h < g; h++) tot[h] = _mm256_add_ps(tot[h], acc[h]);
+    }
     UNROLL
-    for (int h = 0; h < g; h++) _mm256_storeu_ps(out + 8 * h, acc[h]);
+    for (int h = 0; h < g; h++) _mm256_storeu_ps(out + 8 * h, tot[h]);
 }
 
 // f32_matvec_avx2: out[0, r0 .. r1) for one token (decode): 16 rows at a time, then 8, then single
-// rows as scalar FMA chains (the same chain as a lane's). DRAM-bound: the first panel is
+// rows as scalar FMA chains (the same chains as a lane's). DRAM-bound: the first panel is
 // prefetched before the loop (into L2, its first columns into L1), each panel the next.
 PLM_TARGET_AVX2 static void f32_matvec_avx2(const matmul_job *j, int r0, int r1) {
     const size_t C = (size_t)j->w->cols;
@@ -328,10 +339,14 @@ PLM_TARGET_AVX2 static void f32_matvec_avx2(const matmul_job *j, int r0, int r1)
     }
     for (; r < r1; r++) {
         const float *w = W + (size_t)r * C;
-        __m128 acc = _mm_setzero_ps();
-        for (size_t k = 0; k < C; k++)
-            acc = _mm_fmadd_ss(_mm_load_ss(x + k), _mm_load_ss(w + k), acc);
-        j->out[r] = _mm_cvtss_f32(acc);
+        __m128 tot = _mm_setzero_ps();
+        for (size_t k0 = 0; k0 < C; k0 += F32_KS) {
+            __m128 acc = _mm_setzero_ps();
+            for (size_t k = k0; k < C && k < k0 + F32_KS; k++)
+                acc = _mm_fmadd_ss(_mm_load_ss(x + k), _mm_load_ss(w + k), acc);
+            tot = _mm_add_ss(tot, acc);
+        }
+        j->out[r] = _mm_cvtss_f32(tot);
     }
 }
 
@@ -355,32 +370,36 @@ PLM_TARGET_AVX2 static void pack_avx2(float *p, const float *w, size_t C, int nr
 }
 
 // gemm_tile_avx2: d[t, 0 .. 16) for t < mt (row stride dR; mt a constant at each call site) over
-// the kc columns of the packed panel p, inputs x (row stride C) broadcast one float at a time. The
-// chains start from +0 when s is NULL, else they go on from s[t, 0 .. 16) (row stride sR): a float
-// stored and loaded back is the same float, so splitting k into panels does not change the bits.
+// the kc columns of the packed panel p (kc a multiple of F32_KS, or the last columns), inputs x (row
+// stride C) broadcast one float at a time: per chunk of F32_KS columns a chain from +0, added to the
+// total, which starts from +0 when s is NULL, else from s[t, 0 .. 16) (row stride sR), and waits in
+// d between chunks (a float stored and loaded back is the same float).
 PLM_INLINE PLM_TARGET_AVX2 void gemm_tile_avx2(float *d, size_t dR, const float *s, size_t sR,
                                                const float *x, size_t C, const float *p, int kc,
                                                const int mt) {
-    __m256 acc[GEMM_MR][2];
-    UNROLL
-    for (int t = 0; t < mt; t++) {
-        acc[t][0] = s ? _mm256_loadu_ps(s + t * sR) : _mm256_setzero_ps();
-        acc[t][1] = s ? _mm256_loadu_ps(s + t * sR + 8) : _mm256_setzero_ps();
-    }
+    for (int k0 = 0; k0 < kc; k0 += F32_KS) {
+        const int ke = k0 + F32_KS < kc ? k0 + F32_KS : kc;
+        __m256 acc[GEMM_MR][2];
+        UNROLL
+        for (int t = 0; t < mt; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
 #pragma GCC unroll 4
-    for (int k = 0; k < kc; k++) {
-        const __m256 b0 = _mm256_load_ps(p + k * GEMM_NR), b1 = _mm256_load_ps(p + k * GEMM_NR + 8);
+        for (int k = k0; k < ke; k++) {
+            const __m256 b0 = _mm256_load_ps(p + k * GEMM_NR), b1 = _mm256_load_ps(p + k * GEMM_NR + 8);
+            UNROLL
+            for (int t = 0; t < mt; t++) {
+                const __m256 a = _mm256_broadcast_ss(x + t * C + k);
+                acc[t][0] = _mm256_fmadd_ps(a, b0, acc[t][0]);
+                acc[t][1] = _mm256_fmadd_ps(a, b1, acc[t][1]);
+            }
+        }
         UNROLL
         for (int t = 0; t < mt; t++) {
-            const __m256 a = _mm256_broadcast_ss(x + t * C + k);
-            acc[t][0] = _mm256_fmadd_ps(a, b0, acc[t][0]);
-            acc[t][1] = _mm256_fmadd_ps(a, b1, acc[t][1]);
+            const __m256 s0 = s ? _mm256_loadu_ps(s + t * sR) : _mm256_setzero_ps();
+            const __m256 s1 = s ? _mm256_loadu_ps(s + t * sR + 8) : _mm256_setzero_ps();
+            _mm256_storeu_ps(d + t * dR, _mm256_add_ps(s0, acc[t][0]));
+            _mm256_storeu_ps(d + t * dR + 8, _mm256_add_ps(s1, acc[t][1]));
         }
-    }
-    UNROLL
-    for (int t = 0; t < mt; t++) {
-        _mm256_storeu_ps(d + t * dR, acc[t][0]);
-        _mm256_storeu_ps(d + t * dR + 8, acc[t][1]);
+        s = d, sR = dR; // the total goes on from d
     }
 }
 
@@ -415,7 +434,7 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
     }
     const size_t C = (size_t)j->w->cols, R = (size_t)j->w->rows;
     const int nk = (int)((C + GEMM_KC - 1) / GEMM_KC);         // slices of k
-    const int kcs = (int)((C + (size_t)nk - 1) / (size_t)nk + 7) / 8 * 8; // their width
+    const int kcs = (int)((C + (size_t)nk - 1) / (size_t)nk + F32_KS - 1) / F32_KS * F32_KS;
     int ng = (int)(GEMM_PACK / ((size_t)kcs * GEMM_NR * sizeof(float)));
     ng = ng < 1 ? 1 : ng > GEMM_NG ? GEMM_NG : ng;
     int tb = (int)(GEMM_TB / (C * sizeof(float))) / GEMM_MR * GEMM_MR;

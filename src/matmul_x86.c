@@ -1,6 +1,12 @@
 // matmul_x86.c: the x86-64 paths of matmul_kernels.h: AVX2 + FMA, and AVX-512 (F, BW, VL, VNNI).
 // Compiled into every x86-64 build with target attributes (the binary stays portable); the driver
 // takes a table only when cpu.c found the instructions.
+//   f32 (both paths): a packed 6 x 16 broadcast-FMA GEMM and a row-wise matrix-vector kernel for
+//     decode (AVX2 code: on Zen 4 it beats the AVX-512 4 x 6 dot-product tile it replaced);
+//   Q8_0: AVX-512 VNNI tiles; AVX2 maddubs tiles (2 x 4) and a prefetched decode kernel;
+//   backward: broadcast-FMA input-gradient tiles, the generic weight gradient; the quantizer.
+// The avxvnni path (256-bit VEX vpdpbusd) has no kernels of its own: this machine lacks AVX-VNNI
+// and Debian's qemu-user (7.2) does not emulate it, so it could not be tested; it takes AVX2's.
 #include <string.h>
 
 #include "matmul_kernels.h"
@@ -11,7 +17,7 @@
 #define PLM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define PLM_TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #ifndef PF_BYTES
-#define PF_BYTES 6144 // decode prefetches the weights about this far ahead (AVX-512)
+#define PF_BYTES 6144 // Q8_0 decode prefetches the weights about this far ahead
 #endif
 #define TT 12    // input gradient: tokens per tile (24 accumulators)
 

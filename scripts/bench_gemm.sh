@@ -31,15 +31,13 @@ say() { echo "bench-gemm: $*" >&2; }
 make -s BUILD="$BUILD" "$BM" >&2 || { say "make $BM failed"; exit 1; }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# pocketlm: the CPU's own path, then avx2 if that is another one (bench_matmul falls back to the
-# best path for a name it cannot run: its first line says which ran)
-BENCH_DTYPE=f32 BENCH_THREADS=1 BENCH_T=$TS BENCH_REPS=$REPS "$BM" >"$W/plm.txt"
-AUTO=$(sed -n '1s/^isa \([a-z0-9]*\),.*/\1/p' "$W/plm.txt")
+# pocketlm: the CPU's own path (the widest), then avx2 if that is another one; bench_matmul prints
+# one line per path and shape: path shape dtype thr T rows cols ms GFLOP/s GB/s cpu%
+BENCH_DTYPE=f32 BENCH_THREADS=1 BENCH_T=$TS BENCH_REPS=$REPS "$BM" >"$W/all.txt"
+AUTO=$(awk 'NF == 11 && $3 == "f32" { p = $1 } END { print p }' "$W/all.txt")
+awk -v p="$AUTO" '$1 == p && NF == 11 { $1 = ""; print }' "$W/all.txt" >"$W/plm.txt"
 : >"$W/plm_avx2.txt"
-if [ "$AUTO" != avx2 ]; then
-    BENCH_DTYPE=f32 BENCH_THREADS=1 BENCH_T=$TS BENCH_REPS=$REPS "$BM" avx2 >"$W/plm_avx2.txt"
-    [ "$(sed -n '1s/^isa \([a-z0-9]*\),.*/\1/p' "$W/plm_avx2.txt")" = avx2 ] || : >"$W/plm_avx2.txt"
-fi
+[ "$AUTO" = avx2 ] || awk '$1 == "avx2" && NF == 11 { $1 = ""; print }' "$W/all.txt" >"$W/plm_avx2.txt"
 
 # OpenBLAS through numpy, on the shapes bench_matmul printed: with the kernels it picks for this
 # CPU, then (beside pocketlm avx2) with its Haswell (AVX2) kernels, OPENBLAS_CORETYPE=Haswell
@@ -49,7 +47,7 @@ import numpy as np
 shapes = []
 for line in open(sys.argv[1]):
     f = line.split()
-    if len(f) == 9 and f[1] == "f32" and f[3].isdigit():
+    if len(f) == 10 and f[1] == "f32" and f[3].isdigit():
         shapes.append((f[0], int(f[3]), int(f[4]), int(f[5])))
 reps = int(sys.argv[2])
 a = np.ones((64, 64), np.float32)
@@ -109,13 +107,14 @@ def rows(path):
     try:
         for line in open(path):
             f = line.split()
-            if line.startswith("isa "): head = line.strip()
+            if line.startswith("cpu "): head = line.strip()
             elif len(f) >= 8 and f[1] == "f32" and f[3].isdigit():
                 d[(f[0], int(f[3]))] = (int(f[4]), int(f[5]), float(f[7]))
     except OSError:
         pass
     return d, head
-plm, head = rows(os.path.join(E["W"], "plm.txt"))
+plm, _ = rows(os.path.join(E["W"], "plm.txt"))
+_, head = rows(os.path.join(E["W"], "all.txt"))
 avx2, _ = rows(os.path.join(E["W"], "plm_avx2.txt"))
 blas, _ = rows(os.path.join(E["W"], "blas.txt"))
 blas2, _ = rows(os.path.join(E["W"], "blas_avx2.txt"))
@@ -128,9 +127,8 @@ def meta_of(name):
             meta[k] = v
     return meta
 meta, meta2 = meta_of("blas.txt"), meta_of("blas_avx2.txt")
-m = re.match(r"isa (\S+), cpu (.*), features (.*), cores (\d+)", head) or re.match(r"isa (\S+), cpu (.*), cores (\d+)", head)
-cpu = m.group(2) if m else "?"
-feat = m.group(3) if m and m.re.groups == 4 else "?"
+m = re.match(r"cpu (.*) \((.*)\), cores (\d+)", head)
+cpu, feat = (m.group(1), m.group(2)) if m else ("?", "?")
 out = []
 w = out.append
 w("\n## %s — bench-gemm: f32 matmul vs OpenBLAS sgemm, 1 thread (pocketlm %s)\n" % (

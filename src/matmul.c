@@ -3,15 +3,20 @@
 // and the choice of a path's kernels (matmul_kernels.h; the SIMD kernels live in matmul_x86.c,
 // matmul_arm.c and matmul_wasm.c).
 //
-// Determinism: out[t, r] is always computed by one call of a path's tile kernel, and every tile
-// shape of a path runs the same per-(t, r) operation sequence (the same vector lanes, the same
-// order over cols, the same final horizontal sum). So a result never depends on the thread count,
-// on the tile it fell in, or on T: decode (T = 1) equals prefill (T > 1) bit for bit on each path.
+// Determinism: out[t, r] is always computed the same way on a path, whatever the thread count, the
+// tile it fell in or T, so decode (T = 1) equals prefill (T > 1) bit for bit on each path. Tile
+// kernels: every tile shape runs the same per-(t, r) operation sequence (the same vector lanes, the
+// same order over cols, the same final horizontal sum). Rows kernels (tile_kernel.rows: the x86 f32
+// packed GEMM and its matrix-vector kernel for decode) compute each element as one FMA chain over
+// k in order from +0, whichever lane or tile holds it; splitting k into packed slices carries the
+// chain through memory, which does not change a float.
 // Q8_0 goes further: every path runs the canonical order of matmul_kernels.h, so Q8_0 results are
 // the same bits on every path, and the native and wasm builds give the same logits.
 // Threads split rows; Q8_0 inputs are quantized once by the caller before the threads start.
-// Decode is memory-bound: it reads one row at a time (a sequential stream) with software prefetch;
-// prefill is compute-bound: register tiles of several tokens x rows reuse each loaded vector.
+// Decode is memory-bound: the weights are read as sequential streams with software prefetch (one
+// row at a time for tile kernels; 16-row panels, transposed in registers, for the x86 f32 rows
+// kernel); prefill is compute-bound: register tiles of several tokens x rows reuse each loaded
+// vector (the x86 f32 GEMM packs 16-row panels of W^T per call into thread-local memory).
 // Reference for the Q8_0 format and the VNNI/maddubs tricks: ggml-cpu's ggml_vec_dot_q8_0_q8_0.
 #include "matmul.h"
 
@@ -42,6 +47,10 @@ static void matmul_worker(void *ctx, int ith, int nth) {
     per = (per + k.nr - 1) / k.nr * k.nr;
     const int r0 = ith * per < rows ? ith * per : rows;
     const int r1 = r0 + per < rows ? r0 + per : rows;
+    if (k.rows) {
+        if (r0 < r1) k.rows(j, r0, r1);
+        return;
+    }
     if (T < k.mt && k.warm && r0 < r1) k.warm(j, r0, r1);
     // 128 or 64 tokens a pass (a multiple of every MT); the result does not depend on it
     const size_t in_bytes = (size_t)j->w->cols * (j->w->dtype == PLM_DTYPE_F32 ? 4 : 1);

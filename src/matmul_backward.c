@@ -4,6 +4,7 @@
 // (matmul_kernels.h) compute the same sums in the same order (per element of dinp: from zero over
 // the weight's rows, then added to dinp), so paths differ only by FMA rounding. Threads split the
 // outputs on fixed tile boundaries, so results do not depend on the thread count.
+#include <stdlib.h>
 #include <string.h>
 
 #include "matmul_kernels.h"
@@ -11,6 +12,7 @@
 #define NC PLM_DINP_NC // columns per tile: one Q8_0 block, two 16-lane vectors
 #define TT 12  // tokens per tile of the reference
 #define RB PLM_DINP_RB // weight rows per block (matmul_kernels.h)
+#define WIDE 4096      // weight rows from which the row blocks go outside (input_worker)
 
 // ---- input gradient: scalar reference ----
 
@@ -44,6 +46,15 @@ static void tile_ref(float *dinp, const float *dout, const plm_mat *w, int32_t t
 
 // ---- input gradient: threads ----
 
+// dout_block: dout (T, rows) columns r0 .. r0 + nr packed into g (T, nr); without g, dout itself
+static const float *dout_block(float *g, const float *dout, int32_t rows, int32_t T, int32_t r0,
+                               int32_t nr) {
+    if (!g) return dout;
+    for (int32_t t = 0; t < T; t++)
+        memcpy(g + (size_t)t * nr, dout + (size_t)t * rows + r0, (size_t)nr * sizeof *g);
+    return g;
+}
+
 typedef struct {
     float *dinp;
     const float *dout;
@@ -52,21 +63,58 @@ typedef struct {
     const matmul_kernels *k;
 } input_job;
 
+// input_worker: thread ith owns column tiles [b0, b1); every element sums the blocks of RB weight
+// rows in order, for any thread count and either loop order. A short dout row (rows < WIDE):
+// column tile outside, row blocks inside (the tile of dinp stays in L1). A long one (the lm_head's
+// 49,152: its rows are 196,608 = 48 * 4096 bytes apart, every token's slice in the same cache
+// sets, and each column tile read it again from far away): row blocks outside, and the block's
+// dout columns (T, RB) copied once into a contiguous buffer that every column tile reads: the
+// kernels see W's rows r0 .. r1 as a matrix of r1 - r0 rows, whose dout stride is r1 - r0.
 static void input_worker(void *ctx, int ith, int nth) {
     input_job *j = ctx;
-    int32_t cols = j->w->cols, nb = (cols + NC - 1) / NC; // column tiles
-    for (int32_t b = (int32_t)((long)nb * ith / nth); b < (int32_t)((long)nb * (ith + 1) / nth); b++) {
-        int32_t c0 = b * NC, n = cols - c0 < NC ? cols - c0 : NC;
-        for (int32_t r0 = 0; r0 < j->w->rows; r0 += RB) { // the same blocks for any thread count
-            int32_t r1 = r0 + RB < j->w->rows ? r0 + RB : j->w->rows;
+    const plm_mat *w = j->w;
+    const int32_t cols = w->cols, rows = w->rows, T = j->T, nb = (cols + NC - 1) / NC;
+    const int32_t b0 = (int32_t)((long)nb * ith / nth), b1 = (int32_t)((long)nb * (ith + 1) / nth);
+    if (b0 >= b1) return;
+    if (rows < WIDE) {
+        for (int32_t b = b0; b < b1; b++) {
+            const int32_t c0 = b * NC, n = cols - c0 < NC ? cols - c0 : NC;
+            for (int32_t r0 = 0; r0 < rows; r0 += RB) {
+                const int32_t r1 = r0 + RB < rows ? r0 + RB : rows;
+                if (j->k->dinp_tiles) {
+                    j->k->dinp_tiles(j->dinp, j->dout, w, T, r0, r1, c0, n);
+                    continue;
+                }
+                for (int32_t t = 0; t < T; t += TT)
+                    tile_ref(j->dinp, j->dout, w, t, t + TT < T ? t + TT : T, r0, r1, c0, n);
+            }
+        }
+        return;
+    }
+    float *g = malloc((size_t)T * RB * sizeof *g); // NULL: the kernels read dout in place
+    for (int32_t r0 = 0; r0 < rows; r0 += RB) {
+        const int32_t r1 = r0 + RB < rows ? r0 + RB : rows, nr = r1 - r0;
+        plm_mat wb = *w; // rows r0 .. r1
+        const float *gb = dout_block(g, j->dout, rows, T, r0, nr);
+        int32_t lo = 0, hi = nr; // the rows of wb the kernels read
+        if (g) {
+            wb.rows = nr;
+            if (w->dtype == PLM_DTYPE_F32) wb.f32 += (size_t)r0 * cols;
+            else wb.q += (size_t)r0 * cols, wb.d += (size_t)r0 * (cols / PLM_QK);
+        } else {
+            lo = r0, hi = r1;
+        }
+        for (int32_t b = b0; b < b1; b++) {
+            const int32_t c0 = b * NC, n = cols - c0 < NC ? cols - c0 : NC;
             if (j->k->dinp_tiles) {
-                j->k->dinp_tiles(j->dinp, j->dout, j->w, j->T, r0, r1, c0, n);
+                j->k->dinp_tiles(j->dinp, gb, &wb, T, lo, hi, c0, n);
                 continue;
             }
-            for (int32_t t = 0; t < j->T; t += TT)
-                tile_ref(j->dinp, j->dout, j->w, t, t + TT < j->T ? t + TT : j->T, r0, r1, c0, n);
+            for (int32_t t = 0; t < T; t += TT)
+                tile_ref(j->dinp, gb, &wb, t, t + TT < T ? t + TT : T, lo, hi, c0, n);
         }
     }
+    free(g);
 }
 
 void plm_matmul_backward_input_isa(plm_isa isa, plm_pool *pool, float *dinp, const float *dout,

@@ -22,7 +22,10 @@
 // tile, T or the thread count.
 //
 // f32: each path has its own order (vector width, FMA), so f32 paths agree within rounding; within
-// a path out[t, r] is computed the same way whatever the tile, T or thread count.
+// a path out[t, r] is computed the same way whatever the tile, T or thread count. The x86 paths'
+// packed GEMM and their matrix-vector kernel both compute, whichever vector lane or tile holds
+// the element: per chunk of 64 columns of k an FMA chain in k order from +0 (acc = fma(x[t, k],
+// w[r, k], acc)), the chunks' results added in order to a total from +0.
 #ifndef PLM_MATMUL_KERNELS_H
 #define PLM_MATMUL_KERNELS_H
 
@@ -46,12 +49,16 @@ typedef void (*tile_fn)(const matmul_job *j, int t0, int mt, int r0, int nr);
 // A warm function starts the memory reads of rows r0..r1 before decode's first tile (whose own
 // prefetches only reach rows ahead of it).
 typedef void (*warm_fn)(const matmul_job *j, int r0, int r1);
+// A rows function writes out[0 .. T, r0 .. r1) in one call: a path whose kernels pack the weights
+// (a GEMM micro-kernel wants W^T panels, not rows) blocks, packs and picks its decode kernel itself.
+typedef void (*rows_fn)(const matmul_job *j, int r0, int r1);
 
 typedef struct {
     tile_fn fn;
     int mt, nr;   // tile: tokens x rows
     int dnr;      // rows of a tile when T < mt (decode): 1 keeps the weights one sequential stream
     warm_fn warm; // called once per thread when T < mt; NULL: none
+    rows_fn rows; // when set, the driver only splits rows (multiples of nr) and calls it; fn unused
 } tile_kernel;
 
 struct matmul_job {

@@ -1,6 +1,12 @@
 // matmul_x86.c: the x86-64 paths of matmul_kernels.h: AVX2 + FMA, and AVX-512 (F, BW, VL, VNNI).
 // Compiled into every x86-64 build with target attributes (the binary stays portable); the driver
 // takes a table only when cpu.c found the instructions.
+//   f32 (both paths): a packed 6 x 16 broadcast-FMA GEMM and a row-wise matrix-vector kernel for
+//     decode (AVX2 code: on Zen 4 it beats the AVX-512 4 x 6 dot-product tile it replaced);
+//   Q8_0: AVX-512 VNNI tiles; AVX2 maddubs tiles (2 x 4) and a prefetched decode kernel;
+//   backward: broadcast-FMA input-gradient tiles, the generic weight gradient; the quantizer.
+// The avxvnni path (256-bit VEX vpdpbusd) has no kernels of its own: this machine lacks AVX-VNNI
+// and Debian's qemu-user (7.2) does not emulate it, so it could not be tested; it takes AVX2's.
 #include <string.h>
 
 #include "matmul_kernels.h"
@@ -11,10 +17,8 @@
 #define PLM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define PLM_TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #ifndef PF_BYTES
-#define PF_BYTES 6144 // decode prefetches the weights about this far ahead (AVX-512)
+#define PF_BYTES 6144 // Q8_0 decode prefetches the weights about this far ahead
 #endif
-#define F32_MT 4 // AVX-512 f32 tile: tokens x rows; 24 accumulators + 6 weight vectors + 1 input
-#define F32_NR 6 // fit 32 registers (1 thread, T = 128: 4 x 4 gets ~185 GFLOP/s, 4 x 6 ~210)
 #define TT 12    // input gradient: tokens per tile (24 accumulators)
 
 // hsum_avx2: (lanes 0-3 + lanes 4-7), then pairs, then the last two; for Q8_0 the last three
@@ -30,49 +34,6 @@ PLM_INLINE PLM_TARGET_AVX2 float hsum_avx2(__m256 v) {
 
 // prefetch_rows: how many rows of row_bytes make PF_BYTES (at least 1).
 static int prefetch_rows(size_t row_bytes) { return (int)((PF_BYTES + row_bytes - 1) / row_bytes); }
-
-// f32_block_avx512: 16-lane accumulator per (t, r), FMA over cols (a masked load for the tail),
-// then _mm512_reduce_add_ps. mt, nr are constants at each call site so acc stays in registers.
-PLM_INLINE PLM_TARGET_AVX512 void f32_block_avx512(const matmul_job *j, int t0, int mt, int r0,
-                                                   int nr) {
-    const int C = j->w->cols, R = j->w->rows;
-    const float *x = j->inp + (size_t)t0 * C; // (mt, C)
-    const float *w = j->w->f32 + (size_t)r0 * C; // (nr, C)
-    const int pfr = prefetch_rows((size_t)C * sizeof(float));
-    const int pf = mt == 1 && r0 + nr + pfr <= R;
-    __m512 acc[F32_MT][F32_NR];
-    UNROLL
-    for (int t = 0; t < mt; t++)
-        UNROLL
-        for (int r = 0; r < nr; r++) acc[t][r] = _mm512_setzero_ps();
-    for (int k = 0; k < C; k += 16) {
-        const __mmask16 m = C - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - k)) - 1);
-        __m512 wv[F32_NR];
-        UNROLL
-        for (int r = 0; r < nr; r++) {
-            wv[r] = _mm512_maskz_loadu_ps(m, w + (size_t)r * C + k);
-            if (pf) _mm_prefetch((const char *)(w + (size_t)(r + pfr) * C + k), _MM_HINT_T0);
-        }
-        UNROLL
-        for (int t = 0; t < mt; t++) {
-            const __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)t * C + k);
-            UNROLL
-            for (int r = 0; r < nr; r++) acc[t][r] = _mm512_fmadd_ps(xv, wv[r], acc[t][r]);
-        }
-    }
-    UNROLL
-    for (int t = 0; t < mt; t++)
-        UNROLL
-        for (int r = 0; r < nr; r++)
-            j->out[(size_t)(t0 + t) * R + r0 + r] = _mm512_reduce_add_ps(acc[t][r]);
-}
-
-PLM_TARGET_AVX512 static void f32_tile_avx512(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (mt == F32_MT && nr == F32_NR) f32_block_avx512(j, t0, F32_MT, r0, F32_NR);
-    else if (mt == F32_MT) f32_block_avx512(j, t0, F32_MT, r0, 1);
-    else if (nr == F32_NR) f32_block_avx512(j, t0, 1, r0, F32_NR);
-    else f32_block_avx512(j, t0, 1, r0, 1);
-}
 
 // q8_sum_avx512: the canonical end sum of the 16 lane accumulators: lanes i + lanes i + 8 first.
 PLM_INLINE PLM_TARGET_AVX512 float q8_sum_avx512(__m512 acc) {
@@ -164,7 +125,7 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, s
 // From DRAM the scales are a second stream (rows * nb floats, another allocation) that the
 // hardware prefetcher does not keep ahead of: a missed scale load stalls the whole row, which held
 // decode to 6-8 GB/s. So both streams are prefetched pfr rows ahead (NTA: read once, keep them out
-// of the way of the inputs), and q8_warm_avx512 starts the first pfr rows of each thread.
+// of the way of the inputs), and q8_warm starts the first pfr rows of each thread.
 PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int r0, int nr) {
     const int C = j->w->cols, nb = C / PLM_QK;
     const int8_t *xq = j->xq + (size_t)t * C, *wq = j->w->q + (size_t)r0 * C; // (C), (nr, C)
@@ -219,8 +180,8 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int 
         j->out[(size_t)t * j->w->rows + r0 + r] = q8_sum_avx512(acc[r]);
 }
 
-// q8_warm_avx512: prefetch the first PF_BYTES of the weights of rows r0..r1 and their scales.
-PLM_TARGET_AVX512 static void q8_warm_avx512(const matmul_job *j, int r0, int r1) {
+// q8_warm: prefetch the first PF_BYTES of the weights of rows r0..r1 and their scales (both paths).
+static void q8_warm(const matmul_job *j, int r0, int r1) {
     const size_t C = (size_t)j->w->cols;
     const char *q = (const char *)(j->w->q + (size_t)r0 * C);
     const char *d = (const char *)(j->w->d + (size_t)r0 * (C / PLM_QK));
@@ -256,45 +217,273 @@ PLM_TARGET_AVX512 static void quantize_avx512(int8_t *q, float *d, const float *
     }
 }
 
-// ---- AVX2 + FMA ----
+// ---- AVX2 + FMA: f32 ----
+//
+// Both f32 kernels compute each out[t, r] as one FMA chain over k in order from +0, with r in a
+// vector lane: the packed GEMM (prefill, training) and the matrix-vector kernel (decode) give the
+// same bits whatever T, the tile or the thread split, and neither needs a horizontal sum. A
+// dot-product tile (lanes over k) reloads both operands for every FMA and sums each output at the
+// end; the GEMM below loads 2 weight vectors and broadcasts 6 inputs for 12 FMAs.
 
-// f32_block_avx2: 8-lane accumulator per (t, r); the tail is a masked load.
-PLM_INLINE PLM_TARGET_AVX2 void f32_block_avx2(const matmul_job *j, int t0, int mt, int r0,
-                                               int nr) {
-    static const int32_t mask_tab[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    const int C = j->w->cols, R = j->w->rows;
-    const float *x = j->inp + (size_t)t0 * C;    // (mt, C)
-    const float *w = j->w->f32 + (size_t)r0 * C; // (nr, C)
-    __m256 acc[2][4];
+#define GEMM_MR 6   // tokens of a micro-tile: 6 x 16 = 12 accumulators + 2 weight vectors + 1
+#define GEMM_NR 16  // broadcast = 15 of the 16 ymm registers (BLIS/OpenBLAS Haswell sgemm)
+#define GEMM_KC 640 // k per slice at most (576 in one slice, 1536 in three of 512)
+// F32_KS: each f32 output is a sum of chains over chunks of F32_KS columns of k (each an FMA chain
+// from +0, in k order), added in chunk order to a total from +0: one chain over 1,536 terms put 2x
+// the error of a 16-lane dot product on the real model's logits (test_real: 5.5e-5 of its 6e-5);
+// chunks of 64 cost ~2% (an add, a load and a store per 64 FMAs)
+#define F32_KS 64
+#ifndef GEMM_PACK
+#define GEMM_PACK (160 << 10) // bytes of packed panels per group: in L2
+#endif
+#define GEMM_NG 8 // panels per group at most
+#ifndef GEMM_TB
+#define GEMM_TB (320 << 10) // bytes of inputs per token block: in L2 for every panel
+#endif
+#define GEMM_TB_MAX 264 // tokens per block at most
+#define GEMM_TB_ACC 126 // ... when k has several slices (the chains wait in acc between them)
+#ifndef PF_F32_COLS
+#define PF_F32_COLS 64 // decode prefetches a 16-row panel into L1 this many columns ahead (4 KB)
+#endif
+
+// transpose8_avx2: rows 0..7 of w (row stride C), columns 0..7, into c[k] = column k (lane i =
+// row i). Four floats of row i and of row i + 4 share a register (vinsertf128 from memory uses no
+// shuffle port), then a 4 x 4 transpose in each 128-bit lane: 8 shuffles for 64 floats.
+PLM_INLINE PLM_TARGET_AVX2 void transpose8_avx2(__m256 c[8], const float *w, size_t C) {
+    __m256 a[4], b[4];
     UNROLL
-    for (int t = 0; t < mt; t++)
-        UNROLL
-        for (int r = 0; r < nr; r++) acc[t][r] = _mm256_setzero_ps();
-    for (int k = 0; k < C; k += 8) {
-        const int n = C - k >= 8 ? 8 : C - k;
-        const __m256i m = _mm256_loadu_si256((const __m256i *)(mask_tab + 8 - n));
-        __m256 wv[4];
-        UNROLL
-        for (int r = 0; r < nr; r++) wv[r] = _mm256_maskload_ps(w + (size_t)r * C + k, m);
-        UNROLL
-        for (int t = 0; t < mt; t++) {
-            const __m256 xv = _mm256_maskload_ps(x + (size_t)t * C + k, m);
+    for (int i = 0; i < 4; i++) {
+        const float *lo = w + (size_t)i * C, *hi = w + (size_t)(i + 4) * C;
+        a[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo)), _mm_loadu_ps(hi), 1);
+        b[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo + 4)),
+                                    _mm_loadu_ps(hi + 4), 1);
+    }
+    const __m256 t0 = _mm256_unpacklo_ps(a[0], a[1]), t1 = _mm256_unpackhi_ps(a[0], a[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(a[2], a[3]), t3 = _mm256_unpackhi_ps(a[2], a[3]);
+    c[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+    c[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+    c[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+    c[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u0 = _mm256_unpacklo_ps(b[0], b[1]), u1 = _mm256_unpackhi_ps(b[0], b[1]);
+    const __m256 u2 = _mm256_unpacklo_ps(b[2], b[3]), u3 = _mm256_unpackhi_ps(b[2], b[3]);
+    c[4] = _mm256_shuffle_ps(u0, u2, 0x44);
+    c[5] = _mm256_shuffle_ps(u0, u2, 0xEE);
+    c[6] = _mm256_shuffle_ps(u1, u3, 0x44);
+    c[7] = _mm256_shuffle_ps(u1, u3, 0xEE);
+}
+
+// col8_avx2: column 0 of rows 0..7 of w (row stride C), for the columns past the last 8.
+PLM_INLINE PLM_TARGET_AVX2 __m256 col8_avx2(const float *w, size_t C) {
+    return _mm256_setr_ps(w[0], w[C], w[2 * C], w[3 * C], w[4 * C], w[5 * C], w[6 * C], w[7 * C]);
+}
+
+// matvec_avx2: out[r .. r + 8g) (g = 1 or 2 chains of 8 rows) = x . rows of w (stride C): k in
+// steps of 8 columns transposed in registers. Prefetch (16-row panels): pf_next is the next panel
+// (NULL: none), read in address order one line per 16 columns of this panel's progress, into L2:
+// one sequential stream a panel (36 or 98 KB) ahead; and each step brings one line of 8 of this
+// panel's rows PF_F32_COLS columns ahead into L1. On Zen 4, 1 thread: 16 GB/s with the near
+// prefetch alone, 20-22 GB/s with both (a plain read loop: 18-25).
+PLM_INLINE PLM_TARGET_AVX2 void matvec_avx2(float *out, const float *x, const float *w, size_t C,
+                                            const int g, const float *pf_next) {
+    __m256 tot[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (size_t k0 = 0; k0 < C; k0 += F32_KS) { // a chain per chunk of k, added to the total
+        const size_t ke = k0 + F32_KS < C ? k0 + F32_KS : C;
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        size_t k = k0;
+        for (; k + 8 <= ke; k += 8) {
+            if (pf_next) {
+                const char *p = (const char *)pf_next + k * 64; // 8 lines a step: 16 rows x 32 B
+                UNROLL
+                for (int i = 0; i < 8; i++) _mm_prefetch(p + i * 64, _MM_HINT_T1);
+                if (k + PF_F32_COLS < C) {
+                    const float *q = w + k + PF_F32_COLS + (k / 8 & 1) * 8 * C;
+                    UNROLL
+                    for (int i = 0; i < 8; i++) _mm_prefetch((const char *)(q + i * C), _MM_HINT_T0);
+                }
+            }
+            __m256 c[8];
             UNROLL
-            for (int r = 0; r < nr; r++) acc[t][r] = _mm256_fmadd_ps(xv, wv[r], acc[t][r]);
+            for (int h = 0; h < g; h++) {
+                transpose8_avx2(c, w + (size_t)(8 * h) * C + k, C);
+                UNROLL
+                for (int i = 0; i < 8; i++)
+                    acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k + i), c[i], acc[h]);
+            }
         }
+        for (; k < ke; k++)
+            UNROLL
+            for (int h = 0; h < g; h++)
+                acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k),
+                                         col8_avx2(w + (size_t)(8 * h) * C + k, C), acc[h]);
+        UNROLL
+        for (int h = 0; h < g; h++) tot[h] = _mm256_add_ps(tot[h], acc[h]);
     }
     UNROLL
-    for (int t = 0; t < mt; t++)
-        UNROLL
-        for (int r = 0; r < nr; r++) j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_avx2(acc[t][r]);
+    for (int h = 0; h < g; h++) _mm256_storeu_ps(out + 8 * h, tot[h]);
 }
 
-PLM_TARGET_AVX2 static void f32_tile_avx2(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (mt == 2 && nr == 4) f32_block_avx2(j, t0, 2, r0, 4);
-    else if (mt == 2) f32_block_avx2(j, t0, 2, r0, 1);
-    else if (nr == 4) f32_block_avx2(j, t0, 1, r0, 4);
-    else f32_block_avx2(j, t0, 1, r0, 1);
+// f32_matvec_avx2: out[0, r0 .. r1) for one token (decode): 16 rows at a time, then 8, then single
+// rows as scalar FMA chains (the same chains as a lane's). DRAM-bound: the first panel is
+// prefetched before the loop (into L2, its first columns into L1), each panel the next.
+PLM_TARGET_AVX2 static void f32_matvec_avx2(const matmul_job *j, int r0, int r1) {
+    const size_t C = (size_t)j->w->cols;
+    const float *x = j->inp, *W = j->w->f32;
+    const size_t first = (size_t)(r1 - r0 < 16 ? r1 - r0 : 16) * C * sizeof(float);
+    for (size_t o = 0; o < first; o += 64) {
+        const char *p = (const char *)(W + (size_t)r0 * C) + o;
+        if (o % (C * sizeof(float)) < PF_F32_COLS * sizeof(float)) _mm_prefetch(p, _MM_HINT_T0);
+        else _mm_prefetch(p, _MM_HINT_T1);
+    }
+    int r = r0;
+    for (; r + 16 <= r1; r += 16) {
+        const float *w = W + (size_t)r * C;
+        matvec_avx2(j->out + r, x, w, C, 2, r + 32 <= j->w->rows ? w + 16 * C : NULL);
+    }
+    if (r + 8 <= r1) {
+        matvec_avx2(j->out + r, x, W + (size_t)r * C, C, 1, NULL);
+        r += 8;
+    }
+    for (; r < r1; r++) {
+        const float *w = W + (size_t)r * C;
+        __m128 tot = _mm_setzero_ps();
+        for (size_t k0 = 0; k0 < C; k0 += F32_KS) {
+            __m128 acc = _mm_setzero_ps();
+            for (size_t k = k0; k < C && k < k0 + F32_KS; k++)
+                acc = _mm_fmadd_ss(_mm_load_ss(x + k), _mm_load_ss(w + k), acc);
+            tot = _mm_add_ss(tot, acc);
+        }
+        j->out[r] = _mm_cvtss_f32(tot);
+    }
 }
+
+// pack_avx2: rows 0 .. nr (nr <= 16) of w (stride C), columns 0 .. kc, into p (kc, 16) k-major:
+// p[k][i] = w[i, k]; rows nr .. 15 are zero (their lanes are computed and never stored).
+PLM_TARGET_AVX2 static void pack_avx2(float *p, const float *w, size_t C, int nr, int kc) {
+    int k = 0;
+    if (nr == GEMM_NR)
+        for (; k + 8 <= kc; k += 8) {
+            __m256 c[8];
+            UNROLL
+            for (int h = 0; h < 2; h++) {
+                transpose8_avx2(c, w + (size_t)(8 * h) * C + k, C);
+                UNROLL
+                for (int i = 0; i < 8; i++) _mm256_store_ps(p + (k + i) * GEMM_NR + 8 * h, c[i]);
+            }
+        }
+    for (; k < kc; k++)
+        for (int i = 0; i < GEMM_NR; i++)
+            p[k * GEMM_NR + i] = i < nr ? w[(size_t)i * C + k] : 0.0f;
+}
+
+// gemm_tile_avx2: d[t, 0 .. 16) for t < mt (row stride dR; mt a constant at each call site) over
+// the kc columns of the packed panel p (kc a multiple of F32_KS, or the last columns), inputs x (row
+// stride C) broadcast one float at a time: per chunk of F32_KS columns a chain from +0, added to the
+// total, which starts from +0 when s is NULL, else from s[t, 0 .. 16) (row stride sR), and waits in
+// d between chunks (a float stored and loaded back is the same float).
+PLM_INLINE PLM_TARGET_AVX2 void gemm_tile_avx2(float *d, size_t dR, const float *s, size_t sR,
+                                               const float *x, size_t C, const float *p, int kc,
+                                               const int mt) {
+    for (int k0 = 0; k0 < kc; k0 += F32_KS) {
+        const int ke = k0 + F32_KS < kc ? k0 + F32_KS : kc;
+        __m256 acc[GEMM_MR][2];
+        UNROLL
+        for (int t = 0; t < mt; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+        for (int k = k0; k < ke; k++) {
+            const __m256 b0 = _mm256_load_ps(p + k * GEMM_NR), b1 = _mm256_load_ps(p + k * GEMM_NR + 8);
+            UNROLL
+            for (int t = 0; t < mt; t++) {
+                const __m256 a = _mm256_broadcast_ss(x + t * C + k);
+                acc[t][0] = _mm256_fmadd_ps(a, b0, acc[t][0]);
+                acc[t][1] = _mm256_fmadd_ps(a, b1, acc[t][1]);
+            }
+        }
+        UNROLL
+        for (int t = 0; t < mt; t++) {
+            const __m256 s0 = s ? _mm256_loadu_ps(s + t * sR) : _mm256_setzero_ps();
+            const __m256 s1 = s ? _mm256_loadu_ps(s + t * sR + 8) : _mm256_setzero_ps();
+            _mm256_storeu_ps(d + t * dR, _mm256_add_ps(s0, acc[t][0]));
+            _mm256_storeu_ps(d + t * dR + 8, _mm256_add_ps(s1, acc[t][1]));
+        }
+        s = d, sR = dR; // the total goes on from d
+    }
+}
+
+PLM_TARGET_AVX2 static void gemm_tiles_avx2(float *d, size_t dR, const float *s, size_t sR,
+                                            const float *x, size_t C, const float *p, int kc,
+                                            int mt) {
+    switch (mt) {
+    case 6: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 6); break;
+    case 5: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 5); break;
+    case 4: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 4); break;
+    case 3: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 3); break;
+    case 2: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 2); break;
+    default: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 1); break;
+    }
+}
+
+// f32_rows_avx2: out[0 .. T, r0 .. r1). Decode (T = 1) reads the weights once, row-wise. Otherwise
+// GotoBLAS-style: per block of tokens (their inputs stay in L2), per group of up to GEMM_NG panels
+// of 16 rows and per slice of k: pack the group (k-major, into this thread's L2-sized buffer), then
+// for each 6-token tile (its inputs stay in L1) run the micro-kernel over every panel of the group,
+// so out's rows are written in runs of up to GEMM_NG * 64 bytes: a matrix with many rows writes
+// out once, from far in memory, and one line per (token, panel) cost 2x at the lm_head (49,152
+// rows). Between slices of k the chains wait in this thread's acc; the weights are read once per
+// token block, as the dot-product tiles did.
+PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
+    static _Thread_local _Alignas(64) float panels[GEMM_PACK / sizeof(float)];
+    static _Thread_local _Alignas(64) float acc[GEMM_TB_ACC * GEMM_NG * GEMM_NR]; // 63 KB
+    const int T = j->T;
+    if (T == 1) {
+        f32_matvec_avx2(j, r0, r1);
+        return;
+    }
+    const size_t C = (size_t)j->w->cols, R = (size_t)j->w->rows;
+    const int nk = (int)((C + GEMM_KC - 1) / GEMM_KC);         // slices of k
+    const int kcs = (int)((C + (size_t)nk - 1) / (size_t)nk + F32_KS - 1) / F32_KS * F32_KS;
+    int ng = (int)(GEMM_PACK / ((size_t)kcs * GEMM_NR * sizeof(float)));
+    ng = ng < 1 ? 1 : ng > GEMM_NG ? GEMM_NG : ng;
+    int tb = (int)(GEMM_TB / (C * sizeof(float))) / GEMM_MR * GEMM_MR;
+    tb = tb < 4 * GEMM_MR ? 4 * GEMM_MR : tb > GEMM_TB_MAX ? GEMM_TB_MAX : tb;
+    if (nk > 1 && tb > GEMM_TB_ACC) tb = GEMM_TB_ACC;
+    const size_t aR = (size_t)ng * GEMM_NR; // acc: (tb, ng * 16)
+    for (int t0 = 0; t0 < T; t0 += tb) {
+        const int te = t0 + tb < T ? t0 + tb : T;
+        for (int rg = r0; rg < r1; rg += ng * GEMM_NR) {
+            const int rge = rg + ng * GEMM_NR < r1 ? rg + ng * GEMM_NR : r1;
+            for (size_t k0 = 0; k0 < C; k0 += (size_t)kcs) {
+                const int kc = C - k0 < (size_t)kcs ? (int)(C - k0) : kcs;
+                const int last = k0 + (size_t)kc == C;
+                for (int r = rg; r < rge; r += GEMM_NR) {
+                    const int nr = rge - r < GEMM_NR ? rge - r : GEMM_NR;
+                    pack_avx2(panels + (size_t)(r - rg) * kc, j->w->f32 + (size_t)r * C + k0, C,
+                              nr, kc);
+                }
+                for (int t = t0; t < te; t += GEMM_MR) {
+                    const int mt = te - t < GEMM_MR ? te - t : GEMM_MR;
+                    const float *x = j->inp + (size_t)t * C + k0;
+                    for (int r = rg; r < rge; r += GEMM_NR) {
+                        const int nr = rge - r < GEMM_NR ? rge - r : GEMM_NR;
+                        const float *p = panels + (size_t)(r - rg) * kc;
+                        float *a = acc + (size_t)(t - t0) * aR + (r - rg);
+                        const float *s = k0 ? a : NULL;
+                        float *o = j->out + (size_t)t * R + r;
+                        if (!last) gemm_tiles_avx2(a, aR, s, aR, x, C, p, kc, mt);
+                        else if (nr == GEMM_NR) gemm_tiles_avx2(o, R, s, aR, x, C, p, kc, mt);
+                        else { // the last rows: through a full-width copy
+                            float tmp[GEMM_MR * GEMM_NR];
+                            gemm_tiles_avx2(tmp, GEMM_NR, s, aR, x, C, p, kc, mt);
+                            for (int i = 0; i < mt; i++)
+                                memcpy(o + i * R, tmp + i * GEMM_NR, (size_t)nr * sizeof(float));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---- AVX2 + FMA: Q8_0 ----
 
 // q8_step_avx2: block b into acc (t, r): maddubs multiplies unsigned by signed bytes: it gets |w|
 // and x with w's sign (exact since q is never -128, and pairs stay below 2^15), then madd with ones
@@ -326,12 +515,21 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_step_avx2(__m256 acc[2][2], const int8_t *xq,
 }
 
 // q8_block_avx2: two blocks per step in the canonical order: even blocks into acc[0], odd blocks
-// into acc[1] (the 16 accumulators as two registers); the sum adds acc[0] + acc[1] first.
+// into acc[1] (the 16 accumulators as two registers); the sum adds acc[0] + acc[1] first. Decode
+// (one token, one row: pf) prefetches the weights and the scales (a second stream the hardware
+// prefetcher does not keep ahead of) prefetch_rows ahead, as q8_dot_avx512 does.
 PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int mt, int r0,
-                                              int nr) {
+                                              int nr, const int pf) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
     const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C; // (mt|nr, C)
     const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
+    const int pfr = pf ? prefetch_rows((size_t)C) : 0;
+    const int8_t *pq = pf && r0 + pfr < R ? wq + (size_t)pfr * C : NULL;
+    if (pq) {
+        const char *pd = (const char *)(wd + (size_t)pfr * nb);
+        _mm_prefetch(pd, _MM_HINT_NTA);
+        _mm_prefetch(pd + nb * sizeof(float) - 1, _MM_HINT_NTA);
+    }
     __m256 acc[2][2][2]; // (even|odd, t, r)
     UNROLL
     for (int t = 0; t < mt; t++)
@@ -339,6 +537,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int m
         for (int r = 0; r < nr; r++) acc[0][t][r] = acc[1][t][r] = _mm256_setzero_ps();
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
+        if (pq) _mm_prefetch((const char *)(pq + b * PLM_QK), _MM_HINT_NTA);
         q8_step_avx2(acc[0], xq, xd, wq, wd, C, nb, mt, nr, b);
         q8_step_avx2(acc[1], xq, xd, wq, wd, C, nb, mt, nr, b + 1);
     }
@@ -351,11 +550,234 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int m
                 hsum_avx2(_mm256_add_ps(acc[0][t][r], acc[1][t][r]));
 }
 
+#define Q8_MT 2  // AVX2 Q8_0 prefill tile: tokens x rows
+#define Q8_NR 4
+#define Q8_G 64  // blocks per group: the scales of a tile's group on the stack (2 KB)
+
+// q8_pass_avx2: acc[t][r] += blocks b0, b0 + 2, .. < b1 of (t, r) for t < mt, r < nr (constants at
+// each call site): one parity of the canonical order (even blocks feed acc[0..7], odd ones
+// acc[8..15], two chains that never meet until the end sum), so a tile keeps one register per
+// output and a 2 x 4 tile fits 16 ymm. sc[(t * Q8_NR + r) * Q8_G + b - g]: dw * dx of block b.
+PLM_INLINE PLM_TARGET_AVX2 void q8_pass_avx2(__m256 acc[Q8_MT][Q8_NR], const int8_t *xq,
+                                             const int8_t *wq, const float *sc, int C, int g,
+                                             int b0, int b1, const int mt, const int nr) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = b0; b < b1; b += 2) {
+        __m256i xv[Q8_MT];
+        UNROLL
+        for (int t = 0; t < mt; t++)
+            xv[t] = _mm256_loadu_si256((const __m256i *)(const void *)(xq + (size_t)t * C + b * PLM_QK));
+        UNROLL
+        for (int r = 0; r < nr; r++) {
+            const __m256i wv =
+                _mm256_loadu_si256((const __m256i *)(const void *)(wq + (size_t)r * C + b * PLM_QK));
+            const __m256i wabs = _mm256_sign_epi8(wv, wv);
+            UNROLL
+            for (int t = 0; t < mt; t++) {
+                const __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xv[t], wv));
+                const __m256i p32 = _mm256_madd_epi16(p16, ones);
+                const __m256 s = _mm256_broadcast_ss(sc + (t * Q8_NR + r) * Q8_G + (b - g));
+                acc[t][r] = _mm256_add_ps(acc[t][r], _mm256_mul_ps(_mm256_cvtepi32_ps(p32), s));
+            }
+        }
+    }
+}
+
+// q8_tile2_avx2: prefill tiles (mt x nr <= 2 x 4): per group of Q8_G blocks, the scales dw * dx of
+// every (t, r, block) at once (8 blocks a multiply; the same one rounding as the canonical s), then
+// the even blocks, then the odd ones; the chains wait in memory between groups.
+PLM_INLINE PLM_TARGET_AVX2 void q8_tile2_avx2(const matmul_job *j, int t0, const int mt, int r0,
+                                              const int nr) {
+    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
+    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C; // (mt|nr, C)
+    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
+    _Alignas(32) float sc[Q8_MT * Q8_NR * Q8_G];
+    __m256 even[Q8_MT][Q8_NR], odd[Q8_MT][Q8_NR];
+    UNROLL
+    for (int t = 0; t < mt; t++)
+        UNROLL
+        for (int r = 0; r < nr; r++) even[t][r] = odd[t][r] = _mm256_setzero_ps();
+    for (int g = 0; g < nb; g += Q8_G) {
+        const int n = nb - g < Q8_G ? nb - g : Q8_G;
+        for (int t = 0; t < mt; t++)
+            for (int r = 0; r < nr; r++) {
+                const float *a = wd + (size_t)r * nb + g, *x = xd + (size_t)t * nb + g;
+                float *o = sc + (t * Q8_NR + r) * Q8_G;
+                int b = 0;
+                for (; b + 8 <= n; b += 8)
+                    _mm256_store_ps(o + b, _mm256_mul_ps(_mm256_loadu_ps(a + b), _mm256_loadu_ps(x + b)));
+                for (; b < n; b++) o[b] = a[b] * x[b];
+            }
+        __m256 acc[Q8_MT][Q8_NR];
+        UNROLL
+        for (int t = 0; t < mt; t++)
+            UNROLL
+            for (int r = 0; r < nr; r++) acc[t][r] = even[t][r];
+        q8_pass_avx2(acc, xq, wq, sc, C, g, g, g + n, mt, nr); // g is even: its even blocks
+        UNROLL
+        for (int t = 0; t < mt; t++)
+            UNROLL
+            for (int r = 0; r < nr; r++) even[t][r] = acc[t][r], acc[t][r] = odd[t][r];
+        q8_pass_avx2(acc, xq, wq, sc, C, g, g + 1, g + n, mt, nr);
+        UNROLL
+        for (int t = 0; t < mt; t++)
+            UNROLL
+            for (int r = 0; r < nr; r++) odd[t][r] = acc[t][r];
+    }
+    UNROLL
+    for (int t = 0; t < mt; t++)
+        UNROLL
+        for (int r = 0; r < nr; r++)
+            j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_avx2(_mm256_add_ps(even[t][r], odd[t][r]));
+}
+
 PLM_TARGET_AVX2 static void q8_tile_avx2(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (mt == 2 && nr == 2) q8_block_avx2(j, t0, 2, r0, 2);
-    else if (mt == 2) q8_block_avx2(j, t0, 2, r0, 1);
-    else if (nr == 2) q8_block_avx2(j, t0, 1, r0, 2);
-    else q8_block_avx2(j, t0, 1, r0, 1);
+    if (mt == Q8_MT && nr == Q8_NR) q8_tile2_avx2(j, t0, Q8_MT, r0, Q8_NR);
+    else if (mt == Q8_MT) q8_tile2_avx2(j, t0, Q8_MT, r0, 1);
+    else if (nr == Q8_NR) q8_tile2_avx2(j, t0, 1, r0, Q8_NR);
+    else q8_block_avx2(j, t0, 1, r0, 1, j->T < 2); // decode: one row stream, prefetched
+}
+
+// quantize_avx2: quantize_scalar with one block in four registers; the same float operations in
+// the same order, so the same bytes. max(|v|, m) keeps m when v is NaN, as fmaxf does; max(v, lo)
+// gives lo for NaN like fmaxf(v, lo); cvtps rounds to nearest even like lrintf.
+PLM_TARGET_AVX2 static void quantize_avx2(int8_t *q, float *d, const float *x, size_t n) {
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (size_t b = 0; b < n / PLM_QK; b++) {
+        __m256 v[4], m = _mm256_setzero_ps();
+        UNROLL
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_loadu_ps(x + b * PLM_QK + 8 * i);
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, v[i]), m);
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float db = _mm_cvtss_f32(h) / 127.0f;
+        const __m256 id = _mm256_set1_ps(db != 0.0f ? 1.0f / db : 0.0f);
+        d[b] = db;
+        __m256i qi[4];
+        UNROLL
+        for (int i = 0; i < 4; i++)
+            qi[i] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[i], id), lo), hi));
+        // packs interleave 128-bit lanes: dwords come out as blocks 0-3, 8-11, 16-19, 24-27 | 4-7..
+        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]),
+                                             _mm256_packs_epi32(qi[2], qi[3]));
+        _mm256_storeu_si256((__m256i *)(void *)(q + b * PLM_QK), _mm256_permutevar8x32_epi32(p, order));
+    }
+}
+
+// ---- AVX2 + FMA: backward ----
+
+#define DINP_RB PLM_DINP_RB
+#define DINP_NC PLM_DINP_NC
+
+// dinp_tile_avx2: d[t, 0 .. 16) += sum over r < nrow of g[t * gR + r] * ws[r, 0 .. 16) for t < mt
+// (a constant at each call site), each sum an FMA chain over r from +0 (AVX-512's order), then
+// added to d; n (<= 16) columns valid; ws rows are 16 floats apart.
+PLM_INLINE PLM_TARGET_AVX2 void dinp_tile_avx2(float *d, size_t dR, const float *g, size_t gR,
+                                               const float *ws, int nrow, int n, const int mt) {
+    __m256 acc[GEMM_MR][2];
+    UNROLL
+    for (int t = 0; t < mt; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int r = 0; r < nrow; r++) {
+        const __m256 b0 = _mm256_load_ps(ws + r * 16), b1 = _mm256_load_ps(ws + r * 16 + 8);
+        UNROLL
+        for (int t = 0; t < mt; t++) {
+            const __m256 a = _mm256_broadcast_ss(g + t * gR + r);
+            acc[t][0] = _mm256_fmadd_ps(a, b0, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(a, b1, acc[t][1]);
+        }
+    }
+    UNROLL
+    for (int t = 0; t < mt; t++) {
+        float *o = d + t * dR;
+        if (n == 16) {
+            _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), acc[t][0]));
+            _mm256_storeu_ps(o + 8, _mm256_add_ps(_mm256_loadu_ps(o + 8), acc[t][1]));
+            continue;
+        }
+        _Alignas(32) float tmp[16];
+        _mm256_store_ps(tmp, acc[t][0]);
+        _mm256_store_ps(tmp + 8, acc[t][1]);
+        for (int c = 0; c < n; c++) o[c] += tmp[c];
+    }
+}
+
+PLM_TARGET_AVX2 static void dinp_mt_avx2(float *d, size_t dR, const float *g, size_t gR,
+                                         const float *ws, int nrow, int n, int mt) {
+    switch (mt) {
+    case 6: dinp_tile_avx2(d, dR, g, gR, ws, nrow, n, 6); break;
+    case 5: dinp_tile_avx2(d, dR, g, gR, ws, nrow, n, 5); break;
+    case 4: dinp_tile_avx2(d, dR, g, gR, ws, nrow, n, 4); break;
+    case 3: dinp_tile_avx2(d, dR, g, gR, ws, nrow, n, 3); break;
+    case 2: dinp_tile_avx2(d, dR, g, gR, ws, nrow, n, 2); break;
+    default: dinp_tile_avx2(d, dR, g, gR, ws, nrow, n, 1); break;
+    }
+}
+
+// dinp_tiles_avx2: matmul_kernels.h's dinp_tiles. The (r1 - r0, n) slice of W goes once into this
+// thread's buffer as f32 (Q8_0: q * d, the reference's one rounding), as two contiguous halves of
+// 16 columns (16 KB each: a tile's half stays in L1 beside its dout streams; W's own rows are
+// 2,304 or 6,144 bytes apart); then 6-token x 16-column tiles of broadcast-FMA, the GEMM's
+// micro-kernel with dout as the broadcast operand.
+PLM_TARGET_AVX2 static void dinp_tiles_avx2(float *dinp, const float *dout, const plm_mat *w,
+                                            int32_t T, int32_t r0, int32_t r1, int32_t c0,
+                                            int32_t n) {
+    static _Thread_local _Alignas(64) float ws[2 * DINP_RB * 16]; // (half, row, 16)
+    const int nrow = r1 - r0;
+    const size_t C = (size_t)w->cols, R = (size_t)w->rows;
+    // the slice the driver asks for next (the next rows, or the next columns from row 0), into L2
+    // while this one computes: it comes from L3 or DRAM, a line or two per row
+    const int nr0 = r1 < w->rows ? r1 : 0, nc0 = r1 < w->rows ? c0 : c0 + DINP_NC;
+    const int nr1 = nr0 + nrow < w->rows ? nr0 + nrow : w->rows;
+    if (nc0 < w->cols && w->dtype == PLM_DTYPE_F32)
+        for (int r = nr0; r < nr1; r++) {
+            const char *p = (const char *)(w->f32 + (size_t)r * C + nc0);
+            _mm_prefetch(p, _MM_HINT_T1);
+            _mm_prefetch(p + 64, _MM_HINT_T1);
+        }
+    else if (nc0 < w->cols)
+        for (int r = nr0; r < nr1; r++) _mm_prefetch((const char *)(w->q + (size_t)r * C + nc0), _MM_HINT_T1);
+    for (int r = 0; r < nrow; r++) {
+        _Alignas(32) float row[DINP_NC];
+        if (w->dtype == PLM_DTYPE_F32) {
+            memcpy(row, w->f32 + (size_t)(r0 + r) * C + c0, (size_t)n * sizeof(float));
+        } else if (n == DINP_NC) {
+            const int8_t *q = w->q + (size_t)(r0 + r) * C + c0;
+            const __m256 dv = _mm256_set1_ps(w->d[(size_t)(r0 + r) * (C / PLM_QK) + c0 / PLM_QK]);
+            UNROLL
+            for (int i = 0; i < 4; i++) {
+                const __m128i q8 = _mm_loadl_epi64((const __m128i *)(const void *)(q + 8 * i));
+                _mm256_store_ps(row + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), dv));
+            }
+        } else {
+            const int8_t *q = w->q + (size_t)(r0 + r) * C + c0;
+            const float dv = w->d[(size_t)(r0 + r) * (C / PLM_QK) + c0 / PLM_QK];
+            for (int c = 0; c < n; c++) row[c] = (float)q[c] * dv;
+        }
+        for (int c = n; c < DINP_NC; c++) row[c] = 0.0f;
+        for (int h = 0; h < 2; h++) {
+            _mm256_store_ps(ws + (h * DINP_RB + r) * 16, _mm256_load_ps(row + 16 * h));
+            _mm256_store_ps(ws + (h * DINP_RB + r) * 16 + 8, _mm256_load_ps(row + 16 * h + 8));
+        }
+    }
+    for (int h = 0; h < n; h += 16) {
+        const int nh = n - h < 16 ? n - h : 16;
+        const float *wh = ws + (h / 16) * DINP_RB * 16;
+        for (int t = 0; t < T; t += GEMM_MR)
+            dinp_mt_avx2(dinp + (size_t)t * C + c0 + h, C, dout + (size_t)t * R + r0, R, wh, nrow,
+                         nh, T - t < GEMM_MR ? T - t : GEMM_MR);
+    }
+}
+
+PLM_TARGET_AVX2 static void dw_rows_avx2(float *dw, const float *dout, const float *inp,
+                                         int32_t T, int32_t rows, int32_t cols, int32_t r0,
+                                         int32_t r1) {
+    plm_dw_rows_generic(dw, dout, inp, T, rows, cols, r0, r1);
 }
 
 // ---- AVX-512: backward ----
@@ -423,8 +845,8 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
 // ---- the tables ----
 
 const matmul_kernels plm_kernels_avx512 = {
-    .f32 = {f32_tile_avx512, F32_MT, F32_NR, 1, NULL},
-    .q8 = {q8_tile_avx512, 4, 4, 1, q8_warm_avx512},
+    .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2}, // beats a 4 x 6 zmm dot tile
+    .q8 = {q8_tile_avx512, 4, 4, 1, q8_warm},
     .quantize = quantize_avx512,
     .q8_prepare = q8_prepare_avx512,
     .dinp_tiles = tiles_avx512,
@@ -432,7 +854,10 @@ const matmul_kernels plm_kernels_avx512 = {
 };
 
 const matmul_kernels plm_kernels_avx2 = {
-    .f32 = {f32_tile_avx2, 2, 4, 1, NULL},
-    .q8 = {q8_tile_avx2, 2, 2, 1, NULL},
+    .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2},
+    .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm},
+    .quantize = quantize_avx2,
+    .dinp_tiles = dinp_tiles_avx2,
+    .dw_rows = dw_rows_avx2,
 };
 #endif // __x86_64__

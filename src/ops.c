@@ -1,20 +1,118 @@
 // ops.c: the layers of LlamaForCausalLM (HF transformers modeling_llama.py: LlamaRMSNorm,
-// LlamaRotaryEmbedding + apply_rotary_pos_emb, eager attention with repeat_kv, LlamaMLP) as scalar
-// C with shape comments. These are both the reference and the implementation: the matmuls, where
+// LlamaRotaryEmbedding + apply_rotary_pos_emb, eager attention with repeat_kv, LlamaMLP) as C with
+// shape comments. These are both the reference and the implementation: the matmuls, where most of
 // the time goes, live in matmul.c.
+//
+// Paths: the loops are written once with GCC/clang vector extensions (element-wise operations and
+// sums in a fixed lane order) and compiled three times on x86-64: for AVX-512, for AVX2 and for the
+// baseline; each public function takes the copy of the active path (cpu.h). Without FMA
+// contraction (-std=c11 sets -ffp-contract=off) every copy does the same float operations in the
+// same order, so every path gives the same bits (tests/test_ops.c checks it). exp is one
+// implementation, plm_exp8 / plm_exp1, for every lane, tail and path.
 #include "ops.h"
 
 #include <assert.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-// The attention loops are compiled twice on x86-64, for AVX-512 and for the baseline, and chosen
-// at run time (the binary stays portable): the same code, so the same order of every sum.
+#include "cpu.h"
+
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #define PLM_X86_DISPATCH 1
-#define PLM_AVX512 __attribute__((target("avx2,fma,avx512f")))
+#define PLM_AVX512 __attribute__((target("avx2,avx512f")))
+#define PLM_AVX2 __attribute__((target("avx2")))
 #endif
 #define PLM_INLINE static inline __attribute__((always_inline))
+// The vector helpers pass vectors by value, which GCC warns changes the ABI between targets: they
+// are always inlined, so there is no call to disagree about.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+// Vectors of 8 and 4 floats (one ymm with AVX2 and AVX-512, two xmm or v128 on the baseline and
+// wasm). Element-wise, so every build rounds the same way.
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef double v8d __attribute__((vector_size(64)));
+
+PLM_INLINE v8 load8(const float *p) {
+    v8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+PLM_INLINE void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+// select8: a where mask (all ones), else b
+PLM_INLINE v8 select8(v8i mask, v8 a, v8 b) { return (v8)(((v8i)a & mask) | ((v8i)b & ~mask)); }
+
+// ---- exp ----
+
+// plm_exp8 / plm_exp1: e^x on 8 lanes / one float, the same float operations in the same order
+// (libm's expf costs ~10x and does not vectorize; it was most of SwiGLU, the softmax and the
+// cross-entropy). Cephes expf: x = n ln2 + r with n = round(x log2 e) (the 1.5 * 2^23 trick rounds
+// to nearest even), ln2 in two parts (n * EXP_C1 is exact), e^r by a degree-5 polynomial (~1 ulp),
+// times 2^n built in the exponent bits. Below EXP_LO (e^x under the smallest normal float) the
+// result is 0; x is clamped at EXP_HI (2^127 * e^0.35 stays finite); NaN stays NaN.
+#define EXP_LO -87.3f
+#define EXP_HI 88.3f
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_ROUND 12582912.0f // 1.5 * 2^23
+#define EXP_C1 0.693359375f
+#define EXP_C2 -2.12194440e-4f
+#define EXP_P0 1.9875691500e-4f
+#define EXP_P1 1.3981999507e-3f
+#define EXP_P2 8.3334519073e-3f
+#define EXP_P3 4.1665795894e-2f
+#define EXP_P4 1.6666665459e-1f
+#define EXP_P5 5.0000001201e-1f
+
+PLM_INLINE v8 plm_exp8(v8 x) {
+    const v8i under = x < EXP_LO;
+    x = select8(under, (v8){0} + EXP_LO, x);
+    x = select8(x > EXP_HI, (v8){0} + EXP_HI, x);
+    v8 n = x * EXP_LOG2E + EXP_ROUND;
+    n = n - EXP_ROUND;
+    v8 r = x - n * EXP_C1;
+    r = r - n * EXP_C2;
+    const v8 z = r * r;
+    v8 p = EXP_P0 * r + EXP_P1;
+    p = p * r + EXP_P2;
+    p = p * r + EXP_P3;
+    p = p * r + EXP_P4;
+    p = p * r + EXP_P5;
+    p = p * z + r + 1.0f;
+    const v8i e = (__builtin_convertvector(n, v8i) + 127) << 23;
+    const v8 y = p * (v8)e;
+    return (v8)((v8i)y & ~under);
+}
+
+PLM_INLINE float plm_exp1(float x) {
+    const int under = x < EXP_LO;
+    x = x < EXP_LO ? EXP_LO : x;
+    x = x > EXP_HI ? EXP_HI : x;
+    float n = x * EXP_LOG2E + EXP_ROUND;
+    n = n - EXP_ROUND;
+    float r = x - n * EXP_C1;
+    r = r - n * EXP_C2;
+    const float z = r * r;
+    float p = EXP_P0 * r + EXP_P1;
+    p = p * r + EXP_P2;
+    p = p * r + EXP_P3;
+    p = p * r + EXP_P4;
+    p = p * r + EXP_P5;
+    p = p * z + r + 1.0f;
+    const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float s;
+    memcpy(&s, &bits, sizeof s);
+    return under ? 0.0f : p * s;
+}
+
+// sum8: the lanes of v in a fixed tree ((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7)).
+PLM_INLINE float sum8(v8 v) {
+    const v4 a = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    return (a[0] + a[2]) + (a[1] + a[3]);
+}
 
 // ---- embedding ----
 
@@ -22,19 +120,82 @@ void plm_embedding_forward(float *out, const int32_t *ids, const plm_mat *w, int
     for (int t = 0; t < T; t++) plm_mat_row(out + (size_t)t * w->cols, w, ids[t]);
 }
 
+// ---- vector helpers ----
+
+// The 16-lane sums below are kept as two 8-float halves: one ymm each with AVX2 and AVX-512 (GCC
+// lowers 64-byte vectors on AVX2 through the stack), the same operations lane for lane.
+
+// dot: sum of x[i] * y[i] as 16 lane sums, added in a fixed tree (lane j + 8, then + 4, + 2, + 1),
+// then the tail: every build gives the same bits
+PLM_INLINE float dot(const float *x, const float *y, int n) {
+    v8 lo = {0}, hi = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        lo += load8(x + i) * load8(y + i);
+        hi += load8(x + i + 8) * load8(y + i + 8);
+    }
+    const v8 a8 = lo + hi;
+    const v4 a4 = __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
+    float s = (a4[0] + a4[2]) + (a4[1] + a4[3]);
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+// dot3: sum of (x[i] * y[i]) * z[i], in dot's lanes and tree
+PLM_INLINE float dot3(const float *x, const float *y, const float *z, int n) {
+    v8 lo = {0}, hi = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        lo += load8(x + i) * load8(y + i) * load8(z + i);
+        hi += load8(x + i + 8) * load8(y + i + 8) * load8(z + i + 8);
+    }
+    const v8 a8 = lo + hi;
+    const v4 a4 = __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
+    float s = (a4[0] + a4[2]) + (a4[1] + a4[3]);
+    for (; i < n; i++) s += x[i] * y[i] * z[i];
+    return s;
+}
+
+// axpy: y += a * x, 8 at a time (element-wise: the same bits as one at a time)
+PLM_INLINE void axpy(float *restrict y, float a, const float *restrict x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) store8(y + i, load8(y + i) + a * load8(x + i));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
 // ---- rmsnorm ----
 
-void plm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int T, int C,
-                         float eps) {
+PLM_INLINE void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int T,
+                                int C, float eps) {
     for (int t = 0; t < T; t++) {
         const float *x = inp + (size_t)t * C;
         float *o = out + (size_t)t * C;
-        float ss = 0.0f;
-        for (int c = 0; c < C; c++) ss += x[c] * x[c];
-        float r = 1.0f / sqrtf(ss / (float)C + eps);
+        const float r = 1.0f / sqrtf(dot(x, x, C) / (float)C + eps);
         // HF: weight * (x * rstd), in that order of rounding
-        for (int c = 0; c < C; c++) o[c] = w[c] * (x[c] * r);
+        int c = 0;
+        for (; c + 8 <= C; c += 8) store8(o + c, load8(w + c) * (load8(x + c) * r));
+        for (; c < C; c++) o[c] = w[c] * (x[c] * r);
         if (rstd) rstd[t] = r;
+    }
+}
+
+PLM_INLINE void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                                 const float *w, const float *rstd, int T, int C) {
+    for (int t = 0; t < T; t++) {
+        const float *x = inp + (size_t)t * C, *dy = dout + (size_t)t * C;
+        float *dx = dinp + (size_t)t * C;
+        const float r = rstd[t];
+        const float k = dot3(w, dy, x, C) * r * r * r / (float)C; // dot = sum_j w_j dy_j x_j
+        int c = 0;
+        for (; c + 8 <= C; c += 8) { // term 1: through x directly; term 2: through rstd
+            const v8 xv = load8(x + c), dyv = load8(dy + c);
+            store8(dx + c, load8(dx + c) + (r * load8(w + c) * dyv - k * xv));
+            if (dw) store8(dw + c, load8(dw + c) + dyv * xv * r);
+        }
+        for (; c < C; c++) {
+            dx[c] += r * w[c] * dy[c] - k * x[c];
+            if (dw) dw[c] += dy[c] * x[c] * r;
+        }
     }
 }
 
@@ -53,15 +214,22 @@ void plm_rope_table(float *cos_t, float *sin_t, int n_pos, int D, float theta) {
 }
 
 // rotate: each (i, i + D/2) pair of x (T, NH*D) by sign * angle(pos0 + t, i)
-static void rotate(float *x, const float *cos_t, const float *sin_t, float sign, int pos0, int T,
-                   int NH, int D) {
+PLM_INLINE void rotate(float *x, const float *cos_t, const float *sin_t, float sign, int pos0,
+                       int T, int NH, int D) {
     int half = D / 2;
     for (int t = 0; t < T; t++) {
         const float *c = cos_t + (size_t)(pos0 + t) * half;
         const float *s = sin_t + (size_t)(pos0 + t) * half;
         for (int h = 0; h < NH; h++) {
             float *xh = x + ((size_t)t * NH + h) * D;
-            for (int i = 0; i < half; i++) {
+            int i = 0;
+            for (; i + 8 <= half; i += 8) {
+                const v8 x1 = load8(xh + i), x2 = load8(xh + i + half), ci = load8(c + i);
+                const v8 si = sign * load8(s + i);
+                store8(xh + i, x1 * ci - x2 * si);
+                store8(xh + i + half, x2 * ci + x1 * si);
+            }
+            for (; i < half; i++) {
                 float x1 = xh[i], x2 = xh[i + half], si = sign * s[i];
                 xh[i] = x1 * c[i] - x2 * si;
                 xh[i + half] = x2 * c[i] + x1 * si;
@@ -70,48 +238,44 @@ static void rotate(float *x, const float *cos_t, const float *sin_t, float sign,
     }
 }
 
-void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0, int T, int NH,
-                      int D) {
-    rotate(x, cos_t, sin_t, 1.0f, pos0, T, NH, D);
-}
-
 // ---- attention ----
 
-// Vectors of 16 floats (GCC/clang vector extensions): one zmm register with AVX-512, four xmm
-// registers on the baseline, four v128 on wasm. Element-wise, so every path rounds the same way.
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v4 __attribute__((vector_size(16)));
-
-// dot: sum of x[i] * y[i] as 16 lane sums, added in a fixed tree (lane j + 8, then + 4, + 2, + 1),
-// then the tail: every build gives the same bits
-PLM_INLINE float dot(const float *x, const float *y, int n) {
-    v16 acc = {0}, xv, yv;
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        memcpy(&xv, x + i, sizeof xv);
-        memcpy(&yv, y + i, sizeof yv);
-        acc += xv * yv;
+// softmax_inplace: a[0 .. n) = exp(a - max) / sum, the sum in 8 lanes then the tail
+PLM_INLINE void softmax_inplace(float *a, int n) {
+    float mx = -INFINITY;
+    for (int s = 0; s < n; s++) mx = a[s] > mx ? a[s] : mx;
+    v8 acc = {0};
+    int s = 0;
+    for (; s + 8 <= n; s += 8) {
+        const v8 e = plm_exp8(load8(a + s) - mx);
+        store8(a + s, e);
+        acc += e;
     }
-    v8 a8 = __builtin_shufflevector(acc, acc, 0, 1, 2, 3, 4, 5, 6, 7) +
-            __builtin_shufflevector(acc, acc, 8, 9, 10, 11, 12, 13, 14, 15);
-    v4 a4 = __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
-    float s = (a4[0] + a4[2]) + (a4[1] + a4[3]);
-    for (; i < n; i++) s += x[i] * y[i];
-    return s;
+    float sum = sum8(acc);
+    for (; s < n; s++) {
+        a[s] = plm_exp1(a[s] - mx);
+        sum += a[s];
+    }
+    const float inv = 1.0f / sum;
+    for (s = 0; s + 8 <= n; s += 8) store8(a + s, load8(a + s) * inv);
+    for (; s < n; s++) a[s] *= inv;
 }
 
-// axpy: y += a * x, 16 at a time (element-wise: the same bits as one at a time)
-PLM_INLINE void axpy(float *restrict y, float a, const float *restrict x, int n) {
-    v16 xv, yv;
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        memcpy(&xv, x + i, sizeof xv);
-        memcpy(&yv, y + i, sizeof yv);
-        yv += a * xv;
-        memcpy(y + i, &yv, sizeof yv);
+// weighted_sum: o (D) = sum over s < n of a[s] * v[s * vstride ..], from +0 in s order (axpy's
+// operations). For D a multiple of 8 up to 128 the sums stay in registers (with D a constant:
+// attention's callers specialize D = 64) instead of a load and a store of o for every key.
+PLM_INLINE void weighted_sum(float *o, const float *a, const float *v, size_t vstride, int n,
+                             int D) {
+    if (D % 8 == 0 && D <= 128) {
+        v8 acc[16];
+        for (int i = 0; i < D / 8; i++) acc[i] = (v8){0};
+        for (int s = 0; s < n; s++)
+            for (int i = 0; i < D / 8; i++) acc[i] += a[s] * load8(v + s * vstride + 8 * i);
+        for (int i = 0; i < D / 8; i++) store8(o + 8 * i, acc[i]);
+        return;
     }
-    for (; i < n; i++) y[i] += a * x[i];
+    memset(o, 0, (size_t)D * sizeof *o);
+    for (int s = 0; s < n; s++) axpy(o, a[s], v + s * vstride, D);
 }
 
 PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const float *q,
@@ -125,62 +289,11 @@ PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const 
         int n = P + t + 1; // causal: keys 0 .. P+t
         const float *qt = q + ((size_t)t * H + h) * D;
         float *a = att + ((size_t)t * H + h) * att_stride;
-        // scores and their max, for a stable softmax
-        float mx = -INFINITY;
-        for (int s = 0; s < n; s++) {
-            a[s] = dot(qt, k + ((size_t)s * K + kh) * D, D) * scale;
-            if (a[s] > mx) mx = a[s];
-        }
-        float sum = 0.0f;
-        for (int s = 0; s < n; s++) {
-            a[s] = expf(a[s] - mx);
-            sum += a[s];
-        }
-        float inv = 1.0f / sum;
-        for (int s = 0; s < n; s++) a[s] *= inv;
+        for (int s = 0; s < n; s++) a[s] = dot(qt, k + ((size_t)s * K + kh) * D, D) * scale;
+        softmax_inplace(a, n);
         // out = att @ v
-        float *o = out + ((size_t)t * H + h) * D;
-        memset(o, 0, (size_t)D * sizeof *o);
-        for (int s = 0; s < n; s++) axpy(o, a[s], v + ((size_t)s * K + kh) * D, D);
+        weighted_sum(out + ((size_t)t * H + h) * D, a, v + (size_t)kh * D, (size_t)K * D, n, D);
     }
-}
-
-// ---- mlp ----
-
-void plm_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float g = gate[i];
-        out[i] = g / (1.0f + expf(-g)) * up[i];
-    }
-}
-
-void plm_residual_forward(float *out, const float *inp, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] += inp[i];
-}
-
-// ---- backward ----
-
-void plm_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
-                          const float *w, const float *rstd, int T, int C) {
-    for (int t = 0; t < T; t++) {
-        const float *x = inp + (size_t)t * C, *dy = dout + (size_t)t * C;
-        float *dx = dinp + (size_t)t * C;
-        float r = rstd[t];
-        // dot = sum_j w_j dy_j x_j
-        float dot = 0.0f;
-        for (int c = 0; c < C; c++) dot += w[c] * dy[c] * x[c];
-        float k = dot * r * r * r / (float)C;
-        for (int c = 0; c < C; c++) {
-            dx[c] += r * w[c] * dy[c] // term 1: through x directly
-                     - k * x[c];      // term 2: through rstd
-            if (dw) dw[c] += dy[c] * x[c] * r;
-        }
-    }
-}
-
-void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int pos0, int T, int NH,
-                       int D) {
-    rotate(dx, cos_t, sin_t, -1.0f, pos0, T, NH, D); // the transpose of a rotation is its inverse
 }
 
 PLM_INLINE void attention_backward(float *dq, float *dk, float *dv, const float *dout,
@@ -188,6 +301,7 @@ PLM_INLINE void attention_backward(float *dq, float *dk, float *dv, const float 
                                    const float *v, int T, int H, int K, int D, int k0, int k1) {
     int group = H / K;
     float scale = 1.0f / sqrtf((float)D);
+    float *da = malloc((size_t)T * sizeof *da); // dout . v_s of one (t, h), computed once
     for (int kh = k0; kh < k1; kh++)
         for (int h = kh * group; h < (kh + 1) * group; h++)
             for (int t = 0; t < T; t++) {
@@ -197,33 +311,60 @@ PLM_INLINE void attention_backward(float *dq, float *dk, float *dv, const float 
                 float *gq = dq + ((size_t)t * H + h) * D;
                 // da_s = dout . v_s, and sum_s a_s da_s for the softmax backward
                 float dsum = 0.0f;
-                for (int s = 0; s <= t; s++) dsum += a[s] * dot(go, v + ((size_t)s * K + kh) * D, D);
+                for (int s = 0; s <= t; s++) {
+                    const float d = dot(go, v + ((size_t)s * K + kh) * D, D);
+                    if (da) da[s] = d;
+                    dsum += a[s] * d;
+                }
                 for (int s = 0; s <= t; s++) {
                     const float *vs = v + ((size_t)s * K + kh) * D;
                     const float *ks = k + ((size_t)s * K + kh) * D;
                     float *gk = dk + ((size_t)s * K + kh) * D;
                     float *gv = dv + ((size_t)s * K + kh) * D;
-                    float ds = a[s] * (dot(go, vs, D) - dsum) * scale; // softmax backward, 1/sqrt(D)
+                    const float d = da ? da[s] : dot(go, vs, D);
+                    float ds = a[s] * (d - dsum) * scale; // softmax backward, 1/sqrt(D)
                     axpy(gv, a[s], go, D); // out = sum_s a_s v_s
                     axpy(gq, ds, ks, D);   // score_s = q . k_s
                     axpy(gk, ds, qt, D);
                 }
             }
+    free(da);
 }
 
-void plm_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
-                         const float *up, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float g = gate[i], sig = 1.0f / (1.0f + expf(-g));
+// ---- mlp ----
+
+PLM_INLINE void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const v8 g = load8(gate + i);
+        store8(out + i, g / (1.0f + plm_exp8(-g)) * load8(up + i));
+    }
+    for (; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + plm_exp1(-g)) * up[i];
+    }
+}
+
+PLM_INLINE void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                                const float *up, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) { // silu'(g) = s (1 + g (1 - s))
+        const v8 g = load8(gate + i), sig = 1.0f / (1.0f + plm_exp8(-g)), dy = load8(dout + i);
+        store8(dgate + i, load8(dgate + i) + dy * load8(up + i) * sig * (1.0f + g * (1.0f - sig)));
+        store8(dup + i, load8(dup + i) + dy * (g * sig));
+    }
+    for (; i < n; i++) {
+        float g = gate[i], sig = 1.0f / (1.0f + plm_exp1(-g));
         float silu = g * sig;
-        dgate[i] += dout[i] * up[i] * sig * (1.0f + g * (1.0f - sig)); // silu'(g) = s (1 + g (1 - s))
+        dgate[i] += dout[i] * up[i] * sig * (1.0f + g * (1.0f - sig));
         dup[i] += dout[i] * silu;
     }
 }
 
-double plm_crossentropy_forward_backward(float *dlogits, const float *logits,
-                                         const int32_t *targets, int T, int V, float grad_scale,
-                                         int *n_counted) {
+// ---- cross-entropy ----
+
+PLM_INLINE double crossentropy(float *dlogits, const float *logits, const int32_t *targets, int T,
+                               int V, float grad_scale, int *n_counted) {
     double loss = 0.0;
     int n = 0;
     for (int t = 0; t < T; t++) {
@@ -236,56 +377,160 @@ double plm_crossentropy_forward_backward(float *dlogits, const float *logits,
         }
         float mx = -INFINITY;
         for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
-        double sum = 0.0;
-        for (int i = 0; i < V; i++) sum += (double)expf(l[i] - mx);
+        // the sum in double, 8 lanes then a fixed tree, then the tail
+        v8d acc = {0};
+        int i = 0;
+        for (; i + 8 <= V; i += 8) acc += __builtin_convertvector(plm_exp8(load8(l + i) - mx), v8d);
+        double sum = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        for (; i < V; i++) sum += (double)plm_exp1(l[i] - mx);
         float ly = l[y];
         loss += log(sum) - (double)(ly - mx);
         float inv = (float)(1.0 / sum);
-        for (int i = 0; i < V; i++) g[i] = expf(l[i] - mx) * inv * grad_scale; // softmax
-        g[y] -= grad_scale;                                                     // - onehot
+        for (i = 0; i + 8 <= V; i += 8) // softmax
+            store8(g + i, plm_exp8(load8(l + i) - mx) * inv * grad_scale);
+        for (; i < V; i++) g[i] = plm_exp1(l[i] - mx) * inv * grad_scale;
+        g[y] -= grad_scale; // - onehot
         n++;
     }
     if (n_counted) *n_counted = n;
     return loss;
 }
 
-// ---- attention: the entry points, dispatching on the CPU ----
+// ---- the entry points: the copy of the active path ----
 
 #ifdef PLM_X86_DISPATCH
-PLM_AVX512 static void attention_forward_avx512(float *out, float *att, int att_stride,
-                                                const float *q, const float *k, const float *v,
-                                                int T, int P, int H, int K, int D, int i0, int i1) {
-    attention_forward(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
+// PATHS: name's copies for AVX-512 and AVX2 (the body inlined into each with its target)
+#define PATHS(name, params, args)                                                                 \
+    PLM_AVX512 static void name##_avx512 params { name args; }                                   \
+    PLM_AVX2 static void name##_avx2 params { name args; }
+// PICK: run the widest copy the active path includes, or fall through to the baseline
+#define PICK(name, args)                                                                          \
+    do {                                                                                          \
+        const plm_isa isa_ = plm_isa_active();                                                    \
+        if (plm_isa_includes(isa_, PLM_ISA_AVX512)) {                                             \
+            name##_avx512 args;                                                                   \
+            return;                                                                               \
+        }                                                                                         \
+        if (plm_isa_includes(isa_, PLM_ISA_AVX2)) {                                               \
+            name##_avx2 args;                                                                     \
+            return;                                                                               \
+        }                                                                                         \
+    } while (0)
+#else
+#define PATHS(name, params, args)
+#define PICK(name, args) ((void)0)
+#endif
+
+#define RMSNORM_F (float *out, float *rstd, const float *inp, const float *w, int T, int C, float eps)
+PATHS(rmsnorm_forward, RMSNORM_F, (out, rstd, inp, w, T, C, eps))
+void plm_rmsnorm_forward RMSNORM_F {
+    PICK(rmsnorm_forward, (out, rstd, inp, w, T, C, eps));
+    rmsnorm_forward(out, rstd, inp, w, T, C, eps);
 }
 
-PLM_AVX512 static void attention_backward_avx512(float *dq, float *dk, float *dv,
-                                                 const float *dout, const float *att,
-                                                 int att_stride, const float *q, const float *k,
-                                                 const float *v, int T, int H, int K, int D,
-                                                 int k0, int k1) {
-    attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
+#define RMSNORM_B                                                                                 \
+    (float *dinp, float *dw, const float *dout, const float *inp, const float *w,                 \
+     const float *rstd, int T, int C)
+PATHS(rmsnorm_backward, RMSNORM_B, (dinp, dw, dout, inp, w, rstd, T, C))
+void plm_rmsnorm_backward RMSNORM_B {
+    PICK(rmsnorm_backward, (dinp, dw, dout, inp, w, rstd, T, C));
+    rmsnorm_backward(dinp, dw, dout, inp, w, rstd, T, C);
+}
+
+#define ROTATE                                                                                    \
+    (float *x, const float *cos_t, const float *sin_t, float sign, int pos0, int T, int NH, int D)
+PATHS(rotate, ROTATE, (x, cos_t, sin_t, sign, pos0, T, NH, D))
+static void rotate_any ROTATE {
+    PICK(rotate, (x, cos_t, sin_t, sign, pos0, T, NH, D));
+    rotate(x, cos_t, sin_t, sign, pos0, T, NH, D);
+}
+
+void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0, int T, int NH,
+                      int D) {
+    rotate_any(x, cos_t, sin_t, 1.0f, pos0, T, NH, D);
+}
+
+void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int pos0, int T, int NH,
+                       int D) {
+    rotate_any(dx, cos_t, sin_t, -1.0f, pos0, T, NH, D); // the transpose of a rotation: its inverse
+}
+
+// attention: D = 64 (SmolLM2, Llama-style models) as a constant, so the head's vectors stay in
+// registers (weighted_sum, dot); the same operations as any D
+PLM_INLINE void attention_forward_d(float *out, float *att, int att_stride, const float *q,
+                                    const float *k, const float *v, int T, int P, int H, int K,
+                                    int D, int i0, int i1) {
+    if (D == 64) attention_forward(out, att, att_stride, q, k, v, T, P, H, K, 64, i0, i1);
+    else attention_forward(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
+}
+
+PLM_INLINE void attention_backward_d(float *dq, float *dk, float *dv, const float *dout,
+                                     const float *att, int att_stride, const float *q,
+                                     const float *k, const float *v, int T, int H, int K, int D,
+                                     int k0, int k1) {
+    if (D == 64) attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, 64, k0, k1);
+    else attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
+}
+
+#define ATT_F                                                                                     \
+    (float *out, float *att, int att_stride, const float *q, const float *k, const float *v,      \
+     int T, int P, int H, int K, int D, int i0, int i1)
+PATHS(attention_forward_d, ATT_F, (out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1))
+void plm_attention_forward ATT_F {
+    PICK(attention_forward_d, (out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1));
+    attention_forward_d(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
+}
+
+#define ATT_B                                                                                     \
+    (float *dq, float *dk, float *dv, const float *dout, const float *att, int att_stride,        \
+     const float *q, const float *k, const float *v, int T, int H, int K, int D, int k0, int k1)
+PATHS(attention_backward_d, ATT_B, (dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1))
+void plm_attention_backward ATT_B {
+    PICK(attention_backward_d, (dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1));
+    attention_backward_d(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
+}
+
+#define SWIGLU_F (float *out, const float *gate, const float *up, size_t n)
+PATHS(swiglu_forward, SWIGLU_F, (out, gate, up, n))
+void plm_swiglu_forward SWIGLU_F {
+    PICK(swiglu_forward, (out, gate, up, n));
+    swiglu_forward(out, gate, up, n);
+}
+
+#define SWIGLU_B                                                                                  \
+    (float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n)
+PATHS(swiglu_backward, SWIGLU_B, (dgate, dup, dout, gate, up, n))
+void plm_swiglu_backward SWIGLU_B {
+    PICK(swiglu_backward, (dgate, dup, dout, gate, up, n));
+    swiglu_backward(dgate, dup, dout, gate, up, n);
+}
+
+void plm_residual_forward(float *out, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] += inp[i];
+}
+
+#ifdef PLM_X86_DISPATCH
+PLM_AVX512 static double crossentropy_avx512(float *dlogits, const float *logits,
+                                             const int32_t *targets, int T, int V,
+                                             float grad_scale, int *n_counted) {
+    return crossentropy(dlogits, logits, targets, T, V, grad_scale, n_counted);
+}
+PLM_AVX2 static double crossentropy_avx2(float *dlogits, const float *logits,
+                                         const int32_t *targets, int T, int V, float grad_scale,
+                                         int *n_counted) {
+    return crossentropy(dlogits, logits, targets, T, V, grad_scale, n_counted);
 }
 #endif
 
-void plm_attention_forward(float *out, float *att, int att_stride, const float *q, const float *k,
-                           const float *v, int T, int P, int H, int K, int D, int i0, int i1) {
+double plm_crossentropy_forward_backward(float *dlogits, const float *logits,
+                                         const int32_t *targets, int T, int V, float grad_scale,
+                                         int *n_counted) {
 #ifdef PLM_X86_DISPATCH
-    if (__builtin_cpu_supports("avx512f")) {
-        attention_forward_avx512(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
-        return;
-    }
+    const plm_isa isa = plm_isa_active();
+    if (plm_isa_includes(isa, PLM_ISA_AVX512))
+        return crossentropy_avx512(dlogits, logits, targets, T, V, grad_scale, n_counted);
+    if (plm_isa_includes(isa, PLM_ISA_AVX2))
+        return crossentropy_avx2(dlogits, logits, targets, T, V, grad_scale, n_counted);
 #endif
-    attention_forward(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
-}
-
-void plm_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
-                            int att_stride, const float *q, const float *k, const float *v, int T,
-                            int H, int K, int D, int k0, int k1) {
-#ifdef PLM_X86_DISPATCH
-    if (__builtin_cpu_supports("avx512f")) {
-        attention_backward_avx512(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
-        return;
-    }
-#endif
-    attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
+    return crossentropy(dlogits, logits, targets, T, V, grad_scale, n_counted);
 }

@@ -1,14 +1,18 @@
 // bench_matmul.c: GFLOP/s and GB/s of plm_matmul on the SmolLM2-135M shapes, f32 and q8_0, decode
-// (T = 1) and prefill (T = 128), 1 and 2 threads; then the decode tok/s those timings add up to
-// (30 layers of q, k, v, o, gate, up, down plus the tied lm_head). Not part of `make test`.
+// (T = 1) and prefill / training (T = 64, 128, 256, 512), 1 and 2 threads, on each kernel path
+// asked for; then the decode tok/s those timings add up to (30 layers of q, k, v, o, gate, up,
+// down plus the tied lm_head). Not part of `make test`. scripts/bench_gemm.sh (make bench-gemm)
+// puts OpenBLAS sgemm (numpy) on the same f32 shapes beside it.
 // Each decode run cycles through enough copies of the weights (>= 256 MB) that they come from
 // DRAM, as in a real forward pass (BENCH_HOT=1: one copy, cache-resident). Each result is the
-// best of 50 batches, since the machine may be shared. One stable line per result.
-// Filters (environment): BENCH_DTYPE=f32|q8_0, BENCH_T=1|128|..., BENCH_THREADS=1|2, BENCH_SHAPE=name
-// prefix; BENCH_REPS batches (default 50).
-// Build and run (isa: scalar, avx2, avx512, wasm; default the best):
-//   gcc -std=c11 -O2 -Iinclude -Isrc -pthread -o build/bench_matmul tests/bench_matmul.c
-//       src/matmul.c src/pool.c src/base.c -lm && build/bench_matmul [isa]
+// best of up to 50 batches (about 2 s a result at most), since the machine may be shared; cpu% is
+// that batch's CPU time over its wall time x threads (well under 100: other processes took the
+// cores, the figure is low). One stable line per result.
+// Filters (environment): BENCH_DTYPE=f32|q8_0, BENCH_T=1,64,... (a list), BENCH_THREADS=1|2,
+// BENCH_SHAPE=name prefix; BENCH_REPS batches at most (default 50).
+// Build and run (paths: scalar, avx2, avx512, wasm, ...; default every SIMD path this CPU runs):
+//   make build/libpocketlm.a && gcc -std=c11 -O2 -Iinclude -Isrc -pthread -o build/bench_matmul
+//       tests/bench_matmul.c build/libpocketlm.a -lm && build/bench_matmul [path ...]
 #include "base.h"
 #include "matmul.h"
 #include "pool.h"
@@ -16,6 +20,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+// cpu_seconds: this process's CPU time (every thread)
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 typedef struct {
     const char *name;
@@ -29,9 +41,10 @@ static const shape shapes[] = {
     {"lm_head", 49152, 576, 1},
 };
 
-// bench_one: seconds per call of plm_matmul for (T, rows, cols) on n_threads.
-static double bench_one(plm_isa isa, plm_pool *pool, plm_dtype dtype, int T, int rows,
-                        int cols) {
+// bench_one: seconds per call of plm_matmul for (T, rows, cols) on the pool; *cpu: the CPU
+// seconds per call of the best batch.
+static double bench_one(plm_isa isa, plm_pool *pool, plm_dtype dtype, int T, int rows, int cols,
+                        double *cpu) {
     const size_t n = (size_t)rows * cols;
     const size_t bytes = dtype == PLM_DTYPE_F32 ? n * 4 : n + n / PLM_QK * 4;
     int copies = getenv("BENCH_HOT") ? 1 : T == 1 ? (int)((256u << 20) / bytes) + 1 : 1;
@@ -57,13 +70,15 @@ static double bench_one(plm_isa isa, plm_pool *pool, plm_dtype dtype, int T, int
     do plm_matmul_isa_run(isa, pool, out, x, &w[batch % copies], T, scratch);
     while (++batch < copies || plm_time() - t0 < 0.002);
     double best = 1e30;
-    const int reps = getenv("BENCH_REPS") ? atoi(getenv("BENCH_REPS")) : 50;
+    int reps = getenv("BENCH_REPS") ? atoi(getenv("BENCH_REPS")) : 50;
+    const double per_batch = (plm_time() - t0) / batch * batch;
+    if (reps > 3 && reps * per_batch > 2.0) reps = per_batch * 3 > 2.0 ? 3 : (int)(2.0 / per_batch);
     for (int rep = 0; rep < reps; rep++) {
-        const double t1 = plm_time();
+        const double t1 = plm_time(), c1 = cpu_seconds();
         for (int i = 0; i < batch; i++)
             plm_matmul_isa_run(isa, pool, out, x, &w[i % copies], T, scratch);
         const double t = (plm_time() - t1) / batch;
-        best = t < best ? t : best;
+        if (t < best) best = t, *cpu = (cpu_seconds() - c1) / batch;
     }
     for (int c = 0; c < copies; c++) free(w[c].f32), free(w[c].q), free(w[c].d);
     free(w), free(x), free(out);
@@ -72,46 +87,62 @@ static double bench_one(plm_isa isa, plm_pool *pool, plm_dtype dtype, int T, int
 }
 
 int main(int argc, char **argv) {
-    plm_isa isa = plm_isa_best();
-    for (int i = 0; argc > 1 && i < PLM_ISA_COUNT; i++)
-        if (!strcmp(argv[1], plm_isa_name((plm_isa)i)) && plm_isa_supported((plm_isa)i)) isa = (plm_isa)i;
-    printf("isa %s, cpu %s, features %s, cores %d\n", plm_isa_name(isa), plm_cpu_name(),
-           plm_cpu_features(), plm_n_cores());
-    printf("%-14s %-5s %3s %4s %6s %5s %9s %8s %7s\n", "shape", "dtype", "thr", "T", "rows",
-           "cols", "ms", "GFLOP/s", "GB/s");
+    plm_isa isas[PLM_ISA_COUNT];
+    int n_isa = 0;
+    for (int a = 1; a < argc; a++) {
+        int found = 0;
+        for (int i = 0; i < PLM_ISA_COUNT; i++)
+            if (!strcmp(argv[a], plm_isa_name((plm_isa)i)) && plm_isa_supported((plm_isa)i))
+                isas[n_isa++] = (plm_isa)i, found = 1;
+        if (!found) fprintf(stderr, "bench_matmul: path %s: not on this CPU, skipped\n", argv[a]);
+    }
+    for (int i = 1; argc == 1 && i < PLM_ISA_COUNT; i++)
+        if (plm_isa_supported((plm_isa)i)) isas[n_isa++] = (plm_isa)i;
+    if (!n_isa) isas[n_isa++] = PLM_ISA_SCALAR;
+    printf("cpu %s (%s), cores %d\n", plm_cpu_name(), plm_cpu_features(), plm_n_cores());
+    printf("%-7s %-14s %-5s %3s %4s %6s %5s %9s %8s %7s %5s\n", "path", "shape", "dtype", "thr",
+           "T", "rows", "cols", "ms", "GFLOP/s", "GB/s", "cpu%");
     const plm_dtype dtypes[2] = {PLM_DTYPE_F32, PLM_DTYPE_Q8_0};
     const char *f_dtype = getenv("BENCH_DTYPE"), *f_shape = getenv("BENCH_SHAPE");
     const int f_threads = getenv("BENCH_THREADS") ? atoi(getenv("BENCH_THREADS")) : 0;
-    int Ts[8] = {1, 128}, nT = 2;
+    int Ts[8] = {1, 64, 128, 256, 512}, nT = 5;
     if (getenv("BENCH_T")) { // a comma-separated list
         nT = 0;
         for (const char *p = getenv("BENCH_T"); *p && nT < 8; p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
             Ts[nT++] = atoi(p);
     }
-    for (int di = 0; di < 2; di++) {
-        if (f_dtype && strcmp(f_dtype, di ? "q8_0" : "f32")) continue;
-        for (int nth = 1; nth <= 2; nth++) {
-            if (f_threads && nth != f_threads) continue;
-            plm_pool *pool = plm_pool_create(nth);
-            double token_seconds = 0;
-            for (int ti = 0; ti < nT; ti++) {
-                const int T = Ts[ti];
-                for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-                    const shape *sh = &shapes[s];
-                    if (f_shape && strncmp(sh->name, f_shape, strlen(f_shape))) continue;
-                    const double sec = bench_one(isa, pool, dtypes[di], T, sh->rows, sh->cols);
-                    const double n = (double)sh->rows * sh->cols;
-                    const double bytes = dtypes[di] == PLM_DTYPE_F32 ? 4 * n : n + n / 8;
-                    if (T == 1) token_seconds += sec * sh->per_token;
-                    printf("%-14s %-5s %3d %4d %6d %5d %9.4f %8.1f %7.1f\n", sh->name,
-                           di ? "q8_0" : "f32", nth, T, sh->rows, sh->cols, sec * 1e3,
-                           2 * n * T / sec * 1e-9, bytes / sec * 1e-9);
+    for (int ii = 0; ii < n_isa; ii++) {
+        const plm_isa isa = isas[ii];
+        for (int di = 0; di < 2; di++) {
+            if (f_dtype && strcmp(f_dtype, di ? "q8_0" : "f32")) continue;
+            for (int nth = 1; nth <= 2; nth++) {
+                if (f_threads && nth != f_threads) continue;
+                plm_pool *pool = plm_pool_create(nth);
+                double token_seconds = 0;
+                for (int ti = 0; ti < nT; ti++) {
+                    const int T = Ts[ti];
+                    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+                        const shape *sh = &shapes[s];
+                        if (f_shape && strncmp(sh->name, f_shape, strlen(f_shape))) continue;
+                        double cpu = 0;
+                        const double sec =
+                            bench_one(isa, pool, dtypes[di], T, sh->rows, sh->cols, &cpu);
+                        const double n = (double)sh->rows * sh->cols;
+                        const double bytes = dtypes[di] == PLM_DTYPE_F32 ? 4 * n : n + n / 8;
+                        if (T == 1) token_seconds += sec * sh->per_token;
+                        printf("%-7s %-14s %-5s %3d %4d %6d %5d %9.4f %8.1f %7.1f %5.0f\n",
+                               plm_isa_name(isa), sh->name, di ? "q8_0" : "f32", nth, T, sh->rows,
+                               sh->cols, sec * 1e3, 2 * n * T / sec * 1e-9, bytes / sec * 1e-9,
+                               100 * cpu / (sec * nth));
+                        fflush(stdout);
+                    }
                 }
+                if (!f_shape && Ts[0] == 1)
+                    printf("%-7s decode matmuls of SmolLM2-135M: %s %d threads: %.2f ms/token = "
+                           "%.0f tok/s\n", plm_isa_name(isa), di ? "q8_0" : "f32", nth,
+                           token_seconds * 1e3, 1 / token_seconds);
+                plm_pool_free(pool);
             }
-            if (!f_shape && Ts[0] == 1)
-            printf("decode matmuls of SmolLM2-135M: %s %d threads: %.2f ms/token = %.0f tok/s\n",
-                   di ? "q8_0" : "f32", nth, token_seconds * 1e3, 1 / token_seconds);
-            plm_pool_free(pool);
         }
     }
     return 0;

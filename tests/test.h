@@ -86,6 +86,21 @@ static inline void test_paths(const char *name) {
 }
 #endif
 
+#ifdef PLM_CPU_H
+// test_isa_from_env: PLM_ISA=path runs a test on that kernel path, as the CLI does (the
+// PyTorch-reference tests run on the best path by default; run them again with PLM_ISA=avx2 etc.).
+static inline void test_isa_from_env(const char *name) {
+    const char *isa = getenv("PLM_ISA");
+    if (!isa || !*isa) return;
+    plm_error err;
+    if (plm_set_kernel_path(isa, &err) != PLM_OK) {
+        fprintf(stderr, "%s: PLM_ISA: %s\n", name, err.msg);
+        exit(2);
+    }
+    printf("%s: kernel path %s (PLM_ISA)\n", name, plm_kernel_path());
+}
+#endif
+
 static int test_main_end(const char *name) {
     printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
     return test_failed ? 1 : 0;

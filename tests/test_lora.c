@@ -448,6 +448,7 @@ static int peft_export(const char *dir, int untied) {
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--peft-export")) return peft_export(argv[2], !strcmp(argv[3], "untied"));
     test_self();
+    test_isa_from_env("test_lora");
     test_peft_adapter("lora-tied-qv", 0);
     test_peft_adapter("lora-tied-all", 0);
     test_peft_adapter("lora-untied-qv", 1);

@@ -238,16 +238,27 @@ static void test_matmul(void) {
                 if (cols[c] % PLM_QK == 0)
                     test_shape(pools, PLM_DTYPE_Q8_0, Ts[a], rows[b], cols[c], &s);
             }
-    // Q8_0 around the tiles (AVX-512 4 x 4, AVX2 2 x 2, wasm 1 x 4): T just below, at and above a
+    // Q8_0 around the tiles (AVX-512 4 x 4, AVX2 2 x 4, wasm 1 x 4): T just below, at and above a
     // tile, odd row counts, odd and even numbers of blocks (an odd last block is padded on AVX-512)
     static const int q8_Ts[] = {2, 4, 5, 8, 9}, q8_rows[] = {3, 4, 9}, q8_cols[] = {160, 256, 800};
     for (size_t a = 0; a < sizeof q8_Ts / sizeof *q8_Ts; a++)
         for (size_t b = 0; b < sizeof q8_rows / sizeof *q8_rows; b++)
             for (size_t c = 0; c < sizeof q8_cols / sizeof *q8_cols; c++)
                 test_shape(pools, PLM_DTYPE_Q8_0, q8_Ts[a], q8_rows[b], q8_cols[c], &s);
+    // f32 around the x86 GEMM's blocking (6-token x 16-row tiles, groups of 8 panels, slices of k
+    // of at most 640, token blocks of 320 KB of inputs) and the decode kernel (16, 8, single rows)
+    static const int g_Ts[] = {2, 6, 13, 64}, g_rows[] = {16, 31, 130}, g_cols[] = {8, 641, 1000};
+    for (size_t a = 0; a < sizeof g_Ts / sizeof *g_Ts; a++)
+        for (size_t b = 0; b < sizeof g_rows / sizeof *g_rows; b++)
+            for (size_t c = 0; c < sizeof g_cols / sizeof *g_cols; c++)
+                test_shape(pools, PLM_DTYPE_F32, g_Ts[a], g_rows[b], g_cols[c], &s);
+    test_shape(pools, PLM_DTYPE_F32, 100, 40, 1536, &s);
+    test_shape(pools, PLM_DTYPE_F32, 300, 20, 576, &s);
     // more than one token block of the driver, and a row count that is not a tile multiple
     test_shape(pools, PLM_DTYPE_F32, 130, 37, 80, &s);
     test_shape(pools, PLM_DTYPE_Q8_0, 130, 37, 96, &s);
+    // AVX2 Q8_0 scales in groups of 64 blocks: 67 blocks cross a group with an odd count
+    test_shape(pools, PLM_DTYPE_Q8_0, 5, 9, 67 * PLM_QK, &s);
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }
 

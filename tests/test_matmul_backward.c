@@ -1,6 +1,7 @@
 // test_matmul_backward.c: the training products of matmul_backward.c against a double-precision
 // recompute: dinp += dout @ W (f32 and Q8_0 weights, every path this CPU runs and the scalar reference, tails in
-// tokens and columns), 1 thread == 3 threads bit for bit; dw += dout^T @ inp.
+// tokens, rows and columns), 1 thread == 3 threads bit for bit, AVX2 == AVX-512 bit for bit (both
+// FMA chains over the rows in order); dw += dout^T @ inp.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ static void check_input(int T, int R, int C, plm_dtype dt) {
         }
     plm_pool *p3 = plm_pool_create(3);
     float *a = malloc(sizeof(float) * T * C), *b = malloc(sizeof(float) * T * C);
+    float *x86 = NULL; // the first x86 SIMD path's result: AVX2 and AVX-512 run the same FMA chains
     for (int k = 0; k < PLM_ISA_COUNT; k++) {
         const plm_isa isa = (plm_isa)k;
         if (!plm_isa_supported(isa)) continue;
@@ -49,7 +51,15 @@ static void check_input(int T, int R, int C, plm_dtype dt) {
         plm_matmul_backward_input_isa(isa, p3, b, g, &m, T);
         check_close(name, a, want, (size_t)T * C, 1e-5, 1e-4);
         CHECK_MSG(!memcmp(a, b, sizeof(float) * T * C), "%s: 1 and 3 threads differ", name);
+        if (isa != PLM_ISA_AVX2 && isa != PLM_ISA_AVX512) continue;
+        if (!x86) {
+            x86 = malloc(sizeof(float) * T * C);
+            memcpy(x86, a, sizeof(float) * T * C);
+        } else {
+            CHECK_MSG(!memcmp(a, x86, sizeof(float) * T * C), "%s: differs from avx2", name);
+        }
     }
+    free(x86);
     plm_pool_free(p3);
     free(w), free(g), free(d0), free(want), free(a), free(b), free(q), free(qd);
 }
@@ -84,7 +94,9 @@ static void check_weight(int T, int R, int C) {
 int main(void) {
     test_self();
     test_paths("test_matmul_backward");
-    const int shapes[][3] = {{1, 5, 32}, {7, 17, 64}, {13, 40, 96}, {33, 64, 576}, {25, 192, 67}, {9, 600, 64}};
+    const int shapes[][3] = {{1, 5, 32}, {7, 17, 64}, {13, 40, 96}, {33, 64, 576}, {25, 192, 67}, {9, 600, 64},
+                            {20, 300, 70}, {6, 33, 48}, {17, 515, 576}, {2, 7, 1536},
+                            {7, 4100, 40}}; // from 4096 rows: row blocks outside, dout packed
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_F32);
         if (shapes[i][2] % PLM_QK == 0) check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q8_0);

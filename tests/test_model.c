@@ -310,6 +310,7 @@ static void test_should_stop(void) {
 int main(void) {
     test_self();
     test_should_stop();
+    test_isa_from_env("test_model");
     test_variant("tiny-tied");
     test_variant("tiny-untied");
     test_variant("tiny-tied-bf16");

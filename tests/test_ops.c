@@ -2,7 +2,9 @@
 // against finite differences of a double-precision loss L = sum(out * g) for a random g (so
 // dL/dout = g). The forward runs in f32, whose rounding puts ~2e-4 of noise on a 2-point central
 // difference with eps 1e-3 (measured); so the 4-point stencil of ggml's grad_precise() with
-// eps 1e-2 is used: truncation error O(eps^4), rounding noise 10x smaller.
+// eps 1e-2 is used: truncation error O(eps^4), rounding noise 10x smaller. Paths: every op on
+// each kernel path this CPU runs gives the same bits as on the baseline (ops.c compiles one body
+// per path).
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,10 +185,95 @@ static void test_forward(void) {
     free(q), free(k), free(v), free(ao), free(att), free(aw);
 }
 
+// ---- paths: every op on each path this CPU runs gives the baseline's bits ----
+
+typedef struct {
+    float *x, *w, *q, *k, *v, *gate, *up, *cos_t, *sin_t, *g, *l;
+} path_in;
+
+// run_ops: every op on the current path, outputs appended to out (returns the count written)
+static size_t run_ops(float *out, const path_in *in, int Tn, int Cn, int Hn, int Kn, int Dn,
+                      int Fn, int Vn, int P) {
+    size_t o = 0;
+    const int S = P + Tn;
+    plm_rmsnorm_forward(out + o, out + o + (size_t)Tn * Cn, in->x, in->w, Tn, Cn, 1e-5f);
+    o += (size_t)Tn * Cn + Tn;
+    memset(out + o, 0, sizeof(float) * (size_t)(Tn * Cn + Cn));
+    plm_rmsnorm_backward(out + o, out + o + (size_t)Tn * Cn, in->g, in->x, in->w, out, Tn, Cn);
+    o += (size_t)Tn * Cn + Cn;
+    memcpy(out + o, in->q, sizeof(float) * (size_t)Tn * Hn * Dn);
+    plm_rope_forward(out + o, in->cos_t, in->sin_t, P, Tn, Hn, Dn);
+    plm_rope_backward(out + o, in->cos_t, in->sin_t, P + 1, Tn, Hn, Dn);
+    o += (size_t)Tn * Hn * Dn;
+    float *att = out + o + (size_t)Tn * Hn * Dn;
+    plm_attention_forward(out + o, att, S, in->q, in->k, in->v, Tn, P, Hn, Kn, Dn, 0, Tn * Hn);
+    o += (size_t)Tn * Hn * Dn + (size_t)Tn * Hn * S;
+    float *dq = out + o, *dk = dq + (size_t)Tn * Hn * Dn, *dv = dk + (size_t)Tn * Kn * Dn;
+    memset(dq, 0, sizeof(float) * (size_t)(Tn * Hn * Dn + 2 * Tn * Kn * Dn));
+    plm_attention_forward(dv + (size_t)Tn * Kn * Dn, att, Tn, in->q, in->k, in->v, Tn, 0, Hn, Kn,
+                          Dn, 0, Tn * Hn); // P = 0 for the backward
+    plm_attention_backward(dq, dk, dv, in->g, att, Tn, in->q, in->k, in->v, Tn, Hn, Kn, Dn, 0, Kn);
+    o += (size_t)Tn * Hn * Dn + 2 * (size_t)Tn * Kn * Dn + (size_t)Tn * Hn * Dn;
+    const size_t nf = (size_t)Tn * Fn;
+    plm_swiglu_forward(out + o, in->gate, in->up, nf);
+    o += nf;
+    memset(out + o, 0, sizeof(float) * 2 * nf);
+    plm_swiglu_backward(out + o, out + o + nf, in->g, in->gate, in->up, nf);
+    o += 2 * nf;
+    int32_t y[4] = {3, -1, Vn - 1, 0};
+    double loss = plm_crossentropy_forward_backward(out + o, in->l, y, 4, Vn, 0.25f, NULL);
+    o += (size_t)4 * Vn;
+    out[o++] = (float)loss;
+    out[o++] = (float)(loss - (double)(float)loss) * 1e8f; // the double's low bits too
+    return o;
+}
+
+static void test_paths_ops(void) {
+    // tails everywhere: C, F, V not multiples of 8 or 16, 37 keys, a head dim of 64 and of 20
+    static const int dims[2][8] = {{5, 61, 3, 1, 64, 67, 1003, 32}, {9, 200, 4, 2, 20, 96, 4101, 0}};
+    for (int di = 0; di < 2; di++) {
+        const int Tn = dims[di][0], Cn = dims[di][1], Hn = dims[di][2], Kn = dims[di][3];
+        const int Dn = dims[di][4], Fn = dims[di][5], Vn = dims[di][6], P = dims[di][7];
+        const int S = P + Tn;
+        path_in in;
+        in.x = randv((size_t)Tn * Cn, 2.0f), in.w = randv((size_t)Cn, 1.0f);
+        in.q = randv((size_t)Tn * Hn * Dn, 1.5f), in.k = randv((size_t)S * Kn * Dn, 1.5f);
+        in.v = randv((size_t)S * Kn * Dn, 1.0f), in.gate = randv((size_t)Tn * Fn, 12.0f);
+        in.up = randv((size_t)Tn * Fn, 1.0f), in.g = randv((size_t)Tn * (Cn + Hn * Dn + Fn), 1.0f);
+        in.l = randv((size_t)4 * Vn, 30.0f);
+        in.gate[0] = -95.0f, in.gate[1] = 95.0f, in.l[1] = -120.0f; // exp's clamps
+        in.cos_t = zeros((size_t)(S + 2) * Dn / 2), in.sin_t = zeros((size_t)(S + 2) * Dn / 2);
+        plm_rope_table(in.cos_t, in.sin_t, S + 2, Dn, 10000.0f);
+        const size_t cap = (size_t)Tn * (4 * Cn + 6 * Hn * Dn + 4 * Kn * Dn + Hn * S + 3 * Fn) +
+                           Tn + Cn + 4 * (size_t)Vn + 16;
+        float *ref = zeros(cap), *got = zeros(cap);
+        plm_set_kernel_path("scalar", NULL);
+        const size_t n = run_ops(ref, &in, Tn, Cn, Hn, Kn, Dn, Fn, Vn, P);
+        CHECK(n <= cap);
+        for (int isa = 1; isa < PLM_ISA_COUNT; isa++) {
+            if (!plm_isa_supported((plm_isa)isa)) continue;
+            plm_set_kernel_path(plm_isa_name((plm_isa)isa), NULL);
+            memset(got, 0, cap * sizeof(float));
+            run_ops(got, &in, Tn, Cn, Hn, Kn, Dn, Fn, Vn, P);
+            size_t first = 0;
+            while (first < n && !memcmp(got + first, ref + first, sizeof(float))) first++;
+            CHECK_MSG(first == n, "ops on %s (shape %d): not the baseline's bits, first at [%zu] of "
+                      "%zu: %.9g vs %.9g", plm_isa_name((plm_isa)isa), di, first, n,
+                      first < n ? (double)got[first] : 0.0, first < n ? (double)ref[first] : 0.0);
+        }
+        plm_set_kernel_path(NULL, NULL);
+        free(ref), free(got), free(in.x), free(in.w), free(in.q), free(in.k), free(in.v);
+        free(in.gate), free(in.up), free(in.g), free(in.l), free(in.cos_t), free(in.sin_t);
+    }
+}
+
 int main(void) {
     test_self();
+    test_isa_from_env("test_ops");
     test_forward();
     test_backward();
     test_crossentropy();
+    test_paths("test_ops");
+    test_paths_ops();
     return test_main_end("test_ops");
 }

@@ -148,6 +148,7 @@ static double mean_nll(const plm_model *m, const int32_t *ids, int32_t n) {
 
 int main(void) {
     test_self();
+    test_isa_from_env("test_real");
     plm_model *m = NULL, *q = NULL;
     plm_error err;
     plm_load_params lp = plm_load_default_params();

@@ -266,6 +266,7 @@ static void test_variant(const char *variant) {
 
 int main(void) {
     test_self();
+    test_isa_from_env("test_train");
     test_variant("train-tied");
     test_variant("train-untied");
     return test_main_end("test_train");

@@ -138,6 +138,9 @@ const matmul_kernels *plm_matmul_kernels(plm_isa isa) {
     if (plm_isa_includes(isa, PLM_ISA_AVX512)) return &plm_kernels_avx512;
     if (plm_isa_includes(isa, PLM_ISA_AVX2)) return &plm_kernels_avx2;
 #endif
+#if defined(__wasm_relaxed_simd__)
+    if (plm_isa_includes(isa, PLM_ISA_RELAXED)) return &plm_kernels_relaxed;
+#endif
 #if defined(__wasm_simd128__)
     if (plm_isa_includes(isa, PLM_ISA_WASM)) return &plm_kernels_wasm;
 #endif

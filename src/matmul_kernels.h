@@ -104,5 +104,8 @@ extern const matmul_kernels plm_kernels_avx2, plm_kernels_avx512;
 #if defined(__wasm_simd128__)
 extern const matmul_kernels plm_kernels_wasm;
 #endif
+#if defined(__wasm_relaxed_simd__)
+extern const matmul_kernels plm_kernels_relaxed;
+#endif
 
 #endif

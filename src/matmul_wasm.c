@@ -1,4 +1,6 @@
-// matmul_wasm.c: the wasm SIMD128 path of matmul_kernels.h (a module built with -msimd128).
+// matmul_wasm.c: the wasm paths of matmul_kernels.h: SIMD128 (a module built with -msimd128) and
+// relaxed SIMD (built with -msimd128 -mrelaxed-simd, then patched by scripts/wasm_relaxed.mjs; see
+// the relaxed section below).
 #include <math.h>
 #include <string.h>
 
@@ -161,4 +163,127 @@ const matmul_kernels plm_kernels_wasm = {
     .q8 = {q8_tile_wasm, 1, 4, 4, NULL},
     .quantize = quantize_wasm,
 };
+
+#if defined(__wasm_relaxed_simd__)
+// ---- wasm relaxed SIMD ----
+//
+// The toolchain (LLVM 14) has no relaxed dot product and writes the other relaxed instructions
+// with their prototype opcodes, which engines refuse. So each instruction used here is a call of a
+// marker function: declared const (pure: the compiler may move or merge calls, never drop an
+// operand), defined only as a JS stub that aborts (scripts/wasm_relaxed_lib.js); after the link,
+// scripts/wasm_relaxed.mjs replaces every call of a marker by the instruction (final opcodes of the
+// relaxed-SIMD spec). A marker has the instruction's operands in its order and its v128 result.
+// i32x4.relaxed_dot_i8x16_i7x16_add_s is not used: node 20's baseline compiler (Liftoff, V8 11.3)
+// drops its accumulator operand (it returns 2 x the dot); the i16x8 form is right in every tier.
+
+// i16x8.relaxed_dot_i8x16_i7x16_s: lane i = a[2i] * b[2i] + a[2i + 1] * b[2i + 1], a signed. Exact
+// only when every byte of b is in [0, 127]: with the top bit set an engine may read b as signed or
+// unsigned (x86 engines use pmaddubsw, which reads it as unsigned), and may saturate the pair sum.
+__attribute__((const)) v128_t plm_relaxed_dot_i8x16_i7x16_s(v128_t a, v128_t b);
+// f32x4.relaxed_madd: a * b + c, fused (one rounding) or not (two), as the engine chooses.
+__attribute__((const)) v128_t plm_relaxed_madd_f32x4(v128_t a, v128_t b, v128_t c);
+
+// f32: f32_block_wasm with a * b + c as relaxed madd: fused where the engine has FMA (x86-64 with
+// FMA3, arm64), so one rounding per step instead of two. f32 paths agree only within rounding
+// anyway (matmul_kernels.h); an engine picks fused or not once, so within a module the result
+// still does not depend on the tile, T or the thread count.
+PLM_INLINE void f32_block_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    const int C = j->w->cols, R = j->w->rows;
+    const float *x = j->inp + (size_t)t0 * C;    // (mt, C)
+    const float *w = j->w->f32 + (size_t)r0 * C; // (nr, C)
+    v128_t acc[2][4];
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) acc[t][r] = wasm_f32x4_splat(0.0f);
+    for (int k = 0; k < C; k += 4) {
+        const int n = C - k >= 4 ? 4 : C - k;
+        v128_t wv[4];
+        for (int r = 0; r < nr; r++) wv[r] = load4_wasm(w + (size_t)r * C + k, n);
+        for (int t = 0; t < mt; t++) {
+            const v128_t xv = load4_wasm(x + (size_t)t * C + k, n);
+            for (int r = 0; r < nr; r++) acc[t][r] = plm_relaxed_madd_f32x4(xv, wv[r], acc[t][r]);
+        }
+    }
+    for (int t = 0; t < mt; t++)
+        for (int r = 0; r < nr; r++) j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_wasm(acc[t][r]);
+}
+
+static void f32_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    if (mt == 2 && nr == 4) f32_block_relaxed(j, t0, 2, r0, 4);
+    else if (mt == 2) f32_block_relaxed(j, t0, 2, r0, 1);
+    else if (nr == 4) f32_block_relaxed(j, t0, 1, r0, 4);
+    else f32_block_relaxed(j, t0, 1, r0, 1);
+}
+
+// Q8_0, exactly (the canonical order, the same bits as every path): the relaxed dot needs its
+// second operand in [0, 127], so the inputs x in [-127, 127] (the quantizer never gives -128) are
+// split into two planes, pos = max(x, 0) and neg = max(-x, 0) = pos - x, both in [0, 127]; the
+// weights are the signed operand, any byte. Per pair of bytes, dot(w, pos) and dot(w, neg) are
+// each in [-32512, 32512] (no saturation), and dot(w, pos) - dot(w, neg) = w . x of the pair, also
+// in that range, so the i16 subtraction is exact; adding adjacent pairs in i32 gives the canonical
+// 4-byte lanes. Then the float steps of q8_step_wasm, unchanged. Per 16 weight bytes: 2 dots, a
+// subtraction and a pairwise add, against SIMD128's 3 shifts, 2 dots and an add.
+
+// q8_planes_relaxed: the 16 inputs at p as pos = max(x, 0) and neg = max(-x, 0).
+PLM_INLINE void q8_planes_relaxed(v128_t *pos, v128_t *neg, const int8_t *p) {
+    const v128_t x = wasm_v128_load(p);
+    *pos = wasm_i8x16_max(x, wasm_i8x16_splat(0));
+    *neg = wasm_i8x16_sub(*pos, x);
+}
+
+// q8_quads_relaxed: lane l = the exact int32 sum of bytes 4l .. 4l+3 of (16 bytes at w) . x.
+PLM_INLINE v128_t q8_quads_relaxed(const int8_t *w, v128_t pos, v128_t neg) {
+    const v128_t wv = wasm_v128_load(w);
+    const v128_t d = wasm_i16x8_sub(plm_relaxed_dot_i8x16_i7x16_s(wv, pos),
+                                    plm_relaxed_dot_i8x16_i7x16_s(wv, neg));
+    return wasm_i32x4_extadd_pairwise_i16x8(d);
+}
+
+// q8_rows_relaxed: q8_rows_wasm with the relaxed integer dots.
+PLM_INLINE void q8_rows_relaxed(q8_acc_wasm a[4], const matmul_job *j, int t0, int r0, int nr,
+                                int b, int odd) {
+    const int C = j->w->cols, nb = C / PLM_QK;
+    const int8_t *xq = j->xq + (size_t)t0 * C + b * PLM_QK;          // (32)
+    const int8_t *w = j->w->q + (size_t)r0 * C + b * PLM_QK;          // (nr, C) from block b
+    const float dx = j->xd[(size_t)t0 * nb + b], *wd = j->w->d + (size_t)r0 * nb + b;
+    v128_t pos0, neg0, pos1, neg1;
+    q8_planes_relaxed(&pos0, &neg0, xq);
+    q8_planes_relaxed(&pos1, &neg1, xq + 16);
+    for (int r = 0; r < nr; r++) {
+        v128_t *a0 = odd ? &a[r].o0 : &a[r].e0, *a1 = odd ? &a[r].o1 : &a[r].e1;
+        const int8_t *wr = w + (size_t)r * C;
+        const v128_t p0 = q8_quads_relaxed(wr, pos0, neg0), p1 = q8_quads_relaxed(wr + 16, pos1, neg1);
+        const v128_t sv = wasm_f32x4_splat(wd[(size_t)r * nb] * dx);
+        *a0 = wasm_f32x4_add(*a0, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p0), sv));
+        *a1 = wasm_f32x4_add(*a1, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p1), sv));
+    }
+}
+
+// q8_block_relaxed: q8_block_wasm with q8_rows_relaxed.
+PLM_INLINE void q8_block_relaxed(const matmul_job *j, int t0, int r0, int nr) {
+    const int nb = j->w->cols / PLM_QK;
+    const v128_t z = wasm_f32x4_splat(0.0f);
+    q8_acc_wasm a[4];
+    for (int r = 0; r < nr; r++) a[r] = (q8_acc_wasm){z, z, z, z};
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        q8_rows_relaxed(a, j, t0, r0, nr, b, 0);
+        q8_rows_relaxed(a, j, t0, r0, nr, b + 1, 1);
+    }
+    if (b < nb) q8_rows_relaxed(a, j, t0, r0, nr, b, 0);
+    float *out = j->out + (size_t)t0 * j->w->rows + r0;
+    for (int r = 0; r < nr; r++) out[r] = q8_sum_wasm(a[r]);
+}
+
+static void q8_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    (void)mt;
+    if (nr == 4) q8_block_relaxed(j, t0, r0, 4);
+    else q8_block_relaxed(j, t0, r0, 1);
+}
+
+const matmul_kernels plm_kernels_relaxed = {
+    .f32 = {f32_tile_relaxed, 2, 4, 1, NULL},
+    .q8 = {q8_tile_relaxed, 1, 4, 4, NULL},
+    .quantize = quantize_wasm,
+};
+#endif // __wasm_relaxed_simd__
 #endif // __wasm_simd128__

@@ -96,7 +96,9 @@ function onWorker(m) {
     ui.progressWrap.hidden = true;
     ui.modelStatus.className = 'status ok';
     ui.modelStatus.textContent = `${m.info.name}: ${mb(m.info.weightBytes)} of ${m.info.dtype} weights, ` +
-      `${m.info.threads} thread${m.info.threads > 1 ? 's' : ''}, ready in ${secs(m.info.totalSeconds)}`;
+      `${m.info.threads} thread${m.info.threads > 1 ? 's' : ''}, ` +
+      `${m.info.kernelPath === 'relaxed' ? 'relaxed SIMD' : 'SIMD128'}, ready in ${secs(m.info.totalSeconds)}`;
+    ui.modelStatus.dataset.build = m.info.build;
     if (m.info.fromCache) {
       const b = document.createElement('span');
       b.className = 'badge';

@@ -173,7 +173,8 @@ void plm_mat_row(float *out, const plm_mat *w, int32_t r) {
 
 size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols) {
     const size_t n = (size_t)T * (size_t)cols;
-    return round_up64(n) + round_up64(n / PLM_QK * sizeof(float)) + round_up64(n);
+    // xq, xd, then xc (2 n bytes, matmul_kernels.h)
+    return round_up64(n) + round_up64(n / PLM_QK * sizeof(float)) + round_up64(2 * n);
 }
 
 void plm_matmul_isa_run(plm_isa isa, plm_pool *pool, float *out, const float *inp,

@@ -220,44 +220,47 @@ static void f32_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr
 
 // Q8_0, exactly (the canonical order, the same bits as every path): the relaxed dot needs its
 // second operand in [0, 127], so the inputs x in [-127, 127] (the quantizer never gives -128) are
-// split into two planes, pos = max(x, 0) and neg = max(-x, 0) = pos - x, both in [0, 127]; the
-// weights are the signed operand, any byte. Per pair of bytes, dot(w, pos) and dot(w, neg) are
-// each in [-32512, 32512] (no saturation), and dot(w, pos) - dot(w, neg) = w . x of the pair, also
-// in that range, so the i16 subtraction is exact; adding adjacent pairs in i32 gives the canonical
-// 4-byte lanes. Then the float steps of q8_step_wasm, unchanged. Per 16 weight bytes: 2 dots, a
-// subtraction and a pairwise add, against SIMD128's 3 shifts, 2 dots and an add.
+// split into two planes, pos = max(x, 0) and neg = max(-x, 0) = pos - x, both in [0, 127], once
+// per call (q8_prepare_relaxed); the weights are the signed operand, any byte. Per pair of bytes,
+// dot(w, pos) and dot(w, neg) are each in [-32512, 32512] (no saturation), and dot(w, pos) -
+// dot(w, neg) = w . x of the pair, also in that range, so the i16 subtraction is exact; adding
+// adjacent pairs in i32 gives the canonical 4-byte lanes. Then the float steps of q8_step_wasm,
+// unchanged. Per 16 weight bytes: 2 dots, a subtraction and a pairwise add, against SIMD128's 3
+// shifts, 2 dots and an add.
 
-// q8_planes_relaxed: the 16 inputs at p as pos = max(x, 0) and neg = max(-x, 0).
-PLM_INLINE void q8_planes_relaxed(v128_t *pos, v128_t *neg, const int8_t *p) {
-    const v128_t x = wasm_v128_load(p);
-    *pos = wasm_i8x16_max(x, wasm_i8x16_splat(0));
-    *neg = wasm_i8x16_sub(*pos, x);
+// q8_prepare_relaxed: the planes of xq (n) in xc: for each 16 inputs, 16 bytes of pos then 16 of
+// neg (one 32-byte line, read by q8_quads_relaxed).
+static void q8_prepare_relaxed(int32_t *xc, const int8_t *xq, size_t n) {
+    int8_t *pl = (int8_t *)xc;
+    for (size_t i = 0; i < n; i += 16) {
+        const v128_t x = wasm_v128_load(xq + i), pos = wasm_i8x16_max(x, wasm_i8x16_splat(0));
+        wasm_v128_store(pl + 2 * i, pos);
+        wasm_v128_store(pl + 2 * i + 16, wasm_i8x16_sub(pos, x));
+    }
 }
 
-// q8_quads_relaxed: lane l = the exact int32 sum of bytes 4l .. 4l+3 of (16 bytes at w) . x.
-PLM_INLINE v128_t q8_quads_relaxed(const int8_t *w, v128_t pos, v128_t neg) {
+// q8_quads_relaxed: lane l = the exact int32 sum of bytes 4l .. 4l+3 of (16 bytes at w) . x, for
+// the planes of those 16 inputs at pl.
+PLM_INLINE v128_t q8_quads_relaxed(const int8_t *w, const int8_t *pl) {
     const v128_t wv = wasm_v128_load(w);
-    const v128_t d = wasm_i16x8_sub(plm_relaxed_dot_i8x16_i7x16_s(wv, pos),
-                                    plm_relaxed_dot_i8x16_i7x16_s(wv, neg));
-    return wasm_i32x4_extadd_pairwise_i16x8(d);
+    const v128_t d = wasm_i16x8_sub(plm_relaxed_dot_i8x16_i7x16_s(wv, wasm_v128_load(pl)),
+                                    plm_relaxed_dot_i8x16_i7x16_s(wv, wasm_v128_load(pl + 16)));
+    return wasm_i32x4_dot_i16x8(d, wasm_i16x8_splat(1));
 }
 
-// q8_half_relaxed: *acc += float(lanes of (16 bytes at w) . x) * sv, mul then add; x as planes.
-PLM_INLINE void q8_half_relaxed(v128_t *acc, const int8_t *w, v128_t pos, v128_t neg, v128_t sv) {
-    const v128_t p = q8_quads_relaxed(w, pos, neg);
+// q8_half_relaxed: *acc += float(lanes of (16 bytes at w) . x) * sv, mul then add.
+PLM_INLINE void q8_half_relaxed(v128_t *acc, const int8_t *w, const int8_t *pl, v128_t sv) {
+    const v128_t p = q8_quads_relaxed(w, pl);
     *acc = wasm_f32x4_add(*acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p), sv));
 }
 
-// q8_rows_relaxed: block b (its inputs as planes) of one token into NR rows, with their scales sv
-// (dw * dx, one per row) and the accumulators of the block's parity (lanes 0-3, 4-7 per row).
+// q8_rows_relaxed: block b (its input planes at pl) of one token into nr rows, with their scales
+// sv (dw * dx, one per row) and the accumulators of the block's parity (lanes 0-3, 4-7 per row).
 PLM_INLINE void q8_rows_relaxed(v128_t *lo, v128_t *hi, const int8_t *const *w, const v128_t *sv,
-                                int nr, const int8_t *x) {
-    v128_t pos0, neg0, pos1, neg1;
-    q8_planes_relaxed(&pos0, &neg0, x);
-    q8_planes_relaxed(&pos1, &neg1, x + 16);
+                                int nr, const int8_t *pl) {
     for (int r = 0; r < nr; r++) {
-        q8_half_relaxed(&lo[r], w[r], pos0, neg0, sv[r]);
-        q8_half_relaxed(&hi[r], w[r] + 16, pos1, neg1, sv[r]);
+        q8_half_relaxed(&lo[r], w[r], pl, sv[r]);
+        q8_half_relaxed(&hi[r], w[r] + 16, pl + 32, sv[r]);
     }
 }
 
@@ -265,7 +268,7 @@ PLM_INLINE void q8_rows_relaxed(v128_t *lo, v128_t *hi, const int8_t *const *w, 
 // Blocks go in pairs (even, odd); the scales of a pair are one vector multiply per row.
 PLM_INLINE void q8_block_relaxed(const matmul_job *j, int t0, int r0, int nr) {
     const int C = j->w->cols, nb = C / PLM_QK;
-    const int8_t *x = j->xq + (size_t)t0 * C;
+    const int8_t *x = (const int8_t *)j->xc + (size_t)t0 * C * 2; // planes
     const float *xd = j->xd + (size_t)t0 * nb;
     const int8_t *w[4];
     const float *wd[4];
@@ -286,9 +289,9 @@ PLM_INLINE void q8_block_relaxed(const matmul_job *j, int t0, int r0, int nr) {
         }
         q8_rows_relaxed(e0, e1, w, se, nr, x);
         for (int r = 0; r < nr; r++) w[r] += PLM_QK;
-        q8_rows_relaxed(o0, o1, w, so, nr, x + PLM_QK);
+        q8_rows_relaxed(o0, o1, w, so, nr, x + 2 * PLM_QK);
         for (int r = 0; r < nr; r++) w[r] += PLM_QK;
-        x += 2 * PLM_QK;
+        x += 4 * PLM_QK;
     }
     if (b < nb) {
         v128_t se[4];
@@ -312,6 +315,7 @@ const matmul_kernels plm_kernels_relaxed = {
     .f32 = {f32_tile_relaxed, 2, 4, 1, NULL},
     .q8 = {q8_tile_relaxed, 2, 2, 1, NULL},
     .quantize = quantize_wasm,
+    .q8_prepare = q8_prepare_relaxed,
 };
 #endif // __wasm_relaxed_simd__
 #endif // __wasm_simd128__

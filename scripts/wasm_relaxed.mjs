@@ -6,10 +6,10 @@
 // product, and its -mrelaxed-simd emits the prototype opcodes, which engines no longer accept. So
 // the C code (src/matmul_wasm.c) calls marker functions, one per instruction, declared
 // __attribute__((const)) and defined in JS only as stubs that abort (scripts/wasm_relaxed_lib.js);
-// the linked module imports them. This script finds those imports (emscripten minifies import names:
-// the .mjs glue maps each minified name to the stub's name, `"b":_plm_relaxed_...`), decodes every
-// function body, and replaces each `call marker` by the instruction with the final opcode of the
-// relaxed-SIMD spec (0xfd prefix). The marker's signature is the instruction's (operands in the
+// the linked module imports them. This script finds those imports (emscripten minifies import
+// names: the .mjs glue maps each minified name to the stub's name, `"b":_plm_relaxed_...`), decodes
+// every function body, and replaces each `call marker` by the instruction with the final opcode of
+// the relaxed-SIMD spec (0xfd prefix). The marker's signature is the instruction's (operands in the
 // same order, one v128 result), so the stack is the same before and after. The imports stay (never
 // called); function indices do not move. Any other relaxed opcode, or an opcode this decoder does
 // not know, stops the build: nothing is copied unchecked.
@@ -35,7 +35,11 @@ class Reader {
   }
   skipLeb() { while (this.byte() & 0x80); }
   skip(n) { this.p += n; }
-  name() { const n = this.u32(); const s = new TextDecoder().decode(this.b.subarray(this.p, this.p + n)); this.p += n; return s; }
+  name() {
+    const n = this.u32(), s = new TextDecoder().decode(this.b.subarray(this.p, this.p + n));
+    this.p += n;
+    return s;
+  }
 }
 
 function leb(n) {
@@ -74,7 +78,9 @@ function skipInstr(r) {
     case 0xd0: r.skipLeb(); return -1;
     case 0x28: case 0x29: case 0x2a: case 0x2b: case 0x2c: case 0x2d: case 0x2e: case 0x2f:
     case 0x30: case 0x31: case 0x32: case 0x33: case 0x34: case 0x35: case 0x36: case 0x37:
-    case 0x38: case 0x39: case 0x3a: case 0x3b: case 0x3c: case 0x3d: case 0x3e: memarg(r); return -1;
+    case 0x38: case 0x39: case 0x3a: case 0x3b: case 0x3c: case 0x3d: case 0x3e: // loads, stores
+      memarg(r);
+      return -1;
     case 0xd2: r.u32(); return -1;
     case 0xfc: {
       const sub = r.u32();
@@ -91,7 +97,8 @@ function skipInstr(r) {
       else if (sub >= 0x54 && sub <= 0x5b) { memarg(r); r.skip(1); }
       else if (sub >= 0x100 && sub <= 0x113) { /* a final relaxed opcode: no immediates */ }
       else if (sub > 0xff || SIMD_HOLES.has(sub))
-        throw new Error(`wasm_relaxed: SIMD opcode 0x${sub.toString(16)} is not SIMD128 nor final relaxed SIMD (a prototype relaxed opcode from -mrelaxed-simd?)`);
+        throw new Error(`wasm_relaxed: SIMD opcode 0x${sub.toString(16)} is neither SIMD128 nor ` +
+                        'final relaxed SIMD (a prototype relaxed opcode from -mrelaxed-simd?)');
       return -1;
     }
     case 0xfe: {
@@ -178,22 +185,26 @@ function markerImports(wasm, glue) {
           r.u32();
           if (byImportName.has(field)) ops.set(func, byImportName.get(field));
           func++;
-        } else if (kind === 1) { r.byte(); const f = r.u32(); r.u32(); if (f & 1) r.u32(); } // table
-        else if (kind === 2) { const f = r.u32(); r.u32(); if (f & 1) r.u32(); }             // memory
-        else if (kind === 3) { r.byte(); r.byte(); }                                         // global
-        else if (kind === 4) { r.byte(); r.u32(); }                                          // tag
+        } else if (kind === 1 || kind === 2) { // table (its element type first), memory: limits
+          if (kind === 1) r.byte();
+          const flags = r.u32();
+          r.u32();
+          if (flags & 1) r.u32();
+        } else if (kind === 3) { r.byte(); r.byte(); } // global: type, mutability
+        else if (kind === 4) { r.byte(); r.u32(); }    // tag
         else throw new Error(`wasm_relaxed: import kind ${kind}`);
       }
     }
     r.p = end;
   }
-  if (ops.size !== byImportName.size) throw new Error('wasm_relaxed: a marker is not imported by the module');
+  if (ops.size !== byImportName.size)
+    throw new Error('wasm_relaxed: a marker of the glue is not imported by the module');
   return ops;
 }
 
 const glueFile = process.argv[2];
 if (!glueFile || !/\.(mjs|cjs|js)$/.test(glueFile)) {
-  console.error('usage: node scripts/wasm_relaxed.mjs BUILD.mjs|.cjs (patches the .wasm beside it)');
+  console.error('usage: node scripts/wasm_relaxed.mjs BUILD.mjs|.cjs   (patches the .wasm beside it)');
   process.exit(2);
 }
 const wasmFile = glueFile.replace(/\.(mjs|cjs|js)$/, '.wasm');
@@ -202,7 +213,8 @@ try {
   const ops = markerImports(wasm, fs.readFileSync(glueFile, 'utf8'));
   const { bytes, counts } = patch(wasm, ops);
   const left = patch(bytes, ops).counts; // the patched module, decoded again: no marker call left
-  if (!counts.size || left.size) throw new Error(`wasm_relaxed: ${counts.size ? 'calls left' : 'no marker call found'}`);
+  if (!counts.size) throw new Error('wasm_relaxed: no marker call found');
+  if (left.size) throw new Error('wasm_relaxed: marker calls left after the rewrite');
   fs.writeFileSync(wasmFile, bytes);
   const what = [...counts].map(([op, n]) => `0x${op.toString(16)} x${n}`).join(', ');
   console.log(`wasm_relaxed: ${wasmFile}: ${what}`);

@@ -208,8 +208,8 @@ PLM_INLINE float q8_sum(v128_t e0, v128_t e1, v128_t o0, v128_t o1) {
 // q8_block: one token times nr rows (a constant at each call, so that the loops over rows unroll
 // and the accumulators stay in locals: an array of v128 indexed at run time lives in linear
 // memory in wasm, and every step would store it). Blocks go in pairs (even, odd); the scales of a
-// pair are one vector multiply per row. (4 blocks a step measured worse: V8 hoists every load of
-// a loop body to its top, and 4 blocks' loads spill.)
+// pair are one vector multiply per row. (4 blocks a step measured no faster in Chromium and
+// slower in node 20, whose V8 moves every load of a loop body to its top, where 4 blocks' spill.)
 PLM_INLINE void q8_block(const matmul_job *j, int t0, int r0, int nr, int relaxed) {
     const int C = j->w->cols, nb = C / PLM_QK;
     const int8_t *xs = (const int8_t *)j->xc + (size_t)t0 * C * 2;

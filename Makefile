@@ -117,19 +117,28 @@ help: ## this list
 	    awk -F '\t' '{ printf "make %-12s %s\n", $$1, $$2 }'
 
 # ---- wasm: build/web/, a servable directory (web/README in examples/node/README.md) ----
-# The same src/*.c plus web/wasm.c, twice: pocketlm.mjs/.wasm single-threaded (any page) and
-# pocketlm-mt.mjs/.wasm + worker with -pthread (pages with COOP/COEP headers, or node). No
+# The same src/*.c plus web/wasm.c, four times: pocketlm.mjs/.wasm single-threaded (any page) and
+# pocketlm-mt.mjs/.wasm + worker with -pthread (pages with COOP/COEP headers, or node), each with
+# SIMD128 only and with relaxed SIMD (pocketlm-relaxed.mjs, pocketlm-relaxed-mt.mjs: engines that
+# refuse relaxed opcodes get the others; web/pocketlm.js decides with WebAssembly.validate). No
 # -ffast-math. Debian's emcc needs NODE_PATH; never set EM_CACHE (its cache is prebuilt).
+# The relaxed instructions are marker calls until scripts/wasm_relaxed.mjs rewrites the linked
+# .wasm (src/matmul_wasm.c says why); a failed rewrite removes the .mjs, so make runs it again.
 EMCC        = env NODE_PATH=/usr/share/nodejs emcc
 WASM_DIR    = $(BUILD)/web
 WASM_CFLAGS = $(WARN) -O3 -msimd128 -Iinclude -Isrc
 # PTHREAD_POOL_SIZE: web workers started with the threaded module (pocketlm.js passes threads - 1)
 WASM_POOL   = 'Module.pocketlmPoolSize||4'
 WASM_LINK   = -O3 -msimd128 -sMODULARIZE -sEXPORT_ES6 -sEXPORT_NAME=createPocketLM \
-              -sALLOW_MEMORY_GROWTH -sMAXIMUM_MEMORY=4GB -sEXPORTED_FUNCTIONS=_malloc,_free \
+              -sALLOW_MEMORY_GROWTH -sMAXIMUM_MEMORY=4GB \
+              -sEXPORTED_FUNCTIONS=_malloc,_free,_plm_kernel_path,_plm_cpu_features \
               -sEXPORTED_RUNTIME_METHODS=FS,UTF8ToString,stringToUTF8,lengthBytesUTF8 -lm
+WASM_MT     = -pthread -sPTHREAD_POOL_SIZE=$(WASM_POOL)
+WASM_RLX    = -mrelaxed-simd
+WASM_RLINK  = --js-library scripts/wasm_relaxed_lib.js
 WASM_SRC    = $(LIB_SRC) web/wasm.c
 WASM_HDR    = $(wildcard include/*.h src/*.h)
+WASM_PATCH  = node scripts/wasm_relaxed.mjs $@ || { rm -f $@; exit 1; }
 
 $(BUILD)/wasm/st/%.o: %.c $(WASM_HDR)
 	@mkdir -p $(dir $@)
@@ -139,14 +148,34 @@ $(BUILD)/wasm/mt/%.o: %.c $(WASM_HDR)
 	@mkdir -p $(dir $@)
 	$(EMCC) $(WASM_CFLAGS) -pthread -c $< -o $@
 
+$(BUILD)/wasm/rst/%.o: %.c $(WASM_HDR)
+	@mkdir -p $(dir $@)
+	$(EMCC) $(WASM_CFLAGS) $(WASM_RLX) -c $< -o $@
+
+$(BUILD)/wasm/rmt/%.o: %.c $(WASM_HDR)
+	@mkdir -p $(dir $@)
+	$(EMCC) $(WASM_CFLAGS) $(WASM_RLX) -pthread -c $< -o $@
+
 $(WASM_DIR)/pocketlm.mjs: $(WASM_SRC:%.c=$(BUILD)/wasm/st/%.o)
 	@mkdir -p $(dir $@)
 	$(EMCC) $(WASM_LINK) -o $@ $^
 
 $(WASM_DIR)/pocketlm-mt.mjs: $(WASM_SRC:%.c=$(BUILD)/wasm/mt/%.o)
 	@mkdir -p $(dir $@)
-	$(EMCC) $(WASM_LINK) -pthread -sPTHREAD_POOL_SIZE=$(WASM_POOL) -o $@ $^
+	$(EMCC) $(WASM_LINK) $(WASM_MT) -o $@ $^
 
-wasm: $(WASM_DIR)/pocketlm.mjs $(WASM_DIR)/pocketlm-mt.mjs web/pocketlm.js web/pocketlm.d.ts web/package.json ## `build/web/`: the WebAssembly module (single-thread and threaded) and its JS API
+$(WASM_DIR)/pocketlm-relaxed.mjs: $(WASM_SRC:%.c=$(BUILD)/wasm/rst/%.o) scripts/wasm_relaxed_lib.js scripts/wasm_relaxed.mjs
+	@mkdir -p $(dir $@)
+	$(EMCC) $(WASM_LINK) $(WASM_RLX) $(WASM_RLINK) -o $@ $(filter %.o,$^)
+	$(WASM_PATCH)
+
+$(WASM_DIR)/pocketlm-relaxed-mt.mjs: $(WASM_SRC:%.c=$(BUILD)/wasm/rmt/%.o) scripts/wasm_relaxed_lib.js scripts/wasm_relaxed.mjs
+	@mkdir -p $(dir $@)
+	$(EMCC) $(WASM_LINK) $(WASM_RLX) $(WASM_MT) $(WASM_RLINK) -o $@ $(filter %.o,$^)
+	$(WASM_PATCH)
+
+WASM_MODS = $(addprefix $(WASM_DIR)/pocketlm,.mjs -mt.mjs -relaxed.mjs -relaxed-mt.mjs)
+wasm: $(WASM_MODS) web/pocketlm.js web/pocketlm.d.ts web/package.json ## `build/web/`: the WebAssembly modules (SIMD128 and relaxed SIMD, single-thread and threaded) and their JS API
 	cp web/pocketlm.js web/pocketlm.d.ts web/package.json $(WASM_DIR)/
-	cp $(WASM_DIR)/pocketlm-mt.worker.js $(WASM_DIR)/pocketlm-mt.worker.cjs # for node: CommonJS
+	for b in pocketlm-mt pocketlm-relaxed-mt; do \
+	    cp $(WASM_DIR)/$$b.worker.js $(WASM_DIR)/$$b.worker.cjs; done # for node: CommonJS

@@ -5,13 +5,18 @@
 #
 #   web-wasm      pocketlm wasm in Chromium (tests/bench_web.mjs: tests/bench_web.html, a module
 #                 worker as in the app, served by `pocketlm serve` with COOP/COEP): q8_0 and f32,
-#                 1 thread (the single-threaded build) and T threads (the pthreads build)
+#                 1 thread (the single-threaded build) and T threads (the pthreads build), the
+#                 build pocketlm.js picks (relaxed SIMD: Chromium runs it)
+#   web-wasm-simd128  the same page with the SIMD128 build forced (q8_0, 1 thread): what engines
+#                 without relaxed SIMD get
 #   ort-web       onnxruntime-web's wasm backend in the same Chromium on `pocketlm export --format
 #                 onnx` (int8 = model_quantized.onnx, fp32 = model.onnx), KV cache fed back, 1 and
 #                 T threads; ort-web-nokv: the seed's way (fp32, no KV cache, 30-token prompt, 50 new)
 #   blank         the bench page with no engine: the renderer's own baseline
-#   native        build/pocketlm bench (q8_0 1 and T threads, f32 1 thread)
-#   node-wasm     examples/node/bench.mjs (pocketlm wasm in node)
+#   native        build/pocketlm bench (q8_0 1 and T threads, f32 1 thread), the CPU's best path
+#   native-avx2   the same with PLM_ISA=avx2 (q8_0, 1 thread)
+#   node-wasm     examples/node/bench.mjs (pocketlm wasm in node; node 20 without a flag: SIMD128)
+#   node-wasm-relaxed  the same with --experimental-wasm-relaxed-simd: the relaxed-SIMD build
 #   ort-node      tests/bench_ort.mjs (onnxruntime-node; kv, and nokv for the seed's way)
 # Browser metrics (one fresh Chromium profile per configuration and round): prefill tok/s (P-token
 # prompt), decode tok/s (N tokens after it), best of REPS in the page; time to first token of a
@@ -111,6 +116,7 @@ fi
 
 # ---- the configurations, rotated each round ----
 CONFIGS=${BENCH_CONFIGS:-"native:q8_0:1 web:q8_0:1 node:q8_0:1 ortweb:int8:1 ortnode:int8:1
+    nativeavx2:q8_0:1 websimd128:q8_0:1 noderelaxed:q8_0:1
     web:q8_0:$T native:q8_0:$T node:q8_0:$T ortweb:int8:$T ortnode:int8:$T
     native:f32:1 web:f32:1 node:f32:1 ortweb:fp32:1 ortnode:fp32:1 web:f32:$T ortweb:fp32:$T ortnode:fp32:$T
     ortwebnokv:fp32:1 ortnodenokv:fp32:1 blank:-:1"}
@@ -150,14 +156,20 @@ run_config() {          # run_config ROUND KIND:DTYPE:THREADS
     case $kind in
     native) sys=native
         measured $sys "$dt" "$th" "$PLM" bench -m "$(model_for "$dt")" --dtype "$dt" --threads "$th" -p "$P" -n "$N" --reps "$REPS" ;;
+    nativeavx2) sys=native-avx2
+        measured $sys "$dt" "$th" env PLM_ISA=avx2 "$PLM" bench -m "$(model_for "$dt")" --dtype "$dt" --threads "$th" -p "$P" -n "$N" --reps "$REPS" ;;
     node) sys=node-wasm
         measured $sys "$dt" "$th" node "$NODE_BENCH" "$(model_for "$dt")" --dtype "$dt" --threads "$th" -p "$P" -n "$N" --reps "$REPS" ;;
+    noderelaxed) sys=node-wasm-relaxed
+        measured $sys "$dt" "$th" node --experimental-wasm-relaxed-simd "$NODE_BENCH" "$(model_for "$dt")" --dtype "$dt" --threads "$th" -p "$P" -n "$N" --reps "$REPS" --simd relaxed ;;
     ortnode) sys=ort-node
         measured $sys "$dt" "$th" node tests/bench_ort.mjs "$ONNX" "$th" "$(onnx_file "$dt")" kv "$P" "$N" ;;
     ortnodenokv) sys=ort-node-nokv
         measured $sys "$dt" "$th" node tests/bench_ort.mjs "$ONNX" "$th" "$(onnx_file "$dt")" nokv 30 50 ;;
     web) sys=web-wasm
         measured $sys "$dt" "$th" node tests/bench_web.mjs "$PLM" "$(model_for "$dt")" "$SITE" "plm:$dt:$th" "$P" "$N" "$REPS" "$NCTX" ;;
+    websimd128) sys=web-wasm-simd128
+        measured $sys "$dt" "$th" node tests/bench_web.mjs "$PLM" "$(model_for "$dt")" "$SITE" "plm:$dt:$th:simd128" "$P" "$N" "$REPS" "$NCTX" ;;
     ortweb) sys=ort-web
         measured $sys "$dt" "$th" node tests/bench_web.mjs "$PLM" "$MODEL" "$SITE" "ort:$dt:$th:kv" "$P" "$N" "$REPS" ;;
     ortwebnokv) sys=ort-web-nokv   # one repetition: ~50 full forward passes of 30..79 tokens
@@ -169,7 +181,7 @@ run_config() {          # run_config ROUND KIND:DTYPE:THREADS
     if [ "$MEASURED_RC" != 0 ]; then
         skip "round $r, $sys $dt $th threads: exit status $MEASURED_RC: $(sed -n 's/^error //p' "$W/out.txt" | head -n 1) (stderr in $LOG)"
     else case $kind in
-        native|node) parse_bench "$r" $sys ;;
+        native*|node*) parse_bench "$r" $sys ;;
         ortnode*) parse_ort "$r" $sys "$dt" ;;
         *) parse_kv "$r" $sys "$dt" "$th"; own_cpu ;;
     esac fi
@@ -232,11 +244,11 @@ w("Method: %d round%s; each round runs every configuration once in a fresh proce
 w("Commands (%s):\n" % E["SETTINGS"])
 w("    %s export -m %s --format onnx --quant none,int8 --out %s" % (E["PLM"], E["MODEL"], E["ONNX"]))
 w("    %s convert %s %s --dtype q8_0   # the q8_0 rows' model (f32 rows: %s)" % (E["PLM"], E["MODEL"], E["Q8"], E["MODEL"]))
-w("    node tests/bench_web.mjs %s %s|%s %s plm:q8_0|f32:1|%s %s %s %s %s   # pocketlm wasm, Chromium" % (E["PLM"], E["Q8"], E["MODEL"], E["SITE"], T, E["P"], E["N"], E["REPS"], E["NCTX"]))
+w("    node tests/bench_web.mjs %s %s|%s %s plm:q8_0|f32:1|%s[:simd128] %s %s %s %s   # pocketlm wasm, Chromium" % (E["PLM"], E["Q8"], E["MODEL"], E["SITE"], T, E["P"], E["N"], E["REPS"], E["NCTX"]))
 w("    node tests/bench_web.mjs %s %s %s ort:int8|fp32:1|%s:kv %s %s %s    # onnxruntime-web" % (E["PLM"], E["MODEL"], E["SITE"], T, E["P"], E["N"], E["REPS"]))
 w("    node tests/bench_web.mjs %s %s %s ort:fp32:1:nokv %s %s 1          # the seed's way" % (E["PLM"], E["MODEL"], E["SITE"], E["P"], E["N"]))
-w("    %s bench -m %s|%s --dtype q8_0|f32 --threads 1|%s -p %s -n %s --reps %s" % (E["PLM"], E["Q8"], E["MODEL"], T, E["P"], E["N"], E["REPS"]))
-w("    node %s %s|%s --dtype q8_0|f32 --threads 1|%s -p %s -n %s --reps %s   # = examples/node/bench.mjs" % (E["NODE_BENCH"], E["Q8"], E["MODEL"], T, E["P"], E["N"], E["REPS"]))
+w("    [PLM_ISA=avx2] %s bench -m %s|%s --dtype q8_0|f32 --threads 1|%s -p %s -n %s --reps %s" % (E["PLM"], E["Q8"], E["MODEL"], T, E["P"], E["N"], E["REPS"]))
+w("    node [--experimental-wasm-relaxed-simd] %s %s|%s --dtype q8_0|f32 --threads 1|%s -p %s -n %s --reps %s [--simd relaxed]   # = examples/node/bench.mjs" % (E["NODE_BENCH"], E["Q8"], E["MODEL"], T, E["P"], E["N"], E["REPS"]))
 w("    node tests/bench_ort.mjs %s 1|%s model_quantized.onnx|model.onnx kv %s %s; ... model.onnx nokv 30 50\n" % (E["ONNX"], T, E["P"], E["N"]))
 skipped = [l.strip() for l in open(E["SKIPPED"]) if l.strip()]
 if skipped:
@@ -244,7 +256,12 @@ if skipped:
     for s_ in skipped: w("- " + s_)
     w("")
 
-ROWS_WEB = [("web-wasm", "q8_0", "pocketlm wasm q8_0"), ("web-wasm", "f32", "pocketlm wasm f32"),
+def build_name(s, d):   # which SIMD build the auto rows loaded (bench_web.mjs's `relaxed` metric)
+    v = med((s, d, "1", "relaxed"))
+    return "" if v is None else (", relaxed-SIMD build" if v >= 0.5 else ", SIMD128 build")
+ROWS_WEB = [("web-wasm", "q8_0", "pocketlm wasm q8_0" + build_name("web-wasm", "q8_0")),
+            ("web-wasm-simd128", "q8_0", "pocketlm wasm q8_0, SIMD128 build (forced)"),
+            ("web-wasm", "f32", "pocketlm wasm f32" + build_name("web-wasm", "f32")),
             ("ort-web", "int8", "onnxruntime-web int8, KV cache"), ("ort-web", "fp32", "onnxruntime-web fp32, KV cache")]
 def web_row(s, d, name, th):
     k = lambda m: (s, d, th, m)
@@ -273,7 +290,10 @@ w("pocketlm native and node-wasm: `name dtype threads` lines of bench (best of %
   " (one run; peak RSS of the process).\n" % (E["REPS"], E["N"]))
 w("| engine | dtype | threads | decode tok/s | prefill tok/s | peak RSS MB |")
 w("|---|---|---|---|---|---|")
-for s, name in (("native", "pocketlm native"), ("node-wasm", "pocketlm wasm in node"), ("ort-node", "onnxruntime-node, KV cache"),
+for s, name in (("native", "pocketlm native (the CPU's best path)"), ("native-avx2", "pocketlm native, PLM_ISA=avx2"),
+                ("node-wasm", "pocketlm wasm in node (SIMD128 build)"),
+                ("node-wasm-relaxed", "pocketlm wasm in node --experimental-wasm-relaxed-simd (relaxed-SIMD build)"),
+                ("ort-node", "onnxruntime-node, KV cache"),
                 ("ort-node-nokv", "onnxruntime-node, no KV cache (the seed's way)")):
     for d in ("q8_0", "int8", "f32", "fp32"):
         for th in ("1", T):
@@ -295,9 +315,16 @@ w("| target | measured | |")
 w("|---|---|---|")
 def target(name, shown, ok):
     w("| %s | %s | %s |" % (name, shown, "—" if ok is None else ("met" if ok else "**not met**")))
-r = wq1 / nq1 if wq1 and nq1 else None
-target("pocketlm wasm q8_0 1-thread decode ≥ 60% of native 1-thread (same run)",
-       "—" if r is None else "%.1f vs %.1f tok/s: %.0f%%" % (wq1, nq1, 100 * r), None if r is None else r >= 0.6)
+na1 = m("native-avx2", "q8_0", "1", "decode_tps")
+ws1 = m("web-wasm-simd128", "q8_0", "1", "decode_tps")
+wr1 = wq1 if (med(("web-wasm", "q8_0", "1", "relaxed")) or 0) >= 0.5 else None
+def vs_native(v, goal, name):
+    for nat, nname in ((nq1, "native best path"), (na1, "native avx2")):
+        r = v / nat if v and nat else None
+        target("%s ≥ %.0f%% of %s 1-thread (same run)" % (name, 100 * goal, nname),
+               "—" if r is None else "%.1f vs %.1f tok/s: %.0f%%" % (v, nat, 100 * r), None if r is None else r >= goal)
+vs_native(wr1, 0.7, "pocketlm wasm q8_0 1-thread decode in Chromium, relaxed-SIMD build,")
+vs_native(ws1, 0.6, "pocketlm wasm q8_0 1-thread decode in Chromium, SIMD128 build,")
 r = wq1 / best_ort if wq1 and best_ort else None
 target("pocketlm wasm q8_0 1-thread decode ≥ 3× onnxruntime-web (its faster 1-thread variant)",
        "—" if r is None else "%.1f vs %.1f tok/s (int8 %s, fp32 %s): %.1f×" % (wq1, best_ort,
@@ -309,12 +336,16 @@ for th in ("1", T):
            "—" if v is None else "%.0f MB (peak %s MB)" % (v, cell(("web-wasm", "q8_0", th, "hwm_mb"), "%.0f")),
            None if v is None else v <= 350)
 w("")
-w("Other ratios (medians): node wasm q8_0 1-thread ÷ native %s; pocketlm wasm ÷ onnxruntime-node, 1 thread,"
-  " node: q8_0 ÷ int8 %s, f32 ÷ fp32 %s; Chromium ÷ node for pocketlm wasm q8_0 1-thread %s;"
-  " threaded ÷ 1-thread decode in Chromium, q8_0: %s.\n" % (
-    ratio(oq1, nq1), ratio(oq1, m("ort-node", "int8", "1", "decode_tps")),
+orx1 = m("node-wasm-relaxed", "q8_0", "1", "decode_tps")
+w("Other ratios (medians): node wasm q8_0 1-thread ÷ native: SIMD128 build %s, relaxed-SIMD build %s;"
+  " relaxed ÷ SIMD128 build, q8_0 1-thread decode: Chromium %s, node %s;"
+  " pocketlm wasm ÷ onnxruntime-node, 1 thread,"
+  " node: q8_0 ÷ int8 %s, f32 ÷ fp32 %s; Chromium ÷ node for pocketlm wasm q8_0 1-thread: SIMD128"
+  " build %s, relaxed-SIMD build %s; threaded ÷ 1-thread decode in Chromium, q8_0: %s.\n" % (
+    ratio(oq1, nq1), ratio(orx1, nq1), ratio(wr1, ws1), ratio(orx1, oq1),
+    ratio(oq1, m("ort-node", "int8", "1", "decode_tps")),
     ratio(m("node-wasm", "f32", "1", "decode_tps"), m("ort-node", "fp32", "1", "decode_tps")),
-    ratio(wq1, oq1), ratio(m("web-wasm", "q8_0", T, "decode_tps"), wq1)))
+    ratio(ws1, oq1), ratio(wr1, orx1), ratio(m("web-wasm", "q8_0", T, "decode_tps"), wq1)))
 
 # ---- memory of the q8_0 page ----
 g = lambda metric: m("web-wasm", "q8_0", "1", metric)

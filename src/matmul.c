@@ -151,6 +151,8 @@ const matmul_kernels *plm_matmul_kernels(plm_isa isa) {
     // i8mm runs the dotprod kernels: SMMLA's sums of 8 bytes are not the canonical order
     if (plm_isa_includes(isa, PLM_ISA_DOTPROD)) return &plm_kernels_dotprod;
     if (plm_isa_includes(isa, PLM_ISA_NEON)) return &plm_kernels_neon;
+#if defined(__wasm_relaxed_simd__)
+    if (plm_isa_includes(isa, PLM_ISA_RELAXED)) return &plm_kernels_relaxed;
 #endif
 #if defined(__wasm_simd128__)
     if (plm_isa_includes(isa, PLM_ISA_WASM)) return &plm_kernels_wasm;
@@ -184,7 +186,8 @@ void plm_mat_row(float *out, const plm_mat *w, int32_t r) {
 
 size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols) {
     const size_t n = (size_t)T * (size_t)cols;
-    return round_up64(n) + round_up64(n / PLM_QK * sizeof(float)) + round_up64(n);
+    // xq, xd, then xc (2 n bytes, matmul_kernels.h)
+    return round_up64(n) + round_up64(n / PLM_QK * sizeof(float)) + round_up64(2 * n);
 }
 
 void plm_matmul_isa_run(plm_isa isa, plm_pool *pool, float *out, const float *inp,

@@ -67,7 +67,7 @@ struct matmul_job {
     const float *inp;  // (T, cols) f32 inputs, for F32 weights
     const int8_t *xq;  // (T, cols) quantized inputs, for Q8_0 weights
     const float *xd;   // (T, cols / PLM_QK) their block scales
-    const int32_t *xc; // (T, cols / 4) from the table's q8_prepare, when it has one
+    const int32_t *xc; // from the table's q8_prepare, when it has one (its layout is the table's)
     const plm_mat *w;  // (rows, cols)
     int T;
 };
@@ -76,7 +76,8 @@ typedef struct {
     tile_kernel f32, q8; // forward tiles
     // quantize: quantize_scalar's bytes for x (n) -> q (n), d (n / PLM_QK)
     void (*quantize)(int8_t *q, float *d, const float *x, size_t n);
-    // q8_prepare: xc (n / 4) from xq (n), computed once per call before the q8 tiles run
+    // q8_prepare: xc from xq (n), computed once per call before the q8 tiles run; xc has room for
+    // 2 n bytes (AVX-512: n / 4 int32; wasm relaxed: two n-byte planes)
     void (*q8_prepare)(int32_t *xc, const int8_t *xq, size_t n);
     // dinp_tiles: dinp[t, c0 .. c0+n) += sum over r in [r0, r1) of dout[t, r] * W[r, c0 .. c0+n)
     // for t in [0, T), n <= PLM_DINP_NC, r1 - r0 <= PLM_DINP_RB; per element the sum runs over r
@@ -116,6 +117,9 @@ extern const matmul_kernels plm_kernels_neon, plm_kernels_dotprod;
 #endif
 #if defined(__wasm_simd128__)
 extern const matmul_kernels plm_kernels_wasm;
+#endif
+#if defined(__wasm_relaxed_simd__)
+extern const matmul_kernels plm_kernels_relaxed;
 #endif
 
 #endif

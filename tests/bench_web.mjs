@@ -9,8 +9,9 @@
 // Each visit runs in its own renderer process (the first page is closed, and its renderer gone,
 // before the second opens); its RSS is its own.
 // usage: node tests/bench_web.mjs BIN MODEL SITE ENGINE:DTYPE:THREADS[:MODE] [P N REPS NCTX]
-//   ENGINE plm (pocketlm wasm; dtype q8_0|f32) or ort (onnxruntime-web wasm; fp32|int8; mode kv|nokv)
-//          or none (the page alone: its renderer's baseline RSS)
+//   ENGINE plm (pocketlm wasm; dtype q8_0|f32; mode: the build, auto|relaxed|simd128, default
+//          auto = pocketlm.js's feature detection) or ort (onnxruntime-web wasm; fp32|int8; mode
+//          kv|nokv) or none (the page alone: its renderer's baseline RSS)
 //   SITE   a directory with bench_web.html, bench_web_worker.js, ort/ (onnxruntime-web/dist) and
 //          onnx/ (pocketlm export --format onnx output); scripts/bench_web.sh makes it
 // Prints `metric value` lines (stdout), own_cpu_s last (this process and its descendants, for the
@@ -26,7 +27,9 @@ if (!CONFIG) {
   console.error('usage: node tests/bench_web.mjs BIN MODEL SITE ENGINE:DTYPE:THREADS[:MODE] [P N REPS NCTX]');
   process.exit(2);
 }
-const [engine, dtype, threads, mode = 'kv'] = CONFIG.split(':');
+const [engine, dtype, threads, mode4] = CONFIG.split(':');
+const simd = engine === 'plm' ? mode4 || 'auto' : '';   // pocketlm: which SIMD build
+const mode = engine === 'plm' ? 'kv' : mode4 || 'kv';   // kv: a second, cached visit
 const WEB = path.join(path.dirname(BIN), 'web');
 const MB = 1 << 20;
 const out = (metric, value) => console.log(`${metric} ${value}`);
@@ -128,7 +131,7 @@ async function visit(page, url, phase) {
   const logs = [];
   page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`[pageerror] ${e}`));
-  const q = new URLSearchParams({ engine, dtype, threads, mode, phase, p: P, n: N, reps: REPS, nctx: NCTX });
+  const q = new URLSearchParams({ engine, dtype, threads, mode, simd, phase, p: P, n: N, reps: REPS, nctx: NCTX });
   await page.goto(`${url}bench_web.html?${q}`);
   await page.waitForFunction(() => document.body.dataset.result, null, { timeout: 30 * 60000 });
   const r = JSON.parse(await page.evaluate(() => document.body.dataset.result));
@@ -171,6 +174,10 @@ async function run() {
     note(`cold renderers: ${JSON.stringify(mem)}`);
     if (!cold.crossOriginIsolated) throw new Error('the page is not crossOriginIsolated (COOP/COEP headers missing?)');
     if (engine === 'plm' && cold.threads !== Number(threads)) throw new Error(`asked ${threads} threads, pocketlm.js used ${cold.threads}`);
+    if (engine === 'plm') note(`${CONFIG}: loaded ${cold.build}, kernel path ${cold.kernelPath}`);
+    if (engine === 'plm' && simd !== 'auto' && cold.kernelPath !== (simd === 'relaxed' ? 'relaxed' : 'wasm'))
+      throw new Error(`asked the ${simd} build, pocketlm.js loaded ${cold.build}`);
+    if (engine === 'plm') out('relaxed', cold.kernelPath === 'relaxed' ? 1 : 0);
     if (cold.fromCache) throw new Error('the cold visit found the model in the cache');
     if (engine !== 'none') {
       out('ttft_cold_ms', cold.ttftMs.toFixed(0));

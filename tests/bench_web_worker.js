@@ -5,7 +5,8 @@
 // prompt and the decode of n tokens after it, best of reps, and posts one result. The model stays
 // loaded afterwards, so that the driver reads the renderer's RSS with it in memory.
 //   engine=plm: pocketlm wasm (/pocketlm.js, build/web), dtype q8_0|f32, threads 1 = the
-//               single-threaded build, > 1 = the pthreads build; nctx 0 = pocketlm.js's default.
+//               single-threaded build, > 1 = the pthreads build; nctx 0 = pocketlm.js's default;
+//               simd auto|relaxed|simd128 (pocketlm.js `simd`: auto = feature detection).
 //   engine=ort: onnxruntime-web (/ort/ = node_modules/onnxruntime-web/dist, wasm backend) on
 //               `pocketlm export --format onnx` (/onnx/onnx/model.onnx = fp32,
 //               model_quantized.onnx = int8); mode kv: past_key_values fed back as in
@@ -37,12 +38,13 @@ async function benchPlm(q, r) {
   const { PocketLM } = await import('/pocketlm.js');
   const { blob, fromCache } = await getBlob('/model.gguf');
   Object.assign(r, { fromCache, fileBytes: blob.size });
-  const opts = { dtype: q.dtype, threads: Number(q.threads) };
+  const opts = { dtype: q.dtype, threads: Number(q.threads), simd: q.simd || 'auto' };
   if (Number(q.nctx) > 0) opts.nCtx = Number(q.nctx);
   const lm = await PocketLM.load(blob, opts);
   self.lm = lm; // kept alive: RSS is read with the model loaded
   r.loadedAt = abs();
-  Object.assign(r, { threads: lm.threads, nCtx: lm.nCtx, weightBytes: lm.weightBytes });
+  Object.assign(r, { threads: lm.threads, nCtx: lm.nCtx, weightBytes: lm.weightBytes, build: lm.build,
+                     kernelPath: lm.kernelPath });
   await lm.generate(promptIds(30), { maxTokens: 1, stopTokens: [], cache: false });
   r.firstTokenAt = abs();
   if (q.phase === 'cold') {

@@ -88,6 +88,7 @@ async function loadModel(page) {
   const err = await page.textContent('#error');
   check('model loads', state === 'ready', `${state}: ${err}`);
   return page.evaluate(() => ({ status: document.getElementById('model-status').textContent,
+    build: document.getElementById('model-status').dataset.build,
     fromCache: document.getElementById('model-status').dataset.fromCache === 'true',
     badge: !!document.getElementById('from-cache'),
     model: document.getElementById('model-status').dataset.model,
@@ -153,6 +154,12 @@ async function session(label, srv, expect, { threaded, shots }) {
     check(`${label}: first load is not from the cache`, !first.fromCache && !first.badge, first.status);
     checkNames(label, first, expect.names);
     check(`${label}: ${threaded ? 'several threads' : '1 thread'}`, threaded ? !/ 1 thread/.test(first.status) : / 1 thread,/.test(first.status), first.status);
+    // which build: pocketlm.js feature-detects relaxed SIMD (Chromium runs it since 114)
+    const relaxed = await page.evaluate(async () => (await import('./pocketlm.js')).relaxedSimd());
+    const want = `pocketlm${relaxed ? '-relaxed' : ''}${threaded ? '-mt' : ''}.mjs`;
+    console.log(`${label}: loaded ${first.build} (relaxed SIMD ${relaxed ? '' : 'not '}validated)`);
+    check(`${label}: build ${want}`, first.build === want && relaxed, first.build);
+    measures.build = first.build;
     measures.rssAfterLoadKB = rendererRss(profile);
     const p = await runOnce(page, 'paraphrase', SENTENCE);
     check(`${label}: greedy paraphrase == pocketlm.js${expect.paraphrase.cli === expect.paraphrase.wasm ? ' == pocketlm paraphrase' : ''}`,
@@ -217,11 +224,11 @@ async function session(label, srv, expect, { threaded, shots }) {
   console.log(`measure ${label}: ${JSON.stringify(measures)}`);
 }
 
-// The oracles. The page must give exactly what pocketlm.js gives in node (same wasm engine, same
-// q8_0 weights): that checks the page, the worker and the cache end to end. It must also equal the
-// CLI when the CLI agrees with wasm: for q8_0 the native AVX-512 kernel rounds its re-quantized
-// inputs differently from the wasm SIMD kernel, so their greedy texts may part after a few tokens
-// (tests/test_wasm.mjs explains and checks the logits instead); then the difference is printed.
+// The oracles. The page must give exactly what pocketlm.js gives in node (same q8_0 weights; node
+// 20 without its flag loads the SIMD128 build, the page the relaxed-SIMD one, and q8_0 is the same
+// bits in both): that checks the page, the worker and the cache end to end. It must also equal the
+// CLI when the CLI agrees with wasm (q8_0 runs one canonical order on every path, so they agree
+// unless libm differs; tests/test_wasm.mjs checks the logits); else the difference is printed.
 async function wasmText(mode, text, maxTokens) {
   const { PocketLM } = await import(path.resolve('build/web/pocketlm.js'));
   const lm = await PocketLM.load(MODEL, { dtype: 'q8_0', threads: 1 });

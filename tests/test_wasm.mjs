@@ -6,6 +6,10 @@
 // 2. real SmolLM2 (when models/SmolLM2-135M-Instruct.Q4_1.gguf is present), greedy: for f32 and
 //    q8_0, text and ids of generate and paraphrase equal `pocketlm generate|paraphrase --temp 0
 //    --json`; for q8_0 also the prompt's logits equal the native ones within atol 1e-5 + rtol 1e-5.
+// 3. which build: PLM_EXPECT_SIMD (set by wasm.test.sh: 'simd128' when node runs without relaxed
+//    SIMD, 'relaxed' with it) is what feature detection must pick, for every load above. With
+//    relaxed SIMD, the two builds are also compared with each other: q8_0 logits bit for bit (one
+//    canonical order), f32 within the tolerance above (relaxed madd may fuse).
 // Run by tests/wasm.test.sh, which builds everything first. Exits non-zero on any failure.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,7 +19,9 @@ import { pathToFileURL } from 'node:url';
 const BUILD = process.env.BUILD || 'build';
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const BUILD_DIR = path.resolve(ROOT, BUILD); // BUILD may be relative to the repo or absolute
-const { PocketLM } = await import(pathToFileURL(path.join(BUILD_DIR, 'web/pocketlm.js')).href);
+const { PocketLM, relaxedSimd } = await import(pathToFileURL(path.join(BUILD_DIR, 'web/pocketlm.js')).href);
+const EXPECT_SIMD = process.env.PLM_EXPECT_SIMD || (relaxedSimd() ? 'relaxed' : 'simd128');
+process.setMaxListeners(64); // each emscripten module instance adds process listeners
 const native = (args) => execFileSync(args[0], args.slice(1), {
   encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -40,6 +46,23 @@ function allclose(x, ref, atol, rtol, what) {
   check(ok, what);
 }
 
+// checkBuild: lm is the build feature detection must pick (or the one forced with simd)
+function checkBuild(lm, threads, what, simd = EXPECT_SIMD) {
+  const want = `pocketlm${simd === 'relaxed' ? '-relaxed' : ''}${threads > 1 ? '-mt' : ''}.mjs`;
+  const path_ = simd === 'relaxed' ? 'relaxed' : 'wasm';
+  check(lm.build === want && lm.kernelPath === path_, `${what}: build ${want}, kernel path ${path_}`,
+        `got ${lm.build}, ${lm.kernelPath}`);
+}
+
+// bitsEqual: the same float32 bit patterns (NaN included)
+function bitsEqual(a, b) {
+  const x = new Uint32Array(Float32Array.from(a).buffer), y = new Uint32Array(Float32Array.from(b).buffer);
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+console.log(`node ${process.version}, relaxed SIMD ${relaxedSimd() ? 'on' : 'off'}: expecting the ${EXPECT_SIMD} build`);
+check(relaxedSimd() === (EXPECT_SIMD === 'relaxed'), `feature detection says relaxed SIMD is ${EXPECT_SIMD === 'relaxed' ? 'on' : 'off'}`);
+
 // ---- 1. tiny model: logits and greedy ids vs native ----
 
 const tiny = path.join(fs.mkdtempSync('/tmp/plm-wasm-'), 'tiny-tied.gguf');
@@ -53,7 +76,17 @@ for (const dtype of ['f32', 'q8_0']) {
     const what = `tiny ${dtype} threads ${threads}`;
     const lm = await PocketLM.load(tiny, { dtype, threads });
     check(lm.threads === threads, `${what}: threads`, `got ${lm.threads}`);
-    allclose(await lm.decode(ids), ref.logits, 1e-5, 1e-5, `${what}: logits`);
+    checkBuild(lm, threads, what);
+    const logits = await lm.decode(ids);
+    allclose(logits, ref.logits, 1e-5, 1e-5, `${what}: logits`);
+    if (EXPECT_SIMD === 'relaxed') { // the SIMD128 build on the same engine
+      const lm128 = await PocketLM.load(tiny, { dtype, threads, simd: 'simd128' });
+      checkBuild(lm128, threads, `${what}: forced`, 'simd128');
+      const l128 = await lm128.decode(ids);
+      if (dtype === 'q8_0') check(bitsEqual(logits, l128), `${what}: logits == the SIMD128 build's, bit for bit`);
+      else allclose(logits, l128, 1e-5, 1e-5, `${what}: logits vs the SIMD128 build`);
+      lm128.free();
+    }
     const g = await lm.generate(ids, { maxTokens: N_GREEDY, temperature: 0, stopTokens: [] });
     const same = JSON.stringify(g.tokens) === JSON.stringify(ref.greedy);
     console.log(`${same ? 'ok  ' : 'FAIL'} ${what}: greedy ids ${JSON.stringify(g.tokens)}`);
@@ -101,6 +134,7 @@ if (!fs.existsSync(real)) {
     const refGen = cli('generate', dtype, prompt), refPara = cli('paraphrase', dtype, para);
     const lm = await PocketLM.load(real, { dtype, threads });
     const what = `SmolLM2 ${dtype} threads ${threads}`;
+    checkBuild(lm, threads, what);
     let streamed = '';
     const g = await lm.generate(prompt, { maxTokens: 32, temperature: 0, onToken: (t) => { streamed += t; } });
     const p = await lm.paraphrase(para, { maxTokens: 32, temperature: 0, topK: 0 });
@@ -118,7 +152,13 @@ if (!fs.existsSync(real)) {
     if (dtype === 'q8_0') {
       const ref = JSON.parse(native([path.join(BUILD_DIR, 'tests/wasm_logits'), real, dtype, '1',
                                      '1', ...Array.from(t).map(String)]));
-      allclose(await lm.decode(t), ref.logits, 1e-5, 1e-5, `${what}: prompt logits`);
+      const logits = await lm.decode(t);
+      allclose(logits, ref.logits, 1e-5, 1e-5, `${what}: prompt logits`);
+      if (EXPECT_SIMD === 'relaxed') {
+        const lm128 = await PocketLM.load(real, { dtype, threads, simd: 'simd128' });
+        check(bitsEqual(logits, await lm128.decode(t)), `${what}: prompt logits == the SIMD128 build's, bit for bit`);
+        lm128.free();
+      }
     }
     lm.free();
   }

@@ -48,6 +48,12 @@ export interface LoadOptions {
   lora?: LoraSource;
   /** Positions held in the KV cache; default min(2048, the model's context). */
   nCtx?: number;
+  /**
+   * Which SIMD build: 'auto' (default) takes the relaxed-SIMD build when the engine validates
+   * relaxed-SIMD instructions (feature detection), else the SIMD128 one; 'relaxed' (an error where
+   * the engine lacks it) or 'simd128' force one. q8_0 results are the same bits in both.
+   */
+  simd?: 'auto' | 'relaxed' | 'simd128';
 }
 
 export interface GenerateOptions {
@@ -117,6 +123,10 @@ export class PocketLM {
   readonly config: ModelConfig;
   readonly dtype: 'q8_0' | 'f32';
   readonly threads: number;
+  /** The module loaded: 'pocketlm.mjs', 'pocketlm-mt.mjs', 'pocketlm-relaxed.mjs' or 'pocketlm-relaxed-mt.mjs'. */
+  readonly build: string;
+  /** The C library's kernel path (plm_kernel_path): 'relaxed' or 'wasm' (SIMD128). */
+  readonly kernelPath: string;
   readonly hasTokenizer: boolean;
   readonly nCtx: number;
   readonly weightBytes: number;  // bytes of weights in memory
@@ -166,5 +176,8 @@ export class PocketLM {
   /** Free the model, its session and adapter, and the threaded build's workers. */
   free(): void;
 }
+
+/** True when this engine runs the relaxed-SIMD builds (WebAssembly.validate of a probe module). */
+export function relaxedSimd(): boolean;
 
 export default PocketLM;

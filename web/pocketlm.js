@@ -8,7 +8,12 @@
 //     lm.free();
 //
 // Which build: pocketlm.mjs (single-threaded, any page) unless threads > 1 and threads are
-// possible (crossOriginIsolated in a browser; always in node), then pocketlm-mt.mjs.
+// possible (crossOriginIsolated in a browser; always in node), then pocketlm-mt.mjs; and each in a
+// relaxed-SIMD flavour, pocketlm-relaxed.mjs / pocketlm-relaxed-mt.mjs (faster q8_0), taken when
+// the engine validates a tiny module that uses the relaxed instructions the build uses (feature
+// detection: WebAssembly.validate, never the user agent). Engines without relaxed SIMD (node 20
+// without --experimental-wasm-relaxed-simd, older browsers) get the SIMD128 build; q8_0 results
+// are the same bits in both. lm.build and lm.kernelPath say what was loaded.
 // Memory: the GGUF file is streamed straight into the wasm heap (one malloc of the file's size,
 // chunks written at that pointer), converted to the in-memory dtype, then freed: no second copy of
 // the file is ever held in JS memory (except when a URL's size is unknown: see readUrl).
@@ -28,13 +33,40 @@ const decoder = new TextDecoder();
 
 // ---- the Emscripten module ----
 
-const factories = new Map(); // 'st' | 'mt' -> Promise of the module factory (+ node wasm bytes)
+// RELAXED_PROBE: a module whose one function uses i16x8.relaxed_dot_i8x16_i7x16_s and
+// f32x4.relaxed_madd (the relaxed instructions of the relaxed builds), with their final opcodes.
+const RELAXED_PROBE = (() => {
+  const zero = [0xfd, 0x0c, ...new Array(16).fill(0)]; // v128.const 0
+  const body = [0x00, ...zero, ...zero, 0xfd, 0x92, 0x02, // (no locals) dot(0, 0)
+                ...zero, ...zero, 0xfd, 0x85, 0x02, 0x0b]; // madd(dot, 0, 0) end
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
+    0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b,                             // type 0: [] -> [v128]
+    0x03, 0x02, 0x01, 0x00,                                               // func 0: type 0
+    0x0a, body.length + 2, 0x01, body.length, ...body]);                  // its code
+})();
 
-async function loadFactory(mt) {
-  const key = mt ? 'mt' : 'st';
+let relaxed = null;
+// relaxedSimd: true when this engine runs the relaxed-SIMD builds.
+export function relaxedSimd() {
+  if (relaxed === null) {
+    try { relaxed = typeof WebAssembly === 'object' && WebAssembly.validate(RELAXED_PROBE); }
+    catch { relaxed = false; }
+  }
+  return relaxed;
+}
+
+// buildName: the module file for a thread mode and SIMD flavour ('relaxed' | 'simd128').
+function buildName(mt, simd) {
+  return `pocketlm${simd === 'relaxed' ? '-relaxed' : ''}${mt ? '-mt' : ''}.mjs`;
+}
+
+const factories = new Map(); // build file name -> Promise of the module factory (+ node wasm bytes)
+
+async function loadFactory(mt, simd) {
+  const key = buildName(mt, simd);
   if (!factories.has(key)) {
     factories.set(key, (async () => {
-      const url = new URL(mt ? './pocketlm-mt.mjs' : './pocketlm.mjs', import.meta.url);
+      const url = new URL('./' + key, import.meta.url);
       let wasmBinary, dir;
       if (IS_NODE) {
         // emscripten 3.1.6's ES6 output uses CommonJS `require` and `__dirname` in its node
@@ -56,8 +88,8 @@ async function loadFactory(mt) {
   return factories.get(key);
 }
 
-async function instantiate(mt, poolSize) {
-  const { factory, wasmBinary, dir, url } = await loadFactory(mt);
+async function instantiate(mt, simd, poolSize) {
+  const { factory, wasmBinary, dir, url } = await loadFactory(mt, simd);
   const opts = {
     arguments: [],
     print: (s) => console.log(s),
@@ -242,6 +274,7 @@ export class PocketLM {
                                               topP: d(3), minP: d(4), repetitionPenalty: d(5) });
     this.name = M.UTF8ToString(M._plm_wasm_model_name(model, 0) >>> 0);
     this.adapter = M.UTF8ToString(M._plm_wasm_model_name(model, 1) >>> 0);
+    this.kernelPath = M.UTF8ToString(M._plm_kernel_path() >>> 0); // 'relaxed' | 'wasm'
   }
 
   // PocketLM.load: see pocketlm.d.ts.
@@ -253,7 +286,13 @@ export class PocketLM {
     if (!canThread) threads = 1;
     threads = Math.max(1, Math.min(MAX_POOL + 1, threads | 0));
     const mt = threads > 1;
-    const M = await instantiate(mt, threads - 1);
+    const simd = opts.simd ?? 'auto';
+    if (!['auto', 'relaxed', 'simd128'].includes(simd))
+      throw new Error(`pocketlm: simd '${simd}': want 'auto', 'relaxed' or 'simd128'`);
+    if (simd === 'relaxed' && !relaxedSimd())
+      throw new Error('pocketlm: simd \'relaxed\': this engine does not run relaxed SIMD');
+    const flavour = simd === 'auto' ? (relaxedSimd() ? 'relaxed' : 'simd128') : simd;
+    const M = await instantiate(mt, flavour, threads - 1);
     const heap = new Heap(M);
     const err = M._plm_wasm_error_new() >>> 0;
     let model = 0, session = 0, lora = 0;
@@ -269,6 +308,7 @@ export class PocketLM {
       session = M._plm_wasm_session_create(model, lora, opts.nCtx ?? 0, threads, err) >>> 0;
       if (!session) throw wasmError(M, err, 'creating the session');
       const lm = new PocketLM(M, model, session, lora, threads);
+      lm.build = buildName(mt, flavour);
       lm.loadSeconds = (now() - t0) / 1000;
       lm.readSeconds = (tRead - t0) / 1000;
       return lm;

@@ -142,6 +142,7 @@ async function load({ source, dtype, threads }) {
     type: 'loaded',
     info: {
       name, modelName: lm.name, adapter: lm.adapter, fromCache, bytes: blob.size, dtype: lm.dtype, threads: lm.threads, nCtx: lm.nCtx,
+      build: lm.build, kernelPath: lm.kernelPath,
       weightBytes: lm.weightBytes, heapBytes: lm.memoryBytes, crossOriginIsolated: self.crossOriginIsolated === true,
       paraphraseDefaults: lm.paraphraseDefaults,
       fetchSeconds: (tRead - t0) / 1000, loadSeconds: (t1 - tRead) / 1000, totalSeconds: (t1 - t0) / 1000,

@@ -1,7 +1,8 @@
 // bench.mjs: speed of the wasm build in node, printed like `pocketlm bench`
 // (`name dtype threads n ms tok/s`): load, prefill of -p tokens, decode of -n tokens (best of
-// --reps), peak RSS of this process.
+// --reps), peak RSS of this process; first the build loaded and its kernel path.
 //   node examples/node/bench.mjs MODEL.gguf [--dtype q8_0|f32] [--threads N] [-p 128] [-n 128] [--reps 3]
+//        [--simd auto|relaxed|simd128]   (relaxed needs node --experimental-wasm-relaxed-simd on node 20)
 import { PocketLM } from '../../build/web/pocketlm.js';
 import process from 'node:process';
 import fs from 'node:fs';
@@ -10,19 +11,21 @@ const args = process.argv.slice(2);
 const opt = (name, def) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : def; };
 const model = args.find((a, i) => !a.startsWith('-') && (i === 0 || !args[i - 1].startsWith('-')));
 if (!model) {
-  console.error('usage: node examples/node/bench.mjs MODEL.gguf [--dtype q8_0|f32] [--threads N] [-p N] [-n N] [--reps N]');
+  console.error('usage: node examples/node/bench.mjs MODEL.gguf [--dtype q8_0|f32] [--threads N] [-p N] [-n N] [--reps N] [--simd auto|relaxed|simd128]');
   process.exit(2);
 }
 const dtype = opt('--dtype', 'q8_0'), threads = Number(opt('--threads', 1));
 const P = Number(opt('-p', 128)), N = Number(opt('-n', 128)), reps = Number(opt('--reps', 3));
+const simd = opt('--simd', 'auto');
 
 const line = (name, n, ms, toks) => console.log(
   `${name.padEnd(8)} ${dtype.padEnd(5)} ${String(threads).padStart(2)} ${String(n).padStart(5)} ` +
   `${ms.toFixed(1).padStart(10)} ${toks.toFixed(1).padStart(10)}`);
 
-console.log('name     dtype th     n         ms      tok/s');
 const t0 = performance.now();
-const lm = await PocketLM.load(model, { dtype, threads });
+const lm = await PocketLM.load(model, { dtype, threads, simd });
+console.log(`build ${lm.build} kernel_path ${lm.kernelPath}`);
+console.log('name     dtype th     n         ms      tok/s');
 line('load', 0, performance.now() - t0, 0);
 // a fixed prompt of P ids (as `pocketlm bench` does: ids, no tokenizer needed)
 const ids = Array.from({ length: P }, (_, i) => 100 + ((i * 7919) % 1000));

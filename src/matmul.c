@@ -138,8 +138,8 @@ static void q8_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) 
 // ---- dispatch ----
 
 static const matmul_kernels kernels_scalar = {
-    .f32 = {f32_tile_scalar, 1, 1, 1, NULL},
-    .q8 = {q8_tile_scalar, 1, 1, 1, NULL},
+    .f32 = {f32_tile_scalar, 1, 1, 1, NULL, NULL},
+    .q8 = {q8_tile_scalar, 1, 1, 1, NULL, NULL},
 };
 
 const matmul_kernels *plm_matmul_kernels(plm_isa isa) {
@@ -151,6 +151,7 @@ const matmul_kernels *plm_matmul_kernels(plm_isa isa) {
     // i8mm runs the dotprod kernels: SMMLA's sums of 8 bytes are not the canonical order
     if (plm_isa_includes(isa, PLM_ISA_DOTPROD)) return &plm_kernels_dotprod;
     if (plm_isa_includes(isa, PLM_ISA_NEON)) return &plm_kernels_neon;
+#endif
 #if defined(__wasm_relaxed_simd__)
     if (plm_isa_includes(isa, PLM_ISA_RELAXED)) return &plm_kernels_relaxed;
 #endif

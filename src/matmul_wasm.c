@@ -290,8 +290,8 @@ static void quantize_wasm(int8_t *q, float *d, const float *x, size_t n) {
 }
 
 const matmul_kernels plm_kernels_wasm = {
-    .f32 = {f32_tile_wasm, 2, 4, 1, NULL},
-    .q8 = {q8_tile_wasm, 2, 2, 4, NULL},
+    .f32 = {f32_tile_wasm, 2, 4, 1, NULL, NULL},
+    .q8 = {q8_tile_wasm, 2, 2, 4, NULL, NULL},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_wasm,
 };
@@ -302,8 +302,8 @@ static void q8_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr)
 }
 
 const matmul_kernels plm_kernels_relaxed = {
-    .f32 = {f32_tile_relaxed, 2, 4, 1, NULL},
-    .q8 = {q8_tile_relaxed, 2, 2, 4, NULL},
+    .f32 = {f32_tile_relaxed, 2, 4, 1, NULL, NULL},
+    .q8 = {q8_tile_relaxed, 2, 2, 4, NULL, NULL},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_relaxed,
 };

@@ -846,7 +846,7 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
 
 const matmul_kernels plm_kernels_avx512 = {
     .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2}, // beats a 4 x 6 zmm dot tile
-    .q8 = {q8_tile_avx512, 4, 4, 1, q8_warm},
+    .q8 = {q8_tile_avx512, 4, 4, 1, q8_warm, NULL},
     .quantize = quantize_avx512,
     .q8_prepare = q8_prepare_avx512,
     .dinp_tiles = tiles_avx512,
@@ -855,7 +855,7 @@ const matmul_kernels plm_kernels_avx512 = {
 
 const matmul_kernels plm_kernels_avx2 = {
     .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2},
-    .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm},
+    .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm, NULL},
     .quantize = quantize_avx2,
     .dinp_tiles = dinp_tiles_avx2,
     .dw_rows = dw_rows_avx2,

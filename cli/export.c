@@ -21,7 +21,9 @@ static int usage(void) {
            "  --format gguf    PATH is a .gguf file (llama.cpp, wllama, Ollama)\n"
            "  --quant Q        onnx: none (default; onnx/model.onnx), int8 (model_quantized.onnx,\n"
            "                   dtype 'q8'), int4 (model_q4.onnx, dtype 'q4'), all (the three),\n"
-           "                   int8-qdq (DequantizeLinear form, for comparison); a comma list works\n"
+           "                   int8-qdq (DequantizeLinear form, for comparison); a comma list works.\n"
+           "                   int8 and int4 are weight-only blocks of 32 (MatMulNBits), the same on\n"
+           "                   every CPU; embedding and output head 8-bit in both\n"
            "                   gguf: f32 (default), f16, bf16, q8_0, q4_0\n"
            "  --force          overwrite PATH (onnx: replaces the exported files, keeps others)\n");
     return 0;

@@ -4,8 +4,9 @@
 # only to regenerate fixtures and for benchmarks, is scripts/setup_ref.sh.
 set -eu
 cd "$(dirname "$0")/.."
+# qemu-user: tests/onnx_avx2.test.sh runs the ONNX exports on an emulated AVX2-only CPU
 pkgs="build-essential clang-14 libclang-rt-14-dev emscripten chromium unzip python3-pip python3-onnx \
-hyperfine ca-certificates"
+hyperfine ca-certificates qemu-user"
 need=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"

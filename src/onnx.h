@@ -7,12 +7,18 @@
 
 #include "model.h"
 
+// int8 and int4 are weight-only (activations stay f32, so the result does not depend on a CPU's
+// integer kernels): blocks of 32 weights along the input features, each with an f32 scale and
+// offset, on the better of a symmetric and a min-max grid (exact for weights from a Q8_0, Q4_0 or
+// Q4_1 GGUF), run by com.microsoft MatMulNBits; 8-bit codes as two 4-bit planes, since
+// onnxruntime 1.21 (transformers.js 3.8) runs only 4-bit MatMulNBits. The embedding and the output
+// head are 8-bit in both. See the top of onnx.c.
 typedef enum {
     PLM_ONNX_QUANT_NONE = 0,     // f32 weights                               onnx/model.onnx
-    PLM_ONNX_QUANT_INT8 = 1,     // int8 per-channel weights, MatMulInteger   onnx/model_quantized.onnx
-    PLM_ONNX_QUANT_INT4 = 2,     // 4-bit blocks of 32, com.microsoft MatMulNBits  onnx/model_q4.onnx
-    PLM_ONNX_QUANT_INT8_QDQ = 3, // int8 per-channel, DequantizeLinear -> MatMul (the slower int8
-                                 // form, kept for benchmarks)           onnx/model_quantized_qdq.onnx
+    PLM_ONNX_QUANT_INT8 = 1,     // 8-bit blocks of 32, MatMulNBits x 2       onnx/model_quantized.onnx
+    PLM_ONNX_QUANT_INT4 = 2,     // 4-bit blocks of 32, MatMulNBits           onnx/model_q4.onnx
+    PLM_ONNX_QUANT_INT8_QDQ = 3, // int8 per-channel, DequantizeLinear -> MatMul (kept for
+                                 // comparison)                         onnx/model_quantized_qdq.onnx
     PLM_ONNX_QUANT_N = 4,
 } plm_onnx_quant;
 
@@ -23,7 +29,8 @@ plm_status plm_onnx_quant_parse(const char *name, plm_onnx_quant *out);
 const char *plm_onnx_file_name(plm_onnx_quant q);
 
 // plm_onnx_write: one .onnx file of m (f32 or q8_0 in memory) at path, written atomically.
-// Returns PLM_ERR_UNSUPPORTED when the shapes do not fit the mode (int4 needs in_features % 32 == 0).
+// Returns PLM_ERR_UNSUPPORTED when the shapes do not fit the mode (int8 and int4 need hidden_size,
+// intermediate_size and heads * head_dim multiples of 32).
 plm_status plm_onnx_write(const plm_model *m, const char *path, plm_onnx_quant q, plm_error *err);
 
 // plm_onnx_export: the directory dir: config.json, generation_config.json, tokenizer.json and

@@ -19,10 +19,14 @@
 // (MatMulNBits subtracts its default zero point 8 from each 4-bit code: 16 * 8 + 8 = 136), and a
 // 4-bit one is MatMulNBits(x, u, s) + blocksum(x) @ (m + 8 s), where blocksum(x) (..., K/32) sums
 // x over each block. The embedding and the output head are 8-bit in both modes (stored once when
-// tied; the embedding rows are decoded from the planes by Gather and elementwise ops).
+// tied; the embedding rows are decoded from the planes by Gather and elementwise ops). With a LoRA
+// adapter (plm_onnx_export_lora), int8 and int4 quantize the base's weights and add the adapter's
+// update as an f32 branch scale * (x A^T) B^T: 4-bit requantization of merged weights loses it.
 // One file of ~1000 lines: the encoder exists only for this graph, and each block is its own function.
 #define _POSIX_C_SOURCE 200809L
 #include "onnx.h"
+
+#include "lora.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -152,7 +156,11 @@ typedef struct {
 // ---- the graph under construction ----
 
 typedef struct {
-    const plm_model *m;
+    const plm_model *m;     // the model exported (with an adapter: base with it merged)
+    const plm_model *base;  // with an adapter: the model before the merge, else m
+    const plm_lora *lora;   // the adapter (int8 / int4: kept as f32 branches), or NULL
+    plm_mat *lmats;         // (2 * layers * targets) its A and B as plm_mat, for mat_init
+    int n_lmats;
     plm_onnx_quant q;
     pb nodes;          // GraphProto.node fields
     pb io;             // GraphProto.input / output fields
@@ -382,8 +390,8 @@ static const char *linear_blocks(graph *g, const char *x, const plm_mat *w, cons
     return OP(g, "Add", y, yo);
 }
 
-// linear: x (B, S, in) @ W^T -> (B, S, out), W (out, in) in HF layout, in the export's weight form.
-static const char *linear(graph *g, const char *x, const plm_mat *w, const char *wname) {
+// linear_w: x (B, S, in) @ W^T -> (B, S, out), W (out, in) in HF layout, in the export's weight form.
+static const char *linear_w(graph *g, const char *x, const plm_mat *w, const char *wname) {
     char nm[192];
     if (g->q == PLM_ONNX_QUANT_NONE) return OP(g, "MatMul", x, mat_init(g, wname, w, SRC_F32_T, 0));
     if (g->q == PLM_ONNX_QUANT_INT8 || g->q == PLM_ONNX_QUANT_INT4)
@@ -395,6 +403,36 @@ static const char *linear(graph *g, const char *x, const plm_mat *w, const char 
     snprintf(nm, sizeof nm, "%s_quantized", wname);
     attr at[] = {A_INT("axis", 1)};
     return OP(g, "MatMul", x, OPA(g, "DequantizeLinear", at, mat_init(g, nm, w, SRC_I8_T, 0), s));
+}
+
+// layer_weight: the weight of target t of layer l of m.
+static const plm_mat *layer_weight(const plm_model *m, int l, plm_lora_target t) {
+    const plm_layer *ly = &m->layers[l];
+    const plm_mat *w[PLM_LORA_N_TARGETS] = {&ly->q_proj, &ly->k_proj, &ly->v_proj, &ly->o_proj,
+                                            &ly->gate_proj, &ly->up_proj, &ly->down_proj};
+    return w[t];
+}
+
+// linear: x (B, S, in) -> (B, S, out) through target t of layer l. With an adapter, int8 and int4
+// quantize the base's weight and add the adapter's update as an f32 branch, scale * (x A^T) B^T:
+// requantizing the merged weight would erase every update smaller than half a 4-bit step.
+static const char *linear(graph *g, const char *x, int l, plm_lora_target t) {
+    const char *wname = fmt_name(g, "model.layers.%d.%s.%s.weight", l, t <= PLM_LORA_O_PROJ ?
+                                 "self_attn" : "mlp", plm_lora_target_names[t]);
+    const plm_lora_pair *p = g->lora ? &g->lora->pairs[l * PLM_LORA_N_TARGETS + t] : NULL;
+    if (!p || g->q == PLM_ONNX_QUANT_NONE || g->q == PLM_ONNX_QUANT_INT8_QDQ)
+        return linear_w(g, x, layer_weight(g->m, l, t), wname);
+    const plm_mat *w = layer_weight(g->base, l, t);
+    const char *y = linear_w(g, x, w, wname);
+    if (!p->A) return y;
+    plm_mat *a = &g->lmats[g->n_lmats++], *b = &g->lmats[g->n_lmats++];
+    *a = plm_lora_mat_a(g->lora, l, t, w->cols), *b = plm_lora_mat_b(g->lora, l, t, w->rows);
+    const char *xa = OP(g, "MatMul", x, mat_init(g, fmt_name(g, "%s_lora_A_T", wname), a,
+                                                   SRC_F32_T, 0));                 // (B, S, R)
+    const char *xab = OP(g, "MatMul", xa, mat_init(g, fmt_name(g, "%s_lora_B_T", wname), b,
+                                                     SRC_F32_T, 0));               // (B, S, out)
+    float scale = g->lora->alpha / (float)g->lora->rank;
+    return OP(g, "Add", y, OP(g, "Mul", xab, c_f32(g, "lora_scale", scale)));
 }
 
 // rmsnorm: LlamaRMSNorm: x / sqrt(mean(x^2) + eps) * w over the last axis; x (B, S, C).
@@ -445,13 +483,9 @@ static const char *attention(graph *g, int l, const char *x, const shared *sh) {
     const plm_layer *ly = &g->m->layers[l];
     const char *h = rmsnorm(g, x, ly->input_layernorm,
                             fmt_name(g, "model.layers.%d.input_layernorm.weight", l));
-    const char *pre = fmt_name(g, "model.layers.%d.self_attn", l);
-    const char *q = rope(g, heads(g, linear(g, h, &ly->q_proj, fmt_name(g, "%s.q_proj.weight", pre)),
-                                  c->num_attention_heads), sh);
-    const char *k = rope(g, heads(g, linear(g, h, &ly->k_proj, fmt_name(g, "%s.k_proj.weight", pre)),
-                                  c->num_key_value_heads), sh);
-    const char *v = heads(g, linear(g, h, &ly->v_proj, fmt_name(g, "%s.v_proj.weight", pre)),
-                          c->num_key_value_heads);
+    const char *q = rope(g, heads(g, linear(g, h, l, PLM_LORA_Q_PROJ), c->num_attention_heads), sh);
+    const char *k = rope(g, heads(g, linear(g, h, l, PLM_LORA_K_PROJ), c->num_key_value_heads), sh);
+    const char *v = heads(g, linear(g, h, l, PLM_LORA_V_PROJ), c->num_key_value_heads);
     attr seq[] = {A_INT("axis", 2)};
     g->out = fmt_name(g, "present.%d.key", l);
     k = OPA(g, "Concat", seq, fmt_name(g, "past_key_values.%d.key", l), k);   // (B, K, T, D)
@@ -465,7 +499,7 @@ static const char *attention(graph *g, int l, const char *x, const shared *sh) {
     const char *o = OP(g, "MatMul", OPA(g, "Softmax", last, sc), repeat_kv(g, v)); // (B, H, S, D)
     int64_t shape[3] = {0, 0, (int64_t)c->num_attention_heads * c->head_dim};
     o = OP(g, "Reshape", OPA(g, "Transpose", bt, o), c_i64(g, "const_shape_merge_heads", shape, 3));
-    return OP(g, "Add", x, linear(g, o, &ly->o_proj, fmt_name(g, "%s.o_proj.weight", pre)));
+    return OP(g, "Add", x, linear(g, o, l, PLM_LORA_O_PROJ));
 }
 
 // mlp: x + down(silu(gate(h)) * up(h)), h = post_attention_layernorm(x) (LlamaMLP).
@@ -473,11 +507,9 @@ static const char *mlp(graph *g, int l, const char *x) {
     const plm_layer *ly = &g->m->layers[l];
     const char *h = rmsnorm(g, x, ly->post_attention_layernorm,
                             fmt_name(g, "model.layers.%d.post_attention_layernorm.weight", l));
-    const char *gt = linear(g, h, &ly->gate_proj, fmt_name(g, "model.layers.%d.mlp.gate_proj.weight", l));
-    const char *up = linear(g, h, &ly->up_proj, fmt_name(g, "model.layers.%d.mlp.up_proj.weight", l));
+    const char *gt = linear(g, h, l, PLM_LORA_GATE_PROJ), *up = linear(g, h, l, PLM_LORA_UP_PROJ);
     const char *a = OP(g, "Mul", OP(g, "Mul", gt, OP(g, "Sigmoid", gt)), up);
-    return OP(g, "Add", x, linear(g, a, &ly->down_proj,
-                                  fmt_name(g, "model.layers.%d.mlp.down_proj.weight", l)));
+    return OP(g, "Add", x, linear(g, a, l, PLM_LORA_DOWN_PROJ));
 }
 
 // embed_planes: input_ids (B, S) -> (B, S, C), rows of the 8-bit embedding w decoded from the code
@@ -545,7 +577,7 @@ static void lm_head(graph *g, const char *h, const shared *sh) {
         return;
     }
     if (!tied) {
-        const char *x = linear(g, h, &m->lm_head, "lm_head.weight");
+        const char *x = linear_w(g, h, &m->lm_head, "lm_head.weight");
         g->out = "logits";
         OP(g, "Identity", x);
         return;
@@ -660,7 +692,7 @@ static void build(graph *g) {
 static void graph_free(graph *g) {
     for (int i = 0; i < g->n_inits; i++) free(g->inits[i].name), free(g->inits[i].owned);
     for (int i = 0; i < g->n_names; i++) free(g->names[i]);
-    free(g->inits), free(g->names);
+    free(g->inits), free(g->names), free(g->lmats);
     free(g->nodes.p), free(g->io.p), free(g->tmp.p), free(g->tmp2.p);
 }
 
@@ -869,15 +901,23 @@ static plm_status check_model(const plm_model *m, plm_onnx_quant q, const char *
     return PLM_OK;
 }
 
+// write_file: one .onnx file of m in mode q; with an adapter l, m is base with l merged.
+static plm_status write_file(const plm_model *m, const plm_model *base, const plm_lora *l,
+                             const char *path, plm_onnx_quant q, plm_error *err) {
+    graph g = {.m = m, .base = base ? base : m, .lora = l, .q = q};
+    if (l && !(g.lmats = calloc((size_t)(2 * m->config.num_hidden_layers * PLM_LORA_N_TARGETS),
+                                sizeof *g.lmats)))
+        return plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory", path);
+    build(&g);
+    plm_status s = write_graph(&g, path, err);
+    graph_free(&g);
+    return s;
+}
+
 plm_status plm_onnx_write(const plm_model *m, const char *path, plm_onnx_quant q, plm_error *err) {
     if (!m || !path) return plm_fail(err, PLM_ERR_ARG, "plm_onnx_write: NULL argument");
     plm_status s = check_model(m, q, path, err);
-    if (s != PLM_OK) return s;
-    graph g = {.m = m, .q = q};
-    build(&g);
-    s = write_graph(&g, path, err);
-    graph_free(&g);
-    return s;
+    return s != PLM_OK ? s : write_file(m, NULL, NULL, path, q, err);
 }
 
 // ---- the export directory ----
@@ -916,10 +956,11 @@ static plm_status move_into(const char *src, const char *dst, plm_error *err) {
     return s;
 }
 
-plm_status plm_onnx_export(const plm_model *m, const char *dir, const plm_onnx_quant *qs, int n,
-                           int force, plm_error *err) {
+// export_dir: plm_onnx_export / plm_onnx_export_lora (base and l NULL without an adapter).
+static plm_status export_dir(const plm_model *m, const plm_model *base, const plm_lora *l,
+                             const char *dir, const plm_onnx_quant *qs, int n, int force,
+                             plm_error *err) {
     char tmp[4096], p[4096 + 64];
-    if (!m || !dir || !qs || n < 1) return plm_fail(err, PLM_ERR_ARG, "plm_onnx_export: bad arguments");
     int exists = plm_path_exists(dir);
     if (exists && !force)
         return plm_fail(err, PLM_ERR_ARG, "%s exists (overwrite it with force)", dir);
@@ -939,11 +980,34 @@ plm_status plm_onnx_export(const plm_model *m, const char *dir, const plm_onnx_q
     if (s == PLM_OK) s = plm_mkdir(p, err);
     for (int i = 0; i < n && s == PLM_OK; i++) {
         snprintf(p, sizeof p, "%s/onnx/%s", tmp, plm_onnx_file_name(qs[i]));
-        s = plm_onnx_write(m, p, qs[i], err);
+        s = write_file(m, base, l, p, qs[i], err);
     }
     if (s == PLM_OK && !exists && rename(tmp, dir) != 0)
         s = plm_fail(err, PLM_ERR_IO, "%s: cannot rename to %s", tmp, dir);
     if (s == PLM_OK && exists) s = move_into(tmp, dir, err);
     remove_export(tmp);
     return s;
+}
+
+plm_status plm_onnx_export(const plm_model *m, const char *dir, const plm_onnx_quant *qs, int n,
+                           int force, plm_error *err) {
+    if (!m || !dir || !qs || n < 1) return plm_fail(err, PLM_ERR_ARG, "plm_onnx_export: bad arguments");
+    return export_dir(m, NULL, NULL, dir, qs, n, force, err);
+}
+
+plm_status plm_onnx_export_lora(const plm_model *merged, const plm_model *base, const plm_lora *l,
+                                const char *dir, const plm_onnx_quant *qs, int n, int force,
+                                plm_error *err) {
+    if (!merged || !dir || !qs || n < 1 || (!base) != (!l))
+        return plm_fail(err, PLM_ERR_ARG, "plm_onnx_export_lora: bad arguments");
+    if (!l) return export_dir(merged, NULL, NULL, dir, qs, n, force, err);
+    const plm_config *a = &merged->config, *b = &base->config;
+    if (a->num_hidden_layers != b->num_hidden_layers || a->hidden_size != b->hidden_size ||
+        a->intermediate_size != b->intermediate_size || a->num_attention_heads != b->num_attention_heads ||
+        a->num_key_value_heads != b->num_key_value_heads || a->head_dim != b->head_dim ||
+        l->n_layers != b->num_hidden_layers || l->hidden_size != b->hidden_size ||
+        a->vocab_size != l->vocab_size)
+        return plm_fail(err, PLM_ERR_ARG, "%s: the merged model is not the base with this adapter "
+                        "merged (plm_model_merge)", dir);
+    return export_dir(merged, base, l, dir, qs, n, force, err);
 }

@@ -42,4 +42,14 @@ plm_status plm_onnx_write(const plm_model *m, const char *path, plm_onnx_quant q
 plm_status plm_onnx_export(const plm_model *m, const char *dir, const plm_onnx_quant *qs, int n,
                            int force, plm_error *err);
 
+// plm_onnx_export_lora: plm_onnx_export of merged = plm_model_merge(base, l), except that int8 and
+// int4 quantize base's weights and keep each adapted linear's low-rank update as an f32 branch,
+// scale * (x A^T) B^T, instead of quantizing the merged weights: requantized to 4 bits, a merged
+// update smaller than half a step is lost (the PAWS adapter's target perplexity went +50%), and
+// base weights read from a GGUF keep their grid exactly. fp32, int8-qdq, the embedding, the
+// output head and the JSON files are merged's. base and l NULL: plm_onnx_export of merged.
+plm_status plm_onnx_export_lora(const plm_model *merged, const plm_model *base, const plm_lora *l,
+                                const char *dir, const plm_onnx_quant *qs, int n, int force,
+                                plm_error *err);
+
 #endif

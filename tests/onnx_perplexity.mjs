@@ -2,11 +2,13 @@
 // PAWS text (the sentences of models/paws-lora/heldout.tsv, PAWS rows held out of the adapter's
 // training), each file against the fp32 export.
 // usage: node tests/onnx_perplexity.mjs DIR [FILE...] [--tokens N] [--window W] [--max-ratio R]
-//        [--ref-ppl P]
+//        [--ref-ppl P] [--task]
 // DIR: an export with tokenizer.json (onnx/model.onnx is the reference); FILE defaults to the
 // quantized files present. The first N tokens (default 512) of the sample are scored in windows of
 // W (default 256) tokens, each a single prefill (the first token of a window is not scored).
 // --ref-ppl P: fp32's perplexity is P (measured elsewhere, e.g. natively for an emulated run).
+// --task: the rows in the adapter's paraphrase template (src/data.c), only the target tokens scored
+// (what a merged adapter changes most; needs the adapter's tokenizer with the task markers).
 // Exit status 1 when a file's perplexity exceeds R (default 1.05) times fp32's.
 import { AutoTokenizer, env } from '@huggingface/transformers';
 import * as ort from 'onnxruntime-node';
@@ -21,7 +23,7 @@ const opt = (name, def) => {
 const pos = [];
 for (let i = 0; i < args.length; i++) {
     if (['--tokens', '--window', '--max-ratio', '--ref-ppl'].includes(args[i])) i++;
-    else pos.push(args[i]);
+    else if (args[i] !== '--task') pos.push(args[i]);
 }
 const [dir, ...files] = pos;
 if (!dir) {
@@ -34,14 +36,32 @@ const here = path.dirname(new URL(import.meta.url).pathname);
 const todo = files.length ? files : ['model_quantized.onnx', 'model_q4.onnx']
     .filter((f) => fs.existsSync(path.join(dir, 'onnx', f)));
 
-// the sample: both sentences of each held-out PAWS row, one a line
+// the sample: both sentences of each held-out PAWS row, one a line; --task: each row in the
+// paraphrase template the adapter was trained on (src/data.c)
+const task = args.includes('--task');
 const text = fs.readFileSync(path.join(here, '../models/paws-lora/heldout.tsv'), 'utf8').split('\n')
-    .filter((l) => l.trim()).map((l) => l.split('\t').slice(1, 3).join('\n')).join('\n');
+    .filter((l) => l.trim()).map((l) => l.split('\t').slice(1, 3))
+    .map(([a, b]) => task ? `Rephrase the following:\nInput: ${a}\nOutput: <|OUTPUT_START|>${b}<|OUTPUT_END|>`
+        : `${a}\n${b}`).join('\n');
 env.allowRemoteModels = false;
 env.localModelPath = path.dirname(path.resolve(dir)) + '/';
 const tok = await AutoTokenizer.from_pretrained(path.basename(path.resolve(dir)), { local_files_only: true });
 const ids = tok.encode(text, { add_special_tokens: false }).slice(0, nTokens);
 if (ids.length < nTokens) console.log(`onnx_perplexity: only ${ids.length} tokens in the sample`);
+// --task scores only the targets: the tokens after <|OUTPUT_START|>, up to <|OUTPUT_END|> included
+const scored = ids.map(() => !task);
+if (task) {
+    const [start, end] = ['<|OUTPUT_START|>', '<|OUTPUT_END|>'].map((m) => tok.encode(m, { add_special_tokens: false }));
+    if (start.length !== 1 || end.length !== 1) {
+        console.error(`onnx_perplexity: --task needs a tokenizer with the task markers (an adapter's)`);
+        process.exit(2);
+    }
+    for (let i = 1, on = false; i < ids.length; i++) {
+        scored[i] = on;
+        if (ids[i - 1] === start[0]) scored[i] = on = true;
+        if (ids[i] === end[0]) on = false;
+    }
+}
 
 const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
 const L = config.num_hidden_layers, KV = config.num_key_value_heads, V = config.vocab_size;
@@ -61,6 +81,7 @@ async function nll(file) {
                 feed[`past_key_values.${l}.${k}`] = new ort.Tensor('float32', new Float32Array(0), [1, KV, 0, D]);
         const lg = (await sess.run(feed)).logits.data;
         for (let t = 0; t + 1 < win.length; t++) {
+            if (!scored[w0 + t + 1]) continue;
             let mx = -Infinity, s = 0;
             for (let v = 0; v < V; v++) mx = Math.max(mx, lg[t * V + v]);
             for (let v = 0; v < V; v++) s += Math.exp(lg[t * V + v] - mx);

@@ -5,14 +5,16 @@
 // exactly when the model's weights are on a Q8_0, Q4_0 or Q4_1 grid; bad input refused without
 // leaving anything behind (existing directory, shapes int8/int4 cannot hold, an unwritable place).
 // The numbers are checked by onnxruntime in tests/onnx.test.sh, against what this program writes with
-//   test_onnx --export DIR MODEL [--quant none,int8,int4] [--text TEXT] [--greedy N]
-// : DIR (the export) plus DIR/ref.json {prompt, greedy, vocab} and DIR/ref_logits.f32, the
-// session's logits (n_prompt, vocab) of every prompt position, the oracle onnx_check.mjs compares.
+//   test_onnx --export DIR MODEL [--quant none,int8,int4] [--text TEXT] [--greedy N] [--lora A]
+// : DIR (the export; with --lora, plm_onnx_export_lora) plus DIR/ref.json {prompt, greedy, vocab}
+// and DIR/ref_logits.f32, the session's logits (n_prompt, vocab) of every prompt position (the
+// adapter applied at run time), the oracle onnx_check.mjs compares.
 #define _DEFAULT_SOURCE // mkdtemp
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "lora.h"
 #include "onnx.h"
 #include "test.h"
 
@@ -282,13 +284,40 @@ static void check_weight(const rmodel *r, const plm_mat *w, const char *wname, i
     free(row);
 }
 
+// check_branch: the f32 low-rank branch of an adapted linear: A^T (in, R) and B^T (R, out) as the
+// adapter holds A (R, in) and B (out, R).
+static void check_branch(const rmodel *r, const plm_lora *l, int layer, int t, const char *wname,
+                         int32_t in, int32_t out) {
+    const plm_lora_pair *p = &l->pairs[layer * PLM_LORA_N_TARGETS + t];
+    char nm[200];
+    snprintf(nm, sizeof nm, "%s_lora_A_T", wname);
+    const rtensor *a = rinit(r, nm);
+    snprintf(nm, sizeof nm, "%s_lora_B_T", wname);
+    const rtensor *b = rinit(r, nm);
+    if (!p->A) {
+        CHECK_MSG(!a && !b, "%s: a branch for a target the adapter leaves alone", wname);
+        return;
+    }
+    int32_t R = l->rank;
+    int ok = a && b && a->dtype == 1 && b->dtype == 1 && a->dims[0] == in && a->dims[1] == R &&
+             b->dims[0] == R && b->dims[1] == out;
+    for (int64_t i = 0; ok && i < (int64_t)R * in; i++) // A^T[k, r] = A[r, k]
+        ok = f32_at(a->data, (i % in) * R + i / in) == p->A[i];
+    for (int64_t i = 0; ok && i < (int64_t)out * R; i++) // B^T[r, o] = B[o, r]
+        ok = f32_at(b->data, (i % R) * out + i / R) == p->B[i];
+    CHECK_MSG(ok, "%s: the adapter's branch is missing or differs", wname);
+}
+
 // check_blocks: the int8 (bits 8) or int4 file at path of model m: MatMulNBits only (two 4-bit
 // planes per 8-bit weight), the attributes and initializers MatMulNBits reads, every weight
-// decoded; returns the stats. Layers are `bits`, the output head 8-bit.
-static wstats check_blocks(const plm_model *m, const char *path, int bits) {
+// decoded; returns the stats. Layers are `bits`, the output head 8-bit. With an adapter l, m is
+// base with l merged: the layers hold base's weights and l's branches, the embedding m's.
+static wstats check_blocks(const plm_model *m, const plm_model *base, const plm_lora *l,
+                           const char *path, int bits) {
     wstats st = {0};
     rmodel r;
     const plm_config *c = &m->config;
+    if (!base) base = m;
     if (!read_model(&r, path)) {
         CHECK_MSG(0, "%s: cannot read back", path);
         st.bad = 1;
@@ -315,13 +344,14 @@ static wstats check_blocks(const plm_model *m, const char *path, int bits) {
                                          "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
                                          "mlp.down_proj"};
     char nm[160];
-    for (int l = 0; l < L; l++) {
-        const plm_layer *ly = &m->layers[l];
+    for (int i = 0; i < L; i++) {
+        const plm_layer *ly = &base->layers[i];
         const plm_mat *ws[7] = {&ly->q_proj, &ly->k_proj, &ly->v_proj, &ly->o_proj,
                                 &ly->gate_proj, &ly->up_proj, &ly->down_proj};
         for (int k = 0; k < 7; k++) {
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, names[k]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", i, names[k]);
             check_weight(&r, ws[k], nm, bits, 0, &st);
+            if (l) check_branch(&r, l, i, k, nm, ws[k]->cols, ws[k]->rows);
         }
     }
     check_weight(&r, &m->embed_tokens, "model.embed_tokens.weight", 8, 1, &st);
@@ -344,7 +374,7 @@ static void test_blocks(plm_model *m, const char *name, double max_nmse8, double
     for (int i = 0; i < 2; i++) {
         int bits = i ? 4 : 8;
         snprintf(p, sizeof p, "%s/onnx/%s", d, plm_onnx_file_name(qs[i]));
-        wstats st = check_blocks(m, p, bits);
+        wstats st = check_blocks(m, NULL, NULL, p, bits);
         double nmse = st.sr > 0 ? st.se / st.sr : st.se;
         CHECK_MSG(!st.bad && st.worst <= (bits == 8 ? 0.5 : 1.0) + 1e-3, "%s %d-bit: worst error "
                   "%.4f steps", name, bits, st.worst);
@@ -397,6 +427,34 @@ static plm_model *q4_1_model(void) {
     return m;
 }
 
+// test_lora_blocks: int8 / int4 of a tiny model with an adapter: base's weights quantized, the
+// adapter's A and B as f32 branches, the embedding the merged one's; an adapter without its base
+// refused.
+static void test_lora_blocks(const char *model, const char *adapter, const char *name) {
+    plm_model *base = load(model), *merged = NULL;
+    plm_lora *l = NULL;
+    plm_error err;
+    if (!base) return;
+    CHECK_MSG(plm_lora_load(&l, adapter, base, &err) == PLM_OK &&
+              plm_model_merge(&merged, base, l, &err) == PLM_OK, "%s: %s", adapter, err.msg);
+    plm_onnx_quant qs[2] = {PLM_ONNX_QUANT_INT8, PLM_ONNX_QUANT_INT4};
+    char d[160], p[200];
+    snprintf(d, sizeof d, "%s/%s", tmpdir, name);
+    CHECK_MSG(merged && plm_onnx_export_lora(merged, base, l, d, qs, 2, 0, &err) == PLM_OK, "%s: %s",
+              name, err.msg);
+    for (int i = 0; merged && i < 2; i++) {
+        snprintf(p, sizeof p, "%s/onnx/%s", d, plm_onnx_file_name(qs[i]));
+        wstats st = check_blocks(merged, base, l, p, i ? 4 : 8);
+        double nmse = st.sr > 0 ? st.se / st.sr : st.se;
+        CHECK_MSG(!st.bad && st.worst <= (i ? 1.0 : 0.5) + 1e-3 && nmse <= (i ? 2e-2 : 1e-4),
+                  "%s %d-bit: worst %.4f steps, nmse %.3g", name, i ? 4 : 8, st.worst, nmse);
+    }
+    snprintf(d, sizeof d, "%s/%s-bad", tmpdir, name);
+    CHECK(plm_onnx_export_lora(merged, NULL, l, d, qs, 2, 0, &err) == PLM_ERR_ARG);
+    CHECK(!plm_path_exists(d));
+    plm_model_free(merged), plm_lora_free(l), plm_model_free(base);
+}
+
 static void test_quantized(void) {
     // random f32 weights (0.2 * randn): 8-bit within 1/255 of a block's range, 4-bit within 1/15
     plm_model *m = load("tests/ref/tiny-tied");
@@ -423,6 +481,8 @@ static void test_quantized(void) {
     // on Q4_1's grid: int8 and int4 exact (u = 17 q in 8 bits)
     if ((m = q4_1_model())) test_blocks(m, "blocks-q4_1", 1e-4, 2e-2, 8 | 4);
     plm_model_free(m);
+    test_lora_blocks("tests/ref/tiny-tied", "tests/ref/lora-tied-all", "lora-tied-all");
+    test_lora_blocks("tests/ref/tiny-untied", "tests/ref/lora-untied-qv", "lora-untied-qv");
 }
 
 // ---- bad input ----
@@ -479,10 +539,12 @@ static int argmax(const float *x, int n) {
     return b;
 }
 
-static int write_ref(const plm_model *m, const char *dir, const int32_t *ids, int n, int n_greedy) {
+static int write_ref(const plm_model *m, const plm_lora *l, const char *dir, const int32_t *ids,
+                     int n, int n_greedy) {
     plm_session *s = NULL;
     plm_session_params sp = plm_session_default_params();
     sp.n_ctx = n + n_greedy + 1;
+    sp.lora = l;
     plm_error err;
     if (plm_session_create(&s, m, &sp, &err) != PLM_OK) return fprintf(stderr, "%s\n", err.msg), 1;
     int V = plm_session_n_vocab(s);
@@ -514,12 +576,13 @@ static int write_ref(const plm_model *m, const char *dir, const int32_t *ids, in
 }
 
 static int export_main(int argc, char **argv) {
-    const char *dir = argv[2], *model = argv[3], *quant = "none,int8,int4", *text = NULL;
+    const char *dir = argv[2], *model = argv[3], *quant = "none,int8,int4", *text = NULL, *lora = NULL;
     int n_greedy = 10;
     for (int i = 4; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--quant")) quant = argv[i + 1];
         else if (!strcmp(argv[i], "--text")) text = argv[i + 1];
         else if (!strcmp(argv[i], "--greedy")) n_greedy = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--lora")) lora = argv[i + 1];
     }
     if (n_greedy < 1 || n_greedy > 256) return fprintf(stderr, "--greedy 1..256\n"), 2;
     plm_onnx_quant qs[PLM_ONNX_QUANT_N];
@@ -528,16 +591,27 @@ static int export_main(int argc, char **argv) {
     snprintf(buf, sizeof buf, "%s", quant);
     for (char *t = strtok(buf, ","); t && nq < PLM_ONNX_QUANT_N; t = strtok(NULL, ","))
         if (plm_onnx_quant_parse(t, &qs[nq++]) != PLM_OK) return fprintf(stderr, "bad %s\n", t), 2;
-    plm_model *m = load(model);
+    plm_model *m = load(model), *merged = NULL;
+    plm_lora *l = NULL;
     plm_error err;
     if (!m) return 1;
+    if (lora && (plm_lora_load(&l, lora, m, &err) != PLM_OK ||
+                 plm_model_merge(&merged, m, l, &err) != PLM_OK)) {
+        fprintf(stderr, "%s: %s\n", lora, err.msg);
+        plm_lora_free(l), plm_model_free(m);
+        return 1;
+    }
     int32_t ids[512] = {1, 17, 42, 99, 3, 250, 77}, n = 7; // the tiny models' prompt
-    if (text) n = plm_tokenizer_encode(plm_model_tokenizer(m), text, strlen(text), ids, 512);
-    if (n < 1 || n > 512) return fprintf(stderr, "prompt of %d tokens\n", n), 1;
-    int rc = plm_onnx_export(m, dir, qs, nq, 1, &err) != PLM_OK;
-    if (rc) fprintf(stderr, "%s\n", err.msg);
-    else rc = write_ref(m, dir, ids, n, n_greedy);
-    plm_model_free(m);
+    const plm_tokenizer *tok = l && plm_lora_tokenizer(l) ? plm_lora_tokenizer(l) : plm_model_tokenizer(m);
+    if (text) n = plm_tokenizer_encode(tok, text, strlen(text), ids, 512);
+    int rc = n < 1 || n > 512;
+    if (rc) fprintf(stderr, "prompt of %d tokens\n", n);
+    // the reference: the session with the adapter applied at run time (not merged)
+    if (!rc && (rc = plm_onnx_export_lora(merged ? merged : m, l ? m : NULL, l, dir, qs, nq, 1, &err) !=
+                     PLM_OK))
+        fprintf(stderr, "%s\n", err.msg);
+    if (!rc) rc = write_ref(m, l, dir, ids, n, n_greedy);
+    plm_model_free(merged), plm_lora_free(l), plm_model_free(m);
     return rc;
 }
 

@@ -186,7 +186,9 @@ static void read_tensor(rtensor *t, span s) {
     }
 }
 
-// read_model: the nodes and initializers of the ONNX file at path; 0 on failure.
+static void rmodel_free(rmodel *r) { free(r->file), free(r->nodes), free(r->inits); }
+
+// read_model: the nodes and initializers of the ONNX file at path; 0 on failure (then free r too).
 static int read_model(rmodel *r, const char *path) {
     size_t n = 0;
     *r = (rmodel){0};
@@ -197,18 +199,21 @@ static int read_model(rmodel *r, const char *path) {
     while (pb_next(&s, &f, &w, &v, &b))
         if (f == 7) g = b;
     while (pb_next(&g, &f, &w, &v, &b)) {
-        if (f == 1 && r->n_nodes == cap_n)
-            r->nodes = realloc(r->nodes, (size_t)(cap_n = cap_n * 2 + 256) * sizeof *r->nodes);
-        if (f == 5 && r->n_inits == cap_i)
-            r->inits = realloc(r->inits, (size_t)(cap_i = cap_i * 2 + 256) * sizeof *r->inits);
-        if ((f == 1 && !r->nodes) || (f == 5 && !r->inits)) return 0;
+        if (f == 1 && r->n_nodes == cap_n) {
+            rnode *p = realloc(r->nodes, (size_t)(cap_n = cap_n * 2 + 256) * sizeof *p);
+            if (!p) return 0;
+            r->nodes = p;
+        }
+        if (f == 5 && r->n_inits == cap_i) {
+            rtensor *p = realloc(r->inits, (size_t)(cap_i = cap_i * 2 + 256) * sizeof *p);
+            if (!p) return 0;
+            r->inits = p;
+        }
         if (f == 1) read_node(&r->nodes[r->n_nodes++], b);
         if (f == 5) read_tensor(&r->inits[r->n_inits++], b);
     }
     return r->n_nodes > 0;
 }
-
-static void rmodel_free(rmodel *r) { free(r->file), free(r->nodes), free(r->inits); }
 
 static const rtensor *rinit(const rmodel *r, const char *name) {
     for (int i = 0; i < r->n_inits; i++)
@@ -320,6 +325,7 @@ static wstats check_blocks(const plm_model *m, const plm_model *base, const plm_
     if (!base) base = m;
     if (!read_model(&r, path)) {
         CHECK_MSG(0, "%s: cannot read back", path);
+        rmodel_free(&r);
         st.bad = 1;
         return st;
     }

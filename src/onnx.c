@@ -22,7 +22,7 @@
 // tied; the embedding rows are decoded from the planes by Gather and elementwise ops). With a LoRA
 // adapter (plm_onnx_export_lora), int8 and int4 quantize the base's weights and add the adapter's
 // update as an f32 branch scale * (x A^T) B^T: 4-bit requantization of merged weights loses it.
-// One file of ~1000 lines: the encoder exists only for this graph, and each block is its own function.
+// One file of ~1000 lines: the encoder exists only for this graph; each block is its own function.
 #define _POSIX_C_SOURCE 200809L
 #include "onnx.h"
 
@@ -134,7 +134,7 @@ typedef enum {
     SRC_I8_T,     // int8-qdq: W^T (cols, rows) int8, one scale per output channel (row of W)
     SRC_I8_SCALE, // int8-qdq: (rows) f32, the scales of SRC_I8 / SRC_I8_T
     SRC_CODES,    // (rows, cols/32, 16) uint8: 4-bit codes (or, bits 8, the low nibbles of the
-                  // 8-bit codes), two a byte, element 2j in the low nibble of byte j: MatMulNBits' B
+                  // 8-bit codes), two a byte, element 2j in the low nibble of byte j (MatMulNBits)
     SRC_CODES_HI, // bits 8: the same layout holding the high nibbles of the 8-bit codes
     SRC_SCALE,    // (rows * cols/32) f32: the block scales s
     SRC_OFFSET,   // (cols/32, rows) f32: m + 136 s (bits 8) or m + 8 s (bits 4), blocks x rows
@@ -270,7 +270,8 @@ static const char *mat_init(graph *g, const char *name, const plm_mat *w, tsrc s
     case SRC_I8_T: d[0] = K, d[1] = R, dt = DT_INT8, elem = 1; break;
     case SRC_I8_SCALE: d[0] = R, n = 1; break;
     case SRC_CODES:
-    case SRC_CODES_HI: d[0] = R, d[1] = nb, d[2] = QBLOCK / 2, n = 3, dt = DT_UINT8, elem = 1; break;
+    case SRC_CODES_HI: d[0] = R, d[1] = nb, d[2] = QBLOCK / 2, n = 3, dt = DT_UINT8, elem = 1;
+        break;
     case SRC_SCALE: d[0] = R * nb, n = 1; break;
     case SRC_OFFSET: d[0] = nb, d[1] = R; break;
     default: g->oom = 1; return "";
@@ -390,7 +391,7 @@ static const char *linear_blocks(graph *g, const char *x, const plm_mat *w, cons
     return OP(g, "Add", y, yo);
 }
 
-// linear_w: x (B, S, in) @ W^T -> (B, S, out), W (out, in) in HF layout, in the export's weight form.
+// linear_w: x (B, S, in) @ W^T -> (B, S, out), W (out, in) in HF layout, in the export's form.
 static const char *linear_w(graph *g, const char *x, const plm_mat *w, const char *wname) {
     char nm[192];
     if (g->q == PLM_ONNX_QUANT_NONE) return OP(g, "MatMul", x, mat_init(g, wname, w, SRC_F32_T, 0));
@@ -532,7 +533,7 @@ static const char *embed_planes(graph *g, const plm_mat *w, const char *wname) {
         snprintf(nm, sizeof nm, p ? "%s_lo" : "%s_hi", wname);
         const char *b = mat_init(g, nm, w, p ? SRC_CODES : SRC_CODES_HI, 8);
         b = OP(g, "Reshape", OPA(g, "Cast", to, OP(g, "Gather", b, "input_ids")), shape_nibbles);
-        const char *hi = OP(g, "Floor", OP(g, "Div", b, sixteen));                // (B, S, nb, 16, 1)
+        const char *hi = OP(g, "Floor", OP(g, "Div", b, sixteen));            // (B, S, nb, 16, 1)
         const char *lo = OP(g, "Sub", b, OP(g, "Mul", hi, sixteen));
         plane[p] = OP(g, "Reshape", OPA(g, "Concat", cat, lo, hi), shape_blocks); // (B, S, nb, 32)
     }
@@ -543,7 +544,8 @@ static const char *embed_planes(graph *g, const plm_mat *w, const char *wname) {
                        c_i64(g, fmt_name(g, "const_shape_scales_%d", (int)nb), scales, 2));
     s = OP(g, "Unsqueeze", OP(g, "Gather", s, "input_ids"), last);             // (B, S, nb, 1)
     snprintf(nm, sizeof nm, "%s_offset", wname);
-    const char *o = OPA(g, "Gather", ax1, mat_init(g, nm, w, SRC_OFFSET, 8), "input_ids"); // (nb, B, S)
+    const char *o = mat_init(g, nm, w, SRC_OFFSET, 8);
+    o = OPA(g, "Gather", ax1, o, "input_ids");                                 // (nb, B, S)
     o = OP(g, "Unsqueeze", OPA(g, "Transpose", tr, o), last);                  // (B, S, nb, 1)
     return OP(g, "Reshape", OP(g, "Add", OP(g, "Mul", u, s), o),
               c_i64(g, "const_shape_rows", rows, 3));
@@ -556,15 +558,16 @@ static const char *embed(graph *g) {
         return OP(g, "Gather", mat_init(g, w, &g->m->embed_tokens, SRC_F32, 0), "input_ids");
     if (g->q != PLM_ONNX_QUANT_INT8_QDQ) return embed_planes(g, &g->m->embed_tokens, w);
     attr to[] = {A_INT("to", DT_FLOAT)};
-    const char *q = mat_init(g, "model.embed_tokens.weight_quantized", &g->m->embed_tokens, SRC_I8, 0);
-    const char *s = mat_init(g, "model.embed_tokens.weight_scale", &g->m->embed_tokens, SRC_I8_SCALE, 0);
+    const plm_mat *e = &g->m->embed_tokens;
+    const char *q = mat_init(g, "model.embed_tokens.weight_quantized", e, SRC_I8, 0);
+    const char *s = mat_init(g, "model.embed_tokens.weight_scale", e, SRC_I8_SCALE, 0);
     const char *rows = OPA(g, "Cast", to, OP(g, "Gather", q, "input_ids"));      // (B, S, C)
     const char *sc = OP(g, "Unsqueeze", OP(g, "Gather", s, "input_ids"),
                         c_i64(g, "const_axis_last", (int64_t[]){-1}, 1));        // (B, S, 1)
     return OP(g, "Mul", rows, sc);
 }
 
-// lm_head: h (B, S, C) -> logits (B, S, V). int8 and int4: 8-bit blocks (the embedding's when tied).
+// lm_head: h (B, S, C) -> logits (B, S, V). int8 and int4: 8-bit blocks (the embedding's if tied).
 // fp32 and int8-qdq tied: the embedding initializer itself, through Gemm transB=1 on (B*S, C).
 static void lm_head(graph *g, const char *h, const shared *sh) {
     const plm_model *m = g->m;
@@ -719,7 +722,7 @@ static double quant_grid(uint8_t *u, const float *x, float s, float m, int top) 
     return e;
 }
 
-// quant_block: one block of QBLOCK weights x as codes u of `bits` bits (8 or 4), scale *s and offset
+// quant_block: one block of QBLOCK weights x as codes u of `bits` bits (8 or 4), scale *s, offset
 // *m, x ~ s * u + m, on the better (smaller squared error; symmetric on a tie) of two grids:
 // symmetric, as ggml's Q8_0 (s = max|x| / 127, u = round(x / s) + 128) and Q4_0 (s = x_max / -8 for
 // the x of largest magnitude, u = round(x / s) + 8), so m = -128 s or -8 s; and min-max, as Q4_1
@@ -1003,7 +1006,8 @@ plm_status plm_onnx_export_lora(const plm_model *merged, const plm_model *base, 
     if (!l) return export_dir(merged, NULL, NULL, dir, qs, n, force, err);
     const plm_config *a = &merged->config, *b = &base->config;
     if (a->num_hidden_layers != b->num_hidden_layers || a->hidden_size != b->hidden_size ||
-        a->intermediate_size != b->intermediate_size || a->num_attention_heads != b->num_attention_heads ||
+        a->intermediate_size != b->intermediate_size ||
+        a->num_attention_heads != b->num_attention_heads ||
         a->num_key_value_heads != b->num_key_value_heads || a->head_dim != b->head_dim ||
         l->n_layers != b->num_hidden_layers || l->hidden_size != b->hidden_size ||
         a->vocab_size != l->vocab_size)

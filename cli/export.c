@@ -1,7 +1,9 @@
 // export.c: `pocketlm export -m MODEL [--lora ADAPTER] --format onnx|gguf --out PATH [--quant Q]
 // [--force]`: write the model (with the adapter merged first) as an ONNX directory in the Hugging
 // Face / Optimum layout that transformers.js and onnxruntime load (src/onnx.c), or as a GGUF file
-// (plm_model_save). Nothing is left half-written: ONNX goes through PATH.tmp, GGUF through a temp file.
+// (plm_model_save). ONNX int8 / int4 keep the adapter as f32 low-rank branches on the quantized
+// base weights (plm_onnx_export_lora). Nothing is left half-written: ONNX goes through PATH.tmp,
+// GGUF through a temp file.
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
@@ -15,13 +17,16 @@ static int usage(void) {
            "                       [--quant Q] [--force]\n"
            "Writes MODEL (with the LoRA adapter merged into it) for other runtimes.\n\n"
            "  -m PATH          model: an HF directory or a .gguf file\n"
-           "  --lora DIR       a PEFT adapter to merge first\n"
+           "  --lora DIR       a PEFT adapter to merge first (onnx int8 / int4: kept as f32\n"
+           "                   low-rank branches beside the quantized base weights)\n"
            "  --format onnx    PATH is a directory: config.json, generation_config.json, tokenizer\n"
            "                   files and onnx/model*.onnx (KV cache), as transformers.js loads it\n"
            "  --format gguf    PATH is a .gguf file (llama.cpp, wllama, Ollama)\n"
            "  --quant Q        onnx: none (default; onnx/model.onnx), int8 (model_quantized.onnx,\n"
            "                   dtype 'q8'), int4 (model_q4.onnx, dtype 'q4'), all (the three),\n"
-           "                   int8-qdq (DequantizeLinear form, for comparison); a comma list works\n"
+           "                   int8-qdq (DequantizeLinear form, for comparison); a comma list works.\n"
+           "                   int8 and int4 are weight-only blocks of 32 (MatMulNBits), the same on\n"
+           "                   every CPU; embedding and output head 8-bit in both\n"
            "                   gguf: f32 (default), f16, bf16, q8_0, q4_0\n"
            "  --force          overwrite PATH (onnx: replaces the exported files, keeps others)\n");
     return 0;
@@ -48,20 +53,19 @@ static int parse_onnx_quants(const char *cmd, const char *v, plm_onnx_quant *qs)
     return n;
 }
 
-// load: the model, with the adapter merged into a new f32 model when there is one.
-static plm_status load(const char *path, const char *lora, plm_model **out, plm_error *err) {
-    plm_model *m = NULL;
-    plm_lora *l = NULL;
+// load: the model into *base, and with an adapter, the adapter into *l and base with it merged into
+// a new f32 model *merged (else *merged = *base, *l = NULL).
+static plm_status load(const char *path, const char *lora, plm_model **base, plm_lora **l,
+                       plm_model **merged, plm_error *err) {
     plm_load_params lp = plm_load_default_params();
-    plm_status s = plm_model_load(&m, path, &lp, err);
+    *base = *merged = NULL, *l = NULL;
+    plm_status s = plm_model_load(base, path, &lp, err);
     if (s != PLM_OK || !lora) {
-        *out = m;
+        *merged = *base;
         return s;
     }
-    s = plm_lora_load(&l, lora, m, err);
-    if (s == PLM_OK) s = plm_model_merge(out, m, l, err);
-    plm_lora_free(l);
-    plm_model_free(m);
+    s = plm_lora_load(l, lora, *base, err);
+    if (s == PLM_OK) s = plm_model_merge(merged, *base, *l, err);
     return s;
 }
 
@@ -107,10 +111,12 @@ int cmd_export(int argc, char **argv) {
         return 1;
     }
     plm_error err = {0};
-    plm_model *m = NULL;
+    plm_model *base = NULL, *m = NULL;
+    plm_lora *l = NULL;
     double t0 = cli_now();
-    plm_status s = load(model, lora, &m, &err);
-    if (s == PLM_OK && onnx) s = plm_onnx_export(m, out, qs, nq, force, &err);
+    plm_status s = load(model, lora, &base, &l, &m, &err);
+    // with an adapter, int8 / int4 keep it as f32 low-rank branches on the quantized base weights
+    if (s == PLM_OK && onnx) s = plm_onnx_export_lora(m, l ? base : NULL, l, out, qs, nq, force, &err);
     else if (s == PLM_OK) s = plm_model_save(m, out, dtype, &err);
     if (s == PLM_OK) {
         const plm_config *c = plm_model_config(m);
@@ -120,6 +126,8 @@ int cmd_export(int argc, char **argv) {
         printf("; vocab %d%s) in %.1f s\n", c->vocab_size,
                plm_model_tokenizer(m) ? "" : ", no tokenizer", cli_now() - t0);
     }
-    plm_model_free(m);
+    if (m != base) plm_model_free(m);
+    plm_lora_free(l);
+    plm_model_free(base);
     return s == PLM_OK ? 0 : cli_error(cmd, &err);
 }

@@ -201,8 +201,8 @@ if skipped:
 # ---- file sizes ----
 FILES = [  # format, dtype, path, what it holds; sizes are shown ÷ the f32 file of the format
          ("ONNX", "fp32", E["ONNX"] + "/onnx/model.onnx", "f32 initializers"),
-         ("ONNX", "int8", E["ONNX"] + "/onnx/model_quantized.onnx", "MatMulInteger + DynamicQuantizeLinear (onnxruntime's quantize_dynamic pattern)"),
-         ("ONNX", "int4", E["ONNX"] + "/onnx/model_q4.onnx", "com.microsoft MatMulNBits, blocks of 32"),
+         ("ONNX", "int8", E["ONNX"] + "/onnx/model_quantized.onnx", "weight-only 8-bit blocks of 32: com.microsoft MatMulNBits on two 4-bit planes"),
+         ("ONNX", "int4", E["ONNX"] + "/onnx/model_q4.onnx", "com.microsoft MatMulNBits, 4-bit blocks of 32; embedding and head 8-bit"),
          ("ONNX", "int8-qdq", E["ONNX"] + "/onnx/model_quantized_qdq.onnx", "DequantizeLinear → MatMul"),
          ("GGUF", "f32", E["GGUF"] + "/f32.gguf", ""), ("GGUF", "q8_0", E["GGUF"] + "/q8_0.gguf", ""),
          ("GGUF", "q4_0", E["GGUF"] + "/q4_0.gguf", ""),

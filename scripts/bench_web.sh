@@ -227,7 +227,7 @@ w("Software: %s (headless, playwright-core); node %s; %s; onnxruntime-web %s (wa
                         E["CC_VERSION"], E["CFLAGS_USED"]))
 w("Model: `%s` (SmolLM2-135M-Instruct). pocketlm (native and wasm) loads this GGUF and keeps q8_0"
   " or f32 weights; onnxruntime runs `pocketlm export --format onnx` of the same file (fp32"
-  " model.onnx, int8 model_quantized.onnx: MatMulInteger, dynamic activation scale).\n" % E["MODEL"])
+  " model.onnx, int8 model_quantized.onnx: weight-only 8-bit MatMulNBits).\n" % E["MODEL"])
 w("Method: %d round%s; each round runs every configuration once in a fresh process (a fresh"
   " Chromium profile for the browser ones), the order rotated by one each round. Speeds are the best"
   " of %s repetitions inside the process (the seed's way: one); cells show the median over rounds"

@@ -7,6 +7,7 @@
 # and the benchmarks need.
 set -eu
 cd "$(dirname "$0")/.."
+# qemu-user: tests/onnx_avx2.test.sh runs the ONNX exports on an emulated AVX2-only CPU
 pkgs="build-essential clang-14 libclang-rt-14-dev emscripten chromium unzip python3-pip python3-onnx \
 hyperfine ca-certificates gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 need=""

@@ -2,13 +2,31 @@
 // decoder graph with a KV cache, as Optimum exports LlamaForCausalLM for transformers.js: inputs
 // input_ids, attention_mask, position_ids, past_key_values.{i}.key/.value; outputs logits and
 // present.{i}.key/.value. Weights are initializers (raw_data, little-endian). Standard ops of opset
-// 17 (IR 8) only, except 4-bit: com.microsoft MatMulNBits. What does not live here: reading ONNX
-// (pocketlm never does), the math (session.c is the reference the exported graph is tested against).
-// References: onnx/onnx.proto (field numbers), transformers' LlamaForCausalLM (the math),
-// onnxruntime's contrib op docs (MatMulNBits) and quantize_dynamic (the int8 MatMulInteger pattern).
-// One file of ~850 lines: the encoder exists only for this graph, and each block is its own function.
+// 17 (IR 8) only, except the int8 and int4 weights: com.microsoft MatMulNBits. What does not live
+// here: reading ONNX (pocketlm never does), the math (session.c is the reference the exported graph
+// is tested against). References: onnx/onnx.proto (field numbers), transformers' LlamaForCausalLM
+// (the math), onnxruntime's contrib op docs (MatMulNBits: 4-bit codes, blocks along K).
+//
+// int8 and int4 are weight-only: activations stay f32, so no CPU's integer kernel is involved
+// (int8 used to be MatMulInteger on dynamically quantized activations: onnxruntime's u8 x s8 kernel
+// saturates on x86 without VNNI, logits NMSE 1.7 on AVX2, and even with VNNI the per-tensor
+// activation scale cost NMSE 0.13). Each block of 32 weights of a row is x ~ s * u + m: codes u of
+// 8 (int8) or 4 (int4) bits, an f32 scale s and offset m, the better (squared error) of a symmetric
+// grid (ggml Q8_0 / Q4_0) and a min-max one (Q4_1): a model read from a Q8_0, Q4_0 or Q4_1 GGUF is
+// represented exactly. onnxruntime 1.21 (what transformers.js 3.8 runs) only has 4-bit MatMulNBits,
+// so an 8-bit code u = 16 hi + lo is two 4-bit planes:
+//   W x = 16 * MatMulNBits(x, hi, s) + MatMulNBits(x, lo, s) + blocksum(x) @ (m + 136 s)
+// (MatMulNBits subtracts its default zero point 8 from each 4-bit code: 16 * 8 + 8 = 136), and a
+// 4-bit one is MatMulNBits(x, u, s) + blocksum(x) @ (m + 8 s), where blocksum(x) (..., K/32) sums
+// x over each block. The embedding and the output head are 8-bit in both modes (stored once when
+// tied; the embedding rows are decoded from the planes by Gather and elementwise ops). With a LoRA
+// adapter (plm_onnx_export_lora), int8 and int4 quantize the base's weights and add the adapter's
+// update as an f32 branch scale * (x A^T) B^T: 4-bit requantization of merged weights loses it.
+// One file of ~1000 lines: the encoder exists only for this graph; each block is its own function.
 #define _POSIX_C_SOURCE 200809L
 #include "onnx.h"
+
+#include "lora.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -103,7 +121,7 @@ enum { DT_FLOAT = 1, DT_UINT8 = 2, DT_INT8 = 3, DT_INT32 = 6, DT_INT64 = 7, DT_B
 
 #define ONNX_IR_VERSION 8 // onnx 1.10+; what Debian's python3-onnx 1.12 checks
 #define ONNX_OPSET 17     // ReduceMean keeps its axes attribute up to here
-#define Q4_BLOCK 32       // MatMulNBits block_size (values per scale)
+#define QBLOCK 32         // MatMulNBits block_size: weights per scale and offset, along K
 
 // ---- initializers: described at build time, generated at write time ----
 
@@ -112,11 +130,14 @@ typedef enum {
     SRC_VEC,      // a borrowed f32 vector (norm weights)
     SRC_F32,      // W (rows, cols) f32 as is
     SRC_F32_T,    // W^T (cols, rows) f32: MatMul's right operand
-    SRC_I8,       // W (rows, cols) int8, one scale per row
-    SRC_I8_T,     // W^T (cols, rows) int8, one scale per output channel (row of W)
-    SRC_I8_SCALE, // (rows) f32: the scales of SRC_I8 / SRC_I8_T
-    SRC_Q4,       // (rows, cols/32, 16) uint8: 4-bit, two values a byte, low nibble first
-    SRC_Q4_SCALE, // (rows * cols/32) f32 block scales of SRC_Q4
+    SRC_I8,       // int8-qdq: W (rows, cols) int8, one scale per row
+    SRC_I8_T,     // int8-qdq: W^T (cols, rows) int8, one scale per output channel (row of W)
+    SRC_I8_SCALE, // int8-qdq: (rows) f32, the scales of SRC_I8 / SRC_I8_T
+    SRC_CODES,    // (rows, cols/32, 16) uint8: 4-bit codes (or, bits 8, the low nibbles of the
+                  // 8-bit codes), two a byte, element 2j in the low nibble of byte j (MatMulNBits)
+    SRC_CODES_HI, // bits 8: the same layout holding the high nibbles of the 8-bit codes
+    SRC_SCALE,    // (rows * cols/32) f32: the block scales s
+    SRC_OFFSET,   // (cols/32, rows) f32: m + 136 s (bits 8) or m + 8 s (bits 4), blocks x rows
 } tsrc;
 
 typedef struct {
@@ -126,7 +147,8 @@ typedef struct {
     int64_t dims[4];
     size_t nbytes;      // of the raw data
     tsrc src;
-    const plm_mat *mat; // SRC_F32 .. SRC_Q4_SCALE
+    int bits;           // SRC_CODES .. SRC_OFFSET: 8 or 4
+    const plm_mat *mat; // SRC_F32 .. SRC_OFFSET
     const float *vec;   // SRC_VEC
     void *owned;        // SRC_OWNED
 } tensor;
@@ -134,7 +156,11 @@ typedef struct {
 // ---- the graph under construction ----
 
 typedef struct {
-    const plm_model *m;
+    const plm_model *m;     // the model exported (with an adapter: base with it merged)
+    const plm_model *base;  // with an adapter: the model before the merge, else m
+    const plm_lora *lora;   // the adapter (int8 / int4: kept as f32 branches), or NULL
+    plm_mat *lmats;         // (2 * layers * targets) its A and B as plm_mat, for mat_init
+    int n_lmats;
     plm_onnx_quant q;
     pb nodes;          // GraphProto.node fields
     pb io;             // GraphProto.input / output fields
@@ -145,7 +171,7 @@ typedef struct {
     int n_names, cap_names;
     int counter;       // for unique value names
     const char *out;   // when set, the next node's output takes this name
-    const char *dyn_in, *dyn_q, *dyn_s, *dyn_z; // int8: the last DynamicQuantizeLinear (reused)
+    const char *bsum_in, *bsum; // the last blocksum and its input (q/k/v and gate/up share one)
     int oom;
 } graph;
 
@@ -229,25 +255,29 @@ static const char *c_idx(graph *g, const char *name, int64_t v) {
     return const_tensor(g, name, DT_INT64, 0, NULL, &v, 8);
 }
 
-// mat_init: an initializer generated from weight w at write time, shaped for src.
-static const char *mat_init(graph *g, const char *name, const plm_mat *w, tsrc src) {
-    int64_t R = w->rows, K = w->cols, d[3];
+// mat_init: an initializer generated from weight w at write time, shaped for src (bits: 8 or 4 for
+// the block sources, else unused); made once per name (a tied embedding serves two uses).
+static const char *mat_init(graph *g, const char *name, const plm_mat *w, tsrc src, int bits) {
+    int64_t R = w->rows, K = w->cols, nb = K / QBLOCK, d[3];
     int n = 2;
     int32_t dt = DT_FLOAT;
     size_t elem = 4;
+    if (find_init(g, name)) return find_init(g, name)->name;
     switch (src) {
     case SRC_F32: d[0] = R, d[1] = K; break;
     case SRC_F32_T: d[0] = K, d[1] = R; break;
     case SRC_I8: d[0] = R, d[1] = K, dt = DT_INT8, elem = 1; break;
     case SRC_I8_T: d[0] = K, d[1] = R, dt = DT_INT8, elem = 1; break;
     case SRC_I8_SCALE: d[0] = R, n = 1; break;
-    case SRC_Q4: d[0] = R, d[1] = K / Q4_BLOCK, d[2] = Q4_BLOCK / 2, n = 3, dt = DT_UINT8, elem = 1;
+    case SRC_CODES:
+    case SRC_CODES_HI: d[0] = R, d[1] = nb, d[2] = QBLOCK / 2, n = 3, dt = DT_UINT8, elem = 1;
         break;
-    case SRC_Q4_SCALE: d[0] = R * (K / Q4_BLOCK), n = 1; break;
+    case SRC_SCALE: d[0] = R * nb, n = 1; break;
+    case SRC_OFFSET: d[0] = nb, d[1] = R; break;
     default: g->oom = 1; return "";
     }
     const char *r = add_init(g, name, dt, n, d, elem, src);
-    if (*r) g->inits[g->n_inits - 1].mat = w;
+    if (*r) g->inits[g->n_inits - 1].mat = w, g->inits[g->n_inits - 1].bits = bits;
     return r;
 }
 
@@ -321,39 +351,81 @@ typedef struct {
     const char *shape_bs;  // (2) int64: [B, S]
 } shared;
 
-// linear: x (..., in) @ W^T -> (..., out), W (out, in) in HF layout, in the export's weight form.
-static const char *linear(graph *g, const char *x, const plm_mat *w, const char *wname) {
-    char nm[160];
-    if (g->q == PLM_ONNX_QUANT_NONE) return OP(g, "MatMul", x, mat_init(g, wname, w, SRC_F32_T));
+// blocksum: x (B, S, K) -> (B, S, K/32), the sum of each block of 32 (reused for the next linear
+// of the same input: q/k/v, gate/up).
+static const char *blocksum(graph *g, const char *x, int64_t K) {
+    if (g->bsum_in && !strcmp(g->bsum_in, x)) return g->bsum;
+    int64_t shape[4] = {0, 0, K / QBLOCK, QBLOCK};
+    attr keep[] = {A_INT("keepdims", 0)};
+    const char *blocks = OP(g, "Reshape", x, c_i64(g, fmt_name(g, "const_shape_blocks_%d",
+                                                               (int)(K / QBLOCK)), shape, 4));
+    g->bsum = OPA(g, "ReduceSum", keep, blocks, c_i64(g, "const_axis_last", (int64_t[]){-1}, 1));
+    g->bsum_in = x;
+    return g->bsum;
+}
+
+// linear_blocks: x (B, S, K) @ W^T -> (B, S, N), W (N, K) in blocks of 32 of `bits` bits (8 or 4),
+// as the top of the file says: MatMulNBits on the 4-bit code planes, plus blocksum(x) @ offsets.
+// When g->out is set, the last node takes that name.
+static const char *linear_blocks(graph *g, const char *x, const plm_mat *w, const char *wname,
+                                 int bits) {
+    char nm[192];
+    const char *out = g->out;
+    g->out = NULL;
+    attr at[] = {A_INT("K", w->cols), A_INT("N", w->rows), A_INT("bits", 4),
+                 A_INT("block_size", QBLOCK)};
     snprintf(nm, sizeof nm, "%s_scale", wname);
-    if (g->q == PLM_ONNX_QUANT_INT4 && w->cols % Q4_BLOCK == 0) {
-        const char *s = mat_init(g, nm, w, SRC_Q4_SCALE);
-        snprintf(nm, sizeof nm, "%s_q4", wname);
-        attr at[] = {A_INT("K", w->cols), A_INT("N", w->rows), A_INT("bits", 4),
-                     A_INT("block_size", Q4_BLOCK)};
-        const char *in[] = {x, mat_init(g, nm, w, SRC_Q4), s};
-        return emit(g, "com.microsoft", "MatMulNBits", in, 3, at, 4, 1, NULL);
+    const char *s = mat_init(g, nm, w, SRC_SCALE, bits);
+    snprintf(nm, sizeof nm, bits == 8 ? "%s_lo" : "%s_q4", wname);
+    const char *in[] = {x, mat_init(g, nm, w, SRC_CODES, bits), s};
+    const char *y = emit(g, "com.microsoft", "MatMulNBits", in, 3, at, 4, 1, NULL); // (B, S, N)
+    if (bits == 8) {
+        snprintf(nm, sizeof nm, "%s_hi", wname);
+        in[1] = mat_init(g, nm, w, SRC_CODES_HI, bits);
+        const char *hi = emit(g, "com.microsoft", "MatMulNBits", in, 3, at, 4, 1, NULL);
+        y = OP(g, "Add", OP(g, "Mul", hi, c_f32(g, "const_sixteen", 16.0f)), y);
     }
-    const char *s = mat_init(g, nm, w, SRC_I8_SCALE);
+    snprintf(nm, sizeof nm, "%s_offset", wname);
+    const char *yo = OP(g, "MatMul", blocksum(g, x, w->cols), mat_init(g, nm, w, SRC_OFFSET, bits));
+    g->out = out;
+    return OP(g, "Add", y, yo);
+}
+
+// linear_w: x (B, S, in) @ W^T -> (B, S, out), W (out, in) in HF layout, in the export's form.
+static const char *linear_w(graph *g, const char *x, const plm_mat *w, const char *wname) {
+    char nm[192];
+    if (g->q == PLM_ONNX_QUANT_NONE) return OP(g, "MatMul", x, mat_init(g, wname, w, SRC_F32_T, 0));
+    if (g->q == PLM_ONNX_QUANT_INT8 || g->q == PLM_ONNX_QUANT_INT4)
+        return linear_blocks(g, x, w, wname, g->q == PLM_ONNX_QUANT_INT8 ? 8 : 4);
+    // int8-qdq: per-channel int8 weights, DequantizeLinear -> MatMul (onnxruntime dequantizes every
+    // weight on every run: kept to compare against)
+    snprintf(nm, sizeof nm, "%s_scale", wname);
+    const char *s = mat_init(g, nm, w, SRC_I8_SCALE, 0);
     snprintf(nm, sizeof nm, "%s_quantized", wname);
-    const char *wq = mat_init(g, nm, w, SRC_I8_T);
-    if (g->q == PLM_ONNX_QUANT_INT8_QDQ) {
-        attr at[] = {A_INT("axis", 1)};
-        return OP(g, "MatMul", x, OPA(g, "DequantizeLinear", at, wq, s));
-    }
-    // int8 default: MatMulInteger, measured ~12x faster to decode than DequantizeLinear -> MatMul
-    // in onnxruntime-node 1.21 (which dequantizes every weight on every run), at a cost in
-    // accuracy: one activation scale per tensor (SmolLM2 logits NMSE ~0.13 vs 7e-4 for QDQ).
-    // onnxruntime's dynamic quantization pattern, fused by it into DynamicQuantizeMatMul:
-    // x -> uint8 (per-tensor scale, zero point) ; int32 = xq @ wq ; f32 = int32 * (xs * ws)
-    if (!g->dyn_in || strcmp(g->dyn_in, x)) {
-        const char *o[3];
-        emit(g, "", "DynamicQuantizeLinear", &x, 1, NULL, 0, 3, o);
-        g->dyn_in = x, g->dyn_q = o[0], g->dyn_s = o[1], g->dyn_z = o[2];
-    }
-    attr to[] = {A_INT("to", DT_FLOAT)};
-    const char *mm = OPA(g, "Cast", to, OP(g, "MatMulInteger", g->dyn_q, wq, g->dyn_z));
-    return OP(g, "Mul", mm, OP(g, "Mul", g->dyn_s, s));
+    attr at[] = {A_INT("axis", 1)};
+    return OP(g, "MatMul", x, OPA(g, "DequantizeLinear", at, mat_init(g, nm, w, SRC_I8_T, 0), s));
+}
+
+// linear: x (B, S, in) -> (B, S, out) through target t of layer l. With an adapter, int8 and int4
+// quantize the base's weight and add the adapter's update as an f32 branch, scale * (x A^T) B^T:
+// requantizing the merged weight would erase every update smaller than half a 4-bit step.
+static const char *linear(graph *g, const char *x, int l, plm_lora_target t) {
+    const char *wname = fmt_name(g, "model.layers.%d.%s.%s.weight", l, plm_lora_targets[t].parent,
+                                 plm_lora_targets[t].name);
+    const plm_lora_pair *p = g->lora ? &g->lora->pairs[l * PLM_LORA_N_TARGETS + t] : NULL;
+    if (!p || g->q == PLM_ONNX_QUANT_NONE || g->q == PLM_ONNX_QUANT_INT8_QDQ)
+        return linear_w(g, x, plm_layer_target(&g->m->layers[l], t), wname);
+    const plm_mat *w = plm_layer_target(&g->base->layers[l], t);
+    const char *y = linear_w(g, x, w, wname);
+    if (!p->A) return y;
+    plm_mat *a = &g->lmats[g->n_lmats++], *b = &g->lmats[g->n_lmats++];
+    *a = plm_lora_mat_a(g->lora, l, t), *b = plm_lora_mat_b(g->lora, l, t);
+    const char *xa = OP(g, "MatMul", x, mat_init(g, fmt_name(g, "%s_lora_A_T", wname), a,
+                                                   SRC_F32_T, 0));                 // (B, S, R)
+    const char *xab = OP(g, "MatMul", xa, mat_init(g, fmt_name(g, "%s_lora_B_T", wname), b,
+                                                     SRC_F32_T, 0));               // (B, S, out)
+    float scale = g->lora->alpha / (float)g->lora->rank;
+    return OP(g, "Add", y, OP(g, "Mul", xab, c_f32(g, "lora_scale", scale)));
 }
 
 // rmsnorm: LlamaRMSNorm: x / sqrt(mean(x^2) + eps) * w over the last axis; x (B, S, C).
@@ -404,13 +476,9 @@ static const char *attention(graph *g, int l, const char *x, const shared *sh) {
     const plm_layer *ly = &g->m->layers[l];
     const char *h = rmsnorm(g, x, ly->input_layernorm,
                             fmt_name(g, "model.layers.%d.input_layernorm.weight", l));
-    const char *pre = fmt_name(g, "model.layers.%d.self_attn", l);
-    const char *q = rope(g, heads(g, linear(g, h, &ly->q_proj, fmt_name(g, "%s.q_proj.weight", pre)),
-                                  c->num_attention_heads), sh);
-    const char *k = rope(g, heads(g, linear(g, h, &ly->k_proj, fmt_name(g, "%s.k_proj.weight", pre)),
-                                  c->num_key_value_heads), sh);
-    const char *v = heads(g, linear(g, h, &ly->v_proj, fmt_name(g, "%s.v_proj.weight", pre)),
-                          c->num_key_value_heads);
+    const char *q = rope(g, heads(g, linear(g, h, l, PLM_LORA_Q_PROJ), c->num_attention_heads), sh);
+    const char *k = rope(g, heads(g, linear(g, h, l, PLM_LORA_K_PROJ), c->num_key_value_heads), sh);
+    const char *v = heads(g, linear(g, h, l, PLM_LORA_V_PROJ), c->num_key_value_heads);
     attr seq[] = {A_INT("axis", 2)};
     g->out = fmt_name(g, "present.%d.key", l);
     k = OPA(g, "Concat", seq, fmt_name(g, "past_key_values.%d.key", l), k);   // (B, K, T, D)
@@ -424,7 +492,7 @@ static const char *attention(graph *g, int l, const char *x, const shared *sh) {
     const char *o = OP(g, "MatMul", OPA(g, "Softmax", last, sc), repeat_kv(g, v)); // (B, H, S, D)
     int64_t shape[3] = {0, 0, (int64_t)c->num_attention_heads * c->head_dim};
     o = OP(g, "Reshape", OPA(g, "Transpose", bt, o), c_i64(g, "const_shape_merge_heads", shape, 3));
-    return OP(g, "Add", x, linear(g, o, &ly->o_proj, fmt_name(g, "%s.o_proj.weight", pre)));
+    return OP(g, "Add", x, linear(g, o, l, PLM_LORA_O_PROJ));
 }
 
 // mlp: x + down(silu(gate(h)) * up(h)), h = post_attention_layernorm(x) (LlamaMLP).
@@ -432,56 +500,85 @@ static const char *mlp(graph *g, int l, const char *x) {
     const plm_layer *ly = &g->m->layers[l];
     const char *h = rmsnorm(g, x, ly->post_attention_layernorm,
                             fmt_name(g, "model.layers.%d.post_attention_layernorm.weight", l));
-    const char *gt = linear(g, h, &ly->gate_proj, fmt_name(g, "model.layers.%d.mlp.gate_proj.weight", l));
-    const char *up = linear(g, h, &ly->up_proj, fmt_name(g, "model.layers.%d.mlp.up_proj.weight", l));
+    const char *gt = linear(g, h, l, PLM_LORA_GATE_PROJ), *up = linear(g, h, l, PLM_LORA_UP_PROJ);
     const char *a = OP(g, "Mul", OP(g, "Mul", gt, OP(g, "Sigmoid", gt)), up);
-    return OP(g, "Add", x, linear(g, a, &ly->down_proj,
-                                  fmt_name(g, "model.layers.%d.mlp.down_proj.weight", l)));
+    return OP(g, "Add", x, linear(g, a, l, PLM_LORA_DOWN_PROJ));
 }
 
-// embed_int8: whether the embedding is stored as int8 rows (every quantized mode; stored once and
-// shared by the tied head).
-static int embed_int8(const graph *g) { return g->q != PLM_ONNX_QUANT_NONE; }
+// embed_planes: input_ids (B, S) -> (B, S, C), rows of the 8-bit embedding w decoded from the code
+// planes of linear_blocks (the same initializers as the tied output head's):
+// row = s * (16 hi + lo - 136) + offset, block by block; a byte holds elements 2j (low nibble) and
+// 2j+1 (high nibble).
+static const char *embed_planes(graph *g, const plm_mat *w, const char *wname) {
+    int64_t C = w->cols, nb = C / QBLOCK, split[5] = {0, 0, nb, QBLOCK / 2, 1};
+    int64_t blocks[4] = {0, 0, nb, QBLOCK}, rows[3] = {0, 0, C}, scales[2] = {w->rows, nb};
+    static const int64_t perm[] = {1, 2, 0};
+    attr to[] = {A_INT("to", DT_FLOAT)}, cat[] = {A_INT("axis", -1)}, ax1[] = {A_INT("axis", 1)},
+         tr[] = {A_INTS("perm", perm)};
+    char nm[192];
+    const char *last = c_i64(g, "const_axis_last", (int64_t[]){-1}, 1);
+    const char *sixteen = c_f32(g, "const_sixteen", 16.0f);
+    const char *shape_nibbles = c_i64(g, "const_shape_nibbles", split, 5);
+    const char *shape_blocks = c_i64(g, fmt_name(g, "const_shape_blocks_%d", (int)nb), blocks, 4);
+    const char *plane[2];
+    for (int p = 0; p < 2; p++) {
+        snprintf(nm, sizeof nm, p ? "%s_lo" : "%s_hi", wname);
+        const char *b = mat_init(g, nm, w, p ? SRC_CODES : SRC_CODES_HI, 8);
+        b = OP(g, "Reshape", OPA(g, "Cast", to, OP(g, "Gather", b, "input_ids")), shape_nibbles);
+        const char *hi = OP(g, "Floor", OP(g, "Div", b, sixteen));            // (B, S, nb, 16, 1)
+        const char *lo = OP(g, "Sub", b, OP(g, "Mul", hi, sixteen));
+        plane[p] = OP(g, "Reshape", OPA(g, "Concat", cat, lo, hi), shape_blocks); // (B, S, nb, 32)
+    }
+    const char *u = OP(g, "Sub", OP(g, "Add", OP(g, "Mul", plane[0], sixteen), plane[1]),
+                       c_f32(g, "const_136", 136.0f));
+    snprintf(nm, sizeof nm, "%s_scale", wname);
+    const char *s = OP(g, "Reshape", mat_init(g, nm, w, SRC_SCALE, 8),
+                       c_i64(g, fmt_name(g, "const_shape_scales_%d", (int)nb), scales, 2));
+    s = OP(g, "Unsqueeze", OP(g, "Gather", s, "input_ids"), last);             // (B, S, nb, 1)
+    snprintf(nm, sizeof nm, "%s_offset", wname);
+    const char *o = mat_init(g, nm, w, SRC_OFFSET, 8);
+    o = OPA(g, "Gather", ax1, o, "input_ids");                                 // (nb, B, S)
+    o = OP(g, "Unsqueeze", OPA(g, "Transpose", tr, o), last);                  // (B, S, nb, 1)
+    return OP(g, "Reshape", OP(g, "Add", OP(g, "Mul", u, s), o),
+              c_i64(g, "const_shape_rows", rows, 3));
+}
 
 // embed: input_ids (B, S) -> (B, S, C) rows of model.embed_tokens.weight.
 static const char *embed(graph *g) {
     const char *w = "model.embed_tokens.weight";
-    if (!embed_int8(g))
-        return OP(g, "Gather", mat_init(g, w, &g->m->embed_tokens, SRC_F32), "input_ids");
+    if (g->q == PLM_ONNX_QUANT_NONE)
+        return OP(g, "Gather", mat_init(g, w, &g->m->embed_tokens, SRC_F32, 0), "input_ids");
+    if (g->q != PLM_ONNX_QUANT_INT8_QDQ) return embed_planes(g, &g->m->embed_tokens, w);
     attr to[] = {A_INT("to", DT_FLOAT)};
-    const char *q = mat_init(g, "model.embed_tokens.weight_quantized", &g->m->embed_tokens, SRC_I8);
-    const char *s = mat_init(g, "model.embed_tokens.weight_scale", &g->m->embed_tokens, SRC_I8_SCALE);
+    const plm_mat *e = &g->m->embed_tokens;
+    const char *q = mat_init(g, "model.embed_tokens.weight_quantized", e, SRC_I8, 0);
+    const char *s = mat_init(g, "model.embed_tokens.weight_scale", e, SRC_I8_SCALE, 0);
     const char *rows = OPA(g, "Cast", to, OP(g, "Gather", q, "input_ids"));      // (B, S, C)
     const char *sc = OP(g, "Unsqueeze", OP(g, "Gather", s, "input_ids"),
                         c_i64(g, "const_axis_last", (int64_t[]){-1}, 1));        // (B, S, 1)
     return OP(g, "Mul", rows, sc);
 }
 
-// lm_head: h (B, S, C) -> logits (B, S, V). Tied: the embedding initializer itself, through Gemm
-// transB=1 on (B*S, C) (or MatMulInteger on its Transpose, which onnxruntime folds once at load).
+// lm_head: h (B, S, C) -> logits (B, S, V). int8 and int4: 8-bit blocks (the embedding's if tied).
+// fp32 and int8-qdq tied: the embedding initializer itself, through Gemm transB=1 on (B*S, C).
 static void lm_head(graph *g, const char *h, const shared *sh) {
     const plm_model *m = g->m;
+    int tied = m->config.tie_word_embeddings;
     int64_t C = m->config.hidden_size, V = m->config.vocab_size;
-    if (!m->config.tie_word_embeddings) {
-        const char *x = linear(g, h, &m->lm_head, "lm_head.weight");
+    if (g->q == PLM_ONNX_QUANT_INT8 || g->q == PLM_ONNX_QUANT_INT4) {
+        g->out = "logits";
+        linear_blocks(g, h, tied ? &m->embed_tokens : &m->lm_head,
+                      tied ? "model.embed_tokens.weight" : "lm_head.weight", 8);
+        return;
+    }
+    if (!tied) {
+        const char *x = linear_w(g, h, &m->lm_head, "lm_head.weight");
         g->out = "logits";
         OP(g, "Identity", x);
         return;
     }
     const char *w = "model.embed_tokens.weight";
-    if (embed_int8(g) && g->q != PLM_ONNX_QUANT_INT8_QDQ) {
-        static const int64_t perm[] = {1, 0};
-        attr tr[] = {A_INTS("perm", perm)}, to[] = {A_INT("to", DT_FLOAT)};
-        const char *wt = OPA(g, "Transpose", tr, fmt_name(g, "%s_quantized", w)); // (C, V)
-        const char *o[3];
-        emit(g, "", "DynamicQuantizeLinear", &h, 1, NULL, 0, 3, o);
-        const char *mm = OPA(g, "Cast", to, OP(g, "MatMulInteger", o[0], wt, o[2]));
-        const char *sc = OP(g, "Mul", o[1], fmt_name(g, "%s_scale", w));
-        g->out = "logits";
-        OP(g, "Mul", mm, sc);
-        return;
-    }
-    if (embed_int8(g)) {
+    if (g->q == PLM_ONNX_QUANT_INT8_QDQ) {
         attr ax[] = {A_INT("axis", 0)};
         w = OPA(g, "DequantizeLinear", ax, fmt_name(g, "%s_quantized", w), fmt_name(g, "%s_scale", w));
     }
@@ -590,7 +687,7 @@ static void build(graph *g) {
 static void graph_free(graph *g) {
     for (int i = 0; i < g->n_inits; i++) free(g->inits[i].name), free(g->inits[i].owned);
     for (int i = 0; i < g->n_names; i++) free(g->names[i]);
-    free(g->inits), free(g->names);
+    free(g->inits), free(g->names), free(g->lmats);
     free(g->nodes.p), free(g->io.p), free(g->tmp.p), free(g->tmp2.p);
 }
 
@@ -605,21 +702,40 @@ static float quant_i8(int8_t *q, const float *x, int64_t n) {
     return s;
 }
 
-// quant_q4: one block of 32: s = m / -8 where m is the value of largest magnitude (as ggml's Q4_0),
-// q = clamp(round(x / s) + 8, 0, 15), so x ~ (q - 8) * s, MatMulNBits' default zero point 8.
-// out gets 16 bytes, element 2j in the low nibble of byte j, 2j+1 in the high one.
-static float quant_q4(uint8_t *out, const float *x) {
-    float m = 0.0f;
-    for (int i = 0; i < Q4_BLOCK; i++)
-        if (fabsf(x[i]) > fabsf(m)) m = x[i];
-    float s = m / -8.0f, inv = s != 0.0f ? 1.0f / s : 0.0f;
-    for (int i = 0; i < Q4_BLOCK; i += 2) {
-        int a = (int)lrintf(x[i] * inv) + 8, b = (int)lrintf(x[i + 1] * inv) + 8;
-        a = a < 0 ? 0 : a > 15 ? 15 : a;
-        b = b < 0 ? 0 : b > 15 ? 15 : b;
-        out[i / 2] = (uint8_t)(a | b << 4);
+// quant_grid: codes u of block x on the grid x ~ s * u + m, u in 0..top; returns the squared error.
+static double quant_grid(uint8_t *u, const float *x, float s, float m, int top) {
+    double e = 0.0;
+    for (int i = 0; i < QBLOCK; i++) {
+        long q = s != 0.0f ? lrintf((x[i] - m) / s) : 0;
+        u[i] = (uint8_t)(q < 0 ? 0 : q > top ? top : q);
+        double d = (double)(s * (float)u[i] + m) - (double)x[i];
+        e += d * d;
     }
-    return s;
+    return e;
+}
+
+// quant_block: one block of QBLOCK weights x as codes u of `bits` bits (8 or 4), scale *s, offset
+// *m, x ~ s * u + m, on the better (smaller squared error; symmetric on a tie) of two grids:
+// symmetric, as ggml's Q8_0 (s = max|x| / 127, u = round(x / s) + 128) and Q4_0 (s = x_max / -8 for
+// the x of largest magnitude, u = round(x / s) + 8), so m = -128 s or -8 s; and min-max, as Q4_1
+// (s = (max - min) / (2^bits - 1), m = min). Blocks already on either grid come out exact.
+static void quant_block(uint8_t *u, float *s, float *m, const float *x, int bits) {
+    int top = (1 << bits) - 1, mid = (top + 1) / 2;
+    float lo = x[0], hi = x[0], big = 0.0f; // big: the value of largest magnitude
+    for (int i = 0; i < QBLOCK; i++) {
+        lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]);
+        if (fabsf(x[i]) > fabsf(big)) big = x[i];
+    }
+    uint8_t v[QBLOCK];
+    float ss = bits == 8 ? fabsf(big) / 127.0f : big / -8.0f, sm = -(float)mid * ss;
+    float as = (hi - lo) / (float)top;
+    double es = quant_grid(u, x, ss, sm, top), ea = quant_grid(v, x, as, lo, top);
+    if (es <= ea) {
+        *s = ss, *m = sm;
+        return;
+    }
+    memcpy(u, v, sizeof v);
+    *s = as, *m = lo;
 }
 
 // tensor_fill: the raw data of t into buf (t->nbytes); row is scratch of w->cols floats, qrow of
@@ -630,8 +746,10 @@ static void tensor_fill(const tensor *t, uint8_t *buf, float *row, int8_t *qrow)
         memcpy(buf, t->src == SRC_OWNED ? t->owned : (const void *)t->vec, t->nbytes);
         return;
     }
-    int64_t R = w->rows, K = w->cols, nb = K / Q4_BLOCK;
+    int64_t R = w->rows, K = w->cols, nb = K / QBLOCK;
     float *f = (float *)(void *)buf;
+    // MatMulNBits' default zero point, 8 for each 4-bit plane: 136 for the two planes of 8 bits
+    float zero = t->bits == 8 ? 136.0f : 8.0f;
     for (int64_t r = 0; r < R; r++) {
         plm_mat_row(row, w, (int32_t)r);
         switch (t->src) {
@@ -643,12 +761,20 @@ static void tensor_fill(const tensor *t, uint8_t *buf, float *row, int8_t *qrow)
             for (int64_t k = 0; k < K; k++) ((int8_t *)buf)[k * R + r] = qrow[k];
             break;
         case SRC_I8_SCALE: f[r] = quant_i8(qrow, row, K); break;
-        case SRC_Q4:
-        case SRC_Q4_SCALE:
+        case SRC_CODES:
+        case SRC_CODES_HI:
+        case SRC_SCALE:
+        case SRC_OFFSET:
             for (int64_t b = 0; b < nb; b++) {
-                float s = quant_q4((uint8_t *)qrow, row + b * Q4_BLOCK);
-                if (t->src == SRC_Q4_SCALE) f[r * nb + b] = s;
-                else memcpy(buf + (r * nb + b) * (Q4_BLOCK / 2), qrow, Q4_BLOCK / 2);
+                uint8_t u[QBLOCK], *o = buf + (r * nb + b) * (QBLOCK / 2);
+                float s, m;
+                quant_block(u, &s, &m, row + b * QBLOCK, t->bits);
+                if (t->src == SRC_SCALE) f[r * nb + b] = s;
+                if (t->src == SRC_OFFSET) f[b * R + r] = m + zero * s;
+                if (t->src == SRC_SCALE || t->src == SRC_OFFSET) continue;
+                int shift = t->src == SRC_CODES_HI ? 4 : 0; // 8 bits: u = 16 hi + lo
+                for (int i = 0; i < QBLOCK; i += 2)
+                    o[i / 2] = (uint8_t)((u[i] >> shift & 15) | (u[i + 1] >> shift & 15) << 4);
             }
             break;
         default: break;
@@ -683,7 +809,7 @@ static void model_head(pb *b, const graph *g, size_t graph_len) {
     pb_str(&op, OPSET_DOMAIN, "");
     pb_int(&op, OPSET_VERSION, ONNX_OPSET);
     pb_msg(b, MODEL_OPSET_IMPORT, &op);
-    if (g->q == PLM_ONNX_QUANT_INT4) {
+    if (g->q == PLM_ONNX_QUANT_INT8 || g->q == PLM_ONNX_QUANT_INT4) {
         pb_str(&op, OPSET_DOMAIN, "com.microsoft");
         pb_int(&op, OPSET_VERSION, 1);
         pb_msg(b, MODEL_OPSET_IMPORT, &op);
@@ -759,25 +885,26 @@ static plm_status check_model(const plm_model *m, plm_onnx_quant q, const char *
         return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: head_dim %d, heads %d / %d: ONNX export "
                         "needs an even head_dim <= 1024 and heads a multiple of KV heads", path,
                         c->head_dim, c->num_attention_heads, c->num_key_value_heads);
-    if (q == PLM_ONNX_QUANT_INT4 && (c->hidden_size % Q4_BLOCK || c->intermediate_size % Q4_BLOCK ||
-                                     (c->num_attention_heads * c->head_dim) % Q4_BLOCK))
-        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: int4 export needs hidden_size (%d), "
-                        "intermediate_size (%d) and heads*head_dim (%d) multiples of %d", path,
+    if ((q == PLM_ONNX_QUANT_INT8 || q == PLM_ONNX_QUANT_INT4) &&
+        (c->hidden_size % QBLOCK || c->intermediate_size % QBLOCK ||
+         (c->num_attention_heads * c->head_dim) % QBLOCK))
+        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s export quantizes blocks of %d along the "
+                        "input features: hidden_size (%d), intermediate_size (%d) and "
+                        "heads*head_dim (%d) must be multiples of %d", path, quant_names[q], QBLOCK,
                         c->hidden_size, c->intermediate_size,
-                        c->num_attention_heads * c->head_dim, Q4_BLOCK);
+                        c->num_attention_heads * c->head_dim, QBLOCK);
     return PLM_OK;
 }
 
-// onnx_write: one .onnx file of m (f32 or q8_0 in memory) at path, written atomically. Returns
-// PLM_ERR_UNSUPPORTED when the shapes do not fit the mode (int4 needs in_features % 32 == 0).
-static plm_status onnx_write(const plm_model *m, const char *path, plm_onnx_quant q,
-                             plm_error *err) {
-    if (!m || !path) return plm_fail(err, PLM_ERR_ARG, "onnx_write: NULL argument");
-    plm_status s = check_model(m, q, path, err);
-    if (s != PLM_OK) return s;
-    graph g = {.m = m, .q = q};
+// write_file: one .onnx file of m in mode q; with an adapter l, m is base with l merged.
+static plm_status write_file(const plm_model *m, const plm_model *base, const plm_lora *l,
+                             const char *path, plm_onnx_quant q, plm_error *err) {
+    graph g = {.m = m, .base = base ? base : m, .lora = l, .q = q};
+    if (l && !(g.lmats = calloc((size_t)(2 * m->config.num_hidden_layers * PLM_LORA_N_TARGETS),
+                                sizeof *g.lmats)))
+        return plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory", path);
     build(&g);
-    s = write_graph(&g, path, err);
+    plm_status s = write_graph(&g, path, err);
     graph_free(&g);
     return s;
 }
@@ -818,10 +945,11 @@ static plm_status move_into(const char *src, const char *dst, plm_error *err) {
     return s;
 }
 
-plm_status plm_onnx_export(const plm_model *m, const char *dir, const plm_onnx_quant *qs, int n,
-                           int force, plm_error *err) {
+// export_dir: plm_onnx_export / plm_onnx_export_lora (base and l NULL without an adapter).
+static plm_status export_dir(const plm_model *m, const plm_model *base, const plm_lora *l,
+                             const char *dir, const plm_onnx_quant *qs, int n, int force,
+                             plm_error *err) {
     char tmp[4096], p[4096 + 64];
-    if (!m || !dir || !qs || n < 1) return plm_fail(err, PLM_ERR_ARG, "plm_onnx_export: bad arguments");
     int exists = plm_path_exists(dir);
     if (exists && !force)
         return plm_fail(err, PLM_ERR_ARG, "%s exists (overwrite it with force)", dir);
@@ -841,11 +969,35 @@ plm_status plm_onnx_export(const plm_model *m, const char *dir, const plm_onnx_q
     if (s == PLM_OK) s = plm_mkdir(p, err);
     for (int i = 0; i < n && s == PLM_OK; i++) {
         snprintf(p, sizeof p, "%s/onnx/%s", tmp, plm_onnx_file_name(qs[i]));
-        s = onnx_write(m, p, qs[i], err);
+        s = write_file(m, base, l, p, qs[i], err);
     }
     if (s == PLM_OK && !exists && rename(tmp, dir) != 0)
         s = plm_fail(err, PLM_ERR_IO, "%s: cannot rename to %s", tmp, dir);
     if (s == PLM_OK && exists) s = move_into(tmp, dir, err);
     remove_export(tmp);
     return s;
+}
+
+plm_status plm_onnx_export(const plm_model *m, const char *dir, const plm_onnx_quant *qs, int n,
+                           int force, plm_error *err) {
+    if (!m || !dir || !qs || n < 1) return plm_fail(err, PLM_ERR_ARG, "plm_onnx_export: bad arguments");
+    return export_dir(m, NULL, NULL, dir, qs, n, force, err);
+}
+
+plm_status plm_onnx_export_lora(const plm_model *merged, const plm_model *base, const plm_lora *l,
+                                const char *dir, const plm_onnx_quant *qs, int n, int force,
+                                plm_error *err) {
+    if (!merged || !dir || !qs || n < 1 || (!base) != (!l))
+        return plm_fail(err, PLM_ERR_ARG, "plm_onnx_export_lora: bad arguments");
+    if (!l) return export_dir(merged, NULL, NULL, dir, qs, n, force, err);
+    const plm_config *a = &merged->config, *b = &base->config;
+    if (a->num_hidden_layers != b->num_hidden_layers || a->hidden_size != b->hidden_size ||
+        a->intermediate_size != b->intermediate_size ||
+        a->num_attention_heads != b->num_attention_heads ||
+        a->num_key_value_heads != b->num_key_value_heads || a->head_dim != b->head_dim ||
+        l->n_layers != b->num_hidden_layers || l->hidden_size != b->hidden_size ||
+        a->vocab_size != l->vocab_size)
+        return plm_fail(err, PLM_ERR_ARG, "%s: the merged model is not the base with this adapter "
+                        "merged (plm_model_merge)", dir);
+    return export_dir(merged, base, l, dir, qs, n, force, err);
 }

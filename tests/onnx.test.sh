@@ -38,14 +38,24 @@ else
     skip_part onnxruntime "no node or node_modules/onnxruntime-node" "make setup"
 fi
 
-# --lora: export merges first, and gives the bytes of exporting `pocketlm merge`'s output
+# --lora: fp32 is the bytes of exporting `pocketlm merge`'s output; int8 / int4 keep the adapter as
+# f32 branches beside the quantized base (so they differ from a merged export), and onnxruntime
+# gives pocketlm's logits with the adapter applied at run time (int8 within onnx_check's bound)
 "$B/pocketlm" merge -m tests/ref/tiny-tied --lora tests/ref/lora-tied-all --out "$d/merged" >/dev/null &&
     "$B/pocketlm" export -m "$d/merged" --format onnx --out "$d/m1" --quant none,int4 >/dev/null &&
     "$B/pocketlm" export -m tests/ref/tiny-tied --lora tests/ref/lora-tied-all --format onnx \
         --out "$d/m2" --quant none,int4 >/dev/null &&
     cmp -s "$d/m1/onnx/model.onnx" "$d/m2/onnx/model.onnx" &&
-    cmp -s "$d/m1/onnx/model_q4.onnx" "$d/m2/onnx/model_q4.onnx" && say "--lora merged: same bytes" ||
-    bad "--lora export differs from merge + export"
+    ! cmp -s "$d/m1/onnx/model_q4.onnx" "$d/m2/onnx/model_q4.onnx" &&
+    say "--lora: fp32 merged (same bytes), int4 with the adapter's branches" ||
+    bad "--lora export: fp32 differs from merge + export, or int4 has no branches"
+if [ -d node_modules/onnxruntime-node ]; then
+    for v in tied-all untied-qv; do
+        "$B/tests/test_onnx" --export "$d/lora-$v" "tests/ref/tiny-${v%-*}" --lora "tests/ref/lora-$v" \
+            --quant none,int8,int4 && node tests/onnx_check.mjs "$d/lora-$v" | sed "s/^/lora-$v: /" ||
+            bad "--lora $v: onnxruntime vs pocketlm with the adapter"
+    done
+fi
 
 # GGUF export (with --lora) read back by pocketlm and by the gguf package
 for q in f32 q8_0; do

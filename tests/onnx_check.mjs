@@ -8,8 +8,11 @@
 //   - batch 2 with left padding: row 0 (the prompt) gives the reference logits, row 1 (4 tokens
 //     after 3 pads, position_ids as transformers.js makes them) gives what it gives alone, for the
 //     prefill and one more cached step.
-// fp32 (model.onnx) must match within atol 1e-4 + rtol 1e-4 and give the same tokens; quantized
-// files are reported (max abs error, NMSE, tokens) and fail only on a gross error (NMSE > 0.5).
+// fp32 (model.onnx) must match within atol 1e-4 + rtol 1e-4 and give the same tokens; int8
+// (model_quantized.onnx: 8-bit weights, f32 activations) must have logits NMSE below 5e-3 (the tiny
+// random models measure ~6e-4; the real SmolLM2, whose weights are on 4- and 8-bit grids, ~6e-12);
+// the other quantized files are reported (max abs error, NMSE, tokens) and fail only on a gross
+// error (NMSE > 0.5).
 import * as ort from 'onnxruntime-node';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,9 +29,10 @@ const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')
 const V = ref.vocab, L = config.num_hidden_layers, K = config.num_key_value_heads;
 const D = config.head_dim || config.hidden_size / config.num_attention_heads;
 const ATOL = 1e-4, RTOL = 1e-4;
-// quantized files: only a gross error fails. The tiny random models are harsh on 4-bit (weights
-// 0.2*randn: 8.5% relative weight error gives logits NMSE ~0.2); real models do far better.
-const GROSS = 0.5;
+// quantized files: only a gross error fails, but int8 must be close. The tiny random models are
+// harsh on 4-bit (weights 0.2*randn: 7% relative weight error gives logits NMSE ~0.1-0.15); real
+// models do far better.
+const GROSS = 0.5, INT8 = 5e-3;
 let failed = 0;
 
 const i64 = (rows) => new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0].length]);
@@ -78,7 +82,7 @@ async function checkFile(file) {
     const p = ref.prompt, n = p.length, results = [];
     const report = (what, x, r) => {
         const c = compare(x, r);
-        const ok = exact ? c.bad === 0 : c.nmse < GROSS;
+        const ok = exact ? c.bad === 0 : c.nmse < (file === 'model_quantized.onnx' ? INT8 : GROSS);
         if (!ok) failed++;
         results.push(`${what} max_abs=${c.maxAbs.toExponential(2)} nmse=${c.nmse.toExponential(2)}${ok ? '' : ' FAIL'}`);
     };

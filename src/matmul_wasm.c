@@ -25,36 +25,6 @@ PLM_INLINE v128_t load4_wasm(const float *p, int n) {
     return wasm_v128_load(tmp);
 }
 
-// f32_block_wasm: 4-lane accumulator per (t, r), mul then add (SIMD128 has no fused FMA); the
-// tail is a zero-padded vector.
-PLM_INLINE void f32_block_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    const int C = j->w->cols, R = j->w->rows;
-    const float *x = j->inp + (size_t)t0 * C;    // (mt, C)
-    const float *w = j->w->f32 + (size_t)r0 * C; // (nr, C)
-    v128_t acc[2][4];
-    for (int t = 0; t < mt; t++)
-        for (int r = 0; r < nr; r++) acc[t][r] = wasm_f32x4_splat(0.0f);
-    for (int k = 0; k < C; k += 4) {
-        const int n = C - k >= 4 ? 4 : C - k;
-        v128_t wv[4];
-        for (int r = 0; r < nr; r++) wv[r] = load4_wasm(w + (size_t)r * C + k, n);
-        for (int t = 0; t < mt; t++) {
-            const v128_t xv = load4_wasm(x + (size_t)t * C + k, n);
-            for (int r = 0; r < nr; r++)
-                acc[t][r] = wasm_f32x4_add(acc[t][r], wasm_f32x4_mul(xv, wv[r]));
-        }
-    }
-    for (int t = 0; t < mt; t++)
-        for (int r = 0; r < nr; r++) j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_wasm(acc[t][r]);
-}
-
-static void f32_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (mt == 2 && nr == 4) f32_block_wasm(j, t0, 2, r0, 4);
-    else if (mt == 2) f32_block_wasm(j, t0, 2, r0, 1);
-    else if (nr == 4) f32_block_wasm(j, t0, 1, r0, 4);
-    else f32_block_wasm(j, t0, 1, r0, 1);
-}
-
 #if defined(__wasm_relaxed_simd__)
 // ---- relaxed SIMD: the marker functions ----
 //
@@ -73,15 +43,25 @@ static void f32_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
 __attribute__((const)) v128_t plm_relaxed_dot_i8x16_i7x16_s(v128_t a, v128_t b);
 // f32x4.relaxed_madd: a * b + c, fused (one rounding) or not (two), as the engine chooses.
 __attribute__((const)) v128_t plm_relaxed_madd_f32x4(v128_t a, v128_t b, v128_t c);
+#endif // __wasm_relaxed_simd__
 
-// ---- f32 (relaxed) ----
+// madd_wasm: acc + x * w: a multiply then an add (SIMD128 has no fused FMA), or with relaxed, one
+// relaxed madd
+PLM_INLINE v128_t madd_wasm(v128_t acc, v128_t x, v128_t w, int relaxed) {
+#if defined(__wasm_relaxed_simd__)
+    if (relaxed) return plm_relaxed_madd_f32x4(x, w, acc);
+#endif
+    (void)relaxed;
+    return wasm_f32x4_add(acc, wasm_f32x4_mul(x, w));
+}
 
-// f32_block_relaxed: f32_block_wasm with a * b + c as relaxed madd: fused where the engine has FMA
-// (x86-64 with FMA3, arm64), so one rounding per step instead of two. f32 paths agree only within
-// rounding anyway (matmul_kernels.h; test_wasm.mjs holds the logits to 1e-5 of native and of the
-// SIMD128 build); an engine picks fused or not once (V8 on x86-64 fuses in both its tiers, checked
+// f32_block_wasm: 4-lane accumulator per (t, r) (madd_wasm); the tail is a zero-padded vector.
+// With relaxed, a * b + c is relaxed madd: fused where the engine has FMA (x86-64 with FMA3,
+// arm64), so one rounding per step instead of two. f32 paths agree only within rounding anyway
+// (matmul_kernels.h; test_wasm.mjs holds the logits to 1e-5 of native and of the SIMD128 build);
+// an engine picks fused or not once (V8 on x86-64 fuses in both its tiers, checked
 // with node 20), so within a module the result still does not depend on the tile, T or threads.
-PLM_INLINE void f32_block_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
+PLM_INLINE void f32_block_wasm(const matmul_job *j, int t0, int mt, int r0, int nr, int relaxed) {
     const int C = j->w->cols, R = j->w->rows;
     const float *x = j->inp + (size_t)t0 * C;    // (mt, C)
     const float *w = j->w->f32 + (size_t)r0 * C; // (nr, C)
@@ -94,21 +74,30 @@ PLM_INLINE void f32_block_relaxed(const matmul_job *j, int t0, int mt, int r0, i
         for (int r = 0; r < nr; r++) wv[r] = load4_wasm(w + (size_t)r * C + k, n);
         for (int t = 0; t < mt; t++) {
             const v128_t xv = load4_wasm(x + (size_t)t * C + k, n);
-            for (int r = 0; r < nr; r++) acc[t][r] = plm_relaxed_madd_f32x4(xv, wv[r], acc[t][r]);
+            for (int r = 0; r < nr; r++) acc[t][r] = madd_wasm(acc[t][r], xv, wv[r], relaxed);
         }
     }
     for (int t = 0; t < mt; t++)
         for (int r = 0; r < nr; r++) j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_wasm(acc[t][r]);
 }
 
-static void f32_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (mt == 2 && nr == 4) f32_block_relaxed(j, t0, 2, r0, 4);
-    else if (mt == 2) f32_block_relaxed(j, t0, 2, r0, 1);
-    else if (nr == 4) f32_block_relaxed(j, t0, 1, r0, 4);
-    else f32_block_relaxed(j, t0, 1, r0, 1);
+// f32_tiles_wasm: the tile shapes the driver asks for, each a constant block shape
+PLM_INLINE void f32_tiles_wasm(const matmul_job *j, int t0, int mt, int r0, int nr, int relaxed) {
+    if (mt == 2 && nr == 4) f32_block_wasm(j, t0, 2, r0, 4, relaxed);
+    else if (mt == 2) f32_block_wasm(j, t0, 2, r0, 1, relaxed);
+    else if (nr == 4) f32_block_wasm(j, t0, 1, r0, 4, relaxed);
+    else f32_block_wasm(j, t0, 1, r0, 1, relaxed);
 }
 
-#endif // __wasm_relaxed_simd__
+static void f32_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    f32_tiles_wasm(j, t0, mt, r0, nr, 0);
+}
+
+#if defined(__wasm_relaxed_simd__)
+static void f32_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    f32_tiles_wasm(j, t0, mt, r0, nr, 1);
+}
+#endif
 
 // ---- Q8_0 (both paths) ----
 //

@@ -10,12 +10,11 @@
 #include <string.h>
 
 #include "matmul_kernels.h"
+#include "quant_x86.h" // the target attributes, one block's quantization
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define PLM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define PLM_TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #ifndef PF_BYTES
 #define PF_BYTES 6144 // Q8_0 decode prefetches the weights about this far ahead
 #endif
@@ -197,24 +196,11 @@ PLM_TARGET_AVX512 static void q8_tile_avx512(const matmul_job *j, int t0, int mt
     else q8_dot_avx512(j, t0, r0, 1);
 }
 
-// quantize_avx512: quantize_scalar with one block in two registers; the same float operations in
-// the same order (max is exact in any order), so the same bytes.
+// quantize_avx512: quantize_scalar, one block in two registers (quant_x86.h).
 PLM_TARGET_AVX512 static void quantize_avx512(int8_t *q, float *d, const float *x, size_t n) {
-    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
-    for (size_t b = 0; b < n / PLM_QK; b++) {
-        __m512 v0 = _mm512_loadu_ps(x + b * PLM_QK), v1 = _mm512_loadu_ps(x + b * PLM_QK + 16);
-        const __m512 a = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1));
-        const float amax = _mm512_reduce_max_ps(a);
-        const float db = amax / 127.0f;
-        const __m512 id = _mm512_set1_ps(db != 0.0f ? 1.0f / db : 0.0f);
-        d[b] = db;
-        // max(v, lo) returns lo for NaN like fmaxf(v, lo); cvtps rounds to nearest even like lrintf
-        v0 = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v0, id), lo), hi);
-        v1 = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v1, id), lo), hi);
-        _mm_storeu_si128((__m128i *)(q + b * PLM_QK), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v0)));
-        _mm_storeu_si128((__m128i *)(q + b * PLM_QK + 16),
-                         _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v1)));
-    }
+    for (size_t b = 0; b < n / PLM_QK; b++)
+        quantize_block_avx512(q + b * PLM_QK, d + b, _mm512_loadu_ps(x + b * PLM_QK),
+                              _mm512_loadu_ps(x + b * PLM_QK + 16));
 }
 
 // ---- AVX2 + FMA: f32 ----
@@ -638,34 +624,12 @@ PLM_TARGET_AVX2 static void q8_tile_avx2(const matmul_job *j, int t0, int mt, in
     else q8_block_avx2(j, t0, 1, r0, 1, j->T < 2); // decode: one row stream, prefetched
 }
 
-// quantize_avx2: quantize_scalar with one block in four registers; the same float operations in
-// the same order, so the same bytes. max(|v|, m) keeps m when v is NaN, as fmaxf does; max(v, lo)
-// gives lo for NaN like fmaxf(v, lo); cvtps rounds to nearest even like lrintf.
+// quantize_avx2: quantize_scalar, one block in four registers (quant_x86.h).
 PLM_TARGET_AVX2 static void quantize_avx2(int8_t *q, float *d, const float *x, size_t n) {
-    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (size_t b = 0; b < n / PLM_QK; b++) {
-        __m256 v[4], m = _mm256_setzero_ps();
-        UNROLL
-        for (int i = 0; i < 4; i++) {
-            v[i] = _mm256_loadu_ps(x + b * PLM_QK + 8 * i);
-            m = _mm256_max_ps(_mm256_andnot_ps(sign, v[i]), m);
-        }
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        const float db = _mm_cvtss_f32(h) / 127.0f;
-        const __m256 id = _mm256_set1_ps(db != 0.0f ? 1.0f / db : 0.0f);
-        d[b] = db;
-        __m256i qi[4];
-        UNROLL
-        for (int i = 0; i < 4; i++)
-            qi[i] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[i], id), lo), hi));
-        // packs interleave 128-bit lanes: dwords come out as blocks 0-3, 8-11, 16-19, 24-27 | 4-7..
-        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]),
-                                             _mm256_packs_epi32(qi[2], qi[3]));
-        _mm256_storeu_si256((__m256i *)(void *)(q + b * PLM_QK), _mm256_permutevar8x32_epi32(p, order));
+        __m256 v[4];
+        for (int i = 0; i < 4; i++) v[i] = _mm256_loadu_ps(x + b * PLM_QK + 8 * i);
+        quantize_block_avx2(q + b * PLM_QK, d + b, v);
     }
 }
 

@@ -37,10 +37,7 @@ static void copy_q8_0(const uint8_t *src, size_t nb, int8_t *q, float *d) {
 }
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-
-#define QT_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define QT_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#include "quant_x86.h" // the target attributes, one block's quantization
 
 // f16_finite: the f16 at p is neither infinite nor NaN.
 static int f16_finite(const uint8_t *p) { return (p[1] & 0x7c) != 0x7c; }
@@ -48,7 +45,7 @@ static int f16_finite(const uint8_t *p) { return (p[1] & 0x7c) != 0x7c; }
 // ---- AVX-512: a block's 16 values in one register ----
 
 // levels_avx512: the 16 values of a Q4_0/Q4_1 block whose header is at p.
-static inline QT_AVX512 __m512 levels_avx512(uint32_t type, const uint8_t *p) {
+static inline PLM_TARGET_AVX512 __m512 levels_avx512(uint32_t type, const uint8_t *p) {
     const __m512 d = _mm512_set1_ps(f16_at(p));
     if (type == PLM_GGML_Q4_0)
         return _mm512_mul_ps(_mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7), d);
@@ -58,7 +55,7 @@ static inline QT_AVX512 __m512 levels_avx512(uint32_t type, const uint8_t *p) {
 }
 
 // values_avx512: the block's 32 values (low nibbles are elements 0-15, high ones 16-31).
-static inline QT_AVX512 void values_avx512(uint32_t type, const uint8_t *p, __m512 *x0, __m512 *x1) {
+static inline PLM_TARGET_AVX512 void values_avx512(uint32_t type, const uint8_t *p, __m512 *x0, __m512 *x1) {
     const __m512 v = levels_avx512(type, p);
     const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)
                                                            (p + (type == PLM_GGML_Q4_1 ? 4 : 2))));
@@ -66,11 +63,10 @@ static inline QT_AVX512 void values_avx512(uint32_t type, const uint8_t *p, __m5
     *x1 = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), v);
 }
 
-// q4_q8_avx512: quantize_avx512's operations (matmul_x86.c) on each block's values.
-static QT_AVX512 void q4_q8_avx512(plm_isa isa, uint32_t type, const uint8_t *src, size_t nb,
-                                   int8_t *q, float *d, float *tmp) {
+// q4_q8_avx512: quantize_block_avx512 (quant_x86.h) on each block's values.
+static PLM_TARGET_AVX512 void q4_q8_avx512(plm_isa isa, uint32_t type, const uint8_t *src, size_t nb,
+                                           int8_t *q, float *d, float *tmp) {
     const size_t bs = type == PLM_GGML_Q4_1 ? 20 : 18;
-    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
     for (size_t b = 0; b < nb; b++) {
         const uint8_t *p = src + b * bs;
         if (!f16_finite(p) || (type == PLM_GGML_Q4_1 && !f16_finite(p + 2))) {
@@ -79,20 +75,11 @@ static QT_AVX512 void q4_q8_avx512(plm_isa isa, uint32_t type, const uint8_t *sr
         }
         __m512 v0, v1;
         values_avx512(type, p, &v0, &v1);
-        const __m512 a = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1));
-        const float amax = _mm512_reduce_max_ps(a);
-        const float db = amax / 127.0f;
-        const __m512 id = _mm512_set1_ps(db != 0.0f ? 1.0f / db : 0.0f);
-        d[b] = db;
-        v0 = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v0, id), lo), hi);
-        v1 = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v1, id), lo), hi);
-        _mm_storeu_si128((__m128i *)(void *)(q + b * 32), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v0)));
-        _mm_storeu_si128((__m128i *)(void *)(q + b * 32 + 16),
-                         _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v1)));
+        quantize_block_avx512(q + b * 32, d + b, v0, v1);
     }
 }
 
-static QT_AVX512 void q4_f32_avx512(uint32_t type, const uint8_t *src, size_t nb, float *out) {
+static PLM_TARGET_AVX512 void q4_f32_avx512(uint32_t type, const uint8_t *src, size_t nb, float *out) {
     const size_t bs = type == PLM_GGML_Q4_1 ? 20 : 18;
     for (size_t b = 0; b < nb; b++) {
         __m512 v0, v1;
@@ -106,13 +93,13 @@ static QT_AVX512 void q4_f32_avx512(uint32_t type, const uint8_t *src, size_t nb
 
 // pick_avx2: the values of the 8 nibbles in idx (one per 32-bit lane) from levels v0 (0-7) and
 // v1 (8-15): vpermps uses the low 3 bits, bit 3 (moved to the sign) chooses the register.
-static inline QT_AVX2 __m256 pick_avx2(__m256 v0, __m256 v1, __m256i idx) {
+static inline PLM_TARGET_AVX2 __m256 pick_avx2(__m256 v0, __m256 v1, __m256i idx) {
     const __m256 a = _mm256_permutevar8x32_ps(v0, idx), b = _mm256_permutevar8x32_ps(v1, idx);
     return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
 }
 
 // values_avx2: the block's 32 values in x[0..3] (elements 0-7, 8-15, 16-23, 24-31).
-static inline QT_AVX2 void values_avx2(uint32_t type, const uint8_t *p, __m256 x[4]) {
+static inline PLM_TARGET_AVX2 void values_avx2(uint32_t type, const uint8_t *p, __m256 x[4]) {
     const __m256 d = _mm256_set1_ps(f16_at(p));
     __m256 v0, v1;
     if (type == PLM_GGML_Q4_0) {
@@ -135,15 +122,10 @@ static inline QT_AVX2 void values_avx2(uint32_t type, const uint8_t *p, __m256 x
     x[3] = pick_avx2(v0, v1, _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
 }
 
-// q4_q8_avx2: quantize_scalar's operations (matmul.c) on 8 lanes: the clamp and the conversion
-// (round to nearest even, as lrintf) give the same bytes; the int32 -> int8 packs saturate
-// nothing since |q| <= 127.
-static QT_AVX2 void q4_q8_avx2(plm_isa isa, uint32_t type, const uint8_t *src, size_t nb,
-                               int8_t *q, float *d, float *tmp) {
+// q4_q8_avx2: quantize_block_avx2 (quant_x86.h) on each block's values.
+static PLM_TARGET_AVX2 void q4_q8_avx2(plm_isa isa, uint32_t type, const uint8_t *src, size_t nb,
+                                       int8_t *q, float *d, float *tmp) {
     const size_t bs = type == PLM_GGML_Q4_1 ? 20 : 18;
-    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
-    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (size_t b = 0; b < nb; b++) {
         const uint8_t *p = src + b * bs;
         if (!f16_finite(p) || (type == PLM_GGML_Q4_1 && !f16_finite(p + 2))) {
@@ -152,28 +134,11 @@ static QT_AVX2 void q4_q8_avx2(plm_isa isa, uint32_t type, const uint8_t *src, s
         }
         __m256 x[4];
         values_avx2(type, p, x);
-        __m256 a = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(x[0], abs_mask),
-                                               _mm256_and_ps(x[1], abs_mask)),
-                                 _mm256_max_ps(_mm256_and_ps(x[2], abs_mask),
-                                               _mm256_and_ps(x[3], abs_mask)));
-        __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-        s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-        s = _mm_max_ss(s, _mm_movehdup_ps(s));
-        const float amax = _mm_cvtss_f32(s);
-        const float db = amax / 127.0f;
-        const __m256 id = _mm256_set1_ps(db != 0.0f ? 1.0f / db : 0.0f);
-        d[b] = db;
-        __m256i i[4];
-        for (int k = 0; k < 4; k++)
-            i[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(x[k], id), lo), hi));
-        // packs work within 128-bit lanes: bytes come out as dwords 0,2,4,6,1,3,5,7 of the order
-        const __m256i w = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]),
-                                             _mm256_packs_epi32(i[2], i[3]));
-        _mm256_storeu_si256((__m256i *)(void *)(q + b * 32), _mm256_permutevar8x32_epi32(w, order));
+        quantize_block_avx2(q + b * 32, d + b, x);
     }
 }
 
-static QT_AVX2 void q4_f32_avx2(uint32_t type, const uint8_t *src, size_t nb, float *out) {
+static PLM_TARGET_AVX2 void q4_f32_avx2(uint32_t type, const uint8_t *src, size_t nb, float *out) {
     const size_t bs = type == PLM_GGML_Q4_1 ? 20 : 18;
     for (size_t b = 0; b < nb; b++) {
         __m256 x[4];
@@ -183,7 +148,7 @@ static QT_AVX2 void q4_f32_avx2(uint32_t type, const uint8_t *src, size_t nb, fl
 }
 
 // q8_f32_avx2: x = (float)q * d, 8 at a time (the int8 -> float conversion is exact).
-static QT_AVX2 void q8_f32_avx2(const uint8_t *src, size_t nb, float *out) {
+static PLM_TARGET_AVX2 void q8_f32_avx2(const uint8_t *src, size_t nb, float *out) {
     for (size_t b = 0; b < nb; b++, src += 34) {
         const __m256 d = _mm256_set1_ps(f16_at(src));
         for (int k = 0; k < 4; k++) {

@@ -51,7 +51,7 @@ static unsigned long long xcr0(unsigned ecx1) {
 static void detect(cpu_info *c) {
     unsigned a, b, ecx1 = 0, edx1 = 0, b7 = 0, c7 = 0, a71 = 0, tmp;
     __get_cpuid(1, &a, &b, &ecx1, &edx1);
-    if (__get_cpuid_max(0, NULL) >= 7) {
+    if ((unsigned)__get_cpuid_max(0, NULL) >= 7u) {
         __cpuid_count(7, 0, a, b7, c7, tmp);
         __cpuid_count(7, 1, a71, b, tmp, tmp);
     }
@@ -77,7 +77,7 @@ static void detect(cpu_info *c) {
     c->has[PLM_ISA_AVXVNNI] = c->has[PLM_ISA_AVX2] && avxvnni;
     c->has[PLM_ISA_AVX512] = c->has[PLM_ISA_AVX2] && bw && vl && vnni;
     unsigned brand[12] = {0};
-    if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u)
+    if ((unsigned)__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u)
         for (unsigned i = 0; i < 3; i++)
             __get_cpuid(0x80000002u + i, &brand[4 * i], &brand[4 * i + 1], &brand[4 * i + 2],
                         &brand[4 * i + 3]);

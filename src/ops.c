@@ -24,9 +24,11 @@
 #define PLM_AVX2 __attribute__((target("avx2")))
 #endif
 #define PLM_INLINE static inline __attribute__((always_inline))
-// The vector helpers pass vectors by value, which GCC warns changes the ABI between targets: they
-// are always inlined, so there is no call to disagree about.
-#if defined(__GNUC__) && !defined(__clang__)
+// The vector helpers pass vectors by value, which GCC and clang warn changes the ABI between
+// targets: they are always inlined, so there is no call to disagree about.
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#elif defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 

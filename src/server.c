@@ -565,8 +565,8 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
         goto done;
     }
     plm_sampler_params *sp = &r->gp.sampler;
-    double max_tokens = r->gp.max_tokens, temp = sp->temperature, top_k = sp->top_k;
-    double top_p = sp->top_p, seed = -1;
+    double max_tokens = r->gp.max_tokens, temp = (double)sp->temperature, top_k = sp->top_k;
+    double top_p = (double)sp->top_p, seed = -1;
     if (opt_num(c, &j, "max_tokens", 0, plm_session_n_ctx(ses), &max_tokens) ||
         opt_num(c, &j, "temperature", 0, 100, &temp) || opt_num(c, &j, "top_k", 0, 1 << 24, &top_k) ||
         opt_num(c, &j, "top_p", 1e-6, 1, &top_p) || opt_num(c, &j, "seed", 0, 9007199254740991.0, &seed))

@@ -17,7 +17,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: web-model all test test-arm check san fuzz bench bench-onnx bench-train bench-web bench-gemm eval model loc clean help setup ci demo wasm
+.PHONY: web-model all format format-check test test-arm check san fuzz bench bench-onnx bench-train bench-web bench-gemm eval model loc clean help setup ci demo wasm
 
 all: $(BUILD)/pocketlm ## the default (plain `make`): `build/pocketlm` and `build/libpocketlm.a`
 
@@ -57,7 +57,16 @@ test-arm: ## the C tests cross-compiled for arm64 and run under qemu (NEON, dotp
 	@MAKE="$(MAKE)" BUILD=$(BUILD) sh scripts/test_arm.sh
 
 # check: the gate before every push, and what CI runs.
-check: all test san fuzz test-arm ## test, san, fuzz and test-arm: the gate before a push
+check: all format-check test san fuzz test-arm ## format-check, test, san, fuzz and test-arm: the gate before a push
+
+# format: every C file but the generated tables laid out by .clang-format (clang-format-14);
+# format-check fails on the first file that differs, naming it.
+FORMAT_FILES = $(filter-out src/unicode_tables.h,$(wildcard src/*.[ch] cli/*.[ch] include/*.h tests/*.[ch] tests/fuzz/*.c web/*.c))
+format: ## lay out every C file with `.clang-format` (clang-format-14)
+	clang-format-14 -i $(FORMAT_FILES)
+
+format-check: ## fail if a C file differs from `.clang-format`'s layout (part of `make check`)
+	clang-format-14 --dry-run -Werror $(FORMAT_FILES)
 
 # SETUP_REF=0: leave out scripts/setup_ref.sh (the PyTorch/PEFT/gguf/sacrebleu peers of the tests);
 # the demo does not need them

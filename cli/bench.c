@@ -15,7 +15,6 @@
 #include "cli.h"
 #include "model.h"
 
-
 static void line(const char *name, const char *dtype, int threads, int n, double sec) {
     printf("%-8s %-5s %2d %5d %10.1f %10.1f\n", name, dtype, threads, n, sec * 1e3,
            sec > 0 ? n / sec : 0.0);
@@ -23,7 +22,8 @@ static void line(const char *name, const char *dtype, int threads, int n, double
 
 // bandwidth: the bw_read lines (1 and threads threads) over the model's weight block, and the
 // ceiling line of decode at threads threads (decode_tps: the measured decode).
-static void bandwidth(const plm_model *m, const char *dt, int threads, int reps, double decode_tps) {
+static void bandwidth(const plm_model *m, const char *dt, int threads, int reps,
+                      double decode_tps) {
     double gbs = 0;
     int used = 1;
     for (int th = 1; th <= threads; th = th < threads ? threads : threads + 1) {
@@ -49,23 +49,27 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: pocketlm bench -m MODEL [-p N] [-n N] [--reps N] [options]\n"
-                   "Prints `name dtype threads n ms tok/s` lines: load, prefill of -p tokens,\n"
-                   "decode of -n tokens (best of --reps), and the peak RSS; then bw_read lines (GB/s\n"
-                   "of reading the loaded weights with 1 and --threads threads) and a ceiling line\n"
-                   "(the decode tok/s that bandwidth allows; decode's share of it).\n\n" CLI_MODEL_HELP
-                   "  -p N             prompt tokens (default 128)\n"
-                   "  -n N             decoded tokens (default 128)\n"
-                   "  --reps N         repetitions, the best is reported (default 3)\n"
-                   "  --bw-reps N      passes of the bandwidth read, the best is reported\n"
-                   "                   (default 10; 0 leaves the bandwidth and ceiling out)\n");
+            printf(
+                "usage: pocketlm bench -m MODEL [-p N] [-n N] [--reps N] [options]\n"
+                "Prints `name dtype threads n ms tok/s` lines: load, prefill of -p tokens,\n"
+                "decode of -n tokens (best of --reps), and the peak RSS; then bw_read lines (GB/s\n"
+                "of reading the loaded weights with 1 and --threads threads) and a ceiling line\n"
+                "(the decode tok/s that bandwidth allows; decode's share of it).\n\n" CLI_MODEL_HELP
+                "  -p N             prompt tokens (default 128)\n"
+                "  -n N             decoded tokens (default 128)\n"
+                "  --reps N         repetitions, the best is reported (default 3)\n"
+                "  --bw-reps N      passes of the bandwidth read, the best is reported\n"
+                "                   (default 10; 0 leaves the bandwidth and ceiling out)\n");
             return 0;
         }
         int r = cli_model_flag(cmd, argc, argv, &i, &mo);
         if (r < 0) return 2;
         if (r > 0) continue;
-        long *dst = !strcmp(argv[i], "-p") ? &n_prompt : !strcmp(argv[i], "-n") ? &n_gen
-                  : !strcmp(argv[i], "--reps") ? &reps : !strcmp(argv[i], "--bw-reps") ? &bw_reps : NULL;
+        long *dst = !strcmp(argv[i], "-p")          ? &n_prompt
+                    : !strcmp(argv[i], "-n")        ? &n_gen
+                    : !strcmp(argv[i], "--reps")    ? &reps
+                    : !strcmp(argv[i], "--bw-reps") ? &bw_reps
+                                                    : NULL;
         if (!dst) return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         if (!(v = cli_value(cmd, argc, argv, &i)) ||
             cli_int(cmd, argv[i - 1], v, dst == &bw_reps ? 0 : 1, 100000, dst))

@@ -39,12 +39,12 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 
 // Options shared by the commands that run a model (-m, --lora, --dtype, --threads, --ctx).
 typedef struct {
-    const char *model;   // -m PATH
-    plm_dtype dtype;     // --dtype f32|q8_0
-    int32_t n_threads;   // --threads (0 = cores)
-    int32_t n_ctx;       // --ctx (0 = default)
-    const char *lora;    // --lora DIR: a PEFT adapter applied at run time, or NULL
-    plm_lora *adapter;   // loaded by cli_open from lora; freed by cli_close
+    const char *model; // -m PATH
+    plm_dtype dtype;   // --dtype f32|q8_0
+    int32_t n_threads; // --threads (0 = cores)
+    int32_t n_ctx;     // --ctx (0 = default)
+    const char *lora;  // --lora DIR: a PEFT adapter applied at run time, or NULL
+    plm_lora *adapter; // loaded by cli_open from lora; freed by cli_close
 } cli_model_opts;
 
 // cli_model_flag: if argv[*i] is one of the model options, parse it (advancing *i) and return 1;
@@ -54,13 +54,13 @@ int cli_model_flag(const char *cmd, int argc, char **argv, int *i, cli_model_opt
 // --seed also raises *seed_set).
 int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate_params *gp,
                     int *seed_set);
-#define CLI_SAMPLE_HELP                                                                           \
-    "  -n N             new tokens at most\n"                                                     \
-    "  --temp T         temperature; 0 = greedy\n"                                                \
-    "  --top-k K        keep the K most likely tokens (0 = off)\n"                                \
-    "  --top-p P        nucleus sampling (1 = off)\n"                                             \
-    "  --min-p P        drop tokens below P times the best probability (0 = off)\n"              \
-    "  --repeat-penalty R  HF repetition penalty (1 = off)\n"                                     \
+#define CLI_SAMPLE_HELP                                                                            \
+    "  -n N             new tokens at most\n"                                                      \
+    "  --temp T         temperature; 0 = greedy\n"                                                 \
+    "  --top-k K        keep the K most likely tokens (0 = off)\n"                                 \
+    "  --top-p P        nucleus sampling (1 = off)\n"                                              \
+    "  --min-p P        drop tokens below P times the best probability (0 = off)\n"                \
+    "  --repeat-penalty R  HF repetition penalty (1 = off)\n"                                      \
     "  --copy-penalty A lower by A the logits of tokens that go on copying the prompt (0 = off)\n" \
     "  --seed S         random seed\n"
 // cli_open: load o->model (and o->lora into o->adapter) and create a session; prints the error and
@@ -68,11 +68,11 @@ int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate
 int cli_open(const char *cmd, cli_model_opts *o, plm_model **model, plm_session **session);
 // cli_close: free what cli_open made (session, adapter, model); NULLs are fine.
 void cli_close(cli_model_opts *o, plm_model *model, plm_session *session);
-#define CLI_MODEL_HELP                                                                            \
-    "  -m PATH          model: an HF directory or a .gguf file\n"                                 \
-    "  --lora DIR       apply a PEFT LoRA adapter directory at run time\n"                     \
-    "  --dtype T        weights in memory: f32 (default) or q8_0\n"                               \
-    "  --threads N      threads (default: all cores)\n"                                           \
+#define CLI_MODEL_HELP                                                                             \
+    "  -m PATH          model: an HF directory or a .gguf file\n"                                  \
+    "  --lora DIR       apply a PEFT LoRA adapter directory at run time\n"                         \
+    "  --dtype T        weights in memory: f32 (default) or q8_0\n"                                \
+    "  --threads N      threads (default: all cores)\n"                                            \
     "  --ctx N          context positions (default: min(2048, the model's))\n"
 
 // cli_now: seconds from a monotonic clock.

@@ -9,12 +9,13 @@
 #include "cli.h"
 
 static int usage(void) {
-    printf("usage: pocketlm convert IN OUT [--dtype T] [--force]\n"
-           "Converts between HF directories (config.json + model.safetensors + tokenizer) and GGUF\n"
-           "files; OUT is a GGUF file when it ends in .gguf, else a directory.\n\n"
-           "  --dtype T        file dtype of the weights: f32 (default), f16, bf16 (HF or GGUF),\n"
-           "                   q8_0, q4_0 (GGUF only); norms stay f32 in GGUF\n"
-           "  --force          overwrite OUT when it exists\n");
+    printf(
+        "usage: pocketlm convert IN OUT [--dtype T] [--force]\n"
+        "Converts between HF directories (config.json + model.safetensors + tokenizer) and GGUF\n"
+        "files; OUT is a GGUF file when it ends in .gguf, else a directory.\n\n"
+        "  --dtype T        file dtype of the weights: f32 (default), f16, bf16 (HF or GGUF),\n"
+        "                   q8_0, q4_0 (GGUF only); norms stay f32 in GGUF\n"
+        "  --force          overwrite OUT when it exists\n");
     return 0;
 }
 
@@ -28,7 +29,8 @@ int cmd_convert(int argc, char **argv) {
         else if (!strcmp(argv[i], "--dtype")) {
             if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
             if (plm_dtype_parse(v, &dtype) != PLM_OK || dtype == PLM_DTYPE_Q4_1)
-                return cli_usage_error(cmd, "--dtype wants f32, f16, bf16, q8_0 or q4_0, got '%s'", v);
+                return cli_usage_error(cmd, "--dtype wants f32, f16, bf16, q8_0 or q4_0, got '%s'",
+                                       v);
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         } else if (!in) in = argv[i];

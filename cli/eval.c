@@ -25,7 +25,9 @@ static int read_pairs(const char *cmd, const char *path, int32_t limit, plm_text
     return plm_text_pairs_load(out, path, limit, &err) != PLM_OK ? cli_error(cmd, &err) : 0;
 }
 
-static int space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
+static int space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
 
 // trim_inplace: s without ASCII white space at both ends (the end is cut with a NUL).
 static char *trim_inplace(char *s) {
@@ -49,16 +51,19 @@ static void usage(void) {
     printf("usage: pocketlm eval -m MODEL --data FILE.tsv [options]\n"
            "       pocketlm eval --copy --data FILE.tsv [--limit N] [--json] [--out DIR]\n"
            "       pocketlm eval --score HYP.txt REF.txt [--json]\n"
-           "Paraphrases sentence1 of each label-1 row of a PAWS TSV with the task template (the plain\n"
-           "template, stopping at a newline, for a model without the task tokens) and scores the outputs\n"
-           "with BLEU as sacreBLEU computes it (13a, exp smoothing) against sentence2 and against the\n"
+           "Paraphrases sentence1 of each label-1 row of a PAWS TSV with the task template (the "
+           "plain\n"
+           "template, stopping at a newline, for a model without the task tokens) and scores the "
+           "outputs\n"
+           "with BLEU as sacreBLEU computes it (13a, exp smoothing) against sentence2 and against "
+           "the\n"
            "input (self-BLEU); iBLEU = 0.8 BLEU - 0.2 self-BLEU.\n\n" CLI_MODEL_HELP
            "  --data FILE      PAWS TSV (id, sentence1, sentence2, label), or JSONL\n"
            "                   {\"input\": ..., \"output\": ...}\n"
            "  --limit N        the first N label-1 rows (default: all)\n"
            "  --shots K        prepend K examples (few-shot), from --shots-data (default 0)\n"
-           "  --shots-data F   PAWS TSV for the shots: its first K label-1 rows (e.g. the dev split)\n"
-           CLI_SAMPLE_HELP "                   (defaults: %d tokens, greedy, seed 42)\n"
+           "  --shots-data F   PAWS TSV for the shots: its first K label-1 rows (e.g. the dev "
+           "split)\n" CLI_SAMPLE_HELP "                   (defaults: %d tokens, greedy, seed 42)\n"
            "  --json           print one JSON object: n, bleu, self_bleu, ibleu, end_marker_rate,\n"
            "                   copy_rate, len_ratio, tok_s\n"
            "  --out DIR        write report.md, report.json and outputs.tsv there\n"
@@ -90,7 +95,8 @@ static int parse(const char *cmd, int argc, char **argv, eval_opts *o) {
         } else return cli_usage_error(cmd, "unknown option '%s'", a);
     }
     if (!o->data) return cli_usage_error(cmd, "--data FILE.tsv is required");
-    if (!o->copy && !o->model.model) return cli_usage_error(cmd, "-m MODEL (or --copy) is required");
+    if (!o->copy && !o->model.model)
+        return cli_usage_error(cmd, "-m MODEL (or --copy) is required");
     if (o->shots > 0 && !o->shots_data)
         return cli_usage_error(cmd, "--shots needs --shots-data FILE (never the evaluated file)");
     return 0;
@@ -100,10 +106,10 @@ static int parse(const char *cmd, int argc, char **argv, eval_opts *o) {
 
 // One output: its text and how generation ended.
 typedef struct {
-    char *text;          // trimmed output (malloc'd)
-    const char *stop;    // plm_stop_reason_name, or "copy"
-    int32_t tokens;      // generated tokens (a stop token included)
-    int ended;           // ended by the template's end (marker, or newline/EOS for plain)
+    char *text;       // trimmed output (malloc'd)
+    const char *stop; // plm_stop_reason_name, or "copy"
+    int32_t tokens;   // generated tokens (a stop token included)
+    int ended;        // ended by the template's end (marker, or newline/EOS for plain)
 } output;
 
 // encode: the ids of text (malloc'd) and their count, or NULL when out of memory or empty.
@@ -184,9 +190,10 @@ static int generate_all(const char *cmd, eval_opts *o, const plm_text_pairs *dat
     plm_generate_params gp = o->gen;
     plm_task_stop(&task, &gp);
     if (task.end_id < 0)
-        fprintf(stderr, "pocketlm %s: note: the model has no %s/%s tokens: plain template, stopping"
-                        " at the first newline after text (or EOS)\n", cmd, PLM_TASK_START,
-                PLM_TASK_END);
+        fprintf(stderr,
+                "pocketlm %s: note: the model has no %s/%s tokens: plain template, stopping"
+                " at the first newline after text (or EOS)\n",
+                cmd, PLM_TASK_START, PLM_TASK_END);
     char *shots = shots_text(cmd, o, &task);
     if (!shots) return cli_close(&o->model, m, s), 1;
     size_t nh = strlen(shots);
@@ -221,7 +228,8 @@ static int generate_all(const char *cmd, eval_opts *o, const plm_text_pairs *dat
             px.valid = keep == px.n_keep;
             gp.on_text = cli_text_add;
             gp.user = &tb;
-            rc = plm_generate(s, pids + keep, n - keep, &gp, ids, gp.max_tokens, &res, &err) != PLM_OK;
+            rc = plm_generate(s, pids + keep, n - keep, &gp, ids, gp.max_tokens, &res, &err) !=
+                 PLM_OK;
         }
         if (!rc && tb.oom) rc = 1, err.msg[0] = 0, err.status = PLM_ERR_NOMEM;
         if (!rc) {
@@ -330,9 +338,10 @@ static void print_json(FILE *f, const metrics *m, const eval_opts *o, int full) 
         fprintf(f, ", \"lora\": ");
         if (o->model.lora && !o->copy) cli_json_str(f, o->model.lora, strlen(o->model.lora));
         else fprintf(f, "null");
-        fprintf(f, ", \"dtype\": \"%s\", \"limit\": %d, \"max_tokens\": %d, \"temp\": %g, "
-                   "\"top_k\": %d, \"top_p\": %g, \"min_p\": %g, \"repeat_penalty\": %g, "
-                   "\"copy_penalty\": %g, \"seed\": %llu, \"shots\": %d, \"shots_data\": ",
+        fprintf(f,
+                ", \"dtype\": \"%s\", \"limit\": %d, \"max_tokens\": %d, \"temp\": %g, "
+                "\"top_k\": %d, \"top_p\": %g, \"min_p\": %g, \"repeat_penalty\": %g, "
+                "\"copy_penalty\": %g, \"seed\": %llu, \"shots\": %d, \"shots_data\": ",
                 plm_dtype_name(o->model.dtype), o->limit, o->gen.max_tokens,
                 (double)sp->temperature, sp->top_k, (double)sp->top_p, (double)sp->min_p,
                 (double)sp->repetition_penalty, (double)o->gen.copy_penalty,
@@ -355,8 +364,8 @@ static void print_table(FILE *f, const metrics *m, const eval_opts *o, int md) {
     snprintf(v[5], 64, "%.3f", m->copy_rate);
     snprintf(v[6], 64, "%.3f", m->len_ratio);
     snprintf(v[7], 64, o->copy ? "-" : "%.1f", m->tok_s);
-    static const char *const names[8] = {"n", "BLEU", "self-BLEU", "iBLEU", "end_marker_rate",
-                                         "copy_rate", "len_ratio", "tok/s"};
+    static const char *const names[8] = {
+        "n", "BLEU", "self-BLEU", "iBLEU", "end_marker_rate", "copy_rate", "len_ratio", "tok/s"};
     fprintf(f, fmt, "metric", "value");
     if (md) fprintf(f, "|---|---|\n");
     for (int i = 0; i < 8; i++) fprintf(f, fmt, names[i], v[i]);
@@ -394,8 +403,7 @@ static int commit_tmp(FILE *f, const char *path, const char *tmp) {
 
 // write_reports: report.md, report.json and outputs.tsv in dir (created). 0, or 1 after an error.
 static int write_reports(const char *cmd, const eval_opts *o, const plm_text_pairs *data,
-                         const output *out,
-                         const metrics *m) {
+                         const output *out, const metrics *m) {
     char path[4096], tmp[4200];
     if (mkdir(o->out, 0777) != 0 && errno != EEXIST)
         return fprintf(stderr, "pocketlm %s: %s: cannot create directory\n", cmd, o->out), 1;
@@ -481,14 +489,14 @@ static int score_files(const char *cmd, const char *hp, const char *rp, int json
     }
     if (json)
         printf("{\"n\": %d, \"bleu\": %.10f, \"precisions\": [%.10f, %.10f, %.10f, %.10f], "
-               "\"bp\": %.10f, \"sys_len\": %lld, \"ref_len\": %lld}\n", a, res.bleu,
-               res.precisions[0], res.precisions[1], res.precisions[2], res.precisions[3], res.bp,
-               (long long)res.sys_len, (long long)res.ref_len);
+               "\"bp\": %.10f, \"sys_len\": %lld, \"ref_len\": %lld}\n",
+               a, res.bleu, res.precisions[0], res.precisions[1], res.precisions[2],
+               res.precisions[3], res.bp, (long long)res.sys_len, (long long)res.ref_len);
     else
         printf("BLEU = %.10f %.1f/%.1f/%.1f/%.1f (BP = %.3f ratio = %.3f hyp_len = %lld ref_len = "
-               "%lld)\n", res.bleu, res.precisions[0], res.precisions[1], res.precisions[2],
-               res.precisions[3], res.bp,
-               res.ref_len ? (double)res.sys_len / (double)res.ref_len : 0.0,
+               "%lld)\n",
+               res.bleu, res.precisions[0], res.precisions[1], res.precisions[2], res.precisions[3],
+               res.bp, res.ref_len ? (double)res.sys_len / (double)res.ref_len : 0.0,
                (long long)res.sys_len, (long long)res.ref_len);
     rc = 0;
 done:

@@ -13,22 +13,23 @@
 #include "onnx.h"
 
 static int usage(void) {
-    printf("usage: pocketlm export -m MODEL [--lora ADAPTER] --format onnx|gguf --out PATH\n"
-           "                       [--quant Q] [--force]\n"
-           "Writes MODEL (with the LoRA adapter merged into it) for other runtimes.\n\n"
-           "  -m PATH          model: an HF directory or a .gguf file\n"
-           "  --lora DIR       a PEFT adapter to merge first (onnx int8 / int4: kept as f32\n"
-           "                   low-rank branches beside the quantized base weights)\n"
-           "  --format onnx    PATH is a directory: config.json, generation_config.json, tokenizer\n"
-           "                   files and onnx/model*.onnx (KV cache), as transformers.js loads it\n"
-           "  --format gguf    PATH is a .gguf file (llama.cpp, wllama, Ollama)\n"
-           "  --quant Q        onnx: none (default; onnx/model.onnx), int8 (model_quantized.onnx,\n"
-           "                   dtype 'q8'), int4 (model_q4.onnx, dtype 'q4'), all (the three),\n"
-           "                   int8-qdq (DequantizeLinear form, for comparison); a comma list works.\n"
-           "                   int8 and int4 are weight-only blocks of 32 (MatMulNBits), the same on\n"
-           "                   every CPU; embedding and output head 8-bit in both\n"
-           "                   gguf: f32 (default), f16, bf16, q8_0, q4_0\n"
-           "  --force          overwrite PATH (onnx: replaces the exported files, keeps others)\n");
+    printf(
+        "usage: pocketlm export -m MODEL [--lora ADAPTER] --format onnx|gguf --out PATH\n"
+        "                       [--quant Q] [--force]\n"
+        "Writes MODEL (with the LoRA adapter merged into it) for other runtimes.\n\n"
+        "  -m PATH          model: an HF directory or a .gguf file\n"
+        "  --lora DIR       a PEFT adapter to merge first (onnx int8 / int4: kept as f32\n"
+        "                   low-rank branches beside the quantized base weights)\n"
+        "  --format onnx    PATH is a directory: config.json, generation_config.json, tokenizer\n"
+        "                   files and onnx/model*.onnx (KV cache), as transformers.js loads it\n"
+        "  --format gguf    PATH is a .gguf file (llama.cpp, wllama, Ollama)\n"
+        "  --quant Q        onnx: none (default; onnx/model.onnx), int8 (model_quantized.onnx,\n"
+        "                   dtype 'q8'), int4 (model_q4.onnx, dtype 'q4'), all (the three),\n"
+        "                   int8-qdq (DequantizeLinear form, for comparison); a comma list works.\n"
+        "                   int8 and int4 are weight-only blocks of 32 (MatMulNBits), the same on\n"
+        "                   every CPU; embedding and output head 8-bit in both\n"
+        "                   gguf: f32 (default), f16, bf16, q8_0, q4_0\n"
+        "  --force          overwrite PATH (onnx: replaces the exported files, keeps others)\n");
     return 0;
 }
 
@@ -44,7 +45,8 @@ static int parse_onnx_quants(const char *cmd, const char *v, plm_onnx_quant *qs)
     strcpy(buf, v);
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (n == PLM_ONNX_QUANT_N || plm_onnx_quant_parse(t, &qs[n]) != PLM_OK) {
-            cli_usage_error(cmd, "--quant for onnx wants none, int8, int4, int8-qdq or all, got '%s'", t);
+            cli_usage_error(
+                cmd, "--quant for onnx wants none, int8, int4, int8-qdq or all, got '%s'", t);
             return 0;
         }
         n++;
@@ -90,7 +92,8 @@ int cmd_export(int argc, char **argv) {
         else if (!strcmp(a, "--quant")) quant = v;
         else model = v;
     }
-    if (!model || !out || !format) return cli_usage_error(cmd, "needs -m MODEL, --format and --out PATH");
+    if (!model || !out || !format)
+        return cli_usage_error(cmd, "needs -m MODEL, --format and --out PATH");
     int onnx = !strcmp(format, "onnx");
     if (!onnx && strcmp(format, "gguf"))
         return cli_usage_error(cmd, "--format wants onnx or gguf, got '%s'", format);
@@ -98,8 +101,7 @@ int cmd_export(int argc, char **argv) {
     int nq = 0;
     plm_dtype dtype = PLM_DTYPE_F32;
     if (onnx && !(nq = parse_onnx_quants(cmd, quant ? quant : "none", qs))) return 2;
-    if (!onnx && quant &&
-        (plm_dtype_parse(quant, &dtype) != PLM_OK || dtype == PLM_DTYPE_Q4_1))
+    if (!onnx && quant && (plm_dtype_parse(quant, &dtype) != PLM_OK || dtype == PLM_DTYPE_Q4_1))
         return cli_usage_error(cmd, "--quant for gguf wants f32, f16, bf16, q8_0 or q4_0, got '%s'",
                                quant);
     size_t n = strlen(out);
@@ -116,7 +118,8 @@ int cmd_export(int argc, char **argv) {
     double t0 = cli_now();
     plm_status s = load(model, lora, &base, &l, &m, &err);
     // with an adapter, int8 / int4 keep it as f32 low-rank branches on the quantized base weights
-    if (s == PLM_OK && onnx) s = plm_onnx_export_lora(m, l ? base : NULL, l, out, qs, nq, force, &err);
+    if (s == PLM_OK && onnx)
+        s = plm_onnx_export_lora(m, l ? base : NULL, l, out, qs, nq, force, &err);
     else if (s == PLM_OK) s = plm_model_save(m, out, dtype, &err);
     if (s == PLM_OK) {
         const plm_config *c = plm_model_config(m);

@@ -18,8 +18,8 @@ static void on_sigint(int sig) {
 }
 
 typedef struct {
-    int tty;       // stderr is a terminal: redraw one line
-    int every;     // plain lines: print every N steps
+    int tty;   // stderr is a terminal: redraw one line
+    int every; // plain lines: print every N steps
 } view;
 
 static void hms(char *out, size_t cap, double s) {
@@ -39,11 +39,14 @@ static int on_step(void *user, const plm_train_progress *p) {
         bar[w] = 0;
         fprintf(stderr, "\r[%s] %d/%d ep %.2f loss %.4f lr %.2e %.0f tok/s eta %s  ", bar, p->step,
                 p->total_steps, (double)p->epoch, p->loss, (double)p->lr, p->tok_s, eta);
-        if (!isnan(p->eval_loss)) fprintf(stderr, "\n  eval_loss %.4f at step %d\n", p->eval_loss, p->step);
+        if (!isnan(p->eval_loss))
+            fprintf(stderr, "\n  eval_loss %.4f at step %d\n", p->eval_loss, p->step);
     } else if (p->step % v->every == 0 || p->step == p->total_steps || !isnan(p->eval_loss)) {
-        fprintf(stderr, "step %d/%d epoch %.2f loss %.4f lr %.3e grad_norm %.3f tok/s %.0f elapsed %s eta %s",
-                p->step, p->total_steps, (double)p->epoch, p->loss, (double)p->lr,
-                (double)p->grad_norm, p->tok_s, el, eta);
+        fprintf(
+            stderr,
+            "step %d/%d epoch %.2f loss %.4f lr %.3e grad_norm %.3f tok/s %.0f elapsed %s eta %s",
+            p->step, p->total_steps, (double)p->epoch, p->loss, (double)p->lr, (double)p->grad_norm,
+            p->tok_s, el, eta);
         if (!isnan(p->eval_loss)) fprintf(stderr, " eval_loss %.4f", p->eval_loss);
         fprintf(stderr, "\n");
     }
@@ -51,28 +54,29 @@ static int on_step(void *user, const plm_train_progress *p) {
 }
 
 static void usage(void) {
-    printf("usage: pocketlm finetune -m BASE --data FILE --out ADAPTER [options]\n"
-           "LoRA fine-tuning for the task template (see docs/DESIGN.md). Writes a PEFT adapter,\n"
-           "metrics.jsonl, loss.svg and data_report.json to ADAPTER; Ctrl-C checkpoints, --resume continues.\n\n"
-           CLI_MODEL_HELP
-           "  --data FILE      PAWS TSV (label-1 rows, pairs also reversed) or JSONL {\"input\",\"output\"}\n"
-           "  --eval-data FILE evaluation data (default: held out from --data)\n"
-           "  --eval-frac F    the share of --data held out, whole groups of rows that share a\n"
-           "                   sentence, written to ADAPTER/heldout.tsv (0.05)\n"
-           "  --out DIR        the adapter directory\n"
-           "  --targets LIST   q_proj,v_proj (default), all, or any of q,k,v,o,gate,up,down_proj\n"
-           "  --rank R         LoRA rank (8)          --alpha A    lora_alpha (16)\n"
-           "  --dropout P      lora_dropout (0.05)    --lr LR      peak learning rate (2e-4)\n"
-           "  --batch B        examples per micro-batch (8)   --accum N   micro-batches per step (1)\n"
-           "  --epochs N       (1)                    --max-steps N  stop earlier (0 = off)\n"
-           "  --warmup-ratio R warmup share of the steps (0.03)  --weight-decay W (0)\n"
-           "  --grad-clip G    max gradient norm (1.0) --seed S    (1234)\n"
-           "  --eval-every N   evaluate every N steps (0 = at the end)\n"
-           "  --save-every N   checkpoint every N steps (0 = only on Ctrl-C)\n"
-           "  --max-len N      longest example in tokens (256)\n"
-           "  --no-reverse     do not add reversed PAWS pairs\n"
-           "  --strict         a bad data row is an error (default: counted and skipped)\n"
-           "  --resume         continue from ADAPTER/checkpoint\n");
+    printf(
+        "usage: pocketlm finetune -m BASE --data FILE --out ADAPTER [options]\n"
+        "LoRA fine-tuning for the task template (see docs/DESIGN.md). Writes a PEFT adapter,\n"
+        "metrics.jsonl, loss.svg and data_report.json to ADAPTER; Ctrl-C checkpoints, --resume "
+        "continues.\n\n" CLI_MODEL_HELP "  --data FILE      PAWS TSV (label-1 rows, pairs also "
+        "reversed) or JSONL {\"input\",\"output\"}\n"
+        "  --eval-data FILE evaluation data (default: held out from --data)\n"
+        "  --eval-frac F    the share of --data held out, whole groups of rows that share a\n"
+        "                   sentence, written to ADAPTER/heldout.tsv (0.05)\n"
+        "  --out DIR        the adapter directory\n"
+        "  --targets LIST   q_proj,v_proj (default), all, or any of q,k,v,o,gate,up,down_proj\n"
+        "  --rank R         LoRA rank (8)          --alpha A    lora_alpha (16)\n"
+        "  --dropout P      lora_dropout (0.05)    --lr LR      peak learning rate (2e-4)\n"
+        "  --batch B        examples per micro-batch (8)   --accum N   micro-batches per step (1)\n"
+        "  --epochs N       (1)                    --max-steps N  stop earlier (0 = off)\n"
+        "  --warmup-ratio R warmup share of the steps (0.03)  --weight-decay W (0)\n"
+        "  --grad-clip G    max gradient norm (1.0) --seed S    (1234)\n"
+        "  --eval-every N   evaluate every N steps (0 = at the end)\n"
+        "  --save-every N   checkpoint every N steps (0 = only on Ctrl-C)\n"
+        "  --max-len N      longest example in tokens (256)\n"
+        "  --no-reverse     do not add reversed PAWS pairs\n"
+        "  --strict         a bad data row is an error (default: counted and skipped)\n"
+        "  --resume         continue from ADAPTER/checkpoint\n");
 }
 
 int cmd_finetune(int argc, char **argv) {
@@ -124,16 +128,21 @@ int cmd_finetune(int argc, char **argv) {
             if (cli_int(cmd, a, v, 0, 2147483647L, &n)) return 2;
             fp.train.seed = (uint64_t)n;
         } else {
-            int32_t *dst = !strcmp(a, "--batch") ? &fp.batch : !strcmp(a, "--accum") ? &fp.accum
-                         : !strcmp(a, "--epochs") ? &fp.epochs : !strcmp(a, "--max-steps") ? &fp.max_steps
-                         : !strcmp(a, "--eval-every") ? &fp.eval_every : !strcmp(a, "--save-every") ? &fp.save_every
-                         : !strcmp(a, "--max-len") ? &fp.max_len : NULL;
+            int32_t *dst = !strcmp(a, "--batch")        ? &fp.batch
+                           : !strcmp(a, "--accum")      ? &fp.accum
+                           : !strcmp(a, "--epochs")     ? &fp.epochs
+                           : !strcmp(a, "--max-steps")  ? &fp.max_steps
+                           : !strcmp(a, "--eval-every") ? &fp.eval_every
+                           : !strcmp(a, "--save-every") ? &fp.save_every
+                           : !strcmp(a, "--max-len")    ? &fp.max_len
+                                                        : NULL;
             if (!dst) return cli_usage_error(cmd, "unknown option '%s'", a);
             if (cli_int(cmd, a, v, 0, 1 << 24, &n)) return 2;
             *dst = (int32_t)n;
         }
     }
-    if (!mo.model || !fp.data || !fp.out) return cli_usage_error(cmd, "-m, --data and --out are required");
+    if (!mo.model || !fp.data || !fp.out)
+        return cli_usage_error(cmd, "-m, --data and --out are required");
     fp.train.n_threads = mo.n_threads;
     plm_error err = {0};
     plm_model *m;

@@ -18,9 +18,9 @@ typedef struct {
     int seed_set;
 } gen_opts;
 
-#define GEN_HELP                                                                                  \
-    CLI_SAMPLE_HELP                                                                               \
-    "  --stop STR       stop when STR appears (repeatable)\n"                                     \
+#define GEN_HELP                                                                                   \
+    CLI_SAMPLE_HELP                                                                                \
+    "  --stop STR       stop when STR appears (repeatable)\n"                                      \
     "  --json           print one JSON object: text, tokens, counts, stop_reason, speeds\n"
 
 // gen_flag: parse one generation flag at argv[*i]; 1 consumed, 0 not ours, -1 error.
@@ -150,15 +150,16 @@ int cmd_paraphrase(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: pocketlm paraphrase -m MODEL [options] TEXT...\n"
                    "Rephrases each TEXT with the task template; defaults top-k %d, temperature %g,"
-                   " %d tokens.\n\n" CLI_MODEL_HELP GEN_HELP, o.gen.sampler.top_k,
-                   (double)o.gen.sampler.temperature, o.gen.max_tokens);
+                   " %d tokens.\n\n" CLI_MODEL_HELP GEN_HELP,
+                   o.gen.sampler.top_k, (double)o.gen.sampler.temperature, o.gen.max_tokens);
             free(texts);
             return 0;
         }
         int r = gen_flag(cmd, argc, argv, &i, &o);
         if (r < 0) return free(texts), 2;
         if (r > 0) continue;
-        if (argv[i][0] == '-' && argv[i][1]) return free(texts), cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        if (argv[i][0] == '-' && argv[i][1])
+            return free(texts), cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         texts[n_texts++] = argv[i];
     }
     if (n_texts == 0) return free(texts), cli_usage_error(cmd, "give at least one TEXT");
@@ -172,8 +173,9 @@ int cmd_paraphrase(int argc, char **argv) {
     plm_task task = plm_task_of(plm_session_tokenizer(s)); // the template, as eval and serve use it
     plm_task_stop(&task, &o.gen);
     if (task.end_id < 0)
-        fprintf(stderr, "pocketlm paraphrase: note: the model has no %s/%s tokens (not fine-tuned "
-                        "for the task): using the plain template, stopping at a newline\n",
+        fprintf(stderr,
+                "pocketlm paraphrase: note: the model has no %s/%s tokens (not fine-tuned "
+                "for the task): using the plain template, stopping at a newline\n",
                 PLM_TASK_START, PLM_TASK_END);
     for (int k = 0; k < n_texts && rc == 0; k++) {
         size_t n = plm_task_text(&task, texts[k], NULL, NULL, 0);

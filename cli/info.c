@@ -16,13 +16,14 @@ typedef struct {
 } info_kv;
 
 static int usage(void) {
-    printf("usage: pocketlm info -m MODEL [--dtype f32|q8_0] [--json]\n"
-           "Loads MODEL (an HF directory or a .gguf file) and prints its architecture, config,\n"
-           "parameter count, file dtypes, weight memory for f32 and q8_0, and KV cache bytes per\n"
-           "token, the CPU, its features and the kernel path (PLM_ISA=path forces one).\n\n"
-           "  -m PATH          model\n"
-           "  --dtype T        load the weights as f32 (default) or q8_0 (shows load time and size)\n"
-           "  --json           one JSON object instead of text\n");
+    printf(
+        "usage: pocketlm info -m MODEL [--dtype f32|q8_0] [--json]\n"
+        "Loads MODEL (an HF directory or a .gguf file) and prints its architecture, config,\n"
+        "parameter count, file dtypes, weight memory for f32 and q8_0, and KV cache bytes per\n"
+        "token, the CPU, its features and the kernel path (PLM_ISA=path forces one).\n\n"
+        "  -m PATH          model\n"
+        "  --dtype T        load the weights as f32 (default) or q8_0 (shows load time and size)\n"
+        "  --json           one JSON object instead of text\n");
     return 0;
 }
 
@@ -34,13 +35,18 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
     size_t f32 = n * 4, q8 = linear + linear / 32 * 4 + norms * 4;
     size_t kv = 2 * L * (size_t)c->num_key_value_heads * (size_t)c->head_dim * sizeof(float);
     const info_kv cfg[] = {
-        {"vocab_size", c->vocab_size, 0}, {"hidden_size", c->hidden_size, 0},
-        {"intermediate_size", c->intermediate_size, 0}, {"num_hidden_layers", c->num_hidden_layers, 0},
+        {"vocab_size", c->vocab_size, 0},
+        {"hidden_size", c->hidden_size, 0},
+        {"intermediate_size", c->intermediate_size, 0},
+        {"num_hidden_layers", c->num_hidden_layers, 0},
         {"num_attention_heads", c->num_attention_heads, 0},
-        {"num_key_value_heads", c->num_key_value_heads, 0}, {"head_dim", c->head_dim, 0},
+        {"num_key_value_heads", c->num_key_value_heads, 0},
+        {"head_dim", c->head_dim, 0},
         {"max_position_embeddings", c->max_position_embeddings, 0},
-        {"rms_norm_eps", (double)c->rms_norm_eps, 1}, {"rope_theta", (double)c->rope_theta, 1},
-        {"tie_word_embeddings", c->tie_word_embeddings, 0}, {"bos_token_id", c->bos_token_id, 0},
+        {"rms_norm_eps", (double)c->rms_norm_eps, 1},
+        {"rope_theta", (double)c->rope_theta, 1},
+        {"tie_word_embeddings", c->tie_word_embeddings, 0},
+        {"bos_token_id", c->bos_token_id, 0},
         {"eos_token_id", c->eos_token_id, 0},
     };
     const plm_tokenizer *tok = plm_model_tokenizer(m);
@@ -57,8 +63,9 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
     for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++)
         printf(json ? "%s\"%s\": %.*g" : "%s%-25s %.*g\n", json && i ? ", " : "", cfg[i].key,
                cfg[i].is_float ? 6 : 10, cfg[i].v);
-    printf(json ? "}, \"n_params\": %zu, \"file_dtypes\": {" : "n_params                  %zu\n"
-                                                              "file_dtypes              ",
+    printf(json ? "}, \"n_params\": %zu, \"file_dtypes\": {"
+                : "n_params                  %zu\n"
+                  "file_dtypes              ",
            n);
     for (int d = 0, first = 1; d < 6; d++)
         if (m->file_tensors[d]) {
@@ -66,17 +73,20 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
                    plm_dtype_name((plm_dtype)d), m->file_tensors[d]);
             first = 0;
         }
-    printf(json ? "}, \"loaded_dtype\": \"%s\", \"loaded_bytes\": %zu, \"load_seconds\": %.3f, "
-                  "\"f32_bytes\": %zu, \"q8_0_bytes\": %zu, \"kv_cache_bytes_per_token\": %zu, "
-                  "\"tokenizer_vocab\": %d, \"cpu\": "
-                : "\nloaded                    %s, %zu bytes in %.3f s\nmemory_f32_bytes          %zu\n"
-                  "memory_q8_0_bytes         %zu\nkv_cache_bytes_per_token  %zu\n"
-                  "tokenizer_vocab           %d\n",
-           plm_dtype_name(plm_model_dtype(m)), plm_model_weight_bytes(m), load_s, f32, q8, kv,
-           tok ? plm_tokenizer_n_vocab(tok) : 0);
+    printf(
+        json
+            ? "}, \"loaded_dtype\": \"%s\", \"loaded_bytes\": %zu, \"load_seconds\": %.3f, "
+              "\"f32_bytes\": %zu, \"q8_0_bytes\": %zu, \"kv_cache_bytes_per_token\": %zu, "
+              "\"tokenizer_vocab\": %d, \"cpu\": "
+            : "\nloaded                    %s, %zu bytes in %.3f s\nmemory_f32_bytes          %zu\n"
+              "memory_q8_0_bytes         %zu\nkv_cache_bytes_per_token  %zu\n"
+              "tokenizer_vocab           %d\n",
+        plm_dtype_name(plm_model_dtype(m)), plm_model_weight_bytes(m), load_s, f32, q8, kv,
+        tok ? plm_tokenizer_n_vocab(tok) : 0);
     const char *cpu = plm_cpu_name(), *features = plm_cpu_features(), *path_ = plm_kernel_path();
     if (!json) {
-        printf("cpu                       %s\ncpu_features              %s\nkernel_path               %s\n",
+        printf("cpu                       %s\ncpu_features              %s\nkernel_path            "
+               "   %s\n",
                cpu, features, path_);
         return;
     }

@@ -28,7 +28,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: pocketlm <command> [options]   (pocketlm <command> --help)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nenvironment:\n  PLM_ISA     force a kernel path (scalar, avx2, avx512, neon, ...; default: the\n"
+    fprintf(f, "\nenvironment:\n  PLM_ISA     force a kernel path (scalar, avx2, avx512, neon, "
+               "...; default: the\n"
                "              widest this CPU runs); `pocketlm info` shows the CPU and the path\n");
 }
 
@@ -142,9 +143,17 @@ int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate
         if (*v == 0 || *end != 0) return cli_usage_error(cmd, "--seed wants an integer"), -1;
         *seed_set = 1;
     } else {
-        int temp = !strcmp(a, "--temp"), top_p = !strcmp(a, "--top-p"), min_p = !strcmp(a, "--min-p");
+        int temp = !strcmp(a, "--temp"), top_p = !strcmp(a, "--top-p"),
+            min_p = !strcmp(a, "--min-p");
         int rep = !strcmp(a, "--repeat-penalty");
-        if (cli_float(cmd, a, v, top_p ? 1e-6 : rep ? 1e-3 : 0, temp ? 100 : top_p || min_p ? 1 : 100, &x))
+        if (cli_float(cmd, a, v,
+                      top_p ? 1e-6
+                      : rep ? 1e-3
+                            : 0,
+                      temp             ? 100
+                      : top_p || min_p ? 1
+                                       : 100,
+                      &x))
             return -1;
         float f = (float)x;
         if (temp) sp->temperature = f;

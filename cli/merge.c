@@ -43,7 +43,8 @@ int cmd_merge(int argc, char **argv) {
                 return cli_usage_error(cmd, "--dtype wants f32 or bf16, got '%s'", v);
         } else base = v;
     }
-    if (!base || !lora || !out) return cli_usage_error(cmd, "needs -m BASE, --lora ADAPTER and --out DIR");
+    if (!base || !lora || !out)
+        return cli_usage_error(cmd, "needs -m BASE, --lora ADAPTER and --out DIR");
     struct stat st;
     if (stat(out, &st) == 0 && !force) {
         fprintf(stderr, "pocketlm %s: %s exists; use --force to overwrite it\n", cmd, out);

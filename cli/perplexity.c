@@ -27,8 +27,8 @@ int cmd_perplexity(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: pocketlm perplexity -m MODEL -f FILE [--json]\n"
-                   "Mean NLL and perplexity of FILE; --json adds each token's log-probability.\n\n"
-                   CLI_MODEL_HELP "  -f FILE          the text\n"
+                   "Mean NLL and perplexity of FILE; --json adds each token's "
+                   "log-probability.\n\n" CLI_MODEL_HELP "  -f FILE          the text\n"
                    "  --json           one JSON object with every token's id and logprob\n");
             return 0;
         }
@@ -57,8 +57,9 @@ int cmd_perplexity(int argc, char **argv) {
     int rc = 1;
     if (n < 2 || !ids || !logits || !lp) {
         fprintf(stderr, "pocketlm %s: %s\n", cmd,
-                !tok ? "the model has no tokenizer"
-                     : n >= 0 && n < 2 ? "the text has fewer than 2 tokens" : "out of memory");
+                !tok              ? "the model has no tokenizer"
+                : n >= 0 && n < 2 ? "the text has fewer than 2 tokens"
+                                  : "out of memory");
         goto done;
     }
     plm_tokenizer_encode(tok, text, len, ids, n);

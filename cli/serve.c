@@ -38,19 +38,23 @@ int cmd_serve(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: pocketlm serve -m MODEL [options]\n"
-                   "Serves the web app, the model file for it, and a local HTTP API on the native "
-                   "engine:\n  GET /v1/health, POST /v1/paraphrase {\"text\"}, POST /v1/completions "
-                   "(OpenAI subset, \"stream\": true for server-sent events),\n  GET /model.gguf, "
-                   "and static files.\n\n" CLI_MODEL_HELP
-                   "  --host ADDR      numeric address to listen on (default 127.0.0.1: this machine only)\n"
-                   "  --port N         TCP port (default 8080; 0 = any free port, printed)\n"
-                   "  --web DIRS       static files, ':'-separated directories searched in order\n"
-                   "                   (default build/web:web: `make wasm` output, then the page)\n"
-                   "  --model-file F   the file served at /model.gguf (default: MODEL if it is a .gguf)\n"
-                   "  --no-coi         omit the COOP/COEP headers (the page then runs single-threaded)\n"
-                   "  --max-pending N  generation requests that may wait (default 16; more get 503)\n"
-                   "  --timeout MS     drop a client idle this long (default 10000)\n");
+            printf(
+                "usage: pocketlm serve -m MODEL [options]\n"
+                "Serves the web app, the model file for it, and a local HTTP API on the native "
+                "engine:\n  GET /v1/health, POST /v1/paraphrase {\"text\"}, POST /v1/completions "
+                "(OpenAI subset, \"stream\": true for server-sent events),\n  GET /model.gguf, "
+                "and static files.\n\n" CLI_MODEL_HELP
+                "  --host ADDR      numeric address to listen on (default 127.0.0.1: this machine "
+                "only)\n"
+                "  --port N         TCP port (default 8080; 0 = any free port, printed)\n"
+                "  --web DIRS       static files, ':'-separated directories searched in order\n"
+                "                   (default build/web:web: `make wasm` output, then the page)\n"
+                "  --model-file F   the file served at /model.gguf (default: MODEL if it is a "
+                ".gguf)\n"
+                "  --no-coi         omit the COOP/COEP headers (the page then runs "
+                "single-threaded)\n"
+                "  --max-pending N  generation requests that may wait (default 16; more get 503)\n"
+                "  --timeout MS     drop a client idle this long (default 10000)\n");
             return 0;
         }
         int r = cli_model_flag(cmd, argc, argv, &i, &mo);
@@ -60,8 +64,8 @@ int cmd_serve(int argc, char **argv) {
             sp.coi = 0;
             continue;
         }
-        if (strcmp(a, "--host") && strcmp(a, "--port") && strcmp(a, "--web") && strcmp(a, "--model-file") &&
-            strcmp(a, "--max-pending") && strcmp(a, "--timeout"))
+        if (strcmp(a, "--host") && strcmp(a, "--port") && strcmp(a, "--web") &&
+            strcmp(a, "--model-file") && strcmp(a, "--max-pending") && strcmp(a, "--timeout"))
             return cli_usage_error(cmd, "unknown option '%s'", a);
         if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
         if (!strcmp(a, "--host")) sp.host = v;

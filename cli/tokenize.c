@@ -175,7 +175,8 @@ int cmd_tokenize(int argc, char **argv) {
     if (jsonl) {
         rc = run_jsonl(cmd, tok, jsonl, decode);
     } else if (text) {
-        rc = decode ? one_json(cmd, tok, text, strlen(text)) : print_ids(cmd, tok, text, strlen(text));
+        rc = decode ? one_json(cmd, tok, text, strlen(text))
+                    : print_ids(cmd, tok, text, strlen(text));
     } else {
         size_t len;
         char *in = read_stdin(&len);

@@ -138,11 +138,11 @@ plm_status plm_model_load_gguf_inplace(plm_model **out, uint8_t *buf, size_t siz
                                        const plm_load_params *params, plm_error *err);
 void plm_model_free(plm_model *m);
 
-const plm_config *plm_model_config(const plm_model *m);      // valid for the model's lifetime
+const plm_config *plm_model_config(const plm_model *m);       // valid for the model's lifetime
 const plm_tokenizer *plm_model_tokenizer(const plm_model *m); // valid for the model's lifetime
 plm_dtype plm_model_dtype(const plm_model *m);                // in-memory dtype of linear weights
-size_t plm_model_n_params(const plm_model *m);               // number of parameters (tied counted once)
-size_t plm_model_weight_bytes(const plm_model *m);           // bytes of weights held in memory
+size_t plm_model_n_params(const plm_model *m);     // number of parameters (tied counted once)
+size_t plm_model_weight_bytes(const plm_model *m); // bytes of weights held in memory
 // plm_model_name: the name the model's file gives it (GGUF general.name, config.json
 // _name_or_path), or "" when it gives none. plm_model_adapter: the name of the LoRA adapter merged
 // into the weights (plm_model_merge: the adapter directory's name; saved to and read from GGUF as
@@ -263,26 +263,26 @@ typedef struct {
 } plm_train_progress;
 
 typedef struct {
-    const char *data;          // training data: PAWS TSV or JSONL {"input","output"}
-    const char *eval_data;     // evaluation data, or NULL: a held-out share of data
-    float eval_frac;           // that share (0.05), whole groups of rows sharing a sentence
-    const char *out;           // the adapter directory to write (created)
-    const char *targets;       // "q_proj,v_proj" (PEFT's Llama default), "all", or a list
-    int32_t rank;              // LoRA r (8)
-    float alpha;               // lora_alpha (16)
-    float dropout;             // lora_dropout (0.05)
-    int32_t batch;             // examples per micro-batch (8)
-    int32_t accum;             // micro-batches per optimizer step (1)
-    int32_t epochs;            // passes over the data (1)
-    int32_t max_steps;         // stop after this many steps (0 = epochs decide)
-    float warmup_ratio;        // warmup steps as a share of the total (0.03)
-    int32_t eval_every;        // evaluate every N steps (0 = at the end only)
-    int32_t save_every;        // checkpoint every N steps (0 = only on stop)
-    int reverse;               // PAWS: add reversed pairs (1)
-    int strict;                // a bad data row is an error (0)
-    int resume;                // continue from out/checkpoint
-    int32_t max_len;           // longest example in tokens (256)
-    plm_train_params train;    // optimizer and threads (lr, clipping, seed, n_threads)
+    const char *data;       // training data: PAWS TSV or JSONL {"input","output"}
+    const char *eval_data;  // evaluation data, or NULL: a held-out share of data
+    float eval_frac;        // that share (0.05), whole groups of rows sharing a sentence
+    const char *out;        // the adapter directory to write (created)
+    const char *targets;    // "q_proj,v_proj" (PEFT's Llama default), "all", or a list
+    int32_t rank;           // LoRA r (8)
+    float alpha;            // lora_alpha (16)
+    float dropout;          // lora_dropout (0.05)
+    int32_t batch;          // examples per micro-batch (8)
+    int32_t accum;          // micro-batches per optimizer step (1)
+    int32_t epochs;         // passes over the data (1)
+    int32_t max_steps;      // stop after this many steps (0 = epochs decide)
+    float warmup_ratio;     // warmup steps as a share of the total (0.03)
+    int32_t eval_every;     // evaluate every N steps (0 = at the end only)
+    int32_t save_every;     // checkpoint every N steps (0 = only on stop)
+    int reverse;            // PAWS: add reversed pairs (1)
+    int strict;             // a bad data row is an error (0)
+    int resume;             // continue from out/checkpoint
+    int32_t max_len;        // longest example in tokens (256)
+    plm_train_params train; // optimizer and threads (lr, clipping, seed, n_threads)
     // on_step: called after every optimizer step; a non-zero return stops the run after writing a
     // checkpoint (plm_finetune then returns PLM_ERR_CANCELLED).
     int (*on_step)(void *user, const plm_train_progress *p);
@@ -300,7 +300,7 @@ plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm
 // ---- the training loss chart (loss.svg; the web app's Train view) ----
 
 typedef struct {
-    const float *step, *loss;           // (n) the train loss of each optimizer step, in order
+    const float *step, *loss; // (n) the train loss of each optimizer step, in order
     int32_t n;
     const float *eval_step, *eval_loss; // (n_eval) the held-out loss where it was measured
     int32_t n_eval;
@@ -321,9 +321,10 @@ plm_status plm_loss_chart_svg(char **out, size_t *len, const plm_loss_chart *c, 
 typedef struct plm_session plm_session;
 
 typedef struct {
-    int32_t n_ctx;        // positions held in the KV cache; 0 = min(2048, max_position_embeddings)
-    int32_t n_threads;    // worker threads including the caller; 0 = number of cores
-    const plm_lora *lora; // an adapter applied at run time (no merge), or NULL; outlives the session
+    int32_t n_ctx;     // positions held in the KV cache; 0 = min(2048, max_position_embeddings)
+    int32_t n_threads; // worker threads including the caller; 0 = number of cores
+    const plm_lora
+        *lora; // an adapter applied at run time (no merge), or NULL; outlives the session
 } plm_session_params;
 
 plm_session_params plm_session_default_params(void);
@@ -350,9 +351,9 @@ plm_status plm_session_decode_all(plm_session *s, const int32_t *ids, int32_t n,
 const plm_model *plm_session_model(const plm_session *s); // the model the session borrows
 // plm_session_tokenizer: the adapter's tokenizer when the session has one, else the model's.
 const plm_tokenizer *plm_session_tokenizer(const plm_session *s);
-int32_t plm_session_n_vocab(const plm_session *s); // logits per position (base + added tokens)
-int32_t plm_session_n_past(const plm_session *s); // tokens in the KV cache
-int32_t plm_session_n_ctx(const plm_session *s);  // capacity of the KV cache
+int32_t plm_session_n_vocab(const plm_session *s);   // logits per position (base + added tokens)
+int32_t plm_session_n_past(const plm_session *s);    // tokens in the KV cache
+int32_t plm_session_n_ctx(const plm_session *s);     // capacity of the KV cache
 int32_t plm_session_n_threads(const plm_session *s); // threads used, the caller included
 // plm_session_truncate: keep the first n tokens of the cache (n <= n_past); 0 resets.
 void plm_session_truncate(plm_session *s, int32_t n);
@@ -382,19 +383,20 @@ int32_t plm_sampler_sample(plm_sampler *s, const float *logits, const int32_t *h
 // ---- generation ----
 
 typedef enum {
-    PLM_STOP_LENGTH = 0, // max_tokens reached
-    PLM_STOP_TOKEN = 1,  // a stop token was sampled (not included in the output)
-    PLM_STOP_STRING = 2, // a stop string appeared (the text is cut before it)
-    PLM_STOP_CONTEXT = 3, // the KV cache is full
+    PLM_STOP_LENGTH = 0,   // max_tokens reached
+    PLM_STOP_TOKEN = 1,    // a stop token was sampled (not included in the output)
+    PLM_STOP_STRING = 2,   // a stop string appeared (the text is cut before it)
+    PLM_STOP_CONTEXT = 3,  // the KV cache is full
     PLM_STOP_CALLBACK = 4, // on_text asked to stop
 } plm_stop_reason;
 
-const char *plm_stop_reason_name(plm_stop_reason r); // "length", "token", "string", "context", "callback"
+const char *
+plm_stop_reason_name(plm_stop_reason r); // "length", "token", "string", "context", "callback"
 
 typedef struct {
-    int32_t max_tokens;          // new tokens at most
-    plm_sampler_params sampler;  // how to choose each token
-    const int32_t *stop_tokens;  // ids that end generation; NULL = the model's eos_token_id
+    int32_t max_tokens;         // new tokens at most
+    plm_sampler_params sampler; // how to choose each token
+    const int32_t *stop_tokens; // ids that end generation; NULL = the model's eos_token_id
     int32_t n_stop_tokens;
     const char *const *stop_strings; // texts that end generation (cut from the output)
     int32_t n_stop_strings;
@@ -422,7 +424,7 @@ plm_generate_params plm_generate_default_params(void); // 256 tokens, greedy, eo
 
 typedef struct {
     int32_t prompt_tokens;
-    int32_t generated_tokens;  // tokens sampled (including a stop token)
+    int32_t generated_tokens; // tokens sampled (including a stop token)
     plm_stop_reason stop_reason;
     double prefill_seconds;
     double decode_seconds;
@@ -434,7 +436,7 @@ typedef struct {
 // same template (docs/DESIGN.md), so training and inference agree byte for byte.
 
 #define PLM_TASK_START "<|OUTPUT_START|>"
-#define PLM_TASK_END "<|OUTPUT_END|>"
+#define PLM_TASK_END   "<|OUTPUT_END|>"
 
 // plm_task_prompt: "Rephrase the following:\nInput: {input}\nOutput: <|OUTPUT_START|>" into out
 // (cap bytes, NUL-terminated when cap > 0); returns its length without the NUL (may be >= cap).
@@ -537,18 +539,18 @@ int64_t plm_bleu_tokenize(const char *text, size_t len, char *out, size_t cap);
 // POST /v1/completions (an OpenAI-compatible subset, with server-sent events when "stream": true),
 // GET /model.gguf (model_file, with Range), and static files from web_dir ("/" is index.html).
 typedef struct {
-    const char *host;        // address to listen on ("127.0.0.1"); a numeric IPv4 or IPv6 address
-    int32_t port;            // 8080; 0 = a free port, reported through on_log
-    const char *web_dir;     // directory of static files, or NULL (then only the API is served)
-    const char *model_file;  // file served at GET /model.gguf, or NULL (404)
-    const char *model_name;  // the name reported by /v1/health and in completions
+    const char *host;         // address to listen on ("127.0.0.1"); a numeric IPv4 or IPv6 address
+    int32_t port;             // 8080; 0 = a free port, reported through on_log
+    const char *web_dir;      // directory of static files, or NULL (then only the API is served)
+    const char *model_file;   // file served at GET /model.gguf, or NULL (404)
+    const char *model_name;   // the name reported by /v1/health and in completions
     const char *adapter_name; // the LoRA adapter the session runs, for /v1/health, or NULL
-    int coi;                 // 1: send COOP same-origin + COEP require-corp (threaded wasm needs it)
-    plm_session *session;    // the engine for /v1/*; borrowed, used by one request at a time, or NULL
-    int32_t max_pending;     // generation requests waiting for the session (16)
-    int32_t max_conns;       // connections served at once (64)
-    int32_t max_body;        // request body limit in bytes (65536); larger gets 413
-    int32_t timeout_ms;      // a client that sends or takes nothing for this long is dropped (10000)
+    int coi;              // 1: send COOP same-origin + COEP require-corp (threaded wasm needs it)
+    plm_session *session; // the engine for /v1/*; borrowed, used by one request at a time, or NULL
+    int32_t max_pending;  // generation requests waiting for the session (16)
+    int32_t max_conns;    // connections served at once (64)
+    int32_t max_body;     // request body limit in bytes (65536); larger gets 413
+    int32_t timeout_ms;   // a client that sends or takes nothing for this long is dropped (10000)
     // should_stop: polled a few times a second (from the accept loop and during generation);
     // non-zero stops the server: the socket is closed, requests in flight end, run returns PLM_OK.
     int (*should_stop)(void *user);

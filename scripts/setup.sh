@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")/.."
 # qemu-user: tests/onnx_avx2.test.sh runs the ONNX exports on an emulated AVX2-only CPU
 pkgs="build-essential clang-14 libclang-rt-14-dev emscripten chromium unzip python3-pip python3-onnx \
-hyperfine ca-certificates gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+hyperfine clang-format-14 ca-certificates gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 need=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"

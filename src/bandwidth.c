@@ -17,21 +17,21 @@ typedef uint64_t u64x8 __attribute__((vector_size(64)));
 #define PREFETCH_BYTES 16384
 
 // READ_LINES: the XOR of the n bytes (a multiple of 256) at p (64-byte aligned), as 8 bytes.
-#define READ_LINES(name, attr)                                                                    \
-    attr static uint64_t name(const uint8_t *p, size_t n) {                                       \
-        const u64x8 *v = (const u64x8 *)(const void *)p;                                          \
-        u64x8 a = {0}, b = {0}, c = {0}, d = {0};                                                 \
-        for (size_t i = 0; i < n / 64; i += 4) {                                                  \
-            __builtin_prefetch(p + i * 64 + PREFETCH_BYTES);                                      \
-            a ^= v[i];                                                                            \
-            b ^= v[i + 1];                                                                        \
-            c ^= v[i + 2];                                                                        \
-            d ^= v[i + 3];                                                                        \
-        }                                                                                         \
-        a ^= b ^ c ^ d;                                                                           \
-        uint64_t s = 0;                                                                           \
-        for (int k = 0; k < 8; k++) s ^= a[k];                                                    \
-        return s;                                                                                 \
+#define READ_LINES(name, attr)                                                                     \
+    attr static uint64_t name(const uint8_t *p, size_t n) {                                        \
+        const u64x8 *v = (const u64x8 *)(const void *)p;                                           \
+        u64x8 a = {0}, b = {0}, c = {0}, d = {0};                                                  \
+        for (size_t i = 0; i < n / 64; i += 4) {                                                   \
+            __builtin_prefetch(p + i * 64 + PREFETCH_BYTES);                                       \
+            a ^= v[i];                                                                             \
+            b ^= v[i + 1];                                                                         \
+            c ^= v[i + 2];                                                                         \
+            d ^= v[i + 3];                                                                         \
+        }                                                                                          \
+        a ^= b ^ c ^ d;                                                                            \
+        uint64_t s = 0;                                                                            \
+        for (int k = 0; k < 8; k++) s ^= a[k];                                                     \
+        return s;                                                                                  \
     }
 
 READ_LINES(read_plain, )
@@ -50,7 +50,8 @@ typedef struct {
 static void read_part(void *ctx, int ith, int nth) {
     read_job *j = ctx;
     size_t lines = j->n / 256; // cut at 256-byte multiples
-    size_t a = lines * (size_t)ith / (size_t)nth * 256, b = lines * (size_t)(ith + 1) / (size_t)nth * 256;
+    size_t a = lines * (size_t)ith / (size_t)nth * 256,
+           b = lines * (size_t)(ith + 1) / (size_t)nth * 256;
     plm_isa isa = plm_isa_active();
     uint64_t s;
 #if defined(__x86_64__)

@@ -61,7 +61,9 @@ void *plm_alloc_aligned(size_t n, size_t size) {
     return p;
 }
 
-void plm_free_aligned(void *p) { free(p); }
+void plm_free_aligned(void *p) {
+    free(p);
+}
 
 #if defined(__linux__)
 #define BIG_PAGE ((size_t)2 << 20) // an x86-64 / arm64 transparent huge page
@@ -70,8 +72,8 @@ void *plm_alloc_big(size_t bytes) {
     if (bytes < BIG_PAGE) return plm_alloc_aligned(bytes, 1);
     if (bytes > SIZE_MAX - 2 * BIG_PAGE) return NULL;
     size_t len = (bytes + BIG_PAGE - 1) & ~(BIG_PAGE - 1);
-    uint8_t *raw = mmap(NULL, len + BIG_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                        -1, 0);
+    uint8_t *raw =
+        mmap(NULL, len + BIG_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return NULL;
     uint8_t *p = raw + ((BIG_PAGE - (uintptr_t)raw % BIG_PAGE) % BIG_PAGE);
     if (p > raw) munmap(raw, (size_t)(p - raw));
@@ -86,7 +88,9 @@ void plm_free_big(void *p, size_t bytes) {
     else munmap(p, (bytes + BIG_PAGE - 1) & ~(BIG_PAGE - 1));
 }
 #else
-void *plm_alloc_big(size_t bytes) { return plm_alloc_aligned(bytes, 1); }
+void *plm_alloc_big(size_t bytes) {
+    return plm_alloc_aligned(bytes, 1);
+}
 void plm_free_big(void *p, size_t bytes) {
     (void)bytes;
     plm_free_aligned(p);
@@ -223,7 +227,6 @@ plm_status plm_writer_printf(plm_writer *w, plm_error *err, const char *fmt, ...
     return PLM_OK;
 }
 
-
 plm_status plm_writer_commit(plm_writer *w, plm_error *err) {
     plm_status s = PLM_OK;
     if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0)
@@ -328,7 +331,9 @@ uint16_t plm_f32_to_f16(float f) {
     return (uint16_t)(sign | h);
 }
 
-float plm_bf16_to_f32(uint16_t h) { return f32_from_bits((uint32_t)h << 16); }
+float plm_bf16_to_f32(uint16_t h) {
+    return f32_from_bits((uint32_t)h << 16);
+}
 
 uint16_t plm_f32_to_bf16(float f) {
     uint32_t u = f32_bits(f);

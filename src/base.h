@@ -19,8 +19,9 @@
 plm_status plm_fail(plm_error *err, plm_status status, const char *fmt, ...) PLM_PRINTF(3, 4);
 
 // Allocation that cannot overflow: returns NULL on overflow or when out of memory.
-void *plm_alloc(size_t n, size_t size);           // zeroed, like calloc
-void *plm_alloc_aligned(size_t n, size_t size);   // 64-byte aligned, zeroed; free with plm_free_aligned
+void *plm_alloc(size_t n, size_t size); // zeroed, like calloc
+void *plm_alloc_aligned(size_t n,
+                        size_t size); // 64-byte aligned, zeroed; free with plm_free_aligned
 void plm_free_aligned(void *p);
 // plm_alloc_big: bytes (> 0) of zeroed, 64-byte aligned memory for a large long-lived buffer (the
 // weights). On Linux, from 2 MB on: fresh pages of an anonymous map, 2 MB aligned and marked for
@@ -50,7 +51,7 @@ plm_status plm_writer_open(plm_writer **out, const char *path, plm_error *err);
 plm_status plm_writer_write(plm_writer *w, const void *buf, size_t n, plm_error *err);
 plm_status plm_writer_printf(plm_writer *w, plm_error *err, const char *fmt, ...) PLM_PRINTF(3, 4);
 plm_status plm_writer_commit(plm_writer *w, plm_error *err); // closes and renames; frees w
-void plm_writer_abort(plm_writer *w);                          // closes and removes; frees w; NULL ok
+void plm_writer_abort(plm_writer *w);                        // closes and removes; frees w; NULL ok
 
 // Paths
 int plm_path_is_dir(const char *path);

@@ -38,7 +38,9 @@ static void put(buf *b, const char *s, size_t n) {
     b->p[b->n] = 0;
 }
 
-static void putc1(buf *b, char c) { put(b, &c, 1); }
+static void putc1(buf *b, char c) {
+    put(b, &c, 1);
+}
 
 // ---- Unicode white space (Python's str.isspace, used by rstrip() and split()) ----
 
@@ -86,7 +88,9 @@ static void replace_all(buf *b, const char *s, size_t n, const char *from, const
     put(b, "", 0);
 }
 
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // punct: the class of tokenizer_re.py's first regex, [\{-\~\[-\`\ -\&\(-\+\:-\@\/]: all ASCII
 // punctuation and the space, except ' , - . (0x27, 0x2C, 0x2D, 0x2E).
@@ -95,7 +99,9 @@ static int punct(char c) {
            (c >= '(' && c <= '+') || (c >= ':' && c <= '@') || c == '/';
 }
 
-static int dot_comma(char c) { return c == '.' || c == ','; }
+static int dot_comma(char c) {
+    return c == '.' || c == ',';
+}
 
 // regex_pass: one of the four substitutions of tokenizer_re.py, b = re.sub(pattern, repl, s).
 // Each pattern matches one or two fixed characters, so re.sub's scan (try a match at i; on
@@ -109,11 +115,13 @@ static void regex_pass(buf *b, const char *s, size_t n, int which) {
             char r[3] = {' ', c, ' '};
             put(b, r, 3);
             i += 1;
-        } else if (which == 2 && two && !is_digit(c) && dot_comma(d)) { // ([^0-9])([\.,]) -> "\1 \2 "
+        } else if (which == 2 && two && !is_digit(c) &&
+                   dot_comma(d)) { // ([^0-9])([\.,]) -> "\1 \2 "
             char r[4] = {c, ' ', d, ' '};
             put(b, r, 4);
             i += 2;
-        } else if (which == 3 && two && dot_comma(c) && !is_digit(d)) { // ([\.,])([^0-9]) -> " \1 \2"
+        } else if (which == 3 && two && dot_comma(c) &&
+                   !is_digit(d)) { // ([\.,])([^0-9]) -> " \1 \2"
             char r[4] = {' ', c, ' ', d};
             put(b, r, 4);
             i += 2;
@@ -151,8 +159,8 @@ static void split_join(buf *b, const char *s, size_t n) {
 static int tokenize(const char *text, size_t len, char **out, size_t *out_len) {
     // Python replaces on the whole string, step after step: each step reads the previous result.
     static const char *const steps[][2] = {
-        {"<skipped>", ""}, {"-\n", ""}, {"\n", " "},
-        {"&quot;", "\""},  {"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"},
+        {"<skipped>", ""}, {"-\n", ""},   {"\n", " "},   {"&quot;", "\""},
+        {"&amp;", "&"},    {"&lt;", "<"}, {"&gt;", ">"},
     };
     buf a = {0}, b = {0};
     put(&a, " ", 1);
@@ -286,7 +294,8 @@ static void compute(plm_bleu_result *r) {
         }
     }
     double sum = 0; // sacrebleu's my_log: log(0) is floored at -9999999999
-    for (int k = 0; k < 4; k++) sum += r->precisions[k] == 0.0 ? -9999999999.0 : log(r->precisions[k]);
+    for (int k = 0; k < 4; k++)
+        sum += r->precisions[k] == 0.0 ? -9999999999.0 : log(r->precisions[k]);
     r->bleu = r->bp * exp(sum / 4);
 }
 
@@ -303,7 +312,8 @@ plm_status plm_bleu(const char *const *hyps, const char *const *refs, int32_t n,
                   segment_stats(out, th, nh, tf, nf);
         free(th);
         free(tf);
-        if (bad) return plm_fail(err, PLM_ERR_NOMEM, "plm_bleu: out of memory at segment %d", (int)i);
+        if (bad)
+            return plm_fail(err, PLM_ERR_NOMEM, "plm_bleu: out of memory at segment %d", (int)i);
     }
     compute(out);
     return PLM_OK;

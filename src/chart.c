@@ -67,8 +67,8 @@ static double nice_step(double range, int want) {
 }
 
 typedef struct {
-    double lo, hi;   // data range mapped onto the pixels
-    double p0, p1;   // pixel of lo, pixel of hi
+    double lo, hi; // data range mapped onto the pixels
+    double p0, p1; // pixel of lo, pixel of hi
 } scale;
 
 static double at(const scale *s, double v) {
@@ -107,7 +107,8 @@ plm_status plm_loss_chart_svg(char **out, size_t *len, const plm_loss_chart *c, 
     *out = NULL;
     const double W = c->width ? c->width : 720, H = c->height ? c->height : 400;
     const double L = 70, R = W - 20, T = c->steps_per_epoch > 0 ? 70 : 44, B = H - 50;
-    if (R - L < 100 || B - T < 80) return plm_fail(err, PLM_ERR_ARG, "loss chart: %.0f x %.0f is too small", W, H);
+    if (R - L < 100 || B - T < 80)
+        return plm_fail(err, PLM_ERR_ARG, "loss chart: %.0f x %.0f is too small", W, H);
     float *ema = plm_alloc((size_t)(c->n ? c->n : 1), sizeof *ema);
     if (!ema) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     double window = c->n / 40.0 < 1.0 ? 1.0 : c->n / 40.0 > 200.0 ? 200.0 : c->n / 40.0;
@@ -133,13 +134,17 @@ plm_status plm_loss_chart_svg(char **out, size_t *len, const plm_loss_chart *c, 
     scale sx = {0, xmax, L, R}, sy = {floor(ylo / ys) * ys, ceil(yhi / ys) * ys, B, T};
 
     text t = {0};
-    put(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-            "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H, W, H);
+    put(&t,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+        "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
+        W, H, W, H);
     put(&t, "<title>");
     put_escaped(&t, c->title ? c->title : "Training loss");
     put(&t, "</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    put(&t, "<defs><clipPath id=\"plot\"><rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\"/>"
-            "</clipPath></defs>\n", L, T, R - L, B - T);
+    put(&t,
+        "<defs><clipPath id=\"plot\"><rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\"/>"
+        "</clipPath></defs>\n",
+        L, T, R - L, B - T);
     put(&t, "<text x=\"%.0f\" y=\"18\" font-size=\"14\" font-weight=\"bold\">", L);
     put_escaped(&t, c->title ? c->title : "Training loss");
     put(&t, "</text>\n");
@@ -148,43 +153,58 @@ plm_status plm_loss_chart_svg(char **out, size_t *len, const plm_loss_chart *c, 
     put(&t, "<g class=\"y-axis\" stroke=\"#ddd\">\n");
     for (int k = 0; sy.lo + k * ys <= sy.hi + ys * 1e-6; k++) {
         double v = sy.lo + k * ys, y = at(&sy, v);
-        put(&t, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\"/>"
-                "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\" stroke=\"none\" fill=\"#333\">%g</text>\n",
+        put(&t,
+            "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\"/>"
+            "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\" stroke=\"none\" "
+            "fill=\"#333\">%g</text>\n",
             L - 4, y, R, y, L - 7, y + 4, fabs(v) < ys * 1e-6 ? 0.0 : v);
     }
-    put(&t, "</g>\n<text x=\"16\" y=\"%.0f\" text-anchor=\"middle\" transform=\"rotate(-90 16 %.0f)\">"
-            "loss (nats per target token)</text>\n", (T + B) / 2, (T + B) / 2);
+    put(&t,
+        "</g>\n<text x=\"16\" y=\"%.0f\" text-anchor=\"middle\" transform=\"rotate(-90 16 %.0f)\">"
+        "loss (nats per target token)</text>\n",
+        (T + B) / 2, (T + B) / 2);
     put(&t, "<g class=\"x-axis\" stroke=\"#333\">\n");
     for (int k = 0; k * xs <= xmax * (1 + 1e-9); k++) {
         double x = at(&sx, k * xs);
-        put(&t, "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\"/>"
-                "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\" stroke=\"none\" fill=\"#333\">%g</text>\n",
+        put(&t,
+            "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\"/>"
+            "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\" stroke=\"none\" "
+            "fill=\"#333\">%g</text>\n",
             x, B, x, B + 5, x, B + 18, k * xs);
     }
-    put(&t, "</g>\n<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">step</text>\n", (L + R) / 2, B + 38);
+    put(&t, "</g>\n<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">step</text>\n", (L + R) / 2,
+        B + 38);
     if (c->steps_per_epoch > 0) {
         double spe = (double)c->steps_per_epoch, epochs = xmax / spe, es = nice_step(epochs, 6);
         put(&t, "<g class=\"epoch-axis\" stroke=\"#333\">\n");
         for (int k = 0; k * es <= epochs * (1 + 1e-9); k++) {
             double x = at(&sx, k * es * spe);
             int whole = fabs(k * es - round(k * es)) < 1e-9 && k > 0; // an epoch boundary
-            put(&t, "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\"/>"
-                    "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\" stroke=\"none\" fill=\"#333\">%g</text>\n",
+            put(&t,
+                "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\"/>"
+                "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\" stroke=\"none\" "
+                "fill=\"#333\">%g</text>\n",
                 x, T - 5, x, T, x, T - 9, k * es);
             if (whole)
-                put(&t, "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#bbb\" "
-                        "stroke-dasharray=\"4 3\"/>\n", x, T, x, B);
+                put(&t,
+                    "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#bbb\" "
+                    "stroke-dasharray=\"4 3\"/>\n",
+                    x, T, x, B);
         }
-        put(&t, "</g>\n<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">epoch</text>\n", (L + R) / 2, T - 26);
+        put(&t, "</g>\n<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">epoch</text>\n",
+            (L + R) / 2, T - 26);
     }
-    put(&t, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#333\"/>\n",
+    put(&t,
+        "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+        "stroke=\"#333\"/>\n",
         L, T, R - L, B - T);
 
     // ---- the series ----
     put(&t, "<g clip-path=\"url(#plot)\" fill=\"none\">\n");
     if (c->n) {
-        polyline(&t, &sx, &sy, c->step, c->loss, c->n,
-                 "class=\"train-raw\" stroke=\"#1f77b4\" stroke-opacity=\"0.3\" stroke-width=\"1\"");
+        polyline(
+            &t, &sx, &sy, c->step, c->loss, c->n,
+            "class=\"train-raw\" stroke=\"#1f77b4\" stroke-opacity=\"0.3\" stroke-width=\"1\"");
         polyline(&t, &sx, &sy, c->step, ema, c->n,
                  "class=\"train-smooth\" stroke=\"#1f77b4\" stroke-width=\"2.2\"");
     }
@@ -193,26 +213,38 @@ plm_status plm_loss_chart_svg(char **out, size_t *len, const plm_loss_chart *c, 
                  "class=\"eval-line\" stroke=\"#d62728\" stroke-width=\"1.2\"");
         for (int32_t i = 0; i < c->n_eval; i++)
             if (isfinite(c->eval_step[i]) && isfinite(c->eval_loss[i]))
-                put(&t, "<circle class=\"eval\" cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"#d62728\"/>\n",
+                put(&t,
+                    "<circle class=\"eval\" cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"#d62728\"/>\n",
                     at(&sx, (double)c->eval_step[i]), at(&sy, (double)c->eval_loss[i]));
     }
     put(&t, "</g>\n");
     if (!c->n && !c->n_eval)
-        put(&t, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\" fill=\"#888\">no steps yet</text>\n",
+        put(&t,
+            "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\" fill=\"#888\">no steps "
+            "yet</text>\n",
             (L + R) / 2, (T + B) / 2);
 
     // ---- the legend (top right, inside the plot) ----
     double lx = R - 258, ly = T + 8;
-    put(&t, "<g class=\"legend\">\n<rect x=\"%.0f\" y=\"%.0f\" width=\"250\" height=\"58\" fill=\"white\" "
-            "fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n", lx, ly);
-    put(&t, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#1f77b4\" stroke-opacity=\"0.3\"/>"
-            "<text x=\"%.0f\" y=\"%.0f\">train loss, each step</text>\n", lx + 8, ly + 14, lx + 32, ly + 14, lx + 40, ly + 18);
-    put(&t, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#1f77b4\" stroke-width=\"2.2\"/>"
-            "<text x=\"%.0f\" y=\"%.0f\">train loss, EMA over ~%.0f steps</text>\n", lx + 8, ly + 30, lx + 32,
-        ly + 30, lx + 40, ly + 34, window);
-    put(&t, "<circle cx=\"%.0f\" cy=\"%.0f\" r=\"3.5\" fill=\"#d62728\"/>"
-            "<text x=\"%.0f\" y=\"%.0f\">held-out eval loss</text>\n</g>\n</svg>\n", lx + 20, ly + 46, lx + 40,
-        ly + 50);
+    put(&t,
+        "<g class=\"legend\">\n<rect x=\"%.0f\" y=\"%.0f\" width=\"250\" height=\"58\" "
+        "fill=\"white\" "
+        "fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n",
+        lx, ly);
+    put(&t,
+        "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#1f77b4\" "
+        "stroke-opacity=\"0.3\"/>"
+        "<text x=\"%.0f\" y=\"%.0f\">train loss, each step</text>\n",
+        lx + 8, ly + 14, lx + 32, ly + 14, lx + 40, ly + 18);
+    put(&t,
+        "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#1f77b4\" "
+        "stroke-width=\"2.2\"/>"
+        "<text x=\"%.0f\" y=\"%.0f\">train loss, EMA over ~%.0f steps</text>\n",
+        lx + 8, ly + 30, lx + 32, ly + 30, lx + 40, ly + 34, window);
+    put(&t,
+        "<circle cx=\"%.0f\" cy=\"%.0f\" r=\"3.5\" fill=\"#d62728\"/>"
+        "<text x=\"%.0f\" y=\"%.0f\">held-out eval loss</text>\n</g>\n</svg>\n",
+        lx + 20, ly + 46, lx + 40, ly + 50);
     free(ema);
     if (t.oom) {
         free(t.p);

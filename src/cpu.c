@@ -184,9 +184,15 @@ int plm_isa_includes(plm_isa isa, plm_isa base) {
 
 // ---- public API ----
 
-const char *plm_cpu_name(void) { return cpu()->name; }
-const char *plm_cpu_features(void) { return cpu()->features; }
-const char *plm_kernel_path(void) { return plm_isa_name(plm_isa_active()); }
+const char *plm_cpu_name(void) {
+    return cpu()->name;
+}
+const char *plm_cpu_features(void) {
+    return cpu()->features;
+}
+const char *plm_kernel_path(void) {
+    return plm_isa_name(plm_isa_active());
+}
 
 plm_status plm_set_kernel_path(const char *name, plm_error *err) {
     if (!name || !strcmp(name, "") || !strcmp(name, "auto")) {

@@ -36,20 +36,20 @@ void plm_dataset_free(plm_dataset *d) {
 typedef struct {
     const plm_tokenizer *tok;
     plm_data_params p;
-    const char *name;  // the path, for messages
-    plm_dataset *d;    // being filled: ex, n, counters, first_bad
+    const char *name; // the path, for messages
+    plm_dataset *d;   // being filled: ex, n, counters, first_bad
     plm_error *err;
-    size_t ex_cap;     // capacity of d->ex and d->src_row, and of key in pairs
-    uint64_t *key;     // (2 * ex_cap) hashes of each example's input and output text
-    int32_t *ids;      // (ids_cap) the growing block
+    size_t ex_cap; // capacity of d->ex and d->src_row, and of key in pairs
+    uint64_t *key; // (2 * ex_cap) hashes of each example's input and output text
+    int32_t *ids;  // (ids_cap) the growing block
     size_t ids_len, ids_cap;
-    char *text;        // (text_cap) scratch: one template string
+    char *text; // (text_cap) scratch: one template string
     size_t text_cap;
-    char *field;       // (field_cap) scratch: the decoded JSON fields of one line
+    char *field; // (field_cap) scratch: the decoded JSON fields of one line
     size_t field_cap;
     plm_text_pairs *pairs; // text mode (plm_text_pairs_load): rows kept as text, not tokenized
-    int32_t limit;     // text mode: stop after this many pairs (0 = all)
-    size_t *at;        // text mode: (3 * pair_cap) offsets of id, input, output in pairs->text
+    int32_t limit;         // text mode: stop after this many pairs (0 = all)
+    size_t *at;            // text mode: (3 * pair_cap) offsets of id, input, output in pairs->text
     size_t pair_cap, text_len, chars_cap;
 } loader;
 
@@ -302,7 +302,8 @@ static plm_status tsv_row(loader *L, const char *s, size_t n, int64_t line, int 
     if (ncol != 4)
         return bad_row(L, &L->d->bad_fields, line,
                        "expected 4 tab-separated columns (id, sentence1, sentence2, label), "
-                       "found %d", ncol);
+                       "found %d",
+                       ncol);
     if (!numeric) {
         size_t k = len[3] < 40 ? len[3] : 40;
         return bad_row(L, &L->d->bad_fields, line, "label '%.*s' is not an integer", (int)k,
@@ -569,8 +570,9 @@ plm_status plm_dataset_write_lines(const plm_dataset *d, const char *src, const 
     }
     free(text);
     if (st == PLM_OK && i < d->n)
-        st = plm_fail(err, PLM_ERR_FORMAT, "%s: line %d not found: the file changed since it was read",
-                      src, (int)d->src_row[i]);
+        st = plm_fail(err, PLM_ERR_FORMAT,
+                      "%s: line %d not found: the file changed since it was read", src,
+                      (int)d->src_row[i]);
     if (st != PLM_OK) {
         plm_writer_abort(w);
         return st;

@@ -17,7 +17,7 @@ typedef struct {
 plm_data_params plm_data_default_params(void);
 
 typedef struct {
-    plm_example *ex;     // (n) examples, in file order (a reversed pair right after its original)
+    plm_example *ex; // (n) examples, in file order (a reversed pair right after its original)
     int32_t n;
     int64_t rows;        // data rows read (header excluded)
     int64_t not_label1;  // PAWS rows skipped because label != 1 (not bad)
@@ -29,12 +29,12 @@ typedef struct {
     int32_t *block;      // the one allocation behind every ex[i].ids
     int32_t *src_row;    // (n) the line of the file (1-based) each example came from; a pair and
                          // its reverse share one, so a split keeps them together.
-                         // May be NULL in a dataset built by hand: then each example is its own row.
-    int32_t *group;      // (n) examples linked by a shared sentence (the same text after trimming,
-                         // as input or output, in any row) have the same group: PAWS makes several
-                         // pairs from one sentence, and a split that parted them would leak it.
-                         // A group is named by the index of its first example (group[i] <= i).
-                         // May be NULL in a dataset built by hand: then src_row decides.
+    // May be NULL in a dataset built by hand: then each example is its own row.
+    int32_t *group; // (n) examples linked by a shared sentence (the same text after trimming,
+                    // as input or output, in any row) have the same group: PAWS makes several
+                    // pairs from one sentence, and a split that parted them would leak it.
+                    // A group is named by the index of its first example (group[i] <= i).
+                    // May be NULL in a dataset built by hand: then src_row decides.
 } plm_dataset;
 
 // plm_dataset_load: read path (format from its content: a JSONL file's lines start with '{') and

@@ -43,8 +43,10 @@ static plm_status parse_targets(const char *s, uint32_t *mask, plm_error *err) {
         size_t n = strcspn(p, ",");
         uint32_t t = plm_lora_target_parse(p, n);
         if (!t)
-            return plm_fail(err, PLM_ERR_ARG, "targets: unknown module '%.*s' (want q_proj, k_proj, "
-                            "v_proj, o_proj, gate_proj, up_proj, down_proj or all)", (int)n, p);
+            return plm_fail(err, PLM_ERR_ARG,
+                            "targets: unknown module '%.*s' (want q_proj, k_proj, "
+                            "v_proj, o_proj, gate_proj, up_proj, down_proj or all)",
+                            (int)n, p);
         *mask |= t;
         p += n + (p[n] == ',');
     }
@@ -80,8 +82,8 @@ static plm_status new_adapter(plm_lora **out, const plm_model *base, const plm_f
     for (int32_t k = 0; s == PLM_OK && k < n; k++)
         for (size_t i = 0; i < C; i++) rows[k * C + i] = (float)(mean[i] / c->vocab_size);
     if (s == PLM_OK)
-        s = plm_lora_create(out, c, p->rank, p->alpha, p->dropout, targets, ids, n, rows, vocab, tok,
-                            p->train.seed, err);
+        s = plm_lora_create(out, c, p->rank, p->alpha, p->dropout, targets, ids, n, rows, vocab,
+                            tok, p->train.seed, err);
     free(rows);
     free(row);
     free(mean);
@@ -106,11 +108,11 @@ static void rm_dir(const char *dir) {
 }
 
 typedef struct {
-    int32_t step;      // optimizer steps done
-    int32_t epoch;     // the epoch to continue in
-    int32_t batch;     // the next micro-batch index within it
-    int64_t tokens;    // tokens trained on
-    double elapsed;    // seconds of training before this process
+    int32_t step;   // optimizer steps done
+    int32_t epoch;  // the epoch to continue in
+    int32_t batch;  // the next micro-batch index within it
+    int64_t tokens; // tokens trained on
+    double elapsed; // seconds of training before this process
 } run_pos;
 
 // save_checkpoint: out/checkpoint.new/ (adapter, optimizer state, position), then swapped in for
@@ -132,9 +134,11 @@ static plm_status save_checkpoint(const char *out, plm_lora *lo, plm_trainer *t,
     plm_writer *w = NULL;
     if (s == PLM_OK) s = plm_writer_open(&w, path, err);
     if (s == PLM_OK)
-        s = plm_writer_printf(w, err, "{\"step\": %d, \"epoch\": %d, \"batch\": %d, \"tokens\": %lld, "
-                              "\"elapsed\": %.3f}\n", pos->step, pos->epoch, pos->batch,
-                              (long long)pos->tokens, pos->elapsed);
+        s = plm_writer_printf(w, err,
+                              "{\"step\": %d, \"epoch\": %d, \"batch\": %d, \"tokens\": %lld, "
+                              "\"elapsed\": %.3f}\n",
+                              pos->step, pos->epoch, pos->batch, (long long)pos->tokens,
+                              pos->elapsed);
     if (s == PLM_OK) s = plm_writer_commit(w, err);
     else plm_writer_abort(w);
     if (s != PLM_OK) {
@@ -184,16 +188,17 @@ static plm_status load_checkpoint(const char *out, const plm_model *base, plm_lo
 // ---- metrics ----
 
 typedef struct {
-    float *step, *loss;       // (n) train loss per step
+    float *step, *loss; // (n) train loss per step
     int32_t n, cap;
-    float *estep, *eloss;     // (ne) eval loss
+    float *estep, *eloss; // (ne) eval loss
     int32_t ne, ecap;
 } curve;
 
 static int curve_add(float **xs, float **ys, int32_t *n, int32_t *cap, float x, float y) {
     if (*n == *cap) {
         int32_t nc = *cap ? *cap * 2 : 256;
-        float *a = realloc(*xs, (size_t)nc * sizeof *a), *b = a ? realloc(*ys, (size_t)nc * sizeof *b) : NULL;
+        float *a = realloc(*xs, (size_t)nc * sizeof *a),
+              *b = a ? realloc(*ys, (size_t)nc * sizeof *b) : NULL;
         if (a) *xs = a;
         if (!b) return -1;
         *ys = b;
@@ -209,8 +214,9 @@ static plm_status write_svg(const char *out, const curve *cv, int32_t steps_per_
                             plm_error *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/loss.svg", out);
-    plm_loss_chart c = {cv->step, cv->loss, cv->n, cv->estep, cv->eloss, cv->ne,
-                        (float)steps_per_epoch, NULL, 0, 0};
+    plm_loss_chart c = {
+        cv->step, cv->loss, cv->n, cv->estep, cv->eloss, cv->ne, (float)steps_per_epoch,
+        NULL,     0,        0};
     char *svg = NULL;
     size_t len = 0;
     plm_writer *w = NULL;
@@ -248,7 +254,7 @@ typedef struct {
     plm_dataset train, eval;
     plm_lora *lora;
     plm_trainer *trainer;
-    FILE *metrics;   // out/metrics.jsonl, appended a line per step
+    FILE *metrics; // out/metrics.jsonl, appended a line per step
     curve cv;
     run_pos pos;
     int32_t total, steps_per_epoch;
@@ -272,12 +278,13 @@ static plm_status restore_metrics(run *r, const char *path, plm_error *err) {
         int64_t step;
         double loss, el;
         if (plm_json_parse(&j, line, (size_t)(end - line), path, NULL) != PLM_OK) continue;
-        if (!plm_json_int(&j, plm_json_get(&j, 0, "step"), 0, INT32_MAX, &step) && step <= r->pos.step &&
-            !plm_json_num(&j, plm_json_get(&j, 0, "loss"), &loss)) {
+        if (!plm_json_int(&j, plm_json_get(&j, 0, "step"), 0, INT32_MAX, &step) &&
+            step <= r->pos.step && !plm_json_num(&j, plm_json_get(&j, 0, "loss"), &loss)) {
             fprintf(f, "%.*s\n", (int)(end - line), line);
             curve_add(&r->cv.step, &r->cv.loss, &r->cv.n, &r->cv.cap, (float)step, (float)loss);
             if (!plm_json_num(&j, plm_json_get(&j, 0, "eval_loss"), &el))
-                curve_add(&r->cv.estep, &r->cv.eloss, &r->cv.ne, &r->cv.ecap, (float)step, (float)el);
+                curve_add(&r->cv.estep, &r->cv.eloss, &r->cv.ne, &r->cv.ecap, (float)step,
+                          (float)el);
         }
         plm_json_free(&j);
     }
@@ -294,11 +301,12 @@ static plm_status write_report(const run *r, const char *out, plm_error *err) {
     plm_writer *w;
     plm_status s = plm_writer_open(&w, path, err);
     if (s != PLM_OK) return s;
-    s = plm_writer_printf(w, err, "{\"rows\": %lld, \"not_label1\": %lld, \"bad_fields\": %lld, "
+    s = plm_writer_printf(w, err,
+                          "{\"rows\": %lld, \"not_label1\": %lld, \"bad_fields\": %lld, "
                           "\"bad_empty\": %lld, \"bad_long\": %lld, \"train_examples\": %d, "
-                          "\"eval_examples\": %d, \"first_bad\": ", (long long)d->rows,
-                          (long long)d->not_label1, (long long)d->bad_fields, (long long)d->bad_empty,
-                          (long long)d->bad_long, d->n, r->eval.n);
+                          "\"eval_examples\": %d, \"first_bad\": ",
+                          (long long)d->rows, (long long)d->not_label1, (long long)d->bad_fields,
+                          (long long)d->bad_empty, (long long)d->bad_long, d->n, r->eval.n);
     if (s == PLM_OK) s = plm_json_write_str(w, d->first_bad, strlen(d->first_bad), err);
     if (s == PLM_OK) s = plm_writer_printf(w, err, "}\n");
     if (s != PLM_OK) {
@@ -319,7 +327,8 @@ static plm_status setup(run *r, const plm_model *base, plm_error *err) {
     if (s != PLM_OK) return s;
     plm_data_params dp = plm_data_default_params();
     dp.reverse = p->reverse, dp.max_len = p->max_len, dp.strict = p->strict;
-    const plm_tokenizer *tok = plm_lora_tokenizer(r->lora) ? plm_lora_tokenizer(r->lora) : base->tokenizer;
+    const plm_tokenizer *tok =
+        plm_lora_tokenizer(r->lora) ? plm_lora_tokenizer(r->lora) : base->tokenizer;
     if ((s = plm_dataset_load(&r->train, p->data, tok, &dp, err)) != PLM_OK) return s;
     if (p->eval_data) s = plm_dataset_load(&r->eval, p->eval_data, tok, &dp, err);
     else if ((s = plm_dataset_split(&r->train, &r->eval, (double)p->eval_frac, p->train.seed,
@@ -363,9 +372,9 @@ static void teardown(run *r) {
 }
 
 // train_step: one optimizer step over micro-batches [b0, b1) of the epoch's order
-static plm_status train_step(run *r, const int32_t *order, int32_t b0, int32_t b1,
-                             plm_example *mb, double *loss, int32_t *tokens, float *lr,
-                             float *norm, plm_error *err) {
+static plm_status train_step(run *r, const int32_t *order, int32_t b0, int32_t b1, plm_example *mb,
+                             double *loss, int32_t *tokens, float *lr, float *norm,
+                             plm_error *err) {
     const plm_dataset *d = &r->train;
     int32_t B = r->p->batch, targets = 0;
     *tokens = 0;
@@ -376,7 +385,8 @@ static plm_status train_step(run *r, const int32_t *order, int32_t b0, int32_t b
         int32_t n = 0;
         for (int32_t i = b * B; i < (b + 1) * B && i < d->n; i++) mb[n++] = d->ex[order[i]];
         double l;
-        plm_status s = plm_trainer_accumulate(r->trainer, mb, n, 1.0f / (float)targets, &l, NULL, err);
+        plm_status s =
+            plm_trainer_accumulate(r->trainer, mb, n, 1.0f / (float)targets, &l, NULL, err);
         if (s != PLM_OK) return s;
         sum += l;
     }
@@ -390,7 +400,8 @@ plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm
         return plm_fail(err, PLM_ERR_ARG, "finetune: model, data and out are required");
     if (p->rank < 1 || p->batch < 1 || p->accum < 1 || p->epochs < 1 || p->max_len < 8 ||
         !(p->dropout >= 0.0f && p->dropout < 1.0f) || !(p->eval_frac > 0.0f && p->eval_frac < 1.0f))
-        return plm_fail(err, PLM_ERR_ARG, "finetune: want rank, batch, accum, epochs >= 1, "
+        return plm_fail(err, PLM_ERR_ARG,
+                        "finetune: want rank, batch, accum, epochs >= 1, "
                         "max_len >= 8, dropout in [0, 1), eval_frac in (0, 1)");
     run r;
     memset(&r, 0, sizeof r);
@@ -417,12 +428,19 @@ plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm
             if ((p->eval_every > 0 && r.pos.step % p->eval_every == 0) || last)
                 if ((s = eval_loss(r.trainer, &r.eval, p->batch, &ev, err)) != PLM_OK) break;
             double now = plm_time() - t0;
-            plm_train_progress pr = {r.pos.step, r.total,
-                                     (float)r.pos.epoch + (float)r.pos.batch / (float)nb, loss, ev,
-                                     lr, norm, (double)(r.pos.tokens - tokens0) / now,
+            plm_train_progress pr = {r.pos.step,
+                                     r.total,
+                                     (float)r.pos.epoch + (float)r.pos.batch / (float)nb,
+                                     loss,
+                                     ev,
+                                     lr,
+                                     norm,
+                                     (double)(r.pos.tokens - tokens0) / now,
                                      elapsed0 + now,
-                                     now / (r.pos.step - step0) * (r.total - r.pos.step), r.pos.tokens};
-            fprintf(r.metrics, "{\"step\": %d, \"epoch\": %.4f, \"loss\": %.6f, \"lr\": %.4g, "
+                                     now / (r.pos.step - step0) * (r.total - r.pos.step),
+                                     r.pos.tokens};
+            fprintf(r.metrics,
+                    "{\"step\": %d, \"epoch\": %.4f, \"loss\": %.6f, \"lr\": %.4g, "
                     "\"grad_norm\": %.4f, \"tok_s\": %.1f, \"tokens\": %lld, \"elapsed\": %.1f",
                     pr.step, (double)pr.epoch, pr.loss, (double)lr, (double)norm, pr.tok_s,
                     (long long)pr.tokens, pr.elapsed);
@@ -430,7 +448,9 @@ plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm
             fprintf(r.metrics, "}\n");
             fflush(r.metrics);
             curve_add(&r.cv.step, &r.cv.loss, &r.cv.n, &r.cv.cap, (float)pr.step, (float)loss);
-            if (!isnan(ev)) curve_add(&r.cv.estep, &r.cv.eloss, &r.cv.ne, &r.cv.ecap, (float)pr.step, (float)ev);
+            if (!isnan(ev))
+                curve_add(&r.cv.estep, &r.cv.eloss, &r.cv.ne, &r.cv.ecap, (float)pr.step,
+                          (float)ev);
             stop = p->on_step && p->on_step(p->user, &pr);
             r.pos.elapsed = elapsed0 + now;
             if (stop || (p->save_every > 0 && r.pos.step % p->save_every == 0)) {
@@ -447,6 +467,9 @@ plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm
     free(mb);
     free(order);
     teardown(&r);
-    return s == PLM_OK && stop ? plm_fail(err, PLM_ERR_CANCELLED, "stopped at step %d; resume with "
-                                          "the same command and --resume", r.pos.step) : s;
+    return s == PLM_OK && stop ? plm_fail(err, PLM_ERR_CANCELLED,
+                                          "stopped at step %d; resume with "
+                                          "the same command and --resume",
+                                          r.pos.step)
+                               : s;
 }

@@ -73,24 +73,24 @@ static size_t find_stop(const char *text, size_t n, size_t from, const plm_gener
 // ---- the generator: one token per call ----
 
 struct plm_generator {
-    plm_session *s;               // borrowed
-    plm_generate_params p;        // the settings (stop_strings borrowed)
-    const plm_tokenizer *tok;     // the session's, or NULL (then no text)
-    int32_t eos;                  // the default stop token
-    const int32_t *stops;         // stop ids: p.stop_tokens, or &eos
+    plm_session *s;           // borrowed
+    plm_generate_params p;    // the settings (stop_strings borrowed)
+    const plm_tokenizer *tok; // the session's, or NULL (then no text)
+    int32_t eos;              // the default stop token
+    const int32_t *stops;     // stop ids: p.stop_tokens, or &eos
     int32_t n_stops;
-    plm_sampler *smp;             // owned
-    int32_t *hist;                // (n_prompt + max_tokens + 1) prompt then generated ids
+    plm_sampler *smp; // owned
+    int32_t *hist;    // (n_prompt + max_tokens + 1) prompt then generated ids
     int32_t n_hist;
-    float *logits;                // (n_vocab) copy_penalty's working copy of the logits, or NULL
-    int32_t last;                 // the id sampled by the last call, -1 for none or a stop token
-    int pending;                  // 1: last is not in the KV cache yet (decoded if we go on)
-    int started;                  // single_line: text other than white space has come
-    int done;                     // finished: res.stop_reason says why
-    char *text;                   // all text so far
-    size_t len, cap;              // its bytes, allocated
-    size_t sent;                  // bytes already handed out
-    plm_generate_result res;      // counts, stop reason, times
+    float *logits;           // (n_vocab) copy_penalty's working copy of the logits, or NULL
+    int32_t last;            // the id sampled by the last call, -1 for none or a stop token
+    int pending;             // 1: last is not in the KV cache yet (decoded if we go on)
+    int started;             // single_line: text other than white space has come
+    int done;                // finished: res.stop_reason says why
+    char *text;              // all text so far
+    size_t len, cap;         // its bytes, allocated
+    size_t sent;             // bytes already handed out
+    plm_generate_result res; // counts, stop reason, times
 };
 
 void plm_generator_free(plm_generator *g) {
@@ -131,8 +131,10 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
         double t0 = plm_time();
         for (int32_t i = 0; rc == PLM_OK && i < n_prompt; i += PREFILL_SLICE) { // the prefill
             if (i > 0 && params->should_stop && params->should_stop(params->user)) {
-                rc = plm_fail(err, PLM_ERR_CANCELLED, "generate: stopped during the prompt (%d of "
-                              "%d tokens)", i, n_prompt);
+                rc = plm_fail(err, PLM_ERR_CANCELLED,
+                              "generate: stopped during the prompt (%d of "
+                              "%d tokens)",
+                              i, n_prompt);
                 break;
             }
             int32_t k = n_prompt - i < PREFILL_SLICE ? n_prompt - i : PREFILL_SLICE;
@@ -157,7 +159,7 @@ static const float *copy_penalized(plm_generator *g) {
     const int32_t *src = g->hist, *o = g->hist + g->res.prompt_tokens;
     int32_t np = g->res.prompt_tokens, k = g->n_hist - np, best = 1;
     memcpy(g->logits, logits, (size_t)plm_session_n_vocab(g->s) * sizeof *g->logits);
-    for (int pass = 0; pass < 2; pass++) // the longest match, then the tokens after it
+    for (int pass = 0; pass < 2; pass++)   // the longest match, then the tokens after it
         for (int32_t j = 1; j < np; j++) { // src[j] follows the stretch that ends at src[j - 1]
             int32_t l = 0;
             while (l < k && l < j && src[j - 1 - l] == o[k - 1 - l]) l++;
@@ -174,7 +176,8 @@ static const float *copy_penalized(plm_generator *g) {
 static plm_status append(plm_generator *g, int32_t id, plm_error *err) {
     char piece[256];
     int64_t n = plm_tokenizer_decode(g->tok, &id, 1, piece, sizeof piece);
-    if (n < 0 || (size_t)n > sizeof piece) return plm_fail(err, PLM_ERR_FORMAT, "generate: cannot decode token %d", id);
+    if (n < 0 || (size_t)n > sizeof piece)
+        return plm_fail(err, PLM_ERR_FORMAT, "generate: cannot decode token %d", id);
     if (g->len + (size_t)n + 1 > g->cap) {
         size_t ncap = (g->cap + (size_t)n) * 2 + 256;
         char *t = realloc(g->text, ncap);
@@ -198,10 +201,11 @@ static int finish(plm_generator *g, plm_stop_reason reason, size_t upto) {
 // step: sample one token and extend the text; returns 1 to go on, 0 when finished, or an error
 static int step(plm_generator *g, plm_error *err) {
     int32_t prev = g->last;
-    g->last = -1; // this call's token, once sampled
+    g->last = -1;     // this call's token, once sampled
     if (g->pending) { // the last token enters the KV cache only when generation goes on
         g->pending = 0;
-        if (plm_session_n_past(g->s) >= plm_session_n_ctx(g->s)) return finish(g, PLM_STOP_CONTEXT, g->len);
+        if (plm_session_n_past(g->s) >= plm_session_n_ctx(g->s))
+            return finish(g, PLM_STOP_CONTEXT, g->len);
         plm_status st = plm_session_decode(g->s, &prev, 1, err);
         if (st != PLM_OK) return st;
     }
@@ -217,8 +221,8 @@ static int step(plm_generator *g, plm_error *err) {
         plm_status st = append(g, id, err);
         if (st != PLM_OK) return st;
         if (g->p.single_line && !g->started) { // leading white space is not output
-            for (char c; g->sent < g->len && ((c = g->text[g->sent]) == ' ' || c == '\t' ||
-                                              c == '\r' || c == '\n');)
+            for (char c; g->sent < g->len &&
+                         ((c = g->text[g->sent]) == ' ' || c == '\t' || c == '\r' || c == '\n');)
                 g->sent++;
             g->started = g->sent < g->len;
         }
@@ -255,9 +259,13 @@ int plm_generator_next(plm_generator *g, const char **text, size_t *len, plm_err
     return r;
 }
 
-int32_t plm_generator_token(const plm_generator *g) { return g->last; }
+int32_t plm_generator_token(const plm_generator *g) {
+    return g->last;
+}
 
-const plm_generate_result *plm_generator_result(const plm_generator *g) { return &g->res; }
+const plm_generate_result *plm_generator_result(const plm_generator *g) {
+    return &g->res;
+}
 
 const int32_t *plm_generator_ids(const plm_generator *g, int32_t *n) {
     *n = g->n_hist - g->res.prompt_tokens;

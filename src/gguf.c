@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GGUF_MAGIC "GGUF"
+#define GGUF_MAGIC             "GGUF"
 #define GGUF_DEFAULT_ALIGNMENT 32
 
 // ---- type tables ----
@@ -22,11 +22,11 @@ typedef struct {
 } ggml_type_info;
 
 static const ggml_type_info ggml_types[] = {
-    {0, "F32", 1, 4},       {1, "F16", 1, 2},       {2, "Q4_0", 32, 18},   {3, "Q4_1", 32, 20},
-    {6, "Q5_0", 32, 22},    {7, "Q5_1", 32, 24},    {8, "Q8_0", 32, 34},   {9, "Q8_1", 32, 36},
+    {0, "F32", 1, 4},       {1, "F16", 1, 2},       {2, "Q4_0", 32, 18},    {3, "Q4_1", 32, 20},
+    {6, "Q5_0", 32, 22},    {7, "Q5_1", 32, 24},    {8, "Q8_0", 32, 34},    {9, "Q8_1", 32, 36},
     {10, "Q2_K", 256, 84},  {11, "Q3_K", 256, 110}, {12, "Q4_K", 256, 144}, {13, "Q5_K", 256, 176},
-    {14, "Q6_K", 256, 210}, {15, "Q8_K", 256, 292}, {24, "I8", 1, 1},      {25, "I16", 1, 2},
-    {26, "I32", 1, 4},      {27, "I64", 1, 8},      {28, "F64", 1, 8},     {30, "BF16", 1, 2},
+    {14, "Q6_K", 256, 210}, {15, "Q8_K", 256, 292}, {24, "I8", 1, 1},       {25, "I16", 1, 2},
+    {26, "I32", 1, 4},      {27, "I64", 1, 8},      {28, "F64", 1, 8},      {30, "BF16", 1, 2},
 };
 
 static const ggml_type_info *type_info(uint32_t type) {
@@ -79,8 +79,9 @@ static uint64_t le(const uint8_t *p, int bytes) {
 }
 
 static plm_status truncated(cursor *c, const char *what) {
-    return plm_fail(c->err, PLM_ERR_FORMAT, "%s: truncated at byte %zu reading %s (file is %zu bytes)",
-                    c->name, c->i, what, c->n);
+    return plm_fail(c->err, PLM_ERR_FORMAT,
+                    "%s: truncated at byte %zu reading %s (file is %zu bytes)", c->name, c->i, what,
+                    c->n);
 }
 
 static plm_status rd_uint(cursor *c, int bytes, uint64_t *v, const char *what) {
@@ -95,9 +96,10 @@ static plm_status rd_str(cursor *c, plm_str *s, const char *what) {
     plm_status st = rd_uint(c, 8, &len, what);
     if (st != PLM_OK) return st;
     if (len > c->n - c->i)
-        return plm_fail(c->err, PLM_ERR_FORMAT,
-                        "%s: %s at byte %zu has length %llu, beyond the end of the file (%zu bytes)",
-                        c->name, what, c->i - 8, (unsigned long long)len, c->n);
+        return plm_fail(
+            c->err, PLM_ERR_FORMAT,
+            "%s: %s at byte %zu has length %llu, beyond the end of the file (%zu bytes)", c->name,
+            what, c->i - 8, (unsigned long long)len, c->n);
     s->s = (const char *)c->p + c->i;
     s->n = (size_t)len;
     c->i += (size_t)len;
@@ -121,8 +123,8 @@ static plm_status rd_value(cursor *c, plm_gguf_kv *kv) {
         kv->arr_type = type = (uint32_t)at;
         kv->arr_n = count = n;
         if (at != PLM_GGUF_STRING && !scalar_size((uint32_t)at))
-            return plm_fail(c->err, PLM_ERR_FORMAT, "%s: %s has unknown element type %llu",
-                            c->name, what, (unsigned long long)at);
+            return plm_fail(c->err, PLM_ERR_FORMAT, "%s: %s has unknown element type %llu", c->name,
+                            what, (unsigned long long)at);
     }
     kv->val = c->p + c->i;
     if (type == PLM_GGUF_STRING) {
@@ -137,8 +139,9 @@ static plm_status rd_value(cursor *c, plm_gguf_kv *kv) {
         return plm_fail(c->err, PLM_ERR_FORMAT, "%s: '%.*s' has unknown value type %u", c->name,
                         (int)(kv->key.n > 40 ? 40 : kv->key.n), kv->key.s, type);
     if (count > (c->n - c->i) / sz)
-        return plm_fail(c->err, PLM_ERR_FORMAT, "%s: %s: %llu elements of %zu bytes exceed the file",
-                        c->name, what, (unsigned long long)count, sz);
+        return plm_fail(c->err, PLM_ERR_FORMAT,
+                        "%s: %s: %llu elements of %zu bytes exceed the file", c->name, what,
+                        (unsigned long long)count, sz);
     c->i += (size_t)count * sz;
     return PLM_OK;
 }
@@ -184,8 +187,8 @@ static plm_status rd_header(plm_gguf *g, cursor *c) {
     plm_status st = rd_uint(c, 4, &v, "the version");
     if (st != PLM_OK) return st;
     if (v != 2 && v != 3)
-        return plm_fail(c->err, PLM_ERR_UNSUPPORTED, "%s: GGUF version %llu, want 2 or 3",
-                        c->name, (unsigned long long)v);
+        return plm_fail(c->err, PLM_ERR_UNSUPPORTED, "%s: GGUF version %llu, want 2 or 3", c->name,
+                        (unsigned long long)v);
     g->version = (uint32_t)v;
     if ((st = rd_uint(c, 8, &nt, "the tensor count")) != PLM_OK ||
         (st = rd_uint(c, 8, &nkv, "the metadata count")) != PLM_OK)
@@ -229,8 +232,8 @@ static plm_status rd_tensor_info(plm_gguf_tensor *t, cursor *c) {
         if (d >= t->n_dims) continue;
         if ((st = rd_uint(c, 8, &v, "a tensor dim")) != PLM_OK) return st;
         if (v > (uint64_t)INT64_MAX || (v && n > SIZE_MAX / v))
-            return plm_fail(c->err, PLM_ERR_FORMAT, "%s: tensor '%.*s': dims overflow", c->name,
-                            nl, t->name.s);
+            return plm_fail(c->err, PLM_ERR_FORMAT, "%s: tensor '%.*s': dims overflow", c->name, nl,
+                            t->name.s);
         t->ne[d] = (int64_t)v;
         n *= (size_t)v;
     }
@@ -329,7 +332,9 @@ void plm_gguf_free(plm_gguf *g) {
 
 // ---- metadata access ----
 
-static int str_is(plm_str s, const char *z) { return strlen(z) == s.n && !memcmp(s.s, z, s.n); }
+static int str_is(plm_str s, const char *z) {
+    return strlen(z) == s.n && !memcmp(s.s, z, s.n);
+}
 
 const plm_gguf_kv *plm_gguf_find(const plm_gguf *g, const char *key) {
     for (int64_t k = 0; k < g->n_kv; k++)
@@ -340,7 +345,8 @@ const plm_gguf_kv *plm_gguf_find(const plm_gguf *g, const char *key) {
 // scalar_int: an integer-typed scalar at p as int64 (uint64 above INT64_MAX saturates); -1 if not
 static int scalar_int(uint32_t type, const uint8_t *p, int64_t *out) {
     switch (type) {
-    case PLM_GGUF_UINT8: case PLM_GGUF_BOOL: *out = p[0]; return 0;
+    case PLM_GGUF_UINT8:
+    case PLM_GGUF_BOOL: *out = p[0]; return 0;
     case PLM_GGUF_INT8: *out = (int8_t)p[0]; return 0;
     case PLM_GGUF_UINT16: *out = (int64_t)le(p, 2); return 0;
     case PLM_GGUF_INT16: *out = (int16_t)le(p, 2); return 0;
@@ -391,8 +397,8 @@ int plm_gguf_get_str(const plm_gguf *g, const char *key, plm_str *out) {
 }
 
 // find_array: the array at key with elements of type want (-1: any integer type).
-static plm_status find_array(const plm_gguf *g, const char *key, int want,
-                             const plm_gguf_kv **out, plm_error *err) {
+static plm_status find_array(const plm_gguf *g, const char *key, int want, const plm_gguf_kv **out,
+                             plm_error *err) {
     const plm_gguf_kv *kv = plm_gguf_find(g, key);
     int64_t dummy;
     uint8_t zero[8] = {0};
@@ -454,7 +460,9 @@ const plm_gguf_tensor *plm_gguf_find_tensor(const plm_gguf *g, const char *name)
     return NULL;
 }
 
-static float f16_at(const uint8_t *p) { return plm_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+static float f16_at(const uint8_t *p) {
+    return plm_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+}
 
 // dequant_blocks: nb blocks of 32 at src -> y (nb * 32), as ggml's dequantize_row_{q8_0,q4_0,q4_1}.
 // Q4_1's q * d + m is two statements: a multiply then an add, two roundings, never an FMA whatever
@@ -465,7 +473,8 @@ static void dequant_blocks(float *y, const uint8_t *src, size_t nb, uint32_t typ
             const uint8_t *p = src + b * 34;
             float d = f16_at(p);
             for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)p[2 + j] * d;
-        } else if (type == PLM_GGML_Q4_0) { // {f16 d; u8 qs[16]}: x = (q - 8) * d, low nibbles first
+        } else if (type ==
+                   PLM_GGML_Q4_0) { // {f16 d; u8 qs[16]}: x = (q - 8) * d, low nibbles first
             const uint8_t *p = src + b * 18;
             float d = f16_at(p);
             for (int j = 0; j < 16; j++) {
@@ -491,14 +500,15 @@ void plm_gguf_dequant_row(uint32_t type, const uint8_t *src, size_t n, float *ou
     else if (dt >= 0) dequant_blocks(out, src, n / 32, type);
 }
 
-plm_status plm_gguf_tensor_to_f32(const plm_gguf_tensor *t, size_t row0, size_t n_rows,
-                                  float *out, plm_error *err) {
+plm_status plm_gguf_tensor_to_f32(const plm_gguf_tensor *t, size_t row0, size_t n_rows, float *out,
+                                  plm_error *err) {
     size_t cols = (size_t)t->ne[0], rows = cols ? t->n_elems / cols : 0;
     int dt = plm_gguf_type_to_dtype(t->type);
     if (dt < 0)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "tensor '%.*s' has type %s; pocketlm reads F32, F16, BF16, Q8_0, Q4_0, Q4_1",
-                        (int)t->name.n, t->name.s, plm_ggml_type_name(t->type));
+        return plm_fail(
+            err, PLM_ERR_UNSUPPORTED,
+            "tensor '%.*s' has type %s; pocketlm reads F32, F16, BF16, Q8_0, Q4_0, Q4_1",
+            (int)t->name.n, t->name.s, plm_ggml_type_name(t->type));
     if (row0 > rows || n_rows > rows - row0)
         return plm_fail(err, PLM_ERR_ARG, "tensor '%.*s': rows [%zu, +%zu) beyond %zu",
                         (int)t->name.n, t->name.s, row0, n_rows, rows);
@@ -565,9 +575,10 @@ plm_status plm_gguf_tokenizer(plm_tokenizer **out, const plm_gguf *g, const char
     *out = NULL;
     plm_str model = {0}, pre_s = {0};
     if (plm_gguf_get_str(g, "tokenizer.ggml.model", &model) == 0 && !str_is(model, "gpt2"))
-        return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: tokenizer.ggml.model is '%.*s'; pocketlm handles 'gpt2' (byte-level BPE)",
-                        name, (int)(model.n > 40 ? 40 : model.n), model.s);
+        return plm_fail(
+            err, PLM_ERR_UNSUPPORTED,
+            "%s: tokenizer.ggml.model is '%.*s'; pocketlm handles 'gpt2' (byte-level BPE)", name,
+            (int)(model.n > 40 ? 40 : model.n), model.s);
     char pre[64] = "default";
     if (plm_gguf_get_str(g, "tokenizer.ggml.pre", &pre_s) == 0 && pre_s.n < sizeof pre) {
         memcpy(pre, pre_s.s, pre_s.n);
@@ -618,13 +629,13 @@ typedef struct {
 } wtensor;
 
 struct plm_gguf_writer {
-    uint8_t *kv;        // serialized metadata entries
+    uint8_t *kv; // serialized metadata entries
     size_t kv_n, kv_cap;
     int64_t n_kv;
-    wtensor *t;         // (n_t)
+    wtensor *t; // (n_t)
     int64_t n_t;
-    int oom;            // an append failed; reported by plm_gguf_write
-    int bad;            // a tensor had an unwritable type or shape
+    int oom; // an append failed; reported by plm_gguf_write
+    int bad; // a tensor had an unwritable type or shape
 };
 
 plm_status plm_gguf_writer_create(plm_gguf_writer **out, plm_error *err) {
@@ -729,7 +740,8 @@ void plm_gguf_add_tensor(plm_gguf_writer *w, const char *name, int32_t n_dims, c
     int ok_type = type == PLM_GGML_F32 || type == PLM_GGML_F16 || type == PLM_GGML_BF16 ||
                   type == PLM_GGML_Q8_0 || type == PLM_GGML_Q4_0;
     const ggml_type_info *ti = type_info(type);
-    if (!ok_type || n_dims < 1 || n_dims > PLM_GGUF_MAX_DIMS || ne[0] % (int64_t)ti->block) w->bad = 1;
+    if (!ok_type || n_dims < 1 || n_dims > PLM_GGUF_MAX_DIMS || ne[0] % (int64_t)ti->block)
+        w->bad = 1;
 }
 
 static size_t wtensor_elems(const wtensor *t) {

@@ -42,32 +42,32 @@ enum {
 };
 
 typedef struct {
-    plm_str key;         // points into the buffer
-    uint32_t type;       // PLM_GGUF_*
-    uint32_t arr_type;   // element type when type is ARRAY
-    uint64_t arr_n;      // element count when type is ARRAY
-    const uint8_t *val;  // the value's bytes (for an array: its first element)
+    plm_str key;        // points into the buffer
+    uint32_t type;      // PLM_GGUF_*
+    uint32_t arr_type;  // element type when type is ARRAY
+    uint64_t arr_n;     // element count when type is ARRAY
+    const uint8_t *val; // the value's bytes (for an array: its first element)
 } plm_gguf_kv;
 
 typedef struct {
-    plm_str name;                   // points into the buffer
-    int32_t n_dims;                 // 1 .. PLM_GGUF_MAX_DIMS
-    int64_t ne[PLM_GGUF_MAX_DIMS];  // elements per dim, innermost first; unused dims are 1
-    uint32_t type;                  // ggml_type
-    size_t n_elems;                 // product of ne
-    size_t n_bytes;                 // bytes of data
-    const uint8_t *data;            // inside the buffer
+    plm_str name;                  // points into the buffer
+    int32_t n_dims;                // 1 .. PLM_GGUF_MAX_DIMS
+    int64_t ne[PLM_GGUF_MAX_DIMS]; // elements per dim, innermost first; unused dims are 1
+    uint32_t type;                 // ggml_type
+    size_t n_elems;                // product of ne
+    size_t n_bytes;                // bytes of data
+    const uint8_t *data;           // inside the buffer
 } plm_gguf_tensor;
 
 typedef struct {
-    uint32_t version;          // 2 or 3
-    plm_gguf_kv *kv;           // (n_kv)
+    uint32_t version; // 2 or 3
+    plm_gguf_kv *kv;  // (n_kv)
     int64_t n_kv;
-    plm_gguf_tensor *tensors;  // (n_tensors)
+    plm_gguf_tensor *tensors; // (n_tensors)
     int64_t n_tensors;
-    size_t alignment;          // general.alignment, default 32
-    size_t data_offset;        // where tensor data starts in the buffer
-    plm_file_map map;          // the file, when opened with plm_gguf_open
+    size_t alignment;   // general.alignment, default 32
+    size_t data_offset; // where tensor data starts in the buffer
+    plm_file_map map;   // the file, when opened with plm_gguf_open
 } plm_gguf;
 
 // plm_gguf_parse: parse size bytes of buf (borrowed: must outlive *out). name is used in messages.
@@ -104,8 +104,8 @@ const char *plm_ggml_type_name(uint32_t type);
 int plm_gguf_type_to_dtype(uint32_t type);
 // plm_gguf_tensor_to_f32: rows [row0, row0 + n_rows) of t as f32 into out (n_rows * ne[0]), where a
 // row is ne[0] elements. Types other than F32/F16/BF16/Q8_0/Q4_0/Q4_1 are PLM_ERR_UNSUPPORTED.
-plm_status plm_gguf_tensor_to_f32(const plm_gguf_tensor *t, size_t row0, size_t n_rows,
-                                  float *out, plm_error *err);
+plm_status plm_gguf_tensor_to_f32(const plm_gguf_tensor *t, size_t row0, size_t n_rows, float *out,
+                                  plm_error *err);
 // plm_gguf_dequant_row: n elements (a multiple of the type's block) of type at src as f32 into out,
 // as plm_gguf_tensor_to_f32 does; a type it does not read leaves out as it is (check it first).
 void plm_gguf_dequant_row(uint32_t type, const uint8_t *src, size_t n, float *out);

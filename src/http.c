@@ -21,7 +21,9 @@ static int hex_val(unsigned char c) {
     return -1;
 }
 
-static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+static int lower(int c) {
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
 
 // name_is: case-insensitive comparison of n bytes at s with the NUL-terminated name
 static int name_is(const char *s, size_t n, const char *name) {
@@ -150,8 +152,14 @@ int plm_http_parse(plm_http_request *r, const char *buf, size_t len) {
     size_t end = 0;
     for (size_t i = 0; i < len; i++) {
         if (buf[i] != '\n') continue;
-        if (i + 1 < len && buf[i + 1] == '\n') { end = i + 2; break; }
-        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n') { end = i + 3; break; }
+        if (i + 1 < len && buf[i + 1] == '\n') {
+            end = i + 2;
+            break;
+        }
+        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n') {
+            end = i + 3;
+            break;
+        }
     }
     if (end == 0) return 0;
     size_t pos = 0;
@@ -184,7 +192,7 @@ int plm_http_path_ok(const char *path) {
     for (;;) {
         const char *slash = strchr(seg, '/');
         size_t n = slash ? (size_t)(slash - seg) : strlen(seg);
-        if (n == 0 && slash) return 0; // "//" or a trailing "/" inside
+        if (n == 0 && slash) return 0;        // "//" or a trailing "/" inside
         if (n > 0 && seg[0] == '.') return 0; // ".", "..", dotfiles
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)seg[i] < 0x20 || seg[i] == '\\' || seg[i] == 0x7f) return 0;
@@ -210,11 +218,17 @@ int plm_http_range(const plm_http_request *r, uint64_t size, uint64_t *first, ui
 
 const char *plm_http_mime(const char *path) {
     static const char *const types[][2] = {
-        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-        {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
-        {".wasm", "application/wasm"}, {".json", "application/json"},
-        {".png", "image/png"}, {".svg", "image/svg+xml"}, {".ico", "image/x-icon"},
-        {".txt", "text/plain; charset=utf-8"}, {".map", "application/json"},
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".wasm", "application/wasm"},
+        {".json", "application/json"},
+        {".png", "image/png"},
+        {".svg", "image/svg+xml"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".map", "application/json"},
         {".gguf", "application/octet-stream"},
     };
     const char *dot = strrchr(path, '.');

@@ -11,17 +11,17 @@
 #define PLM_HTTP_MAX_PATH 1024 // longest decoded path; longer targets are refused with 414
 
 typedef struct {
-    char method[16];                // "GET", "HEAD", "POST", ... (as sent; tokens only)
-    char path[PLM_HTTP_MAX_PATH];   // percent-decoded path without the query, starts with '/'
-    int version_minor;              // HTTP/1.<version_minor>: 0 or 1
-    int64_t content_length;         // Content-Length, or -1 when absent
-    int chunked;                    // 1: Transfer-Encoding was sent (the server refuses it)
-    int json;                       // 1: Content-Type is application/json (parameters allowed)
-    int has_range;                  // 1: a single "Range: bytes=..." was sent
-    uint64_t range_first;           // first byte; for a suffix range ("bytes=-N") this is N
-    uint64_t range_last;            // last byte (inclusive); UINT64_MAX when open ("bytes=N-")
-    int range_suffix;               // 1: "bytes=-N" (the last N bytes)
-    size_t head_len;                // bytes of the request head, through the blank line
+    char method[16];              // "GET", "HEAD", "POST", ... (as sent; tokens only)
+    char path[PLM_HTTP_MAX_PATH]; // percent-decoded path without the query, starts with '/'
+    int version_minor;            // HTTP/1.<version_minor>: 0 or 1
+    int64_t content_length;       // Content-Length, or -1 when absent
+    int chunked;                  // 1: Transfer-Encoding was sent (the server refuses it)
+    int json;                     // 1: Content-Type is application/json (parameters allowed)
+    int has_range;                // 1: a single "Range: bytes=..." was sent
+    uint64_t range_first;         // first byte; for a suffix range ("bytes=-N") this is N
+    uint64_t range_last;          // last byte (inclusive); UINT64_MAX when open ("bytes=N-")
+    int range_suffix;             // 1: "bytes=-N" (the last N bytes)
+    size_t head_len;              // bytes of the request head, through the blank line
 } plm_http_request;
 
 // plm_http_parse: parse the request head at the start of buf (len bytes). Returns 1 when the head

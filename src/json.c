@@ -20,8 +20,8 @@ typedef struct {
 } parser;
 
 static void skip_ws(parser *p) {
-    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' ||
-                           p->s[p->i] == '\r'))
+    while (p->i < p->n &&
+           (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
         p->i++;
 }
 
@@ -156,7 +156,8 @@ plm_status plm_json_parse(plm_json *out, const char *text, size_t len, const cha
             if (why) goto bad;
             t = push_tok(&p, type, start);
             if (t < 0) goto nomem;
-            if (type == PLM_JSON_STRING) p.tok[t].start = (uint32_t)start + 1, p.tok[t].end = (uint32_t)p.i - 1;
+            if (type == PLM_JSON_STRING)
+                p.tok[t].start = (uint32_t)start + 1, p.tok[t].end = (uint32_t)p.i - 1;
             else p.tok[t].end = (uint32_t)p.i;
         }
         // ---- after a value: close containers or move to the next member ----

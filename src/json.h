@@ -13,7 +13,7 @@
 typedef enum {
     PLM_JSON_OBJECT,
     PLM_JSON_ARRAY,
-    PLM_JSON_STRING,    // start/end exclude the quotes; escapes are undecoded
+    PLM_JSON_STRING, // start/end exclude the quotes; escapes are undecoded
     PLM_JSON_NUMBER,
     PLM_JSON_TRUE,
     PLM_JSON_FALSE,
@@ -28,8 +28,8 @@ typedef struct {
 } plm_json_tok;
 
 typedef struct {
-    const char *text;   // borrowed: must outlive the parse
-    plm_json_tok *tok;  // (n) tokens; object members are key token then value subtree
+    const char *text;  // borrowed: must outlive the parse
+    plm_json_tok *tok; // (n) tokens; object members are key token then value subtree
     int32_t n;
 } plm_json;
 

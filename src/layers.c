@@ -91,14 +91,14 @@ void plm_embed_backward(float *dtok, const float *dx, const int32_t *ids, int32_
 
 // ---- head ----
 
-void plm_head_forward(plm_pool *pool, float *logits, const float *xn, int32_t T,
-                      const plm_model *m, const plm_lora *lora, void *scratch) {
+void plm_head_forward(plm_pool *pool, float *logits, const float *xn, int32_t T, const plm_model *m,
+                      const plm_lora *lora, void *scratch) {
     size_t V = (size_t)m->config.vocab_size, C = (size_t)m->config.hidden_size;
     plm_matmul(pool, logits, xn, &m->lm_head, T, scratch); // (T, V) packed
     if (!lora || !lora->n_tokens) return;
     size_t NV = (size_t)lora->vocab_size;
     int tied = m->config.tie_word_embeddings; // untied: the rows change the embedding only
-    for (int32_t t = T - 1; t >= 0; t--) { // re-stride the rows from V to NV, last row first
+    for (int32_t t = T - 1; t >= 0; t--) {    // re-stride the rows from V to NV, last row first
         memmove(logits + t * NV, logits + t * V, V * sizeof(float));
         for (size_t v = V; v < NV; v++) logits[t * NV + v] = 0.0f;
         for (int32_t k = 0; tied && k < lora->n_tokens; k++) {

@@ -14,12 +14,12 @@
 
 // Buffers a linear layer's LoRA path needs: sized by the caller for T rows.
 typedef struct {
-    float *u;       // (T, R) A x: saved for backward when training
-    float *y;       // (T, max out or in features) B A x before scaling; backward: du A
-    float *xd;      // (T, max in features) dropout(x), only when dropout > 0
-    float *dys;     // (T, max out features) backward only: scale * dy
-    float *du;      // (T, R) backward only: the gradient of u
-    void *scratch;  // plm_matmul scratch for T rows
+    float *u;      // (T, R) A x: saved for backward when training
+    float *y;      // (T, max out or in features) B A x before scaling; backward: du A
+    float *xd;     // (T, max in features) dropout(x), only when dropout > 0
+    float *dys;    // (T, max out features) backward only: scale * dy
+    float *du;     // (T, R) backward only: the gradient of u
+    void *scratch; // plm_matmul scratch for T rows
 } plm_linear_bufs;
 
 // ---- linear: y = W x + scale * B A dropout(x) (PEFT's LoraLayer) ----
@@ -56,8 +56,8 @@ void plm_embed_backward(float *dtok, const float *dx, const int32_t *ids, int32_
 // plm_head_forward: logits (T, NV) of normalized xn (T, C): the base head (V columns), then the
 // adapter's token rows when the embeddings are tied (the head rows are the embedding rows; untied,
 // PEFT's trainable tokens change the embedding only). NV is the adapter's vocab_size, or V.
-void plm_head_forward(plm_pool *pool, float *logits, const float *xn, int32_t T,
-                      const plm_model *m, const plm_lora *lora, void *scratch);
+void plm_head_forward(plm_pool *pool, float *logits, const float *xn, int32_t T, const plm_model *m,
+                      const plm_lora *lora, void *scratch);
 
 // plm_head_backward: given dlogits (T, NV) of plm_head_forward on xn (T, C), add the gradient of xn
 // into dxn (T, C) and, when the embeddings are tied and dtok is not NULL, the token rows' into

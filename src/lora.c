@@ -51,14 +51,18 @@ static plm_status check_shape(const plm_config *cfg, int32_t rank, uint32_t targ
     if (rank < 1 || rank > 1 << 16)
         return plm_fail(err, PLM_ERR_ARG, "LoRA rank %d: want 1 .. %d", rank, 1 << 16);
     if (!targets || targets >> PLM_LORA_N_TARGETS)
-        return plm_fail(err, PLM_ERR_ARG, "LoRA targets 0x%x: want a non-empty set of the %d "
-                        "linear layers", targets, PLM_LORA_N_TARGETS);
+        return plm_fail(err, PLM_ERR_ARG,
+                        "LoRA targets 0x%x: want a non-empty set of the %d "
+                        "linear layers",
+                        targets, PLM_LORA_N_TARGETS);
     if (n < 0 || (n > 0 && !ids))
         return plm_fail(err, PLM_ERR_ARG, "LoRA: %d trainable tokens without ids", n);
     for (int32_t k = 0; k < n; k++) {
         if (ids[k] < 0 || (k > 0 && ids[k] <= ids[k - 1]))
-            return plm_fail(err, PLM_ERR_ARG, "LoRA token id %d at index %d: ids must be >= 0, "
-                            "unique and ascending", ids[k], k);
+            return plm_fail(err, PLM_ERR_ARG,
+                            "LoRA token id %d at index %d: ids must be >= 0, "
+                            "unique and ascending",
+                            ids[k], k);
         if (ids[k] >= vocab_size)
             return plm_fail(err, PLM_ERR_ARG, "LoRA token id %d: not below vocab_size %d", ids[k],
                             vocab_size);
@@ -67,10 +71,11 @@ static plm_status check_shape(const plm_config *cfg, int32_t rank, uint32_t targ
         return plm_fail(err, PLM_ERR_ARG, "LoRA vocab_size %d: want %d (the base's) .. %d",
                         vocab_size, cfg->vocab_size, 1 << 24);
     if (vocab_size > cfg->vocab_size && !cfg->tie_word_embeddings)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "LoRA: tokens beyond the base vocabulary (%d > %d) on a model with an untied "
-                        "lm_head: its new rows would need their own training", vocab_size,
-                        cfg->vocab_size);
+        return plm_fail(
+            err, PLM_ERR_UNSUPPORTED,
+            "LoRA: tokens beyond the base vocabulary (%d > %d) on a model with an untied "
+            "lm_head: its new rows would need their own training",
+            vocab_size, cfg->vocab_size);
     return PLM_OK;
 }
 
@@ -80,8 +85,9 @@ static plm_status lora_alloc(plm_lora **out, const plm_config *cfg, int32_t rank
     int32_t L = cfg->num_hidden_layers, C = cfg->hidden_size, o, in;
     size_t R = (size_t)rank, floats = (size_t)n_tokens * (size_t)C;
     for (int t = 0; t < PLM_LORA_N_TARGETS; t++)
-        if (targets >> t & 1) plm_lora_target_shape(cfg, (plm_lora_target)t, &o, &in),
-            floats += (size_t)L * R * (size_t)(o + in);
+        if (targets >> t & 1)
+            plm_lora_target_shape(cfg, (plm_lora_target)t, &o, &in),
+                floats += (size_t)L * R * (size_t)(o + in);
     plm_lora *l = plm_alloc(1, sizeof *l);
     if (l) {
         l->pairs = plm_alloc((size_t)L * PLM_LORA_N_TARGETS, sizeof *l->pairs);
@@ -90,11 +96,19 @@ static plm_status lora_alloc(plm_lora **out, const plm_config *cfg, int32_t rank
     }
     if (!l || !l->pairs || !l->token_ids || !l->block) {
         plm_lora_free(l);
-        return plm_fail(err, PLM_ERR_NOMEM, "out of memory for a LoRA adapter of %zu floats", floats);
+        return plm_fail(err, PLM_ERR_NOMEM, "out of memory for a LoRA adapter of %zu floats",
+                        floats);
     }
-    *l = (plm_lora){.rank = rank, .alpha = (float)rank, .targets = targets, .n_layers = L,
-                    .hidden_size = C, .pairs = l->pairs, .n_tokens = n_tokens,
-                    .token_ids = l->token_ids, .vocab_size = vocab_size, .block = l->block};
+    *l = (plm_lora){.rank = rank,
+                    .alpha = (float)rank,
+                    .targets = targets,
+                    .n_layers = L,
+                    .hidden_size = C,
+                    .pairs = l->pairs,
+                    .n_tokens = n_tokens,
+                    .token_ids = l->token_ids,
+                    .vocab_size = vocab_size,
+                    .block = l->block};
     for (int t = 0; t < PLM_LORA_N_TARGETS; t++)
         plm_lora_target_shape(cfg, (plm_lora_target)t, &l->shape[t][0], &l->shape[t][1]);
     float *p = l->block;
@@ -141,7 +155,8 @@ plm_status plm_lora_create(plm_lora **out, const plm_config *cfg, int32_t rank, 
     }
     if (n_tokens > 0) {
         memcpy(l->token_ids, token_ids, (size_t)n_tokens * sizeof *token_ids);
-        memcpy(l->token_rows, init_rows, (size_t)n_tokens * (size_t)cfg->hidden_size * sizeof(float));
+        memcpy(l->token_rows, init_rows,
+               (size_t)n_tokens * (size_t)cfg->hidden_size * sizeof(float));
     }
     if (tok) st = plm_tokenizer_add_tokens(&l->tokenizer, tok, NULL, 0, 0, err);
     if (st != PLM_OK) plm_lora_free(l);
@@ -150,16 +165,22 @@ plm_status plm_lora_create(plm_lora **out, const plm_config *cfg, int32_t rank, 
 }
 
 plm_mat plm_lora_mat_a(const plm_lora *l, int32_t layer, plm_lora_target t) {
-    return (plm_mat){.dtype = PLM_DTYPE_F32, .rows = l->rank, .cols = l->shape[t][1],
+    return (plm_mat){.dtype = PLM_DTYPE_F32,
+                     .rows = l->rank,
+                     .cols = l->shape[t][1],
                      .f32 = l->pairs[layer * PLM_LORA_N_TARGETS + t].A};
 }
 
 plm_mat plm_lora_mat_b(const plm_lora *l, int32_t layer, plm_lora_target t) {
-    return (plm_mat){.dtype = PLM_DTYPE_F32, .rows = l->shape[t][0], .cols = l->rank,
+    return (plm_mat){.dtype = PLM_DTYPE_F32,
+                     .rows = l->shape[t][0],
+                     .cols = l->rank,
                      .f32 = l->pairs[layer * PLM_LORA_N_TARGETS + t].B};
 }
 
-const plm_tokenizer *plm_lora_tokenizer(const plm_lora *l) { return l ? l->tokenizer : NULL; }
+const plm_tokenizer *plm_lora_tokenizer(const plm_lora *l) {
+    return l ? l->tokenizer : NULL;
+}
 
 // ---- adapter_config.json ----
 
@@ -191,7 +212,8 @@ static plm_status config_targets(const plm_json *j, int32_t v, uint32_t *out, co
         if (!t)
             return plm_fail(err, PLM_ERR_UNSUPPORTED,
                             "%s: target module '%s': pocketlm adapts q_proj, k_proj, v_proj, "
-                            "o_proj, gate_proj, up_proj, down_proj (or \"all-linear\")", path, name);
+                            "o_proj, gate_proj, up_proj, down_proj (or \"all-linear\")",
+                            path, name);
         *out |= t;
     }
     if (!*out) return plm_fail(err, PLM_ERR_FORMAT, "%s: target_modules is empty", path);
@@ -205,21 +227,26 @@ static plm_status config_tokens(const plm_json *j, int32_t v, adapter_config *c,
     if (j->tok[v].type == PLM_JSON_OBJECT) {
         int32_t key = v + 1; // the object's only member must name the input embedding
         if (j->tok[v].size != 1 || !plm_json_eq(j, key, "embed_tokens"))
-            return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: trainable_token_indices: pocketlm "
+            return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                            "%s: trainable_token_indices: pocketlm "
                             "trains rows of embed_tokens only, want a list or {\"embed_tokens\": "
-                            "[...]}", path);
+                            "[...]}",
+                            path);
         v = key + 1;
     }
     if (j->tok[v].type != PLM_JSON_ARRAY)
-        return plm_fail(err, PLM_ERR_FORMAT, "%s: trainable_token_indices: want a list of ids", path);
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: trainable_token_indices: want a list of ids",
+                        path);
     c->n_tokens = j->tok[v].size;
     c->token_ids = plm_alloc(c->n_tokens ? (size_t)c->n_tokens : 1, sizeof *c->token_ids);
     if (!c->token_ids) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     for (int32_t k = 0; k < c->n_tokens; k++) {
         int64_t id;
         if (plm_json_int(j, plm_json_at(j, v, k), 0, (1 << 24) - 1, &id))
-            return plm_fail(err, PLM_ERR_FORMAT, "%s: trainable_token_indices[%d]: want an id in "
-                            "[0, %d)", path, k, 1 << 24);
+            return plm_fail(err, PLM_ERR_FORMAT,
+                            "%s: trainable_token_indices[%d]: want an id in "
+                            "[0, %d)",
+                            path, k, 1 << 24);
         c->token_ids[k] = (int32_t)id;
     }
     return PLM_OK;
@@ -229,9 +256,8 @@ static plm_status config_tokens(const plm_json *j, int32_t v, adapter_config *c,
 static plm_status config_unsupported(const plm_json *j, const char *path, plm_error *err) {
     static const char *const must_be_false[] = {"fan_in_fan_out", "use_rslora", "use_dora",
                                                 "lora_bias"};
-    static const char *const must_be_empty[] = {"rank_pattern", "alpha_pattern",
-                                                "modules_to_save", "layers_to_transform",
-                                                "layer_replication"};
+    static const char *const must_be_empty[] = {"rank_pattern", "alpha_pattern", "modules_to_save",
+                                                "layers_to_transform", "layer_replication"};
     for (size_t i = 0; i < sizeof must_be_false / sizeof *must_be_false; i++) {
         int32_t v = plm_json_get(j, 0, must_be_false[i]);
         if (v >= 0 && j->tok[v].type != PLM_JSON_NULL && plm_json_bool(j, v) != 0)
@@ -241,8 +267,8 @@ static plm_status config_unsupported(const plm_json *j, const char *path, plm_er
     for (size_t i = 0; i < sizeof must_be_empty / sizeof *must_be_empty; i++) {
         int32_t v = plm_json_get(j, 0, must_be_empty[i]);
         if (v >= 0 && j->tok[v].type != PLM_JSON_NULL && j->tok[v].size != 0)
-            return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is set; pocketlm supports none",
-                            path, must_be_empty[i]);
+            return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is set; pocketlm supports none", path,
+                            must_be_empty[i]);
     }
     int32_t b = plm_json_get(j, 0, "bias");
     if (b >= 0 && !plm_json_eq(j, b, "none"))
@@ -263,7 +289,8 @@ static plm_status config_parse(adapter_config *c, const plm_json *j, const char 
         return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: peft_type '%s', want \"LORA\"", path, got);
     }
     if (plm_json_int(j, plm_json_get(j, 0, "r"), 1, 1 << 16, &r))
-        return plm_fail(err, PLM_ERR_FORMAT, "%s: r: want an integer rank in [1, %d]", path, 1 << 16);
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: r: want an integer rank in [1, %d]", path,
+                        1 << 16);
     if (plm_json_num(j, plm_json_get(j, 0, "lora_alpha"), &alpha) || !(alpha > 0.0))
         return plm_fail(err, PLM_ERR_FORMAT, "%s: lora_alpha: want a number > 0", path);
     v = plm_json_get(j, 0, "lora_dropout");
@@ -271,12 +298,13 @@ static plm_status config_parse(adapter_config *c, const plm_json *j, const char 
         return plm_fail(err, PLM_ERR_FORMAT, "%s: lora_dropout: want a number in [0, 1)", path);
     c->rank = (int32_t)r, c->alpha = (float)alpha, c->dropout = (float)dropout;
     plm_status st = config_unsupported(j, path, err);
-    if (st == PLM_OK) st = config_targets(j, plm_json_get(j, 0, "target_modules"), &c->targets,
-                                          path, err);
+    if (st == PLM_OK)
+        st = config_targets(j, plm_json_get(j, 0, "target_modules"), &c->targets, path, err);
     if (st == PLM_OK)
         st = config_tokens(j, plm_json_get(j, 0, "trainable_token_indices"), c, path, err);
     v = plm_json_get(j, 0, "base_model_name_or_path");
-    if (v >= 0 && plm_json_str(j, v, c->base_model, sizeof c->base_model) >= (int64_t)sizeof c->base_model)
+    if (v >= 0 &&
+        plm_json_str(j, v, c->base_model, sizeof c->base_model) >= (int64_t)sizeof c->base_model)
         c->base_model[0] = 0; // too long to keep: written back as null
     return st;
 }
@@ -325,9 +353,10 @@ static plm_status read_tensor(const plm_st_tensor *x, int64_t rows, int64_t cols
         for (int32_t i = 0; i < x->n_dims && strlen(got) < 40; i++)
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "",
                      (long long)x->shape[i]);
-        return plm_fail(err, PLM_ERR_FORMAT, "%s: tensor '%s' has shape %s], want [%lld, %lld] "
-                        "from adapter_config.json and the base model", path, x->name, got,
-                        (long long)rows, (long long)cols);
+        return plm_fail(err, PLM_ERR_FORMAT,
+                        "%s: tensor '%s' has shape %s], want [%lld, %lld] "
+                        "from adapter_config.json and the base model",
+                        path, x->name, got, (long long)rows, (long long)cols);
     }
     plm_status st = plm_st_tensor_to_f32(x, 0, x->n_elems, out, err);
     if (st != PLM_OK && err) {
@@ -355,8 +384,8 @@ static plm_status token_rows(plm_lora *l, const adapter_config *c, const plm_st_
 }
 
 // load_tensors: every tensor of the file into l; unknown and missing names are errors.
-static plm_status load_tensors(plm_lora *l, const adapter_config *c,
-                               const plm_safetensors *f, const char *path, plm_error *err) {
+static plm_status load_tensors(plm_lora *l, const adapter_config *c, const plm_safetensors *f,
+                               const char *path, plm_error *err) {
     int32_t L = l->n_layers, R = l->rank;
     uint8_t *seen = plm_alloc((size_t)L * PLM_LORA_N_TARGETS, 1);
     if (!seen) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
@@ -373,9 +402,11 @@ static plm_status load_tensors(plm_lora *l, const adapter_config *c,
             continue;
         }
         if (parse_key(x->name, &layer, &t, &ab) || layer >= L || !(l->targets >> t & 1)) {
-            st = plm_fail(err, PLM_ERR_FORMAT, "%s: tensor '%s' matches no LoRA target of "
-                          "adapter_config.json (r %d, %d layers, target_modules 0x%x%s)", path,
-                          x->name, R, L, l->targets, c->n_tokens ? "" : ", no trainable tokens");
+            st = plm_fail(err, PLM_ERR_FORMAT,
+                          "%s: tensor '%s' matches no LoRA target of "
+                          "adapter_config.json (r %d, %d layers, target_modules 0x%x%s)",
+                          path, x->name, R, L, l->targets,
+                          c->n_tokens ? "" : ", no trainable tokens");
             break;
         }
         int32_t o = l->shape[t][0], in = l->shape[t][1];
@@ -385,13 +416,15 @@ static plm_status load_tensors(plm_lora *l, const adapter_config *c,
                        : read_tensor(x, o, R, p->B, path, err);
     }
     if (st == PLM_OK && c->n_tokens > 0 && !tokens_seen)
-        st = plm_fail(err, PLM_ERR_FORMAT, "%s: tensor '%s' is missing (adapter_config.json lists "
-                      "%d trainable tokens)", path, PEFT_TOKENS, c->n_tokens);
+        st = plm_fail(err, PLM_ERR_FORMAT,
+                      "%s: tensor '%s' is missing (adapter_config.json lists "
+                      "%d trainable tokens)",
+                      path, PEFT_TOKENS, c->n_tokens);
     for (int32_t i = 0; st == PLM_OK && i < L * PLM_LORA_N_TARGETS; i++) {
         if (!(l->targets >> (i % PLM_LORA_N_TARGETS) & 1) || seen[i] == 3) continue;
         char name[128];
-        peft_name(name, sizeof name, i / PLM_LORA_N_TARGETS, (plm_lora_target)(i % PLM_LORA_N_TARGETS),
-                  seen[i] & 1 ? 'B' : 'A');
+        peft_name(name, sizeof name, i / PLM_LORA_N_TARGETS,
+                  (plm_lora_target)(i % PLM_LORA_N_TARGETS), seen[i] & 1 ? 'B' : 'A');
         st = plm_fail(err, PLM_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
     }
     free(seen);
@@ -412,9 +445,10 @@ static plm_status adapter_tokenizer(plm_lora *l, const char *dir, plm_error *err
         return PLM_OK;
     plm_status st = plm_tokenizer_load(&l->tokenizer, path, err);
     if (st == PLM_OK && plm_tokenizer_n_vocab(l->tokenizer) > l->vocab_size)
-        st = plm_fail(err, PLM_ERR_FORMAT, "%s: %d tokens, but the adapter has embedding rows for "
-                      "%d (the base's vocabulary and trainable_token_indices)", path,
-                      plm_tokenizer_n_vocab(l->tokenizer), l->vocab_size);
+        st = plm_fail(err, PLM_ERR_FORMAT,
+                      "%s: %d tokens, but the adapter has embedding rows for "
+                      "%d (the base's vocabulary and trainable_token_indices)",
+                      path, plm_tokenizer_n_vocab(l->tokenizer), l->vocab_size);
     return st;
 }
 
@@ -487,28 +521,34 @@ static plm_status write_number(plm_writer *w, const char *key, float v, int as_i
 
 // write_config_body: the keys of adapter_config.json in PEFT's order (json.dumps sort_keys=True).
 static plm_status write_config_body(const plm_lora *l, plm_writer *w, plm_error *err) {
-    plm_status st = plm_writer_printf(w, err, "{\n  \"alpha_pattern\": {},\n  \"auto_mapping\": "
+    plm_status st = plm_writer_printf(w, err,
+                                      "{\n  \"alpha_pattern\": {},\n  \"auto_mapping\": "
                                       "null,\n  \"base_model_name_or_path\": ");
     if (st == PLM_OK && l->base_model[0])
         st = plm_json_write_str(w, l->base_model, strlen(l->base_model), err);
     else if (st == PLM_OK) st = plm_writer_printf(w, err, "null");
     if (st == PLM_OK)
-        st = plm_writer_printf(w, err, ",\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n"
+        st = plm_writer_printf(w, err,
+                               ",\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n"
                                "  \"inference_mode\": true,\n  \"init_lora_weights\": true,\n"
                                "  \"layers_pattern\": null,\n  \"layers_to_transform\": null,\n");
     if (st == PLM_OK) st = write_number(w, "lora_alpha", l->alpha, 1, err);
     if (st == PLM_OK) st = write_number(w, "lora_dropout", l->dropout, 0, err);
     if (st == PLM_OK)
-        st = plm_writer_printf(w, err, "  \"modules_to_save\": null,\n  \"peft_type\": \"LORA\",\n"
+        st = plm_writer_printf(w, err,
+                               "  \"modules_to_save\": null,\n  \"peft_type\": \"LORA\",\n"
                                "  \"r\": %d,\n  \"rank_pattern\": {},\n  \"revision\": null,\n"
-                               "  \"target_modules\": [", l->rank);
+                               "  \"target_modules\": [",
+                               l->rank);
     for (int t = 0, n = 0; st == PLM_OK && t < PLM_LORA_N_TARGETS; t++)
         if (l->targets >> t & 1)
             st = plm_writer_printf(w, err, "%s\n    \"%s\"", n++ ? "," : "",
                                    plm_lora_targets[t].name);
     if (st == PLM_OK)
-        st = plm_writer_printf(w, err, "\n  ],\n  \"task_type\": \"CAUSAL_LM\",\n"
-                               "  \"trainable_token_indices\": %s", l->n_tokens ? "[" : "null");
+        st = plm_writer_printf(w, err,
+                               "\n  ],\n  \"task_type\": \"CAUSAL_LM\",\n"
+                               "  \"trainable_token_indices\": %s",
+                               l->n_tokens ? "[" : "null");
     for (int32_t k = 0; st == PLM_OK && k < l->n_tokens; k++)
         st = plm_writer_printf(w, err, "%s\n    %d", k ? "," : "", l->token_ids[k]);
     if (st == PLM_OK)
@@ -531,8 +571,8 @@ static plm_status write_config(const plm_lora *l, const char *path, plm_error *e
 
 // The tensors of adapter_model.safetensors, each with the f32 values it is filled from.
 typedef struct {
-    plm_st_info *info; // (n)
-    const float **src; // (n)
+    plm_st_info *info;  // (n)
+    const float **src;  // (n)
     char (*names)[128]; // (n)
     int32_t n;
 } save_list;
@@ -560,13 +600,15 @@ static plm_status save_tensors(const plm_lora *l, const char *path, plm_error *e
             peft_name(s.names[n], sizeof s.names[n], i / PLM_LORA_N_TARGETS, (plm_lora_target)t,
                       k ? 'B' : 'A');
             int32_t rows = k ? l->shape[t][0] : l->rank, cols = k ? l->rank : l->shape[t][1];
-            s.info[n] = (plm_st_info){.name = s.names[n], .dtype = PLM_DTYPE_F32, .n_dims = 2,
-                                      .shape = {rows, cols}};
+            s.info[n] = (plm_st_info){
+                .name = s.names[n], .dtype = PLM_DTYPE_F32, .n_dims = 2, .shape = {rows, cols}};
             s.src[n] = k ? p->B : p->A;
         }
     }
     if (st == PLM_OK && l->n_tokens > 0) {
-        s.info[n] = (plm_st_info){.name = PEFT_TOKENS, .dtype = PLM_DTYPE_F32, .n_dims = 2,
+        s.info[n] = (plm_st_info){.name = PEFT_TOKENS,
+                                  .dtype = PLM_DTYPE_F32,
+                                  .n_dims = 2,
                                   .shape = {l->n_tokens, l->hidden_size}};
         s.src[n++] = l->token_rows;
     }
@@ -624,7 +666,7 @@ static void merge_weights(plm_model *m, const plm_model *base, const plm_lora *l
     size_t C = (size_t)c->hidden_size;
     float scale = l->alpha / (float)l->rank;
     copy_mat(&m->embed_tokens, &base->embed_tokens); // rows past the base's V stay zero
-    for (int32_t k = 0; k < l->n_tokens; k++)         // PEFT replaces rows (index_copy)
+    for (int32_t k = 0; k < l->n_tokens; k++)        // PEFT replaces rows (index_copy)
         memcpy(m->embed_tokens.f32 + (size_t)l->token_ids[k] * C, l->token_rows + (size_t)k * C,
                C * sizeof(float));
     for (int32_t layer = 0; layer < c->num_hidden_layers; layer++) {
@@ -648,9 +690,11 @@ plm_status plm_model_merge(plm_model **out, const plm_model *base, const plm_lor
     plm_config cfg = base->config;
     if (l->n_layers != cfg.num_hidden_layers || l->hidden_size != cfg.hidden_size ||
         l->vocab_size < cfg.vocab_size)
-        return plm_fail(err, PLM_ERR_ARG, "plm_model_merge: adapter for %d layers, hidden %d, "
-                        "vocab %d; base has %d, %d, %d", l->n_layers, l->hidden_size,
-                        l->vocab_size, cfg.num_hidden_layers, cfg.hidden_size, cfg.vocab_size);
+        return plm_fail(err, PLM_ERR_ARG,
+                        "plm_model_merge: adapter for %d layers, hidden %d, "
+                        "vocab %d; base has %d, %d, %d",
+                        l->n_layers, l->hidden_size, l->vocab_size, cfg.num_hidden_layers,
+                        cfg.hidden_size, cfg.vocab_size);
     cfg.vocab_size = l->vocab_size;
     plm_model *m;
     plm_status st = plm_model_alloc(&m, &cfg, err);

@@ -14,13 +14,13 @@ typedef struct {
 } plm_lora_pair;
 
 struct plm_lora {
-    int32_t rank;             // R
-    float alpha;              // lora_alpha; scale = alpha / R
-    float dropout;            // lora_dropout (training only)
-    uint32_t targets;         // bit t set when target t is adapted
+    int32_t rank;                         // R
+    float alpha;                          // lora_alpha; scale = alpha / R
+    float dropout;                        // lora_dropout (training only)
+    uint32_t targets;                     // bit t set when target t is adapted
     int32_t shape[PLM_LORA_N_TARGETS][2]; // (out, in) features of each target in the base
-    int32_t n_layers;         // L of the base
-    int32_t hidden_size;      // C of the base
+    int32_t n_layers;                     // L of the base
+    int32_t hidden_size;                  // C of the base
     plm_lora_pair *pairs;     // (L * PLM_LORA_N_TARGETS), index l * PLM_LORA_N_TARGETS + t
     int32_t n_tokens;         // trainable token rows
     int32_t *token_ids;       // (n_tokens) ascending
@@ -28,7 +28,7 @@ struct plm_lora {
     int32_t vocab_size;       // V of the adapted model: >= the base's, > every token id
     plm_tokenizer *tokenizer; // owned: the adapter's tokenizer with added tokens, or NULL
     char base_model[256];     // base_model_name_or_path for adapter_config.json
-    char name[128];           // the adapter's name: its directory's (plm_lora_load), or "" 
+    char name[128];           // the adapter's name: its directory's (plm_lora_load), or ""
     void *block;              // one allocation behind A, B and token_rows
 };
 

@@ -69,7 +69,9 @@ static void matmul_worker(void *ctx, int ith, int nth) {
 
 // ---- quantization: scalar reference ----
 
-static size_t round_up64(size_t n) { return (n + 63) & ~(size_t)63; }
+static size_t round_up64(size_t n) {
+    return (n + 63) & ~(size_t)63;
+}
 
 // Rounding is to nearest even (lrintf, cvtps2dq), q is clamped to [-127, 127] (never -128, which
 // the AVX2 sign trick needs), and q = round(x * (1/d)): each SIMD path gives the same bytes.
@@ -191,8 +193,8 @@ size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols) {
     return round_up64(n) + round_up64(n / PLM_QK * sizeof(float)) + round_up64(2 * n);
 }
 
-void plm_matmul_isa_run(plm_isa isa, plm_pool *pool, float *out, const float *inp,
-                        const plm_mat *w, int32_t T, void *scratch) {
+void plm_matmul_isa_run(plm_isa isa, plm_pool *pool, float *out, const float *inp, const plm_mat *w,
+                        int32_t T, void *scratch) {
     assert(w->dtype == PLM_DTYPE_F32 || w->dtype == PLM_DTYPE_Q8_0);
     assert(plm_isa_supported(isa));
     const matmul_kernels *k = plm_matmul_kernels(isa);

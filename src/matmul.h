@@ -57,8 +57,8 @@ void plm_matmul_backward_weight(plm_pool *pool, float *dw, const float *dout, co
 // plm_matmul_isa_run: plm_matmul on path isa (the widest kernels that isa includes; it must be
 // supported). Any path gives bit-identical results for any pool size; Q8_0 gives the same bits on
 // every path, f32 paths agree within float rounding.
-void plm_matmul_isa_run(plm_isa isa, plm_pool *pool, float *out, const float *inp,
-                        const plm_mat *w, int32_t T, void *scratch);
+void plm_matmul_isa_run(plm_isa isa, plm_pool *pool, float *out, const float *inp, const plm_mat *w,
+                        int32_t T, void *scratch);
 // plm_matmul_backward_input_isa, plm_matmul_backward_weight_isa: the backward on path isa.
 void plm_matmul_backward_input_isa(plm_isa isa, plm_pool *pool, float *dinp, const float *dout,
                                    const plm_mat *w, int32_t T);

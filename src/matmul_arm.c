@@ -36,19 +36,22 @@
 #endif
 
 #define PF_BYTES 6144 // decode prefetches the weights at least this far ahead
-#define F32_MT 4      // f32 tile: tokens x rows: 20 accumulators + 4 inputs + 5 weights fit the
-#define F32_NR 5      // 32 registers (4 x 6 spills two accumulators a step); 9 loads per 20 FMA
-#define F32_DNR 8     // f32 decode: rows per tile, 8 independent FMA chains (latency 4, 2 pipes)
-#define Q8_MT 2       // Q8_0 tile: 4 accumulators per output (even / odd blocks, lanes 0-3 / 4-7);
-#define Q8_NR 1       // the work per output is fixed, larger tiles would only save loads
-#define Q8_DNR 2      // Q8_0 decode: 2 rows per tile, whose end sums share their vector ops
-#define DT 4          // input gradient: tokens per tile (4 x 16 columns: 16 accumulators)
+#define F32_MT   4    // f32 tile: tokens x rows: 20 accumulators + 4 inputs + 5 weights fit the
+#define F32_NR   5    // 32 registers (4 x 6 spills two accumulators a step); 9 loads per 20 FMA
+#define F32_DNR  8    // f32 decode: rows per tile, 8 independent FMA chains (latency 4, 2 pipes)
+#define Q8_MT    2    // Q8_0 tile: 4 accumulators per output (even / odd blocks, lanes 0-3 / 4-7);
+#define Q8_NR    1    // the work per output is fixed, larger tiles would only save loads
+#define Q8_DNR   2    // Q8_0 decode: 2 rows per tile, whose end sums share their vector ops
+#define DT       4    // input gradient: tokens per tile (4 x 16 columns: 16 accumulators)
 
 // TILE_LOOP(i, n, max): for i in [0, n), n <= max, n a constant after inlining (a tile's tokens or
 // rows). The loop runs to max and skips i >= n: its bound is then a constant in the inline function
 // itself, which clang optimizes before inlining it; with a run-time bound clang leaves the loop
 // rolled (and marked never to unroll) and the accumulators on the stack. GCC unrolls either way.
-#define TILE_LOOP(i, n, max) UNROLL for (int i = 0; i < (max); i++) if (i < (n))
+#define TILE_LOOP(i, n, max)                                                                       \
+    UNROLL                                                                                         \
+    for (int i = 0; i < (max); i++)                                                                \
+        if (i < (n))
 
 // prefetch_rows: how many rows ahead decode prefetches: PF_BYTES of rows of row_bytes, and at
 // least the next tile (nr rows), since the rows of a tile are read side by side.
@@ -103,7 +106,7 @@ PLM_INLINE void f32_block_neon(const matmul_job *j, int t0, int mt, int r0, int 
     const float *pf = mt == 1 && r0 + nr + pfr <= R ? w + (size_t)pfr * C : NULL;
     float32x4_t acc[F32_MT][F32_DNR];
     TILE_LOOP(t, mt, F32_MT)
-        TILE_LOOP(r, nr, F32_DNR) acc[t][r] = vdupq_n_f32(0.0f);
+    TILE_LOOP(r, nr, F32_DNR) acc[t][r] = vdupq_n_f32(0.0f);
     int k = 0;
     for (; k + 4 <= C; k += 4) {
         float32x4_t xv[F32_MT];
@@ -166,8 +169,8 @@ PLM_INLINE int32x4_t q8_dot_sdot(int8x16_t x, int8x16_t w) {
 // lane converted to float, times dw * dx (lane ln of s), then added; mul and add stay two
 // roundings (-std=c11 keeps the compiler from contracting them). sdot picks the integer dot.
 PLM_INLINE void q8_step(float32x4_t acc[Q8_MT][Q8_DNR][4], const int8_t *xq, const int8_t *wq,
-                        int C, int mt, int nr, int b, int odd, float32x2_t s[Q8_MT][Q8_DNR],
-                        int ln, int sdot) {
+                        int C, int mt, int nr, int b, int odd, float32x2_t s[Q8_MT][Q8_DNR], int ln,
+                        int sdot) {
     int8x16_t xv[Q8_MT][2];
     TILE_LOOP(t, mt, Q8_MT) {
         xv[t][0] = vld1q_s8(xq + (size_t)t * C + b * PLM_QK);
@@ -194,7 +197,7 @@ PLM_INLINE void q8_step(float32x4_t acc[Q8_MT][Q8_DNR][4], const int8_t *xq, con
 PLM_INLINE void q8_store(float *out, float32x4_t acc[Q8_DNR][4], int nr) {
     float32x4_t a[Q8_DNR];
     TILE_LOOP(i, nr, Q8_DNR)
-        a[i] = vaddq_f32(vaddq_f32(acc[i][0], acc[i][2]), vaddq_f32(acc[i][1], acc[i][3]));
+    a[i] = vaddq_f32(vaddq_f32(acc[i][0], acc[i][2]), vaddq_f32(acc[i][1], acc[i][3]));
     if (nr == 1) a[1] = a[0];
     const float32x4_t ab = vaddq_f32(vcombine_f32(vget_low_f32(a[0]), vget_low_f32(a[1])),
                                      vcombine_f32(vget_high_f32(a[0]), vget_high_f32(a[1])));
@@ -209,16 +212,16 @@ PLM_INLINE void q8_store(float *out, float32x4_t acc[Q8_DNR][4], int nr) {
 // prefetcher may not keep ahead of).
 PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, int sdot) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C; // (mt|nr, C)
+    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C;  // (mt|nr, C)
     const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
     const int pfr = prefetch_rows((size_t)C, nr);
     const int pf = mt == 1 && r0 + nr + pfr <= R;
     float32x4_t acc[Q8_MT][Q8_DNR][4];
     float32x2_t s[Q8_MT][Q8_DNR];
     TILE_LOOP(t, mt, Q8_MT)
-        TILE_LOOP(r, nr, Q8_DNR)
-            UNROLL
-            for (int i = 0; i < 4; i++) acc[t][r][i] = vdupq_n_f32(0.0f);
+    TILE_LOOP(r, nr, Q8_DNR)
+    UNROLL
+    for (int i = 0; i < 4; i++) acc[t][r][i] = vdupq_n_f32(0.0f);
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
         TILE_LOOP(r, nr, Q8_DNR) {
@@ -234,8 +237,8 @@ PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, in
     }
     if (b < nb) {
         TILE_LOOP(r, nr, Q8_DNR)
-            TILE_LOOP(t, mt, Q8_MT)
-                s[t][r] = vdup_n_f32(wd[(size_t)r * nb + b] * xd[(size_t)t * nb + b]);
+        TILE_LOOP(t, mt, Q8_MT)
+        s[t][r] = vdup_n_f32(wd[(size_t)r * nb + b] * xd[(size_t)t * nb + b]);
         q8_step(acc, xq, wq, C, mt, nr, b, 0, s, 0, sdot);
     }
     TILE_LOOP(t, mt, Q8_MT) q8_store(j->out + (size_t)(t0 + t) * R + r0, acc[t], nr);
@@ -306,8 +309,8 @@ PLM_INLINE void dinp_tile(float *dinp, const float *dout, int32_t R, int32_t C, 
                           int32_t n) {
     float32x4_t acc[DT][4];
     TILE_LOOP(t, nt, DT)
-        UNROLL
-        for (int v = 0; v < 4; v++) acc[t][v] = vdupq_n_f32(0.0f);
+    UNROLL
+    for (int v = 0; v < 4; v++) acc[t][v] = vdupq_n_f32(0.0f);
     const float *g = dout + (size_t)t0 * R; // (nt, R)
     int32_t r = r0;
     for (; r + 4 <= r1; r += 4) {
@@ -320,16 +323,16 @@ PLM_INLINE void dinp_tile(float *dinp, const float *dout, int32_t R, int32_t C, 
             UNROLL
             for (int v = 0; v < 4; v++) wv[v] = vld1q_f32(wr + 4 * v);
             TILE_LOOP(t, nt, DT)
-                UNROLL
-                for (int v = 0; v < 4; v++) acc[t][v] = vfmaq_n_f32(acc[t][v], wv[v], gv[t][l]);
+            UNROLL
+            for (int v = 0; v < 4; v++) acc[t][v] = vfmaq_n_f32(acc[t][v], wv[v], gv[t][l]);
         }
     }
     for (; r < r1; r++) {
         const float *wr = ws + (size_t)(r - r0) * PLM_DINP_NC + h;
         TILE_LOOP(t, nt, DT)
-            UNROLL
-            for (int v = 0; v < 4; v++)
-                acc[t][v] = vfmaq_n_f32(acc[t][v], vld1q_f32(wr + 4 * v), g[(size_t)t * R + r]);
+        UNROLL
+        for (int v = 0; v < 4; v++)
+            acc[t][v] = vfmaq_n_f32(acc[t][v], vld1q_f32(wr + 4 * v), g[(size_t)t * R + r]);
     }
     TILE_LOOP(t, nt, DT) {
         float *o = dinp + (size_t)(t0 + t) * C + c0;
@@ -342,14 +345,13 @@ PLM_INLINE void dinp_tile(float *dinp, const float *dout, int32_t R, int32_t C, 
     }
 }
 
-
 // dinp_tiles_neon: the slice W[r0 .. r1, c0 .. c0+n) is copied once (Q8_0: dequantized, as
 // matmul_backward.c's w_slice does; columns beyond n zero) into a contiguous (r1 - r0, 32) block
 // that every token tile then reads from L1; tiles of 4 tokens x 16 columns, the last tokens one at
 // a time. The sums run over the same rows in the same order for any tile, so the bits do not depend
 // on T or on the thread count.
-static void dinp_tiles_neon(float *dinp, const float *dout, const plm_mat *w, int32_t T,
-                            int32_t r0, int32_t r1, int32_t c0, int32_t n) {
+static void dinp_tiles_neon(float *dinp, const float *dout, const plm_mat *w, int32_t T, int32_t r0,
+                            int32_t r1, int32_t c0, int32_t n) {
     _Alignas(16) float ws[PLM_DINP_RB * PLM_DINP_NC]; // (r1 - r0, NC): 32 KB
     assert(r1 - r0 <= PLM_DINP_RB && n <= PLM_DINP_NC);
     const int32_t R = w->rows, C = w->cols;
@@ -360,7 +362,7 @@ static void dinp_tiles_neon(float *dinp, const float *dout, const plm_mat *w, in
             memset(o + n, 0, (size_t)(PLM_DINP_NC - n) * sizeof(float));
             continue;
         }
-        const int8x16_t q0 = vld1q_s8(w->q + (size_t)r * C + c0);  // n = 32: one block
+        const int8x16_t q0 = vld1q_s8(w->q + (size_t)r * C + c0); // n = 32: one block
         const int8x16_t q1 = vld1q_s8(w->q + (size_t)r * C + c0 + 16);
         const float d = w->d[(size_t)r * (C / PLM_QK) + c0 / PLM_QK];
         const int16x8_t h[4] = {vmovl_s8(vget_low_s8(q0)), vmovl_high_s8(q0),

@@ -9,10 +9,10 @@
 
 #include "matmul_kernels.h"
 
-#define NC PLM_DINP_NC // columns per tile: one Q8_0 block, two 16-lane vectors
-#define TT 12  // tokens per tile of the reference
-#define RB PLM_DINP_RB // weight rows per block (matmul_kernels.h)
-#define WIDE 4096      // weight rows from which the row blocks go outside (input_worker)
+#define NC   PLM_DINP_NC // columns per tile: one Q8_0 block, two 16-lane vectors
+#define TT   12          // tokens per tile of the reference
+#define RB   PLM_DINP_RB // weight rows per block (matmul_kernels.h)
+#define WIDE 4096        // weight rows from which the row blocks go outside (input_worker)
 
 // ---- input gradient: scalar reference ----
 
@@ -140,7 +140,8 @@ typedef struct {
 
 static void weight_worker(void *ctx, int ith, int nth) {
     weight_job *j = ctx;
-    int32_t r0 = (int32_t)((long)j->rows * ith / nth), r1 = (int32_t)((long)j->rows * (ith + 1) / nth);
+    int32_t r0 = (int32_t)((long)j->rows * ith / nth),
+            r1 = (int32_t)((long)j->rows * (ith + 1) / nth);
     if (j->k->dw_rows) j->k->dw_rows(j->dw, j->dout, j->inp, j->T, j->rows, j->cols, r0, r1);
     else plm_dw_rows_generic(j->dw, j->dout, j->inp, j->T, j->rows, j->cols, r0, r1);
 }

@@ -40,8 +40,9 @@
 
 typedef struct matmul_job matmul_job;
 
-#define PLM_DINP_NC 32  // input gradient: columns per tile (one Q8_0 block)
-#define PLM_DINP_RB 256 // weight rows per block: a (RB, NC) slice of W stays in cache for all tokens
+#define PLM_DINP_NC 32 // input gradient: columns per tile (one Q8_0 block)
+#define PLM_DINP_RB                                                                                \
+    256 // weight rows per block: a (RB, NC) slice of W stays in cache for all tokens
 
 // A tile kernel writes out[t0 .. t0+mt, r0 .. r0+nr]; the driver calls it only with
 // (mt, nr) in {(MT, NR), (1, NR), (MT, 1), (1, 1)} for the kernel's MT and NR.

@@ -261,7 +261,8 @@ static void quantize_wasm(int8_t *q, float *d, const float *x, size_t n) {
     for (size_t b = 0; b < n / PLM_QK; b++) {
         const float *xb = x + b * PLM_QK;
         v128_t v[8], m = wasm_f32x4_splat(0.0f);
-        for (int i = 0; i < 8; i++) v[i] = wasm_v128_load(xb + 4 * i), m = wasm_f32x4_max(m, wasm_f32x4_abs(v[i]));
+        for (int i = 0; i < 8; i++)
+            v[i] = wasm_v128_load(xb + 4 * i), m = wasm_f32x4_max(m, wasm_f32x4_abs(v[i]));
         float amax = fmaxf(fmaxf(wasm_f32x4_extract_lane(m, 0), wasm_f32x4_extract_lane(m, 1)),
                            fmaxf(wasm_f32x4_extract_lane(m, 2), wasm_f32x4_extract_lane(m, 3)));
         const float db = amax / 127.0f;
@@ -271,8 +272,10 @@ static void quantize_wasm(int8_t *q, float *d, const float *x, size_t n) {
         for (int i = 0; i < 8; i++)
             i32[i] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(
                 wasm_f32x4_min(wasm_f32x4_max(wasm_f32x4_mul(v[i], id), lo), hi)));
-        const v128_t s0 = wasm_i16x8_narrow_i32x4(i32[0], i32[1]), s1 = wasm_i16x8_narrow_i32x4(i32[2], i32[3]);
-        const v128_t s2 = wasm_i16x8_narrow_i32x4(i32[4], i32[5]), s3 = wasm_i16x8_narrow_i32x4(i32[6], i32[7]);
+        const v128_t s0 = wasm_i16x8_narrow_i32x4(i32[0], i32[1]),
+                     s1 = wasm_i16x8_narrow_i32x4(i32[2], i32[3]);
+        const v128_t s2 = wasm_i16x8_narrow_i32x4(i32[4], i32[5]),
+                     s3 = wasm_i16x8_narrow_i32x4(i32[6], i32[7]);
         wasm_v128_store(q + b * PLM_QK, wasm_i8x16_narrow_i16x8(s0, s1));
         wasm_v128_store(q + b * PLM_QK + 16, wasm_i8x16_narrow_i16x8(s2, s3));
     }

@@ -18,7 +18,7 @@
 #ifndef PF_BYTES
 #define PF_BYTES 6144 // Q8_0 decode prefetches the weights about this far ahead
 #endif
-#define TT 12    // input gradient: tokens per tile (24 accumulators)
+#define TT 12 // input gradient: tokens per tile (24 accumulators)
 
 // hsum_avx2: (lanes 0-3 + lanes 4-7), then pairs, then the last two; for Q8_0 the last three
 // levels of the canonical end sum (h[i] + h[i + 4], then pairs, then the last two).
@@ -32,7 +32,9 @@ PLM_INLINE PLM_TARGET_AVX2 float hsum_avx2(__m256 v) {
 // ---- AVX-512 (F, BW, VL, VNNI) ----
 
 // prefetch_rows: how many rows of row_bytes make PF_BYTES (at least 1).
-static int prefetch_rows(size_t row_bytes) { return (int)((PF_BYTES + row_bytes - 1) / row_bytes); }
+static int prefetch_rows(size_t row_bytes) {
+    return (int)((PF_BYTES + row_bytes - 1) / row_bytes);
+}
 
 // q8_sum_avx512: the canonical end sum of the 16 lane accumulators: lanes i + lanes i + 8 first.
 PLM_INLINE PLM_TARGET_AVX512 float q8_sum_avx512(__m512 acc) {
@@ -50,7 +52,7 @@ PLM_INLINE PLM_TARGET_AVX512 float q8_sum_avx512(__m512 acc) {
 PLM_INLINE PLM_TARGET_AVX512 void q8_block_avx512(const matmul_job *j, int t0, int mt, int r0,
                                                   int nr) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C; // (mt|nr, C)
+    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C;  // (mt|nr, C)
     const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
     const int32_t *xc = j->xc + (size_t)t0 * (C / 4);                           // (mt, C / 4)
     const __m512i k80 = _mm512_set1_epi8((char)0x80), two = _mm512_set1_epi32(2);
@@ -58,9 +60,10 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_block_avx512(const matmul_job *j, int t0, i
     _Alignas(64) float sc[4][4][16]; // (t, r, block): dw * dx of a group of 16 blocks
     __m512 acc[4][4];
     UNROLL
-    for (int t = 0; t < mt; t++)
+    for (int t = 0; t < mt; t++) {
         UNROLL
         for (int r = 0; r < nr; r++) acc[t][r] = _mm512_setzero_ps();
+    }
     for (int g = 0; g < nb; g += 16) {
         const int n = nb - g < 16 ? nb - g : 16;
         const __mmask16 m16 = (__mmask16)((1u << n) - 1);
@@ -99,10 +102,11 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_block_avx512(const matmul_job *j, int t0, i
         }
     }
     UNROLL
-    for (int t = 0; t < mt; t++)
+    for (int t = 0; t < mt; t++) {
         UNROLL
         for (int r = 0; r < nr; r++)
             j->out[(size_t)(t0 + t) * R + r0 + r] = q8_sum_avx512(acc[t][r]);
+    }
 }
 
 // q8_prepare_avx512: xc (T, cols / 4) = -128 * (sum of each 4 bytes of xq (T, cols)), the
@@ -127,7 +131,7 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, s
 // of the way of the inputs), and q8_warm starts the first pfr rows of each thread.
 PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int r0, int nr) {
     const int C = j->w->cols, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t * C, *wq = j->w->q + (size_t)r0 * C; // (C), (nr, C)
+    const int8_t *xq = j->xq + (size_t)t * C, *wq = j->w->q + (size_t)r0 * C;  // (C), (nr, C)
     const int32_t *xc = j->xc + (size_t)t * (C / 4);                           // (C / 4)
     const float *xd = j->xd + (size_t)t * nb, *wd = j->w->d + (size_t)r0 * nb; // (nb), (nr, nb)
     const __m512i k80 = _mm512_set1_epi8((char)0x80), two = _mm512_set1_epi32(2);
@@ -175,8 +179,7 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int 
             }
         }
     }
-    for (int r = 0; r < nr; r++)
-        j->out[(size_t)t * j->w->rows + r0 + r] = q8_sum_avx512(acc[r]);
+    for (int r = 0; r < nr; r++) j->out[(size_t)t * j->w->rows + r0 + r] = q8_sum_avx512(acc[r]);
 }
 
 // q8_warm: prefetch the first PF_BYTES of the weights of rows r0..r1 and their scales (both paths).
@@ -284,7 +287,8 @@ PLM_INLINE PLM_TARGET_AVX2 void matvec_avx2(float *out, const float *x, const fl
                 if (k + PF_F32_COLS < C) {
                     const float *q = w + k + PF_F32_COLS + (k / 8 & 1) * 8 * C;
                     UNROLL
-                    for (int i = 0; i < 8; i++) _mm_prefetch((const char *)(q + i * C), _MM_HINT_T0);
+                    for (int i = 0; i < 8; i++)
+                        _mm_prefetch((const char *)(q + i * C), _MM_HINT_T0);
                 }
             }
             __m256 c[8];
@@ -296,11 +300,12 @@ PLM_INLINE PLM_TARGET_AVX2 void matvec_avx2(float *out, const float *x, const fl
                     acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k + i), c[i], acc[h]);
             }
         }
-        for (; k < ke; k++)
+        for (; k < ke; k++) {
             UNROLL
             for (int h = 0; h < g; h++)
                 acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k),
                                          col8_avx2(w + (size_t)(8 * h) * C + k, C), acc[h]);
+        }
         UNROLL
         for (int h = 0; h < g; h++) tot[h] = _mm256_add_ps(tot[h], acc[h]);
     }
@@ -357,8 +362,7 @@ PLM_TARGET_AVX2 static void pack_avx2(float *p, const float *w, size_t C, int nr
             }
         }
     for (; k < kc; k++)
-        for (int i = 0; i < GEMM_NR; i++)
-            p[k * GEMM_NR + i] = i < nr ? w[(size_t)i * C + k] : 0.0f;
+        for (int i = 0; i < GEMM_NR; i++) p[k * GEMM_NR + i] = i < nr ? w[(size_t)i * C + k] : 0.0f;
 }
 
 // gemm_tile_avx2: d[t, 0 .. 16) for t < mt (row stride dR; mt a constant at each call site) over
@@ -376,7 +380,8 @@ PLM_INLINE PLM_TARGET_AVX2 void gemm_tile_avx2(float *d, size_t dR, const float 
         for (int t = 0; t < mt; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
 #pragma GCC unroll 4
         for (int k = k0; k < ke; k++) {
-            const __m256 b0 = _mm256_load_ps(p + k * GEMM_NR), b1 = _mm256_load_ps(p + k * GEMM_NR + 8);
+            const __m256 b0 = _mm256_load_ps(p + k * GEMM_NR),
+                         b1 = _mm256_load_ps(p + k * GEMM_NR + 8);
             UNROLL
             for (int t = 0; t < mt; t++) {
                 const __m256 a = _mm256_broadcast_ss(x + t * C + k);
@@ -425,7 +430,7 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
         return;
     }
     const size_t C = (size_t)j->w->cols, R = (size_t)j->w->rows;
-    const int nk = (int)((C + GEMM_KC - 1) / GEMM_KC);         // slices of k
+    const int nk = (int)((C + GEMM_KC - 1) / GEMM_KC); // slices of k
     const int kcs = (int)((C + (size_t)nk - 1) / (size_t)nk + F32_KS - 1) / F32_KS * F32_KS;
     int ng = (int)(GEMM_PACK / ((size_t)kcs * GEMM_NR * sizeof(float)));
     ng = ng < 1 ? 1 : ng > GEMM_NG ? GEMM_NG : ng;
@@ -442,8 +447,8 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
                 const int last = k0 + (size_t)kc == C;
                 for (int r = rg; r < rge; r += GEMM_NR) {
                     const int nr = rge - r < GEMM_NR ? rge - r : GEMM_NR;
-                    pack_avx2(panels + (size_t)(r - rg) * kc, j->w->f32 + (size_t)r * C + k0, C,
-                              nr, kc);
+                    pack_avx2(panels + (size_t)(r - rg) * kc, j->w->f32 + (size_t)r * C + k0, C, nr,
+                              kc);
                 }
                 for (int t = t0; t < te; t += GEMM_MR) {
                     const int mt = te - t < GEMM_MR ? te - t : GEMM_MR;
@@ -504,10 +509,10 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_step_avx2(__m256 acc[2][2], const int8_t *xq,
 // into acc[1] (the 16 accumulators as two registers); the sum adds acc[0] + acc[1] first. Decode
 // (one token, one row: pf) prefetches the weights and the scales (a second stream the hardware
 // prefetcher does not keep ahead of) prefetch_rows ahead, as q8_dot_avx512 does.
-PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int mt, int r0,
-                                              int nr, const int pf) {
+PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int mt, int r0, int nr,
+                                              const int pf) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C; // (mt|nr, C)
+    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C;  // (mt|nr, C)
     const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
     const int pfr = pf ? prefetch_rows((size_t)C) : 0;
     const int8_t *pq = pf && r0 + pfr < R ? wq + (size_t)pfr * C : NULL;
@@ -518,9 +523,10 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int m
     }
     __m256 acc[2][2][2]; // (even|odd, t, r)
     UNROLL
-    for (int t = 0; t < mt; t++)
+    for (int t = 0; t < mt; t++) {
         UNROLL
         for (int r = 0; r < nr; r++) acc[0][t][r] = acc[1][t][r] = _mm256_setzero_ps();
+    }
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
         if (pq) _mm_prefetch((const char *)(pq + b * PLM_QK), _MM_HINT_NTA);
@@ -529,16 +535,17 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int m
     }
     if (b < nb) q8_step_avx2(acc[0], xq, xd, wq, wd, C, nb, mt, nr, b);
     UNROLL
-    for (int t = 0; t < mt; t++)
+    for (int t = 0; t < mt; t++) {
         UNROLL
         for (int r = 0; r < nr; r++)
             j->out[(size_t)(t0 + t) * R + r0 + r] =
                 hsum_avx2(_mm256_add_ps(acc[0][t][r], acc[1][t][r]));
+    }
 }
 
-#define Q8_MT 2  // AVX2 Q8_0 prefill tile: tokens x rows
+#define Q8_MT 2 // AVX2 Q8_0 prefill tile: tokens x rows
 #define Q8_NR 4
-#define Q8_G 64  // blocks per group: the scales of a tile's group on the stack (2 KB)
+#define Q8_G  64 // blocks per group: the scales of a tile's group on the stack (2 KB)
 
 // q8_pass_avx2: acc[t][r] += blocks b0, b0 + 2, .. < b1 of (t, r) for t < mt, r < nr (constants at
 // each call site): one parity of the canonical order (even blocks feed acc[0..7], odd ones
@@ -552,11 +559,12 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_pass_avx2(__m256 acc[Q8_MT][Q8_NR], const int
         __m256i xv[Q8_MT];
         UNROLL
         for (int t = 0; t < mt; t++)
-            xv[t] = _mm256_loadu_si256((const __m256i *)(const void *)(xq + (size_t)t * C + b * PLM_QK));
+            xv[t] = _mm256_loadu_si256(
+                (const __m256i *)(const void *)(xq + (size_t)t * C + b * PLM_QK));
         UNROLL
         for (int r = 0; r < nr; r++) {
-            const __m256i wv =
-                _mm256_loadu_si256((const __m256i *)(const void *)(wq + (size_t)r * C + b * PLM_QK));
+            const __m256i wv = _mm256_loadu_si256(
+                (const __m256i *)(const void *)(wq + (size_t)r * C + b * PLM_QK));
             const __m256i wabs = _mm256_sign_epi8(wv, wv);
             UNROLL
             for (int t = 0; t < mt; t++) {
@@ -575,14 +583,15 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_pass_avx2(__m256 acc[Q8_MT][Q8_NR], const int
 PLM_INLINE PLM_TARGET_AVX2 void q8_tile2_avx2(const matmul_job *j, int t0, const int mt, int r0,
                                               const int nr) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C; // (mt|nr, C)
+    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C;  // (mt|nr, C)
     const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
     _Alignas(32) float sc[Q8_MT * Q8_NR * Q8_G];
     __m256 even[Q8_MT][Q8_NR], odd[Q8_MT][Q8_NR];
     UNROLL
-    for (int t = 0; t < mt; t++)
+    for (int t = 0; t < mt; t++) {
         UNROLL
         for (int r = 0; r < nr; r++) even[t][r] = odd[t][r] = _mm256_setzero_ps();
+    }
     for (int g = 0; g < nb; g += Q8_G) {
         const int n = nb - g < Q8_G ? nb - g : Q8_G;
         for (int t = 0; t < mt; t++)
@@ -591,30 +600,35 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_tile2_avx2(const matmul_job *j, int t0, const
                 float *o = sc + (t * Q8_NR + r) * Q8_G;
                 int b = 0;
                 for (; b + 8 <= n; b += 8)
-                    _mm256_store_ps(o + b, _mm256_mul_ps(_mm256_loadu_ps(a + b), _mm256_loadu_ps(x + b)));
+                    _mm256_store_ps(o + b,
+                                    _mm256_mul_ps(_mm256_loadu_ps(a + b), _mm256_loadu_ps(x + b)));
                 for (; b < n; b++) o[b] = a[b] * x[b];
             }
         __m256 acc[Q8_MT][Q8_NR];
         UNROLL
-        for (int t = 0; t < mt; t++)
+        for (int t = 0; t < mt; t++) {
             UNROLL
             for (int r = 0; r < nr; r++) acc[t][r] = even[t][r];
+        }
         q8_pass_avx2(acc, xq, wq, sc, C, g, g, g + n, mt, nr); // g is even: its even blocks
         UNROLL
-        for (int t = 0; t < mt; t++)
+        for (int t = 0; t < mt; t++) {
             UNROLL
             for (int r = 0; r < nr; r++) even[t][r] = acc[t][r], acc[t][r] = odd[t][r];
+        }
         q8_pass_avx2(acc, xq, wq, sc, C, g, g + 1, g + n, mt, nr);
         UNROLL
-        for (int t = 0; t < mt; t++)
+        for (int t = 0; t < mt; t++) {
             UNROLL
             for (int r = 0; r < nr; r++) odd[t][r] = acc[t][r];
+        }
     }
     UNROLL
-    for (int t = 0; t < mt; t++)
+    for (int t = 0; t < mt; t++) {
         UNROLL
         for (int r = 0; r < nr; r++)
             j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_avx2(_mm256_add_ps(even[t][r], odd[t][r]));
+    }
 }
 
 PLM_TARGET_AVX2 static void q8_tile_avx2(const matmul_job *j, int t0, int mt, int r0, int nr) {
@@ -705,7 +719,8 @@ PLM_TARGET_AVX2 static void dinp_tiles_avx2(float *dinp, const float *dout, cons
             _mm_prefetch(p + 64, _MM_HINT_T1);
         }
     else if (nc0 < w->cols)
-        for (int r = nr0; r < nr1; r++) _mm_prefetch((const char *)(w->q + (size_t)r * C + nc0), _MM_HINT_T1);
+        for (int r = nr0; r < nr1; r++)
+            _mm_prefetch((const char *)(w->q + (size_t)r * C + nc0), _MM_HINT_T1);
     for (int r = 0; r < nrow; r++) {
         _Alignas(32) float row[DINP_NC];
         if (w->dtype == PLM_DTYPE_F32) {
@@ -716,7 +731,8 @@ PLM_TARGET_AVX2 static void dinp_tiles_avx2(float *dinp, const float *dout, cons
             UNROLL
             for (int i = 0; i < 4; i++) {
                 const __m128i q8 = _mm_loadl_epi64((const __m128i *)(const void *)(q + 8 * i));
-                _mm256_store_ps(row + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), dv));
+                _mm256_store_ps(row + 8 * i,
+                                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), dv));
             }
         } else {
             const int8_t *q = w->q + (size_t)(r0 + r) * C + c0;
@@ -738,9 +754,8 @@ PLM_TARGET_AVX2 static void dinp_tiles_avx2(float *dinp, const float *dout, cons
     }
 }
 
-PLM_TARGET_AVX2 static void dw_rows_avx2(float *dw, const float *dout, const float *inp,
-                                         int32_t T, int32_t rows, int32_t cols, int32_t r0,
-                                         int32_t r1) {
+PLM_TARGET_AVX2 static void dw_rows_avx2(float *dw, const float *dout, const float *inp, int32_t T,
+                                         int32_t rows, int32_t cols, int32_t r0, int32_t r1) {
     plm_dw_rows_generic(dw, dout, inp, T, rows, cols, r0, r1);
 }
 
@@ -748,7 +763,7 @@ PLM_TARGET_AVX2 static void dw_rows_avx2(float *dw, const float *dout, const flo
 
 // load the 32 weights of row r at column c0 (n <= 32 valid) as two vectors
 PLM_INLINE PLM_TARGET_AVX512 void w_load(__m512 *w0, __m512 *w1, const plm_mat *w, int32_t r,
-                                        int32_t c0, __mmask16 m0, __mmask16 m1) {
+                                         int32_t c0, __mmask16 m0, __mmask16 m1) {
     if (w->dtype == PLM_DTYPE_F32) {
         const float *p = w->f32 + (size_t)r * w->cols + c0;
         *w0 = _mm512_maskz_loadu_ps(m0, p);
@@ -764,8 +779,9 @@ PLM_INLINE PLM_TARGET_AVX512 void w_load(__m512 *w0, __m512 *w1, const plm_mat *
 }
 
 // tile_avx512: as matmul_backward.c's tile_ref for nt (a constant after inlining) tokens from t0
-PLM_INLINE PLM_TARGET_AVX512 void tile_avx512(float *dinp, const float *dout, const plm_mat *w, int32_t t0, const int nt,
-            int32_t r0, int32_t r1, int32_t c0, int32_t n) {
+PLM_INLINE PLM_TARGET_AVX512 void tile_avx512(float *dinp, const float *dout, const plm_mat *w,
+                                              int32_t t0, const int nt, int32_t r0, int32_t r1,
+                                              int32_t c0, int32_t n) {
     __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
     __mmask16 m1 = (__mmask16)(n >= 32 ? 0xFFFF : n > 16 ? (1u << (n - 16)) - 1 : 0);
     // The loops over t are unrolled (nt is a constant here) so that acc lives in registers: as a
@@ -788,12 +804,14 @@ PLM_INLINE PLM_TARGET_AVX512 void tile_avx512(float *dinp, const float *dout, co
     for (int t = 0; t < nt; t++) {
         float *o = dinp + (size_t)(t0 + t) * w->cols + c0;
         _mm512_mask_storeu_ps(o, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), acc[t][0]));
-        _mm512_mask_storeu_ps(o + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + 16), acc[t][1]));
+        _mm512_mask_storeu_ps(o + 16, m1,
+                              _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + 16), acc[t][1]));
     }
 }
 
 PLM_TARGET_AVX512 static void tiles_avx512(float *dinp, const float *dout, const plm_mat *w,
-                                           int32_t T, int32_t r0, int32_t r1, int32_t c0, int32_t n) {
+                                           int32_t T, int32_t r0, int32_t r1, int32_t c0,
+                                           int32_t n) {
     int32_t t = 0;
     for (; t + TT <= T; t += TT) tile_avx512(dinp, dout, w, t, TT, r0, r1, c0, n);
     for (; t + 4 <= T; t += 4) tile_avx512(dinp, dout, w, t, 4, r0, r1, c0, n);

@@ -38,7 +38,7 @@ typedef struct {
     int lm_head;      // 1: absent when tie_word_embeddings
 } weight_desc;
 
-#define LAYER(f) 1, offsetof(plm_layer, f)
+#define LAYER(f)  1, offsetof(plm_layer, f)
 #define GLOBAL(f) 0, offsetof(plm_model, f)
 static const weight_desc weight_table[] = {
     {"model.embed_tokens.weight", "token_embd.weight", GLOBAL(embed_tokens), 1, DIM_V, DIM_C, 0, 0},
@@ -135,8 +135,9 @@ static wref *weight_list(plm_model *m, int32_t *n) {
             r->layer = d->per_layer ? l : -1;
             r->rows = d->linear ? dim_of(c, d->rows) : 1;
             r->cols = dim_of(c, d->cols);
-            r->n_head = d->rope == 'H' ? c->num_attention_heads
-                        : d->rope == 'K' ? c->num_key_value_heads : 0;
+            r->n_head = d->rope == 'H'   ? c->num_attention_heads
+                        : d->rope == 'K' ? c->num_key_value_heads
+                                         : 0;
             if (d->linear) r->mat = (plm_mat *)(void *)(base + d->offset);
             else r->vec = (float **)(void *)(base + d->offset);
             snprintf(r->hf, sizeof r->hf, d->hf, l);
@@ -213,8 +214,8 @@ static plm_status hf_check_arch(const plm_json *j, const char *path, plm_error *
     if (!llama) {
         plm_json_str(j, mt, name, sizeof name);
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: model_type '%s' is not supported (want llama / LlamaForCausalLM)", path,
-                        name);
+                        "%s: model_type '%s' is not supported (want llama / LlamaForCausalLM)",
+                        path, name);
     }
     int32_t act = plm_json_get(j, 0, "hidden_act"), rs = plm_json_get(j, 0, "rope_scaling");
     if (act >= 0 && !plm_json_eq(j, act, "silu")) {
@@ -222,8 +223,10 @@ static plm_status hf_check_arch(const plm_json *j, const char *path, plm_error *
         return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: hidden_act '%s', want silu", path, name);
     }
     if (rs >= 0 && j->tok[rs].type != PLM_JSON_NULL)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: rope_scaling is set; only plain RoPE is "
-                        "supported", path);
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: rope_scaling is set; only plain RoPE is "
+                        "supported",
+                        path);
     const char *biases[] = {"attention_bias", "mlp_bias"};
     for (int k = 0; k < 2; k++)
         if (plm_json_bool(j, plm_json_get(j, 0, biases[k])) == 1)
@@ -254,13 +257,17 @@ static plm_status hf_config_parse(plm_config *c, const plm_json *j, const char *
         {"bos_token_id", &c->bos_token_id, 0},
         {"eos_token_id", &c->eos_token_id, 0},
     };
-    *c = (plm_config){.max_position_embeddings = 2048, .rms_norm_eps = 1e-6f,
-                      .rope_theta = 10000.0f, .bos_token_id = -1, .eos_token_id = -1};
+    *c = (plm_config){.max_position_embeddings = 2048,
+                      .rms_norm_eps = 1e-6f,
+                      .rope_theta = 10000.0f,
+                      .bos_token_id = -1,
+                      .eos_token_id = -1};
     for (size_t i = 0; s == PLM_OK && i < sizeof ints / sizeof ints[0]; i++)
         s = json_int_key(j, ints[i].key, ints[i].required, ints[i].out, path, err);
     if (s != PLM_OK) return s;
     if (!c->num_key_value_heads) c->num_key_value_heads = c->num_attention_heads;
-    if (!c->head_dim && c->num_attention_heads > 0) c->head_dim = c->hidden_size / c->num_attention_heads;
+    if (!c->head_dim && c->num_attention_heads > 0)
+        c->head_dim = c->hidden_size / c->num_attention_heads;
     double x;
     if (plm_json_num(j, plm_json_get(j, 0, "rms_norm_eps"), &x) == 0) c->rms_norm_eps = (float)x;
     if (plm_json_num(j, plm_json_get(j, 0, "rope_theta"), &x) == 0) c->rope_theta = (float)x;
@@ -283,7 +290,8 @@ static plm_status hf_config_load(plm_model *m, const char *dir, plm_error *err) 
     m->pad_token_id = pad;
     int32_t ni = s == PLM_OK ? plm_json_get(&j, 0, "_name_or_path") : -1; // the model's name
     int64_t n = ni >= 0 ? plm_json_str(&j, ni, NULL, 0) : -1;
-    if (n > 0 && !(m->name = malloc((size_t)n + 1))) s = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    if (n > 0 && !(m->name = malloc((size_t)n + 1)))
+        s = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     else if (n > 0) plm_json_str(&j, ni, m->name, (size_t)n + 1);
     plm_json_free(&j);
     free(text);
@@ -348,8 +356,11 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
         {"tokenizer.ggml.eos_token_id", &c->eos_token_id, 0},
         {"tokenizer.ggml.padding_token_id", &m->pad_token_id, 0},
     };
-    *c = (plm_config){.max_position_embeddings = 2048, .rms_norm_eps = 1e-5f,
-                      .rope_theta = 10000.0f, .bos_token_id = -1, .eos_token_id = -1};
+    *c = (plm_config){.max_position_embeddings = 2048,
+                      .rms_norm_eps = 1e-5f,
+                      .rope_theta = 10000.0f,
+                      .bos_token_id = -1,
+                      .eos_token_id = -1};
     m->pad_token_id = -1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         int64_t v;
@@ -366,7 +377,8 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
     if (!c->vocab_size && emb && emb->n_dims == 2 && emb->ne[1] <= INT32_MAX)
         c->vocab_size = (int32_t)emb->ne[1];
     if (!c->num_key_value_heads) c->num_key_value_heads = c->num_attention_heads;
-    if (!c->head_dim && c->num_attention_heads > 0) c->head_dim = c->hidden_size / c->num_attention_heads;
+    if (!c->head_dim && c->num_attention_heads > 0)
+        c->head_dim = c->hidden_size / c->num_attention_heads;
     double x;
     if (plm_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &x) == 0)
         c->rms_norm_eps = (float)x;
@@ -428,16 +440,17 @@ static plm_status source_find(source *s, const wref *w, src_tensor *t, plm_model
         shape_str(got, sizeof got, n_dims, dims, s->is_gguf);
         shape_str(exp, sizeof exp, want_dims, want, 0);
         return plm_fail(err, PLM_ERR_FORMAT,
-                        "%s: tensor '%s' has shape %s (rows, cols), want %s from the config", s->path,
-                        name, got, exp);
+                        "%s: tensor '%s' has shape %s (rows, cols), want %s from the config",
+                        s->path, name, got, exp);
     }
     return PLM_OK;
 }
 
 // source_rows: rows [r0, r0 + n) of t as f32 into out (n * cols).
-static plm_status source_rows(const src_tensor *t, int64_t r0, int64_t n, int64_t cols,
-                              float *out, plm_error *err) {
-    if (t->st) return plm_st_tensor_to_f32(t->st, (size_t)(r0 * cols), (size_t)(n * cols), out, err);
+static plm_status source_rows(const src_tensor *t, int64_t r0, int64_t n, int64_t cols, float *out,
+                              plm_error *err) {
+    if (t->st)
+        return plm_st_tensor_to_f32(t->st, (size_t)(r0 * cols), (size_t)(n * cols), out, err);
     return plm_gguf_tensor_to_f32(t->gg, (size_t)r0, (size_t)n, out, err);
 }
 
@@ -481,7 +494,8 @@ static size_t layout(wref *w, int32_t n, plm_dtype dtype, const char *inplace, u
         size_t b = q8 ? elems / PLM_QK * 4 : 0;
         if (block && w[i].d->linear) {
             *w[i].mat = (plm_mat){.dtype = q8 ? PLM_DTYPE_Q8_0 : PLM_DTYPE_F32,
-                                  .rows = (int32_t)w[i].rows, .cols = (int32_t)w[i].cols};
+                                  .rows = (int32_t)w[i].rows,
+                                  .cols = (int32_t)w[i].cols};
             if (q8) w[i].mat->q = (int8_t *)(block + off), w[i].mat->d = (float *)(block + off + a);
             else w[i].mat->f32 = (float *)(block + off);
         } else if (block) {
@@ -497,7 +511,9 @@ static void store_row(const wref *w, int64_t r, const float *x) {
     size_t cols = (size_t)w->cols;
     if (!w->d->linear) memcpy(*w->vec, x, cols * sizeof *x);
     else if (w->mat->dtype == PLM_DTYPE_F32) memcpy(w->mat->f32 + (size_t)r * cols, x, cols * 4);
-    else plm_quantize_q8_0(w->mat->q + (size_t)r * cols, w->mat->d + (size_t)r * cols / PLM_QK, x, cols);
+    else
+        plm_quantize_q8_0(w->mat->q + (size_t)r * cols, w->mat->d + (size_t)r * cols / PLM_QK, x,
+                          cols);
 }
 
 // load_weight: convert w's tensor t a chunk of rows at a time through tmp (CHUNK_ELEMS), undoing
@@ -547,10 +563,10 @@ typedef struct {
     const src_tensor *t;
     const conv_chunk *chunk; // (n_chunks)
     int32_t n_chunks;
-    atomic_int next;         // the next chunk to take
-    int64_t D;               // head dim: GGUF q/k rows go to their HF position
-    plm_isa isa;             // the kernel path (the quantizer's bytes depend on nothing else)
-    float *tmp;              // per thread: tmp_floats of scratch
+    atomic_int next; // the next chunk to take
+    int64_t D;       // head dim: GGUF q/k rows go to their HF position
+    plm_isa isa;     // the kernel path (the quantizer's bytes depend on nothing else)
+    float *tmp;      // per thread: tmp_floats of scratch
     size_t tmp_floats;
 } conv_job;
 
@@ -592,9 +608,8 @@ static int load_threads(const plm_load_params *params) {
 }
 
 // load_gguf: every tensor of w not loaded in place (in[i]) from the GGUF file, over n_threads.
-static plm_status load_gguf(const plm_model *m, const source *s, const wref *w,
-                            const src_tensor *t, const char *in, int32_t n, int n_threads,
-                            plm_error *err) {
+static plm_status load_gguf(const plm_model *m, const source *s, const wref *w, const src_tensor *t,
+                            const char *in, int32_t n, int n_threads, plm_error *err) {
     size_t cols = 1, n_chunks = 0;
     for (int32_t i = 0; i < n; i++) {
         if (in[i]) continue;
@@ -602,8 +617,8 @@ static plm_status load_gguf(const plm_model *m, const source *s, const wref *w,
         if (plm_gguf_type_to_dtype(g->type) < 0)
             return plm_fail(err, PLM_ERR_UNSUPPORTED,
                             "%s: tensor '%.*s' has type %s; pocketlm reads F32, F16, BF16, Q8_0, "
-                            "Q4_0, Q4_1", s->path, (int)g->name.n, g->name.s,
-                            plm_ggml_type_name(g->type));
+                            "Q4_0, Q4_1",
+                            s->path, (int)g->name.n, g->name.s, plm_ggml_type_name(g->type));
         if ((size_t)w[i].cols > cols) cols = (size_t)w[i].cols;
         size_t per = CONV_CHUNK_BYTES / ((size_t)w[i].cols * 4) + 1; // rows a chunk
         n_chunks += ((size_t)w[i].rows + per - 1) / per;
@@ -613,7 +628,8 @@ static plm_status load_gguf(const plm_model *m, const source *s, const wref *w,
     conv_chunk *chunk = plm_alloc(n_chunks, sizeof *chunk);
     float *tmp = NULL;
     if (j) j->tmp_floats = (cols + 15) / 16 * 16;
-    if (j && chunk) tmp = plm_alloc_aligned((size_t)plm_pool_size(pool) * j->tmp_floats, sizeof *tmp);
+    if (j && chunk)
+        tmp = plm_alloc_aligned((size_t)plm_pool_size(pool) * j->tmp_floats, sizeof *tmp);
     if (!tmp || n_chunks > INT32_MAX) {
         free(j), free(chunk);
         plm_pool_free(pool);
@@ -658,13 +674,14 @@ static int cmp_span(const void *a, const void *b) {
 // move would corrupt; a well-formed file has no overlaps). Tensors converted by copy are read before
 // anything moves, so they may overlap. Returns the scratch bytes the q/k ones need to undo GGUF's
 // row permutation (the largest of them), or SIZE_MAX when out of memory.
-static size_t mark_inplace(char *in, const wref *w, const src_tensor *t, int32_t n, plm_dtype dtype) {
+static size_t mark_inplace(char *in, const wref *w, const src_tensor *t, int32_t n,
+                           plm_dtype dtype) {
     span *sp = plm_alloc((size_t)n, sizeof *sp);
     if (!sp) return SIZE_MAX;
     int32_t k = 0;
     for (int32_t i = 0; i < n; i++)
-        if (t[i].gg && w[i].d->linear && dtype == PLM_DTYPE_Q8_0 && t[i].gg->type == PLM_GGML_Q8_0 &&
-            w[i].cols % PLM_QK == 0)
+        if (t[i].gg && w[i].d->linear && dtype == PLM_DTYPE_Q8_0 &&
+            t[i].gg->type == PLM_GGML_Q8_0 && w[i].cols % PLM_QK == 0)
             sp[k++] = (span){t[i].gg->data, t[i].gg->data + t[i].gg->n_bytes, i};
     qsort(sp, (size_t)k, sizeof *sp, cmp_span);
     const uint8_t *end = NULL; // the end of the in-place tensors so far, in address order
@@ -708,8 +725,8 @@ static plm_status source_open(source *s, plm_model *m, const char *path, const u
     s->is_gguf = buf || !plm_path_is_dir(path);
     m->from_gguf = s->is_gguf;
     if (s->is_gguf) {
-        plm_status st = buf ? plm_gguf_parse(&s->g, buf, size, path, err)
-                            : plm_gguf_open(&s->g, path, err);
+        plm_status st =
+            buf ? plm_gguf_parse(&s->g, buf, size, path, err) : plm_gguf_open(&s->g, path, err);
         if (st == PLM_OK) st = gguf_config(m, &s->g, path, err);
         if (st == PLM_OK && plm_gguf_find(&s->g, "tokenizer.ggml.tokens"))
             st = plm_gguf_tokenizer(&m->tokenizer, &s->g, path, err);
@@ -724,7 +741,9 @@ static plm_status source_open(source *s, plm_model *m, const char *path, const u
     return st;
 }
 
-plm_load_params plm_load_default_params(void) { return (plm_load_params){PLM_DTYPE_F32, 0}; }
+plm_load_params plm_load_default_params(void) {
+    return (plm_load_params){PLM_DTYPE_F32, 0};
+}
 
 // model_load: plm_model_load of path, or of the GGUF bytes in buf when buf is not NULL. With file
 // (the same bytes as buf, writable and malloc'd) Q8_0 tensors are loaded in place, and on success
@@ -762,7 +781,7 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
     if (file) perm_bytes = mark_inplace(in, w, t, n, dtype);
     if (!s.is_gguf)
         tmp = plm_alloc(CHUNK_ELEMS > (size_t)m->config.hidden_size ? CHUNK_ELEMS
-                                                                     : (size_t)m->config.hidden_size,
+                                                                    : (size_t)m->config.hidden_size,
                         sizeof *tmp);
     if (perm_bytes && perm_bytes != SIZE_MAX) perm = malloc(perm_bytes);
     m->block_bytes = layout(w, n, dtype, in, NULL);
@@ -862,12 +881,24 @@ plm_status plm_model_alloc(plm_model **out, const plm_config *cfg, plm_error *er
 
 // ---- accessors ----
 
-const plm_config *plm_model_config(const plm_model *m) { return &m->config; }
-const plm_tokenizer *plm_model_tokenizer(const plm_model *m) { return m->tokenizer; }
-plm_dtype plm_model_dtype(const plm_model *m) { return m->dtype; }
-const char *plm_model_name(const plm_model *m) { return m->name ? m->name : ""; }
-const char *plm_model_adapter(const plm_model *m) { return m->adapter ? m->adapter : ""; }
-size_t plm_model_weight_bytes(const plm_model *m) { return m->block_bytes + m->file_weight_bytes; }
+const plm_config *plm_model_config(const plm_model *m) {
+    return &m->config;
+}
+const plm_tokenizer *plm_model_tokenizer(const plm_model *m) {
+    return m->tokenizer;
+}
+plm_dtype plm_model_dtype(const plm_model *m) {
+    return m->dtype;
+}
+const char *plm_model_name(const plm_model *m) {
+    return m->name ? m->name : "";
+}
+const char *plm_model_adapter(const plm_model *m) {
+    return m->adapter ? m->adapter : "";
+}
+size_t plm_model_weight_bytes(const plm_model *m) {
+    return m->block_bytes + m->file_weight_bytes;
+}
 
 size_t plm_model_decode_bytes(const plm_model *m) {
     int32_t n;
@@ -913,9 +944,9 @@ plm_status plm_dtype_parse(const char *name, plm_dtype *out) {
 // ---- save ----
 
 typedef struct {
-    wref *w;      // the tensors, in file order
-    int permute;  // 1: GGUF, store q/k rows in llama.cpp's order
-    int64_t D;    // head dim
+    wref *w;     // the tensors, in file order
+    int permute; // 1: GGUF, store q/k rows in llama.cpp's order
+    int64_t D;   // head dim
 } save_ctx;
 
 // fill_weight: plm_tensor_fill over the weight list: tensor i as f32 (in file row order).
@@ -960,12 +991,15 @@ static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype
     fmt_float(eps, sizeof eps, c->rms_norm_eps);
     fmt_float(theta, sizeof theta, c->rope_theta);
     char pad[48] = "";
-    if (m->pad_token_id >= 0) snprintf(pad, sizeof pad, "  \"pad_token_id\": %d,\n", m->pad_token_id);
-    const char *torch = dtype == PLM_DTYPE_F16 ? "float16" : dtype == PLM_DTYPE_BF16 ? "bfloat16"
-                                                                                     : "float32";
+    if (m->pad_token_id >= 0)
+        snprintf(pad, sizeof pad, "  \"pad_token_id\": %d,\n", m->pad_token_id);
+    const char *torch = dtype == PLM_DTYPE_F16    ? "float16"
+                        : dtype == PLM_DTYPE_BF16 ? "bfloat16"
+                                                  : "float32";
     plm_status s = plm_writer_open(&f, path, err);
     if (s != PLM_OK) return s;
-    s = plm_writer_printf(f, err, "{\n  \"architectures\": [\n    \"LlamaForCausalLM\"\n  ],\n"
+    s = plm_writer_printf(f, err,
+                          "{\n  \"architectures\": [\n    \"LlamaForCausalLM\"\n  ],\n"
                           "  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n");
     if (s == PLM_OK) s = write_json_id(f, "bos_token_id", c->bos_token_id, err);
     if (s == PLM_OK) s = write_json_id(f, "eos_token_id", c->eos_token_id, err);
@@ -1033,7 +1067,9 @@ static plm_status save_hf(const plm_model *m, wref *w, int32_t n, const char *di
     plm_st_info *info = plm_alloc((size_t)n, sizeof *info);
     if (!info) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     for (int32_t i = 0; i < n; i++)
-        info[i] = (plm_st_info){.name = w[i].hf, .dtype = dtype, .n_dims = w[i].d->linear ? 2 : 1,
+        info[i] = (plm_st_info){.name = w[i].hf,
+                                .dtype = dtype,
+                                .n_dims = w[i].d->linear ? 2 : 1,
                                 .shape = {w[i].d->linear ? w[i].rows : w[i].cols, w[i].cols}};
     save_ctx ctx = {w, 0, m->config.head_dim};
     plm_status s = plm_mkdir(dir, err);
@@ -1118,11 +1154,13 @@ static plm_status gguf_meta(plm_gguf_writer *g, const plm_model *m, plm_dtype dt
 
 static plm_status save_gguf(const plm_model *m, wref *w, int32_t n, const char *path,
                             plm_dtype dtype, plm_error *err) {
-    static const uint32_t ggml_type[] = {PLM_GGML_F32, PLM_GGML_F16,  PLM_GGML_BF16,
+    static const uint32_t ggml_type[] = {PLM_GGML_F32,  PLM_GGML_F16,  PLM_GGML_BF16,
                                          PLM_GGML_Q8_0, PLM_GGML_Q4_0, PLM_GGML_Q4_1};
     if (dtype == PLM_DTYPE_Q4_1 || (unsigned)dtype > PLM_DTYPE_Q4_1)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: GGUF export writes f32, f16, bf16, q8_0 or "
-                        "q4_0, not %s", path, plm_dtype_name(dtype));
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: GGUF export writes f32, f16, bf16, q8_0 or "
+                        "q4_0, not %s",
+                        path, plm_dtype_name(dtype));
     plm_gguf_writer *g;
     plm_status s = plm_gguf_writer_create(&g, err);
     if (s != PLM_OK) return s;

@@ -27,11 +27,11 @@ struct plm_model {
     plm_mat embed_tokens;     // (V, C)  model.embed_tokens.weight
     plm_layer *layers;        // (L)
     float *norm;              // (C)     model.norm.weight
-    plm_mat lm_head;          // (V, C)  lm_head.weight; a copy of the embed_tokens descriptor when tied
-    void *block;              // the one allocation the weight pointers above point into, except:
-    size_t block_bytes;       // its size
-    uint8_t *file;            // the GGUF buffer the q of weights loaded in place point into
-                              // (plm_model_load_gguf_inplace; owned, free()), or NULL
+    plm_mat lm_head;    // (V, C)  lm_head.weight; a copy of the embed_tokens descriptor when tied
+    void *block;        // the one allocation the weight pointers above point into, except:
+    size_t block_bytes; // its size
+    uint8_t *file;      // the GGUF buffer the q of weights loaded in place point into
+                        // (plm_model_load_gguf_inplace; owned, free()), or NULL
     size_t file_weight_bytes; // bytes of those q
     char *chat_template;      // owned; NULL when the source had none (kept for GGUF export)
     char *name;               // owned: GGUF general.name or config.json _name_or_path; NULL if none

@@ -69,7 +69,9 @@ static void pb_varint(pb *b, uint64_t v) {
 
 enum { WIRE_VARINT = 0, WIRE_LEN = 2, WIRE_FIXED32 = 5 };
 
-static void pb_key(pb *b, int field, int wire) { pb_varint(b, (uint64_t)field << 3 | (uint64_t)wire); }
+static void pb_key(pb *b, int field, int wire) {
+    pb_varint(b, (uint64_t)field << 3 | (uint64_t)wire);
+}
 
 // pb_int: an int32/int64 field (negative values take 10 bytes, two's complement, as protobuf says)
 static void pb_int(pb *b, int field, int64_t v) {
@@ -83,7 +85,9 @@ static void pb_bytes(pb *b, int field, const void *d, size_t n) {
     pb_raw(b, d, n);
 }
 
-static void pb_str(pb *b, int field, const char *s) { pb_bytes(b, field, s, strlen(s)); }
+static void pb_str(pb *b, int field, const char *s) {
+    pb_bytes(b, field, s, strlen(s));
+}
 
 static void pb_float(pb *b, int field, float f) {
     uint32_t u;
@@ -107,21 +111,41 @@ static size_t varint_len(uint64_t v) {
 }
 
 // ONNX field numbers (onnx.proto) and enums.
-enum { MODEL_IR_VERSION = 1, MODEL_PRODUCER_NAME = 2, MODEL_PRODUCER_VERSION = 3, MODEL_GRAPH = 7,
-       MODEL_OPSET_IMPORT = 8 };
+enum {
+    MODEL_IR_VERSION = 1,
+    MODEL_PRODUCER_NAME = 2,
+    MODEL_PRODUCER_VERSION = 3,
+    MODEL_GRAPH = 7,
+    MODEL_OPSET_IMPORT = 8
+};
 enum { OPSET_DOMAIN = 1, OPSET_VERSION = 2 };
 enum { GRAPH_NODE = 1, GRAPH_NAME = 2, GRAPH_INITIALIZER = 5, GRAPH_INPUT = 11, GRAPH_OUTPUT = 12 };
-enum { NODE_INPUT = 1, NODE_OUTPUT = 2, NODE_NAME = 3, NODE_OP_TYPE = 4, NODE_ATTRIBUTE = 5, NODE_DOMAIN = 7 };
+enum {
+    NODE_INPUT = 1,
+    NODE_OUTPUT = 2,
+    NODE_NAME = 3,
+    NODE_OP_TYPE = 4,
+    NODE_ATTRIBUTE = 5,
+    NODE_DOMAIN = 7
+};
 enum { ATTR_NAME = 1, ATTR_F = 2, ATTR_I = 3, ATTR_INTS = 8, ATTR_TYPE = 20 };
 enum { ATTR_TYPE_FLOAT = 1, ATTR_TYPE_INT = 2, ATTR_TYPE_INTS = 7 };
 enum { TENSOR_DIMS = 1, TENSOR_DATA_TYPE = 2, TENSOR_NAME = 8, TENSOR_RAW_DATA = 9 };
-enum { VI_NAME = 1, VI_TYPE = 2, TYPE_TENSOR = 1, TT_ELEM_TYPE = 1, TT_SHAPE = 2, SHAPE_DIM = 1,
-       DIM_VALUE = 1, DIM_PARAM = 2 };
+enum {
+    VI_NAME = 1,
+    VI_TYPE = 2,
+    TYPE_TENSOR = 1,
+    TT_ELEM_TYPE = 1,
+    TT_SHAPE = 2,
+    SHAPE_DIM = 1,
+    DIM_VALUE = 1,
+    DIM_PARAM = 2
+};
 enum { DT_FLOAT = 1, DT_UINT8 = 2, DT_INT8 = 3, DT_INT32 = 6, DT_INT64 = 7, DT_BOOL = 9 };
 
-#define ONNX_IR_VERSION 8 // onnx 1.10+; what Debian's python3-onnx 1.12 checks
-#define ONNX_OPSET 17     // ReduceMean keeps its axes attribute up to here
-#define QBLOCK 32         // MatMulNBits block_size: weights per scale and offset, along K
+#define ONNX_IR_VERSION 8  // onnx 1.10+; what Debian's python3-onnx 1.12 checks
+#define ONNX_OPSET      17 // ReduceMean keeps its axes attribute up to here
+#define QBLOCK          32 // MatMulNBits block_size: weights per scale and offset, along K
 
 // ---- initializers: described at build time, generated at write time ----
 
@@ -142,10 +166,10 @@ typedef enum {
 
 typedef struct {
     char *name;
-    int32_t dtype;      // DT_*
+    int32_t dtype; // DT_*
     int n_dims;
     int64_t dims[4];
-    size_t nbytes;      // of the raw data
+    size_t nbytes; // of the raw data
     tsrc src;
     int bits;           // SRC_CODES .. SRC_OFFSET: 8 or 4
     const plm_mat *mat; // SRC_F32 .. SRC_OFFSET
@@ -156,21 +180,21 @@ typedef struct {
 // ---- the graph under construction ----
 
 typedef struct {
-    const plm_model *m;     // the model exported (with an adapter: base with it merged)
-    const plm_model *base;  // with an adapter: the model before the merge, else m
-    const plm_lora *lora;   // the adapter (int8 / int4: kept as f32 branches), or NULL
-    plm_mat *lmats;         // (2 * layers * targets) its A and B as plm_mat, for mat_init
+    const plm_model *m;    // the model exported (with an adapter: base with it merged)
+    const plm_model *base; // with an adapter: the model before the merge, else m
+    const plm_lora *lora;  // the adapter (int8 / int4: kept as f32 branches), or NULL
+    plm_mat *lmats;        // (2 * layers * targets) its A and B as plm_mat, for mat_init
     int n_lmats;
     plm_onnx_quant q;
-    pb nodes;          // GraphProto.node fields
-    pb io;             // GraphProto.input / output fields
-    pb tmp, tmp2;      // scratch for submessages
-    tensor *inits;     // (n_inits) initializers
+    pb nodes;      // GraphProto.node fields
+    pb io;         // GraphProto.input / output fields
+    pb tmp, tmp2;  // scratch for submessages
+    tensor *inits; // (n_inits) initializers
     int n_inits, cap_inits;
-    char **names;      // every name made here (freed at the end)
+    char **names; // every name made here (freed at the end)
     int n_names, cap_names;
-    int counter;       // for unique value names
-    const char *out;   // when set, the next node's output takes this name
+    int counter;                // for unique value names
+    const char *out;            // when set, the next node's output takes this name
     const char *bsum_in, *bsum; // the last blocksum and its input (q/k/v and gate/up share one)
     int oom;
 } graph;
@@ -270,7 +294,8 @@ static const char *mat_init(graph *g, const char *name, const plm_mat *w, tsrc s
     case SRC_I8_T: d[0] = K, d[1] = R, dt = DT_INT8, elem = 1; break;
     case SRC_I8_SCALE: d[0] = R, n = 1; break;
     case SRC_CODES:
-    case SRC_CODES_HI: d[0] = R, d[1] = nb, d[2] = QBLOCK / 2, n = 3, dt = DT_UINT8, elem = 1;
+    case SRC_CODES_HI:
+        d[0] = R, d[1] = nb, d[2] = QBLOCK / 2, n = 3, dt = DT_UINT8, elem = 1;
         break;
     case SRC_SCALE: d[0] = R * nb, n = 1; break;
     case SRC_OFFSET: d[0] = nb, d[1] = R; break;
@@ -291,17 +316,20 @@ static const char *vec_init(graph *g, const char *name, const float *v, int64_t 
 
 typedef struct {
     const char *name;
-    int type;          // ATTR_TYPE_*
-    int64_t i;         // INT
-    float f;           // FLOAT
+    int type;            // ATTR_TYPE_*
+    int64_t i;           // INT
+    float f;             // FLOAT
     const int64_t *ints; // INTS (n)
     int n;
 } attr;
 
-#define A_INT(nm, v) ((attr){.name = (nm), .type = ATTR_TYPE_INT, .i = (v)})
+#define A_INT(nm, v)   ((attr){.name = (nm), .type = ATTR_TYPE_INT, .i = (v)})
 #define A_FLOAT(nm, v) ((attr){.name = (nm), .type = ATTR_TYPE_FLOAT, .f = (v)})
-#define A_INTS(nm, arr) ((attr){.name = (nm), .type = ATTR_TYPE_INTS, .ints = (arr), \
-                                .n = (int)(sizeof(arr) / sizeof((arr)[0]))})
+#define A_INTS(nm, arr)                                                                            \
+    ((attr){.name = (nm),                                                                          \
+            .type = ATTR_TYPE_INTS,                                                                \
+            .ints = (arr),                                                                         \
+            .n = (int)(sizeof(arr) / sizeof((arr)[0]))})
 
 // emit: append node type(in[0..n_in)) with attributes at[0..n_at) in domain ("" = ai.onnx) and
 // n_out outputs; returns the first output's name (g->out when set, else a fresh one).
@@ -336,10 +364,11 @@ static const char *emit(graph *g, const char *domain, const char *type, const ch
 
 #define NARG(...) (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *))
 // OP(g, "Add", a, b): a node with one output and no attributes.
-#define OP(g, type, ...) emit(g, "", type, (const char *[]){__VA_ARGS__}, NARG(__VA_ARGS__), NULL, 0, 1, NULL)
+#define OP(g, type, ...)                                                                           \
+    emit(g, "", type, (const char *[]){__VA_ARGS__}, NARG(__VA_ARGS__), NULL, 0, 1, NULL)
 // OPA(g, "Softmax", attrs, a): with an array of attributes.
-#define OPA(g, type, at, ...)                                                                     \
-    emit(g, "", type, (const char *[]){__VA_ARGS__}, NARG(__VA_ARGS__), at,                     \
+#define OPA(g, type, at, ...)                                                                      \
+    emit(g, "", type, (const char *[]){__VA_ARGS__}, NARG(__VA_ARGS__), at,                        \
          (int)(sizeof(at) / sizeof((at)[0])), 1, NULL)
 
 // ---- graph blocks ----
@@ -357,8 +386,9 @@ static const char *blocksum(graph *g, const char *x, int64_t K) {
     if (g->bsum_in && !strcmp(g->bsum_in, x)) return g->bsum;
     int64_t shape[4] = {0, 0, K / QBLOCK, QBLOCK};
     attr keep[] = {A_INT("keepdims", 0)};
-    const char *blocks = OP(g, "Reshape", x, c_i64(g, fmt_name(g, "const_shape_blocks_%d",
-                                                               (int)(K / QBLOCK)), shape, 4));
+    const char *blocks =
+        OP(g, "Reshape", x,
+           c_i64(g, fmt_name(g, "const_shape_blocks_%d", (int)(K / QBLOCK)), shape, 4));
     g->bsum = OPA(g, "ReduceSum", keep, blocks, c_i64(g, "const_axis_last", (int64_t[]){-1}, 1));
     g->bsum_in = x;
     return g->bsum;
@@ -420,10 +450,12 @@ static const char *linear(graph *g, const char *x, int l, plm_lora_target t) {
     if (!p->A) return y;
     plm_mat *a = &g->lmats[g->n_lmats++], *b = &g->lmats[g->n_lmats++];
     *a = plm_lora_mat_a(g->lora, l, t), *b = plm_lora_mat_b(g->lora, l, t);
-    const char *xa = OP(g, "MatMul", x, mat_init(g, fmt_name(g, "%s_lora_A_T", wname), a,
-                                                   SRC_F32_T, 0));                 // (B, S, R)
-    const char *xab = OP(g, "MatMul", xa, mat_init(g, fmt_name(g, "%s_lora_B_T", wname), b,
-                                                     SRC_F32_T, 0));               // (B, S, out)
+    const char *xa =
+        OP(g, "MatMul", x,
+           mat_init(g, fmt_name(g, "%s_lora_A_T", wname), a, SRC_F32_T, 0)); // (B, S, R)
+    const char *xab =
+        OP(g, "MatMul", xa,
+           mat_init(g, fmt_name(g, "%s_lora_B_T", wname), b, SRC_F32_T, 0)); // (B, S, out)
     float scale = g->lora->alpha / (float)g->lora->rank;
     return OP(g, "Add", y, OP(g, "Mul", xab, c_f32(g, "lora_scale", scale)));
 }
@@ -433,7 +465,8 @@ static const char *rmsnorm(graph *g, const char *x, const float *w, const char *
     static const int64_t last[] = {-1};
     attr at[] = {A_INTS("axes", last), A_INT("keepdims", 1)};
     const char *ms = OPA(g, "ReduceMean", at, OP(g, "Pow", x, c_f32(g, "const_two", 2.0f)));
-    const char *r = OP(g, "Sqrt", OP(g, "Add", ms, c_f32(g, "rms_norm_eps", g->m->config.rms_norm_eps)));
+    const char *r =
+        OP(g, "Sqrt", OP(g, "Add", ms, c_f32(g, "rms_norm_eps", g->m->config.rms_norm_eps)));
     return OP(g, "Mul", OP(g, "Div", x, r), vec_init(g, wname, w, g->m->config.hidden_size));
 }
 
@@ -455,8 +488,9 @@ static const char *heads(graph *g, const char *x, int64_t n) {
     int64_t D = g->m->config.head_dim, shape[4] = {0, 0, n, D};
     static const int64_t perm[] = {0, 2, 1, 3};
     attr at[] = {A_INTS("perm", perm)};
-    return OPA(g, "Transpose", at, OP(g, "Reshape", x, c_i64(g, fmt_name(g, "const_shape_heads_%d",
-                                                                        (int)n), shape, 4)));
+    return OPA(
+        g, "Transpose", at,
+        OP(g, "Reshape", x, c_i64(g, fmt_name(g, "const_shape_heads_%d", (int)n), shape, 4)));
 }
 
 // repeat_kv: (B, K, T, D) -> (B, H, T, D), each KV head repeated H/K times (HF repeat_kv).
@@ -466,7 +500,7 @@ static const char *repeat_kv(graph *g, const char *kv) {
     if (G == 1) return kv;
     int64_t ex[5] = {1, 1, G, 1, 1}, shape[4] = {0, c->num_attention_heads, -1, c->head_dim};
     const char *u = OP(g, "Unsqueeze", kv, c_i64(g, "const_axis_2", (int64_t[]){2}, 1));
-    const char *e = OP(g, "Expand", u, c_i64(g, "const_expand_kv", ex, 5));   // (B, K, G, T, D)
+    const char *e = OP(g, "Expand", u, c_i64(g, "const_expand_kv", ex, 5)); // (B, K, G, T, D)
     return OP(g, "Reshape", e, c_i64(g, "const_shape_rep_kv", shape, 4));
 }
 
@@ -481,13 +515,14 @@ static const char *attention(graph *g, int l, const char *x, const shared *sh) {
     const char *v = heads(g, linear(g, h, l, PLM_LORA_V_PROJ), c->num_key_value_heads);
     attr seq[] = {A_INT("axis", 2)};
     g->out = fmt_name(g, "present.%d.key", l);
-    k = OPA(g, "Concat", seq, fmt_name(g, "past_key_values.%d.key", l), k);   // (B, K, T, D)
+    k = OPA(g, "Concat", seq, fmt_name(g, "past_key_values.%d.key", l), k); // (B, K, T, D)
     g->out = fmt_name(g, "present.%d.value", l);
     v = OPA(g, "Concat", seq, fmt_name(g, "past_key_values.%d.value", l), v); // (B, K, T, D)
     static const int64_t tr[] = {0, 1, 3, 2}, back[] = {0, 2, 1, 3};
     attr kt[] = {A_INTS("perm", tr)}, bt[] = {A_INTS("perm", back)}, last[] = {A_INT("axis", -1)};
     const char *sc = OP(g, "MatMul", q, OPA(g, "Transpose", kt, repeat_kv(g, k))); // (B, H, S, T)
-    sc = OP(g, "Add", OP(g, "Mul", sc, c_f32(g, "const_attn_scale", 1.0f / sqrtf((float)c->head_dim))),
+    sc = OP(g, "Add",
+            OP(g, "Mul", sc, c_f32(g, "const_attn_scale", 1.0f / sqrtf((float)c->head_dim))),
             sh->mask);
     const char *o = OP(g, "MatMul", OPA(g, "Softmax", last, sc), repeat_kv(g, v)); // (B, H, S, D)
     int64_t shape[3] = {0, 0, (int64_t)c->num_attention_heads * c->head_dim};
@@ -525,7 +560,7 @@ static const char *embed_planes(graph *g, const plm_mat *w, const char *wname) {
         snprintf(nm, sizeof nm, p ? "%s_lo" : "%s_hi", wname);
         const char *b = mat_init(g, nm, w, p ? SRC_CODES : SRC_CODES_HI, 8);
         b = OP(g, "Reshape", OPA(g, "Cast", to, OP(g, "Gather", b, "input_ids")), shape_nibbles);
-        const char *hi = OP(g, "Floor", OP(g, "Div", b, sixteen));            // (B, S, nb, 16, 1)
+        const char *hi = OP(g, "Floor", OP(g, "Div", b, sixteen)); // (B, S, nb, 16, 1)
         const char *lo = OP(g, "Sub", b, OP(g, "Mul", hi, sixteen));
         plane[p] = OP(g, "Reshape", OPA(g, "Concat", cat, lo, hi), shape_blocks); // (B, S, nb, 32)
     }
@@ -534,11 +569,11 @@ static const char *embed_planes(graph *g, const plm_mat *w, const char *wname) {
     snprintf(nm, sizeof nm, "%s_scale", wname);
     const char *s = OP(g, "Reshape", mat_init(g, nm, w, SRC_SCALE, 8),
                        c_i64(g, fmt_name(g, "const_shape_scales_%d", (int)nb), scales, 2));
-    s = OP(g, "Unsqueeze", OP(g, "Gather", s, "input_ids"), last);             // (B, S, nb, 1)
+    s = OP(g, "Unsqueeze", OP(g, "Gather", s, "input_ids"), last); // (B, S, nb, 1)
     snprintf(nm, sizeof nm, "%s_offset", wname);
     const char *o = mat_init(g, nm, w, SRC_OFFSET, 8);
-    o = OPA(g, "Gather", ax1, o, "input_ids");                                 // (nb, B, S)
-    o = OP(g, "Unsqueeze", OPA(g, "Transpose", tr, o), last);                  // (B, S, nb, 1)
+    o = OPA(g, "Gather", ax1, o, "input_ids");                // (nb, B, S)
+    o = OP(g, "Unsqueeze", OPA(g, "Transpose", tr, o), last); // (B, S, nb, 1)
     return OP(g, "Reshape", OP(g, "Add", OP(g, "Mul", u, s), o),
               c_i64(g, "const_shape_rows", rows, 3));
 }
@@ -553,9 +588,9 @@ static const char *embed(graph *g) {
     const plm_mat *e = &g->m->embed_tokens;
     const char *q = mat_init(g, "model.embed_tokens.weight_quantized", e, SRC_I8, 0);
     const char *s = mat_init(g, "model.embed_tokens.weight_scale", e, SRC_I8_SCALE, 0);
-    const char *rows = OPA(g, "Cast", to, OP(g, "Gather", q, "input_ids"));      // (B, S, C)
+    const char *rows = OPA(g, "Cast", to, OP(g, "Gather", q, "input_ids")); // (B, S, C)
     const char *sc = OP(g, "Unsqueeze", OP(g, "Gather", s, "input_ids"),
-                        c_i64(g, "const_axis_last", (int64_t[]){-1}, 1));        // (B, S, 1)
+                        c_i64(g, "const_axis_last", (int64_t[]){-1}, 1)); // (B, S, 1)
     return OP(g, "Mul", rows, sc);
 }
 
@@ -580,12 +615,13 @@ static void lm_head(graph *g, const char *h, const shared *sh) {
     const char *w = "model.embed_tokens.weight";
     if (g->q == PLM_ONNX_QUANT_INT8_QDQ) {
         attr ax[] = {A_INT("axis", 0)};
-        w = OPA(g, "DequantizeLinear", ax, fmt_name(g, "%s_quantized", w), fmt_name(g, "%s_scale", w));
+        w = OPA(g, "DequantizeLinear", ax, fmt_name(g, "%s_quantized", w),
+                fmt_name(g, "%s_scale", w));
     }
     int64_t flat[2] = {-1, C};
     attr tb[] = {A_INT("transB", 1)}, cat[] = {A_INT("axis", 0)};
     const char *h2 = OP(g, "Reshape", h, c_i64(g, "const_shape_flat", flat, 2));
-    const char *lg = OPA(g, "Gemm", tb, h2, w);                                  // (B*S, V)
+    const char *lg = OPA(g, "Gemm", tb, h2, w); // (B*S, V)
     const char *shape = OPA(g, "Concat", cat, sh->shape_bs, c_i64(g, "const_vocab", &V, 1));
     g->out = "logits";
     OP(g, "Reshape", lg, shape);
@@ -601,9 +637,9 @@ static void rope_tables(graph *g, shared *sh) {
         inv[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
     attr to[] = {A_INT("to", DT_FLOAT)}, cat[] = {A_INT("axis", -1)};
     const char *pos = OP(g, "Unsqueeze", OPA(g, "Cast", to, "position_ids"),
-                         c_i64(g, "const_axis_last", (int64_t[]){-1}, 1));       // (B, S, 1)
+                         c_i64(g, "const_axis_last", (int64_t[]){-1}, 1)); // (B, S, 1)
     const char *f = OP(g, "Mul", pos, const_tensor(g, "inv_freq", DT_FLOAT, 1, &h, inv, 4));
-    const char *emb = OPA(g, "Concat", cat, f, f);                               // (B, S, D)
+    const char *emb = OPA(g, "Concat", cat, f, f); // (B, S, D)
     const char *ax1 = c_i64(g, "const_axis_1", (int64_t[]){1}, 1);
     sh->cos = OP(g, "Unsqueeze", OP(g, "Cos", emb), ax1);
     sh->sin = OP(g, "Unsqueeze", OP(g, "Sin", emb), ax1);
@@ -619,11 +655,11 @@ static void attn_mask(graph *g, shared *sh) {
     const char *S = OP(g, "Gather", sh->shape_bs, one);
     const char *T = OP(g, "Gather", OP(g, "Shape", "attention_mask"), one);
     const char *key = OP(g, "Range", c_idx(g, "const_zero_scalar", 0), T, one); // (T)
-    const char *qry = OP(g, "Range", OP(g, "Sub", T, S), T, one);                // (S)
-    qry = OP(g, "Unsqueeze", qry, c_i64(g, "const_axis_1", (int64_t[]){1}, 1));   // (S, 1)
-    const char *causal = OP(g, "LessOrEqual", key, qry);                         // (S, T)
+    const char *qry = OP(g, "Range", OP(g, "Sub", T, S), T, one);               // (S)
+    qry = OP(g, "Unsqueeze", qry, c_i64(g, "const_axis_1", (int64_t[]){1}, 1)); // (S, 1)
+    const char *causal = OP(g, "LessOrEqual", key, qry);                        // (S, T)
     const char *pad = OP(g, "Unsqueeze", OPA(g, "Cast", to, "attention_mask"),
-                         c_i64(g, "const_axes_1_2", (int64_t[]){1, 2}, 2));      // (B, 1, 1, T)
+                         c_i64(g, "const_axes_1_2", (int64_t[]){1, 2}, 2)); // (B, 1, 1, T)
     sh->mask = OP(g, "Where", OP(g, "And", causal, pad), c_f32(g, "const_zero_f", 0.0f),
                   c_f32(g, "const_lowest", -3.4028234663852886e38f));
 }
@@ -651,7 +687,8 @@ static void value_info(graph *g, int field, const char *name, int32_t elem, int 
 
 static void declare_io(graph *g) {
     const plm_config *c = &g->m->config;
-    const char *bs[] = {"batch_size", "sequence_length"}, *bt[] = {"batch_size", "total_sequence_length"};
+    const char *bs[] = {"batch_size", "sequence_length"},
+               *bt[] = {"batch_size", "total_sequence_length"};
     const char *kv_in[] = {"batch_size", NULL, "past_sequence_length", NULL};
     const char *kv_out[] = {"batch_size", NULL, "total_sequence_length", NULL};
     const char *lg[] = {"batch_size", "sequence_length", NULL};
@@ -754,7 +791,9 @@ static void tensor_fill(const tensor *t, uint8_t *buf, float *row, int8_t *qrow)
         plm_mat_row(row, w, (int32_t)r);
         switch (t->src) {
         case SRC_F32: memcpy(f + r * K, row, (size_t)K * 4); break;
-        case SRC_F32_T: for (int64_t k = 0; k < K; k++) f[k * R + r] = row[k]; break;
+        case SRC_F32_T:
+            for (int64_t k = 0; k < K; k++) f[k * R + r] = row[k];
+            break;
         case SRC_I8: quant_i8((int8_t *)buf + r * K, row, K); break;
         case SRC_I8_T:
             quant_i8(qrow, row, K);
@@ -828,7 +867,8 @@ static plm_status write_graph(graph *g, const char *path, plm_error *err) {
         len += tensor_head(&th, &g->inits[i]);
         th.n = 0;
         if (g->inits[i].nbytes > maxb) maxb = g->inits[i].nbytes;
-        if (g->inits[i].mat && (size_t)g->inits[i].mat->cols > maxc) maxc = (size_t)g->inits[i].mat->cols;
+        if (g->inits[i].mat && (size_t)g->inits[i].mat->cols > maxc)
+            maxc = (size_t)g->inits[i].mat->cols;
     }
     model_head(&head, g, len);
     uint8_t *buf = malloc(maxb ? maxb : 1);
@@ -882,16 +922,18 @@ static plm_status check_model(const plm_model *m, plm_onnx_quant q, const char *
     if ((unsigned)q >= PLM_ONNX_QUANT_N)
         return plm_fail(err, PLM_ERR_ARG, "%s: unknown ONNX quantization %d", path, (int)q);
     if (c->head_dim % 2 || c->head_dim / 2 > 512 || c->num_attention_heads % c->num_key_value_heads)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: head_dim %d, heads %d / %d: ONNX export "
-                        "needs an even head_dim <= 1024 and heads a multiple of KV heads", path,
-                        c->head_dim, c->num_attention_heads, c->num_key_value_heads);
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: head_dim %d, heads %d / %d: ONNX export "
+                        "needs an even head_dim <= 1024 and heads a multiple of KV heads",
+                        path, c->head_dim, c->num_attention_heads, c->num_key_value_heads);
     if ((q == PLM_ONNX_QUANT_INT8 || q == PLM_ONNX_QUANT_INT4) &&
         (c->hidden_size % QBLOCK || c->intermediate_size % QBLOCK ||
          (c->num_attention_heads * c->head_dim) % QBLOCK))
-        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s export quantizes blocks of %d along the "
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: %s export quantizes blocks of %d along the "
                         "input features: hidden_size (%d), intermediate_size (%d) and "
-                        "heads*head_dim (%d) must be multiples of %d", path, quant_names[q], QBLOCK,
-                        c->hidden_size, c->intermediate_size,
+                        "heads*head_dim (%d) must be multiples of %d",
+                        path, quant_names[q], QBLOCK, c->hidden_size, c->intermediate_size,
                         c->num_attention_heads * c->head_dim, QBLOCK);
     return PLM_OK;
 }
@@ -927,10 +969,10 @@ static void remove_export(const char *dir) {
 
 // move_into: rename every file of the export src (as remove_export lists them) into dst.
 static plm_status move_into(const char *src, const char *dst, plm_error *err) {
-    static const char *const names[] = {"config.json", "generation_config.json", "tokenizer.json",
-                                        "tokenizer_config.json", "onnx/model.onnx",
-                                        "onnx/model_quantized.onnx", "onnx/model_q4.onnx",
-                                        "onnx/model_quantized_qdq.onnx"};
+    static const char *const names[] = {"config.json",        "generation_config.json",
+                                        "tokenizer.json",     "tokenizer_config.json",
+                                        "onnx/model.onnx",    "onnx/model_quantized.onnx",
+                                        "onnx/model_q4.onnx", "onnx/model_quantized_qdq.onnx"};
     char a[4096], b[4096];
     if (snprintf(b, sizeof b, "%s/onnx", dst) >= (int)sizeof b)
         return plm_fail(err, PLM_ERR_ARG, "%s: path too long", dst);
@@ -980,7 +1022,8 @@ static plm_status export_dir(const plm_model *m, const plm_model *base, const pl
 
 plm_status plm_onnx_export(const plm_model *m, const char *dir, const plm_onnx_quant *qs, int n,
                            int force, plm_error *err) {
-    if (!m || !dir || !qs || n < 1) return plm_fail(err, PLM_ERR_ARG, "plm_onnx_export: bad arguments");
+    if (!m || !dir || !qs || n < 1)
+        return plm_fail(err, PLM_ERR_ARG, "plm_onnx_export: bad arguments");
     return export_dir(m, NULL, NULL, dir, qs, n, force, err);
 }
 
@@ -997,7 +1040,9 @@ plm_status plm_onnx_export_lora(const plm_model *merged, const plm_model *base, 
         a->num_key_value_heads != b->num_key_value_heads || a->head_dim != b->head_dim ||
         l->n_layers != b->num_hidden_layers || l->hidden_size != b->hidden_size ||
         a->vocab_size != l->vocab_size)
-        return plm_fail(err, PLM_ERR_ARG, "%s: the merged model is not the base with this adapter "
-                        "merged (plm_model_merge)", dir);
+        return plm_fail(err, PLM_ERR_ARG,
+                        "%s: the merged model is not the base with this adapter "
+                        "merged (plm_model_merge)",
+                        dir);
     return export_dir(merged, base, l, dir, qs, n, force, err);
 }

@@ -14,11 +14,11 @@
 // onnxruntime 1.21 (transformers.js 3.8) runs only 4-bit MatMulNBits. The embedding and the output
 // head are 8-bit in both. See the top of onnx.c.
 typedef enum {
-    PLM_ONNX_QUANT_NONE = 0,     // f32 weights                               onnx/model.onnx
-    PLM_ONNX_QUANT_INT8 = 1,     // 8-bit blocks of 32, MatMulNBits x 2       onnx/model_quantized.onnx
-    PLM_ONNX_QUANT_INT4 = 2,     // 4-bit blocks of 32, MatMulNBits           onnx/model_q4.onnx
+    PLM_ONNX_QUANT_NONE = 0, // f32 weights                               onnx/model.onnx
+    PLM_ONNX_QUANT_INT8 = 1, // 8-bit blocks of 32, MatMulNBits x 2       onnx/model_quantized.onnx
+    PLM_ONNX_QUANT_INT4 = 2, // 4-bit blocks of 32, MatMulNBits           onnx/model_q4.onnx
     PLM_ONNX_QUANT_INT8_QDQ = 3, // int8 per-channel, DequantizeLinear -> MatMul (kept for
-                                 // comparison)                         onnx/model_quantized_qdq.onnx
+    // comparison)                         onnx/model_quantized_qdq.onnx
     PLM_ONNX_QUANT_N = 4,
 } plm_onnx_quant;
 

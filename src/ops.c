@@ -20,8 +20,8 @@
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #define PLM_X86_DISPATCH 1
-#define PLM_AVX512 __attribute__((target("avx2,avx512f")))
-#define PLM_AVX2 __attribute__((target("avx2")))
+#define PLM_AVX512       __attribute__((target("avx2,avx512f")))
+#define PLM_AVX2         __attribute__((target("avx2")))
 #endif
 #define PLM_INLINE static inline __attribute__((always_inline))
 // The vector helpers pass vectors by value, which GCC and clang warn changes the ABI between
@@ -44,9 +44,13 @@ PLM_INLINE v8 load8(const float *p) {
     memcpy(&v, p, sizeof v);
     return v;
 }
-PLM_INLINE void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+PLM_INLINE void store8(float *p, v8 v) {
+    memcpy(p, &v, sizeof v);
+}
 // select8: a where mask (all ones), else b
-PLM_INLINE v8 select8(v8i mask, v8 a, v8 b) { return (v8)(((v8i)a & mask) | ((v8i)b & ~mask)); }
+PLM_INLINE v8 select8(v8i mask, v8 a, v8 b) {
+    return (v8)(((v8i)a & mask) | ((v8i)b & ~mask));
+}
 
 // ---- exp ----
 
@@ -56,18 +60,18 @@ PLM_INLINE v8 select8(v8i mask, v8 a, v8 b) { return (v8)(((v8i)a & mask) | ((v8
 // to nearest even), ln2 in two parts (n * EXP_C1 is exact), e^r by a degree-5 polynomial (~1 ulp),
 // times 2^n built in the exponent bits. Below EXP_LO (e^x under the smallest normal float) the
 // result is 0; x is clamped at EXP_HI (2^127 * e^0.35 stays finite); NaN stays NaN.
-#define EXP_LO -87.3f
-#define EXP_HI 88.3f
+#define EXP_LO    -87.3f
+#define EXP_HI    88.3f
 #define EXP_LOG2E 1.44269504088896341f
 #define EXP_ROUND 12582912.0f // 1.5 * 2^23
-#define EXP_C1 0.693359375f
-#define EXP_C2 -2.12194440e-4f
-#define EXP_P0 1.9875691500e-4f
-#define EXP_P1 1.3981999507e-3f
-#define EXP_P2 8.3334519073e-3f
-#define EXP_P3 4.1665795894e-2f
-#define EXP_P4 1.6666665459e-1f
-#define EXP_P5 5.0000001201e-1f
+#define EXP_C1    0.693359375f
+#define EXP_C2    -2.12194440e-4f
+#define EXP_P0    1.9875691500e-4f
+#define EXP_P1    1.3981999507e-3f
+#define EXP_P2    8.3334519073e-3f
+#define EXP_P3    4.1665795894e-2f
+#define EXP_P4    1.6666665459e-1f
+#define EXP_P5    5.0000001201e-1f
 
 PLM_INLINE v8 plm_exp8(v8 x) {
     const v8i under = x < EXP_LO;
@@ -112,7 +116,8 @@ PLM_INLINE float plm_exp1(float x) {
 
 // sum8: the lanes of v in a fixed tree ((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7)).
 PLM_INLINE float sum8(v8 v) {
-    const v4 a = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    const v4 a =
+        __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
     return (a[0] + a[2]) + (a[1] + a[3]);
 }
 
@@ -137,7 +142,8 @@ PLM_INLINE float dot(const float *x, const float *y, int n) {
         hi += load8(x + i + 8) * load8(y + i + 8);
     }
     const v8 a8 = lo + hi;
-    const v4 a4 = __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
+    const v4 a4 =
+        __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
     float s = (a4[0] + a4[2]) + (a4[1] + a4[3]);
     for (; i < n; i++) s += x[i] * y[i];
     return s;
@@ -152,7 +158,8 @@ PLM_INLINE float dot3(const float *x, const float *y, const float *z, int n) {
         hi += load8(x + i + 8) * load8(y + i + 8) * load8(z + i + 8);
     }
     const v8 a8 = lo + hi;
-    const v4 a4 = __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
+    const v4 a4 =
+        __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
     float s = (a4[0] + a4[2]) + (a4[1] + a4[3]);
     for (; i < n; i++) s += x[i] * y[i] * z[i];
     return s;
@@ -325,8 +332,8 @@ PLM_INLINE void attention_backward(float *dq, float *dk, float *dv, const float 
                     float *gv = dv + ((size_t)s * K + kh) * D;
                     const float d = da ? da[s] : dot(go, vs, D);
                     float ds = a[s] * (d - dsum) * scale; // softmax backward, 1/sqrt(D)
-                    axpy(gv, a[s], go, D); // out = sum_s a_s v_s
-                    axpy(gq, ds, ks, D);   // score_s = q . k_s
+                    axpy(gv, a[s], go, D);                // out = sum_s a_s v_s
+                    axpy(gq, ds, ks, D);                  // score_s = q . k_s
                     axpy(gk, ds, qt, D);
                 }
             }
@@ -383,7 +390,8 @@ PLM_INLINE double crossentropy(float *dlogits, const float *logits, const int32_
         v8d acc = {0};
         int i = 0;
         for (; i + 8 <= V; i += 8) acc += __builtin_convertvector(plm_exp8(load8(l + i) - mx), v8d);
-        double sum = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        double sum =
+            ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
         for (; i < V; i++) sum += (double)plm_exp1(l[i] - mx);
         float ly = l[y];
         loss += log(sum) - (double)(ly - mx);
@@ -402,36 +410,41 @@ PLM_INLINE double crossentropy(float *dlogits, const float *logits, const int32_
 
 #ifdef PLM_X86_DISPATCH
 // PATHS: name's copies for AVX-512 and AVX2 (the body inlined into each with its target)
-#define PATHS(name, params, args)                                                                 \
-    PLM_AVX512 static void name##_avx512 params { name args; }                                   \
-    PLM_AVX2 static void name##_avx2 params { name args; }
+#define PATHS(name, params, args)                                                                  \
+    PLM_AVX512 static void name##_avx512 params {                                                  \
+        name args;                                                                                 \
+    }                                                                                              \
+    PLM_AVX2 static void name##_avx2 params {                                                      \
+        name args;                                                                                 \
+    }
 // PICK: run the widest copy the active path includes, or fall through to the baseline
-#define PICK(name, args)                                                                          \
-    do {                                                                                          \
-        const plm_isa isa_ = plm_isa_active();                                                    \
-        if (plm_isa_includes(isa_, PLM_ISA_AVX512)) {                                             \
-            name##_avx512 args;                                                                   \
-            return;                                                                               \
-        }                                                                                         \
-        if (plm_isa_includes(isa_, PLM_ISA_AVX2)) {                                               \
-            name##_avx2 args;                                                                     \
-            return;                                                                               \
-        }                                                                                         \
+#define PICK(name, args)                                                                           \
+    do {                                                                                           \
+        const plm_isa isa_ = plm_isa_active();                                                     \
+        if (plm_isa_includes(isa_, PLM_ISA_AVX512)) {                                              \
+            name##_avx512 args;                                                                    \
+            return;                                                                                \
+        }                                                                                          \
+        if (plm_isa_includes(isa_, PLM_ISA_AVX2)) {                                                \
+            name##_avx2 args;                                                                      \
+            return;                                                                                \
+        }                                                                                          \
     } while (0)
 #else
 #define PATHS(name, params, args)
 #define PICK(name, args) ((void)0)
 #endif
 
-#define RMSNORM_F (float *out, float *rstd, const float *inp, const float *w, int T, int C, float eps)
+#define RMSNORM_F                                                                                  \
+    (float *out, float *rstd, const float *inp, const float *w, int T, int C, float eps)
 PATHS(rmsnorm_forward, RMSNORM_F, (out, rstd, inp, w, T, C, eps))
 void plm_rmsnorm_forward RMSNORM_F {
     PICK(rmsnorm_forward, (out, rstd, inp, w, T, C, eps));
     rmsnorm_forward(out, rstd, inp, w, T, C, eps);
 }
 
-#define RMSNORM_B                                                                                 \
-    (float *dinp, float *dw, const float *dout, const float *inp, const float *w,                 \
+#define RMSNORM_B                                                                                  \
+    (float *dinp, float *dw, const float *dout, const float *inp, const float *w,                  \
      const float *rstd, int T, int C)
 PATHS(rmsnorm_backward, RMSNORM_B, (dinp, dw, dout, inp, w, rstd, T, C))
 void plm_rmsnorm_backward RMSNORM_B {
@@ -439,7 +452,7 @@ void plm_rmsnorm_backward RMSNORM_B {
     rmsnorm_backward(dinp, dw, dout, inp, w, rstd, T, C);
 }
 
-#define ROTATE                                                                                    \
+#define ROTATE                                                                                     \
     (float *x, const float *cos_t, const float *sin_t, float sign, int pos0, int T, int NH, int D)
 PATHS(rotate, ROTATE, (x, cos_t, sin_t, sign, pos0, T, NH, D))
 static void rotate_any ROTATE {
@@ -470,12 +483,13 @@ PLM_INLINE void attention_backward_d(float *dq, float *dk, float *dv, const floa
                                      const float *att, int att_stride, const float *q,
                                      const float *k, const float *v, int T, int H, int K, int D,
                                      int k0, int k1) {
-    if (D == 64) attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, 64, k0, k1);
+    if (D == 64)
+        attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, 64, k0, k1);
     else attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
 }
 
-#define ATT_F                                                                                     \
-    (float *out, float *att, int att_stride, const float *q, const float *k, const float *v,      \
+#define ATT_F                                                                                      \
+    (float *out, float *att, int att_stride, const float *q, const float *k, const float *v,       \
      int T, int P, int H, int K, int D, int i0, int i1)
 PATHS(attention_forward_d, ATT_F, (out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1))
 void plm_attention_forward ATT_F {
@@ -483,8 +497,8 @@ void plm_attention_forward ATT_F {
     attention_forward_d(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
 }
 
-#define ATT_B                                                                                     \
-    (float *dq, float *dk, float *dv, const float *dout, const float *att, int att_stride,        \
+#define ATT_B                                                                                      \
+    (float *dq, float *dk, float *dv, const float *dout, const float *att, int att_stride,         \
      const float *q, const float *k, const float *v, int T, int H, int K, int D, int k0, int k1)
 PATHS(attention_backward_d, ATT_B, (dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1))
 void plm_attention_backward ATT_B {
@@ -499,7 +513,7 @@ void plm_swiglu_forward SWIGLU_F {
     swiglu_forward(out, gate, up, n);
 }
 
-#define SWIGLU_B                                                                                  \
+#define SWIGLU_B                                                                                   \
     (float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n)
 PATHS(swiglu_backward, SWIGLU_B, (dgate, dup, dout, gate, up, n))
 void plm_swiglu_backward SWIGLU_B {
@@ -513,8 +527,8 @@ void plm_residual_forward(float *out, const float *inp, size_t n) {
 
 #ifdef PLM_X86_DISPATCH
 PLM_AVX512 static double crossentropy_avx512(float *dlogits, const float *logits,
-                                             const int32_t *targets, int T, int V,
-                                             float grad_scale, int *n_counted) {
+                                             const int32_t *targets, int T, int V, float grad_scale,
+                                             int *n_counted) {
     return crossentropy(dlogits, logits, targets, T, V, grad_scale, n_counted);
 }
 PLM_AVX2 static double crossentropy_avx2(float *dlogits, const float *logits,

@@ -16,11 +16,11 @@ static uint64_t dropout_key(uint64_t seed, int32_t layer, plm_lora_target target
 // ---- the wrappers ----
 
 typedef struct {
-    float *o, *o2;             // outputs
+    float *o, *o2;              // outputs
     const float *a, *b, *c, *w; // inputs
-    const float *rstd_in;      // rstd for the backward
-    float *rstd;               // rstd out
-    float x;                   // eps, scale or p
+    const float *rstd_in;       // rstd for the backward
+    float *rstd;                // rstd out
+    float x;                    // eps, scale or p
     int32_t C, layer, target, add;
     uint64_t seed;
 } ew;
@@ -56,7 +56,8 @@ static void swiglu_fwd_range(void *ctx, size_t i0, size_t i1) {
     plm_swiglu_forward(e->o + i0, e->a + i0, e->b + i0, i1 - i0);
 }
 
-void plm_swiglu_forward_mt(plm_pool *pool, float *out, const float *gate, const float *up, size_t n) {
+void plm_swiglu_forward_mt(plm_pool *pool, float *out, const float *gate, const float *up,
+                           size_t n) {
     ew e = {out, NULL, gate, up, NULL, NULL, NULL, NULL, 0.0f, 0, 0, 0, 0, 0};
     plm_pool_for(pool, n, swiglu_fwd_range, &e);
 }
@@ -74,11 +75,14 @@ void plm_swiglu_backward_mt(plm_pool *pool, float *dgate, float *dup, const floa
 
 static void axpy_range(void *ctx, size_t i0, size_t i1) {
     ew *e = ctx;
-    if (!e->a) for (size_t i = i0; i < i1; i++) e->o[i] = e->b[i] * e->x;
-    else for (size_t i = i0; i < i1; i++) e->o[i] = e->a[i] + e->b[i] * e->x;
+    if (!e->a)
+        for (size_t i = i0; i < i1; i++) e->o[i] = e->b[i] * e->x;
+    else
+        for (size_t i = i0; i < i1; i++) e->o[i] = e->a[i] + e->b[i] * e->x;
 }
 
-void plm_axpy_mt(plm_pool *pool, float *out, const float *a, const float *b, float scale, size_t n) {
+void plm_axpy_mt(plm_pool *pool, float *out, const float *a, const float *b, float scale,
+                 size_t n) {
     ew e = {out, NULL, a, b, NULL, NULL, NULL, NULL, scale, 0, 0, 0, 0, 0};
     plm_pool_for(pool, n, axpy_range, &e);
 }
@@ -115,8 +119,8 @@ typedef struct {
 static void ce_range(void *ctx, size_t i0, size_t i1) {
     ce_job *j = ctx;
     for (size_t r = i0; r < i1; r++)
-        j->loss[r] = plm_crossentropy_forward_backward(j->dl + r * (size_t)j->V, j->l + r * (size_t)j->V,
-                                                       j->y + r, 1, j->V, j->scale, NULL);
+        j->loss[r] = plm_crossentropy_forward_backward(
+            j->dl + r * (size_t)j->V, j->l + r * (size_t)j->V, j->y + r, 1, j->V, j->scale, NULL);
 }
 
 double plm_crossentropy_mt(plm_pool *pool, float *dlogits, const float *logits,

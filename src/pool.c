@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #define PLM_POOL_SPIN_SECONDS 2e-3 // a worker spins this long after its last job, then sleeps
-#define PLM_POOL_SPIN_CHECK 256    // spins between two reads of the clock
+#define PLM_POOL_SPIN_CHECK   256  // spins between two reads of the clock
 // On a busy machine a worker may wait milliseconds for a core, and every job (hundreds a token)
 // would wait for it: decoding with 2 threads then runs several times slower than with 1. So the
 // caller times its wait for the workers after its own share: a wait over PLM_POOL_LATE_SECONDS
@@ -24,7 +24,7 @@
 // alone (fn(ctx, 0, 1): every kernel gives the same bits for any thread count) for
 // PLM_POOL_SOLO_SECONDS; then it tries the workers again.
 #define PLM_POOL_LATE_SECONDS 2e-4
-#define PLM_POOL_LATE_JOBS 2
+#define PLM_POOL_LATE_JOBS    2
 #define PLM_POOL_SOLO_SECONDS 0.1
 
 typedef struct {
@@ -37,7 +37,7 @@ struct plm_pool {
     _Alignas(64) atomic_uint gen; // incremented once per plm_pool_run (and once by plm_pool_free)
     plm_pool_fn fn;               // the job of the current generation
     void *ctx;
-    atomic_int stop;              // 1: workers exit at the next generation
+    atomic_int stop;                    // 1: workers exit at the next generation
     _Alignas(64) atomic_int n_busy;     // workers that have not finished the current job
     _Alignas(64) atomic_int n_sleeping; // workers blocked (or about to block) on wake
     pthread_mutex_t mutex;              // guards the sleep on wake
@@ -156,7 +156,9 @@ void plm_pool_free(plm_pool *p) {
     plm_free_aligned(p);
 }
 
-int plm_pool_size(const plm_pool *p) { return p ? p->n_threads : 1; }
+int plm_pool_size(const plm_pool *p) {
+    return p ? p->n_threads : 1;
+}
 
 void plm_pool_run(plm_pool *p, plm_pool_fn fn, void *ctx) {
     if (!p || p->n_threads == 1) {
@@ -201,7 +203,8 @@ typedef struct {
 static void range_worker(void *ctx, int ith, int nth) {
     range_job *j = ctx;
     size_t blocks = (j->n + 63) / 64;
-    size_t i0 = blocks * (size_t)ith / (size_t)nth * 64, i1 = blocks * (size_t)(ith + 1) / (size_t)nth * 64;
+    size_t i0 = blocks * (size_t)ith / (size_t)nth * 64,
+           i1 = blocks * (size_t)(ith + 1) / (size_t)nth * 64;
     if (i1 > j->n) i1 = j->n;
     if (i0 < i1) j->fn(j->ctx, i0, i1);
 }

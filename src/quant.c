@@ -19,7 +19,9 @@
 #include "gguf.h"
 #include "matmul.h"
 
-static float f16_at(const uint8_t *p) { return plm_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+static float f16_at(const uint8_t *p) {
+    return plm_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+}
 
 // plain_q8_0: the plain route for nb blocks of 32 (tmp: nb * 32 floats).
 static void plain_q8_0(plm_isa isa, uint32_t type, const uint8_t *src, size_t nb, int8_t *q,
@@ -40,7 +42,9 @@ static void copy_q8_0(const uint8_t *src, size_t nb, int8_t *q, float *d) {
 #include "quant_x86.h" // the target attributes, one block's quantization
 
 // f16_finite: the f16 at p is neither infinite nor NaN.
-static int f16_finite(const uint8_t *p) { return (p[1] & 0x7c) != 0x7c; }
+static int f16_finite(const uint8_t *p) {
+    return (p[1] & 0x7c) != 0x7c;
+}
 
 // ---- AVX-512: a block's 16 values in one register ----
 
@@ -48,24 +52,26 @@ static int f16_finite(const uint8_t *p) { return (p[1] & 0x7c) != 0x7c; }
 static inline PLM_TARGET_AVX512 __m512 levels_avx512(uint32_t type, const uint8_t *p) {
     const __m512 d = _mm512_set1_ps(f16_at(p));
     if (type == PLM_GGML_Q4_0)
-        return _mm512_mul_ps(_mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7), d);
+        return _mm512_mul_ps(_mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7),
+                             d);
     const __m512 k = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512 kd = _mm512_mul_ps(k, d);
     return _mm512_add_ps(kd, _mm512_set1_ps(f16_at(p + 2)));
 }
 
 // values_avx512: the block's 32 values (low nibbles are elements 0-15, high ones 16-31).
-static inline PLM_TARGET_AVX512 void values_avx512(uint32_t type, const uint8_t *p, __m512 *x0, __m512 *x1) {
+static inline PLM_TARGET_AVX512 void values_avx512(uint32_t type, const uint8_t *p, __m512 *x0,
+                                                   __m512 *x1) {
     const __m512 v = levels_avx512(type, p);
-    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)
-                                                           (p + (type == PLM_GGML_Q4_1 ? 4 : 2))));
+    const __m512i b = _mm512_cvtepu8_epi32(
+        _mm_loadu_si128((const __m128i *)(const void *)(p + (type == PLM_GGML_Q4_1 ? 4 : 2))));
     *x0 = _mm512_permutexvar_ps(_mm512_and_si512(b, _mm512_set1_epi32(15)), v);
     *x1 = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), v);
 }
 
 // q4_q8_avx512: quantize_block_avx512 (quant_x86.h) on each block's values.
-static PLM_TARGET_AVX512 void q4_q8_avx512(plm_isa isa, uint32_t type, const uint8_t *src, size_t nb,
-                                           int8_t *q, float *d, float *tmp) {
+static PLM_TARGET_AVX512 void q4_q8_avx512(plm_isa isa, uint32_t type, const uint8_t *src,
+                                           size_t nb, int8_t *q, float *d, float *tmp) {
     const size_t bs = type == PLM_GGML_Q4_1 ? 20 : 18;
     for (size_t b = 0; b < nb; b++) {
         const uint8_t *p = src + b * bs;
@@ -79,7 +85,8 @@ static PLM_TARGET_AVX512 void q4_q8_avx512(plm_isa isa, uint32_t type, const uin
     }
 }
 
-static PLM_TARGET_AVX512 void q4_f32_avx512(uint32_t type, const uint8_t *src, size_t nb, float *out) {
+static PLM_TARGET_AVX512 void q4_f32_avx512(uint32_t type, const uint8_t *src, size_t nb,
+                                            float *out) {
     const size_t bs = type == PLM_GGML_Q4_1 ? 20 : 18;
     for (size_t b = 0; b < nb; b++) {
         __m512 v0, v1;
@@ -112,8 +119,8 @@ static inline PLM_TARGET_AVX2 void values_avx2(uint32_t type, const uint8_t *p, 
         v0 = _mm256_add_ps(k0, m);
         v1 = _mm256_add_ps(k1, m);
     }
-    const __m128i raw = _mm_loadu_si128((const __m128i *)(const void *)
-                                        (p + (type == PLM_GGML_Q4_1 ? 4 : 2)));
+    const __m128i raw =
+        _mm_loadu_si128((const __m128i *)(const void *)(p + (type == PLM_GGML_Q4_1 ? 4 : 2)));
     const __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(15));
     const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15));
     x[0] = pick_avx2(v0, v1, _mm256_cvtepu8_epi32(lo));

@@ -11,7 +11,8 @@
 #include <stdint.h>
 
 #define PLM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define PLM_TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define PLM_TARGET_AVX512                                                                          \
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
 // quantize_block_avx512: v0, v1 (the block's 32 values) -> q (32), *d.
 static inline __attribute__((always_inline)) PLM_TARGET_AVX512 void
@@ -45,8 +46,8 @@ quantize_block_avx2(int8_t *q, float *d, const __m256 v[4]) {
     for (int i = 0; i < 4; i++)
         qi[i] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[i], id), lo), hi));
     // packs interleave 128-bit lanes: dwords come out as blocks 0-3, 8-11, 16-19, 24-27 | 4-7..
-    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]),
-                                         _mm256_packs_epi32(qi[2], qi[3]));
+    const __m256i p =
+        _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
     _mm256_storeu_si256((__m256i *)(void *)q, _mm256_permutevar8x32_epi32(p, order));
 }
 #endif

@@ -43,7 +43,9 @@ static inline uint64_t rng_next(uint64_t *s) {
 }
 
 // rng_below: a number in [0, n) from rng_next; the modulo bias is below n / 2^64
-static inline uint64_t rng_below(uint64_t *s, uint64_t n) { return rng_next(s) % n; }
+static inline uint64_t rng_below(uint64_t *s, uint64_t n) {
+    return rng_next(s) % n;
+}
 
 // rng_xorshift64: one xorshift64 step of *s (Marsaglia 2003, shifts 13, 7, 17), returning the new
 // state; never 0 from a non-zero state
@@ -55,6 +57,8 @@ static inline uint64_t rng_xorshift64(uint64_t *s) {
 }
 
 // rng_unit: a float in [0, 1) from the top 24 bits of r (exact: 24 bits fit a float)
-static inline float rng_unit(uint64_t r) { return (float)(r >> 40) / 16777216.0f; }
+static inline float rng_unit(uint64_t r) {
+    return (float)(r >> 40) / 16777216.0f;
+}
 
 #endif

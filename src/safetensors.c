@@ -21,11 +21,21 @@ typedef struct {
 } st_dtype;
 
 static const st_dtype st_dtypes[] = {
-    {"F32", 4, PLM_DTYPE_F32}, {"F16", 2, PLM_DTYPE_F16}, {"BF16", 2, PLM_DTYPE_BF16},
-    {"F64", 8, -1},            {"I64", 8, -1},            {"U64", 8, -1},
-    {"I32", 4, -1},            {"U32", 4, -1},            {"I16", 2, -1},
-    {"U16", 2, -1},            {"I8", 1, -1},             {"U8", 1, -1},
-    {"BOOL", 1, -1},           {"F8_E4M3", 1, -1},        {"F8_E5M2", 1, -1},
+    {"F32", 4, PLM_DTYPE_F32},
+    {"F16", 2, PLM_DTYPE_F16},
+    {"BF16", 2, PLM_DTYPE_BF16},
+    {"F64", 8, -1},
+    {"I64", 8, -1},
+    {"U64", 8, -1},
+    {"I32", 4, -1},
+    {"U32", 4, -1},
+    {"I16", 2, -1},
+    {"U16", 2, -1},
+    {"I8", 1, -1},
+    {"U8", 1, -1},
+    {"BOOL", 1, -1},
+    {"F8_E4M3", 1, -1},
+    {"F8_E5M2", 1, -1},
 };
 
 // dtype_elem_size: 4 for F32, 2 for F16/BF16, 0 for block types
@@ -63,16 +73,16 @@ void plm_convert_from_f32(uint8_t *dst, const float *src, size_t n, plm_dtype t)
 // ---- reading ----
 
 // parse_tensor: one header entry {dtype, shape, data_offsets} at token v into *t.
-static plm_status parse_tensor(plm_st_tensor *t, const plm_json *j, int32_t v,
-                               const uint8_t *data, size_t data_size, const char *file,
-                               plm_error *err) {
+static plm_status parse_tensor(plm_st_tensor *t, const plm_json *j, int32_t v, const uint8_t *data,
+                               size_t data_size, const char *file, plm_error *err) {
     const char *nm = t->name;
     int32_t jd = plm_json_get(j, v, "dtype"), js = plm_json_get(j, v, "shape");
     int32_t jo = plm_json_get(j, v, "data_offsets");
     if (jd < 0 || js < 0 || jo < 0 || j->tok[js].type != PLM_JSON_ARRAY ||
         j->tok[jo].type != PLM_JSON_ARRAY || j->tok[jo].size != 2)
         return plm_fail(err, PLM_ERR_FORMAT,
-                        "%s: tensor '%s' needs dtype, shape and data_offsets [begin, end]", file, nm);
+                        "%s: tensor '%s' needs dtype, shape and data_offsets [begin, end]", file,
+                        nm);
     char dname[32];
     int64_t dlen = plm_json_str(j, jd, dname, sizeof dname);
     const st_dtype *dt = NULL;
@@ -150,8 +160,8 @@ static plm_status parse_header(plm_safetensors *st, const plm_json *j, const uin
 }
 
 // parse_buf: the parse into a zeroed *out (whose map plm_safetensors_open may have set).
-static plm_status parse_buf(plm_safetensors *out, const uint8_t *buf, size_t size,
-                            const char *name, plm_error *err) {
+static plm_status parse_buf(plm_safetensors *out, const uint8_t *buf, size_t size, const char *name,
+                            plm_error *err) {
     if (size < 8)
         return plm_fail(err, PLM_ERR_FORMAT,
                         "%s: %zu bytes, too short for the 8-byte header length", name, size);
@@ -207,11 +217,11 @@ plm_status plm_st_tensor_to_f32(const plm_st_tensor *t, size_t first, size_t n, 
                                 plm_error *err) {
     if (t->dtype < 0)
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "tensor '%s' has dtype %s; only F32, F16 and BF16 convert to f32",
-                        t->name, t->dtype_name);
+                        "tensor '%s' has dtype %s; only F32, F16 and BF16 convert to f32", t->name,
+                        t->dtype_name);
     if (first > t->n_elems || n > t->n_elems - first)
-        return plm_fail(err, PLM_ERR_ARG, "tensor '%s': elements [%zu, +%zu) beyond %zu",
-                        t->name, first, n, t->n_elems);
+        return plm_fail(err, PLM_ERR_ARG, "tensor '%s': elements [%zu, +%zu) beyond %zu", t->name,
+                        first, n, t->n_elems);
     plm_convert_to_f32(out, t->data + first * t->elem_size, n, (plm_dtype)t->dtype);
     return PLM_OK;
 }
@@ -248,8 +258,7 @@ static plm_status set_open_index(plm_st_set *s, const char *dir, const char *ind
     if (st == PLM_OK && !seen) st = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     for (int32_t m = 0, k = wm + 1; st == PLM_OK && m < j.tok[wm].size; m++) {
         char file[1024];
-        if (plm_json_str(&j, k + 1, file, sizeof file) < 0 ||
-            strlen(file) + 1 >= sizeof file) {
+        if (plm_json_str(&j, k + 1, file, sizeof file) < 0 || strlen(file) + 1 >= sizeof file) {
             st = plm_fail(err, PLM_ERR_FORMAT, "%s: weight_map value %d is not a file name", index,
                           m);
             break;
@@ -359,9 +368,8 @@ static plm_status write_header(plm_writer *w, const plm_st_info *t, int32_t n, i
     return s;
 }
 
-plm_status plm_safetensors_write(const char *path, const plm_st_info *t, int32_t n,
-                                 int pt_metadata, plm_tensor_fill fill, void *user,
-                                 plm_error *err) {
+plm_status plm_safetensors_write(const char *path, const plm_st_info *t, int32_t n, int pt_metadata,
+                                 plm_tensor_fill fill, void *user, plm_error *err) {
     for (int32_t i = 0; i < n; i++) {
         if (!dtype_elem_size(t[i].dtype) || t[i].n_dims < 1 || t[i].n_dims > PLM_ST_MAX_DIMS ||
             strlen(t[i].name) > 400 || strpbrk(t[i].name, "\"\\"))

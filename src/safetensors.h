@@ -11,21 +11,21 @@
 #define PLM_ST_MAX_DIMS 8
 
 typedef struct {
-    char *name;                      // owned, NUL-terminated
-    const char *dtype_name;          // "F32", "BF16", "I64", ... (static string)
-    int dtype;                       // a plm_dtype (F32, F16, BF16), or -1 for other dtypes
-    size_t elem_size;                // bytes per element
-    int32_t n_dims;                  // 0 .. PLM_ST_MAX_DIMS (0 = scalar)
-    int64_t shape[PLM_ST_MAX_DIMS];  // outermost first, as in PyTorch
-    size_t n_elems;                  // product of shape
-    const uint8_t *data;             // (n_elems * elem_size) bytes inside the buffer, unaligned
+    char *name;                     // owned, NUL-terminated
+    const char *dtype_name;         // "F32", "BF16", "I64", ... (static string)
+    int dtype;                      // a plm_dtype (F32, F16, BF16), or -1 for other dtypes
+    size_t elem_size;               // bytes per element
+    int32_t n_dims;                 // 0 .. PLM_ST_MAX_DIMS (0 = scalar)
+    int64_t shape[PLM_ST_MAX_DIMS]; // outermost first, as in PyTorch
+    size_t n_elems;                 // product of shape
+    const uint8_t *data;            // (n_elems * elem_size) bytes inside the buffer, unaligned
 } plm_st_tensor;
 
 typedef struct {
     plm_st_tensor *tensors; // (n) in header order
     int32_t n;
-    int has_metadata;       // 1 when the header had "__metadata__"
-    plm_file_map map;       // the file, when opened with plm_safetensors_open
+    int has_metadata; // 1 when the header had "__metadata__"
+    plm_file_map map; // the file, when opened with plm_safetensors_open
 } plm_safetensors;
 
 // plm_safetensors_parse: parse size bytes of buf (borrowed: must outlive *out). name is used in
@@ -78,8 +78,7 @@ typedef plm_status (*plm_tensor_fill)(void *user, int32_t i, float *buf, plm_err
 
 // plm_safetensors_write: write n tensors (dtype F32, F16 or BF16) to path atomically, the header
 // padded with spaces to a multiple of 8 bytes; with pt_metadata, "__metadata__": {"format": "pt"}.
-plm_status plm_safetensors_write(const char *path, const plm_st_info *t, int32_t n,
-                                 int pt_metadata, plm_tensor_fill fill, void *user,
-                                 plm_error *err);
+plm_status plm_safetensors_write(const char *path, const plm_st_info *t, int32_t n, int pt_metadata,
+                                 plm_tensor_fill fill, void *user, plm_error *err);
 
 #endif

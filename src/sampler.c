@@ -102,7 +102,8 @@ int32_t plm_sampler_sample(plm_sampler *s, const float *logits, const int32_t *h
     float floor_logit = (s->p.top_k > 0 || s->p.top_p < 1.0f) ? mx - 20.7f : -INFINITY;
     for (int32_t i = 0; i < V; i++)
         if (x[i] >= floor_logit) s->cand[n].logit = x[i], s->cand[n++].id = i;
-    if (s->p.top_k > 0 || s->p.top_p < 1.0f) qsort(s->cand, (size_t)n, sizeof *s->cand, by_logit_desc);
+    if (s->p.top_k > 0 || s->p.top_p < 1.0f)
+        qsort(s->cand, (size_t)n, sizeof *s->cand, by_logit_desc);
     if (s->p.top_k > 0 && n > s->p.top_k) n = s->p.top_k;
     // softmax over the candidates
     double sum = 0.0;

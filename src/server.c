@@ -61,17 +61,17 @@ plm_status plm_server_run(const plm_server_params *params, plm_error *err) {
 #define MSG_NOSIGNAL 0 // no such flag (macOS): the caller must ignore SIGPIPE (the CLI does)
 #endif
 
-#define HEAD_MAX 8192        // request head limit: larger gets 431
-#define POLL_MS 200          // how often the accept loop checks should_stop
-#define MAX_STOP_STRINGS 4   // OpenAI's limit for "stop"
-#define FILE_CHUNK 65536     // static files are sent in pieces of this size
+#define HEAD_MAX         8192  // request head limit: larger gets 431
+#define POLL_MS          200   // how often the accept loop checks should_stop
+#define MAX_STOP_STRINGS 4     // OpenAI's limit for "stop"
+#define FILE_CHUNK       65536 // static files are sent in pieces of this size
 
 // ---- growable text buffer for JSON responses ----
 
 typedef struct {
-    char *p;      // (cap) bytes, NUL-terminated when n > 0
+    char *p; // (cap) bytes, NUL-terminated when n > 0
     size_t n, cap;
-    int oom;      // an append failed; the buffer keeps what fit before
+    int oom; // an append failed; the buffer keeps what fit before
 } sbuf;
 
 // sb_room: room for n more bytes and a NUL; returns where they go, or NULL when out of memory
@@ -155,18 +155,18 @@ typedef struct {
 
 typedef struct {
     server *srv;
-    int slot;                   // index in srv->slots
-    int fd;                     // the client's socket
-    char peer[64];              // client address, for the log
-    double t0;                  // when the connection was accepted (plm_time)
-    char head[HEAD_MAX + 1];    // the request head and the first bytes of the body
-    size_t len;                 // bytes in head
-    plm_http_request req;       // the parsed head
-    char *body;                 // (body_len) the request body, NUL-terminated; or NULL
+    int slot;                // index in srv->slots
+    int fd;                  // the client's socket
+    char peer[64];           // client address, for the log
+    double t0;               // when the connection was accepted (plm_time)
+    char head[HEAD_MAX + 1]; // the request head and the first bytes of the body
+    size_t len;              // bytes in head
+    plm_http_request req;    // the parsed head
+    char *body;              // (body_len) the request body, NUL-terminated; or NULL
     size_t body_len;
-    int status;                 // the status sent, for the log (0 = none)
-    uint64_t sent;              // bytes sent
-    int broken;                 // a send failed: the client is gone
+    int status;    // the status sent, for the log (0 = none)
+    uint64_t sent; // bytes sent
+    int broken;    // a send failed: the client is gone
 } conn;
 
 static void server_log(server *s, const char *fmt, ...) PLM_PRINTF(2, 3);
@@ -213,7 +213,8 @@ static int send_head(conn *c, int status, const char *type, int64_t length, cons
     char h[1024];
     int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status,
                      plm_http_reason(status), type);
-    if (length >= 0) n += snprintf(h + n, sizeof h - (size_t)n, "Content-Length: %lld\r\n", (long long)length);
+    if (length >= 0)
+        n += snprintf(h + n, sizeof h - (size_t)n, "Content-Length: %lld\r\n", (long long)length);
     if (c->srv->p->coi)
         n += snprintf(h + n, sizeof h - (size_t)n,
                       "Cross-Origin-Opener-Policy: same-origin\r\n"
@@ -221,7 +222,8 @@ static int send_head(conn *c, int status, const char *type, int64_t length, cons
                       "Cross-Origin-Resource-Policy: same-origin\r\n");
     n += snprintf(h + n, sizeof h - (size_t)n,
                   "X-Content-Type-Options: nosniff\r\nCache-Control: no-cache\r\n"
-                  "Connection: close\r\n%s\r\n", extra ? extra : "");
+                  "Connection: close\r\n%s\r\n",
+                  extra ? extra : "");
     c->status = status;
     return send_all(c, h, (size_t)n < sizeof h ? (size_t)n : sizeof h - 1);
 }
@@ -238,7 +240,8 @@ static void send_json(conn *c, int status, const sbuf *b, const char *extra) {
 }
 
 // send_error: {"error": {"message": ..., "type": ..., "code": status}} (OpenAI's shape)
-static void send_error(conn *c, int status, const char *extra, const char *fmt, ...) PLM_PRINTF(4, 5);
+static void send_error(conn *c, int status, const char *extra, const char *fmt, ...)
+    PLM_PRINTF(4, 5);
 static void send_error(conn *c, int status, const char *extra, const char *fmt, ...) {
     char msg[400];
     va_list ap;
@@ -285,7 +288,8 @@ static int late(const conn *c) {
 static int read_request(conn *c) {
     int rc = 0;
     while (rc == 0) {
-        if (c->len == HEAD_MAX) return send_error(c, 431, NULL, "request head over %d bytes", HEAD_MAX), -1;
+        if (c->len == HEAD_MAX)
+            return send_error(c, 431, NULL, "request head over %d bytes", HEAD_MAX), -1;
         ssize_t k = recv_some(c, c->head + c->len, HEAD_MAX - c->len);
         if (k == 0) return -1;
         if (k < 0 || late(c)) {
@@ -298,9 +302,12 @@ static int read_request(conn *c) {
     if (rc < 0) {
         int st = -rc;
         strcpy(c->req.method, "?");
-        return send_error(c, st, NULL, "%s", st == 414 ? "the path is too long" :
-                          st == 501 ? "Transfer-Encoding is not supported: send Content-Length" :
-                          st == 505 ? "only HTTP/1.0 and HTTP/1.1" : "malformed request head"), -1;
+        return send_error(c, st, NULL, "%s",
+                          st == 414   ? "the path is too long"
+                          : st == 501 ? "Transfer-Encoding is not supported: send Content-Length"
+                          : st == 505 ? "only HTTP/1.0 and HTTP/1.1"
+                                      : "malformed request head"),
+               -1;
     }
     int64_t cl = c->req.content_length;
     if (strcmp(c->req.method, "POST") == 0 && cl < 0)
@@ -308,7 +315,8 @@ static int read_request(conn *c) {
     if (cl <= 0) return 0;
     if (cl > c->srv->p->max_body)
         return send_error(c, 413, NULL, "request body of %lld bytes; the limit is %d",
-                          (long long)cl, c->srv->p->max_body), -1;
+                          (long long)cl, c->srv->p->max_body),
+               -1;
     c->body = malloc((size_t)cl + 1);
     if (!c->body) return send_error(c, 500, NULL, "out of memory"), -1;
     size_t have = c->len - c->req.head_len;
@@ -317,7 +325,8 @@ static int read_request(conn *c) {
     while (have < (size_t)cl) {
         ssize_t k = recv_some(c, c->body + have, (size_t)cl - have);
         if (k == 0) return -1;
-        if (k < 0 || late(c)) return send_error(c, 408, NULL, "the request body did not arrive in time"), -1;
+        if (k < 0 || late(c))
+            return send_error(c, 408, NULL, "the request body did not arrive in time"), -1;
         have += (size_t)k;
     }
     c->body[cl] = 0;
@@ -341,7 +350,8 @@ static void serve_file(conn *c, const char *path, const char *type) {
     char extra[256];
     if (part < 0) {
         snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
-        send_error(c, 416, extra, "range outside the %llu bytes of %s", (unsigned long long)size, c->req.path);
+        send_error(c, 416, extra, "range outside the %llu bytes of %s", (unsigned long long)size,
+                   c->req.path);
         close(fd);
         return;
     }
@@ -349,8 +359,10 @@ static void serve_file(conn *c, const char *path, const char *type) {
     // ETag: size and modification time, so the page can tell whether its cached copy is current
     int used = snprintf(extra, sizeof extra, "Accept-Ranges: bytes\r\nETag: \"%llx-%llx\"\r\n",
                         (unsigned long long)size, (unsigned long long)st.st_mtime);
-    if (part) snprintf(extra + used, sizeof extra - (size_t)used, "Content-Range: bytes %llu-%llu/%llu\r\n",
-                       (unsigned long long)first, (unsigned long long)last, (unsigned long long)size);
+    if (part)
+        snprintf(extra + used, sizeof extra - (size_t)used,
+                 "Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)first,
+                 (unsigned long long)last, (unsigned long long)size);
     send_head(c, part ? 206 : 200, type, (int64_t)n, extra);
     if (strcmp(c->req.method, "HEAD") == 0) n = 0;
     char *buf = n ? malloc(FILE_CHUNK) : NULL;
@@ -430,11 +442,11 @@ typedef enum { API_PARAPHRASE, API_COMPLETIONS } api_kind;
 typedef struct {
     conn *c;
     api_kind kind;
-    int stream;            // 1: server-sent events as text arrives
-    sbuf text;             // the whole generated text
-    char id[32];           // "cmpl-N"
-    long long created;     // unix time, for the OpenAI shape
-    int stopped;           // generation was stopped: client gone or server stopping
+    int stream;        // 1: server-sent events as text arrives
+    sbuf text;         // the whole generated text
+    char id[32];       // "cmpl-N"
+    long long created; // unix time, for the OpenAI shape
+    int stopped;       // generation was stopped: client gone or server stopping
 } gen_ctx;
 
 // sse_chunk: one "data: {...}\n\n" event carrying a piece of text
@@ -442,7 +454,8 @@ static int sse_chunk(gen_ctx *g, const char *text, size_t len, const char *finis
     sbuf b = {0};
     sb_add(&b, "data: ", 6);
     if (g->kind == API_COMPLETIONS) {
-        sb_addf(&b, "{\"id\": \"%s\", \"object\": \"text_completion\", \"created\": %lld, \"model\": ",
+        sb_addf(&b,
+                "{\"id\": \"%s\", \"object\": \"text_completion\", \"created\": %lld, \"model\": ",
                 g->id, g->created);
         sb_json_str(&b, g->c->srv->p->model_name, strlen(g->c->srv->p->model_name));
         sb_add(&b, ", \"choices\": [{\"text\": ", 23);
@@ -504,15 +517,15 @@ static const char *finish_reason(plm_stop_reason r) {
 // A parsed generation request: the prompt text and how to generate.
 typedef struct {
     api_kind kind;
-    int stream;                          // 1: answer with server-sent events
-    char *prompt;                        // (plen) the prompt text (owned)
+    int stream;   // 1: answer with server-sent events
+    char *prompt; // (plen) the prompt text (owned)
     size_t plen;
-    plm_generate_params gp;              // sampling and stops; gp.stop_* point into this struct
-    plm_task task;                       // /v1/paraphrase: the task under the session's tokenizer
-    char *stops[MAX_STOP_STRINGS];       // owned stop strings
+    plm_generate_params gp;        // sampling and stops; gp.stop_* point into this struct
+    plm_task task;                 // /v1/paraphrase: the task under the session's tokenizer
+    char *stops[MAX_STOP_STRINGS]; // owned stop strings
     const char *stop_list[MAX_STOP_STRINGS];
     int32_t n_stops;
-    uint64_t n_req;                      // this request's number (ids, default seeds)
+    uint64_t n_req; // this request's number (ids, default seeds)
 } gen_request;
 
 static void gen_request_free(gen_request *r) {
@@ -523,8 +536,10 @@ static void gen_request_free(gen_request *r) {
 // parse_stops: "stop": a string or an array of at most MAX_STOP_STRINGS non-empty strings
 static int parse_stops(conn *c, const plm_json *j, gen_request *r) {
     int32_t pi = plm_json_get(j, 0, "stop");
-    int32_t n = pi < 0 || j->tok[pi].type == PLM_JSON_NULL ? 0 : j->tok[pi].type == PLM_JSON_STRING ? 1
-              : j->tok[pi].type == PLM_JSON_ARRAY ? j->tok[pi].size : -1;
+    int32_t n = pi < 0 || j->tok[pi].type == PLM_JSON_NULL ? 0
+                : j->tok[pi].type == PLM_JSON_STRING       ? 1
+                : j->tok[pi].type == PLM_JSON_ARRAY        ? j->tok[pi].size
+                                                           : -1;
     if (n < 0 || n > MAX_STOP_STRINGS) goto bad;
     for (int32_t k = 0; k < n; k++) {
         int32_t e = j->tok[pi].type == PLM_JSON_STRING ? pi : plm_json_at(j, pi, k);
@@ -535,8 +550,10 @@ static int parse_stops(conn *c, const plm_json *j, gen_request *r) {
     }
     return 0;
 bad:
-    return send_error(c, 400, NULL, "\"stop\" must be a non-empty string or an array of at most %d of them",
-                      MAX_STOP_STRINGS), -1;
+    return send_error(c, 400, NULL,
+                      "\"stop\" must be a non-empty string or an array of at most %d of them",
+                      MAX_STOP_STRINGS),
+           -1;
 }
 
 // parse_generate: the request body into r (sampling options, prompt, stops). Returns 0, or -1
@@ -568,8 +585,9 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
     double max_tokens = r->gp.max_tokens, temp = (double)sp->temperature, top_k = sp->top_k;
     double top_p = (double)sp->top_p, seed = -1;
     if (opt_num(c, &j, "max_tokens", 0, plm_session_n_ctx(ses), &max_tokens) ||
-        opt_num(c, &j, "temperature", 0, 100, &temp) || opt_num(c, &j, "top_k", 0, 1 << 24, &top_k) ||
-        opt_num(c, &j, "top_p", 1e-6, 1, &top_p) || opt_num(c, &j, "seed", 0, 9007199254740991.0, &seed))
+        opt_num(c, &j, "temperature", 0, 100, &temp) ||
+        opt_num(c, &j, "top_k", 0, 1 << 24, &top_k) || opt_num(c, &j, "top_p", 1e-6, 1, &top_p) ||
+        opt_num(c, &j, "seed", 0, 9007199254740991.0, &seed))
         goto done;
     r->gp.max_tokens = (int32_t)max_tokens;
     sp->temperature = (float)temp;
@@ -630,20 +648,25 @@ static void respond_generate(gen_ctx *g, const gen_request *r, const plm_generat
         sse_chunk(g, "", 0, finish_reason(res->stop_reason));
         send_all(c, "data: [DONE]\n\n", 14);
     } else if (r->kind == API_COMPLETIONS) {
-        sb_addf(&b, "{\"id\": \"%s\", \"object\": \"text_completion\", \"created\": %lld, \"model\": ",
+        sb_addf(&b,
+                "{\"id\": \"%s\", \"object\": \"text_completion\", \"created\": %lld, \"model\": ",
                 g->id, g->created);
         sb_json_str(&b, name, strlen(name));
         sb_add(&b, ", \"choices\": [{\"text\": ", 23);
         sb_json_str(&b, text, g->text.n);
-        sb_addf(&b, ", \"index\": 0, \"logprobs\": null, \"finish_reason\": \"%s\"}], \"usage\": "
-                    "{\"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d}}\n",
-                finish_reason(res->stop_reason), res->prompt_tokens, n_out, res->prompt_tokens + n_out);
+        sb_addf(&b,
+                ", \"index\": 0, \"logprobs\": null, \"finish_reason\": \"%s\"}], \"usage\": "
+                "{\"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d}}\n",
+                finish_reason(res->stop_reason), res->prompt_tokens, n_out,
+                res->prompt_tokens + n_out);
         send_json(c, 200, &b, NULL);
     } else {
-        sb_add(&b, r->stream ? "data: {\"done\": true, \"text\": " : "{\"text\": ", r->stream ? 29 : 9);
+        sb_add(&b,
+               r->stream ? "data: {\"done\": true, \"text\": " : "{\"text\": ", r->stream ? 29 : 9);
         sb_json_str(&b, text, g->text.n);
-        sb_addf(&b, ", \"tokens\": %d, \"prompt_tokens\": %d, \"stop_reason\": \"%s\", "
-                    "\"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"seed\": %llu}",
+        sb_addf(&b,
+                ", \"tokens\": %d, \"prompt_tokens\": %d, \"stop_reason\": \"%s\", "
+                "\"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"seed\": %llu}",
                 n_out, res->prompt_tokens, plm_stop_reason_name(res->stop_reason), pre, dec,
                 (unsigned long long)r->gp.sampler.seed);
         if (r->stream) {
@@ -682,7 +705,9 @@ static void handle_generate(conn *c, api_kind kind) {
     if (n <= 0 || n >= plm_session_n_ctx(ses)) {
         if (n < 0) send_error(c, 500, NULL, "out of memory");
         else if (n == 0) send_error(c, 400, NULL, "the prompt is empty");
-        else send_error(c, 400, NULL, "the prompt is %d tokens; the context holds %d", n, plm_session_n_ctx(ses));
+        else
+            send_error(c, 400, NULL, "the prompt is %d tokens; the context holds %d", n,
+                       plm_session_n_ctx(ses));
         goto done;
     }
     if (!(ids = malloc((size_t)n * sizeof *ids))) {
@@ -692,8 +717,9 @@ static void handle_generate(conn *c, api_kind kind) {
     plm_tokenizer_encode(tok, r.prompt, r.plen, ids, n);
     int q = session_acquire(s);
     if (q < 0) {
-        send_error(c, 503, "Retry-After: 1\r\n", "%s", q == -1 ? "busy: too many requests waiting, retry later"
-                                                               : "the server is stopping");
+        send_error(c, 503, "Retry-After: 1\r\n", "%s",
+                   q == -1 ? "busy: too many requests waiting, retry later"
+                           : "the server is stopping");
         goto done;
     }
     g.c = c;
@@ -745,7 +771,8 @@ static void handle_health(conn *c) {
     sb_json_str(&b, name, strlen(name));
     sb_add(&b, ", \"adapter\": ", 13);
     sb_json_str(&b, adapter, strlen(adapter));
-    sb_addf(&b, ", \"loaded\": %s, \"busy\": %s, \"waiting\": %d, \"max_pending\": %d, \"coi\": %s}\n",
+    sb_addf(&b,
+            ", \"loaded\": %s, \"busy\": %s, \"waiting\": %d, \"max_pending\": %d, \"coi\": %s}\n",
             s->p->session ? "true" : "false", busy ? "true" : "false", waiting, s->p->max_pending,
             s->p->coi ? "true" : "false");
     send_json(c, 200, &b, NULL);
@@ -806,7 +833,8 @@ static void *conn_main(void *arg) {
     char sink[4096];
     double t = plm_time();
     struct pollfd pf = {c->fd, POLLIN, 0};
-    while (plm_time() - t < 1.0 && poll(&pf, 1, 100) > 0 && recv(c->fd, sink, sizeof sink, 0) > 0) {}
+    while (plm_time() - t < 1.0 && poll(&pf, 1, 100) > 0 && recv(c->fd, sink, sizeof sink, 0) > 0) {
+    }
     pthread_mutex_lock(&s->lock);
     s->slots[c->slot].fd = -1;
     s->slots[c->slot].done = 1;
@@ -837,11 +865,16 @@ static void refuse(server *s, int fd) {
     static const char body[] = "{\"error\": {\"message\": \"busy: too many connections\", "
                                "\"type\": \"server_error\", \"code\": 503}}\n";
     char h[512];
-    int n = snprintf(h, sizeof h, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    int n = snprintf(h, sizeof h,
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\nRetry-After: 1\r\n%sConnection: close\r\n\r\n%s",
-                     sizeof body - 1, s->p->coi ? "Cross-Origin-Opener-Policy: same-origin\r\n"
-                     "Cross-Origin-Embedder-Policy: require-corp\r\n" : "", body);
-    if (send(fd, h, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) { /* best effort */ }
+                     sizeof body - 1,
+                     s->p->coi ? "Cross-Origin-Opener-Policy: same-origin\r\n"
+                                 "Cross-Origin-Embedder-Policy: require-corp\r\n"
+                               : "",
+                     body);
+    if (send(fd, h, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) { /* best effort */
+    }
     close(fd);
 }
 
@@ -867,7 +900,7 @@ static void accept_one(server *s) {
         c->fd = fd;
         c->t0 = plm_time();
         void *addr = sa.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&sa)->sin6_addr
-                                                : (void *)&((struct sockaddr_in *)&sa)->sin_addr;
+                                              : (void *)&((struct sockaddr_in *)&sa)->sin_addr;
         if (!inet_ntop(sa.ss_family, addr, c->peer, sizeof c->peer)) strcpy(c->peer, "?");
         s->slots[k].used = 1;
         s->slots[k].done = 0;
@@ -900,7 +933,8 @@ static plm_status open_listener(int *out, const char *host, int32_t *port, plm_e
         a6.sin6_port = htons((uint16_t)*port);
         sa = (struct sockaddr *)&a6, len = sizeof a6, family = AF_INET6;
     } else {
-        return plm_fail(err, PLM_ERR_ARG, "serve: host '%s' is not a numeric IPv4 or IPv6 address", host);
+        return plm_fail(err, PLM_ERR_ARG, "serve: host '%s' is not a numeric IPv4 or IPv6 address",
+                        host);
     }
     int fd = socket(family, SOCK_STREAM, 0);
     if (fd < 0) return plm_fail(err, PLM_ERR_IO, "serve: socket: %s", strerror(errno));
@@ -910,7 +944,8 @@ static plm_status open_listener(int *out, const char *host, int32_t *port, plm_e
     if (bind(fd, sa, len) != 0 || listen(fd, 64) != 0) {
         int e = errno;
         close(fd);
-        return plm_fail(err, PLM_ERR_IO, "serve: cannot listen on %s port %d: %s", host, *port, strerror(e));
+        return plm_fail(err, PLM_ERR_IO, "serve: cannot listen on %s port %d: %s", host, *port,
+                        strerror(e));
     }
     struct sockaddr_storage got;
     socklen_t gl = sizeof got;
@@ -922,8 +957,8 @@ static plm_status open_listener(int *out, const char *host, int32_t *port, plm_e
 }
 
 plm_status plm_server_run(const plm_server_params *p, plm_error *err) {
-    if (!p || !p->host || p->port < 0 || p->port > 65535 || p->max_pending < 0 || p->max_conns < 1 ||
-        p->max_body < 0 || p->timeout_ms < 1 || !p->model_name)
+    if (!p || !p->host || p->port < 0 || p->port > 65535 || p->max_pending < 0 ||
+        p->max_conns < 1 || p->max_body < 0 || p->timeout_ms < 1 || !p->model_name)
         return plm_fail(err, PLM_ERR_ARG, "serve: bad parameters");
     server s;
     memset(&s, 0, sizeof s);
@@ -941,8 +976,9 @@ plm_status plm_server_run(const plm_server_params *p, plm_error *err) {
     pthread_mutex_init(&s.log_lock, NULL);
     pthread_cond_init(&s.turn, NULL);
     const char *h = p->host;
-    server_log(&s, "listening on http://%s%s%s:%d/ (cross-origin isolation %s)", strchr(h, ':') ? "[" : "",
-               h, strchr(h, ':') ? "]" : "", port, p->coi ? "on" : "off");
+    server_log(&s, "listening on http://%s%s%s:%d/ (cross-origin isolation %s)",
+               strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "", port,
+               p->coi ? "on" : "off");
     while (!server_stopping(&s)) {
         struct pollfd pf = {s.listen_fd, POLLIN, 0};
         if (poll(&pf, 1, POLL_MS) > 0) accept_one(&s);

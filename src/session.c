@@ -10,7 +10,7 @@
 #include "ops.h"
 #include "ops_mt.h"
 
-#define CHUNK 128     // tokens per forward call, bounds the activation buffers
+#define CHUNK     128 // tokens per forward call, bounds the activation buffers
 #define FIRST_CAP 256 // positions the caches start with; they double as they fill, up to n_ctx
 
 struct plm_session {
@@ -128,9 +128,9 @@ plm_status plm_session_create(plm_session **out, const plm_model *model,
     s->lora_y = plm_alloc_aligned(CHUNK * maxin, sizeof(float));
     s->scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(CHUNK, (int32_t)maxin), 1);
     s->pool = plm_pool_create(p.n_threads);
-    if (reserve(s, p.n_ctx < FIRST_CAP ? p.n_ctx : FIRST_CAP) != PLM_OK || !s->cos_t ||
-        !s->sin_t || !s->x || !s->xn || !s->q || !s->att_out || !s->gate || !s->up ||
-        !s->logits || !s->lora_u || !s->lora_y || !s->scratch || !s->pool) {
+    if (reserve(s, p.n_ctx < FIRST_CAP ? p.n_ctx : FIRST_CAP) != PLM_OK || !s->cos_t || !s->sin_t ||
+        !s->x || !s->xn || !s->q || !s->att_out || !s->gate || !s->up || !s->logits || !s->lora_u ||
+        !s->lora_y || !s->scratch || !s->pool) {
         plm_session_free(s);
         return plm_fail(err, PLM_ERR_NOMEM, "out of memory creating a session of %d positions",
                         p.n_ctx);
@@ -224,8 +224,10 @@ static plm_status admit(plm_session *s, const int32_t *ids, int32_t n, plm_error
             return plm_fail(err, PLM_ERR_ARG, "decode: token %d at index %d out of range [0, %d)",
                             ids[i], i, V);
     if (reserve(s, s->n_past + n) != PLM_OK)
-        return plm_fail(err, PLM_ERR_NOMEM, "decode: out of memory growing the KV cache to %d "
-                        "positions", s->n_past + n);
+        return plm_fail(err, PLM_ERR_NOMEM,
+                        "decode: out of memory growing the KV cache to %d "
+                        "positions",
+                        s->n_past + n);
     return PLM_OK;
 }
 
@@ -233,8 +235,7 @@ plm_status plm_session_decode(plm_session *s, const int32_t *ids, int32_t n, plm
     if (!s) return plm_fail(err, PLM_ERR_ARG, "decode: NULL session");
     plm_status st = admit(s, ids, n, err);
     if (st != PLM_OK) return st;
-    for (int32_t i = 0; i < n; i += CHUNK)
-        forward(s, ids + i, n - i < CHUNK ? n - i : CHUNK, NULL);
+    for (int32_t i = 0; i < n; i += CHUNK) forward(s, ids + i, n - i < CHUNK ? n - i : CHUNK, NULL);
     return PLM_OK;
 }
 
@@ -252,17 +253,29 @@ plm_status plm_session_decode_all(plm_session *s, const int32_t *ids, int32_t n,
     return PLM_OK;
 }
 
-const float *plm_session_logits(const plm_session *s) { return s->logits; }
-const plm_model *plm_session_model(const plm_session *s) { return s->model; }
-int32_t plm_session_n_vocab(const plm_session *s) { return s->n_vocab; }
+const float *plm_session_logits(const plm_session *s) {
+    return s->logits;
+}
+const plm_model *plm_session_model(const plm_session *s) {
+    return s->model;
+}
+int32_t plm_session_n_vocab(const plm_session *s) {
+    return s->n_vocab;
+}
 
 const plm_tokenizer *plm_session_tokenizer(const plm_session *s) {
     const plm_tokenizer *t = s->lora ? plm_lora_tokenizer(s->lora) : NULL;
     return t ? t : s->model->tokenizer;
 }
-int32_t plm_session_n_past(const plm_session *s) { return s->n_past; }
-int32_t plm_session_n_ctx(const plm_session *s) { return s->n_ctx; }
-int32_t plm_session_n_threads(const plm_session *s) { return plm_pool_size(s->pool); }
+int32_t plm_session_n_past(const plm_session *s) {
+    return s->n_past;
+}
+int32_t plm_session_n_ctx(const plm_session *s) {
+    return s->n_ctx;
+}
+int32_t plm_session_n_threads(const plm_session *s) {
+    return plm_pool_size(s->pool);
+}
 
 void plm_session_truncate(plm_session *s, int32_t n) {
     if (n >= 0 && n < s->n_past) s->n_past = n;

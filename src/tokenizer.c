@@ -119,14 +119,14 @@ typedef struct {
 } span;
 
 typedef struct {
-    int32_t id;                                     // the token
+    int32_t id;                                      // the token
     uint8_t lstrip, rstrip, single_word, normalized; // tokenizer.json flags
 } added_token;
 
 typedef struct {
-    uint64_t key;  // left id << 32 | right id; EMPTY_KEY when free
-    int32_t rank;  // merge priority, lower merges first
-    int32_t id;    // the merged token
+    uint64_t key; // left id << 32 | right id; EMPTY_KEY when free
+    int32_t rank; // merge priority, lower merges first
+    int32_t id;   // the merged token
 } pair_slot;
 #define EMPTY_KEY UINT64_MAX
 
@@ -135,17 +135,17 @@ enum { PRE_DIGITS, PRE_DIGIT_RUNS, PRE_GPT2 }; // steps before ByteLevel (Digits
 
 struct plm_tokenizer {
     int32_t n_vocab;
-    span *text;        // (n_vocab) the vocabulary form ("Ġthe"), or an added token's content
-    span *bytes;       // (n_vocab) what the token decodes to
-    int32_t *type;     // (n_vocab) PLM_TOKEN_TYPE_*
-    char *blob;        // every string above, and the merges' "left right" texts
+    span *text;    // (n_vocab) the vocabulary form ("Ġthe"), or an added token's content
+    span *bytes;   // (n_vocab) what the token decodes to
+    int32_t *type; // (n_vocab) PLM_TOKEN_TYPE_*
+    char *blob;    // every string above, and the merges' "left right" texts
     size_t blob_len, blob_cap;
-    int32_t *index;    // (index_mask + 1) open addressing: vocabulary text -> id, -1 free
+    int32_t *index; // (index_mask + 1) open addressing: vocabulary text -> id, -1 free
     size_t index_mask;
     int32_t n_merges;
-    span *merge_text;  // (n_merges) "left right", rank order
+    span *merge_text;    // (n_merges) "left right", rank order
     int32_t *merge_left; // (n_merges) the left token: where merge_text splits
-    pair_slot *pairs;  // (pair_mask + 1) open addressing: (left, right) -> rank, merged id
+    pair_slot *pairs;    // (pair_mask + 1) open addressing: (left, right) -> rank, merged id
     size_t pair_mask;
     int32_t byte_id[256]; // the one-byte token of each byte, where BPE starts; -1 if none
     added_token *added;   // (n_added) sorted by first byte, then longest first
@@ -153,11 +153,11 @@ struct plm_tokenizer {
     int32_t added_first[257]; // added[added_first[b] .. added_first[b+1]) start with byte b
     uint8_t pre[MAX_PRE];     // (n_pre) PRE_* steps run before ByteLevel
     int n_pre;
-    int add_prefix_space;     // ByteLevel: prepend ' ' to a piece that does not start with one
-    int use_regex;            // ByteLevel: split with the GPT-2 regex
-    int ignore_merges;        // BPE: a word that is a whole token skips merging
-    char pre_name[24];        // GGUF tokenizer.ggml.pre
-    uint16_t byte_cp[256];    // byte -> code point of the byte-level alphabet
+    int add_prefix_space;         // ByteLevel: prepend ' ' to a piece that does not start with one
+    int use_regex;                // ByteLevel: split with the GPT-2 regex
+    int ignore_merges;            // BPE: a word that is a whole token skips merging
+    char pre_name[24];            // GGUF tokenizer.ggml.pre
+    uint16_t byte_cp[256];        // byte -> code point of the byte-level alphabet
     int16_t cp_byte[BYTE_CP_MAX]; // and back, -1 for code points outside it
 };
 
@@ -255,7 +255,8 @@ static plm_status build_begin(plm_tokenizer **out, int32_t n_vocab, int32_t n_me
         t->use_regex = 1;
         byte_alphabet(t->byte_cp, t->cp_byte);
     }
-    if (!t || !t->text || !t->bytes || !t->type || !t->merge_text || !t->merge_left || !t->pairs || !t->added) {
+    if (!t || !t->text || !t->bytes || !t->type || !t->merge_text || !t->merge_left || !t->pairs ||
+        !t->added) {
         plm_tokenizer_free(t);
         return plm_fail(err, PLM_ERR_NOMEM, "tokenizer: out of memory for %d tokens", (int)n_vocab);
     }
@@ -327,7 +328,8 @@ static void sort_added(plm_tokenizer *t) {
     for (int32_t i = 1; i < t->n_added; i++) {
         added_token a = t->added[i];
         int32_t j = i;
-        for (; j > 0 && added_key_less(t, a.id, t->added[j - 1].id); j--) t->added[j] = t->added[j - 1];
+        for (; j > 0 && added_key_less(t, a.id, t->added[j - 1].id); j--)
+            t->added[j] = t->added[j - 1];
         t->added[j] = a;
     }
     int32_t k = 0;
@@ -380,8 +382,8 @@ static plm_status add_merge(plm_tokenizer *t, const char *a, size_t na, const ch
     int32_t rank = t->n_merges;
     int32_t left = find_text(t, a, na), right = find_text(t, b, nb);
     if (left < 0 || right < 0)
-        return plm_fail(err, PLM_ERR_FORMAT, "%s: merge %d: '%.*s' is not in the vocabulary",
-                        where, (int)rank, (int)(left < 0 ? na : nb), left < 0 ? a : b);
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: merge %d: '%.*s' is not in the vocabulary", where,
+                        (int)rank, (int)(left < 0 ? na : nb), left < 0 ? a : b);
     span m;
     int64_t off = blob_reserve(t, na + nb + 1);
     if (off < 0) return plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory", where);
@@ -396,8 +398,9 @@ static plm_status add_merge(plm_tokenizer *t, const char *a, size_t na, const ch
     memcpy(t->blob + off + (int64_t)na, t->blob + m.off + na + 1, nb);
     int32_t merged = find_text(t, t->blob + off, na + nb); // not kept: blob_len unchanged
     if (merged < 0)
-        return plm_fail(err, PLM_ERR_FORMAT, "%s: merge %d: '%.*s' + '%.*s' is not in the vocabulary",
-                        where, (int)rank, (int)na, t->blob + m.off, (int)nb, t->blob + m.off + na + 1);
+        return plm_fail(err, PLM_ERR_FORMAT,
+                        "%s: merge %d: '%.*s' + '%.*s' is not in the vocabulary", where, (int)rank,
+                        (int)na, t->blob + m.off, (int)nb, t->blob + m.off + na + 1);
     uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
     size_t h = hash_pair(key) & t->pair_mask;
     while (t->pairs[h].key != EMPTY_KEY && t->pairs[h].key != key) h = (h + 1) & t->pair_mask;
@@ -413,8 +416,8 @@ static plm_status add_merge(plm_tokenizer *t, const char *a, size_t na, const ch
 // and Digits(individual_digits) before it.
 
 static const char *const pre_gpt2_names[] = {"gpt2", "mpt", "olmo", "jais"};
-static const char *const pre_digits_names[] = {"smollm", "starcoder", "refact", "command-r",
-                                               "codeshell", "exaone", "minerva-7b"};
+static const char *const pre_digits_names[] = {"smollm",    "starcoder", "refact",    "command-r",
+                                               "codeshell", "exaone",    "minerva-7b"};
 
 // set_pre_name: the GGUF name of the configured pre-tokenizer, or "custom" (no GGUF name).
 static void set_pre_name(plm_tokenizer *t) {
@@ -454,13 +457,15 @@ plm_status plm_tokenizer_from_vocab(plm_tokenizer **out, const plm_str *tokens, 
         plm_tokenizer_free(t);
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
                         "%s: pre-tokenizer '%s' is not supported (want gpt2, smollm or another "
-                        "name with the same regexes in llama.cpp)", where, pre);
+                        "name with the same regexes in llama.cpp)",
+                        where, pre);
     }
     for (int32_t i = 0; i < n_tokens && !st; i++) {
         int32_t type = token_types ? token_types[i] : PLM_TOKEN_TYPE_NORMAL;
         int added = type == PLM_TOKEN_TYPE_CONTROL || type == PLM_TOKEN_TYPE_USER_DEFINED;
         if (added && tokens[i].n == 0)
-            st = plm_fail(err, PLM_ERR_FORMAT, "%s: token %d is an empty added token", where, (int)i);
+            st = plm_fail(err, PLM_ERR_FORMAT, "%s: token %d is an empty added token", where,
+                          (int)i);
         else st = set_token(t, i, tokens[i].s, tokens[i].n, type, where, err);
         if (added) add_added(t, i, 0, 0, 0, type == PLM_TOKEN_TYPE_USER_DEFINED);
     }
@@ -468,8 +473,9 @@ plm_status plm_tokenizer_from_vocab(plm_tokenizer **out, const plm_str *tokens, 
     for (int32_t i = 0; i < n_merges && !st; i++) {
         const char *sp = merges[i].n ? memchr(merges[i].s, ' ', merges[i].n) : NULL;
         if (!sp) st = plm_fail(err, PLM_ERR_FORMAT, "%s: merge %d has no space", where, (int)i);
-        else st = add_merge(t, merges[i].s, (size_t)(sp - merges[i].s), sp + 1,
-                            merges[i].n - (size_t)(sp - merges[i].s) - 1, where, err);
+        else
+            st = add_merge(t, merges[i].s, (size_t)(sp - merges[i].s), sp + 1,
+                           merges[i].n - (size_t)(sp - merges[i].s) - 1, where, err);
     }
     if (st) {
         plm_tokenizer_free(t);
@@ -498,8 +504,8 @@ static plm_status copy_tokens(plm_tokenizer *c, const plm_tokenizer *t, const ch
     c->ignore_merges = t->ignore_merges;
     memcpy(c->pre_name, t->pre_name, sizeof c->pre_name);
     for (int32_t id = 0; id < t->n_vocab; id++) {
-        plm_status st = set_token(c, id, blob_at(t, t->text[id]), t->text[id].len, t->type[id],
-                                  where, err);
+        plm_status st =
+            set_token(c, id, blob_at(t, t->text[id]), t->text[id].len, t->type[id], where, err);
         if (st) return st;
     }
     for (int32_t k = 0; k < t->n_added; k++) {
@@ -584,8 +590,10 @@ static plm_status parse_pre(plm_tokenizer *t, const plm_json *j, int32_t v, int 
         return PLM_OK;
     }
     if (*byte_level || t->n_pre == MAX_PRE)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: pre-tokenizer %s after ByteLevel, or more "
-                        "than %d steps, is not supported", where, type, MAX_PRE);
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: pre-tokenizer %s after ByteLevel, or more "
+                        "than %d steps, is not supported",
+                        where, type, MAX_PRE);
     if (!strcmp(type, "ByteLevel")) {
         *byte_level = 1;
         t->add_prefix_space = plm_json_bool(j, plm_json_get(j, v, "add_prefix_space")) == 1;
@@ -604,8 +612,10 @@ static plm_status parse_pre(plm_tokenizer *t, const plm_json *j, int32_t v, int 
         t->pre[t->n_pre++] = PRE_GPT2;
         return PLM_OK;
     }
-    return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: pre-tokenizer %s is not supported (supported: "
-                    "ByteLevel, Digits, Sequence, Split with the GPT-2 regex, Isolated)", where, type);
+    return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                    "%s: pre-tokenizer %s is not supported (supported: "
+                    "ByteLevel, Digits, Sequence, Split with the GPT-2 regex, Isolated)",
+                    where, type);
 }
 
 // check_pipeline: the parts of tokenizer.json around the model: normalizer null, a ByteLevel
@@ -619,13 +629,15 @@ static plm_status check_pipeline(plm_tokenizer *t, const plm_json *j, const char
                         where, type_of(j, norm, type, sizeof type));
     int32_t dec = plm_json_get(j, 0, "decoder");
     if (strcmp(type_of(j, dec, type, sizeof type), "ByteLevel"))
-        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: decoder %s is not supported (want ByteLevel)",
-                        where, type);
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: decoder %s is not supported (want ByteLevel)", where, type);
     int byte_level = 0;
     plm_status st = parse_pre(t, j, plm_json_get(j, 0, "pre_tokenizer"), &byte_level, where, err);
     if (!st && !byte_level)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: pre_tokenizer has no ByteLevel step: not a "
-                        "byte-level BPE tokenizer", where);
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: pre_tokenizer has no ByteLevel step: not a "
+                        "byte-level BPE tokenizer",
+                        where);
     return st;
 }
 
@@ -665,14 +677,19 @@ static plm_status count_ids(const plm_json *j, int32_t vocab, int32_t added, int
     int64_t id, max_id = -1;
     for (int32_t m = 0, i = vocab + 1; m < j->tok[vocab].size; m++, i = j->tok[i + 1].next) {
         if (plm_json_int(j, i + 1, 0, MAX_VOCAB - 1, &id))
-            return plm_fail(err, PLM_ERR_FORMAT, "%s: vocab entry %d: id is not an integer in "
-                            "[0, %d)", where, (int)m, MAX_VOCAB);
+            return plm_fail(err, PLM_ERR_FORMAT,
+                            "%s: vocab entry %d: id is not an integer in "
+                            "[0, %d)",
+                            where, (int)m, MAX_VOCAB);
         if (id > max_id) max_id = id;
     }
-    for (int32_t k = 0, e = added + 1; added >= 0 && k < j->tok[added].size; k++, e = j->tok[e].next) {
+    for (int32_t k = 0, e = added + 1; added >= 0 && k < j->tok[added].size;
+         k++, e = j->tok[e].next) {
         if (plm_json_int(j, plm_json_get(j, e, "id"), 0, MAX_VOCAB - 1, &id))
-            return plm_fail(err, PLM_ERR_FORMAT, "%s: added_tokens[%d].id is not an integer in "
-                            "[0, %d)", where, (int)k, MAX_VOCAB);
+            return plm_fail(err, PLM_ERR_FORMAT,
+                            "%s: added_tokens[%d].id is not an integer in "
+                            "[0, %d)",
+                            where, (int)k, MAX_VOCAB);
         if (id > max_id) max_id = id;
     }
     if (max_id < 0) return plm_fail(err, PLM_ERR_FORMAT, "%s: empty vocabulary", where);
@@ -680,8 +697,10 @@ static plm_status count_ids(const plm_json *j, int32_t vocab, int32_t added, int
     // allocating for max_id (build_index names the first missing id in the other cases)
     int64_t entries = j->tok[vocab].size + (added >= 0 ? j->tok[added].size : 0);
     if (max_id >= entries)
-        return plm_fail(err, PLM_ERR_FORMAT, "%s: largest id %lld, but only %lld tokens: ids must "
-                        "be 0..n-1 without holes", where, (long long)max_id, (long long)entries);
+        return plm_fail(err, PLM_ERR_FORMAT,
+                        "%s: largest id %lld, but only %lld tokens: ids must "
+                        "be 0..n-1 without holes",
+                        where, (long long)max_id, (long long)entries);
     *n_vocab = (int32_t)max_id + 1;
     return PLM_OK;
 }
@@ -714,13 +733,16 @@ static plm_status load_tokens(plm_tokenizer *t, const plm_json *j, int32_t vocab
         plm_status st = json_token(t, j, i, (int32_t)id, PLM_TOKEN_TYPE_NORMAL, where, err);
         if (st) return st;
     }
-    for (int32_t k = 0, e = added + 1; added >= 0 && k < j->tok[added].size; k++, e = j->tok[e].next) {
+    for (int32_t k = 0, e = added + 1; added >= 0 && k < j->tok[added].size;
+         k++, e = j->tok[e].next) {
         int32_t content = plm_json_get(j, e, "content");
         plm_json_int(j, plm_json_get(j, e, "id"), 0, MAX_VOCAB - 1, &id);
         if (content < 0 || j->tok[content].type != PLM_JSON_STRING ||
             j->tok[content].end == j->tok[content].start)
-            return plm_fail(err, PLM_ERR_FORMAT, "%s: added_tokens[%d].content is not a non-empty "
-                            "string", where, (int)k);
+            return plm_fail(err, PLM_ERR_FORMAT,
+                            "%s: added_tokens[%d].content is not a non-empty "
+                            "string",
+                            where, (int)k);
         int special = plm_json_bool(j, plm_json_get(j, e, "special")) == 1;
         int32_t type = special ? PLM_TOKEN_TYPE_CONTROL : PLM_TOKEN_TYPE_USER_DEFINED;
         plm_status st = json_token(t, j, content, (int32_t)id, type, where, err);
@@ -755,8 +777,10 @@ static plm_status load_merges(plm_tokenizer *t, const plm_json *j, int32_t merge
             }
         }
         if (na < 0 || nb < 0 || !b)
-            st = plm_fail(err, PLM_ERR_FORMAT, "%s: merges[%d] is not \"left right\" or "
-                          "[\"left\", \"right\"]", where, (int)k);
+            st = plm_fail(err, PLM_ERR_FORMAT,
+                          "%s: merges[%d] is not \"left right\" or "
+                          "[\"left\", \"right\"]",
+                          where, (int)k);
         else st = add_merge(t, a, (size_t)na, b, (size_t)nb, where, err);
     }
     free(a);
@@ -777,7 +801,8 @@ plm_status plm_tokenizer_load_json_buffer(plm_tokenizer **out, const char *text,
     int32_t model = plm_json_get(&j, 0, "model");
     int32_t vocab = plm_json_get(&j, model, "vocab"), merges = plm_json_get(&j, model, "merges");
     int32_t added = plm_json_get(&j, 0, "added_tokens");
-    if (j.tok[0].type != PLM_JSON_OBJECT) st = plm_fail(err, PLM_ERR_FORMAT, "%s: not a JSON object", name);
+    if (j.tok[0].type != PLM_JSON_OBJECT)
+        st = plm_fail(err, PLM_ERR_FORMAT, "%s: not a JSON object", name);
     if (!st) st = check_model(&j, model, name, err);
     if (!st && added >= 0 && j.tok[added].type != PLM_JSON_ARRAY) added = -1; // null: none
     if (!st) st = count_ids(&j, vocab, added, &n_vocab, name, err);
@@ -807,8 +832,9 @@ plm_status plm_tokenizer_load(plm_tokenizer **out, const char *path, plm_error *
     *out = NULL;
     if (has_suffix(path, ".gguf")) return plm_gguf_load_tokenizer(out, path, err);
     char file[4096];
-    int too_long = plm_path_is_dir(path) ? plm_path_join(file, sizeof file, path, "tokenizer.json")
-                                         : snprintf(file, sizeof file, "%s", path) >= (int)sizeof file;
+    int too_long = plm_path_is_dir(path)
+                       ? plm_path_join(file, sizeof file, path, "tokenizer.json")
+                       : snprintf(file, sizeof file, "%s", path) >= (int)sizeof file;
     if (too_long) return plm_fail(err, PLM_ERR_ARG, "%s: path too long", path);
     char *text;
     size_t len;
@@ -829,8 +855,8 @@ typedef struct {
 // A word cache for one encode call: most words of a long text repeat, and looking up the word
 // is several times cheaper than merging it again. Direct-mapped (a collision replaces the slot),
 // short words only; allocated only for long texts, so short calls pay nothing.
-#define CACHE_SLOTS 4096
-#define CACHE_WORD 15 // bytes of a cached word, and so at most as many ids
+#define CACHE_SLOTS    4096
+#define CACHE_WORD     15 // bytes of a cached word, and so at most as many ids
 #define CACHE_MIN_TEXT 4096
 
 typedef struct {
@@ -845,16 +871,16 @@ typedef struct {
     cache_slot *cache; // (CACHE_SLOTS) or NULL
     int32_t *ids;      // (cap) the caller's output
     int32_t cap;
-    int64_t n;         // ids of the text so far (may exceed cap)
-    int oom;           // an allocation failed: the result is PLM_ERR_NOMEM
-    int32_t *sym;      // (word_cap) token of each symbol of the word, or SYM_UNKNOWN, SYM_MERGED
-    int32_t *prev;     // (word_cap) linked list of live symbols
-    int32_t *next;     // (word_cap)
-    heap_item *heap;   // (3 * word_cap) candidate merges: n-1 at the start, 2 more per merge
+    int64_t n;       // ids of the text so far (may exceed cap)
+    int oom;         // an allocation failed: the result is PLM_ERR_NOMEM
+    int32_t *sym;    // (word_cap) token of each symbol of the word, or SYM_UNKNOWN, SYM_MERGED
+    int32_t *prev;   // (word_cap) linked list of live symbols
+    int32_t *next;   // (word_cap)
+    heap_item *heap; // (3 * word_cap) candidate merges: n-1 at the start, 2 more per merge
     size_t word_cap;
-    char *prefixed;    // a piece with the ByteLevel prefix space
+    char *prefixed; // a piece with the ByteLevel prefix space
     size_t prefixed_cap;
-    char *vocab_form;  // a word in the byte-level alphabet (ignore_merges)
+    char *vocab_form; // a word in the byte-level alphabet (ignore_merges)
     size_t vocab_form_cap;
 } enc;
 
@@ -886,7 +912,8 @@ static void heap_push(enc *e, size_t *nh, int32_t pos) {
     if (!m) return;
     heap_item it = {m->rank, pos};
     size_t i = (*nh)++;
-    for (; i > 0 && heap_less(it, e->heap[(i - 1) / 2]); i = (i - 1) / 2) e->heap[i] = e->heap[(i - 1) / 2];
+    for (; i > 0 && heap_less(it, e->heap[(i - 1) / 2]); i = (i - 1) / 2)
+        e->heap[i] = e->heap[(i - 1) / 2];
     e->heap[i] = it;
 }
 
@@ -929,7 +956,9 @@ static int32_t whole_word(enc *e, const unsigned char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint16_t cp = e->t->byte_cp[s[i]];
         if (cp < 0x80) e->vocab_form[o++] = (char)cp;
-        else e->vocab_form[o++] = (char)(0xC0 | (cp >> 6)), e->vocab_form[o++] = (char)(0x80 | (cp & 0x3F));
+        else
+            e->vocab_form[o++] = (char)(0xC0 | (cp >> 6)),
+            e->vocab_form[o++] = (char)(0x80 | (cp & 0x3F));
     }
     return find_text(e->t, e->vocab_form, o);
 }
@@ -1158,7 +1187,8 @@ int64_t plm_tokenizer_decode(const plm_tokenizer *t, const int32_t *ids, int32_t
     for (int32_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= t->n_vocab) return PLM_ERR_ARG;
         span b = t->bytes[ids[i]];
-        if (total < cap) memcpy(out + total, blob_at(t, b), b.len < cap - total ? b.len : cap - total);
+        if (total < cap)
+            memcpy(out + total, blob_at(t, b), b.len < cap - total ? b.len : cap - total);
         total += b.len;
     }
     return (int64_t)total;
@@ -1209,36 +1239,45 @@ static const char *json_bool(int b) {
 // write_added: the flags of added token a as tokenizer.json and tokenizer_config.json spell them.
 static plm_status write_added_flags(plm_writer *w, const plm_tokenizer *t, const added_token *a,
                                     plm_error *err) {
-    return plm_writer_printf(w, err, ", \"single_word\": %s, \"lstrip\": %s, \"rstrip\": %s, "
-                             "\"normalized\": %s, \"special\": %s}", json_bool(a->single_word),
-                             json_bool(a->lstrip), json_bool(a->rstrip), json_bool(a->normalized),
+    return plm_writer_printf(w, err,
+                             ", \"single_word\": %s, \"lstrip\": %s, \"rstrip\": %s, "
+                             "\"normalized\": %s, \"special\": %s}",
+                             json_bool(a->single_word), json_bool(a->lstrip), json_bool(a->rstrip),
+                             json_bool(a->normalized),
                              json_bool(t->type[a->id] == PLM_TOKEN_TYPE_CONTROL));
 }
 
 static plm_status write_pre(plm_writer *w, const plm_tokenizer *t, plm_error *err) {
     plm_status st = plm_writer_printf(w, err, "  \"pre_tokenizer\": ");
-    if (!st && t->n_pre) st = plm_writer_printf(w, err, "{\"type\": \"Sequence\", \"pretokenizers\": [");
+    if (!st && t->n_pre)
+        st = plm_writer_printf(w, err, "{\"type\": \"Sequence\", \"pretokenizers\": [");
     for (int i = 0; i < t->n_pre && !st; i++) {
         if (t->pre[i] == PRE_GPT2) {
             st = plm_writer_printf(w, err, "{\"type\": \"Split\", \"pattern\": {\"Regex\": ");
             if (!st) st = plm_json_write_str(w, gpt2_regex, strlen(gpt2_regex), err);
-            if (!st) st = plm_writer_printf(w, err, "}, \"behavior\": \"Isolated\", \"invert\": false}, ");
+            if (!st)
+                st = plm_writer_printf(w, err,
+                                       "}, \"behavior\": \"Isolated\", \"invert\": false}, ");
         } else {
             st = plm_writer_printf(w, err, "{\"type\": \"Digits\", \"individual_digits\": %s}, ",
                                    json_bool(t->pre[i] == PRE_DIGITS));
         }
     }
-    if (!st) st = plm_writer_printf(w, err, "{\"type\": \"ByteLevel\", \"add_prefix_space\": %s, "
-                                    "\"trim_offsets\": true, \"use_regex\": %s}%s,\n",
-                                    json_bool(t->add_prefix_space), json_bool(t->use_regex),
-                                    t->n_pre ? "]}" : "");
+    if (!st)
+        st = plm_writer_printf(w, err,
+                               "{\"type\": \"ByteLevel\", \"add_prefix_space\": %s, "
+                               "\"trim_offsets\": true, \"use_regex\": %s}%s,\n",
+                               json_bool(t->add_prefix_space), json_bool(t->use_regex),
+                               t->n_pre ? "]}" : "");
     return st;
 }
 
 // write_model: the BPE model: the whole vocabulary in id order, then the merges in rank order,
 // as "left right" strings (readable by every tokenizers version) unless a token has a space.
 static plm_status write_model(plm_writer *w, const plm_tokenizer *t, plm_error *err) {
-    plm_status st = plm_writer_printf(w, err, "  \"model\": {\"type\": \"BPE\", \"dropout\": null, "
+    plm_status st = plm_writer_printf(
+        w, err,
+        "  \"model\": {\"type\": \"BPE\", \"dropout\": null, "
         "\"unk_token\": null, \"continuing_subword_prefix\": null, \"end_of_word_suffix\": null, "
         "\"fuse_unk\": false, \"byte_fallback\": false, \"ignore_merges\": %s, \"vocab\": {",
         json_bool(t->ignore_merges));
@@ -1269,21 +1308,26 @@ static plm_status write_model(plm_writer *w, const plm_tokenizer *t, plm_error *
 }
 
 static plm_status write_tokenizer_json(plm_writer *w, const plm_tokenizer *t, plm_error *err) {
-    plm_status st = plm_writer_printf(w, err, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n"
+    plm_status st = plm_writer_printf(w, err,
+                                      "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n"
                                       "  \"padding\": null,\n  \"added_tokens\": [");
     int first = 1;
     for (int32_t id = 0; id < t->n_vocab && !st; id++) {
         const added_token *a = find_added(t, id);
         if (!a) continue;
-        st = plm_writer_printf(w, err, "%s\n    {\"id\": %d, \"content\": ", first ? "" : ",", (int)id);
+        st = plm_writer_printf(w, err, "%s\n    {\"id\": %d, \"content\": ", first ? "" : ",",
+                               (int)id);
         if (!st) st = plm_json_write_str(w, blob_at(t, t->text[id]), t->text[id].len, err);
         if (!st) st = write_added_flags(w, t, a, err);
         first = 0;
     }
     if (!st) st = plm_writer_printf(w, err, "\n  ],\n  \"normalizer\": null,\n");
     if (!st) st = write_pre(w, t, err);
-    if (!st) st = plm_writer_printf(w, err, "  \"post_processor\": null,\n  \"decoder\": {\"type\": "
-        "\"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, \"use_regex\": true},\n");
+    if (!st)
+        st = plm_writer_printf(w, err,
+                               "  \"post_processor\": null,\n  \"decoder\": {\"type\": "
+                               "\"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, "
+                               "\"use_regex\": true},\n");
     if (!st) st = write_model(w, t, err);
     return st;
 }
@@ -1297,8 +1341,10 @@ static plm_status write_token_or_null(plm_writer *w, const plm_tokenizer *t, int
 
 static plm_status write_config_json(plm_writer *w, const plm_tokenizer *t, int32_t bos_id,
                                     int32_t eos_id, plm_error *err) {
-    plm_status st = plm_writer_printf(w, err, "{\n  \"add_prefix_space\": %s,\n"
-                                      "  \"added_tokens_decoder\": {", json_bool(t->add_prefix_space));
+    plm_status st = plm_writer_printf(w, err,
+                                      "{\n  \"add_prefix_space\": %s,\n"
+                                      "  \"added_tokens_decoder\": {",
+                                      json_bool(t->add_prefix_space));
     int first = 1;
     for (int32_t id = 0; id < t->n_vocab && !st; id++) {
         const added_token *a = find_added(t, id);
@@ -1310,8 +1356,10 @@ static plm_status write_config_json(plm_writer *w, const plm_tokenizer *t, int32
     }
     if (!st) st = plm_writer_printf(w, err, "\n  },\n  \"bos_token\": ");
     if (!st) st = write_token_or_null(w, t, bos_id, err);
-    if (!st) st = plm_writer_printf(w, err, ",\n  \"clean_up_tokenization_spaces\": false,\n"
-                                    "  \"eos_token\": ");
+    if (!st)
+        st = plm_writer_printf(w, err,
+                               ",\n  \"clean_up_tokenization_spaces\": false,\n"
+                               "  \"eos_token\": ");
     if (!st) st = write_token_or_null(w, t, eos_id, err);
     if (!st) st = plm_writer_printf(w, err, ",\n  \"tokenizer_class\": \"GPT2Tokenizer\"\n}\n");
     return st;
@@ -1329,7 +1377,8 @@ plm_status plm_tokenizer_save_dir(const plm_tokenizer *t, const char *dir, int32
             return plm_fail(err, PLM_ERR_ARG, "%s: path too long", dir);
         st = plm_writer_open(&w, path, err);
         if (st) break;
-        st = k == 0 ? write_tokenizer_json(w, t, err) : write_config_json(w, t, bos_id, eos_id, err);
+        st =
+            k == 0 ? write_tokenizer_json(w, t, err) : write_config_json(w, t, bos_id, eos_id, err);
         if (st) plm_writer_abort(w);
         else st = plm_writer_commit(w, err);
     }

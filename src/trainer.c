@@ -21,44 +21,44 @@
 
 // Saved activations of one layer, (N, ...) rows of the micro-batch.
 typedef struct {
-    float *x;      // (N, C) the layer's input (residual stream)
-    float *rstd1;  // (N) input_layernorm
-    float *xn1;    // (N, C) input_layernorm output
-    float *q;      // (N, H*D) queries after RoPE
-    float *k, *v;  // (N, K*D) keys after RoPE, values
-    float *att;    // (sum_i T_i * H * T_i) softmax probabilities, example by example
-    float *ao;     // (N, H*D) attention output, o_proj input
-    float *xm;     // (N, C) residual after attention
-    float *rstd2;  // (N) post_attention_layernorm
-    float *xn2;    // (N, C) its output
-    float *gate;   // (N, F) gate_proj output
-    float *up;     // (N, F) up_proj output
-    float *h;      // (N, F) silu(gate) * up, down_proj input
+    float *x;                     // (N, C) the layer's input (residual stream)
+    float *rstd1;                 // (N) input_layernorm
+    float *xn1;                   // (N, C) input_layernorm output
+    float *q;                     // (N, H*D) queries after RoPE
+    float *k, *v;                 // (N, K*D) keys after RoPE, values
+    float *att;                   // (sum_i T_i * H * T_i) softmax probabilities, example by example
+    float *ao;                    // (N, H*D) attention output, o_proj input
+    float *xm;                    // (N, C) residual after attention
+    float *rstd2;                 // (N) post_attention_layernorm
+    float *xn2;                   // (N, C) its output
+    float *gate;                  // (N, F) gate_proj output
+    float *up;                    // (N, F) up_proj output
+    float *h;                     // (N, F) silu(gate) * up, down_proj input
     float *u[PLM_LORA_N_TARGETS]; // (N, R) A x of each adapted target (NULL otherwise)
 } layer_acts;
 
 struct plm_trainer {
-    const plm_model *model;     // frozen base, borrowed
-    plm_lora *lora;             // trained in place, borrowed
-    plm_train_params p;         // settings
-    plm_pool *pool;             // threads
-    int32_t step;               // AdamW updates done
-    uint64_t n_micro;           // micro-batches run (numbers the dropout masks)
-    plm_train_tensor *tensors;   // (n_tensors) trainable tensors
+    const plm_model *model;    // frozen base, borrowed
+    plm_lora *lora;            // trained in place, borrowed
+    plm_train_params p;        // settings
+    plm_pool *pool;            // threads
+    int32_t step;              // AdamW updates done
+    uint64_t n_micro;          // micro-batches run (numbers the dropout masks)
+    plm_train_tensor *tensors; // (n_tensors) trainable tensors
     int32_t n_tensors;
-    layer_acts *acts;           // (L) saved activations
-    float *xf, *rstdf, *xnf;    // (N, C), (N), (N, C) final norm
-    float *xg;                  // (M, C) xnf rows that predict a target
-    float *logits;              // (M, NV) logits, then their gradient
-    int32_t *rows, *targets;    // (N) the M rows' indices and their target ids
-    double *row_loss;           // (N) each of the M rows' loss
-    float *cos_t, *sin_t;       // (max_len, D/2) RoPE table
+    layer_acts *acts;        // (L) saved activations
+    float *xf, *rstdf, *xnf; // (N, C), (N), (N, C) final norm
+    float *xg;               // (M, C) xnf rows that predict a target
+    float *logits;           // (M, NV) logits, then their gradient
+    int32_t *rows, *targets; // (N) the M rows' indices and their target ids
+    double *row_loss;        // (N) each of the M rows' loss
+    float *cos_t, *sin_t;    // (max_len, D/2) RoPE table
     // backward buffers, (N, ...) rows
     float *dx, *dxn, *dq, *dk, *dv, *dao, *dh, *dgate, *dup, *dtmp;
-    plm_linear_bufs lb;         // LoRA buffers (lb.dys is dtmp)
-    int32_t *ids;               // (N) the packed micro-batch
-    int32_t *pair_tensor;        // (L * PLM_LORA_N_TARGETS) index of a pair's A in tensors, or -1
-    void *block;                // the one allocation behind the tensors' g, m, v
+    plm_linear_bufs lb;   // LoRA buffers (lb.dys is dtmp)
+    int32_t *ids;         // (N) the packed micro-batch
+    int32_t *pair_tensor; // (L * PLM_LORA_N_TARGETS) index of a pair's A in tensors, or -1
+    void *block;          // the one allocation behind the tensors' g, m, v
 };
 
 // ---- parameters ----
@@ -73,12 +73,15 @@ plm_train_tensor *plm_trainer_tensors(plm_trainer *t, int32_t *n) {
     return t->tensors;
 }
 
-int32_t plm_trainer_n_steps(const plm_trainer *t) { return t->step; }
+int32_t plm_trainer_n_steps(const plm_trainer *t) {
+    return t->step;
+}
 
 // HF get_cosine_schedule_with_warmup: lr * step / warmup, then a half cosine to 0 at total_steps
 float plm_trainer_lr_at(const plm_trainer *t, int32_t step) {
     const plm_train_params *p = &t->p;
-    if (step < p->warmup_steps) return p->lr * (float)step / (float)(p->warmup_steps > 1 ? p->warmup_steps : 1);
+    if (step < p->warmup_steps)
+        return p->lr * (float)step / (float)(p->warmup_steps > 1 ? p->warmup_steps : 1);
     if (p->total_steps <= p->warmup_steps) return p->lr;
     double progress = (double)(step - p->warmup_steps) / (double)(p->total_steps - p->warmup_steps);
     if (progress > 1.0) progress = 1.0;
@@ -149,29 +152,37 @@ static size_t layout(plm_trainer *t, char *base) {
     }
     for (int32_t l = 0; l < c->num_hidden_layers; l++) {
         layer_acts *a = &t->acts[l];
-        a->x = carve(base, &at, N * C), a->rstd1 = carve(base, &at, N), a->xn1 = carve(base, &at, N * C);
-        a->q = carve(base, &at, N * HD), a->k = carve(base, &at, N * KD), a->v = carve(base, &at, N * KD);
+        a->x = carve(base, &at, N * C), a->rstd1 = carve(base, &at, N),
+        a->xn1 = carve(base, &at, N * C);
+        a->q = carve(base, &at, N * HD), a->k = carve(base, &at, N * KD),
+        a->v = carve(base, &at, N * KD);
         a->att = carve(base, &at, N * H * S), a->ao = carve(base, &at, N * HD);
-        a->xm = carve(base, &at, N * C), a->rstd2 = carve(base, &at, N), a->xn2 = carve(base, &at, N * C);
-        a->gate = carve(base, &at, N * F), a->up = carve(base, &at, N * F), a->h = carve(base, &at, N * F);
+        a->xm = carve(base, &at, N * C), a->rstd2 = carve(base, &at, N),
+        a->xn2 = carve(base, &at, N * C);
+        a->gate = carve(base, &at, N * F), a->up = carve(base, &at, N * F),
+        a->h = carve(base, &at, N * F);
         for (int tg = 0; tg < PLM_LORA_N_TARGETS; tg++)
-            a->u[tg] = t->lora->pairs[l * PLM_LORA_N_TARGETS + tg].A ? carve(base, &at, N * R) : NULL;
+            a->u[tg] =
+                t->lora->pairs[l * PLM_LORA_N_TARGETS + tg].A ? carve(base, &at, N * R) : NULL;
     }
-    t->xf = carve(base, &at, N * C), t->rstdf = carve(base, &at, N), t->xnf = carve(base, &at, N * C);
+    t->xf = carve(base, &at, N * C), t->rstdf = carve(base, &at, N),
+    t->xnf = carve(base, &at, N * C);
     t->xg = carve(base, &at, N * C), t->logits = carve(base, &at, N * NV);
     t->rows = (int32_t *)carve(base, &at, N), t->targets = (int32_t *)carve(base, &at, N);
     t->row_loss = (double *)(void *)carve(base, &at, 2 * N);
     t->cos_t = carve(base, &at, S * (size_t)c->head_dim / 2);
     t->sin_t = carve(base, &at, S * (size_t)c->head_dim / 2);
     t->dx = carve(base, &at, N * C), t->dxn = carve(base, &at, N * C);
-    t->dq = carve(base, &at, N * HD), t->dk = carve(base, &at, N * KD), t->dv = carve(base, &at, N * KD);
+    t->dq = carve(base, &at, N * HD), t->dk = carve(base, &at, N * KD),
+    t->dv = carve(base, &at, N * KD);
     t->dao = carve(base, &at, N * HD), t->dh = carve(base, &at, N * F);
     t->dgate = carve(base, &at, N * F), t->dup = carve(base, &at, N * F);
     t->lb.du = carve(base, &at, N * R), t->dtmp = carve(base, &at, N * big);
     t->lb.dys = t->dtmp; // scale * dy in a linear's backward, which is done with dtmp by then
     t->lb.u = carve(base, &at, N * R), t->lb.y = carve(base, &at, N * big);
     t->lb.xd = carve(base, &at, N * big);
-    t->lb.scratch = carve(base, &at, plm_matmul_scratch_bytes((int32_t)N, (int32_t)big) / sizeof(float) + 16);
+    t->lb.scratch =
+        carve(base, &at, plm_matmul_scratch_bytes((int32_t)N, (int32_t)big) / sizeof(float) + 16);
     t->ids = (int32_t *)carve(base, &at, N);
     return at;
 }
@@ -185,7 +196,8 @@ plm_status plm_trainer_create(plm_trainer **out, const plm_model *base, plm_lora
         p.warmup_steps < 0 || p.total_steps < 0 || !(p.grad_clip >= 0.0f))
         return plm_fail(err, PLM_ERR_ARG, "trainer: bad parameters (max_tokens %d, max_len %d)",
                         p.max_tokens, p.max_len);
-    if (lora->n_layers != base->config.num_hidden_layers || lora->hidden_size != base->config.hidden_size)
+    if (lora->n_layers != base->config.num_hidden_layers ||
+        lora->hidden_size != base->config.hidden_size)
         return plm_fail(err, PLM_ERR_ARG, "trainer: the adapter does not fit the model");
     if (p.n_threads == 0) p.n_threads = plm_n_cores();
     plm_trainer *t = plm_alloc(1, sizeof *t);
@@ -197,8 +209,8 @@ plm_status plm_trainer_create(plm_trainer **out, const plm_model *base, plm_lora
     t->tensors = plm_alloc((size_t)t->n_tensors, sizeof *t->tensors);
     t->acts = plm_alloc((size_t)base->config.num_hidden_layers, sizeof *t->acts);
     t->pool = plm_pool_create(p.n_threads);
-    t->pair_tensor = plm_alloc((size_t)base->config.num_hidden_layers * PLM_LORA_N_TARGETS,
-                               sizeof(int32_t));
+    t->pair_tensor =
+        plm_alloc((size_t)base->config.num_hidden_layers * PLM_LORA_N_TARGETS, sizeof(int32_t));
     if (!t->tensors || !t->acts || !t->pool || !t->pair_tensor) goto nomem;
     list_tensors(t, t->tensors);
     for (int32_t l = 0, k = 0; l < base->config.num_hidden_layers; l++)
@@ -268,7 +280,8 @@ static void attention_worker(void *ctx, int ith, int nth) {
                 if ((i * K + kh) % nth == ith)
                     plm_attention_backward(j->t->dq + r * HD, j->t->dk + r * KD, j->t->dv + r * KD,
                                            j->t->dao + r * HD, j->a->att + at, T, j->a->q + r * HD,
-                                           j->a->k + r * KD, j->a->v + r * KD, T, H, K, D, kh, kh + 1);
+                                           j->a->k + r * KD, j->a->v + r * KD, T, H, K, D, kh,
+                                           kh + 1);
         }
     }
 }
@@ -299,7 +312,8 @@ static void linear(plm_trainer *t, float *out, const float *inp, int32_t l, plm_
 static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uint64_t seed) {
     const plm_model *m = t->model;
     const plm_config *c = &m->config;
-    int C = c->hidden_size, H = c->num_attention_heads, K = c->num_key_value_heads, L = c->num_hidden_layers;
+    int C = c->hidden_size, H = c->num_attention_heads, K = c->num_key_value_heads,
+        L = c->num_hidden_layers;
     size_t F = (size_t)c->intermediate_size;
     float eps = c->rms_norm_eps;
     plm_embed_forward(t->acts[0].x, t->ids, N, m, t->lora);
@@ -316,7 +330,8 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
         plm_pool_run(t->pool, attention_worker, &job);
         linear(t, t->dtmp, a->ao, l, PLM_LORA_O_PROJ, a, N, train, seed);
         plm_axpy_mt(t->pool, a->xm, a->x, t->dtmp, 1.0f, (size_t)N * C);
-        plm_rmsnorm_forward_mt(t->pool, a->xn2, a->rstd2, a->xm, w->post_attention_layernorm, N, C, eps);
+        plm_rmsnorm_forward_mt(t->pool, a->xn2, a->rstd2, a->xm, w->post_attention_layernorm, N, C,
+                               eps);
         linear(t, a->gate, a->xn2, l, PLM_LORA_GATE_PROJ, a, N, train, seed);
         linear(t, a->up, a->xn2, l, PLM_LORA_UP_PROJ, a, N, train, seed);
         plm_swiglu_forward_mt(t->pool, a->h, a->gate, a->up, (size_t)N * F);
@@ -354,7 +369,8 @@ static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const 
     int32_t k = t->pair_tensor[l * PLM_LORA_N_TARGETS + tg]; // A's index, B's is k + 1
     float *dA = k < 0 ? NULL : t->tensors[k].g, *dB = k < 0 ? NULL : t->tensors[k + 1].g;
     const plm_mat *w = plm_layer_target(&t->model->layers[l], tg);
-    plm_linear_backward(t->pool, dinp, dA, dB, dy, a->u[tg], inp, w, t->lora, l, tg, N, seed, &t->lb);
+    plm_linear_backward(t->pool, dinp, dA, dB, dy, a->u[tg], inp, w, t->lora, l, tg, N, seed,
+                        &t->lb);
 }
 
 // head_backward: dlogits (M, NV) in t->logits -> the gradient of the final normalized rows,
@@ -391,7 +407,8 @@ static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint6
         memset(t->dxn, 0, NC * sizeof *t->dxn);
         linear_backward(t, t->dxn, t->dgate, a->xn2, l, PLM_LORA_GATE_PROJ, a, N, seed);
         linear_backward(t, t->dxn, t->dup, a->xn2, l, PLM_LORA_UP_PROJ, a, N, seed);
-        plm_rmsnorm_backward_mt(t->pool, t->dx, t->dxn, a->xm, w->post_attention_layernorm, a->rstd2, N, C);
+        plm_rmsnorm_backward_mt(t->pool, t->dx, t->dxn, a->xm, w->post_attention_layernorm,
+                                a->rstd2, N, C);
         // attention block: xm = x + o(attention(rope(q), rope(k), v)); dx becomes d(x)
         memset(t->dao, 0, (size_t)N * HD * sizeof *t->dao);
         linear_backward(t, t->dao, t->dx, a->ao, l, PLM_LORA_O_PROJ, a, N, seed);
@@ -418,16 +435,20 @@ static int32_t pack(plm_trainer *t, const plm_example *ex, int32_t n, plm_error 
     int32_t N = 0, NV = t->lora->vocab_size;
     if (!ex || n < 1) return plm_fail(err, PLM_ERR_ARG, "trainer: no examples");
     for (int32_t i = 0; i < n; i++) {
-        if (ex[i].n < 2 || ex[i].n_prompt < 1 || ex[i].n_prompt >= ex[i].n || ex[i].n > t->p.max_len)
-            return plm_fail(err, PLM_ERR_ARG, "trainer: example %d has %d tokens, %d of prompt "
-                            "(want 1 <= prompt < tokens <= %d)", i, ex[i].n, ex[i].n_prompt, t->p.max_len);
+        if (ex[i].n < 2 || ex[i].n_prompt < 1 || ex[i].n_prompt >= ex[i].n ||
+            ex[i].n > t->p.max_len)
+            return plm_fail(err, PLM_ERR_ARG,
+                            "trainer: example %d has %d tokens, %d of prompt "
+                            "(want 1 <= prompt < tokens <= %d)",
+                            i, ex[i].n, ex[i].n_prompt, t->p.max_len);
         if (N + ex[i].n > t->p.max_tokens)
             return plm_fail(err, PLM_ERR_ARG, "trainer: the micro-batch has more than %d tokens",
                             t->p.max_tokens);
         for (int32_t k = 0; k < ex[i].n; k++) {
             if (ex[i].ids[k] < 0 || ex[i].ids[k] >= NV)
-                return plm_fail(err, PLM_ERR_ARG, "trainer: example %d token %d: id %d not in [0, %d)",
-                                i, k, ex[i].ids[k], NV);
+                return plm_fail(err, PLM_ERR_ARG,
+                                "trainer: example %d token %d: id %d not in [0, %d)", i, k,
+                                ex[i].ids[k], NV);
             t->ids[N + k] = ex[i].ids[k];
         }
         N += ex[i].n;
@@ -567,8 +588,9 @@ plm_status plm_trainer_load_state(plm_trainer *t, const char *path, plm_error *e
         if (len - at < 8 || (memcpy(&n, buf + at, 8), n != t->tensors[i].n) ||
             len - at - 8 < 2 * bytes) {
             free(buf);
-            return plm_fail(err, PLM_ERR_FORMAT, "%s: tensor %d (%s) truncated or of the wrong size",
-                            path, i, t->tensors[i].name);
+            return plm_fail(err, PLM_ERR_FORMAT,
+                            "%s: tensor %d (%s) truncated or of the wrong size", path, i,
+                            t->tensors[i].name);
         }
         memcpy(t->tensors[i].m, buf + at + 8, bytes);
         memcpy(t->tensors[i].v, buf + at + 8 + bytes, bytes);

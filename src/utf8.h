@@ -19,10 +19,10 @@ static inline size_t utf8_next(const unsigned char *s, size_t n, size_t p, uint3
     else if (c >= 0xE0 && c <= 0xEF) need = 2, *cp = c & 0x0F;
     else if (c >= 0xF0 && c <= 0xF4) need = 3, *cp = c & 0x07;
     else return *cp = 0xFFFD, 1;
-    if (c == 0xE0) lo = 0xA0;      // overlong
-    if (c == 0xED) hi = 0x9F;      // surrogates
-    if (c == 0xF0) lo = 0x90;      // overlong
-    if (c == 0xF4) hi = 0x8F;      // above U+10FFFF
+    if (c == 0xE0) lo = 0xA0; // overlong
+    if (c == 0xED) hi = 0x9F; // surrogates
+    if (c == 0xF0) lo = 0x90; // overlong
+    if (c == 0xF4) hi = 0x8F; // above U+10FFFF
     for (size_t k = 1; k <= need; k++) {
         unsigned b = p + k < n ? s[p + k] : 0;
         if (b < lo || b > hi) return *cp = 0xFFFD, k;

@@ -108,7 +108,8 @@ int main(int argc, char **argv) {
     int Ts[8] = {1, 64, 128, 256, 512}, nT = 5;
     if (getenv("BENCH_T")) { // a comma-separated list
         nT = 0;
-        for (const char *p = getenv("BENCH_T"); *p && nT < 8; p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
+        for (const char *p = getenv("BENCH_T"); *p && nT < 8;
+             p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
             Ts[nT++] = atoi(p);
     }
     for (int ii = 0; ii < n_isa; ii++) {
@@ -139,8 +140,9 @@ int main(int argc, char **argv) {
                 }
                 if (!f_shape && Ts[0] == 1)
                     printf("%-7s decode matmuls of SmolLM2-135M: %s %d threads: %.2f ms/token = "
-                           "%.0f tok/s\n", plm_isa_name(isa), di ? "q8_0" : "f32", nth,
-                           token_seconds * 1e3, 1 / token_seconds);
+                           "%.0f tok/s\n",
+                           plm_isa_name(isa), di ? "q8_0" : "f32", nth, token_seconds * 1e3,
+                           1 / token_seconds);
                 plm_pool_free(pool);
             }
         }

@@ -36,8 +36,7 @@ static void check_encode(const plm_tokenizer *t, const char *text, size_t len, i
         unsigned char c = (unsigned char)text[i];
         ascii &= c < 0x80 && !strchr("\x04\x06\x13\x14\x16\x1d", c);
     }
-    if (ascii && m <= (int64_t)sizeof out)
-        require(m == (int64_t)len && !memcmp(out, text, len));
+    if (ascii && m <= (int64_t)sizeof out) require(m == (int64_t)len && !memcmp(out, text, len));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

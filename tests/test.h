@@ -11,29 +11,29 @@
 
 static int test_passed, test_failed;
 
-#define CHECK(cond)                                                                               \
-    do {                                                                                          \
-        if (cond) test_passed++;                                                                  \
-        else {                                                                                    \
-            test_failed++;                                                                        \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                     \
-        }                                                                                         \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (cond) test_passed++;                                                                   \
+        else {                                                                                     \
+            test_failed++;                                                                         \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                        \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_MSG(cond, ...)                                                                      \
-    do {                                                                                          \
-        if (cond) test_passed++;                                                                  \
-        else {                                                                                    \
-            test_failed++;                                                                        \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                         \
-            fprintf(stderr, "\n");                                                                \
-        }                                                                                         \
+#define CHECK_MSG(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (cond) test_passed++;                                                                   \
+        else {                                                                                     \
+            test_failed++;                                                                         \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+        }                                                                                          \
     } while (0)
 
 // close_report: allclose of x against reference r (n); returns 1 when every element passes.
-static inline int close_report(const char *name, const float *x, const float *r, size_t n, double atol,
-                        double rtol, int verbose) {
+static inline int close_report(const char *name, const float *x, const float *r, size_t n,
+                               double atol, double rtol, int verbose) {
     double max_abs = 0, max_rel = 0, se = 0, sr = 0;
     size_t worst = 0, bad = 0;
     for (size_t i = 0; i < n; i++) {
@@ -52,13 +52,13 @@ static inline int close_report(const char *name, const float *x, const float *r,
         }
     }
     if ((bad && verbose) || verbose > 1)
-        fprintf(stderr, "  %s: n=%zu bad=%zu max_abs=%.3g max_rel=%.3g nmse=%.3g worst=%zu\n",
-                name, n, bad, max_abs, max_rel, sr > 0 ? se / sr : se, worst);
+        fprintf(stderr, "  %s: n=%zu bad=%zu max_abs=%.3g max_rel=%.3g nmse=%.3g worst=%zu\n", name,
+                n, bad, max_abs, max_rel, sr > 0 ? se / sr : se, worst);
     return bad == 0;
 }
 
-static inline int check_close(const char *name, const float *x, const float *r, size_t n, double atol,
-                       double rtol) {
+static inline int check_close(const char *name, const float *x, const float *r, size_t n,
+                              double atol, double rtol) {
     int ok = close_report(name, x, r, n, atol, rtol, 1);
     CHECK_MSG(ok, "%s not close (atol %g, rtol %g)", name, atol, rtol);
     return ok;

@@ -33,10 +33,18 @@ static void test_read(void) {
 
 // test_decode_bytes: every linear weight of every layer and the head, once (tied or not), as f32.
 static void test_decode_bytes(int tied) {
-    plm_config c = {.vocab_size = 320, .hidden_size = 64, .intermediate_size = 160,
-                    .num_hidden_layers = 3, .num_attention_heads = 4, .num_key_value_heads = 2,
-                    .head_dim = 16, .max_position_embeddings = 64, .rms_norm_eps = 1e-5f,
-                    .rope_theta = 10000.0f, .tie_word_embeddings = tied, .bos_token_id = 1,
+    plm_config c = {.vocab_size = 320,
+                    .hidden_size = 64,
+                    .intermediate_size = 160,
+                    .num_hidden_layers = 3,
+                    .num_attention_heads = 4,
+                    .num_key_value_heads = 2,
+                    .head_dim = 16,
+                    .max_position_embeddings = 64,
+                    .rms_norm_eps = 1e-5f,
+                    .rope_theta = 10000.0f,
+                    .tie_word_embeddings = tied,
+                    .bos_token_id = 1,
                     .eos_token_id = 2};
     plm_model *m = NULL;
     plm_error err = {0};

@@ -29,7 +29,9 @@ static void test_tokenize(void) {
          "Caf\xc3\xa9 \xe2\x80\x9cquoted\xe2\x80\x9d \xe2\x80\x94 na\xc3\xafve "
          "\xe6\x9d\xb1\xe4\xba\xac\xe3\x80\x81\xe6\x97\xa5\xe6\x9c\xac\xe3\x80\x82"},
         // U+00A0, U+2003 and U+3000 are white space to Python's split()
-        {"non\xc2\xa0" "breaking\xe2\x80\x83space\xe3\x80\x80wide", "non breaking space wide"},
+        {"non\xc2\xa0"
+         "breaking\xe2\x80\x83space\xe3\x80\x80wide",
+         "non breaking space wide"},
         {"tabs\tand  spaces   \t\n", "tabs and spaces"},
         {"", ""},
         {"   ", ""},
@@ -62,26 +64,62 @@ typedef struct {
 static void test_bleu(void) {
     static const bleu_case cases[] = {
         // identical corpus: 100 (sacrebleu's own double is 100.00000000000004)
-        {{"The cat sat on the mat ."}, {"The cat sat on the mat ."}, 1,
-         100.00000000000004, {100, 100, 100, 100}, 1.0, 7, 7},
+        {{"The cat sat on the mat ."},
+         {"The cat sat on the mat ."},
+         1,
+         100.00000000000004,
+         {100, 100, 100, 100},
+         1.0,
+         7,
+         7},
         // empty hypothesis: no n-grams, no matches, bp 0
         {{""}, {"The cat sat on the mat ."}, 1, 0.0, {0, 0, 0, 0}, 0.0, 0, 7},
         // zero matches
         {{"dog"}, {"The cat sat on the mat ."}, 1, 0.0, {0, 0, 0, 0}, 0.0024787521766663585, 1, 7},
         // short: no 3-grams, so log(0) is floored and the score is 0; "exp" smooths the 2-gram
-        {{"the cat"}, {"The cat sat on the mat ."}, 1, 0.0, {100, 50, 0, 0}, 0.0820849986238988, 2, 7},
-        {{"The cat sat on a rug ."}, {"The cat sat on the mat ."}, 1,
-         43.47208719449914, {71.42857142857143, 50.0, 40.0, 25.0}, 1.0, 7, 7},
+        {{"the cat"},
+         {"The cat sat on the mat ."},
+         1,
+         0.0,
+         {100, 50, 0, 0},
+         0.0820849986238988,
+         2,
+         7},
+        {{"The cat sat on a rug ."},
+         {"The cat sat on the mat ."},
+         1,
+         43.47208719449914,
+         {71.42857142857143, 50.0, 40.0, 25.0},
+         1.0,
+         7,
+         7},
         // clipping ("the" x4 against one "the") and two segments summed
-        {{"a b c d e f", "the the the the"}, {"a b c x e f g", "the cat"}, 2,
-         26.165878484802647, {60.0, 37.5, 16.666666666666668, 12.5}, 1.0, 10, 9},
+        {{"a b c d e f", "the the the the"},
+         {"a b c x e f g", "the cat"},
+         2,
+         26.165878484802647,
+         {60.0, 37.5, 16.666666666666668, 12.5},
+         1.0,
+         10,
+         9},
         // tokenization decides the matches; brevity penalty
         {{"It was built in 1,990-1995, by &quot;Smith&quot;.", "Hello there"},
-         {"It was built in 1,990 - 1995 , by \"Smith\" .", "Hello there, friend"}, 2,
-         87.51733190429479, {100, 100, 100, 100}, 0.8751733190429475, 15, 17},
+         {"It was built in 1,990 - 1995 , by \"Smith\" .", "Hello there, friend"},
+         2,
+         87.51733190429479,
+         {100, 100, 100, 100},
+         0.8751733190429475,
+         15,
+         17},
         // no 3- or 4-gram match: "exp" smoothing gives 1/2 and 1/4 of a count
-        {{"a b x y"}, {"a b z y"}, 1, 35.35533905932737, {75.0, 33.333333333333336, 25.0, 25.0},
-         1.0, 4, 4},
+        {{"a b x y"},
+         {"a b z y"},
+         1,
+         35.35533905932737,
+         {75.0, 33.333333333333336, 25.0, 25.0},
+         1.0,
+         4,
+         4},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const bleu_case *c = &cases[k];

@@ -100,12 +100,12 @@ static double variation(const float *y, int n) {
 static void test_self_check(void) {
     const char *why;
     CHECK(xml_ok("<svg a=\"1\"><g><text>x &amp; y</text></g><line b='2'/></svg>\n", &why));
-    CHECK(!xml_ok("<svg><g></svg></g>", &why));          // crossed tags
+    CHECK(!xml_ok("<svg><g></svg></g>", &why));            // crossed tags
     CHECK(!xml_ok("<svg><text>a < b</text></svg>", &why)); // raw '<'
     CHECK(!xml_ok("<svg><text>a & b</text></svg>", &why)); // raw '&'
-    CHECK(!xml_ok("<svg a=1></svg>", &why));             // unquoted attribute
-    CHECK(!xml_ok("<svg></svg><svg></svg>", &why));      // two roots
-    CHECK(!xml_ok("<svg>", &why));                       // unclosed
+    CHECK(!xml_ok("<svg a=1></svg>", &why));               // unquoted attribute
+    CHECK(!xml_ok("<svg></svg><svg></svg>", &why));        // two roots
+    CHECK(!xml_ok("<svg>", &why));                         // unclosed
 }
 
 // a run like a real one: 600 steps, 3 epochs of 200, loss falling from ~3 to ~0.6 with noise,
@@ -120,7 +120,8 @@ static void test_chart(void) {
         step[i] = (float)(i + 1);
         loss[i] = 0.6f + 2.4f * expf(-(float)i / 80.0f) + 0.4f * noise;
     }
-    for (int k = 0; k < NE; k++) es[k] = (float)(100 * (k + 1)), el[k] = 0.7f + 0.5f * expf(-(float)k);
+    for (int k = 0; k < NE; k++)
+        es[k] = (float)(100 * (k + 1)), el[k] = 0.7f + 0.5f * expf(-(float)k);
     plm_loss_chart c = {step, loss, N, es, el, NE, 200.0f, "LoRA <paws> & co", 0, 0};
     char *svg = NULL;
     size_t len = 0;
@@ -144,7 +145,8 @@ static void test_chart(void) {
     int yticks = 0;
     for (const char *p = y; p && p < ye && (p = strstr(p, "<text")) && p < ye; p++) yticks++;
     CHECK_MSG(yticks >= 4, "%d loss ticks", yticks);
-    CHECK_MSG(count(svg, "<circle class=\"eval\"") == NE, "eval dots %d", count(svg, "<circle class=\"eval\""));
+    CHECK_MSG(count(svg, "<circle class=\"eval\"") == NE, "eval dots %d",
+              count(svg, "<circle class=\"eval\""));
     CHECK(count(svg, "stroke-dasharray") == 3); // the epoch boundaries 1, 2, 3
     // the smoothed curve: every step, far smoother than the raw one, and on it on average where the
     // loss is flat (where it falls fast the average lags, as any EMA does)
@@ -155,8 +157,8 @@ static void test_chart(void) {
         double vr = variation(raw, N), vs = variation(ema, N), mean = 0;
         for (int i = N / 2; i < N; i++) mean += (double)raw[i] - (double)ema[i]; // the flat half
         CHECK_MSG(vs < 0.25 * vr, "smoothed variation %.0f px vs raw %.0f px", vs, vr);
-        CHECK_MSG(fabs(mean / (N / 2)) < 3.0, "smoothed curve off the raw one by %.1f px on average",
-                  mean / (N / 2));
+        CHECK_MSG(fabs(mean / (N / 2)) < 3.0,
+                  "smoothed curve off the raw one by %.1f px on average", mean / (N / 2));
     }
     free(svg);
 }
@@ -177,12 +179,14 @@ static void test_odd_input(void) {
           strstr(svg, ">Training loss<"));
     free(svg);
     plm_loss_chart one = {st, lo, 1, NULL, NULL, 0, 0, NULL, 0, 0};
-    CHECK(plm_loss_chart_svg(&svg, NULL, &one, &err) == PLM_OK && xml_ok(svg, &why) && !strstr(svg, "nan"));
+    CHECK(plm_loss_chart_svg(&svg, NULL, &one, &err) == PLM_OK && xml_ok(svg, &why) &&
+          !strstr(svg, "nan"));
     free(svg);
     plm_loss_chart bad = {NULL, NULL, 3, NULL, NULL, 0, 0, NULL, 0, 0};
     CHECK(plm_loss_chart_svg(&svg, NULL, &bad, &err) == PLM_ERR_ARG);
     plm_loss_chart tiny = {st, lo, 3, NULL, NULL, 0, 0, NULL, 50, 50};
-    CHECK(plm_loss_chart_svg(&svg, NULL, &tiny, &err) == PLM_ERR_ARG && strstr(err.msg, "too small"));
+    CHECK(plm_loss_chart_svg(&svg, NULL, &tiny, &err) == PLM_ERR_ARG &&
+          strstr(err.msg, "too small"));
 }
 
 int main(void) {

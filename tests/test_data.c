@@ -13,10 +13,10 @@
 #include "test.h"
 
 #define TOKENIZER "data/smollm2-paraphraser/tokenizer.json"
-#define PAWS_DEV "data/paws/dev.tsv"
+#define PAWS_DEV  "data/paws/dev.tsv"
 #define PAWS_TEST "data/paws/test.tsv"
-#define ID_START 49152
-#define ID_END 49153
+#define ID_START  49152
+#define ID_END    49153
 
 static char tmpdir[64];
 static const plm_tokenizer *tok;
@@ -37,7 +37,8 @@ static const char *write_file(const char *name, const char *text) {
 }
 
 // load: path with default params changed by strict and max_len (0 = default); returns the status.
-static plm_status load(plm_dataset *d, const char *path, int strict, int32_t max_len, plm_error *err) {
+static plm_status load(plm_dataset *d, const char *path, int strict, int32_t max_len,
+                       plm_error *err) {
     plm_data_params p = plm_data_default_params();
     p.strict = strict;
     if (max_len) p.max_len = max_len;
@@ -82,7 +83,7 @@ static void test_template(void) {
     size_t n = plm_task_prompt("Hi there.", buf, sizeof buf);
     CHECK(!strcmp(buf, "Rephrase the following:\nInput: Hi there.\nOutput: <|OUTPUT_START|>"));
     CHECK(n == strlen(buf));
-    CHECK(plm_task_prompt("Hi there.", NULL, 0) == n); // counting only
+    CHECK(plm_task_prompt("Hi there.", NULL, 0) == n);                              // counting only
     CHECK(plm_task_prompt("Hi there.", buf, 10) == n && !strcmp(buf, "Rephrase ")); // truncated
     n = plm_task_target("Hello.", buf, sizeof buf);
     CHECK(!strcmp(buf, "Hello.<|OUTPUT_END|>") && n == strlen(buf));
@@ -120,8 +121,10 @@ static void check_paws(const char *path, const char *name, int64_t label1) {
         }
         if (i % 2 == 1) bad_round += d.src_row[i] != d.src_row[i - 1]; // a pair, then its reverse
     }
-    CHECK_MSG(bad_marks == 0, "%s: %d examples with misplaced markers or ids", name, (int)bad_marks);
-    CHECK_MSG(bad_round == 0, "%s: %d examples differ from encoding the whole text", name, (int)bad_round);
+    CHECK_MSG(bad_marks == 0, "%s: %d examples with misplaced markers or ids", name,
+              (int)bad_marks);
+    CHECK_MSG(bad_round == 0, "%s: %d examples differ from encoding the whole text", name,
+              (int)bad_round);
     printf("%s: %lld rows, %lld label 1, %d examples; tokens mean %.1f max %d, target mean %.1f\n",
            name, (long long)d.rows, (long long)label1, (int)d.n, (double)sum / d.n, (int)max,
            (double)sum_target / d.n);
@@ -173,8 +176,8 @@ static void test_tsv_forms(void) {
         crlf[k++] = *r;
     }
     crlf[k] = 0;
-    const char *variants[4][2] = {{"lf.tsv", rows}, {"crlf.tsv", crlf}, {"header.tsv", NULL},
-                                  {"header2.tsv", NULL}};
+    const char *variants[4][2] = {
+        {"lf.tsv", rows}, {"crlf.tsv", crlf}, {"header.tsv", NULL}, {"header2.tsv", NULL}};
     snprintf(text, sizeof text, "id\tsentence1\tsentence2\tlabel\r\n%s", crlf);
     char text2[512]; // both texts hold 256 bytes of rows and a header
     snprintf(text2, sizeof text2, "\n\nkey\tleft\tright\tis_paraphrase\n%s\n\n", rows);
@@ -210,14 +213,14 @@ static void test_tsv_bad(void) {
     for (int i = 0; i < 100; i++) strcat(long_s, "word ");
     snprintf(text, sizeof text,
              "1\tgood one .\tfine one .\t1\n"
-             "2\tonly three\tcolumns\n"           // line 2: bad_fields
-             "3\ta\tb\tyes\n"                     // line 3: label not a number (not the header line)
-             "4\t   \tsomething .\t1\n"           // line 4: bad_empty (sentence1)
-             "5\ta\t\t1\n"                        // line 5: bad_empty (sentence2)
-             "6\t%s\tshort .\t1\n"                // line 6: bad_long with max_len 64
-             "7\tempty but label 0\t\t0\n"        // label 0 first: not a bad row
+             "2\tonly three\tcolumns\n"    // line 2: bad_fields
+             "3\ta\tb\tyes\n"              // line 3: label not a number (not the header line)
+             "4\t   \tsomething .\t1\n"    // line 4: bad_empty (sentence1)
+             "5\ta\t\t1\n"                 // line 5: bad_empty (sentence2)
+             "6\t%s\tshort .\t1\n"         // line 6: bad_long with max_len 64
+             "7\tempty but label 0\t\t0\n" // label 0 first: not a bad row
              "8\tinvalid \xff\xfe utf-8 .\tok .\t1\n"
-             "9\ta\tb\tc\t1\n",                   // line 9: five columns
+             "9\ta\tb\tc\t1\n", // line 9: five columns
              long_s);
     const char *path = write_file("bad.tsv", text);
     plm_dataset d;
@@ -228,7 +231,8 @@ static void test_tsv_bad(void) {
     CHECK(d.bad_fields == 3 && d.bad_empty == 2 && d.bad_long == 1);
     char want[300];
     snprintf(want, sizeof want,
-             "%s:2: expected 4 tab-separated columns (id, sentence1, sentence2, label), found 3", path);
+             "%s:2: expected 4 tab-separated columns (id, sentence1, sentence2, label), found 3",
+             path);
     CHECK_MSG(!strcmp(d.first_bad, want), "first_bad '%s'", d.first_bad);
     plm_dataset_free(&d);
 
@@ -249,7 +253,8 @@ static void test_tsv_bad(void) {
         path = write_file("first.tsv", first[k].text);
         snprintf(want, sizeof want, "%s%s", path, first[k].why ? first[k].why : "");
         if (!first[k].why) { // the count is that of the row's longer example
-            static const char *const side[2] = {"a a a a a a a a a a a a a a a a a a a a a a a a a a", "b"};
+            static const char *const side[2] = {
+                "a a a a a a a a a a a a a a a a a a a a a a a a a a", "b"};
             int32_t n = 0;
             for (int r = 0; r < 2; r++) {
                 char full[256];
@@ -268,23 +273,25 @@ static void test_tsv_bad(void) {
 
 // JSONL: string fields "input" and "output", escapes decoded, no reversal, blank lines ignored.
 static void test_jsonl(void) {
-    const char *path = write_file("a.jsonl",
-                                  "\n{\"input\": \"Caf\\u00e9 time .\", \"output\": \"Time for caf\\u00e9 .\"}\r\n"
-                                  "\r\n"
-                                  "{\"output\": \"b\", \"input\": \"a\", \"extra\": [1]}\n"
-                                  "{\"input\": \"a\", \"output\": \"b\"\n"  // line 5: bad JSON
-                                  "{\"input\": \"a\"}\n"                     // line 6: missing output
-                                  "{\"input\": \"a\", \"output\": 7}\n"      // line 7: not a string
-                                  "[1, 2]\n"                                 // line 8: not an object
-                                  "{\"input\": \" \\n \", \"output\": \"b\"}\n" // line 9: empty input
-                                  "{\"input\": \"x\\ty\", \"output\": \"\\u00ff\"}");
+    const char *path =
+        write_file("a.jsonl",
+                   "\n{\"input\": \"Caf\\u00e9 time .\", \"output\": \"Time for caf\\u00e9 .\"}\r\n"
+                   "\r\n"
+                   "{\"output\": \"b\", \"input\": \"a\", \"extra\": [1]}\n"
+                   "{\"input\": \"a\", \"output\": \"b\"\n"      // line 5: bad JSON
+                   "{\"input\": \"a\"}\n"                        // line 6: missing output
+                   "{\"input\": \"a\", \"output\": 7}\n"         // line 7: not a string
+                   "[1, 2]\n"                                    // line 8: not an object
+                   "{\"input\": \" \\n \", \"output\": \"b\"}\n" // line 9: empty input
+                   "{\"input\": \"x\\ty\", \"output\": \"\\u00ff\"}");
     plm_dataset d;
     plm_error err = {0};
     CHECK_MSG(load(&d, path, 0, 0, &err) == PLM_OK, "%s", err.msg);
     CHECK_MSG(d.rows == 8 && d.n == 3 && d.not_label1 == 0, "rows %lld n %d", (long long)d.rows,
               (int)d.n);
     CHECK(d.bad_fields == 4 && d.bad_empty == 1 && d.bad_long == 0);
-    CHECK_MSG(strstr(d.first_bad, "a.jsonl:5: invalid JSON") != NULL, "first_bad '%s'", d.first_bad);
+    CHECK_MSG(strstr(d.first_bad, "a.jsonl:5: invalid JSON") != NULL, "first_bad '%s'",
+              d.first_bad);
     if (d.n == 3) {
         CHECK(same_ids(&d.ex[0], "Café time .", "Time for café ."));
         CHECK(same_ids(&d.ex[1], "a", "b"));
@@ -296,10 +303,12 @@ static void test_jsonl(void) {
         snprintf(out, sizeof out, "%s/lines.jsonl", tmpdir);
         CHECK(plm_dataset_write_lines(&d, path, out, &err) == PLM_OK);
         CHECK(plm_file_read(out, &got, &n, &err) == PLM_OK);
-        const char *want = "{\"input\": \"Caf\\u00e9 time .\", \"output\": \"Time for caf\\u00e9 .\"}\r\n"
-                           "{\"output\": \"b\", \"input\": \"a\", \"extra\": [1]}\n"
-                           "{\"input\": \"x\\ty\", \"output\": \"\\u00ff\"}\n";
-        CHECK_MSG(got && n == strlen(want) && !memcmp(got, want, n), "got '%.*s'", (int)n, got ? got : "");
+        const char *want =
+            "{\"input\": \"Caf\\u00e9 time .\", \"output\": \"Time for caf\\u00e9 .\"}\r\n"
+            "{\"output\": \"b\", \"input\": \"a\", \"extra\": [1]}\n"
+            "{\"input\": \"x\\ty\", \"output\": \"\\u00ff\"}\n";
+        CHECK_MSG(got && n == strlen(want) && !memcmp(got, want, n), "got '%.*s'", (int)n,
+                  got ? got : "");
         free(got);
     }
     plm_dataset_free(&d);
@@ -309,7 +318,8 @@ static void test_jsonl(void) {
     } first[] = {
         {"{\"input\": \"a\"}\n", ":1: missing string field \"output\""},
         {" {\"output\": \"a\"}\n", ":1: missing string field \"input\""},
-        {"{\"input\": \"a\", \"output\": \"b\"}\n[]\n", ":2: expected a JSON object {\"input\", \"output\"}"},
+        {"{\"input\": \"a\", \"output\": \"b\"}\n[]\n",
+         ":2: expected a JSON object {\"input\", \"output\"}"},
         {"{\"input\": \"\", \"output\": \"b\"}", ":1: empty input"},
         {"{\"input\": \"a\", \"output\": \"  \"}", ":1: empty output"},
     };
@@ -351,14 +361,17 @@ static void test_nothing_usable(void) {
     CHECK(plm_tokenizer_load(&tiny, "tests/data/tiny-bpe/tokenizer.json", &err) == PLM_OK);
     if (tiny) {
         plm_data_params p = plm_data_default_params();
-        CHECK(plm_dataset_load(&d, write_file("ok.tsv", "1\ta\tb\t1\n"), tiny, &p, &err) == PLM_ERR_ARG);
-        CHECK_MSG(!strcmp(err.msg, "the tokenizer lacks <|OUTPUT_START|>: add the task tokens first"),
-                  "'%s'", err.msg);
+        CHECK(plm_dataset_load(&d, write_file("ok.tsv", "1\ta\tb\t1\n"), tiny, &p, &err) ==
+              PLM_ERR_ARG);
+        CHECK_MSG(
+            !strcmp(err.msg, "the tokenizer lacks <|OUTPUT_START|>: add the task tokens first"),
+            "'%s'", err.msg);
     }
     plm_tokenizer_free(tiny);
     // a buffer, without a file
     static const char jl[] = "{\"input\": \"a\", \"output\": \"b\"}";
-    CHECK(plm_dataset_load_buffer(&d, jl, sizeof jl - 1, "mem", tok, NULL, &err) == PLM_OK && d.n == 1);
+    CHECK(plm_dataset_load_buffer(&d, jl, sizeof jl - 1, "mem", tok, NULL, &err) == PLM_OK &&
+          d.n == 1);
     plm_dataset_free(&d);
     plm_dataset_free(&d); // twice is fine: free zeroes it
 }
@@ -377,7 +390,8 @@ static uint64_t sum_ids(const plm_dataset *d) {
 static int pairs_whole(const plm_dataset *d) {
     if (d->n % 2) return 0;
     for (int32_t i = 0; i < d->n; i += 2)
-        if (d->src_row[i] != d->src_row[i + 1] || (i && d->src_row[i] <= d->src_row[i - 1])) return 0;
+        if (d->src_row[i] != d->src_row[i + 1] || (i && d->src_row[i] <= d->src_row[i - 1]))
+            return 0;
     return 1;
 }
 
@@ -439,9 +453,11 @@ static void test_split(const plm_dataset *paws) {
     CHECK(plm_dataset_split(&b, &hb, 0.1, 7, &err) == PLM_OK);
     // whole groups (at most 12 rows here) until a tenth of the examples
     CHECK_MSG(ha.n >= paws->n / 10 && ha.n < paws->n / 10 + 24 && a.n == paws->n - ha.n &&
-                  ha.rows * 2 == ha.n, "held rows %lld n %d", (long long)ha.rows, (int)ha.n);
+                  ha.rows * 2 == ha.n,
+              "held rows %lld n %d", (long long)ha.rows, (int)ha.n);
     CHECK(shared_sentences(&a, &ha) == 0 && shared_sentences(&ha, &a) == 0);
-    CHECK(a.rows == paws->rows && a.not_label1 == paws->not_label1); // d's counters describe the file
+    CHECK(a.rows == paws->rows &&
+          a.not_label1 == paws->not_label1); // d's counters describe the file
     CHECK(sum_ids(&a) + sum_ids(&ha) == total);
     CHECK(pairs_whole(&a) && pairs_whole(&ha));
     // no source row on both sides (both are sorted by row, so a merge walk finds any overlap)
@@ -453,7 +469,8 @@ static void test_split(const plm_dataset *paws) {
     }
     CHECK(overlap == 0);
     // deterministic: the same seed gives the same split, another seed another one
-    CHECK(a.n == b.n && ha.n == hb.n && !memcmp(ha.src_row, hb.src_row, (size_t)ha.n * sizeof(int32_t)));
+    CHECK(a.n == b.n && ha.n == hb.n &&
+          !memcmp(ha.src_row, hb.src_row, (size_t)ha.n * sizeof(int32_t)));
     CHECK(sum_ids(&ha) == sum_ids(&hb));
     plm_dataset c = {0}, hc = {0};
     CHECK(load(&c, PAWS_DEV, 0, 0, &err) == PLM_OK);
@@ -468,7 +485,8 @@ static void test_split(const plm_dataset *paws) {
     CHECK(r.n == ha.n && r.rows == ha.rows && r.not_label1 == 0 && sum_ids(&r) == sum_ids(&ha));
     plm_dataset_free(&r);
     CHECK(plm_dataset_write_lines(&ha, write_file("short.tsv", "1\ta\tb\t1\n"), held, &err) ==
-              PLM_ERR_FORMAT && strstr(err.msg, "not found"));
+              PLM_ERR_FORMAT &&
+          strstr(err.msg, "not found"));
     // a split of the held part, and the argument errors
     plm_dataset h2 = {0};
     int32_t n_held = ha.n;
@@ -539,8 +557,8 @@ static void test_batch_order(const plm_dataset *d) {
         rnd[i] = rnd[j], rnd[j] = t;
     }
     double grouped = spread(o1, d, B), random = spread(rnd, d, B);
-    printf("batch order: mean length spread in batches of %d: %.2f grouped, %.2f shuffled\n", (int)B,
-           grouped, random);
+    printf("batch order: mean length spread in batches of %d: %.2f grouped, %.2f shuffled\n",
+           (int)B, grouped, random);
     CHECK(grouped < 0.1 * random);
     // batches are shuffled: the first batches are not simply the shortest examples
     CHECK(d->ex[o1[0]].n != d->ex[o1[B]].n || d->ex[o1[B]].n != d->ex[o1[2 * B]].n);
@@ -609,7 +627,8 @@ int main(void) {
     plm_tokenizer *t = NULL;
     plm_error err = {0};
     if (plm_tokenizer_load(&t, TOKENIZER, &err) != PLM_OK) {
-        fprintf(stderr, "test_data needs %s (run from the repository root): %s\n", TOKENIZER, err.msg);
+        fprintf(stderr, "test_data needs %s (run from the repository root): %s\n", TOKENIZER,
+                err.msg);
         return 1;
     }
     tok = t;

@@ -96,7 +96,8 @@ static uint8_t *st_buf(const char *json, size_t data_bytes, size_t *size) {
     return b;
 }
 
-static void expect_st(const char *what, const char *json, size_t data, size_t cut, plm_status want) {
+static void expect_st(const char *what, const char *json, size_t data, size_t cut,
+                      plm_status want) {
     size_t size;
     uint8_t *b = st_buf(json, data, &size);
     if (cut) size = cut;
@@ -133,12 +134,14 @@ static void test_safetensors_corrupt(void) {
               8, 0, PLM_ERR_FORMAT);
     // an integer tensor parses but does not convert
     size_t size;
-    uint8_t *b = st_buf("{\"i\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, &size);
+    uint8_t *b =
+        st_buf("{\"i\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, &size);
     plm_safetensors st;
     plm_error err = {0};
     float out[2];
     CHECK(plm_safetensors_parse(&st, b, size, "int", &err) == PLM_OK);
-    CHECK(st.n == 1 && plm_st_tensor_to_f32(&st.tensors[0], 0, 2, out, &err) == PLM_ERR_UNSUPPORTED &&
+    CHECK(st.n == 1 &&
+          plm_st_tensor_to_f32(&st.tensors[0], 0, 2, out, &err) == PLM_ERR_UNSUPPORTED &&
           strstr(err.msg, "I32") && strstr(err.msg, "'i'"));
     plm_safetensors_free(&st);
     free(b);
@@ -190,12 +193,14 @@ static void test_gguf_roundtrip(void) {
     CHECK(plm_gguf_get_int(&g, "x.u32", &v) == 0 && v == 7);
     CHECK(plm_gguf_get_float(&g, "x.f32", &f) == 0 && f == 0.5);
     CHECK(plm_gguf_get_int(&g, "x.bool", &v) == 0 && v == 1);
-    CHECK(plm_gguf_get_str(&g, "general.architecture", &s) == 0 && s.n == 5 && !memcmp(s.s, "llama", 5));
+    CHECK(plm_gguf_get_str(&g, "general.architecture", &s) == 0 && s.n == 5 &&
+          !memcmp(s.s, "llama", 5));
     CHECK(plm_gguf_get_strs(&g, "x.strs", &sa, &n, &err) == PLM_OK && n == 3 && sa[2].n == 4 &&
           !memcmp(sa[2].s, "\xc4\xa0the", 4) && sa[1].n == 0);
     CHECK(plm_gguf_get_ints(&g, "x.ints", &ia, &n, &err) == PLM_OK && n == 3 && ia[1] == -2);
     free(sa);
-    CHECK(plm_gguf_get_strs(&g, "x.ints", &sa, &n, &err) == PLM_ERR_FORMAT && strstr(err.msg, "x.ints"));
+    CHECK(plm_gguf_get_strs(&g, "x.ints", &sa, &n, &err) == PLM_ERR_FORMAT &&
+          strstr(err.msg, "x.ints"));
     free(ia);
     float *out = malloc(ROWS * COLS * sizeof(float));
     for (int i = 0; i < 4; i++) {
@@ -215,8 +220,8 @@ static void test_gguf_roundtrip(void) {
                 worst = fmaxf(worst, fabsf(out[b * 32 + k] - data[i][b * 32 + k]));
             // q8_0 rounds to the nearest step; q4_0 (d = max / -8) clips the far end at 15: a step
             float bound = i == 2 ? 0.5f * amax / 127.0f : amax / 8.0f;
-            CHECK_MSG(worst <= bound * 1.01f + amax * 1e-3f, "%s block %d err %g step %g",
-                      names[i], b, (double)worst, (double)bound);
+            CHECK_MSG(worst <= bound * 1.01f + amax * 1e-3f, "%s block %d err %g step %g", names[i],
+                      b, (double)worst, (double)bound);
         }
     }
     // a row range equals the same rows of the whole tensor
@@ -247,7 +252,8 @@ static void test_permute(void) {
 static size_t gguf_hdr(uint8_t *b, const char *magic, uint32_t version, uint64_t nt, uint64_t nkv) {
     memcpy(b, magic, 4);
     for (int i = 0; i < 4; i++) b[4 + i] = (uint8_t)(version >> (8 * i));
-    for (int i = 0; i < 8; i++) b[8 + i] = (uint8_t)(nt >> (8 * i)), b[16 + i] = (uint8_t)(nkv >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[8 + i] = (uint8_t)(nt >> (8 * i)), b[16 + i] = (uint8_t)(nkv >> (8 * i));
     return 24;
 }
 
@@ -304,10 +310,10 @@ static void test_gguf_corrupt(void) {
         n = gguf_hdr(b, "GGUF", 3, 1, 0);
         n += put64(b + n, 1);
         b[n++] = 't';
-        b[n] = 1, n += 4;                  // n_dims
-        n += put64(b + n, 256);            // ne[0]
-        b[n] = unknown ? 99 : 12, n += 4;  // Q4_K: 144 bytes per 256
-        n += put64(b + n, 0);              // offset
+        b[n] = 1, n += 4;                 // n_dims
+        n += put64(b + n, 256);           // ne[0]
+        b[n] = unknown ? 99 : 12, n += 4; // Q4_K: 144 bytes per 256
+        n += put64(b + n, 0);             // offset
         size_t data = (n + 31) / 32 * 32;
         plm_gguf g;
         plm_error err = {0};
@@ -318,8 +324,8 @@ static void test_gguf_corrupt(void) {
         }
         CHECK_MSG(s == PLM_OK, "%s", err.msg);
         float out[256];
-        CHECK(s == PLM_OK && plm_gguf_tensor_to_f32(&g.tensors[0], 0, 1, out, &err) ==
-                                 PLM_ERR_UNSUPPORTED &&
+        CHECK(s == PLM_OK &&
+              plm_gguf_tensor_to_f32(&g.tensors[0], 0, 1, out, &err) == PLM_ERR_UNSUPPORTED &&
               strstr(err.msg, "Q4_K"));
         if (s == PLM_OK) plm_gguf_free(&g);
         expect_gguf("beyond the data", b, data + 100, PLM_ERR_FORMAT);
@@ -336,21 +342,27 @@ static void write_tiny(const char *dir, int tied, int layers, const char *extra)
     mkdir(dir, 0755);
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *f = fopen(path, "w");
-    fprintf(f, "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", %s"
-               "\"hidden_size\": %d, \"intermediate_size\": %d, \"num_attention_heads\": 4, "
-               "\"num_key_value_heads\": 2, \"num_hidden_layers\": %d, \"vocab_size\": %d, "
-               "\"rms_norm_eps\": 1e-05, \"rope_theta\": 500000.0, \"bos_token_id\": 1, "
-               "\"eos_token_id\": [2, 3], \"tie_word_embeddings\": %s, \"max_position_embeddings\": 64}",
-            extra, C, F, 2, V, tied ? "true" : "false");
+    fprintf(
+        f,
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", %s"
+        "\"hidden_size\": %d, \"intermediate_size\": %d, \"num_attention_heads\": 4, "
+        "\"num_key_value_heads\": 2, \"num_hidden_layers\": %d, \"vocab_size\": %d, "
+        "\"rms_norm_eps\": 1e-05, \"rope_theta\": 500000.0, \"bos_token_id\": 1, "
+        "\"eos_token_id\": [2, 3], \"tie_word_embeddings\": %s, \"max_position_embeddings\": 64}",
+        extra, C, F, 2, V, tied ? "true" : "false");
     fclose(f);
     static const struct {
         const char *name;
         int rows, cols;
     } shapes[] = {
-        {"model.layers.%d.input_layernorm.weight", 0, C}, {"model.layers.%d.self_attn.q_proj.weight", QD, C},
-        {"model.layers.%d.self_attn.k_proj.weight", KD, C}, {"model.layers.%d.self_attn.v_proj.weight", KD, C},
-        {"model.layers.%d.self_attn.o_proj.weight", C, QD}, {"model.layers.%d.post_attention_layernorm.weight", 0, C},
-        {"model.layers.%d.mlp.gate_proj.weight", F, C}, {"model.layers.%d.mlp.up_proj.weight", F, C},
+        {"model.layers.%d.input_layernorm.weight", 0, C},
+        {"model.layers.%d.self_attn.q_proj.weight", QD, C},
+        {"model.layers.%d.self_attn.k_proj.weight", KD, C},
+        {"model.layers.%d.self_attn.v_proj.weight", KD, C},
+        {"model.layers.%d.self_attn.o_proj.weight", C, QD},
+        {"model.layers.%d.post_attention_layernorm.weight", 0, C},
+        {"model.layers.%d.mlp.gate_proj.weight", F, C},
+        {"model.layers.%d.mlp.up_proj.weight", F, C},
         {"model.layers.%d.mlp.down_proj.weight", C, F},
     };
     plm_st_info t[64];
@@ -360,8 +372,11 @@ static void write_tiny(const char *dir, int tied, int layers, const char *extra)
     for (int l = 0; l < layers; l++)
         for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++, n++) {
             snprintf(names[n], sizeof names[n], shapes[k].name, l);
-            t[n] = (plm_st_info){names[n], PLM_DTYPE_F32, shapes[k].rows ? 2 : 1,
-                                 {shapes[k].rows ? shapes[k].rows : shapes[k].cols, shapes[k].cols}};
+            t[n] =
+                (plm_st_info){names[n],
+                              PLM_DTYPE_F32,
+                              shapes[k].rows ? 2 : 1,
+                              {shapes[k].rows ? shapes[k].rows : shapes[k].cols, shapes[k].cols}};
         }
     t[n++] = (plm_st_info){"model.embed_tokens.weight", PLM_DTYPE_F32, 2, {V, C}};
     t[n++] = (plm_st_info){"model.norm.weight", PLM_DTYPE_F32, 1, {C}};
@@ -369,7 +384,8 @@ static void write_tiny(const char *dir, int tied, int layers, const char *extra)
     for (int i = 0; i < n; i++) {
         size_t cnt = (size_t)t[i].shape[0] * (size_t)(t[i].n_dims == 2 ? t[i].shape[1] : 1);
         data[i] = malloc(cnt * sizeof(float));
-        for (size_t k = 0; k < cnt; k++) data[i][k] = t[i].n_dims == 1 ? 1.0f + 0.1f * frand() : 0.2f * frand();
+        for (size_t k = 0; k < cnt; k++)
+            data[i][k] = t[i].n_dims == 1 ? 1.0f + 0.1f * frand() : 0.2f * frand();
     }
     const void *user[2] = {t, data};
     plm_error err = {0};
@@ -386,7 +402,7 @@ static const plm_mat *mat_at(const plm_model *m, int k) {
     if (k == 7 * L + 1) return &m->lm_head;
     if (k > 7 * L + 1) return NULL;
     const plm_layer *y = &m->layers[k / 7];
-    const plm_mat *ms[7] = {&y->q_proj, &y->k_proj, &y->v_proj, &y->o_proj,
+    const plm_mat *ms[7] = {&y->q_proj,    &y->k_proj,  &y->v_proj,   &y->o_proj,
                             &y->gate_proj, &y->up_proj, &y->down_proj};
     return ms[k % 7];
 }
@@ -401,7 +417,8 @@ static int models_close(const char *what, const plm_model *a, const plm_model *b
         const plm_mat *x = mat_at(a, k), *y = mat_at(b, k);
         if (!x) break;
         ok = x->rows == y->rows && x->cols == y->cols;
-        float *rx = malloc((size_t)x->cols * sizeof(float)), *ry = malloc((size_t)x->cols * sizeof(float));
+        float *rx = malloc((size_t)x->cols * sizeof(float)),
+              *ry = malloc((size_t)x->cols * sizeof(float));
         for (int r = 0; ok && r < x->rows; r++) {
             plm_mat_row(rx, x, r);
             plm_mat_row(ry, y, r);
@@ -410,8 +427,10 @@ static int models_close(const char *what, const plm_model *a, const plm_model *b
         free(rx), free(ry);
     }
     for (int l = 0; ok && l < a->config.num_hidden_layers; l++)
-        ok = close_report(what, a->layers[l].input_layernorm, b->layers[l].input_layernorm, (size_t)C, atol, rtol, 1) &&
-             close_report(what, a->layers[l].post_attention_layernorm, b->layers[l].post_attention_layernorm, (size_t)C, atol, rtol, 1);
+        ok = close_report(what, a->layers[l].input_layernorm, b->layers[l].input_layernorm,
+                          (size_t)C, atol, rtol, 1) &&
+             close_report(what, a->layers[l].post_attention_layernorm,
+                          b->layers[l].post_attention_layernorm, (size_t)C, atol, rtol, 1);
     if (ok) ok = close_report(what, a->norm, b->norm, (size_t)C, atol, rtol, 1);
     CHECK_MSG(ok, "%s: models differ", what);
     return ok;
@@ -438,17 +457,21 @@ static void test_model_roundtrips(int tied) {
     const plm_config *c = plm_model_config(a);
     CHECK(c->num_hidden_layers == 2 && c->head_dim == 16 && c->eos_token_id == 2 &&
           c->tie_word_embeddings == tied && c->rope_theta == 500000.0f && c->rms_norm_eps == 1e-5f);
-    size_t want = 80 * 64 * (size_t)(tied ? 1 : 2) + 64 + 2 * (2 * 64 + 64 * 64 * 2 + 32 * 64 * 2 + 3 * 96 * 64);
+    size_t want = 80 * 64 * (size_t)(tied ? 1 : 2) + 64 +
+                  2 * (2 * 64 + 64 * 64 * 2 + 32 * 64 * 2 + 3 * 96 * 64);
     CHECK(plm_model_n_params(a) == want);
     CHECK(!tied || a->lm_head.f32 == a->embed_tokens.f32);
-    const char *g = tpath(tied ? "tied.gguf" : "untied.gguf"), *hf2 = tpath(tied ? "hf2-tied" : "hf2");
+    const char *g = tpath(tied ? "tied.gguf" : "untied.gguf"),
+               *hf2 = tpath(tied ? "hf2-tied" : "hf2");
     save(a, g, PLM_DTYPE_F32); // HF f32 -> GGUF f32 -> HF f32: exact
     plm_model *b = load(g, PLM_DTYPE_F32);
     if (b) models_close("hf->gguf f32", b, a, 0, 0);
     if (b) save(b, hf2, PLM_DTYPE_F32);
     plm_model *c2 = load(hf2, PLM_DTYPE_F32);
     if (c2) models_close("gguf->hf f32", c2, a, 0, 0);
-    if (c2) CHECK(plm_model_config(c2)->rope_theta == 500000.0f && plm_model_config(c2)->eos_token_id == 2);
+    if (c2)
+        CHECK(plm_model_config(c2)->rope_theta == 500000.0f &&
+              plm_model_config(c2)->eos_token_id == 2);
     // GGUF permutes q/k on disk: the stored rows differ from HF's, the loaded ones do not
     plm_gguf gg;
     plm_error err = {0};
@@ -472,8 +495,10 @@ static void test_model_roundtrips(int tied) {
         plm_dtype dt;
         double atol, rtol;
     } files[] = {// f16 subnormals (< 6.1e-5) are spaced 2^-24 apart, hence the atol
-                 {"bf16", PLM_DTYPE_BF16, 0, 1.0 / 256}, {"f16", PLM_DTYPE_F16, 6e-8, 1.0 / 2048},
-                 {"q8.gguf", PLM_DTYPE_Q8_0, 0.2 / 127, 0}, {"q4.gguf", PLM_DTYPE_Q4_0, 0.2 / 8 * 1.01, 0},
+                 {"bf16", PLM_DTYPE_BF16, 0, 1.0 / 256},
+                 {"f16", PLM_DTYPE_F16, 6e-8, 1.0 / 2048},
+                 {"q8.gguf", PLM_DTYPE_Q8_0, 0.2 / 127, 0},
+                 {"q4.gguf", PLM_DTYPE_Q4_0, 0.2 / 8 * 1.01, 0},
                  {"f16.gguf", PLM_DTYPE_F16, 6e-8, 1.0 / 2048}};
     for (size_t i = 0; a && i < sizeof files / sizeof files[0]; i++) {
         char nm[64];
@@ -484,7 +509,8 @@ static void test_model_roundtrips(int tied) {
         plm_model_free(x);
     }
     plm_error e2 = {0};
-    CHECK(plm_model_save(a, tpath("nope"), PLM_DTYPE_Q8_0, &e2) == PLM_ERR_UNSUPPORTED && e2.msg[0]);
+    CHECK(plm_model_save(a, tpath("nope"), PLM_DTYPE_Q8_0, &e2) == PLM_ERR_UNSUPPORTED &&
+          e2.msg[0]);
     plm_model_free(q);
     plm_model_free(c2);
     plm_model_free(b);
@@ -561,13 +587,14 @@ static void same_models(const char *what, const plm_model *a, const plm_model *b
         CHECK_MSG(ok, "%s: weight %d differs", what, k);
     }
     for (int l = 0; l < L; l++)
-        CHECK_MSG(!memcmp(a->layers[l].input_layernorm, b->layers[l].input_layernorm, (size_t)C * 4) &&
-                      !memcmp(a->layers[l].post_attention_layernorm,
-                              b->layers[l].post_attention_layernorm, (size_t)C * 4),
-                  "%s: norms of layer %d differ", what, l);
+        CHECK_MSG(
+            !memcmp(a->layers[l].input_layernorm, b->layers[l].input_layernorm, (size_t)C * 4) &&
+                !memcmp(a->layers[l].post_attention_layernorm,
+                        b->layers[l].post_attention_layernorm, (size_t)C * 4),
+            "%s: norms of layer %d differ", what, l);
     CHECK_MSG(!memcmp(a->norm, b->norm, (size_t)C * 4), "%s: final norm differs", what);
-    CHECK(!a->config.tie_word_embeddings || (a->lm_head.q == a->embed_tokens.q &&
-                                             b->lm_head.q == b->embed_tokens.q));
+    CHECK(!a->config.tie_word_embeddings ||
+          (a->lm_head.q == a->embed_tokens.q && b->lm_head.q == b->embed_tokens.q));
     const plm_model *m[2] = {a, b};
     int32_t ids[7] = {1, 5, 17, 42, 3, 9, 60}, V = a->config.vocab_size;
     float *logits[2];
@@ -582,7 +609,8 @@ static void same_models(const char *what, const plm_model *a, const plm_model *b
                   "%s: %s", what, err.msg);
         plm_session_free(s);
     }
-    CHECK_MSG(!memcmp(logits[0], logits[1], (size_t)V * 7 * sizeof(float)), "%s: logits differ", what);
+    CHECK_MSG(!memcmp(logits[0], logits[1], (size_t)V * 7 * sizeof(float)), "%s: logits differ",
+              what);
     free(logits[0]), free(logits[1]);
 }
 
@@ -595,8 +623,10 @@ static size_t load_both(const char *what, const char *path, plm_dtype dtype) {
     plm_model *a = NULL, *b = NULL;
     plm_error err = {0};
     if (!own) return free(buf), 0;
-    CHECK_MSG(plm_model_load_gguf_buffer(&a, buf, size, &lp, &err) == PLM_OK, "%s: %s", what, err.msg);
-    CHECK_MSG(plm_model_load_gguf_inplace(&b, own, size, &lp, &err) == PLM_OK, "%s: %s", what, err.msg);
+    CHECK_MSG(plm_model_load_gguf_buffer(&a, buf, size, &lp, &err) == PLM_OK, "%s: %s", what,
+              err.msg);
+    CHECK_MSG(plm_model_load_gguf_inplace(&b, own, size, &lp, &err) == PLM_OK, "%s: %s", what,
+              err.msg);
     if (a && b) {
         same_models(what, a, b);
         in_file = b->file_weight_bytes;
@@ -646,7 +676,8 @@ static void test_inplace(int tied) {
     plm_load_params lp = {PLM_DTYPE_Q8_0, 0};
     plm_model *b = NULL, *f = load(q8, PLM_DTYPE_F32);
     plm_error err = {0};
-    CHECK_MSG(own && plm_model_load_gguf_inplace(&b, own, size, &lp, &err) == PLM_OK, "%s", err.msg);
+    CHECK_MSG(own && plm_model_load_gguf_inplace(&b, own, size, &lp, &err) == PLM_OK, "%s",
+              err.msg);
     if (b && f) models_close("in place vs f32 of the file", b, f, 0, 0);
     if (!b) free(own);
     plm_model_free(b);

@@ -43,15 +43,20 @@ int main(void) {
          "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"); // 2-, 3- and 4-byte characters kept
     same("\xef\xbf\xbd", 3, "\"\xef\xbf\xbd\"", "\xef\xbf\xbd"); // a real U+FFFD stays one
     // invalid UTF-8: one U+FFFD per maximal subpart (WHATWG), the rest kept
-    same("a\xff" "b", 3, "\"a\xef\xbf\xbd" "b\"", "a\xef\xbf\xbd" "b");
-    same("\xe2\x82", 2, "\"\xef\xbf\xbd\"", "\xef\xbf\xbd");               // truncated: one
+    same("a\xff"
+         "b",
+         3,
+         "\"a\xef\xbf\xbd"
+         "b\"",
+         "a\xef\xbf\xbd"
+         "b");
+    same("\xe2\x82", 2, "\"\xef\xbf\xbd\"", "\xef\xbf\xbd"); // truncated: one
     same("\xe2\x82x", 3, "\"\xef\xbf\xbdx\"", "\xef\xbf\xbdx");
-    same("\xef\xbf", 2, "\"\xef\xbf\xbd\"", "\xef\xbf\xbd");               // not a U+FFFD yet
+    same("\xef\xbf", 2, "\"\xef\xbf\xbd\"", "\xef\xbf\xbd"); // not a U+FFFD yet
     same("\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"", "\xef\xbf\xbd\xef\xbf\xbd"); // overlong
     same("\xed\xa0\x80", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"",
          "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); // a surrogate
-    same("\xf4\x90\x80\x80", 4,
-         "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"",
+    same("\xf4\x90\x80\x80", 4, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"",
          "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); // above U+10FFFF
     // snprintf's contract: the full length, a truncated NUL-terminated prefix
     char small[5];

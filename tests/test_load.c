@@ -25,11 +25,15 @@ static uint32_t next_u32(void) {
     return (uint32_t)(rng >> 32);
 }
 
-static float frand(void) { return (float)(next_u32() >> 8) / (float)(1 << 23) - 1.0f; } // [-1, 1)
+static float frand(void) {
+    return (float)(next_u32() >> 8) / (float)(1 << 23) - 1.0f;
+} // [-1, 1)
 
 // ---- rows ----
 
-static void put16(uint8_t *p, uint16_t h) { p[0] = (uint8_t)h, p[1] = (uint8_t)(h >> 8); }
+static void put16(uint8_t *p, uint16_t h) {
+    p[0] = (uint8_t)h, p[1] = (uint8_t)(h >> 8);
+}
 
 // special: the f16 of block b's scale (and minimum: m = 1) in the edge blocks, or 0 for a random one.
 static uint16_t special(size_t b, int m) {
@@ -75,7 +79,8 @@ static void test_rows(void) {
             const uint32_t type = types[k];
             for (int rep = 0; rep < 20; rep++) {
                 if (type == PLM_GGML_F16)
-                    for (size_t i = 0; i < n; i++) put16(src + 2 * i, plm_f32_to_f16(frand() * 3.0f));
+                    for (size_t i = 0; i < n; i++)
+                        put16(src + 2 * i, plm_f32_to_f16(frand() * 3.0f));
                 else random_row(src, type, nb);
                 // the plain route: Q8_0 blocks copied, others dequantized then quantized
                 plm_gguf_dequant_row(type, src, n, rx);
@@ -120,7 +125,7 @@ static uint64_t weights_hash(const plm_model *m) {
     size_t C = (size_t)m->config.hidden_size;
     for (int l = 0; l < m->config.num_hidden_layers; l++) {
         const plm_layer *y = &m->layers[l];
-        const plm_mat *ms[7] = {&y->q_proj, &y->k_proj,   &y->v_proj,   &y->o_proj,
+        const plm_mat *ms[7] = {&y->q_proj,    &y->k_proj,  &y->v_proj,   &y->o_proj,
                                 &y->gate_proj, &y->up_proj, &y->down_proj};
         for (int k = 0; k < 7; k++) h = mat_hash(h, ms[k]);
         h = fnv(fnv(h, y->input_layernorm, C * 4), y->post_attention_layernorm, C * 4);
@@ -147,10 +152,18 @@ static uint64_t load_hash(const char *path, plm_dtype dtype, plm_isa isa, int n_
 // test_tiny: a random tiny Llama saved as Q8_0, Q4_0 and F16 GGUF; loading it as f32 and q8_0 on
 // every path with 1, 2, 3 threads gives the weights of the scalar path on 1 thread.
 static void test_tiny(const char *dir, int tied) {
-    plm_config c = {.vocab_size = 320, .hidden_size = 64, .intermediate_size = 160,
-                    .num_hidden_layers = 2, .num_attention_heads = 4, .num_key_value_heads = 2,
-                    .head_dim = 16, .max_position_embeddings = 64, .rms_norm_eps = 1e-5f,
-                    .rope_theta = 10000.0f, .tie_word_embeddings = tied, .bos_token_id = 1,
+    plm_config c = {.vocab_size = 320,
+                    .hidden_size = 64,
+                    .intermediate_size = 160,
+                    .num_hidden_layers = 2,
+                    .num_attention_heads = 4,
+                    .num_key_value_heads = 2,
+                    .head_dim = 16,
+                    .max_position_embeddings = 64,
+                    .rms_norm_eps = 1e-5f,
+                    .rope_theta = 10000.0f,
+                    .tie_word_embeddings = tied,
+                    .bos_token_id = 1,
                     .eos_token_id = 2};
     plm_model *a = NULL;
     plm_error err = {0};
@@ -162,7 +175,8 @@ static void test_tiny(const char *dir, int tied) {
     const struct {
         const char *name;
         plm_dtype dtype;
-    } files[] = {{"q8.gguf", PLM_DTYPE_Q8_0}, {"q4.gguf", PLM_DTYPE_Q4_0}, {"f16.gguf", PLM_DTYPE_F16}};
+    } files[] = {
+        {"q8.gguf", PLM_DTYPE_Q8_0}, {"q4.gguf", PLM_DTYPE_Q4_0}, {"f16.gguf", PLM_DTYPE_F16}};
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
         char path[256];
         snprintf(path, sizeof path, "%s/%d-%s", dir, tied, files[f].name);
@@ -173,8 +187,8 @@ static void test_tiny(const char *dir, int tied) {
             for (int isa = 0; isa < PLM_ISA_COUNT; isa++)
                 for (int th = 1; th <= 3 && plm_isa_supported((plm_isa)isa); th++)
                     CHECK_MSG(load_hash(path, dtype, (plm_isa)isa, th) == want,
-                              "%s as %s on %s, %d threads: not the weights of the plain route", path,
-                              plm_dtype_name(dtype), plm_isa_name((plm_isa)isa), th);
+                              "%s as %s on %s, %d threads: not the weights of the plain route",
+                              path, plm_dtype_name(dtype), plm_isa_name((plm_isa)isa), th);
         }
     }
     plm_model_free(a);

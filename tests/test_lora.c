@@ -131,8 +131,9 @@ static plm_lora *new_adapter(const plm_model *m, uint32_t targets, const int32_t
     for (int32_t i = 0; i < l->n_layers * PLM_LORA_N_TARGETS; i++) {
         if (!l->pairs[i].A) continue;
         int t = i % PLM_LORA_N_TARGETS;
-        size_t out = (size_t)(t == PLM_LORA_K_PROJ || t == PLM_LORA_V_PROJ ? 32
-                              : t == PLM_LORA_GATE_PROJ || t == PLM_LORA_UP_PROJ ? 160 : 64);
+        size_t out = (size_t)(t == PLM_LORA_K_PROJ || t == PLM_LORA_V_PROJ       ? 32
+                              : t == PLM_LORA_GATE_PROJ || t == PLM_LORA_UP_PROJ ? 160
+                                                                                 : 64);
         for (size_t k = 0; k < out * 4; k++) l->pairs[i].B[k] = 0.4f * coin(&s);
     }
     for (size_t k = 0; k < (size_t)n * C; k++) l->token_rows[k] = 0.4f * coin(&s);
@@ -172,12 +173,16 @@ static void test_round_trip(void) {
         goto done;
     }
     CHECK(b->rank == 4 && b->alpha == 8.0f && b->dropout == 0.05f && b->targets == 0x7f);
-    CHECK(b->n_tokens == 2 && b->token_ids[0] == 5 && b->token_ids[1] == 320 && b->vocab_size == 321);
+    CHECK(b->n_tokens == 2 && b->token_ids[0] == 5 && b->token_ids[1] == 320 &&
+          b->vocab_size == 321);
     int same = 1;
     for (int32_t i = 0; i < a->n_layers * PLM_LORA_N_TARGETS; i++) {
-        int t = i % PLM_LORA_N_TARGETS, in = t == PLM_LORA_O_PROJ ? 64 : t == PLM_LORA_DOWN_PROJ ? 160 : 64;
-        int out = t == PLM_LORA_K_PROJ || t == PLM_LORA_V_PROJ ? 32
-                  : t == PLM_LORA_GATE_PROJ || t == PLM_LORA_UP_PROJ ? 160 : 64;
+        int t = i % PLM_LORA_N_TARGETS, in = t == PLM_LORA_O_PROJ      ? 64
+                                             : t == PLM_LORA_DOWN_PROJ ? 160
+                                                                       : 64;
+        int out = t == PLM_LORA_K_PROJ || t == PLM_LORA_V_PROJ       ? 32
+                  : t == PLM_LORA_GATE_PROJ || t == PLM_LORA_UP_PROJ ? 160
+                                                                     : 64;
         same &= !memcmp(a->pairs[i].A, b->pairs[i].A, (size_t)(4 * in) * sizeof(float));
         same &= !memcmp(a->pairs[i].B, b->pairs[i].B, (size_t)(4 * out) * sizeof(float));
     }
@@ -312,48 +317,58 @@ static void expect_fail(const char *what, const char *dir, const plm_model *m, p
     plm_lora_free(l);
 }
 
-#define CFG(extra)                                                                                \
+#define CFG(extra)                                                                                 \
     "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"bias\": \"none\", " extra "}"
 
 static void test_bad_adapters(void) {
     plm_model *m = load_model(base_dirs[0], PLM_DTYPE_F32), *mu = load_model(base_dirs[1], 0);
-    plm_lora *l = m ? new_adapter(m, 1u << PLM_LORA_Q_PROJ | 1u << PLM_LORA_V_PROJ, NULL, 0, 320) : NULL;
+    plm_lora *l =
+        m ? new_adapter(m, 1u << PLM_LORA_Q_PROJ | 1u << PLM_LORA_V_PROJ, NULL, 0, 320) : NULL;
     char *dir = temp_dir();
     plm_error err;
     if (!l || !dir || !mu || plm_lora_save(l, dir, &err) != PLM_OK) {
         CHECK_MSG(0, "setup failed");
         goto done;
     }
-    write_text(dir, "adapter_config.json", CFG("\"target_modules\": [\"q_proj\", \"k_proj\", \"v_proj\"]"));
+    write_text(dir, "adapter_config.json",
+               CFG("\"target_modules\": [\"q_proj\", \"k_proj\", \"v_proj\"]"));
     expect_fail("missing key", dir, m, PLM_ERR_FORMAT,
                 "'base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight' is missing");
     write_text(dir, "adapter_config.json", CFG("\"target_modules\": \"q_proj\""));
     expect_fail("key of no target", dir, m, PLM_ERR_FORMAT, "v_proj.lora_A.weight' matches no");
     write_text(dir, "adapter_config.json",
-               "{\"peft_type\": \"LORA\", \"r\": 8, \"lora_alpha\": 8, \"target_modules\": [\"q_proj\", \"v_proj\"]}");
+               "{\"peft_type\": \"LORA\", \"r\": 8, \"lora_alpha\": 8, \"target_modules\": "
+               "[\"q_proj\", \"v_proj\"]}");
     expect_fail("wrong rank", dir, m, PLM_ERR_FORMAT, "has shape [4, 64], want [8, 64]");
     write_text(dir, "adapter_config.json", "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\"");
     expect_fail("truncated config", dir, m, PLM_ERR_FORMAT, "adapter_config.json");
     write_text(dir, "adapter_config.json", "{\"peft_type\": \"IA3\"}");
     expect_fail("peft_type", dir, m, PLM_ERR_UNSUPPORTED, "peft_type 'IA3'");
-    write_text(dir, "adapter_config.json", CFG("\"use_dora\": true, \"target_modules\": [\"q_proj\"]"));
+    write_text(dir, "adapter_config.json",
+               CFG("\"use_dora\": true, \"target_modules\": [\"q_proj\"]"));
     expect_fail("dora", dir, m, PLM_ERR_UNSUPPORTED, "use_dora must be false");
-    write_text(dir, "adapter_config.json", "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, "
-                                           "\"bias\": \"all\", \"target_modules\": [\"q_proj\"]}");
+    write_text(dir, "adapter_config.json",
+               "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, "
+               "\"bias\": \"all\", \"target_modules\": [\"q_proj\"]}");
     expect_fail("bias", dir, m, PLM_ERR_UNSUPPORTED, "bias must be \"none\"");
-    write_text(dir, "adapter_config.json", CFG("\"target_modules\": [\"q_proj\", \"embed_tokens\"]"));
+    write_text(dir, "adapter_config.json",
+               CFG("\"target_modules\": [\"q_proj\", \"embed_tokens\"]"));
     expect_fail("target", dir, m, PLM_ERR_UNSUPPORTED, "target module 'embed_tokens'");
-    write_text(dir, "adapter_config.json", CFG("\"target_modules\": [\"q_proj\", \"v_proj\"], "
-                                               "\"trainable_token_indices\": {\"lm_head\": [3]}"));
+    write_text(dir, "adapter_config.json",
+               CFG("\"target_modules\": [\"q_proj\", \"v_proj\"], "
+                   "\"trainable_token_indices\": {\"lm_head\": [3]}"));
     expect_fail("token layer", dir, m, PLM_ERR_UNSUPPORTED, "trainable_token_indices");
-    write_text(dir, "adapter_config.json", CFG("\"target_modules\": [\"q_proj\", \"v_proj\"], "
-                                               "\"trainable_token_indices\": [3]"));
+    write_text(dir, "adapter_config.json",
+               CFG("\"target_modules\": [\"q_proj\", \"v_proj\"], "
+                   "\"trainable_token_indices\": [3]"));
     expect_fail("missing token rows", dir, m, PLM_ERR_FORMAT, "trainable_tokens_delta' is missing");
-    write_text(dir, "adapter_config.json", CFG("\"target_modules\": [\"q_proj\", \"v_proj\"], "
-                                               "\"trainable_token_indices\": [330]"));
+    write_text(dir, "adapter_config.json",
+               CFG("\"target_modules\": [\"q_proj\", \"v_proj\"], "
+                   "\"trainable_token_indices\": [330]"));
     expect_fail("untied, new token", dir, mu, PLM_ERR_UNSUPPORTED, "untied lm_head");
-    write_text(dir, "adapter_config.json", CFG("\"target_modules\": [\"q_proj\", \"v_proj\"], "
-                                               "\"trainable_token_indices\": [3, 3]"));
+    write_text(dir, "adapter_config.json",
+               CFG("\"target_modules\": [\"q_proj\", \"v_proj\"], "
+                   "\"trainable_token_indices\": [3, 3]"));
     expect_fail("duplicate token", dir, m, PLM_ERR_ARG, "unique");
 done:
     if (dir) remove_dir(dir);
@@ -376,7 +391,8 @@ static void test_unknown_key(void) {
     snprintf(p, sizeof p, "%s/adapter_model.safetensors", dir);
     write_text(dir, "adapter_config.json", CFG("\"target_modules\": [\"q_proj\"]"));
     if (plm_safetensors_write(p, &info, 1, 1, fill_zero, NULL, &err) == PLM_OK && m)
-        expect_fail("unknown key", dir, m, PLM_ERR_FORMAT, "'base_model.model.lm_head.lora_A.weight' matches no");
+        expect_fail("unknown key", dir, m, PLM_ERR_FORMAT,
+                    "'base_model.model.lm_head.lora_A.weight' matches no");
     remove_dir(dir);
     plm_model_free(m);
 }
@@ -388,10 +404,14 @@ static void test_create_errors(void) {
     const int32_t bad_order[] = {9, 4}, ok[] = {4, 320};
     float rows[2 * 64] = {0};
     if (!t || !u) goto done;
-    CHECK(plm_lora_create(&l, &t->config, 0, 8, 0, 1, NULL, 0, NULL, 320, NULL, 1, &err) == PLM_ERR_ARG);
-    CHECK(plm_lora_create(&l, &t->config, 4, 8, 0, 0, NULL, 0, NULL, 320, NULL, 1, &err) == PLM_ERR_ARG);
-    CHECK(plm_lora_create(&l, &t->config, 4, 8, 0, 1, bad_order, 2, rows, 320, NULL, 1, &err) == PLM_ERR_ARG);
-    CHECK(plm_lora_create(&l, &t->config, 4, 8, 0, 1, ok, 2, rows, 320, NULL, 1, &err) == PLM_ERR_ARG);
+    CHECK(plm_lora_create(&l, &t->config, 0, 8, 0, 1, NULL, 0, NULL, 320, NULL, 1, &err) ==
+          PLM_ERR_ARG);
+    CHECK(plm_lora_create(&l, &t->config, 4, 8, 0, 0, NULL, 0, NULL, 320, NULL, 1, &err) ==
+          PLM_ERR_ARG);
+    CHECK(plm_lora_create(&l, &t->config, 4, 8, 0, 1, bad_order, 2, rows, 320, NULL, 1, &err) ==
+          PLM_ERR_ARG);
+    CHECK(plm_lora_create(&l, &t->config, 4, 8, 0, 1, ok, 2, rows, 320, NULL, 1, &err) ==
+          PLM_ERR_ARG);
     CHECK(plm_lora_create(&l, &u->config, 4, 8, 0, 1, ok, 2, rows, 321, NULL, 1, &err) ==
           PLM_ERR_UNSUPPORTED);
     CHECK(!l);
@@ -422,7 +442,8 @@ static int peft_export(const char *dir, int untied) {
     const int32_t tok[] = {5, 320, 321}, tied_ids[] = {1, 5, 320, 17, 321, 200, 5};
     const int32_t untied_ids[] = {1, 5, 17, 200, 9, 31, 2}, *ids = untied ? untied_ids : tied_ids;
     plm_lora *l = m ? new_adapter(m, untied ? 0x05 : 0x7f, untied ? NULL : tok, untied ? 0 : 3,
-                                  untied ? 320 : 322) : NULL;
+                                  untied ? 320 : 322)
+                    : NULL;
     plm_error err;
     float *logits = l ? logits_all(m, l, ids, 7) : NULL;
     int rc = 1;
@@ -446,7 +467,8 @@ static int peft_export(const char *dir, int untied) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 4 && !strcmp(argv[1], "--peft-export")) return peft_export(argv[2], !strcmp(argv[3], "untied"));
+    if (argc == 4 && !strcmp(argv[1], "--peft-export"))
+        return peft_export(argv[2], !strcmp(argv[3], "untied"));
     test_self();
     test_isa_from_env("test_lora");
     test_peft_adapter("lora-tied-qv", 0);

@@ -9,7 +9,6 @@
 #include "pool.h"
 #include "test.h"
 
-
 // ---- helpers ----
 
 static uint64_t rng_next(uint64_t *s) {
@@ -67,8 +66,8 @@ static void oracle(double *out, double *scale, const float *x, const plm_mat *w,
 }
 
 // check_scaled: |got - want| <= atol + rtol * scale elementwise; prints the worst element.
-static int check_scaled(const char *name, const float *got, const double *want,
-                        const double *scale, size_t n, double atol, double rtol) {
+static int check_scaled(const char *name, const float *got, const double *want, const double *scale,
+                        size_t n, double atol, double rtol) {
     size_t bad = 0, worst = 0;
     double worst_ratio = 0;
     for (size_t i = 0; i < n; i++) {
@@ -76,9 +75,10 @@ static int check_scaled(const char *name, const float *got, const double *want,
         if (!(err <= lim)) bad++;
         if (!(err / lim <= worst_ratio)) worst_ratio = err / lim, worst = i;
     }
-    CHECK_MSG(bad == 0, "%s: %zu of %zu beyond atol %g + rtol %g * sum|xw|; worst [%zu] got %.9g "
-              "want %.9g (%.3g of the limit)", name, bad, n, atol, rtol, worst, (double)got[worst],
-              want[worst], worst_ratio);
+    CHECK_MSG(bad == 0,
+              "%s: %zu of %zu beyond atol %g + rtol %g * sum|xw|; worst [%zu] got %.9g "
+              "want %.9g (%.3g of the limit)",
+              name, bad, n, atol, rtol, worst, (double)got[worst], want[worst], worst_ratio);
     return bad == 0;
 }
 
@@ -91,10 +91,10 @@ static void test_quantize(void) {
     int8_t *q = malloc(n), *q2 = malloc(n);
     float *d = malloc(n / PLM_QK * sizeof(float)), *d2 = malloc(n / PLM_QK * sizeof(float));
     fill_uniform(x, n, &s);
-    for (size_t i = 0; i < 32; i++) x[i] = 0.0f;                       // an all-zero block
-    for (size_t i = 32; i < 64; i++) x[i] *= 1e-30f;                   // a tiny block
-    x[70] = 1000.0f;                                                   // one dominating value
-    for (size_t i = 96; i < 128; i++) x[i] = (float)(i - 112) * 0.5f;  // exact halves: ties
+    for (size_t i = 0; i < 32; i++) x[i] = 0.0f;                      // an all-zero block
+    for (size_t i = 32; i < 64; i++) x[i] *= 1e-30f;                  // a tiny block
+    x[70] = 1000.0f;                                                  // one dominating value
+    for (size_t i = 96; i < 128; i++) x[i] = (float)(i - 112) * 0.5f; // exact halves: ties
     plm_quantize_q8_0_isa(PLM_ISA_SCALAR, q, d, x, n);
     size_t bad = 0;
     for (size_t b = 0; b < n / PLM_QK; b++) {
@@ -195,17 +195,16 @@ static void test_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int
             memset(got_n, 0xff, no * sizeof(float));
             plm_matmul_isa_run((plm_isa)isa, pools[p], got_n, x, &w, T, scratch);
             CHECK_MSG(!memcmp(got, got_n, no * sizeof(float)),
-                      "%s %s T=%d rows=%d cols=%d: %d threads differ from 1", in, dt, T, rows,
-                      cols, plm_pool_size(pools[p]));
+                      "%s %s T=%d rows=%d cols=%d: %d threads differ from 1", in, dt, T, rows, cols,
+                      plm_pool_size(pools[p]));
         }
         int same = 1;
         for (int t = 0; t < T && T > 1; t++) {
-            plm_matmul_isa_run((plm_isa)isa, pools[1], got_n, x + (size_t)t * cols, &w, 1,
-                               scratch);
+            plm_matmul_isa_run((plm_isa)isa, pools[1], got_n, x + (size_t)t * cols, &w, 1, scratch);
             same &= !memcmp(got_n, got + (size_t)t * rows, (size_t)rows * sizeof(float));
         }
-        CHECK_MSG(same, "%s %s T=%d rows=%d cols=%d: T=1 differs from a row of T", in, dt, T,
-                  rows, cols);
+        CHECK_MSG(same, "%s %s T=%d rows=%d cols=%d: T=1 differs from a row of T", in, dt, T, rows,
+                  cols);
     }
     plm_matmul(pools[1], got, x, &w, T, scratch);
     plm_matmul_isa_run(plm_isa_active(), pools[0], got_n, x, &w, T, scratch);

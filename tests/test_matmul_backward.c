@@ -79,12 +79,13 @@ static void check_weight(int T, int R, int C) {
     float *dw1 = calloc((size_t)R * C, sizeof(float));
     plm_matmul_backward_weight_isa(PLM_ISA_SCALAR, NULL, dw1, g, x, T, R, C);
     check_close("dw scalar", dw1, want, (size_t)R * C, 1e-5, 1e-4);
-    for (int k = 1; k < PLM_ISA_COUNT; k++) { // every path: the reference's bits (see matmul_kernels.h)
+    for (int k = 1; k < PLM_ISA_COUNT;
+         k++) { // every path: the reference's bits (see matmul_kernels.h)
         if (!plm_isa_supported((plm_isa)k)) continue;
         memset(dw, 0, sizeof(float) * R * C);
         plm_matmul_backward_weight_isa((plm_isa)k, p2, dw, g, x, T, R, C);
-        CHECK_MSG(!memcmp(dw, dw1, sizeof(float) * R * C), "dw %s T=%d R=%d C=%d: differs from scalar",
-                  plm_isa_name((plm_isa)k), T, R, C);
+        CHECK_MSG(!memcmp(dw, dw1, sizeof(float) * R * C),
+                  "dw %s T=%d R=%d C=%d: differs from scalar", plm_isa_name((plm_isa)k), T, R, C);
     }
     free(dw1);
     plm_pool_free(p2);
@@ -94,12 +95,15 @@ static void check_weight(int T, int R, int C) {
 int main(void) {
     test_self();
     test_paths("test_matmul_backward");
-    const int shapes[][3] = {{1, 5, 32}, {7, 17, 64}, {13, 40, 96}, {33, 64, 576}, {25, 192, 67}, {9, 600, 64},
-                            {20, 300, 70}, {6, 33, 48}, {17, 515, 576}, {2, 7, 1536},
-                            {7, 4100, 40}}; // from 4096 rows: row blocks outside, dout packed
+    const int shapes
+        []
+        [3] = {{1, 5, 32},     {7, 17, 64},  {13, 40, 96},  {33, 64, 576},
+               {25, 192, 67},  {9, 600, 64}, {20, 300, 70}, {6, 33, 48},
+               {17, 515, 576}, {2, 7, 1536}, {7, 4100, 40}}; // from 4096 rows: row blocks outside, dout packed
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_F32);
-        if (shapes[i][2] % PLM_QK == 0) check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q8_0);
+        if (shapes[i][2] % PLM_QK == 0)
+            check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q8_0);
     }
     check_weight(9, 8, 576);
     check_weight(33, 1536, 8);

@@ -61,7 +61,8 @@ static void test_variant(const char *name) {
     plm_safetensors st;
     plm_error err;
     plm_load_params lp = plm_load_default_params();
-    if (plm_model_load(&m, dir, &lp, &err) != PLM_OK || plm_safetensors_open(&st, ref, &err) != PLM_OK) {
+    if (plm_model_load(&m, dir, &lp, &err) != PLM_OK ||
+        plm_safetensors_open(&st, ref, &err) != PLM_OK) {
         CHECK_MSG(0, "%s: %s", name, err.msg);
         plm_model_free(m);
         return;
@@ -81,7 +82,8 @@ static void test_variant(const char *name) {
     // 1 thread == 2, 3 threads, bit for bit
     for (int th = 2; th <= 3; th++) {
         float *g = logits_all(m, th, ids33, n33);
-        CHECK_MSG(!memcmp(g, got33, (size_t)n33 * V * sizeof *g), "%s: %d threads differ", name, th);
+        CHECK_MSG(!memcmp(g, got33, (size_t)n33 * V * sizeof *g), "%s: %d threads differ", name,
+                  th);
         free(g);
     }
 
@@ -112,12 +114,14 @@ static void test_variant(const char *name) {
               plm_session_create(&b, m, &sp, &err) == PLM_OK);
         CHECK(a && b && plm_session_decode_all(a, ids, NL, all, &err) == PLM_OK);
         int ok = a && b && plm_session_decode(b, ids, 200, &err) == PLM_OK;
-        for (int t = 200; ok && t < 300; t++) ok = plm_session_decode(b, ids + t, 1, &err) == PLM_OK;
+        for (int t = 200; ok && t < 300; t++)
+            ok = plm_session_decode(b, ids + t, 1, &err) == PLM_OK;
         ok = ok && plm_session_decode(b, ids + 300, NL - 300, &err) == PLM_OK;
         CHECK_MSG(ok, "%s: growing decode failed: %s", name, err.msg);
         if (ok) {
             memcpy(grown, plm_session_logits(b), V * sizeof *grown);
-            check_close("grown cache vs all at once", grown, all + (size_t)(NL - 1) * V, V, 1e-5, 1e-5);
+            check_close("grown cache vs all at once", grown, all + (size_t)(NL - 1) * V, V, 1e-5,
+                        1e-5);
         }
         CHECK(b && plm_session_decode(b, ids, 41, &err) == PLM_ERR_ARG); // 601 > n_ctx
         plm_session_free(a), plm_session_free(b);
@@ -134,12 +138,14 @@ static void test_variant(const char *name) {
     plm_session_truncate(s, 0);
     CHECK(plm_generate(s, ids7, n7, &gp, out, 64, &res, &err) == PLM_OK);
     CHECK(res.generated_tokens == ng && res.stop_reason == PLM_STOP_LENGTH);
-    CHECK_MSG(!memcmp(out, greedy, (size_t)ng * sizeof *out), "%s: greedy continuation differs", name);
+    CHECK_MSG(!memcmp(out, greedy, (size_t)ng * sizeof *out), "%s: greedy continuation differs",
+              name);
     int32_t seq[64];
     memcpy(seq, ids7, (size_t)n7 * sizeof *seq);
     memcpy(seq + n7, greedy, (size_t)(ng - 1) * sizeof *seq);
     float *steps = logits_all(m, 1, seq, n7 + ng - 1);
-    check_close("greedy step logits", steps + (size_t)(n7 - 1) * V, want_g, (size_t)ng * V, 1e-4, 1e-4);
+    check_close("greedy step logits", steps + (size_t)(n7 - 1) * V, want_g, (size_t)ng * V, 1e-4,
+                1e-4);
     free(steps);
 
     // q8_0: the same model with 8-bit weights stays close. One q8_0 matmul has NMSE ~6e-5
@@ -211,13 +217,15 @@ static void test_copy_penalty(void) {
     for (int k = 0; k < N; k++) {
         float *l = logits_all(m, 1, seq, NP + k), *last = l + (size_t)(NP + k - 1) * V;
         int best = 1;
-        for (int j = 1; j < NP; j++) best = match(prompt, j, seq + NP, k) > best ? match(prompt, j, seq + NP, k) : best;
+        for (int j = 1; j < NP; j++)
+            best = match(prompt, j, seq + NP, k) > best ? match(prompt, j, seq + NP, k) : best;
         memset(pen, 0, (size_t)V);
         for (int j = 1; j < NP; j++) pen[prompt[j]] |= match(prompt, j, seq + NP, k) == best;
         int32_t plain = 0, pick = 0;
         for (int32_t v = 0; v < V; v++) {
             if (last[v] > last[plain]) plain = v;
-            if (last[v] - (pen[v] ? alpha : 0.0f) > last[pick] - (pen[pick] ? alpha : 0.0f)) pick = v;
+            if (last[v] - (pen[v] ? alpha : 0.0f) > last[pick] - (pen[pick] ? alpha : 0.0f))
+                pick = v;
         }
         changed += plain != pick;
         seq[NP + k] = pick;
@@ -227,8 +235,10 @@ static void test_copy_penalty(void) {
     gp.max_tokens = N;
     gp.copy_penalty = alpha;
     plm_session_truncate(s, 0);
-    CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_OK && res.generated_tokens == N);
-    CHECK_MSG(!memcmp(out, seq + NP, sizeof out), "copy_penalty: the output differs from its definition");
+    CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_OK &&
+          res.generated_tokens == N);
+    CHECK_MSG(!memcmp(out, seq + NP, sizeof out),
+              "copy_penalty: the output differs from its definition");
     CHECK_MSG(changed > 0, "copy_penalty changed no choice here: the test would prove nothing");
     gp.copy_penalty = -1.0f;
     plm_session_truncate(s, 0);
@@ -281,11 +291,13 @@ static void test_should_stop(void) {
     plm_generator *g = NULL;
     CHECK(plm_generator_create(&g, s, prompt, NP, &gp, &err) == PLM_OK);
     CHECK(plm_session_decode(ref, prompt, NP, &err) == PLM_OK);
-    CHECK_MSG(g && !memcmp(plm_session_logits(s), plm_session_logits(ref), (size_t)V * sizeof(float)),
-              "sliced prefill: logits differ from one plm_session_decode");
+    CHECK_MSG(
+        g && !memcmp(plm_session_logits(s), plm_session_logits(ref), (size_t)V * sizeof(float)),
+        "sliced prefill: logits differ from one plm_session_decode");
     plm_generator_free(g);
     plm_session_truncate(s, 0);
-    CHECK(plm_generate(s, prompt, NP, &gp, all, N, &res, &err) == PLM_OK && res.generated_tokens == N);
+    CHECK(plm_generate(s, prompt, NP, &gp, all, N, &res, &err) == PLM_OK &&
+          res.generated_tokens == N);
     // a yes at the first question (after the first 64 ids): cancelled during the prompt
     stop_ctx c = {0, 1};
     gp.should_stop = stop_after;

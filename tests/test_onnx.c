@@ -48,8 +48,8 @@ static long file_size(const char *path) {
 static int same_file(const char *a, const char *b) {
     char *x = NULL, *y = NULL;
     size_t nx = 0, ny = 0;
-    int same = plm_file_read(a, &x, &nx, NULL) == PLM_OK && plm_file_read(b, &y, &ny, NULL) == PLM_OK &&
-               nx == ny && !memcmp(x, y, nx);
+    int same = plm_file_read(a, &x, &nx, NULL) == PLM_OK &&
+               plm_file_read(b, &y, &ny, NULL) == PLM_OK && nx == ny && !memcmp(x, y, nx);
     free(x), free(y);
     return same;
 }
@@ -186,7 +186,9 @@ static void read_tensor(rtensor *t, span s) {
     }
 }
 
-static void rmodel_free(rmodel *r) { free(r->file), free(r->nodes), free(r->inits); }
+static void rmodel_free(rmodel *r) {
+    free(r->file), free(r->nodes), free(r->inits);
+}
 
 // read_model: the nodes and initializers of the ONNX file at path; 0 on failure (then free r too).
 static int read_model(rmodel *r, const char *path) {
@@ -236,8 +238,8 @@ static float f32_at(span d, int64_t i) {
 // ---- the int8 / int4 weights ----
 
 typedef struct {
-    double se, sr; // squared error and squared reference over the weights checked
-    double worst;  // max |decoded - weight| / |scale| over elements (0.5 = half a step)
+    double se, sr;   // squared error and squared reference over the weights checked
+    double worst;    // max |decoded - weight| / |scale| over elements (0.5 = half a step)
     double exact[2]; // max |decoded - weight| / (|weight| + 256 |scale|), [0] the layers, [1] the
                      // embedding and head: ~1e-7 when on a grid
     int bad;         // missing or misshapen initializers
@@ -347,12 +349,12 @@ static wstats check_blocks(const plm_model *m, const plm_model *base, const plm_
                   (long long)nd->K, (long long)nd->N);
     }
     static const char *const names[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                         "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
+                                         "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
                                          "mlp.down_proj"};
     char nm[160];
     for (int i = 0; i < L; i++) {
         const plm_layer *ly = &base->layers[i];
-        const plm_mat *ws[7] = {&ly->q_proj, &ly->k_proj, &ly->v_proj, &ly->o_proj,
+        const plm_mat *ws[7] = {&ly->q_proj,    &ly->k_proj,  &ly->v_proj,   &ly->o_proj,
                                 &ly->gate_proj, &ly->up_proj, &ly->down_proj};
         for (int k = 0; k < 7; k++) {
             snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", i, names[k]);
@@ -371,7 +373,8 @@ static wstats check_blocks(const plm_model *m, const plm_model *base, const plm_
 // with the weights' NMSE below max_nmse8 / max_nmse4; exact (a few ulps) where the mask `grid` says
 // the weights are on a grid of 8 bits (Q8_0 or Q4_1: every 8-bit weight) or of 4 bits (Q4_0 or
 // Q4_1: the int4 layers).
-static void test_blocks(plm_model *m, const char *name, double max_nmse8, double max_nmse4, int grid) {
+static void test_blocks(plm_model *m, const char *name, double max_nmse8, double max_nmse4,
+                        int grid) {
     plm_onnx_quant qs[2] = {PLM_ONNX_QUANT_INT8, PLM_ONNX_QUANT_INT4};
     plm_error err;
     char d[160], p[200];
@@ -382,8 +385,10 @@ static void test_blocks(plm_model *m, const char *name, double max_nmse8, double
         snprintf(p, sizeof p, "%s/onnx/%s", d, plm_onnx_file_name(qs[i]));
         wstats st = check_blocks(m, NULL, NULL, p, bits);
         double nmse = st.sr > 0 ? st.se / st.sr : st.se;
-        CHECK_MSG(!st.bad && st.worst <= (bits == 8 ? 0.5 : 1.0) + 1e-3, "%s %d-bit: worst error "
-                  "%.4f steps", name, bits, st.worst);
+        CHECK_MSG(!st.bad && st.worst <= (bits == 8 ? 0.5 : 1.0) + 1e-3,
+                  "%s %d-bit: worst error "
+                  "%.4f steps",
+                  name, bits, st.worst);
         CHECK_MSG(nmse <= (bits == 8 ? max_nmse8 : max_nmse4), "%s %d-bit: weights nmse %.3g", name,
                   bits, nmse);
         for (int h = 0; h < 2; h++) // h 1: the embedding and head, 8-bit in both files
@@ -396,10 +401,18 @@ static void test_blocks(plm_model *m, const char *name, double max_nmse8, double
 // q4_1_model: a tiny model whose every block of 32 weights is on a Q4_1 grid, m + d * q, q 0..15,
 // both ends present (as ggml quantizes: the block's min and max).
 static plm_model *q4_1_model(void) {
-    plm_config cfg = {.vocab_size = 96, .hidden_size = 64, .intermediate_size = 96,
-                      .num_hidden_layers = 2, .num_attention_heads = 2, .num_key_value_heads = 1,
-                      .head_dim = 32, .max_position_embeddings = 64, .rms_norm_eps = 1e-5f,
-                      .rope_theta = 10000.0f, .tie_word_embeddings = 1, .bos_token_id = -1,
+    plm_config cfg = {.vocab_size = 96,
+                      .hidden_size = 64,
+                      .intermediate_size = 96,
+                      .num_hidden_layers = 2,
+                      .num_attention_heads = 2,
+                      .num_key_value_heads = 1,
+                      .head_dim = 32,
+                      .max_position_embeddings = 64,
+                      .rms_norm_eps = 1e-5f,
+                      .rope_theta = 10000.0f,
+                      .tie_word_embeddings = 1,
+                      .bos_token_id = -1,
                       .eos_token_id = -1};
     plm_model *m = NULL;
     plm_error err;
@@ -442,12 +455,13 @@ static void test_lora_blocks(const char *model, const char *adapter, const char 
     plm_error err;
     if (!base) return;
     CHECK_MSG(plm_lora_load(&l, adapter, base, &err) == PLM_OK &&
-              plm_model_merge(&merged, base, l, &err) == PLM_OK, "%s: %s", adapter, err.msg);
+                  plm_model_merge(&merged, base, l, &err) == PLM_OK,
+              "%s: %s", adapter, err.msg);
     plm_onnx_quant qs[2] = {PLM_ONNX_QUANT_INT8, PLM_ONNX_QUANT_INT4};
     char d[160], p[200];
     snprintf(d, sizeof d, "%s/%s", tmpdir, name);
-    CHECK_MSG(merged && plm_onnx_export_lora(merged, base, l, d, qs, 2, 0, &err) == PLM_OK, "%s: %s",
-              name, err.msg);
+    CHECK_MSG(merged && plm_onnx_export_lora(merged, base, l, d, qs, 2, 0, &err) == PLM_OK,
+              "%s: %s", name, err.msg);
     for (int i = 0; merged && i < 2; i++) {
         snprintf(p, sizeof p, "%s/onnx/%s", d, plm_onnx_file_name(qs[i]));
         wstats st = check_blocks(merged, base, l, p, i ? 4 : 8);
@@ -519,10 +533,18 @@ static void test_refusals(void) {
     plm_model_free(m);
 
     // int8 and int4 need rows of whole 32-value blocks: hidden 48 cannot be represented
-    plm_config cfg = {.vocab_size = 40, .hidden_size = 48, .intermediate_size = 96,
-                      .num_hidden_layers = 1, .num_attention_heads = 3, .num_key_value_heads = 1,
-                      .head_dim = 16, .max_position_embeddings = 64, .rms_norm_eps = 1e-5f,
-                      .rope_theta = 10000.0f, .tie_word_embeddings = 1, .bos_token_id = -1,
+    plm_config cfg = {.vocab_size = 40,
+                      .hidden_size = 48,
+                      .intermediate_size = 96,
+                      .num_hidden_layers = 1,
+                      .num_attention_heads = 3,
+                      .num_key_value_heads = 1,
+                      .head_dim = 16,
+                      .max_position_embeddings = 64,
+                      .rms_norm_eps = 1e-5f,
+                      .rope_theta = 10000.0f,
+                      .tie_word_embeddings = 1,
+                      .bos_token_id = -1,
                       .eos_token_id = -1};
     CHECK(plm_model_alloc(&m, &cfg, &err) == PLM_OK);
     d = tmp("odd");
@@ -582,7 +604,8 @@ static int write_ref(const plm_model *m, const plm_lora *l, const char *dir, con
 }
 
 static int export_main(int argc, char **argv) {
-    const char *dir = argv[2], *model = argv[3], *quant = "none,int8,int4", *text = NULL, *lora = NULL;
+    const char *dir = argv[2], *model = argv[3], *quant = "none,int8,int4", *text = NULL,
+               *lora = NULL;
     int n_greedy = 10;
     for (int i = 4; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--quant")) quant = argv[i + 1];
@@ -608,13 +631,14 @@ static int export_main(int argc, char **argv) {
         return 1;
     }
     int32_t ids[512] = {1, 17, 42, 99, 3, 250, 77}, n = 7; // the tiny models' prompt
-    const plm_tokenizer *tok = l && plm_lora_tokenizer(l) ? plm_lora_tokenizer(l) : plm_model_tokenizer(m);
+    const plm_tokenizer *tok =
+        l && plm_lora_tokenizer(l) ? plm_lora_tokenizer(l) : plm_model_tokenizer(m);
     if (text) n = plm_tokenizer_encode(tok, text, strlen(text), ids, 512);
     int rc = n < 1 || n > 512;
     if (rc) fprintf(stderr, "prompt of %d tokens\n", n);
     // the reference: the session with the adapter applied at run time (not merged)
-    if (!rc && (rc = plm_onnx_export_lora(merged ? merged : m, l ? m : NULL, l, dir, qs, nq, 1, &err) !=
-                     PLM_OK))
+    if (!rc && (rc = plm_onnx_export_lora(merged ? merged : m, l ? m : NULL, l, dir, qs, nq, 1,
+                                          &err) != PLM_OK))
         fprintf(stderr, "%s\n", err.msg);
     if (!rc) rc = write_ref(m, l, dir, ids, n, n_greedy);
     plm_model_free(merged), plm_lora_free(l), plm_model_free(m);

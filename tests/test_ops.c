@@ -22,7 +22,9 @@ static float *randv(size_t n, float scale) {
     for (size_t i = 0; i < n; i++) v[i] = frand() * scale;
     return v;
 }
-static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
+static float *zeros(size_t n) {
+    return calloc(n, sizeof(float));
+}
 
 static double dotg(const float *out, const float *g, size_t n) {
     double s = 0;
@@ -42,7 +44,9 @@ typedef struct {
 // loss_of: L = sum(out * g) for op on the current inputs
 static double loss_of(int op, bufs *b, const float *g) {
     switch (op) {
-    case 0: plm_rmsnorm_forward(b->out, b->rstd, b->x, b->w, T, C, 1e-5f); return dotg(b->out, g, (size_t)T * C);
+    case 0:
+        plm_rmsnorm_forward(b->out, b->rstd, b->x, b->w, T, C, 1e-5f);
+        return dotg(b->out, g, (size_t)T * C);
     case 1:
         memcpy(b->out, b->q, sizeof(float) * T * H * D);
         plm_rope_forward(b->out, b->cos_t, b->sin_t, 3, T, H, D);
@@ -50,7 +54,9 @@ static double loss_of(int op, bufs *b, const float *g) {
     case 2:
         plm_attention_forward(b->out, b->att, T, b->q, b->k, b->v, T, 0, H, K, D, 0, T * H);
         return dotg(b->out, g, (size_t)T * H * D);
-    default: plm_swiglu_forward(b->out, b->gate, b->up, (size_t)T * F); return dotg(b->out, g, (size_t)T * F);
+    default:
+        plm_swiglu_forward(b->out, b->gate, b->up, (size_t)T * F);
+        return dotg(b->out, g, (size_t)T * F);
     }
 }
 
@@ -82,7 +88,8 @@ static void test_backward(void) {
     b.gate = randv(T * F, 3.0f), b.up = randv(T * F, 1.0f);
     b.cos_t = zeros(16 * D / 2), b.sin_t = zeros(16 * D / 2);
     plm_rope_table(b.cos_t, b.sin_t, 16, D, 10000.0f);
-    b.out = zeros(T * H * D > T * C ? T * H * D : T * C), b.att = zeros(T * H * T), b.rstd = zeros(T);
+    b.out = zeros(T * H * D > T * C ? T * H * D : T * C), b.att = zeros(T * H * T),
+    b.rstd = zeros(T);
     float *g = randv(T * C + T * H * D, 1.0f);
 
     // rmsnorm: dinp and dw
@@ -156,7 +163,8 @@ static void test_forward(void) {
         double ss = 0;
         for (int c = 0; c < C; c++) ss += (double)x[t * C + c] * (double)x[t * C + c];
         double r = 1.0 / sqrt(ss / C + 1e-5);
-        for (int c = 0; c < C; c++) want[t * C + c] = (float)((double)w[c] * (double)x[t * C + c] * r);
+        for (int c = 0; c < C; c++)
+            want[t * C + c] = (float)((double)w[c] * (double)x[t * C + c] * r);
     }
     check_close("rmsnorm forward", out, want, T * C, 1e-6, 1e-5);
     free(x), free(w), free(out), free(rstd), free(want);
@@ -170,14 +178,16 @@ static void test_forward(void) {
             double sc[T], mx = -1e30, sum = 0;
             for (int s = 0; s <= t; s++) {
                 double dot = 0;
-                for (int d = 0; d < D; d++) dot += (double)q[(t * H + h) * D + d] * (double)k[(s * K + kh) * D + d];
+                for (int d = 0; d < D; d++)
+                    dot += (double)q[(t * H + h) * D + d] * (double)k[(s * K + kh) * D + d];
                 sc[s] = dot / sqrt((double)D);
                 mx = fmax(mx, sc[s]);
             }
             for (int s = 0; s <= t; s++) sum += exp(sc[s] - mx);
             for (int d = 0; d < D; d++) {
                 double o = 0;
-                for (int s = 0; s <= t; s++) o += exp(sc[s] - mx) / sum * (double)v[(s * K + kh) * D + d];
+                for (int s = 0; s <= t; s++)
+                    o += exp(sc[s] - mx) / sum * (double)v[(s * K + kh) * D + d];
                 aw[(t * H + h) * D + d] = (float)o;
             }
         }
@@ -192,8 +202,8 @@ typedef struct {
 } path_in;
 
 // run_ops: every op on the current path, outputs appended to out (returns the count written)
-static size_t run_ops(float *out, const path_in *in, int Tn, int Cn, int Hn, int Kn, int Dn,
-                      int Fn, int Vn, int P) {
+static size_t run_ops(float *out, const path_in *in, int Tn, int Cn, int Hn, int Kn, int Dn, int Fn,
+                      int Vn, int P) {
     size_t o = 0;
     const int S = P + Tn;
     plm_rmsnorm_forward(out + o, out + o + (size_t)Tn * Cn, in->x, in->w, Tn, Cn, 1e-5f);
@@ -230,7 +240,8 @@ static size_t run_ops(float *out, const path_in *in, int Tn, int Cn, int Hn, int
 
 static void test_paths_ops(void) {
     // tails everywhere: C, F, V not multiples of 8 or 16, 37 keys, a head dim of 64 and of 20
-    static const int dims[2][8] = {{5, 61, 3, 1, 64, 67, 1003, 32}, {9, 200, 4, 2, 20, 96, 4101, 0}};
+    static const int dims[2][8] = {{5, 61, 3, 1, 64, 67, 1003, 32},
+                                   {9, 200, 4, 2, 20, 96, 4101, 0}};
     for (int di = 0; di < 2; di++) {
         const int Tn = dims[di][0], Cn = dims[di][1], Hn = dims[di][2], Kn = dims[di][3];
         const int Dn = dims[di][4], Fn = dims[di][5], Vn = dims[di][6], P = dims[di][7];
@@ -257,8 +268,10 @@ static void test_paths_ops(void) {
             run_ops(got, &in, Tn, Cn, Hn, Kn, Dn, Fn, Vn, P);
             size_t first = 0;
             while (first < n && !memcmp(got + first, ref + first, sizeof(float))) first++;
-            CHECK_MSG(first == n, "ops on %s (shape %d): not the baseline's bits, first at [%zu] of "
-                      "%zu: %.9g vs %.9g", plm_isa_name((plm_isa)isa), di, first, n,
+            CHECK_MSG(first == n,
+                      "ops on %s (shape %d): not the baseline's bits, first at [%zu] of "
+                      "%zu: %.9g vs %.9g",
+                      plm_isa_name((plm_isa)isa), di, first, n,
                       first < n ? (double)got[first] : 0.0, first < n ? (double)ref[first] : 0.0);
         }
         plm_set_kernel_path(NULL, NULL);

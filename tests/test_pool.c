@@ -8,9 +8,9 @@
 #include "test.h"
 
 typedef struct {
-    atomic_int calls, seen_nth;  // calls this job; the nth they saw (all equal)
-    atomic_int mask;             // bit ith set for each ith that ran
-    int late_ms;                 // thread 1 sleeps this long
+    atomic_int calls, seen_nth; // calls this job; the nth they saw (all equal)
+    atomic_int mask;            // bit ith set for each ith that ran
+    int late_ms;                // thread 1 sleeps this long
 } job;
 
 static void record(void *ctx, int ith, int nth) {
@@ -64,7 +64,7 @@ int main(void) {
     int k = 1;
     while (run(p, 3) == 2 && k < 10) k++; // late jobs: threaded at most twice, then alone
     CHECK_MSG(k <= 3, "%d late jobs before the caller ran alone", k);
-    CHECK(run(p, 0) == 1); // still alone
+    CHECK(run(p, 0) == 1);                    // still alone
     struct timespec ts = {0, 150 * 1000000L}; // past PLM_POOL_SOLO_SECONDS
     nanosleep(&ts, NULL);
     CHECK(run(p, 0) == 2); // then the workers again

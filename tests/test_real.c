@@ -12,8 +12,8 @@
 #include "test.h"
 
 #define MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
-#define REF "tests/ref/smollm2-real.json"
-#define PAWS "data/paws/test.tsv"
+#define REF   "tests/ref/smollm2-real.json"
+#define PAWS  "data/paws/test.tsv"
 
 // json_ints: array token a as ints into a new array of *n
 static int32_t *json_ints(const plm_json *j, int32_t a, int32_t *n) {
@@ -75,7 +75,8 @@ static void test_prompt(const plm_model *m, plm_session *s, const plm_json *j, i
     // tokenizer: the same ids as HF
     int32_t *ids = malloc(((size_t)n + 1) * sizeof *ids);
     int32_t got_n = plm_tokenizer_encode(m->tokenizer, text, (size_t)tn, ids, n);
-    CHECK_MSG(got_n == n && !memcmp(ids, want_ids, (size_t)n * sizeof *ids), "%s: token ids differ", name);
+    CHECK_MSG(got_n == n && !memcmp(ids, want_ids, (size_t)n * sizeof *ids), "%s: token ids differ",
+              name);
 
     // every token's log-probability within 1e-3
     double *lp = malloc(((size_t)n + 1) * sizeof *lp), worst = 0;
@@ -96,9 +97,12 @@ static void test_prompt(const plm_model *m, plm_session *s, const plm_json *j, i
     int32_t k = 0;
     while (k < ng && out[k] == want_greedy[k]) k++;
     if (k < ng && gap[k] < 1e-4)
-        fprintf(stderr, "  %s: greedy differs at step %d, a near-tie (HF top-2 gap %.2g): accepted\n",
-                name, k, gap[k]);
-    else CHECK_MSG(k == ng, "%s: greedy differs at step %d (HF gap %.3g)", name, k, k < ng ? gap[k] : 0);
+        fprintf(stderr,
+                "  %s: greedy differs at step %d, a near-tie (HF top-2 gap %.2g): accepted\n", name,
+                k, gap[k]);
+    else
+        CHECK_MSG(k == ng, "%s: greedy differs at step %d (HF gap %.3g)", name, k,
+                  k < ng ? gap[k] : 0);
     fprintf(stderr, "  %-16s T=%3d max|dlogp|=%.2e greedy %d/%d\n", name, n, worst, k, ng);
     free(text);
     free(want_ids);
@@ -161,14 +165,16 @@ int main(void) {
     char *ref;
     size_t ref_len;
     plm_json j;
-    if (plm_model_load(&m, MODEL, &lp, &err) != PLM_OK || plm_file_read(REF, &ref, &ref_len, &err) != PLM_OK) {
+    if (plm_model_load(&m, MODEL, &lp, &err) != PLM_OK ||
+        plm_file_read(REF, &ref, &ref_len, &err) != PLM_OK) {
         CHECK_MSG(0, "%s", err.msg);
         return test_main_end("test_real");
     }
     CHECK(plm_json_parse(&j, ref, ref_len, REF, &err) == PLM_OK);
     int32_t prompts = plm_json_get(&j, 0, "prompts");
     plm_session *s = session(m, 0, 1024);
-    for (int32_t k = 0; k < j.tok[prompts].size; k++) test_prompt(m, s, &j, plm_json_at(&j, prompts, k));
+    for (int32_t k = 0; k < j.tok[prompts].size; k++)
+        test_prompt(m, s, &j, plm_json_at(&j, prompts, k));
     plm_session_free(s);
 
     // 1 thread == 2 threads on the real model, and q8_0 perplexity within 1% of f32

@@ -7,7 +7,8 @@
 #include "pocketlm.h"
 #include "test.h"
 
-static plm_sampler *make(float temp, int top_k, float top_p, float min_p, float rep, uint64_t seed) {
+static plm_sampler *make(float temp, int top_k, float top_p, float min_p, float rep,
+                         uint64_t seed) {
     plm_sampler_params p = {temp, top_k, top_p, min_p, rep, seed};
     plm_sampler *s = NULL;
     plm_error err;
@@ -82,7 +83,8 @@ int main(void) {
 
     // the seed fixes the sequence; another seed gives another
     int32_t a[64], b[64], c[64];
-    plm_sampler *s1 = make(1, 0, 1, 0, 1, 42), *s2 = make(1, 0, 1, 0, 1, 42), *s3 = make(1, 0, 1, 0, 1, 43);
+    plm_sampler *s1 = make(1, 0, 1, 0, 1, 42), *s2 = make(1, 0, 1, 0, 1, 42),
+                *s3 = make(1, 0, 1, 0, 1, 43);
     for (int i = 0; i < 64; i++) {
         a[i] = plm_sampler_sample(s1, lg, NULL, 0);
         b[i] = plm_sampler_sample(s2, lg, NULL, 0);

@@ -19,7 +19,8 @@ static void test_text(const plm_tokenizer *plain_tok, const plm_tokenizer *marke
     CHECK(!strcmp(buf, want));
     n = plm_task_text(&marked, "Hi there.", "Hello.", buf, sizeof buf);
     CHECK(!strcmp(buf, "Rephrase the following:\nInput: Hi there.\nOutput: <|OUTPUT_START|>"
-                       "Hello.<|OUTPUT_END|>") && n == strlen(buf));
+                       "Hello.<|OUTPUT_END|>") &&
+          n == strlen(buf));
     n = plm_task_text(&plain, "Hi there.", NULL, buf, sizeof buf);
     CHECK(!strcmp(buf, "Rephrase the following:\nInput: Hi there.\nOutput: ") && n == strlen(buf));
     n = plm_task_text(&plain, "Hi there.", "Hello.", buf, sizeof buf);
@@ -60,7 +61,8 @@ static void test_check(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&err, 0, sizeof err);
         CHECK_MSG(plm_task_check(bad[i], &err) == PLM_ERR_ARG && err.status == PLM_ERR_ARG &&
-                      strstr(err.msg, "rephrase"), "bad input %zu: %s", i, err.msg);
+                      strstr(err.msg, "rephrase"),
+                  "bad input %zu: %s", i, err.msg);
     }
     CHECK(plm_task_check(NULL, &err) == PLM_ERR_ARG);
     CHECK(plm_task_check("", NULL) == PLM_ERR_ARG); // err may be NULL

@@ -10,10 +10,10 @@
 #include "test.h"
 #include "tokenizer.h"
 
-#define TOK_DIR "data/smollm2-paraphraser"
-#define FIXTURE "tests/fixtures/tokenizer-smollm2.jsonl"
+#define TOK_DIR   "data/smollm2-paraphraser"
+#define FIXTURE   "tests/fixtures/tokenizer-smollm2.jsonl"
 #define PAWS_TEST "data/paws/test.tsv"
-#define MAX_IDS 65536
+#define MAX_IDS   65536
 
 static int32_t ids_a[MAX_IDS], ids_b[MAX_IDS];
 
@@ -108,13 +108,21 @@ static const golden goldens[] = {
     {"\n\n\n", 1, {16506}},
     {"12345", 5, {33, 34, 35, 36, 37}},
     {"x\u00b2\u00b3 \u00b2\u00b3", 6, {104, 19133, 39050, 3351, 127, 39050}},
-    {"\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466", 18,
-     {10813, 235, 118, 321, 231, 10813, 235, 119, 321, 231, 10813, 235, 117, 321, 231, 10813, 235, 116}},
-    {"\u4f60\u597d\uff0c\u4e16\u754c\uff01", 12,
+    {"\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466",
+     18,
+     {10813, 235, 118, 321, 231, 10813, 235, 119, 321, 231, 10813, 235, 117, 321, 231, 10813, 235,
+      116}},
+    {"\u4f60\u597d\uff0c\u4e16\u754c\uff01",
+     12,
      {18645, 250, 48392, 138, 12831, 7906, 240, 178, 239, 230, 8083, 219}},
-    {"Output: <|OUTPUT_START|>A cat.<|OUTPUT_END|>", 8, {17597, 42, 216, 49152, 49, 2644, 30, 49153}},
+    {"Output: <|OUTPUT_START|>A cat.<|OUTPUT_END|>",
+     8,
+     {17597, 42, 216, 49152, 49, 2644, 30, 49153}},
     {"<|im_start|>user\nHi<|im_end|>", 5, {1, 4093, 198, 26843, 2}},
-    {"a\xc2\x85" "b", 4, {81, 141, 223, 82}},         // U+0085 is not JS white space
+    {"a\xc2\x85"
+     "b",
+     4,
+     {81, 141, 223, 82}},                          // U+0085 is not JS white space
     {"a\ufeff.b", 6, {81, 186, 136, 140, 30, 82}}, // U+FEFF is
     {"it's we're I'M", 7, {269, 506, 392, 2316, 339, 23, 61}},
     {"a  \n  b", 4, {81, 256, 3805, 278}},
@@ -131,8 +139,15 @@ static void test_golden(const plm_tokenizer *t) {
         CHECK_MSG(same_ids(t, NULL, g->text, strlen(g->text), g->ids, g->n), "golden %zu: '%s'", i,
                   g->text);
     }
-    const char *valid[] = {"", "   ", " leading", "\n\n\n", "12345", "\U0001F468\u200d\U0001F469",
-                           "\u4f60\u597d", "<|OUTPUT_START|>x<|OUTPUT_END|>", "<|im_start|>"};
+    const char *valid[] = {"",
+                           "   ",
+                           " leading",
+                           "\n\n\n",
+                           "12345",
+                           "\U0001F468\u200d\U0001F469",
+                           "\u4f60\u597d",
+                           "<|OUTPUT_START|>x<|OUTPUT_END|>",
+                           "<|im_start|>"};
     for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++)
         CHECK_MSG(round_trip(t, valid[i], strlen(valid[i])), "round trip '%s'", valid[i]);
     CHECK(plm_tokenizer_n_vocab(t) == 49154);
@@ -185,32 +200,38 @@ static void expect_error(const char *json, plm_status want, const char *what) {
     plm_tokenizer *t = NULL;
     plm_error err = {0};
     plm_status st = plm_tokenizer_load_json_buffer(&t, json, strlen(json), what, &err);
-    CHECK_MSG(st == want && !t && err.msg[0], "%s: status %d (%s), want %d", what, st, err.msg, want);
+    CHECK_MSG(st == want && !t && err.msg[0], "%s: status %d (%s), want %d", what, st, err.msg,
+              want);
     plm_tokenizer_free(t);
 }
 
 // test_errors: what pocketlm does not handle is refused with a message, never mis-tokenized.
 static void test_errors(void) {
 #define BL "\"decoder\": {\"type\": \"ByteLevel\"}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}, "
-#define BPE(merges) "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": " merges "}"
+#define BPE(merges)                                                                                \
+    "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": " merges "}"
     expect_error("{" BL BPE("[]"), PLM_ERR_FORMAT, "truncated JSON");
-    expect_error("{\"normalizer\": {\"type\": \"NFC\"}, " BL BPE("[]") "}", PLM_ERR_UNSUPPORTED, "NFC");
+    expect_error("{\"normalizer\": {\"type\": \"NFC\"}, " BL BPE("[]") "}", PLM_ERR_UNSUPPORTED,
+                 "NFC");
     expect_error("{" BL "\"model\": {\"type\": \"Unigram\", \"vocab\": {}}}", PLM_ERR_UNSUPPORTED,
                  "Unigram");
     expect_error("{\"decoder\": {\"type\": \"Metaspace\"}, " BPE("[]") "}", PLM_ERR_UNSUPPORTED,
                  "Metaspace decoder");
-    expect_error("{\"decoder\": {\"type\": \"ByteLevel\"}, \"pre_tokenizer\": {\"type\": \"Split\", "
-                 "\"pattern\": {\"Regex\": \"\\\\d\"}}, " BPE("[]") "}", PLM_ERR_UNSUPPORTED, "Split");
+    expect_error(
+        "{\"decoder\": {\"type\": \"ByteLevel\"}, \"pre_tokenizer\": {\"type\": \"Split\", "
+        "\"pattern\": {\"Regex\": \"\\\\d\"}}, " BPE("[]") "}",
+        PLM_ERR_UNSUPPORTED, "Split");
     expect_error("{\"decoder\": {\"type\": \"ByteLevel\"}, \"pre_tokenizer\": null, " BPE("[]") "}",
                  PLM_ERR_UNSUPPORTED, "no pre-tokenizer");
     expect_error("{" BL BPE("[\"a c\"]") "}", PLM_ERR_FORMAT, "merge part not in vocab");
     expect_error("{" BL BPE("[\"a b\"]") "}", PLM_ERR_FORMAT, "merge result not in vocab");
     expect_error("{" BL BPE("[\"a b c\"]") "}", PLM_ERR_FORMAT, "merge with two spaces");
-    expect_error("{" BL "\"model\": {\"vocab\": {\"a\": 0, \"b\": 2}, \"merges\": []}}", PLM_ERR_FORMAT,
-                 "hole in ids");
+    expect_error("{" BL "\"model\": {\"vocab\": {\"a\": 0, \"b\": 2}, \"merges\": []}}",
+                 PLM_ERR_FORMAT, "hole in ids");
     plm_tokenizer *t = NULL;
     plm_str tok = {"a", 1};
-    CHECK(plm_tokenizer_from_vocab(&t, &tok, 1, NULL, 0, NULL, "default", NULL) == PLM_ERR_UNSUPPORTED);
+    CHECK(plm_tokenizer_from_vocab(&t, &tok, 1, NULL, 0, NULL, "default", NULL) ==
+          PLM_ERR_UNSUPPORTED);
     CHECK(plm_tokenizer_load(&t, "tests/data/no-such-tokenizer.json", NULL) == PLM_ERR_IO && !t);
 #undef BL
 #undef BPE
@@ -260,7 +281,8 @@ static void test_save_dir(const plm_tokenizer *t) {
 // test_from_vocab: the arrays a GGUF file holds (read back from t) build the same tokenizer.
 static void test_from_vocab(const plm_tokenizer *t) {
     int32_t nv = plm_tokenizer_n_vocab(t), nm = plm_tokenizer_n_merges(t);
-    plm_str *tokens = malloc((size_t)nv * sizeof *tokens), *merges = malloc((size_t)nm * sizeof *merges);
+    plm_str *tokens = malloc((size_t)nv * sizeof *tokens),
+            *merges = malloc((size_t)nm * sizeof *merges);
     int32_t *types = malloc((size_t)nv * sizeof *types);
     for (int32_t i = 0; i < nv; i++) tokens[i] = plm_tokenizer_token_text(t, i);
     for (int32_t i = 0; i < nv; i++) types[i] = plm_tokenizer_token_type(t, i);
@@ -306,7 +328,8 @@ static void test_cache(const plm_tokenizer *t) {
     join_ctx c = {t, text, 0, ids, 0};
     each_fixture(join_line, &c);
     int32_t n = plm_tokenizer_encode(t, text, c.len, got, 1 << 18);
-    CHECK_MSG(n == c.n && !memcmp(got, ids, (size_t)n * 4), "joined fixture: %d ids, want %d", n, c.n);
+    CHECK_MSG(n == c.n && !memcmp(got, ids, (size_t)n * 4), "joined fixture: %d ids, want %d", n,
+              c.n);
 }
 
 // test_add_tokens: new added tokens get the next ids and are matched before BPE; a text already
@@ -319,7 +342,8 @@ static void test_add_tokens(const plm_tokenizer *t) {
     CHECK_MSG(st == PLM_OK, "add_tokens: %s", err.msg);
     if (!a) return;
     CHECK(plm_tokenizer_n_vocab(a) == 49156);
-    CHECK(plm_tokenizer_token_id(a, "<new>") == 49154 && plm_tokenizer_token_id(a, "plain word") == 49155);
+    CHECK(plm_tokenizer_token_id(a, "<new>") == 49154 &&
+          plm_tokenizer_token_id(a, "plain word") == 49155);
     CHECK(plm_tokenizer_token_type(a, 49154) == PLM_TOKEN_TYPE_CONTROL);
     const char *text = "x<new>plain words<|OUTPUT_END|>";
     int32_t n = plm_tokenizer_encode(a, text, strlen(text), ids_a, MAX_IDS);

@@ -162,7 +162,8 @@ static double step(plm_trainer *t, const fixture *fx, int k) {
     double loss;
     int32_t cnt;
     plm_error err;
-    if (plm_trainer_accumulate(t, fx->ex[k], fx->n_ex[k], 1.0f / (float)n_tok, &loss, &cnt, &err) != PLM_OK)
+    if (plm_trainer_accumulate(t, fx->ex[k], fx->n_ex[k], 1.0f / (float)n_tok, &loss, &cnt, &err) !=
+        PLM_OK)
         CHECK_MSG(0, "%s", err.msg);
     CHECK(cnt == n_tok);
     plm_trainer_step(t, NULL, NULL);
@@ -182,8 +183,10 @@ static void test_variant(const char *variant) {
     for (int i = 0; i < fx.n_ex[0]; i++) n_tok += fx.ex[0][i].n - fx.ex[0][i].n_prompt;
     double loss;
     plm_error err;
-    CHECK(plm_trainer_accumulate(t, fx.ex[0], fx.n_ex[0], 1.0f / (float)n_tok, &loss, &cnt, &err) == PLM_OK);
-    CHECK(plm_trainer_accumulate(t2, fx.ex[0], fx.n_ex[0], 1.0f / (float)n_tok, NULL, NULL, &err) == PLM_OK);
+    CHECK(plm_trainer_accumulate(t, fx.ex[0], fx.n_ex[0], 1.0f / (float)n_tok, &loss, &cnt, &err) ==
+          PLM_OK);
+    CHECK(plm_trainer_accumulate(t2, fx.ex[0], fx.n_ex[0], 1.0f / (float)n_tok, NULL, NULL, &err) ==
+          PLM_OK);
     float *want = get(&fx.ref, "loss0", NULL), got = (float)(loss / cnt);
     check_close("loss0", &got, want, 1, 1e-5, 1e-5);
     free(want);
@@ -195,7 +198,8 @@ static void test_variant(const char *variant) {
         float *g = get(&fx.ref, name, &n);
         if (g && n == ps[i].n) check_close(name, ps[i].g, g, n, 1e-5, 1e-3);
         else CHECK_MSG(0, "%s: size %zu, want %zu", name, ps[i].n, n);
-        CHECK_MSG(!memcmp(ps[i].g, ps2[i].g, n * sizeof(float)), "%s: 1 and 2 threads differ", name);
+        CHECK_MSG(!memcmp(ps[i].g, ps2[i].g, n * sizeof(float)), "%s: 1 and 2 threads differ",
+                  name);
         free(g);
     }
     plm_trainer_free(t);
@@ -232,7 +236,8 @@ static void test_variant(const char *variant) {
     for (int s = 5; s < 10; s++) step(t2, &fx, s % 2);
     ps2 = plm_trainer_tensors(t2, &np2);
     for (int32_t i = 0; i < np; i++)
-        CHECK_MSG(!memcmp(ps[i].p, ps2[i].p, ps[i].n * sizeof(float)), "resumed %s differs", ps[i].name);
+        CHECK_MSG(!memcmp(ps[i].p, ps2[i].p, ps[i].n * sizeof(float)), "resumed %s differs",
+                  ps[i].name);
     remove(state);
 
     // the trainer's forward == the session's logits with the same adapter (loss of one example)

@@ -33,7 +33,8 @@ int main(int argc, char **argv) {
         goto done;
     const float *logits = plm_session_logits(s);
     printf("{\"logits\": [");
-    for (int32_t v = 0; v < plm_session_n_vocab(s); v++) printf(v ? ", %.9g" : "%.9g", (double)logits[v]);
+    for (int32_t v = 0; v < plm_session_n_vocab(s); v++)
+        printf(v ? ", %.9g" : "%.9g", (double)logits[v]);
     printf("], \"greedy\": [");
     plm_generate_result res;
     plm_session_truncate(s, 0);

@@ -74,10 +74,18 @@ void plm_wasm_gen_free(plm_wasm_gen *g);
 
 // plm_wasm_error_new: a zeroed plm_error for JS to pass to the calls below; free with
 // plm_wasm_error_free. NULL when out of memory.
-EMSCRIPTEN_KEEPALIVE plm_error *plm_wasm_error_new(void) { return calloc(1, sizeof(plm_error)); }
-EMSCRIPTEN_KEEPALIVE const char *plm_wasm_error_msg(const plm_error *err) { return err->msg; }
-EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_error_status(const plm_error *err) { return err->status; }
-EMSCRIPTEN_KEEPALIVE void plm_wasm_error_free(plm_error *err) { free(err); }
+EMSCRIPTEN_KEEPALIVE plm_error *plm_wasm_error_new(void) {
+    return calloc(1, sizeof(plm_error));
+}
+EMSCRIPTEN_KEEPALIVE const char *plm_wasm_error_msg(const plm_error *err) {
+    return err->msg;
+}
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_error_status(const plm_error *err) {
+    return err->status;
+}
+EMSCRIPTEN_KEEPALIVE void plm_wasm_error_free(plm_error *err) {
+    free(err);
+}
 
 // ---- model ----
 
@@ -94,7 +102,9 @@ EMSCRIPTEN_KEEPALIVE plm_model *plm_wasm_model_load(uint8_t *buf, size_t size, i
     return m;
 }
 
-EMSCRIPTEN_KEEPALIVE void plm_wasm_model_free(plm_model *m) { plm_model_free(m); }
+EMSCRIPTEN_KEEPALIVE void plm_wasm_model_free(plm_model *m) {
+    plm_model_free(m);
+}
 
 // plm_wasm_model_info: one number about m: 0 vocab_size, 1 hidden_size, 2 num_hidden_layers,
 // 3 max_position_embeddings, 4 bos_token_id, 5 eos_token_id, 6 has a tokenizer, 7 dtype; else -1.
@@ -135,7 +145,9 @@ EMSCRIPTEN_KEEPALIVE plm_lora *plm_wasm_lora_load(const char *dir, const plm_mod
     return l;
 }
 
-EMSCRIPTEN_KEEPALIVE void plm_wasm_lora_free(plm_lora *l) { plm_lora_free(l); }
+EMSCRIPTEN_KEEPALIVE void plm_wasm_lora_free(plm_lora *l) {
+    plm_lora_free(l);
+}
 
 // ---- session ----
 
@@ -153,7 +165,9 @@ EMSCRIPTEN_KEEPALIVE plm_session *plm_wasm_session_create(const plm_model *m, co
     return s;
 }
 
-EMSCRIPTEN_KEEPALIVE void plm_wasm_session_free(plm_session *s) { plm_session_free(s); }
+EMSCRIPTEN_KEEPALIVE void plm_wasm_session_free(plm_session *s) {
+    plm_session_free(s);
+}
 
 // plm_wasm_session_info: 0 n_vocab (logits per position), 1 n_past, 2 n_ctx, 3 n_threads,
 // 4 has a tokenizer; else -1.
@@ -245,13 +259,13 @@ static plm_status set_error(plm_error *err, plm_status st, const char *msg) {
 }
 
 struct plm_wasm_gen {
-    plm_generator *g;             // owned
-    plm_task task;                // with task: the stop rule's <|OUTPUT_END|> (borrowed by g)
-    int32_t stops[GEN_MAX_STOPS]; // stop ids (the generator borrows them)
+    plm_generator *g;                   // owned
+    plm_task task;                      // with task: the stop rule's <|OUTPUT_END|> (borrowed by g)
+    int32_t stops[GEN_MAX_STOPS];       // stop ids (the generator borrows them)
     const char *strings[GEN_MAX_STOPS]; // stop strings, borrowed from JS for the generation
-    const char *text;             // the last step's text, inside the generator
+    const char *text;                   // the last step's text, inside the generator
     size_t text_len;
-    int done;                     // finished
+    int done; // finished
 };
 
 EMSCRIPTEN_KEEPALIVE void plm_wasm_gen_free(plm_wasm_gen *g) {
@@ -274,7 +288,8 @@ plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t n_prompt, int3
                    int32_t task, plm_error *err) {
     if (n_stop_ids > GEN_MAX_STOPS || n_stop_strings < 0 || n_stop_strings > GEN_MAX_STOPS ||
         !(seed >= 0)) {
-        set_error(err, PLM_ERR_ARG, "plm_wasm_gen_begin: at most 16 stop ids and strings, seed >= 0");
+        set_error(err, PLM_ERR_ARG,
+                  "plm_wasm_gen_begin: at most 16 stop ids and strings, seed >= 0");
         return NULL;
     }
     plm_wasm_gen *w = calloc(1, sizeof *w);
@@ -322,7 +337,9 @@ EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_step(plm_wasm_gen *w, plm_error *err) 
     return r;
 }
 
-EMSCRIPTEN_KEEPALIVE const char *plm_wasm_gen_text(const plm_wasm_gen *w) { return w->text; }
+EMSCRIPTEN_KEEPALIVE const char *plm_wasm_gen_text(const plm_wasm_gen *w) {
+    return w->text;
+}
 EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_text_len(const plm_wasm_gen *w) {
     return (int32_t)w->text_len;
 }

@@ -2,7 +2,7 @@
 // transformers' LlamaConfig writes it, generation_config.json, model.safetensors, the tokenizer
 // files) or a GGUF file (general.*, llama.* and tokenizer.ggml.* keys as convert_hf_to_gguf.py
 // writes them, q/k rows in llama.cpp's order), both through the weight table. The containers are
-// written by safetensors.c and gguf.c.
+// written by safetensors.c and gguf_write.c.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

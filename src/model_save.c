@@ -247,19 +247,14 @@ static plm_status save_gguf(const plm_model *m, wref *w, int32_t n, const char *
     return s;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 plm_status plm_model_save(const plm_model *m, const char *path, plm_dtype dtype, plm_error *err) {
     if (!m || !path) return plm_fail(err, PLM_ERR_ARG, "plm_model_save: NULL argument");
     int32_t n;
     wref *w =
         plm_model_weight_list((plm_model *)(uintptr_t)m, &n); // the writers only read through it
     if (!w) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
-    plm_status s = ends_with(path, ".gguf") ? save_gguf(m, w, n, path, dtype, err)
-                                            : save_hf(m, w, n, path, dtype, err);
+    plm_status s = plm_gguf_path(path) ? save_gguf(m, w, n, path, dtype, err)
+                                       : save_hf(m, w, n, path, dtype, err);
     free(w);
     return s;
 }

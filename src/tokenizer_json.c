@@ -284,15 +284,10 @@ plm_status plm_tokenizer_load_json_buffer(plm_tokenizer **out, const char *text,
     return PLM_OK;
 }
 
-static int has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 plm_status plm_tokenizer_load(plm_tokenizer **out, const char *path, plm_error *err) {
     if (!out || !path) return plm_fail(err, PLM_ERR_ARG, "plm_tokenizer_load: bad arguments");
     *out = NULL;
-    if (has_suffix(path, ".gguf")) return plm_gguf_load_tokenizer(out, path, err);
+    if (plm_gguf_path(path)) return plm_gguf_load_tokenizer(out, path, err);
     char file[4096];
     int too_long = plm_path_is_dir(path)
                        ? plm_path_join(file, sizeof file, path, "tokenizer.json")

@@ -7,7 +7,8 @@
 // distance, invented content and speed; --out writes report.md, report.json, outputs.tsv and
 // tradeoff.svg (BLEU against self-BLEU, plm_tradeoff_chart_svg). `--copy` scores the copy baseline
 // (output = input) without a model; `--score HYP REF` scores two line-aligned files; `--plot OUT.svg
-// RUN.json...` draws the runs of several `eval --json` outputs in one chart.
+// RUN.json...` draws the runs of several `eval --json` outputs in one chart. (Over 800 lines: one
+// command, four modes sharing its reader, metrics and reports.)
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -485,7 +486,8 @@ static void write_markdown(FILE *f, const eval_opts *o, const plm_text_pairs *da
     print_table(f, r, n_runs, o, 1);
     fprintf(f, "\nBLEU: sacreBLEU corpus_bleu (13a, case-sensitive, exp smoothing) against the "
                "references; self-BLEU: outputs against inputs; iBLEU = 0.8 BLEU - 0.2 self-BLEU; "
-               "copies: outputs equal to their input; ended: outputs ended by the end marker; "
+               "copies: outputs with the same 13a tokens as their input (spacing aside); ended: "
+               "outputs ended by the end marker; "
                "len ratio: output / input 13a tokens; distance: 100 - an output's BLEU against "
                "its input, averaged; invented: outputs with a number, or a capitalized word "
                "other than the first, that the input lacks.\n\n## Examples\n\n"

@@ -588,7 +588,8 @@ typedef struct {
     plm_bleu_result bleu;      // outputs against the references (plm_bleu)
     plm_bleu_result self_bleu; // outputs against the inputs
     double ibleu;              // 0.8 BLEU - 0.2 self-BLEU (Sun & Zhou 2012)
-    double copy_rate;          // share of outputs equal to their input, byte for byte
+    double copy_rate;          // share of outputs that copy their input: the same 13a tokens
+                               // (spacing aside: "hour ," copies "hour,")
     double len_ratio;          // mean over rows of output / input length in 13a tokens
     double distance;           // mean plm_pair_distance(input, output)
     double invented_rate;      // share of outputs with invented content (plm_invented)

@@ -298,7 +298,7 @@ plm_status plm_tradeoff_chart_svg(char **out, size_t *len, const plm_tradeoff_ch
     const double L = 70, R = W - 20, T = 44, B = H - 50;
     if (R - L < 100 || B - T < 80)
         return plm_fail(err, PLM_ERR_ARG, "trade-off chart: %.0f x %.0f is too small", W, H);
-    // ranges: the points with a margin, self-BLEU up to 100 (the copy baseline's)
+    // ranges: the points with a margin, self-BLEU up to past 100 (the copy baseline's)
     double xlo = 100, ylo = (double)INFINITY, yhi = -(double)INFINITY;
     for (int32_t i = 0; i < c->n; i++) {
         double x = (double)c->self_bleu[i], y = (double)c->bleu[i];
@@ -307,7 +307,7 @@ plm_status plm_tradeoff_chart_svg(char **out, size_t *len, const plm_tradeoff_ch
     }
     if (!(ylo <= yhi)) ylo = 0, yhi = 100;
     double xs = nice_step(100 - xlo + 10, 8), ys = nice_step(yhi - ylo + 10, 6);
-    scale sx = {fmax(0, floor((xlo - 5) / xs) * xs), 100, L, R};
+    scale sx = {fmax(0, floor((xlo - 5) / xs) * xs), 103, L, R}; // room for the copy dot at 100
     scale sy = {fmax(0, floor((ylo - 5) / ys) * ys), fmin(100, ceil((yhi + 5) / ys) * ys), B, T};
     if (sy.hi <= sy.lo) sy.hi = sy.lo + ys;
 

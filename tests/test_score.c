@@ -2,8 +2,8 @@
 // bleu.c): invented content (numbers exact, capitalized words but the first ignoring case, the
 // word rule), the distance (0 for a copy, word order counts, 100 for nothing shared, short
 // segments by effective order), and
-// plm_score_paraphrases on a small set worked out by hand (copies, length ratio, iBLEU, the BLEUs
-// equal to plm_bleu's).
+// plm_score_paraphrases on a small set worked out by hand (copies up to spacing, length ratio,
+// iBLEU, the BLEUs equal to plm_bleu's).
 #include <math.h>
 
 #include "pocketlm.h"
@@ -77,6 +77,9 @@ static void test_scores(void) {
     CHECK(fabs(sc.distance - d / 4) < 1e-12);
     CHECK(plm_score_paraphrases(in, ref, out, 0, &sc, &err) == PLM_OK && sc.n == 0 &&
           sc.copy_rate == 0);
+    const char *spaced = "The cat sat.", *typed = "The cat sat .";
+    CHECK(plm_score_paraphrases(&typed, &typed, &spaced, 1, &sc, &err) == PLM_OK &&
+          sc.copy_rate == 1.0); // a copy up to spacing is a copy
     CHECK(plm_score_paraphrases(NULL, ref, out, 1, &sc, &err) == PLM_ERR_ARG);
 }
 

@@ -7,7 +7,8 @@
 # adapter's tokenizer has the control tokens, pocketlm_task.json has the prompt of each level (as
 # task.c builds it) and ascending cuts, and `paraphrase` on the adapter puts the control field in
 # its prompt (more prompt tokens than an adapter trained with --diversity-levels 0, whose prompt
-# is the old template); --min-distance drops near copies (data_report.json counts them).
+# is the old template), and so does the merged model; --min-distance drops near copies
+# (data_report.json counts them).
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh
@@ -80,4 +81,10 @@ new=$(ptok "$T/ad") old=$(ptok "$T/old")
 [ -n "$new" ] && [ -n "$old" ] && [ "$new" -gt "$old" ] &&
     echo "ok   paraphrase: $new prompt tokens with the control field, $old without (--diversity-levels 0)" ||
     bad "paraphrase prompt tokens: '$new' with levels, '$old' without"
+# a merged model keeps the control tokens in its tokenizer, so it builds the same prompt
+"$BIN" merge -m "$T/model" --lora "$T/ad" --out "$T/merged" >/dev/null 2>&1 || bad "merge failed"
+merged=$("$BIN" paraphrase -m "$T/merged" --threads 1 -n 4 --temp 0 --json "the cat sat" |
+    sed 's/.*"prompt_tokens": \([0-9]*\).*/\1/')
+[ "$merged" = "$new" ] && echo "ok   merged model: the same $merged prompt tokens as the adapter at run time" ||
+    bad "merged model: '$merged' prompt tokens, the adapter '$new'"
 exit $fail

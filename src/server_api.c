@@ -283,6 +283,7 @@ void plm_server_handle_generate(conn *c, api_kind kind) {
         return;
     }
     if (parse_generate(c, kind, &r)) goto done;
+    if (s->p->log_prompts) plm_server_log(s, "%s prompt: %.*s", c->peer, (int)r.plen, r.prompt);
     const plm_tokenizer *tok = plm_session_tokenizer(ses);
     int32_t n = plm_tokenizer_encode(tok, r.prompt, r.plen, NULL, 0);
     if (n <= 0 || n >= plm_session_n_ctx(ses)) {

@@ -106,7 +106,7 @@ def http_checks(web):
     # path traversal, in the raw forms a browser would never send
     for path in ["/../../../../etc/passwd", "/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2f..%2fetc/passwd",
                  "/web/../Makefile", "/.git/config", "//etc/passwd", "/%00index.html", "/..\\..\\etc\\passwd"]:
-        st, h, b = raw(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        st, h, b = raw(f"GET {path} HTTP/1.1\r\nHost: {HOST}:{PORT}\r\n\r\n".encode())
         check(f"traversal {path} refused", st in (400, 403, 404) and b"root:" not in b and b"[core]" not in b, (st, b[:80]))
     # errors: each a JSON {"error": {"message"}} with the right status
     st, _, b = request("GET", "/no/such/file.txt")

@@ -407,21 +407,25 @@ void plm_server_session_release(server *s) {
 static void route(conn *c) {
     const char *m = c->req.method, *path = c->req.path;
     int get = !strcmp(m, "GET") || !strcmp(m, "HEAD"), post = !strcmp(m, "POST");
-    if (!strcmp(path, "/v1/paraphrase") || !strcmp(path, "/v1/completions")) {
+    int gen = !strcmp(path, "/v1/paraphrase")         ? API_PARAPHRASE
+              : !strcmp(path, "/v1/completions")      ? API_COMPLETIONS
+              : !strcmp(path, "/v1/chat/completions") ? API_CHAT
+                                                      : -1;
+    if (gen >= 0) {
         if (!post) {
             plm_server_send_error(c, 405, "Allow: POST\r\n", "%s takes POST, not %s", path, m);
             return;
         }
-        plm_server_handle_generate(c, !strcmp(path, "/v1/paraphrase") ? API_PARAPHRASE
-                                                                      : API_COMPLETIONS);
+        plm_server_handle_generate(c, (api_kind)gen);
         return;
     }
-    if (!strcmp(path, "/v1/health")) {
+    if (!strcmp(path, "/v1/health") || !strcmp(path, "/v1/models")) {
         if (!get) {
             plm_server_send_error(c, 405, "Allow: GET, HEAD\r\n", "%s takes GET, not %s", path, m);
             return;
         }
-        plm_server_handle_health(c);
+        if (path[4] == 'h') plm_server_handle_health(c);
+        else plm_server_handle_models(c);
         return;
     }
     if (!strncmp(path, "/v1/", 4)) {

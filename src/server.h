@@ -8,6 +8,7 @@
 
 #include "base.h"
 #include "http.h"
+#include "json.h"
 
 #if !defined(__EMSCRIPTEN__)
 #include <pthread.h>
@@ -107,12 +108,47 @@ int plm_server_guard(conn *c);
 
 // ---- server_api.c: the JSON API, called by server.c's route ----
 
-typedef enum { API_PARAPHRASE, API_COMPLETIONS } api_kind;
+typedef enum { API_PARAPHRASE, API_COMPLETIONS, API_CHAT } api_kind;
 
-// plm_server_handle_generate: /v1/paraphrase and /v1/completions
+// plm_server_handle_generate: /v1/paraphrase, /v1/completions and /v1/chat/completions
 void plm_server_handle_generate(conn *c, api_kind kind);
 // plm_server_handle_health: /v1/health
 void plm_server_handle_health(conn *c);
+
+// ---- server_openai.c: models, the chat prompt, OpenAI's answer shapes ----
+
+// plm_server_handle_models: GET /v1/models (the base, by its file name; "base:adapter" too when
+// the session runs an adapter)
+void plm_server_handle_models(conn *c);
+// plm_server_pick_model: the request's "model" (j's root object) checked against /v1/models; id
+// gets the name to report. Returns 0, or -1 after sending the error (404 for an unknown model).
+int plm_server_pick_model(conn *c, const plm_json *j, char id[512]);
+// plm_server_chat_prompt: "messages" as the ChatML prompt text (*prompt owned by the caller, plen
+// bytes) and the id of <|im_end|>, which ends the answer. Returns 0, or -1 after sending the error.
+int plm_server_chat_prompt(conn *c, const plm_json *j, char **prompt, size_t *plen,
+                           int32_t *stop_id);
+
+// What each OpenAI answer starts with.
+typedef struct {
+    api_kind kind;     // API_COMPLETIONS or API_CHAT
+    const char *id;    // "cmpl-N" or "chatcmpl-N"
+    long long created; // unix time
+    const char *model; // the name reported (plm_server_pick_model)
+} oai_head;
+
+// plm_server_oai_chunk: one "data: {...}\n\n" event with choice index's text piece, or (reason
+// non-NULL) its end; first: the chat role comes with it
+void plm_server_oai_chunk(sbuf *b, const oai_head *h, int32_t index, const char *text, size_t len,
+                          const char *reason, int first);
+// plm_server_oai_usage_chunk: the last event when stream_options.include_usage: no choices, usage
+void plm_server_oai_usage_chunk(sbuf *b, const oai_head *h, int32_t prompt_tokens,
+                                int32_t completion_tokens);
+// plm_server_oai_usage: "usage": {...}
+void plm_server_oai_usage(sbuf *b, int32_t prompt_tokens, int32_t completion_tokens);
+// plm_server_oai_response: the whole answer: n choices (texts, finish reasons) and usage
+void plm_server_oai_response(sbuf *b, const oai_head *h, const sbuf *texts,
+                             const char *const *reasons, int32_t n, int32_t prompt_tokens,
+                             int32_t completion_tokens);
 
 #endif // !__EMSCRIPTEN__
 #endif

@@ -76,5 +76,20 @@ if start keyed $LIMITS --api-key sk-test-123; then
     stop
 fi
 
+# 2. the official clients against the CLI's greedy output
+if ! has_py openai gguf jinja2; then
+    skip_part clients "no python module openai (or gguf, jinja2) in $PY" "sh scripts/setup_ref.sh"
+elif start clients; then
+    "$PY" tests/openai_client.py "$PORT" "$BIN" "$MODEL" "$T/expect.json" || fail=1
+    if [ ! -f "$T/expect.json" ]; then
+        echo "FAIL js: no expected texts from openai_client.py"; fail=1
+    elif [ -d node_modules/openai ] && command -v node >/dev/null 2>&1; then
+        node tests/openai_client.mjs "$PORT" "$T/expect.json" || fail=1
+    else
+        skip_part js "no node_modules/openai" "make setup"
+    fi
+    stop
+fi
+
 [ $fail -eq 0 ] && echo "openai.test.sh: all passed" || echo "openai.test.sh: FAILED"
 exit $fail

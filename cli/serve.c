@@ -45,9 +45,11 @@ int cmd_serve(int argc, char **argv) {
             printf(
                 "usage: pocketlm serve -m MODEL [options]\n"
                 "Serves the web app, the model file for it, and a local HTTP API on the native "
-                "engine:\n  GET /v1/health, POST /v1/paraphrase {\"text\"}, POST /v1/completions "
-                "(OpenAI subset, \"stream\": true for server-sent events),\n  GET /model.gguf, "
-                "and static files.\n\n" CLI_MODEL_HELP
+                "engine:\n  GET /v1/health, POST /v1/paraphrase {\"text\"}; for OpenAI's clients "
+                "(base URL http://HOST:PORT/v1)\n  GET /v1/models, POST /v1/chat/completions, POST "
+                "/v1/completions (\"stream\": true for server-sent events);\n  GET /model.gguf, "
+                "and static files. Only this machine's pages may POST (--allow-origin adds "
+                "one).\n\n" CLI_MODEL_HELP
                 "  --host ADDR      numeric address to listen on (default 127.0.0.1: this machine "
                 "only)\n"
                 "  --port N         TCP port (default 8080; 0 = any free port, printed)\n"

@@ -613,9 +613,10 @@ int plm_invented(const char *input, const char *output);
 
 // The server: one accept loop on a TCP socket; each connection gets a thread for its I/O (bounded:
 // more than max_conns at once get 503); generation requests take turns on the one session, with at
-// most max_pending waiting (more get 503). Routes: GET /v1/health, POST /v1/paraphrase,
-// POST /v1/completions (an OpenAI-compatible subset, with server-sent events when "stream": true),
-// GET /model.gguf (model_file, with Range), and static files from web_dir ("/" is index.html).
+// most max_pending waiting (more get 503). Routes: GET /v1/health, POST /v1/paraphrase, OpenAI's
+// GET /v1/models, POST /v1/completions and POST /v1/chat/completions (server-sent events when
+// "stream": true), GET /model.gguf (model_file, with Range), and static files from web_dir ("/" is
+// index.html). OPTIONS answers CORS preflights.
 typedef struct {
     const char *host;         // address to listen on ("127.0.0.1"); a numeric IPv4 or IPv6 address
     int32_t port;             // 8080; 0 = a free port, reported through on_log

@@ -1,8 +1,9 @@
 // server.c: the local HTTP server behind `pocketlm serve` (plm_server_run in pocketlm.h): static
 // files of the web app, the model file for the page, and a JSON API on the native engine
-// (/v1/health, /v1/paraphrase, and an OpenAI-compatible subset of /v1/completions with server-sent
-// events). Request heads are parsed by http.c, bodies by json.c, the API's requests and answers
-// by server_api.c; this file owns the sockets, the connections and the routing.
+// (/v1/health, /v1/paraphrase, and OpenAI's /v1/models, /v1/completions and /v1/chat/completions
+// with server-sent events). Request heads are parsed by http.c, bodies by json.c; who may ask is
+// server_guard.c's, the API's requests and answers are server_api.c's and server_openai.c's; this
+// file owns the sockets, the connections and the routing.
 //
 // Concurrency: one accept loop; each connection gets a joinable thread for its I/O (at most
 // max_conns, else 503), so a slow client never blocks the others. The one session is a critical

@@ -220,7 +220,7 @@ def api_checks(bin_, model):
           "tokens" in r and "stop_reason" in r, (st, r, want_p))
     # streaming: the pieces add up to the non-streamed text, then [DONE]
     body = json.dumps({"prompt": prompt, "max_tokens": 12, "temperature": 0, "stream": True}).encode()
-    s = raw(f"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body, read=False)
+    s = raw(f"POST /v1/completions HTTP/1.1\r\nHost: {HOST}:{PORT}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body, read=False)
     s.settimeout(120)
     events = list(sse_events(s))
     s.close()
@@ -245,7 +245,7 @@ def api_checks(bin_, model):
     check("8 concurrent clients: 200 with the default queue of 16", results.count(200) == 8, results)
     # a client that leaves in the middle of a long stream: the generation stops, the server goes on
     body = json.dumps({"prompt": "Write a long story about a dragon.", "max_tokens": 1000, "temperature": 0.7, "stream": True}).encode()
-    s = raw(f"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body, read=False)
+    s = raw(f"POST /v1/completions HTTP/1.1\r\nHost: {HOST}:{PORT}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body, read=False)
     s.settimeout(120)
     ev = sse_events(s)
     first = [next(ev), next(ev)]

@@ -7,6 +7,8 @@
 
 #include "cli.h"
 
+#define MAX_ORIGINS 16 // --allow-origin flags
+
 static volatile sig_atomic_t g_stop; // set by SIGINT/SIGTERM; read by should_stop
 
 static void on_signal(int sig) {
@@ -34,6 +36,8 @@ int cmd_serve(int argc, char **argv) {
     cli_model_opts mo = {0};
     plm_server_params sp = plm_server_default_params();
     sp.web_dir = "build/web:web"; // the wasm build, then the page's sources
+    const char *origins[MAX_ORIGINS];
+    int32_t n_origins = 0;
     long n;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -41,9 +45,11 @@ int cmd_serve(int argc, char **argv) {
             printf(
                 "usage: pocketlm serve -m MODEL [options]\n"
                 "Serves the web app, the model file for it, and a local HTTP API on the native "
-                "engine:\n  GET /v1/health, POST /v1/paraphrase {\"text\"}, POST /v1/completions "
-                "(OpenAI subset, \"stream\": true for server-sent events),\n  GET /model.gguf, "
-                "and static files.\n\n" CLI_MODEL_HELP
+                "engine:\n  GET /v1/health, POST /v1/paraphrase {\"text\"}; for OpenAI's clients "
+                "(base URL http://HOST:PORT/v1)\n  GET /v1/models, POST /v1/chat/completions, POST "
+                "/v1/completions (\"stream\": true for server-sent events);\n  GET /model.gguf, "
+                "and static files. Only this machine's pages may POST (--allow-origin adds "
+                "one).\n\n" CLI_MODEL_HELP
                 "  --host ADDR      numeric address to listen on (default 127.0.0.1: this machine "
                 "only)\n"
                 "  --port N         TCP port (default 8080; 0 = any free port, printed)\n"
@@ -54,7 +60,15 @@ int cmd_serve(int argc, char **argv) {
                 "  --no-coi         omit the COOP/COEP headers (the page then runs "
                 "single-threaded)\n"
                 "  --max-pending N  generation requests that may wait (default 16; more get 503)\n"
-                "  --timeout MS     drop a client idle this long (default 10000)\n");
+                "  --timeout MS     drop a client whose request takes longer (default 10000)\n"
+                "  --max-conns N    connections served at once (default 64; more get 503)\n"
+                "  --max-body N     request body limit in bytes (default 65536; larger get 413)\n"
+                "  --api-key KEY    /v1/* then needs 'Authorization: Bearer KEY' (required with a\n"
+                "                   --host that is not loopback)\n"
+                "  --allow-origin O another origin (e.g. http://localhost:5173) that may call the "
+                "API\n                   (CORS); repeatable. Other origins' POSTs get 403\n"
+                "  --log-prompts    log each generation request's prompt (never logged "
+                "otherwise)\n");
             return 0;
         }
         int r = cli_model_flag(cmd, argc, argv, &i, &mo);
@@ -64,12 +78,29 @@ int cmd_serve(int argc, char **argv) {
             sp.coi = 0;
             continue;
         }
+        if (!strcmp(a, "--log-prompts")) {
+            sp.log_prompts = 1;
+            continue;
+        }
         if (strcmp(a, "--host") && strcmp(a, "--port") && strcmp(a, "--web") &&
-            strcmp(a, "--model-file") && strcmp(a, "--max-pending") && strcmp(a, "--timeout"))
+            strcmp(a, "--model-file") && strcmp(a, "--max-pending") && strcmp(a, "--timeout") &&
+            strcmp(a, "--max-conns") && strcmp(a, "--max-body") && strcmp(a, "--api-key") &&
+            strcmp(a, "--allow-origin"))
             return cli_usage_error(cmd, "unknown option '%s'", a);
         if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
         if (!strcmp(a, "--host")) sp.host = v;
-        else if (!strcmp(a, "--web")) sp.web_dir = v;
+        else if (!strcmp(a, "--api-key")) sp.api_key = v;
+        else if (!strcmp(a, "--allow-origin")) {
+            if (n_origins == MAX_ORIGINS)
+                return cli_usage_error(cmd, "more than %d --allow-origin", MAX_ORIGINS);
+            origins[n_origins++] = v;
+        } else if (!strcmp(a, "--max-conns")) {
+            if (cli_int(cmd, a, v, 1, 4096, &n)) return 2;
+            sp.max_conns = (int32_t)n;
+        } else if (!strcmp(a, "--max-body")) {
+            if (cli_int(cmd, a, v, 0, 1 << 30, &n)) return 2;
+            sp.max_body = (int32_t)n;
+        } else if (!strcmp(a, "--web")) sp.web_dir = v;
         else if (!strcmp(a, "--model-file")) model_file = v;
         else if (!strcmp(a, "--port")) {
             if (cli_int(cmd, a, v, 0, 65535, &n)) return 2;
@@ -83,6 +114,8 @@ int cmd_serve(int argc, char **argv) {
         }
     }
     if (!mo.model) return cli_usage_error(cmd, "-m MODEL is required");
+    sp.allow_origins = origins;
+    sp.n_allow_origins = n_origins;
     sp.model_file = model_file ? model_file : ends_with(mo.model, ".gguf") ? mo.model : NULL;
     const char *slash = strrchr(mo.model, '/');
     sp.model_name = slash && slash[1] ? slash + 1 : mo.model;

@@ -613,9 +613,10 @@ int plm_invented(const char *input, const char *output);
 
 // The server: one accept loop on a TCP socket; each connection gets a thread for its I/O (bounded:
 // more than max_conns at once get 503); generation requests take turns on the one session, with at
-// most max_pending waiting (more get 503). Routes: GET /v1/health, POST /v1/paraphrase,
-// POST /v1/completions (an OpenAI-compatible subset, with server-sent events when "stream": true),
-// GET /model.gguf (model_file, with Range), and static files from web_dir ("/" is index.html).
+// most max_pending waiting (more get 503). Routes: GET /v1/health, POST /v1/paraphrase, OpenAI's
+// GET /v1/models, POST /v1/completions and POST /v1/chat/completions (server-sent events when
+// "stream": true), GET /model.gguf (model_file, with Range), and static files from web_dir ("/" is
+// index.html). OPTIONS answers CORS preflights.
 typedef struct {
     const char *host;         // address to listen on ("127.0.0.1"); a numeric IPv4 or IPv6 address
     int32_t port;             // 8080; 0 = a free port, reported through on_log
@@ -629,6 +630,15 @@ typedef struct {
     int32_t max_conns;    // connections served at once (64)
     int32_t max_body;     // request body limit in bytes (65536); larger gets 413
     int32_t timeout_ms;   // a client that sends or takes nothing for this long is dropped (10000)
+    // Who may ask. The Host header must name this server (host, localhost, 127.0.0.1 or [::1], with
+    // the port; else 421), so that a DNS-rebinding page cannot reach it. A POST/DELETE whose Origin
+    // is another origin gets 403 unless listed in allow_origins, which also get CORS headers and
+    // preflight answers. api_key: when set, /v1/* needs "Authorization: Bearer <api_key>" (else
+    // 401); required when host is not a loopback address (run refuses to start without it).
+    const char *api_key;              // NULL = none
+    const char *const *allow_origins; // (n_allow_origins) e.g. "http://localhost:5173", or NULL
+    int32_t n_allow_origins;
+    int log_prompts; // 1: log each generation request's prompt; 0 (default): prompts never logged
     // should_stop: polled a few times a second (from the accept loop and during generation);
     // non-zero stops the server: the socket is closed, requests in flight end, run returns PLM_OK.
     int (*should_stop)(void *user);
@@ -641,7 +651,8 @@ typedef struct {
 plm_server_params plm_server_default_params(void);
 
 // plm_server_run: bind, listen and serve until should_stop says so. Returns PLM_OK after a clean
-// stop, or PLM_ERR_IO when the address cannot be bound (err says why), PLM_ERR_ARG for bad params.
+// stop, or PLM_ERR_IO when the address cannot be bound (err says why), PLM_ERR_ARG for bad params
+// (among them a non-loopback host without an api_key).
 plm_status plm_server_run(const plm_server_params *params, plm_error *err);
 
 #ifdef __cplusplus

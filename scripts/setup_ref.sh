@@ -2,7 +2,8 @@
 # setup_ref.sh — install the PyTorch reference stack (oracle for tests/make_ref.py,
 # scripts/ref_real.py, scripts/bench_torch.py) into the SYSTEM python /usr/bin/python3, and the
 # peers that script tests check against: PEFT (tests/lora_peft.test.sh), the PyPI gguf reader
-# (tests/onnx.test.sh, onnx_real.test.sh) and sacrebleu (tests/bleu_sacrebleu.test.sh).
+# (tests/onnx.test.sh, onnx_real.test.sh), sacrebleu (tests/bleu_sacrebleu.test.sh) and the openai
+# client (tests/openai.test.sh).
 # `make setup` runs it, so `make ci` runs those tests (about 1.5 min the first time: apt torch and
 # pip; seconds when present). The generated fixtures in tests/ref/ are committed: `make test`
 # does not need it otherwise. Idempotent; run as root on Debian 12. Only Debian and PyPI are used.
@@ -16,8 +17,9 @@ APT_PKGS="python3-torch libopenblas-dev python3-numpy python3-pip"
 # PIP_PKGS need no torch. PIP_NODEPS declare `torch>=1.13.0`, which Debian's "1.13.0a0+gitunknown"
 # (a pre-release) does not satisfy, so pip would pull a 5 GB CUDA torch from PyPI: install them
 # with --no-deps (their other needs — numpy, psutil, pyyaml, packaging — are already present).
+# openai: the official client that tests/openai.test.sh points at `pocketlm serve`.
 PIP_PKGS="transformers==4.44.2 tokenizers==0.19.1 safetensors==0.4.5 huggingface_hub==0.36.2 gguf==0.10.0 sentencepiece==0.2.0
-sacrebleu==2.6.0"
+sacrebleu==2.6.0 openai==3.51.0"
 PIP_NODEPS="peft==0.15.2 accelerate==0.34.2"
 
 # ---- apt: one call, so libopenblas-dev comes with torch (45x slower without it) ----

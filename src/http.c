@@ -113,6 +113,14 @@ static void parse_range(plm_http_request *r, const char *v, size_t n) {
     r->range_last = y;
 }
 
+// copy_value: a header value v[0..n) into dst (cap bytes, NUL-terminated); -431 when it is too long
+static int copy_value(char *dst, size_t cap, const char *v, size_t n) {
+    if (n >= cap) return -431;
+    memcpy(dst, v, n);
+    dst[n] = 0;
+    return 0;
+}
+
 // parse_header: one "name: value" line; returns 0 or minus a status
 static int parse_header(plm_http_request *r, const char *line, size_t n) {
     size_t i = 0;
@@ -138,6 +146,13 @@ static int parse_header(plm_http_request *r, const char *line, size_t n) {
         static const char want[] = "application/json";
         size_t w = sizeof want - 1;
         r->json = vn >= w && name_is(v, w, want) && (vn == w || v[w] == ';' || v[w] == ' ');
+    } else if (name_is(name, nn, "host")) {
+        r->n_host++;
+        return copy_value(r->host, sizeof r->host, v, vn);
+    } else if (name_is(name, nn, "origin")) {
+        return copy_value(r->origin, sizeof r->origin, v, vn);
+    } else if (name_is(name, nn, "authorization")) {
+        return copy_value(r->authorization, sizeof r->authorization, v, vn);
     } else if (name_is(name, nn, "range")) {
         if (r->has_range) r->has_range = -1; // several Range headers: ignore them all
         else parse_range(r, v, vn);
@@ -241,8 +256,10 @@ const char *plm_http_mime(const char *path) {
 const char *plm_http_reason(int status) {
     switch (status) {
     case 200: return "OK";
+    case 204: return "No Content";
     case 206: return "Partial Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -252,6 +269,7 @@ const char *plm_http_reason(int status) {
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
     case 416: return "Range Not Satisfiable";
+    case 421: return "Misdirected Request";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";

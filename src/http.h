@@ -22,11 +22,16 @@ typedef struct {
     uint64_t range_last;          // last byte (inclusive); UINT64_MAX when open ("bytes=N-")
     int range_suffix;             // 1: "bytes=-N" (the last N bytes)
     size_t head_len;              // bytes of the request head, through the blank line
+    char host[256];               // Host, as sent ("" when absent)
+    int n_host;                   // how many Host headers were sent (RFC 9112: exactly one)
+    char origin[256];             // Origin, as sent ("" when absent)
+    char authorization[512];      // Authorization, as sent ("" when absent)
 } plm_http_request;
 
 // plm_http_parse: parse the request head at the start of buf (len bytes). Returns 1 when the head
 // is complete (r is filled, r->head_len says where the body starts), 0 when more bytes are needed,
-// or minus an HTTP status for a bad request: -400 (malformed), -414 (path too long), -501
+// or minus an HTTP status for a bad request: -400 (malformed), -414 (path too long), -431 (a Host,
+// Origin or Authorization value longer than its field above), -501
 // (unsupported Transfer-Encoding), -505 (not HTTP/1.0 or 1.1). The caller bounds len: a head that
 // is still incomplete at the caller's limit should get 431.
 int plm_http_parse(plm_http_request *r, const char *buf, size_t len);

@@ -1,8 +1,9 @@
 // server.c: the local HTTP server behind `pocketlm serve` (plm_server_run in pocketlm.h): static
 // files of the web app, the model file for the page, and a JSON API on the native engine
-// (/v1/health, /v1/paraphrase, and an OpenAI-compatible subset of /v1/completions with server-sent
-// events). Request heads are parsed by http.c, bodies by json.c, the API's requests and answers
-// by server_api.c; this file owns the sockets, the connections and the routing.
+// (/v1/health, /v1/paraphrase, and OpenAI's /v1/models, /v1/completions and /v1/chat/completions
+// with server-sent events). Request heads are parsed by http.c, bodies by json.c; who may ask is
+// server_guard.c's, the API's requests and answers are server_api.c's and server_openai.c's; this
+// file owns the sockets, the connections and the routing.
 //
 // Concurrency: one accept loop; each connection gets a joinable thread for its I/O (at most
 // max_conns, else 503), so a slow client never blocks the others. The one session is a critical
@@ -123,8 +124,7 @@ void plm_sbuf_json_str(sbuf *b, const char *s, size_t n) {
 
 // ---- server and connection state (server.h) ----
 
-static void server_log(server *s, const char *fmt, ...) PLM_PRINTF(2, 3);
-static void server_log(server *s, const char *fmt, ...) {
+void plm_server_log(server *s, const char *fmt, ...) {
     if (!s->p->on_log) return;
     char line[512];
     va_list ap;
@@ -176,6 +176,9 @@ int plm_server_send_head(conn *c, int status, const char *type, int64_t length, 
                       "Cross-Origin-Opener-Policy: same-origin\r\n"
                       "Cross-Origin-Embedder-Policy: require-corp\r\n"
                       "Cross-Origin-Resource-Policy: same-origin\r\n");
+    if (c->cors)
+        n += snprintf(h + n, sizeof h - (size_t)n,
+                      "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n", c->cors);
     n += snprintf(h + n, sizeof h - (size_t)n,
                   "X-Content-Type-Options: nosniff\r\nCache-Control: no-cache\r\n"
                   "Connection: close\r\n%s\r\n",
@@ -186,7 +189,8 @@ int plm_server_send_head(conn *c, int status, const char *type, int64_t length, 
 
 void plm_server_send_json(conn *c, int status, const sbuf *b, const char *extra) {
     if (b->oom) {
-        static const char oom[] = "{\"error\": {\"message\": \"out of memory\", \"code\": 500}}";
+        static const char oom[] = "{\"error\": {\"message\": \"out of memory\", \"type\": "
+                                  "\"server_error\", \"param\": null, \"code\": 500}}";
         plm_server_send_head(c, 500, "application/json", (int64_t)sizeof oom - 1, NULL);
         if (strcmp(c->req.method, "HEAD")) plm_server_send_all(c, oom, sizeof oom - 1);
         return;
@@ -195,7 +199,8 @@ void plm_server_send_json(conn *c, int status, const sbuf *b, const char *extra)
     if (strcmp(c->req.method, "HEAD")) plm_server_send_all(c, b->p, b->n);
 }
 
-// plm_server_send_error: {"error": {"message": ..., "type": ..., "code": status}} (OpenAI's shape)
+// plm_server_send_error: {"error": {"message", "type", "param": null, "code": status}} (OpenAI's
+// shape)
 void plm_server_send_error(conn *c, int status, const char *extra, const char *fmt, ...) {
     char msg[400];
     va_list ap;
@@ -205,8 +210,12 @@ void plm_server_send_error(conn *c, int status, const char *extra, const char *f
     sbuf b = {0};
     plm_sbuf_add(&b, "{\"error\": {\"message\": ", 22);
     plm_sbuf_json_str(&b, msg, strlen(msg));
-    plm_sbuf_addf(&b, ", \"type\": \"%s\", \"code\": %d}}\n",
-                  status >= 500 ? "server_error" : "invalid_request_error", status);
+    const char *type = status >= 500                    ? "server_error"
+                       : status == 401                  ? "authentication_error"
+                       : status == 403 || status == 421 ? "permission_error"
+                       : status == 404                  ? "not_found_error"
+                                                        : "invalid_request_error";
+    plm_sbuf_addf(&b, ", \"type\": \"%s\", \"param\": null, \"code\": %d}}\n", type, status);
     plm_server_send_json(c, status, &b, extra);
     free(b.p);
 }
@@ -399,21 +408,25 @@ void plm_server_session_release(server *s) {
 static void route(conn *c) {
     const char *m = c->req.method, *path = c->req.path;
     int get = !strcmp(m, "GET") || !strcmp(m, "HEAD"), post = !strcmp(m, "POST");
-    if (!strcmp(path, "/v1/paraphrase") || !strcmp(path, "/v1/completions")) {
+    int gen = !strcmp(path, "/v1/paraphrase")         ? API_PARAPHRASE
+              : !strcmp(path, "/v1/completions")      ? API_COMPLETIONS
+              : !strcmp(path, "/v1/chat/completions") ? API_CHAT
+                                                      : -1;
+    if (gen >= 0) {
         if (!post) {
             plm_server_send_error(c, 405, "Allow: POST\r\n", "%s takes POST, not %s", path, m);
             return;
         }
-        plm_server_handle_generate(c, !strcmp(path, "/v1/paraphrase") ? API_PARAPHRASE
-                                                                      : API_COMPLETIONS);
+        plm_server_handle_generate(c, (api_kind)gen);
         return;
     }
-    if (!strcmp(path, "/v1/health")) {
+    if (!strcmp(path, "/v1/health") || !strcmp(path, "/v1/models")) {
         if (!get) {
             plm_server_send_error(c, 405, "Allow: GET, HEAD\r\n", "%s takes GET, not %s", path, m);
             return;
         }
-        plm_server_handle_health(c);
+        if (path[4] == 'h') plm_server_handle_health(c);
+        else plm_server_handle_models(c);
         return;
     }
     if (!strncmp(path, "/v1/", 4)) {
@@ -441,10 +454,10 @@ static void route(conn *c) {
 static void *conn_main(void *arg) {
     conn *c = arg;
     server *s = c->srv;
-    if (read_request(c) == 0) route(c);
+    if (read_request(c) == 0 && plm_server_guard(c) == 0) route(c);
     if (c->status)
-        server_log(s, "%s %s %s %d %llu %.1fms", c->peer, c->req.method, c->req.path, c->status,
-                   (unsigned long long)c->sent, (plm_time() - c->t0) * 1e3);
+        plm_server_log(s, "%s %s %s %d %llu %.1fms", c->peer, c->req.method, c->req.path, c->status,
+                       (unsigned long long)c->sent, (plm_time() - c->t0) * 1e3);
     // lingering close: tell the client we are done, then read what it still sends for a moment, so
     // that an unread body (413) does not turn into a reset that loses the response
     shutdown(c->fd, SHUT_WR);
@@ -481,7 +494,7 @@ static void reap(server *s, int all) {
 // refuse: answer 503 at once, without a thread (all slots busy)
 static void refuse(server *s, int fd) {
     static const char body[] = "{\"error\": {\"message\": \"busy: too many connections\", "
-                               "\"type\": \"server_error\", \"code\": 503}}\n";
+                               "\"type\": \"server_error\", \"param\": null, \"code\": 503}}\n";
     char h[512];
     int n = snprintf(h, sizeof h,
                      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -576,14 +589,18 @@ static plm_status open_listener(int *out, const char *host, int32_t *port, plm_e
 
 plm_status plm_server_run(const plm_server_params *p, plm_error *err) {
     if (!p || !p->host || p->port < 0 || p->port > 65535 || p->max_pending < 0 ||
-        p->max_conns < 1 || p->max_body < 0 || p->timeout_ms < 1 || !p->model_name)
+        p->max_conns < 1 || p->max_body < 0 || p->timeout_ms < 1 || !p->model_name ||
+        p->n_allow_origins < 0 || (p->n_allow_origins > 0 && !p->allow_origins))
         return plm_fail(err, PLM_ERR_ARG, "serve: bad parameters");
+    plm_status st = plm_server_check_bind(p, err);
+    if (st != PLM_OK) return st;
     server s;
     memset(&s, 0, sizeof s);
     s.p = p;
     int32_t port = p->port;
-    plm_status st = open_listener(&s.listen_fd, p->host, &port, err);
+    st = open_listener(&s.listen_fd, p->host, &port, err);
     if (st != PLM_OK) return st;
+    s.port = port;
     s.slots = plm_alloc((size_t)p->max_conns, sizeof *s.slots);
     if (!s.slots) {
         close(s.listen_fd);
@@ -594,9 +611,9 @@ plm_status plm_server_run(const plm_server_params *p, plm_error *err) {
     pthread_mutex_init(&s.log_lock, NULL);
     pthread_cond_init(&s.turn, NULL);
     const char *h = p->host;
-    server_log(&s, "listening on http://%s%s%s:%d/ (cross-origin isolation %s)",
-               strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "", port,
-               p->coi ? "on" : "off");
+    plm_server_log(&s, "listening on http://%s%s%s:%d/ (cross-origin isolation %s)",
+                   strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "", port,
+                   p->coi ? "on" : "off");
     while (!plm_server_stopping(&s)) {
         struct pollfd pf = {s.listen_fd, POLLIN, 0};
         if (poll(&pf, 1, POLL_MS) > 0) accept_one(&s);
@@ -607,7 +624,7 @@ plm_status plm_server_run(const plm_server_params *p, plm_error *err) {
     pthread_cond_broadcast(&s.turn);
     pthread_mutex_unlock(&s.lock);
     reap(&s, 1);
-    server_log(&s, "stopped");
+    plm_server_log(&s, "stopped");
     pthread_cond_destroy(&s.turn);
     pthread_mutex_destroy(&s.log_lock);
     pthread_mutex_destroy(&s.lock);

@@ -8,6 +8,7 @@
 
 #include "base.h"
 #include "http.h"
+#include "json.h"
 
 #if !defined(__EMSCRIPTEN__)
 #include <pthread.h>
@@ -48,6 +49,7 @@ typedef struct {
     slot *slots;                // (max_conns)
     int gen_busy;               // 1 while a request holds the session
     int gen_waiting;            // requests waiting for the session
+    int32_t port;               // the port listened on (p->port, or the one chosen for 0)
     atomic_uint_fast64_t n_req; // requests seen: completion ids
     pthread_mutex_t log_lock;   // one on_log call at a time
 } server;
@@ -63,13 +65,16 @@ typedef struct {
     plm_http_request req;    // the parsed head
     char *body;              // (body_len) the request body, NUL-terminated; or NULL
     size_t body_len;
-    int status;    // the status sent, for the log (0 = none)
-    uint64_t sent; // bytes sent
-    int broken;    // a send failed: the client is gone
+    int status;       // the status sent, for the log (0 = none)
+    uint64_t sent;    // bytes sent
+    int broken;       // a send failed: the client is gone
+    const char *cors; // the allowed foreign origin that sent this request (CORS headers), or NULL
 } conn;
 
 // ---- server.c: stopping, sending, the session queue ----
 
+// plm_server_log: one line through on_log (one call at a time), if there is one
+void plm_server_log(server *s, const char *fmt, ...) PLM_PRINTF(2, 3);
 // plm_server_stopping: 1 once should_stop has said so (it is polled here)
 int plm_server_stopping(server *s);
 // plm_server_send_all: all n bytes, or mark the connection broken; 0 or -1
@@ -80,7 +85,8 @@ int plm_server_send_all(conn *c, const void *buf, size_t n);
 int plm_server_send_head(conn *c, int status, const char *type, int64_t length, const char *extra);
 // plm_server_send_json: b as the application/json body (500 when b ran out of memory)
 void plm_server_send_json(conn *c, int status, const sbuf *b, const char *extra);
-// plm_server_send_error: {"error": {"message": ..., "type": ..., "code": status}} (OpenAI's shape)
+// plm_server_send_error: {"error": {"message", "type", "param": null, "code": status}} (OpenAI's
+// shape; the type by status: invalid_request_error, authentication_error, permission_error, ...)
 void plm_server_send_error(conn *c, int status, const char *extra, const char *fmt, ...)
     PLM_PRINTF(4, 5);
 // plm_server_client_gone: 1 when the peer has closed its end (checked during generation)
@@ -90,14 +96,59 @@ int plm_server_client_gone(conn *c);
 int plm_server_session_acquire(server *s);
 void plm_server_session_release(server *s);
 
+// ---- server_guard.c: who may ask ----
+
+// plm_server_loopback: 1 when host (a numeric address) is 127.0.0.0/8 or ::1
+int plm_server_loopback(const char *host);
+// plm_server_check_bind: PLM_OK unless p->host is not a loopback address and p has no api_key
+plm_status plm_server_check_bind(const plm_server_params *p, plm_error *err);
+// plm_server_guard: the Host, Origin and API key checks of a parsed request; answers preflight
+// OPTIONS itself. Sets c->cors. Returns 0 to route the request, -1 when it has been answered.
+int plm_server_guard(conn *c);
+
 // ---- server_api.c: the JSON API, called by server.c's route ----
 
-typedef enum { API_PARAPHRASE, API_COMPLETIONS } api_kind;
+typedef enum { API_PARAPHRASE, API_COMPLETIONS, API_CHAT } api_kind;
 
-// plm_server_handle_generate: /v1/paraphrase and /v1/completions
+// plm_server_handle_generate: /v1/paraphrase, /v1/completions and /v1/chat/completions
 void plm_server_handle_generate(conn *c, api_kind kind);
 // plm_server_handle_health: /v1/health
 void plm_server_handle_health(conn *c);
+
+// ---- server_openai.c: models, the chat prompt, OpenAI's answer shapes ----
+
+// plm_server_handle_models: GET /v1/models (the base, by its file name; "base:adapter" too when
+// the session runs an adapter)
+void plm_server_handle_models(conn *c);
+// plm_server_pick_model: the request's "model" (j's root object) checked against /v1/models; id
+// gets the name to report. Returns 0, or -1 after sending the error (404 for an unknown model).
+int plm_server_pick_model(conn *c, const plm_json *j, char id[512]);
+// plm_server_chat_prompt: "messages" as the ChatML prompt text (*prompt owned by the caller, plen
+// bytes) and the id of <|im_end|>, which ends the answer. Returns 0, or -1 after sending the error.
+int plm_server_chat_prompt(conn *c, const plm_json *j, char **prompt, size_t *plen,
+                           int32_t *stop_id);
+
+// What each OpenAI answer starts with.
+typedef struct {
+    api_kind kind;     // API_COMPLETIONS or API_CHAT
+    const char *id;    // "cmpl-N" or "chatcmpl-N"
+    long long created; // unix time
+    const char *model; // the name reported (plm_server_pick_model)
+} oai_head;
+
+// plm_server_oai_chunk: one "data: {...}\n\n" event with choice index's text piece, or (reason
+// non-NULL) its end; first: the chat role comes with it
+void plm_server_oai_chunk(sbuf *b, const oai_head *h, int32_t index, const char *text, size_t len,
+                          const char *reason, int first);
+// plm_server_oai_usage_chunk: the last event when stream_options.include_usage: no choices, usage
+void plm_server_oai_usage_chunk(sbuf *b, const oai_head *h, int32_t prompt_tokens,
+                                int32_t completion_tokens);
+// plm_server_oai_usage: "usage": {...}
+void plm_server_oai_usage(sbuf *b, int32_t prompt_tokens, int32_t completion_tokens);
+// plm_server_oai_response: the whole answer: n choices (texts, finish reasons) and usage
+void plm_server_oai_response(sbuf *b, const oai_head *h, const sbuf *texts,
+                             const char *const *reasons, int32_t n, int32_t prompt_tokens,
+                             int32_t completion_tokens);
 
 #endif // !__EMSCRIPTEN__
 #endif

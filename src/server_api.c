@@ -1,8 +1,9 @@
 // server_api.c: the JSON API of `pocketlm serve` on the native engine: /v1/paraphrase (the task's
-// prompt and defaults) and an OpenAI-compatible subset of /v1/completions, each as one JSON object
-// or as server-sent events, and /v1/health. A generation request is parsed, tokenized, waits for
-// the one session (server.c's queue), generates and answers. Not here: sockets, connections,
-// reading requests, static files and routing (server.c).
+// prompt and defaults), OpenAI's /v1/completions and /v1/chat/completions (n choices, usage), each
+// as one JSON object or as server-sent events, and /v1/health. A generation request is parsed,
+// tokenized, waits for the one session (server.c's queue), generates and answers. Not here:
+// sockets, connections, reading requests, static files and routing (server.c); the chat prompt,
+// the model names and OpenAI's answer shapes (server_openai.c).
 #define _POSIX_C_SOURCE 200809L
 #include "json.h"
 #include "server.h"
@@ -14,34 +15,30 @@
 #include <time.h>
 
 #define MAX_STOP_STRINGS 4 // OpenAI's limit for "stop"
+#define MAX_CHOICES      8 // "n" at most (each choice is generated in turn)
 
 // ---- generation requests ----
 
 typedef struct {
     conn *c;
     api_kind kind;
-    int stream;        // 1: server-sent events as text arrives
-    sbuf text;         // the whole generated text
-    char id[32];       // "cmpl-N"
-    long long created; // unix time, for the OpenAI shape
-    int stopped;       // generation was stopped: client gone or server stopping
+    int stream;              // 1: server-sent events as text arrives
+    sbuf texts[MAX_CHOICES]; // (n_choices) the whole generated text of each choice
+    oai_head h;              // completions and chat: id, created, model
+    char id[32];             // "cmpl-N" or "chatcmpl-N" (h.id)
+    int32_t index;           // the choice being generated
+    int first;               // no event has been sent for this choice yet
+    int stopped;             // generation was stopped: client gone or server stopping
 } gen_ctx;
 
 // sse_chunk: one "data: {...}\n\n" event carrying a piece of text
 static int sse_chunk(gen_ctx *g, const char *text, size_t len, const char *finish) {
     sbuf b = {0};
-    plm_sbuf_add(&b, "data: ", 6);
-    if (g->kind == API_COMPLETIONS) {
-        plm_sbuf_addf(
-            &b, "{\"id\": \"%s\", \"object\": \"text_completion\", \"created\": %lld, \"model\": ",
-            g->id, g->created);
-        plm_sbuf_json_str(&b, g->c->srv->p->model_name, strlen(g->c->srv->p->model_name));
-        plm_sbuf_add(&b, ", \"choices\": [{\"text\": ", 23);
-        plm_sbuf_json_str(&b, text, len);
-        plm_sbuf_addf(&b, ", \"index\": 0, \"logprobs\": null, \"finish_reason\": %s%s%s}]}\n\n",
-                      finish ? "\"" : "", finish ? finish : "null", finish ? "\"" : "");
+    if (g->kind != API_PARAPHRASE) {
+        plm_server_oai_chunk(&b, &g->h, g->index, text, len, finish, g->first);
+        g->first = 0;
     } else {
-        plm_sbuf_add(&b, "{\"text\": ", 9);
+        plm_sbuf_add(&b, "data: {\"text\": ", 15);
         plm_sbuf_json_str(&b, text, len);
         plm_sbuf_add(&b, "}\n\n", 3);
     }
@@ -61,8 +58,8 @@ static int gen_should_stop(void *user) {
 static int on_text(void *user, const char *text, size_t len) {
     gen_ctx *g = user;
     if (plm_server_stopping(g->c->srv) || plm_server_client_gone(g->c)) return g->stopped = 1;
-    plm_sbuf_add(&g->text, text, len);
-    if (g->text.oom) return g->stopped = 1;
+    plm_sbuf_add(&g->texts[g->index], text, len);
+    if (g->texts[g->index].oom) return g->stopped = 1;
     if (g->stream && sse_chunk(g, text, len, NULL)) return g->stopped = 1;
     return 0;
 }
@@ -103,6 +100,10 @@ typedef struct {
     size_t plen;
     plm_generate_params gp;        // sampling and stops; gp.stop_* point into this struct
     plm_task task;                 // /v1/paraphrase: the task under the session's tokenizer
+    int32_t n_choices;             // "n": answers to generate (not streamed when > 1)
+    int include_usage;             // stream_options.include_usage: a last event with usage
+    int32_t stop_id;               // chat: <|im_end|>, which ends an answer
+    char model[512];               // the model name to report
     char *stops[MAX_STOP_STRINGS]; // owned stop strings
     const char *stop_list[MAX_STOP_STRINGS];
     int32_t n_stops;
@@ -138,6 +139,40 @@ bad:
            -1;
 }
 
+// parse_openai: what /v1/completions and /v1/chat/completions add: "model", "n",
+// "stream_options" and the options this server does not have ("logprobs", "echo", "suffix",
+// "best_of", "tools": 400 when asked for). Returns 0, or -1 after sending the error.
+static int parse_openai(conn *c, const plm_json *j, gen_request *r) {
+    static const char *const unsupported[] = {"logprobs", "top_logprobs", "echo",
+                                              "suffix",   "tools",        "best_of"};
+    for (size_t k = 0; k < sizeof unsupported / sizeof unsupported[0]; k++) {
+        int32_t i = plm_json_get(j, 0, unsupported[k]);
+        if (i >= 0 && j->tok[i].type != PLM_JSON_NULL && j->tok[i].type != PLM_JSON_FALSE)
+            return plm_server_send_error(c, 400, NULL, "\"%s\" is not supported by this server",
+                                         unsupported[k]),
+                   -1;
+    }
+    if (plm_server_pick_model(c, j, r->model)) return -1;
+    double n = 1;
+    if (opt_num(c, j, "n", 1, MAX_CHOICES, &n)) return -1;
+    if (n != (int32_t)n)
+        return plm_server_send_error(c, 400, NULL, "\"n\" must be an integer in [1, %d]",
+                                     MAX_CHOICES),
+               -1;
+    r->n_choices = (int32_t)n;
+    int32_t so = plm_json_get(j, 0, "stream_options");
+    int32_t iu =
+        so >= 0 && j->tok[so].type == PLM_JSON_OBJECT ? plm_json_get(j, so, "include_usage") : -1;
+    if (so >= 0 && j->tok[so].type != PLM_JSON_NULL &&
+        (j->tok[so].type != PLM_JSON_OBJECT || (iu >= 0 && plm_json_bool(j, iu) < 0)))
+        return plm_server_send_error(c, 400, NULL,
+                                     "\"stream_options\" must be {\"include_usage\": true or "
+                                     "false}"),
+               -1;
+    r->include_usage = iu >= 0 && plm_json_bool(j, iu) == 1;
+    return 0;
+}
+
 // parse_generate: the request body into r (sampling options, prompt, stops). Returns 0, or -1
 // after sending the error. The paraphrase defaults are the task's (plm_task_default_params, as the
 // CLI's); the completion defaults are OpenAI's: temperature 1, 16 tokens.
@@ -147,8 +182,11 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
     plm_error err = {0};
     int rc = -1;
     r->kind = kind;
+    r->n_choices = 1;
     r->gp = kind == API_PARAPHRASE ? plm_task_default_params() : plm_generate_default_params();
-    if (kind == API_COMPLETIONS) r->gp.max_tokens = 16, r->gp.sampler.temperature = 1.0f;
+    if (kind != API_PARAPHRASE) r->gp.sampler.temperature = 1.0f;
+    if (kind == API_COMPLETIONS) r->gp.max_tokens = 16;
+    if (kind == API_CHAT) r->gp.max_tokens = plm_session_n_ctx(ses); // up to the context's end
     if (!c->body || plm_json_parse(&j, c->body, c->body_len, "request body", &err) != PLM_OK) {
         plm_server_send_error(c, 400, NULL, "%s", c->body ? err.msg : "the request has no body");
         goto done;
@@ -157,9 +195,10 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
         plm_server_send_error(c, 400, NULL, "the request body must be a JSON object");
         goto done;
     }
+    if (kind != API_PARAPHRASE && parse_openai(c, &j, r)) goto done;
     const char *key = kind == API_PARAPHRASE ? "text" : "prompt";
     int32_t ti = plm_json_get(&j, 0, key);
-    if (ti < 0 || j.tok[ti].type != PLM_JSON_STRING) {
+    if (kind != API_CHAT && (ti < 0 || j.tok[ti].type != PLM_JSON_STRING)) {
         plm_server_send_error(c, 400, NULL, "\"%s\" must be a string", key);
         goto done;
     }
@@ -167,6 +206,7 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
     double max_tokens = r->gp.max_tokens, temp = (double)sp->temperature, top_k = sp->top_k;
     double top_p = (double)sp->top_p, seed = -1;
     if (opt_num(c, &j, "max_tokens", 0, plm_session_n_ctx(ses), &max_tokens) ||
+        opt_num(c, &j, "max_completion_tokens", 0, plm_session_n_ctx(ses), &max_tokens) ||
         opt_num(c, &j, "temperature", 0, 100, &temp) ||
         opt_num(c, &j, "top_k", 0, 1 << 24, &top_k) || opt_num(c, &j, "top_p", 1e-6, 1, &top_p) ||
         opt_num(c, &j, "seed", 0, 9007199254740991.0, &seed))
@@ -182,14 +222,20 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
         plm_server_send_error(c, 400, NULL, "\"stream\" must be true or false");
         goto done;
     }
-    char *input = json_dup(&j, ti, &r->plen);
-    if (!input) {
-        plm_server_send_error(c, 500, NULL, "out of memory");
+    if (r->stream && r->n_choices > 1) {
+        plm_server_send_error(c, 400, NULL, "\"n\" > 1 is answered without \"stream\"");
         goto done;
     }
-    if (kind == API_COMPLETIONS) {
+    char *input = NULL;
+    if (kind == API_CHAT) {
+        if (plm_server_chat_prompt(c, &j, &r->prompt, &r->plen, &r->stop_id)) goto done;
+        r->gp.stop_tokens = &r->stop_id;
+        r->gp.n_stop_tokens = 1;
+    } else if (!(input = json_dup(&j, ti, &r->plen))) {
+        plm_server_send_error(c, 500, NULL, "out of memory");
+        goto done;
+    } else if (kind == API_COMPLETIONS) {
         r->prompt = input;
-        if (parse_stops(c, &j, r)) goto done;
     } else if (plm_task_check(input, &err) != PLM_OK) {
         free(input);
         plm_server_send_error(c, 400, NULL, "\"text\": %s", err.msg);
@@ -207,6 +253,7 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
         }
         plm_task_stop(&r->task, &r->gp);
     }
+    if (kind != API_PARAPHRASE && parse_stops(c, &j, r)) goto done;
     for (int32_t k = 0; k < r->n_stops; k++) r->stop_list[k] = r->stops[k];
     r->gp.stop_strings = r->stop_list;
     r->gp.n_stop_strings = r->n_stops;
@@ -217,54 +264,51 @@ done:
 }
 
 // respond_generate: the answer after a successful generation: one JSON object, or the last
-// events of a stream (the final chunk and [DONE])
-static void respond_generate(gen_ctx *g, const gen_request *r, const plm_generate_result *res) {
+// events of a stream (the final chunk, usage when asked, and [DONE]). reasons: each choice's
+// finish reason; n_out: the tokens generated over all choices; res: the last choice's.
+static void respond_generate(gen_ctx *g, const gen_request *r, const plm_generate_result *res,
+                             const char *const *reasons, int32_t n_out) {
     conn *c = g->c;
-    const char *name = c->srv->p->model_name;
-    int32_t n_out = res->generated_tokens - (res->stop_reason == PLM_STOP_TOKEN);
-    double pre = res->prefill_seconds > 0 ? res->prompt_tokens / res->prefill_seconds : 0;
-    double dec = res->decode_seconds > 0 ? res->generated_tokens / res->decode_seconds : 0;
-    const char *text = g->text.p ? g->text.p : "";
     sbuf b = {0};
-    if (r->stream && r->kind == API_COMPLETIONS) {
-        sse_chunk(g, "", 0, finish_reason(res->stop_reason));
-        plm_server_send_all(c, "data: [DONE]\n\n", 14);
-    } else if (r->kind == API_COMPLETIONS) {
-        plm_sbuf_addf(
-            &b, "{\"id\": \"%s\", \"object\": \"text_completion\", \"created\": %lld, \"model\": ",
-            g->id, g->created);
-        plm_sbuf_json_str(&b, name, strlen(name));
-        plm_sbuf_add(&b, ", \"choices\": [{\"text\": ", 23);
-        plm_sbuf_json_str(&b, text, g->text.n);
-        plm_sbuf_addf(&b,
-                      ", \"index\": 0, \"logprobs\": null, \"finish_reason\": \"%s\"}], \"usage\": "
-                      "{\"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d}}\n",
-                      finish_reason(res->stop_reason), res->prompt_tokens, n_out,
-                      res->prompt_tokens + n_out);
-        plm_server_send_json(c, 200, &b, NULL);
-    } else {
-        plm_sbuf_add(&b, r->stream ? "data: {\"done\": true, \"text\": " : "{\"text\": ",
-                     r->stream ? 29 : 9);
-        plm_sbuf_json_str(&b, text, g->text.n);
-        plm_sbuf_addf(&b,
-                      ", \"tokens\": %d, \"prompt_tokens\": %d, \"stop_reason\": \"%s\", "
-                      "\"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"seed\": %llu}",
-                      n_out, res->prompt_tokens, plm_stop_reason_name(res->stop_reason), pre, dec,
-                      (unsigned long long)r->gp.sampler.seed);
+    if (r->kind != API_PARAPHRASE) {
         if (r->stream) {
-            plm_sbuf_add(&b, "\n\ndata: [DONE]\n\n", 16);
+            g->index = 0; // streamed requests have one choice
+            sse_chunk(g, "", 0, reasons[0]);
+            if (r->include_usage) plm_server_oai_usage_chunk(&b, &g->h, res->prompt_tokens, n_out);
+            plm_sbuf_add(&b, "data: [DONE]\n\n", 14);
             if (!b.oom) plm_server_send_all(c, b.p, b.n);
         } else {
-            plm_sbuf_add(&b, "\n", 1);
+            plm_server_oai_response(&b, &g->h, g->texts, reasons, r->n_choices, res->prompt_tokens,
+                                    n_out);
             plm_server_send_json(c, 200, &b, NULL);
         }
+        free(b.p);
+        return;
+    }
+    double pre = res->prefill_seconds > 0 ? res->prompt_tokens / res->prefill_seconds : 0;
+    double dec = res->decode_seconds > 0 ? res->generated_tokens / res->decode_seconds : 0;
+    const sbuf *text = &g->texts[0];
+    plm_sbuf_add(
+        &b, r->stream ? "data: {\"done\": true, \"text\": " : "{\"text\": ", r->stream ? 29 : 9);
+    plm_sbuf_json_str(&b, text->p ? text->p : "", text->n);
+    plm_sbuf_addf(&b,
+                  ", \"tokens\": %d, \"prompt_tokens\": %d, \"stop_reason\": \"%s\", "
+                  "\"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"seed\": %llu}",
+                  n_out, res->prompt_tokens, plm_stop_reason_name(res->stop_reason), pre, dec,
+                  (unsigned long long)r->gp.sampler.seed);
+    if (r->stream) {
+        plm_sbuf_add(&b, "\n\ndata: [DONE]\n\n", 16);
+        if (!b.oom) plm_server_send_all(c, b.p, b.n);
+    } else {
+        plm_sbuf_add(&b, "\n", 1);
+        plm_server_send_json(c, 200, &b, NULL);
     }
     free(b.p);
 }
 
-// plm_server_handle_generate: /v1/paraphrase and /v1/completions: parse, tokenize (the tokenizer is
-// shared read-only, so before waiting), wait for the session, generate (streaming when asked),
-// answer.
+// plm_server_handle_generate: /v1/paraphrase, /v1/completions and /v1/chat/completions: parse,
+// tokenize (the tokenizer is shared read-only, so before waiting), wait for the session, generate
+// each choice in turn (streaming when asked), answer.
 void plm_server_handle_generate(conn *c, api_kind kind) {
     server *s = c->srv;
     plm_session *ses = s->p->session;
@@ -283,6 +327,7 @@ void plm_server_handle_generate(conn *c, api_kind kind) {
         return;
     }
     if (parse_generate(c, kind, &r)) goto done;
+    if (s->p->log_prompts) plm_server_log(s, "%s prompt: %.*s", c->peer, (int)r.plen, r.prompt);
     const plm_tokenizer *tok = plm_session_tokenizer(ses);
     int32_t n = plm_tokenizer_encode(tok, r.prompt, r.plen, NULL, 0);
     if (n <= 0 || n >= plm_session_n_ctx(ses)) {
@@ -308,15 +353,28 @@ void plm_server_handle_generate(conn *c, api_kind kind) {
     g.c = c;
     g.kind = kind;
     g.stream = r.stream;
-    g.created = (long long)time(NULL);
-    snprintf(g.id, sizeof g.id, "cmpl-%llu", (unsigned long long)r.n_req);
+    snprintf(g.id, sizeof g.id, "%s-%llu", kind == API_CHAT ? "chatcmpl" : "cmpl",
+             (unsigned long long)r.n_req);
+    g.h = (oai_head){kind, g.id, (long long)time(NULL), r.model};
     if (g.stream) plm_server_send_head(c, 200, "text/event-stream", -1, NULL);
     r.gp.on_text = on_text;
     r.gp.should_stop = gen_should_stop;
     r.gp.user = &g;
     plm_generate_result res;
-    plm_session_truncate(ses, 0);
-    plm_status st = plm_generate(ses, ids, n, &r.gp, NULL, 0, &res, &err);
+    const char *reasons[MAX_CHOICES];
+    int32_t n_out = 0; // tokens generated, all choices
+    uint64_t seed = r.gp.sampler.seed;
+    plm_status st = PLM_OK;
+    for (g.index = 0; g.index < r.n_choices && st == PLM_OK && !g.stopped; g.index++) {
+        g.first = 1;
+        r.gp.sampler.seed = seed + (uint64_t)g.index; // each choice its own draws
+        plm_session_truncate(ses, 0);
+        st = plm_generate(ses, ids, n, &r.gp, NULL, 0, &res, &err);
+        if (st != PLM_OK) break;
+        reasons[g.index] = finish_reason(res.stop_reason);
+        n_out += res.generated_tokens - (res.stop_reason == PLM_STOP_TOKEN);
+    }
+    r.gp.sampler.seed = seed;
     plm_session_truncate(ses, 0);
     plm_server_session_release(s);
     if (st == PLM_ERR_CANCELLED && g.stopped) {
@@ -331,10 +389,10 @@ void plm_server_handle_generate(conn *c, api_kind kind) {
         if (!b.oom) plm_server_send_all(c, b.p, b.n);
         free(b.p);
     } else if (!g.stopped) { // else the client left, or the server is stopping: nobody to answer
-        respond_generate(&g, &r, &res);
+        respond_generate(&g, &r, &res, reasons, n_out);
     }
 done:
-    free(g.text.p);
+    for (int32_t k = 0; k < MAX_CHOICES; k++) free(g.texts[k].p);
     free(ids);
     gen_request_free(&r);
 }

@@ -106,7 +106,7 @@ def http_checks(web):
     # path traversal, in the raw forms a browser would never send
     for path in ["/../../../../etc/passwd", "/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2f..%2fetc/passwd",
                  "/web/../Makefile", "/.git/config", "//etc/passwd", "/%00index.html", "/..\\..\\etc\\passwd"]:
-        st, h, b = raw(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        st, h, b = raw(f"GET {path} HTTP/1.1\r\nHost: {HOST}:{PORT}\r\n\r\n".encode())
         check(f"traversal {path} refused", st in (400, 403, 404) and b"root:" not in b and b"[core]" not in b, (st, b[:80]))
     # errors: each a JSON {"error": {"message"}} with the right status
     st, _, b = request("GET", "/no/such/file.txt")
@@ -220,7 +220,7 @@ def api_checks(bin_, model):
           "tokens" in r and "stop_reason" in r, (st, r, want_p))
     # streaming: the pieces add up to the non-streamed text, then [DONE]
     body = json.dumps({"prompt": prompt, "max_tokens": 12, "temperature": 0, "stream": True}).encode()
-    s = raw(f"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body, read=False)
+    s = raw(f"POST /v1/completions HTTP/1.1\r\nHost: {HOST}:{PORT}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body, read=False)
     s.settimeout(120)
     events = list(sse_events(s))
     s.close()
@@ -245,7 +245,7 @@ def api_checks(bin_, model):
     check("8 concurrent clients: 200 with the default queue of 16", results.count(200) == 8, results)
     # a client that leaves in the middle of a long stream: the generation stops, the server goes on
     body = json.dumps({"prompt": "Write a long story about a dragon.", "max_tokens": 1000, "temperature": 0.7, "stream": True}).encode()
-    s = raw(f"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body, read=False)
+    s = raw(f"POST /v1/completions HTTP/1.1\r\nHost: {HOST}:{PORT}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body, read=False)
     s.settimeout(120)
     ev = sse_events(s)
     first = [next(ev), next(ev)]

@@ -1,0 +1,237 @@
+// server_openai.c: what `pocketlm serve` adds for OpenAI's clients: GET /v1/models, the "model"
+// of a request, the chat prompt of /v1/chat/completions (ChatML, SmolLM2's template), and the
+// OpenAI answer shapes of /v1/completions and /v1/chat/completions: one JSON object with its
+// choices and usage, or chat.completion.chunk / text_completion events. Reference: OpenAI's API
+// reference (chat/create, completions/create, models/list). The generation loop itself, parsing
+// the options and streaming are server_api.c's. Not here: a Jinja interpreter: a template that is
+// not ChatML is refused (400), and ChatML's default system prompt is read from the template text.
+#define _POSIX_C_SOURCE 200809L
+#include "json.h"
+#include "model.h"
+#include "server.h"
+
+#if !defined(__EMSCRIPTEN__)
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ADD(b, lit) plm_sbuf_add((b), (lit), sizeof(lit) - 1) // a string literal
+
+// ---- models ----
+
+// model_ids: the ids this server answers to: the base (its file name) and, with an adapter,
+// "base:adapter". Returns how many (1 or 2).
+static int model_ids(const server *s, char ids[2][512]) {
+    snprintf(ids[0], sizeof ids[0], "%s", s->p->model_name);
+    if (!s->p->adapter_name || !s->p->adapter_name[0]) return 1;
+    snprintf(ids[1], sizeof ids[1], "%s:%s", s->p->model_name, s->p->adapter_name);
+    return 2;
+}
+
+void plm_server_handle_models(conn *c) {
+    char ids[2][512];
+    int n = model_ids(c->srv, ids);
+    const plm_session *ses = c->srv->p->session;
+    const char *name = ses ? plm_model_name(plm_session_model(ses)) : "";
+    sbuf b = {0};
+    ADD(&b, "{\"object\": \"list\", \"data\": [");
+    for (int i = 0; i < n; i++) {
+        if (i) ADD(&b, ", ");
+        ADD(&b, "{\"id\": ");
+        plm_sbuf_json_str(&b, ids[i], strlen(ids[i]));
+        ADD(&b, ", \"object\": \"model\", \"created\": 0, \"owned_by\": \"pocketlm\", \"name\": ");
+        plm_sbuf_json_str(&b, name, strlen(name));
+        ADD(&b, "}");
+    }
+    ADD(&b, "]}\n");
+    plm_server_send_json(c, 200, &b, NULL);
+    free(b.p);
+}
+
+int plm_server_pick_model(conn *c, const plm_json *j, char id[512]) {
+    char ids[2][512];
+    int n = model_ids(c->srv, ids);
+    memcpy(id, ids[n - 1], 512);
+    int32_t mi = plm_json_get(j, 0, "model");
+    if (mi < 0 || j->tok[mi].type == PLM_JSON_NULL) return 0;
+    if (j->tok[mi].type != PLM_JSON_STRING)
+        return plm_server_send_error(c, 400, NULL, "\"model\" must be a string"), -1;
+    if (plm_json_eq(j, mi, ids[n - 1])) return 0;
+    if (n == 2 && plm_json_eq(j, mi, ids[0]))
+        return plm_server_send_error(c, 400, NULL,
+                                     "this server applies the adapter to every request: ask for "
+                                     "\"%s\"",
+                                     ids[1]),
+               -1;
+    return plm_server_send_error(
+               c, 404, NULL, "\"model\": not served here; GET /v1/models lists \"%s\"", ids[n - 1]),
+           -1;
+}
+
+// ---- the chat prompt ----
+
+// default_system: the system prompt a ChatML template adds when the messages have none: the
+// literal after "<|im_start|>system\n" up to "<|im_end|>" (SmolLM2's "You are a helpful AI
+// assistant named SmolLM, ..."), if it is plain text (no quote, brace or '+': then it is an
+// expression, as in templates that only copy the messages). Returns its length, 0 when none.
+static size_t default_system(const char *tmpl, const char **at) {
+    static const char head[] = "<|im_start|>system\n";
+    const char *p = tmpl ? strstr(tmpl, head) : NULL;
+    if (!p) return 0;
+    p += sizeof head - 1;
+    const char *end = strstr(p, "<|im_end|>");
+    if (!end || end == p) return 0;
+    for (const char *q = p; q < end; q++)
+        if (strchr("'\"{}+", *q)) return 0;
+    *at = p;
+    return (size_t)(end - p);
+}
+
+// add_content: a message's content: a string, or an array of {"type": "text", "text": ...} parts
+// (concatenated). Returns 0, or -1 when it is neither.
+static int add_content(sbuf *b, const plm_json *j, int32_t ci) {
+    if (j->tok[ci].type == PLM_JSON_STRING) {
+        int64_t n = plm_json_str(j, ci, NULL, 0);
+        char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+        if (!s) return b->oom = 1, 0;
+        plm_json_str(j, ci, s, (size_t)n + 1);
+        plm_sbuf_add(b, s, (size_t)n);
+        free(s);
+        return 0;
+    }
+    if (j->tok[ci].type != PLM_JSON_ARRAY) return -1;
+    for (int32_t k = 0; k < j->tok[ci].size; k++) {
+        int32_t part = plm_json_at(j, ci, k), t = plm_json_get(j, part, "type");
+        int32_t text = plm_json_get(j, part, "text");
+        if (t < 0 || !plm_json_eq(j, t, "text") || text < 0 || add_content(b, j, text)) return -1;
+    }
+    return 0;
+}
+
+int plm_server_chat_prompt(conn *c, const plm_json *j, char **prompt, size_t *plen,
+                           int32_t *stop_id) {
+    const plm_session *ses = c->srv->p->session;
+    const plm_model *m = plm_session_model(ses);
+    *stop_id = plm_tokenizer_token_id(plm_session_tokenizer(ses), "<|im_end|>");
+    if ((m->chat_template && !strstr(m->chat_template, "<|im_start|>")) || *stop_id < 0)
+        return plm_server_send_error(c, 400, NULL,
+                                     "this model's chat template is not ChatML, the one this "
+                                     "server knows: use /v1/completions"),
+               -1;
+    int32_t mi = plm_json_get(j, 0, "messages");
+    if (mi < 0 || j->tok[mi].type != PLM_JSON_ARRAY || j->tok[mi].size == 0)
+        return plm_server_send_error(c, 400, NULL, "\"messages\" must be a non-empty array"), -1;
+    sbuf b = {0};
+    for (int32_t k = 0; k < j->tok[mi].size; k++) {
+        int32_t e = plm_json_at(j, mi, k), ri = plm_json_get(j, e, "role");
+        int32_t ci = plm_json_get(j, e, "content");
+        static const char *const roles[] = {"system", "developer", "user", "assistant"};
+        int role = -1;
+        for (int r = 0; r < 4 && ri >= 0; r++)
+            if (plm_json_eq(j, ri, roles[r])) role = r;
+        if (role < 0 || ci < 0) {
+            free(b.p);
+            return plm_server_send_error(c, 400, NULL,
+                                         "messages[%d]: want {\"role\": \"system\", \"developer\", "
+                                         "\"user\" or \"assistant\", \"content\": text}",
+                                         k),
+                   -1;
+        }
+        const char *sys;
+        size_t ns = k == 0 && role > 1 ? default_system(m->chat_template, &sys) : 0;
+        if (ns) plm_sbuf_addf(&b, "<|im_start|>system\n%.*s<|im_end|>\n", (int)ns, sys);
+        // developer is OpenAI's newer name for system
+        plm_sbuf_addf(&b, "<|im_start|>%s\n", roles[role == 1 ? 0 : role]);
+        if (add_content(&b, j, ci)) {
+            free(b.p);
+            return plm_server_send_error(c, 400, NULL,
+                                         "messages[%d].content: want a string or an array of "
+                                         "{\"type\": \"text\", \"text\": ...} parts",
+                                         k),
+                   -1;
+        }
+        ADD(&b, "<|im_end|>\n");
+    }
+    ADD(&b, "<|im_start|>assistant\n");
+    if (b.oom) {
+        free(b.p);
+        return plm_server_send_error(c, 500, NULL, "out of memory"), -1;
+    }
+    *prompt = b.p;
+    *plen = b.n;
+    return 0;
+}
+
+// ---- answers ----
+
+// head: "{"id": ..., "object": ..., "created": ..., "model": ..., "
+static void head(sbuf *b, const oai_head *h, const char *object) {
+    plm_sbuf_addf(b, "{\"id\": \"%s\", \"object\": \"%s\", \"created\": %lld, \"model\": ", h->id,
+                  object, h->created);
+    plm_sbuf_json_str(b, h->model, strlen(h->model));
+}
+
+static void finish(sbuf *b, const char *reason) {
+    plm_sbuf_addf(b, ", \"logprobs\": null, \"finish_reason\": %s%s%s}", reason ? "\"" : "",
+                  reason ? reason : "null", reason ? "\"" : "");
+}
+
+void plm_server_oai_usage(sbuf *b, int32_t prompt_tokens, int32_t completion_tokens) {
+    plm_sbuf_addf(b,
+                  "\"usage\": {\"prompt_tokens\": %d, \"completion_tokens\": %d, "
+                  "\"total_tokens\": %d}",
+                  prompt_tokens, completion_tokens, prompt_tokens + completion_tokens);
+}
+
+void plm_server_oai_chunk(sbuf *b, const oai_head *h, int32_t index, const char *text, size_t len,
+                          const char *reason, int first) {
+    int chat = h->kind == API_CHAT;
+    ADD(b, "data: ");
+    head(b, h, chat ? "chat.completion.chunk" : "text_completion");
+    plm_sbuf_addf(b, ", \"choices\": [{\"index\": %d, ", index);
+    if (!chat) {
+        ADD(b, "\"text\": ");
+        plm_sbuf_json_str(b, text, len);
+    } else {
+        ADD(b, "\"delta\": {");
+        if (first) ADD(b, "\"role\": \"assistant\"");
+        if (first && !reason) ADD(b, ", ");
+        if (!reason) {
+            ADD(b, "\"content\": ");
+            plm_sbuf_json_str(b, text, len);
+        }
+        ADD(b, "}");
+    }
+    finish(b, reason);
+    ADD(b, "]}\n\n");
+}
+
+void plm_server_oai_usage_chunk(sbuf *b, const oai_head *h, int32_t prompt_tokens,
+                                int32_t completion_tokens) {
+    ADD(b, "data: ");
+    head(b, h, h->kind == API_CHAT ? "chat.completion.chunk" : "text_completion");
+    ADD(b, ", \"choices\": [], ");
+    plm_server_oai_usage(b, prompt_tokens, completion_tokens);
+    ADD(b, "}\n\n");
+}
+
+void plm_server_oai_response(sbuf *b, const oai_head *h, const sbuf *texts,
+                             const char *const *reasons, int32_t n, int32_t prompt_tokens,
+                             int32_t completion_tokens) {
+    int chat = h->kind == API_CHAT;
+    head(b, h, chat ? "chat.completion" : "text_completion");
+    ADD(b, ", \"choices\": [");
+    for (int32_t i = 0; i < n; i++) {
+        plm_sbuf_addf(b, "%s{\"index\": %d, ", i ? ", " : "", i);
+        if (chat) ADD(b, "\"message\": {\"role\": \"assistant\", \"content\": ");
+        else ADD(b, "\"text\": ");
+        plm_sbuf_json_str(b, texts[i].p ? texts[i].p : "", texts[i].n);
+        if (chat) ADD(b, "}");
+        finish(b, reasons[i]);
+    }
+    ADD(b, "], ");
+    plm_server_oai_usage(b, prompt_tokens, completion_tokens);
+    ADD(b, "}\n");
+}
+
+#endif // !__EMSCRIPTEN__

@@ -1,8 +1,9 @@
 // test_load.c: loading converts GGUF weights with SIMD kernels over threads (quant.c, model_load.c);
 // the weights must be the bits of the plain route (dequantize to f32, then plm_quantize_q8_0) on
 // every kernel path and for any thread count:
-// - rows: quant.c's kernels against the plain route, random rows with edge blocks (zero, tiny,
-//   huge, negative, infinite and NaN scales), every path this CPU runs;
+// - rows: quant.c's kernels (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16) against the plain route, random
+//   rows with edge blocks (zero, tiny, huge, negative, infinite and NaN scales), every path this
+//   CPU runs (tests/test_quant.c checks the plain route itself against gguf-py);
 // - tiny models saved as Q8_0, Q4_0 and F16 GGUF: every path and 1, 2, 3 threads against the
 //   scalar path on 1 thread (the plain route itself);
 // - the real SmolLM2 Q4_1 GGUF (when present): a hash of every weight, as f32 and as q8_0, equal
@@ -52,14 +53,15 @@ static uint16_t special(size_t b, int m) {
     return b < sizeof d / sizeof d[0] ? d[b][m] : 0;
 }
 
-// random_row: nb blocks of type (Q8_0, Q4_0, Q4_1) with random scales of varied magnitude and the
-// edge blocks first.
+// random_row: nb blocks of type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) with random scales of varied
+// magnitude and the edge blocks first.
 static void random_row(uint8_t *p, uint32_t type, size_t nb) {
-    size_t bs = plm_gguf_row_bytes(type, 32), hdr = type == PLM_GGML_Q4_1 ? 4 : 2;
+    const int min = type == PLM_GGML_Q4_1 || type == PLM_GGML_Q5_1; // m after d
+    size_t bs = plm_gguf_row_bytes(type, 32), hdr = min ? 4 : 2;
     for (size_t b = 0; b < nb; b++, p += bs) {
         float scale = frand() * (float)(1 << (next_u32() % 12)) * 1e-3f;
         put16(p, special(b, 0) ? special(b, 0) : plm_f32_to_f16(scale));
-        if (type == PLM_GGML_Q4_1)
+        if (min)
             put16(p + 2, special(b, 1) ? special(b, 1) : plm_f32_to_f16(frand() * 8.0f * scale));
         for (size_t k = hdr; k < bs; k++) p[k] = (uint8_t)next_u32();
         if (b == 0) memset(p + hdr, 0, bs - hdr);
@@ -68,7 +70,8 @@ static void random_row(uint8_t *p, uint32_t type, size_t nb) {
 
 static void test_rows(void) {
     const size_t n = 32 * 64, nb = n / 32;
-    const uint32_t types[] = {PLM_GGML_Q8_0, PLM_GGML_Q4_0, PLM_GGML_Q4_1, PLM_GGML_F16};
+    const uint32_t types[] = {PLM_GGML_Q8_0, PLM_GGML_Q4_0, PLM_GGML_Q4_1,
+                              PLM_GGML_Q5_0, PLM_GGML_Q5_1, PLM_GGML_F16};
     uint8_t *src = malloc(n * 4);
     int8_t *q = malloc(n), *rq = malloc(n);
     float *d = malloc(nb * 4), *rd = malloc(nb * 4), *x = malloc(n * 4), *rx = malloc(n * 4);

@@ -527,44 +527,55 @@ static void dequant_q5_1(float *y, const uint8_t *p, size_t nb) {
 // The K-quants: super-blocks of 256 values in sub-blocks of 16 or 32, each with its own scale (and
 // minimum) quantized against the super-block's f16 d (and dmin).
 
-// {u8 scales[16]; u8 qs[64]; f16 d; f16 dmin}: 16 sub-blocks of 16, scale s & 15, minimum s >> 4;
-// element 128h + 32s + l holds bits 2s, 2s+1 of qs[32h + l]. x = (d * sc) * q - dmin * m
+// Q2_K, Q3_K and Q6_K: 16 sub-blocks of 16; element 128h + 32s + l (h < 2, s < 4, l < 32) is in
+// sub-block 8h + 2s + l / 16 and takes its bits from byte l of the h-th group of 32 (or 64).
+
+// {u8 scales[16]; u8 qs[64]; f16 d; f16 dmin}: scale byte c: scale c & 15, minimum c >> 4; q is
+// bits 2s, 2s+1 of qs[32h + l]. x = (d * sc) * q - dmin * m
 static void dequant_q2_k(float *y, const uint8_t *p, size_t nb) {
-    for (size_t b = 0; b < nb; b++, p += 84, y += 256) {
+    for (size_t b = 0; b < nb; b++, p += 84) {
         const float d = f16_at(p + 80), dmin = f16_at(p + 82);
-        for (int i = 0; i < 256; i++) {
-            const int sc = p[i / 16], h = i / 128, s = i / 32 % 4, l = i % 32;
-            const float dl = d * (float)(sc & 15), ml = dmin * (float)(sc >> 4);
-            const float qd = dl * (float)(p[16 + 32 * h + l] >> 2 * s & 3);
-            y[i] = qd - ml;
-        }
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 4; s++)
+                for (int half = 0; half < 2; half++, y += 16) {
+                    const int c = p[8 * h + 2 * s + half];
+                    const float dl = d * (float)(c & 15), ml = dmin * (float)(c >> 4);
+                    const uint8_t *qs = p + 16 + 32 * h + 16 * half;
+                    for (int l = 0; l < 16; l++) {
+                        const float qd = dl * (float)(qs[l] >> 2 * s & 3);
+                        y[l] = qd - ml;
+                    }
+                }
     }
 }
 
-// {u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d}: 16 sub-blocks of 16 with 6-bit scales (low
-// nibbles in bytes 0-7, sub-block i < 8 the low one of byte i, i >= 8 the high one of byte i - 8;
-// top two bits: bits 2(i / 4), +1 of byte 8 + i % 4), stored + 32. Element 128h + 32s + l:
-// bits 2s, 2s+1 of qs[32h + l], minus 4 unless bit 4h + s of hmask[l] is set.
+// {u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d}: 6-bit scales stored + 32, sub-block k's low
+// nibble in byte k (k < 8) or the high one of byte k - 8, its top two bits at bit 2(k / 4) of byte
+// 8 + k % 4. q is bits 2s, 2s+1 of qs[32h + l], minus 4 unless bit 4h + s of hmask[l] is set.
 // x = (d * (sc - 32)) * q
 static void dequant_q3_k(float *y, const uint8_t *p, size_t nb) {
-    for (size_t b = 0; b < nb; b++, p += 110, y += 256) {
-        const uint8_t *hm = p, *qs = p + 32, *sc = p + 96;
+    for (size_t b = 0; b < nb; b++, p += 110) {
+        const uint8_t *sc = p + 96;
         const float d = f16_at(p + 108);
-        for (int i = 0; i < 256; i++) {
-            const int k = i / 16, h = i / 128, s = i / 32 % 4, l = i % 32;
-            const int lo = (k < 8 ? sc[k] : sc[k - 8] >> 4) & 15,
-                      hi = sc[8 + k % 4] >> 2 * (k / 4) & 3;
-            const int q = (qs[32 * h + l] >> 2 * s & 3) - (hm[l] >> (4 * h + s) & 1 ? 0 : 4);
-            const float dl = d * (float)((lo | hi << 4) - 32);
-            y[i] = dl * (float)q;
-        }
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 4; s++)
+                for (int half = 0; half < 2; half++, y += 16) {
+                    const int k = 8 * h + 2 * s + half;
+                    const int lo = (k < 8 ? sc[k] : sc[k - 8] >> 4) & 15;
+                    const float dl =
+                        d * (float)((lo | (sc[8 + k % 4] >> 2 * (k / 4) & 3) << 4) - 32);
+                    const uint8_t *hm = p + 16 * half, *qs = p + 32 + 32 * h + 16 * half;
+                    for (int l = 0; l < 16; l++) {
+                        const int q = (qs[l] >> 2 * s & 3) - (hm[l] >> (4 * h + s) & 1 ? 0 : 4);
+                        y[l] = dl * (float)q;
+                    }
+                }
     }
 }
 
-// k4_scale: sub-block j (0-7)'s 6-bit scale *sc and minimum *m from the 12 packed bytes of a Q4_K /
-// Q5_K block: for j < 4 the low 6 bits of bytes j and j + 4; else the nibbles of byte j + 4 with
-// the top two bits of bytes j - 4 and j as bits 4, 5.
-static void k4_scale(const uint8_t *s, int j, int *sc, int *m) {
+// plm_gguf_k4_scale: for j < 4 the low 6 bits of bytes j and j + 4; else the nibbles of byte j + 4
+// with the top two bits of bytes j - 4 and j as bits 4, 5.
+void plm_gguf_k4_scale(const uint8_t *s, int j, int *sc, int *m) {
     if (j < 4) {
         *sc = s[j] & 63;
         *m = s[j + 4] & 63;
@@ -584,7 +595,7 @@ static void dequant_q45_k(float *y, const uint8_t *p, size_t nb, int five) {
         const uint8_t *qh = p + 16, *qs = p + (five ? 48 : 16);
         for (int j = 0; j < 8; j++) {
             int sc, m;
-            k4_scale(p + 4, j, &sc, &m);
+            plm_gguf_k4_scale(p + 4, j, &sc, &m);
             const float dl = d * (float)sc, ml = dmin * (float)m;
             for (int l = 0; l < 32; l++) {
                 const int q =
@@ -596,19 +607,23 @@ static void dequant_q45_k(float *y, const uint8_t *p, size_t nb, int five) {
     }
 }
 
-// {u8 ql[128]; u8 qh[64]; int8 scales[16]; f16 d}: 16 sub-blocks of 16. Element 128h + 32s + l:
-// low 4 bits from ql[64h + 32(s % 2) + l] (low nibble for s < 2, high for s >= 2), bits 4-5 from
-// bits 2s, 2s+1 of qh[32h + l], minus 32. x = (d * sc) * q
+// {u8 ql[128]; u8 qh[64]; int8 scales[16]; f16 d}: q's low 4 bits from ql[64h + 32(s % 2) + l]
+// (low nibble for s < 2, high for s >= 2), bits 4-5 from bits 2s, 2s+1 of qh[32h + l], minus 32.
+// x = (d * sc) * q
 static void dequant_q6_k(float *y, const uint8_t *p, size_t nb) {
-    for (size_t b = 0; b < nb; b++, p += 210, y += 256) {
+    for (size_t b = 0; b < nb; b++, p += 210) {
         const float d = f16_at(p + 208);
-        for (int i = 0; i < 256; i++) {
-            const int h = i / 128, s = i / 32 % 4, l = i % 32;
-            const int lo = p[64 * h + 32 * (s % 2) + l] >> 4 * (s / 2) & 15;
-            const int hi = p[128 + 32 * h + l] >> 2 * s & 3;
-            const float dl = d * (float)(int8_t)p[192 + i / 16];
-            y[i] = dl * (float)((lo | hi << 4) - 32);
-        }
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 4; s++)
+                for (int half = 0; half < 2; half++, y += 16) {
+                    const float dl = d * (float)(int8_t)p[192 + 8 * h + 2 * s + half];
+                    const uint8_t *ql = p + 64 * h + 32 * (s % 2) + 16 * half;
+                    const uint8_t *qh = p + 128 + 32 * h + 16 * half;
+                    for (int l = 0; l < 16; l++) {
+                        const int q = (ql[l] >> 4 * (s / 2) & 15) | (qh[l] >> 2 * s & 3) << 4;
+                        y[l] = dl * (float)(q - 32);
+                    }
+                }
     }
 }
 

@@ -125,6 +125,10 @@ plm_status plm_gguf_tensor_to_f32(const plm_gguf_tensor *t, size_t row0, size_t 
 // as plm_gguf_tensor_to_f32 does; a type it does not read leaves out as it is (check it first).
 void plm_gguf_dequant_row(uint32_t type, const uint8_t *src, size_t n, float *out);
 
+// plm_gguf_k4_scale: sub-block j (0-7)'s 6-bit scale *sc and minimum *m from the 12 packed scale
+// bytes s of a Q4_K / Q5_K block (ggml's get_scale_min_k4).
+void plm_gguf_k4_scale(const uint8_t *s, int j, int *sc, int *m);
+
 // ---- sizes ----
 
 // plm_gguf_row_bytes: bytes of n elements of a ggml type (n a multiple of its block), 0 if unknown.

@@ -1,5 +1,5 @@
 // gguf.c: the GGUF v2/v3 reader (from a buffer; every count, length and offset validated before
-// use, since it is fuzzed), dequantization of F32/F16/BF16/Q8_0/Q4_0/Q4_1, llama.cpp's Q/K row
+// use, since it is fuzzed), dequantization of the types in PLM_GGUF_READ_TYPES, llama.cpp's Q/K row
 // permutation and the tokenizer from tokenizer.ggml.* metadata. Not here: the v3 writer and ggml's
 // reference quantizers (gguf_write.c).
 // Reference: ggml/docs/gguf.md, ggml/src/gguf.cpp, ggml-quants.c (dequantize_row_*).
@@ -454,51 +454,225 @@ static float f16_at(const uint8_t *p) {
     return plm_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
 }
 
-// dequant_blocks: nb blocks of 32 at src -> y (nb * 32), as ggml's dequantize_row_{q8_0,q4_0,q4_1}.
-// Q4_1's q * d + m is two statements: a multiply then an add, two roundings, never an FMA whatever
-// the compiler's contraction default (quant.c computes the same values with SIMD and must match).
-static void dequant_blocks(float *y, const uint8_t *src, size_t nb, uint32_t type) {
-    for (size_t b = 0; b < nb; b++, y += 32) {
-        if (type == PLM_GGML_Q8_0) { // {f16 d; int8 qs[32]}: x = q * d
-            const uint8_t *p = src + b * 34;
-            float d = f16_at(p);
-            for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)p[2 + j] * d;
-        } else if (type ==
-                   PLM_GGML_Q4_0) { // {f16 d; u8 qs[16]}: x = (q - 8) * d, low nibbles first
-            const uint8_t *p = src + b * 18;
-            float d = f16_at(p);
-            for (int j = 0; j < 16; j++) {
-                y[j] = (float)((p[2 + j] & 0x0f) - 8) * d;
-                y[j + 16] = (float)((p[2 + j] >> 4) - 8) * d;
-            }
-        } else { // Q4_1 {f16 d; f16 m; u8 qs[16]}: x = q * d + m
-            const uint8_t *p = src + b * 20;
-            float d = f16_at(p), m = f16_at(p + 2);
-            for (int j = 0; j < 16; j++) {
-                const float lo = (float)(p[4 + j] & 0x0f) * d, hi = (float)(p[4 + j] >> 4) * d;
-                y[j] = lo + m;
-                y[j + 16] = hi + m;
+// ---- dequantization, as ggml's dequantize_row_* (ggml-quants.c) ----
+// Each function turns nb blocks at p into y. A value that ggml computes as a * q + b or a * q - b
+// is written as two statements here, a multiply then an add: two roundings, never an FMA whatever
+// the compiler's contraction default (ggml's reference rounds twice too, and quant.c's SIMD
+// computes the same values and must match).
+
+// {f16 d; int8 qs[32]}: x = q * d
+static void dequant_q8_0(float *y, const uint8_t *p, size_t nb) {
+    for (size_t b = 0; b < nb; b++, p += 34, y += 32) {
+        const float d = f16_at(p);
+        for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)p[2 + j] * d;
+    }
+}
+
+// {f16 d; u8 qs[16]}: x = (q - 8) * d, low nibbles are elements 0-15, high ones 16-31
+static void dequant_q4_0(float *y, const uint8_t *p, size_t nb) {
+    for (size_t b = 0; b < nb; b++, p += 18, y += 32) {
+        const float d = f16_at(p);
+        for (int j = 0; j < 16; j++) {
+            y[j] = (float)((p[2 + j] & 0x0f) - 8) * d;
+            y[j + 16] = (float)((p[2 + j] >> 4) - 8) * d;
+        }
+    }
+}
+
+// {f16 d; f16 m; u8 qs[16]}: x = q * d + m
+static void dequant_q4_1(float *y, const uint8_t *p, size_t nb) {
+    for (size_t b = 0; b < nb; b++, p += 20, y += 32) {
+        const float d = f16_at(p), m = f16_at(p + 2);
+        for (int j = 0; j < 16; j++) {
+            const float lo = (float)(p[4 + j] & 0x0f) * d, hi = (float)(p[4 + j] >> 4) * d;
+            y[j] = lo + m;
+            y[j + 16] = hi + m;
+        }
+    }
+}
+
+// q5: the 32 5-bit values of a Q5_0/Q5_1 block: the nibbles of qs (as Q4_x) with bit j of the
+// little-endian uint32 qh as bit 4 of element j.
+static void q5(int q[32], const uint8_t *qh, const uint8_t *qs) {
+    const uint32_t h = (uint32_t)le(qh, 4);
+    for (int j = 0; j < 16; j++) {
+        q[j] = (qs[j] & 0x0f) | (int)((h >> j & 1) << 4);
+        q[j + 16] = (qs[j] >> 4) | (int)((h >> (j + 16) & 1) << 4);
+    }
+}
+
+// {f16 d; u8 qh[4]; u8 qs[16]}: x = (q - 16) * d
+static void dequant_q5_0(float *y, const uint8_t *p, size_t nb) {
+    for (size_t b = 0; b < nb; b++, p += 22, y += 32) {
+        const float d = f16_at(p);
+        int q[32];
+        q5(q, p + 2, p + 6);
+        for (int j = 0; j < 32; j++) y[j] = (float)(q[j] - 16) * d;
+    }
+}
+
+// {f16 d; f16 m; u8 qh[4]; u8 qs[16]}: x = q * d + m
+static void dequant_q5_1(float *y, const uint8_t *p, size_t nb) {
+    for (size_t b = 0; b < nb; b++, p += 24, y += 32) {
+        const float d = f16_at(p), m = f16_at(p + 2);
+        int q[32];
+        q5(q, p + 4, p + 8);
+        for (int j = 0; j < 32; j++) {
+            const float qd = (float)q[j] * d;
+            y[j] = qd + m;
+        }
+    }
+}
+
+// The K-quants: super-blocks of 256 values in sub-blocks of 16 or 32, each with its own scale (and
+// minimum) quantized against the super-block's f16 d (and dmin).
+
+// Q2_K, Q3_K and Q6_K: 16 sub-blocks of 16; element 128h + 32s + l (h < 2, s < 4, l < 32) is in
+// sub-block 8h + 2s + l / 16 and takes its bits from byte l of the h-th group of 32 (or 64).
+
+// {u8 scales[16]; u8 qs[64]; f16 d; f16 dmin}: scale byte c: scale c & 15, minimum c >> 4; q is
+// bits 2s, 2s+1 of qs[32h + l]. x = (d * sc) * q - dmin * m
+static void dequant_q2_k(float *y, const uint8_t *p, size_t nb) {
+    for (size_t b = 0; b < nb; b++, p += 84) {
+        const float d = f16_at(p + 80), dmin = f16_at(p + 82);
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 4; s++)
+                for (int half = 0; half < 2; half++, y += 16) {
+                    const int c = p[8 * h + 2 * s + half];
+                    const float dl = d * (float)(c & 15), ml = dmin * (float)(c >> 4);
+                    const uint8_t *qs = p + 16 + 32 * h + 16 * half;
+                    for (int l = 0; l < 16; l++) {
+                        const float qd = dl * (float)(qs[l] >> 2 * s & 3);
+                        y[l] = qd - ml;
+                    }
+                }
+    }
+}
+
+// {u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d}: 6-bit scales stored + 32, sub-block k's low
+// nibble in byte k (k < 8) or the high one of byte k - 8, its top two bits at bit 2(k / 4) of byte
+// 8 + k % 4. q is bits 2s, 2s+1 of qs[32h + l], minus 4 unless bit 4h + s of hmask[l] is set.
+// x = (d * (sc - 32)) * q
+static void dequant_q3_k(float *y, const uint8_t *p, size_t nb) {
+    for (size_t b = 0; b < nb; b++, p += 110) {
+        const uint8_t *sc = p + 96;
+        const float d = f16_at(p + 108);
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 4; s++)
+                for (int half = 0; half < 2; half++, y += 16) {
+                    const int k = 8 * h + 2 * s + half;
+                    const int lo = (k < 8 ? sc[k] : sc[k - 8] >> 4) & 15;
+                    const float dl =
+                        d * (float)((lo | (sc[8 + k % 4] >> 2 * (k / 4) & 3) << 4) - 32);
+                    const uint8_t *hm = p + 16 * half, *qs = p + 32 + 32 * h + 16 * half;
+                    for (int l = 0; l < 16; l++) {
+                        const int q = (qs[l] >> 2 * s & 3) - (hm[l] >> (4 * h + s) & 1 ? 0 : 4);
+                        y[l] = dl * (float)q;
+                    }
+                }
+    }
+}
+
+// plm_gguf_k4_scale: for j < 4 the low 6 bits of bytes j and j + 4; else the nibbles of byte j + 4
+// with the top two bits of bytes j - 4 and j as bits 4, 5.
+void plm_gguf_k4_scale(const uint8_t *s, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 15) | (s[j - 4] >> 6) << 4;
+        *m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+    }
+}
+
+// {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]} (Q4_K), {...; u8 qh[32]; u8 qs[128]} (Q5_K): 8
+// sub-blocks of 32; sub-block j takes the low (j even) or high nibbles of qs[32(j / 2) ..], and for
+// Q5_K bit j of qh[l] as bit 4. x = (d * sc) * q - dmin * m
+static void dequant_q45_k(float *y, const uint8_t *p, size_t nb, int five) {
+    const size_t bs = five ? 176 : 144;
+    for (size_t b = 0; b < nb; b++, p += bs, y += 256) {
+        const float d = f16_at(p), dmin = f16_at(p + 2);
+        const uint8_t *qh = p + 16, *qs = p + (five ? 48 : 16);
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            plm_gguf_k4_scale(p + 4, j, &sc, &m);
+            const float dl = d * (float)sc, ml = dmin * (float)m;
+            for (int l = 0; l < 32; l++) {
+                const int q =
+                    (qs[32 * (j / 2) + l] >> 4 * (j % 2) & 15) | (five ? (qh[l] >> j & 1) << 4 : 0);
+                const float qd = dl * (float)q;
+                y[32 * j + l] = qd - ml;
             }
         }
     }
 }
 
+// {u8 ql[128]; u8 qh[64]; int8 scales[16]; f16 d}: q's low 4 bits from ql[64h + 32(s % 2) + l]
+// (low nibble for s < 2, high for s >= 2), bits 4-5 from bits 2s, 2s+1 of qh[32h + l], minus 32.
+// x = (d * sc) * q
+static void dequant_q6_k(float *y, const uint8_t *p, size_t nb) {
+    for (size_t b = 0; b < nb; b++, p += 210) {
+        const float d = f16_at(p + 208);
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 4; s++)
+                for (int half = 0; half < 2; half++, y += 16) {
+                    const float dl = d * (float)(int8_t)p[192 + 8 * h + 2 * s + half];
+                    const uint8_t *ql = p + 64 * h + 32 * (s % 2) + 16 * half;
+                    const uint8_t *qh = p + 128 + 32 * h + 16 * half;
+                    for (int l = 0; l < 16; l++) {
+                        const int q = (ql[l] >> 4 * (s / 2) & 15) | (qh[l] >> 2 * s & 3) << 4;
+                        y[l] = dl * (float)(q - 32);
+                    }
+                }
+    }
+}
+
+int plm_gguf_type_readable(uint32_t type) {
+    switch (type) {
+    case PLM_GGML_F32:
+    case PLM_GGML_F16:
+    case PLM_GGML_BF16:
+    case PLM_GGML_Q8_0:
+    case PLM_GGML_Q4_0:
+    case PLM_GGML_Q4_1:
+    case PLM_GGML_Q5_0:
+    case PLM_GGML_Q5_1:
+    case PLM_GGML_Q2_K:
+    case PLM_GGML_Q3_K:
+    case PLM_GGML_Q4_K:
+    case PLM_GGML_Q5_K:
+    case PLM_GGML_Q6_K: return 1;
+    }
+    return 0;
+}
+
 void plm_gguf_dequant_row(uint32_t type, const uint8_t *src, size_t n, float *out) {
-    int dt = plm_gguf_type_to_dtype(type);
-    if (dt == PLM_DTYPE_F32 || dt == PLM_DTYPE_F16 || dt == PLM_DTYPE_BF16)
-        plm_convert_to_f32(out, src, n, (plm_dtype)dt);
-    else if (dt >= 0) dequant_blocks(out, src, n / 32, type);
+    switch (type) {
+    case PLM_GGML_F32:
+    case PLM_GGML_F16:
+    case PLM_GGML_BF16:
+        plm_convert_to_f32(out, src, n, (plm_dtype)plm_gguf_type_to_dtype(type));
+        break;
+    case PLM_GGML_Q8_0: dequant_q8_0(out, src, n / 32); break;
+    case PLM_GGML_Q4_0: dequant_q4_0(out, src, n / 32); break;
+    case PLM_GGML_Q4_1: dequant_q4_1(out, src, n / 32); break;
+    case PLM_GGML_Q5_0: dequant_q5_0(out, src, n / 32); break;
+    case PLM_GGML_Q5_1: dequant_q5_1(out, src, n / 32); break;
+    case PLM_GGML_Q2_K: dequant_q2_k(out, src, n / 256); break;
+    case PLM_GGML_Q3_K: dequant_q3_k(out, src, n / 256); break;
+    case PLM_GGML_Q4_K: dequant_q45_k(out, src, n / 256, 0); break;
+    case PLM_GGML_Q5_K: dequant_q45_k(out, src, n / 256, 1); break;
+    case PLM_GGML_Q6_K: dequant_q6_k(out, src, n / 256); break;
+    }
 }
 
 plm_status plm_gguf_tensor_to_f32(const plm_gguf_tensor *t, size_t row0, size_t n_rows, float *out,
                                   plm_error *err) {
     size_t cols = (size_t)t->ne[0], rows = cols ? t->n_elems / cols : 0;
-    int dt = plm_gguf_type_to_dtype(t->type);
-    if (dt < 0)
-        return plm_fail(
-            err, PLM_ERR_UNSUPPORTED,
-            "tensor '%.*s' has type %s; pocketlm reads F32, F16, BF16, Q8_0, Q4_0, Q4_1",
-            (int)t->name.n, t->name.s, plm_ggml_type_name(t->type));
+    if (!plm_gguf_type_readable(t->type))
+        return plm_fail(err, PLM_ERR_UNSUPPORTED, "tensor '%.*s' has type %s; pocketlm reads %s",
+                        (int)t->name.n, t->name.s, plm_ggml_type_name(t->type),
+                        PLM_GGUF_READ_TYPES);
     if (row0 > rows || n_rows > rows - row0)
         return plm_fail(err, PLM_ERR_ARG, "tensor '%.*s': rows [%zu, +%zu) beyond %zu",
                         (int)t->name.n, t->name.s, row0, n_rows, rows);

@@ -1,7 +1,8 @@
 // gguf.h: the GGUF format (ggml/llama.cpp), versions 2 and 3: "GGUF", version, tensor count,
 // metadata count, metadata key/values, tensor infos, padding to general.alignment, tensor data.
 // Reading works from a caller's buffer (wasm) or a mapped file and validates every count, length and
-// offset, because the parser is fuzzed. Dequantization of F32, F16, BF16, Q8_0, Q4_0, Q4_1; the v3
+// offset, because the parser is fuzzed. Dequantization of F32, F16, BF16, the legacy Q8_0, Q4_0,
+// Q4_1, Q5_0, Q5_1 and the K-quants Q2_K to Q6_K, as ggml's dequantize_row_*; the v3
 // writer with the reference quantizers of ggml (quantize_row_q8_0_ref, quantize_row_q4_0_ref).
 // GGUF lists dims innermost first: an HF (rows, cols) weight has ne = {cols, rows}.
 // Which tensor means what (and the Q/K permutation) is model.c's business, not this file's.
@@ -39,7 +40,14 @@ enum {
     PLM_GGML_F16 = 1,
     PLM_GGML_Q4_0 = 2,
     PLM_GGML_Q4_1 = 3,
+    PLM_GGML_Q5_0 = 6,
+    PLM_GGML_Q5_1 = 7,
     PLM_GGML_Q8_0 = 8,
+    PLM_GGML_Q2_K = 10,
+    PLM_GGML_Q3_K = 11,
+    PLM_GGML_Q4_K = 12,
+    PLM_GGML_Q5_K = 13,
+    PLM_GGML_Q6_K = 14,
     PLM_GGML_BF16 = 30,
 };
 
@@ -104,13 +112,22 @@ const char *plm_ggml_type_name(uint32_t type);
 // plm_gguf_type_to_dtype: the plm_dtype of a tensor type we read (F32, F16, BF16, Q8_0, Q4_0,
 // Q4_1), or -1.
 int plm_gguf_type_to_dtype(uint32_t type);
+// the tensor types pocketlm reads (plm_gguf_type_readable), as error messages list them
+#define PLM_GGUF_READ_TYPES                                                                        \
+    "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K"
+// plm_gguf_type_readable: 1 when plm_gguf_dequant_row reads tensor type type.
+int plm_gguf_type_readable(uint32_t type);
 // plm_gguf_tensor_to_f32: rows [row0, row0 + n_rows) of t as f32 into out (n_rows * ne[0]), where a
-// row is ne[0] elements. Types other than F32/F16/BF16/Q8_0/Q4_0/Q4_1 are PLM_ERR_UNSUPPORTED.
+// row is ne[0] elements. Types not in PLM_GGUF_READ_TYPES are PLM_ERR_UNSUPPORTED.
 plm_status plm_gguf_tensor_to_f32(const plm_gguf_tensor *t, size_t row0, size_t n_rows, float *out,
                                   plm_error *err);
 // plm_gguf_dequant_row: n elements (a multiple of the type's block) of type at src as f32 into out,
 // as plm_gguf_tensor_to_f32 does; a type it does not read leaves out as it is (check it first).
 void plm_gguf_dequant_row(uint32_t type, const uint8_t *src, size_t n, float *out);
+
+// plm_gguf_k4_scale: sub-block j (0-7)'s 6-bit scale *sc and minimum *m from the 12 packed scale
+// bytes s of a Q4_K / Q5_K block (ggml's get_scale_min_k4).
+void plm_gguf_k4_scale(const uint8_t *s, int j, int *sc, int *m);
 
 // ---- sizes ----
 

@@ -428,11 +428,11 @@ static plm_status load_gguf(const plm_model *m, const source *s, const wref *w, 
     for (int32_t i = 0; i < n; i++) {
         if (in[i]) continue;
         const plm_gguf_tensor *g = t[i].gg;
-        if (plm_gguf_type_to_dtype(g->type) < 0)
+        if (!plm_gguf_type_readable(g->type))
             return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                            "%s: tensor '%.*s' has type %s; pocketlm reads F32, F16, BF16, Q8_0, "
-                            "Q4_0, Q4_1",
-                            s->path, (int)g->name.n, g->name.s, plm_ggml_type_name(g->type));
+                            "%s: tensor '%.*s' has type %s; pocketlm reads %s", s->path,
+                            (int)g->name.n, g->name.s, plm_ggml_type_name(g->type),
+                            PLM_GGUF_READ_TYPES);
         if ((size_t)w[i].cols > cols) cols = (size_t)w[i].cols;
         size_t per = CONV_CHUNK_BYTES / ((size_t)w[i].cols * 4) + 1; // rows a chunk
         n_chunks += ((size_t)w[i].rows + per - 1) / per;

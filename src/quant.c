@@ -10,6 +10,14 @@
 //   127)). Q4_0 is the same with x = fl((k - 8) * d).
 // - A block whose d or m is infinite or NaN takes the plain route (the quantizers' max differs
 //   on NaN from path to path; the plain route is by definition what the path did).
+// - Q5_0 and Q5_1 are 5-bit: 32 levels, too many for the permute, so the kernel (AVX2, taken on
+//   the AVX-512 path too) rebuilds each q as an int8 (nibble | qh bit << 4) and converts it, exact,
+//   to float: x = fl((q - 16) * d), or fl(fl(q * d) + m), the plain route's operations.
+// - Q4_K, Q5_K and Q6_K (AVX2): each run of 32 values of a super-block is one Q8_0 block, with
+//   one scale (Q4_K/Q5_K: and minimum) or two (Q6_K: one per 16); the kernel rebuilds q as bytes
+//   and converts them, then x = fl(fl(dl * q) - ml) or fl(dl * q) with dl, ml computed as gguf.c
+//   does. A super-block with an infinite or NaN d or dmin takes the plain route. Q2_K and Q3_K
+//   (rare in files people use) take the plain route.
 // - Q8_0 blocks are copied (d to f32), not requantized: that is what loading always did.
 #include "quant.h"
 
@@ -165,6 +173,149 @@ static PLM_TARGET_AVX2 void q8_f32_avx2(const uint8_t *src, size_t nb, float *ou
         }
     }
 }
+
+// ---- Q5_0 / Q5_1 (AVX2, also taken on the AVX-512 path) ----
+
+// q5_values_avx2: the 32 values of the Q5_0/Q5_1 block at p in x[0..3] (elements 0-7, 8-15,
+// 16-23, 24-31): the nibbles as in Q4_x, bit j of the little-endian qh as bit 4 of element j
+// (each qh byte broadcast to 8 lanes, one bit tested per lane); x = (q - 16) * d (Q5_0) or
+// fl(q * d) + m (Q5_1), the plain route's operations (int8 -> float is exact).
+static inline PLM_TARGET_AVX2 void q5_values_avx2(uint32_t type, const uint8_t *p, __m256 x[4]) {
+    const int one = type == PLM_GGML_Q5_1; // Q5_1's header has m after d
+    const __m256 d = _mm256_set1_ps(f16_at(p));
+    uint32_t h;
+    memcpy(&h, p + 2 + 2 * one, 4);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2,
+                                         2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), sel);
+    const __m256i hi =
+        _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit), _mm256_set1_epi8(16));
+    const __m128i raw = _mm_loadu_si128((const __m128i *)(const void *)(p + 6 + 2 * one));
+    const __m128i n0 = _mm_and_si128(raw, _mm_set1_epi8(15));
+    const __m128i n1 = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15));
+    __m256i q = _mm256_or_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(n0), n1, 1), hi);
+    if (!one) q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+    const __m128i q0 = _mm256_castsi256_si128(q), q1 = _mm256_extracti128_si256(q, 1);
+    const __m128i part[4] = {q0, _mm_srli_si128(q0, 8), q1, _mm_srli_si128(q1, 8)};
+    for (int k = 0; k < 4; k++) {
+        const __m256 qd = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(part[k])), d);
+        x[k] = one ? _mm256_add_ps(qd, _mm256_set1_ps(f16_at(p + 2))) : qd;
+    }
+}
+
+// q5_q8_avx2: quantize_block_avx2 (quant_x86.h) on each block's values.
+static PLM_TARGET_AVX2 void q5_q8_avx2(plm_isa isa, uint32_t type, const uint8_t *src, size_t nb,
+                                       int8_t *q, float *d, float *tmp) {
+    const size_t bs = type == PLM_GGML_Q5_1 ? 24 : 22;
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *p = src + b * bs;
+        if (!f16_finite(p) || (type == PLM_GGML_Q5_1 && !f16_finite(p + 2))) {
+            plain_q8_0(isa, type, p, 1, q + b * 32, d + b, tmp);
+            continue;
+        }
+        __m256 x[4];
+        q5_values_avx2(type, p, x);
+        quantize_block_avx2(q + b * 32, d + b, x);
+    }
+}
+
+static PLM_TARGET_AVX2 void q5_f32_avx2(uint32_t type, const uint8_t *src, size_t nb, float *out) {
+    const size_t bs = type == PLM_GGML_Q5_1 ? 24 : 22;
+    for (size_t b = 0; b < nb; b++) {
+        __m256 x[4];
+        q5_values_avx2(type, src + b * bs, x);
+        for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + b * 32 + 8 * k, x[k]);
+    }
+}
+
+// ---- Q4_K, Q5_K, Q6_K (AVX2, also taken on the AVX-512 path) ----
+// A super-block of 256 is 8 runs of 32 consecutive values, each one Q8_0 block: Q4_K/Q5_K's
+// sub-blocks (one scale and minimum each), Q6_K's pairs of 16-value sub-blocks. Each run's values
+// are the plain route's: the int q converted (exact), then fl(fl(dl * q) - ml) or fl(dl * q).
+
+// cvt_mul_avx2: the 8 bytes of b (signed, or unsigned if !sign) as float times s.
+static inline PLM_TARGET_AVX2 __m256 cvt_mul_avx2(__m128i b, int sign, __m256 s) {
+    const __m256i i = sign ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(i), s);
+}
+
+// k_run_avx2: run r (0-7) of the Q4_K/Q5_K/Q6_K super-block at p in x[0..3].
+static inline PLM_TARGET_AVX2 void k_run_avx2(uint32_t type, const uint8_t *p, int r, __m256 x[4]) {
+    __m256i q;
+    __m256 s0, s1, m = _mm256_setzero_ps();
+    if (type == PLM_GGML_Q6_K) { // run r = 4h + s
+        const int h = r / 4, s = r % 4;
+        const __m256i ql =
+            _mm256_loadu_si256((const __m256i *)(const void *)(p + 64 * h + 32 * (s % 2)));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(const void *)(p + 128 + 32 * h));
+        const __m256i lo =
+            _mm256_and_si256(_mm256_srli_epi16(ql, 4 * (s / 2)), _mm256_set1_epi8(15));
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * s), _mm256_set1_epi8(3));
+        q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
+        const float d = f16_at(p + 208);
+        s0 = _mm256_set1_ps(d * (float)(int8_t)p[192 + 2 * r]);
+        s1 = _mm256_set1_ps(d * (float)(int8_t)p[193 + 2 * r]);
+    } else { // run r is sub-block r
+        const int five = type == PLM_GGML_Q5_K;
+        const __m256i qs = _mm256_loadu_si256(
+            (const __m256i *)(const void *)(p + (five ? 48 : 16) + 32 * (r / 2)));
+        q = _mm256_and_si256(_mm256_srli_epi16(qs, 4 * (r % 2)), _mm256_set1_epi8(15));
+        if (five) {
+            const __m256i bit = _mm256_set1_epi8((char)(1 << r));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(const void *)(p + 16));
+            q = _mm256_or_si256(q,
+                                _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit),
+                                                 _mm256_set1_epi8(16)));
+        }
+        int sc, mn;
+        plm_gguf_k4_scale(p + 4, r, &sc, &mn);
+        s0 = s1 = _mm256_set1_ps(f16_at(p) * (float)sc);
+        m = _mm256_set1_ps(f16_at(p + 2) * (float)mn);
+    }
+    const int sign = type == PLM_GGML_Q6_K;
+    const __m128i q0 = _mm256_castsi256_si128(q), q1 = _mm256_extracti128_si256(q, 1);
+    x[0] = cvt_mul_avx2(q0, sign, s0);
+    x[1] = cvt_mul_avx2(_mm_srli_si128(q0, 8), sign, s0);
+    x[2] = cvt_mul_avx2(q1, sign, s1);
+    x[3] = cvt_mul_avx2(_mm_srli_si128(q1, 8), sign, s1);
+    if (!sign)
+        for (int k = 0; k < 4; k++) x[k] = _mm256_sub_ps(x[k], m);
+}
+
+// k_q8_avx2: quantize_block_avx2 on each run; a super-block whose d (or dmin) is infinite or NaN
+// takes the plain route.
+static PLM_TARGET_AVX2 void k_q8_avx2(plm_isa isa, uint32_t type, const uint8_t *src, size_t nb,
+                                      int8_t *q, float *d, float *tmp) {
+    const size_t bs = plm_gguf_row_bytes(type, 256);
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *p = src + b * bs;
+        if (type == PLM_GGML_Q6_K ? !f16_finite(p + 208) : !f16_finite(p) || !f16_finite(p + 2)) {
+            plain_q8_0(isa, type, p, 8, q + b * 256, d + b * 8, tmp);
+            continue;
+        }
+        for (int r = 0; r < 8; r++) {
+            __m256 x[4];
+            k_run_avx2(type, p, r, x);
+            quantize_block_avx2(q + b * 256 + 32 * r, d + b * 8 + r, x);
+        }
+    }
+}
+
+static PLM_TARGET_AVX2 void k_f32_avx2(uint32_t type, const uint8_t *src, size_t nb, float *out) {
+    const size_t bs = plm_gguf_row_bytes(type, 256);
+    for (size_t b = 0; b < nb; b++)
+        for (int r = 0; r < 8; r++) {
+            __m256 x[4];
+            k_run_avx2(type, src + b * bs, r, x);
+            for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + b * 256 + 32 * r + 8 * k, x[k]);
+        }
+}
+
+// k_type: Q4_K, Q5_K or Q6_K, the K-quants with a kernel here.
+static int k_type(uint32_t type) {
+    return type == PLM_GGML_Q4_K || type == PLM_GGML_Q5_K || type == PLM_GGML_Q6_K;
+}
 #endif
 
 void plm_quant_row_q8_0(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, int8_t *q,
@@ -185,6 +336,14 @@ void plm_quant_row_q8_0(plm_isa isa, uint32_t type, const uint8_t *src, size_t n
             return;
         }
     }
+    if ((type == PLM_GGML_Q5_0 || type == PLM_GGML_Q5_1) && plm_isa_includes(isa, PLM_ISA_AVX2)) {
+        q5_q8_avx2(isa, type, src, nb, q, d, tmp);
+        return;
+    }
+    if (k_type(type) && plm_isa_includes(isa, PLM_ISA_AVX2)) {
+        k_q8_avx2(isa, type, src, n / 256, q, d, tmp);
+        return;
+    }
 #endif
     plain_q8_0(isa, type, src, nb, q, d, tmp);
 }
@@ -198,6 +357,14 @@ void plm_quant_row_f32(plm_isa isa, uint32_t type, const uint8_t *src, size_t n,
     if (plm_isa_includes(isa, PLM_ISA_AVX2)) {
         if (type == PLM_GGML_Q4_0 || type == PLM_GGML_Q4_1) {
             q4_f32_avx2(type, src, n / 32, out);
+            return;
+        }
+        if (type == PLM_GGML_Q5_0 || type == PLM_GGML_Q5_1) {
+            q5_f32_avx2(type, src, n / 32, out);
+            return;
+        }
+        if (k_type(type)) {
+            k_f32_avx2(type, src, n / 256, out);
             return;
         }
         if (type == PLM_GGML_Q8_0) {

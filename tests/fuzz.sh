@@ -43,10 +43,13 @@ kv = [s("general.architecture") + struct.pack("<I", 8) + s("llama"),
       s("llama.block_count") + struct.pack("<II", 4, 2),
       s("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 3) + s("a") + s("b") + s("ab"),
       s("tokenizer.ggml.token_type") + struct.pack("<IIQ", 9, 5, 3) + struct.pack("<iii", 1, 1, 3)]
-types = [(0, 4 * 32), (1, 2 * 32), (8, 34), (2, 18), (3, 20), (30, 2 * 32)]
+# (ggml type, ne[0], bytes of one row): F32, F16, Q8_0, Q4_0, Q4_1, BF16, Q5_0, Q5_1, Q2_K..Q6_K
+types = [(0, 32, 4 * 32), (1, 32, 2 * 32), (8, 32, 34), (2, 32, 18), (3, 32, 20), (30, 32, 2 * 32),
+         (6, 32, 22), (7, 32, 24), (10, 256, 84), (11, 256, 110), (12, 256, 144), (13, 256, 176),
+         (14, 256, 210)]
 infos, off = b"", 0
-for k, (t, size) in enumerate(types):
-    infos += s("t%d" % k) + struct.pack("<IQQ", 2, 32, 1) + struct.pack("<IQ", t, off)
+for k, (t, ne0, size) in enumerate(types):
+    infos += s("t%d" % k) + struct.pack("<IQQ", 2, ne0, 1) + struct.pack("<IQ", t, off)
     off += (size + 31) // 32 * 32
 head = b"GGUF" + struct.pack("<IQQ", 3, len(types), len(kv)) + b"".join(kv) + infos
 head += b"\0" * (-len(head) % 32)

@@ -304,7 +304,7 @@ static void test_gguf_corrupt(void) {
     b[at] = PLM_GGUF_UINT32, b[at + 1] = b[at + 2] = b[at + 3] = 0;
     put64(b + at + 4, UINT64_C(1) << 62);
     expect_gguf("elements of", b, at + 12 + 16, PLM_ERR_FORMAT);
-    // one tensor of a K-quant type (readable, not convertible) and one of an unknown type
+    // one tensor of a type the table knows but pocketlm does not read (Q8_K) and one of an unknown type
     for (int unknown = 0; unknown < 2; unknown++) {
         memset(b, 0, sizeof b);
         n = gguf_hdr(b, "GGUF", 3, 1, 0);
@@ -312,12 +312,12 @@ static void test_gguf_corrupt(void) {
         b[n++] = 't';
         b[n] = 1, n += 4;                 // n_dims
         n += put64(b + n, 256);           // ne[0]
-        b[n] = unknown ? 99 : 12, n += 4; // Q4_K: 144 bytes per 256
+        b[n] = unknown ? 99 : 15, n += 4; // Q8_K: 292 bytes per 256
         n += put64(b + n, 0);             // offset
         size_t data = (n + 31) / 32 * 32;
         plm_gguf g;
         plm_error err = {0};
-        plm_status s = plm_gguf_parse(&g, b, data + 144, "k-quant", &err);
+        plm_status s = plm_gguf_parse(&g, b, data + 292, "q8_k", &err);
         if (unknown) {
             CHECK_MSG(s == PLM_ERR_UNSUPPORTED && strstr(err.msg, "99"), "%s", err.msg);
             continue;
@@ -326,9 +326,9 @@ static void test_gguf_corrupt(void) {
         float out[256];
         CHECK(s == PLM_OK &&
               plm_gguf_tensor_to_f32(&g.tensors[0], 0, 1, out, &err) == PLM_ERR_UNSUPPORTED &&
-              strstr(err.msg, "Q4_K"));
+              strstr(err.msg, "Q8_K"));
         if (s == PLM_OK) plm_gguf_free(&g);
-        expect_gguf("beyond the data", b, data + 100, PLM_ERR_FORMAT);
+        expect_gguf("beyond the data", b, data + 291, PLM_ERR_FORMAT);
     }
 }
 

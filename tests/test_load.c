@@ -1,8 +1,9 @@
 // test_load.c: loading converts GGUF weights with SIMD kernels over threads (quant.c, model_load.c);
 // the weights must be the bits of the plain route (dequantize to f32, then plm_quantize_q8_0) on
 // every kernel path and for any thread count:
-// - rows: quant.c's kernels against the plain route, random rows with edge blocks (zero, tiny,
-//   huge, negative, infinite and NaN scales), every path this CPU runs;
+// - rows: quant.c's kernels (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, the K-quants, F16) against the plain route, random
+//   rows with edge blocks (zero, tiny, huge, negative, infinite and NaN scales), every path this
+//   CPU runs (tests/test_quant.c checks the plain route itself against gguf-py);
 // - tiny models saved as Q8_0, Q4_0 and F16 GGUF: every path and 1, 2, 3 threads against the
 //   scalar path on 1 thread (the plain route itself);
 // - the real SmolLM2 Q4_1 GGUF (when present): a hash of every weight, as f32 and as q8_0, equal
@@ -52,23 +53,34 @@ static uint16_t special(size_t b, int m) {
     return b < sizeof d / sizeof d[0] ? d[b][m] : 0;
 }
 
-// random_row: nb blocks of type (Q8_0, Q4_0, Q4_1) with random scales of varied magnitude and the
-// edge blocks first.
-static void random_row(uint8_t *p, uint32_t type, size_t nb) {
-    size_t bs = plm_gguf_row_bytes(type, 32), hdr = type == PLM_GGML_Q4_1 ? 4 : 2;
-    for (size_t b = 0; b < nb; b++, p += bs) {
+// random_row: the blocks of n elements of type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 or a K-quant): random
+// bytes with random scales (and minima) of varied magnitude, the edge blocks first.
+static void random_row(uint8_t *p, uint32_t type, size_t n) {
+    const size_t block = type >= PLM_GGML_Q2_K ? 256 : 32, bs = plm_gguf_row_bytes(type, block);
+    // the f16 scale's offset in a block, and the minimum's (0: none)
+    const size_t d_at = type == PLM_GGML_Q2_K   ? 80
+                        : type == PLM_GGML_Q3_K ? 108
+                        : type == PLM_GGML_Q6_K ? 208
+                                                : 0;
+    const size_t m_at = type == PLM_GGML_Q2_K ? 82
+                        : type == PLM_GGML_Q4_1 || type == PLM_GGML_Q5_1 || type == PLM_GGML_Q4_K ||
+                                type == PLM_GGML_Q5_K
+                            ? 2
+                            : 0;
+    for (size_t b = 0; b < n / block; b++, p += bs) {
+        for (size_t k = 0; k < bs; k++) p[k] = b ? (uint8_t)next_u32() : 0;
         float scale = frand() * (float)(1 << (next_u32() % 12)) * 1e-3f;
-        put16(p, special(b, 0) ? special(b, 0) : plm_f32_to_f16(scale));
-        if (type == PLM_GGML_Q4_1)
-            put16(p + 2, special(b, 1) ? special(b, 1) : plm_f32_to_f16(frand() * 8.0f * scale));
-        for (size_t k = hdr; k < bs; k++) p[k] = (uint8_t)next_u32();
-        if (b == 0) memset(p + hdr, 0, bs - hdr);
+        put16(p + d_at, special(b, 0) ? special(b, 0) : plm_f32_to_f16(scale));
+        if (m_at)
+            put16(p + m_at, special(b, 1) ? special(b, 1) : plm_f32_to_f16(frand() * 8.0f * scale));
     }
 }
 
 static void test_rows(void) {
-    const size_t n = 32 * 64, nb = n / 32;
-    const uint32_t types[] = {PLM_GGML_Q8_0, PLM_GGML_Q4_0, PLM_GGML_Q4_1, PLM_GGML_F16};
+    const size_t n = 256 * 12, nb = n / 32; // 12: every edge block in K-quants too
+    const uint32_t types[] = {PLM_GGML_Q8_0, PLM_GGML_Q4_0, PLM_GGML_Q4_1, PLM_GGML_Q5_0,
+                              PLM_GGML_Q5_1, PLM_GGML_Q2_K, PLM_GGML_Q3_K, PLM_GGML_Q4_K,
+                              PLM_GGML_Q5_K, PLM_GGML_Q6_K, PLM_GGML_F16};
     uint8_t *src = malloc(n * 4);
     int8_t *q = malloc(n), *rq = malloc(n);
     float *d = malloc(nb * 4), *rd = malloc(nb * 4), *x = malloc(n * 4), *rx = malloc(n * 4);
@@ -81,7 +93,7 @@ static void test_rows(void) {
                 if (type == PLM_GGML_F16)
                     for (size_t i = 0; i < n; i++)
                         put16(src + 2 * i, plm_f32_to_f16(frand() * 3.0f));
-                else random_row(src, type, nb);
+                else random_row(src, type, n);
                 // the plain route: Q8_0 blocks copied, others dequantized then quantized
                 plm_gguf_dequant_row(type, src, n, rx);
                 if (type == PLM_GGML_Q8_0)

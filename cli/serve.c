@@ -1,5 +1,5 @@
 // serve.c: `pocketlm serve`: flags, the model, signals and the log; the server itself (sockets,
-// HTTP, the API) is plm_server_run in the library (src/server.c).
+// HTTP, the API) is plm_server_run in the library (src/server.c, src/server_api.c).
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>

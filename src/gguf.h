@@ -8,6 +8,8 @@
 #ifndef PLM_GGUF_H
 #define PLM_GGUF_H
 
+#include <string.h>
+
 #include "base.h"
 #include "safetensors.h"
 #include "tokenizer.h"
@@ -150,5 +152,12 @@ void plm_gguf_add_tensor(plm_gguf_writer *w, const char *name, int32_t n_dims, c
 // plm_gguf_write: write everything to path atomically; fill(user, i, buf) gives tensor i as f32.
 plm_status plm_gguf_write(plm_gguf_writer *w, const char *path, plm_tensor_fill fill, void *user,
                           plm_error *err);
+
+// plm_gguf_path: whether path names a GGUF file (its name ends in ".gguf"), the rule by which a
+// path is read or written as GGUF rather than as an HF directory or tokenizer.json
+static inline int plm_gguf_path(const char *path) {
+    size_t n = strlen(path);
+    return n >= 5 && !strcmp(path + n - 5, ".gguf");
+}
 
 #endif

@@ -121,67 +121,6 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, s
     }
 }
 
-// q8_dot_avx512: out[t, r] alone, for decode: the same lanes and float operations as
-// q8_block_avx512 (so the same bits), but the scales dw * dx of 16 blocks are multiplied at once,
-// then spread with one permute per step, and no loop over tokens or rows: one core keeps up with
-// DRAM.
-// From DRAM the scales are a second stream (rows * nb floats, another allocation) that the
-// hardware prefetcher does not keep ahead of: a missed scale load stalls the whole row, which held
-// decode to 6-8 GB/s. So both streams are prefetched pfr rows ahead (NTA: read once, keep them out
-// of the way of the inputs), and q8_warm starts the first pfr rows of each thread.
-PLM_INLINE PLM_TARGET_AVX512 void q8_dot_avx512(const matmul_job *j, int t, int r0, int nr) {
-    const int C = j->w->cols, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t * C, *wq = j->w->q + (size_t)r0 * C;  // (C), (nr, C)
-    const int32_t *xc = j->xc + (size_t)t * (C / 4);                           // (C / 4)
-    const float *xd = j->xd + (size_t)t * nb, *wd = j->w->d + (size_t)r0 * nb; // (nb), (nr, nb)
-    const __m512i k80 = _mm512_set1_epi8((char)0x80), two = _mm512_set1_epi32(2);
-    const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __mmask64 half = 0xFFFFFFFFu;
-    const int pfr = prefetch_rows((size_t)C);
-    const int8_t *pf = r0 + nr + pfr <= j->w->rows ? wq + (size_t)pfr * C : NULL;
-    const float *pfd = pf ? wd + (size_t)pfr * nb : NULL; // the scales of row r0 + pfr
-    __m512 acc[2];
-    for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
-    for (int g = 0; g < nb; g += 16) { // groups of 16 blocks: 8 steps of 2 blocks
-        const int n = nb - g < 16 ? nb - g : 16;
-        const __mmask16 m16 = (__mmask16)((1u << n) - 1);
-        const __m512 xs = _mm512_maskz_loadu_ps(m16, xd + g);
-        __m512 s16[2];
-        for (int r = 0; r < nr; r++) {
-            s16[r] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m16, wd + (size_t)r * nb + g), xs);
-            if (pf) { // the first and the last scale of the group: every line it touches
-                _mm_prefetch((const char *)(pfd + (size_t)r * nb + g), _MM_HINT_NTA);
-                _mm_prefetch((const char *)(pfd + (size_t)r * nb + g + n - 1), _MM_HINT_NTA);
-            }
-        }
-        __m512i idx = spread; // lanes 0-7 take the scale of block i, lanes 8-15 that of i + 1
-        int i = g;
-        for (; i + 2 <= g + n; i += 2) {
-            const __m512i xv = _mm512_loadu_si512(xq + i * PLM_QK);
-            const __m512i cv = _mm512_loadu_si512(xc + i * 8);
-            for (int r = 0; r < nr; r++) {
-                const __m512 s = _mm512_permutexvar_ps(idx, s16[r]);
-                const __m512i wv = _mm512_loadu_si512(wq + (size_t)r * C + i * PLM_QK);
-                if (pf) _mm_prefetch((const char *)(pf + (size_t)r * C + i * PLM_QK), _MM_HINT_NTA);
-                const __m512i dot = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(wv, k80), xv);
-                acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_cvtepi32_ps(dot), s));
-            }
-            idx = _mm512_add_epi32(idx, two);
-        }
-        if (i < g + n) { // a last single block: zeros in the upper half, as in q8_block_avx512
-            const __m512i xv = _mm512_maskz_loadu_epi8(half, xq + i * PLM_QK);
-            const __m512i cv = _mm512_maskz_loadu_epi32(0xFF, xc + i * 8);
-            for (int r = 0; r < nr; r++) {
-                const __m512 s = _mm512_permutexvar_ps(idx, s16[r]);
-                const __m512i wv = _mm512_maskz_loadu_epi8(half, wq + (size_t)r * C + i * PLM_QK);
-                const __m512i dot = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(wv, k80), xv);
-                acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_cvtepi32_ps(dot), s));
-            }
-        }
-    }
-    for (int r = 0; r < nr; r++) j->out[(size_t)t * j->w->rows + r0 + r] = q8_sum_avx512(acc[r]);
-}
-
 // q8_warm: prefetch the first PF_BYTES of the weights of rows r0..r1 and their scales (both paths).
 static void q8_warm(const matmul_job *j, int r0, int r1) {
     const size_t C = (size_t)j->w->cols;
@@ -190,13 +129,6 @@ static void q8_warm(const matmul_job *j, int r0, int r1) {
     const size_t nq = (size_t)(r1 - r0) * C < PF_BYTES ? (size_t)(r1 - r0) * C : PF_BYTES;
     for (size_t o = 0; o < nq; o += 64) _mm_prefetch(q + o, _MM_HINT_NTA);
     for (size_t o = 0; o < nq / 8 + 64; o += 64) _mm_prefetch(d + o, _MM_HINT_NTA);
-}
-
-PLM_TARGET_AVX512 static void q8_tile_avx512(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (mt == 4 && nr == 4) q8_block_avx512(j, t0, 4, r0, 4);
-    else if (mt == 4) q8_block_avx512(j, t0, 4, r0, 1);
-    else if (nr == 4) q8_block_avx512(j, t0, 1, r0, 4);
-    else q8_dot_avx512(j, t0, r0, 1);
 }
 
 // quantize_avx512: quantize_scalar, one block in two registers (quant_x86.h).
@@ -507,8 +439,11 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_step_avx2(__m256 acc[2][2], const int8_t *xq,
 
 // q8_block_avx2: two blocks per step in the canonical order: even blocks into acc[0], odd blocks
 // into acc[1] (the 16 accumulators as two registers); the sum adds acc[0] + acc[1] first. Decode
-// (one token, one row: pf) prefetches the weights and the scales (a second stream the hardware
-// prefetcher does not keep ahead of) prefetch_rows ahead, as q8_dot_avx512 does.
+// (one token, one row: pf; also the AVX-512 table's decode) prefetches the weights and the scales
+// prefetch_rows ahead: from DRAM the scales are a second stream (rows * nb floats, another
+// allocation) that the hardware prefetcher does not keep ahead of, and a missed scale load stalls
+// the whole row (it held decode to 6-8 GB/s). NTA: read once, kept out of the way of the inputs;
+// q8_warm starts the first rows of each thread.
 PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int mt, int r0, int nr,
                                               const int pf) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
@@ -636,6 +571,16 @@ PLM_TARGET_AVX2 static void q8_tile_avx2(const matmul_job *j, int t0, int mt, in
     else if (mt == Q8_MT) q8_tile2_avx2(j, t0, Q8_MT, r0, 1);
     else if (nr == Q8_NR) q8_tile2_avx2(j, t0, 1, r0, Q8_NR);
     else q8_block_avx2(j, t0, 1, r0, 1, j->T < 2); // decode: one row stream, prefetched
+}
+
+// q8_tile_avx512: the 4 x 4 VNNI tile for prefill; decode (one token, one row a call) takes the
+// AVX2 row kernel, which gives the same bits (the canonical order) and streams DRAM faster on Zen 4
+// than a VNNI row kernel did (131 vs 115 tok/s, 1 thread, benchmarks/history/2026-12-05-1749).
+PLM_TARGET_AVX512 static void q8_tile_avx512(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    if (mt == 4 && nr == 4) q8_block_avx512(j, t0, 4, r0, 4);
+    else if (mt == 4) q8_block_avx512(j, t0, 4, r0, 1);
+    else if (nr == 4) q8_block_avx512(j, t0, 1, r0, 4);
+    else q8_block_avx2(j, t0, 1, r0, 1, j->T < 2);
 }
 
 // quantize_avx2: quantize_scalar, one block in four registers (quant_x86.h).

@@ -1,7 +1,8 @@
 // onnx.h: export a plm_model as ONNX, in the Hugging Face / Optimum layout that transformers.js and
 // onnxruntime (node, web) load as they are: a Llama decoder with a KV cache (input_ids,
 // attention_mask, position_ids, past_key_values.{i}.key/.value -> logits, present.{i}.key/.value).
-// The graph is written by onnx.c's own small protobuf encoder; weights are initializers (raw_data).
+// The graph is built by onnx_graph.c and written by onnx.c with its own small protobuf encoder
+// (onnx_pb.c); weights are initializers (raw_data).
 #ifndef PLM_ONNX_H
 #define PLM_ONNX_H
 

@@ -1,8 +1,8 @@
-// quant.h: rows of GGUF tensors into the in-memory layouts at load time (model.c calls these from
-// its threads). The result is, bit for bit, what the plain route gives: plm_gguf_dequant_row to f32
-// and then, for Q8_0 in memory, plm_quantize_q8_0_isa on the same path; Q8_0 blocks are copied as
-// they are (d to f32), as loading always did. Q4_0 and Q4_1 blocks go straight to Q8_0 (and to
-// f32) in vector registers on x86-64: no f32 row in memory.
+// quant.h: rows of GGUF tensors into the in-memory layouts at load time (model_load.c calls these
+// from its threads). The result is, bit for bit, what the plain route gives: plm_gguf_dequant_row
+// to f32 and then, for Q8_0 in memory, plm_quantize_q8_0_isa on the same path; Q8_0 blocks are
+// copied as they are (d to f32), as loading always did. Q4_0 and Q4_1 blocks go straight to Q8_0
+// (and to f32) in vector registers on x86-64: no f32 row in memory.
 #ifndef PLM_QUANT_H
 #define PLM_QUANT_H
 

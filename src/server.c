@@ -1,7 +1,8 @@
 // server.c: the local HTTP server behind `pocketlm serve` (plm_server_run in pocketlm.h): static
 // files of the web app, the model file for the page, and a JSON API on the native engine
 // (/v1/health, /v1/paraphrase, and an OpenAI-compatible subset of /v1/completions with server-sent
-// events). Request heads are parsed by http.c, bodies by json.c; this file owns the sockets.
+// events). Request heads are parsed by http.c, bodies by json.c, the API's requests and answers
+// by server_api.c; this file owns the sockets, the connections and the routing.
 //
 // Concurrency: one accept loop; each connection gets a joinable thread for its I/O (at most
 // max_conns, else 503), so a slow client never blocks the others. The one session is a critical
@@ -10,12 +11,9 @@
 // Stopping: should_stop is polled; then the listening socket closes, open sockets are shut down
 // (which ends their reads, writes and generations), and every thread is joined before returning.
 // Not here: TLS, keep-alive (every response ends with Connection: close), chunked request bodies.
-// (About 980 lines, over the ~800 guide: one concern, the server, in the order a request travels;
-// the parts that can stand alone, parsing and JSON, are already http.c and json.c.)
 #define _POSIX_C_SOURCE 200809L
-#include "base.h"
-#include "http.h"
 #include "json.h"
+#include "server.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,18 +59,10 @@ plm_status plm_server_run(const plm_server_params *params, plm_error *err) {
 #define MSG_NOSIGNAL 0 // no such flag (macOS): the caller must ignore SIGPIPE (the CLI does)
 #endif
 
-#define HEAD_MAX         8192  // request head limit: larger gets 431
-#define POLL_MS          200   // how often the accept loop checks should_stop
-#define MAX_STOP_STRINGS 4     // OpenAI's limit for "stop"
-#define FILE_CHUNK       65536 // static files are sent in pieces of this size
+#define POLL_MS    200   // how often the accept loop checks should_stop
+#define FILE_CHUNK 65536 // static files are sent in pieces of this size
 
-// ---- growable text buffer for JSON responses ----
-
-typedef struct {
-    char *p; // (cap) bytes, NUL-terminated when n > 0
-    size_t n, cap;
-    int oom; // an append failed; the buffer keeps what fit before
-} sbuf;
+// ---- growable text buffer for JSON responses (server.h) ----
 
 // sb_room: room for n more bytes and a NUL; returns where they go, or NULL when out of memory
 static char *sb_room(sbuf *b, size_t n) {
@@ -90,7 +80,7 @@ static char *sb_room(sbuf *b, size_t n) {
     return b->p + b->n;
 }
 
-static void sb_add(sbuf *b, const char *s, size_t n) {
+void plm_sbuf_add(sbuf *b, const char *s, size_t n) {
     char *at = sb_room(b, n);
     if (!at) return;
     memcpy(at, s, n);
@@ -98,8 +88,7 @@ static void sb_add(sbuf *b, const char *s, size_t n) {
     b->p[b->n] = 0;
 }
 
-static void sb_addf(sbuf *b, const char *fmt, ...) PLM_PRINTF(2, 3);
-static void sb_addf(sbuf *b, const char *fmt, ...) {
+void plm_sbuf_addf(sbuf *b, const char *fmt, ...) {
     char small[256];
     va_list ap;
     va_start(ap, fmt);
@@ -107,7 +96,7 @@ static void sb_addf(sbuf *b, const char *fmt, ...) {
     va_end(ap);
     if (n < 0) return;
     if ((size_t)n < sizeof small) {
-        sb_add(b, small, (size_t)n);
+        plm_sbuf_add(b, small, (size_t)n);
         return;
     }
     char *big = malloc((size_t)n + 1);
@@ -118,12 +107,13 @@ static void sb_addf(sbuf *b, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(big, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    sb_add(b, big, (size_t)n);
+    plm_sbuf_add(b, big, (size_t)n);
     free(big);
 }
 
-// sb_json_str: s (n bytes) as a quoted JSON string (plm_json_quote: invalid UTF-8 becomes U+FFFD)
-static void sb_json_str(sbuf *b, const char *s, size_t n) {
+// plm_sbuf_json_str: s (n bytes) as a quoted JSON string (plm_json_quote: invalid UTF-8 becomes
+// U+FFFD)
+void plm_sbuf_json_str(sbuf *b, const char *s, size_t n) {
     size_t k = plm_json_quote(s, n, NULL, 0);
     char *at = sb_room(b, k);
     if (!at) return;
@@ -131,43 +121,7 @@ static void sb_json_str(sbuf *b, const char *s, size_t n) {
     b->n += k;
 }
 
-// ---- server and connection state ----
-
-typedef struct {
-    pthread_t thread; // joined by the accept loop once done
-    int used;         // a thread was started for this slot
-    int done;         // the thread has finished (join it)
-    int fd;           // its socket while open, else -1 (shut down on stop)
-} slot;
-
-typedef struct {
-    const plm_server_params *p;
-    int listen_fd;
-    atomic_int stopping;        // set once should_stop said so
-    pthread_mutex_t lock;       // guards the slots and the session queue
-    pthread_cond_t turn;        // signalled when the session frees up or on stop
-    slot *slots;                // (max_conns)
-    int gen_busy;               // 1 while a request holds the session
-    int gen_waiting;            // requests waiting for the session
-    atomic_uint_fast64_t n_req; // requests seen: completion ids
-    pthread_mutex_t log_lock;   // one on_log call at a time
-} server;
-
-typedef struct {
-    server *srv;
-    int slot;                // index in srv->slots
-    int fd;                  // the client's socket
-    char peer[64];           // client address, for the log
-    double t0;               // when the connection was accepted (plm_time)
-    char head[HEAD_MAX + 1]; // the request head and the first bytes of the body
-    size_t len;              // bytes in head
-    plm_http_request req;    // the parsed head
-    char *body;              // (body_len) the request body, NUL-terminated; or NULL
-    size_t body_len;
-    int status;    // the status sent, for the log (0 = none)
-    uint64_t sent; // bytes sent
-    int broken;    // a send failed: the client is gone
-} conn;
+// ---- server and connection state (server.h) ----
 
 static void server_log(server *s, const char *fmt, ...) PLM_PRINTF(2, 3);
 static void server_log(server *s, const char *fmt, ...) {
@@ -182,7 +136,7 @@ static void server_log(server *s, const char *fmt, ...) {
     pthread_mutex_unlock(&s->log_lock);
 }
 
-static int server_stopping(server *s) {
+int plm_server_stopping(server *s) {
     if (atomic_load(&s->stopping)) return 1;
     if (s->p->should_stop && s->p->should_stop(s->p->user)) atomic_store(&s->stopping, 1);
     return atomic_load(&s->stopping);
@@ -190,8 +144,9 @@ static int server_stopping(server *s) {
 
 // ---- sending ----
 
-// send_all: all n bytes, or mark the connection broken (client gone, or too slow: SO_SNDTIMEO)
-static int send_all(conn *c, const void *buf, size_t n) {
+// plm_server_send_all: all n bytes, or mark the connection broken (client gone, or too slow:
+// SO_SNDTIMEO)
+int plm_server_send_all(conn *c, const void *buf, size_t n) {
     const char *p = buf;
     while (n > 0 && !c->broken) {
         ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
@@ -207,9 +162,10 @@ static int send_all(conn *c, const void *buf, size_t n) {
     return c->broken ? -1 : 0;
 }
 
-// send_head: status line and headers. length < 0 means no Content-Length (the body ends when the
-// connection closes: server-sent events). extra: more header lines, each ending in "\r\n", or NULL.
-static int send_head(conn *c, int status, const char *type, int64_t length, const char *extra) {
+// plm_server_send_head: status line and headers. length < 0 means no Content-Length (the body ends
+// when the connection closes: server-sent events). extra: more header lines, each ending in "\r\n",
+// or NULL.
+int plm_server_send_head(conn *c, int status, const char *type, int64_t length, const char *extra) {
     char h[1024];
     int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status,
                      plm_http_reason(status), type);
@@ -225,40 +181,38 @@ static int send_head(conn *c, int status, const char *type, int64_t length, cons
                   "Connection: close\r\n%s\r\n",
                   extra ? extra : "");
     c->status = status;
-    return send_all(c, h, (size_t)n < sizeof h ? (size_t)n : sizeof h - 1);
+    return plm_server_send_all(c, h, (size_t)n < sizeof h ? (size_t)n : sizeof h - 1);
 }
 
-static void send_json(conn *c, int status, const sbuf *b, const char *extra) {
+void plm_server_send_json(conn *c, int status, const sbuf *b, const char *extra) {
     if (b->oom) {
         static const char oom[] = "{\"error\": {\"message\": \"out of memory\", \"code\": 500}}";
-        send_head(c, 500, "application/json", (int64_t)sizeof oom - 1, NULL);
-        if (strcmp(c->req.method, "HEAD")) send_all(c, oom, sizeof oom - 1);
+        plm_server_send_head(c, 500, "application/json", (int64_t)sizeof oom - 1, NULL);
+        if (strcmp(c->req.method, "HEAD")) plm_server_send_all(c, oom, sizeof oom - 1);
         return;
     }
-    send_head(c, status, "application/json", (int64_t)b->n, extra);
-    if (strcmp(c->req.method, "HEAD")) send_all(c, b->p, b->n);
+    plm_server_send_head(c, status, "application/json", (int64_t)b->n, extra);
+    if (strcmp(c->req.method, "HEAD")) plm_server_send_all(c, b->p, b->n);
 }
 
-// send_error: {"error": {"message": ..., "type": ..., "code": status}} (OpenAI's shape)
-static void send_error(conn *c, int status, const char *extra, const char *fmt, ...)
-    PLM_PRINTF(4, 5);
-static void send_error(conn *c, int status, const char *extra, const char *fmt, ...) {
+// plm_server_send_error: {"error": {"message": ..., "type": ..., "code": status}} (OpenAI's shape)
+void plm_server_send_error(conn *c, int status, const char *extra, const char *fmt, ...) {
     char msg[400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     sbuf b = {0};
-    sb_add(&b, "{\"error\": {\"message\": ", 22);
-    sb_json_str(&b, msg, strlen(msg));
-    sb_addf(&b, ", \"type\": \"%s\", \"code\": %d}}\n",
-            status >= 500 ? "server_error" : "invalid_request_error", status);
-    send_json(c, status, &b, extra);
+    plm_sbuf_add(&b, "{\"error\": {\"message\": ", 22);
+    plm_sbuf_json_str(&b, msg, strlen(msg));
+    plm_sbuf_addf(&b, ", \"type\": \"%s\", \"code\": %d}}\n",
+                  status >= 500 ? "server_error" : "invalid_request_error", status);
+    plm_server_send_json(c, status, &b, extra);
     free(b.p);
 }
 
-// client_gone: 1 when the peer has closed its end (checked during generation)
-static int client_gone(conn *c) {
+// plm_server_client_gone: 1 when the peer has closed its end (checked during generation)
+int plm_server_client_gone(conn *c) {
     if (c->broken) return 1;
     struct pollfd pf = {c->fd, POLLIN, 0};
     if (poll(&pf, 1, 0) <= 0) return 0;
@@ -274,7 +228,7 @@ static int client_gone(conn *c) {
 static ssize_t recv_some(conn *c, char *buf, size_t n) {
     for (;;) {
         ssize_t k = recv(c->fd, buf, n, 0);
-        if (k < 0 && errno == EINTR && !server_stopping(c->srv)) continue;
+        if (k < 0 && errno == EINTR && !plm_server_stopping(c->srv)) continue;
         return k;
     }
 }
@@ -289,11 +243,12 @@ static int read_request(conn *c) {
     int rc = 0;
     while (rc == 0) {
         if (c->len == HEAD_MAX)
-            return send_error(c, 431, NULL, "request head over %d bytes", HEAD_MAX), -1;
+            return plm_server_send_error(c, 431, NULL, "request head over %d bytes", HEAD_MAX), -1;
         ssize_t k = recv_some(c, c->head + c->len, HEAD_MAX - c->len);
         if (k == 0) return -1;
         if (k < 0 || late(c)) {
-            if (c->len > 0) send_error(c, 408, NULL, "the request did not arrive in time");
+            if (c->len > 0)
+                plm_server_send_error(c, 408, NULL, "the request did not arrive in time");
             return -1;
         }
         c->len += (size_t)k;
@@ -302,23 +257,24 @@ static int read_request(conn *c) {
     if (rc < 0) {
         int st = -rc;
         strcpy(c->req.method, "?");
-        return send_error(c, st, NULL, "%s",
-                          st == 414   ? "the path is too long"
-                          : st == 501 ? "Transfer-Encoding is not supported: send Content-Length"
-                          : st == 505 ? "only HTTP/1.0 and HTTP/1.1"
-                                      : "malformed request head"),
+        return plm_server_send_error(c, st, NULL, "%s",
+                                     st == 414 ? "the path is too long"
+                                     : st == 501
+                                         ? "Transfer-Encoding is not supported: send Content-Length"
+                                     : st == 505 ? "only HTTP/1.0 and HTTP/1.1"
+                                                 : "malformed request head"),
                -1;
     }
     int64_t cl = c->req.content_length;
     if (strcmp(c->req.method, "POST") == 0 && cl < 0)
-        return send_error(c, 411, NULL, "a POST needs Content-Length"), -1;
+        return plm_server_send_error(c, 411, NULL, "a POST needs Content-Length"), -1;
     if (cl <= 0) return 0;
     if (cl > c->srv->p->max_body)
-        return send_error(c, 413, NULL, "request body of %lld bytes; the limit is %d",
-                          (long long)cl, c->srv->p->max_body),
+        return plm_server_send_error(c, 413, NULL, "request body of %lld bytes; the limit is %d",
+                                     (long long)cl, c->srv->p->max_body),
                -1;
     c->body = malloc((size_t)cl + 1);
-    if (!c->body) return send_error(c, 500, NULL, "out of memory"), -1;
+    if (!c->body) return plm_server_send_error(c, 500, NULL, "out of memory"), -1;
     size_t have = c->len - c->req.head_len;
     if (have > (size_t)cl) have = (size_t)cl;
     memcpy(c->body, c->head + c->req.head_len, have);
@@ -326,7 +282,8 @@ static int read_request(conn *c) {
         ssize_t k = recv_some(c, c->body + have, (size_t)cl - have);
         if (k == 0) return -1;
         if (k < 0 || late(c))
-            return send_error(c, 408, NULL, "the request body did not arrive in time"), -1;
+            return plm_server_send_error(c, 408, NULL, "the request body did not arrive in time"),
+                   -1;
         have += (size_t)k;
     }
     c->body[cl] = 0;
@@ -342,7 +299,7 @@ static void serve_file(conn *c, const char *path, const char *type) {
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (fd >= 0) close(fd);
-        send_error(c, 404, NULL, "%s: not found", c->req.path);
+        plm_server_send_error(c, 404, NULL, "%s: not found", c->req.path);
         return;
     }
     uint64_t size = (uint64_t)st.st_size, first, last;
@@ -350,8 +307,8 @@ static void serve_file(conn *c, const char *path, const char *type) {
     char extra[256];
     if (part < 0) {
         snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
-        send_error(c, 416, extra, "range outside the %llu bytes of %s", (unsigned long long)size,
-                   c->req.path);
+        plm_server_send_error(c, 416, extra, "range outside the %llu bytes of %s",
+                              (unsigned long long)size, c->req.path);
         close(fd);
         return;
     }
@@ -363,15 +320,15 @@ static void serve_file(conn *c, const char *path, const char *type) {
         snprintf(extra + used, sizeof extra - (size_t)used,
                  "Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)first,
                  (unsigned long long)last, (unsigned long long)size);
-    send_head(c, part ? 206 : 200, type, (int64_t)n, extra);
+    plm_server_send_head(c, part ? 206 : 200, type, (int64_t)n, extra);
     if (strcmp(c->req.method, "HEAD") == 0) n = 0;
     char *buf = n ? malloc(FILE_CHUNK) : NULL;
     if (n && !buf) c->broken = 1;
     off_t off = (off_t)first;
-    while (n > 0 && !c->broken && !server_stopping(c->srv)) {
+    while (n > 0 && !c->broken && !plm_server_stopping(c->srv)) {
         ssize_t k = pread(fd, buf, n < FILE_CHUNK ? (size_t)n : FILE_CHUNK, off);
         if (k <= 0) break; // the file shrank or failed: the short body tells the client
-        if (send_all(c, buf, (size_t)k)) break;
+        if (plm_server_send_all(c, buf, (size_t)k)) break;
         off += k;
         n -= (uint64_t)k;
     }
@@ -383,7 +340,7 @@ static void serve_file(conn *c, const char *path, const char *type) {
 static void serve_static(conn *c) {
     const char *path = strcmp(c->req.path, "/") == 0 ? "/index.html" : c->req.path;
     if (!plm_http_path_ok(path)) {
-        send_error(c, 403, NULL, "%s: not a path this server serves", c->req.path);
+        plm_server_send_error(c, 403, NULL, "%s: not a path this server serves", c->req.path);
         return;
     }
     const char *dirs = c->srv->p->web_dir;
@@ -401,13 +358,14 @@ static void serve_static(conn *c) {
         }
         dirs = colon ? colon + 1 : NULL;
     }
-    send_error(c, 404, NULL, "%s: not found", c->req.path);
+    plm_server_send_error(c, 404, NULL, "%s: not found", c->req.path);
 }
 
 // ---- the session queue ----
 
-// session_acquire: wait for the session. 0 = held; -1 = the queue is full; -2 = stopping.
-static int session_acquire(server *s) {
+// plm_server_session_acquire: wait for the session. 0 = held; -1 = the queue is full; -2 =
+// stopping.
+int plm_server_session_acquire(server *s) {
     pthread_mutex_lock(&s->lock);
     if (s->gen_busy && s->gen_waiting >= s->p->max_pending) {
         pthread_mutex_unlock(&s->lock);
@@ -428,356 +386,14 @@ static int session_acquire(server *s) {
     return rc;
 }
 
-static void session_release(server *s) {
+void plm_server_session_release(server *s) {
     pthread_mutex_lock(&s->lock);
     s->gen_busy = 0;
     pthread_cond_broadcast(&s->turn);
     pthread_mutex_unlock(&s->lock);
 }
 
-// ---- generation requests ----
-
-typedef enum { API_PARAPHRASE, API_COMPLETIONS } api_kind;
-
-typedef struct {
-    conn *c;
-    api_kind kind;
-    int stream;        // 1: server-sent events as text arrives
-    sbuf text;         // the whole generated text
-    char id[32];       // "cmpl-N"
-    long long created; // unix time, for the OpenAI shape
-    int stopped;       // generation was stopped: client gone or server stopping
-} gen_ctx;
-
-// sse_chunk: one "data: {...}\n\n" event carrying a piece of text
-static int sse_chunk(gen_ctx *g, const char *text, size_t len, const char *finish) {
-    sbuf b = {0};
-    sb_add(&b, "data: ", 6);
-    if (g->kind == API_COMPLETIONS) {
-        sb_addf(&b,
-                "{\"id\": \"%s\", \"object\": \"text_completion\", \"created\": %lld, \"model\": ",
-                g->id, g->created);
-        sb_json_str(&b, g->c->srv->p->model_name, strlen(g->c->srv->p->model_name));
-        sb_add(&b, ", \"choices\": [{\"text\": ", 23);
-        sb_json_str(&b, text, len);
-        sb_addf(&b, ", \"index\": 0, \"logprobs\": null, \"finish_reason\": %s%s%s}]}\n\n",
-                finish ? "\"" : "", finish ? finish : "null", finish ? "\"" : "");
-    } else {
-        sb_add(&b, "{\"text\": ", 9);
-        sb_json_str(&b, text, len);
-        sb_add(&b, "}\n\n", 3);
-    }
-    int rc = b.oom ? -1 : send_all(g->c, b.p, b.n);
-    free(b.p);
-    return rc;
-}
-
-// gen_should_stop: the server is stopping or the client has gone (asked during the prefill and
-// before every token, so that neither waits for a long prompt)
-static int gen_should_stop(void *user) {
-    gen_ctx *g = user;
-    if (server_stopping(g->c->srv) || client_gone(g->c)) g->stopped = 1;
-    return g->stopped;
-}
-
-static int on_text(void *user, const char *text, size_t len) {
-    gen_ctx *g = user;
-    if (server_stopping(g->c->srv) || client_gone(g->c)) return g->stopped = 1;
-    sb_add(&g->text, text, len);
-    if (g->text.oom) return g->stopped = 1;
-    if (g->stream && sse_chunk(g, text, len, NULL)) return g->stopped = 1;
-    return 0;
-}
-
-// opt_num: the number at key in the request object, range-checked; 0 = absent or fine, -1 = sent 400
-static int opt_num(conn *c, const plm_json *j, const char *key, double lo, double hi, double *out) {
-    int32_t i = plm_json_get(j, 0, key);
-    if (i < 0 || j->tok[i].type == PLM_JSON_NULL) return 0;
-    double v;
-    if (plm_json_num(j, i, &v) || !(v >= lo && v <= hi))
-        return send_error(c, 400, NULL, "\"%s\" must be a number in [%g, %g]", key, lo, hi), -1;
-    *out = v;
-    return 0;
-}
-
-// json_dup: the decoded string at token i as a new NUL-terminated buffer (*len bytes), or NULL
-static char *json_dup(const plm_json *j, int32_t i, size_t *len) {
-    int64_t n = plm_json_str(j, i, NULL, 0);
-    if (n < 0) return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (s) plm_json_str(j, i, s, (size_t)n + 1);
-    if (len) *len = (size_t)n;
-    return s;
-}
-
-static const char *finish_reason(plm_stop_reason r) {
-    return r == PLM_STOP_LENGTH || r == PLM_STOP_CONTEXT ? "length" : "stop";
-}
-
-// A parsed generation request: the prompt text and how to generate.
-typedef struct {
-    api_kind kind;
-    int stream;   // 1: answer with server-sent events
-    char *prompt; // (plen) the prompt text (owned)
-    size_t plen;
-    plm_generate_params gp;        // sampling and stops; gp.stop_* point into this struct
-    plm_task task;                 // /v1/paraphrase: the task under the session's tokenizer
-    char *stops[MAX_STOP_STRINGS]; // owned stop strings
-    const char *stop_list[MAX_STOP_STRINGS];
-    int32_t n_stops;
-    uint64_t n_req; // this request's number (ids, default seeds)
-} gen_request;
-
-static void gen_request_free(gen_request *r) {
-    for (int32_t k = 0; k < r->n_stops; k++) free(r->stops[k]);
-    free(r->prompt);
-}
-
-// parse_stops: "stop": a string or an array of at most MAX_STOP_STRINGS non-empty strings
-static int parse_stops(conn *c, const plm_json *j, gen_request *r) {
-    int32_t pi = plm_json_get(j, 0, "stop");
-    int32_t n = pi < 0 || j->tok[pi].type == PLM_JSON_NULL ? 0
-                : j->tok[pi].type == PLM_JSON_STRING       ? 1
-                : j->tok[pi].type == PLM_JSON_ARRAY        ? j->tok[pi].size
-                                                           : -1;
-    if (n < 0 || n > MAX_STOP_STRINGS) goto bad;
-    for (int32_t k = 0; k < n; k++) {
-        int32_t e = j->tok[pi].type == PLM_JSON_STRING ? pi : plm_json_at(j, pi, k);
-        if (j->tok[e].type != PLM_JSON_STRING) goto bad;
-        if (!(r->stops[r->n_stops++] = json_dup(j, e, NULL)))
-            return send_error(c, 500, NULL, "out of memory"), -1;
-        if (!r->stops[r->n_stops - 1][0]) goto bad;
-    }
-    return 0;
-bad:
-    return send_error(c, 400, NULL,
-                      "\"stop\" must be a non-empty string or an array of at most %d of them",
-                      MAX_STOP_STRINGS),
-           -1;
-}
-
-// parse_generate: the request body into r (sampling options, prompt, stops). Returns 0, or -1
-// after sending the error. The paraphrase defaults are the task's (plm_task_default_params, as the
-// CLI's); the completion defaults are OpenAI's: temperature 1, 16 tokens.
-static int parse_generate(conn *c, api_kind kind, gen_request *r) {
-    plm_session *ses = c->srv->p->session;
-    plm_json j = {0};
-    plm_error err = {0};
-    int rc = -1;
-    r->kind = kind;
-    r->gp = kind == API_PARAPHRASE ? plm_task_default_params() : plm_generate_default_params();
-    if (kind == API_COMPLETIONS) r->gp.max_tokens = 16, r->gp.sampler.temperature = 1.0f;
-    if (!c->body || plm_json_parse(&j, c->body, c->body_len, "request body", &err) != PLM_OK) {
-        send_error(c, 400, NULL, "%s", c->body ? err.msg : "the request has no body");
-        goto done;
-    }
-    if (j.tok[0].type != PLM_JSON_OBJECT) {
-        send_error(c, 400, NULL, "the request body must be a JSON object");
-        goto done;
-    }
-    const char *key = kind == API_PARAPHRASE ? "text" : "prompt";
-    int32_t ti = plm_json_get(&j, 0, key);
-    if (ti < 0 || j.tok[ti].type != PLM_JSON_STRING) {
-        send_error(c, 400, NULL, "\"%s\" must be a string", key);
-        goto done;
-    }
-    plm_sampler_params *sp = &r->gp.sampler;
-    double max_tokens = r->gp.max_tokens, temp = (double)sp->temperature, top_k = sp->top_k;
-    double top_p = (double)sp->top_p, seed = -1;
-    if (opt_num(c, &j, "max_tokens", 0, plm_session_n_ctx(ses), &max_tokens) ||
-        opt_num(c, &j, "temperature", 0, 100, &temp) ||
-        opt_num(c, &j, "top_k", 0, 1 << 24, &top_k) || opt_num(c, &j, "top_p", 1e-6, 1, &top_p) ||
-        opt_num(c, &j, "seed", 0, 9007199254740991.0, &seed))
-        goto done;
-    r->gp.max_tokens = (int32_t)max_tokens;
-    sp->temperature = (float)temp;
-    sp->top_k = (int32_t)top_k;
-    sp->top_p = (float)top_p;
-    r->n_req = atomic_fetch_add(&c->srv->n_req, 1);
-    sp->seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) * 2654435761u + r->n_req;
-    int32_t si = plm_json_get(&j, 0, "stream");
-    if (si >= 0 && j.tok[si].type != PLM_JSON_NULL && (r->stream = plm_json_bool(&j, si)) < 0) {
-        send_error(c, 400, NULL, "\"stream\" must be true or false");
-        goto done;
-    }
-    char *input = json_dup(&j, ti, &r->plen);
-    if (!input) {
-        send_error(c, 500, NULL, "out of memory");
-        goto done;
-    }
-    if (kind == API_COMPLETIONS) {
-        r->prompt = input;
-        if (parse_stops(c, &j, r)) goto done;
-    } else if (plm_task_check(input, &err) != PLM_OK) {
-        free(input);
-        send_error(c, 400, NULL, "\"text\": %s", err.msg);
-        goto done;
-    } else {
-        // the task's prompt and stop rule under the session's tokenizer, as `pocketlm paraphrase`
-        r->task = plm_task_of(plm_session_tokenizer(ses));
-        r->plen = plm_task_text(&r->task, input, NULL, NULL, 0);
-        r->prompt = malloc(r->plen + 1);
-        if (r->prompt) plm_task_text(&r->task, input, NULL, r->prompt, r->plen + 1);
-        free(input);
-        if (!r->prompt) {
-            send_error(c, 500, NULL, "out of memory");
-            goto done;
-        }
-        plm_task_stop(&r->task, &r->gp);
-    }
-    for (int32_t k = 0; k < r->n_stops; k++) r->stop_list[k] = r->stops[k];
-    r->gp.stop_strings = r->stop_list;
-    r->gp.n_stop_strings = r->n_stops;
-    rc = 0;
-done:
-    plm_json_free(&j);
-    return rc;
-}
-
-// respond_generate: the answer after a successful generation: one JSON object, or the last
-// events of a stream (the final chunk and [DONE])
-static void respond_generate(gen_ctx *g, const gen_request *r, const plm_generate_result *res) {
-    conn *c = g->c;
-    const char *name = c->srv->p->model_name;
-    int32_t n_out = res->generated_tokens - (res->stop_reason == PLM_STOP_TOKEN);
-    double pre = res->prefill_seconds > 0 ? res->prompt_tokens / res->prefill_seconds : 0;
-    double dec = res->decode_seconds > 0 ? res->generated_tokens / res->decode_seconds : 0;
-    const char *text = g->text.p ? g->text.p : "";
-    sbuf b = {0};
-    if (r->stream && r->kind == API_COMPLETIONS) {
-        sse_chunk(g, "", 0, finish_reason(res->stop_reason));
-        send_all(c, "data: [DONE]\n\n", 14);
-    } else if (r->kind == API_COMPLETIONS) {
-        sb_addf(&b,
-                "{\"id\": \"%s\", \"object\": \"text_completion\", \"created\": %lld, \"model\": ",
-                g->id, g->created);
-        sb_json_str(&b, name, strlen(name));
-        sb_add(&b, ", \"choices\": [{\"text\": ", 23);
-        sb_json_str(&b, text, g->text.n);
-        sb_addf(&b,
-                ", \"index\": 0, \"logprobs\": null, \"finish_reason\": \"%s\"}], \"usage\": "
-                "{\"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d}}\n",
-                finish_reason(res->stop_reason), res->prompt_tokens, n_out,
-                res->prompt_tokens + n_out);
-        send_json(c, 200, &b, NULL);
-    } else {
-        sb_add(&b,
-               r->stream ? "data: {\"done\": true, \"text\": " : "{\"text\": ", r->stream ? 29 : 9);
-        sb_json_str(&b, text, g->text.n);
-        sb_addf(&b,
-                ", \"tokens\": %d, \"prompt_tokens\": %d, \"stop_reason\": \"%s\", "
-                "\"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"seed\": %llu}",
-                n_out, res->prompt_tokens, plm_stop_reason_name(res->stop_reason), pre, dec,
-                (unsigned long long)r->gp.sampler.seed);
-        if (r->stream) {
-            sb_add(&b, "\n\ndata: [DONE]\n\n", 16);
-            if (!b.oom) send_all(c, b.p, b.n);
-        } else {
-            sb_add(&b, "\n", 1);
-            send_json(c, 200, &b, NULL);
-        }
-    }
-    free(b.p);
-}
-
-// handle_generate: /v1/paraphrase and /v1/completions: parse, tokenize (the tokenizer is shared
-// read-only, so before waiting), wait for the session, generate (streaming when asked), answer.
-static void handle_generate(conn *c, api_kind kind) {
-    server *s = c->srv;
-    plm_session *ses = s->p->session;
-    gen_request r;
-    gen_ctx g;
-    memset(&r, 0, sizeof r);
-    memset(&g, 0, sizeof g);
-    int32_t *ids = NULL;
-    plm_error err = {0};
-    if (!ses) {
-        send_error(c, 503, NULL, "this server has no model loaded");
-        return;
-    }
-    if (!c->req.json) {
-        send_error(c, 415, NULL, "send the body as Content-Type: application/json");
-        return;
-    }
-    if (parse_generate(c, kind, &r)) goto done;
-    const plm_tokenizer *tok = plm_session_tokenizer(ses);
-    int32_t n = plm_tokenizer_encode(tok, r.prompt, r.plen, NULL, 0);
-    if (n <= 0 || n >= plm_session_n_ctx(ses)) {
-        if (n < 0) send_error(c, 500, NULL, "out of memory");
-        else if (n == 0) send_error(c, 400, NULL, "the prompt is empty");
-        else
-            send_error(c, 400, NULL, "the prompt is %d tokens; the context holds %d", n,
-                       plm_session_n_ctx(ses));
-        goto done;
-    }
-    if (!(ids = malloc((size_t)n * sizeof *ids))) {
-        send_error(c, 500, NULL, "out of memory");
-        goto done;
-    }
-    plm_tokenizer_encode(tok, r.prompt, r.plen, ids, n);
-    int q = session_acquire(s);
-    if (q < 0) {
-        send_error(c, 503, "Retry-After: 1\r\n", "%s",
-                   q == -1 ? "busy: too many requests waiting, retry later"
-                           : "the server is stopping");
-        goto done;
-    }
-    g.c = c;
-    g.kind = kind;
-    g.stream = r.stream;
-    g.created = (long long)time(NULL);
-    snprintf(g.id, sizeof g.id, "cmpl-%llu", (unsigned long long)r.n_req);
-    if (g.stream) send_head(c, 200, "text/event-stream", -1, NULL);
-    r.gp.on_text = on_text;
-    r.gp.should_stop = gen_should_stop;
-    r.gp.user = &g;
-    plm_generate_result res;
-    plm_session_truncate(ses, 0);
-    plm_status st = plm_generate(ses, ids, n, &r.gp, NULL, 0, &res, &err);
-    plm_session_truncate(ses, 0);
-    session_release(s);
-    if (st == PLM_ERR_CANCELLED && g.stopped) {
-        // stopped during the prompt: the client left, or the server is stopping
-    } else if (st != PLM_OK && !g.stream) {
-        send_error(c, 500, NULL, "%s", err.msg);
-    } else if (st != PLM_OK) {
-        sbuf b = {0};
-        sb_add(&b, "data: {\"error\": {\"message\": ", 28);
-        sb_json_str(&b, err.msg, strlen(err.msg));
-        sb_add(&b, "}}\n\n", 4);
-        if (!b.oom) send_all(c, b.p, b.n);
-        free(b.p);
-    } else if (!g.stopped) { // else the client left, or the server is stopping: nobody to answer
-        respond_generate(&g, &r, &res);
-    }
-done:
-    free(g.text.p);
-    free(ids);
-    gen_request_free(&r);
-}
-
-static void handle_health(conn *c) {
-    server *s = c->srv;
-    pthread_mutex_lock(&s->lock);
-    int busy = s->gen_busy, waiting = s->gen_waiting;
-    pthread_mutex_unlock(&s->lock);
-    sbuf b = {0};
-    // the model: as named to the server (its file), as its file names it, and its adapter
-    const char *name = s->p->session ? plm_model_name(plm_session_model(s->p->session)) : "";
-    const char *adapter = s->p->adapter_name ? s->p->adapter_name : "";
-    sb_add(&b, "{\"status\": \"ok\", \"model\": ", 26);
-    sb_json_str(&b, s->p->model_name, strlen(s->p->model_name));
-    sb_add(&b, ", \"name\": ", 10);
-    sb_json_str(&b, name, strlen(name));
-    sb_add(&b, ", \"adapter\": ", 13);
-    sb_json_str(&b, adapter, strlen(adapter));
-    sb_addf(&b,
-            ", \"loaded\": %s, \"busy\": %s, \"waiting\": %d, \"max_pending\": %d, \"coi\": %s}\n",
-            s->p->session ? "true" : "false", busy ? "true" : "false", waiting, s->p->max_pending,
-            s->p->coi ? "true" : "false");
-    send_json(c, 200, &b, NULL);
-    free(b.p);
-}
+// ---- routing ----
 
 // route: dispatch one parsed request by path, then method
 static void route(conn *c) {
@@ -785,31 +401,33 @@ static void route(conn *c) {
     int get = !strcmp(m, "GET") || !strcmp(m, "HEAD"), post = !strcmp(m, "POST");
     if (!strcmp(path, "/v1/paraphrase") || !strcmp(path, "/v1/completions")) {
         if (!post) {
-            send_error(c, 405, "Allow: POST\r\n", "%s takes POST, not %s", path, m);
+            plm_server_send_error(c, 405, "Allow: POST\r\n", "%s takes POST, not %s", path, m);
             return;
         }
-        handle_generate(c, !strcmp(path, "/v1/paraphrase") ? API_PARAPHRASE : API_COMPLETIONS);
+        plm_server_handle_generate(c, !strcmp(path, "/v1/paraphrase") ? API_PARAPHRASE
+                                                                      : API_COMPLETIONS);
         return;
     }
     if (!strcmp(path, "/v1/health")) {
         if (!get) {
-            send_error(c, 405, "Allow: GET, HEAD\r\n", "%s takes GET, not %s", path, m);
+            plm_server_send_error(c, 405, "Allow: GET, HEAD\r\n", "%s takes GET, not %s", path, m);
             return;
         }
-        handle_health(c);
+        plm_server_handle_health(c);
         return;
     }
     if (!strncmp(path, "/v1/", 4)) {
-        send_error(c, 404, NULL, "%s: no such endpoint", path);
+        plm_server_send_error(c, 404, NULL, "%s: no such endpoint", path);
         return;
     }
     if (!get) {
-        send_error(c, 405, "Allow: GET, HEAD\r\n", "%s takes GET or HEAD, not %s", path, m);
+        plm_server_send_error(c, 405, "Allow: GET, HEAD\r\n", "%s takes GET or HEAD, not %s", path,
+                              m);
         return;
     }
     if (!strcmp(path, "/model.gguf")) {
         if (!c->srv->p->model_file) {
-            send_error(c, 404, NULL, "this server has no model file to send");
+            plm_server_send_error(c, 404, NULL, "this server has no model file to send");
             return;
         }
         serve_file(c, c->srv->p->model_file, "application/octet-stream");
@@ -979,7 +597,7 @@ plm_status plm_server_run(const plm_server_params *p, plm_error *err) {
     server_log(&s, "listening on http://%s%s%s:%d/ (cross-origin isolation %s)",
                strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "", port,
                p->coi ? "on" : "off");
-    while (!server_stopping(&s)) {
+    while (!plm_server_stopping(&s)) {
         struct pollfd pf = {s.listen_fd, POLLIN, 0};
         if (poll(&pf, 1, POLL_MS) > 0) accept_one(&s);
         reap(&s, 0);

@@ -1,6 +1,7 @@
 // utf8.h: decoding UTF-8 one character at a time, the way the WHATWG Encoding Standard (and so
 // JavaScript's TextDecoder, and Python's errors="replace") does: an invalid sequence becomes one
-// U+FFFD for its maximal subpart. The tokenizer (tokenizer.c) and the JSON writer (json.c) use it.
+// U+FFFD for its maximal subpart. The tokenizer (tokenizer.c, tokenizer_encode.c) and the JSON writer
+// (json.c) use it.
 #ifndef PLM_UTF8_H
 #define PLM_UTF8_H
 

@@ -1,4 +1,4 @@
-// test_load.c: loading converts GGUF weights with SIMD kernels over threads (quant.c, model.c);
+// test_load.c: loading converts GGUF weights with SIMD kernels over threads (quant.c, model_load.c);
 // the weights must be the bits of the plain route (dequantize to f32, then plm_quantize_q8_0) on
 // every kernel path and for any thread count:
 // - rows: quant.c's kernels against the plain route, random rows with edge blocks (zero, tiny,

@@ -6,7 +6,7 @@
 //   1. ids: `pocketlm tokenize --jsonl` == tokenizer.encode(text, {add_special_tokens: false});
 //   2. text: `pocketlm tokenize --decode --jsonl` of those ids == tokenizer.decode(ids);
 //   3. invalid UTF-8: raw bytes on stdin == encode(new TextDecoder().decode(bytes)), i.e. each
-//      maximal invalid subpart read as U+FFFD, the decision documented in src/tokenizer.c.
+//      maximal invalid subpart read as U+FFFD, the decision documented in src/tokenizer_encode.c.
 // transformers.js returns `undefined` for a byte whose token is missing from the vocabulary
 // (SmolLM2 lacks 0x04, 0x06, 0x13, 0x14, 0x16, 0x1D, 0xC0, 0xC1, 0xF1, 0xF2, 0xF5..0xFF); pocketlm,
 // like Hugging Face's Rust tokenizers, gives no id there, so those entries are dropped before

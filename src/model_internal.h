@@ -1,0 +1,53 @@
+// model_internal.h: the weight table's rows and their binding to one model, shared by the three
+// files of plm_model (internal): model.c (the table, the LoRA targets, the config check, the one
+// weight block), model_load.c (reading HF directories and GGUF files) and model_save.c (writing
+// them). Other src/ files use model.h.
+#ifndef PLM_MODEL_INTERNAL_H
+#define PLM_MODEL_INTERNAL_H
+
+#include "model.h"
+
+typedef enum { DIM_V, DIM_C, DIM_F, DIM_Q, DIM_KV } wdim; // V, C, F, H*D, K*D
+
+typedef struct {
+    const char *hf;   // HF name; %d is the layer
+    const char *gguf; // llama.cpp name
+    int per_layer;    // 1: offset is in plm_layer, 0: in plm_model
+    size_t offset;    // of the plm_mat (linear) or float * (norm) field
+    int linear;       // 1: plm_mat (rows, cols); 0: norm vector (cols) kept f32
+    wdim rows, cols;  // shape in config dims (norms: cols only)
+    char rope;        // 'H' / 'K': rows permuted in GGUF for llama.cpp's RoPE over n_head H / K
+    int lm_head;      // 1: absent when tie_word_embeddings
+} weight_desc;
+
+// One tensor of one model: a table row bound to a layer, with its shape and destination.
+typedef struct {
+    const weight_desc *d;
+    int32_t layer;      // -1 for global tensors
+    int64_t rows, cols; // (rows, cols); norms are one row of cols
+    int32_t n_head;     // heads of the RoPE permutation (0: none)
+    plm_mat *mat;       // linear weights
+    float **vec;        // norms
+    char hf[96], gguf[64];
+} wref;
+
+// qk_hf_row: the HF row of GGUF row g of a permuted q/k weight with head dim D:
+// GGUF row h*D + 2i + s holds HF row h*D + s*D/2 + i (convert_hf_to_gguf.py's permute()).
+static inline int64_t qk_hf_row(int64_t g, int64_t D) {
+    int64_t h = g / D, j = g % D;
+    return h * D + (j % 2) * (D / 2) + j / 2;
+}
+
+// plm_config_check: the architecture is one pocketlm can run, with sizes that cannot overflow;
+// path names the source in the message.
+plm_status plm_config_check(const plm_config *c, const char *path, plm_error *err);
+// plm_model_weight_list: every tensor of m in table order (layer-major within per-layer rows);
+// lm_head is left out when tied. Returns a new array (free()) of *n refs, or NULL when out of
+// memory.
+wref *plm_model_weight_list(plm_model *m, int32_t *n);
+// plm_model_layout: bytes of the block for all n refs at dtype; with block set, points each ref
+// into it. Refs with inplace[i] set (inplace may be NULL) get only their scales d (q stays in the
+// file).
+size_t plm_model_layout(wref *w, int32_t n, plm_dtype dtype, const char *inplace, uint8_t *block);
+
+#endif

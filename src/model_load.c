@@ -1,0 +1,655 @@
+// model_load.c: plm_model_load and its buffer variants: the config (HF config.json keys and
+// tokenizer_config.json's chat template, or GGUF llama.* keys), the tokenizer, and every tensor of
+// the weight table found in an HF safetensors set or a GGUF file, shape-checked against the config
+// and converted into the one weight block (f32 or Q8_0); GGUF's Q/K row permutation is undone. GGUF
+// tensors are converted by a pool of threads; Q8_0 GGUF tensors can be loaded in place. Mirrors
+// transformers' LlamaConfig defaults and llama.cpp's convert_hf_to_gguf.py (llama.* keys).
+#define _DEFAULT_SOURCE // madvise
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
+#include "gguf.h"
+#include "json.h"
+#include "model_internal.h"
+#include "pool.h"
+#include "quant.h"
+#include "safetensors.h"
+
+// ---- config ----
+
+// json_int_key: integer key of config.json into *out; absent (or null) keeps the default unless
+// required. An array takes its first element (eos_token_id may be a list).
+static plm_status json_int_key(const plm_json *j, const char *key, int required, int32_t *out,
+                               const char *path, plm_error *err) {
+    int32_t v = plm_json_get(j, 0, key);
+    if (v >= 0 && j->tok[v].type == PLM_JSON_ARRAY) v = plm_json_at(j, v, 0);
+    if (v < 0 || j->tok[v].type == PLM_JSON_NULL) {
+        if (required) return plm_fail(err, PLM_ERR_FORMAT, "%s: missing \"%s\"", path, key);
+        return PLM_OK;
+    }
+    int64_t x;
+    if (plm_json_int(j, v, INT32_MIN, INT32_MAX, &x) != 0)
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: \"%s\" is not an integer", path, key);
+    *out = (int32_t)x;
+    return PLM_OK;
+}
+
+// hf_check_arch: model_type llama (or LlamaForCausalLM), silu, no rope scaling, no biases.
+static plm_status hf_check_arch(const plm_json *j, const char *path, plm_error *err) {
+    int32_t mt = plm_json_get(j, 0, "model_type"), ar = plm_json_get(j, 0, "architectures");
+    int llama = plm_json_eq(j, mt, "llama");
+    for (int32_t k = 0; ar >= 0 && k < j->tok[ar].size; k++)
+        llama |= plm_json_eq(j, plm_json_at(j, ar, k), "LlamaForCausalLM");
+    char name[64] = "(none)";
+    if (!llama) {
+        plm_json_str(j, mt, name, sizeof name);
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: model_type '%s' is not supported (want llama / LlamaForCausalLM)",
+                        path, name);
+    }
+    int32_t act = plm_json_get(j, 0, "hidden_act"), rs = plm_json_get(j, 0, "rope_scaling");
+    if (act >= 0 && !plm_json_eq(j, act, "silu")) {
+        plm_json_str(j, act, name, sizeof name);
+        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: hidden_act '%s', want silu", path, name);
+    }
+    if (rs >= 0 && j->tok[rs].type != PLM_JSON_NULL)
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: rope_scaling is set; only plain RoPE is "
+                        "supported",
+                        path);
+    const char *biases[] = {"attention_bias", "mlp_bias"};
+    for (int k = 0; k < 2; k++)
+        if (plm_json_bool(j, plm_json_get(j, 0, biases[k])) == 1)
+            return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is true; Llama without biases only",
+                            path, biases[k]);
+    return PLM_OK;
+}
+
+// hf_config_parse: config.json text into c, with LlamaConfig's defaults.
+static plm_status hf_config_parse(plm_config *c, const plm_json *j, const char *path,
+                                  plm_error *err) {
+    if (j->tok[0].type != PLM_JSON_OBJECT)
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: not a JSON object", path);
+    plm_status s = hf_check_arch(j, path, err);
+    const struct {
+        const char *key;
+        int32_t *out;
+        int required;
+    } ints[] = {
+        {"vocab_size", &c->vocab_size, 1},
+        {"hidden_size", &c->hidden_size, 1},
+        {"intermediate_size", &c->intermediate_size, 1},
+        {"num_hidden_layers", &c->num_hidden_layers, 1},
+        {"num_attention_heads", &c->num_attention_heads, 1},
+        {"num_key_value_heads", &c->num_key_value_heads, 0},
+        {"head_dim", &c->head_dim, 0},
+        {"max_position_embeddings", &c->max_position_embeddings, 0},
+        {"bos_token_id", &c->bos_token_id, 0},
+        {"eos_token_id", &c->eos_token_id, 0},
+    };
+    *c = (plm_config){.max_position_embeddings = 2048,
+                      .rms_norm_eps = 1e-6f,
+                      .rope_theta = 10000.0f,
+                      .bos_token_id = -1,
+                      .eos_token_id = -1};
+    for (size_t i = 0; s == PLM_OK && i < sizeof ints / sizeof ints[0]; i++)
+        s = json_int_key(j, ints[i].key, ints[i].required, ints[i].out, path, err);
+    if (s != PLM_OK) return s;
+    if (!c->num_key_value_heads) c->num_key_value_heads = c->num_attention_heads;
+    if (!c->head_dim && c->num_attention_heads > 0)
+        c->head_dim = c->hidden_size / c->num_attention_heads;
+    double x;
+    if (plm_json_num(j, plm_json_get(j, 0, "rms_norm_eps"), &x) == 0) c->rms_norm_eps = (float)x;
+    if (plm_json_num(j, plm_json_get(j, 0, "rope_theta"), &x) == 0) c->rope_theta = (float)x;
+    c->tie_word_embeddings = plm_json_bool(j, plm_json_get(j, 0, "tie_word_embeddings")) == 1;
+    return plm_config_check(c, path, err);
+}
+
+static plm_status hf_config_load(plm_model *m, const char *dir, plm_error *err) {
+    char path[4096];
+    char *text = NULL;
+    size_t len;
+    plm_json j = {0};
+    if (plm_path_join(path, sizeof path, dir, "config.json"))
+        return plm_fail(err, PLM_ERR_ARG, "%s: path too long", dir);
+    plm_status s = plm_file_read(path, &text, &len, err);
+    if (s == PLM_OK) s = plm_json_parse(&j, text, len, path, err);
+    if (s == PLM_OK) s = hf_config_parse(&m->config, &j, path, err);
+    int32_t pad = -1;
+    if (s == PLM_OK) s = json_int_key(&j, "pad_token_id", 0, &pad, path, err);
+    m->pad_token_id = pad;
+    int32_t ni = s == PLM_OK ? plm_json_get(&j, 0, "_name_or_path") : -1; // the model's name
+    int64_t n = ni >= 0 ? plm_json_str(&j, ni, NULL, 0) : -1;
+    if (n > 0 && !(m->name = malloc((size_t)n + 1)))
+        s = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    else if (n > 0) plm_json_str(&j, ni, m->name, (size_t)n + 1);
+    plm_json_free(&j);
+    free(text);
+    return s;
+}
+
+// hf_chat_template: tokenizer_config.json's chat_template, when there is one (else nothing).
+static plm_status hf_chat_template(plm_model *m, const char *dir, plm_error *err) {
+    char path[4096];
+    char *text = NULL;
+    size_t len;
+    plm_json j = {0};
+    if (plm_path_join(path, sizeof path, dir, "tokenizer_config.json") || !plm_path_exists(path))
+        return PLM_OK;
+    plm_status s = plm_file_read(path, &text, &len, err);
+    if (s == PLM_OK) s = plm_json_parse(&j, text, len, path, err);
+    int32_t ct = s == PLM_OK ? plm_json_get(&j, 0, "chat_template") : -1;
+    int64_t n = plm_json_str(&j, ct, NULL, 0);
+    if (n >= 0 && (m->chat_template = malloc((size_t)n + 1)) != NULL)
+        plm_json_str(&j, ct, m->chat_template, (size_t)n + 1);
+    else if (n >= 0) s = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    plm_json_free(&j);
+    free(text);
+    return s;
+}
+
+// dup_str: a NUL-terminated copy of s (n bytes) into *out (malloc'd).
+static plm_status dup_str(char **out, const char *s, size_t n, plm_error *err) {
+    if (!(*out = malloc(n + 1))) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    memcpy(*out, s, n);
+    (*out)[n] = 0;
+    return PLM_OK;
+}
+
+// gguf_config: llama.* keys into m->config; the vocabulary size falls back to the token list.
+// Also the names: general.name, and pocketlm.adapter (written by a merged export).
+static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path, plm_error *err) {
+    plm_config *c = &m->config;
+    plm_str arch = {"", 0}, rs;
+    plm_gguf_get_str(g, "general.architecture", &arch);
+    if (arch.n != 5 || memcmp(arch.s, "llama", 5) != 0)
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: general.architecture is '%.*s'; pocketlm runs 'llama'", path,
+                        (int)(arch.n > 40 ? 40 : arch.n), arch.s);
+    if (plm_gguf_get_str(g, "llama.rope.scaling.type", &rs) == 0 &&
+        !(rs.n == 4 && !memcmp(rs.s, "none", 4)))
+        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: llama.rope.scaling.type is set", path);
+    const struct {
+        const char *key;
+        int32_t *out;
+        int required;
+    } ints[] = {
+        {"llama.embedding_length", &c->hidden_size, 1},
+        {"llama.feed_forward_length", &c->intermediate_size, 1},
+        {"llama.block_count", &c->num_hidden_layers, 1},
+        {"llama.attention.head_count", &c->num_attention_heads, 1},
+        {"llama.attention.head_count_kv", &c->num_key_value_heads, 0},
+        {"llama.context_length", &c->max_position_embeddings, 0},
+        {"llama.vocab_size", &c->vocab_size, 0},
+        {"llama.attention.key_length", &c->head_dim, 0},
+        {"tokenizer.ggml.bos_token_id", &c->bos_token_id, 0},
+        {"tokenizer.ggml.eos_token_id", &c->eos_token_id, 0},
+        {"tokenizer.ggml.padding_token_id", &m->pad_token_id, 0},
+    };
+    *c = (plm_config){.max_position_embeddings = 2048,
+                      .rms_norm_eps = 1e-5f,
+                      .rope_theta = 10000.0f,
+                      .bos_token_id = -1,
+                      .eos_token_id = -1};
+    m->pad_token_id = -1;
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        int64_t v;
+        if (plm_gguf_get_int(g, ints[i].key, &v) == 0 && v >= INT32_MIN && v <= INT32_MAX)
+            *ints[i].out = (int32_t)v;
+        else if (ints[i].required)
+            return plm_fail(err, PLM_ERR_FORMAT, "%s: GGUF key %s is missing or not an integer",
+                            path, ints[i].key);
+    }
+    const plm_gguf_kv *tokens = plm_gguf_find(g, "tokenizer.ggml.tokens");
+    if (!c->vocab_size && tokens && tokens->type == PLM_GGUF_ARRAY && tokens->arr_n <= INT32_MAX)
+        c->vocab_size = (int32_t)tokens->arr_n;
+    const plm_gguf_tensor *emb = plm_gguf_find_tensor(g, "token_embd.weight");
+    if (!c->vocab_size && emb && emb->n_dims == 2 && emb->ne[1] <= INT32_MAX)
+        c->vocab_size = (int32_t)emb->ne[1];
+    if (!c->num_key_value_heads) c->num_key_value_heads = c->num_attention_heads;
+    if (!c->head_dim && c->num_attention_heads > 0)
+        c->head_dim = c->hidden_size / c->num_attention_heads;
+    double x;
+    if (plm_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &x) == 0)
+        c->rms_norm_eps = (float)x;
+    if (plm_gguf_get_float(g, "llama.rope.freq_base", &x) == 0) c->rope_theta = (float)x;
+    c->tie_word_embeddings = plm_gguf_find_tensor(g, "output.weight") == NULL;
+    plm_str ct, name, ad;
+    plm_status s = PLM_OK;
+    if (plm_gguf_get_str(g, "tokenizer.chat_template", &ct) == 0)
+        s = dup_str(&m->chat_template, ct.s, ct.n, err);
+    if (s == PLM_OK && plm_gguf_get_str(g, "general.name", &name) == 0 && name.n)
+        s = dup_str(&m->name, name.s, name.n, err);
+    if (s == PLM_OK && plm_gguf_get_str(g, "pocketlm.adapter", &ad) == 0 && ad.n)
+        s = dup_str(&m->adapter, ad.s, ad.n, err);
+    return s == PLM_OK ? plm_config_check(c, path, err) : s;
+}
+
+// ---- weight sources: one view over an HF safetensors set or a GGUF file ----
+
+typedef struct {
+    const char *path;
+    int is_gguf;
+    plm_gguf g;
+    plm_st_set st;
+} source;
+
+typedef struct {
+    const plm_st_tensor *st; // one of these two is set
+    const plm_gguf_tensor *gg;
+} src_tensor;
+
+static void shape_str(char *out, size_t cap, int n, const int64_t *dims, int reverse) {
+    size_t k = (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < n && k < cap; i++)
+        k += (size_t)snprintf(out + k, cap - k, "%s%lld", i ? ", " : "",
+                              (long long)dims[reverse ? n - 1 - i : i]);
+    if (k < cap) snprintf(out + k, cap - k, "]");
+}
+
+// source_find: the tensor of w, with its shape checked against the config; counts its dtype.
+static plm_status source_find(source *s, const wref *w, src_tensor *t, plm_model *m,
+                              plm_error *err) {
+    const char *name = s->is_gguf ? w->gguf : w->hf;
+    int want_dims = w->d->linear ? 2 : 1, n_dims;
+    const int64_t *dims;
+    int64_t want[2] = {w->d->linear ? w->rows : w->cols, w->cols};
+    t->st = s->is_gguf ? NULL : plm_st_set_find(&s->st, name);
+    t->gg = s->is_gguf ? plm_gguf_find_tensor(&s->g, name) : NULL;
+    if (!t->st && !t->gg)
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: tensor '%s' is missing", s->path, name);
+    int dt = t->st ? t->st->dtype : plm_gguf_type_to_dtype(t->gg->type);
+    if (dt >= 0) m->file_tensors[dt]++;
+    n_dims = t->st ? t->st->n_dims : t->gg->n_dims;
+    dims = t->st ? t->st->shape : t->gg->ne;
+    int same = n_dims == want_dims;
+    for (int i = 0; same && i < want_dims; i++)
+        same = dims[s->is_gguf ? want_dims - 1 - i : i] == want[i];
+    if (!same) {
+        char got[96], exp[96];
+        shape_str(got, sizeof got, n_dims, dims, s->is_gguf);
+        shape_str(exp, sizeof exp, want_dims, want, 0);
+        return plm_fail(err, PLM_ERR_FORMAT,
+                        "%s: tensor '%s' has shape %s (rows, cols), want %s from the config",
+                        s->path, name, got, exp);
+    }
+    return PLM_OK;
+}
+
+// source_rows: rows [r0, r0 + n) of t as f32 into out (n * cols).
+static plm_status source_rows(const src_tensor *t, int64_t r0, int64_t n, int64_t cols, float *out,
+                              plm_error *err) {
+    if (t->st)
+        return plm_st_tensor_to_f32(t->st, (size_t)(r0 * cols), (size_t)(n * cols), out, err);
+    return plm_gguf_tensor_to_f32(t->gg, (size_t)r0, (size_t)n, out, err);
+}
+
+// source_release: drop the mapped pages of rows [r0, r0 + n) of t once converted, so that peak
+// memory is the model plus one chunk rather than the model plus the file (pages come back from the
+// file if read again).
+static void source_release(const src_tensor *t, const source *s, int64_t r0, int64_t n) {
+#if defined(__linux__)
+    const plm_file_map *map = s->is_gguf ? &s->g.map : NULL;
+    for (int32_t i = 0; !map && i < s->st.n_files; i++)
+        if (t->st->data >= s->st.files[i].map.data &&
+            t->st->data < s->st.files[i].map.data + s->st.files[i].map.size)
+            map = &s->st.files[i].map;
+    if (!map || !map->mapped) return;
+    size_t row = t->st ? (size_t)t->st->shape[t->st->n_dims - 1] * t->st->elem_size
+                       : plm_gguf_row_bytes(t->gg->type, (size_t)t->gg->ne[0]);
+    const uint8_t *p = (t->st ? t->st->data : t->gg->data) + (size_t)r0 * row;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)p / page * page;
+    uintptr_t e = ((uintptr_t)(p + (size_t)n * row) + page - 1) / page * page;
+    uintptr_t lo = (uintptr_t)map->data, hi = lo + map->size;
+    if (a < lo) a = lo;
+    if (e > hi) e = hi;
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+#else
+    (void)t, (void)s, (void)r0, (void)n;
+#endif
+}
+
+// ---- load ----
+
+#define CHUNK_ELEMS ((size_t)1 << 20) // f32 scratch for converting one piece of a tensor
+
+// store_row: one f32 row x (cols) into row r of w's destination (quantized for Q8_0 mats).
+static void store_row(const wref *w, int64_t r, const float *x) {
+    size_t cols = (size_t)w->cols;
+    if (!w->d->linear) memcpy(*w->vec, x, cols * sizeof *x);
+    else if (w->mat->dtype == PLM_DTYPE_F32) memcpy(w->mat->f32 + (size_t)r * cols, x, cols * 4);
+    else
+        plm_quantize_q8_0(w->mat->q + (size_t)r * cols, w->mat->d + (size_t)r * cols / PLM_QK, x,
+                          cols);
+}
+
+// load_weight: convert w's tensor t a chunk of rows at a time through tmp (CHUNK_ELEMS), undoing
+// GGUF's Q/K permutation by storing each row at its HF position.
+static plm_status load_weight(const plm_model *m, const source *s, const wref *w,
+                              const src_tensor *tp, float *tmp, plm_error *err) {
+    src_tensor t = *tp;
+    plm_status st = PLM_OK;
+    int64_t per = (int64_t)(CHUNK_ELEMS / (size_t)w->cols), D = m->config.head_dim;
+    if (per < 1) per = 1;
+    for (int64_t r0 = 0; st == PLM_OK && r0 < w->rows; r0 += per) {
+        int64_t n = w->rows - r0 < per ? w->rows - r0 : per;
+        st = source_rows(&t, r0, n, w->cols, tmp, err);
+        if (st != PLM_OK && err) { // the converters know the tensor, not the file
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            plm_fail(err, st, "%s: %s", s->path, msg);
+        }
+        for (int64_t i = 0; st == PLM_OK && i < n; i++)
+            store_row(w, s->is_gguf && w->n_head ? qk_hf_row(r0 + i, D) : r0 + i,
+                      tmp + (size_t)(i * w->cols));
+        if (st == PLM_OK) source_release(&t, s, r0, n);
+    }
+    return st;
+}
+
+// ---- load: GGUF tensors, converted by a pool of threads ----
+
+// Every conversion of a GGUF tensor that pocketlm reads cannot fail once the shapes and types are
+// checked, so the tensors are cut into chunks of rows (about CONV_CHUNK_BYTES of weights each) that
+// the threads take in turn from a shared counter, converting straight from the mapped file into the
+// weight block (quant.c: Q4_0/Q4_1 to Q8_0 in vector registers; the same bytes as the plain
+// dequantize-then-quantize route, whichever thread converts which chunk). One pool run for the
+// whole model: a thread the machine leaves waiting does fewer chunks, and nobody waits for it
+// tensor after tensor.
+
+#define CONV_CHUNK_BYTES ((size_t)256 << 10)
+
+typedef struct {
+    int32_t i;      // the ref
+    int64_t r0, r1; // its rows [r0, r1)
+} conv_chunk;
+
+typedef struct {
+    const source *s;
+    const wref *w;
+    const src_tensor *t;
+    const conv_chunk *chunk; // (n_chunks)
+    int32_t n_chunks;
+    atomic_int next; // the next chunk to take
+    int64_t D;       // head dim: GGUF q/k rows go to their HF position
+    plm_isa isa;     // the kernel path (the quantizer's bytes depend on nothing else)
+    float *tmp;      // per thread: tmp_floats of scratch
+    size_t tmp_floats;
+} conv_job;
+
+// conv_rows: rows [r0, r1) of tensor t into w's destination; then their file pages are dropped.
+static void conv_rows(const conv_job *j, const conv_chunk *c, float *tmp) {
+    const wref *w = &j->w[c->i];
+    const plm_gguf_tensor *t = j->t[c->i].gg;
+    const size_t cols = (size_t)w->cols, row_bytes = plm_gguf_row_bytes(t->type, cols);
+    for (int64_t r = c->r0; r < c->r1; r++) {
+        const uint8_t *src = t->data + (size_t)r * row_bytes;
+        const size_t hr = (size_t)(w->n_head ? qk_hf_row(r, j->D) : r);
+        if (!w->d->linear) plm_quant_row_f32(j->isa, t->type, src, cols, *w->vec);
+        else if (w->mat->dtype == PLM_DTYPE_F32)
+            plm_quant_row_f32(j->isa, t->type, src, cols, w->mat->f32 + hr * cols);
+        else
+            plm_quant_row_q8_0(j->isa, t->type, src, cols, w->mat->q + hr * cols,
+                               w->mat->d + hr * cols / PLM_QK, tmp);
+    }
+    source_release(&j->t[c->i], j->s, c->r0, c->r1 - c->r0);
+}
+
+static void conv_worker(void *ctx, int ith, int nth) {
+    conv_job *j = ctx;
+    (void)nth;
+    float *tmp = j->tmp + (size_t)ith * j->tmp_floats;
+    for (int k; (k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->n_chunks;)
+        conv_rows(j, &j->chunk[k], tmp);
+}
+
+// load_threads: the threads params asks for; 0: every core natively, 1 in wasm (a page's Web
+// Workers are the page's to start).
+static int load_threads(const plm_load_params *params) {
+    int n = params ? params->n_threads : 0;
+#if defined(__EMSCRIPTEN__)
+    return n > 0 ? n : 1;
+#else
+    return n > 0 ? n : plm_n_cores();
+#endif
+}
+
+// load_gguf: every tensor of w not loaded in place (in[i]) from the GGUF file, over n_threads.
+static plm_status load_gguf(const plm_model *m, const source *s, const wref *w, const src_tensor *t,
+                            const char *in, int32_t n, int n_threads, plm_error *err) {
+    size_t cols = 1, n_chunks = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (in[i]) continue;
+        const plm_gguf_tensor *g = t[i].gg;
+        if (plm_gguf_type_to_dtype(g->type) < 0)
+            return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                            "%s: tensor '%.*s' has type %s; pocketlm reads F32, F16, BF16, Q8_0, "
+                            "Q4_0, Q4_1",
+                            s->path, (int)g->name.n, g->name.s, plm_ggml_type_name(g->type));
+        if ((size_t)w[i].cols > cols) cols = (size_t)w[i].cols;
+        size_t per = CONV_CHUNK_BYTES / ((size_t)w[i].cols * 4) + 1; // rows a chunk
+        n_chunks += ((size_t)w[i].rows + per - 1) / per;
+    }
+    plm_pool *pool = n_threads > 1 ? plm_pool_create(n_threads) : NULL; // NULL: run inline
+    conv_job *j = plm_alloc(1, sizeof *j);
+    conv_chunk *chunk = plm_alloc(n_chunks, sizeof *chunk);
+    float *tmp = NULL;
+    if (j) j->tmp_floats = (cols + 15) / 16 * 16;
+    if (j && chunk)
+        tmp = plm_alloc_aligned((size_t)plm_pool_size(pool) * j->tmp_floats, sizeof *tmp);
+    if (!tmp || n_chunks > INT32_MAX) {
+        free(j), free(chunk);
+        plm_pool_free(pool);
+        return plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory", s->path);
+    }
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int64_t per = (int64_t)(CONV_CHUNK_BYTES / ((size_t)w[i].cols * 4) + 1);
+        for (int64_t r = 0; !in[i] && r < w[i].rows; r += per)
+            chunk[k++] = (conv_chunk){i, r, r + per < w[i].rows ? r + per : w[i].rows};
+    }
+    j->s = s, j->w = w, j->t = t, j->chunk = chunk, j->n_chunks = k, j->tmp = tmp;
+    j->D = m->config.head_dim, j->isa = plm_isa_active();
+    atomic_init(&j->next, 0);
+    plm_pool_run(pool, conv_worker, j);
+    plm_free_aligned(tmp);
+    free(chunk);
+    free(j);
+    plm_pool_free(pool);
+    return PLM_OK;
+}
+
+// ---- load: Q8_0 GGUF tensors in place ----
+
+// A Q8_0 block in GGUF is {f16 d; int8 q[32]} (34 bytes); in memory q and d are two arrays. So a
+// tensor's q can be made inside its own file bytes: block k's 32 q move from byte 34k + 2 down to
+// 32k (always toward lower addresses, so a memmove in increasing k never overwrites a block not yet
+// moved), and only d (f16 -> f32, 4 bytes per 32 weights) needs new memory.
+
+typedef struct {
+    const uint8_t *lo, *hi; // the tensor's bytes in the file
+    int32_t i;              // its ref
+} span;
+
+static int cmp_span(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+// mark_inplace: in[i] = 1 for the refs whose tensor t[i] can stay where it is: linear, q8_0 in
+// memory (dtype), Q8_0 in the file, and not overlapping the bytes of another such tensor (which the
+// move would corrupt; a well-formed file has no overlaps). Tensors converted by copy are read
+// before anything moves, so they may overlap. Returns the scratch bytes the q/k ones need to undo
+// GGUF's row permutation (the largest of them), or SIZE_MAX when out of memory.
+static size_t mark_inplace(char *in, const wref *w, const src_tensor *t, int32_t n,
+                           plm_dtype dtype) {
+    span *sp = plm_alloc((size_t)n, sizeof *sp);
+    if (!sp) return SIZE_MAX;
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (t[i].gg && w[i].d->linear && dtype == PLM_DTYPE_Q8_0 &&
+            t[i].gg->type == PLM_GGML_Q8_0 && w[i].cols % PLM_QK == 0)
+            sp[k++] = (span){t[i].gg->data, t[i].gg->data + t[i].gg->n_bytes, i};
+    qsort(sp, (size_t)k, sizeof *sp, cmp_span);
+    const uint8_t *end = NULL; // the end of the in-place tensors so far, in address order
+    size_t scratch = 0;
+    for (int32_t j = 0; j < k; j++) {
+        if (end && sp[j].lo < end) continue;
+        in[sp[j].i] = 1;
+        end = sp[j].hi;
+        size_t elems = (size_t)w[sp[j].i].rows * (size_t)w[sp[j].i].cols;
+        if (w[sp[j].i].n_head && elems > scratch) scratch = elems;
+    }
+    free(sp);
+    return scratch;
+}
+
+// load_q8_0: w's Q8_0 blocks at p into q (rows * cols) and w->mat->d, as they are (no round trip
+// through f32), with q/k rows put in HF order. In place (q == p): through scratch (rows * cols
+// bytes) for q/k. Cannot fail.
+static void load_q8_0(const wref *w, const uint8_t *p, int8_t *q, int64_t D, int8_t *scratch) {
+    size_t rows = (size_t)w->rows, cols = (size_t)w->cols, nb = cols / PLM_QK; // blocks per row
+    int inplace = (const void *)q == (const void *)p;
+    int8_t *dst = inplace && w->n_head ? scratch : q;
+    for (size_t r = 0; r < rows; r++) {
+        size_t hr = w->n_head ? (size_t)qk_hf_row((int64_t)r, D) : r;
+        for (size_t j = 0; j < nb; j++) {
+            const uint8_t *blk = p + (r * nb + j) * 34; // read d before q moves over it
+            w->mat->d[hr * nb + j] = plm_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+            memmove(dst + hr * cols + j * PLM_QK, blk + 2, PLM_QK);
+        }
+    }
+    if (dst != q) memcpy(q, scratch, rows * cols);
+    w->mat->q = q;
+}
+
+// source_open: the config, tokenizer and weight files of path (HF directory or GGUF file), or the
+// GGUF file held in buf (size bytes; then path only names it in messages).
+static plm_status source_open(source *s, plm_model *m, const char *path, const uint8_t *buf,
+                              size_t size, plm_error *err) {
+    char tok[4096];
+    s->path = path;
+    s->is_gguf = buf || !plm_path_is_dir(path);
+    m->from_gguf = s->is_gguf;
+    if (s->is_gguf) {
+        plm_status st =
+            buf ? plm_gguf_parse(&s->g, buf, size, path, err) : plm_gguf_open(&s->g, path, err);
+        if (st == PLM_OK) st = gguf_config(m, &s->g, path, err);
+        if (st == PLM_OK && plm_gguf_find(&s->g, "tokenizer.ggml.tokens"))
+            st = plm_gguf_tokenizer(&m->tokenizer, &s->g, path, err);
+        return st;
+    }
+    plm_status st = hf_config_load(m, path, err);
+    if (st == PLM_OK) st = hf_chat_template(m, path, err);
+    if (st == PLM_OK) st = plm_st_set_open(&s->st, path, err);
+    if (st == PLM_OK && !plm_path_join(tok, sizeof tok, path, "tokenizer.json") &&
+        plm_path_exists(tok))
+        st = plm_tokenizer_load(&m->tokenizer, path, err);
+    return st;
+}
+
+plm_load_params plm_load_default_params(void) {
+    return (plm_load_params){PLM_DTYPE_F32, 0};
+}
+
+// model_load: plm_model_load of path, or of the GGUF bytes in buf when buf is not NULL. With file
+// (the same bytes as buf, writable and malloc'd) Q8_0 tensors are loaded in place, and on success
+// the model owns file. Everything that can fail happens before the first byte of file changes.
+static plm_status model_load(plm_model **out, const char *path, const uint8_t *buf, uint8_t *file,
+                             size_t size, const plm_load_params *params, plm_error *err) {
+    *out = NULL;
+    plm_dtype dtype = params ? params->dtype : PLM_DTYPE_F32;
+    if (dtype != PLM_DTYPE_F32 && dtype != PLM_DTYPE_Q8_0)
+        return plm_fail(err, PLM_ERR_ARG, "plm_model_load: in-memory dtype %s, want f32 or q8_0",
+                        plm_dtype_name(dtype));
+    source s = {0};
+    wref *w = NULL;
+    src_tensor *t = NULL;
+    char *in = NULL;     // (n) 1: loaded in place
+    int8_t *perm = NULL; // scratch of the in-place q/k permutation
+    float *tmp = NULL;
+    size_t perm_bytes = 0;
+    int32_t n = 0;
+    plm_model *m = plm_alloc(1, sizeof *m);
+    if (!m) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    m->dtype = dtype;
+    plm_status st = source_open(&s, m, path, buf, size, err);
+    if (st != PLM_OK) goto fail;
+    m->layers = plm_alloc((size_t)m->config.num_hidden_layers, sizeof *m->layers);
+    w = m->layers ? plm_model_weight_list(m, &n) : NULL;
+    t = w ? plm_alloc((size_t)n, sizeof *t) : NULL;
+    in = t ? plm_alloc((size_t)n, 1) : NULL;
+    if (!in) {
+        st = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int32_t i = 0; st == PLM_OK && i < n; i++) st = source_find(&s, &w[i], &t[i], m, err);
+    if (st != PLM_OK) goto fail;
+    if (file) perm_bytes = mark_inplace(in, w, t, n, dtype);
+    if (!s.is_gguf)
+        tmp = plm_alloc(CHUNK_ELEMS > (size_t)m->config.hidden_size ? CHUNK_ELEMS
+                                                                    : (size_t)m->config.hidden_size,
+                        sizeof *tmp);
+    if (perm_bytes && perm_bytes != SIZE_MAX) perm = malloc(perm_bytes);
+    m->block_bytes = plm_model_layout(w, n, dtype, in, NULL);
+    if ((tmp || s.is_gguf) && perm_bytes != SIZE_MAX && (perm || !perm_bytes))
+        m->block = plm_alloc_big(m->block_bytes);
+    if (!m->block) {
+        st = plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory for %zu bytes of weights", path,
+                      m->block_bytes);
+        goto fail;
+    }
+    plm_model_layout(w, n, dtype, in, m->block);
+    if (s.is_gguf) st = load_gguf(m, &s, w, t, in, n, load_threads(params), err);
+    for (int32_t i = 0; !s.is_gguf && st == PLM_OK && i < n; i++)
+        st = load_weight(m, &s, &w[i], &t[i], tmp, err);
+    if (st != PLM_OK) goto fail;
+    // nothing fails from here on: only now does file change
+    for (int32_t i = 0; i < n; i++)
+        if (in[i]) {
+            uint8_t *p = file + (t[i].gg->data - buf); // t[i] in the caller's writable view
+            load_q8_0(&w[i], p, (int8_t *)(void *)p, m->config.head_dim, perm);
+            m->file_weight_bytes += (size_t)w[i].rows * (size_t)w[i].cols;
+        }
+    if (m->file_weight_bytes) m->file = file;
+    else free(file); // nothing points into it
+    if (m->config.tie_word_embeddings) m->lm_head = m->embed_tokens;
+fail:
+    free(w);
+    free(t);
+    free(in);
+    free(perm);
+    free(tmp);
+    plm_gguf_free(&s.g);
+    plm_st_set_free(&s.st);
+    if (st != PLM_OK) plm_model_free(m);
+    else *out = m;
+    return st;
+}
+
+plm_status plm_model_load(plm_model **out, const char *path, const plm_load_params *params,
+                          plm_error *err) {
+    if (!out || !path) return plm_fail(err, PLM_ERR_ARG, "plm_model_load: NULL argument");
+    return model_load(out, path, NULL, NULL, 0, params, err);
+}
+
+plm_status plm_model_load_gguf_buffer(plm_model **out, const uint8_t *buf, size_t size,
+                                      const plm_load_params *params, plm_error *err) {
+    if (!out || !buf)
+        return plm_fail(err, PLM_ERR_ARG, "plm_model_load_gguf_buffer: NULL argument");
+    return model_load(out, "<gguf buffer>", buf, NULL, size, params, err);
+}
+
+plm_status plm_model_load_gguf_inplace(plm_model **out, uint8_t *buf, size_t size,
+                                       const plm_load_params *params, plm_error *err) {
+    if (!out || !buf)
+        return plm_fail(err, PLM_ERR_ARG, "plm_model_load_gguf_inplace: NULL argument");
+    return model_load(out, "<gguf buffer>", buf, buf, size, params, err);
+}

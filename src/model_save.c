@@ -1,0 +1,260 @@
+// model_save.c: plm_model_save and plm_model_save_json: an HF directory (config.json as
+// transformers' LlamaConfig writes it, generation_config.json, model.safetensors, the tokenizer
+// files) or a GGUF file (general.*, llama.* and tokenizer.ggml.* keys as convert_hf_to_gguf.py
+// writes them, q/k rows in llama.cpp's order), both through the weight table. The containers are
+// written by safetensors.c and gguf_write.c.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "model_internal.h"
+#include "safetensors.h"
+
+// ---- save ----
+
+typedef struct {
+    wref *w;     // the tensors, in file order
+    int permute; // 1: GGUF, store q/k rows in llama.cpp's order
+    int64_t D;   // head dim
+} save_ctx;
+
+// fill_weight: plm_tensor_fill over the weight list: tensor i as f32 (in file row order).
+static plm_status fill_weight(void *user, int32_t i, float *buf, plm_error *err) {
+    const save_ctx *c = user;
+    const wref *w = &c->w[i];
+    (void)err;
+    if (!w->d->linear) {
+        memcpy(buf, *w->vec, (size_t)w->cols * sizeof *buf);
+        return PLM_OK;
+    }
+    for (int64_t r = 0; r < w->rows; r++)
+        plm_mat_row(buf + (size_t)(r * w->cols), w->mat,
+                    (int32_t)(c->permute && w->n_head ? qk_hf_row(r, c->D) : r));
+    return PLM_OK;
+}
+
+// fmt_float: the shortest text that reads back as v (Python's repr style: "1e-05", "100000.0").
+static void fmt_float(char *out, size_t cap, float v) {
+    if (v == (float)(int64_t)v && v < 1e15f && v > -1e15f) {
+        snprintf(out, cap, "%.1f", (double)v);
+        return;
+    }
+    for (int p = 1; p <= 9; p++) {
+        snprintf(out, cap, "%.*g", p, (double)v);
+        if (strtof(out, NULL) == v) break;
+    }
+    if (!strpbrk(out, ".e") && strlen(out) + 3 <= cap) strcat(out, ".0");
+}
+
+static plm_status write_json_id(plm_writer *f, const char *key, int32_t id, plm_error *err) {
+    return id >= 0 ? plm_writer_printf(f, err, "  \"%s\": %d,\n", key, id)
+                   : plm_writer_printf(f, err, "  \"%s\": null,\n", key);
+}
+
+// save_hf_config: config.json as transformers' LlamaConfig writes it.
+static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype dtype,
+                                 plm_error *err) {
+    const plm_config *c = &m->config;
+    plm_writer *f;
+    char eps[32], theta[32];
+    fmt_float(eps, sizeof eps, c->rms_norm_eps);
+    fmt_float(theta, sizeof theta, c->rope_theta);
+    char pad[48] = "";
+    if (m->pad_token_id >= 0)
+        snprintf(pad, sizeof pad, "  \"pad_token_id\": %d,\n", m->pad_token_id);
+    const char *torch = dtype == PLM_DTYPE_F16    ? "float16"
+                        : dtype == PLM_DTYPE_BF16 ? "bfloat16"
+                                                  : "float32";
+    plm_status s = plm_writer_open(&f, path, err);
+    if (s != PLM_OK) return s;
+    s = plm_writer_printf(f, err,
+                          "{\n  \"architectures\": [\n    \"LlamaForCausalLM\"\n  ],\n"
+                          "  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n");
+    if (s == PLM_OK) s = write_json_id(f, "bos_token_id", c->bos_token_id, err);
+    if (s == PLM_OK) s = write_json_id(f, "eos_token_id", c->eos_token_id, err);
+    if (s == PLM_OK)
+        s = plm_writer_printf(
+            f, err,
+            "  \"head_dim\": %d,\n  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n"
+            "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %d,\n"
+            "  \"max_position_embeddings\": %d,\n  \"mlp_bias\": false,\n"
+            "  \"model_type\": \"llama\",\n  \"num_attention_heads\": %d,\n"
+            "  \"num_hidden_layers\": %d,\n  \"num_key_value_heads\": %d,\n%s"
+            "  \"pretraining_tp\": 1,\n  \"rms_norm_eps\": %s,\n  \"rope_scaling\": null,\n"
+            "  \"rope_theta\": %s,\n  \"tie_word_embeddings\": %s,\n  \"torch_dtype\": \"%s\",\n"
+            "  \"transformers_version\": \"4.44.2\",\n  \"use_cache\": true,\n"
+            "  \"vocab_size\": %d\n}\n",
+            c->head_dim, c->hidden_size, c->intermediate_size, c->max_position_embeddings,
+            c->num_attention_heads, c->num_hidden_layers, c->num_key_value_heads, pad, eps, theta,
+            c->tie_word_embeddings ? "true" : "false", torch, c->vocab_size);
+    if (s != PLM_OK) {
+        plm_writer_abort(f);
+        return s;
+    }
+    return plm_writer_commit(f, err);
+}
+
+static plm_status save_generation_config(const plm_config *c, const char *path, plm_error *err) {
+    plm_writer *f;
+    plm_status s = plm_writer_open(&f, path, err);
+    if (s != PLM_OK) return s;
+    s = plm_writer_printf(f, err, "{\n  \"_from_model_config\": true,\n");
+    if (s == PLM_OK) s = write_json_id(f, "bos_token_id", c->bos_token_id, err);
+    if (s == PLM_OK) s = write_json_id(f, "eos_token_id", c->eos_token_id, err);
+    if (s == PLM_OK) s = plm_writer_printf(f, err, "  \"transformers_version\": \"4.44.2\"\n}\n");
+    if (s != PLM_OK) {
+        plm_writer_abort(f);
+        return s;
+    }
+    return plm_writer_commit(f, err);
+}
+
+// save_hf_json: config.json, generation_config.json and (with a tokenizer) the tokenizer files.
+static plm_status save_hf_json(const plm_model *m, const char *dir, plm_dtype dtype,
+                               plm_error *err) {
+    char path[4096];
+    if (plm_path_join(path, sizeof path, dir, "generation_config.json"))
+        return plm_fail(err, PLM_ERR_ARG, "%s: path too long", dir);
+    plm_status s = save_generation_config(&m->config, path, err);
+    if (s == PLM_OK) {
+        plm_path_join(path, sizeof path, dir, "config.json");
+        s = save_hf_config(m, path, dtype, err);
+    }
+    if (s == PLM_OK && m->tokenizer)
+        s = plm_tokenizer_save_dir(m->tokenizer, dir, m->config.bos_token_id,
+                                   m->config.eos_token_id, err);
+    return s;
+}
+
+static plm_status save_hf(const plm_model *m, wref *w, int32_t n, const char *dir, plm_dtype dtype,
+                          plm_error *err) {
+    char path[4096];
+    if (dtype != PLM_DTYPE_F32 && dtype != PLM_DTYPE_F16 && dtype != PLM_DTYPE_BF16)
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: HF directories hold f32, f16 or bf16 weights, not %s (use .gguf)", dir,
+                        plm_dtype_name(dtype));
+    plm_st_info *info = plm_alloc((size_t)n, sizeof *info);
+    if (!info) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    for (int32_t i = 0; i < n; i++)
+        info[i] = (plm_st_info){.name = w[i].hf,
+                                .dtype = dtype,
+                                .n_dims = w[i].d->linear ? 2 : 1,
+                                .shape = {w[i].d->linear ? w[i].rows : w[i].cols, w[i].cols}};
+    save_ctx ctx = {w, 0, m->config.head_dim};
+    plm_status s = plm_mkdir(dir, err);
+    if (s == PLM_OK && plm_path_join(path, sizeof path, dir, "model.safetensors"))
+        s = plm_fail(err, PLM_ERR_ARG, "%s: path too long", dir);
+    if (s == PLM_OK) s = plm_safetensors_write(path, info, n, 1, fill_weight, &ctx, err);
+    if (s == PLM_OK) s = save_hf_json(m, dir, dtype, err);
+    free(info);
+    return s;
+}
+
+plm_status plm_model_save_json(const plm_model *m, const char *dir, plm_error *err) {
+    if (!m || !dir) return plm_fail(err, PLM_ERR_ARG, "plm_model_save_json: NULL argument");
+    plm_status s = plm_mkdir(dir, err);
+    return s == PLM_OK ? save_hf_json(m, dir, PLM_DTYPE_F32, err) : s;
+}
+
+// gguf_tokenizer_meta: tokenizer.ggml.* from the model's tokenizer, as llama.cpp reads them.
+static plm_status gguf_tokenizer_meta(plm_gguf_writer *g, const plm_tokenizer *t, plm_error *err) {
+    int32_t nv = plm_tokenizer_n_vocab(t), nm = plm_tokenizer_n_merges(t);
+    plm_str *tok = plm_alloc((size_t)nv, sizeof *tok), *mer = plm_alloc((size_t)nm, sizeof *mer);
+    int32_t *types = plm_alloc((size_t)nv, sizeof *types);
+    if (!tok || !mer || !types) {
+        free(tok), free(mer), free(types);
+        return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    }
+    for (int32_t i = 0; i < nv; i++) {
+        tok[i] = plm_tokenizer_token_text(t, i);
+        types[i] = plm_tokenizer_token_type(t, i);
+    }
+    for (int32_t i = 0; i < nm; i++) mer[i] = plm_tokenizer_merge(t, i);
+    const char *pre = plm_tokenizer_pre(t);
+    plm_gguf_add_str(g, "tokenizer.ggml.model", "gpt2", 4);
+    plm_gguf_add_str(g, "tokenizer.ggml.pre", pre, strlen(pre));
+    plm_gguf_add_strs(g, "tokenizer.ggml.tokens", tok, nv);
+    plm_gguf_add_i32s(g, "tokenizer.ggml.token_type", types, nv);
+    plm_gguf_add_strs(g, "tokenizer.ggml.merges", mer, nm);
+    free(tok), free(mer), free(types);
+    return PLM_OK;
+}
+
+// gguf_meta: general.* and llama.* keys as convert_hf_to_gguf.py writes them for LlamaModel.
+static plm_status gguf_meta(plm_gguf_writer *g, const plm_model *m, plm_dtype dtype,
+                            plm_error *err) {
+    const plm_config *c = &m->config;
+    static const uint32_t file_type[] = {0, 1, 32, 7, 2, 3}; // LLAMA_FTYPE_ALL_F32, MOSTLY_F16...
+    plm_gguf_add_str(g, "general.architecture", "llama", 5);
+    if (m->name) plm_gguf_add_str(g, "general.name", m->name, strlen(m->name));
+    if (m->adapter) plm_gguf_add_str(g, "pocketlm.adapter", m->adapter, strlen(m->adapter));
+    plm_gguf_add_u32(g, "general.file_type", file_type[dtype]);
+    plm_gguf_add_u32(g, "llama.block_count", (uint32_t)c->num_hidden_layers);
+    plm_gguf_add_u32(g, "llama.context_length", (uint32_t)c->max_position_embeddings);
+    plm_gguf_add_u32(g, "llama.embedding_length", (uint32_t)c->hidden_size);
+    plm_gguf_add_u32(g, "llama.feed_forward_length", (uint32_t)c->intermediate_size);
+    plm_gguf_add_u32(g, "llama.attention.head_count", (uint32_t)c->num_attention_heads);
+    plm_gguf_add_u32(g, "llama.attention.head_count_kv", (uint32_t)c->num_key_value_heads);
+    plm_gguf_add_f32(g, "llama.rope.freq_base", c->rope_theta);
+    plm_gguf_add_f32(g, "llama.attention.layer_norm_rms_epsilon", c->rms_norm_eps);
+    plm_gguf_add_u32(g, "llama.vocab_size", (uint32_t)c->vocab_size);
+    plm_gguf_add_u32(g, "llama.rope.dimension_count", (uint32_t)c->head_dim);
+    if (c->head_dim * c->num_attention_heads != c->hidden_size) {
+        plm_gguf_add_u32(g, "llama.attention.key_length", (uint32_t)c->head_dim);
+        plm_gguf_add_u32(g, "llama.attention.value_length", (uint32_t)c->head_dim);
+    }
+    plm_status s = m->tokenizer ? gguf_tokenizer_meta(g, m->tokenizer, err) : PLM_OK;
+    const struct {
+        const char *key;
+        int32_t id;
+    } ids[] = {{"tokenizer.ggml.bos_token_id", c->bos_token_id},
+               {"tokenizer.ggml.eos_token_id", c->eos_token_id},
+               {"tokenizer.ggml.padding_token_id", m->pad_token_id}};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if (ids[i].id >= 0) plm_gguf_add_u32(g, ids[i].key, (uint32_t)ids[i].id);
+    if (m->tokenizer) {
+        plm_gguf_add_bool(g, "tokenizer.ggml.add_bos_token", 0); // pocketlm never adds BOS
+        plm_gguf_add_bool(g, "tokenizer.ggml.add_space_prefix", 0);
+    }
+    if (m->chat_template)
+        plm_gguf_add_str(g, "tokenizer.chat_template", m->chat_template, strlen(m->chat_template));
+    return s;
+}
+
+static plm_status save_gguf(const plm_model *m, wref *w, int32_t n, const char *path,
+                            plm_dtype dtype, plm_error *err) {
+    static const uint32_t ggml_type[] = {PLM_GGML_F32,  PLM_GGML_F16,  PLM_GGML_BF16,
+                                         PLM_GGML_Q8_0, PLM_GGML_Q4_0, PLM_GGML_Q4_1};
+    if (dtype == PLM_DTYPE_Q4_1 || (unsigned)dtype > PLM_DTYPE_Q4_1)
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: GGUF export writes f32, f16, bf16, q8_0 or "
+                        "q4_0, not %s",
+                        path, plm_dtype_name(dtype));
+    plm_gguf_writer *g;
+    plm_status s = plm_gguf_writer_create(&g, err);
+    if (s != PLM_OK) return s;
+    s = gguf_meta(g, m, dtype, err);
+    for (int32_t i = 0; i < n; i++) {
+        int64_t ne[2] = {w[i].cols, w[i].rows}; // innermost first
+        int block = dtype == PLM_DTYPE_Q8_0 || dtype == PLM_DTYPE_Q4_0 ? 32 : 1;
+        uint32_t type = w[i].d->linear && w[i].cols % block == 0 ? ggml_type[dtype] : PLM_GGML_F32;
+        plm_gguf_add_tensor(g, w[i].gguf, w[i].d->linear ? 2 : 1, ne, type);
+    }
+    save_ctx ctx = {w, 1, m->config.head_dim};
+    if (s == PLM_OK) s = plm_gguf_write(g, path, fill_weight, &ctx, err);
+    plm_gguf_writer_free(g);
+    return s;
+}
+
+plm_status plm_model_save(const plm_model *m, const char *path, plm_dtype dtype, plm_error *err) {
+    if (!m || !path) return plm_fail(err, PLM_ERR_ARG, "plm_model_save: NULL argument");
+    int32_t n;
+    wref *w =
+        plm_model_weight_list((plm_model *)(uintptr_t)m, &n); // the writers only read through it
+    if (!w) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    plm_status s = plm_gguf_path(path) ? save_gguf(m, w, n, path, dtype, err)
+                                       : save_hf(m, w, n, path, dtype, err);
+    free(w);
+    return s;
+}

@@ -1,0 +1,365 @@
+// server_api.c: the JSON API of `pocketlm serve` on the native engine: /v1/paraphrase (the task's
+// prompt and defaults) and an OpenAI-compatible subset of /v1/completions, each as one JSON object
+// or as server-sent events, and /v1/health. A generation request is parsed, tokenized, waits for
+// the one session (server.c's queue), generates and answers. Not here: sockets, connections,
+// reading requests, static files and routing (server.c).
+#define _POSIX_C_SOURCE 200809L
+#include "json.h"
+#include "server.h"
+
+#if !defined(__EMSCRIPTEN__)
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_STOP_STRINGS 4 // OpenAI's limit for "stop"
+
+// ---- generation requests ----
+
+typedef struct {
+    conn *c;
+    api_kind kind;
+    int stream;        // 1: server-sent events as text arrives
+    sbuf text;         // the whole generated text
+    char id[32];       // "cmpl-N"
+    long long created; // unix time, for the OpenAI shape
+    int stopped;       // generation was stopped: client gone or server stopping
+} gen_ctx;
+
+// sse_chunk: one "data: {...}\n\n" event carrying a piece of text
+static int sse_chunk(gen_ctx *g, const char *text, size_t len, const char *finish) {
+    sbuf b = {0};
+    plm_sbuf_add(&b, "data: ", 6);
+    if (g->kind == API_COMPLETIONS) {
+        plm_sbuf_addf(
+            &b, "{\"id\": \"%s\", \"object\": \"text_completion\", \"created\": %lld, \"model\": ",
+            g->id, g->created);
+        plm_sbuf_json_str(&b, g->c->srv->p->model_name, strlen(g->c->srv->p->model_name));
+        plm_sbuf_add(&b, ", \"choices\": [{\"text\": ", 23);
+        plm_sbuf_json_str(&b, text, len);
+        plm_sbuf_addf(&b, ", \"index\": 0, \"logprobs\": null, \"finish_reason\": %s%s%s}]}\n\n",
+                      finish ? "\"" : "", finish ? finish : "null", finish ? "\"" : "");
+    } else {
+        plm_sbuf_add(&b, "{\"text\": ", 9);
+        plm_sbuf_json_str(&b, text, len);
+        plm_sbuf_add(&b, "}\n\n", 3);
+    }
+    int rc = b.oom ? -1 : plm_server_send_all(g->c, b.p, b.n);
+    free(b.p);
+    return rc;
+}
+
+// gen_should_stop: the server is stopping or the client has gone (asked during the prefill and
+// before every token, so that neither waits for a long prompt)
+static int gen_should_stop(void *user) {
+    gen_ctx *g = user;
+    if (plm_server_stopping(g->c->srv) || plm_server_client_gone(g->c)) g->stopped = 1;
+    return g->stopped;
+}
+
+static int on_text(void *user, const char *text, size_t len) {
+    gen_ctx *g = user;
+    if (plm_server_stopping(g->c->srv) || plm_server_client_gone(g->c)) return g->stopped = 1;
+    plm_sbuf_add(&g->text, text, len);
+    if (g->text.oom) return g->stopped = 1;
+    if (g->stream && sse_chunk(g, text, len, NULL)) return g->stopped = 1;
+    return 0;
+}
+
+// opt_num: the number at key in the request object, range-checked; 0 = absent or fine, -1 = sent
+// 400
+static int opt_num(conn *c, const plm_json *j, const char *key, double lo, double hi, double *out) {
+    int32_t i = plm_json_get(j, 0, key);
+    if (i < 0 || j->tok[i].type == PLM_JSON_NULL) return 0;
+    double v;
+    if (plm_json_num(j, i, &v) || !(v >= lo && v <= hi))
+        return plm_server_send_error(c, 400, NULL, "\"%s\" must be a number in [%g, %g]", key, lo,
+                                     hi),
+               -1;
+    *out = v;
+    return 0;
+}
+
+// json_dup: the decoded string at token i as a new NUL-terminated buffer (*len bytes), or NULL
+static char *json_dup(const plm_json *j, int32_t i, size_t *len) {
+    int64_t n = plm_json_str(j, i, NULL, 0);
+    if (n < 0) return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (s) plm_json_str(j, i, s, (size_t)n + 1);
+    if (len) *len = (size_t)n;
+    return s;
+}
+
+static const char *finish_reason(plm_stop_reason r) {
+    return r == PLM_STOP_LENGTH || r == PLM_STOP_CONTEXT ? "length" : "stop";
+}
+
+// A parsed generation request: the prompt text and how to generate.
+typedef struct {
+    api_kind kind;
+    int stream;   // 1: answer with server-sent events
+    char *prompt; // (plen) the prompt text (owned)
+    size_t plen;
+    plm_generate_params gp;        // sampling and stops; gp.stop_* point into this struct
+    plm_task task;                 // /v1/paraphrase: the task under the session's tokenizer
+    char *stops[MAX_STOP_STRINGS]; // owned stop strings
+    const char *stop_list[MAX_STOP_STRINGS];
+    int32_t n_stops;
+    uint64_t n_req; // this request's number (ids, default seeds)
+} gen_request;
+
+static void gen_request_free(gen_request *r) {
+    for (int32_t k = 0; k < r->n_stops; k++) free(r->stops[k]);
+    free(r->prompt);
+}
+
+// parse_stops: "stop": a string or an array of at most MAX_STOP_STRINGS non-empty strings
+static int parse_stops(conn *c, const plm_json *j, gen_request *r) {
+    int32_t pi = plm_json_get(j, 0, "stop");
+    int32_t n = pi < 0 || j->tok[pi].type == PLM_JSON_NULL ? 0
+                : j->tok[pi].type == PLM_JSON_STRING       ? 1
+                : j->tok[pi].type == PLM_JSON_ARRAY        ? j->tok[pi].size
+                                                           : -1;
+    if (n < 0 || n > MAX_STOP_STRINGS) goto bad;
+    for (int32_t k = 0; k < n; k++) {
+        int32_t e = j->tok[pi].type == PLM_JSON_STRING ? pi : plm_json_at(j, pi, k);
+        if (j->tok[e].type != PLM_JSON_STRING) goto bad;
+        if (!(r->stops[r->n_stops++] = json_dup(j, e, NULL)))
+            return plm_server_send_error(c, 500, NULL, "out of memory"), -1;
+        if (!r->stops[r->n_stops - 1][0]) goto bad;
+    }
+    return 0;
+bad:
+    return plm_server_send_error(
+               c, 400, NULL,
+               "\"stop\" must be a non-empty string or an array of at most %d of them",
+               MAX_STOP_STRINGS),
+           -1;
+}
+
+// parse_generate: the request body into r (sampling options, prompt, stops). Returns 0, or -1
+// after sending the error. The paraphrase defaults are the task's (plm_task_default_params, as the
+// CLI's); the completion defaults are OpenAI's: temperature 1, 16 tokens.
+static int parse_generate(conn *c, api_kind kind, gen_request *r) {
+    plm_session *ses = c->srv->p->session;
+    plm_json j = {0};
+    plm_error err = {0};
+    int rc = -1;
+    r->kind = kind;
+    r->gp = kind == API_PARAPHRASE ? plm_task_default_params() : plm_generate_default_params();
+    if (kind == API_COMPLETIONS) r->gp.max_tokens = 16, r->gp.sampler.temperature = 1.0f;
+    if (!c->body || plm_json_parse(&j, c->body, c->body_len, "request body", &err) != PLM_OK) {
+        plm_server_send_error(c, 400, NULL, "%s", c->body ? err.msg : "the request has no body");
+        goto done;
+    }
+    if (j.tok[0].type != PLM_JSON_OBJECT) {
+        plm_server_send_error(c, 400, NULL, "the request body must be a JSON object");
+        goto done;
+    }
+    const char *key = kind == API_PARAPHRASE ? "text" : "prompt";
+    int32_t ti = plm_json_get(&j, 0, key);
+    if (ti < 0 || j.tok[ti].type != PLM_JSON_STRING) {
+        plm_server_send_error(c, 400, NULL, "\"%s\" must be a string", key);
+        goto done;
+    }
+    plm_sampler_params *sp = &r->gp.sampler;
+    double max_tokens = r->gp.max_tokens, temp = (double)sp->temperature, top_k = sp->top_k;
+    double top_p = (double)sp->top_p, seed = -1;
+    if (opt_num(c, &j, "max_tokens", 0, plm_session_n_ctx(ses), &max_tokens) ||
+        opt_num(c, &j, "temperature", 0, 100, &temp) ||
+        opt_num(c, &j, "top_k", 0, 1 << 24, &top_k) || opt_num(c, &j, "top_p", 1e-6, 1, &top_p) ||
+        opt_num(c, &j, "seed", 0, 9007199254740991.0, &seed))
+        goto done;
+    r->gp.max_tokens = (int32_t)max_tokens;
+    sp->temperature = (float)temp;
+    sp->top_k = (int32_t)top_k;
+    sp->top_p = (float)top_p;
+    r->n_req = atomic_fetch_add(&c->srv->n_req, 1);
+    sp->seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) * 2654435761u + r->n_req;
+    int32_t si = plm_json_get(&j, 0, "stream");
+    if (si >= 0 && j.tok[si].type != PLM_JSON_NULL && (r->stream = plm_json_bool(&j, si)) < 0) {
+        plm_server_send_error(c, 400, NULL, "\"stream\" must be true or false");
+        goto done;
+    }
+    char *input = json_dup(&j, ti, &r->plen);
+    if (!input) {
+        plm_server_send_error(c, 500, NULL, "out of memory");
+        goto done;
+    }
+    if (kind == API_COMPLETIONS) {
+        r->prompt = input;
+        if (parse_stops(c, &j, r)) goto done;
+    } else if (plm_task_check(input, &err) != PLM_OK) {
+        free(input);
+        plm_server_send_error(c, 400, NULL, "\"text\": %s", err.msg);
+        goto done;
+    } else {
+        // the task's prompt and stop rule under the session's tokenizer, as `pocketlm paraphrase`
+        r->task = plm_task_of(plm_session_tokenizer(ses));
+        r->plen = plm_task_text(&r->task, input, NULL, NULL, 0);
+        r->prompt = malloc(r->plen + 1);
+        if (r->prompt) plm_task_text(&r->task, input, NULL, r->prompt, r->plen + 1);
+        free(input);
+        if (!r->prompt) {
+            plm_server_send_error(c, 500, NULL, "out of memory");
+            goto done;
+        }
+        plm_task_stop(&r->task, &r->gp);
+    }
+    for (int32_t k = 0; k < r->n_stops; k++) r->stop_list[k] = r->stops[k];
+    r->gp.stop_strings = r->stop_list;
+    r->gp.n_stop_strings = r->n_stops;
+    rc = 0;
+done:
+    plm_json_free(&j);
+    return rc;
+}
+
+// respond_generate: the answer after a successful generation: one JSON object, or the last
+// events of a stream (the final chunk and [DONE])
+static void respond_generate(gen_ctx *g, const gen_request *r, const plm_generate_result *res) {
+    conn *c = g->c;
+    const char *name = c->srv->p->model_name;
+    int32_t n_out = res->generated_tokens - (res->stop_reason == PLM_STOP_TOKEN);
+    double pre = res->prefill_seconds > 0 ? res->prompt_tokens / res->prefill_seconds : 0;
+    double dec = res->decode_seconds > 0 ? res->generated_tokens / res->decode_seconds : 0;
+    const char *text = g->text.p ? g->text.p : "";
+    sbuf b = {0};
+    if (r->stream && r->kind == API_COMPLETIONS) {
+        sse_chunk(g, "", 0, finish_reason(res->stop_reason));
+        plm_server_send_all(c, "data: [DONE]\n\n", 14);
+    } else if (r->kind == API_COMPLETIONS) {
+        plm_sbuf_addf(
+            &b, "{\"id\": \"%s\", \"object\": \"text_completion\", \"created\": %lld, \"model\": ",
+            g->id, g->created);
+        plm_sbuf_json_str(&b, name, strlen(name));
+        plm_sbuf_add(&b, ", \"choices\": [{\"text\": ", 23);
+        plm_sbuf_json_str(&b, text, g->text.n);
+        plm_sbuf_addf(&b,
+                      ", \"index\": 0, \"logprobs\": null, \"finish_reason\": \"%s\"}], \"usage\": "
+                      "{\"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d}}\n",
+                      finish_reason(res->stop_reason), res->prompt_tokens, n_out,
+                      res->prompt_tokens + n_out);
+        plm_server_send_json(c, 200, &b, NULL);
+    } else {
+        plm_sbuf_add(&b, r->stream ? "data: {\"done\": true, \"text\": " : "{\"text\": ",
+                     r->stream ? 29 : 9);
+        plm_sbuf_json_str(&b, text, g->text.n);
+        plm_sbuf_addf(&b,
+                      ", \"tokens\": %d, \"prompt_tokens\": %d, \"stop_reason\": \"%s\", "
+                      "\"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"seed\": %llu}",
+                      n_out, res->prompt_tokens, plm_stop_reason_name(res->stop_reason), pre, dec,
+                      (unsigned long long)r->gp.sampler.seed);
+        if (r->stream) {
+            plm_sbuf_add(&b, "\n\ndata: [DONE]\n\n", 16);
+            if (!b.oom) plm_server_send_all(c, b.p, b.n);
+        } else {
+            plm_sbuf_add(&b, "\n", 1);
+            plm_server_send_json(c, 200, &b, NULL);
+        }
+    }
+    free(b.p);
+}
+
+// plm_server_handle_generate: /v1/paraphrase and /v1/completions: parse, tokenize (the tokenizer is
+// shared read-only, so before waiting), wait for the session, generate (streaming when asked),
+// answer.
+void plm_server_handle_generate(conn *c, api_kind kind) {
+    server *s = c->srv;
+    plm_session *ses = s->p->session;
+    gen_request r;
+    gen_ctx g;
+    memset(&r, 0, sizeof r);
+    memset(&g, 0, sizeof g);
+    int32_t *ids = NULL;
+    plm_error err = {0};
+    if (!ses) {
+        plm_server_send_error(c, 503, NULL, "this server has no model loaded");
+        return;
+    }
+    if (!c->req.json) {
+        plm_server_send_error(c, 415, NULL, "send the body as Content-Type: application/json");
+        return;
+    }
+    if (parse_generate(c, kind, &r)) goto done;
+    const plm_tokenizer *tok = plm_session_tokenizer(ses);
+    int32_t n = plm_tokenizer_encode(tok, r.prompt, r.plen, NULL, 0);
+    if (n <= 0 || n >= plm_session_n_ctx(ses)) {
+        if (n < 0) plm_server_send_error(c, 500, NULL, "out of memory");
+        else if (n == 0) plm_server_send_error(c, 400, NULL, "the prompt is empty");
+        else
+            plm_server_send_error(c, 400, NULL, "the prompt is %d tokens; the context holds %d", n,
+                                  plm_session_n_ctx(ses));
+        goto done;
+    }
+    if (!(ids = malloc((size_t)n * sizeof *ids))) {
+        plm_server_send_error(c, 500, NULL, "out of memory");
+        goto done;
+    }
+    plm_tokenizer_encode(tok, r.prompt, r.plen, ids, n);
+    int q = plm_server_session_acquire(s);
+    if (q < 0) {
+        plm_server_send_error(c, 503, "Retry-After: 1\r\n", "%s",
+                              q == -1 ? "busy: too many requests waiting, retry later"
+                                      : "the server is stopping");
+        goto done;
+    }
+    g.c = c;
+    g.kind = kind;
+    g.stream = r.stream;
+    g.created = (long long)time(NULL);
+    snprintf(g.id, sizeof g.id, "cmpl-%llu", (unsigned long long)r.n_req);
+    if (g.stream) plm_server_send_head(c, 200, "text/event-stream", -1, NULL);
+    r.gp.on_text = on_text;
+    r.gp.should_stop = gen_should_stop;
+    r.gp.user = &g;
+    plm_generate_result res;
+    plm_session_truncate(ses, 0);
+    plm_status st = plm_generate(ses, ids, n, &r.gp, NULL, 0, &res, &err);
+    plm_session_truncate(ses, 0);
+    plm_server_session_release(s);
+    if (st == PLM_ERR_CANCELLED && g.stopped) {
+        // stopped during the prompt: the client left, or the server is stopping
+    } else if (st != PLM_OK && !g.stream) {
+        plm_server_send_error(c, 500, NULL, "%s", err.msg);
+    } else if (st != PLM_OK) {
+        sbuf b = {0};
+        plm_sbuf_add(&b, "data: {\"error\": {\"message\": ", 28);
+        plm_sbuf_json_str(&b, err.msg, strlen(err.msg));
+        plm_sbuf_add(&b, "}}\n\n", 4);
+        if (!b.oom) plm_server_send_all(c, b.p, b.n);
+        free(b.p);
+    } else if (!g.stopped) { // else the client left, or the server is stopping: nobody to answer
+        respond_generate(&g, &r, &res);
+    }
+done:
+    free(g.text.p);
+    free(ids);
+    gen_request_free(&r);
+}
+
+void plm_server_handle_health(conn *c) {
+    server *s = c->srv;
+    pthread_mutex_lock(&s->lock);
+    int busy = s->gen_busy, waiting = s->gen_waiting;
+    pthread_mutex_unlock(&s->lock);
+    sbuf b = {0};
+    // the model: as named to the server (its file), as its file names it, and its adapter
+    const char *name = s->p->session ? plm_model_name(plm_session_model(s->p->session)) : "";
+    const char *adapter = s->p->adapter_name ? s->p->adapter_name : "";
+    plm_sbuf_add(&b, "{\"status\": \"ok\", \"model\": ", 26);
+    plm_sbuf_json_str(&b, s->p->model_name, strlen(s->p->model_name));
+    plm_sbuf_add(&b, ", \"name\": ", 10);
+    plm_sbuf_json_str(&b, name, strlen(name));
+    plm_sbuf_add(&b, ", \"adapter\": ", 13);
+    plm_sbuf_json_str(&b, adapter, strlen(adapter));
+    plm_sbuf_addf(
+        &b, ", \"loaded\": %s, \"busy\": %s, \"waiting\": %d, \"max_pending\": %d, \"coi\": %s}\n",
+        s->p->session ? "true" : "false", busy ? "true" : "false", waiting, s->p->max_pending,
+        s->p->coi ? "true" : "false");
+    plm_server_send_json(c, 200, &b, NULL);
+    free(b.p);
+}
+
+#endif // !__EMSCRIPTEN__

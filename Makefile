@@ -95,8 +95,8 @@ demo: setup model all wasm web-model ## the main job: build, fetch the model, pa
 bench: $(BUILD)/pocketlm ## decode/prefill speed, load time and memory against llama.cpp and PyTorch (also on the AVX2 path), DRAM bandwidth and each decode as a share of its ceiling, into `benchmarks/history/`
 	@sh scripts/bench.sh
 
-# eval: the paraphraser's quality on PAWS test: copy, base 0-/3-shot, the adapter (build/eval/)
-eval: $(BUILD)/pocketlm ## paraphrase quality on PAWS test (copy, base 0-/3-shot, the adapter), into `eval/history/`
+# eval: the paraphraser's quality on PAWS test: copy, base, the old and the new adapter (build/eval/)
+eval: $(BUILD)/pocketlm ## paraphrase quality on PAWS test (copy, base, the old adapter, the diversity adapter at several settings), into `eval/history/`
 	@BUILD=$(BUILD) sh scripts/eval_paws.sh
 
 # bench-onnx: export sizes, onnxruntime-node on the ONNX exports vs pocketlm

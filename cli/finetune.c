@@ -75,6 +75,11 @@ static void usage(void) {
         "  --save-every N   checkpoint every N steps (0 = only on Ctrl-C)\n"
         "  --max-len N      longest example in tokens (256)\n"
         "  --no-reverse     do not add reversed PAWS pairs\n"
+        "  --diversity-levels N  train the diversity control with N levels, equal shares of the\n"
+        "                   pairs by distance (5; 0 = the template without the control field)\n"
+        "  --min-distance X drop examples closer than X (0..100: 100 - BLEU of the target\n"
+        "                   against the source) to their source: near copies (0 = keep all)\n"
+        "  --no-detok       keep PAWS's tokenized spacing (\" ,\" \" .\"); default: detokenized\n"
         "  --strict         a bad data row is an error (default: counted and skipped)\n"
         "  --resume         continue from ADAPTER/checkpoint\n");
 }
@@ -95,6 +100,7 @@ int cmd_finetune(int argc, char **argv) {
         if (!strcmp(a, "--no-reverse")) fp.reverse = 0;
         else if (!strcmp(a, "--strict")) fp.strict = 1;
         else if (!strcmp(a, "--resume")) fp.resume = 1;
+        else if (!strcmp(a, "--no-detok")) fp.detok = 0;
         else if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
         else if (!strcmp(a, "--data")) fp.data = v;
         else if (!strcmp(a, "--eval-data")) fp.eval_data = v;
@@ -121,6 +127,15 @@ int cmd_finetune(int argc, char **argv) {
         } else if (!strcmp(a, "--warmup-ratio")) {
             if (cli_float(cmd, a, v, 0, 1, &x)) return 2;
             fp.warmup_ratio = (float)x;
+        } else if (!strcmp(a, "--min-distance")) {
+            if (cli_float(cmd, a, v, 0, 100, &x)) return 2;
+            fp.min_distance = (float)x;
+        } else if (!strcmp(a, "--diversity-levels")) {
+            if (cli_int(cmd, a, v, 0, PLM_TASK_LEVELS_MAX, &n)) return 2;
+            if (n == 1)
+                return cli_usage_error(cmd, "--diversity-levels: 0 (off) or 2 to %d",
+                                       PLM_TASK_LEVELS_MAX);
+            fp.diversity_levels = (int32_t)n;
         } else if (!strcmp(a, "--eval-frac")) {
             if (cli_float(cmd, a, v, 1e-6, 0.9, &x)) return 2;
             fp.eval_frac = (float)x;

@@ -287,14 +287,21 @@ typedef struct {
     // checkpoint (plm_finetune then returns PLM_ERR_CANCELLED).
     int (*on_step)(void *user, const plm_train_progress *p);
     void *user;
+    // The diversity control and the data recipe (docs/DESIGN.md):
+    int32_t diversity_levels; // control levels trained into the template (5; 0 = no control
+                              // field: the template of adapters trained before it)
+    float min_distance;       // drop examples closer than this to their source (plm_pair_distance,
+                              // 0..100; 0 = keep all): PAWS has many near copies
+    int detok;                // detokenize PAWS TSV sentences (plm_detok's rules) (1)
 } plm_finetune_params;
 
 plm_finetune_params plm_finetune_default_params(void);
 
 // plm_finetune: train a LoRA adapter on base (frozen; f32 or q8_0) for the task template of
-// docs/DESIGN.md, adding <|OUTPUT_START|> / <|OUTPUT_END|> when the tokenizer lacks them (their
-// rows start at the mean embedding row and are trained). Writes out/: the PEFT adapter and tokenizer
-// files, metrics.jsonl, loss.svg, data_report.json, and checkpoint/ while it runs.
+// docs/DESIGN.md, adding <|OUTPUT_START|> / <|OUTPUT_END|> and the diversity control tokens when
+// the tokenizer lacks them (their rows are trained). Writes out/: the PEFT adapter and tokenizer
+// files, pocketlm_task.json (the prompts and levels, for users of the PEFT files), metrics.jsonl,
+// loss.svg, data_report.json, and checkpoint/ while it runs.
 plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm_error *err);
 
 // ---- the training loss chart (loss.svg; the web app's Train view) ----
@@ -315,6 +322,24 @@ typedef struct {
 // skipped. *out receives the NUL-terminated text (malloc'd: free() it), *len its length (len may
 // be NULL). Pure: no file, no global state; thread-safe.
 plm_status plm_loss_chart_svg(char **out, size_t *len, const plm_loss_chart *c, plm_error *err);
+
+// ---- the paraphrase trade-off chart (`pocketlm eval`'s tradeoff.svg) ----
+
+typedef struct {
+    const float *self_bleu, *bleu; // (n) one point per run (a system, a diversity setting)
+    const char *const *label;      // (n) each point's label, or NULL: none
+    const int32_t *series;         // (n) consecutive points of one series are joined, or NULL
+    int32_t n;
+    float copy_ibleu;      // the copy baseline's iBLEU: a dashed line of equal iBLEU; NaN: none
+    const char *title;     // NULL: "BLEU against self-BLEU"
+    int32_t width, height; // pixels; 0: 720 x 480
+} plm_tradeoff_chart;
+
+// plm_tradeoff_chart_svg: BLEU (y) against self-BLEU (x, up to 100) of c's points as a standalone
+// SVG document, like plm_loss_chart_svg (*out malloc'd, pure, thread-safe); non-finite points are
+// skipped.
+plm_status plm_tradeoff_chart_svg(char **out, size_t *len, const plm_tradeoff_chart *c,
+                                  plm_error *err);
 
 // ---- session: KV cache and the forward pass ----
 
@@ -472,12 +497,29 @@ size_t plm_task_target(const char *target, char *out, size_t cap);
 // template above and an answer ends at <|OUTPUT_END|>; without them (a base model) prompts are the
 // same words without the markers, "Rephrase the following:\nInput: {input}\nOutput: ", and the
 // answer is its first line of text.
+// The diversity control: an adapter fine-tuned with it (`pocketlm finetune --diversity-levels N`)
+// has N control tokens <|DIVERSITY_0|> .. <|DIVERSITY_{N-1}|> in its tokenizer (so merged and
+// exported models keep them), and its prompts carry one of them in a field before the output:
+//   "Rephrase the following:\nInput: {input}\nDiversity: <|DIVERSITY_k|>\nOutput: <|OUTPUT_START|>"
+// Level k was trained on the k-th of N equal shares of the training pairs ordered by their distance
+// (100 - sentence BLEU of the target against the source): 0 the closest rewrites, N-1 the most
+// different ones. A model without those tokens gets the template without the field.
+#define PLM_TASK_LEVELS_MAX        10   // control tokens at most
+#define PLM_TASK_DIVERSITY_DEFAULT 0.5f // plm_task_of's diversity
 typedef struct {
     const plm_tokenizer *tok; // borrowed
     int32_t end_id;           // <|OUTPUT_END|>'s id when tok has both markers, else -1
+    // diversity: D in [0, 1]: 0 = stay close to the input, 1 = as different as the adapter can;
+    // it picks level k = min(N - 1, floor(D * N)) of the N = n_levels control tokens (above 1
+    // counts as 1). Negative: no control field (the template without it). Unused when n_levels is
+    // 0. plm_task_of sets PLM_TASK_DIVERSITY_DEFAULT; callers may change it.
+    float diversity;
+    int32_t n_levels; // the control tokens tok has (with both markers), 0 when none
 } plm_task;
 
 plm_task plm_task_of(const plm_tokenizer *tok); // tok may be NULL: the plain template
+// plm_task_level: the control level t's prompts carry, or -1 when they have no control field.
+int32_t plm_task_level(const plm_task *t);
 
 // plm_task_check: PLM_OK when input (NUL-terminated) has text to rephrase; PLM_ERR_ARG, with a
 // message in err, when it is NULL, empty or only ASCII white space: a model asked to rephrase
@@ -572,6 +614,41 @@ plm_status plm_bleu(const char *const *hyps, const char *const *refs, int32_t n,
 // NUL-terminated when cap > 0). Returns the length of the whole result (which may be >= cap), or
 // PLM_ERR_NOMEM.
 int64_t plm_bleu_tokenize(const char *text, size_t len, char *out, size_t cap);
+
+// plm_pair_distance: how far target is from source (NUL-terminated; NULL counts as empty), from 0
+// (the same 13a tokens in the same order) to 100 (no shared word): 100 - the sentence BLEU of
+// target against source as the reference, as sacrebleu.sentence_bleu computes it (plm_bleu's
+// definition with effective order: a segment under 4 tokens is not 0). Word order counts (PAWS
+// pairs are the same words swapped); not symmetric. The diversity levels of fine-tuning come from
+// it. Negative when out of memory.
+double plm_pair_distance(const char *source, const char *target);
+
+// The paraphrase metrics of `pocketlm eval` (src/score.c), of n outputs against their inputs and
+// references.
+typedef struct {
+    int32_t n;
+    plm_bleu_result bleu;      // outputs against the references (plm_bleu)
+    plm_bleu_result self_bleu; // outputs against the inputs
+    double ibleu;              // 0.8 BLEU - 0.2 self-BLEU (Sun & Zhou 2012)
+    double copy_rate;          // share of outputs equal to their input, byte for byte
+    double len_ratio;          // mean over rows of output / input length in 13a tokens
+    double distance;           // mean plm_pair_distance(input, output)
+    double invented_rate;      // share of outputs with invented content (plm_invented)
+} plm_paraphrase_scores;
+
+// plm_score_paraphrases: the metrics of outputs[i] against inputs[i] and refs[i] (NUL-terminated
+// UTF-8; NULL counts as empty). Returns PLM_OK, PLM_ERR_ARG or PLM_ERR_NOMEM. Thread-safe.
+plm_status plm_score_paraphrases(const char *const *inputs, const char *const *refs,
+                                 const char *const *outputs, int32_t n, plm_paraphrase_scores *out,
+                                 plm_error *err);
+
+// plm_invented: 1 when output has a number, or a capitalized word other than its first word, that
+// input lacks (content the paraphraser made up), else 0. Words are maximal runs of ASCII letters
+// and digits and of bytes >= 0x80 (a UTF-8 letter stays inside its word); everything else
+// separates words ("Wilson's" is "Wilson" and "s", "1.08" is "1" and "08"). A number is a word with
+// an ASCII digit and must appear in the input as it is; a capitalized word starts with A-Z or a
+// Latin-1 capital (U+00C0 to U+00DE but U+00D7) and must appear in the input ignoring ASCII case.
+int plm_invented(const char *input, const char *output);
 
 // ---- local HTTP server (`pocketlm serve`) ----
 

@@ -1,25 +1,33 @@
 #!/bin/sh
-# eval_paws.sh — `make eval`: the paraphraser's quality on the PAWS test label-1 pairs, side by side:
+# eval_paws.sh — `make eval`: the paraphraser's quality on the PAWS test label-1 pairs, side by side,
+# inputs and references detokenized (pocketlm eval's default for PAWS: "Hello , world ." is scored
+# as "Hello, world."):
 #   copy        the copy baseline (output = input)
 #   base-0shot  the base model with the task template (plain template: it lacks the task tokens)
-#   base-3shot  the same with 3 examples from PAWS dev in the prompt
-#   lora-greedy the shipped adapter (models/paws-lora), greedy
-#   lora-topk8  the same with the seed's sampling: top-k 8, temperature 0.8, seed 1
-# (greedy is the decoding chosen on the adapter's held-out dev rows: see its model card)
-# Each run writes $OUT_DIR/<name>/report.md, report.json, outputs.tsv (pocketlm eval --out); the
-# table of all of them is printed, written to $OUT_DIR/table.md, and kept with the date, commit,
-# machine and command as a new file eval/history/YYYY-MM-DD-HHMM-eval.md (EVAL_OUT names another
-# file, EVAL_HISTORY another folder; EVAL_HISTORY=none keeps none). EVAL.md and the model card
-# (models/paws-lora/README.md) hold the current figures, edited by hand from those files.
+#   lora-old    the adapter without the diversity control (models/paws-lora), greedy
+#   lora-div    the adapter with it ($NEW_ADAPTER, default models/paws-lora-div), greedy, one row per
+#               diversity setting of $DIVERSITY (skipped, with a message, when it is absent)
+# and, when named in ONLY: base-3shot (3 examples from PAWS dev in the prompt), lora-old-topk8 (the
+# old adapter with the seed's sampling: top-k 8, temperature 0.8, seed 1).
+# Each run writes $OUT_DIR/<name>/report.md, report.json, outputs.tsv, tradeoff.svg (pocketlm eval
+# --out); the table of all of them is printed and written to $OUT_DIR/table.md, the chart of all of
+# them (BLEU against self-BLEU) to $OUT_DIR/tradeoff.svg, and the table is kept with the date,
+# commit, machine and command as a new file eval/history/YYYY-MM-DD-HHMM-eval.md (EVAL_OUT names
+# another file, EVAL_HISTORY another folder; EVAL_HISTORY=none keeps none). EVAL.md and the model
+# cards hold the current figures, edited by hand from those files.
 #
-# Env: MODEL, ADAPTER (default models/paws-lora), DATA (PAWS test.tsv), SHOTS (PAWS dev.tsv),
-# LIMIT (rows, default all), DTYPE (q8_0), THREADS (2), OUT_DIR (build/eval), ONLY (names to run).
+# Env: MODEL, ADAPTER (the old adapter, models/paws-lora), NEW_ADAPTER (models/paws-lora-div),
+# DIVERSITY (the settings of the new one, 0,0.25,0.5,0.75,1), DATA (PAWS test.tsv), SHOTS (PAWS
+# dev.tsv), LIMIT (rows, default all), DTYPE (q8_0), THREADS (2), OUT_DIR (build/eval), ONLY
+# (names to run).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 PLM=$BUILD/pocketlm
 MODEL=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 ADAPTER=${ADAPTER:-models/paws-lora}
+NEW_ADAPTER=${NEW_ADAPTER:-models/paws-lora-div}
+DIVERSITY=${DIVERSITY:-0,0.25,0.5,0.75,1}
 PAWS=${PAWS:-data/paws}
 DATA=${DATA:-$PAWS/test.tsv}
 SHOTS=${SHOTS:-$PAWS/dev.tsv}
@@ -27,11 +35,12 @@ LIMIT=${LIMIT:-0}
 DTYPE=${DTYPE:-q8_0}
 THREADS=${THREADS:-2}
 OUT_DIR=${OUT_DIR:-$BUILD/eval}
-ONLY=${ONLY-copy base-0shot base-3shot lora-greedy lora-topk8}
+ONLY=${ONLY-copy base-0shot lora-old lora-div}
+NAMES="copy base-0shot base-3shot lora-old lora-old-topk8 lora-div"
 mkdir -p "$OUT_DIR"
 [ -x "$PLM" ] || make BUILD="$BUILD" "$PLM"
 
-run() { # run NAME ARGS...: one eval, its one-line JSON kept in $OUT_DIR/NAME.json
+run() { # run NAME ARGS...: one eval, its JSON lines (one per setting) kept in $OUT_DIR/NAME.json
     name=$1; shift
     case " $ONLY " in *" $name "*) ;; *) return 0 ;; esac
     echo "eval: $name" >&2
@@ -41,24 +50,37 @@ M="-m $MODEL --dtype $DTYPE --threads $THREADS"
 run copy --copy
 run base-0shot $M
 run base-3shot $M --shots 3 --shots-data "$SHOTS"
-run lora-greedy $M --lora "$ADAPTER"
-run lora-topk8 $M --lora "$ADAPTER" --top-k 8 --temp 0.8 --seed 1
+run lora-old $M --lora "$ADAPTER"
+run lora-old-topk8 $M --lora "$ADAPTER" --top-k 8 --temp 0.8 --seed 1
+case " $ONLY " in *" lora-div "*)
+    if [ -d "$NEW_ADAPTER" ]; then
+        run lora-div $M --lora "$NEW_ADAPTER" --diversity "$DIVERSITY"
+    else
+        echo "eval: lora-div skipped: no adapter at $NEW_ADAPTER (train it, or set NEW_ADAPTER)" >&2
+    fi ;;
+esac
 
-# the table: one row per run that has a result
+# the table: a row per run (and per diversity setting) that has a result
 {
-    echo "| system | rows | BLEU | self-BLEU | iBLEU | ends with marker | exact copies | length ratio | tok/s |"
-    echo "|---|---|---|---|---|---|---|---|---|"
-    for name in copy base-0shot base-3shot lora-greedy lora-topk8; do
+    echo "| system | rows | BLEU | self-BLEU | iBLEU | exact copies | ends with marker | length ratio | distance | invented | tok/s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for name in $NAMES; do
         [ -s "$OUT_DIR/$name.json" ] || continue
         awk -v name="$name" '
             function num(k,   s) { s = $0; if (!sub(".*\"" k "\": ", "", s)) return "-"; sub(/[,}].*/, "", s); return s }
-            { e = num("end_marker_rate"); c = num("copy_rate")
-              printf "| %s | %s | %.2f | %.2f | %.2f | %s | %.1f%% | %.3f | %s |\n", name, num("n"),
-                  num("bleu"), num("self_bleu"), num("ibleu"), e == "null" ? "-" : sprintf("%.1f%%", 100 * e),
-                  100 * c, num("len_ratio"), name == "copy" ? "-" : sprintf("%.0f", num("tok_s")) }' "$OUT_DIR/$name.json"
+            { e = num("end_marker_rate"); c = num("copy_rate"); d = num("diversity")
+              printf "| %s | %s | %.2f | %.2f | %.2f | %.1f%% | %s | %.3f | %.1f | %.1f%% | %s |\n",
+                  name (d == "null" || d == "-" ? "" : " D=" d), num("n"),
+                  num("bleu"), num("self_bleu"), num("ibleu"), 100 * c,
+                  e == "null" ? "-" : sprintf("%.1f%%", 100 * e), num("len_ratio"), num("distance"),
+                  100 * num("invented_rate"), name == "copy" ? "-" : sprintf("%.0f", num("tok_s")) }' "$OUT_DIR/$name.json"
     done
 } > "$OUT_DIR/table.md"
 cat "$OUT_DIR/table.md"
+# the chart: BLEU against self-BLEU of every run, a series per system
+set --
+for name in $NAMES; do [ -s "$OUT_DIR/$name.json" ] && set -- "$@" "$OUT_DIR/$name.json"; done
+[ $# -gt 0 ] && "$PLM" eval --plot "$OUT_DIR/tradeoff.svg" "$@" && echo "eval: wrote $OUT_DIR/tradeoff.svg" >&2
 
 # the dated record of this run
 [ "${EVAL_HISTORY:-}" = none ] && exit 0
@@ -71,8 +93,8 @@ OUT=${EVAL_OUT:-$(history_file eval "${EVAL_HISTORY:-eval/history}")}
     echo "current figures are in EVAL.md and the model card, models/paws-lora/README.md."
     echo
     echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)."
-    echo "Data: \`$DATA\`, label-1 rows$( [ "$LIMIT" = 0 ] || echo ", the first $LIMIT"); model \`$MODEL\` ($DTYPE, $THREADS threads), adapter \`$ADAPTER\`."
-    echo "Command: \`ONLY=\"$ONLY\" LIMIT=$LIMIT DTYPE=$DTYPE THREADS=$THREADS sh scripts/eval_paws.sh\`; each row is"
+    echo "Data: \`$DATA\`, label-1 rows$( [ "$LIMIT" = 0 ] || echo ", the first $LIMIT"), inputs and references detokenized; model \`$MODEL\` ($DTYPE, $THREADS threads), adapters \`$ADAPTER\` (old) and \`$NEW_ADAPTER\` (diversity $DIVERSITY)."
+    echo "Command: \`ONLY=\"$ONLY\" LIMIT=$LIMIT DTYPE=$DTYPE THREADS=$THREADS NEW_ADAPTER=$NEW_ADAPTER DIVERSITY=$DIVERSITY sh scripts/eval_paws.sh\`; each row is"
     echo "\`pocketlm eval --data $DATA --json\` with its flags (the script's run lines); sacreBLEU-exact corpus BLEU."
     echo
     cat "$OUT_DIR/table.md"

@@ -2,6 +2,8 @@
 // "13a", case-sensitive, smoothing "exp", brevity penalty, no effective order, one reference), and
 // the 13a tokenizer it uses. References: sacrebleu/tokenizers/tokenizer_13a.py and tokenizer_re.py
 // (mteval-v13a.pl's tokenization), sacrebleu/metrics/bleu.py (compute_bleu, segment statistics).
+// Also plm_pair_distance: sentence BLEU (sacrebleu.sentence_bleu: the same with effective order)
+// turned into how far a rewrite is from its source.
 // Not here: reading files or running a model (cli/eval.c does both).
 // The text is handled as UTF-8 bytes: every 13a regex matches ASCII only, and a byte-wise match
 // inserts the same spaces at the same places as Python's code-point-wise one (tests/test_bleu.c and
@@ -275,8 +277,10 @@ static int segment_stats(plm_bleu_result *r, const char *h, size_t nh, const cha
 // ---- the score from the statistics (sacrebleu BLEU.compute_bleu, smooth_method "exp") ----
 
 // compute: r's bleu, precisions and bp from its counts, in the order of operations of
-// compute_bleu so that the doubles come out the same.
-static void compute(plm_bleu_result *r) {
+// compute_bleu so that the doubles come out the same. effective: sacreBLEU's effective order
+// (sentence_bleu's default): the mean is over the orders the hypothesis has n-grams of, so that a
+// segment shorter than 4 tokens is not 0.
+static void compute(plm_bleu_result *r, int effective) {
     r->bp = 1.0;
     if (r->sys_len < r->ref_len)
         r->bp = r->sys_len > 0 ? exp(1.0 - (double)r->ref_len / (double)r->sys_len) : 0.0;
@@ -284,8 +288,10 @@ static void compute(plm_bleu_result *r) {
     r->bleu = 0.0;
     if (!r->correct[0] && !r->correct[1] && !r->correct[2] && !r->correct[3]) return;
     double smooth = 1.0;
+    int order = 4;
     for (int k = 0; k < 4; k++) {
         if (r->total[k] == 0) break; // the remaining precisions stay 0: log floors them
+        if (effective) order = k + 1;
         if (r->correct[k] == 0) {
             smooth *= 2; // "exp": 1 / 2^k for the k-th order without a match (NIST)
             r->precisions[k] = 100.0 / (smooth * (double)r->total[k]);
@@ -294,15 +300,14 @@ static void compute(plm_bleu_result *r) {
         }
     }
     double sum = 0; // sacrebleu's my_log: log(0) is floored at -9999999999
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < order; k++)
         sum += r->precisions[k] == 0.0 ? -9999999999.0 : log(r->precisions[k]);
-    r->bleu = r->bp * exp(sum / 4);
+    r->bleu = r->bp * exp(sum / order);
 }
 
-plm_status plm_bleu(const char *const *hyps, const char *const *refs, int32_t n,
-                    plm_bleu_result *out, plm_error *err) {
-    if (!out || n < 0 || (n > 0 && (!hyps || !refs)))
-        return plm_fail(err, PLM_ERR_ARG, "plm_bleu: out, hyps and refs must be set, n >= 0");
+// stats: the statistics of n segments into out (zeroed first); PLM_OK or PLM_ERR_NOMEM.
+static plm_status stats(const char *const *hyps, const char *const *refs, int32_t n,
+                        plm_bleu_result *out, plm_error *err) {
     memset(out, 0, sizeof *out);
     for (int32_t i = 0; i < n; i++) {
         const char *h = hyps[i] ? hyps[i] : "", *f = refs[i] ? refs[i] : "";
@@ -315,6 +320,24 @@ plm_status plm_bleu(const char *const *hyps, const char *const *refs, int32_t n,
         if (bad)
             return plm_fail(err, PLM_ERR_NOMEM, "plm_bleu: out of memory at segment %d", (int)i);
     }
-    compute(out);
     return PLM_OK;
+}
+
+plm_status plm_bleu(const char *const *hyps, const char *const *refs, int32_t n,
+                    plm_bleu_result *out, plm_error *err) {
+    if (!out || n < 0 || (n > 0 && (!hyps || !refs)))
+        return plm_fail(err, PLM_ERR_ARG, "plm_bleu: out, hyps and refs must be set, n >= 0");
+    plm_status st = stats(hyps, refs, n, out, err);
+    if (st == PLM_OK) compute(out, 0);
+    return st;
+}
+
+double plm_pair_distance(const char *source, const char *target) {
+    plm_bleu_result r;
+    if (!source) source = "";
+    if (!target) target = "";
+    if (stats(&target, &source, 1, &r, NULL) != PLM_OK) return -1.0;
+    compute(&r, 1);
+    double d = 100.0 - r.bleu;
+    return d < 1e-9 ? 0.0 : d; // a copy is 0, not the last bit of exp(log(100))
 }

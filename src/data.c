@@ -1,22 +1,25 @@
 // data.c: task data for fine-tuning. Reads PAWS TSV (id, sentence1, sentence2, label) or JSONL
-// ({"input": ..., "output": ...}), puts each pair in the task template (task.c), tokenizes it
-// into one block of ids, and marks where the loss starts. Also the held-out split and the
+// ({"input": ..., "output": ...}), detokenizes PAWS when asked (detok.c), puts each pair in the
+// task template (task.c), with the diversity level of its distance (bleu.c) when asked, tokenizes
+// it into one block of ids, and marks where the loss starts. Also the held-out split and the
 // length-grouped batch order of each epoch.
 // Not here: the template's text (task.c), the tokenizer itself (tokenizer.c) and what the trainer
 // does with a batch (trainer.c).
 // Bad rows are never dropped silently: each kind is counted and the first is described.
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data.h"
+#include "detok.h"
 #include "json.h"
 #include "rng.h"
 #include "task.h"
 
 plm_data_params plm_data_default_params(void) {
-    plm_data_params p = {1, 256, 0};
+    plm_data_params p = {1, 256, 0, 0, NULL, 0.0f, 0};
     return p;
 }
 
@@ -47,6 +50,11 @@ typedef struct {
     size_t text_cap;
     char *field; // (field_cap) scratch: the decoded JSON fields of one line
     size_t field_cap;
+    int32_t level_id[PLM_TASK_LEVELS_MAX]; // the control tokens' ids (p.levels of them)
+    float *dist;       // (ex_cap) each example's distance, when levels or min_distance are set
+    int32_t *level_at; // (ex_cap) where in its example the control token is, when levels are set
+    char *clean;       // (clean_cap) scratch: a row's two sentences, detokenized, NUL-terminated
+    size_t clean_cap;
     plm_text_pairs *pairs; // text mode (plm_text_pairs_load): rows kept as text, not tokenized
     int32_t limit;         // text mode: stop after this many pairs (0 = all)
     size_t *at;            // text mode: (3 * pair_cap) offsets of id, input, output in pairs->text
@@ -88,13 +96,15 @@ static int32_t encode(loader *L, const char *text, size_t n) {
     }
 }
 
-// encode_part: the template part of s (n bytes) built by part (plm_task_prompt_n or
-// plm_task_target_n) into L->text, then its ids onto the block.
-static int32_t encode_part(loader *L, size_t (*part)(const char *, size_t, char *, size_t),
-                           const char *s, size_t n) {
-    size_t len = part(s, n, NULL, 0);
+// encode_part: the prompt of s (n bytes) at level (plm_task_prompt_n) or, when level is
+// TARGET, its target (plm_task_target_n) into L->text, then its ids onto the block.
+#define TARGET INT32_MIN
+static int32_t encode_part(loader *L, int32_t level, const char *s, size_t n) {
+    size_t len = level == TARGET ? plm_task_target_n(s, n, NULL, 0)
+                                 : plm_task_prompt_n(s, n, level, NULL, 0);
     if (len == SIZE_MAX || grow((void **)&L->text, &L->text_cap, len + 1, 1)) return PLM_ERR_NOMEM;
-    part(s, n, L->text, L->text_cap);
+    if (level == TARGET) plm_task_target_n(s, n, L->text, L->text_cap);
+    else plm_task_prompt_n(s, n, level, L->text, L->text_cap);
     return encode(L, L->text, len);
 }
 
@@ -141,10 +151,11 @@ static plm_status link_groups(plm_dataset *d, const uint64_t *key) {
     return PLM_OK;
 }
 
-// add_example: one example src -> tgt, from the row at line; when it has more than max_len
-// tokens, *too_long is raised to its length (the caller undoes the row).
+// add_example: one example src -> tgt at distance dist, from the row at line; when it has more than
+// max_len tokens, *too_long is raised to its length (the caller undoes the row). With levels, its
+// prompt gets level 0's control token, which finish_levels later sets to the example's level.
 static plm_status add_example(loader *L, int64_t line, const char *src, size_t ns, const char *tgt,
-                              size_t nt, int *too_long) {
+                              size_t nt, float dist, int *too_long) {
     plm_dataset *d = L->d;
     if (d->n == INT32_MAX || line > INT32_MAX)
         return plm_fail(L->err, PLM_ERR_UNSUPPORTED, "%s: too many examples", L->name);
@@ -156,11 +167,18 @@ static plm_status add_example(loader *L, int64_t line, const char *src, size_t n
     uint64_t *key = realloc(L->key, L->ex_cap * 2 * sizeof *key);
     if (!key) goto nomem;
     L->key = key;
+    float *dists = realloc(L->dist, L->ex_cap * sizeof *dists);
+    if (!dists) goto nomem;
+    L->dist = dists;
+    int32_t *at = realloc(L->level_at, L->ex_cap * sizeof *at);
+    if (!at) goto nomem;
+    L->level_at = at;
+    size_t start = L->ids_len;
     // Prompt and target are encoded apart. This equals encoding the whole string because the
     // prompt ends in a special token, which the tokenizer matches before any merge: no BPE merge
     // crosses it (tests/test_data.c checks this on the real tokenizer).
-    int32_t np = encode_part(L, plm_task_prompt_n, src, ns);
-    int32_t nt_ids = np < 0 ? 0 : encode_part(L, plm_task_target_n, tgt, nt);
+    int32_t np = encode_part(L, L->p.levels ? 0 : -1, src, ns);
+    int32_t nt_ids = np < 0 ? 0 : encode_part(L, TARGET, tgt, nt);
     if (np < 0 || nt_ids < 0)
         return plm_fail(L->err, (plm_status)(np < 0 ? np : nt_ids),
                         "%s: tokenizing example %d failed", L->name, (int)d->n);
@@ -168,6 +186,10 @@ static plm_status add_example(loader *L, int64_t line, const char *src, size_t n
     if (n > L->p.max_len && n > *too_long) *too_long = (int)(n < INT32_MAX ? n : INT32_MAX);
     d->ex[d->n] = (plm_example){NULL, (int32_t)n, np};
     d->src_row[d->n] = (int32_t)line;
+    L->dist[d->n] = dist;
+    L->level_at[d->n] = -1; // the template's control token: the last one in the prompt
+    for (int32_t k = np - 1; L->p.levels && k >= 0 && L->level_at[d->n] < 0; k--)
+        if (L->ids[start + (size_t)k] == L->level_id[0]) L->level_at[d->n] = k;
     L->key[2 * d->n] = hash_text(src, ns);
     L->key[2 * d->n + 1] = hash_text(tgt, nt);
     d->n++;
@@ -198,6 +220,10 @@ static plm_status bad_row(loader *L, int64_t *counter, int64_t line, const char 
         L->d->first_bad[n] = 0;
     }
     return L->p.strict ? plm_fail(L->err, PLM_ERR_FORMAT, "%s", msg) : PLM_OK;
+}
+
+static char lower(char c) {
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
 static int is_space(char c) {
@@ -240,23 +266,61 @@ static plm_status keep_pair(loader *L, int64_t line, const char *id, size_t nid,
     return PLM_OK;
 }
 
-// add_pair: the examples of one usable row (id: its id column, or NULL): src -> tgt, and
-// tgt -> src when reverse; in text mode, the row's texts. Sentences are trimmed; an empty one is a
-// bad row, and so is a row with any example over max_len (the whole row goes, so a pair and its
-// reverse are kept or dropped together).
+// measure_pair: a row's sentences as the examples use them: detokenized (when detok) into
+// L->clean, NUL-terminated (*src, *tgt then point there); and, when levels or min_distance need
+// them, the distances of src -> tgt and tgt -> src into dist (else 0).
+static plm_status measure_pair(loader *L, int64_t line, int detok, const char **src, size_t *ns,
+                               const char **tgt, size_t *nt, float dist[2]) {
+    dist[0] = dist[1] = 0.0f;
+    int measure = L->p.levels || L->p.min_distance > 0.0f;
+    if (!detok && !measure) return PLM_OK;
+    if (grow((void **)&L->clean, &L->clean_cap, *ns + *nt + 2, 1))
+        return plm_fail(L->err, PLM_ERR_NOMEM, "%s:%lld: out of memory", L->name, (long long)line);
+    char *a = L->clean, *b = L->clean + *ns + 1;
+    if (detok) {
+        *ns = plm_detok(*src, *ns, a, *ns + 1);
+        *nt = plm_detok(*tgt, *nt, b, *nt + 1);
+    } else {
+        memcpy(a, *src, *ns), a[*ns] = 0;
+        memcpy(b, *tgt, *nt), b[*nt] = 0;
+    }
+    *src = a, *tgt = b;
+    if (!measure) return PLM_OK;
+    double fwd = plm_pair_distance(a, b), rev = plm_pair_distance(b, a);
+    if (fwd < 0 || rev < 0)
+        return plm_fail(L->err, PLM_ERR_NOMEM, "%s:%lld: out of memory", L->name, (long long)line);
+    dist[0] = (float)fwd, dist[1] = (float)rev;
+    return PLM_OK;
+}
+
+// add_pair: the examples of one usable row (id: its id column, or NULL): src -> tgt, and for a
+// PAWS row (paws) tgt -> src when p.reverse, each unless it is a near copy (p.min_distance); in
+// text mode, the row's texts. Sentences are trimmed (and a PAWS row's detokenized when p.detok);
+// an empty one is a bad row, and so is a row with any example over max_len (the whole row goes,
+// so a pair and its reverse are kept or dropped together).
 static plm_status add_pair(loader *L, int64_t line, const char *id, size_t nid, const char *src,
                            size_t ns, const char *src_name, const char *tgt, size_t nt,
-                           const char *tgt_name, int reverse) {
+                           const char *tgt_name, int paws) {
     src = trim(src, &ns);
     tgt = trim(tgt, &nt);
     if (!ns || !nt)
         return bad_row(L, &L->d->bad_empty, line, "empty %s", !ns ? src_name : tgt_name);
-    if (L->pairs) return keep_pair(L, line, id, nid, src, ns, tgt, nt);
+    if (L->pairs) {
+        L->pairs->paws |= paws;
+        return keep_pair(L, line, id, nid, src, ns, tgt, nt);
+    }
+    int reverse = paws && L->p.reverse;
+    float dist[2];
+    plm_status s = measure_pair(L, line, paws && L->p.detok, &src, &ns, &tgt, &nt, dist);
+    if (s != PLM_OK) return s;
     int32_t n0 = L->d->n;
     size_t len0 = L->ids_len;
-    int too_long = 0;
-    plm_status s = add_example(L, line, src, ns, tgt, nt, &too_long);
-    if (s == PLM_OK && reverse) s = add_example(L, line, tgt, nt, src, ns, &too_long);
+    int too_long = 0, near = 0;
+    for (int k = 0; k < 1 + (reverse != 0) && s == PLM_OK; k++) {
+        if (dist[k] < L->p.min_distance) near++;
+        else if (k == 0) s = add_example(L, line, src, ns, tgt, nt, dist[0], &too_long);
+        else s = add_example(L, line, tgt, nt, src, ns, dist[1], &too_long);
+    }
     if (s != PLM_OK) return s;
     if (too_long) {
         L->d->n = n0; // undo the row
@@ -264,10 +328,11 @@ static plm_status add_pair(loader *L, int64_t line, const char *id, size_t nid, 
         return bad_row(L, &L->d->bad_long, line, "%d tokens, more than max_len %d", too_long,
                        (int)L->p.max_len);
     }
+    L->d->near_copies += near;
     return PLM_OK;
 }
 
-// ---- TSV (PAWS) ----
+// ---- TSV: PAWS (id, sentence1, sentence2, label) or plain pairs (input, reference) ----
 
 // parse_label: the integer in s (n bytes, trimmed); 0 and *out set, or -1 when it is not one.
 static int parse_label(const char *s, size_t n, long *out) {
@@ -282,8 +347,21 @@ static int parse_label(const char *s, size_t n, long *out) {
     return 0;
 }
 
-// tsv_row: one non-blank line (no line ending) of a TSV file. The first such line may be a header:
-// PAWS's "id\tsentence1\t..." or any line whose label column is not a number.
+// plain_header: a two-column header line: "input", "source" or "sentence1" first (any case)
+static int plain_header(const char *s, size_t n) {
+    static const char *const names[3] = {"input\t", "source\t", "sentence1\t"};
+    for (int k = 0; k < 3; k++) {
+        size_t m = strlen(names[k]), i = 0;
+        while (i < m && i < n && lower(s[i]) == names[k][i]) i++;
+        if (i == m) return 1;
+    }
+    return 0;
+}
+
+// tsv_row: one non-blank line (no line ending) of a TSV file: 4 columns (PAWS: label-1 rows are
+// pairs) or 2 (a plain pair: input, reference). The first such line may be a header: PAWS's
+// "id\tsentence1\t...", a 4-column line whose label column is not a number, or a 2-column line
+// whose first column is named input, source or sentence1.
 static plm_status tsv_row(loader *L, const char *s, size_t n, int64_t line, int first) {
     const char *col[4];
     size_t len[4];
@@ -296,13 +374,16 @@ static plm_status tsv_row(loader *L, const char *s, size_t n, int64_t line, int 
     }
     long label = 0;
     int numeric = ncol == 4 && parse_label(col[3], len[3], &label) == 0;
-    if (first && ((n >= 12 && !memcmp(s, "id\tsentence1", 12)) || (ncol == 4 && !numeric)))
+    if (first && ((n >= 12 && !memcmp(s, "id\tsentence1", 12)) || (ncol == 4 && !numeric) ||
+                  (ncol == 2 && plain_header(s, n))))
         return PLM_OK; // a header: not a data row
     L->d->rows++;
+    if (ncol == 2)
+        return add_pair(L, line, NULL, 0, col[0], len[0], "input", col[1], len[1], "reference", 0);
     if (ncol != 4)
         return bad_row(L, &L->d->bad_fields, line,
-                       "expected 4 tab-separated columns (id, sentence1, sentence2, label), "
-                       "found %d",
+                       "expected 4 tab-separated columns (id, sentence1, sentence2, label) or 2 "
+                       "(input, reference), found %d",
                        ncol);
     if (!numeric) {
         size_t k = len[3] < 40 ? len[3] : 40;
@@ -314,7 +395,7 @@ static plm_status tsv_row(loader *L, const char *s, size_t n, int64_t line, int 
         return PLM_OK;
     }
     return add_pair(L, line, col[0], len[0], col[1], len[1], "sentence1", col[2], len[2],
-                    "sentence2", L->p.reverse);
+                    "sentence2", 1);
 }
 
 // ---- JSONL ----
@@ -371,22 +452,79 @@ static plm_status jsonl_row(loader *L, const char *s, size_t n, int64_t line) {
 
 // ---- loading ----
 
-// check_tokenizer: tok must know both markers, each as one token that BPE never splits.
-static plm_status check_tokenizer(const plm_tokenizer *tok, plm_error *err) {
-    static const char *const marks[2] = {PLM_TASK_START, PLM_TASK_END};
-    for (int k = 0; k < 2; k++) {
-        int32_t id = plm_tokenizer_token_id(tok, marks[k]), got[4];
-        if (id < 0)
-            return plm_fail(err, PLM_ERR_ARG, "the tokenizer lacks %s: add the task tokens first",
-                            marks[k]);
-        int32_t n = plm_tokenizer_encode(tok, marks[k], strlen(marks[k]), got, 4);
-        if (n < 0) return plm_fail(err, PLM_ERR_NOMEM, "out of memory tokenizing %s", marks[k]);
-        if (n != 1 || got[0] != id)
-            return plm_fail(err, PLM_ERR_ARG,
-                            "the tokenizer has %s (id %d) but encodes it as %d tokens: it must "
-                            "be a special token",
-                            marks[k], (int)id, (int)n);
+// special_id: *out = the id of mark in tok, which must be one token that BPE never splits.
+static plm_status special_id(const plm_tokenizer *tok, const char *mark, int32_t *out,
+                             plm_error *err) {
+    int32_t id = *out = plm_tokenizer_token_id(tok, mark), got[4];
+    if (id < 0)
+        return plm_fail(err, PLM_ERR_ARG, "the tokenizer lacks %s: add the task tokens first",
+                        mark);
+    int32_t n = plm_tokenizer_encode(tok, mark, strlen(mark), got, 4);
+    if (n < 0) return plm_fail(err, PLM_ERR_NOMEM, "out of memory tokenizing %s", mark);
+    if (n != 1 || got[0] != id)
+        return plm_fail(err, PLM_ERR_ARG,
+                        "the tokenizer has %s (id %d) but encodes it as %d tokens: it must "
+                        "be a special token",
+                        mark, (int)id, (int)n);
+    return PLM_OK;
+}
+
+// check_tokenizer: L's tokenizer must know both markers and the p.levels control tokens (their ids
+// go to L->level_id); the levels and cuts of p must make sense.
+static plm_status check_tokenizer(loader *L) {
+    const plm_data_params *p = &L->p;
+    if (p->levels != 0 && (p->levels < 2 || p->levels > PLM_TASK_LEVELS_MAX))
+        return plm_fail(L->err, PLM_ERR_ARG, "diversity levels: want 0 or 2 to %d, found %d",
+                        PLM_TASK_LEVELS_MAX, (int)p->levels);
+    for (int32_t k = 1; p->cuts && k < p->levels - 1; k++)
+        if (!(p->cuts[k - 1] <= p->cuts[k]))
+            return plm_fail(L->err, PLM_ERR_ARG, "diversity cuts: %g then %g, want ascending",
+                            (double)p->cuts[k - 1], (double)p->cuts[k]);
+    int32_t id;
+    plm_status st = special_id(L->tok, PLM_TASK_START, &id, L->err);
+    if (st == PLM_OK) st = special_id(L->tok, PLM_TASK_END, &id, L->err);
+    for (int32_t k = 0; k < p->levels && st == PLM_OK; k++) {
+        char name[PLM_TASK_LEVEL_TOKEN_CAP];
+        plm_task_level_token(k, name, sizeof name);
+        st = special_id(L->tok, name, &L->level_id[k], L->err);
     }
+    return st;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+// finish_levels: with p.levels, the cuts (p.cuts, or the quantiles of the examples' distances:
+// cut j is the distance of the example at rank floor(j n / levels)), then each example's level
+// (the cuts at or below its distance) written over the placeholder in its prompt.
+static plm_status finish_levels(loader *L) {
+    plm_dataset *d = L->d;
+    int32_t N = L->p.levels;
+    d->n_levels = N;
+    if (!N) return PLM_OK;
+    if (L->p.cuts) {
+        memcpy(d->cuts, L->p.cuts, (size_t)(N - 1) * sizeof *d->cuts);
+    } else {
+        float *sorted = plm_alloc((size_t)d->n, sizeof *sorted);
+        if (!sorted) return plm_fail(L->err, PLM_ERR_NOMEM, "%s: out of memory", L->name);
+        memcpy(sorted, L->dist, (size_t)d->n * sizeof *sorted);
+        qsort(sorted, (size_t)d->n, sizeof *sorted, cmp_float);
+        for (int32_t j = 1; j < N; j++) d->cuts[j - 1] = sorted[(int64_t)j * d->n / N];
+        free(sorted);
+    }
+    size_t at = 0;
+    for (int32_t i = 0; i < d->n; at += (size_t)d->ex[i].n, i++) {
+        int32_t k = 0;
+        while (k < N - 1 && L->dist[i] >= d->cuts[k]) k++;
+        assert(L->level_at[i] >= 0);
+        L->ids[at + (size_t)L->level_at[i]] = L->level_id[k];
+        d->level_n[k]++;
+        d->level_distance[k] += (double)L->dist[i];
+    }
+    for (int32_t k = 0; k < N; k++)
+        if (d->level_n[k]) d->level_distance[k] /= (double)d->level_n[k];
     return PLM_OK;
 }
 
@@ -430,6 +568,10 @@ static plm_status no_example(const loader *L) {
     if (d->rows == 0)
         return plm_fail(L->err, PLM_ERR_FORMAT, "%s: no data rows (empty file or header only)",
                         L->name);
+    if (d->near_copies > 0)
+        return plm_fail(L->err, PLM_ERR_FORMAT,
+                        "%s: no example left: %lld near copies dropped (distance below %g)",
+                        L->name, (long long)d->near_copies, (double)L->p.min_distance);
     if (bad == 0)
         return plm_fail(L->err, PLM_ERR_FORMAT,
                         "%s: no label-1 rows among %lld rows (only paraphrase pairs are used)",
@@ -468,16 +610,20 @@ plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t le
     if (L.p.max_len < 1)
         return plm_fail(err, PLM_ERR_ARG, "%s: max_len must be at least 1, found %d", L.name,
                         (int)L.p.max_len);
-    plm_status st = check_tokenizer(tok, err);
+    plm_status st = check_tokenizer(&L);
     if (st != PLM_OK) return st;
     st = read_file_text(&L, text, len);
     if (st == PLM_OK && out->n == 0) st = no_example(&L);
+    if (st == PLM_OK) st = finish_levels(&L);
     if (st == PLM_OK && link_groups(out, L.key) != PLM_OK)
         st = plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory grouping %d examples", L.name,
                       (int)out->n);
     free(L.key);
     free(L.text);
     free(L.field);
+    free(L.dist);
+    free(L.level_at);
+    free(L.clean);
     if (st != PLM_OK) {
         free(L.ids);
         plm_dataset_free(out);

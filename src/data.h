@@ -1,6 +1,7 @@
 // data.h: task data for fine-tuning: PAWS TSV (id, sentence1, sentence2, label) or JSONL
 // ({"input": ..., "output": ...}) into tokenized examples in the task template of
-// docs/DESIGN.md, with the loss on {target}<|OUTPUT_END|> only; a held-out split; length-grouped batches.
+// docs/DESIGN.md, with the loss on {target}<|OUTPUT_END|> only, each with the diversity level of its
+// pair when asked; a held-out split; length-grouped batches.
 #ifndef PLM_DATA_H
 #define PLM_DATA_H
 
@@ -12,6 +13,16 @@ typedef struct {
     int reverse;     // PAWS: also add each pair reversed (sentence2 -> sentence1); default 1
     int32_t max_len; // examples longer than this many tokens are bad rows; default 256
     int strict;      // 1: the first bad row is an error; 0: bad rows are counted and skipped
+    // The diversity control (task.c): with levels >= 2 (at most PLM_TASK_LEVELS_MAX) every prompt
+    // carries the control token of its example's level, which the tokenizer must have. An
+    // example's distance is plm_pair_distance(source, target); its level is the number of cuts
+    // at or below it. Default 0: no control field.
+    int32_t levels;
+    const float *cuts;  // (levels - 1) ascending cut points to use (the training data's, for other
+                        // data), or NULL: the quantiles of this file's distances (plm_dataset.cuts)
+    float min_distance; // drop examples whose distance is below this (near copies); default 0
+    int detok;          // detokenize the sentences of a TSV file (plm_detok: PAWS is tokenized
+                        // text); JSONL is taken as written. Default 0
 } plm_data_params;
 
 plm_data_params plm_data_default_params(void);
@@ -30,15 +41,22 @@ typedef struct {
     int32_t *src_row;    // (n) the line of the file (1-based) each example came from; a pair and
                          // its reverse share one, so a split keeps them together.
     // May be NULL in a dataset built by hand: then each example is its own row.
-    int32_t *group; // (n) examples linked by a shared sentence (the same text after trimming,
-                    // as input or output, in any row) have the same group: PAWS makes several
-                    // pairs from one sentence, and a split that parted them would leak it.
-                    // A group is named by the index of its first example (group[i] <= i).
-                    // May be NULL in a dataset built by hand: then src_row decides.
+    int32_t *group;      // (n) examples linked by a shared sentence (the same text after trimming,
+                         // as input or output, in any row) have the same group: PAWS makes several
+                         // pairs from one sentence, and a split that parted them would leak it.
+                         // A group is named by the index of its first example (group[i] <= i).
+                         // May be NULL in a dataset built by hand: then src_row decides.
+    int64_t near_copies; // examples dropped for min_distance (not bad)
+    int32_t n_levels;    // plm_data_params.levels (0: no control field)
+    float cuts[PLM_TASK_LEVELS_MAX - 1];  // (n_levels - 1) the cut points used, ascending
+    int64_t level_n[PLM_TASK_LEVELS_MAX]; // examples at each level (file order, before a split)
+    double level_distance[PLM_TASK_LEVELS_MAX]; // their mean distance
 } plm_dataset;
 
-// plm_dataset_load: read path (format from its content: a JSONL file's lines start with '{') and
-// tokenize with tok, which must know <|OUTPUT_START|> and <|OUTPUT_END|>. No usable example at all
+// plm_dataset_load: read path (format from its content: a JSONL file's lines start with '{'; a TSV
+// file's rows have 4 columns, PAWS's, or 2, a plain pair: input, reference) and
+// tokenize with tok, which must know <|OUTPUT_START|> and <|OUTPUT_END|> (and the control tokens
+// when p->levels is set: plm_task_level_token). No usable example at all
 // is PLM_ERR_FORMAT with a message saying why (empty file, no label-1 rows, every row bad).
 plm_status plm_dataset_load(plm_dataset *out, const char *path, const plm_tokenizer *tok,
                             const plm_data_params *p, plm_error *err);
@@ -70,8 +88,8 @@ plm_status plm_dataset_split(plm_dataset *d, plm_dataset *held, double frac, uin
 // One usable row of a data file: its texts, trimmed, NUL-terminated.
 typedef struct {
     const char *id;     // PAWS: the id column; JSONL: the line number
-    const char *input;  // PAWS: sentence1; JSONL: "input"
-    const char *output; // PAWS: sentence2; JSONL: "output"
+    const char *input;  // PAWS: sentence1; JSONL: "input"; a 2-column TSV: the first column
+    const char *output; // PAWS: sentence2; JSONL: "output"; a 2-column TSV: the second column
 } plm_text_pair;
 
 typedef struct {
@@ -83,6 +101,7 @@ typedef struct {
     char first_bad[200]; // "file:line: why" of the first bad row, or ""
     int jsonl;           // 1: the file was read as JSONL, 0: as TSV
     char *text;          // the one allocation behind every string
+    int paws;            // 1: some rows were PAWS rows (4 columns: tokenized text, see plm_detok)
 } plm_text_pairs;
 
 // plm_text_pairs_load: the usable rows of path, read by plm_dataset_load's reader (the format from

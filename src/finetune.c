@@ -14,6 +14,7 @@
 #include "json.h"
 #include "lora.h"
 #include "model.h"
+#include "task.h"
 #include "trainer.h"
 
 plm_finetune_params plm_finetune_default_params(void) {
@@ -31,6 +32,8 @@ plm_finetune_params plm_finetune_default_params(void) {
     p.reverse = 1;
     p.max_len = 256;
     p.train = plm_train_default_params();
+    p.diversity_levels = 5;
+    p.detok = 1;
     return p;
 }
 
@@ -53,8 +56,18 @@ static plm_status parse_targets(const char *s, uint32_t *mask, plm_error *err) {
     return *mask ? PLM_OK : plm_fail(err, PLM_ERR_ARG, "targets: none given");
 }
 
-// new_adapter: PEFT-initialized LoRA; the task markers are added to the tokenizer when missing and
-// their rows (new ids V, V+1) start at the mean of the embedding's rows
+// digit_id: the base's one token for the digit k ("0".."9"), or -1
+static int32_t digit_id(const plm_tokenizer *tok, int32_t k) {
+    char d = (char)('0' + k);
+    int32_t id, n = plm_tokenizer_encode(tok, &d, 1, &id, 1);
+    return n == 1 ? id : -1;
+}
+
+// new_adapter: PEFT-initialized LoRA; the task markers and the diversity control tokens
+// (<|DIVERSITY_0|> .. for p->diversity_levels) are added to the tokenizer when missing, with new ids
+// V, V+1, ...; their rows start at the mean of the embedding's rows, a control token's at the row
+// of its digit ("0", "1", ...) when the base has one token for it, so the levels start apart and
+// ordered as the base reads numbers.
 static plm_status new_adapter(plm_lora **out, const plm_model *base, const plm_finetune_params *p,
                               plm_error *err) {
     const plm_config *c = &base->config;
@@ -62,13 +75,22 @@ static plm_status new_adapter(plm_lora **out, const plm_model *base, const plm_f
     plm_status s = parse_targets(p->targets, &targets, err);
     if (s != PLM_OK) return s;
     if (!base->tokenizer) return plm_fail(err, PLM_ERR_ARG, "the model has no tokenizer");
-    const char *marks[2] = {PLM_TASK_START, PLM_TASK_END};
+    enum { MAX_MARKS = 2 + PLM_TASK_LEVELS_MAX };
+    char names[MAX_MARKS][PLM_TASK_LEVEL_TOKEN_CAP];
+    const char *marks[MAX_MARKS] = {PLM_TASK_START, PLM_TASK_END};
+    int32_t m = 2;
+    for (int32_t k = 0; k < p->diversity_levels; k++, m++) {
+        plm_task_level_token(k, names[m], sizeof names[m]);
+        marks[m] = names[m];
+    }
     plm_tokenizer *tok = NULL;
-    if ((s = plm_tokenizer_add_tokens(&tok, base->tokenizer, marks, 2, 1, err)) != PLM_OK) return s;
-    int32_t ids[2], n = 0, vocab = c->vocab_size;
-    for (int k = 0; k < 2; k++) {
+    if ((s = plm_tokenizer_add_tokens(&tok, base->tokenizer, marks, m, 1, err)) != PLM_OK) return s;
+    int32_t ids[MAX_MARKS], from[MAX_MARKS], n = 0, vocab = c->vocab_size;
+    for (int32_t k = 0; k < m; k++) {
         int32_t id = plm_tokenizer_token_id(tok, marks[k]);
-        if (id >= c->vocab_size) ids[n++] = id, vocab = id + 1 > vocab ? id + 1 : vocab;
+        if (id < c->vocab_size) continue;
+        from[n] = k < 2 ? -1 : digit_id(base->tokenizer, k - 2);
+        ids[n++] = id, vocab = id + 1 > vocab ? id + 1 : vocab;
     }
     size_t C = (size_t)c->hidden_size;
     float *rows = plm_alloc((size_t)(n ? n : 1) * C, sizeof(float));
@@ -79,8 +101,12 @@ static plm_status new_adapter(plm_lora **out, const plm_model *base, const plm_f
         plm_mat_row(row, &base->embed_tokens, v);
         for (size_t i = 0; i < C; i++) mean[i] += (double)row[i];
     }
-    for (int32_t k = 0; s == PLM_OK && k < n; k++)
-        for (size_t i = 0; i < C; i++) rows[k * C + i] = (float)(mean[i] / c->vocab_size);
+    for (int32_t k = 0; s == PLM_OK && k < n; k++) {
+        if (from[k] >= 0 && from[k] < c->vocab_size)
+            plm_mat_row(rows + k * C, &base->embed_tokens, from[k]);
+        else
+            for (size_t i = 0; i < C; i++) rows[k * C + i] = (float)(mean[i] / c->vocab_size);
+    }
     if (s == PLM_OK)
         s = plm_lora_create(out, c, p->rank, p->alpha, p->dropout, targets, ids, n, rows, vocab,
                             tok, p->train.seed, err);
@@ -308,7 +334,65 @@ static plm_status write_report(const run *r, const char *out, plm_error *err) {
                           (long long)d->rows, (long long)d->not_label1, (long long)d->bad_fields,
                           (long long)d->bad_empty, (long long)d->bad_long, d->n, r->eval.n);
     if (s == PLM_OK) s = plm_json_write_str(w, d->first_bad, strlen(d->first_bad), err);
-    if (s == PLM_OK) s = plm_writer_printf(w, err, "}\n");
+    if (s == PLM_OK)
+        s = plm_writer_printf(w, err, ", \"near_copies\": %lld, \"diversity_levels\": %d}\n",
+                              (long long)d->near_copies, (int)d->n_levels);
+    if (s != PLM_OK) {
+        plm_writer_abort(w);
+        return s;
+    }
+    return plm_writer_commit(w, err);
+}
+
+// json_numbers: ", \"key\": [x0, x1, ...]" of n values with `decimals` digits after the point
+static plm_status json_numbers(plm_writer *w, const char *key, const double *x, int32_t n,
+                               int decimals, plm_error *err) {
+    plm_status s = plm_writer_printf(w, err, ",\n \"%s\": [", key);
+    for (int32_t i = 0; i < n && s == PLM_OK; i++)
+        s = plm_writer_printf(w, err, "%s%.*f", i ? ", " : "", decimals, x[i]);
+    return s == PLM_OK ? plm_writer_printf(w, err, "]") : s;
+}
+
+// write_task: out/pocketlm_task.json: how the adapter's prompts are built (docs/DESIGN.md), for
+// users of the PEFT files: "prompts", the prompt of each level (one without the control field when
+// the adapter has no levels) with "{input}" where the input goes, as task.c builds them; the cut
+// points of the levels on the distance, and the data recipe.
+static plm_status write_task(const plm_dataset *d, const plm_finetune_params *p, plm_error *err) {
+    char path[4096], prompt[256];
+    snprintf(path, sizeof path, "%s/pocketlm_task.json", p->out);
+    double cuts[PLM_TASK_LEVELS_MAX], dist[PLM_TASK_LEVELS_MAX], count[PLM_TASK_LEVELS_MAX];
+    for (int32_t k = 0; k < d->n_levels; k++) {
+        cuts[k] = k < d->n_levels - 1 ? (double)d->cuts[k] : 0;
+        dist[k] = d->level_distance[k], count[k] = (double)d->level_n[k];
+    }
+    plm_writer *w;
+    plm_status s = plm_writer_open(&w, path, err);
+    if (s != PLM_OK) return s;
+    s = plm_writer_printf(w, err, "{\"prompts\": [");
+    for (int32_t k = d->n_levels ? 0 : -1; k < d->n_levels && s == PLM_OK; k++) {
+        size_t n = plm_task_prompt_n("{input}", 7, k, prompt, sizeof prompt);
+        s = plm_writer_printf(w, err, "%s\n  ", k > 0 ? "," : "");
+        if (s == PLM_OK) s = plm_json_write_str(w, prompt, n, err);
+    }
+    if (s == PLM_OK)
+        s = plm_writer_printf(w, err,
+                              "],\n \"target\": \"{output}%s\",\n \"levels\": %d,\n"
+                              " \"level_of_diversity\": \"min(levels - 1, floor(diversity * "
+                              "levels)), diversity in [0, 1]\",\n"
+                              " \"distance\": \"100 - sentence BLEU of the target against the "
+                              "source (sacrebleu.sentence_bleu: 13a, exp smoothing, effective "
+                              "order)\"",
+                              PLM_TASK_END, (int)d->n_levels);
+    if (s == PLM_OK) s = json_numbers(w, "cuts", cuts, d->n_levels ? d->n_levels - 1 : 0, 4, err);
+    if (s == PLM_OK) s = json_numbers(w, "level_examples", count, d->n_levels, 0, err);
+    if (s == PLM_OK) s = json_numbers(w, "level_mean_distance", dist, d->n_levels, 4, err);
+    if (s == PLM_OK)
+        s = plm_writer_printf(w, err,
+                              ",\n \"detok\": %s, \"reverse\": %s, \"min_distance\": %g, "
+                              "\"near_copies_dropped\": %lld}\n",
+                              p->detok && !d->jsonl ? "true" : "false",
+                              p->reverse ? "true" : "false", (double)p->min_distance,
+                              (long long)d->near_copies);
     if (s != PLM_OK) {
         plm_writer_abort(w);
         return s;
@@ -327,9 +411,13 @@ static plm_status setup(run *r, const plm_model *base, plm_error *err) {
     if (s != PLM_OK) return s;
     plm_data_params dp = plm_data_default_params();
     dp.reverse = p->reverse, dp.max_len = p->max_len, dp.strict = p->strict;
+    dp.levels = p->diversity_levels, dp.min_distance = p->min_distance, dp.detok = p->detok;
     const plm_tokenizer *tok =
         plm_lora_tokenizer(r->lora) ? plm_lora_tokenizer(r->lora) : base->tokenizer;
     if ((s = plm_dataset_load(&r->train, p->data, tok, &dp, err)) != PLM_OK) return s;
+    if ((s = write_task(&r->train, p, err)) != PLM_OK) return s;
+    dp.cuts = r->train.cuts; // other data is leveled as the training data
+    dp.min_distance = 0;     // and measured whole
     if (p->eval_data) s = plm_dataset_load(&r->eval, p->eval_data, tok, &dp, err);
     else if ((s = plm_dataset_split(&r->train, &r->eval, (double)p->eval_frac, p->train.seed,
                                     err)) == PLM_OK) {

@@ -31,9 +31,9 @@ for k in 0 1 2 3 4 5 6 7 8 9; do
     sed -n "${a},${b}p" "$d/hyp" > "$d/h$k" ; sed -n "${a},${b}p" "$d/ref" > "$d/r$k"
     check "lines $a-$b" "$d/h$k" "$d/r$k"
 done
-# the copy baseline of `pocketlm eval --copy` (its TSV reader, label-1 rows, --json) on the first
-# 300 label-1 rows: BLEU(sentence1, sentence2) and self-BLEU 100
-ours=$("$B/pocketlm" eval --copy --data "$PAWS" --limit 300 --json |
+# the copy baseline of `pocketlm eval --copy --no-detok` (its TSV reader, label-1 rows, --json, the
+# text as written) on the first 300 label-1 rows: BLEU(sentence1, sentence2) and self-BLEU 100
+ours=$("$B/pocketlm" eval --copy --no-detok --data "$PAWS" --limit 300 --json |
     sed -E 's/.*"bleu": ([0-9.]+).*"self_bleu": ([0-9.]+).*/\1 \2/')
 theirs=$($PY - "$PAWS" <<'PY' 2>/dev/null
 import sys, sacrebleu

@@ -3,7 +3,11 @@
 # byte-level tokenizer of tests/data/tiny-bpe) and 24 JSONL pairs, 3 epochs in well under a second:
 # metrics.jsonl has one object per step with the fields of docs/DESIGN.md (eval_loss on the eval
 # steps), and loss.svg is well-formed XML (python3's parser) with its axes (step, epoch, loss), tick
-# labels, the raw and smoothed train curves and one dot per eval step.
+# labels, the raw and smoothed train curves and one dot per eval step. The diversity control: the
+# adapter's tokenizer has the control tokens, pocketlm_task.json has the prompt of each level (as
+# task.c builds it) and ascending cuts, and `paraphrase` on the adapter puts the control field in
+# its prompt (more prompt tokens than an adapter trained with --diversity-levels 0, whose prompt
+# is the old template); --min-distance drops near copies (data_report.json counts them).
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh
@@ -43,4 +47,37 @@ for want in '>step</text>' '>epoch</text>' '>loss (nats per target token)</text>
 done
 [ "$(grep -c '<circle class="eval"' "$S")" = 5 ] || bad "loss.svg: $(grep -c '<circle class="eval"' "$S") eval dots, want 5"
 [ $fail = 0 ] && echo "ok   loss.svg: step, epoch and loss axes with ticks, raw + smoothed train loss, 5 eval dots"
+
+# ---- the diversity control ----
+for k in 0 1 2 3 4; do
+    grep -qF "\"<|DIVERSITY_$k|>\"" "$T/ad/tokenizer.json" || bad "tokenizer.json lacks <|DIVERSITY_$k|>"
+done
+grep -qF '"<|DIVERSITY_5|>"' "$T/ad/tokenizer.json" && bad "tokenizer.json has a 6th control token"
+if has_py json; then
+    $PY - "$T/ad/pocketlm_task.json" <<'PY' || bad "pocketlm_task.json"
+import json, sys
+t = json.load(open(sys.argv[1]))
+want = ["Rephrase the following:\nInput: {input}\nDiversity: <|DIVERSITY_%d|>\nOutput: <|OUTPUT_START|>" % k
+        for k in range(5)]
+assert t["prompts"] == want, t["prompts"]
+assert t["levels"] == 5 and t["target"] == "{output}<|OUTPUT_END|>", t
+assert len(t["cuts"]) == 4 and t["cuts"] == sorted(t["cuts"]), t["cuts"]
+assert sum(t["level_examples"]) == 24 and t["detok"] is False, t  # JSONL: taken as written
+PY
+    [ $fail = 0 ] && echo "ok   pocketlm_task.json: the 5 prompts of task.c, 4 ascending cuts, 24 examples"
+else
+    skip_part json "no python3 json" "make setup"
+fi
+{ cat "$T/pairs.jsonl"; for i in 1 2 3 4; do echo "{\"input\": \"a copy $i\", \"output\": \"a copy $i\"}"; done; } >"$T/copies.jsonl"
+"$BIN" finetune -m "$T/model" --data "$T/copies.jsonl" --out "$T/old" --epochs 1 --batch 4 \
+    --eval-frac 0.25 --max-len 120 --threads 1 --diversity-levels 0 --min-distance 30 >"$T/log" 2>&1 ||
+    { bad "finetune --diversity-levels 0 failed"; tail -n 5 "$T/log"; }
+grep -qF 'DIVERSITY' "$T/old/tokenizer.json" && bad "--diversity-levels 0 added control tokens"
+grep -q '"near_copies": 4,' "$T/old/data_report.json" || bad "--min-distance 30 did not drop the 4 copies: $(cat "$T/old/data_report.json")"
+ptok() { "$BIN" paraphrase -m "$T/model" --lora "$1" --threads 1 -n 4 --temp 0 --json "the cat sat" |
+    sed 's/.*"prompt_tokens": \([0-9]*\).*/\1/'; }
+new=$(ptok "$T/ad") old=$(ptok "$T/old")
+[ -n "$new" ] && [ -n "$old" ] && [ "$new" -gt "$old" ] &&
+    echo "ok   paraphrase: $new prompt tokens with the control field, $old without (--diversity-levels 0)" ||
+    bad "paraphrase prompt tokens: '$new' with levels, '$old' without"
 exit $fail

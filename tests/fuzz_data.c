@@ -1,7 +1,8 @@
 // fuzz_data.c: libFuzzer target for the task data reader (src/data.c). Each input is loaded as a
 // TSV or JSONL file through plm_dataset_load_buffer with the SmolLM2 paraphraser tokenizer (loaded
 // once), leniently and strictly, and the results are checked: examples lie inside the one block,
-// end with <|OUTPUT_END|>, fit max_len; counters add up; strict fails exactly when a row was bad.
+// end with <|OUTPUT_END|>, fit max_len; counters add up; strict fails exactly when a row was bad;
+// detokenized with diversity levels and near copies dropped, every example gets one level.
 // A usable dataset is then split and ordered into batches, and those are checked too.
 // Build (from the repository root, where data/ is; tests/fuzz.sh does this):
 //   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc tests/fuzz_data.c src/*.c \
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "data.h"
+#include "tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -79,6 +81,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     require(bad ? st == PLM_ERR_FORMAT && !strncmp(err.msg, d.first_bad, strlen(d.first_bad))
                 : st == PLM_OK && s.n == d.n);
     plm_dataset_free(&s);
+
+    // detokenized, with 5 diversity levels and some near copies dropped: the same rows, every
+    // example at one level
+    static plm_tokenizer *leveled;
+    if (!leveled) {
+        const char *names[5] = {"<|DIVERSITY_0|>", "<|DIVERSITY_1|>", "<|DIVERSITY_2|>",
+                                "<|DIVERSITY_3|>", "<|DIVERSITY_4|>"};
+        plm_tokenizer_add_tokens(&leveled, tok, names, 5, 1, NULL);
+        require(leveled != NULL);
+    }
+    p.strict = 0, p.levels = 5, p.detok = 1, p.min_distance = (float)(size % 3) * 10.0f;
+    st = plm_dataset_load_buffer(&s, (const char *)data, size, "fuzz", leveled, &p, &err);
+    require(st == PLM_OK || st == PLM_ERR_FORMAT);
+    if (st == PLM_OK) {
+        int64_t sum = 0;
+        for (int k = 0; k < 5; k++) sum += s.level_n[k];
+        require(s.rows == d.rows && sum == s.n && s.n_levels == 5);
+        for (int k = 1; k < 4; k++) require(s.cuts[k - 1] <= s.cuts[k]);
+    }
+    plm_dataset_free(&s);
+    p.levels = 0, p.detok = 0, p.min_distance = 0;
 
     check_order(&d, 1 + (int32_t)(size % 9));
     plm_dataset held;

@@ -2,7 +2,8 @@
 // little checker below: tags nest and close, attributes are quoted, text has no raw '<' or '&'
 // outside entities), it has its labels (step, epoch, loss, the legend), tick labels on each axis,
 // one dot per eval point, a smoothed curve that is smoother than the raw one and follows it, and
-// odd input (no data, NaN, a title with markup) still gives a valid document.
+// odd input (no data, NaN, a title with markup) still gives a valid document. The trade-off chart
+// of `pocketlm eval` (plm_tradeoff_chart_svg) likewise.
 #include <ctype.h>
 #include <math.h>
 #include <stdint.h>
@@ -189,10 +190,41 @@ static void test_odd_input(void) {
           strstr(err.msg, "too small"));
 }
 
+// the trade-off chart: well-formed, its axes, a dot and a label per finite point (markup escaped),
+// a line per joined pair of a series, the copy baseline's dashed line when asked
+static void test_tradeoff(void) {
+    const float x[5] = {100.0f, 83.7f, 70.2f, 61.5f, NAN}, y[5] = {65.6f, 62.6f, 60.1f, 55.0f, 1};
+    const char *label[5] = {"copy", "D=0 <a&b>", "D=0.5", "D=1", "nan"};
+    const int32_t series[5] = {0, 1, 1, 1, 1};
+    plm_tradeoff_chart c = {x, y, label, series, 5, 32.46f, NULL, 0, 0};
+    char *svg = NULL;
+    const char *why = NULL;
+    plm_error err = {0};
+    CHECK(plm_tradeoff_chart_svg(&svg, NULL, &c, &err) == PLM_OK && svg);
+    if (!svg) return;
+    CHECK_MSG(xml_ok(svg, &why), "not well-formed at: %.60s", why ? why : "");
+    CHECK(count(svg, "<circle class=\"run\"") == 4 && strstr(svg, ">D=0 &lt;a&amp;b&gt;<"));
+    CHECK(strstr(svg, ">BLEU (against the references)<") && strstr(svg, ">self-BLEU (against"));
+    CHECK(count(svg, "class=\"copy-ibleu\"") == 1 && strstr(svg, "(32.46)"));
+    CHECK(count(svg, "stroke-width=\"1.5\"") == 2); // D=0 - D=0.5 - D=1; NaN breaks the last
+    CHECK(strstr(svg, ">100</text>") && !strstr(svg, "nan"));
+    free(svg);
+    c.copy_ibleu = NAN, c.series = NULL, c.label = NULL;
+    CHECK(plm_tradeoff_chart_svg(&svg, NULL, &c, &err) == PLM_OK && xml_ok(svg, &why) &&
+          !strstr(svg, "copy-ibleu") && !strstr(svg, "stroke-width=\"1.5\""));
+    free(svg);
+    plm_tradeoff_chart none = {NULL, NULL, NULL, NULL, 0, NAN, "t", 0, 0};
+    CHECK(plm_tradeoff_chart_svg(&svg, NULL, &none, &err) == PLM_OK && xml_ok(svg, &why));
+    free(svg);
+    none.n = 2;
+    CHECK(plm_tradeoff_chart_svg(&svg, NULL, &none, &err) == PLM_ERR_ARG);
+}
+
 int main(void) {
     test_self();
     test_self_check();
     test_chart();
     test_odd_input();
+    test_tradeoff();
     return test_main_end("test_chart");
 }

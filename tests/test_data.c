@@ -3,14 +3,17 @@
 // (counts, exact ids against tokenizing the whole template string, the loss span); small TSV and
 // JSONL files written here into a mkdtemp directory (CRLF/LF, header or not, every kind of bad
 // row, strict mode, files with nothing usable); the text pairs read for eval by the same reader;
-// the split; and the batch order.
+// the split; the batch order; the diversity levels (cut points, the control token of each prompt,
+// given cuts, near copies dropped) and detokenized PAWS rows.
 // Run from the repository root: the data is read from data/.
 #define _DEFAULT_SOURCE // mkdtemp
 #include <stdint.h>
 #include <unistd.h>
 
 #include "data.h"
+#include "task.h"
 #include "test.h"
+#include "tokenizer.h"
 
 #define TOKENIZER "data/smollm2-paraphraser/tokenizer.json"
 #define PAWS_DEV  "data/paws/dev.tsv"
@@ -53,11 +56,12 @@ static int32_t *ids_of(const char *text, int32_t *n) {
     return ids;
 }
 
-// same_ids: example e holds exactly the ids of the full template for src -> tgt, and its prompt
-// part is exactly the ids of the prompt alone.
-static int same_ids(const plm_example *e, const char *src, const char *tgt) {
+// same_ids_at: example e holds exactly the ids of the full template for src -> tgt with the
+// control field of level (none when level < 0), and its prompt part is exactly the ids of the
+// prompt alone.
+static int same_ids_at(const plm_example *e, const char *src, const char *tgt, int32_t level) {
     char prompt[1024], target[1024], full[2048];
-    plm_task_prompt(src, prompt, sizeof prompt);
+    plm_task_prompt_n(src, strlen(src), level, prompt, sizeof prompt);
     plm_task_target(tgt, target, sizeof target);
     snprintf(full, sizeof full, "%s%s", prompt, target);
     int32_t n, np;
@@ -66,6 +70,10 @@ static int same_ids(const plm_example *e, const char *src, const char *tgt) {
     free(ids);
     free(pids);
     return ok;
+}
+
+static int same_ids(const plm_example *e, const char *src, const char *tgt) {
+    return same_ids_at(e, src, tgt, -1);
 }
 
 // decoded: the bytes of ids as a NUL-terminated string in a static buffer.
@@ -231,7 +239,8 @@ static void test_tsv_bad(void) {
     CHECK(d.bad_fields == 3 && d.bad_empty == 2 && d.bad_long == 1);
     char want[300];
     snprintf(want, sizeof want,
-             "%s:2: expected 4 tab-separated columns (id, sentence1, sentence2, label), found 3",
+             "%s:2: expected 4 tab-separated columns (id, sentence1, sentence2, label) or 2 "
+             "(input, reference), found 3",
              path);
     CHECK_MSG(!strcmp(d.first_bad, want), "first_bad '%s'", d.first_bad);
     plm_dataset_free(&d);
@@ -620,6 +629,153 @@ static void test_text_pairs(void) {
     plm_dataset_free(&d);
 }
 
+// ---- the diversity levels, near copies and detokenization ----
+
+// load_with: path with p's levels, cuts, min_distance and detok (reverse and the rest default)
+static plm_status load_with(plm_dataset *d, const char *path, const plm_tokenizer *t,
+                            int32_t levels, const float *cuts, float min_distance, int detok,
+                            plm_error *err) {
+    plm_data_params p = plm_data_default_params();
+    p.levels = levels, p.cuts = cuts, p.min_distance = min_distance, p.detok = detok;
+    return plm_dataset_load(d, path, t, &p, err);
+}
+
+// Ten pairs whose k-th target has its first k words replaced: distances rise with k, the cuts are
+// the quantiles (the distances of targets 2, 4, 6, 8), two examples a level, each prompt with its
+// level's token; given cuts are used as they are; near copies are dropped and counted. tok has the
+// control tokens here; plain is the tokenizer without them.
+static void test_levels(const plm_tokenizer *plain) {
+    const plm_tokenizer *leveled = tok;
+    static const char *const words[10] = {"one", "two",   "three", "four", "five",
+                                          "six", "seven", "eight", "nine", "ten"};
+    char src[128] = "", tgt[10][128], text[4096] = "";
+    for (int w = 0; w < 10; w++) strcat(strcat(src, words[w]), " ");
+    strcat(src, ".");
+    for (int k = 0; k < 10; k++) {
+        tgt[k][0] = 0;
+        for (int w = 0; w < 10; w++) strcat(strcat(tgt[k], w < k ? "other" : words[w]), " ");
+        strcat(tgt[k], ".");
+        snprintf(text + strlen(text), sizeof text - strlen(text),
+                 "{\"input\": \"%s\", \"output\": \"%s\"}\n", src, tgt[k]);
+    }
+    const char *path = write_file("levels.jsonl", text);
+    double dist[10];
+    for (int k = 0; k < 10; k++) dist[k] = plm_pair_distance(src, tgt[k]);
+    CHECK(dist[0] == 0.0);
+    for (int k = 1; k < 10; k++) CHECK_MSG(dist[k] > dist[k - 1], "distance %d", k);
+    plm_dataset d;
+    plm_error err = {0};
+    CHECK_MSG(load_with(&d, path, leveled, 5, NULL, 0, 1, &err) == PLM_OK, "%s", err.msg);
+    CHECK(d.n == 10 && d.n_levels == 5 && d.near_copies == 0);
+    for (int j = 1; j < 5; j++)
+        CHECK_MSG(d.cuts[j - 1] == (float)dist[2 * j], "cut %d: %g, want %g", j,
+                  (double)d.cuts[j - 1], dist[2 * j]);
+    for (int k = 0; k < 10 && d.n == 10; k++)
+        CHECK_MSG(same_ids_at(&d.ex[k], src, tgt[k], k / 2), "pair %d at level %d", k, k / 2);
+    for (int j = 0; j < 5; j++) {
+        CHECK(d.level_n[j] == 2);
+        CHECK(fabs(d.level_distance[j] - (dist[2 * j] + dist[2 * j + 1]) / 2) < 1e-4);
+    }
+    plm_dataset_free(&d);
+    // given cuts: the copy below 0.5, the rest below 100
+    const float cuts[4] = {0.5f, 100.0f, 100.0f, 100.0f};
+    CHECK_MSG(load_with(&d, path, leveled, 5, cuts, 0, 1, &err) == PLM_OK, "%s", err.msg);
+    CHECK(d.level_n[0] == 1 && d.level_n[1] == 9 && d.level_n[4] == 0 && d.cuts[0] == 0.5f);
+    if (d.n == 10)
+        CHECK(same_ids_at(&d.ex[0], src, tgt[0], 0) && same_ids_at(&d.ex[9], src, tgt[9], 1));
+    plm_dataset_free(&d);
+    // near copies: the copy and the one-word change go below distance dist[2]
+    CHECK_MSG(load_with(&d, path, leveled, 0, NULL, (float)dist[2] - 0.01f, 1, &err) == PLM_OK,
+              "%s", err.msg);
+    CHECK(d.n == 8 && d.near_copies == 2 && d.n_levels == 0 && d.rows == 10);
+    if (d.n == 8) CHECK(same_ids(&d.ex[0], src, tgt[2]));
+    plm_dataset_free(&d);
+    // bad settings: one level, too many, cuts not ascending, a tokenizer without the tokens
+    const float down[4] = {5, 4, 3, 2};
+    CHECK(load_with(&d, path, leveled, 1, NULL, 0, 1, &err) == PLM_ERR_ARG);
+    CHECK(load_with(&d, path, leveled, PLM_TASK_LEVELS_MAX + 1, NULL, 0, 1, &err) == PLM_ERR_ARG);
+    CHECK(load_with(&d, path, leveled, 5, down, 0, 1, &err) == PLM_ERR_ARG &&
+          strstr(err.msg, "ascending"));
+    CHECK(load_with(&d, path, plain, 5, NULL, 0, 1, &err) == PLM_ERR_ARG &&
+          strstr(err.msg, "lacks <|DIVERSITY_0|>"));
+    CHECK(load_with(&d, path, leveled, 6, NULL, 0, 1, &err) == PLM_ERR_ARG &&
+          strstr(err.msg, "lacks <|DIVERSITY_5|>"));
+}
+
+// detok: PAWS TSV sentences detokenized (both directions) when asked, JSONL taken as written
+static void test_detok_rows(void) {
+    const char *tsv = write_file("detok.tsv", "id\tsentence1\tsentence2\tlabel\n"
+                                              "1\tHello , `` world '' .\tWorld , hello .\t1\n");
+    const char *jsonl =
+        write_file("detok.jsonl", "{\"input\": \"a , b\", \"output\": \"b , a\"}\n");
+    plm_dataset d;
+    plm_error err = {0};
+    CHECK_MSG(load_with(&d, tsv, tok, 0, NULL, 0, 1, &err) == PLM_OK, "%s", err.msg);
+    CHECK(d.n == 2 && same_ids(&d.ex[0], "Hello, \"world\".", "World, hello.") &&
+          same_ids(&d.ex[1], "World, hello.", "Hello, \"world\"."));
+    plm_dataset_free(&d);
+    CHECK(load_with(&d, tsv, tok, 0, NULL, 0, 0, &err) == PLM_OK);
+    CHECK(d.n == 2 && same_ids(&d.ex[0], "Hello , `` world '' .", "World , hello ."));
+    plm_dataset_free(&d);
+    CHECK(load_with(&d, jsonl, tok, 0, NULL, 0, 1, &err) == PLM_OK);
+    CHECK(d.n == 1 && same_ids(&d.ex[0], "a , b", "b , a"));
+    plm_dataset_free(&d);
+    // a two-column TSV: plain pairs, a header named input/source/sentence1, never reversed nor
+    // detokenized; a 2-column first line without such a name is a row
+    const char *plain = write_file("plain.tsv", "Input\tReference\na , b\tb , a\n c \t d\n");
+    CHECK_MSG(load_with(&d, plain, tok, 0, NULL, 0, 1, &err) == PLM_OK, "%s", err.msg);
+    CHECK(d.n == 2 && d.rows == 2 && same_ids(&d.ex[0], "a , b", "b , a") &&
+          same_ids(&d.ex[1], "c", "d"));
+    plm_dataset_free(&d);
+    plain = write_file("plain.tsv", "in\tout\n");
+    CHECK(load_with(&d, plain, tok, 0, NULL, 0, 1, &err) == PLM_OK && d.n == 1);
+    plm_dataset_free(&d);
+    plm_text_pairs p;
+    CHECK(plm_text_pairs_load(&p, plain, 0, &err) == PLM_OK && p.n == 1 && !p.paws &&
+          !strcmp(p.pair[0].input, "in") && !strcmp(p.pair[0].output, "out") &&
+          !strcmp(p.pair[0].id, "1"));
+    plm_text_pairs_free(&p);
+    CHECK(plm_text_pairs_load(&p, tsv, 0, &err) == PLM_OK && p.n == 1 && p.paws &&
+          !strcmp(p.pair[0].input, "Hello , `` world '' ."));
+    plm_text_pairs_free(&p);
+}
+
+// PAWS dev with 5 levels, detokenized: five near-equal shares, rising mean distance, and every
+// prompt with one control token, the one of its level (tok has the control tokens here)
+static void test_paws_levels(void) {
+    const plm_tokenizer *leveled = tok;
+    plm_dataset d;
+    plm_error err = {0};
+    CHECK_MSG(load_with(&d, PAWS_DEV, leveled, 5, NULL, 0, 1, &err) == PLM_OK, "%s", err.msg);
+    int64_t sum = 0;
+    for (int j = 0; j < 5; j++) {
+        sum += d.level_n[j];
+        CHECK_MSG(d.level_n[j] > d.n / 5 - d.n / 50 && d.level_n[j] < d.n / 5 + d.n / 50,
+                  "level %d: %lld of %d examples", j, (long long)d.level_n[j], (int)d.n);
+        CHECK(j == 0 || d.level_distance[j] > d.level_distance[j - 1]);
+    }
+    CHECK(sum == d.n);
+    printf("PAWS dev, 5 levels: cuts %.2f %.2f %.2f %.2f; mean distance %.1f %.1f %.1f %.1f %.1f\n",
+           (double)d.cuts[0], (double)d.cuts[1], (double)d.cuts[2], (double)d.cuts[3],
+           d.level_distance[0], d.level_distance[1], d.level_distance[2], d.level_distance[3],
+           d.level_distance[4]);
+    int32_t first = plm_tokenizer_token_id(leveled, "<|DIVERSITY_0|>"), bad = 0;
+    int64_t seen[5] = {0};
+    for (int32_t i = 0; i < d.n; i++) {
+        int found = 0;
+        for (int32_t k = 0; k < d.ex[i].n_prompt; k++) {
+            int32_t level = d.ex[i].ids[k] - first;
+            if (level >= 0 && level < 5) found++, seen[level]++;
+        }
+        bad += found != 1;
+    }
+    CHECK_MSG(bad == 0, "%d examples without exactly one control token", (int)bad);
+    for (int j = 0; j < 5; j++) CHECK(seen[j] == d.level_n[j]);
+    CHECK(strstr(decoded(d.ex[0].ids, d.ex[0].n_prompt), "\nDiversity: <|DIVERSITY_") != NULL);
+    CHECK(strstr(decoded(d.ex[0].ids, d.ex[0].n), " ,") == NULL);
+    plm_dataset_free(&d);
+}
+
 int main(void) {
     test_self();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/plm_test_data_XXXXXX");
@@ -639,6 +795,18 @@ int main(void) {
     test_jsonl();
     test_nothing_usable();
     test_text_pairs();
+    test_detok_rows();
+    plm_tokenizer *leveled = NULL;
+    const char *names[5] = {"<|DIVERSITY_0|>", "<|DIVERSITY_1|>", "<|DIVERSITY_2|>",
+                            "<|DIVERSITY_3|>", "<|DIVERSITY_4|>"};
+    CHECK_MSG(plm_tokenizer_add_tokens(&leveled, t, names, 5, 1, &err) == PLM_OK, "%s", err.msg);
+    if (leveled) {
+        tok = leveled; // same_ids_at and decoded see the control tokens through it
+        test_levels(t);
+        test_paws_levels();
+        tok = t;
+    }
+    plm_tokenizer_free(leveled);
     plm_dataset paws = {0};
     CHECK(load(&paws, PAWS_DEV, 0, 0, &err) == PLM_OK);
     if (paws.n) {

@@ -547,14 +547,13 @@ void plm_task_stop(const plm_task *t, plm_generate_params *gp);
 // the meaning. `pocketlm paraphrase --diversity`, /v1/paraphrase's "diversity", the wasm module and
 // pocketlm.js's paraphrase(text, {diversity}) all go through plm_paraphrase_diversity.
 
-// PLM_DIVERSITY_DEFAULT: the default D, chosen on held-out data (never on test): with the adapter
-// of models/paws-lora, D = 0 (greedy) has the best iBLEU there (src/paraphrase.c has the table).
-#define PLM_DIVERSITY_DEFAULT 0.0f
+// The default D is the task's, PLM_TASK_DIVERSITY_DEFAULT (plm_task_of's), to be chosen on
+// held-out data, never on test.
 
-// plm_paraphrase_diversity: set what D controls: t's control code (t may be NULL) and gp's
-// decoding (copy_penalty, copy_block, candidates, rerank_weight, sampler.temperature); gp should
-// start from plm_task_default_params, and the caller sets gp->source to the input. PLM_ERR_ARG,
-// with a message, when diversity is not in [0, 1].
+// plm_paraphrase_diversity: set what D controls: t's control code (t->diversity; t may be NULL)
+// and gp's decoding (copy_penalty, copy_block, candidates, rerank_weight, sampler.temperature); gp
+// should start from plm_task_default_params, and the caller sets gp->source to the input.
+// PLM_ERR_ARG, with a message, when diversity is not in [0, 1].
 plm_status plm_paraphrase_diversity(plm_task *t, plm_generate_params *gp, float diversity,
                                     plm_error *err);
 

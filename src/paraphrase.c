@@ -1,6 +1,7 @@
 // paraphrase.c: the diversity knob, D in [0, 1] (0 = stay close to the input, 1 = as different
 // as it can while keeping the meaning), mapped in one place to everything it controls: the decoding
-// settings (dynamic blocking, candidates and their reranking, temperature). `pocketlm paraphrase
+// settings (dynamic blocking, candidates and their reranking, temperature) and the task's control
+// field (plm_task.diversity, whose levels task.c defines). `pocketlm paraphrase
 // --diversity`, the server's /v1/paraphrase "diversity", the wasm module and pocketlm.js's
 // paraphrase(text, {diversity}) all call plm_paraphrase_diversity.
 // Not here: the template and stop rule (task.c), the decoding loop itself (generate.c).
@@ -14,9 +15,10 @@
 //     3 candidates (temp 0.8, top-k 8), weight 1  55.82 / 67.50 / 31.16 /  3.3%
 //     greedy, copy_penalty 3                      33.56 / 33.29 / 20.19 /  0%
 //     greedy, blocked outright (Niu et al.)        3.60 /  1.36 /  2.61 /  0%
-// Every decoding remedy trades more BLEU than iBLEU's 0.2 * self-BLEU gives back, so D = 0 keeps
-// greedy decoding and D raises the blocking (soft: a word the model is sure of, a name or a
-// number, survives it), the candidates and their temperature together.
+// (That adapter has no control field.) Every decoding remedy trades more BLEU than iBLEU's 0.2 *
+// self-BLEU gives back, so D = 0 keeps greedy decoding and D raises the blocking (soft: a word the
+// model is sure of, a name or a number, survives it), the candidates and their temperature
+// together, beside the control field's level (task.c) for an adapter trained with one.
 #define BLOCK_PENALTY_MAX 2.0f // copy_penalty at D = 1 (logits), 0 at D = 0
 #define CANDIDATES_MAX    3    // candidates at D = 1, 1 at D = 0 (the cost: about N times)
 #define RERANK_WEIGHT     1.0f // rerank_weight whenever there are candidates
@@ -29,7 +31,7 @@ plm_status plm_paraphrase_diversity(plm_task *t, plm_generate_params *gp, float 
                         "diversity must be a number in [0, 1] (0 = stay close to the input, 1 = "
                         "as different as it can), got %g",
                         (double)diversity);
-    (void)t; // the control code: with the task template's diversity field (h-divtrain)
+    if (t) t->diversity = diversity; // the control field's level, for an adapter trained with it
     float d = diversity;
     gp->copy_penalty = d * BLOCK_PENALTY_MAX;
     gp->copy_block = 1.0f;

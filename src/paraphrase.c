@@ -16,7 +16,8 @@
 //     greedy, copy_penalty 3                      33.56 / 33.29 / 20.19 /  0%
 //     greedy, blocked outright (Niu et al.)        3.60 /  1.36 /  2.61 /  0%
 // and the mapping below: D = 0.5 (copy_penalty 1, 2 candidates at temperature 0.4; 1.99 times
-// the tokens of greedy) 54.05 / 63.31 / 30.58 / 6.7%; D = 1 (2.99 times) 37.02 / 36.30 / 22.36 / 0%.
+// the tokens of greedy) 54.05 / 63.31 / 30.58 / 6.7%; D = 1 (2.99 times) 37.02 / 36.30 / 22.36 /
+// 0%.
 // (That adapter has no control field.) Every decoding remedy trades more BLEU than iBLEU's 0.2 *
 // self-BLEU gives back, so D = 0 keeps greedy decoding and D raises the blocking (soft: a word the
 // model is sure of, a name or a number, survives it), the candidates and their temperature

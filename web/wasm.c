@@ -246,10 +246,10 @@ EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_task_prompt(const plm_session *s, const ch
 }
 
 // plm_wasm_task_default: one of the task's generation settings at diversity (NaN: the default,
-// PLM_TASK_DIVERSITY_DEFAULT): plm_task_default_params through plm_paraphrase_diversity: 0 max_tokens,
-// 1 temperature, 2 top_k, 3 top_p, 4 min_p, 5 repetition_penalty, 6 copy_penalty, 7 copy_block,
-// 8 candidates, 9 rerank_weight, 10 the diversity itself; NaN for another what, or for diversity
-// out of [0, 1] (err says so).
+// PLM_TASK_DIVERSITY_DEFAULT): plm_task_default_params through plm_paraphrase_diversity:
+// 0 max_tokens, 1 temperature, 2 top_k, 3 top_p, 4 min_p, 5 repetition_penalty, 6 copy_penalty,
+// 7 copy_block, 8 candidates, 9 rerank_weight, 10 the diversity itself; NaN for another what, or
+// for a diversity out of [0, 1] (err says so).
 EMSCRIPTEN_KEEPALIVE double plm_wasm_task_default(double diversity, int32_t what, plm_error *err) {
     plm_generate_params p = plm_task_default_params();
     float d = isnan(diversity) ? PLM_TASK_DIVERSITY_DEFAULT : (float)diversity;

@@ -61,7 +61,9 @@ int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate
     "  --top-p P        nucleus sampling (1 = off)\n"                                              \
     "  --min-p P        drop tokens below P times the best probability (0 = off)\n"                \
     "  --repeat-penalty R  HF repetition penalty (1 = off)\n"                                      \
-    "  --copy-penalty A lower by A the logits of tokens that go on copying the prompt (0 = off)\n" \
+    "  --copy-penalty A dynamic blocking: lower by A the logits of tokens that go on copying "     \
+    "the\n"                                                                                        \
+    "                   source (0 = off)\n"                                                        \
     "  --seed S         random seed\n"
 // cli_open: load o->model (and o->lora into o->adapter) and create a session; prints the error and
 // returns non-zero on failure.

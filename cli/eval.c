@@ -77,6 +77,7 @@ typedef struct {
     int detok;                     // 1, 0, or -1: detokenize PAWS rows only (default)
     float diversity[MAX_SETTINGS]; // --diversity D[,D...]: one run each
     int32_t n_diversity;           // 0: one run at plm_task_of's setting
+    int decoding_set;              // --temp or --copy-penalty given (refused with --diversity)
 } eval_opts;
 
 static void usage(void) {
@@ -152,6 +153,7 @@ static int parse(const char *cmd, int argc, char **argv, eval_opts *o) {
         int r = cli_model_flag(cmd, argc, argv, &i, &o->model);
         if (r == 0) r = cli_sample_flag(cmd, argc, argv, &i, &o->gen, &o->seed_set);
         if (r < 0) return 2;
+        if (r > 0 && (!strcmp(a, "--temp") || !strcmp(a, "--copy-penalty"))) o->decoding_set = 1;
         if (r > 0) continue;
         if (!strcmp(a, "--json")) o->json = 1;
         else if (!strcmp(a, "--copy")) o->copy = 1;
@@ -173,6 +175,9 @@ static int parse(const char *cmd, int argc, char **argv, eval_opts *o) {
         return cli_usage_error(cmd, "-m MODEL (or --copy) is required");
     if (o->shots > 0 && !o->shots_data)
         return cli_usage_error(cmd, "--shots needs --shots-data FILE (never the evaluated file)");
+    if (o->n_diversity && o->decoding_set)
+        return cli_usage_error(cmd, "--diversity sets the decoding (plm_paraphrase_diversity, as "
+                                    "`paraphrase --diversity`): give it or --temp/--copy-penalty");
     if (o->copy && o->n_diversity)
         return cli_usage_error(cmd, "--copy and --diversity: the copy baseline has no settings");
     return 0;
@@ -257,11 +262,12 @@ static char *shots_text(const char *cmd, const eval_opts *o, const plm_task *tas
 // generate_all: out[i] for every row, on session s with the template of task (its diversity
 // setting included); *seconds the wall time. Returns 0 or 1 after an error.
 static int generate_all(const char *cmd, const eval_opts *o, plm_session *s, const plm_task *t,
-                        const plm_text_pairs *data, output *out, double *seconds) {
+                        const plm_generate_params *gen, const plm_text_pairs *data, output *out,
+                        double *seconds) {
     plm_error err = {0};
     const plm_tokenizer *tok = plm_session_tokenizer(s);
     plm_task task = *t;
-    plm_generate_params gp = o->gen;
+    plm_generate_params gp = *gen;
     plm_task_stop(&task, &gp);
     char *shots = shots_text(cmd, o, &task);
     if (!shots) return 1;
@@ -295,6 +301,7 @@ static int generate_all(const char *cmd, const eval_opts *o, plm_session *s, con
         if (!rc) {
             plm_session_truncate(s, keep);
             px.valid = keep == px.n_keep;
+            gp.source = data->pair[i].input; // what blocking and reranking keep away from
             gp.on_text = cli_text_add;
             gp.user = &tb;
             rc = plm_generate(s, pids + keep, n - keep, &gp, ids, gp.max_tokens, &res, &err) !=
@@ -774,16 +781,21 @@ int cmd_eval(int argc, char **argv) {
         else if (o.n_diversity && task.n_levels == 0)
             fprintf(stderr,
                     "pocketlm %s: note: the model has no diversity control tokens (trained "
-                    "without --diversity-levels): one run, without the control field\n",
+                    "without --diversity-levels): the settings change the decoding only\n",
                     cmd);
-        int32_t want = task.n_levels && o.n_diversity ? o.n_diversity : 1;
+        int32_t want = o.n_diversity ? o.n_diversity : 1;
         for (int32_t k = 0; k < want; k++, n_runs++) {
-            if (o.n_diversity) task.diversity = o.diversity[k];
+            // a setting: what `paraphrase --diversity D` does (control level and decoding)
+            plm_generate_params gen = o.gen;
+            if (o.n_diversity && o.diversity[k] >= 0 &&
+                plm_paraphrase_diversity(&task, &gen, o.diversity[k], NULL) != PLM_OK)
+                goto done;
+            if (o.n_diversity && o.diversity[k] < 0) task.diversity = -1.0f;
             r[k].diversity = task.diversity;
             r[k].level = plm_task_level(&task);
             if (!(r[k].out = calloc((size_t)data.n, sizeof *r[k].out))) goto done;
             if (want > 1) fprintf(stderr, "eval: diversity %g\n", (double)task.diversity);
-            if (generate_all(cmd, &o, s, &task, &data, r[k].out, &r[k].seconds)) goto done;
+            if (generate_all(cmd, &o, s, &task, &gen, &data, r[k].out, &r[k].seconds)) goto done;
         }
     }
     for (int32_t k = 0; k < n_runs; k++) {

@@ -1,6 +1,7 @@
 // generate.c: `pocketlm generate` (continue a prompt) and `pocketlm paraphrase` (the task template
 // of docs/DESIGN.md). Both stream text to stdout as it is produced; --json prints one object
 // instead.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,19 @@ typedef struct {
     const char *stop_strings[MAX_STOPS];
     int json;
     int seed_set;
+    int penalty_set; // --copy-penalty was given: --block keeps its penalty
 } gen_opts;
 
 #define GEN_HELP                                                                                   \
     CLI_SAMPLE_HELP                                                                                \
+    "  --block P        dynamic blocking: after a source token, the one that followed it there "   \
+    "is\n"                                                                                         \
+    "                   blocked for a step, for a share P of the source's bigrams (outright, or\n" \
+    "                   by A logits with --copy-penalty A); the source: paraphrase's TEXT, else\n" \
+    "                   the prompt. --copy-penalty A alone: every bigram, by A\n"                  \
+    "  --candidates N   sample N outputs and keep the best by mean log-prob - W * BLEU(output,\n"  \
+    "                   source) / 100: about N times the decoding (1 = off)\n"                     \
+    "  --rerank-weight W  W above (>= 0)\n"                                                        \
     "  --stop STR       stop when STR appears (repeatable)\n"                                      \
     "  --json           print one JSON object: text, tokens, counts, stop_reason, speeds\n"
 
@@ -28,10 +38,31 @@ static int gen_flag(const char *cmd, int argc, char **argv, int *i, gen_opts *o)
     const char *a = argv[*i], *v;
     int r = cli_model_flag(cmd, argc, argv, i, &o->model);
     if (r == 0) r = cli_sample_flag(cmd, argc, argv, i, &o->gen, &o->seed_set);
+    if (r > 0 && !strcmp(a, "--copy-penalty")) o->penalty_set = 1;
     if (r != 0) return r;
     if (!strcmp(a, "--json")) return o->json = 1;
-    if (strcmp(a, "--stop")) return 0;
+    if (strcmp(a, "--stop") && strcmp(a, "--block") && strcmp(a, "--candidates") &&
+        strcmp(a, "--rerank-weight"))
+        return 0;
     if (!(v = cli_value(cmd, argc, argv, i))) return -1;
+    double x;
+    long n;
+    if (!strcmp(a, "--block")) {
+        if (cli_float(cmd, a, v, 0, 1, &x)) return -1;
+        o->gen.copy_block = (float)x;
+        if (!o->penalty_set) o->gen.copy_penalty = INFINITY;
+        return 1;
+    }
+    if (!strcmp(a, "--candidates")) {
+        if (cli_int(cmd, a, v, 1, 1024, &n)) return -1;
+        o->gen.candidates = (int32_t)n;
+        return 1;
+    }
+    if (!strcmp(a, "--rerank-weight")) {
+        if (cli_float(cmd, a, v, 0, 100, &x)) return -1;
+        o->gen.rerank_weight = (float)x;
+        return 1;
+    }
     if (o->gen.n_stop_strings == MAX_STOPS)
         return cli_usage_error(cmd, "at most %d --stop strings", MAX_STOPS), -1;
     o->stop_strings[o->gen.n_stop_strings++] = v;
@@ -78,16 +109,18 @@ static int run(const char *cmd, plm_session *s, const char *prompt, gen_opts *o)
     }
     int32_t n_out = res.generated_tokens - (res.stop_reason == PLM_STOP_TOKEN);
     double pre = res.prefill_seconds > 0 ? res.prompt_tokens / res.prefill_seconds : 0;
-    double dec = res.decode_seconds > 0 ? res.generated_tokens / res.decode_seconds : 0;
+    double dec = res.decode_seconds > 0 ? res.sampled_tokens / res.decode_seconds : 0;
     if (o->json) {
         printf("{\"text\": ");
         cli_json_str(stdout, text.p ? text.p : "", text.n);
         printf(", \"tokens\": [");
         for (int32_t i = 0; i < n_out; i++) printf(i ? ", %d" : "%d", out[i]);
         printf("], \"prompt_tokens\": %d, \"generated_tokens\": %d, \"stop_reason\": \"%s\", "
-               "\"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"seed\": %llu}\n",
+               "\"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"seed\": %llu, "
+               "\"candidates\": %d, \"sampled_tokens\": %d, \"utility\": %.4f}\n",
                res.prompt_tokens, res.generated_tokens, plm_stop_reason_name(res.stop_reason), pre,
-               dec, (unsigned long long)o->gen.sampler.seed);
+               dec, (unsigned long long)o->gen.sampler.seed,
+               res.candidates_done ? res.candidates_done : 1, res.sampled_tokens, res.utility);
     } else {
         printf("\n");
     }
@@ -142,18 +175,40 @@ int cmd_paraphrase(int argc, char **argv) {
     gen_opts o;
     gen_defaults(&o);
     o.gen = plm_task_default_params();
+    plm_task task = plm_task_of(NULL);
+    // --diversity D first: it sets the decoding defaults, which the other flags then override
+    double d = PLM_TASK_DIVERSITY_DEFAULT;
+    plm_error err = {0};
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--diversity")) {
+            const char *v = cli_value(cmd, argc, argv, &i);
+            if (!v || cli_float(cmd, "--diversity", v, 0, 1, &d)) return 2;
+        }
+    if (plm_paraphrase_diversity(&task, &o.gen, (float)d, &err) != PLM_OK)
+        return cli_usage_error(cmd, "%s", err.msg);
     char **texts = calloc((size_t)argc, sizeof *texts);
     int n_texts = 0, rc = 0;
-    plm_error err = {0};
     if (!texts) return 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: pocketlm paraphrase -m MODEL [options] TEXT...\n"
-                   "Rephrases each TEXT with the task template; defaults top-k %d, temperature %g,"
-                   " %d tokens.\n\n" CLI_MODEL_HELP GEN_HELP,
-                   o.gen.sampler.top_k, (double)o.gen.sampler.temperature, o.gen.max_tokens);
+                   "Rephrases each TEXT with the task template.\n\n" CLI_MODEL_HELP
+                   "  --diversity D    0 = stay close to TEXT, 1 = as different as it can (default "
+                   "%g);\n"
+                   "                   sets the blocking, candidates and temperature below (at "
+                   "D = %g:\n"
+                   "                   --copy-penalty %g --candidates %d --rerank-weight %g "
+                   "--temp %g);\n"
+                   "                   the options below override them\n" GEN_HELP,
+                   (double)PLM_TASK_DIVERSITY_DEFAULT, d, (double)o.gen.copy_penalty,
+                   o.gen.candidates, (double)o.gen.rerank_weight,
+                   (double)o.gen.sampler.temperature);
             free(texts);
             return 0;
+        }
+        if (!strcmp(argv[i], "--diversity")) { // read above
+            i++;
+            continue;
         }
         int r = gen_flag(cmd, argc, argv, &i, &o);
         if (r < 0) return free(texts), 2;
@@ -170,7 +225,9 @@ int cmd_paraphrase(int argc, char **argv) {
     plm_model *m;
     plm_session *s;
     if (cli_open(cmd, &o.model, &m, &s)) return free(texts), 1;
-    plm_task task = plm_task_of(plm_session_tokenizer(s)); // the template, as eval and serve use it
+    task = plm_task_of(plm_session_tokenizer(s)); // the template, as eval and serve use it
+    plm_generate_params knob = o.gen; // D's control code for the task (its decoding is in o.gen)
+    plm_paraphrase_diversity(&task, &knob, (float)d, NULL);
     plm_task_stop(&task, &o.gen);
     if (task.end_id < 0)
         fprintf(stderr,
@@ -183,6 +240,7 @@ int cmd_paraphrase(int argc, char **argv) {
         if (!prompt) rc = 1, fprintf(stderr, "pocketlm %s: out of memory\n", cmd);
         else {
             plm_task_text(&task, texts[k], NULL, prompt, n + 1);
+            o.gen.source = texts[k]; // what blocking and reranking keep the output away from
             rc = run(cmd, s, prompt, &o);
             free(prompt);
         }

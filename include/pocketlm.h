@@ -438,21 +438,45 @@ typedef struct {
     // some text (stop reason "string"): the plain task template, whose base model often answers
     // "Output: " with a newline first.
     int single_line;
-    // copy_penalty: 0 = off. Subtracted from the logit of every token that would extend the longest
-    // stretch of the prompt that the output currently ends with (the start of the output counts as
-    // such a stretch after each prompt token): a paraphraser copies its input less, and only where
-    // the model hesitates. Applied before the sampler's processors.
+    // copy_penalty: dynamic blocking (Niu et al. 2021, "Unsupervised paraphrasing with pretrained
+    // language models"), so that a paraphraser does not copy its source: after the output emits a
+    // token that occurs in the source, every source token that followed it there (and that starts a
+    // word: a piece that continues a word is never blocked) is lowered by copy_penalty for the next
+    // step only; INFINITY blocks it outright, as the paper does. 0 = off. Applied before the
+    // sampler's processors.
     float copy_penalty;
+    // source: the text not to copy (a paraphrase's input; NUL-terminated, borrowed for the
+    // generation), tokenized alone, as an output starts; NULL = the prompt's ids. Blocking works on
+    // its ids, reranking measures the overlap with its text.
+    const char *source;
+    // copy_block: the share of the source's bigrams that block (the paper's block probability; each
+    // bigram drawn once per candidate from the seed). 1 = every bigram (the default), 0 = none.
+    float copy_block;
+    // candidates: sample this many outputs and keep the one of highest utility
+    //     u = mean log p(token) - rerank_weight * BLEU(output, source) / 100
+    // (log p: the model's own log-probability of each generated token, the stop token included,
+    // before any penalty or temperature; BLEU: sentence BLEU as plm_bleu computes it, against the
+    // source text). Candidate i is exactly the output of a lone generation with seed + i; the
+    // prompt is prefilled once (each later candidate re-decodes only the prompt's last token), so
+    // the cost is about candidates times the decoding. Text comes out only once all are done (the
+    // best's, in one piece), and afterwards the session holds the prompt only. 0 or 1 = off; so
+    // are candidates that cannot differ (greedy decoding without a share of bigrams to draw).
+    int32_t candidates;
+    float rerank_weight; // lambda above, >= 0
 } plm_generate_params;
 
-plm_generate_params plm_generate_default_params(void); // 256 tokens, greedy, eos stops
+plm_generate_params
+plm_generate_default_params(void); // 256 tokens, greedy, eos stops, copy_block 1
 
 typedef struct {
     int32_t prompt_tokens;
     int32_t generated_tokens; // tokens sampled (including a stop token)
     plm_stop_reason stop_reason;
     double prefill_seconds;
-    double decode_seconds;
+    double decode_seconds;   // every candidate's
+    int32_t sampled_tokens;  // tokens sampled over every candidate (the decoding work)
+    int32_t candidates_done; // candidates finished (0 without candidates)
+    double utility;          // the chosen output's utility (see candidates), 0 without candidates
 } plm_generate_result;
 
 // ---- the paraphrase task (src/task.c): its template, where an answer ends, its defaults ----
@@ -481,7 +505,7 @@ size_t plm_task_target(const char *target, char *out, size_t cap);
 // (100 - sentence BLEU of the target against the source): 0 the closest rewrites, N-1 the most
 // different ones. A model without those tokens gets the template without the field.
 #define PLM_TASK_LEVELS_MAX        10   // control tokens at most
-#define PLM_TASK_DIVERSITY_DEFAULT 0.5f // plm_task_of's diversity
+#define PLM_TASK_DIVERSITY_DEFAULT 0.0f // plm_task_of's diversity (held-out choice: paraphrase.c)
 typedef struct {
     const plm_tokenizer *tok; // borrowed
     int32_t end_id;           // <|OUTPUT_END|>'s id when tok has both markers, else -1
@@ -518,6 +542,22 @@ plm_generate_params plm_task_default_params(void);
 // text (gp->single_line).
 void plm_task_stop(const plm_task *t, plm_generate_params *gp);
 
+// ---- the diversity knob of the paraphrase task (src/paraphrase.c) ----
+// One number, D in [0, 1]: 0 = stay close to the input, 1 = as different as it can while keeping
+// the meaning. `pocketlm paraphrase --diversity`, /v1/paraphrase's "diversity", the wasm module and
+// pocketlm.js's paraphrase(text, {diversity}) all go through plm_paraphrase_diversity.
+
+// The default D is the task's, PLM_TASK_DIVERSITY_DEFAULT (plm_task_of's), chosen on held-out data,
+// never on test: 0 (greedy decoding) for the shipped adapter models/paws-lora, the only setting
+// whose held-out iBLEU beats copying the input (src/paraphrase.c has the figures).
+
+// plm_paraphrase_diversity: set what D controls: t's control code (t->diversity; t may be NULL)
+// and gp's decoding (copy_penalty, copy_block, candidates, rerank_weight, sampler.temperature); gp
+// should start from plm_task_default_params, and the caller sets gp->source to the input.
+// PLM_ERR_ARG, with a message, when diversity is not in [0, 1].
+plm_status plm_paraphrase_diversity(plm_task *t, plm_generate_params *gp, float diversity,
+                                    plm_error *err);
+
 // ---- a generator: the same loop, one token per call (for callers that own the loop: the browser,
 // a server that checks its client between tokens) ----
 
@@ -534,7 +574,9 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
 // valid until the next call. Returns 1 while generation goes on, 0 once finished (then the result
 // says why), or a negative plm_status.
 int plm_generator_next(plm_generator *g, const char **text, size_t *len, plm_error *err);
-int32_t plm_generator_token(const plm_generator *g); // the id the last call sampled, -1 if none
+// plm_generator_token: the id the last call sampled, -1 if none (with candidates: for the candidate
+// being sampled; take the output's ids from plm_generator_ids once finished).
+int32_t plm_generator_token(const plm_generator *g);
 const plm_generate_result *plm_generator_result(const plm_generator *g);
 // plm_generator_ids: the generated ids (without a stop token); *n receives their count.
 const int32_t *plm_generator_ids(const plm_generator *g, int32_t *n);

@@ -1,10 +1,16 @@
 // generate.c: plm_generate, the loop of sampling a token, streaming its text and feeding it back.
 // Text is streamed only when it is complete UTF-8 and cannot turn into a stop string any more, so
 // a caller never sees half a character nor the beginning of a stop string.
+// Two ways not to copy a source: dynamic blocking (Niu et al. 2021, "Unsupervised paraphrasing
+// with pretrained language models", section 3.2: after a source token, the token that followed it
+// in the source is blocked for one step) and reranking (n candidates, the best by a stated
+// utility: mean log-probability minus a weight times sentence BLEU against the source).
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
+#include "rng.h"
 
 // PREFILL_SLICE: tokens of the prompt decoded between two should_stop questions (about 60 ms of
 // prefill on 2 Zen 4 cores). The logits do not depend on how a prompt is split (every row of every
@@ -27,6 +33,7 @@ plm_generate_params plm_generate_default_params(void) {
     memset(&p, 0, sizeof p);
     p.max_tokens = 256;
     p.sampler = plm_sampler_default_params();
+    p.copy_block = 1.0f;
     return p;
 }
 
@@ -74,40 +81,133 @@ static size_t find_stop(const char *text, size_t n, size_t from, const plm_gener
 
 struct plm_generator {
     plm_session *s;           // borrowed
-    plm_generate_params p;    // the settings (stop_strings borrowed)
+    plm_generate_params p;    // the settings (stop_strings, source borrowed)
     const plm_tokenizer *tok; // the session's, or NULL (then no text)
     int32_t eos;              // the default stop token
     const int32_t *stops;     // stop ids: p.stop_tokens, or &eos
     int32_t n_stops;
-    plm_sampler *smp; // owned
+    plm_sampler *smp; // owned: this candidate's (seed + candidate)
     int32_t *hist;    // (n_prompt + max_tokens + 1) prompt then generated ids
     int32_t n_hist;
-    float *logits;           // (n_vocab) copy_penalty's working copy of the logits, or NULL
-    int32_t last;            // the id sampled by the last call, -1 for none or a stop token
-    int pending;             // 1: last is not in the KV cache yet (decoded if we go on)
-    int started;             // single_line: text other than white space has come
-    int done;                // finished: res.stop_reason says why
-    char *text;              // all text so far
-    size_t len, cap;         // its bytes, allocated
-    size_t sent;             // bytes already handed out
-    plm_generate_result res; // counts, stop reason, times
+    // dynamic blocking
+    int32_t *src;   // (n_src) the source's ids (p.source tokenized, or a copy of the prompt)
+    int32_t n_src;  //
+    uint8_t *word;  // (n_src) 1: src[j] starts a word, so it may be blocked
+    uint8_t *block; // (n_src) 1: src[j] is blocked right after src[j - 1] (this candidate's draw)
+    float *logits;  // (n_vocab) the blocked copy of the logits, or NULL when copy_penalty is 0
+    // candidates
+    int32_t n_cand;             // candidates to sample, >= 1
+    int32_t base;               // session positions after the prefill
+    double logp;                // this candidate's summed log-probability
+    char *src_text;             // the text BLEU compares with (n_cand > 1), owned
+    char *best;                 // the best candidate's text so far (malloc'd), or NULL
+    size_t best_len;            // its bytes
+    int32_t *best_ids;          // (max_tokens + 1) its ids
+    plm_generate_result best_r; // its counts, stop reason, utility
+    int32_t last;               // the id sampled by the last call, -1 for none or a stop token
+    int pending;                // 1: last is not in the KV cache yet (decoded if we go on)
+    int started;                // single_line: text other than white space has come
+    int done;                   // finished (every candidate): res.stop_reason says why
+    char *text;                 // all text so far
+    size_t len, cap;            // its bytes, allocated
+    size_t sent;                // bytes already handed out (or skipped as leading white space)
+    plm_generate_result res;    // counts, stop reason, times
 };
 
 void plm_generator_free(plm_generator *g) {
     if (!g) return;
     plm_sampler_free(g->smp);
     free(g->hist);
+    free(g->src);
+    free(g->word);
+    free(g->block);
     free(g->logits);
+    free(g->src_text);
+    free(g->best);
+    free(g->best_ids);
     free(g->text);
     free(g);
+}
+
+// starts_word: 1 when token id's text begins with white space (byte-level BPE: a word's first
+// piece carries the space before it), or when there is no tokenizer to tell
+static int starts_word(const plm_tokenizer *tok, int32_t id) {
+    char c[8];
+    if (!tok) return 1;
+    int64_t n = plm_tokenizer_decode(tok, &id, 1, c, sizeof c);
+    return n > 0 && (c[0] == ' ' || c[0] == '\t' || c[0] == '\n' || c[0] == '\r');
+}
+
+// source_init: the source's ids (p.source tokenized alone, or the prompt), which of them start a
+// word, and (with candidates) the text BLEU compares with
+static plm_status source_init(plm_generator *g, const int32_t *prompt, int32_t n_prompt,
+                              plm_error *err) {
+    const char *text = g->p.source;
+    int32_t n = n_prompt;
+    if (text && g->tok) n = plm_tokenizer_encode(g->tok, text, strlen(text), NULL, 0);
+    if (n < 0) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    g->src = plm_alloc((size_t)n + 1, sizeof *g->src);
+    g->word = plm_alloc((size_t)n + 1, 1);
+    g->block = plm_alloc((size_t)n + 1, 1);
+    if (!g->src || !g->word || !g->block) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    if (text && g->tok) plm_tokenizer_encode(g->tok, text, strlen(text), g->src, n);
+    else memcpy(g->src, prompt, (size_t)n * sizeof *g->src);
+    g->n_src = n;
+    for (int32_t j = 0; j < n; j++) g->word[j] = (uint8_t)starts_word(g->tok, g->src[j]);
+    if (g->n_cand == 1) return PLM_OK;
+    int64_t m = text     ? (int64_t)strlen(text)
+                : g->tok ? plm_tokenizer_decode(g->tok, prompt, n_prompt, NULL, 0)
+                         : 0;
+    if (m < 0) return plm_fail(err, PLM_ERR_ARG, "generate: the prompt has an id out of range");
+    if (!(g->src_text = malloc((size_t)m + 1)))
+        return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    if (text) memcpy(g->src_text, text, (size_t)m);
+    else if (m) plm_tokenizer_decode(g->tok, prompt, n_prompt, g->src_text, (size_t)m);
+    g->src_text[m] = 0;
+    return PLM_OK;
+}
+
+// begin_candidate: the state of candidate i: its sampler (seed + i), its draw of the source's
+// bigrams (a hash of seed + i and the position, against copy_block), and, after the first, the
+// logits of the prompt's last position again (re-decoded alone: the same bits as in the prefill)
+static plm_status begin_candidate(plm_generator *g, int32_t i, plm_error *err) {
+    plm_sampler_params sp = g->p.sampler;
+    sp.seed += (uint64_t)i;
+    plm_sampler_free(g->smp);
+    g->smp = NULL;
+    plm_status rc = plm_sampler_create(&g->smp, &sp, plm_session_n_vocab(g->s), err);
+    if (rc != PLM_OK) return rc;
+    for (int32_t j = 1; j < g->n_src; j++) {
+        uint64_t h = rng_mix(rng_seed(sp.seed) ^ (uint64_t)j);
+        g->block[j] = g->word[j] && (g->p.copy_block >= 1.0f || rng_unit(h) < g->p.copy_block);
+    }
+    if (i > 0) {
+        plm_session_truncate(g->s, g->base - 1);
+        rc = plm_session_decode(g->s, &g->hist[g->res.prompt_tokens - 1], 1, err);
+        if (rc != PLM_OK) return rc;
+    }
+    g->n_hist = g->res.prompt_tokens;
+    g->last = -1;
+    g->pending = g->started = 0;
+    g->len = g->sent = 0;
+    g->logp = 0.0;
+    g->res.generated_tokens = 0;
+    return PLM_OK;
 }
 
 plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32_t *prompt,
                                 int32_t n_prompt, const plm_generate_params *params,
                                 plm_error *err) {
-    if (!out || !s || !params || n_prompt < 1 || !prompt || params->max_tokens < 0 ||
-        !(params->copy_penalty >= 0.0f))
+    if (!out || !s || !params || n_prompt < 1 || !prompt || params->max_tokens < 0)
         return plm_fail(err, PLM_ERR_ARG, "generate: bad arguments");
+    if (!(params->copy_penalty >= 0.0f) || !(params->copy_block >= 0.0f) ||
+        !(params->copy_block <= 1.0f) || params->candidates < 0 || params->candidates > 1024 ||
+        !(params->rerank_weight >= 0.0f))
+        return plm_fail(err, PLM_ERR_ARG,
+                        "generate: want copy_penalty >= 0, copy_block in [0, 1], candidates in "
+                        "[0, 1024], rerank_weight >= 0; got %g, %g, %d, %g",
+                        (double)params->copy_penalty, (double)params->copy_block,
+                        params->candidates, (double)params->rerank_weight);
     *out = NULL;
     plm_generator *g = plm_alloc(1, sizeof *g);
     if (!g) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
@@ -117,17 +217,23 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
     g->eos = plm_session_model(s)->config.eos_token_id;
     g->stops = params->stop_tokens ? params->stop_tokens : &g->eos;
     g->n_stops = params->stop_tokens ? params->n_stop_tokens : (g->eos >= 0 ? 1 : 0);
-    g->last = -1;
+    // candidates that cannot differ (greedy, and no share of bigrams to draw) are sampled once
+    int random =
+        params->sampler.temperature > 0.0f ||
+        (params->copy_penalty > 0.0f && params->copy_block > 0.0f && params->copy_block < 1.0f);
+    g->n_cand = params->candidates > 1 && random ? params->candidates : 1;
     g->res.prompt_tokens = n_prompt;
-    g->hist = plm_alloc((size_t)n_prompt + (size_t)params->max_tokens + 1, sizeof *g->hist);
-    if (params->copy_penalty > 0.0f)
-        g->logits = plm_alloc((size_t)plm_session_n_vocab(s), sizeof *g->logits);
-    plm_status rc = g->hist && (g->logits || params->copy_penalty == 0.0f)
-                        ? plm_sampler_create(&g->smp, &params->sampler, plm_session_n_vocab(s), err)
-                        : plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    size_t V = (size_t)plm_session_n_vocab(s), n_ids = (size_t)params->max_tokens + 1;
+    g->hist = plm_alloc((size_t)n_prompt + n_ids, sizeof *g->hist);
+    if (params->copy_penalty > 0.0f) g->logits = plm_alloc(V, sizeof *g->logits);
+    if (g->n_cand > 1) g->best_ids = plm_alloc(n_ids, sizeof *g->best_ids);
+    plm_status rc =
+        g->hist && (g->logits || params->copy_penalty == 0.0f) && (g->best_ids || g->n_cand == 1)
+            ? source_init(g, prompt, n_prompt, err)
+            : plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    if (rc == PLM_OK) rc = begin_candidate(g, 0, err);
     if (rc == PLM_OK) {
         memcpy(g->hist, prompt, (size_t)n_prompt * sizeof *g->hist);
-        g->n_hist = n_prompt;
         double t0 = plm_time();
         for (int32_t i = 0; rc == PLM_OK && i < n_prompt; i += PREFILL_SLICE) { // the prefill
             if (i > 0 && params->should_stop && params->should_stop(params->user)) {
@@ -141,6 +247,7 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
             rc = plm_session_decode(s, prompt + i, k, err);
         }
         g->res.prefill_seconds = plm_time() - t0;
+        g->base = plm_session_n_past(s);
     }
     if (rc != PLM_OK) {
         plm_generator_free(g);
@@ -150,26 +257,31 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
     return PLM_OK;
 }
 
-// copy_penalized: the session's logits, with copy_penalty taken from each token that would go on
-// copying the prompt: the output's last ids are matched against every place in the prompt, and
-// the tokens that followed the longest matches (one token at least) are the copying ones.
-static const float *copy_penalized(plm_generator *g) {
+// blocked: the session's logits, with copy_penalty taken from each source token that followed the
+// output's last token in the source (where this candidate's draw keeps that bigram)
+static const float *blocked(plm_generator *g) {
     const float *logits = plm_session_logits(g->s);
     if (!g->logits) return logits;
-    const int32_t *src = g->hist, *o = g->hist + g->res.prompt_tokens;
-    int32_t np = g->res.prompt_tokens, k = g->n_hist - np, best = 1;
     memcpy(g->logits, logits, (size_t)plm_session_n_vocab(g->s) * sizeof *g->logits);
-    for (int pass = 0; pass < 2; pass++)   // the longest match, then the tokens after it
-        for (int32_t j = 1; j < np; j++) { // src[j] follows the stretch that ends at src[j - 1]
-            int32_t l = 0;
-            while (l < k && l < j && src[j - 1 - l] == o[k - 1 - l]) l++;
-            if (pass == 0 && l > best) best = l;
-            // each id once: a penalized logit differs from the original (or the penalty is lost
-            // in its rounding, and then subtracting it again changes nothing either)
-            if (pass == 1 && l == best && g->logits[src[j]] == logits[src[j]])
-                g->logits[src[j]] -= g->p.copy_penalty;
-        }
+    if (g->n_hist == g->res.prompt_tokens) return g->logits; // no output token yet
+    int32_t t = g->hist[g->n_hist - 1];
+    for (int32_t j = 1; j < g->n_src; j++)
+        // each id once: a lowered logit differs from the original (or the penalty is lost in its
+        // rounding, and then taking it again changes nothing either)
+        if (g->src[j - 1] == t && g->block[j] && g->logits[g->src[j]] == logits[g->src[j]])
+            g->logits[g->src[j]] -= g->p.copy_penalty;
     return g->logits;
+}
+
+// log_prob: log softmax(logits)[id] over the session's n_vocab logits
+static double log_prob(const plm_generator *g, const float *logits, int32_t id) {
+    int32_t V = plm_session_n_vocab(g->s);
+    float mx = logits[0];
+    for (int32_t i = 1; i < V; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double sum = 0.0;
+    for (int32_t i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
+    return (double)(logits[id] - mx) - log(sum);
 }
 
 // append: the text of token id to g->text
@@ -190,9 +302,8 @@ static plm_status append(plm_generator *g, int32_t id, plm_error *err) {
     return PLM_OK;
 }
 
-// finish: end for reason; the text up to `upto` is handed out by this call
+// finish: end the candidate for reason; the text up to `upto` is its output
 static int finish(plm_generator *g, plm_stop_reason reason, size_t upto) {
-    g->done = 1;
     g->res.stop_reason = reason;
     g->len = upto;
     return 0;
@@ -210,8 +321,10 @@ static int step(plm_generator *g, plm_error *err) {
         if (st != PLM_OK) return st;
     }
     if (g->res.generated_tokens >= g->p.max_tokens) return finish(g, PLM_STOP_LENGTH, g->len);
-    int32_t id = plm_sampler_sample(g->smp, copy_penalized(g), g->hist, g->n_hist);
+    int32_t id = plm_sampler_sample(g->smp, blocked(g), g->hist, g->n_hist);
+    if (g->n_cand > 1) g->logp += log_prob(g, plm_session_logits(g->s), id);
     g->res.generated_tokens++;
+    g->res.sampled_tokens++;
     for (int32_t k = 0; k < g->n_stops; k++)
         if (id == g->stops[k]) return finish(g, PLM_STOP_TOKEN, g->len);
     g->last = id;
@@ -237,14 +350,70 @@ static int step(plm_generator *g, plm_error *err) {
     return 1;
 }
 
+// keep_best: make the finished candidate (utility u) the best so far
+static plm_status keep_best(plm_generator *g, double u, plm_error *err) {
+    size_t n = g->len - g->sent;
+    char *t = realloc(g->best, n + 1);
+    if (!t) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    g->best = t;
+    if (n) memcpy(g->best, g->text + g->sent, n);
+    g->best_len = n;
+    memcpy(g->best_ids, g->hist + g->res.prompt_tokens,
+           (size_t)(g->n_hist - g->res.prompt_tokens) * sizeof *g->best_ids);
+    g->best_r = g->res;
+    g->best_r.utility = u;
+    return PLM_OK;
+}
+
+// end_candidate: score the finished candidate and keep it if it is the best so far; then begin
+// the next one (returns 1), or make the best the output, with the prompt alone left in the
+// session (returns 0)
+static int end_candidate(plm_generator *g, plm_error *err) {
+    g->res.candidates_done++;
+    if (g->text) g->text[g->len] = 0; // append keeps room for it
+    const char *hyp = g->text ? g->text + g->sent : "", *ref = g->src_text;
+    plm_bleu_result b;
+    plm_status st = plm_bleu(&hyp, &ref, 1, &b, err);
+    if (st != PLM_OK) return st;
+    int32_t k = g->res.generated_tokens;
+    double u = (k ? g->logp / k : 0.0) - (double)g->p.rerank_weight * b.bleu / 100.0;
+    if (g->best_r.candidates_done == 0 || u > g->best_r.utility) st = keep_best(g, u, err);
+    if (st != PLM_OK) return st;
+    if (g->res.candidates_done < g->n_cand) {
+        st = begin_candidate(g, g->res.candidates_done, err);
+        return st != PLM_OK ? st : 1;
+    }
+    if (g->best_len + 1 > g->cap) {
+        char *t = realloc(g->text, g->best_len + 1);
+        if (!t) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+        g->text = t;
+        g->cap = g->best_len + 1;
+    }
+    if (g->best_len) memcpy(g->text, g->best, g->best_len);
+    g->len = g->best_len;
+    g->sent = 0;
+    int32_t n_ids = g->best_r.generated_tokens - (g->best_r.stop_reason == PLM_STOP_TOKEN);
+    memcpy(g->hist + g->res.prompt_tokens, g->best_ids, (size_t)n_ids * sizeof *g->hist);
+    g->n_hist = g->res.prompt_tokens + n_ids;
+    g->res.generated_tokens = g->best_r.generated_tokens;
+    g->res.stop_reason = g->best_r.stop_reason;
+    g->res.utility = g->best_r.utility;
+    g->last = -1;
+    plm_session_truncate(g->s, g->base);
+    return 0;
+}
+
 int plm_generator_next(plm_generator *g, const char **text, size_t *len, plm_error *err) {
     *text = "";
     *len = 0;
     if (g->done) return 0;
     double t0 = plm_time();
     int r = step(g, err);
+    if (r == 0 && g->n_cand > 1) r = end_candidate(g, err);
     g->res.decode_seconds += plm_time() - t0;
     if (r < 0) return r;
+    if (r == 1 && g->n_cand > 1) return 1; // nothing is handed out before the choice
+    g->done = r == 0;
     // what is safe to hand out: everything at the end, else complete UTF-8 that cannot still
     // become a stop string
     size_t upto = g->len;

@@ -1,6 +1,7 @@
 // rng.h: every random number of pocketlm, from explicit 64-bit state (never rand(), no global
 // state). Two generators and two hashes, each a few lines, used by:
 //   sampler.c  the draw:                  rng_seed(seed), then rng_unit(rng_next(&s))
+//   generate.c which source bigrams block: rng_unit(rng_mix(rng_seed(seed) ^ position))
 //   data.c     split and batch shuffles:  rng_seed, rng_below; length ties: rng_seed as a hash
 //   ops_mt.c   dropout masks:             rng_mix over (seed, layer, target, element / 4)
 //   trainer.c  one dropout seed per micro-batch: rng_mix_half

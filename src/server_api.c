@@ -9,6 +9,7 @@
 #include "server.h"
 
 #if !defined(__EMSCRIPTEN__)
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,7 @@ typedef struct {
     int stream;   // 1: answer with server-sent events
     char *prompt; // (plen) the prompt text (owned)
     size_t plen;
+    char *source;                  // /v1/paraphrase: the input (owned; gp.source points to it)
     plm_generate_params gp;        // sampling and stops; gp.stop_* point into this struct
     plm_task task;                 // /v1/paraphrase: the task under the session's tokenizer
     int32_t n_choices;             // "n": answers to generate (not streamed when > 1)
@@ -113,6 +115,7 @@ typedef struct {
 static void gen_request_free(gen_request *r) {
     for (int32_t k = 0; k < r->n_stops; k++) free(r->stops[k]);
     free(r->prompt);
+    free(r->source);
 }
 
 // parse_stops: "stop": a string or an array of at most MAX_STOP_STRINGS non-empty strings
@@ -173,6 +176,30 @@ static int parse_openai(conn *c, const plm_json *j, gen_request *r) {
     return 0;
 }
 
+// parse_decoding: the anti-copy options into gp: "candidates" (an integer), "block" (the share of
+// the source's bigrams; outright unless "copy_penalty" is given), "copy_penalty", "rerank_weight".
+// Returns 0, or -1 after sending the error.
+static int parse_decoding(conn *c, const plm_json *j, plm_generate_params *gp) {
+    double cand = gp->candidates > 1 ? gp->candidates : 1, block = -1;
+    double penalty = (double)gp->copy_penalty, weight = (double)gp->rerank_weight;
+    if (opt_num(c, j, "candidates", 1, 64, &cand) || opt_num(c, j, "block", 0, 1, &block) ||
+        opt_num(c, j, "copy_penalty", 0, 1e30, &penalty) ||
+        opt_num(c, j, "rerank_weight", 0, 100, &weight))
+        return -1;
+    if (cand != floor(cand))
+        return plm_server_send_error(c, 400, NULL, "\"candidates\" must be an integer in [1, 64]"),
+               -1;
+    gp->candidates = (int32_t)cand;
+    gp->copy_penalty = (float)penalty;
+    gp->rerank_weight = (float)weight;
+    if (block >= 0) {
+        int32_t pi = plm_json_get(j, 0, "copy_penalty");
+        gp->copy_block = (float)block;
+        if (pi < 0 || j->tok[pi].type == PLM_JSON_NULL) gp->copy_penalty = INFINITY;
+    }
+    return 0;
+}
+
 // parse_generate: the request body into r (sampling options, prompt, stops). Returns 0, or -1
 // after sending the error. The paraphrase defaults are the task's (plm_task_default_params, as the
 // CLI's); the completion defaults are OpenAI's: temperature 1, 16 tokens.
@@ -202,6 +229,15 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
         plm_server_send_error(c, 400, NULL, "\"%s\" must be a string", key);
         goto done;
     }
+    // paraphrase: "diversity" first, as `pocketlm paraphrase --diversity`: it sets the control code
+    // and the decoding settings (plm_paraphrase_diversity), which the options below override
+    double diversity = (double)PLM_TASK_DIVERSITY_DEFAULT;
+    if (kind == API_PARAPHRASE) {
+        r->task = plm_task_of(plm_session_tokenizer(ses));
+        if (opt_num(c, &j, "diversity", 0, 1, &diversity)) goto done;
+        plm_paraphrase_diversity(&r->task, &r->gp, (float)diversity, NULL);
+    }
+    if (parse_decoding(c, &j, &r->gp)) goto done;
     plm_sampler_params *sp = &r->gp.sampler;
     double max_tokens = r->gp.max_tokens, temp = (double)sp->temperature, top_k = sp->top_k;
     double top_p = (double)sp->top_p, seed = -1;
@@ -241,12 +277,13 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
         plm_server_send_error(c, 400, NULL, "\"text\": %s", err.msg);
         goto done;
     } else {
-        // the task's prompt and stop rule under the session's tokenizer, as `pocketlm paraphrase`
-        r->task = plm_task_of(plm_session_tokenizer(ses));
+        // the task's prompt and stop rule under the session's tokenizer, as `pocketlm paraphrase`;
+        // the input is what blocking and reranking keep the output away from
         r->plen = plm_task_text(&r->task, input, NULL, NULL, 0);
         r->prompt = malloc(r->plen + 1);
         if (r->prompt) plm_task_text(&r->task, input, NULL, r->prompt, r->plen + 1);
-        free(input);
+        r->source = input;
+        r->gp.source = input;
         if (!r->prompt) {
             plm_server_send_error(c, 500, NULL, "out of memory");
             goto done;
@@ -286,16 +323,18 @@ static void respond_generate(gen_ctx *g, const gen_request *r, const plm_generat
         return;
     }
     double pre = res->prefill_seconds > 0 ? res->prompt_tokens / res->prefill_seconds : 0;
-    double dec = res->decode_seconds > 0 ? res->generated_tokens / res->decode_seconds : 0;
+    double dec = res->decode_seconds > 0 ? res->sampled_tokens / res->decode_seconds : 0;
     const sbuf *text = &g->texts[0];
     plm_sbuf_add(
         &b, r->stream ? "data: {\"done\": true, \"text\": " : "{\"text\": ", r->stream ? 29 : 9);
     plm_sbuf_json_str(&b, text->p ? text->p : "", text->n);
     plm_sbuf_addf(&b,
                   ", \"tokens\": %d, \"prompt_tokens\": %d, \"stop_reason\": \"%s\", "
-                  "\"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"seed\": %llu}",
+                  "\"prefill_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"seed\": %llu, "
+                  "\"candidates\": %d, \"sampled_tokens\": %d}",
                   n_out, res->prompt_tokens, plm_stop_reason_name(res->stop_reason), pre, dec,
-                  (unsigned long long)r->gp.sampler.seed);
+                  (unsigned long long)r->gp.sampler.seed,
+                  res->candidates_done ? res->candidates_done : 1, res->sampled_tokens);
     if (r->stream) {
         plm_sbuf_add(&b, "\n\ndata: [DONE]\n\n", 16);
         if (!b.oom) plm_server_send_all(c, b.p, b.n);

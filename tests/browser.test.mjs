@@ -111,15 +111,21 @@ function checkNames(label, got, want) {
     JSON.stringify([got.status, got.model, got.adapter, want]));
 }
 
-// runOnce: set the mode and settings, press the button, wait for the result
-async function runOnce(page, mode, text, { temperature = 0, maxTokens = 64 } = {}) {
+// runOnce: set the mode and settings, press the button, wait for the result; with diversity, the
+// slider is moved there and the temperature left empty (the diversity's)
+async function runOnce(page, mode, text, { temperature = 0, maxTokens = 64, diversity = null } = {}) {
   await page.click(mode === 'paraphrase' ? '#mode-paraphrase' : '#mode-generate');
-  await page.evaluate(({ temperature, maxTokens }) => {
+  await page.evaluate(({ temperature, maxTokens, diversity }) => {
     document.querySelector('details.settings').open = true;
-    document.getElementById('temperature').value = String(temperature);
+    document.getElementById('temperature').value = diversity === null ? String(temperature) : '';
     document.getElementById('max-tokens').value = String(maxTokens);
     document.getElementById('seed').value = '1';
-  }, { temperature, maxTokens });
+    if (diversity !== null) {
+      const d = document.getElementById('diversity');
+      d.value = String(diversity);
+      d.dispatchEvent(new Event('input'));
+    }
+  }, { temperature, maxTokens, diversity });
   await page.fill('#input', text);
   await page.click('#run');
   await page.waitForFunction(() => document.getElementById('output').dataset.result, null, { timeout: 240000 });
@@ -164,7 +170,13 @@ async function session(label, srv, expect, { threaded, shots }) {
     const p = await runOnce(page, 'paraphrase', SENTENCE);
     check(`${label}: greedy paraphrase == pocketlm.js${expect.paraphrase.cli === expect.paraphrase.wasm ? ' == pocketlm paraphrase' : ''}`,
       p.text === expect.paraphrase.wasm, JSON.stringify([p.text, expect.paraphrase]));
+    // the diversity slider, moved to "different": what pocketlm.js gives at diversity 1
+    const visible = await page.isVisible('#diversity');
+    const pd = await runOnce(page, 'paraphrase', SENTENCE, { maxTokens: 24, diversity: 1 });
+    check(`${label}: the diversity slider at 1 == pocketlm.js paraphrase(text, {diversity: 1})`,
+      visible && pd.text === expect.diverse && pd.text.length > 0, JSON.stringify([visible, pd.text, expect.diverse]));
     const g = await runOnce(page, 'generate', PROMPT, { maxTokens: 24 });
+    check(`${label}: no diversity slider in free generation`, !(await page.isVisible('#diversity')));
     check(`${label}: greedy generation == pocketlm.js${expect.generate.cli === expect.generate.wasm ? ' == pocketlm generate' : ''}`,
       g.text === expect.generate.wasm && g.text.length > 0, JSON.stringify([g.text, expect.generate]));
     Object.assign(measures, { ttftColdMs: Math.round(g.ttftMs), decodeTokS: +g.decodeTokS.toFixed(1),
@@ -229,17 +241,18 @@ async function session(label, srv, expect, { threaded, shots }) {
 // bits in both): that checks the page, the worker and the cache end to end. It must also equal the
 // CLI when the CLI agrees with wasm (q8_0 runs one canonical order on every path, so they agree
 // unless libm differs; tests/test_wasm.mjs checks the logits); else the difference is printed.
-async function wasmText(mode, text, maxTokens) {
+async function wasmText(mode, text, maxTokens, extra = {}) {
   const { PocketLM } = await import(path.resolve('build/web/pocketlm.js'));
   const lm = await PocketLM.load(MODEL, { dtype: 'q8_0', threads: 1 });
   try {
-    const o = { temperature: 0, maxTokens, seed: 1 };
+    const o = { temperature: 0, maxTokens, seed: 1, ...extra };
     return (mode === 'paraphrase' ? await lm.paraphrase(text, o) : await lm.generate(text, o)).text;
   } finally { lm.free(); }
 }
 const expect = {
   paraphrase: { cli: cli(['paraphrase', SENTENCE]), wasm: await wasmText('paraphrase', SENTENCE, 64) },
   generate: { cli: cli(['generate', '-n', '24', '-p', PROMPT]), wasm: await wasmText('generate', PROMPT, 24) },
+  diverse: await wasmText('paraphrase', SENTENCE, 24, { diversity: 1, temperature: undefined }),
 };
 for (const k of ['paraphrase', 'generate'])
   if (expect[k].cli !== expect[k].wasm)

@@ -122,6 +122,12 @@ def http_checks(web):
     for text in ["", "  \n\t "]:  # nothing to rephrase: refused before any generation
         st, _, b = request("POST", "/v1/paraphrase", {"text": text})
         check(f"paraphrase of {text!r} 400", st == 400 and "rephrase" in (error_message(b) or ""), (st, b))
+    # the diversity knob and the decoding options: out of range or not a number, refused by name
+    for key, value in [("diversity", 1.5), ("diversity", -0.1), ("diversity", "high"), ("candidates", 0),
+                       ("candidates", 2.5), ("block", 2), ("copy_penalty", -1), ("rerank_weight", -1)]:
+        st, _, b = request("POST", "/v1/paraphrase", {"text": "Hello there.", key: value})
+        msg = error_message(b) or ""
+        check(f"paraphrase {key} {value!r} 400", st == 400 and f'"{key}"' in msg and "must be" in msg, (st, b))
     st, _, b = request("POST", "/v1/completions", [1, 2])
     check("JSON that is not an object 400", st == 400 and error_message(b), (st, b))
     st, _, b = request("POST", "/v1/completions", {"prompt": 5})
@@ -218,6 +224,16 @@ def api_checks(bin_, model):
     r = json.loads(b) if st == 200 else {}
     check("greedy paraphrase == pocketlm paraphrase --temp 0", st == 200 and r.get("text") == want_p and
           "tokens" in r and "stop_reason" in r, (st, r, want_p))
+    # the diversity knob: the same text as `pocketlm paraphrase --diversity D` with the same seed
+    for d in (0, 1):
+        out = subprocess.run([bin_, "paraphrase", "-m", model, "--dtype", "q8_0", "--diversity", str(d), "--seed", "5",
+                              "-n", "24", "--json", sentence], capture_output=True, text=True, timeout=300)
+        want_d = json.loads(out.stdout)
+        st, _, b = request("POST", "/v1/paraphrase", {"text": sentence, "diversity": d, "seed": 5, "max_tokens": 24})
+        r = json.loads(b) if st == 200 else {}
+        check(f"paraphrase diversity {d} == pocketlm paraphrase --diversity {d}", st == 200 and
+              r.get("text") == want_d["text"] and r.get("candidates") == want_d["candidates"] and
+              r.get("sampled_tokens") == want_d["sampled_tokens"], (st, r, want_d))
     # streaming: the pieces add up to the non-streamed text, then [DONE]
     body = json.dumps({"prompt": prompt, "max_tokens": 12, "temperature": 0, "stream": True}).encode()
     s = raw(f"POST /v1/completions HTTP/1.1\r\nHost: {HOST}:{PORT}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body, read=False)

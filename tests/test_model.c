@@ -1,11 +1,13 @@
 // test_model.c: the forward pass against PyTorch (tests/ref, made by tests/make_ref.py from HF
 // transformers' LlamaForCausalLM), and the consistency checks that need no reference: KV-cache
 // decoding == full forward, prefill in pieces == at once, 1 thread == N threads bit for bit,
-// greedy continuation == HF generate, q8_0 close to f32.
+// greedy continuation == HF generate, q8_0 close to f32; dynamic blocking and reranking against
+// their definitions.
 #include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
+#include "rng.h"
 #include "safetensors.h"
 #include "test.h"
 
@@ -182,67 +184,225 @@ static void test_variant(const char *name) {
     plm_model_free(m);
 }
 
-// match: how many of the last k output ids equal the prompt ids that end at prompt[j - 1]
-static int match(const int32_t *prompt, int j, const int32_t *out, int k) {
-    int len = 0;
-    while (len < k && len < j && prompt[j - 1 - len] == out[k - 1 - len]) len++;
-    return len;
+// copy_prompt: the tiny model's own greedy text after 8 ids (from its 2nd token on) into prompt
+// (NP): it repeats the ids the model likes, so a continuation copies stretches of it
+static void copy_prompt(const plm_model *m, plm_session *s, int32_t *prompt, int np) {
+    int32_t start[8], text[64], none = -1;
+    for (int i = 0; i < 8; i++) start[i] = (i * 7) % 23;
+    plm_generate_params gp = plm_generate_default_params();
+    gp.max_tokens = np + 1;
+    gp.stop_tokens = &none;
+    gp.n_stop_tokens = 0;
+    plm_generate_result res;
+    plm_error err;
+    (void)m;
+    plm_session_truncate(s, 0);
+    CHECK(np + 1 <= 64 && plm_generate(s, start, 8, &gp, text, np + 1, &res, &err) == PLM_OK);
+    memcpy(prompt, text + 1, (size_t)np * sizeof *prompt);
 }
 
-// copy_penalty against its definition, computed here the slow way: at each step the full forward
-// of prompt + output so far, the penalty on each token that followed, in the prompt, the longest
-// stretch (at least one id) that the output ends with, then the argmax.
-static void test_copy_penalty(void) {
+// blocked_by: 1 when v followed prev in the source (n) at a bigram j that keep[j] leaves blocking
+static int blocked_by(const int32_t *src, int n, const char *keep, int32_t prev, int32_t v) {
+    for (int j = 1; j < n; j++)
+        if (keep[j] && src[j - 1] == prev && src[j] == v) return 1;
+    return 0;
+}
+
+// dynamic blocking against its definition, the slow way: at each step the full forward of prompt
+// + output so far, each source token that followed the output's last token in the source (the
+// source: the prompt; no tokenizer, so every token may start a word) lowered by alpha, the argmax.
+// Blocking off (copy_penalty 0, or copy_block 0) is the plain greedy output bit for bit, and a
+// hard block (INFINITY) never lets a blocked continuation through.
+static void test_dynamic_blocking(void) {
     plm_model *m = NULL;
     plm_error err;
     plm_load_params lp = plm_load_default_params();
     if (plm_model_load(&m, "tests/ref/tiny-tied", &lp, &err) != PLM_OK) return;
-    enum { NP = 40, N = 24 };
+    enum { NP = 40, N = 24, N_CASES = 4 };
     int32_t V = m->config.vocab_size, seq[NP + N], out[N], none = -1, *prompt = seq;
-    // the prompt: the model's own greedy text after 8 ids (from its 2nd token on), which repeats
-    // the ids the model likes, so its continuation copies stretches of it (checked below)
-    int32_t start[8], text[NP + 1];
-    for (int i = 0; i < 8; i++) start[i] = (i * 7) % 23;
     plm_session *s = new_session(m, 2);
+    copy_prompt(m, s, prompt, NP);
+    // the cases: penalty and share of bigrams; the draw of a bigram as generate.c defines it
+    const float alpha[N_CASES] = {0.0f, 3.0f, INFINITY, INFINITY};
+    const float share[N_CASES] = {1.0f, 1.0f, 0.0f, 0.5f};
+    const uint64_t seed[N_CASES] = {42, 42, 42, 2}; // seed 2: its draw of half the bigrams matters
     plm_generate_params gp = plm_generate_default_params();
-    gp.max_tokens = NP + 1;
+    gp.max_tokens = N;
     gp.stop_tokens = &none;
     gp.n_stop_tokens = 0;
     plm_generate_result res;
-    CHECK(plm_generate(s, start, 8, &gp, text, NP + 1, &res, &err) == PLM_OK);
-    memcpy(prompt, text + 1, NP * sizeof *prompt);
-    const float alpha = 3.0f;
-    int changed = 0;
-    char *pen = malloc((size_t)V);
-    for (int k = 0; k < N; k++) {
-        float *l = logits_all(m, 1, seq, NP + k), *last = l + (size_t)(NP + k - 1) * V;
-        int best = 1;
-        for (int j = 1; j < NP; j++)
-            best = match(prompt, j, seq + NP, k) > best ? match(prompt, j, seq + NP, k) : best;
-        memset(pen, 0, (size_t)V);
-        for (int j = 1; j < NP; j++) pen[prompt[j]] |= match(prompt, j, seq + NP, k) == best;
-        int32_t plain = 0, pick = 0;
-        for (int32_t v = 0; v < V; v++) {
-            if (last[v] > last[plain]) plain = v;
-            if (last[v] - (pen[v] ? alpha : 0.0f) > last[pick] - (pen[pick] ? alpha : 0.0f))
-                pick = v;
+    int32_t plain[N];
+    float *x = malloc((size_t)V * sizeof *x);
+    for (int c = 0; c < N_CASES; c++) {
+        char keep[NP];
+        int kept = 0, changed = 0, through = 0;
+        gp.sampler.seed = seed[c];
+        for (int j = 0; j < NP; j++) {
+            float coin = rng_unit(rng_mix(rng_seed(gp.sampler.seed) ^ (uint64_t)j));
+            keep[j] = share[c] >= 1.0f || coin < share[c];
+            kept += j > 0 && keep[j];
         }
-        changed += plain != pick;
-        seq[NP + k] = pick;
-        free(l);
+        for (int k = 0; k < N; k++) {
+            float *l = logits_all(m, 1, seq, NP + k), *last = l + (size_t)(NP + k - 1) * V;
+            int32_t best = 0, pick = 0;
+            for (int32_t v = 0; v < V; v++) { // x: the logits after blocking
+                int b = alpha[c] > 0 && k > 0 && blocked_by(prompt, NP, keep, seq[NP + k - 1], v);
+                x[v] = b ? last[v] - alpha[c] : last[v];
+                if (last[v] > last[best]) best = v;
+                if (x[v] > x[pick]) pick = v;
+            }
+            changed += best != pick;
+            seq[NP + k] = pick;
+            free(l);
+        }
+        gp.copy_penalty = alpha[c];
+        gp.copy_block = share[c];
+        plm_session_truncate(s, 0);
+        CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_OK &&
+              res.generated_tokens == N && res.sampled_tokens == N);
+        CHECK_MSG(!memcmp(out, seq + NP, sizeof out),
+                  "blocking (penalty %g, share %g): the output differs from its definition",
+                  (double)alpha[c], (double)share[c]);
+        for (int k = 1; k < N; k++) through += blocked_by(prompt, NP, keep, out[k - 1], out[k]);
+        if (c == 0) memcpy(plain, out, sizeof plain);
+        if (c == 0 || c == 2) // off: the plain greedy output, bit for bit
+            CHECK_MSG(!memcmp(out, plain, sizeof out) && changed == 0,
+                      "blocking off changed the greedy output");
+        else
+            CHECK_MSG(changed > 0 && kept > 0,
+                      "blocking (penalty %g, share %g) changed no choice: the test would prove "
+                      "nothing",
+                      (double)alpha[c], (double)share[c]);
+        if (c == 3) CHECK_MSG(kept < NP - 1, "share 0.5 kept every bigram");
+        if (isinf(alpha[c])) CHECK_MSG(through == 0, "%d blocked continuations produced", through);
     }
-    free(pen);
+    free(x);
+    const float bad_penalty[] = {-1.0f, NAN}, bad_share[] = {-0.1f, 1.5f};
+    for (int i = 0; i < 2; i++) {
+        gp.copy_penalty = bad_penalty[i];
+        plm_session_truncate(s, 0);
+        CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_ERR_ARG);
+        gp.copy_penalty = 1.0f;
+        gp.copy_block = bad_share[i];
+        CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_ERR_ARG &&
+              strstr(err.msg, "copy_block"));
+        gp.copy_block = 1.0f;
+    }
+    plm_session_free(s);
+    plm_model_free(m);
+}
+
+// a candidate's text, collected from on_text
+typedef struct {
+    char text[1024];
+    size_t len;
+    int calls;
+} collect;
+
+static int collect_text(void *user, const char *text, size_t len) {
+    collect *c = user;
+    if (c->len + len < sizeof c->text) memcpy(c->text + c->len, text, len), c->len += len;
+    c->text[c->len] = 0;
+    c->calls++;
+    return 0;
+}
+
+// reranking picks the argmax of its stated utility: each candidate i is generated alone (seed
+// + i), its utility computed here from the full forward's log-probabilities and plm_bleu against
+// the source's text, and the reranked generation must return the best one's ids, in one piece of
+// text, with the prompt alone left in the session. The tiny model borrows SmolLM2's tokenizer
+// (its ids below 320 are pieces of text), so outputs have text to measure; sampling at
+// temperature 1 with hard blocking of half the bigrams.
+static void test_rerank(void) {
+    plm_model *m = NULL;
+    plm_tokenizer *tok = NULL;
+    plm_error err;
+    plm_load_params lp = plm_load_default_params();
+    if (plm_model_load(&m, "tests/ref/tiny-tied", &lp, &err) != PLM_OK) return;
+    if (plm_tokenizer_load(&tok, "data/smollm2-paraphraser/tokenizer.json", &err) != PLM_OK) {
+        CHECK_MSG(0, "tokenizer: %s", err.msg);
+        plm_model_free(m);
+        return;
+    }
+    m->tokenizer = tok; // owned by the model from here
+    enum { NP = 30, N = 12, C = 3 };
+    int32_t V = m->config.vocab_size, prompt[NP], ids[NP + N], out[C][N], got[N], none = -1;
+    plm_session *s = new_session(m, 2);
+    copy_prompt(m, s, prompt, NP);
+    char src[1024];
+    int64_t ns = plm_tokenizer_decode(tok, prompt, NP, src, sizeof src - 1);
+    CHECK(ns > 0 && ns < (int64_t)sizeof src);
+    src[ns > 0 ? ns : 0] = 0;
+    plm_generate_params gp = plm_generate_default_params();
     gp.max_tokens = N;
-    gp.copy_penalty = alpha;
-    plm_session_truncate(s, 0);
-    CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_OK &&
-          res.generated_tokens == N);
-    CHECK_MSG(!memcmp(out, seq + NP, sizeof out),
-              "copy_penalty: the output differs from its definition");
-    CHECK_MSG(changed > 0, "copy_penalty changed no choice here: the test would prove nothing");
-    gp.copy_penalty = -1.0f;
-    plm_session_truncate(s, 0);
-    CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_ERR_ARG);
+    gp.stop_tokens = &none;
+    gp.n_stop_tokens = 0;
+    gp.sampler.temperature = 1.0f;
+    gp.sampler.seed = 7;
+    gp.copy_penalty = INFINITY;
+    gp.copy_block = 0.5f;
+    gp.on_text = collect_text;
+    plm_generate_result res;
+    double logp[C], bleu[C];
+    for (int i = 0; i < C; i++) { // each candidate alone, and its utility's two terms
+        plm_generate_params one = gp;
+        collect c = {{0}, 0, 0};
+        one.sampler.seed = gp.sampler.seed + (uint64_t)i;
+        one.user = &c;
+        plm_session_truncate(s, 0);
+        CHECK(plm_generate(s, prompt, NP, &one, out[i], N, &res, &err) == PLM_OK &&
+              res.generated_tokens == N);
+        memcpy(ids, prompt, sizeof prompt);
+        memcpy(ids + NP, out[i], sizeof out[i]);
+        float *l = logits_all(m, 1, ids, NP + N - 1);
+        logp[i] = 0.0;
+        for (int k = 0; k < N; k++) {
+            const float *x = l + (size_t)(NP - 1 + k) * V;
+            double mx = x[0], sum = 0.0;
+            for (int32_t v = 1; v < V; v++) mx = (double)x[v] > mx ? (double)x[v] : mx;
+            for (int32_t v = 0; v < V; v++) sum += exp((double)x[v] - mx);
+            logp[i] += (double)x[out[i][k]] - mx - log(sum);
+        }
+        free(l);
+        const char *hyp = c.text, *ref = src;
+        plm_bleu_result b;
+        CHECK(plm_bleu(&hyp, &ref, 1, &b, &err) == PLM_OK);
+        bleu[i] = b.bleu;
+    }
+    int32_t winner[2];
+    const float weights[2] = {0.0f, 50.0f};
+    for (int w = 0; w < 2; w++) {
+        int best = 0;
+        double u[C], second = -INFINITY;
+        for (int i = 0; i < C; i++) {
+            u[i] = logp[i] / N - (double)weights[w] * bleu[i] / 100.0;
+            if (u[i] > u[best]) best = i;
+        }
+        for (int i = 0; i < C; i++)
+            if (i != best && u[i] > second) second = u[i];
+        CHECK_MSG(u[best] - second > 1e-4, "weight %g: utilities too close to tell (%g, %g)",
+                  (double)weights[w], u[best], second);
+        winner[w] = best;
+        collect c = {{0}, 0, 0};
+        gp.candidates = C;
+        gp.rerank_weight = weights[w];
+        gp.user = &c;
+        plm_session_truncate(s, 0);
+        CHECK(plm_generate(s, prompt, NP, &gp, got, N, &res, &err) == PLM_OK);
+        CHECK_MSG(!memcmp(got, out[best], sizeof got),
+                  "weight %g: reranking did not return candidate %d, the best", (double)weights[w],
+                  best);
+        CHECK_MSG(fabs(res.utility - u[best]) < 1e-4, "utility %g, want %g", res.utility, u[best]);
+        CHECK(res.generated_tokens == N && res.sampled_tokens == C * N &&
+              res.candidates_done == C && res.prompt_tokens == NP);
+        CHECK_MSG(c.calls == 1 && plm_session_n_past(s) == NP,
+                  "text in %d pieces (want 1), %d positions left in the session (want %d)", c.calls,
+                  plm_session_n_past(s), NP);
+    }
+    CHECK_MSG(winner[0] != winner[1],
+              "the BLEU term changed no choice: the test would prove nothing");
+    gp.candidates = -1;
+    CHECK(plm_generate(s, prompt, NP, &gp, got, N, &res, &err) == PLM_ERR_ARG);
     plm_session_free(s);
     plm_model_free(m);
 }
@@ -328,6 +488,7 @@ int main(void) {
     test_variant("tiny-tied-bf16");
     test_variant("tiny-untied-f16");
     test_bad_input();
-    test_copy_penalty();
+    test_dynamic_blocking();
+    test_rerank();
     return test_main_end("test_model");
 }

@@ -43,7 +43,7 @@ static void test_levels(const plm_tokenizer *plain_tok, const plm_tokenizer *mar
     CHECK(plain.n_levels == 0 && marked.n_levels == 0 && t.n_levels == 5);
     CHECK(t.diversity == PLM_TASK_DIVERSITY_DEFAULT && marked.diversity == t.diversity);
     char buf[256], want[256];
-    // the default 0.5 of 5 levels is level 2
+    t.diversity = 0.5f; // 0.5 of 5 levels is level 2
     size_t n = plm_task_text(&t, "Hi there.", NULL, buf, sizeof buf);
     CHECK(!strcmp(buf, "Rephrase the following:\nInput: Hi there.\nDiversity: <|DIVERSITY_2|>\n"
                        "Output: <|OUTPUT_START|>") &&

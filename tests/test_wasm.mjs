@@ -102,14 +102,25 @@ for (const dtype of ['f32', 'q8_0']) {
     check(g3.stopReason === 'abort' && g3.tokens.length === 0, `${what}: abort`);
     // the paraphrase task comes from the library: its defaults, and nothing to rephrase is an Error
     const d = lm.paraphraseDefaults;
-    check(d.maxTokens === 64 && Math.abs(d.temperature - 0.8) < 1e-6 && d.topK === 8 &&
-          d.topP === 1 && d.minP === 0 && d.repetitionPenalty === 1, `${what}: paraphrase defaults`,
-          JSON.stringify(d));
+    check(d.maxTokens === 64 && d.topK === 8 && d.topP === 1 && d.minP === 0 &&
+          d.repetitionPenalty === 1, `${what}: paraphrase defaults`, JSON.stringify(d));
     for (const text of ['', ' \n\t ']) {
       let err = null;
       try { await lm.paraphrase(text); } catch (e) { err = e; }
       check(err instanceof Error && /rephrase/.test(err.message) && err.status === -1,
             `${what}: paraphrase(${JSON.stringify(text)}) rejects`, String(err));
+    }
+    // the diversity knob: the library's mapping; out of [0, 1] or not a number rejects
+    const s0 = lm.taskSettings(0), s1 = lm.taskSettings(1);
+    check(JSON.stringify(lm.taskSettings(d.diversity)) === JSON.stringify(d) && d.diversity >= 0 &&
+          d.diversity <= 1 && s0.candidates === 1 && s0.copyPenalty === 0 && s0.temperature === 0 &&
+          s1.candidates > 1 && s1.copyPenalty > 0 && s1.temperature > 0 && d.maxTokens === 64,
+          `${what}: taskSettings`, JSON.stringify([s0, d, s1]));
+    for (const bad of [-0.1, 1.5, 'high', NaN]) {
+      let err = null;
+      try { await lm.paraphrase('Hello there.', { diversity: bad }); } catch (e) { err = e; }
+      check(err instanceof Error && /diversity/.test(err.message),
+            `${what}: paraphrase diversity ${bad} rejects`, String(err));
     }
     lm.free();
   }
@@ -149,7 +160,24 @@ if (!fs.existsSync(real)) {
     check(JSON.stringify(g.tokens) === JSON.stringify(refGen.tokens), `${what}: generate ids`);
     check(g.stopReason === refGen.stop_reason, `${what}: stop reason`);
     check(p.text === refPara.text, `${what}: paraphrase text`);
-    if (dtype === 'q8_0') {
+    if (dtype === 'q8_0') { // the diversity knob and reranking: the same text as the CLI's
+      const args = ['--seed', '3', '-n', '24', '--dtype', dtype, '--threads', '1', '--json'];
+      const cliRun = (extra) => JSON.parse(native([path.join(BUILD_DIR, 'pocketlm'), ...extra,
+        '-m', real, ...args]).trim().split('\n').pop());
+      for (const dv of [0, 1]) {
+        const want = cliRun(['paraphrase', para, '--diversity', String(dv)]);
+        const got = await lm.paraphrase(para, { diversity: dv, seed: 3, maxTokens: 24 });
+        check(got.text === want.text && got.candidates === want.candidates &&
+              got.sampledTokens === want.sampled_tokens,
+              `${what}: paraphrase diversity ${dv} == pocketlm paraphrase --diversity ${dv}`,
+              JSON.stringify([got.text, got.candidates, want.text, want.candidates]));
+      }
+      const want = cliRun(['generate', '-p', prompt, '--candidates', '3', '--block', '1', '--temp', '0.8']);
+      const got = await lm.generate(prompt, { candidates: 3, copyPenalty: Infinity, temperature: 0.8,
+                                              seed: 3, maxTokens: 24 });
+      check(got.text === want.text && JSON.stringify(got.tokens) === JSON.stringify(want.tokens) &&
+            got.candidates === 3, `${what}: generate with candidates and blocking == the CLI's`,
+            JSON.stringify([got.text, want.text]));
       const ref = JSON.parse(native([path.join(BUILD_DIR, 'tests/wasm_logits'), real, dtype, '1',
                                      '1', ...Array.from(t).map(String)]));
       const logits = await lm.decode(t);

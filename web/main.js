@@ -12,6 +12,10 @@ const ui = {
   toks: $('stat-toks'), prefill: $('stat-prefill'), ttft: $('stat-ttft'), tokens: $('stat-tokens'), mem: $('stat-mem'),
 };
 
+// the diversity slider of the paraphrase view: 0 = close to the text, 1 = as different as it can
+const diversity = { row: $('diversity-row'), input: $('diversity'), value: $('diversity-value') };
+diversity.input.oninput = () => { diversity.value.textContent = Number(diversity.input.value).toFixed(1); };
+
 const MODEL_URL = new URLSearchParams(location.search).get('model') || 'model.gguf';
 let worker = null;
 let mode = 'paraphrase';
@@ -200,9 +204,11 @@ function load(source) {
 }
 
 // showDefaults: the settings left empty show the paraphrase defaults of pocketlm.js (the library's)
+// as placeholders (an empty field takes the diversity's setting); the slider starts at its default
 function showDefaults(d) {
   const fields = { temperature: ui.temperature, topK: ui.topK, topP: ui.topP, maxTokens: ui.maxTokens };
-  for (const [key, el] of Object.entries(fields)) if (el.value === '' && d && key in d) el.value = String(d[key]);
+  for (const [key, el] of Object.entries(fields)) if (d && key in d) el.placeholder = String(d[key]);
+  if (d && 'diversity' in d) { diversity.input.value = String(d.diversity); diversity.input.oninput(); }
 }
 
 // settings: the options of the filled-in fields, clamped (an empty field: pocketlm.js's default)
@@ -214,6 +220,7 @@ function settings() {
   take('topP', ui.topP, (v) => Math.min(1, Math.max(0.01, v)));
   take('maxTokens', ui.maxTokens, (v) => Math.max(1, Math.round(v)));
   take('seed', ui.seed, (v) => Math.max(0, Math.round(v)));
+  if (mode === 'paraphrase') opts.diversity = Number(diversity.input.value);
   return opts;
 }
 
@@ -238,6 +245,7 @@ function setMode(m) {
   ui.run.textContent = m === 'paraphrase' ? 'Paraphrase' : 'Generate';
   ui.input.placeholder = m === 'paraphrase' ? 'Type a sentence to rephrase…' : 'Type the beginning of a text…';
   $('input-label').textContent = m === 'paraphrase' ? 'Sentence to rephrase' : 'Prompt';
+  diversity.row.hidden = m !== 'paraphrase';
 }
 
 // ---- wiring ----

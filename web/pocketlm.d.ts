@@ -75,6 +75,28 @@ export interface GenerateOptions {
   stop?: string[];
   /** Token ids that end generation (at most 16); default the model's eos_token_id. */
   stopTokens?: number[];
+  /**
+   * Dynamic blocking (Niu et al. 2021): after the output emits a token of the source (paraphrase:
+   * the text; generate: the prompt), each word-starting token that followed it there is lowered by
+   * copyPenalty logits for the next step; Infinity blocks it. 0 = off (generate's default).
+   */
+  copyPenalty?: number;
+  /** The share of the source's bigrams that block, drawn from the seed (default 1: all). */
+  copyBlock?: number;
+  /**
+   * Sample this many outputs and keep the best by mean log-probability minus
+   * rerankWeight * BLEU(output, source) / 100 (about candidates times the decoding; the text comes
+   * in one piece at the end). 1 = off (generate's default).
+   */
+  candidates?: number;
+  /** The weight of the overlap with the source in that choice (>= 0). */
+  rerankWeight?: number;
+  /**
+   * paraphrase only: 0 = stay close to the text, 1 = as different as it can while keeping the
+   * meaning (default paraphraseDefaults.diversity). Sets the decoding options above and the
+   * temperature as taskSettings(diversity) shows; options given alongside override them.
+   */
+  diversity?: number;
   /** Checked before every token: when aborted, generate resolves with stopReason 'abort'. */
   signal?: AbortSignal;
   /**
@@ -103,9 +125,15 @@ export interface GenerateResult {
   promptTokens: number;   // ids of the prompt
   cachedTokens: number;   // of which were already in the KV cache (not recomputed)
   generatedTokens: number; // tokens sampled, a final stop token included
+  sampledTokens: number;  // tokens sampled over every candidate (the decoding work)
+  candidates: number;     // candidates sampled (1 without reranking)
   prefillTokS: number;    // prompt tokens computed per second
-  decodeTokS: number;     // generated tokens per second
+  decodeTokS: number;     // sampled tokens per second
 }
+
+export type TaskSettings = Readonly<Required<Pick<GenerateOptions,
+  'maxTokens' | 'temperature' | 'topK' | 'topP' | 'minP' | 'repetitionPenalty' | 'copyPenalty' |
+  'copyBlock' | 'candidates' | 'rerankWeight' | 'diversity'>>>;
 
 export interface ModelConfig {
   vocabSize: number;
@@ -141,11 +169,15 @@ export class PocketLM {
   readonly memoryBytes: number;
   /**
    * The options paraphrase starts from, as the library defines the task (the same as
-   * `pocketlm paraphrase` and POST /v1/paraphrase): maxTokens 64, temperature 0.8, topK 8, the
-   * rest off.
+   * `pocketlm paraphrase` and POST /v1/paraphrase): taskSettings at the default diversity.
    */
-  readonly paraphraseDefaults: Readonly<Required<Pick<GenerateOptions,
-    'maxTokens' | 'temperature' | 'topK' | 'topP' | 'minP' | 'repetitionPenalty'>>>;
+  readonly paraphraseDefaults: TaskSettings;
+  /**
+   * The options paraphrase starts from at diversity (0 … 1), as the library maps it
+   * (plm_paraphrase_diversity): maxTokens 64, topK 8, and the temperature, blocking and candidates
+   * of that diversity. Throws for a diversity outside [0, 1].
+   */
+  taskSettings(diversity?: number): TaskSettings;
 
   /**
    * Continue prompt (text, or token ids). Calls on one PocketLM run one after another (each
@@ -156,8 +188,8 @@ export class PocketLM {
    * Paraphrase text with the task template ("Rephrase the following:\nInput: …\nOutput: 
    * <|OUTPUT_START|>"), stopping at <|OUTPUT_END|>; a model without those tokens gets the plain
    * template, leading white space dropped, and stops at the first newline after some text.
-   * Options default to paraphraseDefaults (an option given as undefined too). Rejects with an
-   * Error when text is empty or only white space.
+   * Options default to taskSettings(options.diversity) (an option given as undefined too).
+   * Rejects with an Error when text is empty or only white space, or diversity is not in [0, 1].
    */
   paraphrase(text: string, options?: GenerateOptions): Promise<GenerateResult>;
   /** Token ids of text (no BOS/EOS added), as Hugging Face tokenizers would give them. */

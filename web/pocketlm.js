@@ -268,10 +268,8 @@ export class PocketLM {
     this.hasTokenizer = M._plm_wasm_session_info(session, 4) === 1;
     this.nCtx = M._plm_wasm_session_info(session, 2);
     this.weightBytes = M._plm_wasm_model_weight_bytes(model);
-    // the task's generation defaults, as the library has them (plm_task_default_params)
-    const d = (k) => M._plm_wasm_task_default(k);
-    this.paraphraseDefaults = Object.freeze({ maxTokens: d(0), temperature: d(1), topK: d(2),
-                                              topP: d(3), minP: d(4), repetitionPenalty: d(5) });
+    // the task's generation settings at the default diversity, as the library has them
+    this.paraphraseDefaults = this._taskSettings(undefined);
     this.name = M.UTF8ToString(M._plm_wasm_model_name(model, 0) >>> 0);
     this.adapter = M.UTF8ToString(M._plm_wasm_model_name(model, 1) >>> 0);
     this.kernelPath = M.UTF8ToString(M._plm_kernel_path() >>> 0); // 'relaxed' | 'wasm'
@@ -413,6 +411,7 @@ export class PocketLM {
     const strsPtr = strs.length ? h.malloc(strs.length * 4) : 0;
     if (strsPtr) h.i32(strsPtr, strs.length).set(strs);
     const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 32);
+    const source = opts._source === undefined ? null : h.cstr(opts._source);
     const t0 = now();
     let g = 0;
     try {
@@ -420,21 +419,22 @@ export class PocketLM {
                                 opts.temperature ?? 0, opts.topK ?? 0, opts.topP ?? 1,
                                 opts.minP ?? 0, opts.repetitionPenalty ?? 1, seed,
                                 stopPtr, stopIds ? stopIds.length : -1, strsPtr, strs.length,
-                                opts._task ? 1 : 0, this._err) >>> 0;
-    } finally { h.free(promptPtr); h.free(stopPtr); }
+                                opts._task ? 1 : 0, opts.copyPenalty ?? 0, opts.copyBlock ?? 1,
+                                opts.candidates ?? 1, opts.rerankWeight ?? 0,
+                                source ? source.ptr : 0, this._err) >>> 0;
+    } finally { h.free(promptPtr); h.free(stopPtr); if (source) h.free(source.ptr); }
     const freeStrings = () => { strs.forEach((p) => h.free(p)); h.free(strsPtr); };
     if (!g) { freeStrings(); this._truncate(0); throw wasmError(M, this._err, 'prefill'); }
     this._cache = Array.from(ids);
     const t1 = now();
-    const tokens = [];
-    let text = '', stopReason = null;
+    let tokens = [], text = '', stopReason = null, generated = 0, sampled = 0, candidates = 0;
     try {
       for (;;) {
         if (opts.signal?.aborted) { stopReason = 'abort'; break; }
         const rc = M._plm_wasm_gen_step(g, this._err); // 1 goes on, 0 finished, < 0 failed
         if (rc < 0) throw wasmError(M, this._err, 'generate');
         const id = M._plm_wasm_gen_token(g);
-        if (id >= 0) { tokens.push(id); this._cache.push(id); }
+        if (id >= 0) this._cache.push(id);
         const n = M._plm_wasm_gen_text_len(g);
         if (n > 0) { // complete UTF-8, never part of a stop string (the library holds those back)
           const piece = h.string(M._plm_wasm_gen_text(g) >>> 0, n);
@@ -444,42 +444,72 @@ export class PocketLM {
         if (rc === 0) { stopReason = STOP_REASONS[M._plm_wasm_gen_stop_reason(g)]; break; }
         if (opts.onToken || opts.signal) await yieldNow();
       }
+      // the output's ids (with candidates: the chosen one's) and the counts of the library
+      tokens = Array.from(h.i32(M._plm_wasm_gen_ids(g) >>> 0, M._plm_wasm_gen_n_ids(g)));
+      [generated, sampled, candidates] = [0, 1, 2].map((k) => M._plm_wasm_gen_result(g, k));
     } catch (e) {
       this._truncate(0);
       throw e;
     } finally { M._plm_wasm_gen_free(g); freeStrings(); }
-    // the KV cache holds the prompt and every generated token but a last one not yet decoded
-    this._cache.length = M._plm_wasm_session_info(this._session, 1);
+    // the KV cache holds the prompt and every generated token but a last one not yet decoded;
+    // with candidates, the prompt alone is kept (the tokens in the cache are not mirrored here)
+    const nPast = M._plm_wasm_session_info(this._session, 1);
+    if ((opts.candidates ?? 1) > 1) this._truncate(Math.min(nPast, ids.length));
+    else this._cache.length = nPast;
     const t2 = now();
-    const generated = tokens.length + (stopReason === 'token' ? 1 : 0); // as plm_generate counts
     return {
       text, tokens, stopReason,
       promptTokens: ids.length,
       cachedTokens: keep,
       generatedTokens: generated,
+      sampledTokens: sampled,
+      candidates: Math.max(1, candidates),
       prefillTokS: rest.length / Math.max(1e-9, (t1 - t0) / 1000),
-      decodeTokS: generated / Math.max(1e-9, (t2 - t1) / 1000),
+      decodeTokS: sampled / Math.max(1e-9, (t2 - t1) / 1000),
     };
   }
 
   // paraphrase: the library's paraphrase task (plm_task): its template, its end (<|OUTPUT_END|>,
   // or the first line of text for a model without the task markers) and its defaults
   // (paraphraseDefaults), as `pocketlm paraphrase`. Empty or blank text rejects with an Error.
+  // opts.diversity (0 = stay close, 1 = as different as it can) sets the control code and the
+  // decoding settings the library maps it to (taskSettings); the other options override those.
   paraphrase(text, opts = {}) {
-    const o = { ...this.paraphraseDefaults, _task: true }; // an option given as undefined: the default
-    for (const [k, v] of Object.entries(opts)) if (v !== undefined && k !== '_task') o[k] = v;
-    return this._run(() => this._generate(this._taskPrompt(String(text)), o));
+    return this._run(() => {
+      const input = String(text);
+      // an option given as undefined: the default
+      const o = { ...this._taskSettings(opts.diversity), _task: true, _source: input };
+      for (const [k, v] of Object.entries(opts))
+        if (v !== undefined && !k.startsWith('_') && k !== 'diversity') o[k] = v;
+      return this._generate(this._taskPrompt(input, o.diversity), o);
+    });
   }
 
-  // _taskPrompt: the task's prompt for text; throws the library's error for nothing to rephrase
-  _taskPrompt(text) {
+  // taskSettings: the options paraphrase starts from at diversity (the library's mapping,
+  // plm_paraphrase_diversity); rejects a diversity outside [0, 1] with the library's message.
+  taskSettings(diversity) { this._alive(); return this._taskSettings(diversity); }
+
+  _taskSettings(diversity) {
+    if (diversity !== undefined && (typeof diversity !== 'number' || Number.isNaN(diversity)))
+      throw new Error(`pocketlm: paraphrase: diversity must be a number in [0, 1], got ${diversity}`);
+    const M = this._M, d = (k) => M._plm_wasm_task_default(diversity ?? NaN, k, this._err);
+    const v = d(10);
+    if (Number.isNaN(v)) throw wasmError(M, this._err, 'paraphrase');
+    return Object.freeze({ maxTokens: d(0), temperature: d(1), topK: d(2), topP: d(3), minP: d(4),
+                           repetitionPenalty: d(5), copyPenalty: d(6), copyBlock: d(7),
+                           candidates: d(8), rerankWeight: d(9), diversity: v });
+  }
+
+  // _taskPrompt: the task's prompt for text at diversity; throws the library's error for nothing
+  // to rephrase
+  _taskPrompt(text, diversity) {
     const M = this._M, h = this._heap, s = h.cstr(text);
     let out = 0;
     try {
-      const n = M._plm_wasm_task_prompt(this._session, s.ptr, 0, 0, this._err);
+      const n = M._plm_wasm_task_prompt(this._session, s.ptr, diversity, 0, 0, this._err);
       if (n < 0) throw wasmError(M, this._err, 'paraphrase');
       out = h.malloc(n + 1);
-      M._plm_wasm_task_prompt(this._session, s.ptr, out, n + 1, this._err);
+      M._plm_wasm_task_prompt(this._session, s.ptr, diversity, out, n + 1, this._err);
       return h.string(out, n);
     } finally { h.free(out); h.free(s.ptr); }
   }

@@ -52,9 +52,9 @@ int32_t plm_wasm_tokenize(const plm_session *s, const char *text, size_t len, in
 int32_t plm_wasm_detokenize(const plm_session *s, const int32_t *ids, int32_t n, char *out,
                             size_t cap);
 int32_t plm_wasm_token_id(const plm_session *s, const char *text);
-int32_t plm_wasm_task_prompt(const plm_session *s, const char *input, char *out, int32_t cap,
-                             plm_error *err);
-double plm_wasm_task_default(int32_t what);
+int32_t plm_wasm_task_prompt(const plm_session *s, const char *input, double diversity, char *out,
+                             int32_t cap, plm_error *err);
+double plm_wasm_task_default(double diversity, int32_t what, plm_error *err);
 
 typedef struct plm_wasm_gen plm_wasm_gen;
 plm_wasm_gen *plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t n_prompt,
@@ -62,12 +62,17 @@ plm_wasm_gen *plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t 
                                  float min_p, float repetition_penalty, double seed,
                                  const int32_t *stop_ids, int32_t n_stop_ids,
                                  const char *const *stop_strings, int32_t n_stop_strings,
-                                 int32_t task, plm_error *err);
+                                 int32_t task, float copy_penalty, float copy_block,
+                                 int32_t candidates, float rerank_weight, const char *source,
+                                 plm_error *err);
 int32_t plm_wasm_gen_step(plm_wasm_gen *g, plm_error *err);
 const char *plm_wasm_gen_text(const plm_wasm_gen *g);
 int32_t plm_wasm_gen_text_len(const plm_wasm_gen *g);
 int32_t plm_wasm_gen_token(const plm_wasm_gen *g);
 int32_t plm_wasm_gen_stop_reason(const plm_wasm_gen *g);
+const int32_t *plm_wasm_gen_ids(const plm_wasm_gen *g);
+int32_t plm_wasm_gen_n_ids(const plm_wasm_gen *g);
+double plm_wasm_gen_result(const plm_wasm_gen *g, int32_t what);
 void plm_wasm_gen_free(plm_wasm_gen *g);
 
 // ---- errors ----
@@ -223,22 +228,32 @@ EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_token_id(const plm_session *s, const char 
 // ---- the paraphrase task (the library's plm_task: pocketlm.js repeats none of it) ----
 
 // plm_wasm_task_prompt: the task prompt for input under the session's tokenizer (the template with
-// its markers, or the plain one for a model without them) into out (cap bytes, NUL-terminated
-// when cap > 0). Returns its length without the NUL (which may be >= cap), or a negative
-// plm_status: PLM_ERR_ARG when input has nothing to rephrase (err says so).
+// its markers, or the plain one for a model without them), with diversity's control code
+// (plm_paraphrase_diversity), into out (cap bytes, NUL-terminated when cap > 0). Returns its length
+// without the NUL (which may be >= cap), or a negative plm_status: PLM_ERR_ARG when input has
+// nothing to rephrase or diversity is not in [0, 1] (err says so).
 EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_task_prompt(const plm_session *s, const char *input,
-                                                  char *out, int32_t cap, plm_error *err) {
+                                                  double diversity, char *out, int32_t cap,
+                                                  plm_error *err) {
     plm_status st = plm_task_check(input, err);
     if (st != PLM_OK) return st;
     plm_task t = plm_task_of(plm_session_tokenizer(s));
+    plm_generate_params p = plm_task_default_params(); // only t's control code is used here
+    st = plm_paraphrase_diversity(&t, &p, (float)diversity, err);
+    if (st != PLM_OK) return st;
     size_t n = plm_task_text(&t, input, NULL, out, cap > 0 ? (size_t)cap : 0);
     return n > INT32_MAX ? PLM_ERR_NOMEM : (int32_t)n;
 }
 
-// plm_wasm_task_default: one of the task's generation defaults (plm_task_default_params):
-// 0 max_tokens, 1 temperature, 2 top_k, 3 top_p, 4 min_p, 5 repetition_penalty; else NaN.
-EMSCRIPTEN_KEEPALIVE double plm_wasm_task_default(int32_t what) {
+// plm_wasm_task_default: one of the task's generation settings at diversity (NaN: the default,
+// PLM_TASK_DIVERSITY_DEFAULT): plm_task_default_params through plm_paraphrase_diversity:
+// 0 max_tokens, 1 temperature, 2 top_k, 3 top_p, 4 min_p, 5 repetition_penalty, 6 copy_penalty,
+// 7 copy_block, 8 candidates, 9 rerank_weight, 10 the diversity itself; NaN for another what, or
+// for a diversity out of [0, 1] (err says so).
+EMSCRIPTEN_KEEPALIVE double plm_wasm_task_default(double diversity, int32_t what, plm_error *err) {
     plm_generate_params p = plm_task_default_params();
+    float d = isnan(diversity) ? PLM_TASK_DIVERSITY_DEFAULT : (float)diversity;
+    if (plm_paraphrase_diversity(NULL, &p, d, err) != PLM_OK) return (double)NAN;
     switch (what) {
     case 0: return p.max_tokens;
     case 1: return (double)p.sampler.temperature;
@@ -246,6 +261,11 @@ EMSCRIPTEN_KEEPALIVE double plm_wasm_task_default(int32_t what) {
     case 3: return (double)p.sampler.top_p;
     case 4: return (double)p.sampler.min_p;
     case 5: return (double)p.sampler.repetition_penalty;
+    case 6: return (double)p.copy_penalty;
+    case 7: return (double)p.copy_block;
+    case 8: return p.candidates;
+    case 9: return (double)p.rerank_weight;
+    case 10: return (double)d;
     }
     return (double)NAN;
 }
@@ -279,13 +299,15 @@ EMSCRIPTEN_KEEPALIVE void plm_wasm_gen_free(plm_wasm_gen *g) {
 // generation; n_stop_ids < 0 means the model's eos. stop_strings (at most 16, NUL-terminated) must
 // stay valid until plm_wasm_gen_free. seed is an integer below 2^53. task != 0: the answer ends
 // where the paraphrase task's does under the session's tokenizer (plm_task_stop), and stop_ids
-// are not used. NULL on failure.
+// are not used. copy_penalty, copy_block, candidates, rerank_weight and source (NULL: the prompt;
+// read during this call) are plm_generate_params'. NULL on failure.
 EMSCRIPTEN_KEEPALIVE plm_wasm_gen *
 plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t n_prompt, int32_t max_tokens,
                    float temperature, int32_t top_k, float top_p, float min_p,
                    float repetition_penalty, double seed, const int32_t *stop_ids,
                    int32_t n_stop_ids, const char *const *stop_strings, int32_t n_stop_strings,
-                   int32_t task, plm_error *err) {
+                   int32_t task, float copy_penalty, float copy_block, int32_t candidates,
+                   float rerank_weight, const char *source, plm_error *err) {
     if (n_stop_ids > GEN_MAX_STOPS || n_stop_strings < 0 || n_stop_strings > GEN_MAX_STOPS ||
         !(seed >= 0)) {
         set_error(err, PLM_ERR_ARG,
@@ -305,6 +327,11 @@ plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t n_prompt, int3
     p.sampler.min_p = min_p;
     p.sampler.repetition_penalty = repetition_penalty;
     p.sampler.seed = (uint64_t)seed;
+    p.copy_penalty = copy_penalty;
+    p.copy_block = copy_block;
+    p.candidates = candidates;
+    p.rerank_weight = rerank_weight;
+    p.source = source;
     if (n_stop_ids >= 0) {
         if (n_stop_ids) memcpy(w->stops, stop_ids, (size_t)n_stop_ids * sizeof *stop_ids);
         p.stop_tokens = w->stops;
@@ -348,4 +375,29 @@ EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_token(const plm_wasm_gen *w) {
 }
 EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_stop_reason(const plm_wasm_gen *w) {
     return w->done ? (int32_t)plm_generator_result(w->g)->stop_reason : -1;
+}
+
+// plm_wasm_gen_ids, plm_wasm_gen_n_ids: the output's ids (plm_generator_ids: with candidates, the
+// chosen one's once finished); valid until the next step.
+EMSCRIPTEN_KEEPALIVE const int32_t *plm_wasm_gen_ids(const plm_wasm_gen *w) {
+    int32_t n;
+    return plm_generator_ids(w->g, &n);
+}
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_gen_n_ids(const plm_wasm_gen *w) {
+    int32_t n;
+    plm_generator_ids(w->g, &n);
+    return n;
+}
+
+// plm_wasm_gen_result: one number of plm_generator_result: 0 generated_tokens, 1 sampled_tokens,
+// 2 candidates_done, 3 utility; else NaN.
+EMSCRIPTEN_KEEPALIVE double plm_wasm_gen_result(const plm_wasm_gen *w, int32_t what) {
+    const plm_generate_result *r = plm_generator_result(w->g);
+    switch (what) {
+    case 0: return r->generated_tokens;
+    case 1: return r->sampled_tokens;
+    case 2: return r->candidates_done;
+    case 3: return r->utility;
+    }
+    return (double)NAN;
 }

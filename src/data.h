@@ -12,6 +12,9 @@ typedef struct {
     int reverse;     // PAWS: also add each pair reversed (sentence2 -> sentence1); default 1
     int32_t max_len; // examples longer than this many tokens are bad rows; default 256
     int strict;      // 1: the first bad row is an error; 0: bad rows are counted and skipped
+    // on_bad_row: called with "name:line: why" for every bad row, or NULL; gets user
+    void (*on_bad_row)(void *user, const char *msg);
+    void *user;
 } plm_data_params;
 
 plm_data_params plm_data_default_params(void);

@@ -325,6 +325,29 @@ static plm_status write_report(const run *r, const char *out, plm_error *err) {
     return plm_writer_commit(w, err);
 }
 
+// batch_capacity: what the trainer's activations are sized for: the longest example there is (not
+// the longest allowed), and the most tokens a micro-batch can hold, the sum of the batch longest
+// (any order of the examples, train or eval, puts no more in one micro-batch)
+static plm_status batch_capacity(const run *r, int32_t *max_len, int32_t *max_tokens,
+                                 plm_error *err) {
+    int32_t B = r->p->batch, *top = plm_alloc((size_t)B, sizeof *top); // descending
+    if (!top) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    const plm_dataset *sets[2] = {&r->train, &r->eval};
+    for (int k = 0; k < 2; k++)
+        for (int32_t i = 0; i < sets[k]->n; i++) {
+            int32_t n = sets[k]->ex[i].n, j = B - 1;
+            if (n <= top[j]) continue;
+            for (; j > 0 && top[j - 1] < n; j--) top[j] = top[j - 1];
+            top[j] = n;
+        }
+    int64_t sum = 0;
+    for (int32_t j = 0; j < B; j++) sum += top[j];
+    *max_len = top[0] > 8 ? top[0] : 8;
+    *max_tokens = sum > *max_len ? (int32_t)sum : *max_len;
+    free(top);
+    return PLM_OK;
+}
+
 // setup: adapter, data, trainer, metrics file
 static plm_status setup(run *r, const plm_model *base, plm_error *err) {
     const plm_finetune_params *p = r->p;
@@ -353,15 +376,8 @@ static plm_status setup(run *r, const plm_model *base, plm_error *err) {
     r->steps_per_epoch = (batches + p->accum - 1) / p->accum;
     r->total = p->epochs * r->steps_per_epoch;
     if (p->max_steps > 0 && p->max_steps < r->total) r->total = p->max_steps;
-    // activations are sized by the longest example there is, not the longest allowed
-    int32_t longest = 8;
-    for (int32_t i = 0; i < r->train.n; i++)
-        if (r->train.ex[i].n > longest) longest = r->train.ex[i].n;
-    for (int32_t i = 0; i < r->eval.n; i++)
-        if (r->eval.ex[i].n > longest) longest = r->eval.ex[i].n;
     plm_train_params tp = p->train;
-    tp.max_len = longest;
-    tp.max_tokens = p->batch * longest;
+    if ((s = batch_capacity(r, &tp.max_len, &tp.max_tokens, err)) != PLM_OK) return s;
     tp.total_steps = r->total;
     tp.warmup_steps = (int32_t)lroundf(p->warmup_ratio * (float)r->total);
     if ((s = plm_trainer_create(&r->trainer, base, r->lora, &tp, err)) != PLM_OK) return s;

@@ -284,30 +284,33 @@ static void quantize_wasm(int8_t *q, float *d, const float *x, size_t n) {
 // ---- backward: the input gradient through a frozen weight (training) ----
 
 #define DINP_DT 4 // tokens per tile
+#define DINP_DV                                                                                    \
+    2   // vectors (of 4 columns) per tile: 8 accumulators, 2 weight vectors and a                 \
+        // broadcast stay in the 16 registers an x86 engine has (16 columns spilled)
 
-// dinp_tile_wasm: dinp[t0 .. t0+nt, c0 + h .. c0 + h + 16) (columns below n) += the sum over rows
-// r0 .. r1 of dout[t, r] * ws[r - r0, h .. h+16), each element summed over r in order from zero
+// dinp_tile_wasm: dinp[t0 .. t0+nt, c0 + h .. c0 + h + 8) (columns below n) += the sum over rows
+// r0 .. r1 of dout[t, r] * ws[r - r0, h .. h+8), each element summed over r in order from zero
 // (madd_wasm: SIMD128 multiplies then adds, as the scalar reference does in wasm, which has no
 // scalar FMA; relaxed may fuse), then added to dinp.
 PLM_INLINE void dinp_tile_wasm(float *dinp, const float *dout, int32_t R, int32_t C,
                                const float *ws, int32_t t0, int nt, int32_t r0, int32_t r1,
                                int32_t c0, int h, int32_t n, int relaxed) {
-    v128_t acc[DINP_DT][4];
+    v128_t acc[DINP_DT][DINP_DV];
     for (int t = 0; t < nt; t++)
-        for (int v = 0; v < 4; v++) acc[t][v] = wasm_f32x4_splat(0.0f);
+        for (int v = 0; v < DINP_DV; v++) acc[t][v] = wasm_f32x4_splat(0.0f);
     const float *g = dout + (size_t)t0 * R; // (nt, R)
     for (int32_t r = r0; r < r1; r++) {
         const float *wr = ws + (size_t)(r - r0) * PLM_DINP_NC + h;
-        v128_t wv[4];
-        for (int v = 0; v < 4; v++) wv[v] = wasm_v128_load(wr + 4 * v);
+        v128_t wv[DINP_DV];
+        for (int v = 0; v < DINP_DV; v++) wv[v] = wasm_v128_load(wr + 4 * v);
         for (int t = 0; t < nt; t++) {
             const v128_t gv = wasm_f32x4_splat(g[(size_t)t * R + r]);
-            for (int v = 0; v < 4; v++) acc[t][v] = madd_wasm(acc[t][v], gv, wv[v], relaxed);
+            for (int v = 0; v < DINP_DV; v++) acc[t][v] = madd_wasm(acc[t][v], gv, wv[v], relaxed);
         }
     }
     for (int t = 0; t < nt; t++) {
         float *o = dinp + (size_t)(t0 + t) * C + c0;
-        for (int v = 0; v < 4; v++) {
+        for (int v = 0; v < DINP_DV; v++) {
             const int c = h + 4 * v, m = n - c < 4 ? n - c : 4;
             if (m <= 0) continue;
             float sum[4];
@@ -319,7 +322,7 @@ PLM_INLINE void dinp_tile_wasm(float *dinp, const float *dout, int32_t R, int32_
 
 // dinp_tiles_wasm: matmul_kernels.h's dinp_tiles. The slice W[r0 .. r1, c0 .. c0+n) is copied once
 // (Q8_0: dequantized, (float)q * d as matmul_backward.c's w_slice; columns beyond n zero) into a
-// contiguous (r1 - r0, 32) block that every token tile then reads; tiles of 4 tokens x 16 columns,
+// contiguous (r1 - r0, 32) block that every token tile then reads; tiles of 4 tokens x 8 columns,
 // the last tokens one at a time. Each element sums the same rows in the same order whatever the
 // tile, so the bits do not depend on T or on the thread count.
 PLM_INLINE void dinp_tiles(float *dinp, const float *dout, const plm_mat *w, int32_t T, int32_t r0,
@@ -348,7 +351,7 @@ PLM_INLINE void dinp_tiles(float *dinp, const float *dout, const plm_mat *w, int
             }
         }
     }
-    for (int hc = 0; hc < n; hc += 16) {
+    for (int hc = 0; hc < n; hc += 4 * DINP_DV) {
         int32_t t = 0;
         for (; t + DINP_DT <= T; t += DINP_DT)
             dinp_tile_wasm(dinp, dout, R, C, ws, t, DINP_DT, r0, r1, c0, hc, n, relaxed);

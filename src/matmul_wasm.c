@@ -283,10 +283,10 @@ static void quantize_wasm(int8_t *q, float *d, const float *x, size_t n) {
 
 // ---- backward: the input gradient through a frozen weight (training) ----
 
-#define DINP_DT 4 // tokens per tile
-#define DINP_DV                                                                                    \
-    2   // vectors (of 4 columns) per tile: 8 accumulators, 2 weight vectors and a                 \
-        // broadcast stay in the 16 registers an x86 engine has (16 columns spilled)
+// A tile: DINP_DT tokens x DINP_DV vectors of 4 columns: 8 accumulators, 2 weight vectors and a
+// broadcast stay in the 16 vector registers an x86 engine has (16 columns spilled).
+#define DINP_DT 4
+#define DINP_DV 2
 
 // dinp_tile_wasm: dinp[t0 .. t0+nt, c0 + h .. c0 + h + 8) (columns below n) += the sum over rows
 // r0 .. r1 of dout[t, r] * ws[r - r0, h .. h+8), each element summed over r in order from zero

@@ -8,7 +8,7 @@
 //    W_ATOL (the wasm f32 kernels sum in another order than AVX2's FMA chains: the numbers say how
 //    far that moves a run; Q8_0 products are the same bits, the LoRA and backward products are not);
 //  - resume: 5 steps, a checkpoint, a new run from it to the end == the uninterrupted run, bit for
-//    bit (adapter_model.safetensors and every loss);
+//    bit (adapter_model.safetensors and every loss); the threaded build with 2 threads == 1 thread;
 //  - the adapter saved from wasm loads in `pocketlm generate --lora` and gives the greedy ids the
 //    wasm module gives with it (useAdapter); useAdapter(null) gives the base's; merge() (f32) the
 //    adapter's; evalFrac 0 holds nothing out; the heap size after training is printed.
@@ -209,6 +209,17 @@ for (const dtype of ['f32', 'q8_0']) {
   else check(merged.dtype === 'f32' && mids.length > 0, `${dtype}: merge(adapter): an f32 model that generates`);
   merged.free();
   adapter.free();
+
+  // the threaded build, 2 threads (a session's pool and the trainer's): the same bits as 1 thread
+  {
+    const lm2 = await PocketLM.load(tiny, { dtype, threads: 2 });
+    const a2 = await lm2.finetune({ data: bytes, dataName: 'pairs.jsonl', ...SETTINGS });
+    const f2 = await a2.save();
+    check(lm2.threads === 2 && sameBytes(f2['adapter_model.safetensors'], files['adapter_model.safetensors']),
+          `${dtype}: 2 threads (${lm2.build}) == 1 thread, bit for bit`);
+    a2.free();
+    lm2.free();
+  }
 
   // no held-out split
   const r0 = await lm.trainer({ data: bytes, ...SETTINGS, evalFrac: 0, maxSteps: 2 });

@@ -62,7 +62,7 @@ static void usage(void) {
         "reversed) or JSONL {\"input\",\"output\"}\n"
         "  --eval-data FILE evaluation data (default: held out from --data)\n"
         "  --eval-frac F    the share of --data held out, whole groups of rows that share a\n"
-        "                   sentence, written to ADAPTER/heldout.tsv (0.05)\n"
+        "                   sentence, written to ADAPTER/heldout.tsv (0.05; 0 = none)\n"
         "  --out DIR        the adapter directory\n"
         "  --targets LIST   q_proj,v_proj (default), all, or any of q,k,v,o,gate,up,down_proj\n"
         "  --rank R         LoRA rank (8)          --alpha A    lora_alpha (16)\n"
@@ -137,7 +137,7 @@ int cmd_finetune(int argc, char **argv) {
                                        PLM_TASK_LEVELS_MAX);
             fp.diversity_levels = (int32_t)n;
         } else if (!strcmp(a, "--eval-frac")) {
-            if (cli_float(cmd, a, v, 1e-6, 0.9, &x)) return 2;
+            if (cli_float(cmd, a, v, 0, 0.9, &x)) return 2;
             fp.eval_frac = (float)x;
         } else if (!strcmp(a, "--seed")) {
             if (cli_int(cmd, a, v, 0, 2147483647L, &n)) return 2;

@@ -286,6 +286,9 @@ typedef struct {
     // on_step: called after every optimizer step; a non-zero return stops the run after writing a
     // checkpoint (plm_finetune then returns PLM_ERR_CANCELLED).
     int (*on_step)(void *user, const plm_train_progress *p);
+    // on_bad_row: called with "file:line: why" for each bad data row (skipped unless strict), so
+    // that a caller can list them all; may be NULL. Gets user too.
+    void (*on_bad_row)(void *user, const char *msg);
     void *user;
     // The diversity control and the data recipe (docs/DESIGN.md):
     int32_t diversity_levels; // control levels trained into the template (5; 0 = no control
@@ -303,6 +306,42 @@ plm_finetune_params plm_finetune_default_params(void);
 // files, pocketlm_task.json (the prompts and levels, for users of the PEFT files), metrics.jsonl,
 // loss.svg, data_report.json, and checkpoint/ while it runs.
 plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm_error *err);
+
+// The same run one step at a time, for a caller that owns the loop (the browser yields between
+// steps): plm_finetune is plm_finetune_begin, plm_finetune_step until it returns 0 (after each
+// step on_step, and plm_finetune_checkpoint when on_step says stop or save_every says so), then
+// plm_finetune_save. The run borrows base and p (and the strings p points to); on_step and
+// save_every are the caller's to apply.
+typedef struct plm_finetune_run plm_finetune_run;
+
+typedef struct {
+    int64_t rows;            // data rows read
+    int64_t not_label1;      // PAWS rows that are not paraphrases (not bad)
+    int64_t bad;             // bad rows skipped (each reported through on_bad_row)
+    int32_t train_examples;  // examples trained on (a PAWS pair counts twice with reverse)
+    int32_t eval_examples;   // held-out examples
+    int32_t steps_per_epoch; // optimizer steps per epoch
+    int32_t total_steps;     // steps the run makes in all
+    int32_t step;            // steps done (a resumed run starts at its checkpoint's)
+} plm_finetune_info;
+
+// plm_finetune_begin: everything plm_finetune does before its first step: out/, the adapter (new,
+// or out/checkpoint's with p->resume), the data (bad rows to on_bad_row), the held-out split, the
+// trainer. *out is freed with plm_finetune_free.
+plm_status plm_finetune_begin(plm_finetune_run **out, const plm_model *base,
+                              const plm_finetune_params *p, plm_error *err);
+// plm_finetune_step: one optimizer step, with the held-out loss on evaluation steps, and its line
+// of metrics.jsonl. *pr (may be NULL) receives its progress. Returns 1 after a step, 0 when the
+// run has no step left (nothing done), or a negative plm_status.
+int plm_finetune_step(plm_finetune_run *r, plm_train_progress *pr, plm_error *err);
+// plm_finetune_checkpoint: out/checkpoint/ (adapter, optimizer state, position; a run begun from it
+// with p->resume continues bit for bit) and out/loss.svg, now.
+plm_status plm_finetune_checkpoint(plm_finetune_run *r, plm_error *err);
+// plm_finetune_save: the adapter as it is now into out/ (PEFT files), and out/loss.svg.
+plm_status plm_finetune_save(plm_finetune_run *r, plm_error *err);
+const plm_lora *plm_finetune_adapter(const plm_finetune_run *r); // valid until plm_finetune_free
+plm_finetune_info plm_finetune_run_info(const plm_finetune_run *r);
+void plm_finetune_free(plm_finetune_run *r);
 
 // ---- the training loss chart (loss.svg; the web app's Train view) ----
 

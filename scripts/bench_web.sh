@@ -12,6 +12,10 @@
 #   ort-web       onnxruntime-web's wasm backend in the same Chromium on `pocketlm export --format
 #                 onnx` (int8 = model_quantized.onnx, fp32 = model.onnx), KV cache fed back, 1 and
 #                 T threads; ort-web-nokv: the seed's way (fp32, no KV cache, 30-token prompt, 50 new)
+#   web-train     pocketlm wasm LoRA training in the same page (lm.finetune, the Train view's
+#                 defaults: r 8 on q_proj,v_proj, batch 8, on web/paws-sample.tsv, BENCH_TRAIN_STEPS
+#                 steps), q8_0 base, 1 and T threads: train tok/s and the renderer's peak RSS
+#   native-train  `pocketlm finetune` with the same data, settings and steps, 1 and T threads
 #   blank         the bench page with no engine: the renderer's own baseline
 #   native        build/pocketlm bench (q8_0 1 and T threads, f32 1 thread), the CPU's best path
 #   native-avx2   the same with PLM_ISA=avx2 (q8_0, 1 thread)
@@ -31,7 +35,7 @@
 #
 # Env: MODEL (default models/SmolLM2-135M-Instruct.Q4_1.gguf), BUILD, BENCH_ROUNDS (2), BENCH_WAIT
 # (10), BENCH_QUIET (25), BENCH_OUT (default a new benchmarks/history/DATE-bench-web.md), BENCH_P
-# (128), BENCH_N (128), BENCH_REPS (3),
+# (128), BENCH_N (128), BENCH_REPS (3), BENCH_TRAIN_STEPS (20),
 # BENCH_THREADS (the threaded count, default nproc), BENCH_NCTX (the page's n_ctx; 0 = pocketlm.js's
 # default), BENCH_CONFIGS (a subset, e.g. "web:q8_0:1 native:q8_0:1"), BENCH_REPORT_ONLY=1.
 set -eu
@@ -47,6 +51,8 @@ OUT=${BENCH_OUT:-}
 P=${BENCH_P:-128}
 N=${BENCH_N:-128}
 REPS=${BENCH_REPS:-3}
+TRAIN_STEPS=${BENCH_TRAIN_STEPS:-20}
+export BENCH_TRAIN_STEPS=$TRAIN_STEPS
 T=${BENCH_THREADS:-$(nproc)}
 NCTX=${BENCH_NCTX:-0}
 ONLY=${BENCH_REPORT_ONLY:-0}
@@ -104,6 +110,7 @@ ln -sfn "$PWD/tests/bench_web.html" "$SITE/bench_web.html"
 ln -sfn "$PWD/tests/bench_web_worker.js" "$SITE/bench_web_worker.js"
 ln -sfn "$PWD/node_modules/onnxruntime-web/dist" "$SITE/ort"
 ln -sfn "$(cd "$ONNX" && pwd)" "$SITE/onnx"
+ln -sfn "$PWD/web/paws-sample.tsv" "$SITE/paws-sample.tsv"
 # examples/node/bench.mjs imports ../../build/web/pocketlm.js: with another BUILD, run a copy of it
 # placed so that this path is $BUILD/web
 NODE_BENCH=examples/node/bench.mjs
@@ -119,7 +126,8 @@ CONFIGS=${BENCH_CONFIGS:-"native:q8_0:1 web:q8_0:1 node:q8_0:1 ortweb:int8:1 ort
     nativeavx2:q8_0:1 websimd128:q8_0:1 noderelaxed:q8_0:1
     web:q8_0:$T native:q8_0:$T node:q8_0:$T ortweb:int8:$T ortnode:int8:$T
     native:f32:1 web:f32:1 node:f32:1 ortweb:fp32:1 ortnode:fp32:1 web:f32:$T ortweb:fp32:$T ortnode:fp32:$T
-    ortwebnokv:fp32:1 ortnodenokv:fp32:1 blank:-:1"}
+    ortwebnokv:fp32:1 ortnodenokv:fp32:1 blank:-:1
+    webtrain:q8_0:1 webtrain:q8_0:$T nativetrain:q8_0:1 nativetrain:q8_0:$T"}
 say "configs: $(echo $CONFIGS); $ROUNDS rounds; P=$P N=$N REPS=$REPS"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu_snapshot "$W/cpu0.txt"; T0=$(date +%s)
@@ -174,6 +182,14 @@ run_config() {          # run_config ROUND KIND:DTYPE:THREADS
         measured $sys "$dt" "$th" node tests/bench_web.mjs "$PLM" "$MODEL" "$SITE" "ort:$dt:$th:kv" "$P" "$N" "$REPS" ;;
     ortwebnokv) sys=ort-web-nokv   # one repetition: ~50 full forward passes of 30..79 tokens
         measured $sys "$dt" "$th" node tests/bench_web.mjs "$PLM" "$MODEL" "$SITE" "ort:$dt:$th:nokv" "$P" "$N" 1 ;;
+    webtrain) sys=web-train
+        measured $sys "$dt" "$th" node tests/bench_web.mjs "$PLM" "$(model_for "$dt")" "$SITE" "plmtrain:$dt:$th" ;;
+    nativetrain) sys=native-train  # the same run as the page's: train_tps from metrics.jsonl, peak RSS
+        measured $sys "$dt" "$th" sh -c 'rm -rf "$4" && /usr/bin/time -f "rss_kb %M" -o "$4.rss" "$1" finetune \
+            -m "$2" --dtype q8_0 --data web/paws-sample.tsv --out "$4" --max-steps "$5" --epochs 1000 \
+            --seed 1234 --threads "$3" >&2 && sed -n "\$s/.*\"tok_s\": \([0-9.]*\).*/train_tps \1/p" "$4/metrics.jsonl" &&
+            awk "\$1 == \"rss_kb\" { print \"hwm_mb\", \$2 / 1024 }" "$4.rss"' _ \
+            "$PLM" "$(model_for "$dt")" "$th" "$W/train-native" "$TRAIN_STEPS" ;;
     blank) sys=blank
         measured $sys "$dt" "$th" node tests/bench_web.mjs "$PLM" "$MODEL" "$SITE" "none:-:1:blank" ;;
     *) say "unknown configuration $2"; return 0 ;;
@@ -181,6 +197,7 @@ run_config() {          # run_config ROUND KIND:DTYPE:THREADS
     if [ "$MEASURED_RC" != 0 ]; then
         skip "round $r, $sys $dt $th threads: exit status $MEASURED_RC: $(sed -n 's/^error //p' "$W/out.txt" | head -n 1) (stderr in $LOG)"
     else case $kind in
+        nativetrain) parse_kv "$r" $sys "$dt" "$th" ;;
         native*|node*) parse_bench "$r" $sys ;;
         ortnode*) parse_ort "$r" $sys "$dt" ;;
         *) parse_kv "$r" $sys "$dt" "$th"; own_cpu ;;
@@ -193,7 +210,7 @@ cpu_snapshot "$W/cpu1.txt"; T1=$(date +%s)
 cat >"$W/run.env" <<RUN
 MODEL='$MODEL' ROUNDS=$ROUNDS WAIT=$WAIT QUIET=$QUIET P=$P N=$N REPS=$REPS T=$T NCTX=$NCTX
 LOAD_START='$LOAD_START' LOAD_END='$LOAD_END' NODE_BENCH='$NODE_BENCH' BUILT_REV='$BUILT_REV'
-RUN_SECS=$((T1 - T0))
+RUN_SECS=$((T1 - T0)) TRAIN_STEPS=$TRAIN_STEPS
 RUN
 fi  # ONLY
 . "$W/run.env"
@@ -207,7 +224,7 @@ awk -v self=$$ -v secs="$RUN_SECS" -v tck="$(getconf CLK_TCK)" 'NR == FNR { a[$1
 # ---- report ----
 machine_env
 export GIT_REV="$BUILT_REV"
-export RAW RUNS SKIPPED OUT LOAD_START LOAD_END PLM MODEL Q8 ONNX P N REPS T NCTX NODE_BENCH SITE W
+export TRAIN_STEPS RAW RUNS SKIPPED OUT LOAD_START LOAD_END PLM MODEL Q8 ONNX P N REPS T NCTX NODE_BENCH SITE W
 export CHROMIUM="$(/usr/bin/chromium --version 2>/dev/null | head -n 1)" NODE_VERSION="$(node --version)"
 export EMCC_VERSION="$(env NODE_PATH=/usr/share/nodejs emcc --version 2>/dev/null | sed -n '1s/.* \([0-9][0-9.]*\) .*/emcc \1/p')"
 export ORT_WEB="$(node -p 'require("./node_modules/onnxruntime-web/package.json").version' 2>/dev/null || echo none)"
@@ -336,6 +353,40 @@ for th in ("1", T):
            "—" if v is None else "%.0f MB (peak %s MB)" % (v, cell(("web-wasm", "q8_0", th, "hwm_mb"), "%.0f")),
            None if v is None else v <= 350)
 w("")
+
+# ---- training (the Train view) ----
+tw = {th: m("web-train", "q8_0", th, "train_tps") for th in ("1", T)}
+tn = {th: m("native-train", "q8_0", th, "train_tps") for th in ("1", T)}
+if any(tw.values()) or any(tn.values()):
+    w("### LoRA training: pocketlm wasm in Chromium and native\n")
+    w("The Train view's run: `lm.finetune` with the library's defaults (r 8 on q_proj,v_proj, alpha 16,"
+      " batch 8, 5%% held out, seed 1234) on web/paws-sample.tsv (the first 300 rows of PAWS dev, label-1"
+      " rows both ways) for %s optimizer steps, the base q8_0; native: `pocketlm finetune` with the"
+      " same data, settings and steps. tok/s: every token of every example, over the whole run"
+      " (metrics.jsonl's tok_s of the last step). Peak RSS: the renderer's VmHWM (wasm), the"
+      " process's maximum RSS (native).\n" % E["TRAIN_STEPS"])
+    w("| engine | threads | train tok/s | peak RSS MiB | wasm heap after training MiB |")
+    w("|---|---|---|---|---|")
+    for s, name in (("web-train", "pocketlm wasm in Chromium"), ("native-train", "pocketlm native")):
+        for th in ("1", T):
+            kk = lambda mm: (s, "q8_0", th, mm)
+            if not recs.get(kk("train_tps")): continue
+            w("| %s | %s | %s | %s | %s |" % (name, th, cell(kk("train_tps")), cell(kk("hwm_mb"), "%.0f"),
+                cell(kk("train_heap_mb"), "%.0f") if recs.get(kk("train_heap_mb")) else "—"))
+    w("")
+    w("| target | measured | |")
+    w("|---|---|---|")
+    r = tw["1"] / tn["1"] if tw["1"] and tn["1"] else None
+    target("wasm training tok/s, 1 thread, Chromium ≥ 50% of native 1-thread (same run)",
+           "—" if r is None else "%.1f vs %.1f tok/s: %.0f%%" % (tw["1"], tn["1"], 100 * r), None if r is None else r >= 0.5)
+    r = tw[T] / tw["1"] if tw[T] and tw["1"] else None
+    target("wasm training with %s threads ≥ 1.6× the 1-thread figure" % T,
+           "—" if r is None else "%.1f vs %.1f tok/s: %.2f×" % (tw[T], tw["1"], r), None if r is None else r >= 1.6)
+    for th in ("1", T):
+        v = m("web-train", "q8_0", th, "hwm_mb")
+        target("renderer peak RSS while training ≤ 1 GB, %s thread%s" % (th, "" if th == "1" else "s"),
+               "—" if v is None else "%.0f MiB" % v, None if v is None else v <= 1024)
+    w("")
 orx1 = m("node-wasm-relaxed", "q8_0", "1", "decode_tps")
 w("Other ratios (medians): node wasm q8_0 1-thread ÷ native: SIMD128 build %s, relaxed-SIMD build %s;"
   " relaxed ÷ SIMD128 build, q8_0 1-thread decode: Chromium %s, node %s;"

@@ -21,7 +21,7 @@
 #include "task.h"
 
 plm_data_params plm_data_default_params(void) {
-    plm_data_params p = {1, 256, 0, 0, NULL, 0.0f, 0};
+    plm_data_params p = {1, 256, 0, 0, NULL, 0.0f, 0, NULL, NULL};
     return p;
 }
 
@@ -216,6 +216,7 @@ static plm_status bad_row(loader *L, int64_t *counter, int64_t line, const char 
         va_end(ap);
     }
     (*counter)++;
+    if (L->p.on_bad_row) L->p.on_bad_row(L->p.user, msg);
     if (!L->d->first_bad[0]) { // keep what fits (first_bad is shorter than msg)
         size_t n = strlen(msg) < sizeof L->d->first_bad ? strlen(msg) : sizeof L->d->first_bad - 1;
         memcpy(L->d->first_bad, msg, n);

@@ -23,6 +23,9 @@ typedef struct {
     float min_distance; // drop examples whose distance is below this (near copies); default 0
     int detok;          // detokenize the sentences of a TSV file (plm_detok: PAWS is tokenized
                         // text); JSONL is taken as written. Default 0
+    // on_bad_row: called with "name:line: why" for every bad row, or NULL; gets user
+    void (*on_bad_row)(void *user, const char *msg);
+    void *user;
 } plm_data_params;
 
 plm_data_params plm_data_default_params(void);

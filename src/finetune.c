@@ -1,7 +1,9 @@
 // finetune.c: plm_finetune, a whole LoRA fine-tuning run: the data (data.c), a fresh adapter with
 // the task tokens added (or the one of a checkpoint), the loop over epochs, length-grouped
 // micro-batches and gradient accumulation (trainer.c), evaluation, checkpoints that a killed run
-// resumes from bit for bit, metrics.jsonl and loss.svg. Like HF Trainer with PEFT, in one function.
+// resumes from bit for bit, metrics.jsonl and loss.svg. Like HF Trainer with PEFT, in one function;
+// or a step per call (plm_finetune_begin / _step / _checkpoint / _save), for a caller that owns
+// the loop: the browser, which yields between steps.
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <math.h>
@@ -275,7 +277,7 @@ static plm_status eval_loss(plm_trainer *t, const plm_dataset *d, int32_t B, dou
 
 // ---- the run ----
 
-typedef struct {
+struct plm_finetune_run {
     const plm_finetune_params *p;
     plm_dataset train, eval;
     plm_lora *lora;
@@ -284,7 +286,14 @@ typedef struct {
     curve cv;
     run_pos pos;
     int32_t total, steps_per_epoch;
-} run;
+    int32_t nb;          // micro-batches per epoch
+    int32_t *order;      // (train.n) the example order of epoch order_epoch
+    int32_t order_epoch; // -1 before the first step
+    plm_example *mb;     // (batch) the micro-batch being packed
+    double t0;           // when this process's part of the run began
+    run_pos start;       // where this process began (a resumed run: the checkpoint's position)
+};
+typedef plm_finetune_run run;
 
 // restore_metrics: keep the lines of metrics.jsonl up to step (a resumed run rewrites the rest)
 // and rebuild the curves from them
@@ -400,6 +409,29 @@ static plm_status write_task(const plm_dataset *d, const plm_finetune_params *p,
     return plm_writer_commit(w, err);
 }
 
+// batch_capacity: what the trainer's activations are sized for: the longest example there is (not
+// the longest allowed), and the most tokens a micro-batch can hold, the sum of the batch longest
+// (any order of the examples, train or eval, puts no more in one micro-batch)
+static plm_status batch_capacity(const run *r, int32_t *max_len, int32_t *max_tokens,
+                                 plm_error *err) {
+    int32_t B = r->p->batch, *top = plm_alloc((size_t)B, sizeof *top); // descending
+    if (!top) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    const plm_dataset *sets[2] = {&r->train, &r->eval};
+    for (int k = 0; k < 2; k++)
+        for (int32_t i = 0; i < sets[k]->n; i++) {
+            int32_t n = sets[k]->ex[i].n, j = B - 1;
+            if (n <= top[j]) continue;
+            for (; j > 0 && top[j - 1] < n; j--) top[j] = top[j - 1];
+            top[j] = n;
+        }
+    int64_t sum = 0;
+    for (int32_t j = 0; j < B; j++) sum += top[j];
+    *max_len = top[0] > 8 ? top[0] : 8;
+    *max_tokens = sum > *max_len ? (int32_t)sum : *max_len;
+    free(top);
+    return PLM_OK;
+}
+
 // setup: adapter, data, trainer, metrics file
 static plm_status setup(run *r, const plm_model *base, plm_error *err) {
     const plm_finetune_params *p = r->p;
@@ -412,6 +444,7 @@ static plm_status setup(run *r, const plm_model *base, plm_error *err) {
     plm_data_params dp = plm_data_default_params();
     dp.reverse = p->reverse, dp.max_len = p->max_len, dp.strict = p->strict;
     dp.levels = p->diversity_levels, dp.min_distance = p->min_distance, dp.detok = p->detok;
+    dp.on_bad_row = p->on_bad_row, dp.user = p->user;
     const plm_tokenizer *tok =
         plm_lora_tokenizer(r->lora) ? plm_lora_tokenizer(r->lora) : base->tokenizer;
     if ((s = plm_dataset_load(&r->train, p->data, tok, &dp, err)) != PLM_OK) return s;
@@ -419,7 +452,8 @@ static plm_status setup(run *r, const plm_model *base, plm_error *err) {
     dp.cuts = r->train.cuts; // other data is leveled as the training data
     dp.min_distance = 0;     // and measured whole
     if (p->eval_data) s = plm_dataset_load(&r->eval, p->eval_data, tok, &dp, err);
-    else if ((s = plm_dataset_split(&r->train, &r->eval, (double)p->eval_frac, p->train.seed,
+    else if (p->eval_frac > 0.0f &&
+             (s = plm_dataset_split(&r->train, &r->eval, (double)p->eval_frac, p->train.seed,
                                     err)) == PLM_OK) {
         // the held-out rows, verbatim, for measuring the adapter on text it never trained on
         snprintf(path, sizeof path, "%s/heldout%s", p->out, r->train.jsonl ? ".jsonl" : ".tsv");
@@ -431,8 +465,7 @@ static plm_status setup(run *r, const plm_model *base, plm_error *err) {
     r->total = p->epochs * r->steps_per_epoch;
     if (p->max_steps > 0 && p->max_steps < r->total) r->total = p->max_steps;
     plm_train_params tp = p->train;
-    tp.max_len = p->max_len;
-    tp.max_tokens = p->batch * p->max_len;
+    if ((s = batch_capacity(r, &tp.max_len, &tp.max_tokens, err)) != PLM_OK) return s;
     tp.total_steps = r->total;
     tp.warmup_steps = (int32_t)lroundf(p->warmup_ratio * (float)r->total);
     if ((s = plm_trainer_create(&r->trainer, base, r->lora, &tp, err)) != PLM_OK) return s;
@@ -483,81 +516,139 @@ static plm_status train_step(run *r, const int32_t *order, int32_t b0, int32_t b
     return PLM_OK;
 }
 
-plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm_error *err) {
+// check_params: plm_finetune's argument checks
+static plm_status check_params(const plm_model *base, const plm_finetune_params *p,
+                               plm_error *err) {
     if (!base || !p || !p->data || !p->out)
         return plm_fail(err, PLM_ERR_ARG, "finetune: model, data and out are required");
     if (p->rank < 1 || p->batch < 1 || p->accum < 1 || p->epochs < 1 || p->max_len < 8 ||
-        !(p->dropout >= 0.0f && p->dropout < 1.0f) || !(p->eval_frac > 0.0f && p->eval_frac < 1.0f))
+        !(p->dropout >= 0.0f && p->dropout < 1.0f) ||
+        !(p->eval_frac >= 0.0f && p->eval_frac < 1.0f))
         return plm_fail(err, PLM_ERR_ARG,
                         "finetune: want rank, batch, accum, epochs >= 1, "
-                        "max_len >= 8, dropout in [0, 1), eval_frac in (0, 1)");
-    run r;
-    memset(&r, 0, sizeof r);
-    r.p = p;
-    plm_status s = setup(&r, base, err);
-    plm_example *mb = plm_alloc((size_t)p->batch, sizeof *mb);
-    int32_t *order = plm_alloc((size_t)(r.train.n ? r.train.n : 1), sizeof *order);
-    if (s == PLM_OK && (!mb || !order)) s = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
-    double t0 = plm_time(), elapsed0 = r.pos.elapsed;
-    int64_t tokens0 = r.pos.tokens;
-    int32_t step0 = r.pos.step;
-    int stop = 0;
-    int32_t nb = (r.train.n + p->batch - 1) / p->batch;
-    while (s == PLM_OK && !stop && r.pos.step < r.total && r.pos.epoch < p->epochs) {
-        plm_batch_order(order, &r.train, p->batch, p->train.seed, r.pos.epoch);
-        while (s == PLM_OK && !stop && r.pos.batch < nb && r.pos.step < r.total) {
-            int32_t b1 = r.pos.batch + p->accum < nb ? r.pos.batch + p->accum : nb, tokens;
-            double loss, ev = (double)NAN;
-            float lr, norm;
-            s = train_step(&r, order, r.pos.batch, b1, mb, &loss, &tokens, &lr, &norm, err);
-            if (s != PLM_OK) break;
-            r.pos.step++, r.pos.batch = b1, r.pos.tokens += tokens;
-            int last = r.pos.step == r.total;
-            if ((p->eval_every > 0 && r.pos.step % p->eval_every == 0) || last)
-                if ((s = eval_loss(r.trainer, &r.eval, p->batch, &ev, err)) != PLM_OK) break;
-            double now = plm_time() - t0;
-            plm_train_progress pr = {r.pos.step,
-                                     r.total,
-                                     (float)r.pos.epoch + (float)r.pos.batch / (float)nb,
-                                     loss,
-                                     ev,
-                                     lr,
-                                     norm,
-                                     (double)(r.pos.tokens - tokens0) / now,
-                                     elapsed0 + now,
-                                     now / (r.pos.step - step0) * (r.total - r.pos.step),
-                                     r.pos.tokens};
-            fprintf(r.metrics,
-                    "{\"step\": %d, \"epoch\": %.4f, \"loss\": %.6f, \"lr\": %.4g, "
-                    "\"grad_norm\": %.4f, \"tok_s\": %.1f, \"tokens\": %lld, \"elapsed\": %.1f",
-                    pr.step, (double)pr.epoch, pr.loss, (double)lr, (double)norm, pr.tok_s,
-                    (long long)pr.tokens, pr.elapsed);
-            if (!isnan(ev)) fprintf(r.metrics, ", \"eval_loss\": %.6f", ev);
-            fprintf(r.metrics, "}\n");
-            fflush(r.metrics);
-            curve_add(&r.cv.step, &r.cv.loss, &r.cv.n, &r.cv.cap, (float)pr.step, (float)loss);
-            if (!isnan(ev))
-                curve_add(&r.cv.estep, &r.cv.eloss, &r.cv.ne, &r.cv.ecap, (float)pr.step,
-                          (float)ev);
-            stop = p->on_step && p->on_step(p->user, &pr);
-            r.pos.elapsed = elapsed0 + now;
-            if (stop || (p->save_every > 0 && r.pos.step % p->save_every == 0)) {
-                run_pos at = r.pos; // where a resumed run continues
-                if (at.batch == nb) at.epoch++, at.batch = 0;
-                if ((s = save_checkpoint(p->out, r.lora, r.trainer, &at, err)) == PLM_OK)
-                    s = write_svg(p->out, &r.cv, r.steps_per_epoch, err);
-            }
-        }
-        if (r.pos.batch == nb) r.pos.epoch++, r.pos.batch = 0;
+                        "max_len >= 8, dropout in [0, 1), eval_frac in [0, 1)");
+    return PLM_OK;
+}
+
+void plm_finetune_free(plm_finetune_run *r) {
+    if (!r) return;
+    teardown(r);
+    free(r->mb);
+    free(r->order);
+    free(r);
+}
+
+plm_status plm_finetune_begin(plm_finetune_run **out, const plm_model *base,
+                              const plm_finetune_params *p, plm_error *err) {
+    if (!out) return plm_fail(err, PLM_ERR_ARG, "finetune: out is NULL");
+    *out = NULL;
+    plm_status s = check_params(base, p, err);
+    if (s != PLM_OK) return s;
+    run *r = plm_alloc(1, sizeof *r);
+    if (!r) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    r->p = p;
+    r->order_epoch = -1;
+    s = setup(r, base, err);
+    r->mb = plm_alloc((size_t)p->batch, sizeof *r->mb);
+    r->order = plm_alloc((size_t)(r->train.n ? r->train.n : 1), sizeof *r->order);
+    if (s == PLM_OK && (!r->mb || !r->order)) s = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    if (s != PLM_OK) {
+        plm_finetune_free(r);
+        return s;
     }
-    if (s == PLM_OK && !stop) s = plm_lora_save(r.lora, p->out, err);
-    if (s == PLM_OK) s = write_svg(p->out, &r.cv, r.steps_per_epoch, err);
-    free(mb);
-    free(order);
-    teardown(&r);
+    r->nb = (r->train.n + p->batch - 1) / p->batch;
+    r->t0 = plm_time();
+    r->start = r->pos;
+    *out = r;
+    return PLM_OK;
+}
+
+int plm_finetune_step(plm_finetune_run *r, plm_train_progress *pr, plm_error *err) {
+    const plm_finetune_params *p = r->p;
+    if (r->pos.batch == r->nb) r->pos.epoch++, r->pos.batch = 0;
+    if (r->pos.step >= r->total || r->pos.epoch >= p->epochs) return 0;
+    if (r->order_epoch != r->pos.epoch)
+        plm_batch_order(r->order, &r->train, p->batch, p->train.seed, r->pos.epoch);
+    r->order_epoch = r->pos.epoch;
+    int32_t b1 = r->pos.batch + p->accum < r->nb ? r->pos.batch + p->accum : r->nb, tokens;
+    double loss, ev = (double)NAN;
+    float lr, norm;
+    plm_status s =
+        train_step(r, r->order, r->pos.batch, b1, r->mb, &loss, &tokens, &lr, &norm, err);
+    if (s != PLM_OK) return s;
+    r->pos.step++, r->pos.batch = b1, r->pos.tokens += tokens;
+    int last = r->pos.step == r->total;
+    if (r->eval.n > 0 && ((p->eval_every > 0 && r->pos.step % p->eval_every == 0) || last))
+        if ((s = eval_loss(r->trainer, &r->eval, p->batch, &ev, err)) != PLM_OK) return s;
+    double now = plm_time() - r->t0;
+    plm_train_progress q = {r->pos.step,
+                            r->total,
+                            (float)r->pos.epoch + (float)r->pos.batch / (float)r->nb,
+                            loss,
+                            ev,
+                            lr,
+                            norm,
+                            (double)(r->pos.tokens - r->start.tokens) / now,
+                            r->start.elapsed + now,
+                            now / (r->pos.step - r->start.step) * (r->total - r->pos.step),
+                            r->pos.tokens};
+    fprintf(r->metrics,
+            "{\"step\": %d, \"epoch\": %.4f, \"loss\": %.6f, \"lr\": %.4g, "
+            "\"grad_norm\": %.4f, \"tok_s\": %.1f, \"tokens\": %lld, \"elapsed\": %.1f",
+            q.step, (double)q.epoch, q.loss, (double)lr, (double)norm, q.tok_s, (long long)q.tokens,
+            q.elapsed);
+    if (!isnan(ev)) fprintf(r->metrics, ", \"eval_loss\": %.6f", ev);
+    fprintf(r->metrics, "}\n");
+    fflush(r->metrics);
+    curve_add(&r->cv.step, &r->cv.loss, &r->cv.n, &r->cv.cap, (float)q.step, (float)loss);
+    if (!isnan(ev))
+        curve_add(&r->cv.estep, &r->cv.eloss, &r->cv.ne, &r->cv.ecap, (float)q.step, (float)ev);
+    r->pos.elapsed = q.elapsed;
+    if (pr) *pr = q;
+    return 1;
+}
+
+plm_status plm_finetune_checkpoint(plm_finetune_run *r, plm_error *err) {
+    run_pos at = r->pos; // where a resumed run continues
+    if (at.batch == r->nb) at.epoch++, at.batch = 0;
+    plm_status s = save_checkpoint(r->p->out, r->lora, r->trainer, &at, err);
+    return s == PLM_OK ? write_svg(r->p->out, &r->cv, r->steps_per_epoch, err) : s;
+}
+
+plm_status plm_finetune_save(plm_finetune_run *r, plm_error *err) {
+    plm_status s = plm_lora_save(r->lora, r->p->out, err);
+    return s == PLM_OK ? write_svg(r->p->out, &r->cv, r->steps_per_epoch, err) : s;
+}
+
+const plm_lora *plm_finetune_adapter(const plm_finetune_run *r) {
+    return r->lora;
+}
+
+plm_finetune_info plm_finetune_run_info(const plm_finetune_run *r) {
+    const plm_dataset *d = &r->train;
+    plm_finetune_info i = {d->rows,  d->not_label1, d->bad_fields + d->bad_empty + d->bad_long,
+                           d->n,     r->eval.n,     r->steps_per_epoch,
+                           r->total, r->pos.step};
+    return i;
+}
+
+plm_status plm_finetune(const plm_model *base, const plm_finetune_params *p, plm_error *err) {
+    plm_finetune_run *r = NULL;
+    plm_status s = plm_finetune_begin(&r, base, p, err);
+    plm_train_progress pr;
+    int stop = 0, more = 0;
+    while (s == PLM_OK && !stop && (more = plm_finetune_step(r, &pr, err)) > 0) {
+        stop = p->on_step && p->on_step(p->user, &pr);
+        if (stop || (p->save_every > 0 && pr.step % p->save_every == 0))
+            s = plm_finetune_checkpoint(r, err);
+    }
+    if (s == PLM_OK && more < 0) s = (plm_status)more;
+    if (s == PLM_OK && !stop) s = plm_finetune_save(r, err);
+    int32_t at = r ? r->pos.step : 0;
+    plm_finetune_free(r);
     return s == PLM_OK && stop ? plm_fail(err, PLM_ERR_CANCELLED,
                                           "stopped at step %d; resume with "
                                           "the same command and --resume",
-                                          r.pos.step)
+                                          at)
                                : s;
 }

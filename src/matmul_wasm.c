@@ -281,11 +281,95 @@ static void quantize_wasm(int8_t *q, float *d, const float *x, size_t n) {
     }
 }
 
+// ---- backward: the input gradient through a frozen weight (training) ----
+
+// A tile: DINP_DT tokens x DINP_DV vectors of 4 columns: 8 accumulators, 2 weight vectors and a
+// broadcast stay in the 16 vector registers an x86 engine has (16 columns spilled).
+#define DINP_DT 4
+#define DINP_DV 2
+
+// dinp_tile_wasm: dinp[t0 .. t0+nt, c0 + h .. c0 + h + 8) (columns below n) += the sum over rows
+// r0 .. r1 of dout[t, r] * ws[r - r0, h .. h+8), each element summed over r in order from zero
+// (madd_wasm: SIMD128 multiplies then adds, as the scalar reference does in wasm, which has no
+// scalar FMA; relaxed may fuse), then added to dinp.
+PLM_INLINE void dinp_tile_wasm(float *dinp, const float *dout, int32_t R, int32_t C,
+                               const float *ws, int32_t t0, int nt, int32_t r0, int32_t r1,
+                               int32_t c0, int h, int32_t n, int relaxed) {
+    v128_t acc[DINP_DT][DINP_DV];
+    for (int t = 0; t < nt; t++)
+        for (int v = 0; v < DINP_DV; v++) acc[t][v] = wasm_f32x4_splat(0.0f);
+    const float *g = dout + (size_t)t0 * R; // (nt, R)
+    for (int32_t r = r0; r < r1; r++) {
+        const float *wr = ws + (size_t)(r - r0) * PLM_DINP_NC + h;
+        v128_t wv[DINP_DV];
+        for (int v = 0; v < DINP_DV; v++) wv[v] = wasm_v128_load(wr + 4 * v);
+        for (int t = 0; t < nt; t++) {
+            const v128_t gv = wasm_f32x4_splat(g[(size_t)t * R + r]);
+            for (int v = 0; v < DINP_DV; v++) acc[t][v] = madd_wasm(acc[t][v], gv, wv[v], relaxed);
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        float *o = dinp + (size_t)(t0 + t) * C + c0;
+        for (int v = 0; v < DINP_DV; v++) {
+            const int c = h + 4 * v, m = n - c < 4 ? n - c : 4;
+            if (m <= 0) continue;
+            float sum[4];
+            wasm_v128_store(sum, wasm_f32x4_add(load4_wasm(o + c, m), acc[t][v]));
+            memcpy(o + c, sum, (size_t)m * sizeof(float));
+        }
+    }
+}
+
+// dinp_tiles_wasm: matmul_kernels.h's dinp_tiles. The slice W[r0 .. r1, c0 .. c0+n) is copied once
+// (Q8_0: dequantized, (float)q * d as matmul_backward.c's w_slice; columns beyond n zero) into a
+// contiguous (r1 - r0, 32) block that every token tile then reads; tiles of 4 tokens x 8 columns,
+// the last tokens one at a time. Each element sums the same rows in the same order whatever the
+// tile, so the bits do not depend on T or on the thread count.
+PLM_INLINE void dinp_tiles(float *dinp, const float *dout, const plm_mat *w, int32_t T, int32_t r0,
+                           int32_t r1, int32_t c0, int32_t n, int relaxed) {
+    _Alignas(16) float ws[PLM_DINP_RB * PLM_DINP_NC]; // (r1 - r0, NC): 32 KB
+    const int32_t R = w->rows, C = w->cols;
+    for (int32_t r = r0; r < r1; r++) {
+        float *o = ws + (size_t)(r - r0) * PLM_DINP_NC;
+        if (w->dtype == PLM_DTYPE_F32) {
+            memcpy(o, w->f32 + (size_t)r * C + c0, (size_t)n * sizeof(float));
+            memset(o + n, 0, (size_t)(PLM_DINP_NC - n) * sizeof(float));
+            continue;
+        }
+        const int8_t *q = w->q + (size_t)r * C + c0; // n = 32: one block
+        const v128_t d = wasm_f32x4_splat(w->d[(size_t)r * (C / PLM_QK) + c0 / PLM_QK]);
+        for (int i = 0; i < 2; i++) {
+            const v128_t b = wasm_v128_load(q + 16 * i);
+            const v128_t h16[2] = {wasm_i16x8_extend_low_i8x16(b), wasm_i16x8_extend_high_i8x16(b)};
+            for (int k = 0; k < 2; k++) {
+                const v128_t lo = wasm_i32x4_extend_low_i16x8(h16[k]);
+                const v128_t hi = wasm_i32x4_extend_high_i16x8(h16[k]);
+                wasm_v128_store(o + 16 * i + 8 * k,
+                                wasm_f32x4_mul(wasm_f32x4_convert_i32x4(lo), d));
+                wasm_v128_store(o + 16 * i + 8 * k + 4,
+                                wasm_f32x4_mul(wasm_f32x4_convert_i32x4(hi), d));
+            }
+        }
+    }
+    for (int hc = 0; hc < n; hc += 4 * DINP_DV) {
+        int32_t t = 0;
+        for (; t + DINP_DT <= T; t += DINP_DT)
+            dinp_tile_wasm(dinp, dout, R, C, ws, t, DINP_DT, r0, r1, c0, hc, n, relaxed);
+        for (; t < T; t++) dinp_tile_wasm(dinp, dout, R, C, ws, t, 1, r0, r1, c0, hc, n, relaxed);
+    }
+}
+
+static void dinp_tiles_wasm(float *dinp, const float *dout, const plm_mat *w, int32_t T, int32_t r0,
+                            int32_t r1, int32_t c0, int32_t n) {
+    dinp_tiles(dinp, dout, w, T, r0, r1, c0, n, 0);
+}
+
 const matmul_kernels plm_kernels_wasm = {
     .f32 = {f32_tile_wasm, 2, 4, 1, NULL, NULL},
     .q8 = {q8_tile_wasm, 2, 2, 4, NULL, NULL},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_wasm,
+    .dinp_tiles = dinp_tiles_wasm,
 };
 
 #if defined(__wasm_relaxed_simd__)
@@ -293,11 +377,17 @@ static void q8_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr)
     q8_tile(j, t0, mt, r0, nr, 1);
 }
 
+static void dinp_tiles_relaxed(float *dinp, const float *dout, const plm_mat *w, int32_t T,
+                               int32_t r0, int32_t r1, int32_t c0, int32_t n) {
+    dinp_tiles(dinp, dout, w, T, r0, r1, c0, n, 1);
+}
+
 const matmul_kernels plm_kernels_relaxed = {
     .f32 = {f32_tile_relaxed, 2, 4, 1, NULL, NULL},
     .q8 = {q8_tile_relaxed, 2, 2, 4, NULL, NULL},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_relaxed,
+    .dinp_tiles = dinp_tiles_relaxed,
 };
 #endif // __wasm_relaxed_simd__
 #endif // __wasm_simd128__

@@ -10,7 +10,8 @@
 // before the second opens); its RSS is its own.
 // usage: node tests/bench_web.mjs BIN MODEL SITE ENGINE:DTYPE:THREADS[:MODE] [P N REPS NCTX]
 //   ENGINE plm (pocketlm wasm; dtype q8_0|f32; mode: the build, auto|relaxed|simd128, default
-//          auto = pocketlm.js's feature detection) or ort (onnxruntime-web wasm; fp32|int8; mode
+//          auto = pocketlm.js's feature detection), plmtrain (the same, then LoRA training on
+//          SITE/paws-sample.tsv for BENCH_TRAIN_STEPS steps, default 20: train_tps) or ort (onnxruntime-web wasm; fp32|int8; mode
 //          kv|nokv) or none (the page alone: its renderer's baseline RSS)
 //   SITE   a directory with bench_web.html, bench_web_worker.js, ort/ (onnxruntime-web/dist) and
 //          onnx/ (pocketlm export --format onnx output); scripts/bench_web.sh makes it
@@ -28,8 +29,10 @@ if (!CONFIG) {
   process.exit(2);
 }
 const [engine, dtype, threads, mode4] = CONFIG.split(':');
-const simd = engine === 'plm' ? mode4 || 'auto' : '';   // pocketlm: which SIMD build
-const mode = engine === 'plm' ? 'kv' : mode4 || 'kv';   // kv: a second, cached visit
+const PLM = engine === 'plm' || engine === 'plmtrain';
+const simd = PLM ? mode4 || 'auto' : '';   // pocketlm: which SIMD build
+const mode = engine === 'plm' ? 'kv' : PLM ? 'train' : mode4 || 'kv';   // kv: a second, cached visit
+const TRAIN_STEPS = process.env.BENCH_TRAIN_STEPS || '20';
 const WEB = path.join(path.dirname(BIN), 'web');
 const MB = 1 << 20;
 const out = (metric, value) => console.log(`${metric} ${value}`);
@@ -131,7 +134,8 @@ async function visit(page, url, phase) {
   const logs = [];
   page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`[pageerror] ${e}`));
-  const q = new URLSearchParams({ engine, dtype, threads, mode, simd, phase, p: P, n: N, reps: REPS, nctx: NCTX });
+  const q = new URLSearchParams({ engine, dtype, threads, mode, simd, phase, p: P, n: N, reps: REPS, nctx: NCTX,
+                                  steps: TRAIN_STEPS });
   await page.goto(`${url}bench_web.html?${q}`);
   await page.waitForFunction(() => document.body.dataset.result, null, { timeout: 30 * 60000 });
   const r = JSON.parse(await page.evaluate(() => document.body.dataset.result));
@@ -173,11 +177,11 @@ async function run() {
     note(`cold: ${JSON.stringify(cold)}`);
     note(`cold renderers: ${JSON.stringify(mem)}`);
     if (!cold.crossOriginIsolated) throw new Error('the page is not crossOriginIsolated (COOP/COEP headers missing?)');
-    if (engine === 'plm' && cold.threads !== Number(threads)) throw new Error(`asked ${threads} threads, pocketlm.js used ${cold.threads}`);
-    if (engine === 'plm') note(`${CONFIG}: loaded ${cold.build}, kernel path ${cold.kernelPath}`);
-    if (engine === 'plm' && simd !== 'auto' && cold.kernelPath !== (simd === 'relaxed' ? 'relaxed' : 'wasm'))
+    if (PLM && cold.threads !== Number(threads)) throw new Error(`asked ${threads} threads, pocketlm.js used ${cold.threads}`);
+    if (PLM) note(`${CONFIG}: loaded ${cold.build}, kernel path ${cold.kernelPath}`);
+    if (PLM && simd !== 'auto' && cold.kernelPath !== (simd === 'relaxed' ? 'relaxed' : 'wasm'))
       throw new Error(`asked the ${simd} build, pocketlm.js loaded ${cold.build}`);
-    if (engine === 'plm') out('relaxed', cold.kernelPath === 'relaxed' ? 1 : 0);
+    if (PLM) out('relaxed', cold.kernelPath === 'relaxed' ? 1 : 0);
     if (cold.fromCache) throw new Error('the cold visit found the model in the cache');
     if (engine !== 'none') {
       out('ttft_cold_ms', cold.ttftMs.toFixed(0));
@@ -186,6 +190,11 @@ async function run() {
     if (cold.prefillTokS) out('prefill_tps', cold.prefillTokS.toFixed(1));
     if (cold.decodeTokS) out('decode_tps', cold.decodeTokS.toFixed(1));
     if (cold.nokvTokS) out('nokv_tps', cold.nokvTokS.toFixed(1));
+    if (cold.trainTokS) {
+      out('train_tps', cold.trainTokS.toFixed(1));
+      out('train_steps', cold.trainSteps);
+      out('train_heap_mb', (cold.trainHeapBytes / MB).toFixed(1));
+    }
     out('rss_mb', (mem.reduce((s, m) => s + m.rssKB, 0) / 1024).toFixed(1));
     out('hwm_mb', (mem.reduce((s, m) => s + m.hwmKB, 0) / 1024).toFixed(1));
     out('renderers', mem.length);

@@ -12,6 +12,8 @@
 //               model_quantized.onnx = int8); mode kv: past_key_values fed back as in
 //               tests/bench_ort.mjs; mode nokv: the seed's way, the whole sequence recomputed for
 //               each new token (30-token prompt, 50 new tokens).
+//   engine=plmtrain: pocketlm wasm as engine=plm, then LoRA training on /paws-sample.tsv for
+//               steps optimizer steps (trainPlm); its tokens per second.
 //   engine=none: nothing loaded (the renderer's baseline).
 // Prompts are fixed token ids (no tokenizer), the same formula as tests/bench_ort.mjs.
 const CACHE = 'bench-web-v1';
@@ -47,7 +49,7 @@ async function benchPlm(q, r) {
                      kernelPath: lm.kernelPath });
   await lm.generate(promptIds(30), { maxTokens: 1, stopTokens: [], cache: false });
   r.firstTokenAt = abs();
-  if (q.phase === 'cold') {
+  if (q.phase === 'cold' && q.engine === 'plm') {
     const p = promptIds(Number(q.p)), reps = Number(q.reps);
     r.prefillTokS = r.decodeTokS = 0;
     for (let i = 0; i < reps; i++) {
@@ -58,7 +60,26 @@ async function benchPlm(q, r) {
       say(`rep ${i}: prefill ${g.prefillTokS.toFixed(1)} decode ${g.decodeTokS.toFixed(1)} tok/s`);
     }
   }
+  if (q.engine === 'plmtrain') await trainPlm(lm, q, r);
   r.heapBytes = lm.memoryBytes;
+}
+
+// trainPlm (engine=plmtrain): LoRA fine-tuning as the app's Train view runs it (lm.finetune with
+// the library's defaults: r 8 on q_proj,v_proj, batch 8, 5% held out) on the bundled PAWS sample
+// (/paws-sample.tsv) for q.steps optimizer steps; tokens per second over the whole run.
+async function trainPlm(lm, q, r) {
+  const data = new Uint8Array(await (await fetch('/paws-sample.tsv')).arrayBuffer());
+  let last = null;
+  const t0 = performance.now();
+  const adapter = await lm.finetune({ data, dataName: 'paws-sample.tsv', maxSteps: Number(q.steps), seed: 1234,
+                                      onProgress: (p) => { last = p; } });
+  r.trainSeconds = (performance.now() - t0) / 1000;
+  r.trainTokS = last.tokS;
+  r.trainSteps = last.step;
+  r.trainLoss = last.loss;
+  r.trainHeapBytes = lm.memoryBytes;
+  adapter.free();
+  say(`train: ${last.step} steps, ${last.tokens} tokens, ${last.tokS.toFixed(1)} tok/s`);
 }
 
 // ---- onnxruntime-web ----
@@ -136,7 +157,7 @@ self.onmessage = async (ev) => {
   const r = { engine: q.engine, dtype: q.dtype, threads: Number(q.threads), mode: q.mode, phase: q.phase,
               startedAt: abs() };
   try {
-    if (q.engine === 'plm') await benchPlm(q, r);
+    if (q.engine === 'plm' || q.engine === 'plmtrain') await benchPlm(q, r);
     else if (q.engine === 'ort') await benchOrt(q, r);
     else if (q.engine === 'none') r.firstTokenAt = abs(); // the page's own baseline
     else throw new Error(`engine '${q.engine}': want plm or ort`);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # wasm.test.sh: build the wasm modules (make wasm) and test both SIMD builds in node:
-#  - tests/test_matmul.c compiled to wasm and run in node: the SIMD128 build (its wasm kernels) and
+#  - tests/test_matmul.c and test_matmul_backward.c compiled to wasm and run in node: the SIMD128 build (its wasm kernels) and
 #    the relaxed-SIMD build (wasm and relaxed kernels), each against the scalar reference, Q8_0 bit
 #    for bit; the relaxed one in V8's baseline compiler (Liftoff) and its optimizing one (TurboFan),
 #    since node tiers up while a test runs and the two compile relaxed instructions separately;
@@ -21,9 +21,10 @@ ${CC:-cc} -std=c11 -O2 -Iinclude -o "$BUILD/tests/wasm_logits" tests/wasm_logits
 RELAXED_ON=--experimental-wasm-relaxed-simd
 RELAXED_OFF=--no-experimental-wasm-relaxed-simd
 
-# the matmul test compiled to wasm (single-threaded) and run in node
+# the matmul tests (forward: test_matmul; training products: test_matmul_backward) compiled to wasm
+# (single-threaded) and run in node
 EMCC="env NODE_PATH=/usr/share/nodejs emcc"
-MATMUL_SRC="tests/test_matmul.c src/matmul.c src/matmul_wasm.c src/matmul_backward.c src/cpu.c src/pool.c src/base.c"
+MATMUL_LIB="src/matmul.c src/matmul_wasm.c src/matmul_backward.c src/cpu.c src/pool.c src/base.c"
 MATMUL_FLAGS="-std=c11 -O2 -Iinclude -Isrc -Itests -sENVIRONMENT=node -sWASM_ASYNC_COMPILATION=0 -sALLOW_MEMORY_GROWTH"
 run_matmul() { # LOG NODE-ARGS...: run, print the last line, fail with the whole log
     log=$1
@@ -31,17 +32,19 @@ run_matmul() { # LOG NODE-ARGS...: run, print the last line, fail with the whole
     node "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }
     tail -n 1 "$log"
 }
-# shellcheck disable=SC2086
-$EMCC $MATMUL_FLAGS -msimd128 -sSINGLE_FILE -o "$BUILD/tests/test_matmul.cjs" $MATMUL_SRC -lm
-run_matmul "$BUILD/tests/test_matmul.wasm.log" $RELAXED_OFF "$BUILD/tests/test_matmul.cjs"
-# shellcheck disable=SC2086
-$EMCC $MATMUL_FLAGS -msimd128 -mrelaxed-simd --js-library scripts/wasm_relaxed_lib.js \
-    -o "$BUILD/tests/test_matmul-relaxed.cjs" $MATMUL_SRC -lm
-node scripts/wasm_relaxed.mjs "$BUILD/tests/test_matmul-relaxed.cjs" >/dev/null
-for tier in --liftoff-only --no-liftoff; do
-    printf '%s: ' "relaxed $tier"
-    run_matmul "$BUILD/tests/test_matmul-relaxed$tier.log" $RELAXED_ON $tier \
-        "$BUILD/tests/test_matmul-relaxed.cjs"
+for t in test_matmul test_matmul_backward; do
+    # shellcheck disable=SC2086
+    $EMCC $MATMUL_FLAGS -msimd128 -sSINGLE_FILE -o "$BUILD/tests/$t.cjs" tests/$t.c $MATMUL_LIB -lm
+    run_matmul "$BUILD/tests/$t.wasm.log" $RELAXED_OFF "$BUILD/tests/$t.cjs"
+    # shellcheck disable=SC2086
+    $EMCC $MATMUL_FLAGS -msimd128 -mrelaxed-simd --js-library scripts/wasm_relaxed_lib.js \
+        -o "$BUILD/tests/$t-relaxed.cjs" tests/$t.c $MATMUL_LIB -lm
+    node scripts/wasm_relaxed.mjs "$BUILD/tests/$t-relaxed.cjs" >/dev/null
+    for tier in --liftoff-only --no-liftoff; do
+        printf '%s: ' "$t relaxed $tier"
+        run_matmul "$BUILD/tests/$t-relaxed$tier.log" $RELAXED_ON $tier \
+            "$BUILD/tests/$t-relaxed.cjs"
+    done
 done
 
 # pocketlm.js in node: relaxed SIMD off, then on; PLM_EXPECT_SIMD is the build it must pick

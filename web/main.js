@@ -1,3 +1,5 @@
+import { initTrain } from './train.js';
+
 // main.js: the page's UI. Owns no model: everything that touches the model happens in worker.js,
 // reached by postMessage. States (on <body data-state>): start, loading, ready, generating, error.
 // The last result is also written to #output's data-result (JSON) for tests and tools.
@@ -89,6 +91,7 @@ function startWorker() {
       'If you serve this page yourself, run `make wasm` first so that pocketlm.js and pocketlm.mjs/.wasm are there.');
   };
   worker.postMessage({ type: 'cache-info' });
+  initTrain(worker); // the Train view (train.js) talks to the same worker
 }
 
 function onWorker(m) {

@@ -209,6 +209,139 @@ export class PocketLM {
   free(): void;
 }
 
+// ---- fine-tuning (LoRA training in the wasm module: src/finetune.c's run, one step at a time) ----
+
+/** A training example: the task template's input and the output the model should give. */
+export interface Pair { input: string; output: string; }
+
+/**
+ * Training data: pairs, or a file's bytes (PAWS TSV: id, sentence1, sentence2, label, label-1
+ * rows used and also reversed; or JSONL of {"input", "output"}; the format from the content).
+ */
+export type TrainData = Pair[] | Source;
+
+export interface FinetuneOptions {
+  data: TrainData;
+  /** The data's name in bad-row messages ("name:line: why"); 'data' by default. */
+  dataName?: string;
+  rank?: number;          // LoRA r (8)
+  alpha?: number;         // lora_alpha (16)
+  dropout?: number;       // lora_dropout (0.05)
+  /** 'q_proj,v_proj' (default), 'all', or a list of q/k/v/o/gate/up/down_proj. */
+  targets?: string | string[];
+  lr?: number;            // peak learning rate (2e-4), linear warmup then cosine decay to 0
+  warmupRatio?: number;   // warmup share of the steps (0.03)
+  /** Passes over the data (1); with maxSteps and no epochs, the steps alone decide. */
+  epochs?: number;
+  maxSteps?: number;      // stop after this many optimizer steps (0: epochs decide)
+  batch?: number;         // examples per micro-batch (8)
+  accum?: number;         // micro-batches per optimizer step (1)
+  seed?: number;          // adapter init, dropout, split and batch order (1234)
+  /** Share of the data held out (0.05), whole groups of rows sharing a sentence; 0: none. */
+  evalFrac?: number;
+  evalEvery?: number;     // held-out loss every N steps (0: at the end only)
+  maxLen?: number;        // longest example in tokens (256); longer rows are bad rows
+  reverse?: boolean;      // PAWS: also train each pair reversed (true)
+  /** Continue a run from this checkpoint (with the same data and settings): bit for bit. */
+  resume?: Checkpoint;
+  /** finetune only: called after every step. */
+  onProgress?: (p: TrainProgress, run: TrainRun) => void;
+  /** finetune only: called once the data is read and the trainer is ready, before step 1. */
+  onStart?: (run: TrainRun) => void;
+  /** finetune only: a checkpoint every N steps (0: none) and on abort, given to onCheckpoint. */
+  checkpointEvery?: number;
+  onCheckpoint?: (c: Checkpoint) => void | Promise<void>;
+  /** finetune only: stop after the current step; finetune rejects with an AbortError whose
+   *  .checkpoint resumes the run. */
+  signal?: AbortSignal;
+}
+
+/** One optimizer step, as a line of metrics.jsonl. */
+export interface TrainProgress {
+  step: number; totalSteps: number;
+  epoch: number;          // fractional
+  loss: number;           // mean train loss of the step (nats per target token)
+  evalLoss: number | null; // held-out loss when measured at this step
+  lr: number; gradNorm: number;
+  tokS: number;           // training tokens per second
+  elapsed: number; eta: number; // seconds
+  tokens: number;         // tokens trained on so far
+}
+
+export interface TrainInfo {
+  rows: number; notLabel1: number;
+  bad: number;            // bad rows skipped (listed in badRows)
+  trainExamples: number; evalExamples: number;
+  stepsPerEpoch: number; totalSteps: number;
+  step: number;           // steps done when the run began (a resumed run: its checkpoint's)
+}
+
+/** A bad data row: its line (1-based) and why. */
+export interface BadRow { line: number; message: string; }
+
+/** What a run needs to continue bit for bit: its checkpoint/ directory and metrics.jsonl. */
+export interface Checkpoint { step: number; files: Record<string, Uint8Array>; }
+
+/** Files by name: adapter_config.json, adapter_model.safetensors, tokenizer.json, tokenizer_config.json,
+ *  and beside them metrics.jsonl, loss.svg, data_report.json, heldout.jsonl | heldout.tsv. */
+export type AdapterFiles = Record<string, Uint8Array>;
+
+/** A fine-tuning run (lm.trainer): the data read, the trainer's memory allocated. */
+export class TrainRun {
+  readonly info: TrainInfo;
+  /** Every bad row of the data, in file order (never silently dropped). */
+  readonly badRows: BadRow[];
+  /** One object per step so far, as metrics.jsonl. */
+  readonly metrics: Array<Omit<TrainProgress, 'totalSteps' | 'eta' | 'evalLoss'> & { evalLoss?: number }>;
+  readonly stepsDone: number;
+  readonly done: boolean;
+  /** One optimizer step; null when the run is over. */
+  step(): Promise<TrainProgress | null>;
+  checkpoint(): Promise<Checkpoint>;
+  /** The adapter and the files `pocketlm finetune` writes beside it, as they are now. */
+  save(): Promise<AdapterFiles>;
+  /** The adapter as it is now, loaded for the model. */
+  adapter(): Promise<Adapter>;
+  /** The training loss chart (loss.svg) so far, as SVG text. */
+  lossChart(options?: { width?: number; height?: number }): string;
+  /** Release the trainer's memory and files. */
+  free(): void;
+}
+
+/** A LoRA adapter loaded for one PocketLM. */
+export class Adapter {
+  /** Its files by name (PEFT: `pocketlm --lora DIR` and Python PEFT load them). */
+  save(): Promise<AdapterFiles>;
+  free(): void;
+}
+
+export interface LossChart {
+  step: ArrayLike<number>; loss: ArrayLike<number>;
+  evalStep?: ArrayLike<number>; evalLoss?: ArrayLike<number>;
+  stepsPerEpoch?: number; width?: number; height?: number;
+}
+
+export interface PocketLM {
+  /** The library's fine-tuning defaults (plm_finetune_default_params). */
+  readonly trainDefaults: Required<Pick<FinetuneOptions, 'rank' | 'alpha' | 'dropout' | 'lr' |
+    'epochs' | 'batch' | 'accum' | 'seed' | 'evalFrac' | 'warmupRatio' | 'maxLen' | 'reverse'>> &
+    { targets: string };
+  /** Fine-tune a LoRA adapter on data; resolves to it (not yet used for generation: useAdapter). */
+  finetune(options: FinetuneOptions): Promise<Adapter>;
+  /** Begin a run and drive it yourself (step, checkpoint, save, free). Rejects when the data has
+   *  no usable row (the Error has .badRows). */
+  trainer(options: FinetuneOptions): Promise<TrainRun>;
+  /** A PEFT adapter for this model (files by name, or a URL / node directory holding them). */
+  loadAdapter(files: LoraSource | AdapterFiles): Promise<Adapter>;
+  /** Generate with adapter from now on; null: without (the base, or the adapter given to load). */
+  useAdapter(adapter: Adapter | null): Promise<void>;
+  /** A new PocketLM (f32 weights) with the adapter folded in; it shares this one's module:
+   *  free it first. */
+  merge(adapter: Adapter): Promise<PocketLM>;
+  /** plm_loss_chart_svg as SVG text. */
+  lossChart(chart: LossChart): string;
+}
+
 /** True when this engine runs the relaxed-SIMD builds (WebAssembly.validate of a probe module). */
 export function relaxedSimd(): boolean;
 

@@ -27,6 +27,7 @@ const IS_NODE = typeof process === 'object' && typeof process.versions === 'obje
 const DTYPES = { f32: 0, q8_0: 3 };
 const STOP_REASONS = ['length', 'token', 'string', 'context', 'callback'];
 const MAX_POOL = 16; // web workers at most in the threaded build
+const POOLS = 3;     // thread pools at once: a session, a trainer, a merged model's session
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -290,7 +291,10 @@ export class PocketLM {
     if (simd === 'relaxed' && !relaxedSimd())
       throw new Error('pocketlm: simd \'relaxed\': this engine does not run relaxed SIMD');
     const flavour = simd === 'auto' ? (relaxedSimd() ? 'relaxed' : 'simd128') : simd;
-    const M = await instantiate(mt, flavour, threads - 1);
+    // workers: threads - 1 for each thread pool that may exist at once: the session's, a
+    // trainer's, a merged model's session (a pthread started beyond the pool would wait for this
+    // thread to yield, which a pool's first job never does)
+    const M = await instantiate(mt, flavour, POOLS * (threads - 1));
     const heap = new Heap(M);
     const err = M._plm_wasm_error_new() >>> 0;
     let model = 0, session = 0, lora = 0;
@@ -528,7 +532,7 @@ export class PocketLM {
     M._plm_wasm_model_free(this._model);
     M._plm_wasm_error_free(this._err);
     this._model = this._session = this._lora = 0;
-    if (M.PThread) M.PThread.terminateAllThreads();
+    if (M.PThread && !this._sharesModule) M.PThread.terminateAllThreads();
   }
 
   // memoryBytes: the size of the wasm heap (it never shrinks)
@@ -559,16 +563,7 @@ let loraDirs = 0;
 // 'tokenizer.json'?: src } (src as for PocketLM.load), or a base URL / (node) directory holding
 // those files (tokenizer.json optional).
 async function loadLora(M, heap, model, lora, onProgress, err) {
-  let files = lora;
-  if (typeof lora === 'string' || lora instanceof URL) {
-    const base = String(lora).replace(/\/?$/, '/');
-    files = {};
-    for (const f of LORA_FILES) {
-      const src = isUrlString(base) || !IS_NODE ? new URL(f, new URL(base, globalThis.location?.href)).href : base + f;
-      if (f === 'tokenizer.json' && !(await exists(src))) continue;
-      files[f] = src;
-    }
-  }
+  const files = await loraSources(lora);
   const dir = `/lora${loraDirs++}`;
   M.FS.mkdir(dir);
   try {
@@ -589,6 +584,19 @@ async function loadLora(M, heap, model, lora, onProgress, err) {
   }
 }
 
+// loraSources: lora as { file name: source }: a base URL / (node) directory gives its files
+async function loraSources(lora) {
+  if (typeof lora !== 'string' && !(lora instanceof URL)) return lora;
+  const base = String(lora).replace(/\/?$/, '/');
+  const files = {};
+  for (const f of LORA_FILES) {
+    const src = isUrlString(base) || !IS_NODE ? new URL(f, new URL(base, globalThis.location?.href)).href : base + f;
+    if (f === 'tokenizer.json' && !(await exists(src))) continue;
+    files[f] = src;
+  }
+  return files;
+}
+
 async function exists(src) {
   if (IS_NODE && !isUrlString(src)) {
     const fs = await import('node:fs');
@@ -596,5 +604,347 @@ async function exists(src) {
   }
   try { return (await fetch(src, { method: 'HEAD' })).ok; } catch { return false; }
 }
+
+// ---- fine-tuning: src/finetune.c's run, one optimizer step per call, its files in MEMFS ----
+// The run reads its data from, and writes the adapter, metrics.jsonl, loss.svg and checkpoint/ to,
+// a directory of Emscripten's in-memory file system, as `pocketlm finetune` does on disk; JS moves
+// the bytes in and out. Between steps it yields to the event loop (progress, AbortSignal, pause).
+
+const PROGRESS_KEYS = ['step', 'totalSteps', 'epoch', 'loss', 'evalLoss', 'lr', 'gradNorm', 'tokS',
+                       'elapsed', 'eta', 'tokens'];
+const INFO_KEYS = ['rows', 'notLabel1', 'bad', 'trainExamples', 'evalExamples', 'stepsPerEpoch',
+                   'totalSteps', 'step'];
+const TRAIN_DEFAULT_KEYS = ['rank', 'alpha', 'dropout', 'lr', 'epochs', 'batch', 'accum', 'seed',
+                            'evalFrac', 'warmupRatio', 'maxLen', 'reverse'];
+let trainDirs = 0;
+
+// rmTree: remove a MEMFS directory and everything under it
+function rmTree(FS, dir) {
+  for (const name of FS.readdir(dir)) {
+    if (name === '.' || name === '..') continue;
+    const p = `${dir}/${name}`;
+    if (FS.isDir(FS.stat(p).mode)) rmTree(FS, p); else FS.unlink(p);
+  }
+  FS.rmdir(dir);
+}
+
+// readTree: the files under a MEMFS directory as { 'name' or 'sub/name': Uint8Array }
+function readTree(FS, dir, prefix = '', out = {}) {
+  for (const name of FS.readdir(dir).sort()) {
+    if (name === '.' || name === '..') continue;
+    const p = `${dir}/${name}`;
+    if (FS.isDir(FS.stat(p).mode)) readTree(FS, p, `${prefix}${name}/`, out);
+    else out[prefix + name] = FS.readFile(p);
+  }
+  return out;
+}
+
+// writeTree: files as readTree gives them, under dir
+function writeTree(FS, dir, files) {
+  for (const [name, bytes] of Object.entries(files)) {
+    const parts = name.split('/');
+    if (parts.some((x) => x === '' || x === '.' || x === '..'))
+      throw new Error(`pocketlm: checkpoint: bad file name '${name}'`);
+    let d = dir;
+    for (const sub of parts.slice(0, -1)) {
+      d += '/' + sub;
+      if (!FS.analyzePath(d).exists) FS.mkdir(d);
+    }
+    FS.writeFile(`${dir}/${name}`, bytes);
+  }
+}
+
+// trainDataBytes: finetune's data as the bytes of a file: an array of {input, output} becomes
+// JSONL; a File/Blob, ArrayBuffer or typed array, URL or (node) path is read as it is.
+async function trainDataBytes(heap, data) {
+  if (Array.isArray(data)) {
+    const lines = data.map((r, i) => {
+      if (!r || typeof r.input !== 'string' || typeof r.output !== 'string')
+        throw new TypeError(`pocketlm: finetune: data[${i}] is not { input, output } strings`);
+      return JSON.stringify({ input: r.input, output: r.output }) + '\n';
+    });
+    return encoder.encode(lines.join(''));
+  }
+  if (data === undefined || data === null) throw new TypeError('pocketlm: finetune: data is required');
+  const { ptr, size } = await readInto(heap, data, null, 'data');
+  try { return heap.u8().slice(ptr, ptr + size); } finally { heap.free(ptr); }
+}
+
+// parseMetrics: metrics.jsonl's lines as the objects TrainRun.metrics holds (camelCase keys)
+function parseMetrics(bytes) {
+  return decoder.decode(bytes).split('\n').filter((l) => l.trim()).map((l) => {
+    const j = JSON.parse(l);
+    const m = { step: j.step, epoch: j.epoch, loss: j.loss, lr: j.lr, gradNorm: j.grad_norm, tokS: j.tok_s,
+                tokens: j.tokens, elapsed: j.elapsed };
+    if (j.eval_loss !== undefined) m.evalLoss = j.eval_loss;
+    return m;
+  });
+}
+
+// TrainRun: one fine-tuning run on a PocketLM (lm.trainer(opts)); see pocketlm.d.ts.
+export class TrainRun {
+  constructor(lm, w, dir, name) {
+    this._lm = lm;
+    this._w = w;
+    this._dir = dir;
+    const M = lm._M;
+    this.info = Object.fromEntries(INFO_KEYS.map((k, i) => [k, M._plm_wasm_train_info(w, i)]));
+    this.badRows = parseBadRows(M.UTF8ToString(M._plm_wasm_train_bad_rows(w) >>> 0), name);
+    this.metrics = []; // one object per step, as metrics.jsonl (a resumed run: from its start)
+    const mpath = `${dir}/out/metrics.jsonl`;
+    if (M.FS.analyzePath(mpath).exists) this.metrics = parseMetrics(M.FS.readFile(mpath));
+  }
+
+  // stepsDone: optimizer steps done (a resumed run starts at its checkpoint's)
+  get stepsDone() { return this.metrics.length ? this.metrics[this.metrics.length - 1].step : this.info.step; }
+  get done() { return this.stepsDone >= this.info.totalSteps; }
+
+  // step: one optimizer step; resolves to its progress, or null when the run is over
+  step() {
+    return this._lm._run(() => {
+      const M = this._lm._M, err = this._lm._err;
+      this._alive();
+      const rc = M._plm_wasm_train_step(this._w, err);
+      if (rc < 0) throw wasmError(M, err, 'finetune');
+      if (rc === 0) return null;
+      const p = Object.fromEntries(PROGRESS_KEYS.map((k, i) => [k, M._plm_wasm_train_progress(this._w, i)]));
+      if (Number.isNaN(p.evalLoss)) p.evalLoss = null;
+      const m = { step: p.step, epoch: p.epoch, loss: p.loss, lr: p.lr, gradNorm: p.gradNorm,
+                  tokS: p.tokS, tokens: p.tokens, elapsed: p.elapsed };
+      if (p.evalLoss !== null) m.evalLoss = p.evalLoss;
+      this.metrics.push(m);
+      return p;
+    });
+  }
+
+  // checkpoint: what a run needs to continue bit for bit (pass it as opts.resume, with the same
+  // data and settings): { step, files: { 'checkpoint/...': bytes, 'metrics.jsonl': bytes } }
+  checkpoint() {
+    return this._lm._run(() => {
+      const M = this._lm._M, err = this._lm._err;
+      this._alive();
+      if (M._plm_wasm_train_checkpoint(this._w, err) !== 0) throw wasmError(M, err, 'checkpoint');
+      const out = `${this._dir}/out`;
+      const files = readTree(M.FS, `${out}/checkpoint`, 'checkpoint/');
+      files['metrics.jsonl'] = M.FS.readFile(`${out}/metrics.jsonl`);
+      return { step: this.stepsDone, files };
+    });
+  }
+
+  // save: the adapter as it is now, with the files `pocketlm finetune` writes beside it:
+  // { 'adapter_config.json', 'adapter_model.safetensors', 'tokenizer.json', ..., 'metrics.jsonl',
+  // 'loss.svg', 'data_report.json', 'heldout.jsonl' | 'heldout.tsv' } as bytes
+  save() {
+    return this._lm._run(() => {
+      const M = this._lm._M, err = this._lm._err;
+      this._alive();
+      if (M._plm_wasm_train_save(this._w, err) !== 0) throw wasmError(M, err, 'saving the adapter');
+      const files = readTree(M.FS, `${this._dir}/out`);
+      for (const k of Object.keys(files)) if (k.startsWith('checkpoint/')) delete files[k];
+      return files;
+    });
+  }
+
+  // adapter: the adapter as it is now, as an Adapter of the model (for generation and merge)
+  async adapter() { return this._lm.loadAdapter(await this.save()); }
+
+  // lossChart: the chart of loss.svg (plm_loss_chart_svg) for the steps so far, as SVG text
+  lossChart(opts = {}) {
+    const m = this.metrics, ev = m.filter((x) => x.evalLoss !== undefined);
+    return this._lm.lossChart({ step: m.map((x) => x.step), loss: m.map((x) => x.loss),
+                                evalStep: ev.map((x) => x.step), evalLoss: ev.map((x) => x.evalLoss),
+                                stepsPerEpoch: this.info.stepsPerEpoch, ...opts });
+  }
+
+  _alive() { if (!this._w) throw new Error('pocketlm: the training run was freed'); }
+
+  // free: the trainer's memory (activations, gradients, moments) and the run's files
+  free() {
+    if (!this._w) return;
+    const M = this._lm._M;
+    M._plm_wasm_train_free(this._w);
+    this._w = 0;
+    rmTree(M.FS, this._dir);
+  }
+}
+
+// parseBadRows: "name:line: why" lines into { line, message }
+function parseBadRows(text, name) {
+  return text.split('\n').filter((l) => l).map((l) => {
+    const m = l.startsWith(name + ':') ? /^:(\d+): (.*)$/.exec(l.slice(name.length)) : null;
+    return m ? { line: Number(m[1]), message: m[2] } : { line: 0, message: l };
+  });
+}
+
+// Adapter: a LoRA adapter loaded for a PocketLM (lm.loadAdapter, lm.finetune); see pocketlm.d.ts.
+export class Adapter {
+  constructor(lm, ptr, files) {
+    this._lm = lm;
+    this._ptr = ptr;
+    this._files = files;
+  }
+  // save: the adapter's files by name, as bytes (copies)
+  async save() {
+    return Object.fromEntries(Object.entries(this._files).map(([k, v]) => [k, v.slice()]));
+  }
+  free() {
+    if (!this._ptr) return;
+    if (this._lm._adapter === this) this._lm._setSession(null);
+    this._lm._M._plm_wasm_lora_free(this._ptr);
+    this._ptr = 0;
+  }
+}
+
+// trainDefaults: plm_finetune_default_params, for the options finetune leaves out
+Object.defineProperty(PocketLM.prototype, 'trainDefaults', {
+  get() {
+    const M = this._M;
+    const d = Object.fromEntries(TRAIN_DEFAULT_KEYS.map((k, i) => [k, M._plm_wasm_finetune_default(i)]));
+    d.reverse = d.reverse !== 0;
+    d.targets = M.UTF8ToString(M._plm_wasm_finetune_default_targets() >>> 0);
+    return d;
+  },
+});
+
+Object.assign(PocketLM.prototype, {
+  // trainer: begin a fine-tuning run (the data read and checked, the trainer allocated); see
+  // pocketlm.d.ts. A run whose data has no usable row rejects with the reason and err.badRows.
+  async trainer(opts = {}) {
+    this._alive();
+    const M = this._M, h = this._heap, d = this.trainDefaults;
+    const o = { ...d };
+    for (const [k, v] of Object.entries(opts)) if (v !== undefined) o[k] = v;
+    const bytes = await trainDataBytes(h, opts.data);
+    const dir = `/train${trainDirs++}`, name = String(opts.dataName ?? 'data').replace(/[/:\n]/g, '_') || 'data';
+    M.FS.mkdir(dir);
+    M.FS.mkdir(`${dir}/out`);
+    let w = 0;
+    try {
+      M.FS.writeFile(`${dir}/${name}`, bytes);
+      if (opts.resume) writeTree(M.FS, `${dir}/out`, opts.resume.files ?? opts.resume);
+      const targets = Array.isArray(o.targets) ? o.targets.join(',') : String(o.targets);
+      // with maxSteps alone the steps decide: an epoch has one step at least
+      const epochs = opts.epochs ?? (opts.maxSteps > 0 ? opts.maxSteps : d.epochs);
+      const strs = [h.cstr(`${dir}/${name}`), h.cstr(`${dir}/out`), h.cstr(targets)];
+      try {
+        w = M._plm_wasm_train_new() >>> 0;
+        if (!w) throw new Error('pocketlm: finetune: out of memory');
+        const rc = M._plm_wasm_train_begin(w, this._model, strs[0].ptr, strs[1].ptr, strs[2].ptr,
+          o.rank, o.alpha, o.dropout, o.lr, epochs, opts.maxSteps ?? 0, o.batch, o.accum, o.seed,
+          o.evalFrac, o.evalEvery ?? 0, o.warmupRatio, o.maxLen, o.reverse ? 1 : 0,
+          opts.resume ? 1 : 0, this.threads, this._err);
+        if (rc !== 0) { // messages name the data as given, not by its place in MEMFS
+          const e = wasmError(M, this._err, 'finetune');
+          e.message = e.message.split(`${dir}/`).join('');
+          e.badRows = parseBadRows(M.UTF8ToString(M._plm_wasm_train_bad_rows(w) >>> 0), `${dir}/${name}`);
+          throw e;
+        }
+      } finally { strs.forEach((s) => h.free(s.ptr)); }
+      return new TrainRun(this, w, dir, `${dir}/${name}`);
+    } catch (e) {
+      if (w) M._plm_wasm_train_free(w);
+      rmTree(M.FS, dir);
+      throw e;
+    }
+  },
+
+  // finetune: a whole run (see pocketlm.d.ts): steps until done, progress after each, a checkpoint
+  // every checkpointEvery steps and when signal aborts (then it rejects with an AbortError that
+  // carries .checkpoint); resolves to the Adapter.
+  async finetune(opts = {}) {
+    const run = await this.trainer(opts);
+    try {
+      if (opts.onStart) opts.onStart(run);
+      const every = opts.checkpointEvery ?? 0;
+      for (;;) {
+        if (opts.signal?.aborted) {
+          const ck = await run.checkpoint();
+          if (opts.onCheckpoint) await opts.onCheckpoint(ck);
+          const e = new Error(`pocketlm: finetune: stopped at step ${ck.step}`);
+          e.name = 'AbortError';
+          e.checkpoint = ck;
+          throw e;
+        }
+        const p = await run.step();
+        if (!p) break;
+        if (opts.onProgress) opts.onProgress(p, run);
+        if (every > 0 && p.step % every === 0 && opts.onCheckpoint && p.step < p.totalSteps)
+          await opts.onCheckpoint(await run.checkpoint());
+        await yieldNow();
+      }
+      return await run.adapter();
+    } finally { run.free(); }
+  },
+
+  // loadAdapter: a PEFT adapter for this model, from its files ({ name: bytes | Blob | URL }, as
+  // Adapter.save gives them; files other than the adapter's are ignored) or a URL / (node)
+  // directory holding them
+  async loadAdapter(files) {
+    this._alive();
+    const src = await loraSources(files), bytes = {};
+    for (const [k, v] of Object.entries(src ?? {})) bytes[k] = await trainDataBytes(this._heap, v);
+    const lora = Object.fromEntries(Object.entries(bytes).filter(([k]) => LORA_FILES.includes(k)));
+    const ptr = await loadLora(this._M, this._heap, this._model, lora, null, this._err);
+    return new Adapter(this, ptr, bytes);
+  },
+
+  // useAdapter: generate with adapter from now on (null: the base alone); the base stays loaded
+  useAdapter(adapter) {
+    return this._run(() => this._setSession(adapter));
+  },
+
+  // _setSession: a new session with adapter (null: the one given to load, if any). The old one is
+  // freed first, so that its threads go back to the pool; a failure leaves a session without it.
+  _setSession(adapter) {
+    const M = this._M;
+    if (adapter && !adapter._ptr) throw new Error('pocketlm: the adapter was freed');
+    if (adapter && adapter._lm !== this) throw new Error('pocketlm: the adapter belongs to another model');
+    const create = (lora) => M._plm_wasm_session_create(this._model, lora, this.nCtx, this.threads, this._err) >>> 0;
+    M._plm_wasm_session_free(this._session);
+    this._cache = [];
+    this._adapter = adapter;
+    this._session = create(adapter ? adapter._ptr : this._lora);
+    if (!this._session) {
+      const e = wasmError(M, this._err, 'creating the session');
+      this._adapter = null;
+      this._session = create(this._lora);
+      throw e;
+    }
+    this.hasTokenizer = M._plm_wasm_session_info(this._session, 4) === 1;
+  },
+
+  // merge: a new PocketLM whose f32 weights have the adapter folded in (plm_model_merge); it
+  // shares this one's module and threads: free it before this one
+  merge(adapter) {
+    return this._run(() => {
+      const M = this._M;
+      if (!adapter?._ptr || adapter._lm !== this) throw new Error('pocketlm: merge: not an adapter of this model');
+      const m = M._plm_wasm_model_merge(this._model, adapter._ptr, this._err) >>> 0;
+      if (!m) throw wasmError(M, this._err, 'merge');
+      const s = M._plm_wasm_session_create(m, 0, this.nCtx, this.threads, this._err) >>> 0;
+      if (!s) { M._plm_wasm_model_free(m); throw wasmError(M, this._err, 'creating the session'); }
+      const lm = new PocketLM(M, m, s, 0, this.threads);
+      lm.build = this.build;
+      lm._sharesModule = true;
+      return lm;
+    });
+  },
+
+  // lossChart: plm_loss_chart_svg (the chart of loss.svg) of { step, loss, evalStep, evalLoss,
+  // stepsPerEpoch, width, height } as SVG text
+  lossChart(c) {
+    const M = this._M, h = this._heap;
+    const arr = (a) => { const x = Float32Array.from(a ?? []); const p = h.malloc(x.length * 4); h.f32(p, x.length).set(x); return p; };
+    const ptrs = [arr(c.step), arr(c.loss), arr(c.evalStep), arr(c.evalLoss)];
+    let svg = 0;
+    try {
+      svg = M._plm_wasm_loss_chart(ptrs[0], ptrs[1], (c.loss ?? []).length, ptrs[2], ptrs[3],
+                                   (c.evalLoss ?? []).length, c.stepsPerEpoch ?? 0, c.width ?? 0,
+                                   c.height ?? 0, this._err) >>> 0;
+      if (!svg) throw wasmError(M, this._err, 'loss chart');
+      return M.UTF8ToString(svg);
+    } finally { h.free(svg); ptrs.forEach((p) => h.free(p)); }
+  },
+});
 
 export default PocketLM;

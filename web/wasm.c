@@ -401,3 +401,208 @@ EMSCRIPTEN_KEEPALIVE double plm_wasm_gen_result(const plm_wasm_gen *w, int32_t w
     }
     return (double)NAN;
 }
+
+// ---- fine-tuning: a plm_finetune_run, one optimizer step per call ----
+// The run's files live in Emscripten's file system (MEMFS): JS writes the data (and, to resume, a
+// checkpoint) into a directory, the run writes the adapter, metrics.jsonl, loss.svg and
+// checkpoint/ beside it, exactly as `pocketlm finetune` does on disk, and JS reads them back as
+// bytes. JS owns the loop (plm_wasm_train_step), so it can report progress, pause, and save
+// checkpoints between steps.
+
+typedef struct plm_wasm_train plm_wasm_train;
+plm_wasm_train *plm_wasm_train_new(void);
+int32_t plm_wasm_train_begin(plm_wasm_train *w, const plm_model *m, const char *data,
+                             const char *out, const char *targets, int32_t rank, float alpha,
+                             float dropout, float lr, int32_t epochs, int32_t max_steps,
+                             int32_t batch, int32_t accum, double seed, float eval_frac,
+                             int32_t eval_every, float warmup_ratio, int32_t max_len,
+                             int32_t reverse, int32_t resume, int32_t n_threads, plm_error *err);
+int32_t plm_wasm_train_step(plm_wasm_train *w, plm_error *err);
+double plm_wasm_train_progress(const plm_wasm_train *w, int32_t what);
+double plm_wasm_train_info(const plm_wasm_train *w, int32_t what);
+const char *plm_wasm_train_bad_rows(const plm_wasm_train *w);
+int32_t plm_wasm_train_checkpoint(plm_wasm_train *w, plm_error *err);
+int32_t plm_wasm_train_save(plm_wasm_train *w, plm_error *err);
+void plm_wasm_train_free(plm_wasm_train *w);
+double plm_wasm_finetune_default(int32_t what);
+const char *plm_wasm_finetune_default_targets(void);
+plm_model *plm_wasm_model_merge(const plm_model *m, const plm_lora *l, plm_error *err);
+char *plm_wasm_loss_chart(const float *step, const float *loss, int32_t n, const float *eval_step,
+                          const float *eval_loss, int32_t n_eval, float steps_per_epoch,
+                          int32_t width, int32_t height, plm_error *err);
+
+struct plm_wasm_train {
+    plm_finetune_run *run;      // owned
+    plm_finetune_params p;      // borrowed by run
+    char *data, *out, *targets; // the strings p points to (owned)
+    plm_train_progress pr;      // the last step's
+    char *bad;                  // "file:line: why\n" for each bad row, NUL-terminated
+    size_t bad_len, bad_cap;
+};
+
+// on_bad_row: append the row's message and a newline to w->bad (a row that does not fit in memory
+// is left out of the list; the counts still have it)
+static void on_bad_row(void *user, const char *msg) {
+    plm_wasm_train *w = user;
+    size_t n = strlen(msg);
+    if (w->bad_len + n + 2 > w->bad_cap) {
+        size_t cap = (w->bad_cap ? 2 * w->bad_cap : 4096) + n;
+        char *b = realloc(w->bad, cap);
+        if (!b) return;
+        w->bad = b, w->bad_cap = cap;
+    }
+    memcpy(w->bad + w->bad_len, msg, n);
+    w->bad_len += n;
+    w->bad[w->bad_len++] = '\n';
+    w->bad[w->bad_len] = 0;
+}
+
+EMSCRIPTEN_KEEPALIVE void plm_wasm_train_free(plm_wasm_train *w) {
+    if (!w) return;
+    plm_finetune_free(w->run);
+    free(w->data), free(w->out), free(w->targets), free(w->bad);
+    free(w);
+}
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    return d ? memcpy(d, s, n) : NULL;
+}
+
+// plm_wasm_train_new: an empty run for plm_wasm_train_begin; NULL when out of memory.
+EMSCRIPTEN_KEEPALIVE plm_wasm_train *plm_wasm_train_new(void) {
+    return calloc(1, sizeof(plm_wasm_train));
+}
+
+// plm_wasm_train_begin: plm_finetune_begin on w (new) with the data file data and the output
+// directory out (in MEMFS; with resume, out/checkpoint/ and out/metrics.jsonl are where the run
+// continues from) and the settings of plm_finetune_params (seed: an integer below 2^53). Returns a
+// plm_status; either way the bad rows read are at plm_wasm_train_bad_rows.
+EMSCRIPTEN_KEEPALIVE int32_t
+plm_wasm_train_begin(plm_wasm_train *w, const plm_model *m, const char *data, const char *out,
+                     const char *targets, int32_t rank, float alpha, float dropout, float lr,
+                     int32_t epochs, int32_t max_steps, int32_t batch, int32_t accum, double seed,
+                     float eval_frac, int32_t eval_every, float warmup_ratio, int32_t max_len,
+                     int32_t reverse, int32_t resume, int32_t n_threads, plm_error *err) {
+    if (w->data || !(seed >= 0))
+        return set_error(err, PLM_ERR_ARG, "finetune: a new run and a seed >= 0, please");
+    w->data = dup_str(data), w->out = dup_str(out), w->targets = dup_str(targets);
+    if (!w->data || !w->out || !w->targets) return set_error(err, PLM_ERR_NOMEM, "out of memory");
+    plm_finetune_params *p = &w->p;
+    *p = plm_finetune_default_params();
+    p->data = w->data, p->out = w->out, p->targets = w->targets;
+    p->rank = rank, p->alpha = alpha, p->dropout = dropout, p->train.lr = lr;
+    p->epochs = epochs, p->max_steps = max_steps, p->batch = batch, p->accum = accum;
+    p->train.seed = (uint64_t)seed, p->eval_frac = eval_frac, p->eval_every = eval_every;
+    p->warmup_ratio = warmup_ratio, p->max_len = max_len, p->reverse = reverse;
+    p->resume = resume, p->train.n_threads = n_threads;
+    p->on_bad_row = on_bad_row, p->user = w;
+    w->pr.eval_loss = (double)NAN;
+    return plm_finetune_begin(&w->run, m, p, err);
+}
+
+// plm_wasm_train_step: one optimizer step (plm_finetune_step): 1 after a step (its progress at
+// plm_wasm_train_progress), 0 when the run is over, or a negative plm_status.
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_train_step(plm_wasm_train *w, plm_error *err) {
+    return plm_finetune_step(w->run, &w->pr, err);
+}
+
+// plm_wasm_train_progress: the last step's 0 step, 1 total_steps, 2 epoch, 3 loss, 4 eval_loss
+// (NaN when not evaluated), 5 lr, 6 grad_norm, 7 tok_s, 8 elapsed, 9 eta, 10 tokens; else NaN.
+EMSCRIPTEN_KEEPALIVE double plm_wasm_train_progress(const plm_wasm_train *w, int32_t what) {
+    const plm_train_progress *p = &w->pr;
+    switch (what) {
+    case 0: return p->step;
+    case 1: return p->total_steps;
+    case 2: return (double)p->epoch;
+    case 3: return p->loss;
+    case 4: return p->eval_loss;
+    case 5: return (double)p->lr;
+    case 6: return (double)p->grad_norm;
+    case 7: return p->tok_s;
+    case 8: return p->elapsed;
+    case 9: return p->eta;
+    case 10: return (double)p->tokens;
+    }
+    return (double)NAN;
+}
+
+// plm_wasm_train_info: the run's 0 rows, 1 not_label1, 2 bad, 3 train_examples, 4 eval_examples,
+// 5 steps_per_epoch, 6 total_steps, 7 step (plm_finetune_info); else NaN.
+EMSCRIPTEN_KEEPALIVE double plm_wasm_train_info(const plm_wasm_train *w, int32_t what) {
+    plm_finetune_info i = plm_finetune_run_info(w->run);
+    switch (what) {
+    case 0: return (double)i.rows;
+    case 1: return (double)i.not_label1;
+    case 2: return (double)i.bad;
+    case 3: return i.train_examples;
+    case 4: return i.eval_examples;
+    case 5: return i.steps_per_epoch;
+    case 6: return i.total_steps;
+    case 7: return i.step;
+    }
+    return (double)NAN;
+}
+
+// plm_wasm_train_bad_rows: every bad row of the data, "file:line: why" a line ("" for none).
+EMSCRIPTEN_KEEPALIVE const char *plm_wasm_train_bad_rows(const plm_wasm_train *w) {
+    return w->bad ? w->bad : "";
+}
+
+// plm_wasm_train_checkpoint: out/checkpoint/ and out/loss.svg (plm_finetune_checkpoint).
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_train_checkpoint(plm_wasm_train *w, plm_error *err) {
+    return plm_finetune_checkpoint(w->run, err);
+}
+
+// plm_wasm_train_save: the adapter's PEFT files and loss.svg into out/ (plm_finetune_save).
+EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_train_save(plm_wasm_train *w, plm_error *err) {
+    return plm_finetune_save(w->run, err);
+}
+
+// plm_wasm_finetune_default: plm_finetune_default_params' 0 rank, 1 alpha, 2 dropout, 3 lr,
+// 4 epochs, 5 batch, 6 accum, 7 seed, 8 eval_frac, 9 warmup_ratio, 10 max_len, 11 reverse; else NaN.
+EMSCRIPTEN_KEEPALIVE double plm_wasm_finetune_default(int32_t what) {
+    plm_finetune_params p = plm_finetune_default_params();
+    switch (what) {
+    case 0: return p.rank;
+    case 1: return (double)p.alpha;
+    case 2: return (double)p.dropout;
+    case 3: return (double)p.train.lr;
+    case 4: return p.epochs;
+    case 5: return p.batch;
+    case 6: return p.accum;
+    case 7: return (double)p.train.seed;
+    case 8: return (double)p.eval_frac;
+    case 9: return (double)p.warmup_ratio;
+    case 10: return p.max_len;
+    case 11: return p.reverse;
+    }
+    return (double)NAN;
+}
+
+EMSCRIPTEN_KEEPALIVE const char *plm_wasm_finetune_default_targets(void) {
+    return plm_finetune_default_params().targets;
+}
+
+// plm_wasm_model_merge: a new f32 model, m with l folded in (plm_model_merge). NULL on failure.
+EMSCRIPTEN_KEEPALIVE plm_model *plm_wasm_model_merge(const plm_model *m, const plm_lora *l,
+                                                     plm_error *err) {
+    plm_model *out = NULL;
+    if (plm_model_merge(&out, m, l, err) != PLM_OK) return NULL;
+    return out;
+}
+
+// plm_wasm_loss_chart: the training loss chart (plm_loss_chart_svg, the chart of loss.svg) of n
+// train losses and n_eval held-out ones as an SVG document, malloc'd (JS frees it); NULL on
+// failure.
+EMSCRIPTEN_KEEPALIVE char *plm_wasm_loss_chart(const float *step, const float *loss, int32_t n,
+                                               const float *eval_step, const float *eval_loss,
+                                               int32_t n_eval, float steps_per_epoch, int32_t width,
+                                               int32_t height, plm_error *err) {
+    plm_loss_chart c = {step, loss,  n,     eval_step, eval_loss, n_eval, steps_per_epoch,
+                        NULL, width, height};
+    char *svg = NULL;
+    if (plm_loss_chart_svg(&svg, NULL, &c, err) != PLM_OK) return NULL;
+    return svg;
+}

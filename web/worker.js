@@ -6,11 +6,13 @@
 // Messages in:  {type: 'load', source: {url} | {file}, dtype, threads}
 //               {type: 'run', id, mode: 'paraphrase' | 'generate', text, opts}
 //               {type: 'stop'}  {type: 'memory'}  {type: 'cache-info'}  {type: 'clear-cache'}
+//               {type: 'train-…'} (the Train view: worker_train.js)
 // Messages out: {type: 'progress', phase: 'download' | 'read', loaded, total}
 //               {type: 'loaded', info} (info.name: the file; modelName, adapter: from its metadata; paraphraseDefaults: pocketlm.js's, for the settings)   {type: 'token', id, text}   {type: 'done', id, result}
 //               {type: 'error', id?, kind, message}   {type: 'memory', heapBytes}
 //               {type: 'cache', entries: [{url, bytes}]}
 import { PocketLM } from './pocketlm.js';
+import { trainHandler } from './worker_train.js';
 
 const CACHE = 'pocketlm-models-v1';
 let lm = null;
@@ -172,9 +174,16 @@ async function run({ id, mode, text, opts }) {
 
 // ---- messages ----
 
+// the Train view's messages (train-*): worker_train.js
+const train = trainHandler(() => lm, post);
+
 self.onmessage = async (ev) => {
   const m = ev.data;
   try {
+    if (m.type.startsWith('train-')) {
+      await train(m).catch((e) => post({ type: 'train-error', message: String(e && e.message ? e.message : e), badRows: [] }));
+      return;
+    }
     switch (m.type) {
     case 'load': await load(m); break;
     case 'run': await run(m); break;

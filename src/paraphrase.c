@@ -21,8 +21,7 @@
 // (That adapter has no control field.) Every decoding remedy trades more BLEU than iBLEU's 0.2 *
 // self-BLEU gives back, so D = 0 keeps greedy decoding and D raises the blocking (soft: a word the
 // model is sure of, a name or a number, survives it), the candidates and their temperature
-// together. An adapter trained with the control field (task.c's levels) is decoded greedily at
-// every D: its level does the work.
+// together, beside the control field's level (task.c) for an adapter trained with one.
 #define BLOCK_PENALTY_MAX 2.0f // copy_penalty at D = 1 (logits), 0 at D = 0
 #define CANDIDATES_MAX    3    // candidates at D = 1, 1 at D = 0 (the cost: about N times)
 #define RERANK_WEIGHT     1.0f // rerank_weight whenever there are candidates
@@ -36,9 +35,7 @@ plm_status plm_paraphrase_diversity(plm_task *t, plm_generate_params *gp, float 
                         "as different as it can), got %g",
                         (double)diversity);
     if (t) t->diversity = diversity; // the control field's level, for an adapter trained with it
-    // an adapter trained with the control field gets its diversity from the field alone, decoded
-    // greedily
-    float d = t && t->n_levels > 0 ? 0.0f : diversity;
+    float d = diversity;
     gp->copy_penalty = d * BLOCK_PENALTY_MAX;
     gp->copy_block = 1.0f;
     gp->candidates = 1 + (int32_t)(d * (float)(CANDIDATES_MAX - 1) + 0.5f);

@@ -35,8 +35,11 @@ echo "== pocketlm paraphrase, base model (plain template, greedy)"
 $bin paraphrase -m "$m" --dtype q8_0 --temp 0 "$s1" "$s2" "$s3"
 echo
 if [ -f "$a/adapter_config.json" ]; then
-    echo "== pocketlm paraphrase --lora $a (the seed's sampling: top-k 8, temperature 0.8)"
-    $bin paraphrase -m "$m" --lora "$a" --dtype q8_0 --seed 1 "$s1" "$s2" "$s3"
+    echo "== pocketlm paraphrase --lora $a (the default, --diversity 0: greedy, chosen on held-out)"
+    $bin paraphrase -m "$m" --lora "$a" --dtype q8_0 "$s1" "$s2" "$s3"
+    echo
+    echo "== pocketlm paraphrase --lora $a --diversity 1 (blocking, 3 candidates reranked: more different)"
+    $bin paraphrase -m "$m" --lora "$a" --dtype q8_0 --seed 1 --diversity 1 "$s1" "$s2" "$s3"
     echo
 fi
 echo "== pocketlm bench (q8_0)"

@@ -19,16 +19,11 @@ import gguf
 import jinja2
 import openai
 
+import http_check
+from http_check import check
+
 PORT, BIN, MODEL, EXPECT = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 NAME = os.path.basename(MODEL)
-failed = 0
-
-
-def check(name, ok, detail=""):
-    global failed
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else ": " + str(detail)[:400]))
-    if not ok:
-        failed += 1
 
 
 def cli(prompt, n, stops=()):
@@ -125,4 +120,4 @@ except openai.BadRequestError as e:
 with open(EXPECT, "w") as f:
     json.dump({"name": NAME, "messages": Q, "chat": want_chat, "prompt": P, "completion": want_cmpl,
                "stop": stop, "completion_stop": want_stop}, f)
-sys.exit(1 if failed else 0)
+http_check.finish()

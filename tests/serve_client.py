@@ -11,54 +11,20 @@ usage: serve_client.py PORT [--wasm] [--full BIN MODEL] [--busy]
 Prints one line per check; exits 1 when any fails. Standard library only.
 """
 import json
-import socket
 import subprocess
 import sys
 import threading
 import time
 
+import http_check
+from http_check import check
+
 HOST = "127.0.0.1"
 PORT = int(sys.argv[1])
-failed = 0
-
-
-def check(name, ok, detail=""):
-    global failed
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else ": " + str(detail)[:400]))
-    if not ok:
-        failed += 1
 
 
 def raw(data, timeout=30.0, read=True):
-    """send raw bytes; return (status, headers dict, body bytes) of the response"""
-    s = socket.create_connection((HOST, PORT), timeout=timeout)
-    try:
-        s.sendall(data)
-        if not read:
-            return s
-        buf = b""
-        while True:
-            try:
-                k = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not k:
-                break
-            buf += k
-    finally:
-        if read:
-            s.close()
-    head, _, body = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    try:
-        status = int(lines[0].split(" ")[1])
-    except (IndexError, ValueError):
-        status = 0
-    headers = {}
-    for ln in lines[1:]:
-        k, _, v = ln.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return status, headers, body
+    return http_check.raw(HOST, PORT, data, timeout, read)
 
 
 def request(method, path, body=None, headers=None, timeout=120.0):
@@ -303,5 +269,4 @@ else:
     if "--full" in args:
         i = args.index("--full")
         api_checks(args[i + 1], args[i + 2])
-print(f"serve_client: {failed} failed")
-sys.exit(1 if failed else 0)
+http_check.finish("serve_client")

@@ -137,31 +137,6 @@ static inline PLM_TARGET_AVX2 void values_avx2(uint32_t type, const uint8_t *p, 
     x[3] = pick_avx2(v0, v1, _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
 }
 
-// q4_q8_avx2: quantize_block_avx2 (quant_x86.h) on each block's values.
-static PLM_TARGET_AVX2 void q4_q8_avx2(plm_isa isa, uint32_t type, const uint8_t *src, size_t nb,
-                                       int8_t *q, float *d, float *tmp) {
-    const size_t bs = type == PLM_GGML_Q4_1 ? 20 : 18;
-    for (size_t b = 0; b < nb; b++) {
-        const uint8_t *p = src + b * bs;
-        if (!f16_finite(p) || (type == PLM_GGML_Q4_1 && !f16_finite(p + 2))) {
-            plain_q8_0(isa, type, p, 1, q + b * 32, d + b, tmp);
-            continue;
-        }
-        __m256 x[4];
-        values_avx2(type, p, x);
-        quantize_block_avx2(q + b * 32, d + b, x);
-    }
-}
-
-static PLM_TARGET_AVX2 void q4_f32_avx2(uint32_t type, const uint8_t *src, size_t nb, float *out) {
-    const size_t bs = type == PLM_GGML_Q4_1 ? 20 : 18;
-    for (size_t b = 0; b < nb; b++) {
-        __m256 x[4];
-        values_avx2(type, src + b * bs, x);
-        for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + b * 32 + 8 * k, x[k]);
-    }
-}
-
 // q8_f32_avx2: x = (float)q * d, 8 at a time (the int8 -> float conversion is exact).
 static PLM_TARGET_AVX2 void q8_f32_avx2(const uint8_t *src, size_t nb, float *out) {
     for (size_t b = 0; b < nb; b++, src += 34) {
@@ -204,27 +179,47 @@ static inline PLM_TARGET_AVX2 void q5_values_avx2(uint32_t type, const uint8_t *
     }
 }
 
-// q5_q8_avx2: quantize_block_avx2 (quant_x86.h) on each block's values.
-static PLM_TARGET_AVX2 void q5_q8_avx2(plm_isa isa, uint32_t type, const uint8_t *src, size_t nb,
-                                       int8_t *q, float *d, float *tmp) {
-    const size_t bs = type == PLM_GGML_Q5_1 ? 24 : 22;
+// The 32-value blocks (Q4_0, Q4_1, Q5_0, Q5_1): their bytes, and whether their scales are finite.
+static size_t block32_bytes(uint32_t type) {
+    return type == PLM_GGML_Q4_0   ? 18
+           : type == PLM_GGML_Q4_1 ? 20
+           : type == PLM_GGML_Q5_0 ? 22
+                                   : 24;
+}
+static int block32_finite(uint32_t type, const uint8_t *p) {
+    return f16_finite(p) && (type == PLM_GGML_Q4_0 || type == PLM_GGML_Q5_0 || f16_finite(p + 2));
+}
+
+// block32_values_avx2: values_avx2 or q5_values_avx2, by type.
+static inline PLM_TARGET_AVX2 void block32_values_avx2(uint32_t type, const uint8_t *p,
+                                                       __m256 x[4]) {
+    if (type == PLM_GGML_Q5_0 || type == PLM_GGML_Q5_1) q5_values_avx2(type, p, x);
+    else values_avx2(type, p, x);
+}
+
+// block32_q8_avx2: quantize_block_avx2 (quant_x86.h) on each block's values; a block with a
+// non-finite scale takes the plain route.
+static PLM_TARGET_AVX2 void block32_q8_avx2(plm_isa isa, uint32_t type, const uint8_t *src,
+                                            size_t nb, int8_t *q, float *d, float *tmp) {
+    const size_t bs = block32_bytes(type);
     for (size_t b = 0; b < nb; b++) {
         const uint8_t *p = src + b * bs;
-        if (!f16_finite(p) || (type == PLM_GGML_Q5_1 && !f16_finite(p + 2))) {
+        if (!block32_finite(type, p)) {
             plain_q8_0(isa, type, p, 1, q + b * 32, d + b, tmp);
             continue;
         }
         __m256 x[4];
-        q5_values_avx2(type, p, x);
+        block32_values_avx2(type, p, x);
         quantize_block_avx2(q + b * 32, d + b, x);
     }
 }
 
-static PLM_TARGET_AVX2 void q5_f32_avx2(uint32_t type, const uint8_t *src, size_t nb, float *out) {
-    const size_t bs = type == PLM_GGML_Q5_1 ? 24 : 22;
+static PLM_TARGET_AVX2 void block32_f32_avx2(uint32_t type, const uint8_t *src, size_t nb,
+                                             float *out) {
+    const size_t bs = block32_bytes(type);
     for (size_t b = 0; b < nb; b++) {
         __m256 x[4];
-        q5_values_avx2(type, src + b * bs, x);
+        block32_values_avx2(type, src + b * bs, x);
         for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + b * 32 + 8 * k, x[k]);
     }
 }
@@ -326,18 +321,14 @@ void plm_quant_row_q8_0(plm_isa isa, uint32_t type, const uint8_t *src, size_t n
         return;
     }
 #if defined(__x86_64__)
-    if (type == PLM_GGML_Q4_0 || type == PLM_GGML_Q4_1) {
-        if (plm_isa_includes(isa, PLM_ISA_AVX512)) {
-            q4_q8_avx512(isa, type, src, nb, q, d, tmp);
-            return;
-        }
-        if (plm_isa_includes(isa, PLM_ISA_AVX2)) {
-            q4_q8_avx2(isa, type, src, nb, q, d, tmp);
-            return;
-        }
+    const int q4 = type == PLM_GGML_Q4_0 || type == PLM_GGML_Q4_1;
+    if (q4 && plm_isa_includes(isa, PLM_ISA_AVX512)) {
+        q4_q8_avx512(isa, type, src, nb, q, d, tmp);
+        return;
     }
-    if ((type == PLM_GGML_Q5_0 || type == PLM_GGML_Q5_1) && plm_isa_includes(isa, PLM_ISA_AVX2)) {
-        q5_q8_avx2(isa, type, src, nb, q, d, tmp);
+    if ((q4 || type == PLM_GGML_Q5_0 || type == PLM_GGML_Q5_1) &&
+        plm_isa_includes(isa, PLM_ISA_AVX2)) {
+        block32_q8_avx2(isa, type, src, nb, q, d, tmp);
         return;
     }
     if (k_type(type) && plm_isa_includes(isa, PLM_ISA_AVX2)) {
@@ -355,12 +346,9 @@ void plm_quant_row_f32(plm_isa isa, uint32_t type, const uint8_t *src, size_t n,
         return;
     }
     if (plm_isa_includes(isa, PLM_ISA_AVX2)) {
-        if (type == PLM_GGML_Q4_0 || type == PLM_GGML_Q4_1) {
-            q4_f32_avx2(type, src, n / 32, out);
-            return;
-        }
-        if (type == PLM_GGML_Q5_0 || type == PLM_GGML_Q5_1) {
-            q5_f32_avx2(type, src, n / 32, out);
+        if (type == PLM_GGML_Q4_0 || type == PLM_GGML_Q4_1 || type == PLM_GGML_Q5_0 ||
+            type == PLM_GGML_Q5_1) {
+            block32_f32_avx2(type, src, n / 32, out);
             return;
         }
         if (k_type(type)) {

@@ -48,3 +48,21 @@ need_model() { need_file "$MODEL" "make model"; }
 need_bin() {
     [ -x "$1" ] || { echo "FAIL $TEST: $1 not built (make)"; exit 1; }
 }
+
+# serve_start NAME BIN WEB ARGS...: `BIN serve -m $MODEL` (q8_0, static files from WEB, a 2 s
+# client timeout, ARGS) on a free port, its log in $T/NAME.log; sets PID and PORT, or prints a FAIL
+# line, sets fail=1 and returns 1
+serve_start() {
+    name=$1 bin=$2 web=$3
+    shift 3
+    "$bin" serve -m "$MODEL" --dtype q8_0 --port 0 --web "$web" --timeout 2000 "$@" 2>"$T/$name.log" &
+    PID=$!
+    PORT=
+    for _ in $(seq 1 600); do
+        PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$T/$name.log")
+        [ -n "$PORT" ] && return 0
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "FAIL $name: the server did not start"; cat "$T/$name.log"; fail=1; PID=; return 1
+}

@@ -22,21 +22,8 @@ cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT INT TERM
 fail=0
 
-# start NAME ARGS...: serve on a free port; sets PID and PORT
-start() {
-    name=$1
-    shift
-    "$BIN" serve -m "$MODEL" --dtype q8_0 --port 0 --web web --timeout 2000 "$@" 2>"$T/$name.log" &
-    PID=$!
-    PORT=
-    for _ in $(seq 1 600); do
-        PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$T/$name.log")
-        [ -n "$PORT" ] && return 0
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "FAIL $name: the server did not start"; cat "$T/$name.log"; fail=1; PID=; return 1
-}
+# start NAME ARGS...: serve (tests/lib.sh) with the model and web/
+start() { n=$1; shift; serve_start "$n" "$BIN" web "$@"; }
 
 # stop: SIGINT, then wait (bounded) for the exit
 stop() {

@@ -25,21 +25,8 @@ fail=0
 WEB=web
 [ -f build/web/pocketlm.wasm ] && WEB=build/web:web && WASM=--wasm || WASM=
 
-# start NAME BIN ARGS...: run BIN serve on a free port; sets PID and PORT
-start() {
-    name=$1 bin=$2
-    shift 2
-    "$bin" serve -m "$MODEL" --dtype q8_0 --port 0 --web "$WEB" --timeout 2000 "$@" 2>"$T/$name.log" &
-    PID=$!
-    PORT=
-    for _ in $(seq 1 600); do
-        PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$T/$name.log")
-        [ -n "$PORT" ] && return 0
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "FAIL $name: the server did not start"; cat "$T/$name.log"; fail=1; PID=; return 1
-}
+# start NAME BIN ARGS...: BIN serve (tests/lib.sh) with the model and $WEB
+start() { n=$1 b=$2; shift 2; serve_start "$n" "$b" "$WEB" "$@"; }
 
 # stop NAME: SIGINT; it must exit 0 within 10 s and log "stopped"
 stop() {

@@ -340,7 +340,7 @@ static int generate_all(const char *cmd, const eval_opts *o, plm_session *s, con
 // ---- runs: a setting, its outputs, their metrics ----
 
 typedef struct {
-    float diversity; // plm_task.diversity asked
+    float diversity; // the setting (--diversity, or the control level's D); -1: none
     int32_t level;   // the control level the prompts carried, -1: no control field
     output *out;     // (n) the outputs
     double seconds;  // generation wall time
@@ -378,8 +378,9 @@ static int score(const char *cmd, const plm_text_pairs *data, run *r) {
 // run_name: how a run is named in tables and charts: "copy", "D=0.5 (level 2)" or "no field"
 static const char *run_name(const run *r, const eval_opts *o, char *buf, size_t cap) {
     if (o->copy) return "copy";
-    if (r->level < 0) return "no field";
-    snprintf(buf, cap, "D=%g (level %d)", (double)r->diversity, (int)r->level);
+    if (r->diversity < 0) return "no field";
+    if (r->level < 0) snprintf(buf, cap, "D=%g", (double)r->diversity);
+    else snprintf(buf, cap, "D=%g (level %d)", (double)r->diversity, (int)r->level);
     return buf;
 }
 
@@ -397,9 +398,10 @@ static void print_json(FILE *f, const run *r, const eval_opts *o, int full) {
     fprintf(f, "\"bleu_precisions\": [%.4f, %.4f, %.4f, %.4f], \"bleu_bp\": %.4f, \"copy\": %s",
             m->bleu.precisions[0], m->bleu.precisions[1], m->bleu.precisions[2],
             m->bleu.precisions[3], m->bleu.bp, o->copy ? "true" : "false");
-    if (r->level >= 0)
-        fprintf(f, ", \"diversity\": %g, \"level\": %d", (double)r->diversity, r->level);
-    else fprintf(f, ", \"diversity\": null, \"level\": null");
+    if (r->diversity >= 0) fprintf(f, ", \"diversity\": %g", (double)r->diversity);
+    else fprintf(f, ", \"diversity\": null");
+    if (r->level >= 0) fprintf(f, ", \"level\": %d", r->level);
+    else fprintf(f, ", \"level\": null");
     fprintf(f, ", \"distance\": %.4f, \"invented_rate\": %.4f", m->distance, m->invented_rate);
     if (full) {
         const plm_sampler_params *sp = &o->gen.sampler;
@@ -572,7 +574,7 @@ static int write_reports(const char *cmd, const eval_opts *o, const plm_text_pai
                                             data->pair[i].output, r[j].out[i].text};
                     for (int c = 0; c < 4; c++) tsv_cell(f, cells[c]), fputc('\t', f);
                     fprintf(f, "%s\t%d\t", r[j].out[i].stop, r[j].out[i].tokens);
-                    if (r[j].level >= 0) fprintf(f, "%g\n", (double)r[j].diversity);
+                    if (r[j].diversity >= 0) fprintf(f, "%g\n", (double)r[j].diversity);
                     else fprintf(f, "-\n");
                 }
         }
@@ -765,7 +767,7 @@ int cmd_eval(int argc, char **argv) {
     plm_session *s = NULL;
     rc = 1;
     if (o.copy) {
-        r[0].level = -1;
+        r[0].level = -1, r[0].diversity = -1.0f;
         if (!(r[0].out = calloc((size_t)data.n, sizeof *r[0].out))) goto done;
         n_runs = 1;
         for (int32_t i = 0; i < data.n; i++)
@@ -791,7 +793,9 @@ int cmd_eval(int argc, char **argv) {
                 plm_paraphrase_diversity(&task, &gen, o.diversity[k], NULL) != PLM_OK)
                 goto done;
             if (o.n_diversity && o.diversity[k] < 0) task.diversity = -1.0f;
-            r[k].diversity = task.diversity;
+            r[k].diversity = o.n_diversity   ? o.diversity[k]
+                             : task.n_levels ? task.diversity
+                                             : -1.0f;
             r[k].level = plm_task_level(&task);
             if (!(r[k].out = calloc((size_t)data.n, sizeof *r[k].out))) goto done;
             if (want > 1) fprintf(stderr, "eval: diversity %g\n", (double)task.diversity);

@@ -291,8 +291,8 @@ typedef struct {
     void (*on_bad_row)(void *user, const char *msg);
     void *user;
     // The diversity control and the data recipe (docs/DESIGN.md):
-    int32_t diversity_levels; // control levels trained into the template (5; 0 = no control
-                              // field: the template of adapters trained before it)
+    int32_t diversity_levels; // control levels trained into the template (0 = no control field,
+                              // the default until a held-out run shows it helps; e.g. 5)
     float min_distance;       // drop examples closer than this to their source (plm_pair_distance,
                               // 0..100; 0 = keep all): PAWS has many near copies
     int detok;                // detokenize PAWS TSV sentences (plm_detok's rules) (1)

@@ -67,7 +67,7 @@ for i in $(seq 1 24); do
     echo "{\"input\": \"the cat $i sat on a mat\", \"output\": \"a cat $i sat on the mat\"}"
 done >"$T/train.jsonl"
 "$BIN" finetune -m "$T/model" --data "$T/train.jsonl" --out "$T/ad" --epochs 1 --batch 4 \
-    --eval-frac 0.25 --max-len 120 --threads 1 >"$T/log" 2>&1 || { bad "finetune failed"; tail -n 5 "$T/log"; exit 1; }
+    --eval-frac 0.25 --max-len 120 --threads 1 --diversity-levels 5 >"$T/log" 2>&1 || { bad "finetune failed"; tail -n 5 "$T/log"; exit 1; }
 "$BIN" eval -m "$T/model" --lora "$T/ad" --data "$T/train.jsonl" --limit 4 -n 6 --threads 1 \
     --diversity 0,0.5,1 --json --out "$T/div" >"$T/div.json" 2>"$T/err" || { bad "eval --diversity"; cat "$T/err"; }
 [ "$(grep -c . "$T/div.json")" = 3 ] &&
@@ -78,9 +78,10 @@ done >"$T/train.jsonl"
     { bad "eval --diversity 0,0.5,1:"; cat "$T/div.json"; }
 "$BIN" eval -m "$T/model" --data "$T/train.jsonl" --limit 2 -n 4 --threads 1 --diversity 0,1 --json \
     >"$T/base.json" 2>"$T/err" || bad "eval of the base model"
-[ "$(grep -c . "$T/base.json")" = 1 ] && grep -q '"diversity": null' "$T/base.json" &&
+[ "$(grep -c . "$T/base.json")" = 2 ] && grep -q '"diversity": 0, "level": null' "$T/base.json" &&
+    grep -q '"diversity": 1, "level": null' "$T/base.json" &&
     grep -q "no diversity control tokens\|plain template" "$T/err" &&
-    echo "ok   eval --diversity on a model without the control: one run, no field, a note" ||
+    echo "ok   eval --diversity on a model without the control: a run per setting (decoding only), no level, a note" ||
     { bad "base model with --diversity:"; cat "$T/base.json" "$T/err"; }
 
 # ---- --plot over earlier outputs ----

@@ -25,7 +25,7 @@ for i in $(seq 1 24); do
 done >"$T/pairs.jsonl"
 # 18 training pairs in batches of 4: 5 steps an epoch, 15 in all; eval every 3 steps: 5 evals
 "$BIN" finetune -m "$T/model" --data "$T/pairs.jsonl" --out "$T/ad" --epochs 3 --batch 4 \
-    --eval-frac 0.25 --eval-every 3 --max-len 120 --threads 1 >"$T/log" 2>&1 ||
+    --eval-frac 0.25 --eval-every 3 --max-len 120 --threads 1 --diversity-levels 5 >"$T/log" 2>&1 ||
     { bad "finetune failed"; tail -n 5 "$T/log"; exit 1; }
 M=$T/ad/metrics.jsonl
 n=$(grep -c . "$M")

@@ -177,7 +177,7 @@ int cmd_paraphrase(int argc, char **argv) {
     o.gen = plm_task_default_params();
     plm_task task = plm_task_of(NULL);
     // --diversity D first: it sets the decoding defaults, which the other flags then override
-    double d = PLM_TASK_DIVERSITY_DEFAULT;
+    double d = (double)PLM_TASK_DIVERSITY_DEFAULT;
     plm_error err = {0};
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--diversity")) {

@@ -128,7 +128,7 @@ int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate
     plm_sampler_params *sp = &gp->sampler;
     if (strcmp(a, "-n") && strcmp(a, "--temp") && strcmp(a, "--top-k") && strcmp(a, "--top-p") &&
         strcmp(a, "--min-p") && strcmp(a, "--repeat-penalty") && strcmp(a, "--copy-penalty") &&
-        strcmp(a, "--seed"))
+        strcmp(a, "--copy-retry") && strcmp(a, "--seed"))
         return 0;
     if (!(v = cli_value(cmd, argc, argv, i))) return -1;
     if (!strcmp(a, "-n")) {
@@ -160,6 +160,7 @@ int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate
         else if (top_p) sp->top_p = f;
         else if (min_p) sp->min_p = f;
         else if (rep) sp->repetition_penalty = f;
+        else if (!strcmp(a, "--copy-retry")) gp->copy_retry = f;
         else gp->copy_penalty = f;
     }
     return 1;

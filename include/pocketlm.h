@@ -502,6 +502,12 @@ typedef struct {
     // are candidates that cannot differ (greedy decoding without a share of bigrams to draw).
     int32_t candidates;
     float rerank_weight; // lambda above, >= 0
+    // copy_retry: > 0: when the output (the best candidate) copies the source (the same 13a tokens,
+    // plm_bleu_same_tokens), it is decoded once more with every bigram of the source blocked by
+    // copy_retry logits (as copy_penalty with copy_block 1), and that is the output. The cost: one
+    // more decoding for the outputs that copy. Text comes out only once it is known (as with
+    // candidates). 0 = off.
+    float copy_retry;
 } plm_generate_params;
 
 plm_generate_params
@@ -653,6 +659,10 @@ plm_status plm_bleu(const char *const *hyps, const char *const *refs, int32_t n,
 // NUL-terminated when cap > 0). Returns the length of the whole result (which may be >= cap), or
 // PLM_ERR_NOMEM.
 int64_t plm_bleu_tokenize(const char *text, size_t len, char *out, size_t cap);
+
+// plm_bleu_same_tokens: 1 when a and b (NUL-terminated) have the same 13a tokens (a copy up to
+// spacing: "hour ," is "hour,"), else 0; -1 when out of memory.
+int plm_bleu_same_tokens(const char *a, const char *b);
 
 // plm_pair_distance: how far target is from source (NUL-terminated; NULL counts as empty), from 0
 // (the same 13a tokens in the same order) to 100 (no shared word): 100 - the sentence BLEU of

@@ -207,6 +207,22 @@ int64_t plm_bleu_tokenize(const char *text, size_t len, char *out, size_t cap) {
     return (int64_t)n;
 }
 
+int plm_bleu_same_tokens(const char *a, const char *b) {
+    int64_t na = plm_bleu_tokenize(a, strlen(a), NULL, 0),
+            nb = plm_bleu_tokenize(b, strlen(b), NULL, 0);
+    if (na < 0 || nb < 0) return -1;
+    if (na != nb) return 0;
+    char *ta = malloc((size_t)na + 1), *tb = malloc((size_t)nb + 1);
+    int same = -1;
+    if (ta && tb) {
+        plm_bleu_tokenize(a, strlen(a), ta, (size_t)na + 1);
+        plm_bleu_tokenize(b, strlen(b), tb, (size_t)nb + 1);
+        same = !strcmp(ta, tb);
+    }
+    free(ta), free(tb);
+    return same;
+}
+
 // ---- n-gram statistics of one segment ----
 
 // An n-gram is a substring of the tokenized text: the tokens are separated by exactly one space

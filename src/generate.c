@@ -4,7 +4,8 @@
 // Two ways not to copy a source: dynamic blocking (Niu et al. 2021, "Unsupervised paraphrasing
 // with pretrained language models", section 3.2: after a source token, the token that followed it
 // in the source is blocked for one step) and reranking (n candidates, the best by a stated
-// utility: mean log-probability minus a weight times sentence BLEU against the source).
+// utility: mean log-probability minus a weight times sentence BLEU against the source), then, for
+// an output that still copies its source, one more decoding with every source bigram blocked.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,12 +95,15 @@ struct plm_generator {
     int32_t n_src;  //
     uint8_t *word;  // (n_src) 1: src[j] starts a word, so it may be blocked
     uint8_t *block; // (n_src) 1: src[j] is blocked right after src[j - 1] (this candidate's draw)
-    float *logits;  // (n_vocab) the blocked copy of the logits, or NULL when copy_penalty is 0
-    // candidates
+    float *logits;  // (n_vocab) the blocked copy of the logits, or NULL without blocking
+    float penalty;  // this candidate's blocking: copy_penalty, or copy_retry for the retry
+    // candidates, and the retry of a copy
     int32_t n_cand;             // candidates to sample, >= 1
+    int buffered;               // 1: text comes out once chosen (candidates or copy_retry)
+    int retry;                  // 1: this candidate is the retry of a copy
     int32_t base;               // session positions after the prefill
     double logp;                // this candidate's summed log-probability
-    char *src_text;             // the text BLEU compares with (n_cand > 1), owned
+    char *src_text;             // the text BLEU compares with (when buffered), owned
     char *best;                 // the best candidate's text so far (malloc'd), or NULL
     size_t best_len;            // its bytes
     int32_t *best_ids;          // (max_tokens + 1) its ids
@@ -154,7 +158,7 @@ static plm_status source_init(plm_generator *g, const int32_t *prompt, int32_t n
     else memcpy(g->src, prompt, (size_t)n * sizeof *g->src);
     g->n_src = n;
     for (int32_t j = 0; j < n; j++) g->word[j] = (uint8_t)starts_word(g->tok, g->src[j]);
-    if (g->n_cand == 1) return PLM_OK;
+    if (!g->buffered) return PLM_OK;
     int64_t m = text     ? (int64_t)strlen(text)
                 : g->tok ? plm_tokenizer_decode(g->tok, prompt, n_prompt, NULL, 0)
                          : 0;
@@ -168,8 +172,9 @@ static plm_status source_init(plm_generator *g, const int32_t *prompt, int32_t n
 }
 
 // begin_candidate: the state of candidate i: its sampler (seed + i), its draw of the source's
-// bigrams (a hash of seed + i and the position, against copy_block), and, after the first, the
-// logits of the prompt's last position again (re-decoded alone: the same bits as in the prefill)
+// bigrams (a hash of seed + i and the position, against copy_block; every bigram for the retry),
+// and, after the first, the logits of the prompt's last position again (re-decoded alone: the
+// same bits as in the prefill)
 static plm_status begin_candidate(plm_generator *g, int32_t i, plm_error *err) {
     plm_sampler_params sp = g->p.sampler;
     sp.seed += (uint64_t)i;
@@ -179,8 +184,10 @@ static plm_status begin_candidate(plm_generator *g, int32_t i, plm_error *err) {
     if (rc != PLM_OK) return rc;
     for (int32_t j = 1; j < g->n_src; j++) {
         uint64_t h = rng_mix(rng_seed(sp.seed) ^ (uint64_t)j);
-        g->block[j] = g->word[j] && (g->p.copy_block >= 1.0f || rng_unit(h) < g->p.copy_block);
+        g->block[j] =
+            g->word[j] && (g->retry || g->p.copy_block >= 1.0f || rng_unit(h) < g->p.copy_block);
     }
+    g->penalty = g->retry ? g->p.copy_retry : g->p.copy_penalty;
     if (i > 0) {
         plm_session_truncate(g->s, g->base - 1);
         rc = plm_session_decode(g->s, &g->hist[g->res.prompt_tokens - 1], 1, err);
@@ -202,12 +209,13 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
         return plm_fail(err, PLM_ERR_ARG, "generate: bad arguments");
     if (!(params->copy_penalty >= 0.0f) || !(params->copy_block >= 0.0f) ||
         !(params->copy_block <= 1.0f) || params->candidates < 0 || params->candidates > 1024 ||
-        !(params->rerank_weight >= 0.0f))
+        !(params->rerank_weight >= 0.0f) || !(params->copy_retry >= 0.0f))
         return plm_fail(err, PLM_ERR_ARG,
                         "generate: want copy_penalty >= 0, copy_block in [0, 1], candidates in "
-                        "[0, 1024], rerank_weight >= 0; got %g, %g, %d, %g",
+                        "[0, 1024], rerank_weight >= 0, copy_retry >= 0; got %g, %g, %d, %g, %g",
                         (double)params->copy_penalty, (double)params->copy_block,
-                        params->candidates, (double)params->rerank_weight);
+                        params->candidates, (double)params->rerank_weight,
+                        (double)params->copy_retry);
     *out = NULL;
     plm_generator *g = plm_alloc(1, sizeof *g);
     if (!g) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
@@ -222,15 +230,16 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
         params->sampler.temperature > 0.0f ||
         (params->copy_penalty > 0.0f && params->copy_block > 0.0f && params->copy_block < 1.0f);
     g->n_cand = params->candidates > 1 && random ? params->candidates : 1;
+    g->buffered = g->n_cand > 1 || (params->copy_retry > 0.0f && g->tok);
     g->res.prompt_tokens = n_prompt;
     size_t V = (size_t)plm_session_n_vocab(s), n_ids = (size_t)params->max_tokens + 1;
     g->hist = plm_alloc((size_t)n_prompt + n_ids, sizeof *g->hist);
-    if (params->copy_penalty > 0.0f) g->logits = plm_alloc(V, sizeof *g->logits);
-    if (g->n_cand > 1) g->best_ids = plm_alloc(n_ids, sizeof *g->best_ids);
-    plm_status rc =
-        g->hist && (g->logits || params->copy_penalty == 0.0f) && (g->best_ids || g->n_cand == 1)
-            ? source_init(g, prompt, n_prompt, err)
-            : plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    int blocks = params->copy_penalty > 0.0f || g->buffered;
+    if (blocks) g->logits = plm_alloc(V, sizeof *g->logits);
+    if (g->buffered) g->best_ids = plm_alloc(n_ids, sizeof *g->best_ids);
+    plm_status rc = g->hist && (g->logits || !blocks) && (g->best_ids || !g->buffered)
+                        ? source_init(g, prompt, n_prompt, err)
+                        : plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     if (rc == PLM_OK) rc = begin_candidate(g, 0, err);
     if (rc == PLM_OK) {
         memcpy(g->hist, prompt, (size_t)n_prompt * sizeof *g->hist);
@@ -261,7 +270,7 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
 // output's last token in the source (where this candidate's draw keeps that bigram)
 static const float *blocked(plm_generator *g) {
     const float *logits = plm_session_logits(g->s);
-    if (!g->logits) return logits;
+    if (!g->logits || g->penalty == 0.0f) return logits;
     memcpy(g->logits, logits, (size_t)plm_session_n_vocab(g->s) * sizeof *g->logits);
     if (g->n_hist == g->res.prompt_tokens) return g->logits; // no output token yet
     int32_t t = g->hist[g->n_hist - 1];
@@ -269,7 +278,7 @@ static const float *blocked(plm_generator *g) {
         // each id once: a lowered logit differs from the original (or the penalty is lost in its
         // rounding, and then taking it again changes nothing either)
         if (g->src[j - 1] == t && g->block[j] && g->logits[g->src[j]] == logits[g->src[j]])
-            g->logits[g->src[j]] -= g->p.copy_penalty;
+            g->logits[g->src[j]] -= g->penalty;
     return g->logits;
 }
 
@@ -322,7 +331,7 @@ static int step(plm_generator *g, plm_error *err) {
     }
     if (g->res.generated_tokens >= g->p.max_tokens) return finish(g, PLM_STOP_LENGTH, g->len);
     int32_t id = plm_sampler_sample(g->smp, blocked(g), g->hist, g->n_hist);
-    if (g->n_cand > 1) g->logp += log_prob(g, plm_session_logits(g->s), id);
+    if (g->buffered) g->logp += log_prob(g, plm_session_logits(g->s), id);
     g->res.generated_tokens++;
     g->res.sampled_tokens++;
     for (int32_t k = 0; k < g->n_stops; k++)
@@ -365,9 +374,9 @@ static plm_status keep_best(plm_generator *g, double u, plm_error *err) {
     return PLM_OK;
 }
 
-// end_candidate: score the finished candidate and keep it if it is the best so far; then begin
-// the next one (returns 1), or make the best the output, with the prompt alone left in the
-// session (returns 0)
+// end_candidate: score the finished candidate and keep it if it is the best so far (the retry of a
+// copy always); then begin the next one, or the retry when the best copies the source (returns
+// 1), or make the best the output, with the prompt alone left in the session (returns 0)
 static int end_candidate(plm_generator *g, plm_error *err) {
     g->res.candidates_done++;
     if (g->text) g->text[g->len] = 0; // append keeps room for it
@@ -377,9 +386,17 @@ static int end_candidate(plm_generator *g, plm_error *err) {
     if (st != PLM_OK) return st;
     int32_t k = g->res.generated_tokens;
     double u = (k ? g->logp / k : 0.0) - (double)g->p.rerank_weight * b.bleu / 100.0;
-    if (g->best_r.candidates_done == 0 || u > g->best_r.utility) st = keep_best(g, u, err);
+    if (g->retry || g->best_r.candidates_done == 0 || u > g->best_r.utility)
+        st = keep_best(g, u, err);
     if (st != PLM_OK) return st;
-    if (g->res.candidates_done < g->n_cand) {
+    int next = g->res.candidates_done < g->n_cand;
+    if (!next && !g->retry && g->p.copy_retry > 0.0f) {
+        g->best[g->best_len] = 0; // keep_best left room for it
+        int copy = plm_bleu_same_tokens(g->best, g->src_text);
+        if (copy < 0) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+        next = g->retry = copy;
+    }
+    if (next) {
         st = begin_candidate(g, g->res.candidates_done, err);
         return st != PLM_OK ? st : 1;
     }
@@ -409,10 +426,10 @@ int plm_generator_next(plm_generator *g, const char **text, size_t *len, plm_err
     if (g->done) return 0;
     double t0 = plm_time();
     int r = step(g, err);
-    if (r == 0 && g->n_cand > 1) r = end_candidate(g, err);
+    if (r == 0 && g->buffered) r = end_candidate(g, err);
     g->res.decode_seconds += plm_time() - t0;
     if (r < 0) return r;
-    if (r == 1 && g->n_cand > 1) return 1; // nothing is handed out before the choice
+    if (r == 1 && g->buffered) return 1; // nothing is handed out before the choice
     g->done = r == 0;
     // what is safe to hand out: everything at the end, else complete UTF-8 that cannot still
     // become a stop string

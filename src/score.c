@@ -73,24 +73,6 @@ int plm_invented(const char *input, const char *output) {
 
 // ---- the metrics of a set of outputs ----
 
-// same_tokens: whether a and b have the same 13a tokens (a copy up to spacing: "hour ," is "hour,"),
-// 1 or 0; -1 when out of memory
-static int same_tokens(const char *a, const char *b) {
-    int64_t na = plm_bleu_tokenize(a, strlen(a), NULL, 0),
-            nb = plm_bleu_tokenize(b, strlen(b), NULL, 0);
-    if (na < 0 || nb < 0) return -1;
-    if (na != nb) return 0;
-    char *ta = malloc((size_t)na + 1), *tb = malloc((size_t)nb + 1);
-    int same = -1;
-    if (ta && tb) {
-        plm_bleu_tokenize(a, strlen(a), ta, (size_t)na + 1);
-        plm_bleu_tokenize(b, strlen(b), tb, (size_t)nb + 1);
-        same = !strcmp(ta, tb);
-    }
-    free(ta), free(tb);
-    return same;
-}
-
 plm_status plm_score_paraphrases(const char *const *inputs, const char *const *refs,
                                  const char *const *outputs, int32_t n, plm_paraphrase_scores *out,
                                  plm_error *err) {
@@ -105,7 +87,7 @@ plm_status plm_score_paraphrases(const char *const *inputs, const char *const *r
         plm_bleu_result r; // this output against its input alone: the lengths
         st = plm_bleu(&o, &in, 1, &r, err);
         double d = plm_pair_distance(in, o);
-        int copy = same_tokens(in, o);
+        int copy = plm_bleu_same_tokens(in, o);
         if (st == PLM_OK && (d < 0 || copy < 0)) st = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
         out->copy_rate += copy;
         out->len_ratio += r.ref_len ? (double)r.sys_len / (double)r.ref_len : 0.0;

@@ -177,14 +177,17 @@ static int parse_openai(conn *c, const plm_json *j, gen_request *r) {
 }
 
 // parse_decoding: the anti-copy options into gp: "candidates" (an integer), "block" (the share of
-// the source's bigrams; outright unless "copy_penalty" is given), "copy_penalty", "rerank_weight".
+// the source's bigrams; outright unless "copy_penalty" is given), "copy_penalty", "rerank_weight",
+// "copy_retry".
 // Returns 0, or -1 after sending the error.
 static int parse_decoding(conn *c, const plm_json *j, plm_generate_params *gp) {
     double cand = gp->candidates > 1 ? gp->candidates : 1, block = -1;
     double penalty = (double)gp->copy_penalty, weight = (double)gp->rerank_weight;
+    double retry = (double)gp->copy_retry;
     if (opt_num(c, j, "candidates", 1, 64, &cand) || opt_num(c, j, "block", 0, 1, &block) ||
         opt_num(c, j, "copy_penalty", 0, 1e30, &penalty) ||
-        opt_num(c, j, "rerank_weight", 0, 100, &weight))
+        opt_num(c, j, "rerank_weight", 0, 100, &weight) ||
+        opt_num(c, j, "copy_retry", 0, 1e30, &retry))
         return -1;
     if (cand != floor(cand))
         return plm_server_send_error(c, 400, NULL, "\"candidates\" must be an integer in [1, 64]"),
@@ -192,6 +195,7 @@ static int parse_decoding(conn *c, const plm_json *j, plm_generate_params *gp) {
     gp->candidates = (int32_t)cand;
     gp->copy_penalty = (float)penalty;
     gp->rerank_weight = (float)weight;
+    gp->copy_retry = (float)retry;
     if (block >= 0) {
         int32_t pi = plm_json_get(j, 0, "copy_penalty");
         gp->copy_block = (float)block;

@@ -407,6 +407,68 @@ static void test_rerank(void) {
     plm_model_free(m);
 }
 
+// the retry of a copy: an output with the source's words (the source here: greedy's own output's
+// text) is decoded again with every source bigram blocked by copy_retry, which is exactly a lone
+// generation with that copy_penalty; an output that does not copy comes out as it is, decoded
+// once. Either way the text comes in one piece and the session keeps the prompt only.
+static void test_copy_retry(void) {
+    plm_model *m = NULL;
+    plm_tokenizer *tok = NULL;
+    plm_error err;
+    plm_load_params lp = plm_load_default_params();
+    if (plm_model_load(&m, "tests/ref/tiny-tied", &lp, &err) != PLM_OK) return;
+    if (plm_tokenizer_load(&tok, "data/smollm2-paraphraser/tokenizer.json", &err) != PLM_OK) {
+        CHECK_MSG(0, "tokenizer: %s", err.msg);
+        plm_model_free(m);
+        return;
+    }
+    m->tokenizer = tok; // owned by the model from here
+    enum { NP = 30, N = 12 };
+    int32_t prompt[NP], plain[N], blocked[N], got[N], none = -1;
+    plm_session *s = new_session(m, 2);
+    copy_prompt(m, s, prompt, NP);
+    plm_generate_params gp = plm_generate_default_params();
+    gp.max_tokens = N;
+    gp.stop_tokens = &none;
+    gp.n_stop_tokens = 0;
+    gp.on_text = collect_text;
+    plm_generate_result res;
+    collect greedy = {{0}, 0, 0}, other = {{0}, 0, 0};
+    gp.user = &greedy;
+    plm_session_truncate(s, 0);
+    CHECK(plm_generate(s, prompt, NP, &gp, plain, N, &res, &err) == PLM_OK &&
+          res.generated_tokens == N);
+    gp.source = greedy.text; // greedy's output copies this source
+    gp.copy_penalty = 4.0f;
+    gp.user = &other;
+    plm_session_truncate(s, 0);
+    CHECK(plm_generate(s, prompt, NP, &gp, blocked, N, &res, &err) == PLM_OK);
+    CHECK_MSG(memcmp(blocked, plain, sizeof plain) &&
+                  plm_bleu_same_tokens(other.text, greedy.text) == 0,
+              "blocking changed nothing: the test would prove nothing");
+    const char *sources[2] = {greedy.text, other.text};
+    for (int k = 0; k < 2; k++) {
+        collect c = {{0}, 0, 0};
+        gp.source = sources[k];
+        gp.copy_penalty = 0.0f;
+        gp.copy_retry = 4.0f;
+        gp.user = &c;
+        plm_session_truncate(s, 0);
+        CHECK(plm_generate(s, prompt, NP, &gp, got, N, &res, &err) == PLM_OK);
+        CHECK_MSG(!memcmp(got, k == 0 ? blocked : plain, sizeof got),
+                  "source %d: want the %s output", k, k == 0 ? "blocked" : "greedy");
+        CHECK_MSG(res.sampled_tokens == (k == 0 ? 2 : 1) * N && c.calls == 1 &&
+                      plm_session_n_past(s) == NP,
+                  "source %d: %d tokens sampled, text in %d pieces, %d positions kept", k,
+                  res.sampled_tokens, c.calls, plm_session_n_past(s));
+    }
+    gp.copy_retry = -1.0f;
+    CHECK(plm_generate(s, prompt, NP, &gp, got, N, &res, &err) == PLM_ERR_ARG &&
+          strstr(err.msg, "copy_retry"));
+    plm_session_free(s);
+    plm_model_free(m);
+}
+
 // bad input: a session refuses ids out of range and a prompt longer than the context
 static void test_bad_input(void) {
     plm_model *m = NULL;
@@ -490,5 +552,6 @@ int main(void) {
     test_bad_input();
     test_dynamic_blocking();
     test_rerank();
+    test_copy_retry();
     return test_main_end("test_model");
 }

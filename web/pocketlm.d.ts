@@ -92,6 +92,12 @@ export interface GenerateOptions {
   /** The weight of the overlap with the source in that choice (>= 0). */
   rerankWeight?: number;
   /**
+   * An output that copies the source (the same words) is decoded once more with every source
+   * bigram lowered by copyRetry logits, and that is the output (one more decoding for copies only;
+   * the text comes in one piece at the end). 0 = off (generate's default).
+   */
+  copyRetry?: number;
+  /**
    * paraphrase only: 0 = stay close to the text, 1 = as different as it can while keeping the
    * meaning (default paraphraseDefaults.diversity). Sets the decoding options above and the
    * temperature as taskSettings(diversity) shows; options given alongside override them.
@@ -133,7 +139,7 @@ export interface GenerateResult {
 
 export type TaskSettings = Readonly<Required<Pick<GenerateOptions,
   'maxTokens' | 'temperature' | 'topK' | 'topP' | 'minP' | 'repetitionPenalty' | 'copyPenalty' |
-  'copyBlock' | 'candidates' | 'rerankWeight' | 'diversity'>>>;
+  'copyBlock' | 'candidates' | 'rerankWeight' | 'copyRetry' | 'diversity'>>>;
 
 export interface ModelConfig {
   vocabSize: number;

@@ -424,7 +424,7 @@ export class PocketLM {
                                 opts.minP ?? 0, opts.repetitionPenalty ?? 1, seed,
                                 stopPtr, stopIds ? stopIds.length : -1, strsPtr, strs.length,
                                 opts._task ? 1 : 0, opts.copyPenalty ?? 0, opts.copyBlock ?? 1,
-                                opts.candidates ?? 1, opts.rerankWeight ?? 0,
+                                opts.candidates ?? 1, opts.rerankWeight ?? 0, opts.copyRetry ?? 0,
                                 source ? source.ptr : 0, this._err) >>> 0;
     } finally { h.free(promptPtr); h.free(stopPtr); if (source) h.free(source.ptr); }
     const freeStrings = () => { strs.forEach((p) => h.free(p)); h.free(strsPtr); };
@@ -456,9 +456,10 @@ export class PocketLM {
       throw e;
     } finally { M._plm_wasm_gen_free(g); freeStrings(); }
     // the KV cache holds the prompt and every generated token but a last one not yet decoded;
-    // with candidates, the prompt alone is kept (the tokens in the cache are not mirrored here)
+    // with candidates or a copy's retry, the prompt alone is kept (the tokens in the cache are not
+    // mirrored here)
     const nPast = M._plm_wasm_session_info(this._session, 1);
-    if ((opts.candidates ?? 1) > 1) this._truncate(Math.min(nPast, ids.length));
+    if ((opts.candidates ?? 1) > 1 || (opts.copyRetry ?? 0) > 0) this._truncate(Math.min(nPast, ids.length));
     else this._cache.length = nPast;
     const t2 = now();
     return {
@@ -501,7 +502,7 @@ export class PocketLM {
     if (Number.isNaN(v)) throw wasmError(M, this._err, 'paraphrase');
     return Object.freeze({ maxTokens: d(0), temperature: d(1), topK: d(2), topP: d(3), minP: d(4),
                            repetitionPenalty: d(5), copyPenalty: d(6), copyBlock: d(7),
-                           candidates: d(8), rerankWeight: d(9), diversity: v });
+                           candidates: d(8), rerankWeight: d(9), copyRetry: d(11), diversity: v });
   }
 
   // _taskPrompt: the task's prompt for text at diversity; throws the library's error for nothing

@@ -77,7 +77,6 @@ typedef struct {
     int detok;                     // 1, 0, or -1: detokenize PAWS rows only (default)
     float diversity[MAX_SETTINGS]; // --diversity D[,D...]: one run each
     int32_t n_diversity;           // 0: one run at plm_task_of's setting
-    int decoding_set;              // --temp or --copy-penalty given (refused with --diversity)
 } eval_opts;
 
 static void usage(void) {
@@ -104,9 +103,10 @@ static void usage(void) {
         "                   input<TAB>reference, or JSONL {\"input\": ..., \"output\": ...}\n"
         "  --diversity D[,D...]  one run per setting, 0 (stay close) to 1 (as different as "
         "it can),\n"
-        "                   -1 = no control field; for adapters trained with "
-        "--diversity-levels\n"
-        "                   (default: the task's %.1f)\n"
+        "                   -1 = no control field; each sets the control level (adapters\n"
+        "                   trained with --diversity-levels) and the decoding, as `paraphrase\n"
+        "                   --diversity`; the decoding options below override it (default:\n"
+        "                   the task's %.1f)\n"
         "  --detok, --no-detok  detokenize inputs and references (default: PAWS rows only, "
         "whose\n"
         "                   text is tokenized: \"Hello , world .\" -> \"Hello, world.\")\n"
@@ -153,7 +153,6 @@ static int parse(const char *cmd, int argc, char **argv, eval_opts *o) {
         int r = cli_model_flag(cmd, argc, argv, &i, &o->model);
         if (r == 0) r = cli_sample_flag(cmd, argc, argv, &i, &o->gen, &o->seed_set);
         if (r < 0) return 2;
-        if (r > 0 && (!strcmp(a, "--temp") || !strcmp(a, "--copy-penalty"))) o->decoding_set = 1;
         if (r > 0) continue;
         if (!strcmp(a, "--json")) o->json = 1;
         else if (!strcmp(a, "--copy")) o->copy = 1;
@@ -175,9 +174,6 @@ static int parse(const char *cmd, int argc, char **argv, eval_opts *o) {
         return cli_usage_error(cmd, "-m MODEL (or --copy) is required");
     if (o->shots > 0 && !o->shots_data)
         return cli_usage_error(cmd, "--shots needs --shots-data FILE (never the evaluated file)");
-    if (o->n_diversity && o->decoding_set)
-        return cli_usage_error(cmd, "--diversity sets the decoding (plm_paraphrase_diversity, as "
-                                    "`paraphrase --diversity`): give it or --temp/--copy-penalty");
     if (o->copy && o->n_diversity)
         return cli_usage_error(cmd, "--copy and --diversity: the copy baseline has no settings");
     return 0;
@@ -793,6 +789,9 @@ int cmd_eval(int argc, char **argv) {
                 plm_paraphrase_diversity(&task, &gen, o.diversity[k], NULL) != PLM_OK)
                 goto done;
             if (o.n_diversity && o.diversity[k] < 0) task.diversity = -1.0f;
+            int seed_set = 0; // the decoding options given override the setting's, as in paraphrase
+            for (int i = 1; o.n_diversity && i < argc; i++)
+                if (cli_sample_flag(cmd, argc, argv, &i, &gen, &seed_set) < 0) goto done;
             r[k].diversity = o.n_diversity   ? o.diversity[k]
                              : task.n_levels ? task.diversity
                                              : -1.0f;

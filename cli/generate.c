@@ -194,15 +194,15 @@ int cmd_paraphrase(int argc, char **argv) {
             printf("usage: pocketlm paraphrase -m MODEL [options] TEXT...\n"
                    "Rephrases each TEXT with the task template.\n\n" CLI_MODEL_HELP
                    "  --diversity D    0 = stay close to TEXT, 1 = as different as it can (default "
-                   "%g);\n"
-                   "                   sets the blocking, candidates and temperature below (at "
-                   "D = %g:\n"
-                   "                   --copy-penalty %g --candidates %d --rerank-weight %g "
-                   "--temp %g);\n"
-                   "                   the options below override them\n" GEN_HELP,
-                   (double)PLM_TASK_DIVERSITY_DEFAULT, d, (double)o.gen.copy_penalty,
-                   o.gen.candidates, (double)o.gen.rerank_weight,
-                   (double)o.gen.sampler.temperature);
+                   "%g):\n"
+                   "                   the control level (an adapter trained with "
+                   "--diversity-levels)\n"
+                   "                   and the decoding below (at D = %g: --copy-retry %g "
+                   "--copy-penalty %g\n"
+                   "                   --candidates %d --temp %g); the options below override "
+                   "them\n" GEN_HELP,
+                   (double)PLM_TASK_DIVERSITY_DEFAULT, d, (double)o.gen.copy_retry,
+                   (double)o.gen.copy_penalty, o.gen.candidates, (double)o.gen.sampler.temperature);
             free(texts);
             return 0;
         }

@@ -4,8 +4,10 @@
 # as "Hello, world."):
 #   copy        the copy baseline (output = input)
 #   base-0shot  the base model with the task template (plain template: it lacks the task tokens)
-#   lora-old    the adapter without the diversity control (models/paws-lora), greedy
-#   lora-div    the adapter with it ($NEW_ADAPTER, default models/paws-lora-div), greedy, one row per
+#   lora-old    an adapter without the diversity control ($ADAPTER: the paws-lora of before
+#               2026-12-05, kept by git in its history: `git show 2151920:models/paws-lora/...`), greedy
+#               (skipped, with a message, when it is absent)
+#   lora-div    the shipped adapter with it ($NEW_ADAPTER, default models/paws-lora), one row per
 #               diversity setting of $DIVERSITY (skipped, with a message, when it is absent)
 # and, when named in ONLY: base-3shot (3 examples from PAWS dev in the prompt), lora-old-topk8 (the
 # old adapter with the seed's sampling: top-k 8, temperature 0.8, seed 1).
@@ -16,7 +18,7 @@
 # another file, EVAL_HISTORY another folder; EVAL_HISTORY=none keeps none). EVAL.md and the model
 # cards hold the current figures, edited by hand from those files.
 #
-# Env: MODEL, ADAPTER (the old adapter, models/paws-lora), NEW_ADAPTER (models/paws-lora-div),
+# Env: MODEL, ADAPTER (the old adapter, models/paws-lora-v1), NEW_ADAPTER (models/paws-lora),
 # DIVERSITY (the settings of the new one, 0,0.25,0.5,0.75,1), DATA (PAWS test.tsv), SHOTS (PAWS
 # dev.tsv), LIMIT (rows, default all), DTYPE (q8_0), THREADS (2), OUT_DIR (build/eval), ONLY
 # (names to run).
@@ -25,8 +27,8 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 PLM=$BUILD/pocketlm
 MODEL=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
-ADAPTER=${ADAPTER:-models/paws-lora}
-NEW_ADAPTER=${NEW_ADAPTER:-models/paws-lora-div}
+ADAPTER=${ADAPTER:-models/paws-lora-v1}
+NEW_ADAPTER=${NEW_ADAPTER:-models/paws-lora}
 DIVERSITY=${DIVERSITY:-0,0.25,0.5,0.75,1}
 PAWS=${PAWS:-data/paws}
 DATA=${DATA:-$PAWS/test.tsv}
@@ -50,8 +52,12 @@ M="-m $MODEL --dtype $DTYPE --threads $THREADS"
 run copy --copy
 run base-0shot $M
 run base-3shot $M --shots 3 --shots-data "$SHOTS"
-run lora-old $M --lora "$ADAPTER"
-run lora-old-topk8 $M --lora "$ADAPTER" --top-k 8 --temp 0.8 --seed 1
+if [ -d "$ADAPTER" ]; then
+    run lora-old $M --lora "$ADAPTER"
+    run lora-old-topk8 $M --lora "$ADAPTER" --top-k 8 --temp 0.8 --seed 1
+else
+    echo "eval: lora-old skipped: no adapter at $ADAPTER (set ADAPTER)" >&2
+fi
 case " $ONLY " in *" lora-div "*)
     if [ -d "$NEW_ADAPTER" ]; then
         run lora-div $M --lora "$NEW_ADAPTER" --diversity "$DIVERSITY"

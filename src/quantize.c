@@ -22,6 +22,12 @@
 #include "base.h"
 #include "gguf.h"
 
+// clang fuses a * b + c into one rounding where the target has FMA (arm64 always); ggml's
+// reference rounds twice. GCC's -std=c11 already keeps them apart (and rejects the pragma).
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 #define QK   32  // a legacy block
 #define QK_K 256 // a K-quant super-block
 

@@ -112,7 +112,7 @@ static double uniform_mse(uint32_t type, const float *x, size_t n) {
     const double levels = type == PLM_GGML_Q4_K ? 15 : type == PLM_GGML_Q5_K ? 31 : 32;
     double sum = 0;
     for (size_t b = 0; b < n; b += run) {
-        double lo = 0, hi = -INFINITY, amax = 0;
+        double lo = 0, hi = -(double)INFINITY, amax = 0;
         for (size_t i = b; i < b + run; i++) {
             lo = fmin(lo, (double)x[i]), hi = fmax(hi, (double)x[i]);
             amax = fmax(amax, fabs((double)x[i]));

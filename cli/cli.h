@@ -36,6 +36,15 @@ int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, 
 int cli_float(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);
 // cli_value: the value of flag at argv[*i] (advancing *i), or NULL after a usage error.
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+// cli_ftype: the GGUF file type named s (--quant of export and convert; flag names the option in
+// the message) into *out; returns 0, or 2 after a usage error listing the names.
+int cli_ftype(const char *cmd, const char *flag, const char *s, plm_ftype *out);
+#define CLI_FTYPE_HELP                                                                             \
+    "                   f32 (default), f16, bf16; q8_0, q4_0, q4_1, q5_0, q5_1, q4_k_m,\n"         \
+    "                   q5_k_m, q6_k: quantized per tensor as llama.cpp's quantizer does\n"        \
+    "                   for that type (same bits; the head and the layers it picks get\n"          \
+    "                   more bits; rows that are not a multiple of 256 fall back to a\n"           \
+    "                   32-block type); norms stay f32\n"
 
 // Options shared by the commands that run a model (-m, --lora, --dtype, --threads, --ctx).
 typedef struct {

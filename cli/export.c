@@ -1,7 +1,8 @@
 // export.c: `pocketlm export -m MODEL [--lora ADAPTER] --format onnx|gguf --out PATH [--quant Q]
 // [--force]`: write the model (with the adapter merged first) as an ONNX directory in the Hugging
 // Face / Optimum layout that transformers.js and onnxruntime load (src/onnx.c), or as a GGUF file
-// (plm_model_save). ONNX int8 / int4 keep the adapter as f32 low-rank branches on the quantized
+// (plm_model_save_ftype: f32, f16, bf16 or one of llama.cpp's quantized file types, with its
+// per-tensor mix). ONNX int8 / int4 keep the adapter as f32 low-rank branches on the quantized
 // base weights (plm_onnx_export_lora). Nothing is left half-written: ONNX goes through PATH.tmp,
 // GGUF through a temp file.
 #define _POSIX_C_SOURCE 200809L
@@ -28,7 +29,7 @@ static int usage(void) {
         "                   int8-qdq (DequantizeLinear form, for comparison); a comma list works.\n"
         "                   int8 and int4 are weight-only blocks of 32 (MatMulNBits), the same on\n"
         "                   every CPU; embedding and output head 8-bit in both\n"
-        "                   gguf: f32 (default), f16, bf16, q8_0, q4_0\n"
+        "                   gguf: the file type,\n" CLI_FTYPE_HELP
         "  --force          overwrite PATH (onnx: replaces the exported files, keeps others)\n");
     return 0;
 }
@@ -99,11 +100,9 @@ int cmd_export(int argc, char **argv) {
         return cli_usage_error(cmd, "--format wants onnx or gguf, got '%s'", format);
     plm_onnx_quant qs[PLM_ONNX_QUANT_N];
     int nq = 0;
-    plm_dtype dtype = PLM_DTYPE_F32;
+    plm_ftype ftype = PLM_FTYPE_F32;
     if (onnx && !(nq = parse_onnx_quants(cmd, quant ? quant : "none", qs))) return 2;
-    if (!onnx && quant && (plm_dtype_parse(quant, &dtype) != PLM_OK || dtype == PLM_DTYPE_Q4_1))
-        return cli_usage_error(cmd, "--quant for gguf wants f32, f16, bf16, q8_0 or q4_0, got '%s'",
-                               quant);
+    if (!onnx && quant && cli_ftype(cmd, "--quant for gguf", quant, &ftype)) return 2;
     size_t n = strlen(out);
     if (!onnx && (n < 5 || strcmp(out + n - 5, ".gguf")))
         return cli_usage_error(cmd, "--out for gguf must end in .gguf, got '%s'", out);
@@ -120,12 +119,12 @@ int cmd_export(int argc, char **argv) {
     // with an adapter, int8 / int4 keep it as f32 low-rank branches on the quantized base weights
     if (s == PLM_OK && onnx)
         s = plm_onnx_export_lora(m, l ? base : NULL, l, out, qs, nq, force, &err);
-    else if (s == PLM_OK) s = plm_model_save(m, out, dtype, &err);
+    else if (s == PLM_OK) s = plm_model_save_ftype(m, out, ftype, &err);
     if (s == PLM_OK) {
         const plm_config *c = plm_model_config(m);
         printf("%s%s%s -> %s (", model, lora ? " + " : "", lora ? lora : "", out);
         for (int i = 0; i < nq; i++) printf("%sonnx/%s", i ? ", " : "", plm_onnx_file_name(qs[i]));
-        if (!onnx) printf("gguf %s", plm_dtype_name(dtype));
+        if (!onnx) printf("gguf %s", plm_ftype_name(ftype));
         printf("; vocab %d%s) in %.1f s\n", c->vocab_size,
                plm_model_tokenizer(m) ? "" : ", no tokenizer", cli_now() - t0);
     }

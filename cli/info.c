@@ -1,12 +1,14 @@
 // info.c: `pocketlm info -m MODEL [--dtype f32|q8_0] [--json]`: the architecture, every config value,
 // the parameter count, the file's tensor dtypes, memory for f32 and q8_0 weights, KV cache per
 // token, and the CPU with the kernel path that runs.
-// It reads the file's per-dtype tensor counts from struct plm_model (model.h), the one thing the
+// It reads the file's per-type tensor counts from struct plm_model (model.h), the one thing the
 // public API does not expose; everything else goes through pocketlm.h.
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "gguf.h"
 #include "model.h"
 
 typedef struct {
@@ -67,10 +69,13 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
                 : "n_params                  %zu\n"
                   "file_dtypes              ",
            n);
-    for (int d = 0, first = 1; d < 6; d++)
-        if (m->file_tensors[d]) {
-            printf(json ? "%s\"%s\": %d" : "%s %s x%d", first || !json ? "" : ", ",
-                   plm_dtype_name((plm_dtype)d), m->file_tensors[d]);
+    for (uint32_t t = 0, first = 1; t < PLM_MODEL_FILE_TYPES; t++)
+        if (m->file_tensors[t]) { // the ggml type's name in lower case: "f32", "q4_k"
+            char lower[16] = {0};
+            for (size_t i = 0; i + 1 < sizeof lower && plm_ggml_type_name(t)[i]; i++)
+                lower[i] = (char)tolower((unsigned char)plm_ggml_type_name(t)[i]);
+            printf(json ? "%s\"%s\": %d" : "%s %s x%d", first || !json ? "" : ", ", lower,
+                   m->file_tensors[t]);
             first = 0;
         }
     printf(

@@ -95,6 +95,11 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
+int cli_ftype(const char *cmd, const char *flag, const char *s, plm_ftype *out) {
+    if (plm_ftype_parse(s, out) == PLM_OK) return 0;
+    return cli_usage_error(cmd, "%s wants one of %s, got '%s'", flag, PLM_FTYPE_NAMES, s);
+}
+
 int cli_model_flag(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o) {
     const char *a = argv[*i], *v;
     long n;

@@ -152,8 +152,43 @@ const char *plm_model_adapter(const plm_model *m);
 
 // plm_model_save: write the model to path: a .gguf file when path ends in ".gguf", else an HF
 // directory (created if needed). dtype is the file's dtype for 2-D weights: f32, f16, bf16 (HF and
-// GGUF), q8_0, q4_0 (GGUF only). Files are written atomically.
+// GGUF), q8_0, q4_0, q4_1 (GGUF only, as plm_model_save_ftype with the ftype of the same name).
+// Files are written atomically.
 plm_status plm_model_save(const plm_model *m, const char *path, plm_dtype dtype, plm_error *err);
+
+// File types of a saved model, named as llama.cpp's quantizer names them. f32, f16 and bf16 store
+// every 2-D weight in that type. The quantized ones pick each weight's type as llama.cpp's
+// quantizer (llama-quantize, no importance matrix) does for its file type of the same name, with
+// the same bits (ggml's reference quantizers): the output head (or the tied embedding) gets Q6_K,
+// or Q8_0 when its rows are not a multiple of 256; q4_k_m and q5_k_m give Q6_K to attn_v and
+// ffn_down in the layers llama.cpp picks (the first and last eighth, every third between); a type
+// whose block does not divide a tensor's rows falls back as llama.cpp's does (Q4_K -> Q5_0, Q5_K
+// -> Q5_1, Q6_K -> Q8_0, then F16). Norms stay f32.
+typedef enum {
+    PLM_FTYPE_F32 = 0, // the first six equal plm_dtype's values
+    PLM_FTYPE_F16 = 1,
+    PLM_FTYPE_BF16 = 2,
+    PLM_FTYPE_Q8_0 = 3,
+    PLM_FTYPE_Q4_0 = 4,
+    PLM_FTYPE_Q4_1 = 5,
+    PLM_FTYPE_Q5_0 = 6,
+    PLM_FTYPE_Q5_1 = 7,
+    PLM_FTYPE_Q4_K_M = 8,
+    PLM_FTYPE_Q5_K_M = 9,
+    PLM_FTYPE_Q6_K = 10,
+    PLM_FTYPE_COUNT = 11,
+} plm_ftype;
+
+// plm_ftype_name: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m",
+// "q5_k_m", "q6_k" ("unknown" otherwise). plm_ftype_parse: the reverse; PLM_OK or PLM_ERR_ARG.
+const char *plm_ftype_name(plm_ftype t);
+plm_status plm_ftype_parse(const char *name, plm_ftype *out);
+// PLM_FTYPE_NAMES: the names, as usage texts and error messages list them
+#define PLM_FTYPE_NAMES "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k_m, q5_k_m, q6_k"
+// plm_model_save_ftype: plm_model_save with a file type: a .gguf path takes any; an HF directory
+// only f32, f16 or bf16 (else PLM_ERR_UNSUPPORTED).
+plm_status plm_model_save_ftype(const plm_model *m, const char *path, plm_ftype ftype,
+                                plm_error *err);
 
 // ---- tokenizer ----
 

@@ -7,8 +7,9 @@
 #   cortex-a76  dotprod, no i8mm: the tests whose results go through the kernels
 #   cortex-a57  neon only: the same
 # Then every src/*.c and cli/*.c is compiled with clang-14 for arm64 (macOS builds with clang), and
-# that build's kernel tests run under max: clang compiles the kernels differently (its SDOT is the
-# same inline assembly, but its unrolling, contraction and register allocation are its own).
+# that build's kernel tests and test_quantize run under max: clang compiles the kernels differently
+# (its SDOT is the same inline assembly, but its unrolling, contraction and register allocation are
+# its own), and its contraction of a * b + c into FMA would change the quantizers' bits.
 # Emulation says nothing about speed: these runs check correctness only.
 # Prints "SKIP test-arm: ..." and exits 0 when the cross compiler, qemu or clang-14 is missing.
 set -u
@@ -33,7 +34,7 @@ $MAKE --no-print-directory BUILD="$B" CC=aarch64-linux-gnu-gcc AR=aarch64-linux-
     "$B/pocketlm" $tests || exit 1
 $MAKE --no-print-directory BUILD="$BC" CC="clang-14 --target=aarch64-linux-gnu" \
     AR=aarch64-linux-gnu-ar "$BC/pocketlm" "$BC/tests/test_matmul" \
-    "$BC/tests/test_matmul_backward" || exit 1
+    "$BC/tests/test_matmul_backward" "$BC/tests/test_quantize" || exit 1
 
 mkdir -p build/tests # test_tokenizer saves into build/tests, which make test creates natively
 export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu # the arm64 dynamic loader and libc
@@ -54,6 +55,6 @@ run cortex-a76 $kernel_tests
 run cortex-a57 $kernel_tests
 echo "== test-arm: clang-14 build, qemu-aarch64 -cpu max"
 QEMU_CPU=max RUN=qemu-aarch64 SCRIPTS= sh tests/run.sh "$BC/tests/test_matmul" \
-    "$BC/tests/test_matmul_backward" || fail=1
+    "$BC/tests/test_matmul_backward" "$BC/tests/test_quantize" || fail=1
 [ $fail = 0 ] && echo "test-arm: ok" || echo "test-arm: FAILED"
 exit $fail

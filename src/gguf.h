@@ -3,7 +3,8 @@
 // Reading works from a caller's buffer (wasm) or a mapped file and validates every count, length and
 // offset, because the parser is fuzzed. Dequantization of F32, F16, BF16, the legacy Q8_0, Q4_0,
 // Q4_1, Q5_0, Q5_1 and the K-quants Q2_K to Q6_K, as ggml's dequantize_row_*; the v3
-// writer with the reference quantizers of ggml (quantize_row_q8_0_ref, quantize_row_q4_0_ref).
+// writer, with ggml's reference quantizers (quantize.c) for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+// Q5_K and Q6_K.
 // GGUF lists dims innermost first: an HF (rows, cols) weight has ne = {cols, rows}.
 // Which tensor means what (and the Q/K permutation) is model.c's business, not this file's.
 #ifndef PLM_GGUF_H
@@ -163,7 +164,8 @@ void plm_gguf_add_f32(plm_gguf_writer *w, const char *key, float v);
 void plm_gguf_add_bool(plm_gguf_writer *w, const char *key, int v);
 void plm_gguf_add_strs(plm_gguf_writer *w, const char *key, const plm_str *s, int64_t n);
 void plm_gguf_add_i32s(plm_gguf_writer *w, const char *key, const int32_t *v, int64_t n);
-// plm_gguf_add_tensor: a tensor (ne innermost first) of type F32, F16, BF16, Q8_0 or Q4_0.
+// plm_gguf_add_tensor: a tensor (ne innermost first) of type F32, F16, BF16 or one that
+// plm_quantize_writable accepts (ne[0] a multiple of its block).
 void plm_gguf_add_tensor(plm_gguf_writer *w, const char *name, int32_t n_dims, const int64_t *ne,
                          uint32_t type);
 // plm_gguf_write: write everything to path atomically; fill(user, i, buf) gives tensor i as f32.

@@ -1,48 +1,12 @@
 // gguf_write.c: plm_gguf_writer, the GGUF v3 writer (alignment 32): metadata entries, tensor infos,
-// then each tensor's values from a fill callback, converted to F32/F16/BF16, or to Q8_0/Q4_0 by
-// ggml's reference quantizers; written atomically. The reader is gguf.c.
-// Reference: ggml/docs/gguf.md, ggml-quants.c (quantize_row_*_ref).
-#include <math.h>
+// then each tensor's values from a fill callback, converted to F32/F16/BF16, or quantized
+// (quantize.c: ggml's reference quantizers); written atomically. The reader is gguf.c.
+// Reference: ggml/docs/gguf.md.
 #include <stdlib.h>
 #include <string.h>
 
 #include "gguf_internal.h"
-
-// ---- quantization: ggml's reference quantizers ----
-
-static void put_f16(uint8_t *p, float f) {
-    uint16_t h = plm_f32_to_f16(f);
-    p[0] = (uint8_t)(h & 0xff);
-    p[1] = (uint8_t)(h >> 8);
-}
-
-// quantize_q8_0, quantize_q4_0: ggml's reference quantizers of n floats (a multiple of 32) into
-// n/32 * 34 or n/32 * 18 bytes of blocks
-static void quantize_q8_0(uint8_t *dst, const float *x, size_t n) {
-    for (size_t b = 0; b < n / 32; b++, x += 32, dst += 34) {
-        float amax = 0.0f; // d = max|x| / 127; q = round(x / d)
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
-        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        put_f16(dst, d);
-        for (int j = 0; j < 32; j++) dst[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
-    }
-}
-
-static void quantize_q4_0(uint8_t *dst, const float *x, size_t n) {
-    for (size_t b = 0; b < n / 32; b++, x += 32, dst += 18) {
-        float amax = 0.0f, max = 0.0f; // the value of largest magnitude, with its sign
-        for (int j = 0; j < 32; j++)
-            if (amax < fabsf(x[j])) amax = fabsf(x[j]), max = x[j];
-        float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        put_f16(dst, d);
-        for (int j = 0; j < 16; j++) {
-            int q0 = (int8_t)(x[j] * id + 8.5f), q1 = (int8_t)(x[16 + j] * id + 8.5f);
-            q0 = q0 < 15 ? q0 : 15;
-            q1 = q1 < 15 ? q1 : 15;
-            dst[2 + j] = (uint8_t)(q0 | q1 << 4);
-        }
-    }
-}
+#include "quantize.h"
 
 // ---- writing ----
 
@@ -163,7 +127,7 @@ void plm_gguf_add_tensor(plm_gguf_writer *w, const char *name, int32_t n_dims, c
     t->type = type;
     for (int d = 0; d < PLM_GGUF_MAX_DIMS; d++) t->ne[d] = d < n_dims ? ne[d] : 1;
     int ok_type = type == PLM_GGML_F32 || type == PLM_GGML_F16 || type == PLM_GGML_BF16 ||
-                  type == PLM_GGML_Q8_0 || type == PLM_GGML_Q4_0;
+                  plm_quantize_writable(type);
     const ggml_type_info *ti = plm_ggml_type_info(type);
     if (!ok_type || n_dims < 1 || n_dims > PLM_GGUF_MAX_DIMS || ne[0] % (int64_t)ti->block)
         w->bad = 1;
@@ -213,8 +177,7 @@ static plm_status write_tensor(const wtensor *t, int32_t k, plm_writer *f, plm_t
     uint8_t *q = plm_alloc(align_up(bytes), 1);
     plm_status st = x && q ? fill(user, k, x, err) : plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     if (st == PLM_OK) {
-        if (t->type == PLM_GGML_Q8_0) quantize_q8_0(q, x, n);
-        else if (t->type == PLM_GGML_Q4_0) quantize_q4_0(q, x, n);
+        if (plm_quantize_writable(t->type)) plm_quantize_row(t->type, x, n, q);
         else plm_convert_from_f32(q, x, n, (plm_dtype)plm_gguf_type_to_dtype(t->type));
         st = plm_writer_write(f, q, align_up(bytes), err); // q is zeroed past bytes
     }

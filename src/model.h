@@ -8,6 +8,8 @@
 #include "matmul.h"
 #include "tokenizer.h"
 
+#define PLM_MODEL_FILE_TYPES 32 // ggml type ids counted in plm_model.file_tensors (BF16 is 30)
+
 typedef struct {
     float *input_layernorm;          // (C)      model.layers.{l}.input_layernorm.weight
     plm_mat q_proj;                  // (H*D, C) model.layers.{l}.self_attn.q_proj.weight
@@ -38,8 +40,9 @@ struct plm_model {
     char *adapter;            // owned: the LoRA adapter merged into the weights (plm_model_merge,
                               // GGUF pocketlm.adapter); NULL if none
     int32_t pad_token_id;     // -1 when absent
-    int32_t file_tensors[6];  // tensors in the source file, per plm_dtype (for `pocketlm info`)
-    int32_t from_gguf;        // 1: loaded from a .gguf file, 0: from an HF directory
+    int32_t file_tensors[PLM_MODEL_FILE_TYPES]; // tensors in the source file per ggml type id
+                                                // (safetensors: F32, F16, BF16's), for `info`
+    int32_t from_gguf; // 1: loaded from a .gguf file, 0: from an HF directory
 };
 
 // ---- the LoRA targets (model.c, next to the weight table) ----

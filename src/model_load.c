@@ -265,8 +265,12 @@ static plm_status source_find(source *s, const wref *w, src_tensor *t, plm_model
     t->gg = s->is_gguf ? plm_gguf_find_tensor(&s->g, name) : NULL;
     if (!t->st && !t->gg)
         return plm_fail(err, PLM_ERR_FORMAT, "%s: tensor '%s' is missing", s->path, name);
-    int dt = t->st ? t->st->dtype : plm_gguf_type_to_dtype(t->gg->type);
-    if (dt >= 0) m->file_tensors[dt]++;
+    // counted by ggml type, so that every GGUF type shows (Q5_0, Q4_K, ...)
+    uint32_t gt = t->gg                            ? t->gg->type
+                  : t->st->dtype == PLM_DTYPE_F16  ? PLM_GGML_F16
+                  : t->st->dtype == PLM_DTYPE_BF16 ? PLM_GGML_BF16
+                                                   : PLM_GGML_F32;
+    if (gt < PLM_MODEL_FILE_TYPES) m->file_tensors[gt]++;
     n_dims = t->st ? t->st->n_dims : t->gg->n_dims;
     dims = t->st ? t->st->shape : t->gg->ne;
     int same = n_dims == want_dims;

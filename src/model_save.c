@@ -129,11 +129,7 @@ static plm_status save_hf_json(const plm_model *m, const char *dir, plm_dtype dt
 
 static plm_status save_hf(const plm_model *m, wref *w, int32_t n, const char *dir, plm_dtype dtype,
                           plm_error *err) {
-    char path[4096];
-    if (dtype != PLM_DTYPE_F32 && dtype != PLM_DTYPE_F16 && dtype != PLM_DTYPE_BF16)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: HF directories hold f32, f16 or bf16 weights, not %s (use .gguf)", dir,
-                        plm_dtype_name(dtype));
+    char path[4096]; // dtype is f32, f16 or bf16 (plm_model_save_ftype checks)
     plm_st_info *info = plm_alloc((size_t)n, sizeof *info);
     if (!info) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     for (int32_t i = 0; i < n; i++)
@@ -155,6 +151,34 @@ plm_status plm_model_save_json(const plm_model *m, const char *dir, plm_error *e
     if (!m || !dir) return plm_fail(err, PLM_ERR_ARG, "plm_model_save_json: NULL argument");
     plm_status s = plm_mkdir(dir, err);
     return s == PLM_OK ? save_hf_json(m, dir, PLM_DTYPE_F32, err) : s;
+}
+
+// ---- llama.cpp's file types and mixes ----
+
+typedef struct {
+    const char *name;
+    uint32_t file_type; // general.file_type: llama_ftype (LLAMA_FTYPE_MOSTLY_Q4_K_M = 15, ...)
+    uint32_t type;      // the ggml type of most 2-D weights
+} ftype_info;
+
+static const ftype_info ftypes[PLM_FTYPE_COUNT] = {
+    {"f32", 0, PLM_GGML_F32},      {"f16", 1, PLM_GGML_F16},    {"bf16", 32, PLM_GGML_BF16},
+    {"q8_0", 7, PLM_GGML_Q8_0},    {"q4_0", 2, PLM_GGML_Q4_0},  {"q4_1", 3, PLM_GGML_Q4_1},
+    {"q5_0", 8, PLM_GGML_Q5_0},    {"q5_1", 9, PLM_GGML_Q5_1},  {"q4_k_m", 15, PLM_GGML_Q4_K},
+    {"q5_k_m", 17, PLM_GGML_Q5_K}, {"q6_k", 18, PLM_GGML_Q6_K},
+};
+
+const char *plm_ftype_name(plm_ftype t) {
+    return (unsigned)t < PLM_FTYPE_COUNT ? ftypes[t].name : "unknown";
+}
+
+plm_status plm_ftype_parse(const char *name, plm_ftype *out) {
+    for (int i = 0; name && i < PLM_FTYPE_COUNT; i++)
+        if (!strcmp(name, ftypes[i].name)) {
+            *out = (plm_ftype)i;
+            return PLM_OK;
+        }
+    return PLM_ERR_ARG;
 }
 
 // gguf_tokenizer_meta: tokenizer.ggml.* from the model's tokenizer, as llama.cpp reads them.
@@ -182,14 +206,13 @@ static plm_status gguf_tokenizer_meta(plm_gguf_writer *g, const plm_tokenizer *t
 }
 
 // gguf_meta: general.* and llama.* keys as convert_hf_to_gguf.py writes them for LlamaModel.
-static plm_status gguf_meta(plm_gguf_writer *g, const plm_model *m, plm_dtype dtype,
-                            plm_error *err) {
+static plm_status gguf_meta(plm_gguf_writer *g, const plm_model *m, plm_ftype ft, plm_error *err) {
     const plm_config *c = &m->config;
-    static const uint32_t file_type[] = {0, 1, 32, 7, 2, 3}; // LLAMA_FTYPE_ALL_F32, MOSTLY_F16...
     plm_gguf_add_str(g, "general.architecture", "llama", 5);
     if (m->name) plm_gguf_add_str(g, "general.name", m->name, strlen(m->name));
     if (m->adapter) plm_gguf_add_str(g, "pocketlm.adapter", m->adapter, strlen(m->adapter));
-    plm_gguf_add_u32(g, "general.file_type", file_type[dtype]);
+    plm_gguf_add_u32(g, "general.file_type", ftypes[ft].file_type);
+    if (ft > PLM_FTYPE_BF16) plm_gguf_add_u32(g, "general.quantization_version", 2);
     plm_gguf_add_u32(g, "llama.block_count", (uint32_t)c->num_hidden_layers);
     plm_gguf_add_u32(g, "llama.context_length", (uint32_t)c->max_position_embeddings);
     plm_gguf_add_u32(g, "llama.embedding_length", (uint32_t)c->hidden_size);
@@ -222,24 +245,47 @@ static plm_status gguf_meta(plm_gguf_writer *g, const plm_model *m, plm_dtype dt
     return s;
 }
 
-static plm_status save_gguf(const plm_model *m, wref *w, int32_t n, const char *path,
-                            plm_dtype dtype, plm_error *err) {
-    static const uint32_t ggml_type[] = {PLM_GGML_F32,  PLM_GGML_F16,  PLM_GGML_BF16,
-                                         PLM_GGML_Q8_0, PLM_GGML_Q4_0, PLM_GGML_Q4_1};
-    if (dtype == PLM_DTYPE_Q4_1 || (unsigned)dtype > PLM_DTYPE_Q4_1)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: GGUF export writes f32, f16, bf16, q8_0 or "
-                        "q4_0, not %s",
-                        path, plm_dtype_name(dtype));
+// more_bits: the layers where llama.cpp's _M mixes spend more bits (use_more_bits in
+// llama-quant.cpp): the first and last eighth, and every third layer between
+static int more_bits(int32_t i, int32_t n) {
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+static int64_t type_block(uint32_t type) {
+    return type == PLM_GGML_Q4_K || type == PLM_GGML_Q5_K || type == PLM_GGML_Q6_K ? 256 : 32;
+}
+
+// tensor_type: the ggml type of tensor w in a file of type ft, as llama.cpp's
+// llama_tensor_get_type chooses it for a Llama model without an importance matrix (tied: the
+// model has no output.weight, so the embedding is the head), then its fallback for rows that the
+// type's block does not divide (tensor_type_fallback).
+static uint32_t tensor_type(const wref *w, plm_ftype ft, int tied, int32_t n_layers) {
+    uint32_t t = ftypes[ft].type;
+    if (!w->d->linear) return PLM_GGML_F32;
+    if (ft <= PLM_FTYPE_BF16) return t;
+    const char *g = w->d->gguf;
+    const int mix = ft == PLM_FTYPE_Q4_K_M || ft == PLM_FTYPE_Q5_K_M;
+    if (!strcmp(g, "output.weight") || (tied && !strcmp(g, "token_embd.weight")))
+        t = w->cols % type_block(t) ? PLM_GGML_Q8_0 : t == PLM_GGML_Q8_0 ? t : PLM_GGML_Q6_K;
+    else if (mix && (!strcmp(g, "blk.%d.attn_v.weight") || !strcmp(g, "blk.%d.ffn_down.weight")) &&
+             more_bits(w->layer, n_layers))
+        t = PLM_GGML_Q6_K;
+    if (w->cols % type_block(t) == 0) return t;
+    t = t == PLM_GGML_Q4_K ? PLM_GGML_Q5_0 : t == PLM_GGML_Q5_K ? PLM_GGML_Q5_1 : PLM_GGML_Q8_0;
+    return w->cols % type_block(t) ? PLM_GGML_F16 : t;
+}
+
+static plm_status save_gguf(const plm_model *m, wref *w, int32_t n, const char *path, plm_ftype ft,
+                            plm_error *err) {
     plm_gguf_writer *g;
     plm_status s = plm_gguf_writer_create(&g, err);
     if (s != PLM_OK) return s;
-    s = gguf_meta(g, m, dtype, err);
+    s = gguf_meta(g, m, ft, err);
+    const int tied = m->config.tie_word_embeddings;
     for (int32_t i = 0; i < n; i++) {
         int64_t ne[2] = {w[i].cols, w[i].rows}; // innermost first
-        int block = dtype == PLM_DTYPE_Q8_0 || dtype == PLM_DTYPE_Q4_0 ? 32 : 1;
-        uint32_t type = w[i].d->linear && w[i].cols % block == 0 ? ggml_type[dtype] : PLM_GGML_F32;
-        plm_gguf_add_tensor(g, w[i].gguf, w[i].d->linear ? 2 : 1, ne, type);
+        plm_gguf_add_tensor(g, w[i].gguf, w[i].d->linear ? 2 : 1, ne,
+                            tensor_type(&w[i], ft, tied, m->config.num_hidden_layers));
     }
     save_ctx ctx = {w, 1, m->config.head_dim};
     if (s == PLM_OK) s = plm_gguf_write(g, path, fill_weight, &ctx, err);
@@ -247,14 +293,27 @@ static plm_status save_gguf(const plm_model *m, wref *w, int32_t n, const char *
     return s;
 }
 
-plm_status plm_model_save(const plm_model *m, const char *path, plm_dtype dtype, plm_error *err) {
+plm_status plm_model_save_ftype(const plm_model *m, const char *path, plm_ftype ftype,
+                                plm_error *err) {
     if (!m || !path) return plm_fail(err, PLM_ERR_ARG, "plm_model_save: NULL argument");
+    if ((unsigned)ftype >= PLM_FTYPE_COUNT)
+        return plm_fail(err, PLM_ERR_ARG, "%s: unknown file type %d", path, (int)ftype);
+    if (!plm_gguf_path(path) && ftype > PLM_FTYPE_BF16)
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: HF directories hold f32, f16 or bf16 weights, not %s (use .gguf)",
+                        path, ftypes[ftype].name);
     int32_t n;
     wref *w =
         plm_model_weight_list((plm_model *)(uintptr_t)m, &n); // the writers only read through it
     if (!w) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
-    plm_status s = plm_gguf_path(path) ? save_gguf(m, w, n, path, dtype, err)
-                                       : save_hf(m, w, n, path, dtype, err);
+    plm_status s = plm_gguf_path(path) ? save_gguf(m, w, n, path, ftype, err)
+                                       : save_hf(m, w, n, path, (plm_dtype)ftype, err);
     free(w);
     return s;
+}
+
+plm_status plm_model_save(const plm_model *m, const char *path, plm_dtype dtype, plm_error *err) {
+    if ((unsigned)dtype > PLM_DTYPE_Q4_1)
+        return plm_fail(err, PLM_ERR_ARG, "%s: unknown dtype %d", path ? path : "", (int)dtype);
+    return plm_model_save_ftype(m, path, (plm_ftype)dtype, err);
 }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# errors.test.sh: `pocketlm info` and `convert` on bad inputs (missing file, truncated GGUF and
+# errors.test.sh: `pocketlm info`, `convert` and `export` on bad inputs (missing file, truncated GGUF and
 # safetensors, corrupted config.json, shape mismatch, unsupported dtype and architecture), and
 # `paraphrase` of empty or blank text (refused before the model loads). Each case
 # must print one line on stderr and exit 1 (usage errors: 2), never crash (exit >= 128).
@@ -70,6 +70,10 @@ expect 1 "unsupported dtype" info -m "$T/dtype"
 expect 1 "convert refuses to overwrite" convert "$REF" "$T/ok.gguf"
 expect 2 "unknown dtype flag" convert "$REF" "$T/x.gguf" --dtype q5_k
 expect 1 "q8_0 into an HF dir" convert "$REF" "$T/hfq8" --dtype q8_0
+expect 2 "unknown quant" convert "$REF" "$T/x.gguf" --quant q4_k
+expect 1 "q4_k_m into an HF dir" convert "$REF" "$T/hfq4" --quant q4_k_m
+expect 2 "unknown gguf export quant" export -m "$REF" --format gguf --quant int8 --out "$T/e.gguf"
+expect 1 "export into a missing dir" export -m "$REF" --format gguf --quant q4_k_m --out "$T/no/e.gguf"
 expect 2 "info without -m" info
 expect 2 "unknown info flag" info -m "$REF" --bogus
 expect 2 "paraphrase of empty text" paraphrase -m "$REF" ""

@@ -449,6 +449,48 @@ static void save(const plm_model *m, const char *path, plm_dtype dtype) {
     CHECK_MSG(plm_model_save(m, path, dtype, &err) == PLM_OK, "save %s: %s", path, err.msg);
 }
 
+// test_ftypes: model a (weights in [-0.2, 0.2], 64 or 96 columns: no K-quant block fits, so the
+// mixes fall back to their 32-block types) saved in each quantized file type of llama.cpp's: the
+// values within the step of the bits its types have (Q4_0: a whole step, its top level clamped);
+// the embedding is the head's type when tied (Q8_0: 64 is not a multiple of 256), the mix's base
+// type's fallback when not; names parse back.
+static void test_ftypes(const plm_model *a, int tied) {
+    const struct {
+        plm_ftype ft;
+        uint32_t embd; // token_embd's type when untied
+        double atol;
+    } fts[] = {{PLM_FTYPE_Q4_0, PLM_GGML_Q4_0, 0.2 / 8 * 1.01},
+               {PLM_FTYPE_Q4_1, PLM_GGML_Q4_1, 0.2 / 8 * 1.01},
+               {PLM_FTYPE_Q5_0, PLM_GGML_Q5_0, 0.2 / 16 * 1.01},
+               {PLM_FTYPE_Q5_1, PLM_GGML_Q5_1, 0.2 / 16 * 1.01},
+               {PLM_FTYPE_Q4_K_M, PLM_GGML_Q5_0, 0.2 / 16 * 1.01},
+               {PLM_FTYPE_Q5_K_M, PLM_GGML_Q5_1, 0.2 / 16 * 1.01},
+               {PLM_FTYPE_Q6_K, PLM_GGML_Q8_0, 0.2 / 127}};
+    for (size_t i = 0; i < sizeof fts / sizeof fts[0]; i++) {
+        const char *name = plm_ftype_name(fts[i].ft);
+        plm_ftype back;
+        CHECK(plm_ftype_parse(name, &back) == PLM_OK && back == fts[i].ft);
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s-%s.gguf", tied ? "t" : "u", name);
+        plm_error err = {0};
+        CHECK_MSG(plm_model_save_ftype(a, tpath(nm), fts[i].ft, &err) == PLM_OK, "save %s: %s", nm,
+                  err.msg);
+        plm_gguf g;
+        if (plm_gguf_open(&g, tpath(nm), &err) == PLM_OK) {
+            const plm_gguf_tensor *e = plm_gguf_find_tensor(&g, "token_embd.weight");
+            const uint32_t want = tied ? PLM_GGML_Q8_0 : fts[i].embd;
+            CHECK_MSG(e && e->type == want, "%s: token_embd is %s, want %s", nm,
+                      e ? plm_ggml_type_name(e->type) : "missing", plm_ggml_type_name(want));
+            plm_gguf_free(&g);
+        }
+        plm_model *x = load(tpath(nm), PLM_DTYPE_F32);
+        if (x) models_close(nm, x, a, fts[i].atol, 0);
+        plm_model_free(x);
+    }
+    plm_ftype ft;
+    CHECK(plm_ftype_parse("q4_k", &ft) == PLM_ERR_ARG && plm_ftype_parse(NULL, &ft) == PLM_ERR_ARG);
+}
+
 static void test_model_roundtrips(int tied) {
     const char *hf = tpath(tied ? "tiny-tied" : "tiny");
     write_tiny(hf, tied, 2, "");
@@ -508,9 +550,12 @@ static void test_model_roundtrips(int tied) {
         if (x) models_close(nm, x, a, files[i].atol, files[i].rtol);
         plm_model_free(x);
     }
+    test_ftypes(a, tied);
     plm_error e2 = {0};
     CHECK(plm_model_save(a, tpath("nope"), PLM_DTYPE_Q8_0, &e2) == PLM_ERR_UNSUPPORTED &&
           e2.msg[0]);
+    CHECK(plm_model_save_ftype(a, tpath("nope"), PLM_FTYPE_Q4_K_M, &e2) == PLM_ERR_UNSUPPORTED &&
+          strstr(e2.msg, "q4_k_m") && strstr(e2.msg, ".gguf"));
     plm_model_free(q);
     plm_model_free(c2);
     plm_model_free(b);
@@ -632,7 +677,8 @@ static size_t load_both(const char *what, const char *path, plm_dtype dtype) {
         in_file = b->file_weight_bytes;
         CHECK(plm_model_weight_bytes(a) == plm_model_weight_bytes(b));
         CHECK((b->file != NULL) == (in_file > 0) && (!b->file || b->file == own));
-        const plm_mat *e = &b->embed_tokens; // the q of an in-place weight lie in the file
+        const plm_mat *e = &b->lm_head; // the q of an in-place weight lie in the file (the head
+                                        // is Q8_0 in the q4_0 file too: llama.cpp's mix)
         if (e->dtype == PLM_DTYPE_Q8_0 && in_file)
             CHECK((const uint8_t *)e->q > own && (const uint8_t *)e->q < own + size);
     }
@@ -669,7 +715,9 @@ static void test_inplace(int tied) {
     size_t linear = (size_t)plm_model_n_params(a) - 64 - 2 * 2 * 64; // all but the norms
     CHECK(load_both(tied ? "in place q8_0 tied" : "in place q8_0", q8, PLM_DTYPE_Q8_0) == linear);
     CHECK(load_both("in place, dtype f32", q8, PLM_DTYPE_F32) == 0);
-    CHECK(load_both("in place, q4_0 file", q4, PLM_DTYPE_Q8_0) == 0);
+    const plm_config *ac = plm_model_config(a); // only the head (tied: the embedding) is Q8_0
+    CHECK(load_both("in place, q4_0 file", q4, PLM_DTYPE_Q8_0) ==
+          (size_t)ac->vocab_size * (size_t)ac->hidden_size);
     // the in-place weights are the file's values exactly (f32 dequantizes them the same way)
     size_t size;
     uint8_t *own = read_file(q8, &size);
@@ -728,8 +776,8 @@ static void test_real_model(void) {
           c->vocab_size == 49152 && c->rope_theta == 100000.0f && c->tie_word_embeddings &&
           c->bos_token_id == 1 && c->eos_token_id == 2);
     CHECK(plm_model_n_params(a) == 134515008u);
-    CHECK(a->file_tensors[PLM_DTYPE_Q8_0] == 1 && a->file_tensors[PLM_DTYPE_Q4_1] == 210 &&
-          a->file_tensors[PLM_DTYPE_F32] == 61);
+    CHECK(a->file_tensors[PLM_GGML_Q8_0] == 1 && a->file_tensors[PLM_GGML_Q4_1] == 210 &&
+          a->file_tensors[PLM_GGML_F32] == 61);
     plm_model *q = load(path, PLM_DTYPE_Q8_0);
     printf("real model: f32 load %.2f s (%zu bytes), q8_0 load %.2f s (%zu bytes)\n", t1 - t0,
            plm_model_weight_bytes(a), plm_time() - t1, q ? plm_model_weight_bytes(q) : 0);

@@ -11,8 +11,10 @@
 // k in order from +0, whichever lane or tile holds it; splitting k into packed slices carries the
 // chain through memory, which does not change a float.
 // Q8_0 goes further: every path runs the canonical order of matmul_kernels.h, so Q8_0 results are
-// the same bits on every path, and the native and wasm builds give the same logits.
-// Threads split rows; Q8_0 inputs are quantized once by the caller before the threads start.
+// the same bits on every path, and the native and wasm builds give the same logits (the x86 Q8_0
+// rows kernels for T >= rows_t hold tokens in vector lanes and run that order per lane).
+// Threads split rows; Q8_0 inputs are quantized (and packed, q8_prepare) once by the caller
+// before the threads start.
 // Decode is memory-bound: the weights are read as sequential streams with software prefetch (one
 // row at a time for tile kernels; 16-row panels, transposed in registers, for the x86 f32 rows
 // kernel); prefill is compute-bound: register tiles of several tokens x rows reuse each loaded

@@ -11,8 +11,10 @@
 // k in order from +0, whichever lane or tile holds it; splitting k into packed slices carries the
 // chain through memory, which does not change a float.
 // Q8_0 goes further: every path runs the canonical order of matmul_kernels.h, so Q8_0 results are
-// the same bits on every path, and the native and wasm builds give the same logits.
-// Threads split rows; Q8_0 inputs are quantized once by the caller before the threads start.
+// the same bits on every path, and the native and wasm builds give the same logits (the x86 Q8_0
+// rows kernels for T >= rows_t hold tokens in vector lanes and run that order per lane).
+// Threads split rows; Q8_0 inputs are quantized (and packed, q8_prepare) once by the caller
+// before the threads start.
 // Decode is memory-bound: the weights are read as sequential streams with software prefetch (one
 // row at a time for tile kernels; 16-row panels, transposed in registers, for the x86 f32 rows
 // kernel); prefill is compute-bound: register tiles of several tokens x rows reuse each loaded
@@ -47,7 +49,7 @@ static void matmul_worker(void *ctx, int ith, int nth) {
     per = (per + k.nr - 1) / k.nr * k.nr;
     const int r0 = ith * per < rows ? ith * per : rows;
     const int r1 = r0 + per < rows ? r0 + per : rows;
-    if (k.rows) {
+    if (k.rows && T >= k.rows_t) {
         if (r0 < r1) k.rows(j, r0, r1);
         return;
     }
@@ -140,8 +142,8 @@ static void q8_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) 
 // ---- dispatch ----
 
 static const matmul_kernels kernels_scalar = {
-    .f32 = {f32_tile_scalar, 1, 1, 1, NULL, NULL},
-    .q8 = {q8_tile_scalar, 1, 1, 1, NULL, NULL},
+    .f32 = {f32_tile_scalar, 1, 1, 1, NULL, NULL, 0},
+    .q8 = {q8_tile_scalar, 1, 1, 1, NULL, NULL, 0},
 };
 
 const matmul_kernels *plm_matmul_kernels(plm_isa isa) {
@@ -188,9 +190,9 @@ void plm_mat_row(float *out, const plm_mat *w, int32_t r) {
 }
 
 size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols) {
-    const size_t n = (size_t)T * (size_t)cols;
-    // xq, xd, then xc (2 n bytes, matmul_kernels.h)
-    return round_up64(n) + round_up64(n / PLM_QK * sizeof(float)) + round_up64(2 * n);
+    const size_t n = (size_t)T * (size_t)cols, np = (size_t)(T + 15) / 16 * 16 * (size_t)cols;
+    // xq, xd, then xc (2 np + np / 8 bytes, matmul_kernels.h)
+    return round_up64(n) + round_up64(n / PLM_QK * sizeof(float)) + round_up64(2 * np + np / 8);
 }
 
 void plm_matmul_isa_run(plm_isa isa, plm_pool *pool, float *out, const float *inp, const plm_mat *w,
@@ -210,7 +212,7 @@ void plm_matmul_isa_run(plm_isa isa, plm_pool *pool, float *out, const float *in
         j.xd = xd;
         if (k->q8_prepare) {
             int32_t *xc = (int32_t *)(void *)((char *)xd + round_up64(n / PLM_QK * sizeof(float)));
-            k->q8_prepare(xc, xq, n);
+            k->q8_prepare(xc, xq, xd, T, w->cols);
             j.xc = xc;
         }
     }

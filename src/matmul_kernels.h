@@ -12,11 +12,12 @@
 // Each step is a multiply then an add, two roundings, never an FMA: wasm SIMD128 has none, and the
 // scalar path must match (GCC's -std=c11 default -ffp-contract=off keeps the compiler from fusing
 // the intrinsics' mul + add; test_matmul would catch it). Why this order: it is how each width
-// already computes its integer dots. p[b][l] is lane l of one vpdpbusd (AVX-512) or of maddubs +
-// madd (AVX2), of one SDOT (arm64 dotprod) over a block; AVX-512 holds blocks b, b+1 (b even) in
-// lanes 0-7, 8-15 of one register, so acc is one register and the end sum is the halving tree of
-// its 16 lanes; AVX2 keeps two registers (even, odd blocks) and adds them first; 128-bit paths
-// keep four (lanes 0-3, 4-7 of even and of odd blocks). The integer sums are exact on every path,
+// already computes its integer dots. p[b][l] is lane l of maddubs + madd (AVX2 decode and small T)
+// or of one SDOT (arm64 dotprod) over a block; AVX2 keeps two registers (even, odd blocks) and
+// adds them first; 128-bit paths keep four (lanes 0-3, 4-7 of even and of odd blocks). x86
+// prefill (matmul_x86.c) turns it around: a vector lane is a token, a register is one of the 16
+// accumulators, and p[b][l] comes from one vpdpbusd (AVX-512) or two vpmaddwd (AVX2) on 4 weight
+// bytes broadcast, so the end sum is vertical adds. The integer sums are exact on every path,
 // the scales product is one rounding, and a path that pads a last odd block with zero weights and
 // scales adds +0 to accumulators that are never -0, so the bits do not depend on the path, the
 // tile, T or the thread count.
@@ -59,7 +60,8 @@ typedef struct {
     int mt, nr;   // tile: tokens x rows
     int dnr;      // rows of a tile when T < mt (decode): 1 keeps the weights one sequential stream
     warm_fn warm; // called once per thread when T < mt; NULL: none
-    rows_fn rows; // when set, the driver only splits rows (multiples of nr) and calls it; fn unused
+    rows_fn rows; // when set and T >= rows_t, the driver only splits rows (multiples of nr) and
+    int rows_t;   // calls it; below rows_t tokens it runs the tiles of fn
 } tile_kernel;
 
 struct matmul_job {
@@ -77,9 +79,10 @@ typedef struct {
     tile_kernel f32, q8; // forward tiles
     // quantize: quantize_scalar's bytes for x (n) -> q (n), d (n / PLM_QK)
     void (*quantize)(int8_t *q, float *d, const float *x, size_t n);
-    // q8_prepare: xc from xq (n), computed once per call before the q8 tiles run; xc has room for
-    // 2 n bytes (AVX-512: n / 4 int32; wasm relaxed: two n-byte planes)
-    void (*q8_prepare)(int32_t *xc, const int8_t *xq, size_t n);
+    // q8_prepare: xc from xq (T, C) and xd (T, C / 32), computed once per call before the q8
+    // kernels run; xc has room for 2 n + n / 8 bytes, n = C * (T rounded up to 16) (wasm: two
+    // n-byte planes; x86: matmul_x86.c's token groups)
+    void (*q8_prepare)(int32_t *xc, const int8_t *xq, const float *xd, int T, int C);
     // dinp_tiles: dinp[t, c0 .. c0+n) += sum over r in [r0, r1) of dout[t, r] * W[r, c0 .. c0+n)
     // for t in [0, T), n <= PLM_DINP_NC, r1 - r0 <= PLM_DINP_RB; per element the sum runs over r
     // in order from zero, then is added to dinp (see matmul_backward.c)

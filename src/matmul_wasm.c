@@ -115,7 +115,9 @@ PLM_INLINE void q8_split_wasm(v128_t *ev, v128_t *od, v128_t v) {
 }
 
 // q8_prepare_wasm (SIMD128): for each 16 inputs, their even and their odd bytes as i16x8.
-static void q8_prepare_wasm(int32_t *xc, const int8_t *xq, size_t n) {
+static void q8_prepare_wasm(int32_t *xc, const int8_t *xq, const float *xd, int T, int C) {
+    const size_t n = (size_t)T * (size_t)C;
+    (void)xd;
     int8_t *xs = (int8_t *)xc;
     for (size_t i = 0; i < n; i += 16) {
         v128_t ev, od;
@@ -145,7 +147,9 @@ PLM_INLINE v128_t q8_quads_wasm(const int8_t *w, const int8_t *xs) {
 // subtraction and a pairwise add, against SIMD128's 3 shifts, 2 dots and an add.
 
 // q8_prepare_relaxed: for each 16 inputs, 16 bytes of pos then 16 of neg.
-static void q8_prepare_relaxed(int32_t *xc, const int8_t *xq, size_t n) {
+static void q8_prepare_relaxed(int32_t *xc, const int8_t *xq, const float *xd, int T, int C) {
+    const size_t n = (size_t)T * (size_t)C;
+    (void)xd;
     int8_t *pl = (int8_t *)xc;
     for (size_t i = 0; i < n; i += 16) {
         const v128_t x = wasm_v128_load(xq + i), pos = wasm_i8x16_max(x, wasm_i8x16_splat(0));
@@ -365,8 +369,8 @@ static void dinp_tiles_wasm(float *dinp, const float *dout, const plm_mat *w, in
 }
 
 const matmul_kernels plm_kernels_wasm = {
-    .f32 = {f32_tile_wasm, 2, 4, 1, NULL, NULL},
-    .q8 = {q8_tile_wasm, 2, 2, 4, NULL, NULL},
+    .f32 = {f32_tile_wasm, 2, 4, 1, NULL, NULL, 0},
+    .q8 = {q8_tile_wasm, 2, 2, 4, NULL, NULL, 0},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_wasm,
     .dinp_tiles = dinp_tiles_wasm,
@@ -383,8 +387,8 @@ static void dinp_tiles_relaxed(float *dinp, const float *dout, const plm_mat *w,
 }
 
 const matmul_kernels plm_kernels_relaxed = {
-    .f32 = {f32_tile_relaxed, 2, 4, 1, NULL, NULL},
-    .q8 = {q8_tile_relaxed, 2, 2, 4, NULL, NULL},
+    .f32 = {f32_tile_relaxed, 2, 4, 1, NULL, NULL, 0},
+    .q8 = {q8_tile_relaxed, 2, 2, 4, NULL, NULL, 0},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_relaxed,
     .dinp_tiles = dinp_tiles_relaxed,

@@ -3,7 +3,8 @@
 // takes a table only when cpu.c found the instructions.
 //   f32 (both paths): a packed 6 x 16 broadcast-FMA GEMM and a row-wise matrix-vector kernel for
 //     decode (AVX2 code: on Zen 4 it beats the AVX-512 4 x 6 dot-product tile it replaced);
-//   Q8_0: AVX-512 VNNI tiles; AVX2 maddubs tiles (2 x 4) and a prefetched decode kernel;
+//   Q8_0: for prefill, tokens in vector lanes (16 a zmm with VNNI, 8 a ymm with AVX2 vpmaddwd);
+//     below 16 or 8 tokens AVX2 maddubs tiles (2 x 4) and a prefetched decode kernel (both paths);
 //   backward: broadcast-FMA input-gradient tiles, the generic weight gradient; the quantizer.
 // The avxvnni path (256-bit VEX vpdpbusd) has no kernels of its own: this machine lacks AVX-VNNI
 // and Debian's qemu-user (7.2) does not emulate it, so it could not be tested; it takes AVX2's.
@@ -34,91 +35,6 @@ PLM_INLINE PLM_TARGET_AVX2 float hsum_avx2(__m256 v) {
 // prefetch_rows: how many rows of row_bytes make PF_BYTES (at least 1).
 static int prefetch_rows(size_t row_bytes) {
     return (int)((PF_BYTES + row_bytes - 1) / row_bytes);
-}
-
-// q8_sum_avx512: the canonical end sum of the 16 lane accumulators: lanes i + lanes i + 8 first.
-PLM_INLINE PLM_TARGET_AVX512 float q8_sum_avx512(__m512 acc) {
-    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
-    return hsum_avx2(_mm256_add_ps(_mm512_castps512_ps256(acc), hi));
-}
-
-// q8_block_avx512: two blocks (64 bytes) per step, in the canonical order. vpdpbusd multiplies
-// unsigned by signed bytes, so w is made unsigned (w ^ 0x80 = w + 128) and each lane starts from
-// xc, -128 * (sum of its 4 x bytes, from q8_prepare_avx512), which makes the int32 lane sums exact.
-// Lanes 0-7 hold block b, lanes 8-15 block b+1; each lane is converted to float, multiplied by
-// dw * dx of its block and added (no FMA: about 12% of prefill's speed, the price of one order for
-// every path); the canonical sum at the end. A last single block uses masked loads (zero weights,
-// corrections and scales in the upper half).
-PLM_INLINE PLM_TARGET_AVX512 void q8_block_avx512(const matmul_job *j, int t0, int mt, int r0,
-                                                  int nr) {
-    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C;  // (mt|nr, C)
-    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
-    const int32_t *xc = j->xc + (size_t)t0 * (C / 4);                           // (mt, C / 4)
-    const __m512i k80 = _mm512_set1_epi8((char)0x80), two = _mm512_set1_epi32(2);
-    const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    _Alignas(64) float sc[4][4][16]; // (t, r, block): dw * dx of a group of 16 blocks
-    __m512 acc[4][4];
-    UNROLL
-    for (int t = 0; t < mt; t++) {
-        UNROLL
-        for (int r = 0; r < nr; r++) acc[t][r] = _mm512_setzero_ps();
-    }
-    for (int g = 0; g < nb; g += 16) {
-        const int n = nb - g < 16 ? nb - g : 16;
-        const __mmask16 m16 = (__mmask16)((1u << n) - 1);
-        __m512 xs[4];
-        UNROLL
-        for (int t = 0; t < mt; t++) xs[t] = _mm512_maskz_loadu_ps(m16, xd + (size_t)t * nb + g);
-        UNROLL
-        for (int r = 0; r < nr; r++) {
-            const __m512 ws = _mm512_maskz_loadu_ps(m16, wd + (size_t)r * nb + g);
-            UNROLL
-            for (int t = 0; t < mt; t++) _mm512_store_ps(sc[t][r], _mm512_mul_ps(ws, xs[t]));
-        }
-        __m512i idx = spread; // lanes 0-7 take the scale of block i, lanes 8-15 that of i + 1
-        for (int i = g; i < g + n; i += 2) {
-            const int pair = i + 1 < g + n;
-            const __mmask64 mq = pair ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
-            const __mmask16 mc = pair ? 0xFFFF : 0xFF;
-            __m512i xv[4], cv[4];
-            UNROLL
-            for (int t = 0; t < mt; t++) {
-                xv[t] = _mm512_maskz_loadu_epi8(mq, xq + (size_t)t * C + i * PLM_QK);
-                cv[t] = _mm512_maskz_loadu_epi32(mc, xc + (size_t)t * (C / 4) + i * 8);
-            }
-            UNROLL
-            for (int r = 0; r < nr; r++) {
-                const __m512i wv = _mm512_maskz_loadu_epi8(mq, wq + (size_t)r * C + i * PLM_QK);
-                const __m512i wu = _mm512_xor_si512(wv, k80);
-                UNROLL
-                for (int t = 0; t < mt; t++) {
-                    const __m512i dot = _mm512_dpbusd_epi32(cv[t], wu, xv[t]);
-                    const __m512 s = _mm512_permutexvar_ps(idx, _mm512_load_ps(sc[t][r]));
-                    acc[t][r] = _mm512_add_ps(acc[t][r], _mm512_mul_ps(_mm512_cvtepi32_ps(dot), s));
-                }
-            }
-            idx = _mm512_add_epi32(idx, two);
-        }
-    }
-    UNROLL
-    for (int t = 0; t < mt; t++) {
-        UNROLL
-        for (int r = 0; r < nr; r++)
-            j->out[(size_t)(t0 + t) * R + r0 + r] = q8_sum_avx512(acc[t][r]);
-    }
-}
-
-// q8_prepare_avx512: xc (T, cols / 4) = -128 * (sum of each 4 bytes of xq (T, cols)), the
-// correction the AVX-512 kernels start each lane from.
-PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, size_t n) {
-    const __m512i k80 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
-    for (size_t i = 0; i < n; i += 64) { // n is a multiple of 32: the tail is half a vector
-        const int full = n - i >= 64;
-        const __mmask64 m = full ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
-        const __m512i s = _mm512_dpbusd_epi32(zero, k80, _mm512_maskz_loadu_epi8(m, xq + i));
-        _mm512_mask_storeu_epi32(xc + i / 4, full ? 0xFFFF : 0xFF, _mm512_sub_epi32(zero, s));
-    }
 }
 
 // q8_warm: prefetch the first PF_BYTES of the weights of rows r0..r1 and their scales (both paths).
@@ -573,14 +489,235 @@ PLM_TARGET_AVX2 static void q8_tile_avx2(const matmul_job *j, int t0, int mt, in
     else q8_block_avx2(j, t0, 1, r0, 1, j->T < 2); // decode: one row stream, prefetched
 }
 
-// q8_tile_avx512: the 4 x 4 VNNI tile for prefill; decode (one token, one row a call) takes the
-// AVX2 row kernel, which gives the same bits (the canonical order) and streams DRAM faster on Zen 4
-// than a VNNI row kernel did (131 vs 115 tok/s, 1 thread, benchmarks/history/2026-12-05-1749).
-PLM_TARGET_AVX512 static void q8_tile_avx512(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (mt == 4 && nr == 4) q8_block_avx512(j, t0, 4, r0, 4);
-    else if (mt == 4) q8_block_avx512(j, t0, 4, r0, 1);
-    else if (nr == 4) q8_block_avx512(j, t0, 1, r0, 4);
-    else q8_block_avx2(j, t0, 1, r0, 1, j->T < 2);
+// ---- Q8_0 prefill: tokens in vector lanes (T >= one group of G tokens) ----
+//
+// A vector holds G tokens (AVX-512 16, AVX2 8), one register per lane l of the canonical order: for
+// row r and block b, token t's lane of register l gets p[b][l], times s = dw[r, b] * dx[t, b] (one
+// multiply per block for all 8 l), added to acc[b % 2][l]; the 4 weights of each p are broadcast.
+// So the scales need no permute per output and the canonical end sum no horizontal sum: it is 15
+// vertical adds for G outputs. Per 4 columns and G tokens, AVX-512: vpdpbusd, convert, multiply,
+// add (Zen 4 runs zmm dpbusd and mul on two pipes, cvt and add on two others: 2 cycles per 64
+// products); AVX2: two vpmaddwd, an add, convert, multiply, add. Even blocks run in one pass and odd
+// blocks in a second, so a pass needs only 8 accumulators a group.
+// xc (q8_prepare, when T >= G): per group of G tokens (the last padded with zero inputs and scales;
+// its lanes past T are computed and never stored), lane_group_bytes: 64 bytes for each 4 columns
+// k4 = 8 b + l (4 bytes of each token), then the scales dx (nb, G) as floats:
+//   AVX-512: the bytes xor 0x80 (x + 128: vpdpbusd's unsigned operand); each lane starts from
+//     -128 * (the sum of the 4 weights), which makes the int32 sum exact;
+//   AVX2: 32 bytes of E (bytes 0 and 2 of each 4, as int16) then 32 of O (bytes 1 and 3): the
+//     exact sum of the 4 products is vpmaddwd(E_x, E_w) + vpmaddwd(O_x, O_w).
+
+#define LANES_CHUNK 32 // blocks of one parity whose weight terms are computed ahead (1 or 2 KB)
+
+static size_t lane_group_bytes(int C, int G) {
+    return 16 * (size_t)C + (size_t)(C / PLM_QK) * (size_t)G * sizeof(float);
+}
+
+// lanes_store: the canonical end sum of G tokens' accumulators (even[l], odd[l] as G floats each,
+// in memory) into out[t0 + i, r] for i < G and t0 + i < T.
+static void lanes_store(const matmul_job *j, const float *sum, int G, int t0, int r) {
+    const int n = j->T - t0 < G ? j->T - t0 : G;
+    for (int i = 0; i < n; i++) j->out[(size_t)(t0 + i) * j->w->rows + r] = sum[i];
+}
+
+// q8_prepare_avx512: xc's token groups (above) from xq (T, C) and xd (T, C / 32), by gathers.
+PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, const float *xd,
+                                                int T, int C) {
+    const int nb = C / PLM_QK;
+    const size_t gb = lane_group_bytes(C, 16);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i xoff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(C));
+    const __m512i doff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb));
+    const __m512i k80 = _mm512_set1_epi8((char)0x80);
+    for (int g = 0; g * 16 < T && T >= 16; g++) {
+        const int n = T - 16 * g < 16 ? T - 16 * g : 16;
+        const __mmask16 m = (__mmask16)((1u << n) - 1);
+        char *o = (char *)xc + (size_t)g * gb;
+        const int8_t *x = xq + (size_t)16 * g * C;
+        for (int k4 = 0; k4 < C / 4; k4++) {
+            const __m512i v =
+                _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, xoff, x + 4 * k4, 1);
+            _mm512_store_si512(o + 64 * (size_t)k4, _mm512_xor_si512(v, k80));
+        }
+        float *dx = (float *)(void *)(o + 16 * (size_t)C);
+        for (int b = 0; b < nb; b++)
+            _mm512_store_ps(dx + 16 * b, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, doff,
+                                                                  xd + (size_t)16 * g * nb + b, 4));
+    }
+}
+
+// q8_pass_avx512: acc[g][l] (from +0) of the blocks b = par, par + 2, .. of row r for ng = 1 or 2
+// groups (a constant at each call site) whose bytes in xc start at xg.
+PLM_INLINE PLM_TARGET_AVX512 void q8_pass_avx512(__m512 acc[2][8], const matmul_job *j,
+                                                 const char *xg, int r, int par, const int ng) {
+    const int C = j->w->cols, nb = C / PLM_QK;
+    const size_t gb = lane_group_bytes(C, 16);
+    const int8_t *w = j->w->q + (size_t)r * C;  // (C)
+    const float *dw = j->w->d + (size_t)r * nb; // (nb)
+    const __m256i k80 = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
+    UNROLL
+    for (int g = 0; g < ng; g++) {
+        UNROLL
+        for (int l = 0; l < 8; l++) acc[g][l] = _mm512_setzero_ps();
+    }
+    for (int c0 = par; c0 < nb; c0 += 2 * LANES_CHUNK) {
+        const int ce = c0 + 2 * LANES_CHUNK < nb ? c0 + 2 * LANES_CHUNK : nb;
+        // -128 * (the sum of each 4 weights) of the chunk's blocks, first, in memory: then each is
+        // one broadcast load (GCC turns a store and a reload in one loop into shuffles)
+        _Alignas(32) int32_t cw[LANES_CHUNK][8];
+        for (int b = c0; b < ce; b += 2) {
+            const __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)(w + b * PLM_QK));
+            _mm256_store_si256((__m256i *)(void *)cw[(b - c0) / 2],
+                               _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k80, wv)));
+        }
+        for (int b = c0; b < ce; b += 2) {
+            const int8_t *wb = w + b * PLM_QK;
+            __m512 s[2];
+            UNROLL
+            for (int g = 0; g < ng; g++)
+                s[g] = _mm512_mul_ps(
+                    _mm512_set1_ps(dw[b]),
+                    _mm512_load_ps((const float *)(const void *)(xg + g * gb + 16 * (size_t)C) +
+                                   16 * b));
+            UNROLL
+            for (int l = 0; l < 8; l++) {
+                int32_t w4;
+                memcpy(&w4, wb + 4 * l, sizeof w4);
+                const __m512i c = _mm512_set1_epi32(cw[(b - c0) / 2][l]);
+                const __m512i wl = _mm512_set1_epi32(w4);
+                UNROLL
+                for (int g = 0; g < ng; g++) {
+                    const __m512i xv = _mm512_load_si512(xg + g * gb + (size_t)(8 * b + l) * 64);
+                    const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c, xv, wl));
+                    acc[g][l] = _mm512_add_ps(acc[g][l], _mm512_mul_ps(p, s[g]));
+                }
+            }
+        }
+    }
+}
+
+// q8_lanes_avx512: out[t0 .. t0 + 16 ng, r] (tokens past T not written): the even pass, the odd
+// pass, then the canonical end sum of each lane.
+PLM_INLINE PLM_TARGET_AVX512 void q8_lanes_avx512(const matmul_job *j, const char *xg, int t0,
+                                                  int r, const int ng) {
+    __m512 even[2][8], odd[2][8];
+    q8_pass_avx512(even, j, xg, r, 0, ng);
+    q8_pass_avx512(odd, j, xg, r, 1, ng);
+    UNROLL
+    for (int g = 0; g < ng; g++) {
+        __m512 h[8];
+        UNROLL
+        for (int l = 0; l < 8; l++) h[l] = _mm512_add_ps(even[g][l], odd[g][l]);
+        UNROLL
+        for (int i = 0; i < 4; i++) h[i] = _mm512_add_ps(h[i], h[i + 4]);
+        _Alignas(64) float sum[16];
+        _mm512_store_ps(sum, _mm512_add_ps(_mm512_add_ps(h[0], h[2]), _mm512_add_ps(h[1], h[3])));
+        lanes_store(j, sum, 16, t0 + 16 * g, r);
+    }
+}
+
+// q8_rows_avx512: out[0 .. T, r0 .. r1) for T >= 16: per tile of 2 groups (1 when 32 tokens'
+// inputs pass 24 KB), every row: the tile's inputs stay in L1 while the rows stream past.
+PLM_TARGET_AVX512 static void q8_rows_avx512(const matmul_job *j, int r0, int r1) {
+    const int C = j->w->cols, ng = (j->T + 15) / 16;
+    const size_t gb = lane_group_bytes(C, 16);
+    const int two = 32 * (size_t)C <= (24 << 10);
+    for (int g = 0; g < ng; g += two ? 2 : 1) {
+        const char *xg = (const char *)j->xc + (size_t)g * gb;
+        if (two && g + 1 < ng)
+            for (int r = r0; r < r1; r++) q8_lanes_avx512(j, xg, 16 * g, r, 2);
+        else
+            for (int r = r0; r < r1; r++) q8_lanes_avx512(j, xg, 16 * g, r, 1);
+    }
+}
+
+// q8_prepare_avx2: xc's token groups (above) from xq (T, C) and xd (T, C / 32), by gathers.
+PLM_TARGET_AVX2 static void q8_prepare_avx2(int32_t *xc, const int8_t *xq, const float *xd, int T,
+                                            int C) {
+    const int nb = C / PLM_QK;
+    const size_t gb = lane_group_bytes(C, 8);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i xoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(C));
+    const __m256i doff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(nb));
+    for (int g = 0; g * 8 < T && T >= 8; g++) {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(T - 8 * g), lane);
+        char *o = (char *)xc + (size_t)g * gb;
+        const int8_t *x = xq + (size_t)8 * g * C;
+        for (int k4 = 0; k4 < C / 4; k4++) {
+            const __m256i v = _mm256_mask_i32gather_epi32(
+                _mm256_setzero_si256(), (const int *)(const void *)(x + 4 * k4), xoff, m, 1);
+            __m256i *e = (__m256i *)(void *)(o + 64 * (size_t)k4);
+            _mm256_store_si256(e, _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8));
+            _mm256_store_si256(e + 1, _mm256_srai_epi16(v, 8));
+        }
+        float *dx = (float *)(void *)(o + 16 * (size_t)C);
+        for (int b = 0; b < nb; b++)
+            _mm256_store_ps(dx + 8 * b, _mm256_mask_i32gather_ps(_mm256_setzero_ps(),
+                                                                 xd + (size_t)8 * g * nb + b, doff,
+                                                                 _mm256_castsi256_ps(m), 4));
+    }
+}
+
+// q8_pass_avx2: acc[l] (from +0) of the blocks b = par, par + 2, .. of row r for the group at xg.
+PLM_INLINE PLM_TARGET_AVX2 void q8_pass_avx2l(__m256 acc[8], const matmul_job *j, const char *xg,
+                                              int r, int par) {
+    const int C = j->w->cols, nb = C / PLM_QK;
+    const int8_t *w = j->w->q + (size_t)r * C;                            // (C)
+    const float *dw = j->w->d + (size_t)r * nb;                           // (nb)
+    const float *dx = (const float *)(const void *)(xg + 16 * (size_t)C); // (nb, 8)
+    UNROLL
+    for (int l = 0; l < 8; l++) acc[l] = _mm256_setzero_ps();
+    for (int c0 = par; c0 < nb; c0 += 2 * LANES_CHUNK) {
+        const int ce = c0 + 2 * LANES_CHUNK < nb ? c0 + 2 * LANES_CHUNK : nb;
+        // E, then O, of each 4 weights of the chunk's blocks, first, in memory (as AVX-512's
+        // corrections): then each is one broadcast load
+        _Alignas(32) int32_t we[LANES_CHUNK][16];
+        for (int b = c0; b < ce; b += 2) {
+            const __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)(w + b * PLM_QK));
+            __m256i *e = (__m256i *)(void *)we[(b - c0) / 2];
+            _mm256_store_si256(e, _mm256_srai_epi16(_mm256_slli_epi16(wv, 8), 8));
+            _mm256_store_si256(e + 1, _mm256_srai_epi16(wv, 8));
+        }
+        for (int b = c0; b < ce; b += 2) {
+            const int32_t *e = we[(b - c0) / 2];
+            const __m256 s = _mm256_mul_ps(_mm256_set1_ps(dw[b]), _mm256_load_ps(dx + 8 * b));
+            const __m256i *xb = (const __m256i *)(const void *)(xg + (size_t)b * 512);
+            UNROLL
+            for (int l = 0; l < 8; l++) {
+                const __m256i pe =
+                    _mm256_madd_epi16(_mm256_set1_epi32(e[l]), _mm256_load_si256(xb + 2 * l));
+                const __m256i po = _mm256_madd_epi16(_mm256_set1_epi32(e[8 + l]),
+                                                     _mm256_load_si256(xb + 2 * l + 1));
+                const __m256 p = _mm256_cvtepi32_ps(_mm256_add_epi32(pe, po));
+                acc[l] = _mm256_add_ps(acc[l], _mm256_mul_ps(p, s));
+            }
+        }
+    }
+}
+
+// q8_lanes_avx2: out[t0 .. t0 + 8, r] (tokens past T not written) for the group at xg: the even
+// pass, the odd pass, then the canonical end sum of each lane.
+PLM_INLINE PLM_TARGET_AVX2 void q8_lanes_avx2(const matmul_job *j, const char *xg, int t0, int r) {
+    __m256 even[8], odd[8];
+    q8_pass_avx2l(even, j, xg, r, 0);
+    q8_pass_avx2l(odd, j, xg, r, 1);
+    UNROLL
+    for (int l = 0; l < 8; l++) even[l] = _mm256_add_ps(even[l], odd[l]);
+    UNROLL
+    for (int i = 0; i < 4; i++) even[i] = _mm256_add_ps(even[i], even[i + 4]);
+    _Alignas(32) float sum[8];
+    _mm256_store_ps(
+        sum, _mm256_add_ps(_mm256_add_ps(even[0], even[2]), _mm256_add_ps(even[1], even[3])));
+    lanes_store(j, sum, 8, t0, r);
+}
+
+// q8_rows_avx2: out[0 .. T, r0 .. r1) for T >= 8: per group, every row (the group's inputs, 16 C
+// bytes, stay in L1 while the rows stream past).
+PLM_TARGET_AVX2 static void q8_rows_avx2(const matmul_job *j, int r0, int r1) {
+    const size_t gb = lane_group_bytes(j->w->cols, 8);
+    for (int g = 0; 8 * g < j->T; g++)
+        for (int r = r0; r < r1; r++)
+            q8_lanes_avx2(j, (const char *)j->xc + (size_t)g * gb, 8 * g, r);
 }
 
 // quantize_avx2: quantize_scalar, one block in four registers (quant_x86.h).
@@ -772,8 +909,8 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
 // ---- the tables ----
 
 const matmul_kernels plm_kernels_avx512 = {
-    .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2}, // beats a 4 x 6 zmm dot tile
-    .q8 = {q8_tile_avx512, 4, 4, 1, q8_warm, NULL},
+    .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1}, // beats a 4 x 6 zmm dot tile
+    .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm, q8_rows_avx512, 16},
     .quantize = quantize_avx512,
     .q8_prepare = q8_prepare_avx512,
     .dinp_tiles = tiles_avx512,
@@ -781,9 +918,10 @@ const matmul_kernels plm_kernels_avx512 = {
 };
 
 const matmul_kernels plm_kernels_avx2 = {
-    .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2},
-    .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm, NULL},
+    .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1},
+    .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm, q8_rows_avx2, 8},
     .quantize = quantize_avx2,
+    .q8_prepare = q8_prepare_avx2,
     .dinp_tiles = dinp_tiles_avx2,
     .dw_rows = dw_rows_avx2,
 };

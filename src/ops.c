@@ -134,6 +134,11 @@ void plm_embedding_forward(float *out, const int32_t *ids, const plm_mat *w, int
 
 // dot: sum of x[i] * y[i] as 16 lane sums, added in a fixed tree (lane j + 8, then + 4, + 2, + 1),
 // then the tail: every build gives the same bits
+// sum16: the sum of 16 lanes held as two halves: lo + hi, then sum8's tree
+PLM_INLINE float sum16(v8 lo, v8 hi) {
+    return sum8(lo + hi);
+}
+
 PLM_INLINE float dot(const float *x, const float *y, int n) {
     v8 lo = {0}, hi = {0};
     int i = 0;
@@ -141,10 +146,7 @@ PLM_INLINE float dot(const float *x, const float *y, int n) {
         lo += load8(x + i) * load8(y + i);
         hi += load8(x + i + 8) * load8(y + i + 8);
     }
-    const v8 a8 = lo + hi;
-    const v4 a4 =
-        __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
-    float s = (a4[0] + a4[2]) + (a4[1] + a4[3]);
+    float s = sum16(lo, hi);
     for (; i < n; i++) s += x[i] * y[i];
     return s;
 }
@@ -157,10 +159,7 @@ PLM_INLINE float dot3(const float *x, const float *y, const float *z, int n) {
         lo += load8(x + i) * load8(y + i) * load8(z + i);
         hi += load8(x + i + 8) * load8(y + i + 8) * load8(z + i + 8);
     }
-    const v8 a8 = lo + hi;
-    const v4 a4 =
-        __builtin_shufflevector(a8, a8, 0, 1, 2, 3) + __builtin_shufflevector(a8, a8, 4, 5, 6, 7);
-    float s = (a4[0] + a4[2]) + (a4[1] + a4[3]);
+    float s = sum16(lo, hi);
     for (; i < n; i++) s += x[i] * y[i] * z[i];
     return s;
 }
@@ -287,21 +286,73 @@ PLM_INLINE void weighted_sum(float *o, const float *a, const float *v, size_t vs
     for (int s = 0; s < n; s++) axpy(o, a[s], v + s * vstride, D);
 }
 
+// ATT_HEADS: query heads that share a KV head (GQA) computed together, at most: each key and value
+// row is read once for all of them (SmolLM2: 3 of its 9 heads per KV head)
+#define ATT_HEADS 4
+
+// attention_heads: m (a constant, <= ATT_HEADS) query heads q (m, D) of one token that share the
+// keys k and values v (n rows, stride kvs): scores a (m rows, stride as) = q k^T * scale, their
+// softmax, out (m, D) = a v. Per head the operations of one head at a time (dot, softmax_inplace,
+// weighted_sum's sums in s order), so the bits do not depend on m; D is a multiple of 32.
+PLM_INLINE void attention_heads(float *out, float *a, size_t as, const float *q, const float *k,
+                                const float *v, size_t kvs, int n, int D, float scale,
+                                const int m) {
+    for (int s = 0; s < n; s++) {
+        v8 lo[ATT_HEADS], hi[ATT_HEADS];
+        for (int j = 0; j < m; j++) lo[j] = hi[j] = (v8){0};
+        for (int i = 0; i < D; i += 16) {
+            const v8 k0 = load8(k + s * kvs + i), k1 = load8(k + s * kvs + i + 8);
+            for (int j = 0; j < m; j++) {
+                lo[j] += load8(q + j * D + i) * k0;
+                hi[j] += load8(q + j * D + i + 8) * k1;
+            }
+        }
+        for (int j = 0; j < m; j++) a[j * as + s] = sum16(lo[j], hi[j]) * scale;
+    }
+    for (int j = 0; j < m; j++) softmax_inplace(a + j * as, n);
+    for (int c = 0; c < D; c += 32) { // 32 columns at a time: m x 4 accumulators in registers
+        v8 acc[ATT_HEADS][4];
+        for (int j = 0; j < m; j++)
+            for (int i = 0; i < 4; i++) acc[j][i] = (v8){0};
+        for (int s = 0; s < n; s++) {
+            v8 x[4];
+            for (int i = 0; i < 4; i++) x[i] = load8(v + s * kvs + c + 8 * i);
+            for (int j = 0; j < m; j++)
+                for (int i = 0; i < 4; i++) acc[j][i] += a[j * as + s] * x[i];
+        }
+        for (int j = 0; j < m; j++)
+            for (int i = 0; i < 4; i++) store8(out + j * D + c + 8 * i, acc[j][i]);
+    }
+}
+
 PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const float *q,
                                   const float *k, const float *v, int T, int P, int H, int K, int D,
                                   int i0, int i1) {
     assert(i0 >= 0 && i1 <= T * H && H % K == 0);
     int group = H / K; // query heads per KV head (repeat_kv)
     float scale = 1.0f / sqrtf((float)D);
-    for (int i = i0; i < i1; i++) {
+    for (int i = i0; i < i1;) {
         int t = i / H, h = i % H, kh = h / group;
         int n = P + t + 1; // causal: keys 0 .. P+t
         const float *qt = q + ((size_t)t * H + h) * D;
         float *a = att + ((size_t)t * H + h) * att_stride;
-        for (int s = 0; s < n; s++) a[s] = dot(qt, k + ((size_t)s * K + kh) * D, D) * scale;
-        softmax_inplace(a, n);
-        // out = att @ v
-        weighted_sum(out + ((size_t)t * H + h) * D, a, v + (size_t)kh * D, (size_t)K * D, n, D);
+        float *o = out + ((size_t)t * H + h) * D;
+        const float *kt = k + (size_t)kh * D, *vt = v + (size_t)kh * D;
+        const size_t kvs = (size_t)K * D, as = (size_t)att_stride;
+        // this thread's next heads of the same token and KV head (the split may cut a group)
+        int m = 1;
+        while (D % 32 == 0 && m < ATT_HEADS && i + m < i1 && (h + m) / group == kh) m++;
+        switch (D % 32 ? 0 : m) { // attention_heads wants D in chunks of 32
+        case 4: attention_heads(o, a, as, qt, kt, vt, kvs, n, D, scale, 4); break;
+        case 3: attention_heads(o, a, as, qt, kt, vt, kvs, n, D, scale, 3); break;
+        case 2: attention_heads(o, a, as, qt, kt, vt, kvs, n, D, scale, 2); break;
+        case 1: attention_heads(o, a, as, qt, kt, vt, kvs, n, D, scale, 1); break;
+        default:
+            for (int s = 0; s < n; s++) a[s] = dot(qt, kt + s * kvs, D) * scale;
+            softmax_inplace(a, n);
+            weighted_sum(o, a, vt, kvs, n, D); // out = att @ v
+        }
+        i += m;
     }
 }
 

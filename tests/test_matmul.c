@@ -237,8 +237,8 @@ static void test_matmul(void) {
                 if (cols[c] % PLM_QK == 0)
                     test_shape(pools, PLM_DTYPE_Q8_0, Ts[a], rows[b], cols[c], &s);
             }
-    // Q8_0 around the tiles (AVX-512 4 x 4, AVX2 2 x 4, wasm 1 x 4): T just below, at and above a
-    // tile, odd row counts, odd and even numbers of blocks (an odd last block is padded on AVX-512)
+    // Q8_0 around the tiles (x86 2 x 4 below a token group, wasm 1 x 4): T just below, at and above
+    // a tile, odd row counts, odd and even numbers of blocks
     static const int q8_Ts[] = {2, 4, 5, 8, 9}, q8_rows[] = {3, 4, 9}, q8_cols[] = {160, 256, 800};
     for (size_t a = 0; a < sizeof q8_Ts / sizeof *q8_Ts; a++)
         for (size_t b = 0; b < sizeof q8_rows / sizeof *q8_rows; b++)
@@ -258,6 +258,15 @@ static void test_matmul(void) {
     test_shape(pools, PLM_DTYPE_Q8_0, 130, 37, 96, &s);
     // AVX2 Q8_0 scales in groups of 64 blocks: 67 blocks cross a group with an odd count
     test_shape(pools, PLM_DTYPE_Q8_0, 5, 9, 67 * PLM_QK, &s);
+    // Q8_0 with tokens in lanes (x86 prefill: groups of 16 (AVX-512) or 8 (AVX2) tokens, the last
+    // padded; AVX-512 tiles of 2 groups up to 768 columns, 1 above; weight terms in chunks of 32
+    // blocks of a parity): T around the groups, odd block counts, 65 blocks cross a chunk
+    static const int l_Ts[] = {8, 15, 16, 17, 32, 33, 49}, l_rows[] = {3, 10};
+    static const int l_cols[] = {160, 800, 1568, 65 * PLM_QK};
+    for (size_t a = 0; a < sizeof l_Ts / sizeof *l_Ts; a++)
+        for (size_t b = 0; b < sizeof l_rows / sizeof *l_rows; b++)
+            for (size_t c = 0; c < sizeof l_cols / sizeof *l_cols; c++)
+                test_shape(pools, PLM_DTYPE_Q8_0, l_Ts[a], l_rows[b], l_cols[c], &s);
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }
 

@@ -153,8 +153,8 @@ static void *scheduler(void *arg) {
 plm_status plm_batch_create(plm_batch **out, const plm_model *model, int32_t n_threads,
                             int32_t max_seqs, int32_t n_ctx, plm_error *err) {
     *out = NULL;
-    if (!model || n_threads < 1 || n_threads > 256 || max_seqs < 1 || max_seqs > 256 ||
-        n_ctx < 1 || n_ctx > 1 << 20)
+    if (!model || n_threads < 1 || n_threads > 256 || max_seqs < 1 || max_seqs > 256 || n_ctx < 1 ||
+        n_ctx > 1 << 20)
         return plm_fail(err, PLM_ERR_ARG,
                         "batch: want a model, 1..256 threads, 1..256 sequences, n_ctx 1..%d; got "
                         "%d, %d, %d",
@@ -166,13 +166,13 @@ plm_status plm_batch_create(plm_batch **out, const plm_model *model, int32_t n_t
     b->n_ctx = n_ctx;
     // room for one prompt slice beside a token of every other sequence, and at least two slices
     b->rows = PLM_BATCH_SLICE + max_seqs > 2 * PLM_BATCH_SLICE ? PLM_BATCH_SLICE + max_seqs
-                                                              : 2 * PLM_BATCH_SLICE;
+                                                               : 2 * PLM_BATCH_SLICE;
     b->pool = plm_pool_create(n_threads);
     b->take = plm_alloc((size_t)max_seqs, sizeof *b->take);
     b->taken = plm_alloc((size_t)max_seqs, sizeof *b->taken);
     if (b->pool)
-        b->step = plm_step_create(model, b->pool, b->rows, max_seqs, PLM_BATCH_MAX_RANK, n_ctx,
-                                  n_ctx);
+        b->step =
+            plm_step_create(model, b->pool, b->rows, max_seqs, PLM_BATCH_MAX_RANK, n_ctx, n_ctx);
     if (!b->pool || !b->step || !b->take || !b->taken) {
         plm_step_free(b->step);
         plm_pool_free(b->pool);

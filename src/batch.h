@@ -16,11 +16,11 @@
 typedef struct plm_batch plm_batch;
 
 typedef struct {
-    uint64_t steps;         // steps run
-    uint64_t seqs;          // sequences over all steps (seqs / steps: the mean batch)
-    uint64_t rows;          // token rows over all steps
-    int32_t max_step_seqs;  // the most sequences one step has run
-    int32_t attached;       // sessions of the batch now
+    uint64_t steps;        // steps run
+    uint64_t seqs;         // sequences over all steps (seqs / steps: the mean batch)
+    uint64_t rows;         // token rows over all steps
+    int32_t max_step_seqs; // the most sequences one step has run
+    int32_t attached;      // sessions of the batch now
 } plm_batch_stats;
 
 // plm_batch_create: a batch over model (borrowed; outlives the batch) with n_threads threads,

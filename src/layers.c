@@ -18,8 +18,8 @@ void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_
 }
 
 void plm_lora_branch_forward(plm_pool *pool, float *out, const float *inp, const plm_mat *w,
-                             const plm_lora *lora, int32_t layer, plm_lora_target target,
-                             int32_t T, int train, uint64_t seed, plm_linear_bufs *b) {
+                             const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
+                             int train, uint64_t seed, plm_linear_bufs *b) {
     if (!lora || !lora->pairs[layer * PLM_LORA_N_TARGETS + target].A) return;
     plm_mat a = plm_lora_mat_a(lora, layer, target), bm = plm_lora_mat_b(lora, layer, target);
     const float *x = inp;

@@ -36,8 +36,8 @@ void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_
 // scale * B (A dropout(inp)) when lora adapts (layer, target), else nothing. A batch of sequences
 // runs the base matmul once for all its rows, then this on each sequence's rows with its adapter.
 void plm_lora_branch_forward(plm_pool *pool, float *out, const float *inp, const plm_mat *w,
-                             const plm_lora *lora, int32_t layer, plm_lora_target target,
-                             int32_t T, int train, uint64_t seed, plm_linear_bufs *b);
+                             const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
+                             int train, uint64_t seed, plm_linear_bufs *b);
 
 // plm_linear_backward: given dy (T, out) of plm_linear_forward (train != 0, the same seed), add
 // the gradient of inp (T, in) into dinp and, when lora adapts (layer, target), those of A and B

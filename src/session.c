@@ -104,8 +104,12 @@ plm_step *plm_step_create(const plm_model *m, plm_pool *pool, int32_t rows, int3
     if (F > maxin) maxin = F;
     plm_step *st = plm_alloc(1, sizeof *st);
     if (!st) return NULL;
-    *st = (plm_step){.model = m, .pool = pool, .rows = rows, .max_seqs = max_seqs,
-                     .max_rank = max_rank, .n_ctx = n_ctx};
+    *st = (plm_step){.model = m,
+                     .pool = pool,
+                     .rows = rows,
+                     .max_seqs = max_seqs,
+                     .max_rank = max_rank,
+                     .n_ctx = n_ctx};
     st->cos_t = plm_alloc((size_t)n_ctx * (D / 2), sizeof(float));
     st->sin_t = plm_alloc((size_t)n_ctx * (D / 2), sizeof(float));
     st->x = plm_alloc_aligned(R * C, sizeof(float));
@@ -211,8 +215,8 @@ plm_status plm_session_create(plm_session **out, const plm_model *model,
     plm_session *s = session_new(model, p.lora, p.n_ctx);
     if (s) s->pool = plm_pool_create(p.n_threads);
     if (s && s->pool)
-        s->step = plm_step_create(model, s->pool, CHUNK, 1, p.lora ? p.lora->rank : 0, p.n_ctx,
-                                  s->cap);
+        s->step =
+            plm_step_create(model, s->pool, CHUNK, 1, p.lora ? p.lora->rank : 0, p.n_ctx, s->cap);
     if (!s || !s->step) {
         plm_session_free(s);
         return plm_fail(err, PLM_ERR_NOMEM, "out of memory creating a session of %d positions",
@@ -309,8 +313,7 @@ static void new_keys_values(const plm_step *st, const plm_step_seq *sq, int32_t 
 // reserved for its T more positions): appends each sequence's tokens to its cache and leaves the
 // logits of its last token in its s->logits; logits_out (T, NV), when not NULL (n == 1), receives
 // every row's logits instead.
-static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n,
-                         float *logits_out) {
+static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n, float *logits_out) {
     const plm_model *m = st->model;
     const plm_config *cfg = &m->config;
     int C = cfg->hidden_size, F = cfg->intermediate_size, L = cfg->num_hidden_layers;
@@ -349,8 +352,8 @@ static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n,
     // only each sequence's last row: the head (the largest weight) once for all of them
     for (int32_t i = 0, end = 0; i < n; i++) {
         end += sq[i].T;
-        plm_rmsnorm_forward(st->xn + (size_t)i * C, NULL, st->x + (size_t)(end - 1) * C, m->norm,
-                            1, C, eps);
+        plm_rmsnorm_forward(st->xn + (size_t)i * C, NULL, st->x + (size_t)(end - 1) * C, m->norm, 1,
+                            C, eps);
     }
     plm_matmul(st->pool, st->logits, st->xn, &m->lm_head, n, st->scratch); // (n, V)
     for (int32_t i = 0; i < n; i++) {

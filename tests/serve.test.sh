@@ -61,13 +61,24 @@ if start main "$BIN"; then
     stop main
 fi
 
-# 2. a full queue: --max-pending 1 turns the overflow into 503
-if start busy "$BIN" --max-pending 1; then
+# 2. a full queue: one seat in the batch and --max-pending 1 turn the overflow into 503
+if start busy "$BIN" --max-batch 1 --max-pending 1; then
     python3 tests/serve_client.py "$PORT" --busy || fail=1
     stop busy
 fi
 
-# 3. --no-coi: no COOP/COEP headers
+# 3. many adapters on one base (tests/serve_adapters.py): --lora and --lora-dir, where the second
+# adapter is the shipped one at another lora_alpha (other outputs, the same added task tokens)
+mkdir -p "$T/loras/alt"
+cp models/paws-lora/adapter_model.safetensors models/paws-lora/tokenizer.json \
+    models/paws-lora/tokenizer_config.json "$T/loras/alt/"
+sed 's/"lora_alpha": 32/"lora_alpha": 48/' models/paws-lora/adapter_config.json >"$T/loras/alt/adapter_config.json"
+if start adapters "$BIN" --lora models/paws-lora --lora-dir "$T/loras"; then
+    python3 tests/serve_adapters.py "$PORT" "$BIN" "$MODEL" "$T/loras/alt" || fail=1
+    stop adapters
+fi
+
+# 4. --no-coi: no COOP/COEP headers
 if start nocoi "$BIN" --no-coi; then
     if curl -sI "http://127.0.0.1:$PORT/" | grep -qi "cross-origin-"; then
         echo "FAIL --no-coi: COOP/COEP headers sent"; fail=1
@@ -75,7 +86,7 @@ if start nocoi "$BIN" --no-coi; then
     stop nocoi
 fi
 
-# 4. SIGTERM: the server exits promptly, idle and while it reads a long prompt (best of 3 tries
+# 5. SIGTERM: the server exits promptly, idle and while it reads a long prompt (best of 3 tries
 # each, the machine may be busy; before the prefill was sliced, a 1900-token prompt held it for
 # the whole prefill: 1.6 s on 2 quiet Zen 4 cores, tens of seconds on a loaded machine). term_ms NAME: start, optionally load, SIGTERM, print the milliseconds to the exit.
 term_ms() {
@@ -110,7 +121,7 @@ for kind in $kinds; do
     else echo "FAIL $name: exit ${best:-?} ms after SIGTERM, want < $limit"; tail -n 5 "$T/$name.log"; fail=1; fi
 done
 
-# 5. under ASan + UBSan: the HTTP checks and one streamed completion; any report fails
+# 6. under ASan + UBSan: the HTTP checks and one streamed completion; any report fails
 SANBIN=build/san/pocketlm
 case $BUILD in *san*) SANBIN=$BIN ;; esac
 if [ "$SANBIN" != "$BIN" ]; then

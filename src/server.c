@@ -1,13 +1,15 @@
 // server.c: the local HTTP server behind `pocketlm serve` (plm_server_run in pocketlm.h): static
 // files of the web app, the model file for the page, and a JSON API on the native engine
 // (/v1/health, /v1/paraphrase, and OpenAI's /v1/models, /v1/completions and /v1/chat/completions
-// with server-sent events). Request heads are parsed by http.c, bodies by json.c; who may ask is
+// with server-sent events; /v1/adapters). Request heads are parsed by http.c, bodies by json.c; who may ask is
 // server_guard.c's, the API's requests and answers are server_api.c's and server_openai.c's; this
 // file owns the sockets, the connections and the routing.
 //
 // Concurrency: one accept loop; each connection gets a joinable thread for its I/O (at most
-// max_conns, else 503), so a slow client never blocks the others. The one session is a critical
-// section: a generation request waits its turn in a queue of at most max_pending (else 503).
+// max_conns, else 503), so a slow client never blocks the others. A generation request takes a
+// seat in the batch (at most max_batch, holding at most kv_budget bytes of KV cache together),
+// waiting for one in a queue of at most max_pending (else 503); its decode steps are shared with
+// the other seats' (batch.c).
 // Every socket has send and receive timeouts, and the whole request must arrive within timeout_ms.
 // Stopping: should_stop is polled; then the listening socket closes, open sockets are shut down
 // (which ends their reads, writes and generations), and every thread is joined before returning.

@@ -141,6 +141,12 @@ void plm_server_handle_health(conn *c);
 // into the model file; plm_server_adapters_free frees the loaded ones.
 plm_status plm_server_adapters_init(server *s, plm_error *err);
 void plm_server_adapters_free(server *s);
+// plm_server_valid_name: name (n bytes) is 1..NAME_MAX_LEN of A-Z a-z 0-9 . _ -
+int plm_server_valid_name(const char *name, size_t n);
+// plm_server_model_id: what a request's "model" id (n bytes, not NUL-terminated) names on the
+// server of base model `base`: 0 = the base, 1 = the adapter named id[*at .. n) (a valid name),
+// -1 = neither (tests/fuzz_model_id.c)
+int plm_server_model_id(const char *base, const char *id, size_t n, size_t *at);
 // plm_server_handle_models: GET /v1/models (the base, by its file name, and "base:name" for each
 // adapter)
 void plm_server_handle_models(conn *c);

@@ -18,15 +18,26 @@
 
 #define ADD(b, lit) plm_sbuf_add((b), (lit), sizeof(lit) - 1) // a string literal
 
-// valid_name: 1..NAME_MAX_LEN of A-Z a-z 0-9 . _ - (so "BASE:name" splits at its last ':')
-static int valid_name(const char *s) {
-    size_t n = strlen(s);
+int plm_server_valid_name(const char *s, size_t n) {
     if (n < 1 || n > NAME_MAX_LEN) return 0;
     for (size_t i = 0; i < n; i++)
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
               (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
             return 0;
     return 1;
+}
+
+// valid_name: a NUL-terminated name
+static int valid_name(const char *s) {
+    return plm_server_valid_name(s, strlen(s));
+}
+
+int plm_server_model_id(const char *base, const char *id, size_t n, size_t *at) {
+    size_t bn = strlen(base);
+    if (n == bn && !memcmp(id, base, n)) return 0;
+    if (n <= bn + 1 || memcmp(id, base, bn) || id[bn] != ':') return -1;
+    *at = bn + 1;
+    return plm_server_valid_name(id + bn + 1, n - bn - 1) ? 1 : -1;
 }
 
 // find: the entry named name (n bytes), or -1 (lock held)
@@ -164,14 +175,13 @@ static int bad(conn *c, const char *msg) {
 
 // named: the entry "model" names (-1 the base, -2 not served) (lock held)
 static int named(const server *s, const plm_json *j, int32_t mi) {
-    const char *base = s->p->model_name;
-    size_t bn = strlen(base);
     char id[512];
+    size_t at = 0;
     int64_t n = plm_json_str(j, mi, id, sizeof id);
     if (n < 0 || n >= (int64_t)sizeof id) return -2;
-    if (!s->merged && !strcmp(id, base)) return -1;
-    if ((size_t)n <= bn + 1 || memcmp(id, base, bn) || id[bn] != ':') return -2;
-    int e = find(s, id + bn + 1, (size_t)n - bn - 1);
+    int k = plm_server_model_id(s->p->model_name, id, (size_t)n, &at);
+    if (k == 0) return s->merged ? -2 : -1;
+    int e = k > 0 ? find(s, id + at, (size_t)n - at) : -1;
     return e >= 0 ? e : -2;
 }
 

@@ -122,10 +122,11 @@ int cmd_serve(int argc, char **argv) {
                 "Concurrent requests are batched: each decode step runs every running request's "
                 "token\ntogether. A request picks an adapter with \"model\": \"MODEL:NAME\" or "
                 "\"adapter\": \"NAME\"\n(default: the first adapter given, else the base; "
-                "\"adapter\": \"\" is the base).\n\n" CLI_MODEL_HELP
-                "  --lora NAME=DIR  (repeatable) an adapter requests may pick by NAME; --lora DIR "
-                "names it\n                   after its directory\n"
-                "  --lora-dir DIR   every adapter in DIR's subdirectories, named after them\n"
+                "\"adapter\": \"\" is the base).\n\n" CLI_MODEL_HELP_M
+                "  --lora NAME=DIR  (repeatable) an adapter requests may pick by NAME, applied "
+                "unmerged;\n                   --lora DIR names it after its directory\n"
+                "  --lora-dir DIR   every adapter in DIR's subdirectories, named after "
+                "them\n" CLI_MODEL_HELP_REST
                 "  --max-batch N    requests decoded together (default 8); more wait\n"
                 "  --kv-budget MB   KV cache the running requests may hold together (default 512);"
                 "\n                   a request holds (prompt + max_tokens) positions, at most "

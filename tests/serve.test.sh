@@ -2,8 +2,10 @@
 # serve.test.sh: `pocketlm serve` end to end on loopback (tests/serve_client.py does the requests):
 # static files with COOP/COEP and MIME types, Range, path traversal, malformed/oversized/slow
 # requests, 404/405/411/413/415/431/505, then on the real model: greedy completion == the CLI,
-# paraphrase == the CLI, SSE, 8 concurrent clients, a client leaving mid-stream, a full queue (503),
-# --no-coi, a clean stop on SIGINT, the curl line `make demo` prints run as printed, and a prompt
+# paraphrase == the CLI, SSE, 8 concurrent clients batched (each == alone, decode steps shared), a
+# client leaving mid-stream (its seat freed), a full queue (503) and the KV budget (400), many
+# adapters on one base (tests/serve_adapters.py: mixed in one batch, each == the CLI; loaded and
+# unloaded at run time), --no-coi, a clean stop on SIGINT, the curl line `make demo` prints run as printed, and a prompt
 # exit on SIGTERM (idle: < 200 ms; in the middle of a long prompt: < 1 s, since the prefill asks
 # whether to stop between 64-token slices). One pass runs the server built with ASan+UBSan and
 # fails on any sanitizer report (leaks included).
@@ -61,8 +63,9 @@ if start main "$BIN"; then
     stop main
 fi
 
-# 2. a full queue: one seat in the batch and --max-pending 1 turn the overflow into 503
-if start busy "$BIN" --max-batch 1 --max-pending 1; then
+# 2. a full queue: one seat in the batch and --max-pending 1 turn the overflow into 503; a 1 MB
+# KV budget refuses what can never fit
+if start busy "$BIN" --max-batch 1 --max-pending 1 --kv-budget 1; then
     python3 tests/serve_client.py "$PORT" --busy || fail=1
     stop busy
 fi

@@ -8,8 +8,8 @@ usage: serve_client.py PORT [--wasm] [--full BIN MODEL] [--busy]
   --full:  also the API on the model: greedy /v1/completions == `BIN generate --temp 0`, paraphrase,
            SSE streaming, 8 concurrent clients batched (each == alone, steps shared), a client that
            leaves mid-stream (its seat freed);
-  --busy:  the server runs with --max-batch 1 --max-pending 1: of 8 concurrent requests some must
-           get 503.
+  --busy:  the server runs with --max-batch 1 --max-pending 1 --kv-budget 1: of 8 concurrent
+           requests some must get 503; one that needs more KV cache than the budget gets 400.
 Prints one line per check; exits 1 when any fails. Standard library only.
 """
 import json
@@ -284,6 +284,10 @@ def busy_checks():
     check("--max-batch 1 --max-pending 1: all answered 200/503", all(c in (200, 503) for c in codes), results)
     check("--max-batch 1 --max-pending 1: some 503 with Retry-After and a message", any(r[0] == 503 and r[1] and r[2] for r in results), results)
     check("--max-batch 1 --max-pending 1: some 200", 200 in codes, codes)
+    # --kv-budget 1 (MB, 22 positions of SmolLM2): a request that can never fit is refused at once
+    st, _, b = request("POST", "/v1/completions", {"prompt": "Once upon a time", "max_tokens": 100})
+    check("--kv-budget 1: a request needing more KV cache than the budget gets 400 saying so",
+          st == 400 and "--kv-budget" in (error_message(b) or ""), (st, b[:300]))
 
 
 args = sys.argv[2:]

@@ -77,9 +77,8 @@ void cli_close(cli_model_opts *o, plm_model *model, plm_session *session);
     "  --dtype T        weights in memory: f32 (default) or q8_0\n"                                \
     "  --threads N      threads (default: all cores)\n"                                            \
     "  --ctx N          context positions (default: min(2048, the model's))\n"
-#define CLI_MODEL_HELP                                                                             \
-    CLI_MODEL_HELP_M                                                                               \
-        "  --lora DIR       apply a PEFT LoRA adapter directory at run time\n" CLI_MODEL_HELP_REST
+#define CLI_MODEL_HELP_LORA "  --lora DIR       apply a PEFT LoRA adapter directory at run time\n"
+#define CLI_MODEL_HELP      CLI_MODEL_HELP_M CLI_MODEL_HELP_LORA CLI_MODEL_HELP_REST
 
 // cli_now: seconds from a monotonic clock.
 double cli_now(void);

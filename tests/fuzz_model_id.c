@@ -15,9 +15,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *base = (const char *)data, *id = nul + 1;
     size_t n = size - (size_t)(id - base), at = 0;
     int k = plm_server_model_id(base, id, n, &at);
-    if (k == 1 &&
-        (at < 2 || at >= n || id[at - 1] != ':' || !plm_server_valid_name(id + at, n - at)))
+    size_t bn = strlen(base);
+    if (k == 1 && (at != bn + 1 || at >= n || id[bn] != ':' || memcmp(base, id, bn) ||
+                   !plm_server_valid_name(id + at, n - at)))
         __builtin_trap();
-    if (k == 0 && (n != strlen(base) || memcmp(base, id, n))) __builtin_trap();
+    if (k == 0 && (n != bn || memcmp(base, id, n))) __builtin_trap();
     return 0;
 }

@@ -17,7 +17,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: web-model all format format-check test test-arm check san fuzz bench bench-onnx bench-train bench-web bench-gemm eval model loc clean help setup ci demo wasm
+.PHONY: web-model all format format-check test test-arm check san fuzz bench bench-onnx bench-train bench-web bench-gemm bench-serve eval model loc clean help setup ci demo wasm
 
 all: $(BUILD)/pocketlm ## the default (plain `make`): `build/pocketlm` and `build/libpocketlm.a`
 
@@ -114,6 +114,10 @@ bench-train: $(BUILD)/pocketlm ## LoRA training throughput against PyTorch + PEF
 # bench-gemm: f32 matmul at prefill shapes vs OpenBLAS sgemm (numpy), 1 thread
 bench-gemm: ## f32 matmul at prefill shapes against OpenBLAS sgemm (numpy), 1 thread, into `benchmarks/history/`
 	@BUILD=$(BUILD) sh scripts/bench_gemm.sh
+
+# bench-serve: the server under 1, 4, 8, 16 concurrent clients vs llama-cpp-python's server
+bench-serve: $(BUILD)/pocketlm ## `serve` under 1, 4, 8 and 16 concurrent clients (aggregate tok/s, p50/p99 latency) against llama-cpp-python's server, into `benchmarks/history/`
+	@BUILD=$(BUILD) sh scripts/bench_serve.sh
 
 loc: ## lines of each source file, sorted
 	@wc -l include/*.h src/*.[ch] cli/*.[ch] tests/*.[ch] | sort -n

@@ -81,12 +81,15 @@ int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate
 int cli_open(const char *cmd, cli_model_opts *o, plm_model **model, plm_session **session);
 // cli_close: free what cli_open made (session, adapter, model); NULLs are fine.
 void cli_close(cli_model_opts *o, plm_model *model, plm_session *session);
-#define CLI_MODEL_HELP                                                                             \
-    "  -m PATH          model: an HF directory or a .gguf file\n"                                  \
-    "  --lora DIR       apply a PEFT LoRA adapter directory at run time\n"                         \
+// CLI_MODEL_HELP: the help of cli_model_flag's options; serve has its own --lora between the two
+// halves
+#define CLI_MODEL_HELP_M "  -m PATH          model: an HF directory or a .gguf file\n"
+#define CLI_MODEL_HELP_REST                                                                        \
     "  --dtype T        weights in memory: f32 (default) or q8_0\n"                                \
     "  --threads N      threads (default: all cores)\n"                                            \
     "  --ctx N          context positions (default: min(2048, the model's))\n"
+#define CLI_MODEL_HELP_LORA "  --lora DIR       apply a PEFT LoRA adapter directory at run time\n"
+#define CLI_MODEL_HELP      CLI_MODEL_HELP_M CLI_MODEL_HELP_LORA CLI_MODEL_HELP_REST
 
 // cli_now: seconds from a monotonic clock.
 double cli_now(void);

@@ -739,24 +739,44 @@ int plm_invented(const char *input, const char *output);
 // ---- local HTTP server (`pocketlm serve`) ----
 
 // The server: one accept loop on a TCP socket; each connection gets a thread for its I/O (bounded:
-// more than max_conns at once get 503); generation requests take turns on the one session, with at
-// most max_pending waiting (more get 503). Routes: GET /v1/health, POST /v1/paraphrase, OpenAI's
-// GET /v1/models, POST /v1/completions and POST /v1/chat/completions (server-sent events when
-// "stream": true), GET /model.gguf (model_file, with Range), and static files from web_dir ("/" is
-// index.html). OPTIONS answers CORS preflights.
+// more than max_conns at once get 503). Generation requests are batched continuously: each holds a
+// sequence (its own KV cache and adapter) while it runs, at most max_batch at once and within
+// kv_budget bytes of KV cache, with at most max_pending more waiting (more get 503); every decode
+// step runs the tokens of all of them together, so the weights are read once per step. Routes:
+// GET /v1/health, POST /v1/paraphrase, OpenAI's GET /v1/models, POST /v1/completions and POST
+// /v1/chat/completions (server-sent events when "stream": true), POST /v1/adapters and DELETE
+// /v1/adapters/NAME (load and unload a LoRA adapter), GET /model.gguf (model_file, with Range),
+// and static files from web_dir ("/" is index.html). OPTIONS answers CORS preflights.
+
+// An adapter the server starts with: requests pick it by "model": "BASE:name" or "adapter": "name".
 typedef struct {
-    const char *host;         // address to listen on ("127.0.0.1"); a numeric IPv4 or IPv6 address
-    int32_t port;             // 8080; 0 = a free port, reported through on_log
-    const char *web_dir;      // directory of static files, or NULL (then only the API is served)
-    const char *model_file;   // file served at GET /model.gguf, or NULL (404)
-    const char *model_name;   // the name reported by /v1/health and in completions
-    const char *adapter_name; // the LoRA adapter the session runs, for /v1/health, or NULL
-    int coi;              // 1: send COOP same-origin + COEP require-corp (threaded wasm needs it)
-    plm_session *session; // the engine for /v1/*; borrowed, used by one request at a time, or NULL
-    int32_t max_pending;  // generation requests waiting for the session (16)
-    int32_t max_conns;    // connections served at once (64)
-    int32_t max_body;     // request body limit in bytes (65536); larger gets 413
-    int32_t timeout_ms;   // a client that sends or takes nothing for this long is dropped (10000)
+    const char *name;     // 1..64 of A-Z a-z 0-9 . _ -
+    const plm_lora *lora; // borrowed: outlives plm_server_run
+} plm_server_adapter;
+
+typedef struct {
+    const char *host;       // address to listen on ("127.0.0.1"); a numeric IPv4 or IPv6 address
+    int32_t port;           // 8080; 0 = a free port, reported through on_log
+    const char *web_dir;    // directory of static files, or NULL (then only the API is served)
+    const char *model_file; // file served at GET /model.gguf, or NULL (404)
+    const char *model_name; // the name reported by /v1/health and in completions
+    int coi;                // 1: send COOP same-origin + COEP require-corp (threaded wasm needs it)
+    // The engine for /v1/*: the base model (borrowed, or NULL: then only files are served) and
+    // the adapters applied at run time, unmerged, per request. A request that names no adapter
+    // gets the first one here, or the base when there is none (or the adapter merged into the
+    // model file: then the base alone is not served).
+    const plm_model *model;
+    const plm_server_adapter *adapters; // (n_adapters), or NULL
+    int32_t n_adapters;
+    int32_t n_ctx;       // positions per request (0 = the model's, at most 2048)
+    int32_t n_threads;   // threads of the decode steps (0 = every core)
+    int32_t max_batch;   // sequences decoded together in one step (8)
+    int64_t kv_budget;   // bytes of KV cache the running requests may hold together (512 MiB); a
+                         // request holds (its prompt + max_tokens, at most n_ctx) positions' worth
+    int32_t max_pending; // generation requests waiting for room in the batch (16)
+    int32_t max_conns;   // connections served at once (64)
+    int32_t max_body;    // request body limit in bytes (65536); larger gets 413
+    int32_t timeout_ms;  // a client that sends or takes nothing for this long is dropped (10000)
     // Who may ask. The Host header must name this server (host, localhost, 127.0.0.1 or [::1], with
     // the port; else 421), so that a DNS-rebinding page cannot reach it. A POST/DELETE whose Origin
     // is another origin gets 403 unless listed in allow_origins, which also get CORS headers and

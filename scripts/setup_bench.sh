@@ -60,12 +60,25 @@ CMAKE_COMMON="-DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF \
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 export FORCE_CMAKE=1
 
+# server_extras: what `python3 -m llama_cpp.server` needs (the "server" extra of its metadata),
+# for `make bench-serve`; plain PyPI packages, no build
+server_extras() {
+    $PY -c 'import llama_cpp.server.app' 2>/dev/null && return 0
+    echo "setup_bench: installing llama-cpp-python's server extras (make bench-serve)"
+    $PY -m pip install -q --root-user-action=ignore --break-system-packages "uvicorn>=0.22.0" \
+        "fastapi>=0.100.0" "pydantic-settings>=2.0.1" "sse-starlette>=1.6.1" \
+        "starlette-context>=0.3.6,<0.4" "PyYAML>=5.1" ||
+        echo "setup_bench: the server extras did not install: bench-serve runs without its peer" >&2
+    return 0
+}
+
 have=$($PY -m pip show llama-cpp-python 2>/dev/null | sed -n 's/^Version: //p')
 if [ -n "$have" ] && $PY -c 'import llama_cpp' 2>/dev/null; then
     for v in $LCP_VERSIONS; do
         if [ "$have" = "$v" ]; then
             echo "setup_bench: llama-cpp-python $have present"
             build_avx2 "$have"
+            server_extras
             exit 0
         fi
     done
@@ -80,6 +93,7 @@ for v in $LCP_VERSIONS; do
         if $PY -c 'import llama_cpp; print("setup_bench: llama_cpp", llama_cpp.__version__)'; then
             $PY -c 'import llama_cpp; print("setup_bench: system_info", llama_cpp.llama_print_system_info().decode())'
             build_avx2 "$v"
+            server_extras
             exit 0
         fi
     fi

@@ -14,6 +14,12 @@ void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_
                         const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
                         int train, uint64_t seed, plm_linear_bufs *b) {
     plm_matmul(pool, out, inp, w, T, b->scratch);
+    plm_lora_branch_forward(pool, out, inp, w, lora, layer, target, T, train, seed, b);
+}
+
+void plm_lora_branch_forward(plm_pool *pool, float *out, const float *inp, const plm_mat *w,
+                             const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
+                             int train, uint64_t seed, plm_linear_bufs *b) {
     if (!lora || !lora->pairs[layer * PLM_LORA_N_TARGETS + target].A) return;
     plm_mat a = plm_lora_mat_a(lora, layer, target), bm = plm_lora_mat_b(lora, layer, target);
     const float *x = inp;
@@ -97,16 +103,24 @@ void plm_head_forward(plm_pool *pool, float *logits, const float *xn, int32_t T,
     plm_matmul(pool, logits, xn, &m->lm_head, T, scratch); // (T, V) packed
     if (!lora || !lora->n_tokens) return;
     size_t NV = (size_t)lora->vocab_size;
-    int tied = m->config.tie_word_embeddings; // untied: the rows change the embedding only
-    for (int32_t t = T - 1; t >= 0; t--) {    // re-stride the rows from V to NV, last row first
+    for (int32_t t = T - 1; t >= 0; t--) { // re-stride the rows from V to NV, last row first
         memmove(logits + t * NV, logits + t * V, V * sizeof(float));
-        for (size_t v = V; v < NV; v++) logits[t * NV + v] = 0.0f;
-        for (int32_t k = 0; tied && k < lora->n_tokens; k++) {
-            const float *row = lora->token_rows + k * C, *x = xn + t * C;
-            float dot = 0.0f;
-            for (size_t c = 0; c < C; c++) dot += x[c] * row[c];
-            logits[t * NV + (size_t)lora->token_ids[k]] = dot;
-        }
+        plm_head_tokens_forward(logits + t * NV, xn + t * C, m, lora);
+    }
+}
+
+void plm_head_tokens_forward(float *logits, const float *xn, const plm_model *m,
+                             const plm_lora *lora) {
+    if (!lora || !lora->n_tokens) return;
+    size_t V = (size_t)m->config.vocab_size, C = (size_t)m->config.hidden_size;
+    size_t NV = (size_t)lora->vocab_size;
+    int tied = m->config.tie_word_embeddings; // untied: the rows change the embedding only
+    for (size_t v = V; v < NV; v++) logits[v] = 0.0f;
+    for (int32_t k = 0; tied && k < lora->n_tokens; k++) {
+        const float *row = lora->token_rows + k * C;
+        float dot = 0.0f;
+        for (size_t c = 0; c < C; c++) dot += xn[c] * row[c];
+        logits[(size_t)lora->token_ids[k]] = dot;
     }
 }
 

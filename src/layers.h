@@ -32,6 +32,13 @@ void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_
                         const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
                         int train, uint64_t seed, plm_linear_bufs *b);
 
+// plm_lora_branch_forward: only the adapter's part of plm_linear_forward: out (T, w->rows) +=
+// scale * B (A dropout(inp)) when lora adapts (layer, target), else nothing. A batch of sequences
+// runs the base matmul once for all its rows, then this on each sequence's rows with its adapter.
+void plm_lora_branch_forward(plm_pool *pool, float *out, const float *inp, const plm_mat *w,
+                             const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
+                             int train, uint64_t seed, plm_linear_bufs *b);
+
 // plm_linear_backward: given dy (T, out) of plm_linear_forward (train != 0, the same seed), add
 // the gradient of inp (T, in) into dinp and, when lora adapts (layer, target), those of A and B
 // into dA (R, in) and dB (out, R). u (T, R) is the forward's b->u. b's dys, du, xd, y are scratch.
@@ -58,6 +65,12 @@ void plm_embed_backward(float *dtok, const float *dx, const int32_t *ids, int32_
 // PEFT's trainable tokens change the embedding only). NV is the adapter's vocab_size, or V.
 void plm_head_forward(plm_pool *pool, float *logits, const float *xn, int32_t T, const plm_model *m,
                       const plm_lora *lora, void *scratch);
+
+// plm_head_tokens_forward: what the adapter changes in one row of logits (NV) whose first V
+// columns hold the base head's: the added columns (zero, or xn . row when the embeddings are tied)
+// and the trainable tokens' columns. xn (C). Nothing without token rows.
+void plm_head_tokens_forward(float *logits, const float *xn, const plm_model *m,
+                             const plm_lora *lora);
 
 // plm_head_backward: given dlogits (T, NV) of plm_head_forward on xn (T, C), add the gradient of xn
 // into dxn (T, C) and, when the embeddings are tied and dtok is not NULL, the token rows' into

@@ -1,19 +1,22 @@
 // server.c: the local HTTP server behind `pocketlm serve` (plm_server_run in pocketlm.h): static
 // files of the web app, the model file for the page, and a JSON API on the native engine
 // (/v1/health, /v1/paraphrase, and OpenAI's /v1/models, /v1/completions and /v1/chat/completions
-// with server-sent events). Request heads are parsed by http.c, bodies by json.c; who may ask is
+// with server-sent events; /v1/adapters). Request heads are parsed by http.c, bodies by json.c; who may ask is
 // server_guard.c's, the API's requests and answers are server_api.c's and server_openai.c's; this
 // file owns the sockets, the connections and the routing.
 //
 // Concurrency: one accept loop; each connection gets a joinable thread for its I/O (at most
-// max_conns, else 503), so a slow client never blocks the others. The one session is a critical
-// section: a generation request waits its turn in a queue of at most max_pending (else 503).
+// max_conns, else 503), so a slow client never blocks the others. A generation request takes a
+// seat in the batch (at most max_batch, holding at most kv_budget bytes of KV cache together),
+// waiting for one in a queue of at most max_pending (else 503); its decode steps are shared with
+// the other seats' (batch.c).
 // Every socket has send and receive timeouts, and the whole request must arrive within timeout_ms.
 // Stopping: should_stop is polled; then the listening socket closes, open sockets are shut down
 // (which ends their reads, writes and generations), and every thread is joined before returning.
 // Not here: TLS, keep-alive (every response ends with Connection: close), chunked request bodies.
 #define _POSIX_C_SOURCE 200809L
 #include "json.h"
+#include "pool.h"
 #include "server.h"
 
 #include <stdarg.h>
@@ -28,6 +31,8 @@ plm_server_params plm_server_default_params(void) {
     p.port = 8080;
     p.model_name = "pocketlm";
     p.coi = 1;
+    p.max_batch = 8;
+    p.kv_budget = (int64_t)512 << 20;
     p.max_pending = 16;
     p.max_conns = 64;
     p.max_body = 65536;
@@ -370,18 +375,24 @@ static void serve_static(conn *c) {
     plm_server_send_error(c, 404, NULL, "%s: not found", c->req.path);
 }
 
-// ---- the session queue ----
+// ---- seats in the batch ----
 
-// plm_server_session_acquire: wait for the session. 0 = held; -1 = the queue is full; -2 =
-// stopping.
-int plm_server_session_acquire(server *s) {
+// fits: a seat of kv_bytes is free now (lock held)
+static int fits(const server *s, int64_t kv_bytes) {
+    int32_t max = s->p->max_batch > 0 ? s->p->max_batch : 8;
+    return s->gen_active < max && s->kv_used + kv_bytes <= s->kv_budget;
+}
+
+// plm_server_seat_acquire: wait for a seat in the batch holding kv_bytes of KV cache. 0 = held;
+// -1 = the queue is full; -2 = stopping.
+int plm_server_seat_acquire(server *s, int64_t kv_bytes) {
     pthread_mutex_lock(&s->lock);
-    if (s->gen_busy && s->gen_waiting >= s->p->max_pending) {
+    if (!fits(s, kv_bytes) && s->gen_waiting >= s->p->max_pending) {
         pthread_mutex_unlock(&s->lock);
         return -1;
     }
     s->gen_waiting++;
-    while (s->gen_busy && !atomic_load(&s->stopping)) {
+    while (!fits(s, kv_bytes) && !atomic_load(&s->stopping)) {
         struct timespec ts; // wake now and then: should_stop is polled, not signalled
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += POLL_MS * 1000000L;
@@ -390,14 +401,15 @@ int plm_server_session_acquire(server *s) {
     }
     s->gen_waiting--;
     int rc = atomic_load(&s->stopping) ? -2 : 0;
-    if (rc == 0) s->gen_busy = 1;
+    if (rc == 0) s->gen_active++, s->kv_used += kv_bytes;
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
-void plm_server_session_release(server *s) {
+void plm_server_seat_release(server *s, int64_t kv_bytes) {
     pthread_mutex_lock(&s->lock);
-    s->gen_busy = 0;
+    s->gen_active--;
+    s->kv_used -= kv_bytes;
     pthread_cond_broadcast(&s->turn);
     pthread_mutex_unlock(&s->lock);
 }
@@ -418,6 +430,10 @@ static void route(conn *c) {
             return;
         }
         plm_server_handle_generate(c, (api_kind)gen);
+        return;
+    }
+    if (!strcmp(path, "/v1/adapters") || !strncmp(path, "/v1/adapters/", 13)) {
+        plm_server_handle_adapters(c);
         return;
     }
     if (!strcmp(path, "/v1/health") || !strcmp(path, "/v1/models")) {
@@ -587,23 +603,46 @@ static plm_status open_listener(int *out, const char *host, int32_t *port, plm_e
     return PLM_OK;
 }
 
+// start_batch: the batch every request's sequence decodes in, and the KV cache's size per
+// position (the seats' budget counts in it)
+static plm_status start_batch(server *s, plm_error *err) {
+    const plm_config *cfg = &s->p->model->config;
+    int32_t max_pos = cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings : 2048;
+    s->n_ctx = s->p->n_ctx ? s->p->n_ctx : max_pos < 2048 ? max_pos : 2048;
+    s->kv_per_pos = 2 * (int64_t)cfg->num_hidden_layers * cfg->num_key_value_heads * cfg->head_dim *
+                    (int64_t)sizeof(float);
+    s->kv_budget = s->p->kv_budget;
+    int32_t threads = s->p->n_threads ? s->p->n_threads : plm_n_cores();
+    return plm_batch_create(&s->batch, s->p->model, threads, s->p->max_batch, s->n_ctx, err);
+}
+
 plm_status plm_server_run(const plm_server_params *p, plm_error *err) {
     if (!p || !p->host || p->port < 0 || p->port > 65535 || p->max_pending < 0 ||
         p->max_conns < 1 || p->max_body < 0 || p->timeout_ms < 1 || !p->model_name ||
-        p->n_allow_origins < 0 || (p->n_allow_origins > 0 && !p->allow_origins))
+        p->n_allow_origins < 0 || (p->n_allow_origins > 0 && !p->allow_origins) ||
+        p->n_adapters < 0 || (p->n_adapters > 0 && !p->adapters) || p->n_ctx < 0 ||
+        p->n_threads < 0 || p->max_batch < 1 || p->max_batch > 256 || p->kv_budget < 1)
         return plm_fail(err, PLM_ERR_ARG, "serve: bad parameters");
     plm_status st = plm_server_check_bind(p, err);
     if (st != PLM_OK) return st;
     server s;
     memset(&s, 0, sizeof s);
     s.p = p;
+    st = plm_server_adapters_init(&s, err);
+    if (st == PLM_OK && p->model) st = start_batch(&s, err);
     int32_t port = p->port;
-    st = open_listener(&s.listen_fd, p->host, &port, err);
-    if (st != PLM_OK) return st;
+    if (st == PLM_OK) st = open_listener(&s.listen_fd, p->host, &port, err);
+    if (st != PLM_OK) {
+        plm_batch_free(s.batch);
+        plm_server_adapters_free(&s);
+        return st;
+    }
     s.port = port;
     s.slots = plm_alloc((size_t)p->max_conns, sizeof *s.slots);
     if (!s.slots) {
         close(s.listen_fd);
+        plm_batch_free(s.batch);
+        plm_server_adapters_free(&s);
         return plm_fail(err, PLM_ERR_NOMEM, "serve: out of memory");
     }
     for (int i = 0; i < p->max_conns; i++) s.slots[i].fd = -1;
@@ -623,7 +662,9 @@ plm_status plm_server_run(const plm_server_params *p, plm_error *err) {
     pthread_mutex_lock(&s.lock);
     pthread_cond_broadcast(&s.turn);
     pthread_mutex_unlock(&s.lock);
-    reap(&s, 1);
+    reap(&s, 1); // every request has ended: no session of the batch is left
+    plm_batch_free(s.batch);
+    plm_server_adapters_free(&s);
     plm_server_log(&s, "stopped");
     pthread_cond_destroy(&s.turn);
     pthread_mutex_destroy(&s.log_lock);

@@ -14,7 +14,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define HEAD_MAX 8192 // request head limit: larger gets 431
+#include "batch.h"
+
+#define HEAD_MAX     8192 // request head limit: larger gets 431
+#define MAX_ADAPTERS 64   // adapters served at once (started with and loaded)
+#define NAME_MAX_LEN 64   // an adapter's name: 1..64 of A-Z a-z 0-9 . _ -
 
 // ---- growable text buffer for JSON responses ----
 
@@ -40,15 +44,31 @@ typedef struct {
     int fd;           // its socket while open, else -1 (shut down on stop)
 } slot;
 
+// An adapter a request may pick (server_adapters.c); a free entry has an empty name.
+typedef struct {
+    char name[NAME_MAX_LEN + 1];
+    const plm_lora *lora; // NULL for the adapter merged into the model file
+    plm_lora *owned;      // loaded by POST /v1/adapters: freed by DELETE or at the end, else NULL
+    int refs;             // requests using it now: DELETE waits for 0
+} adapter_entry;
+
 typedef struct {
     const plm_server_params *p;
     int listen_fd;
-    atomic_int stopping;        // set once should_stop said so
-    pthread_mutex_t lock;       // guards the slots and the session queue
-    pthread_cond_t turn;        // signalled when the session frees up or on stop
-    slot *slots;                // (max_conns)
-    int gen_busy;               // 1 while a request holds the session
-    int gen_waiting;            // requests waiting for the session
+    atomic_int stopping;  // set once should_stop said so
+    pthread_mutex_t lock; // guards the slots, the seats and the adapters
+    pthread_cond_t turn;  // signalled when a seat frees up or on stop
+    slot *slots;          // (max_conns)
+    plm_batch *batch;     // every request's decode steps (NULL without a model)
+    int32_t n_ctx;        // positions a request may use at most
+    int64_t kv_per_pos;   // bytes of KV cache per position
+    int64_t kv_budget;    // bytes of KV cache the seats may hold together
+    int64_t kv_used;      // bytes the seats hold now
+    int gen_active;       // requests holding a seat (a sequence in the batch)
+    int gen_waiting;      // requests waiting for a seat
+    adapter_entry adapters[MAX_ADAPTERS];
+    int default_adapter;        // the entry a request that names none gets, -1 = the base
+    int merged;                 // adapters[0] is the one merged into the model file
     int32_t port;               // the port listened on (p->port, or the one chosen for 0)
     atomic_uint_fast64_t n_req; // requests seen: completion ids
     pthread_mutex_t log_lock;   // one on_log call at a time
@@ -91,10 +111,10 @@ void plm_server_send_error(conn *c, int status, const char *extra, const char *f
     PLM_PRINTF(4, 5);
 // plm_server_client_gone: 1 when the peer has closed its end (checked during generation)
 int plm_server_client_gone(conn *c);
-// plm_server_session_acquire: wait for the session. 0 = held; -1 = the queue is full; -2 =
-// stopping.
-int plm_server_session_acquire(server *s);
-void plm_server_session_release(server *s);
+// plm_server_seat_acquire: wait for a seat in the batch holding kv_bytes of KV cache (at most
+// max_batch seats, kv_budget bytes). 0 = held; -1 = the queue is full; -2 = stopping.
+int plm_server_seat_acquire(server *s, int64_t kv_bytes);
+void plm_server_seat_release(server *s, int64_t kv_bytes);
 
 // ---- server_guard.c: who may ask ----
 
@@ -115,18 +135,40 @@ void plm_server_handle_generate(conn *c, api_kind kind);
 // plm_server_handle_health: /v1/health
 void plm_server_handle_health(conn *c);
 
-// ---- server_openai.c: models, the chat prompt, OpenAI's answer shapes ----
+// ---- server_adapters.c: which adapters, and which one a request runs ----
 
-// plm_server_handle_models: GET /v1/models (the base, by its file name; "base:adapter" too when
-// the session runs an adapter)
+// plm_server_adapters_init: the entries of p->adapters (names checked) and of the adapter merged
+// into the model file; plm_server_adapters_free frees the loaded ones.
+plm_status plm_server_adapters_init(server *s, plm_error *err);
+void plm_server_adapters_free(server *s);
+// plm_server_valid_name: name (n bytes) is 1..NAME_MAX_LEN of A-Z a-z 0-9 . _ -
+int plm_server_valid_name(const char *name, size_t n);
+// plm_server_model_id: what a request's "model" id (n bytes, not NUL-terminated) names on the
+// server of base model `base`: 0 = the base, 1 = the adapter named id[*at .. n) (a valid name),
+// -1 = neither (tests/fuzz_model_id.c)
+int plm_server_model_id(const char *base, const char *id, size_t n, size_t *at);
+// plm_server_handle_models: GET /v1/models (the base, by its file name, and "base:name" for each
+// adapter)
 void plm_server_handle_models(conn *c);
-// plm_server_pick_model: the request's "model" (j's root object) checked against /v1/models; id
-// gets the name to report. Returns 0, or -1 after sending the error (404 for an unknown model).
-int plm_server_pick_model(conn *c, const plm_json *j, char id[512]);
+// plm_server_handle_adapters: POST /v1/adapters {"name", "path"}, DELETE /v1/adapters/NAME
+void plm_server_handle_adapters(conn *c);
+// plm_server_pick_adapter: the adapter a request asks for ("adapter", else "model" checked against
+// /v1/models, else the default): *entry (-1 = the base) with a reference held, *lora, and the name
+// to report in id. Returns 0, or -1 after sending the error (404 with the list for an unknown one).
+int plm_server_pick_adapter(conn *c, const plm_json *j, int *entry, const plm_lora **lora,
+                            char id[512]);
+// plm_server_adapter_release: drop the reference of plm_server_pick_adapter (entry -1: nothing)
+void plm_server_adapter_release(server *s, int entry);
+// plm_server_adapter_names: the default adapter's name into def ("" = the base) and the names of
+// all as a JSON array into b (for /v1/health)
+void plm_server_adapter_names(server *s, char def[NAME_MAX_LEN + 1], sbuf *b);
+
+// ---- server_openai.c: the chat prompt, OpenAI's answer shapes ----
 // plm_server_chat_prompt: "messages" as the ChatML prompt text (*prompt owned by the caller, plen
-// bytes) and the id of <|im_end|>, which ends the answer. Returns 0, or -1 after sending the error.
-int plm_server_chat_prompt(conn *c, const plm_json *j, char **prompt, size_t *plen,
-                           int32_t *stop_id);
+// bytes) and the id of <|im_end|> in tok (the request's tokenizer), which ends the answer. Returns
+// 0, or -1 after sending the error.
+int plm_server_chat_prompt(conn *c, const plm_json *j, const plm_tokenizer *tok, char **prompt,
+                           size_t *plen, int32_t *stop_id);
 
 // What each OpenAI answer starts with.
 typedef struct {

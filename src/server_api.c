@@ -1,12 +1,16 @@
 // server_api.c: the JSON API of `pocketlm serve` on the native engine: /v1/paraphrase (the task's
 // prompt and defaults), OpenAI's /v1/completions and /v1/chat/completions (n choices, usage), each
 // as one JSON object or as server-sent events, and /v1/health. A generation request is parsed,
-// tokenized, waits for the one session (server.c's queue), generates and answers. Not here:
-// sockets, connections, reading requests, static files and routing (server.c); the chat prompt,
-// the model names and OpenAI's answer shapes (server_openai.c).
+// picks its adapter, is tokenized with that adapter's tokenizer, waits for a seat in the batch
+// (server.c's queue: a sequence slot and its KV cache within the budget), generates on its own
+// session of the batch (batch.c: its decode steps are shared with the other requests') and
+// answers. Not here: sockets, connections, reading requests, static files and routing (server.c);
+// the adapters and the model names (server_adapters.c); the chat prompt and OpenAI's answer shapes
+// (server_openai.c).
 #define _POSIX_C_SOURCE 200809L
 #include "json.h"
 #include "server.h"
+#include "session.h"
 
 #if !defined(__EMSCRIPTEN__)
 #include <math.h>
@@ -106,6 +110,10 @@ typedef struct {
     int include_usage;             // stream_options.include_usage: a last event with usage
     int32_t stop_id;               // chat: <|im_end|>, which ends an answer
     char model[512];               // the model name to report
+    server *srv;                   // where the adapter's reference is held
+    int entry;                     // the adapter's entry (server_adapters.c), -1 = the base
+    const plm_lora *lora;          // the adapter, or NULL
+    const plm_tokenizer *tok;      // its tokenizer (with its added tokens), or the base's
     char *stops[MAX_STOP_STRINGS]; // owned stop strings
     const char *stop_list[MAX_STOP_STRINGS];
     int32_t n_stops;
@@ -113,6 +121,7 @@ typedef struct {
 } gen_request;
 
 static void gen_request_free(gen_request *r) {
+    if (r->srv) plm_server_adapter_release(r->srv, r->entry);
     for (int32_t k = 0; k < r->n_stops; k++) free(r->stops[k]);
     free(r->prompt);
     free(r->source);
@@ -155,7 +164,6 @@ static int parse_openai(conn *c, const plm_json *j, gen_request *r) {
                                          unsupported[k]),
                    -1;
     }
-    if (plm_server_pick_model(c, j, r->model)) return -1;
     double n = 1;
     if (opt_num(c, j, "n", 1, MAX_CHOICES, &n)) return -1;
     if (n != (int32_t)n)
@@ -208,7 +216,7 @@ static int parse_decoding(conn *c, const plm_json *j, plm_generate_params *gp) {
 // after sending the error. The paraphrase defaults are the task's (plm_task_default_params, as the
 // CLI's); the completion defaults are OpenAI's: temperature 1, 16 tokens.
 static int parse_generate(conn *c, api_kind kind, gen_request *r) {
-    plm_session *ses = c->srv->p->session;
+    int32_t n_ctx = c->srv->n_ctx;
     plm_json j = {0};
     plm_error err = {0};
     int rc = -1;
@@ -217,7 +225,7 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
     r->gp = kind == API_PARAPHRASE ? plm_task_default_params() : plm_generate_default_params();
     if (kind != API_PARAPHRASE) r->gp.sampler.temperature = 1.0f;
     if (kind == API_COMPLETIONS) r->gp.max_tokens = 16;
-    if (kind == API_CHAT) r->gp.max_tokens = plm_session_n_ctx(ses); // up to the context's end
+    if (kind == API_CHAT) r->gp.max_tokens = n_ctx; // up to the context's end
     if (!c->body || plm_json_parse(&j, c->body, c->body_len, "request body", &err) != PLM_OK) {
         plm_server_send_error(c, 400, NULL, "%s", c->body ? err.msg : "the request has no body");
         goto done;
@@ -226,6 +234,10 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
         plm_server_send_error(c, 400, NULL, "the request body must be a JSON object");
         goto done;
     }
+    if (plm_server_pick_adapter(c, &j, &r->entry, &r->lora, r->model)) goto done;
+    r->srv = c->srv; // holds the adapter's reference from here
+    r->tok = r->lora ? plm_lora_tokenizer(r->lora) : NULL;
+    if (!r->tok) r->tok = plm_model_tokenizer(c->srv->p->model);
     if (kind != API_PARAPHRASE && parse_openai(c, &j, r)) goto done;
     const char *key = kind == API_PARAPHRASE ? "text" : "prompt";
     int32_t ti = plm_json_get(&j, 0, key);
@@ -237,7 +249,7 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
     // and the decoding settings (plm_paraphrase_diversity), which the options below override
     double diversity = (double)PLM_TASK_DIVERSITY_DEFAULT;
     if (kind == API_PARAPHRASE) {
-        r->task = plm_task_of(plm_session_tokenizer(ses));
+        r->task = plm_task_of(r->tok);
         if (opt_num(c, &j, "diversity", 0, 1, &diversity)) goto done;
         plm_paraphrase_diversity(&r->task, &r->gp, (float)diversity, NULL);
     }
@@ -245,8 +257,8 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
     plm_sampler_params *sp = &r->gp.sampler;
     double max_tokens = r->gp.max_tokens, temp = (double)sp->temperature, top_k = sp->top_k;
     double top_p = (double)sp->top_p, seed = -1;
-    if (opt_num(c, &j, "max_tokens", 0, plm_session_n_ctx(ses), &max_tokens) ||
-        opt_num(c, &j, "max_completion_tokens", 0, plm_session_n_ctx(ses), &max_tokens) ||
+    if (opt_num(c, &j, "max_tokens", 0, n_ctx, &max_tokens) ||
+        opt_num(c, &j, "max_completion_tokens", 0, n_ctx, &max_tokens) ||
         opt_num(c, &j, "temperature", 0, 100, &temp) ||
         opt_num(c, &j, "top_k", 0, 1 << 24, &top_k) || opt_num(c, &j, "top_p", 1e-6, 1, &top_p) ||
         opt_num(c, &j, "seed", 0, 9007199254740991.0, &seed))
@@ -268,7 +280,7 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
     }
     char *input = NULL;
     if (kind == API_CHAT) {
-        if (plm_server_chat_prompt(c, &j, &r->prompt, &r->plen, &r->stop_id)) goto done;
+        if (plm_server_chat_prompt(c, &j, r->tok, &r->prompt, &r->plen, &r->stop_id)) goto done;
         r->gp.stop_tokens = &r->stop_id;
         r->gp.n_stop_tokens = 1;
     } else if (!(input = json_dup(&j, ti, &r->plen))) {
@@ -281,7 +293,7 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
         plm_server_send_error(c, 400, NULL, "\"text\": %s", err.msg);
         goto done;
     } else {
-        // the task's prompt and stop rule under the session's tokenizer, as `pocketlm paraphrase`;
+        // the task's prompt and stop rule under the adapter's tokenizer, as `pocketlm paraphrase`;
         // the input is what blocking and reranking keep the output away from
         r->plen = plm_task_text(&r->task, input, NULL, NULL, 0);
         r->prompt = malloc(r->plen + 1);
@@ -349,19 +361,50 @@ static void respond_generate(gen_ctx *g, const gen_request *r, const plm_generat
     free(b.p);
 }
 
+// seat: the seat and the session of a request: positions for the prompt (n tokens) and what it
+// may generate, at most the server's context; *kv_bytes what they hold. Returns 0, or -1 after
+// sending the error (the queue is full, the server is stopping, or the request can never fit).
+static int seat(conn *c, const gen_request *r, int32_t n, plm_session **ses, int64_t *kv_bytes) {
+    server *s = c->srv;
+    plm_error err = {0};
+    int64_t want = (int64_t)n + r->gp.max_tokens + 1; // the last token is never fed back
+    int32_t n_ctx = want < s->n_ctx ? (int32_t)want : s->n_ctx;
+    *kv_bytes = n_ctx * s->kv_per_pos;
+    if (*kv_bytes > s->kv_budget)
+        return plm_server_send_error(c, 400, NULL,
+                                     "the prompt and max_tokens need %d positions of KV cache "
+                                     "(%lld MB); serve --kv-budget allows %lld MB",
+                                     n_ctx, (long long)(*kv_bytes >> 20),
+                                     (long long)(s->kv_budget >> 20)),
+               -1;
+    int q = plm_server_seat_acquire(s, *kv_bytes);
+    if (q < 0)
+        return plm_server_send_error(c, 503, "Retry-After: 1\r\n", "%s",
+                                     q == -1 ? "busy: too many requests waiting, retry later"
+                                             : "the server is stopping"),
+               -1;
+    if (plm_session_create_batched(ses, s->batch, r->lora, n_ctx, &err) != PLM_OK) {
+        plm_server_seat_release(s, *kv_bytes);
+        return plm_server_send_error(c, 500, NULL, "%s", err.msg), -1;
+    }
+    return 0;
+}
+
 // plm_server_handle_generate: /v1/paraphrase, /v1/completions and /v1/chat/completions: parse,
-// tokenize (the tokenizer is shared read-only, so before waiting), wait for the session, generate
-// each choice in turn (streaming when asked), answer.
+// pick the adapter, tokenize (the tokenizer is shared read-only, so before waiting), wait for a
+// seat, generate each choice in turn on the request's session (streaming when asked), answer.
 void plm_server_handle_generate(conn *c, api_kind kind) {
     server *s = c->srv;
-    plm_session *ses = s->p->session;
     gen_request r;
     gen_ctx g;
     memset(&r, 0, sizeof r);
     memset(&g, 0, sizeof g);
+    r.entry = -1;
     int32_t *ids = NULL;
+    plm_session *ses = NULL;
+    int64_t kv_bytes = 0;
     plm_error err = {0};
-    if (!ses) {
+    if (!s->batch) {
         plm_server_send_error(c, 503, NULL, "this server has no model loaded");
         return;
     }
@@ -371,28 +414,21 @@ void plm_server_handle_generate(conn *c, api_kind kind) {
     }
     if (parse_generate(c, kind, &r)) goto done;
     if (s->p->log_prompts) plm_server_log(s, "%s prompt: %.*s", c->peer, (int)r.plen, r.prompt);
-    const plm_tokenizer *tok = plm_session_tokenizer(ses);
-    int32_t n = plm_tokenizer_encode(tok, r.prompt, r.plen, NULL, 0);
-    if (n <= 0 || n >= plm_session_n_ctx(ses)) {
+    int32_t n = plm_tokenizer_encode(r.tok, r.prompt, r.plen, NULL, 0);
+    if (n <= 0 || n >= s->n_ctx) {
         if (n < 0) plm_server_send_error(c, 500, NULL, "out of memory");
         else if (n == 0) plm_server_send_error(c, 400, NULL, "the prompt is empty");
         else
             plm_server_send_error(c, 400, NULL, "the prompt is %d tokens; the context holds %d", n,
-                                  plm_session_n_ctx(ses));
+                                  s->n_ctx);
         goto done;
     }
     if (!(ids = malloc((size_t)n * sizeof *ids))) {
         plm_server_send_error(c, 500, NULL, "out of memory");
         goto done;
     }
-    plm_tokenizer_encode(tok, r.prompt, r.plen, ids, n);
-    int q = plm_server_session_acquire(s);
-    if (q < 0) {
-        plm_server_send_error(c, 503, "Retry-After: 1\r\n", "%s",
-                              q == -1 ? "busy: too many requests waiting, retry later"
-                                      : "the server is stopping");
-        goto done;
-    }
+    plm_tokenizer_encode(r.tok, r.prompt, r.plen, ids, n);
+    if (seat(c, &r, n, &ses, &kv_bytes)) goto done;
     g.c = c;
     g.kind = kind;
     g.stream = r.stream;
@@ -418,8 +454,8 @@ void plm_server_handle_generate(conn *c, api_kind kind) {
         n_out += res.generated_tokens - (res.stop_reason == PLM_STOP_TOKEN);
     }
     r.gp.sampler.seed = seed;
-    plm_session_truncate(ses, 0);
-    plm_server_session_release(s);
+    plm_session_free(ses); // leaves the batch: the others' next steps run without it
+    plm_server_seat_release(s, kv_bytes);
     if (st == PLM_ERR_CANCELLED && g.stopped) {
         // stopped during the prompt: the client left, or the server is stopping
     } else if (st != PLM_OK && !g.stream) {
@@ -442,24 +478,37 @@ done:
 
 void plm_server_handle_health(conn *c) {
     server *s = c->srv;
+    plm_batch_stats bs = {0};
+    if (s->batch) plm_batch_stats_get(s->batch, &bs);
+    char adapter[NAME_MAX_LEN + 1];
+    sbuf names = {0}, b = {0};
+    plm_server_adapter_names(s, adapter, &names);
     pthread_mutex_lock(&s->lock);
-    int busy = s->gen_busy, waiting = s->gen_waiting;
+    int active = s->gen_active, waiting = s->gen_waiting;
+    long long kv_used = (long long)s->kv_used;
     pthread_mutex_unlock(&s->lock);
-    sbuf b = {0};
-    // the model: as named to the server (its file), as its file names it, and its adapter
-    const char *name = s->p->session ? plm_model_name(plm_session_model(s->p->session)) : "";
-    const char *adapter = s->p->adapter_name ? s->p->adapter_name : "";
+    // the model: as named to the server (its file), as its file names it, and its adapters
+    const char *name = s->p->model ? plm_model_name(s->p->model) : "";
     plm_sbuf_add(&b, "{\"status\": \"ok\", \"model\": ", 26);
     plm_sbuf_json_str(&b, s->p->model_name, strlen(s->p->model_name));
     plm_sbuf_add(&b, ", \"name\": ", 10);
     plm_sbuf_json_str(&b, name, strlen(name));
     plm_sbuf_add(&b, ", \"adapter\": ", 13);
     plm_sbuf_json_str(&b, adapter, strlen(adapter));
+    plm_sbuf_add(&b, ", \"adapters\": ", 14);
+    plm_sbuf_add(&b, names.p ? names.p : "[]", names.p ? names.n : 2);
     plm_sbuf_addf(
-        &b, ", \"loaded\": %s, \"busy\": %s, \"waiting\": %d, \"max_pending\": %d, \"coi\": %s}\n",
-        s->p->session ? "true" : "false", busy ? "true" : "false", waiting, s->p->max_pending,
-        s->p->coi ? "true" : "false");
+        &b, ", \"loaded\": %s, \"busy\": %s, \"active\": %d, \"waiting\": %d, \"max_pending\": %d",
+        s->p->model ? "true" : "false", active ? "true" : "false", active, waiting,
+        s->p->max_pending);
+    plm_sbuf_addf(&b,
+                  ", \"max_batch\": %d, \"kv_used\": %lld, \"kv_budget\": %lld, \"steps\": %llu, "
+                  "\"step_seqs\": %llu, \"max_step_seqs\": %d, \"coi\": %s}\n",
+                  s->p->max_batch, kv_used, (long long)s->kv_budget, (unsigned long long)bs.steps,
+                  (unsigned long long)bs.seqs, bs.max_step_seqs, s->p->coi ? "true" : "false");
+    if (names.oom) b.oom = 1;
     plm_server_send_json(c, 200, &b, NULL);
+    free(names.p);
     free(b.p);
 }
 

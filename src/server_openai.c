@@ -1,9 +1,9 @@
-// server_openai.c: what `pocketlm serve` adds for OpenAI's clients: GET /v1/models, the "model"
-// of a request, the chat prompt of /v1/chat/completions (ChatML, SmolLM2's template), and the
-// OpenAI answer shapes of /v1/completions and /v1/chat/completions: one JSON object with its
-// choices and usage, or chat.completion.chunk / text_completion events. Reference: OpenAI's API
-// reference (chat/create, completions/create, models/list). The generation loop itself, parsing
-// the options and streaming are server_api.c's. Not here: a Jinja interpreter: a template that is
+// server_openai.c: what `pocketlm serve` adds for OpenAI's clients: the chat prompt of
+// /v1/chat/completions (ChatML, SmolLM2's template), and the OpenAI answer shapes of
+// /v1/completions and /v1/chat/completions: one JSON object with its choices and usage, or
+// chat.completion.chunk / text_completion events. Reference: OpenAI's API reference (chat/create,
+// completions/create). The generation loop itself, parsing the options and streaming are
+// server_api.c's; the models and adapters, server_adapters.c's. Not here: a Jinja interpreter: a template that is
 // not ChatML is refused (400), and ChatML's default system prompt is read from the template text.
 #define _POSIX_C_SOURCE 200809L
 #include "json.h"
@@ -16,57 +16,6 @@
 #include <string.h>
 
 #define ADD(b, lit) plm_sbuf_add((b), (lit), sizeof(lit) - 1) // a string literal
-
-// ---- models ----
-
-// model_ids: the ids this server answers to: the base (its file name) and, with an adapter,
-// "base:adapter". Returns how many (1 or 2).
-static int model_ids(const server *s, char ids[2][512]) {
-    snprintf(ids[0], sizeof ids[0], "%s", s->p->model_name);
-    if (!s->p->adapter_name || !s->p->adapter_name[0]) return 1;
-    snprintf(ids[1], sizeof ids[1], "%s:%s", s->p->model_name, s->p->adapter_name);
-    return 2;
-}
-
-void plm_server_handle_models(conn *c) {
-    char ids[2][512];
-    int n = model_ids(c->srv, ids);
-    const plm_session *ses = c->srv->p->session;
-    const char *name = ses ? plm_model_name(plm_session_model(ses)) : "";
-    sbuf b = {0};
-    ADD(&b, "{\"object\": \"list\", \"data\": [");
-    for (int i = 0; i < n; i++) {
-        if (i) ADD(&b, ", ");
-        ADD(&b, "{\"id\": ");
-        plm_sbuf_json_str(&b, ids[i], strlen(ids[i]));
-        ADD(&b, ", \"object\": \"model\", \"created\": 0, \"owned_by\": \"pocketlm\", \"name\": ");
-        plm_sbuf_json_str(&b, name, strlen(name));
-        ADD(&b, "}");
-    }
-    ADD(&b, "]}\n");
-    plm_server_send_json(c, 200, &b, NULL);
-    free(b.p);
-}
-
-int plm_server_pick_model(conn *c, const plm_json *j, char id[512]) {
-    char ids[2][512];
-    int n = model_ids(c->srv, ids);
-    memcpy(id, ids[n - 1], 512);
-    int32_t mi = plm_json_get(j, 0, "model");
-    if (mi < 0 || j->tok[mi].type == PLM_JSON_NULL) return 0;
-    if (j->tok[mi].type != PLM_JSON_STRING)
-        return plm_server_send_error(c, 400, NULL, "\"model\" must be a string"), -1;
-    if (plm_json_eq(j, mi, ids[n - 1])) return 0;
-    if (n == 2 && plm_json_eq(j, mi, ids[0]))
-        return plm_server_send_error(c, 400, NULL,
-                                     "this server applies the adapter to every request: ask for "
-                                     "\"%s\"",
-                                     ids[1]),
-               -1;
-    return plm_server_send_error(
-               c, 404, NULL, "\"model\": not served here; GET /v1/models lists \"%s\"", ids[n - 1]),
-           -1;
-}
 
 // ---- the chat prompt ----
 
@@ -108,11 +57,10 @@ static int add_content(sbuf *b, const plm_json *j, int32_t ci) {
     return 0;
 }
 
-int plm_server_chat_prompt(conn *c, const plm_json *j, char **prompt, size_t *plen,
-                           int32_t *stop_id) {
-    const plm_session *ses = c->srv->p->session;
-    const plm_model *m = plm_session_model(ses);
-    *stop_id = plm_tokenizer_token_id(plm_session_tokenizer(ses), "<|im_end|>");
+int plm_server_chat_prompt(conn *c, const plm_json *j, const plm_tokenizer *tok, char **prompt,
+                           size_t *plen, int32_t *stop_id) {
+    const plm_model *m = c->srv->p->model;
+    *stop_id = plm_tokenizer_token_id(tok, "<|im_end|>");
     if ((m->chat_template && !strstr(m->chat_template, "<|im_start|>")) || *stop_id < 0)
         return plm_server_send_error(c, 400, NULL,
                                      "this model's chat template is not ChatML, the one this "

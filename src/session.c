@@ -1,39 +1,59 @@
-// session.c: plm_session, the inference state of one conversation: the KV cache, the RoPE table,
-// the activation buffers of one chunk of tokens, and the loop over layers (HF LlamaModel.forward).
-// Prompts are processed in chunks of at most CHUNK tokens (matrix-matrix work), single tokens as
-// matrix-vector work; both go through the same code, so a prompt decoded token by token gives the
-// same logits as the prompt decoded at once (tested).
+// session.c: plm_session, the inference state of one conversation (its KV cache, its adapter, the
+// logits of its last token), and the loop over layers (HF LlamaModel.forward) as one forward step
+// over the stacked token rows of one or more sequences (plm_step). A standalone session owns a
+// step of CHUNK rows and its threads; a session of a batch (batch.c) borrows the batch's, and its
+// decodes become rows of the batch's shared steps. In a step, each linear layer is one matmul over
+// every row (the weights are read once), then each sequence's rows get its own adapter's A·B; the
+// attention, RoPE and the KV cache are per sequence. Every kernel sums each output element in one
+// fixed order whatever the number of rows, so a prompt decoded at once, token by token, or as rows
+// of a batch beside other sequences gives the same logits bit for bit (tests/test_batch.c).
 #include <stdlib.h>
 #include <string.h>
 
 #include "layers.h"
 #include "ops.h"
 #include "ops_mt.h"
+#include "session.h"
 
-#define CHUNK     128 // tokens per forward call, bounds the activation buffers
+#define CHUNK     128 // tokens per forward call of a standalone session, bounds its step buffers
 #define FIRST_CAP 256 // positions the caches start with; they double as they fill, up to n_ctx
+
+// The buffers of one forward step over `rows` stacked token rows of at most max_seqs sequences.
+struct plm_step {
+    const plm_model *model; // borrowed
+    plm_pool *pool;         // borrowed worker threads
+    int32_t rows;           // token rows a step holds
+    int32_t max_seqs;       // sequences a step holds
+    int32_t max_rank;       // LoRA rank lora_u holds per row
+    int32_t n_ctx;          // positions of the RoPE table
+    int32_t att_stride;     // positions per (row, head) in att: >= every sequence's P + T
+    float *cos_t, *sin_t;   // (n_ctx, D/2) RoPE table
+    float *x;               // (rows, C) the residual stream
+    float *xn;              // (rows, C) normalized input of a sublayer, or a sublayer's output
+    float *q;               // (rows, H*D) queries
+    float *kn, *vn;         // (rows, K*D) the new keys (RoPE applied) and values, before the caches
+    float *att_out;         // (rows, H*D) attention output before o_proj
+    float *att;             // (rows, H, att_stride) softmax probabilities
+    float *gate, *up;       // (rows, F) MLP hidden
+    float *logits;          // (max_seqs, V) the base head's logits of each sequence's last row
+    float *lora_u;          // (rows, max_rank) the adapter's A x
+    float *lora_y;          // (rows, max features) the adapter's B A x
+    void *scratch;          // matmul scratch (quantized activations)
+};
 
 struct plm_session {
     const plm_model *model; // borrowed; outlives the session
     const plm_lora *lora;   // borrowed adapter or NULL
     int n_vocab;            // logits per position: the base's V, or the adapter's larger one
-    plm_pool *pool;         // owned worker threads
+    plm_pool *pool;         // standalone: owned worker threads; else NULL
+    plm_step *step;         // standalone: owned step buffers of CHUNK rows; else NULL
+    plm_batch *batch;       // a batch's sequence: its decodes are rows of the batch's steps
     int n_ctx;              // context size (positions): the most the caches may grow to
     int cap;                // positions the caches hold now (<= n_ctx)
     int n_past;             // positions filled
     float *k_cache;         // (L, cap, K*D) keys after RoPE
     float *v_cache;         // (L, cap, K*D) values
-    float *cos_t, *sin_t;   // (n_ctx, D/2) RoPE table
-    float *x;               // (CHUNK, C) the residual stream
-    float *xn;              // (CHUNK, C) normalized input of a sublayer, or a sublayer's output
-    float *q;               // (CHUNK, H*D) queries
-    float *att_out;         // (CHUNK, H*D) attention output before o_proj
-    float *att;             // (CHUNK, H, cap) softmax probabilities
-    float *gate, *up;       // (CHUNK, F) MLP hidden
-    float *logits;          // (V) logits of the last token
-    float *lora_u;          // (CHUNK, R) the adapter's A x
-    float *lora_y;          // (CHUNK, max out features) the adapter's B A x
-    void *scratch;          // matmul scratch (quantized activations)
+    float *logits;          // (n_vocab) logits of the last token
 };
 
 plm_session_params plm_session_default_params(void) {
@@ -41,44 +61,108 @@ plm_session_params plm_session_default_params(void) {
     return p;
 }
 
+// ---- step buffers ----
+
+void plm_step_free(plm_step *st) {
+    if (!st) return;
+    free(st->cos_t);
+    free(st->sin_t);
+    plm_free_aligned(st->x);
+    plm_free_aligned(st->xn);
+    plm_free_aligned(st->q);
+    plm_free_aligned(st->kn);
+    plm_free_aligned(st->vn);
+    plm_free_aligned(st->att_out);
+    free(st->att);
+    plm_free_aligned(st->gate);
+    plm_free_aligned(st->up);
+    plm_free_aligned(st->logits);
+    plm_free_aligned(st->lora_u);
+    plm_free_aligned(st->lora_y);
+    plm_free_aligned(st->scratch);
+    free(st);
+}
+
+// step_att: make att hold stride positions per (row, head); on failure the step is unchanged
+static plm_status step_att(plm_step *st, int32_t stride) {
+    if (stride <= st->att_stride) return PLM_OK;
+    size_t H = (size_t)st->model->config.num_attention_heads;
+    float *att = plm_alloc((size_t)st->rows * H * (size_t)stride, sizeof(float));
+    if (!att) return PLM_ERR_NOMEM;
+    free(st->att);
+    st->att = att, st->att_stride = stride;
+    return PLM_OK;
+}
+
+plm_step *plm_step_create(const plm_model *m, plm_pool *pool, int32_t rows, int32_t max_seqs,
+                          int32_t max_rank, int32_t n_ctx, int32_t att_stride) {
+    const plm_config *cfg = &m->config;
+    size_t C = (size_t)cfg->hidden_size, H = (size_t)cfg->num_attention_heads;
+    size_t KD = (size_t)cfg->num_key_value_heads * (size_t)cfg->head_dim;
+    size_t D = (size_t)cfg->head_dim, F = (size_t)cfg->intermediate_size, R = (size_t)rows;
+    size_t maxin = C > H * D ? C : H * D;
+    if (F > maxin) maxin = F;
+    plm_step *st = plm_alloc(1, sizeof *st);
+    if (!st) return NULL;
+    *st = (plm_step){.model = m,
+                     .pool = pool,
+                     .rows = rows,
+                     .max_seqs = max_seqs,
+                     .max_rank = max_rank,
+                     .n_ctx = n_ctx};
+    st->cos_t = plm_alloc((size_t)n_ctx * (D / 2), sizeof(float));
+    st->sin_t = plm_alloc((size_t)n_ctx * (D / 2), sizeof(float));
+    st->x = plm_alloc_aligned(R * C, sizeof(float));
+    st->xn = plm_alloc_aligned(R * C, sizeof(float));
+    st->q = plm_alloc_aligned(R * H * D, sizeof(float));
+    st->kn = plm_alloc_aligned(R * KD, sizeof(float));
+    st->vn = plm_alloc_aligned(R * KD, sizeof(float));
+    st->att_out = plm_alloc_aligned(R * H * D, sizeof(float));
+    st->gate = plm_alloc_aligned(R * F, sizeof(float));
+    st->up = plm_alloc_aligned(R * F, sizeof(float));
+    st->logits = plm_alloc_aligned((size_t)max_seqs * (size_t)cfg->vocab_size, sizeof(float));
+    st->lora_u = plm_alloc_aligned(R * (size_t)(max_rank > 0 ? max_rank : 1), sizeof(float));
+    st->lora_y = plm_alloc_aligned(R * maxin, sizeof(float));
+    st->scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(rows, (int32_t)maxin), 1);
+    if (step_att(st, att_stride) != PLM_OK || !st->cos_t || !st->sin_t || !st->x || !st->xn ||
+        !st->q || !st->kn || !st->vn || !st->att_out || !st->gate || !st->up || !st->logits ||
+        !st->lora_u || !st->lora_y || !st->scratch) {
+        plm_step_free(st);
+        return NULL;
+    }
+    plm_rope_table(st->cos_t, st->sin_t, n_ctx, (int)D, cfg->rope_theta);
+    return st;
+}
+
+// ---- sessions ----
+
 void plm_session_free(plm_session *s) {
     if (!s) return;
+    if (s->batch) plm_batch_detach(s->batch);
+    plm_step_free(s->step);
     plm_pool_free(s->pool);
     free(s->k_cache);
     free(s->v_cache);
-    free(s->cos_t);
-    free(s->sin_t);
-    plm_free_aligned(s->x);
-    plm_free_aligned(s->xn);
-    plm_free_aligned(s->q);
-    plm_free_aligned(s->att_out);
-    free(s->att);
-    plm_free_aligned(s->gate);
-    plm_free_aligned(s->up);
     plm_free_aligned(s->logits);
-    plm_free_aligned(s->lora_u);
-    plm_free_aligned(s->lora_y);
-    plm_free_aligned(s->scratch);
     free(s);
 }
 
-// reserve: grow the caches (and the attention buffer) to hold need positions (<= n_ctx): double
-// the capacity (at least), copy each layer's filled positions over. Memory follows the positions
-// used, not n_ctx: a 2048-position context that holds a 100-token paraphrase costs 256 positions
-// (a wasm heap never returns memory, and its calloc touches every page). On failure the session
-// is unchanged.
+// reserve: grow the caches (and a standalone session's attention buffer) to hold need positions
+// (<= n_ctx): double the capacity (at least), copy each layer's filled positions over. Memory
+// follows the positions used, not n_ctx: a 2048-position context that holds a 100-token paraphrase
+// costs 256 positions (a wasm heap never returns memory, and its calloc touches every page). On
+// failure the session is unchanged.
 static plm_status reserve(plm_session *s, int need) {
     if (need <= s->cap) return PLM_OK;
     const plm_config *cfg = &s->model->config;
-    size_t L = (size_t)cfg->num_hidden_layers, H = (size_t)cfg->num_attention_heads;
+    size_t L = (size_t)cfg->num_hidden_layers;
     size_t KD = (size_t)cfg->num_key_value_heads * (size_t)cfg->head_dim;
     int cap = s->cap ? s->cap : need;
     while (cap < need) cap = cap > s->n_ctx / 2 ? s->n_ctx : 2 * cap;
     float *k = plm_alloc(L * (size_t)cap, KD * sizeof(float));
     float *v = plm_alloc(L * (size_t)cap, KD * sizeof(float));
-    float *att = plm_alloc(CHUNK * H * (size_t)cap, sizeof(float));
-    if (!k || !v || !att) {
-        free(k), free(v), free(att);
+    if (!k || !v || (s->step && step_att(s->step, cap) != PLM_OK)) {
+        free(k), free(v);
         return PLM_ERR_NOMEM;
     }
     for (size_t l = 0; l < L && s->n_past > 0; l++) { // (n_past, K*D) of each layer
@@ -87,8 +171,34 @@ static plm_status reserve(plm_session *s, int need) {
         memcpy(v + l * (size_t)cap * KD, s->v_cache + l * (size_t)s->cap * KD,
                (size_t)s->n_past * KD * sizeof(float));
     }
-    free(s->k_cache), free(s->v_cache), free(s->att);
-    s->k_cache = k, s->v_cache = v, s->att = att, s->cap = cap;
+    free(s->k_cache), free(s->v_cache);
+    s->k_cache = k, s->v_cache = v, s->cap = cap;
+    return PLM_OK;
+}
+
+// session_new: the parts every session has: the adapter, the logits and the first caches
+static plm_session *session_new(const plm_model *model, const plm_lora *lora, int n_ctx) {
+    plm_session *s = plm_alloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->model = model;
+    s->lora = lora;
+    s->n_vocab = lora ? lora->vocab_size : model->config.vocab_size;
+    s->n_ctx = n_ctx;
+    s->logits = plm_alloc_aligned((size_t)s->n_vocab, sizeof(float));
+    if (!s->logits || reserve(s, n_ctx < FIRST_CAP ? n_ctx : FIRST_CAP) != PLM_OK) {
+        plm_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+// check_ctx: the context size asked for (0 = the model's, at most 2048), validated
+static plm_status check_ctx(const plm_model *model, int32_t *n_ctx, plm_error *err) {
+    int max_pos = model->config.max_position_embeddings;
+    if (max_pos <= 0) max_pos = 2048;
+    if (*n_ctx == 0) *n_ctx = max_pos < 2048 ? max_pos : 2048;
+    if (*n_ctx < 1 || *n_ctx > 1 << 20)
+        return plm_fail(err, PLM_ERR_ARG, "n_ctx %d: want 1 .. %d", *n_ctx, 1 << 20);
     return PLM_OK;
 }
 
@@ -97,122 +207,168 @@ plm_status plm_session_create(plm_session **out, const plm_model *model,
     if (!out || !model) return plm_fail(err, PLM_ERR_ARG, "plm_session_create: NULL argument");
     *out = NULL;
     plm_session_params p = params ? *params : plm_session_default_params();
-    const plm_config *cfg = &model->config;
-    int max_pos = cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings : 2048;
-    if (p.n_ctx == 0) p.n_ctx = max_pos < 2048 ? max_pos : 2048;
-    if (p.n_ctx < 1 || p.n_ctx > 1 << 20)
-        return plm_fail(err, PLM_ERR_ARG, "n_ctx %d: want 1 .. %d", p.n_ctx, 1 << 20);
+    plm_status st = check_ctx(model, &p.n_ctx, err);
+    if (st != PLM_OK) return st;
     if (p.n_threads == 0) p.n_threads = plm_n_cores();
     if (p.n_threads < 1 || p.n_threads > 256)
         return plm_fail(err, PLM_ERR_ARG, "n_threads %d: want 1 .. 256", p.n_threads);
-    size_t C = (size_t)cfg->hidden_size, H = (size_t)cfg->num_attention_heads;
-    size_t D = (size_t)cfg->head_dim, F = (size_t)cfg->intermediate_size, N = (size_t)p.n_ctx;
-    size_t maxin = C > H * D ? C : H * D;
-    if (F > maxin) maxin = F;
-    plm_session *s = plm_alloc(1, sizeof *s);
-    if (!s) return plm_fail(err, PLM_ERR_NOMEM, "out of memory creating a session");
-    s->model = model;
-    s->lora = p.lora;
-    s->n_vocab = p.lora ? p.lora->vocab_size : cfg->vocab_size;
-    s->n_ctx = p.n_ctx;
-    s->cos_t = plm_alloc(N * (D / 2), sizeof(float));
-    s->sin_t = plm_alloc(N * (D / 2), sizeof(float));
-    s->x = plm_alloc_aligned(CHUNK * C, sizeof(float));
-    s->xn = plm_alloc_aligned(CHUNK * C, sizeof(float));
-    s->q = plm_alloc_aligned(CHUNK * H * D, sizeof(float));
-    s->att_out = plm_alloc_aligned(CHUNK * H * D, sizeof(float));
-    s->gate = plm_alloc_aligned(CHUNK * F, sizeof(float));
-    s->up = plm_alloc_aligned(CHUNK * F, sizeof(float));
-    s->logits = plm_alloc_aligned((size_t)s->n_vocab, sizeof(float));
-    s->lora_u = plm_alloc_aligned(CHUNK * (p.lora ? (size_t)p.lora->rank : 1), sizeof(float));
-    s->lora_y = plm_alloc_aligned(CHUNK * maxin, sizeof(float));
-    s->scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(CHUNK, (int32_t)maxin), 1);
-    s->pool = plm_pool_create(p.n_threads);
-    if (reserve(s, p.n_ctx < FIRST_CAP ? p.n_ctx : FIRST_CAP) != PLM_OK || !s->cos_t || !s->sin_t ||
-        !s->x || !s->xn || !s->q || !s->att_out || !s->gate || !s->up || !s->logits || !s->lora_u ||
-        !s->lora_y || !s->scratch || !s->pool) {
+    plm_session *s = session_new(model, p.lora, p.n_ctx);
+    if (s) s->pool = plm_pool_create(p.n_threads);
+    if (s && s->pool)
+        s->step =
+            plm_step_create(model, s->pool, CHUNK, 1, p.lora ? p.lora->rank : 0, p.n_ctx, s->cap);
+    if (!s || !s->step) {
         plm_session_free(s);
         return plm_fail(err, PLM_ERR_NOMEM, "out of memory creating a session of %d positions",
                         p.n_ctx);
     }
-    plm_rope_table(s->cos_t, s->sin_t, p.n_ctx, (int)D, cfg->rope_theta);
+    *out = s;
+    return PLM_OK;
+}
+
+plm_status plm_session_create_batched(plm_session **out, plm_batch *b, const plm_lora *lora,
+                                      int32_t n_ctx, plm_error *err) {
+    *out = NULL;
+    const plm_model *model = plm_batch_model(b);
+    plm_status st = check_ctx(model, &n_ctx, err);
+    if (st != PLM_OK) return st;
+    if (n_ctx > plm_batch_n_ctx(b) || (lora && lora->rank > PLM_BATCH_MAX_RANK))
+        return plm_fail(err, PLM_ERR_ARG,
+                        "batched session: n_ctx %d (the batch's: %d), LoRA rank %d (at most %d)",
+                        n_ctx, plm_batch_n_ctx(b), lora ? lora->rank : 0, PLM_BATCH_MAX_RANK);
+    plm_session *s = session_new(model, lora, n_ctx);
+    if (!s)
+        return plm_fail(err, PLM_ERR_NOMEM, "out of memory creating a session of %d positions",
+                        n_ctx);
+    s->batch = b;
+    plm_batch_attach(b);
     *out = s;
     return PLM_OK;
 }
 
 // ---- attention over threads ----
 
+// The (row, head) pairs of every sequence in the step, split evenly over the threads.
 typedef struct {
-    float *out, *att;
-    const float *q, *k, *v;
-    int att_stride, T, P, H, K, D;
+    const plm_step *st;
+    const plm_step_seq *sq;
+    int32_t n, layer;
 } attention_job;
 
 static void attention_worker(void *ctx, int ith, int nth) {
-    attention_job *j = ctx;
-    int n = j->T * j->H;
-    int i0 = (int)((long)n * ith / nth), i1 = (int)((long)n * (ith + 1) / nth);
-    plm_attention_forward(j->out, j->att, j->att_stride, j->q, j->k, j->v, j->T, j->P, j->H, j->K,
-                          j->D, i0, i1);
+    const attention_job *j = ctx;
+    const plm_step *st = j->st;
+    const plm_config *cfg = &st->model->config;
+    int H = cfg->num_attention_heads, K = cfg->num_key_value_heads, D = cfg->head_dim;
+    size_t HD = (size_t)H * D, KD = (size_t)K * D;
+    long total = 0;
+    for (int32_t i = 0; i < j->n; i++) total += (long)j->sq[i].T * H;
+    long i0 = total * ith / nth, i1 = total * (ith + 1) / nth, off = 0; // off: the sequence's row
+    for (int32_t i = 0; i < j->n; off += j->sq[i].T, i++) {
+        const plm_session *s = j->sq[i].s;
+        long a = off * H, b = a + (long)j->sq[i].T * H; // its pairs [a, b)
+        long lo = i0 > a ? i0 : a, hi = i1 < b ? i1 : b;
+        if (lo >= hi) continue;
+        size_t lc = (size_t)j->layer * (size_t)s->cap * KD; // this layer's (cap, K*D) in its caches
+        plm_attention_forward(st->att_out + (size_t)off * HD,
+                              st->att + (size_t)off * (size_t)H * (size_t)st->att_stride,
+                              st->att_stride, st->q + (size_t)off * HD, s->k_cache + lc,
+                              s->v_cache + lc, j->sq[i].T, s->n_past, H, K, D, (int)(lo - a),
+                              (int)(hi - a));
+    }
 }
 
-// linear: a linear layer of layer l with the adapter's path for target t (layers.h)
-static void linear(plm_session *s, float *out, const float *inp, const plm_mat *w, int l,
-                   plm_lora_target t, int T) {
-    plm_linear_bufs b = {.u = s->lora_u, .y = s->lora_y, .scratch = s->scratch};
-    plm_linear_forward(s->pool, out, inp, w, s->lora, l, t, T, 0, 0, &b);
+// linear: a linear layer of layer l over every row of the step: the base matmul once, then each
+// sequence's adapter path for target t on its own rows
+static void linear(const plm_step *st, const plm_step_seq *sq, int32_t n, float *out,
+                   const float *inp, const plm_mat *w, int l, plm_lora_target t, int T) {
+    plm_linear_bufs b = {.u = st->lora_u, .y = st->lora_y, .scratch = st->scratch};
+    plm_matmul(st->pool, out, inp, w, T, st->scratch);
+    for (int32_t i = 0, off = 0; i < n; off += sq[i].T, i++)
+        plm_lora_branch_forward(st->pool, out + (size_t)off * w->rows, inp + (size_t)off * w->cols,
+                                w, sq[i].s->lora, l, t, sq[i].T, 0, 0, &b);
 }
 
-// ---- the forward pass of one chunk ----
+// ---- the forward step ----
 
-// forward: T (<= CHUNK) tokens at positions n_past..n_past+T-1; appends them to the cache.
-// logits_out (T, V) receives every position's logits when not NULL, else s->logits the last one's.
-static void forward(plm_session *s, const int32_t *ids, int T, float *logits_out) {
-    const plm_model *m = s->model;
-    const plm_config *cfg = &m->config;
-    int C = cfg->hidden_size, H = cfg->num_attention_heads, K = cfg->num_key_value_heads;
-    int D = cfg->head_dim, F = cfg->intermediate_size, L = cfg->num_hidden_layers;
-    int P = s->n_past;
-    float eps = cfg->rms_norm_eps;
+// new_keys_values: RoPE on each sequence's queries and new keys, then its keys and values into
+// its caches at its positions P..P+T-1 of layer l
+static void new_keys_values(const plm_step *st, const plm_step_seq *sq, int32_t n, int l) {
+    const plm_config *cfg = &st->model->config;
+    int H = cfg->num_attention_heads, K = cfg->num_key_value_heads, D = cfg->head_dim;
     size_t KD = (size_t)K * D;
-    plm_embed_forward(s->x, ids, T, m, s->lora);
+    for (int32_t i = 0, off = 0; i < n; off += sq[i].T, i++) {
+        plm_session *s = sq[i].s;
+        int P = s->n_past, T = sq[i].T;
+        float *k = st->kn + (size_t)off * KD, *v = st->vn + (size_t)off * KD;
+        plm_rope_forward(st->q + (size_t)off * H * D, st->cos_t, st->sin_t, P, T, H, D);
+        plm_rope_forward(k, st->cos_t, st->sin_t, P, T, K, D);
+        size_t at = ((size_t)l * (size_t)s->cap + (size_t)P) * KD; // (P, 0) of layer l
+        memcpy(s->k_cache + at, k, (size_t)T * KD * sizeof(float));
+        memcpy(s->v_cache + at, v, (size_t)T * KD * sizeof(float));
+    }
+}
+
+// step_forward: one forward step over the rows of n sequences (sum of T <= st->rows, each cache
+// reserved for its T more positions): appends each sequence's tokens to its cache and leaves the
+// logits of its last token in its s->logits; logits_out (T, NV), when not NULL (n == 1), receives
+// every row's logits instead.
+static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n, float *logits_out) {
+    const plm_model *m = st->model;
+    const plm_config *cfg = &m->config;
+    int C = cfg->hidden_size, F = cfg->intermediate_size, L = cfg->num_hidden_layers;
+    size_t V = (size_t)cfg->vocab_size;
+    float eps = cfg->rms_norm_eps;
+    int T = 0; // rows in the step
+    for (int32_t i = 0; i < n; T += sq[i].T, i++)
+        plm_embed_forward(st->x + (size_t)T * C, sq[i].ids, sq[i].T, m, sq[i].s->lora);
     for (int l = 0; l < L; l++) {
         const plm_layer *w = &m->layers[l];
-        float *kc = s->k_cache + (size_t)l * s->cap * KD; // (cap, K*D) this layer's keys
-        float *vc = s->v_cache + (size_t)l * s->cap * KD;
         // attention block: x += o_proj(attention(rope(q), rope(k), v))
-        plm_rmsnorm_forward_mt(s->pool, s->xn, NULL, s->x, w->input_layernorm, T, C, eps);
-        linear(s, s->q, s->xn, &w->q_proj, l, PLM_LORA_Q_PROJ, T);
-        linear(s, kc + (size_t)P * KD, s->xn, &w->k_proj, l, PLM_LORA_K_PROJ, T);
-        linear(s, vc + (size_t)P * KD, s->xn, &w->v_proj, l, PLM_LORA_V_PROJ, T);
-        plm_rope_forward(s->q, s->cos_t, s->sin_t, P, T, H, D);
-        plm_rope_forward(kc + (size_t)P * KD, s->cos_t, s->sin_t, P, T, K, D);
-        attention_job job = {s->att_out, s->att, s->q, kc, vc, s->cap, T, P, H, K, D};
-        plm_pool_run(s->pool, attention_worker, &job);
-        linear(s, s->xn, s->att_out, &w->o_proj, l, PLM_LORA_O_PROJ, T);
-        plm_residual_forward(s->x, s->xn, (size_t)T * C);
+        plm_rmsnorm_forward_mt(st->pool, st->xn, NULL, st->x, w->input_layernorm, T, C, eps);
+        linear(st, sq, n, st->q, st->xn, &w->q_proj, l, PLM_LORA_Q_PROJ, T);
+        linear(st, sq, n, st->kn, st->xn, &w->k_proj, l, PLM_LORA_K_PROJ, T);
+        linear(st, sq, n, st->vn, st->xn, &w->v_proj, l, PLM_LORA_V_PROJ, T);
+        new_keys_values(st, sq, n, l);
+        attention_job job = {st, sq, n, l};
+        plm_pool_run(st->pool, attention_worker, &job);
+        linear(st, sq, n, st->xn, st->att_out, &w->o_proj, l, PLM_LORA_O_PROJ, T);
+        plm_residual_forward(st->x, st->xn, (size_t)T * C);
         // MLP block: x += down_proj(silu(gate_proj(xn)) * up_proj(xn))
-        plm_rmsnorm_forward_mt(s->pool, s->xn, NULL, s->x, w->post_attention_layernorm, T, C, eps);
-        linear(s, s->gate, s->xn, &w->gate_proj, l, PLM_LORA_GATE_PROJ, T);
-        linear(s, s->up, s->xn, &w->up_proj, l, PLM_LORA_UP_PROJ, T);
-        plm_swiglu_forward_mt(s->pool, s->gate, s->gate, s->up, (size_t)T * F);
-        linear(s, s->xn, s->gate, &w->down_proj, l, PLM_LORA_DOWN_PROJ, T);
-        plm_residual_forward(s->x, s->xn, (size_t)T * C);
+        plm_rmsnorm_forward_mt(st->pool, st->xn, NULL, st->x, w->post_attention_layernorm, T, C,
+                               eps);
+        linear(st, sq, n, st->gate, st->xn, &w->gate_proj, l, PLM_LORA_GATE_PROJ, T);
+        linear(st, sq, n, st->up, st->xn, &w->up_proj, l, PLM_LORA_UP_PROJ, T);
+        plm_swiglu_forward_mt(st->pool, st->gate, st->gate, st->up, (size_t)T * F);
+        linear(st, sq, n, st->xn, st->gate, &w->down_proj, l, PLM_LORA_DOWN_PROJ, T);
+        plm_residual_forward(st->x, st->xn, (size_t)T * C);
     }
-    s->n_past += T;
+    for (int32_t i = 0; i < n; i++) sq[i].s->n_past += sq[i].T;
     if (logits_out) {
-        plm_rmsnorm_forward(s->xn, NULL, s->x, m->norm, T, C, eps);
-        plm_head_forward(s->pool, logits_out, s->xn, T, m, s->lora, s->scratch);
-    } else { // only the last position's logits are needed
-        plm_rmsnorm_forward(s->xn, NULL, s->x + (size_t)(T - 1) * C, m->norm, 1, C, eps);
-        plm_head_forward(s->pool, s->logits, s->xn, 1, m, s->lora, s->scratch);
+        plm_rmsnorm_forward(st->xn, NULL, st->x, m->norm, T, C, eps);
+        plm_head_forward(st->pool, logits_out, st->xn, T, m, sq[0].s->lora, st->scratch);
+        return;
     }
+    // only each sequence's last row: the head (the largest weight) once for all of them
+    for (int32_t i = 0, end = 0; i < n; i++) {
+        end += sq[i].T;
+        plm_rmsnorm_forward(st->xn + (size_t)i * C, NULL, st->x + (size_t)(end - 1) * C, m->norm, 1,
+                            C, eps);
+    }
+    plm_matmul(st->pool, st->logits, st->xn, &m->lm_head, n, st->scratch); // (n, V)
+    for (int32_t i = 0; i < n; i++) {
+        memcpy(sq[i].s->logits, st->logits + (size_t)i * V, V * sizeof(float));
+        plm_head_tokens_forward(sq[i].s->logits, st->xn + (size_t)i * C, m, sq[i].s->lora);
+    }
+}
+
+void plm_step_run(const plm_step *st, const plm_step_seq *sq, int32_t n) {
+    step_forward(st, sq, n, NULL);
 }
 
 // ---- public entry points ----
 
-// admit: check that the ids are valid and fit, then grow the caches to hold them.
-static plm_status admit(plm_session *s, const int32_t *ids, int32_t n, plm_error *err) {
+plm_status plm_session_admit(plm_session *s, const int32_t *ids, int32_t n, plm_error *err) {
     if (!ids || n < 1) return plm_fail(err, PLM_ERR_ARG, "decode: no tokens");
     if (n > s->n_ctx - s->n_past)
         return plm_fail(err, PLM_ERR_ARG,
@@ -233,21 +389,30 @@ static plm_status admit(plm_session *s, const int32_t *ids, int32_t n, plm_error
 
 plm_status plm_session_decode(plm_session *s, const int32_t *ids, int32_t n, plm_error *err) {
     if (!s) return plm_fail(err, PLM_ERR_ARG, "decode: NULL session");
-    plm_status st = admit(s, ids, n, err);
+    plm_status st = plm_session_admit(s, ids, n, err);
     if (st != PLM_OK) return st;
-    for (int32_t i = 0; i < n; i += CHUNK) forward(s, ids + i, n - i < CHUNK ? n - i : CHUNK, NULL);
+    if (s->batch)
+        return plm_batch_decode(s->batch, s, ids, n) == PLM_OK
+                   ? PLM_OK
+                   : plm_fail(err, PLM_ERR_CANCELLED, "decode: the batch has stopped");
+    for (int32_t i = 0; i < n; i += CHUNK) {
+        plm_step_seq sq = {s, ids + i, n - i < CHUNK ? n - i : CHUNK};
+        step_forward(s->step, &sq, 1, NULL);
+    }
     return PLM_OK;
 }
 
 plm_status plm_session_decode_all(plm_session *s, const int32_t *ids, int32_t n, float *out,
                                   plm_error *err) {
     if (!s || !out) return plm_fail(err, PLM_ERR_ARG, "decode_all: NULL argument");
-    plm_status st = admit(s, ids, n, err);
+    if (s->batch)
+        return plm_fail(err, PLM_ERR_UNSUPPORTED, "decode_all: not for a session of a batch");
+    plm_status st = plm_session_admit(s, ids, n, err);
     if (st != PLM_OK) return st;
     size_t V = (size_t)s->n_vocab;
     for (int32_t i = 0; i < n; i += CHUNK) {
-        int T = n - i < CHUNK ? n - i : CHUNK;
-        forward(s, ids + i, T, out + (size_t)i * V);
+        plm_step_seq sq = {s, ids + i, n - i < CHUNK ? n - i : CHUNK};
+        step_forward(s->step, &sq, 1, out + (size_t)i * V);
     }
     memcpy(s->logits, out + (size_t)(n - 1) * V, V * sizeof(float));
     return PLM_OK;
@@ -274,7 +439,7 @@ int32_t plm_session_n_ctx(const plm_session *s) {
     return s->n_ctx;
 }
 int32_t plm_session_n_threads(const plm_session *s) {
-    return plm_pool_size(s->pool);
+    return s->pool ? plm_pool_size(s->pool) : plm_batch_n_threads(s->batch);
 }
 
 void plm_session_truncate(plm_session *s, int32_t n) {

@@ -56,6 +56,10 @@ head += b"\0" * (-len(head) % 32)
 open(sys.argv[1] + "/a.gguf", "wb").write(head + bytes((i * 13) % 256 for i in range(off)))
 PY
         ;;
+    fuzz_model_id)
+        printf 'model.gguf\0model.gguf:paws-lora' >"$1/adapter"
+        printf 'model.gguf\0model.gguf' >"$1/base"
+        ;;
     esac
 }
 

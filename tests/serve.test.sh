@@ -2,8 +2,10 @@
 # serve.test.sh: `pocketlm serve` end to end on loopback (tests/serve_client.py does the requests):
 # static files with COOP/COEP and MIME types, Range, path traversal, malformed/oversized/slow
 # requests, 404/405/411/413/415/431/505, then on the real model: greedy completion == the CLI,
-# paraphrase == the CLI, SSE, 8 concurrent clients, a client leaving mid-stream, a full queue (503),
-# --no-coi, a clean stop on SIGINT, the curl line `make demo` prints run as printed, and a prompt
+# paraphrase == the CLI, SSE, 8 concurrent clients batched (each == alone, decode steps shared), a
+# client leaving mid-stream (its seat freed), a full queue (503) and the KV budget (400), many
+# adapters on one base (tests/serve_adapters.py: mixed in one batch, each == the CLI; loaded and
+# unloaded at run time), --no-coi, a clean stop on SIGINT, the curl line `make demo` prints run as printed, and a prompt
 # exit on SIGTERM (idle: < 200 ms; in the middle of a long prompt: < 1 s, since the prefill asks
 # whether to stop between 64-token slices). One pass runs the server built with ASan+UBSan and
 # fails on any sanitizer report (leaks included).
@@ -61,13 +63,25 @@ if start main "$BIN"; then
     stop main
 fi
 
-# 2. a full queue: --max-pending 1 turns the overflow into 503
-if start busy "$BIN" --max-pending 1; then
+# 2. a full queue: one seat in the batch and --max-pending 1 turn the overflow into 503; a 1 MB
+# KV budget refuses what can never fit
+if start busy "$BIN" --max-batch 1 --max-pending 1 --kv-budget 1; then
     python3 tests/serve_client.py "$PORT" --busy || fail=1
     stop busy
 fi
 
-# 3. --no-coi: no COOP/COEP headers
+# 3. many adapters on one base (tests/serve_adapters.py): --lora and --lora-dir, where the second
+# adapter is the shipped one at another lora_alpha (other outputs, the same added task tokens)
+mkdir -p "$T/loras/alt"
+cp models/paws-lora/adapter_model.safetensors models/paws-lora/tokenizer.json \
+    models/paws-lora/tokenizer_config.json "$T/loras/alt/"
+sed 's/"lora_alpha": 32/"lora_alpha": 48/' models/paws-lora/adapter_config.json >"$T/loras/alt/adapter_config.json"
+if start adapters "$BIN" --lora models/paws-lora --lora-dir "$T/loras"; then
+    python3 tests/serve_adapters.py "$PORT" "$BIN" "$MODEL" "$T/loras/alt" || fail=1
+    stop adapters
+fi
+
+# 4. --no-coi: no COOP/COEP headers
 if start nocoi "$BIN" --no-coi; then
     if curl -sI "http://127.0.0.1:$PORT/" | grep -qi "cross-origin-"; then
         echo "FAIL --no-coi: COOP/COEP headers sent"; fail=1
@@ -75,7 +89,7 @@ if start nocoi "$BIN" --no-coi; then
     stop nocoi
 fi
 
-# 4. SIGTERM: the server exits promptly, idle and while it reads a long prompt (best of 3 tries
+# 5. SIGTERM: the server exits promptly, idle and while it reads a long prompt (best of 3 tries
 # each, the machine may be busy; before the prefill was sliced, a 1900-token prompt held it for
 # the whole prefill: 1.6 s on 2 quiet Zen 4 cores, tens of seconds on a loaded machine). term_ms NAME: start, optionally load, SIGTERM, print the milliseconds to the exit.
 term_ms() {
@@ -110,7 +124,7 @@ for kind in $kinds; do
     else echo "FAIL $name: exit ${best:-?} ms after SIGTERM, want < $limit"; tail -n 5 "$T/$name.log"; fail=1; fi
 done
 
-# 5. under ASan + UBSan: the HTTP checks and one streamed completion; any report fails
+# 6. under ASan + UBSan: the HTTP checks and one streamed completion; any report fails
 SANBIN=build/san/pocketlm
 case $BUILD in *san*) SANBIN=$BIN ;; esac
 if [ "$SANBIN" != "$BIN" ]; then

@@ -6,8 +6,10 @@ usage: serve_client.py PORT [--wasm] [--full BIN MODEL] [--busy]
   default: HTTP behaviour only (static files, headers, errors, limits, traversal, timeouts), fast
            enough for an ASan build;
   --full:  also the API on the model: greedy /v1/completions == `BIN generate --temp 0`, paraphrase,
-           SSE streaming, 8 concurrent clients, a client that leaves mid-stream;
-  --busy:  the server runs with --max-pending 1: of 8 concurrent requests some must get 503.
+           SSE streaming, 8 concurrent clients batched (each == alone, steps shared), a client that
+           leaves mid-stream (its seat freed);
+  --busy:  the server runs with --max-batch 1 --max-pending 1 --kv-budget 1: of 8 concurrent
+           requests some must get 503; one that needs more KV cache than the budget gets 400.
 Prints one line per check; exits 1 when any fails. Standard library only.
 """
 import json
@@ -209,22 +211,34 @@ def api_checks(bin_, model):
     pieces = [json.loads(e)["choices"][0]["text"] for e in events[:-1]]
     check("SSE stream: pieces == greedy text, ends with [DONE]", events and events[-1] == "[DONE]" and "".join(pieces) == want
           and json.loads(events[-2])["choices"][0]["finish_reason"] == "length", (events[-3:], "".join(pieces), want))
-    # 8 clients at once: every one answered (200, or 503 when the queue is full), none dropped
+    # 8 clients at once: every one answered, decoded together in shared steps (continuous
+    # batching), and each greedy text the same as that request alone (one after another)
+    def completion(i):
+        st, _, b = request("POST", "/v1/completions", {"prompt": f"Count to {i}:", "max_tokens": 12, "temperature": 0})
+        return (st, json.loads(b)["choices"][0]["text"] if st == 200 else error_message(b))
+
+    alone = [completion(i) for i in range(8)]
+    steps0 = health()
     results = [None] * 8
 
     def one(i):
         try:
-            results[i] = request("POST", "/v1/completions", {"prompt": f"Count to {i}:", "max_tokens": 6, "temperature": 0})[0]
+            results[i] = completion(i)
         except Exception as e:  # noqa: BLE001 - any failure is reported below
-            results[i] = repr(e)
+            results[i] = (repr(e), None)
 
     ts = [threading.Thread(target=one, args=(i,)) for i in range(8)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    check("8 concurrent clients all answered 200/503", all(r in (200, 503) for r in results), results)
-    check("8 concurrent clients: 200 with the default queue of 16", results.count(200) == 8, results)
+    h = health()
+    check("8 concurrent clients: all 200 (max_batch 8)", [r[0] for r in results] == [200] * 8, results)
+    check("8 concurrent greedy completions == each alone (batched decode == unbatched)", results == alone,
+          [(a, b) for a, b in zip(results, alone) if a != b])
+    mean = (h["step_seqs"] - steps0["step_seqs"]) / max(1, h["steps"] - steps0["steps"])
+    check(f"8 concurrent clients shared decode steps (at most {h['max_step_seqs']} sequences a step, "
+          f"{mean:.1f} on average)", h["max_step_seqs"] >= 4 and mean > 1.5, h)
     # a client that leaves in the middle of a long stream: the generation stops, the server goes on
     body = json.dumps({"prompt": "Write a long story about a dragon.", "max_tokens": 1000, "temperature": 0.7, "stream": True}).encode()
     s = raw(f"POST /v1/completions HTTP/1.1\r\nHost: {HOST}:{PORT}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body, read=False)
@@ -237,6 +251,18 @@ def api_checks(bin_, model):
     dt = time.time() - t
     # 1000 tokens would take tens of seconds: answering within a few means that generation stopped
     check(f"client gone mid-stream: generation stopped, next request served ({dt:.1f} s)", len(first) == 2 and st == 200 and dt < 15, (st, dt))
+    # and its seat and KV cache are free again (the batch runs without it)
+    for _ in range(50):
+        h = health()
+        if h["active"] == 0 and h["kv_used"] == 0:
+            break
+        time.sleep(0.1)
+    check("client gone mid-stream: its seat and KV cache freed", h["active"] == 0 and h["kv_used"] == 0, h)
+
+
+def health():
+    st, _, b = request("GET", "/v1/health")
+    return json.loads(b) if st == 200 else {}
 
 
 def busy_checks():
@@ -255,9 +281,13 @@ def busy_checks():
     for t in ts:
         t.join()
     codes = [r[0] for r in results]
-    check("--max-pending 1: all answered 200/503", all(c in (200, 503) for c in codes), results)
-    check("--max-pending 1: some 503 with Retry-After and a message", any(r[0] == 503 and r[1] and r[2] for r in results), results)
-    check("--max-pending 1: some 200", 200 in codes, codes)
+    check("--max-batch 1 --max-pending 1: all answered 200/503", all(c in (200, 503) for c in codes), results)
+    check("--max-batch 1 --max-pending 1: some 503 with Retry-After and a message", any(r[0] == 503 and r[1] and r[2] for r in results), results)
+    check("--max-batch 1 --max-pending 1: some 200", 200 in codes, codes)
+    # --kv-budget 1 (MB, 22 positions of SmolLM2): a request that can never fit is refused at once
+    st, _, b = request("POST", "/v1/completions", {"prompt": "Once upon a time", "max_tokens": 100})
+    check("--kv-budget 1: a request needing more KV cache than the budget gets 400 saying so",
+          st == 400 and "--kv-budget" in (error_message(b) or ""), (st, b[:300]))
 
 
 args = sys.argv[2:]

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""bench_serve.py: the load of `make bench-serve` against one running OpenAI-style server.
+
+usage: bench_serve.py PORT NAME LEVELS REQUESTS MAX_TOKENS
+  For each number of concurrent clients in LEVELS (e.g. 1,4,8,16), that many client threads each
+  send REQUESTS streamed /v1/completions in turn (greedy, MAX_TOKENS new tokens, a prompt of about
+  32 tokens that differs from its first word on, so no server can reuse another's prefix). Prints
+  one JSON line per level: clients, requests, tokens (generated), wall_s, tok_s (aggregate decode:
+  tokens / wall), ttft_p50/p99 and latency_p50/p99 (seconds; p99 is the nearest rank), errors.
+Standard library only.
+"""
+import http.client
+import json
+import sys
+import threading
+import time
+
+PORT, NAME = int(sys.argv[1]), sys.argv[2]
+LEVELS = [int(x) for x in sys.argv[3].split(",")]
+REQUESTS, MAX_TOKENS = int(sys.argv[4]), int(sys.argv[5])
+STORY = "Write a long and detailed story about a brave knight who travels across the kingdom to find a lost dragon."
+
+
+def one(prompt):
+    """one streamed completion: (ttft, latency, tokens) or an error string"""
+    c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=600)
+    body = json.dumps({"prompt": prompt, "max_tokens": MAX_TOKENS, "temperature": 0, "stream": True})
+    t0 = time.perf_counter()
+    c.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+    r = c.getresponse()
+    if r.status != 200:
+        return f"{r.status} {r.read()[:200]!r}"
+    ttft, pieces, reason = None, 0, None
+    for line in r:
+        line = line.strip()
+        if not line.startswith(b"data: "):
+            continue
+        if line[6:] == b"[DONE]":
+            break
+        choices = json.loads(line[6:]).get("choices") or [{}]
+        if choices[0].get("text"):
+            ttft = ttft if ttft is not None else time.perf_counter() - t0
+            pieces += 1
+        reason = choices[0].get("finish_reason") or reason
+    t = time.perf_counter() - t0
+    c.close()
+    # a stream may join tokens into one piece (UTF-8): "length" means exactly MAX_TOKENS
+    return (ttft if ttft is not None else t, t, MAX_TOKENS if reason == "length" else pieces)
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs) + 0.5)) - 1))] if xs else -1
+
+
+one("warm up")  # loads, first-touch of the caches: not measured
+for clients in LEVELS:
+    results, errors = [], []
+    lock = threading.Lock()
+
+    def client(i):
+        for k in range(REQUESTS):
+            r = one(f"{i * 100 + k} {STORY}")
+            with lock:
+                (results if isinstance(r, tuple) else errors).append(r)
+
+    t0 = time.perf_counter()
+    ts = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    wall = time.perf_counter() - t0
+    tokens = sum(r[2] for r in results)
+    print(json.dumps({"system": NAME, "clients": clients, "requests": len(results), "tokens": tokens,
+                      "wall_s": round(wall, 3), "tok_s": round(tokens / wall, 1),
+                      "ttft_p50": round(pct([r[0] for r in results], 50), 3),
+                      "ttft_p99": round(pct([r[0] for r in results], 99), 3),
+                      "latency_p50": round(pct([r[1] for r in results], 50), 3),
+                      "latency_p99": round(pct([r[1] for r in results], 99), 3),
+                      "errors": errors[:3], "n_errors": len(errors)}), flush=True)

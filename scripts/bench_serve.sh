@@ -1,0 +1,110 @@
+#!/bin/sh
+# bench_serve.sh — `make bench-serve`: `pocketlm serve` under 1, 4, 8 and 16 concurrent clients
+# (scripts/bench_serve.py: streamed greedy /v1/completions, prompts of about 32 tokens, BENCH_TOKENS
+# new tokens each, BENCH_REQUESTS per client): aggregate decode tok/s, time to first token and
+# latency (p50, p99), against the peer in the same run, on the same model file:
+#
+#   pocketlm         serve --dtype q8_0 --threads 2 --max-batch 16: continuous batching
+#   pocketlm/serial  the same with --max-batch 1: one request at a time (what batching gains)
+#   llama-cpp-python its OpenAI server (python3 -m llama_cpp.server, n_threads 2; built by
+#                    scripts/setup_bench.sh, which also installs the server's extras): one Llama
+#                    object, requests served one at a time (it has no parallel slots), the weights
+#                    in the file's own Q4_1
+#
+# The CPU and the load are recorded; with other jobs on the machine the figures are only
+# indicative. Writes a new dated file in benchmarks/history/ (its path is printed; BENCH_OUT names
+# another file). Env: BUILD, BENCH_LEVELS (1,4,8,16), BENCH_REQUESTS (2), BENCH_TOKENS (32),
+# BENCH_THREADS (2).
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+. scripts/bench_lib.sh # history_file
+OUT=${BENCH_OUT:-$(history_file bench-serve)}
+LEVELS=${BENCH_LEVELS:-1,4,8,16}
+REQS=${BENCH_REQUESTS:-2}
+TOKENS=${BENCH_TOKENS:-32}
+THREADS=${BENCH_THREADS:-2}
+MODEL=models/SmolLM2-135M-Instruct.Q4_1.gguf
+PY=/usr/bin/python3
+W=$BUILD/bench-serve
+BIN=$BUILD/pocketlm
+mkdir -p "$W"
+say() { echo "bench-serve: $*" >&2; }
+[ -f "$MODEL" ] || { say "no $MODEL (make model)"; exit 1; }
+make -s BUILD="$BUILD" "$BIN" >&2 || { say "make $BIN failed"; exit 1; }
+: >"$W/runs.jsonl"
+PID=
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; return 0; }
+trap cleanup EXIT INT TERM
+
+# wait_port LOG PATTERN: the port a server printed in LOG (sed pattern with one group), or empty
+wait_port() {
+    for _ in $(seq 1 600); do
+        p=$(sed -n "s|$2|\\1|p" "$1" | head -n 1)
+        [ -n "$p" ] && { echo "$p"; return 0; }
+        kill -0 "$PID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# rss PID: VmRSS and VmHWM of the process, in MB
+rss() { awk '/^VmRSS|^VmHWM/ { printf "%s %d MB  ", $1, $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
+
+# pocketlm NAME MAX_BATCH
+pocketlm() {
+    "$BIN" serve -m "$MODEL" --dtype q8_0 --threads "$THREADS" --max-batch "$2" --max-pending 64 \
+        --port 0 --web web --timeout 60000 2>"$W/$1.log" &
+    PID=$!
+    port=$(wait_port "$W/$1.log" '.*listening on http://127.0.0.1:\([0-9]*\)/.*') || { say "$1 did not start"; return 0; }
+    say "$1 on port $port"
+    $PY scripts/bench_serve.py "$port" "$1" "$LEVELS" "$REQS" "$TOKENS" | tee -a "$W/runs.jsonl" >&2
+    echo "$1: $(rss "$PID")" >>"$W/rss.txt"
+    kill -INT "$PID"; wait "$PID" || true; PID=
+}
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+: >"$W/rss.txt"
+pocketlm pocketlm 16
+pocketlm pocketlm/serial 1
+LCP=none
+if $PY -c 'import llama_cpp.server.app' 2>/dev/null; then
+    LCP=$($PY -c 'import llama_cpp; print(llama_cpp.__version__)')
+    port=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    $PY -m llama_cpp.server --model "$MODEL" --n_threads "$THREADS" --n_threads_batch "$THREADS" \
+        --n_ctx 2048 --host 127.0.0.1 --port "$port" >"$W/llama.log" 2>&1 &
+    PID=$!
+    for _ in $(seq 1 600); do
+        $PY -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v1/models')" 2>/dev/null && break
+        sleep 0.2
+    done
+    say "llama-cpp-python $LCP on port $port"
+    $PY scripts/bench_serve.py "$port" llama-cpp-python "$LEVELS" "$REQS" "$TOKENS" | tee -a "$W/runs.jsonl" >&2
+    echo "llama-cpp-python: $(rss "$PID")" >>"$W/rss.txt"
+    kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+else
+    say "llama-cpp-python's server is not installed (sh scripts/setup_bench.sh): no peer"
+fi
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+$PY - "$W/runs.jsonl" "$OUT" <<PY
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+one = {r["system"]: r["tok_s"] for r in runs if r["clients"] == 1}
+lines = ["# bench-serve $(date '+%Y-%m-%d %H:%M')", "",
+         "CPU: $CPU, $(nproc) CPUs; threads $THREADS; load average at start $LOAD_START, at end $LOAD_END",
+         "Model: $MODEL (pocketlm --dtype q8_0; llama-cpp-python $LCP in the file's Q4_1).",
+         "Load: each client sends $REQS streamed greedy /v1/completions in turn, a prompt of about 32 tokens, $TOKENS new tokens.",
+         "", "| system | clients | requests | aggregate tok/s | x its 1 client | TTFT p50 / p99 (s) | latency p50 / p99 (s) | errors |",
+         "|---|---|---|---|---|---|---|---|"]
+for r in runs:
+    x = r["tok_s"] / one[r["system"]] if one.get(r["system"]) else 0
+    lines.append(f"| {r['system']} | {r['clients']} | {r['requests']} | {r['tok_s']} | {x:.2f} | "
+                 f"{r['ttft_p50']} / {r['ttft_p99']} | {r['latency_p50']} / {r['latency_p99']} | {r['n_errors']} |")
+lines += ["", "Memory after the run (VmRSS, VmHWM):", ""] + ["    " + l.rstrip() for l in open("$W/rss.txt")]
+lines += ["", "Command: \`make bench-serve\` (scripts/bench_serve.sh, scripts/bench_serve.py)."]
+open(sys.argv[2], "w").write("\n".join(lines) + "\n")
+PY
+say "wrote $OUT"
+echo "$OUT"

@@ -240,8 +240,9 @@ plm_status plm_trainer_create(plm_trainer **out, const plm_model *base, plm_lora
             k += on ? 2 : 0;
         }
     size_t bytes = layout(t, NULL);
-    // not calloc: a wasm heap has no lazily zeroed pages, so calloc would touch every page of the
-    // buffers, sized for the longest micro-batch; this way pages are touched only as far as used
+    // not calloc: Emscripten's calloc clears every byte (its malloc cannot tell fresh pages), which
+    // would make the whole block resident, sized for the longest micro-batch there can be; this
+    // way a page becomes resident when a micro-batch first reaches it (native and wasm alike)
     t->block = malloc(bytes + 64);
     if (!t->block) goto nomem;
     char *aligned = (char *)t->block + (64 - (uintptr_t)t->block % 64) % 64;

@@ -370,15 +370,17 @@ if any(tw.values()) or any(tn.values()):
       " rows both ways) for %s optimizer steps, the base q8_0; native: `pocketlm finetune` with the"
       " same data, settings and steps. tok/s: every token of every example, over the whole run"
       " (metrics.jsonl's tok_s of the last step). Peak RSS: the renderer's VmHWM (wasm), the"
-      " process's maximum RSS (native).\n" % E["TRAIN_STEPS"])
-    w("| engine | threads | train tok/s | peak RSS MiB | wasm heap after training MiB |")
-    w("|---|---|---|---|---|")
+      " process's maximum RSS (native). Heap in use: the most of the wasm heap allocated between"
+      " steps (model, session and the training run; pocketlm.js memoryInUseBytes).\n" % E["TRAIN_STEPS"])
+    w("| engine | threads | train tok/s | peak RSS MiB | wasm heap in use while training MiB | wasm heap after training MiB |")
+    w("|---|---|---|---|---|---|")
     for s, name in (("web-train", "pocketlm wasm in Chromium"), ("native-train", "pocketlm native")):
         for th in ("1", T):
             kk = lambda mm: (s, "q8_0", th, mm)
             if not recs.get(kk("train_tps")): continue
-            w("| %s | %s | %s | %s | %s |" % (name, th, cell(kk("train_tps")), cell(kk("hwm_mb"), "%.0f"),
-                cell(kk("train_heap_mb"), "%.0f") if recs.get(kk("train_heap_mb")) else "—"))
+            opt = lambda mm: cell(kk(mm), "%.0f") if recs.get(kk(mm)) else "—"
+            w("| %s | %s | %s | %s | %s | %s |" % (name, th, cell(kk("train_tps")), cell(kk("hwm_mb"), "%.0f"),
+                opt("train_inuse_mb"), opt("train_heap_mb")))
     w("")
     w("| target | measured | |")
     w("|---|---|---|")

@@ -37,7 +37,8 @@
 # (10), BENCH_QUIET (25), BENCH_OUT (default a new benchmarks/history/DATE-bench-web.md), BENCH_P
 # (128), BENCH_N (128), BENCH_REPS (3), BENCH_TRAIN_STEPS (20),
 # BENCH_THREADS (the threaded count, default nproc), BENCH_NCTX (the page's n_ctx; 0 = pocketlm.js's
-# default), BENCH_CONFIGS (a subset, e.g. "web:q8_0:1 native:q8_0:1"), BENCH_REPORT_ONLY=1.
+# default), BENCH_CONFIGS (a subset, e.g. "web:q8_0:1 native:q8_0:1"), BENCH_TRAIN_ONLY=1 (the
+# training rows alone: web-train and native-train, 1 and T threads), BENCH_REPORT_ONLY=1.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -85,6 +86,16 @@ cpu_snapshot() {
 
 if [ "$ONLY" != 1 ]; then
 
+# ---- the configurations (rotated each round below); BENCH_TRAIN_ONLY=1: the training ones ----
+TRAIN_CONFIGS="webtrain:q8_0:1 webtrain:q8_0:$T nativetrain:q8_0:1 nativetrain:q8_0:$T"
+[ "${BENCH_TRAIN_ONLY:-0}" = 1 ] && BENCH_CONFIGS=${BENCH_CONFIGS:-$TRAIN_CONFIGS}
+CONFIGS=${BENCH_CONFIGS:-"native:q8_0:1 web:q8_0:1 node:q8_0:1 ortweb:int8:1 ortnode:int8:1
+    nativeavx2:q8_0:1 websimd128:q8_0:1 noderelaxed:q8_0:1
+    web:q8_0:$T native:q8_0:$T node:q8_0:$T ortweb:int8:$T ortnode:int8:$T
+    native:f32:1 web:f32:1 node:f32:1 ortweb:fp32:1 ortnode:fp32:1 web:f32:$T ortweb:fp32:$T ortnode:fp32:$T
+    ortwebnokv:fp32:1 ortnodenokv:fp32:1 blank:-:1
+    $TRAIN_CONFIGS"}
+
 # ---- build, model, export, site ----
 [ -f "$MODEL" ] || sh scripts/get_model.sh || { say "no model at $MODEL (make model)"; exit 1; }
 make -s BUILD="$BUILD" all wasm >&2 || { say "make all wasm failed"; exit 1; }
@@ -94,8 +105,9 @@ BUILT_REV="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff -
 for m in playwright-core onnxruntime-web onnxruntime-node; do
     [ -d node_modules/$m ] || { say "no node_modules/$m (make setup)"; exit 1; }
 done
-if [ ! -f "$ONNX/onnx/model.onnx" ] || [ ! -f "$ONNX/onnx/model_quantized.onnx" ] ||
-   [ "$ONNX/onnx/model.onnx" -ot "$PLM" ] || [ "$ONNX/onnx/model.onnx" -ot "$MODEL" ]; then
+case " $(echo $CONFIGS) " in *" ort"*) NEED_ONNX=1 ;; *) NEED_ONNX=0 ;; esac # only onnxruntime's rows
+if [ "$NEED_ONNX" = 1 ] && { [ ! -f "$ONNX/onnx/model.onnx" ] || [ ! -f "$ONNX/onnx/model_quantized.onnx" ] ||
+   [ "$ONNX/onnx/model.onnx" -ot "$PLM" ] || [ "$ONNX/onnx/model.onnx" -ot "$MODEL" ]; }; then
     echo "\$ $PLM export -m $MODEL --format onnx --quant none,int8 --out $ONNX --force" >>"$LOG"
     "$PLM" export -m "$MODEL" --format onnx --quant none,int8 --out "$ONNX" --force >>"$LOG" 2>&1 ||
         { say "pocketlm export failed (see $LOG)"; exit 1; }
@@ -105,7 +117,7 @@ if [ ! -f "$Q8" ] || [ "$Q8" -ot "$MODEL" ]; then
     echo "\$ $PLM convert $MODEL $Q8 --dtype q8_0 --force" >>"$LOG"
     "$PLM" convert "$MODEL" "$Q8" --dtype q8_0 --force >>"$LOG" 2>&1 || { say "pocketlm convert failed (see $LOG)"; exit 1; }
 fi
-mkdir -p "$SITE"
+mkdir -p "$SITE" "$ONNX"
 ln -sfn "$PWD/tests/bench_web.html" "$SITE/bench_web.html"
 ln -sfn "$PWD/tests/bench_web_worker.js" "$SITE/bench_web_worker.js"
 ln -sfn "$PWD/node_modules/onnxruntime-web/dist" "$SITE/ort"
@@ -121,13 +133,7 @@ if [ "$(cd "$BUILD/web" && pwd -P)" != "$(cd build/web 2>/dev/null && pwd -P || 
     NODE_BENCH=$W/node/examples/node/bench.mjs
 fi
 
-# ---- the configurations, rotated each round ----
-CONFIGS=${BENCH_CONFIGS:-"native:q8_0:1 web:q8_0:1 node:q8_0:1 ortweb:int8:1 ortnode:int8:1
-    nativeavx2:q8_0:1 websimd128:q8_0:1 noderelaxed:q8_0:1
-    web:q8_0:$T native:q8_0:$T node:q8_0:$T ortweb:int8:$T ortnode:int8:$T
-    native:f32:1 web:f32:1 node:f32:1 ortweb:fp32:1 ortnode:fp32:1 web:f32:$T ortweb:fp32:$T ortnode:fp32:$T
-    ortwebnokv:fp32:1 ortnodenokv:fp32:1 blank:-:1
-    webtrain:q8_0:1 webtrain:q8_0:$T nativetrain:q8_0:1 nativetrain:q8_0:$T"}
+# ---- run: every configuration once a round ----
 say "configs: $(echo $CONFIGS); $ROUNDS rounds; P=$P N=$N REPS=$REPS"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu_snapshot "$W/cpu0.txt"; T0=$(date +%s)
@@ -364,15 +370,17 @@ if any(tw.values()) or any(tn.values()):
       " rows both ways) for %s optimizer steps, the base q8_0; native: `pocketlm finetune` with the"
       " same data, settings and steps. tok/s: every token of every example, over the whole run"
       " (metrics.jsonl's tok_s of the last step). Peak RSS: the renderer's VmHWM (wasm), the"
-      " process's maximum RSS (native).\n" % E["TRAIN_STEPS"])
-    w("| engine | threads | train tok/s | peak RSS MiB | wasm heap after training MiB |")
-    w("|---|---|---|---|---|")
+      " process's maximum RSS (native). Heap in use: the most of the wasm heap allocated between"
+      " steps (model, session and the training run; pocketlm.js memoryInUseBytes).\n" % E["TRAIN_STEPS"])
+    w("| engine | threads | train tok/s | peak RSS MiB | wasm heap in use while training MiB | wasm heap after training MiB |")
+    w("|---|---|---|---|---|---|")
     for s, name in (("web-train", "pocketlm wasm in Chromium"), ("native-train", "pocketlm native")):
         for th in ("1", T):
             kk = lambda mm: (s, "q8_0", th, mm)
             if not recs.get(kk("train_tps")): continue
-            w("| %s | %s | %s | %s | %s |" % (name, th, cell(kk("train_tps")), cell(kk("hwm_mb"), "%.0f"),
-                cell(kk("train_heap_mb"), "%.0f") if recs.get(kk("train_heap_mb")) else "—"))
+            opt = lambda mm: cell(kk(mm), "%.0f") if recs.get(kk(mm)) else "—"
+            w("| %s | %s | %s | %s | %s | %s |" % (name, th, cell(kk("train_tps")), cell(kk("hwm_mb"), "%.0f"),
+                opt("train_inuse_mb"), opt("train_heap_mb")))
     w("")
     w("| target | measured | |")
     w("|---|---|---|")

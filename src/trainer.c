@@ -7,7 +7,16 @@
 // A micro-batch is packed: its examples are concatenated into N = sum of lengths rows, with no
 // padding. Every op works on rows except attention, which runs per example (each starts at
 // position 0). The loss covers each example's target tokens: the logits are computed only for the
-// M rows that predict a target token.
+// M rows that predict a target token, HEAD_ROWS rows at a time (logits, cross-entropy and the
+// head's backward), so the (M, vocab) logits and their gradient never exist whole.
+//
+// Memory: what backward needs is saved per layer only when it cannot be recomputed cheaply and
+// exactly. Saved: the residual stream x and xm, the norms' rstd, q, k, v, gate, up, each adapter's
+// A x, and o_proj's input when o_proj is adapted. Recomputed in backward with the forward's own
+// functions (so with the same bits): the norms' outputs and silu(gate) * up (only where an adapted
+// linear reads them: the base's dx = dy W needs no input) and the attention probabilities (one
+// layer at a time, per example and KV head). A layer keeps 2C + H*D + 2*K*D + 2F floats a token
+// (SmolLM2-135M: 5.2k, where keeping everything took 8.4k + H * max_len).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,19 +32,18 @@
 typedef struct {
     float *x;                     // (N, C) the layer's input (residual stream)
     float *rstd1;                 // (N) input_layernorm
-    float *xn1;                   // (N, C) input_layernorm output
     float *q;                     // (N, H*D) queries after RoPE
     float *k, *v;                 // (N, K*D) keys after RoPE, values
-    float *att;                   // (sum_i T_i * H * T_i) softmax probabilities, example by example
-    float *ao;                    // (N, H*D) attention output, o_proj input
+    float *ao;                    // (N, H*D) attention output, o_proj input: the layer's own when
+                                  // o_proj is adapted, else the trainer's scratch t->ao
     float *xm;                    // (N, C) residual after attention
     float *rstd2;                 // (N) post_attention_layernorm
-    float *xn2;                   // (N, C) its output
     float *gate;                  // (N, F) gate_proj output
     float *up;                    // (N, F) up_proj output
-    float *h;                     // (N, F) silu(gate) * up, down_proj input
     float *u[PLM_LORA_N_TARGETS]; // (N, R) A x of each adapted target (NULL otherwise)
 } layer_acts;
+
+#define HEAD_ROWS 64 // rows of logits at a time: (64, NV) floats, 12.6 MB for SmolLM2
 
 struct plm_trainer {
     const plm_model *model;    // frozen base, borrowed
@@ -49,7 +57,12 @@ struct plm_trainer {
     layer_acts *acts;        // (L) saved activations
     float *xf, *rstdf, *xnf; // (N, C), (N), (N, C) final norm
     float *xg;               // (M, C) xnf rows that predict a target
-    float *logits;           // (M, NV) logits, then their gradient
+    float *logits;           // (HEAD_ROWS, NV) logits of some of the M rows, then their gradient
+    // one layer's recomputable activations, in forward and again in backward
+    float *xn;               // (N, C) input_layernorm or post_attention_layernorm output
+    float *att;              // (sum_i T_i * H * T_i) softmax probabilities, example by example
+    float *ao;               // (N, H*D) attention output, when o_proj is not adapted
+    float *h;                // (N, F) silu(gate) * up, down_proj input
     int32_t *rows, *targets; // (N) the M rows' indices and their target ids
     double *row_loss;        // (N) each of the M rows' loss
     float *cos_t, *sin_t;    // (max_len, D/2) RoPE table
@@ -58,7 +71,8 @@ struct plm_trainer {
     plm_linear_bufs lb;   // LoRA buffers (lb.dys is dtmp)
     int32_t *ids;         // (N) the packed micro-batch
     int32_t *pair_tensor; // (L * PLM_LORA_N_TARGETS) index of a pair's A in tensors, or -1
-    void *block;          // the one allocation behind the tensors' g, m, v
+    void *block;          // the one allocation behind the tensors' g, m, v and the buffers
+    size_t zeroed;        // bytes at the start of block that start at zero (g, m, v)
 };
 
 // ---- parameters ----
@@ -117,6 +131,11 @@ static int32_t list_tensors(plm_trainer *t, plm_train_tensor *out) {
     return n;
 }
 
+// adapted: whether the adapter trains layer l's linear tg
+static int adapted(const plm_trainer *t, int32_t l, plm_lora_target tg) {
+    return t->pair_tensor[l * PLM_LORA_N_TARGETS + tg] >= 0;
+}
+
 // ---- create / free ----
 
 void plm_trainer_free(plm_trainer *t) {
@@ -144,30 +163,31 @@ static size_t layout(plm_trainer *t, char *base) {
     size_t KD = (size_t)c->num_key_value_heads * (size_t)c->head_dim, HD = H * (size_t)c->head_dim;
     size_t F = (size_t)c->intermediate_size, R = (size_t)t->lora->rank;
     size_t NV = (size_t)t->lora->vocab_size, big = F > HD ? F : HD, at = 0;
+    size_t HR = N < HEAD_ROWS ? N : HEAD_ROWS;
     if (C > big) big = C;
     for (int32_t i = 0; i < t->n_tensors; i++) {
         t->tensors[i].g = carve(base, &at, t->tensors[i].n);
         t->tensors[i].m = carve(base, &at, t->tensors[i].n);
         t->tensors[i].v = carve(base, &at, t->tensors[i].n);
     }
+    t->zeroed = at; // gradients and moments start at zero; the rest is written before it is read
+    t->ao = carve(base, &at, N * HD);
     for (int32_t l = 0; l < c->num_hidden_layers; l++) {
         layer_acts *a = &t->acts[l];
-        a->x = carve(base, &at, N * C), a->rstd1 = carve(base, &at, N),
-        a->xn1 = carve(base, &at, N * C);
+        a->x = carve(base, &at, N * C), a->rstd1 = carve(base, &at, N);
         a->q = carve(base, &at, N * HD), a->k = carve(base, &at, N * KD),
         a->v = carve(base, &at, N * KD);
-        a->att = carve(base, &at, N * H * S), a->ao = carve(base, &at, N * HD);
-        a->xm = carve(base, &at, N * C), a->rstd2 = carve(base, &at, N),
-        a->xn2 = carve(base, &at, N * C);
-        a->gate = carve(base, &at, N * F), a->up = carve(base, &at, N * F),
-        a->h = carve(base, &at, N * F);
+        a->ao = adapted(t, l, PLM_LORA_O_PROJ) ? carve(base, &at, N * HD) : t->ao;
+        a->xm = carve(base, &at, N * C), a->rstd2 = carve(base, &at, N);
+        a->gate = carve(base, &at, N * F), a->up = carve(base, &at, N * F);
         for (int tg = 0; tg < PLM_LORA_N_TARGETS; tg++)
-            a->u[tg] =
-                t->lora->pairs[l * PLM_LORA_N_TARGETS + tg].A ? carve(base, &at, N * R) : NULL;
+            a->u[tg] = adapted(t, l, (plm_lora_target)tg) ? carve(base, &at, N * R) : NULL;
     }
+    t->xn = carve(base, &at, N * C), t->att = carve(base, &at, N * H * S);
+    t->h = carve(base, &at, N * F);
     t->xf = carve(base, &at, N * C), t->rstdf = carve(base, &at, N),
     t->xnf = carve(base, &at, N * C);
-    t->xg = carve(base, &at, N * C), t->logits = carve(base, &at, N * NV);
+    t->xg = carve(base, &at, N * C), t->logits = carve(base, &at, HR * NV);
     t->rows = (int32_t *)carve(base, &at, N), t->targets = (int32_t *)carve(base, &at, N);
     t->row_loss = (double *)(void *)carve(base, &at, 2 * N);
     t->cos_t = carve(base, &at, S * (size_t)c->head_dim / 2);
@@ -215,16 +235,19 @@ plm_status plm_trainer_create(plm_trainer **out, const plm_model *base, plm_lora
     list_tensors(t, t->tensors);
     for (int32_t l = 0, k = 0; l < base->config.num_hidden_layers; l++)
         for (int tg = 0; tg < PLM_LORA_N_TARGETS; tg++) {
-            int adapted = lora->pairs[l * PLM_LORA_N_TARGETS + tg].A != NULL;
-            t->pair_tensor[l * PLM_LORA_N_TARGETS + tg] = adapted ? k : -1;
-            k += adapted ? 2 : 0;
+            int on = lora->pairs[l * PLM_LORA_N_TARGETS + tg].A != NULL;
+            t->pair_tensor[l * PLM_LORA_N_TARGETS + tg] = on ? k : -1;
+            k += on ? 2 : 0;
         }
     size_t bytes = layout(t, NULL);
-    // calloc: zeroed gradients and moments; activation pages are touched only as far as used
-    t->block = calloc(1, bytes + 64);
+    // not calloc: Emscripten's calloc clears every byte (its malloc cannot tell fresh pages), which
+    // would make the whole block resident, sized for the longest micro-batch there can be; this
+    // way a page becomes resident when a micro-batch first reaches it (native and wasm alike)
+    t->block = malloc(bytes + 64);
     if (!t->block) goto nomem;
     char *aligned = (char *)t->block + (64 - (uintptr_t)t->block % 64) % 64;
     layout(t, aligned);
+    memset(aligned, 0, t->zeroed);
     plm_rope_table(t->cos_t, t->sin_t, p.max_len, base->config.head_dim, base->config.rope_theta);
     *out = t;
     return PLM_OK;
@@ -254,34 +277,43 @@ static size_t ex_row(const batch *b, int32_t i) {
     return off;
 }
 
-// ---- attention over threads: forward per (example, query rows), backward per (example, KV head)
+// ---- attention over threads: forward per (example, query rows); backward per (example, KV head),
+// each first recomputing the probabilities of its query heads into the one layer's t->att
 
 typedef struct {
     plm_trainer *t;
     const batch *b;
-    layer_acts *a;
+    const layer_acts *a;
     int backward;
 } attention_job;
 
 static void attention_worker(void *ctx, int ith, int nth) {
     attention_job *j = ctx;
-    const plm_config *c = &j->t->model->config;
-    int H = c->num_attention_heads, K = c->num_key_value_heads, D = c->head_dim;
+    plm_trainer *t = j->t;
+    const layer_acts *a = j->a;
+    const plm_config *c = &t->model->config;
+    int H = c->num_attention_heads, K = c->num_key_value_heads, D = c->head_dim, G = H / K;
     size_t HD = (size_t)H * D, KD = (size_t)K * D;
     for (int32_t i = 0; i < j->b->n; i++) {
         int T = j->b->ex[i].n;
-        size_t r = ex_row(j->b, i), at = ex_att(j->b, i, (size_t)H);
+        size_t r = ex_row(j->b, i);
+        float *att = t->att + ex_att(j->b, i, (size_t)H);
+        const float *q = a->q + r * HD, *k = a->k + r * KD, *v = a->v + r * KD;
         if (!j->backward) { // rows split over threads, each (t, h) by one thread
             int n = T * H, i0 = (int)((long)n * ith / nth), i1 = (int)((long)n * (ith + 1) / nth);
-            plm_attention_forward(j->a->ao + r * HD, j->a->att + at, T, j->a->q + r * HD,
-                                  j->a->k + r * KD, j->a->v + r * KD, T, 0, H, K, D, i0, i1);
-        } else {
-            for (int kh = 0; kh < K; kh++)
-                if ((i * K + kh) % nth == ith)
-                    plm_attention_backward(j->t->dq + r * HD, j->t->dk + r * KD, j->t->dv + r * KD,
-                                           j->t->dao + r * HD, j->a->att + at, T, j->a->q + r * HD,
-                                           j->a->k + r * KD, j->a->v + r * KD, T, H, K, D, kh,
-                                           kh + 1);
+            plm_attention_forward(a->ao + r * HD, att, T, q, k, v, T, 0, H, K, D, i0, i1);
+            continue;
+        }
+        for (int kh = 0; kh < K; kh++) {
+            if ((i * K + kh) % nth != ith) continue;
+            // the probabilities of query heads kh*G .. kh*G + G-1, as the forward computed them
+            // (each (t, h) on its own, from the same q and k: the same bits); the outputs they
+            // give again go to the scratch t->ao, which o_proj's backward has read by now
+            for (int p = 0; p < T; p++)
+                plm_attention_forward(t->ao + r * HD, att, T, q, k, v, T, 0, H, K, D,
+                                      p * H + kh * G, p * H + kh * G + G);
+            plm_attention_backward(t->dq + r * HD, t->dk + r * KD, t->dv + r * KD, t->dao + r * HD,
+                                   att, T, q, k, v, T, H, K, D, kh, kh + 1);
         }
     }
 }
@@ -307,8 +339,9 @@ static void linear(plm_trainer *t, float *out, const float *inp, int32_t l, plm_
     plm_linear_forward(t->pool, out, inp, w, t->lora, l, tg, N, train, seed, &b);
 }
 
-// forward: the micro-batch through the model; the rows that predict a target get logits in
-// t->logits (M, NV), their rows and targets in t->rows, t->targets. Returns M.
+// forward: the micro-batch through the model's layers and final norm; the normalized rows that
+// predict a target are gathered into t->xg (M, C), their rows and targets into t->rows,
+// t->targets. Returns M. (The head is head_loss's.)
 static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uint64_t seed) {
     const plm_model *m = t->model;
     const plm_config *c = &m->config;
@@ -320,22 +353,22 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
     for (int32_t l = 0; l < L; l++) {
         layer_acts *a = &t->acts[l];
         const plm_layer *w = &m->layers[l];
-        plm_rmsnorm_forward_mt(t->pool, a->xn1, a->rstd1, a->x, w->input_layernorm, N, C, eps);
-        linear(t, a->q, a->xn1, l, PLM_LORA_Q_PROJ, a, N, train, seed);
-        linear(t, a->k, a->xn1, l, PLM_LORA_K_PROJ, a, N, train, seed);
-        linear(t, a->v, a->xn1, l, PLM_LORA_V_PROJ, a, N, train, seed);
+        plm_rmsnorm_forward_mt(t->pool, t->xn, a->rstd1, a->x, w->input_layernorm, N, C, eps);
+        linear(t, a->q, t->xn, l, PLM_LORA_Q_PROJ, a, N, train, seed);
+        linear(t, a->k, t->xn, l, PLM_LORA_K_PROJ, a, N, train, seed);
+        linear(t, a->v, t->xn, l, PLM_LORA_V_PROJ, a, N, train, seed);
         rope_batch(t, b, a->q, H, 0);
         rope_batch(t, b, a->k, K, 0);
         attention_job job = {t, b, a, 0};
         plm_pool_run(t->pool, attention_worker, &job);
         linear(t, t->dtmp, a->ao, l, PLM_LORA_O_PROJ, a, N, train, seed);
         plm_axpy_mt(t->pool, a->xm, a->x, t->dtmp, 1.0f, (size_t)N * C);
-        plm_rmsnorm_forward_mt(t->pool, a->xn2, a->rstd2, a->xm, w->post_attention_layernorm, N, C,
+        plm_rmsnorm_forward_mt(t->pool, t->xn, a->rstd2, a->xm, w->post_attention_layernorm, N, C,
                                eps);
-        linear(t, a->gate, a->xn2, l, PLM_LORA_GATE_PROJ, a, N, train, seed);
-        linear(t, a->up, a->xn2, l, PLM_LORA_UP_PROJ, a, N, train, seed);
-        plm_swiglu_forward_mt(t->pool, a->h, a->gate, a->up, (size_t)N * F);
-        linear(t, t->dtmp, a->h, l, PLM_LORA_DOWN_PROJ, a, N, train, seed);
+        linear(t, a->gate, t->xn, l, PLM_LORA_GATE_PROJ, a, N, train, seed);
+        linear(t, a->up, t->xn, l, PLM_LORA_UP_PROJ, a, N, train, seed);
+        plm_swiglu_forward_mt(t->pool, t->h, a->gate, a->up, (size_t)N * F);
+        linear(t, t->dtmp, t->h, l, PLM_LORA_DOWN_PROJ, a, N, train, seed);
         float *next = l + 1 < L ? t->acts[l + 1].x : t->xf;
         plm_axpy_mt(t->pool, next, a->xm, t->dtmp, 1.0f, (size_t)N * C);
     }
@@ -351,18 +384,47 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
             M++;
         }
     }
-    plm_head_forward(t->pool, t->logits, t->xg, M, m, t->lora, t->lb.scratch);
     return M;
 }
 
-// ---- backward ----
+// ---- the head and the loss ----
 
 // token_grad: the gradient of the adapter's token rows (the last tensor), or NULL without them
 static float *token_grad(const plm_trainer *t) {
     return t->lora->n_tokens ? t->tensors[t->n_tensors - 1].g : NULL;
 }
 
+// head_loss: the summed cross-entropy of the M rows of t->xg against t->targets (*n_counted rows
+// counted), HEAD_ROWS rows at a time: their logits (rows, NV) in t->logits, the loss (each row's in
+// t->row_loss) and, with dxg (M, C) not NULL, the gradient scaled by grad_scale through the head:
+// into dxg, and into the token rows' gradient. Every row is computed on its own (the token rows'
+// gradient sums the rows in order), so this gives the bits of all M rows at once.
+static double head_loss(plm_trainer *t, int32_t M, float grad_scale, float *dxg, int *n_counted) {
+    size_t C = (size_t)t->model->config.hidden_size;
+    int32_t NV = t->lora->vocab_size;
+    for (int32_t r0 = 0; r0 < M; r0 += HEAD_ROWS) {
+        int32_t n = M - r0 < HEAD_ROWS ? M - r0 : HEAD_ROWS;
+        const float *x = t->xg + (size_t)r0 * C;
+        plm_head_forward(t->pool, t->logits, x, n, t->model, t->lora, t->lb.scratch);
+        plm_crossentropy_mt(t->pool, t->logits, t->logits, t->targets + r0, n, NV, grad_scale,
+                            t->row_loss + r0, NULL);
+        if (!dxg) continue;
+        memset(dxg + (size_t)r0 * C, 0, (size_t)n * C * sizeof *dxg);
+        plm_head_backward(t->pool, dxg + (size_t)r0 * C, token_grad(t), t->logits, x, n, t->model,
+                          t->lora, t->lb.scratch);
+    }
+    double sum = 0.0; // in row order, as plm_crossentropy_mt sums
+    int cnt = 0;
+    for (int32_t r = 0; r < M; r++)
+        if (t->targets[r] >= 0) sum += t->row_loss[r], cnt++;
+    *n_counted = cnt;
+    return sum;
+}
+
+// ---- backward ----
+
 // linear_backward: plm_linear_backward of a layer's linear, into the gradients of its A and B
+// (inp, the linear's input, is read only when it is adapted)
 static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const float *inp,
                             int32_t l, plm_lora_target tg, const layer_acts *a, int32_t N,
                             uint64_t seed) {
@@ -373,40 +435,37 @@ static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const 
                         &t->lb);
 }
 
-// head_backward: dlogits (M, NV) in t->logits -> the gradient of the final normalized rows,
-// scattered into t->dxn (N, C) at the M rows that have logits, and the token rows' gradient
-static void head_backward(plm_trainer *t, int32_t M, int32_t N) {
-    size_t C = (size_t)t->model->config.hidden_size;
-    float *dxg = t->dx; // (M, C) dx is free until the final norm's backward
-    memset(dxg, 0, (size_t)M * C * sizeof *dxg);
-    plm_head_backward(t->pool, dxg, token_grad(t), t->logits, t->xg, M, t->model, t->lora,
-                      t->lb.scratch);
-    memset(t->dxn, 0, (size_t)N * C * sizeof *t->dxn);
-    for (int32_t r = 0; r < M; r++)
-        memcpy(t->dxn + (size_t)t->rows[r] * C, dxg + (size_t)r * C, C * sizeof *dxg);
-}
-
+// backward: given the head's gradient dxg (M, C) in t->dx (head_loss), the gradients of the
+// adapter's tensors from the activations forward saved, recomputing the rest
 static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint64_t seed) {
     const plm_model *m = t->model;
     const plm_config *c = &m->config;
     int C = c->hidden_size, H = c->num_attention_heads, K = c->num_key_value_heads;
     size_t F = (size_t)c->intermediate_size, NC = (size_t)N * C;
     size_t HD = (size_t)H * c->head_dim, KD = (size_t)K * c->head_dim;
-    head_backward(t, M, N);
+    float eps = c->rms_norm_eps;
+    memset(t->dxn, 0, NC * sizeof *t->dxn); // dxn: dxg at the M rows that have logits
+    for (int32_t r = 0; r < M; r++)
+        memcpy(t->dxn + (size_t)t->rows[r] * C, t->dx + (size_t)r * C, C * sizeof *t->dx);
     memset(t->dx, 0, NC * sizeof *t->dx);
     plm_rmsnorm_backward_mt(t->pool, t->dx, t->dxn, t->xf, m->norm, t->rstdf, N, C);
     for (int32_t l = c->num_hidden_layers - 1; l >= 0; l--) {
         layer_acts *a = &t->acts[l];
         const plm_layer *w = &m->layers[l];
         // MLP block: xout = xm + down(silu(gate) * up); dx holds d(xout) and becomes d(xm)
+        if (adapted(t, l, PLM_LORA_DOWN_PROJ)) // down_proj's input, for its adapter
+            plm_swiglu_forward_mt(t->pool, t->h, a->gate, a->up, (size_t)N * F);
         memset(t->dh, 0, (size_t)N * F * sizeof *t->dh);
-        linear_backward(t, t->dh, t->dx, a->h, l, PLM_LORA_DOWN_PROJ, a, N, seed);
+        linear_backward(t, t->dh, t->dx, t->h, l, PLM_LORA_DOWN_PROJ, a, N, seed);
         memset(t->dgate, 0, (size_t)N * F * sizeof *t->dgate);
         memset(t->dup, 0, (size_t)N * F * sizeof *t->dup);
         plm_swiglu_backward_mt(t->pool, t->dgate, t->dup, t->dh, a->gate, a->up, (size_t)N * F);
+        if (adapted(t, l, PLM_LORA_GATE_PROJ) || adapted(t, l, PLM_LORA_UP_PROJ))
+            plm_rmsnorm_forward_mt(t->pool, t->xn, NULL, a->xm, w->post_attention_layernorm, N, C,
+                                   eps);
         memset(t->dxn, 0, NC * sizeof *t->dxn);
-        linear_backward(t, t->dxn, t->dgate, a->xn2, l, PLM_LORA_GATE_PROJ, a, N, seed);
-        linear_backward(t, t->dxn, t->dup, a->xn2, l, PLM_LORA_UP_PROJ, a, N, seed);
+        linear_backward(t, t->dxn, t->dgate, t->xn, l, PLM_LORA_GATE_PROJ, a, N, seed);
+        linear_backward(t, t->dxn, t->dup, t->xn, l, PLM_LORA_UP_PROJ, a, N, seed);
         plm_rmsnorm_backward_mt(t->pool, t->dx, t->dxn, a->xm, w->post_attention_layernorm,
                                 a->rstd2, N, C);
         // attention block: xm = x + o(attention(rope(q), rope(k), v)); dx becomes d(x)
@@ -419,10 +478,13 @@ static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint6
         plm_pool_run(t->pool, attention_worker, &job);
         rope_batch(t, b, t->dq, H, 1);
         rope_batch(t, b, t->dk, K, 1);
+        if (adapted(t, l, PLM_LORA_Q_PROJ) || adapted(t, l, PLM_LORA_K_PROJ) ||
+            adapted(t, l, PLM_LORA_V_PROJ))
+            plm_rmsnorm_forward_mt(t->pool, t->xn, NULL, a->x, w->input_layernorm, N, C, eps);
         memset(t->dxn, 0, NC * sizeof *t->dxn);
-        linear_backward(t, t->dxn, t->dq, a->xn1, l, PLM_LORA_Q_PROJ, a, N, seed);
-        linear_backward(t, t->dxn, t->dk, a->xn1, l, PLM_LORA_K_PROJ, a, N, seed);
-        linear_backward(t, t->dxn, t->dv, a->xn1, l, PLM_LORA_V_PROJ, a, N, seed);
+        linear_backward(t, t->dxn, t->dq, t->xn, l, PLM_LORA_Q_PROJ, a, N, seed);
+        linear_backward(t, t->dxn, t->dk, t->xn, l, PLM_LORA_K_PROJ, a, N, seed);
+        linear_backward(t, t->dxn, t->dv, t->xn, l, PLM_LORA_V_PROJ, a, N, seed);
         plm_rmsnorm_backward_mt(t->pool, t->dx, t->dxn, a->x, w->input_layernorm, a->rstd1, N, C);
     }
     if (t->lora->n_tokens) plm_embed_backward(token_grad(t), t->dx, t->ids, N, t->lora);
@@ -472,8 +534,7 @@ plm_status plm_trainer_accumulate(plm_trainer *t, const plm_example *ex, int32_t
     uint64_t seed = micro_seed(t);
     int32_t M = forward(t, &b, N, 1, seed);
     int cnt;
-    double l = plm_crossentropy_mt(t->pool, t->logits, t->logits, t->targets, M,
-                                   t->lora->vocab_size, grad_scale, t->row_loss, &cnt);
+    double l = head_loss(t, M, grad_scale, t->dx, &cnt); // dx is free until backward
     backward(t, &b, N, M, seed);
     t->n_micro++;
     if (loss) *loss = l;
@@ -489,8 +550,7 @@ plm_status plm_trainer_loss(plm_trainer *t, const plm_example *ex, int32_t n, do
     batch b = {ex, n};
     int32_t M = forward(t, &b, N, 0, 0);
     int cnt;
-    double l = plm_crossentropy_mt(t->pool, t->logits, t->logits, t->targets, M,
-                                   t->lora->vocab_size, 1.0f, t->row_loss, &cnt);
+    double l = head_loss(t, M, 1.0f, NULL, &cnt);
     if (loss) *loss = l;
     if (n_tokens) *n_tokens = cnt;
     return PLM_OK;

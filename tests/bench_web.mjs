@@ -194,6 +194,7 @@ async function run() {
       out('train_tps', cold.trainTokS.toFixed(1));
       out('train_steps', cold.trainSteps);
       out('train_heap_mb', (cold.trainHeapBytes / MB).toFixed(1));
+      if (cold.trainInUseBytes) out('train_inuse_mb', (cold.trainInUseBytes / MB).toFixed(1));
     }
     out('rss_mb', (mem.reduce((s, m) => s + m.rssKB, 0) / 1024).toFixed(1));
     out('hwm_mb', (mem.reduce((s, m) => s + m.hwmKB, 0) / 1024).toFixed(1));

@@ -66,18 +66,20 @@ async function benchPlm(q, r) {
 
 // trainPlm (engine=plmtrain): LoRA fine-tuning as the app's Train view runs it (lm.finetune with
 // the library's defaults: r 8 on q_proj,v_proj, batch 8, 5% held out) on the bundled PAWS sample
-// (/paws-sample.tsv) for q.steps optimizer steps; tokens per second over the whole run.
+// (/paws-sample.tsv) for q.steps optimizer steps; tokens per second over the whole run, and the
+// most heap in use between steps (the model, the session and the run: pocketlm.js memoryInUseBytes).
 async function trainPlm(lm, q, r) {
   const data = new Uint8Array(await (await fetch('/paws-sample.tsv')).arrayBuffer());
-  let last = null;
+  let last = null, inUse = 0;
   const t0 = performance.now();
   const adapter = await lm.finetune({ data, dataName: 'paws-sample.tsv', maxSteps: Number(q.steps), seed: 1234,
-                                      onProgress: (p) => { last = p; } });
+                                      onProgress: (p) => { last = p; inUse = Math.max(inUse, lm.memoryInUseBytes || 0); } });
   r.trainSeconds = (performance.now() - t0) / 1000;
   r.trainTokS = last.tokS;
   r.trainSteps = last.step;
   r.trainLoss = last.loss;
   r.trainHeapBytes = lm.memoryBytes;
+  r.trainInUseBytes = inUse;
   adapter.free();
   say(`train: ${last.step} steps, ${last.tokens} tokens, ${last.tokS.toFixed(1)} tok/s`);
 }

@@ -11,7 +11,9 @@
 //    bit (adapter_model.safetensors and every loss); the threaded build with 2 threads == 1 thread;
 //  - the adapter saved from wasm loads in `pocketlm generate --lora` and gives the greedy ids the
 //    wasm module gives with it (useAdapter); useAdapter(null) gives the base's; merge() (f32) the
-//    adapter's; evalFrac 0 holds nothing out; the heap size after training is printed.
+//    adapter's; evalFrac 0 holds nothing out;
+//  - a finished run, its adapter freed, leaves the heap's allocations as they were (mallinfo);
+//    the heap size after training is printed.
 // Run by tests/wasm_train.test.sh, which builds everything first. Exits non-zero on any failure.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -219,6 +221,18 @@ for (const dtype of ['f32', 'q8_0']) {
           `${dtype}: 2 threads (${lm2.build}) == 1 thread, bit for bit`);
     a2.free();
     lm2.free();
+  }
+
+  // the heap given back: a whole run (data, trainer, steps, the adapter it returns) leaves, once its
+  // adapter is freed, exactly the allocations there were before it (the heap's size never shrinks)
+  {
+    const mib = (b) => (b / 2 ** 20).toFixed(1), before = lm.memoryInUseBytes;
+    const a = await lm.finetune({ data: bytes, dataName: 'pairs.jsonl', ...SETTINGS, maxSteps: 2 });
+    const held = lm.memoryInUseBytes;
+    a.free();
+    const after = lm.memoryInUseBytes;
+    check(before > 0 && held > before && after === before,
+          `${dtype}: a finished run gives all its memory back (in use ${mib(before)} MiB before, ${mib(held)} with its adapter, ${mib(after)} after)`);
   }
 
   // no held-out split

@@ -173,6 +173,9 @@ export class PocketLM {
   readonly readSeconds: number;  // of which reading/fetching the file
   /** Current size of the wasm heap in bytes (it grows, never shrinks). */
   readonly memoryBytes: number;
+  /** The bytes of that heap allocated now (the model, sessions, adapters, a training run); the
+   *  rest is free for reuse: a finished or freed training run gives all of its memory back. */
+  readonly memoryInUseBytes: number;
   /**
    * The options paraphrase starts from, as the library defines the task (the same as
    * `pocketlm paraphrase` and POST /v1/paraphrase): taskSettings at the default diversity.

@@ -538,6 +538,8 @@ export class PocketLM {
 
   // memoryBytes: the size of the wasm heap (it never shrinks)
   get memoryBytes() { return this._heap.buffer.byteLength; }
+  // memoryInUseBytes: the part of it allocated now (the rest is free for reuse)
+  get memoryInUseBytes() { return this._M._plm_wasm_heap_in_use(); }
 }
 
 function defaultThreads() {

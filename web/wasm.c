@@ -17,6 +17,7 @@
 
 #if defined(__EMSCRIPTEN__)
 #include <emscripten.h>
+#include <malloc.h>
 #else
 #define EMSCRIPTEN_KEEPALIVE
 #endif
@@ -34,6 +35,7 @@ plm_model *plm_wasm_model_load(uint8_t *buf, size_t size, int32_t dtype, plm_err
 void plm_wasm_model_free(plm_model *m);
 int32_t plm_wasm_model_info(const plm_model *m, int32_t what);
 double plm_wasm_model_weight_bytes(const plm_model *m);
+double plm_wasm_heap_in_use(void);
 const char *plm_wasm_model_name(const plm_model *m, int32_t what);
 
 plm_lora *plm_wasm_lora_load(const char *dir, const plm_model *m, plm_error *err);
@@ -137,6 +139,16 @@ EMSCRIPTEN_KEEPALIVE const char *plm_wasm_model_name(const plm_model *m, int32_t
 // plm_wasm_model_weight_bytes: bytes of weights in memory (a double: JS numbers, no BigInt).
 EMSCRIPTEN_KEEPALIVE double plm_wasm_model_weight_bytes(const plm_model *m) {
     return (double)plm_model_weight_bytes(m);
+}
+
+// plm_wasm_heap_in_use: bytes of the heap allocated now (dlmalloc's mallinfo: the chunks in use,
+// with their headers); the rest of the heap is free for the next allocation. 0 outside Emscripten.
+EMSCRIPTEN_KEEPALIVE double plm_wasm_heap_in_use(void) {
+#if defined(__EMSCRIPTEN__)
+    return (double)(unsigned)mallinfo().uordblks;
+#else
+    return 0;
+#endif
 }
 
 // ---- LoRA ----

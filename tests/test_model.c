@@ -307,6 +307,23 @@ static int collect_text(void *user, const char *text, size_t len) {
     return 0;
 }
 
+// tiny_with_text: the tiny model with SmolLM2's tokenizer (its ids below 320 are pieces of text,
+// so outputs have text to measure), or NULL (the failure checked)
+static plm_model *tiny_with_text(void) {
+    plm_model *m = NULL;
+    plm_tokenizer *tok = NULL;
+    plm_error err;
+    plm_load_params lp = plm_load_default_params();
+    if (plm_model_load(&m, "tests/ref/tiny-tied", &lp, &err) != PLM_OK) return NULL;
+    if (plm_tokenizer_load(&tok, "data/smollm2-paraphraser/tokenizer.json", &err) != PLM_OK) {
+        CHECK_MSG(0, "tokenizer: %s", err.msg);
+        plm_model_free(m);
+        return NULL;
+    }
+    m->tokenizer = tok; // owned by the model from here
+    return m;
+}
+
 // reranking picks the argmax of its stated utility: each candidate i is generated alone (seed
 // + i), its utility computed here from the full forward's log-probabilities and plm_bleu against
 // the source's text, and the reranked generation must return the best one's ids, in one piece of
@@ -314,17 +331,10 @@ static int collect_text(void *user, const char *text, size_t len) {
 // (its ids below 320 are pieces of text), so outputs have text to measure; sampling at
 // temperature 1 with hard blocking of half the bigrams.
 static void test_rerank(void) {
-    plm_model *m = NULL;
-    plm_tokenizer *tok = NULL;
+    plm_model *m = tiny_with_text();
     plm_error err;
-    plm_load_params lp = plm_load_default_params();
-    if (plm_model_load(&m, "tests/ref/tiny-tied", &lp, &err) != PLM_OK) return;
-    if (plm_tokenizer_load(&tok, "data/smollm2-paraphraser/tokenizer.json", &err) != PLM_OK) {
-        CHECK_MSG(0, "tokenizer: %s", err.msg);
-        plm_model_free(m);
-        return;
-    }
-    m->tokenizer = tok; // owned by the model from here
+    if (!m) return;
+    const plm_tokenizer *tok = m->tokenizer;
     enum { NP = 30, N = 12, C = 3 };
     int32_t V = m->config.vocab_size, prompt[NP], ids[NP + N], out[C][N], got[N], none = -1;
     plm_session *s = new_session(m, 2);
@@ -412,17 +422,9 @@ static void test_rerank(void) {
 // generation with that copy_penalty; an output that does not copy comes out as it is, decoded
 // once. Either way the text comes in one piece and the session keeps the prompt only.
 static void test_copy_retry(void) {
-    plm_model *m = NULL;
-    plm_tokenizer *tok = NULL;
+    plm_model *m = tiny_with_text();
     plm_error err;
-    plm_load_params lp = plm_load_default_params();
-    if (plm_model_load(&m, "tests/ref/tiny-tied", &lp, &err) != PLM_OK) return;
-    if (plm_tokenizer_load(&tok, "data/smollm2-paraphraser/tokenizer.json", &err) != PLM_OK) {
-        CHECK_MSG(0, "tokenizer: %s", err.msg);
-        plm_model_free(m);
-        return;
-    }
-    m->tokenizer = tok; // owned by the model from here
+    if (!m) return;
     enum { NP = 30, N = 12 };
     int32_t prompt[NP], plain[N], blocked[N], got[N], none = -1;
     plm_session *s = new_session(m, 2);

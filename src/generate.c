@@ -234,7 +234,7 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
     g->res.prompt_tokens = n_prompt;
     size_t V = (size_t)plm_session_n_vocab(s), n_ids = (size_t)params->max_tokens + 1;
     g->hist = plm_alloc((size_t)n_prompt + n_ids, sizeof *g->hist);
-    int blocks = params->copy_penalty > 0.0f || g->buffered;
+    int blocks = params->copy_penalty > 0.0f || (g->buffered && params->copy_retry > 0.0f);
     if (blocks) g->logits = plm_alloc(V, sizeof *g->logits);
     if (g->buffered) g->best_ids = plm_alloc(n_ids, sizeof *g->best_ids);
     plm_status rc = g->hist && (g->logits || !blocks) && (g->best_ids || !g->buffered)
@@ -331,7 +331,7 @@ static int step(plm_generator *g, plm_error *err) {
     }
     if (g->res.generated_tokens >= g->p.max_tokens) return finish(g, PLM_STOP_LENGTH, g->len);
     int32_t id = plm_sampler_sample(g->smp, blocked(g), g->hist, g->n_hist);
-    if (g->buffered) g->logp += log_prob(g, plm_session_logits(g->s), id);
+    if (g->n_cand > 1) g->logp += log_prob(g, plm_session_logits(g->s), id);
     g->res.generated_tokens++;
     g->res.sampled_tokens++;
     for (int32_t k = 0; k < g->n_stops; k++)
@@ -380,12 +380,15 @@ static plm_status keep_best(plm_generator *g, double u, plm_error *err) {
 static int end_candidate(plm_generator *g, plm_error *err) {
     g->res.candidates_done++;
     if (g->text) g->text[g->len] = 0; // append keeps room for it
-    const char *hyp = g->text ? g->text + g->sent : "", *ref = g->src_text;
-    plm_bleu_result b;
-    plm_status st = plm_bleu(&hyp, &ref, 1, &b, err);
-    if (st != PLM_OK) return st;
-    int32_t k = g->res.generated_tokens;
-    double u = (k ? g->logp / k : 0.0) - (double)g->p.rerank_weight * b.bleu / 100.0;
+    double u = 0.0;                   // the utility: reranking's measure, 0 without candidates
+    plm_status st = PLM_OK;
+    if (g->n_cand > 1) {
+        const char *hyp = g->text ? g->text + g->sent : "", *ref = g->src_text;
+        plm_bleu_result b;
+        if ((st = plm_bleu(&hyp, &ref, 1, &b, err)) != PLM_OK) return st;
+        int32_t k = g->res.generated_tokens;
+        u = (k ? g->logp / k : 0.0) - (double)g->p.rerank_weight * b.bleu / 100.0;
+    }
     if (g->retry || g->best_r.candidates_done == 0 || u > g->best_r.utility)
         st = keep_best(g, u, err);
     if (st != PLM_OK) return st;

@@ -33,12 +33,6 @@
 #include "cpu.h"
 #include "matmul.h"
 
-#define PLM_INLINE static inline __attribute__((always_inline))
-// UNROLL: fully unroll a loop over a tile's tokens or rows. Their bounds are constants at each call
-// site, but -O2 does not unroll nests this deep: without it the accumulators live on the stack
-// (f32 prefill at T = 128 on 1 thread: ~55 GFLOP/s without it, ~200 with it and the 4 x 6 tile).
-#define UNROLL _Pragma("GCC unroll 8")
-
 typedef struct matmul_job matmul_job;
 
 #define PLM_DINP_NC 32 // input gradient: columns per tile (one Q8_0 block)

@@ -23,7 +23,6 @@
 #define PLM_AVX512       __attribute__((target("avx2,avx512f")))
 #define PLM_AVX2         __attribute__((target("avx2")))
 #endif
-#define PLM_INLINE static inline __attribute__((always_inline))
 // The vector helpers pass vectors by value, which GCC and clang warn changes the ABI between
 // targets: they are always inlined, so there is no call to disagree about.
 #if defined(__clang__)
@@ -299,35 +298,49 @@ PLM_INLINE void attention_heads(float *out, float *a, size_t as, const float *q,
                                 const int m) {
     for (int s = 0; s < n; s++) {
         v8 lo[ATT_HEADS], hi[ATT_HEADS];
+        UNROLL
         for (int j = 0; j < m; j++) lo[j] = hi[j] = (v8){0};
+        UNROLL
         for (int i = 0; i < D; i += 16) {
             const v8 k0 = load8(k + s * kvs + i), k1 = load8(k + s * kvs + i + 8);
+            UNROLL
             for (int j = 0; j < m; j++) {
                 lo[j] += load8(q + j * D + i) * k0;
                 hi[j] += load8(q + j * D + i + 8) * k1;
             }
         }
+        UNROLL
         for (int j = 0; j < m; j++) a[j * as + s] = sum16(lo[j], hi[j]) * scale;
     }
     for (int j = 0; j < m; j++) softmax_inplace(a + j * as, n);
     for (int c = 0; c < D; c += 32) { // 32 columns at a time: m x 4 accumulators in registers
         v8 acc[ATT_HEADS][4];
-        for (int j = 0; j < m; j++)
+        UNROLL
+        for (int j = 0; j < m; j++) {
+            UNROLL
             for (int i = 0; i < 4; i++) acc[j][i] = (v8){0};
+        }
         for (int s = 0; s < n; s++) {
             v8 x[4];
+            UNROLL
             for (int i = 0; i < 4; i++) x[i] = load8(v + s * kvs + c + 8 * i);
-            for (int j = 0; j < m; j++)
+            UNROLL
+            for (int j = 0; j < m; j++) {
+                UNROLL
                 for (int i = 0; i < 4; i++) acc[j][i] += a[j * as + s] * x[i];
+            }
         }
-        for (int j = 0; j < m; j++)
+        UNROLL
+        for (int j = 0; j < m; j++) {
+            UNROLL
             for (int i = 0; i < 4; i++) store8(out + j * D + c + 8 * i, acc[j][i]);
+        }
     }
 }
 
 PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const float *q,
-                                  const float *k, const float *v, int T, int P, int H, int K, int D,
-                                  int i0, int i1) {
+                                  const float *k, const float *v, size_t kvp, size_t kvh, int T,
+                                  int P, int H, int K, int D, int i0, int i1) {
     assert(i0 >= 0 && i1 <= T * H && H % K == 0);
     int group = H / K; // query heads per KV head (repeat_kv)
     float scale = 1.0f / sqrtf((float)D);
@@ -337,8 +350,8 @@ PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const 
         const float *qt = q + ((size_t)t * H + h) * D;
         float *a = att + ((size_t)t * H + h) * att_stride;
         float *o = out + ((size_t)t * H + h) * D;
-        const float *kt = k + (size_t)kh * D, *vt = v + (size_t)kh * D;
-        const size_t kvs = (size_t)K * D, as = (size_t)att_stride;
+        const float *kt = k + (size_t)kh * kvh, *vt = v + (size_t)kh * kvh;
+        const size_t kvs = kvp, as = (size_t)att_stride;
         // this thread's next heads of the same token and KV head (the split may cut a group)
         int m = 1;
         while (D % 32 == 0 && m < ATT_HEADS && i + m < i1 && (h + m) / group == kh) m++;
@@ -524,10 +537,10 @@ void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int po
 // attention: D = 64 (SmolLM2, Llama-style models) as a constant, so the head's vectors stay in
 // registers (weighted_sum, dot); the same operations as any D
 PLM_INLINE void attention_forward_d(float *out, float *att, int att_stride, const float *q,
-                                    const float *k, const float *v, int T, int P, int H, int K,
-                                    int D, int i0, int i1) {
-    if (D == 64) attention_forward(out, att, att_stride, q, k, v, T, P, H, K, 64, i0, i1);
-    else attention_forward(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
+                                    const float *k, const float *v, size_t kvp, size_t kvh, int T,
+                                    int P, int H, int K, int D, int i0, int i1) {
+    if (D == 64) attention_forward(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, 64, i0, i1);
+    else attention_forward(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, i0, i1);
 }
 
 PLM_INLINE void attention_backward_d(float *dq, float *dk, float *dv, const float *dout,
@@ -541,11 +554,11 @@ PLM_INLINE void attention_backward_d(float *dq, float *dk, float *dv, const floa
 
 #define ATT_F                                                                                      \
     (float *out, float *att, int att_stride, const float *q, const float *k, const float *v,       \
-     int T, int P, int H, int K, int D, int i0, int i1)
-PATHS(attention_forward_d, ATT_F, (out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1))
+     size_t kvp, size_t kvh, int T, int P, int H, int K, int D, int i0, int i1)
+PATHS(attention_forward_d, ATT_F, (out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, i0, i1))
 void plm_attention_forward ATT_F {
-    PICK(attention_forward_d, (out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1));
-    attention_forward_d(out, att, att_stride, q, k, v, T, P, H, K, D, i0, i1);
+    PICK(attention_forward_d, (out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, i0, i1));
+    attention_forward_d(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, i0, i1);
 }
 
 #define ATT_B                                                                                      \

@@ -33,11 +33,15 @@ void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0
 
 // Causal grouped-query attention of T new queries at positions P..P+T-1 over S = P+T keys.
 // out (T, H*D); att (T, H, att_stride) saved softmax probabilities (att_stride >= S);
-// q (T, H*D); k, v (S, K*D) (the cache rows 0..S-1, the new ones included); query head h reads
-// KV head h / (H/K). Computes the (t, h) pairs with index t*H+h in [i0, i1): callers split that range
-// over threads; each pair is computed by one thread in a fixed order.
+// q (T, H*D); k, v: the keys and values of positions 0..S-1 (the new ones included), the D floats
+// of position s of KV head kh at s * kvp + kh * kvh: (S, K*D) rows as a layer computes them (kvp =
+// K*D, kvh = D), or (K, cap, D) as a session's cache holds them (kvp = D, kvh = cap*D: each head's
+// keys one sequential stream); query head h reads KV head h / (H/K). Computes the (t, h) pairs with
+// index t*H+h in [i0, i1): callers split that range over threads; each pair is computed by one
+// thread in a fixed order.
 void plm_attention_forward(float *out, float *att, int att_stride, const float *q, const float *k,
-                           const float *v, int T, int P, int H, int K, int D, int i0, int i1);
+                           const float *v, size_t kvp, size_t kvh, int T, int P, int H, int K,
+                           int D, int i0, int i1);
 
 // SwiGLU (HF LlamaMLP): out = silu(gate) * up, silu(x) = x / (1 + exp(-x)). out, gate, up (n).
 void plm_swiglu_forward(float *out, const float *gate, const float *up, size_t n);

@@ -51,8 +51,8 @@ struct plm_session {
     int n_ctx;              // context size (positions): the most the caches may grow to
     int cap;                // positions the caches hold now (<= n_ctx)
     int n_past;             // positions filled
-    float *k_cache;         // (L, cap, K*D) keys after RoPE
-    float *v_cache;         // (L, cap, K*D) values
+    float *k_cache;         // (L, K, cap, D) keys after RoPE: each KV head's keys one stream
+    float *v_cache;         // (L, K, cap, D) values
     float *logits;          // (n_vocab) logits of the last token
 };
 
@@ -155,21 +155,21 @@ void plm_session_free(plm_session *s) {
 static plm_status reserve(plm_session *s, int need) {
     if (need <= s->cap) return PLM_OK;
     const plm_config *cfg = &s->model->config;
-    size_t L = (size_t)cfg->num_hidden_layers;
-    size_t KD = (size_t)cfg->num_key_value_heads * (size_t)cfg->head_dim;
+    size_t LK = (size_t)cfg->num_hidden_layers * (size_t)cfg->num_key_value_heads;
+    size_t D = (size_t)cfg->head_dim;
     int cap = s->cap ? s->cap : need;
     while (cap < need) cap = cap > s->n_ctx / 2 ? s->n_ctx : 2 * cap;
-    float *k = plm_alloc(L * (size_t)cap, KD * sizeof(float));
-    float *v = plm_alloc(L * (size_t)cap, KD * sizeof(float));
+    float *k = plm_alloc(LK * (size_t)cap, D * sizeof(float));
+    float *v = plm_alloc(LK * (size_t)cap, D * sizeof(float));
     if (!k || !v || (s->step && step_att(s->step, cap) != PLM_OK)) {
         free(k), free(v);
         return PLM_ERR_NOMEM;
     }
-    for (size_t l = 0; l < L && s->n_past > 0; l++) { // (n_past, K*D) of each layer
-        memcpy(k + l * (size_t)cap * KD, s->k_cache + l * (size_t)s->cap * KD,
-               (size_t)s->n_past * KD * sizeof(float));
-        memcpy(v + l * (size_t)cap * KD, s->v_cache + l * (size_t)s->cap * KD,
-               (size_t)s->n_past * KD * sizeof(float));
+    for (size_t h = 0; h < LK && s->n_past > 0; h++) { // (n_past, D) of each layer's KV head
+        memcpy(k + h * (size_t)cap * D, s->k_cache + h * (size_t)s->cap * D,
+               (size_t)s->n_past * D * sizeof(float));
+        memcpy(v + h * (size_t)cap * D, s->v_cache + h * (size_t)s->cap * D,
+               (size_t)s->n_past * D * sizeof(float));
     }
     free(s->k_cache), free(s->v_cache);
     s->k_cache = k, s->v_cache = v, s->cap = cap;
@@ -269,12 +269,13 @@ static void attention_worker(void *ctx, int ith, int nth) {
         long a = off * H, b = a + (long)j->sq[i].T * H; // its pairs [a, b)
         long lo = i0 > a ? i0 : a, hi = i1 < b ? i1 : b;
         if (lo >= hi) continue;
-        size_t lc = (size_t)j->layer * (size_t)s->cap * KD; // this layer's (cap, K*D) in its caches
+        size_t lc =
+            (size_t)j->layer * (size_t)s->cap * KD; // this layer's (K, cap, D) in its caches
         plm_attention_forward(st->att_out + (size_t)off * HD,
                               st->att + (size_t)off * (size_t)H * (size_t)st->att_stride,
                               st->att_stride, st->q + (size_t)off * HD, s->k_cache + lc,
-                              s->v_cache + lc, j->sq[i].T, s->n_past, H, K, D, (int)(lo - a),
-                              (int)(hi - a));
+                              s->v_cache + lc, (size_t)D, (size_t)s->cap * D, j->sq[i].T, s->n_past,
+                              H, K, D, (int)(lo - a), (int)(hi - a));
     }
 }
 
@@ -292,7 +293,7 @@ static void linear(const plm_step *st, const plm_step_seq *sq, int32_t n, float 
 // ---- the forward step ----
 
 // new_keys_values: RoPE on each sequence's queries and new keys, then its keys and values into
-// its caches at its positions P..P+T-1 of layer l
+// its caches at its positions P..P+T-1 of layer l (each row's K heads to their own streams)
 static void new_keys_values(const plm_step *st, const plm_step_seq *sq, int32_t n, int l) {
     const plm_config *cfg = &st->model->config;
     int H = cfg->num_attention_heads, K = cfg->num_key_value_heads, D = cfg->head_dim;
@@ -303,9 +304,12 @@ static void new_keys_values(const plm_step *st, const plm_step_seq *sq, int32_t 
         float *k = st->kn + (size_t)off * KD, *v = st->vn + (size_t)off * KD;
         plm_rope_forward(st->q + (size_t)off * H * D, st->cos_t, st->sin_t, P, T, H, D);
         plm_rope_forward(k, st->cos_t, st->sin_t, P, T, K, D);
-        size_t at = ((size_t)l * (size_t)s->cap + (size_t)P) * KD; // (P, 0) of layer l
-        memcpy(s->k_cache + at, k, (size_t)T * KD * sizeof(float));
-        memcpy(s->v_cache + at, v, (size_t)T * KD * sizeof(float));
+        for (int t = 0; t < T; t++)
+            for (int kh = 0; kh < K; kh++) { // (l, kh, P + t) of the caches
+                size_t at = (((size_t)l * K + (size_t)kh) * (size_t)s->cap + (size_t)(P + t)) * D;
+                memcpy(s->k_cache + at, k + (size_t)t * KD + (size_t)kh * D, D * sizeof(float));
+                memcpy(s->v_cache + at, v + (size_t)t * KD + (size_t)kh * D, D * sizeof(float));
+            }
     }
 }
 

@@ -52,7 +52,8 @@ static double loss_of(int op, bufs *b, const float *g) {
         plm_rope_forward(b->out, b->cos_t, b->sin_t, 3, T, H, D);
         return dotg(b->out, g, (size_t)T * H * D);
     case 2:
-        plm_attention_forward(b->out, b->att, T, b->q, b->k, b->v, T, 0, H, K, D, 0, T * H);
+        plm_attention_forward(b->out, b->att, T, b->q, b->k, b->v, (size_t)K * D, (size_t)D, T, 0,
+                              H, K, D, 0, T * H);
         return dotg(b->out, g, (size_t)T * H * D);
     default:
         plm_swiglu_forward(b->out, b->gate, b->up, (size_t)T * F);
@@ -171,7 +172,7 @@ static void test_forward(void) {
 
     float *q = randv(T * H * D, 1.0f), *k = randv(T * K * D, 1.0f), *v = randv(T * K * D, 1.0f);
     float *ao = zeros(T * H * D), *att = zeros(T * H * T), *aw = zeros(T * H * D);
-    plm_attention_forward(ao, att, T, q, k, v, T, 0, H, K, D, 0, T * H);
+    plm_attention_forward(ao, att, T, q, k, v, (size_t)K * D, (size_t)D, T, 0, H, K, D, 0, T * H);
     for (int t = 0; t < T; t++)
         for (int h = 0; h < H; h++) {
             int kh = h / (H / K);
@@ -216,12 +217,13 @@ static size_t run_ops(float *out, const path_in *in, int Tn, int Cn, int Hn, int
     plm_rope_backward(out + o, in->cos_t, in->sin_t, P + 1, Tn, Hn, Dn);
     o += (size_t)Tn * Hn * Dn;
     float *att = out + o + (size_t)Tn * Hn * Dn;
-    plm_attention_forward(out + o, att, S, in->q, in->k, in->v, Tn, P, Hn, Kn, Dn, 0, Tn * Hn);
+    plm_attention_forward(out + o, att, S, in->q, in->k, in->v, (size_t)Kn * Dn, (size_t)Dn, Tn, P,
+                          Hn, Kn, Dn, 0, Tn * Hn);
     o += (size_t)Tn * Hn * Dn + (size_t)Tn * Hn * S;
     float *dq = out + o, *dk = dq + (size_t)Tn * Hn * Dn, *dv = dk + (size_t)Tn * Kn * Dn;
     memset(dq, 0, sizeof(float) * (size_t)(Tn * Hn * Dn + 2 * Tn * Kn * Dn));
-    plm_attention_forward(dv + (size_t)Tn * Kn * Dn, att, Tn, in->q, in->k, in->v, Tn, 0, Hn, Kn,
-                          Dn, 0, Tn * Hn); // P = 0 for the backward
+    plm_attention_forward(dv + (size_t)Tn * Kn * Dn, att, Tn, in->q, in->k, in->v, (size_t)Kn * Dn,
+                          (size_t)Dn, Tn, 0, Hn, Kn, Dn, 0, Tn * Hn); // P = 0 for the backward
     plm_attention_backward(dq, dk, dv, in->g, att, Tn, in->q, in->k, in->v, Tn, Hn, Kn, Dn, 0, Kn);
     o += (size_t)Tn * Hn * Dn + 2 * (size_t)Tn * Kn * Dn + (size_t)Tn * Hn * Dn;
     const size_t nf = (size_t)Tn * Fn;

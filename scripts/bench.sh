@@ -6,8 +6,9 @@
 #                 decode of 128 tokens (best of 3 reps inside the process), peak RSS;
 #                 build/pocketlm tokenize on the PAWS dev+test sentences (encode MB/s)
 #   llama.cpp     scripts/bench_llamacpp.py (llama-cpp-python built from source by setup_bench.sh)
-#                 on a Q8_0 GGUF (pocketlm convert, or llama.cpp's requantizer as a fallback) and
-#                 on the original Q4_1 GGUF
+#                 on a Q8_0 GGUF (pocketlm convert, or llama.cpp's requantizer as a fallback), on
+#                 an F32 GGUF (pocketlm convert: the peer of pocketlm's f32 rows) and on the
+#                 original Q4_1 GGUF
 #   PyTorch       scripts/bench_torch.py (HF transformers f32) on the HF dir from pocketlm convert;
 #                 HF `tokenizers` (Rust) on the same PAWS text
 #   AVX2          when the CPU's own path is wider (AVX-512): pocketlm again with PLM_ISA=avx2
@@ -46,6 +47,7 @@ PY=/usr/bin/python3
 PAWS=${PAWS:-data/paws}
 W=$BUILD/bench                      # work dir: converted models, raw results, logs
 Q8=$W/smollm2-q8_0.gguf             # Q8_0 GGUF for llama.cpp
+F32=$W/smollm2-f32.gguf             # F32 GGUF for llama.cpp (the peer of pocketlm's f32 rows)
 HF=$BUILD/smollm2-f32               # HF dir for PyTorch
 RAW=$W/raw.txt                      # one record a line: round system dtype threads metric value
 RUNS=$W/runs.txt                    # one line a run: system dtype threads wall_s foreign_cpu_%
@@ -96,6 +98,11 @@ else
     [ -n "$Q8_BY" ] && echo "$Q8_BY" >"$Q8.by"
 fi
 [ -n "$Q8_BY" ] && say "Q8_0 GGUF $Q8 made by $Q8_BY" || say "no Q8_0 GGUF: llama.cpp q8_0 skipped"
+HAVE_F32=0
+if [ $HAVE_LCP = 1 ] || [ $HAVE_LCP2 = 1 ]; then
+    if [ -f "$F32" ] || "$PLM" convert "$MODEL" "$F32" --dtype f32 >>"$LOG" 2>&1; then HAVE_F32=1
+    else rm -f "$F32"; say "pocketlm convert --dtype f32 failed: llama.cpp f32 skipped"; fi
+fi
 if [ $HAVE_TORCH = 1 ] && [ ! -f "$HF/config.json" ]; then
     "$PLM" convert "$MODEL" "$HF" >>"$LOG" 2>&1 ||
         { say "pocketlm convert to an HF dir failed: PyTorch skipped"; HAVE_TORCH=0; }
@@ -126,8 +133,10 @@ CONFIGS="plm:f32:1 plm:f32:2 plm:q8_0:1 plm:q8_0:2"
 [ $HAVE_PLM2 = 1 ] && CONFIGS="$CONFIGS plm2:f32:1 plm2:f32:2 plm2:q8_0:1 plm2:q8_0:2"
 [ $HAVE_LCP = 1 ] && [ -n "$Q8_BY" ] && CONFIGS="$CONFIGS lcp:q8_0:1 lcp:q8_0:2"
 [ $HAVE_LCP = 1 ] && CONFIGS="$CONFIGS lcp:q4_1:1 lcp:q4_1:2"
+[ $HAVE_LCP = 1 ] && [ $HAVE_F32 = 1 ] && CONFIGS="$CONFIGS lcp:f32:1 lcp:f32:2"
 [ $HAVE_LCP2 = 1 ] && [ -n "$Q8_BY" ] && CONFIGS="$CONFIGS lcp2:q8_0:1 lcp2:q8_0:2"
 [ $HAVE_LCP2 = 1 ] && CONFIGS="$CONFIGS lcp2:q4_1:1 lcp2:q4_1:2"
+[ $HAVE_LCP2 = 1 ] && [ $HAVE_F32 = 1 ] && CONFIGS="$CONFIGS lcp2:f32:1 lcp2:f32:2"
 [ $HAVE_TORCH = 1 ] && CONFIGS="$CONFIGS torch:f32:1+2"
 [ $HAVE_TOK = 1 ] && CONFIGS="$CONFIGS tok:plm:1"
 [ $HAVE_HFTOK = 1 ] && CONFIGS="$CONFIGS tok:hf:1"
@@ -147,7 +156,7 @@ run_config() {          # run_config ROUND KIND:DTYPE:THREADS
         grep -E '^(cpu|features|path) ' "$W/out.txt" >"$W/where_$kind.txt" || true
         parse_bench "$r" $sys ;;
     lcp|lcp2)       # lcp2: the AVX2-only build of setup_bench.sh
-        g=$MODEL; [ "$dt" = q8_0 ] && g=$Q8
+        g=$MODEL; [ "$dt" = q8_0 ] && g=$Q8; [ "$dt" = f32 ] && g=$F32
         pp=; sys=llama.cpp; [ $kind = lcp2 ] && pp=$LCP_AVX2_DIR && sys=llama.cpp/avx2
         measured $sys "$dt" "$th" env ${pp:+PYTHONPATH=$pp} $PY scripts/bench_llamacpp.py "$g" --threads "$th" -p 128 -n 128
         parse_bench "$r" $sys ;;
@@ -195,7 +204,7 @@ Q8_BY=$(cat "$Q8.by" 2>/dev/null || true); TXT=$W/paws.txt
 
 # ---- report ----
 LCP_AVX2_DIR=${LCP_AVX2_DIR:-/usr/local/lib/pocketlm-bench/llama-cpp-avx2}
-export RAW RUNS ROUNDS MODEL Q8 Q8_BY HF LOAD_START LOAD_END PLM OUT TXT W
+export RAW RUNS ROUNDS MODEL Q8 F32 Q8_BY HF LOAD_START LOAD_END PLM OUT TXT W
 machine_env
 export LCP_INFO="$($PY -c 'import llama_cpp; print(llama_cpp.__version__, "|", llama_cpp.llama_print_system_info().decode().strip())' 2>/dev/null || echo none)"
 export LCP2_INFO="$(PYTHONPATH=$LCP_AVX2_DIR $PY -c 'import llama_cpp, sys; assert llama_cpp.__file__.startswith(sys.argv[1]); print(llama_cpp.__version__, "|", llama_cpp.llama_print_system_info().decode().strip())' "$LCP_AVX2_DIR" 2>/dev/null || echo none)"
@@ -205,6 +214,7 @@ SYSTEMS = [("pocketlm", "f32", "pocketlm", "f32"), ("pocketlm", "q8_0", "pocketl
            ("pocketlm/avx2", "f32", "pocketlm/avx2", "f32"), ("pocketlm/avx2", "q8_0", "pocketlm/avx2", "q8_0"),
            ("llama.cpp", "q8_0", "pocketlm", "q8_0"), ("llama.cpp", "q4_1", "pocketlm", "q8_0"),
            ("llama.cpp/avx2", "q8_0", "pocketlm/avx2", "q8_0"), ("llama.cpp/avx2", "q4_1", "pocketlm/avx2", "q8_0"),
+           ("llama.cpp", "f32", "pocketlm", "f32"), ("llama.cpp/avx2", "f32", "pocketlm/avx2", "f32"),
            ("torch", "f32", "pocketlm", "f32")]
 
 def where_of(kind):   # the cpu, features and path lines pocketlm bench printed (plm: auto, plm2: avx2)
@@ -245,7 +255,7 @@ w("Models: pocketlm runs `%s` (Q4_1 GGUF, dequantized to f32 or requantized to q
   " made by `pocketlm convert`.\n" % (E["MODEL"], E["Q8"], E["Q8_BY"] or "—", E["HF"]))
 w("Commands:\n")
 w("    [PLM_ISA=avx2] %s bench -m %s --dtype f32|q8_0 --threads 1|2 -p 128 -n 128" % (E["PLM"], E["MODEL"]))
-w("    [PYTHONPATH=LCP_AVX2_DIR] /usr/bin/python3 scripts/bench_llamacpp.py %s|%s --threads 1|2 -p 128 -n 128   # n_ctx 512" % (E["Q8"], E["MODEL"]))
+w("    [PYTHONPATH=LCP_AVX2_DIR] /usr/bin/python3 scripts/bench_llamacpp.py %s|%s|%s --threads 1|2 -p 128 -n 128   # n_ctx 512" % (E["Q8"], E["F32"], E["MODEL"]))
 w("    /usr/bin/python3 scripts/bench_torch.py %s" % E["HF"])
 w("    %s tokenize -t %s < %s   # PAWS dev+test sentences\n" % (E["PLM"], E["MODEL"], E["TXT"]))
 
@@ -339,7 +349,7 @@ if any(bw.values()):
             p = "pocketlm" if s == "torch" else s
             nb = med((p, d, "1", "decode_bytes")) or med((p, d, "2", "decode_bytes"))
         else:
-            nb = gguf_decode_bytes(E["Q8"] if d == "q8_0" else E["MODEL"])
+            nb = gguf_decode_bytes({"q8_0": E["Q8"], "f32": E["F32"]}.get(d, E["MODEL"]))
         if not nb or not any(recs.get((s, d, t, "decode_tps")) for t in ("1", "2")): continue
         cells = []
         for t in ("1", "2"):

@@ -524,7 +524,8 @@ typedef struct {
     // its ids, reranking measures the overlap with its text.
     const char *source;
     // copy_block: the share of the source's bigrams that block (the paper's block probability; each
-    // bigram drawn once per candidate from the seed). 1 = every bigram (the default), 0 = none.
+    // bigram drawn once per candidate from the seed), and copy_retry's first share. 1 = every
+    // bigram (the default), 0 = none (copy_retry: its first retries block none, its last all).
     float copy_block;
     // candidates: sample this many outputs and keep the one of highest utility
     //     u = mean log p(token) - rerank_weight * BLEU(output, source) / 100
@@ -538,10 +539,12 @@ typedef struct {
     int32_t candidates;
     float rerank_weight; // lambda above, >= 0
     // copy_retry: > 0: when the output (the best candidate) copies the source (the same 13a tokens,
-    // plm_bleu_same_tokens), it is decoded once more with every bigram of the source blocked by
-    // copy_retry logits (as copy_penalty with copy_block 1), and that is the output. The cost: one
-    // more decoding for the outputs that copy. Text comes out only once it is known (as with
-    // candidates). 0 = off.
+    // plm_bleu_same_tokens), it is decoded again with a share of the source's bigrams blocked by
+    // copy_retry logits (as copy_penalty does), and that is the output; while it still copies, again
+    // with twice the share: the shares are copy_block, 2 copy_block, ..., and the third retry (or
+    // the first share that reaches 1) blocks every bigram. A small share changes few words: the
+    // output stays close to the source. The cost: one more decoding for each output that copies
+    // (at most three). Text comes out only once it is known (as with candidates). 0 = off.
     float copy_retry;
 } plm_generate_params;
 

@@ -5,7 +5,8 @@
 // with pretrained language models", section 3.2: after a source token, the token that followed it
 // in the source is blocked for one step) and reranking (n candidates, the best by a stated
 // utility: mean log-probability minus a weight times sentence BLEU against the source), then, for
-// an output that still copies its source, one more decoding with every source bigram blocked.
+// an output that still copies its source, up to RETRIES decodings again that block a share of the
+// source's bigrams, doubled at each one, from copy_block to all of them.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,9 @@
 // prefill on 2 Zen 4 cores). The logits do not depend on how a prompt is split (every row of every
 // kernel is summed in one fixed order), so the result is bit for bit that of one call.
 #define PREFILL_SLICE 64
+// RETRIES: the most decodings again of an output that copies its source (copy_retry); the last
+// blocks every bigram of the source
+#define RETRIES 3
 
 const char *plm_stop_reason_name(plm_stop_reason r) {
     switch (r) {
@@ -100,7 +104,7 @@ struct plm_generator {
     // candidates, and the retry of a copy
     int32_t n_cand;             // candidates to sample, >= 1
     int buffered;               // 1: text comes out once chosen (candidates or copy_retry)
-    int retry;                  // 1: this candidate is the retry of a copy
+    int retry;                  // k > 0: this candidate is the k-th retry of a copy
     int32_t base;               // session positions after the prefill
     double logp;                // this candidate's summed log-probability
     char *src_text;             // the text BLEU compares with (when buffered), owned
@@ -171,8 +175,16 @@ static plm_status source_init(plm_generator *g, const int32_t *prompt, int32_t n
     return PLM_OK;
 }
 
+// retry_share: the share of the source's bigrams the current retry blocks: copy_block, doubled at
+// each retry, and every bigram at the last (RETRIES) or once the doubling reaches 1
+static float retry_share(const plm_generator *g) {
+    float share = g->p.copy_block;
+    for (int k = 1; k < g->retry && share < 1.0f; k++) share *= 2.0f;
+    return g->retry >= RETRIES || share > 1.0f ? 1.0f : share;
+}
+
 // begin_candidate: the state of candidate i: its sampler (seed + i), its draw of the source's
-// bigrams (a hash of seed + i and the position, against copy_block; every bigram for the retry),
+// bigrams (a hash of seed + i and the position, against copy_block, or retry_share for a retry),
 // and, after the first, the logits of the prompt's last position again (re-decoded alone: the
 // same bits as in the prefill)
 static plm_status begin_candidate(plm_generator *g, int32_t i, plm_error *err) {
@@ -182,10 +194,10 @@ static plm_status begin_candidate(plm_generator *g, int32_t i, plm_error *err) {
     g->smp = NULL;
     plm_status rc = plm_sampler_create(&g->smp, &sp, plm_session_n_vocab(g->s), err);
     if (rc != PLM_OK) return rc;
+    const float share = g->retry ? retry_share(g) : g->p.copy_block;
     for (int32_t j = 1; j < g->n_src; j++) {
         uint64_t h = rng_mix(rng_seed(sp.seed) ^ (uint64_t)j);
-        g->block[j] =
-            g->word[j] && (g->retry || g->p.copy_block >= 1.0f || rng_unit(h) < g->p.copy_block);
+        g->block[j] = g->word[j] && (share >= 1.0f || rng_unit(h) < share);
     }
     g->penalty = g->retry ? g->p.copy_retry : g->p.copy_penalty;
     if (i > 0) {
@@ -393,11 +405,11 @@ static int end_candidate(plm_generator *g, plm_error *err) {
         st = keep_best(g, u, err);
     if (st != PLM_OK) return st;
     int next = g->res.candidates_done < g->n_cand;
-    if (!next && !g->retry && g->p.copy_retry > 0.0f) {
+    if (!next && g->p.copy_retry > 0.0f && (!g->retry || retry_share(g) < 1.0f)) {
         g->best[g->best_len] = 0; // keep_best left room for it
         int copy = plm_bleu_same_tokens(g->best, g->src_text);
         if (copy < 0) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
-        next = g->retry = copy;
+        g->retry += next = copy;
     }
     if (next) {
         st = begin_candidate(g, g->res.candidates_done, err);

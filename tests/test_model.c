@@ -420,7 +420,9 @@ static void test_rerank(void) {
 // the retry of a copy: an output with the source's words (the source here: greedy's own output's
 // text) is decoded again with every source bigram blocked by copy_retry, which is exactly a lone
 // generation with that copy_penalty; an output that does not copy comes out as it is, decoded
-// once. Either way the text comes in one piece and the session keeps the prompt only.
+// once. Either way the text comes in one piece and the session keeps the prompt only. With a
+// share of bigrams (copy_block < 1) the retries go on, the share doubling, until the last blocks
+// every bigram.
 static void test_copy_retry(void) {
     plm_model *m = tiny_with_text();
     plm_error err;
@@ -464,6 +466,18 @@ static void test_copy_retry(void) {
                   "source %d: %d tokens sampled, text in %d pieces, %d positions kept", k,
                   res.sampled_tokens, c.calls, plm_session_n_past(s));
     }
+    // the retries' schedule: with copy_block 0 the first two block nothing (greedy copies again),
+    // the third blocks every bigram: the blocked output after four decodings
+    collect c = {{0}, 0, 0};
+    gp.source = greedy.text;
+    gp.copy_block = 0.0f;
+    gp.user = &c;
+    plm_session_truncate(s, 0);
+    CHECK(plm_generate(s, prompt, NP, &gp, got, N, &res, &err) == PLM_OK);
+    CHECK_MSG(!memcmp(got, blocked, sizeof got) && res.sampled_tokens == 4 * N && c.calls == 1,
+              "retries with copy_block 0: %d tokens sampled (want %d), text in %d pieces",
+              res.sampled_tokens, 4 * N, c.calls);
+    gp.copy_block = 1.0f;
     gp.copy_retry = -1.0f;
     CHECK(plm_generate(s, prompt, NP, &gp, got, N, &res, &err) == PLM_ERR_ARG &&
           strstr(err.msg, "copy_retry"));

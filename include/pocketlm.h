@@ -632,11 +632,11 @@ void plm_task_stop(const plm_task *t, plm_generate_params *gp);
 
 // The default D is the task's, PLM_TASK_DIVERSITY_DEFAULT (plm_task_of's), chosen on held-out data,
 // never on test: 0.5 for the shipped adapter models/paws-lora (control level 2 of 5, greedy, the
-// retry of copies): the best held-out iBLEU among settings that copy at most 5% of the inputs
-// (src/paraphrase.c has the figures).
+// retries of copies from a quarter of the source's bigrams): the best held-out iBLEU among settings
+// that copy at most 5% of the inputs (src/paraphrase.c has the figures).
 
 // plm_paraphrase_diversity: set what D controls: t's control code (t->diversity; t may be NULL)
-// and gp's decoding (copy_retry; copy_penalty 0, copy_block 1, candidates 1, greedy); gp
+// and gp's decoding (copy_retry and copy_block = D * D; copy_penalty 0, candidates 1, greedy); gp
 // should start from plm_task_default_params, and the caller sets gp->source to the input.
 // PLM_ERR_ARG, with a message, when diversity is not in [0, 1].
 plm_status plm_paraphrase_diversity(plm_task *t, plm_generate_params *gp, float diversity,

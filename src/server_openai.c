@@ -1,7 +1,10 @@
 // server_openai.c: what `pocketlm serve` adds for OpenAI's clients: the chat prompt of
 // /v1/chat/completions (ChatML, SmolLM2's template), and the OpenAI answer shapes of
 // /v1/completions and /v1/chat/completions: one JSON object with its choices and usage, or
-// chat.completion.chunk / text_completion events. Reference: OpenAI's API reference (chat/create,
+// chat.completion.chunk / text_completion events, and their logprobs (chat's "content" list, or
+// completions' legacy tokens / token_logprobs / top_logprobs / text_offset). The log-probabilities
+// are of the model's own distribution at temperature 1, before any sampling setting (plm_logprobs),
+// as llama.cpp and OpenAI report them. Reference: OpenAI's API reference (chat/create,
 // completions/create). The generation loop itself, parsing the options and streaming are
 // server_api.c's; the models and adapters, server_adapters.c's. Not here: a Jinja interpreter: a template that is
 // not ChatML is refused (400), and ChatML's default system prompt is read from the template text.

@@ -369,7 +369,7 @@ static void test_rerank(void) {
         logp[i] = 0.0;
         for (int k = 0; k < N; k++) {
             const float *x = l + (size_t)(NP - 1 + k) * V;
-            double mx = x[0], sum = 0.0;
+            double mx = (double)x[0], sum = 0.0;
             for (int32_t v = 1; v < V; v++) mx = (double)x[v] > mx ? (double)x[v] : mx;
             for (int32_t v = 0; v < V; v++) sum += exp((double)x[v] - mx);
             logp[i] += (double)x[out[i][k]] - mx - log(sum);
@@ -384,7 +384,7 @@ static void test_rerank(void) {
     const float weights[2] = {0.0f, 50.0f};
     for (int w = 0; w < 2; w++) {
         int best = 0;
-        double u[C], second = -INFINITY;
+        double u[C], second = -(double)INFINITY;
         for (int i = 0; i < C; i++) {
             u[i] = logp[i] / N - (double)weights[w] * bleu[i] / 100.0;
             if (u[i] > u[best]) best = i;
@@ -570,7 +570,7 @@ static int on_token_check(void *user, int32_t id, const float *logits) {
     if (c->n > 0) CHECK(plm_session_decode(c->ref, &c->ids[c->n - 1], 1, &err) == PLM_OK);
     c->bad += memcmp(logits, plm_session_logits(c->ref), (size_t)V * sizeof *logits) != 0 ||
               c->text_calls > c->n;
-    double lp, mx = -INFINITY, sum = 0.0, top_lp[3];
+    double lp, mx = -(double)INFINITY, sum = 0.0, top_lp[3];
     int32_t top[3];
     CHECK(plm_logprobs(logits, V, id, &lp, 3, top, top_lp, &err) == PLM_OK);
     for (int32_t i = 0; i < V; i++) mx = fmax(mx, (double)logits[i]);

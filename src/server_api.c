@@ -1,11 +1,11 @@
 // server_api.c: the JSON API of `pocketlm serve` on the native engine: /v1/paraphrase (the task's
 // prompt and defaults), OpenAI's /v1/completions and /v1/chat/completions (n choices, usage, each
 // token's logprobs: generate's on_token, the model's distribution at temperature 1 before any
-// sampling setting), each as one JSON object or as server-sent events, and /v1/health. A generation request is parsed,
-// picks its adapter, is tokenized with that adapter's tokenizer, waits for a seat in the batch
-// (server.c's queue: a sequence slot and its KV cache within the budget), generates on its own
-// session of the batch (batch.c: its decode steps are shared with the other requests') and
-// answers. Not here: sockets, connections, reading requests, static files and routing (server.c);
+// sampling setting), each as one JSON object or as server-sent events, and /v1/health. A
+// generation request is parsed, picks its adapter, is tokenized with that adapter's tokenizer,
+// waits for a seat in the batch (server.c's queue: a sequence slot and its KV cache within the
+// budget), generates on its own session of the batch (batch.c: its decode steps are shared with the
+// other requests') and answers. Not here: sockets, connections, reading requests, static files and routing (server.c);
 // the adapters and the model names (server_adapters.c); the chat prompt and OpenAI's answer shapes
 // (server_openai.c).
 #define _POSIX_C_SOURCE 200809L

@@ -11,15 +11,6 @@
 
 #define BLOCK 128 // tokens whose logits are held at once
 
-// log_softmax_at: log p(id) from logits (V), in double
-static double log_softmax_at(const float *logits, int32_t V, int32_t id) {
-    double mx = -(double)INFINITY, sum = 0.0;
-    for (int32_t i = 0; i < V; i++)
-        if ((double)logits[i] > mx) mx = (double)logits[i];
-    for (int32_t i = 0; i < V; i++) sum += exp((double)logits[i] - mx);
-    return (double)logits[id] - mx - log(sum);
-}
-
 int cmd_perplexity(int argc, char **argv) {
     const char *cmd = "perplexity", *file = NULL;
     cli_model_opts mo = {.dtype = PLM_DTYPE_F32};
@@ -77,7 +68,7 @@ int cmd_perplexity(int argc, char **argv) {
             // logits of position p predict token p+1 of the window
             for (int32_t t = 0; t < bn && b + t + 1 < wn; t++) {
                 int32_t at = w0 + b + t + 1;
-                lp[at] = log_softmax_at(logits + (size_t)t * V, V, ids[at]);
+                plm_logprobs(logits + (size_t)t * V, V, ids[at], &lp[at], 0, NULL, NULL, NULL);
                 nll -= lp[at];
                 scored++;
             }

@@ -479,6 +479,15 @@ void plm_sampler_free(plm_sampler *s);
 int32_t plm_sampler_sample(plm_sampler *s, const float *logits, const int32_t *history,
                            int32_t n_history);
 
+// plm_logprobs: log-probabilities under the model's own distribution at temperature 1: the log
+// softmax of logits (n_vocab), summed in double, before any sampling setting (penalties,
+// temperature, top-k/p, blocking): what llama.cpp and OpenAI report as logprobs. *logprob receives
+// log p(id); with k > 0 (at most n_vocab), top_ids and top_logprobs (k entries each) receive the k
+// most likely ids, most likely first (ties: the lower id first), and theirs. PLM_ERR_ARG on bad
+// arguments.
+plm_status plm_logprobs(const float *logits, int32_t n_vocab, int32_t id, double *logprob,
+                        int32_t k, int32_t *top_ids, double *top_logprobs, plm_error *err);
+
 // ---- generation ----
 
 typedef enum {
@@ -502,6 +511,14 @@ typedef struct {
     // on_text: called with each new piece of complete UTF-8 text as it is produced (never a split
     // character, never text that might still become a stop string); return non-zero to stop.
     int (*on_text)(void *user, const char *text, size_t len);
+    // on_token: called with each token of the output as it is sampled (not a stop token), before
+    // its text reaches on_text, with the logits it was drawn from: the model's own (n_vocab =
+    // plm_session_n_vocab, before penalties, blocking and temperature; valid during the call, for
+    // plm_logprobs). The output's text is the tokens' texts joined, cut before a stop string
+    // (single_line also drops leading white space). Return non-zero to stop. Only for an output
+    // that comes out as it is sampled: with candidates > 1 or copy_retry > 0, plm_generate returns
+    // PLM_ERR_ARG. May be NULL.
+    int (*on_token)(void *user, int32_t id, const float *logits);
     // should_stop: asked between slices of the prompt's prefill (64 tokens each) and before every
     // token; non-zero stops generation (stop reason "callback"; during the prefill plm_generate
     // returns PLM_ERR_CANCELLED): a long prompt must not hold up a caller that is quitting.

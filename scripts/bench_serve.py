@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """bench_serve.py: the load of `make bench-serve` against one running OpenAI-style server.
 
-usage: bench_serve.py PORT NAME LEVELS REQUESTS MAX_TOKENS
+usage: bench_serve.py PORT NAME LEVELS REQUESTS MAX_TOKENS [--soak SECONDS PID]
   For each number of concurrent clients in LEVELS (e.g. 1,4,8,16), that many client threads each
   send REQUESTS streamed /v1/completions in turn (greedy, MAX_TOKENS new tokens, a prompt of about
-  32 tokens that differs from its first word on, so no server can reuse another's prefix). Prints
+  32 tokens that differs from its first word on, so no server can reuse another's prefix, and in
+  the middle of a sentence, so that greedy decoding runs to MAX_TOKENS: 32 for every prompt). Prints
   one JSON line per level: clients, requests, tokens (generated), wall_s, tok_s (aggregate decode:
   tokens / wall), ttft_p50/p99 and latency_p50/p99 (seconds; p99 is the nearest rank), errors.
+  --soak: LEVELS is one number of clients, each sending requests until SECONDS have passed, while
+  the server's resident memory (VmRSS of PID) is sampled 60 times; one JSON line as above plus
+  rss_mb ([seconds, MB] samples) and growth_pct: the last sample against the first one taken after
+  a tenth of the time (allocators and caches have warmed up by then).
 Standard library only.
 """
 import http.client
@@ -18,7 +23,8 @@ import time
 PORT, NAME = int(sys.argv[1]), sys.argv[2]
 LEVELS = [int(x) for x in sys.argv[3].split(",")]
 REQUESTS, MAX_TOKENS = int(sys.argv[4]), int(sys.argv[5])
-STORY = "Write a long and detailed story about a brave knight who travels across the kingdom to find a lost dragon."
+SOAK, PID = (float(sys.argv[7]), int(sys.argv[8])) if sys.argv[6:7] == ["--soak"] else (0, 0)
+STORY = "Once upon a time, in a land of green hills and old castles, a brave knight travelled across the kingdom to find a lost dragon. The knight"
 
 
 def one(prompt):
@@ -53,29 +59,49 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs) + 0.5)) - 1))] if xs else -1
 
 
-one("warm up")  # loads, first-touch of the caches: not measured
-for clients in LEVELS:
-    results, errors = [], []
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
+
+
+def run(clients):
+    """clients threads sending requests (REQUESTS each, or until SOAK seconds have passed, sampling
+    the RSS meanwhile): the JSON line of the run"""
+    results, errors, samples = [], [], []
     lock = threading.Lock()
+    t0 = time.perf_counter()
 
     def client(i):
-        for k in range(REQUESTS):
-            r = one(f"{i * 100 + k} {STORY}")
+        k = 0
+        while (k < REQUESTS) if not SOAK else (time.perf_counter() - t0 < SOAK):
+            r = one(f"{i * 100 + k % 100}. {STORY}")
+            k += 1
             with lock:
                 (results if isinstance(r, tuple) else errors).append(r)
 
-    t0 = time.perf_counter()
     ts = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in ts:
         t.start()
+    while SOAK and time.perf_counter() - t0 < SOAK:
+        samples.append([round(time.perf_counter() - t0, 1), round(rss_mb(PID), 1)])
+        time.sleep(SOAK / 60)
     for t in ts:
         t.join()
     wall = time.perf_counter() - t0
     tokens = sum(r[2] for r in results)
-    print(json.dumps({"system": NAME, "clients": clients, "requests": len(results), "tokens": tokens,
-                      "wall_s": round(wall, 3), "tok_s": round(tokens / wall, 1),
-                      "ttft_p50": round(pct([r[0] for r in results], 50), 3),
-                      "ttft_p99": round(pct([r[0] for r in results], 99), 3),
-                      "latency_p50": round(pct([r[1] for r in results], 50), 3),
-                      "latency_p99": round(pct([r[1] for r in results], 99), 3),
-                      "errors": errors[:3], "n_errors": len(errors)}), flush=True)
+    line = {"system": NAME, "clients": clients, "requests": len(results), "tokens": tokens,
+            "wall_s": round(wall, 3), "tok_s": round(tokens / wall, 1),
+            "ttft_p50": round(pct([r[0] for r in results], 50), 3),
+            "ttft_p99": round(pct([r[0] for r in results], 99), 3),
+            "latency_p50": round(pct([r[1] for r in results], 50), 3),
+            "latency_p99": round(pct([r[1] for r in results], 99), 3),
+            "errors": errors[:3], "n_errors": len(errors)}
+    if SOAK:  # (the samples are under load: the idle server has given its KV caches back)
+        base = next(mb for t, mb in samples if t >= SOAK / 10)
+        line.update(soak_s=SOAK, rss_mb=samples, growth_pct=round(100 * (samples[-1][1] - base) / base, 2))
+    return line
+
+
+one("warm up")  # loads, first-touch of the caches: not measured
+for clients in LEVELS:
+    print(json.dumps(run(clients)), flush=True)

@@ -7,23 +7,30 @@
 #   pocketlm         serve --dtype q8_0 --threads 2 --max-batch 16: continuous batching
 #   pocketlm/serial  the same with --max-batch 1: one request at a time (what batching gains)
 #   llama-cpp-python its OpenAI server (python3 -m llama_cpp.server, n_threads 2; built by
-#                    scripts/setup_bench.sh, which also installs the server's extras): one Llama
-#                    object, requests served one at a time (it has no parallel slots), the weights
-#                    in the file's own Q4_1
+#                    scripts/setup_bench.sh, which this script runs when the server's extras are
+#                    missing): one Llama object, requests served one at a time (it has no parallel
+#                    slots; --interrupt_requests False, else a new request cancels the running
+#                    one), the weights in the file's own Q4_1
+#
+# Then a soak (BENCH_SOAK_SECS, default 600; 0 skips it): pocketlm under BENCH_SOAK_CLIENTS (8)
+# clients sending requests without pause, its resident memory sampled 60 times: the growth from a
+# tenth of the time to the end (target: flat, <= 5%).
 #
 # The CPU and the load are recorded; with other jobs on the machine the figures are only
 # indicative. Writes a new dated file in benchmarks/history/ (its path is printed; BENCH_OUT names
 # another file). Env: BUILD, BENCH_LEVELS (1,4,8,16), BENCH_REQUESTS (2), BENCH_TOKENS (32),
-# BENCH_THREADS (2).
+# BENCH_THREADS (2), BENCH_SOAK_SECS (600), BENCH_SOAK_CLIENTS (8).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-. scripts/bench_lib.sh # history_file
+. scripts/bench_lib.sh # history_file, machine_env
 OUT=${BENCH_OUT:-$(history_file bench-serve)}
 LEVELS=${BENCH_LEVELS:-1,4,8,16}
 REQS=${BENCH_REQUESTS:-2}
 TOKENS=${BENCH_TOKENS:-32}
 THREADS=${BENCH_THREADS:-2}
+SOAK=${BENCH_SOAK_SECS:-600}
+SOAK_CLIENTS=${BENCH_SOAK_CLIENTS:-8}
 MODEL=models/SmolLM2-135M-Instruct.Q4_1.gguf
 PY=/usr/bin/python3
 W=$BUILD/bench-serve
@@ -51,13 +58,20 @@ wait_port() {
 # rss PID: VmRSS and VmHWM of the process, in MB
 rss() { awk '/^VmRSS|^VmHWM/ { printf "%s %d MB  ", $1, $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
 
-# pocketlm NAME MAX_BATCH
-pocketlm() {
+# start NAME MAX_BATCH: pocketlm serve in the background (PID), its port in $port, its log in
+# $W/NAME.log (a / in NAME as -)
+start() {
+    log=$W/$(echo "$1" | tr / -).log
     "$BIN" serve -m "$MODEL" --dtype q8_0 --threads "$THREADS" --max-batch "$2" --max-pending 64 \
-        --port 0 --web web --timeout 60000 2>"$W/$1.log" &
+        --port 0 --web web --timeout 60000 2>"$log" &
     PID=$!
-    port=$(wait_port "$W/$1.log" '.*listening on http://127.0.0.1:\([0-9]*\)/.*') || { say "$1 did not start"; return 0; }
+    port=$(wait_port "$log" '.*listening on http://127.0.0.1:\([0-9]*\)/.*') || { say "$1 did not start"; return 1; }
     say "$1 on port $port"
+}
+
+# pocketlm NAME MAX_BATCH: the levels on pocketlm serve
+pocketlm() {
+    start "$1" "$2" || return 0
     $PY scripts/bench_serve.py "$port" "$1" "$LEVELS" "$REQS" "$TOKENS" | tee -a "$W/runs.jsonl" >&2
     echo "$1: $(rss "$PID")" >>"$W/rss.txt"
     kill -INT "$PID"; wait "$PID" || true; PID=
@@ -68,11 +82,15 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 pocketlm pocketlm 16
 pocketlm pocketlm/serial 1
 LCP=none
+if ! $PY -c 'import llama_cpp.server.app' 2>/dev/null; then # (idempotent; the AVX2 variant is not needed)
+    say "llama-cpp-python's server is missing: sh scripts/setup_bench.sh"
+    LCP_AVX2=0 sh scripts/setup_bench.sh >&2 || say "setup_bench.sh failed"
+fi
 if $PY -c 'import llama_cpp.server.app' 2>/dev/null; then
     LCP=$($PY -c 'import llama_cpp; print(llama_cpp.__version__)')
     port=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     $PY -m llama_cpp.server --model "$MODEL" --n_threads "$THREADS" --n_threads_batch "$THREADS" \
-        --n_ctx 2048 --host 127.0.0.1 --port "$port" >"$W/llama.log" 2>&1 &
+        --n_ctx 2048 --interrupt_requests False --host 127.0.0.1 --port "$port" >"$W/llama.log" 2>&1 &
     PID=$!
     for _ in $(seq 1 600); do
         $PY -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v1/models')" 2>/dev/null && break
@@ -85,26 +103,44 @@ if $PY -c 'import llama_cpp.server.app' 2>/dev/null; then
 else
     say "llama-cpp-python's server is not installed (sh scripts/setup_bench.sh): no peer"
 fi
+: >"$W/soak.jsonl"
+if [ "$SOAK" -gt 0 ] && start pocketlm/soak 16; then
+    say "soak: $SOAK_CLIENTS clients for $SOAK s"
+    $PY scripts/bench_serve.py "$port" pocketlm "$SOAK_CLIENTS" 1 "$TOKENS" --soak "$SOAK" "$PID" | tee "$W/soak.jsonl" >&2
+    kill -INT "$PID"; wait "$PID" || true; PID=
+fi
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+machine_env
 
-CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-$PY - "$W/runs.jsonl" "$OUT" <<PY
-import json, sys
+$PY - "$W/runs.jsonl" "$W/soak.jsonl" "$OUT" <<PY
+import json, os, sys
+E = os.environ
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+soak = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 one = {r["system"]: r["tok_s"] for r in runs if r["clients"] == 1}
-lines = ["# bench-serve $(date '+%Y-%m-%d %H:%M')", "",
-         "CPU: $CPU, $(nproc) CPUs; threads $THREADS; load average at start $LOAD_START, at end $LOAD_END",
-         "Model: $MODEL (pocketlm --dtype q8_0; llama-cpp-python $LCP in the file's Q4_1).",
+peer = {r["clients"]: r["tok_s"] for r in runs if r["system"] == "llama-cpp-python"}
+lines = ["# bench-serve $(date '+%Y-%m-%d %H:%M') — pocketlm " + E["GIT_REV"], "",
+         f"Machine: {E['CPU_MODEL']}, {E['CPU_CORES']} cores ({E['CPU_FLAGS'].strip()}), {E['FREE_G']}, {E['KERNEL']}; "
+         "threads $THREADS; load average (1/5/15 min) $LOAD_START at the start, $LOAD_END at the end.",
+         f"Builds: pocketlm \`make\` ({E['CC_VERSION']}, CFLAGS \`{E['CFLAGS_USED']}\`); llama-cpp-python $LCP (scripts/setup_bench.sh).",
+         "Model: $MODEL (pocketlm --dtype q8_0; llama-cpp-python in the file's Q4_1).",
          "Load: each client sends $REQS streamed greedy /v1/completions in turn, a prompt of about 32 tokens, $TOKENS new tokens.",
-         "", "| system | clients | requests | aggregate tok/s | x its 1 client | TTFT p50 / p99 (s) | latency p50 / p99 (s) | errors |",
-         "|---|---|---|---|---|---|---|---|"]
+         "", "| system | clients | requests | aggregate tok/s | x its 1 client | x llama-cpp-python | TTFT p50 / p99 (s) | latency p50 / p99 (s) | errors |",
+         "|---|---|---|---|---|---|---|---|---|"]
 for r in runs:
-    x = r["tok_s"] / one[r["system"]] if one.get(r["system"]) else 0
-    lines.append(f"| {r['system']} | {r['clients']} | {r['requests']} | {r['tok_s']} | {x:.2f} | "
+    x = f"{r['tok_s'] / one[r['system']]:.2f}" if one.get(r["system"]) else "—"
+    y = f"{r['tok_s'] / peer[r['clients']]:.2f}" if peer.get(r["clients"]) and r["system"] != "llama-cpp-python" else "—"
+    lines.append(f"| {r['system']} | {r['clients']} | {r['requests']} | {r['tok_s']} | {x} | {y} | "
                  f"{r['ttft_p50']} / {r['ttft_p99']} | {r['latency_p50']} / {r['latency_p99']} | {r['n_errors']} |")
 lines += ["", "Memory after the run (VmRSS, VmHWM):", ""] + ["    " + l.rstrip() for l in open("$W/rss.txt")]
+for r in soak:
+    lines += ["", f"## Soak: {r['clients']} clients for {r['soak_s']:.0f} s (pocketlm serve --max-batch 16)", "",
+              f"{r['requests']} requests, {r['tok_s']} tok/s, TTFT p50 / p99 {r['ttft_p50']} / {r['ttft_p99']} s, "
+              f"latency p50 / p99 {r['latency_p50']} / {r['latency_p99']} s, {r['n_errors']} errors. "
+              f"VmRSS growth from {r['soak_s'] / 10:.0f} s to the end: {r['growth_pct']}% (target <= 5%).", "",
+              "VmRSS (MB) over time (s): " + ", ".join(f"{t:.0f}: {mb:.0f}" for t, mb in r["rss_mb"][::6])]
 lines += ["", "Command: \`make bench-serve\` (scripts/bench_serve.sh, scripts/bench_serve.py)."]
-open(sys.argv[2], "w").write("\n".join(lines) + "\n")
+open(sys.argv[3], "w").write("\n".join(lines) + "\n")
 PY
 say "wrote $OUT"
 echo "$OUT"

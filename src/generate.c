@@ -294,17 +294,6 @@ static const float *blocked(plm_generator *g) {
     return g->logits;
 }
 
-// log_prob: log softmax(logits)[id] over the session's n_vocab logits
-static double log_prob(const plm_generator *g, const float *logits, int32_t id) {
-    int32_t V = plm_session_n_vocab(g->s);
-    float mx = logits[0];
-    for (int32_t i = 1; i < V; i++)
-        if (logits[i] > mx) mx = logits[i];
-    double sum = 0.0;
-    for (int32_t i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
-    return (double)(logits[id] - mx) - log(sum);
-}
-
 // append: the text of token id to g->text
 static plm_status append(plm_generator *g, int32_t id, plm_error *err) {
     char piece[256];
@@ -343,7 +332,12 @@ static int step(plm_generator *g, plm_error *err) {
     }
     if (g->res.generated_tokens >= g->p.max_tokens) return finish(g, PLM_STOP_LENGTH, g->len);
     int32_t id = plm_sampler_sample(g->smp, blocked(g), g->hist, g->n_hist);
-    if (g->n_cand > 1) g->logp += log_prob(g, plm_session_logits(g->s), id);
+    if (g->n_cand > 1) { // the model's own log p(id), before blocking and sampling settings
+        double lp;
+        plm_logprobs(plm_session_logits(g->s), plm_session_n_vocab(g->s), id, &lp, 0, NULL, NULL,
+                     NULL);
+        g->logp += lp;
+    }
     g->res.generated_tokens++;
     g->res.sampled_tokens++;
     for (int32_t k = 0; k < g->n_stops; k++)
@@ -478,6 +472,11 @@ const int32_t *plm_generator_ids(const plm_generator *g, int32_t *n) {
 plm_status plm_generate(plm_session *s, const int32_t *prompt, int32_t n_prompt,
                         const plm_generate_params *params, int32_t *out_ids, int32_t cap,
                         plm_generate_result *result, plm_error *err) {
+    if (params && params->on_token && (params->candidates > 1 || params->copy_retry > 0.0f))
+        return plm_fail(err, PLM_ERR_ARG,
+                        "generate: on_token needs an output sampled in one pass: got candidates "
+                        "%d, copy_retry %g",
+                        params->candidates, (double)params->copy_retry);
     plm_generator *g;
     plm_status rc = plm_generator_create(&g, s, prompt, n_prompt, params, err);
     if (rc != PLM_OK) return rc;
@@ -493,7 +492,11 @@ plm_status plm_generate(plm_session *s, const int32_t *prompt, int32_t n_prompt,
             rc = (plm_status)r;
             break;
         }
-        if (len && params->on_text && params->on_text(params->user, text, len) && r == 1) {
+        int32_t id = plm_generator_token(g);
+        int stop = id >= 0 && params->on_token &&
+                   params->on_token(params->user, id, plm_session_logits(s));
+        if (!stop && len && params->on_text) stop = params->on_text(params->user, text, len);
+        if (stop && r == 1) {
             g->res.stop_reason = PLM_STOP_CALLBACK;
             break;
         }

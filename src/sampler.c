@@ -143,3 +143,32 @@ int32_t plm_sampler_sample(plm_sampler *s, const float *logits, const int32_t *h
     }
     return s->cand[last].id;
 }
+
+// ---- log-probabilities ----
+
+plm_status plm_logprobs(const float *logits, int32_t n_vocab, int32_t id, double *logprob,
+                        int32_t k, int32_t *top_ids, double *top_logprobs, plm_error *err) {
+    if (!logits || n_vocab < 1 || id < 0 || id >= n_vocab || !logprob || k < 0 || k > n_vocab ||
+        (k > 0 && (!top_ids || !top_logprobs)))
+        return plm_fail(err, PLM_ERR_ARG,
+                        "logprobs: want logits of n_vocab >= 1, 0 <= id < n_vocab and 0 <= k <= "
+                        "n_vocab with room for k; got n_vocab %d, id %d, k %d",
+                        n_vocab, id, k);
+    double mx = (double)logits[0], sum = 0.0;
+    for (int32_t i = 1; i < n_vocab; i++)
+        if ((double)logits[i] > mx) mx = (double)logits[i];
+    for (int32_t i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - mx);
+    double ls = log(sum);
+    *logprob = (double)logits[id] - mx - ls;
+    // the k best by insertion, in (logit descending, id ascending) order: ids come in ascending
+    // order, so a later id enters only above a strictly lower logit
+    int32_t n = 0;
+    for (int32_t i = 0; i < n_vocab && k > 0; i++) {
+        if (n == k && !(logits[i] > logits[top_ids[k - 1]])) continue;
+        int32_t j = n < k ? n++ : k - 1;
+        for (; j > 0 && logits[i] > logits[top_ids[j - 1]]; j--) top_ids[j] = top_ids[j - 1];
+        top_ids[j] = i;
+    }
+    for (int32_t j = 0; j < k; j++) top_logprobs[j] = (double)logits[top_ids[j]] - mx - ls;
+    return PLM_OK;
+}

@@ -170,6 +170,28 @@ void plm_server_adapter_names(server *s, char def[NAME_MAX_LEN + 1], sbuf *b);
 int plm_server_chat_prompt(conn *c, const plm_json *j, const plm_tokenizer *tok, char **prompt,
                            size_t *plen, int32_t *stop_id);
 
+#define MAX_TOP_LOGPROBS                                                                           \
+    20 // top_logprobs (chat) and logprobs (completions) at most, OpenAI's bound
+
+// A generated token with its log-probabilities (plm_logprobs: the model's distribution at
+// temperature 1, before any sampling setting), when a request asks for logprobs.
+typedef struct {
+    int32_t id;                        // the token
+    float logprob;                     // log p(id)
+    size_t offset;                     // where its text starts in its choice's text (bytes)
+    int32_t top_ids[MAX_TOP_LOGPROBS]; // (k) the k most likely, most likely first
+    float top[MAX_TOP_LOGPROBS];       // (k) their log-probabilities
+} oai_token;
+
+// The tokens of one choice (or of one streamed event) to report as "logprobs".
+typedef struct {
+    const oai_token *t; // (n)
+    int32_t n;
+    int32_t k;                // top_logprobs (chat) / logprobs (completions)
+    const plm_tokenizer *tok; // their texts
+    size_t text_offset;       // completions: the prompt's bytes, where text_offset counts from
+} oai_logprobs;
+
 // What each OpenAI answer starts with.
 typedef struct {
     api_kind kind;     // API_COMPLETIONS or API_CHAT
@@ -178,17 +200,19 @@ typedef struct {
     const char *model; // the name reported (plm_server_pick_model)
 } oai_head;
 
-// plm_server_oai_chunk: one "data: {...}\n\n" event with choice index's text piece, or (reason
-// non-NULL) its end; first: the chat role comes with it
+// plm_server_oai_chunk: one "data: {...}\n\n" event with choice index's text piece and the
+// tokens that begin in it (lp; NULL: "logprobs": null), or (reason non-NULL) its end; first: the
+// chat role comes with it
 void plm_server_oai_chunk(sbuf *b, const oai_head *h, int32_t index, const char *text, size_t len,
-                          const char *reason, int first);
+                          const oai_logprobs *lp, const char *reason, int first);
 // plm_server_oai_usage_chunk: the last event when stream_options.include_usage: no choices, usage
 void plm_server_oai_usage_chunk(sbuf *b, const oai_head *h, int32_t prompt_tokens,
                                 int32_t completion_tokens);
 // plm_server_oai_usage: "usage": {...}
 void plm_server_oai_usage(sbuf *b, int32_t prompt_tokens, int32_t completion_tokens);
-// plm_server_oai_response: the whole answer: n choices (texts, finish reasons) and usage
-void plm_server_oai_response(sbuf *b, const oai_head *h, const sbuf *texts,
+// plm_server_oai_response: the whole answer: n choices (texts, their tokens' logprobs or NULL,
+// finish reasons) and usage
+void plm_server_oai_response(sbuf *b, const oai_head *h, const sbuf *texts, const oai_logprobs *lps,
                              const char *const *reasons, int32_t n, int32_t prompt_tokens,
                              int32_t completion_tokens);
 

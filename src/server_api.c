@@ -1,10 +1,11 @@
 // server_api.c: the JSON API of `pocketlm serve` on the native engine: /v1/paraphrase (the task's
-// prompt and defaults), OpenAI's /v1/completions and /v1/chat/completions (n choices, usage), each
-// as one JSON object or as server-sent events, and /v1/health. A generation request is parsed,
-// picks its adapter, is tokenized with that adapter's tokenizer, waits for a seat in the batch
-// (server.c's queue: a sequence slot and its KV cache within the budget), generates on its own
-// session of the batch (batch.c: its decode steps are shared with the other requests') and
-// answers. Not here: sockets, connections, reading requests, static files and routing (server.c);
+// prompt and defaults), OpenAI's /v1/completions and /v1/chat/completions (n choices, usage, each
+// token's logprobs: generate's on_token, the model's distribution at temperature 1 before any
+// sampling setting), each as one JSON object or as server-sent events, and /v1/health. A
+// generation request is parsed, picks its adapter, is tokenized with that adapter's tokenizer,
+// waits for a seat in the batch (server.c's queue: a sequence slot and its KV cache within the
+// budget), generates on its own session of the batch (batch.c: its decode steps are shared with the
+// other requests') and answers. Not here: sockets, connections, reading requests, static files and routing (server.c);
 // the adapters and the model names (server_adapters.c); the chat prompt and OpenAI's answer shapes
 // (server_openai.c).
 #define _POSIX_C_SOURCE 200809L
@@ -24,23 +25,51 @@
 
 // ---- generation requests ----
 
+// The tokens of one choice with their log-probabilities (when the request asks for logprobs).
+typedef struct {
+    oai_token *t; // (cap) in the order sampled; those past the answer's end are not reported
+    int32_t n, cap;
+    size_t end;   // where the next token's text starts in the choice's text (bytes)
+    int32_t sent; // tokens already streamed
+} token_list;
+
 typedef struct {
     conn *c;
     api_kind kind;
-    int stream;              // 1: server-sent events as text arrives
-    sbuf texts[MAX_CHOICES]; // (n_choices) the whole generated text of each choice
-    oai_head h;              // completions and chat: id, created, model
-    char id[32];             // "cmpl-N" or "chatcmpl-N" (h.id)
-    int32_t index;           // the choice being generated
-    int first;               // no event has been sent for this choice yet
-    int stopped;             // generation was stopped: client gone or server stopping
+    int stream;                   // 1: server-sent events as text arrives
+    sbuf texts[MAX_CHOICES];      // (n_choices) the whole generated text of each choice
+    int32_t top_k;                // logprobs: the top tokens each token reports; -1 = no logprobs
+    const plm_tokenizer *tok;     // the request's (token texts)
+    int32_t n_vocab;              // logits per token
+    size_t text_offset;           // completions' text_offset: the prompt's bytes
+    token_list toks[MAX_CHOICES]; // (n_choices) with logprobs: each choice's tokens
+    oai_head h;                   // completions and chat: id, created, model
+    char id[32];                  // "cmpl-N" or "chatcmpl-N" (h.id)
+    int32_t index;                // the choice being generated
+    int first;                    // no event has been sent for this choice yet
+    int stopped;                  // generation was stopped: client gone or server stopping
 } gen_ctx;
 
-// sse_chunk: one "data: {...}\n\n" event carrying a piece of text
+// reported: the logprobs of choice i's tokens from its first unsent one up to those that begin
+// past `end` bytes of its text (not in the answer, or not streamed yet); NULL without logprobs
+static const oai_logprobs *reported(const gen_ctx *g, int32_t i, size_t end, oai_logprobs *lp) {
+    const token_list *l = &g->toks[i];
+    if (g->top_k < 0) return NULL;
+    int32_t n = l->sent;
+    while (n < l->n && l->t[n].offset < end) n++;
+    *lp = (oai_logprobs){l->t + l->sent, n - l->sent, g->top_k, g->tok, g->text_offset};
+    return lp;
+}
+
+// sse_chunk: one "data: {...}\n\n" event carrying a piece of text (the end of the choice's text
+// so far), and the tokens that begin in it
 static int sse_chunk(gen_ctx *g, const char *text, size_t len, const char *finish) {
     sbuf b = {0};
     if (g->kind != API_PARAPHRASE) {
-        plm_server_oai_chunk(&b, &g->h, g->index, text, len, finish, g->first);
+        oai_logprobs lp;
+        const oai_logprobs *l = finish ? NULL : reported(g, g->index, g->texts[g->index].n, &lp);
+        plm_server_oai_chunk(&b, &g->h, g->index, text, len, l, finish, g->first);
+        if (l) g->toks[g->index].sent += l->n;
         g->first = 0;
     } else {
         plm_sbuf_add(&b, "data: {\"text\": ", 15);
@@ -58,6 +87,29 @@ static int gen_should_stop(void *user) {
     gen_ctx *g = user;
     if (plm_server_stopping(g->c->srv) || plm_server_client_gone(g->c)) g->stopped = 1;
     return g->stopped;
+}
+
+// on_token: with logprobs, the token's log-probabilities and where its text starts
+static int on_token(void *user, int32_t id, const float *logits) {
+    gen_ctx *g = user;
+    token_list *l = &g->toks[g->index];
+    if (l->n == l->cap) {
+        int32_t cap = l->cap ? 2 * l->cap : 64;
+        oai_token *t = realloc(l->t, (size_t)cap * sizeof *t);
+        if (!t) return g->stopped = 1;
+        l->t = t;
+        l->cap = cap;
+    }
+    oai_token *t = &l->t[l->n++];
+    double lp, top[MAX_TOP_LOGPROBS];
+    plm_logprobs(logits, g->n_vocab, id, &lp, g->top_k, t->top_ids, top, NULL);
+    t->id = id;
+    t->logprob = (float)lp;
+    for (int32_t j = 0; j < g->top_k; j++) t->top[j] = (float)top[j];
+    t->offset = l->end;
+    int64_t n = plm_tokenizer_decode(g->tok, &id, 1, NULL, 0); // as the generator's text grows
+    l->end += n > 0 ? (size_t)n : 0;
+    return 0;
 }
 
 static int on_text(void *user, const char *text, size_t len) {
@@ -107,6 +159,7 @@ typedef struct {
     plm_generate_params gp;        // sampling and stops; gp.stop_* point into this struct
     plm_task task;                 // /v1/paraphrase: the task under the session's tokenizer
     int32_t n_choices;             // "n": answers to generate (not streamed when > 1)
+    int32_t top_k;                 // logprobs: top tokens each token reports; -1 = no logprobs
     int include_usage;             // stream_options.include_usage: a last event with usage
     int32_t stop_id;               // chat: <|im_end|>, which ends an answer
     char model[512];               // the model name to report
@@ -151,12 +204,42 @@ bad:
            -1;
 }
 
+// parse_logprobs: chat's "logprobs" (true or false) and "top_logprobs" (0 to MAX_TOP_LOGPROBS,
+// with "logprobs": true), completions' "logprobs" (the same count) into r->top_k (-1: none).
+// Returns 0, or -1 after sending the error.
+static int parse_logprobs(conn *c, const plm_json *j, gen_request *r) {
+    int32_t li = plm_json_get(j, 0, "logprobs"), ti = plm_json_get(j, 0, "top_logprobs");
+    int on = li >= 0 && j->tok[li].type != PLM_JSON_NULL;
+    double k = 0;
+    if (r->kind == API_COMPLETIONS) {
+        if (ti >= 0 && j->tok[ti].type != PLM_JSON_NULL)
+            return plm_server_send_error(c, 400, NULL,
+                                         "\"top_logprobs\" is for chat: completions take "
+                                         "\"logprobs\": N"),
+                   -1;
+        if (opt_num(c, j, "logprobs", 0, MAX_TOP_LOGPROBS, &k)) return -1;
+    } else {
+        if (on && (on = plm_json_bool(j, li)) < 0)
+            return plm_server_send_error(c, 400, NULL, "\"logprobs\" must be true or false"), -1;
+        if (opt_num(c, j, "top_logprobs", 0, MAX_TOP_LOGPROBS, &k)) return -1;
+        if (!on && ti >= 0 && j->tok[ti].type != PLM_JSON_NULL)
+            return plm_server_send_error(c, 400, NULL, "\"top_logprobs\" needs \"logprobs\": true"),
+                   -1;
+    }
+    if (k != floor(k))
+        return plm_server_send_error(c, 400, NULL, "\"%s\" must be an integer in [0, %d]",
+                                     r->kind == API_CHAT ? "top_logprobs" : "logprobs",
+                                     MAX_TOP_LOGPROBS),
+               -1;
+    r->top_k = on ? (int32_t)k : -1;
+    return 0;
+}
+
 // parse_openai: what /v1/completions and /v1/chat/completions add: "model", "n",
-// "stream_options" and the options this server does not have ("logprobs", "echo", "suffix",
+// "stream_options", logprobs, and the options this server does not have ("echo", "suffix",
 // "best_of", "tools": 400 when asked for). Returns 0, or -1 after sending the error.
 static int parse_openai(conn *c, const plm_json *j, gen_request *r) {
-    static const char *const unsupported[] = {"logprobs", "top_logprobs", "echo",
-                                              "suffix",   "tools",        "best_of"};
+    static const char *const unsupported[] = {"echo", "suffix", "tools", "best_of"};
     for (size_t k = 0; k < sizeof unsupported / sizeof unsupported[0]; k++) {
         int32_t i = plm_json_get(j, 0, unsupported[k]);
         if (i >= 0 && j->tok[i].type != PLM_JSON_NULL && j->tok[i].type != PLM_JSON_FALSE)
@@ -164,6 +247,7 @@ static int parse_openai(conn *c, const plm_json *j, gen_request *r) {
                                          unsupported[k]),
                    -1;
     }
+    if (parse_logprobs(c, j, r)) return -1;
     double n = 1;
     if (opt_num(c, j, "n", 1, MAX_CHOICES, &n)) return -1;
     if (n != (int32_t)n)
@@ -222,6 +306,7 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
     int rc = -1;
     r->kind = kind;
     r->n_choices = 1;
+    r->top_k = -1;
     r->gp = kind == API_PARAPHRASE ? plm_task_default_params() : plm_generate_default_params();
     if (kind != API_PARAPHRASE) r->gp.sampler.temperature = 1.0f;
     if (kind == API_COMPLETIONS) r->gp.max_tokens = 16;
@@ -254,6 +339,12 @@ static int parse_generate(conn *c, api_kind kind, gen_request *r) {
         plm_paraphrase_diversity(&r->task, &r->gp, (float)diversity, NULL);
     }
     if (parse_decoding(c, &j, &r->gp)) goto done;
+    if (r->top_k >= 0 && (r->gp.candidates > 1 || r->gp.copy_retry > 0.0f)) {
+        plm_server_send_error(c, 400, NULL,
+                              "logprobs are of one sampled output: not with \"candidates\" or "
+                              "\"copy_retry\"");
+        goto done;
+    }
     plm_sampler_params *sp = &r->gp.sampler;
     double max_tokens = r->gp.max_tokens, temp = (double)sp->temperature, top_k = sp->top_k;
     double top_p = (double)sp->top_p, seed = -1;
@@ -331,8 +422,10 @@ static void respond_generate(gen_ctx *g, const gen_request *r, const plm_generat
             plm_sbuf_add(&b, "data: [DONE]\n\n", 14);
             if (!b.oom) plm_server_send_all(c, b.p, b.n);
         } else {
-            plm_server_oai_response(&b, &g->h, g->texts, reasons, r->n_choices, res->prompt_tokens,
-                                    n_out);
+            oai_logprobs lps[MAX_CHOICES];
+            for (int32_t i = 0; i < r->n_choices; i++) reported(g, i, g->texts[i].n, &lps[i]);
+            plm_server_oai_response(&b, &g->h, g->texts, g->top_k < 0 ? NULL : lps, reasons,
+                                    r->n_choices, res->prompt_tokens, n_out);
             plm_server_send_json(c, 200, &b, NULL);
         }
         free(b.p);
@@ -435,7 +528,12 @@ void plm_server_handle_generate(conn *c, api_kind kind) {
     snprintf(g.id, sizeof g.id, "%s-%llu", kind == API_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long long)r.n_req);
     g.h = (oai_head){kind, g.id, (long long)time(NULL), r.model};
+    g.top_k = r.top_k;
+    g.tok = r.tok;
+    g.n_vocab = plm_session_n_vocab(ses);
+    g.text_offset = r.plen;
     if (g.stream) plm_server_send_head(c, 200, "text/event-stream", -1, NULL);
+    if (g.top_k >= 0) r.gp.on_token = on_token;
     r.gp.on_text = on_text;
     r.gp.should_stop = gen_should_stop;
     r.gp.user = &g;
@@ -471,7 +569,7 @@ void plm_server_handle_generate(conn *c, api_kind kind) {
         respond_generate(&g, &r, &res, reasons, n_out);
     }
 done:
-    for (int32_t k = 0; k < MAX_CHOICES; k++) free(g.texts[k].p);
+    for (int32_t k = 0; k < MAX_CHOICES; k++) free(g.texts[k].p), free(g.toks[k].t);
     free(ids);
     gen_request_free(&r);
 }

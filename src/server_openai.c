@@ -1,7 +1,10 @@
 // server_openai.c: what `pocketlm serve` adds for OpenAI's clients: the chat prompt of
 // /v1/chat/completions (ChatML, SmolLM2's template), and the OpenAI answer shapes of
 // /v1/completions and /v1/chat/completions: one JSON object with its choices and usage, or
-// chat.completion.chunk / text_completion events. Reference: OpenAI's API reference (chat/create,
+// chat.completion.chunk / text_completion events, and their logprobs (chat's "content" list, or
+// completions' legacy tokens / token_logprobs / top_logprobs / text_offset). The log-probabilities
+// are of the model's own distribution at temperature 1, before any sampling setting (plm_logprobs),
+// as llama.cpp and OpenAI report them. Reference: OpenAI's API reference (chat/create,
 // completions/create). The generation loop itself, parsing the options and streaming are
 // server_api.c's; the models and adapters, server_adapters.c's. Not here: a Jinja interpreter: a template that is
 // not ChatML is refused (400), and ChatML's default system prompt is read from the template text.
@@ -11,6 +14,7 @@
 #include "server.h"
 
 #if !defined(__EMSCRIPTEN__)
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,9 +123,103 @@ static void head(sbuf *b, const oai_head *h, const char *object) {
     plm_sbuf_json_str(b, h->model, strlen(h->model));
 }
 
-static void finish(sbuf *b, const char *reason) {
-    plm_sbuf_addf(b, ", \"logprobs\": null, \"finish_reason\": %s%s%s}", reason ? "\"" : "",
-                  reason ? reason : "null", reason ? "\"" : "");
+// token_text: the bytes of token id into buf (cap), their count (0 when it has none)
+static size_t token_text(const plm_tokenizer *tok, int32_t id, char *buf, size_t cap) {
+    int64_t n = plm_tokenizer_decode(tok, &id, 1, buf, cap);
+    return n > 0 && (size_t)n <= cap ? (size_t)n : 0;
+}
+
+// add_lp: a log-probability as a JSON number (-9999, OpenAI's floor, for one that is not finite)
+static void add_lp(sbuf *b, float lp) {
+    plm_sbuf_addf(b, "%.9g", isfinite(lp) ? (double)lp : -9999.0);
+}
+
+// chat_token: `{"token": text, "logprob": lp, "bytes": [...]` of token id (the object left open)
+static void chat_token(sbuf *b, const plm_tokenizer *tok, int32_t id, float lp) {
+    char t[256];
+    size_t n = token_text(tok, id, t, sizeof t);
+    ADD(b, "{\"token\": ");
+    plm_sbuf_json_str(b, t, n);
+    ADD(b, ", \"logprob\": ");
+    add_lp(b, lp);
+    ADD(b, ", \"bytes\": [");
+    for (size_t i = 0; i < n; i++) plm_sbuf_addf(b, "%s%u", i ? ", " : "", (unsigned char)t[i]);
+    ADD(b, "]");
+}
+
+// legacy_entry: `"text": lp` of token id in a completions top_logprobs object
+static void legacy_entry(sbuf *b, const plm_tokenizer *tok, int32_t id, float lp, int first) {
+    char t[256];
+    if (!first) ADD(b, ", ");
+    plm_sbuf_json_str(b, t, token_text(tok, id, t, sizeof t));
+    ADD(b, ": ");
+    add_lp(b, lp);
+}
+
+// logprobs: `"logprobs": ...` of a choice: null without lp; chat's {"content": [{"token",
+// "logprob", "bytes", "top_logprobs": [the k most likely]}...], "refusal": null}; completions'
+// {"tokens", "token_logprobs", "top_logprobs", "text_offset"}, whose top_logprobs map the texts of
+// the k most likely tokens and of the sampled one to their logprobs (OpenAI's "up to logprobs + 1";
+// two tokens of one text share a key) and whose text_offset counts bytes from the prompt's start
+static void logprobs(sbuf *b, int chat, const oai_logprobs *lp) {
+    ADD(b, "\"logprobs\": ");
+    if (!lp) {
+        ADD(b, "null");
+        return;
+    }
+    if (chat) ADD(b, "{\"content\": [");
+    else ADD(b, "{\"tokens\": [");
+    for (int32_t i = 0; i < lp->n; i++) {
+        const oai_token *t = &lp->t[i];
+        if (i) ADD(b, ", ");
+        if (chat) {
+            chat_token(b, lp->tok, t->id, t->logprob);
+            ADD(b, ", \"top_logprobs\": [");
+            for (int32_t j = 0; j < lp->k; j++) {
+                if (j) ADD(b, ", ");
+                chat_token(b, lp->tok, t->top_ids[j], t->top[j]);
+                ADD(b, "}");
+            }
+            ADD(b, "]}");
+        } else {
+            char text[256];
+            plm_sbuf_json_str(b, text, token_text(lp->tok, t->id, text, sizeof text));
+        }
+    }
+    if (chat) {
+        ADD(b, "], \"refusal\": null}");
+        return;
+    }
+    ADD(b, "], \"token_logprobs\": [");
+    for (int32_t i = 0; i < lp->n; i++) {
+        if (i) ADD(b, ", ");
+        add_lp(b, lp->t[i].logprob);
+    }
+    ADD(b, "], \"top_logprobs\": [");
+    for (int32_t i = 0; i < lp->n; i++) {
+        const oai_token *t = &lp->t[i];
+        int sampled_in = 0;
+        if (i) ADD(b, ", ");
+        ADD(b, "{");
+        for (int32_t j = 0; j < lp->k; j++) {
+            legacy_entry(b, lp->tok, t->top_ids[j], t->top[j], j == 0);
+            sampled_in |= t->top_ids[j] == t->id;
+        }
+        if (!sampled_in) legacy_entry(b, lp->tok, t->id, t->logprob, lp->k == 0);
+        ADD(b, "}");
+    }
+    ADD(b, "], \"text_offset\": [");
+    for (int32_t i = 0; i < lp->n; i++)
+        plm_sbuf_addf(b, "%s%zu", i ? ", " : "", lp->text_offset + lp->t[i].offset);
+    ADD(b, "]}");
+}
+
+// finish: the end of a choice: its logprobs and finish reason (null while streaming)
+static void finish(sbuf *b, int chat, const oai_logprobs *lp, const char *reason) {
+    ADD(b, ", ");
+    logprobs(b, chat, lp);
+    plm_sbuf_addf(b, ", \"finish_reason\": %s%s%s}", reason ? "\"" : "", reason ? reason : "null",
+                  reason ? "\"" : "");
 }
 
 void plm_server_oai_usage(sbuf *b, int32_t prompt_tokens, int32_t completion_tokens) {
@@ -132,7 +230,7 @@ void plm_server_oai_usage(sbuf *b, int32_t prompt_tokens, int32_t completion_tok
 }
 
 void plm_server_oai_chunk(sbuf *b, const oai_head *h, int32_t index, const char *text, size_t len,
-                          const char *reason, int first) {
+                          const oai_logprobs *lp, const char *reason, int first) {
     int chat = h->kind == API_CHAT;
     ADD(b, "data: ");
     head(b, h, chat ? "chat.completion.chunk" : "text_completion");
@@ -150,7 +248,7 @@ void plm_server_oai_chunk(sbuf *b, const oai_head *h, int32_t index, const char 
         }
         ADD(b, "}");
     }
-    finish(b, reason);
+    finish(b, chat, lp, reason);
     ADD(b, "]}\n\n");
 }
 
@@ -163,7 +261,7 @@ void plm_server_oai_usage_chunk(sbuf *b, const oai_head *h, int32_t prompt_token
     ADD(b, "}\n\n");
 }
 
-void plm_server_oai_response(sbuf *b, const oai_head *h, const sbuf *texts,
+void plm_server_oai_response(sbuf *b, const oai_head *h, const sbuf *texts, const oai_logprobs *lps,
                              const char *const *reasons, int32_t n, int32_t prompt_tokens,
                              int32_t completion_tokens) {
     int chat = h->kind == API_CHAT;
@@ -175,7 +273,7 @@ void plm_server_oai_response(sbuf *b, const oai_head *h, const sbuf *texts,
         else ADD(b, "\"text\": ");
         plm_sbuf_json_str(b, texts[i].p ? texts[i].p : "", texts[i].n);
         if (chat) ADD(b, "}");
-        finish(b, reasons[i]);
+        finish(b, chat, lps ? &lps[i] : NULL, reasons[i]);
     }
     ADD(b, "], ");
     plm_server_oai_usage(b, prompt_tokens, completion_tokens);

@@ -6,7 +6,8 @@
 # no prompt in the log unless --log-prompts. Then the official clients, PyPI `openai`
 # (tests/openai_client.py) and npm `openai` (tests/openai_client.mjs), against the real model:
 # models list, chat, streaming chat, completions, a stop string and n = 2, each compared with the
-# CLI's greedy output (temperature 0).
+# CLI's greedy output (temperature 0); logprobs (chat and completions, streamed and whole, n = 2,
+# greedy and sampled) against `pocketlm perplexity`'s log-probabilities of the same text.
 # Needs the real model (models/SmolLM2-135M-Instruct.Q4_1.gguf, `make model`): without it the test
 # prints SKIP and passes (tests/lib.sh); so does a part whose client is not installed.
 set -u

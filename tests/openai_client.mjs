@@ -1,6 +1,8 @@
 // openai_client.mjs: the official `openai` npm client against a running `pocketlm serve`
-// (tests/openai.test.sh): models list, chat, streaming chat, completions, a stop string and n = 2,
-// each compared with the CLI's greedy output that tests/openai_client.py wrote to EXPECT_JSON.
+// (tests/openai.test.sh): models list, chat, streaming chat, completions, a stop string, n = 2 and
+// logprobs (chat's and completions', whole and streamed), each compared with what
+// tests/openai_client.py wrote to EXPECT_JSON: the CLI's greedy output, and logprobs it checked
+// against `pocketlm perplexity`.
 // usage: node tests/openai_client.mjs PORT EXPECT_JSON. Prints one line per check; exits 1 when any
 // fails.
 import { readFileSync } from 'node:fs';
@@ -41,6 +43,24 @@ check(`completions stop ${JSON.stringify(want.stop)} == CLI --stop`, c.choices[0
 r = await client.chat.completions.create({ ...base, messages: want.messages, max_tokens: 24, n: 2 });
 check('n = 2: two choices, each == CLI greedy',
     r.choices.length === 2 && r.choices.every((ch) => ch.message.content === want.chat), r.choices);
+
+// logprobs: the same tokens and values as the python client's (which checked them)
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+const chatLp = (content) => content.map((t) => [t.token, t.logprob, t.top_logprobs.map((x) => x.logprob)]);
+r = await client.chat.completions.create({ ...base, messages: want.messages, max_tokens: 24, n: 2, logprobs: true,
+    top_logprobs: 3 });
+check('chat logprobs, n = 2 == python client\'s', r.choices.every((ch) => same(chatLp(ch.logprobs.content), want.chat_logprobs)),
+    r.choices[0].logprobs);
+let lps = [];
+for await (const ch of await client.chat.completions.create({ ...base, messages: want.messages, max_tokens: 24,
+    stream: true, logprobs: true, top_logprobs: 3 }))
+    if (ch.choices.length && ch.choices[0].logprobs) lps.push(...chatLp(ch.choices[0].logprobs.content));
+check('streamed chat logprobs == python client\'s', same(lps, want.chat_logprobs), lps);
+c = await client.completions.create({ ...base, prompt: want.prompt, max_tokens: 12, logprobs: 5 });
+const L = c.choices[0].logprobs;
+const W = want.completion_logprobs, byKey = (tops) => tops.map((d) => Object.entries(d).sort()); // (JS orders keys like "1" first)
+check('completions logprobs (tokens, token_logprobs, top_logprobs, text_offset) == python client\'s',
+    same([L.tokens, L.token_logprobs, byKey(L.top_logprobs), L.text_offset], [W[0], W[1], byKey(W[2]), W[3]]), L);
 
 try {
     await client.chat.completions.create({ ...base, model: 'gpt-4o', messages: want.messages });

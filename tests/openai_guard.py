@@ -28,14 +28,22 @@ def raw(data, timeout=30.0, read=True):
     return http_check.raw(HOST, PORT, data, timeout, read)
 
 
-def request(method, path, body=None, headers=None, host=None, retry=True):
-    """one request; a 503 for connections (earlier ones still closing on a busy machine) is retried"""
+def served(send):
+    """send() again (20 times at most) while it gets a 503 for connections: earlier ones may still
+    be closing on a busy machine"""
     for _ in range(20):
-        st, h, b = request_once(method, path, body, headers, host)
-        if st != 503 or not retry:
+        r = send()
+        if r[0] != 503:
             break
         time.sleep(0.5)
-    return st, h, b
+    return r
+
+
+def request(method, path, body=None, headers=None, host=None, retry=True):
+    """one request (retried while the connections are full unless retry is False)"""
+    def send():
+        return request_once(method, path, body, headers, host)
+    return served(send) if retry else send()
 
 
 def request_once(method, path, body, headers, host):
@@ -72,9 +80,9 @@ check("Host evil.example POST refused before generating", st == 421, (st, b))
 for host in [f"localhost:{PORT}", f"127.0.0.1:{PORT}", f"LOCALHOST:{PORT}"]:
     st, _, b = request("GET", "/v1/health", host=host)
     check(f"Host {host} served", st == 200, (st, b))
-st, _, b = raw(b"GET /v1/health HTTP/1.1\r\n\r\n")
+st, _, b = served(lambda: raw(b"GET /v1/health HTTP/1.1\r\n\r\n"))
 check("HTTP/1.1 without Host 400", st == 400, (st, b))
-st, _, b = raw(f"GET /v1/health HTTP/1.1\r\nHost: localhost:{PORT}\r\nHost: evil.example\r\n\r\n".encode())
+st, _, b = served(lambda: raw(f"GET /v1/health HTTP/1.1\r\nHost: localhost:{PORT}\r\nHost: evil.example\r\n\r\n".encode()))
 check("two Host headers 400", st == 400, (st, b))
 
 # Origin and CORS
@@ -111,7 +119,7 @@ if KEY:
 big = {"prompt": "a" * 5000}
 st, _, b = request("POST", "/v1/completions", big)
 check("body over --max-body 413", st == 413 and openai_error(b), (st, b[:200]))
-st, _, b = raw(f"GET /v1/health HTTP/1.1\r\nHost: localhost:{PORT}\r\nX-Big: {'b' * 9000}\r\n\r\n".encode())
+st, _, b = served(lambda: raw(f"GET /v1/health HTTP/1.1\r\nHost: localhost:{PORT}\r\nX-Big: {'b' * 9000}\r\n\r\n".encode()))
 check("9 KB of headers 431", st == 431, (st, b[:200]))
 # slowloris: one header line per second never finishes the head; dropped at --timeout (2 s)
 request("GET", "/v1/health")  # (waits until a slot is free)

@@ -3,6 +3,7 @@
 // decoding == full forward, prefill in pieces == at once, 1 thread == N threads bit for bit,
 // greedy continuation == HF generate, q8_0 close to f32; dynamic blocking and reranking against
 // their definitions.
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -368,7 +369,7 @@ static void test_rerank(void) {
         logp[i] = 0.0;
         for (int k = 0; k < N; k++) {
             const float *x = l + (size_t)(NP - 1 + k) * V;
-            double mx = x[0], sum = 0.0;
+            double mx = (double)x[0], sum = 0.0;
             for (int32_t v = 1; v < V; v++) mx = (double)x[v] > mx ? (double)x[v] : mx;
             for (int32_t v = 0; v < V; v++) sum += exp((double)x[v] - mx);
             logp[i] += (double)x[out[i][k]] - mx - log(sum);
@@ -383,7 +384,7 @@ static void test_rerank(void) {
     const float weights[2] = {0.0f, 50.0f};
     for (int w = 0; w < 2; w++) {
         int best = 0;
-        double u[C], second = -INFINITY;
+        double u[C], second = -(double)INFINITY;
         for (int i = 0; i < C; i++) {
             u[i] = logp[i] / N - (double)weights[w] * bleu[i] / 100.0;
             if (u[i] > u[best]) best = i;
@@ -557,9 +558,92 @@ static void test_should_stop(void) {
     plm_model_free(m);
 }
 
+// on_token: each output token with the logits it was drawn from, before its text. The tokens are
+// the output's ids (the stop token not among them), their texts joined are the output's text; the
+// logits are bit for bit those of a session that decodes the prompt and the tokens before, and
+// their plm_logprobs match a log softmax recomputed here. Sampling at temperature 0.7 with a
+// repetition penalty (settings the logits must not see). Candidates or copy_retry with on_token
+// are refused.
+typedef struct {
+    const plm_model *m;
+    plm_session *ref; // decodes the prompt and each token in turn
+    int32_t ids[64];
+    int n, bad, text_calls;
+    char tokens[1024], text[1024]; // the tokens' texts joined; the text of on_text
+    size_t n_tokens, n_text;
+} token_ctx;
+
+static void add(char *buf, size_t *n, const char *s, size_t len) {
+    if (*n + len < 1024) memcpy(buf + *n, s, len), *n += len;
+}
+
+static int on_token_check(void *user, int32_t id, const float *logits) {
+    token_ctx *c = user;
+    int32_t V = plm_session_n_vocab(c->ref);
+    plm_error err;
+    if (c->n > 0) CHECK(plm_session_decode(c->ref, &c->ids[c->n - 1], 1, &err) == PLM_OK);
+    c->bad += memcmp(logits, plm_session_logits(c->ref), (size_t)V * sizeof *logits) != 0 ||
+              c->text_calls > c->n;
+    double lp, mx = -(double)INFINITY, sum = 0.0, top_lp[3];
+    int32_t top[3];
+    CHECK(plm_logprobs(logits, V, id, &lp, 3, top, top_lp, &err) == PLM_OK);
+    for (int32_t i = 0; i < V; i++) mx = fmax(mx, (double)logits[i]);
+    for (int32_t i = 0; i < V; i++) sum += exp((double)logits[i] - mx);
+    c->bad += fabs(lp - ((double)logits[id] - mx - log(sum))) > 1e-12 || top_lp[0] < top_lp[1] ||
+              top_lp[1] < top_lp[2] || lp > top_lp[0];
+    c->ids[c->n++] = id;
+    char piece[64];
+    int64_t k = plm_tokenizer_decode(plm_model_tokenizer(c->m), &id, 1, piece, sizeof piece);
+    add(c->tokens, &c->n_tokens, piece, k > 0 ? (size_t)k : 0);
+    return 0;
+}
+
+static int on_text_check(void *user, const char *text, size_t len) {
+    token_ctx *c = user;
+    c->text_calls++;
+    add(c->text, &c->n_text, text, len);
+    return 0;
+}
+
+static void test_on_token(void) {
+    plm_model *m = tiny_with_text();
+    if (!m) return;
+    plm_error err;
+    enum { NP = 9, N = 24 };
+    int32_t prompt[NP], out[N];
+    for (int i = 0; i < NP; i++) prompt[i] = 40 + (i * 29) % 250;
+    plm_session *s = new_session(m, 2);
+    token_ctx c = {.m = m, .ref = new_session(m, 1)};
+    CHECK(plm_session_decode(c.ref, prompt, NP, &err) == PLM_OK);
+    plm_generate_params gp = plm_generate_default_params();
+    gp.max_tokens = N;
+    gp.sampler.temperature = 0.7f;
+    gp.sampler.repetition_penalty = 1.3f;
+    gp.on_token = on_token_check;
+    gp.on_text = on_text_check;
+    gp.user = &c;
+    plm_generate_result res;
+    CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_OK);
+    int n_out = res.generated_tokens - (res.stop_reason == PLM_STOP_TOKEN);
+    CHECK_MSG(c.bad == 0 && c.n == n_out && n_out > 0 &&
+                  !memcmp(c.ids, out, (size_t)n_out * sizeof *out) && c.n_text == c.n_tokens &&
+                  !memcmp(c.text, c.tokens, c.n_text),
+              "on_token: %d bad calls, %d tokens for %d, text %zu bytes for %zu", c.bad, c.n, n_out,
+              c.n_text, c.n_tokens);
+    gp.candidates = 2;
+    CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_ERR_ARG);
+    gp.candidates = 0;
+    gp.copy_retry = 1.0f;
+    CHECK(plm_generate(s, prompt, NP, &gp, out, N, &res, &err) == PLM_ERR_ARG);
+    plm_session_free(c.ref);
+    plm_session_free(s);
+    plm_model_free(m);
+}
+
 int main(void) {
     test_self();
     test_should_stop();
+    test_on_token();
     test_isa_from_env("test_model");
     test_variant("tiny-tied");
     test_variant("tiny-untied");

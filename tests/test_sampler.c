@@ -101,5 +101,31 @@ int main(void) {
     plm_error err;
     CHECK(plm_sampler_create(&s, &bad, 4, &err) == PLM_ERR_ARG);
     plm_sampler_free(NULL);
+    // plm_logprobs: log softmax at temperature 1 against a recompute in long double, the top k
+    // most likely first with ties to the lower id, k = 0 and k = V, and bad arguments refused
+    float lv[6] = {2.0f, -1.0f, 3.5f, 2.0f, 3.5f, -40.0f};
+    double lp, top_lp[6];
+    int32_t top[6];
+    long double zl = 0.0L;
+    for (int i = 0; i < 6; i++) zl += expl((long double)lv[i]);
+    CHECK(plm_logprobs(lv, 6, 5, &lp, 6, top, top_lp, NULL) == PLM_OK);
+    CHECK_MSG(fabs(lp - (double)((long double)lv[5] - logl(zl))) < 1e-12, "log p(5) = %g", lp);
+    int32_t want_top[6] = {2, 4, 0, 3, 1, 5};
+    CHECK_MSG(!memcmp(top, want_top, sizeof top), "top order %d %d %d %d %d %d", top[0], top[1],
+              top[2], top[3], top[4], top[5]);
+    double mass = 0.0;
+    for (int j = 0; j < 6; j++) {
+        CHECK(fabs(top_lp[j] - (double)((long double)lv[top[j]] - logl(zl))) < 1e-12);
+        mass += exp(top_lp[j]);
+    }
+    CHECK_MSG(fabs(mass - 1.0) < 1e-12, "probabilities sum to %.15f", mass);
+    CHECK(plm_logprobs(lv, 6, 2, &lp, 2, top, top_lp, NULL) == PLM_OK && top[0] == 2 &&
+          top[1] == 4 && lp == top_lp[0] && top_lp[0] == top_lp[1]);
+    CHECK(plm_logprobs(lv, 6, 1, &lp, 0, NULL, NULL, NULL) == PLM_OK && lp < -5.3 && lp > -5.5);
+    CHECK(plm_logprobs(lv, 6, 6, &lp, 0, NULL, NULL, &err) == PLM_ERR_ARG &&
+          strstr(err.msg, "id 6"));
+    CHECK(plm_logprobs(lv, 6, 0, &lp, 7, top, top_lp, NULL) == PLM_ERR_ARG);
+    CHECK(plm_logprobs(lv, 6, 0, &lp, 2, NULL, top_lp, NULL) == PLM_ERR_ARG);
+
     return test_main_end("test_sampler");
 }

@@ -73,8 +73,10 @@ int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate
     "  --copy-penalty A dynamic blocking: lower by A the logits of tokens that go on copying "     \
     "the\n"                                                                                        \
     "                   source (0 = off)\n"                                                        \
-    "  --copy-retry A   an output that copies the source (the same words) is decoded once\n"       \
-    "                   more with every source bigram blocked by A logits (0 = off)\n"             \
+    "  --copy-retry A   an output that copies the source (the same words) is decoded again\n"      \
+    "                   with a share of the source's bigrams blocked by A logits (--block,\n"      \
+    "                   default all), doubled while it still copies; the third retry blocks\n"     \
+    "                   them all (0 = off)\n"                                                      \
     "  --seed S         random seed\n"
 // cli_open: load o->model (and o->lora into o->adapter) and create a session; prints the error and
 // returns non-zero on failure.

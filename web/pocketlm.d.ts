@@ -92,9 +92,10 @@ export interface GenerateOptions {
   /** The weight of the overlap with the source in that choice (>= 0). */
   rerankWeight?: number;
   /**
-   * An output that copies the source (the same words) is decoded once more with every source
-   * bigram lowered by copyRetry logits, and that is the output (one more decoding for copies only;
-   * the text comes in one piece at the end). 0 = off (generate's default).
+   * An output that copies the source (the same words) is decoded again with a share copyBlock of
+   * the source's bigrams lowered by copyRetry logits, the share doubled while the output still
+   * copies and every bigram at the third retry; that is the output (one more decoding for each
+   * copy, at most three; the text comes in one piece at the end). 0 = off (generate's default).
    */
   copyRetry?: number;
   /**

@@ -74,9 +74,9 @@ int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate
     "the\n"                                                                                        \
     "                   source (0 = off)\n"                                                        \
     "  --copy-retry A   an output that copies the source (the same words) is decoded again\n"      \
-    "                   with a share of the source's bigrams blocked by A logits (--block,\n"      \
-    "                   default all), doubled while it still copies; the third retry blocks\n"     \
-    "                   them all (0 = off)\n"                                                      \
+    "                   with a share of the source's bigrams blocked by A logits (D*D with\n"      \
+    "                   --diversity D, P with generate's --block P, else all), the share\n"        \
+    "                   doubled while it still copies, all at the third retry (0 = off)\n"         \
     "  --seed S         random seed\n"
 // cli_open: load o->model (and o->lora into o->adapter) and create a session; prints the error and
 // returns non-zero on failure.

@@ -105,6 +105,10 @@ plm_status plm_gguf_get_strs(const plm_gguf *g, const char *key, plm_str **out, 
 plm_status plm_gguf_get_ints(const plm_gguf *g, const char *key, int32_t **out, int64_t *n,
                              plm_error *err);
 
+// plm_gguf_get_floats: a float32 array as a new array of n (free with free()).
+plm_status plm_gguf_get_floats(const plm_gguf *g, const char *key, float **out, int64_t *n,
+                               plm_error *err);
+
 // ---- tensors ----
 
 const plm_gguf_tensor *plm_gguf_find_tensor(const plm_gguf *g, const char *name); // or NULL

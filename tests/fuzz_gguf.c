@@ -37,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     plm_tokenizer *tok = NULL;
     if (plm_gguf_tokenizer(&tok, &g, "fuzz", NULL) == PLM_OK) {
         int32_t ids[256];
-        int32_t n = plm_tokenizer_encode(tok, (const char *)data, size < 256 ? size : 256, ids, 256);
+        int32_t n =
+            plm_tokenizer_encode(tok, (const char *)data, size < 256 ? size : 256, ids, 256);
         if (n < 0 || plm_tokenizer_decode(tok, ids, n < 256 ? n : 256, NULL, 0) < 0) abort();
         plm_tokenizer_free(tok);
     }

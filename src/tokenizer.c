@@ -1,11 +1,13 @@
-// tokenizer.c: plm_tokenizer, byte-level BPE as Hugging Face defines it for the GPT-2 family
-// (GPT-2, SmolLM/SmolLM2, StarCoder): the object and how it is built. Here: the building steps
-// that tokenizer.json, GGUF arrays and added tokens share (texts, the text -> id table, decoded
-// bytes, merges; the struct is in tokenizer_internal.h), GGUF pre-tokenizer names, building from
-// GGUF-style arrays, adding tokens, decode and the read-back accessors. Not here: the
-// tokenizer.json reader and writer (tokenizer_json.c), encode (tokenizer_encode.c). Not supported
-// at all: normalizers (NFC, Lowercase, ...), Metaspace/SentencePiece, WordPiece, post-processors
-// (encode never adds BOS/EOS): they load as PLM_ERR_UNSUPPORTED, never as silently wrong ids.
+// tokenizer.c: plm_tokenizer, BPE as Hugging Face defines it: byte-level for the GPT-2 family
+// (GPT-2, SmolLM/SmolLM2, StarCoder) and for Llama 3 and Qwen2/2.5/3, and SentencePiece-style with
+// byte fallback for Gemma: the object and how it is built. Here: the building steps that
+// tokenizer.json, GGUF arrays and added tokens share (texts, the text -> id table, decoded bytes,
+// merges; the struct is in tokenizer_internal.h), GGUF pre-tokenizer names, merges from GGUF's
+// SentencePiece scores, building from GGUF-style arrays, adding tokens, decode and the read-back
+// accessors. Not here: the tokenizer.json reader and writer (tokenizer_json.c), encode
+// (tokenizer_encode.c). Not supported at all: other normalizers (NFKC, Lowercase, ...), the
+// Metaspace pre-tokenizer, Unigram, WordPiece, post-processors (encode never adds BOS/EOS): they
+// load as PLM_ERR_UNSUPPORTED, never as silently wrong ids.
 //
 // Reference: transformers.js 3.8 src/tokenizers.js (the oracle of
 // tests/fixtures/tokenizer-smollm2.jsonl and of tests/tokenizer_live.mjs), which mirrors the Rust

@@ -140,21 +140,49 @@ static void gen_defaults(gen_opts *o) {
 
 // ---- generate ----
 
+// chat_prompt: PROMPT as the user's message in the model's chat format (malloc'd), and its stop
+// token in *stop_id; NULL after printing why.
+static char *chat_prompt(const char *cmd, const plm_model *m, const char *prompt,
+                         int32_t *stop_id) {
+    plm_chat_message msg = {"user", prompt};
+    const char *tmpl = plm_model_chat_template(m);
+    const plm_tokenizer *tok = plm_model_tokenizer(m);
+    int64_t n = tok ? plm_chat_prompt(tmpl, tok, &msg, 1, NULL, 0, stop_id) : PLM_ERR_ARG;
+    char *p = n > 0 ? malloc((size_t)n + 1) : NULL;
+    if (!p) {
+        fprintf(stderr, "pocketlm %s: --chat: %s\n", cmd,
+                n == PLM_ERR_UNSUPPORTED ? "the model's chat template is none of ChatML, Llama 3 "
+                                           "and Gemma"
+                : n < 0                  ? "the model has no tokenizer"
+                                         : "out of memory");
+        return NULL;
+    }
+    plm_chat_prompt(tmpl, tok, &msg, 1, p, (size_t)n, stop_id);
+    p[n] = 0;
+    return p;
+}
+
 int cmd_generate(int argc, char **argv) {
     const char *cmd = "generate", *prompt = NULL;
+    int chat = 0;
     gen_opts o;
     gen_defaults(&o);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: pocketlm generate -m MODEL -p PROMPT [options]\n"
                    "Continues PROMPT and streams the new text to stdout.\n\n" CLI_MODEL_HELP
-                   "  -p PROMPT        the prompt text\n" GEN_HELP);
+                   "  -p PROMPT        the prompt text\n"
+                   "  --chat           PROMPT is a user's message: wrap it in the model's chat "
+                   "format\n"
+                   "                   (ChatML, Llama 3 or Gemma) and stop at the end of the "
+                   "answer\n" GEN_HELP);
             return 0;
         }
         int r = gen_flag(cmd, argc, argv, &i, &o);
         if (r < 0) return 2;
         if (r > 0) continue;
-        if (!strcmp(argv[i], "-p") || !strcmp(argv[i], "--prompt")) {
+        if (!strcmp(argv[i], "--chat")) chat = 1;
+        else if (!strcmp(argv[i], "-p") || !strcmp(argv[i], "--prompt")) {
             if (!(prompt = cli_value(cmd, argc, argv, &i))) return 2;
         } else return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
     }
@@ -163,7 +191,11 @@ int cmd_generate(int argc, char **argv) {
     plm_model *m;
     plm_session *s;
     if (cli_open(cmd, &o.model, &m, &s)) return 1;
-    int rc = run(cmd, s, prompt, &o);
+    int32_t stop_id = -1;
+    char *text = chat ? chat_prompt(cmd, m, prompt, &stop_id) : NULL;
+    if (text) o.gen.stop_tokens = &stop_id, o.gen.n_stop_tokens = 1;
+    int rc = chat && !text ? 1 : run(cmd, s, text ? text : prompt, &o);
+    free(text);
     cli_close(&o.model, m, s);
     return rc;
 }

@@ -149,6 +149,9 @@ size_t plm_model_weight_bytes(const plm_model *m); // bytes of weights held in m
 // pocketlm.adapter), or "" for none. Both valid for the model's lifetime.
 const char *plm_model_name(const plm_model *m);
 const char *plm_model_adapter(const plm_model *m);
+// plm_model_chat_template: the chat template (tokenizer_config.json or GGUF
+// tokenizer.chat_template), or NULL; valid for the model's lifetime.
+const char *plm_model_chat_template(const plm_model *m);
 
 // plm_model_save: write the model to path: a .gguf file when path ends in ".gguf", else an HF
 // directory (created if needed). dtype is the file's dtype for 2-D weights: f32, f16, bf16 (HF and
@@ -207,11 +210,30 @@ int32_t plm_tokenizer_token_id(const plm_tokenizer *t, const char *text);
 int32_t plm_tokenizer_encode(const plm_tokenizer *t, const char *text, size_t len, int32_t *ids,
                              int32_t cap);
 
-// plm_tokenizer_decode: the bytes of ids (ByteLevel decoding; special tokens included as text).
+// plm_tokenizer_decode: the bytes of ids (ByteLevel decoding, or SentencePiece's byte fallback and
+// U+2581 as ' '; special tokens included as text).
 // Writes at most cap bytes (no NUL) and returns the number of bytes of the whole decoding, or
 // PLM_ERR_ARG when an id is out of range. The bytes may end inside a UTF-8 character.
 int64_t plm_tokenizer_decode(const plm_tokenizer *t, const int32_t *ids, int32_t n, char *out,
                              size_t cap);
+
+// ---- chat ----
+
+typedef struct {
+    const char *role;    // "system", "developer" (= system), "user" or "assistant"
+    const char *content; // the message text
+} plm_chat_message;
+
+// plm_chat_prompt: the n messages as prompt text in the model's chat format, ending with the
+// assistant's turn opened, as the model's Jinja template renders them with add_generation_prompt:
+// ChatML (SmolLM2, Qwen), Llama 3 or Gemma, recognized from chat_template (the model's,
+// plm_model_chat_template; NULL: from tok's special tokens). *stop_id receives the token that ends
+// the assistant's turn (<|im_end|>, <|eot_id|>, <end_of_turn>). Works like snprintf: writes at
+// most cap bytes (no NUL) and returns the length of the whole prompt; PLM_ERR_UNSUPPORTED when
+// the format is none of these (or tok lacks its stop token), PLM_ERR_ARG on bad arguments.
+int64_t plm_chat_prompt(const char *chat_template, const plm_tokenizer *tok,
+                        const plm_chat_message *msgs, int32_t n, char *out, size_t cap,
+                        int32_t *stop_id);
 
 // ---- LoRA adapters (PEFT format) ----
 

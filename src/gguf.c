@@ -396,7 +396,9 @@ static plm_status find_array(const plm_gguf *g, const char *key, int want, const
     if (kv->type != PLM_GGUF_ARRAY ||
         (want >= 0 ? kv->arr_type != (uint32_t)want : scalar_int(kv->arr_type, zero, &dummy) != 0))
         return plm_fail(err, PLM_ERR_FORMAT, "GGUF metadata '%s' is not an array of %s", key,
-                        want == PLM_GGUF_STRING ? "strings" : "integers");
+                        want == PLM_GGUF_STRING    ? "strings"
+                        : want == PLM_GGUF_FLOAT32 ? "float32"
+                                                   : "integers");
     if (kv->arr_n > INT32_MAX)
         return plm_fail(err, PLM_ERR_UNSUPPORTED, "GGUF metadata '%s' has %llu elements", key,
                         (unsigned long long)kv->arr_n);
@@ -436,6 +438,23 @@ plm_status plm_gguf_get_ints(const plm_gguf *g, const char *key, int32_t **out, 
         int64_t x = 0;
         scalar_int(kv->arr_type, kv->val + k * sz, &x);
         v[k] = x > INT32_MAX ? INT32_MAX : x < INT32_MIN ? INT32_MIN : (int32_t)x;
+    }
+    *out = v;
+    *n = (int64_t)kv->arr_n;
+    return PLM_OK;
+}
+
+plm_status plm_gguf_get_floats(const plm_gguf *g, const char *key, float **out, int64_t *n,
+                               plm_error *err) {
+    const plm_gguf_kv *kv;
+    *out = NULL;
+    plm_status st = find_array(g, key, PLM_GGUF_FLOAT32, &kv, err);
+    if (st != PLM_OK) return st;
+    float *v = plm_alloc((size_t)kv->arr_n, sizeof *v);
+    if (!v) return plm_fail(err, PLM_ERR_NOMEM, "out of memory reading '%s'", key);
+    for (uint64_t k = 0; k < kv->arr_n; k++) {
+        uint32_t u = (uint32_t)le(kv->val + 4 * k, 4);
+        memcpy(&v[k], &u, 4);
     }
     *out = v;
     *n = (int64_t)kv->arr_n;
@@ -702,11 +721,12 @@ plm_status plm_gguf_tokenizer(plm_tokenizer **out, const plm_gguf *g, const char
                               plm_error *err) {
     *out = NULL;
     plm_str model = {0}, pre_s = {0};
-    if (plm_gguf_get_str(g, "tokenizer.ggml.model", &model) == 0 && !str_is(model, "gpt2"))
-        return plm_fail(
-            err, PLM_ERR_UNSUPPORTED,
-            "%s: tokenizer.ggml.model is '%.*s'; pocketlm handles 'gpt2' (byte-level BPE)", name,
-            (int)(model.n > 40 ? 40 : model.n), model.s);
+    int spm = plm_gguf_get_str(g, "tokenizer.ggml.model", &model) == 0 && str_is(model, "llama");
+    if (model.s && !spm && !str_is(model, "gpt2"))
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: tokenizer.ggml.model is '%.*s'; pocketlm handles 'gpt2' (byte-level "
+                        "BPE) and 'llama' (SentencePiece BPE)",
+                        name, (int)(model.n > 40 ? 40 : model.n), model.s);
     char pre[64] = "default";
     if (plm_gguf_get_str(g, "tokenizer.ggml.pre", &pre_s) == 0 && pre_s.n < sizeof pre) {
         memcpy(pre, pre_s.s, pre_s.n);
@@ -714,10 +734,17 @@ plm_status plm_gguf_tokenizer(plm_tokenizer **out, const plm_gguf *g, const char
     }
     plm_str *tokens = NULL, *merges = NULL;
     int32_t *types = NULL;
-    int64_t n_tokens = 0, n_merges = 0, n_types = 0;
+    float *scores = NULL;
+    int64_t n_tokens = 0, n_merges = 0, n_types = 0, n_scores = 0;
     plm_status st = plm_gguf_get_strs(g, "tokenizer.ggml.tokens", &tokens, &n_tokens, err);
-    if (st == PLM_OK && plm_gguf_find(g, "tokenizer.ggml.merges"))
+    if (st == PLM_OK && !spm && plm_gguf_find(g, "tokenizer.ggml.merges"))
         st = plm_gguf_get_strs(g, "tokenizer.ggml.merges", &merges, &n_merges, err);
+    if (st == PLM_OK && spm) {
+        st = plm_gguf_get_floats(g, "tokenizer.ggml.scores", &scores, &n_scores, err);
+        if (st == PLM_OK && n_scores != n_tokens)
+            st = plm_fail(err, PLM_ERR_FORMAT, "%s: %lld scores for %lld tokens", name,
+                          (long long)n_scores, (long long)n_tokens);
+    }
     if (st == PLM_OK && plm_gguf_find(g, "tokenizer.ggml.token_type")) {
         st = plm_gguf_get_ints(g, "tokenizer.ggml.token_type", &types, &n_types, err);
         if (st == PLM_OK && n_types != n_tokens)
@@ -730,8 +757,9 @@ plm_status plm_gguf_tokenizer(plm_tokenizer **out, const plm_gguf *g, const char
     }
     if (st == PLM_OK)
         st = plm_tokenizer_from_vocab(out, tokens, (int32_t)n_tokens, merges, (int32_t)n_merges,
-                                      types, pre, err);
+                                      types, scores, pre, err);
     free(tokens);
+    free(scores);
     free(merges);
     free(types);
     return st;

@@ -105,6 +105,10 @@ plm_status plm_gguf_get_strs(const plm_gguf *g, const char *key, plm_str **out, 
 plm_status plm_gguf_get_ints(const plm_gguf *g, const char *key, int32_t **out, int64_t *n,
                              plm_error *err);
 
+// plm_gguf_get_floats: a float32 array as a new array of n (free with free()).
+plm_status plm_gguf_get_floats(const plm_gguf *g, const char *key, float **out, int64_t *n,
+                               plm_error *err);
+
 // ---- tensors ----
 
 const plm_gguf_tensor *plm_gguf_find_tensor(const plm_gguf *g, const char *name); // or NULL
@@ -164,6 +168,7 @@ void plm_gguf_add_f32(plm_gguf_writer *w, const char *key, float v);
 void plm_gguf_add_bool(plm_gguf_writer *w, const char *key, int v);
 void plm_gguf_add_strs(plm_gguf_writer *w, const char *key, const plm_str *s, int64_t n);
 void plm_gguf_add_i32s(plm_gguf_writer *w, const char *key, const int32_t *v, int64_t n);
+void plm_gguf_add_f32s(plm_gguf_writer *w, const char *key, const float *v, int64_t n);
 // plm_gguf_add_tensor: a tensor (ne innermost first) of type F32, F16, BF16 or one that
 // plm_quantize_writable accepts (ne[0] a multiple of its block).
 void plm_gguf_add_tensor(plm_gguf_writer *w, const char *name, int32_t n_dims, const int64_t *ne,

@@ -109,6 +109,17 @@ void plm_gguf_add_i32s(plm_gguf_writer *w, const char *key, const int32_t *v, in
     for (int64_t k = 0; k < n; k++) put_uint(w, (uint32_t)v[k], 4);
 }
 
+void plm_gguf_add_f32s(plm_gguf_writer *w, const char *key, const float *v, int64_t n) {
+    put_key(w, key, PLM_GGUF_ARRAY);
+    put_uint(w, PLM_GGUF_FLOAT32, 4);
+    put_uint(w, (uint64_t)n, 8);
+    for (int64_t k = 0; k < n; k++) {
+        uint32_t u;
+        memcpy(&u, &v[k], 4);
+        put_uint(w, u, 4);
+    }
+}
+
 void plm_gguf_add_tensor(plm_gguf_writer *w, const char *name, int32_t n_dims, const int64_t *ne,
                          uint32_t type) {
     wtensor *nt = realloc(w->t, (size_t)(w->n_t + 1) * sizeof *nt);

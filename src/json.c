@@ -281,26 +281,7 @@ static int decode_char(const char *s, uint32_t *pos, uint32_t end, char buf[4]) 
         }
     }
     if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD; // lone surrogate
-    if (cp < 0x80) {
-        buf[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        buf[0] = (char)(0xC0 | (cp >> 6));
-        buf[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        buf[0] = (char)(0xE0 | (cp >> 12));
-        buf[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        buf[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    buf[0] = (char)(0xF0 | (cp >> 18));
-    buf[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    buf[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    buf[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
+    return (int)utf8_put(buf, cp);
 }
 
 int64_t plm_json_str(const plm_json *j, int32_t i, char *out, size_t cap) {

@@ -228,6 +228,9 @@ const char *plm_model_name(const plm_model *m) {
 const char *plm_model_adapter(const plm_model *m) {
     return m->adapter ? m->adapter : "";
 }
+const char *plm_model_chat_template(const plm_model *m) {
+    return m ? m->chat_template : NULL;
+}
 size_t plm_model_weight_bytes(const plm_model *m) {
     return m->block_bytes + m->file_weight_bytes;
 }

@@ -181,13 +181,16 @@ plm_status plm_ftype_parse(const char *name, plm_ftype *out) {
     return PLM_ERR_ARG;
 }
 
-// gguf_tokenizer_meta: tokenizer.ggml.* from the model's tokenizer, as llama.cpp reads them.
+// gguf_tokenizer_meta: tokenizer.ggml.* from the model's tokenizer, as llama.cpp reads them:
+// byte-level BPE as model "gpt2" with merges, SentencePiece BPE as model "llama" with scores.
 static plm_status gguf_tokenizer_meta(plm_gguf_writer *g, const plm_tokenizer *t, plm_error *err) {
     int32_t nv = plm_tokenizer_n_vocab(t), nm = plm_tokenizer_n_merges(t);
+    int spm = plm_tokenizer_spm(t);
     plm_str *tok = plm_alloc((size_t)nv, sizeof *tok), *mer = plm_alloc((size_t)nm, sizeof *mer);
     int32_t *types = plm_alloc((size_t)nv, sizeof *types);
-    if (!tok || !mer || !types) {
-        free(tok), free(mer), free(types);
+    float *scores = spm ? plm_alloc((size_t)nv, sizeof *scores) : NULL;
+    if (!tok || !mer || !types || (spm && !scores)) {
+        free(tok), free(mer), free(types), free(scores);
         return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     }
     for (int32_t i = 0; i < nv; i++) {
@@ -196,12 +199,14 @@ static plm_status gguf_tokenizer_meta(plm_gguf_writer *g, const plm_tokenizer *t
     }
     for (int32_t i = 0; i < nm; i++) mer[i] = plm_tokenizer_merge(t, i);
     const char *pre = plm_tokenizer_pre(t);
-    plm_gguf_add_str(g, "tokenizer.ggml.model", "gpt2", 4);
+    plm_gguf_add_str(g, "tokenizer.ggml.model", spm ? "llama" : "gpt2", spm ? 5 : 4);
     plm_gguf_add_str(g, "tokenizer.ggml.pre", pre, strlen(pre));
     plm_gguf_add_strs(g, "tokenizer.ggml.tokens", tok, nv);
     plm_gguf_add_i32s(g, "tokenizer.ggml.token_type", types, nv);
-    plm_gguf_add_strs(g, "tokenizer.ggml.merges", mer, nm);
-    free(tok), free(mer), free(types);
+    if (spm) plm_tokenizer_scores(t, scores);
+    if (spm) plm_gguf_add_f32s(g, "tokenizer.ggml.scores", scores, nv);
+    else plm_gguf_add_strs(g, "tokenizer.ggml.merges", mer, nm);
+    free(tok), free(mer), free(types), free(scores);
     return PLM_OK;
 }
 

@@ -164,9 +164,10 @@ void plm_server_adapter_release(server *s, int entry);
 void plm_server_adapter_names(server *s, char def[NAME_MAX_LEN + 1], sbuf *b);
 
 // ---- server_openai.c: the chat prompt, OpenAI's answer shapes ----
-// plm_server_chat_prompt: "messages" as the ChatML prompt text (*prompt owned by the caller, plen
-// bytes) and the id of <|im_end|> in tok (the request's tokenizer), which ends the answer. Returns
-// 0, or -1 after sending the error.
+// plm_server_chat_prompt: "messages" as the prompt text of the model's chat format
+// (plm_chat_prompt; *prompt owned by the caller, NUL-terminated, plen bytes) and the id of the
+// token in tok (the request's tokenizer) that ends the answer. Returns 0, or -1 after sending the
+// error.
 int plm_server_chat_prompt(conn *c, const plm_json *j, const plm_tokenizer *tok, char **prompt,
                            size_t *plen, int32_t *stop_id);
 

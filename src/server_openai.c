@@ -1,13 +1,13 @@
 // server_openai.c: what `pocketlm serve` adds for OpenAI's clients: the chat prompt of
-// /v1/chat/completions (ChatML, SmolLM2's template), and the OpenAI answer shapes of
+// /v1/chat/completions (the messages to plm_chat_prompt, chat.c), and the OpenAI answer shapes of
 // /v1/completions and /v1/chat/completions: one JSON object with its choices and usage, or
 // chat.completion.chunk / text_completion events, and their logprobs (chat's "content" list, or
 // completions' legacy tokens / token_logprobs / top_logprobs / text_offset). The log-probabilities
 // are of the model's own distribution at temperature 1, before any sampling setting (plm_logprobs),
 // as llama.cpp and OpenAI report them. Reference: OpenAI's API reference (chat/create,
 // completions/create). The generation loop itself, parsing the options and streaming are
-// server_api.c's; the models and adapters, server_adapters.c's. Not here: a Jinja interpreter: a template that is
-// not ChatML is refused (400), and ChatML's default system prompt is read from the template text.
+// server_api.c's; the models and adapters, server_adapters.c's. A template of none of chat.c's
+// formats is refused (400).
 #define _POSIX_C_SOURCE 200809L
 #include "json.h"
 #include "model.h"
@@ -22,23 +22,6 @@
 #define ADD(b, lit) plm_sbuf_add((b), (lit), sizeof(lit) - 1) // a string literal
 
 // ---- the chat prompt ----
-
-// default_system: the system prompt a ChatML template adds when the messages have none: the
-// literal after "<|im_start|>system\n" up to "<|im_end|>" (SmolLM2's "You are a helpful AI
-// assistant named SmolLM, ..."), if it is plain text (no quote, brace or '+': then it is an
-// expression, as in templates that only copy the messages). Returns its length, 0 when none.
-static size_t default_system(const char *tmpl, const char **at) {
-    static const char head[] = "<|im_start|>system\n";
-    const char *p = tmpl ? strstr(tmpl, head) : NULL;
-    if (!p) return 0;
-    p += sizeof head - 1;
-    const char *end = strstr(p, "<|im_end|>");
-    if (!end || end == p) return 0;
-    for (const char *q = p; q < end; q++)
-        if (strchr("'\"{}+", *q)) return 0;
-    *at = p;
-    return (size_t)(end - p);
-}
 
 // add_content: a message's content: a string, or an array of {"type": "text", "text": ...} parts
 // (concatenated). Returns 0, or -1 when it is neither.
@@ -64,54 +47,58 @@ static int add_content(sbuf *b, const plm_json *j, int32_t ci) {
 int plm_server_chat_prompt(conn *c, const plm_json *j, const plm_tokenizer *tok, char **prompt,
                            size_t *plen, int32_t *stop_id) {
     const plm_model *m = c->srv->p->model;
-    *stop_id = plm_tokenizer_token_id(tok, "<|im_end|>");
-    if ((m->chat_template && !strstr(m->chat_template, "<|im_start|>")) || *stop_id < 0)
-        return plm_server_send_error(c, 400, NULL,
-                                     "this model's chat template is not ChatML, the one this "
-                                     "server knows: use /v1/completions"),
-               -1;
     int32_t mi = plm_json_get(j, 0, "messages");
-    if (mi < 0 || j->tok[mi].type != PLM_JSON_ARRAY || j->tok[mi].size == 0)
+    int32_t n = mi >= 0 && j->tok[mi].type == PLM_JSON_ARRAY ? j->tok[mi].size : 0;
+    if (n == 0)
         return plm_server_send_error(c, 400, NULL, "\"messages\" must be a non-empty array"), -1;
-    sbuf b = {0};
-    for (int32_t k = 0; k < j->tok[mi].size; k++) {
+    plm_chat_message *msgs = calloc((size_t)n, sizeof *msgs);
+    sbuf *contents = calloc((size_t)n, sizeof *contents);
+    int rc = -1, oom = !msgs || !contents;
+    for (int32_t k = 0; k < n && !oom; k++) {
         int32_t e = plm_json_at(j, mi, k), ri = plm_json_get(j, e, "role");
         int32_t ci = plm_json_get(j, e, "content");
         static const char *const roles[] = {"system", "developer", "user", "assistant"};
-        int role = -1;
         for (int r = 0; r < 4 && ri >= 0; r++)
-            if (plm_json_eq(j, ri, roles[r])) role = r;
-        if (role < 0 || ci < 0) {
-            free(b.p);
-            return plm_server_send_error(c, 400, NULL,
-                                         "messages[%d]: want {\"role\": \"system\", \"developer\", "
-                                         "\"user\" or \"assistant\", \"content\": text}",
-                                         k),
-                   -1;
+            if (plm_json_eq(j, ri, roles[r])) msgs[k].role = roles[r];
+        if (!msgs[k].role || ci < 0) {
+            plm_server_send_error(c, 400, NULL,
+                                  "messages[%d]: want {\"role\": \"system\", \"developer\", "
+                                  "\"user\" or \"assistant\", \"content\": text}",
+                                  k);
+            goto done;
         }
-        const char *sys;
-        size_t ns = k == 0 && role > 1 ? default_system(m->chat_template, &sys) : 0;
-        if (ns) plm_sbuf_addf(&b, "<|im_start|>system\n%.*s<|im_end|>\n", (int)ns, sys);
-        // developer is OpenAI's newer name for system
-        plm_sbuf_addf(&b, "<|im_start|>%s\n", roles[role == 1 ? 0 : role]);
-        if (add_content(&b, j, ci)) {
-            free(b.p);
-            return plm_server_send_error(c, 400, NULL,
-                                         "messages[%d].content: want a string or an array of "
-                                         "{\"type\": \"text\", \"text\": ...} parts",
-                                         k),
-                   -1;
+        if (add_content(&contents[k], j, ci)) {
+            plm_server_send_error(c, 400, NULL,
+                                  "messages[%d].content: want a string or an array of "
+                                  "{\"type\": \"text\", \"text\": ...} parts",
+                                  k);
+            goto done;
         }
-        ADD(&b, "<|im_end|>\n");
+        ADD(&contents[k], "\0"); // the text a plm_chat_message points to
+        oom = contents[k].oom;
+        msgs[k].content = contents[k].p;
     }
-    ADD(&b, "<|im_start|>assistant\n");
-    if (b.oom) {
-        free(b.p);
-        return plm_server_send_error(c, 500, NULL, "out of memory"), -1;
+    int64_t len = oom ? 0 : plm_chat_prompt(m->chat_template, tok, msgs, n, NULL, 0, stop_id);
+    if (len == PLM_ERR_UNSUPPORTED) {
+        plm_server_send_error(c, 400, NULL,
+                              "this model's chat template is none of the formats this server "
+                              "knows (ChatML, Llama 3, Gemma): use /v1/completions");
+        goto done;
     }
-    *prompt = b.p;
-    *plen = b.n;
-    return 0;
+    *prompt = len > 0 ? malloc((size_t)len + 1) : NULL;
+    if (oom || !*prompt) {
+        plm_server_send_error(c, 500, NULL, "out of memory");
+        goto done;
+    }
+    plm_chat_prompt(m->chat_template, tok, msgs, n, *prompt, (size_t)len, stop_id);
+    (*prompt)[len] = 0;
+    *plen = (size_t)len;
+    rc = 0;
+done:
+    for (int32_t k = 0; contents && k < n; k++) free(contents[k].p);
+    free(contents);
+    free(msgs);
+    return rc;
 }
 
 // ---- answers ----

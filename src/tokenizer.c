@@ -1,15 +1,18 @@
-// tokenizer.c: plm_tokenizer, byte-level BPE as Hugging Face defines it for the GPT-2 family
-// (GPT-2, SmolLM/SmolLM2, StarCoder): the object and how it is built. Here: the building steps
-// that tokenizer.json, GGUF arrays and added tokens share (texts, the text -> id table, decoded
-// bytes, merges; the struct is in tokenizer_internal.h), GGUF pre-tokenizer names, building from
-// GGUF-style arrays, adding tokens, decode and the read-back accessors. Not here: the
-// tokenizer.json reader and writer (tokenizer_json.c), encode (tokenizer_encode.c). Not supported
-// at all: normalizers (NFC, Lowercase, ...), Metaspace/SentencePiece, WordPiece, post-processors
-// (encode never adds BOS/EOS): they load as PLM_ERR_UNSUPPORTED, never as silently wrong ids.
+// tokenizer.c: plm_tokenizer, BPE as Hugging Face defines it: byte-level for the GPT-2 family
+// (GPT-2, SmolLM/SmolLM2, StarCoder) and for Llama 3 and Qwen2/2.5/3, and SentencePiece-style with
+// byte fallback for Gemma: the object and how it is built. Here: the building steps that
+// tokenizer.json, GGUF arrays and added tokens share (texts, the text -> id table, decoded bytes,
+// merges; the struct is in tokenizer_internal.h), GGUF pre-tokenizer names, merges from GGUF's
+// SentencePiece scores, building from GGUF-style arrays, adding tokens, decode and the read-back
+// accessors. Not here: the tokenizer.json reader and writer (tokenizer_json.c), encode
+// (tokenizer_encode.c). Not supported at all: other normalizers (NFKC, Lowercase, ...), the
+// Metaspace pre-tokenizer, Unigram, WordPiece, post-processors (encode never adds BOS/EOS): they
+// load as PLM_ERR_UNSUPPORTED, never as silently wrong ids.
 //
 // Reference: transformers.js 3.8 src/tokenizers.js (the oracle of
 // tests/fixtures/tokenizer-smollm2.jsonl and of tests/tokenizer_live.mjs), which mirrors the Rust
 // `tokenizers` crate; tokenizer_encode.c lists where the two differ.
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,23 +131,45 @@ void plm_tokenizer_add_added(plm_tokenizer *t, int32_t id, int lstrip, int rstri
                                            (uint8_t)single_word, (uint8_t)normalized};
 }
 
-// decoded_bytes: what a token decodes to. Normal tokens map each character of the byte-level
-// alphabet back to its byte; added tokens, and any token with a character outside that alphabet,
-// decode to their text unchanged (transformers.js ByteLevelDecoder).
+// byte_token: the byte a "<0xNN>" token stands for (SentencePiece's byte fallback), or -1.
+static int byte_token(const char *s, size_t n) {
+    if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>') return -1;
+    int v = 0;
+    for (int i = 3; i < 5; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+// decoded_bytes: what a token decodes to. Byte-level: normal tokens map each character of the
+// byte-level alphabet back to its byte; added tokens, and any token with a character outside that
+// alphabet, decode to their text unchanged (transformers.js ByteLevelDecoder). SentencePiece
+// (spm): a byte token is its byte, any other token its text with U+2581 as ' ' (the Replace,
+// ByteFallback and Fuse decoders of Gemma's tokenizer.json).
 static int decoded_bytes(plm_tokenizer *t, int32_t id) {
     span s = t->text[id];
     int added = t->type[id] == PLM_TOKEN_TYPE_CONTROL || t->type[id] == PLM_TOKEN_TYPE_USER_DEFINED;
     if (plm_tokenizer_blob_reserve(t, s.len) < 0) return -1;
     const unsigned char *p = (const unsigned char *)blob_at(t, s); // valid after the reserve
     size_t o = t->blob_len;
-    for (size_t i = 0; i < s.len && !added;) {
+    if (t->spm && t->type[id] == PLM_TOKEN_TYPE_BYTE) {
+        t->blob[o++] = (char)byte_token((const char *)p, s.len);
+    } else if (t->spm) {
+        for (size_t i = 0; i < s.len; i++)
+            if (i + 2 < s.len && !memcmp(p + i, "\xE2\x96\x81", 3)) t->blob[o++] = ' ', i += 2;
+            else t->blob[o++] = (char)p[i];
+    }
+    for (size_t i = 0; i < s.len && !added && !t->spm;) {
         uint32_t cp;
         size_t k = utf8_next(p, s.len, i, &cp);
         if (cp >= BYTE_CP_MAX || t->cp_byte[cp] < 0) added = 1; // not byte-level: keep the text
         else t->blob[o++] = (char)t->cp_byte[cp];
         i += k;
     }
-    if (added) {
+    if (added && !t->spm) {
         memcpy(t->blob + t->blob_len, p, s.len);
         o = t->blob_len + s.len;
     }
@@ -202,27 +227,35 @@ plm_status plm_tokenizer_build_index(plm_tokenizer *t, const char *where, plm_er
         if (t->text[id].len == UINT32_MAX)
             return plm_fail(err, PLM_ERR_FORMAT, "%s: no token has id %d (ids must be 0..%d)",
                             where, (int)id, (int)t->n_vocab - 1);
+        if (t->spm && t->type[id] == PLM_TOKEN_TYPE_NORMAL &&
+            byte_token(blob_at(t, t->text[id]), t->text[id].len) >= 0)
+            t->type[id] = PLM_TOKEN_TYPE_BYTE; // tokenizer.json does not mark them
         if (decoded_bytes(t, id)) return plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory", where);
         index_text(t, id);
     }
     for (int b = 0; b < 256; b++) {
         uint16_t cp = t->byte_cp[b];
-        char utf8[2] = {(char)(cp < 0x80 ? cp : 0xC0 | (cp >> 6)), (char)(0x80 | (cp & 0x3F))};
-        t->byte_id[b] = find_text(t, utf8, cp < 0x80 ? 1 : 2); // -1: see bpe_word
+        char utf8[7] = {(char)(cp < 0x80 ? cp : 0xC0 | (cp >> 6)), (char)(0x80 | (cp & 0x3F))};
+        if (t->spm) snprintf(utf8, sizeof utf8, "<0x%02X>", b);
+        t->byte_id[b] = find_text(t, utf8, t->spm ? 6 : cp < 0x80 ? 1 : 2); // -1: see bpe_word
+        if (t->spm && t->byte_id[b] < 0)
+            return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                            "%s: byte fallback without the token <0x%02X> is not supported", where,
+                            b);
     }
     sort_added(t);
     return PLM_OK;
 }
 
-// plm_tokenizer_add_merge: merge number rank joins tokens a and b (vocabulary texts) into the token
-// a+b. A pair listed twice keeps its later rank, as both HF implementations do (they build a map).
+// plm_tokenizer_add_merge: the next merge, of priority rank, joins tokens a and b (vocabulary
+// texts) into the token a+b. A pair listed twice keeps its later rank, as both HF implementations
+// do (they build a map).
 plm_status plm_tokenizer_add_merge(plm_tokenizer *t, const char *a, size_t na, const char *b,
-                                   size_t nb, const char *where, plm_error *err) {
-    int32_t rank = t->n_merges;
+                                   size_t nb, int32_t rank, const char *where, plm_error *err) {
     int32_t left = find_text(t, a, na), right = find_text(t, b, nb);
     if (left < 0 || right < 0)
         return plm_fail(err, PLM_ERR_FORMAT, "%s: merge %d: '%.*s' is not in the vocabulary", where,
-                        (int)rank, (int)(left < 0 ? na : nb), left < 0 ? a : b);
+                        (int)t->n_merges, (int)(left < 0 ? na : nb), left < 0 ? a : b);
     span m;
     int64_t off = plm_tokenizer_blob_reserve(t, na + nb + 1);
     if (off < 0) return plm_fail(err, PLM_ERR_NOMEM, "%s: out of memory", where);
@@ -237,9 +270,9 @@ plm_status plm_tokenizer_add_merge(plm_tokenizer *t, const char *a, size_t na, c
     memcpy(t->blob + off + (int64_t)na, t->blob + m.off + na + 1, nb);
     int32_t merged = find_text(t, t->blob + off, na + nb); // not kept: blob_len unchanged
     if (merged < 0)
-        return plm_fail(err, PLM_ERR_FORMAT,
-                        "%s: merge %d: '%.*s' + '%.*s' is not in the vocabulary", where, (int)rank,
-                        (int)na, t->blob + m.off, (int)nb, t->blob + m.off + na + 1);
+        return plm_fail(
+            err, PLM_ERR_FORMAT, "%s: merge %d: '%.*s' + '%.*s' is not in the vocabulary", where,
+            (int)t->n_merges, (int)na, t->blob + m.off, (int)nb, t->blob + m.off + na + 1);
     uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
     size_t h = hash_pair(key) & t->pair_mask;
     while (t->pairs[h].key != EMPTY_KEY && t->pairs[h].key != key) h = (h + 1) & t->pair_mask;
@@ -251,53 +284,138 @@ plm_status plm_tokenizer_add_merge(plm_tokenizer *t, const char *a, size_t na, c
 
 // ---- pre-tokenizer names ----
 // GGUF names a pre-tokenizer (tokenizer.ggml.pre); llama.cpp's llama-vocab.cpp lists which regexes
-// each name means. Two shapes are byte-level BPE as HF writes it: ByteLevel's GPT-2 regex alone,
-// and Digits(individual_digits) before it.
+// each name means. Byte-level BPE as HF writes it: ByteLevel's GPT-2 regex alone; Digits
+// (individual_digits) before it; Llama 3's regex (and ignore_merges, which llama.cpp sets for these
+// names) or Qwen2's (and the NFC normalizer of Qwen's tokenizer.json, which GGUF does not record)
+// before a ByteLevel without regex.
 
 static const char *const pre_gpt2_names[] = {"gpt2", "mpt", "olmo", "jais"};
 static const char *const pre_digits_names[] = {"smollm",    "starcoder", "refact",    "command-r",
                                                "codeshell", "exaone",    "minerva-7b"};
+static const char *const pre_llama3_names[] = {"llama-bpe", "llama3", "llama-v3"};
+static const char *const pre_qwen2_names[] = {"qwen2", "deepseek-r1-qwen"};
+
+static int name_in(const char *name, const char *const *names, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(name, names[i])) return 1;
+    return 0;
+}
+#define NAME_IN(name, names) name_in(name, names, sizeof names / sizeof *names)
 
 // plm_tokenizer_set_pre_name: the GGUF name of the configured pre-tokenizer, or "custom" (no GGUF
-// name).
+// name). SentencePiece tokenizers are "default", as llama.cpp's converter leaves them.
 void plm_tokenizer_set_pre_name(plm_tokenizer *t) {
     const char *name = "custom";
-    if (t->use_regex && !t->add_prefix_space && t->n_pre == 0) name = "gpt2";
-    if (t->use_regex && !t->add_prefix_space && t->n_pre == 1 && t->pre[0] == PRE_DIGITS)
-        name = "smollm";
+    int plain = !t->add_prefix_space && !t->spm;
+    int bl = plain && t->use_regex && !t->ignore_merges && t->normalizer == NORM_NONE;
+    int split = plain && !t->use_regex && t->n_pre == 1;
+    if (bl && t->n_pre == 0) name = "gpt2";
+    if (bl && t->n_pre == 1 && t->pre[0] == PRE_DIGITS) name = "smollm";
+    if (split && t->pre[0] == PRE_LLAMA3 && t->ignore_merges && t->normalizer == NORM_NONE)
+        name = "llama-bpe";
+    if (split && t->pre[0] == PRE_QWEN2 && !t->ignore_merges && t->normalizer == NORM_NFC)
+        name = "qwen2";
+    if (t->spm && t->n_pre == 0 && !t->ignore_merges && t->normalizer == NORM_METASPACE)
+        name = "default";
     strcpy(t->pre_name, name);
 }
 
-// pre_from_name: configure the pre-tokenizer for a GGUF name; -1 when it is not one we know.
+// pre_from_name: configure the byte-level pre-tokenizer for a GGUF name; -1 when it is not one we
+// know.
 static int pre_from_name(plm_tokenizer *t, const char *name) {
     t->use_regex = 1, t->add_prefix_space = 0, t->n_pre = 0;
-    for (size_t i = 0; i < sizeof pre_gpt2_names / sizeof *pre_gpt2_names; i++)
-        if (!strcmp(name, pre_gpt2_names[i])) return plm_tokenizer_set_pre_name(t), 0;
-    for (size_t i = 0; i < sizeof pre_digits_names / sizeof *pre_digits_names; i++)
-        if (!strcmp(name, pre_digits_names[i])) {
-            t->pre[t->n_pre++] = PRE_DIGITS;
-            return plm_tokenizer_set_pre_name(t), 0;
-        }
-    return -1;
+    if (NAME_IN(name, pre_digits_names)) t->pre[t->n_pre++] = PRE_DIGITS;
+    if (NAME_IN(name, pre_llama3_names) || NAME_IN(name, pre_qwen2_names)) {
+        int llama3 = NAME_IN(name, pre_llama3_names);
+        t->pre[t->n_pre++] = llama3 ? PRE_LLAMA3 : PRE_QWEN2;
+        t->use_regex = 0;
+        t->ignore_merges = llama3;
+        t->normalizer = llama3 ? NORM_NONE : NORM_NFC;
+    }
+    if (!t->n_pre && !NAME_IN(name, pre_gpt2_names)) return -1;
+    plm_tokenizer_set_pre_name(t);
+    return 0;
+}
+
+// ---- merges from SentencePiece scores ----
+// A GGUF of tokenizer.ggml.model "llama" has scores and no merges: SentencePiece BPE (llama.cpp's
+// llm_tokenizer_spm) joins the adjacent pair whose concatenation is the token of highest score,
+// the leftmost of equals. As merges: every split of a token into two tokens is a merge, ranked by
+// the token's score (then id); the splits of one token share its rank, so the leftmost wins.
+
+typedef struct {
+    float score;
+    int32_t id;
+} scored;
+
+static int by_score(const void *x, const void *y) { // highest score first, then lowest id
+    const scored *a = x, *b = y;
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+// split_merges: count the splits of token id into two tokens, and with rank >= 0 add each as a
+// merge of that rank; returns how many.
+static int32_t split_merges(plm_tokenizer *t, int32_t id, int32_t rank, plm_status *st,
+                            plm_error *err) {
+    span s = t->text[id];
+    char *p = malloc(s.len + 1); // a copy: adding a merge may move the blob
+    if (!p) return *st = plm_fail(err, PLM_ERR_NOMEM, "GGUF tokenizer: out of memory"), 0;
+    memcpy(p, blob_at(t, s), s.len);
+    int32_t n = 0;
+    for (uint32_t k = 1; k < s.len && !*st; k++) {
+        if (((unsigned char)p[k] & 0xC0) == 0x80) continue; // inside a character
+        if (find_text(t, p, k) < 0 || find_text(t, p + k, s.len - k) < 0) continue;
+        n++;
+        if (rank >= 0)
+            *st = plm_tokenizer_add_merge(t, p, k, p + k, s.len - k, rank, "GGUF tokenizer", err);
+    }
+    free(p);
+    return n;
+}
+
+// merges_from_scores: the merges of a SentencePiece vocabulary (after plm_tokenizer_build_index).
+static plm_status merges_from_scores(plm_tokenizer *t, const float *scores, plm_error *err) {
+    plm_status st = PLM_OK;
+    int32_t n = 0;
+    scored *order = plm_alloc((size_t)t->n_vocab, sizeof *order);
+    for (int32_t id = 0; id < t->n_vocab && order; id++) order[id] = (scored){scores[id], id};
+    if (order) qsort(order, (size_t)t->n_vocab, sizeof *order, by_score);
+    for (int32_t id = 0; id < t->n_vocab && !st; id++) n += split_merges(t, id, -1, &st, err);
+    free(t->merge_text), free(t->merge_left), free(t->pairs);
+    t->merge_text = plm_alloc((size_t)n + 1, sizeof *t->merge_text);
+    t->merge_left = plm_alloc((size_t)n + 1, sizeof *t->merge_left);
+    t->pair_mask = table_size((size_t)n) - 1;
+    t->pairs = plm_alloc(t->pair_mask + 1, sizeof *t->pairs);
+    if (!st && (!order || !t->merge_text || !t->merge_left || !t->pairs))
+        st = plm_fail(err, PLM_ERR_NOMEM, "GGUF tokenizer: out of memory for %d merges", (int)n);
+    for (size_t i = 0; !st && i <= t->pair_mask; i++) t->pairs[i].key = EMPTY_KEY;
+    for (int32_t r = 0; r < t->n_vocab && !st; r++) split_merges(t, order[r].id, r, &st, err);
+    free(order);
+    return st;
 }
 
 // ---- GGUF arrays ----
 
 plm_status plm_tokenizer_from_vocab(plm_tokenizer **out, const plm_str *tokens, int32_t n_tokens,
                                     const plm_str *merges, int32_t n_merges,
-                                    const int32_t *token_types, const char *pre, plm_error *err) {
+                                    const int32_t *token_types, const float *scores,
+                                    const char *pre, plm_error *err) {
     if (!out || !tokens || n_tokens <= 0 || n_merges < 0 || (n_merges && !merges) || !pre)
         return plm_fail(err, PLM_ERR_ARG, "plm_tokenizer_from_vocab: bad arguments");
     *out = NULL;
     const char *where = "GGUF tokenizer";
     plm_tokenizer *t;
-    plm_status st = plm_tokenizer_build_begin(&t, n_tokens, n_merges, err);
+    plm_status st = plm_tokenizer_build_begin(&t, n_tokens, scores ? 0 : n_merges, err);
     if (st) return st;
-    if (pre_from_name(t, pre)) {
+    if (scores) { // SentencePiece: whatever pre says, llama.cpp's converter only replaces spaces
+        t->spm = 1, t->use_regex = 0, t->normalizer = NORM_METASPACE;
+        plm_tokenizer_set_pre_name(t);
+    } else if (pre_from_name(t, pre)) {
         plm_tokenizer_free(t);
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: pre-tokenizer '%s' is not supported (want gpt2, smollm or another "
-                        "name with the same regexes in llama.cpp)",
+                        "%s: pre-tokenizer '%s' is not supported (want gpt2, smollm, llama-bpe, "
+                        "qwen2 or another name with the same regexes in llama.cpp)",
                         where, pre);
     }
     for (int32_t i = 0; i < n_tokens && !st; i++) {
@@ -310,12 +428,14 @@ plm_status plm_tokenizer_from_vocab(plm_tokenizer **out, const plm_str *tokens, 
         if (added) plm_tokenizer_add_added(t, i, 0, 0, 0, type == PLM_TOKEN_TYPE_USER_DEFINED);
     }
     if (!st) st = plm_tokenizer_build_index(t, where, err);
-    for (int32_t i = 0; i < n_merges && !st; i++) {
+    if (!st && scores) st = merges_from_scores(t, scores, err);
+    for (int32_t i = 0; i < n_merges && !st && !scores; i++) {
         const char *sp = merges[i].n ? memchr(merges[i].s, ' ', merges[i].n) : NULL;
         if (!sp) st = plm_fail(err, PLM_ERR_FORMAT, "%s: merge %d has no space", where, (int)i);
         else
             st = plm_tokenizer_add_merge(t, merges[i].s, (size_t)(sp - merges[i].s), sp + 1,
-                                         merges[i].n - (size_t)(sp - merges[i].s) - 1, where, err);
+                                         merges[i].n - (size_t)(sp - merges[i].s) - 1, i, where,
+                                         err);
     }
     if (st) {
         plm_tokenizer_free(t);
@@ -342,7 +462,7 @@ static plm_status copy_tokens(plm_tokenizer *c, const plm_tokenizer *t, const ch
                               plm_error *err) {
     memcpy(c->pre, t->pre, sizeof c->pre);
     c->n_pre = t->n_pre, c->add_prefix_space = t->add_prefix_space, c->use_regex = t->use_regex;
-    c->ignore_merges = t->ignore_merges;
+    c->ignore_merges = t->ignore_merges, c->normalizer = t->normalizer, c->spm = t->spm;
     memcpy(c->pre_name, t->pre_name, sizeof c->pre_name);
     for (int32_t id = 0; id < t->n_vocab; id++) {
         plm_status st =
@@ -383,8 +503,11 @@ plm_status plm_tokenizer_add_tokens(plm_tokenizer **out, const plm_tokenizer *t,
     for (int32_t i = 0; i < t->n_merges && !st; i++) {
         span m = t->merge_text[i];
         size_t nl = t->text[t->merge_left[i]].len;
+        int32_t rank =
+            find_pair(t, t->merge_left[i], find_text(t, blob_at(t, m) + nl + 1, m.len - nl - 1))
+                ->rank;
         st = plm_tokenizer_add_merge(c, blob_at(t, m), nl, blob_at(t, m) + nl + 1, m.len - nl - 1,
-                                     where, err);
+                                     rank, where, err);
     }
     if (st) {
         plm_tokenizer_free(c);
@@ -434,6 +557,21 @@ int32_t plm_tokenizer_n_merges(const plm_tokenizer *t) {
 plm_str plm_tokenizer_merge(const plm_tokenizer *t, int32_t i) {
     if (!t || i < 0 || i >= t->n_merges) return (plm_str){"", 0};
     return (plm_str){blob_at(t, t->merge_text[i]), t->merge_text[i].len};
+}
+
+int plm_tokenizer_spm(const plm_tokenizer *t) {
+    return t ? t->spm : 0;
+}
+
+void plm_tokenizer_scores(const plm_tokenizer *t, float *out) {
+    for (int32_t id = 0; id < t->n_vocab; id++) out[id] = -(float)t->n_merges;
+    for (int32_t i = t->n_merges - 1; i >= 0; i--) { // down, so the first merge's rank stays
+        span m = t->merge_text[i];
+        size_t nl = t->text[t->merge_left[i]].len;
+        const pair_slot *p =
+            find_pair(t, t->merge_left[i], find_text(t, blob_at(t, m) + nl + 1, m.len - nl - 1));
+        out[p->id] = -(float)p->rank;
+    }
 }
 
 const char *plm_tokenizer_pre(const plm_tokenizer *t) {

@@ -21,13 +21,17 @@ enum {
     PLM_TOKEN_TYPE_BYTE = 6,
 };
 
-// plm_tokenizer_from_vocab: a byte-level BPE tokenizer from GGUF-style arrays (tokens in their
-// ByteLevel-encoded form as in tokenizer.json's vocab, merges as "left right", token types as above).
-// pre names the pre-tokenizer as GGUF's tokenizer.ggml.pre does ("smollm", "gpt2", "llama-bpe", ...);
-// an unknown name is PLM_ERR_UNSUPPORTED. Copies everything it needs.
+// plm_tokenizer_from_vocab: a tokenizer from GGUF-style arrays. Without scores (GGUF
+// tokenizer.ggml.model "gpt2"): byte-level BPE, tokens in their ByteLevel-encoded form as in
+// tokenizer.json's vocab, merges as "left right", token types as above; pre names the
+// pre-tokenizer as GGUF's tokenizer.ggml.pre does ("smollm", "gpt2", "llama-bpe", "qwen2", ...), an
+// unknown name is PLM_ERR_UNSUPPORTED. With scores (n_tokens of them; model "llama"): SentencePiece
+// BPE with byte fallback (Gemma), merges derived from the scores, pre and merges unused. Copies
+// everything it needs.
 plm_status plm_tokenizer_from_vocab(plm_tokenizer **out, const plm_str *tokens, int32_t n_tokens,
                                     const plm_str *merges, int32_t n_merges,
-                                    const int32_t *token_types, const char *pre, plm_error *err);
+                                    const int32_t *token_types, const float *scores,
+                                    const char *pre, plm_error *err);
 
 // plm_tokenizer_load_json_buffer: like plm_tokenizer_load, from the len bytes of a tokenizer.json
 // held in memory (wasm, fuzzing); name is used in error messages. Copies what it needs.
@@ -39,6 +43,13 @@ plm_str plm_tokenizer_token_text(const plm_tokenizer *t, int32_t id); // vocab f
 int32_t plm_tokenizer_token_type(const plm_tokenizer *t, int32_t id);
 int32_t plm_tokenizer_n_merges(const plm_tokenizer *t);
 plm_str plm_tokenizer_merge(const plm_tokenizer *t, int32_t i); // "left right", rank order
+// plm_tokenizer_spm: 1 for SentencePiece-style BPE with byte fallback (GGUF tokenizer.ggml.model
+// "llama"), 0 for byte-level BPE ("gpt2").
+int plm_tokenizer_spm(const plm_tokenizer *t);
+// plm_tokenizer_scores: GGUF's tokenizer.ggml.scores for a SentencePiece tokenizer: out (n_vocab)
+// gets minus the rank of the first merge that makes each token, and minus the number of merges
+// for the tokens no merge makes, so that llama.cpp's score order is the merges' order.
+void plm_tokenizer_scores(const plm_tokenizer *t, float *out);
 // plm_tokenizer_pre: the GGUF pre-tokenizer name ("gpt2", "smollm"), or "custom" when the
 // configuration (e.g. ByteLevel with add_prefix_space) has no GGUF name.
 const char *plm_tokenizer_pre(const plm_tokenizer *t);

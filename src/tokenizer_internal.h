@@ -33,8 +33,16 @@ typedef struct {
 } pair_slot;
 #define EMPTY_KEY UINT64_MAX
 
-enum { PRE_DIGITS, PRE_DIGIT_RUNS, PRE_GPT2 }; // steps before ByteLevel (Digits, Split)
+// steps before ByteLevel (Digits, Split with one of the regexes tokenizer_encode.c implements)
+enum { PRE_DIGITS, PRE_DIGIT_RUNS, PRE_GPT2, PRE_LLAMA3, PRE_QWEN2 };
 #define MAX_PRE 4
+
+// normalizers, run on the text between added tokens before the pre-tokenizers
+enum {
+    NORM_NONE,
+    NORM_NFC,       // Unicode NFC (Qwen)
+    NORM_METASPACE, // Replace ' ' with U+2581 (SentencePiece's space, Gemma)
+};
 
 struct plm_tokenizer {
     int32_t n_vocab;
@@ -50,7 +58,7 @@ struct plm_tokenizer {
     int32_t *merge_left; // (n_merges) the left token: where merge_text splits
     pair_slot *pairs;    // (pair_mask + 1) open addressing: (left, right) -> rank, merged id
     size_t pair_mask;
-    int32_t byte_id[256]; // the one-byte token of each byte, where BPE starts; -1 if none
+    int32_t byte_id[256]; // the one-byte token of each byte (spm: "<0xNN>"); -1 if none
     added_token *added;   // (n_added) sorted by first byte, then longest first
     int32_t n_added;
     int32_t added_first[257]; // added[added_first[b] .. added_first[b+1]) start with byte b
@@ -59,6 +67,9 @@ struct plm_tokenizer {
     int add_prefix_space;         // ByteLevel: prepend ' ' to a piece that does not start with one
     int use_regex;                // ByteLevel: split with the GPT-2 regex
     int ignore_merges;            // BPE: a word that is a whole token skips merging
+    int normalizer;               // NORM_*
+    int spm;                      // SentencePiece-style BPE: symbols are characters, not bytes;
+                                  // a character without a token becomes its <0xNN> byte tokens
     char pre_name[24];            // GGUF tokenizer.ggml.pre
     uint16_t byte_cp[256];        // byte -> code point of the byte-level alphabet
     int16_t cp_byte[BYTE_CP_MAX]; // and back, -1 for code points outside it
@@ -87,6 +98,16 @@ static inline int32_t find_text(const plm_tokenizer *t, const char *s, size_t n)
     }
 }
 
+// find_pair: the slot of merge (left, right), or NULL.
+static inline const pair_slot *find_pair(const plm_tokenizer *t, int32_t left, int32_t right) {
+    if (left < 0 || right < 0) return NULL; // a byte without a token merges with nothing
+    uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+    for (size_t h = hash_pair(key) & t->pair_mask;; h = (h + 1) & t->pair_mask) {
+        if (t->pairs[h].key == key) return &t->pairs[h];
+        if (t->pairs[h].key == EMPTY_KEY) return NULL;
+    }
+}
+
 // ---- building (tokenizer.c): the same steps for tokenizer.json, GGUF arrays and added tokens ----
 // Each returns PLM_OK or fails with a message naming where (a file name or the caller).
 
@@ -105,9 +126,10 @@ void plm_tokenizer_add_added(plm_tokenizer *t, int32_t id, int lstrip, int rstri
 // plm_tokenizer_build_index: after every token has its text: holes, the text -> id table, decoded
 // bytes, the one-byte tokens and the added-token buckets.
 plm_status plm_tokenizer_build_index(plm_tokenizer *t, const char *where, plm_error *err);
-// plm_tokenizer_add_merge: the next merge (rank order) joins tokens a and b (vocabulary texts).
+// plm_tokenizer_add_merge: the next merge joins tokens a and b (vocabulary texts); rank is its
+// priority (lower first): the merge's index, except where merges tie (SentencePiece scores).
 plm_status plm_tokenizer_add_merge(plm_tokenizer *t, const char *a, size_t na, const char *b,
-                                   size_t nb, const char *where, plm_error *err);
+                                   size_t nb, int32_t rank, const char *where, plm_error *err);
 // plm_tokenizer_set_pre_name: pre_name = the GGUF name of the configured pre-tokenizer, or
 // "custom".
 void plm_tokenizer_set_pre_name(plm_tokenizer *t);

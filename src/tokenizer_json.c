@@ -1,6 +1,9 @@
 // tokenizer_json.c: plm_tokenizer from and to Hugging Face's tokenizer.json: the reader (checks
-// that the pipeline is byte-level BPE we model: normalizer null, the supported pre-tokenizers, a
-// ByteLevel decoder, a plain BPE model; anything else is PLM_ERR_UNSUPPORTED), plm_tokenizer_load
+// that the pipeline is one we model: byte-level BPE (normalizer null or NFC, the supported
+// pre-tokenizers, a ByteLevel decoder), or SentencePiece-style BPE with byte fallback as Gemma
+// writes it (normalizer Replace ' ' -> U+2581, pre-tokenizer null or Split on ' ', decoders
+// Replace, ByteFallback, Fuse); a plain BPE model; anything else is PLM_ERR_UNSUPPORTED),
+// plm_tokenizer_load
 // (a directory, a tokenizer.json or a .gguf), and the writer of tokenizer.json and
 // tokenizer_config.json in the form Hugging Face tokenizers and transformers.js load. The object
 // and its building steps are in tokenizer.c.
@@ -14,8 +17,17 @@
 
 // ---- tokenizer.json ----
 
-static const char gpt2_regex[] =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+// the Split regexes tokenizer_encode.c implements, by PRE_* kind
+static const char *const split_regex[] = {
+    [PRE_GPT2] =
+        "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+    [PRE_LLAMA3] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+                   "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    [PRE_QWEN2] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                  "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+};
+#define N_SPLIT ((int)(sizeof split_regex / sizeof *split_regex))
+static const char metaspace[] = "\xE2\x96\x81"; // U+2581, SentencePiece's space
 
 // json_text: decode string token i into *buf (grown as needed); returns its length or -1.
 static int64_t json_text(const plm_json *j, int32_t i, char **buf, size_t *cap) {
@@ -67,38 +79,76 @@ static plm_status parse_pre(plm_tokenizer *t, const plm_json *j, int32_t v, int 
         return PLM_OK;
     }
     int32_t pat = plm_json_get(j, v, "pattern");
-    if (!strcmp(type, "Split") && plm_json_eq(j, plm_json_get(j, pat, "Regex"), gpt2_regex) &&
-        plm_json_eq(j, plm_json_get(j, v, "behavior"), "Isolated") &&
-        plm_json_bool(j, plm_json_get(j, v, "invert")) != 1) {
-        t->pre[t->n_pre++] = PRE_GPT2;
+    int isolated = plm_json_eq(j, plm_json_get(j, v, "behavior"), "Isolated") &&
+                   plm_json_bool(j, plm_json_get(j, v, "invert")) != 1;
+    for (int k = 0; k < N_SPLIT && !strcmp(type, "Split") && isolated; k++)
+        if (split_regex[k] && plm_json_eq(j, plm_json_get(j, pat, "Regex"), split_regex[k])) {
+            t->pre[t->n_pre++] = (uint8_t)k;
+            return PLM_OK;
+        }
+    // Gemma's Split on ' ' runs after the normalizer replaced every ' ': it never splits
+    if (!strcmp(type, "Split") && t->normalizer == NORM_METASPACE &&
+        plm_json_eq(j, plm_json_get(j, pat, "String"), " "))
         return PLM_OK;
-    }
     return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                    "%s: pre-tokenizer %s is not supported (supported: "
-                    "ByteLevel, Digits, Sequence, Split with the GPT-2 regex, Isolated)",
+                    "%s: pre-tokenizer %s is not supported (supported: ByteLevel, Digits, "
+                    "Sequence, Split with the GPT-2, Llama 3 or Qwen2 regex, Isolated)",
                     where, type);
 }
 
-// check_pipeline: the parts of tokenizer.json around the model: normalizer null, a ByteLevel
-// pre-tokenizer and decoder.
+// is_replace: v is {"type": "Replace", "pattern": {"String": from}, "content": to}.
+static int is_replace(const plm_json *j, int32_t v, const char *from, const char *to) {
+    return plm_json_eq(j, plm_json_get(j, v, "type"), "Replace") &&
+           plm_json_eq(j, plm_json_get(j, plm_json_get(j, v, "pattern"), "String"), from) &&
+           plm_json_eq(j, plm_json_get(j, v, "content"), to);
+}
+
+// spm_decoder: the decoder is Gemma's Sequence [Replace U+2581 -> ' ', ByteFallback, Fuse].
+static int spm_decoder(const plm_json *j, int32_t dec) {
+    int32_t d = plm_json_get(j, dec, "decoders");
+    return plm_json_eq(j, plm_json_get(j, dec, "type"), "Sequence") && d >= 0 &&
+           j->tok[d].size == 3 && is_replace(j, plm_json_at(j, d, 0), metaspace, " ") &&
+           plm_json_eq(j, plm_json_get(j, plm_json_at(j, d, 1), "type"), "ByteFallback") &&
+           plm_json_eq(j, plm_json_get(j, plm_json_at(j, d, 2), "type"), "Fuse");
+}
+
+// check_pipeline: the parts of tokenizer.json around the model: the normalizer (null, NFC, or
+// SentencePiece's Replace), the pre-tokenizer and the decoder (ByteLevel for byte-level BPE,
+// Gemma's sequence for byte fallback (t->spm, from model.byte_fallback)).
 static plm_status check_pipeline(plm_tokenizer *t, const plm_json *j, const char *where,
                                  plm_error *err) {
     char type[32];
     int32_t norm = plm_json_get(j, 0, "normalizer");
-    if (norm >= 0 && j->tok[norm].type != PLM_JSON_NULL)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: normalizer %s is not supported (want null)",
+    if (norm >= 0 && plm_json_eq(j, plm_json_get(j, norm, "type"), "NFC")) t->normalizer = NORM_NFC;
+    else if (norm >= 0 && is_replace(j, norm, " ", metaspace)) t->normalizer = NORM_METASPACE;
+    else if (norm >= 0 && j->tok[norm].type != PLM_JSON_NULL)
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: normalizer %s is not supported (want null, NFC, or Replace ' ' with "
+                        "U+2581)",
                         where, type_of(j, norm, type, sizeof type));
     int32_t dec = plm_json_get(j, 0, "decoder");
-    if (strcmp(type_of(j, dec, type, sizeof type), "ByteLevel"))
+    if (t->spm ? !spm_decoder(j, dec) : strcmp(type_of(j, dec, type, sizeof type), "ByteLevel"))
+        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: decoder %s is not supported (want %s)",
+                        where, type_of(j, dec, type, sizeof type),
+                        t->spm ? "Sequence of Replace U+2581 -> ' ', ByteFallback, Fuse"
+                               : "ByteLevel");
+    if (t->spm && t->normalizer != NORM_METASPACE)
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: decoder %s is not supported (want ByteLevel)", where, type);
-    int byte_level = 0;
-    plm_status st = parse_pre(t, j, plm_json_get(j, 0, "pre_tokenizer"), &byte_level, where, err);
-    if (!st && !byte_level)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: pre_tokenizer has no ByteLevel step: not a "
-                        "byte-level BPE tokenizer",
+                        "%s: byte fallback without the normalizer Replace ' ' -> U+2581 is not "
+                        "supported",
                         where);
+    int byte_level = 0;
+    int32_t pre = plm_json_get(j, 0, "pre_tokenizer");
+    plm_status st = pre >= 0 && j->tok[pre].type == PLM_JSON_NULL
+                        ? PLM_OK
+                        : parse_pre(t, j, pre, &byte_level, where, err);
+    if (!st && byte_level == t->spm)
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        t->spm ? "%s: ByteLevel with byte fallback is not supported"
+                               : "%s: pre_tokenizer has no ByteLevel step: not a "
+                                 "byte-level BPE tokenizer",
+                        where);
+    if (t->spm) t->use_regex = 0;
     return st;
 }
 
@@ -243,7 +293,7 @@ static plm_status load_merges(plm_tokenizer *t, const plm_json *j, int32_t merge
                           "%s: merges[%d] is not \"left right\" or "
                           "[\"left\", \"right\"]",
                           where, (int)k);
-        else st = plm_tokenizer_add_merge(t, a, (size_t)na, b, (size_t)nb, where, err);
+        else st = plm_tokenizer_add_merge(t, a, (size_t)na, b, (size_t)nb, k, where, err);
     }
     free(a);
     free(b);
@@ -269,6 +319,7 @@ plm_status plm_tokenizer_load_json_buffer(plm_tokenizer **out, const char *text,
     if (!st && added >= 0 && j.tok[added].type != PLM_JSON_ARRAY) added = -1; // null: none
     if (!st) st = count_ids(&j, vocab, added, &n_vocab, name, err);
     if (!st) st = plm_tokenizer_build_begin(&t, n_vocab, j.tok[merges].size, err);
+    if (!st) t->spm = plm_json_bool(&j, plm_json_get(&j, model, "byte_fallback")) == 1;
     if (!st) st = check_pipeline(t, &j, name, err);
     if (!st) t->ignore_merges = plm_json_bool(&j, plm_json_get(&j, model, "ignore_merges")) == 1;
     if (!st) st = load_tokens(t, &j, vocab, added, name, err);
@@ -325,20 +376,41 @@ static plm_status write_added_flags(plm_writer *w, const plm_tokenizer *t, const
                              json_bool(t->type[a->id] == PLM_TOKEN_TYPE_CONTROL));
 }
 
-static plm_status write_pre(plm_writer *w, const plm_tokenizer *t, plm_error *err) {
-    plm_status st = plm_writer_printf(w, err, "  \"pre_tokenizer\": ");
+// write_pipeline: the normalizer, pre_tokenizer, post_processor and decoder.
+static plm_status write_pipeline(plm_writer *w, const plm_tokenizer *t, plm_error *err) {
+    static const char *const norms[] = {
+        [NORM_NONE] = "null",
+        [NORM_NFC] = "{\"type\": \"NFC\"}",
+        [NORM_METASPACE] = ("{\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, "
+                            "\"content\": \"\xE2\x96\x81\"}"),
+    };
+    plm_status st = plm_writer_printf(
+        w, err, "  \"normalizer\": %s,\n  \"pre_tokenizer\": ", norms[t->normalizer]);
+    if (t->spm) {
+        if (!st)
+            st = plm_writer_printf(w, err,
+                                   "{\"type\": \"Split\", \"pattern\": {\"String\": \" \"}, "
+                                   "\"behavior\": \"MergedWithPrevious\", \"invert\": false},\n"
+                                   "  \"post_processor\": null,\n  \"decoder\": {\"type\": "
+                                   "\"Sequence\", \"decoders\": [{\"type\": \"Replace\", "
+                                   "\"pattern\": {\"String\": \"%s\"}, \"content\": \" \"}, "
+                                   "{\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}]},\n",
+                                   metaspace);
+        return st;
+    }
     if (!st && t->n_pre)
         st = plm_writer_printf(w, err, "{\"type\": \"Sequence\", \"pretokenizers\": [");
     for (int i = 0; i < t->n_pre && !st; i++) {
-        if (t->pre[i] == PRE_GPT2) {
+        int k = t->pre[i];
+        if (k < N_SPLIT && split_regex[k]) {
             st = plm_writer_printf(w, err, "{\"type\": \"Split\", \"pattern\": {\"Regex\": ");
-            if (!st) st = plm_json_write_str(w, gpt2_regex, strlen(gpt2_regex), err);
+            if (!st) st = plm_json_write_str(w, split_regex[k], strlen(split_regex[k]), err);
             if (!st)
                 st = plm_writer_printf(w, err,
                                        "}, \"behavior\": \"Isolated\", \"invert\": false}, ");
         } else {
             st = plm_writer_printf(w, err, "{\"type\": \"Digits\", \"individual_digits\": %s}, ",
-                                   json_bool(t->pre[i] == PRE_DIGITS));
+                                   json_bool(k == PRE_DIGITS));
         }
     }
     if (!st)
@@ -347,6 +419,11 @@ static plm_status write_pre(plm_writer *w, const plm_tokenizer *t, plm_error *er
                                "\"trim_offsets\": true, \"use_regex\": %s}%s,\n",
                                json_bool(t->add_prefix_space), json_bool(t->use_regex),
                                t->n_pre ? "]}" : "");
+    if (!st)
+        st = plm_writer_printf(w, err,
+                               "  \"post_processor\": null,\n  \"decoder\": {\"type\": "
+                               "\"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, "
+                               "\"use_regex\": true},\n");
     return st;
 }
 
@@ -357,8 +434,8 @@ static plm_status write_model(plm_writer *w, const plm_tokenizer *t, plm_error *
         w, err,
         "  \"model\": {\"type\": \"BPE\", \"dropout\": null, "
         "\"unk_token\": null, \"continuing_subword_prefix\": null, \"end_of_word_suffix\": null, "
-        "\"fuse_unk\": false, \"byte_fallback\": false, \"ignore_merges\": %s, \"vocab\": {",
-        json_bool(t->ignore_merges));
+        "\"fuse_unk\": false, \"byte_fallback\": %s, \"ignore_merges\": %s, \"vocab\": {",
+        json_bool(t->spm), json_bool(t->ignore_merges));
     for (int32_t id = 0; id < t->n_vocab && !st; id++) {
         st = plm_writer_printf(w, err, "%s\n    ", id ? "," : "");
         if (!st) st = plm_json_write_str(w, blob_at(t, t->text[id]), t->text[id].len, err);
@@ -399,13 +476,8 @@ static plm_status write_tokenizer_json(plm_writer *w, const plm_tokenizer *t, pl
         if (!st) st = write_added_flags(w, t, a, err);
         first = 0;
     }
-    if (!st) st = plm_writer_printf(w, err, "\n  ],\n  \"normalizer\": null,\n");
-    if (!st) st = write_pre(w, t, err);
-    if (!st)
-        st = plm_writer_printf(w, err,
-                               "  \"post_processor\": null,\n  \"decoder\": {\"type\": "
-                               "\"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, "
-                               "\"use_regex\": true},\n");
+    if (!st) st = plm_writer_printf(w, err, "\n  ],\n");
+    if (!st) st = write_pipeline(w, t, err);
     if (!st) st = write_model(w, t, err);
     return st;
 }

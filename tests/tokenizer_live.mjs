@@ -1,17 +1,23 @@
 // tokenizer_live.mjs: pocketlm's tokenizer against the reference, transformers.js (pinned in
 // package.json), on thousands of generated texts. The texts come from a seeded PRNG, so every run
 // tests the same ones: PAWS sentences, random characters from many scripts, white space runs,
-// digits, punctuation, contractions, emoji with ZWJ, and the tokenizer's added tokens spliced in.
+// digits, punctuation, contractions, emoji with ZWJ, and added tokens spliced in (SmolLM2's, and
+// the tokenizer's own when it is another one).
 // Checks, each over every text:
 //   1. ids: `pocketlm tokenize --jsonl` == tokenizer.encode(text, {add_special_tokens: false});
-//   2. text: `pocketlm tokenize --decode --jsonl` of those ids == tokenizer.decode(ids);
-//   3. invalid UTF-8: raw bytes on stdin == encode(new TextDecoder().decode(bytes)), i.e. each
-//      maximal invalid subpart read as U+FFFD, the decision documented in src/tokenizer_encode.c.
+//   2. text: `pocketlm tokenize --decode --jsonl` of those ids == tokenizer.decode(ids) (without
+//      clean_up_tokenization_spaces, a display option pocketlm does not have);
+//   3. round trip: pocketlm's decode of its own ids == the text (after NFC when the tokenizer's
+//      normalizer is NFC; with U+2581 as ' ' for SentencePiece), where every byte has a token;
+//   4. invalid UTF-8: raw bytes on stdin == encode(new TextDecoder().decode(bytes)), i.e. each
+//      maximal invalid subpart read as U+FFFD, the decision documented in src/tokenizer_encode.c;
+//   5. with a GGUF of the same tokenizer (tests/tokenizer_gguf.py): its ids == check 1's.
 // transformers.js returns `undefined` for a byte whose token is missing from the vocabulary
 // (SmolLM2 lacks 0x04, 0x06, 0x13, 0x14, 0x16, 0x1D, 0xC0, 0xC1, 0xF1, 0xF2, 0xF5..0xFF); pocketlm,
 // like Hugging Face's Rust tokenizers, gives no id there, so those entries are dropped before
 // comparing (and counted).
-// Usage: node tests/tokenizer_live.mjs [N]   (env POCKETLM = the binary, default build/pocketlm)
+// Usage: node tests/tokenizer_live.mjs [N [DIR [GGUF]]]   (env POCKETLM = the binary, default
+// build/pocketlm; DIR holds tokenizer.json and tokenizer_config.json, default SmolLM2's)
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +26,8 @@ import { fileURLToPath } from 'node:url';
 import { AutoTokenizer, env } from '@huggingface/transformers';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const tokDir = path.join(root, 'data', 'smollm2-paraphraser');
+const tokDir = path.resolve(process.argv[3] || path.join(root, 'data', 'smollm2-paraphraser'));
+const ggufFile = process.argv[4];
 const pawsFile = path.join(root, 'data', 'paws', 'test.tsv');
 const bin = process.env.POCKETLM || path.join(root, process.env.BUILD || 'build', 'pocketlm');
 const N = Number(process.argv[2] || 6000);
@@ -56,7 +63,7 @@ const PUNCT = '.,;:!?\'"()[]{}<>-_=+*/\\|@#$%^&~`'.split('');
 const WORDS = ["it's", "don't", "we're", "I've", "I'm", "you'll", "he'd", "'s", "'t", "'re",
     "'ve", "'m", "'ll", "'d", "O'Neil", "rock'n'roll", "'S", "''", "'"];
 const EMOJI = ['😀', '👍🏽', '👨‍👩‍👧‍👦', '🏳️‍🌈', '❤️', '🇫🇷', '🤷‍♀️', '🧑🏿‍💻', '✈️', '🍕'];
-const ADDED = ['<|OUTPUT_START|>', '<|OUTPUT_END|>', '<|im_start|>', '<|im_end|>', '<|endoftext|>',
+let ADDED = ['<|OUTPUT_START|>', '<|OUTPUT_END|>', '<|im_start|>', '<|im_end|>', '<|endoftext|>',
     '<|OUTPUT_START', '<|im_', '<reponame>', '<empty_output>'];
 
 const paws = readFileSync(pawsFile, 'utf8').split('\n').slice(1).filter(Boolean)
@@ -95,7 +102,7 @@ const FRAGMENTS = [
     () => pick(EMOJI),
     () => pick(ADDED),
     () => ' ' + pick(ADDED) + ' ',
-    () => '\ud800', // a lone surrogate: the C side reads it as U+FFFD, as TextEncoder does
+    () => '\ud800', // a lone surrogate: the C side reads it as U+FFFD (asC)
 ];
 
 function makeText(i) {
@@ -122,8 +129,8 @@ function makeInvalid() { // valid text with invalid UTF-8 bytes and truncated se
 
 // ---- run both sides ----
 
-function run(args, input) {
-    const r = spawnSync(bin, ['tokenize', '-t', tokDir, ...args], { input, maxBuffer: 1 << 30 });
+function run(args, input, tokPath = tokDir) {
+    const r = spawnSync(bin, ['tokenize', '-t', tokPath, ...args], { input, maxBuffer: 1 << 30 });
     if (r.error) throw r.error;
     if (r.status !== 0) {
         console.error(`FAIL: ${bin} tokenize ${args.join(' ')} exited ${r.status}\n${r.stderr}`);
@@ -132,11 +139,17 @@ function run(args, input) {
     return r.stdout.toString('utf8');
 }
 
+// asC: the text pocketlm reads: its UTF-8 has no lone surrogates, U+FFFD stands for each (as
+// TextEncoder writes them). transformers.js would treat a lone surrogate as a character of its own
+// (Gemma: not in the vocabulary, so byte fallback), which no UTF-8 input can produce.
+const asC = (t) => Buffer.from(t, 'utf8').toString('utf8');
+
 let dropped = 0;
-function reference(tok, text) {
-    const ids = tok.encode(text, { add_special_tokens: false });
+function reference(tok, text, whole = []) {
+    const ids = tok.encode(asC(text), { add_special_tokens: false });
     const kept = ids.filter((id) => id !== undefined);
     dropped += ids.length - kept.length;
+    whole.push(kept.length === ids.length);
     return kept;
 }
 
@@ -155,29 +168,51 @@ async function main() {
     env.allowRemoteModels = false;
     env.localModelPath = path.dirname(tokDir);
     const tok = await AutoTokenizer.from_pretrained(path.basename(tokDir));
+    const json = JSON.parse(readFileSync(path.join(tokDir, 'tokenizer.json'), 'utf8'));
+    if (json.added_tokens.some((a) => !ADDED.includes(a.content))) // another tokenizer: its own too
+        ADDED = ADDED.concat(json.added_tokens.map((a) => a.content));
+    // what decode(encode(text)) gives back: NFC's form, or SentencePiece's U+2581 read as ' '
+    const normal = json.normalizer?.type === 'NFC' ? (t) => t.normalize('NFC')
+        : json.model.byte_fallback ? (t) => t.replaceAll('\u2581', ' ') : (t) => t;
     const dir = mkdtempSync(path.join(tmpdir(), 'plm-tok-'));
     let failures = 0;
     try {
         const texts = Array.from({ length: N }, (_, i) => makeText(i));
-        const wantIds = texts.map((t) => reference(tok, t));
-        writeFileSync(path.join(dir, 'in.jsonl'), texts.map((t) => JSON.stringify(t)).join('\n') + '\n');
-        const gotIds = run(['--jsonl', path.join(dir, 'in.jsonl')]).split('\n').slice(0, N);
-        failures += report('encode', texts, wantIds.map((a) => JSON.stringify(a)), gotIds);
+        const whole = [];
+        const wantIds = texts.map((t) => reference(tok, t, whole));
+        const inFile = path.join(dir, 'in.jsonl');
+        writeFileSync(inFile, texts.map((t) => JSON.stringify(t)).join('\n') + '\n');
+        const gotIds = run(['--jsonl', inFile]).split('\n').slice(0, N);
+        const want = wantIds.map((a) => JSON.stringify(a));
+        failures += report('encode', texts, want, gotIds);
 
-        writeFileSync(path.join(dir, 'ids.jsonl'), wantIds.map((a) => JSON.stringify(a)).join('\n') + '\n');
+        writeFileSync(path.join(dir, 'ids.jsonl'), want.join('\n') + '\n');
         const gotText = run(['--decode', '--jsonl', path.join(dir, 'ids.jsonl')]).split('\n').slice(0, N);
-        const wantText = wantIds.map((a) => JSON.stringify(a.length ? tok.decode(a, { skip_special_tokens: false }) : ''));
+        const wantText = wantIds.map((a) => JSON.stringify(a.length
+            ? tok.decode(a, { skip_special_tokens: false, clean_up_tokenization_spaces: false }) : ''));
         failures += report('decode', texts, wantText, gotText.map((l) => JSON.stringify(JSON.parse(l))));
+
+        writeFileSync(path.join(dir, 'own.jsonl'), gotIds.join('\n') + '\n');
+        const back = run(['--decode', '--jsonl', path.join(dir, 'own.jsonl')]).split('\n').slice(0, N);
+        const kept = texts.map((_, i) => i).filter((i) => whole[i]);
+        failures += report('round trip', kept.map((i) => texts[i]),
+            kept.map((i) => JSON.stringify(normal(asC(texts[i])))),
+            kept.map((i) => JSON.stringify(JSON.parse(back[i]))));
 
         const raw = Array.from({ length: N_INVALID }, makeInvalid);
         const wantBad = raw.map((b) => JSON.stringify(reference(tok, new TextDecoder().decode(b))));
         const gotBad = raw.map((b) => run([], b).trim());
         failures += report('invalid UTF-8', raw.map((b) => b.toString('hex')), wantBad, gotBad);
+
+        if (ggufFile)
+            failures += report('GGUF encode', texts, want,
+                run(['--jsonl', inFile], undefined, ggufFile).split('\n').slice(0, N));
     } finally {
         rmSync(dir, { recursive: true, force: true });
     }
     console.log(`(${dropped} reference ids were undefined: bytes missing from the vocabulary)`);
-    console.log(`tokenizer_live: ${failures ? 'FAILED' : 'ok'} (${N} texts, ${N_INVALID} invalid UTF-8)`);
+    console.log(`tokenizer_live ${path.basename(path.dirname(tokDir))}/${path.basename(tokDir)}: ` +
+        `${failures ? 'FAILED' : 'ok'} (${N} texts, ${N_INVALID} invalid UTF-8${ggufFile ? ', GGUF' : ''})`);
     process.exit(failures ? 1 : 0);
 }
 

@@ -184,9 +184,11 @@ static float retry_share(const plm_generator *g) {
 }
 
 // begin_candidate: the state of candidate i: its sampler (seed + i), its draw of the source's
-// bigrams (a hash of seed + i and the position, against copy_block, or retry_share for a retry),
-// and, after the first, the logits of the prompt's last position again (re-decoded alone: the
-// same bits as in the prefill)
+// bigrams (a hash of seed + i and the position, against copy_block; for a retry, of the default
+// seed + i against retry_share: the retries are part of the decoding, not of the sampling, so
+// greedy decoding with them gives the same output for any seed, in the CLI, the server and the
+// browser alike), and, after the first, the logits of the prompt's last position again
+// (re-decoded alone: the same bits as in the prefill)
 static plm_status begin_candidate(plm_generator *g, int32_t i, plm_error *err) {
     plm_sampler_params sp = g->p.sampler;
     sp.seed += (uint64_t)i;
@@ -195,8 +197,9 @@ static plm_status begin_candidate(plm_generator *g, int32_t i, plm_error *err) {
     plm_status rc = plm_sampler_create(&g->smp, &sp, plm_session_n_vocab(g->s), err);
     if (rc != PLM_OK) return rc;
     const float share = g->retry ? retry_share(g) : g->p.copy_block;
+    const uint64_t draw = g->retry ? plm_sampler_default_params().seed + (uint64_t)i : sp.seed;
     for (int32_t j = 1; j < g->n_src; j++) {
-        uint64_t h = rng_mix(rng_seed(sp.seed) ^ (uint64_t)j);
+        uint64_t h = rng_mix(rng_seed(draw) ^ (uint64_t)j);
         g->block[j] = g->word[j] && (share >= 1.0f || rng_unit(h) < share);
     }
     g->penalty = g->retry ? g->p.copy_retry : g->p.copy_penalty;

@@ -582,7 +582,8 @@ typedef struct {
     // copy_retry logits (as copy_penalty does), and that is the output; while it still copies, again
     // with twice the share: the shares are copy_block, 2 copy_block, ..., and the third retry (or
     // the first share that reaches 1) blocks every bigram. A small share changes few words: the
-    // output stays close to the source. The cost: one more decoding for each output that copies
+    // output stays close to the source. The retries' bigrams are drawn from the default seed, not
+    // sampler.seed: greedy decoding with retries gives the same output for any seed. The cost: one more decoding for each output that copies
     // (at most three). Text comes out only once it is known (as with candidates). 0 = off.
     float copy_retry;
 } plm_generate_params;

@@ -500,17 +500,23 @@ PLM_TARGET_AVX2 static void q8_tile_avx2(const matmul_job *j, int t0, int mt, in
 // products); AVX2: two vpmaddwd, an add, convert, multiply, add. Even blocks run in one pass and odd
 // blocks in a second, so a pass needs only 8 accumulators a group.
 // xc (q8_prepare, when T >= G): per group of G tokens (the last padded with zero inputs and scales;
-// its lanes past T are computed and never stored), lane_group_bytes: 64 bytes for each 4 columns
+// its lanes past T are computed and never stored), lane_group_bytes: 4 G bytes for each 4 columns
 // k4 = 8 b + l (4 bytes of each token), then the scales dx (nb, G) as floats:
 //   AVX-512: the bytes xor 0x80 (x + 128: vpdpbusd's unsigned operand); each lane starts from
 //     -128 * (the sum of the 4 weights), which makes the int32 sum exact;
-//   AVX2: 32 bytes of E (bytes 0 and 2 of each 4, as int16) then 32 of O (bytes 1 and 3): the
-//     exact sum of the 4 products is vpmaddwd(E_x, E_w) + vpmaddwd(O_x, O_w).
+//   AVX2: the bytes as they are; the 4 weights w are broadcast, and vpmaddubsw(|w|, sign(x, w))
+//     then vpmaddwd by ones is the exact sum of the 4 products (|w|, |x| <= 127: no saturation).
 
-#define LANES_CHUNK 32 // blocks of one parity whose weight terms are computed ahead (1 or 2 KB)
+#define LANES_CHUNK 32 // blocks of one parity whose weight corrections are computed ahead (1 KB)
 
 static size_t lane_group_bytes(int C, int G) {
     return 16 * (size_t)C + (size_t)(C / PLM_QK) * (size_t)G * sizeof(float);
+}
+
+// lane_groups16: the AVX-512 groups of 16 tokens among T >= 8; the rest, 8 tokens or fewer, forms
+// one AVX2 group after them (so 8 to 15 tokens are not padded to 16).
+static int lane_groups16(int T) {
+    return T % 16 > 8 ? T / 16 + 1 : T / 16;
 }
 
 // lanes_store: the canonical end sum of G tokens' accumulators (even[l], odd[l] as G floats each,
@@ -518,6 +524,90 @@ static size_t lane_group_bytes(int C, int G) {
 static void lanes_store(const matmul_job *j, const float *sum, int G, int t0, int r) {
     const int n = j->T - t0 < G ? j->T - t0 : G;
     for (int i = 0; i < n; i++) j->out[(size_t)(t0 + i) * j->w->rows + r] = sum[i];
+}
+
+// q8_groups_avx2: xc's groups of 8 tokens (above) from xq (T, C) and xd (T, C / 32), by gathers.
+PLM_TARGET_AVX2 static void q8_groups_avx2(int32_t *xc, const int8_t *xq, const float *xd, int T,
+                                           int C) {
+    const int nb = C / PLM_QK;
+    const size_t gb = lane_group_bytes(C, 8);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i xoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(C));
+    const __m256i doff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(nb));
+    for (int g = 0; g * 8 < T; g++) {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(T - 8 * g), lane);
+        char *o = (char *)xc + (size_t)g * gb;
+        const int8_t *x = xq + (size_t)8 * g * C;
+        for (int k4 = 0; k4 < C / 4; k4++) {
+            const __m256i v = _mm256_mask_i32gather_epi32(
+                _mm256_setzero_si256(), (const int *)(const void *)(x + 4 * k4), xoff, m, 1);
+            _mm256_store_si256((__m256i *)(void *)(o + 64 * (size_t)k4), v);
+            _mm256_store_si256((__m256i *)(void *)(o + 64 * (size_t)k4 + 32), _mm256_abs_epi8(v));
+        }
+        float *dx = (float *)(void *)(o + 16 * (size_t)C);
+        for (int b = 0; b < nb; b++)
+            _mm256_store_ps(dx + 8 * b, _mm256_mask_i32gather_ps(_mm256_setzero_ps(),
+                                                                 xd + (size_t)8 * g * nb + b, doff,
+                                                                 _mm256_castsi256_ps(m), 4));
+    }
+}
+
+// q8_prepare_avx2: xc when the rows kernel runs (T >= 8)
+PLM_TARGET_AVX2 static void q8_prepare_avx2(int32_t *xc, const int8_t *xq, const float *xd, int T,
+                                            int C) {
+    if (T >= 8) q8_groups_avx2(xc, xq, xd, T, C);
+}
+
+// q8_pass_avx2l: acc[l] (from +0) of the blocks b = par, par + 2, .. of row r for the group at xg.
+PLM_INLINE PLM_TARGET_AVX2 void q8_pass_avx2l(__m256 acc[8], const matmul_job *j, const char *xg,
+                                              int r, int par) {
+    const int C = j->w->cols, nb = C / PLM_QK;
+    const int8_t *w = j->w->q + (size_t)r * C;                            // (C)
+    const float *dw = j->w->d + (size_t)r * nb;                           // (nb)
+    const float *dx = (const float *)(const void *)(xg + 16 * (size_t)C); // (nb, 8)
+    const __m256i ones = _mm256_set1_epi16(1);
+    UNROLL
+    for (int l = 0; l < 8; l++) acc[l] = _mm256_setzero_ps();
+    for (int b = par; b < nb; b += 2) {
+        const __m256 s = _mm256_mul_ps(_mm256_set1_ps(dw[b]), _mm256_load_ps(dx + 8 * b));
+        const __m256i *xb = (const __m256i *)(const void *)(xg + (size_t)b * 512);
+        UNROLL
+        for (int l = 0; l < 8; l++) {
+            int32_t w4;
+            memcpy(&w4, w + b * PLM_QK + 4 * l, sizeof w4);
+            const __m256i wl = _mm256_set1_epi32(w4);
+            const __m256i p16 =
+                _mm256_maddubs_epi16(_mm256_load_si256(xb + 2 * l + 1),
+                                     _mm256_sign_epi8(wl, _mm256_load_si256(xb + 2 * l)));
+            const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+            acc[l] = _mm256_add_ps(acc[l], _mm256_mul_ps(p, s));
+        }
+    }
+}
+
+// q8_lanes_avx2: out[t0 .. t0 + 8, r] (tokens past T not written) for the group at xg: the even
+// pass, the odd pass, then the canonical end sum of each lane.
+PLM_INLINE PLM_TARGET_AVX2 void q8_lanes_avx2(const matmul_job *j, const char *xg, int t0, int r) {
+    __m256 even[8], odd[8];
+    q8_pass_avx2l(even, j, xg, r, 0);
+    q8_pass_avx2l(odd, j, xg, r, 1);
+    UNROLL
+    for (int l = 0; l < 8; l++) even[l] = _mm256_add_ps(even[l], odd[l]);
+    UNROLL
+    for (int i = 0; i < 4; i++) even[i] = _mm256_add_ps(even[i], even[i + 4]);
+    _Alignas(32) float sum[8];
+    _mm256_store_ps(
+        sum, _mm256_add_ps(_mm256_add_ps(even[0], even[2]), _mm256_add_ps(even[1], even[3])));
+    lanes_store(j, sum, 8, t0, r);
+}
+
+// q8_rows_avx2: out[0 .. T, r0 .. r1) for T >= 8: per group, every row (the group's inputs, 8 C
+// bytes, stay in L1 while the rows stream past).
+PLM_TARGET_AVX2 static void q8_rows_avx2(const matmul_job *j, int r0, int r1) {
+    const size_t gb = lane_group_bytes(j->w->cols, 8);
+    for (int g = 0; 8 * g < j->T; g++)
+        for (int r = r0; r < r1; r++)
+            q8_lanes_avx2(j, (const char *)j->xc + (size_t)g * gb, 8 * g, r);
 }
 
 // q8_prepare_avx512: xc's token groups (above) from xq (T, C) and xd (T, C / 32), by gathers.
@@ -529,7 +619,11 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
     const __m512i xoff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(C));
     const __m512i doff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb));
     const __m512i k80 = _mm512_set1_epi8((char)0x80);
-    for (int g = 0; g * 16 < T && T >= 16; g++) {
+    const int n16 = lane_groups16(T);
+    if (T >= 8 && T - 16 * n16 > 0)
+        q8_groups_avx2((int32_t *)(void *)((char *)xc + (size_t)n16 * gb),
+                       xq + (size_t)16 * n16 * C, xd + (size_t)16 * n16 * nb, T - 16 * n16, C);
+    for (int g = 0; g < n16; g++) {
         const int n = T - 16 * g < 16 ? T - 16 * g : 16;
         const __mmask16 m = (__mmask16)((1u << n) - 1);
         char *o = (char *)xc + (size_t)g * gb;
@@ -616,10 +710,11 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_lanes_avx512(const matmul_job *j, const cha
     }
 }
 
-// q8_rows_avx512: out[0 .. T, r0 .. r1) for T >= 16: per tile of 2 groups (1 when 32 tokens'
-// inputs pass 24 KB), every row: the tile's inputs stay in L1 while the rows stream past.
+// q8_rows_avx512: out[0 .. T, r0 .. r1) for T >= 8: per tile of 2 groups of 16 tokens (1 when 32
+// tokens' inputs pass 24 KB), every row: the tile's inputs stay in L1 while the rows stream past;
+// then the last 8 tokens or fewer, if any, as an AVX2 group (the same bits).
 PLM_TARGET_AVX512 static void q8_rows_avx512(const matmul_job *j, int r0, int r1) {
-    const int C = j->w->cols, ng = (j->T + 15) / 16;
+    const int C = j->w->cols, ng = lane_groups16(j->T);
     const size_t gb = lane_group_bytes(C, 16);
     const int two = 32 * (size_t)C <= (24 << 10);
     for (int g = 0; g < ng; g += two ? 2 : 1) {
@@ -629,95 +724,9 @@ PLM_TARGET_AVX512 static void q8_rows_avx512(const matmul_job *j, int r0, int r1
         else
             for (int r = r0; r < r1; r++) q8_lanes_avx512(j, xg, 16 * g, r, 1);
     }
-}
-
-// q8_prepare_avx2: xc's token groups (above) from xq (T, C) and xd (T, C / 32), by gathers.
-PLM_TARGET_AVX2 static void q8_prepare_avx2(int32_t *xc, const int8_t *xq, const float *xd, int T,
-                                            int C) {
-    const int nb = C / PLM_QK;
-    const size_t gb = lane_group_bytes(C, 8);
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i xoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(C));
-    const __m256i doff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(nb));
-    for (int g = 0; g * 8 < T && T >= 8; g++) {
-        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(T - 8 * g), lane);
-        char *o = (char *)xc + (size_t)g * gb;
-        const int8_t *x = xq + (size_t)8 * g * C;
-        for (int k4 = 0; k4 < C / 4; k4++) {
-            const __m256i v = _mm256_mask_i32gather_epi32(
-                _mm256_setzero_si256(), (const int *)(const void *)(x + 4 * k4), xoff, m, 1);
-            __m256i *e = (__m256i *)(void *)(o + 64 * (size_t)k4);
-            _mm256_store_si256(e, _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8));
-            _mm256_store_si256(e + 1, _mm256_srai_epi16(v, 8));
-        }
-        float *dx = (float *)(void *)(o + 16 * (size_t)C);
-        for (int b = 0; b < nb; b++)
-            _mm256_store_ps(dx + 8 * b, _mm256_mask_i32gather_ps(_mm256_setzero_ps(),
-                                                                 xd + (size_t)8 * g * nb + b, doff,
-                                                                 _mm256_castsi256_ps(m), 4));
-    }
-}
-
-// q8_pass_avx2: acc[l] (from +0) of the blocks b = par, par + 2, .. of row r for the group at xg.
-PLM_INLINE PLM_TARGET_AVX2 void q8_pass_avx2l(__m256 acc[8], const matmul_job *j, const char *xg,
-                                              int r, int par) {
-    const int C = j->w->cols, nb = C / PLM_QK;
-    const int8_t *w = j->w->q + (size_t)r * C;                            // (C)
-    const float *dw = j->w->d + (size_t)r * nb;                           // (nb)
-    const float *dx = (const float *)(const void *)(xg + 16 * (size_t)C); // (nb, 8)
-    UNROLL
-    for (int l = 0; l < 8; l++) acc[l] = _mm256_setzero_ps();
-    for (int c0 = par; c0 < nb; c0 += 2 * LANES_CHUNK) {
-        const int ce = c0 + 2 * LANES_CHUNK < nb ? c0 + 2 * LANES_CHUNK : nb;
-        // E, then O, of each 4 weights of the chunk's blocks, first, in memory (as AVX-512's
-        // corrections): then each is one broadcast load
-        _Alignas(32) int32_t we[LANES_CHUNK][16];
-        for (int b = c0; b < ce; b += 2) {
-            const __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)(w + b * PLM_QK));
-            __m256i *e = (__m256i *)(void *)we[(b - c0) / 2];
-            _mm256_store_si256(e, _mm256_srai_epi16(_mm256_slli_epi16(wv, 8), 8));
-            _mm256_store_si256(e + 1, _mm256_srai_epi16(wv, 8));
-        }
-        for (int b = c0; b < ce; b += 2) {
-            const int32_t *e = we[(b - c0) / 2];
-            const __m256 s = _mm256_mul_ps(_mm256_set1_ps(dw[b]), _mm256_load_ps(dx + 8 * b));
-            const __m256i *xb = (const __m256i *)(const void *)(xg + (size_t)b * 512);
-            UNROLL
-            for (int l = 0; l < 8; l++) {
-                const __m256i pe =
-                    _mm256_madd_epi16(_mm256_set1_epi32(e[l]), _mm256_load_si256(xb + 2 * l));
-                const __m256i po = _mm256_madd_epi16(_mm256_set1_epi32(e[8 + l]),
-                                                     _mm256_load_si256(xb + 2 * l + 1));
-                const __m256 p = _mm256_cvtepi32_ps(_mm256_add_epi32(pe, po));
-                acc[l] = _mm256_add_ps(acc[l], _mm256_mul_ps(p, s));
-            }
-        }
-    }
-}
-
-// q8_lanes_avx2: out[t0 .. t0 + 8, r] (tokens past T not written) for the group at xg: the even
-// pass, the odd pass, then the canonical end sum of each lane.
-PLM_INLINE PLM_TARGET_AVX2 void q8_lanes_avx2(const matmul_job *j, const char *xg, int t0, int r) {
-    __m256 even[8], odd[8];
-    q8_pass_avx2l(even, j, xg, r, 0);
-    q8_pass_avx2l(odd, j, xg, r, 1);
-    UNROLL
-    for (int l = 0; l < 8; l++) even[l] = _mm256_add_ps(even[l], odd[l]);
-    UNROLL
-    for (int i = 0; i < 4; i++) even[i] = _mm256_add_ps(even[i], even[i + 4]);
-    _Alignas(32) float sum[8];
-    _mm256_store_ps(
-        sum, _mm256_add_ps(_mm256_add_ps(even[0], even[2]), _mm256_add_ps(even[1], even[3])));
-    lanes_store(j, sum, 8, t0, r);
-}
-
-// q8_rows_avx2: out[0 .. T, r0 .. r1) for T >= 8: per group, every row (the group's inputs, 16 C
-// bytes, stay in L1 while the rows stream past).
-PLM_TARGET_AVX2 static void q8_rows_avx2(const matmul_job *j, int r0, int r1) {
-    const size_t gb = lane_group_bytes(j->w->cols, 8);
-    for (int g = 0; 8 * g < j->T; g++)
+    if (j->T > 16 * ng)
         for (int r = r0; r < r1; r++)
-            q8_lanes_avx2(j, (const char *)j->xc + (size_t)g * gb, 8 * g, r);
+            q8_lanes_avx2(j, (const char *)j->xc + (size_t)ng * gb, 16 * ng, r);
 }
 
 // quantize_avx2: quantize_scalar, one block in four registers (quant_x86.h).
@@ -910,7 +919,7 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
 
 const matmul_kernels plm_kernels_avx512 = {
     .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1}, // beats a 4 x 6 zmm dot tile
-    .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm, q8_rows_avx512, 16},
+    .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm, q8_rows_avx512, 8},
     .quantize = quantize_avx512,
     .q8_prepare = q8_prepare_avx512,
     .dinp_tiles = tiles_avx512,

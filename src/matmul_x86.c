@@ -507,17 +507,23 @@ PLM_TARGET_AVX2 static void q8_tile_avx2(const matmul_job *j, int t0, int mt, in
 //   AVX2: the bytes as they are; the 4 weights w are broadcast, and vpmaddubsw(|w|, sign(x, w))
 //     then vpmaddwd by ones is the exact sum of the 4 products (|w|, |x| <= 127: no saturation).
 
+#define Q8_ROWS_T   4  // AVX-512: tokens from which the rows kernel runs (padded to 8 below 8)
 #define LANES_CHUNK 32 // blocks of one parity whose weight corrections are computed ahead (1 KB)
 
 static size_t lane_group_bytes(int C, int G) {
     return 16 * (size_t)C + (size_t)(C / PLM_QK) * (size_t)G * sizeof(float);
 }
 
-// lane_groups16: the AVX-512 groups of 16 tokens among T >= 8; the rest, 8 tokens or fewer, forms
-// one AVX2 group after them (so 8 to 15 tokens are not padded to 16).
+// lane_groups16: the AVX-512 groups of 16 tokens among T; the rest, 8 tokens or fewer, forms one
+// paired group after them (so 1 to 8 more tokens are not padded to 16).
 static int lane_groups16(int T) {
     return T % 16 > 8 ? T / 16 + 1 : T / 16;
 }
+
+// AVX-512's paired group of 8 tokens (or fewer, padded; in a group of 16's place, 8 C + 64 nb
+// bytes): for each 8 columns k8 (the 4-column lanes l = 2 p, 2 p + 1 of block b, k8 = 4 b + p), 64
+// bytes: token i's 8 bytes (xor 0x80) at 8 i, so vector lanes 2 i and 2 i + 1 hold its lanes 2 p
+// and 2 p + 1 of the canonical order; then the scales dx (nb, 16), token i's at 2 i and 2 i + 1.
 
 // lanes_store: the canonical end sum of G tokens' accumulators (even[l], odd[l] as G floats each,
 // in memory) into out[t0 + i, r] for i < G and t0 + i < T.
@@ -619,10 +625,25 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
     const __m512i xoff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(C));
     const __m512i doff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb));
     const __m512i k80 = _mm512_set1_epi8((char)0x80);
-    const int n16 = lane_groups16(T);
-    if (T >= 8 && T - 16 * n16 > 0)
-        q8_groups_avx2((int32_t *)(void *)((char *)xc + (size_t)n16 * gb),
-                       xq + (size_t)16 * n16 * C, xd + (size_t)16 * n16 * nb, T - 16 * n16, C);
+    const int n16 = lane_groups16(T), rest = T - 16 * n16;
+    if (T >= Q8_ROWS_T && rest > 0) { // the paired group
+        const long long c = C;
+        const __m512i poff = _mm512_setr_epi64(0, c, 2 * c, 3 * c, 4 * c, 5 * c, 6 * c, 7 * c);
+        const __m512i dpoff = _mm512_mullo_epi32(_mm512_srli_epi32(lane, 1), _mm512_set1_epi32(nb));
+        char *o = (char *)xc + (size_t)n16 * gb;
+        const int8_t *x = xq + (size_t)16 * n16 * C;
+        const float *d = xd + (size_t)16 * n16 * nb;
+        for (int k8 = 0; k8 < C / 8; k8++) {
+            const __m512i v = _mm512_mask_i64gather_epi64(
+                _mm512_setzero_si512(), (__mmask8)((1u << rest) - 1), poff, x + 8 * k8, 1);
+            _mm512_store_si512(o + 64 * (size_t)k8, _mm512_xor_si512(v, k80));
+        }
+        float *dx = (float *)(void *)(o + 8 * (size_t)C);
+        for (int b = 0; b < nb; b++)
+            _mm512_store_ps(dx + 16 * b, _mm512_mask_i32gather_ps(_mm512_setzero_ps(),
+                                                                  (__mmask16)((1u << 2 * rest) - 1),
+                                                                  dpoff, d + b, 4));
+    }
     for (int g = 0; g < n16; g++) {
         const int n = T - 16 * g < 16 ? T - 16 * g : 16;
         const __mmask16 m = (__mmask16)((1u << n) - 1);
@@ -640,19 +661,23 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
     }
 }
 
-// q8_pass_avx512: acc[g][l] (from +0) of the blocks b = par, par + 2, .. of row r for ng = 1 or 2
-// groups (a constant at each call site) whose bytes in xc start at xg.
+// q8_pass_avx512: acc[g][u] (from +0) of the blocks b = par, par + 2, .. of row r for ng = 1 or 2
+// groups of 16 tokens whose bytes in xc start at xg (u = l, the 8 lanes of the canonical order),
+// or (pair) for the paired group at xg (u = p: lanes 2 p and 2 p + 1 as one vector); ng and pair
+// are constants at each call site.
 PLM_INLINE PLM_TARGET_AVX512 void q8_pass_avx512(__m512 acc[2][8], const matmul_job *j,
-                                                 const char *xg, int r, int par, const int ng) {
-    const int C = j->w->cols, nb = C / PLM_QK;
+                                                 const char *xg, int r, int par, const int ng,
+                                                 const int pair) {
+    const int C = j->w->cols, nb = C / PLM_QK, U = pair ? 4 : 8; // U vectors a block
     const size_t gb = lane_group_bytes(C, 16);
-    const int8_t *w = j->w->q + (size_t)r * C;  // (C)
-    const float *dw = j->w->d + (size_t)r * nb; // (nb)
+    const int8_t *w = j->w->q + (size_t)r * C;                                         // (C)
+    const float *dw = j->w->d + (size_t)r * nb;                                        // (nb)
+    const float *dx = (const float *)(const void *)(xg + (pair ? 8 : 16) * (size_t)C); // (nb, 16)
     const __m256i k80 = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
     UNROLL
     for (int g = 0; g < ng; g++) {
         UNROLL
-        for (int l = 0; l < 8; l++) acc[g][l] = _mm512_setzero_ps();
+        for (int u = 0; u < U; u++) acc[g][u] = _mm512_setzero_ps();
     }
     for (int c0 = par; c0 < nb; c0 += 2 * LANES_CHUNK) {
         const int ce = c0 + 2 * LANES_CHUNK < nb ? c0 + 2 * LANES_CHUNK : nb;
@@ -666,24 +691,32 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_pass_avx512(__m512 acc[2][8], const matmul_
         }
         for (int b = c0; b < ce; b += 2) {
             const int8_t *wb = w + b * PLM_QK;
+            const int32_t *cb = cw[(b - c0) / 2];
             __m512 s[2];
             UNROLL
             for (int g = 0; g < ng; g++)
                 s[g] = _mm512_mul_ps(
                     _mm512_set1_ps(dw[b]),
-                    _mm512_load_ps((const float *)(const void *)(xg + g * gb + 16 * (size_t)C) +
+                    _mm512_load_ps((const float *)(const void *)((const char *)dx + g * gb) +
                                    16 * b));
             UNROLL
-            for (int l = 0; l < 8; l++) {
-                int32_t w4;
-                memcpy(&w4, wb + 4 * l, sizeof w4);
-                const __m512i c = _mm512_set1_epi32(cw[(b - c0) / 2][l]);
-                const __m512i wl = _mm512_set1_epi32(w4);
+            for (int u = 0; u < U; u++) {
+                __m512i c, wl;
+                if (pair) {
+                    int64_t w8, c8;
+                    memcpy(&w8, wb + 8 * u, sizeof w8);
+                    memcpy(&c8, cb + 2 * u, sizeof c8);
+                    c = _mm512_set1_epi64(c8), wl = _mm512_set1_epi64(w8);
+                } else {
+                    int32_t w4;
+                    memcpy(&w4, wb + 4 * u, sizeof w4);
+                    c = _mm512_set1_epi32(cb[u]), wl = _mm512_set1_epi32(w4);
+                }
                 UNROLL
                 for (int g = 0; g < ng; g++) {
-                    const __m512i xv = _mm512_load_si512(xg + g * gb + (size_t)(8 * b + l) * 64);
+                    const __m512i xv = _mm512_load_si512(xg + g * gb + (size_t)(U * b + u) * 64);
                     const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c, xv, wl));
-                    acc[g][l] = _mm512_add_ps(acc[g][l], _mm512_mul_ps(p, s[g]));
+                    acc[g][u] = _mm512_add_ps(acc[g][u], _mm512_mul_ps(p, s[g]));
                 }
             }
         }
@@ -695,8 +728,8 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_pass_avx512(__m512 acc[2][8], const matmul_
 PLM_INLINE PLM_TARGET_AVX512 void q8_lanes_avx512(const matmul_job *j, const char *xg, int t0,
                                                   int r, const int ng) {
     __m512 even[2][8], odd[2][8];
-    q8_pass_avx512(even, j, xg, r, 0, ng);
-    q8_pass_avx512(odd, j, xg, r, 1, ng);
+    q8_pass_avx512(even, j, xg, r, 0, ng, 0);
+    q8_pass_avx512(odd, j, xg, r, 1, ng, 0);
     UNROLL
     for (int g = 0; g < ng; g++) {
         __m512 h[8];
@@ -710,9 +743,28 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_lanes_avx512(const matmul_job *j, const cha
     }
 }
 
-// q8_rows_avx512: out[0 .. T, r0 .. r1) for T >= 8: per tile of 2 groups of 16 tokens (1 when 32
-// tokens' inputs pass 24 KB), every row: the tile's inputs stay in L1 while the rows stream past;
-// then the last 8 tokens or fewer, if any, as an AVX2 group (the same bits).
+// q8_pair_avx512: out[t0 .. t0 + 8, r] (tokens past T not written) for the paired group at xg:
+// the same end sum, on vectors holding two lanes of the canonical order each: h[p] has l = 2 p in
+// its even lanes and l = 2 p + 1 in its odd ones, so h[0] + h[2] gives a0 and a1 side by side,
+// h[1] + h[3] a2 and a3, their sum a0 + a2 and a1 + a3, and adding the swapped pairs
+// (a0 + a2) + (a1 + a3).
+PLM_INLINE PLM_TARGET_AVX512 void q8_pair_avx512(const matmul_job *j, const char *xg, int t0,
+                                                 int r) {
+    __m512 even[2][8], odd[2][8], h[4];
+    q8_pass_avx512(even, j, xg, r, 0, 1, 1);
+    q8_pass_avx512(odd, j, xg, r, 1, 1, 1);
+    UNROLL
+    for (int p = 0; p < 4; p++) h[p] = _mm512_add_ps(even[0][p], odd[0][p]);
+    const __m512 a = _mm512_add_ps(_mm512_add_ps(h[0], h[2]), _mm512_add_ps(h[1], h[3]));
+    _Alignas(64) float sum[16];
+    _mm512_store_ps(sum, _mm512_add_ps(a, _mm512_permute_ps(a, 0xB1)));
+    const int n = j->T - t0 < 8 ? j->T - t0 : 8;
+    for (int i = 0; i < n; i++) j->out[(size_t)(t0 + i) * j->w->rows + r] = sum[2 * i];
+}
+
+// q8_rows_avx512: out[0 .. T, r0 .. r1) for T >= Q8_ROWS_T: per tile of 2 groups of 16 tokens (1
+// when 32 tokens' inputs pass 24 KB), every row: the tile's inputs stay in L1 while the rows
+// stream past; then the last 8 tokens or fewer, if any, as a paired group.
 PLM_TARGET_AVX512 static void q8_rows_avx512(const matmul_job *j, int r0, int r1) {
     const int C = j->w->cols, ng = lane_groups16(j->T);
     const size_t gb = lane_group_bytes(C, 16);
@@ -726,7 +778,7 @@ PLM_TARGET_AVX512 static void q8_rows_avx512(const matmul_job *j, int r0, int r1
     }
     if (j->T > 16 * ng)
         for (int r = r0; r < r1; r++)
-            q8_lanes_avx2(j, (const char *)j->xc + (size_t)ng * gb, 16 * ng, r);
+            q8_pair_avx512(j, (const char *)j->xc + (size_t)ng * gb, 16 * ng, r);
 }
 
 // quantize_avx2: quantize_scalar, one block in four registers (quant_x86.h).
@@ -919,7 +971,7 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
 
 const matmul_kernels plm_kernels_avx512 = {
     .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1}, // beats a 4 x 6 zmm dot tile
-    .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm, q8_rows_avx512, 8},
+    .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm, q8_rows_avx512, Q8_ROWS_T},
     .quantize = quantize_avx512,
     .q8_prepare = q8_prepare_avx512,
     .dinp_tiles = tiles_avx512,

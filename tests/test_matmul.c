@@ -258,11 +258,11 @@ static void test_matmul(void) {
     test_shape(pools, PLM_DTYPE_Q8_0, 130, 37, 96, &s);
     // AVX2 Q8_0 scales in groups of 64 blocks: 67 blocks cross a group with an odd count
     test_shape(pools, PLM_DTYPE_Q8_0, 5, 9, 67 * PLM_QK, &s);
-    // Q8_0 with tokens in lanes (x86 prefill, T >= 8: groups of 16 (AVX-512) or 8 (AVX2) tokens,
-    // the last padded; AVX-512 leaves its last 8 tokens or fewer to one AVX2 group, and runs tiles
-    // of 2 groups up to 768 columns, 1 above; AVX-512's weight corrections in chunks of 32 blocks
-    // of a parity): T around the groups, odd block counts and row counts,
-    // 65 blocks cross a chunk
+    // Q8_0 with tokens in lanes (x86, T >= 4 on AVX-512, 8 on AVX2: groups of 16 (AVX-512) or 8
+    // (AVX2) tokens, the last padded; AVX-512 leaves its last 8 tokens or fewer to a paired group,
+    // and runs tiles of 2 groups up to 768 columns, 1 above; AVX-512's weight corrections in chunks
+    // of 32 blocks of a parity): T around the groups (and q8_Ts above), odd block counts, 65 blocks
+    // cross a chunk
     static const int l_Ts[] = {8, 15, 16, 17, 24, 32, 33, 40, 49}, l_rows[] = {3, 10};
     static const int l_cols[] = {160, 800, 1568, 65 * PLM_QK};
     for (size_t a = 0; a < sizeof l_Ts / sizeof *l_Ts; a++)

@@ -13,8 +13,9 @@
 // Q8_0 goes further: every path runs the canonical order of matmul_kernels.h, so Q8_0 results are
 // the same bits on every path, and the native and wasm builds give the same logits (the x86 Q8_0
 // rows kernels for T >= rows_t hold tokens in vector lanes and run that order per lane).
-// Threads split rows; Q8_0 inputs are quantized (and packed, q8_prepare) once by the caller
-// before the threads start.
+// Threads split rows; Q8_0 inputs are quantized (over the threads when long) and packed
+// (q8_prepare) once before the threads start, and once for all the weights of plm_matmul_n that
+// share them (q, k and v; gate and up), which also run as one job.
 // Decode is memory-bound: the weights are read as sequential streams with software prefetch (one
 // row at a time for tile kernels; 16-row panels, transposed in registers, for the x86 f32 rows
 // kernel); prefill is compute-bound: register tiles of several tokens x rows reuse each loaded
@@ -34,11 +35,12 @@
 
 // ---- the driver ----
 
-// ---- the job and the driver ----
+// Quantize the inputs over the threads from this many values (below, one thread's share would be
+// shorter than a job's start).
+#define QUANTIZE_MT_VALUES (16 * 1024)
 
-// matmul_worker: thread ith of nth takes a contiguous chunk of rows, a multiple of the tile's NR.
-static void matmul_worker(void *ctx, int ith, int nth) {
-    const matmul_job *j = ctx;
+// matmul_rows: thread ith of nth takes a contiguous chunk of rows, a multiple of the tile's NR.
+static void matmul_rows(const matmul_job *j, int ith, int nth) {
     const int rows = j->w->rows, T = j->T;
     // Fewer tokens than a tile (decode): one row at a time, so the weights are read as one
     // sequential stream (interleaving 4 f32 row streams halves the DRAM bandwidth on Zen 4, and 2
@@ -67,6 +69,33 @@ static void matmul_worker(void *ctx, int ith, int nth) {
             r += nr;
         }
     }
+}
+
+// The weights of one plm_matmul_n call (same input): thread ith does its rows of each.
+typedef struct {
+    const matmul_job *jobs;
+    int n;
+} matmul_jobs;
+
+static void matmul_worker(void *ctx, int ith, int nth) {
+    const matmul_jobs *js = ctx;
+    for (int i = 0; i < js->n; i++) matmul_rows(&js->jobs[i], ith, nth);
+}
+
+// The inputs to quantize: thread ith quantizes its tokens.
+typedef struct {
+    void (*quantize)(int8_t *q, float *d, const float *x, size_t n);
+    int8_t *xq;
+    float *xd;
+    const float *inp;
+    int32_t T, cols;
+} quantize_job;
+
+static void quantize_worker(void *ctx, int ith, int nth) {
+    const quantize_job *q = ctx;
+    const size_t C = (size_t)q->cols, t0 = (size_t)q->T * ith / nth,
+                 t1 = (size_t)q->T * (ith + 1) / nth;
+    q->quantize(q->xq + t0 * C, q->xd + t0 * (C / PLM_QK), q->inp + t0 * C, (t1 - t0) * C);
 }
 
 // ---- quantization: scalar reference ----
@@ -195,33 +224,55 @@ size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols) {
     return round_up64(n) + round_up64(n / PLM_QK * sizeof(float)) + round_up64(2 * np + np / 8);
 }
 
-void plm_matmul_isa_run(plm_isa isa, plm_pool *pool, float *out, const float *inp, const plm_mat *w,
-                        int32_t T, void *scratch) {
-    assert(w->dtype == PLM_DTYPE_F32 || w->dtype == PLM_DTYPE_Q8_0);
-    assert(plm_isa_supported(isa));
+// matmul_n: out_i = inp @ W_i^T for the n weights ws (same dtype and cols) on path isa.
+static void matmul_n(plm_isa isa, plm_pool *pool, int n, float *const *outs, const float *inp,
+                     const plm_mat *const *ws, int32_t T, void *scratch) {
+    assert(n >= 1 && n <= PLM_MATMUL_MAX_N && plm_isa_supported(isa));
     const matmul_kernels *k = plm_matmul_kernels(isa);
+    const plm_mat *w = ws[0];
     const int q8 = w->dtype == PLM_DTYPE_Q8_0;
-    matmul_job j = {.kernel = q8 ? k->q8 : k->f32, .out = out, .inp = inp, .w = w, .T = T};
+    assert(w->dtype == PLM_DTYPE_F32 || q8);
+    matmul_job jobs[PLM_MATMUL_MAX_N];
+    for (int i = 0; i < n; i++) {
+        assert(ws[i]->dtype == w->dtype && ws[i]->cols == w->cols);
+        jobs[i] = (matmul_job){
+            .kernel = q8 ? k->q8 : k->f32, .out = outs[i], .inp = inp, .w = ws[i], .T = T};
+    }
     if (q8) {
         assert(w->cols % PLM_QK == 0 && scratch != NULL);
-        const size_t n = (size_t)T * (size_t)w->cols;
-        int8_t *xq = scratch;
-        float *xd = (float *)(void *)((char *)scratch + round_up64(n));
-        (k->quantize ? k->quantize : quantize_scalar)(xq, xd, inp, n);
-        j.xq = xq;
-        j.xd = xd;
+        const size_t N = (size_t)T * (size_t)w->cols;
+        quantize_job qj = {k->quantize ? k->quantize : quantize_scalar,
+                           scratch,
+                           (float *)(void *)((char *)scratch + round_up64(N)),
+                           inp,
+                           T,
+                           w->cols};
+        if (N >= QUANTIZE_MT_VALUES) plm_pool_run(pool, quantize_worker, &qj);
+        else quantize_worker(&qj, 0, 1);
+        int32_t *xc = NULL;
         if (k->q8_prepare) {
-            int32_t *xc = (int32_t *)(void *)((char *)xd + round_up64(n / PLM_QK * sizeof(float)));
-            k->q8_prepare(xc, xq, xd, T, w->cols);
-            j.xc = xc;
+            xc = (int32_t *)(void *)((char *)qj.xd + round_up64(N / PLM_QK * sizeof(float)));
+            k->q8_prepare(xc, qj.xq, qj.xd, T, w->cols);
         }
+        for (int i = 0; i < n; i++) jobs[i].xq = qj.xq, jobs[i].xd = qj.xd, jobs[i].xc = xc;
     }
-    plm_pool_run(pool, matmul_worker, &j);
+    matmul_jobs js = {jobs, n};
+    plm_pool_run(pool, matmul_worker, &js);
+}
+
+void plm_matmul_isa_run(plm_isa isa, plm_pool *pool, float *out, const float *inp, const plm_mat *w,
+                        int32_t T, void *scratch) {
+    matmul_n(isa, pool, 1, &out, inp, &w, T, scratch);
 }
 
 void plm_matmul(plm_pool *pool, float *out, const float *inp, const plm_mat *w, int32_t T,
                 void *scratch) {
-    plm_matmul_isa_run(plm_isa_active(), pool, out, inp, w, T, scratch);
+    matmul_n(plm_isa_active(), pool, 1, &out, inp, &w, T, scratch);
+}
+
+void plm_matmul_n(plm_pool *pool, int n, float *const *outs, const float *inp,
+                  const plm_mat *const *ws, int32_t T, void *scratch) {
+    matmul_n(plm_isa_active(), pool, n, outs, inp, ws, T, scratch);
 }
 
 void plm_matmul_ref(float *out, const float *inp, const plm_mat *w, int32_t T, void *scratch) {

@@ -38,6 +38,13 @@ size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols);
 void plm_matmul(plm_pool *pool, float *out, const float *inp, const plm_mat *w, int32_t T,
                 void *scratch);
 
+// plm_matmul_n: outs[i] (T, ws[i]->rows) = inp (T, cols) @ W_i^T for n <= PLM_MATMUL_MAX_N weights
+// of the same dtype and cols (q, k and v; gate and up): the same bits as n plm_matmul calls, with
+// the input quantized once and one start of the threads.
+#define PLM_MATMUL_MAX_N 3
+void plm_matmul_n(plm_pool *pool, int n, float *const *outs, const float *inp,
+                  const plm_mat *const *ws, int32_t T, void *scratch);
+
 // plm_matmul_ref: the scalar reference of plm_matmul, single-threaded, same numerics contract.
 void plm_matmul_ref(float *out, const float *inp, const plm_mat *w, int32_t T, void *scratch);
 

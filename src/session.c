@@ -279,15 +279,27 @@ static void attention_worker(void *ctx, int ith, int nth) {
     }
 }
 
-// linear: a linear layer of layer l over every row of the step: the base matmul once, then each
-// sequence's adapter path for target t on its own rows
-static void linear(const plm_step *st, const plm_step_seq *sq, int32_t n, float *out,
-                   const float *inp, const plm_mat *w, int l, plm_lora_target t, int T) {
+// The targets of each linear call in a layer: those that share an input run together.
+static const plm_lora_target QKV[] = {PLM_LORA_Q_PROJ, PLM_LORA_K_PROJ, PLM_LORA_V_PROJ},
+                             O_PROJ[] = {PLM_LORA_O_PROJ},
+                             GATE_UP[] = {PLM_LORA_GATE_PROJ, PLM_LORA_UP_PROJ},
+                             DOWN_PROJ[] = {PLM_LORA_DOWN_PROJ};
+
+// linear: nw linear layers of layer l (targets t[0..nw), weights of the same input) over every
+// row of the step: the base matmuls at once (the weights read once), then each sequence's adapter
+// path for each target on its own rows
+static void linear(const plm_step *st, const plm_step_seq *sq, int32_t n, int nw,
+                   float *const *outs, const float *inp, int l, const plm_lora_target *t, int T) {
+    const plm_layer *layer = &st->model->layers[l];
+    const plm_mat *ws[PLM_MATMUL_MAX_N];
+    for (int k = 0; k < nw; k++) ws[k] = plm_layer_target(layer, t[k]);
+    plm_matmul_n(st->pool, nw, outs, inp, ws, T, st->scratch);
     plm_linear_bufs b = {.u = st->lora_u, .y = st->lora_y, .scratch = st->scratch};
-    plm_matmul(st->pool, out, inp, w, T, st->scratch);
-    for (int32_t i = 0, off = 0; i < n; off += sq[i].T, i++)
-        plm_lora_branch_forward(st->pool, out + (size_t)off * w->rows, inp + (size_t)off * w->cols,
-                                w, sq[i].s->lora, l, t, sq[i].T, 0, 0, &b);
+    for (int k = 0; k < nw; k++)
+        for (int32_t i = 0, off = 0; i < n; off += sq[i].T, i++)
+            plm_lora_branch_forward(st->pool, outs[k] + (size_t)off * ws[k]->rows,
+                                    inp + (size_t)off * ws[k]->cols, ws[k], sq[i].s->lora, l, t[k],
+                                    sq[i].T, 0, 0, &b);
 }
 
 // ---- the forward step ----
@@ -330,21 +342,18 @@ static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n, 
         const plm_layer *w = &m->layers[l];
         // attention block: x += o_proj(attention(rope(q), rope(k), v))
         plm_rmsnorm_forward_mt(st->pool, st->xn, NULL, st->x, w->input_layernorm, T, C, eps);
-        linear(st, sq, n, st->q, st->xn, &w->q_proj, l, PLM_LORA_Q_PROJ, T);
-        linear(st, sq, n, st->kn, st->xn, &w->k_proj, l, PLM_LORA_K_PROJ, T);
-        linear(st, sq, n, st->vn, st->xn, &w->v_proj, l, PLM_LORA_V_PROJ, T);
+        linear(st, sq, n, 3, (float *const[]){st->q, st->kn, st->vn}, st->xn, l, QKV, T);
         new_keys_values(st, sq, n, l);
         attention_job job = {st, sq, n, l};
         plm_pool_run(st->pool, attention_worker, &job);
-        linear(st, sq, n, st->xn, st->att_out, &w->o_proj, l, PLM_LORA_O_PROJ, T);
+        linear(st, sq, n, 1, &st->xn, st->att_out, l, O_PROJ, T);
         plm_residual_forward(st->x, st->xn, (size_t)T * C);
         // MLP block: x += down_proj(silu(gate_proj(xn)) * up_proj(xn))
         plm_rmsnorm_forward_mt(st->pool, st->xn, NULL, st->x, w->post_attention_layernorm, T, C,
                                eps);
-        linear(st, sq, n, st->gate, st->xn, &w->gate_proj, l, PLM_LORA_GATE_PROJ, T);
-        linear(st, sq, n, st->up, st->xn, &w->up_proj, l, PLM_LORA_UP_PROJ, T);
+        linear(st, sq, n, 2, (float *const[]){st->gate, st->up}, st->xn, l, GATE_UP, T);
         plm_swiglu_forward_mt(st->pool, st->gate, st->gate, st->up, (size_t)T * F);
-        linear(st, sq, n, st->xn, st->gate, &w->down_proj, l, PLM_LORA_DOWN_PROJ, T);
+        linear(st, sq, n, 1, &st->xn, st->gate, l, DOWN_PROJ, T);
         plm_residual_forward(st->x, st->xn, (size_t)T * C);
     }
     for (int32_t i = 0; i < n; i++) sq[i].s->n_past += sq[i].T;

@@ -215,6 +215,44 @@ static void test_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int
     free(x), free(ref), free(got), free(got_n), free(xdq), free(want), free(scale);
 }
 
+// test_matmul_n: three weights of one input (q, k and v) through plm_matmul_n == three plm_matmul
+// calls, bit for bit, for any thread count: decode, and a prefill whose inputs are quantized over
+// the threads.
+static void test_matmul_n(plm_pool *pools[3], uint64_t *s) {
+    static const int rows[3] = {64, 17, 9}, Ts[] = {1, 40};
+    const int C = 576;
+    for (int dt = 0; dt < 2; dt++) {
+        plm_dtype dtype = dt ? PLM_DTYPE_Q8_0 : PLM_DTYPE_F32;
+        plm_mat w[3];
+        for (int i = 0; i < 3; i++) w[i] = mat_alloc(dtype, rows[i], C, s);
+        const plm_mat *ws[3] = {&w[0], &w[1], &w[2]};
+        for (size_t a = 0; a < sizeof Ts / sizeof *Ts; a++) {
+            const int T = Ts[a];
+            float *x = malloc((size_t)T * C * sizeof(float)), *want[3], *got[3];
+            fill_uniform(x, (size_t)T * C, s);
+            void *scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(T, C), 1);
+            for (int i = 0; i < 3; i++) {
+                want[i] = malloc((size_t)T * rows[i] * sizeof(float));
+                got[i] = malloc((size_t)T * rows[i] * sizeof(float));
+                plm_matmul(pools[0], want[i], x, ws[i], T, scratch);
+            }
+            for (int p = 0; p < 3; p++) {
+                for (int i = 0; i < 3; i++)
+                    memset(got[i], 0xff, (size_t)T * rows[i] * sizeof(float));
+                plm_matmul_n(pools[p], 3, got, x, ws, T, scratch);
+                for (int i = 0; i < 3; i++)
+                    CHECK_MSG(!memcmp(got[i], want[i], (size_t)T * rows[i] * sizeof(float)),
+                              "matmul_n %s T=%d weight %d, %d threads: differs from plm_matmul",
+                              dt ? "q8_0" : "f32", T, i, plm_pool_size(pools[p]));
+            }
+            for (int i = 0; i < 3; i++) free(want[i]), free(got[i]);
+            free(x);
+            plm_free_aligned(scratch);
+        }
+        for (int i = 0; i < 3; i++) mat_free(&w[i]);
+    }
+}
+
 // A wasm build without pthreads (tests/wasm.test.sh runs this file in node, to test the wasm
 // kernels) has one thread: its pools "of 2 and 3" have 1, and those checks compare 1 with 1.
 #if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
@@ -269,6 +307,7 @@ static void test_matmul(void) {
         for (size_t b = 0; b < sizeof l_rows / sizeof *l_rows; b++)
             for (size_t c = 0; c < sizeof l_cols / sizeof *l_cols; c++)
                 test_shape(pools, PLM_DTYPE_Q8_0, l_Ts[a], l_rows[b], l_cols[c], &s);
+    test_matmul_n(pools, &s);
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }
 

@@ -77,6 +77,8 @@ int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate
     "                   with a share of the source's bigrams blocked by A logits (D*D with\n"      \
     "                   --diversity D, P with generate's --block P, else all), the share\n"        \
     "                   doubled while it still copies, all at the third retry (0 = off)\n"         \
+    "  --keep-facts 0|1 1: no number, nor capitalized word but the first, that the source\n"       \
+    "                   lacks (paraphrase: 1 at every --diversity; else 0)\n"                      \
     "  --seed S         random seed\n"
 // cli_open: load o->model (and o->lora into o->adapter) and create a session; prints the error and
 // returns non-zero on failure.

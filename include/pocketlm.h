@@ -586,6 +586,11 @@ typedef struct {
     // sampler.seed: greedy decoding with retries gives the same output for any seed. The cost: one more decoding for each output that copies
     // (at most three). Text comes out only once it is known (as with candidates). 0 = off.
     float copy_retry;
+    // keep_facts: 1: the output never adds a number, or a capitalized word other than its first,
+    // that the source text lacks (plm_invented_prefix): a sampled token that would start or extend
+    // such a word is set aside and the sampler draws again without it (up to 64 times; stop tokens
+    // are always allowed). Needs source; 0 = off.
+    int keep_facts;
 } plm_generate_params;
 
 plm_generate_params
@@ -778,6 +783,10 @@ plm_status plm_score_paraphrases(const char *const *inputs, const char *const *r
 // an ASCII digit and must appear in the input as it is; a capitalized word starts with A-Z or a
 // Latin-1 capital (U+00C0 to U+00DE but U+00D7) and must appear in the input ignoring ASCII case.
 int plm_invented(const char *input, const char *output);
+// plm_invented_prefix: the same for the first len bytes of an output still being written: 1 when
+// they already have invented content, or end in a word that no word of input starts with (under
+// the same rule), so that every output that continues them has it.
+int plm_invented_prefix(const char *input, const char *output, size_t len);
 
 // ---- local HTTP server (`pocketlm serve`) ----
 

@@ -20,7 +20,8 @@
 #define PREFILL_SLICE 64
 // RETRIES: the most decodings again of an output that copies its source (copy_retry); the last
 // blocks every bigram of the source
-#define RETRIES 3
+#define FACT_TRIES 64 // keep_facts: the most tokens set aside at one step
+#define RETRIES    3
 
 const char *plm_stop_reason_name(plm_stop_reason r) {
     switch (r) {
@@ -99,7 +100,7 @@ struct plm_generator {
     int32_t n_src;  //
     uint8_t *word;  // (n_src) 1: src[j] starts a word, so it may be blocked
     uint8_t *block; // (n_src) 1: src[j] is blocked right after src[j - 1] (this candidate's draw)
-    float *logits;  // (n_vocab) the blocked copy of the logits, or NULL without blocking
+    float *logits;  // (n_vocab) the blocked copy of the logits, or NULL without blocking or facts
     float penalty;  // this candidate's blocking: copy_penalty, or copy_retry for the retry
     // candidates, and the retry of a copy
     int32_t n_cand;             // candidates to sample, >= 1
@@ -249,7 +250,9 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
     g->res.prompt_tokens = n_prompt;
     size_t V = (size_t)plm_session_n_vocab(s), n_ids = (size_t)params->max_tokens + 1;
     g->hist = plm_alloc((size_t)n_prompt + n_ids, sizeof *g->hist);
-    int blocks = params->copy_penalty > 0.0f || (g->buffered && params->copy_retry > 0.0f);
+    g->p.keep_facts = params->keep_facts && params->source && g->tok;
+    int blocks = params->copy_penalty > 0.0f || (g->buffered && params->copy_retry > 0.0f) ||
+                 g->p.keep_facts;
     if (blocks) g->logits = plm_alloc(V, sizeof *g->logits);
     if (g->buffered) g->best_ids = plm_alloc(n_ids, sizeof *g->best_ids);
     plm_status rc = g->hist && (g->logits || !blocks) && (g->best_ids || !g->buffered)
@@ -315,6 +318,19 @@ static plm_status append(plm_generator *g, int32_t id, plm_error *err) {
     return PLM_OK;
 }
 
+// adds_facts: *bad = 1 when token id would give the output invented content (plm_invented_prefix
+// against the source); a stop token never does
+static plm_status adds_facts(plm_generator *g, int32_t id, int *bad, plm_error *err) {
+    *bad = 0;
+    for (int32_t k = 0; k < g->n_stops; k++)
+        if (id == g->stops[k]) return PLM_OK;
+    size_t len = g->len;
+    plm_status st = append(g, id, err);
+    if (st == PLM_OK) *bad = plm_invented_prefix(g->p.source, g->text, g->len);
+    g->len = len;
+    return st;
+}
+
 // finish: end the candidate for reason; the text up to `upto` is its output
 static int finish(plm_generator *g, plm_stop_reason reason, size_t upto) {
     g->res.stop_reason = reason;
@@ -334,7 +350,20 @@ static int step(plm_generator *g, plm_error *err) {
         if (st != PLM_OK) return st;
     }
     if (g->res.generated_tokens >= g->p.max_tokens) return finish(g, PLM_STOP_LENGTH, g->len);
-    int32_t id = plm_sampler_sample(g->smp, blocked(g), g->hist, g->n_hist);
+    const float *logits = blocked(g);
+    int32_t id = plm_sampler_sample(g->smp, logits, g->hist, g->n_hist);
+    for (int k = 0; g->p.keep_facts && k < FACT_TRIES; k++) { // a token that adds facts: the next
+        int bad;
+        plm_status st = adds_facts(g, id, &bad, err);
+        if (st != PLM_OK) return st;
+        if (!bad) break;
+        if (logits != g->logits) {
+            memcpy(g->logits, logits, (size_t)plm_session_n_vocab(g->s) * sizeof *g->logits);
+            logits = g->logits;
+        }
+        g->logits[id] = -INFINITY;
+        id = plm_sampler_sample(g->smp, logits, g->hist, g->n_hist);
+    }
     if (g->n_cand > 1) { // the model's own log p(id), before blocking and sampling settings
         double lp;
         plm_logprobs(plm_session_logits(g->s), plm_session_n_vocab(g->s), id, &lp, 0, NULL, NULL,

@@ -53,5 +53,6 @@ plm_status plm_paraphrase_diversity(plm_task *t, plm_generate_params *gp, float 
     gp->candidates = 1;
     gp->sampler.temperature = 0.0f;
     gp->copy_retry = diversity >= RETRY_FROM ? RETRY_PENALTY : 0.0f;
+    gp->keep_facts = 1;
     return PLM_OK;
 }

@@ -32,8 +32,9 @@ static char lower(char c) {
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
-// in_text: whether the word w (n bytes) is a word of s, exactly or ignoring ASCII case (fold)
-static int in_text(const char *s, const char *w, size_t n, int fold) {
+// in_text: whether the word w (n bytes) is a word of s (prefix: the start of one), exactly or
+// ignoring ASCII case (fold)
+static int in_text(const char *s, const char *w, size_t n, int fold, int prefix) {
     for (size_t i = 0; s[i];) {
         if (!word_byte((unsigned char)s[i])) {
             i++;
@@ -41,7 +42,7 @@ static int in_text(const char *s, const char *w, size_t n, int fold) {
         }
         size_t j = i;
         while (s[j] && word_byte((unsigned char)s[j])) j++;
-        int same = j - i == n;
+        int same = prefix ? j - i >= n : j - i == n;
         for (size_t k = 0; same && k < n; k++)
             same = fold ? lower(s[i + k]) == lower(w[k]) : s[i + k] == w[k];
         if (same) return 1;
@@ -50,25 +51,36 @@ static int in_text(const char *s, const char *w, size_t n, int fold) {
     return 0;
 }
 
-int plm_invented(const char *input, const char *output) {
+// invented: plm_invented on the len bytes of output; partial: they only start an output, so a last
+// word that nothing follows may still grow, and is invented only when no input word starts with it
+static int invented(const char *input, const char *output, size_t len, int partial) {
     if (!input) input = "";
-    if (!output) output = "";
     int first = 1;
-    for (size_t i = 0; output[i];) {
+    for (size_t i = 0; i < len;) {
         if (!word_byte((unsigned char)output[i])) {
             i++;
             continue;
         }
         size_t j = i;
-        while (output[j] && word_byte((unsigned char)output[j])) j++;
+        while (j < len && word_byte((unsigned char)output[j])) j++;
         const char *w = output + i;
         size_t n = j - i;
-        if (has_digit(w, n) && !in_text(input, w, n, 0)) return 1;
-        if (!first && capitalized(w, n) && !has_digit(w, n) && !in_text(input, w, n, 1)) return 1;
+        int prefix = partial && j == len;
+        if (has_digit(w, n) && !in_text(input, w, n, 0, prefix)) return 1;
+        if (!first && capitalized(w, n) && !has_digit(w, n) && !in_text(input, w, n, 1, prefix))
+            return 1;
         first = 0;
         i = j;
     }
     return 0;
+}
+
+int plm_invented(const char *input, const char *output) {
+    return invented(input, output ? output : "", output ? strlen(output) : 0, 0);
+}
+
+int plm_invented_prefix(const char *input, const char *output, size_t len) {
+    return invented(input, output, len, 1);
 }
 
 // ---- the metrics of a set of outputs ----

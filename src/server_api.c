@@ -270,7 +270,7 @@ static int parse_openai(conn *c, const plm_json *j, gen_request *r) {
 
 // parse_decoding: the anti-copy options into gp: "candidates" (an integer), "block" (the share of
 // the source's bigrams; outright unless "copy_penalty" is given), "copy_penalty", "rerank_weight",
-// "copy_retry".
+// "copy_retry", "keep_facts" (a boolean).
 // Returns 0, or -1 after sending the error.
 static int parse_decoding(conn *c, const plm_json *j, plm_generate_params *gp) {
     double cand = gp->candidates > 1 ? gp->candidates : 1, block = -1;
@@ -284,6 +284,13 @@ static int parse_decoding(conn *c, const plm_json *j, plm_generate_params *gp) {
     if (cand != floor(cand))
         return plm_server_send_error(c, 400, NULL, "\"candidates\" must be an integer in [1, 64]"),
                -1;
+    int32_t kf = plm_json_get(j, 0, "keep_facts");
+    if (kf >= 0 && j->tok[kf].type != PLM_JSON_NULL) {
+        int on = plm_json_bool(j, kf);
+        if (on < 0)
+            return plm_server_send_error(c, 400, NULL, "\"keep_facts\" must be true or false"), -1;
+        gp->keep_facts = on;
+    }
     gp->candidates = (int32_t)cand;
     gp->copy_penalty = (float)penalty;
     gp->rerank_weight = (float)weight;

@@ -486,6 +486,45 @@ static void test_copy_retry(void) {
     plm_model_free(m);
 }
 
+// keep_facts: against a source with no number and no capital, greedy decoding of the tiny model
+// invents some; with keep_facts the output has none (plm_invented), and it is greedy's up to the
+// first token that was set aside.
+static void test_keep_facts(void) {
+    plm_model *m = tiny_with_text();
+    plm_error err;
+    if (!m) return;
+    enum { NP = 30, N = 24 };
+    int32_t prompt[NP], plain[N], got[N], none = -1;
+    plm_session *s = new_session(m, 1);
+    copy_prompt(m, s, prompt, NP);
+    plm_generate_params gp = plm_generate_default_params();
+    gp.max_tokens = N;
+    gp.stop_tokens = &none;
+    gp.n_stop_tokens = 0;
+    gp.on_text = collect_text;
+    gp.source = "the cat sat on the mat";
+    plm_generate_result res;
+    collect c0 = {{0}, 0, 0}, c1 = {{0}, 0, 0};
+    gp.user = &c0;
+    plm_session_truncate(s, 0);
+    CHECK(plm_generate(s, prompt, NP, &gp, plain, N, &res, &err) == PLM_OK);
+    CHECK_MSG(plm_invented(gp.source, c0.text), "greedy invents nothing: the test proves nothing");
+    gp.keep_facts = 1;
+    gp.user = &c1;
+    plm_session_truncate(s, 0);
+    CHECK(plm_generate(s, prompt, NP, &gp, got, N, &res, &err) == PLM_OK &&
+          res.generated_tokens == N);
+    CHECK_MSG(!plm_invented(gp.source, c1.text), "keep_facts: \"%s\" invents", c1.text);
+    int k = 0;
+    while (k < N && got[k] == plain[k]) k++;
+    char piece[256];
+    int64_t n = plm_tokenizer_decode(m->tokenizer, plain, k + 1, piece, sizeof piece);
+    CHECK_MSG(k < N && n > 0 && plm_invented_prefix(gp.source, piece, (size_t)n),
+              "keep_facts: the first token set aside (%d) did not invent", k);
+    plm_session_free(s);
+    plm_model_free(m);
+}
+
 // bad input: a session refuses ids out of range and a prompt longer than the context
 static void test_bad_input(void) {
     plm_model *m = NULL;
@@ -653,5 +692,6 @@ int main(void) {
     test_dynamic_blocking();
     test_rerank();
     test_copy_retry();
+    test_keep_facts();
     return test_main_end("test_model");
 }

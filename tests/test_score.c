@@ -1,10 +1,11 @@
 // test_score.c: the paraphrase metrics of `pocketlm eval` (src/score.c, plm_pair_distance in
 // bleu.c): invented content (numbers exact, capitalized words but the first ignoring case, the
-// word rule), the distance (0 for a copy, word order counts, 100 for nothing shared, short
+// word rule; and of the start of an output, for keep_facts), the distance (0 for a copy, word order counts, 100 for nothing shared, short
 // segments by effective order), and
 // plm_score_paraphrases on a small set worked out by hand (copies up to spacing, length ratio,
 // iBLEU, the BLEUs equal to plm_bleu's).
 #include <math.h>
+#include <string.h>
 
 #include "pocketlm.h"
 #include "test.h"
@@ -39,6 +40,29 @@ static void test_invented(void) {
         CHECK_MSG(plm_invented(cases[i].input, cases[i].output) == cases[i].want,
                   "invented(\"%s\", \"%s\") != %d", cases[i].input, cases[i].output, cases[i].want);
     CHECK(plm_invented(NULL, NULL) == 0 && plm_invented(NULL, "7") == 1);
+    // the start of an output: a last word may still grow into a word of the input
+    static const struct {
+        const char *input, *output;
+        int want;
+    } starts[] = {
+        {"from Boston to New York", "It moved to Bos", 0},  // "Boston" may follow
+        {"from Boston to New York", "It moved to Bos ", 1}, // "Bos" ended
+        {"from Boston to New York", "It moved to Chi", 1},  // nothing starts so
+        {"from boston", "It moved to BOS", 0},              // ignoring case
+        {"It was 1995.", "It was 19", 0},                   // "1995" may follow
+        {"It was 1995.", "It was 18", 1},                   // a number, exact
+        {"It was 1995.", "It was 1995", 0},                 // done
+        {"It was 1995.", "In 19", 0},                       // the first word is free
+        {"no numbers", "7", 1},                             // but not of numbers
+        {"from Boston", "From Boston, New", 1},             // an earlier word counts
+        {"x", "A ne", 0},                                   // lower case grows freely
+    };
+    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++)
+        CHECK_MSG(plm_invented_prefix(starts[i].input, starts[i].output,
+                                      strlen(starts[i].output)) == starts[i].want,
+                  "invented_prefix(\"%s\", \"%s\") != %d", starts[i].input, starts[i].output,
+                  starts[i].want);
+    CHECK(plm_invented_prefix(NULL, "7", 0) == 0 && plm_invented_prefix("", "ab", 2) == 0);
 }
 
 static void test_distance(void) {

@@ -114,7 +114,8 @@ for (const dtype of ['f32', 'q8_0']) {
     const s0 = lm.taskSettings(0), s1 = lm.taskSettings(1);
     check(JSON.stringify(lm.taskSettings(d.diversity)) === JSON.stringify(d) && d.diversity >= 0 &&
           d.diversity <= 1 && s0.candidates === 1 && s0.copyPenalty === 0 && s0.temperature === 0 &&
-          s0.copyRetry === 0 && s1.copyRetry > 0 && s1.temperature === 0 && d.maxTokens === 64,
+          s0.copyRetry === 0 && s1.copyRetry > 0 && s1.temperature === 0 && d.maxTokens === 64 &&
+          s0.keepFacts === true && s1.keepFacts === true,
           `${what}: taskSettings`, JSON.stringify([s0, d, s1]));
     for (const bad of [-0.1, 1.5, 'high', NaN]) {
       let err = null;

@@ -99,6 +99,12 @@ export interface GenerateOptions {
    */
   copyRetry?: number;
   /**
+   * true: the output never adds a number, or a capitalized word other than its first, that the
+   * source lacks (tokens that would are set aside while decoding). paraphrase: true at every
+   * diversity; generate: false.
+   */
+  keepFacts?: boolean;
+  /**
    * paraphrase only: 0 = stay close to the text, 1 = as different as it can while keeping the
    * meaning (default paraphraseDefaults.diversity). Sets the decoding options above and the
    * temperature as taskSettings(diversity) shows; options given alongside override them.
@@ -140,7 +146,7 @@ export interface GenerateResult {
 
 export type TaskSettings = Readonly<Required<Pick<GenerateOptions,
   'maxTokens' | 'temperature' | 'topK' | 'topP' | 'minP' | 'repetitionPenalty' | 'copyPenalty' |
-  'copyBlock' | 'candidates' | 'rerankWeight' | 'copyRetry' | 'diversity'>>>;
+  'copyBlock' | 'candidates' | 'rerankWeight' | 'copyRetry' | 'keepFacts' | 'diversity'>>>;
 
 export interface ModelConfig {
   vocabSize: number;

@@ -308,6 +308,17 @@ static int collect_text(void *user, const char *text, size_t len) {
     return 0;
 }
 
+// text_params: generation of n tokens with no stop token, its text to collect_text
+static plm_generate_params text_params(int32_t n) {
+    static const int32_t none = -1;
+    plm_generate_params gp = plm_generate_default_params();
+    gp.max_tokens = n;
+    gp.stop_tokens = &none;
+    gp.n_stop_tokens = 0;
+    gp.on_text = collect_text;
+    return gp;
+}
+
 // tiny_with_text: the tiny model with SmolLM2's tokenizer (its ids below 320 are pieces of text,
 // so outputs have text to measure), or NULL (the failure checked)
 static plm_model *tiny_with_text(void) {
@@ -337,22 +348,18 @@ static void test_rerank(void) {
     if (!m) return;
     const plm_tokenizer *tok = m->tokenizer;
     enum { NP = 30, N = 12, C = 3 };
-    int32_t V = m->config.vocab_size, prompt[NP], ids[NP + N], out[C][N], got[N], none = -1;
+    int32_t V = m->config.vocab_size, prompt[NP], ids[NP + N], out[C][N], got[N];
     plm_session *s = new_session(m, 2);
     copy_prompt(m, s, prompt, NP);
     char src[1024];
     int64_t ns = plm_tokenizer_decode(tok, prompt, NP, src, sizeof src - 1);
     CHECK(ns > 0 && ns < (int64_t)sizeof src);
     src[ns > 0 ? ns : 0] = 0;
-    plm_generate_params gp = plm_generate_default_params();
-    gp.max_tokens = N;
-    gp.stop_tokens = &none;
-    gp.n_stop_tokens = 0;
+    plm_generate_params gp = text_params(N);
     gp.sampler.temperature = 1.0f;
     gp.sampler.seed = 7;
     gp.copy_penalty = INFINITY;
     gp.copy_block = 0.5f;
-    gp.on_text = collect_text;
     plm_generate_result res;
     double logp[C], bleu[C];
     for (int i = 0; i < C; i++) { // each candidate alone, and its utility's two terms
@@ -429,14 +436,10 @@ static void test_copy_retry(void) {
     plm_error err;
     if (!m) return;
     enum { NP = 30, N = 12 };
-    int32_t prompt[NP], plain[N], blocked[N], got[N], none = -1;
+    int32_t prompt[NP], plain[N], blocked[N], got[N];
     plm_session *s = new_session(m, 2);
     copy_prompt(m, s, prompt, NP);
-    plm_generate_params gp = plm_generate_default_params();
-    gp.max_tokens = N;
-    gp.stop_tokens = &none;
-    gp.n_stop_tokens = 0;
-    gp.on_text = collect_text;
+    plm_generate_params gp = text_params(N);
     plm_generate_result res;
     collect greedy = {{0}, 0, 0}, other = {{0}, 0, 0};
     gp.user = &greedy;
@@ -494,14 +497,10 @@ static void test_keep_facts(void) {
     plm_error err;
     if (!m) return;
     enum { NP = 30, N = 24 };
-    int32_t prompt[NP], plain[N], got[N], none = -1;
+    int32_t prompt[NP], plain[N], got[N];
     plm_session *s = new_session(m, 1);
     copy_prompt(m, s, prompt, NP);
-    plm_generate_params gp = plm_generate_default_params();
-    gp.max_tokens = N;
-    gp.stop_tokens = &none;
-    gp.n_stop_tokens = 0;
-    gp.on_text = collect_text;
+    plm_generate_params gp = text_params(N);
     gp.source = "the cat sat on the mat";
     plm_generate_result res;
     collect c0 = {{0}, 0, 0}, c1 = {{0}, 0, 0};

@@ -97,6 +97,7 @@ static struct timespec deadline_ms(long ms) {
 // gather: wait (lock held) until a step should start: every session has submitted, the waiting
 // rows fill a step, or GATHER_MS after the first submission. Returns 0 when stopping.
 static int gather(plm_batch *b) {
+    plm_pool_rest(b->pool); // the sessions sample and submit on these cores meanwhile
     while (!b->stop && !b->head) pthread_cond_wait(&b->work, &b->lock);
     struct timespec until = deadline_ms(GATHER_MS);
     for (;;) {

@@ -2,7 +2,9 @@
 // is thread 0; workers 1..n-1 wait for a new generation number, run fn(ctx, ith, nth), and count
 // themselves done. Dispatch is ~250 calls per generated token, so a waiting worker first spins on
 // the generation counter (microseconds to wake), and only after PLM_POOL_SPIN_SECONDS of idleness
-// blocks on a condition variable (an idle pool burns no CPU). Pools of one thread start no thread.
+// blocks on a condition variable (an idle pool burns no CPU), or at once after plm_pool_rest (the
+// batch scheduler's gathering, while the sessions need the cores to sample and submit). Pools of
+// one thread start no thread.
 // The same code runs in the Emscripten -pthread build (workers are Web Workers there).
 #define _POSIX_C_SOURCE 200809L
 #include "pool.h"
@@ -38,6 +40,7 @@ struct plm_pool {
     plm_pool_fn fn;               // the job of the current generation
     void *ctx;
     atomic_int stop;                    // 1: workers exit at the next generation
+    atomic_int rest;                    // 1: waiting workers sleep now (plm_pool_rest)
     _Alignas(64) atomic_int n_busy;     // workers that have not finished the current job
     _Alignas(64) atomic_int n_sleeping; // workers blocked (or about to block) on wake
     pthread_mutex_t mutex;              // guards the sleep on wake
@@ -67,7 +70,7 @@ static unsigned wait_new_gen(plm_pool *p, unsigned seen) {
         if (g != seen) return g;
         cpu_relax();
         if (i % PLM_POOL_SPIN_CHECK) continue;
-        if (p->oversubscribed) break;
+        if (p->oversubscribed || atomic_load_explicit(&p->rest, memory_order_relaxed)) break;
         double now = plm_time();
         if (t_end == 0) t_end = now + PLM_POOL_SPIN_SECONDS;
         if (now >= t_end) break;
@@ -115,6 +118,7 @@ plm_pool *plm_pool_create(int n_threads) {
     if (!p) return NULL;
     atomic_init(&p->gen, 0);
     atomic_init(&p->stop, 0);
+    atomic_init(&p->rest, 0);
     atomic_init(&p->n_busy, 0);
     atomic_init(&p->n_sleeping, 0);
     p->n_threads = n_threads;
@@ -175,6 +179,7 @@ void plm_pool_run(plm_pool *p, plm_pool_fn fn, void *ctx) {
     }
     p->fn = fn;
     p->ctx = ctx;
+    atomic_store_explicit(&p->rest, 0, memory_order_relaxed);
     atomic_store_explicit(&p->n_busy, p->n_threads - 1, memory_order_relaxed);
     publish(p); // seq_cst: orders fn, ctx and n_busy before the workers' acquire of gen
     fn(ctx, 0, p->n_threads);
@@ -192,6 +197,10 @@ void plm_pool_run(plm_pool *p, plm_pool_fn fn, void *ctx) {
             p->n_late = 0;
         }
     } else p->n_late = 0;
+}
+
+void plm_pool_rest(plm_pool *p) {
+    if (p && p->n_threads > 1) atomic_store_explicit(&p->rest, 1, memory_order_relaxed);
 }
 
 typedef struct {

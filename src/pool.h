@@ -19,6 +19,11 @@ int plm_pool_size(const plm_pool *p);
 // the pool's size, or 1 for a while after workers came late to jobs (a busy machine: see pool.c).
 void plm_pool_run(plm_pool *p, plm_pool_fn fn, void *ctx);
 
+// plm_pool_rest: the caller runs no job for a while (it waits for work): the workers sleep at once
+// instead of spinning, so that they leave their cores to other threads. The next plm_pool_run
+// wakes them.
+void plm_pool_rest(plm_pool *p);
+
 // plm_pool_for: fn(ctx, i0, i1) over [0, n) cut into one contiguous range per thread (cut at
 // multiples of 64), for element-wise work where each element is computed on its own.
 typedef void (*plm_pool_range_fn)(void *ctx, size_t i0, size_t i1);

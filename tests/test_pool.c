@@ -1,5 +1,6 @@
-// test_pool.c: the thread pool: every thread index runs once per job, and a worker that comes late
-// (a busy machine, simulated by sleeping) makes the caller run the next jobs alone for a while.
+// test_pool.c: the thread pool: every thread index runs once per job (also after plm_pool_rest),
+// and a worker that comes late (a busy machine, simulated by sleeping) makes the caller run the
+// next jobs alone for a while.
 #define _POSIX_C_SOURCE 200809L
 #include <stdatomic.h>
 #include <time.h>
@@ -53,9 +54,31 @@ static void test_sizes(void) {
     plm_pool_free(NULL);
 }
 
+// plm_pool_rest between jobs (the workers sleep at once): every job still runs on every thread
+// index, or on the caller alone; and jobs right after a rest, with a sleep or without one
+static void test_rest(void) {
+    plm_pool *p = plm_pool_create(3);
+    CHECK(p != NULL);
+    if (!p) return;
+    int bad = 0;
+    for (int i = 0; i < 200; i++) {
+        plm_pool_rest(p);
+        if (i % 2) {
+            struct timespec ts = {0, 200000L}; // the workers have gone to sleep
+            nanosleep(&ts, NULL);
+        }
+        int nth = run(p, 0);
+        bad += nth != 3 && nth != 1;
+    }
+    CHECK_MSG(bad == 0, "%d bad jobs after plm_pool_rest", bad);
+    plm_pool_rest(NULL);
+    plm_pool_free(p);
+}
+
 int main(void) {
     test_self();
     test_sizes();
+    test_rest();
     plm_pool *p = plm_pool_create(2);
     CHECK(p != NULL && plm_pool_size(p) == 2);
     if (!p) return test_main_end("test_pool");

@@ -497,15 +497,18 @@ PLM_TARGET_AVX2 static void q8_tile_avx2(const matmul_job *j, int t0, int mt, in
 // So the scales need no permute per output and the canonical end sum no horizontal sum: it is 15
 // vertical adds for G outputs. Per 4 columns and G tokens, AVX-512: vpdpbusd, convert, multiply,
 // add (Zen 4 runs zmm dpbusd and mul on two pipes, cvt and add on two others: 2 cycles per 64
-// products); AVX2: two vpmaddwd, an add, convert, multiply, add. Even blocks run in one pass and odd
-// blocks in a second, so a pass needs only 8 accumulators a group.
+// products); AVX2: a sign, vpmaddubsw, vpmaddwd, convert, multiply, add (and 3 loads: 3.83 -> 3.14
+// ms a token at T = 128 against two vpmaddwd on int16 planes and 4 loads). Even blocks run in one
+// pass and odd blocks in a second, so a pass needs only 8 accumulators a group. AVX-512 runs the
+// last 8 tokens or fewer as a paired group (below).
 // xc (q8_prepare, when T >= G): per group of G tokens (the last padded with zero inputs and scales;
-// its lanes past T are computed and never stored), lane_group_bytes: 4 G bytes for each 4 columns
-// k4 = 8 b + l (4 bytes of each token), then the scales dx (nb, G) as floats:
-//   AVX-512: the bytes xor 0x80 (x + 128: vpdpbusd's unsigned operand); each lane starts from
-//     -128 * (the sum of the 4 weights), which makes the int32 sum exact;
-//   AVX2: the bytes as they are; the 4 weights w are broadcast, and vpmaddubsw(|w|, sign(x, w))
-//     then vpmaddwd by ones is the exact sum of the 4 products (|w|, |x| <= 127: no saturation).
+// its lanes past T are computed and never stored), lane_group_bytes: 64 bytes for each 4 columns
+// k4 = 8 b + l, then the scales dx (nb, G) as floats:
+//   AVX-512: the 16 tokens' 4 bytes, xor 0x80 (x + 128: vpdpbusd's unsigned operand); each lane
+//     starts from -128 * (the sum of the 4 weights), which makes the int32 sum exact;
+//   AVX2: the 8 tokens' 4 bytes as they are, then their absolute values; the 4 weights w are
+//     broadcast, and vpmaddubsw(|x|, sign(w, x)) then vpmaddwd by ones is the exact sum of the 4
+//     products (|w|, |x| <= 127: no saturation).
 
 #define Q8_ROWS_T   4  // AVX-512: tokens from which the rows kernel runs (padded to 8 below 8)
 #define LANES_CHUNK 32 // blocks of one parity whose weight corrections are computed ahead (1 KB)
@@ -607,7 +610,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_lanes_avx2(const matmul_job *j, const char *x
     lanes_store(j, sum, 8, t0, r);
 }
 
-// q8_rows_avx2: out[0 .. T, r0 .. r1) for T >= 8: per group, every row (the group's inputs, 8 C
+// q8_rows_avx2: out[0 .. T, r0 .. r1) for T >= 8: per group, every row (the group's inputs, 16 C
 // bytes, stay in L1 while the rows stream past).
 PLM_TARGET_AVX2 static void q8_rows_avx2(const matmul_job *j, int r0, int r1) {
     const size_t gb = lane_group_bytes(j->w->cols, 8);

@@ -13,9 +13,9 @@
 // Q8_0 goes further: every path runs the canonical order of matmul_kernels.h, so Q8_0 results are
 // the same bits on every path, and the native and wasm builds give the same logits (the x86 Q8_0
 // rows kernels for T >= rows_t hold tokens in vector lanes and run that order per lane).
-// Threads split rows; Q8_0 inputs are quantized (over the threads when long) and packed
-// (q8_prepare) once before the threads start, and once for all the weights of plm_matmul_n that
-// share them (q, k and v; gate and up), which also run as one job.
+// Threads split rows; Q8_0 inputs are quantized and packed (q8_prepare) once before (over the
+// threads when long, each its own tokens), and once for all the weights of plm_matmul_n that share
+// them (q, k and v; gate and up), which also run as one job.
 // Decode is memory-bound: the weights are read as sequential streams with software prefetch (one
 // row at a time for tile kernels; 16-row panels, transposed in registers, for the x86 f32 rows
 // kernel); prefill is compute-bound: register tiles of several tokens x rows reuse each loaded
@@ -80,22 +80,6 @@ typedef struct {
 static void matmul_worker(void *ctx, int ith, int nth) {
     const matmul_jobs *js = ctx;
     for (int i = 0; i < js->n; i++) matmul_rows(&js->jobs[i], ith, nth);
-}
-
-// The inputs to quantize: thread ith quantizes its tokens.
-typedef struct {
-    void (*quantize)(int8_t *q, float *d, const float *x, size_t n);
-    int8_t *xq;
-    float *xd;
-    const float *inp;
-    int32_t T, cols;
-} quantize_job;
-
-static void quantize_worker(void *ctx, int ith, int nth) {
-    const quantize_job *q = ctx;
-    const size_t C = (size_t)q->cols, t0 = (size_t)q->T * ith / nth,
-                 t1 = (size_t)q->T * (ith + 1) / nth;
-    q->quantize(q->xq + t0 * C, q->xd + t0 * (C / PLM_QK), q->inp + t0 * C, (t1 - t0) * C);
 }
 
 // ---- quantization: scalar reference ----
@@ -224,6 +208,29 @@ size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols) {
     return round_up64(n) + round_up64(n / PLM_QK * sizeof(float)) + round_up64(2 * np + np / 8);
 }
 
+// The inputs to quantize and pack: thread ith takes its tokens, PLM_PREPARE_TOKENS at a time.
+typedef struct {
+    const matmul_kernels *k;
+    int8_t *xq;
+    float *xd;
+    int32_t *xc; // NULL without q8_prepare
+    const float *inp;
+    int32_t T, cols;
+} quantize_job;
+
+static void quantize_worker(void *ctx, int ith, int nth) {
+    const quantize_job *q = ctx;
+    const int G = PLM_PREPARE_TOKENS, ng = (q->T + G - 1) / G;
+    int t0 = G * (ng * ith / nth), t1 = G * (ng * (ith + 1) / nth);
+    if (t1 > q->T) t1 = q->T;
+    if (t0 >= t1) return;
+    const size_t C = (size_t)q->cols;
+    (q->k->quantize ? q->k->quantize
+                    : quantize_scalar)(q->xq + (size_t)t0 * C, q->xd + (size_t)t0 * (C / PLM_QK),
+                                       q->inp + (size_t)t0 * C, (size_t)(t1 - t0) * C);
+    if (q->xc) q->k->q8_prepare(q->xc, q->xq, q->xd, q->T, q->cols, t0, t1);
+}
+
 // matmul_n: out_i = inp @ W_i^T for the n weights ws (same dtype and cols) on path isa.
 static void matmul_n(plm_isa isa, plm_pool *pool, int n, float *const *outs, const float *inp,
                      const plm_mat *const *ws, int32_t T, void *scratch) {
@@ -241,20 +248,13 @@ static void matmul_n(plm_isa isa, plm_pool *pool, int n, float *const *outs, con
     if (q8) {
         assert(w->cols % PLM_QK == 0 && scratch != NULL);
         const size_t N = (size_t)T * (size_t)w->cols;
-        quantize_job qj = {k->quantize ? k->quantize : quantize_scalar,
-                           scratch,
-                           (float *)(void *)((char *)scratch + round_up64(N)),
-                           inp,
-                           T,
-                           w->cols};
+        quantize_job qj = {
+            k, scratch, (float *)(void *)((char *)scratch + round_up64(N)), NULL, inp, T, w->cols};
+        if (k->q8_prepare)
+            qj.xc = (int32_t *)(void *)((char *)qj.xd + round_up64(N / PLM_QK * sizeof(float)));
         if (N >= QUANTIZE_MT_VALUES) plm_pool_run(pool, quantize_worker, &qj);
         else quantize_worker(&qj, 0, 1);
-        int32_t *xc = NULL;
-        if (k->q8_prepare) {
-            xc = (int32_t *)(void *)((char *)qj.xd + round_up64(N / PLM_QK * sizeof(float)));
-            k->q8_prepare(xc, qj.xq, qj.xd, T, w->cols);
-        }
-        for (int i = 0; i < n; i++) jobs[i].xq = qj.xq, jobs[i].xd = qj.xd, jobs[i].xc = xc;
+        for (int i = 0; i < n; i++) jobs[i].xq = qj.xq, jobs[i].xd = qj.xd, jobs[i].xc = qj.xc;
     }
     matmul_jobs js = {jobs, n};
     plm_pool_run(pool, matmul_worker, &js);

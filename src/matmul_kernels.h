@@ -35,6 +35,8 @@
 
 typedef struct matmul_job matmul_job;
 
+#define PLM_PREPARE_TOKENS 16 // q8_prepare's ranges start at multiples of this (a token group)
+
 #define PLM_DINP_NC 32 // input gradient: columns per tile (one Q8_0 block)
 #define PLM_DINP_RB                                                                                \
     256 // weight rows per block: a (RB, NC) slice of W stays in cache for all tokens
@@ -73,10 +75,13 @@ typedef struct {
     tile_kernel f32, q8; // forward tiles
     // quantize: quantize_scalar's bytes for x (n) -> q (n), d (n / PLM_QK)
     void (*quantize)(int8_t *q, float *d, const float *x, size_t n);
-    // q8_prepare: xc from xq (T, C) and xd (T, C / 32), computed once per call before the q8
-    // kernels run; xc has room for 2 n + n / 8 bytes, n = C * (T rounded up to 16) (wasm: two
-    // n-byte planes; x86: matmul_x86.c's token groups)
-    void (*q8_prepare)(int32_t *xc, const int8_t *xq, const float *xd, int T, int C);
+    // q8_prepare: the part of xc for tokens [t0, t1) from xq (T, C) and xd (T, C / 32), computed
+    // once per call before the q8 kernels run; t0 is a multiple of PLM_PREPARE_TOKENS and t1 one
+    // or T, and the parts of different ranges do not overlap (each thread prepares its own); xc
+    // has room for 2 n + n / 8 bytes, n = C * (T rounded up to 16) (wasm: two n-byte planes; x86:
+    // matmul_x86.c's token groups)
+    void (*q8_prepare)(int32_t *xc, const int8_t *xq, const float *xd, int T, int C, int t0,
+                       int t1);
     // dinp_tiles: dinp[t, c0 .. c0+n) += sum over r in [r0, r1) of dout[t, r] * W[r, c0 .. c0+n)
     // for t in [0, T), n <= PLM_DINP_NC, r1 - r0 <= PLM_DINP_RB; per element the sum runs over r
     // in order from zero, then is added to dinp (see matmul_backward.c)

@@ -115,11 +115,11 @@ PLM_INLINE void q8_split_wasm(v128_t *ev, v128_t *od, v128_t v) {
 }
 
 // q8_prepare_wasm (SIMD128): for each 16 inputs, their even and their odd bytes as i16x8.
-static void q8_prepare_wasm(int32_t *xc, const int8_t *xq, const float *xd, int T, int C) {
-    const size_t n = (size_t)T * (size_t)C;
-    (void)xd;
+static void q8_prepare_wasm(int32_t *xc, const int8_t *xq, const float *xd, int T, int C, int t0,
+                            int t1) {
+    (void)xd, (void)T;
     int8_t *xs = (int8_t *)xc;
-    for (size_t i = 0; i < n; i += 16) {
+    for (size_t i = (size_t)t0 * (size_t)C; i < (size_t)t1 * (size_t)C; i += 16) {
         v128_t ev, od;
         q8_split_wasm(&ev, &od, wasm_v128_load(xq + i));
         wasm_v128_store(xs + 2 * i, ev);
@@ -147,11 +147,11 @@ PLM_INLINE v128_t q8_quads_wasm(const int8_t *w, const int8_t *xs) {
 // subtraction and a pairwise add, against SIMD128's 3 shifts, 2 dots and an add.
 
 // q8_prepare_relaxed: for each 16 inputs, 16 bytes of pos then 16 of neg.
-static void q8_prepare_relaxed(int32_t *xc, const int8_t *xq, const float *xd, int T, int C) {
-    const size_t n = (size_t)T * (size_t)C;
-    (void)xd;
+static void q8_prepare_relaxed(int32_t *xc, const int8_t *xq, const float *xd, int T, int C, int t0,
+                               int t1) {
+    (void)xd, (void)T;
     int8_t *pl = (int8_t *)xc;
-    for (size_t i = 0; i < n; i += 16) {
+    for (size_t i = (size_t)t0 * (size_t)C; i < (size_t)t1 * (size_t)C; i += 16) {
         const v128_t x = wasm_v128_load(xq + i), pos = wasm_i8x16_max(x, wasm_i8x16_splat(0));
         wasm_v128_store(pl + 2 * i, pos);
         wasm_v128_store(pl + 2 * i + 16, wasm_i8x16_sub(pos, x));

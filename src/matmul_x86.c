@@ -535,15 +535,16 @@ static void lanes_store(const matmul_job *j, const float *sum, int G, int t0, in
     for (int i = 0; i < n; i++) j->out[(size_t)(t0 + i) * j->w->rows + r] = sum[i];
 }
 
-// q8_groups_avx2: xc's groups of 8 tokens (above) from xq (T, C) and xd (T, C / 32), by gathers.
+// q8_groups_avx2: xc's groups of 8 tokens (above) from xq (T, C) and xd (T, C / 32), by gathers,
+// those that start in [t0, t1) (t0 a multiple of 8).
 PLM_TARGET_AVX2 static void q8_groups_avx2(int32_t *xc, const int8_t *xq, const float *xd, int T,
-                                           int C) {
+                                           int C, int t0, int t1) {
     const int nb = C / PLM_QK;
     const size_t gb = lane_group_bytes(C, 8);
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i xoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(C));
     const __m256i doff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(nb));
-    for (int g = 0; g * 8 < T; g++) {
+    for (int g = t0 / 8; g * 8 < t1; g++) {
         const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(T - 8 * g), lane);
         char *o = (char *)xc + (size_t)g * gb;
         const int8_t *x = xq + (size_t)8 * g * C;
@@ -563,8 +564,8 @@ PLM_TARGET_AVX2 static void q8_groups_avx2(int32_t *xc, const int8_t *xq, const 
 
 // q8_prepare_avx2: xc when the rows kernel runs (T >= 8)
 PLM_TARGET_AVX2 static void q8_prepare_avx2(int32_t *xc, const int8_t *xq, const float *xd, int T,
-                                            int C) {
-    if (T >= 8) q8_groups_avx2(xc, xq, xd, T, C);
+                                            int C, int t0, int t1) {
+    if (T >= 8) q8_groups_avx2(xc, xq, xd, T, C, t0, t1);
 }
 
 // q8_pass_avx2l: acc[l] (from +0) of the blocks b = par, par + 2, .. of row r for the group at xg.
@@ -619,9 +620,10 @@ PLM_TARGET_AVX2 static void q8_rows_avx2(const matmul_job *j, int r0, int r1) {
             q8_lanes_avx2(j, (const char *)j->xc + (size_t)g * gb, 8 * g, r);
 }
 
-// q8_prepare_avx512: xc's token groups (above) from xq (T, C) and xd (T, C / 32), by gathers.
+// q8_prepare_avx512: xc's token groups (above) from xq (T, C) and xd (T, C / 32), by gathers, those
+// that start in [t0, t1) (t0 a multiple of 16: the paired group belongs to the range that ends at T).
 PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, const float *xd,
-                                                int T, int C) {
+                                                int T, int C, int t0, int t1) {
     const int nb = C / PLM_QK;
     const size_t gb = lane_group_bytes(C, 16);
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -629,7 +631,7 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
     const __m512i doff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb));
     const __m512i k80 = _mm512_set1_epi8((char)0x80);
     const int n16 = lane_groups16(T), rest = T - 16 * n16;
-    if (T >= Q8_ROWS_T && rest > 0) { // the paired group
+    if (T >= Q8_ROWS_T && rest > 0 && t1 == T) { // the paired group
         const long long c = C;
         const __m512i poff = _mm512_setr_epi64(0, c, 2 * c, 3 * c, 4 * c, 5 * c, 6 * c, 7 * c);
         const __m512i dpoff = _mm512_mullo_epi32(_mm512_srli_epi32(lane, 1), _mm512_set1_epi32(nb));
@@ -647,7 +649,7 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
                                                                   (__mmask16)((1u << 2 * rest) - 1),
                                                                   dpoff, d + b, 4));
     }
-    for (int g = 0; g < n16; g++) {
+    for (int g = t0 / 16; g < n16 && 16 * g < t1; g++) {
         const int n = T - 16 * g < 16 ? T - 16 * g : 16;
         const __mmask16 m = (__mmask16)((1u << n) - 1);
         char *o = (char *)xc + (size_t)g * gb;

@@ -666,62 +666,56 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
     }
 }
 
-// q8_pass_avx512: acc[g][u] (from +0) of the blocks b = par, par + 2, .. of row r for ng = 1 or 2
-// groups of 16 tokens whose bytes in xc start at xg (u = l, the 8 lanes of the canonical order),
-// or (pair) for the paired group at xg (u = p: lanes 2 p and 2 p + 1 as one vector); ng and pair
-// are constants at each call site.
-PLM_INLINE PLM_TARGET_AVX512 void q8_pass_avx512(__m512 acc[2][8], const matmul_job *j,
-                                                 const char *xg, int r, int par, const int ng,
-                                                 const int pair) {
-    const int C = j->w->cols, nb = C / PLM_QK, U = pair ? 4 : 8; // U vectors a block
-    const size_t gb = lane_group_bytes(C, 16);
-    const int8_t *w = j->w->q + (size_t)r * C;                                         // (C)
-    const float *dw = j->w->d + (size_t)r * nb;                                        // (nb)
-    const float *dx = (const float *)(const void *)(xg + (pair ? 8 : 16) * (size_t)C); // (nb, 16)
+// q8_corrections: -128 * (the sum of each 4 weights) of row w's blocks c0, c0 + 2, .. < ce into cw,
+// first, in memory: then each is one broadcast load (GCC turns a store and a reload in one loop
+// into shuffles)
+PLM_INLINE PLM_TARGET_AVX512 void q8_corrections(int32_t cw[LANES_CHUNK][8], const int8_t *w,
+                                                 int c0, int ce) {
     const __m256i k80 = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
+    for (int b = c0; b < ce; b += 2) {
+        const __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)(w + b * PLM_QK));
+        _mm256_store_si256((__m256i *)(void *)cw[(b - c0) / 2],
+                           _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k80, wv)));
+    }
+}
+
+// q8_pass_avx512: acc[g][l] (from +0) of the blocks b = par, par + 2, .. of row r for ng = 1 or 2
+// groups of 16 tokens (a constant at each call site) whose bytes in xc start at xg.
+PLM_INLINE PLM_TARGET_AVX512 void q8_pass_avx512(__m512 acc[2][8], const matmul_job *j,
+                                                 const char *xg, int r, int par, const int ng) {
+    const int C = j->w->cols, nb = C / PLM_QK;
+    const size_t gb = lane_group_bytes(C, 16);
+    const int8_t *w = j->w->q + (size_t)r * C;  // (C)
+    const float *dw = j->w->d + (size_t)r * nb; // (nb)
     UNROLL
     for (int g = 0; g < ng; g++) {
         UNROLL
-        for (int u = 0; u < U; u++) acc[g][u] = _mm512_setzero_ps();
+        for (int l = 0; l < 8; l++) acc[g][l] = _mm512_setzero_ps();
     }
     for (int c0 = par; c0 < nb; c0 += 2 * LANES_CHUNK) {
         const int ce = c0 + 2 * LANES_CHUNK < nb ? c0 + 2 * LANES_CHUNK : nb;
-        // -128 * (the sum of each 4 weights) of the chunk's blocks, first, in memory: then each is
-        // one broadcast load (GCC turns a store and a reload in one loop into shuffles)
         _Alignas(32) int32_t cw[LANES_CHUNK][8];
-        for (int b = c0; b < ce; b += 2) {
-            const __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)(w + b * PLM_QK));
-            _mm256_store_si256((__m256i *)(void *)cw[(b - c0) / 2],
-                               _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k80, wv)));
-        }
+        q8_corrections(cw, w, c0, ce);
         for (int b = c0; b < ce; b += 2) {
             const int8_t *wb = w + b * PLM_QK;
-            const int32_t *cb = cw[(b - c0) / 2];
             __m512 s[2];
             UNROLL
             for (int g = 0; g < ng; g++)
                 s[g] = _mm512_mul_ps(
                     _mm512_set1_ps(dw[b]),
-                    _mm512_load_ps((const float *)(const void *)((const char *)dx + g * gb) +
+                    _mm512_load_ps((const float *)(const void *)(xg + g * gb + 16 * (size_t)C) +
                                    16 * b));
             UNROLL
-            for (int u = 0; u < U; u++) {
-                __m512i c, wl;
-                if (pair) {
-                    int64_t w8, c8;
-                    memcpy(&w8, wb + 8 * u, sizeof w8);
-                    memcpy(&c8, cb + 2 * u, sizeof c8);
-                    c = _mm512_set1_epi64(c8), wl = _mm512_set1_epi64(w8);
-                } else {
-                    int32_t w4;
-                    memcpy(&w4, wb + 4 * u, sizeof w4);
-                    c = _mm512_set1_epi32(cb[u]), wl = _mm512_set1_epi32(w4);
-                }
+            for (int l = 0; l < 8; l++) {
+                int32_t w4;
+                memcpy(&w4, wb + 4 * l, sizeof w4);
+                const __m512i c = _mm512_set1_epi32(cw[(b - c0) / 2][l]);
+                const __m512i wl = _mm512_set1_epi32(w4);
                 UNROLL
                 for (int g = 0; g < ng; g++) {
-                    const __m512i xv = _mm512_load_si512(xg + g * gb + (size_t)(U * b + u) * 64);
+                    const __m512i xv = _mm512_load_si512(xg + g * gb + (size_t)(8 * b + l) * 64);
                     const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c, xv, wl));
-                    acc[g][u] = _mm512_add_ps(acc[g][u], _mm512_mul_ps(p, s[g]));
+                    acc[g][l] = _mm512_add_ps(acc[g][l], _mm512_mul_ps(p, s[g]));
                 }
             }
         }
@@ -733,8 +727,8 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_pass_avx512(__m512 acc[2][8], const matmul_
 PLM_INLINE PLM_TARGET_AVX512 void q8_lanes_avx512(const matmul_job *j, const char *xg, int t0,
                                                   int r, const int ng) {
     __m512 even[2][8], odd[2][8];
-    q8_pass_avx512(even, j, xg, r, 0, ng, 0);
-    q8_pass_avx512(odd, j, xg, r, 1, ng, 0);
+    q8_pass_avx512(even, j, xg, r, 0, ng);
+    q8_pass_avx512(odd, j, xg, r, 1, ng);
     UNROLL
     for (int g = 0; g < ng; g++) {
         __m512 h[8];
@@ -748,23 +742,68 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_lanes_avx512(const matmul_job *j, const cha
     }
 }
 
-// q8_pair_avx512: out[t0 .. t0 + 8, r] (tokens past T not written) for the paired group at xg:
-// the same end sum, on vectors holding two lanes of the canonical order each: h[p] has l = 2 p in
-// its even lanes and l = 2 p + 1 in its odd ones, so h[0] + h[2] gives a0 and a1 side by side,
-// h[1] + h[3] a2 and a3, their sum a0 + a2 and a1 + a3, and adding the swapped pairs
-// (a0 + a2) + (a1 + a3).
-PLM_INLINE PLM_TARGET_AVX512 void q8_pair_avx512(const matmul_job *j, const char *xg, int t0,
-                                                 int r) {
-    __m512 even[2][8], odd[2][8], h[4];
-    q8_pass_avx512(even, j, xg, r, 0, 1, 1);
-    q8_pass_avx512(odd, j, xg, r, 1, 1, 1);
+// q8_pairs_avx512: acc[i][p] (from +0) of the blocks b = par, par + 2, .. of rows r + i, i < nr (1
+// or 2, a constant at each call site), for the paired group at xg (p: the canonical lanes 2 p and
+// 2 p + 1 as one vector): the rows share each load of the inputs.
+PLM_INLINE PLM_TARGET_AVX512 void q8_pairs_avx512(__m512 acc[2][4], const matmul_job *j,
+                                                  const char *xg, int r, const int nr, int par) {
+    const int C = j->w->cols, nb = C / PLM_QK;
+    const int8_t *w = j->w->q + (size_t)r * C;                           // (nr, C)
+    const float *dw = j->w->d + (size_t)r * nb;                          // (nr, nb)
+    const float *dx = (const float *)(const void *)(xg + 8 * (size_t)C); // (nb, 16)
     UNROLL
-    for (int p = 0; p < 4; p++) h[p] = _mm512_add_ps(even[0][p], odd[0][p]);
-    const __m512 a = _mm512_add_ps(_mm512_add_ps(h[0], h[2]), _mm512_add_ps(h[1], h[3]));
-    _Alignas(64) float sum[16];
-    _mm512_store_ps(sum, _mm512_add_ps(a, _mm512_permute_ps(a, 0xB1)));
+    for (int i = 0; i < nr; i++) {
+        UNROLL
+        for (int p = 0; p < 4; p++) acc[i][p] = _mm512_setzero_ps();
+    }
+    for (int c0 = par; c0 < nb; c0 += 2 * LANES_CHUNK) {
+        const int ce = c0 + 2 * LANES_CHUNK < nb ? c0 + 2 * LANES_CHUNK : nb;
+        _Alignas(32) int32_t cw[2][LANES_CHUNK][8];
+        UNROLL
+        for (int i = 0; i < nr; i++) q8_corrections(cw[i], w + (size_t)i * C, c0, ce);
+        for (int b = c0; b < ce; b += 2) {
+            const __m512 xs = _mm512_load_ps(dx + 16 * b);
+            __m512 s[2];
+            UNROLL
+            for (int i = 0; i < nr; i++) s[i] = _mm512_mul_ps(_mm512_set1_ps(dw[i * nb + b]), xs);
+            UNROLL
+            for (int p = 0; p < 4; p++) {
+                const __m512i xv = _mm512_load_si512(xg + (size_t)(4 * b + p) * 64);
+                UNROLL
+                for (int i = 0; i < nr; i++) {
+                    int64_t w8, c8;
+                    memcpy(&w8, w + (size_t)i * C + b * PLM_QK + 8 * p, sizeof w8);
+                    memcpy(&c8, &cw[i][(b - c0) / 2][2 * p], sizeof c8);
+                    const __m512i c = _mm512_set1_epi64(c8), wl = _mm512_set1_epi64(w8);
+                    const __m512 m = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c, xv, wl));
+                    acc[i][p] = _mm512_add_ps(acc[i][p], _mm512_mul_ps(m, s[i]));
+                }
+            }
+        }
+    }
+}
+
+// q8_pair_avx512: out[t0 .. t0 + 8, r + i] for i < nr (tokens past T not written) for the paired
+// group at xg: the same end sum, on vectors holding two lanes of the canonical order each: h[p]
+// has l = 2 p in its even lanes and l = 2 p + 1 in its odd ones, so h[0] + h[2] gives a0 and a1
+// side by side, h[1] + h[3] a2 and a3, their sum a0 + a2 and a1 + a3, and adding the swapped pairs
+// (a0 + a2) + (a1 + a3).
+PLM_INLINE PLM_TARGET_AVX512 void q8_pair_avx512(const matmul_job *j, const char *xg, int t0, int r,
+                                                 const int nr) {
+    __m512 even[2][4], odd[2][4];
+    q8_pairs_avx512(even, j, xg, r, nr, 0);
+    q8_pairs_avx512(odd, j, xg, r, nr, 1);
     const int n = j->T - t0 < 8 ? j->T - t0 : 8;
-    for (int i = 0; i < n; i++) j->out[(size_t)(t0 + i) * j->w->rows + r] = sum[2 * i];
+    UNROLL
+    for (int i = 0; i < nr; i++) {
+        __m512 h[4];
+        UNROLL
+        for (int p = 0; p < 4; p++) h[p] = _mm512_add_ps(even[i][p], odd[i][p]);
+        const __m512 a = _mm512_add_ps(_mm512_add_ps(h[0], h[2]), _mm512_add_ps(h[1], h[3]));
+        _Alignas(64) float sum[16];
+        _mm512_store_ps(sum, _mm512_add_ps(a, _mm512_permute_ps(a, 0xB1)));
+        for (int k = 0; k < n; k++) j->out[(size_t)(t0 + k) * j->w->rows + r + i] = sum[2 * k];
+    }
 }
 
 // q8_rows_avx512: out[0 .. T, r0 .. r1) for T >= Q8_ROWS_T: per tile of 2 groups of 16 tokens (1
@@ -781,9 +820,12 @@ PLM_TARGET_AVX512 static void q8_rows_avx512(const matmul_job *j, int r0, int r1
         else
             for (int r = r0; r < r1; r++) q8_lanes_avx512(j, xg, 16 * g, r, 1);
     }
-    if (j->T > 16 * ng)
-        for (int r = r0; r < r1; r++)
-            q8_pair_avx512(j, (const char *)j->xc + (size_t)ng * gb, 16 * ng, r);
+    if (j->T > 16 * ng) {
+        const char *xg = (const char *)j->xc + (size_t)ng * gb;
+        int r = r0;
+        for (; r + 2 <= r1; r += 2) q8_pair_avx512(j, xg, 16 * ng, r, 2);
+        if (r < r1) q8_pair_avx512(j, xg, 16 * ng, r, 1);
+    }
 }
 
 // quantize_avx2: quantize_scalar, one block in four registers (quant_x86.h).

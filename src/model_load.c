@@ -41,43 +41,91 @@ static plm_status json_int_key(const plm_json *j, const char *key, int required,
     return PLM_OK;
 }
 
-// hf_check_arch: model_type llama (or LlamaForCausalLM), silu, no rope scaling, no biases.
-static plm_status hf_check_arch(const plm_json *j, const char *path, plm_error *err) {
-    int32_t mt = plm_json_get(j, 0, "model_type"), ar = plm_json_get(j, 0, "architectures");
-    int llama = plm_json_eq(j, mt, "llama");
-    for (int32_t k = 0; ar >= 0 && k < j->tok[ar].size; k++)
-        llama |= plm_json_eq(j, plm_json_at(j, ar, k), "LlamaForCausalLM");
+// hf_rope_scaling: config.json's rope_scaling into c->rope_scaling: null (or rope_type "default")
+// for plain RoPE, or rope_type "llama3" with its four numbers (transformers'
+// _compute_llama3_parameters); any other type is refused.
+static plm_status hf_rope_scaling(plm_config *c, const plm_json *j, const char *path,
+                                  plm_error *err) {
+    int32_t rs = plm_json_get(j, 0, "rope_scaling");
+    if (rs < 0 || j->tok[rs].type == PLM_JSON_NULL) return PLM_OK;
+    int32_t ty = plm_json_get(j, rs, "rope_type");
+    if (ty < 0) ty = plm_json_get(j, rs, "type"); // the older key
+    if (plm_json_eq(j, ty, "default")) return PLM_OK;
     char name[64] = "(none)";
-    if (!llama) {
-        plm_json_str(j, mt, name, sizeof name);
+    if (!plm_json_eq(j, ty, "llama3")) {
+        plm_json_str(j, ty, name, sizeof name);
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: model_type '%s' is not supported (want llama / LlamaForCausalLM)",
+                        "%s: rope_scaling rope_type '%s' is not supported (want llama3 or none)",
                         path, name);
     }
-    int32_t act = plm_json_get(j, 0, "hidden_act"), rs = plm_json_get(j, 0, "rope_scaling");
+    const struct {
+        const char *key;
+        float *out;
+    } keys[] = {
+        {"factor", &c->rope_scaling.factor},
+        {"low_freq_factor", &c->rope_scaling.low_freq_factor},
+        {"high_freq_factor", &c->rope_scaling.high_freq_factor},
+    };
+    double x;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (plm_json_num(j, plm_json_get(j, rs, keys[i].key), &x) != 0)
+            return plm_fail(err, PLM_ERR_FORMAT, "%s: rope_scaling of type llama3 has no %s", path,
+                            keys[i].key);
+        *keys[i].out = (float)x;
+    }
+    int64_t n;
+    if (plm_json_int(j, plm_json_get(j, rs, "original_max_position_embeddings"), 1, INT32_MAX,
+                     &n) != 0)
+        return plm_fail(err, PLM_ERR_FORMAT,
+                        "%s: rope_scaling of type llama3 has no original_max_position_embeddings",
+                        path);
+    c->rope_scaling.original_max_position_embeddings = (int32_t)n;
+    return PLM_OK;
+}
+
+// hf_check_arch: the family (model_type, or a class of architectures) into c->model_type with what
+// it adds (Qwen2's q/k/v biases, Qwen3's q/k norms, a llama3 rope_scaling); refuses what pocketlm
+// does not compute: another family or activation, an MLP or o_proj bias, sliding windows.
+static plm_status hf_check_arch(plm_config *c, const plm_json *j, const char *path,
+                                plm_error *err) {
+    int32_t mt = plm_json_get(j, 0, "model_type"), ar = plm_json_get(j, 0, "architectures");
+    int a = 0;
+    for (; a < N_ARCHS; a++) {
+        int found = plm_json_eq(j, mt, plm_archs[a].model_type);
+        for (int32_t k = 0; ar >= 0 && k < j->tok[ar].size; k++)
+            found |= plm_json_eq(j, plm_json_at(j, ar, k), plm_archs[a].cls);
+        if (found) break;
+    }
+    char name[64] = "(none)";
+    if (a == N_ARCHS) {
+        plm_json_str(j, mt, name, sizeof name);
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: model_type '%s' is not supported (want llama, qwen2 or qwen3)", path,
+                        name);
+    }
+    c->model_type = (plm_arch)a;
+    c->attention_bias = c->model_type == PLM_ARCH_QWEN2; // Qwen2Attention: bias on q, k, v only
+    c->qk_norm = c->model_type == PLM_ARCH_QWEN3;
+    int32_t act = plm_json_get(j, 0, "hidden_act");
     if (act >= 0 && !plm_json_eq(j, act, "silu")) {
         plm_json_str(j, act, name, sizeof name);
         return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: hidden_act '%s', want silu", path, name);
     }
-    if (rs >= 0 && j->tok[rs].type != PLM_JSON_NULL)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: rope_scaling is set; only plain RoPE is "
-                        "supported",
-                        path);
-    const char *biases[] = {"attention_bias", "mlp_bias"};
-    for (int k = 0; k < 2; k++)
-        if (plm_json_bool(j, plm_json_get(j, 0, biases[k])) == 1)
-            return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is true; Llama without biases only",
-                            path, biases[k]);
-    return PLM_OK;
+    // Llama's and Qwen3's attention_bias also puts a bias on o_proj, which pocketlm does not have
+    const char *off[] = {"attention_bias", "mlp_bias", "use_sliding_window"};
+    for (int k = c->model_type == PLM_ARCH_QWEN2; k < 3; k++)
+        if (plm_json_bool(j, plm_json_get(j, 0, off[k])) == 1)
+            return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is true; pocketlm runs %s without it",
+                            path, off[k], plm_archs[a].model_type);
+    return hf_rope_scaling(c, j, path, err);
 }
 
-// hf_config_parse: config.json text into c, with LlamaConfig's defaults.
+// hf_config_parse: config.json text into c, with LlamaConfig's defaults (Qwen2Config's and
+// Qwen3Config's are the same but for Qwen3's head_dim).
 static plm_status hf_config_parse(plm_config *c, const plm_json *j, const char *path,
                                   plm_error *err) {
     if (j->tok[0].type != PLM_JSON_OBJECT)
         return plm_fail(err, PLM_ERR_FORMAT, "%s: not a JSON object", path);
-    plm_status s = hf_check_arch(j, path, err);
     const struct {
         const char *key;
         int32_t *out;
@@ -99,6 +147,8 @@ static plm_status hf_config_parse(plm_config *c, const plm_json *j, const char *
                       .rope_theta = 10000.0f,
                       .bos_token_id = -1,
                       .eos_token_id = -1};
+    plm_status s = hf_check_arch(c, j, path, err);
+    if (s == PLM_OK && c->model_type == PLM_ARCH_QWEN3) c->head_dim = 128; // Qwen3Config's default
     for (size_t i = 0; s == PLM_OK && i < sizeof ints / sizeof ints[0]; i++)
         s = json_int_key(j, ints[i].key, ints[i].required, ints[i].out, path, err);
     if (s != PLM_OK) return s;
@@ -176,6 +226,11 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
     if (plm_gguf_get_str(g, "llama.rope.scaling.type", &rs) == 0 &&
         !(rs.n == 4 && !memcmp(rs.s, "none", 4)))
         return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: llama.rope.scaling.type is set", path);
+    if (plm_gguf_find_tensor(g, "rope_freqs.weight")) // llama.cpp's form of llama3 rope_scaling
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: tensor rope_freqs.weight (Llama 3.1 RoPE scaling) is not supported "
+                        "in GGUF files; load the HF directory",
+                        path);
     const struct {
         const char *key;
         int32_t *out;

@@ -52,7 +52,7 @@ static plm_status write_json_id(plm_writer *f, const char *key, int32_t id, plm_
                    : plm_writer_printf(f, err, "  \"%s\": null,\n", key);
 }
 
-// save_hf_config: config.json as transformers' LlamaConfig writes it.
+// save_hf_config: config.json as transformers' LlamaConfig (Qwen2Config, Qwen3Config) writes it.
 static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype dtype,
                                  plm_error *err) {
     const plm_config *c = &m->config;
@@ -60,6 +60,18 @@ static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype
     char eps[32], theta[32];
     fmt_float(eps, sizeof eps, c->rms_norm_eps);
     fmt_float(theta, sizeof theta, c->rope_theta);
+    char rope[256] = "null", num[3][32];
+    const plm_rope_scaling *rs = &c->rope_scaling;
+    if (rs->factor > 0.0f) {
+        fmt_float(num[0], sizeof num[0], rs->factor);
+        fmt_float(num[1], sizeof num[1], rs->high_freq_factor);
+        fmt_float(num[2], sizeof num[2], rs->low_freq_factor);
+        snprintf(rope, sizeof rope,
+                 "{\n    \"factor\": %s,\n    \"high_freq_factor\": %s,\n"
+                 "    \"low_freq_factor\": %s,\n    \"original_max_position_embeddings\": %d,\n"
+                 "    \"rope_type\": \"llama3\"\n  }",
+                 num[0], num[1], num[2], rs->original_max_position_embeddings);
+    }
     char pad[48] = "";
     if (m->pad_token_id >= 0)
         snprintf(pad, sizeof pad, "  \"pad_token_id\": %d,\n", m->pad_token_id);
@@ -68,9 +80,10 @@ static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype
                                                   : "float32";
     plm_status s = plm_writer_open(&f, path, err);
     if (s != PLM_OK) return s;
-    s = plm_writer_printf(f, err,
-                          "{\n  \"architectures\": [\n    \"LlamaForCausalLM\"\n  ],\n"
-                          "  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n");
+    const arch_desc *a = &plm_archs[c->model_type];
+    s = plm_writer_printf(f, err, "{\n  \"architectures\": [\n    \"%s\"\n  ],\n%s", a->cls,
+                          c->model_type == PLM_ARCH_QWEN2 ? "" : "  \"attention_bias\": false,\n");
+    if (s == PLM_OK) s = plm_writer_printf(f, err, "  \"attention_dropout\": 0.0,\n");
     if (s == PLM_OK) s = write_json_id(f, "bos_token_id", c->bos_token_id, err);
     if (s == PLM_OK) s = write_json_id(f, "eos_token_id", c->eos_token_id, err);
     if (s == PLM_OK)
@@ -79,15 +92,15 @@ static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype
             "  \"head_dim\": %d,\n  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n"
             "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %d,\n"
             "  \"max_position_embeddings\": %d,\n  \"mlp_bias\": false,\n"
-            "  \"model_type\": \"llama\",\n  \"num_attention_heads\": %d,\n"
+            "  \"model_type\": \"%s\",\n  \"num_attention_heads\": %d,\n"
             "  \"num_hidden_layers\": %d,\n  \"num_key_value_heads\": %d,\n%s"
-            "  \"pretraining_tp\": 1,\n  \"rms_norm_eps\": %s,\n  \"rope_scaling\": null,\n"
+            "  \"pretraining_tp\": 1,\n  \"rms_norm_eps\": %s,\n  \"rope_scaling\": %s,\n"
             "  \"rope_theta\": %s,\n  \"tie_word_embeddings\": %s,\n  \"torch_dtype\": \"%s\",\n"
             "  \"transformers_version\": \"4.44.2\",\n  \"use_cache\": true,\n"
             "  \"vocab_size\": %d\n}\n",
             c->head_dim, c->hidden_size, c->intermediate_size, c->max_position_embeddings,
-            c->num_attention_heads, c->num_hidden_layers, c->num_key_value_heads, pad, eps, theta,
-            c->tie_word_embeddings ? "true" : "false", torch, c->vocab_size);
+            a->model_type, c->num_attention_heads, c->num_hidden_layers, c->num_key_value_heads,
+            pad, eps, rope, theta, c->tie_word_embeddings ? "true" : "false", torch, c->vocab_size);
     if (s != PLM_OK) {
         plm_writer_abort(f);
         return s;
@@ -282,6 +295,13 @@ static uint32_t tensor_type(const wref *w, plm_ftype ft, int tied, int32_t n_lay
 
 static plm_status save_gguf(const plm_model *m, wref *w, int32_t n, const char *path, plm_ftype ft,
                             plm_error *err) {
+    const plm_config *c = &m->config;
+    if (c->model_type != PLM_ARCH_LLAMA || c->rope_scaling.factor > 0.0f)
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: GGUF export writes plain Llama; this model is %s%s (save an HF "
+                        "directory)",
+                        path, plm_archs[c->model_type].model_type,
+                        c->rope_scaling.factor > 0.0f ? " with llama3 rope_scaling" : "");
     plm_gguf_writer *g;
     plm_status s = plm_gguf_writer_create(&g, err);
     if (s != PLM_OK) return s;

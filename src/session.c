@@ -130,7 +130,7 @@ plm_step *plm_step_create(const plm_model *m, plm_pool *pool, int32_t rows, int3
         plm_step_free(st);
         return NULL;
     }
-    plm_rope_table(st->cos_t, st->sin_t, n_ctx, (int)D, cfg->rope_theta);
+    plm_rope_table(st->cos_t, st->sin_t, n_ctx, (int)D, cfg->rope_theta, &cfg->rope_scaling);
     return st;
 }
 
@@ -279,12 +279,15 @@ static void attention_worker(void *ctx, int ith, int nth) {
     }
 }
 
-// linear: a linear layer of layer l over every row of the step: the base matmul once, then each
-// sequence's adapter path for target t on its own rows
+// linear: the linear layer t of layer l over every row of the step: the base matmul once (and its
+// bias), then each sequence's adapter path on its own rows (plm_linear_forward's order)
 static void linear(const plm_step *st, const plm_step_seq *sq, int32_t n, float *out,
-                   const float *inp, const plm_mat *w, int l, plm_lora_target t, int T) {
+                   const float *inp, int l, plm_lora_target t, int T) {
     plm_linear_bufs b = {.u = st->lora_u, .y = st->lora_y, .scratch = st->scratch};
+    const plm_mat *w = plm_layer_target(&st->model->layers[l], t);
+    const float *bias = plm_layer_bias(&st->model->layers[l], t);
     plm_matmul(st->pool, out, inp, w, T, st->scratch);
+    if (bias) plm_bias_forward(out, bias, T, w->rows);
     for (int32_t i = 0, off = 0; i < n; off += sq[i].T, i++)
         plm_lora_branch_forward(st->pool, out + (size_t)off * w->rows, inp + (size_t)off * w->cols,
                                 w, sq[i].s->lora, l, t, sq[i].T, 0, 0, &b);
@@ -321,6 +324,7 @@ static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n, 
     const plm_model *m = st->model;
     const plm_config *cfg = &m->config;
     int C = cfg->hidden_size, F = cfg->intermediate_size, L = cfg->num_hidden_layers;
+    int H = cfg->num_attention_heads, K = cfg->num_key_value_heads, D = cfg->head_dim;
     size_t V = (size_t)cfg->vocab_size;
     float eps = cfg->rms_norm_eps;
     int T = 0; // rows in the step
@@ -328,23 +332,28 @@ static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n, 
         plm_embed_forward(st->x + (size_t)T * C, sq[i].ids, sq[i].T, m, sq[i].s->lora);
     for (int l = 0; l < L; l++) {
         const plm_layer *w = &m->layers[l];
-        // attention block: x += o_proj(attention(rope(q), rope(k), v))
+        // attention block: x += o_proj(attention(rope(q), rope(k), v)), q, k, v with their
+        // biases (Qwen2) and q, k normalized per head (Qwen3)
         plm_rmsnorm_forward_mt(st->pool, st->xn, NULL, st->x, w->input_layernorm, T, C, eps);
-        linear(st, sq, n, st->q, st->xn, &w->q_proj, l, PLM_LORA_Q_PROJ, T);
-        linear(st, sq, n, st->kn, st->xn, &w->k_proj, l, PLM_LORA_K_PROJ, T);
-        linear(st, sq, n, st->vn, st->xn, &w->v_proj, l, PLM_LORA_V_PROJ, T);
+        linear(st, sq, n, st->q, st->xn, l, PLM_LORA_Q_PROJ, T);
+        linear(st, sq, n, st->kn, st->xn, l, PLM_LORA_K_PROJ, T);
+        linear(st, sq, n, st->vn, st->xn, l, PLM_LORA_V_PROJ, T);
+        if (cfg->qk_norm) { // Qwen3: RMSNorm over each head's D values of q and k, before RoPE
+            plm_rmsnorm_forward_mt(st->pool, st->q, NULL, st->q, w->q_norm, T * H, D, eps);
+            plm_rmsnorm_forward_mt(st->pool, st->kn, NULL, st->kn, w->k_norm, T * K, D, eps);
+        }
         new_keys_values(st, sq, n, l);
         attention_job job = {st, sq, n, l};
         plm_pool_run(st->pool, attention_worker, &job);
-        linear(st, sq, n, st->xn, st->att_out, &w->o_proj, l, PLM_LORA_O_PROJ, T);
+        linear(st, sq, n, st->xn, st->att_out, l, PLM_LORA_O_PROJ, T);
         plm_residual_forward(st->x, st->xn, (size_t)T * C);
         // MLP block: x += down_proj(silu(gate_proj(xn)) * up_proj(xn))
         plm_rmsnorm_forward_mt(st->pool, st->xn, NULL, st->x, w->post_attention_layernorm, T, C,
                                eps);
-        linear(st, sq, n, st->gate, st->xn, &w->gate_proj, l, PLM_LORA_GATE_PROJ, T);
-        linear(st, sq, n, st->up, st->xn, &w->up_proj, l, PLM_LORA_UP_PROJ, T);
+        linear(st, sq, n, st->gate, st->xn, l, PLM_LORA_GATE_PROJ, T);
+        linear(st, sq, n, st->up, st->xn, l, PLM_LORA_UP_PROJ, T);
         plm_swiglu_forward_mt(st->pool, st->gate, st->gate, st->up, (size_t)T * F);
-        linear(st, sq, n, st->xn, st->gate, &w->down_proj, l, PLM_LORA_DOWN_PROJ, T);
+        linear(st, sq, n, st->xn, st->gate, l, PLM_LORA_DOWN_PROJ, T);
         plm_residual_forward(st->x, st->xn, (size_t)T * C);
     }
     for (int32_t i = 0; i < n; i++) sq[i].s->n_past += sq[i].T;

@@ -88,7 +88,7 @@ static void test_backward(void) {
     b.q = randv(T * H * D, 1.0f), b.k = randv(T * K * D, 1.0f), b.v = randv(T * K * D, 1.0f);
     b.gate = randv(T * F, 3.0f), b.up = randv(T * F, 1.0f);
     b.cos_t = zeros(16 * D / 2), b.sin_t = zeros(16 * D / 2);
-    plm_rope_table(b.cos_t, b.sin_t, 16, D, 10000.0f);
+    plm_rope_table(b.cos_t, b.sin_t, 16, D, 10000.0f, NULL);
     b.out = zeros(T * H * D > T * C ? T * H * D : T * C), b.att = zeros(T * H * T),
     b.rstd = zeros(T);
     float *g = randv(T * C + T * H * D, 1.0f);
@@ -256,7 +256,7 @@ static void test_paths_ops(void) {
         in.l = randv((size_t)4 * Vn, 30.0f);
         in.gate[0] = -95.0f, in.gate[1] = 95.0f, in.l[1] = -120.0f; // exp's clamps
         in.cos_t = zeros((size_t)(S + 2) * Dn / 2), in.sin_t = zeros((size_t)(S + 2) * Dn / 2);
-        plm_rope_table(in.cos_t, in.sin_t, S + 2, Dn, 10000.0f);
+        plm_rope_table(in.cos_t, in.sin_t, S + 2, Dn, 10000.0f, NULL);
         const size_t cap = (size_t)Tn * (4 * Cn + 6 * Hn * Dn + 4 * Kn * Dn + Hn * S + 3 * Fn) +
                            Tn + Cn + 4 * (size_t)Vn + 16;
         float *ref = zeros(cap), *got = zeros(cap);

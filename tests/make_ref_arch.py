@@ -18,7 +18,7 @@ script runs in a virtual environment over the system torch:
     /tmp/tfnew/bin/pip install transformers==4.51.3
     /tmp/tfnew/bin/python tests/make_ref_arch.py
 transformers 4.51 imports a few torch 2 names at module level (torch.distributed.tensor,
-torch.compiler, the float8 dtypes) that Debian's torch 1.13 lacks; the stand-ins below only let
+torch.compiler, the float8 dtypes, LRScheduler) that Debian's torch 1.13 lacks; the stand-ins below only let
 those imports succeed: none of them is on the path of a float32 eager forward.
 Oracle: transformers' own modeling files, eager attention, float32, eval, no_grad, 1 thread.
 """
@@ -40,6 +40,9 @@ if not hasattr(torch, "compiler"):  # torch 1.13: stand-ins for names transforme
     for _n in ("float8_e4m3fn", "float8_e5m2", "uint16", "uint32", "uint64"):
         if not hasattr(torch, _n):
             setattr(torch, _n, object())
+    import torch.optim.lr_scheduler as _lrs  # the class torch 2 renamed (make_ref_train_arch.py)
+    if not hasattr(_lrs, "LRScheduler"):
+        _lrs.LRScheduler = _lrs._LRScheduler
 
 import transformers  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402

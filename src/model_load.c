@@ -213,54 +213,67 @@ static plm_status dup_str(char **out, const char *s, size_t n, plm_error *err) {
     return PLM_OK;
 }
 
-// gguf_config: llama.* keys into m->config; the vocabulary size falls back to the token list.
-// Also the names: general.name, and pocketlm.adapter (written by a merged export).
+// gguf_config: general.architecture (llama, qwen2 or qwen3) and its <arch>.* keys into m->config,
+// as convert_hf_to_gguf.py writes them; the vocabulary size falls back to the token list. Also the
+// names: general.name, and pocketlm.adapter (written by a merged export).
 static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path, plm_error *err) {
     plm_config *c = &m->config;
     plm_str arch = {"", 0}, rs;
     plm_gguf_get_str(g, "general.architecture", &arch);
-    if (arch.n != 5 || memcmp(arch.s, "llama", 5) != 0)
+    int a = 0;
+    while (a < N_ARCHS && !(arch.n == strlen(plm_archs[a].model_type) &&
+                            !memcmp(arch.s, plm_archs[a].model_type, arch.n)))
+        a++;
+    if (a == N_ARCHS)
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: general.architecture is '%.*s'; pocketlm runs 'llama'", path,
-                        (int)(arch.n > 40 ? 40 : arch.n), arch.s);
-    if (plm_gguf_get_str(g, "llama.rope.scaling.type", &rs) == 0 &&
-        !(rs.n == 4 && !memcmp(rs.s, "none", 4)))
-        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: llama.rope.scaling.type is set", path);
+                        "%s: general.architecture is '%.*s'; pocketlm runs llama, qwen2 and qwen3",
+                        path, (int)(arch.n > 40 ? 40 : arch.n), arch.s);
+    const char *an = plm_archs[a].model_type;
+    char key[96];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", an);
+    if (plm_gguf_get_str(g, key, &rs) == 0 && !(rs.n == 4 && !memcmp(rs.s, "none", 4)))
+        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is set", path, key);
     if (plm_gguf_find_tensor(g, "rope_freqs.weight")) // llama.cpp's form of llama3 rope_scaling
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
                         "%s: tensor rope_freqs.weight (Llama 3.1 RoPE scaling) is not supported "
                         "in GGUF files; load the HF directory",
                         path);
     const struct {
-        const char *key;
+        const char *key; // after "<arch>." unless it starts with "tokenizer."
         int32_t *out;
         int required;
     } ints[] = {
-        {"llama.embedding_length", &c->hidden_size, 1},
-        {"llama.feed_forward_length", &c->intermediate_size, 1},
-        {"llama.block_count", &c->num_hidden_layers, 1},
-        {"llama.attention.head_count", &c->num_attention_heads, 1},
-        {"llama.attention.head_count_kv", &c->num_key_value_heads, 0},
-        {"llama.context_length", &c->max_position_embeddings, 0},
-        {"llama.vocab_size", &c->vocab_size, 0},
-        {"llama.attention.key_length", &c->head_dim, 0},
+        {"embedding_length", &c->hidden_size, 1},
+        {"feed_forward_length", &c->intermediate_size, 1},
+        {"block_count", &c->num_hidden_layers, 1},
+        {"attention.head_count", &c->num_attention_heads, 1},
+        {"attention.head_count_kv", &c->num_key_value_heads, 0},
+        {"context_length", &c->max_position_embeddings, 0},
+        {"vocab_size", &c->vocab_size, 0},
+        {"attention.key_length", &c->head_dim, 0},
         {"tokenizer.ggml.bos_token_id", &c->bos_token_id, 0},
         {"tokenizer.ggml.eos_token_id", &c->eos_token_id, 0},
         {"tokenizer.ggml.padding_token_id", &m->pad_token_id, 0},
     };
-    *c = (plm_config){.max_position_embeddings = 2048,
+    *c = (plm_config){.model_type = (plm_arch)a,
+                      .max_position_embeddings = 2048,
                       .rms_norm_eps = 1e-5f,
                       .rope_theta = 10000.0f,
+                      .attention_bias = a == PLM_ARCH_QWEN2,
+                      .qk_norm = a == PLM_ARCH_QWEN3,
                       .bos_token_id = -1,
                       .eos_token_id = -1};
     m->pad_token_id = -1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         int64_t v;
-        if (plm_gguf_get_int(g, ints[i].key, &v) == 0 && v >= INT32_MIN && v <= INT32_MAX)
+        if (strncmp(ints[i].key, "tokenizer.", 10) == 0)
+            snprintf(key, sizeof key, "%s", ints[i].key);
+        else snprintf(key, sizeof key, "%s.%s", an, ints[i].key);
+        if (plm_gguf_get_int(g, key, &v) == 0 && v >= INT32_MIN && v <= INT32_MAX)
             *ints[i].out = (int32_t)v;
         else if (ints[i].required)
             return plm_fail(err, PLM_ERR_FORMAT, "%s: GGUF key %s is missing or not an integer",
-                            path, ints[i].key);
+                            path, key);
     }
     const plm_gguf_kv *tokens = plm_gguf_find(g, "tokenizer.ggml.tokens");
     if (!c->vocab_size && tokens && tokens->type == PLM_GGUF_ARRAY && tokens->arr_n <= INT32_MAX)
@@ -272,9 +285,10 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
     if (!c->head_dim && c->num_attention_heads > 0)
         c->head_dim = c->hidden_size / c->num_attention_heads;
     double x;
-    if (plm_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &x) == 0)
-        c->rms_norm_eps = (float)x;
-    if (plm_gguf_get_float(g, "llama.rope.freq_base", &x) == 0) c->rope_theta = (float)x;
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", an);
+    if (plm_gguf_get_float(g, key, &x) == 0) c->rms_norm_eps = (float)x;
+    snprintf(key, sizeof key, "%s.rope.freq_base", an);
+    if (plm_gguf_get_float(g, key, &x) == 0) c->rope_theta = (float)x;
     c->tie_word_embeddings = plm_gguf_find_tensor(g, "output.weight") == NULL;
     plm_str ct, name, ad;
     plm_status s = PLM_OK;

@@ -223,27 +223,37 @@ static plm_status gguf_tokenizer_meta(plm_gguf_writer *g, const plm_tokenizer *t
     return PLM_OK;
 }
 
-// gguf_meta: general.* and llama.* keys as convert_hf_to_gguf.py writes them for LlamaModel.
+// arch_key: "<arch>.<suffix>" in key (96 bytes): a GGUF key of the model's family
+static const char *arch_key(char *key, const plm_config *c, const char *suffix) {
+    snprintf(key, 96, "%s.%s", plm_arch_name(c->model_type), suffix);
+    return key;
+}
+
+// gguf_meta: general.* and <arch>.* keys as convert_hf_to_gguf.py writes them for LlamaModel,
+// Qwen2Model and Qwen3Model (qwen3 always gives its head_dim as key_length).
 static plm_status gguf_meta(plm_gguf_writer *g, const plm_model *m, plm_ftype ft, plm_error *err) {
     const plm_config *c = &m->config;
-    plm_gguf_add_str(g, "general.architecture", "llama", 5);
+    const char *arch = plm_arch_name(c->model_type);
+    char k[96];
+    plm_gguf_add_str(g, "general.architecture", arch, strlen(arch));
     if (m->name) plm_gguf_add_str(g, "general.name", m->name, strlen(m->name));
     if (m->adapter) plm_gguf_add_str(g, "pocketlm.adapter", m->adapter, strlen(m->adapter));
     plm_gguf_add_u32(g, "general.file_type", ftypes[ft].file_type);
     if (ft > PLM_FTYPE_BF16) plm_gguf_add_u32(g, "general.quantization_version", 2);
-    plm_gguf_add_u32(g, "llama.block_count", (uint32_t)c->num_hidden_layers);
-    plm_gguf_add_u32(g, "llama.context_length", (uint32_t)c->max_position_embeddings);
-    plm_gguf_add_u32(g, "llama.embedding_length", (uint32_t)c->hidden_size);
-    plm_gguf_add_u32(g, "llama.feed_forward_length", (uint32_t)c->intermediate_size);
-    plm_gguf_add_u32(g, "llama.attention.head_count", (uint32_t)c->num_attention_heads);
-    plm_gguf_add_u32(g, "llama.attention.head_count_kv", (uint32_t)c->num_key_value_heads);
-    plm_gguf_add_f32(g, "llama.rope.freq_base", c->rope_theta);
-    plm_gguf_add_f32(g, "llama.attention.layer_norm_rms_epsilon", c->rms_norm_eps);
-    plm_gguf_add_u32(g, "llama.vocab_size", (uint32_t)c->vocab_size);
-    plm_gguf_add_u32(g, "llama.rope.dimension_count", (uint32_t)c->head_dim);
-    if (c->head_dim * c->num_attention_heads != c->hidden_size) {
-        plm_gguf_add_u32(g, "llama.attention.key_length", (uint32_t)c->head_dim);
-        plm_gguf_add_u32(g, "llama.attention.value_length", (uint32_t)c->head_dim);
+    plm_gguf_add_u32(g, arch_key(k, c, "block_count"), (uint32_t)c->num_hidden_layers);
+    plm_gguf_add_u32(g, arch_key(k, c, "context_length"), (uint32_t)c->max_position_embeddings);
+    plm_gguf_add_u32(g, arch_key(k, c, "embedding_length"), (uint32_t)c->hidden_size);
+    plm_gguf_add_u32(g, arch_key(k, c, "feed_forward_length"), (uint32_t)c->intermediate_size);
+    plm_gguf_add_u32(g, arch_key(k, c, "attention.head_count"), (uint32_t)c->num_attention_heads);
+    plm_gguf_add_u32(g, arch_key(k, c, "attention.head_count_kv"),
+                     (uint32_t)c->num_key_value_heads);
+    plm_gguf_add_f32(g, arch_key(k, c, "rope.freq_base"), c->rope_theta);
+    plm_gguf_add_f32(g, arch_key(k, c, "attention.layer_norm_rms_epsilon"), c->rms_norm_eps);
+    plm_gguf_add_u32(g, arch_key(k, c, "vocab_size"), (uint32_t)c->vocab_size);
+    plm_gguf_add_u32(g, arch_key(k, c, "rope.dimension_count"), (uint32_t)c->head_dim);
+    if (c->head_dim * c->num_attention_heads != c->hidden_size || c->model_type == PLM_ARCH_QWEN3) {
+        plm_gguf_add_u32(g, arch_key(k, c, "attention.key_length"), (uint32_t)c->head_dim);
+        plm_gguf_add_u32(g, arch_key(k, c, "attention.value_length"), (uint32_t)c->head_dim);
     }
     plm_status s = m->tokenizer ? gguf_tokenizer_meta(g, m->tokenizer, err) : PLM_OK;
     const struct {
@@ -295,13 +305,11 @@ static uint32_t tensor_type(const wref *w, plm_ftype ft, int tied, int32_t n_lay
 
 static plm_status save_gguf(const plm_model *m, wref *w, int32_t n, const char *path, plm_ftype ft,
                             plm_error *err) {
-    const plm_config *c = &m->config;
-    if (c->model_type != PLM_ARCH_LLAMA || c->rope_scaling.factor > 0.0f)
+    if (m->config.rope_scaling.factor > 0.0f) // llama.cpp's form is a rope_freqs.weight tensor
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: GGUF export writes plain Llama; this model is %s%s (save an HF "
+                        "%s: GGUF export of llama3 rope_scaling is not written yet (save an HF "
                         "directory)",
-                        path, plm_archs[c->model_type].model_type,
-                        c->rope_scaling.factor > 0.0f ? " with llama3 rope_scaling" : "");
+                        path);
     plm_gguf_writer *g;
     plm_status s = plm_gguf_writer_create(&g, err);
     if (s != PLM_OK) return s;

@@ -16,7 +16,8 @@
 // functions (so with the same bits): the norms' outputs and silu(gate) * up (only where an adapted
 // linear reads them: the base's dx = dy W needs no input) and the attention probabilities (one
 // layer at a time, per example and KV head). A layer keeps 2C + H*D + 2*K*D + 2F floats a token
-// (SmolLM2-135M: 5.2k, where keeping everything took 8.4k + H * max_len).
+// (SmolLM2-135M: 5.2k, where keeping everything took 8.4k + H * max_len), and with q/k norms
+// (Qwen3) H*D + K*D + H + K more.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

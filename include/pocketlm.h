@@ -96,7 +96,8 @@ typedef enum {
     PLM_ARCH_QWEN3 = 2, // "qwen3": Qwen3: RMSNorm over each head of q and k (q_norm, k_norm)
 } plm_arch;
 
-// config.json's rope_scaling of rope_type "llama3" (Llama 3.1/3.2); factor 0: plain RoPE.
+// config.json's rope_scaling of rope_type "llama3" (Llama 3.1/3.2); factor 0: none, or not known
+// (a GGUF file holds only the divisors it gives: rope_freqs).
 typedef struct {
     float factor;                             // the long wavelengths' divisor (8 or 32)
     float low_freq_factor;                    // wavelengths above original / this are divided
@@ -121,6 +122,8 @@ typedef struct {
     plm_rope_scaling rope_scaling;   // llama3 frequency scaling, or factor 0
     int32_t attention_bias;          // 1: q_proj, k_proj, v_proj add a bias (Qwen2)
     int32_t qk_norm;                 // 1: q and k RMSNorm per head before RoPE (Qwen3)
+    int32_t rope_freqs;              // 1: RoPE frequencies divided per frequency (llama3 scaling;
+                                     // GGUF rope_freqs.weight, from rope_scaling for HF)
     int32_t tie_word_embeddings;     // 1: lm_head shares the embedding matrix
     int32_t bos_token_id;            // -1 when absent
     int32_t eos_token_id;            // -1 when absent

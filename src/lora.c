@@ -688,6 +688,7 @@ static void merge_weights(plm_model *m, const plm_model *base, const plm_lora *l
                       &l->pairs[layer * PLM_LORA_N_TARGETS + t], l->rank, scale);
     }
     memcpy(m->norm, base->norm, C * sizeof(float));
+    copy_vec(m->rope_freqs, base->rope_freqs, D / 2);
     // an untied head keeps the base's rows: PEFT's trainable tokens change embed_tokens only
     if (!c->tie_word_embeddings) copy_mat(&m->lm_head, &base->lm_head);
 }

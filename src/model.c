@@ -60,6 +60,7 @@ static const weight_desc weight_table[] = {
     {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", LAYER(down_proj), 1, DIM_C,
      DIM_F, 0, W_ALWAYS},
     {"model.norm.weight", "output_norm.weight", GLOBAL(norm), 0, DIM_C, DIM_C, 0, W_ALWAYS},
+    {"", "rope_freqs.weight", GLOBAL(rope_freqs), 0, DIM_HALF, DIM_HALF, 0, W_ROPE},
     {"lm_head.weight", "output.weight", GLOBAL(lm_head), 1, DIM_V, DIM_C, 0, W_UNTIED},
 };
 #define N_WEIGHT_DESC (sizeof weight_table / sizeof weight_table[0])
@@ -83,6 +84,7 @@ static int64_t dim_of(const plm_config *c, wdim d) {
     case DIM_Q: return (int64_t)c->num_attention_heads * c->head_dim;
     case DIM_KV: return (int64_t)c->num_key_value_heads * c->head_dim;
     case DIM_D: return c->head_dim;
+    case DIM_HALF: return c->head_dim / 2;
     }
     return 0;
 }
@@ -121,6 +123,7 @@ static int has_weight(const plm_config *c, const weight_desc *d) {
     case W_UNTIED: return !c->tie_word_embeddings;
     case W_BIAS: return c->attention_bias;
     case W_QKNORM: return c->qk_norm;
+    case W_ROPE: return c->rope_freqs;
     }
     return 0;
 }
@@ -195,6 +198,9 @@ plm_status plm_config_check(const plm_config *c, const char *path, plm_error *er
                         "%g, original_max_position_embeddings %d; want factor >= 1, 0 < low < high",
                         path, (double)rs->factor, (double)rs->low_freq_factor,
                         (double)rs->high_freq_factor, rs->original_max_position_embeddings);
+    if ((c->rope_freqs != 0 && c->rope_freqs != 1) || (rs->factor != 0.0f && !c->rope_freqs))
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: rope_freqs %d with rope_scaling factor %g", path,
+                        c->rope_freqs, (double)rs->factor);
     if ((unsigned)c->model_type >= N_ARCHS)
         return plm_fail(err, PLM_ERR_FORMAT, "%s: model_type %d, want 0 .. %d", path,
                         (int)c->model_type, N_ARCHS - 1);
@@ -311,7 +317,8 @@ size_t plm_model_n_params(const plm_model *m) {
     int32_t n;
     size_t total = 0;
     wref *w = plm_model_weight_list((plm_model *)(uintptr_t)m, &n); // reads shapes only
-    for (int32_t i = 0; w && i < n; i++) total += (size_t)w[i].rows * (size_t)w[i].cols;
+    for (int32_t i = 0; w && i < n; i++) // not rope_freqs: a buffer derived from the config
+        if (w[i].d->when != W_ROPE) total += (size_t)w[i].rows * (size_t)w[i].cols;
     free(w);
     return total;
 }

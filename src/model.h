@@ -34,6 +34,8 @@ struct plm_model {
     plm_mat embed_tokens;     // (V, C)  model.embed_tokens.weight
     plm_layer *layers;        // (L)
     float *norm;              // (C)     model.norm.weight
+    float *rope_freqs;        // (D/2)   the RoPE divisors (GGUF rope_freqs.weight; computed from
+                              //         rope_scaling for HF) when config.rope_freqs, else NULL
     plm_mat lm_head;    // (V, C)  lm_head.weight; a copy of the embed_tokens descriptor when tied
     void *block;        // the one allocation the weight pointers above point into, except:
     size_t block_bytes; // its size

@@ -7,7 +7,7 @@
 
 #include "model.h"
 
-typedef enum { DIM_V, DIM_C, DIM_F, DIM_Q, DIM_KV, DIM_D } wdim; // V, C, F, H*D, K*D, D
+typedef enum { DIM_V, DIM_C, DIM_F, DIM_Q, DIM_KV, DIM_D, DIM_HALF } wdim; // V C F H*D K*D D D/2
 
 // When a row of the table is a tensor of the model: always, or only for some configs.
 typedef enum {
@@ -15,10 +15,11 @@ typedef enum {
     W_UNTIED, // lm_head: absent when tie_word_embeddings
     W_BIAS,   // q/k/v biases: only with attention_bias
     W_QKNORM, // q_norm, k_norm: only with qk_norm
+    W_ROPE,   // rope_freqs: only with rope_freqs (no HF tensor: computed from rope_scaling)
 } wwhen;
 
 typedef struct {
-    const char *hf;   // HF name; %d is the layer
+    const char *hf;   // HF name; %d is the layer; "" when HF has no such tensor
     const char *gguf; // llama.cpp name
     int per_layer;    // 1: offset is in plm_layer, 0: in plm_model
     size_t offset;    // of the plm_mat (linear) or float * (norm) field

@@ -18,6 +18,7 @@
 #include "gguf.h"
 #include "json.h"
 #include "model_internal.h"
+#include "ops.h"
 #include "pool.h"
 #include "quant.h"
 #include "safetensors.h"
@@ -80,6 +81,7 @@ static plm_status hf_rope_scaling(plm_config *c, const plm_json *j, const char *
                         "%s: rope_scaling of type llama3 has no original_max_position_embeddings",
                         path);
     c->rope_scaling.original_max_position_embeddings = (int32_t)n;
+    c->rope_freqs = 1; // the divisors, computed at load (rope_divisors)
     return PLM_OK;
 }
 
@@ -233,11 +235,6 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
     snprintf(key, sizeof key, "%s.rope.scaling.type", an);
     if (plm_gguf_get_str(g, key, &rs) == 0 && !(rs.n == 4 && !memcmp(rs.s, "none", 4)))
         return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is set", path, key);
-    if (plm_gguf_find_tensor(g, "rope_freqs.weight")) // llama.cpp's form of llama3 rope_scaling
-        return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: tensor rope_freqs.weight (Llama 3.1 RoPE scaling) is not supported "
-                        "in GGUF files; load the HF directory",
-                        path);
     const struct {
         const char *key; // after "<arch>." unless it starts with "tokenizer."
         int32_t *out;
@@ -261,6 +258,8 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
                       .rope_theta = 10000.0f,
                       .attention_bias = a == PLM_ARCH_QWEN2,
                       .qk_norm = a == PLM_ARCH_QWEN3,
+                      // llama.cpp's form of llama3 rope_scaling: the divisors, not the parameters
+                      .rope_freqs = plm_gguf_find_tensor(g, "rope_freqs.weight") != NULL,
                       .bos_token_id = -1,
                       .eos_token_id = -1};
     m->pad_token_id = -1;
@@ -663,7 +662,8 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
         st = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    for (int32_t i = 0; st == PLM_OK && i < n; i++) st = source_find(&s, &w[i], &t[i], m, err);
+    for (int32_t i = 0; st == PLM_OK && i < n; i++) // HF has no tensor of a derived row
+        st = s.is_gguf || w[i].hf[0] ? source_find(&s, &w[i], &t[i], m, err) : PLM_OK;
     if (st != PLM_OK) goto fail;
     if (file) perm_bytes = mark_inplace(in, w, t, n, dtype);
     if (!s.is_gguf)
@@ -682,7 +682,10 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
     plm_model_layout(w, n, dtype, in, m->block);
     if (s.is_gguf) st = load_gguf(m, &s, w, t, in, n, load_threads(params), err);
     for (int32_t i = 0; !s.is_gguf && st == PLM_OK && i < n; i++)
-        st = load_weight(m, &s, &w[i], &t[i], tmp, err);
+        if (w[i].hf[0]) st = load_weight(m, &s, &w[i], &t[i], tmp, err);
+        else // rope_freqs, the one derived row: from config.json's rope_scaling
+            plm_rope_llama3_divisors(*w[i].vec, m->config.head_dim, m->config.rope_theta,
+                                     &m->config.rope_scaling);
     if (st != PLM_OK) goto fail;
     // nothing fails from here on: only now does file change
     for (int32_t i = 0; i < n; i++)

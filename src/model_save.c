@@ -143,6 +143,16 @@ static plm_status save_hf_json(const plm_model *m, const char *dir, plm_dtype dt
 static plm_status save_hf(const plm_model *m, wref *w, int32_t n, const char *dir, plm_dtype dtype,
                           plm_error *err) {
     char path[4096]; // dtype is f32, f16 or bf16 (plm_model_save_ftype checks)
+    const plm_config *c = &m->config;
+    if (c->rope_freqs && c->rope_scaling.factor == 0.0f)
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: the RoPE divisors of a GGUF file (rope_freqs.weight) have no "
+                        "config.json form (rope_scaling's parameters are not in the file)",
+                        dir);
+    int32_t k = 0; // the rows HF has a tensor for (not rope_freqs: config.json gives it)
+    for (int32_t i = 0; i < n; i++)
+        if (w[i].hf[0]) w[k++] = w[i];
+    n = k;
     plm_st_info *info = plm_alloc((size_t)n, sizeof *info);
     if (!info) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     for (int32_t i = 0; i < n; i++)
@@ -305,11 +315,6 @@ static uint32_t tensor_type(const wref *w, plm_ftype ft, int tied, int32_t n_lay
 
 static plm_status save_gguf(const plm_model *m, wref *w, int32_t n, const char *path, plm_ftype ft,
                             plm_error *err) {
-    if (m->config.rope_scaling.factor > 0.0f) // llama.cpp's form is a rope_freqs.weight tensor
-        return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: GGUF export of llama3 rope_scaling is not written yet (save an HF "
-                        "directory)",
-                        path);
     plm_gguf_writer *g;
     plm_status s = plm_gguf_writer_create(&g, err);
     if (s != PLM_OK) return s;

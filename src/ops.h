@@ -22,12 +22,17 @@ void plm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float 
                          float eps);
 
 // plm_rope_table: cos and sin (n_pos, D/2) for positions 0..n_pos-1, computed in f32 as HF does:
-// inv_freq[i] = 1 / theta^(2i/D), angle = pos * inv_freq[i]. With scaling (not NULL, factor > 0),
-// inv_freq is first rescaled as transformers' _compute_llama3_parameters does (Llama 3.1): by
-// wavelength 2 pi / inv_freq, kept below original / high_freq_factor, divided by factor above
-// original / low_freq_factor, and blended linearly in original / wavelength between.
+// inv_freq[i] = 1 / theta^(2i/D) (divided by divisors[i] when divisors (D/2) is not NULL),
+// angle = pos * inv_freq[i].
 void plm_rope_table(float *cos_t, float *sin_t, int n_pos, int D, float theta,
-                    const plm_rope_scaling *scaling);
+                    const float *divisors);
+
+// plm_rope_llama3_divisors: divisors (D/2) of the RoPE frequencies for rope_type llama3 (Llama
+// 3.1), as llama.cpp's convert_hf_to_gguf.py computes its rope_freqs tensor in f32 (the same
+// rescaling as transformers' _compute_llama3_parameters): by wavelength 2 pi / inv_freq, 1 below
+// original / high_freq_factor, factor above original / low_freq_factor, and between
+// 1 / ((1 - s) / factor + s) with s linear in original / wavelength from 0 to 1.
+void plm_rope_llama3_divisors(float *divisors, int D, float theta, const plm_rope_scaling *s);
 
 // RoPE in HF's rotate_half convention: dimension i pairs with i + D/2 (not Meta's (2i, 2i+1)):
 //   x'[i] = x[i] cos - x[i+D/2] sin,   x'[i+D/2] = x[i+D/2] cos + x[i] sin.

@@ -130,7 +130,7 @@ plm_step *plm_step_create(const plm_model *m, plm_pool *pool, int32_t rows, int3
         plm_step_free(st);
         return NULL;
     }
-    plm_rope_table(st->cos_t, st->sin_t, n_ctx, (int)D, cfg->rope_theta, &cfg->rope_scaling);
+    plm_rope_table(st->cos_t, st->sin_t, n_ctx, (int)D, cfg->rope_theta, m->rope_freqs);
     return st;
 }
 

@@ -258,7 +258,7 @@ plm_status plm_trainer_create(plm_trainer **out, const plm_model *base, plm_lora
     layout(t, aligned);
     memset(aligned, 0, t->zeroed);
     plm_rope_table(t->cos_t, t->sin_t, p.max_len, base->config.head_dim, base->config.rope_theta,
-                   &base->config.rope_scaling);
+                   base->rope_freqs);
     *out = t;
     return PLM_OK;
 nomem:

@@ -807,9 +807,9 @@ static void expect_config(const char *what, const char *keys, plm_status want, c
     expect_load(what, tpath("family"), want, needle);
 }
 
-// test_families: Llama 3 (rope_scaling llama3), Qwen2 and Qwen3 saved as HF directories, and the
-// Qwen ones as GGUF files, load back with the same config, weights and logits; a config of these
-// families asking for what pocketlm does not compute is refused.
+// test_families: Llama 3 (rope_scaling llama3), Qwen2 and Qwen3 saved as HF directories and as
+// GGUF files load back with the same config, weights and logits; a config of these families
+// asking for what pocketlm does not compute is refused.
 static void test_families(void) {
     const char *names[] = {"tiny-llama3", "tiny-qwen2", "tiny-qwen3"};
     for (int i = 0; i < 3; i++) {
@@ -824,16 +824,20 @@ static void test_families(void) {
             same_models(names[i], a, b);
         }
         plm_model_free(b), b = NULL;
-        // GGUF (q/k rows not permuted for Qwen): f32 read back bit for bit; q8_0 by copy == in
-        // place. llama3 rope_scaling is not written to GGUF yet: refused.
+        // GGUF (q/k rows not permuted for Qwen; llama3 scaling as rope_freqs.weight, llama.cpp's
+        // divisors): f32 read back bit for bit, config and all (but llama3's parameters, which
+        // the file does not hold, so such a model cannot become an HF directory again); q8_0 by
+        // copy == in place.
         plm_error err = {0};
         plm_status st = a ? plm_model_save(a, tpath("family.gguf"), PLM_DTYPE_F32, &err) : -1;
-        if (a && a->config.rope_scaling.factor > 0.0f)
-            CHECK_MSG(st == PLM_ERR_UNSUPPORTED, "%s: GGUF export: %s", names[i], err.msg);
-        else if (a && st == PLM_OK && (b = load(tpath("family.gguf"), PLM_DTYPE_F32)) != NULL) {
-            CHECK_MSG(!memcmp(&a->config, &b->config, sizeof a->config), "%s: GGUF config differs",
-                      names[i]);
+        if (a && st == PLM_OK && (b = load(tpath("family.gguf"), PLM_DTYPE_F32)) != NULL) {
+            plm_config want = a->config;
+            want.rope_scaling = (plm_rope_scaling){0};
+            CHECK_MSG(!memcmp(&want, &b->config, sizeof want), "%s: GGUF config differs", names[i]);
             same_models(names[i], a, b);
+            st = plm_model_save(b, tpath("family-back"), PLM_DTYPE_F32, &err);
+            CHECK_MSG(b->config.rope_freqs ? st == PLM_ERR_UNSUPPORTED : st == PLM_OK,
+                      "%s: GGUF to HF: %s", names[i], err.msg);
             save(a, tpath("family-q8.gguf"), PLM_DTYPE_Q8_0);
             CHECK(load_both(names[i], tpath("family-q8.gguf"), PLM_DTYPE_Q8_0) > 0);
         } else CHECK_MSG(0, "%s: GGUF round trip: %s", names[i], err.msg);

@@ -225,11 +225,6 @@ static plm_status check_model(const plm_model *m, plm_onnx_quant q, const char *
     const plm_config *c = &m->config;
     if ((unsigned)q >= PLM_ONNX_QUANT_N)
         return plm_fail(err, PLM_ERR_ARG, "%s: unknown ONNX quantization %d", path, (int)q);
-    if (c->model_type != PLM_ARCH_LLAMA || c->rope_freqs)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: ONNX export builds the plain Llama graph; this model is %s%s", path,
-                        plm_arch_name(c->model_type),
-                        c->rope_freqs ? " with llama3 rope_scaling" : "");
     if (c->head_dim % 2 || c->head_dim / 2 > 512 || c->num_attention_heads % c->num_key_value_heads)
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
                         "%s: head_dim %d, heads %d / %d: ONNX export "

@@ -18,14 +18,15 @@ say() { printf 'onnx: %s\n' "$*"; }
 bad() { say "FAIL: $*"; fail=1; }
 
 # the exports and the C session's reference logits
-for v in tied untied; do
+# (and the other families: Llama 3 RoPE scaling, Qwen2 biases, Qwen3 q/k norms)
+for v in tied untied llama3 qwen2 qwen3; do
     "$B/tests/test_onnx" --export "$d/$v" "tests/ref/tiny-$v" --quant none,int8,int4,int8-qdq ||
         bad "test_onnx --export $v"
 done
 
 # onnx.checker on every file
 if has_py onnx; then
-    $PY tests/onnx_check.py "$d"/tied/onnx/*.onnx "$d"/untied/onnx/*.onnx | sed 's/;.*//' ||
+    $PY tests/onnx_check.py "$d"/*/onnx/*.onnx | sed 's/;.*//' ||
         bad "onnx.checker"
 else
     skip_part onnx.checker "no python module onnx in $PY" "make setup"
@@ -33,7 +34,9 @@ fi
 
 # onnxruntime-node against the reference
 if [ -d node_modules/onnxruntime-node ] && command -v node >/dev/null 2>&1; then
-    for v in tied untied; do node tests/onnx_check.mjs "$d/$v" || bad "onnx_check.mjs $v"; done
+    for v in tied untied llama3 qwen2 qwen3; do
+        node tests/onnx_check.mjs "$d/$v" || bad "onnx_check.mjs $v"
+    done
 else
     skip_part onnxruntime "no node or node_modules/onnxruntime-node" "make setup"
 fi

@@ -1,8 +1,8 @@
 // model.c: plm_model: the ONE weight table that loading (HF safetensors or GGUF), saving (HF
 // directory or GGUF) and parameter counting all iterate, the LoRA targets beside it (lora.c,
 // layers.c and the trainer use those), the config check, the single weight allocation, and the
-// accessors. Mirrors transformers' LlamaConfig/LlamaForCausalLM tensor names and llama.cpp's
-// convert_hf_to_gguf.py (tensor names, Q/K permute). Not here: reading the config and the weights
+// accessors. Mirrors transformers' Llama/Qwen2/Qwen3 ForCausalLM tensor names and llama.cpp's
+// convert_hf_to_gguf.py (tensor names, Q/K permute for llama, rope_freqs). Not here: reading the config and the weights
 // (model_load.c), writing them (model_save.c); the formats themselves are parsed in safetensors.c
 // and gguf.c; the forward pass is session.c's.
 #include <stddef.h>

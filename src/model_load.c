@@ -1,9 +1,10 @@
 // model_load.c: plm_model_load and its buffer variants: the config (HF config.json keys and
-// tokenizer_config.json's chat template, or GGUF llama.* keys), the tokenizer, and every tensor of
+// tokenizer_config.json's chat template, or GGUF <arch>.* keys), the tokenizer, and every tensor of
 // the weight table found in an HF safetensors set or a GGUF file, shape-checked against the config
-// and converted into the one weight block (f32 or Q8_0); GGUF's Q/K row permutation is undone. GGUF
-// tensors are converted by a pool of threads; Q8_0 GGUF tensors can be loaded in place. Mirrors
-// transformers' LlamaConfig defaults and llama.cpp's convert_hf_to_gguf.py (llama.* keys).
+// and converted into the one weight block (f32 or Q8_0); GGUF's Q/K row permutation (llama) is
+// undone; HF's llama3 rope_scaling becomes the divisors GGUF holds. GGUF tensors are converted by a
+// pool of threads; Q8_0 GGUF tensors can be loaded in place. Mirrors transformers' LlamaConfig,
+// Qwen2Config and Qwen3Config defaults and llama.cpp's convert_hf_to_gguf.py (<arch>.* keys).
 #define _DEFAULT_SOURCE // madvise
 #include <stdatomic.h>
 #include <stddef.h>
@@ -81,7 +82,7 @@ static plm_status hf_rope_scaling(plm_config *c, const plm_json *j, const char *
                         "%s: rope_scaling of type llama3 has no original_max_position_embeddings",
                         path);
     c->rope_scaling.original_max_position_embeddings = (int32_t)n;
-    c->rope_freqs = 1; // the divisors, computed at load (rope_divisors)
+    c->rope_freqs = 1; // the divisors, computed from these after the weights (model_load)
     return PLM_OK;
 }
 

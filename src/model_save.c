@@ -1,7 +1,8 @@
 // model_save.c: plm_model_save and plm_model_save_json: an HF directory (config.json as
-// transformers' LlamaConfig writes it, generation_config.json, model.safetensors, the tokenizer
-// files) or a GGUF file (general.*, llama.* and tokenizer.ggml.* keys as convert_hf_to_gguf.py
-// writes them, q/k rows in llama.cpp's order), both through the weight table. The containers are
+// transformers' LlamaConfig, Qwen2Config or Qwen3Config writes it, generation_config.json,
+// model.safetensors, the tokenizer files) or a GGUF file (general.*, <arch>.* and tokenizer.ggml.*
+// keys as convert_hf_to_gguf.py writes them, q/k rows in llama.cpp's order), both through the
+// weight table. The containers are
 // written by safetensors.c and gguf_write.c.
 #include <stdio.h>
 #include <stdlib.h>

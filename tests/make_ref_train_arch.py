@@ -3,8 +3,8 @@
 
 The same runs (PEFT LoRA, dropout 0, step-0 gradients, 10 AdamW steps) on tests/make_ref_arch.py's
 tiny Qwen3 (q/k norms: the backward goes through them; tied, with trainable token rows) and Qwen2
-(q/k/v biases, frozen; untied), every linear adapted. Written to tests/ref/train-qwen3.ref.safetensors
-and train-qwen2.ref.safetensors. Needs transformers >= 4.51 (Qwen3), so it runs in the virtual
+(q/k/v biases, frozen; untied), every linear adapted, and Llama 3 (llama3 RoPE scaling; q, k, v
+adapted). Written to tests/ref/train-<variant>.ref.safetensors. Needs transformers >= 4.51 (Qwen3), so it runs in the virtual
 environment of tests/ref/README.md, with make_ref_arch.py's stand-ins for torch 2 names:
     /tmp/tfnew/bin/python tests/make_ref_train_arch.py
 """
@@ -37,6 +37,7 @@ make_ref_train.AutoModelForCausalLM = Loader
 VARIANTS = {
     "train-qwen3": ("tiny-qwen3", make_ref_train.TARGETS_ALL, 4, 8.0, [5, 300]),
     "train-qwen2": ("tiny-qwen2", make_ref_train.TARGETS_ALL, 4, 8.0, []),
+    "train-llama3": ("tiny-llama3", ["q_proj", "k_proj", "v_proj"], 8, 16.0, []),
 }
 
 if __name__ == "__main__":

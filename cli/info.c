@@ -33,7 +33,12 @@ static int usage(void) {
 static void print_report(const plm_model *m, const char *path, double load_s, int json) {
     const plm_config *c = plm_model_config(m);
     size_t n = plm_model_n_params(m), L = (size_t)c->num_hidden_layers;
-    size_t norms = (2 * L + 1) * (size_t)c->hidden_size, linear = n - norms;
+    size_t QD = (size_t)c->num_attention_heads * (size_t)c->head_dim; // vectors stay f32:
+    size_t KD = (size_t)c->num_key_value_heads * (size_t)c->head_dim; // norms, biases, q/k norms
+    size_t norms = (2 * L + 1) * (size_t)c->hidden_size +
+                   (c->attention_bias ? L * (QD + 2 * KD) : 0) +
+                   (c->qk_norm ? 2 * L * (size_t)c->head_dim : 0),
+           linear = n - norms;
     size_t f32 = n * 4, q8 = linear + linear / 32 * 4 + norms * 4;
     size_t kv = 2 * L * (size_t)c->num_key_value_heads * (size_t)c->head_dim * sizeof(float);
     const info_kv cfg[] = {
@@ -47,6 +52,7 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
         {"max_position_embeddings", c->max_position_embeddings, 0},
         {"rms_norm_eps", (double)c->rms_norm_eps, 1},
         {"rope_theta", (double)c->rope_theta, 1},
+        {"rope_scaling_factor", (double)c->rope_scaling.factor, 1}, // llama3; 0: none
         {"tie_word_embeddings", c->tie_word_embeddings, 0},
         {"bos_token_id", c->bos_token_id, 0},
         {"eos_token_id", c->eos_token_id, 0},
@@ -59,9 +65,9 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
     if (json) cli_json_str(stdout, name, strlen(name));
     printf(json ? ", \"adapter\": " : "adapter                   %s\n", adapter[0] ? adapter : "-");
     if (json) cli_json_str(stdout, adapter, strlen(adapter));
-    printf(json ? ", \"format\": \"%s\", \"architecture\": \"LlamaForCausalLM\", \"config\": {"
-                : "format                    %s\narchitecture              LlamaForCausalLM\n",
-           m->from_gguf ? "gguf" : "hf");
+    printf(json ? ", \"format\": \"%s\", \"architecture\": \"%s\", \"config\": {"
+                : "format                    %s\narchitecture              %s\n",
+           m->from_gguf ? "gguf" : "hf", plm_arch_name(c->model_type));
     for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++)
         printf(json ? "%s\"%s\": %.*g" : "%s%-25s %.*g\n", json && i ? ", " : "", cfg[i].key,
                cfg[i].is_float ? 6 : 10, cfg[i].v);

@@ -89,18 +89,41 @@ plm_status plm_dtype_parse(const char *name, plm_dtype *out);
 
 // ---- model ----
 
-// The architecture, with the key names of Hugging Face config.json (LlamaConfig).
+// The model families pocketlm runs: config.json's model_type (GGUF general.architecture).
+typedef enum {
+    PLM_ARCH_LLAMA = 0, // "llama": Llama 2/3.x, SmolLM2 (LlamaForCausalLM)
+    PLM_ARCH_QWEN2 = 1, // "qwen2": Qwen2, Qwen2.5: biases on q_proj, k_proj, v_proj
+    PLM_ARCH_QWEN3 = 2, // "qwen3": Qwen3: RMSNorm over each head of q and k (q_norm, k_norm)
+} plm_arch;
+
+// config.json's rope_scaling of rope_type "llama3" (Llama 3.1/3.2); factor 0: none, or not known
+// (a GGUF file holds only the divisors it gives: rope_freqs).
 typedef struct {
+    float factor;                             // the long wavelengths' divisor (8 or 32)
+    float low_freq_factor;                    // wavelengths above original / this are divided
+    float high_freq_factor;                   // wavelengths below original / this are kept
+    int32_t original_max_position_embeddings; // the pre-training context (8192)
+} plm_rope_scaling;
+
+// The architecture, with the key names of Hugging Face config.json (LlamaConfig, Qwen2Config,
+// Qwen3Config).
+typedef struct {
+    plm_arch model_type;             // the family
     int32_t vocab_size;              // V, rows of the embedding
     int32_t hidden_size;             // C
     int32_t intermediate_size;       // F
     int32_t num_hidden_layers;       // L
     int32_t num_attention_heads;     // H
     int32_t num_key_value_heads;     // K (grouped-query attention when K < H)
-    int32_t head_dim;                // D = hidden_size / num_attention_heads
+    int32_t head_dim;                // D: hidden_size / num_attention_heads, or Qwen3's own
     int32_t max_position_embeddings; // the trained context length
     float rms_norm_eps;              // RMSNorm epsilon
     float rope_theta;                // RoPE base
+    plm_rope_scaling rope_scaling;   // llama3 frequency scaling, or factor 0
+    int32_t attention_bias;          // 1: q_proj, k_proj, v_proj add a bias (Qwen2)
+    int32_t qk_norm;                 // 1: q and k RMSNorm per head before RoPE (Qwen3)
+    int32_t rope_freqs;              // 1: RoPE frequencies divided per frequency (llama3 scaling;
+                                     // GGUF rope_freqs.weight, from rope_scaling for HF)
     int32_t tie_word_embeddings;     // 1: lm_head shares the embedding matrix
     int32_t bos_token_id;            // -1 when absent
     int32_t eos_token_id;            // -1 when absent

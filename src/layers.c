@@ -11,9 +11,11 @@
 // ---- linear ----
 
 void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_mat *w,
-                        const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
-                        int train, uint64_t seed, plm_linear_bufs *b) {
+                        const float *bias, const plm_lora *lora, int32_t layer,
+                        plm_lora_target target, int32_t T, int train, uint64_t seed,
+                        plm_linear_bufs *b) {
     plm_matmul(pool, out, inp, w, T, b->scratch);
+    if (bias) plm_bias_forward(out, bias, T, w->rows);
     plm_lora_branch_forward(pool, out, inp, w, lora, layer, target, T, train, seed, b);
 }
 

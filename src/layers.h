@@ -24,13 +24,15 @@ typedef struct {
 
 // ---- linear: y = W x + scale * B A dropout(x) (PEFT's LoraLayer) ----
 
-// plm_linear_forward: out (T, w->rows) = inp (T, w->cols) @ W^T, then when lora adapts (layer,
-// target): out += scale * B (A dropout(inp)), scale = alpha / r, with A dropout(inp) saved in b->u
-// (dropout only when train != 0, with a mask derived from (seed, layer, target, element) so the
-// backward can rebuild it).
+// plm_linear_forward: out (T, w->rows) = inp (T, w->cols) @ W^T (+ bias (w->rows) when not NULL),
+// then when lora adapts (layer, target): out += scale * B (A dropout(inp)), scale = alpha / r, with
+// A dropout(inp) saved in b->u (dropout only when train != 0, with a mask derived from (seed,
+// layer, target, element) so the backward can rebuild it). The bias is frozen: the backward is the
+// same with or without it.
 void plm_linear_forward(plm_pool *pool, float *out, const float *inp, const plm_mat *w,
-                        const plm_lora *lora, int32_t layer, plm_lora_target target, int32_t T,
-                        int train, uint64_t seed, plm_linear_bufs *b);
+                        const float *bias, const plm_lora *lora, int32_t layer,
+                        plm_lora_target target, int32_t T, int train, uint64_t seed,
+                        plm_linear_bufs *b);
 
 // plm_lora_branch_forward: only the adapter's part of plm_linear_forward: out (T, w->rows) +=
 // scale * B (A dropout(inp)) when lora adapts (layer, target), else nothing. A batch of sequences

@@ -660,10 +660,16 @@ static void merge_mat(plm_mat *dst, const plm_mat *w, const plm_lora_pair *p, in
     }
 }
 
+// copy_vec: dst (n) = src when the model has that vector (src not NULL)
+static void copy_vec(float *dst, const float *src, size_t n) {
+    if (src) memcpy(dst, src, n * sizeof *dst);
+}
+
 // merge_weights: every weight of m from base and l (m has l's vocabulary).
 static void merge_weights(plm_model *m, const plm_model *base, const plm_lora *l) {
     const plm_config *c = &base->config;
-    size_t C = (size_t)c->hidden_size;
+    size_t C = (size_t)c->hidden_size, D = (size_t)c->head_dim;
+    size_t HD = (size_t)c->num_attention_heads * D, KD = (size_t)c->num_key_value_heads * D;
     float scale = l->alpha / (float)l->rank;
     copy_mat(&m->embed_tokens, &base->embed_tokens); // rows past the base's V stay zero
     for (int32_t k = 0; k < l->n_tokens; k++)        // PEFT replaces rows (index_copy)
@@ -673,12 +679,16 @@ static void merge_weights(plm_model *m, const plm_model *base, const plm_lora *l
         plm_layer *d = &m->layers[layer], *s = &base->layers[layer];
         memcpy(d->input_layernorm, s->input_layernorm, C * sizeof(float));
         memcpy(d->post_attention_layernorm, s->post_attention_layernorm, C * sizeof(float));
+        copy_vec(d->q_bias, s->q_bias, HD), copy_vec(d->k_bias, s->k_bias, KD);
+        copy_vec(d->v_bias, s->v_bias, KD);
+        copy_vec(d->q_norm, s->q_norm, D), copy_vec(d->k_norm, s->k_norm, D);
         for (int t = 0; t < PLM_LORA_N_TARGETS; t++) // d's weight: where s's is, in d
             merge_mat((plm_mat *)(void *)((char *)d + plm_lora_targets[t].field),
                       plm_layer_target(s, (plm_lora_target)t),
                       &l->pairs[layer * PLM_LORA_N_TARGETS + t], l->rank, scale);
     }
     memcpy(m->norm, base->norm, C * sizeof(float));
+    copy_vec(m->rope_freqs, base->rope_freqs, D / 2);
     // an untied head keeps the base's rows: PEFT's trainable tokens change embed_tokens only
     if (!c->tie_word_embeddings) copy_mat(&m->lm_head, &base->lm_head);
 }

@@ -1,8 +1,8 @@
 // model.c: plm_model: the ONE weight table that loading (HF safetensors or GGUF), saving (HF
 // directory or GGUF) and parameter counting all iterate, the LoRA targets beside it (lora.c,
 // layers.c and the trainer use those), the config check, the single weight allocation, and the
-// accessors. Mirrors transformers' LlamaConfig/LlamaForCausalLM tensor names and llama.cpp's
-// convert_hf_to_gguf.py (tensor names, Q/K permute). Not here: reading the config and the weights
+// accessors. Mirrors transformers' Llama/Qwen2/Qwen3 ForCausalLM tensor names and llama.cpp's
+// convert_hf_to_gguf.py (tensor names, Q/K permute for llama, rope_freqs). Not here: reading the config and the weights
 // (model_load.c), writing them (model_save.c); the formats themselves are parsed in safetensors.c
 // and gguf.c; the forward pass is session.c's.
 #include <stddef.h>
@@ -12,32 +12,56 @@
 
 #include "model_internal.h"
 
+// ---- the families ----
+
+const arch_desc plm_archs[N_ARCHS] = {
+    [PLM_ARCH_LLAMA] = {"llama", "LlamaForCausalLM"},
+    [PLM_ARCH_QWEN2] = {"qwen2", "Qwen2ForCausalLM"},
+    [PLM_ARCH_QWEN3] = {"qwen3", "Qwen3ForCausalLM"},
+};
+
+const char *plm_arch_name(plm_arch a) {
+    return (unsigned)a < N_ARCHS ? plm_archs[a].model_type : "unknown";
+}
+
 // ---- the weight table ----
 
 #define LAYER(f)  1, offsetof(plm_layer, f)
 #define GLOBAL(f) 0, offsetof(plm_model, f)
 static const weight_desc weight_table[] = {
-    {"model.embed_tokens.weight", "token_embd.weight", GLOBAL(embed_tokens), 1, DIM_V, DIM_C, 0, 0},
+    {"model.embed_tokens.weight", "token_embd.weight", GLOBAL(embed_tokens), 1, DIM_V, DIM_C, 0,
+     W_ALWAYS},
     {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", LAYER(input_layernorm), 0,
-     DIM_C, DIM_C, 0, 0},
+     DIM_C, DIM_C, 0, W_ALWAYS},
     {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", LAYER(q_proj), 1, DIM_Q,
-     DIM_C, 'H', 0},
+     DIM_C, 'H', W_ALWAYS},
     {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", LAYER(k_proj), 1, DIM_KV,
-     DIM_C, 'K', 0},
+     DIM_C, 'K', W_ALWAYS},
     {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", LAYER(v_proj), 1, DIM_KV,
-     DIM_C, 0, 0},
+     DIM_C, 0, W_ALWAYS},
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", LAYER(q_bias), 0, DIM_Q, DIM_Q,
+     0, W_BIAS},
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", LAYER(k_bias), 0, DIM_KV,
+     DIM_KV, 0, W_BIAS},
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", LAYER(v_bias), 0, DIM_KV,
+     DIM_KV, 0, W_BIAS},
+    {"model.layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight", LAYER(q_norm), 0,
+     DIM_D, DIM_D, 0, W_QKNORM},
+    {"model.layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight", LAYER(k_norm), 0,
+     DIM_D, DIM_D, 0, W_QKNORM},
     {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", LAYER(o_proj), 1,
-     DIM_C, DIM_Q, 0, 0},
+     DIM_C, DIM_Q, 0, W_ALWAYS},
     {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight",
-     LAYER(post_attention_layernorm), 0, DIM_C, DIM_C, 0, 0},
+     LAYER(post_attention_layernorm), 0, DIM_C, DIM_C, 0, W_ALWAYS},
     {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", LAYER(gate_proj), 1, DIM_F,
-     DIM_C, 0, 0},
+     DIM_C, 0, W_ALWAYS},
     {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", LAYER(up_proj), 1, DIM_F, DIM_C,
-     0, 0},
+     0, W_ALWAYS},
     {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", LAYER(down_proj), 1, DIM_C,
-     DIM_F, 0, 0},
-    {"model.norm.weight", "output_norm.weight", GLOBAL(norm), 0, DIM_C, DIM_C, 0, 0},
-    {"lm_head.weight", "output.weight", GLOBAL(lm_head), 1, DIM_V, DIM_C, 0, 1},
+     DIM_F, 0, W_ALWAYS},
+    {"model.norm.weight", "output_norm.weight", GLOBAL(norm), 0, DIM_C, DIM_C, 0, W_ALWAYS},
+    {"", "rope_freqs.weight", GLOBAL(rope_freqs), 0, DIM_HALF, DIM_HALF, 0, W_ROPE},
+    {"lm_head.weight", "output.weight", GLOBAL(lm_head), 1, DIM_V, DIM_C, 0, W_UNTIED},
 };
 #define N_WEIGHT_DESC (sizeof weight_table / sizeof weight_table[0])
 
@@ -59,12 +83,21 @@ static int64_t dim_of(const plm_config *c, wdim d) {
     case DIM_F: return c->intermediate_size;
     case DIM_Q: return (int64_t)c->num_attention_heads * c->head_dim;
     case DIM_KV: return (int64_t)c->num_key_value_heads * c->head_dim;
+    case DIM_D: return c->head_dim;
+    case DIM_HALF: return c->head_dim / 2;
     }
     return 0;
 }
 
 const plm_mat *plm_layer_target(const plm_layer *layer, plm_lora_target t) {
     return (const plm_mat *)(const void *)((const char *)layer + plm_lora_targets[t].field);
+}
+
+const float *plm_layer_bias(const plm_layer *layer, plm_lora_target t) {
+    return t == PLM_LORA_Q_PROJ   ? layer->q_bias
+           : t == PLM_LORA_K_PROJ ? layer->k_bias
+           : t == PLM_LORA_V_PROJ ? layer->v_bias
+                                  : NULL;
 }
 
 void plm_lora_target_shape(const plm_config *c, plm_lora_target t, int32_t *out, int32_t *in) {
@@ -83,8 +116,20 @@ uint32_t plm_lora_target_parse(const char *name, size_t n) {
     return 0;
 }
 
+// has_weight: whether the model of config c has the tensors of table row d
+static int has_weight(const plm_config *c, const weight_desc *d) {
+    switch (d->when) {
+    case W_ALWAYS: return 1;
+    case W_UNTIED: return !c->tie_word_embeddings;
+    case W_BIAS: return c->attention_bias;
+    case W_QKNORM: return c->qk_norm;
+    case W_ROPE: return c->rope_freqs;
+    }
+    return 0;
+}
+
 // plm_model_weight_list: every tensor of m in table order (layer-major within per-layer rows);
-// lm_head is left out when tied. Returns a new array (free()) of *n refs, or NULL when out of
+// lm_head is left out when tied, the optional rows when the config has none. Returns a new array (free()) of *n refs, or NULL when out of
 // memory.
 wref *plm_model_weight_list(plm_model *m, int32_t *n) {
     const plm_config *c = &m->config;
@@ -93,7 +138,7 @@ wref *plm_model_weight_list(plm_model *m, int32_t *n) {
     if (!w) return NULL;
     for (size_t i = 0; i < N_WEIGHT_DESC; i++) {
         const weight_desc *d = &weight_table[i];
-        if (d->lm_head && c->tie_word_embeddings) continue;
+        if (!has_weight(c, d)) continue;
         for (int32_t l = 0; l < (d->per_layer ? L : 1); l++, k++) {
             wref *r = &w[k];
             char *base = d->per_layer ? (char *)&m->layers[l] : (char *)m;
@@ -101,9 +146,10 @@ wref *plm_model_weight_list(plm_model *m, int32_t *n) {
             r->layer = d->per_layer ? l : -1;
             r->rows = d->linear ? dim_of(c, d->rows) : 1;
             r->cols = dim_of(c, d->cols);
-            r->n_head = d->rope == 'H'   ? c->num_attention_heads
-                        : d->rope == 'K' ? c->num_key_value_heads
-                                         : 0;
+            r->n_head = c->model_type != PLM_ARCH_LLAMA ? 0
+                        : d->rope == 'H'                ? c->num_attention_heads
+                        : d->rope == 'K'                ? c->num_key_value_heads
+                                                        : 0;
             if (d->linear) r->mat = (plm_mat *)(void *)(base + d->offset);
             else r->vec = (float **)(void *)(base + d->offset);
             snprintf(r->hf, sizeof r->hf, d->hf, l);
@@ -143,6 +189,21 @@ plm_status plm_config_check(const plm_config *c, const char *path, plm_error *er
     if (!(c->rms_norm_eps > 0.0f && c->rms_norm_eps < 1.0f) || !(c->rope_theta > 1.0f))
         return plm_fail(err, PLM_ERR_FORMAT, "%s: rms_norm_eps %g or rope_theta %g out of range",
                         path, (double)c->rms_norm_eps, (double)c->rope_theta);
+    const plm_rope_scaling *rs = &c->rope_scaling;
+    if (rs->factor != 0.0f &&
+        !(rs->factor >= 1.0f && rs->low_freq_factor > 0.0f &&
+          rs->high_freq_factor > rs->low_freq_factor && rs->original_max_position_embeddings > 0))
+        return plm_fail(err, PLM_ERR_FORMAT,
+                        "%s: rope_scaling llama3: factor %g, low_freq_factor %g, high_freq_factor "
+                        "%g, original_max_position_embeddings %d; want factor >= 1, 0 < low < high",
+                        path, (double)rs->factor, (double)rs->low_freq_factor,
+                        (double)rs->high_freq_factor, rs->original_max_position_embeddings);
+    if ((c->rope_freqs != 0 && c->rope_freqs != 1) || (rs->factor != 0.0f && !c->rope_freqs))
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: rope_freqs %d with rope_scaling factor %g", path,
+                        c->rope_freqs, (double)rs->factor);
+    if ((unsigned)c->model_type >= N_ARCHS)
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: model_type %d, want 0 .. %d", path,
+                        (int)c->model_type, N_ARCHS - 1);
     return PLM_OK;
 }
 
@@ -256,7 +317,8 @@ size_t plm_model_n_params(const plm_model *m) {
     int32_t n;
     size_t total = 0;
     wref *w = plm_model_weight_list((plm_model *)(uintptr_t)m, &n); // reads shapes only
-    for (int32_t i = 0; w && i < n; i++) total += (size_t)w[i].rows * (size_t)w[i].cols;
+    for (int32_t i = 0; w && i < n; i++) // not rope_freqs: a buffer derived from the config
+        if (w[i].d->when != W_ROPE) total += (size_t)w[i].rows * (size_t)w[i].cols;
     free(w);
     return total;
 }

@@ -11,11 +11,16 @@
 #define PLM_MODEL_FILE_TYPES 32 // ggml type ids counted in plm_model.file_tensors (BF16 is 30)
 
 typedef struct {
-    float *input_layernorm;          // (C)      model.layers.{l}.input_layernorm.weight
-    plm_mat q_proj;                  // (H*D, C) model.layers.{l}.self_attn.q_proj.weight
-    plm_mat k_proj;                  // (K*D, C) model.layers.{l}.self_attn.k_proj.weight
-    plm_mat v_proj;                  // (K*D, C) model.layers.{l}.self_attn.v_proj.weight
-    plm_mat o_proj;                  // (C, H*D) model.layers.{l}.self_attn.o_proj.weight
+    float *input_layernorm; // (C)      model.layers.{l}.input_layernorm.weight
+    plm_mat q_proj;         // (H*D, C) model.layers.{l}.self_attn.q_proj.weight
+    plm_mat k_proj;         // (K*D, C) model.layers.{l}.self_attn.k_proj.weight
+    plm_mat v_proj;         // (K*D, C) model.layers.{l}.self_attn.v_proj.weight
+    plm_mat o_proj;         // (C, H*D) model.layers.{l}.self_attn.o_proj.weight
+    float *q_bias;          // (H*D)    ...self_attn.q_proj.bias  (attention_bias; else NULL)
+    float *k_bias;          // (K*D)    ...self_attn.k_proj.bias  (attention_bias; else NULL)
+    float *v_bias;          // (K*D)    ...self_attn.v_proj.bias  (attention_bias; else NULL)
+    float *q_norm;          // (D)      ...self_attn.q_norm.weight (qk_norm; else NULL)
+    float *k_norm;          // (D)      ...self_attn.k_norm.weight (qk_norm; else NULL)
     float *post_attention_layernorm; // (C)      model.layers.{l}.post_attention_layernorm.weight
     plm_mat gate_proj;               // (F, C)   model.layers.{l}.mlp.gate_proj.weight
     plm_mat up_proj;                 // (F, C)   model.layers.{l}.mlp.up_proj.weight
@@ -29,6 +34,8 @@ struct plm_model {
     plm_mat embed_tokens;     // (V, C)  model.embed_tokens.weight
     plm_layer *layers;        // (L)
     float *norm;              // (C)     model.norm.weight
+    float *rope_freqs;        // (D/2)   the RoPE divisors (GGUF rope_freqs.weight; computed from
+                              //         rope_scaling for HF) when config.rope_freqs, else NULL
     plm_mat lm_head;    // (V, C)  lm_head.weight; a copy of the embed_tokens descriptor when tied
     void *block;        // the one allocation the weight pointers above point into, except:
     size_t block_bytes; // its size
@@ -69,12 +76,17 @@ extern const plm_lora_target_desc plm_lora_targets[PLM_LORA_N_TARGETS];
 
 // plm_layer_target: the weight of target t in layer.
 const plm_mat *plm_layer_target(const plm_layer *layer, plm_lora_target t);
+// plm_layer_bias: the bias (out features) of target t in layer, or NULL when it has none.
+const float *plm_layer_bias(const plm_layer *layer, plm_lora_target t);
 // plm_lora_target_shape: (out, in) features of target t for config c: its weight's (rows, cols).
 void plm_lora_target_shape(const plm_config *c, plm_lora_target t, int32_t *out, int32_t *in);
 // plm_lora_target_parse: the targets (bit t for target t) that a module name of n bytes names: one
 // of the seven ("q_proj" .. "down_proj"), or all of them for "all" or PEFT's "all-linear"; 0 for
 // any other name. The one parser of target names (the CLI's list, adapter_config.json).
 uint32_t plm_lora_target_parse(const char *name, size_t n);
+
+// plm_arch_name: config.json's model_type of family a ("llama", "qwen2", "qwen3").
+const char *plm_arch_name(plm_arch a);
 
 // plm_model_alloc: a new f32 model of config cfg (checked), every weight zero, tokenizer NULL;
 // the caller fills the weights. Free with plm_model_free.

@@ -7,18 +7,36 @@
 
 #include "model.h"
 
-typedef enum { DIM_V, DIM_C, DIM_F, DIM_Q, DIM_KV } wdim; // V, C, F, H*D, K*D
+typedef enum { DIM_V, DIM_C, DIM_F, DIM_Q, DIM_KV, DIM_D, DIM_HALF } wdim; // V C F H*D K*D D D/2
+
+// When a row of the table is a tensor of the model: always, or only for some configs.
+typedef enum {
+    W_ALWAYS,
+    W_UNTIED, // lm_head: absent when tie_word_embeddings
+    W_BIAS,   // q/k/v biases: only with attention_bias
+    W_QKNORM, // q_norm, k_norm: only with qk_norm
+    W_ROPE,   // rope_freqs: only with rope_freqs (no HF tensor: computed from rope_scaling)
+} wwhen;
 
 typedef struct {
-    const char *hf;   // HF name; %d is the layer
+    const char *hf;   // HF name; %d is the layer; "" when HF has no such tensor
     const char *gguf; // llama.cpp name
     int per_layer;    // 1: offset is in plm_layer, 0: in plm_model
     size_t offset;    // of the plm_mat (linear) or float * (norm) field
-    int linear;       // 1: plm_mat (rows, cols); 0: norm vector (cols) kept f32
-    wdim rows, cols;  // shape in config dims (norms: cols only)
+    int linear;       // 1: plm_mat (rows, cols); 0: vector (cols) kept f32: a norm or a bias
+    wdim rows, cols;  // shape in config dims (vectors: cols only)
     char rope;        // 'H' / 'K': rows permuted in GGUF for llama.cpp's RoPE over n_head H / K
-    int lm_head;      // 1: absent when tie_word_embeddings
+                      // (Llama only: llama.cpp's convert permutes no other family's q/k)
+    wwhen when;       // which configs have it
 } weight_desc;
+
+// The families, indexed by plm_arch: config.json's model_type (also GGUF's general.architecture)
+// and the class its "architectures" names.
+typedef struct {
+    const char *model_type, *cls;
+} arch_desc;
+#define N_ARCHS 3
+extern const arch_desc plm_archs[N_ARCHS];
 
 // One tensor of one model: a table row bound to a layer, with its shape and destination.
 typedef struct {
@@ -27,7 +45,7 @@ typedef struct {
     int64_t rows, cols; // (rows, cols); norms are one row of cols
     int32_t n_head;     // heads of the RoPE permutation (0: none)
     plm_mat *mat;       // linear weights
-    float **vec;        // norms
+    float **vec;        // vectors (norms, biases)
     char hf[96], gguf[64];
 } wref;
 

@@ -1,9 +1,10 @@
 // model_load.c: plm_model_load and its buffer variants: the config (HF config.json keys and
-// tokenizer_config.json's chat template, or GGUF llama.* keys), the tokenizer, and every tensor of
+// tokenizer_config.json's chat template, or GGUF <arch>.* keys), the tokenizer, and every tensor of
 // the weight table found in an HF safetensors set or a GGUF file, shape-checked against the config
-// and converted into the one weight block (f32 or Q8_0); GGUF's Q/K row permutation is undone. GGUF
-// tensors are converted by a pool of threads; Q8_0 GGUF tensors can be loaded in place. Mirrors
-// transformers' LlamaConfig defaults and llama.cpp's convert_hf_to_gguf.py (llama.* keys).
+// and converted into the one weight block (f32 or Q8_0); GGUF's Q/K row permutation (llama) is
+// undone; HF's llama3 rope_scaling becomes the divisors GGUF holds. GGUF tensors are converted by a
+// pool of threads; Q8_0 GGUF tensors can be loaded in place. Mirrors transformers' LlamaConfig,
+// Qwen2Config and Qwen3Config defaults and llama.cpp's convert_hf_to_gguf.py (<arch>.* keys).
 #define _DEFAULT_SOURCE // madvise
 #include <stdatomic.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include "gguf.h"
 #include "json.h"
 #include "model_internal.h"
+#include "ops.h"
 #include "pool.h"
 #include "quant.h"
 #include "safetensors.h"
@@ -41,43 +43,92 @@ static plm_status json_int_key(const plm_json *j, const char *key, int required,
     return PLM_OK;
 }
 
-// hf_check_arch: model_type llama (or LlamaForCausalLM), silu, no rope scaling, no biases.
-static plm_status hf_check_arch(const plm_json *j, const char *path, plm_error *err) {
-    int32_t mt = plm_json_get(j, 0, "model_type"), ar = plm_json_get(j, 0, "architectures");
-    int llama = plm_json_eq(j, mt, "llama");
-    for (int32_t k = 0; ar >= 0 && k < j->tok[ar].size; k++)
-        llama |= plm_json_eq(j, plm_json_at(j, ar, k), "LlamaForCausalLM");
+// hf_rope_scaling: config.json's rope_scaling into c->rope_scaling: null (or rope_type "default")
+// for plain RoPE, or rope_type "llama3" with its four numbers (transformers'
+// _compute_llama3_parameters); any other type is refused.
+static plm_status hf_rope_scaling(plm_config *c, const plm_json *j, const char *path,
+                                  plm_error *err) {
+    int32_t rs = plm_json_get(j, 0, "rope_scaling");
+    if (rs < 0 || j->tok[rs].type == PLM_JSON_NULL) return PLM_OK;
+    int32_t ty = plm_json_get(j, rs, "rope_type");
+    if (ty < 0) ty = plm_json_get(j, rs, "type"); // the older key
+    if (plm_json_eq(j, ty, "default")) return PLM_OK;
     char name[64] = "(none)";
-    if (!llama) {
-        plm_json_str(j, mt, name, sizeof name);
+    if (!plm_json_eq(j, ty, "llama3")) {
+        plm_json_str(j, ty, name, sizeof name);
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: model_type '%s' is not supported (want llama / LlamaForCausalLM)",
+                        "%s: rope_scaling rope_type '%s' is not supported (want llama3 or none)",
                         path, name);
     }
-    int32_t act = plm_json_get(j, 0, "hidden_act"), rs = plm_json_get(j, 0, "rope_scaling");
+    const struct {
+        const char *key;
+        float *out;
+    } keys[] = {
+        {"factor", &c->rope_scaling.factor},
+        {"low_freq_factor", &c->rope_scaling.low_freq_factor},
+        {"high_freq_factor", &c->rope_scaling.high_freq_factor},
+    };
+    double x;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (plm_json_num(j, plm_json_get(j, rs, keys[i].key), &x) != 0)
+            return plm_fail(err, PLM_ERR_FORMAT, "%s: rope_scaling of type llama3 has no %s", path,
+                            keys[i].key);
+        *keys[i].out = (float)x;
+    }
+    int64_t n;
+    if (plm_json_int(j, plm_json_get(j, rs, "original_max_position_embeddings"), 1, INT32_MAX,
+                     &n) != 0)
+        return plm_fail(err, PLM_ERR_FORMAT,
+                        "%s: rope_scaling of type llama3 has no original_max_position_embeddings",
+                        path);
+    c->rope_scaling.original_max_position_embeddings = (int32_t)n;
+    c->rope_freqs = 1; // the divisors, computed from these after the weights (model_load)
+    return PLM_OK;
+}
+
+// hf_check_arch: the family (model_type, or a class of architectures) into c->model_type with what
+// it adds (Qwen2's q/k/v biases, Qwen3's q/k norms, a llama3 rope_scaling); refuses what pocketlm
+// does not compute: another family or activation, an MLP or o_proj bias, sliding windows.
+static plm_status hf_check_arch(plm_config *c, const plm_json *j, const char *path,
+                                plm_error *err) {
+    int32_t mt = plm_json_get(j, 0, "model_type"), ar = plm_json_get(j, 0, "architectures");
+    int a = 0;
+    for (; a < N_ARCHS; a++) {
+        int found = plm_json_eq(j, mt, plm_archs[a].model_type);
+        for (int32_t k = 0; ar >= 0 && k < j->tok[ar].size; k++)
+            found |= plm_json_eq(j, plm_json_at(j, ar, k), plm_archs[a].cls);
+        if (found) break;
+    }
+    char name[64] = "(none)";
+    if (a == N_ARCHS) {
+        plm_json_str(j, mt, name, sizeof name);
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: model_type '%s' is not supported (want llama, qwen2 or qwen3)", path,
+                        name);
+    }
+    c->model_type = (plm_arch)a;
+    c->attention_bias = c->model_type == PLM_ARCH_QWEN2; // Qwen2Attention: bias on q, k, v only
+    c->qk_norm = c->model_type == PLM_ARCH_QWEN3;
+    int32_t act = plm_json_get(j, 0, "hidden_act");
     if (act >= 0 && !plm_json_eq(j, act, "silu")) {
         plm_json_str(j, act, name, sizeof name);
         return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: hidden_act '%s', want silu", path, name);
     }
-    if (rs >= 0 && j->tok[rs].type != PLM_JSON_NULL)
-        return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: rope_scaling is set; only plain RoPE is "
-                        "supported",
-                        path);
-    const char *biases[] = {"attention_bias", "mlp_bias"};
-    for (int k = 0; k < 2; k++)
-        if (plm_json_bool(j, plm_json_get(j, 0, biases[k])) == 1)
-            return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is true; Llama without biases only",
-                            path, biases[k]);
-    return PLM_OK;
+    // Llama's and Qwen3's attention_bias also puts a bias on o_proj, which pocketlm does not have
+    const char *off[] = {"attention_bias", "mlp_bias", "use_sliding_window"};
+    for (int k = c->model_type == PLM_ARCH_QWEN2; k < 3; k++)
+        if (plm_json_bool(j, plm_json_get(j, 0, off[k])) == 1)
+            return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is true; pocketlm runs %s without it",
+                            path, off[k], plm_archs[a].model_type);
+    return hf_rope_scaling(c, j, path, err);
 }
 
-// hf_config_parse: config.json text into c, with LlamaConfig's defaults.
+// hf_config_parse: config.json text into c, with LlamaConfig's defaults (Qwen2Config's and
+// Qwen3Config's are the same but for Qwen3's head_dim).
 static plm_status hf_config_parse(plm_config *c, const plm_json *j, const char *path,
                                   plm_error *err) {
     if (j->tok[0].type != PLM_JSON_OBJECT)
         return plm_fail(err, PLM_ERR_FORMAT, "%s: not a JSON object", path);
-    plm_status s = hf_check_arch(j, path, err);
     const struct {
         const char *key;
         int32_t *out;
@@ -99,6 +150,8 @@ static plm_status hf_config_parse(plm_config *c, const plm_json *j, const char *
                       .rope_theta = 10000.0f,
                       .bos_token_id = -1,
                       .eos_token_id = -1};
+    plm_status s = hf_check_arch(c, j, path, err);
+    if (s == PLM_OK && c->model_type == PLM_ARCH_QWEN3) c->head_dim = 128; // Qwen3Config's default
     for (size_t i = 0; s == PLM_OK && i < sizeof ints / sizeof ints[0]; i++)
         s = json_int_key(j, ints[i].key, ints[i].required, ints[i].out, path, err);
     if (s != PLM_OK) return s;
@@ -163,49 +216,64 @@ static plm_status dup_str(char **out, const char *s, size_t n, plm_error *err) {
     return PLM_OK;
 }
 
-// gguf_config: llama.* keys into m->config; the vocabulary size falls back to the token list.
-// Also the names: general.name, and pocketlm.adapter (written by a merged export).
+// gguf_config: general.architecture (llama, qwen2 or qwen3) and its <arch>.* keys into m->config,
+// as convert_hf_to_gguf.py writes them; the vocabulary size falls back to the token list. Also the
+// names: general.name, and pocketlm.adapter (written by a merged export).
 static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path, plm_error *err) {
     plm_config *c = &m->config;
     plm_str arch = {"", 0}, rs;
     plm_gguf_get_str(g, "general.architecture", &arch);
-    if (arch.n != 5 || memcmp(arch.s, "llama", 5) != 0)
+    int a = 0;
+    while (a < N_ARCHS && !(arch.n == strlen(plm_archs[a].model_type) &&
+                            !memcmp(arch.s, plm_archs[a].model_type, arch.n)))
+        a++;
+    if (a == N_ARCHS)
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: general.architecture is '%.*s'; pocketlm runs 'llama'", path,
-                        (int)(arch.n > 40 ? 40 : arch.n), arch.s);
-    if (plm_gguf_get_str(g, "llama.rope.scaling.type", &rs) == 0 &&
-        !(rs.n == 4 && !memcmp(rs.s, "none", 4)))
-        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: llama.rope.scaling.type is set", path);
+                        "%s: general.architecture is '%.*s'; pocketlm runs llama, qwen2 and qwen3",
+                        path, (int)(arch.n > 40 ? 40 : arch.n), arch.s);
+    const char *an = plm_archs[a].model_type;
+    char key[96];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", an);
+    if (plm_gguf_get_str(g, key, &rs) == 0 && !(rs.n == 4 && !memcmp(rs.s, "none", 4)))
+        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is set", path, key);
     const struct {
-        const char *key;
+        const char *key; // after "<arch>." unless it starts with "tokenizer."
         int32_t *out;
         int required;
     } ints[] = {
-        {"llama.embedding_length", &c->hidden_size, 1},
-        {"llama.feed_forward_length", &c->intermediate_size, 1},
-        {"llama.block_count", &c->num_hidden_layers, 1},
-        {"llama.attention.head_count", &c->num_attention_heads, 1},
-        {"llama.attention.head_count_kv", &c->num_key_value_heads, 0},
-        {"llama.context_length", &c->max_position_embeddings, 0},
-        {"llama.vocab_size", &c->vocab_size, 0},
-        {"llama.attention.key_length", &c->head_dim, 0},
+        {"embedding_length", &c->hidden_size, 1},
+        {"feed_forward_length", &c->intermediate_size, 1},
+        {"block_count", &c->num_hidden_layers, 1},
+        {"attention.head_count", &c->num_attention_heads, 1},
+        {"attention.head_count_kv", &c->num_key_value_heads, 0},
+        {"context_length", &c->max_position_embeddings, 0},
+        {"vocab_size", &c->vocab_size, 0},
+        {"attention.key_length", &c->head_dim, 0},
         {"tokenizer.ggml.bos_token_id", &c->bos_token_id, 0},
         {"tokenizer.ggml.eos_token_id", &c->eos_token_id, 0},
         {"tokenizer.ggml.padding_token_id", &m->pad_token_id, 0},
     };
-    *c = (plm_config){.max_position_embeddings = 2048,
+    *c = (plm_config){.model_type = (plm_arch)a,
+                      .max_position_embeddings = 2048,
                       .rms_norm_eps = 1e-5f,
                       .rope_theta = 10000.0f,
+                      .attention_bias = a == PLM_ARCH_QWEN2,
+                      .qk_norm = a == PLM_ARCH_QWEN3,
+                      // llama.cpp's form of llama3 rope_scaling: the divisors, not the parameters
+                      .rope_freqs = plm_gguf_find_tensor(g, "rope_freqs.weight") != NULL,
                       .bos_token_id = -1,
                       .eos_token_id = -1};
     m->pad_token_id = -1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         int64_t v;
-        if (plm_gguf_get_int(g, ints[i].key, &v) == 0 && v >= INT32_MIN && v <= INT32_MAX)
+        if (strncmp(ints[i].key, "tokenizer.", 10) == 0)
+            snprintf(key, sizeof key, "%s", ints[i].key);
+        else snprintf(key, sizeof key, "%s.%s", an, ints[i].key);
+        if (plm_gguf_get_int(g, key, &v) == 0 && v >= INT32_MIN && v <= INT32_MAX)
             *ints[i].out = (int32_t)v;
         else if (ints[i].required)
             return plm_fail(err, PLM_ERR_FORMAT, "%s: GGUF key %s is missing or not an integer",
-                            path, ints[i].key);
+                            path, key);
     }
     const plm_gguf_kv *tokens = plm_gguf_find(g, "tokenizer.ggml.tokens");
     if (!c->vocab_size && tokens && tokens->type == PLM_GGUF_ARRAY && tokens->arr_n <= INT32_MAX)
@@ -217,9 +285,10 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
     if (!c->head_dim && c->num_attention_heads > 0)
         c->head_dim = c->hidden_size / c->num_attention_heads;
     double x;
-    if (plm_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &x) == 0)
-        c->rms_norm_eps = (float)x;
-    if (plm_gguf_get_float(g, "llama.rope.freq_base", &x) == 0) c->rope_theta = (float)x;
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", an);
+    if (plm_gguf_get_float(g, key, &x) == 0) c->rms_norm_eps = (float)x;
+    snprintf(key, sizeof key, "%s.rope.freq_base", an);
+    if (plm_gguf_get_float(g, key, &x) == 0) c->rope_theta = (float)x;
     c->tie_word_embeddings = plm_gguf_find_tensor(g, "output.weight") == NULL;
     plm_str ct, name, ad;
     plm_status s = PLM_OK;
@@ -596,7 +665,8 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
         st = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    for (int32_t i = 0; st == PLM_OK && i < n; i++) st = source_find(&s, &w[i], &t[i], m, err);
+    for (int32_t i = 0; st == PLM_OK && i < n; i++) // HF has no tensor of a derived row
+        st = s.is_gguf || w[i].hf[0] ? source_find(&s, &w[i], &t[i], m, err) : PLM_OK;
     if (st != PLM_OK) goto fail;
     if (file) perm_bytes = mark_inplace(in, w, t, n, dtype);
     if (!s.is_gguf)
@@ -615,7 +685,10 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
     plm_model_layout(w, n, dtype, in, m->block);
     if (s.is_gguf) st = load_gguf(m, &s, w, t, in, n, load_threads(params), err);
     for (int32_t i = 0; !s.is_gguf && st == PLM_OK && i < n; i++)
-        st = load_weight(m, &s, &w[i], &t[i], tmp, err);
+        if (w[i].hf[0]) st = load_weight(m, &s, &w[i], &t[i], tmp, err);
+        else // rope_freqs, the one derived row: from config.json's rope_scaling
+            plm_rope_llama3_divisors(*w[i].vec, m->config.head_dim, m->config.rope_theta,
+                                     &m->config.rope_scaling);
     if (st != PLM_OK) goto fail;
     // nothing fails from here on: only now does file change
     for (int32_t i = 0; i < n; i++)

@@ -1,7 +1,8 @@
 // model_save.c: plm_model_save and plm_model_save_json: an HF directory (config.json as
-// transformers' LlamaConfig writes it, generation_config.json, model.safetensors, the tokenizer
-// files) or a GGUF file (general.*, llama.* and tokenizer.ggml.* keys as convert_hf_to_gguf.py
-// writes them, q/k rows in llama.cpp's order), both through the weight table. The containers are
+// transformers' LlamaConfig, Qwen2Config or Qwen3Config writes it, generation_config.json,
+// model.safetensors, the tokenizer files) or a GGUF file (general.*, <arch>.* and tokenizer.ggml.*
+// keys as convert_hf_to_gguf.py writes them, q/k rows in llama.cpp's order), both through the
+// weight table. The containers are
 // written by safetensors.c and gguf_write.c.
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,7 @@ static plm_status write_json_id(plm_writer *f, const char *key, int32_t id, plm_
                    : plm_writer_printf(f, err, "  \"%s\": null,\n", key);
 }
 
-// save_hf_config: config.json as transformers' LlamaConfig writes it.
+// save_hf_config: config.json as transformers' LlamaConfig (Qwen2Config, Qwen3Config) writes it.
 static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype dtype,
                                  plm_error *err) {
     const plm_config *c = &m->config;
@@ -60,6 +61,18 @@ static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype
     char eps[32], theta[32];
     fmt_float(eps, sizeof eps, c->rms_norm_eps);
     fmt_float(theta, sizeof theta, c->rope_theta);
+    char rope[256] = "null", num[3][32];
+    const plm_rope_scaling *rs = &c->rope_scaling;
+    if (rs->factor > 0.0f) {
+        fmt_float(num[0], sizeof num[0], rs->factor);
+        fmt_float(num[1], sizeof num[1], rs->high_freq_factor);
+        fmt_float(num[2], sizeof num[2], rs->low_freq_factor);
+        snprintf(rope, sizeof rope,
+                 "{\n    \"factor\": %s,\n    \"high_freq_factor\": %s,\n"
+                 "    \"low_freq_factor\": %s,\n    \"original_max_position_embeddings\": %d,\n"
+                 "    \"rope_type\": \"llama3\"\n  }",
+                 num[0], num[1], num[2], rs->original_max_position_embeddings);
+    }
     char pad[48] = "";
     if (m->pad_token_id >= 0)
         snprintf(pad, sizeof pad, "  \"pad_token_id\": %d,\n", m->pad_token_id);
@@ -68,9 +81,10 @@ static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype
                                                   : "float32";
     plm_status s = plm_writer_open(&f, path, err);
     if (s != PLM_OK) return s;
-    s = plm_writer_printf(f, err,
-                          "{\n  \"architectures\": [\n    \"LlamaForCausalLM\"\n  ],\n"
-                          "  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n");
+    const arch_desc *a = &plm_archs[c->model_type];
+    s = plm_writer_printf(f, err, "{\n  \"architectures\": [\n    \"%s\"\n  ],\n%s", a->cls,
+                          c->model_type == PLM_ARCH_QWEN2 ? "" : "  \"attention_bias\": false,\n");
+    if (s == PLM_OK) s = plm_writer_printf(f, err, "  \"attention_dropout\": 0.0,\n");
     if (s == PLM_OK) s = write_json_id(f, "bos_token_id", c->bos_token_id, err);
     if (s == PLM_OK) s = write_json_id(f, "eos_token_id", c->eos_token_id, err);
     if (s == PLM_OK)
@@ -79,15 +93,15 @@ static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype
             "  \"head_dim\": %d,\n  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n"
             "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %d,\n"
             "  \"max_position_embeddings\": %d,\n  \"mlp_bias\": false,\n"
-            "  \"model_type\": \"llama\",\n  \"num_attention_heads\": %d,\n"
+            "  \"model_type\": \"%s\",\n  \"num_attention_heads\": %d,\n"
             "  \"num_hidden_layers\": %d,\n  \"num_key_value_heads\": %d,\n%s"
-            "  \"pretraining_tp\": 1,\n  \"rms_norm_eps\": %s,\n  \"rope_scaling\": null,\n"
+            "  \"pretraining_tp\": 1,\n  \"rms_norm_eps\": %s,\n  \"rope_scaling\": %s,\n"
             "  \"rope_theta\": %s,\n  \"tie_word_embeddings\": %s,\n  \"torch_dtype\": \"%s\",\n"
             "  \"transformers_version\": \"4.44.2\",\n  \"use_cache\": true,\n"
             "  \"vocab_size\": %d\n}\n",
             c->head_dim, c->hidden_size, c->intermediate_size, c->max_position_embeddings,
-            c->num_attention_heads, c->num_hidden_layers, c->num_key_value_heads, pad, eps, theta,
-            c->tie_word_embeddings ? "true" : "false", torch, c->vocab_size);
+            a->model_type, c->num_attention_heads, c->num_hidden_layers, c->num_key_value_heads,
+            pad, eps, rope, theta, c->tie_word_embeddings ? "true" : "false", torch, c->vocab_size);
     if (s != PLM_OK) {
         plm_writer_abort(f);
         return s;
@@ -130,6 +144,16 @@ static plm_status save_hf_json(const plm_model *m, const char *dir, plm_dtype dt
 static plm_status save_hf(const plm_model *m, wref *w, int32_t n, const char *dir, plm_dtype dtype,
                           plm_error *err) {
     char path[4096]; // dtype is f32, f16 or bf16 (plm_model_save_ftype checks)
+    const plm_config *c = &m->config;
+    if (c->rope_freqs && c->rope_scaling.factor == 0.0f)
+        return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                        "%s: the RoPE divisors of a GGUF file (rope_freqs.weight) have no "
+                        "config.json form (rope_scaling's parameters are not in the file)",
+                        dir);
+    int32_t k = 0; // the rows HF has a tensor for (not rope_freqs: config.json gives it)
+    for (int32_t i = 0; i < n; i++)
+        if (w[i].hf[0]) w[k++] = w[i];
+    n = k;
     plm_st_info *info = plm_alloc((size_t)n, sizeof *info);
     if (!info) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     for (int32_t i = 0; i < n; i++)
@@ -210,27 +234,37 @@ static plm_status gguf_tokenizer_meta(plm_gguf_writer *g, const plm_tokenizer *t
     return PLM_OK;
 }
 
-// gguf_meta: general.* and llama.* keys as convert_hf_to_gguf.py writes them for LlamaModel.
+// arch_key: "<arch>.<suffix>" in key (96 bytes): a GGUF key of the model's family
+static const char *arch_key(char *key, const plm_config *c, const char *suffix) {
+    snprintf(key, 96, "%s.%s", plm_arch_name(c->model_type), suffix);
+    return key;
+}
+
+// gguf_meta: general.* and <arch>.* keys as convert_hf_to_gguf.py writes them for LlamaModel,
+// Qwen2Model and Qwen3Model (qwen3 always gives its head_dim as key_length).
 static plm_status gguf_meta(plm_gguf_writer *g, const plm_model *m, plm_ftype ft, plm_error *err) {
     const plm_config *c = &m->config;
-    plm_gguf_add_str(g, "general.architecture", "llama", 5);
+    const char *arch = plm_arch_name(c->model_type);
+    char k[96];
+    plm_gguf_add_str(g, "general.architecture", arch, strlen(arch));
     if (m->name) plm_gguf_add_str(g, "general.name", m->name, strlen(m->name));
     if (m->adapter) plm_gguf_add_str(g, "pocketlm.adapter", m->adapter, strlen(m->adapter));
     plm_gguf_add_u32(g, "general.file_type", ftypes[ft].file_type);
     if (ft > PLM_FTYPE_BF16) plm_gguf_add_u32(g, "general.quantization_version", 2);
-    plm_gguf_add_u32(g, "llama.block_count", (uint32_t)c->num_hidden_layers);
-    plm_gguf_add_u32(g, "llama.context_length", (uint32_t)c->max_position_embeddings);
-    plm_gguf_add_u32(g, "llama.embedding_length", (uint32_t)c->hidden_size);
-    plm_gguf_add_u32(g, "llama.feed_forward_length", (uint32_t)c->intermediate_size);
-    plm_gguf_add_u32(g, "llama.attention.head_count", (uint32_t)c->num_attention_heads);
-    plm_gguf_add_u32(g, "llama.attention.head_count_kv", (uint32_t)c->num_key_value_heads);
-    plm_gguf_add_f32(g, "llama.rope.freq_base", c->rope_theta);
-    plm_gguf_add_f32(g, "llama.attention.layer_norm_rms_epsilon", c->rms_norm_eps);
-    plm_gguf_add_u32(g, "llama.vocab_size", (uint32_t)c->vocab_size);
-    plm_gguf_add_u32(g, "llama.rope.dimension_count", (uint32_t)c->head_dim);
-    if (c->head_dim * c->num_attention_heads != c->hidden_size) {
-        plm_gguf_add_u32(g, "llama.attention.key_length", (uint32_t)c->head_dim);
-        plm_gguf_add_u32(g, "llama.attention.value_length", (uint32_t)c->head_dim);
+    plm_gguf_add_u32(g, arch_key(k, c, "block_count"), (uint32_t)c->num_hidden_layers);
+    plm_gguf_add_u32(g, arch_key(k, c, "context_length"), (uint32_t)c->max_position_embeddings);
+    plm_gguf_add_u32(g, arch_key(k, c, "embedding_length"), (uint32_t)c->hidden_size);
+    plm_gguf_add_u32(g, arch_key(k, c, "feed_forward_length"), (uint32_t)c->intermediate_size);
+    plm_gguf_add_u32(g, arch_key(k, c, "attention.head_count"), (uint32_t)c->num_attention_heads);
+    plm_gguf_add_u32(g, arch_key(k, c, "attention.head_count_kv"),
+                     (uint32_t)c->num_key_value_heads);
+    plm_gguf_add_f32(g, arch_key(k, c, "rope.freq_base"), c->rope_theta);
+    plm_gguf_add_f32(g, arch_key(k, c, "attention.layer_norm_rms_epsilon"), c->rms_norm_eps);
+    plm_gguf_add_u32(g, arch_key(k, c, "vocab_size"), (uint32_t)c->vocab_size);
+    plm_gguf_add_u32(g, arch_key(k, c, "rope.dimension_count"), (uint32_t)c->head_dim);
+    if (c->head_dim * c->num_attention_heads != c->hidden_size || c->model_type == PLM_ARCH_QWEN3) {
+        plm_gguf_add_u32(g, arch_key(k, c, "attention.key_length"), (uint32_t)c->head_dim);
+        plm_gguf_add_u32(g, arch_key(k, c, "attention.value_length"), (uint32_t)c->head_dim);
     }
     plm_status s = m->tokenizer ? gguf_tokenizer_meta(g, m->tokenizer, err) : PLM_OK;
     const struct {

@@ -1,6 +1,8 @@
 // onnx_graph.c: the Llama decoder graph of the ONNX export, as Optimum exports LlamaForCausalLM for
-// transformers.js: its inputs and outputs, the nodes of each block (RMSNorm, RoPE, attention with
-// the KV cache, the MLP, the embedding and the output head), and the initializers they use, which
+// transformers.js (and what Qwen2ForCausalLM and Qwen3ForCausalLM add to it: q/k/v biases, per-head
+// q/k norms; llama3 RoPE scaling in the cos/sin tables): its inputs and outputs, the nodes of each
+// block (RMSNorm, RoPE, attention with the KV cache, the MLP, the embedding and the output head),
+// and the initializers they use, which
 // are only described here (name, type, shape, which weight in which form) and generated when
 // onnx.c writes the file. The quantized linears (MatMulNBits on 4-bit planes plus a block-sum
 // correction, the LoRA branch) are as the top of onnx.c explains. Reference: transformers'
@@ -254,10 +256,11 @@ static const char *linear_w(graph *g, const char *x, const plm_mat *w, const cha
     return OP(g, "MatMul", x, OPA(g, "DequantizeLinear", at, mat_init(g, nm, w, SRC_I8_T, 0), s));
 }
 
-// linear: x (B, S, in) -> (B, S, out) through target t of layer l. With an adapter, int8 and int4
-// quantize the base's weight and add the adapter's update as an f32 branch, scale * (x A^T) B^T:
-// requantizing the merged weight would erase every update smaller than half a 4-bit step.
-static const char *linear(graph *g, const char *x, int l, plm_lora_target t) {
+// linear_adapted: x (B, S, in) -> (B, S, out) through target t of layer l, without its bias. With
+// an adapter, int8 and int4 quantize the base's weight and add the adapter's update as an f32
+// branch, scale * (x A^T) B^T: requantizing the merged weight would erase every update smaller
+// than half a 4-bit step.
+static const char *linear_adapted(graph *g, const char *x, int l, plm_lora_target t) {
     const char *wname = fmt_name(g, "model.layers.%d.%s.%s.weight", l, plm_lora_targets[t].parent,
                                  plm_lora_targets[t].name);
     const plm_lora_pair *p = g->lora ? &g->lora->pairs[l * PLM_LORA_N_TARGETS + t] : NULL;
@@ -278,14 +281,29 @@ static const char *linear(graph *g, const char *x, int l, plm_lora_target t) {
     return OP(g, "Add", y, OP(g, "Mul", xab, c_f32(g, "lora_scale", scale)));
 }
 
-// rmsnorm: LlamaRMSNorm: x / sqrt(mean(x^2) + eps) * w over the last axis; x (B, S, C).
-static const char *rmsnorm(graph *g, const char *x, const float *w, const char *wname) {
+// linear: linear_adapted, then the bias of target t when the model has one (Qwen2's q, k, v).
+static const char *linear(graph *g, const char *x, int l, plm_lora_target t) {
+    const char *y = linear_adapted(g, x, l, t);
+    const float *b = plm_layer_bias(&g->m->layers[l], t);
+    int32_t out, in;
+    if (!b) return y;
+    plm_lora_target_shape(&g->m->config, t, &out, &in);
+    return OP(g, "Add", y,
+              vec_init(g,
+                       fmt_name(g, "model.layers.%d.%s.%s.bias", l, plm_lora_targets[t].parent,
+                                plm_lora_targets[t].name),
+                       b, out));
+}
+
+// rmsnorm: LlamaRMSNorm: x / sqrt(mean(x^2) + eps) * w over the last axis of n values: x (B, S, C)
+// with the layers' norms, (B, heads, S, D) with Qwen3's q/k norms.
+static const char *rmsnorm(graph *g, const char *x, const float *w, const char *wname, int64_t n) {
     static const int64_t last[] = {-1};
     attr at[] = {A_INTS("axes", last), A_INT("keepdims", 1)};
     const char *ms = OPA(g, "ReduceMean", at, OP(g, "Pow", x, c_f32(g, "const_two", 2.0f)));
     const char *r =
         OP(g, "Sqrt", OP(g, "Add", ms, c_f32(g, "rms_norm_eps", g->m->config.rms_norm_eps)));
-    return OP(g, "Mul", OP(g, "Div", x, r), vec_init(g, wname, w, g->m->config.hidden_size));
+    return OP(g, "Mul", OP(g, "Div", x, r), vec_init(g, wname, w, n));
 }
 
 // rope: HF rotate_half convention, pairs (i, i + D/2): x*cos + cat(-x2, x1)*sin; x (B, n, S, D).
@@ -326,10 +344,18 @@ static const char *repeat_kv(graph *g, const char *kv) {
 static const char *attention(graph *g, int l, const char *x, const shared *sh) {
     const plm_config *c = &g->m->config;
     const plm_layer *ly = &g->m->layers[l];
-    const char *h = rmsnorm(g, x, ly->input_layernorm,
-                            fmt_name(g, "model.layers.%d.input_layernorm.weight", l));
-    const char *q = rope(g, heads(g, linear(g, h, l, PLM_LORA_Q_PROJ), c->num_attention_heads), sh);
-    const char *k = rope(g, heads(g, linear(g, h, l, PLM_LORA_K_PROJ), c->num_key_value_heads), sh);
+    const char *h =
+        rmsnorm(g, x, ly->input_layernorm, fmt_name(g, "model.layers.%d.input_layernorm.weight", l),
+                c->hidden_size);
+    const char *q = heads(g, linear(g, h, l, PLM_LORA_Q_PROJ), c->num_attention_heads);
+    const char *k = heads(g, linear(g, h, l, PLM_LORA_K_PROJ), c->num_key_value_heads);
+    if (c->qk_norm) { // Qwen3: each head's D values normalized before RoPE
+        q = rmsnorm(g, q, ly->q_norm, fmt_name(g, "model.layers.%d.self_attn.q_norm.weight", l),
+                    c->head_dim);
+        k = rmsnorm(g, k, ly->k_norm, fmt_name(g, "model.layers.%d.self_attn.k_norm.weight", l),
+                    c->head_dim);
+    }
+    q = rope(g, q, sh), k = rope(g, k, sh);
     const char *v = heads(g, linear(g, h, l, PLM_LORA_V_PROJ), c->num_key_value_heads);
     attr seq[] = {A_INT("axis", 2)};
     g->out = fmt_name(g, "present.%d.key", l);
@@ -352,7 +378,8 @@ static const char *attention(graph *g, int l, const char *x, const shared *sh) {
 static const char *mlp(graph *g, int l, const char *x) {
     const plm_layer *ly = &g->m->layers[l];
     const char *h = rmsnorm(g, x, ly->post_attention_layernorm,
-                            fmt_name(g, "model.layers.%d.post_attention_layernorm.weight", l));
+                            fmt_name(g, "model.layers.%d.post_attention_layernorm.weight", l),
+                            g->m->config.hidden_size);
     const char *gt = linear(g, h, l, PLM_LORA_GATE_PROJ), *up = linear(g, h, l, PLM_LORA_UP_PROJ);
     const char *a = OP(g, "Mul", OP(g, "Mul", gt, OP(g, "Sigmoid", gt)), up);
     return OP(g, "Add", x, linear(g, a, l, PLM_LORA_DOWN_PROJ));
@@ -446,13 +473,15 @@ static void lm_head(graph *g, const char *h, const shared *sh) {
 }
 
 // rope_tables: cos/sin (B, 1, S, D) of position_ids * inv_freq, inv_freq[i] = theta^(-2i/D)
-// computed as ops.c's plm_rope_table does, angles duplicated over both halves (HF).
+// (divided by the model's rope_freqs divisors: llama3 scaling) computed as ops.c's plm_rope_table
+// does, angles duplicated over both halves (HF).
 static void rope_tables(graph *g, shared *sh) {
     const plm_config *c = &g->m->config;
     int64_t h = c->head_dim / 2;
     float inv[512];
     for (int64_t i = 0; i < h; i++)
-        inv[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        inv[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim) /
+                 (g->m->rope_freqs ? g->m->rope_freqs[i] : 1.0f);
     attr to[] = {A_INT("to", DT_FLOAT)}, cat[] = {A_INT("axis", -1)};
     const char *pos = OP(g, "Unsqueeze", OPA(g, "Cast", to, "position_ids"),
                          c_i64(g, "const_axis_last", (int64_t[]){-1}, 1)); // (B, S, 1)
@@ -536,7 +565,7 @@ void plm_onnx_build(graph *g) {
         x = attention(g, l, x, &sh);
         x = mlp(g, l, x);
     }
-    lm_head(g, rmsnorm(g, x, m->norm, "model.norm.weight"), &sh);
+    lm_head(g, rmsnorm(g, x, m->norm, "model.norm.weight", m->config.hidden_size), &sh);
 }
 
 void plm_onnx_graph_free(graph *g) {

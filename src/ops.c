@@ -208,14 +208,37 @@ PLM_INLINE void rmsnorm_backward(float *dinp, float *dw, const float *dout, cons
 
 // ---- rope ----
 
-void plm_rope_table(float *cos_t, float *sin_t, int n_pos, int D, float theta) {
+void plm_rope_table(float *cos_t, float *sin_t, int n_pos, int D, float theta,
+                    const float *divisors) {
     int half = D / 2;
     for (int i = 0; i < half; i++) {
         float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)D);
+        if (divisors) inv_freq /= divisors[i];
         for (int p = 0; p < n_pos; p++) {
             float angle = (float)p * inv_freq;
             cos_t[(size_t)p * half + i] = (float)cos((double)angle);
             sin_t[(size_t)p * half + i] = (float)sin((double)angle);
+        }
+    }
+}
+
+// in f32 and in torch's order of operations (a Python number over a tensor is the tensor's
+// reciprocal times the number)
+void plm_rope_llama3_divisors(float *divisors, int D, float theta, const plm_rope_scaling *s) {
+    const float orig = (float)s->original_max_position_embeddings;
+    const float low_wavelen =
+        (float)((double)s->original_max_position_embeddings / (double)s->low_freq_factor);
+    const float high_wavelen =
+        (float)((double)s->original_max_position_embeddings / (double)s->high_freq_factor);
+    for (int i = 0; i < D / 2; i++) {
+        const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)D);
+        const float wavelen = (1.0f / inv_freq) * (float)(2.0 * 3.14159265358979323846);
+        if (wavelen < high_wavelen) divisors[i] = 1.0f;          // high frequencies: kept
+        else if (wavelen > low_wavelen) divisors[i] = s->factor; // low: slowed by factor
+        else {
+            const float smooth = ((1.0f / wavelen) * orig - s->low_freq_factor) /
+                                 (float)((double)s->high_freq_factor - (double)s->low_freq_factor);
+            divisors[i] = 1.0f / ((1.0f - smooth) / s->factor + smooth);
         }
     }
 }
@@ -583,6 +606,10 @@ PATHS(swiglu_backward, SWIGLU_B, (dgate, dup, dout, gate, up, n))
 void plm_swiglu_backward SWIGLU_B {
     PICK(swiglu_backward, (dgate, dup, dout, gate, up, n));
     swiglu_backward(dgate, dup, dout, gate, up, n);
+}
+
+void plm_bias_forward(float *out, const float *b, int T, int OC) {
+    for (int t = 0; t < T; t++) plm_residual_forward(out + (size_t)t * OC, b, (size_t)OC);
 }
 
 void plm_residual_forward(float *out, const float *inp, size_t n) {

@@ -22,8 +22,17 @@ void plm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float 
                          float eps);
 
 // plm_rope_table: cos and sin (n_pos, D/2) for positions 0..n_pos-1, computed in f32 as HF does:
-// inv_freq[i] = 1 / theta^(2i/D), angle = pos * inv_freq[i].
-void plm_rope_table(float *cos_t, float *sin_t, int n_pos, int D, float theta);
+// inv_freq[i] = 1 / theta^(2i/D) (divided by divisors[i] when divisors (D/2) is not NULL),
+// angle = pos * inv_freq[i].
+void plm_rope_table(float *cos_t, float *sin_t, int n_pos, int D, float theta,
+                    const float *divisors);
+
+// plm_rope_llama3_divisors: divisors (D/2) of the RoPE frequencies for rope_type llama3 (Llama
+// 3.1), as llama.cpp's convert_hf_to_gguf.py computes its rope_freqs tensor in f32 (the same
+// rescaling as transformers' _compute_llama3_parameters): by wavelength 2 pi / inv_freq, 1 below
+// original / high_freq_factor, factor above original / low_freq_factor, and between
+// 1 / ((1 - s) / factor + s) with s linear in original / wavelength from 0 to 1.
+void plm_rope_llama3_divisors(float *divisors, int D, float theta, const plm_rope_scaling *s);
 
 // RoPE in HF's rotate_half convention: dimension i pairs with i + D/2 (not Meta's (2i, 2i+1)):
 //   x'[i] = x[i] cos - x[i+D/2] sin,   x'[i+D/2] = x[i+D/2] cos + x[i] sin.
@@ -45,6 +54,9 @@ void plm_attention_forward(float *out, float *att, int att_stride, const float *
 
 // SwiGLU (HF LlamaMLP): out = silu(gate) * up, silu(x) = x / (1 + exp(-x)). out, gate, up (n).
 void plm_swiglu_forward(float *out, const float *gate, const float *up, size_t n);
+
+// out (T, OC) += b (OC) on every row: a linear layer's bias.
+void plm_bias_forward(float *out, const float *b, int T, int OC);
 
 // out (n) += inp (n): the residual connection.
 void plm_residual_forward(float *out, const float *inp, size_t n);

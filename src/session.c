@@ -130,7 +130,7 @@ plm_step *plm_step_create(const plm_model *m, plm_pool *pool, int32_t rows, int3
         plm_step_free(st);
         return NULL;
     }
-    plm_rope_table(st->cos_t, st->sin_t, n_ctx, (int)D, cfg->rope_theta);
+    plm_rope_table(st->cos_t, st->sin_t, n_ctx, (int)D, cfg->rope_theta, m->rope_freqs);
     return st;
 }
 
@@ -286,8 +286,8 @@ static const plm_lora_target QKV[] = {PLM_LORA_Q_PROJ, PLM_LORA_K_PROJ, PLM_LORA
                              DOWN_PROJ[] = {PLM_LORA_DOWN_PROJ};
 
 // linear: nw linear layers of layer l (targets t[0..nw), weights of the same input) over every
-// row of the step: the base matmuls at once (the weights read once), then each sequence's adapter
-// path for each target on its own rows
+// row of the step: the base matmuls at once (the weights read once), and their biases, then each
+// sequence's adapter path for each target on its own rows (plm_linear_forward's order)
 static void linear(const plm_step *st, const plm_step_seq *sq, int32_t n, int nw,
                    float *const *outs, const float *inp, int l, const plm_lora_target *t, int T) {
     const plm_layer *layer = &st->model->layers[l];
@@ -295,11 +295,14 @@ static void linear(const plm_step *st, const plm_step_seq *sq, int32_t n, int nw
     for (int k = 0; k < nw; k++) ws[k] = plm_layer_target(layer, t[k]);
     plm_matmul_n(st->pool, nw, outs, inp, ws, T, st->scratch);
     plm_linear_bufs b = {.u = st->lora_u, .y = st->lora_y, .scratch = st->scratch};
-    for (int k = 0; k < nw; k++)
+    for (int k = 0; k < nw; k++) {
+        const float *bias = plm_layer_bias(layer, t[k]);
+        if (bias) plm_bias_forward(outs[k], bias, T, ws[k]->rows);
         for (int32_t i = 0, off = 0; i < n; off += sq[i].T, i++)
             plm_lora_branch_forward(st->pool, outs[k] + (size_t)off * ws[k]->rows,
                                     inp + (size_t)off * ws[k]->cols, ws[k], sq[i].s->lora, l, t[k],
                                     sq[i].T, 0, 0, &b);
+    }
 }
 
 // ---- the forward step ----
@@ -333,6 +336,7 @@ static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n, 
     const plm_model *m = st->model;
     const plm_config *cfg = &m->config;
     int C = cfg->hidden_size, F = cfg->intermediate_size, L = cfg->num_hidden_layers;
+    int H = cfg->num_attention_heads, K = cfg->num_key_value_heads, D = cfg->head_dim;
     size_t V = (size_t)cfg->vocab_size;
     float eps = cfg->rms_norm_eps;
     int T = 0; // rows in the step
@@ -340,9 +344,14 @@ static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n, 
         plm_embed_forward(st->x + (size_t)T * C, sq[i].ids, sq[i].T, m, sq[i].s->lora);
     for (int l = 0; l < L; l++) {
         const plm_layer *w = &m->layers[l];
-        // attention block: x += o_proj(attention(rope(q), rope(k), v))
+        // attention block: x += o_proj(attention(rope(q), rope(k), v)), q, k, v with their
+        // biases (Qwen2) and q, k normalized per head (Qwen3)
         plm_rmsnorm_forward_mt(st->pool, st->xn, NULL, st->x, w->input_layernorm, T, C, eps);
         linear(st, sq, n, 3, (float *const[]){st->q, st->kn, st->vn}, st->xn, l, QKV, T);
+        if (cfg->qk_norm) { // Qwen3: RMSNorm over each head's D values of q and k, before RoPE
+            plm_rmsnorm_forward_mt(st->pool, st->q, NULL, st->q, w->q_norm, T * H, D, eps);
+            plm_rmsnorm_forward_mt(st->pool, st->kn, NULL, st->kn, w->k_norm, T * K, D, eps);
+        }
         new_keys_values(st, sq, n, l);
         attention_job job = {st, sq, n, l};
         plm_pool_run(st->pool, attention_worker, &job);

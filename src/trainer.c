@@ -12,11 +12,12 @@
 //
 // Memory: what backward needs is saved per layer only when it cannot be recomputed cheaply and
 // exactly. Saved: the residual stream x and xm, the norms' rstd, q, k, v, gate, up, each adapter's
-// A x, and o_proj's input when o_proj is adapted. Recomputed in backward with the forward's own
+// A x, o_proj's input when o_proj is adapted, and with per-head q/k norms (Qwen3) their inputs. Recomputed in backward with the forward's own
 // functions (so with the same bits): the norms' outputs and silu(gate) * up (only where an adapted
 // linear reads them: the base's dx = dy W needs no input) and the attention probabilities (one
 // layer at a time, per example and KV head). A layer keeps 2C + H*D + 2*K*D + 2F floats a token
-// (SmolLM2-135M: 5.2k, where keeping everything took 8.4k + H * max_len).
+// (SmolLM2-135M: 5.2k, where keeping everything took 8.4k + H * max_len), and with q/k norms
+// (Qwen3) H*D + K*D + H + K more.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,9 @@ typedef struct {
     float *rstd1;                 // (N) input_layernorm
     float *q;                     // (N, H*D) queries after RoPE
     float *k, *v;                 // (N, K*D) keys after RoPE, values
+    float *qr, *kr;               // (N, H*D), (N, K*D) q_proj, k_proj outputs before their
+                                  // per-head norms (qk_norm only; else NULL)
+    float *rstdq, *rstdk;         // (N*H), (N*K) those norms' rstd (qk_norm only; else NULL)
     float *ao;                    // (N, H*D) attention output, o_proj input: the layer's own when
                                   // o_proj is adapted, else the trainer's scratch t->ao
     float *xm;                    // (N, C) residual after attention
@@ -178,6 +182,11 @@ static size_t layout(plm_trainer *t, char *base) {
         a->q = carve(base, &at, N * HD), a->k = carve(base, &at, N * KD),
         a->v = carve(base, &at, N * KD);
         a->ao = adapted(t, l, PLM_LORA_O_PROJ) ? carve(base, &at, N * HD) : t->ao;
+        if (c->qk_norm) {
+            a->qr = carve(base, &at, N * HD), a->kr = carve(base, &at, N * KD);
+            a->rstdq = carve(base, &at, N * H);
+            a->rstdk = carve(base, &at, N * (size_t)c->num_key_value_heads);
+        }
         a->xm = carve(base, &at, N * C), a->rstd2 = carve(base, &at, N);
         a->gate = carve(base, &at, N * F), a->up = carve(base, &at, N * F);
         for (int tg = 0; tg < PLM_LORA_N_TARGETS; tg++)
@@ -248,7 +257,8 @@ plm_status plm_trainer_create(plm_trainer **out, const plm_model *base, plm_lora
     char *aligned = (char *)t->block + (64 - (uintptr_t)t->block % 64) % 64;
     layout(t, aligned);
     memset(aligned, 0, t->zeroed);
-    plm_rope_table(t->cos_t, t->sin_t, p.max_len, base->config.head_dim, base->config.rope_theta);
+    plm_rope_table(t->cos_t, t->sin_t, p.max_len, base->config.head_dim, base->config.rope_theta,
+                   base->rope_freqs);
     *out = t;
     return PLM_OK;
 nomem:
@@ -335,8 +345,9 @@ static void linear(plm_trainer *t, float *out, const float *inp, int32_t l, plm_
                    layer_acts *a, int32_t N, int train, uint64_t seed) {
     plm_linear_bufs b = t->lb;
     if (a->u[tg]) b.u = a->u[tg];
-    const plm_mat *w = plm_layer_target(&t->model->layers[l], tg);
-    plm_linear_forward(t->pool, out, inp, w, t->lora, l, tg, N, train, seed, &b);
+    const plm_layer *layer = &t->model->layers[l];
+    plm_linear_forward(t->pool, out, inp, plm_layer_target(layer, tg), plm_layer_bias(layer, tg),
+                       t->lora, l, tg, N, train, seed, &b);
 }
 
 // forward: the micro-batch through the model's layers and final norm; the normalized rows that
@@ -346,7 +357,7 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
     const plm_model *m = t->model;
     const plm_config *c = &m->config;
     int C = c->hidden_size, H = c->num_attention_heads, K = c->num_key_value_heads,
-        L = c->num_hidden_layers;
+        L = c->num_hidden_layers, D = c->head_dim;
     size_t F = (size_t)c->intermediate_size;
     float eps = c->rms_norm_eps;
     plm_embed_forward(t->acts[0].x, t->ids, N, m, t->lora);
@@ -354,9 +365,13 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
         layer_acts *a = &t->acts[l];
         const plm_layer *w = &m->layers[l];
         plm_rmsnorm_forward_mt(t->pool, t->xn, a->rstd1, a->x, w->input_layernorm, N, C, eps);
-        linear(t, a->q, t->xn, l, PLM_LORA_Q_PROJ, a, N, train, seed);
-        linear(t, a->k, t->xn, l, PLM_LORA_K_PROJ, a, N, train, seed);
+        linear(t, c->qk_norm ? a->qr : a->q, t->xn, l, PLM_LORA_Q_PROJ, a, N, train, seed);
+        linear(t, c->qk_norm ? a->kr : a->k, t->xn, l, PLM_LORA_K_PROJ, a, N, train, seed);
         linear(t, a->v, t->xn, l, PLM_LORA_V_PROJ, a, N, train, seed);
+        if (c->qk_norm) { // Qwen3: RMSNorm over each head's D values of q and k, before RoPE
+            plm_rmsnorm_forward_mt(t->pool, a->q, a->rstdq, a->qr, w->q_norm, N * H, D, eps);
+            plm_rmsnorm_forward_mt(t->pool, a->k, a->rstdk, a->kr, w->k_norm, N * K, D, eps);
+        }
         rope_batch(t, b, a->q, H, 0);
         rope_batch(t, b, a->k, K, 0);
         attention_job job = {t, b, a, 0};
@@ -435,6 +450,16 @@ static void linear_backward(plm_trainer *t, float *dinp, const float *dy, const 
                         &t->lb);
 }
 
+// qk_norm_backward: dx (rows, D), the gradient of a per-head norm's output, becomes that of its
+// input inp (rows, D) (the norm weight w (D) is frozen); through t->dtmp
+static void qk_norm_backward(plm_trainer *t, float *dx, const float *inp, const float *w,
+                             const float *rstd, int32_t rows) {
+    size_t n = (size_t)rows * (size_t)t->model->config.head_dim;
+    memset(t->dtmp, 0, n * sizeof *t->dtmp);
+    plm_rmsnorm_backward_mt(t->pool, t->dtmp, dx, inp, w, rstd, rows, t->model->config.head_dim);
+    memcpy(dx, t->dtmp, n * sizeof *dx);
+}
+
 // backward: given the head's gradient dxg (M, C) in t->dx (head_loss), the gradients of the
 // adapter's tensors from the activations forward saved, recomputing the rest
 static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint64_t seed) {
@@ -478,6 +503,10 @@ static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint6
         plm_pool_run(t->pool, attention_worker, &job);
         rope_batch(t, b, t->dq, H, 1);
         rope_batch(t, b, t->dk, K, 1);
+        if (c->qk_norm) { // dq, dk become the gradients of q_proj's and k_proj's outputs
+            qk_norm_backward(t, t->dq, a->qr, w->q_norm, a->rstdq, N * H);
+            qk_norm_backward(t, t->dk, a->kr, w->k_norm, a->rstdk, N * K);
+        }
         if (adapted(t, l, PLM_LORA_Q_PROJ) || adapted(t, l, PLM_LORA_K_PROJ) ||
             adapted(t, l, PLM_LORA_V_PROJ))
             plm_rmsnorm_forward_mt(t->pool, t->xn, NULL, a->x, w->input_layernorm, N, C, eps);

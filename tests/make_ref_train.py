@@ -20,7 +20,7 @@ import torch
 import transformers
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
-from transformers import LlamaForCausalLM, get_cosine_schedule_with_warmup
+from transformers import AutoModelForCausalLM, get_cosine_schedule_with_warmup
 
 REF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref")
 TARGETS_ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -55,8 +55,9 @@ def padded(batch):
 
 class Run:
     def __init__(self, model_dir, targets, r, alpha, token_ids, seed):
-        base = LlamaForCausalLM.from_pretrained(os.path.join(REF, model_dir), torch_dtype=torch.float32,
-                                                attn_implementation="eager")
+        base = AutoModelForCausalLM.from_pretrained(os.path.join(REF, model_dir),
+                                                    torch_dtype=torch.float32,
+                                                    attn_implementation="eager")
         cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets,
                          bias="none", task_type="CAUSAL_LM", init_lora_weights=True)
         self.model = get_peft_model(base, cfg)
@@ -96,9 +97,9 @@ class Run:
                                                  labels[:, 1:].reshape(-1), ignore_index=-100)
 
 
-def main():
+def main(variants=VARIANTS, generator="tests/make_ref_train.py"):
     torch.manual_seed(0)
-    for name, (model_dir, targets, r, alpha, token_ids) in VARIANTS.items():
+    for name, (model_dir, targets, r, alpha, token_ids) in variants.items():
         run = Run(model_dir, targets, r, alpha, token_ids, seed=len(name))
         V = run.E.shape[0]
         bs = batches(V, torch.Generator().manual_seed(7))
@@ -131,7 +132,7 @@ def main():
         out["losses"] = torch.tensor(losses)
         for n, p in params.items():
             out["final." + n] = p.detach().clone()
-        meta = {"generator": f"tests/make_ref_train.py (torch {torch.__version__}, transformers "
+        meta = {"generator": f"{generator} (torch {torch.__version__}, transformers "
                              f"{transformers.__version__}, peft {peft.__version__})",
                 "rank": str(r), "alpha": str(alpha), "targets": ",".join(targets),
                 "token_ids": ",".join(map(str, token_ids)), "lr": str(LR), "weight_decay": str(WD),

@@ -2,7 +2,8 @@
 # onnx.test.sh: `pocketlm export` end to end on the tiny models (tests/ref): ONNX files that
 # onnx.checker accepts (tests/onnx_check.py, needs python3-onnx) and that onnxruntime-node runs with
 # pocketlm's logits (tests/onnx_check.mjs: fp32 within 1e-4, KV-cache steps, greedy tokens, batch 2
-# with left padding; int8/int4 reported); --lora merges first; GGUF export read by the PyPI gguf
+# with left padding; int8/int4 reported), for the tiny Llama, Llama 3, Qwen2 and Qwen3 models, and
+# that transformers.js runs the last three with HF's logits; --lora merges first; GGUF export read by the PyPI gguf
 # package when /usr/bin/python3 has it; bad input refused with nothing half-written.
 # A part whose peer is missing (python3-onnx, onnxruntime-node, PyPI gguf) prints SKIP and the rest
 # runs (tests/lib.sh).
@@ -18,14 +19,15 @@ say() { printf 'onnx: %s\n' "$*"; }
 bad() { say "FAIL: $*"; fail=1; }
 
 # the exports and the C session's reference logits
-for v in tied untied; do
+# (and the other families: Llama 3 RoPE scaling, Qwen2 biases, Qwen3 q/k norms)
+for v in tied untied llama3 qwen2 qwen3; do
     "$B/tests/test_onnx" --export "$d/$v" "tests/ref/tiny-$v" --quant none,int8,int4,int8-qdq ||
         bad "test_onnx --export $v"
 done
 
 # onnx.checker on every file
 if has_py onnx; then
-    $PY tests/onnx_check.py "$d"/tied/onnx/*.onnx "$d"/untied/onnx/*.onnx | sed 's/;.*//' ||
+    $PY tests/onnx_check.py "$d"/*/onnx/*.onnx | sed 's/;.*//' ||
         bad "onnx.checker"
 else
     skip_part onnx.checker "no python module onnx in $PY" "make setup"
@@ -33,9 +35,26 @@ fi
 
 # onnxruntime-node against the reference
 if [ -d node_modules/onnxruntime-node ] && command -v node >/dev/null 2>&1; then
-    for v in tied untied; do node tests/onnx_check.mjs "$d/$v" || bad "onnx_check.mjs $v"; done
+    for v in tied untied llama3 qwen2 qwen3; do
+        node tests/onnx_check.mjs "$d/$v" || bad "onnx_check.mjs $v"
+    done
 else
     skip_part onnxruntime "no node or node_modules/onnxruntime-node" "make setup"
+fi
+
+# transformers.js on the other families' fp32 exports: the class from config.json's model_type,
+# the logits of HF transformers (tests/make_ref_arch.py's references)
+if [ -d node_modules/@huggingface/transformers ] && command -v node >/dev/null 2>&1 &&
+    has_py numpy safetensors; then
+    for v in llama3 qwen2 qwen3; do
+        ids=$($PY -c "import sys; from safetensors.numpy import load_file
+r = load_file(sys.argv[1]); r['logits'].astype('float32').tofile(sys.argv[2])
+print([int(x) for x in r['input_ids']])" "tests/ref/tiny-$v.ref.safetensors" "$d/$v.f32") &&
+            node tests/onnx_transformersjs_logits.mjs "$d/$v" "$ids" "$d/$v.f32" ||
+            bad "transformers.js on the $v export"
+    done
+else
+    skip_part transformers.js "no node, node_modules/@huggingface/transformers or numpy" "make setup"
 fi
 
 # --lora: fp32 is the bytes of exporting `pocketlm merge`'s output; int8 / int4 keep the adapter as

@@ -226,6 +226,12 @@ int main(void) {
         plm_dtype dt = q ? PLM_DTYPE_Q8_0 : PLM_DTYPE_F32;
         check_model("tests/ref/tiny-tied", dt, tied, 1);
         check_model("tests/ref/tiny-untied", dt, untied, 0);
+        static const char *const none[N_SEQ] = {NULL, NULL, NULL};
+        // the other families (tied: an adapter with a new token; Qwen2 untied: tiny-untied's
+        // adapters, which fit its shapes)
+        check_model("tests/ref/tiny-llama3", dt, none, 1);
+        check_model("tests/ref/tiny-qwen2", dt, untied, 0);
+        check_model("tests/ref/tiny-qwen3", dt, none, 1);
     }
     check_real();
     return test_main_end("test_batch");

@@ -790,6 +790,77 @@ static void test_real_model(void) {
     plm_model_free(a);
 }
 
+// ---- the families beyond plain Llama (tests/make_ref_arch.py's tiny models) ----
+
+// expect_config: a directory whose config.json is the object with keys (text) fails to load with
+// status want and a message holding needle (the config is read before any weight)
+static void expect_config(const char *what, const char *keys, plm_status want, const char *needle) {
+    char path[512];
+    mkdir(tpath("family"), 0755);
+    snprintf(path, sizeof path, "%s/config.json", tpath("family"));
+    FILE *f = fopen(path, "w");
+    fprintf(f,
+            "{%s, \"hidden_size\": 64, \"intermediate_size\": 96, \"num_attention_heads\": 4, "
+            "\"num_hidden_layers\": 2, \"vocab_size\": 80}",
+            keys);
+    fclose(f);
+    expect_load(what, tpath("family"), want, needle);
+}
+
+// test_families: Llama 3 (rope_scaling llama3), Qwen2 and Qwen3 saved as HF directories and as
+// GGUF files load back with the same config, weights and logits; a config of these families
+// asking for what pocketlm does not compute is refused.
+static void test_families(void) {
+    const char *names[] = {"tiny-llama3", "tiny-qwen2", "tiny-qwen3"};
+    for (int i = 0; i < 3; i++) {
+        char src[256];
+        snprintf(src, sizeof src, "tests/ref/%s", names[i]);
+        plm_model *a = load(src, PLM_DTYPE_F32), *b = NULL;
+        if (a) save(a, tpath(names[i]), PLM_DTYPE_F32);
+        if (a) b = load(tpath(names[i]), PLM_DTYPE_F32);
+        if (b) {
+            CHECK_MSG(!memcmp(&a->config, &b->config, sizeof a->config), "%s: config differs",
+                      names[i]);
+            same_models(names[i], a, b);
+        }
+        plm_model_free(b), b = NULL;
+        // GGUF (q/k rows not permuted for Qwen; llama3 scaling as rope_freqs.weight, llama.cpp's
+        // divisors): f32 read back bit for bit, config and all (but llama3's parameters, which
+        // the file does not hold, so such a model cannot become an HF directory again); q8_0 by
+        // copy == in place.
+        plm_error err = {0};
+        plm_status st = a ? plm_model_save(a, tpath("family.gguf"), PLM_DTYPE_F32, &err) : -1;
+        if (a && st == PLM_OK && (b = load(tpath("family.gguf"), PLM_DTYPE_F32)) != NULL) {
+            plm_config want = a->config;
+            want.rope_scaling = (plm_rope_scaling){0};
+            CHECK_MSG(!memcmp(&want, &b->config, sizeof want), "%s: GGUF config differs", names[i]);
+            same_models(names[i], a, b);
+            st = plm_model_save(b, tpath("family-back"), PLM_DTYPE_F32, &err);
+            CHECK_MSG(b->config.rope_freqs ? st == PLM_ERR_UNSUPPORTED : st == PLM_OK,
+                      "%s: GGUF to HF: %s", names[i], err.msg);
+            save(a, tpath("family-q8.gguf"), PLM_DTYPE_Q8_0);
+            CHECK(load_both(names[i], tpath("family-q8.gguf"), PLM_DTYPE_Q8_0) > 0);
+        } else CHECK_MSG(0, "%s: GGUF round trip: %s", names[i], err.msg);
+        plm_model_free(a), plm_model_free(b);
+    }
+    expect_config("qwen3 attention_bias", "\"model_type\": \"qwen3\", \"attention_bias\": true",
+                  PLM_ERR_UNSUPPORTED, "attention_bias is true");
+    expect_config("qwen2 sliding window", "\"model_type\": \"qwen2\", \"use_sliding_window\": true",
+                  PLM_ERR_UNSUPPORTED, "use_sliding_window");
+    expect_config("qwen2 mlp bias", "\"architectures\": [\"Qwen2ForCausalLM\"], \"mlp_bias\": true",
+                  PLM_ERR_UNSUPPORTED, "mlp_bias");
+    expect_config("llama3 without factor",
+                  "\"model_type\": \"llama\", \"rope_scaling\": {\"rope_type\": \"llama3\"}",
+                  PLM_ERR_FORMAT, "no factor");
+    expect_config("llama3 high <= low",
+                  "\"model_type\": \"llama\", \"rope_scaling\": {\"rope_type\": \"llama3\", "
+                  "\"factor\": 8.0, \"low_freq_factor\": 4.0, \"high_freq_factor\": 1.0, "
+                  "\"original_max_position_embeddings\": 64}",
+                  PLM_ERR_FORMAT, "0 < low < high");
+    expect_config("yarn", "\"model_type\": \"qwen2\", \"rope_scaling\": {\"type\": \"yarn\"}",
+                  PLM_ERR_UNSUPPORTED, "'yarn'");
+}
+
 int main(void) {
     test_self();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/plm_formats_XXXXXX");
@@ -802,6 +873,7 @@ int main(void) {
     test_model_roundtrips(0);
     test_model_roundtrips(1);
     test_model_errors();
+    test_families();
     test_inplace(0);
     test_inplace(1);
     test_real_model();

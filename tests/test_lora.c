@@ -466,6 +466,51 @@ static int peft_export(const char *dir, int untied) {
     return rc;
 }
 
+// the other families (tests/make_ref_arch.py's tiny models): an adapter on every linear (Qwen2's
+// q/k/v keep their biases, Qwen3's head_dim 24 gives q 96 and k/v 48 outputs) is saved and loaded
+// back with the same logits bit for bit, and merged into the weights (biases and q/k norms copied)
+// == applied at run time
+static void test_families(void) {
+    const char *names[] = {"tiny-llama3", "tiny-qwen2", "tiny-qwen3"};
+    for (int f = 0; f < 3; f++) {
+        char path[64];
+        snprintf(path, sizeof path, "tests/ref/%s", names[f]);
+        plm_model *m = load_model(path, PLM_DTYPE_F32), *merged = NULL;
+        plm_lora *a = NULL, *b = NULL;
+        plm_error err;
+        char *dir = temp_dir();
+        if (!m || !dir ||
+            plm_lora_create(&a, &m->config, 4, 8.0f, 0.0f, 0x7f, NULL, 0, NULL,
+                            m->config.vocab_size, NULL, 7, &err) != PLM_OK) {
+            CHECK_MSG(0, "%s: %s", names[f], m ? err.msg : "no model");
+            plm_model_free(m);
+            continue;
+        }
+        uint64_t s = 99;
+        for (int32_t i = 0; i < a->n_layers * PLM_LORA_N_TARGETS; i++) {
+            int32_t out, in;
+            plm_lora_target_shape(&m->config, (plm_lora_target)(i % PLM_LORA_N_TARGETS), &out, &in);
+            for (size_t k = 0; k < (size_t)out * 4; k++) a->pairs[i].B[k] = 0.4f * coin(&s);
+        }
+        const int32_t ids[] = {1, 5, 300, 17, 5, 42, 9};
+        size_t n = 7 * (size_t)m->config.vocab_size;
+        CHECK_MSG(plm_lora_save(a, dir, &err) == PLM_OK &&
+                      plm_lora_load(&b, dir, m, &err) == PLM_OK,
+                  "%s: %s", names[f], err.msg);
+        CHECK_MSG(plm_model_merge(&merged, m, a, &err) == PLM_OK, "%s merge: %s", names[f],
+                  err.msg);
+        float *la = logits_all(m, a, ids, 7), *lb = b ? logits_all(m, b, ids, 7) : NULL;
+        float *lm = merged ? logits_all(merged, NULL, ids, 7) : NULL;
+        CHECK_MSG(la && lb && !memcmp(la, lb, n * sizeof *la), "%s: loaded adapter differs",
+                  names[f]);
+        if (la && lm) check_close("merged vs run-time", lm, la, n, 3e-5, 1e-5);
+        free(la), free(lb), free(lm);
+        remove_dir(dir);
+        plm_lora_free(a), plm_lora_free(b);
+        plm_model_free(merged), plm_model_free(m);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--peft-export"))
         return peft_export(argv[2], !strcmp(argv[3], "untied"));
@@ -483,5 +528,6 @@ int main(int argc, char **argv) {
     test_bad_adapters();
     test_unknown_key();
     test_create_errors();
+    test_families();
     return test_main_end("test_lora");
 }

@@ -185,6 +185,39 @@ static void test_variant(const char *name) {
     plm_model_free(m);
 }
 
+// test_decode_bits: a prompt decoded token by token with the KV cache, and in two pieces, gives
+// the logits of decoding it at once bit for bit
+static void test_decode_bits(const char *name) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/ref/%s", name);
+    plm_model *m = NULL;
+    plm_error err;
+    plm_load_params lp = plm_load_default_params();
+    if (plm_model_load(&m, dir, &lp, &err) != PLM_OK) {
+        CHECK_MSG(0, "%s: %s", name, err.msg);
+        return;
+    }
+    enum { N = 41 };
+    size_t V = (size_t)m->config.vocab_size;
+    int32_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)((i * 37 + 5) % (int)V);
+    float *all = logits_all(m, 2, ids, N), *step = malloc((size_t)N * V * sizeof *step);
+    plm_session *s = new_session(m, 2);
+    for (int t = 0; t < N; t++) {
+        CHECK(plm_session_decode(s, ids + t, 1, &err) == PLM_OK);
+        memcpy(step + (size_t)t * V, plm_session_logits(s), V * sizeof *step);
+    }
+    CHECK_MSG(!memcmp(step, all, (size_t)N * V * sizeof *step), "%s: token by token != at once",
+              name);
+    plm_session_truncate(s, 0);
+    CHECK(plm_session_decode_all(s, ids, 16, step, &err) == PLM_OK &&
+          plm_session_decode_all(s, ids + 16, N - 16, step + 16 * V, &err) == PLM_OK);
+    CHECK_MSG(!memcmp(step, all, (size_t)N * V * sizeof *step), "%s: 16 + 25 != at once", name);
+    plm_session_free(s);
+    free(all), free(step);
+    plm_model_free(m);
+}
+
 // copy_prompt: the tiny model's own greedy text after 8 ids (from its 2nd token on) into prompt
 // (NP): it repeats the ids the model likes, so a continuation copies stretches of it
 static void copy_prompt(const plm_model *m, plm_session *s, int32_t *prompt, int np) {
@@ -687,6 +720,12 @@ int main(void) {
     test_variant("tiny-untied");
     test_variant("tiny-tied-bf16");
     test_variant("tiny-untied-f16");
+    test_variant("tiny-llama3"); // the other families (tests/make_ref_arch.py)
+    test_variant("tiny-qwen2");
+    test_variant("tiny-qwen3");
+    test_decode_bits("tiny-llama3");
+    test_decode_bits("tiny-qwen2");
+    test_decode_bits("tiny-qwen3");
     test_bad_input();
     test_dynamic_blocking();
     test_rerank();

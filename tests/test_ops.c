@@ -39,6 +39,7 @@ enum { T = 7, C = 24, H = 4, K = 2, D = 6, F = 10, V = 11 };
 typedef struct {
     float *x, *w, *q, *k, *v, *gate, *up, *cos_t, *sin_t;
     float *out, *att, *rstd;
+    float *rstd_h, *cos_s, *sin_s; // (T*H) per-head norms; (16, D/2) a llama3-scaled RoPE table
 } bufs;
 
 // loss_of: L = sum(out * g) for op on the current inputs
@@ -55,9 +56,13 @@ static double loss_of(int op, bufs *b, const float *g) {
         plm_attention_forward(b->out, b->att, T, b->q, b->k, b->v, (size_t)K * D, (size_t)D, T, 0,
                               H, K, D, 0, T * H);
         return dotg(b->out, g, (size_t)T * H * D);
-    default:
+    case 3:
         plm_swiglu_forward(b->out, b->gate, b->up, (size_t)T * F);
         return dotg(b->out, g, (size_t)T * F);
+    default: // Qwen3's queries: RMSNorm over each head's D values (weight w's first D), then RoPE
+        plm_rmsnorm_forward(b->out, b->rstd_h, b->q, b->w, T * H, D, 1e-5f);
+        plm_rope_forward(b->out, b->cos_s, b->sin_s, 3, T, H, D);
+        return dotg(b->out, g, (size_t)T * H * D);
     }
 }
 
@@ -88,7 +93,7 @@ static void test_backward(void) {
     b.q = randv(T * H * D, 1.0f), b.k = randv(T * K * D, 1.0f), b.v = randv(T * K * D, 1.0f);
     b.gate = randv(T * F, 3.0f), b.up = randv(T * F, 1.0f);
     b.cos_t = zeros(16 * D / 2), b.sin_t = zeros(16 * D / 2);
-    plm_rope_table(b.cos_t, b.sin_t, 16, D, 10000.0f);
+    plm_rope_table(b.cos_t, b.sin_t, 16, D, 10000.0f, NULL);
     b.out = zeros(T * H * D > T * C ? T * H * D : T * C), b.att = zeros(T * H * T),
     b.rstd = zeros(T);
     float *g = randv(T * C + T * H * D, 1.0f);
@@ -120,6 +125,22 @@ static void test_backward(void) {
     plm_swiglu_backward(dg, du, g, b.gate, b.up, T * F);
     fd_check("swiglu dgate", 3, &b, g, b.gate, T * F, dg);
     fd_check("swiglu dup", 3, &b, g, b.up, T * F, du);
+
+    // per-head q norm then RoPE with llama3 scaling (its 3 frequencies: one kept, one blended, one
+    // divided), backward in the trainer's order: RoPE's, then the norm's
+    const plm_rope_scaling llama3 = {8.0f, 1.0f, 4.0f, 256};
+    float divisors[D / 2];
+    plm_rope_llama3_divisors(divisors, D, 10000.0f, &llama3);
+    CHECK(divisors[0] == 1.0f && divisors[1] > 1.0f && divisors[1] < 8.0f && divisors[2] == 8.0f);
+    b.rstd_h = zeros(T * H), b.cos_s = zeros(16 * D / 2), b.sin_s = zeros(16 * D / 2);
+    plm_rope_table(b.cos_s, b.sin_s, 16, D, 10000.0f, divisors);
+    float *dn = zeros(T * H * D), *dqn = zeros(T * H * D);
+    memcpy(dn, g, sizeof(float) * T * H * D);
+    loss_of(4, &b, g);
+    plm_rope_backward(dn, b.cos_s, b.sin_s, 3, T, H, D);
+    plm_rmsnorm_backward(dqn, NULL, dn, b.q, b.w, b.rstd_h, T * H, D);
+    fd_check("q norm + llama3 rope", 4, &b, g, b.q, T * H * D, dqn);
+    free(dn), free(dqn), free(b.rstd_h), free(b.cos_s), free(b.sin_s);
 
     free(dx), free(dw), free(dq), free(gq), free(gk), free(gv), free(dg), free(du), free(g);
     free(b.x), free(b.w), free(b.q), free(b.k), free(b.v), free(b.gate), free(b.up);
@@ -256,7 +277,7 @@ static void test_paths_ops(void) {
         in.l = randv((size_t)4 * Vn, 30.0f);
         in.gate[0] = -95.0f, in.gate[1] = 95.0f, in.l[1] = -120.0f; // exp's clamps
         in.cos_t = zeros((size_t)(S + 2) * Dn / 2), in.sin_t = zeros((size_t)(S + 2) * Dn / 2);
-        plm_rope_table(in.cos_t, in.sin_t, S + 2, Dn, 10000.0f);
+        plm_rope_table(in.cos_t, in.sin_t, S + 2, Dn, 10000.0f, NULL);
         const size_t cap = (size_t)Tn * (4 * Cn + 6 * Hn * Dn + 4 * Kn * Dn + Hn * S + 3 * Fn) +
                            Tn + Cn + 4 * (size_t)Vn + 16;
         float *ref = zeros(cap), *got = zeros(cap);

@@ -274,5 +274,8 @@ int main(void) {
     test_isa_from_env("test_train");
     test_variant("train-tied");
     test_variant("train-untied");
+    test_variant("train-qwen3");  // through q/k norms (tests/make_ref_train_arch.py)
+    test_variant("train-qwen2");  // with q/k/v biases
+    test_variant("train-llama3"); // through llama3-scaled RoPE
     return test_main_end("test_train");
 }

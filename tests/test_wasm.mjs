@@ -2,7 +2,8 @@
 // 1. tiny model (tests/ref/tiny-tied converted to GGUF; no tokenizer): for f32 and q8_0, with the
 //    single-threaded and the threaded build, the logits of a fixed id list equal the native ones
 //    (tests/wasm_logits.c) within atol 1e-5 + rtol 1e-5 (libm and SIMD differ), and a 16-token
-//    greedy continuation is the same ids.
+//    greedy continuation is the same ids; the same (f32, 1 thread) for the tiny Llama 3, Qwen2 and
+//    Qwen3 models of tests/make_ref_arch.py.
 // 2. real SmolLM2 (when models/SmolLM2-135M-Instruct.Q4_1.gguf is present), greedy: for f32 and
 //    q8_0, text and ids of generate and paraphrase equal `pocketlm generate|paraphrase --temp 0
 //    --json`; for q8_0 also the prompt's logits equal the native ones within atol 1e-5 + rtol 1e-5.
@@ -125,6 +126,22 @@ for (const dtype of ['f32', 'q8_0']) {
     }
     lm.free();
   }
+}
+
+// ---- 1b. the other families (tests/make_ref_arch.py: Llama 3 RoPE scaling, Qwen2 biases, Qwen3
+// q/k norms) from GGUF: logits and greedy ids vs native ----
+
+for (const fam of ['llama3', 'qwen2', 'qwen3']) {
+  const file = path.join(path.dirname(tiny), `tiny-${fam}.gguf`);
+  native([path.join(BUILD_DIR, 'pocketlm'), 'convert', path.join(ROOT, `tests/ref/tiny-${fam}`), file]);
+  const ref = JSON.parse(native([path.join(BUILD_DIR, 'tests/wasm_logits'), file, 'f32', '1',
+                                 String(N_GREEDY), ...ids.map(String)]));
+  const lm = await PocketLM.load(file, { dtype: 'f32', threads: 1 });
+  allclose(await lm.decode(ids), ref.logits, 1e-5, 1e-5, `tiny-${fam} f32: logits`);
+  const g = await lm.generate(ids, { maxTokens: N_GREEDY, temperature: 0, stopTokens: [] });
+  check(JSON.stringify(g.tokens) === JSON.stringify(ref.greedy), `tiny-${fam} f32: greedy ids`,
+        `wasm ${JSON.stringify(g.tokens)}, native ${JSON.stringify(ref.greedy)}`);
+  lm.free();
 }
 
 // ---- 2. real SmolLM2: greedy text equals the native CLI ----

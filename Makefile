@@ -116,7 +116,7 @@ bench-gemm: ## f32 matmul at prefill shapes against OpenBLAS sgemm (numpy), 1 th
 	@BUILD=$(BUILD) sh scripts/bench_gemm.sh
 
 # bench-serve: the server under 1, 4, 8, 16 concurrent clients vs llama-cpp-python's server
-bench-serve: $(BUILD)/pocketlm ## `serve` under 1, 4, 8 and 16 concurrent clients (aggregate tok/s, p50/p99 latency and TTFT) against llama-cpp-python's server, then a 10-minute soak at 8 clients (RSS growth; `BENCH_SOAK_SECS`), into `benchmarks/history/`
+bench-serve: $(BUILD)/pocketlm ## `serve` under 1, 4, 8 and 16 concurrent clients (aggregate tok/s, p50/p99 latency and TTFT) against llama.cpp's `llama-server` (16 parallel slots; built from source by `LCP_SERVER=1 sh scripts/setup_bench.sh` on first use) and llama-cpp-python's server, then a 10-minute soak at 8 clients (RSS growth; `BENCH_SOAK_SECS`), into `benchmarks/history/`
 	@BUILD=$(BUILD) sh scripts/bench_serve.sh
 
 loc: ## lines of each source file, sorted

@@ -11,6 +11,10 @@
 #                    missing): one Llama object, requests served one at a time (it has no parallel
 #                    slots; --interrupt_requests False, else a new request cancels the running
 #                    one), the weights in the file's own Q4_1
+#   llama-server     llama.cpp's own server from the same vendored llama.cpp (built natively by
+#                    scripts/setup_bench.sh with LCP_SERVER=1, which this script runs when it is
+#                    missing): --parallel 16 slots (1024 positions each) with continuous batching,
+#                    -t 2, the weights in the file's own Q4_1: the peer with parallel slots
 #
 # Then a soak (BENCH_SOAK_SECS, default 600; 0 skips it): pocketlm under BENCH_SOAK_CLIENTS (8)
 # clients sending requests without pause, its resident memory sampled 60 times: the growth from a
@@ -33,6 +37,7 @@ SOAK=${BENCH_SOAK_SECS:-600}
 SOAK_CLIENTS=${BENCH_SOAK_CLIENTS:-8}
 MODEL=models/SmolLM2-135M-Instruct.Q4_1.gguf
 PY=/usr/bin/python3
+LCP_SERVER_BIN=${LCP_SERVER_DIR:-/usr/local/lib/pocketlm-bench/llama-server}/bin/llama-server
 W=$BUILD/bench-serve
 BIN=$BUILD/pocketlm
 mkdir -p "$W"
@@ -86,6 +91,31 @@ if ! $PY -c 'import llama_cpp.server.app' 2>/dev/null; then # (idempotent; the A
     say "llama-cpp-python's server is missing: sh scripts/setup_bench.sh"
     LCP_AVX2=0 sh scripts/setup_bench.sh >&2 || say "setup_bench.sh failed"
 fi
+if [ ! -x "$LCP_SERVER_BIN" ]; then # (idempotent; the AVX2 variant is not needed)
+    say "llama-server is missing: LCP_SERVER=1 sh scripts/setup_bench.sh"
+    LCP_AVX2=0 LCP_SERVER=1 sh scripts/setup_bench.sh >&2 || say "setup_bench.sh failed"
+fi
+if [ -x "$LCP_SERVER_BIN" ]; then
+    log=$W/llama-server.log
+    "$LCP_SERVER_BIN" -m "$MODEL" -t "$THREADS" -tb "$THREADS" --parallel 16 -c 16384 \
+        --host 127.0.0.1 --port 0 >"$log" 2>&1 &
+    PID=$!
+    port=$(wait_port "$log" '.*listening on http://127.0.0.1:\([0-9]*\).*') || port=
+    for _ in $(seq 1 600); do # the model loads after the port opens
+        [ -n "$port" ] && $PY -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health')" 2>/dev/null && break
+        sleep 0.2
+    done
+    if [ -n "$port" ]; then
+        say "llama-server on port $port"
+        $PY scripts/bench_serve.py "$port" llama-server "$LEVELS" "$REQS" "$TOKENS" | tee -a "$W/runs.jsonl" >&2
+        echo "llama-server: $(rss "$PID")" >>"$W/rss.txt"
+    else
+        say "llama-server did not start (see $log)"
+    fi
+    kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+else
+    say "llama-server is not built (LCP_SERVER=1 sh scripts/setup_bench.sh): no peer with parallel slots"
+fi
 if $PY -c 'import llama_cpp.server.app' 2>/dev/null; then
     LCP=$($PY -c 'import llama_cpp; print(llama_cpp.__version__)')
     port=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -119,18 +149,20 @@ runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 soak = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 one = {r["system"]: r["tok_s"] for r in runs if r["clients"] == 1}
 peer = {r["clients"]: r["tok_s"] for r in runs if r["system"] == "llama-cpp-python"}
+slots = {r["clients"]: r["tok_s"] for r in runs if r["system"] == "llama-server"}
 lines = ["# bench-serve $(date '+%Y-%m-%d %H:%M') — pocketlm " + E["GIT_REV"], "",
          f"Machine: {E['CPU_MODEL']}, {E['CPU_CORES']} cores ({E['CPU_FLAGS'].strip()}), {E['FREE_G']}, {E['KERNEL']}; "
          "threads $THREADS; load average (1/5/15 min) $LOAD_START at the start, $LOAD_END at the end.",
          f"Builds: pocketlm \`make\` ({E['CC_VERSION']}, CFLAGS \`{E['CFLAGS_USED']}\`); llama-cpp-python $LCP (scripts/setup_bench.sh).",
-         "Model: $MODEL (pocketlm --dtype q8_0; llama-cpp-python in the file's Q4_1).",
+         "Model: $MODEL (pocketlm --dtype q8_0; llama-server and llama-cpp-python in the file's Q4_1).",
          "Load: each client sends $REQS streamed greedy /v1/completions in turn, a prompt of about 32 tokens, $TOKENS new tokens.",
-         "", "| system | clients | requests | aggregate tok/s | x its 1 client | x llama-cpp-python | TTFT p50 / p99 (s) | latency p50 / p99 (s) | errors |",
-         "|---|---|---|---|---|---|---|---|---|"]
+         "", "| system | clients | requests | aggregate tok/s | x its 1 client | x llama-server | x llama-cpp-python | TTFT p50 / p99 (s) | latency p50 / p99 (s) | errors |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
 for r in runs:
     x = f"{r['tok_s'] / one[r['system']]:.2f}" if one.get(r["system"]) else "—"
     y = f"{r['tok_s'] / peer[r['clients']]:.2f}" if peer.get(r["clients"]) and r["system"] != "llama-cpp-python" else "—"
-    lines.append(f"| {r['system']} | {r['clients']} | {r['requests']} | {r['tok_s']} | {x} | {y} | "
+    z = f"{r['tok_s'] / slots[r['clients']]:.2f}" if slots.get(r["clients"]) and r["system"] != "llama-server" else "—"
+    lines.append(f"| {r['system']} | {r['clients']} | {r['requests']} | {r['tok_s']} | {x} | {z} | {y} | "
                  f"{r['ttft_p50']} / {r['ttft_p99']} | {r['latency_p50']} / {r['latency_p99']} | {r['n_errors']} |")
 lines += ["", "Memory after the run (VmRSS, VmHWM):", ""] + ["    " + l.rstrip() for l in open("$W/rss.txt")]
 for r in soak:

@@ -11,7 +11,7 @@ set -eu
 
 PY=/usr/bin/python3
 LCP_VERSIONS=${LCP_VERSIONS:-"0.3.16 0.3.9 0.2.90"}
-APT_PKGS="cmake build-essential python3-dev python3-pip python3-numpy time"
+APT_PKGS="cmake build-essential python3-dev python3-pip python3-numpy time curl ca-certificates"
 
 missing=""
 for p in $APT_PKGS; do
@@ -60,6 +60,39 @@ CMAKE_COMMON="-DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF \
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 export FORCE_CMAKE=1
 
+# llama_server VERSION (LCP_SERVER=1, which bench_serve.sh sets): llama.cpp's own server,
+# llama-server (parallel slots, continuous batching: the peer of `make bench-serve`), built natively
+# and statically from the llama.cpp that llama-cpp-python VERSION vendors: its PyPI source package,
+# found in PyPI's simple index and checked against the sha256 the index gives, into
+# LCP_SERVER_DIR/bin. Another ~5-10 min the first time.
+LCP_SERVER=${LCP_SERVER:-0}
+LCP_SERVER_DIR=${LCP_SERVER_DIR:-/usr/local/lib/pocketlm-bench/llama-server}
+llama_server() {
+    [ "$LCP_SERVER" = 1 ] || return 0
+    if [ -x "$LCP_SERVER_DIR/bin/llama-server" ]; then
+        echo "setup_bench: llama-server present in $LCP_SERVER_DIR"
+        return 0
+    fi
+    echo "setup_bench: building llama-server from llama-cpp-python==$1's llama.cpp into $LCP_SERVER_DIR"
+    tmp=$(mktemp -d)
+    url=$(curl -fsS https://pypi.org/simple/llama-cpp-python/ |
+        grep -o "https://[^\"#]*/llama_cpp_python-$1\.tar\.gz#sha256=[0-9a-f]*" | head -n 1) || url=
+    if [ -n "$url" ] && curl -fsS -o "$tmp/src.tar.gz" "${url%%#*}" &&
+        echo "${url##*sha256=}  $tmp/src.tar.gz" | sha256sum -c - >/dev/null &&
+        tar xzf "$tmp/src.tar.gz" -C "$tmp" &&
+        cmake -S "$tmp/llama_cpp_python-$1/vendor/llama.cpp" -B "$tmp/build" -DGGML_NATIVE=ON \
+            -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON \
+            $(echo "$CMAKE_COMMON" | sed 's/-DLLAMA_BUILD_SERVER=OFF//') >/dev/null &&
+        cmake --build "$tmp/build" --target llama-server -j "$CMAKE_BUILD_PARALLEL_LEVEL" >/dev/null &&
+        install -D "$tmp/build/bin/llama-server" "$LCP_SERVER_DIR/bin/llama-server"; then
+        echo "setup_bench: llama-server built"
+    else
+        echo "setup_bench: llama-server did not build: bench-serve runs without it" >&2
+    fi
+    rm -rf "$tmp"
+    return 0
+}
+
 # server_extras: what `python3 -m llama_cpp.server` needs (the "server" extra of its metadata),
 # for `make bench-serve`; plain PyPI packages, no build
 server_extras() {
@@ -79,6 +112,7 @@ if [ -n "$have" ] && $PY -c 'import llama_cpp' 2>/dev/null; then
             echo "setup_bench: llama-cpp-python $have present"
             build_avx2 "$have"
             server_extras
+            llama_server "$have"
             exit 0
         fi
     done
@@ -94,6 +128,7 @@ for v in $LCP_VERSIONS; do
             $PY -c 'import llama_cpp; print("setup_bench: system_info", llama_cpp.llama_print_system_info().decode())'
             build_avx2 "$v"
             server_extras
+            llama_server "$v"
             exit 0
         fi
     fi

@@ -103,14 +103,15 @@ struct plm_generator {
     float *logits;  // (n_vocab) the blocked copy of the logits, or NULL without blocking or facts
     float penalty;  // this candidate's blocking: copy_penalty, or copy_retry for the retry
     // candidates, and the retry of a copy
-    int32_t n_cand;             // candidates to sample, >= 1
-    int buffered;               // 1: text comes out once chosen (candidates or copy_retry)
-    int retry;                  // k > 0: this candidate is the k-th retry of a copy
-    int32_t base;               // session positions after the prefill
-    double logp;                // this candidate's summed log-probability
-    char *src_text;             // the text BLEU compares with (when buffered), owned
-    char *best;                 // the best candidate's text so far (malloc'd), or NULL
-    size_t best_len;            // its bytes
+    int32_t n_cand;  // candidates to sample, >= 1
+    int buffered;    // 1: text comes out once chosen (candidates or copy_retry)
+    int retry;       // k > 0: this candidate is the k-th retry of a copy
+    int32_t base;    // session positions after the prefill
+    double logp;     // this candidate's summed log-probability
+    char *src_text;  // the source's text, owned (a copy: a caller may free p.source once created):
+                     // what BLEU compares with (when buffered) and keep_facts keeps to
+    char *best;      // the best candidate's text so far (malloc'd), or NULL
+    size_t best_len; // its bytes
     int32_t *best_ids;          // (max_tokens + 1) its ids
     plm_generate_result best_r; // its counts, stop reason, utility
     int32_t last;               // the id sampled by the last call, -1 for none or a stop token
@@ -163,7 +164,7 @@ static plm_status source_init(plm_generator *g, const int32_t *prompt, int32_t n
     else memcpy(g->src, prompt, (size_t)n * sizeof *g->src);
     g->n_src = n;
     for (int32_t j = 0; j < n; j++) g->word[j] = (uint8_t)starts_word(g->tok, g->src[j]);
-    if (!g->buffered) return PLM_OK;
+    if (!g->buffered && !g->p.keep_facts) return PLM_OK;
     int64_t m = text     ? (int64_t)strlen(text)
                 : g->tok ? plm_tokenizer_decode(g->tok, prompt, n_prompt, NULL, 0)
                          : 0;
@@ -326,7 +327,7 @@ static plm_status adds_facts(plm_generator *g, int32_t id, int *bad, plm_error *
         if (id == g->stops[k]) return PLM_OK;
     size_t len = g->len;
     plm_status st = append(g, id, err);
-    if (st == PLM_OK) *bad = plm_invented_prefix(g->p.source, g->text, g->len);
+    if (st == PLM_OK) *bad = plm_invented_prefix(g->src_text, g->text, g->len);
     g->len = len;
     return st;
 }

@@ -1,4 +1,4 @@
-// info.c: `pocketlm info -m MODEL [--dtype f32|q8_0] [--json]`: the architecture, every config value,
+// info.c: `pocketlm info -m MODEL [--dtype T] [--json]`: the architecture, every config value,
 // the parameter count, the file's tensor dtypes, memory for f32 and q8_0 weights, KV cache per
 // token, and the CPU with the kernel path that runs.
 // It reads the file's per-type tensor counts from struct plm_model (model.h), the one thing the
@@ -18,14 +18,14 @@ typedef struct {
 } info_kv;
 
 static int usage(void) {
-    printf(
-        "usage: pocketlm info -m MODEL [--dtype f32|q8_0] [--json]\n"
-        "Loads MODEL (an HF directory or a .gguf file) and prints its architecture, config,\n"
-        "parameter count, file dtypes, weight memory for f32 and q8_0, and KV cache bytes per\n"
-        "token, the CPU, its features and the kernel path (PLM_ISA=path forces one).\n\n"
-        "  -m PATH          model\n"
-        "  --dtype T        load the weights as f32 (default) or q8_0 (shows load time and size)\n"
-        "  --json           one JSON object instead of text\n");
+    printf("usage: pocketlm info -m MODEL [--dtype T] [--json]\n"
+           "Loads MODEL (an HF directory or a .gguf file) and prints its architecture, config,\n"
+           "parameter count, file dtypes, weight memory for f32 and q8_0, and KV cache bytes per\n"
+           "token, the CPU, its features and the kernel path (PLM_ISA=path forces one).\n\n"
+           "  -m PATH          model\n"
+           "  --dtype T        load the weights as f32 (default), q8_0, q4_0, q4_1 or auto (shows\n"
+           "                   load time and size)\n"
+           "  --json           one JSON object instead of text\n");
     return 0;
 }
 
@@ -118,9 +118,7 @@ int cmd_info(int argc, char **argv) {
             if (!(path = cli_value(cmd, argc, argv, &i))) return 2;
         } else if (!strcmp(argv[i], "--dtype")) {
             if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (plm_dtype_parse(v, &lp.dtype) != PLM_OK ||
-                (lp.dtype != PLM_DTYPE_F32 && lp.dtype != PLM_DTYPE_Q8_0))
-                return cli_usage_error(cmd, "--dtype wants f32 or q8_0, got '%s'", v);
+            if (cli_dtype(cmd, v, &lp.dtype)) return 2;
         } else return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
     }
     if (!path) return cli_usage_error(cmd, "-m MODEL is required");

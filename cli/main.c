@@ -100,6 +100,14 @@ int cli_ftype(const char *cmd, const char *flag, const char *s, plm_ftype *out) 
     return cli_usage_error(cmd, "%s wants one of %s, got '%s'", flag, PLM_FTYPE_NAMES, s);
 }
 
+int cli_dtype(const char *cmd, const char *s, plm_dtype *out) {
+    if (plm_dtype_parse(s, out) == PLM_OK &&
+        (*out == PLM_DTYPE_F32 || *out == PLM_DTYPE_Q8_0 || *out == PLM_DTYPE_Q4_0 ||
+         *out == PLM_DTYPE_Q4_1 || *out == PLM_DTYPE_AUTO))
+        return 0;
+    return cli_usage_error(cmd, "--dtype wants %s, got '%s'", CLI_DTYPE_NAMES, s);
+}
+
 int cli_model_flag(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o) {
     const char *a = argv[*i], *v;
     long n;
@@ -110,11 +118,7 @@ int cli_model_flag(const char *cmd, int argc, char **argv, int *i, cli_model_opt
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
     else if (!strcmp(a, "--lora")) o->lora = v;
     else if (!strcmp(a, "--dtype")) {
-        if (plm_dtype_parse(v, &o->dtype) != PLM_OK ||
-            (o->dtype != PLM_DTYPE_F32 && o->dtype != PLM_DTYPE_Q8_0)) {
-            cli_usage_error(cmd, "--dtype wants f32 or q8_0, got '%s'", v);
-            return -1;
-        }
+        if (cli_dtype(cmd, v, &o->dtype)) return -1;
     } else if (!strcmp(a, "--threads")) {
         if (cli_int(cmd, a, v, 1, 256, &n)) return -1;
         o->n_threads = (int32_t)n;

@@ -128,6 +128,18 @@ static float q8_sum_scalar(const float acc[16]) {
     return (a0 + a2) + (a1 + a3);
 }
 
+// q8_block_scalar: block b (32 inputs xq, 32 weights wq, s = dw * dx) into the canonical
+// accumulators acc[16].
+static void q8_block_scalar(float acc[16], const int8_t *xq, const int8_t *wq, float s, int b) {
+    float *a = acc + 8 * (b % 2);
+    for (int l = 0; l < 8; l++) {
+        int32_t p = 0;
+        for (int i = 4 * l; i < 4 * l + 4; i++) p += (int32_t)xq[i] * wq[i];
+        const float m = (float)p * s; // its own statement: never contracted to an FMA
+        a[l] = a[l] + m;
+    }
+}
+
 // q8_tile_scalar: out[t, r] in the canonical order, written out one lane at a time.
 static void q8_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
@@ -136,18 +148,53 @@ static void q8_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) 
             const int8_t *xq = j->xq + (size_t)t * C, *wq = j->w->q + (size_t)r * C;
             const float *xd = j->xd + (size_t)t * nb, *wd = j->w->d + (size_t)r * nb;
             float acc[16] = {0};
-            for (int b = 0; b < nb; b++) {
-                const float s = wd[b] * xd[b];
-                float *a = acc + 8 * (b % 2);
-                for (int l = 0; l < 8; l++) {
-                    const int k = b * PLM_QK + 4 * l;
-                    int32_t p = 0;
-                    for (int i = k; i < k + 4; i++) p += (int32_t)xq[i] * wq[i];
-                    const float m = (float)p * s; // its own statement: never contracted to an FMA
-                    a[l] = a[l] + m;
-                }
-            }
+            for (int b = 0; b < nb; b++)
+                q8_block_scalar(acc, xq + b * PLM_QK, wq + b * PLM_QK, wd[b] * xd[b], b);
             j->out[(size_t)t * R + r] = q8_sum_scalar(acc);
+        }
+    }
+}
+
+// ---- Q4_0 and Q4_1: matmul_kernels.h's order ----
+
+// q4_unpack: the 32 int8 weights of the Q4 block at qs (16 bytes): k - 8 (Q4_0) or k (Q4_1).
+static void q4_unpack(int8_t w[PLM_QK], const uint8_t *qs, plm_dtype dtype) {
+    const int off = dtype == PLM_DTYPE_Q4_0 ? 8 : 0;
+    for (int i = 0; i < 16; i++) {
+        w[i] = (int8_t)((qs[i] & 15) - off);
+        w[i + 16] = (int8_t)((qs[i] >> 4) - off);
+    }
+}
+
+float plm_q4_m_sum(const float *m, const float *xs, int nb) {
+    float acc[8] = {0};
+    for (int b = 0; b < nb; b++) {
+        const float p = m[b] * xs[b]; // its own statement: never contracted to an FMA
+        acc[b % 8] = acc[b % 8] + p;
+    }
+    const float h0 = acc[0] + acc[4], h1 = acc[1] + acc[5], h2 = acc[2] + acc[6],
+                h3 = acc[3] + acc[7];
+    return (h0 + h2) + (h1 + h3);
+}
+
+// q4_tile_scalar: out[t, r] in the order of matmul_kernels.h, one lane at a time.
+static void q4_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
+    for (int t = t0; t < t0 + mt; t++) {
+        for (int r = r0; r < r0 + nr; r++) {
+            const int8_t *xq = j->xq + (size_t)t * C;
+            const float *xd = j->xd + (size_t)t * nb, *wd = j->w->d + (size_t)r * nb;
+            const uint8_t *qs = j->w->q4 + (size_t)r * C / 2;
+            float acc[16] = {0};
+            for (int b = 0; b < nb; b++) {
+                int8_t wq[PLM_QK];
+                q4_unpack(wq, qs + b * PLM_QK / 2, j->w->dtype);
+                q8_block_scalar(acc, xq + b * PLM_QK, wq, wd[b] * xd[b], b);
+            }
+            float o = q8_sum_scalar(acc);
+            if (j->w->dtype == PLM_DTYPE_Q4_1)
+                o = o + plm_q4_m_sum(j->w->m + (size_t)r * nb, j->xs + (size_t)t * nb, nb);
+            j->out[(size_t)t * R + r] = o;
         }
     }
 }
@@ -157,6 +204,7 @@ static void q8_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) 
 static const matmul_kernels kernels_scalar = {
     .f32 = {f32_tile_scalar, 1, 1, 1, NULL, NULL, 0},
     .q8 = {q8_tile_scalar, 1, 1, 1, NULL, NULL, 0},
+    .q4 = {q4_tile_scalar, 1, 1, 1, NULL, NULL, 0},
 };
 
 const matmul_kernels *plm_matmul_kernels(plm_isa isa) {
@@ -191,10 +239,34 @@ void plm_quantize_q8_0(int8_t *q, float *d, const float *x, size_t n) {
     plm_quantize_q8_0_isa(plm_isa_active(), q, d, x, n);
 }
 
+size_t plm_mat_bytes(plm_dtype dtype, size_t rows, size_t cols) {
+    const size_t e = rows * cols, nb = e / PLM_QK;
+    switch (dtype) {
+    case PLM_DTYPE_Q8_0: return e + nb * sizeof(float);
+    case PLM_DTYPE_Q4_0: return e / 2 + nb * sizeof(float);
+    case PLM_DTYPE_Q4_1: return e / 2 + 2 * nb * sizeof(float);
+    default: return e * sizeof(float);
+    }
+}
+
 void plm_mat_row(float *out, const plm_mat *w, int32_t r) {
     const size_t C = (size_t)w->cols;
     if (w->dtype == PLM_DTYPE_F32) {
         memcpy(out, w->f32 + (size_t)r * C, C * sizeof(float));
+        return;
+    }
+    if (w->dtype != PLM_DTYPE_Q8_0) { // gguf.c's dequant_q4_0 / dequant_q4_1, per block
+        const uint8_t *qs = w->q4 + (size_t)r * C / 2;
+        const float *d = w->d + (size_t)r * (C / PLM_QK);
+        for (size_t b = 0; b < C / PLM_QK; b++) {
+            int8_t k[PLM_QK];
+            q4_unpack(k, qs + b * PLM_QK / 2, w->dtype);
+            for (int i = 0; i < PLM_QK; i++) {
+                const float x = (float)k[i] * d[b];
+                out[b * PLM_QK + i] =
+                    w->dtype == PLM_DTYPE_Q4_1 ? x + w->m[(size_t)r * (C / PLM_QK) + b] : x;
+            }
+        }
         return;
     }
     const int8_t *q = w->q + (size_t)r * C;
@@ -204,8 +276,8 @@ void plm_mat_row(float *out, const plm_mat *w, int32_t r) {
 
 size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols) {
     const size_t n = (size_t)T * (size_t)cols, np = (size_t)(T + 15) / 16 * 16 * (size_t)cols;
-    // xq, xd, then xc (2 np + np / 8 bytes, matmul_kernels.h)
-    return round_up64(n) + round_up64(n / PLM_QK * sizeof(float)) + round_up64(2 * np + np / 8);
+    // xq, xd, xs, then xc (2 np + np / 8 bytes, matmul_kernels.h)
+    return round_up64(n) + 2 * round_up64(n / PLM_QK * sizeof(float)) + round_up64(2 * np + np / 8);
 }
 
 // The inputs to quantize and pack: thread ith takes its tokens, PLM_PREPARE_TOKENS at a time.
@@ -213,10 +285,20 @@ typedef struct {
     const matmul_kernels *k;
     int8_t *xq;
     float *xd;
+    float *xs;   // NULL unless a weight is Q4_1
     int32_t *xc; // NULL without q8_prepare
     const float *inp;
     int32_t T, cols;
 } quantize_job;
+
+// block_sums: xs[t, b] = xd[t, b] * (the sum of block b of xq[t]) for n blocks (matmul_kernels.h).
+static void block_sums(float *xs, const int8_t *xq, const float *xd, size_t n) {
+    for (size_t b = 0; b < n; b++) {
+        int32_t sum = 0;
+        for (int i = 0; i < PLM_QK; i++) sum += xq[b * PLM_QK + i];
+        xs[b] = xd[b] * (float)sum;
+    }
+}
 
 static void quantize_worker(void *ctx, int ith, int nth) {
     const quantize_job *q = ctx;
@@ -229,32 +311,47 @@ static void quantize_worker(void *ctx, int ith, int nth) {
                     : quantize_scalar)(q->xq + (size_t)t0 * C, q->xd + (size_t)t0 * (C / PLM_QK),
                                        q->inp + (size_t)t0 * C, (size_t)(t1 - t0) * C);
     if (q->xc) q->k->q8_prepare(q->xc, q->xq, q->xd, q->T, q->cols, t0, t1);
+    if (q->xs)
+        block_sums(q->xs + (size_t)t0 * (C / PLM_QK), q->xq + (size_t)t0 * C,
+                   q->xd + (size_t)t0 * (C / PLM_QK), (size_t)(t1 - t0) * (C / PLM_QK));
 }
 
-// matmul_n: out_i = inp @ W_i^T for the n weights ws (same dtype and cols) on path isa.
+// kernel_of: the tiles of path k for dtype, the scalar reference's when k has none.
+static tile_kernel kernel_of(const matmul_kernels *k, plm_dtype dtype) {
+    const tile_kernel t = dtype == PLM_DTYPE_F32 ? k->f32 : dtype == PLM_DTYPE_Q8_0 ? k->q8 : k->q4;
+    return t.fn || t.rows ? t : kernel_of(&kernels_scalar, dtype);
+}
+
+// matmul_n: out_i = inp @ W_i^T for the n weights ws (same cols) on path isa.
 static void matmul_n(plm_isa isa, plm_pool *pool, int n, float *const *outs, const float *inp,
                      const plm_mat *const *ws, int32_t T, void *scratch) {
     assert(n >= 1 && n <= PLM_MATMUL_MAX_N && plm_isa_supported(isa));
     const matmul_kernels *k = plm_matmul_kernels(isa);
     const plm_mat *w = ws[0];
-    const int q8 = w->dtype == PLM_DTYPE_Q8_0;
-    assert(w->dtype == PLM_DTYPE_F32 || q8);
+    for (int i = 1; i < n; i++) // weights of several dtypes (a file's mix): one at a time
+        if (ws[i]->dtype != w->dtype) {
+            for (int h = 0; h < n; h++) matmul_n(isa, pool, 1, outs + h, inp, ws + h, T, scratch);
+            return;
+        }
+    const int quant = w->dtype != PLM_DTYPE_F32;
     matmul_job jobs[PLM_MATMUL_MAX_N];
     for (int i = 0; i < n; i++) {
-        assert(ws[i]->dtype == w->dtype && ws[i]->cols == w->cols);
+        assert(ws[i]->cols == w->cols);
         jobs[i] = (matmul_job){
-            .kernel = q8 ? k->q8 : k->f32, .out = outs[i], .inp = inp, .w = ws[i], .T = T};
+            .kernel = kernel_of(k, w->dtype), .out = outs[i], .inp = inp, .w = ws[i], .T = T};
     }
-    if (q8) {
+    if (quant) {
         assert(w->cols % PLM_QK == 0 && scratch != NULL);
-        const size_t N = (size_t)T * (size_t)w->cols;
-        quantize_job qj = {
-            k, scratch, (float *)(void *)((char *)scratch + round_up64(N)), NULL, inp, T, w->cols};
-        if (k->q8_prepare)
-            qj.xc = (int32_t *)(void *)((char *)qj.xd + round_up64(N / PLM_QK * sizeof(float)));
+        const size_t N = (size_t)T * (size_t)w->cols, nd = round_up64(N / PLM_QK * sizeof(float));
+        quantize_job qj = {k,    scratch, (float *)(void *)((char *)scratch + round_up64(N)),
+                           NULL, NULL,    inp,
+                           T,    w->cols};
+        if (w->dtype == PLM_DTYPE_Q4_1) qj.xs = (float *)(void *)((char *)qj.xd + nd);
+        if (k->q8_prepare) qj.xc = (int32_t *)(void *)((char *)qj.xd + 2 * nd);
         if (N >= QUANTIZE_MT_VALUES) plm_pool_run(pool, quantize_worker, &qj);
         else quantize_worker(&qj, 0, 1);
-        for (int i = 0; i < n; i++) jobs[i].xq = qj.xq, jobs[i].xd = qj.xd, jobs[i].xc = qj.xc;
+        for (int i = 0; i < n; i++)
+            jobs[i].xq = qj.xq, jobs[i].xd = qj.xd, jobs[i].xc = qj.xc, jobs[i].xs = qj.xs;
     }
     matmul_jobs js = {jobs, n};
     plm_pool_run(pool, matmul_worker, &js);

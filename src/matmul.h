@@ -1,5 +1,6 @@
-// matmul.h: the hot loops. out = inp @ W^T for W in HF layout (out_features, in_features), as f32
-// or as 8-bit blocks (Q8_0 style: 32 int8 per block, one f32 scale per block). Each kernel has a
+// matmul.h: the hot loops. out = inp @ W^T for W in HF layout (out_features, in_features), as f32,
+// as 8-bit blocks (Q8_0 style: 32 int8 per block, one f32 scale per block) or as 4-bit blocks
+// (GGUF's Q4_0 and Q4_1: 32 nibbles per block, one f32 scale, and for Q4_1 a minimum). Each kernel has a
 // scalar reference beside its SIMD paths (one per instruction-set path of cpu.h, chosen at run
 // time; the kernels themselves are in matmul_x86.c, matmul_arm.c, matmul_wasm.c); the reference is
 // what tests compare against. Every output element is computed by one thread
@@ -16,18 +17,27 @@
 
 #define PLM_QK 32 // values per Q8_0 block
 
-// A weight matrix in memory. rows = out_features, cols = in_features (a multiple of PLM_QK for Q8_0).
+// A weight matrix in memory. rows = out_features, cols = in_features (a multiple of PLM_QK when
+// quantized). Q4_0 and Q4_1 keep GGUF's nibbles as they are (copied at load) and the f16 scales
+// and minimums as f32 (exact) in arrays of their own: w = d * (k - 8) (Q4_0), fl(fl(k * d) + m)
+// (Q4_1, two roundings as gguf.c and ggml dequantize), k the nibble.
 typedef struct {
-    plm_dtype dtype;    // PLM_DTYPE_F32 or PLM_DTYPE_Q8_0
+    plm_dtype dtype;    // PLM_DTYPE_F32, PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0 or PLM_DTYPE_Q4_1
     int32_t rows, cols; // (out_features, in_features)
     float *f32;         // (rows, cols) when F32
     int8_t *q;          // (rows, cols) when Q8_0
-    float *d;           // (rows, cols / PLM_QK) block scales when Q8_0: w = q * d
+    float *d;           // (rows, cols / PLM_QK) block scales when quantized: w = q * d for Q8_0
+    uint8_t *q4;        // (rows, cols / 2) when Q4_x: per block 16 bytes, byte i holding element i
+                        // in its low nibble and element i + 16 in its high one (GGUF's qs)
+    float *m;           // (rows, cols / PLM_QK) block minimums when Q4_1
 } plm_mat;
+
+// plm_mat_bytes: bytes of a (rows, cols) matrix of dtype (F32, Q8_0, Q4_0, Q4_1) in memory.
+size_t plm_mat_bytes(plm_dtype dtype, size_t rows, size_t cols);
 
 // plm_quantize_q8_0: x (n) -> q (n), d (n / PLM_QK); d = max|x| / 127 per block, q = round(x / d).
 void plm_quantize_q8_0(int8_t *q, float *d, const float *x, size_t n);
-// plm_dequantize_row: row r of w as f32 into out (cols).
+// plm_mat_row: row r of w as f32 into out (cols); Q4_x as GGUF's dequantization, bit for bit.
 void plm_mat_row(float *out, const plm_mat *w, int32_t r);
 
 // plm_matmul_scratch_bytes: bytes of scratch that plm_matmul needs for T rows of cols inputs.
@@ -39,8 +49,8 @@ void plm_matmul(plm_pool *pool, float *out, const float *inp, const plm_mat *w, 
                 void *scratch);
 
 // plm_matmul_n: outs[i] (T, ws[i]->rows) = inp (T, cols) @ W_i^T for n <= PLM_MATMUL_MAX_N weights
-// of the same dtype and cols (q, k and v; gate and up): the same bits as n plm_matmul calls, with
-// the input quantized once and one start of the threads.
+// of the same cols (q, k and v; gate and up): the same bits as n plm_matmul calls; weights of one
+// dtype run with the input quantized once and one start of the threads.
 #define PLM_MATMUL_MAX_N 3
 void plm_matmul_n(plm_pool *pool, int n, float *const *outs, const float *inp,
                   const plm_mat *const *ws, int32_t T, void *scratch);

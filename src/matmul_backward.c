@@ -16,10 +16,21 @@
 
 // ---- input gradient: scalar reference ----
 
-// w_slice: row r of w, columns [c0, c0 + n) as f32 into out
+// w_slice: row r of w, columns [c0, c0 + n) as f32 into out (Q4: c0 and n multiples of PLM_QK)
 static void w_slice(float *out, const plm_mat *w, int32_t r, int32_t c0, int32_t n) {
     if (w->dtype == PLM_DTYPE_F32) {
         memcpy(out, w->f32 + (size_t)r * w->cols + c0, (size_t)n * sizeof *out);
+        return;
+    }
+    if (w->dtype != PLM_DTYPE_Q8_0) { // Q4_x: its blocks c0 / 32 .. as a matrix of one row
+        const size_t b0 = (size_t)r * (size_t)(w->cols / PLM_QK) + (size_t)c0 / PLM_QK;
+        const plm_mat blocks = {.dtype = w->dtype,
+                                .rows = 1,
+                                .cols = n,
+                                .q4 = w->q4 + b0 * PLM_QK / 2,
+                                .d = w->d + b0,
+                                .m = w->m ? w->m + b0 : NULL};
+        plm_mat_row(out, &blocks, 0);
         return;
     }
     const int8_t *q = w->q + (size_t)r * w->cols;
@@ -70,13 +81,18 @@ typedef struct {
 // sets, and each column tile read it again from far away): row blocks outside, and the block's
 // dout columns (T, RB) copied once into a contiguous buffer that every column tile reads: the
 // kernels see W's rows r0 .. r1 as a matrix of r1 - r0 rows, whose dout stride is r1 - r0.
+// Q4 weights take the second way, each row block's columns of this thread turned to f32 once
+// (w_slice) into a (RB, cols) buffer, whose rows the f32 kernels then read: the same bits as the
+// f32 matrix of the dequantized weights (plm_mat_row). Out of memory: the reference tiles, w_slice
+// a row at a time.
 static void input_worker(void *ctx, int ith, int nth) {
     input_job *j = ctx;
     const plm_mat *w = j->w;
     const int32_t cols = w->cols, rows = w->rows, T = j->T, nb = (cols + NC - 1) / NC;
     const int32_t b0 = (int32_t)((long)nb * ith / nth), b1 = (int32_t)((long)nb * (ith + 1) / nth);
     if (b0 >= b1) return;
-    if (rows < WIDE) {
+    const int q4 = w->dtype == PLM_DTYPE_Q4_0 || w->dtype == PLM_DTYPE_Q4_1;
+    if (rows < WIDE && !q4) {
         for (int32_t b = b0; b < b1; b++) {
             const int32_t c0 = b * NC, n = cols - c0 < NC ? cols - c0 : NC;
             for (int32_t r0 = 0; r0 < rows; r0 += RB) {
@@ -92,6 +108,8 @@ static void input_worker(void *ctx, int ith, int nth) {
         return;
     }
     float *g = malloc((size_t)T * RB * sizeof *g); // NULL: the kernels read dout in place
+    float *wf = q4 && g ? malloc((size_t)RB * (size_t)cols * sizeof *wf) : NULL; // (RB, cols)
+    const matmul_kernels *k = q4 && !wf ? plm_matmul_kernels(PLM_ISA_SCALAR) : j->k;
     for (int32_t r0 = 0; r0 < rows; r0 += RB) {
         const int32_t r1 = r0 + RB < rows ? r0 + RB : rows, nr = r1 - r0;
         plm_mat wb = *w; // rows r0 .. r1
@@ -99,15 +117,26 @@ static void input_worker(void *ctx, int ith, int nth) {
         int32_t lo = 0, hi = nr; // the rows of wb the kernels read
         if (g) {
             wb.rows = nr;
-            if (w->dtype == PLM_DTYPE_F32) wb.f32 += (size_t)r0 * cols;
-            else wb.q += (size_t)r0 * cols, wb.d += (size_t)r0 * (cols / PLM_QK);
+            if (wf) {
+                const int32_t c0 = b0 * NC, c1 = b1 * NC < cols ? b1 * NC : cols;
+                for (int32_t r = 0; r < nr; r++)
+                    w_slice(wf + (size_t)r * cols + c0, w, r0 + r, c0, c1 - c0);
+                wb = (plm_mat){.dtype = PLM_DTYPE_F32, .rows = nr, .cols = cols, .f32 = wf};
+            } else if (w->dtype == PLM_DTYPE_F32) {
+                wb.f32 += (size_t)r0 * cols;
+            } else if (w->dtype == PLM_DTYPE_Q8_0) {
+                wb.q += (size_t)r0 * cols, wb.d += (size_t)r0 * (cols / PLM_QK);
+            } else {
+                wb.q4 += (size_t)r0 * cols / 2, wb.d += (size_t)r0 * (cols / PLM_QK);
+                if (wb.m) wb.m += (size_t)r0 * (cols / PLM_QK);
+            }
         } else {
             lo = r0, hi = r1;
         }
         for (int32_t b = b0; b < b1; b++) {
             const int32_t c0 = b * NC, n = cols - c0 < NC ? cols - c0 : NC;
-            if (j->k->dinp_tiles) {
-                j->k->dinp_tiles(j->dinp, gb, &wb, T, lo, hi, c0, n);
+            if (k->dinp_tiles) {
+                k->dinp_tiles(j->dinp, gb, &wb, T, lo, hi, c0, n);
                 continue;
             }
             for (int32_t t = 0; t < T; t += TT)
@@ -115,6 +144,7 @@ static void input_worker(void *ctx, int ith, int nth) {
         }
     }
     free(g);
+    free(wf);
 }
 
 void plm_matmul_backward_input_isa(plm_isa isa, plm_pool *pool, float *dinp, const float *dout,

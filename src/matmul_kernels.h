@@ -22,6 +22,22 @@
 // scales adds +0 to accumulators that are never -0, so the bits do not depend on the path, the
 // tile, T or the thread count.
 //
+// Q4_0 and Q4_1 (the weights' nibbles k, 0..15, with block scales d and, Q4_1, minimums m): the
+// inputs are quantized as for Q8_0 (xq, dx), and
+// - Q4_0 (w = d (k - 8)) runs Q8_0's canonical order on the int8 weights k - 8 and the scales d:
+//   the same bits as plm_matmul on the Q8_0 matrix {q = k - 8, d}, on every path;
+// - Q4_1 (w = d k + m): out[t, r] = A + M, one add, where A is Q8_0's canonical order on the
+//   weights k and the scales d, and M the minimums' term (llama.cpp's Q8_1 idea: the sums of the
+//   inputs' blocks, per token, once per call):
+//     xs[t, b] = dx[t, b] * (float)(the exact int sum of the 32 xq of block b)   (one rounding)
+//     macc[8] = +0;  for b = 0, 1, .. nb-1:  p = m[r, b] * xs[t, b];  macc[b % 8] = macc[..] + p
+//     h[i] = macc[i] + macc[i + 4],  M = (h[0] + h[2]) + (h[1] + h[3])
+//   (a multiply then an add, as Q8_0; one 8-lane vector on x86, two on 128-bit paths; a padded
+//   last vector adds +0 products to accumulators that are never -0).
+// The x86 kernels (matmul_q4_x86.c) unpack panels of rows into Q8_0 form for prefill and run the
+// table's q8 rows kernel on them: a q8 rows function reads only the rows [r0, r1) of j->w, and
+// uses j->w->rows only as the row stride of out.
+//
 // f32: each path has its own order (vector width, FMA), so f32 paths agree within rounding; within
 // a path out[t, r] is computed the same way whatever the tile, T or thread count. The x86 paths'
 // packed GEMM and their matrix-vector kernel both compute, whichever vector lane or tile holds
@@ -67,12 +83,14 @@ struct matmul_job {
     const int8_t *xq;  // (T, cols) quantized inputs, for Q8_0 weights
     const float *xd;   // (T, cols / PLM_QK) their block scales
     const int32_t *xc; // from the table's q8_prepare, when it has one (its layout is the table's)
+    const float *xs;   // (T, cols / PLM_QK) dx times the sum of each block of xq, for Q4_1 weights
     const plm_mat *w;  // (rows, cols)
     int T;
 };
 
 typedef struct {
     tile_kernel f32, q8; // forward tiles
+    tile_kernel q4;      // Q4_0 and Q4_1 weights (the kernels read w->dtype)
     // quantize: quantize_scalar's bytes for x (n) -> q (n), d (n / PLM_QK)
     void (*quantize)(int8_t *q, float *d, const float *x, size_t n);
     // q8_prepare: the part of xc for tokens [t0, t1) from xq (T, C) and xd (T, C / 32), computed
@@ -108,12 +126,19 @@ PLM_INLINE void plm_dw_rows_generic(float *dw, const float *dout, const float *i
     }
 }
 
+// plm_q4_m_sum: Q4_1's minimums' term M (above) of one row's m (nb) and one token's xs (nb), in
+// the canonical order (the scalar reference, and the tails of the SIMD paths' rows).
+float plm_q4_m_sum(const float *m, const float *xs, int nb);
+
 // plm_matmul_kernels: the table of the widest path that isa includes (the scalar one at least).
 const matmul_kernels *plm_matmul_kernels(plm_isa isa);
 
 // The tables of each file, for plm_matmul_kernels. Declared for the architecture being compiled.
 #if defined(__x86_64__)
 extern const matmul_kernels plm_kernels_avx2, plm_kernels_avx512;
+// the Q4 rows kernels of matmul_q4_x86.c, for those tables
+void plm_q4_rows_avx2(const matmul_job *j, int r0, int r1);
+void plm_q4_rows_avx512(const matmul_job *j, int r0, int r1);
 #endif
 #if defined(__aarch64__)
 extern const matmul_kernels plm_kernels_neon, plm_kernels_dotprod;

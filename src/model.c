@@ -209,26 +209,31 @@ plm_status plm_config_check(const plm_config *c, const char *path, plm_error *er
 
 // ---- the weight block ----
 
-// plm_model_layout: bytes of the block for all refs at dtype; with block set, points each ref into
-// it. Refs with inplace[i] set (inplace may be NULL) get only their scales d here (q stays in the
-// file).
-size_t plm_model_layout(wref *w, int32_t n, plm_dtype dtype, const char *inplace, uint8_t *block) {
+// plm_model_layout: bytes of the block for all refs, each linear one at its dtype (w[i].dtype,
+// quantized only when cols is a multiple of PLM_QK); with block set, points each ref into it. Refs
+// with inplace[i] set (inplace may be NULL) get only their scales d here (q stays in the file).
+size_t plm_model_layout(wref *w, int32_t n, const char *inplace, uint8_t *block) {
     size_t off = 0;
     for (int32_t i = 0; i < n; i++) {
-        size_t elems = (size_t)w[i].rows * (size_t)w[i].cols;
-        int q8 = w[i].d->linear && dtype == PLM_DTYPE_Q8_0 && w[i].cols % PLM_QK == 0;
-        size_t a = q8 ? (inplace && inplace[i] ? 0 : elems) : elems * 4;
-        size_t b = q8 ? elems / PLM_QK * 4 : 0;
+        const size_t rows = (size_t)w[i].rows, cols = (size_t)w[i].cols, nb = rows * cols / PLM_QK;
+        const plm_dtype dt = w[i].d->linear && cols % PLM_QK == 0 ? w[i].dtype : PLM_DTYPE_F32;
+        // the parts: weights (f32, q or q4), scales d, minimums m
+        size_t a = plm_mat_bytes(dt, rows, cols), b = 0, c = 0;
+        if (dt != PLM_DTYPE_F32) b = nb * sizeof(float), a -= b;
+        if (dt == PLM_DTYPE_Q4_1) c = b, a -= c;
+        if (inplace && inplace[i]) a = 0;
         if (block && w[i].d->linear) {
-            *w[i].mat = (plm_mat){.dtype = q8 ? PLM_DTYPE_Q8_0 : PLM_DTYPE_F32,
-                                  .rows = (int32_t)w[i].rows,
-                                  .cols = (int32_t)w[i].cols};
-            if (q8) w[i].mat->q = (int8_t *)(block + off), w[i].mat->d = (float *)(block + off + a);
-            else w[i].mat->f32 = (float *)(block + off);
+            plm_mat *mt = w[i].mat;
+            *mt = (plm_mat){.dtype = dt, .rows = (int32_t)rows, .cols = (int32_t)cols};
+            if (dt == PLM_DTYPE_F32) mt->f32 = (float *)(block + off);
+            else if (dt == PLM_DTYPE_Q8_0) mt->q = (int8_t *)(block + off);
+            else mt->q4 = block + off;
+            if (b) mt->d = (float *)(block + off + (a + 63) / 64 * 64);
+            if (c) mt->m = (float *)(block + off + (a + 63) / 64 * 64 + (b + 63) / 64 * 64);
         } else if (block) {
             *w[i].vec = (float *)(block + off);
         }
-        off += (a + 63) / 64 * 64 + (b + 63) / 64 * 64;
+        off += (a + 63) / 64 * 64 + (b + 63) / 64 * 64 + (c + 63) / 64 * 64;
     }
     return off;
 }
@@ -257,7 +262,7 @@ plm_status plm_model_alloc(plm_model **out, const plm_config *cfg, plm_error *er
     if (m) m->config = *cfg, m->dtype = PLM_DTYPE_F32, m->pad_token_id = -1;
     if (m) m->layers = plm_alloc((size_t)cfg->num_hidden_layers, sizeof *m->layers);
     if (m && m->layers) w = plm_model_weight_list(m, &n);
-    if (w) m->block_bytes = plm_model_layout(w, n, PLM_DTYPE_F32, NULL, NULL);
+    if (w) m->block_bytes = plm_model_layout(w, n, NULL, NULL);
     if (w) m->block = plm_alloc_big(m->block_bytes);
     if (!m || !m->block) {
         free(w);
@@ -265,7 +270,7 @@ plm_status plm_model_alloc(plm_model **out, const plm_config *cfg, plm_error *er
         return plm_fail(err, PLM_ERR_NOMEM, "out of memory for a model of %d layers",
                         cfg->num_hidden_layers);
     }
-    plm_model_layout(w, n, PLM_DTYPE_F32, NULL, m->block);
+    plm_model_layout(w, n, NULL, m->block);
     if (cfg->tie_word_embeddings) m->lm_head = m->embed_tokens;
     free(w);
     *out = m;
@@ -302,13 +307,10 @@ size_t plm_model_decode_bytes(const plm_model *m) {
     wref *w = plm_model_weight_list((plm_model *)(uintptr_t)m, &n); // reads shapes and dtypes only
     for (int32_t i = 0; w && i < n; i++) {
         if (!w[i].d->linear || w[i].mat == &m->embed_tokens) continue; // one row of it a token
-        size_t e = (size_t)w[i].rows * (size_t)w[i].cols;
-        total += w[i].mat->dtype == PLM_DTYPE_Q8_0 ? e + e / PLM_QK * 4 : e * 4;
+        total += plm_mat_bytes(w[i].mat->dtype, (size_t)w[i].rows, (size_t)w[i].cols);
     }
-    if (w && m->config.tie_word_embeddings) { // the head is the embedding, read whole
-        size_t e = (size_t)m->lm_head.rows * (size_t)m->lm_head.cols;
-        total += m->lm_head.dtype == PLM_DTYPE_Q8_0 ? e + e / PLM_QK * 4 : e * 4;
-    }
+    if (w && m->config.tie_word_embeddings) // the head is the embedding, read whole
+        total += plm_mat_bytes(m->lm_head.dtype, (size_t)m->lm_head.rows, (size_t)m->lm_head.cols);
     free(w);
     return total;
 }
@@ -323,7 +325,7 @@ size_t plm_model_n_params(const plm_model *m) {
     return total;
 }
 
-static const char *const dtype_names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"};
+static const char *const dtype_names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "auto"};
 
 const char *plm_dtype_name(plm_dtype t) {
     return (unsigned)t < sizeof dtype_names / sizeof dtype_names[0] ? dtype_names[t] : "unknown";

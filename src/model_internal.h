@@ -45,6 +45,7 @@ typedef struct {
     int64_t rows, cols; // (rows, cols); norms are one row of cols
     int32_t n_head;     // heads of the RoPE permutation (0: none)
     plm_mat *mat;       // linear weights
+    plm_dtype dtype;    // linear weights: the dtype in memory (plm_model_layout); 0 is f32
     float **vec;        // vectors (norms, biases)
     char hf[96], gguf[64];
 } wref;
@@ -63,9 +64,9 @@ plm_status plm_config_check(const plm_config *c, const char *path, plm_error *er
 // lm_head is left out when tied. Returns a new array (free()) of *n refs, or NULL when out of
 // memory.
 wref *plm_model_weight_list(plm_model *m, int32_t *n);
-// plm_model_layout: bytes of the block for all n refs at dtype; with block set, points each ref
-// into it. Refs with inplace[i] set (inplace may be NULL) get only their scales d (q stays in the
-// file).
-size_t plm_model_layout(wref *w, int32_t n, plm_dtype dtype, const char *inplace, uint8_t *block);
+// plm_model_layout: bytes of the block for all n refs, each linear one at its w[i].dtype (f32
+// when its cols are not a multiple of PLM_QK); with block set, points each ref into it. Refs with
+// inplace[i] set (inplace may be NULL) get only their scales d (q stays in the file).
+size_t plm_model_layout(wref *w, int32_t n, const char *inplace, uint8_t *block);
 
 #endif

@@ -395,18 +395,29 @@ static void source_release(const src_tensor *t, const source *s, int64_t r0, int
 
 #define CHUNK_ELEMS ((size_t)1 << 20) // f32 scratch for converting one piece of a tensor
 
-// store_row: one f32 row x (cols) into row r of w's destination (quantized for Q8_0 mats).
-static void store_row(const wref *w, int64_t r, const float *x) {
+// store_q4: row r of Q4 mat w from cols elements of ggml type type at src (tmp: 2 cols floats).
+static void store_q4(plm_isa isa, const plm_mat *w, size_t r, uint32_t type, const uint8_t *src,
+                     float *tmp) {
+    const size_t cols = (size_t)w->cols, nb = cols / PLM_QK;
+    plm_quant_row_q4(isa, type, src, cols, w->dtype, w->q4 + r * cols / 2, w->d + r * nb,
+                     w->m ? w->m + r * nb : NULL, tmp);
+}
+
+// store_row: one f32 row x (cols) into row r of w's destination (quantized for Q8_0 and Q4 mats;
+// tmp: scratch of 2 cols floats).
+static void store_row(const wref *w, int64_t r, const float *x, float *tmp) {
     size_t cols = (size_t)w->cols;
     if (!w->d->linear) memcpy(*w->vec, x, cols * sizeof *x);
     else if (w->mat->dtype == PLM_DTYPE_F32) memcpy(w->mat->f32 + (size_t)r * cols, x, cols * 4);
-    else
+    else if (w->mat->dtype == PLM_DTYPE_Q8_0)
         plm_quantize_q8_0(w->mat->q + (size_t)r * cols, w->mat->d + (size_t)r * cols / PLM_QK, x,
                           cols);
+    else store_q4(plm_isa_active(), w->mat, (size_t)r, PLM_GGML_F32, (const uint8_t *)x, tmp);
 }
 
-// load_weight: convert w's tensor t a chunk of rows at a time through tmp (CHUNK_ELEMS), undoing
-// GGUF's Q/K permutation by storing each row at its HF position.
+// load_weight: convert w's tensor t a chunk of rows at a time through tmp (CHUNK_ELEMS or one row,
+// then 2 cols floats for store_row), undoing GGUF's Q/K permutation by storing each row at its HF
+// position.
 static plm_status load_weight(const plm_model *m, const source *s, const wref *w,
                               const src_tensor *tp, float *tmp, plm_error *err) {
     src_tensor t = *tp;
@@ -423,7 +434,7 @@ static plm_status load_weight(const plm_model *m, const source *s, const wref *w
         }
         for (int64_t i = 0; st == PLM_OK && i < n; i++)
             store_row(w, s->is_gguf && w->n_head ? qk_hf_row(r0 + i, D) : r0 + i,
-                      tmp + (size_t)(i * w->cols));
+                      tmp + (size_t)(i * w->cols), tmp + (size_t)(per * w->cols));
         if (st == PLM_OK) source_release(&t, s, r0, n);
     }
     return st;
@@ -455,7 +466,7 @@ typedef struct {
     atomic_int next; // the next chunk to take
     int64_t D;       // head dim: GGUF q/k rows go to their HF position
     plm_isa isa;     // the kernel path (the quantizer's bytes depend on nothing else)
-    float *tmp;      // per thread: tmp_floats of scratch
+    float *tmp;      // per thread: tmp_floats of scratch (2 cols)
     size_t tmp_floats;
 } conv_job;
 
@@ -470,9 +481,10 @@ static void conv_rows(const conv_job *j, const conv_chunk *c, float *tmp) {
         if (!w->d->linear) plm_quant_row_f32(j->isa, t->type, src, cols, *w->vec);
         else if (w->mat->dtype == PLM_DTYPE_F32)
             plm_quant_row_f32(j->isa, t->type, src, cols, w->mat->f32 + hr * cols);
-        else
+        else if (w->mat->dtype == PLM_DTYPE_Q8_0)
             plm_quant_row_q8_0(j->isa, t->type, src, cols, w->mat->q + hr * cols,
                                w->mat->d + hr * cols / PLM_QK, tmp);
+        else store_q4(j->isa, w->mat, hr, t->type, src, tmp);
     }
     source_release(&j->t[c->i], j->s, c->r0, c->r1 - c->r0);
 }
@@ -516,7 +528,7 @@ static plm_status load_gguf(const plm_model *m, const source *s, const wref *w, 
     conv_job *j = plm_alloc(1, sizeof *j);
     conv_chunk *chunk = plm_alloc(n_chunks, sizeof *chunk);
     float *tmp = NULL;
-    if (j) j->tmp_floats = (cols + 15) / 16 * 16;
+    if (j) j->tmp_floats = (2 * cols + 15) / 16 * 16;
     if (j && chunk)
         tmp = plm_alloc_aligned((size_t)plm_pool_size(pool) * j->tmp_floats, sizeof *tmp);
     if (!tmp || n_chunks > INT32_MAX) {
@@ -559,17 +571,16 @@ static int cmp_span(const void *a, const void *b) {
 }
 
 // mark_inplace: in[i] = 1 for the refs whose tensor t[i] can stay where it is: linear, q8_0 in
-// memory (dtype), Q8_0 in the file, and not overlapping the bytes of another such tensor (which the
+// memory (w[i].dtype), Q8_0 in the file, and not overlapping the bytes of another such tensor (which the
 // move would corrupt; a well-formed file has no overlaps). Tensors converted by copy are read
 // before anything moves, so they may overlap. Returns the scratch bytes the q/k ones need to undo
 // GGUF's row permutation (the largest of them), or SIZE_MAX when out of memory.
-static size_t mark_inplace(char *in, const wref *w, const src_tensor *t, int32_t n,
-                           plm_dtype dtype) {
+static size_t mark_inplace(char *in, const wref *w, const src_tensor *t, int32_t n) {
     span *sp = plm_alloc((size_t)n, sizeof *sp);
     if (!sp) return SIZE_MAX;
     int32_t k = 0;
     for (int32_t i = 0; i < n; i++)
-        if (t[i].gg && w[i].d->linear && dtype == PLM_DTYPE_Q8_0 &&
+        if (t[i].gg && w[i].d->linear && w[i].dtype == PLM_DTYPE_Q8_0 &&
             t[i].gg->type == PLM_GGML_Q8_0 && w[i].cols % PLM_QK == 0)
             sp[k++] = (span){t[i].gg->data, t[i].gg->data + t[i].gg->n_bytes, i};
     qsort(sp, (size_t)k, sizeof *sp, cmp_span);
@@ -630,6 +641,31 @@ static plm_status source_open(source *s, plm_model *m, const char *path, const u
     return st;
 }
 
+// mem_dtype: the dtype in memory of a linear weight stored as t, for the dtype asked (AUTO: the
+// file's own where a kernel exists, else the nearest one).
+static plm_dtype mem_dtype(plm_dtype asked, const src_tensor *t) {
+    if (asked != PLM_DTYPE_AUTO) return asked;
+    switch (t->gg ? t->gg->type : PLM_GGML_F32) {
+    case PLM_GGML_F32:
+    case PLM_GGML_F16:
+    case PLM_GGML_BF16: return PLM_DTYPE_F32;
+    case PLM_GGML_Q4_0: return PLM_DTYPE_Q4_0;
+    case PLM_GGML_Q4_1: return PLM_DTYPE_Q4_1;
+    default: return PLM_DTYPE_Q8_0; // Q8_0 itself, Q5_x and the K-quants
+    }
+}
+
+// main_dtype: the dtype in memory of most of the linear weights' elements (plm_model_dtype).
+static plm_dtype main_dtype(const wref *w, int32_t n) {
+    size_t count[PLM_DTYPE_AUTO] = {0};
+    int best = PLM_DTYPE_F32;
+    for (int32_t i = 0; i < n; i++)
+        if (w[i].d->linear) count[w[i].mat->dtype] += (size_t)(w[i].rows * w[i].cols);
+    for (int d = 0; d < PLM_DTYPE_AUTO; d++)
+        if (count[d] > count[best]) best = d;
+    return (plm_dtype)best;
+}
+
 plm_load_params plm_load_default_params(void) {
     return (plm_load_params){PLM_DTYPE_F32, 0};
 }
@@ -641,8 +677,10 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
                              size_t size, const plm_load_params *params, plm_error *err) {
     *out = NULL;
     plm_dtype dtype = params ? params->dtype : PLM_DTYPE_F32;
-    if (dtype != PLM_DTYPE_F32 && dtype != PLM_DTYPE_Q8_0)
-        return plm_fail(err, PLM_ERR_ARG, "plm_model_load: in-memory dtype %s, want f32 or q8_0",
+    if (dtype != PLM_DTYPE_F32 && dtype != PLM_DTYPE_Q8_0 && dtype != PLM_DTYPE_Q4_0 &&
+        dtype != PLM_DTYPE_Q4_1 && dtype != PLM_DTYPE_AUTO)
+        return plm_fail(err, PLM_ERR_ARG,
+                        "plm_model_load: in-memory dtype %s, want f32, q8_0, q4_0, q4_1 or auto",
                         plm_dtype_name(dtype));
     source s = {0};
     wref *w = NULL;
@@ -654,7 +692,6 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
     int32_t n = 0;
     plm_model *m = plm_alloc(1, sizeof *m);
     if (!m) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
-    m->dtype = dtype;
     plm_status st = source_open(&s, m, path, buf, size, err);
     if (st != PLM_OK) goto fail;
     m->layers = plm_alloc((size_t)m->config.num_hidden_layers, sizeof *m->layers);
@@ -668,13 +705,17 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
     for (int32_t i = 0; st == PLM_OK && i < n; i++) // HF has no tensor of a derived row
         st = s.is_gguf || w[i].hf[0] ? source_find(&s, &w[i], &t[i], m, err) : PLM_OK;
     if (st != PLM_OK) goto fail;
-    if (file) perm_bytes = mark_inplace(in, w, t, n, dtype);
-    if (!s.is_gguf)
-        tmp = plm_alloc(CHUNK_ELEMS > (size_t)m->config.hidden_size ? CHUNK_ELEMS
-                                                                    : (size_t)m->config.hidden_size,
+    size_t max_cols = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (w[i].d->linear) w[i].dtype = mem_dtype(dtype, &t[i]);
+        if ((size_t)w[i].cols > max_cols) max_cols = (size_t)w[i].cols;
+    }
+    if (file) perm_bytes = mark_inplace(in, w, t, n);
+    if (!s.is_gguf) // CHUNK_ELEMS or one row, then store_row's 2 cols
+        tmp = plm_alloc((CHUNK_ELEMS > max_cols ? CHUNK_ELEMS : max_cols) + 2 * max_cols,
                         sizeof *tmp);
     if (perm_bytes && perm_bytes != SIZE_MAX) perm = malloc(perm_bytes);
-    m->block_bytes = plm_model_layout(w, n, dtype, in, NULL);
+    m->block_bytes = plm_model_layout(w, n, in, NULL);
     if ((tmp || s.is_gguf) && perm_bytes != SIZE_MAX && (perm || !perm_bytes))
         m->block = plm_alloc_big(m->block_bytes);
     if (!m->block) {
@@ -682,7 +723,8 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
                       m->block_bytes);
         goto fail;
     }
-    plm_model_layout(w, n, dtype, in, m->block);
+    plm_model_layout(w, n, in, m->block);
+    m->dtype = main_dtype(w, n);
     if (s.is_gguf) st = load_gguf(m, &s, w, t, in, n, load_threads(params), err);
     for (int32_t i = 0; !s.is_gguf && st == PLM_OK && i < n; i++)
         if (w[i].hf[0]) st = load_weight(m, &s, &w[i], &t[i], tmp, err);

@@ -26,6 +26,7 @@
 #include "base.h"
 #include "gguf.h"
 #include "matmul.h"
+#include "quantize.h"
 
 static float f16_at(const uint8_t *p) {
     return plm_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
@@ -363,4 +364,27 @@ void plm_quant_row_f32(plm_isa isa, uint32_t type, const uint8_t *src, size_t n,
 #endif
     (void)isa;
     plm_gguf_dequant_row(type, src, n, out);
+}
+
+// copy_q4: Q4_0 blocks {f16 d; u8 qs[16]} or Q4_1 blocks {f16 d; f16 m; u8 qs[16]} (q4_1) as they
+// are: qs into q4, d and m to f32.
+static void copy_q4(const uint8_t *src, size_t nb, int q4_1, uint8_t *q4, float *d, float *m) {
+    const size_t bs = q4_1 ? 20 : 18, hdr = q4_1 ? 4 : 2;
+    for (size_t b = 0; b < nb; b++, src += bs) {
+        d[b] = f16_at(src);
+        if (q4_1) m[b] = f16_at(src + 2);
+        memcpy(q4 + b * 16, src + hdr, 16);
+    }
+}
+
+void plm_quant_row_q4(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, plm_dtype dtype,
+                      uint8_t *q4, float *d, float *m, float *tmp) {
+    const uint32_t want = dtype == PLM_DTYPE_Q4_1 ? PLM_GGML_Q4_1 : PLM_GGML_Q4_0;
+    if (type != want) { // to f32, then llama.cpp's reference quantizer into tmp's second half
+        uint8_t *blocks = (uint8_t *)(tmp + n);
+        plm_quant_row_f32(isa, type, src, n, tmp);
+        plm_quantize_row(want, tmp, n, blocks);
+        src = blocks;
+    }
+    copy_q4(src, n / 32, want == PLM_GGML_Q4_1, q4, d, m);
 }

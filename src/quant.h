@@ -10,12 +10,19 @@
 #include <stdint.h>
 
 #include "cpu.h"
+#include "pocketlm.h"
 
 // plm_quant_row_q8_0: n elements (a multiple of 32 and of the type's block) of ggml type type (one
 // that plm_gguf_type_readable accepts: check first) at src into q (n) and d (n / 32) on path isa.
 // tmp is scratch of n floats.
 void plm_quant_row_q8_0(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, int8_t *q,
                         float *d, float *tmp);
+// plm_quant_row_q4: n elements of ggml type type at src into one row of a Q4_0 or Q4_1 matrix
+// (dtype; matmul.h's plm_mat): q4 (n / 2), d (n / 32) and, Q4_1, m (n / 32). Blocks of that very
+// type are copied (scales to f32, exact); any other type goes to f32 (plm_quant_row_f32) and
+// through llama.cpp's reference quantizer (quantize.h). tmp is scratch of 2 n floats.
+void plm_quant_row_q4(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, plm_dtype dtype,
+                      uint8_t *q4, float *d, float *m, float *tmp);
 // plm_quant_row_f32: n elements of ggml type type at src into out (n), as plm_gguf_dequant_row.
 void plm_quant_row_f32(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, float *out);
 

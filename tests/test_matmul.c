@@ -1,12 +1,16 @@
-// test_matmul.c: the thread pool, the Q8_0 quantizer and every matmul path.
+// test_matmul.c: the thread pool, the Q8_0 quantizer and every matmul path (f32, Q8_0, Q4_0, Q4_1).
+// Q4 weights: dequantized rows == gguf.c's (PyPI gguf's) dequantization bit for bit; Q4_0 == the
+// Q8_0 matrix {k - 8, d} bit for bit; every path == the reference bit for bit, as Q8_0.
 // Oracles: a double-precision recompute for the scalar reference; the reference for each SIMD
 // path this CPU runs (forced, not only the one dispatch picks): within rounding for f32, bit for
 // bit (memcmp) for Q8_0, whose paths all run one canonical order (matmul.c); the f32 matmul of the
 // dequantized weights for Q8_0, within the error bound of quantizing the inputs. Consistency:
 // 1 thread == 2, 3 threads and T = 1 == row t of T > 1, both bit for bit on every path.
 #include "base.h"
+#include "gguf.h"
 #include "matmul.h"
 #include "pool.h"
+#include "quant.h"
 #include "test.h"
 
 // ---- helpers ----
@@ -23,8 +27,49 @@ static void fill_uniform(float *x, size_t n, uint64_t *s) {
     for (size_t i = 0; i < n; i++) x[i] = (float)(rng_next(s) >> 40) / (float)(1 << 23) - 1.0f;
 }
 
+// q4_blocks: n GGUF blocks of ggml type (Q4_0 or Q4_1) into blk: random nibbles, scales in
+// +-[0.002, 0.1), Q4_1 minimums in [-0.5, 0.5).
+static void q4_blocks(uint8_t *blk, uint32_t type, size_t n, uint64_t *s) {
+    const size_t bs = type == PLM_GGML_Q4_1 ? 20 : 18;
+    for (size_t b = 0; b < n; b++, blk += bs) {
+        float v[2];
+        fill_uniform(v, 2, s);
+        const uint16_t d =
+            plm_f32_to_f16(v[0] < 0 ? v[0] * 0.098f - 0.002f : v[0] * 0.098f + 0.002f);
+        const uint16_t m = plm_f32_to_f16(v[1] * 0.5f);
+        blk[0] = (uint8_t)d, blk[1] = (uint8_t)(d >> 8);
+        if (type == PLM_GGML_Q4_1) blk[2] = (uint8_t)m, blk[3] = (uint8_t)(m >> 8);
+        for (size_t i = bs - 16; i < bs; i++) blk[i] = (uint8_t)(rng_next(s) >> 32);
+    }
+}
+
+// q4_mat: a (rows, cols) Q4 matrix from GGUF blocks blk of its type (loaded as model_load does).
+static plm_mat q4_mat(plm_dtype dtype, int rows, int cols, const uint8_t *blk) {
+    const uint32_t type = dtype == PLM_DTYPE_Q4_1 ? PLM_GGML_Q4_1 : PLM_GGML_Q4_0;
+    const size_t nb = (size_t)rows * cols / PLM_QK, rb = plm_gguf_row_bytes(type, (size_t)cols);
+    plm_mat w = {.dtype = dtype, .rows = rows, .cols = cols};
+    w.q4 = malloc(nb * 16);
+    w.d = malloc(nb * sizeof(float));
+    w.m = dtype == PLM_DTYPE_Q4_1 ? malloc(nb * sizeof(float)) : NULL;
+    float *tmp = malloc(2 * (size_t)cols * sizeof(float));
+    for (int r = 0; r < rows; r++)
+        plm_quant_row_q4(PLM_ISA_SCALAR, type, blk + r * rb, (size_t)cols, dtype,
+                         w.q4 + (size_t)r * cols / 2, w.d + (size_t)r * (cols / PLM_QK),
+                         w.m ? w.m + (size_t)r * (cols / PLM_QK) : NULL, tmp);
+    free(tmp);
+    return w;
+}
+
 static plm_mat mat_alloc(plm_dtype dtype, int rows, int cols, uint64_t *s) {
-    plm_mat w = {dtype, rows, cols, NULL, NULL, NULL};
+    if (dtype == PLM_DTYPE_Q4_0 || dtype == PLM_DTYPE_Q4_1) {
+        uint8_t *blk = malloc((size_t)rows * cols / PLM_QK * 20);
+        q4_blocks(blk, dtype == PLM_DTYPE_Q4_1 ? PLM_GGML_Q4_1 : PLM_GGML_Q4_0,
+                  (size_t)rows * cols / PLM_QK, s);
+        plm_mat w = q4_mat(dtype, rows, cols, blk);
+        free(blk);
+        return w;
+    }
+    plm_mat w = {.dtype = dtype, .rows = rows, .cols = cols};
     float *f = malloc((size_t)rows * cols * sizeof(float));
     fill_uniform(f, (size_t)rows * cols, s);
     if (dtype == PLM_DTYPE_F32) {
@@ -42,6 +87,8 @@ static void mat_free(plm_mat *w) {
     free(w->f32);
     free(w->q);
     free(w->d);
+    free(w->q4);
+    free(w->m);
 }
 
 // oracle: out (T, rows) in double from x (T, cols) and the f32 rows of w; scale[t, r] = sum |x w|,
@@ -111,10 +158,10 @@ static void test_quantize(void) {
     }
     CHECK_MSG(bad == 0, "quantize round trip: %zu values beyond d / 2", bad);
     CHECK(d[0] == 0.0f && q[5] == 0 && q[70] == 127);
-    plm_mat w = {PLM_DTYPE_Q8_0, 1, (int32_t)n, NULL, q, d};
+    plm_mat w = {.dtype = PLM_DTYPE_Q8_0, .rows = 1, .cols = (int32_t)n, .q = q, .d = d};
     plm_mat_row(y, &w, 0);
     CHECK(y[70] == 127.0f * d[2] && y[0] == 0.0f);
-    plm_mat wf = {PLM_DTYPE_F32, 1, (int32_t)n, x, NULL, NULL};
+    plm_mat wf = {.dtype = PLM_DTYPE_F32, .rows = 1, .cols = (int32_t)n, .f32 = x};
     plm_mat_row(y, &wf, 0);
     check_close("f32 row", y, x, n, 0, 0);
     for (int isa = 1; isa < PLM_ISA_COUNT; isa++) {
@@ -140,7 +187,7 @@ static void test_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int
     float *ref = malloc(no * sizeof(float)), *got = malloc(no * sizeof(float));
     float *got_n = malloc(no * sizeof(float)), *xdq = malloc((size_t)T * cols * sizeof(float));
     double *want = malloc(no * sizeof(double)), *scale = malloc(no * sizeof(double));
-    const char *dt = dtype == PLM_DTYPE_F32 ? "f32" : "q8_0";
+    const char *dt = plm_dtype_name(dtype);
 
     plm_matmul_ref(ref, x, &w, T, scratch);
     if (dtype == PLM_DTYPE_F32) {
@@ -149,11 +196,11 @@ static void test_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int
         check_scaled(name, ref, want, scale, no, 1e-6, 1e-5);
     } else {
         // the reference sees the quantized inputs: recompute from them in double
-        plm_mat xm = {PLM_DTYPE_Q8_0, T, cols, NULL, scratch, NULL};
+        plm_mat xm = {.dtype = PLM_DTYPE_Q8_0, .rows = T, .cols = cols, .q = scratch};
         xm.d = (float *)(void *)((char *)scratch + ((size_t)T * cols + 63) / 64 * 64);
         for (int t = 0; t < T; t++) plm_mat_row(xdq + (size_t)t * cols, &xm, t);
         oracle(want, scale, xdq, &w, T);
-        snprintf(name, sizeof name, "ref q8_0 T=%d rows=%d cols=%d", T, rows, cols);
+        snprintf(name, sizeof name, "ref %s T=%d rows=%d cols=%d", dt, T, rows, cols);
         check_scaled(name, ref, want, scale, no, 1e-6, 1e-5);
         // against f32 math on the dequantized weights and the original inputs: the only extra
         // error is quantizing x, at most d_x / 2 per value, so sum_b d_x[b] / 2 * sum_b |w|.
@@ -170,7 +217,7 @@ static void test_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int
                 bound[(size_t)t * rows + r] = b * (1 + 1e-5) + 1e-5 * scale[(size_t)t * rows + r];
             }
         }
-        snprintf(name, sizeof name, "q8_0 vs f32 T=%d rows=%d cols=%d", T, rows, cols);
+        snprintf(name, sizeof name, "%s vs f32 T=%d rows=%d cols=%d", dt, T, rows, cols);
         check_scaled(name, ref, want, bound, no, 0, 1);
         free(bound), free(row);
         oracle(want, scale, xdq, &w, T); // back to the quantized-input oracle for scales below
@@ -221,10 +268,14 @@ static void test_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int
 static void test_matmul_n(plm_pool *pools[3], uint64_t *s) {
     static const int rows[3] = {64, 17, 9}, Ts[] = {1, 40};
     const int C = 576;
-    for (int dt = 0; dt < 2; dt++) {
-        plm_dtype dtype = dt ? PLM_DTYPE_Q8_0 : PLM_DTYPE_F32;
+    static const plm_dtype dts[] = {PLM_DTYPE_F32, PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0, PLM_DTYPE_Q4_1};
+    for (int dt = 0; dt < 5; dt++) { // 4: a mix (q4_1, q8_0, q4_1), as a file's weights may be
         plm_mat w[3];
-        for (int i = 0; i < 3; i++) w[i] = mat_alloc(dtype, rows[i], C, s);
+        for (int i = 0; i < 3; i++)
+            w[i] = mat_alloc(dt < 4   ? dts[dt]
+                             : i == 1 ? PLM_DTYPE_Q8_0
+                                      : PLM_DTYPE_Q4_1,
+                             rows[i], C, s);
         const plm_mat *ws[3] = {&w[0], &w[1], &w[2]};
         for (size_t a = 0; a < sizeof Ts / sizeof *Ts; a++) {
             const int T = Ts[a];
@@ -243,7 +294,8 @@ static void test_matmul_n(plm_pool *pools[3], uint64_t *s) {
                 for (int i = 0; i < 3; i++)
                     CHECK_MSG(!memcmp(got[i], want[i], (size_t)T * rows[i] * sizeof(float)),
                               "matmul_n %s T=%d weight %d, %d threads: differs from plm_matmul",
-                              dt ? "q8_0" : "f32", T, i, plm_pool_size(pools[p]));
+                              dt < 4 ? plm_dtype_name(dts[dt]) : "mix", T, i,
+                              plm_pool_size(pools[p]));
             }
             for (int i = 0; i < 3; i++) free(want[i]), free(got[i]);
             free(x);
@@ -311,10 +363,85 @@ static void test_matmul(void) {
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }
 
+// ---- Q4_0 and Q4_1 ----
+
+// test_q4_rows: plm_mat_row of a Q4 matrix == gguf.c's dequantization of its blocks, bit for bit
+// (gguf.c's own test holds that to PyPI gguf's), and Q4_0 runs exactly as the Q8_0 matrix
+// {q = k - 8, d} on every path.
+static void test_q4_rows(plm_pool *pool, uint64_t *s) {
+    const int rows = 7, cols = 96, nb = rows * cols / PLM_QK;
+    uint8_t *blk = malloc((size_t)nb * 20);
+    float *a = malloc((size_t)cols * sizeof(float)), *b = malloc((size_t)cols * sizeof(float));
+    for (int ty = 0; ty < 2; ty++) {
+        const plm_dtype dtype = ty ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q4_0;
+        const uint32_t type = ty ? PLM_GGML_Q4_1 : PLM_GGML_Q4_0;
+        q4_blocks(blk, type, (size_t)nb, s);
+        plm_mat w = q4_mat(dtype, rows, cols, blk);
+        int same = 1;
+        for (int r = 0; r < rows; r++) {
+            plm_mat_row(a, &w, r);
+            plm_gguf_dequant_row(type, blk + r * plm_gguf_row_bytes(type, (size_t)cols),
+                                 (size_t)cols, b);
+            same &= !memcmp(a, b, (size_t)cols * sizeof(float));
+        }
+        CHECK_MSG(same, "%s rows differ from gguf.c's dequantization", plm_dtype_name(dtype));
+        mat_free(&w);
+    }
+    // Q4_0 against its int8 form, T around the tiles and token groups, odd block counts
+    static const int Ts[] = {1, 2, 5, 8, 17, 40};
+    for (size_t i = 0; i < sizeof Ts / sizeof *Ts; i++) {
+        const int T = Ts[i], R = 13, C = 160;
+        plm_mat w = mat_alloc(PLM_DTYPE_Q4_0, R, C, s);
+        plm_mat w8 = {
+            .dtype = PLM_DTYPE_Q8_0, .rows = R, .cols = C, .q = malloc((size_t)R * C), .d = w.d};
+        for (int k = 0; k < R * C; k++) {
+            const int blk0 = k / PLM_QK * 16, e = k % PLM_QK;
+            w8.q[k] = (int8_t)((e < 16 ? w.q4[blk0 + e] & 15 : w.q4[blk0 + e - 16] >> 4) - 8);
+        }
+        float *x = malloc((size_t)T * C * sizeof(float)), *o4 = malloc((size_t)T * R * 4),
+              *o8 = malloc((size_t)T * R * 4);
+        fill_uniform(x, (size_t)T * C, s);
+        void *scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(T, C), 1);
+        for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
+            if (!plm_isa_supported((plm_isa)isa)) continue;
+            plm_matmul_isa_run((plm_isa)isa, pool, o4, x, &w, T, scratch);
+            plm_matmul_isa_run((plm_isa)isa, pool, o8, x, &w8, T, scratch);
+            CHECK_MSG(!memcmp(o4, o8, (size_t)T * R * 4), "%s q4_0 T=%d differs from its q8_0",
+                      plm_isa_name((plm_isa)isa), T);
+        }
+        free(w8.q), free(x), free(o4), free(o8);
+        plm_free_aligned(scratch);
+        mat_free(&w);
+    }
+    free(blk), free(a), free(b);
+}
+
+// test_q4: Q4_0 and Q4_1 through test_shape: T from 1 to 130 (decode, the small-T tiles, the token
+// groups of prefill, more than one token block), odd and even block counts, odd row counts.
+static void test_q4(void) {
+    plm_pool *pools[3] = {plm_pool_create(1), plm_pool_create(1 + MORE_THREADS),
+                          plm_pool_create(1 + 2 * MORE_THREADS)};
+    CHECK(pools[0] && pools[1] && pools[2]);
+    uint64_t s = 4;
+    test_q4_rows(pools[1], &s);
+    static const int Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 130}, rows[] = {1, 5, 37};
+    static const int cols[] = {32, 96, 576, 800};
+    for (int ty = 0; ty < 2; ty++)
+        for (size_t a = 0; a < sizeof Ts / sizeof *Ts; a++)
+            for (size_t b = 0; b < sizeof rows / sizeof *rows; b++)
+                for (size_t c = 0; c < sizeof cols / sizeof *cols; c++)
+                    test_shape(pools, ty ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q4_0, Ts[a], rows[b], cols[c],
+                               &s);
+    test_shape(pools, PLM_DTYPE_Q4_1, 6, 200, 1536, &s);
+    test_shape(pools, PLM_DTYPE_Q4_1, 64, 150, 65 * PLM_QK, &s);
+    for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
+}
+
 int main(void) {
     test_self();
     test_paths("test_matmul");
     test_quantize();
     test_matmul();
+    test_q4();
     return test_main_end("test_matmul");
 }

@@ -21,14 +21,14 @@ static void check_input(int T, int R, int C, plm_dtype dt) {
     for (int i = 0; i < R * C; i++) w[i] = frand();
     for (int i = 0; i < T * R; i++) g[i] = frand();
     for (int i = 0; i < T * C; i++) d0[i] = frand();
-    plm_mat m = {PLM_DTYPE_F32, R, C, w, NULL, NULL};
+    plm_mat m = {.dtype = PLM_DTYPE_F32, .rows = R, .cols = C, .f32 = w};
     int8_t *q = NULL;
     float *qd = NULL;
     if (dt == PLM_DTYPE_Q8_0) { // the reference uses the dequantized weights
         q = malloc((size_t)R * C), qd = malloc(sizeof(float) * R * C / PLM_QK);
         plm_quantize_q8_0(q, qd, w, (size_t)R * C);
         for (int i = 0; i < R * C; i++) w[i] = (float)q[i] * qd[i / PLM_QK];
-        m = (plm_mat){PLM_DTYPE_Q8_0, R, C, NULL, q, qd};
+        m = (plm_mat){.dtype = PLM_DTYPE_Q8_0, .rows = R, .cols = C, .q = q, .d = qd};
     }
     for (int t = 0; t < T; t++)
         for (int c = 0; c < C; c++) {

@@ -1019,6 +1019,7 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
 const matmul_kernels plm_kernels_avx512 = {
     .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1}, // beats a 4 x 6 zmm dot tile
     .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm, q8_rows_avx512, Q8_ROWS_T},
+    .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_avx512, 1}, // matmul_q4_x86.c
     .quantize = quantize_avx512,
     .q8_prepare = q8_prepare_avx512,
     .dinp_tiles = tiles_avx512,
@@ -1028,6 +1029,7 @@ const matmul_kernels plm_kernels_avx512 = {
 const matmul_kernels plm_kernels_avx2 = {
     .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1},
     .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm, q8_rows_avx2, 8},
+    .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_avx2, 1}, // matmul_q4_x86.c
     .quantize = quantize_avx2,
     .q8_prepare = q8_prepare_avx2,
     .dinp_tiles = dinp_tiles_avx2,

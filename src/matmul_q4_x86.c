@@ -135,6 +135,144 @@ PLM_TARGET_AVX2 static void q4_rows_small_avx2(const matmul_job *j, int r0, int 
         }
 }
 
+// ---- decode (one token): 4 rows a pass, both paths ----
+//
+// Each row is one sequential stream as above, two blocks a 32-byte load: its low nibbles hold
+// elements 0-15 of blocks b and b + 1, its high ones elements 16-31, so the input is laid out once
+// per call (xp, per pair of blocks: x_b[0:16], x_b+1[0:16], x_b[16:32], x_b+1[16:32]) and no
+// nibble moves across lanes. vpmaddubsw (k unsigned) and vpmaddwd then give lanes l = 0-3 of both
+// blocks in one register and l = 4-7 in another: each canonical accumulator is one lane of two
+// registers, so the order is the canonical one (Q4_0: minus 8 times the sums of the input's 4
+// bytes, laid out once per call too). The scales s = dw * dx of a row go first into a stack buffer
+// (8 multiplies a vector). The end sums and Q4_1's term of 4 rows are finished together: each
+// row's lanes folded to 4 (a[i] = h[i] + h[i + 4]), a 4 x 4 transpose, then (c0 + c2) + (c1 + c3)
+// in vertical adds, one row a lane, and one store of 4 outputs.
+
+#define Q4_DECODE_NB 512 // blocks a row at most (16,384 columns) for the buffers
+
+// end4_avx2: the end sums of rows 0..3 from their folded lanes a[i]: (a0 + a2) + (a1 + a3).
+PLM_INLINE PLM_TARGET_AVX2 __m128 end4_avx2(__m128 a[4]) {
+    __m128 c0 = a[0], c1 = a[1], c2 = a[2], c3 = a[3];
+    _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
+    return _mm_add_ps(_mm_add_ps(c0, c2), _mm_add_ps(c1, c3));
+}
+
+// m_fold_avx2: Q4_1's term M of row minimums m (nb) and token sums xs (nb) before its end sum:
+// the 8 lanes folded to 4 (lanes i + 4 added to lanes i).
+PLM_INLINE PLM_TARGET_AVX2 __m128 m_fold_avx2(const float *m, const float *xs, int nb) {
+    __m256 ms = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 8 <= nb; b += 8)
+        ms = _mm256_add_ps(ms, _mm256_mul_ps(_mm256_loadu_ps(m + b), _mm256_loadu_ps(xs + b)));
+    if (b < nb) {
+        const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(nb - b),
+                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        ms = _mm256_add_ps(
+            ms, _mm256_mul_ps(_mm256_maskload_ps(m + b, k), _mm256_maskload_ps(xs + b, k)));
+    }
+    return _mm_add_ps(_mm256_castps256_ps128(ms), _mm256_extractf128_ps(ms, 1));
+}
+
+// q4_decode_avx2: out[t, r .. r + n) for one token t, n <= 4 rows (a constant at each call site),
+// from the token's laid-out input xp and corrections xc (Q4_0).
+PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const int8_t *xp,
+                                               const int32_t *xc, int t, int r, const int n) {
+    const int C = j->w->cols, nb = C / PLM_QK, q41 = j->w->dtype == PLM_DTYPE_Q4_1;
+    const float *xd = j->xd + (size_t)t * nb;
+    const char *end = (const char *)(j->w->q4 + (size_t)j->w->rows * C / 2);
+    const int ahead = (Q4_PF_BYTES + C / 2 - 1) / (C / 2);
+    const __m256i ones = _mm256_set1_epi16(1), f = _mm256_set1_epi8(15);
+    _Alignas(32) float sc[Q4_DECODE_NB + 1];
+    __m128 a[4], mm[4];
+    UNROLL
+    for (int i = 0; i < 4; i++) a[i] = mm[i] = _mm_setzero_ps();
+    UNROLL
+    for (int i = 0; i < n; i++) {
+        const uint8_t *qs = j->w->q4 + (size_t)(r + i) * C / 2;
+        const float *wd = j->w->d + (size_t)(r + i) * nb;
+        q4_prefetch(j->w, r + i, ahead);
+        int b = 0;
+        for (; b + 8 <= nb; b += 8)
+            _mm256_store_ps(sc + b,
+                            _mm256_mul_ps(_mm256_loadu_ps(wd + b), _mm256_loadu_ps(xd + b)));
+        for (; b < nb; b++) sc[b] = wd[b] * xd[b];
+        sc[nb] = 0.0f; // the missing block of an odd count: zero weights, inputs and scale
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (b = 0; b < nb; b += 2) {
+            const char *p = (const char *)(qs + b * PLM_QK / 2) + Q4_PF_BYTES;
+            if (p < end) _mm_prefetch(p, _MM_HINT_NTA);
+            const __m256i v =
+                b + 1 < nb ? _mm256_loadu_si256((const __m256i *)(const void *)(qs + b * 16))
+                           : _mm256_zextsi128_si256(
+                                 _mm_loadu_si128((const __m128i *)(const void *)(qs + b * 16)));
+            const __m256i k[2] = {_mm256_and_si256(v, f),
+                                  _mm256_and_si256(_mm256_srli_epi16(v, 4), f)};
+            const __m256 s =
+                _mm256_blend_ps(_mm256_broadcast_ss(sc + b), _mm256_broadcast_ss(sc + b + 1), 0xF0);
+            UNROLL
+            for (int h = 0; h < 2; h++) {
+                const __m256i x =
+                    _mm256_load_si256((const __m256i *)(const void *)(xp + 32 * b) + h);
+                __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(k[h], x), ones);
+                if (!q41)
+                    p32 = _mm256_sub_epi32(
+                        p32, _mm256_load_si256((const __m256i *)(const void *)(xc + 8 * b) + h));
+                acc[h] = _mm256_add_ps(acc[h], _mm256_mul_ps(_mm256_cvtepi32_ps(p32), s));
+            }
+        }
+        const __m128 h03 =
+            _mm_add_ps(_mm256_castps256_ps128(acc[0]), _mm256_extractf128_ps(acc[0], 1));
+        const __m128 h47 =
+            _mm_add_ps(_mm256_castps256_ps128(acc[1]), _mm256_extractf128_ps(acc[1], 1));
+        a[i] = _mm_add_ps(h03, h47);
+        if (q41) mm[i] = m_fold_avx2(j->w->m + (size_t)(r + i) * nb, j->xs + (size_t)t * nb, nb);
+    }
+    __m128 o = end4_avx2(a);
+    if (q41) o = _mm_add_ps(o, end4_avx2(mm));
+    _Alignas(16) float out[4];
+    _mm_store_ps(out, o);
+    memcpy(j->out + (size_t)t * j->w->rows + r, out, (size_t)n * sizeof(float));
+}
+
+// decode_layout_avx2: token t's input in the decode layout into xp (32 bytes a block, pairs
+// padded with a zero block) and 8 times the sums of its 4-byte lanes into xc (8 a block).
+PLM_TARGET_AVX2 static void decode_layout_avx2(int8_t *xp, int32_t *xc, const matmul_job *j,
+                                               int t) {
+    const int C = j->w->cols, nb = C / PLM_QK;
+    const int8_t *x = j->xq + (size_t)t * C;
+    const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
+    for (int b = 0; b < nb; b += 2) {
+        const __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(x + b * PLM_QK));
+        const __m256i x1 =
+            b + 1 < nb ? _mm256_loadu_si256((const __m256i *)(const void *)(x + (b + 1) * PLM_QK))
+                       : _mm256_setzero_si256();
+        const __m256i h[2] = {_mm256_permute2x128_si256(x0, x1, 0x20),
+                              _mm256_permute2x128_si256(x0, x1, 0x31)};
+        for (int i = 0; i < 2; i++) {
+            _mm256_store_si256((__m256i *)(void *)(xp + 32 * b) + i, h[i]);
+            _mm256_store_si256((__m256i *)(void *)(xc + 8 * b) + i,
+                               _mm256_madd_epi16(_mm256_maddubs_epi16(eight, h[i]), ones));
+        }
+    }
+}
+
+// q4_decode_rows: out[0, r0 .. r1) (T = 1); 0 when a row has too many blocks for the buffers.
+PLM_TARGET_AVX2 static int q4_decode_rows(const matmul_job *j, int r0, int r1) {
+    static _Thread_local _Alignas(32) int8_t xp[(Q4_DECODE_NB + 1) * PLM_QK];
+    static _Thread_local _Alignas(32) int32_t xc[(Q4_DECODE_NB + 1) * 8];
+    if (j->T != 1 || j->w->cols / PLM_QK > Q4_DECODE_NB) return 0;
+    decode_layout_avx2(xp, xc, j, 0);
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) q4_decode_avx2(j, xp, xc, 0, r, 4);
+    switch (r1 - r) {
+    case 3: q4_decode_avx2(j, xp, xc, 0, r, 3); break;
+    case 2: q4_decode_avx2(j, xp, xc, 0, r, 2); break;
+    case 1: q4_decode_avx2(j, xp, xc, 0, r, 1); break;
+    default: break;
+    }
+    return 1;
+}
+
 // ---- AVX-512: small T ----
 
 // q4_pair_avx512: blocks b and b + 1 (two: 1 for a last odd block, whose upper half is zero
@@ -227,7 +365,7 @@ PLM_TARGET_AVX2 static void q4_rows(const matmul_job *j, int r0, int r1, const m
     static _Thread_local _Alignas(64) float pd[Q4_PANEL_BYTES / PLM_QK];
     const int T = j->T, C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
     if (T < Q4_PANEL_T || T < k->q8.rows_t || !j->xc || C > Q4_PANEL_BYTES) {
-        small(j, r0, r1);
+        if (!q4_decode_rows(j, r0, r1)) small(j, r0, r1);
         return;
     }
     const int P = Q4_PANEL_BYTES / C; // rows a panel

@@ -1,4 +1,5 @@
-// bench_matmul.c: GFLOP/s and GB/s of plm_matmul on the SmolLM2-135M shapes, f32 and q8_0, decode
+// bench_matmul.c: GFLOP/s and GB/s of plm_matmul on the SmolLM2-135M shapes, f32, q8_0, q4_0 and
+// q4_1, decode
 // (T = 1) and prefill / training (T = 64, 128, 256, 512), 1 and 2 threads, on each kernel path
 // asked for; then the decode tok/s those timings add up to (30 layers of q, k, v, o, gate, up,
 // down plus the tied lm_head). Not part of `make test`. scripts/bench_gemm.sh (make bench-gemm)
@@ -8,7 +9,7 @@
 // best of up to 50 batches (about 2 s a result at most), since the machine may be shared; cpu% is
 // that batch's CPU time over its wall time x threads (well under 100: other processes took the
 // cores, the figure is low). One stable line per result.
-// Filters (environment): BENCH_DTYPE=f32|q8_0, BENCH_T=1,64,... (a list), BENCH_THREADS=1|2,
+// Filters (environment): BENCH_DTYPE=f32|q8_0|q4_0|q4_1, BENCH_T=1,64,... (a list), BENCH_THREADS=1|2,
 // BENCH_SHAPE=name prefix; BENCH_REPS batches at most (default 50).
 // Build and run (paths: scalar, avx2, avx512, wasm, ...; default every SIMD path this CPU runs):
 //   make build/libpocketlm.a && gcc -std=c11 -O2 -Iinclude -Isrc -pthread -o build/bench_matmul
@@ -46,17 +47,24 @@ static const shape shapes[] = {
 static double bench_one(plm_isa isa, plm_pool *pool, plm_dtype dtype, int T, int rows, int cols,
                         double *cpu) {
     const size_t n = (size_t)rows * cols;
-    const size_t bytes = dtype == PLM_DTYPE_F32 ? n * 4 : n + n / PLM_QK * 4;
+    const size_t bytes = plm_mat_bytes(dtype, (size_t)rows, (size_t)cols);
     int copies = getenv("BENCH_HOT") ? 1 : T == 1 ? (int)((256u << 20) / bytes) + 1 : 1;
     plm_mat *w = calloc((size_t)copies, sizeof(plm_mat));
     float *x = malloc((size_t)T * cols * sizeof(float)), *out = malloc((size_t)T * rows * 4);
     void *scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(T, cols), 1);
     for (size_t i = 0; i < (size_t)T * cols; i++) x[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
     for (int c = 0; c < copies; c++) {
-        w[c] = (plm_mat){dtype, rows, cols, NULL, NULL, NULL};
+        w[c] = (plm_mat){.dtype = dtype, .rows = rows, .cols = cols};
         if (dtype == PLM_DTYPE_F32) {
             w[c].f32 = malloc(n * 4);
             for (size_t i = 0; i < n; i++) w[c].f32[i] = (float)(i % 97) * 1e-2f - 0.48f;
+        } else if (dtype != PLM_DTYPE_Q8_0) {
+            w[c].q4 = malloc(n / 2);
+            w[c].d = malloc(n / PLM_QK * 4);
+            w[c].m = dtype == PLM_DTYPE_Q4_1 ? malloc(n / PLM_QK * 4) : NULL;
+            for (size_t i = 0; i < n / 2; i++) w[c].q4[i] = (uint8_t)(i * 37 % 256);
+            for (size_t i = 0; i < n / PLM_QK; i++) w[c].d[i] = 1e-3f;
+            for (size_t i = 0; w[c].m && i < n / PLM_QK; i++) w[c].m[i] = -1e-2f;
         } else {
             w[c].q = malloc(n);
             w[c].d = malloc(n / PLM_QK * 4);
@@ -80,7 +88,8 @@ static double bench_one(plm_isa isa, plm_pool *pool, plm_dtype dtype, int T, int
         const double t = (plm_time() - t1) / batch;
         if (t < best) best = t, *cpu = (cpu_seconds() - c1) / batch;
     }
-    for (int c = 0; c < copies; c++) free(w[c].f32), free(w[c].q), free(w[c].d);
+    for (int c = 0; c < copies; c++)
+        free(w[c].f32), free(w[c].q), free(w[c].d), free(w[c].q4), free(w[c].m);
     free(w), free(x), free(out);
     plm_free_aligned(scratch);
     return best;
@@ -102,7 +111,7 @@ int main(int argc, char **argv) {
     printf("cpu %s (%s), cores %d\n", plm_cpu_name(), plm_cpu_features(), plm_n_cores());
     printf("%-7s %-14s %-5s %3s %4s %6s %5s %9s %8s %7s %5s\n", "path", "shape", "dtype", "thr",
            "T", "rows", "cols", "ms", "GFLOP/s", "GB/s", "cpu%");
-    const plm_dtype dtypes[2] = {PLM_DTYPE_F32, PLM_DTYPE_Q8_0};
+    const plm_dtype dtypes[4] = {PLM_DTYPE_F32, PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0, PLM_DTYPE_Q4_1};
     const char *f_dtype = getenv("BENCH_DTYPE"), *f_shape = getenv("BENCH_SHAPE");
     const int f_threads = getenv("BENCH_THREADS") ? atoi(getenv("BENCH_THREADS")) : 0;
     int Ts[8] = {1, 64, 128, 256, 512}, nT = 5;
@@ -114,8 +123,9 @@ int main(int argc, char **argv) {
     }
     for (int ii = 0; ii < n_isa; ii++) {
         const plm_isa isa = isas[ii];
-        for (int di = 0; di < 2; di++) {
-            if (f_dtype && strcmp(f_dtype, di ? "q8_0" : "f32")) continue;
+        for (int di = 0; di < 4; di++) {
+            const char *dn = plm_dtype_name(dtypes[di]);
+            if (f_dtype && strcmp(f_dtype, dn)) continue;
             for (int nth = 1; nth <= 2; nth++) {
                 if (f_threads && nth != f_threads) continue;
                 plm_pool *pool = plm_pool_create(nth);
@@ -129,11 +139,12 @@ int main(int argc, char **argv) {
                         const double sec =
                             bench_one(isa, pool, dtypes[di], T, sh->rows, sh->cols, &cpu);
                         const double n = (double)sh->rows * sh->cols;
-                        const double bytes = dtypes[di] == PLM_DTYPE_F32 ? 4 * n : n + n / 8;
+                        const double bytes =
+                            (double)plm_mat_bytes(dtypes[di], (size_t)sh->rows, (size_t)sh->cols);
                         if (T == 1) token_seconds += sec * sh->per_token;
                         printf("%-7s %-14s %-5s %3d %4d %6d %5d %9.4f %8.1f %7.1f %5.0f\n",
-                               plm_isa_name(isa), sh->name, di ? "q8_0" : "f32", nth, T, sh->rows,
-                               sh->cols, sec * 1e3, 2 * n * T / sec * 1e-9, bytes / sec * 1e-9,
+                               plm_isa_name(isa), sh->name, dn, nth, T, sh->rows, sh->cols,
+                               sec * 1e3, 2 * n * T / sec * 1e-9, bytes / sec * 1e-9,
                                100 * cpu / (sec * nth));
                         fflush(stdout);
                     }
@@ -141,8 +152,7 @@ int main(int argc, char **argv) {
                 if (!f_shape && Ts[0] == 1)
                     printf("%-7s decode matmuls of SmolLM2-135M: %s %d threads: %.2f ms/token = "
                            "%.0f tok/s\n",
-                           plm_isa_name(isa), di ? "q8_0" : "f32", nth, token_seconds * 1e3,
-                           1 / token_seconds);
+                           plm_isa_name(isa), dn, nth, token_seconds * 1e3, 1 / token_seconds);
                 plm_pool_free(pool);
             }
         }

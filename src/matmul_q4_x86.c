@@ -25,29 +25,32 @@
 #define Q4_PANEL_T     8          // tokens from which prefill runs the Q8_0 rows kernel on panels
 #define Q4_PANEL_BYTES (96 << 10) // int8 weights of one panel (in L2 while the tokens pass)
 
-// hsum8_avx2: the last three levels of the canonical end sum of 8 lanes (matmul_kernels.h):
-// h[i] + h[i + 4], then (a0 + a2) and (a1 + a3), then their sum.
-PLM_INLINE PLM_TARGET_AVX2 float hsum8_avx2(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+// sum4_sse: the canonical end sum's last two levels on a[0..3]: (a0 + a2) + (a1 + a3).
+PLM_INLINE PLM_TARGET_AVX2 float sum4_sse(__m128 a) {
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    return _mm_cvtss_f32(_mm_add_ss(a, _mm_movehdup_ps(a)));
 }
 
-// m_sum_avx2: Q4_1's minimums' term M of row minimums m (nb) and token sums xs (nb): lane i of
-// one vector takes the blocks b = i mod 8; the last vector is padded with +0 products.
-PLM_INLINE PLM_TARGET_AVX2 float m_sum_avx2(const float *m, const float *xs, int nb) {
-    __m256 acc = _mm256_setzero_ps();
+// fold8_avx2: lanes i + 4 of v added to lanes i (the level before sum4_sse).
+PLM_INLINE PLM_TARGET_AVX2 __m128 fold8_avx2(__m256 v) {
+    return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+}
+
+// m_fold_avx2: Q4_1's term M (matmul_kernels.h) of row minimums m (nb) and token sums xs (nb)
+// before its last two levels: lane i of one vector takes the blocks b = i mod 8 (the last vector
+// padded with +0 products), then fold8_avx2.
+PLM_INLINE PLM_TARGET_AVX2 __m128 m_fold_avx2(const float *m, const float *xs, int nb) {
+    __m256 ms = _mm256_setzero_ps();
     int b = 0;
     for (; b + 8 <= nb; b += 8)
-        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(m + b), _mm256_loadu_ps(xs + b)));
+        ms = _mm256_add_ps(ms, _mm256_mul_ps(_mm256_loadu_ps(m + b), _mm256_loadu_ps(xs + b)));
     if (b < nb) {
         const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(nb - b),
                                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        acc = _mm256_add_ps(
-            acc, _mm256_mul_ps(_mm256_maskload_ps(m + b, k), _mm256_maskload_ps(xs + b, k)));
+        ms = _mm256_add_ps(
+            ms, _mm256_mul_ps(_mm256_maskload_ps(m + b, k), _mm256_maskload_ps(xs + b, k)));
     }
-    return hsum8_avx2(acc);
+    return fold8_avx2(ms);
 }
 
 // unpack_avx2: the 32 nibbles of the block at qs (16 bytes) as bytes in element order (0..15).
@@ -72,7 +75,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_prefetch(const plm_mat *w, int r, int ahead) 
 PLM_INLINE PLM_TARGET_AVX2 void row_end(const matmul_job *j, int t, int r, float a) {
     const int nb = j->w->cols / PLM_QK;
     if (j->w->dtype == PLM_DTYPE_Q4_1)
-        a = a + m_sum_avx2(j->w->m + (size_t)r * nb, j->xs + (size_t)t * nb, nb);
+        a = a + sum4_sse(m_fold_avx2(j->w->m + (size_t)r * nb, j->xs + (size_t)t * nb, nb));
     j->out[(size_t)t * j->w->rows + r] = a;
 }
 
@@ -119,7 +122,8 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_row_avx2(const matmul_job *j, int t0, const i
     }
     if (b < nb) q4_step_avx2(even, j, qs, wd[b], t0, nt, b, q41);
     UNROLL
-    for (int t = 0; t < nt; t++) row_end(j, t0 + t, r, hsum8_avx2(_mm256_add_ps(even[t], odd[t])));
+    for (int t = 0; t < nt; t++)
+        row_end(j, t0 + t, r, sum4_sse(fold8_avx2(_mm256_add_ps(even[t], odd[t]))));
 }
 
 PLM_TARGET_AVX2 static void q4_rows_small_avx2(const matmul_job *j, int r0, int r1) {
@@ -155,22 +159,6 @@ PLM_INLINE PLM_TARGET_AVX2 __m128 end4_avx2(__m128 a[4]) {
     __m128 c0 = a[0], c1 = a[1], c2 = a[2], c3 = a[3];
     _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
     return _mm_add_ps(_mm_add_ps(c0, c2), _mm_add_ps(c1, c3));
-}
-
-// m_fold_avx2: Q4_1's term M of row minimums m (nb) and token sums xs (nb) before its end sum:
-// the 8 lanes folded to 4 (lanes i + 4 added to lanes i).
-PLM_INLINE PLM_TARGET_AVX2 __m128 m_fold_avx2(const float *m, const float *xs, int nb) {
-    __m256 ms = _mm256_setzero_ps();
-    int b = 0;
-    for (; b + 8 <= nb; b += 8)
-        ms = _mm256_add_ps(ms, _mm256_mul_ps(_mm256_loadu_ps(m + b), _mm256_loadu_ps(xs + b)));
-    if (b < nb) {
-        const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(nb - b),
-                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        ms = _mm256_add_ps(
-            ms, _mm256_mul_ps(_mm256_maskload_ps(m + b, k), _mm256_maskload_ps(xs + b, k)));
-    }
-    return _mm_add_ps(_mm256_castps256_ps128(ms), _mm256_extractf128_ps(ms, 1));
 }
 
 // q4_decode_avx2: out[t, r .. r + n) for one token t, n <= 4 rows (a constant at each call site),
@@ -326,7 +314,7 @@ PLM_INLINE PLM_TARGET_AVX512 void q4_row_avx512(const matmul_job *j, int t0, con
         const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc[t]),
                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(
                                            _mm512_castps_pd(acc[t]), 1))); // acc[i] + acc[i + 8]
-        row_end(j, t0 + t, r, hsum8_avx2(h));
+        row_end(j, t0 + t, r, sum4_sse(fold8_avx2(h)));
     }
 }
 
@@ -356,6 +344,52 @@ PLM_TARGET_AVX2 static void panel_avx2(int8_t *q, float *d, const plm_mat *w, in
     memcpy(d, w->d + (size_t)r * nb, (size_t)n * nb * sizeof(float));
 }
 
+// m_add_avx2: out[t, r .. r + n) += Q4_1's term M for every token t, 8 tokens a vector: per group
+// the tokens' sums xs go into xt (nb, 8) once, and for each row the 8 canonical lanes of M are 8
+// registers (one token a vector lane), finished by vertical adds in the canonical order.
+PLM_TARGET_AVX2 static void m_add_avx2(const matmul_job *j, int r, int n) {
+    static _Thread_local _Alignas(32) float xt[Q4_DECODE_NB * 8];
+    const int T = j->T, R = j->w->rows, nb = j->w->cols / PLM_QK;
+    if (nb > Q4_DECODE_NB) {
+        for (int t = 0; t < T; t++)
+            for (int i = r; i < r + n; i++) row_end(j, t, i, j->out[(size_t)t * R + i]);
+        return;
+    }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i idx = _mm256_mullo_epi32(lane, _mm256_set1_epi32(nb));
+    for (int t0 = 0; t0 < T; t0 += 8) {
+        const int nt = T - t0 < 8 ? T - t0 : 8;
+        const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(nt), lane);
+        for (int b = 0; b < nb; b++)
+            _mm256_store_ps(xt + 8 * b, _mm256_mask_i32gather_ps(_mm256_setzero_ps(),
+                                                                 j->xs + (size_t)t0 * nb + b, idx,
+                                                                 _mm256_castsi256_ps(k), 4));
+        for (int i = r; i < r + n; i++) {
+            const float *m = j->w->m + (size_t)i * nb;
+            __m256 acc[8];
+            UNROLL
+            for (int l = 0; l < 8; l++) acc[l] = _mm256_setzero_ps();
+            for (int b0 = 0; b0 < nb; b0 += 8) {
+                UNROLL
+                for (int l = 0; l < 8; l++)
+                    if (b0 + l < nb)
+                        acc[l] =
+                            _mm256_add_ps(acc[l], _mm256_mul_ps(_mm256_broadcast_ss(m + b0 + l),
+                                                                _mm256_load_ps(xt + 8 * (b0 + l))));
+            }
+            UNROLL
+            for (int l = 0; l < 4; l++) acc[l] = _mm256_add_ps(acc[l], acc[l + 4]);
+            _Alignas(32) float mt[8];
+            _mm256_store_ps(
+                mt, _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3])));
+            for (int t = 0; t < nt; t++) {
+                float *o = j->out + (size_t)(t0 + t) * R + i;
+                *o = *o + mt[t];
+            }
+        }
+    }
+}
+
 // q4_rows: out[0 .. T, r0 .. r1) on table k (its Q8_0 rows kernel for prefill) and small (its
 // small-T kernel). A panel's Q8_0 matrix has w's rows as its row count, so that the Q8_0 kernel
 // writes out with w's row stride; it reads only the panel's rows (matmul_kernels.h).
@@ -363,7 +397,7 @@ PLM_TARGET_AVX2 static void q4_rows(const matmul_job *j, int r0, int r1, const m
                                     void (*small)(const matmul_job *, int, int)) {
     static _Thread_local _Alignas(64) int8_t pq[Q4_PANEL_BYTES];
     static _Thread_local _Alignas(64) float pd[Q4_PANEL_BYTES / PLM_QK];
-    const int T = j->T, C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
+    const int T = j->T, C = j->w->cols, R = j->w->rows;
     if (T < Q4_PANEL_T || T < k->q8.rows_t || !j->xc || C > Q4_PANEL_BYTES) {
         if (!q4_decode_rows(j, r0, r1)) small(j, r0, r1);
         return;
@@ -376,12 +410,7 @@ PLM_TARGET_AVX2 static void q4_rows(const matmul_job *j, int r0, int r1, const m
         matmul_job pj = *j;
         pj.w = &pm, pj.out = j->out + r;
         k->q8.rows(&pj, 0, n);
-        if (j->w->dtype != PLM_DTYPE_Q4_1) continue;
-        for (int t = 0; t < T; t++)
-            for (int i = r; i < r + n; i++) {
-                float *o = j->out + (size_t)t * R + i;
-                *o = *o + m_sum_avx2(j->w->m + (size_t)i * nb, j->xs + (size_t)t * nb, nb);
-            }
+        if (j->w->dtype == PLM_DTYPE_Q4_1) m_add_avx2(j, r, n);
     }
 }
 

@@ -2,7 +2,11 @@
 // transformers (tests/ref/smollm2-real.json, made by scripts/ref_real.py from the same weights):
 // tokenizer ids, every token's log-probability within 1e-3, greedy 64-token continuations equal
 // (a difference is accepted only at a near-tie, top-2 gap < 1e-4, and reported); 1 thread == 2
-// threads; q8_0 perplexity on PAWS test sentences within 1% of f32. Skips when the model is absent.
+// threads; q8_0 perplexity on PAWS test sentences within 1% of f32. The file's Q4_1 weights kept
+// as Q4_1 (--dtype auto: the Q8_0 embedding stays Q8_0, so the weights are the f32 run's): logits
+// near f32's and perplexity within 1%; --dtype q4_1 (the embedding requantized to Q4_1): the same
+// logits on every kernel path and thread count (the Q4 kernels are the same bits everywhere), so
+// the same greedy tokens. Skips when the model is absent.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +154,82 @@ static double mean_nll(const plm_model *m, const int32_t *ids, int32_t n) {
     return nll / scored;
 }
 
+// test_q4: the Q4 sections of the header on the first n of ids (n >= 64); f: the f32 model, q8:
+// the q8_0 one, nf: f's mean NLL of ids.
+static void test_q4(const plm_model *f, const plm_model *q8, const int32_t *ids, int32_t n,
+                    double nf) {
+    plm_load_params lp = plm_load_default_params();
+    plm_model *a = NULL, *q = NULL;
+    plm_error err;
+    lp.dtype = PLM_DTYPE_AUTO;
+    CHECK_MSG(plm_model_load(&a, MODEL, &lp, &err) == PLM_OK, "%s", err.msg);
+    lp.dtype = PLM_DTYPE_Q4_1;
+    CHECK_MSG(plm_model_load(&q, MODEL, &lp, &err) == PLM_OK, "%s", err.msg);
+    if (!a || !q) return;
+    CHECK(a->dtype == PLM_DTYPE_Q4_1 && a->embed_tokens.dtype == PLM_DTYPE_Q8_0 &&
+          a->layers[0].q_proj.dtype == PLM_DTYPE_Q4_1 && q->embed_tokens.dtype == PLM_DTYPE_Q4_1);
+    const size_t V = (size_t)f->config.vocab_size;
+    float *lf = malloc(64 * V * sizeof *lf), *la = malloc(64 * V * sizeof *la);
+    // the same weights, the inputs of every matmul rounded to 8 bits: logits (about -20 .. 20)
+    // near f32's, as near as the q8_0 run's (which requantizes the weights too): measured max
+    // |diff| 1.10, rms 0.21 (q8_0: 1.32, 0.22)
+    double worst[2] = {0, 0}, rms[2] = {0, 0};
+    plm_session *sf = session(f, 0, 64);
+    plm_session_decode_all(sf, ids, 64, lf, &err);
+    for (int k = 0; k < 2; k++) {
+        plm_session *sa = session(k ? q8 : a, 0, 64);
+        plm_session_decode_all(sa, ids, 64, la, &err);
+        for (size_t i = 0; i < 64 * V; i++) {
+            const double e = fabs((double)la[i] - (double)lf[i]);
+            worst[k] = fmax(worst[k], e), rms[k] += e * e;
+        }
+        rms[k] = sqrt(rms[k] / (64.0 * (double)V));
+        plm_session_free(sa);
+    }
+    fprintf(stderr,
+            "  vs f32 logits, 64 tokens: q4_1 auto max |diff| %.4f rms %.5f, q8_0 %.4f %.5f\n",
+            worst[0], rms[0], worst[1], rms[1]);
+    CHECK_MSG(worst[0] < 2.0 && rms[0] < 0.3, "q4_1 logits differ from f32: max %.4f rms %.5f",
+              worst[0], rms[0]);
+    plm_session_free(sf);
+    double na = mean_nll(a, ids, n), nq = mean_nll(q, ids, n);
+    fprintf(stderr, "  perplexity f32 %.4f, q4_1 auto %.4f (ratio %.4f), q4_1 %.4f\n", exp(nf),
+            exp(na), exp(na - nf), exp(nq));
+    CHECK_MSG(fabs(exp(na - nf) - 1) < 0.01, "q4_1 (auto) perplexity off by %.2f%%",
+              100 * (exp(na - nf) - 1));
+    CHECK_MSG(exp(nq - nf) < 1.15, "q4_1 perplexity %.2f%% above f32's", 100 * (exp(nq - nf) - 1));
+    // --dtype q4_1: the same logits on each path and thread count, greedy 16 tokens from 16
+    const char *paths[] = {"auto", "avx2", "scalar"};
+    int32_t want[16];
+    for (int p = 0; p < 3; p++) {
+        if (plm_set_kernel_path(paths[p], &err) != PLM_OK) continue; // not on this CPU
+        for (int th = 1; th <= 2; th++) {
+            plm_session *s = session(q, th, 64);
+            int32_t tok = ids[15], got[16];
+            plm_session_decode_all(s, ids, 15, la, &err);
+            for (int k = 0; k < 16; k++) {
+                plm_session_decode_all(s, &tok, 1, la, &err);
+                size_t best = 0;
+                for (size_t i = 1; i < V; i++)
+                    if (la[i] > la[best]) best = i;
+                got[k] = tok = (int32_t)best;
+            }
+            if (!p && th == 1) memcpy(want, got, sizeof want);
+            CHECK_MSG(!memcmp(want, got, sizeof want),
+                      "q4_1 greedy tokens on path %s, %d threads differ from the first run",
+                      plm_kernel_path(), th);
+            if (!p && th == 1) memcpy(lf, la, V * sizeof *la); // the last step's logits
+            CHECK_MSG(!memcmp(lf, la, V * sizeof *la), "q4_1 logits on path %s, %d threads differ",
+                      plm_kernel_path(), th);
+            plm_session_free(s);
+        }
+    }
+    plm_set_kernel_path("auto", &err);
+    free(lf), free(la);
+    plm_model_free(a);
+    plm_model_free(q);
+}
+
 int main(void) {
     test_self();
     test_isa_from_env("test_real");
@@ -201,6 +281,7 @@ int main(void) {
         fprintf(stderr, "  PAWS test, %d tokens: perplexity f32 %.4f q8_0 %.4f (ratio %.4f)\n", n,
                 exp(nf), exp(nq), ratio);
         CHECK_MSG(fabs(ratio - 1) < 0.01, "q8_0 perplexity off by %.2f%%", 100 * (ratio - 1));
+        test_q4(m, q, ids, n, nf);
         free(ids);
         free(text);
     }

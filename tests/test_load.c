@@ -6,6 +6,10 @@
 //   CPU runs (tests/test_quant.c checks the plain route itself against gguf-py);
 // - tiny models saved as Q8_0, Q4_0 and F16 GGUF: every path and 1, 2, 3 threads against the
 //   scalar path on 1 thread (the plain route itself);
+// - Q4_0 and Q4_1 in memory (and auto): the same weights on every path and thread count; a Q4_0
+//   file's blocks kept as they are (rows == gguf.c's dequantization of the file's), others
+//   quantized by llama.cpp's reference quantizer (quantize.h) from the file's values; a Q4 tensor
+//   whose rows are not a multiple of 32 is refused with the reader's message;
 // - the real SmolLM2 Q4_1 GGUF (when present): a hash of every weight, as f32 and as q8_0, equal
 //   to the hash of the weights that loading gave before these kernels existed (commit 9cc5d3e:
 //   scalar dequantization, then plm_quantize_q8_0, one thread; the same on its avx2 and avx512
@@ -17,6 +21,7 @@
 #include "gguf.h"
 #include "model.h"
 #include "quant.h"
+#include "quantize.h"
 #include "test.h"
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
@@ -129,7 +134,9 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 static uint64_t mat_hash(uint64_t h, const plm_mat *w) {
     size_t n = (size_t)w->rows * (size_t)w->cols;
     if (w->dtype == PLM_DTYPE_F32) return fnv(h, w->f32, n * 4);
-    return fnv(fnv(h, w->q, n), w->d, n / PLM_QK * 4);
+    if (w->dtype == PLM_DTYPE_Q8_0) return fnv(fnv(h, w->q, n), w->d, n / PLM_QK * 4);
+    h = fnv(fnv(h, w->q4, n / 2), w->d, n / PLM_QK * 4);
+    return w->m ? fnv(h, w->m, n / PLM_QK * 4) : h;
 }
 
 static uint64_t weights_hash(const plm_model *m) {
@@ -161,8 +168,73 @@ static uint64_t load_hash(const char *path, plm_dtype dtype, plm_isa isa, int n_
     return h;
 }
 
-// test_tiny: a random tiny Llama saved as Q8_0, Q4_0 and F16 GGUF; loading it as f32 and q8_0 on
-// every path with 1, 2, 3 threads gives the weights of the scalar path on 1 thread.
+// q4_model: the tiny model file path loaded as dtype (NULL on failure, reported).
+static plm_model *q4_model(const char *path, plm_dtype dtype) {
+    plm_error err = {0};
+    plm_model *m = NULL;
+    plm_load_params lp = plm_load_default_params();
+    lp.dtype = dtype;
+    CHECK_MSG(plm_model_load(&m, path, &lp, &err) == PLM_OK, "%s: %s", path, err.msg);
+    return m;
+}
+
+// test_q4_rows: test_tiny's q4.gguf as q4_0 holds the file's blocks (v_proj: not permuted), and
+// f16.gguf as q4_1 llama.cpp's Q4_1 blocks of its values; then a Q4_0 tensor of 63 columns.
+static void test_q4_rows(const char *dir, int tied) {
+    char path[256];
+    plm_error err = {0};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%d-%s", dir, tied, k ? "f16.gguf" : "q4.gguf");
+        plm_model *m = q4_model(path, k ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q4_0);
+        plm_gguf g;
+        if (!m || plm_gguf_open(&g, path, &err) != PLM_OK) {
+            plm_model_free(m);
+            continue;
+        }
+        const plm_gguf_tensor *t = plm_gguf_find_tensor(&g, "blk.1.attn_v.weight");
+        const plm_mat *w = &m->layers[1].v_proj;
+        const size_t C = (size_t)w->cols, rb = plm_gguf_row_bytes(t->type, C);
+        float *a = malloc(C * 4), *b = malloc(C * 4);
+        uint8_t *blk = malloc(plm_gguf_row_bytes(PLM_GGML_Q4_1, C));
+        int same = w->dtype == (k ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q4_0);
+        for (int r = 0; r < w->rows; r++) {
+            plm_mat_row(a, w, r);
+            plm_gguf_dequant_row(t->type, t->data + (size_t)r * rb, C, b);
+            if (k) { // f16 values through ggml's Q4_1 quantizer, then its dequantization
+                plm_quantize_row(PLM_GGML_Q4_1, b, C, blk);
+                plm_gguf_dequant_row(PLM_GGML_Q4_1, blk, C, b);
+            }
+            same &= !memcmp(a, b, C * 4);
+        }
+        CHECK_MSG(same, "%s as %s: rows differ from the file's blocks", path, k ? "q4_1" : "q4_0");
+        free(a), free(b), free(blk);
+        plm_gguf_free(&g);
+        plm_model_free(m);
+    }
+    // blk.0.attn_v.weight's ne[0] (64) set to 63: the tensor info is name, n_dims, ne[...], type
+    snprintf(path, sizeof path, "%s/%d-q4.gguf", dir, tied);
+    char *buf;
+    size_t n;
+    CHECK_MSG(plm_file_read(path, &buf, &n, &err) == PLM_OK, "%s", err.msg);
+    const char *name = "blk.0.attn_v.weight";
+    for (size_t i = 0; buf && i + 40 < n; i++)
+        if (!memcmp(buf + i, name, strlen(name))) {
+            buf[i + strlen(name) + 4] = 63;
+            break;
+        }
+    plm_model *m = NULL;
+    plm_load_params lp = plm_load_default_params();
+    lp.dtype = PLM_DTYPE_Q4_0;
+    plm_status st = plm_model_load_gguf_buffer(&m, (const uint8_t *)buf, n, &lp, &err);
+    CHECK_MSG(st == PLM_ERR_FORMAT && strstr(err.msg, "ne[0] = 63 is not a multiple of Q4_0"),
+              "63 columns of Q4_0: status %d, '%s'", (int)st, err.msg);
+    plm_model_free(m);
+    free(buf);
+}
+
+// test_tiny: a random tiny Llama saved as Q8_0, Q4_0 and F16 GGUF; loading it as f32, q8_0, q4_0,
+// q4_1 and auto on every path with 1, 2, 3 threads gives the weights of the scalar path on 1
+// thread.
 static void test_tiny(const char *dir, int tied) {
     plm_config c = {.vocab_size = 320,
                     .hidden_size = 64,
@@ -193,8 +265,10 @@ static void test_tiny(const char *dir, int tied) {
         char path[256];
         snprintf(path, sizeof path, "%s/%d-%s", dir, tied, files[f].name);
         CHECK_MSG(plm_model_save(a, path, files[f].dtype, &err) == PLM_OK, "%s", err.msg);
-        for (int dt = 0; dt < 2; dt++) {
-            plm_dtype dtype = dt ? PLM_DTYPE_Q8_0 : PLM_DTYPE_F32;
+        static const plm_dtype dts[] = {PLM_DTYPE_F32, PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0,
+                                        PLM_DTYPE_Q4_1, PLM_DTYPE_AUTO};
+        for (int dt = 0; dt < 5; dt++) {
+            plm_dtype dtype = dts[dt];
             uint64_t want = load_hash(path, dtype, PLM_ISA_SCALAR, 1);
             for (int isa = 0; isa < PLM_ISA_COUNT; isa++)
                 for (int th = 1; th <= 3 && plm_isa_supported((plm_isa)isa); th++)
@@ -203,6 +277,7 @@ static void test_tiny(const char *dir, int tied) {
                               path, plm_dtype_name(dtype), plm_isa_name((plm_isa)isa), th);
         }
     }
+    test_q4_rows(dir, tied);
     plm_model_free(a);
 }
 

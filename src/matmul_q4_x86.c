@@ -1,15 +1,16 @@
 // matmul_q4_x86.c: Q4_0 and Q4_1 weights on the x86-64 paths: the q4 entry (a rows kernel) of
 // matmul_x86.c's AVX2 and AVX-512 tables, in matmul_kernels.h's order (the same bits as the scalar
 // reference). Kept apart from matmul_x86.c's f32 and Q8_0 kernels, which the Q4 prefill reuses.
-//   Decode and small T (fewer than Q4_PANEL_T tokens): each row's nibbles are read once per group
-//     of up to 4 tokens, as one sequential stream with software prefetch (as Q8_0's decode), and
-//     unpacked in registers: and/shift to 32 bytes in element order; AVX2 multiplies them by the
-//     inputs with vpmaddubsw (Q4_1's k is unsigned already; Q4_0's k - 8 takes Q8_0's sign trick),
-//     AVX-512 with vpdpbusd on two blocks a zmm (Q4_0: minus a second vpdpbusd of 8 by the
-//     inputs: the int sums are exact, so the same p[b][l]).
+// AVX2 code on both paths, but for the Q8_0 rows kernel each table brings.
+//   Decode (one token): 4 rows a pass, each read once as a sequential stream with software
+//     prefetch (as Q8_0's decode), two blocks a load, the nibbles unpacked by and/shift against
+//     an input laid out to match once per call; vpmaddubsw multiplies them (k is unsigned; Q4_0
+//     subtracts 8 times the input's sums: the int sums are exact, so the same p[b][l]).
+//   Small T (below the table's Q8_0 rows kernel): a row at a time, 4 tokens a pass, a block's 32
+//     nibbles unpacked to element order.
 //   Prefill: panels of rows unpacked into Q8_0 form (int8 k - 8 or k, the scales d) that the
 //     table's own Q8_0 rows kernel (tokens in vector lanes) runs on, as it runs Q8_0 weights;
-//     Q4_1 then adds its minimums' term to each output.
+//     Q4_1 then adds its minimums' term to each output, 8 tokens a vector.
 // Decode is bandwidth-bound: a Q4_1 weight is 0.75 bytes (16 bytes of nibbles, f32 d and m per 32)
 // against Q8_0's 1.125.
 #include <string.h>
@@ -22,7 +23,6 @@
 
 #define Q4_PF_BYTES    4096       // decode prefetches the nibbles about this far ahead
 #define Q4_NT          4          // tokens per pass of the small-T kernels
-#define Q4_PANEL_T     8          // tokens from which prefill runs the Q8_0 rows kernel on panels
 #define Q4_PANEL_BYTES (96 << 10) // int8 weights of one panel (in L2 while the tokens pass)
 
 // sum4_sse: the canonical end sum's last two levels on a[0..3]: (a0 + a2) + (a1 + a3).
@@ -101,22 +101,16 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_step_avx2(__m256 acc[Q4_NT], const matmul_job
     }
 }
 
-// q4_row_avx2: out[t0 .. t0 + nt, r] (nt <= Q4_NT a constant at each call site); pf: prefetch
-// the nibbles Q4_PF_BYTES ahead and the scales of the rows that far ahead (decode).
-PLM_INLINE PLM_TARGET_AVX2 void q4_row_avx2(const matmul_job *j, int t0, const int nt, int r,
-                                            int pf) {
+// q4_row_avx2: out[t0 .. t0 + nt, r] (nt <= Q4_NT a constant at each call site).
+PLM_INLINE PLM_TARGET_AVX2 void q4_row_avx2(const matmul_job *j, int t0, const int nt, int r) {
     const int C = j->w->cols, nb = C / PLM_QK, q41 = j->w->dtype == PLM_DTYPE_Q4_1;
     const uint8_t *qs = j->w->q4 + (size_t)r * C / 2;
     const float *wd = j->w->d + (size_t)r * nb;
-    const char *end = (const char *)(j->w->q4 + (size_t)j->w->rows * C / 2);
-    if (pf) q4_prefetch(j->w, r, (int)((Q4_PF_BYTES + C / 2 - 1) / (C / 2)));
     __m256 even[Q4_NT], odd[Q4_NT];
     UNROLL
     for (int t = 0; t < nt; t++) even[t] = odd[t] = _mm256_setzero_ps();
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
-        const char *p = (const char *)(qs + b * PLM_QK / 2) + Q4_PF_BYTES;
-        if (pf && p < end) _mm_prefetch(p, _MM_HINT_NTA);
         q4_step_avx2(even, j, qs, wd[b], t0, nt, b, q41);
         q4_step_avx2(odd, j, qs, wd[b + 1], t0, nt, b + 1, q41);
     }
@@ -126,15 +120,17 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_row_avx2(const matmul_job *j, int t0, const i
         row_end(j, t0 + t, r, sum4_sse(fold8_avx2(_mm256_add_ps(even[t], odd[t]))));
 }
 
+// q4_rows_small_avx2: out[0 .. T, r0 .. r1) a row at a time, Q4_NT tokens a pass (both paths:
+// AVX-512's two blocks a zmm were no faster).
 PLM_TARGET_AVX2 static void q4_rows_small_avx2(const matmul_job *j, int r0, int r1) {
     const int T = j->T;
     for (int r = r0; r < r1; r++)
         for (int t = 0; t < T; t += Q4_NT) {
             switch (T - t < Q4_NT ? T - t : Q4_NT) {
-            case 4: q4_row_avx2(j, t, 4, r, 0); break;
-            case 3: q4_row_avx2(j, t, 3, r, 0); break;
-            case 2: q4_row_avx2(j, t, 2, r, 0); break;
-            default: q4_row_avx2(j, t, 1, r, T == 1); break;
+            case 4: q4_row_avx2(j, t, 4, r); break;
+            case 3: q4_row_avx2(j, t, 3, r); break;
+            case 2: q4_row_avx2(j, t, 2, r); break;
+            default: q4_row_avx2(j, t, 1, r); break;
             }
         }
 }
@@ -261,76 +257,6 @@ PLM_TARGET_AVX2 static int q4_decode_rows(const matmul_job *j, int r0, int r1) {
     return 1;
 }
 
-// ---- AVX-512: small T ----
-
-// q4_pair_avx512: blocks b and b + 1 (two: 1 for a last odd block, whose upper half is zero
-// weights, inputs and scales) of row r for nt tokens from t0 into acc[t]: lanes 0-7 are the even
-// block's canonical lanes, 8-15 the odd one's.
-PLM_INLINE PLM_TARGET_AVX512 void q4_pair_avx512(__m512 acc[Q4_NT], const matmul_job *j,
-                                                 const uint8_t *qs, const float *wd, int t0,
-                                                 const int nt, int b, int two, int q41) {
-    const int C = j->w->cols, nb = C / PLM_QK;
-    const __m256i f = _mm256_set1_epi8(15);
-    const __m256i v =
-        two ? _mm256_loadu_si256((const __m256i *)(const void *)(qs + b * 16))
-            : _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(qs + b * 16)));
-    const __m256i lo = _mm256_and_si256(v, f), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), f);
-    const __m512i lh = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); // lo0 lo1 hi0 hi1
-    const __m512i w = _mm512_shuffle_i64x2(lh, lh, _MM_SHUFFLE(3, 1, 2, 0));  // lo0 hi0 lo1 hi1
-    const __mmask64 xm = two ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFF;
-    UNROLL
-    for (int t = 0; t < nt; t++) {
-        const int8_t *x = j->xq + (size_t)(t0 + t) * C + b * PLM_QK;
-        const float *xd = j->xd + (size_t)(t0 + t) * nb;
-        const __m512i xv = _mm512_maskz_loadu_epi8(xm, x);
-        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xv);
-        if (!q41)
-            p = _mm512_sub_epi32(
-                p, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), xv));
-        const float s0 = wd[b] * xd[b], s1 = two ? wd[b + 1] * xd[b + 1] : 0.0f;
-        const __m512 s = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
-        acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(p), s));
-    }
-}
-
-// q4_row_avx512: q4_row_avx2 with two blocks a zmm.
-PLM_INLINE PLM_TARGET_AVX512 void q4_row_avx512(const matmul_job *j, int t0, const int nt, int r,
-                                                int pf) {
-    const int C = j->w->cols, nb = C / PLM_QK, q41 = j->w->dtype == PLM_DTYPE_Q4_1;
-    const uint8_t *qs = j->w->q4 + (size_t)r * C / 2;
-    const float *wd = j->w->d + (size_t)r * nb;
-    const char *end = (const char *)(j->w->q4 + (size_t)j->w->rows * C / 2);
-    if (pf) q4_prefetch(j->w, r, (int)((Q4_PF_BYTES + C / 2 - 1) / (C / 2)));
-    __m512 acc[Q4_NT];
-    UNROLL
-    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
-    for (int b = 0; b < nb; b += 2) {
-        const char *p = (const char *)(qs + b * PLM_QK / 2) + Q4_PF_BYTES;
-        if (pf && p < end) _mm_prefetch(p, _MM_HINT_NTA);
-        q4_pair_avx512(acc, j, qs, wd, t0, nt, b, b + 1 < nb, q41);
-    }
-    UNROLL
-    for (int t = 0; t < nt; t++) {
-        const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc[t]),
-                                       _mm256_castpd_ps(_mm512_extractf64x4_pd(
-                                           _mm512_castps_pd(acc[t]), 1))); // acc[i] + acc[i + 8]
-        row_end(j, t0 + t, r, sum4_sse(fold8_avx2(h)));
-    }
-}
-
-PLM_TARGET_AVX512 static void q4_rows_small_avx512(const matmul_job *j, int r0, int r1) {
-    const int T = j->T;
-    for (int r = r0; r < r1; r++)
-        for (int t = 0; t < T; t += Q4_NT) {
-            switch (T - t < Q4_NT ? T - t : Q4_NT) {
-            case 4: q4_row_avx512(j, t, 4, r, 0); break;
-            case 3: q4_row_avx512(j, t, 3, r, 0); break;
-            case 2: q4_row_avx512(j, t, 2, r, 0); break;
-            default: q4_row_avx512(j, t, 1, r, T == 1); break;
-            }
-        }
-}
-
 // ---- prefill: panels in Q8_0 form through the table's Q8_0 rows kernel ----
 
 // panel_avx2: rows [r, r + n) of w as int8 (k - 8 or k) into q (n, C) and their scales into d.
@@ -390,16 +316,16 @@ PLM_TARGET_AVX2 static void m_add_avx2(const matmul_job *j, int r, int n) {
     }
 }
 
-// q4_rows: out[0 .. T, r0 .. r1) on table k (its Q8_0 rows kernel for prefill) and small (its
-// small-T kernel). A panel's Q8_0 matrix has w's rows as its row count, so that the Q8_0 kernel
-// writes out with w's row stride; it reads only the panel's rows (matmul_kernels.h).
-PLM_TARGET_AVX2 static void q4_rows(const matmul_job *j, int r0, int r1, const matmul_kernels *k,
-                                    void (*small)(const matmul_job *, int, int)) {
+// q4_rows: out[0 .. T, r0 .. r1) on table k: decode, small T, or from the token count where k's
+// Q8_0 rows kernel runs, panels through it. A panel's Q8_0 matrix has w's rows as its row count,
+// so that the Q8_0 kernel writes out with w's row stride; it reads only the panel's rows
+// (matmul_kernels.h).
+PLM_TARGET_AVX2 static void q4_rows(const matmul_job *j, int r0, int r1, const matmul_kernels *k) {
     static _Thread_local _Alignas(64) int8_t pq[Q4_PANEL_BYTES];
     static _Thread_local _Alignas(64) float pd[Q4_PANEL_BYTES / PLM_QK];
     const int T = j->T, C = j->w->cols, R = j->w->rows;
-    if (T < Q4_PANEL_T || T < k->q8.rows_t || !j->xc || C > Q4_PANEL_BYTES) {
-        if (!q4_decode_rows(j, r0, r1)) small(j, r0, r1);
+    if (T < 2 || T < k->q8.rows_t || !j->xc || C > Q4_PANEL_BYTES) {
+        if (!q4_decode_rows(j, r0, r1)) q4_rows_small_avx2(j, r0, r1);
         return;
     }
     const int P = Q4_PANEL_BYTES / C; // rows a panel
@@ -415,10 +341,10 @@ PLM_TARGET_AVX2 static void q4_rows(const matmul_job *j, int r0, int r1, const m
 }
 
 void plm_q4_rows_avx2(const matmul_job *j, int r0, int r1) {
-    q4_rows(j, r0, r1, &plm_kernels_avx2, q4_rows_small_avx2);
+    q4_rows(j, r0, r1, &plm_kernels_avx2);
 }
 
 void plm_q4_rows_avx512(const matmul_job *j, int r0, int r1) {
-    q4_rows(j, r0, r1, &plm_kernels_avx512, q4_rows_small_avx512);
+    q4_rows(j, r0, r1, &plm_kernels_avx512);
 }
 #endif // __x86_64__

@@ -129,9 +129,9 @@ static void q8_prepare_wasm(int32_t *xc, const int8_t *xq, const float *xd, int 
 
 // q8_quads_wasm (SIMD128): i32x4_dot_i16x8 adds pairs of adjacent i16, so the weights split like
 // the inputs give lane l of dot(even) + dot(odd) = bytes 4l .. 4l+3.
-PLM_INLINE v128_t q8_quads_wasm(const int8_t *w, const int8_t *xs) {
+PLM_INLINE v128_t q8_quads_wasm(v128_t w, const int8_t *xs) {
     v128_t we, wo;
-    q8_split_wasm(&we, &wo, wasm_v128_load(w));
+    q8_split_wasm(&we, &wo, w);
     return wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_load(xs), we),
                           wasm_i32x4_dot_i16x8(wasm_v128_load(xs + 16), wo));
 }
@@ -160,16 +160,15 @@ static void q8_prepare_relaxed(int32_t *xc, const int8_t *xq, const float *xd, i
 
 // q8_quads_relaxed: dot(w, pos) - dot(w, neg), pairs added (the ones stay in a register; V8's
 // pairwise add reloads its constant each time).
-PLM_INLINE v128_t q8_quads_relaxed(const int8_t *w, const int8_t *pl) {
-    const v128_t wv = wasm_v128_load(w);
+PLM_INLINE v128_t q8_quads_relaxed(v128_t wv, const int8_t *pl) {
     const v128_t d = wasm_i16x8_sub(plm_relaxed_dot_i8x16_i7x16_s(wv, wasm_v128_load(pl)),
                                     plm_relaxed_dot_i8x16_i7x16_s(wv, wasm_v128_load(pl + 16)));
     return wasm_i32x4_dot_i16x8(d, wasm_i16x8_splat(1));
 }
 #endif // __wasm_relaxed_simd__
 
-// q8_quads: the path's 4-byte sums (relaxed: a constant at each call).
-PLM_INLINE v128_t q8_quads(const int8_t *w, const int8_t *xs, int relaxed) {
+// q8_quads: the path's 4-byte sums of the 16 weights w (relaxed: a constant at each call).
+PLM_INLINE v128_t q8_quads(v128_t w, const int8_t *xs, int relaxed) {
 #if defined(__wasm_relaxed_simd__)
     if (relaxed) return q8_quads_relaxed(w, xs);
 #endif
@@ -177,15 +176,30 @@ PLM_INLINE v128_t q8_quads(const int8_t *w, const int8_t *xs, int relaxed) {
     return q8_quads_wasm(w, xs);
 }
 
-// q8_rows: block b (its prepared inputs at xs) of one token into nr rows, with their scales sv
-// (dw * dx, one per row) and the accumulators of the block's parity (lanes 0-3, 4-7 per row):
-// acc += float(lanes) * s, a multiply then an add.
+// Q4_0 and Q4_1 (matmul_kernels.h) run the same kernels on their weights as int8: a block's 16
+// bytes give elements 0-15 (low nibbles) and 16-31 (high ones), minus 8 for Q4_0, and Q4_1 adds
+// its minimums' term to each output (the scalar reference's plm_q4_m_sum). q4: 0 for Q8_0
+// weights, 1 for Q4_0, 2 for Q4_1 (a constant at each call).
+
+// q8_rows: block b (its weights at w[r] + off, its prepared inputs at xs) of one token into nr
+// rows, with their scales sv (dw * dx, one per row) and the accumulators of the block's parity
+// (lanes 0-3, 4-7 per row): acc += float(lanes) * s, a multiply then an add.
 PLM_INLINE void q8_rows(v128_t *lo, v128_t *hi, const int8_t *const *w, const v128_t *sv, int nr,
-                        const int8_t *xs, int off, int relaxed) {
+                        const int8_t *xs, int off, int relaxed, int q4) {
     for (int r = 0; r < nr; r++) {
-        const v128_t p0 = q8_quads(w[r] + off, xs, relaxed);
+        v128_t w0 = wasm_v128_load(w[r] + off), w1;
+        if (q4) {
+            w1 = wasm_u8x16_shr(w0, 4);
+            w0 = wasm_v128_and(w0, wasm_i8x16_splat(15));
+            if (q4 == 1)
+                w0 = wasm_i8x16_sub(w0, wasm_i8x16_splat(8)),
+                w1 = wasm_i8x16_sub(w1, wasm_i8x16_splat(8));
+        } else {
+            w1 = wasm_v128_load(w[r] + off + 16);
+        }
+        const v128_t p0 = q8_quads(w0, xs, relaxed);
         lo[r] = wasm_f32x4_add(lo[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p0), sv[r]));
-        const v128_t p1 = q8_quads(w[r] + off + 16, xs + 32, relaxed);
+        const v128_t p1 = q8_quads(w1, xs + 32, relaxed);
         hi[r] = wasm_f32x4_add(hi[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p1), sv[r]));
     }
 }
@@ -203,15 +217,16 @@ PLM_INLINE float q8_sum(v128_t e0, v128_t e1, v128_t o0, v128_t o1) {
 // memory in wasm, and every step would store it). Blocks go in pairs (even, odd); the scales of a
 // pair are one vector multiply per row. (4 blocks a step measured no faster in Chromium and
 // slower in node 20, whose V8 moves every load of a loop body to its top, where 4 blocks' spill.)
-PLM_INLINE void q8_block(const matmul_job *j, int t0, int r0, int nr, int relaxed) {
-    const int C = j->w->cols, nb = C / PLM_QK;
+PLM_INLINE void q8_block(const matmul_job *j, int t0, int r0, int nr, int relaxed, int q4) {
+    const int C = j->w->cols, nb = C / PLM_QK, bb = q4 ? 16 : PLM_QK; // bb: bytes a block
     const int8_t *xs = (const int8_t *)j->xc + (size_t)t0 * C * 2;
     const float *xd = j->xd + (size_t)t0 * nb;
     const int8_t *w[2];
     const float *wd[2];
     v128_t e0[2], e1[2], o0[2], o1[2];
     for (int r = 0; r < nr; r++) {
-        w[r] = j->w->q + (size_t)(r0 + r) * C;
+        w[r] = q4 ? (const int8_t *)j->w->q4 + (size_t)(r0 + r) * nb * 16
+                  : j->w->q + (size_t)(r0 + r) * C;
         wd[r] = j->w->d + (size_t)(r0 + r) * nb;
         e0[r] = e1[r] = o0[r] = o1[r] = wasm_f32x4_splat(0.0f);
     }
@@ -224,18 +239,23 @@ PLM_INLINE void q8_block(const matmul_job *j, int t0, int r0, int nr, int relaxe
             se[r] = wasm_i32x4_shuffle(s, s, 0, 0, 0, 0);
             so[r] = wasm_i32x4_shuffle(s, s, 1, 1, 1, 1);
         }
-        q8_rows(e0, e1, w, se, nr, xs, 0, relaxed);
-        q8_rows(o0, o1, w, so, nr, xs + 2 * PLM_QK, PLM_QK, relaxed);
-        for (int r = 0; r < nr; r++) w[r] += 2 * PLM_QK;
+        q8_rows(e0, e1, w, se, nr, xs, 0, relaxed, q4);
+        q8_rows(o0, o1, w, so, nr, xs + 2 * PLM_QK, bb, relaxed, q4);
+        for (int r = 0; r < nr; r++) w[r] += 2 * bb;
         xs += 4 * PLM_QK;
     }
     if (b < nb) {
         v128_t se[2];
         for (int r = 0; r < nr; r++) se[r] = wasm_f32x4_splat(wd[r][b] * xd[b]);
-        q8_rows(e0, e1, w, se, nr, xs, 0, relaxed);
+        q8_rows(e0, e1, w, se, nr, xs, 0, relaxed, q4);
     }
     float *out = j->out + (size_t)t0 * j->w->rows + r0;
-    for (int r = 0; r < nr; r++) out[r] = q8_sum(e0[r], e1[r], o0[r], o1[r]);
+    for (int r = 0; r < nr; r++) {
+        out[r] = q8_sum(e0[r], e1[r], o0[r], o1[r]);
+        if (q4 == 2)
+            out[r] =
+                out[r] + plm_q4_m_sum(j->w->m + (size_t)(r0 + r) * nb, j->xs + (size_t)t0 * nb, nb);
+    }
 }
 
 // q8_tile: prefill (MT 2, NR 2): mt tokens, one after the other, times 2 rows (or 1); 4 rows'
@@ -243,19 +263,29 @@ PLM_INLINE void q8_block(const matmul_job *j, int t0, int r0, int nr, int relaxe
 // after the other, each a whole row before the next: the weights are then one sequential stream,
 // which measured 2.2x the decode speed of 4 interleaved rows in node on a busy machine
 // (2026-12-05); 4 rows a call rather than 1 spend less on calls and set-up.
-PLM_INLINE void q8_tile(const matmul_job *j, int t0, int mt, int r0, int nr, int relaxed) {
+PLM_INLINE void q8_tile(const matmul_job *j, int t0, int mt, int r0, int nr, int relaxed, int q4) {
     if (nr == 4) {
-        for (int r = r0; r < r0 + 4; r++) q8_block(j, t0, r, 1, relaxed);
+        for (int r = r0; r < r0 + 4; r++) q8_block(j, t0, r, 1, relaxed, q4);
         return;
     }
     for (int t = t0; t < t0 + mt; t++) {
-        if (nr == 2) q8_block(j, t, r0, 2, relaxed);
-        else q8_block(j, t, r0, 1, relaxed);
+        if (nr == 2) q8_block(j, t, r0, 2, relaxed, q4);
+        else q8_block(j, t, r0, 1, relaxed, q4);
     }
 }
 
+// q4_tile: q8_tile on Q4 weights, the format a constant of each call.
+PLM_INLINE void q4_tile(const matmul_job *j, int t0, int mt, int r0, int nr, int relaxed) {
+    if (j->w->dtype == PLM_DTYPE_Q4_0) q8_tile(j, t0, mt, r0, nr, relaxed, 1);
+    else q8_tile(j, t0, mt, r0, nr, relaxed, 2);
+}
+
 static void q8_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    q8_tile(j, t0, mt, r0, nr, 0);
+    q8_tile(j, t0, mt, r0, nr, 0, 0);
+}
+
+static void q4_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    q4_tile(j, t0, mt, r0, nr, 0);
 }
 
 // quantize_wasm: quantize_scalar with one block in eight vectors; the same float operations in
@@ -371,6 +401,7 @@ static void dinp_tiles_wasm(float *dinp, const float *dout, const plm_mat *w, in
 const matmul_kernels plm_kernels_wasm = {
     .f32 = {f32_tile_wasm, 2, 4, 1, NULL, NULL, 0},
     .q8 = {q8_tile_wasm, 2, 2, 4, NULL, NULL, 0},
+    .q4 = {q4_tile_wasm, 2, 2, 4, NULL, NULL, 0},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_wasm,
     .dinp_tiles = dinp_tiles_wasm,
@@ -378,7 +409,11 @@ const matmul_kernels plm_kernels_wasm = {
 
 #if defined(__wasm_relaxed_simd__)
 static void q8_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    q8_tile(j, t0, mt, r0, nr, 1);
+    q8_tile(j, t0, mt, r0, nr, 1, 0);
+}
+
+static void q4_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    q4_tile(j, t0, mt, r0, nr, 1);
 }
 
 static void dinp_tiles_relaxed(float *dinp, const float *dout, const plm_mat *w, int32_t T,
@@ -389,6 +424,7 @@ static void dinp_tiles_relaxed(float *dinp, const float *dout, const plm_mat *w,
 const matmul_kernels plm_kernels_relaxed = {
     .f32 = {f32_tile_relaxed, 2, 4, 1, NULL, NULL, 0},
     .q8 = {q8_tile_relaxed, 2, 2, 4, NULL, NULL, 0},
+    .q4 = {q4_tile_relaxed, 2, 2, 4, NULL, NULL, 0},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_relaxed,
     .dinp_tiles = dinp_tiles_relaxed,

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "matmul.h"
 #include "model.h"
 #include "quant.h"
 #include "quantize.h"
@@ -89,7 +90,7 @@ static void test_rows(void) {
     uint8_t *src = malloc(n * 4);
     int8_t *q = malloc(n), *rq = malloc(n);
     float *d = malloc(nb * 4), *rd = malloc(nb * 4), *x = malloc(n * 4), *rx = malloc(n * 4);
-    float *tmp = malloc(n * 4);
+    float *tmp = malloc(n * 8); // 2 n: plm_quant_row_q4
     for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
         if (!plm_isa_supported((plm_isa)isa)) continue;
         for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
@@ -114,6 +115,19 @@ static void test_rows(void) {
                           plm_isa_name((plm_isa)isa), plm_ggml_type_name(type), rep);
                 CHECK_MSG(!memcmp(x, rx, n * 4), "%s: %s row to f32, rep %d",
                           plm_isa_name((plm_isa)isa), plm_ggml_type_name(type), rep);
+                if (type == PLM_GGML_Q4_0 || type == PLM_GGML_Q4_1) { // kept as Q4: the same row
+                    const int q41 = type == PLM_GGML_Q4_1;
+                    plm_mat w = {.dtype = q41 ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q4_0,
+                                 .rows = 1,
+                                 .cols = (int32_t)n,
+                                 .q4 = (uint8_t *)q,
+                                 .d = d,
+                                 .m = q41 ? (float *)(void *)rq : NULL};
+                    plm_quant_row_q4((plm_isa)isa, type, src, n, w.dtype, w.q4, w.d, w.m, tmp);
+                    plm_mat_row(x, &w, 0);
+                    CHECK_MSG(!memcmp(x, rx, n * 4), "%s: %s row kept as q4 differs",
+                              plm_isa_name((plm_isa)isa), plm_ggml_type_name(type));
+                }
             }
         }
     }

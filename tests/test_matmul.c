@@ -1,16 +1,14 @@
 // test_matmul.c: the thread pool, the Q8_0 quantizer and every matmul path (f32, Q8_0, Q4_0, Q4_1).
-// Q4 weights: dequantized rows == gguf.c's (PyPI gguf's) dequantization bit for bit; Q4_0 == the
-// Q8_0 matrix {k - 8, d} bit for bit; every path == the reference bit for bit, as Q8_0.
+// Q4 weights: Q4_0 == the Q8_0 matrix {k - 8, d} bit for bit; every path == the reference bit for
+// bit, as Q8_0 (test_load checks their rows against gguf.c's dequantization).
 // Oracles: a double-precision recompute for the scalar reference; the reference for each SIMD
 // path this CPU runs (forced, not only the one dispatch picks): within rounding for f32, bit for
 // bit (memcmp) for Q8_0, whose paths all run one canonical order (matmul.c); the f32 matmul of the
 // dequantized weights for Q8_0, within the error bound of quantizing the inputs. Consistency:
 // 1 thread == 2, 3 threads and T = 1 == row t of T > 1, both bit for bit on every path.
 #include "base.h"
-#include "gguf.h"
 #include "matmul.h"
 #include "pool.h"
-#include "quant.h"
 #include "test.h"
 
 // ---- helpers ----
@@ -27,48 +25,35 @@ static void fill_uniform(float *x, size_t n, uint64_t *s) {
     for (size_t i = 0; i < n; i++) x[i] = (float)(rng_next(s) >> 40) / (float)(1 << 23) - 1.0f;
 }
 
-// q4_blocks: n GGUF blocks of ggml type (Q4_0 or Q4_1) into blk: random nibbles, scales in
-// +-[0.002, 0.1), Q4_1 minimums in [-0.5, 0.5).
-static void q4_blocks(uint8_t *blk, uint32_t type, size_t n, uint64_t *s) {
-    const size_t bs = type == PLM_GGML_Q4_1 ? 20 : 18;
-    for (size_t b = 0; b < n; b++, blk += bs) {
-        float v[2];
-        fill_uniform(v, 2, s);
-        const uint16_t d =
-            plm_f32_to_f16(v[0] < 0 ? v[0] * 0.098f - 0.002f : v[0] * 0.098f + 0.002f);
-        const uint16_t m = plm_f32_to_f16(v[1] * 0.5f);
-        blk[0] = (uint8_t)d, blk[1] = (uint8_t)(d >> 8);
-        if (type == PLM_GGML_Q4_1) blk[2] = (uint8_t)m, blk[3] = (uint8_t)(m >> 8);
-        for (size_t i = bs - 16; i < bs; i++) blk[i] = (uint8_t)(rng_next(s) >> 32);
-    }
-}
-
-// q4_mat: a (rows, cols) Q4 matrix from GGUF blocks blk of its type (loaded as model_load does).
-static plm_mat q4_mat(plm_dtype dtype, int rows, int cols, const uint8_t *blk) {
-    const uint32_t type = dtype == PLM_DTYPE_Q4_1 ? PLM_GGML_Q4_1 : PLM_GGML_Q4_0;
-    const size_t nb = (size_t)rows * cols / PLM_QK, rb = plm_gguf_row_bytes(type, (size_t)cols);
+// q4_alloc: a random (rows, cols) Q4 matrix: every nibble value, scales in +-[0.002, 0.1) and
+// Q4_1 minimums in [-0.5, 0.5), both f16 values as a GGUF file's (test_load checks the load).
+static plm_mat q4_alloc(plm_dtype dtype, int rows, int cols, uint64_t *s) {
+    const size_t nb = (size_t)rows * cols / PLM_QK;
     plm_mat w = {.dtype = dtype, .rows = rows, .cols = cols};
     w.q4 = malloc(nb * 16);
     w.d = malloc(nb * sizeof(float));
     w.m = dtype == PLM_DTYPE_Q4_1 ? malloc(nb * sizeof(float)) : NULL;
-    float *tmp = malloc(2 * (size_t)cols * sizeof(float));
-    for (int r = 0; r < rows; r++)
-        plm_quant_row_q4(PLM_ISA_SCALAR, type, blk + r * rb, (size_t)cols, dtype,
-                         w.q4 + (size_t)r * cols / 2, w.d + (size_t)r * (cols / PLM_QK),
-                         w.m ? w.m + (size_t)r * (cols / PLM_QK) : NULL, tmp);
-    free(tmp);
+    for (size_t i = 0; i < nb * 16; i++) w.q4[i] = (uint8_t)(rng_next(s) >> 32);
+    for (size_t b = 0; b < nb; b++) {
+        float v[2];
+        fill_uniform(v, 2, s);
+        w.d[b] = plm_f16_to_f32(plm_f32_to_f16(v[0] * 0.098f + (v[0] < 0 ? -0.002f : 0.002f)));
+        if (w.m) w.m[b] = plm_f16_to_f32(plm_f32_to_f16(v[1] * 0.5f));
+    }
     return w;
 }
 
+// dtype_name: model.c's names, here without model.c (the wasm build of this test links the
+// kernels only).
+static const char *dtype_name(plm_dtype dtype) {
+    return dtype == PLM_DTYPE_F32    ? "f32"
+           : dtype == PLM_DTYPE_Q8_0 ? "q8_0"
+           : dtype == PLM_DTYPE_Q4_0 ? "q4_0"
+                                     : "q4_1";
+}
+
 static plm_mat mat_alloc(plm_dtype dtype, int rows, int cols, uint64_t *s) {
-    if (dtype == PLM_DTYPE_Q4_0 || dtype == PLM_DTYPE_Q4_1) {
-        uint8_t *blk = malloc((size_t)rows * cols / PLM_QK * 20);
-        q4_blocks(blk, dtype == PLM_DTYPE_Q4_1 ? PLM_GGML_Q4_1 : PLM_GGML_Q4_0,
-                  (size_t)rows * cols / PLM_QK, s);
-        plm_mat w = q4_mat(dtype, rows, cols, blk);
-        free(blk);
-        return w;
-    }
+    if (dtype == PLM_DTYPE_Q4_0 || dtype == PLM_DTYPE_Q4_1) return q4_alloc(dtype, rows, cols, s);
     plm_mat w = {.dtype = dtype, .rows = rows, .cols = cols};
     float *f = malloc((size_t)rows * cols * sizeof(float));
     fill_uniform(f, (size_t)rows * cols, s);
@@ -187,7 +172,7 @@ static void test_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int
     float *ref = malloc(no * sizeof(float)), *got = malloc(no * sizeof(float));
     float *got_n = malloc(no * sizeof(float)), *xdq = malloc((size_t)T * cols * sizeof(float));
     double *want = malloc(no * sizeof(double)), *scale = malloc(no * sizeof(double));
-    const char *dt = plm_dtype_name(dtype);
+    const char *dt = dtype_name(dtype);
 
     plm_matmul_ref(ref, x, &w, T, scratch);
     if (dtype == PLM_DTYPE_F32) {
@@ -294,8 +279,7 @@ static void test_matmul_n(plm_pool *pools[3], uint64_t *s) {
                 for (int i = 0; i < 3; i++)
                     CHECK_MSG(!memcmp(got[i], want[i], (size_t)T * rows[i] * sizeof(float)),
                               "matmul_n %s T=%d weight %d, %d threads: differs from plm_matmul",
-                              dt < 4 ? plm_dtype_name(dts[dt]) : "mix", T, i,
-                              plm_pool_size(pools[p]));
+                              dt < 4 ? dtype_name(dts[dt]) : "mix", T, i, plm_pool_size(pools[p]));
             }
             for (int i = 0; i < 3; i++) free(want[i]), free(got[i]);
             free(x);
@@ -365,28 +349,9 @@ static void test_matmul(void) {
 
 // ---- Q4_0 and Q4_1 ----
 
-// test_q4_rows: plm_mat_row of a Q4 matrix == gguf.c's dequantization of its blocks, bit for bit
-// (gguf.c's own test holds that to PyPI gguf's), and Q4_0 runs exactly as the Q8_0 matrix
-// {q = k - 8, d} on every path.
-static void test_q4_rows(plm_pool *pool, uint64_t *s) {
-    const int rows = 7, cols = 96, nb = rows * cols / PLM_QK;
-    uint8_t *blk = malloc((size_t)nb * 20);
-    float *a = malloc((size_t)cols * sizeof(float)), *b = malloc((size_t)cols * sizeof(float));
-    for (int ty = 0; ty < 2; ty++) {
-        const plm_dtype dtype = ty ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q4_0;
-        const uint32_t type = ty ? PLM_GGML_Q4_1 : PLM_GGML_Q4_0;
-        q4_blocks(blk, type, (size_t)nb, s);
-        plm_mat w = q4_mat(dtype, rows, cols, blk);
-        int same = 1;
-        for (int r = 0; r < rows; r++) {
-            plm_mat_row(a, &w, r);
-            plm_gguf_dequant_row(type, blk + r * plm_gguf_row_bytes(type, (size_t)cols),
-                                 (size_t)cols, b);
-            same &= !memcmp(a, b, (size_t)cols * sizeof(float));
-        }
-        CHECK_MSG(same, "%s rows differ from gguf.c's dequantization", plm_dtype_name(dtype));
-        mat_free(&w);
-    }
+// test_q4_as_q8: Q4_0 runs exactly as the Q8_0 matrix {q = k - 8, d} on every path (test_load:
+// plm_mat_row == gguf.c's dequantization).
+static void test_q4_as_q8(plm_pool *pool, uint64_t *s) {
     // Q4_0 against its int8 form, T around the tiles and token groups, odd block counts
     static const int Ts[] = {1, 2, 5, 8, 17, 40};
     for (size_t i = 0; i < sizeof Ts / sizeof *Ts; i++) {
@@ -413,7 +378,6 @@ static void test_q4_rows(plm_pool *pool, uint64_t *s) {
         plm_free_aligned(scratch);
         mat_free(&w);
     }
-    free(blk), free(a), free(b);
 }
 
 // test_q4: Q4_0 and Q4_1 through test_shape: T from 1 to 130 (decode, the small-T tiles, the token
@@ -423,7 +387,7 @@ static void test_q4(void) {
                           plm_pool_create(1 + 2 * MORE_THREADS)};
     CHECK(pools[0] && pools[1] && pools[2]);
     uint64_t s = 4;
-    test_q4_rows(pools[1], &s);
+    test_q4_as_q8(pools[1], &s);
     static const int Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 130}, rows[] = {1, 5, 37};
     static const int cols[] = {32, 96, 576, 800};
     for (int ty = 0; ty < 2; ty++)

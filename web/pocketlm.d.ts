@@ -42,8 +42,10 @@ export interface LoadOptions {
    * At most 17.
    */
   threads?: number;
-  /** In-memory dtype of the linear weights: 'q8_0' (default; ~4x smaller, faster) or 'f32'. */
-  dtype?: 'q8_0' | 'f32';
+  /** In-memory dtype of the linear weights: 'q8_0' (default; ~4x smaller, faster), 'f32', 'q4_0',
+   * 'q4_1', or 'auto' (each weight as the file stores it where a kernel exists: a Q4_1 file stays
+   * Q4_1, its Q8_0 embedding Q8_0). */
+  dtype?: 'q8_0' | 'f32' | 'q4_0' | 'q4_1' | 'auto';
   /** An adapter applied at run time (not merged). */
   lora?: LoraSource;
   /** Positions held in the KV cache; default min(2048, the model's context). */
@@ -162,7 +164,8 @@ export class PocketLM {
   static load(source: Source, options?: LoadOptions): Promise<PocketLM>;
 
   readonly config: ModelConfig;
-  readonly dtype: 'q8_0' | 'f32';
+  /** The dtype most of the weights are kept in ('auto' resolves to one of the others). */
+  readonly dtype: 'q8_0' | 'f32' | 'q4_0' | 'q4_1';
   readonly threads: number;
   /** The module loaded: 'pocketlm.mjs', 'pocketlm-mt.mjs', 'pocketlm-relaxed.mjs' or 'pocketlm-relaxed-mt.mjs'. */
   readonly build: string;

@@ -24,7 +24,7 @@
 const IS_NODE = typeof process === 'object' && typeof process.versions === 'object' &&
     typeof process.versions.node === 'string' && typeof window === 'undefined';
 
-const DTYPES = { f32: 0, q8_0: 3 };
+const DTYPES = { f32: 0, q8_0: 3, q4_0: 4, q4_1: 5, auto: 6 };
 const STOP_REASONS = ['length', 'token', 'string', 'context', 'callback'];
 const MAX_POOL = 16; // web workers at most in the threaded build
 const POOLS = 3;     // thread pools at once: a session, a trainer, a merged model's session
@@ -265,7 +265,7 @@ export class PocketLM {
     const info = (k) => M._plm_wasm_model_info(model, k);
     this.config = { vocabSize: info(0), hiddenSize: info(1), numLayers: info(2),
                     maxPositionEmbeddings: info(3), bosTokenId: info(4), eosTokenId: info(5) };
-    this.dtype = info(7) === DTYPES.q8_0 ? 'q8_0' : 'f32';
+    this.dtype = Object.keys(DTYPES).find((k) => DTYPES[k] === info(7)) ?? 'f32';
     this.hasTokenizer = M._plm_wasm_session_info(session, 4) === 1;
     this.nCtx = M._plm_wasm_session_info(session, 2);
     this.weightBytes = M._plm_wasm_model_weight_bytes(model);
@@ -279,7 +279,8 @@ export class PocketLM {
   // PocketLM.load: see pocketlm.d.ts.
   static async load(source, opts = {}) {
     const dtype = opts.dtype ?? 'q8_0';
-    if (!(dtype in DTYPES)) throw new Error(`pocketlm: dtype '${dtype}': want 'q8_0' or 'f32'`);
+    if (!(dtype in DTYPES))
+      throw new Error(`pocketlm: dtype '${dtype}': want 'q8_0', 'f32', 'q4_0', 'q4_1' or 'auto'`);
     let threads = opts.threads ?? defaultThreads();
     const canThread = IS_NODE || (typeof crossOriginIsolated !== 'undefined' && crossOriginIsolated);
     if (!canThread) threads = 1;

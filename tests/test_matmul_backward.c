@@ -1,7 +1,8 @@
 // test_matmul_backward.c: the training products of matmul_backward.c against a double-precision
 // recompute: dinp += dout @ W (f32 and Q8_0 weights, every path this CPU runs and the scalar reference, tails in
 // tokens, rows and columns), 1 thread == 3 threads bit for bit, AVX2 == AVX-512 bit for bit (both
-// FMA chains over the rows in order); dw += dout^T @ inp.
+// FMA chains over the rows in order); Q4_0 and Q4_1 weights == the f32 matrix of their dequantized
+// values (plm_mat_row) bit for bit on each path; dw += dout^T @ inp.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,43 @@ static void check_input(int T, int R, int C, plm_dtype dt) {
     free(w), free(g), free(d0), free(want), free(a), free(b), free(q), free(qd);
 }
 
+// check_input_q4: dinp through a Q4 matrix == through the f32 matrix of its rows, on every path, for
+// 1 and 3 threads, bit for bit.
+static void check_input_q4(int T, int R, int C, plm_dtype dt) {
+    const size_t nb = (size_t)R * C / PLM_QK;
+    plm_mat m = {.dtype = dt, .rows = R, .cols = C, .q4 = malloc(nb * 16), .d = malloc(nb * 4)};
+    m.m = dt == PLM_DTYPE_Q4_1 ? malloc(nb * 4) : NULL;
+    for (size_t i = 0; i < nb * 16; i++) m.q4[i] = (uint8_t)(frand() * 128.0f + 128.0f);
+    for (size_t b = 0; b < nb; b++) {
+        m.d[b] = frand() * 0.1f;
+        if (m.m) m.m[b] = frand() * 0.5f;
+    }
+    float *w = malloc(sizeof(float) * R * C), *g = malloc(sizeof(float) * T * R);
+    float *d0 = malloc(sizeof(float) * T * C), *a = malloc(sizeof(float) * T * C);
+    float *b = malloc(sizeof(float) * T * C), *want = malloc(sizeof(float) * T * C);
+    for (int r = 0; r < R; r++) plm_mat_row(w + (size_t)r * C, &m, r);
+    for (int i = 0; i < T * R; i++) g[i] = frand();
+    for (int i = 0; i < T * C; i++) d0[i] = frand();
+    const plm_mat mf = {.dtype = PLM_DTYPE_F32, .rows = R, .cols = C, .f32 = w};
+    plm_pool *p3 = plm_pool_create(3);
+    for (int k = 0; k < PLM_ISA_COUNT; k++) {
+        const plm_isa isa = (plm_isa)k;
+        if (!plm_isa_supported(isa)) continue;
+        memcpy(want, d0, sizeof(float) * T * C);
+        memcpy(a, d0, sizeof(float) * T * C);
+        memcpy(b, d0, sizeof(float) * T * C);
+        plm_matmul_backward_input_isa(isa, NULL, want, g, &mf, T);
+        plm_matmul_backward_input_isa(isa, NULL, a, g, &m, T);
+        plm_matmul_backward_input_isa(isa, p3, b, g, &m, T);
+        CHECK_MSG(!memcmp(a, want, sizeof(float) * T * C) &&
+                      !memcmp(b, want, sizeof(float) * T * C),
+                  "dinp %s %s T=%d R=%d C=%d: differs from its f32 matrix", plm_isa_name(isa),
+                  dt == PLM_DTYPE_Q4_0 ? "q4_0" : "q4_1", T, R, C);
+    }
+    plm_pool_free(p3);
+    free(m.q4), free(m.d), free(m.m), free(w), free(g), free(d0), free(a), free(b), free(want);
+}
+
 static void check_weight(int T, int R, int C) {
     float *g = malloc(sizeof(float) * T * R), *x = malloc(sizeof(float) * T * C);
     float *dw = calloc((size_t)R * C, sizeof(float)), *want = malloc(sizeof(float) * R * C);
@@ -102,8 +140,10 @@ int main(void) {
                {17, 515, 576}, {2, 7, 1536}, {7, 4100, 40}}; // from 4096 rows: row blocks outside, dout packed
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_F32);
-        if (shapes[i][2] % PLM_QK == 0)
-            check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q8_0);
+        if (shapes[i][2] % PLM_QK != 0) continue;
+        check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q8_0);
+        check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q4_0);
+        check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q4_1);
     }
     check_weight(9, 8, 576);
     check_weight(33, 1536, 8);

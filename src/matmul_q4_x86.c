@@ -157,11 +157,12 @@ PLM_INLINE PLM_TARGET_AVX2 __m128 end4_avx2(__m128 a[4]) {
     return _mm_add_ps(_mm_add_ps(c0, c2), _mm_add_ps(c1, c3));
 }
 
-// q4_decode_avx2: out[t, r .. r + n) for one token t, n <= 4 rows (a constant at each call site),
-// from the token's laid-out input xp and corrections xc (Q4_0).
+// q4_decode_avx2: out[t, r .. r + n) for one token t, n <= 4 rows and q41 (Q4_1, else Q4_0)
+// constants at each call site, from the token's laid-out input xp and corrections xc (Q4_0).
 PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const int8_t *xp,
-                                               const int32_t *xc, int t, int r, const int n) {
-    const int C = j->w->cols, nb = C / PLM_QK, q41 = j->w->dtype == PLM_DTYPE_Q4_1;
+                                               const int32_t *xc, int t, int r, const int n,
+                                               const int q41) {
+    const int C = j->w->cols, nb = C / PLM_QK;
     const float *xd = j->xd + (size_t)t * nb;
     const char *end = (const char *)(j->w->q4 + (size_t)j->w->rows * C / 2);
     const int ahead = (Q4_PF_BYTES + C / 2 - 1) / (C / 2);
@@ -240,20 +241,27 @@ PLM_TARGET_AVX2 static void decode_layout_avx2(int8_t *xp, int32_t *xc, const ma
     }
 }
 
+// q4_decode_range: rows [r0, r1) of q4_decode_avx2, 4 at a time, then the last 1 to 3.
+PLM_INLINE PLM_TARGET_AVX2 void q4_decode_range(const matmul_job *j, const int8_t *xp,
+                                                const int32_t *xc, int r0, int r1, const int q41) {
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) q4_decode_avx2(j, xp, xc, 0, r, 4, q41);
+    switch (r1 - r) {
+    case 3: q4_decode_avx2(j, xp, xc, 0, r, 3, q41); break;
+    case 2: q4_decode_avx2(j, xp, xc, 0, r, 2, q41); break;
+    case 1: q4_decode_avx2(j, xp, xc, 0, r, 1, q41); break;
+    default: break;
+    }
+}
+
 // q4_decode_rows: out[0, r0 .. r1) (T = 1); 0 when a row has too many blocks for the buffers.
 PLM_TARGET_AVX2 static int q4_decode_rows(const matmul_job *j, int r0, int r1) {
     static _Thread_local _Alignas(32) int8_t xp[(Q4_DECODE_NB + 1) * PLM_QK];
     static _Thread_local _Alignas(32) int32_t xc[(Q4_DECODE_NB + 1) * 8];
     if (j->T != 1 || j->w->cols / PLM_QK > Q4_DECODE_NB) return 0;
     decode_layout_avx2(xp, xc, j, 0);
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) q4_decode_avx2(j, xp, xc, 0, r, 4);
-    switch (r1 - r) {
-    case 3: q4_decode_avx2(j, xp, xc, 0, r, 3); break;
-    case 2: q4_decode_avx2(j, xp, xc, 0, r, 2); break;
-    case 1: q4_decode_avx2(j, xp, xc, 0, r, 1); break;
-    default: break;
-    }
+    if (j->w->dtype == PLM_DTYPE_Q4_1) q4_decode_range(j, xp, xc, r0, r1, 1);
+    else q4_decode_range(j, xp, xc, r0, r1, 0);
     return 1;
 }
 

@@ -10,7 +10,7 @@
 //       s = dw[r, b] * dx[t, b];  m = (float)p[b][l] * s;  acc[8 * (b % 2) + l] = acc[..] + m
 //   h[i] = acc[i] + acc[i + 8],  a[i] = h[i] + h[i + 4],  out = (a[0] + a[2]) + (a[1] + a[3])
 // Each step is a multiply then an add, two roundings, never an FMA: wasm SIMD128 has none, and the
-// scalar path must match (GCC's -std=c11 default -ffp-contract=off keeps the compiler from fusing
+// scalar path must match (-ffp-contract=off, in the Makefile's WARN, keeps the compiler from fusing
 // the intrinsics' mul + add; test_matmul would catch it). Why this order: it is how each width
 // already computes its integer dots. p[b][l] is lane l of maddubs + madd (AVX2 decode and small T)
 // or of one SDOT (arm64 dotprod) over a block; AVX2 keeps two registers (even, odd blocks) and

@@ -114,6 +114,8 @@ const matmul_kernels *plm_matmul_kernels(plm_isa isa);
 // The tables of each file, for plm_matmul_kernels. Declared for the architecture being compiled.
 #if defined(__x86_64__)
 extern const matmul_kernels plm_kernels_avx2, plm_kernels_avx512;
+// avxvnni: VEX (AVX-VNNI) and EVEX (AVX512_VNNI + VL) twins of one source; cpu.c's choice
+extern const matmul_kernels plm_kernels_avxvnni, plm_kernels_avxvnni_evex;
 #endif
 #if defined(__aarch64__)
 extern const matmul_kernels plm_kernels_neon, plm_kernels_dotprod;

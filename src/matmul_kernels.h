@@ -12,12 +12,12 @@
 // Each step is a multiply then an add, two roundings, never an FMA: wasm SIMD128 has none, and the
 // scalar path must match (GCC's -std=c11 default -ffp-contract=off keeps the compiler from fusing
 // the intrinsics' mul + add; test_matmul would catch it). Why this order: it is how each width
-// already computes its integer dots. p[b][l] is lane l of maddubs + madd (AVX2 decode and small T)
-// or of one SDOT (arm64 dotprod) over a block; AVX2 keeps two registers (even, odd blocks) and
-// adds them first; 128-bit paths keep four (lanes 0-3, 4-7 of even and of odd blocks). x86
-// prefill (matmul_x86.c) turns it around: a vector lane is a token, a register is one of the 16
-// accumulators, and p[b][l] comes from one vpdpbusd (AVX-512) or two vpmaddwd (AVX2) on 4 weight
-// bytes broadcast, so the end sum is vertical adds. The integer sums are exact on every path,
+// already computes its integer dots. p[b][l] is lane l of maddubs + madd (AVX2 decode and small T),
+// of one vpdpbusd (avxvnni) or of one SDOT (arm64 dotprod) over a block; 256-bit paths keep two
+// registers (even, odd blocks) and add them first; 128-bit paths keep four (lanes 0-3, 4-7 of even
+// and of odd blocks). x86 prefill (matmul_x86.c) turns it around: a vector lane is a token, a
+// register is one of the 16 accumulators, and p[b][l] comes from one vpdpbusd (AVX-512, avxvnni)
+// or maddubs + madd (AVX2) on 4 weight bytes broadcast, so the end sum is vertical adds. The integer sums are exact on every path,
 // the scales product is one rounding, and a path that pads a last odd block with zero weights and
 // scales adds +0 to accumulators that are never -0, so the bits do not depend on the path, the
 // tile, T or the thread count.

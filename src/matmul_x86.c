@@ -338,20 +338,20 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
 // pass and odd blocks in a second, so a pass needs only 8 accumulators a group. AVX-512 runs the
 // last 8 tokens or fewer as a paired group (below).
 // xc (q8_prepare, when T >= G): per group of G tokens (the last padded with zero inputs and scales;
-// its lanes past T are computed and never stored), lane_group_bytes: 64 bytes for each 4 columns
-// k4 = 8 b + l, then the scales dx (nb, G) as floats:
-//   AVX-512: the 16 tokens' 4 bytes, xor 0x80 (x + 128: vpdpbusd's unsigned operand); each lane
-//     starts from -128 * (the sum of the 4 weights), which makes the int32 sum exact;
-//   AVX2 and avxvnni: the 8 tokens' 4 bytes as they are, then their absolute values; the 4
-//     weights w are broadcast, and vpmaddubsw(|x|, sign(w, x)) then vpmaddwd by ones, or
-//     vpdpbusd(0, |x|, sign(w, x)) (|x| the unsigned operand), is the exact sum of the 4 products
-//     (|w|, |x| <= 127: no saturation).
+// its lanes past T are computed and never stored), lane_group_bytes: 4 G bytes a plane for each 4
+// columns k4 = 8 b + l, then the scales dx (nb, G) as floats:
+//   AVX-512 (G = 16) and avxvnni (G = 8): one plane, the tokens' 4 bytes xor 0x80 (x + 128:
+//     vpdpbusd's unsigned operand); each lane starts from -128 * (the sum of the 4 weights), which
+//     makes the int32 sum exact;
+//   AVX2 (G = 8): two planes, the 8 tokens' 4 bytes as they are, then their absolute values; the
+//     4 weights w are broadcast, and vpmaddubsw(|x|, sign(w, x)) then vpmaddwd by ones is the
+//     exact sum of the 4 products (|w|, |x| <= 127: no saturation).
 
 #define Q8_ROWS_T   4  // AVX-512: tokens from which the rows kernel runs (padded to 8 below 8)
 #define LANES_CHUNK 32 // blocks of one parity whose weight corrections are computed ahead (1 KB)
 
-static size_t lane_group_bytes(int C, int G) {
-    return 16 * (size_t)C + (size_t)(C / PLM_QK) * (size_t)G * sizeof(float);
+static size_t lane_group_bytes(int C, int G, int planes) {
+    return (size_t)(G * planes) * (size_t)C + (size_t)(C / PLM_QK) * (size_t)G * sizeof(float);
 }
 
 // lane_groups16: the AVX-512 groups of 16 tokens among T; the rest, 8 tokens or fewer, forms one
@@ -373,11 +373,12 @@ static void lanes_store(const matmul_job *j, const float *sum, int G, int t0, in
 }
 
 // q8_groups_avx2: xc's groups of 8 tokens (above) from xq (T, C) and xd (T, C / 32), by gathers,
-// those that start in [t0, t1) (t0 a multiple of 8).
-PLM_TARGET_AVX2 static void q8_groups_avx2(int32_t *xc, const int8_t *xq, const float *xd, int T,
-                                           int C, int t0, int t1) {
+// those that start in [t0, t1) (t0 a multiple of 8); planes (a constant at each call site): 2
+// (AVX2: x, |x|) or 1 (avxvnni: x xor 0x80).
+PLM_INLINE PLM_TARGET_AVX2 void q8_groups_avx2(int32_t *xc, const int8_t *xq, const float *xd,
+                                               int T, int C, int t0, int t1, const int planes) {
     const int nb = C / PLM_QK;
-    const size_t gb = lane_group_bytes(C, 8);
+    const size_t gb = lane_group_bytes(C, 8, planes);
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i xoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(C));
     const __m256i doff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(nb));
@@ -388,10 +389,16 @@ PLM_TARGET_AVX2 static void q8_groups_avx2(int32_t *xc, const int8_t *xq, const 
         for (int k4 = 0; k4 < C / 4; k4++) {
             const __m256i v = _mm256_mask_i32gather_epi32(
                 _mm256_setzero_si256(), (const int *)(const void *)(x + 4 * k4), xoff, m, 1);
-            _mm256_store_si256((__m256i *)(void *)(o + 64 * (size_t)k4), v);
-            _mm256_store_si256((__m256i *)(void *)(o + 64 * (size_t)k4 + 32), _mm256_abs_epi8(v));
+            char *ok = o + 32 * planes * (size_t)k4;
+            if (planes == 1) {
+                _mm256_store_si256((__m256i *)(void *)ok,
+                                   _mm256_xor_si256(v, _mm256_set1_epi8((char)0x80)));
+            } else {
+                _mm256_store_si256((__m256i *)(void *)ok, v);
+                _mm256_store_si256((__m256i *)(void *)(ok + 32), _mm256_abs_epi8(v));
+            }
         }
-        float *dx = (float *)(void *)(o + 16 * (size_t)C);
+        float *dx = (float *)(void *)(o + 8 * planes * (size_t)C);
         for (int b = 0; b < nb; b++)
             _mm256_store_ps(dx + 8 * b, _mm256_mask_i32gather_ps(_mm256_setzero_ps(),
                                                                  xd + (size_t)8 * g * nb + b, doff,
@@ -402,7 +409,13 @@ PLM_TARGET_AVX2 static void q8_groups_avx2(int32_t *xc, const int8_t *xq, const 
 // q8_prepare_avx2: xc when the rows kernel runs (T >= 8)
 PLM_TARGET_AVX2 static void q8_prepare_avx2(int32_t *xc, const int8_t *xq, const float *xd, int T,
                                             int C, int t0, int t1) {
-    if (T >= 8) q8_groups_avx2(xc, xq, xd, T, C, t0, t1);
+    if (T >= 8) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 2);
+}
+
+// q8_prepare_avxvnni: the same for avxvnni's one plane (VEX and EVEX alike)
+PLM_TARGET_AVX2 static void q8_prepare_avxvnni(int32_t *xc, const int8_t *xq, const float *xd,
+                                               int T, int C, int t0, int t1) {
+    if (T >= 8) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 1);
 }
 
 // ---- AVX2 + FMA and AVX-VNNI: Q8_0 (matmul_q8_x86.h, once for each way to sum 4 products) ----
@@ -416,14 +429,14 @@ PLM_TARGET_AVX2 static void q8_prepare_avx2(int32_t *xc, const int8_t *xq, const
 #define Q8X(name)     name##_avx2
 #include "matmul_q8_x86.h"
 
-#define Q8X_TARGET    PLM_TARGET_AVXVNNI
-#define Q8X_DOT(a, b) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), a, b)
-#define Q8X(name)     name##_avxvnni
+#define Q8X_TARGET PLM_TARGET_AVXVNNI
+#define Q8X_DPBUSD _mm256_dpbusd_avx_epi32
+#define Q8X(name)  name##_avxvnni
 #include "matmul_q8_x86.h"
 
-#define Q8X_TARGET    PLM_TARGET_AVXVNNI_EVEX
-#define Q8X_DOT(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b)
-#define Q8X(name)     name##_avxvnni_evex
+#define Q8X_TARGET PLM_TARGET_AVXVNNI_EVEX
+#define Q8X_DPBUSD _mm256_dpbusd_epi32
+#define Q8X(name)  name##_avxvnni_evex
 #include "matmul_q8_x86.h"
 
 // q8_prepare_avx512: xc's token groups (above) from xq (T, C) and xd (T, C / 32), by gathers, those
@@ -431,7 +444,7 @@ PLM_TARGET_AVX2 static void q8_prepare_avx2(int32_t *xc, const int8_t *xq, const
 PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, const float *xd,
                                                 int T, int C, int t0, int t1) {
     const int nb = C / PLM_QK;
-    const size_t gb = lane_group_bytes(C, 16);
+    const size_t gb = lane_group_bytes(C, 16, 1);
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i xoff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(C));
     const __m512i doff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb));
@@ -472,25 +485,12 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
     }
 }
 
-// q8_corrections: -128 * (the sum of each 4 weights) of row w's blocks c0, c0 + 2, .. < ce into cw,
-// first, in memory: then each is one broadcast load (GCC turns a store and a reload in one loop
-// into shuffles)
-PLM_INLINE PLM_TARGET_AVX512 void q8_corrections(int32_t cw[LANES_CHUNK][8], const int8_t *w,
-                                                 int c0, int ce) {
-    const __m256i k80 = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
-    for (int b = c0; b < ce; b += 2) {
-        const __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)(w + b * PLM_QK));
-        _mm256_store_si256((__m256i *)(void *)cw[(b - c0) / 2],
-                           _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k80, wv)));
-    }
-}
-
 // q8_pass_avx512: acc[g][l] (from +0) of the blocks b = par, par + 2, .. of row r for ng = 1 or 2
 // groups of 16 tokens (a constant at each call site) whose bytes in xc start at xg.
 PLM_INLINE PLM_TARGET_AVX512 void q8_pass_avx512(__m512 acc[2][8], const matmul_job *j,
                                                  const char *xg, int r, int par, const int ng) {
     const int C = j->w->cols, nb = C / PLM_QK;
-    const size_t gb = lane_group_bytes(C, 16);
+    const size_t gb = lane_group_bytes(C, 16, 1);
     const int8_t *w = j->w->q + (size_t)r * C;  // (C)
     const float *dw = j->w->d + (size_t)r * nb; // (nb)
     UNROLL
@@ -501,7 +501,7 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_pass_avx512(__m512 acc[2][8], const matmul_
     for (int c0 = par; c0 < nb; c0 += 2 * LANES_CHUNK) {
         const int ce = c0 + 2 * LANES_CHUNK < nb ? c0 + 2 * LANES_CHUNK : nb;
         _Alignas(32) int32_t cw[LANES_CHUNK][8];
-        q8_corrections(cw, w, c0, ce);
+        q8_corrections_avxvnni_evex(cw, w, c0, ce);
         for (int b = c0; b < ce; b += 2) {
             const int8_t *wb = w + b * PLM_QK;
             __m512 s[2];
@@ -566,7 +566,7 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_pairs_avx512(__m512 acc[2][4], const matmul
         const int ce = c0 + 2 * LANES_CHUNK < nb ? c0 + 2 * LANES_CHUNK : nb;
         _Alignas(32) int32_t cw[2][LANES_CHUNK][8];
         UNROLL
-        for (int i = 0; i < nr; i++) q8_corrections(cw[i], w + (size_t)i * C, c0, ce);
+        for (int i = 0; i < nr; i++) q8_corrections_avxvnni_evex(cw[i], w + (size_t)i * C, c0, ce);
         for (int b = c0; b < ce; b += 2) {
             const __m512 xs = _mm512_load_ps(dx + 16 * b);
             __m512 s[2];
@@ -617,7 +617,7 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_pair_avx512(const matmul_job *j, const char
 // stream past; then the last 8 tokens or fewer, if any, as a paired group.
 PLM_TARGET_AVX512 static void q8_rows_avx512(const matmul_job *j, int r0, int r1) {
     const int C = j->w->cols, ng = lane_groups16(j->T);
-    const size_t gb = lane_group_bytes(C, 16);
+    const size_t gb = lane_group_bytes(C, 16, 1);
     const int two = 32 * (size_t)C <= (24 << 10);
     for (int g = 0; g < ng; g += two ? 2 : 1) {
         const char *xg = (const char *)j->xc + (size_t)g * gb;
@@ -833,13 +833,13 @@ const matmul_kernels plm_kernels_avx512 = {
 
 // The 256-bit tables: AVX2's kernels, and the Q8_0 tiles and rows kernel of variant v of
 // matmul_q8_x86.h (avxvnni: vpdpbusd, VEX or EVEX; cpu.c's choice)
-#define TABLE_256(v)                                                                               \
+#define TABLE_256(v, prepare)                                                                      \
     {                                                                                              \
         .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1},                          \
         .q8 = {q8_tile_##v, Q8_MT, Q8_NR, 1, q8_warm, q8_rows_##v, 8}, .quantize = quantize_avx2,  \
-        .q8_prepare = q8_prepare_avx2, .dinp_tiles = dinp_tiles_avx2, .dw_rows = dw_rows_avx2,     \
+        .q8_prepare = prepare, .dinp_tiles = dinp_tiles_avx2, .dw_rows = dw_rows_avx2,             \
     }
-const matmul_kernels plm_kernels_avx2 = TABLE_256(avx2);
-const matmul_kernels plm_kernels_avxvnni = TABLE_256(avxvnni);
-const matmul_kernels plm_kernels_avxvnni_evex = TABLE_256(avxvnni_evex);
+const matmul_kernels plm_kernels_avx2 = TABLE_256(avx2, q8_prepare_avx2);
+const matmul_kernels plm_kernels_avxvnni = TABLE_256(avxvnni, q8_prepare_avxvnni);
+const matmul_kernels plm_kernels_avxvnni_evex = TABLE_256(avxvnni_evex, q8_prepare_avxvnni);
 #endif // __x86_64__

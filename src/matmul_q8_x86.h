@@ -182,6 +182,7 @@ Q8X_TARGET static void Q8X(q8_tile)(const matmul_job *j, int t0, int mt, int r0,
 }
 
 #if defined(Q8X_DPBUSD)
+#define Q8X_PLANES 1
 // q8_corrections: -128 * (the sum of each 4 weights) of row w's blocks c0, c0 + 2, .. < ce into cw,
 // first, in memory: then each is one broadcast load (GCC turns a store and a reload in one loop
 // into shuffles). Also AVX-512's (the EVEX twin inlines into its kernels).
@@ -194,68 +195,49 @@ PLM_INLINE Q8X_TARGET void Q8X(q8_corrections)(int32_t cw[LANES_CHUNK][8], const
                            _mm256_sub_epi32(zero, Q8X_DPBUSD(zero, k80, wv)));
     }
 }
+#else
+#define Q8X_PLANES 2
+#endif
 
-// q8_pass_lanes: acc[l] (from +0) of the blocks b = par, par + 2, .. of row r for the group at xg
-// (x xor 0x80: one plane): vpdpbusd from the weights' correction, AVX-512's pass on 8 tokens. Per
-// 4 columns and 8 tokens 3 loads and 4 operations (the two-plane pass: 5, one a sign): on Zen 4
-// (EVEX) ~15% less time in this loop, hot in L1.
+// q8_pass_lanes: acc[l] (from +0) of the blocks b = par, par + 2, .. of row r for the group at xg.
+// Per 4 columns and 8 tokens, 3 loads and: vpdpbusd, on one plane (x xor 0x80) from the weights'
+// correction (AVX-512's pass on 8 tokens), 4 operations; AVX2, on two planes (x, |x|), a sign,
+// vpmaddubsw and vpmaddwd, then the same 3 (on Zen 4 the EVEX one-plane pass spends ~15% less time
+// in this loop than a two-plane vpdpbusd pass, hot in L1).
 PLM_INLINE Q8X_TARGET void Q8X(q8_pass_lanes)(__m256 acc[8], const matmul_job *j, const char *xg,
                                               int r, int par) {
     const int C = j->w->cols, nb = C / PLM_QK;
-    const int8_t *w = j->w->q + (size_t)r * C;                           // (C)
-    const float *dw = j->w->d + (size_t)r * nb;                          // (nb)
-    const float *dx = (const float *)(const void *)(xg + 8 * (size_t)C); // (nb, 8)
+    const int8_t *w = j->w->q + (size_t)r * C;                                        // (C)
+    const float *dw = j->w->d + (size_t)r * nb;                                       // (nb)
+    const float *dx = (const float *)(const void *)(xg + 8 * Q8X_PLANES * (size_t)C); // (nb, 8)
     UNROLL
     for (int l = 0; l < 8; l++) acc[l] = _mm256_setzero_ps();
     for (int c0 = par; c0 < nb; c0 += 2 * LANES_CHUNK) {
         const int ce = c0 + 2 * LANES_CHUNK < nb ? c0 + 2 * LANES_CHUNK : nb;
+#if defined(Q8X_DPBUSD)
         _Alignas(32) int32_t cw[LANES_CHUNK][8];
         Q8X(q8_corrections)(cw, w, c0, ce);
+#endif
         for (int b = c0; b < ce; b += 2) {
             const __m256 s = _mm256_mul_ps(_mm256_set1_ps(dw[b]), _mm256_load_ps(dx + 8 * b));
-            const __m256i *xb = (const __m256i *)(const void *)(xg + (size_t)b * 256);
+            const __m256i *xb = (const __m256i *)(const void *)(xg + (size_t)b * 256 * Q8X_PLANES);
             UNROLL
             for (int l = 0; l < 8; l++) {
                 int32_t w4;
                 memcpy(&w4, w + b * PLM_QK + 4 * l, sizeof w4);
-                const __m256i c = _mm256_set1_epi32(cw[(b - c0) / 2][l]);
                 const __m256i wl = _mm256_set1_epi32(w4);
-                const __m256 p = _mm256_cvtepi32_ps(Q8X_DPBUSD(c, _mm256_load_si256(xb + l), wl));
-                acc[l] = _mm256_add_ps(acc[l], _mm256_mul_ps(p, s));
+#if defined(Q8X_DPBUSD)
+                const __m256i c = _mm256_set1_epi32(cw[(b - c0) / 2][l]);
+                const __m256i p32 = Q8X_DPBUSD(c, _mm256_load_si256(xb + l), wl);
+#else
+                const __m256i p32 = Q8X_DOT(_mm256_load_si256(xb + 2 * l + 1),
+                                            _mm256_sign_epi8(wl, _mm256_load_si256(xb + 2 * l)));
+#endif
+                acc[l] = _mm256_add_ps(acc[l], _mm256_mul_ps(_mm256_cvtepi32_ps(p32), s));
             }
         }
     }
 }
-#define Q8X_PLANES 1
-#else
-// q8_pass_lanes: acc[l] (from +0) of the blocks b = par, par + 2, .. of row r for the group at xg
-// (x, |x|: two planes).
-PLM_INLINE Q8X_TARGET void Q8X(q8_pass_lanes)(__m256 acc[8], const matmul_job *j, const char *xg,
-                                              int r, int par) {
-    const int C = j->w->cols, nb = C / PLM_QK;
-    const int8_t *w = j->w->q + (size_t)r * C;                            // (C)
-    const float *dw = j->w->d + (size_t)r * nb;                           // (nb)
-    const float *dx = (const float *)(const void *)(xg + 16 * (size_t)C); // (nb, 8)
-    UNROLL
-    for (int l = 0; l < 8; l++) acc[l] = _mm256_setzero_ps();
-    for (int b = par; b < nb; b += 2) {
-        const __m256 s = _mm256_mul_ps(_mm256_set1_ps(dw[b]), _mm256_load_ps(dx + 8 * b));
-        const __m256i *xb = (const __m256i *)(const void *)(xg + (size_t)b * 512);
-        UNROLL
-        for (int l = 0; l < 8; l++) {
-            int32_t w4;
-            memcpy(&w4, w + b * PLM_QK + 4 * l, sizeof w4);
-            const __m256i wl = _mm256_set1_epi32(w4);
-            const __m256 p =
-                _mm256_cvtepi32_ps(Q8X_DOT(_mm256_load_si256(xb + 2 * l + 1),
-                                           _mm256_sign_epi8(wl, _mm256_load_si256(xb + 2 * l))));
-            acc[l] = _mm256_add_ps(acc[l], _mm256_mul_ps(p, s));
-        }
-    }
-}
-
-#define Q8X_PLANES 2
-#endif
 
 // q8_lanes: out[t0 .. t0 + 8, r] (tokens past T not written) for the group at xg: the even
 // pass, the odd pass, then the canonical end sum of each lane.

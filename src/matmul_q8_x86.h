@@ -1,8 +1,8 @@
 // matmul_q8_x86.h: the 256-bit Q8_0 kernels of matmul_x86.c (internal; only that file includes
 // it), written once and compiled three times, one for each way to get the 8 sums p[b][l] of
-// matmul_kernels.h's canonical order as int32 lanes from 32 unsigned bytes |a| and 32 signed b:
-//   avx2: vpmaddubsw (pairs of products into int16; |a|, |b| <= 127 never saturate) then vpmaddwd
-//     by ones;
+// matmul_kernels.h's canonical order as int32 lanes from 32 unsigned bytes a and 32 signed b:
+//   avx2: vpmaddubsw (pairs of products into int16: the kernels give it a = |x| or |w| <= 127,
+//     which never saturates) then vpmaddwd by ones;
 //   avxvnni (VEX): one vpdpbusd ymm of AVX-VNNI (Alder Lake .. Arrow Lake, Zen 5): all 4 products
 //     straight into the int32 lane, no int16 step;
 //   avxvnni (EVEX): the same instruction EVEX-encoded (AVX512_VNNI + AVX512VL: Ice Lake, Zen 4),

@@ -31,6 +31,10 @@ int cli_error(const char *cmd, const plm_error *err);
 // cli_usage_error: print "pocketlm <cmd>: <formatted message>" and a hint to use --help; returns 2.
 int cli_usage_error(const char *cmd, const char *fmt, ...);
 
+// cli_exists: whether out exists and force is not set (then it says so: "use --force"); an output
+// is never overwritten by mistake.
+int cli_exists(const char *cmd, const char *out, int force);
+
 // Flag value parsing: on a bad value they print a usage error and return non-zero.
 int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
 int cli_float(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);

@@ -5,7 +5,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -37,11 +36,7 @@ int cmd_convert(int argc, char **argv) {
         else return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
     if (!in || !out) return cli_usage_error(cmd, "needs IN and OUT");
-    struct stat st;
-    if (stat(out, &st) == 0 && !force) {
-        fprintf(stderr, "pocketlm %s: %s exists; use --force to overwrite it\n", cmd, out);
-        return 1;
-    }
+    if (cli_exists(cmd, out, force)) return 1;
     plm_error err = {0};
     plm_model *m;
     plm_load_params lp = plm_load_default_params();

@@ -8,7 +8,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "onnx.h"
@@ -106,11 +105,7 @@ int cmd_export(int argc, char **argv) {
     size_t n = strlen(out);
     if (!onnx && (n < 5 || strcmp(out + n - 5, ".gguf")))
         return cli_usage_error(cmd, "--out for gguf must end in .gguf, got '%s'", out);
-    struct stat st;
-    if (stat(out, &st) == 0 && !force) {
-        fprintf(stderr, "pocketlm %s: %s exists; use --force to overwrite it\n", cmd, out);
-        return 1;
-    }
+    if (cli_exists(cmd, out, force)) return 1;
     plm_error err = {0};
     plm_model *base = NULL, *m = NULL;
     plm_lora *l = NULL;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
@@ -67,6 +68,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_end(ap);
     fprintf(stderr, " (see pocketlm %s --help)\n", cmd);
     return 2;
+}
+
+int cli_exists(const char *cmd, const char *out, int force) {
+    struct stat st;
+    if (force || stat(out, &st) != 0) return 0;
+    fprintf(stderr, "pocketlm %s: %s exists; use --force to overwrite it\n", cmd, out);
+    return 1;
 }
 
 int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out) {

@@ -4,7 +4,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -45,11 +44,7 @@ int cmd_merge(int argc, char **argv) {
     }
     if (!base || !lora || !out)
         return cli_usage_error(cmd, "needs -m BASE, --lora ADAPTER and --out DIR");
-    struct stat st;
-    if (stat(out, &st) == 0 && !force) {
-        fprintf(stderr, "pocketlm %s: %s exists; use --force to overwrite it\n", cmd, out);
-        return 1;
-    }
+    if (cli_exists(cmd, out, force)) return 1;
     plm_error err = {0};
     plm_model *m = NULL, *merged = NULL;
     plm_lora *l = NULL;

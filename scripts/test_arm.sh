@@ -8,8 +8,8 @@
 #   cortex-a57  neon only: the same
 # Then every src/*.c and cli/*.c is compiled with clang-14 for arm64 (macOS builds with clang), and
 # that build's kernel tests and test_quantize run under max: clang compiles the kernels differently
-# (its SDOT is the same inline assembly, but its unrolling, contraction and register allocation are
-# its own), and its contraction of a * b + c into FMA would change the quantizers' bits.
+# (its SDOT is the same inline assembly, but its unrolling and register allocation are its own; the
+# Makefile's -ffp-contract=off keeps it from fusing a * b + c, which would change the quantizers' bits).
 # Emulation says nothing about speed: these runs check correctness only.
 # Prints "SKIP test-arm: ..." and exits 0 when the cross compiler, qemu or clang-14 is missing.
 set -u

@@ -27,6 +27,7 @@ typedef struct {
     char name[96];      // the model name, "unknown" when the system does not say
     char features[256]; // the features the kernels care about, space-separated
     int has[PLM_ISA_COUNT];
+    int avxvnni_vex; // plm_cpu_avxvnni_vex
 } cpu_info;
 
 static cpu_info g_cpu;
@@ -74,7 +75,9 @@ static void detect(cpu_info *c) {
     add_feature(c, vnni, "avx512vnni");
     add_feature(c, bf16, "avx512bf16");
     c->has[PLM_ISA_AVX2] = avx2 && fma && f16c;
-    c->has[PLM_ISA_AVXVNNI] = c->has[PLM_ISA_AVX2] && avxvnni;
+    // avxvnni: VEX vpdpbusd ymm, or its EVEX twin (AVX512_VNNI + VL; cpu.h)
+    c->has[PLM_ISA_AVXVNNI] = c->has[PLM_ISA_AVX2] && (avxvnni || (vl && vnni));
+    c->avxvnni_vex = avxvnni;
     c->has[PLM_ISA_AVX512] = c->has[PLM_ISA_AVX2] && bw && vl && vnni;
     unsigned brand[12] = {0};
     if ((unsigned)__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u)
@@ -171,6 +174,10 @@ plm_isa plm_isa_best(void) {
 plm_isa plm_isa_active(void) {
     int a = atomic_load_explicit(&g_active, memory_order_relaxed);
     return a < 0 ? plm_isa_best() : (plm_isa)a;
+}
+
+int plm_cpu_avxvnni_vex(void) {
+    return cpu()->avxvnni_vex;
 }
 
 // family: 1 x86, 2 arm64, 3 wasm (scalar is 0, in every family)

@@ -25,7 +25,7 @@
 typedef enum {
     PLM_ISA_SCALAR = 0, // plain C: the reference every other path is tested against
     PLM_ISA_AVX2,       // x86-64 AVX2 + FMA + F16C (Haswell, Zen 1 and later)
-    PLM_ISA_AVXVNNI,    // + AVX-VNNI: vpdpbusd on 256 bits (Alder Lake, Zen 5)
+    PLM_ISA_AVXVNNI,    // + vpdpbusd on 256 bits: AVX-VNNI (Alder Lake) or AVX512_VNNI + VL
     PLM_ISA_AVX512,     // AVX-512 F, BW, VL and VNNI (Ice Lake, Zen 4)
     PLM_ISA_NEON,       // arm64 Advanced SIMD (every arm64 CPU)
     PLM_ISA_DOTPROD,    // + SDOT (Armv8.2 dotprod: Cortex-A76, Apple M1, Graviton 2)
@@ -43,5 +43,10 @@ plm_isa plm_isa_active(void); // the path kernels take now (plm_isa_best() unles
 // plm_isa_includes: 1 when path isa may use the instructions of path base (same family, at least
 // as wide; every path includes scalar).
 int plm_isa_includes(plm_isa isa, plm_isa base);
+// plm_cpu_avxvnni_vex: which twin of its Q8_0 kernels the avxvnni path runs (matmul_q8_x86.h): 1
+// the VEX-encoded vpdpbusd of AVX-VNNI (Alder Lake .. Arrow Lake); 0 the EVEX-encoded one of
+// AVX512_VNNI + AVX512VL, the same operation on the same 256 bits, so the path also runs (and is
+// tested) on a CPU with AVX-512 VNNI but without AVX-VNNI (Ice Lake, Zen 4).
+int plm_cpu_avxvnni_vex(void);
 
 #endif

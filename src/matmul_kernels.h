@@ -10,14 +10,14 @@
 //       s = dw[r, b] * dx[t, b];  m = (float)p[b][l] * s;  acc[8 * (b % 2) + l] = acc[..] + m
 //   h[i] = acc[i] + acc[i + 8],  a[i] = h[i] + h[i + 4],  out = (a[0] + a[2]) + (a[1] + a[3])
 // Each step is a multiply then an add, two roundings, never an FMA: wasm SIMD128 has none, and the
-// scalar path must match (GCC's -std=c11 default -ffp-contract=off keeps the compiler from fusing
+// scalar path must match (-ffp-contract=off, in the Makefile's WARN, keeps the compiler from fusing
 // the intrinsics' mul + add; test_matmul would catch it). Why this order: it is how each width
-// already computes its integer dots. p[b][l] is lane l of maddubs + madd (AVX2 decode and small T)
-// or of one SDOT (arm64 dotprod) over a block; AVX2 keeps two registers (even, odd blocks) and
-// adds them first; 128-bit paths keep four (lanes 0-3, 4-7 of even and of odd blocks). x86
-// prefill (matmul_x86.c) turns it around: a vector lane is a token, a register is one of the 16
-// accumulators, and p[b][l] comes from one vpdpbusd (AVX-512) or two vpmaddwd (AVX2) on 4 weight
-// bytes broadcast, so the end sum is vertical adds. The integer sums are exact on every path,
+// already computes its integer dots. p[b][l] is lane l of maddubs + madd (AVX2 decode and small T),
+// of one vpdpbusd (avxvnni) or of one SDOT (arm64 dotprod) over a block; 256-bit paths keep two
+// registers (even, odd blocks) and add them first; 128-bit paths keep four (lanes 0-3, 4-7 of even
+// and of odd blocks). x86 prefill (matmul_x86.c) turns it around: a vector lane is a token, a
+// register is one of the 16 accumulators, and p[b][l] comes from one vpdpbusd (AVX-512, avxvnni)
+// or maddubs + madd (AVX2) on 4 weight bytes broadcast, so the end sum is vertical adds. The integer sums are exact on every path,
 // the scales product is one rounding, and a path that pads a last odd block with zero weights and
 // scales adds +0 to accumulators that are never -0, so the bits do not depend on the path, the
 // tile, T or the thread count.
@@ -136,9 +136,13 @@ const matmul_kernels *plm_matmul_kernels(plm_isa isa);
 // The tables of each file, for plm_matmul_kernels. Declared for the architecture being compiled.
 #if defined(__x86_64__)
 extern const matmul_kernels plm_kernels_avx2, plm_kernels_avx512;
-// the Q4 rows kernels of matmul_q4_x86.c, for those tables
+// avxvnni: VEX (AVX-VNNI) and EVEX (AVX512_VNNI + VL) twins of one source; cpu.c's choice
+extern const matmul_kernels plm_kernels_avxvnni, plm_kernels_avxvnni_evex;
+// the Q4 rows kernels of matmul_q4_x86.c, one for each of those tables (its Q8_0 rows kernel)
 void plm_q4_rows_avx2(const matmul_job *j, int r0, int r1);
 void plm_q4_rows_avx512(const matmul_job *j, int r0, int r1);
+void plm_q4_rows_avxvnni(const matmul_job *j, int r0, int r1);
+void plm_q4_rows_avxvnni_evex(const matmul_job *j, int r0, int r1);
 #endif
 #if defined(__aarch64__)
 extern const matmul_kernels plm_kernels_neon, plm_kernels_dotprod;

@@ -1,5 +1,5 @@
 // matmul_q4_x86.c: Q4_0 and Q4_1 weights on the x86-64 paths: the q4 entry (a rows kernel) of
-// matmul_x86.c's AVX2 and AVX-512 tables, in matmul_kernels.h's order (the same bits as the scalar
+// matmul_x86.c's AVX2, avxvnni and AVX-512 tables, in matmul_kernels.h's order (the same bits as the scalar
 // reference). Kept apart from matmul_x86.c's f32 and Q8_0 kernels, which the Q4 prefill reuses.
 // AVX2 code on both paths, but for the Q8_0 rows kernel each table brings.
 //   Decode (one token): 4 rows a pass, each read once as a sequential stream with software
@@ -354,5 +354,13 @@ void plm_q4_rows_avx2(const matmul_job *j, int r0, int r1) {
 
 void plm_q4_rows_avx512(const matmul_job *j, int r0, int r1) {
     q4_rows(j, r0, r1, &plm_kernels_avx512);
+}
+
+void plm_q4_rows_avxvnni(const matmul_job *j, int r0, int r1) {
+    q4_rows(j, r0, r1, &plm_kernels_avxvnni);
+}
+
+void plm_q4_rows_avxvnni_evex(const matmul_job *j, int r0, int r1) {
+    q4_rows(j, r0, r1, &plm_kernels_avxvnni_evex);
 }
 #endif // __x86_64__

@@ -1,13 +1,15 @@
-// matmul_x86.c: the x86-64 paths of matmul_kernels.h: AVX2 + FMA, and AVX-512 (F, BW, VL, VNNI).
-// Compiled into every x86-64 build with target attributes (the binary stays portable); the driver
-// takes a table only when cpu.c found the instructions.
-//   f32 (both paths): a packed 6 x 16 broadcast-FMA GEMM and a row-wise matrix-vector kernel for
+// matmul_x86.c: the x86-64 paths of matmul_kernels.h: AVX2 + FMA, avxvnni (AVX2 + 256-bit
+// vpdpbusd) and AVX-512 (F, BW, VL, VNNI). Compiled into every x86-64 build with target attributes
+// (the binary stays portable); the driver takes a table only when cpu.c found the instructions.
+//   f32 (every path): a packed 6 x 16 broadcast-FMA GEMM and a row-wise matrix-vector kernel for
 //     decode (AVX2 code: on Zen 4 it beats the AVX-512 4 x 6 dot-product tile it replaced);
-//   Q8_0: for prefill, tokens in vector lanes (16 a zmm with VNNI, 8 a ymm with AVX2 vpmaddwd);
-//     below 16 or 8 tokens AVX2 maddubs tiles (2 x 4) and a prefetched decode kernel (both paths);
-//   backward: broadcast-FMA input-gradient tiles, the generic weight gradient; the quantizer.
-// The avxvnni path (256-bit VEX vpdpbusd) has no kernels of its own: this machine lacks AVX-VNNI
-// and Debian's qemu-user (7.2) does not emulate it, so it could not be tested; it takes AVX2's.
+//   Q8_0: for prefill, tokens in vector lanes (16 a zmm with VNNI, 8 a ymm); below 16 or 8 tokens
+//     2 x 4 tiles and a prefetched decode kernel. The 256-bit kernels are written once in
+//     matmul_q8_x86.h and compiled for AVX2 (vpmaddubsw + vpmaddwd) and for avxvnni (vpdpbusd),
+//     the latter twice: VEX-encoded for AVX-VNNI CPUs, EVEX-encoded for AVX512_VNNI + VL ones,
+//     which is how the avxvnni path is tested on a CPU without AVX-VNNI (cpu.h);
+//   backward: broadcast-FMA input-gradient tiles, the generic weight gradient; the quantizer (all
+//     AVX2's on the avxvnni path).
 #include <string.h>
 
 #include "matmul_kernels.h"
@@ -322,173 +324,6 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
     }
 }
 
-// ---- AVX2 + FMA: Q8_0 ----
-
-// q8_step_avx2: block b into acc (t, r): maddubs multiplies unsigned by signed bytes: it gets |w|
-// and x with w's sign (exact since q is never -128, and pairs stay below 2^15), then madd with ones
-// sums to 8 int32 lanes (lane l = bytes 4l .. 4l+3); each lane times dw * dx, then added.
-PLM_INLINE PLM_TARGET_AVX2 void q8_step_avx2(__m256 acc[2][2], const int8_t *xq, const float *xd,
-                                             const int8_t *wq, const float *wd, int C, int nb,
-                                             int mt, int nr, int b) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i xv[2];
-    __m256 xs[2];
-    UNROLL
-    for (int t = 0; t < mt; t++) {
-        xv[t] = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * C + b * PLM_QK));
-        xs[t] = _mm256_broadcast_ss(xd + (size_t)t * nb + b);
-    }
-    UNROLL
-    for (int r = 0; r < nr; r++) {
-        const __m256i wv = _mm256_loadu_si256((const __m256i *)(wq + (size_t)r * C + b * PLM_QK));
-        const __m256i wabs = _mm256_sign_epi8(wv, wv);
-        const __m256 ws = _mm256_broadcast_ss(wd + (size_t)r * nb + b);
-        UNROLL
-        for (int t = 0; t < mt; t++) {
-            const __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xv[t], wv));
-            const __m256i p32 = _mm256_madd_epi16(p16, ones);
-            const __m256 m = _mm256_mul_ps(_mm256_cvtepi32_ps(p32), _mm256_mul_ps(ws, xs[t]));
-            acc[t][r] = _mm256_add_ps(acc[t][r], m);
-        }
-    }
-}
-
-// q8_block_avx2: two blocks per step in the canonical order: even blocks into acc[0], odd blocks
-// into acc[1] (the 16 accumulators as two registers); the sum adds acc[0] + acc[1] first. Decode
-// (one token, one row: pf; also the AVX-512 table's decode) prefetches the weights and the scales
-// prefetch_rows ahead: from DRAM the scales are a second stream (rows * nb floats, another
-// allocation) that the hardware prefetcher does not keep ahead of, and a missed scale load stalls
-// the whole row (it held decode to 6-8 GB/s). NTA: read once, kept out of the way of the inputs;
-// q8_warm starts the first rows of each thread.
-PLM_INLINE PLM_TARGET_AVX2 void q8_block_avx2(const matmul_job *j, int t0, int mt, int r0, int nr,
-                                              const int pf) {
-    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C;  // (mt|nr, C)
-    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
-    const int pfr = pf ? prefetch_rows((size_t)C) : 0;
-    const int8_t *pq = pf && r0 + pfr < R ? wq + (size_t)pfr * C : NULL;
-    if (pq) {
-        const char *pd = (const char *)(wd + (size_t)pfr * nb);
-        _mm_prefetch(pd, _MM_HINT_NTA);
-        _mm_prefetch(pd + nb * sizeof(float) - 1, _MM_HINT_NTA);
-    }
-    __m256 acc[2][2][2]; // (even|odd, t, r)
-    UNROLL
-    for (int t = 0; t < mt; t++) {
-        UNROLL
-        for (int r = 0; r < nr; r++) acc[0][t][r] = acc[1][t][r] = _mm256_setzero_ps();
-    }
-    int b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        if (pq) _mm_prefetch((const char *)(pq + b * PLM_QK), _MM_HINT_NTA);
-        q8_step_avx2(acc[0], xq, xd, wq, wd, C, nb, mt, nr, b);
-        q8_step_avx2(acc[1], xq, xd, wq, wd, C, nb, mt, nr, b + 1);
-    }
-    if (b < nb) q8_step_avx2(acc[0], xq, xd, wq, wd, C, nb, mt, nr, b);
-    UNROLL
-    for (int t = 0; t < mt; t++) {
-        UNROLL
-        for (int r = 0; r < nr; r++)
-            j->out[(size_t)(t0 + t) * R + r0 + r] =
-                hsum_avx2(_mm256_add_ps(acc[0][t][r], acc[1][t][r]));
-    }
-}
-
-#define Q8_MT 2 // AVX2 Q8_0 prefill tile: tokens x rows
-#define Q8_NR 4
-#define Q8_G  64 // blocks per group: the scales of a tile's group on the stack (2 KB)
-
-// q8_pass_avx2: acc[t][r] += blocks b0, b0 + 2, .. < b1 of (t, r) for t < mt, r < nr (constants at
-// each call site): one parity of the canonical order (even blocks feed acc[0..7], odd ones
-// acc[8..15], two chains that never meet until the end sum), so a tile keeps one register per
-// output and a 2 x 4 tile fits 16 ymm. sc[(t * Q8_NR + r) * Q8_G + b - g]: dw * dx of block b.
-PLM_INLINE PLM_TARGET_AVX2 void q8_pass_avx2(__m256 acc[Q8_MT][Q8_NR], const int8_t *xq,
-                                             const int8_t *wq, const float *sc, int C, int g,
-                                             int b0, int b1, const int mt, const int nr) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int b = b0; b < b1; b += 2) {
-        __m256i xv[Q8_MT];
-        UNROLL
-        for (int t = 0; t < mt; t++)
-            xv[t] = _mm256_loadu_si256(
-                (const __m256i *)(const void *)(xq + (size_t)t * C + b * PLM_QK));
-        UNROLL
-        for (int r = 0; r < nr; r++) {
-            const __m256i wv = _mm256_loadu_si256(
-                (const __m256i *)(const void *)(wq + (size_t)r * C + b * PLM_QK));
-            const __m256i wabs = _mm256_sign_epi8(wv, wv);
-            UNROLL
-            for (int t = 0; t < mt; t++) {
-                const __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xv[t], wv));
-                const __m256i p32 = _mm256_madd_epi16(p16, ones);
-                const __m256 s = _mm256_broadcast_ss(sc + (t * Q8_NR + r) * Q8_G + (b - g));
-                acc[t][r] = _mm256_add_ps(acc[t][r], _mm256_mul_ps(_mm256_cvtepi32_ps(p32), s));
-            }
-        }
-    }
-}
-
-// q8_tile2_avx2: prefill tiles (mt x nr <= 2 x 4): per group of Q8_G blocks, the scales dw * dx of
-// every (t, r, block) at once (8 blocks a multiply; the same one rounding as the canonical s), then
-// the even blocks, then the odd ones; the chains wait in memory between groups.
-PLM_INLINE PLM_TARGET_AVX2 void q8_tile2_avx2(const matmul_job *j, int t0, const int mt, int r0,
-                                              const int nr) {
-    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C;  // (mt|nr, C)
-    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
-    _Alignas(32) float sc[Q8_MT * Q8_NR * Q8_G];
-    __m256 even[Q8_MT][Q8_NR], odd[Q8_MT][Q8_NR];
-    UNROLL
-    for (int t = 0; t < mt; t++) {
-        UNROLL
-        for (int r = 0; r < nr; r++) even[t][r] = odd[t][r] = _mm256_setzero_ps();
-    }
-    for (int g = 0; g < nb; g += Q8_G) {
-        const int n = nb - g < Q8_G ? nb - g : Q8_G;
-        for (int t = 0; t < mt; t++)
-            for (int r = 0; r < nr; r++) {
-                const float *a = wd + (size_t)r * nb + g, *x = xd + (size_t)t * nb + g;
-                float *o = sc + (t * Q8_NR + r) * Q8_G;
-                int b = 0;
-                for (; b + 8 <= n; b += 8)
-                    _mm256_store_ps(o + b,
-                                    _mm256_mul_ps(_mm256_loadu_ps(a + b), _mm256_loadu_ps(x + b)));
-                for (; b < n; b++) o[b] = a[b] * x[b];
-            }
-        __m256 acc[Q8_MT][Q8_NR];
-        UNROLL
-        for (int t = 0; t < mt; t++) {
-            UNROLL
-            for (int r = 0; r < nr; r++) acc[t][r] = even[t][r];
-        }
-        q8_pass_avx2(acc, xq, wq, sc, C, g, g, g + n, mt, nr); // g is even: its even blocks
-        UNROLL
-        for (int t = 0; t < mt; t++) {
-            UNROLL
-            for (int r = 0; r < nr; r++) even[t][r] = acc[t][r], acc[t][r] = odd[t][r];
-        }
-        q8_pass_avx2(acc, xq, wq, sc, C, g, g + 1, g + n, mt, nr);
-        UNROLL
-        for (int t = 0; t < mt; t++) {
-            UNROLL
-            for (int r = 0; r < nr; r++) odd[t][r] = acc[t][r];
-        }
-    }
-    UNROLL
-    for (int t = 0; t < mt; t++) {
-        UNROLL
-        for (int r = 0; r < nr; r++)
-            j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_avx2(_mm256_add_ps(even[t][r], odd[t][r]));
-    }
-}
-
-PLM_TARGET_AVX2 static void q8_tile_avx2(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (mt == Q8_MT && nr == Q8_NR) q8_tile2_avx2(j, t0, Q8_MT, r0, Q8_NR);
-    else if (mt == Q8_MT) q8_tile2_avx2(j, t0, Q8_MT, r0, 1);
-    else if (nr == Q8_NR) q8_tile2_avx2(j, t0, 1, r0, Q8_NR);
-    else q8_block_avx2(j, t0, 1, r0, 1, j->T < 2); // decode: one row stream, prefetched
-}
-
 // ---- Q8_0 prefill: tokens in vector lanes (T >= one group of G tokens) ----
 //
 // A vector holds G tokens (AVX-512 16, AVX2 8), one register per lane l of the canonical order: for
@@ -498,23 +333,25 @@ PLM_TARGET_AVX2 static void q8_tile_avx2(const matmul_job *j, int t0, int mt, in
 // vertical adds for G outputs. Per 4 columns and G tokens, AVX-512: vpdpbusd, convert, multiply,
 // add (Zen 4 runs zmm dpbusd and mul on two pipes, cvt and add on two others: 2 cycles per 64
 // products); AVX2: a sign, vpmaddubsw, vpmaddwd, convert, multiply, add (and 3 loads: 3.83 -> 3.14
-// ms a token at T = 128 against two vpmaddwd on int16 planes and 4 loads). Even blocks run in one
+// ms a token at T = 128 against two vpmaddwd on int16 planes and 4 loads); avxvnni: the same with
+// one vpdpbusd for the two madds. Even blocks run in one
 // pass and odd blocks in a second, so a pass needs only 8 accumulators a group. AVX-512 runs the
 // last 8 tokens or fewer as a paired group (below).
 // xc (q8_prepare, when T >= G): per group of G tokens (the last padded with zero inputs and scales;
-// its lanes past T are computed and never stored), lane_group_bytes: 64 bytes for each 4 columns
-// k4 = 8 b + l, then the scales dx (nb, G) as floats:
-//   AVX-512: the 16 tokens' 4 bytes, xor 0x80 (x + 128: vpdpbusd's unsigned operand); each lane
-//     starts from -128 * (the sum of the 4 weights), which makes the int32 sum exact;
-//   AVX2: the 8 tokens' 4 bytes as they are, then their absolute values; the 4 weights w are
-//     broadcast, and vpmaddubsw(|x|, sign(w, x)) then vpmaddwd by ones is the exact sum of the 4
-//     products (|w|, |x| <= 127: no saturation).
+// its lanes past T are computed and never stored), lane_group_bytes: 4 G bytes a plane for each 4
+// columns k4 = 8 b + l, then the scales dx (nb, G) as floats:
+//   AVX-512 (G = 16) and avxvnni (G = 8): one plane, the tokens' 4 bytes xor 0x80 (x + 128:
+//     vpdpbusd's unsigned operand); each lane starts from -128 * (the sum of the 4 weights), which
+//     makes the int32 sum exact;
+//   AVX2 (G = 8): two planes, the 8 tokens' 4 bytes as they are, then their absolute values; the
+//     4 weights w are broadcast, and vpmaddubsw(|x|, sign(w, x)) then vpmaddwd by ones is the
+//     exact sum of the 4 products (|w|, |x| <= 127: no saturation).
 
 #define Q8_ROWS_T   4  // AVX-512: tokens from which the rows kernel runs (padded to 8 below 8)
 #define LANES_CHUNK 32 // blocks of one parity whose weight corrections are computed ahead (1 KB)
 
-static size_t lane_group_bytes(int C, int G) {
-    return 16 * (size_t)C + (size_t)(C / PLM_QK) * (size_t)G * sizeof(float);
+static size_t lane_group_bytes(int C, int G, int planes) {
+    return (size_t)(G * planes) * (size_t)C + (size_t)(C / PLM_QK) * (size_t)G * sizeof(float);
 }
 
 // lane_groups16: the AVX-512 groups of 16 tokens among T; the rest, 8 tokens or fewer, forms one
@@ -536,11 +373,12 @@ static void lanes_store(const matmul_job *j, const float *sum, int G, int t0, in
 }
 
 // q8_groups_avx2: xc's groups of 8 tokens (above) from xq (T, C) and xd (T, C / 32), by gathers,
-// those that start in [t0, t1) (t0 a multiple of 8).
-PLM_TARGET_AVX2 static void q8_groups_avx2(int32_t *xc, const int8_t *xq, const float *xd, int T,
-                                           int C, int t0, int t1) {
+// those that start in [t0, t1) (t0 a multiple of 8); planes (a constant at each call site): 2
+// (AVX2: x, |x|) or 1 (avxvnni: x xor 0x80).
+PLM_INLINE PLM_TARGET_AVX2 void q8_groups_avx2(int32_t *xc, const int8_t *xq, const float *xd,
+                                               int T, int C, int t0, int t1, const int planes) {
     const int nb = C / PLM_QK;
-    const size_t gb = lane_group_bytes(C, 8);
+    const size_t gb = lane_group_bytes(C, 8, planes);
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i xoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(C));
     const __m256i doff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(nb));
@@ -551,10 +389,16 @@ PLM_TARGET_AVX2 static void q8_groups_avx2(int32_t *xc, const int8_t *xq, const 
         for (int k4 = 0; k4 < C / 4; k4++) {
             const __m256i v = _mm256_mask_i32gather_epi32(
                 _mm256_setzero_si256(), (const int *)(const void *)(x + 4 * k4), xoff, m, 1);
-            _mm256_store_si256((__m256i *)(void *)(o + 64 * (size_t)k4), v);
-            _mm256_store_si256((__m256i *)(void *)(o + 64 * (size_t)k4 + 32), _mm256_abs_epi8(v));
+            char *ok = o + 32 * planes * (size_t)k4;
+            if (planes == 1) {
+                _mm256_store_si256((__m256i *)(void *)ok,
+                                   _mm256_xor_si256(v, _mm256_set1_epi8((char)0x80)));
+            } else {
+                _mm256_store_si256((__m256i *)(void *)ok, v);
+                _mm256_store_si256((__m256i *)(void *)(ok + 32), _mm256_abs_epi8(v));
+            }
         }
-        float *dx = (float *)(void *)(o + 16 * (size_t)C);
+        float *dx = (float *)(void *)(o + 8 * planes * (size_t)C);
         for (int b = 0; b < nb; b++)
             _mm256_store_ps(dx + 8 * b, _mm256_mask_i32gather_ps(_mm256_setzero_ps(),
                                                                  xd + (size_t)8 * g * nb + b, doff,
@@ -565,67 +409,42 @@ PLM_TARGET_AVX2 static void q8_groups_avx2(int32_t *xc, const int8_t *xq, const 
 // q8_prepare_avx2: xc when the rows kernel runs (T >= 8)
 PLM_TARGET_AVX2 static void q8_prepare_avx2(int32_t *xc, const int8_t *xq, const float *xd, int T,
                                             int C, int t0, int t1) {
-    if (T >= 8) q8_groups_avx2(xc, xq, xd, T, C, t0, t1);
+    if (T >= 8) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 2);
 }
 
-// q8_pass_avx2l: acc[l] (from +0) of the blocks b = par, par + 2, .. of row r for the group at xg.
-PLM_INLINE PLM_TARGET_AVX2 void q8_pass_avx2l(__m256 acc[8], const matmul_job *j, const char *xg,
-                                              int r, int par) {
-    const int C = j->w->cols, nb = C / PLM_QK;
-    const int8_t *w = j->w->q + (size_t)r * C;                            // (C)
-    const float *dw = j->w->d + (size_t)r * nb;                           // (nb)
-    const float *dx = (const float *)(const void *)(xg + 16 * (size_t)C); // (nb, 8)
-    const __m256i ones = _mm256_set1_epi16(1);
-    UNROLL
-    for (int l = 0; l < 8; l++) acc[l] = _mm256_setzero_ps();
-    for (int b = par; b < nb; b += 2) {
-        const __m256 s = _mm256_mul_ps(_mm256_set1_ps(dw[b]), _mm256_load_ps(dx + 8 * b));
-        const __m256i *xb = (const __m256i *)(const void *)(xg + (size_t)b * 512);
-        UNROLL
-        for (int l = 0; l < 8; l++) {
-            int32_t w4;
-            memcpy(&w4, w + b * PLM_QK + 4 * l, sizeof w4);
-            const __m256i wl = _mm256_set1_epi32(w4);
-            const __m256i p16 =
-                _mm256_maddubs_epi16(_mm256_load_si256(xb + 2 * l + 1),
-                                     _mm256_sign_epi8(wl, _mm256_load_si256(xb + 2 * l)));
-            const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-            acc[l] = _mm256_add_ps(acc[l], _mm256_mul_ps(p, s));
-        }
-    }
+// q8_prepare_avxvnni: the same for avxvnni's one plane (VEX and EVEX alike)
+PLM_TARGET_AVX2 static void q8_prepare_avxvnni(int32_t *xc, const int8_t *xq, const float *xd,
+                                               int T, int C, int t0, int t1) {
+    if (T >= 8) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 1);
 }
 
-// q8_lanes_avx2: out[t0 .. t0 + 8, r] (tokens past T not written) for the group at xg: the even
-// pass, the odd pass, then the canonical end sum of each lane.
-PLM_INLINE PLM_TARGET_AVX2 void q8_lanes_avx2(const matmul_job *j, const char *xg, int t0, int r) {
-    __m256 even[8], odd[8];
-    q8_pass_avx2l(even, j, xg, r, 0);
-    q8_pass_avx2l(odd, j, xg, r, 1);
-    UNROLL
-    for (int l = 0; l < 8; l++) even[l] = _mm256_add_ps(even[l], odd[l]);
-    UNROLL
-    for (int i = 0; i < 4; i++) even[i] = _mm256_add_ps(even[i], even[i + 4]);
-    _Alignas(32) float sum[8];
-    _mm256_store_ps(
-        sum, _mm256_add_ps(_mm256_add_ps(even[0], even[2]), _mm256_add_ps(even[1], even[3])));
-    lanes_store(j, sum, 8, t0, r);
-}
+// ---- AVX2 + FMA and AVX-VNNI: Q8_0 (matmul_q8_x86.h, once for each way to sum 4 products) ----
 
-// q8_rows_avx2: out[0 .. T, r0 .. r1) for T >= 8: per group, every row (the group's inputs, 16 C
-// bytes, stay in L1 while the rows stream past).
-PLM_TARGET_AVX2 static void q8_rows_avx2(const matmul_job *j, int r0, int r1) {
-    const size_t gb = lane_group_bytes(j->w->cols, 8);
-    for (int g = 0; 8 * g < j->T; g++)
-        for (int r = r0; r < r1; r++)
-            q8_lanes_avx2(j, (const char *)j->xc + (size_t)g * gb, 8 * g, r);
-}
+#define Q8_MT 2 // AVX2 Q8_0 prefill tile: tokens x rows
+#define Q8_NR 4
+#define Q8_G  64 // blocks per group: the scales of a tile's group on the stack (2 KB)
+
+#define Q8X_TARGET    PLM_TARGET_AVX2
+#define Q8X_DOT(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
+#define Q8X(name)     name##_avx2
+#include "matmul_q8_x86.h"
+
+#define Q8X_TARGET PLM_TARGET_AVXVNNI
+#define Q8X_DPBUSD _mm256_dpbusd_avx_epi32
+#define Q8X(name)  name##_avxvnni
+#include "matmul_q8_x86.h"
+
+#define Q8X_TARGET PLM_TARGET_AVXVNNI_EVEX
+#define Q8X_DPBUSD _mm256_dpbusd_epi32
+#define Q8X(name)  name##_avxvnni_evex
+#include "matmul_q8_x86.h"
 
 // q8_prepare_avx512: xc's token groups (above) from xq (T, C) and xd (T, C / 32), by gathers, those
 // that start in [t0, t1) (t0 a multiple of 16: the paired group belongs to the range that ends at T).
 PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, const float *xd,
                                                 int T, int C, int t0, int t1) {
     const int nb = C / PLM_QK;
-    const size_t gb = lane_group_bytes(C, 16);
+    const size_t gb = lane_group_bytes(C, 16, 1);
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i xoff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(C));
     const __m512i doff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb));
@@ -666,25 +485,12 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
     }
 }
 
-// q8_corrections: -128 * (the sum of each 4 weights) of row w's blocks c0, c0 + 2, .. < ce into cw,
-// first, in memory: then each is one broadcast load (GCC turns a store and a reload in one loop
-// into shuffles)
-PLM_INLINE PLM_TARGET_AVX512 void q8_corrections(int32_t cw[LANES_CHUNK][8], const int8_t *w,
-                                                 int c0, int ce) {
-    const __m256i k80 = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
-    for (int b = c0; b < ce; b += 2) {
-        const __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)(w + b * PLM_QK));
-        _mm256_store_si256((__m256i *)(void *)cw[(b - c0) / 2],
-                           _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k80, wv)));
-    }
-}
-
 // q8_pass_avx512: acc[g][l] (from +0) of the blocks b = par, par + 2, .. of row r for ng = 1 or 2
 // groups of 16 tokens (a constant at each call site) whose bytes in xc start at xg.
 PLM_INLINE PLM_TARGET_AVX512 void q8_pass_avx512(__m512 acc[2][8], const matmul_job *j,
                                                  const char *xg, int r, int par, const int ng) {
     const int C = j->w->cols, nb = C / PLM_QK;
-    const size_t gb = lane_group_bytes(C, 16);
+    const size_t gb = lane_group_bytes(C, 16, 1);
     const int8_t *w = j->w->q + (size_t)r * C;  // (C)
     const float *dw = j->w->d + (size_t)r * nb; // (nb)
     UNROLL
@@ -695,7 +501,7 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_pass_avx512(__m512 acc[2][8], const matmul_
     for (int c0 = par; c0 < nb; c0 += 2 * LANES_CHUNK) {
         const int ce = c0 + 2 * LANES_CHUNK < nb ? c0 + 2 * LANES_CHUNK : nb;
         _Alignas(32) int32_t cw[LANES_CHUNK][8];
-        q8_corrections(cw, w, c0, ce);
+        q8_corrections_avxvnni_evex(cw, w, c0, ce);
         for (int b = c0; b < ce; b += 2) {
             const int8_t *wb = w + b * PLM_QK;
             __m512 s[2];
@@ -760,7 +566,7 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_pairs_avx512(__m512 acc[2][4], const matmul
         const int ce = c0 + 2 * LANES_CHUNK < nb ? c0 + 2 * LANES_CHUNK : nb;
         _Alignas(32) int32_t cw[2][LANES_CHUNK][8];
         UNROLL
-        for (int i = 0; i < nr; i++) q8_corrections(cw[i], w + (size_t)i * C, c0, ce);
+        for (int i = 0; i < nr; i++) q8_corrections_avxvnni_evex(cw[i], w + (size_t)i * C, c0, ce);
         for (int b = c0; b < ce; b += 2) {
             const __m512 xs = _mm512_load_ps(dx + 16 * b);
             __m512 s[2];
@@ -811,7 +617,7 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_pair_avx512(const matmul_job *j, const char
 // stream past; then the last 8 tokens or fewer, if any, as a paired group.
 PLM_TARGET_AVX512 static void q8_rows_avx512(const matmul_job *j, int r0, int r1) {
     const int C = j->w->cols, ng = lane_groups16(j->T);
-    const size_t gb = lane_group_bytes(C, 16);
+    const size_t gb = lane_group_bytes(C, 16, 1);
     const int two = 32 * (size_t)C <= (24 << 10);
     for (int g = 0; g < ng; g += two ? 2 : 1) {
         const char *xg = (const char *)j->xc + (size_t)g * gb;
@@ -1026,13 +832,16 @@ const matmul_kernels plm_kernels_avx512 = {
     .dw_rows = dw_rows_avx512,
 };
 
-const matmul_kernels plm_kernels_avx2 = {
-    .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1},
-    .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm, q8_rows_avx2, 8},
-    .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_avx2, 1}, // matmul_q4_x86.c
-    .quantize = quantize_avx2,
-    .q8_prepare = q8_prepare_avx2,
-    .dinp_tiles = dinp_tiles_avx2,
-    .dw_rows = dw_rows_avx2,
-};
+// The 256-bit tables: AVX2's kernels, and the Q8_0 tiles and rows kernel of variant v of
+// matmul_q8_x86.h (avxvnni: vpdpbusd, VEX or EVEX; cpu.c's choice); Q4 in matmul_q4_x86.c
+#define TABLE_256(v, prepare)                                                                      \
+    {                                                                                              \
+        .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1},                          \
+        .q8 = {q8_tile_##v, Q8_MT, Q8_NR, 1, q8_warm, q8_rows_##v, 8},                             \
+        .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_##v, 1}, .quantize = quantize_avx2,                \
+        .q8_prepare = prepare, .dinp_tiles = dinp_tiles_avx2, .dw_rows = dw_rows_avx2,             \
+    }
+const matmul_kernels plm_kernels_avx2 = TABLE_256(avx2, q8_prepare_avx2);
+const matmul_kernels plm_kernels_avxvnni = TABLE_256(avxvnni, q8_prepare_avxvnni);
+const matmul_kernels plm_kernels_avxvnni_evex = TABLE_256(avxvnni_evex, q8_prepare_avxvnni);
 #endif // __x86_64__

@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 #define PLM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+// avxvnni's two twins (matmul_q8_x86.h): vpdpbusd ymm VEX-encoded (AVX-VNNI), EVEX-encoded
+#define PLM_TARGET_AVXVNNI      __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define PLM_TARGET_AVXVNNI_EVEX __attribute__((target("avx2,fma,f16c,avx512vnni,avx512vl")))
 #define PLM_TARGET_AVX512                                                                          \
     __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 

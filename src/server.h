@@ -130,6 +130,38 @@ int plm_server_guard(conn *c);
 
 typedef enum { API_PARAPHRASE, API_COMPLETIONS, API_CHAT } api_kind;
 
+#define MAX_STOP_STRINGS 4 // OpenAI's limit for "stop"
+
+// A parsed generation request: the prompt text and how to generate.
+typedef struct {
+    api_kind kind;
+    int stream;   // 1: answer with server-sent events
+    char *prompt; // (plen) the prompt text (owned)
+    size_t plen;
+    char *source;                  // /v1/paraphrase: the input (owned; gp.source points to it)
+    plm_generate_params gp;        // sampling and stops; gp.stop_* point into this struct
+    plm_task task;                 // /v1/paraphrase: the task under the session's tokenizer
+    int32_t n_choices;             // "n": answers to generate (not streamed when > 1)
+    int32_t top_k;                 // logprobs: top tokens each token reports; -1 = no logprobs
+    int include_usage;             // stream_options.include_usage: a last event with usage
+    int32_t stop_id;               // chat: <|im_end|>, which ends an answer
+    char model[512];               // the model name to report
+    server *srv;                   // where the adapter's reference is held
+    int entry;                     // the adapter's entry (server_adapters.c), -1 = the base
+    const plm_lora *lora;          // the adapter, or NULL
+    const plm_tokenizer *tok;      // its tokenizer (with its added tokens), or the base's
+    char *stops[MAX_STOP_STRINGS]; // owned stop strings
+    const char *stop_list[MAX_STOP_STRINGS];
+    int32_t n_stops;
+    uint64_t n_req; // this request's number (ids, default seeds)
+} gen_request;
+
+// plm_server_parse_generate: c's request body into r (zeroed by the caller): sampling options,
+// prompt, stops, the adapter (a reference held). Returns 0, or -1 after sending the error
+// (tests/fuzz_request.c). plm_server_gen_request_free frees what it holds, either way.
+int plm_server_parse_generate(conn *c, api_kind kind, gen_request *r);
+void plm_server_gen_request_free(gen_request *r);
+
 // plm_server_handle_generate: /v1/paraphrase, /v1/completions and /v1/chat/completions
 void plm_server_handle_generate(conn *c, api_kind kind);
 // plm_server_handle_health: /v1/health

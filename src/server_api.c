@@ -20,8 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_STOP_STRINGS 4 // OpenAI's limit for "stop"
-#define MAX_CHOICES      8 // "n" at most (each choice is generated in turn)
+#define MAX_CHOICES 8 // "n" at most (each choice is generated in turn)
 
 // ---- generation requests ----
 
@@ -149,31 +148,7 @@ static const char *finish_reason(plm_stop_reason r) {
     return r == PLM_STOP_LENGTH || r == PLM_STOP_CONTEXT ? "length" : "stop";
 }
 
-// A parsed generation request: the prompt text and how to generate.
-typedef struct {
-    api_kind kind;
-    int stream;   // 1: answer with server-sent events
-    char *prompt; // (plen) the prompt text (owned)
-    size_t plen;
-    char *source;                  // /v1/paraphrase: the input (owned; gp.source points to it)
-    plm_generate_params gp;        // sampling and stops; gp.stop_* point into this struct
-    plm_task task;                 // /v1/paraphrase: the task under the session's tokenizer
-    int32_t n_choices;             // "n": answers to generate (not streamed when > 1)
-    int32_t top_k;                 // logprobs: top tokens each token reports; -1 = no logprobs
-    int include_usage;             // stream_options.include_usage: a last event with usage
-    int32_t stop_id;               // chat: <|im_end|>, which ends an answer
-    char model[512];               // the model name to report
-    server *srv;                   // where the adapter's reference is held
-    int entry;                     // the adapter's entry (server_adapters.c), -1 = the base
-    const plm_lora *lora;          // the adapter, or NULL
-    const plm_tokenizer *tok;      // its tokenizer (with its added tokens), or the base's
-    char *stops[MAX_STOP_STRINGS]; // owned stop strings
-    const char *stop_list[MAX_STOP_STRINGS];
-    int32_t n_stops;
-    uint64_t n_req; // this request's number (ids, default seeds)
-} gen_request;
-
-static void gen_request_free(gen_request *r) {
+void plm_server_gen_request_free(gen_request *r) {
     if (r->srv) plm_server_adapter_release(r->srv, r->entry);
     for (int32_t k = 0; k < r->n_stops; k++) free(r->stops[k]);
     free(r->prompt);
@@ -303,10 +278,9 @@ static int parse_decoding(conn *c, const plm_json *j, plm_generate_params *gp) {
     return 0;
 }
 
-// parse_generate: the request body into r (sampling options, prompt, stops). Returns 0, or -1
-// after sending the error. The paraphrase defaults are the task's (plm_task_default_params, as the
-// CLI's); the completion defaults are OpenAI's: temperature 1, 16 tokens.
-static int parse_generate(conn *c, api_kind kind, gen_request *r) {
+// The paraphrase defaults are the task's (plm_task_default_params, as the CLI's); the completion
+// defaults are OpenAI's: temperature 1, 16 tokens.
+int plm_server_parse_generate(conn *c, api_kind kind, gen_request *r) {
     int32_t n_ctx = c->srv->n_ctx;
     plm_json j = {0};
     plm_error err = {0};
@@ -512,7 +486,7 @@ void plm_server_handle_generate(conn *c, api_kind kind) {
         plm_server_send_error(c, 415, NULL, "send the body as Content-Type: application/json");
         return;
     }
-    if (parse_generate(c, kind, &r)) goto done;
+    if (plm_server_parse_generate(c, kind, &r)) goto done;
     if (s->p->log_prompts) plm_server_log(s, "%s prompt: %.*s", c->peer, (int)r.plen, r.prompt);
     int32_t n = plm_tokenizer_encode(r.tok, r.prompt, r.plen, NULL, 0);
     if (n <= 0 || n >= s->n_ctx) {
@@ -578,7 +552,7 @@ void plm_server_handle_generate(conn *c, api_kind kind) {
 done:
     for (int32_t k = 0; k < MAX_CHOICES; k++) free(g.texts[k].p), free(g.toks[k].t);
     free(ids);
-    gen_request_free(&r);
+    plm_server_gen_request_free(&r);
 }
 
 void plm_server_handle_health(conn *c) {

@@ -65,6 +65,11 @@ spm = [s("tokenizer.ggml.model") + struct.pack("<I", 8) + s("llama"),
 open(sys.argv[1] + "/b.gguf", "wb").write(b"GGUF" + struct.pack("<IQQ", 3, 0, len(spm)) + b"".join(spm))
 PY
         ;;
+    fuzz_request)
+        printf '{"text": "The company moved its headquarters from Boston to New York .", "diversity": 0.5}' >"$1/paraphrase.json"
+        printf '{"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0, "stop": ["\\n", "."], "logprobs": 2, "n": 2, "stream": false}' >"$1/completion.json"
+        printf '{"model": "model.gguf", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi \\u00e9"}], "top_p": 0.9, "seed": 7, "stream": true, "stream_options": {"include_usage": true}}' >"$1/chat.json"
+        ;;
     fuzz_model_id)
         printf 'model.gguf\0model.gguf:paws-lora' >"$1/adapter"
         printf 'model.gguf\0model.gguf' >"$1/base"
@@ -76,6 +81,10 @@ fail=0
 for src in tests/fuzz_*.c; do
     name=$(basename "$src" .c)
     bin=$OUT/$name
+    if [ "$name" = fuzz_request ] && [ ! -f "${FUZZ_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}" ]; then
+        echo "SKIP $name: models/SmolLM2-135M-Instruct.Q4_1.gguf missing (install with: make model)"
+        continue
+    fi
     if ! $CC -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -Isrc \
         "$src" src/*.c -lm -pthread -o "$bin" 2>"$OUT/$name.build.log"; then
         echo "$name: build failed (see $OUT/$name.build.log)"

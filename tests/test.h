@@ -74,11 +74,16 @@ static void test_self(void) {
 }
 
 #ifdef PLM_CPU_H
-// test_paths: print which kernel paths (cpu.h) a test runs here and which it skips, and why.
+// test_paths: print which kernel paths (cpu.h) a test runs here and which it skips, and why;
+// avxvnni says which twin of its kernels runs (VEX: AVX-VNNI; EVEX: AVX512_VNNI + VL).
 static inline void test_paths(const char *name) {
     printf("%s: paths tested:", name);
     for (int i = 0; i < PLM_ISA_COUNT; i++)
-        if (plm_isa_supported((plm_isa)i)) printf(" %s", plm_isa_name((plm_isa)i));
+        if (plm_isa_supported((plm_isa)i))
+            printf(" %s%s", plm_isa_name((plm_isa)i),
+                   i != PLM_ISA_AVXVNNI    ? ""
+                   : plm_cpu_avxvnni_vex() ? " (vex)"
+                                           : " (evex)");
     printf("; skipped (not in this build or not on this CPU: %s):", plm_cpu_name());
     for (int i = 0; i < PLM_ISA_COUNT; i++)
         if (!plm_isa_supported((plm_isa)i)) printf(" %s", plm_isa_name((plm_isa)i));

@@ -343,6 +343,9 @@ static void test_matmul(void) {
         for (size_t b = 0; b < sizeof l_rows / sizeof *l_rows; b++)
             for (size_t c = 0; c < sizeof l_cols / sizeof *l_cols; c++)
                 test_shape(pools, PLM_DTYPE_Q8_0, l_Ts[a], l_rows[b], l_cols[c], &s);
+    // Q8_0 at every T up to past a driver's token block: every path's tiles, groups of 8 or 16
+    // tokens and their tails (AVX-512's paired group), on an odd number of blocks
+    for (int T = 1; T <= 130; T++) test_shape(pools, PLM_DTYPE_Q8_0, T, 6, 5 * PLM_QK, &s);
     test_matmul_n(pools, &s);
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }

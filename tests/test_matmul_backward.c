@@ -39,7 +39,7 @@ static void check_input(int T, int R, int C, plm_dtype dt) {
         }
     plm_pool *p3 = plm_pool_create(3);
     float *a = malloc(sizeof(float) * T * C), *b = malloc(sizeof(float) * T * C);
-    float *x86 = NULL; // the first x86 SIMD path's result: AVX2 and AVX-512 run the same FMA chains
+    float *x86 = NULL; // the first x86 SIMD path's result: every x86 path runs the same FMA chains
     for (int k = 0; k < PLM_ISA_COUNT; k++) {
         const plm_isa isa = (plm_isa)k;
         if (!plm_isa_supported(isa)) continue;
@@ -52,7 +52,7 @@ static void check_input(int T, int R, int C, plm_dtype dt) {
         plm_matmul_backward_input_isa(isa, p3, b, g, &m, T);
         check_close(name, a, want, (size_t)T * C, 1e-5, 1e-4);
         CHECK_MSG(!memcmp(a, b, sizeof(float) * T * C), "%s: 1 and 3 threads differ", name);
-        if (isa != PLM_ISA_AVX2 && isa != PLM_ISA_AVX512) continue;
+        if (!plm_isa_includes(isa, PLM_ISA_AVX2)) continue;
         if (!x86) {
             x86 = malloc(sizeof(float) * T * C);
             memcpy(x86, a, sizeof(float) * T * C);

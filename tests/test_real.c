@@ -199,9 +199,9 @@ static void test_q4(const plm_model *f, const plm_model *q8, const int32_t *ids,
               100 * (exp(na - nf) - 1));
     CHECK_MSG(exp(nq - nf) < 1.15, "q4_1 perplexity %.2f%% above f32's", 100 * (exp(nq - nf) - 1));
     // --dtype q4_1: the same logits on each path and thread count, greedy 16 tokens from 16
-    const char *paths[] = {"auto", "avx2", "scalar"};
+    const char *paths[] = {"auto", "avx2", "avxvnni", "scalar"};
     int32_t want[16];
-    for (int p = 0; p < 3; p++) {
+    for (int p = 0; p < 4; p++) {
         if (plm_set_kernel_path(paths[p], &err) != PLM_OK) continue; // not on this CPU
         for (int th = 1; th <= 2; th++) {
             plm_session *s = session(q, th, 64);

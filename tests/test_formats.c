@@ -807,12 +807,12 @@ static void expect_config(const char *what, const char *keys, plm_status want, c
     expect_load(what, tpath("family"), want, needle);
 }
 
-// test_families: Llama 3 (rope_scaling llama3), Qwen2 and Qwen3 saved as HF directories and as
+// test_families: Llama 3 (rope_scaling llama3), Qwen2, Qwen3 and Gemma 3 saved as HF directories and as
 // GGUF files load back with the same config, weights and logits; a config of these families
 // asking for what pocketlm does not compute is refused.
 static void test_families(void) {
-    const char *names[] = {"tiny-llama3", "tiny-qwen2", "tiny-qwen3"};
-    for (int i = 0; i < 3; i++) {
+    const char *names[] = {"tiny-llama3", "tiny-qwen2", "tiny-qwen3", "tiny-gemma3"};
+    for (int i = 0; i < 4; i++) {
         char src[256];
         snprintf(src, sizeof src, "tests/ref/%s", names[i]);
         plm_model *a = load(src, PLM_DTYPE_F32), *b = NULL;
@@ -859,6 +859,26 @@ static void test_families(void) {
                   PLM_ERR_FORMAT, "0 < low < high");
     expect_config("yarn", "\"model_type\": \"qwen2\", \"rope_scaling\": {\"type\": \"yarn\"}",
                   PLM_ERR_UNSUPPORTED, "'yarn'");
+    // Gemma 3: what its bigger models or other versions add
+    expect_config("gemma3 rope_scaling linear",
+                  "\"model_type\": \"gemma3_text\", \"rope_scaling\": {\"rope_type\": "
+                  "\"linear\", \"factor\": 8.0}",
+                  PLM_ERR_UNSUPPORTED, "rope_scaling is set");
+    expect_config("gemma3 softcapping",
+                  "\"architectures\": [\"Gemma3ForCausalLM\"], \"final_logit_softcapping\": 30.0",
+                  PLM_ERR_UNSUPPORTED, "final_logit_softcapping is set");
+    expect_config("gemma3 activation",
+                  "\"model_type\": \"gemma3_text\", \"hidden_activation\": \"gelu\"",
+                  PLM_ERR_UNSUPPORTED, "want gelu_pytorch_tanh");
+    expect_config("gemma3 layer_types",
+                  "\"model_type\": \"gemma3_text\", \"layer_types\": [\"full_attention\", "
+                  "\"sliding_attention\"]",
+                  PLM_ERR_UNSUPPORTED, "layer_types[1] is not 'full_attention'");
+    expect_config("gemma3 bidirectional",
+                  "\"model_type\": \"gemma3_text\", \"use_bidirectional_attention\": true",
+                  PLM_ERR_UNSUPPORTED, "use_bidirectional_attention is true");
+    expect_config("gemma3 multimodal", "\"model_type\": \"gemma3\"", PLM_ERR_UNSUPPORTED,
+                  "'gemma3' is not supported");
 }
 
 int main(void) {

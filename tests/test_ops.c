@@ -54,7 +54,7 @@ static double loss_of(int op, bufs *b, const float *g) {
         return dotg(b->out, g, (size_t)T * H * D);
     case 2:
         plm_attention_forward(b->out, b->att, T, b->q, b->k, b->v, (size_t)K * D, (size_t)D, T, 0,
-                              H, K, D, 0, T * H);
+                              H, K, D, 1.0f / sqrtf((float)D), 0, 0, T * H);
         return dotg(b->out, g, (size_t)T * H * D);
     case 3:
         plm_swiglu_forward(b->out, b->gate, b->up, (size_t)T * F);
@@ -114,8 +114,10 @@ static void test_backward(void) {
     // attention: dq, dk, dv, computed in two KV-head ranges to exercise the split
     float *gq = zeros(T * H * D), *gk = zeros(T * K * D), *gv = zeros(T * K * D);
     loss_of(2, &b, g);
-    plm_attention_backward(gq, gk, gv, g, b.att, T, b.q, b.k, b.v, T, H, K, D, 0, 1);
-    plm_attention_backward(gq, gk, gv, g, b.att, T, b.q, b.k, b.v, T, H, K, D, 1, K);
+    plm_attention_backward(gq, gk, gv, g, b.att, T, b.q, b.k, b.v, T, H, K, D, 1.0f / sqrtf(D), 0,
+                           1);
+    plm_attention_backward(gq, gk, gv, g, b.att, T, b.q, b.k, b.v, T, H, K, D, 1.0f / sqrtf(D), 1,
+                           K);
     fd_check("attention dq", 2, &b, g, b.q, T * H * D, gq);
     fd_check("attention dk", 2, &b, g, b.k, T * K * D, gk);
     fd_check("attention dv", 2, &b, g, b.v, T * K * D, gv);
@@ -193,7 +195,8 @@ static void test_forward(void) {
 
     float *q = randv(T * H * D, 1.0f), *k = randv(T * K * D, 1.0f), *v = randv(T * K * D, 1.0f);
     float *ao = zeros(T * H * D), *att = zeros(T * H * T), *aw = zeros(T * H * D);
-    plm_attention_forward(ao, att, T, q, k, v, (size_t)K * D, (size_t)D, T, 0, H, K, D, 0, T * H);
+    plm_attention_forward(ao, att, T, q, k, v, (size_t)K * D, (size_t)D, T, 0, H, K, D,
+                          1.0f / sqrtf((float)D), 0, 0, T * H);
     for (int t = 0; t < T; t++)
         for (int h = 0; h < H; h++) {
             int kh = h / (H / K);
@@ -239,13 +242,14 @@ static size_t run_ops(float *out, const path_in *in, int Tn, int Cn, int Hn, int
     o += (size_t)Tn * Hn * Dn;
     float *att = out + o + (size_t)Tn * Hn * Dn;
     plm_attention_forward(out + o, att, S, in->q, in->k, in->v, (size_t)Kn * Dn, (size_t)Dn, Tn, P,
-                          Hn, Kn, Dn, 0, Tn * Hn);
+                          Hn, Kn, Dn, 0.3f, 0, 0, Tn * Hn);
     o += (size_t)Tn * Hn * Dn + (size_t)Tn * Hn * S;
     float *dq = out + o, *dk = dq + (size_t)Tn * Hn * Dn, *dv = dk + (size_t)Tn * Kn * Dn;
     memset(dq, 0, sizeof(float) * (size_t)(Tn * Hn * Dn + 2 * Tn * Kn * Dn));
     plm_attention_forward(dv + (size_t)Tn * Kn * Dn, att, Tn, in->q, in->k, in->v, (size_t)Kn * Dn,
-                          (size_t)Dn, Tn, 0, Hn, Kn, Dn, 0, Tn * Hn); // P = 0 for the backward
-    plm_attention_backward(dq, dk, dv, in->g, att, Tn, in->q, in->k, in->v, Tn, Hn, Kn, Dn, 0, Kn);
+                          (size_t)Dn, Tn, 0, Hn, Kn, Dn, 0.3f, 3, 0, Tn * Hn); // P = 0, window 3
+    plm_attention_backward(dq, dk, dv, in->g, att, Tn, in->q, in->k, in->v, Tn, Hn, Kn, Dn, 0.3f, 0,
+                           Kn);
     o += (size_t)Tn * Hn * Dn + 2 * (size_t)Tn * Kn * Dn + (size_t)Tn * Hn * Dn;
     const size_t nf = (size_t)Tn * Fn;
     plm_swiglu_forward(out + o, in->gate, in->up, nf);

@@ -13,10 +13,10 @@
 // Memory: what backward needs is saved per layer only when it cannot be recomputed cheaply and
 // exactly. Saved: the residual stream x and xm, the norms' rstd, q, k, v, gate, up, each adapter's
 // A x, o_proj's input when o_proj is adapted, with per-head q/k norms (Qwen3, Gemma 3) their
-// inputs, and with Gemma 3's post norms their inputs and rstd. Recomputed in backward with the forward's own
-// functions (so with the same bits): the norms' outputs and silu(gate) * up (only where an adapted
-// linear reads them: the base's dx = dy W needs no input) and the attention probabilities (one
-// layer at a time, per example and KV head). A layer keeps 2C + H*D + 2*K*D + 2F floats a token
+// inputs, and with Gemma 3's post norms their inputs and rstd. Recomputed in backward with the
+// forward's own functions (so with the same bits): the norms' outputs and act(gate) * up (only
+// where an adapted linear reads them: the base's dx = dy W needs no input) and the attention
+// probabilities (one layer at a time, per example and KV head). A layer keeps 2C + H*D + 2*K*D + 2F floats a token
 // (SmolLM2-135M: 5.2k, where keeping everything took 8.4k + H * max_len), and with q/k norms
 // (Qwen3) H*D + K*D + H + K more, with Gemma 3's post norms 2C + 2 more.
 #include <math.h>

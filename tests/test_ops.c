@@ -59,6 +59,13 @@ static double loss_of(int op, bufs *b, const float *g) {
     case 3:
         plm_swiglu_forward(b->out, b->gate, b->up, (size_t)T * F);
         return dotg(b->out, g, (size_t)T * F);
+    case 5: // Gemma 3's local attention: a sliding window of 3, the scale of its own
+        plm_attention_forward(b->out, b->att, T, b->q, b->k, b->v, (size_t)K * D, (size_t)D, T, 0,
+                              H, K, D, 0.3f, 3, 0, T * H);
+        return dotg(b->out, g, (size_t)T * H * D);
+    case 6:
+        plm_geglu_forward(b->out, b->gate, b->up, (size_t)T * F);
+        return dotg(b->out, g, (size_t)T * F);
     default: // Qwen3's queries: RMSNorm over each head's D values (weight w's first D), then RoPE
         plm_rmsnorm_forward(b->out, b->rstd_h, b->q, b->w, T * H, D, 1e-5f);
         plm_rope_forward(b->out, b->cos_s, b->sin_s, 3, T, H, D);
@@ -128,6 +135,22 @@ static void test_backward(void) {
     fd_check("swiglu dgate", 3, &b, g, b.gate, T * F, dg);
     fd_check("swiglu dup", 3, &b, g, b.up, T * F, du);
 
+    // Gemma 3: attention with a sliding window (the masked keys get no gradient) and its own scale
+    float *wq = zeros(T * H * D), *wk = zeros(T * K * D), *wv = zeros(T * K * D);
+    loss_of(5, &b, g);
+    plm_attention_backward(wq, wk, wv, g, b.att, T, b.q, b.k, b.v, T, H, K, D, 0.3f, 0, K);
+    fd_check("window attention dq", 5, &b, g, b.q, T * H * D, wq);
+    fd_check("window attention dk", 5, &b, g, b.k, T * K * D, wk);
+    fd_check("window attention dv", 5, &b, g, b.v, T * K * D, wv);
+    free(wq), free(wk), free(wv);
+
+    // Gemma 3's GeGLU (tanh GELU), gate over [-3, 3): both tails of the tanh
+    float *eg = zeros(T * F), *eu = zeros(T * F);
+    plm_geglu_backward(eg, eu, g, b.gate, b.up, T * F);
+    fd_check("geglu dgate", 6, &b, g, b.gate, T * F, eg);
+    fd_check("geglu dup", 6, &b, g, b.up, T * F, eu);
+    free(eg), free(eu);
+
     // per-head q norm then RoPE with llama3 scaling (its 3 frequencies: one kept, one blended, one
     // divided), backward in the trainer's order: RoPE's, then the norm's
     const plm_rope_scaling llama3 = {8.0f, 1.0f, 4.0f, 256};
@@ -195,29 +218,46 @@ static void test_forward(void) {
 
     float *q = randv(T * H * D, 1.0f), *k = randv(T * K * D, 1.0f), *v = randv(T * K * D, 1.0f);
     float *ao = zeros(T * H * D), *att = zeros(T * H * T), *aw = zeros(T * H * D);
-    plm_attention_forward(ao, att, T, q, k, v, (size_t)K * D, (size_t)D, T, 0, H, K, D,
-                          1.0f / sqrtf((float)D), 0, 0, T * H);
-    for (int t = 0; t < T; t++)
-        for (int h = 0; h < H; h++) {
-            int kh = h / (H / K);
-            double sc[T], mx = -1e30, sum = 0;
-            for (int s = 0; s <= t; s++) {
-                double dot = 0;
-                for (int d = 0; d < D; d++)
-                    dot += (double)q[(t * H + h) * D + d] * (double)k[(s * K + kh) * D + d];
-                sc[s] = dot / sqrt((double)D);
-                mx = fmax(mx, sc[s]);
+    // plain (1/sqrt(D), every earlier key), then Gemma 3's local (scale 0.3, the last 3 keys)
+    for (int variant = 0; variant < 2; variant++) {
+        const float scale = variant ? 0.3f : 1.0f / sqrtf((float)D);
+        const int window = variant ? 3 : 0;
+        plm_attention_forward(ao, att, T, q, k, v, (size_t)K * D, (size_t)D, T, 0, H, K, D, scale,
+                              window, 0, T * H);
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < H; h++) {
+                int kh = h / (H / K), s0 = window && t + 1 > window ? t + 1 - window : 0;
+                double sc[T], mx = -1e30, sum = 0;
+                for (int s = s0; s <= t; s++) {
+                    double dot = 0;
+                    for (int d = 0; d < D; d++)
+                        dot += (double)q[(t * H + h) * D + d] * (double)k[(s * K + kh) * D + d];
+                    sc[s] = dot * (double)scale;
+                    mx = fmax(mx, sc[s]);
+                }
+                for (int s = s0; s <= t; s++) sum += exp(sc[s] - mx);
+                for (int d = 0; d < D; d++) {
+                    double o = 0;
+                    for (int s = s0; s <= t; s++)
+                        o += exp(sc[s] - mx) / sum * (double)v[(s * K + kh) * D + d];
+                    aw[(t * H + h) * D + d] = (float)o;
+                }
             }
-            for (int s = 0; s <= t; s++) sum += exp(sc[s] - mx);
-            for (int d = 0; d < D; d++) {
-                double o = 0;
-                for (int s = 0; s <= t; s++)
-                    o += exp(sc[s] - mx) / sum * (double)v[(s * K + kh) * D + d];
-                aw[(t * H + h) * D + d] = (float)o;
-            }
-        }
-    check_close("attention forward", ao, aw, T * H * D, 1e-6, 1e-5);
+        check_close(variant ? "window attention forward" : "attention forward", ao, aw, T * H * D,
+                    1e-6, 1e-5);
+    }
     free(q), free(k), free(v), free(ao), free(att), free(aw);
+
+    // GeGLU: 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) * up, over g in [-6, 6)
+    float *gt = randv(T * F, 6.0f), *up = randv(T * F, 1.0f), *go = zeros(T * F);
+    float *gw = zeros(T * F);
+    plm_geglu_forward(go, gt, up, T * F);
+    for (int i = 0; i < T * F; i++) {
+        const double z = gt[i], u = sqrt(2.0 / 3.14159265358979323846) * (z + 0.044715 * z * z * z);
+        gw[i] = (float)(0.5 * z * (1.0 + tanh(u)) * (double)up[i]);
+    }
+    check_close("geglu forward", go, gw, T * F, 1e-6, 1e-5);
+    free(gt), free(up), free(go), free(gw);
 }
 
 // ---- paths: every op on each path this CPU runs gives the baseline's bits ----
@@ -257,6 +297,11 @@ static size_t run_ops(float *out, const path_in *in, int Tn, int Cn, int Hn, int
     memset(out + o, 0, sizeof(float) * 2 * nf);
     plm_swiglu_backward(out + o, out + o + nf, in->g, in->gate, in->up, nf);
     o += 2 * nf;
+    plm_geglu_forward(out + o, in->gate, in->up, nf);
+    o += nf;
+    memset(out + o, 0, sizeof(float) * 2 * nf);
+    plm_geglu_backward(out + o, out + o + nf, in->g, in->gate, in->up, nf);
+    o += 2 * nf;
     int32_t y[4] = {3, -1, Vn - 1, 0};
     double loss = plm_crossentropy_forward_backward(out + o, in->l, y, 4, Vn, 0.25f, NULL);
     o += (size_t)4 * Vn;
@@ -282,7 +327,7 @@ static void test_paths_ops(void) {
         in.gate[0] = -95.0f, in.gate[1] = 95.0f, in.l[1] = -120.0f; // exp's clamps
         in.cos_t = zeros((size_t)(S + 2) * Dn / 2), in.sin_t = zeros((size_t)(S + 2) * Dn / 2);
         plm_rope_table(in.cos_t, in.sin_t, S + 2, Dn, 10000.0f, NULL);
-        const size_t cap = (size_t)Tn * (4 * Cn + 6 * Hn * Dn + 4 * Kn * Dn + Hn * S + 3 * Fn) +
+        const size_t cap = (size_t)Tn * (4 * Cn + 6 * Hn * Dn + 4 * Kn * Dn + Hn * S + 6 * Fn) +
                            Tn + Cn + 4 * (size_t)Vn + 16;
         float *ref = zeros(cap), *got = zeros(cap);
         plm_set_kernel_path("scalar", NULL);

@@ -3,7 +3,7 @@
 # onnx.checker accepts (tests/onnx_check.py, needs python3-onnx) and that onnxruntime-node runs with
 # pocketlm's logits (tests/onnx_check.mjs: fp32 within 1e-4, KV-cache steps, greedy tokens, batch 2
 # with left padding; int8/int4 reported), for the tiny Llama, Llama 3, Qwen2, Qwen3 and Gemma 3 models, and
-# that transformers.js runs the last three with HF's logits; --lora merges first; GGUF export read by the PyPI gguf
+# that transformers.js runs the last four with HF's logits; --lora merges first; GGUF export read by the PyPI gguf
 # package when /usr/bin/python3 has it; bad input refused with nothing half-written.
 # A part whose peer is missing (python3-onnx, onnxruntime-node, PyPI gguf) prints SKIP and the rest
 # runs (tests/lib.sh).

@@ -209,7 +209,8 @@ static plm_status hf_config_parse(plm_config *c, const plm_json *j, const char *
     plm_status s = hf_check_arch(c, j, path, err);
     if (s == PLM_OK && c->model_type == PLM_ARCH_QWEN3) c->head_dim = 128; // Qwen3Config's default
     const int gemma = c->model_type == PLM_ARCH_GEMMA3;
-    if (gemma) c->head_dim = 256, c->rope_theta = 1e6f; // Gemma3TextConfig's defaults
+    if (gemma) // Gemma3TextConfig's defaults
+        c->head_dim = 256, c->rope_theta = 1e6f, c->max_position_embeddings = 131072;
     for (size_t i = 0; s == PLM_OK && i < sizeof ints / sizeof ints[0]; i++)
         s = json_int_key(j, ints[i].key, ints[i].required, ints[i].out, path, err);
     if (s != PLM_OK) return s;
@@ -278,8 +279,8 @@ static plm_status dup_str(char **out, const char *s, size_t n, plm_error *err) {
 // gguf_config: general.architecture (llama, qwen2, qwen3 or gemma3) and its <arch>.* keys into
 // m->config, as convert_hf_to_gguf.py writes them; the vocabulary size falls back to the token
 // list. Gemma 3: what llama.cpp fixes in code rather than reads (every 6th layer global, local RoPE
-// base 10000, attention scale head_dim^-0.5) unless pocketlm.* keys (gguf_gemma3_keys) say
-// otherwise. Also the names: general.name, and pocketlm.adapter (written by a merged export).
+// base 10000, attention scale head_dim^-0.5) unless pocketlm.* keys (model_save.c's gguf_meta)
+// say otherwise. Also the names: general.name, and pocketlm.adapter (written by a merged export).
 static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path, plm_error *err) {
     plm_config *c = &m->config;
     plm_str arch = {"", 0}, rs;

@@ -35,7 +35,8 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
     size_t n = plm_model_n_params(m), L = (size_t)c->num_hidden_layers;
     size_t QD = (size_t)c->num_attention_heads * (size_t)c->head_dim; // vectors stay f32:
     size_t KD = (size_t)c->num_key_value_heads * (size_t)c->head_dim; // norms, biases, q/k norms
-    size_t norms = (2 * L + 1) * (size_t)c->hidden_size +
+    size_t post = c->model_type == PLM_ARCH_GEMMA3 ? 2 * L : 0;       // Gemma 3's post norms
+    size_t norms = (2 * L + 1 + post) * (size_t)c->hidden_size +
                    (c->attention_bias ? L * (QD + 2 * KD) : 0) +
                    (c->qk_norm ? 2 * L * (size_t)c->head_dim : 0),
            linear = n - norms;
@@ -53,6 +54,10 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
         {"rms_norm_eps", (double)c->rms_norm_eps, 1},
         {"rope_theta", (double)c->rope_theta, 1},
         {"rope_scaling_factor", (double)c->rope_scaling.factor, 1}, // llama3; 0: none
+        {"sliding_window", c->sliding_window, 0},                   // Gemma 3; 0: none
+        {"sliding_window_pattern", c->sliding_window_pattern, 0},
+        {"rope_local_base_freq", (double)c->rope_local_base_freq, 1},
+        {"query_pre_attn_scalar", (double)c->query_pre_attn_scalar, 1}, // 0: head_dim
         {"tie_word_embeddings", c->tie_word_embeddings, 0},
         {"bos_token_id", c->bos_token_id, 0},
         {"eos_token_id", c->eos_token_id, 0},

@@ -92,9 +92,12 @@ plm_status plm_dtype_parse(const char *name, plm_dtype *out);
 
 // The model families pocketlm runs: config.json's model_type (GGUF general.architecture).
 typedef enum {
-    PLM_ARCH_LLAMA = 0, // "llama": Llama 2/3.x, SmolLM2 (LlamaForCausalLM)
-    PLM_ARCH_QWEN2 = 1, // "qwen2": Qwen2, Qwen2.5: biases on q_proj, k_proj, v_proj
-    PLM_ARCH_QWEN3 = 2, // "qwen3": Qwen3: RMSNorm over each head of q and k (q_norm, k_norm)
+    PLM_ARCH_LLAMA = 0,  // "llama": Llama 2/3.x, SmolLM2 (LlamaForCausalLM)
+    PLM_ARCH_QWEN2 = 1,  // "qwen2": Qwen2, Qwen2.5: biases on q_proj, k_proj, v_proj
+    PLM_ARCH_QWEN3 = 2,  // "qwen3": Qwen3: RMSNorm over each head of q and k (q_norm, k_norm)
+    PLM_ARCH_GEMMA3 = 3, // "gemma3_text" (GGUF "gemma3"): Gemma 3 text: embedding scaled by
+                         // sqrt(C), q/k norms, norms after attention and MLP, GeGLU (tanh GELU),
+                         // sliding-window attention on local layers with their own RoPE base
 } plm_arch;
 
 // config.json's rope_scaling of rope_type "llama3" (Llama 3.1/3.2); factor 0: none, or not known
@@ -107,7 +110,7 @@ typedef struct {
 } plm_rope_scaling;
 
 // The architecture, with the key names of Hugging Face config.json (LlamaConfig, Qwen2Config,
-// Qwen3Config).
+// Qwen3Config, Gemma3TextConfig).
 typedef struct {
     plm_arch model_type;             // the family
     int32_t vocab_size;              // V, rows of the embedding
@@ -126,6 +129,12 @@ typedef struct {
     int32_t rope_freqs;              // 1: RoPE frequencies divided per frequency (llama3 scaling;
                                      // GGUF rope_freqs.weight, from rope_scaling for HF)
     int32_t tie_word_embeddings;     // 1: lm_head shares the embedding matrix
+    int32_t sliding_window;          // Gemma 3: a local layer's query sees this many positions
+                                     // (itself included); 0: every layer sees all of them
+    int32_t sliding_window_pattern;  // Gemma 3: layer l is global when (l + 1) % this == 0, else
+                                     // local (config.json's layer_types, when given, must say so)
+    float rope_local_base_freq;      // Gemma 3: the local layers' RoPE base (rope_theta: global's)
+    float query_pre_attn_scalar;     // attention scores scaled by this^-0.5; 0: by head_dim^-0.5
     int32_t bos_token_id;            // -1 when absent
     int32_t eos_token_id;            // -1 when absent
 } plm_config;

@@ -81,20 +81,23 @@ static const float *token_row(const plm_lora *lora, int32_t id) {
 void plm_embed_forward(float *x, const int32_t *ids, int32_t T, const plm_model *m,
                        const plm_lora *lora) {
     size_t C = (size_t)m->config.hidden_size;
+    const float scale = plm_embed_scale(&m->config);
     for (int32_t t = 0; t < T; t++) {
         const float *row = token_row(lora, ids[t]);
         if (row) memcpy(x + t * C, row, C * sizeof(float));
         else plm_embedding_forward(x + t * C, ids + t, &m->embed_tokens, 1);
+        for (size_t c = 0; scale != 1.0f && c < C; c++) x[t * C + c] *= scale;
     }
 }
 
 void plm_embed_backward(float *dtok, const float *dx, const int32_t *ids, int32_t T,
-                        const plm_lora *lora) {
+                        const plm_lora *lora, float scale) {
     size_t C = (size_t)lora->hidden_size;
-    for (int32_t r = 0; r < T; r++) // x[r] = row k when ids[r] is token k: drow_k += dx[r]
+    for (int32_t r = 0; r < T; r++) // x[r] = row k * scale when ids[r] is token k
         for (int32_t k = 0; k < lora->n_tokens; k++)
             if (ids[r] == lora->token_ids[k])
-                for (size_t c = 0; c < C; c++) dtok[(size_t)k * C + c] += dx[(size_t)r * C + c];
+                for (size_t c = 0; c < C; c++)
+                    dtok[(size_t)k * C + c] += dx[(size_t)r * C + c] * scale;
 }
 
 // ---- head ----

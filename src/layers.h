@@ -51,14 +51,15 @@ void plm_linear_backward(plm_pool *pool, float *dinp, float *dA, float *dB, cons
 
 // ---- embedding: the base's rows, with the adapter's token rows in place of theirs ----
 
-// plm_embed_forward: x (T, C) = embedding rows of ids; the adapter's token rows replace the base's.
+// plm_embed_forward: x (T, C) = embedding rows of ids, times plm_embed_scale (Gemma's sqrt(C));
+// the adapter's token rows replace the base's.
 void plm_embed_forward(float *x, const int32_t *ids, int32_t T, const plm_model *m,
                        const plm_lora *lora);
 
 // plm_embed_backward: add into dtok (n_tokens, C) the gradient of the adapter's token rows: the
-// rows of dx (T, C) at the positions whose id is that token's.
+// rows of dx (T, C) at the positions whose id is that token's, times the forward's scale.
 void plm_embed_backward(float *dtok, const float *dx, const int32_t *ids, int32_t T,
-                        const plm_lora *lora);
+                        const plm_lora *lora, float scale);
 
 // ---- head: logits of the final normalized rows ----
 

@@ -682,6 +682,8 @@ static void merge_weights(plm_model *m, const plm_model *base, const plm_lora *l
         copy_vec(d->q_bias, s->q_bias, HD), copy_vec(d->k_bias, s->k_bias, KD);
         copy_vec(d->v_bias, s->v_bias, KD);
         copy_vec(d->q_norm, s->q_norm, D), copy_vec(d->k_norm, s->k_norm, D);
+        copy_vec(d->post_attn_norm, s->post_attn_norm, C);
+        copy_vec(d->post_ffw_norm, s->post_ffw_norm, C);
         for (int t = 0; t < PLM_LORA_N_TARGETS; t++) // d's weight: where s's is, in d
             merge_mat((plm_mat *)(void *)((char *)d + plm_lora_targets[t].field),
                       plm_layer_target(s, (plm_lora_target)t),

@@ -42,11 +42,13 @@
 // matmul_rows: thread ith of nth takes a contiguous chunk of rows, a multiple of the tile's NR.
 static void matmul_rows(const matmul_job *j, int ith, int nth) {
     const int rows = j->w->rows, T = j->T;
-    // Fewer tokens than a tile (decode): one row at a time, so the weights are read as one
-    // sequential stream (interleaving 4 f32 row streams halves the DRAM bandwidth on Zen 4, and 2
-    // interleaved Q8_0 rows run at a third of it without software prefetch).
+    // Fewer tokens than a tile or than stream_t (decode, small steps): one row at a time, so the
+    // weights are read as one sequential stream (interleaving 4 f32 row streams halves the DRAM
+    // bandwidth on Zen 4, and 2 interleaved Q8_0 rows run at a third of it without software
+    // prefetch).
     tile_kernel k = j->kernel;
-    if (T < k.mt) k.nr = k.dnr;
+    const int stream = T < k.mt || T < k.stream_t;
+    if (stream) k.nr = k.dnr;
     int per = (rows + nth - 1) / nth;
     per = (per + k.nr - 1) / k.nr * k.nr;
     const int r0 = ith * per < rows ? ith * per : rows;
@@ -55,7 +57,15 @@ static void matmul_rows(const matmul_job *j, int ith, int nth) {
         if (r0 < r1) k.rows(j, r0, r1);
         return;
     }
-    if (T < k.mt && k.warm && r0 < r1) k.warm(j, r0, r1);
+    if (stream && k.warm && r0 < r1) k.warm(j, r0, r1);
+    if (stream) { // every token at once, a row tile at a time
+        for (int r = r0; r < r1;) {
+            const int nr = r1 - r >= k.nr ? k.nr : 1;
+            k.fn(j, 0, T, r, nr);
+            r += nr;
+        }
+        return;
+    }
     // 128 or 64 tokens a pass (a multiple of every MT); the result does not depend on it
     const size_t in_bytes = (size_t)j->w->cols * (j->w->dtype == PLM_DTYPE_F32 ? 4 : 1);
     const int token_block = 128 * in_bytes <= TOKEN_BLOCK_BYTES ? 128 : 64;
@@ -202,9 +212,9 @@ static void q4_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) 
 // ---- dispatch ----
 
 static const matmul_kernels kernels_scalar = {
-    .f32 = {f32_tile_scalar, 1, 1, 1, NULL, NULL, 0},
-    .q8 = {q8_tile_scalar, 1, 1, 1, NULL, NULL, 0},
-    .q4 = {q4_tile_scalar, 1, 1, 1, NULL, NULL, 0},
+    .f32 = {f32_tile_scalar, 1, 1, 1, NULL, NULL, 0, 0},
+    .q8 = {q8_tile_scalar, 1, 1, 1, NULL, NULL, 0, 0},
+    .q4 = {q4_tile_scalar, 1, 1, 1, NULL, NULL, 0, 0},
 };
 
 const matmul_kernels *plm_matmul_kernels(plm_isa isa) {

@@ -468,18 +468,18 @@ static void dw_rows_neon(float *dw, const float *dout, const float *inp, int32_t
 // ---- the tables (i8mm takes plm_kernels_dotprod: see the top of the file) ----
 
 const matmul_kernels plm_kernels_neon = {
-    .f32 = {f32_tile_neon, F32_MT, F32_NR, F32_DNR, f32_warm_neon, NULL, 0},
-    .q8 = {q8_tile_neon, Q8_MT, Q8_NR, Q8_DNR, q8_warm_neon, NULL, 0},
-    .q4 = {q4_tile_neon, Q8_MT, Q8_NR, Q8_DNR, NULL, NULL, 0},
+    .f32 = {f32_tile_neon, F32_MT, F32_NR, F32_DNR, f32_warm_neon, NULL, 0, 0},
+    .q8 = {q8_tile_neon, Q8_MT, Q8_NR, Q8_DNR, q8_warm_neon, NULL, 0, 0},
+    .q4 = {q4_tile_neon, Q8_MT, Q8_NR, Q8_DNR, NULL, NULL, 0, 0},
     .quantize = quantize_neon,
     .dinp_tiles = dinp_tiles_neon,
     .dw_rows = dw_rows_neon,
 };
 
 const matmul_kernels plm_kernels_dotprod = {
-    .f32 = {f32_tile_neon, F32_MT, F32_NR, F32_DNR, f32_warm_neon, NULL, 0},
-    .q8 = {q8_tile_dotprod, Q8_MT, Q8_NR, Q8_DNR, q8_warm_neon, NULL, 0},
-    .q4 = {q4_tile_dotprod, Q8_MT, Q8_NR, Q8_DNR, NULL, NULL, 0},
+    .f32 = {f32_tile_neon, F32_MT, F32_NR, F32_DNR, f32_warm_neon, NULL, 0, 0},
+    .q8 = {q8_tile_dotprod, Q8_MT, Q8_NR, Q8_DNR, q8_warm_neon, NULL, 0, 0},
+    .q4 = {q4_tile_dotprod, Q8_MT, Q8_NR, Q8_DNR, NULL, NULL, 0, 0},
     .quantize = quantize_neon,
     .dinp_tiles = dinp_tiles_neon,
     .dw_rows = dw_rows_neon,

@@ -58,7 +58,8 @@ typedef struct matmul_job matmul_job;
     256 // weight rows per block: a (RB, NC) slice of W stays in cache for all tokens
 
 // A tile kernel writes out[t0 .. t0+mt, r0 .. r0+nr]; the driver calls it only with
-// (mt, nr) in {(MT, NR), (1, NR), (MT, 1), (1, 1)} for the kernel's MT and NR.
+// (mt, nr) in {(MT, NR), (1, NR), (MT, 1), (1, 1)} for the kernel's MT and NR, or, below
+// max(MT, stream_t) tokens, with (T, DNR) and (T, 1) from t0 = 0.
 typedef void (*tile_fn)(const matmul_job *j, int t0, int mt, int r0, int nr);
 // A warm function starts the memory reads of rows r0..r1 before decode's first tile (whose own
 // prefetches only reach rows ahead of it).
@@ -74,6 +75,7 @@ typedef struct {
     warm_fn warm; // called once per thread when T < mt; NULL: none
     rows_fn rows; // when set and T >= rows_t, the driver only splits rows (multiples of nr) and
     int rows_t;   // calls it; below rows_t tokens it runs the tiles of fn
+    int stream_t; // below max(mt, stream_t) tokens the tiles have dnr rows and warm runs (0: mt)
 } tile_kernel;
 
 struct matmul_job {

@@ -25,160 +25,72 @@
 #define Q8X_DOT(a, b) Q8X_DPBUSD(_mm256_setzero_si256(), a, b)
 #endif
 
-// q8_step: block b into acc (t, r): Q8X_DOT of |w| and x with w's sign (exact since q is never
-// -128) gives 8 int32 lanes (lane l = bytes 4l .. 4l+3); each lane times dw * dx, then added.
-PLM_INLINE Q8X_TARGET void Q8X(q8_step)(__m256 acc[2][2], const int8_t *xq, const float *xd,
-                                        const int8_t *wq, const float *wd, int C, int nb, int mt,
-                                        int nr, int b) {
-    __m256i xv[2];
-    __m256 xs[2];
+// q8_step: block b of one row into acc[t] for t < mt: Q8X_DOT of |w| and x with w's sign (exact
+// since q is never -128) gives 8 int32 lanes (lane l = bytes 4l .. 4l+3); each lane times dw * dx,
+// then added.
+PLM_INLINE Q8X_TARGET void Q8X(q8_step)(__m256 acc[Q8_STREAM_T - 1], const int8_t *xq,
+                                        const float *xd, const int8_t *wq, const float *wd, int C,
+                                        int nb, int mt, int b) {
+    const __m256i wv = _mm256_loadu_si256((const __m256i *)(wq + b * PLM_QK));
+    const __m256i wabs = _mm256_sign_epi8(wv, wv);
+    const __m256 ws = _mm256_broadcast_ss(wd + b);
     UNROLL
     for (int t = 0; t < mt; t++) {
-        xv[t] = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * C + b * PLM_QK));
-        xs[t] = _mm256_broadcast_ss(xd + (size_t)t * nb + b);
-    }
-    UNROLL
-    for (int r = 0; r < nr; r++) {
-        const __m256i wv = _mm256_loadu_si256((const __m256i *)(wq + (size_t)r * C + b * PLM_QK));
-        const __m256i wabs = _mm256_sign_epi8(wv, wv);
-        const __m256 ws = _mm256_broadcast_ss(wd + (size_t)r * nb + b);
-        UNROLL
-        for (int t = 0; t < mt; t++) {
-            const __m256i p32 = Q8X_DOT(wabs, _mm256_sign_epi8(xv[t], wv));
-            const __m256 m = _mm256_mul_ps(_mm256_cvtepi32_ps(p32), _mm256_mul_ps(ws, xs[t]));
-            acc[t][r] = _mm256_add_ps(acc[t][r], m);
-        }
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * C + b * PLM_QK));
+        const __m256 xs = _mm256_broadcast_ss(xd + (size_t)t * nb + b);
+        const __m256i p32 = Q8X_DOT(wabs, _mm256_sign_epi8(xv, wv));
+        const __m256 m = _mm256_mul_ps(_mm256_cvtepi32_ps(p32), _mm256_mul_ps(ws, xs));
+        acc[t] = _mm256_add_ps(acc[t], m);
     }
 }
 
-// q8_block: two blocks per step in the canonical order: even blocks into acc[0], odd blocks
-// into acc[1] (the 16 accumulators as two registers); the sum adds acc[0] + acc[1] first. Decode
-// (one token, one row: pf; also the AVX-512 table's decode) prefetches the weights and the scales
-// prefetch_rows ahead: from DRAM the scales are a second stream (rows * nb floats, another
-// allocation) that the hardware prefetcher does not keep ahead of, and a missed scale load stalls
-// the whole row (it held decode to 6-8 GB/s). NTA: read once, kept out of the way of the inputs;
-// q8_warm starts the first rows of each thread.
-PLM_INLINE Q8X_TARGET void Q8X(q8_block)(const matmul_job *j, int t0, int mt, int r0, int nr,
-                                         const int pf) {
+// q8_block: one row for mt tokens (< Q8_STREAM_T), two blocks per step in the canonical order:
+// even blocks into acc[0], odd blocks into acc[1] (the 16 accumulators as two registers); the sum
+// adds acc[0] + acc[1] first. The row is read once for all mt tokens, and the weights and the
+// scales are prefetched prefetch_rows ahead: from DRAM the scales are a second stream (rows * nb
+// floats, another allocation) that the hardware prefetcher does not keep ahead of, and a missed
+// scale load stalls the whole row (it held decode to 6-8 GB/s). NTA: read once, kept out of the
+// way of the inputs; q8_warm starts the first rows of each thread.
+PLM_INLINE Q8X_TARGET void Q8X(q8_block)(const matmul_job *j, int t0, int mt, int r) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C;  // (mt|nr, C)
-    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
-    const int pfr = pf ? prefetch_rows((size_t)C) : 0;
-    const int8_t *pq = pf && r0 + pfr < R ? wq + (size_t)pfr * C : NULL;
+    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r * C;  // (mt, C), (C)
+    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r * nb; // (mt, nb), (nb)
+    const int pfr = prefetch_rows((size_t)C);
+    const int8_t *pq = r + pfr < R ? wq + (size_t)pfr * C : NULL;
     if (pq) {
         const char *pd = (const char *)(wd + (size_t)pfr * nb);
         _mm_prefetch(pd, _MM_HINT_NTA);
         _mm_prefetch(pd + nb * sizeof(float) - 1, _MM_HINT_NTA);
     }
-    __m256 acc[2][2][2]; // (even|odd, t, r)
+    __m256 acc[2][Q8_STREAM_T - 1]; // (even|odd, t)
     UNROLL
-    for (int t = 0; t < mt; t++) {
-        UNROLL
-        for (int r = 0; r < nr; r++) acc[0][t][r] = acc[1][t][r] = _mm256_setzero_ps();
-    }
+    for (int t = 0; t < mt; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
         if (pq) _mm_prefetch((const char *)(pq + b * PLM_QK), _MM_HINT_NTA);
-        Q8X(q8_step)(acc[0], xq, xd, wq, wd, C, nb, mt, nr, b);
-        Q8X(q8_step)(acc[1], xq, xd, wq, wd, C, nb, mt, nr, b + 1);
+        Q8X(q8_step)(acc[0], xq, xd, wq, wd, C, nb, mt, b);
+        Q8X(q8_step)(acc[1], xq, xd, wq, wd, C, nb, mt, b + 1);
     }
-    if (b < nb) Q8X(q8_step)(acc[0], xq, xd, wq, wd, C, nb, mt, nr, b);
+    if (b < nb) Q8X(q8_step)(acc[0], xq, xd, wq, wd, C, nb, mt, b);
     UNROLL
-    for (int t = 0; t < mt; t++) {
-        UNROLL
-        for (int r = 0; r < nr; r++)
-            j->out[(size_t)(t0 + t) * R + r0 + r] =
-                hsum_avx2(_mm256_add_ps(acc[0][t][r], acc[1][t][r]));
-    }
+    for (int t = 0; t < mt; t++)
+        j->out[(size_t)(t0 + t) * R + r] = hsum_avx2(_mm256_add_ps(acc[0][t], acc[1][t]));
 }
 
-// q8_pass: acc[t][r] += blocks b0, b0 + 2, .. < b1 of (t, r) for t < mt, r < nr (constants at
-// each call site): one parity of the canonical order (even blocks feed acc[0..7], odd ones
-// acc[8..15], two chains that never meet until the end sum), so a tile keeps one register per
-// output and a 2 x 4 tile fits 16 ymm. sc[(t * Q8_NR + r) * Q8_G + b - g]: dw * dx of block b.
-PLM_INLINE Q8X_TARGET void Q8X(q8_pass)(__m256 acc[Q8_MT][Q8_NR], const int8_t *xq,
-                                        const int8_t *wq, const float *sc, int C, int g, int b0,
-                                        int b1, const int mt, const int nr) {
-    for (int b = b0; b < b1; b += 2) {
-        __m256i xv[Q8_MT];
-        UNROLL
-        for (int t = 0; t < mt; t++)
-            xv[t] = _mm256_loadu_si256(
-                (const __m256i *)(const void *)(xq + (size_t)t * C + b * PLM_QK));
-        UNROLL
-        for (int r = 0; r < nr; r++) {
-            const __m256i wv = _mm256_loadu_si256(
-                (const __m256i *)(const void *)(wq + (size_t)r * C + b * PLM_QK));
-            const __m256i wabs = _mm256_sign_epi8(wv, wv);
-            UNROLL
-            for (int t = 0; t < mt; t++) {
-                const __m256i p32 = Q8X_DOT(wabs, _mm256_sign_epi8(xv[t], wv));
-                const __m256 s = _mm256_broadcast_ss(sc + (t * Q8_NR + r) * Q8_G + (b - g));
-                acc[t][r] = _mm256_add_ps(acc[t][r], _mm256_mul_ps(_mm256_cvtepi32_ps(p32), s));
-            }
-        }
+// q8_stream: the table's tile function below rows_t tokens (the driver's stream_t): every token
+// (mt = T) of row r, the row read once, prefetched. At T = 2 the 2 x 4 tiles this replaced, which
+// read 4 rows without prefetch, cost 3.2x a token's time (the lm_head: 5.0 against 1.55 ms, 1
+// thread, AMD EPYC Zen 4; 1.8 ms now), and up to 7.9 ms at T = 5 (4.0 now).
+Q8X_TARGET static void Q8X(q8_stream)(const matmul_job *j, int t0, int mt, int r, int nr) {
+    (void)nr; // 1
+    switch (mt) {
+    case 6: Q8X(q8_block)(j, t0, 6, r); break;
+    case 5: Q8X(q8_block)(j, t0, 5, r); break;
+    case 4: Q8X(q8_block)(j, t0, 4, r); break;
+    case 3: Q8X(q8_block)(j, t0, 3, r); break;
+    case 2: Q8X(q8_block)(j, t0, 2, r); break;
+    default: Q8X(q8_block)(j, t0, 1, r);
     }
-}
-
-// q8_tile2: prefill tiles (mt x nr <= 2 x 4): per group of Q8_G blocks, the scales dw * dx of
-// every (t, r, block) at once (8 blocks a multiply; the same one rounding as the canonical s), then
-// the even blocks, then the odd ones; the chains wait in memory between groups.
-PLM_INLINE Q8X_TARGET void Q8X(q8_tile2)(const matmul_job *j, int t0, const int mt, int r0,
-                                         const int nr) {
-    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r0 * C;  // (mt|nr, C)
-    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
-    _Alignas(32) float sc[Q8_MT * Q8_NR * Q8_G];
-    __m256 even[Q8_MT][Q8_NR], odd[Q8_MT][Q8_NR];
-    UNROLL
-    for (int t = 0; t < mt; t++) {
-        UNROLL
-        for (int r = 0; r < nr; r++) even[t][r] = odd[t][r] = _mm256_setzero_ps();
-    }
-    for (int g = 0; g < nb; g += Q8_G) {
-        const int n = nb - g < Q8_G ? nb - g : Q8_G;
-        for (int t = 0; t < mt; t++)
-            for (int r = 0; r < nr; r++) {
-                const float *a = wd + (size_t)r * nb + g, *x = xd + (size_t)t * nb + g;
-                float *o = sc + (t * Q8_NR + r) * Q8_G;
-                int b = 0;
-                for (; b + 8 <= n; b += 8)
-                    _mm256_store_ps(o + b,
-                                    _mm256_mul_ps(_mm256_loadu_ps(a + b), _mm256_loadu_ps(x + b)));
-                for (; b < n; b++) o[b] = a[b] * x[b];
-            }
-        __m256 acc[Q8_MT][Q8_NR];
-        UNROLL
-        for (int t = 0; t < mt; t++) {
-            UNROLL
-            for (int r = 0; r < nr; r++) acc[t][r] = even[t][r];
-        }
-        Q8X(q8_pass)(acc, xq, wq, sc, C, g, g, g + n, mt, nr); // g is even: its even blocks
-        UNROLL
-        for (int t = 0; t < mt; t++) {
-            UNROLL
-            for (int r = 0; r < nr; r++) even[t][r] = acc[t][r], acc[t][r] = odd[t][r];
-        }
-        Q8X(q8_pass)(acc, xq, wq, sc, C, g, g + 1, g + n, mt, nr);
-        UNROLL
-        for (int t = 0; t < mt; t++) {
-            UNROLL
-            for (int r = 0; r < nr; r++) odd[t][r] = acc[t][r];
-        }
-    }
-    UNROLL
-    for (int t = 0; t < mt; t++) {
-        UNROLL
-        for (int r = 0; r < nr; r++)
-            j->out[(size_t)(t0 + t) * R + r0 + r] = hsum_avx2(_mm256_add_ps(even[t][r], odd[t][r]));
-    }
-}
-
-Q8X_TARGET static void Q8X(q8_tile)(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (mt == Q8_MT && nr == Q8_NR) Q8X(q8_tile2)(j, t0, Q8_MT, r0, Q8_NR);
-    else if (mt == Q8_MT) Q8X(q8_tile2)(j, t0, Q8_MT, r0, 1);
-    else if (nr == Q8_NR) Q8X(q8_tile2)(j, t0, 1, r0, Q8_NR);
-    else Q8X(q8_block)(j, t0, 1, r0, 1, j->T < 2); // decode: one row stream, prefetched
 }
 
 #if defined(Q8X_DPBUSD)
@@ -255,7 +167,7 @@ PLM_INLINE Q8X_TARGET void Q8X(q8_lanes)(const matmul_job *j, const char *xg, in
     lanes_store(j, sum, 8, t0, r);
 }
 
-// q8_rows: out[0 .. T, r0 .. r1) for T >= 8: per group, every row (the group's inputs, 8 C bytes
+// q8_rows: out[0 .. T, r0 .. r1) for T >= Q8_STREAM_T: per group, every row (the group's inputs, 8 C bytes
 // a plane, stay in L1 while the rows stream past).
 Q8X_TARGET static void Q8X(q8_rows)(const matmul_job *j, int r0, int r1) {
     const size_t gb = lane_group_bytes(j->w->cols, 8, Q8X_PLANES);

@@ -399,9 +399,9 @@ static void dinp_tiles_wasm(float *dinp, const float *dout, const plm_mat *w, in
 }
 
 const matmul_kernels plm_kernels_wasm = {
-    .f32 = {f32_tile_wasm, 2, 4, 1, NULL, NULL, 0},
-    .q8 = {q8_tile_wasm, 2, 2, 4, NULL, NULL, 0},
-    .q4 = {q4_tile_wasm, 2, 2, 4, NULL, NULL, 0},
+    .f32 = {f32_tile_wasm, 2, 4, 1, NULL, NULL, 0, 0},
+    .q8 = {q8_tile_wasm, 2, 2, 4, NULL, NULL, 0, 0},
+    .q4 = {q4_tile_wasm, 2, 2, 4, NULL, NULL, 0, 0},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_wasm,
     .dinp_tiles = dinp_tiles_wasm,
@@ -422,9 +422,9 @@ static void dinp_tiles_relaxed(float *dinp, const float *dout, const plm_mat *w,
 }
 
 const matmul_kernels plm_kernels_relaxed = {
-    .f32 = {f32_tile_relaxed, 2, 4, 1, NULL, NULL, 0},
-    .q8 = {q8_tile_relaxed, 2, 2, 4, NULL, NULL, 0},
-    .q4 = {q4_tile_relaxed, 2, 2, 4, NULL, NULL, 0},
+    .f32 = {f32_tile_relaxed, 2, 4, 1, NULL, NULL, 0, 0},
+    .q8 = {q8_tile_relaxed, 2, 2, 4, NULL, NULL, 0, 0},
+    .q4 = {q4_tile_relaxed, 2, 2, 4, NULL, NULL, 0, 0},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_relaxed,
     .dinp_tiles = dinp_tiles_relaxed,

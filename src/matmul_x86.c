@@ -406,23 +406,25 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_groups_avx2(int32_t *xc, const int8_t *xq, co
     }
 }
 
-// q8_prepare_avx2: xc when the rows kernel runs (T >= 8)
+// Below this many tokens (decode, the server's small steps) the 256-bit tables run each row as one
+// prefetched stream for all the tokens (q8_stream); from it the lanes kernel (q8_rows), which
+// measured a little faster than the stream at 7 tokens. AVX-512's lanes kernel takes over from
+// Q8_ROWS_T = 4 tokens.
+#define Q8_STREAM_T 7
+
+// q8_prepare_avx2: xc when the rows kernel runs (T >= Q8_STREAM_T)
 PLM_TARGET_AVX2 static void q8_prepare_avx2(int32_t *xc, const int8_t *xq, const float *xd, int T,
                                             int C, int t0, int t1) {
-    if (T >= 8) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 2);
+    if (T >= Q8_STREAM_T) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 2);
 }
 
 // q8_prepare_avxvnni: the same for avxvnni's one plane (VEX and EVEX alike)
 PLM_TARGET_AVX2 static void q8_prepare_avxvnni(int32_t *xc, const int8_t *xq, const float *xd,
                                                int T, int C, int t0, int t1) {
-    if (T >= 8) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 1);
+    if (T >= Q8_STREAM_T) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 1);
 }
 
 // ---- AVX2 + FMA and AVX-VNNI: Q8_0 (matmul_q8_x86.h, once for each way to sum 4 products) ----
-
-#define Q8_MT 2 // AVX2 Q8_0 prefill tile: tokens x rows
-#define Q8_NR 4
-#define Q8_G  64 // blocks per group: the scales of a tile's group on the stack (2 KB)
 
 #define Q8X_TARGET    PLM_TARGET_AVX2
 #define Q8X_DOT(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
@@ -823,9 +825,10 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
 // ---- the tables ----
 
 const matmul_kernels plm_kernels_avx512 = {
-    .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1}, // beats a 4 x 6 zmm dot tile
-    .q8 = {q8_tile_avx2, Q8_MT, Q8_NR, 1, q8_warm, q8_rows_avx512, Q8_ROWS_T},
-    .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_avx512, 1}, // matmul_q4_x86.c
+    .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1,
+            0}, // beats a 4 x 6 zmm dot tile
+    .q8 = {q8_stream_avx2, 1, 1, 1, q8_warm, q8_rows_avx512, Q8_ROWS_T, Q8_ROWS_T},
+    .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_avx512, 1, 0}, // matmul_q4_x86.c
     .quantize = quantize_avx512,
     .q8_prepare = q8_prepare_avx512,
     .dinp_tiles = tiles_avx512,
@@ -836,9 +839,9 @@ const matmul_kernels plm_kernels_avx512 = {
 // matmul_q8_x86.h (avxvnni: vpdpbusd, VEX or EVEX; cpu.c's choice); Q4 in matmul_q4_x86.c
 #define TABLE_256(v, prepare)                                                                      \
     {                                                                                              \
-        .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1},                          \
-        .q8 = {q8_tile_##v, Q8_MT, Q8_NR, 1, q8_warm, q8_rows_##v, 8},                             \
-        .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_##v, 1}, .quantize = quantize_avx2,                \
+        .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},                       \
+        .q8 = {q8_stream_##v, 1, 1, 1, q8_warm, q8_rows_##v, Q8_STREAM_T, Q8_STREAM_T},            \
+        .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_##v, 1, 0}, .quantize = quantize_avx2,             \
         .q8_prepare = prepare, .dinp_tiles = dinp_tiles_avx2, .dw_rows = dw_rows_avx2,             \
     }
 const matmul_kernels plm_kernels_avx2 = TABLE_256(avx2, q8_prepare_avx2);

@@ -1,10 +1,11 @@
 // model.c: plm_model: the ONE weight table that loading (HF safetensors or GGUF), saving (HF
 // directory or GGUF) and parameter counting all iterate, the LoRA targets beside it (lora.c,
 // layers.c and the trainer use those), the config check, the single weight allocation, and the
-// accessors. Mirrors transformers' Llama/Qwen2/Qwen3 ForCausalLM tensor names and llama.cpp's
+// accessors. Mirrors transformers' Llama/Qwen2/Qwen3/Gemma3 ForCausalLM tensor names and llama.cpp's
 // convert_hf_to_gguf.py (tensor names, Q/K permute for llama, rope_freqs). Not here: reading the config and the weights
 // (model_load.c), writing them (model_save.c); the formats themselves are parsed in safetensors.c
 // and gguf.c; the forward pass is session.c's.
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +16,10 @@
 // ---- the families ----
 
 const arch_desc plm_archs[N_ARCHS] = {
-    [PLM_ARCH_LLAMA] = {"llama", "LlamaForCausalLM"},
-    [PLM_ARCH_QWEN2] = {"qwen2", "Qwen2ForCausalLM"},
-    [PLM_ARCH_QWEN3] = {"qwen3", "Qwen3ForCausalLM"},
+    [PLM_ARCH_LLAMA] = {"llama", "LlamaForCausalLM", "llama"},
+    [PLM_ARCH_QWEN2] = {"qwen2", "Qwen2ForCausalLM", "qwen2"},
+    [PLM_ARCH_QWEN3] = {"qwen3", "Qwen3ForCausalLM", "qwen3"},
+    [PLM_ARCH_GEMMA3] = {"gemma3_text", "Gemma3ForCausalLM", "gemma3"},
 };
 
 const char *plm_arch_name(plm_arch a) {
@@ -51,14 +53,20 @@ static const weight_desc weight_table[] = {
      DIM_D, DIM_D, 0, W_QKNORM},
     {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", LAYER(o_proj), 1,
      DIM_C, DIM_Q, 0, W_ALWAYS},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight",
+     LAYER(post_attn_norm), 0, DIM_C, DIM_C, 0, W_GEMMA},
     {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight",
-     LAYER(post_attention_layernorm), 0, DIM_C, DIM_C, 0, W_ALWAYS},
+     LAYER(post_attention_layernorm), 0, DIM_C, DIM_C, 0, W_OTHER},
+    {"model.layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight",
+     LAYER(post_attention_layernorm), 0, DIM_C, DIM_C, 0, W_GEMMA},
     {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", LAYER(gate_proj), 1, DIM_F,
      DIM_C, 0, W_ALWAYS},
     {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", LAYER(up_proj), 1, DIM_F, DIM_C,
      0, W_ALWAYS},
     {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", LAYER(down_proj), 1, DIM_C,
      DIM_F, 0, W_ALWAYS},
+    {"model.layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight",
+     LAYER(post_ffw_norm), 0, DIM_C, DIM_C, 0, W_GEMMA},
     {"model.norm.weight", "output_norm.weight", GLOBAL(norm), 0, DIM_C, DIM_C, 0, W_ALWAYS},
     {"", "rope_freqs.weight", GLOBAL(rope_freqs), 0, DIM_HALF, DIM_HALF, 0, W_ROPE},
     {"lm_head.weight", "output.weight", GLOBAL(lm_head), 1, DIM_V, DIM_C, 0, W_UNTIED},
@@ -87,6 +95,20 @@ static int64_t dim_of(const plm_config *c, wdim d) {
     case DIM_HALF: return c->head_dim / 2;
     }
     return 0;
+}
+
+int32_t plm_layer_window(const plm_config *c, int32_t l) {
+    int32_t p = c->sliding_window_pattern;
+    return p > 0 && (l + 1) % p != 0 ? c->sliding_window : 0;
+}
+
+float plm_attention_scale(const plm_config *c) {
+    float s = c->query_pre_attn_scalar > 0.0f ? c->query_pre_attn_scalar : (float)c->head_dim;
+    return (float)(1.0 / sqrt((double)s)); // HF: a Python float, s ** -0.5
+}
+
+float plm_embed_scale(const plm_config *c) {
+    return c->model_type == PLM_ARCH_GEMMA3 ? (float)sqrt((double)c->hidden_size) : 1.0f;
 }
 
 const plm_mat *plm_layer_target(const plm_layer *layer, plm_lora_target t) {
@@ -124,6 +146,8 @@ static int has_weight(const plm_config *c, const weight_desc *d) {
     case W_BIAS: return c->attention_bias;
     case W_QKNORM: return c->qk_norm;
     case W_ROPE: return c->rope_freqs;
+    case W_GEMMA: return c->model_type == PLM_ARCH_GEMMA3;
+    case W_OTHER: return c->model_type != PLM_ARCH_GEMMA3;
     }
     return 0;
 }
@@ -201,6 +225,16 @@ plm_status plm_config_check(const plm_config *c, const char *path, plm_error *er
     if ((c->rope_freqs != 0 && c->rope_freqs != 1) || (rs->factor != 0.0f && !c->rope_freqs))
         return plm_fail(err, PLM_ERR_FORMAT, "%s: rope_freqs %d with rope_scaling factor %g", path,
                         c->rope_freqs, (double)rs->factor);
+    if (c->sliding_window < 0 || c->sliding_window_pattern < 0 ||
+        (c->sliding_window_pattern > 0) != (c->sliding_window > 0) ||
+        c->query_pre_attn_scalar < 0.0f || !(c->query_pre_attn_scalar < 1e9f) ||
+        (c->sliding_window > 0 && !(c->rope_local_base_freq > 1.0f)))
+        return plm_fail(
+            err, PLM_ERR_FORMAT,
+            "%s: sliding_window %d, sliding_window_pattern %d, rope_local_base_freq %g, "
+            "query_pre_attn_scalar %g out of range",
+            path, c->sliding_window, c->sliding_window_pattern, (double)c->rope_local_base_freq,
+            (double)c->query_pre_attn_scalar);
     if ((unsigned)c->model_type >= N_ARCHS)
         return plm_fail(err, PLM_ERR_FORMAT, "%s: model_type %d, want 0 .. %d", path,
                         (int)c->model_type, N_ARCHS - 1);

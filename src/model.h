@@ -1,6 +1,8 @@
 // model.h: the in-memory model shared by session (inference), and later trainer, lora and export.
 // Weights are in HF layout, (out_features, in_features) row-major, with HF semantics (GGUF's Q/K
 // permutation is undone at load). Norm vectors are always f32; linear weights are f32 or Q8_0.
+// Gemma 3's norms are held as GGUF holds them: 1 + w of HF's w (Gemma3RMSNorm multiplies by 1 + w),
+// so every family runs the plain RMSNorm; the HF load adds the 1 and the HF save takes it off.
 #ifndef PLM_MODEL_H
 #define PLM_MODEL_H
 
@@ -21,10 +23,16 @@ typedef struct {
     float *v_bias;          // (K*D)    ...self_attn.v_proj.bias  (attention_bias; else NULL)
     float *q_norm;          // (D)      ...self_attn.q_norm.weight (qk_norm; else NULL)
     float *k_norm;          // (D)      ...self_attn.k_norm.weight (qk_norm; else NULL)
-    float *post_attention_layernorm; // (C)      model.layers.{l}.post_attention_layernorm.weight
+    float *post_attn_norm;  // (C)      Gemma 3: ...post_attention_layernorm.weight, on the
+                            //          attention's output (GGUF post_attention_norm); else NULL
+    float *post_attention_layernorm; // (C)      the MLP's input norm (GGUF ffn_norm):
+                                     //          model.layers.{l}.post_attention_layernorm.weight,
+                                     //          Gemma 3's ...pre_feedforward_layernorm.weight
     plm_mat gate_proj;               // (F, C)   model.layers.{l}.mlp.gate_proj.weight
     plm_mat up_proj;                 // (F, C)   model.layers.{l}.mlp.up_proj.weight
     plm_mat down_proj;               // (C, F)   model.layers.{l}.mlp.down_proj.weight
+    float *post_ffw_norm; // (C)      Gemma 3: ...post_feedforward_layernorm.weight, on the MLP's
+                          //          output (GGUF post_ffw_norm); else NULL
 } plm_layer;
 
 struct plm_model {
@@ -85,8 +93,18 @@ void plm_lora_target_shape(const plm_config *c, plm_lora_target t, int32_t *out,
 // any other name. The one parser of target names (the CLI's list, adapter_config.json).
 uint32_t plm_lora_target_parse(const char *name, size_t n);
 
-// plm_arch_name: config.json's model_type of family a ("llama", "qwen2", "qwen3").
+// plm_arch_name: config.json's model_type of family a ("llama", "qwen2", "qwen3", "gemma3_text").
 const char *plm_arch_name(plm_arch a);
+
+// plm_layer_window: the positions a query of layer l sees (itself included) for config c: Gemma 3's
+// sliding_window on its local layers, 0 (all of them) on every other layer.
+int32_t plm_layer_window(const plm_config *c, int32_t l);
+// plm_attention_scale: the factor of the attention scores: query_pre_attn_scalar^-0.5, or
+// head_dim^-0.5 when it is 0.
+float plm_attention_scale(const plm_config *c);
+// plm_embed_scale: the factor of the embedding rows: Gemma 3's sqrt(hidden_size) in f32 (as
+// Gemma3TextScaledWordEmbedding rounds it), 1 for the other families.
+float plm_embed_scale(const plm_config *c);
 
 // plm_model_alloc: a new f32 model of config cfg (checked), every weight zero, tokenizer NULL;
 // the caller fills the weights. Free with plm_model_free.

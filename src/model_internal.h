@@ -16,6 +16,8 @@ typedef enum {
     W_BIAS,   // q/k/v biases: only with attention_bias
     W_QKNORM, // q_norm, k_norm: only with qk_norm
     W_ROPE,   // rope_freqs: only with rope_freqs (no HF tensor: computed from rope_scaling)
+    W_GEMMA,  // Gemma 3's norms after attention and MLP, its MLP input norm's HF name
+    W_OTHER,  // every family but Gemma 3: the MLP input norm's HF name
 } wwhen;
 
 typedef struct {
@@ -30,12 +32,12 @@ typedef struct {
     wwhen when;       // which configs have it
 } weight_desc;
 
-// The families, indexed by plm_arch: config.json's model_type (also GGUF's general.architecture)
-// and the class its "architectures" names.
+// The families, indexed by plm_arch: config.json's model_type, the class its "architectures"
+// names, and GGUF's general.architecture (the prefix of its <arch>.* keys).
 typedef struct {
-    const char *model_type, *cls;
+    const char *model_type, *cls, *gguf;
 } arch_desc;
-#define N_ARCHS 3
+#define N_ARCHS 4
 extern const arch_desc plm_archs[N_ARCHS];
 
 // One tensor of one model: a table row bound to a layer, with its shape and destination.
@@ -49,6 +51,11 @@ typedef struct {
     float **vec;        // vectors (norms, biases)
     char hf[96], gguf[64];
 } wref;
+
+// norm_row: whether table row d is an RMSNorm weight (Gemma 3's HF files hold it minus 1)
+static inline int norm_row(const weight_desc *d) {
+    return !d->linear && d->when != W_BIAS && d->when != W_ROPE;
+}
 
 // qk_hf_row: the HF row of GGUF row g of a permuted q/k weight with head dim D:
 // GGUF row h*D + 2i + s holds HF row h*D + s*D/2 + i (convert_hf_to_gguf.py's permute()).

@@ -2,9 +2,10 @@
 // tokenizer_config.json's chat template, or GGUF <arch>.* keys), the tokenizer, and every tensor of
 // the weight table found in an HF safetensors set or a GGUF file, shape-checked against the config
 // and converted into the one weight block (f32 or Q8_0); GGUF's Q/K row permutation (llama) is
-// undone; HF's llama3 rope_scaling becomes the divisors GGUF holds. GGUF tensors are converted by a
-// pool of threads; Q8_0 GGUF tensors can be loaded in place. Mirrors transformers' LlamaConfig,
-// Qwen2Config and Qwen3Config defaults and llama.cpp's convert_hf_to_gguf.py (<arch>.* keys).
+// undone; HF's llama3 rope_scaling becomes the divisors GGUF holds; Gemma 3's HF norm weights w
+// become the 1 + w GGUF holds. GGUF tensors are converted by a pool of threads; Q8_0 GGUF tensors
+// can be loaded in place. Mirrors transformers' LlamaConfig, Qwen2Config, Qwen3Config and
+// Gemma3TextConfig defaults and llama.cpp's convert_hf_to_gguf.py (<arch>.* keys).
 #define _DEFAULT_SOURCE // madvise
 #include <stdatomic.h>
 #include <stddef.h>
@@ -86,9 +87,60 @@ static plm_status hf_rope_scaling(plm_config *c, const plm_json *j, const char *
     return PLM_OK;
 }
 
+// hf_gemma3: what Gemma3TextConfig adds (its defaults where a key is absent): the sliding window
+// and which layers have it (layer_types, else sliding_window_pattern as transformers 4.51 reads
+// it), the local layers' RoPE base, the attention scale; refuses what pocketlm does not compute:
+// soft-capping, rope_scaling (linear on the global layers of the 4B and larger), biases,
+// bidirectional attention.
+static plm_status hf_gemma3(plm_config *c, const plm_json *j, const char *path, plm_error *err) {
+    const char *null_keys[] = {"attn_logit_softcapping", "final_logit_softcapping", "rope_scaling"};
+    for (size_t k = 0; k < sizeof null_keys / sizeof null_keys[0]; k++) {
+        int32_t v = plm_json_get(j, 0, null_keys[k]);
+        if (v >= 0 && j->tok[v].type != PLM_JSON_NULL)
+            return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                            "%s: %s is set; pocketlm runs gemma3_text without it (want null)", path,
+                            null_keys[k]);
+    }
+    const char *false_keys[] = {"attention_bias", "use_bidirectional_attention"};
+    for (size_t k = 0; k < sizeof false_keys / sizeof false_keys[0]; k++)
+        if (plm_json_bool(j, plm_json_get(j, 0, false_keys[k])) == 1)
+            return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                            "%s: %s is true; pocketlm runs gemma3_text without it", path,
+                            false_keys[k]);
+    c->sliding_window = 4096, c->sliding_window_pattern = 6;
+    c->rope_local_base_freq = 10000.0f, c->query_pre_attn_scalar = 256.0f;
+    plm_status s = json_int_key(j, "sliding_window", 0, &c->sliding_window, path, err);
+    if (s == PLM_OK && plm_json_get(j, 0, "sliding_window_pattern") < 0) // newer configs' name
+        s = json_int_key(j, "_sliding_window_pattern", 0, &c->sliding_window_pattern, path, err);
+    if (s == PLM_OK)
+        s = json_int_key(j, "sliding_window_pattern", 0, &c->sliding_window_pattern, path, err);
+    if (s != PLM_OK) return s;
+    double x;
+    if (plm_json_num(j, plm_json_get(j, 0, "rope_local_base_freq"), &x) == 0)
+        c->rope_local_base_freq = (float)x;
+    if (plm_json_num(j, plm_json_get(j, 0, "query_pre_attn_scalar"), &x) == 0)
+        c->query_pre_attn_scalar = (float)x;
+    int32_t lt = plm_json_get(j, 0, "layer_types"), n = lt >= 0 ? j->tok[lt].size : 0;
+    if (lt >= 0 && j->tok[lt].type == PLM_JSON_ARRAY && n > 0) { // periodic: the last of the
+        int32_t p = 0;                                           // first period is the global
+        while (p < n && plm_json_eq(j, plm_json_at(j, lt, p), "sliding_attention")) p++;
+        c->sliding_window_pattern = p + 1;
+        for (int32_t l = 0; l < n; l++) {
+            const char *kind = (l + 1) % (p + 1) ? "sliding_attention" : "full_attention";
+            if (!plm_json_eq(j, plm_json_at(j, lt, l), kind))
+                return plm_fail(err, PLM_ERR_UNSUPPORTED,
+                                "%s: layer_types[%d] is not '%s': pocketlm runs layer_types of "
+                                "one period (sliding layers then one full layer)",
+                                path, l, kind);
+        }
+    }
+    return PLM_OK;
+}
+
 // hf_check_arch: the family (model_type, or a class of architectures) into c->model_type with what
-// it adds (Qwen2's q/k/v biases, Qwen3's q/k norms, a llama3 rope_scaling); refuses what pocketlm
-// does not compute: another family or activation, an MLP or o_proj bias, sliding windows.
+// it adds (Qwen2's q/k/v biases, Qwen3's and Gemma 3's q/k norms, a llama3 rope_scaling, Gemma 3's
+// keys); refuses what pocketlm does not compute: another family or activation, an MLP or o_proj
+// bias, Qwen's sliding windows.
 static plm_status hf_check_arch(plm_config *c, const plm_json *j, const char *path,
                                 plm_error *err) {
     int32_t mt = plm_json_get(j, 0, "model_type"), ar = plm_json_get(j, 0, "architectures");
@@ -108,12 +160,16 @@ static plm_status hf_check_arch(plm_config *c, const plm_json *j, const char *pa
     }
     c->model_type = (plm_arch)a;
     c->attention_bias = c->model_type == PLM_ARCH_QWEN2; // Qwen2Attention: bias on q, k, v only
-    c->qk_norm = c->model_type == PLM_ARCH_QWEN3;
-    int32_t act = plm_json_get(j, 0, "hidden_act");
-    if (act >= 0 && !plm_json_eq(j, act, "silu")) {
+    c->qk_norm = c->model_type == PLM_ARCH_QWEN3 || c->model_type == PLM_ARCH_GEMMA3;
+    const int gemma = c->model_type == PLM_ARCH_GEMMA3;
+    const char *want = gemma ? "gelu_pytorch_tanh" : "silu";
+    int32_t act = plm_json_get(j, 0, gemma ? "hidden_activation" : "hidden_act");
+    if (act >= 0 && !plm_json_eq(j, act, want)) {
         plm_json_str(j, act, name, sizeof name);
-        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: hidden_act '%s', want silu", path, name);
+        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s '%s', want %s", path,
+                        gemma ? "hidden_activation" : "hidden_act", name, want);
     }
+    if (gemma) return hf_gemma3(c, j, path, err);
     // Llama's and Qwen3's attention_bias also puts a bias on o_proj, which pocketlm does not have
     const char *off[] = {"attention_bias", "mlp_bias", "use_sliding_window"};
     for (int k = c->model_type == PLM_ARCH_QWEN2; k < 3; k++)
@@ -152,6 +208,9 @@ static plm_status hf_config_parse(plm_config *c, const plm_json *j, const char *
                       .eos_token_id = -1};
     plm_status s = hf_check_arch(c, j, path, err);
     if (s == PLM_OK && c->model_type == PLM_ARCH_QWEN3) c->head_dim = 128; // Qwen3Config's default
+    const int gemma = c->model_type == PLM_ARCH_GEMMA3;
+    if (gemma) // Gemma3TextConfig's defaults
+        c->head_dim = 256, c->rope_theta = 1e6f, c->max_position_embeddings = 131072;
     for (size_t i = 0; s == PLM_OK && i < sizeof ints / sizeof ints[0]; i++)
         s = json_int_key(j, ints[i].key, ints[i].required, ints[i].out, path, err);
     if (s != PLM_OK) return s;
@@ -161,7 +220,8 @@ static plm_status hf_config_parse(plm_config *c, const plm_json *j, const char *
     double x;
     if (plm_json_num(j, plm_json_get(j, 0, "rms_norm_eps"), &x) == 0) c->rms_norm_eps = (float)x;
     if (plm_json_num(j, plm_json_get(j, 0, "rope_theta"), &x) == 0) c->rope_theta = (float)x;
-    c->tie_word_embeddings = plm_json_bool(j, plm_json_get(j, 0, "tie_word_embeddings")) == 1;
+    int tie = plm_json_bool(j, plm_json_get(j, 0, "tie_word_embeddings"));
+    c->tie_word_embeddings = tie == 1 || (gemma && tie == -1); // Gemma3TextConfig ties by default
     return plm_config_check(c, path, err);
 }
 
@@ -216,28 +276,32 @@ static plm_status dup_str(char **out, const char *s, size_t n, plm_error *err) {
     return PLM_OK;
 }
 
-// gguf_config: general.architecture (llama, qwen2 or qwen3) and its <arch>.* keys into m->config,
-// as convert_hf_to_gguf.py writes them; the vocabulary size falls back to the token list. Also the
-// names: general.name, and pocketlm.adapter (written by a merged export).
+// gguf_config: general.architecture (llama, qwen2, qwen3 or gemma3) and its <arch>.* keys into
+// m->config, as convert_hf_to_gguf.py writes them; the vocabulary size falls back to the token
+// list. Gemma 3: what llama.cpp fixes in code rather than reads (every 6th layer global, local RoPE
+// base 10000, attention scale head_dim^-0.5) unless pocketlm.* keys (model_save.c's gguf_meta)
+// say otherwise. Also the names: general.name, and pocketlm.adapter (written by a merged export).
 static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path, plm_error *err) {
     plm_config *c = &m->config;
     plm_str arch = {"", 0}, rs;
     plm_gguf_get_str(g, "general.architecture", &arch);
     int a = 0;
-    while (a < N_ARCHS && !(arch.n == strlen(plm_archs[a].model_type) &&
-                            !memcmp(arch.s, plm_archs[a].model_type, arch.n)))
+    while (a < N_ARCHS &&
+           !(arch.n == strlen(plm_archs[a].gguf) && !memcmp(arch.s, plm_archs[a].gguf, arch.n)))
         a++;
     if (a == N_ARCHS)
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: general.architecture is '%.*s'; pocketlm runs llama, qwen2 and qwen3",
+                        "%s: general.architecture is '%.*s'; pocketlm runs llama, qwen2, qwen3 and "
+                        "gemma3",
                         path, (int)(arch.n > 40 ? 40 : arch.n), arch.s);
-    const char *an = plm_archs[a].model_type;
+    const char *an = plm_archs[a].gguf;
+    const int gemma = a == PLM_ARCH_GEMMA3;
     char key[96];
     snprintf(key, sizeof key, "%s.rope.scaling.type", an);
     if (plm_gguf_get_str(g, key, &rs) == 0 && !(rs.n == 4 && !memcmp(rs.s, "none", 4)))
         return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is set", path, key);
     const struct {
-        const char *key; // after "<arch>." unless it starts with "tokenizer."
+        const char *key; // after "<arch>." unless it starts with "tokenizer." or "pocketlm."
         int32_t *out;
         int required;
     } ints[] = {
@@ -249,6 +313,8 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
         {"context_length", &c->max_position_embeddings, 0},
         {"vocab_size", &c->vocab_size, 0},
         {"attention.key_length", &c->head_dim, 0},
+        {"attention.sliding_window", &c->sliding_window, gemma},
+        {"pocketlm.sliding_window_pattern", &c->sliding_window_pattern, 0},
         {"tokenizer.ggml.bos_token_id", &c->bos_token_id, 0},
         {"tokenizer.ggml.eos_token_id", &c->eos_token_id, 0},
         {"tokenizer.ggml.padding_token_id", &m->pad_token_id, 0},
@@ -258,7 +324,9 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
                       .rms_norm_eps = 1e-5f,
                       .rope_theta = 10000.0f,
                       .attention_bias = a == PLM_ARCH_QWEN2,
-                      .qk_norm = a == PLM_ARCH_QWEN3,
+                      .qk_norm = a == PLM_ARCH_QWEN3 || gemma,
+                      .sliding_window_pattern = gemma ? 6 : 0,
+                      .rope_local_base_freq = gemma ? 10000.0f : 0.0f,
                       // llama.cpp's form of llama3 rope_scaling: the divisors, not the parameters
                       .rope_freqs = plm_gguf_find_tensor(g, "rope_freqs.weight") != NULL,
                       .bos_token_id = -1,
@@ -266,7 +334,7 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
     m->pad_token_id = -1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         int64_t v;
-        if (strncmp(ints[i].key, "tokenizer.", 10) == 0)
+        if (!strncmp(ints[i].key, "tokenizer.", 10) || !strncmp(ints[i].key, "pocketlm.", 9))
             snprintf(key, sizeof key, "%s", ints[i].key);
         else snprintf(key, sizeof key, "%s.%s", an, ints[i].key);
         if (plm_gguf_get_int(g, key, &v) == 0 && v >= INT32_MIN && v <= INT32_MAX)
@@ -290,6 +358,10 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
     snprintf(key, sizeof key, "%s.rope.freq_base", an);
     if (plm_gguf_get_float(g, key, &x) == 0) c->rope_theta = (float)x;
     c->tie_word_embeddings = plm_gguf_find_tensor(g, "output.weight") == NULL;
+    if (gemma && plm_gguf_get_float(g, "pocketlm.rope_local_base_freq", &x) == 0)
+        c->rope_local_base_freq = (float)x;
+    if (gemma && plm_gguf_get_float(g, "pocketlm.query_pre_attn_scalar", &x) == 0)
+        c->query_pre_attn_scalar = (float)x;
     plm_str ct, name, ad;
     plm_status s = PLM_OK;
     if (plm_gguf_get_str(g, "tokenizer.chat_template", &ct) == 0)
@@ -437,6 +509,9 @@ static plm_status load_weight(const plm_model *m, const source *s, const wref *w
                       tmp + (size_t)(i * w->cols), tmp + (size_t)(per * w->cols));
         if (st == PLM_OK) source_release(&t, s, r0, n);
     }
+    // Gemma3RMSNorm multiplies by 1 + w: held as 1 + w, as GGUF files hold it (model.h)
+    if (st == PLM_OK && !s->is_gguf && m->config.model_type == PLM_ARCH_GEMMA3 && norm_row(w->d))
+        for (int64_t i = 0; i < w->cols; i++) (*w->vec)[i] += 1.0f;
     return st;
 }
 

@@ -1,5 +1,5 @@
 // model_save.c: plm_model_save and plm_model_save_json: an HF directory (config.json as
-// transformers' LlamaConfig, Qwen2Config or Qwen3Config writes it, generation_config.json,
+// transformers' LlamaConfig, Qwen2Config, Qwen3Config or Gemma3TextConfig writes it, generation_config.json,
 // model.safetensors, the tokenizer files) or a GGUF file (general.*, <arch>.* and tokenizer.ggml.*
 // keys as convert_hf_to_gguf.py writes them, q/k rows in llama.cpp's order), both through the
 // weight table. The containers are
@@ -18,6 +18,7 @@ typedef struct {
     wref *w;     // the tensors, in file order
     int permute; // 1: GGUF, store q/k rows in llama.cpp's order
     int64_t D;   // head dim
+    float shift; // added to norm weights: -1 for Gemma 3's HF files (model.h), else 0
 } save_ctx;
 
 // fill_weight: plm_tensor_fill over the weight list: tensor i as f32 (in file row order).
@@ -27,6 +28,7 @@ static plm_status fill_weight(void *user, int32_t i, float *buf, plm_error *err)
     (void)err;
     if (!w->d->linear) {
         memcpy(buf, *w->vec, (size_t)w->cols * sizeof *buf);
+        for (int64_t k = 0; norm_row(w->d) && k < w->cols; k++) buf[k] += c->shift;
         return PLM_OK;
     }
     for (int64_t r = 0; r < w->rows; r++)
@@ -53,7 +55,44 @@ static plm_status write_json_id(plm_writer *f, const char *key, int32_t id, plm_
                    : plm_writer_printf(f, err, "  \"%s\": null,\n", key);
 }
 
-// save_hf_config: config.json as transformers' LlamaConfig (Qwen2Config, Qwen3Config) writes it.
+// gemma3_config: the keys of config.json that Gemma3TextConfig writes (after "eos_token_id"), the
+// layers' kinds both as layer_types (newer transformers) and as sliding_window_pattern (4.51).
+static plm_status gemma3_config(plm_writer *f, const plm_model *m, const char *eps,
+                                const char *theta, const char *torch, plm_error *err) {
+    const plm_config *c = &m->config;
+    char local[32], scalar[32];
+    fmt_float(local, sizeof local, c->rope_local_base_freq);
+    fmt_float(scalar, sizeof scalar, c->query_pre_attn_scalar);
+    plm_status s = plm_writer_printf(
+        f, err,
+        "  \"final_logit_softcapping\": null,\n  \"head_dim\": %d,\n"
+        "  \"hidden_activation\": \"gelu_pytorch_tanh\",\n  \"hidden_size\": %d,\n"
+        "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %d,\n  \"layer_types\": [",
+        c->head_dim, c->hidden_size, c->intermediate_size);
+    for (int32_t l = 0; s == PLM_OK && l < c->num_hidden_layers; l++)
+        s = plm_writer_printf(f, err, "%s\n    \"%s\"", l ? "," : "",
+                              plm_layer_window(c, l) ? "sliding_attention" : "full_attention");
+    if (s == PLM_OK)
+        s = plm_writer_printf(
+            f, err,
+            "\n  ],\n  \"max_position_embeddings\": %d,\n  \"model_type\": \"gemma3_text\",\n"
+            "  \"num_attention_heads\": %d,\n  \"num_hidden_layers\": %d,\n"
+            "  \"num_key_value_heads\": %d,\n  \"pad_token_id\": %d,\n"
+            "  \"query_pre_attn_scalar\": %s,\n  \"rms_norm_eps\": %s,\n"
+            "  \"rope_local_base_freq\": %s,\n  \"rope_scaling\": null,\n  \"rope_theta\": %s,\n"
+            "  \"sliding_window\": %d,\n  \"sliding_window_pattern\": %d,\n"
+            "  \"tie_word_embeddings\": %s,\n  \"torch_dtype\": \"%s\",\n"
+            "  \"transformers_version\": \"4.51.3\",\n  \"use_cache\": true,\n"
+            "  \"vocab_size\": %d\n}\n",
+            c->max_position_embeddings, c->num_attention_heads, c->num_hidden_layers,
+            c->num_key_value_heads, m->pad_token_id >= 0 ? m->pad_token_id : 0, scalar, eps, local,
+            theta, c->sliding_window, c->sliding_window_pattern,
+            c->tie_word_embeddings ? "true" : "false", torch, c->vocab_size);
+    return s;
+}
+
+// save_hf_config: config.json as transformers' LlamaConfig (Qwen2Config, Qwen3Config,
+// Gemma3TextConfig) writes it.
 static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype dtype,
                                  plm_error *err) {
     const plm_config *c = &m->config;
@@ -82,12 +121,16 @@ static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype
     plm_status s = plm_writer_open(&f, path, err);
     if (s != PLM_OK) return s;
     const arch_desc *a = &plm_archs[c->model_type];
+    const int gemma = c->model_type == PLM_ARCH_GEMMA3;
     s = plm_writer_printf(f, err, "{\n  \"architectures\": [\n    \"%s\"\n  ],\n%s", a->cls,
                           c->model_type == PLM_ARCH_QWEN2 ? "" : "  \"attention_bias\": false,\n");
     if (s == PLM_OK) s = plm_writer_printf(f, err, "  \"attention_dropout\": 0.0,\n");
+    if (s == PLM_OK && gemma)
+        s = plm_writer_printf(f, err, "  \"attn_logit_softcapping\": null,\n");
     if (s == PLM_OK) s = write_json_id(f, "bos_token_id", c->bos_token_id, err);
     if (s == PLM_OK) s = write_json_id(f, "eos_token_id", c->eos_token_id, err);
-    if (s == PLM_OK)
+    if (s == PLM_OK && gemma) s = gemma3_config(f, m, eps, theta, torch, err);
+    else if (s == PLM_OK)
         s = plm_writer_printf(
             f, err,
             "  \"head_dim\": %d,\n  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n"
@@ -161,7 +204,7 @@ static plm_status save_hf(const plm_model *m, wref *w, int32_t n, const char *di
                                 .dtype = dtype,
                                 .n_dims = w[i].d->linear ? 2 : 1,
                                 .shape = {w[i].d->linear ? w[i].rows : w[i].cols, w[i].cols}};
-    save_ctx ctx = {w, 0, m->config.head_dim};
+    save_ctx ctx = {w, 0, m->config.head_dim, c->model_type == PLM_ARCH_GEMMA3 ? -1.0f : 0.0f};
     plm_status s = plm_mkdir(dir, err);
     if (s == PLM_OK && plm_path_join(path, sizeof path, dir, "model.safetensors"))
         s = plm_fail(err, PLM_ERR_ARG, "%s: path too long", dir);
@@ -236,15 +279,16 @@ static plm_status gguf_tokenizer_meta(plm_gguf_writer *g, const plm_tokenizer *t
 
 // arch_key: "<arch>.<suffix>" in key (96 bytes): a GGUF key of the model's family
 static const char *arch_key(char *key, const plm_config *c, const char *suffix) {
-    snprintf(key, 96, "%s.%s", plm_arch_name(c->model_type), suffix);
+    snprintf(key, 96, "%s.%s", plm_archs[c->model_type].gguf, suffix);
     return key;
 }
 
 // gguf_meta: general.* and <arch>.* keys as convert_hf_to_gguf.py writes them for LlamaModel,
-// Qwen2Model and Qwen3Model (qwen3 always gives its head_dim as key_length).
+// Qwen2Model, Qwen3Model and Gemma3Model (qwen3 and gemma3 always give their head_dim as
+// key_length), and Gemma 3's pocketlm.* keys for what llama.cpp does not read.
 static plm_status gguf_meta(plm_gguf_writer *g, const plm_model *m, plm_ftype ft, plm_error *err) {
     const plm_config *c = &m->config;
-    const char *arch = plm_arch_name(c->model_type);
+    const char *arch = plm_archs[c->model_type].gguf;
     char k[96];
     plm_gguf_add_str(g, "general.architecture", arch, strlen(arch));
     if (m->name) plm_gguf_add_str(g, "general.name", m->name, strlen(m->name));
@@ -262,9 +306,16 @@ static plm_status gguf_meta(plm_gguf_writer *g, const plm_model *m, plm_ftype ft
     plm_gguf_add_f32(g, arch_key(k, c, "attention.layer_norm_rms_epsilon"), c->rms_norm_eps);
     plm_gguf_add_u32(g, arch_key(k, c, "vocab_size"), (uint32_t)c->vocab_size);
     plm_gguf_add_u32(g, arch_key(k, c, "rope.dimension_count"), (uint32_t)c->head_dim);
-    if (c->head_dim * c->num_attention_heads != c->hidden_size || c->model_type == PLM_ARCH_QWEN3) {
+    if (c->head_dim * c->num_attention_heads != c->hidden_size || c->qk_norm) {
         plm_gguf_add_u32(g, arch_key(k, c, "attention.key_length"), (uint32_t)c->head_dim);
         plm_gguf_add_u32(g, arch_key(k, c, "attention.value_length"), (uint32_t)c->head_dim);
+    }
+    if (c->model_type == PLM_ARCH_GEMMA3) { // llama.cpp fixes the other three in code (model_load)
+        plm_gguf_add_u32(g, arch_key(k, c, "attention.sliding_window"),
+                         (uint32_t)c->sliding_window);
+        plm_gguf_add_u32(g, "pocketlm.sliding_window_pattern", (uint32_t)c->sliding_window_pattern);
+        plm_gguf_add_f32(g, "pocketlm.rope_local_base_freq", c->rope_local_base_freq);
+        plm_gguf_add_f32(g, "pocketlm.query_pre_attn_scalar", c->query_pre_attn_scalar);
     }
     plm_status s = m->tokenizer ? gguf_tokenizer_meta(g, m->tokenizer, err) : PLM_OK;
     const struct {
@@ -326,7 +377,7 @@ static plm_status save_gguf(const plm_model *m, wref *w, int32_t n, const char *
         plm_gguf_add_tensor(g, w[i].gguf, w[i].d->linear ? 2 : 1, ne,
                             tensor_type(&w[i], ft, tied, m->config.num_hidden_layers));
     }
-    save_ctx ctx = {w, 1, m->config.head_dim};
+    save_ctx ctx = {w, 1, m->config.head_dim, 0.0f};
     if (s == PLM_OK) s = plm_gguf_write(g, path, fill_weight, &ctx, err);
     plm_gguf_writer_free(g);
     return s;

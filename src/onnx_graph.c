@@ -1,6 +1,8 @@
 // onnx_graph.c: the Llama decoder graph of the ONNX export, as Optimum exports LlamaForCausalLM for
-// transformers.js (and what Qwen2ForCausalLM and Qwen3ForCausalLM add to it: q/k/v biases, per-head
-// q/k norms; llama3 RoPE scaling in the cos/sin tables): its inputs and outputs, the nodes of each
+// transformers.js (and what Qwen2ForCausalLM, Qwen3ForCausalLM and Gemma3ForCausalLM add to it:
+// q/k/v biases, per-head q/k norms; llama3 RoPE scaling in the cos/sin tables; Gemma 3's scaled
+// embedding, post norms, tanh GELU, local layers' RoPE base and sliding-window mask, attention
+// scale; its norms' weights are the 1 + w held in memory): its inputs and outputs, the nodes of each
 // block (RMSNorm, RoPE, attention with the KV cache, the MLP, the embedding and the output head),
 // and the initializers they use, which
 // are only described here (name, type, shape, which weight in which form) and generated when
@@ -195,9 +197,11 @@ static const char *emit(graph *g, const char *domain, const char *type, const ch
 
 // Names of the values computed once and used by every layer.
 typedef struct {
-    const char *cos, *sin; // (B, 1, S, D) RoPE tables at position_ids
-    const char *mask;      // (B, 1, S, T) additive attention mask: 0 or the lowest float
-    const char *shape_bs;  // (2) int64: [B, S]
+    const char *cos, *sin;     // (B, 1, S, D) RoPE tables at position_ids
+    const char *mask;          // (B, 1, S, T) additive attention mask: 0 or the lowest float
+    const char *cos_l, *sin_l; // Gemma 3's local layers': their RoPE base (else NULL)
+    const char *mask_l;        // and their sliding window (else NULL)
+    const char *shape_bs;      // (2) int64: [B, S]
 } shared;
 
 // blocksum: x (B, S, K) -> (B, S, K/32), the sum of each block of 32 (reused for the next linear
@@ -306,8 +310,9 @@ static const char *rmsnorm(graph *g, const char *x, const float *w, const char *
     return OP(g, "Mul", OP(g, "Div", x, r), vec_init(g, wname, w, n));
 }
 
-// rope: HF rotate_half convention, pairs (i, i + D/2): x*cos + cat(-x2, x1)*sin; x (B, n, S, D).
-static const char *rope(graph *g, const char *x, const shared *sh) {
+// rope: HF rotate_half convention, pairs (i, i + D/2): x*cos + cat(-x2, x1)*sin; x (B, n, S, D),
+// cos and sin (B, 1, S, D).
+static const char *rope(graph *g, const char *x, const char *cos, const char *sin) {
     int64_t D = g->m->config.head_dim, h = D / 2, big = INT64_MAX;
     const char *axis = c_i64(g, "const_axis_last", (int64_t[]){-1}, 1);
     const char *x1 = OP(g, "Slice", x, c_i64(g, "const_zero", (int64_t[]){0}, 1),
@@ -316,7 +321,7 @@ static const char *rope(graph *g, const char *x, const shared *sh) {
                         c_i64(g, "const_int_max", &big, 1), axis);
     attr cat[] = {A_INT("axis", -1)};
     const char *rot = OPA(g, "Concat", cat, OP(g, "Neg", x2), x1);
-    return OP(g, "Add", OP(g, "Mul", x, sh->cos), OP(g, "Mul", rot, sh->sin));
+    return OP(g, "Add", OP(g, "Mul", x, cos), OP(g, "Mul", rot, sin));
 }
 
 // heads: x (B, S, n*D) -> (B, n, S, D)
@@ -340,22 +345,26 @@ static const char *repeat_kv(graph *g, const char *kv) {
     return OP(g, "Reshape", e, c_i64(g, "const_shape_rep_kv", shape, 4));
 }
 
-// attention: x + o_proj(softmax(q k^T / sqrt(D) + mask) v) of layer l; also present.{l}.key/value.
+// attention: x + o_proj(softmax(q k^T * scale + mask) v) of layer l (Gemma 3: o_proj's output
+// normalized; a local layer with its own RoPE tables and sliding-window mask); also
+// present.{l}.key/value.
 static const char *attention(graph *g, int l, const char *x, const shared *sh) {
     const plm_config *c = &g->m->config;
     const plm_layer *ly = &g->m->layers[l];
+    const int local = plm_layer_window(c, l) > 0;
     const char *h =
         rmsnorm(g, x, ly->input_layernorm, fmt_name(g, "model.layers.%d.input_layernorm.weight", l),
                 c->hidden_size);
     const char *q = heads(g, linear(g, h, l, PLM_LORA_Q_PROJ), c->num_attention_heads);
     const char *k = heads(g, linear(g, h, l, PLM_LORA_K_PROJ), c->num_key_value_heads);
-    if (c->qk_norm) { // Qwen3: each head's D values normalized before RoPE
+    if (c->qk_norm) { // Qwen3, Gemma 3: each head's D values normalized before RoPE
         q = rmsnorm(g, q, ly->q_norm, fmt_name(g, "model.layers.%d.self_attn.q_norm.weight", l),
                     c->head_dim);
         k = rmsnorm(g, k, ly->k_norm, fmt_name(g, "model.layers.%d.self_attn.k_norm.weight", l),
                     c->head_dim);
     }
-    q = rope(g, q, sh), k = rope(g, k, sh);
+    const char *cos = local ? sh->cos_l : sh->cos, *sin = local ? sh->sin_l : sh->sin;
+    q = rope(g, q, cos, sin), k = rope(g, k, cos, sin);
     const char *v = heads(g, linear(g, h, l, PLM_LORA_V_PROJ), c->num_key_value_heads);
     attr seq[] = {A_INT("axis", 2)};
     g->out = fmt_name(g, "present.%d.key", l);
@@ -365,24 +374,47 @@ static const char *attention(graph *g, int l, const char *x, const shared *sh) {
     static const int64_t tr[] = {0, 1, 3, 2}, back[] = {0, 2, 1, 3};
     attr kt[] = {A_INTS("perm", tr)}, bt[] = {A_INTS("perm", back)}, last[] = {A_INT("axis", -1)};
     const char *sc = OP(g, "MatMul", q, OPA(g, "Transpose", kt, repeat_kv(g, k))); // (B, H, S, T)
-    sc = OP(g, "Add",
-            OP(g, "Mul", sc, c_f32(g, "const_attn_scale", 1.0f / sqrtf((float)c->head_dim))),
-            sh->mask);
+    sc = OP(g, "Add", OP(g, "Mul", sc, c_f32(g, "const_attn_scale", plm_attention_scale(c))),
+            local ? sh->mask_l : sh->mask);
     const char *o = OP(g, "MatMul", OPA(g, "Softmax", last, sc), repeat_kv(g, v)); // (B, H, S, D)
     int64_t shape[3] = {0, 0, (int64_t)c->num_attention_heads * c->head_dim};
     o = OP(g, "Reshape", OPA(g, "Transpose", bt, o), c_i64(g, "const_shape_merge_heads", shape, 3));
-    return OP(g, "Add", x, linear(g, o, l, PLM_LORA_O_PROJ));
+    o = linear(g, o, l, PLM_LORA_O_PROJ);
+    if (ly->post_attn_norm)
+        o = rmsnorm(g, o, ly->post_attn_norm,
+                    fmt_name(g, "model.layers.%d.post_attention_layernorm.weight", l),
+                    c->hidden_size);
+    return OP(g, "Add", x, o);
 }
 
-// mlp: x + down(silu(gate(h)) * up(h)), h = post_attention_layernorm(x) (LlamaMLP).
+// gelu_tanh: Gemma3MLP's activation, 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) (ops.c)
+static const char *gelu_tanh(graph *g, const char *x) {
+    const char *x3 = OP(g, "Mul", OP(g, "Mul", x, x), x);
+    const char *u = OP(g, "Add", x, OP(g, "Mul", x3, c_f32(g, "const_gelu_kappa", 0.044715f)));
+    u = OP(g, "Tanh", OP(g, "Mul", u, c_f32(g, "const_gelu_beta", 0.7978845608028654f)));
+    const char *half = OP(g, "Mul", x, c_f32(g, "const_half", 0.5f));
+    return OP(g, "Mul", half, OP(g, "Add", u, c_f32(g, "const_one_f", 1.0f)));
+}
+
+// mlp: x + down(act(gate(h)) * up(h)), h = the MLP's input norm of x: LlamaMLP's silu, or
+// Gemma3MLP's tanh GELU with down's output normalized.
 static const char *mlp(graph *g, int l, const char *x) {
     const plm_layer *ly = &g->m->layers[l];
+    const int gemma = g->m->config.model_type == PLM_ARCH_GEMMA3;
     const char *h = rmsnorm(g, x, ly->post_attention_layernorm,
-                            fmt_name(g, "model.layers.%d.post_attention_layernorm.weight", l),
+                            fmt_name(g,
+                                     gemma ? "model.layers.%d.pre_feedforward_layernorm.weight"
+                                           : "model.layers.%d.post_attention_layernorm.weight",
+                                     l),
                             g->m->config.hidden_size);
     const char *gt = linear(g, h, l, PLM_LORA_GATE_PROJ), *up = linear(g, h, l, PLM_LORA_UP_PROJ);
-    const char *a = OP(g, "Mul", OP(g, "Mul", gt, OP(g, "Sigmoid", gt)), up);
-    return OP(g, "Add", x, linear(g, a, l, PLM_LORA_DOWN_PROJ));
+    const char *act = gemma ? gelu_tanh(g, gt) : OP(g, "Mul", gt, OP(g, "Sigmoid", gt));
+    const char *d = linear(g, OP(g, "Mul", act, up), l, PLM_LORA_DOWN_PROJ);
+    if (ly->post_ffw_norm)
+        d = rmsnorm(g, d, ly->post_ffw_norm,
+                    fmt_name(g, "model.layers.%d.post_feedforward_layernorm.weight", l),
+                    g->m->config.hidden_size);
+    return OP(g, "Add", x, d);
 }
 
 // embed_planes: input_ids (B, S) -> (B, S, C), rows of the 8-bit embedding w decoded from the code
@@ -472,29 +504,40 @@ static void lm_head(graph *g, const char *h, const shared *sh) {
     OP(g, "Reshape", lg, shape);
 }
 
-// rope_tables: cos/sin (B, 1, S, D) of position_ids * inv_freq, inv_freq[i] = theta^(-2i/D)
-// (divided by the model's rope_freqs divisors: llama3 scaling) computed as ops.c's plm_rope_table
-// does, angles duplicated over both halves (HF).
-static void rope_tables(graph *g, shared *sh) {
+// rope_table: cos/sin (B, 1, S, D) of position_ids * inv_freq, inv_freq[i] = theta^(-2i/D)
+// (divided by divisors, when not NULL: llama3 scaling) computed as ops.c's plm_rope_table does,
+// angles duplicated over both halves (HF); the initializer inv_freq is named name.
+static void rope_table(graph *g, float theta, const float *divisors, const char *name,
+                       const char **cos, const char **sin) {
     const plm_config *c = &g->m->config;
     int64_t h = c->head_dim / 2;
     float inv[512];
     for (int64_t i = 0; i < h; i++)
-        inv[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim) /
-                 (g->m->rope_freqs ? g->m->rope_freqs[i] : 1.0f);
+        inv[i] = 1.0f / powf(theta, (float)(2 * i) / (float)c->head_dim) /
+                 (divisors ? divisors[i] : 1.0f);
     attr to[] = {A_INT("to", DT_FLOAT)}, cat[] = {A_INT("axis", -1)};
     const char *pos = OP(g, "Unsqueeze", OPA(g, "Cast", to, "position_ids"),
                          c_i64(g, "const_axis_last", (int64_t[]){-1}, 1)); // (B, S, 1)
-    const char *f = OP(g, "Mul", pos, const_tensor(g, "inv_freq", DT_FLOAT, 1, &h, inv, 4));
+    const char *f = OP(g, "Mul", pos, const_tensor(g, name, DT_FLOAT, 1, &h, inv, 4));
     const char *emb = OPA(g, "Concat", cat, f, f); // (B, S, D)
     const char *ax1 = c_i64(g, "const_axis_1", (int64_t[]){1}, 1);
-    sh->cos = OP(g, "Unsqueeze", OP(g, "Cos", emb), ax1);
-    sh->sin = OP(g, "Unsqueeze", OP(g, "Sin", emb), ax1);
+    *cos = OP(g, "Unsqueeze", OP(g, "Cos", emb), ax1);
+    *sin = OP(g, "Unsqueeze", OP(g, "Sin", emb), ax1);
+}
+
+// rope_tables: the model's RoPE tables (rope_theta, its rope_freqs divisors), and Gemma 3's local
+// layers' (rope_local_base_freq).
+static void rope_tables(graph *g, shared *sh) {
+    const plm_config *c = &g->m->config;
+    rope_table(g, c->rope_theta, g->m->rope_freqs, "inv_freq", &sh->cos, &sh->sin);
+    if (c->sliding_window > 0)
+        rope_table(g, c->rope_local_base_freq, NULL, "inv_freq_local", &sh->cos_l, &sh->sin_l);
 }
 
 // attn_mask: (B, 1, S, T) additive mask: key t is visible to query s (cache index P + s) when
 // t <= P + s and attention_mask[b, t] == 1; else the lowest float (as HF does; never -inf, so a
-// fully masked row of a left-padded query gives a uniform softmax, not NaN).
+// fully masked row of a left-padded query gives a uniform softmax, not NaN). Gemma 3's local
+// layers' also needs t > P + s - sliding_window.
 static void attn_mask(graph *g, shared *sh) {
     attr to[] = {A_INT("to", DT_BOOL)};
     sh->shape_bs = OP(g, "Shape", "input_ids");
@@ -507,8 +550,13 @@ static void attn_mask(graph *g, shared *sh) {
     const char *causal = OP(g, "LessOrEqual", key, qry);                        // (S, T)
     const char *pad = OP(g, "Unsqueeze", OPA(g, "Cast", to, "attention_mask"),
                          c_i64(g, "const_axes_1_2", (int64_t[]){1, 2}, 2)); // (B, 1, 1, T)
-    sh->mask = OP(g, "Where", OP(g, "And", causal, pad), c_f32(g, "const_zero_f", 0.0f),
-                  c_f32(g, "const_lowest", -3.4028234663852886e38f));
+    const char *zero = c_f32(g, "const_zero_f", 0.0f);
+    const char *lowest = c_f32(g, "const_lowest", -3.4028234663852886e38f);
+    sh->mask = OP(g, "Where", OP(g, "And", causal, pad), zero, lowest);
+    int32_t W = g->m->config.sliding_window;
+    if (W <= 0) return;
+    const char *near = OP(g, "Greater", key, OP(g, "Sub", qry, c_idx(g, "const_window", W)));
+    sh->mask_l = OP(g, "Where", OP(g, "And", OP(g, "And", causal, near), pad), zero, lowest);
 }
 
 // io: the graph's inputs and outputs with Optimum's names and symbolic dims.
@@ -556,11 +604,13 @@ static void declare_io(graph *g) {
 // plm_onnx_build: the whole decoder graph of m in mode q.
 void plm_onnx_build(graph *g) {
     const plm_model *m = g->m;
-    shared sh;
+    shared sh = {0};
     declare_io(g);
     attn_mask(g, &sh);
     rope_tables(g, &sh);
     const char *x = embed(g);
+    if (m->config.model_type == PLM_ARCH_GEMMA3) // Gemma3TextScaledWordEmbedding
+        x = OP(g, "Mul", x, c_f32(g, "const_embed_scale", plm_embed_scale(&m->config)));
     for (int l = 0; l < m->config.num_hidden_layers; l++) {
         x = attention(g, l, x, &sh);
         x = mlp(g, l, x);

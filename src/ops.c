@@ -1,5 +1,6 @@
 // ops.c: the layers of LlamaForCausalLM (HF transformers modeling_llama.py: LlamaRMSNorm,
-// LlamaRotaryEmbedding + apply_rotary_pos_emb, eager attention with repeat_kv, LlamaMLP) as C with
+// LlamaRotaryEmbedding + apply_rotary_pos_emb, eager attention with repeat_kv, LlamaMLP) and what
+// Gemma 3 changes (a sliding window and its own scale in the attention, Gemma3MLP's GeGLU) as C with
 // shape comments. These are both the reference and the implementation: the matmuls, where most of
 // the time goes, live in matmul.c.
 //
@@ -363,21 +364,26 @@ PLM_INLINE void attention_heads(float *out, float *a, size_t as, const float *q,
 
 PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const float *q,
                                   const float *k, const float *v, size_t kvp, size_t kvh, int T,
-                                  int P, int H, int K, int D, int i0, int i1) {
+                                  int P, int H, int K, int D, float scale, int window, int i0,
+                                  int i1) {
     assert(i0 >= 0 && i1 <= T * H && H % K == 0);
     int group = H / K; // query heads per KV head (repeat_kv)
-    float scale = 1.0f / sqrtf((float)D);
     for (int i = i0; i < i1;) {
         int t = i / H, h = i % H, kh = h / group;
         int n = P + t + 1; // causal: keys 0 .. P+t
+        // sliding window: keys s0 .. P+t; the probabilities of the keys before are 0
+        const int s0 = window > 0 && n > window ? n - window : 0;
         const float *qt = q + ((size_t)t * H + h) * D;
         float *a = att + ((size_t)t * H + h) * att_stride;
         float *o = out + ((size_t)t * H + h) * D;
-        const float *kt = k + (size_t)kh * kvh, *vt = v + (size_t)kh * kvh;
+        const float *kt = k + (size_t)kh * kvh + (size_t)s0 * kvp;
+        const float *vt = v + (size_t)kh * kvh + (size_t)s0 * kvp;
         const size_t kvs = kvp, as = (size_t)att_stride;
         // this thread's next heads of the same token and KV head (the split may cut a group)
         int m = 1;
         while (D % 32 == 0 && m < ATT_HEADS && i + m < i1 && (h + m) / group == kh) m++;
+        for (int j = 0; j < m; j++) memset(a + j * as, 0, (size_t)s0 * sizeof *a);
+        a += s0, n -= s0;
         switch (D % 32 ? 0 : m) { // attention_heads wants D in chunks of 32
         case 4: attention_heads(o, a, as, qt, kt, vt, kvs, n, D, scale, 4); break;
         case 3: attention_heads(o, a, as, qt, kt, vt, kvs, n, D, scale, 3); break;
@@ -394,9 +400,9 @@ PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const 
 
 PLM_INLINE void attention_backward(float *dq, float *dk, float *dv, const float *dout,
                                    const float *att, int att_stride, const float *q, const float *k,
-                                   const float *v, int T, int H, int K, int D, int k0, int k1) {
+                                   const float *v, int T, int H, int K, int D, float scale, int k0,
+                                   int k1) {
     int group = H / K;
-    float scale = 1.0f / sqrtf((float)D);
     float *da = malloc((size_t)T * sizeof *da); // dout . v_s of one (t, h), computed once
     for (int kh = k0; kh < k1; kh++)
         for (int h = kh * group; h < (kh + 1) * group; h++)
@@ -418,9 +424,10 @@ PLM_INLINE void attention_backward(float *dq, float *dk, float *dv, const float 
                     float *gk = dk + ((size_t)s * K + kh) * D;
                     float *gv = dv + ((size_t)s * K + kh) * D;
                     const float d = da ? da[s] : dot(go, vs, D);
-                    float ds = a[s] * (d - dsum) * scale; // softmax backward, 1/sqrt(D)
-                    axpy(gv, a[s], go, D);                // out = sum_s a_s v_s
-                    axpy(gq, ds, ks, D);                  // score_s = q . k_s
+                    float ds = a[s] * (d - dsum) * scale; // softmax backward, then the scale
+                    // (a key outside a sliding window has a[s] = 0: no gradient)
+                    axpy(gv, a[s], go, D); // out = sum_s a_s v_s
+                    axpy(gq, ds, ks, D);   // score_s = q . k_s
                     axpy(gk, ds, qt, D);
                 }
             }
@@ -454,6 +461,53 @@ PLM_INLINE void swiglu_backward(float *dgate, float *dup, const float *dout, con
         float silu = g * sig;
         dgate[i] += dout[i] * up[i] * sig * (1.0f + g * (1.0f - sig));
         dup[i] += dout[i] * silu;
+    }
+}
+
+// GeGLU (Gemma3MLP, torch's gelu approximate='tanh'): gelu(g) = 0.5 g (1 + tanh(u)), u =
+// sqrt(2/pi) (g + 0.044715 g^3) in torch's order; tanh(u) = 1 - 2 / (e^(2u) + 1) on plm_exp8, so
+// every path gives the same bits.
+#define GELU_BETA  0.7978845608028654f // sqrt(2 / pi)
+#define GELU_KAPPA 0.044715f
+
+PLM_INLINE v8 tanh8(v8 u) {
+    return 1.0f - 2.0f / (plm_exp8(2.0f * u) + 1.0f);
+}
+PLM_INLINE float tanh1(float u) {
+    return 1.0f - 2.0f / (plm_exp1(2.0f * u) + 1.0f);
+}
+
+PLM_INLINE void geglu_forward(float *out, const float *gate, const float *up, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const v8 g = load8(gate + i);
+        const v8 t = tanh8(GELU_BETA * (g + GELU_KAPPA * (g * g * g)));
+        store8(out + i, 0.5f * g * (1.0f + t) * load8(up + i));
+    }
+    for (; i < n; i++) {
+        const float g = gate[i], t = tanh1(GELU_BETA * (g + GELU_KAPPA * (g * g * g)));
+        out[i] = 0.5f * g * (1.0f + t) * up[i];
+    }
+}
+
+PLM_INLINE void geglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                               const float *up, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) { // gelu'(g) = 0.5 (1 + t) + 0.5 g (1 - t^2) u'(g)
+        const v8 g = load8(gate + i), dy = load8(dout + i);
+        const v8 t = tanh8(GELU_BETA * (g + GELU_KAPPA * (g * g * g)));
+        const v8 du = GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * (g * g));
+        const v8 dgelu = 0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * du;
+        store8(dgate + i, load8(dgate + i) + dy * load8(up + i) * dgelu);
+        store8(dup + i, load8(dup + i) + dy * (0.5f * g * (1.0f + t)));
+    }
+    for (; i < n; i++) {
+        const float g = gate[i], dy = dout[i];
+        const float t = tanh1(GELU_BETA * (g + GELU_KAPPA * (g * g * g)));
+        const float du = GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * (g * g));
+        const float dgelu = 0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * du;
+        dgate[i] += dy * up[i] * dgelu;
+        dup[i] += dy * (0.5f * g * (1.0f + t));
     }
 }
 
@@ -561,51 +615,72 @@ void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int po
 // registers (weighted_sum, dot); the same operations as any D
 PLM_INLINE void attention_forward_d(float *out, float *att, int att_stride, const float *q,
                                     const float *k, const float *v, size_t kvp, size_t kvh, int T,
-                                    int P, int H, int K, int D, int i0, int i1) {
-    if (D == 64) attention_forward(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, 64, i0, i1);
-    else attention_forward(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, i0, i1);
+                                    int P, int H, int K, int D, float scale, int window, int i0,
+                                    int i1) {
+    if (D == 64)
+        attention_forward(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, 64, scale, window,
+                          i0, i1);
+    else
+        attention_forward(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, scale, window, i0,
+                          i1);
 }
 
 PLM_INLINE void attention_backward_d(float *dq, float *dk, float *dv, const float *dout,
                                      const float *att, int att_stride, const float *q,
                                      const float *k, const float *v, int T, int H, int K, int D,
-                                     int k0, int k1) {
+                                     float scale, int k0, int k1) {
     if (D == 64)
-        attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, 64, k0, k1);
-    else attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
+        attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, 64, scale, k0, k1);
+    else attention_backward(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, scale, k0, k1);
 }
 
 #define ATT_F                                                                                      \
     (float *out, float *att, int att_stride, const float *q, const float *k, const float *v,       \
-     size_t kvp, size_t kvh, int T, int P, int H, int K, int D, int i0, int i1)
-PATHS(attention_forward_d, ATT_F, (out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, i0, i1))
+     size_t kvp, size_t kvh, int T, int P, int H, int K, int D, float scale, int window, int i0,   \
+     int i1)
+#define ATT_F_ARGS (out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, scale, window, i0, i1)
+PATHS(attention_forward_d, ATT_F, ATT_F_ARGS)
 void plm_attention_forward ATT_F {
-    PICK(attention_forward_d, (out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, i0, i1));
-    attention_forward_d(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, i0, i1);
+    PICK(attention_forward_d, ATT_F_ARGS);
+    attention_forward_d ATT_F_ARGS;
 }
 
 #define ATT_B                                                                                      \
     (float *dq, float *dk, float *dv, const float *dout, const float *att, int att_stride,         \
-     const float *q, const float *k, const float *v, int T, int H, int K, int D, int k0, int k1)
-PATHS(attention_backward_d, ATT_B, (dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1))
+     const float *q, const float *k, const float *v, int T, int H, int K, int D, float scale,      \
+     int k0, int k1)
+#define ATT_B_ARGS (dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, scale, k0, k1)
+PATHS(attention_backward_d, ATT_B, ATT_B_ARGS)
 void plm_attention_backward ATT_B {
-    PICK(attention_backward_d, (dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1));
-    attention_backward_d(dq, dk, dv, dout, att, att_stride, q, k, v, T, H, K, D, k0, k1);
+    PICK(attention_backward_d, ATT_B_ARGS);
+    attention_backward_d ATT_B_ARGS;
 }
 
-#define SWIGLU_F (float *out, const float *gate, const float *up, size_t n)
-PATHS(swiglu_forward, SWIGLU_F, (out, gate, up, n))
-void plm_swiglu_forward SWIGLU_F {
+#define GLU_F (float *out, const float *gate, const float *up, size_t n)
+PATHS(swiglu_forward, GLU_F, (out, gate, up, n))
+void plm_swiglu_forward GLU_F {
     PICK(swiglu_forward, (out, gate, up, n));
     swiglu_forward(out, gate, up, n);
 }
 
-#define SWIGLU_B                                                                                   \
+#define GLU_B                                                                                      \
     (float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n)
-PATHS(swiglu_backward, SWIGLU_B, (dgate, dup, dout, gate, up, n))
-void plm_swiglu_backward SWIGLU_B {
+PATHS(swiglu_backward, GLU_B, (dgate, dup, dout, gate, up, n))
+void plm_swiglu_backward GLU_B {
     PICK(swiglu_backward, (dgate, dup, dout, gate, up, n));
     swiglu_backward(dgate, dup, dout, gate, up, n);
+}
+
+PATHS(geglu_forward, GLU_F, (out, gate, up, n))
+void plm_geglu_forward GLU_F {
+    PICK(geglu_forward, (out, gate, up, n));
+    geglu_forward(out, gate, up, n);
+}
+
+PATHS(geglu_backward, GLU_B, (dgate, dup, dout, gate, up, n))
+void plm_geglu_backward GLU_B {
+    PICK(geglu_backward, (dgate, dup, dout, gate, up, n));
+    geglu_backward(dgate, dup, dout, gate, up, n);
 }
 
 void plm_bias_forward(float *out, const float *b, int T, int OC) {

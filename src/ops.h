@@ -45,15 +45,21 @@ void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0
 // q (T, H*D); k, v: the keys and values of positions 0..S-1 (the new ones included), the D floats
 // of position s of KV head kh at s * kvp + kh * kvh: (S, K*D) rows as a layer computes them (kvp =
 // K*D, kvh = D), or (K, cap, D) as a session's cache holds them (kvp = D, kvh = cap*D: each head's
-// keys one sequential stream); query head h reads KV head h / (H/K). Computes the (t, h) pairs with
-// index t*H+h in [i0, i1): callers split that range over threads; each pair is computed by one
-// thread in a fixed order.
+// keys one sequential stream); query head h reads KV head h / (H/K). Scores are q.k * scale
+// (1/sqrt(D), or Gemma's query_pre_attn_scalar^-0.5). window > 0: a query at position p sees only
+// the keys p - window + 1 .. p (Gemma's sliding window; the others' probabilities are 0 in att).
+// Computes the (t, h) pairs with index t*H+h in [i0, i1): callers split that range over threads;
+// each pair is computed by one thread in a fixed order.
 void plm_attention_forward(float *out, float *att, int att_stride, const float *q, const float *k,
                            const float *v, size_t kvp, size_t kvh, int T, int P, int H, int K,
-                           int D, int i0, int i1);
+                           int D, float scale, int window, int i0, int i1);
 
 // SwiGLU (HF LlamaMLP): out = silu(gate) * up, silu(x) = x / (1 + exp(-x)). out, gate, up (n).
 void plm_swiglu_forward(float *out, const float *gate, const float *up, size_t n);
+
+// GeGLU (Gemma3MLP, gelu_pytorch_tanh): out = gelu(gate) * up,
+// gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). out, gate, up (n); out may alias gate.
+void plm_geglu_forward(float *out, const float *gate, const float *up, size_t n);
 
 // out (T, OC) += b (OC) on every row: a linear layer's bias.
 void plm_bias_forward(float *out, const float *b, int T, int OC);
@@ -73,15 +79,20 @@ void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int po
                        int D);
 
 // Attention backward for one sequence with no cache (P = 0, S = T). dq (T, H*D), dk, dv (T, K*D)
-// accumulate; att (T, H, att_stride) and q, k, v from the forward. Computes KV heads [k0, k1): each
-// KV head's dk/dv rows and its query heads' dq are written by one caller, so callers split K.
+// accumulate; att (T, H, att_stride) and q, k, v from the forward, scale the forward's (a sliding
+// window needs nothing more: the keys outside it have probability 0). Computes KV heads [k0, k1):
+// each KV head's dk/dv rows and its query heads' dq are written by one caller, so callers split K.
 void plm_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
                             int att_stride, const float *q, const float *k, const float *v, int T,
-                            int H, int K, int D, int k0, int k1);
+                            int H, int K, int D, float scale, int k0, int k1);
 
 // dgate, dup (n) += gradients of out = silu(gate) * up.
 void plm_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                          const float *up, size_t n);
+
+// dgate, dup (n) += gradients of out = gelu(gate) * up (plm_geglu_forward).
+void plm_geglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                        const float *up, size_t n);
 
 // Cross-entropy over logits (T, V) with targets (T) where target < 0 means "no loss here".
 // Returns the summed loss (double) over counted positions; writes probs - onehot scaled by

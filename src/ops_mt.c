@@ -16,12 +16,12 @@ static uint64_t dropout_key(uint64_t seed, int32_t layer, plm_lora_target target
 // ---- the wrappers ----
 
 typedef struct {
-    float *o, *o2;              // outputs
-    const float *a, *b, *c, *w; // inputs
-    const float *rstd_in;       // rstd for the backward
-    float *rstd;                // rstd out
-    float x;                    // eps, scale or p
-    int32_t C, layer, target, add;
+    float *o, *o2;                 // outputs
+    const float *a, *b, *c, *w;    // inputs
+    const float *rstd_in;          // rstd for the backward
+    float *rstd;                   // rstd out
+    float x;                       // eps, scale or p
+    int32_t C, layer, target, add; // add: dropout's; the GLU's: 1 GeGLU, 0 SwiGLU
     uint64_t seed;
 } ew;
 
@@ -51,26 +51,27 @@ void plm_rmsnorm_backward_mt(plm_pool *pool, float *dinp, const float *dout, con
     plm_pool_for(pool, (size_t)T, rmsnorm_bwd_range, &e);
 }
 
-static void swiglu_fwd_range(void *ctx, size_t i0, size_t i1) {
+static void glu_fwd_range(void *ctx, size_t i0, size_t i1) {
     ew *e = ctx;
-    plm_swiglu_forward(e->o + i0, e->a + i0, e->b + i0, i1 - i0);
+    (e->add ? plm_geglu_forward : plm_swiglu_forward)(e->o + i0, e->a + i0, e->b + i0, i1 - i0);
 }
 
-void plm_swiglu_forward_mt(plm_pool *pool, float *out, const float *gate, const float *up,
-                           size_t n) {
-    ew e = {out, NULL, gate, up, NULL, NULL, NULL, NULL, 0.0f, 0, 0, 0, 0, 0};
-    plm_pool_for(pool, n, swiglu_fwd_range, &e);
+void plm_glu_forward_mt(plm_pool *pool, int gelu, float *out, const float *gate, const float *up,
+                        size_t n) {
+    ew e = {out, NULL, gate, up, NULL, NULL, NULL, NULL, 0.0f, 0, 0, 0, gelu, 0};
+    plm_pool_for(pool, n, glu_fwd_range, &e);
 }
 
-static void swiglu_bwd_range(void *ctx, size_t i0, size_t i1) {
+static void glu_bwd_range(void *ctx, size_t i0, size_t i1) {
     ew *e = ctx;
-    plm_swiglu_backward(e->o + i0, e->o2 + i0, e->a + i0, e->b + i0, e->c + i0, i1 - i0);
+    (e->add ? plm_geglu_backward : plm_swiglu_backward)(e->o + i0, e->o2 + i0, e->a + i0, e->b + i0,
+                                                        e->c + i0, i1 - i0);
 }
 
-void plm_swiglu_backward_mt(plm_pool *pool, float *dgate, float *dup, const float *dout,
-                            const float *gate, const float *up, size_t n) {
-    ew e = {dgate, dup, dout, gate, up, NULL, NULL, NULL, 0.0f, 0, 0, 0, 0, 0};
-    plm_pool_for(pool, n, swiglu_bwd_range, &e);
+void plm_glu_backward_mt(plm_pool *pool, int gelu, float *dgate, float *dup, const float *dout,
+                         const float *gate, const float *up, size_t n) {
+    ew e = {dgate, dup, dout, gate, up, NULL, NULL, NULL, 0.0f, 0, 0, 0, gelu, 0};
+    plm_pool_for(pool, n, glu_bwd_range, &e);
 }
 
 static void axpy_range(void *ctx, size_t i0, size_t i1) {

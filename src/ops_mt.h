@@ -13,12 +13,12 @@ void plm_rmsnorm_forward_mt(plm_pool *pool, float *out, float *rstd, const float
                             const float *w, int32_t T, int32_t C, float eps);
 void plm_rmsnorm_backward_mt(plm_pool *pool, float *dinp, const float *dout, const float *inp,
                              const float *w, const float *rstd, int32_t T, int32_t C);
-// plm_swiglu_forward_mt, plm_swiglu_backward_mt: over elements; every array (n); the backward
-// adds into dgate and dup
-void plm_swiglu_forward_mt(plm_pool *pool, float *out, const float *gate, const float *up,
-                           size_t n);
-void plm_swiglu_backward_mt(plm_pool *pool, float *dgate, float *dup, const float *dout,
-                            const float *gate, const float *up, size_t n);
+// plm_glu_forward_mt, plm_glu_backward_mt: the gated MLP's activation, SwiGLU (gelu 0) or Gemma's
+// GeGLU (gelu 1), over elements; every array (n); the backward adds into dgate and dup
+void plm_glu_forward_mt(plm_pool *pool, int gelu, float *out, const float *gate, const float *up,
+                        size_t n);
+void plm_glu_backward_mt(plm_pool *pool, int gelu, float *dgate, float *dup, const float *dout,
+                         const float *gate, const float *up, size_t n);
 // out (n) = a + b * scale, or b * scale when a is NULL
 void plm_axpy_mt(plm_pool *pool, float *out, const float *a, const float *b, float scale, size_t n);
 // out (n) = keep(i) ? x[i] / (1 - p) : 0 with the dropout decisions of (seed, layer, target);

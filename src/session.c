@@ -28,6 +28,7 @@ struct plm_step {
     int32_t n_ctx;          // positions of the RoPE table
     int32_t att_stride;     // positions per (row, head) in att: >= every sequence's P + T
     float *cos_t, *sin_t;   // (n_ctx, D/2) RoPE table
+    float *cos_l, *sin_l;   // (n_ctx, D/2) the local layers' RoPE table (Gemma 3; else NULL)
     float *x;               // (rows, C) the residual stream
     float *xn;              // (rows, C) normalized input of a sublayer, or a sublayer's output
     float *q;               // (rows, H*D) queries
@@ -67,6 +68,8 @@ void plm_step_free(plm_step *st) {
     if (!st) return;
     free(st->cos_t);
     free(st->sin_t);
+    free(st->cos_l);
+    free(st->sin_l);
     plm_free_aligned(st->x);
     plm_free_aligned(st->xn);
     plm_free_aligned(st->q);
@@ -112,6 +115,9 @@ plm_step *plm_step_create(const plm_model *m, plm_pool *pool, int32_t rows, int3
                      .n_ctx = n_ctx};
     st->cos_t = plm_alloc((size_t)n_ctx * (D / 2), sizeof(float));
     st->sin_t = plm_alloc((size_t)n_ctx * (D / 2), sizeof(float));
+    const int local = cfg->sliding_window > 0; // Gemma 3's local layers: their own RoPE base
+    if (local) st->cos_l = plm_alloc((size_t)n_ctx * (D / 2), sizeof(float));
+    if (local) st->sin_l = plm_alloc((size_t)n_ctx * (D / 2), sizeof(float));
     st->x = plm_alloc_aligned(R * C, sizeof(float));
     st->xn = plm_alloc_aligned(R * C, sizeof(float));
     st->q = plm_alloc_aligned(R * H * D, sizeof(float));
@@ -124,13 +130,15 @@ plm_step *plm_step_create(const plm_model *m, plm_pool *pool, int32_t rows, int3
     st->lora_u = plm_alloc_aligned(R * (size_t)(max_rank > 0 ? max_rank : 1), sizeof(float));
     st->lora_y = plm_alloc_aligned(R * maxin, sizeof(float));
     st->scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(rows, (int32_t)maxin), 1);
-    if (step_att(st, att_stride) != PLM_OK || !st->cos_t || !st->sin_t || !st->x || !st->xn ||
-        !st->q || !st->kn || !st->vn || !st->att_out || !st->gate || !st->up || !st->logits ||
-        !st->lora_u || !st->lora_y || !st->scratch) {
+    if (step_att(st, att_stride) != PLM_OK || !st->cos_t || !st->sin_t ||
+        (local && (!st->cos_l || !st->sin_l)) || !st->x || !st->xn || !st->q || !st->kn ||
+        !st->vn || !st->att_out || !st->gate || !st->up || !st->logits || !st->lora_u ||
+        !st->lora_y || !st->scratch) {
         plm_step_free(st);
         return NULL;
     }
     plm_rope_table(st->cos_t, st->sin_t, n_ctx, (int)D, cfg->rope_theta, m->rope_freqs);
+    if (local) plm_rope_table(st->cos_l, st->sin_l, n_ctx, (int)D, cfg->rope_local_base_freq, NULL);
     return st;
 }
 
@@ -275,7 +283,8 @@ static void attention_worker(void *ctx, int ith, int nth) {
                               st->att + (size_t)off * (size_t)H * (size_t)st->att_stride,
                               st->att_stride, st->q + (size_t)off * HD, s->k_cache + lc,
                               s->v_cache + lc, (size_t)D, (size_t)s->cap * D, j->sq[i].T, s->n_past,
-                              H, K, D, (int)(lo - a), (int)(hi - a));
+                              H, K, D, plm_attention_scale(cfg), plm_layer_window(cfg, j->layer),
+                              (int)(lo - a), (int)(hi - a));
     }
 }
 
@@ -307,18 +316,21 @@ static void linear(const plm_step *st, const plm_step_seq *sq, int32_t n, int nw
 
 // ---- the forward step ----
 
-// new_keys_values: RoPE on each sequence's queries and new keys, then its keys and values into
-// its caches at its positions P..P+T-1 of layer l (each row's K heads to their own streams)
+// new_keys_values: RoPE on each sequence's queries and new keys (a local layer's table for Gemma
+// 3's), then its keys and values into its caches at its positions P..P+T-1 of layer l (each row's
+// K heads to their own streams)
 static void new_keys_values(const plm_step *st, const plm_step_seq *sq, int32_t n, int l) {
     const plm_config *cfg = &st->model->config;
     int H = cfg->num_attention_heads, K = cfg->num_key_value_heads, D = cfg->head_dim;
     size_t KD = (size_t)K * D;
+    const int local = plm_layer_window(cfg, l) > 0;
+    const float *cos_t = local ? st->cos_l : st->cos_t, *sin_t = local ? st->sin_l : st->sin_t;
     for (int32_t i = 0, off = 0; i < n; off += sq[i].T, i++) {
         plm_session *s = sq[i].s;
         int P = s->n_past, T = sq[i].T;
         float *k = st->kn + (size_t)off * KD, *v = st->vn + (size_t)off * KD;
-        plm_rope_forward(st->q + (size_t)off * H * D, st->cos_t, st->sin_t, P, T, H, D);
-        plm_rope_forward(k, st->cos_t, st->sin_t, P, T, K, D);
+        plm_rope_forward(st->q + (size_t)off * H * D, cos_t, sin_t, P, T, H, D);
+        plm_rope_forward(k, cos_t, sin_t, P, T, K, D);
         for (int t = 0; t < T; t++)
             for (int kh = 0; kh < K; kh++) { // (l, kh, P + t) of the caches
                 size_t at = (((size_t)l * K + (size_t)kh) * (size_t)s->cap + (size_t)(P + t)) * D;
@@ -339,16 +351,18 @@ static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n, 
     int H = cfg->num_attention_heads, K = cfg->num_key_value_heads, D = cfg->head_dim;
     size_t V = (size_t)cfg->vocab_size;
     float eps = cfg->rms_norm_eps;
+    const int gelu = cfg->model_type == PLM_ARCH_GEMMA3;
     int T = 0; // rows in the step
     for (int32_t i = 0; i < n; T += sq[i].T, i++)
         plm_embed_forward(st->x + (size_t)T * C, sq[i].ids, sq[i].T, m, sq[i].s->lora);
     for (int l = 0; l < L; l++) {
         const plm_layer *w = &m->layers[l];
         // attention block: x += o_proj(attention(rope(q), rope(k), v)), q, k, v with their
-        // biases (Qwen2) and q, k normalized per head (Qwen3)
+        // biases (Qwen2), q, k normalized per head (Qwen3, Gemma 3), o_proj's output normalized
+        // (Gemma 3)
         plm_rmsnorm_forward_mt(st->pool, st->xn, NULL, st->x, w->input_layernorm, T, C, eps);
         linear(st, sq, n, 3, (float *const[]){st->q, st->kn, st->vn}, st->xn, l, QKV, T);
-        if (cfg->qk_norm) { // Qwen3: RMSNorm over each head's D values of q and k, before RoPE
+        if (cfg->qk_norm) { // RMSNorm over each head's D values of q and k, before RoPE
             plm_rmsnorm_forward_mt(st->pool, st->q, NULL, st->q, w->q_norm, T * H, D, eps);
             plm_rmsnorm_forward_mt(st->pool, st->kn, NULL, st->kn, w->k_norm, T * K, D, eps);
         }
@@ -356,13 +370,18 @@ static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n, 
         attention_job job = {st, sq, n, l};
         plm_pool_run(st->pool, attention_worker, &job);
         linear(st, sq, n, 1, &st->xn, st->att_out, l, O_PROJ, T);
+        if (w->post_attn_norm)
+            plm_rmsnorm_forward_mt(st->pool, st->xn, NULL, st->xn, w->post_attn_norm, T, C, eps);
         plm_residual_forward(st->x, st->xn, (size_t)T * C);
-        // MLP block: x += down_proj(silu(gate_proj(xn)) * up_proj(xn))
+        // MLP block: x += down_proj(act(gate_proj(xn)) * up_proj(xn)), act silu (SwiGLU) or
+        // Gemma 3's tanh GELU (GeGLU), down_proj's output normalized (Gemma 3)
         plm_rmsnorm_forward_mt(st->pool, st->xn, NULL, st->x, w->post_attention_layernorm, T, C,
                                eps);
         linear(st, sq, n, 2, (float *const[]){st->gate, st->up}, st->xn, l, GATE_UP, T);
-        plm_swiglu_forward_mt(st->pool, st->gate, st->gate, st->up, (size_t)T * F);
+        plm_glu_forward_mt(st->pool, gelu, st->gate, st->gate, st->up, (size_t)T * F);
         linear(st, sq, n, 1, &st->xn, st->gate, l, DOWN_PROJ, T);
+        if (w->post_ffw_norm)
+            plm_rmsnorm_forward_mt(st->pool, st->xn, NULL, st->xn, w->post_ffw_norm, T, C, eps);
         plm_residual_forward(st->x, st->xn, (size_t)T * C);
     }
     for (int32_t i = 0; i < n; i++) sq[i].s->n_past += sq[i].T;

@@ -12,12 +12,13 @@
 //
 // Memory: what backward needs is saved per layer only when it cannot be recomputed cheaply and
 // exactly. Saved: the residual stream x and xm, the norms' rstd, q, k, v, gate, up, each adapter's
-// A x, o_proj's input when o_proj is adapted, and with per-head q/k norms (Qwen3) their inputs. Recomputed in backward with the forward's own
-// functions (so with the same bits): the norms' outputs and silu(gate) * up (only where an adapted
-// linear reads them: the base's dx = dy W needs no input) and the attention probabilities (one
-// layer at a time, per example and KV head). A layer keeps 2C + H*D + 2*K*D + 2F floats a token
+// A x, o_proj's input when o_proj is adapted, with per-head q/k norms (Qwen3, Gemma 3) their
+// inputs, and with Gemma 3's post norms their inputs and rstd. Recomputed in backward with the
+// forward's own functions (so with the same bits): the norms' outputs and act(gate) * up (only
+// where an adapted linear reads them: the base's dx = dy W needs no input) and the attention
+// probabilities (one layer at a time, per example and KV head). A layer keeps 2C + H*D + 2*K*D + 2F floats a token
 // (SmolLM2-135M: 5.2k, where keeping everything took 8.4k + H * max_len), and with q/k norms
-// (Qwen3) H*D + K*D + H + K more.
+// (Qwen3) H*D + K*D + H + K more, with Gemma 3's post norms 2C + 2 more.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,9 @@ typedef struct {
     float *rstdq, *rstdk;         // (N*H), (N*K) those norms' rstd (qk_norm only; else NULL)
     float *ao;                    // (N, H*D) attention output, o_proj input: the layer's own when
                                   // o_proj is adapted, else the trainer's scratch t->ao
+    float *xo, *xd;               // (N, C) o_proj's, down_proj's outputs before their norms
+                                  // (Gemma 3's post norms only; else NULL)
+    float *rstdo, *rstdd;         // (N) those norms' rstd (Gemma 3 only; else NULL)
     float *xm;                    // (N, C) residual after attention
     float *rstd2;                 // (N) post_attention_layernorm
     float *gate;                  // (N, F) gate_proj output
@@ -70,6 +74,7 @@ struct plm_trainer {
     int32_t *rows, *targets; // (N) the M rows' indices and their target ids
     double *row_loss;        // (N) each of the M rows' loss
     float *cos_t, *sin_t;    // (max_len, D/2) RoPE table
+    float *cos_l, *sin_l;    // (max_len, D/2) the local layers' RoPE table (Gemma 3; else NULL)
     // backward buffers, (N, ...) rows
     float *dx, *dxn, *dq, *dk, *dv, *dao, *dh, *dgate, *dup, *dtmp;
     plm_linear_bufs lb;   // LoRA buffers (lb.dys is dtmp)
@@ -187,6 +192,10 @@ static size_t layout(plm_trainer *t, char *base) {
             a->rstdq = carve(base, &at, N * H);
             a->rstdk = carve(base, &at, N * (size_t)c->num_key_value_heads);
         }
+        if (c->model_type == PLM_ARCH_GEMMA3) {
+            a->xo = carve(base, &at, N * C), a->xd = carve(base, &at, N * C);
+            a->rstdo = carve(base, &at, N), a->rstdd = carve(base, &at, N);
+        }
         a->xm = carve(base, &at, N * C), a->rstd2 = carve(base, &at, N);
         a->gate = carve(base, &at, N * F), a->up = carve(base, &at, N * F);
         for (int tg = 0; tg < PLM_LORA_N_TARGETS; tg++)
@@ -201,6 +210,10 @@ static size_t layout(plm_trainer *t, char *base) {
     t->row_loss = (double *)(void *)carve(base, &at, 2 * N);
     t->cos_t = carve(base, &at, S * (size_t)c->head_dim / 2);
     t->sin_t = carve(base, &at, S * (size_t)c->head_dim / 2);
+    if (c->sliding_window > 0) {
+        t->cos_l = carve(base, &at, S * (size_t)c->head_dim / 2);
+        t->sin_l = carve(base, &at, S * (size_t)c->head_dim / 2);
+    }
     t->dx = carve(base, &at, N * C), t->dxn = carve(base, &at, N * C);
     t->dq = carve(base, &at, N * HD), t->dk = carve(base, &at, N * KD),
     t->dv = carve(base, &at, N * KD);
@@ -259,6 +272,9 @@ plm_status plm_trainer_create(plm_trainer **out, const plm_model *base, plm_lora
     memset(aligned, 0, t->zeroed);
     plm_rope_table(t->cos_t, t->sin_t, p.max_len, base->config.head_dim, base->config.rope_theta,
                    base->rope_freqs);
+    if (t->cos_l)
+        plm_rope_table(t->cos_l, t->sin_l, p.max_len, base->config.head_dim,
+                       base->config.rope_local_base_freq, NULL);
     *out = t;
     return PLM_OK;
 nomem:
@@ -294,6 +310,7 @@ typedef struct {
     plm_trainer *t;
     const batch *b;
     const layer_acts *a;
+    int32_t layer;
     int backward;
 } attention_job;
 
@@ -304,6 +321,8 @@ static void attention_worker(void *ctx, int ith, int nth) {
     const plm_config *c = &t->model->config;
     int H = c->num_attention_heads, K = c->num_key_value_heads, D = c->head_dim, G = H / K;
     size_t HD = (size_t)H * D, KD = (size_t)K * D;
+    const float sc = plm_attention_scale(c);
+    const int win = plm_layer_window(c, j->layer);
     for (int32_t i = 0; i < j->b->n; i++) {
         int T = j->b->ex[i].n;
         size_t r = ex_row(j->b, i);
@@ -311,7 +330,8 @@ static void attention_worker(void *ctx, int ith, int nth) {
         const float *q = a->q + r * HD, *k = a->k + r * KD, *v = a->v + r * KD;
         if (!j->backward) { // rows split over threads, each (t, h) by one thread
             int n = T * H, i0 = (int)((long)n * ith / nth), i1 = (int)((long)n * (ith + 1) / nth);
-            plm_attention_forward(a->ao + r * HD, att, T, q, k, v, KD, D, T, 0, H, K, D, i0, i1);
+            plm_attention_forward(a->ao + r * HD, att, T, q, k, v, KD, D, T, 0, H, K, D, sc, win,
+                                  i0, i1);
             continue;
         }
         for (int kh = 0; kh < K; kh++) {
@@ -320,21 +340,24 @@ static void attention_worker(void *ctx, int ith, int nth) {
             // (each (t, h) on its own, from the same q and k: the same bits); the outputs they
             // give again go to the scratch t->ao, which o_proj's backward has read by now
             for (int p = 0; p < T; p++)
-                plm_attention_forward(t->ao + r * HD, att, T, q, k, v, KD, D, T, 0, H, K, D,
-                                      p * H + kh * G, p * H + kh * G + G);
+                plm_attention_forward(t->ao + r * HD, att, T, q, k, v, KD, D, T, 0, H, K, D, sc,
+                                      win, p * H + kh * G, p * H + kh * G + G);
             plm_attention_backward(t->dq + r * HD, t->dk + r * KD, t->dv + r * KD, t->dao + r * HD,
-                                   att, T, q, k, v, T, H, K, D, kh, kh + 1);
+                                   att, T, q, k, v, T, H, K, D, sc, kh, kh + 1);
         }
     }
 }
 
-// rope_batch: RoPE (or its backward) on x (N, NH*D), every example from position 0
-static void rope_batch(plm_trainer *t, const batch *b, float *x, int NH, int backward) {
+// rope_batch: RoPE of layer l (Gemma 3's local layers: their own table), or its backward, on x
+// (N, NH*D), every example from position 0
+static void rope_batch(plm_trainer *t, const batch *b, float *x, int NH, int32_t l, int backward) {
     int D = t->model->config.head_dim;
+    const int local = plm_layer_window(&t->model->config, l) > 0;
+    const float *cos_t = local ? t->cos_l : t->cos_t, *sin_t = local ? t->sin_l : t->sin_t;
     for (int32_t i = 0; i < b->n; i++) {
         float *xi = x + ex_row(b, i) * (size_t)NH * D;
-        if (backward) plm_rope_backward(xi, t->cos_t, t->sin_t, 0, b->ex[i].n, NH, D);
-        else plm_rope_forward(xi, t->cos_t, t->sin_t, 0, b->ex[i].n, NH, D);
+        if (backward) plm_rope_backward(xi, cos_t, sin_t, 0, b->ex[i].n, NH, D);
+        else plm_rope_forward(xi, cos_t, sin_t, 0, b->ex[i].n, NH, D);
     }
 }
 
@@ -360,6 +383,7 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
         L = c->num_hidden_layers, D = c->head_dim;
     size_t F = (size_t)c->intermediate_size;
     float eps = c->rms_norm_eps;
+    const int gelu = c->model_type == PLM_ARCH_GEMMA3;
     plm_embed_forward(t->acts[0].x, t->ids, N, m, t->lora);
     for (int32_t l = 0; l < L; l++) {
         layer_acts *a = &t->acts[l];
@@ -368,22 +392,26 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
         linear(t, c->qk_norm ? a->qr : a->q, t->xn, l, PLM_LORA_Q_PROJ, a, N, train, seed);
         linear(t, c->qk_norm ? a->kr : a->k, t->xn, l, PLM_LORA_K_PROJ, a, N, train, seed);
         linear(t, a->v, t->xn, l, PLM_LORA_V_PROJ, a, N, train, seed);
-        if (c->qk_norm) { // Qwen3: RMSNorm over each head's D values of q and k, before RoPE
+        if (c->qk_norm) { // RMSNorm over each head's D values of q and k, before RoPE
             plm_rmsnorm_forward_mt(t->pool, a->q, a->rstdq, a->qr, w->q_norm, N * H, D, eps);
             plm_rmsnorm_forward_mt(t->pool, a->k, a->rstdk, a->kr, w->k_norm, N * K, D, eps);
         }
-        rope_batch(t, b, a->q, H, 0);
-        rope_batch(t, b, a->k, K, 0);
-        attention_job job = {t, b, a, 0};
+        rope_batch(t, b, a->q, H, l, 0);
+        rope_batch(t, b, a->k, K, l, 0);
+        attention_job job = {t, b, a, l, 0};
         plm_pool_run(t->pool, attention_worker, &job);
-        linear(t, t->dtmp, a->ao, l, PLM_LORA_O_PROJ, a, N, train, seed);
+        linear(t, a->xo ? a->xo : t->dtmp, a->ao, l, PLM_LORA_O_PROJ, a, N, train, seed);
+        if (a->xo) // Gemma 3: o_proj's output normalized
+            plm_rmsnorm_forward_mt(t->pool, t->dtmp, a->rstdo, a->xo, w->post_attn_norm, N, C, eps);
         plm_axpy_mt(t->pool, a->xm, a->x, t->dtmp, 1.0f, (size_t)N * C);
         plm_rmsnorm_forward_mt(t->pool, t->xn, a->rstd2, a->xm, w->post_attention_layernorm, N, C,
                                eps);
         linear(t, a->gate, t->xn, l, PLM_LORA_GATE_PROJ, a, N, train, seed);
         linear(t, a->up, t->xn, l, PLM_LORA_UP_PROJ, a, N, train, seed);
-        plm_swiglu_forward_mt(t->pool, t->h, a->gate, a->up, (size_t)N * F);
-        linear(t, t->dtmp, t->h, l, PLM_LORA_DOWN_PROJ, a, N, train, seed);
+        plm_glu_forward_mt(t->pool, gelu, t->h, a->gate, a->up, (size_t)N * F);
+        linear(t, a->xd ? a->xd : t->dtmp, t->h, l, PLM_LORA_DOWN_PROJ, a, N, train, seed);
+        if (a->xd) // Gemma 3: down_proj's output normalized
+            plm_rmsnorm_forward_mt(t->pool, t->dtmp, a->rstdd, a->xd, w->post_ffw_norm, N, C, eps);
         float *next = l + 1 < L ? t->acts[l + 1].x : t->xf;
         plm_axpy_mt(t->pool, next, a->xm, t->dtmp, 1.0f, (size_t)N * C);
     }
@@ -460,6 +488,18 @@ static void qk_norm_backward(plm_trainer *t, float *dx, const float *inp, const 
     memcpy(dx, t->dtmp, n * sizeof *dx);
 }
 
+// post_norm_backward: the gradient of a sublayer's output before Gemma 3's post norm w (frozen)
+// given dy (N, C), that of the norm's output; inp (N, C) and rstd (N) from the forward. Returns
+// dy itself without the norm (w NULL), else t->dxn holding it.
+static const float *post_norm_backward(plm_trainer *t, const float *dy, const float *inp,
+                                       const float *w, const float *rstd, int32_t N) {
+    if (!w) return dy;
+    int32_t C = t->model->config.hidden_size;
+    memset(t->dxn, 0, (size_t)N * (size_t)C * sizeof *t->dxn);
+    plm_rmsnorm_backward_mt(t->pool, t->dxn, dy, inp, w, rstd, N, C);
+    return t->dxn;
+}
+
 // backward: given the head's gradient dxg (M, C) in t->dx (head_loss), the gradients of the
 // adapter's tensors from the activations forward saved, recomputing the rest
 static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint64_t seed) {
@@ -469,6 +509,7 @@ static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint6
     size_t F = (size_t)c->intermediate_size, NC = (size_t)N * C;
     size_t HD = (size_t)H * c->head_dim, KD = (size_t)K * c->head_dim;
     float eps = c->rms_norm_eps;
+    const int gelu = c->model_type == PLM_ARCH_GEMMA3;
     memset(t->dxn, 0, NC * sizeof *t->dxn); // dxn: dxg at the M rows that have logits
     for (int32_t r = 0; r < M; r++)
         memcpy(t->dxn + (size_t)t->rows[r] * C, t->dx + (size_t)r * C, C * sizeof *t->dx);
@@ -477,14 +518,16 @@ static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint6
     for (int32_t l = c->num_hidden_layers - 1; l >= 0; l--) {
         layer_acts *a = &t->acts[l];
         const plm_layer *w = &m->layers[l];
-        // MLP block: xout = xm + down(silu(gate) * up); dx holds d(xout) and becomes d(xm)
+        // MLP block: xout = xm + down(act(gate) * up) (Gemma 3: + norm(down(...))); dx holds
+        // d(xout) and becomes d(xm)
         if (adapted(t, l, PLM_LORA_DOWN_PROJ)) // down_proj's input, for its adapter
-            plm_swiglu_forward_mt(t->pool, t->h, a->gate, a->up, (size_t)N * F);
+            plm_glu_forward_mt(t->pool, gelu, t->h, a->gate, a->up, (size_t)N * F);
+        const float *dy = post_norm_backward(t, t->dx, a->xd, w->post_ffw_norm, a->rstdd, N);
         memset(t->dh, 0, (size_t)N * F * sizeof *t->dh);
-        linear_backward(t, t->dh, t->dx, t->h, l, PLM_LORA_DOWN_PROJ, a, N, seed);
+        linear_backward(t, t->dh, dy, t->h, l, PLM_LORA_DOWN_PROJ, a, N, seed);
         memset(t->dgate, 0, (size_t)N * F * sizeof *t->dgate);
         memset(t->dup, 0, (size_t)N * F * sizeof *t->dup);
-        plm_swiglu_backward_mt(t->pool, t->dgate, t->dup, t->dh, a->gate, a->up, (size_t)N * F);
+        plm_glu_backward_mt(t->pool, gelu, t->dgate, t->dup, t->dh, a->gate, a->up, (size_t)N * F);
         if (adapted(t, l, PLM_LORA_GATE_PROJ) || adapted(t, l, PLM_LORA_UP_PROJ))
             plm_rmsnorm_forward_mt(t->pool, t->xn, NULL, a->xm, w->post_attention_layernorm, N, C,
                                    eps);
@@ -493,16 +536,18 @@ static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint6
         linear_backward(t, t->dxn, t->dup, t->xn, l, PLM_LORA_UP_PROJ, a, N, seed);
         plm_rmsnorm_backward_mt(t->pool, t->dx, t->dxn, a->xm, w->post_attention_layernorm,
                                 a->rstd2, N, C);
-        // attention block: xm = x + o(attention(rope(q), rope(k), v)); dx becomes d(x)
+        // attention block: xm = x + o(attention(rope(q), rope(k), v)) (Gemma 3: + norm(o(...)));
+        // dx becomes d(x)
+        dy = post_norm_backward(t, t->dx, a->xo, w->post_attn_norm, a->rstdo, N);
         memset(t->dao, 0, (size_t)N * HD * sizeof *t->dao);
-        linear_backward(t, t->dao, t->dx, a->ao, l, PLM_LORA_O_PROJ, a, N, seed);
+        linear_backward(t, t->dao, dy, a->ao, l, PLM_LORA_O_PROJ, a, N, seed);
         memset(t->dq, 0, (size_t)N * HD * sizeof *t->dq);
         memset(t->dk, 0, (size_t)N * KD * sizeof *t->dk);
         memset(t->dv, 0, (size_t)N * KD * sizeof *t->dv);
-        attention_job job = {t, b, a, 1};
+        attention_job job = {t, b, a, l, 1};
         plm_pool_run(t->pool, attention_worker, &job);
-        rope_batch(t, b, t->dq, H, 1);
-        rope_batch(t, b, t->dk, K, 1);
+        rope_batch(t, b, t->dq, H, l, 1);
+        rope_batch(t, b, t->dk, K, l, 1);
         if (c->qk_norm) { // dq, dk become the gradients of q_proj's and k_proj's outputs
             qk_norm_backward(t, t->dq, a->qr, w->q_norm, a->rstdq, N * H);
             qk_norm_backward(t, t->dk, a->kr, w->k_norm, a->rstdk, N * K);
@@ -516,7 +561,8 @@ static void backward(plm_trainer *t, const batch *b, int32_t N, int32_t M, uint6
         linear_backward(t, t->dxn, t->dv, t->xn, l, PLM_LORA_V_PROJ, a, N, seed);
         plm_rmsnorm_backward_mt(t->pool, t->dx, t->dxn, a->x, w->input_layernorm, a->rstd1, N, C);
     }
-    if (t->lora->n_tokens) plm_embed_backward(token_grad(t), t->dx, t->ids, N, t->lora);
+    if (t->lora->n_tokens)
+        plm_embed_backward(token_grad(t), t->dx, t->ids, N, t->lora, plm_embed_scale(c));
 }
 
 // ---- entry points ----

@@ -7,6 +7,12 @@ layers, 4 heads, 2 KV heads, vocab 320), one per family that pocketlm runs besid
                   the 8 frequencies of head_dim 16 fall in all three bands), tied
     tiny-qwen2/   Qwen2ForCausalLM (biases on q, k, v), rope_theta 1e6, untied
     tiny-qwen3/   Qwen3ForCausalLM (per-head q_norm, k_norm; head_dim 24 != 64 / 4), tied
+    tiny-gemma3/  Gemma3ForCausalLM (gemma3_text), Gemma 3 270M's config scaled down: 3 layers
+                  (local, global, local: sliding_window_pattern 2, also as layer_types),
+                  sliding_window 4 (the 33-token reference runs far past it), 1 KV head,
+                  head_dim 32 != 64 / 4, query_pre_attn_scalar 24 != head_dim, rope_theta 1e6
+                  (global) and rope_local_base_freq 1e4, tied; norm weights 0.2 randn around 0
+                  (Gemma3RMSNorm multiplies by 1 + w)
 and <name>.ref.safetensors with the tensors of make_ref.py's references (input_ids, logits,
 input_ids33, logits33, loss, loss33, greedy, greedy_logits, greedy_gap). Greedy is the argmax of
 full forwards without a cache, step by step (make_ref.py checks that HF's cached generate gives
@@ -16,7 +22,7 @@ Qwen3 needs transformers >= 4.51, newer than the pinned 4.44.2 (tests/ref/README
 script runs in a virtual environment over the system torch:
     /usr/bin/python3 -m venv --system-site-packages /tmp/tfnew
     /tmp/tfnew/bin/pip install transformers==4.51.3
-    /tmp/tfnew/bin/python tests/make_ref_arch.py
+    /tmp/tfnew/bin/python tests/make_ref_arch.py [name ...]    # default: every model
 transformers 4.51 imports a few torch 2 names at module level (torch.distributed.tensor,
 torch.compiler, the float8 dtypes, LRScheduler) that Debian's torch 1.13 lacks; the stand-ins below only let
 those imports succeed: none of them is on the path of a float32 eager forward.
@@ -46,8 +52,9 @@ if not hasattr(torch, "compiler"):  # torch 1.13: stand-ins for names transforme
 
 import transformers  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
-from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config,  # noqa: E402
-                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
+from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig,  # noqa: E402
+                          LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM)
 
 REF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref")
 V, T_SHORT, T_LONG, N_GREEDY = 320, 7, 33, 20
@@ -66,19 +73,35 @@ MODELS = {
     "tiny-qwen3": (2468, Qwen3ForCausalLM, Qwen3Config(
         **BASE, head_dim=24, tie_word_embeddings=True, rope_theta=1000000.0,
         attention_bias=False, use_sliding_window=False)),
+    "tiny-gemma3": (1357, Gemma3ForCausalLM, Gemma3TextConfig(
+        vocab_size=V, hidden_size=64, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=1, head_dim=32, query_pre_attn_scalar=24,
+        intermediate_size=128,
+        max_position_embeddings=128, rms_norm_eps=1e-6, hidden_activation="gelu_pytorch_tanh",
+        sliding_window=4, sliding_window_pattern=2,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+        rope_theta=1000000.0, rope_local_base_freq=10000.0, rope_scaling=None,
+        attn_logit_softcapping=None, final_logit_softcapping=None, tie_word_embeddings=True,
+        bos_token_id=2, eos_token_id=1, pad_token_id=0, torch_dtype="float32",
+        attn_implementation="eager")),
 }
+# Gemma: norms around 0 (Gemma3RMSNorm adds the 1 itself); the embedding 0.05 randn, as it is
+# scaled by sqrt(64) = 8 (with 0.2 the residual stream is mostly the token's own row and the greedy
+# continuation repeats the last token)
+INIT = {"tiny-gemma3": dict(norm_center=0.0, embed_std=0.05)}
 
 
-def build(seed, cls, cfg):
+def build(seed, cls, cfg, norm_center=1.0, embed_std=0.2):
     torch.manual_seed(seed)
     model = cls(cfg)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):  # around 1 but not 1: a misplaced norm shows
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+                p.copy_(norm_center + 0.2 * torch.randn(p.shape, generator=g))
             else:  # weights and biases
-                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+                std = embed_std if name.endswith("embed_tokens.weight") else 0.2
+                p.copy_(std * torch.randn(p.shape, generator=g))
     return model.eval()
 
 
@@ -111,10 +134,19 @@ def main():
     ids33 = torch.randint(3, V, (T_LONG,), generator=g)
     total = 0
     for name, (seed, cls, cfg) in MODELS.items():
-        model = build(seed, cls, cfg)
+        if len(sys.argv) > 1 and name not in sys.argv[1:]:
+            continue
+        model = build(seed, cls, cfg, **INIT.get(name, {}))
         d = os.path.join(REF, name)
         model.save_pretrained(d, safe_serialization=True)
         refs = references(model, ids7, ids33)
+        if getattr(cfg, "sliding_window_pattern", None):  # the window changes the 33-token logits
+            wide = build(seed, cls, type(cfg)(**{**cfg.to_dict(), "sliding_window": 128}),
+                         **INIT.get(name, {}))
+            with torch.no_grad():
+                diff = (wide(ids33[None].long(), use_cache=False).logits[0] - refs["logits33"])
+            assert diff.abs().max() > 0.1, "sliding_window had no effect"
+            print(f"{name}: max |logits33 - logits33 without the window| {diff.abs().max():.3f}")
         meta = {"generator": f"tests/make_ref_arch.py {name} (transformers "
                              f"{transformers.__version__}, torch {torch.__version__})"}
         path = os.path.join(REF, name + ".ref.safetensors")
@@ -125,8 +157,8 @@ def main():
               f"{refs['greedy_gap'].item():.4f} loss33 {refs['loss33'].item():.5f}")
     print(f"tests/ref (make_ref_arch.py outputs): {total / 1e6:.3f} MB; transformers "
           f"{transformers.__version__}, torch {torch.__version__}")
-    if total > 2_000_000:
-        sys.exit("make_ref_arch.py outputs exceed 2 MB")
+    if total > 2_500_000:
+        sys.exit("make_ref_arch.py outputs exceed 2.5 MB")
 
 
 if __name__ == "__main__":

@@ -90,7 +90,10 @@ class Run:
     def loss(self, batch):
         x, mask, labels = padded(batch)
         E = self.E if self.rows is None else self.E.index_copy(0, self.token_ids, self.rows)
-        h = self.model.base_model.model.model(inputs_embeds=E[x], attention_mask=mask).last_hidden_state
+        emb = self.model.base_model.model.model.embed_tokens  # Gemma's scales its rows
+        scale = emb.embed_scale.to(E.dtype) if hasattr(emb, "embed_scale") else 1.0
+        h = self.model.base_model.model.model(inputs_embeds=E[x] * scale,
+                                              attention_mask=mask).last_hidden_state
         W = E if self.tied else self.model.base_model.model.lm_head.weight
         logits = h @ W.t()
         return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),

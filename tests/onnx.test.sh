@@ -2,8 +2,8 @@
 # onnx.test.sh: `pocketlm export` end to end on the tiny models (tests/ref): ONNX files that
 # onnx.checker accepts (tests/onnx_check.py, needs python3-onnx) and that onnxruntime-node runs with
 # pocketlm's logits (tests/onnx_check.mjs: fp32 within 1e-4, KV-cache steps, greedy tokens, batch 2
-# with left padding; int8/int4 reported), for the tiny Llama, Llama 3, Qwen2 and Qwen3 models, and
-# that transformers.js runs the last three with HF's logits; --lora merges first; GGUF export read by the PyPI gguf
+# with left padding; int8/int4 reported), for the tiny Llama, Llama 3, Qwen2, Qwen3 and Gemma 3 models, and
+# that transformers.js runs the last four with HF's logits; --lora merges first; GGUF export read by the PyPI gguf
 # package when /usr/bin/python3 has it; bad input refused with nothing half-written.
 # A part whose peer is missing (python3-onnx, onnxruntime-node, PyPI gguf) prints SKIP and the rest
 # runs (tests/lib.sh).
@@ -19,8 +19,8 @@ say() { printf 'onnx: %s\n' "$*"; }
 bad() { say "FAIL: $*"; fail=1; }
 
 # the exports and the C session's reference logits
-# (and the other families: Llama 3 RoPE scaling, Qwen2 biases, Qwen3 q/k norms)
-for v in tied untied llama3 qwen2 qwen3; do
+# (and the other families: Llama 3 RoPE scaling, Qwen2 biases, Qwen3 q/k norms, Gemma 3)
+for v in tied untied llama3 qwen2 qwen3 gemma3; do
     "$B/tests/test_onnx" --export "$d/$v" "tests/ref/tiny-$v" --quant none,int8,int4,int8-qdq ||
         bad "test_onnx --export $v"
 done
@@ -35,7 +35,7 @@ fi
 
 # onnxruntime-node against the reference
 if [ -d node_modules/onnxruntime-node ] && command -v node >/dev/null 2>&1; then
-    for v in tied untied llama3 qwen2 qwen3; do
+    for v in tied untied llama3 qwen2 qwen3 gemma3; do
         node tests/onnx_check.mjs "$d/$v" || bad "onnx_check.mjs $v"
     done
 else
@@ -46,7 +46,7 @@ fi
 # the logits of HF transformers (tests/make_ref_arch.py's references)
 if [ -d node_modules/@huggingface/transformers ] && command -v node >/dev/null 2>&1 &&
     has_py numpy safetensors; then
-    for v in llama3 qwen2 qwen3; do
+    for v in llama3 qwen2 qwen3 gemma3; do
         ids=$($PY -c "import sys; from safetensors.numpy import load_file
 r = load_file(sys.argv[1]); r['logits'].astype('float32').tofile(sys.argv[2])
 print([int(x) for x in r['input_ids']])" "tests/ref/tiny-$v.ref.safetensors" "$d/$v.f32") &&

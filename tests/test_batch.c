@@ -232,6 +232,7 @@ int main(void) {
         check_model("tests/ref/tiny-llama3", dt, none, 1);
         check_model("tests/ref/tiny-qwen2", dt, untied, 0);
         check_model("tests/ref/tiny-qwen3", dt, none, 1);
+        check_model("tests/ref/tiny-gemma3", dt, none, 1);
     }
     check_real();
     return test_main_end("test_batch");

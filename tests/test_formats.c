@@ -807,12 +807,12 @@ static void expect_config(const char *what, const char *keys, plm_status want, c
     expect_load(what, tpath("family"), want, needle);
 }
 
-// test_families: Llama 3 (rope_scaling llama3), Qwen2 and Qwen3 saved as HF directories and as
+// test_families: Llama 3 (rope_scaling llama3), Qwen2, Qwen3 and Gemma 3 saved as HF directories and as
 // GGUF files load back with the same config, weights and logits; a config of these families
 // asking for what pocketlm does not compute is refused.
 static void test_families(void) {
-    const char *names[] = {"tiny-llama3", "tiny-qwen2", "tiny-qwen3"};
-    for (int i = 0; i < 3; i++) {
+    const char *names[] = {"tiny-llama3", "tiny-qwen2", "tiny-qwen3", "tiny-gemma3"};
+    for (int i = 0; i < 4; i++) {
         char src[256];
         snprintf(src, sizeof src, "tests/ref/%s", names[i]);
         plm_model *a = load(src, PLM_DTYPE_F32), *b = NULL;
@@ -859,6 +859,70 @@ static void test_families(void) {
                   PLM_ERR_FORMAT, "0 < low < high");
     expect_config("yarn", "\"model_type\": \"qwen2\", \"rope_scaling\": {\"type\": \"yarn\"}",
                   PLM_ERR_UNSUPPORTED, "'yarn'");
+    // Gemma 3: what its bigger models or other versions add
+    expect_config("gemma3 rope_scaling linear",
+                  "\"model_type\": \"gemma3_text\", \"rope_scaling\": {\"rope_type\": "
+                  "\"linear\", \"factor\": 8.0}",
+                  PLM_ERR_UNSUPPORTED, "rope_scaling is set");
+    expect_config("gemma3 softcapping",
+                  "\"architectures\": [\"Gemma3ForCausalLM\"], \"final_logit_softcapping\": 30.0",
+                  PLM_ERR_UNSUPPORTED, "final_logit_softcapping is set");
+    expect_config("gemma3 activation",
+                  "\"model_type\": \"gemma3_text\", \"hidden_activation\": \"gelu\"",
+                  PLM_ERR_UNSUPPORTED, "want gelu_pytorch_tanh");
+    expect_config("gemma3 layer_types",
+                  "\"model_type\": \"gemma3_text\", \"layer_types\": [\"full_attention\", "
+                  "\"sliding_attention\"]",
+                  PLM_ERR_UNSUPPORTED, "layer_types[1] is not 'full_attention'");
+    expect_config("gemma3 bidirectional",
+                  "\"model_type\": \"gemma3_text\", \"use_bidirectional_attention\": true",
+                  PLM_ERR_UNSUPPORTED, "use_bidirectional_attention is true");
+    expect_config("gemma3 multimodal", "\"model_type\": \"gemma3\"", PLM_ERR_UNSUPPORTED,
+                  "'gemma3' is not supported");
+}
+
+// test_gemma3_configs: the tiny Gemma 3's config.json as newer transformers write it (the 270M's
+// keys: layer_types with _sliding_window_pattern) and as 4.51 does (sliding_window_pattern only),
+// with tie_word_embeddings left to Gemma3TextConfig's default (true), gives the same config.
+static void test_gemma3_configs(void) {
+    static const char *const kinds[] = {
+        "\"_sliding_window_pattern\": 2, \"layer_types\": [\"sliding_attention\", "
+        "\"full_attention\", \"sliding_attention\"]",
+        "\"sliding_window_pattern\": 2"};
+    plm_model *want = load("tests/ref/tiny-gemma3", PLM_DTYPE_F32);
+    char weights[4096];
+    if (!want || !realpath("tests/ref/tiny-gemma3/model.safetensors", weights)) {
+        CHECK_MSG(0, "tiny-gemma3 did not load");
+        plm_model_free(want);
+        return;
+    }
+    for (int k = 0; k < 2; k++) {
+        char dir[512], path[600];
+        snprintf(dir, sizeof dir, "%s", tpath(k ? "gemma3-451" : "gemma3-270m-keys"));
+        mkdir(dir, 0755);
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        CHECK(symlink(weights, path) == 0);
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        FILE *f = fopen(path, "w");
+        fprintf(f,
+                "{\"architectures\": [\"Gemma3ForCausalLM\"], \"attn_logit_softcapping\": null, "
+                "\"bos_token_id\": 2, \"eos_token_id\": 1, \"final_logit_softcapping\": null, "
+                "\"head_dim\": 32, \"hidden_activation\": \"gelu_pytorch_tanh\", "
+                "\"hidden_size\": 64, \"intermediate_size\": 128, %s, "
+                "\"max_position_embeddings\": 128, \"model_type\": \"gemma3_text\", "
+                "\"num_attention_heads\": 4, \"num_hidden_layers\": 3, \"num_key_value_heads\": 1, "
+                "\"pad_token_id\": 0, \"query_pre_attn_scalar\": 24, \"rms_norm_eps\": 1e-06, "
+                "\"rope_local_base_freq\": 10000.0, \"rope_scaling\": null, "
+                "\"rope_theta\": 1000000.0, \"sliding_window\": 4, "
+                "\"use_bidirectional_attention\": false, \"vocab_size\": 320}",
+                kinds[k]);
+        fclose(f);
+        plm_model *m = load(dir, PLM_DTYPE_F32);
+        CHECK_MSG(m && !memcmp(&m->config, &want->config, sizeof want->config),
+                  "gemma3 config.json form %d: another config", k);
+        plm_model_free(m);
+    }
+    plm_model_free(want);
 }
 
 int main(void) {
@@ -874,6 +938,7 @@ int main(void) {
     test_model_roundtrips(1);
     test_model_errors();
     test_families();
+    test_gemma3_configs();
     test_inplace(0);
     test_inplace(1);
     test_real_model();

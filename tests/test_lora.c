@@ -468,11 +468,11 @@ static int peft_export(const char *dir, int untied) {
 
 // the other families (tests/make_ref_arch.py's tiny models): an adapter on every linear (Qwen2's
 // q/k/v keep their biases, Qwen3's head_dim 24 gives q 96 and k/v 48 outputs) is saved and loaded
-// back with the same logits bit for bit, and merged into the weights (biases and q/k norms copied)
-// == applied at run time
+// back with the same logits bit for bit, and merged into the weights (biases, q/k norms and Gemma
+// 3's post norms copied) == applied at run time
 static void test_families(void) {
-    const char *names[] = {"tiny-llama3", "tiny-qwen2", "tiny-qwen3"};
-    for (int f = 0; f < 3; f++) {
+    const char *names[] = {"tiny-llama3", "tiny-qwen2", "tiny-qwen3", "tiny-gemma3"};
+    for (int f = 0; f < 4; f++) {
         char path[64];
         snprintf(path, sizeof path, "tests/ref/%s", names[f]);
         plm_model *m = load_model(path, PLM_DTYPE_F32), *merged = NULL;

@@ -757,9 +757,11 @@ int main(void) {
     test_variant("tiny-llama3"); // the other families (tests/make_ref_arch.py)
     test_variant("tiny-qwen2");
     test_variant("tiny-qwen3");
+    test_variant("tiny-gemma3"); // sliding window 4 on its local layers: the 33 tokens cross it
     test_decode_bits("tiny-llama3");
     test_decode_bits("tiny-qwen2");
     test_decode_bits("tiny-qwen3");
+    test_decode_bits("tiny-gemma3");
     test_bad_input();
     test_dynamic_blocking();
     test_rerank();

@@ -54,10 +54,17 @@ static double loss_of(int op, bufs *b, const float *g) {
         return dotg(b->out, g, (size_t)T * H * D);
     case 2:
         plm_attention_forward(b->out, b->att, T, b->q, b->k, b->v, (size_t)K * D, (size_t)D, T, 0,
-                              H, K, D, 0, T * H);
+                              H, K, D, 1.0f / sqrtf((float)D), 0, 0, T * H);
         return dotg(b->out, g, (size_t)T * H * D);
     case 3:
         plm_swiglu_forward(b->out, b->gate, b->up, (size_t)T * F);
+        return dotg(b->out, g, (size_t)T * F);
+    case 5: // Gemma 3's local attention: a sliding window of 3, the scale of its own
+        plm_attention_forward(b->out, b->att, T, b->q, b->k, b->v, (size_t)K * D, (size_t)D, T, 0,
+                              H, K, D, 0.3f, 3, 0, T * H);
+        return dotg(b->out, g, (size_t)T * H * D);
+    case 6:
+        plm_geglu_forward(b->out, b->gate, b->up, (size_t)T * F);
         return dotg(b->out, g, (size_t)T * F);
     default: // Qwen3's queries: RMSNorm over each head's D values (weight w's first D), then RoPE
         plm_rmsnorm_forward(b->out, b->rstd_h, b->q, b->w, T * H, D, 1e-5f);
@@ -114,8 +121,10 @@ static void test_backward(void) {
     // attention: dq, dk, dv, computed in two KV-head ranges to exercise the split
     float *gq = zeros(T * H * D), *gk = zeros(T * K * D), *gv = zeros(T * K * D);
     loss_of(2, &b, g);
-    plm_attention_backward(gq, gk, gv, g, b.att, T, b.q, b.k, b.v, T, H, K, D, 0, 1);
-    plm_attention_backward(gq, gk, gv, g, b.att, T, b.q, b.k, b.v, T, H, K, D, 1, K);
+    plm_attention_backward(gq, gk, gv, g, b.att, T, b.q, b.k, b.v, T, H, K, D, 1.0f / sqrtf(D), 0,
+                           1);
+    plm_attention_backward(gq, gk, gv, g, b.att, T, b.q, b.k, b.v, T, H, K, D, 1.0f / sqrtf(D), 1,
+                           K);
     fd_check("attention dq", 2, &b, g, b.q, T * H * D, gq);
     fd_check("attention dk", 2, &b, g, b.k, T * K * D, gk);
     fd_check("attention dv", 2, &b, g, b.v, T * K * D, gv);
@@ -125,6 +134,22 @@ static void test_backward(void) {
     plm_swiglu_backward(dg, du, g, b.gate, b.up, T * F);
     fd_check("swiglu dgate", 3, &b, g, b.gate, T * F, dg);
     fd_check("swiglu dup", 3, &b, g, b.up, T * F, du);
+
+    // Gemma 3: attention with a sliding window (the masked keys get no gradient) and its own scale
+    float *wq = zeros(T * H * D), *wk = zeros(T * K * D), *wv = zeros(T * K * D);
+    loss_of(5, &b, g);
+    plm_attention_backward(wq, wk, wv, g, b.att, T, b.q, b.k, b.v, T, H, K, D, 0.3f, 0, K);
+    fd_check("window attention dq", 5, &b, g, b.q, T * H * D, wq);
+    fd_check("window attention dk", 5, &b, g, b.k, T * K * D, wk);
+    fd_check("window attention dv", 5, &b, g, b.v, T * K * D, wv);
+    free(wq), free(wk), free(wv);
+
+    // Gemma 3's GeGLU (tanh GELU), gate over [-3, 3): both tails of the tanh
+    float *eg = zeros(T * F), *eu = zeros(T * F);
+    plm_geglu_backward(eg, eu, g, b.gate, b.up, T * F);
+    fd_check("geglu dgate", 6, &b, g, b.gate, T * F, eg);
+    fd_check("geglu dup", 6, &b, g, b.up, T * F, eu);
+    free(eg), free(eu);
 
     // per-head q norm then RoPE with llama3 scaling (its 3 frequencies: one kept, one blended, one
     // divided), backward in the trainer's order: RoPE's, then the norm's
@@ -193,28 +218,47 @@ static void test_forward(void) {
 
     float *q = randv(T * H * D, 1.0f), *k = randv(T * K * D, 1.0f), *v = randv(T * K * D, 1.0f);
     float *ao = zeros(T * H * D), *att = zeros(T * H * T), *aw = zeros(T * H * D);
-    plm_attention_forward(ao, att, T, q, k, v, (size_t)K * D, (size_t)D, T, 0, H, K, D, 0, T * H);
-    for (int t = 0; t < T; t++)
-        for (int h = 0; h < H; h++) {
-            int kh = h / (H / K);
-            double sc[T], mx = -1e30, sum = 0;
-            for (int s = 0; s <= t; s++) {
-                double dot = 0;
-                for (int d = 0; d < D; d++)
-                    dot += (double)q[(t * H + h) * D + d] * (double)k[(s * K + kh) * D + d];
-                sc[s] = dot / sqrt((double)D);
-                mx = fmax(mx, sc[s]);
+    // plain (1/sqrt(D), every earlier key), then Gemma 3's local (scale 0.3, the last 3 keys)
+    for (int variant = 0; variant < 2; variant++) {
+        const float scale = variant ? 0.3f : 1.0f / sqrtf((float)D);
+        const int window = variant ? 3 : 0;
+        plm_attention_forward(ao, att, T, q, k, v, (size_t)K * D, (size_t)D, T, 0, H, K, D, scale,
+                              window, 0, T * H);
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < H; h++) {
+                int kh = h / (H / K), s0 = window && t + 1 > window ? t + 1 - window : 0;
+                double sc[T], mx = -1e30, sum = 0;
+                for (int s = s0; s <= t; s++) {
+                    double dot = 0;
+                    for (int d = 0; d < D; d++)
+                        dot += (double)q[(t * H + h) * D + d] * (double)k[(s * K + kh) * D + d];
+                    sc[s] = dot * (double)scale;
+                    mx = fmax(mx, sc[s]);
+                }
+                for (int s = s0; s <= t; s++) sum += exp(sc[s] - mx);
+                for (int d = 0; d < D; d++) {
+                    double o = 0;
+                    for (int s = s0; s <= t; s++)
+                        o += exp(sc[s] - mx) / sum * (double)v[(s * K + kh) * D + d];
+                    aw[(t * H + h) * D + d] = (float)o;
+                }
             }
-            for (int s = 0; s <= t; s++) sum += exp(sc[s] - mx);
-            for (int d = 0; d < D; d++) {
-                double o = 0;
-                for (int s = 0; s <= t; s++)
-                    o += exp(sc[s] - mx) / sum * (double)v[(s * K + kh) * D + d];
-                aw[(t * H + h) * D + d] = (float)o;
-            }
-        }
-    check_close("attention forward", ao, aw, T * H * D, 1e-6, 1e-5);
+        check_close(variant ? "window attention forward" : "attention forward", ao, aw, T * H * D,
+                    1e-6, 1e-5);
+    }
     free(q), free(k), free(v), free(ao), free(att), free(aw);
+
+    // GeGLU: 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) * up, over g in [-6, 6)
+    float *gt = randv(T * F, 6.0f), *up = randv(T * F, 1.0f), *go = zeros(T * F);
+    float *gw = zeros(T * F);
+    plm_geglu_forward(go, gt, up, T * F);
+    for (int i = 0; i < T * F; i++) {
+        const double z = (double)gt[i],
+                     u = sqrt(2.0 / 3.14159265358979323846) * (z + 0.044715 * z * z * z);
+        gw[i] = (float)(0.5 * z * (1.0 + tanh(u)) * (double)up[i]);
+    }
+    check_close("geglu forward", go, gw, T * F, 1e-6, 1e-5);
+    free(gt), free(up), free(go), free(gw);
 }
 
 // ---- paths: every op on each path this CPU runs gives the baseline's bits ----
@@ -239,19 +283,25 @@ static size_t run_ops(float *out, const path_in *in, int Tn, int Cn, int Hn, int
     o += (size_t)Tn * Hn * Dn;
     float *att = out + o + (size_t)Tn * Hn * Dn;
     plm_attention_forward(out + o, att, S, in->q, in->k, in->v, (size_t)Kn * Dn, (size_t)Dn, Tn, P,
-                          Hn, Kn, Dn, 0, Tn * Hn);
+                          Hn, Kn, Dn, 0.3f, 0, 0, Tn * Hn);
     o += (size_t)Tn * Hn * Dn + (size_t)Tn * Hn * S;
     float *dq = out + o, *dk = dq + (size_t)Tn * Hn * Dn, *dv = dk + (size_t)Tn * Kn * Dn;
     memset(dq, 0, sizeof(float) * (size_t)(Tn * Hn * Dn + 2 * Tn * Kn * Dn));
     plm_attention_forward(dv + (size_t)Tn * Kn * Dn, att, Tn, in->q, in->k, in->v, (size_t)Kn * Dn,
-                          (size_t)Dn, Tn, 0, Hn, Kn, Dn, 0, Tn * Hn); // P = 0 for the backward
-    plm_attention_backward(dq, dk, dv, in->g, att, Tn, in->q, in->k, in->v, Tn, Hn, Kn, Dn, 0, Kn);
+                          (size_t)Dn, Tn, 0, Hn, Kn, Dn, 0.3f, 3, 0, Tn * Hn); // P = 0, window 3
+    plm_attention_backward(dq, dk, dv, in->g, att, Tn, in->q, in->k, in->v, Tn, Hn, Kn, Dn, 0.3f, 0,
+                           Kn);
     o += (size_t)Tn * Hn * Dn + 2 * (size_t)Tn * Kn * Dn + (size_t)Tn * Hn * Dn;
     const size_t nf = (size_t)Tn * Fn;
     plm_swiglu_forward(out + o, in->gate, in->up, nf);
     o += nf;
     memset(out + o, 0, sizeof(float) * 2 * nf);
     plm_swiglu_backward(out + o, out + o + nf, in->g, in->gate, in->up, nf);
+    o += 2 * nf;
+    plm_geglu_forward(out + o, in->gate, in->up, nf);
+    o += nf;
+    memset(out + o, 0, sizeof(float) * 2 * nf);
+    plm_geglu_backward(out + o, out + o + nf, in->g, in->gate, in->up, nf);
     o += 2 * nf;
     int32_t y[4] = {3, -1, Vn - 1, 0};
     double loss = plm_crossentropy_forward_backward(out + o, in->l, y, 4, Vn, 0.25f, NULL);
@@ -278,7 +328,7 @@ static void test_paths_ops(void) {
         in.gate[0] = -95.0f, in.gate[1] = 95.0f, in.l[1] = -120.0f; // exp's clamps
         in.cos_t = zeros((size_t)(S + 2) * Dn / 2), in.sin_t = zeros((size_t)(S + 2) * Dn / 2);
         plm_rope_table(in.cos_t, in.sin_t, S + 2, Dn, 10000.0f, NULL);
-        const size_t cap = (size_t)Tn * (4 * Cn + 6 * Hn * Dn + 4 * Kn * Dn + Hn * S + 3 * Fn) +
+        const size_t cap = (size_t)Tn * (4 * Cn + 6 * Hn * Dn + 4 * Kn * Dn + Hn * S + 6 * Fn) +
                            Tn + Cn + 4 * (size_t)Vn + 16;
         float *ref = zeros(cap), *got = zeros(cap);
         plm_set_kernel_path("scalar", NULL);

@@ -277,5 +277,6 @@ int main(void) {
     test_variant("train-qwen3");  // through q/k norms (tests/make_ref_train_arch.py)
     test_variant("train-qwen2");  // with q/k/v biases
     test_variant("train-llama3"); // through llama3-scaled RoPE
+    test_variant("train-gemma3"); // post norms, GeGLU, sliding window, scaled embedding rows
     return test_main_end("test_train");
 }

@@ -129,9 +129,9 @@ for (const dtype of ['f32', 'q8_0', 'q4_1']) {
 }
 
 // ---- 1b. the other families (tests/make_ref_arch.py: Llama 3 RoPE scaling, Qwen2 biases, Qwen3
-// q/k norms) from GGUF: logits and greedy ids vs native ----
+// q/k norms, Gemma 3) from GGUF: logits and greedy ids vs native ----
 
-for (const fam of ['llama3', 'qwen2', 'qwen3']) {
+for (const fam of ['llama3', 'qwen2', 'qwen3', 'gemma3']) {
   const file = path.join(path.dirname(tiny), `tiny-${fam}.gguf`);
   native([path.join(BUILD_DIR, 'pocketlm'), 'convert', path.join(ROOT, `tests/ref/tiny-${fam}`), file]);
   const ref = JSON.parse(native([path.join(BUILD_DIR, 'tests/wasm_logits'), file, 'f32', '1',

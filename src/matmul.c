@@ -58,10 +58,12 @@ static void matmul_rows(const matmul_job *j, int ith, int nth) {
         return;
     }
     if (stream && k.warm && r0 < r1) k.warm(j, r0, r1);
-    if (stream) { // every token at once, a row tile at a time
+    if (stream) { // a row tile at a time: every token at once, or (no stream_t) one by one
         for (int r = r0; r < r1;) {
             const int nr = r1 - r >= k.nr ? k.nr : 1;
-            k.fn(j, 0, T, r, nr);
+            if (k.stream_t) k.fn(j, 0, T, r, nr);
+            else
+                for (int t = 0; t < T; t++) k.fn(j, t, 1, r, nr);
             r += nr;
         }
         return;

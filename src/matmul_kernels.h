@@ -59,7 +59,8 @@ typedef struct matmul_job matmul_job;
 
 // A tile kernel writes out[t0 .. t0+mt, r0 .. r0+nr]; the driver calls it only with
 // (mt, nr) in {(MT, NR), (1, NR), (MT, 1), (1, 1)} for the kernel's MT and NR, or, below
-// max(MT, stream_t) tokens, with (T, DNR) and (T, 1) from t0 = 0.
+// max(MT, stream_t) tokens, with (T, DNR) and (T, 1) from t0 = 0 when stream_t is set, else
+// (1, DNR) and (1, 1).
 typedef void (*tile_fn)(const matmul_job *j, int t0, int mt, int r0, int nr);
 // A warm function starts the memory reads of rows r0..r1 before decode's first tile (whose own
 // prefetches only reach rows ahead of it).

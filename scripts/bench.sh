@@ -129,8 +129,10 @@ parse_torch() {        # torch-f32-prefill T N ms tok/s ; torch-f32-decode ... ;
 }
 
 # ---- the configurations, rotated each round ----
-CONFIGS="plm:f32:1 plm:f32:2 plm:q8_0:1 plm:q8_0:2"
-[ $HAVE_PLM2 = 1 ] && CONFIGS="$CONFIGS plm2:f32:1 plm2:f32:2 plm2:q8_0:1 plm2:q8_0:2"
+# auto: the file's own types where a kernel exists (the shipped file: Q4_1 layers, a Q8_0
+# embedding / head), the model llama.cpp runs from the same file; its lines say q4_1
+CONFIGS="plm:f32:1 plm:f32:2 plm:q8_0:1 plm:q8_0:2 plm:auto:1 plm:auto:2"
+[ $HAVE_PLM2 = 1 ] && CONFIGS="$CONFIGS plm2:f32:1 plm2:f32:2 plm2:q8_0:1 plm2:q8_0:2 plm2:auto:1 plm2:auto:2"
 [ $HAVE_LCP = 1 ] && [ -n "$Q8_BY" ] && CONFIGS="$CONFIGS lcp:q8_0:1 lcp:q8_0:2"
 [ $HAVE_LCP = 1 ] && CONFIGS="$CONFIGS lcp:q4_1:1 lcp:q4_1:2"
 [ $HAVE_LCP = 1 ] && [ $HAVE_F32 = 1 ] && CONFIGS="$CONFIGS lcp:f32:1 lcp:f32:2"
@@ -211,9 +213,11 @@ export LCP2_INFO="$(PYTHONPATH=$LCP_AVX2_DIR $PY -c 'import llama_cpp, sys; asse
 export TORCH_INFO="$($PY -c 'import torch, transformers; print("torch", torch.__version__, "(" + "; ".join(l.strip(" -") for l in torch.__config__.show().splitlines() if "capability" in l.lower()) + ") transformers", transformers.__version__)' 2>/dev/null || echo none)"
 { report_prelude; cat <<'EOF'; } | $PY -
 SYSTEMS = [("pocketlm", "f32", "pocketlm", "f32"), ("pocketlm", "q8_0", "pocketlm", "q8_0"),
+           ("pocketlm", "q4_1", "pocketlm", "q4_1"),
            ("pocketlm/avx2", "f32", "pocketlm/avx2", "f32"), ("pocketlm/avx2", "q8_0", "pocketlm/avx2", "q8_0"),
-           ("llama.cpp", "q8_0", "pocketlm", "q8_0"), ("llama.cpp", "q4_1", "pocketlm", "q8_0"),
-           ("llama.cpp/avx2", "q8_0", "pocketlm/avx2", "q8_0"), ("llama.cpp/avx2", "q4_1", "pocketlm/avx2", "q8_0"),
+           ("pocketlm/avx2", "q4_1", "pocketlm/avx2", "q4_1"),
+           ("llama.cpp", "q8_0", "pocketlm", "q8_0"), ("llama.cpp", "q4_1", "pocketlm", "q4_1"),
+           ("llama.cpp/avx2", "q8_0", "pocketlm/avx2", "q8_0"), ("llama.cpp/avx2", "q4_1", "pocketlm/avx2", "q4_1"),
            ("llama.cpp", "f32", "pocketlm", "f32"), ("llama.cpp/avx2", "f32", "pocketlm/avx2", "f32"),
            ("torch", "f32", "pocketlm", "f32")]
 
@@ -248,13 +252,13 @@ w("Method: %s rounds; each round runs every configuration once in a fresh proces
   " by one each round. pocketlm and llama.cpp report the best of 3 repetitions inside the process"
   " (pseudo-random token ids, identical for both; KV cache cleared between repetitions);"
   " bench_torch.py reports the median of 3 after a warm-up. Cells: median over rounds (min–max)."
-  " Ratios: pocketlm ÷ peer, with pocketlm at the peer's dtype (q8_0 for llama.cpp q4_1) and on the"
+  " Ratios: pocketlm ÷ peer, with pocketlm at the peer's dtype (q4_1: `--dtype auto` on the Q4_1 file, as llama.cpp runs it) and on the"
   " peer's instruction set (pocketlm/avx2 for llama.cpp/avx2).\n" % n_rounds)
-w("Models: pocketlm runs `%s` (Q4_1 GGUF, dequantized to f32 or requantized to q8_0 at load);"
+w("Models: pocketlm runs `%s` (Q4_1 GGUF: dequantized to f32, requantized to q8_0, or kept (auto) at load);"
   " llama.cpp runs `%s` (Q8_0, made by %s) and the original Q4_1; PyTorch runs the HF f32 dir `%s`"
   " made by `pocketlm convert`.\n" % (E["MODEL"], E["Q8"], E["Q8_BY"] or "—", E["HF"]))
 w("Commands:\n")
-w("    [PLM_ISA=avx2] %s bench -m %s --dtype f32|q8_0 --threads 1|2 -p 128 -n 128" % (E["PLM"], E["MODEL"]))
+w("    [PLM_ISA=avx2] %s bench -m %s --dtype f32|q8_0|auto --threads 1|2 -p 128 -n 128" % (E["PLM"], E["MODEL"]))
 w("    [PYTHONPATH=LCP_AVX2_DIR] /usr/bin/python3 scripts/bench_llamacpp.py %s|%s|%s --threads 1|2 -p 128 -n 128   # n_ctx 512" % (E["Q8"], E["F32"], E["MODEL"]))
 w("    /usr/bin/python3 scripts/bench_torch.py %s" % E["HF"])
 w("    %s tokenize -t %s < %s   # PAWS dev+test sentences\n" % (E["PLM"], E["MODEL"], E["TXT"]))

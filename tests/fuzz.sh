@@ -65,6 +65,9 @@ spm = [s("tokenizer.ggml.model") + struct.pack("<I", 8) + s("llama"),
 open(sys.argv[1] + "/b.gguf", "wb").write(b"GGUF" + struct.pack("<IQQ", 3, 0, len(spm)) + b"".join(spm))
 PY
         ;;
+    fuzz_config)
+        for d in tests/ref/*/; do [ -f "$d/config.json" ] && cp "$d/config.json" "$1/$(basename "$d").json"; done
+        ;;
     fuzz_request)
         printf '{"text": "The company moved its headquarters from Boston to New York .", "diversity": 0.5}' >"$1/paraphrase.json"
         printf '{"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0, "stop": ["\\n", "."], "logprobs": 2, "n": 2, "stream": false}' >"$1/completion.json"

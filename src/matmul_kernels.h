@@ -17,7 +17,8 @@
 // registers (even, odd blocks) and add them first; 128-bit paths keep four (lanes 0-3, 4-7 of even
 // and of odd blocks). x86 prefill (matmul_x86.c) turns it around: a vector lane is a token, a
 // register is one of the 16 accumulators, and p[b][l] comes from one vpdpbusd (AVX-512, avxvnni)
-// or maddubs + madd (AVX2) on 4 weight bytes broadcast, so the end sum is vertical adds. The integer sums are exact on every path,
+// or maddubs + madd (AVX2) on 4 weight bytes broadcast, so the end sum is vertical adds. The
+// integer sums are exact on every path,
 // the scales product is one rounding, and a path that pads a last odd block with zero weights and
 // scales adds +0 to accumulators that are never -0, so the bits do not depend on the path, the
 // tile, T or the thread count.

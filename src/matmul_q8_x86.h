@@ -167,8 +167,8 @@ PLM_INLINE Q8X_TARGET void Q8X(q8_lanes)(const matmul_job *j, const char *xg, in
     lanes_store(j, sum, 8, t0, r);
 }
 
-// q8_rows: out[0 .. T, r0 .. r1) for T >= Q8_STREAM_T: per group, every row (the group's inputs, 8 C bytes
-// a plane, stay in L1 while the rows stream past).
+// q8_rows: out[0 .. T, r0 .. r1) for T >= Q8_STREAM_T: per group, every row (the group's inputs,
+// 8 C bytes a plane, stay in L1 while the rows stream past).
 Q8X_TARGET static void Q8X(q8_rows)(const matmul_job *j, int r0, int r1) {
     const size_t gb = lane_group_bytes(j->w->cols, 8, Q8X_PLANES);
     for (int g = 0; 8 * g < j->T; g++)

@@ -3,11 +3,12 @@
 // (the binary stays portable); the driver takes a table only when cpu.c found the instructions.
 //   f32 (every path): a packed 6 x 16 broadcast-FMA GEMM and a row-wise matrix-vector kernel for
 //     decode (AVX2 code: on Zen 4 it beats the AVX-512 4 x 6 dot-product tile it replaced);
-//   Q8_0: for prefill, tokens in vector lanes (16 a zmm with VNNI, 8 a ymm); below 16 or 8 tokens
-//     2 x 4 tiles and a prefetched decode kernel. The 256-bit kernels are written once in
-//     matmul_q8_x86.h and compiled for AVX2 (vpmaddubsw + vpmaddwd) and for avxvnni (vpdpbusd),
-//     the latter twice: VEX-encoded for AVX-VNNI CPUs, EVEX-encoded for AVX512_VNNI + VL ones,
-//     which is how the avxvnni path is tested on a CPU without AVX-VNNI (cpu.h);
+//   Q8_0: for prefill, tokens in vector lanes (16 a zmm with VNNI, 8 a ymm); below 4 (AVX-512) or
+//     7 tokens each row as one prefetched stream for all the tokens. The 256-bit kernels are
+//     written once in matmul_q8_x86.h and compiled for AVX2 (vpmaddubsw + vpmaddwd) and for
+//     avxvnni (vpdpbusd), the latter twice: VEX-encoded for AVX-VNNI CPUs, EVEX-encoded for
+//     AVX512_VNNI + VL ones, which is how the avxvnni path is tested on a CPU without AVX-VNNI
+//     (cpu.h);
 //   backward: broadcast-FMA input-gradient tiles, the generic weight gradient; the quantizer (all
 //     AVX2's on the avxvnni path).
 #include <string.h>

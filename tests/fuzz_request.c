@@ -2,7 +2,8 @@
 // plm_server_parse_generate: the JSON of /v1/paraphrase, /v1/completions and /v1/chat/completions
 // into a generation request, chat messages through the model's chat template). The input is one
 // body, parsed as each of the three; the answer to a bad body goes to /dev/null. A parsed request
-// must hold a prompt of its stated length (NUL-terminated), at most MAX_STOP_STRINGS stops and settings in range.
+// must hold a prompt of its stated length (NUL-terminated), at most MAX_STOP_STRINGS stops and
+// settings in range.
 // The model (for its tokenizer, task and template) is FUZZ_MODEL, by default the real SmolLM2 GGUF
 // (`make model`), loaded once.
 #include <fcntl.h>

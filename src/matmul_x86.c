@@ -307,7 +307,8 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
                     for (int r = rg; r < rge; r += GEMM_NR) {
                         const int nr = rge - r < GEMM_NR ? rge - r : GEMM_NR;
                         const float *p = panels + (size_t)(r - rg) * kc;
-                        float *a = acc + (size_t)(t - t0) * aR + (r - rg);
+                        // (acc only when k has slices: tb may pass GEMM_TB_ACC when it has one)
+                        float *a = nk > 1 ? acc + (size_t)(t - t0) * aR + (r - rg) : NULL;
                         const float *s = k0 ? a : NULL;
                         float *o = j->out + (size_t)t * R + r;
                         if (!last) gemm_tiles_avx2(a, aR, s, aR, x, C, p, kc, mt);

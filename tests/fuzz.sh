@@ -73,6 +73,9 @@ PY
         printf '{"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0, "stop": ["\\n", "."], "logprobs": 2, "n": 2, "stream": false}' >"$1/completion.json"
         printf '{"model": "model.gguf", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi \\u00e9"}], "top_p": 0.9, "seed": 7, "stream": true, "stream_options": {"include_usage": true}}' >"$1/chat.json"
         ;;
+    fuzz_checkpoint) # the target writes it: a 2-step run's checkpoint files joined (on an empty input)
+        : >"$OUT/empty" && FUZZ_SEEDS="$1" "$OUT/fuzz_checkpoint" "$OUT/empty" >"$OUT/fuzz_checkpoint.seed.log" 2>&1
+        ;;
     fuzz_model_id)
         printf 'model.gguf\0model.gguf:paws-lora' >"$1/adapter"
         printf 'model.gguf\0model.gguf' >"$1/base"

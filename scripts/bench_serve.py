@@ -8,6 +8,10 @@ usage: bench_serve.py PORT NAME LEVELS REQUESTS MAX_TOKENS [--soak SECONDS PID]
   the middle of a sentence, so that greedy decoding runs to MAX_TOKENS: 32 for every prompt). Prints
   one JSON line per level: clients, requests, tokens (generated), wall_s, tok_s (aggregate decode:
   tokens / wall), ttft_p50/p99 and latency_p50/p99 (seconds; p99 is the nearest rank), errors.
+  Each level above one client runs twice: "burst", every client's first request sent at once (the
+  clients then stay in step: equal requests end together, so every round is a burst of prompts),
+  and "staggered", client i's first request sent i / clients of one request's time (the 1-client
+  level's latency_p50) later, as independent users arrive: a new prompt joins running decodes.
   --soak: LEVELS is one number of clients, each sending requests until SECONDS have passed, while
   the server's resident memory (VmRSS of PID) is sampled 60 times; one JSON line as above plus
   rss_mb ([seconds, MB] samples) and growth_pct: the last sample against the first one taken after
@@ -64,15 +68,17 @@ def rss_mb(pid):
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
 
 
-def run(clients):
+def run(clients, stagger=0.0):
     """clients threads sending requests (REQUESTS each, or until SOAK seconds have passed, sampling
-    the RSS meanwhile): the JSON line of the run"""
+    the RSS meanwhile), client i's first one stagger * i / clients seconds after the start: the
+    JSON line of the run"""
     results, errors, samples = [], [], []
     lock = threading.Lock()
     t0 = time.perf_counter()
 
     def client(i):
         k = 0
+        time.sleep(stagger * i / clients)
         while (k < REQUESTS) if not SOAK else (time.perf_counter() - t0 < SOAK):
             r = one(f"{i * 100 + k % 100}. {STORY}")
             k += 1
@@ -89,7 +95,7 @@ def run(clients):
         t.join()
     wall = time.perf_counter() - t0
     tokens = sum(r[2] for r in results)
-    line = {"system": NAME, "clients": clients, "requests": len(results), "tokens": tokens,
+    line = {"system": NAME, "clients": clients, "start": "staggered" if stagger else "burst", "requests": len(results), "tokens": tokens,
             "wall_s": round(wall, 3), "tok_s": round(tokens / wall, 1),
             "ttft_p50": round(pct([r[0] for r in results], 50), 3),
             "ttft_p99": round(pct([r[0] for r in results], 99), 3),
@@ -103,5 +109,11 @@ def run(clients):
 
 
 one("warm up")  # loads, first-touch of the caches: not measured
+one_latency = 0.0
 for clients in LEVELS:
-    print(json.dumps(run(clients)), flush=True)
+    line = run(clients)
+    print(json.dumps(line), flush=True)
+    if clients == 1:
+        one_latency = line["latency_p50"]
+    elif one_latency > 0 and not SOAK:
+        print(json.dumps(run(clients, one_latency)), flush=True)

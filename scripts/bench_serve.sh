@@ -147,23 +147,28 @@ import json, os, sys
 E = os.environ
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 soak = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
-one = {r["system"]: r["tok_s"] for r in runs if r["clients"] == 1}
-peer = {r["clients"]: r["tok_s"] for r in runs if r["system"] == "llama-cpp-python"}
-slots = {r["clients"]: r["tok_s"] for r in runs if r["system"] == "llama-server"}
+one = {r["system"]: r for r in runs if r["clients"] == 1}
+key = lambda r: (r["clients"], r.get("start", "burst"))
+peer = {key(r): r["tok_s"] for r in runs if r["system"] == "llama-cpp-python"}
+slots = {key(r): r["tok_s"] for r in runs if r["system"] == "llama-server"}
 lines = ["# bench-serve $(date '+%Y-%m-%d %H:%M') — pocketlm " + E["GIT_REV"], "",
          f"Machine: {E['CPU_MODEL']}, {E['CPU_CORES']} cores ({E['CPU_FLAGS'].strip()}), {E['FREE_G']}, {E['KERNEL']}; "
          "threads $THREADS; load average (1/5/15 min) $LOAD_START at the start, $LOAD_END at the end.",
          f"Builds: pocketlm \`make\` ({E['CC_VERSION']}, CFLAGS \`{E['CFLAGS_USED']}\`); llama-cpp-python $LCP (scripts/setup_bench.sh).",
          "Model: $MODEL (pocketlm --dtype q8_0; llama-server and llama-cpp-python in the file's Q4_1).",
-         "Load: each client sends $REQS streamed greedy /v1/completions in turn, a prompt of about 32 tokens, $TOKENS new tokens.",
-         "", "| system | clients | requests | aggregate tok/s | x its 1 client | x llama-server | x llama-cpp-python | TTFT p50 / p99 (s) | latency p50 / p99 (s) | errors |",
-         "|---|---|---|---|---|---|---|---|---|---|"]
+         "Load: each client sends $REQS streamed greedy /v1/completions in turn, a prompt of about 32 tokens, $TOKENS new tokens. "
+         "Start \"burst\": every client's first request at once (equal requests then keep the clients in step: every round is a burst of prompts); "
+         "\"staggered\": client i starts i / clients of a 1-client request's latency later, as independent users arrive (a prompt joins running decodes).",
+         "", "| system | clients | start | requests | aggregate tok/s | x its 1 client | x llama-server | x llama-cpp-python | TTFT p50 / p99 (s) | TTFT p99 x its 1 client | latency p50 / p99 (s) | errors |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 for r in runs:
-    x = f"{r['tok_s'] / one[r['system']]:.2f}" if one.get(r["system"]) else "—"
-    y = f"{r['tok_s'] / peer[r['clients']]:.2f}" if peer.get(r["clients"]) and r["system"] != "llama-cpp-python" else "—"
-    z = f"{r['tok_s'] / slots[r['clients']]:.2f}" if slots.get(r["clients"]) and r["system"] != "llama-server" else "—"
-    lines.append(f"| {r['system']} | {r['clients']} | {r['requests']} | {r['tok_s']} | {x} | {z} | {y} | "
-                 f"{r['ttft_p50']} / {r['ttft_p99']} | {r['latency_p50']} / {r['latency_p99']} | {r['n_errors']} |")
+    o = one.get(r["system"])
+    x = f"{r['tok_s'] / o['tok_s']:.2f}" if o else "—"
+    t = f"{r['ttft_p99'] / o['ttft_p99']:.2f}" if o and o["ttft_p99"] > 0 else "—"
+    y = f"{r['tok_s'] / peer[key(r)]:.2f}" if peer.get(key(r)) and r["system"] != "llama-cpp-python" else "—"
+    z = f"{r['tok_s'] / slots[key(r)]:.2f}" if slots.get(key(r)) and r["system"] != "llama-server" else "—"
+    lines.append(f"| {r['system']} | {r['clients']} | {r.get('start', 'burst')} | {r['requests']} | {r['tok_s']} | {x} | {z} | {y} | "
+                 f"{r['ttft_p50']} / {r['ttft_p99']} | {t} | {r['latency_p50']} / {r['latency_p99']} | {r['n_errors']} |")
 lines += ["", "Memory after the run (VmRSS, VmHWM):", ""] + ["    " + l.rstrip() for l in open("$W/rss.txt")]
 for r in soak:
     lines += ["", f"## Soak: {r['clients']} clients for {r['soak_s']:.0f} s (pocketlm serve --max-batch 16)", "",

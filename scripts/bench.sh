@@ -7,8 +7,9 @@
 #                 build/pocketlm tokenize on the PAWS dev+test sentences (encode MB/s)
 #   llama.cpp     scripts/bench_llamacpp.py (llama-cpp-python built from source by setup_bench.sh)
 #                 on a Q8_0 GGUF (pocketlm convert, or llama.cpp's requantizer as a fallback), on
-#                 an F32 GGUF (pocketlm convert: the peer of pocketlm's f32 rows) and on the
-#                 original Q4_1 GGUF
+#                 an F32 GGUF (pocketlm convert: the peer of pocketlm's f32 rows), on the
+#                 original Q4_1 GGUF, and on Q4_K_M and Q4_0 GGUFs that llama.cpp's own quantizer
+#                 writes from the F32 one (pocketlm runs the same files with --dtype auto)
 #   PyTorch       scripts/bench_torch.py (HF transformers f32) on the HF dir from pocketlm convert;
 #                 HF `tokenizers` (Rust) on the same PAWS text
 #   AVX2          when the CPU's own path is wider (AVX-512): pocketlm again with PLM_ISA=avx2
@@ -48,6 +49,8 @@ PAWS=${PAWS:-data/paws}
 W=$BUILD/bench                      # work dir: converted models, raw results, logs
 Q8=$W/smollm2-q8_0.gguf             # Q8_0 GGUF for llama.cpp
 F32=$W/smollm2-f32.gguf             # F32 GGUF for llama.cpp (the peer of pocketlm's f32 rows)
+Q4KM=$W/smollm2-q4_k_m.gguf         # llama.cpp's Q4_K_M of F32 (its mix: Q5_0, Q4_K, Q6_K, Q8_0)
+Q40=$W/smollm2-q4_0.gguf            # llama.cpp's Q4_0 of F32
 HF=$BUILD/smollm2-f32               # HF dir for PyTorch
 RAW=$W/raw.txt                      # one record a line: round system dtype threads metric value
 RUNS=$W/runs.txt                    # one line a run: system dtype threads wall_s foreign_cpu_%
@@ -103,6 +106,15 @@ if [ $HAVE_LCP = 1 ] || [ $HAVE_LCP2 = 1 ]; then
     if [ -f "$F32" ] || "$PLM" convert "$MODEL" "$F32" --dtype f32 >>"$LOG" 2>&1; then HAVE_F32=1
     else rm -f "$F32"; say "pocketlm convert --dtype f32 failed: llama.cpp f32 skipped"; fi
 fi
+# Q4_K_M and Q4_0 files as llama.cpp writes them (the files people download), for both systems
+HAVE_KQ=0
+if [ $HAVE_LCP = 1 ] && [ $HAVE_F32 = 1 ]; then
+    HAVE_KQ=1
+    for q in q4_k_m:$Q4KM q4_0:$Q40; do
+        [ -f "${q#*:}" ] || $PY scripts/bench_llamacpp.py --quantize "$F32" "${q#*:}" --type "${q%%:*}" >>"$LOG" 2>&1 ||
+            { say "llama.cpp could not write ${q#*:}: Q4_K_M / Q4_0 rows skipped"; HAVE_KQ=0; }
+    done
+fi
 if [ $HAVE_TORCH = 1 ] && [ ! -f "$HF/config.json" ]; then
     "$PLM" convert "$MODEL" "$HF" >>"$LOG" 2>&1 ||
         { say "pocketlm convert to an HF dir failed: PyTorch skipped"; HAVE_TORCH=0; }
@@ -133,6 +145,10 @@ parse_torch() {        # torch-f32-prefill T N ms tok/s ; torch-f32-decode ... ;
 # embedding / head), the model llama.cpp runs from the same file; its lines say q4_1
 CONFIGS="plm:f32:1 plm:f32:2 plm:q8_0:1 plm:q8_0:2 plm:auto:1 plm:auto:2"
 [ $HAVE_PLM2 = 1 ] && CONFIGS="$CONFIGS plm2:f32:1 plm2:f32:2 plm2:q8_0:1 plm2:q8_0:2 plm2:auto:1 plm2:auto:2"
+# q4_k_m, q4_0: llama.cpp's files of those types, pocketlm with --dtype auto on the same file
+[ $HAVE_KQ = 1 ] && CONFIGS="$CONFIGS plm:q4_k_m:1 plm:q4_k_m:2 plm:q4_0:1 plm:q4_0:2 lcp:q4_k_m:1 lcp:q4_k_m:2 lcp:q4_0:1 lcp:q4_0:2"
+[ $HAVE_KQ = 1 ] && [ $HAVE_PLM2 = 1 ] && CONFIGS="$CONFIGS plm2:q4_k_m:1 plm2:q4_k_m:2 plm2:q4_0:1 plm2:q4_0:2"
+[ $HAVE_KQ = 1 ] && [ $HAVE_LCP2 = 1 ] && CONFIGS="$CONFIGS lcp2:q4_k_m:1 lcp2:q4_k_m:2 lcp2:q4_0:1 lcp2:q4_0:2"
 [ $HAVE_LCP = 1 ] && [ -n "$Q8_BY" ] && CONFIGS="$CONFIGS lcp:q8_0:1 lcp:q8_0:2"
 [ $HAVE_LCP = 1 ] && CONFIGS="$CONFIGS lcp:q4_1:1 lcp:q4_1:2"
 [ $HAVE_LCP = 1 ] && [ $HAVE_F32 = 1 ] && CONFIGS="$CONFIGS lcp:f32:1 lcp:f32:2"
@@ -154,14 +170,17 @@ run_config() {          # run_config ROUND KIND:DTYPE:THREADS
     case $kind in
     plm|plm2)       # plm: the CPU's own path (PLM_ISA empty: auto); plm2: PLM_ISA=avx2
         isa=; sys=pocketlm; [ $kind = plm2 ] && isa=avx2 && sys=pocketlm/avx2
-        measured $sys "$dt" "$th" env PLM_ISA=$isa "$PLM" bench -m "$MODEL" --dtype "$dt" --threads "$th" -p 128 -n 128
+        g=$MODEL; pd=$dt; as=    # a file of llama.cpp's runs with auto, its rows named by its type
+        case $dt in q4_k_m) g=$Q4KM pd=auto as=$dt ;; q4_0) g=$Q40 pd=auto as=$dt ;; esac
+        measured $sys "$dt" "$th" env PLM_ISA=$isa "$PLM" bench -m "$g" --dtype "$pd" --threads "$th" -p 128 -n 128
         grep -E '^(cpu|features|path) ' "$W/out.txt" >"$W/where_$kind.txt" || true
-        parse_bench "$r" $sys ;;
+        parse_bench "$r" $sys $as ;;
     lcp|lcp2)       # lcp2: the AVX2-only build of setup_bench.sh
         g=$MODEL; [ "$dt" = q8_0 ] && g=$Q8; [ "$dt" = f32 ] && g=$F32
+        [ "$dt" = q4_k_m ] && g=$Q4KM; [ "$dt" = q4_0 ] && g=$Q40
         pp=; sys=llama.cpp; [ $kind = lcp2 ] && pp=$LCP_AVX2_DIR && sys=llama.cpp/avx2
         measured $sys "$dt" "$th" env ${pp:+PYTHONPATH=$pp} $PY scripts/bench_llamacpp.py "$g" --threads "$th" -p 128 -n 128
-        parse_bench "$r" $sys ;;
+        parse_bench "$r" $sys $dt ;;
     torch)
         measured torch f32 "1+2" $PY scripts/bench_torch.py "$HF"
         parse_torch "$r" ;;
@@ -206,7 +225,7 @@ Q8_BY=$(cat "$Q8.by" 2>/dev/null || true); TXT=$W/paws.txt
 
 # ---- report ----
 LCP_AVX2_DIR=${LCP_AVX2_DIR:-/usr/local/lib/pocketlm-bench/llama-cpp-avx2}
-export RAW RUNS ROUNDS MODEL Q8 F32 Q8_BY HF LOAD_START LOAD_END PLM OUT TXT W
+export RAW RUNS ROUNDS MODEL Q8 F32 Q4KM Q40 Q8_BY HF LOAD_START LOAD_END PLM OUT TXT W
 machine_env
 export LCP_INFO="$($PY -c 'import llama_cpp; print(llama_cpp.__version__, "|", llama_cpp.llama_print_system_info().decode().strip())' 2>/dev/null || echo none)"
 export LCP2_INFO="$(PYTHONPATH=$LCP_AVX2_DIR $PY -c 'import llama_cpp, sys; assert llama_cpp.__file__.startswith(sys.argv[1]); print(llama_cpp.__version__, "|", llama_cpp.llama_print_system_info().decode().strip())' "$LCP_AVX2_DIR" 2>/dev/null || echo none)"
@@ -219,6 +238,10 @@ SYSTEMS = [("pocketlm", "f32", "pocketlm", "f32"), ("pocketlm", "q8_0", "pocketl
            ("llama.cpp", "q8_0", "pocketlm", "q8_0"), ("llama.cpp", "q4_1", "pocketlm", "q4_1"),
            ("llama.cpp/avx2", "q8_0", "pocketlm/avx2", "q8_0"), ("llama.cpp/avx2", "q4_1", "pocketlm/avx2", "q4_1"),
            ("llama.cpp", "f32", "pocketlm", "f32"), ("llama.cpp/avx2", "f32", "pocketlm/avx2", "f32"),
+           ("pocketlm", "q4_k_m", "pocketlm", "q4_k_m"), ("pocketlm", "q4_0", "pocketlm", "q4_0"),
+           ("pocketlm/avx2", "q4_k_m", "pocketlm/avx2", "q4_k_m"), ("pocketlm/avx2", "q4_0", "pocketlm/avx2", "q4_0"),
+           ("llama.cpp", "q4_k_m", "pocketlm", "q4_k_m"), ("llama.cpp", "q4_0", "pocketlm", "q4_0"),
+           ("llama.cpp/avx2", "q4_k_m", "pocketlm/avx2", "q4_k_m"), ("llama.cpp/avx2", "q4_0", "pocketlm/avx2", "q4_0"),
            ("torch", "f32", "pocketlm", "f32")]
 
 def where_of(kind):   # the cpu, features and path lines pocketlm bench printed (plm: auto, plm2: avx2)
@@ -259,7 +282,9 @@ w("Models: pocketlm runs `%s` (Q4_1 GGUF: dequantized to f32, requantized to q8_
   " made by `pocketlm convert`.\n" % (E["MODEL"], E["Q8"], E["Q8_BY"] or "—", E["HF"]))
 w("Commands:\n")
 w("    [PLM_ISA=avx2] %s bench -m %s --dtype f32|q8_0|auto --threads 1|2 -p 128 -n 128" % (E["PLM"], E["MODEL"]))
-w("    [PYTHONPATH=LCP_AVX2_DIR] /usr/bin/python3 scripts/bench_llamacpp.py %s|%s|%s --threads 1|2 -p 128 -n 128   # n_ctx 512" % (E["Q8"], E["F32"], E["MODEL"]))
+w("    [PLM_ISA=avx2] %s bench -m %s|%s --dtype auto --threads 1|2 -p 128 -n 128   # rows q4_k_m, q4_0" % (E["PLM"], E["Q4KM"], E["Q40"]))
+w("    /usr/bin/python3 scripts/bench_llamacpp.py --quantize %s %s|%s --type q4_k_m|q4_0   # llama.cpp's quantizer" % (E["F32"], E["Q4KM"], E["Q40"]))
+w("    [PYTHONPATH=LCP_AVX2_DIR] /usr/bin/python3 scripts/bench_llamacpp.py %s|%s|%s|%s|%s --threads 1|2 -p 128 -n 128   # n_ctx 512" % (E["Q8"], E["F32"], E["MODEL"], E["Q4KM"], E["Q40"]))
 w("    /usr/bin/python3 scripts/bench_torch.py %s" % E["HF"])
 w("    %s tokenize -t %s < %s   # PAWS dev+test sentences\n" % (E["PLM"], E["MODEL"], E["TXT"]))
 
@@ -298,7 +323,8 @@ def gguf_decode_bytes(path):
     # bytes of weights llama.cpp reads per decoded token: every 2-D tensor of the GGUF but the
     # embedding, and the head (output.weight, or token_embd.weight when tied), in the file's types
     import struct
-    blocks = {0: (1, 4), 1: (1, 2), 30: (1, 2), 2: (32, 18), 3: (32, 20), 8: (32, 34)}
+    blocks = {0: (1, 4), 1: (1, 2), 30: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24),
+              8: (32, 34), 12: (256, 144), 13: (256, 176), 14: (256, 210)}
     scal = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
     try:
         f = open(path, "rb")
@@ -356,7 +382,7 @@ if any(bw.values()):
             p = "pocketlm" if s == "torch" else s
             nb = med((p, d, "1", "decode_bytes")) or med((p, d, "2", "decode_bytes"))
         else:
-            nb = gguf_decode_bytes({"q8_0": E["Q8"], "f32": E["F32"]}.get(d, E["MODEL"]))
+            nb = gguf_decode_bytes({"q8_0": E["Q8"], "f32": E["F32"], "q4_k_m": E["Q4KM"], "q4_0": E["Q40"]}.get(d, E["MODEL"]))
         if not nb or not any(recs.get((s, d, t, "decode_tps")) for t in ("1", "2")): continue
         cells = []
         for t in ("1", "2"):

@@ -68,12 +68,13 @@ measured() {
     return 0
 }
 
-# parse_bench ROUND SYSTEM: the `name dtype th n ms tok/s` lines of pocketlm bench (and of
-# scripts/bench_llamacpp.py, names prefixed llamacpp-) in $W/out.txt -> records in RAW; also
-# pocketlm bench's bw_read (GB/s, dtype "-") and ceiling (bytes per token, ceiling tok/s, share).
+# parse_bench ROUND SYSTEM [DTYPE]: the `name dtype th n ms tok/s` lines of pocketlm bench (and of
+# scripts/bench_llamacpp.py, names prefixed llamacpp-) in $W/out.txt -> records in RAW (under
+# DTYPE when given, else the dtype the line names); also pocketlm bench's bw_read (GB/s, dtype
+# "-") and ceiling (bytes per token, ceiling tok/s, share).
 parse_bench() {
-    awk -v r="$1" -v s="$2" '
-        { n = $1; sub(/^llamacpp-/, "", n) }
+    awk -v r="$1" -v s="$2" -v as="${3:-}" '
+        { n = $1; sub(/^llamacpp-/, "", n); if (as != "" && n != "bw_read") $2 = as }
         n == "load"     { print r, s, $2, $3, "load_ms", $5 }
         n == "prefill"  { print r, s, $2, $3, "prefill_tps", $6 }
         n == "decode"   { print r, s, $2, $3, "decode_tps", $6 }

@@ -35,10 +35,10 @@ echo "== pocketlm paraphrase, base model (plain template, greedy)"
 $bin paraphrase -m "$m" --dtype q8_0 --temp 0 "$s1" "$s2" "$s3"
 echo
 if [ -f "$a/adapter_config.json" ]; then
-    echo "== pocketlm paraphrase --lora $a (the default, --diversity 0: greedy, chosen on held-out)"
+    echo "== pocketlm paraphrase --lora $a (the default, --diversity 0.5, chosen on held-out rows: control level 2, greedy, an output that copies its input retried with a growing share of its bigrams blocked)"
     $bin paraphrase -m "$m" --lora "$a" --dtype q8_0 "$s1" "$s2" "$s3"
     echo
-    echo "== pocketlm paraphrase --lora $a --diversity 1 (blocking, 3 candidates reranked: more different)"
+    echo "== pocketlm paraphrase --lora $a --diversity 1 (control level 4, a copy retried with every bigram of the input blocked: more different)"
     $bin paraphrase -m "$m" --lora "$a" --dtype q8_0 --seed 1 --diversity 1 "$s1" "$s2" "$s3"
     echo
 fi

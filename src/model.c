@@ -359,7 +359,8 @@ size_t plm_model_n_params(const plm_model *m) {
     return total;
 }
 
-static const char *const dtype_names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "auto"};
+static const char *const dtype_names[] = {"f32",  "f16",  "bf16", "q8_0", "q4_0",
+                                          "q4_1", "auto", "q5_0", "q5_1"};
 
 const char *plm_dtype_name(plm_dtype t) {
     return (unsigned)t < sizeof dtype_names / sizeof dtype_names[0] ? dtype_names[t] : "unknown";

@@ -202,6 +202,17 @@ static uint64_t load_hash(const char *path, plm_dtype dtype, plm_isa isa, int n_
     return h;
 }
 
+// same_weights: path loaded as dtype on every path with 1, 2, 3 threads gives the weights of the
+// scalar path on 1 thread.
+static void same_weights(const char *path, plm_dtype dtype) {
+    const uint64_t want = load_hash(path, dtype, PLM_ISA_SCALAR, 1);
+    for (int isa = 0; isa < PLM_ISA_COUNT; isa++)
+        for (int th = 1; th <= 3 && plm_isa_supported((plm_isa)isa); th++)
+            CHECK_MSG(load_hash(path, dtype, (plm_isa)isa, th) == want,
+                      "%s as %s on %s, %d threads: not the weights of the plain route", path,
+                      plm_dtype_name(dtype), plm_isa_name((plm_isa)isa), th);
+}
+
 // q4_model: the tiny model file path loaded as dtype (NULL on failure, reported).
 static plm_model *q4_model(const char *path, plm_dtype dtype) {
     plm_error err = {0};
@@ -277,17 +288,16 @@ static void test_q4_rows(const char *dir, int tied) {
     free(buf);
 }
 
-// test_tiny: a random tiny Llama saved as Q8_0, Q4_0, Q5_1 and F16 GGUF; loading it as f32, q8_0,
-// q4_0, q4_1, q5_0, q5_1 and auto on every path with 1, 2, 3 threads gives the weights of the
-// scalar path on 1 thread.
-static void test_tiny(const char *dir, int tied) {
+// random_llama: a tiny 2-layer Llama of hidden size C (4 heads, 2 KV heads) and intermediate size
+// F, every weight and norm random: runs of 64 of varied scale, some all zero (NULL: reported).
+static plm_model *random_llama(int tied, int32_t C, int32_t F) {
     plm_config c = {.vocab_size = 320,
-                    .hidden_size = 64,
-                    .intermediate_size = 160,
+                    .hidden_size = C,
+                    .intermediate_size = F,
                     .num_hidden_layers = 2,
                     .num_attention_heads = 4,
                     .num_key_value_heads = 2,
-                    .head_dim = 16,
+                    .head_dim = C / 4,
                     .max_position_embeddings = 64,
                     .rms_norm_eps = 1e-5f,
                     .rope_theta = 10000.0f,
@@ -297,10 +307,19 @@ static void test_tiny(const char *dir, int tied) {
     plm_model *a = NULL;
     plm_error err = {0};
     CHECK_MSG(plm_model_alloc(&a, &c, &err) == PLM_OK, "%s", err.msg);
-    if (!a) return;
-    float *p = a->block; // every weight and norm: rows of varied scale, one row all zero
-    for (size_t i = 0; i < a->block_bytes / 4; i++)
+    float *p = a ? a->block : NULL;
+    for (size_t i = 0; p && i < a->block_bytes / 4; i++)
         p[i] = (i / 64) % 17 == 3 ? 0.0f : frand() * (float)(1 << ((i / 64) % 9)) * 0.01f;
+    return a;
+}
+
+// test_tiny: a random tiny Llama saved as Q8_0, Q4_0, Q5_1 and F16 GGUF; loading it as f32, q8_0,
+// q4_0, q4_1, q5_0, q5_1 and auto on every path with 1, 2, 3 threads gives the weights of the
+// scalar path on 1 thread.
+static void test_tiny(const char *dir, int tied) {
+    plm_model *a = random_llama(tied, 64, 160);
+    plm_error err = {0};
+    if (!a) return;
     const struct {
         const char *name;
         plm_ftype ftype;
@@ -315,15 +334,7 @@ static void test_tiny(const char *dir, int tied) {
         static const plm_dtype dts[] = {PLM_DTYPE_F32,  PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0,
                                         PLM_DTYPE_Q4_1, PLM_DTYPE_Q5_0, PLM_DTYPE_Q5_1,
                                         PLM_DTYPE_AUTO};
-        for (int dt = 0; dt < 7; dt++) {
-            plm_dtype dtype = dts[dt];
-            uint64_t want = load_hash(path, dtype, PLM_ISA_SCALAR, 1);
-            for (int isa = 0; isa < PLM_ISA_COUNT; isa++)
-                for (int th = 1; th <= 3 && plm_isa_supported((plm_isa)isa); th++)
-                    CHECK_MSG(load_hash(path, dtype, (plm_isa)isa, th) == want,
-                              "%s as %s on %s, %d threads: not the weights of the plain route",
-                              path, plm_dtype_name(dtype), plm_isa_name((plm_isa)isa), th);
-        }
+        for (int dt = 0; dt < 7; dt++) same_weights(path, dts[dt]);
     }
     test_q4_rows(dir, tied);
     plm_model_free(a);
@@ -334,26 +345,9 @@ static void test_tiny(const char *dir, int tied) {
 // dequantization of the file's, bit for bit (the not permuted v, o, gate, up, down), and the
 // weights are the same on every path and thread count.
 static void test_kquant(const char *dir) {
-    plm_config c = {.vocab_size = 320,
-                    .hidden_size = 256,
-                    .intermediate_size = 512,
-                    .num_hidden_layers = 2,
-                    .num_attention_heads = 4,
-                    .num_key_value_heads = 2,
-                    .head_dim = 64,
-                    .max_position_embeddings = 64,
-                    .rms_norm_eps = 1e-5f,
-                    .rope_theta = 10000.0f,
-                    .tie_word_embeddings = 1,
-                    .bos_token_id = 1,
-                    .eos_token_id = 2};
-    plm_model *a = NULL;
+    plm_model *a = random_llama(1, 256, 512);
     plm_error err = {0};
-    CHECK_MSG(plm_model_alloc(&a, &c, &err) == PLM_OK, "%s", err.msg);
     if (!a) return;
-    float *p = a->block;
-    for (size_t i = 0; i < a->block_bytes / 4; i++)
-        p[i] = (i / 32) % 19 == 3 ? 0.0f : frand() * (float)(1 << ((i / 32) % 7)) * 0.01f;
     static const char *const names[5] = {"attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
     for (int five = 0; five < 2; five++) {
         char path[256];
@@ -368,7 +362,7 @@ static void test_kquant(const char *dir) {
             continue;
         }
         int n_k = 0; // Q4_K / Q5_K tensors checked
-        for (int l = 0; l < c.num_hidden_layers; l++) {
+        for (int l = 0; l < m->config.num_hidden_layers; l++) {
             const plm_layer *y = &m->layers[l];
             const plm_mat *ws[5] = {&y->v_proj, &y->o_proj, &y->gate_proj, &y->up_proj,
                                     &y->down_proj};
@@ -395,12 +389,7 @@ static void test_kquant(const char *dir) {
         CHECK_MSG(n_k > 0, "%s: no Q4_K / Q5_K tensor", path);
         plm_gguf_free(&g);
         plm_model_free(m);
-        const uint64_t want = load_hash(path, PLM_DTYPE_AUTO, PLM_ISA_SCALAR, 1);
-        for (int isa = 0; isa < PLM_ISA_COUNT; isa++)
-            for (int th = 1; th <= 3 && plm_isa_supported((plm_isa)isa); th++)
-                CHECK_MSG(load_hash(path, PLM_DTYPE_AUTO, (plm_isa)isa, th) == want,
-                          "%s as auto on %s, %d threads: other weights", path,
-                          plm_isa_name((plm_isa)isa), th);
+        same_weights(path, PLM_DTYPE_AUTO);
     }
     plm_model_free(a);
 }

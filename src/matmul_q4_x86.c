@@ -55,14 +55,21 @@ PLM_INLINE PLM_TARGET_AVX2 __m128 m_fold_avx2(const float *m, const float *xs, i
     return fold8_avx2(ms);
 }
 
-// high_avx2: byte i = 16 where bit i of h is set, else 0 (i = 0..31): byte i takes byte i / 8 of
-// h (one shuffle), and the test of its bit i % 8 is a compare of (byte & mask) with the mask.
-PLM_INLINE PLM_TARGET_AVX2 __m256i high_avx2(uint32_t h) {
-    const __m256i idx = _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202,
-                                           0x0303030303030303); // per 128-bit lane: bytes 0-3
+// high_avx2: 16 or 0 in each byte from the bits of h (the same 16 bytes in both 128-bit lanes):
+// byte i takes byte q of h, q = byte i / 8 of the index idx (one shuffle per lane, so q is 0..15 of
+// the lane's copy of h), and is 16 where its bit i % 8 is set: a compare of (byte & mask) with
+// the mask. (llama.cpp's bytes_from_bits_32 is the same idea.)
+PLM_INLINE PLM_TARGET_AVX2 __m256i high_avx2(__m256i h, __m256i idx) {
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201);
-    const __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)h), idx), bit);
+    const __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(h, idx), bit);
     return _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(16));
+}
+
+// high_idx: high_avx2's index of 2 bytes of h per 128-bit lane (bytes a, a + 1 for the low lane,
+// b, b + 1 for the high one).
+PLM_INLINE PLM_TARGET_AVX2 __m256i high_idx(int a, int b) {
+    const long long one = 0x0101010101010101;
+    return _mm256_setr_epi64x(a * one, (a + 1) * one, b * one, (b + 1) * one);
 }
 
 // unpack_avx2: the 32 values k of block blk (counted from row 0) of w as bytes in element order:
@@ -71,7 +78,9 @@ PLM_INLINE PLM_TARGET_AVX2 __m256i unpack_avx2(const plm_mat *w, size_t blk, int
     const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(w->q4 + blk * PLM_QK / 2));
     const __m128i f = _mm_set1_epi8(15);
     const __m256i k = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), f), _mm_and_si128(v, f));
-    return high ? _mm256_or_si256(k, high_avx2(w->qh[blk])) : k;
+    // bits 0-15 of qh for elements 0-15 (low lane), bits 16-31 for 16-31 (high lane)
+    return high ? _mm256_or_si256(k, high_avx2(_mm256_set1_epi32((int)w->qh[blk]), high_idx(0, 2)))
+                : k;
 }
 
 // prefetch_run: the first and last line of the nb floats or words at p.
@@ -212,11 +221,13 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const int8_t
                            : _mm256_zextsi128_si256(
                                  _mm_loadu_si128((const __m128i *)(const void *)(qs + b * 16)));
             __m256i k[2] = {_mm256_and_si256(v, f), _mm256_and_si256(_mm256_srli_epi16(v, 4), f)};
-            if (high) {
+            if (high) { // both blocks' qh in one 64-bit word (the odd one 0 past the last)
                 const uint32_t *qh = j->w->qh + (size_t)(r + i) * nb + b;
-                const uint32_t h0 = qh[0], h1 = b + 1 < nb ? qh[1] : 0;
-                k[0] = _mm256_or_si256(k[0], high_avx2((h0 & 0xFFFF) | h1 << 16));
-                k[1] = _mm256_or_si256(k[1], high_avx2(h0 >> 16 | (h1 & 0xFFFF0000)));
+                uint64_t h2 = qh[0];
+                if (b + 1 < nb) memcpy(&h2, qh, 8);
+                const __m256i h = _mm256_set1_epi64x((long long)h2);
+                k[0] = _mm256_or_si256(k[0], high_avx2(h, high_idx(0, 4))); // bits 0-15 of each
+                k[1] = _mm256_or_si256(k[1], high_avx2(h, high_idx(2, 6))); // bits 16-31
             }
             const __m256 s =
                 _mm256_blend_ps(_mm256_broadcast_ss(sc + b), _mm256_broadcast_ss(sc + b + 1), 0xF0);
@@ -225,11 +236,9 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const int8_t
                 const __m256i x =
                     _mm256_load_si256((const __m256i *)(const void *)(xp + 32 * b) + h);
                 __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(k[h], x), ones);
-                if (off) { // xc is 8 times the sums: off / 8 times that
-                    const __m256i c =
-                        _mm256_load_si256((const __m256i *)(const void *)(xc + 8 * b) + h);
-                    p32 = _mm256_sub_epi32(p32, off == 16 ? _mm256_slli_epi32(c, 1) : c);
-                }
+                if (off) // xc: off times the sums
+                    p32 = _mm256_sub_epi32(
+                        p32, _mm256_load_si256((const __m256i *)(const void *)(xc + 8 * b) + h));
                 acc[h] = _mm256_add_ps(acc[h], _mm256_mul_ps(_mm256_cvtepi32_ps(p32), s));
             }
         }
@@ -248,12 +257,14 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const int8_t
 }
 
 // decode_layout_avx2: token t's input in the decode layout into xp (32 bytes a block, pairs
-// padded with a zero block) and 8 times the sums of its 4-byte lanes into xc (8 a block).
+// padded with a zero block) and plm_q4_offset times the sums of its 4-byte lanes into xc (8 a
+// block).
 PLM_TARGET_AVX2 static void decode_layout_avx2(int8_t *xp, int32_t *xc, const matmul_job *j,
                                                int t) {
     const int C = j->w->cols, nb = C / PLM_QK;
     const int8_t *x = j->xq + (size_t)t * C;
-    const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i off = _mm256_set1_epi8((char)plm_q4_offset(j->w->dtype));
     for (int b = 0; b < nb; b += 2) {
         const __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(x + b * PLM_QK));
         const __m256i x1 =
@@ -264,7 +275,7 @@ PLM_TARGET_AVX2 static void decode_layout_avx2(int8_t *xp, int32_t *xc, const ma
         for (int i = 0; i < 2; i++) {
             _mm256_store_si256((__m256i *)(void *)(xp + 32 * b) + i, h[i]);
             _mm256_store_si256((__m256i *)(void *)(xc + 8 * b) + i,
-                               _mm256_madd_epi16(_mm256_maddubs_epi16(eight, h[i]), ones));
+                               _mm256_madd_epi16(_mm256_maddubs_epi16(off, h[i]), ones));
         }
     }
 }

@@ -23,8 +23,8 @@ static int usage(void) {
            "parameter count, file dtypes, weight memory for f32 and q8_0, and KV cache bytes per\n"
            "token, the CPU, its features and the kernel path (PLM_ISA=path forces one).\n\n"
            "  -m PATH          model\n"
-           "  --dtype T        load the weights as f32 (default), q8_0, q4_0, q4_1 or auto (shows\n"
-           "                   load time and size)\n"
+           "  --dtype T        load the weights as f32 (default), q8_0, q4_0, q4_1, q5_0, q5_1 or\n"
+           "                   auto (shows load time and size)\n"
            "  --json           one JSON object instead of text\n");
     return 0;
 }

@@ -167,14 +167,17 @@ static void q8_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) 
     }
 }
 
-// ---- Q4_0 and Q4_1: matmul_kernels.h's order ----
+// ---- Q4_0, Q4_1, Q5_0 and Q5_1: matmul_kernels.h's order ----
 
-// q4_unpack: the 32 int8 weights of the Q4 block at qs (16 bytes): k - 8 (Q4_0) or k (Q4_1).
-static void q4_unpack(int8_t w[PLM_QK], const uint8_t *qs, plm_dtype dtype) {
-    const int off = dtype == PLM_DTYPE_Q4_0 ? 8 : 0;
+// q4_unpack: the 32 int8 weights k - plm_q4_offset of block blk (counted from row 0) of w: k the
+// nibble and, Q5_x, plus 16 times its bit of qh.
+static void q4_unpack(int8_t k[PLM_QK], const plm_mat *w, size_t blk) {
+    const uint8_t *qs = w->q4 + blk * PLM_QK / 2;
+    const uint32_t h = plm_dtype_high(w->dtype) ? w->qh[blk] : 0;
+    const int off = plm_q4_offset(w->dtype);
     for (int i = 0; i < 16; i++) {
-        w[i] = (int8_t)((qs[i] & 15) - off);
-        w[i + 16] = (int8_t)((qs[i] >> 4) - off);
+        k[i] = (int8_t)((qs[i] & 15) + (int)(h >> i & 1) * 16 - off);
+        k[i + 16] = (int8_t)((qs[i] >> 4) + (int)(h >> (i + 16) & 1) * 16 - off);
     }
 }
 
@@ -196,15 +199,14 @@ static void q4_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) 
         for (int r = r0; r < r0 + nr; r++) {
             const int8_t *xq = j->xq + (size_t)t * C;
             const float *xd = j->xd + (size_t)t * nb, *wd = j->w->d + (size_t)r * nb;
-            const uint8_t *qs = j->w->q4 + (size_t)r * C / 2;
             float acc[16] = {0};
             for (int b = 0; b < nb; b++) {
                 int8_t wq[PLM_QK];
-                q4_unpack(wq, qs + b * PLM_QK / 2, j->w->dtype);
+                q4_unpack(wq, j->w, (size_t)r * nb + b);
                 q8_block_scalar(acc, xq + b * PLM_QK, wq, wd[b] * xd[b], b);
             }
             float o = q8_sum_scalar(acc);
-            if (j->w->dtype == PLM_DTYPE_Q4_1)
+            if (plm_dtype_min(j->w->dtype))
                 o = o + plm_q4_m_sum(j->w->m + (size_t)r * nb, j->xs + (size_t)t * nb, nb);
             j->out[(size_t)t * R + r] = o;
         }
@@ -259,6 +261,8 @@ size_t plm_mat_bytes(plm_dtype dtype, size_t rows, size_t cols) {
     case PLM_DTYPE_Q8_0: return e + nb * sizeof(float);
     case PLM_DTYPE_Q4_0: return e / 2 + nb * sizeof(float);
     case PLM_DTYPE_Q4_1: return e / 2 + 2 * nb * sizeof(float);
+    case PLM_DTYPE_Q5_0: return e / 2 + nb * (sizeof(float) + sizeof(uint32_t));
+    case PLM_DTYPE_Q5_1: return e / 2 + nb * (2 * sizeof(float) + sizeof(uint32_t));
     default: return e * sizeof(float);
     }
 }
@@ -269,16 +273,14 @@ void plm_mat_row(float *out, const plm_mat *w, int32_t r) {
         memcpy(out, w->f32 + (size_t)r * C, C * sizeof(float));
         return;
     }
-    if (w->dtype != PLM_DTYPE_Q8_0) { // gguf.c's dequant_q4_0 / dequant_q4_1, per block
-        const uint8_t *qs = w->q4 + (size_t)r * C / 2;
-        const float *d = w->d + (size_t)r * (C / PLM_QK);
+    if (w->dtype != PLM_DTYPE_Q8_0) { // gguf.c's dequant_q4_0 .. dequant_q5_1, per block
+        const size_t b0 = (size_t)r * (C / PLM_QK);
         for (size_t b = 0; b < C / PLM_QK; b++) {
             int8_t k[PLM_QK];
-            q4_unpack(k, qs + b * PLM_QK / 2, w->dtype);
+            q4_unpack(k, w, b0 + b);
             for (int i = 0; i < PLM_QK; i++) {
-                const float x = (float)k[i] * d[b];
-                out[b * PLM_QK + i] =
-                    w->dtype == PLM_DTYPE_Q4_1 ? x + w->m[(size_t)r * (C / PLM_QK) + b] : x;
+                const float x = (float)k[i] * w->d[b0 + b];
+                out[b * PLM_QK + i] = plm_dtype_min(w->dtype) ? x + w->m[b0 + b] : x;
             }
         }
         return;
@@ -299,7 +301,7 @@ typedef struct {
     const matmul_kernels *k;
     int8_t *xq;
     float *xd;
-    float *xs;   // NULL unless a weight is Q4_1
+    float *xs;   // NULL unless a weight is Q4_1 or Q5_1
     int32_t *xc; // NULL without q8_prepare
     const float *inp;
     int32_t T, cols;
@@ -360,7 +362,7 @@ static void matmul_n(plm_isa isa, plm_pool *pool, int n, float *const *outs, con
         quantize_job qj = {k,    scratch, (float *)(void *)((char *)scratch + round_up64(N)),
                            NULL, NULL,    inp,
                            T,    w->cols};
-        if (w->dtype == PLM_DTYPE_Q4_1) qj.xs = (float *)(void *)((char *)qj.xd + nd);
+        if (plm_dtype_min(w->dtype)) qj.xs = (float *)(void *)((char *)qj.xd + nd);
         if (k->q8_prepare) qj.xc = (int32_t *)(void *)((char *)qj.xd + 2 * nd);
         if (N >= QUANTIZE_MT_VALUES) plm_pool_run(pool, quantize_worker, &qj);
         else quantize_worker(&qj, 0, 1);

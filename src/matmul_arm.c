@@ -165,32 +165,46 @@ PLM_INLINE int32x4_t q8_dot_sdot(int8x16_t x, int8x16_t w) {
     return acc;
 }
 
-// Q4_0 and Q4_1 (matmul_kernels.h) run the same kernels on their weights as int8: a block's 16
-// bytes give elements 0-15 (low nibbles) and 16-31 (high ones) as two vectors, minus 8 for Q4_0,
-// and Q4_1 adds its minimums' term to each output (the scalar reference's plm_q4_m_sum). q4: 0 for
-// Q8_0 weights, 1 for Q4_0, 2 for Q4_1 (a constant at each call site).
-#define Q4_BLOCK_BYTES(q4) ((q4) ? 16 : PLM_QK) // a row's bytes per block
+// Q4_0, Q4_1, Q5_0 and Q5_1 (matmul_kernels.h) run the same kernels on their weights as int8: a
+// block's 16 bytes give elements 0-15 (low nibbles) and 16-31 (high ones) as two vectors, Q5_x
+// ORs in 16 where the element's bit of qh is set, Q4_0 and Q5_0 subtract 8 or 16, and Q4_1 and
+// Q5_1 add their minimums' term to each output (the scalar reference's plm_q4_m_sum). dt: the
+// weights' dtype (a constant at each call site).
+#define Q4_BLOCK_BYTES(dt) ((dt) == PLM_DTYPE_Q8_0 ? PLM_QK : 16) // a row's bytes per block
 
-// w_block: the 32 weights of block b of the row at w as two vectors of int8.
-PLM_INLINE void w_block(int8x16_t *w0, int8x16_t *w1, const uint8_t *w, int b, int q4) {
-    if (!q4) {
+// high_neon: byte i = 16 where bit i of h is set, else 0 (i = 0..15): bytes 0-7 take h's low
+// byte, 8-15 its high one, and each tests its own bit.
+PLM_INLINE uint8x16_t high_neon(uint32_t h) {
+    const uint8x16_t bit = vreinterpretq_u8_u64(vdupq_n_u64(0x8040201008040201ULL));
+    const uint8x16_t v = vcombine_u8(vdup_n_u8((uint8_t)h), vdup_n_u8((uint8_t)(h >> 8)));
+    return vandq_u8(vtstq_u8(v, bit), vdupq_n_u8(16));
+}
+
+// w_block: the 32 weights of block b of the row at w (Q5_x: its high bits h) as two vectors of
+// int8.
+PLM_INLINE void w_block(int8x16_t *w0, int8x16_t *w1, const uint8_t *w, int b, uint32_t h,
+                        plm_dtype dt) {
+    if (dt == PLM_DTYPE_Q8_0) {
         *w0 = vld1q_s8((const int8_t *)w + b * PLM_QK);
         *w1 = vld1q_s8((const int8_t *)w + b * PLM_QK + 16);
         return;
     }
     const uint8x16_t v = vld1q_u8(w + b * 16);
-    *w0 = vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(15)));
-    *w1 = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
-    if (q4 == 1) *w0 = vsubq_s8(*w0, vdupq_n_s8(8)), *w1 = vsubq_s8(*w1, vdupq_n_s8(8));
+    uint8x16_t k0 = vandq_u8(v, vdupq_n_u8(15)), k1 = vshrq_n_u8(v, 4);
+    if (plm_dtype_high(dt)) k0 = vorrq_u8(k0, high_neon(h)), k1 = vorrq_u8(k1, high_neon(h >> 16));
+    *w0 = vreinterpretq_s8_u8(k0), *w1 = vreinterpretq_s8_u8(k1);
+    const int off = plm_q4_offset(dt);
+    if (off)
+        *w0 = vsubq_s8(*w0, vdupq_n_s8((int8_t)off)), *w1 = vsubq_s8(*w1, vdupq_n_s8((int8_t)off));
 }
 
 // q8_step: block b (odd: into the odd-block accumulators) of mt tokens and nr rows (rs bytes
 // apart): each canonical lane converted to float, times dw * dx (lane ln of s), then added; mul and
 // add stay two roundings (-std=c11 keeps the compiler from contracting them). sdot picks the
-// integer dot, q4 the weights' format.
+// integer dot, dt the weights' format (Q5_x: the rows' high bits at qh, nb words a row).
 PLM_INLINE void q8_step(float32x4_t acc[Q8_MT][Q8_DNR][4], const int8_t *xq, const uint8_t *wq,
-                        size_t rs, int C, int mt, int nr, int b, int odd,
-                        float32x2_t s[Q8_MT][Q8_DNR], int ln, int sdot, int q4) {
+                        const uint32_t *qh, size_t rs, int C, int mt, int nr, int b, int odd,
+                        float32x2_t s[Q8_MT][Q8_DNR], int ln, int sdot, plm_dtype dt) {
     int8x16_t xv[Q8_MT][2];
     TILE_LOOP(t, mt, Q8_MT) {
         xv[t][0] = vld1q_s8(xq + (size_t)t * C + b * PLM_QK);
@@ -198,7 +212,8 @@ PLM_INLINE void q8_step(float32x4_t acc[Q8_MT][Q8_DNR][4], const int8_t *xq, con
     }
     TILE_LOOP(r, nr, Q8_DNR) {
         int8x16_t w0, w1;
-        w_block(&w0, &w1, wq + (size_t)r * rs, b, q4);
+        const uint32_t h = plm_dtype_high(dt) ? qh[(size_t)r * (C / PLM_QK) + b] : 0;
+        w_block(&w0, &w1, wq + (size_t)r * rs, b, h, dt);
         TILE_LOOP(t, mt, Q8_MT) {
             const int32x4_t p0 = sdot ? q8_dot_sdot(xv[t][0], w0) : q8_dot_neon(xv[t][0], w0);
             const int32x4_t p1 = sdot ? q8_dot_sdot(xv[t][1], w1) : q8_dot_neon(xv[t][1], w1);
@@ -230,12 +245,14 @@ PLM_INLINE void q8_store(float *out, float32x4_t acc[Q8_DNR][4], int nr) {
 // scheduler starts a step's 16 loads early and spills accumulators. Decode (mt 1) prefetches the
 // weights and their scales pfr rows ahead (the scales are a second stream that the hardware
 // prefetcher may not keep ahead of).
-PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, int sdot, int q4) {
-    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
-    const size_t rs = (size_t)nb * Q4_BLOCK_BYTES(q4); // bytes a row of weights
+PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, int sdot,
+                         plm_dtype dt) {
+    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK, q4 = dt != PLM_DTYPE_Q8_0;
+    const size_t rs = (size_t)nb * Q4_BLOCK_BYTES(dt); // bytes a row of weights
     const int8_t *xq = j->xq + (size_t)t0 * C;         // (mt, C)
-    const uint8_t *wq = (q4 ? j->w->q4 : (const uint8_t *)j->w->q) + r0 * rs;   // (nr, rs)
-    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb; // (mt|nr, nb)
+    const uint8_t *wq = (q4 ? j->w->q4 : (const uint8_t *)j->w->q) + r0 * rs;    // (nr, rs)
+    const uint32_t *qh = plm_dtype_high(dt) ? j->w->qh + (size_t)r0 * nb : NULL; // (nr, nb)
+    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r0 * nb;  // (mt|nr, nb)
     const int pfr = prefetch_rows(rs, nr);
     const int pf = mt == 1 && r0 + nr + pfr <= R;
     float32x4_t acc[Q8_MT][Q8_DNR][4];
@@ -250,21 +267,21 @@ PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, in
             const float32x2_t ws = vld1_f32(wd + (size_t)r * nb + b);
             TILE_LOOP(t, mt, Q8_MT) s[t][r] = vmul_f32(ws, vld1_f32(xd + (size_t)t * nb + b));
             if (pf) { // the line of the two blocks and, every 16 blocks, a line of scales
-                __builtin_prefetch(wq + (size_t)(r + pfr) * rs + b * Q4_BLOCK_BYTES(q4), 0, 0);
+                __builtin_prefetch(wq + (size_t)(r + pfr) * rs + b * Q4_BLOCK_BYTES(dt), 0, 0);
                 if (b % 16 == 0) __builtin_prefetch(wd + (size_t)(r + pfr) * nb + b, 0, 0);
             }
         }
-        q8_step(acc, xq, wq, rs, C, mt, nr, b, 0, s, 0, sdot, q4);
-        q8_step(acc, xq, wq, rs, C, mt, nr, b + 1, 1, s, 1, sdot, q4);
+        q8_step(acc, xq, wq, qh, rs, C, mt, nr, b, 0, s, 0, sdot, dt);
+        q8_step(acc, xq, wq, qh, rs, C, mt, nr, b + 1, 1, s, 1, sdot, dt);
     }
     if (b < nb) {
         TILE_LOOP(r, nr, Q8_DNR)
         TILE_LOOP(t, mt, Q8_MT)
         s[t][r] = vdup_n_f32(wd[(size_t)r * nb + b] * xd[(size_t)t * nb + b]);
-        q8_step(acc, xq, wq, rs, C, mt, nr, b, 0, s, 0, sdot, q4);
+        q8_step(acc, xq, wq, qh, rs, C, mt, nr, b, 0, s, 0, sdot, dt);
     }
     TILE_LOOP(t, mt, Q8_MT) q8_store(j->out + (size_t)(t0 + t) * R + r0, acc[t], nr);
-    for (int t = 0; q4 == 2 && t < mt; t++)
+    for (int t = 0; plm_dtype_min(dt) && t < mt; t++)
         for (int r = 0; r < nr; r++) {
             float *o = j->out + (size_t)(t0 + t) * R + r0 + r;
             const float *m = j->w->m + (size_t)(r0 + r) * nb, *xs = j->xs + (size_t)(t0 + t) * nb;
@@ -273,32 +290,41 @@ PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, in
 }
 
 // q8_tiles: the driver's tile shapes: (2, 1) prefill, (1, 2) decode, (1, 1) the edges.
-PLM_INLINE void q8_tiles(const matmul_job *j, int t0, int mt, int r0, int nr, int sdot, int q4) {
-    if (mt == Q8_MT) q8_block(j, t0, Q8_MT, r0, 1, sdot, q4);
-    else if (nr == Q8_DNR) q8_block(j, t0, 1, r0, Q8_DNR, sdot, q4);
-    else q8_block(j, t0, 1, r0, 1, sdot, q4);
+PLM_INLINE void q8_tiles(const matmul_job *j, int t0, int mt, int r0, int nr, int sdot,
+                         plm_dtype dt) {
+    if (mt == Q8_MT) q8_block(j, t0, Q8_MT, r0, 1, sdot, dt);
+    else if (nr == Q8_DNR) q8_block(j, t0, 1, r0, Q8_DNR, sdot, dt);
+    else q8_block(j, t0, 1, r0, 1, sdot, dt);
 }
 
 // q8_tile_neon, q8_tile_dotprod, q4_tile_neon, q4_tile_dotprod: the tables' tiles; the dotprod
 // ones may hold SDOT (PLM_TARGET_DOTPROD), inlined from q8_dot_sdot.
 static void q8_tile_neon(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    q8_tiles(j, t0, mt, r0, nr, 0, 0);
+    q8_tiles(j, t0, mt, r0, nr, 0, PLM_DTYPE_Q8_0);
 }
 
 PLM_TARGET_DOTPROD static void q8_tile_dotprod(const matmul_job *j, int t0, int mt, int r0,
                                                int nr) {
-    q8_tiles(j, t0, mt, r0, nr, 1, 0);
+    q8_tiles(j, t0, mt, r0, nr, 1, PLM_DTYPE_Q8_0);
+}
+
+// q4_tiles: q8_tiles on Q4/Q5 weights, the format a constant of each specialization.
+PLM_INLINE void q4_tiles(const matmul_job *j, int t0, int mt, int r0, int nr, int sdot) {
+    switch (j->w->dtype) {
+    case PLM_DTYPE_Q4_0: q8_tiles(j, t0, mt, r0, nr, sdot, PLM_DTYPE_Q4_0); break;
+    case PLM_DTYPE_Q4_1: q8_tiles(j, t0, mt, r0, nr, sdot, PLM_DTYPE_Q4_1); break;
+    case PLM_DTYPE_Q5_0: q8_tiles(j, t0, mt, r0, nr, sdot, PLM_DTYPE_Q5_0); break;
+    default: q8_tiles(j, t0, mt, r0, nr, sdot, PLM_DTYPE_Q5_1); break;
+    }
 }
 
 static void q4_tile_neon(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    if (j->w->dtype == PLM_DTYPE_Q4_0) q8_tiles(j, t0, mt, r0, nr, 0, 1);
-    else q8_tiles(j, t0, mt, r0, nr, 0, 2);
+    q4_tiles(j, t0, mt, r0, nr, 0);
 }
 
 PLM_TARGET_DOTPROD static void q4_tile_dotprod(const matmul_job *j, int t0, int mt, int r0,
                                                int nr) {
-    if (j->w->dtype == PLM_DTYPE_Q4_0) q8_tiles(j, t0, mt, r0, nr, 1, 1);
-    else q8_tiles(j, t0, mt, r0, nr, 1, 2);
+    q4_tiles(j, t0, mt, r0, nr, 1);
 }
 
 // q8_warm_neon: prefetch the weights and scales of the rows that decode's first tiles read before

@@ -16,20 +16,21 @@
 
 // ---- input gradient: scalar reference ----
 
-// w_slice: row r of w, columns [c0, c0 + n) as f32 into out (Q4: c0 and n multiples of PLM_QK)
+// w_slice: row r of w, columns [c0, c0 + n) as f32 into out (Q4/Q5: c0 and n multiples of PLM_QK)
 static void w_slice(float *out, const plm_mat *w, int32_t r, int32_t c0, int32_t n) {
     if (w->dtype == PLM_DTYPE_F32) {
         memcpy(out, w->f32 + (size_t)r * w->cols + c0, (size_t)n * sizeof *out);
         return;
     }
-    if (w->dtype != PLM_DTYPE_Q8_0) { // Q4_x: its blocks c0 / 32 .. as a matrix of one row
+    if (w->dtype != PLM_DTYPE_Q8_0) { // Q4_x/Q5_x: its blocks c0 / 32 .. as a matrix of one row
         const size_t b0 = (size_t)r * (size_t)(w->cols / PLM_QK) + (size_t)c0 / PLM_QK;
         const plm_mat blocks = {.dtype = w->dtype,
                                 .rows = 1,
                                 .cols = n,
                                 .q4 = w->q4 + b0 * PLM_QK / 2,
                                 .d = w->d + b0,
-                                .m = w->m ? w->m + b0 : NULL};
+                                .m = w->m ? w->m + b0 : NULL,
+                                .qh = w->qh ? w->qh + b0 : NULL};
         plm_mat_row(out, &blocks, 0);
         return;
     }
@@ -81,7 +82,7 @@ typedef struct {
 // sets, and each column tile read it again from far away): row blocks outside, and the block's
 // dout columns (T, RB) copied once into a contiguous buffer that every column tile reads: the
 // kernels see W's rows r0 .. r1 as a matrix of r1 - r0 rows, whose dout stride is r1 - r0.
-// Q4 weights take the second way, each row block's columns of this thread turned to f32 once
+// Q4/Q5 weights take the second way, each row block's columns of this thread turned to f32 once
 // (w_slice) into a (RB, cols) buffer, whose rows the f32 kernels then read: the same bits as the
 // f32 matrix of the dequantized weights (plm_mat_row). Out of memory: the reference tiles, w_slice
 // a row at a time.
@@ -91,7 +92,7 @@ static void input_worker(void *ctx, int ith, int nth) {
     const int32_t cols = w->cols, rows = w->rows, T = j->T, nb = (cols + NC - 1) / NC;
     const int32_t b0 = (int32_t)((long)nb * ith / nth), b1 = (int32_t)((long)nb * (ith + 1) / nth);
     if (b0 >= b1) return;
-    const int q4 = w->dtype == PLM_DTYPE_Q4_0 || w->dtype == PLM_DTYPE_Q4_1;
+    const int q4 = plm_dtype_nibbles(w->dtype);
     if (rows < WIDE && !q4) {
         for (int32_t b = b0; b < b1; b++) {
             const int32_t c0 = b * NC, n = cols - c0 < NC ? cols - c0 : NC;
@@ -129,6 +130,7 @@ static void input_worker(void *ctx, int ith, int nth) {
             } else {
                 wb.q4 += (size_t)r0 * cols / 2, wb.d += (size_t)r0 * (cols / PLM_QK);
                 if (wb.m) wb.m += (size_t)r0 * (cols / PLM_QK);
+                if (wb.qh) wb.qh += (size_t)r0 * (cols / PLM_QK);
             }
         } else {
             lo = r0, hi = r1;

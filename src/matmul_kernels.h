@@ -35,6 +35,11 @@
 //     h[i] = macc[i] + macc[i + 4],  M = (h[0] + h[2]) + (h[1] + h[3])
 //   (a multiply then an add, as Q8_0; one 8-lane vector on x86, two on 128-bit paths; a padded
 //   last vector adds +0 products to accumulators that are never -0).
+// Q5_0 and Q5_1 (k = the nibble + 16 times the value's bit of qh, 0..31) are Q4_0 and Q4_1 with
+// that k: Q5_0 (w = d (k - 16)) is Q8_0's canonical order on the int8 weights k - 16 and the scales
+// d (the same bits as plm_matmul on the Q8_0 matrix {k - 16, d}); Q5_1 (w = d k + m) is A (Q8_0's
+// order on k) + M (Q4_1's minimums' term, the same xs). Every Q4 kernel reads the high bits as one
+// more step of its unpacking (an OR of 16 where the bit is set), so the code is the same.
 // The x86 kernels (matmul_q4_x86.c) unpack panels of rows into Q8_0 form for prefill and run the
 // table's q8 rows kernel on them: a q8 rows function reads only the rows [r0, r1) of j->w, and
 // uses j->w->rows only as the row stride of out.
@@ -94,7 +99,7 @@ struct matmul_job {
 
 typedef struct {
     tile_kernel f32, q8; // forward tiles
-    tile_kernel q4;      // Q4_0 and Q4_1 weights (the kernels read w->dtype)
+    tile_kernel q4;      // Q4_0, Q4_1, Q5_0 and Q5_1 weights (the kernels read w->dtype)
     // quantize: quantize_scalar's bytes for x (n) -> q (n), d (n / PLM_QK)
     void (*quantize)(int8_t *q, float *d, const float *x, size_t n);
     // q8_prepare: the part of xc for tokens [t0, t1) from xq (T, C) and xd (T, C / 32), computed
@@ -130,7 +135,7 @@ PLM_INLINE void plm_dw_rows_generic(float *dw, const float *dout, const float *i
     }
 }
 
-// plm_q4_m_sum: Q4_1's minimums' term M (above) of one row's m (nb) and one token's xs (nb), in
+// plm_q4_m_sum: Q4_1's (and Q5_1's) minimums' term M (above) of one row's m (nb) and one token's xs (nb), in
 // the canonical order (the scalar reference, and the tails of the SIMD paths' rows).
 float plm_q4_m_sum(const float *m, const float *xs, int nb);
 

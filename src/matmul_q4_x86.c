@@ -1,18 +1,20 @@
-// matmul_q4_x86.c: Q4_0 and Q4_1 weights on the x86-64 paths: the q4 entry (a rows kernel) of
-// matmul_x86.c's AVX2, avxvnni and AVX-512 tables, in matmul_kernels.h's order (the same bits as the scalar
-// reference). Kept apart from matmul_x86.c's f32 and Q8_0 kernels, which the Q4 prefill reuses.
-// AVX2 code on both paths, but for the Q8_0 rows kernel each table brings.
+// matmul_q4_x86.c: Q4_0, Q4_1, Q5_0 and Q5_1 weights on the x86-64 paths: the q4 entry (a rows
+// kernel) of matmul_x86.c's AVX2, avxvnni and AVX-512 tables, in matmul_kernels.h's order (the
+// same bits as the scalar reference). Kept apart from matmul_x86.c's f32 and Q8_0 kernels, which
+// the Q4 prefill reuses. AVX2 code on both paths, but for the Q8_0 rows kernel each table brings.
+// Q5_x is Q4_x with one more step wherever nibbles are unpacked: the block's 32 high bits (qh)
+// turned into bytes of 16 or 0 (high_avx2) and OR'd in; Q5_0 subtracts 16 where Q4_0 does 8.
 //   Decode (one token): 4 rows a pass, each read once as a sequential stream with software
 //     prefetch (as Q8_0's decode), two blocks a load, the nibbles unpacked by and/shift against
 //     an input laid out to match once per call; vpmaddubsw multiplies them (k is unsigned; Q4_0
 //     subtracts 8 times the input's sums: the int sums are exact, so the same p[b][l]).
 //   Small T (below the table's Q8_0 rows kernel): a row at a time, 4 tokens a pass, a block's 32
-//     nibbles unpacked to element order.
-//   Prefill: panels of rows unpacked into Q8_0 form (int8 k - 8 or k, the scales d) that the
-//     table's own Q8_0 rows kernel (tokens in vector lanes) runs on, as it runs Q8_0 weights;
-//     Q4_1 then adds its minimums' term to each output, 8 tokens a vector.
+//     nibbles (and high bits) unpacked to element order.
+//   Prefill: panels of rows unpacked into Q8_0 form (int8 k - plm_q4_offset, the scales d) that
+//     the table's own Q8_0 rows kernel (tokens in vector lanes) runs on, as it runs Q8_0 weights;
+//     Q4_1 and Q5_1 then add their minimums' term to each output, 8 tokens a vector.
 // Decode is bandwidth-bound: a Q4_1 weight is 0.75 bytes (16 bytes of nibbles, f32 d and m per 32)
-// against Q8_0's 1.125.
+// against Q8_0's 1.125 (Q5_0: 0.75, Q5_1: 0.875).
 #include <string.h>
 
 #include "matmul_kernels.h"
@@ -53,48 +55,73 @@ PLM_INLINE PLM_TARGET_AVX2 __m128 m_fold_avx2(const float *m, const float *xs, i
     return fold8_avx2(ms);
 }
 
-// unpack_avx2: the 32 nibbles of the block at qs (16 bytes) as bytes in element order (0..15).
-PLM_INLINE PLM_TARGET_AVX2 __m256i unpack_avx2(const uint8_t *qs) {
-    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)qs), f = _mm_set1_epi8(15);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), f), _mm_and_si128(v, f));
+// high_avx2: 16 or 0 in each byte from the bits of h (the same 16 bytes in both 128-bit lanes):
+// byte i takes byte q of h, q = byte i / 8 of the index idx (one shuffle per lane, so q is 0..15 of
+// the lane's copy of h), and is 16 where its bit i % 8 is set: a compare of (byte & mask) with
+// the mask. (llama.cpp's bytes_from_bits_32 is the same idea.)
+PLM_INLINE PLM_TARGET_AVX2 __m256i high_avx2(__m256i h, __m256i idx) {
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201);
+    const __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(h, idx), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(16));
 }
 
-// q4_prefetch: the start of the nibbles and the scales (and minimums) of row r + ahead, if any
+// high_idx: high_avx2's index of 2 bytes of h per 128-bit lane (bytes a, a + 1 for the low lane,
+// b, b + 1 for the high one).
+PLM_INLINE PLM_TARGET_AVX2 __m256i high_idx(int a, int b) {
+    const long long one = 0x0101010101010101;
+    return _mm256_setr_epi64x(a * one, (a + 1) * one, b * one, (b + 1) * one);
+}
+
+// unpack_avx2: the 32 values k of block blk (counted from row 0) of w as bytes in element order:
+// the nibbles, and for Q5_x (high) their bit of qh as 16.
+PLM_INLINE PLM_TARGET_AVX2 __m256i unpack_avx2(const plm_mat *w, size_t blk, int high) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(w->q4 + blk * PLM_QK / 2));
+    const __m128i f = _mm_set1_epi8(15);
+    const __m256i k = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), f), _mm_and_si128(v, f));
+    // bits 0-15 of qh for elements 0-15 (low lane), bits 16-31 for 16-31 (high lane)
+    return high ? _mm256_or_si256(k, high_avx2(_mm256_set1_epi32((int)w->qh[blk]), high_idx(0, 2)))
+                : k;
+}
+
+// prefetch_run: the first and last line of the nb floats or words at p.
+PLM_INLINE PLM_TARGET_AVX2 void prefetch_run(const void *p, size_t nb) {
+    _mm_prefetch((const char *)p, _MM_HINT_NTA);
+    _mm_prefetch((const char *)p + 4 * nb - 1, _MM_HINT_NTA);
+}
+
+// q4_prefetch: the start of the scales (and minimums, high bits) of row r + ahead, if any
 PLM_INLINE PLM_TARGET_AVX2 void q4_prefetch(const plm_mat *w, int r, int ahead) {
     if (r + ahead >= w->rows) return;
     const size_t nb = (size_t)w->cols / PLM_QK, o = (size_t)(r + ahead) * nb;
-    _mm_prefetch((const char *)(w->d + o), _MM_HINT_NTA);
-    _mm_prefetch((const char *)(w->d + o + nb) - 1, _MM_HINT_NTA);
-    if (w->m) {
-        _mm_prefetch((const char *)(w->m + o), _MM_HINT_NTA);
-        _mm_prefetch((const char *)(w->m + o + nb) - 1, _MM_HINT_NTA);
-    }
+    prefetch_run(w->d + o, nb);
+    if (w->m) prefetch_run(w->m + o, nb);
+    if (w->qh) prefetch_run(w->qh + o, nb);
 }
 
-// row_end: out[t0 + t, r] = A (the canonical accumulators' end sum, hsum'd) + Q4_1's M.
+// row_end: out[t0 + t, r] = A (the canonical accumulators' end sum, hsum'd) + Q4_1's (Q5_1's) M.
 PLM_INLINE PLM_TARGET_AVX2 void row_end(const matmul_job *j, int t, int r, float a) {
     const int nb = j->w->cols / PLM_QK;
-    if (j->w->dtype == PLM_DTYPE_Q4_1)
+    if (plm_dtype_min(j->w->dtype))
         a = a + sum4_sse(m_fold_avx2(j->w->m + (size_t)r * nb, j->xs + (size_t)t * nb, nb));
     j->out[(size_t)t * j->w->rows + r] = a;
 }
 
 // ---- AVX2: small T ----
 
-// q4_step_avx2: block b of row r (nibbles at qs) for nt tokens from t0 into acc[t] (the even or
-// odd register of the canonical order).
-PLM_INLINE PLM_TARGET_AVX2 void q4_step_avx2(__m256 acc[Q4_NT], const matmul_job *j,
-                                             const uint8_t *qs, float dw, int t0, const int nt,
-                                             int b, int q41) {
+// q4_step_avx2: block b of row r for nt tokens from t0 into acc[t] (the even or odd register of
+// the canonical order); off: plm_q4_offset, high: Q5_x.
+PLM_INLINE PLM_TARGET_AVX2 void q4_step_avx2(__m256 acc[Q4_NT], const matmul_job *j, int r,
+                                             float dw, int t0, const int nt, int b, int off,
+                                             int high) {
     const int C = j->w->cols, nb = C / PLM_QK;
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256i w = unpack_avx2(qs + b * PLM_QK / 2), wabs = w;
-    if (!q41) w = _mm256_sub_epi8(w, _mm256_set1_epi8(8)), wabs = _mm256_sign_epi8(w, w);
+    __m256i w = unpack_avx2(j->w, (size_t)r * nb + b, high), wabs = w;
+    if (off) w = _mm256_sub_epi8(w, _mm256_set1_epi8((char)off)), wabs = _mm256_sign_epi8(w, w);
     UNROLL
     for (int t = 0; t < nt; t++) {
         __m256i x = _mm256_loadu_si256(
             (const __m256i *)(const void *)(j->xq + (size_t)(t0 + t) * C + b * PLM_QK));
-        if (!q41) x = _mm256_sign_epi8(x, w);
+        if (off) x = _mm256_sign_epi8(x, w);
         const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wabs, x), ones));
         const __m256 s = _mm256_set1_ps(dw * j->xd[(size_t)(t0 + t) * nb + b]);
         acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(p, s));
@@ -103,18 +130,18 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_step_avx2(__m256 acc[Q4_NT], const matmul_job
 
 // q4_row_avx2: out[t0 .. t0 + nt, r] (nt <= Q4_NT a constant at each call site).
 PLM_INLINE PLM_TARGET_AVX2 void q4_row_avx2(const matmul_job *j, int t0, const int nt, int r) {
-    const int C = j->w->cols, nb = C / PLM_QK, q41 = j->w->dtype == PLM_DTYPE_Q4_1;
-    const uint8_t *qs = j->w->q4 + (size_t)r * C / 2;
+    const int C = j->w->cols, nb = C / PLM_QK;
+    const int off = plm_q4_offset(j->w->dtype), high = plm_dtype_high(j->w->dtype);
     const float *wd = j->w->d + (size_t)r * nb;
     __m256 even[Q4_NT], odd[Q4_NT];
     UNROLL
     for (int t = 0; t < nt; t++) even[t] = odd[t] = _mm256_setzero_ps();
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
-        q4_step_avx2(even, j, qs, wd[b], t0, nt, b, q41);
-        q4_step_avx2(odd, j, qs, wd[b + 1], t0, nt, b + 1, q41);
+        q4_step_avx2(even, j, r, wd[b], t0, nt, b, off, high);
+        q4_step_avx2(odd, j, r, wd[b + 1], t0, nt, b + 1, off, high);
     }
-    if (b < nb) q4_step_avx2(even, j, qs, wd[b], t0, nt, b, q41);
+    if (b < nb) q4_step_avx2(even, j, r, wd[b], t0, nt, b, off, high);
     UNROLL
     for (int t = 0; t < nt; t++)
         row_end(j, t0 + t, r, sum4_sse(fold8_avx2(_mm256_add_ps(even[t], odd[t]))));
@@ -143,7 +170,9 @@ PLM_TARGET_AVX2 static void q4_rows_small_avx2(const matmul_job *j, int r0, int 
 // nibble moves across lanes. vpmaddubsw (k unsigned) and vpmaddwd then give lanes l = 0-3 of both
 // blocks in one register and l = 4-7 in another: each canonical accumulator is one lane of two
 // registers, so the order is the canonical one (Q4_0: minus 8 times the sums of the input's 4
-// bytes, laid out once per call too). The scales s = dw * dx of a row go first into a stack buffer
+// bytes, laid out once per call too; Q5_0: minus 16 times, and Q5_x's high bits as bytes of 16
+// (high_avx2) on the same two 128-bit halves: bits 0-15 of both blocks' qh for the low nibbles,
+// bits 16-31 for the high ones). The scales s = dw * dx of a row go first into a stack buffer
 // (8 multiplies a vector). The end sums and Q4_1's term of 4 rows are finished together: each
 // row's lanes folded to 4 (a[i] = h[i] + h[i + 4]), a 4 x 4 transpose, then (c0 + c2) + (c1 + c3)
 // in vertical adds, one row a lane, and one store of 4 outputs.
@@ -157,11 +186,12 @@ PLM_INLINE PLM_TARGET_AVX2 __m128 end4_avx2(__m128 a[4]) {
     return _mm_add_ps(_mm_add_ps(c0, c2), _mm_add_ps(c1, c3));
 }
 
-// q4_decode_avx2: out[t, r .. r + n) for one token t, n <= 4 rows and q41 (Q4_1, else Q4_0)
-// constants at each call site, from the token's laid-out input xp and corrections xc (Q4_0).
+// q4_decode_avx2: out[t, r .. r + n) for one token t, n <= 4 rows and the format dt constants at
+// each call site, from the token's laid-out input xp and corrections xc (Q4_0, Q5_0).
 PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const int8_t *xp,
                                                const int32_t *xc, int t, int r, const int n,
-                                               const int q41) {
+                                               const plm_dtype dt) {
+    const int off = plm_q4_offset(dt), mins = plm_dtype_min(dt), high = plm_dtype_high(dt);
     const int C = j->w->cols, nb = C / PLM_QK;
     const float *xd = j->xd + (size_t)t * nb;
     const char *end = (const char *)(j->w->q4 + (size_t)j->w->rows * C / 2);
@@ -190,8 +220,15 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const int8_t
                 b + 1 < nb ? _mm256_loadu_si256((const __m256i *)(const void *)(qs + b * 16))
                            : _mm256_zextsi128_si256(
                                  _mm_loadu_si128((const __m128i *)(const void *)(qs + b * 16)));
-            const __m256i k[2] = {_mm256_and_si256(v, f),
-                                  _mm256_and_si256(_mm256_srli_epi16(v, 4), f)};
+            __m256i k[2] = {_mm256_and_si256(v, f), _mm256_and_si256(_mm256_srli_epi16(v, 4), f)};
+            if (high) { // both blocks' qh in one 64-bit word (the odd one 0 past the last)
+                const uint32_t *qh = j->w->qh + (size_t)(r + i) * nb + b;
+                uint64_t h2 = qh[0];
+                if (b + 1 < nb) memcpy(&h2, qh, 8);
+                const __m256i h = _mm256_set1_epi64x((long long)h2);
+                k[0] = _mm256_or_si256(k[0], high_avx2(h, high_idx(0, 4))); // bits 0-15 of each
+                k[1] = _mm256_or_si256(k[1], high_avx2(h, high_idx(2, 6))); // bits 16-31
+            }
             const __m256 s =
                 _mm256_blend_ps(_mm256_broadcast_ss(sc + b), _mm256_broadcast_ss(sc + b + 1), 0xF0);
             UNROLL
@@ -199,7 +236,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const int8_t
                 const __m256i x =
                     _mm256_load_si256((const __m256i *)(const void *)(xp + 32 * b) + h);
                 __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(k[h], x), ones);
-                if (!q41)
+                if (off) // xc: off times the sums
                     p32 = _mm256_sub_epi32(
                         p32, _mm256_load_si256((const __m256i *)(const void *)(xc + 8 * b) + h));
                 acc[h] = _mm256_add_ps(acc[h], _mm256_mul_ps(_mm256_cvtepi32_ps(p32), s));
@@ -210,22 +247,24 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const int8_t
         const __m128 h47 =
             _mm_add_ps(_mm256_castps256_ps128(acc[1]), _mm256_extractf128_ps(acc[1], 1));
         a[i] = _mm_add_ps(h03, h47);
-        if (q41) mm[i] = m_fold_avx2(j->w->m + (size_t)(r + i) * nb, j->xs + (size_t)t * nb, nb);
+        if (mins) mm[i] = m_fold_avx2(j->w->m + (size_t)(r + i) * nb, j->xs + (size_t)t * nb, nb);
     }
     __m128 o = end4_avx2(a);
-    if (q41) o = _mm_add_ps(o, end4_avx2(mm));
+    if (mins) o = _mm_add_ps(o, end4_avx2(mm));
     _Alignas(16) float out[4];
     _mm_store_ps(out, o);
     memcpy(j->out + (size_t)t * j->w->rows + r, out, (size_t)n * sizeof(float));
 }
 
 // decode_layout_avx2: token t's input in the decode layout into xp (32 bytes a block, pairs
-// padded with a zero block) and 8 times the sums of its 4-byte lanes into xc (8 a block).
+// padded with a zero block) and plm_q4_offset times the sums of its 4-byte lanes into xc (8 a
+// block).
 PLM_TARGET_AVX2 static void decode_layout_avx2(int8_t *xp, int32_t *xc, const matmul_job *j,
                                                int t) {
     const int C = j->w->cols, nb = C / PLM_QK;
     const int8_t *x = j->xq + (size_t)t * C;
-    const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i off = _mm256_set1_epi8((char)plm_q4_offset(j->w->dtype));
     for (int b = 0; b < nb; b += 2) {
         const __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(x + b * PLM_QK));
         const __m256i x1 =
@@ -236,20 +275,21 @@ PLM_TARGET_AVX2 static void decode_layout_avx2(int8_t *xp, int32_t *xc, const ma
         for (int i = 0; i < 2; i++) {
             _mm256_store_si256((__m256i *)(void *)(xp + 32 * b) + i, h[i]);
             _mm256_store_si256((__m256i *)(void *)(xc + 8 * b) + i,
-                               _mm256_madd_epi16(_mm256_maddubs_epi16(eight, h[i]), ones));
+                               _mm256_madd_epi16(_mm256_maddubs_epi16(off, h[i]), ones));
         }
     }
 }
 
 // q4_decode_range: rows [r0, r1) of q4_decode_avx2, 4 at a time, then the last 1 to 3.
 PLM_INLINE PLM_TARGET_AVX2 void q4_decode_range(const matmul_job *j, const int8_t *xp,
-                                                const int32_t *xc, int r0, int r1, const int q41) {
+                                                const int32_t *xc, int r0, int r1,
+                                                const plm_dtype dt) {
     int r = r0;
-    for (; r + 4 <= r1; r += 4) q4_decode_avx2(j, xp, xc, 0, r, 4, q41);
+    for (; r + 4 <= r1; r += 4) q4_decode_avx2(j, xp, xc, 0, r, 4, dt);
     switch (r1 - r) {
-    case 3: q4_decode_avx2(j, xp, xc, 0, r, 3, q41); break;
-    case 2: q4_decode_avx2(j, xp, xc, 0, r, 2, q41); break;
-    case 1: q4_decode_avx2(j, xp, xc, 0, r, 1, q41); break;
+    case 3: q4_decode_avx2(j, xp, xc, 0, r, 3, dt); break;
+    case 2: q4_decode_avx2(j, xp, xc, 0, r, 2, dt); break;
+    case 1: q4_decode_avx2(j, xp, xc, 0, r, 1, dt); break;
     default: break;
     }
 }
@@ -260,25 +300,30 @@ PLM_TARGET_AVX2 static int q4_decode_rows(const matmul_job *j, int r0, int r1) {
     static _Thread_local _Alignas(32) int32_t xc[(Q4_DECODE_NB + 1) * 8];
     if (j->T != 1 || j->w->cols / PLM_QK > Q4_DECODE_NB) return 0;
     decode_layout_avx2(xp, xc, j, 0);
-    if (j->w->dtype == PLM_DTYPE_Q4_1) q4_decode_range(j, xp, xc, r0, r1, 1);
-    else q4_decode_range(j, xp, xc, r0, r1, 0);
+    switch (j->w->dtype) { // the format a constant of each specialization
+    case PLM_DTYPE_Q4_0: q4_decode_range(j, xp, xc, r0, r1, PLM_DTYPE_Q4_0); break;
+    case PLM_DTYPE_Q4_1: q4_decode_range(j, xp, xc, r0, r1, PLM_DTYPE_Q4_1); break;
+    case PLM_DTYPE_Q5_0: q4_decode_range(j, xp, xc, r0, r1, PLM_DTYPE_Q5_0); break;
+    default: q4_decode_range(j, xp, xc, r0, r1, PLM_DTYPE_Q5_1); break;
+    }
     return 1;
 }
 
 // ---- prefill: panels in Q8_0 form through the table's Q8_0 rows kernel ----
 
-// panel_avx2: rows [r, r + n) of w as int8 (k - 8 or k) into q (n, C) and their scales into d.
+// panel_avx2: rows [r, r + n) of w as int8 (k - plm_q4_offset) into q (n, C) and their scales
+// into d.
 PLM_TARGET_AVX2 static void panel_avx2(int8_t *q, float *d, const plm_mat *w, int r, int n) {
-    const size_t C = (size_t)w->cols, nb = C / PLM_QK;
-    const __m256i off = _mm256_set1_epi8(w->dtype == PLM_DTYPE_Q4_0 ? 8 : 0);
-    const uint8_t *qs = w->q4 + (size_t)r * C / 2;
+    const size_t C = (size_t)w->cols, nb = C / PLM_QK, b0 = (size_t)r * nb;
+    const __m256i off = _mm256_set1_epi8((char)plm_q4_offset(w->dtype));
+    const int high = plm_dtype_high(w->dtype);
     for (size_t b = 0; b < (size_t)n * nb; b++)
         _mm256_store_si256((__m256i *)(void *)(q + b * PLM_QK),
-                           _mm256_sub_epi8(unpack_avx2(qs + b * PLM_QK / 2), off));
+                           _mm256_sub_epi8(unpack_avx2(w, b0 + b, high), off));
     memcpy(d, w->d + (size_t)r * nb, (size_t)n * nb * sizeof(float));
 }
 
-// m_add_avx2: out[t, r .. r + n) += Q4_1's term M for every token t, 8 tokens a vector: per group
+// m_add_avx2: out[t, r .. r + n) += Q4_1's (Q5_1's) term M for every token t, 8 tokens a vector: per group
 // the tokens' sums xs go into xt (nb, 8) once, and for each row the 8 canonical lanes of M are 8
 // registers (one token a vector lane), finished by vertical adds in the canonical order.
 PLM_TARGET_AVX2 static void m_add_avx2(const matmul_job *j, int r, int n) {
@@ -344,7 +389,7 @@ PLM_TARGET_AVX2 static void q4_rows(const matmul_job *j, int r0, int r1, const m
         matmul_job pj = *j;
         pj.w = &pm, pj.out = j->out + r;
         k->q8.rows(&pj, 0, n);
-        if (j->w->dtype == PLM_DTYPE_Q4_1) m_add_avx2(j, r, n);
+        if (plm_dtype_min(j->w->dtype)) m_add_avx2(j, r, n);
     }
 }
 

@@ -176,24 +176,40 @@ PLM_INLINE v128_t q8_quads(v128_t w, const int8_t *xs, int relaxed) {
     return q8_quads_wasm(w, xs);
 }
 
-// Q4_0 and Q4_1 (matmul_kernels.h) run the same kernels on their weights as int8: a block's 16
-// bytes give elements 0-15 (low nibbles) and 16-31 (high ones), minus 8 for Q4_0, and Q4_1 adds
-// its minimums' term to each output (the scalar reference's plm_q4_m_sum). q4: 0 for Q8_0
-// weights, 1 for Q4_0, 2 for Q4_1 (a constant at each call).
+// Q4_0, Q4_1, Q5_0 and Q5_1 (matmul_kernels.h) run the same kernels on their weights as int8: a
+// block's 16 bytes give elements 0-15 (low nibbles) and 16-31 (high ones), Q5_x ORs in 16 where
+// the element's bit of qh is set, Q4_0 and Q5_0 subtract 8 or 16, and Q4_1 and Q5_1 add their
+// minimums' term to each output (the scalar reference's plm_q4_m_sum). dt: the weights' dtype (a
+// constant at each call).
 
-// q8_rows: block b (its weights at w[r] + off, its prepared inputs at xs) of one token into nr
-// rows, with their scales sv (dw * dx, one per row) and the accumulators of the block's parity
-// (lanes 0-3, 4-7 per row): acc += float(lanes) * s, a multiply then an add.
-PLM_INLINE void q8_rows(v128_t *lo, v128_t *hi, const int8_t *const *w, const v128_t *sv, int nr,
-                        const int8_t *xs, int off, int relaxed, int q4) {
+// high_wasm: byte i = 16 where bit i of h is set, else 0 (i = 0..15): bytes 0-7 take h's low
+// byte, 8-15 its high one, and each tests its own bit.
+PLM_INLINE v128_t high_wasm(uint32_t h) {
+    const v128_t bit = wasm_i64x2_splat((int64_t)0x8040201008040201LL);
+    const v128_t v =
+        wasm_i8x16_swizzle(wasm_i32x4_splat((int32_t)h),
+                           wasm_i8x16_const(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+    return wasm_v128_and(wasm_i8x16_eq(wasm_v128_and(v, bit), bit), wasm_i8x16_splat(16));
+}
+
+// q8_rows: block b (its weights at w[r] + off, Q5_x: its high bits h[r], its prepared inputs at
+// xs) of one token into nr rows, with their scales sv (dw * dx, one per row) and the accumulators
+// of the block's parity (lanes 0-3, 4-7 per row): acc += float(lanes) * s, a multiply then an add.
+PLM_INLINE void q8_rows(v128_t *lo, v128_t *hi, const int8_t *const *w, const uint32_t *h,
+                        const v128_t *sv, int nr, const int8_t *xs, int off, int relaxed,
+                        plm_dtype dt) {
     for (int r = 0; r < nr; r++) {
         v128_t w0 = wasm_v128_load(w[r] + off), w1;
-        if (q4) {
+        if (dt != PLM_DTYPE_Q8_0) {
             w1 = wasm_u8x16_shr(w0, 4);
             w0 = wasm_v128_and(w0, wasm_i8x16_splat(15));
-            if (q4 == 1)
-                w0 = wasm_i8x16_sub(w0, wasm_i8x16_splat(8)),
-                w1 = wasm_i8x16_sub(w1, wasm_i8x16_splat(8));
+            if (plm_dtype_high(dt))
+                w0 = wasm_v128_or(w0, high_wasm(h[r])),
+                w1 = wasm_v128_or(w1, high_wasm(h[r] >> 16));
+            const int8_t o = (int8_t)plm_q4_offset(dt);
+            if (o)
+                w0 = wasm_i8x16_sub(w0, wasm_i8x16_splat(o)),
+                w1 = wasm_i8x16_sub(w1, wasm_i8x16_splat(o));
         } else {
             w1 = wasm_v128_load(w[r] + off + 16);
         }
@@ -217,17 +233,21 @@ PLM_INLINE float q8_sum(v128_t e0, v128_t e1, v128_t o0, v128_t o1) {
 // memory in wasm, and every step would store it). Blocks go in pairs (even, odd); the scales of a
 // pair are one vector multiply per row. (4 blocks a step measured no faster in Chromium and
 // slower in node 20, whose V8 moves every load of a loop body to its top, where 4 blocks' spill.)
-PLM_INLINE void q8_block(const matmul_job *j, int t0, int r0, int nr, int relaxed, int q4) {
-    const int C = j->w->cols, nb = C / PLM_QK, bb = q4 ? 16 : PLM_QK; // bb: bytes a block
+PLM_INLINE void q8_block(const matmul_job *j, int t0, int r0, int nr, int relaxed, plm_dtype dt) {
+    const int C = j->w->cols, nb = C / PLM_QK, q4 = dt != PLM_DTYPE_Q8_0;
+    const int bb = q4 ? 16 : PLM_QK; // bytes a block
     const int8_t *xs = (const int8_t *)j->xc + (size_t)t0 * C * 2;
     const float *xd = j->xd + (size_t)t0 * nb;
     const int8_t *w[2];
     const float *wd[2];
+    const uint32_t *qh[2];
+    uint32_t he[2] = {0, 0}, ho[2] = {0, 0}; // Q5_x: the high bits of the even and odd block
     v128_t e0[2], e1[2], o0[2], o1[2];
     for (int r = 0; r < nr; r++) {
         w[r] = q4 ? (const int8_t *)j->w->q4 + (size_t)(r0 + r) * nb * 16
                   : j->w->q + (size_t)(r0 + r) * C;
         wd[r] = j->w->d + (size_t)(r0 + r) * nb;
+        qh[r] = plm_dtype_high(dt) ? j->w->qh + (size_t)(r0 + r) * nb : NULL;
         e0[r] = e1[r] = o0[r] = o1[r] = wasm_f32x4_splat(0.0f);
     }
     int b = 0;
@@ -238,21 +258,25 @@ PLM_INLINE void q8_block(const matmul_job *j, int t0, int r0, int nr, int relaxe
             const v128_t s = wasm_f32x4_mul(wasm_v128_load64_zero(wd[r] + b), dx);
             se[r] = wasm_i32x4_shuffle(s, s, 0, 0, 0, 0);
             so[r] = wasm_i32x4_shuffle(s, s, 1, 1, 1, 1);
+            if (plm_dtype_high(dt)) he[r] = qh[r][b], ho[r] = qh[r][b + 1];
         }
-        q8_rows(e0, e1, w, se, nr, xs, 0, relaxed, q4);
-        q8_rows(o0, o1, w, so, nr, xs + 2 * PLM_QK, bb, relaxed, q4);
+        q8_rows(e0, e1, w, he, se, nr, xs, 0, relaxed, dt);
+        q8_rows(o0, o1, w, ho, so, nr, xs + 2 * PLM_QK, bb, relaxed, dt);
         for (int r = 0; r < nr; r++) w[r] += 2 * bb;
         xs += 4 * PLM_QK;
     }
     if (b < nb) {
         v128_t se[2];
-        for (int r = 0; r < nr; r++) se[r] = wasm_f32x4_splat(wd[r][b] * xd[b]);
-        q8_rows(e0, e1, w, se, nr, xs, 0, relaxed, q4);
+        for (int r = 0; r < nr; r++) {
+            se[r] = wasm_f32x4_splat(wd[r][b] * xd[b]);
+            if (plm_dtype_high(dt)) he[r] = qh[r][b];
+        }
+        q8_rows(e0, e1, w, he, se, nr, xs, 0, relaxed, dt);
     }
     float *out = j->out + (size_t)t0 * j->w->rows + r0;
     for (int r = 0; r < nr; r++) {
         out[r] = q8_sum(e0[r], e1[r], o0[r], o1[r]);
-        if (q4 == 2)
+        if (plm_dtype_min(dt))
             out[r] =
                 out[r] + plm_q4_m_sum(j->w->m + (size_t)(r0 + r) * nb, j->xs + (size_t)t0 * nb, nb);
     }
@@ -263,25 +287,30 @@ PLM_INLINE void q8_block(const matmul_job *j, int t0, int r0, int nr, int relaxe
 // after the other, each a whole row before the next: the weights are then one sequential stream,
 // which measured 2.2x the decode speed of 4 interleaved rows in node on a busy machine
 // (2026-12-05); 4 rows a call rather than 1 spend less on calls and set-up.
-PLM_INLINE void q8_tile(const matmul_job *j, int t0, int mt, int r0, int nr, int relaxed, int q4) {
+PLM_INLINE void q8_tile(const matmul_job *j, int t0, int mt, int r0, int nr, int relaxed,
+                        plm_dtype dt) {
     if (nr == 4) {
-        for (int r = r0; r < r0 + 4; r++) q8_block(j, t0, r, 1, relaxed, q4);
+        for (int r = r0; r < r0 + 4; r++) q8_block(j, t0, r, 1, relaxed, dt);
         return;
     }
     for (int t = t0; t < t0 + mt; t++) {
-        if (nr == 2) q8_block(j, t, r0, 2, relaxed, q4);
-        else q8_block(j, t, r0, 1, relaxed, q4);
+        if (nr == 2) q8_block(j, t, r0, 2, relaxed, dt);
+        else q8_block(j, t, r0, 1, relaxed, dt);
     }
 }
 
-// q4_tile: q8_tile on Q4 weights, the format a constant of each call.
+// q4_tile: q8_tile on Q4/Q5 weights, the format a constant of each specialization.
 PLM_INLINE void q4_tile(const matmul_job *j, int t0, int mt, int r0, int nr, int relaxed) {
-    if (j->w->dtype == PLM_DTYPE_Q4_0) q8_tile(j, t0, mt, r0, nr, relaxed, 1);
-    else q8_tile(j, t0, mt, r0, nr, relaxed, 2);
+    switch (j->w->dtype) {
+    case PLM_DTYPE_Q4_0: q8_tile(j, t0, mt, r0, nr, relaxed, PLM_DTYPE_Q4_0); break;
+    case PLM_DTYPE_Q4_1: q8_tile(j, t0, mt, r0, nr, relaxed, PLM_DTYPE_Q4_1); break;
+    case PLM_DTYPE_Q5_0: q8_tile(j, t0, mt, r0, nr, relaxed, PLM_DTYPE_Q5_0); break;
+    default: q8_tile(j, t0, mt, r0, nr, relaxed, PLM_DTYPE_Q5_1); break;
+    }
 }
 
 static void q8_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    q8_tile(j, t0, mt, r0, nr, 0, 0);
+    q8_tile(j, t0, mt, r0, nr, 0, PLM_DTYPE_Q8_0);
 }
 
 static void q4_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
@@ -409,7 +438,7 @@ const matmul_kernels plm_kernels_wasm = {
 
 #if defined(__wasm_relaxed_simd__)
 static void q8_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    q8_tile(j, t0, mt, r0, nr, 1, 0);
+    q8_tile(j, t0, mt, r0, nr, 1, PLM_DTYPE_Q8_0);
 }
 
 static void q4_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {

@@ -243,6 +243,10 @@ plm_status plm_config_check(const plm_config *c, const char *path, plm_error *er
 
 // ---- the weight block ----
 
+static size_t up64(size_t n) {
+    return (n + 63) / 64 * 64;
+}
+
 // plm_model_layout: bytes of the block for all refs, each linear one at its dtype (w[i].dtype,
 // quantized only when cols is a multiple of PLM_QK); with block set, points each ref into it. Refs
 // with inplace[i] set (inplace may be NULL) get only their scales d here (q stays in the file).
@@ -251,23 +255,27 @@ size_t plm_model_layout(wref *w, int32_t n, const char *inplace, uint8_t *block)
     for (int32_t i = 0; i < n; i++) {
         const size_t rows = (size_t)w[i].rows, cols = (size_t)w[i].cols, nb = rows * cols / PLM_QK;
         const plm_dtype dt = w[i].d->linear && cols % PLM_QK == 0 ? w[i].dtype : PLM_DTYPE_F32;
-        // the parts: weights (f32, q or q4), scales d, minimums m
-        size_t a = plm_mat_bytes(dt, rows, cols), b = 0, c = 0;
+        // the parts, each from a multiple of 64 bytes: weights (f32, q or q4), scales d,
+        // minimums m, high bits qh
+        size_t a = plm_mat_bytes(dt, rows, cols), b = 0, c = 0, h = 0;
         if (dt != PLM_DTYPE_F32) b = nb * sizeof(float), a -= b;
-        if (dt == PLM_DTYPE_Q4_1) c = b, a -= c;
+        if (plm_dtype_min(dt)) c = b, a -= c;
+        if (plm_dtype_high(dt)) h = nb * sizeof(uint32_t), a -= h;
         if (inplace && inplace[i]) a = 0;
+        const size_t ob = up64(a), oc = ob + up64(b), oh = oc + up64(c);
         if (block && w[i].d->linear) {
             plm_mat *mt = w[i].mat;
             *mt = (plm_mat){.dtype = dt, .rows = (int32_t)rows, .cols = (int32_t)cols};
             if (dt == PLM_DTYPE_F32) mt->f32 = (float *)(block + off);
             else if (dt == PLM_DTYPE_Q8_0) mt->q = (int8_t *)(block + off);
             else mt->q4 = block + off;
-            if (b) mt->d = (float *)(block + off + (a + 63) / 64 * 64);
-            if (c) mt->m = (float *)(block + off + (a + 63) / 64 * 64 + (b + 63) / 64 * 64);
+            if (b) mt->d = (float *)(block + off + ob);
+            if (c) mt->m = (float *)(block + off + oc);
+            if (h) mt->qh = (uint32_t *)(block + off + oh);
         } else if (block) {
             *w[i].vec = (float *)(block + off);
         }
-        off += (a + 63) / 64 * 64 + (b + 63) / 64 * 64 + (c + 63) / 64 * 64;
+        off += oh + up64(h);
     }
     return off;
 }
@@ -359,7 +367,8 @@ size_t plm_model_n_params(const plm_model *m) {
     return total;
 }
 
-static const char *const dtype_names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "auto"};
+static const char *const dtype_names[] = {"f32",  "f16",  "bf16", "q8_0", "q4_0",
+                                          "q4_1", "auto", "q5_0", "q5_1"};
 
 const char *plm_dtype_name(plm_dtype t) {
     return (unsigned)t < sizeof dtype_names / sizeof dtype_names[0] ? dtype_names[t] : "unknown";

@@ -467,15 +467,7 @@ static void source_release(const src_tensor *t, const source *s, int64_t r0, int
 
 #define CHUNK_ELEMS ((size_t)1 << 20) // f32 scratch for converting one piece of a tensor
 
-// store_q4: row r of Q4 mat w from cols elements of ggml type type at src (tmp: 2 cols floats).
-static void store_q4(plm_isa isa, const plm_mat *w, size_t r, uint32_t type, const uint8_t *src,
-                     float *tmp) {
-    const size_t cols = (size_t)w->cols, nb = cols / PLM_QK;
-    plm_quant_row_q4(isa, type, src, cols, w->dtype, w->q4 + r * cols / 2, w->d + r * nb,
-                     w->m ? w->m + r * nb : NULL, tmp);
-}
-
-// store_row: one f32 row x (cols) into row r of w's destination (quantized for Q8_0 and Q4 mats;
+// store_row: one f32 row x (cols) into row r of w's destination (quantized for Q8_0, Q4, Q5 mats;
 // tmp: scratch of 2 cols floats).
 static void store_row(const wref *w, int64_t r, const float *x, float *tmp) {
     size_t cols = (size_t)w->cols;
@@ -484,7 +476,9 @@ static void store_row(const wref *w, int64_t r, const float *x, float *tmp) {
     else if (w->mat->dtype == PLM_DTYPE_Q8_0)
         plm_quantize_q8_0(w->mat->q + (size_t)r * cols, w->mat->d + (size_t)r * cols / PLM_QK, x,
                           cols);
-    else store_q4(plm_isa_active(), w->mat, (size_t)r, PLM_GGML_F32, (const uint8_t *)x, tmp);
+    else
+        plm_quant_row_q4(plm_isa_active(), PLM_GGML_F32, (const uint8_t *)x, w->mat, (size_t)r,
+                         tmp);
 }
 
 // load_weight: convert w's tensor t a chunk of rows at a time through tmp (CHUNK_ELEMS or one row,
@@ -559,7 +553,7 @@ static void conv_rows(const conv_job *j, const conv_chunk *c, float *tmp) {
         else if (w->mat->dtype == PLM_DTYPE_Q8_0)
             plm_quant_row_q8_0(j->isa, t->type, src, cols, w->mat->q + hr * cols,
                                w->mat->d + hr * cols / PLM_QK, tmp);
-        else store_q4(j->isa, w->mat, hr, t->type, src, tmp);
+        else plm_quant_row_q4(j->isa, t->type, src, w->mat, hr, tmp);
     }
     source_release(&j->t[c->i], j->s, c->r0, c->r1 - c->r0);
 }
@@ -725,18 +719,22 @@ static plm_dtype mem_dtype(plm_dtype asked, const src_tensor *t) {
     case PLM_GGML_F16:
     case PLM_GGML_BF16: return PLM_DTYPE_F32;
     case PLM_GGML_Q4_0: return PLM_DTYPE_Q4_0;
-    case PLM_GGML_Q4_1: return PLM_DTYPE_Q4_1;
-    default: return PLM_DTYPE_Q8_0; // Q8_0 itself, Q5_x and the K-quants
+    case PLM_GGML_Q4_1:
+    case PLM_GGML_Q4_K: return PLM_DTYPE_Q4_1; // repacked exactly (quant.h)
+    case PLM_GGML_Q5_0: return PLM_DTYPE_Q5_0;
+    case PLM_GGML_Q5_1:
+    case PLM_GGML_Q5_K: return PLM_DTYPE_Q5_1;
+    default: return PLM_DTYPE_Q8_0; // Q8_0 itself and the other K-quants
     }
 }
 
 // main_dtype: the dtype in memory of most of the linear weights' elements (plm_model_dtype).
 static plm_dtype main_dtype(const wref *w, int32_t n) {
-    size_t count[PLM_DTYPE_AUTO] = {0};
+    size_t count[PLM_DTYPE_Q5_1 + 1] = {0}; // AUTO's stays 0
     int best = PLM_DTYPE_F32;
     for (int32_t i = 0; i < n; i++)
         if (w[i].d->linear) count[w[i].mat->dtype] += (size_t)(w[i].rows * w[i].cols);
-    for (int d = 0; d < PLM_DTYPE_AUTO; d++)
+    for (int d = 0; d <= PLM_DTYPE_Q5_1; d++)
         if (count[d] > count[best]) best = d;
     return (plm_dtype)best;
 }
@@ -752,11 +750,12 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
                              size_t size, const plm_load_params *params, plm_error *err) {
     *out = NULL;
     plm_dtype dtype = params ? params->dtype : PLM_DTYPE_F32;
-    if (dtype != PLM_DTYPE_F32 && dtype != PLM_DTYPE_Q8_0 && dtype != PLM_DTYPE_Q4_0 &&
-        dtype != PLM_DTYPE_Q4_1 && dtype != PLM_DTYPE_AUTO)
-        return plm_fail(err, PLM_ERR_ARG,
-                        "plm_model_load: in-memory dtype %s, want f32, q8_0, q4_0, q4_1 or auto",
-                        plm_dtype_name(dtype));
+    if (dtype != PLM_DTYPE_F32 && dtype != PLM_DTYPE_Q8_0 && !plm_dtype_nibbles(dtype) &&
+        dtype != PLM_DTYPE_AUTO)
+        return plm_fail(
+            err, PLM_ERR_ARG,
+            "plm_model_load: in-memory dtype %s, want f32, q8_0, q4_0, q4_1, q5_0, q5_1 or auto",
+            plm_dtype_name(dtype));
     source s = {0};
     wref *w = NULL;
     src_tensor *t = NULL;

@@ -21,6 +21,7 @@
 // - Q8_0 blocks are copied (d to f32), not requantized: that is what loading always did.
 #include "quant.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "base.h"
@@ -366,25 +367,76 @@ void plm_quant_row_f32(plm_isa isa, uint32_t type, const uint8_t *src, size_t n,
     plm_gguf_dequant_row(type, src, n, out);
 }
 
-// copy_q4: Q4_0 blocks {f16 d; u8 qs[16]} or Q4_1 blocks {f16 d; f16 m; u8 qs[16]} (q4_1) as they
-// are: qs into q4, d and m to f32.
-static void copy_q4(const uint8_t *src, size_t nb, int q4_1, uint8_t *q4, float *d, float *m) {
-    const size_t bs = q4_1 ? 20 : 18, hdr = q4_1 ? 4 : 2;
-    for (size_t b = 0; b < nb; b++, src += bs) {
+// copy_q4: blocks of the GGUF type of dtype dt as they are: Q4_0 {f16 d; u8 qs[16]}, Q4_1 {f16 d;
+// f16 m; u8 qs[16]}, Q5_0 {f16 d; u8 qh[4]; u8 qs[16]}, Q5_1 {f16 d; f16 m; u8 qh[4]; u8 qs[16]}:
+// qs into q4, the little-endian qh into qh, d and m to f32.
+static void copy_q4(const uint8_t *src, size_t nb, plm_dtype dt, uint8_t *q4, uint32_t *qh,
+                    float *d, float *m) {
+    const int mins = plm_dtype_min(dt), high = plm_dtype_high(dt);
+    const size_t hdr = 2 + 2 * (size_t)mins + 4 * (size_t)high;
+    for (size_t b = 0; b < nb; b++, src += hdr + 16) {
         d[b] = f16_at(src);
-        if (q4_1) m[b] = f16_at(src + 2);
+        if (mins) m[b] = f16_at(src + 2);
+        if (high) {
+            const uint8_t *h = src + 2 + 2 * mins;
+            qh[b] =
+                (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+        }
         memcpy(q4 + b * 16, src + hdr, 16);
     }
 }
 
-void plm_quant_row_q4(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, plm_dtype dtype,
-                      uint8_t *q4, float *d, float *m, float *tmp) {
-    const uint32_t want = dtype == PLM_DTYPE_Q4_1 ? PLM_GGML_Q4_1 : PLM_GGML_Q4_0;
+// repack_k: nsb Q4_K (five: Q5_K) super-blocks as 8 Q4_1 (Q5_1) blocks each, exactly. gguf.c's
+// dequant_q45_k gives element l of sub-block j as fl(fl(dl * q) - ml), dl = fl(d * sc), ml =
+// fl(dmin * mn); dl and ml are exact (an f16's 11-bit significand times a 6-bit integer), and
+// Q4_1's fl(fl(q * d') + m') with d' = dl, m' = -ml is the same float operations (x - y is x + (-y)
+// in IEEE arithmetic, the sign of zero included), so the bits are the same. But for a NaN ml:
+// a subtraction passes a NaN operand through with its sign (x86, arm64), and -ml would flip it, so
+// m' keeps ml itself (qd + NaN is then that NaN, as qd - NaN). The nibbles go into Q4_x's layout
+// (byte i: element i low, i + 16 high), Q5_K's bit j of qh[l] into bit l of the block's qh.
+static void repack_k(const uint8_t *src, size_t nsb, int five, uint8_t *q4, uint32_t *qh, float *d,
+                     float *m) {
+    for (size_t sb = 0; sb < nsb; sb++, src += five ? 176 : 144) {
+        const float D = f16_at(src), dmin = f16_at(src + 2);
+        const uint8_t *h = src + 16, *qs = src + (five ? 48 : 16);
+        for (int j = 0; j < 8; j++) {
+            const size_t b = sb * 8 + (size_t)j;
+            const uint8_t *q = qs + 32 * (j / 2);
+            const int sh = 4 * (j % 2);
+            int sc, mn;
+            plm_gguf_k4_scale(src + 4, j, &sc, &mn);
+            const float ml = dmin * (float)mn;
+            d[b] = D * (float)sc;
+            m[b] = isnan(ml) ? ml : -ml;
+            for (int l = 0; l < 16; l++)
+                q4[b * 16 + l] = (uint8_t)((q[l] >> sh & 15) | (q[l + 16] >> sh & 15) << 4);
+            if (!five) continue;
+            qh[b] = 0;
+            for (int l = 0; l < 32; l++) qh[b] |= (uint32_t)(h[l] >> j & 1) << l;
+        }
+    }
+}
+
+void plm_quant_row_q4(plm_isa isa, uint32_t type, const uint8_t *src, const plm_mat *w, size_t r,
+                      float *tmp) {
+    const size_t n = (size_t)w->cols, nb = n / PLM_QK;
+    uint8_t *q4 = w->q4 + r * n / 2;
+    uint32_t *qh = w->qh ? w->qh + r * nb : NULL;
+    float *d = w->d + r * nb, *m = w->m ? w->m + r * nb : NULL;
+    const uint32_t want = w->dtype == PLM_DTYPE_Q4_0   ? PLM_GGML_Q4_0
+                          : w->dtype == PLM_DTYPE_Q4_1 ? PLM_GGML_Q4_1
+                          : w->dtype == PLM_DTYPE_Q5_0 ? PLM_GGML_Q5_0
+                                                       : PLM_GGML_Q5_1;
+    if ((type == PLM_GGML_Q4_K && want == PLM_GGML_Q4_1) ||
+        (type == PLM_GGML_Q5_K && want == PLM_GGML_Q5_1)) {
+        repack_k(src, n / 256, type == PLM_GGML_Q5_K, q4, qh, d, m);
+        return;
+    }
     if (type != want) { // to f32, then llama.cpp's reference quantizer into tmp's second half
         uint8_t *blocks = (uint8_t *)(tmp + n);
         plm_quant_row_f32(isa, type, src, n, tmp);
         plm_quantize_row(want, tmp, n, blocks);
         src = blocks;
     }
-    copy_q4(src, n / 32, want == PLM_GGML_Q4_1, q4, d, m);
+    copy_q4(src, nb, w->dtype, q4, qh, d, m);
 }

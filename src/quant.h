@@ -1,7 +1,8 @@
 // quant.h: rows of GGUF tensors into the in-memory layouts at load time (model_load.c calls these
 // from its threads). The result is, bit for bit, what the plain route gives: plm_gguf_dequant_row
 // to f32 and then, for Q8_0 in memory, plm_quantize_q8_0_isa on the same path; Q8_0 blocks are
-// copied as they are (d to f32), as loading always did. Q4_0, Q4_1, Q5_0 and Q5_1 blocks go
+// copied as they are (d to f32), as loading always did; Q4_x/Q5_x blocks into the same formats in
+// memory too, and Q4_K/Q5_K super-blocks repacked exactly as Q4_1/Q5_1 blocks. Q4_0, Q4_1, Q5_0 and Q5_1 blocks go
 // straight to Q8_0 (and to f32) in vector registers on x86-64: no f32 row in memory.
 #ifndef PLM_QUANT_H
 #define PLM_QUANT_H
@@ -10,6 +11,7 @@
 #include <stdint.h>
 
 #include "cpu.h"
+#include "matmul.h"
 #include "pocketlm.h"
 
 // plm_quant_row_q8_0: n elements (a multiple of 32 and of the type's block) of ggml type type (one
@@ -17,12 +19,14 @@
 // tmp is scratch of n floats.
 void plm_quant_row_q8_0(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, int8_t *q,
                         float *d, float *tmp);
-// plm_quant_row_q4: n elements of ggml type type at src into one row of a Q4_0 or Q4_1 matrix
-// (dtype; matmul.h's plm_mat): q4 (n / 2), d (n / 32) and, Q4_1, m (n / 32). Blocks of that very
-// type are copied (scales to f32, exact); any other type goes to f32 (plm_quant_row_f32) and
-// through llama.cpp's reference quantizer (quantize.h). tmp is scratch of 2 n floats.
-void plm_quant_row_q4(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, plm_dtype dtype,
-                      uint8_t *q4, float *d, float *m, float *tmp);
+// plm_quant_row_q4: w->cols elements of ggml type type at src into row r of the Q4_0, Q4_1, Q5_0 or
+// Q5_1 matrix w (its q4, d and, as its dtype has them, m and qh). Blocks of that very type are
+// copied (scales to f32, exact); Q4_K into Q4_1 and Q5_K into Q5_1 are repacked exactly (each
+// sub-block of 32 is such a block: the same values bit for bit); any other type goes to f32
+// (plm_quant_row_f32) and through llama.cpp's reference quantizer (quantize.h). tmp is scratch of
+// 2 w->cols floats.
+void plm_quant_row_q4(plm_isa isa, uint32_t type, const uint8_t *src, const plm_mat *w, size_t r,
+                      float *tmp);
 // plm_quant_row_f32: n elements of ggml type type at src into out (n), as plm_gguf_dequant_row.
 void plm_quant_row_f32(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, float *out);
 

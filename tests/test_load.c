@@ -6,10 +6,13 @@
 //   CPU runs (tests/test_quant.c checks the plain route itself against gguf-py);
 // - tiny models saved as Q8_0, Q4_0 and F16 GGUF: every path and 1, 2, 3 threads against the
 //   scalar path on 1 thread (the plain route itself);
-// - Q4_0 and Q4_1 in memory (and auto): the same weights on every path and thread count; a Q4_0
-//   file's blocks kept as they are (rows == gguf.c's dequantization of the file's), others
+// - Q4_0, Q4_1, Q5_0 and Q5_1 in memory (and auto): the same weights on every path and thread
+//   count; a file's blocks of that type kept as they are, Q4_K and Q5_K repacked as Q4_1 and Q5_1
+//   (rows == gguf.c's dequantization of the file's, bit for bit, edge blocks included), others
 //   quantized by llama.cpp's reference quantizer (quantize.h) from the file's values; a Q4 tensor
-//   whose rows are not a multiple of 32 is refused with the reader's message;
+//   whose rows are not a multiple of 32 is refused with the reader's message; a tiny model saved
+//   as q4_k_m and q5_k_m loads under auto with its Q4_K/Q5_K tensors as Q4_1/Q5_1, their rows
+//   gguf.c's dequantization of the file's;
 // - the real SmolLM2 Q4_1 GGUF (when present): a hash of every weight, as f32 and as q8_0, equal
 //   to the hash of the weights that loading gave before these kernels existed (commit 9cc5d3e:
 //   scalar dequantization, then plm_quantize_q8_0, one thread; the same on its avx2 and avx512
@@ -82,6 +85,19 @@ static void random_row(uint8_t *p, uint32_t type, size_t n) {
     }
 }
 
+// kept_dtype: the dtype a tensor of ggml type type stays in, its rows exactly gguf.c's (F32: none).
+static plm_dtype kept_dtype(uint32_t type) {
+    switch (type) {
+    case PLM_GGML_Q4_0: return PLM_DTYPE_Q4_0;
+    case PLM_GGML_Q4_1:
+    case PLM_GGML_Q4_K: return PLM_DTYPE_Q4_1;
+    case PLM_GGML_Q5_0: return PLM_DTYPE_Q5_0;
+    case PLM_GGML_Q5_1:
+    case PLM_GGML_Q5_K: return PLM_DTYPE_Q5_1;
+    default: return PLM_DTYPE_F32;
+    }
+}
+
 static void test_rows(void) {
     const size_t n = 256 * 12, nb = n / 32; // 12: every edge block in K-quants too
     const uint32_t types[] = {PLM_GGML_Q8_0, PLM_GGML_Q4_0, PLM_GGML_Q4_1, PLM_GGML_Q5_0,
@@ -91,6 +107,7 @@ static void test_rows(void) {
     int8_t *q = malloc(n), *rq = malloc(n);
     float *d = malloc(nb * 4), *rd = malloc(nb * 4), *x = malloc(n * 4), *rx = malloc(n * 4);
     float *tmp = malloc(n * 8); // 2 n: plm_quant_row_q4
+    uint32_t *qh = malloc(nb * 4);
     for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
         if (!plm_isa_supported((plm_isa)isa)) continue;
         for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
@@ -115,23 +132,25 @@ static void test_rows(void) {
                           plm_isa_name((plm_isa)isa), plm_ggml_type_name(type), rep);
                 CHECK_MSG(!memcmp(x, rx, n * 4), "%s: %s row to f32, rep %d",
                           plm_isa_name((plm_isa)isa), plm_ggml_type_name(type), rep);
-                if (type == PLM_GGML_Q4_0 || type == PLM_GGML_Q4_1) { // kept as Q4: the same row
-                    const int q41 = type == PLM_GGML_Q4_1;
-                    plm_mat w = {.dtype = q41 ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q4_0,
+                const plm_dtype kept = kept_dtype(type);
+                if (kept != PLM_DTYPE_F32) { // kept as Q4/Q5 (K: repacked): the same row
+                    plm_mat w = {.dtype = kept,
                                  .rows = 1,
                                  .cols = (int32_t)n,
                                  .q4 = (uint8_t *)q,
                                  .d = d,
-                                 .m = q41 ? (float *)(void *)rq : NULL};
-                    plm_quant_row_q4((plm_isa)isa, type, src, n, w.dtype, w.q4, w.d, w.m, tmp);
+                                 .m = plm_dtype_min(kept) ? (float *)(void *)rq : NULL,
+                                 .qh = qh};
+                    plm_quant_row_q4((plm_isa)isa, type, src, &w, 0, tmp);
                     plm_mat_row(x, &w, 0);
-                    CHECK_MSG(!memcmp(x, rx, n * 4), "%s: %s row kept as q4 differs",
-                              plm_isa_name((plm_isa)isa), plm_ggml_type_name(type));
+                    CHECK_MSG(!memcmp(x, rx, n * 4), "%s: %s row kept as %s differs, rep %d",
+                              plm_isa_name((plm_isa)isa), plm_ggml_type_name(type),
+                              plm_dtype_name(kept), rep);
                 }
             }
         }
     }
-    free(src), free(q), free(rq), free(d), free(rd), free(x), free(rx), free(tmp);
+    free(src), free(q), free(rq), free(d), free(rd), free(x), free(rx), free(tmp), free(qh);
 }
 
 // ---- whole models ----
@@ -150,6 +169,7 @@ static uint64_t mat_hash(uint64_t h, const plm_mat *w) {
     if (w->dtype == PLM_DTYPE_F32) return fnv(h, w->f32, n * 4);
     if (w->dtype == PLM_DTYPE_Q8_0) return fnv(fnv(h, w->q, n), w->d, n / PLM_QK * 4);
     h = fnv(fnv(h, w->q4, n / 2), w->d, n / PLM_QK * 4);
+    if (w->qh) h = fnv(h, w->qh, n / PLM_QK * 4);
     return w->m ? fnv(h, w->m, n / PLM_QK * 4) : h;
 }
 
@@ -182,6 +202,17 @@ static uint64_t load_hash(const char *path, plm_dtype dtype, plm_isa isa, int n_
     return h;
 }
 
+// same_weights: path loaded as dtype on every path with 1, 2, 3 threads gives the weights of the
+// scalar path on 1 thread.
+static void same_weights(const char *path, plm_dtype dtype) {
+    const uint64_t want = load_hash(path, dtype, PLM_ISA_SCALAR, 1);
+    for (int isa = 0; isa < PLM_ISA_COUNT; isa++)
+        for (int th = 1; th <= 3 && plm_isa_supported((plm_isa)isa); th++)
+            CHECK_MSG(load_hash(path, dtype, (plm_isa)isa, th) == want,
+                      "%s as %s on %s, %d threads: not the weights of the plain route", path,
+                      plm_dtype_name(dtype), plm_isa_name((plm_isa)isa), th);
+}
+
 // q4_model: the tiny model file path loaded as dtype (NULL on failure, reported).
 static plm_model *q4_model(const char *path, plm_dtype dtype) {
     plm_error err = {0};
@@ -192,14 +223,23 @@ static plm_model *q4_model(const char *path, plm_dtype dtype) {
     return m;
 }
 
-// test_q4_rows: test_tiny's q4.gguf as q4_0 holds the file's blocks (v_proj: not permuted), and
-// f16.gguf as q4_1 llama.cpp's Q4_1 blocks of its values; then a Q4_0 tensor of 63 columns.
+// test_q4_rows: test_tiny's q4.gguf as q4_0 and q5.gguf as q5_1 hold the file's blocks (v_proj:
+// not permuted), and f16.gguf as q4_1 and q5_0 llama.cpp's Q4_1 and Q5_0 blocks of its values;
+// then a Q4_0 tensor of 63 columns.
 static void test_q4_rows(const char *dir, int tied) {
     char path[256];
     plm_error err = {0};
-    for (int k = 0; k < 2; k++) {
-        snprintf(path, sizeof path, "%s/%d-%s", dir, tied, k ? "f16.gguf" : "q4.gguf");
-        plm_model *m = q4_model(path, k ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q4_0);
+    static const struct {
+        const char *file;
+        plm_dtype dtype;
+        uint32_t quantize; // the reference quantizer's type, for a file of another type
+    } cases[] = {{"q4.gguf", PLM_DTYPE_Q4_0, 0},
+                 {"f16.gguf", PLM_DTYPE_Q4_1, PLM_GGML_Q4_1},
+                 {"q5.gguf", PLM_DTYPE_Q5_1, 0},
+                 {"f16.gguf", PLM_DTYPE_Q5_0, PLM_GGML_Q5_0}};
+    for (int k = 0; k < 4; k++) {
+        snprintf(path, sizeof path, "%s/%d-%s", dir, tied, cases[k].file);
+        plm_model *m = q4_model(path, cases[k].dtype);
         plm_gguf g;
         if (!m || plm_gguf_open(&g, path, &err) != PLM_OK) {
             plm_model_free(m);
@@ -209,18 +249,20 @@ static void test_q4_rows(const char *dir, int tied) {
         const plm_mat *w = &m->layers[1].v_proj;
         const size_t C = (size_t)w->cols, rb = plm_gguf_row_bytes(t->type, C);
         float *a = malloc(C * 4), *b = malloc(C * 4);
-        uint8_t *blk = malloc(plm_gguf_row_bytes(PLM_GGML_Q4_1, C));
-        int same = w->dtype == (k ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q4_0);
+        uint8_t *blk = malloc(plm_gguf_row_bytes(PLM_GGML_Q5_1, C));
+        const uint32_t qt = cases[k].quantize;
+        int same = w->dtype == cases[k].dtype;
         for (int r = 0; r < w->rows; r++) {
             plm_mat_row(a, w, r);
             plm_gguf_dequant_row(t->type, t->data + (size_t)r * rb, C, b);
-            if (k) { // f16 values through ggml's Q4_1 quantizer, then its dequantization
-                plm_quantize_row(PLM_GGML_Q4_1, b, C, blk);
-                plm_gguf_dequant_row(PLM_GGML_Q4_1, blk, C, b);
+            if (qt) { // f16 values through ggml's quantizer, then its dequantization
+                plm_quantize_row(qt, b, C, blk);
+                plm_gguf_dequant_row(qt, blk, C, b);
             }
             same &= !memcmp(a, b, C * 4);
         }
-        CHECK_MSG(same, "%s as %s: rows differ from the file's blocks", path, k ? "q4_1" : "q4_0");
+        CHECK_MSG(same, "%s as %s: rows differ from the file's blocks", path,
+                  plm_dtype_name(cases[k].dtype));
         free(a), free(b), free(blk);
         plm_gguf_free(&g);
         plm_model_free(m);
@@ -246,17 +288,16 @@ static void test_q4_rows(const char *dir, int tied) {
     free(buf);
 }
 
-// test_tiny: a random tiny Llama saved as Q8_0, Q4_0 and F16 GGUF; loading it as f32, q8_0, q4_0,
-// q4_1 and auto on every path with 1, 2, 3 threads gives the weights of the scalar path on 1
-// thread.
-static void test_tiny(const char *dir, int tied) {
+// random_llama: a tiny 2-layer Llama of hidden size C (4 heads, 2 KV heads) and intermediate size
+// F, every weight and norm random: runs of 64 of varied scale, some all zero (NULL: reported).
+static plm_model *random_llama(int tied, int32_t C, int32_t F) {
     plm_config c = {.vocab_size = 320,
-                    .hidden_size = 64,
-                    .intermediate_size = 160,
+                    .hidden_size = C,
+                    .intermediate_size = F,
                     .num_hidden_layers = 2,
                     .num_attention_heads = 4,
                     .num_key_value_heads = 2,
-                    .head_dim = 16,
+                    .head_dim = C / 4,
                     .max_position_embeddings = 64,
                     .rms_norm_eps = 1e-5f,
                     .rope_theta = 10000.0f,
@@ -266,32 +307,90 @@ static void test_tiny(const char *dir, int tied) {
     plm_model *a = NULL;
     plm_error err = {0};
     CHECK_MSG(plm_model_alloc(&a, &c, &err) == PLM_OK, "%s", err.msg);
-    if (!a) return;
-    float *p = a->block; // every weight and norm: rows of varied scale, one row all zero
-    for (size_t i = 0; i < a->block_bytes / 4; i++)
+    float *p = a ? a->block : NULL;
+    for (size_t i = 0; p && i < a->block_bytes / 4; i++)
         p[i] = (i / 64) % 17 == 3 ? 0.0f : frand() * (float)(1 << ((i / 64) % 9)) * 0.01f;
+    return a;
+}
+
+// test_tiny: a random tiny Llama saved as Q8_0, Q4_0, Q5_1 and F16 GGUF; loading it as f32, q8_0,
+// q4_0, q4_1, q5_0, q5_1 and auto on every path with 1, 2, 3 threads gives the weights of the
+// scalar path on 1 thread.
+static void test_tiny(const char *dir, int tied) {
+    plm_model *a = random_llama(tied, 64, 160);
+    plm_error err = {0};
+    if (!a) return;
     const struct {
         const char *name;
-        plm_dtype dtype;
-    } files[] = {
-        {"q8.gguf", PLM_DTYPE_Q8_0}, {"q4.gguf", PLM_DTYPE_Q4_0}, {"f16.gguf", PLM_DTYPE_F16}};
+        plm_ftype ftype;
+    } files[] = {{"q8.gguf", PLM_FTYPE_Q8_0},
+                 {"q4.gguf", PLM_FTYPE_Q4_0},
+                 {"q5.gguf", PLM_FTYPE_Q5_1},
+                 {"f16.gguf", PLM_FTYPE_F16}};
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
         char path[256];
         snprintf(path, sizeof path, "%s/%d-%s", dir, tied, files[f].name);
-        CHECK_MSG(plm_model_save(a, path, files[f].dtype, &err) == PLM_OK, "%s", err.msg);
-        static const plm_dtype dts[] = {PLM_DTYPE_F32, PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0,
-                                        PLM_DTYPE_Q4_1, PLM_DTYPE_AUTO};
-        for (int dt = 0; dt < 5; dt++) {
-            plm_dtype dtype = dts[dt];
-            uint64_t want = load_hash(path, dtype, PLM_ISA_SCALAR, 1);
-            for (int isa = 0; isa < PLM_ISA_COUNT; isa++)
-                for (int th = 1; th <= 3 && plm_isa_supported((plm_isa)isa); th++)
-                    CHECK_MSG(load_hash(path, dtype, (plm_isa)isa, th) == want,
-                              "%s as %s on %s, %d threads: not the weights of the plain route",
-                              path, plm_dtype_name(dtype), plm_isa_name((plm_isa)isa), th);
-        }
+        CHECK_MSG(plm_model_save_ftype(a, path, files[f].ftype, &err) == PLM_OK, "%s", err.msg);
+        static const plm_dtype dts[] = {PLM_DTYPE_F32,  PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0,
+                                        PLM_DTYPE_Q4_1, PLM_DTYPE_Q5_0, PLM_DTYPE_Q5_1,
+                                        PLM_DTYPE_AUTO};
+        for (int dt = 0; dt < 7; dt++) same_weights(path, dts[dt]);
     }
     test_q4_rows(dir, tied);
+    plm_model_free(a);
+}
+
+// test_kquant: a random tiny Llama of 256-column rows saved as q4_k_m and q5_k_m: under auto the
+// Q4_K and Q5_K tensors load as Q4_1 and Q5_1 (and Q5_0 stays Q5_0) with rows == gguf.c's
+// dequantization of the file's, bit for bit (the not permuted v, o, gate, up, down), and the
+// weights are the same on every path and thread count.
+static void test_kquant(const char *dir) {
+    plm_model *a = random_llama(1, 256, 512);
+    plm_error err = {0};
+    if (!a) return;
+    static const char *const names[5] = {"attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    for (int five = 0; five < 2; five++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/k%d.gguf", dir, five);
+        CHECK_MSG(plm_model_save_ftype(a, path, five ? PLM_FTYPE_Q5_K_M : PLM_FTYPE_Q4_K_M, &err) ==
+                      PLM_OK,
+                  "%s", err.msg);
+        plm_model *m = q4_model(path, PLM_DTYPE_AUTO);
+        plm_gguf g;
+        if (!m || plm_gguf_open(&g, path, &err) != PLM_OK) {
+            plm_model_free(m);
+            continue;
+        }
+        int n_k = 0; // Q4_K / Q5_K tensors checked
+        for (int l = 0; l < m->config.num_hidden_layers; l++) {
+            const plm_layer *y = &m->layers[l];
+            const plm_mat *ws[5] = {&y->v_proj, &y->o_proj, &y->gate_proj, &y->up_proj,
+                                    &y->down_proj};
+            for (int i = 0; i < 5; i++) {
+                char name[64];
+                snprintf(name, sizeof name, "blk.%d.%s.weight", l, names[i]);
+                const plm_gguf_tensor *t = plm_gguf_find_tensor(&g, name);
+                if (!t || kept_dtype(t->type) == PLM_DTYPE_F32) continue;
+                n_k += t->type == PLM_GGML_Q4_K || t->type == PLM_GGML_Q5_K;
+                const plm_mat *w = ws[i];
+                const size_t C = (size_t)w->cols, rb = plm_gguf_row_bytes(t->type, C);
+                float *x = malloc(C * 4), *y0 = malloc(C * 4);
+                int same = w->dtype == kept_dtype(t->type);
+                for (int r = 0; r < w->rows; r++) {
+                    plm_mat_row(x, w, r);
+                    plm_gguf_dequant_row(t->type, t->data + (size_t)r * rb, C, y0);
+                    same &= !memcmp(x, y0, C * 4);
+                }
+                CHECK_MSG(same, "%s: %s (%s) as %s: rows differ from gguf.c's", path, name,
+                          plm_ggml_type_name(t->type), plm_dtype_name(w->dtype));
+                free(x), free(y0);
+            }
+        }
+        CHECK_MSG(n_k > 0, "%s: no Q4_K / Q5_K tensor", path);
+        plm_gguf_free(&g);
+        plm_model_free(m);
+        same_weights(path, PLM_DTYPE_AUTO);
+    }
     plm_model_free(a);
 }
 
@@ -325,6 +424,7 @@ int main(void) {
     if (!mkdtemp(dir)) return fprintf(stderr, "mkdtemp failed\n"), 1;
     test_tiny(dir, 0);
     test_tiny(dir, 1);
+    test_kquant(dir);
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -1,6 +1,7 @@
-// test_matmul.c: the thread pool, the Q8_0 quantizer and every matmul path (f32, Q8_0, Q4_0, Q4_1).
-// Q4 weights: Q4_0 == the Q8_0 matrix {k - 8, d} bit for bit; every path == the reference bit for
-// bit, as Q8_0 (test_load checks their rows against gguf.c's dequantization).
+// test_matmul.c: the thread pool, the Q8_0 quantizer and every matmul path (f32, Q8_0, Q4_0, Q4_1,
+// Q5_0, Q5_1). Q4/Q5 weights: Q4_0 == the Q8_0 matrix {k - 8, d} and Q5_0 == {k - 16, d} bit for
+// bit; every path == the reference bit for bit, as Q8_0 (test_load checks their rows against
+// gguf.c's dequantization).
 // Oracles: a double-precision recompute for the scalar reference; the reference for each SIMD
 // path this CPU runs (forced, not only the one dispatch picks): within rounding for f32, bit for
 // bit (memcmp) for Q8_0, whose paths all run one canonical order (matmul.c); the f32 matmul of the
@@ -25,15 +26,18 @@ static void fill_uniform(float *x, size_t n, uint64_t *s) {
     for (size_t i = 0; i < n; i++) x[i] = (float)(rng_next(s) >> 40) / (float)(1 << 23) - 1.0f;
 }
 
-// q4_alloc: a random (rows, cols) Q4 matrix: every nibble value, scales in +-[0.002, 0.1) and
-// Q4_1 minimums in [-0.5, 0.5), both f16 values as a GGUF file's (test_load checks the load).
+// q4_alloc: a random (rows, cols) Q4/Q5 matrix: every nibble value and high bit, scales in
+// +-[0.002, 0.1) and Q4_1/Q5_1 minimums in [-0.5, 0.5), both f16 values as a GGUF file's (test_load
+// checks the load).
 static plm_mat q4_alloc(plm_dtype dtype, int rows, int cols, uint64_t *s) {
     const size_t nb = (size_t)rows * cols / PLM_QK;
     plm_mat w = {.dtype = dtype, .rows = rows, .cols = cols};
     w.q4 = malloc(nb * 16);
     w.d = malloc(nb * sizeof(float));
-    w.m = dtype == PLM_DTYPE_Q4_1 ? malloc(nb * sizeof(float)) : NULL;
+    w.m = plm_dtype_min(dtype) ? malloc(nb * sizeof(float)) : NULL;
+    w.qh = plm_dtype_high(dtype) ? malloc(nb * sizeof(uint32_t)) : NULL;
     for (size_t i = 0; i < nb * 16; i++) w.q4[i] = (uint8_t)(rng_next(s) >> 32);
+    for (size_t b = 0; w.qh && b < nb; b++) w.qh[b] = (uint32_t)(rng_next(s) >> 16);
     for (size_t b = 0; b < nb; b++) {
         float v[2];
         fill_uniform(v, 2, s);
@@ -49,11 +53,13 @@ static const char *dtype_name(plm_dtype dtype) {
     return dtype == PLM_DTYPE_F32    ? "f32"
            : dtype == PLM_DTYPE_Q8_0 ? "q8_0"
            : dtype == PLM_DTYPE_Q4_0 ? "q4_0"
-                                     : "q4_1";
+           : dtype == PLM_DTYPE_Q4_1 ? "q4_1"
+           : dtype == PLM_DTYPE_Q5_0 ? "q5_0"
+                                     : "q5_1";
 }
 
 static plm_mat mat_alloc(plm_dtype dtype, int rows, int cols, uint64_t *s) {
-    if (dtype == PLM_DTYPE_Q4_0 || dtype == PLM_DTYPE_Q4_1) return q4_alloc(dtype, rows, cols, s);
+    if (plm_dtype_nibbles(dtype)) return q4_alloc(dtype, rows, cols, s);
     plm_mat w = {.dtype = dtype, .rows = rows, .cols = cols};
     float *f = malloc((size_t)rows * cols * sizeof(float));
     fill_uniform(f, (size_t)rows * cols, s);
@@ -74,6 +80,7 @@ static void mat_free(plm_mat *w) {
     free(w->d);
     free(w->q4);
     free(w->m);
+    free(w->qh);
 }
 
 // oracle: out (T, rows) in double from x (T, cols) and the f32 rows of w; scale[t, r] = sum |x w|,
@@ -253,11 +260,13 @@ static void test_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int
 static void test_matmul_n(plm_pool *pools[3], uint64_t *s) {
     static const int rows[3] = {64, 17, 9}, Ts[] = {1, 40};
     const int C = 576;
-    static const plm_dtype dts[] = {PLM_DTYPE_F32, PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0, PLM_DTYPE_Q4_1};
-    for (int dt = 0; dt < 5; dt++) { // 4: a mix (q4_1, q8_0, q4_1), as a file's weights may be
+    static const plm_dtype dts[] = {PLM_DTYPE_F32,  PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0,
+                                    PLM_DTYPE_Q4_1, PLM_DTYPE_Q5_0, PLM_DTYPE_Q5_1};
+    for (int dt = 0; dt < 7; dt++) { // 6: a mix (q5_0, q8_0, q4_1), as a file's weights may be
         plm_mat w[3];
         for (int i = 0; i < 3; i++)
-            w[i] = mat_alloc(dt < 4   ? dts[dt]
+            w[i] = mat_alloc(dt < 6   ? dts[dt]
+                             : i == 0 ? PLM_DTYPE_Q5_0
                              : i == 1 ? PLM_DTYPE_Q8_0
                                       : PLM_DTYPE_Q4_1,
                              rows[i], C, s);
@@ -279,7 +288,7 @@ static void test_matmul_n(plm_pool *pools[3], uint64_t *s) {
                 for (int i = 0; i < 3; i++)
                     CHECK_MSG(!memcmp(got[i], want[i], (size_t)T * rows[i] * sizeof(float)),
                               "matmul_n %s T=%d weight %d, %d threads: differs from plm_matmul",
-                              dt < 4 ? dtype_name(dts[dt]) : "mix", T, i, plm_pool_size(pools[p]));
+                              dt < 6 ? dtype_name(dts[dt]) : "mix", T, i, plm_pool_size(pools[p]));
             }
             for (int i = 0; i < 3; i++) free(want[i]), free(got[i]);
             free(x);
@@ -350,21 +359,24 @@ static void test_matmul(void) {
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }
 
-// ---- Q4_0 and Q4_1 ----
+// ---- Q4_0, Q4_1, Q5_0 and Q5_1 ----
 
-// test_q4_as_q8: Q4_0 runs exactly as the Q8_0 matrix {q = k - 8, d} on every path (test_load:
-// plm_mat_row == gguf.c's dequantization).
+// test_q4_as_q8: Q4_0 runs exactly as the Q8_0 matrix {q = k - 8, d} and Q5_0 as {k - 16, d} on
+// every path (test_load: plm_mat_row == gguf.c's dequantization).
 static void test_q4_as_q8(plm_pool *pool, uint64_t *s) {
-    // Q4_0 against its int8 form, T around the tiles and token groups, odd block counts
+    // Q4_0 and Q5_0 against their int8 form, T around the tiles and token groups, odd block counts
     static const int Ts[] = {1, 2, 5, 8, 17, 40};
-    for (size_t i = 0; i < sizeof Ts / sizeof *Ts; i++) {
-        const int T = Ts[i], R = 13, C = 160;
-        plm_mat w = mat_alloc(PLM_DTYPE_Q4_0, R, C, s);
+    for (size_t i = 0; i < 2 * sizeof Ts / sizeof *Ts; i++) {
+        const int T = Ts[i % (sizeof Ts / sizeof *Ts)], R = 13, C = 160;
+        const int five = i >= sizeof Ts / sizeof *Ts;
+        plm_mat w = mat_alloc(five ? PLM_DTYPE_Q5_0 : PLM_DTYPE_Q4_0, R, C, s);
         plm_mat w8 = {
             .dtype = PLM_DTYPE_Q8_0, .rows = R, .cols = C, .q = malloc((size_t)R * C), .d = w.d};
         for (int k = 0; k < R * C; k++) {
             const int blk0 = k / PLM_QK * 16, e = k % PLM_QK;
-            w8.q[k] = (int8_t)((e < 16 ? w.q4[blk0 + e] & 15 : w.q4[blk0 + e - 16] >> 4) - 8);
+            const int n = e < 16 ? w.q4[blk0 + e] & 15 : w.q4[blk0 + e - 16] >> 4;
+            const int h = five ? (int)(w.qh[k / PLM_QK] >> e & 1) : 0;
+            w8.q[k] = (int8_t)(n + 16 * h - (five ? 16 : 8));
         }
         float *x = malloc((size_t)T * C * sizeof(float)), *o4 = malloc((size_t)T * R * 4),
               *o8 = malloc((size_t)T * R * 4);
@@ -374,8 +386,8 @@ static void test_q4_as_q8(plm_pool *pool, uint64_t *s) {
             if (!plm_isa_supported((plm_isa)isa)) continue;
             plm_matmul_isa_run((plm_isa)isa, pool, o4, x, &w, T, scratch);
             plm_matmul_isa_run((plm_isa)isa, pool, o8, x, &w8, T, scratch);
-            CHECK_MSG(!memcmp(o4, o8, (size_t)T * R * 4), "%s q4_0 T=%d differs from its q8_0",
-                      plm_isa_name((plm_isa)isa), T);
+            CHECK_MSG(!memcmp(o4, o8, (size_t)T * R * 4), "%s %s T=%d differs from its q8_0",
+                      plm_isa_name((plm_isa)isa), dtype_name(w.dtype), T);
         }
         free(w8.q), free(x), free(o4), free(o8);
         plm_free_aligned(scratch);
@@ -383,8 +395,9 @@ static void test_q4_as_q8(plm_pool *pool, uint64_t *s) {
     }
 }
 
-// test_q4: Q4_0 and Q4_1 through test_shape: T from 1 to 130 (decode, the small-T tiles, the token
-// groups of prefill, more than one token block), odd and even block counts, odd row counts.
+// test_q4: Q4_0, Q4_1, Q5_0 and Q5_1 through test_shape: T from 1 to 130 (decode, the small-T
+// tiles, the token groups of prefill, more than one token block), odd and even block counts, odd
+// row counts.
 static void test_q4(void) {
     plm_pool *pools[3] = {plm_pool_create(1), plm_pool_create(1 + MORE_THREADS),
                           plm_pool_create(1 + 2 * MORE_THREADS)};
@@ -393,14 +406,19 @@ static void test_q4(void) {
     test_q4_as_q8(pools[1], &s);
     static const int Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 130}, rows[] = {1, 5, 37};
     static const int cols[] = {32, 96, 576, 800};
-    for (int ty = 0; ty < 2; ty++)
+    static const plm_dtype dts[] = {PLM_DTYPE_Q4_0, PLM_DTYPE_Q4_1, PLM_DTYPE_Q5_0, PLM_DTYPE_Q5_1};
+    for (int ty = 0; ty < 4; ty++)
         for (size_t a = 0; a < sizeof Ts / sizeof *Ts; a++)
             for (size_t b = 0; b < sizeof rows / sizeof *rows; b++)
                 for (size_t c = 0; c < sizeof cols / sizeof *cols; c++)
-                    test_shape(pools, ty ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q4_0, Ts[a], rows[b], cols[c],
-                               &s);
-    test_shape(pools, PLM_DTYPE_Q4_1, 6, 200, 1536, &s);
-    test_shape(pools, PLM_DTYPE_Q4_1, 64, 150, 65 * PLM_QK, &s);
+                    test_shape(pools, dts[ty], Ts[a], rows[b], cols[c], &s);
+    for (int ty = 1; ty < 4; ty += 2) {
+        test_shape(pools, dts[ty], 6, 200, 1536, &s);
+        test_shape(pools, dts[ty], 64, 150, 65 * PLM_QK, &s);
+    }
+    // Q5_x at every T up to past a driver's token block, on an odd number of blocks
+    for (int T = 1; T <= 130; T++)
+        for (int ty = 2; ty < 4; ty++) test_shape(pools, dts[ty], T, 6, 5 * PLM_QK, &s);
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }
 

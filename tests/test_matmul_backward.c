@@ -65,16 +65,20 @@ static void check_input(int T, int R, int C, plm_dtype dt) {
     free(w), free(g), free(d0), free(want), free(a), free(b), free(q), free(qd);
 }
 
-// check_input_q4: dinp through a Q4 matrix == through the f32 matrix of its rows, on every path, for
-// 1 and 3 threads, bit for bit.
+// check_input_q4: dinp through a Q4/Q5 matrix == through the f32 matrix of its rows, on every
+// path, for 1 and 3 threads, bit for bit.
 static void check_input_q4(int T, int R, int C, plm_dtype dt) {
     const size_t nb = (size_t)R * C / PLM_QK;
     plm_mat m = {.dtype = dt, .rows = R, .cols = C, .q4 = malloc(nb * 16), .d = malloc(nb * 4)};
-    m.m = dt == PLM_DTYPE_Q4_1 ? malloc(nb * 4) : NULL;
+    m.m = plm_dtype_min(dt) ? malloc(nb * 4) : NULL;
+    m.qh = plm_dtype_high(dt) ? malloc(nb * 4) : NULL;
     for (size_t i = 0; i < nb * 16; i++) m.q4[i] = (uint8_t)(frand() * 128.0f + 128.0f);
     for (size_t b = 0; b < nb; b++) {
         m.d[b] = frand() * 0.1f;
         if (m.m) m.m[b] = frand() * 0.5f;
+        if (m.qh) // 32 bits from two draws of 16
+            m.qh[b] = (uint32_t)(frand() * 32768.0f + 32768.0f) << 16 |
+                      (uint32_t)(frand() * 32768.0f + 32768.0f);
     }
     float *w = malloc(sizeof(float) * R * C), *g = malloc(sizeof(float) * T * R);
     float *d0 = malloc(sizeof(float) * T * C), *a = malloc(sizeof(float) * T * C);
@@ -95,11 +99,12 @@ static void check_input_q4(int T, int R, int C, plm_dtype dt) {
         plm_matmul_backward_input_isa(isa, p3, b, g, &m, T);
         CHECK_MSG(!memcmp(a, want, sizeof(float) * T * C) &&
                       !memcmp(b, want, sizeof(float) * T * C),
-                  "dinp %s %s T=%d R=%d C=%d: differs from its f32 matrix", plm_isa_name(isa),
-                  dt == PLM_DTYPE_Q4_0 ? "q4_0" : "q4_1", T, R, C);
+                  "dinp %s dtype %d T=%d R=%d C=%d: differs from its f32 matrix", plm_isa_name(isa),
+                  (int)dt, T, R, C);
     }
     plm_pool_free(p3);
-    free(m.q4), free(m.d), free(m.m), free(w), free(g), free(d0), free(a), free(b), free(want);
+    free(m.q4), free(m.d), free(m.m), free(m.qh), free(w), free(g), free(d0), free(a), free(b),
+        free(want);
 }
 
 static void check_weight(int T, int R, int C) {
@@ -144,6 +149,8 @@ int main(void) {
         check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q8_0);
         check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q4_0);
         check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q4_1);
+        check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q5_0);
+        check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q5_1);
     }
     check_weight(9, 8, 576);
     check_weight(33, 1536, 8);

@@ -6,7 +6,10 @@
 // as Q4_1 (--dtype auto: the Q8_0 embedding stays Q8_0, so the weights are the f32 run's): logits
 // near f32's and perplexity within 1%; --dtype q4_1 (the embedding requantized to Q4_1): the same
 // logits on every kernel path and thread count (the Q4 kernels are the same bits everywhere), so
-// the same greedy tokens. Skips when the model is absent.
+// the same greedy tokens. The f32 model saved as llama.cpp's Q4_K_M mix (pocketlm convert --quant
+// q4_k_m) and loaded with auto: Q5_0 kept, Q4_K as Q4_1 (exact), Q6_K and Q8_0 as q8_0; the same
+// logits and greedy tokens on every path and thread count, perplexity within 15% of f32's and
+// within 1% of the same file loaded as f32 (the file's own loss is the requantization's). Skips when the model is absent.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +157,41 @@ static double mean_nll(const plm_model *m, const int32_t *ids, int32_t n) {
     return nll / scored;
 }
 
+// same_on_paths: q's logits and greedy 16 tokens from the first 16 of ids are the same on each
+// kernel path and for 1 and 2 threads (what: the run's name in messages).
+static void same_on_paths(const plm_model *q, const int32_t *ids, const char *what) {
+    const size_t V = (size_t)q->config.vocab_size;
+    float *lf = malloc(V * sizeof *lf), *la = malloc(16 * V * sizeof *la); // la: 15 tokens' logits
+    plm_error err;
+    const char *paths[] = {"auto", "avx2", "avxvnni", "scalar"};
+    int32_t want[16];
+    for (int p = 0; p < 4; p++) {
+        if (plm_set_kernel_path(paths[p], &err) != PLM_OK) continue; // not on this CPU
+        for (int th = 1; th <= 2; th++) {
+            plm_session *s = session(q, th, 64);
+            int32_t tok = ids[15], got[16];
+            plm_session_decode_all(s, ids, 15, la, &err);
+            for (int k = 0; k < 16; k++) {
+                plm_session_decode_all(s, &tok, 1, la, &err);
+                size_t best = 0;
+                for (size_t i = 1; i < V; i++)
+                    if (la[i] > la[best]) best = i;
+                got[k] = tok = (int32_t)best;
+            }
+            if (!p && th == 1) memcpy(want, got, sizeof want);
+            CHECK_MSG(!memcmp(want, got, sizeof want),
+                      "%s greedy tokens on path %s, %d threads differ from the first run", what,
+                      plm_kernel_path(), th);
+            if (!p && th == 1) memcpy(lf, la, V * sizeof *la); // the last step's logits
+            CHECK_MSG(!memcmp(lf, la, V * sizeof *la), "%s logits on path %s, %d threads differ",
+                      what, plm_kernel_path(), th);
+            plm_session_free(s);
+        }
+    }
+    plm_set_kernel_path("auto", &err);
+    free(lf), free(la);
+}
+
 // test_q4: the Q4 sections of the header on the first n of ids (n >= 64); f: the f32 model, q8:
 // the q8_0 one, nf: f's mean NLL of ids.
 static void test_q4(const plm_model *f, const plm_model *q8, const int32_t *ids, int32_t n,
@@ -198,36 +236,52 @@ static void test_q4(const plm_model *f, const plm_model *q8, const int32_t *ids,
     CHECK_MSG(fabs(exp(na - nf) - 1) < 0.01, "q4_1 (auto) perplexity off by %.2f%%",
               100 * (exp(na - nf) - 1));
     CHECK_MSG(exp(nq - nf) < 1.15, "q4_1 perplexity %.2f%% above f32's", 100 * (exp(nq - nf) - 1));
-    // --dtype q4_1: the same logits on each path and thread count, greedy 16 tokens from 16
-    const char *paths[] = {"auto", "avx2", "avxvnni", "scalar"};
-    int32_t want[16];
-    for (int p = 0; p < 4; p++) {
-        if (plm_set_kernel_path(paths[p], &err) != PLM_OK) continue; // not on this CPU
-        for (int th = 1; th <= 2; th++) {
-            plm_session *s = session(q, th, 64);
-            int32_t tok = ids[15], got[16];
-            plm_session_decode_all(s, ids, 15, la, &err);
-            for (int k = 0; k < 16; k++) {
-                plm_session_decode_all(s, &tok, 1, la, &err);
-                size_t best = 0;
-                for (size_t i = 1; i < V; i++)
-                    if (la[i] > la[best]) best = i;
-                got[k] = tok = (int32_t)best;
-            }
-            if (!p && th == 1) memcpy(want, got, sizeof want);
-            CHECK_MSG(!memcmp(want, got, sizeof want),
-                      "q4_1 greedy tokens on path %s, %d threads differ from the first run",
-                      plm_kernel_path(), th);
-            if (!p && th == 1) memcpy(lf, la, V * sizeof *la); // the last step's logits
-            CHECK_MSG(!memcmp(lf, la, V * sizeof *la), "q4_1 logits on path %s, %d threads differ",
-                      plm_kernel_path(), th);
-            plm_session_free(s);
-        }
-    }
-    plm_set_kernel_path("auto", &err);
+    same_on_paths(q, ids, "q4_1");
     free(lf), free(la);
     plm_model_free(a);
     plm_model_free(q);
+}
+
+// test_q4_k_m: the f32 model f saved as Q4_K_M, loaded with auto (see the top); nf: f's mean NLL
+// of the first n of ids.
+static void test_q4_k_m(const plm_model *f, const int32_t *ids, int32_t n, double nf) {
+    const char *path = "build/tests/SmolLM2-135M-Instruct.Q4_K_M.gguf";
+    plm_load_params lp = plm_load_default_params();
+    plm_model *k = NULL;
+    plm_error err;
+    lp.dtype = PLM_DTYPE_AUTO;
+    CHECK_MSG(plm_model_save_ftype(f, path, PLM_FTYPE_Q4_K_M, &err) == PLM_OK, "%s", err.msg);
+    CHECK_MSG(plm_model_load(&k, path, &lp, &err) == PLM_OK, "%s", err.msg);
+    if (!k) return;
+    size_t count[PLM_DTYPE_Q5_1 + 1] = {0}; // linear weights per dtype in memory
+    for (int l = 0; l < k->config.num_hidden_layers; l++) {
+        const plm_layer *y = &k->layers[l];
+        const plm_mat *ws[7] = {&y->q_proj,    &y->k_proj,  &y->v_proj,   &y->o_proj,
+                                &y->gate_proj, &y->up_proj, &y->down_proj};
+        for (int i = 0; i < 7; i++) count[ws[i]->dtype]++;
+    }
+    fprintf(stderr, "  Q4_K_M as auto: %zu q5_0, %zu q4_1, %zu q5_1, %zu q8_0 layer weights\n",
+            count[PLM_DTYPE_Q5_0], count[PLM_DTYPE_Q4_1], count[PLM_DTYPE_Q5_1],
+            count[PLM_DTYPE_Q8_0]);
+    CHECK_MSG(count[PLM_DTYPE_Q5_0] > 0 && count[PLM_DTYPE_Q4_1] > 0,
+              "Q4_K_M as auto: no Q5_0 or no Q4_1 (Q4_K) weights");
+    // the file's own loss (its values as f32) against what the kernels add (inputs to 8 bits)
+    plm_model *kf = NULL;
+    lp.dtype = PLM_DTYPE_F32;
+    CHECK_MSG(plm_model_load(&kf, path, &lp, &err) == PLM_OK, "%s", err.msg);
+    const double nk = mean_nll(k, ids, n), nkf = kf ? mean_nll(kf, ids, n) : 0;
+    plm_model_free(kf);
+    fprintf(stderr,
+            "  perplexity f32 %.4f, Q4_K_M file as f32 %.4f (ratio %.4f), as auto %.4f (ratio "
+            "%.4f, %.4f to the file's f32)\n",
+            exp(nf), exp(nkf), exp(nkf - nf), exp(nk), exp(nk - nf), exp(nk - nkf));
+    CHECK_MSG(exp(nk - nf) < 1.15, "Q4_K_M perplexity %.2f%% above f32's",
+              100 * (exp(nk - nf) - 1));
+    CHECK_MSG(fabs(exp(nk - nkf) - 1) < 0.01, "Q4_K_M auto perplexity off the file's f32 by %.2f%%",
+              100 * (exp(nk - nkf) - 1));
+    same_on_paths(k, ids, "Q4_K_M auto");
+    plm_model_free(k);
+    remove(path);
 }
 
 int main(void) {
@@ -282,6 +336,7 @@ int main(void) {
                 exp(nf), exp(nq), ratio);
         CHECK_MSG(fabs(ratio - 1) < 0.01, "q8_0 perplexity off by %.2f%%", 100 * (ratio - 1));
         test_q4(m, q, ids, n, nf);
+        test_q4_k_m(m, ids, n, nf);
         free(ids);
         free(text);
     }

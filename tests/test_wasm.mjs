@@ -1,5 +1,5 @@
 // test_wasm.mjs: the wasm build (build/web/pocketlm.js, run by node) against the native library.
-// 1. tiny model (tests/ref/tiny-tied converted to GGUF; no tokenizer): for f32, q8_0 and q4_1, with the
+// 1. tiny model (tests/ref/tiny-tied converted to GGUF; no tokenizer): for f32, q8_0, q4_1, q5_1, with the
 //    single-threaded and the threaded build, the logits of a fixed id list equal the native ones
 //    (tests/wasm_logits.c) within atol 1e-5 + rtol 1e-5 (libm and SIMD differ), and a 16-token
 //    greedy continuation is the same ids; the same (f32, 1 thread) for the tiny Llama 3, Qwen2 and
@@ -9,7 +9,7 @@
 //    --json`; for q8_0 also the prompt's logits equal the native ones within atol 1e-5 + rtol 1e-5.
 // 3. which build: PLM_EXPECT_SIMD (set by wasm.test.sh: 'simd128' when node runs without relaxed
 //    SIMD, 'relaxed' with it) is what feature detection must pick, for every load above. With
-//    relaxed SIMD, the two builds are also compared with each other: q8_0 and q4_1 logits bit for bit
+//    relaxed SIMD, the two builds are also compared with each other: q8_0, q4_1, q5_1 logits bit for bit
 //    (one canonical order), f32 within the tolerance above (relaxed madd may fuse).
 // Run by tests/wasm.test.sh, which builds everything first. Exits non-zero on any failure.
 import { execFileSync } from 'node:child_process';
@@ -70,7 +70,7 @@ const tiny = path.join(fs.mkdtempSync('/tmp/plm-wasm-'), 'tiny-tied.gguf');
 native([path.join(BUILD_DIR, 'pocketlm'), 'convert', path.join(ROOT, 'tests/ref/tiny-tied'), tiny]);
 const ids = [1, 17, 250, 3, 99, 42, 7]; // odd T = 7 to hit tail paths
 const N_GREEDY = 16;
-for (const dtype of ['f32', 'q8_0', 'q4_1']) {
+for (const dtype of ['f32', 'q8_0', 'q4_1', 'q5_1']) {
   const ref = JSON.parse(native([path.join(BUILD_DIR, 'tests/wasm_logits'), tiny, dtype, '1',
                                  String(N_GREEDY), ...ids.map(String)]));
   for (const threads of [1, 2]) {

@@ -15,29 +15,35 @@
 #include "pocketlm.h"
 #include "pool.h"
 
-#define PLM_QK 32 // values per Q8_0 block
+#define PLM_QK     32  // values per Q8_0 block
+#define PLM_QK_K   256 // values per Q6_K super-block
+#define PLM_Q6K_QS 208 // bytes of a Q6_K super-block in memory: ql[128], qh[64], int8 scales[16]
 
 // A weight matrix in memory. rows = out_features, cols = in_features (a multiple of PLM_QK when
 // quantized). Q4_0 and Q4_1 keep GGUF's nibbles as they are (copied at load) and the f16 scales
 // and minimums as f32 (exact) in arrays of their own: w = d * (k - 8) (Q4_0), fl(fl(k * d) + m)
-// (Q4_1, two roundings as gguf.c and ggml dequantize), k the nibble.
+// (Q4_1, two roundings as gguf.c and ggml dequantize), k the nibble. Q6_K (cols a multiple of
+// PLM_QK_K) keeps a GGUF super-block's first 208 bytes as they are and its f16 d as f32 in d:
+// w = fl(d * sc) * (q - 32) (d * sc exact), q the 6 bits of gguf.c's dequant_q6_k.
 typedef struct {
-    plm_dtype dtype;    // PLM_DTYPE_F32, PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0 or PLM_DTYPE_Q4_1
+    plm_dtype dtype;    // PLM_DTYPE_F32, PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0, _Q4_1 or _Q6_K
     int32_t rows, cols; // (out_features, in_features)
     float *f32;         // (rows, cols) when F32
     int8_t *q;          // (rows, cols) when Q8_0
-    float *d;           // (rows, cols / PLM_QK) block scales when quantized: w = q * d for Q8_0
+    float *d;           // (rows, cols / PLM_QK) block scales when quantized: w = q * d for Q8_0;
+                        // Q6_K: (rows, cols / PLM_QK_K) super-block scales
     uint8_t *q4;        // (rows, cols / 2) when Q4_x: per block 16 bytes, byte i holding element i
                         // in its low nibble and element i + 16 in its high one (GGUF's qs)
     float *m;           // (rows, cols / PLM_QK) block minimums when Q4_1
+    uint8_t *q6;        // (rows, cols / PLM_QK_K * PLM_Q6K_QS) when Q6_K (GGUF's ql, qh, scales)
 } plm_mat;
 
-// plm_mat_bytes: bytes of a (rows, cols) matrix of dtype (F32, Q8_0, Q4_0, Q4_1) in memory.
+// plm_mat_bytes: bytes of a (rows, cols) matrix of dtype (F32, Q8_0, Q4_0, Q4_1, Q6_K) in memory.
 size_t plm_mat_bytes(plm_dtype dtype, size_t rows, size_t cols);
 
 // plm_quantize_q8_0: x (n) -> q (n), d (n / PLM_QK); d = max|x| / 127 per block, q = round(x / d).
 void plm_quantize_q8_0(int8_t *q, float *d, const float *x, size_t n);
-// plm_mat_row: row r of w as f32 into out (cols); Q4_x as GGUF's dequantization, bit for bit.
+// plm_mat_row: row r of w as f32 into out (cols); Q4_x, Q6_K as GGUF's dequantization, bit for bit.
 void plm_mat_row(float *out, const plm_mat *w, int32_t r);
 
 // plm_matmul_scratch_bytes: bytes of scratch that plm_matmul needs for T rows of cols inputs.

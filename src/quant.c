@@ -388,3 +388,17 @@ void plm_quant_row_q4(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, 
     }
     copy_q4(src, n / 32, want == PLM_GGML_Q4_1, q4, d, m);
 }
+
+void plm_quant_row_q6k(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, uint8_t *q6,
+                       float *d, float *tmp) {
+    if (type != PLM_GGML_Q6_K) { // to f32, then llama.cpp's reference quantizer into tmp + n
+        uint8_t *blocks = (uint8_t *)(tmp + n);
+        plm_quant_row_f32(isa, type, src, n, tmp);
+        plm_quantize_row(PLM_GGML_Q6_K, tmp, n, blocks);
+        src = blocks;
+    }
+    for (size_t b = 0; b < n / PLM_QK_K; b++, src += 210) { // {ql, qh, scales; f16 d}
+        memcpy(q6 + b * PLM_Q6K_QS, src, PLM_Q6K_QS);
+        d[b] = f16_at(src + PLM_Q6K_QS);
+    }
+}

@@ -23,6 +23,12 @@ void plm_quant_row_q8_0(plm_isa isa, uint32_t type, const uint8_t *src, size_t n
 // through llama.cpp's reference quantizer (quantize.h). tmp is scratch of 2 n floats.
 void plm_quant_row_q4(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, plm_dtype dtype,
                       uint8_t *q4, float *d, float *m, float *tmp);
+// plm_quant_row_q6k: n elements (a multiple of 256) of ggml type type at src into one row of a Q6_K
+// matrix (matmul.h's plm_mat): q6 (n / 256 * PLM_Q6K_QS bytes) and d (n / 256). Q6_K blocks are
+// copied (d to f32, exact); any other type goes to f32 and through llama.cpp's reference Q6_K
+// quantizer (quantize.h). tmp is scratch of 2 n floats.
+void plm_quant_row_q6k(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, uint8_t *q6,
+                       float *d, float *tmp);
 // plm_quant_row_f32: n elements of ggml type type at src into out (n), as plm_gguf_dequant_row.
 void plm_quant_row_f32(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, float *out);
 

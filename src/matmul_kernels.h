@@ -169,6 +169,8 @@ void plm_q4_rows_avx2(const matmul_job *j, int r0, int r1);
 void plm_q4_rows_avx512(const matmul_job *j, int r0, int r1);
 void plm_q4_rows_avxvnni(const matmul_job *j, int r0, int r1);
 void plm_q4_rows_avxvnni_evex(const matmul_job *j, int r0, int r1);
+// the Q6_K rows kernel of matmul_q6k_x86.c (AVX2 code), in every x86 table
+void plm_q6k_rows_avx2(const matmul_job *j, int r0, int r1);
 #endif
 #if defined(__aarch64__)
 extern const matmul_kernels plm_kernels_neon, plm_kernels_dotprod;

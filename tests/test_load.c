@@ -9,7 +9,8 @@
 // - Q4_0 and Q4_1 in memory (and auto): the same weights on every path and thread count; a Q4_0
 //   file's blocks kept as they are (rows == gguf.c's dequantization of the file's), others
 //   quantized by llama.cpp's reference quantizer (quantize.h) from the file's values; a Q4 tensor
-//   whose rows are not a multiple of 32 is refused with the reader's message;
+//   whose rows are not a multiple of 32 is refused with the reader's message; Q6_K the same way
+//   (rows kept as Q6_K == gguf.c's dequantization, infinite and NaN scales included);
 // - the real SmolLM2 Q4_1 GGUF (when present): a hash of every weight, as f32 and as q8_0, equal
 //   to the hash of the weights that loading gave before these kernels existed (commit 9cc5d3e:
 //   scalar dequantization, then plm_quantize_q8_0, one thread; the same on its avx2 and avx512
@@ -128,6 +129,17 @@ static void test_rows(void) {
                     CHECK_MSG(!memcmp(x, rx, n * 4), "%s: %s row kept as q4 differs",
                               plm_isa_name((plm_isa)isa), plm_ggml_type_name(type));
                 }
+                if (type == PLM_GGML_Q6_K) { // kept as Q6_K: the same row, NaN and inf included
+                    plm_mat w = {.dtype = PLM_DTYPE_Q6_K,
+                                 .rows = 1,
+                                 .cols = (int32_t)n,
+                                 .q6 = (uint8_t *)q,
+                                 .d = d};
+                    plm_quant_row_q6k((plm_isa)isa, type, src, n, w.q6, w.d, tmp);
+                    plm_mat_row(x, &w, 0);
+                    CHECK_MSG(!memcmp(x, rx, n * 4), "%s: Q6_K row kept as q6_k differs",
+                              plm_isa_name((plm_isa)isa));
+                }
             }
         }
     }
@@ -149,6 +161,8 @@ static uint64_t mat_hash(uint64_t h, const plm_mat *w) {
     size_t n = (size_t)w->rows * (size_t)w->cols;
     if (w->dtype == PLM_DTYPE_F32) return fnv(h, w->f32, n * 4);
     if (w->dtype == PLM_DTYPE_Q8_0) return fnv(fnv(h, w->q, n), w->d, n / PLM_QK * 4);
+    if (w->dtype == PLM_DTYPE_Q6_K)
+        return fnv(fnv(h, w->q6, n / PLM_QK_K * PLM_Q6K_QS), w->d, n / PLM_QK_K * 4);
     h = fnv(fnv(h, w->q4, n / 2), w->d, n / PLM_QK * 4);
     return w->m ? fnv(h, w->m, n / PLM_QK * 4) : h;
 }
@@ -295,6 +309,75 @@ static void test_tiny(const char *dir, int tied) {
     plm_model_free(a);
 }
 
+// test_q6k: a random tiny Llama of 256-column weights saved as Q6_K and as F16 GGUF: q6_k and auto
+// on every path with 1, 2, 3 threads give the weights of the scalar path on 1 thread; the Q6_K
+// file's blocks kept as they are (auto: every linear weight Q6_K, rows == gguf.c's dequantization
+// of the file's), the F16 file's values through ggml's Q6_K quantizer (q6_k).
+static void test_q6k(const char *dir) {
+    plm_config c = {.vocab_size = 96,
+                    .hidden_size = 256,
+                    .intermediate_size = 512,
+                    .num_hidden_layers = 2,
+                    .num_attention_heads = 4,
+                    .num_key_value_heads = 2,
+                    .head_dim = 64,
+                    .max_position_embeddings = 64,
+                    .rms_norm_eps = 1e-5f,
+                    .rope_theta = 10000.0f,
+                    .tie_word_embeddings = 1,
+                    .bos_token_id = 1,
+                    .eos_token_id = 2};
+    plm_model *a = NULL;
+    plm_error err = {0};
+    CHECK_MSG(plm_model_alloc(&a, &c, &err) == PLM_OK, "%s", err.msg);
+    if (!a) return;
+    float *p = a->block;
+    for (size_t i = 0; i < a->block_bytes / 4; i++)
+        p[i] = (i / 64) % 17 == 3 ? 0.0f : frand() * (float)(1 << ((i / 64) % 9)) * 0.01f;
+    for (int k = 0; k < 2; k++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s", dir, k ? "f16.gguf" : "q6k.gguf");
+        CHECK_MSG(plm_model_save_ftype(a, path, k ? PLM_FTYPE_F16 : PLM_FTYPE_Q6_K, &err) == PLM_OK,
+                  "%s", err.msg);
+        for (int dt = 0; dt < 2; dt++) {
+            const plm_dtype dtype = dt ? PLM_DTYPE_AUTO : PLM_DTYPE_Q6_K;
+            uint64_t want = load_hash(path, dtype, PLM_ISA_SCALAR, 1);
+            for (int isa = 0; isa < PLM_ISA_COUNT; isa++)
+                for (int th = 1; th <= 3 && plm_isa_supported((plm_isa)isa); th++)
+                    CHECK_MSG(load_hash(path, dtype, (plm_isa)isa, th) == want,
+                              "%s as %s on %s, %d threads: not the weights of the plain route",
+                              path, plm_dtype_name(dtype), plm_isa_name((plm_isa)isa), th);
+        }
+        plm_model *m = q4_model(path, k ? PLM_DTYPE_Q6_K : PLM_DTYPE_AUTO);
+        plm_gguf g;
+        if (!m || plm_gguf_open(&g, path, &err) != PLM_OK) {
+            plm_model_free(m);
+            continue;
+        }
+        const plm_gguf_tensor *t = plm_gguf_find_tensor(&g, "blk.1.ffn_down.weight");
+        const plm_mat *w = &m->layers[1].down_proj;
+        const size_t C = (size_t)w->cols, rb = plm_gguf_row_bytes(t->type, C);
+        float *x = malloc(C * 4), *y = malloc(C * 4);
+        uint8_t *blk = malloc(plm_gguf_row_bytes(PLM_GGML_Q6_K, C));
+        int same = w->dtype == PLM_DTYPE_Q6_K && m->layers[0].q_proj.dtype == PLM_DTYPE_Q6_K &&
+                   m->embed_tokens.dtype == PLM_DTYPE_Q6_K;
+        for (int r = 0; r < w->rows; r++) {
+            plm_mat_row(x, w, r);
+            plm_gguf_dequant_row(t->type, t->data + (size_t)r * rb, C, y);
+            if (k) { // f16 values through ggml's Q6_K quantizer, then its dequantization
+                plm_quantize_row(PLM_GGML_Q6_K, y, C, blk);
+                plm_gguf_dequant_row(PLM_GGML_Q6_K, blk, C, y);
+            }
+            same &= !memcmp(x, y, C * 4);
+        }
+        CHECK_MSG(same, "%s as %s: rows differ from the file's blocks", path, k ? "q6_k" : "auto");
+        free(x), free(y), free(blk);
+        plm_gguf_free(&g);
+        plm_model_free(m);
+    }
+    plm_model_free(a);
+}
+
 // test_real: the real Q4_1 GGUF's weights hash as before these kernels (see the top).
 static void test_real(void) {
     const char *path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -325,6 +408,7 @@ int main(void) {
     if (!mkdtemp(dir)) return fprintf(stderr, "mkdtemp failed\n"), 1;
     test_tiny(dir, 0);
     test_tiny(dir, 1);
+    test_q6k(dir);
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -1,7 +1,7 @@
 // test_matmul_backward.c: the training products of matmul_backward.c against a double-precision
 // recompute: dinp += dout @ W (f32 and Q8_0 weights, every path this CPU runs and the scalar reference, tails in
 // tokens, rows and columns), 1 thread == 3 threads bit for bit, AVX2 == AVX-512 bit for bit (both
-// FMA chains over the rows in order); Q4_0 and Q4_1 weights == the f32 matrix of their dequantized
+// FMA chains over the rows in order); Q4_0, Q4_1 and Q6_K weights == the f32 matrix of their dequantized
 // values (plm_mat_row) bit for bit on each path; dw += dout^T @ inp.
 #include <stdint.h>
 #include <stdlib.h>
@@ -65,15 +65,19 @@ static void check_input(int T, int R, int C, plm_dtype dt) {
     free(w), free(g), free(d0), free(want), free(a), free(b), free(q), free(qd);
 }
 
-// check_input_q4: dinp through a Q4 matrix == through the f32 matrix of its rows, on every path, for
-// 1 and 3 threads, bit for bit.
+// check_input_q4: dinp through a Q4 (or Q6_K) matrix == through the f32 matrix of its rows, on every
+// path, for 1 and 3 threads, bit for bit.
 static void check_input_q4(int T, int R, int C, plm_dtype dt) {
-    const size_t nb = (size_t)R * C / PLM_QK;
-    plm_mat m = {.dtype = dt, .rows = R, .cols = C, .q4 = malloc(nb * 16), .d = malloc(nb * 4)};
+    const size_t nb = (size_t)R * C / PLM_QK, nsb = (size_t)R * C / PLM_QK_K;
+    const int q6k = dt == PLM_DTYPE_Q6_K;
+    plm_mat m = {.dtype = dt, .rows = R, .cols = C, .d = malloc(nb * 4)};
     m.m = dt == PLM_DTYPE_Q4_1 ? malloc(nb * 4) : NULL;
-    for (size_t i = 0; i < nb * 16; i++) m.q4[i] = (uint8_t)(frand() * 128.0f + 128.0f);
+    m.q4 = q6k ? NULL : malloc(nb * 16);
+    m.q6 = q6k ? malloc(nsb * PLM_Q6K_QS) : NULL;
+    for (size_t i = 0; i < (q6k ? nsb * PLM_Q6K_QS : nb * 16); i++)
+        (q6k ? m.q6 : m.q4)[i] = (uint8_t)(frand() * 128.0f + 128.0f);
     for (size_t b = 0; b < nb; b++) {
-        m.d[b] = frand() * 0.1f;
+        m.d[b] = frand() * (q6k ? 1e-3f : 0.1f);
         if (m.m) m.m[b] = frand() * 0.5f;
     }
     float *w = malloc(sizeof(float) * R * C), *g = malloc(sizeof(float) * T * R);
@@ -96,10 +100,14 @@ static void check_input_q4(int T, int R, int C, plm_dtype dt) {
         CHECK_MSG(!memcmp(a, want, sizeof(float) * T * C) &&
                       !memcmp(b, want, sizeof(float) * T * C),
                   "dinp %s %s T=%d R=%d C=%d: differs from its f32 matrix", plm_isa_name(isa),
-                  dt == PLM_DTYPE_Q4_0 ? "q4_0" : "q4_1", T, R, C);
+                  dt == PLM_DTYPE_Q4_0 ? "q4_0"
+                  : q6k                ? "q6_k"
+                                       : "q4_1",
+                  T, R, C);
     }
     plm_pool_free(p3);
-    free(m.q4), free(m.d), free(m.m), free(w), free(g), free(d0), free(a), free(b), free(want);
+    free(m.q4), free(m.q6), free(m.d), free(m.m), free(w), free(g), free(d0), free(a), free(b),
+        free(want);
 }
 
 static void check_weight(int T, int R, int C) {
@@ -145,6 +153,9 @@ int main(void) {
         check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q4_0);
         check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q4_1);
     }
+    const int q6k_shapes[][3] = {{2, 7, 1536}, {13, 40, 256}, {17, 515, 768}, {3, 4100, 256}};
+    for (size_t i = 0; i < sizeof q6k_shapes / sizeof q6k_shapes[0]; i++)
+        check_input_q4(q6k_shapes[i][0], q6k_shapes[i][1], q6k_shapes[i][2], PLM_DTYPE_Q6_K);
     check_weight(9, 8, 576);
     check_weight(33, 1536, 8);
     return test_main_end("test_matmul_backward");

@@ -6,10 +6,14 @@
 // as Q4_1 (--dtype auto: the Q8_0 embedding stays Q8_0, so the weights are the f32 run's): logits
 // near f32's and perplexity within 1%; --dtype q4_1 (the embedding requantized to Q4_1): the same
 // logits on every kernel path and thread count (the Q4 kernels are the same bits everywhere), so
-// the same greedy tokens. Skips when the model is absent.
+// the same greedy tokens. The model written as a Q6_K GGUF (its down_proj Q6_K) and loaded with
+// auto: logits near the f32 load of that file's, perplexity within 1%, the same logits and greedy
+// tokens on every path and thread count. Skips when the model is absent.
+#define _DEFAULT_SOURCE // mkstemps
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "model.h"
@@ -154,51 +158,33 @@ static double mean_nll(const plm_model *m, const int32_t *ids, int32_t n) {
     return nll / scored;
 }
 
-// test_q4: the Q4 sections of the header on the first n of ids (n >= 64); f: the f32 model, q8:
-// the q8_0 one, nf: f's mean NLL of ids.
-static void test_q4(const plm_model *f, const plm_model *q8, const int32_t *ids, int32_t n,
-                    double nf) {
-    plm_load_params lp = plm_load_default_params();
-    plm_model *a = NULL, *q = NULL;
-    plm_error err;
-    lp.dtype = PLM_DTYPE_AUTO;
-    CHECK_MSG(plm_model_load(&a, MODEL, &lp, &err) == PLM_OK, "%s", err.msg);
-    lp.dtype = PLM_DTYPE_Q4_1;
-    CHECK_MSG(plm_model_load(&q, MODEL, &lp, &err) == PLM_OK, "%s", err.msg);
-    if (!a || !q) return;
-    CHECK(a->dtype == PLM_DTYPE_Q4_1 && a->embed_tokens.dtype == PLM_DTYPE_Q8_0 &&
-          a->layers[0].q_proj.dtype == PLM_DTYPE_Q4_1 && q->embed_tokens.dtype == PLM_DTYPE_Q4_1);
+// logits_diff: the largest and the rms difference of model a's logits from f's on the first 64
+// tokens of ids.
+static void logits_diff(const plm_model *f, const plm_model *a, const int32_t *ids, double *worst,
+                        double *rms) {
     const size_t V = (size_t)f->config.vocab_size;
     float *lf = malloc(64 * V * sizeof *lf), *la = malloc(64 * V * sizeof *la);
-    // the same weights, the inputs of every matmul rounded to 8 bits: logits (about -20 .. 20)
-    // near f32's, as near as the q8_0 run's (which requantizes the weights too): measured max
-    // |diff| 1.10, rms 0.21 (q8_0: 1.32, 0.22)
-    double worst[2] = {0, 0}, rms[2] = {0, 0};
-    plm_session *sf = session(f, 0, 64);
+    plm_error err;
+    plm_session *sf = session(f, 0, 64), *sa = session(a, 0, 64);
     plm_session_decode_all(sf, ids, 64, lf, &err);
-    for (int k = 0; k < 2; k++) {
-        plm_session *sa = session(k ? q8 : a, 0, 64);
-        plm_session_decode_all(sa, ids, 64, la, &err);
-        for (size_t i = 0; i < 64 * V; i++) {
-            const double e = fabs((double)la[i] - (double)lf[i]);
-            worst[k] = fmax(worst[k], e), rms[k] += e * e;
-        }
-        rms[k] = sqrt(rms[k] / (64.0 * (double)V));
-        plm_session_free(sa);
+    plm_session_decode_all(sa, ids, 64, la, &err);
+    *worst = *rms = 0;
+    for (size_t i = 0; i < 64 * V; i++) {
+        const double e = fabs((double)la[i] - (double)lf[i]);
+        *worst = fmax(*worst, e), *rms += e * e;
     }
-    fprintf(stderr,
-            "  vs f32 logits, 64 tokens: q4_1 auto max |diff| %.4f rms %.5f, q8_0 %.4f %.5f\n",
-            worst[0], rms[0], worst[1], rms[1]);
-    CHECK_MSG(worst[0] < 2.0 && rms[0] < 0.3, "q4_1 logits differ from f32: max %.4f rms %.5f",
-              worst[0], rms[0]);
+    *rms = sqrt(*rms / (64.0 * (double)V));
     plm_session_free(sf);
-    double na = mean_nll(a, ids, n), nq = mean_nll(q, ids, n);
-    fprintf(stderr, "  perplexity f32 %.4f, q4_1 auto %.4f (ratio %.4f), q4_1 %.4f\n", exp(nf),
-            exp(na), exp(na - nf), exp(nq));
-    CHECK_MSG(fabs(exp(na - nf) - 1) < 0.01, "q4_1 (auto) perplexity off by %.2f%%",
-              100 * (exp(na - nf) - 1));
-    CHECK_MSG(exp(nq - nf) < 1.15, "q4_1 perplexity %.2f%% above f32's", 100 * (exp(nq - nf) - 1));
-    // --dtype q4_1: the same logits on each path and thread count, greedy 16 tokens from 16
+    plm_session_free(sa);
+    free(lf), free(la);
+}
+
+// same_everywhere: greedy 16 tokens from the first 16 of ids and the last step's logits of model q
+// (name: its dtype) the same on each kernel path and thread count.
+static void same_everywhere(const plm_model *q, const int32_t *ids, const char *name) {
+    const size_t V = (size_t)q->config.vocab_size;
+    float *lf = malloc(V * sizeof *lf), *la = malloc(64 * V * sizeof *la);
+    plm_error err;
     const char *paths[] = {"auto", "avx2", "avxvnni", "scalar"};
     int32_t want[16];
     for (int p = 0; p < 4; p++) {
@@ -216,18 +202,91 @@ static void test_q4(const plm_model *f, const plm_model *q8, const int32_t *ids,
             }
             if (!p && th == 1) memcpy(want, got, sizeof want);
             CHECK_MSG(!memcmp(want, got, sizeof want),
-                      "q4_1 greedy tokens on path %s, %d threads differ from the first run",
+                      "%s greedy tokens on path %s, %d threads differ from the first run", name,
                       plm_kernel_path(), th);
             if (!p && th == 1) memcpy(lf, la, V * sizeof *la); // the last step's logits
-            CHECK_MSG(!memcmp(lf, la, V * sizeof *la), "q4_1 logits on path %s, %d threads differ",
-                      plm_kernel_path(), th);
+            CHECK_MSG(!memcmp(lf, la, V * sizeof *la), "%s logits on path %s, %d threads differ",
+                      name, plm_kernel_path(), th);
             plm_session_free(s);
         }
     }
     plm_set_kernel_path("auto", &err);
     free(lf), free(la);
+}
+
+// test_q4: the Q4 sections of the header on the first n of ids (n >= 64); f: the f32 model, q8:
+// the q8_0 one, nf: f's mean NLL of ids.
+static void test_q4(const plm_model *f, const plm_model *q8, const int32_t *ids, int32_t n,
+                    double nf) {
+    plm_load_params lp = plm_load_default_params();
+    plm_model *a = NULL, *q = NULL;
+    plm_error err;
+    lp.dtype = PLM_DTYPE_AUTO;
+    CHECK_MSG(plm_model_load(&a, MODEL, &lp, &err) == PLM_OK, "%s", err.msg);
+    lp.dtype = PLM_DTYPE_Q4_1;
+    CHECK_MSG(plm_model_load(&q, MODEL, &lp, &err) == PLM_OK, "%s", err.msg);
+    if (!a || !q) return;
+    CHECK(a->dtype == PLM_DTYPE_Q4_1 && a->embed_tokens.dtype == PLM_DTYPE_Q8_0 &&
+          a->layers[0].q_proj.dtype == PLM_DTYPE_Q4_1 && q->embed_tokens.dtype == PLM_DTYPE_Q4_1);
+    // the same weights, the inputs of every matmul rounded to 8 bits: logits (about -20 .. 20)
+    // near f32's, as near as the q8_0 run's (which requantizes the weights too): measured max
+    // |diff| 1.10, rms 0.21 (q8_0: 1.32, 0.22)
+    double worst[2], rms[2];
+    for (int k = 0; k < 2; k++) logits_diff(f, k ? q8 : a, ids, &worst[k], &rms[k]);
+    fprintf(stderr,
+            "  vs f32 logits, 64 tokens: q4_1 auto max |diff| %.4f rms %.5f, q8_0 %.4f %.5f\n",
+            worst[0], rms[0], worst[1], rms[1]);
+    CHECK_MSG(worst[0] < 2.0 && rms[0] < 0.3, "q4_1 logits differ from f32: max %.4f rms %.5f",
+              worst[0], rms[0]);
+    double na = mean_nll(a, ids, n), nq = mean_nll(q, ids, n);
+    fprintf(stderr, "  perplexity f32 %.4f, q4_1 auto %.4f (ratio %.4f), q4_1 %.4f\n", exp(nf),
+            exp(na), exp(na - nf), exp(nq));
+    CHECK_MSG(fabs(exp(na - nf) - 1) < 0.01, "q4_1 (auto) perplexity off by %.2f%%",
+              100 * (exp(na - nf) - 1));
+    CHECK_MSG(exp(nq - nf) < 1.15, "q4_1 perplexity %.2f%% above f32's", 100 * (exp(nq - nf) - 1));
+    // --dtype q4_1: the same logits on each path and thread count, greedy 16 tokens from 16
+    same_everywhere(q, ids, "q4_1");
     plm_model_free(a);
     plm_model_free(q);
+}
+
+// test_q6k: the f32 model f written as a Q6_K GGUF (as `pocketlm convert --quant q6_k`: down_proj
+// Q6_K, the 576-column weights Q8_0, llama.cpp's fallback) and loaded with auto: the Q6_K weights
+// kept; against the same file loaded as f32 (the same weights: the file's quantization alone costs
+// about 1% of perplexity, NOTES.md) logits near and perplexity within 1%; the same logits and
+// greedy tokens on every path and thread count. nf: f's mean NLL of ids (n >= 64).
+static void test_q6k(const plm_model *f, const int32_t *ids, int32_t n, double nf) {
+    char path[] = "/tmp/plm_real_q6k_XXXXXX.gguf";
+    const int fd = mkstemps(path, 5);
+    plm_error err;
+    plm_model *a = NULL, *f6 = NULL;
+    plm_load_params lp = plm_load_default_params();
+    CHECK_MSG(fd >= 0 && plm_model_save_ftype(f, path, PLM_FTYPE_Q6_K, &err) == PLM_OK &&
+                  plm_model_load(&f6, path, &lp, &err) == PLM_OK,
+              "q6_k: %s", err.msg);
+    lp.dtype = PLM_DTYPE_AUTO;
+    CHECK_MSG(f6 && plm_model_load(&a, path, &lp, &err) == PLM_OK, "q6_k: %s", err.msg);
+    if (fd >= 0) close(fd), remove(path);
+    if (a) {
+        CHECK(a->layers[0].down_proj.dtype == PLM_DTYPE_Q6_K &&
+              a->layers[29].down_proj.dtype == PLM_DTYPE_Q6_K &&
+              a->layers[0].q_proj.dtype == PLM_DTYPE_Q8_0 &&
+              a->embed_tokens.dtype == PLM_DTYPE_Q8_0);
+        double worst, rms;
+        logits_diff(f6, a, ids, &worst, &rms);
+        const double n6 = mean_nll(f6, ids, n), na = mean_nll(a, ids, n);
+        fprintf(stderr,
+                "  q6_k file: auto vs its f32 logits max |diff| %.4f rms %.5f; perplexity f32 "
+                "%.4f, the file as f32 %.4f, auto %.4f (ratio %.4f)\n",
+                worst, rms, exp(nf), exp(n6), exp(na), exp(na - n6));
+        CHECK_MSG(worst < 2.0 && rms < 0.3, "q6_k logits differ from f32: max %.4f rms %.5f", worst,
+                  rms);
+        CHECK_MSG(fabs(exp(na - n6) - 1) < 0.01, "q6_k (auto) perplexity off by %.2f%%",
+                  100 * (exp(na - n6) - 1));
+        same_everywhere(a, ids, "q6_k");
+    }
+    plm_model_free(a);
+    plm_model_free(f6);
 }
 
 int main(void) {
@@ -282,6 +341,7 @@ int main(void) {
                 exp(nf), exp(nq), ratio);
         CHECK_MSG(fabs(ratio - 1) < 0.01, "q8_0 perplexity off by %.2f%%", 100 * (ratio - 1));
         test_q4(m, q, ids, n, nf);
+        test_q6k(m, ids, n, nf);
         free(ids);
         free(text);
     }

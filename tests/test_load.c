@@ -206,6 +206,32 @@ static plm_model *q4_model(const char *path, plm_dtype dtype) {
     return m;
 }
 
+// rows_match: every row of w == gguf.c's dequantization of the rows of tensor name in the GGUF file
+// at path, first through ggml's quantizer of type quant and its dequantization when the file's type
+// is another (llama.cpp's requantization); 0 also when the file does not open.
+static int rows_match(const plm_mat *w, const char *path, const char *name, uint32_t quant) {
+    plm_gguf g;
+    plm_error err = {0};
+    if (plm_gguf_open(&g, path, &err) != PLM_OK) return 0;
+    const plm_gguf_tensor *t = plm_gguf_find_tensor(&g, name);
+    const size_t C = (size_t)w->cols, rb = plm_gguf_row_bytes(t->type, C);
+    float *a = malloc(C * 4), *b = malloc(C * 4);
+    uint8_t *blk = malloc(plm_gguf_row_bytes(quant, C));
+    int same = 1;
+    for (int r = 0; r < w->rows; r++) {
+        plm_mat_row(a, w, r);
+        plm_gguf_dequant_row(t->type, t->data + (size_t)r * rb, C, b);
+        if (t->type != quant) {
+            plm_quantize_row(quant, b, C, blk);
+            plm_gguf_dequant_row(quant, blk, C, b);
+        }
+        same &= !memcmp(a, b, C * 4);
+    }
+    free(a), free(b), free(blk);
+    plm_gguf_free(&g);
+    return same;
+}
+
 // test_q4_rows: test_tiny's q4.gguf as q4_0 holds the file's blocks (v_proj: not permuted), and
 // f16.gguf as q4_1 llama.cpp's Q4_1 blocks of its values; then a Q4_0 tensor of 63 columns.
 static void test_q4_rows(const char *dir, int tied) {
@@ -214,29 +240,11 @@ static void test_q4_rows(const char *dir, int tied) {
     for (int k = 0; k < 2; k++) {
         snprintf(path, sizeof path, "%s/%d-%s", dir, tied, k ? "f16.gguf" : "q4.gguf");
         plm_model *m = q4_model(path, k ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q4_0);
-        plm_gguf g;
-        if (!m || plm_gguf_open(&g, path, &err) != PLM_OK) {
-            plm_model_free(m);
-            continue;
-        }
-        const plm_gguf_tensor *t = plm_gguf_find_tensor(&g, "blk.1.attn_v.weight");
+        if (!m) continue;
         const plm_mat *w = &m->layers[1].v_proj;
-        const size_t C = (size_t)w->cols, rb = plm_gguf_row_bytes(t->type, C);
-        float *a = malloc(C * 4), *b = malloc(C * 4);
-        uint8_t *blk = malloc(plm_gguf_row_bytes(PLM_GGML_Q4_1, C));
-        int same = w->dtype == (k ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q4_0);
-        for (int r = 0; r < w->rows; r++) {
-            plm_mat_row(a, w, r);
-            plm_gguf_dequant_row(t->type, t->data + (size_t)r * rb, C, b);
-            if (k) { // f16 values through ggml's Q4_1 quantizer, then its dequantization
-                plm_quantize_row(PLM_GGML_Q4_1, b, C, blk);
-                plm_gguf_dequant_row(PLM_GGML_Q4_1, blk, C, b);
-            }
-            same &= !memcmp(a, b, C * 4);
-        }
-        CHECK_MSG(same, "%s as %s: rows differ from the file's blocks", path, k ? "q4_1" : "q4_0");
-        free(a), free(b), free(blk);
-        plm_gguf_free(&g);
+        CHECK_MSG(w->dtype == (k ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q4_0) &&
+                      rows_match(w, path, "blk.1.attn_v.weight", k ? PLM_GGML_Q4_1 : PLM_GGML_Q4_0),
+                  "%s as %s: rows differ from the file's blocks", path, k ? "q4_1" : "q4_0");
         plm_model_free(m);
     }
     // blk.0.attn_v.weight's ne[0] (64) set to 63: the tensor info is name, n_dims, ne[...], type
@@ -349,30 +357,12 @@ static void test_q6k(const char *dir) {
                               path, plm_dtype_name(dtype), plm_isa_name((plm_isa)isa), th);
         }
         plm_model *m = q4_model(path, k ? PLM_DTYPE_Q6_K : PLM_DTYPE_AUTO);
-        plm_gguf g;
-        if (!m || plm_gguf_open(&g, path, &err) != PLM_OK) {
-            plm_model_free(m);
-            continue;
-        }
-        const plm_gguf_tensor *t = plm_gguf_find_tensor(&g, "blk.1.ffn_down.weight");
+        if (!m) continue;
         const plm_mat *w = &m->layers[1].down_proj;
-        const size_t C = (size_t)w->cols, rb = plm_gguf_row_bytes(t->type, C);
-        float *x = malloc(C * 4), *y = malloc(C * 4);
-        uint8_t *blk = malloc(plm_gguf_row_bytes(PLM_GGML_Q6_K, C));
-        int same = w->dtype == PLM_DTYPE_Q6_K && m->layers[0].q_proj.dtype == PLM_DTYPE_Q6_K &&
-                   m->embed_tokens.dtype == PLM_DTYPE_Q6_K;
-        for (int r = 0; r < w->rows; r++) {
-            plm_mat_row(x, w, r);
-            plm_gguf_dequant_row(t->type, t->data + (size_t)r * rb, C, y);
-            if (k) { // f16 values through ggml's Q6_K quantizer, then its dequantization
-                plm_quantize_row(PLM_GGML_Q6_K, y, C, blk);
-                plm_gguf_dequant_row(PLM_GGML_Q6_K, blk, C, y);
-            }
-            same &= !memcmp(x, y, C * 4);
-        }
-        CHECK_MSG(same, "%s as %s: rows differ from the file's blocks", path, k ? "q6_k" : "auto");
-        free(x), free(y), free(blk);
-        plm_gguf_free(&g);
+        CHECK_MSG(w->dtype == PLM_DTYPE_Q6_K && m->layers[0].q_proj.dtype == PLM_DTYPE_Q6_K &&
+                      m->embed_tokens.dtype == PLM_DTYPE_Q6_K &&
+                      rows_match(w, path, "blk.1.ffn_down.weight", PLM_GGML_Q6_K),
+                  "%s as %s: rows differ from the file's blocks", path, k ? "q6_k" : "auto");
         plm_model_free(m);
     }
     plm_model_free(a);

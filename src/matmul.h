@@ -1,6 +1,7 @@
 // matmul.h: the hot loops. out = inp @ W^T for W in HF layout (out_features, in_features), as f32,
-// as 8-bit blocks (Q8_0 style: 32 int8 per block, one f32 scale per block) or as 4-bit blocks
-// (GGUF's Q4_0 and Q4_1: 32 nibbles per block, one f32 scale, and for Q4_1 a minimum). Each kernel has a
+// as 8-bit blocks (Q8_0 style: 32 int8 per block, one f32 scale per block), as 4-bit blocks
+// (GGUF's Q4_0 and Q4_1: 32 nibbles per block, one f32 scale, and for Q4_1 a minimum) or as GGUF's
+// Q6_K super-blocks (256 6-bit values, an int8 scale per 16, one f32 scale). Each kernel has a
 // scalar reference beside its SIMD paths (one per instruction-set path of cpu.h, chosen at run
 // time; the kernels themselves are in matmul_x86.c, matmul_arm.c, matmul_wasm.c); the reference is
 // what tests compare against. Every output element is computed by one thread

@@ -39,7 +39,9 @@
 // inputs are quantized as for Q8_0 (xq, dx), and Q8_0's canonical order runs on the int8 weights
 // q - 32 with a scale per lane instead of per block: lane l of block b (its 4 bytes lie in the
 // sub-block 2b + l / 4 of 16) takes s = fl(ds * dx[t, b]), ds = d * sc of that sub-block (exact
-// in f32: an f16 times an int8). x86 (matmul_q6k_x86.c) computes it on every path.
+// in f32: an f16 times an int8). Every path unpacks a half super-block (4 blocks: ql's two groups
+// of 32 bytes and qh's) by and/shift/or: x86 in matmul_q6k_x86.c (its q6k rows kernel), arm64
+// and wasm in their files' Q6_K sections (128-bit halves of a block are its two sub-blocks).
 // The x86 kernels (matmul_q4_x86.c) unpack panels of rows into Q8_0 form for prefill and run the
 // table's q8 rows kernel on them: a q8 rows function reads only the rows [r0, r1) of j->w, and
 // uses j->w->rows only as the row stride of out.

@@ -50,10 +50,13 @@ PLM_INLINE PLM_TARGET_AVX2 __m256i sums32_avx2(const int8_t *x) {
 }
 
 // q6k_row_avx2: row r for nt tokens from t0 (nt <= Q6K_NT, a constant at each call site): a[t]
-// gets the canonical accumulators of token t0 + t folded to 4 lanes (h[i] + h[i + 4]). xc: the
-// input sums of token t0 (sums32_avx2, 8 a block) when nt is 1, or NULL: computed here.
+// gets the canonical accumulators of token t0 + t folded to 4 lanes (h[i] + h[i + 4]). Decode (nt
+// 1) passes token t0's input sums xc (sums32_avx2, 8 a block) and its scales xs (per half
+// super-block, each block's dx twice: the lanes of the half's 8 sub-blocks); else both are NULL
+// and computed here.
 PLM_INLINE PLM_TARGET_AVX2 void q6k_row_avx2(__m128 a[Q6K_NT], const matmul_job *j, int t0,
-                                             const int nt, int r, const int32_t *xc) {
+                                             const int nt, int r, const int32_t *xc,
+                                             const float *xs) {
     const int C = j->w->cols, nb = C / PLM_QK, nsb = C / PLM_QK_K;
     const uint8_t *row = j->w->q6 + (size_t)r * nsb * PLM_Q6K_QS;
     const char *end = (const char *)(j->w->q6 + (size_t)j->w->rows * nsb * PLM_Q6K_QS);
@@ -74,12 +77,13 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_row_avx2(__m128 a[Q6K_NT], const matmul_job 
                 _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
                                   (const __m128i *)(const void *)(sb + 192 + 8 * h)))),
                               _mm256_set1_ps(d[s]));
+            const __m256 dsx = xs ? _mm256_mul_ps(ds, _mm256_load_ps(xs + 8 * (2 * s + h))) : ds;
             UNROLL
             for (int q = 0; q < 4; q++) {
                 const int b = 8 * s + 4 * h + q;
                 const __m256 dsb = _mm256_permutevar8x32_ps(
-                    ds, _mm256_setr_epi32(2 * q, 2 * q, 2 * q, 2 * q, 2 * q + 1, 2 * q + 1,
-                                          2 * q + 1, 2 * q + 1));
+                    dsx, _mm256_setr_epi32(2 * q, 2 * q, 2 * q, 2 * q, 2 * q + 1, 2 * q + 1,
+                                           2 * q + 1, 2 * q + 1));
                 UNROLL
                 for (int t = 0; t < nt; t++) {
                     const int8_t *x = j->xq + (size_t)(t0 + t) * C + b * PLM_QK;
@@ -90,7 +94,8 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_row_avx2(__m128 a[Q6K_NT], const matmul_job 
                     const __m256i p32 =
                         _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(k[q], v), ones), c);
                     const __m256 sc =
-                        _mm256_mul_ps(dsb, _mm256_set1_ps(j->xd[(size_t)(t0 + t) * nb + b]));
+                        xs ? dsb
+                           : _mm256_mul_ps(dsb, _mm256_set1_ps(j->xd[(size_t)(t0 + t) * nb + b]));
                     acc[t][q % 2] =
                         _mm256_add_ps(acc[t][q % 2], _mm256_mul_ps(_mm256_cvtepi32_ps(p32), sc));
                 }
@@ -108,7 +113,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_row_avx2(__m128 a[Q6K_NT], const matmul_job 
 // (a1 + a3).
 PLM_INLINE PLM_TARGET_AVX2 void q6k_tokens_avx2(const matmul_job *j, int t0, const int nt, int r) {
     __m128 a[Q6K_NT];
-    q6k_row_avx2(a, j, t0, nt, r, NULL);
+    q6k_row_avx2(a, j, t0, nt, r, NULL, NULL);
     UNROLL
     for (int t = 0; t < nt; t++) {
         const __m128 v = _mm_add_ps(a[t], _mm_movehl_ps(a[t], a[t])); // a0 + a2, a1 + a3
@@ -118,12 +123,12 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_tokens_avx2(const matmul_job *j, int t0, con
 }
 
 // q6k_decode_avx2: out[0, r .. r + n) (n <= 4 a constant at each call site) from the input sums
-// xc: the rows' folded lanes transposed, then (c0 + c2) + (c1 + c3) one row a lane.
-PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32_t *xc, int r,
-                                                const int n) {
+// xc and scales xs: the rows' folded lanes transposed, then (c0 + c2) + (c1 + c3) one row a lane.
+PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32_t *xc,
+                                                const float *xs, int r, const int n) {
     __m128 a[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
     UNROLL
-    for (int i = 0; i < n; i++) q6k_row_avx2(a + i, j, 0, 1, r + i, xc);
+    for (int i = 0; i < n; i++) q6k_row_avx2(a + i, j, 0, 1, r + i, xc, xs);
     _MM_TRANSPOSE4_PS(a[0], a[1], a[2], a[3]);
     _Alignas(16) float out[4];
     _mm_store_ps(out, _mm_add_ps(_mm_add_ps(a[0], a[2]), _mm_add_ps(a[1], a[3])));
@@ -132,16 +137,19 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32
 
 PLM_TARGET_AVX2 void plm_q6k_rows_avx2(const matmul_job *j, int r0, int r1) {
     static _Thread_local _Alignas(32) int32_t xc[Q6K_MAX_NB * 8];
+    static _Thread_local _Alignas(32) float xs[Q6K_MAX_NB * 2];
     const int T = j->T, nb = j->w->cols / PLM_QK;
     if (T == 1 && nb <= Q6K_MAX_NB) {
-        for (int b = 0; b < nb; b++)
+        for (int b = 0; b < nb; b++) {
             _mm256_store_si256((__m256i *)(void *)(xc + 8 * b), sums32_avx2(j->xq + b * PLM_QK));
+            xs[2 * b] = xs[2 * b + 1] = j->xd[b];
+        }
         int r = r0;
-        for (; r + 4 <= r1; r += 4) q6k_decode_avx2(j, xc, r, 4);
+        for (; r + 4 <= r1; r += 4) q6k_decode_avx2(j, xc, xs, r, 4);
         switch (r1 - r) {
-        case 3: q6k_decode_avx2(j, xc, r, 3); break;
-        case 2: q6k_decode_avx2(j, xc, r, 2); break;
-        case 1: q6k_decode_avx2(j, xc, r, 1); break;
+        case 3: q6k_decode_avx2(j, xc, xs, r, 3); break;
+        case 2: q6k_decode_avx2(j, xc, xs, r, 2); break;
+        case 1: q6k_decode_avx2(j, xc, xs, r, 1); break;
         default: break;
         }
         return;

@@ -84,9 +84,10 @@ typedef enum {
     PLM_DTYPE_AUTO = 6, // loading only: each weight as its file stores it, where a kernel exists
     PLM_DTYPE_Q5_0 = 7, // blocks of 32 5-bit with one scale
     PLM_DTYPE_Q5_1 = 8, // blocks of 32 5-bit with scale and minimum
+    PLM_DTYPE_Q6_K = 9, // super-blocks of 256 6-bit in 16 sub-blocks with int8 scales
 } plm_dtype;
 
-// plm_dtype_name: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "auto", "q5_0", "q5_1"
+// plm_dtype_name: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "auto", "q5_0", "q5_1", "q6_k"
 const char *plm_dtype_name(plm_dtype t);
 // plm_dtype_parse: name to dtype; returns PLM_OK or PLM_ERR_ARG for an unknown name.
 plm_status plm_dtype_parse(const char *name, plm_dtype *out);

@@ -140,16 +140,23 @@ static float q8_sum_scalar(const float acc[16]) {
     return (a0 + a2) + (a1 + a3);
 }
 
-// q8_block_scalar: block b (32 inputs xq, 32 weights wq, s = dw * dx) into the canonical
-// accumulators acc[16].
-static void q8_block_scalar(float acc[16], const int8_t *xq, const int8_t *wq, float s, int b) {
+// q8_block2_scalar: block b (32 inputs xq, 32 weights wq) into the canonical accumulators acc[16],
+// lanes 0-3 scaled by s0 and lanes 4-7 by s1 (Q6_K's two sub-blocks of 16).
+static void q8_block2_scalar(float acc[16], const int8_t *xq, const int8_t *wq, float s0, float s1,
+                             int b) {
     float *a = acc + 8 * (b % 2);
     for (int l = 0; l < 8; l++) {
         int32_t p = 0;
         for (int i = 4 * l; i < 4 * l + 4; i++) p += (int32_t)xq[i] * wq[i];
-        const float m = (float)p * s; // its own statement: never contracted to an FMA
+        const float m = (float)p * (l < 4 ? s0 : s1); // its own statement: never an FMA
         a[l] = a[l] + m;
     }
+}
+
+// q8_block_scalar: block b (32 inputs xq, 32 weights wq, s = dw * dx) into the canonical
+// accumulators acc[16].
+static void q8_block_scalar(float acc[16], const int8_t *xq, const int8_t *wq, float s, int b) {
+    q8_block2_scalar(acc, xq, wq, s, s, b);
 }
 
 // q8_tile_scalar: out[t, r] in the canonical order, written out one lane at a time.
@@ -213,12 +220,52 @@ static void q4_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) 
     }
 }
 
+// ---- Q6_K: matmul_kernels.h's order ----
+
+// q6k_unpack: the 32 weights q - 32 of block k (0..7) of the Q6_K super-block at sb, as gguf.c's
+// dequant_q6_k (elements 128h + 32s + l, h = k / 4, s = k % 4).
+static void q6k_unpack(int8_t w[PLM_QK], const uint8_t *sb, int k) {
+    const int h = k / 4, s = k % 4;
+    const uint8_t *ql = sb + 64 * h + 32 * (s % 2), *qh = sb + 128 + 32 * h;
+    for (int l = 0; l < PLM_QK; l++)
+        w[l] = (int8_t)(((ql[l] >> 4 * (s / 2) & 15) | (qh[l] >> 2 * s & 3) << 4) - 32);
+}
+
+void plm_q6k_block(float out[PLM_QK], const plm_mat *w, int32_t r, int b) {
+    int8_t k[PLM_QK];
+    float ds[2];
+    q6k_unpack(k, plm_q6k_sb(w, r, b), b % 8);
+    plm_q6k_scales(ds, w, r, b);
+    for (int i = 0; i < PLM_QK; i++) out[i] = ds[i / 16] * (float)k[i];
+}
+
+// q6k_tile_scalar: out[t, r] in the order of matmul_kernels.h, one lane at a time.
+static void q6k_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
+    for (int t = t0; t < t0 + mt; t++) {
+        for (int r = r0; r < r0 + nr; r++) {
+            const int8_t *xq = j->xq + (size_t)t * C;
+            const float *xd = j->xd + (size_t)t * nb;
+            float acc[16] = {0};
+            for (int b = 0; b < nb; b++) {
+                int8_t wq[PLM_QK];
+                float ds[2];
+                q6k_unpack(wq, plm_q6k_sb(j->w, r, b), b % 8);
+                plm_q6k_scales(ds, j->w, r, b);
+                q8_block2_scalar(acc, xq + b * PLM_QK, wq, ds[0] * xd[b], ds[1] * xd[b], b);
+            }
+            j->out[(size_t)t * R + r] = q8_sum_scalar(acc);
+        }
+    }
+}
+
 // ---- dispatch ----
 
 static const matmul_kernels kernels_scalar = {
     .f32 = {f32_tile_scalar, 1, 1, 1, NULL, NULL, 0, 0},
     .q8 = {q8_tile_scalar, 1, 1, 1, NULL, NULL, 0, 0},
     .q4 = {q4_tile_scalar, 1, 1, 1, NULL, NULL, 0, 0},
+    .q6k = {q6k_tile_scalar, 1, 1, 1, NULL, NULL, 0, 0},
 };
 
 const matmul_kernels *plm_matmul_kernels(plm_isa isa) {
@@ -263,6 +310,7 @@ size_t plm_mat_bytes(plm_dtype dtype, size_t rows, size_t cols) {
     case PLM_DTYPE_Q4_1: return e / 2 + 2 * nb * sizeof(float);
     case PLM_DTYPE_Q5_0: return e / 2 + nb * (sizeof(float) + sizeof(uint32_t));
     case PLM_DTYPE_Q5_1: return e / 2 + nb * (2 * sizeof(float) + sizeof(uint32_t));
+    case PLM_DTYPE_Q6_K: return e / PLM_QK_K * (PLM_Q6K_QS + sizeof(float));
     default: return e * sizeof(float);
     }
 }
@@ -271,6 +319,10 @@ void plm_mat_row(float *out, const plm_mat *w, int32_t r) {
     const size_t C = (size_t)w->cols;
     if (w->dtype == PLM_DTYPE_F32) {
         memcpy(out, w->f32 + (size_t)r * C, C * sizeof(float));
+        return;
+    }
+    if (w->dtype == PLM_DTYPE_Q6_K) {
+        for (int b = 0; b < w->cols / PLM_QK; b++) plm_q6k_block(out + b * PLM_QK, w, r, b);
         return;
     }
     if (w->dtype != PLM_DTYPE_Q8_0) { // gguf.c's dequant_q4_0 .. dequant_q5_1, per block
@@ -334,7 +386,10 @@ static void quantize_worker(void *ctx, int ith, int nth) {
 
 // kernel_of: the tiles of path k for dtype, the scalar reference's when k has none.
 static tile_kernel kernel_of(const matmul_kernels *k, plm_dtype dtype) {
-    const tile_kernel t = dtype == PLM_DTYPE_F32 ? k->f32 : dtype == PLM_DTYPE_Q8_0 ? k->q8 : k->q4;
+    const tile_kernel t = dtype == PLM_DTYPE_F32    ? k->f32
+                          : dtype == PLM_DTYPE_Q8_0 ? k->q8
+                          : dtype == PLM_DTYPE_Q6_K ? k->q6k
+                                                    : k->q4;
     return t.fn || t.rows ? t : kernel_of(&kernels_scalar, dtype);
 }
 

@@ -1,7 +1,8 @@
 // matmul.h: the hot loops. out = inp @ W^T for W in HF layout (out_features, in_features), as f32,
 // as 8-bit blocks (Q8_0 style: 32 int8 per block, one f32 scale per block), as 4-bit blocks
-// (GGUF's Q4_0 and Q4_1: 32 nibbles per block, one f32 scale, and for Q4_1 a minimum) or as 5-bit
-// ones (GGUF's Q5_0 and Q5_1: Q4_x's nibbles and one more bit per value). Each kernel has a
+// (GGUF's Q4_0 and Q4_1: 32 nibbles per block, one f32 scale, and for Q4_1 a minimum), as 5-bit
+// ones (GGUF's Q5_0 and Q5_1: Q4_x's nibbles and one more bit per value) or as GGUF's Q6_K
+// super-blocks (256 6-bit values, an int8 scale per 16, one f32 scale). Each kernel has a
 // scalar reference beside its SIMD paths (one per instruction-set path of cpu.h, chosen at run
 // time; the kernels themselves are in matmul_x86.c, matmul_arm.c, matmul_wasm.c); the reference is
 // what tests compare against. Every output element is computed by one thread
@@ -16,24 +17,30 @@
 #include "pocketlm.h"
 #include "pool.h"
 
-#define PLM_QK 32 // values per Q8_0 block
+#define PLM_QK     32  // values per Q8_0 block
+#define PLM_QK_K   256 // values per Q6_K super-block
+#define PLM_Q6K_QS 208 // bytes of a Q6_K super-block in memory: ql[128], qh[64], int8 scales[16]
 
 // A weight matrix in memory. rows = out_features, cols = in_features (a multiple of PLM_QK when
 // quantized). Q4_x and Q5_x keep GGUF's nibbles (and Q5_x's high bits) as they are (copied at
 // load) and the f16 scales and minimums as f32 (exact) in arrays of their own: w = d * (k - 8)
 // (Q4_0), d * (k - 16) (Q5_0), fl(fl(k * d) + m) (Q4_1, Q5_1: two roundings as gguf.c and ggml
-// dequantize), k the nibble, or for Q5_x the nibble plus 16 times the value's bit of qh.
+// dequantize), k the nibble, or for Q5_x the nibble plus 16 times the value's bit of qh. Q6_K
+// (cols a multiple of PLM_QK_K) keeps a GGUF super-block's first 208 bytes as they are and its f16
+// d as f32 in d: w = fl(d * sc) * (q - 32) (d * sc exact), q the 6 bits of gguf.c's dequant_q6_k.
 typedef struct {
-    plm_dtype dtype;    // PLM_DTYPE_F32, _Q8_0, _Q4_0, _Q4_1, _Q5_0 or _Q5_1
+    plm_dtype dtype;    // PLM_DTYPE_F32, _Q8_0, _Q4_0, _Q4_1, _Q5_0, _Q5_1 or _Q6_K
     int32_t rows, cols; // (out_features, in_features)
     float *f32;         // (rows, cols) when F32
     int8_t *q;          // (rows, cols) when Q8_0
-    float *d;           // (rows, cols / PLM_QK) block scales when quantized: w = q * d for Q8_0
+    float *d;           // (rows, cols / PLM_QK) block scales when quantized: w = q * d for Q8_0;
+                        // Q6_K: (rows, cols / PLM_QK_K) super-block scales
     uint8_t *q4;        // (rows, cols / 2) when Q4_x: per block 16 bytes, byte i holding element i
                         // in its low nibble and element i + 16 in its high one (GGUF's qs);
                         // also when Q5_x, for the values' low 4 bits
     float *m;           // (rows, cols / PLM_QK) block minimums when Q4_1 or Q5_1
     uint32_t *qh;       // (rows, cols / PLM_QK) when Q5_x: bit i is bit 4 of element i (GGUF's qh)
+    uint8_t *q6;        // (rows, cols / PLM_QK_K * PLM_Q6K_QS) when Q6_K (GGUF's ql, qh, scales)
 } plm_mat;
 
 // plm_dtype_nibbles: dtype keeps its weights in q4 (Q4_0, Q4_1, Q5_0, Q5_1).
@@ -54,12 +61,13 @@ PLM_INLINE int plm_q4_offset(plm_dtype t) {
     return t == PLM_DTYPE_Q4_0 ? 8 : t == PLM_DTYPE_Q5_0 ? 16 : 0;
 }
 
-// plm_mat_bytes: bytes of a (rows, cols) matrix of dtype (F32, Q8_0, Q4_x, Q5_x) in memory.
+// plm_mat_bytes: bytes of a (rows, cols) matrix of dtype (F32, Q8_0, Q4_x, Q5_x, Q6_K) in memory.
 size_t plm_mat_bytes(plm_dtype dtype, size_t rows, size_t cols);
 
 // plm_quantize_q8_0: x (n) -> q (n), d (n / PLM_QK); d = max|x| / 127 per block, q = round(x / d).
 void plm_quantize_q8_0(int8_t *q, float *d, const float *x, size_t n);
-// plm_mat_row: row r of w as f32 into out (cols); Q4_x/Q5_x as GGUF's dequantization, bit for bit.
+// plm_mat_row: row r of w as f32 into out (cols); Q4_x, Q5_x, Q6_K as GGUF's dequantization, bit
+// for bit.
 void plm_mat_row(float *out, const plm_mat *w, int32_t r);
 
 // plm_matmul_scratch_bytes: bytes of scratch that plm_matmul needs for T rows of cols inputs.

@@ -491,12 +491,95 @@ static void dw_rows_neon(float *dw, const float *dout, const float *inp, int32_t
     }
 }
 
+// ---- Q6_K (matmul_kernels.h): Q8_0's order with a scale per half block ----
+//
+// A super-block's half (4 blocks) is unpacked to int8 q - 32 once for the tile's tokens (GGUF's
+// layout: byte l of ql's two groups of 32 and of qh's holds element l of its blocks, so and/shift/or
+// give the blocks in element order); a block's two vectors are its two sub-blocks of 16, so lanes
+// 0-3 take the first one's scale d * sc * dx and lanes 4-7 the second's, one vmulq_n_f32 each.
+
+// q6k_half: the 4 blocks of half h of the super-block at sb as int8 q - 32, block k in w[k][0..1].
+PLM_INLINE void q6k_half(int8x16_t w[4][2], const uint8_t *sb, int h) {
+    const uint8x16_t lo = vdupq_n_u8(15), hi = vdupq_n_u8(0x30);
+    UNROLL
+    for (int i = 0; i < 2; i++) { // elements 16 i .. 16 i + 15 of each block
+        const uint8x16_t l0 = vld1q_u8(sb + 64 * h + 16 * i),
+                         l1 = vld1q_u8(sb + 64 * h + 32 + 16 * i);
+        const uint8x16_t qh = vld1q_u8(sb + 128 + 32 * h + 16 * i);
+        const uint8x16_t q[4] = {vorrq_u8(vandq_u8(l0, lo), vandq_u8(vshlq_n_u8(qh, 4), hi)),
+                                 vorrq_u8(vandq_u8(l1, lo), vandq_u8(vshlq_n_u8(qh, 2), hi)),
+                                 vorrq_u8(vshrq_n_u8(l0, 4), vandq_u8(qh, hi)),
+                                 vorrq_u8(vshrq_n_u8(l1, 4), vandq_u8(vshrq_n_u8(qh, 2), hi))};
+        UNROLL
+        for (int k = 0; k < 4; k++) w[k][i] = vsubq_s8(vreinterpretq_s8_u8(q[k]), vdupq_n_s8(32));
+    }
+}
+
+// q6k_block: out[t0 .. t0 + mt, r] (mt <= Q8_MT) in the canonical order; decode prefetches the
+// weights PF_BYTES ahead (the rows follow each other: one stream).
+PLM_INLINE void q6k_block(const matmul_job *j, int t0, int mt, int r, int sdot) {
+    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK, nsb = C / PLM_QK_K;
+    const uint8_t *row = j->w->q6 + (size_t)r * nsb * PLM_Q6K_QS;
+    const uint8_t *end = j->w->q6 + (size_t)R * nsb * PLM_Q6K_QS;
+    float32x4_t acc[Q8_MT][4];
+    TILE_LOOP(t, mt, Q8_MT)
+    UNROLL
+    for (int i = 0; i < 4; i++) acc[t][i] = vdupq_n_f32(0.0f);
+    for (int s = 0; s < nsb; s++) {
+        const uint8_t *sb = row + (size_t)s * PLM_Q6K_QS;
+        for (int o = 0; mt == 1 && o < PLM_Q6K_QS; o += 64)
+            if (sb + PF_BYTES + o < end) __builtin_prefetch(sb + PF_BYTES + o, 0, 0);
+        const float d = j->w->d[(size_t)r * nsb + s];
+        UNROLL
+        for (int h = 0; h < 2; h++) {
+            int8x16_t w[4][2];
+            q6k_half(w, sb, h);
+            UNROLL
+            for (int k = 0; k < 4; k++) {
+                const int b = 8 * s + 4 * h + k;
+                const int8_t *sc = (const int8_t *)sb + 192 + 8 * h + 2 * k;
+                const float ds0 = d * (float)sc[0], ds1 = d * (float)sc[1];
+                TILE_LOOP(t, mt, Q8_MT) {
+                    const int8_t *x = j->xq + (size_t)(t0 + t) * C + b * PLM_QK;
+                    const int8x16_t x0 = vld1q_s8(x), x1 = vld1q_s8(x + 16);
+                    const int32x4_t p0 = sdot ? q8_dot_sdot(x0, w[k][0]) : q8_dot_neon(x0, w[k][0]);
+                    const int32x4_t p1 = sdot ? q8_dot_sdot(x1, w[k][1]) : q8_dot_neon(x1, w[k][1]);
+                    const float dx = j->xd[(size_t)(t0 + t) * nb + b];
+                    float32x4_t *a = acc[t] + 2 * (k % 2);
+                    a[0] = vaddq_f32(a[0], vmulq_n_f32(vcvtq_f32_s32(p0), ds0 * dx));
+                    a[1] = vaddq_f32(a[1], vmulq_n_f32(vcvtq_f32_s32(p1), ds1 * dx));
+                }
+            }
+        }
+    }
+    TILE_LOOP(t, mt, Q8_MT) { // h = even + odd, a = h(0-3) + h(4-7), (a0 + a2) + (a1 + a3)
+        const float32x4_t a =
+            vaddq_f32(vaddq_f32(acc[t][0], acc[t][2]), vaddq_f32(acc[t][1], acc[t][3]));
+        j->out[(size_t)(t0 + t) * R + r] = vpadds_f32(vadd_f32(vget_low_f32(a), vget_high_f32(a)));
+    }
+}
+
+// q6k_tile_neon, q6k_tile_dotprod: the driver's (Q8_MT, 1) and (1, 1) tiles.
+static void q6k_tile_neon(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    (void)nr;
+    if (mt == Q8_MT) q6k_block(j, t0, Q8_MT, r0, 0);
+    else q6k_block(j, t0, 1, r0, 0);
+}
+
+PLM_TARGET_DOTPROD static void q6k_tile_dotprod(const matmul_job *j, int t0, int mt, int r0,
+                                                int nr) {
+    (void)nr;
+    if (mt == Q8_MT) q6k_block(j, t0, Q8_MT, r0, 1);
+    else q6k_block(j, t0, 1, r0, 1);
+}
+
 // ---- the tables (i8mm takes plm_kernels_dotprod: see the top of the file) ----
 
 const matmul_kernels plm_kernels_neon = {
     .f32 = {f32_tile_neon, F32_MT, F32_NR, F32_DNR, f32_warm_neon, NULL, 0, 0},
     .q8 = {q8_tile_neon, Q8_MT, Q8_NR, Q8_DNR, q8_warm_neon, NULL, 0, 0},
     .q4 = {q4_tile_neon, Q8_MT, Q8_NR, Q8_DNR, NULL, NULL, 0, 0},
+    .q6k = {q6k_tile_neon, Q8_MT, 1, 1, NULL, NULL, 0, 0},
     .quantize = quantize_neon,
     .dinp_tiles = dinp_tiles_neon,
     .dw_rows = dw_rows_neon,
@@ -506,6 +589,7 @@ const matmul_kernels plm_kernels_dotprod = {
     .f32 = {f32_tile_neon, F32_MT, F32_NR, F32_DNR, f32_warm_neon, NULL, 0, 0},
     .q8 = {q8_tile_dotprod, Q8_MT, Q8_NR, Q8_DNR, q8_warm_neon, NULL, 0, 0},
     .q4 = {q4_tile_dotprod, Q8_MT, Q8_NR, Q8_DNR, NULL, NULL, 0, 0},
+    .q6k = {q6k_tile_dotprod, Q8_MT, 1, 1, NULL, NULL, 0, 0},
     .quantize = quantize_neon,
     .dinp_tiles = dinp_tiles_neon,
     .dw_rows = dw_rows_neon,

@@ -16,10 +16,15 @@
 
 // ---- input gradient: scalar reference ----
 
-// w_slice: row r of w, columns [c0, c0 + n) as f32 into out (Q4/Q5: c0 and n multiples of PLM_QK)
+// w_slice: row r of w, columns [c0, c0 + n) as f32 into out (Q4/Q5, Q6_K: c0 and n multiples of
+// PLM_QK)
 static void w_slice(float *out, const plm_mat *w, int32_t r, int32_t c0, int32_t n) {
     if (w->dtype == PLM_DTYPE_F32) {
         memcpy(out, w->f32 + (size_t)r * w->cols + c0, (size_t)n * sizeof *out);
+        return;
+    }
+    if (w->dtype == PLM_DTYPE_Q6_K) {
+        for (int32_t c = c0; c < c0 + n; c += PLM_QK) plm_q6k_block(out + c - c0, w, r, c / PLM_QK);
         return;
     }
     if (w->dtype != PLM_DTYPE_Q8_0) { // Q4_x/Q5_x: its blocks c0 / 32 .. as a matrix of one row
@@ -82,8 +87,8 @@ typedef struct {
 // sets, and each column tile read it again from far away): row blocks outside, and the block's
 // dout columns (T, RB) copied once into a contiguous buffer that every column tile reads: the
 // kernels see W's rows r0 .. r1 as a matrix of r1 - r0 rows, whose dout stride is r1 - r0.
-// Q4/Q5 weights take the second way, each row block's columns of this thread turned to f32 once
-// (w_slice) into a (RB, cols) buffer, whose rows the f32 kernels then read: the same bits as the
+// Q4/Q5 and Q6_K weights take the second way, each row block's columns of this thread turned to f32
+// once (w_slice) into a (RB, cols) buffer, whose rows the f32 kernels then read: the same bits as the
 // f32 matrix of the dequantized weights (plm_mat_row). Out of memory: the reference tiles, w_slice
 // a row at a time.
 static void input_worker(void *ctx, int ith, int nth) {
@@ -92,7 +97,7 @@ static void input_worker(void *ctx, int ith, int nth) {
     const int32_t cols = w->cols, rows = w->rows, T = j->T, nb = (cols + NC - 1) / NC;
     const int32_t b0 = (int32_t)((long)nb * ith / nth), b1 = (int32_t)((long)nb * (ith + 1) / nth);
     if (b0 >= b1) return;
-    const int q4 = plm_dtype_nibbles(w->dtype);
+    const int q4 = plm_dtype_nibbles(w->dtype) || w->dtype == PLM_DTYPE_Q6_K; // via f32 slices
     if (rows < WIDE && !q4) {
         for (int32_t b = b0; b < b1; b++) {
             const int32_t c0 = b * NC, n = cols - c0 < NC ? cols - c0 : NC;
@@ -127,6 +132,9 @@ static void input_worker(void *ctx, int ith, int nth) {
                 wb.f32 += (size_t)r0 * cols;
             } else if (w->dtype == PLM_DTYPE_Q8_0) {
                 wb.q += (size_t)r0 * cols, wb.d += (size_t)r0 * (cols / PLM_QK);
+            } else if (w->dtype == PLM_DTYPE_Q6_K) {
+                wb.q6 += (size_t)r0 * (cols / PLM_QK_K) * PLM_Q6K_QS;
+                wb.d += (size_t)r0 * (cols / PLM_QK_K);
             } else {
                 wb.q4 += (size_t)r0 * cols / 2, wb.d += (size_t)r0 * (cols / PLM_QK);
                 if (wb.m) wb.m += (size_t)r0 * (cols / PLM_QK);

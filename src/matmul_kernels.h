@@ -40,6 +40,13 @@
 // d (the same bits as plm_matmul on the Q8_0 matrix {k - 16, d}); Q5_1 (w = d k + m) is A (Q8_0's
 // order on k) + M (Q4_1's minimums' term, the same xs). Every Q4 kernel reads the high bits as one
 // more step of its unpacking (an OR of 16 where the bit is set), so the code is the same.
+// Q6_K (super-blocks of 256: 6-bit q and int8 sub-block scales sc per 16, an f32 d per 256): the
+// inputs are quantized as for Q8_0 (xq, dx), and Q8_0's canonical order runs on the int8 weights
+// q - 32 with a scale per lane instead of per block: lane l of block b (its 4 bytes lie in the
+// sub-block 2b + l / 4 of 16) takes s = fl(ds * dx[t, b]), ds = d * sc of that sub-block (exact
+// in f32: an f16 times an int8). Every path unpacks a half super-block (4 blocks: ql's two groups
+// of 32 bytes and qh's) by and/shift/or: x86 in matmul_q6k_x86.c (its q6k rows kernel), arm64
+// and wasm in their files' Q6_K sections (128-bit halves of a block are its two sub-blocks).
 // The x86 kernels (matmul_q4_x86.c) unpack panels of rows into Q8_0 form for prefill and run the
 // table's q8 rows kernel on them: a q8 rows function reads only the rows [r0, r1) of j->w, and
 // uses j->w->rows only as the row stride of out.
@@ -100,6 +107,7 @@ struct matmul_job {
 typedef struct {
     tile_kernel f32, q8; // forward tiles
     tile_kernel q4;      // Q4_0, Q4_1, Q5_0 and Q5_1 weights (the kernels read w->dtype)
+    tile_kernel q6k;     // Q6_K weights
     // quantize: quantize_scalar's bytes for x (n) -> q (n), d (n / PLM_QK)
     void (*quantize)(int8_t *q, float *d, const float *x, size_t n);
     // q8_prepare: the part of xc for tokens [t0, t1) from xq (T, C) and xd (T, C / 32), computed
@@ -139,6 +147,22 @@ PLM_INLINE void plm_dw_rows_generic(float *dw, const float *dout, const float *i
 // the canonical order (the scalar reference, and the tails of the SIMD paths' rows).
 float plm_q4_m_sum(const float *m, const float *xs, int nb);
 
+// plm_q6k_sb: the in-memory Q6_K super-block (PLM_Q6K_QS bytes) of row r holding block b (of 32).
+PLM_INLINE const uint8_t *plm_q6k_sb(const plm_mat *w, int32_t r, int b) {
+    return w->q6 + ((size_t)r * (size_t)(w->cols / PLM_QK_K) + (size_t)b / 8) * PLM_Q6K_QS;
+}
+
+// plm_q6k_scales: ds = d * sc (exact) of the two sub-blocks of 16 of block b of row r.
+PLM_INLINE void plm_q6k_scales(float ds[2], const plm_mat *w, int32_t r, int b) {
+    const int8_t *sc = (const int8_t *)plm_q6k_sb(w, r, b) + 192 + 2 * (b % 8);
+    const float d = w->d[(size_t)r * (size_t)(w->cols / PLM_QK_K) + (size_t)b / 8];
+    ds[0] = d * (float)sc[0], ds[1] = d * (float)sc[1];
+}
+
+// plm_q6k_block: block b (of 32 values) of row r of Q6_K matrix w as f32, as gguf.c's
+// dequant_q6_k bit for bit (plm_mat_row, the backward's row slices).
+void plm_q6k_block(float out[PLM_QK], const plm_mat *w, int32_t r, int b);
+
 // plm_matmul_kernels: the table of the widest path that isa includes (the scalar one at least).
 const matmul_kernels *plm_matmul_kernels(plm_isa isa);
 
@@ -152,6 +176,8 @@ void plm_q4_rows_avx2(const matmul_job *j, int r0, int r1);
 void plm_q4_rows_avx512(const matmul_job *j, int r0, int r1);
 void plm_q4_rows_avxvnni(const matmul_job *j, int r0, int r1);
 void plm_q4_rows_avxvnni_evex(const matmul_job *j, int r0, int r1);
+// the Q6_K rows kernel of matmul_q6k_x86.c (AVX2 code), in every x86 table
+void plm_q6k_rows_avx2(const matmul_job *j, int r0, int r1);
 #endif
 #if defined(__aarch64__)
 extern const matmul_kernels plm_kernels_neon, plm_kernels_dotprod;

@@ -309,6 +309,63 @@ PLM_INLINE void q4_tile(const matmul_job *j, int t0, int mt, int r0, int nr, int
     }
 }
 
+// Q6_K (matmul_kernels.h): Q8_0's order with a scale per half block. A super-block's half (4
+// blocks) is unpacked to int8 q - 32 (GGUF's layout: byte l of ql's two groups of 32 and of qh's
+// holds element l of its blocks, so and/shift/or give the blocks in element order); a block's two
+// vectors are its two sub-blocks of 16: lanes 0-3 take the first one's d * sc * dx, lanes 4-7 the
+// second's. One token and one row a call.
+
+// q6k_half: the 4 blocks of half h of the super-block at sb as int8 q - 32, block k in w[k][0..1].
+PLM_INLINE void q6k_half(v128_t w[4][2], const uint8_t *sb, int h) {
+    const v128_t lo = wasm_i8x16_splat(15), hi = wasm_i8x16_splat(0x30);
+    for (int i = 0; i < 2; i++) { // elements 16 i .. 16 i + 15 of each block
+        const v128_t l0 = wasm_v128_load(sb + 64 * h + 16 * i);
+        const v128_t l1 = wasm_v128_load(sb + 64 * h + 32 + 16 * i);
+        const v128_t qh = wasm_v128_load(sb + 128 + 32 * h + 16 * i);
+        const v128_t q[4] = {
+            wasm_v128_or(wasm_v128_and(l0, lo), wasm_v128_and(wasm_i8x16_shl(qh, 4), hi)),
+            wasm_v128_or(wasm_v128_and(l1, lo), wasm_v128_and(wasm_i8x16_shl(qh, 2), hi)),
+            wasm_v128_or(wasm_u8x16_shr(l0, 4), wasm_v128_and(qh, hi)),
+            wasm_v128_or(wasm_u8x16_shr(l1, 4), wasm_v128_and(wasm_u8x16_shr(qh, 2), hi))};
+        for (int k = 0; k < 4; k++) w[k][i] = wasm_i8x16_sub(q[k], wasm_i8x16_splat(32));
+    }
+}
+
+// q6k_tile: out[t0, r0] (the tables' tiles are 1 x 1).
+PLM_INLINE void q6k_tile(const matmul_job *j, int t0, int r0, int relaxed) {
+    const int C = j->w->cols, nb = C / PLM_QK, nsb = C / PLM_QK_K;
+    const int8_t *xs = (const int8_t *)j->xc + (size_t)t0 * C * 2;
+    const float *xd = j->xd + (size_t)t0 * nb;
+    const uint8_t *row = j->w->q6 + (size_t)r0 * nsb * PLM_Q6K_QS;
+    v128_t acc[2][2] = {{wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f)},
+                        {wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f)}};
+    for (int s = 0; s < nsb; s++) {
+        const uint8_t *sb = row + (size_t)s * PLM_Q6K_QS;
+        const float d = j->w->d[(size_t)r0 * nsb + s];
+        for (int h = 0; h < 2; h++) {
+            v128_t w[4][2];
+            q6k_half(w, sb, h);
+            for (int k = 0; k < 4; k++) {
+                const int b = 8 * s + 4 * h + k;
+                const int8_t *sc = (const int8_t *)sb + 192 + 8 * h + 2 * k;
+                const v128_t s0 = wasm_f32x4_splat(d * (float)sc[0] * xd[b]);
+                const v128_t s1 = wasm_f32x4_splat(d * (float)sc[1] * xd[b]);
+                const v128_t p0 = q8_quads(w[k][0], xs + 2 * b * PLM_QK, relaxed);
+                const v128_t p1 = q8_quads(w[k][1], xs + 2 * b * PLM_QK + 32, relaxed);
+                v128_t *a = acc[k % 2];
+                a[0] = wasm_f32x4_add(a[0], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p0), s0));
+                a[1] = wasm_f32x4_add(a[1], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p1), s1));
+            }
+        }
+    }
+    j->out[(size_t)t0 * j->w->rows + r0] = q8_sum(acc[0][0], acc[0][1], acc[1][0], acc[1][1]);
+}
+
+static void q6k_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    (void)mt, (void)nr;
+    q6k_tile(j, t0, r0, 0);
+}
+
 static void q8_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
     q8_tile(j, t0, mt, r0, nr, 0, PLM_DTYPE_Q8_0);
 }
@@ -431,6 +488,7 @@ const matmul_kernels plm_kernels_wasm = {
     .f32 = {f32_tile_wasm, 2, 4, 1, NULL, NULL, 0, 0},
     .q8 = {q8_tile_wasm, 2, 2, 4, NULL, NULL, 0, 0},
     .q4 = {q4_tile_wasm, 2, 2, 4, NULL, NULL, 0, 0},
+    .q6k = {q6k_tile_wasm, 1, 1, 1, NULL, NULL, 0, 0},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_wasm,
     .dinp_tiles = dinp_tiles_wasm,
@@ -445,6 +503,11 @@ static void q4_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr)
     q4_tile(j, t0, mt, r0, nr, 1);
 }
 
+static void q6k_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    (void)mt, (void)nr;
+    q6k_tile(j, t0, r0, 1);
+}
+
 static void dinp_tiles_relaxed(float *dinp, const float *dout, const plm_mat *w, int32_t T,
                                int32_t r0, int32_t r1, int32_t c0, int32_t n) {
     dinp_tiles(dinp, dout, w, T, r0, r1, c0, n, 1);
@@ -454,6 +517,7 @@ const matmul_kernels plm_kernels_relaxed = {
     .f32 = {f32_tile_relaxed, 2, 4, 1, NULL, NULL, 0, 0},
     .q8 = {q8_tile_relaxed, 2, 2, 4, NULL, NULL, 0, 0},
     .q4 = {q4_tile_relaxed, 2, 2, 4, NULL, NULL, 0, 0},
+    .q6k = {q6k_tile_relaxed, 1, 1, 1, NULL, NULL, 0, 0},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_relaxed,
     .dinp_tiles = dinp_tiles_relaxed,

@@ -831,6 +831,7 @@ const matmul_kernels plm_kernels_avx512 = {
             0}, // beats a 4 x 6 zmm dot tile
     .q8 = {q8_stream_avx2, 1, 1, 1, q8_warm, q8_rows_avx512, Q8_ROWS_T, Q8_ROWS_T},
     .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_avx512, 1, 0}, // matmul_q4_x86.c
+    .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, // matmul_q6k_x86.c
     .quantize = quantize_avx512,
     .q8_prepare = q8_prepare_avx512,
     .dinp_tiles = tiles_avx512,
@@ -838,12 +839,14 @@ const matmul_kernels plm_kernels_avx512 = {
 };
 
 // The 256-bit tables: AVX2's kernels, and the Q8_0 tiles and rows kernel of variant v of
-// matmul_q8_x86.h (avxvnni: vpdpbusd, VEX or EVEX; cpu.c's choice); Q4 in matmul_q4_x86.c
+// matmul_q8_x86.h (avxvnni: vpdpbusd, VEX or EVEX; cpu.c's choice); Q4 in matmul_q4_x86.c, Q6_K
+// in matmul_q6k_x86.c
 #define TABLE_256(v, prepare)                                                                      \
     {                                                                                              \
         .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},                       \
         .q8 = {q8_stream_##v, 1, 1, 1, q8_warm, q8_rows_##v, Q8_STREAM_T, Q8_STREAM_T},            \
-        .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_##v, 1, 0}, .quantize = quantize_avx2,             \
+        .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_##v, 1, 0},                                        \
+        .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, .quantize = quantize_avx2,          \
         .q8_prepare = prepare, .dinp_tiles = dinp_tiles_avx2, .dw_rows = dw_rows_avx2,             \
     }
 const matmul_kernels plm_kernels_avx2 = TABLE_256(avx2, q8_prepare_avx2);

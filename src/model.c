@@ -261,6 +261,7 @@ size_t plm_model_layout(wref *w, int32_t n, const char *inplace, uint8_t *block)
         if (dt != PLM_DTYPE_F32) b = nb * sizeof(float), a -= b;
         if (plm_dtype_min(dt)) c = b, a -= c;
         if (plm_dtype_high(dt)) h = nb * sizeof(uint32_t), a -= h;
+        if (dt == PLM_DTYPE_Q6_K) b /= 8, a = plm_mat_bytes(dt, rows, cols) - b; // d per 256
         if (inplace && inplace[i]) a = 0;
         const size_t ob = up64(a), oc = ob + up64(b), oh = oc + up64(c);
         if (block && w[i].d->linear) {
@@ -268,6 +269,7 @@ size_t plm_model_layout(wref *w, int32_t n, const char *inplace, uint8_t *block)
             *mt = (plm_mat){.dtype = dt, .rows = (int32_t)rows, .cols = (int32_t)cols};
             if (dt == PLM_DTYPE_F32) mt->f32 = (float *)(block + off);
             else if (dt == PLM_DTYPE_Q8_0) mt->q = (int8_t *)(block + off);
+            else if (dt == PLM_DTYPE_Q6_K) mt->q6 = block + off;
             else mt->q4 = block + off;
             if (b) mt->d = (float *)(block + off + ob);
             if (c) mt->m = (float *)(block + off + oc);
@@ -368,15 +370,17 @@ size_t plm_model_n_params(const plm_model *m) {
 }
 
 static const char *const dtype_names[] = {"f32",  "f16",  "bf16", "q8_0", "q4_0",
-                                          "q4_1", "auto", "q5_0", "q5_1"};
+                                          "q4_1", "auto", "q5_0", "q5_1", "q6_k"};
 
 const char *plm_dtype_name(plm_dtype t) {
-    return (unsigned)t < sizeof dtype_names / sizeof dtype_names[0] ? dtype_names[t] : "unknown";
+    return (unsigned)t < sizeof dtype_names / sizeof dtype_names[0] && dtype_names[t]
+               ? dtype_names[t]
+               : "unknown";
 }
 
 plm_status plm_dtype_parse(const char *name, plm_dtype *out) {
     for (size_t i = 0; name && i < sizeof dtype_names / sizeof dtype_names[0]; i++)
-        if (!strcmp(name, dtype_names[i])) {
+        if (dtype_names[i] && !strcmp(name, dtype_names[i])) {
             *out = (plm_dtype)i;
             return PLM_OK;
         }

@@ -467,8 +467,8 @@ static void source_release(const src_tensor *t, const source *s, int64_t r0, int
 
 #define CHUNK_ELEMS ((size_t)1 << 20) // f32 scratch for converting one piece of a tensor
 
-// store_row: one f32 row x (cols) into row r of w's destination (quantized for Q8_0, Q4, Q5 mats;
-// tmp: scratch of 2 cols floats).
+// store_row: one f32 row x (cols) into row r of w's destination (quantized for Q8_0, Q4, Q5 and
+// Q6_K mats; tmp: scratch of 2 cols floats).
 static void store_row(const wref *w, int64_t r, const float *x, float *tmp) {
     size_t cols = (size_t)w->cols;
     if (!w->d->linear) memcpy(*w->vec, x, cols * sizeof *x);
@@ -477,8 +477,8 @@ static void store_row(const wref *w, int64_t r, const float *x, float *tmp) {
         plm_quantize_q8_0(w->mat->q + (size_t)r * cols, w->mat->d + (size_t)r * cols / PLM_QK, x,
                           cols);
     else
-        plm_quant_row_q4(plm_isa_active(), PLM_GGML_F32, (const uint8_t *)x, w->mat, (size_t)r,
-                         tmp);
+        plm_quant_row_mat(plm_isa_active(), PLM_GGML_F32, (const uint8_t *)x, w->mat, (size_t)r,
+                          tmp);
 }
 
 // load_weight: convert w's tensor t a chunk of rows at a time through tmp (CHUNK_ELEMS or one row,
@@ -553,7 +553,7 @@ static void conv_rows(const conv_job *j, const conv_chunk *c, float *tmp) {
         else if (w->mat->dtype == PLM_DTYPE_Q8_0)
             plm_quant_row_q8_0(j->isa, t->type, src, cols, w->mat->q + hr * cols,
                                w->mat->d + hr * cols / PLM_QK, tmp);
-        else plm_quant_row_q4(j->isa, t->type, src, w->mat, hr, tmp);
+        else plm_quant_row_mat(j->isa, t->type, src, w->mat, hr, tmp);
     }
     source_release(&j->t[c->i], j->s, c->r0, c->r1 - c->r0);
 }
@@ -711,8 +711,10 @@ static plm_status source_open(source *s, plm_model *m, const char *path, const u
 }
 
 // mem_dtype: the dtype in memory of a linear weight stored as t, for the dtype asked (AUTO: the
-// file's own where a kernel exists, else the nearest one).
-static plm_dtype mem_dtype(plm_dtype asked, const src_tensor *t) {
+// file's own where a kernel exists, else the nearest one). Q6_K needs cols a multiple of 256 (as
+// llama.cpp, Q8_0 instead).
+static plm_dtype mem_dtype(plm_dtype asked, const src_tensor *t, int32_t cols) {
+    if (asked == PLM_DTYPE_Q6_K) return cols % PLM_QK_K ? PLM_DTYPE_Q8_0 : asked;
     if (asked != PLM_DTYPE_AUTO) return asked;
     switch (t->gg ? t->gg->type : PLM_GGML_F32) {
     case PLM_GGML_F32:
@@ -724,17 +726,18 @@ static plm_dtype mem_dtype(plm_dtype asked, const src_tensor *t) {
     case PLM_GGML_Q5_0: return PLM_DTYPE_Q5_0;
     case PLM_GGML_Q5_1:
     case PLM_GGML_Q5_K: return PLM_DTYPE_Q5_1;
+    case PLM_GGML_Q6_K: return mem_dtype(PLM_DTYPE_Q6_K, t, cols);
     default: return PLM_DTYPE_Q8_0; // Q8_0 itself and the other K-quants
     }
 }
 
 // main_dtype: the dtype in memory of most of the linear weights' elements (plm_model_dtype).
 static plm_dtype main_dtype(const wref *w, int32_t n) {
-    size_t count[PLM_DTYPE_Q5_1 + 1] = {0}; // AUTO's stays 0
+    size_t count[PLM_DTYPE_Q6_K + 1] = {0}; // AUTO's stays 0
     int best = PLM_DTYPE_F32;
     for (int32_t i = 0; i < n; i++)
         if (w[i].d->linear) count[w[i].mat->dtype] += (size_t)(w[i].rows * w[i].cols);
-    for (int d = 0; d <= PLM_DTYPE_Q5_1; d++)
+    for (int d = 0; d <= PLM_DTYPE_Q6_K; d++)
         if (count[d] > count[best]) best = d;
     return (plm_dtype)best;
 }
@@ -751,11 +754,11 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
     *out = NULL;
     plm_dtype dtype = params ? params->dtype : PLM_DTYPE_F32;
     if (dtype != PLM_DTYPE_F32 && dtype != PLM_DTYPE_Q8_0 && !plm_dtype_nibbles(dtype) &&
-        dtype != PLM_DTYPE_AUTO)
-        return plm_fail(
-            err, PLM_ERR_ARG,
-            "plm_model_load: in-memory dtype %s, want f32, q8_0, q4_0, q4_1, q5_0, q5_1 or auto",
-            plm_dtype_name(dtype));
+        dtype != PLM_DTYPE_Q6_K && dtype != PLM_DTYPE_AUTO)
+        return plm_fail(err, PLM_ERR_ARG,
+                        "plm_model_load: in-memory dtype %s, want f32, q8_0, q4_0, q4_1, q5_0, "
+                        "q5_1, q6_k or auto",
+                        plm_dtype_name(dtype));
     source s = {0};
     wref *w = NULL;
     src_tensor *t = NULL;
@@ -781,7 +784,7 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
     if (st != PLM_OK) goto fail;
     size_t max_cols = 0;
     for (int32_t i = 0; i < n; i++) {
-        if (w[i].d->linear) w[i].dtype = mem_dtype(dtype, &t[i]);
+        if (w[i].d->linear) w[i].dtype = mem_dtype(dtype, &t[i], w[i].cols);
         if ((size_t)w[i].cols > max_cols) max_cols = (size_t)w[i].cols;
     }
     if (file) perm_bytes = mark_inplace(in, w, t, n);

@@ -417,19 +417,20 @@ static void repack_k(const uint8_t *src, size_t nsb, int five, uint8_t *q4, uint
     }
 }
 
-void plm_quant_row_q4(plm_isa isa, uint32_t type, const uint8_t *src, const plm_mat *w, size_t r,
-                      float *tmp) {
+void plm_quant_row_mat(plm_isa isa, uint32_t type, const uint8_t *src, const plm_mat *w, size_t r,
+                       float *tmp) {
     const size_t n = (size_t)w->cols, nb = n / PLM_QK;
-    uint8_t *q4 = w->q4 + r * n / 2;
-    uint32_t *qh = w->qh ? w->qh + r * nb : NULL;
-    float *d = w->d + r * nb, *m = w->m ? w->m + r * nb : NULL;
     const uint32_t want = w->dtype == PLM_DTYPE_Q4_0   ? PLM_GGML_Q4_0
                           : w->dtype == PLM_DTYPE_Q4_1 ? PLM_GGML_Q4_1
                           : w->dtype == PLM_DTYPE_Q5_0 ? PLM_GGML_Q5_0
-                                                       : PLM_GGML_Q5_1;
+                          : w->dtype == PLM_DTYPE_Q5_1 ? PLM_GGML_Q5_1
+                                                       : PLM_GGML_Q6_K;
+    uint8_t *q4 = w->q4 ? w->q4 + r * n / 2 : NULL;
+    uint32_t *qh = w->qh ? w->qh + r * nb : NULL;
+    float *m = w->m ? w->m + r * nb : NULL;
     if ((type == PLM_GGML_Q4_K && want == PLM_GGML_Q4_1) ||
         (type == PLM_GGML_Q5_K && want == PLM_GGML_Q5_1)) {
-        repack_k(src, n / 256, type == PLM_GGML_Q5_K, q4, qh, d, m);
+        repack_k(src, n / 256, type == PLM_GGML_Q5_K, q4, qh, w->d + r * nb, m);
         return;
     }
     if (type != want) { // to f32, then llama.cpp's reference quantizer into tmp's second half
@@ -438,5 +439,13 @@ void plm_quant_row_q4(plm_isa isa, uint32_t type, const uint8_t *src, const plm_
         plm_quantize_row(want, tmp, n, blocks);
         src = blocks;
     }
-    copy_q4(src, nb, w->dtype, q4, qh, d, m);
+    if (want != PLM_GGML_Q6_K) {
+        copy_q4(src, nb, w->dtype, q4, qh, w->d + r * nb, m);
+        return;
+    }
+    const size_t nsb = n / PLM_QK_K; // Q6_K: {ql, qh, scales; f16 d} a super-block
+    for (size_t b = 0; b < nsb; b++, src += 210) {
+        memcpy(w->q6 + (r * nsb + b) * PLM_Q6K_QS, src, PLM_Q6K_QS);
+        w->d[r * nsb + b] = f16_at(src + PLM_Q6K_QS);
+    }
 }

@@ -19,14 +19,14 @@
 // tmp is scratch of n floats.
 void plm_quant_row_q8_0(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, int8_t *q,
                         float *d, float *tmp);
-// plm_quant_row_q4: w->cols elements of ggml type type at src into row r of the Q4_0, Q4_1, Q5_0 or
-// Q5_1 matrix w (its q4, d and, as its dtype has them, m and qh). Blocks of that very type are
-// copied (scales to f32, exact); Q4_K into Q4_1 and Q5_K into Q5_1 are repacked exactly (each
-// sub-block of 32 is such a block: the same values bit for bit); any other type goes to f32
-// (plm_quant_row_f32) and through llama.cpp's reference quantizer (quantize.h). tmp is scratch of
-// 2 w->cols floats.
-void plm_quant_row_q4(plm_isa isa, uint32_t type, const uint8_t *src, const plm_mat *w, size_t r,
-                      float *tmp);
+// plm_quant_row_mat: w->cols elements of ggml type type at src into row r of the Q4_0, Q4_1, Q5_0,
+// Q5_1 or Q6_K matrix w (its q4, d and, as its dtype has them, m and qh; Q6_K: q6 and d). Blocks of
+// that very type are copied (scales to f32, exact); Q4_K into Q4_1 and Q5_K into Q5_1 are repacked
+// exactly (each sub-block of 32 is such a block: the same values bit for bit); any other type goes
+// to f32 (plm_quant_row_f32) and through llama.cpp's reference quantizer (quantize.h). tmp is
+// scratch of 2 w->cols floats.
+void plm_quant_row_mat(plm_isa isa, uint32_t type, const uint8_t *src, const plm_mat *w, size_t r,
+                       float *tmp);
 // plm_quant_row_f32: n elements of ggml type type at src into out (n), as plm_gguf_dequant_row.
 void plm_quant_row_f32(plm_isa isa, uint32_t type, const uint8_t *src, size_t n, float *out);
 

@@ -1,8 +1,8 @@
 // test_load.c: loading converts GGUF weights with SIMD kernels over threads (quant.c, model_load.c);
 // the weights must be the bits of the plain route (dequantize to f32, then plm_quantize_q8_0) on
 // every kernel path and for any thread count:
-// - rows: quant.c's kernels (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, the K-quants, F16) against the plain route, random
-//   rows with edge blocks (zero, tiny, huge, negative, infinite and NaN scales), every path this
+// - rows: quant.c's kernels (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, the K-quants, F16) against the plain
+//   route, random rows with edge blocks (zero, tiny, huge, negative, infinite and NaN scales), every path this
 //   CPU runs (tests/test_quant.c checks the plain route itself against gguf-py);
 // - tiny models saved as Q8_0, Q4_0 and F16 GGUF: every path and 1, 2, 3 threads against the
 //   scalar path on 1 thread (the plain route itself);
@@ -12,7 +12,8 @@
 //   quantized by llama.cpp's reference quantizer (quantize.h) from the file's values; a Q4 tensor
 //   whose rows are not a multiple of 32 is refused with the reader's message; a tiny model saved
 //   as q4_k_m and q5_k_m loads under auto with its Q4_K/Q5_K tensors as Q4_1/Q5_1, their rows
-//   gguf.c's dequantization of the file's;
+//   gguf.c's dequantization of the file's; Q6_K the same way (rows kept as Q6_K == gguf.c's
+//   dequantization, infinite and NaN scales included);
 // - the real SmolLM2 Q4_1 GGUF (when present): a hash of every weight, as f32 and as q8_0, equal
 //   to the hash of the weights that loading gave before these kernels existed (commit 9cc5d3e:
 //   scalar dequantization, then plm_quantize_q8_0, one thread; the same on its avx2 and avx512
@@ -106,7 +107,7 @@ static void test_rows(void) {
     uint8_t *src = malloc(n * 4);
     int8_t *q = malloc(n), *rq = malloc(n);
     float *d = malloc(nb * 4), *rd = malloc(nb * 4), *x = malloc(n * 4), *rx = malloc(n * 4);
-    float *tmp = malloc(n * 8); // 2 n: plm_quant_row_q4
+    float *tmp = malloc(n * 8); // 2 n: plm_quant_row_mat
     uint32_t *qh = malloc(nb * 4);
     for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
         if (!plm_isa_supported((plm_isa)isa)) continue;
@@ -141,11 +142,22 @@ static void test_rows(void) {
                                  .d = d,
                                  .m = plm_dtype_min(kept) ? (float *)(void *)rq : NULL,
                                  .qh = qh};
-                    plm_quant_row_q4((plm_isa)isa, type, src, &w, 0, tmp);
+                    plm_quant_row_mat((plm_isa)isa, type, src, &w, 0, tmp);
                     plm_mat_row(x, &w, 0);
                     CHECK_MSG(!memcmp(x, rx, n * 4), "%s: %s row kept as %s differs, rep %d",
                               plm_isa_name((plm_isa)isa), plm_ggml_type_name(type),
                               plm_dtype_name(kept), rep);
+                }
+                if (type == PLM_GGML_Q6_K) { // kept as Q6_K: the same row, NaN and inf included
+                    plm_mat w = {.dtype = PLM_DTYPE_Q6_K,
+                                 .rows = 1,
+                                 .cols = (int32_t)n,
+                                 .q6 = (uint8_t *)q,
+                                 .d = d};
+                    plm_quant_row_mat((plm_isa)isa, type, src, &w, 0, tmp);
+                    plm_mat_row(x, &w, 0);
+                    CHECK_MSG(!memcmp(x, rx, n * 4), "%s: Q6_K row kept as q6_k differs, rep %d",
+                              plm_isa_name((plm_isa)isa), rep);
                 }
             }
         }
@@ -168,6 +180,8 @@ static uint64_t mat_hash(uint64_t h, const plm_mat *w) {
     size_t n = (size_t)w->rows * (size_t)w->cols;
     if (w->dtype == PLM_DTYPE_F32) return fnv(h, w->f32, n * 4);
     if (w->dtype == PLM_DTYPE_Q8_0) return fnv(fnv(h, w->q, n), w->d, n / PLM_QK * 4);
+    if (w->dtype == PLM_DTYPE_Q6_K)
+        return fnv(fnv(h, w->q6, n / PLM_QK_K * PLM_Q6K_QS), w->d, n / PLM_QK_K * 4);
     h = fnv(fnv(h, w->q4, n / 2), w->d, n / PLM_QK * 4);
     if (w->qh) h = fnv(h, w->qh, n / PLM_QK * 4);
     return w->m ? fnv(h, w->m, n / PLM_QK * 4) : h;
@@ -223,6 +237,32 @@ static plm_model *q4_model(const char *path, plm_dtype dtype) {
     return m;
 }
 
+// rows_match: every row of w == gguf.c's dequantization of the rows of tensor name in the GGUF file
+// at path, first through ggml's quantizer of type quant and its dequantization when the file's type
+// is another (llama.cpp's requantization); 0 also when the file does not open.
+static int rows_match(const plm_mat *w, const char *path, const char *name, uint32_t quant) {
+    plm_gguf g;
+    plm_error err = {0};
+    if (plm_gguf_open(&g, path, &err) != PLM_OK) return 0;
+    const plm_gguf_tensor *t = plm_gguf_find_tensor(&g, name);
+    const size_t C = (size_t)w->cols, rb = plm_gguf_row_bytes(t->type, C);
+    float *a = malloc(C * 4), *b = malloc(C * 4);
+    uint8_t *blk = malloc(plm_gguf_row_bytes(quant, C));
+    int same = 1;
+    for (int r = 0; r < w->rows; r++) {
+        plm_mat_row(a, w, r);
+        plm_gguf_dequant_row(t->type, t->data + (size_t)r * rb, C, b);
+        if (t->type != quant) {
+            plm_quantize_row(quant, b, C, blk);
+            plm_gguf_dequant_row(quant, blk, C, b);
+        }
+        same &= !memcmp(a, b, C * 4);
+    }
+    free(a), free(b), free(blk);
+    plm_gguf_free(&g);
+    return same;
+}
+
 // test_q4_rows: test_tiny's q4.gguf as q4_0 and q5.gguf as q5_1 hold the file's blocks (v_proj:
 // not permuted), and f16.gguf as q4_1 and q5_0 llama.cpp's Q4_1 and Q5_0 blocks of its values;
 // then a Q4_0 tensor of 63 columns.
@@ -232,39 +272,20 @@ static void test_q4_rows(const char *dir, int tied) {
     static const struct {
         const char *file;
         plm_dtype dtype;
-        uint32_t quantize; // the reference quantizer's type, for a file of another type
-    } cases[] = {{"q4.gguf", PLM_DTYPE_Q4_0, 0},
+        uint32_t quantize; // its ggml type (llama.cpp's quantizer, for a file of another type)
+    } cases[] = {{"q4.gguf", PLM_DTYPE_Q4_0, PLM_GGML_Q4_0},
                  {"f16.gguf", PLM_DTYPE_Q4_1, PLM_GGML_Q4_1},
-                 {"q5.gguf", PLM_DTYPE_Q5_1, 0},
+                 {"q5.gguf", PLM_DTYPE_Q5_1, PLM_GGML_Q5_1},
                  {"f16.gguf", PLM_DTYPE_Q5_0, PLM_GGML_Q5_0}};
     for (int k = 0; k < 4; k++) {
         snprintf(path, sizeof path, "%s/%d-%s", dir, tied, cases[k].file);
         plm_model *m = q4_model(path, cases[k].dtype);
-        plm_gguf g;
-        if (!m || plm_gguf_open(&g, path, &err) != PLM_OK) {
-            plm_model_free(m);
-            continue;
-        }
-        const plm_gguf_tensor *t = plm_gguf_find_tensor(&g, "blk.1.attn_v.weight");
+        if (!m) continue;
         const plm_mat *w = &m->layers[1].v_proj;
-        const size_t C = (size_t)w->cols, rb = plm_gguf_row_bytes(t->type, C);
-        float *a = malloc(C * 4), *b = malloc(C * 4);
-        uint8_t *blk = malloc(plm_gguf_row_bytes(PLM_GGML_Q5_1, C));
-        const uint32_t qt = cases[k].quantize;
-        int same = w->dtype == cases[k].dtype;
-        for (int r = 0; r < w->rows; r++) {
-            plm_mat_row(a, w, r);
-            plm_gguf_dequant_row(t->type, t->data + (size_t)r * rb, C, b);
-            if (qt) { // f16 values through ggml's quantizer, then its dequantization
-                plm_quantize_row(qt, b, C, blk);
-                plm_gguf_dequant_row(qt, blk, C, b);
-            }
-            same &= !memcmp(a, b, C * 4);
-        }
-        CHECK_MSG(same, "%s as %s: rows differ from the file's blocks", path,
+        CHECK_MSG(w->dtype == cases[k].dtype &&
+                      rows_match(w, path, "blk.1.attn_v.weight", cases[k].quantize),
+                  "%s as %s: rows differ from the file's blocks", path,
                   plm_dtype_name(cases[k].dtype));
-        free(a), free(b), free(blk);
-        plm_gguf_free(&g);
         plm_model_free(m);
     }
     // blk.0.attn_v.weight's ne[0] (64) set to 63: the tensor info is name, n_dims, ne[...], type
@@ -373,23 +394,42 @@ static void test_kquant(const char *dir) {
                 if (!t || kept_dtype(t->type) == PLM_DTYPE_F32) continue;
                 n_k += t->type == PLM_GGML_Q4_K || t->type == PLM_GGML_Q5_K;
                 const plm_mat *w = ws[i];
-                const size_t C = (size_t)w->cols, rb = plm_gguf_row_bytes(t->type, C);
-                float *x = malloc(C * 4), *y0 = malloc(C * 4);
-                int same = w->dtype == kept_dtype(t->type);
-                for (int r = 0; r < w->rows; r++) {
-                    plm_mat_row(x, w, r);
-                    plm_gguf_dequant_row(t->type, t->data + (size_t)r * rb, C, y0);
-                    same &= !memcmp(x, y0, C * 4);
-                }
-                CHECK_MSG(same, "%s: %s (%s) as %s: rows differ from gguf.c's", path, name,
+                CHECK_MSG(w->dtype == kept_dtype(t->type) && rows_match(w, path, name, t->type),
+                          "%s: %s (%s) as %s: rows differ from gguf.c's", path, name,
                           plm_ggml_type_name(t->type), plm_dtype_name(w->dtype));
-                free(x), free(y0);
             }
         }
         CHECK_MSG(n_k > 0, "%s: no Q4_K / Q5_K tensor", path);
         plm_gguf_free(&g);
         plm_model_free(m);
         same_weights(path, PLM_DTYPE_AUTO);
+    }
+    plm_model_free(a);
+}
+
+// test_q6k: a random tiny Llama of 256-column weights saved as Q6_K and as F16 GGUF: q6_k and auto
+// on every path with 1, 2, 3 threads give the weights of the scalar path on 1 thread; the Q6_K
+// file's blocks kept as they are (auto: every linear weight Q6_K, rows == gguf.c's dequantization
+// of the file's), the F16 file's values through ggml's Q6_K quantizer (q6_k).
+static void test_q6k(const char *dir) {
+    plm_model *a = random_llama(1, 256, 512);
+    plm_error err = {0};
+    if (!a) return;
+    for (int k = 0; k < 2; k++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s", dir, k ? "f16-q6k.gguf" : "q6k.gguf");
+        CHECK_MSG(plm_model_save_ftype(a, path, k ? PLM_FTYPE_F16 : PLM_FTYPE_Q6_K, &err) == PLM_OK,
+                  "%s", err.msg);
+        same_weights(path, PLM_DTYPE_Q6_K);
+        same_weights(path, PLM_DTYPE_AUTO);
+        plm_model *m = q4_model(path, k ? PLM_DTYPE_Q6_K : PLM_DTYPE_AUTO);
+        if (!m) continue;
+        const plm_mat *w = &m->layers[1].down_proj;
+        CHECK_MSG(w->dtype == PLM_DTYPE_Q6_K && m->layers[0].q_proj.dtype == PLM_DTYPE_Q6_K &&
+                      m->embed_tokens.dtype == PLM_DTYPE_Q6_K &&
+                      rows_match(w, path, "blk.1.ffn_down.weight", PLM_GGML_Q6_K),
+                  "%s as %s: rows differ from the file's blocks", path, k ? "q6_k" : "auto");
+        plm_model_free(m);
     }
     plm_model_free(a);
 }
@@ -425,6 +465,7 @@ int main(void) {
     test_tiny(dir, 0);
     test_tiny(dir, 1);
     test_kquant(dir);
+    test_q6k(dir);
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -1,7 +1,7 @@
 // test_matmul.c: the thread pool, the Q8_0 quantizer and every matmul path (f32, Q8_0, Q4_0, Q4_1,
-// Q5_0, Q5_1). Q4/Q5 weights: Q4_0 == the Q8_0 matrix {k - 8, d} and Q5_0 == {k - 16, d} bit for
-// bit; every path == the reference bit for bit, as Q8_0 (test_load checks their rows against
-// gguf.c's dequantization).
+// Q5_0, Q5_1, Q6_K). Q4/Q5 weights: Q4_0 == the Q8_0 matrix {k - 8, d} and Q5_0 == {k - 16, d}
+// bit for bit; Q6_K: the reference == its canonical order written out; every path == the reference
+// bit for bit, as Q8_0 (test_load checks their rows against gguf.c's dequantization).
 // Oracles: a double-precision recompute for the scalar reference; the reference for each SIMD
 // path this CPU runs (forced, not only the one dispatch picks): within rounding for f32, bit for
 // bit (memcmp) for Q8_0, whose paths all run one canonical order (matmul.c); the f32 matmul of the
@@ -47,6 +47,22 @@ static plm_mat q4_alloc(plm_dtype dtype, int rows, int cols, uint64_t *s) {
     return w;
 }
 
+// q6k_alloc: a random (rows, cols) Q6_K matrix: every 6-bit value, int8 scales over their whole
+// range, super-block scales d in +-[1e-4, 2e-3) as f16 values (test_load checks the load).
+static plm_mat q6k_alloc(int rows, int cols, uint64_t *s) {
+    const size_t nsb = (size_t)rows * cols / PLM_QK_K;
+    plm_mat w = {.dtype = PLM_DTYPE_Q6_K, .rows = rows, .cols = cols};
+    w.q6 = malloc(nsb * PLM_Q6K_QS);
+    w.d = malloc(nsb * sizeof(float));
+    for (size_t i = 0; i < nsb * PLM_Q6K_QS; i++) w.q6[i] = (uint8_t)(rng_next(s) >> 32);
+    for (size_t b = 0; b < nsb; b++) {
+        float v;
+        fill_uniform(&v, 1, s);
+        w.d[b] = plm_f16_to_f32(plm_f32_to_f16(v * 0.0019f + (v < 0 ? -1e-4f : 1e-4f)));
+    }
+    return w;
+}
+
 // dtype_name: model.c's names, here without model.c (the wasm build of this test links the
 // kernels only).
 static const char *dtype_name(plm_dtype dtype) {
@@ -55,11 +71,13 @@ static const char *dtype_name(plm_dtype dtype) {
            : dtype == PLM_DTYPE_Q4_0 ? "q4_0"
            : dtype == PLM_DTYPE_Q4_1 ? "q4_1"
            : dtype == PLM_DTYPE_Q5_0 ? "q5_0"
+           : dtype == PLM_DTYPE_Q6_K ? "q6_k"
                                      : "q5_1";
 }
 
 static plm_mat mat_alloc(plm_dtype dtype, int rows, int cols, uint64_t *s) {
     if (plm_dtype_nibbles(dtype)) return q4_alloc(dtype, rows, cols, s);
+    if (dtype == PLM_DTYPE_Q6_K) return q6k_alloc(rows, cols, s);
     plm_mat w = {.dtype = dtype, .rows = rows, .cols = cols};
     float *f = malloc((size_t)rows * cols * sizeof(float));
     fill_uniform(f, (size_t)rows * cols, s);
@@ -81,6 +99,7 @@ static void mat_free(plm_mat *w) {
     free(w->q4);
     free(w->m);
     free(w->qh);
+    free(w->q6);
 }
 
 // oracle: out (T, rows) in double from x (T, cols) and the f32 rows of w; scale[t, r] = sum |x w|,
@@ -422,11 +441,79 @@ static void test_q4(void) {
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }
 
+// ---- Q6_K ----
+
+// q6k_direct: out[t, r] of Q6_K matrix w in the canonical order of matmul_kernels.h, written out
+// from the bytes (GGUF's element layout) and the quantized inputs xq, xd in plain float.
+static float q6k_direct(const plm_mat *w, const int8_t *xq, const float *xd, int r) {
+    const int C = w->cols, nsb = C / PLM_QK_K;
+    float acc[16] = {0};
+    for (int b = 0; b < C / PLM_QK; b++) {
+        const uint8_t *sb = w->q6 + ((size_t)r * nsb + b / 8) * PLM_Q6K_QS;
+        for (int l = 0; l < 8; l++) {
+            int32_t p = 0;
+            for (int i = 0; i < 4; i++) {
+                const int e = (b % 8) * 32 + 4 * l + i, h = e / 128, g = e % 128 / 32, k = e % 32;
+                const int lo = sb[64 * h + 32 * (g % 2) + k] >> (g / 2 ? 4 : 0) & 15;
+                const int hi = sb[128 + 32 * h + k] >> 2 * g & 3;
+                p += ((lo | hi << 4) - 32) * xq[b * PLM_QK + 4 * l + i];
+            }
+            const float ds =
+                w->d[(size_t)r * nsb + b / 8] * (float)(int8_t)sb[192 + 2 * (b % 8) + l / 4];
+            const float sc = ds * xd[b], m = (float)p * sc;
+            acc[8 * (b % 2) + l] = acc[8 * (b % 2) + l] + m;
+        }
+    }
+    float h[8];
+    for (int i = 0; i < 8; i++) h[i] = acc[i] + acc[i + 8];
+    return ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]));
+}
+
+// test_q6k: the reference == q6k_direct bit for bit; then test_shape (every path and thread count
+// == the reference): T from 1 to 130, odd super-block counts, odd row counts.
+static void test_q6k(void) {
+    plm_pool *pools[3] = {plm_pool_create(1), plm_pool_create(1 + MORE_THREADS),
+                          plm_pool_create(1 + 2 * MORE_THREADS)};
+    CHECK(pools[0] && pools[1] && pools[2]);
+    uint64_t s = 6;
+    {
+        const int T = 5, R = 7, C = 768;
+        plm_mat w = mat_alloc(PLM_DTYPE_Q6_K, R, C, &s);
+        float *x = malloc((size_t)T * C * sizeof(float)), *o = malloc((size_t)T * R * 4);
+        int8_t *xq = malloc((size_t)T * C);
+        float *xd = malloc((size_t)T * C / PLM_QK * sizeof(float));
+        fill_uniform(x, (size_t)T * C, &s);
+        plm_quantize_q8_0_isa(PLM_ISA_SCALAR, xq, xd, x, (size_t)T * C);
+        void *scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(T, C), 1);
+        plm_matmul_ref(o, x, &w, T, scratch);
+        int same = 1;
+        for (int t = 0; t < T; t++)
+            for (int r = 0; r < R; r++) {
+                const float want = q6k_direct(&w, xq + (size_t)t * C, xd + t * C / PLM_QK, r);
+                same &= !memcmp(&want, o + (size_t)t * R + r, sizeof want);
+            }
+        CHECK_MSG(same, "q6_k reference differs from the canonical order written out");
+        free(x), free(o), free(xq), free(xd);
+        plm_free_aligned(scratch);
+        mat_free(&w);
+    }
+    static const int Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 130}, rows[] = {1, 5, 37};
+    static const int cols[] = {256, 768, 1536};
+    for (size_t a = 0; a < sizeof Ts / sizeof *Ts; a++)
+        for (size_t b = 0; b < sizeof rows / sizeof *rows; b++)
+            for (size_t c = 0; c < sizeof cols / sizeof *cols; c++)
+                test_shape(pools, PLM_DTYPE_Q6_K, Ts[a], rows[b], cols[c], &s);
+    for (int T = 1; T <= 130; T += 3) test_shape(pools, PLM_DTYPE_Q6_K, T, 6, 1280, &s);
+    test_shape(pools, PLM_DTYPE_Q6_K, 64, 150, 2304, &s);
+    for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
+}
+
 int main(void) {
     test_self();
     test_paths("test_matmul");
     test_quantize();
     test_matmul();
     test_q4();
+    test_q6k();
     return test_main_end("test_matmul");
 }

@@ -1,7 +1,7 @@
 // test_matmul_backward.c: the training products of matmul_backward.c against a double-precision
 // recompute: dinp += dout @ W (f32 and Q8_0 weights, every path this CPU runs and the scalar reference, tails in
 // tokens, rows and columns), 1 thread == 3 threads bit for bit, AVX2 == AVX-512 bit for bit (both
-// FMA chains over the rows in order); Q4_0 and Q4_1 weights == the f32 matrix of their dequantized
+// FMA chains over the rows in order); Q4_0, Q4_1 and Q6_K weights == the f32 matrix of their dequantized
 // values (plm_mat_row) bit for bit on each path; dw += dout^T @ inp.
 #include <stdint.h>
 #include <stdlib.h>
@@ -65,16 +65,20 @@ static void check_input(int T, int R, int C, plm_dtype dt) {
     free(w), free(g), free(d0), free(want), free(a), free(b), free(q), free(qd);
 }
 
-// check_input_q4: dinp through a Q4/Q5 matrix == through the f32 matrix of its rows, on every
-// path, for 1 and 3 threads, bit for bit.
+// check_input_q4: dinp through a Q4/Q5 (or Q6_K) matrix == through the f32 matrix of its rows, on
+// every path, for 1 and 3 threads, bit for bit.
 static void check_input_q4(int T, int R, int C, plm_dtype dt) {
-    const size_t nb = (size_t)R * C / PLM_QK;
-    plm_mat m = {.dtype = dt, .rows = R, .cols = C, .q4 = malloc(nb * 16), .d = malloc(nb * 4)};
+    const size_t nb = (size_t)R * C / PLM_QK, nsb = (size_t)R * C / PLM_QK_K;
+    const int q6k = dt == PLM_DTYPE_Q6_K;
+    plm_mat m = {.dtype = dt, .rows = R, .cols = C, .d = malloc(nb * 4)};
     m.m = plm_dtype_min(dt) ? malloc(nb * 4) : NULL;
     m.qh = plm_dtype_high(dt) ? malloc(nb * 4) : NULL;
-    for (size_t i = 0; i < nb * 16; i++) m.q4[i] = (uint8_t)(frand() * 128.0f + 128.0f);
+    m.q4 = q6k ? NULL : malloc(nb * 16);
+    m.q6 = q6k ? malloc(nsb * PLM_Q6K_QS) : NULL;
+    for (size_t i = 0; i < (q6k ? nsb * PLM_Q6K_QS : nb * 16); i++)
+        (q6k ? m.q6 : m.q4)[i] = (uint8_t)(frand() * 128.0f + 128.0f);
     for (size_t b = 0; b < nb; b++) {
-        m.d[b] = frand() * 0.1f;
+        m.d[b] = frand() * (q6k ? 1e-3f : 0.1f);
         if (m.m) m.m[b] = frand() * 0.5f;
         if (m.qh) // 32 bits from two draws of 16
             m.qh[b] = (uint32_t)(frand() * 32768.0f + 32768.0f) << 16 |
@@ -99,12 +103,12 @@ static void check_input_q4(int T, int R, int C, plm_dtype dt) {
         plm_matmul_backward_input_isa(isa, p3, b, g, &m, T);
         CHECK_MSG(!memcmp(a, want, sizeof(float) * T * C) &&
                       !memcmp(b, want, sizeof(float) * T * C),
-                  "dinp %s dtype %d T=%d R=%d C=%d: differs from its f32 matrix", plm_isa_name(isa),
-                  (int)dt, T, R, C);
+                  "dinp %s %s T=%d R=%d C=%d: differs from its f32 matrix", plm_isa_name(isa),
+                  plm_dtype_name(dt), T, R, C);
     }
     plm_pool_free(p3);
-    free(m.q4), free(m.d), free(m.m), free(m.qh), free(w), free(g), free(d0), free(a), free(b),
-        free(want);
+    free(m.q4), free(m.q6), free(m.d), free(m.m), free(m.qh), free(w), free(g), free(d0), free(a),
+        free(b), free(want);
 }
 
 static void check_weight(int T, int R, int C) {
@@ -152,6 +156,9 @@ int main(void) {
         check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q5_0);
         check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q5_1);
     }
+    const int q6k_shapes[][3] = {{2, 7, 1536}, {13, 40, 256}, {17, 515, 768}, {3, 4100, 256}};
+    for (size_t i = 0; i < sizeof q6k_shapes / sizeof q6k_shapes[0]; i++)
+        check_input_q4(q6k_shapes[i][0], q6k_shapes[i][1], q6k_shapes[i][2], PLM_DTYPE_Q6_K);
     check_weight(9, 8, 576);
     check_weight(33, 1536, 8);
     return test_main_end("test_matmul_backward");

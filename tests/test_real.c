@@ -7,12 +7,17 @@
 // near f32's and perplexity within 1%; --dtype q4_1 (the embedding requantized to Q4_1): the same
 // logits on every kernel path and thread count (the Q4 kernels are the same bits everywhere), so
 // the same greedy tokens. The f32 model saved as llama.cpp's Q4_K_M mix (pocketlm convert --quant
-// q4_k_m) and loaded with auto: Q5_0 kept, Q4_K as Q4_1 (exact), Q6_K and Q8_0 as q8_0; the same
+// q4_k_m) and loaded with auto: Q5_0, Q6_K and Q8_0 kept, Q4_K as Q4_1 (exact); the same
 // logits and greedy tokens on every path and thread count, perplexity within 15% of f32's and
-// within 1% of the same file loaded as f32 (the file's own loss is the requantization's). Skips when the model is absent.
+// within 1% of the same file loaded as f32 (the file's own loss is the requantization's). The model
+// written as a Q6_K GGUF (its down_proj Q6_K) and loaded with auto: logits near the f32 load of
+// that file's, perplexity within 1%, the same logits and greedy tokens on every path and thread
+// count. Skips when the model is absent.
+#define _DEFAULT_SOURCE // mkstemps
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "model.h"
@@ -192,6 +197,27 @@ static void same_on_paths(const plm_model *q, const int32_t *ids, const char *wh
     free(lf), free(la);
 }
 
+// logits_diff: the largest and the rms difference of model a's logits from f's on the first 64
+// tokens of ids.
+static void logits_diff(const plm_model *f, const plm_model *a, const int32_t *ids, double *worst,
+                        double *rms) {
+    const size_t V = (size_t)f->config.vocab_size;
+    float *lf = malloc(64 * V * sizeof *lf), *la = malloc(64 * V * sizeof *la);
+    plm_error err;
+    plm_session *sf = session(f, 0, 64), *sa = session(a, 0, 64);
+    plm_session_decode_all(sf, ids, 64, lf, &err);
+    plm_session_decode_all(sa, ids, 64, la, &err);
+    *worst = *rms = 0;
+    for (size_t i = 0; i < 64 * V; i++) {
+        const double e = fabs((double)la[i] - (double)lf[i]);
+        *worst = fmax(*worst, e), *rms += e * e;
+    }
+    *rms = sqrt(*rms / (64.0 * (double)V));
+    plm_session_free(sf);
+    plm_session_free(sa);
+    free(lf), free(la);
+}
+
 // test_q4: the Q4 sections of the header on the first n of ids (n >= 64); f: the f32 model, q8:
 // the q8_0 one, nf: f's mean NLL of ids.
 static void test_q4(const plm_model *f, const plm_model *q8, const int32_t *ids, int32_t n,
@@ -206,30 +232,16 @@ static void test_q4(const plm_model *f, const plm_model *q8, const int32_t *ids,
     if (!a || !q) return;
     CHECK(a->dtype == PLM_DTYPE_Q4_1 && a->embed_tokens.dtype == PLM_DTYPE_Q8_0 &&
           a->layers[0].q_proj.dtype == PLM_DTYPE_Q4_1 && q->embed_tokens.dtype == PLM_DTYPE_Q4_1);
-    const size_t V = (size_t)f->config.vocab_size;
-    float *lf = malloc(64 * V * sizeof *lf), *la = malloc(64 * V * sizeof *la);
     // the same weights, the inputs of every matmul rounded to 8 bits: logits (about -20 .. 20)
     // near f32's, as near as the q8_0 run's (which requantizes the weights too): measured max
     // |diff| 1.10, rms 0.21 (q8_0: 1.32, 0.22)
-    double worst[2] = {0, 0}, rms[2] = {0, 0};
-    plm_session *sf = session(f, 0, 64);
-    plm_session_decode_all(sf, ids, 64, lf, &err);
-    for (int k = 0; k < 2; k++) {
-        plm_session *sa = session(k ? q8 : a, 0, 64);
-        plm_session_decode_all(sa, ids, 64, la, &err);
-        for (size_t i = 0; i < 64 * V; i++) {
-            const double e = fabs((double)la[i] - (double)lf[i]);
-            worst[k] = fmax(worst[k], e), rms[k] += e * e;
-        }
-        rms[k] = sqrt(rms[k] / (64.0 * (double)V));
-        plm_session_free(sa);
-    }
+    double worst[2], rms[2];
+    for (int k = 0; k < 2; k++) logits_diff(f, k ? q8 : a, ids, &worst[k], &rms[k]);
     fprintf(stderr,
             "  vs f32 logits, 64 tokens: q4_1 auto max |diff| %.4f rms %.5f, q8_0 %.4f %.5f\n",
             worst[0], rms[0], worst[1], rms[1]);
     CHECK_MSG(worst[0] < 2.0 && rms[0] < 0.3, "q4_1 logits differ from f32: max %.4f rms %.5f",
               worst[0], rms[0]);
-    plm_session_free(sf);
     double na = mean_nll(a, ids, n), nq = mean_nll(q, ids, n);
     fprintf(stderr, "  perplexity f32 %.4f, q4_1 auto %.4f (ratio %.4f), q4_1 %.4f\n", exp(nf),
             exp(na), exp(na - nf), exp(nq));
@@ -237,7 +249,6 @@ static void test_q4(const plm_model *f, const plm_model *q8, const int32_t *ids,
               100 * (exp(na - nf) - 1));
     CHECK_MSG(exp(nq - nf) < 1.15, "q4_1 perplexity %.2f%% above f32's", 100 * (exp(nq - nf) - 1));
     same_on_paths(q, ids, "q4_1");
-    free(lf), free(la);
     plm_model_free(a);
     plm_model_free(q);
 }
@@ -253,18 +264,19 @@ static void test_q4_k_m(const plm_model *f, const int32_t *ids, int32_t n, doubl
     CHECK_MSG(plm_model_save_ftype(f, path, PLM_FTYPE_Q4_K_M, &err) == PLM_OK, "%s", err.msg);
     CHECK_MSG(plm_model_load(&k, path, &lp, &err) == PLM_OK, "%s", err.msg);
     if (!k) return;
-    size_t count[PLM_DTYPE_Q5_1 + 1] = {0}; // linear weights per dtype in memory
+    size_t count[PLM_DTYPE_Q6_K + 1] = {0}; // linear weights per dtype in memory
     for (int l = 0; l < k->config.num_hidden_layers; l++) {
         const plm_layer *y = &k->layers[l];
         const plm_mat *ws[7] = {&y->q_proj,    &y->k_proj,  &y->v_proj,   &y->o_proj,
                                 &y->gate_proj, &y->up_proj, &y->down_proj};
         for (int i = 0; i < 7; i++) count[ws[i]->dtype]++;
     }
-    fprintf(stderr, "  Q4_K_M as auto: %zu q5_0, %zu q4_1, %zu q5_1, %zu q8_0 layer weights\n",
+    fprintf(stderr,
+            "  Q4_K_M as auto: %zu q5_0, %zu q4_1, %zu q5_1, %zu q6_k, %zu q8_0 layer weights\n",
             count[PLM_DTYPE_Q5_0], count[PLM_DTYPE_Q4_1], count[PLM_DTYPE_Q5_1],
-            count[PLM_DTYPE_Q8_0]);
-    CHECK_MSG(count[PLM_DTYPE_Q5_0] > 0 && count[PLM_DTYPE_Q4_1] > 0,
-              "Q4_K_M as auto: no Q5_0 or no Q4_1 (Q4_K) weights");
+            count[PLM_DTYPE_Q6_K], count[PLM_DTYPE_Q8_0]);
+    CHECK_MSG(count[PLM_DTYPE_Q5_0] > 0 && count[PLM_DTYPE_Q4_1] > 0 && count[PLM_DTYPE_Q6_K] > 0,
+              "Q4_K_M as auto: no Q5_0, no Q4_1 (Q4_K) or no Q6_K weights");
     // the file's own loss (its values as f32) against what the kernels add (inputs to 8 bits)
     plm_model *kf = NULL;
     lp.dtype = PLM_DTYPE_F32;
@@ -282,6 +294,45 @@ static void test_q4_k_m(const plm_model *f, const int32_t *ids, int32_t n, doubl
     same_on_paths(k, ids, "Q4_K_M auto");
     plm_model_free(k);
     remove(path);
+}
+
+// test_q6k: the f32 model f written as a Q6_K GGUF (as `pocketlm convert --quant q6_k`: down_proj
+// Q6_K, the 576-column weights Q8_0, llama.cpp's fallback) and loaded with auto: the Q6_K weights
+// kept; against the same file loaded as f32 (the same weights: the file's quantization alone costs
+// about 1% of perplexity, NOTES.md) logits near and perplexity within 1%; the same logits and
+// greedy tokens on every path and thread count. nf: f's mean NLL of ids (n >= 64).
+static void test_q6k(const plm_model *f, const int32_t *ids, int32_t n, double nf) {
+    char path[] = "/tmp/plm_real_q6k_XXXXXX.gguf";
+    const int fd = mkstemps(path, 5);
+    plm_error err;
+    plm_model *a = NULL, *f6 = NULL;
+    plm_load_params lp = plm_load_default_params();
+    CHECK_MSG(fd >= 0 && plm_model_save_ftype(f, path, PLM_FTYPE_Q6_K, &err) == PLM_OK &&
+                  plm_model_load(&f6, path, &lp, &err) == PLM_OK,
+              "q6_k: %s", err.msg);
+    lp.dtype = PLM_DTYPE_AUTO;
+    CHECK_MSG(f6 && plm_model_load(&a, path, &lp, &err) == PLM_OK, "q6_k: %s", err.msg);
+    if (fd >= 0) close(fd), remove(path);
+    if (a) {
+        CHECK(a->layers[0].down_proj.dtype == PLM_DTYPE_Q6_K &&
+              a->layers[29].down_proj.dtype == PLM_DTYPE_Q6_K &&
+              a->layers[0].q_proj.dtype == PLM_DTYPE_Q8_0 &&
+              a->embed_tokens.dtype == PLM_DTYPE_Q8_0);
+        double worst, rms;
+        logits_diff(f6, a, ids, &worst, &rms);
+        const double n6 = mean_nll(f6, ids, n), na = mean_nll(a, ids, n);
+        fprintf(stderr,
+                "  q6_k file: auto vs its f32 logits max |diff| %.4f rms %.5f; perplexity f32 "
+                "%.4f, the file as f32 %.4f, auto %.4f (ratio %.4f)\n",
+                worst, rms, exp(nf), exp(n6), exp(na), exp(na - n6));
+        CHECK_MSG(worst < 2.0 && rms < 0.3, "q6_k logits differ from f32: max %.4f rms %.5f", worst,
+                  rms);
+        CHECK_MSG(fabs(exp(na - n6) - 1) < 0.01, "q6_k (auto) perplexity off by %.2f%%",
+                  100 * (exp(na - n6) - 1));
+        same_on_paths(a, ids, "q6_k");
+    }
+    plm_model_free(a);
+    plm_model_free(f6);
 }
 
 int main(void) {
@@ -337,6 +388,7 @@ int main(void) {
         CHECK_MSG(fabs(ratio - 1) < 0.01, "q8_0 perplexity off by %.2f%%", 100 * (ratio - 1));
         test_q4(m, q, ids, n, nf);
         test_q4_k_m(m, ids, n, nf);
+        test_q6k(m, ids, n, nf);
         free(ids);
         free(text);
     }

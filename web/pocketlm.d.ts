@@ -43,9 +43,10 @@ export interface LoadOptions {
    */
   threads?: number;
   /** In-memory dtype of the linear weights: 'q8_0' (default; ~4x smaller, faster), 'f32', 'q4_0',
-   * 'q4_1', 'q5_0', 'q5_1', or 'auto' (each weight as the file stores it where a kernel exists: a
-   * Q4_1 file stays Q4_1, its Q8_0 embedding Q8_0; Q4_K as q4_1, Q5_K as q5_1, exactly). */
-  dtype?: 'q8_0' | 'f32' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'auto';
+   * 'q4_1', 'q5_0', 'q5_1', 'q6_k' (weights whose columns are a multiple of 256; others q8_0), or
+   * 'auto' (each weight as the file stores it where a kernel exists: a Q4_1 file stays Q4_1, its
+   * Q8_0 embedding Q8_0; Q4_K as q4_1, Q5_K as q5_1, exactly). */
+  dtype?: 'q8_0' | 'f32' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q6_k' | 'auto';
   /** An adapter applied at run time (not merged). */
   lora?: LoraSource;
   /** Positions held in the KV cache; default min(2048, the model's context). */
@@ -165,7 +166,7 @@ export class PocketLM {
 
   readonly config: ModelConfig;
   /** The dtype most of the weights are kept in ('auto' resolves to one of the others). */
-  readonly dtype: 'q8_0' | 'f32' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1';
+  readonly dtype: 'q8_0' | 'f32' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q6_k';
   readonly threads: number;
   /** The module loaded: 'pocketlm.mjs', 'pocketlm-mt.mjs', 'pocketlm-relaxed.mjs' or 'pocketlm-relaxed-mt.mjs'. */
   readonly build: string;

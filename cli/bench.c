@@ -44,7 +44,7 @@ static void bandwidth(const plm_model *m, const char *dt, int threads, int reps,
 
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench";
-    cli_model_opts mo = {.dtype = PLM_DTYPE_F32};
+    cli_model_opts mo = CLI_MODEL_OPTS;
     long n_prompt = 128, n_gen = 128, reps = 3, bw_reps = 10;
     for (int i = 1; i < argc; i++) {
         const char *v;

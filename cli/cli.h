@@ -55,6 +55,8 @@ int cli_dtype(const char *cmd, const char *s, plm_dtype *out);
 #define CLI_DTYPE_NAMES "f32, q8_0, q4_0, q4_1, q5_0, q5_1, q6_k or auto"
 
 // Options shared by the commands that run a model (-m, --lora, --dtype, --threads, --ctx).
+// CLI_MODEL_OPTS: their defaults: the weights as the file stores them where a kernel exists (auto).
+#define CLI_MODEL_OPTS ((cli_model_opts){.dtype = PLM_DTYPE_AUTO})
 typedef struct {
     const char *model; // -m PATH
     plm_dtype dtype;   // --dtype f32|q8_0|q4_0|q4_1|q5_0|q5_1|q6_k|auto
@@ -97,10 +99,10 @@ void cli_close(cli_model_opts *o, plm_model *model, plm_session *session);
 // halves
 #define CLI_MODEL_HELP_M "  -m PATH          model: an HF directory or a .gguf file\n"
 #define CLI_MODEL_HELP_REST                                                                        \
-    "  --dtype T        weights in memory: f32 (default), q8_0, q4_0, q4_1, q5_0, q5_1, q6_k, "    \
-    "or\n"                                                                                         \
-    "                   auto (each as the file has it where a kernel exists, Q4_K as q4_1, Q5_K\n" \
-    "                   as q5_1, else f32 or q8_0)\n"                                              \
+    "  --dtype T        weights in memory: auto (default: each as the file has it where a "        \
+    "kernel\n"                                                                                     \
+    "                   exists, Q4_K as q4_1, Q5_K as q5_1, else f32 or q8_0), or one for all:\n"  \
+    "                   f32, q8_0, q4_0, q4_1, q5_0, q5_1, q6_k\n"                                 \
     "  --threads N      threads (default: all cores)\n"                                            \
     "  --ctx N          context positions (default: min(2048, the model's))\n"
 #define CLI_MODEL_HELP_LORA "  --lora DIR       apply a PEFT LoRA adapter directory at run time\n"

@@ -739,7 +739,7 @@ int cmd_eval(int argc, char **argv) {
     }
     eval_opts o;
     memset(&o, 0, sizeof o);
-    o.model.dtype = PLM_DTYPE_F32;
+    o.model = CLI_MODEL_OPTS;
     o.gen = plm_task_default_params();
     o.gen.sampler = plm_sampler_default_params(); // eval scores greedy decoding (seed 42)
     o.detok = -1;

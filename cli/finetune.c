@@ -87,8 +87,7 @@ static void usage(void) {
 
 int cmd_finetune(int argc, char **argv) {
     const char *cmd = "finetune";
-    cli_model_opts mo = {0};
-    mo.dtype = PLM_DTYPE_F32;
+    cli_model_opts mo = CLI_MODEL_OPTS;
     plm_finetune_params fp = plm_finetune_default_params();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;

@@ -134,7 +134,7 @@ done:
 
 static void gen_defaults(gen_opts *o) {
     memset(o, 0, sizeof *o);
-    o->model.dtype = PLM_DTYPE_F32;
+    o->model = CLI_MODEL_OPTS;
     o->gen = plm_generate_default_params();
 }
 

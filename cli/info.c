@@ -18,14 +18,16 @@ typedef struct {
 } info_kv;
 
 static int usage(void) {
-    printf("usage: pocketlm info -m MODEL [--dtype T] [--json]\n"
-           "Loads MODEL (an HF directory or a .gguf file) and prints its architecture, config,\n"
-           "parameter count, file dtypes, weight memory for f32 and q8_0, and KV cache bytes per\n"
-           "token, the CPU, its features and the kernel path (PLM_ISA=path forces one).\n\n"
-           "  -m PATH          model\n"
-           "  --dtype T        load the weights as f32 (default), q8_0, q4_0, q4_1, q5_0, q5_1 or\n"
-           "                   auto (shows load time and size)\n"
-           "  --json           one JSON object instead of text\n");
+    printf(
+        "usage: pocketlm info -m MODEL [--dtype T] [--json]\n"
+        "Loads MODEL (an HF directory or a .gguf file) and prints its architecture, config,\n"
+        "parameter count, file dtypes, weight memory for f32 and q8_0, and KV cache bytes per\n"
+        "token, the CPU, its features and the kernel path (PLM_ISA=path forces one).\n\n"
+        "  -m PATH          model\n"
+        "  --dtype T        load the weights as auto (default: as the file stores them where a\n"
+        "                   kernel exists), f32, q8_0, q4_0, q4_1, q5_0, q5_1 or q6_k (shows load\n"
+        "                   time and size)\n"
+        "  --json           one JSON object instead of text\n");
     return 0;
 }
 
@@ -116,6 +118,7 @@ int cmd_info(int argc, char **argv) {
     const char *cmd = "info", *path = NULL, *v;
     int json = 0;
     plm_load_params lp = plm_load_default_params();
+    lp.dtype = CLI_MODEL_OPTS.dtype;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage();
         if (!strcmp(argv[i], "--json")) json = 1;

@@ -13,7 +13,7 @@
 
 int cmd_perplexity(int argc, char **argv) {
     const char *cmd = "perplexity", *file = NULL;
-    cli_model_opts mo = {.dtype = PLM_DTYPE_F32};
+    cli_model_opts mo = CLI_MODEL_OPTS;
     int json = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

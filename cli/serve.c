@@ -99,7 +99,7 @@ static int add_lora_dir(const char *cmd, const char *dir, lora_arg *loras, int *
 
 int cmd_serve(int argc, char **argv) {
     const char *cmd = "serve", *model_file = NULL;
-    cli_model_opts mo = {0};
+    cli_model_opts mo = CLI_MODEL_OPTS;
     plm_server_params sp = plm_server_default_params();
     sp.web_dir = "build/web:web"; // the wasm build, then the page's sources
     const char *origins[MAX_ORIGINS];

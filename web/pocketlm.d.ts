@@ -42,10 +42,11 @@ export interface LoadOptions {
    * At most 17.
    */
   threads?: number;
-  /** In-memory dtype of the linear weights: 'q8_0' (default; ~4x smaller, faster), 'f32', 'q4_0',
-   * 'q4_1', 'q5_0', 'q5_1', 'q6_k' (weights whose columns are a multiple of 256; others q8_0), or
-   * 'auto' (each weight as the file stores it where a kernel exists: a Q4_1 file stays Q4_1, its
-   * Q8_0 embedding Q8_0; Q4_K as q4_1, Q5_K as q5_1, exactly). */
+  /** In-memory dtype of the linear weights: 'auto' (default: each weight as the file stores it
+   * where a kernel exists: a Q4_1 file stays Q4_1, its Q8_0 embedding Q8_0; Q4_K as q4_1, Q5_K as
+   * q5_1, exactly; F16/BF16 as f32; other types q8_0), or one for all: 'q8_0' (~4x smaller than
+   * f32, faster), 'f32', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q6_k' (weights whose columns are a
+   * multiple of 256; others q8_0). */
   dtype?: 'q8_0' | 'f32' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q6_k' | 'auto';
   /** An adapter applied at run time (not merged). */
   lora?: LoraSource;

@@ -278,7 +278,7 @@ export class PocketLM {
 
   // PocketLM.load: see pocketlm.d.ts.
   static async load(source, opts = {}) {
-    const dtype = opts.dtype ?? 'q8_0';
+    const dtype = opts.dtype ?? 'auto';
     if (!(dtype in DTYPES))
       throw new Error(
         `pocketlm: dtype '${dtype}': want 'q8_0', 'f32', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q6_k' or 'auto'`);

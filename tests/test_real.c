@@ -9,7 +9,8 @@
 // the same greedy tokens. The f32 model saved as llama.cpp's Q4_K_M mix (pocketlm convert --quant
 // q4_k_m) and loaded with auto: Q5_0 kept, Q4_K as Q4_1 (exact), Q6_K and Q8_0 as q8_0; the same
 // logits and greedy tokens on every path and thread count, perplexity within 15% of f32's and
-// within 1% of the same file loaded as f32 (the file's own loss is the requantization's). Skips when the model is absent.
+// within 1% of the same file loaded as f32 (the file's own loss is the requantization's). Skips
+// when the model is absent.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -143,8 +143,8 @@ PLM_INLINE void plm_dw_rows_generic(float *dw, const float *dout, const float *i
     }
 }
 
-// plm_q4_m_sum: Q4_1's (and Q5_1's) minimums' term M (above) of one row's m (nb) and one token's xs (nb), in
-// the canonical order (the scalar reference, and the tails of the SIMD paths' rows).
+// plm_q4_m_sum: Q4_1's (and Q5_1's) minimums' term M (above) of one row's m (nb) and one token's
+// xs (nb), in the canonical order (the scalar reference, and the tails of the SIMD paths' rows).
 float plm_q4_m_sum(const float *m, const float *xs, int nb);
 
 // plm_q6k_sb: the in-memory Q6_K super-block (PLM_Q6K_QS bytes) of row r holding block b (of 32).

@@ -323,9 +323,9 @@ PLM_TARGET_AVX2 static void panel_avx2(int8_t *q, float *d, const plm_mat *w, in
     memcpy(d, w->d + (size_t)r * nb, (size_t)n * nb * sizeof(float));
 }
 
-// m_add_avx2: out[t, r .. r + n) += Q4_1's (Q5_1's) term M for every token t, 8 tokens a vector: per group
-// the tokens' sums xs go into xt (nb, 8) once, and for each row the 8 canonical lanes of M are 8
-// registers (one token a vector lane), finished by vertical adds in the canonical order.
+// m_add_avx2: out[t, r .. r + n) += Q4_1's (Q5_1's) term M for every token t, 8 tokens a vector:
+// per group the tokens' sums xs go into xt (nb, 8) once, and for each row the 8 canonical lanes of
+// M are 8 registers (one token a vector lane), finished by vertical adds in the canonical order.
 PLM_TARGET_AVX2 static void m_add_avx2(const matmul_job *j, int r, int n) {
     static _Thread_local _Alignas(32) float xt[Q4_DECODE_NB * 8];
     const int T = j->T, R = j->w->rows, nb = j->w->cols / PLM_QK;

@@ -2,8 +2,9 @@
 // from its threads). The result is, bit for bit, what the plain route gives: plm_gguf_dequant_row
 // to f32 and then, for Q8_0 in memory, plm_quantize_q8_0_isa on the same path; Q8_0 blocks are
 // copied as they are (d to f32), as loading always did; Q4_x/Q5_x blocks into the same formats in
-// memory too, and Q4_K/Q5_K super-blocks repacked exactly as Q4_1/Q5_1 blocks. Q4_0, Q4_1, Q5_0 and Q5_1 blocks go
-// straight to Q8_0 (and to f32) in vector registers on x86-64: no f32 row in memory.
+// memory too, and Q4_K/Q5_K super-blocks repacked exactly as Q4_1/Q5_1 blocks. Q4_0, Q4_1, Q5_0
+// and Q5_1 blocks go straight to Q8_0 (and to f32) in vector registers on x86-64: no f32 row in
+// memory.
 #ifndef PLM_QUANT_H
 #define PLM_QUANT_H
 

@@ -10,8 +10,8 @@
 // best of up to 50 batches (about 2 s a result at most), since the machine may be shared; cpu% is
 // that batch's CPU time over its wall time x threads (well under 100: other processes took the
 // cores, the figure is low). One stable line per result.
-// Filters (environment): BENCH_DTYPE=f32|q8_0|q4_0|q4_1|q5_0|q5_1|q6_k, BENCH_T=1,64,... (a list), BENCH_THREADS=1|2,
-// BENCH_SHAPE=name prefix; BENCH_REPS batches at most (default 50).
+// Filters (environment): BENCH_DTYPE=f32|q8_0|q4_0|q4_1|q5_0|q5_1|q6_k, BENCH_T=1,64,... (a list),
+// BENCH_THREADS=1|2, BENCH_SHAPE=name prefix; BENCH_REPS batches at most (default 50).
 // Build and run (paths: scalar, avx2, avx512, wasm, ...; default every SIMD path this CPU runs):
 //   make build/libpocketlm.a && gcc -std=c11 -O2 -Iinclude -Isrc -pthread -o build/bench_matmul
 //       tests/bench_matmul.c build/libpocketlm.a -lm && build/bench_matmul [path ...]

@@ -103,8 +103,8 @@ static void check_input_q4(int T, int R, int C, plm_dtype dt) {
         plm_matmul_backward_input_isa(isa, p3, b, g, &m, T);
         CHECK_MSG(!memcmp(a, want, sizeof(float) * T * C) &&
                       !memcmp(b, want, sizeof(float) * T * C),
-                  "dinp %s %s T=%d R=%d C=%d: differs from its f32 matrix", plm_isa_name(isa),
-                  plm_dtype_name(dt), T, R, C);
+                  "dinp %s dtype %d T=%d R=%d C=%d: differs from its f32 matrix", plm_isa_name(isa),
+                  (int)dt, T, R, C);
     }
     plm_pool_free(p3);
     free(m.q4), free(m.q6), free(m.d), free(m.m), free(m.qh), free(w), free(g), free(d0), free(a),

@@ -52,7 +52,7 @@ san: ## the tests under ASan + UBSan (in `build/san/`)
 # fuzz: each libFuzzer target for FUZZ_SECONDS (default 20) seconds.
 FUZZ_SECONDS ?= 20
 fuzz: ## each libFuzzer target for `FUZZ_SECONDS` (default 20)
-	@sh tests/fuzz.sh $(FUZZ_SECONDS)
+	@MAKE="$(MAKE)" sh tests/fuzz.sh $(FUZZ_SECONDS)
 
 # test-arm: the C tests cross-compiled for arm64 and run under qemu-aarch64 on CPU models with and
 # without dotprod / i8mm, plus an arm64 clang-14 build (scripts/test_arm.sh); correctness only.

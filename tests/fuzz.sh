@@ -1,6 +1,8 @@
 #!/bin/sh
 # fuzz.sh [SECONDS]: build each tests/fuzz_*.c as a libFuzzer target (clang-14, ASan + UBSan) into
-# build/fuzz/, seed its corpus with small valid inputs, and run it for SECONDS (default 20).
+# build/fuzz/, seed its corpus with small valid inputs, and run it for SECONDS (default 20). The
+# library is built once, instrumented, by the Makefile's rules into build/fuzz/lib/ (in parallel,
+# only what changed); each target links to it.
 # Exits non-zero when a target fails to build or finds a crash (the reproducer is kept in build/fuzz/).
 set -u
 SECS=${1:-20}
@@ -83,6 +85,14 @@ PY
     esac
 }
 
+LIB=$OUT/lib/libpocketlm.a
+if ! ${MAKE:-make} -s -j"$(nproc)" CC="$CC" BUILD="$OUT/lib" \
+    CFLAGS="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
+    "$LIB" >"$OUT/lib.build.log" 2>&1; then
+    echo "fuzz: the instrumented library failed to build (see $OUT/lib.build.log)"
+    exit 1
+fi
+
 fail=0
 for src in tests/fuzz_*.c; do
     name=$(basename "$src" .c)
@@ -92,7 +102,7 @@ for src in tests/fuzz_*.c; do
         continue
     fi
     if ! $CC -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -Isrc \
-        "$src" src/*.c -lm -pthread -o "$bin" 2>"$OUT/$name.build.log"; then
+        "$src" "$LIB" -lm -pthread -o "$bin" 2>"$OUT/$name.build.log"; then
         echo "$name: build failed (see $OUT/$name.build.log)"
         fail=1
         continue

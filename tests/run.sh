@@ -5,14 +5,18 @@
 # sanitizer pass uses both: the real-model numerics and the browser/wasm/onnx scripts need no ASan).
 # RUN="command" runs each binary under it (make test-arm: qemu-aarch64).
 # A test that lacks a prerequisite prints "SKIP <name>: <what is missing> (install with: ...)" and
-# exits 0 (tests/lib.sh); it is counted as skipped, and the SKIP lines are repeated at the end.
+# exits 0 (tests/lib.sh); it is counted as skipped, and the SKIP lines are repeated at the end,
+# followed by the slowest tests' wall times (where make test's minutes go).
 set -u
-fail=0 ; passed=0 ; failed=0 ; skipped=0 ; skips=""
+fail=0 ; passed=0 ; failed=0 ; skipped=0 ; skips="" ; times=""
+# timed NAME START: note NAME's wall time since START (seconds since the epoch)
+timed() { times="$times$(($(date +%s) - $2)) $1
+"; }
 # skipped_whole NAME OUTPUT: whether OUTPUT says the whole test NAME was skipped
 skipped_whole() { printf '%s\n' "$2" | grep -q "^SKIP $1: "; }
 for t in "$@"; do
     case " ${SKIP:-} " in *" $(basename "$t") "*) echo "skip $(basename "$t") (SKIP)"; continue ;; esac
-    out=$(${RUN:-} "$t" 2>&1); rc=$?
+    t0=$(date +%s); out=$(${RUN:-} "$t" 2>&1); rc=$?; timed "$(basename "$t")" "$t0"
     printf '%s\n' "$out" | tail -n 40
     skips="$skips$(printf '%s\n' "$out" | grep '^SKIP ')
 "
@@ -27,7 +31,7 @@ for s in tests/*.test.sh; do
     if [ -n "${SCRIPTS+x}" ]; then
         case " $SCRIPTS " in *" $(basename "$s" .test.sh) "*) ;; *) continue ;; esac
     fi
-    out=$(BUILD=${BUILD:-build} sh "$s" 2>&1); rc=$?
+    t0=$(date +%s); out=$(BUILD=${BUILD:-build} sh "$s" 2>&1); rc=$?; timed "$(basename "$s")" "$t0"
     printf '%s\n' "$out" | tail -n 40
     skips="$skips$(printf '%s\n' "$out" | grep '^SKIP ')
 "
@@ -36,5 +40,6 @@ for s in tests/*.test.sh; do
 done
 echo
 printf '%s' "$skips" | grep . || true
+echo "slowest: $(printf '%s' "$times" | sort -rn | head -n 8 | awk '{printf "%s%s %ss", (NR > 1 ? ", " : ""), $2, $1}')"
 echo "total: $passed passed, $failed failed, $skipped skipped"
 exit $fail

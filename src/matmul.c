@@ -130,46 +130,41 @@ static void f32_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr)
     }
 }
 
-// ---- Q8_0: the canonical order of matmul_kernels.h, one lane at a time ----
+// ---- Q8_0: the canonical order of matmul_kernels.h, one block at a time ----
 
-// q8_sum_scalar: the canonical end sum of the 16 accumulators.
-static float q8_sum_scalar(const float acc[16]) {
-    float h[8];
-    for (int i = 0; i < 8; i++) h[i] = acc[i] + acc[i + 8];
-    const float a0 = h[0] + h[4], a1 = h[1] + h[5], a2 = h[2] + h[6], a3 = h[3] + h[7];
-    return (a0 + a2) + (a1 + a3);
+// q8_dot_scalar: the exact int32 sum of the n products of xq and wq.
+static int32_t q8_dot_scalar(const int8_t *xq, const int8_t *wq, int n) {
+    int32_t p = 0;
+    for (int i = 0; i < n; i++) p += (int32_t)xq[i] * wq[i];
+    return p;
 }
 
-// q8_block2_scalar: block b (32 inputs xq, 32 weights wq) into the canonical accumulators acc[16],
-// lanes 0-3 scaled by s0 and lanes 4-7 by s1 (Q6_K's two sub-blocks of 16).
-static void q8_block2_scalar(float acc[16], const int8_t *xq, const int8_t *wq, float s0, float s1,
-                             int b) {
-    float *a = acc + 8 * (b % 2);
-    for (int l = 0; l < 8; l++) {
-        int32_t p = 0;
-        for (int i = 4 * l; i < 4 * l + 4; i++) p += (int32_t)xq[i] * wq[i];
-        const float m = (float)p * (l < 4 ? s0 : s1); // its own statement: never an FMA
-        a[l] = a[l] + m;
-    }
+// q8_block2_scalar: block b (32 inputs xq, 32 weights wq) into the canonical sum acc, its first
+// 16 products scaled by s0 and the last 16 by s1 (Q6_K's two sub-blocks of 16).
+static float q8_block2_scalar(float acc, const int8_t *xq, const int8_t *wq, float s0, float s1) {
+    const float m0 = (float)q8_dot_scalar(xq, wq, 16) * s0; // its own statement: never an FMA
+    acc = acc + m0;
+    const float m1 = (float)q8_dot_scalar(xq + 16, wq + 16, 16) * s1;
+    return acc + m1;
 }
 
-// q8_block_scalar: block b (32 inputs xq, 32 weights wq, s = dw * dx) into the canonical
-// accumulators acc[16].
-static void q8_block_scalar(float acc[16], const int8_t *xq, const int8_t *wq, float s, int b) {
-    q8_block2_scalar(acc, xq, wq, s, s, b);
+// q8_block_scalar: block b (32 inputs xq, 32 weights wq, s = dw * dx) into the canonical sum acc.
+static float q8_block_scalar(float acc, const int8_t *xq, const int8_t *wq, float s) {
+    const float m = (float)q8_dot_scalar(xq, wq, PLM_QK) * s; // its own statement: never an FMA
+    return acc + m;
 }
 
-// q8_tile_scalar: out[t, r] in the canonical order, written out one lane at a time.
+// q8_tile_scalar: out[t, r] in the canonical order, one block at a time.
 static void q8_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
     for (int t = t0; t < t0 + mt; t++) {
         for (int r = r0; r < r0 + nr; r++) {
             const int8_t *xq = j->xq + (size_t)t * C, *wq = j->w->q + (size_t)r * C;
             const float *xd = j->xd + (size_t)t * nb, *wd = j->w->d + (size_t)r * nb;
-            float acc[16] = {0};
+            float acc = 0;
             for (int b = 0; b < nb; b++)
-                q8_block_scalar(acc, xq + b * PLM_QK, wq + b * PLM_QK, wd[b] * xd[b], b);
-            j->out[(size_t)t * R + r] = q8_sum_scalar(acc);
+                acc = q8_block_scalar(acc, xq + b * PLM_QK, wq + b * PLM_QK, wd[b] * xd[b]);
+            j->out[(size_t)t * R + r] = acc;
         }
     }
 }
@@ -199,20 +194,19 @@ float plm_q4_m_sum(const float *m, const float *xs, int nb) {
     return (h0 + h2) + (h1 + h3);
 }
 
-// q4_tile_scalar: out[t, r] in the order of matmul_kernels.h, one lane at a time.
+// q4_tile_scalar: out[t, r] in the order of matmul_kernels.h, one block at a time.
 static void q4_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
     for (int t = t0; t < t0 + mt; t++) {
         for (int r = r0; r < r0 + nr; r++) {
             const int8_t *xq = j->xq + (size_t)t * C;
             const float *xd = j->xd + (size_t)t * nb, *wd = j->w->d + (size_t)r * nb;
-            float acc[16] = {0};
+            float o = 0;
             for (int b = 0; b < nb; b++) {
                 int8_t wq[PLM_QK];
                 q4_unpack(wq, j->w, (size_t)r * nb + b);
-                q8_block_scalar(acc, xq + b * PLM_QK, wq, wd[b] * xd[b], b);
+                o = q8_block_scalar(o, xq + b * PLM_QK, wq, wd[b] * xd[b]);
             }
-            float o = q8_sum_scalar(acc);
             if (plm_dtype_min(j->w->dtype))
                 o = o + plm_q4_m_sum(j->w->m + (size_t)r * nb, j->xs + (size_t)t * nb, nb);
             j->out[(size_t)t * R + r] = o;
@@ -239,22 +233,22 @@ void plm_q6k_block(float out[PLM_QK], const plm_mat *w, int32_t r, int b) {
     for (int i = 0; i < PLM_QK; i++) out[i] = ds[i / 16] * (float)k[i];
 }
 
-// q6k_tile_scalar: out[t, r] in the order of matmul_kernels.h, one lane at a time.
+// q6k_tile_scalar: out[t, r] in the order of matmul_kernels.h, one block at a time.
 static void q6k_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
     for (int t = t0; t < t0 + mt; t++) {
         for (int r = r0; r < r0 + nr; r++) {
             const int8_t *xq = j->xq + (size_t)t * C;
             const float *xd = j->xd + (size_t)t * nb;
-            float acc[16] = {0};
+            float acc = 0;
             for (int b = 0; b < nb; b++) {
                 int8_t wq[PLM_QK];
                 float ds[2];
                 q6k_unpack(wq, plm_q6k_sb(j->w, r, b), b % 8);
                 plm_q6k_scales(ds, j->w, r, b);
-                q8_block2_scalar(acc, xq + b * PLM_QK, wq, ds[0] * xd[b], ds[1] * xd[b], b);
+                acc = q8_block2_scalar(acc, xq + b * PLM_QK, wq, ds[0] * xd[b], ds[1] * xd[b]);
             }
-            j->out[(size_t)t * R + r] = q8_sum_scalar(acc);
+            j->out[(size_t)t * R + r] = acc;
         }
     }
 }

@@ -5,23 +5,20 @@
 //
 // Q8_0: the canonical order (every path computes exactly this, so the bits match everywhere):
 // out[t, r] = sum over blocks b of dw[r, b] * dx[t, b] * (q_w . q_x of block b), in float as:
-//   p[b][l] = the exact int32 sum of the products of bytes 4l .. 4l+3 of block b   (l = 0..7)
-//   acc[16] = +0;  for b = 0, 1, .. nb-1, for l = 0..7:
-//       s = dw[r, b] * dx[t, b];  m = (float)p[b][l] * s;  acc[8 * (b % 2) + l] = acc[..] + m
-//   h[i] = acc[i] + acc[i + 8],  a[i] = h[i] + h[i + 4],  out = (a[0] + a[2]) + (a[1] + a[3])
+//   P[b] = the exact int32 sum of the 32 products of block b
+//   acc = +0;  for b = 0, 1, .. nb-1:  s = dw[r, b] * dx[t, b];  m = (float)P[b] * s;  acc = acc + m
+//   out = acc
 // Each step is a multiply then an add, two roundings, never an FMA: wasm SIMD128 has none, and the
 // scalar path must match (-ffp-contract=off, in the Makefile's WARN, keeps the compiler from fusing
-// the intrinsics' mul + add; test_matmul would catch it). Why this order: it is how each width
-// already computes its integer dots. p[b][l] is lane l of maddubs + madd (AVX2 decode and small T),
-// of one vpdpbusd (avxvnni) or of one SDOT (arm64 dotprod) over a block; 256-bit paths keep two
-// registers (even, odd blocks) and add them first; 128-bit paths keep four (lanes 0-3, 4-7 of even
-// and of odd blocks). x86 prefill (matmul_x86.c) turns it around: a vector lane is a token, a
-// register is one of the 16 accumulators, and p[b][l] comes from one vpdpbusd (AVX-512, avxvnni)
-// or maddubs + madd (AVX2) on 4 weight bytes broadcast, so the end sum is vertical adds. The
-// integer sums are exact on every path,
-// the scales product is one rounding, and a path that pads a last odd block with zero weights and
-// scales adds +0 to accumulators that are never -0, so the bits do not depend on the path, the
-// tile, T or the thread count.
+// the intrinsics' mul + add; test_matmul would catch it). Why this order: the integer part is
+// exact however a path splits it (maddubs + madd, vpdpbusd, SDOT, i32x4.dot lanes summed in any
+// order), so a block costs one convert, one multiply and one add whatever the vector width, and
+// the float part is one chain per output. Paths that put tokens in vector lanes (prefill, batched
+// steps) keep one int32 and one float register per (row, token group); paths that stream rows for
+// one token (decode) compute several rows' P[b] at once and reduce them into one vector, a lane a
+// row, by transposing adds, with the rows' scales in the same lanes. A path that pads a last odd
+// block with zero weights and scales adds m = +-0 to an acc that is never -0 (it starts at +0), so
+// the bits do not depend on the path, the tile, T or the thread count.
 //
 // Q4_0 and Q4_1 (the weights' nibbles k, 0..15, with block scales d and, Q4_1, minimums m): the
 // inputs are quantized as for Q8_0 (xq, dx), and
@@ -42,11 +39,13 @@
 // more step of its unpacking (an OR of 16 where the bit is set), so the code is the same.
 // Q6_K (super-blocks of 256: 6-bit q and int8 sub-block scales sc per 16, an f32 d per 256): the
 // inputs are quantized as for Q8_0 (xq, dx), and Q8_0's canonical order runs on the int8 weights
-// q - 32 with a scale per lane instead of per block: lane l of block b (its 4 bytes lie in the
-// sub-block 2b + l / 4 of 16) takes s = fl(ds * dx[t, b]), ds = d * sc of that sub-block (exact
-// in f32: an f16 times an int8). Every path unpacks a half super-block (4 blocks: ql's two groups
-// of 32 bytes and qh's) by and/shift/or: x86 in matmul_q6k_x86.c (its q6k rows kernel), arm64
-// and wasm in their files' Q6_K sections (128-bit halves of a block are its two sub-blocks).
+// q - 32 with a scale per half-block instead of per block: each block b is two steps, its halves
+// h = 0, 1 (elements 16h .. 16h+15, sub-block 2b + h) in order, each
+//   P = the exact int32 sum of the half's 16 products;  s = fl(ds * dx[t, b]);  m = (float)P * s;
+//   acc = acc + m
+// with ds = d * sc of that sub-block (exact in f32: an f16 times an int8). Every path unpacks a
+// half super-block (4 blocks: ql's two groups of 32 bytes and qh's) by and/shift/or: x86 in
+// matmul_q6k_x86.c (its q6k rows kernel), arm64 and wasm in their files' Q6_K sections.
 // The x86 kernels (matmul_q4_x86.c) unpack panels of rows into Q8_0 form for prefill and run the
 // table's q8 rows kernel on them: a q8 rows function reads only the rows [r0, r1) of j->w, and
 // uses j->w->rows only as the row stride of out.

@@ -447,26 +447,24 @@ static void test_q4(void) {
 // from the bytes (GGUF's element layout) and the quantized inputs xq, xd in plain float.
 static float q6k_direct(const plm_mat *w, const int8_t *xq, const float *xd, int r) {
     const int C = w->cols, nsb = C / PLM_QK_K;
-    float acc[16] = {0};
+    float acc = 0;
     for (int b = 0; b < C / PLM_QK; b++) {
         const uint8_t *sb = w->q6 + ((size_t)r * nsb + b / 8) * PLM_Q6K_QS;
-        for (int l = 0; l < 8; l++) {
+        for (int half = 0; half < 2; half++) {
             int32_t p = 0;
-            for (int i = 0; i < 4; i++) {
-                const int e = (b % 8) * 32 + 4 * l + i, h = e / 128, g = e % 128 / 32, k = e % 32;
+            for (int i = 16 * half; i < 16 * half + 16; i++) {
+                const int e = (b % 8) * 32 + i, h = e / 128, g = e % 128 / 32, k = e % 32;
                 const int lo = sb[64 * h + 32 * (g % 2) + k] >> (g / 2 ? 4 : 0) & 15;
                 const int hi = sb[128 + 32 * h + k] >> 2 * g & 3;
-                p += ((lo | hi << 4) - 32) * xq[b * PLM_QK + 4 * l + i];
+                p += ((lo | hi << 4) - 32) * xq[b * PLM_QK + i];
             }
             const float ds =
-                w->d[(size_t)r * nsb + b / 8] * (float)(int8_t)sb[192 + 2 * (b % 8) + l / 4];
+                w->d[(size_t)r * nsb + b / 8] * (float)(int8_t)sb[192 + 2 * (b % 8) + half];
             const float sc = ds * xd[b], m = (float)p * sc;
-            acc[8 * (b % 2) + l] = acc[8 * (b % 2) + l] + m;
+            acc = acc + m;
         }
     }
-    float h[8];
-    for (int i = 0; i < 8; i++) h[i] = acc[i] + acc[i + 8];
-    return ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]));
+    return acc;
 }
 
 // test_q6k: the reference == q6k_direct bit for bit; then test_shape (every path and thread count

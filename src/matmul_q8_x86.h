@@ -45,11 +45,14 @@ PLM_INLINE Q8X_TARGET __m256i Q8X(q8_dots)(const int8_t *w, size_t rs, __m256i x
 // reads row r), for mt < Q8_STREAM_T tokens: acc[t] holds the canonical sum of row r + i in lane i;
 // per block, s = dw[r + i, b] * dx[t, b] in the same lanes (dw gathered), m = (float)P[b] * s, one
 // add. The tile's rows (8 C contiguous bytes) are read once for all mt tokens, and the tile
-// prefetch_tiles ahead is prefetched in step: at block b its 4 lines 256 b .. 256 b + 255 (so it
-// comes in linearly, a tile's bytes in a tile's time) and its scales' line at 32 b: from DRAM the
-// scales are a second stream (rows * nb floats, another allocation) that the hardware prefetcher
-// does not keep ahead of, and a missed scale load stalls the tile (it held decode to 6-8 GB/s).
-// NTA: read once, kept out of the way of the inputs; q8_warm starts the first tiles of each thread.
+// prefetch_tiles ahead is prefetched in step: at block b its 4 lines 256 b .. 256 b + 255, so it
+// comes in as one linear stream, a tile's bytes in a tile's time (prefetching each row's next
+// block instead, in the order of use, ran at half the speed: the hardware prefetcher follows a
+// linear stream), and the scales' line at 32 b of the tile after it: from DRAM the scales are a
+// second stream (rows * nb floats, another allocation) that the hardware prefetcher does not keep
+// ahead of, and a missed scale load stalls the tile (it held decode to 6-8 GB/s). T0: NTA measured
+// slower for 8 rows at once (the lm_head, 1 thread: 1.40 against 1.66 ms, a shared machine);
+// q8_warm starts the first tiles of each thread.
 PLM_INLINE Q8X_TARGET void Q8X(q8_tile8)(const matmul_job *j, int t0, int mt, int r, size_t rs) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
     const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r * C;  // (mt, C), (8, C)
@@ -58,15 +61,15 @@ PLM_INLINE Q8X_TARGET void Q8X(q8_tile8)(const matmul_job *j, int t0, int mt, in
                                            _mm256_set1_epi32(rs ? nb : 0));
     const int pft = prefetch_tiles((size_t)C);
     const char *pq = r + 8 * pft < R ? (const char *)(wq + (size_t)8 * pft * C) : NULL;
-    const char *pd = (const char *)(wd + (size_t)8 * pft * nb);
+    const char *pd = (const char *)(wd + (size_t)8 * (pft + 1) * nb);
     __m256 acc[Q8_STREAM_T - 1]; // (t): lane i = row r + i
     UNROLL
     for (int t = 0; t < mt; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         if (pq) {
             UNROLL
-            for (int k = 0; k < 4; k++) _mm_prefetch(pq + 256 * b + 64 * k, _MM_HINT_NTA);
-            _mm_prefetch(pd + 32 * b, _MM_HINT_NTA);
+            for (int k = 0; k < 4; k++) _mm_prefetch(pq + 256 * b + 64 * k, _MM_HINT_T0);
+            _mm_prefetch(pd + 32 * b, _MM_HINT_T0);
         }
         const __m256 ws = _mm256_i32gather_ps(wd + b, idx, 4);
         UNROLL

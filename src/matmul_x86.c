@@ -4,12 +4,12 @@
 //   f32 (every path): a packed 6 x 16 broadcast-FMA GEMM and a row-wise matrix-vector kernel for
 //     decode (AVX2 code: on Zen 4 it beats the AVX-512 4 x 6 dot-product tile it replaced);
 //   Q8_0: for prefill, tokens in vector lanes (16 a zmm with VNNI, 8 a ymm); below 4 (AVX-512) or
-//     7 tokens tiles of 8 rows as one prefetched stream for all the tokens, a row a lane after
-//     the integer sums (reduce8_epi32). The 256-bit kernels are
-//     written once in matmul_q8_x86.h and compiled for AVX2 (vpmaddubsw + vpmaddwd) and for
+//     7 tokens tiles of 8 rows as one prefetched stream for all the tokens, a row a lane once the
+//     integer sums are reduced (reduce8_epi32). The 256-bit kernels are written once in
+//     matmul_q8_x86.h and compiled for AVX2 (vpmaddubsw + vpmaddwd) and for
 //     avxvnni (vpdpbusd), the latter twice: VEX-encoded for AVX-VNNI CPUs, EVEX-encoded for
 //     AVX512_VNNI + VL ones, which is how the avxvnni path is tested on a CPU without AVX-VNNI
-//     (cpu.h);
+//     (cpu.h); the AVX-512 table decodes with the EVEX twin's stream kernel;
 //   backward: broadcast-FMA input-gradient tiles, the generic weight gradient; the quantizer (all
 //     AVX2's on the avxvnni path).
 #include <string.h>
@@ -43,14 +43,15 @@ static int prefetch_tiles(size_t row_bytes) {
     return (int)((PF_BYTES + 8 * row_bytes - 1) / (8 * row_bytes));
 }
 
-// q8_warm: prefetch the first prefetch_tiles tiles of the weights of rows r0..r1 and their scales.
+// q8_warm: prefetch the first prefetch_tiles + 1 tiles of the weights of rows r0..r1 and their
+// scales (what q8_tile8 prefetches from the first tile on is ahead of them).
 static void q8_warm(const matmul_job *j, int r0, int r1) {
-    const size_t C = (size_t)j->w->cols, n = (size_t)8 * prefetch_tiles(C) * C;
+    const size_t C = (size_t)j->w->cols, n = (size_t)8 * (prefetch_tiles(C) + 1) * C;
     const char *q = (const char *)(j->w->q + (size_t)r0 * C);
     const char *d = (const char *)(j->w->d + (size_t)r0 * (C / PLM_QK));
     const size_t nq = (size_t)(r1 - r0) * C < n ? (size_t)(r1 - r0) * C : n;
-    for (size_t o = 0; o < nq; o += 64) _mm_prefetch(q + o, _MM_HINT_NTA);
-    for (size_t o = 0; o < nq / 8 + 64; o += 64) _mm_prefetch(d + o, _MM_HINT_NTA);
+    for (size_t o = 0; o < nq; o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
+    for (size_t o = 0; o < nq / 8 + 64; o += 64) _mm_prefetch(d + o, _MM_HINT_T0);
 }
 
 // ---- AVX-512 (F, BW, VL, VNNI) ----
@@ -805,7 +806,7 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
 const matmul_kernels plm_kernels_avx512 = {
     .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1,
             0}, // beats a 4 x 6 zmm dot tile
-    .q8 = {q8_stream_avx2, 1, 1, 8, q8_warm, q8_rows_avx512, Q8_ROWS_T, Q8_ROWS_T},
+    .q8 = {q8_stream_avxvnni_evex, 1, 1, 8, q8_warm, q8_rows_avx512, Q8_ROWS_T, Q8_ROWS_T},
     .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_avx512, 1, 0}, // matmul_q4_x86.c
     .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, // matmul_q6k_x86.c
     .quantize = quantize_avx512,

@@ -353,7 +353,6 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
 
 #define Q8_ROWS_T   4  // AVX-512: tokens from which the rows kernel runs (padded to 8 below 8)
 #define LANES_CHUNK 64 // blocks whose weight corrections are computed ahead (256 bytes a row)
-#define Q8_LANES_NR 4  // 256-bit lanes kernel: rows sharing each load of the inputs
 
 static size_t lane_group_bytes(int C, int G, int planes) {
     return (size_t)(G * planes) * (size_t)C + (size_t)(C / PLM_QK) * (size_t)G * sizeof(float);

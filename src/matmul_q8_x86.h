@@ -13,7 +13,7 @@
 //     clang-14: `{vex} vpdpbusd`).
 // The integer sums are exact either way, and so is any sum of them, so all three give P[b] of
 // matmul_kernels.h's canonical order and its bits.
-// The kernels: the stream kernel below Q8_STREAM_T tokens (decode, small steps: 8 rows a tile,
+// The kernels: the stream kernel below Q8_STREAM_T tokens (decode, small steps: 4 rows a tile,
 // their P[b] reduced into one vector with a lane a row), the same code in all three; the prefill
 // rows kernel with 8 tokens in the lanes of a ymm, whose int32 chain differs: AVX2 reads two planes
 // (x and |x|: vpmaddubsw(|x|, sign(w, x))), vpdpbusd one (x xor 0x80 from the weights'
@@ -27,81 +27,83 @@
 #define Q8X_DOT(a, b) Q8X_DPBUSD(_mm256_setzero_si256(), a, b)
 #endif
 
-// q8_dots: P[b] of 8 rows for one token, lane i = row i's: the token's block x (32 bytes) against
+// q8_dots: P[b] of 4 rows for one token, lane i = row i's: the token's block x (32 bytes) against
 // the rows' blocks at w + i rs: Q8X_DOT of |x| and w with x's sign (exact since q is never -128)
-// gives each row 8 int32 lanes, summed into lane i by reduce8_epi32.
-PLM_INLINE Q8X_TARGET __m256i Q8X(q8_dots)(const int8_t *w, size_t rs, __m256i x) {
+// gives each row 8 int32 lanes, summed into lane i by reduce4_epi32.
+PLM_INLINE Q8X_TARGET __m128i Q8X(q8_dots)(const int8_t *w, size_t rs, __m256i x) {
     const __m256i ax = _mm256_sign_epi8(x, x);
-    __m256i p[8];
+    __m256i p[4];
     UNROLL
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 4; i++) {
         const __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)(w + i * rs));
         p[i] = Q8X_DOT(ax, _mm256_sign_epi8(wv, x));
     }
-    return reduce8_epi32(p);
+    return reduce4_epi32(p);
 }
 
-// q8_tile8: out[t0 .. t0 + mt, r .. r + 8) (rs = C), or out[t0 .. t0 + mt, r] (rs = 0: every lane
+// q8_tile4: out[t0 .. t0 + mt, r .. r + 4) (rs = C), or out[t0 .. t0 + mt, r] (rs = 0: every lane
 // reads row r), for mt < Q8_STREAM_T tokens: acc[t] holds the canonical sum of row r + i in lane i;
 // per block, s = dw[r + i, b] * dx[t, b] in the same lanes (dw gathered), m = (float)P[b] * s, one
-// add. The tile's rows (8 C contiguous bytes) are read once for all mt tokens, and the tile
-// prefetch_tiles ahead is prefetched in step: at block b its 4 lines 256 b .. 256 b + 255, so it
+// add. The tile's rows (4 C contiguous bytes) are read once for all mt tokens, and the tile
+// prefetch_tiles ahead is prefetched in step: at block b its 2 lines 128 b .. 128 b + 127, so it
 // comes in as one linear stream, a tile's bytes in a tile's time (prefetching each row's next
 // block instead, in the order of use, ran at half the speed: the hardware prefetcher follows a
-// linear stream), and the scales' line at 32 b of the tile after it: from DRAM the scales are a
-// second stream (rows * nb floats, another allocation) that the hardware prefetcher does not keep
-// ahead of, and a missed scale load stalls the tile (it held decode to 6-8 GB/s). T0: NTA measured
-// slower for 8 rows at once (the lm_head, 1 thread: 1.40 against 1.66 ms, a shared machine);
-// q8_warm starts the first tiles of each thread.
-PLM_INLINE Q8X_TARGET void Q8X(q8_tile8)(const matmul_job *j, int t0, int mt, int r, size_t rs) {
+// linear stream), and the scales' line at 16 b of the tile after it (every other block): from DRAM
+// the scales are a second stream (rows * nb floats, another allocation) that the hardware
+// prefetcher does not keep ahead of, and a missed scale load stalls the tile (it held decode to
+// 6-8 GB/s). T0: NTA measured slower (the lm_head, 1 thread: 1.40 against 1.66 ms with 8-row
+// tiles, a shared machine); 4 rows a tile rather than 8 (one reduction a row either way): 1.18
+// against 1.31 ms, and 0.040 against 0.053 ms on down_proj (576 x 1536); q8_warm starts the first
+// tiles of each thread.
+PLM_INLINE Q8X_TARGET void Q8X(q8_tile4)(const matmul_job *j, int t0, int mt, int r, size_t rs) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
-    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r * C;  // (mt, C), (8, C)
-    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r * nb; // (mt, nb), (8, nb)
-    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                           _mm256_set1_epi32(rs ? nb : 0));
+    const int8_t *xq = j->xq + (size_t)t0 * C, *wq = j->w->q + (size_t)r * C;  // (mt, C), (4, C)
+    const float *xd = j->xd + (size_t)t0 * nb, *wd = j->w->d + (size_t)r * nb; // (mt, nb), (4, nb)
+    const __m128i idx = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(rs ? nb : 0));
     const int pft = prefetch_tiles((size_t)C);
-    const char *pq = r + 8 * pft < R ? (const char *)(wq + (size_t)8 * pft * C) : NULL;
-    const char *pd = (const char *)(wd + (size_t)8 * (pft + 1) * nb);
-    __m256 acc[Q8_STREAM_T - 1]; // (t): lane i = row r + i
+    const char *pq = r + 4 * pft < R ? (const char *)(wq + (size_t)4 * pft * C) : NULL;
+    const char *pd = (const char *)(wd + (size_t)4 * (pft + 1) * nb);
+    __m128 acc[Q8_STREAM_T - 1]; // (t): lane i = row r + i
     UNROLL
-    for (int t = 0; t < mt; t++) acc[t] = _mm256_setzero_ps();
+    for (int t = 0; t < mt; t++) acc[t] = _mm_setzero_ps();
     for (int b = 0; b < nb; b++) {
         if (pq) {
-            UNROLL
-            for (int k = 0; k < 4; k++) _mm_prefetch(pq + 256 * b + 64 * k, _MM_HINT_T0);
-            _mm_prefetch(pd + 32 * b, _MM_HINT_T0);
+            _mm_prefetch(pq + 128 * b, _MM_HINT_T0);
+            _mm_prefetch(pq + 128 * b + 64, _MM_HINT_T0);
+            if (b % 2 == 0) _mm_prefetch(pd + 16 * b, _MM_HINT_T0);
         }
-        const __m256 ws = _mm256_i32gather_ps(wd + b, idx, 4);
+        const __m128 ws = _mm_i32gather_ps(wd + b, idx, 4);
         UNROLL
         for (int t = 0; t < mt; t++) {
             const int8_t *xb = xq + (size_t)t * C + b * PLM_QK;
-            const __m256i p = Q8X(q8_dots)(wq + b * PLM_QK, rs,
+            const __m128i p = Q8X(q8_dots)(wq + b * PLM_QK, rs,
                                            _mm256_loadu_si256((const __m256i *)(const void *)xb));
-            const __m256 s = _mm256_mul_ps(ws, _mm256_broadcast_ss(xd + (size_t)t * nb + b));
-            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(p), s));
+            const __m128 s = _mm_mul_ps(ws, _mm_broadcast_ss(xd + (size_t)t * nb + b));
+            acc[t] = _mm_add_ps(acc[t], _mm_mul_ps(_mm_cvtepi32_ps(p), s));
         }
     }
     UNROLL
     for (int t = 0; t < mt; t++) {
         float *o = j->out + (size_t)(t0 + t) * R + r;
-        if (rs) _mm256_storeu_ps(o, acc[t]);
-        else *o = _mm256_cvtss_f32(acc[t]);
+        if (rs) _mm_storeu_ps(o, acc[t]);
+        else *o = _mm_cvtss_f32(acc[t]);
     }
 }
 
 // q8_stream: the table's tile function below rows_t tokens (the driver's stream_t): every token
-// (mt = T) of rows r .. r + nr (nr = 8, or 1 at the end of a thread's rows), read once, prefetched.
-// At T = 2 the 2 x 4 tiles the row stream replaced, which read 4 rows without prefetch, cost 3.2x
-// a token's time (the lm_head: 5.0 against 1.55 ms, 1 thread, AMD EPYC Zen 4; 1.8 ms with it).
+// (mt = T) of rows r .. r + nr (nr = Q8_DNR, or 1 at the end of a thread's rows), read once,
+// prefetched. At T = 2 the 2 x 4 tiles the row stream replaced, which read 4 rows without
+// prefetch, cost 3.2x a token's time (the lm_head: 5.0 against 1.55 ms, 1 thread, AMD EPYC Zen 4;
+// 1.8 ms with it).
 Q8X_TARGET static void Q8X(q8_stream)(const matmul_job *j, int t0, int mt, int r, int nr) {
-    const size_t rs = nr == 8 ? (size_t)j->w->cols : 0;
+    const size_t rs = nr == Q8_DNR ? (size_t)j->w->cols : 0;
     switch (mt) {
-    case 6: Q8X(q8_tile8)(j, t0, 6, r, rs); break;
-    case 5: Q8X(q8_tile8)(j, t0, 5, r, rs); break;
-    case 4: Q8X(q8_tile8)(j, t0, 4, r, rs); break;
-    case 3: Q8X(q8_tile8)(j, t0, 3, r, rs); break;
-    case 2: Q8X(q8_tile8)(j, t0, 2, r, rs); break;
-    default: Q8X(q8_tile8)(j, t0, 1, r, rs);
+    case 6: Q8X(q8_tile4)(j, t0, 6, r, rs); break;
+    case 5: Q8X(q8_tile4)(j, t0, 5, r, rs); break;
+    case 4: Q8X(q8_tile4)(j, t0, 4, r, rs); break;
+    case 3: Q8X(q8_tile4)(j, t0, 3, r, rs); break;
+    case 2: Q8X(q8_tile4)(j, t0, 2, r, rs); break;
+    default: Q8X(q8_tile4)(j, t0, 1, r, rs);
     }
 }
 

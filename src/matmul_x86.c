@@ -4,8 +4,8 @@
 //   f32 (every path): a packed 6 x 16 broadcast-FMA GEMM and a row-wise matrix-vector kernel for
 //     decode (AVX2 code: on Zen 4 it beats the AVX-512 4 x 6 dot-product tile it replaced);
 //   Q8_0: for prefill, tokens in vector lanes (16 a zmm with VNNI, 8 a ymm); below 4 (AVX-512) or
-//     7 tokens tiles of 8 rows as one prefetched stream for all the tokens, a row a lane once the
-//     integer sums are reduced (reduce8_epi32). The 256-bit kernels are written once in
+//     7 tokens tiles of 4 rows as one prefetched stream for all the tokens, a row a lane once the
+//     integer sums are reduced (reduce4_epi32). The 256-bit kernels are written once in
 //     matmul_q8_x86.h and compiled for AVX2 (vpmaddubsw + vpmaddwd) and for
 //     avxvnni (vpdpbusd), the latter twice: VEX-encoded for AVX-VNNI CPUs, EVEX-encoded for
 //     AVX512_VNNI + VL ones, which is how the avxvnni path is tested on a CPU without AVX-VNNI
@@ -26,7 +26,7 @@
 #define TT 12 // input gradient: tokens per tile (24 accumulators)
 
 // reduce8_epi32: lane i = the sum of the 8 int32 lanes of v[i] (Q8_0: exact), by transposing adds:
-// hadd of pairs of vectors twice (rows 0-3 and 4-7, each 128-bit half holding half of each sum),
+// hadd of pairs of vectors twice (v[0..3] and v[4..7], each 128-bit half holding half of each sum),
 // then the two halves' sums side by side.
 PLM_INLINE PLM_TARGET_AVX2 __m256i reduce8_epi32(const __m256i v[8]) {
     const __m256i a0 = _mm256_hadd_epi32(v[0], v[1]), a1 = _mm256_hadd_epi32(v[2], v[3]);
@@ -36,17 +36,27 @@ PLM_INLINE PLM_TARGET_AVX2 __m256i reduce8_epi32(const __m256i v[8]) {
                             _mm256_blend_epi32(b0, b1, 0xF0));
 }
 
+// reduce4_epi32: lane i = the sum of the 8 int32 lanes of v[i] (Q8_0: exact): hadd twice, then the
+// two 128-bit halves added.
+PLM_INLINE PLM_TARGET_AVX2 __m128i reduce4_epi32(const __m256i v[4]) {
+    const __m256i h =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
 // ---- Q8_0 decode (every x86 path) ----
 
-// prefetch_tiles: how many tiles of 8 rows of row_bytes make PF_BYTES (at least 1).
+#define Q8_DNR 4 // rows of a decode tile (q8_tile4)
+
+// prefetch_tiles: how many tiles of Q8_DNR rows of row_bytes make PF_BYTES (at least 1).
 static int prefetch_tiles(size_t row_bytes) {
-    return (int)((PF_BYTES + 8 * row_bytes - 1) / (8 * row_bytes));
+    return (int)((PF_BYTES + Q8_DNR * row_bytes - 1) / (Q8_DNR * row_bytes));
 }
 
 // q8_warm: prefetch the first prefetch_tiles + 1 tiles of the weights of rows r0..r1 and their
-// scales (what q8_tile8 prefetches from the first tile on is ahead of them).
+// scales (what q8_tile4 prefetches from the first tile on is ahead of them).
 static void q8_warm(const matmul_job *j, int r0, int r1) {
-    const size_t C = (size_t)j->w->cols, n = (size_t)8 * (prefetch_tiles(C) + 1) * C;
+    const size_t C = (size_t)j->w->cols, n = (size_t)Q8_DNR * (prefetch_tiles(C) + 1) * C;
     const char *q = (const char *)(j->w->q + (size_t)r0 * C);
     const char *d = (const char *)(j->w->d + (size_t)r0 * (C / PLM_QK));
     const size_t nq = (size_t)(r1 - r0) * C < n ? (size_t)(r1 - r0) * C : n;
@@ -410,7 +420,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_groups_avx2(int32_t *xc, const int8_t *xq, co
     }
 }
 
-// Below this many tokens (decode, the server's small steps) the 256-bit tables run tiles of 8 rows
+// Below this many tokens (decode, the server's small steps) the 256-bit tables run tiles of 4 rows
 // as one prefetched stream for all the tokens (q8_stream); from it the lanes kernel (q8_rows), which
 // measured a little faster than the stream at 7 tokens. AVX-512's lanes kernel takes over from
 // Q8_ROWS_T = 4 tokens.
@@ -805,7 +815,7 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
 const matmul_kernels plm_kernels_avx512 = {
     .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1,
             0}, // beats a 4 x 6 zmm dot tile
-    .q8 = {q8_stream_avxvnni_evex, 1, 1, 8, q8_warm, q8_rows_avx512, Q8_ROWS_T, Q8_ROWS_T},
+    .q8 = {q8_stream_avxvnni_evex, 1, 1, Q8_DNR, q8_warm, q8_rows_avx512, Q8_ROWS_T, Q8_ROWS_T},
     .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_avx512, 1, 0}, // matmul_q4_x86.c
     .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, // matmul_q6k_x86.c
     .quantize = quantize_avx512,
@@ -820,7 +830,7 @@ const matmul_kernels plm_kernels_avx512 = {
 #define TABLE_256(v, prepare)                                                                      \
     {                                                                                              \
         .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},                       \
-        .q8 = {q8_stream_##v, 1, 1, 8, q8_warm, q8_rows_##v, Q8_STREAM_T, Q8_STREAM_T},            \
+        .q8 = {q8_stream_##v, 1, 1, Q8_DNR, q8_warm, q8_rows_##v, Q8_STREAM_T, Q8_STREAM_T},       \
         .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_##v, 1, 0},                                        \
         .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, .quantize = quantize_avx2,          \
         .q8_prepare = prepare, .dinp_tiles = dinp_tiles_avx2, .dw_rows = dw_rows_avx2,             \

@@ -423,7 +423,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_groups_avx2(int32_t *xc, const int8_t *xq, co
 // Below this many tokens (decode, the server's small steps) the 256-bit tables run tiles of 4 rows
 // as one prefetched stream for all the tokens (q8_stream); from it the lanes kernel (q8_rows), which
 // measured a little faster than the stream at 7 tokens (and, in the canonical order of one sum a
-// block, 0.9x the stream's time a token at 6 when it runs 7: q_proj, 1 thread, AVX2). AVX-512's
+// block, 0.8-0.9x the stream's time a token at 6 when it runs 7: q_proj, 1 thread, AVX2). AVX-512's
 // lanes kernel takes over from Q8_ROWS_T = 4 tokens.
 #define Q8_STREAM_T 7
 

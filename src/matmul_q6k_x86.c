@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "matmul_kernels.h"
+#include "matmul_steps_x86.h"
 #include "quant_x86.h" // the target attributes
 
 #if defined(__x86_64__)
@@ -25,7 +26,7 @@
 
 #define Q6K_PF_BYTES 4096 // decode prefetches the weights about this far ahead
 #define Q6K_NT       4    // tokens per pass of the kernel
-#define Q6K_MAX_NB   512  // blocks a row at most (16,384 columns) for decode's input sums
+#define Q6K_MAX_NB   512  // blocks a row at most (16,384 columns) for decode's buffers
 
 // unpack_avx2: the 4 blocks of half h of super-block sb as unsigned q (0..63), block s in k[s].
 PLM_INLINE PLM_TARGET_AVX2 void unpack_avx2(__m256i k[4], const uint8_t *sb, int h) {
@@ -49,107 +50,147 @@ PLM_INLINE PLM_TARGET_AVX2 __m256i sums32_avx2(const int8_t *x) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(32), v), _mm256_set1_epi16(1));
 }
 
-// q6k_row_avx2: row r for nt tokens from t0 (nt <= Q6K_NT, a constant at each call site): a[t]
-// gets the canonical accumulators of token t0 + t folded to 4 lanes (h[i] + h[i + 4]). Decode (nt
-// 1) passes token t0's input sums xc (sums32_avx2, 8 a block) and its scales xs (per half
-// super-block, each block's dx twice: the lanes of the half's 8 sub-blocks); else both are NULL
-// and computed here.
-PLM_INLINE PLM_TARGET_AVX2 void q6k_row_avx2(__m128 a[Q6K_NT], const matmul_job *j, int t0,
-                                             const int nt, int r, const int32_t *xc,
-                                             const float *xs) {
+// dot_avx2: the 8 int32 sums of 4 products of a (unsigned bytes) and the 32 inputs at x (signed):
+// lanes 0-3 the block's half 0, lanes 4-7 its half 1, as steps_avx2 wants.
+PLM_INLINE PLM_TARGET_AVX2 __m256i dot_avx2(__m256i a, __m256i x) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, x), _mm256_set1_epi16(1));
+}
+
+// scales_avx2: ds = d * sc (exact) of the 8 sub-blocks of half h of super-block sb (d its scale)
+// in steps_avx2's lanes: the half's sub-blocks [0, 2, 4, 6 | 1, 3, 5, 7].
+PLM_INLINE PLM_TARGET_AVX2 __m256 scales_avx2(const uint8_t *sb, int h, float d) {
+    const __m128i sc =
+        _mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(const void *)(sb + 192 + 8 * h)),
+                         _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 0, 0, 0, 0, 0, 0, 0, 0));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)), _mm256_set1_ps(d));
+}
+
+// dx_avx2: dx of blocks b .. b + 3 in steps_avx2's lanes (block q's two halves in lanes q, q + 4).
+PLM_INLINE PLM_TARGET_AVX2 __m256 dx_avx2(const float *xd, int b) {
+    return _mm256_broadcast_ps((const __m128 *)(const void *)(xd + b));
+}
+
+// q6k_prefetch: the super-block Q6K_PF_BYTES after sb, if in the matrix (ending at end).
+PLM_INLINE PLM_TARGET_AVX2 void q6k_prefetch(const uint8_t *sb, const char *end) {
+    const char *p = (const char *)sb + Q6K_PF_BYTES;
+    if (p < end) _mm_prefetch(p, _MM_HINT_NTA), _mm_prefetch(p + 64, _MM_HINT_NTA);
+    if (p + 128 < end) _mm_prefetch(p + 128, _MM_HINT_NTA), _mm_prefetch(p + 192, _MM_HINT_NTA);
+}
+
+// ---- more tokens: a row at a time, Q6K_NT tokens a pass, their chains together ----
+
+// q6k_tokens_avx2: out[t0 .. t0 + nt, r] (nt <= Q6K_NT a constant at each call site): per half
+// super-block the weights unpacked once as w = q - 32 (|w| and its sign moved onto x: the int sums
+// are exact), per token 4 blocks' dot_avx2, steps_avx2 (P), times s = ds * dx, and chain_avx2
+// with one token a lane.
+PLM_INLINE PLM_TARGET_AVX2 void q6k_tokens_avx2(const matmul_job *j, int t0, const int nt, int r) {
     const int C = j->w->cols, nb = C / PLM_QK, nsb = C / PLM_QK_K;
     const uint8_t *row = j->w->q6 + (size_t)r * nsb * PLM_Q6K_QS;
     const char *end = (const char *)(j->w->q6 + (size_t)j->w->rows * nsb * PLM_Q6K_QS);
     const float *d = j->w->d + (size_t)r * nsb;
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[Q6K_NT][2];
-    UNROLL
-    for (int t = 0; t < nt; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     for (int s = 0; s < nsb; s++) {
         const uint8_t *sb = row + (size_t)s * PLM_Q6K_QS;
-        const char *p = (const char *)sb + Q6K_PF_BYTES;
-        if (p < end) _mm_prefetch(p, _MM_HINT_NTA), _mm_prefetch(p + 64, _MM_HINT_NTA);
-        if (p + 128 < end) _mm_prefetch(p + 128, _MM_HINT_NTA), _mm_prefetch(p + 192, _MM_HINT_NTA);
+        q6k_prefetch(sb, end);
         for (int h = 0; h < 2; h++) {
-            __m256i k[4];
-            unpack_avx2(k, sb, h);
-            const __m256 ds =
-                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
-                                  (const __m128i *)(const void *)(sb + 192 + 8 * h)))),
-                              _mm256_set1_ps(d[s]));
-            const __m256 dsx = xs ? _mm256_mul_ps(ds, _mm256_load_ps(xs + 8 * (2 * s + h))) : ds;
+            const int b = 8 * s + 4 * h;
+            __m256i w[4], a[4];
+            unpack_avx2(w, sb, h);
             UNROLL
-            for (int q = 0; q < 4; q++) {
-                const int b = 8 * s + 4 * h + q;
-                const __m256 dsb = _mm256_permutevar8x32_ps(
-                    dsx, _mm256_setr_epi32(2 * q, 2 * q, 2 * q, 2 * q, 2 * q + 1, 2 * q + 1,
-                                           2 * q + 1, 2 * q + 1));
-                UNROLL
-                for (int t = 0; t < nt; t++) {
-                    const int8_t *x = j->xq + (size_t)(t0 + t) * C + b * PLM_QK;
-                    const __m256i c =
-                        xc ? _mm256_loadu_si256((const __m256i *)(const void *)(xc + 8 * b))
-                           : sums32_avx2(x);
-                    const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)x);
-                    const __m256i p32 =
-                        _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(k[q], v), ones), c);
-                    const __m256 sc =
-                        xs ? dsb
-                           : _mm256_mul_ps(dsb, _mm256_set1_ps(j->xd[(size_t)(t0 + t) * nb + b]));
-                    acc[t][q % 2] =
-                        _mm256_add_ps(acc[t][q % 2], _mm256_mul_ps(_mm256_cvtepi32_ps(p32), sc));
+            for (int q = 0; q < 4; q++)
+                w[q] = _mm256_sub_epi8(w[q], _mm256_set1_epi8(32)),
+                a[q] = _mm256_sign_epi8(w[q], w[q]);
+            const __m256 ds = scales_avx2(sb, h, d[s]);
+            __m256 m[4];
+            UNROLL
+            for (int t = 0; t < 4; t++) {
+                if (t >= nt) {
+                    m[t] = _mm256_setzero_ps();
+                    continue;
                 }
+                const int8_t *x = j->xq + (size_t)(t0 + t) * C + b * PLM_QK;
+                __m256i p[4];
+                UNROLL
+                for (int q = 0; q < 4; q++)
+                    p[q] = dot_avx2(
+                        a[q], _mm256_sign_epi8(_mm256_loadu_si256(
+                                                   (const __m256i *)(const void *)(x + q * PLM_QK)),
+                                               w[q]));
+                const __m256 sx = _mm256_mul_ps(ds, dx_avx2(j->xd + (size_t)(t0 + t) * nb, b));
+                m[t] = _mm256_mul_ps(_mm256_cvtepi32_ps(steps_avx2(p)), sx);
+            }
+            acc = chain_avx2(acc, m);
+        }
+    }
+    _Alignas(16) float o[4];
+    _mm_store_ps(o, acc);
+    UNROLL
+    for (int t = 0; t < nt; t++) j->out[(size_t)(t0 + t) * j->w->rows + r] = o[t];
+}
+
+// ---- decode (one token): a row at a time, 4 rows' chains together ----
+
+// q6k_decode_avx2: out[0, r .. r + n) (n <= 4 a constant at each call site) from the input's
+// sums xc (32 times each half-block's, in steps_avx2's lanes, 8 a half super-block): each row one
+// sequential stream, its products m (the unsigned q's dot_avx2, steps_avx2, minus xc: P of q - 32,
+// times ds * dx) into a buffer; then chain_avx2 runs the 4 rows' chains together, one row a lane.
+PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32_t *xc, int r,
+                                                const int n) {
+    static _Thread_local _Alignas(32) float mb[4][2 * Q6K_MAX_NB]; // (row, step): the products m
+    const int nsb = j->w->cols / PLM_QK_K;
+    const char *end = (const char *)(j->w->q6 + (size_t)j->w->rows * nsb * PLM_Q6K_QS);
+    UNROLL
+    for (int i = 0; i < n; i++) {
+        const uint8_t *row = j->w->q6 + (size_t)(r + i) * nsb * PLM_Q6K_QS;
+        const float *d = j->w->d + (size_t)(r + i) * nsb;
+        for (int s = 0; s < nsb; s++) {
+            const uint8_t *sb = row + (size_t)s * PLM_Q6K_QS;
+            q6k_prefetch(sb, end);
+            for (int h = 0; h < 2; h++) {
+                const int b = 8 * s + 4 * h, g = 2 * s + h; // first block, group of 8 steps
+                __m256i k[4], p[4];
+                unpack_avx2(k, sb, h);
+                UNROLL
+                for (int q = 0; q < 4; q++)
+                    p[q] = dot_avx2(k[q],
+                                    _mm256_loadu_si256(
+                                        (const __m256i *)(const void *)(j->xq + (b + q) * PLM_QK)));
+                const __m256i P = _mm256_sub_epi32(
+                    steps_avx2(p), _mm256_load_si256((const __m256i *)(const void *)(xc + 8 * g)));
+                const __m256 sx = _mm256_mul_ps(scales_avx2(sb, h, d[s]), dx_avx2(j->xd, b));
+                _mm256_store_ps(mb[i] + 8 * g, _mm256_mul_ps(_mm256_cvtepi32_ps(P), sx));
             }
         }
     }
-    UNROLL
-    for (int t = 0; t < nt; t++) {
-        const __m256 e = _mm256_add_ps(acc[t][0], acc[t][1]);
-        a[t] = _mm_add_ps(_mm256_castps256_ps128(e), _mm256_extractf128_ps(e, 1));
+    __m128 o = _mm_setzero_ps();
+    for (int g = 0; g < 2 * nsb; g++) {
+        __m256 m[4];
+        UNROLL
+        for (int i = 0; i < 4; i++)
+            m[i] = i < n ? _mm256_load_ps(mb[i] + 8 * g) : _mm256_setzero_ps();
+        o = chain_avx2(o, m);
     }
-}
-
-// q6k_tokens_avx2: out[t0 .. t0 + nt, r], each token's folded lanes finished as (a0 + a2) +
-// (a1 + a3).
-PLM_INLINE PLM_TARGET_AVX2 void q6k_tokens_avx2(const matmul_job *j, int t0, const int nt, int r) {
-    __m128 a[Q6K_NT];
-    q6k_row_avx2(a, j, t0, nt, r, NULL, NULL);
-    UNROLL
-    for (int t = 0; t < nt; t++) {
-        const __m128 v = _mm_add_ps(a[t], _mm_movehl_ps(a[t], a[t])); // a0 + a2, a1 + a3
-        j->out[(size_t)(t0 + t) * j->w->rows + r] =
-            _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
-    }
-}
-
-// q6k_decode_avx2: out[0, r .. r + n) (n <= 4 a constant at each call site) from the input sums
-// xc and scales xs: the rows' folded lanes transposed, then (c0 + c2) + (c1 + c3) one row a lane.
-PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32_t *xc,
-                                                const float *xs, int r, const int n) {
-    __m128 a[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
-    UNROLL
-    for (int i = 0; i < n; i++) q6k_row_avx2(a + i, j, 0, 1, r + i, xc, xs);
-    _MM_TRANSPOSE4_PS(a[0], a[1], a[2], a[3]);
     _Alignas(16) float out[4];
-    _mm_store_ps(out, _mm_add_ps(_mm_add_ps(a[0], a[2]), _mm_add_ps(a[1], a[3])));
+    _mm_store_ps(out, o);
     memcpy(j->out + r, out, (size_t)n * sizeof(float));
 }
 
 PLM_TARGET_AVX2 void plm_q6k_rows_avx2(const matmul_job *j, int r0, int r1) {
-    static _Thread_local _Alignas(32) int32_t xc[Q6K_MAX_NB * 8];
-    static _Thread_local _Alignas(32) float xs[Q6K_MAX_NB * 2];
+    static _Thread_local _Alignas(32) int32_t xc[2 * Q6K_MAX_NB];
     const int T = j->T, nb = j->w->cols / PLM_QK;
     if (T == 1 && nb <= Q6K_MAX_NB) {
-        for (int b = 0; b < nb; b++) {
-            _mm256_store_si256((__m256i *)(void *)(xc + 8 * b), sums32_avx2(j->xq + b * PLM_QK));
-            xs[2 * b] = xs[2 * b + 1] = j->xd[b];
+        for (int b = 0; b < nb; b += 4) {
+            __m256i q[4];
+            UNROLL
+            for (int i = 0; i < 4; i++) q[i] = sums32_avx2(j->xq + (b + i) * PLM_QK);
+            _mm256_store_si256((__m256i *)(void *)(xc + 2 * b), steps_avx2(q));
         }
         int r = r0;
-        for (; r + 4 <= r1; r += 4) q6k_decode_avx2(j, xc, xs, r, 4);
+        for (; r + 4 <= r1; r += 4) q6k_decode_avx2(j, xc, r, 4);
         switch (r1 - r) {
-        case 3: q6k_decode_avx2(j, xc, xs, r, 3); break;
-        case 2: q6k_decode_avx2(j, xc, xs, r, 2); break;
-        case 1: q6k_decode_avx2(j, xc, xs, r, 1); break;
+        case 3: q6k_decode_avx2(j, xc, r, 3); break;
+        case 2: q6k_decode_avx2(j, xc, r, 2); break;
+        case 1: q6k_decode_avx2(j, xc, r, 1); break;
         default: break;
         }
         return;

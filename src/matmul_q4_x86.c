@@ -181,13 +181,10 @@ PLM_INLINE PLM_TARGET_AVX2 __m128 tokens_group_avx2(__m128 acc, const matmul_job
         }
     }
     const __m256 dw = steps_order(load8_avx2(j->w->d + (size_t)r * nb + g, n));
-    __m256 m[4];
+    __m256 m[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()}; // no token: +0
     UNROLL
-    for (int t = 0; t < 4; t++) {
-        if (t >= nt) {
-            m[t] = _mm256_setzero_ps();
-            continue;
-        }
+    for (int t = 0; t < nt; t++) {
         const __m256 dx = steps_order(load8_avx2(j->xd + (size_t)(t0 + t) * nb + g, n));
         m[t] = _mm256_mul_ps(_mm256_cvtepi32_ps(steps_avx2(q[t])), _mm256_mul_ps(dw, dx));
     }

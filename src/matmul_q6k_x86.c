@@ -101,13 +101,10 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_tokens_avx2(const matmul_job *j, int t0, con
                 w[q] = _mm256_sub_epi8(w[q], _mm256_set1_epi8(32)),
                 a[q] = _mm256_sign_epi8(w[q], w[q]);
             const __m256 ds = scales_avx2(sb, h, d[s]);
-            __m256 m[4];
+            __m256 m[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                           _mm256_setzero_ps()}; // no token: +0
             UNROLL
-            for (int t = 0; t < 4; t++) {
-                if (t >= nt) {
-                    m[t] = _mm256_setzero_ps();
-                    continue;
-                }
+            for (int t = 0; t < nt; t++) {
                 const int8_t *x = j->xq + (size_t)(t0 + t) * C + b * PLM_QK;
                 __m256i p[4];
                 UNROLL

@@ -138,100 +138,122 @@ PLM_INLINE PLM_TARGET_AVX2 void row_end(const matmul_job *j, int t, int r, float
     j->out[(size_t)t * j->w->rows + r] = a;
 }
 
-// ---- small T: a row at a time, Q4_NT tokens a pass, their chains together ----
+// ---- decode and small T: the inputs laid out, groups of 8 blocks, 4 chains together ----
 //
-// Per group of 8 blocks, each pair of blocks is unpacked once for the pass (Q4_0, Q5_0: w = k -
-// offset as |w|, its sign moved onto x: the int sums are exact, so the same P), each token's two
-// blocks of x moved into the pair layout (two lane permutes), pair_dot_avx2, then per token
-// steps_avx2 (P), times s = dw * dx in the same lanes, and chain_avx2 with one token a lane.
+// Each row is one sequential stream with software prefetch (as Q8_0's decode), two blocks a
+// 32-byte load (pair_avx2), so the inputs are laid out once per call to match (xp, per pair of
+// blocks: x_b[0:16], x_b+1[0:16], x_b[16:32], x_b+1[16:32]) and no byte moves across lanes in the
+// loop. Per group of 8 blocks and token: pair_dot_avx2 of the unsigned k, steps_avx2, minus (Q4_0,
+// Q5_0) plm_q4_offset times the input's block sums (xo: the int sums are exact, so P is that of k
+// - offset), times s = dw * dx (xo and dx laid out in steps_avx2's lanes too). Then chain_avx2
+// runs 4 chains together, one output a lane:
+//   decode (one token): a row at a time into a buffer of products m, then 4 rows' chains; Q4_1's
+//     M is added in the same lanes (each row's M folded to 4 lanes, end4_avx2);
+//   small T (below the table's Q8_0 rows kernel): a row at a time, Q4_NT tokens a pass (each pair
+//     unpacked once for them), chained as they come.
+// The layout holds Q4_LAYOUT_T tokens and a chunk of Q4_CHUNK_NB blocks: longer rows run chunk by
+// chunk, the chains waiting in out between chunks (a float stored and loaded back is the same).
 
-// tokens_group_avx2: acc (lane t: token t0 + t) + the steps of blocks g .. g + n (n <= 8) of row
-// r for nt tokens; off: plm_q4_offset, high: Q5_x.
-PLM_INLINE PLM_TARGET_AVX2 __m128 tokens_group_avx2(__m128 acc, const matmul_job *j, int t0,
-                                                    const int nt, int r, int g, const int n,
-                                                    int off, int high) {
+#define Q4_LAYOUT_T 8   // tokens laid out at once
+#define Q4_CHUNK_NB 256 // blocks laid out at once (8,192 columns; a multiple of 8)
+
+// q4_layout: the inputs of tokens t0 .. t0 + Q4_LAYOUT_T, blocks c0 .. c0 + Q4_CHUNK_NB: xp in the
+// pair layout, xo = plm_q4_offset times the block sums and xd = dx in steps_avx2's lanes (the last
+// group padded with zero blocks and scales).
+typedef struct {
+    _Alignas(32) int8_t xp[Q4_LAYOUT_T][Q4_CHUNK_NB * PLM_QK];
+    _Alignas(32) int32_t xo[Q4_LAYOUT_T][Q4_CHUNK_NB];
+    _Alignas(32) float xd[Q4_LAYOUT_T][Q4_CHUNK_NB];
+} q4_layout;
+
+// layout_avx2: tokens t0 .. t0 + nt, blocks c0 .. c1 of the inputs into L.
+PLM_TARGET_AVX2 static void layout_avx2(q4_layout *L, const matmul_job *j, int t0, int nt, int c0,
+                                        int c1) {
     const int C = j->w->cols, nb = C / PLM_QK;
+    const __m256i off = _mm256_set1_epi8((char)plm_q4_offset(j->w->dtype)),
+                  z = _mm256_setzero_si256();
+    for (int t = 0; t < nt; t++)
+        for (int g = 0; g < c1 - c0; g += 8) {
+            __m256i q[4];
+            for (int i = 0; i < 4; i++) {
+                const int b = g + 2 * i, e = c1 - c0; // b: from c0
+                const int8_t *x = j->xq + (size_t)(t0 + t) * C + (c0 + b) * PLM_QK;
+                const __m256i x0 = b < e ? _mm256_loadu_si256((const __m256i *)(const void *)x) : z;
+                const __m256i x1 =
+                    b + 1 < e ? _mm256_loadu_si256((const __m256i *)(const void *)(x + PLM_QK)) : z;
+                const __m256i h0 = _mm256_permute2x128_si256(x0, x1, 0x20);
+                const __m256i h1 = _mm256_permute2x128_si256(x0, x1, 0x31);
+                _mm256_store_si256((__m256i *)(void *)(L->xp[t] + 32 * b), h0);
+                _mm256_store_si256((__m256i *)(void *)(L->xp[t] + 32 * b + 32), h1);
+                const __m256i o[2] = {off, off};
+                q[i] = pair_dot_avx2(o, h0, h1);
+            }
+            _mm256_store_si256((__m256i *)(void *)(L->xo[t] + g), steps_avx2(q));
+            const float *xd = j->xd + (size_t)(t0 + t) * nb + c0 + g;
+            _mm256_store_ps(L->xd[t] + g, steps_order(load8_avx2(xd, c1 - c0 - g)));
+        }
+}
+
+// group_avx2: m[t] (t < nt) = the products of the steps of blocks c0 + g .. c0 + g + n (n <= 8) of
+// row r for the laid-out tokens lt + t of L, in steps_avx2's lanes; off: plm_q4_offset, high: Q5_x.
+PLM_INLINE PLM_TARGET_AVX2 void group_avx2(__m256 m[Q4_NT], const matmul_job *j, const q4_layout *L,
+                                           int lt, const int nt, int r, int c0, int g, const int n,
+                                           int off, int high) {
+    const int nb = j->w->cols / PLM_QK;
+    const char *end = (const char *)(j->w->q4 + (size_t)j->w->rows * nb * PLM_QK / 2);
     __m256i q[Q4_NT][4];
     UNROLL
     for (int i = 0; i < 4; i++) {
-        const int b = g + 2 * i, two = 2 * i + 1 < n;
-        if (2 * i >= n) { // no block: +0
-            UNROLL
-            for (int t = 0; t < nt; t++) q[t][i] = _mm256_setzero_si256();
-            continue;
-        }
-        __m256i k[2], a[2];
-        pair_avx2(k, j->w, (size_t)r * nb + b, two, high);
-        a[0] = k[0], a[1] = k[1];
-        if (off) {
-            const __m256i o = _mm256_set1_epi8((char)off);
-            k[0] = _mm256_sub_epi8(k[0], o), k[1] = _mm256_sub_epi8(k[1], o);
-            a[0] = _mm256_sign_epi8(k[0], k[0]), a[1] = _mm256_sign_epi8(k[1], k[1]);
+        const int b = g + 2 * i;
+        __m256i k[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()}; // no block: +0
+        if (2 * i < n) {
+            const size_t blk = (size_t)r * nb + c0 + b;
+            const char *p = (const char *)(j->w->q4 + blk * PLM_QK / 2) + Q4_PF_BYTES;
+            if (p < end) _mm_prefetch(p, _MM_HINT_NTA);
+            pair_avx2(k, j->w, blk, 2 * i + 1 < n, high);
         }
         UNROLL
         for (int t = 0; t < nt; t++) {
-            const int8_t *x = j->xq + (size_t)(t0 + t) * C + b * PLM_QK;
-            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)x);
-            const __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(const void *)(x + PLM_QK))
-                                   : _mm256_setzero_si256();
-            __m256i h0 = _mm256_permute2x128_si256(x0, x1, 0x20);
-            __m256i h1 = _mm256_permute2x128_si256(x0, x1, 0x31);
-            if (off) h0 = _mm256_sign_epi8(h0, k[0]), h1 = _mm256_sign_epi8(h1, k[1]);
-            q[t][i] = pair_dot_avx2(a, h0, h1);
+            const __m256i *x = (const __m256i *)(const void *)(L->xp[lt + t] + 32 * b);
+            q[t][i] = pair_dot_avx2(k, _mm256_load_si256(x), _mm256_load_si256(x + 1));
         }
     }
-    const __m256 dw = steps_order(load8_avx2(j->w->d + (size_t)r * nb + g, n));
-    __m256 m[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()}; // no token: +0
+    const __m256 dw = steps_order(load8_avx2(j->w->d + (size_t)r * nb + c0 + g, n));
     UNROLL
     for (int t = 0; t < nt; t++) {
-        const __m256 dx = steps_order(load8_avx2(j->xd + (size_t)(t0 + t) * nb + g, n));
-        m[t] = _mm256_mul_ps(_mm256_cvtepi32_ps(steps_avx2(q[t])), _mm256_mul_ps(dw, dx));
+        __m256i P = steps_avx2(q[t]);
+        if (off)
+            P = _mm256_sub_epi32(
+                P, _mm256_load_si256((const __m256i *)(const void *)(L->xo[lt + t] + g)));
+        m[t] = _mm256_mul_ps(_mm256_cvtepi32_ps(P),
+                             _mm256_mul_ps(dw, _mm256_load_ps(L->xd[lt + t] + g)));
     }
-    return chain_avx2(acc, m);
 }
 
-// q4_tokens_avx2: out[t0 .. t0 + nt, r] (nt <= Q4_NT a constant at each call site).
-PLM_INLINE PLM_TARGET_AVX2 void q4_tokens_avx2(const matmul_job *j, int t0, const int nt, int r) {
-    const int nb = j->w->cols / PLM_QK;
+// q4_tokens_avx2: out[t0 + lt .. + nt, r] (nt <= Q4_NT a constant at each call site) for blocks
+// c0 .. c1 of the laid-out tokens lt .. lt + nt of L (from t0), the chains from out when c0 > 0.
+PLM_INLINE PLM_TARGET_AVX2 void q4_tokens_avx2(const matmul_job *j, const q4_layout *L, int t0,
+                                               int lt, const int nt, int r, int c0, int c1) {
+    const int R = j->w->rows, nb = j->w->cols / PLM_QK;
     const int off = plm_q4_offset(j->w->dtype), high = plm_dtype_high(j->w->dtype);
-    __m128 acc = _mm_setzero_ps();
-    int g = 0;
-    for (; g + 8 <= nb; g += 8) acc = tokens_group_avx2(acc, j, t0, nt, r, g, 8, off, high);
-    if (g < nb) acc = tokens_group_avx2(acc, j, t0, nt, r, g, nb - g, off, high);
-    _Alignas(16) float a[4];
+    _Alignas(16) float a[4] = {0};
+    UNROLL
+    for (int t = 0; t < nt; t++) a[t] = c0 ? j->out[(size_t)(t0 + lt + t) * R + r] : 0.0f;
+    __m128 acc = _mm_load_ps(a);
+    for (int g = 0; g < c1 - c0; g += 8) {
+        __m256 m[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                       _mm256_setzero_ps()}; // no token: +0
+        if (g + 8 <= c1 - c0) group_avx2(m, j, L, lt, nt, r, c0, g, 8, off, high);
+        else group_avx2(m, j, L, lt, nt, r, c0, g, c1 - c0 - g, off, high);
+        acc = chain_avx2(acc, m);
+    }
     _mm_store_ps(a, acc);
     UNROLL
-    for (int t = 0; t < nt; t++) row_end(j, t0 + t, r, a[t]);
+    for (int t = 0; t < nt; t++) {
+        if (c1 == nb) row_end(j, t0 + lt + t, r, a[t]);
+        else j->out[(size_t)(t0 + lt + t) * R + r] = a[t];
+    }
 }
-
-// q4_rows_small_avx2: out[0 .. T, r0 .. r1) a row at a time, Q4_NT tokens a pass (every path:
-// AVX-512's two blocks a zmm were no faster).
-PLM_TARGET_AVX2 static void q4_rows_small_avx2(const matmul_job *j, int r0, int r1) {
-    const int T = j->T;
-    for (int r = r0; r < r1; r++)
-        for (int t = 0; t < T; t += Q4_NT) {
-            switch (T - t < Q4_NT ? T - t : Q4_NT) {
-            case 4: q4_tokens_avx2(j, t, 4, r); break;
-            case 3: q4_tokens_avx2(j, t, 3, r); break;
-            case 2: q4_tokens_avx2(j, t, 2, r); break;
-            default: q4_tokens_avx2(j, t, 1, r); break;
-            }
-        }
-}
-
-// ---- decode (one token): a row at a time, 4 rows' chains together ----
-//
-// Each row is one sequential stream with software prefetch (as Q8_0's decode), two blocks a
-// 32-byte load (pair_avx2), so the input is laid out once per call to match (xp, per pair of
-// blocks: x_b[0:16], x_b+1[0:16], x_b[16:32], x_b+1[16:32]) and no nibble moves across lanes.
-// Per group of 8 blocks: pair_dot_avx2 of the unsigned k, steps_avx2, minus (Q4_0, Q5_0)
-// plm_q4_offset times the input's block sums (xo: the int sums are exact, so P is that of k -
-// offset), times s = dw * dx: m into the row's buffer (xo and dx laid out once per call in
-// steps_avx2's lanes). Every 4 rows, chain_avx2 runs their chains together, one row a lane, and
-// Q4_1's M is added in the same lanes (each row's M folded to 4 lanes, end4_avx2).
-
-#define Q4_DECODE_NB 512 // blocks a row at most (16,384 columns) for the buffers (a multiple of 8)
 
 // end4_avx2: M's last two levels for rows 0..3 from their folded lanes a[i]: (a0 + a2) + (a1 + a3)
 // after a 4 x 4 transpose, one row a lane.
@@ -241,129 +263,83 @@ PLM_INLINE PLM_TARGET_AVX2 __m128 end4_avx2(__m128 a[4]) {
     return _mm_add_ps(_mm_add_ps(c0, c2), _mm_add_ps(c1, c3));
 }
 
-// decode_group_avx2: the products m of the steps of blocks g .. g + n (n <= 8) of row r for token
-// 0, in steps_avx2's lanes, from the laid-out input xp, xo and xd.
-PLM_INLINE PLM_TARGET_AVX2 __m256 decode_group_avx2(const matmul_job *j, const int8_t *xp,
-                                                    const int32_t *xo, const float *xd, int r,
-                                                    int g, const int n, int off, int high) {
-    const int nb = j->w->cols / PLM_QK;
-    const char *end = (const char *)(j->w->q4 + (size_t)j->w->rows * nb * PLM_QK / 2);
-    __m256i q[4];
-    UNROLL
-    for (int i = 0; i < 4; i++) {
-        const int b = g + 2 * i;
-        if (2 * i >= n) {
-            q[i] = _mm256_setzero_si256(); // no block: +0
-            continue;
-        }
-        const size_t blk = (size_t)r * nb + b;
-        const char *p = (const char *)(j->w->q4 + blk * PLM_QK / 2) + Q4_PF_BYTES;
-        if (p < end) _mm_prefetch(p, _MM_HINT_NTA);
-        __m256i k[2];
-        pair_avx2(k, j->w, blk, 2 * i + 1 < n, high);
-        const __m256i *x = (const __m256i *)(const void *)(xp + 32 * b);
-        q[i] = pair_dot_avx2(k, _mm256_load_si256(x), _mm256_load_si256(x + 1));
-    }
-    __m256i P = steps_avx2(q);
-    if (off) P = _mm256_sub_epi32(P, _mm256_load_si256((const __m256i *)(const void *)(xo + g)));
-    const __m256 dw = steps_order(load8_avx2(j->w->d + (size_t)r * nb + g, n));
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(P), _mm256_mul_ps(dw, _mm256_load_ps(xd + g)));
-}
-
 // q4_decode_avx2: out[0, r .. r + n) for n <= 4 rows and the format dt, constants at each call
-// site, from the laid-out input xp, xo, xd.
-PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const int8_t *xp,
-                                               const int32_t *xo, const float *xd, int r,
-                                               const int n, const plm_dtype dt) {
-    const int off = plm_q4_offset(dt), mins = plm_dtype_min(dt), high = plm_dtype_high(dt);
-    const int C = j->w->cols, nb = C / PLM_QK;
-    const int ahead = (Q4_PF_BYTES + C / 2 - 1) / (C / 2);
-    _Alignas(32) float mb[4][Q4_DECODE_NB]; // (row, step): the products m
-    __m128 mm[4];
+// site, for blocks c0 .. c1 of token 0 laid out in L (the chains from out when c0 > 0).
+PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const q4_layout *L, int r,
+                                               const int n, int c0, int c1, const plm_dtype dt) {
+    const int off = plm_q4_offset(dt), mins = plm_dtype_min(dt) && c1 == j->w->cols / PLM_QK;
+    const int C = j->w->cols, nb = C / PLM_QK, ahead = (Q4_PF_BYTES + C / 2 - 1) / (C / 2);
+    _Alignas(32) float mb[4][Q4_CHUNK_NB]; // (row, step): the products m
+    __m128 mm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
     UNROLL
     for (int i = 0; i < n; i++) {
         q4_prefetch(j->w, r + i, ahead);
         int g = 0;
-        for (; g + 8 <= nb; g += 8)
-            _mm256_store_ps(mb[i] + g, decode_group_avx2(j, xp, xo, xd, r + i, g, 8, off, high));
-        if (g < nb)
-            _mm256_store_ps(mb[i] + g,
-                            decode_group_avx2(j, xp, xo, xd, r + i, g, nb - g, off, high));
+        for (; g + 8 <= c1 - c0; g += 8)
+            group_avx2((__m256 *)(void *)(mb[i] + g), j, L, 0, 1, r + i, c0, g, 8, off,
+                       plm_dtype_high(dt));
+        if (g < c1 - c0)
+            group_avx2((__m256 *)(void *)(mb[i] + g), j, L, 0, 1, r + i, c0, g, c1 - c0 - g, off,
+                       plm_dtype_high(dt));
         if (mins) mm[i] = m_fold_avx2(j->w->m + (size_t)(r + i) * nb, j->xs, nb);
     }
-    __m128 o = _mm_setzero_ps();
-    for (int g = 0; g < nb; g += 8) {
+    _Alignas(16) float out[4] = {0};
+    if (c0) memcpy(out, j->out + r, (size_t)n * sizeof(float));
+    __m128 o = _mm_load_ps(out);
+    for (int g = 0; g < c1 - c0; g += 8) {
         __m256 m[4];
         UNROLL
         for (int i = 0; i < 4; i++) m[i] = i < n ? _mm256_load_ps(mb[i] + g) : _mm256_setzero_ps();
         o = chain_avx2(o, m);
     }
-    if (mins) {
-        UNROLL
-        for (int i = n; i < 4; i++) mm[i] = _mm_setzero_ps();
-        o = _mm_add_ps(o, end4_avx2(mm));
-    }
-    _Alignas(16) float out[4];
+    if (mins) o = _mm_add_ps(o, end4_avx2(mm));
     _mm_store_ps(out, o);
     memcpy(j->out + r, out, (size_t)n * sizeof(float));
 }
 
-// decode_layout_avx2: token 0's input in the decode layout into xp (pairs of blocks, the last
-// group padded with zero blocks), plm_q4_offset times its block sums into xo and its scales into
-// xd (both in steps_avx2's lanes, zeros past the last block).
-PLM_TARGET_AVX2 static void decode_layout_avx2(int8_t *xp, int32_t *xo, float *xd,
-                                               const matmul_job *j) {
-    const int nb = j->w->cols / PLM_QK;
-    const __m256i off = _mm256_set1_epi8((char)plm_q4_offset(j->w->dtype)),
-                  z = _mm256_setzero_si256();
-    for (int g = 0; g < nb; g += 8) {
-        __m256i q[4];
-        for (int i = 0; i < 4; i++) {
-            const int b = g + 2 * i;
-            const int8_t *x = j->xq + b * PLM_QK;
-            const __m256i x0 = b < nb ? _mm256_loadu_si256((const __m256i *)(const void *)x) : z;
-            const __m256i x1 =
-                b + 1 < nb ? _mm256_loadu_si256((const __m256i *)(const void *)(x + PLM_QK)) : z;
-            const __m256i h0 = _mm256_permute2x128_si256(x0, x1, 0x20);
-            const __m256i h1 = _mm256_permute2x128_si256(x0, x1, 0x31);
-            _mm256_store_si256((__m256i *)(void *)(xp + 32 * b), h0);
-            _mm256_store_si256((__m256i *)(void *)(xp + 32 * b + 32), h1);
-            const __m256i o[2] = {off, off};
-            q[i] = pair_dot_avx2(o, h0, h1);
-        }
-        _mm256_store_si256((__m256i *)(void *)(xo + g), steps_avx2(q));
-        _mm256_store_ps(xd + g, steps_order(load8_avx2(j->xd + g, nb - g)));
-    }
-}
-
 // q4_decode_range: rows [r0, r1) of q4_decode_avx2, 4 at a time, then the last 1 to 3.
-PLM_INLINE PLM_TARGET_AVX2 void q4_decode_range(const matmul_job *j, const int8_t *xp,
-                                                const int32_t *xo, const float *xd, int r0, int r1,
-                                                const plm_dtype dt) {
+PLM_INLINE PLM_TARGET_AVX2 void q4_decode_range(const matmul_job *j, const q4_layout *L, int r0,
+                                                int r1, int c0, int c1, const plm_dtype dt) {
     int r = r0;
-    for (; r + 4 <= r1; r += 4) q4_decode_avx2(j, xp, xo, xd, r, 4, dt);
+    for (; r + 4 <= r1; r += 4) q4_decode_avx2(j, L, r, 4, c0, c1, dt);
     switch (r1 - r) {
-    case 3: q4_decode_avx2(j, xp, xo, xd, r, 3, dt); break;
-    case 2: q4_decode_avx2(j, xp, xo, xd, r, 2, dt); break;
-    case 1: q4_decode_avx2(j, xp, xo, xd, r, 1, dt); break;
+    case 3: q4_decode_avx2(j, L, r, 3, c0, c1, dt); break;
+    case 2: q4_decode_avx2(j, L, r, 2, c0, c1, dt); break;
+    case 1: q4_decode_avx2(j, L, r, 1, c0, c1, dt); break;
     default: break;
     }
 }
 
-// q4_decode_rows: out[0, r0 .. r1) (T = 1); 0 when a row has too many blocks for the buffers.
-PLM_TARGET_AVX2 static int q4_decode_rows(const matmul_job *j, int r0, int r1) {
-    static _Thread_local _Alignas(32) int8_t xp[Q4_DECODE_NB * PLM_QK];
-    static _Thread_local _Alignas(32) int32_t xo[Q4_DECODE_NB];
-    static _Thread_local _Alignas(32) float xd[Q4_DECODE_NB];
-    if (j->T != 1 || j->w->cols / PLM_QK > Q4_DECODE_NB) return 0;
-    decode_layout_avx2(xp, xo, xd, j);
-    switch (j->w->dtype) { // the format a constant of each specialization
-    case PLM_DTYPE_Q4_0: q4_decode_range(j, xp, xo, xd, r0, r1, PLM_DTYPE_Q4_0); break;
-    case PLM_DTYPE_Q4_1: q4_decode_range(j, xp, xo, xd, r0, r1, PLM_DTYPE_Q4_1); break;
-    case PLM_DTYPE_Q5_0: q4_decode_range(j, xp, xo, xd, r0, r1, PLM_DTYPE_Q5_0); break;
-    default: q4_decode_range(j, xp, xo, xd, r0, r1, PLM_DTYPE_Q5_1); break;
-    }
-    return 1;
+// q4_rows_small: out[0 .. T, r0 .. r1) by Q4_LAYOUT_T tokens and Q4_CHUNK_NB blocks at a time:
+// decode (T = 1) with the format a constant of each specialization, or a row at a time, Q4_NT
+// tokens a pass (every path: AVX-512's two blocks a zmm were no faster).
+PLM_TARGET_AVX2 static void q4_rows_small(const matmul_job *j, int r0, int r1) {
+    static _Thread_local q4_layout L;
+    const int T = j->T, nb = j->w->cols / PLM_QK;
+    for (int t0 = 0; t0 < T; t0 += Q4_LAYOUT_T)
+        for (int c0 = 0; c0 < nb; c0 += Q4_CHUNK_NB) {
+            const int nt = T - t0 < Q4_LAYOUT_T ? T - t0 : Q4_LAYOUT_T;
+            const int c1 = nb - c0 < Q4_CHUNK_NB ? nb : c0 + Q4_CHUNK_NB;
+            layout_avx2(&L, j, t0, nt, c0, c1);
+            if (T == 1) {
+                switch (j->w->dtype) {
+                case PLM_DTYPE_Q4_0: q4_decode_range(j, &L, r0, r1, c0, c1, PLM_DTYPE_Q4_0); break;
+                case PLM_DTYPE_Q4_1: q4_decode_range(j, &L, r0, r1, c0, c1, PLM_DTYPE_Q4_1); break;
+                case PLM_DTYPE_Q5_0: q4_decode_range(j, &L, r0, r1, c0, c1, PLM_DTYPE_Q5_0); break;
+                default: q4_decode_range(j, &L, r0, r1, c0, c1, PLM_DTYPE_Q5_1); break;
+                }
+                continue;
+            }
+            for (int r = r0; r < r1; r++)
+                for (int t = 0; t < nt; t += Q4_NT) {
+                    switch (nt - t < Q4_NT ? nt - t : Q4_NT) {
+                    case 4: q4_tokens_avx2(j, &L, t0, t, 4, r, c0, c1); break;
+                    case 3: q4_tokens_avx2(j, &L, t0, t, 3, r, c0, c1); break;
+                    case 2: q4_tokens_avx2(j, &L, t0, t, 2, r, c0, c1); break;
+                    default: q4_tokens_avx2(j, &L, t0, t, 1, r, c0, c1); break;
+                    }
+                }
+        }
 }
 
 // ---- prefill: panels in Q8_0 form through the table's Q8_0 rows kernel ----
@@ -380,13 +356,15 @@ PLM_TARGET_AVX2 static void panel_avx2(int8_t *q, float *d, const plm_mat *w, in
     memcpy(d, w->d + (size_t)r * nb, (size_t)n * nb * sizeof(float));
 }
 
+#define Q4_M_NB 512 // blocks a row at most (16,384 columns) for m_add_avx2's buffer, else row_end
+
 // m_add_avx2: out[t, r .. r + n) += Q4_1's (Q5_1's) term M for every token t, 8 tokens a vector:
 // per group the tokens' sums xs go into xt (nb, 8) once, and for each row the 8 canonical lanes of
 // M are 8 registers (one token a vector lane), finished by vertical adds in the canonical order.
 PLM_TARGET_AVX2 static void m_add_avx2(const matmul_job *j, int r, int n) {
-    static _Thread_local _Alignas(32) float xt[Q4_DECODE_NB * 8];
+    static _Thread_local _Alignas(32) float xt[Q4_M_NB * 8];
     const int T = j->T, R = j->w->rows, nb = j->w->cols / PLM_QK;
-    if (nb > Q4_DECODE_NB) {
+    if (nb > Q4_M_NB) {
         for (int t = 0; t < T; t++)
             for (int i = r; i < r + n; i++) row_end(j, t, i, j->out[(size_t)t * R + i]);
         return;
@@ -435,7 +413,7 @@ PLM_TARGET_AVX2 static void q4_rows(const matmul_job *j, int r0, int r1, const m
     static _Thread_local _Alignas(64) float pd[Q4_PANEL_BYTES / PLM_QK];
     const int T = j->T, C = j->w->cols, R = j->w->rows;
     if (T < 2 || T < k->q8.rows_t || !j->xc || C > Q4_PANEL_BYTES) {
-        if (!q4_decode_rows(j, r0, r1)) q4_rows_small_avx2(j, r0, r1);
+        q4_rows_small(j, r0, r1);
         return;
     }
     const int P = Q4_PANEL_BYTES / C; // rows a panel

@@ -172,6 +172,115 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32
     memcpy(j->out + r, out, (size_t)n * sizeof(float));
 }
 
+// ---- prefill: 8 tokens in the lanes of a ymm ----
+//
+// From Q6K_LANES_T tokens: panels of rows unpacked once per call into bytes q (0..63) and the
+// sub-blocks' ds; per group of 8 tokens the inputs laid out with a token a 32-bit lane (4 inputs
+// each), 32 times their half-block sums and dx the same way; then per row each step (half-block,
+// 16 columns) is 4 broadcasts of 4 weight bytes, vpmaddubsw (|pairs| <= 2 * 63 * 127, two added in
+// int16 < 2^15), vpmaddwd, minus the sums: P of q - 32 for 8 tokens; times s = ds * dx, one add.
+
+#define Q6K_LANES_T     8          // tokens from which prefill runs the lanes kernel
+#define Q6K_LANES_NB    256        // blocks a row at most (8,192 columns) for the lanes buffers
+#define Q6K_PANEL_BYTES (64 << 10) // unpacked weights of one panel (in L2 while the groups pass)
+
+// q6k_group: the inputs of 8 tokens (zeros past T), a token a 32-bit lane.
+typedef struct {
+    _Alignas(32) int32_t x[Q6K_LANES_NB * 8][8];  // (C / 4, 8): 4 inputs of each token
+    _Alignas(32) int32_t xs[2 * Q6K_LANES_NB][8]; // (C / 16, 8): 32 times each half-block's sum
+    _Alignas(32) float xd[Q6K_LANES_NB][8];       // (nb, 8): dx
+} q6k_group;
+
+// group_layout: tokens t0 .. t0 + nt (nt <= 8) into G.
+PLM_TARGET_AVX2 static void group_layout(q6k_group *G, const matmul_job *j, int t0, int nt) {
+    const int C = j->w->cols, nb = C / PLM_QK;
+    memset(G->x, 0, (size_t)C / 4 * sizeof G->x[0]);
+    memset(G->xd, 0, (size_t)nb * sizeof G->xd[0]);
+    memset(G->xs, 0, (size_t)C / 16 * sizeof G->xs[0]);
+    for (int t = 0; t < nt; t++) {
+        const int8_t *x = j->xq + (size_t)(t0 + t) * C;
+        for (int c = 0; c < C / 4; c++) memcpy(&G->x[c][t], x + 4 * c, 4);
+        for (int b = 0; b < nb; b++) G->xd[b][t] = j->xd[(size_t)(t0 + t) * nb + b];
+        for (int b = 0; b < nb; b += 4) { // steps_avx2's lanes: half-blocks [0, 2, 4, 6 | 1, ..]
+            __m256i q[4];
+            UNROLL
+            for (int i = 0; i < 4; i++) q[i] = sums32_avx2(x + (b + i) * PLM_QK);
+            _Alignas(32) int32_t s[8];
+            _mm256_store_si256((__m256i *)(void *)s, steps_avx2(q));
+            for (int i = 0; i < 8; i++) G->xs[2 * b + 2 * (i % 4) + i / 4][t] = s[i];
+        }
+    }
+}
+
+// panel_q6k: rows [r, r + n) of w as bytes q (n, C) and their sub-blocks' ds (n, C / 16).
+PLM_TARGET_AVX2 static void panel_q6k(uint8_t *q, float *ds, const plm_mat *w, int r, int n) {
+    const int C = w->cols, nsb = C / PLM_QK_K;
+    for (int i = 0; i < n; i++)
+        for (int s = 0; s < nsb; s++) {
+            const uint8_t *sb = w->q6 + ((size_t)(r + i) * nsb + s) * PLM_Q6K_QS;
+            const float d = w->d[(size_t)(r + i) * nsb + s];
+            for (int h = 0; h < 2; h++) {
+                __m256i k[4];
+                unpack_avx2(k, sb, h);
+                UNROLL
+                for (int b = 0; b < 4; b++)
+                    _mm256_storeu_si256((__m256i *)(void *)(q + (size_t)i * C + s * PLM_QK_K +
+                                                            (4 * h + b) * PLM_QK),
+                                        k[b]);
+            }
+            for (int u = 0; u < 16; u++)
+                ds[(size_t)i * (C / 16) + 16 * s + u] = d * (float)((const int8_t *)sb)[192 + u];
+        }
+}
+
+// q6k_lanes: out[t0 .. t0 + nt, r] for the group G from the unpacked row q (C) and ds (C / 16).
+PLM_INLINE PLM_TARGET_AVX2 void q6k_lanes(const matmul_job *j, const q6k_group *G, const uint8_t *q,
+                                          const float *ds, int t0, int nt, int r) {
+    const int C = j->w->cols;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int u = 0; u < C / 16; u++) { // half-block u: columns 16u .. 16u + 15
+        __m256i p[2];
+        UNROLL
+        for (int h = 0; h < 2; h++) {
+            int32_t w4[2];
+            memcpy(w4, q + 16 * u + 8 * h, 8);
+            const __m256i *x = (const __m256i *)(const void *)G->x[4 * u + 2 * h];
+            p[h] = _mm256_madd_epi16(
+                _mm256_add_epi16(
+                    _mm256_maddubs_epi16(_mm256_set1_epi32(w4[0]), _mm256_load_si256(x)),
+                    _mm256_maddubs_epi16(_mm256_set1_epi32(w4[1]), _mm256_load_si256(x + 1))),
+                ones);
+        }
+        const __m256i P =
+            _mm256_sub_epi32(_mm256_add_epi32(p[0], p[1]),
+                             _mm256_load_si256((const __m256i *)(const void *)G->xs[u]));
+        const __m256 s = _mm256_mul_ps(_mm256_set1_ps(ds[u]), _mm256_load_ps(G->xd[u / 2]));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(P), s));
+    }
+    _Alignas(32) float o[8];
+    _mm256_store_ps(o, acc);
+    for (int t = 0; t < nt; t++) j->out[(size_t)(t0 + t) * j->w->rows + r] = o[t];
+}
+
+// q6k_rows_lanes: out[0 .. T, r0 .. r1) by panels of rows, each for every group of 8 tokens.
+PLM_TARGET_AVX2 static void q6k_rows_lanes(const matmul_job *j, int r0, int r1) {
+    static _Thread_local q6k_group G;
+    static _Thread_local _Alignas(32) uint8_t pq[Q6K_PANEL_BYTES];
+    static _Thread_local _Alignas(32) float pds[Q6K_PANEL_BYTES / 16];
+    const int C = j->w->cols, P = Q6K_PANEL_BYTES / C; // rows a panel
+    for (int r = r0; r < r1; r += P) {
+        const int n = r1 - r < P ? r1 - r : P;
+        panel_q6k(pq, pds, j->w, r, n);
+        for (int t0 = 0; t0 < j->T; t0 += 8) {
+            group_layout(&G, j, t0, j->T - t0 < 8 ? j->T - t0 : 8);
+            for (int i = 0; i < n; i++)
+                q6k_lanes(j, &G, pq + (size_t)i * C, pds + (size_t)i * (C / 16), t0,
+                          j->T - t0 < 8 ? j->T - t0 : 8, r + i);
+        }
+    }
+}
+
 PLM_TARGET_AVX2 void plm_q6k_rows_avx2(const matmul_job *j, int r0, int r1) {
     static _Thread_local _Alignas(32) int32_t xc[2 * Q6K_MAX_NB];
     const int T = j->T, nb = j->w->cols / PLM_QK;
@@ -190,6 +299,10 @@ PLM_TARGET_AVX2 void plm_q6k_rows_avx2(const matmul_job *j, int r0, int r1) {
         case 1: q6k_decode_avx2(j, xc, r, 1); break;
         default: break;
         }
+        return;
+    }
+    if (T >= Q6K_LANES_T && nb <= Q6K_LANES_NB) {
+        q6k_rows_lanes(j, r0, r1);
         return;
     }
     for (int r = r0; r < r1; r++)

@@ -4,12 +4,12 @@
 // the Q4 prefill reuses. AVX2 code on both paths, but for the Q8_0 rows kernel each table brings.
 // Q5_x is Q4_x with one more step wherever nibbles are unpacked: the block's 32 high bits (qh)
 // turned into bytes of 16 or 0 (high_avx2) and OR'd in; Q5_0 subtracts 16 where Q4_0 does 8.
-//   Decode (one token): 4 rows a pass, each read once as a sequential stream with software
-//     prefetch (as Q8_0's decode), two blocks a load, the nibbles unpacked by and/shift against
-//     an input laid out to match once per call; vpmaddubsw multiplies them (k is unsigned; Q4_0
-//     subtracts 8 times the input's sums: the int sums are exact, so the same p[b][l]).
-//   Small T (below the table's Q8_0 rows kernel): a row at a time, 4 tokens a pass, a block's 32
-//     nibbles (and high bits) unpacked to element order.
+//   Decode (one token) and small T (below the table's Q8_0 rows kernel): the inputs laid out once
+//     per call to match the nibbles (two blocks a 32-byte load, unpacked by and/shift), per 8
+//     blocks their exact int32 sums P (vpmaddubsw, k unsigned; Q4_0 subtracts 8 times the input's
+//     block sums), then one multiply and one add a block on chains of 4 outputs together
+//     (matmul_steps_x86.h): 4 rows (decode, each read once as a sequential stream with software
+//     prefetch) or 4 tokens of one row (small T).
 //   Prefill: panels of rows unpacked into Q8_0 form (int8 k - plm_q4_offset, the scales d) that
 //     the table's own Q8_0 rows kernel (tokens in vector lanes) runs on, as it runs Q8_0 weights;
 //     Q4_1 and Q5_1 then add their minimums' term to each output, 8 tokens a vector.

@@ -4,15 +4,16 @@
 //   A super-block's half h (128 values, 4 blocks of 32) is three 32-byte loads: ql's two groups
 //   and qh's group, byte l of each holding element l of its blocks (gguf.c's dequant_q6_k), so
 //   and/shift/or give the 4 blocks' unsigned q (0..63) in element order, no byte crossing lanes.
-//   vpmaddubsw (q unsigned, x signed: |pairs| <= 2 * 63 * 127) and vpmaddwd give the 8 lanes of
-//   4-byte sums, minus 32 times the input's 4-byte sums: the exact p[b][l] of q - 32. A lane's
-//   scale is its sub-block's d * sc (the 8 int8 scales of a half to f32 times d, one permute per
-//   block) times the block's dx, as the reference.
+//   vpmaddubsw (|pairs| <= 2 * 63 * 127) and vpmaddwd give each block's 8 sums of 4 products, lanes
+//   0-3 its half 0 and 4-7 its half 1: per 4 blocks steps_avx2 (matmul_steps_x86.h) gives the 8
+//   exact int32 sums P of the half-blocks, the steps of the canonical order; each step's scale is
+//   its sub-block's d * sc (the half's 8 int8 scales to f32 times d) times the block's dx.
 //   Decode (one token): rows one after the other (each one sequential stream, prefetched ahead),
-//   the input's 4-byte sums once per call; the end sums of 4 rows finished together (a 4 x 4
-//   transpose and vertical adds), as matmul_q4_x86.c's decode: no horizontal sum per row.
-//   More tokens: a row at a time, 4 tokens a pass on each unpacked half (the input sums on the
-//   fly). Not the lanes kernels of Q8_0's prefill: see NOTES.md.
+//   q unsigned minus 32 times the input's half-block sums (once per call), the products into a
+//   buffer; then 4 rows' chains together, one row a lane (chain_avx2).
+//   Small T (2 to Q6K_LANES_T - 1): a row at a time, 4 tokens a pass on each unpacked half, their
+//   chains together, one token a lane.
+//   Prefill: 8 tokens in the lanes of a ymm, a half-block a step (see its section).
 // Decode is bandwidth-bound: a Q6_K weight is 0.828 bytes (208 bytes and an f32 d per 256)
 // against Q8_0's 1.125.
 #include <string.h>
@@ -180,7 +181,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32
 // 16 columns) is 4 broadcasts of 4 weight bytes, vpmaddubsw (|pairs| <= 2 * 63 * 127, two added in
 // int16 < 2^15), vpmaddwd, minus the sums: P of q - 32 for 8 tokens; times s = ds * dx, one add.
 
-#define Q6K_LANES_T     8          // tokens from which prefill runs the lanes kernel
+#define Q6K_LANES_T     5          // tokens from which prefill runs the lanes kernel
 #define Q6K_LANES_NB    256        // blocks a row at most (8,192 columns) for the lanes buffers
 #define Q6K_PANEL_BYTES (64 << 10) // unpacked weights of one panel (in L2 while the groups pass)
 

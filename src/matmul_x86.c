@@ -4,7 +4,8 @@
 //   f32 (every path): a packed 6 x 16 broadcast-FMA GEMM and a row-wise matrix-vector kernel for
 //     decode (AVX2 code: on Zen 4 it beats the AVX-512 4 x 6 dot-product tile it replaced);
 //   Q8_0: for prefill, tokens in vector lanes (16 a zmm with VNNI, 8 a ymm); below 4 (AVX-512) or
-//     7 tokens each row as one prefetched stream for all the tokens. The 256-bit kernels are
+//     7 tokens tiles of 8 rows as one prefetched stream for all the tokens, a row a lane after
+//     the integer sums (reduce8_epi32). The 256-bit kernels are
 //     written once in matmul_q8_x86.h and compiled for AVX2 (vpmaddubsw + vpmaddwd) and for
 //     avxvnni (vpdpbusd), the latter twice: VEX-encoded for AVX-VNNI CPUs, EVEX-encoded for
 //     AVX512_VNNI + VL ones, which is how the avxvnni path is tested on a CPU without AVX-VNNI
@@ -20,35 +21,39 @@
 #include <immintrin.h>
 
 #ifndef PF_BYTES
-#define PF_BYTES 6144 // Q8_0 decode prefetches the weights about this far ahead
+#define PF_BYTES 6144 // Q8_0 decode prefetches the weights at least this far ahead
 #endif
 #define TT 12 // input gradient: tokens per tile (24 accumulators)
 
-// hsum_avx2: (lanes 0-3 + lanes 4-7), then pairs, then the last two; for Q8_0 the last three
-// levels of the canonical end sum (h[i] + h[i + 4], then pairs, then the last two).
-PLM_INLINE PLM_TARGET_AVX2 float hsum_avx2(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+// reduce8_epi32: lane i = the sum of the 8 int32 lanes of v[i] (Q8_0: exact), by transposing adds:
+// hadd of pairs of vectors twice (rows 0-3 and 4-7, each 128-bit half holding half of each sum),
+// then the two halves' sums side by side.
+PLM_INLINE PLM_TARGET_AVX2 __m256i reduce8_epi32(const __m256i v[8]) {
+    const __m256i a0 = _mm256_hadd_epi32(v[0], v[1]), a1 = _mm256_hadd_epi32(v[2], v[3]);
+    const __m256i a2 = _mm256_hadd_epi32(v[4], v[5]), a3 = _mm256_hadd_epi32(v[6], v[7]);
+    const __m256i b0 = _mm256_hadd_epi32(a0, a1), b1 = _mm256_hadd_epi32(a2, a3);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(b0, b1, 0x21),
+                            _mm256_blend_epi32(b0, b1, 0xF0));
 }
 
-// ---- AVX-512 (F, BW, VL, VNNI) ----
+// ---- Q8_0 decode (every x86 path) ----
 
-// prefetch_rows: how many rows of row_bytes make PF_BYTES (at least 1).
-static int prefetch_rows(size_t row_bytes) {
-    return (int)((PF_BYTES + row_bytes - 1) / row_bytes);
+// prefetch_tiles: how many tiles of 8 rows of row_bytes make PF_BYTES (at least 1).
+static int prefetch_tiles(size_t row_bytes) {
+    return (int)((PF_BYTES + 8 * row_bytes - 1) / (8 * row_bytes));
 }
 
-// q8_warm: prefetch the first PF_BYTES of the weights of rows r0..r1 and their scales (both paths).
+// q8_warm: prefetch the first prefetch_tiles tiles of the weights of rows r0..r1 and their scales.
 static void q8_warm(const matmul_job *j, int r0, int r1) {
-    const size_t C = (size_t)j->w->cols;
+    const size_t C = (size_t)j->w->cols, n = (size_t)8 * prefetch_tiles(C) * C;
     const char *q = (const char *)(j->w->q + (size_t)r0 * C);
     const char *d = (const char *)(j->w->d + (size_t)r0 * (C / PLM_QK));
-    const size_t nq = (size_t)(r1 - r0) * C < PF_BYTES ? (size_t)(r1 - r0) * C : PF_BYTES;
+    const size_t nq = (size_t)(r1 - r0) * C < n ? (size_t)(r1 - r0) * C : n;
     for (size_t o = 0; o < nq; o += 64) _mm_prefetch(q + o, _MM_HINT_NTA);
     for (size_t o = 0; o < nq / 8 + 64; o += 64) _mm_prefetch(d + o, _MM_HINT_NTA);
 }
+
+// ---- AVX-512 (F, BW, VL, VNNI) ----
 
 // quantize_avx512: quantize_scalar, one block in two registers (quant_x86.h).
 PLM_TARGET_AVX512 static void quantize_avx512(int8_t *q, float *d, const float *x, size_t n) {
@@ -328,29 +333,26 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
 
 // ---- Q8_0 prefill: tokens in vector lanes (T >= one group of G tokens) ----
 //
-// A vector holds G tokens (AVX-512 16, AVX2 8), one register per lane l of the canonical order: for
-// row r and block b, token t's lane of register l gets p[b][l], times s = dw[r, b] * dx[t, b] (one
-// multiply per block for all 8 l), added to acc[b % 2][l]; the 4 weights of each p are broadcast.
-// So the scales need no permute per output and the canonical end sum no horizontal sum: it is 15
-// vertical adds for G outputs. Per 4 columns and G tokens, AVX-512: vpdpbusd, convert, multiply,
-// add (Zen 4 runs zmm dpbusd and mul on two pipes, cvt and add on two others: 2 cycles per 64
-// products); AVX2: a sign, vpmaddubsw, vpmaddwd, convert, multiply, add (and 3 loads: 3.83 -> 3.14
-// ms a token at T = 128 against two vpmaddwd on int16 planes and 4 loads); avxvnni: the same with
-// one vpdpbusd for the two madds. Even blocks run in one
-// pass and odd blocks in a second, so a pass needs only 8 accumulators a group. AVX-512 runs the
-// last 8 tokens or fewer as a paired group (below).
+// A vector holds G tokens (AVX-512 16, AVX2 8): for row r and block b, token t's lane gets P[b] as
+// an int32 chain over the block's 8 lanes of 4 columns l (the 4 weights of each broadcast), then
+// one convert, a multiply by s = dw[r, b] * dx[t, b] and an add into the row's one accumulator:
+// the canonical order in every lane, with no horizontal sum. Per 4 columns and G tokens,
+// AVX-512: one vpdpbusd; AVX2: a sign, vpmaddubsw, vpmaddwd and an add (3 loads: 3.83 -> 3.14 ms a
+// token at T = 128 against two vpmaddwd on int16 planes and 4 loads, in the old order); avxvnni:
+// one vpdpbusd. AVX-512 runs the last 8 tokens or fewer as a paired group (below).
 // xc (q8_prepare, when T >= G): per group of G tokens (the last padded with zero inputs and scales;
 // its lanes past T are computed and never stored), lane_group_bytes: 4 G bytes a plane for each 4
 // columns k4 = 8 b + l, then the scales dx (nb, G) as floats:
 //   AVX-512 (G = 16) and avxvnni (G = 8): one plane, the tokens' 4 bytes xor 0x80 (x + 128:
-//     vpdpbusd's unsigned operand); each lane starts from -128 * (the sum of the 4 weights), which
-//     makes the int32 sum exact;
+//     vpdpbusd's unsigned operand); each block's chain starts from -128 * (the sum of its 32
+//     weights), which makes the int32 sum exact;
 //   AVX2 (G = 8): two planes, the 8 tokens' 4 bytes as they are, then their absolute values; the
 //     4 weights w are broadcast, and vpmaddubsw(|x|, sign(w, x)) then vpmaddwd by ones is the
 //     exact sum of the 4 products (|w|, |x| <= 127: no saturation).
 
 #define Q8_ROWS_T   4  // AVX-512: tokens from which the rows kernel runs (padded to 8 below 8)
-#define LANES_CHUNK 32 // blocks of one parity whose weight corrections are computed ahead (1 KB)
+#define LANES_CHUNK 64 // blocks whose weight corrections are computed ahead (256 bytes a row)
+#define Q8_LANES_NR 4  // 256-bit lanes kernel: rows sharing each load of the inputs
 
 static size_t lane_group_bytes(int C, int G, int planes) {
     return (size_t)(G * planes) * (size_t)C + (size_t)(C / PLM_QK) * (size_t)G * sizeof(float);
@@ -365,10 +367,10 @@ static int lane_groups16(int T) {
 // AVX-512's paired group of 8 tokens (or fewer, padded; in a group of 16's place, 8 C + 64 nb
 // bytes): for each 8 columns k8 (the 4-column lanes l = 2 p, 2 p + 1 of block b, k8 = 4 b + p), 64
 // bytes: token i's 8 bytes (xor 0x80) at 8 i, so vector lanes 2 i and 2 i + 1 hold its lanes 2 p
-// and 2 p + 1 of the canonical order; then the scales dx (nb, 16), token i's at 2 i and 2 i + 1.
+// and 2 p + 1; then the scales dx (nb, 16), token i's at 2 i and 2 i + 1.
 
-// lanes_store: the canonical end sum of G tokens' accumulators (even[l], odd[l] as G floats each,
-// in memory) into out[t0 + i, r] for i < G and t0 + i < T.
+// lanes_store: G tokens' results (sum, G floats, token t0 + i in lane i) into out[t0 + i, r] for
+// t0 + i < T.
 static void lanes_store(const matmul_job *j, const float *sum, int G, int t0, int r) {
     const int n = j->T - t0 < G ? j->T - t0 : G;
     for (int i = 0; i < n; i++) j->out[(size_t)(t0 + i) * j->w->rows + r] = sum[i];
@@ -408,8 +410,8 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_groups_avx2(int32_t *xc, const int8_t *xq, co
     }
 }
 
-// Below this many tokens (decode, the server's small steps) the 256-bit tables run each row as one
-// prefetched stream for all the tokens (q8_stream); from it the lanes kernel (q8_rows), which
+// Below this many tokens (decode, the server's small steps) the 256-bit tables run tiles of 8 rows
+// as one prefetched stream for all the tokens (q8_stream); from it the lanes kernel (q8_rows), which
 // measured a little faster than the stream at 7 tokens. AVX-512's lanes kernel takes over from
 // Q8_ROWS_T = 4 tokens.
 #define Q8_STREAM_T 7
@@ -489,129 +491,103 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
     }
 }
 
-// q8_pass_avx512: acc[g][l] (from +0) of the blocks b = par, par + 2, .. of row r for ng = 1 or 2
-// groups of 16 tokens (a constant at each call site) whose bytes in xc start at xg.
-PLM_INLINE PLM_TARGET_AVX512 void q8_pass_avx512(__m512 acc[2][8], const matmul_job *j,
-                                                 const char *xg, int r, int par, const int ng) {
+// q8_lanes_avx512: out[t0 .. t0 + 16 ng, r] (tokens past T not written) for ng = 1 or 2 groups
+// of 16 tokens (a constant at each call site) whose bytes in xc start at xg: per block, each
+// group's P[b] as a vpdpbusd chain over the 8 lanes of 4 columns from the block's correction, then
+// one convert, multiply and add; the groups share each broadcast of the weights.
+PLM_INLINE PLM_TARGET_AVX512 void q8_lanes_avx512(const matmul_job *j, const char *xg, int t0,
+                                                  int r, const int ng) {
     const int C = j->w->cols, nb = C / PLM_QK;
     const size_t gb = lane_group_bytes(C, 16, 1);
     const int8_t *w = j->w->q + (size_t)r * C;  // (C)
     const float *dw = j->w->d + (size_t)r * nb; // (nb)
+    __m512 acc[2];
     UNROLL
-    for (int g = 0; g < ng; g++) {
-        UNROLL
-        for (int l = 0; l < 8; l++) acc[g][l] = _mm512_setzero_ps();
-    }
-    for (int c0 = par; c0 < nb; c0 += 2 * LANES_CHUNK) {
-        const int ce = c0 + 2 * LANES_CHUNK < nb ? c0 + 2 * LANES_CHUNK : nb;
-        _Alignas(32) int32_t cw[LANES_CHUNK][8];
+    for (int g = 0; g < ng; g++) acc[g] = _mm512_setzero_ps();
+    for (int c0 = 0; c0 < nb; c0 += LANES_CHUNK) {
+        const int ce = c0 + LANES_CHUNK < nb ? c0 + LANES_CHUNK : nb;
+        _Alignas(32) int32_t cw[LANES_CHUNK];
         q8_corrections_avxvnni_evex(cw, w, c0, ce);
-        for (int b = c0; b < ce; b += 2) {
+        for (int b = c0; b < ce; b++) {
             const int8_t *wb = w + b * PLM_QK;
-            __m512 s[2];
+            __m512i p[2];
             UNROLL
-            for (int g = 0; g < ng; g++)
-                s[g] = _mm512_mul_ps(
-                    _mm512_set1_ps(dw[b]),
-                    _mm512_load_ps((const float *)(const void *)(xg + g * gb + 16 * (size_t)C) +
-                                   16 * b));
+            for (int g = 0; g < ng; g++) p[g] = _mm512_set1_epi32(cw[b - c0]);
             UNROLL
             for (int l = 0; l < 8; l++) {
                 int32_t w4;
                 memcpy(&w4, wb + 4 * l, sizeof w4);
-                const __m512i c = _mm512_set1_epi32(cw[(b - c0) / 2][l]);
                 const __m512i wl = _mm512_set1_epi32(w4);
                 UNROLL
                 for (int g = 0; g < ng; g++) {
                     const __m512i xv = _mm512_load_si512(xg + g * gb + (size_t)(8 * b + l) * 64);
-                    const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c, xv, wl));
-                    acc[g][l] = _mm512_add_ps(acc[g][l], _mm512_mul_ps(p, s[g]));
+                    p[g] = _mm512_dpbusd_epi32(p[g], xv, wl);
                 }
+            }
+            UNROLL
+            for (int g = 0; g < ng; g++) {
+                const float *dx = (const float *)(const void *)(xg + g * gb + 16 * (size_t)C);
+                const __m512 s = _mm512_mul_ps(_mm512_set1_ps(dw[b]), _mm512_load_ps(dx + 16 * b));
+                acc[g] = _mm512_add_ps(acc[g], _mm512_mul_ps(_mm512_cvtepi32_ps(p[g]), s));
             }
         }
     }
-}
-
-// q8_lanes_avx512: out[t0 .. t0 + 16 ng, r] (tokens past T not written): the even pass, the odd
-// pass, then the canonical end sum of each lane.
-PLM_INLINE PLM_TARGET_AVX512 void q8_lanes_avx512(const matmul_job *j, const char *xg, int t0,
-                                                  int r, const int ng) {
-    __m512 even[2][8], odd[2][8];
-    q8_pass_avx512(even, j, xg, r, 0, ng);
-    q8_pass_avx512(odd, j, xg, r, 1, ng);
     UNROLL
     for (int g = 0; g < ng; g++) {
-        __m512 h[8];
-        UNROLL
-        for (int l = 0; l < 8; l++) h[l] = _mm512_add_ps(even[g][l], odd[g][l]);
-        UNROLL
-        for (int i = 0; i < 4; i++) h[i] = _mm512_add_ps(h[i], h[i + 4]);
         _Alignas(64) float sum[16];
-        _mm512_store_ps(sum, _mm512_add_ps(_mm512_add_ps(h[0], h[2]), _mm512_add_ps(h[1], h[3])));
+        _mm512_store_ps(sum, acc[g]);
         lanes_store(j, sum, 16, t0 + 16 * g, r);
     }
 }
 
-// q8_pairs_avx512: acc[i][p] (from +0) of the blocks b = par, par + 2, .. of rows r + i, i < nr (1
-// or 2, a constant at each call site), for the paired group at xg (p: the canonical lanes 2 p and
-// 2 p + 1 as one vector): the rows share each load of the inputs.
-PLM_INLINE PLM_TARGET_AVX512 void q8_pairs_avx512(__m512 acc[2][4], const matmul_job *j,
-                                                  const char *xg, int r, const int nr, int par) {
+// q8_pair_avx512: out[t0 .. t0 + 8, r + i] for i < nr (1 or 2, a constant at each call site;
+// tokens past T not written) for the paired group at xg; the rows share each load of the inputs.
+// Per block a vpdpbusd chain over the 4 pairs of lanes p gives token k the sum of its lanes 2 p in
+// vector lane 2 k (from the block's correction: set1_epi64 puts it in the even lanes) and of its
+// lanes 2 p + 1 in lane 2 k + 1; adding the swapped pairs gives P[b] in both, then one convert,
+// multiply and add (both lanes compute the same float chain; the even one is stored).
+PLM_INLINE PLM_TARGET_AVX512 void q8_pair_avx512(const matmul_job *j, const char *xg, int t0, int r,
+                                                 const int nr) {
     const int C = j->w->cols, nb = C / PLM_QK;
     const int8_t *w = j->w->q + (size_t)r * C;                           // (nr, C)
     const float *dw = j->w->d + (size_t)r * nb;                          // (nr, nb)
     const float *dx = (const float *)(const void *)(xg + 8 * (size_t)C); // (nb, 16)
+    __m512 acc[2];
     UNROLL
-    for (int i = 0; i < nr; i++) {
-        UNROLL
-        for (int p = 0; p < 4; p++) acc[i][p] = _mm512_setzero_ps();
-    }
-    for (int c0 = par; c0 < nb; c0 += 2 * LANES_CHUNK) {
-        const int ce = c0 + 2 * LANES_CHUNK < nb ? c0 + 2 * LANES_CHUNK : nb;
-        _Alignas(32) int32_t cw[2][LANES_CHUNK][8];
+    for (int i = 0; i < nr; i++) acc[i] = _mm512_setzero_ps();
+    for (int c0 = 0; c0 < nb; c0 += LANES_CHUNK) {
+        const int ce = c0 + LANES_CHUNK < nb ? c0 + LANES_CHUNK : nb;
+        _Alignas(32) int32_t cw[2][LANES_CHUNK];
         UNROLL
         for (int i = 0; i < nr; i++) q8_corrections_avxvnni_evex(cw[i], w + (size_t)i * C, c0, ce);
-        for (int b = c0; b < ce; b += 2) {
-            const __m512 xs = _mm512_load_ps(dx + 16 * b);
-            __m512 s[2];
+        for (int b = c0; b < ce; b++) {
+            __m512i p[2];
             UNROLL
-            for (int i = 0; i < nr; i++) s[i] = _mm512_mul_ps(_mm512_set1_ps(dw[i * nb + b]), xs);
+            for (int i = 0; i < nr; i++) p[i] = _mm512_set1_epi64((uint32_t)cw[i][b - c0]);
             UNROLL
-            for (int p = 0; p < 4; p++) {
-                const __m512i xv = _mm512_load_si512(xg + (size_t)(4 * b + p) * 64);
+            for (int k = 0; k < 4; k++) {
+                const __m512i xv = _mm512_load_si512(xg + (size_t)(4 * b + k) * 64);
                 UNROLL
                 for (int i = 0; i < nr; i++) {
-                    int64_t w8, c8;
-                    memcpy(&w8, w + (size_t)i * C + b * PLM_QK + 8 * p, sizeof w8);
-                    memcpy(&c8, &cw[i][(b - c0) / 2][2 * p], sizeof c8);
-                    const __m512i c = _mm512_set1_epi64(c8), wl = _mm512_set1_epi64(w8);
-                    const __m512 m = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c, xv, wl));
-                    acc[i][p] = _mm512_add_ps(acc[i][p], _mm512_mul_ps(m, s[i]));
+                    int64_t w8;
+                    memcpy(&w8, w + (size_t)i * C + b * PLM_QK + 8 * k, sizeof w8);
+                    p[i] = _mm512_dpbusd_epi32(p[i], xv, _mm512_set1_epi64(w8));
                 }
+            }
+            const __m512 xs = _mm512_load_ps(dx + 16 * b);
+            UNROLL
+            for (int i = 0; i < nr; i++) {
+                const __m512i pb = _mm512_add_epi32(p[i], _mm512_shuffle_epi32(p[i], 0xB1));
+                const __m512 s = _mm512_mul_ps(_mm512_set1_ps(dw[(size_t)i * nb + b]), xs);
+                acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(_mm512_cvtepi32_ps(pb), s));
             }
         }
     }
-}
-
-// q8_pair_avx512: out[t0 .. t0 + 8, r + i] for i < nr (tokens past T not written) for the paired
-// group at xg: the same end sum, on vectors holding two lanes of the canonical order each: h[p]
-// has l = 2 p in its even lanes and l = 2 p + 1 in its odd ones, so h[0] + h[2] gives a0 and a1
-// side by side, h[1] + h[3] a2 and a3, their sum a0 + a2 and a1 + a3, and adding the swapped pairs
-// (a0 + a2) + (a1 + a3).
-PLM_INLINE PLM_TARGET_AVX512 void q8_pair_avx512(const matmul_job *j, const char *xg, int t0, int r,
-                                                 const int nr) {
-    __m512 even[2][4], odd[2][4];
-    q8_pairs_avx512(even, j, xg, r, nr, 0);
-    q8_pairs_avx512(odd, j, xg, r, nr, 1);
     const int n = j->T - t0 < 8 ? j->T - t0 : 8;
     UNROLL
     for (int i = 0; i < nr; i++) {
-        __m512 h[4];
-        UNROLL
-        for (int p = 0; p < 4; p++) h[p] = _mm512_add_ps(even[i][p], odd[i][p]);
-        const __m512 a = _mm512_add_ps(_mm512_add_ps(h[0], h[2]), _mm512_add_ps(h[1], h[3]));
         _Alignas(64) float sum[16];
-        _mm512_store_ps(sum, _mm512_add_ps(a, _mm512_permute_ps(a, 0xB1)));
+        _mm512_store_ps(sum, acc[i]);
         for (int k = 0; k < n; k++) j->out[(size_t)(t0 + k) * j->w->rows + r + i] = sum[2 * k];
     }
 }
@@ -829,7 +805,7 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
 const matmul_kernels plm_kernels_avx512 = {
     .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1,
             0}, // beats a 4 x 6 zmm dot tile
-    .q8 = {q8_stream_avx2, 1, 1, 1, q8_warm, q8_rows_avx512, Q8_ROWS_T, Q8_ROWS_T},
+    .q8 = {q8_stream_avx2, 1, 1, 8, q8_warm, q8_rows_avx512, Q8_ROWS_T, Q8_ROWS_T},
     .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_avx512, 1, 0}, // matmul_q4_x86.c
     .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, // matmul_q6k_x86.c
     .quantize = quantize_avx512,
@@ -844,7 +820,7 @@ const matmul_kernels plm_kernels_avx512 = {
 #define TABLE_256(v, prepare)                                                                      \
     {                                                                                              \
         .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},                       \
-        .q8 = {q8_stream_##v, 1, 1, 1, q8_warm, q8_rows_##v, Q8_STREAM_T, Q8_STREAM_T},            \
+        .q8 = {q8_stream_##v, 1, 1, 8, q8_warm, q8_rows_##v, Q8_STREAM_T, Q8_STREAM_T},            \
         .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_##v, 1, 0},                                        \
         .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, .quantize = quantize_avx2,          \
         .q8_prepare = prepare, .dinp_tiles = dinp_tiles_avx2, .dw_rows = dw_rows_avx2,             \

@@ -9,7 +9,7 @@
 //     blocks their exact int32 sums P (vpmaddubsw, k unsigned; Q4_0 subtracts 8 times the input's
 //     block sums), then one multiply and one add a block on chains of 4 outputs together
 //     (matmul_steps_x86.h): 4 rows (decode, each read once as a sequential stream with software
-//     prefetch) or 4 tokens of one row (small T).
+//     prefetch; two such chains in flight) or 4 tokens of one row (small T).
 //   Prefill: panels of rows unpacked into Q8_0 form (int8 k - plm_q4_offset, the scales d) that
 //     the table's own Q8_0 rows kernel (tokens in vector lanes) runs on, as it runs Q8_0 weights;
 //     Q4_1 and Q5_1 then add their minimums' term to each output, 8 tokens a vector.
@@ -47,7 +47,10 @@ PLM_INLINE PLM_TARGET_AVX2 __m256 load8_avx2(const float *p, int n) {
 // padded with +0 products), then lanes i + 4 added to lanes i.
 PLM_INLINE PLM_TARGET_AVX2 __m128 m_fold_avx2(const float *m, const float *xs, int nb) {
     __m256 ms = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b += 8)
+    int b = 0;
+    for (; b + 8 <= nb; b += 8)
+        ms = _mm256_add_ps(ms, _mm256_mul_ps(_mm256_loadu_ps(m + b), _mm256_loadu_ps(xs + b)));
+    if (b < nb)
         ms =
             _mm256_add_ps(ms, _mm256_mul_ps(load8_avx2(m + b, nb - b), load8_avx2(xs + b, nb - b)));
     return _mm_add_ps(_mm256_castps256_ps128(ms), _mm256_extractf128_ps(ms, 1));
@@ -147,15 +150,17 @@ PLM_INLINE PLM_TARGET_AVX2 void row_end(const matmul_job *j, int t, int r, float
 // Q5_0) plm_q4_offset times the input's block sums (xo: the int sums are exact, so P is that of k
 // - offset), times s = dw * dx (xo and dx laid out in steps_avx2's lanes too). Then chain_avx2
 // runs 4 chains together, one output a lane:
-//   decode (one token): a row at a time into a buffer of products m, then 4 rows' chains; Q4_1's
-//     M is added in the same lanes (each row's M folded to 4 lanes, end4_avx2);
+//   decode (one token): a row at a time into a buffer of products m, then 8 rows' chains
+//     (chain_rows_avx2); Q4_1's M is added in the same lanes (each row's M folded to 4 lanes,
+//     end4_avx2);
 //   small T (below the table's Q8_0 rows kernel): a row at a time, Q4_NT tokens a pass (each pair
 //     unpacked once for them), chained as they come.
 // The layout holds Q4_LAYOUT_T tokens and a chunk of Q4_CHUNK_NB blocks: longer rows run chunk by
 // chunk, the chains waiting in out between chunks (a float stored and loaded back is the same).
 
-#define Q4_LAYOUT_T 8   // tokens laid out at once
-#define Q4_CHUNK_NB 256 // blocks laid out at once (8,192 columns; a multiple of 8)
+#define Q4_LAYOUT_T    8   // tokens laid out at once
+#define Q4_CHUNK_NB    256 // blocks laid out at once (8,192 columns; a multiple of 8)
+#define Q4_DECODE_ROWS 8   // rows a pass of decode (chain_rows_avx2)
 
 // q4_layout: the inputs of tokens t0 .. t0 + Q4_LAYOUT_T, blocks c0 .. c0 + Q4_CHUNK_NB: xp in the
 // pair layout, xo = plm_q4_offset times the block sums and xd = dx in steps_avx2's lanes (the last
@@ -209,7 +214,7 @@ PLM_INLINE PLM_TARGET_AVX2 void group_avx2(__m256 m[Q4_NT], const matmul_job *j,
         if (2 * i < n) {
             const size_t blk = (size_t)r * nb + c0 + b;
             const char *p = (const char *)(j->w->q4 + blk * PLM_QK / 2) + Q4_PF_BYTES;
-            if (p < end) _mm_prefetch(p, _MM_HINT_NTA);
+            if (i % 2 == 0 && p < end) _mm_prefetch(p, _MM_HINT_NTA); // a line: 2 pairs
             pair_avx2(k, j->w, blk, 2 * i + 1 < n, high);
         }
         UNROLL
@@ -245,7 +250,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_tokens_avx2(const matmul_job *j, const q4_lay
                        _mm256_setzero_ps()}; // no token: +0
         if (g + 8 <= c1 - c0) group_avx2(m, j, L, lt, nt, r, c0, g, 8, off, high);
         else group_avx2(m, j, L, lt, nt, r, c0, g, c1 - c0 - g, off, high);
-        acc = chain_avx2(acc, m);
+        acc = chain_avx2(acc, m, c1 - c0 - g);
     }
     _mm_store_ps(a, acc);
     UNROLL
@@ -263,15 +268,26 @@ PLM_INLINE PLM_TARGET_AVX2 __m128 end4_avx2(__m128 a[4]) {
     return _mm_add_ps(_mm_add_ps(c0, c2), _mm_add_ps(c1, c3));
 }
 
-// q4_decode_avx2: out[0, r .. r + n) for n <= 4 rows and the format dt, constants at each call
-// site, for blocks c0 .. c1 of token 0 laid out in L (the chains from out when c0 > 0).
+// m_add_rows: out[i] += Q4_1's (Q5_1's) M of rows r + i, i < n <= Q4_DECODE_ROWS, for token 0 (a
+// function of its own: inlined, it slowed decode's loop by more than its own cost).
+PLM_TARGET_AVX2 static void m_add_rows(float out[Q4_DECODE_ROWS], const matmul_job *j, int r,
+                                       int n) {
+    const int nb = j->w->cols / PLM_QK;
+    __m128 mm[Q4_DECODE_ROWS];
+    for (int i = 0; i < Q4_DECODE_ROWS; i++)
+        mm[i] = i < n ? m_fold_avx2(j->w->m + (size_t)(r + i) * nb, j->xs, nb) : _mm_setzero_ps();
+    for (int h = 0; h < Q4_DECODE_ROWS; h += 4)
+        _mm_store_ps(out + h, _mm_add_ps(_mm_load_ps(out + h), end4_avx2(mm + h)));
+}
+
+// q4_decode_avx2: out[0, r .. r + n) for n <= Q4_DECODE_ROWS rows and the format dt (a constant
+// at each call site), for blocks c0 .. c1 of token 0 laid out in L (the chains from out when
+// c0 > 0).
 PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const q4_layout *L, int r,
-                                               const int n, int c0, int c1, const plm_dtype dt) {
+                                               int n, int c0, int c1, const plm_dtype dt) {
     const int off = plm_q4_offset(dt), mins = plm_dtype_min(dt) && c1 == j->w->cols / PLM_QK;
-    const int C = j->w->cols, nb = C / PLM_QK, ahead = (Q4_PF_BYTES + C / 2 - 1) / (C / 2);
-    _Alignas(32) float mb[4][Q4_CHUNK_NB]; // (row, step): the products m
-    __m128 mm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
-    UNROLL
+    const int C = j->w->cols, ahead = (Q4_PF_BYTES + C / 2 - 1) / (C / 2);
+    _Alignas(32) float mb[Q4_DECODE_ROWS][Q4_CHUNK_NB]; // (row, step): the products m
     for (int i = 0; i < n; i++) {
         q4_prefetch(j->w, r + i, ahead);
         int g = 0;
@@ -281,33 +297,19 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const q4_lay
         if (g < c1 - c0)
             group_avx2((__m256 *)(void *)(mb[i] + g), j, L, 0, 1, r + i, c0, g, c1 - c0 - g, off,
                        plm_dtype_high(dt));
-        if (mins) mm[i] = m_fold_avx2(j->w->m + (size_t)(r + i) * nb, j->xs, nb);
     }
-    _Alignas(16) float out[4] = {0};
+    _Alignas(16) float out[Q4_DECODE_ROWS] = {0};
     if (c0) memcpy(out, j->out + r, (size_t)n * sizeof(float));
-    __m128 o = _mm_load_ps(out);
-    for (int g = 0; g < c1 - c0; g += 8) {
-        __m256 m[4];
-        UNROLL
-        for (int i = 0; i < 4; i++) m[i] = i < n ? _mm256_load_ps(mb[i] + g) : _mm256_setzero_ps();
-        o = chain_avx2(o, m);
-    }
-    if (mins) o = _mm_add_ps(o, end4_avx2(mm));
-    _mm_store_ps(out, o);
+    chain_rows_avx2(out, mb[0], Q4_CHUNK_NB, n, c1 - c0);
+    if (mins) m_add_rows(out, j, r, n);
     memcpy(j->out + r, out, (size_t)n * sizeof(float));
 }
 
-// q4_decode_range: rows [r0, r1) of q4_decode_avx2, 4 at a time, then the last 1 to 3.
+// q4_decode_range: rows [r0, r1) of q4_decode_avx2, Q4_DECODE_ROWS at a time.
 PLM_INLINE PLM_TARGET_AVX2 void q4_decode_range(const matmul_job *j, const q4_layout *L, int r0,
                                                 int r1, int c0, int c1, const plm_dtype dt) {
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) q4_decode_avx2(j, L, r, 4, c0, c1, dt);
-    switch (r1 - r) {
-    case 3: q4_decode_avx2(j, L, r, 3, c0, c1, dt); break;
-    case 2: q4_decode_avx2(j, L, r, 2, c0, c1, dt); break;
-    case 1: q4_decode_avx2(j, L, r, 1, c0, c1, dt); break;
-    default: break;
-    }
+    for (int r = r0; r < r1; r += Q4_DECODE_ROWS)
+        q4_decode_avx2(j, L, r, r1 - r < Q4_DECODE_ROWS ? r1 - r : Q4_DECODE_ROWS, c0, c1, dt);
 }
 
 // q4_rows_small: out[0 .. T, r0 .. r1) by Q4_LAYOUT_T tokens and Q4_CHUNK_NB blocks at a time:

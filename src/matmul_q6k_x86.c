@@ -10,7 +10,7 @@
 //   its sub-block's d * sc (the half's 8 int8 scales to f32 times d) times the block's dx.
 //   Decode (one token): rows one after the other (each one sequential stream, prefetched ahead),
 //   q unsigned minus 32 times the input's half-block sums (once per call), the products into a
-//   buffer; then 4 rows' chains together, one row a lane (chain_avx2).
+//   buffer; then 8 rows' chains, one row a lane (chain_rows_avx2).
 //   Small T (2 to Q6K_LANES_T - 1): a row at a time, 4 tokens a pass on each unpacked half, their
 //   chains together, one token a lane.
 //   Prefill: 8 tokens in the lanes of a ymm, a half-block a step (see its section).
@@ -117,7 +117,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_tokens_avx2(const matmul_job *j, int t0, con
                 const __m256 sx = _mm256_mul_ps(ds, dx_avx2(j->xd + (size_t)(t0 + t) * nb, b));
                 m[t] = _mm256_mul_ps(_mm256_cvtepi32_ps(steps_avx2(p)), sx);
             }
-            acc = chain_avx2(acc, m);
+            acc = chain_avx2(acc, m, 8);
         }
     }
     _Alignas(16) float o[4];
@@ -126,18 +126,19 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_tokens_avx2(const matmul_job *j, int t0, con
     for (int t = 0; t < nt; t++) j->out[(size_t)(t0 + t) * j->w->rows + r] = o[t];
 }
 
-// ---- decode (one token): a row at a time, 4 rows' chains together ----
+// ---- decode (one token): a row at a time, 8 rows' chains together ----
 
-// q6k_decode_avx2: out[0, r .. r + n) (n <= 4 a constant at each call site) from the input's
-// sums xc (32 times each half-block's, in steps_avx2's lanes, 8 a half super-block): each row one
-// sequential stream, its products m (the unsigned q's dot_avx2, steps_avx2, minus xc: P of q - 32,
-// times ds * dx) into a buffer; then chain_avx2 runs the 4 rows' chains together, one row a lane.
+#define Q6K_DECODE_ROWS 8 // rows a pass of decode (chain_rows_avx2)
+
+// q6k_decode_avx2: out[0, r .. r + n) (n <= Q6K_DECODE_ROWS) from the input's sums xc (32 times
+// each half-block's, in steps_avx2's lanes, 8 a half super-block): each row one sequential stream,
+// its products m (the unsigned q's dot_avx2, steps_avx2, minus xc: P of q - 32, times ds * dx)
+// into a buffer; then chain_rows_avx2 runs the rows' chains, one row a lane.
 PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32_t *xc, int r,
-                                                const int n) {
-    static _Thread_local _Alignas(32) float mb[4][2 * Q6K_MAX_NB]; // (row, step): the products m
+                                                int n) {
+    static _Thread_local _Alignas(32) float mb[Q6K_DECODE_ROWS][2 * Q6K_MAX_NB]; // (row, step)
     const int nsb = j->w->cols / PLM_QK_K;
     const char *end = (const char *)(j->w->q6 + (size_t)j->w->rows * nsb * PLM_Q6K_QS);
-    UNROLL
     for (int i = 0; i < n; i++) {
         const uint8_t *row = j->w->q6 + (size_t)(r + i) * nsb * PLM_Q6K_QS;
         const float *d = j->w->d + (size_t)(r + i) * nsb;
@@ -160,16 +161,8 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32
             }
         }
     }
-    __m128 o = _mm_setzero_ps();
-    for (int g = 0; g < 2 * nsb; g++) {
-        __m256 m[4];
-        UNROLL
-        for (int i = 0; i < 4; i++)
-            m[i] = i < n ? _mm256_load_ps(mb[i] + 8 * g) : _mm256_setzero_ps();
-        o = chain_avx2(o, m);
-    }
-    _Alignas(16) float out[4];
-    _mm_store_ps(out, o);
+    _Alignas(16) float out[Q6K_DECODE_ROWS] = {0};
+    chain_rows_avx2(out, mb[0], 2 * Q6K_MAX_NB, n, 16 * nsb);
     memcpy(j->out + r, out, (size_t)n * sizeof(float));
 }
 
@@ -292,14 +285,8 @@ PLM_TARGET_AVX2 void plm_q6k_rows_avx2(const matmul_job *j, int r0, int r1) {
             for (int i = 0; i < 4; i++) q[i] = sums32_avx2(j->xq + (b + i) * PLM_QK);
             _mm256_store_si256((__m256i *)(void *)(xc + 2 * b), steps_avx2(q));
         }
-        int r = r0;
-        for (; r + 4 <= r1; r += 4) q6k_decode_avx2(j, xc, r, 4);
-        switch (r1 - r) {
-        case 3: q6k_decode_avx2(j, xc, r, 3); break;
-        case 2: q6k_decode_avx2(j, xc, r, 2); break;
-        case 1: q6k_decode_avx2(j, xc, r, 1); break;
-        default: break;
-        }
+        for (int r = r0; r < r1; r += Q6K_DECODE_ROWS)
+            q6k_decode_avx2(j, xc, r, r1 - r < Q6K_DECODE_ROWS ? r1 - r : Q6K_DECODE_ROWS);
         return;
     }
     if (T >= Q6K_LANES_T && nb <= Q6K_LANES_NB) {

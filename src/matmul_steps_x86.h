@@ -9,7 +9,8 @@
 //   chain_avx2: the float chain acc = acc + m of 4 outputs (one a lane of acc) over the 8 steps m[o]
 //     of each output o (in steps_avx2's lanes): an in-lane 4 x 4 transpose puts steps 2i and
 //     2i + 1 of the 4 outputs in the low and high half of one vector, then one add a step, in
-//     order. A step that does not exist (a row's last group) has m = +0, and adds nothing.
+//     order, skipping the steps past a row's end (a row's last group).
+//   chain_rows_avx2: decode's chains of 8 rows from their products in memory, two of 4 in flight.
 #ifndef PLM_MATMUL_STEPS_X86_H
 #define PLM_MATMUL_STEPS_X86_H
 
@@ -24,18 +25,40 @@ PLM_INLINE PLM_TARGET_AVX2 __m256i steps_avx2(const __m256i q[4]) {
     return _mm256_hadd_epi32(_mm256_hadd_epi32(q[0], q[1]), _mm256_hadd_epi32(q[2], q[3]));
 }
 
-// chain_avx2: acc (lane o: output o) + the 8 steps of m[o] (steps_avx2's lanes), in step order.
-PLM_INLINE PLM_TARGET_AVX2 __m128 chain_avx2(__m128 acc, const __m256 m[4]) {
+// chain_avx2: acc (lane o: output o) + the first n (<= 8) steps of m[o] (steps_avx2's lanes), in
+// step order (the steps past n do not exist).
+PLM_INLINE PLM_TARGET_AVX2 __m128 chain_avx2(__m128 acc, const __m256 m[4], int n) {
     const __m256 a = _mm256_unpacklo_ps(m[0], m[1]), b = _mm256_unpackhi_ps(m[0], m[1]);
     const __m256 c = _mm256_unpacklo_ps(m[2], m[3]), d = _mm256_unpackhi_ps(m[2], m[3]);
     const __m256 s[4] = {_mm256_shuffle_ps(a, c, 0x44), _mm256_shuffle_ps(a, c, 0xEE),
                          _mm256_shuffle_ps(b, d, 0x44), _mm256_shuffle_ps(b, d, 0xEE)};
     UNROLL
     for (int i = 0; i < 4; i++) { // s[i]: steps 2i (low half) and 2i + 1 (high half)
-        acc = _mm_add_ps(acc, _mm256_castps256_ps128(s[i]));
-        acc = _mm_add_ps(acc, _mm256_extractf128_ps(s[i], 1));
+        if (2 * i < n) acc = _mm_add_ps(acc, _mm256_castps256_ps128(s[i]));
+        if (2 * i + 1 < n) acc = _mm_add_ps(acc, _mm256_extractf128_ps(s[i], 1));
     }
     return acc;
+}
+
+// chain_rows_avx2: out[i] (n <= 8 rows, 16-byte aligned) + the ns steps of row i's products m at
+// mb + i * ld (groups of 8 in steps_avx2's lanes, 32-byte aligned), rows 0-3 and 4-7 two chains
+// in flight (one alone waits on its adds: decode's rows are otherwise done).
+PLM_INLINE PLM_TARGET_AVX2 void chain_rows_avx2(float out[8], const float *mb, int ld, int n,
+                                                int ns) {
+    __m128 acc[2] = {_mm_load_ps(out), _mm_load_ps(out + 4)};
+    for (int g = 0; g < ns; g += 8) {
+        UNROLL
+        for (int h = 0; h < 2; h++) {
+            if (4 * h >= n) continue;
+            __m256 m[4];
+            UNROLL
+            for (int i = 0; i < 4; i++)
+                m[i] = 4 * h + i < n ? _mm256_load_ps(mb + (size_t)(4 * h + i) * ld + g)
+                                     : _mm256_setzero_ps();
+            acc[h] = chain_avx2(acc[h], m, ns - g);
+        }
+    }
+    _mm_store_ps(out, acc[0]), _mm_store_ps(out + 4, acc[1]);
 }
 #endif
 

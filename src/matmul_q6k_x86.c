@@ -136,8 +136,9 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_tokens_avx2(const matmul_job *j, int t0, con
 // into a buffer; then chain_rows_avx2 runs the rows' chains, one row a lane.
 PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32_t *xc, int r,
                                                 int n) {
-    static _Thread_local _Alignas(32) float mb[Q6K_DECODE_ROWS][2 * Q6K_MAX_NB]; // (row, step)
-    const int nsb = j->w->cols / PLM_QK_K;
+    // (row, step): the products m, packed (rows 4 KB apart would share the L1 sets)
+    static _Thread_local _Alignas(32) float mb[Q6K_DECODE_ROWS * 2 * Q6K_MAX_NB];
+    const int nsb = j->w->cols / PLM_QK_K, ld = 16 * nsb;
     const char *end = (const char *)(j->w->q6 + (size_t)j->w->rows * nsb * PLM_Q6K_QS);
     for (int i = 0; i < n; i++) {
         const uint8_t *row = j->w->q6 + (size_t)(r + i) * nsb * PLM_Q6K_QS;
@@ -157,12 +158,12 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32
                 const __m256i P = _mm256_sub_epi32(
                     steps_avx2(p), _mm256_load_si256((const __m256i *)(const void *)(xc + 8 * g)));
                 const __m256 sx = _mm256_mul_ps(scales_avx2(sb, h, d[s]), dx_avx2(j->xd, b));
-                _mm256_store_ps(mb[i] + 8 * g, _mm256_mul_ps(_mm256_cvtepi32_ps(P), sx));
+                _mm256_store_ps(mb + i * ld + 8 * g, _mm256_mul_ps(_mm256_cvtepi32_ps(P), sx));
             }
         }
     }
     _Alignas(16) float out[Q6K_DECODE_ROWS] = {0};
-    chain_rows_avx2(out, mb[0], 2 * Q6K_MAX_NB, n, 16 * nsb);
+    chain_rows_avx2(out, mb, ld, n, ld);
     memcpy(j->out + r, out, (size_t)n * sizeof(float));
 }
 

@@ -109,13 +109,11 @@ PLM_INLINE PLM_TARGET_AVX2 void pair_avx2(__m256i k[2], const plm_mat *w, size_t
     }
 }
 
-// pair_dot_avx2: the int32 sums of a pair (block b in lanes 0-3, b + 1 in 4-7, as steps_avx2 wants)
-// from its values k and inputs x in the pair layout: vpmaddubsw (k unsigned, 0..31) of both halves
-// added in int16 (|2 * 31 * 127| twice is below 2^15) and one vpmaddwd.
+// pair_dot_avx2: the int16 sums of a pair (block b in the low 128 bits, b + 1 in the high ones, as
+// steps_avx2 wants) from its values k and inputs x in the pair layout: vpmaddubsw (k unsigned,
+// 0..31) of both halves added in int16 (|2 * 31 * 127| twice is below 2^14).
 PLM_INLINE PLM_TARGET_AVX2 __m256i pair_dot_avx2(const __m256i k[2], __m256i x0, __m256i x1) {
-    const __m256i p =
-        _mm256_add_epi16(_mm256_maddubs_epi16(k[0], x0), _mm256_maddubs_epi16(k[1], x1));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+    return _mm256_add_epi16(_mm256_maddubs_epi16(k[0], x0), _mm256_maddubs_epi16(k[1], x1));
 }
 
 // prefetch_run: the first and last line of the nb floats or words at p.

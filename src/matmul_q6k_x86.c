@@ -4,10 +4,11 @@
 //   A super-block's half h (128 values, 4 blocks of 32) is three 32-byte loads: ql's two groups
 //   and qh's group, byte l of each holding element l of its blocks (gguf.c's dequant_q6_k), so
 //   and/shift/or give the 4 blocks' unsigned q (0..63) in element order, no byte crossing lanes.
-//   vpmaddubsw (|pairs| <= 2 * 63 * 127) and vpmaddwd give each block's 8 sums of 4 products, lanes
-//   0-3 its half 0 and 4-7 its half 1: per 4 blocks steps_avx2 (matmul_steps_x86.h) gives the 8
-//   exact int32 sums P of the half-blocks, the steps of the canonical order; each step's scale is
-//   its sub-block's d * sc (the half's 8 int8 scales to f32 times d) times the block's dx.
+//   vpmaddubsw (|pairs| <= 2 * 63 * 127) gives each block's 16 int16 sums of 2 products, the low
+//   128 bits its half 0 and the high ones its half 1: per 4 blocks steps_avx2 (matmul_steps_x86.h)
+//   gives the 8 exact int32 sums P of the half-blocks, the steps of the canonical order; each
+//   step's scale is its sub-block's d * sc (the half's 8 int8 scales to f32 times d) times the
+//   block's dx.
 //   Decode (one token): rows one after the other (each one sequential stream, prefetched ahead),
 //   q unsigned minus 32 times the input's half-block sums (once per call), the products into a
 //   buffer; then 8 rows' chains, one row a lane (chain_rows_avx2).
@@ -45,16 +46,16 @@ PLM_INLINE PLM_TARGET_AVX2 void unpack_avx2(__m256i k[4], const uint8_t *sb, int
                            _mm256_and_si256(_mm256_srli_epi16(qh, 2), hi));
 }
 
-// sums32_avx2: 32 times the sums of the 4-byte lanes of the 32 inputs at x.
+// sums32_avx2: 32 times the sums of the pairs of the 32 inputs at x (int16, |.| <= 2 * 32 * 127).
 PLM_INLINE PLM_TARGET_AVX2 __m256i sums32_avx2(const int8_t *x) {
-    const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)x);
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(32), v), _mm256_set1_epi16(1));
+    return _mm256_maddubs_epi16(_mm256_set1_epi8(32),
+                                _mm256_loadu_si256((const __m256i *)(const void *)x));
 }
 
-// dot_avx2: the 8 int32 sums of 4 products of a (unsigned bytes) and the 32 inputs at x (signed):
-// lanes 0-3 the block's half 0, lanes 4-7 its half 1, as steps_avx2 wants.
+// dot_avx2: the int16 sums of 2 products of a (unsigned bytes, <= 63) and the 32 inputs at x
+// (signed): the low 128 bits the block's half 0, the high ones its half 1, as steps_avx2 wants.
 PLM_INLINE PLM_TARGET_AVX2 __m256i dot_avx2(__m256i a, __m256i x) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, x), _mm256_set1_epi16(1));
+    return _mm256_maddubs_epi16(a, x);
 }
 
 // scales_avx2: ds = d * sc (exact) of the 8 sub-blocks of half h of super-block sb (d its scale)

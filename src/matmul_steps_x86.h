@@ -2,12 +2,13 @@
 // (matmul_q4_x86.c) and Q6_K (matmul_q6k_x86.c) kernels share (internal; only those files include
 // it). Their kernels work on groups of 8 steps (Q4/Q5: 8 blocks; Q6_K: 4 blocks, two half-blocks
 // each) of up to 4 outputs (4 rows of one token in decode, 4 tokens of one row else):
-//   steps_avx2: the 8 exact int32 sums P of a group from 4 vectors of int32 partial sums, q[i]
-//     holding step 2i in lanes 0-3 and step 2i + 1 in lanes 4-7 (any split of a step's products
-//     gives the same int32): two levels of hadd, the group's steps in the lanes
-//     [0, 2, 4, 6 | 1, 3, 5, 7] (the kernels lay the scales out the same way);
-//   chain_avx2: the float chain acc = acc + m of 4 outputs (one a lane of acc) over the 8 steps m[o]
-//     of each output o (in steps_avx2's lanes): an in-lane 4 x 4 transpose puts steps 2i and
+//   steps_avx2: the 8 exact int32 sums P of a group from 4 vectors of int16 partial sums, q[i]
+//     holding step 2i in its low 128 bits and step 2i + 1 in its high ones (any split of a step's
+//     products gives the same int32; |each lane| <= 2^14 - 1, so that hadd adds two in int16):
+//     hadd in int16, vpmaddwd, hadd in int32, the group's steps in the lanes [0, 2, 4, 6 | 1, 3,
+//     5, 7] (the kernels lay the scales out the same way);
+//   chain_avx2: the float chain acc = acc + m of 4 outputs (one a lane of acc) over the 8 steps
+//     m[o] of each output o (in steps_avx2's lanes): an in-lane 4 x 4 transpose puts steps 2i and
 //     2i + 1 of the 4 outputs in the low and high half of one vector, then one add a step, in
 //     order, skipping the steps past a row's end (a row's last group).
 //   chain_rows_avx2: decode's chains of 8 rows from their products in memory, two of 4 in flight.
@@ -20,9 +21,12 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-// steps_avx2: P of steps [0, 2, 4, 6 | 1, 3, 5, 7] from q[i] (step 2i in lanes 0-3, 2i + 1 in 4-7).
+// steps_avx2: P of steps [0, 2, 4, 6 | 1, 3, 5, 7] from q[i] (int16: step 2i in the low 128 bits,
+// 2i + 1 in the high ones).
 PLM_INLINE PLM_TARGET_AVX2 __m256i steps_avx2(const __m256i q[4]) {
-    return _mm256_hadd_epi32(_mm256_hadd_epi32(q[0], q[1]), _mm256_hadd_epi32(q[2], q[3]));
+    const __m256i ones = _mm256_set1_epi16(1);
+    return _mm256_hadd_epi32(_mm256_madd_epi16(_mm256_hadd_epi16(q[0], q[1]), ones),
+                             _mm256_madd_epi16(_mm256_hadd_epi16(q[2], q[3]), ones));
 }
 
 // chain_avx2: acc (lane o: output o) + the first n (<= 8) steps of m[o] (steps_avx2's lanes), in

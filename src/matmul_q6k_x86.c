@@ -27,7 +27,7 @@
 #include <immintrin.h>
 
 #define Q6K_PF_BYTES 4096 // decode prefetches the weights about this far ahead
-#define Q6K_NT       4    // tokens per pass of the kernel
+#define Q6K_NT       4    // tokens per pass of the small-T kernel
 #define Q6K_MAX_NB   512  // blocks a row at most (16,384 columns) for decode's buffers
 
 // unpack_avx2: the 4 blocks of half h of super-block sb as unsigned q (0..63), block s in k[s].
@@ -79,7 +79,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_prefetch(const uint8_t *sb, const char *end)
     if (p + 128 < end) _mm_prefetch(p + 128, _MM_HINT_NTA), _mm_prefetch(p + 192, _MM_HINT_NTA);
 }
 
-// ---- more tokens: a row at a time, Q6K_NT tokens a pass, their chains together ----
+// ---- small T: a row at a time, Q6K_NT tokens a pass, their chains together ----
 
 // q6k_tokens_avx2: out[t0 .. t0 + nt, r] (nt <= Q6K_NT a constant at each call site): per half
 // super-block the weights unpacked once as w = q - 32 (|w| and its sign moved onto x: the int sums

@@ -4,12 +4,12 @@
 // the Q4 prefill reuses. AVX2 code on both paths, but for the Q8_0 rows kernel each table brings.
 // Q5_x is Q4_x with one more step wherever nibbles are unpacked: the block's 32 high bits (qh)
 // turned into bytes of 16 or 0 (high_avx2) and OR'd in; Q5_0 subtracts 16 where Q4_0 does 8.
-//   Decode (one token): 4 rows a pass, each read once as a sequential stream with software
-//     prefetch (as Q8_0's decode), two blocks a load, the nibbles unpacked by and/shift against
-//     an input laid out to match once per call; vpmaddubsw multiplies them (k is unsigned; Q4_0
-//     subtracts 8 times the input's sums: the int sums are exact, so the same p[b][l]).
-//   Small T (below the table's Q8_0 rows kernel): a row at a time, 4 tokens a pass, a block's 32
-//     nibbles (and high bits) unpacked to element order.
+//   Decode (one token) and small T (below the table's Q8_0 rows kernel): the inputs laid out once
+//     per call to match the nibbles (two blocks a 32-byte load, unpacked by and/shift), per 8
+//     blocks their exact int32 sums P (vpmaddubsw, k unsigned; Q4_0 subtracts 8 times the input's
+//     block sums), then one multiply and one add a block on chains of 4 outputs together
+//     (matmul_steps_x86.h): 4 rows (decode, each read once as a sequential stream with software
+//     prefetch; two such chains in flight) or 4 tokens of one row (small T).
 //   Prefill: panels of rows unpacked into Q8_0 form (int8 k - plm_q4_offset, the scales d) that
 //     the table's own Q8_0 rows kernel (tokens in vector lanes) runs on, as it runs Q8_0 weights;
 //     Q4_1 and Q5_1 then add their minimums' term to each output, 8 tokens a vector.
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "matmul_kernels.h"
+#include "matmul_steps_x86.h"
 #include "quant_x86.h" // the target attributes
 
 #if defined(__x86_64__)
@@ -27,32 +28,37 @@
 #define Q4_NT          4          // tokens per pass of the small-T kernels
 #define Q4_PANEL_BYTES (96 << 10) // int8 weights of one panel (in L2 while the tokens pass)
 
-// sum4_sse: the canonical end sum's last two levels on a[0..3]: (a0 + a2) + (a1 + a3).
+// sum4_sse: the last two levels of Q4_1's M (matmul_kernels.h) on a[0..3]: (a0 + a2) + (a1 + a3).
 PLM_INLINE PLM_TARGET_AVX2 float sum4_sse(__m128 a) {
     a = _mm_add_ps(a, _mm_movehl_ps(a, a));
     return _mm_cvtss_f32(_mm_add_ss(a, _mm_movehdup_ps(a)));
 }
 
-// fold8_avx2: lanes i + 4 of v added to lanes i (the level before sum4_sse).
-PLM_INLINE PLM_TARGET_AVX2 __m128 fold8_avx2(__m256 v) {
-    return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+// load8_avx2: the floats p[0 .. n) (n <= 8), zeros in the lanes above.
+PLM_INLINE PLM_TARGET_AVX2 __m256 load8_avx2(const float *p, int n) {
+    if (n >= 8) return _mm256_loadu_ps(p);
+    const __m256i k =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_maskload_ps(p, k);
 }
 
 // m_fold_avx2: Q4_1's term M (matmul_kernels.h) of row minimums m (nb) and token sums xs (nb)
 // before its last two levels: lane i of one vector takes the blocks b = i mod 8 (the last vector
-// padded with +0 products), then fold8_avx2.
+// padded with +0 products), then lanes i + 4 added to lanes i.
 PLM_INLINE PLM_TARGET_AVX2 __m128 m_fold_avx2(const float *m, const float *xs, int nb) {
     __m256 ms = _mm256_setzero_ps();
     int b = 0;
     for (; b + 8 <= nb; b += 8)
         ms = _mm256_add_ps(ms, _mm256_mul_ps(_mm256_loadu_ps(m + b), _mm256_loadu_ps(xs + b)));
-    if (b < nb) {
-        const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(nb - b),
-                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        ms = _mm256_add_ps(
-            ms, _mm256_mul_ps(_mm256_maskload_ps(m + b, k), _mm256_maskload_ps(xs + b, k)));
-    }
-    return fold8_avx2(ms);
+    if (b < nb)
+        ms =
+            _mm256_add_ps(ms, _mm256_mul_ps(load8_avx2(m + b, nb - b), load8_avx2(xs + b, nb - b)));
+    return _mm_add_ps(_mm256_castps256_ps128(ms), _mm256_extractf128_ps(ms, 1));
+}
+
+// steps_order: 8 per-block values (blocks g .. g + 8 of a group) moved into steps_avx2's lanes.
+PLM_INLINE PLM_TARGET_AVX2 __m256 steps_order(__m256 v) {
+    return _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
 }
 
 // high_avx2: 16 or 0 in each byte from the bits of h (the same 16 bytes in both 128-bit lanes):
@@ -83,6 +89,33 @@ PLM_INLINE PLM_TARGET_AVX2 __m256i unpack_avx2(const plm_mat *w, size_t blk, int
                 : k;
 }
 
+// pair_avx2: the values k of blocks blk and blk + 1 of w (blk alone when !two, zeros for the
+// other) in the pair layout, one 32-byte load of nibbles: k[0] = elements 0-15 of blk | of blk + 1
+// (the low nibbles), k[1] = elements 16-31 of each (the high ones); no byte crosses a lane.
+PLM_INLINE PLM_TARGET_AVX2 void pair_avx2(__m256i k[2], const plm_mat *w, size_t blk, int two,
+                                          int high) {
+    const uint8_t *qs = w->q4 + blk * PLM_QK / 2;
+    const __m256i f = _mm256_set1_epi8(15);
+    const __m256i v =
+        two ? _mm256_loadu_si256((const __m256i *)(const void *)qs)
+            : _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)qs));
+    k[0] = _mm256_and_si256(v, f), k[1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), f);
+    if (high) { // both blocks' qh in one 64-bit word (the second 0 when !two)
+        uint64_t h2 = w->qh[blk];
+        if (two) memcpy(&h2, w->qh + blk, 8);
+        const __m256i h = _mm256_set1_epi64x((long long)h2);
+        k[0] = _mm256_or_si256(k[0], high_avx2(h, high_idx(0, 4))); // bits 0-15 of each
+        k[1] = _mm256_or_si256(k[1], high_avx2(h, high_idx(2, 6))); // bits 16-31
+    }
+}
+
+// pair_dot_avx2: the int16 sums of a pair (block b in the low 128 bits, b + 1 in the high ones, as
+// steps_avx2 wants) from its values k and inputs x in the pair layout: vpmaddubsw (k unsigned,
+// 0..31) of both halves added in int16 (|2 * 31 * 127| twice is below 2^14).
+PLM_INLINE PLM_TARGET_AVX2 __m256i pair_dot_avx2(const __m256i k[2], __m256i x0, __m256i x1) {
+    return _mm256_add_epi16(_mm256_maddubs_epi16(k[0], x0), _mm256_maddubs_epi16(k[1], x1));
+}
+
 // prefetch_run: the first and last line of the nb floats or words at p.
 PLM_INLINE PLM_TARGET_AVX2 void prefetch_run(const void *p, size_t nb) {
     _mm_prefetch((const char *)p, _MM_HINT_NTA);
@@ -98,7 +131,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_prefetch(const plm_mat *w, int r, int ahead) 
     if (w->qh) prefetch_run(w->qh + o, nb);
 }
 
-// row_end: out[t0 + t, r] = A (the canonical accumulators' end sum, hsum'd) + Q4_1's (Q5_1's) M.
+// row_end: out[t, r] = a (Q8_0's canonical order: A) + Q4_1's (Q5_1's) M.
 PLM_INLINE PLM_TARGET_AVX2 void row_end(const matmul_job *j, int t, int r, float a) {
     const int nb = j->w->cols / PLM_QK;
     if (plm_dtype_min(j->w->dtype))
@@ -106,207 +139,209 @@ PLM_INLINE PLM_TARGET_AVX2 void row_end(const matmul_job *j, int t, int r, float
     j->out[(size_t)t * j->w->rows + r] = a;
 }
 
-// ---- AVX2: small T ----
+// ---- decode and small T: the inputs laid out, groups of 8 blocks, 4 chains together ----
+//
+// Each row is one sequential stream with software prefetch (as Q8_0's decode), two blocks a
+// 32-byte load (pair_avx2), so the inputs are laid out once per call to match (xp, per pair of
+// blocks: x_b[0:16], x_b+1[0:16], x_b[16:32], x_b+1[16:32]) and no byte moves across lanes in the
+// loop. Per group of 8 blocks and token: pair_dot_avx2 of the unsigned k, steps_avx2, minus (Q4_0,
+// Q5_0) plm_q4_offset times the input's block sums (xo: the int sums are exact, so P is that of k
+// - offset), times s = dw * dx (xo and dx laid out in steps_avx2's lanes too). Then chain_avx2
+// runs 4 chains together, one output a lane:
+//   decode (one token): a row at a time into a buffer of products m, then 8 rows' chains
+//     (chain_rows_avx2); Q4_1's M is added in the same lanes (each row's M folded to 4 lanes,
+//     end4_avx2);
+//   small T (below the table's Q8_0 rows kernel): a row at a time, Q4_NT tokens a pass (each pair
+//     unpacked once for them), chained as they come.
+// The layout holds Q4_LAYOUT_T tokens and a chunk of Q4_CHUNK_NB blocks: longer rows run chunk by
+// chunk, the chains waiting in out between chunks (a float stored and loaded back is the same).
 
-// q4_step_avx2: block b of row r for nt tokens from t0 into acc[t] (the even or odd register of
-// the canonical order); off: plm_q4_offset, high: Q5_x.
-PLM_INLINE PLM_TARGET_AVX2 void q4_step_avx2(__m256 acc[Q4_NT], const matmul_job *j, int r,
-                                             float dw, int t0, const int nt, int b, int off,
-                                             int high) {
-    const int C = j->w->cols, nb = C / PLM_QK;
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i w = unpack_avx2(j->w, (size_t)r * nb + b, high), wabs = w;
-    if (off) w = _mm256_sub_epi8(w, _mm256_set1_epi8((char)off)), wabs = _mm256_sign_epi8(w, w);
-    UNROLL
-    for (int t = 0; t < nt; t++) {
-        __m256i x = _mm256_loadu_si256(
-            (const __m256i *)(const void *)(j->xq + (size_t)(t0 + t) * C + b * PLM_QK));
-        if (off) x = _mm256_sign_epi8(x, w);
-        const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wabs, x), ones));
-        const __m256 s = _mm256_set1_ps(dw * j->xd[(size_t)(t0 + t) * nb + b]);
-        acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(p, s));
-    }
-}
+#define Q4_LAYOUT_T    8   // tokens laid out at once
+#define Q4_CHUNK_NB    256 // blocks laid out at once (8,192 columns; a multiple of 8)
+#define Q4_DECODE_ROWS 8   // rows a pass of decode (chain_rows_avx2)
 
-// q4_row_avx2: out[t0 .. t0 + nt, r] (nt <= Q4_NT a constant at each call site).
-PLM_INLINE PLM_TARGET_AVX2 void q4_row_avx2(const matmul_job *j, int t0, const int nt, int r) {
+// q4_layout: the inputs of tokens t0 .. t0 + Q4_LAYOUT_T, blocks c0 .. c0 + Q4_CHUNK_NB: xp in the
+// pair layout, xo = plm_q4_offset times the block sums and xd = dx in steps_avx2's lanes (the last
+// group padded with zero blocks and scales).
+typedef struct {
+    _Alignas(32) int8_t xp[Q4_LAYOUT_T][Q4_CHUNK_NB * PLM_QK];
+    _Alignas(32) int32_t xo[Q4_LAYOUT_T][Q4_CHUNK_NB];
+    _Alignas(32) float xd[Q4_LAYOUT_T][Q4_CHUNK_NB];
+} q4_layout;
+
+// layout_avx2: tokens t0 .. t0 + nt, blocks c0 .. c1 of the inputs into L.
+PLM_TARGET_AVX2 static void layout_avx2(q4_layout *L, const matmul_job *j, int t0, int nt, int c0,
+                                        int c1) {
     const int C = j->w->cols, nb = C / PLM_QK;
-    const int off = plm_q4_offset(j->w->dtype), high = plm_dtype_high(j->w->dtype);
-    const float *wd = j->w->d + (size_t)r * nb;
-    __m256 even[Q4_NT], odd[Q4_NT];
-    UNROLL
-    for (int t = 0; t < nt; t++) even[t] = odd[t] = _mm256_setzero_ps();
-    int b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        q4_step_avx2(even, j, r, wd[b], t0, nt, b, off, high);
-        q4_step_avx2(odd, j, r, wd[b + 1], t0, nt, b + 1, off, high);
-    }
-    if (b < nb) q4_step_avx2(even, j, r, wd[b], t0, nt, b, off, high);
-    UNROLL
+    const __m256i off = _mm256_set1_epi8((char)plm_q4_offset(j->w->dtype)),
+                  z = _mm256_setzero_si256();
     for (int t = 0; t < nt; t++)
-        row_end(j, t0 + t, r, sum4_sse(fold8_avx2(_mm256_add_ps(even[t], odd[t]))));
-}
-
-// q4_rows_small_avx2: out[0 .. T, r0 .. r1) a row at a time, Q4_NT tokens a pass (both paths:
-// AVX-512's two blocks a zmm were no faster).
-PLM_TARGET_AVX2 static void q4_rows_small_avx2(const matmul_job *j, int r0, int r1) {
-    const int T = j->T;
-    for (int r = r0; r < r1; r++)
-        for (int t = 0; t < T; t += Q4_NT) {
-            switch (T - t < Q4_NT ? T - t : Q4_NT) {
-            case 4: q4_row_avx2(j, t, 4, r); break;
-            case 3: q4_row_avx2(j, t, 3, r); break;
-            case 2: q4_row_avx2(j, t, 2, r); break;
-            default: q4_row_avx2(j, t, 1, r); break;
+        for (int g = 0; g < c1 - c0; g += 8) {
+            __m256i q[4];
+            for (int i = 0; i < 4; i++) {
+                const int b = g + 2 * i, e = c1 - c0; // b: from c0
+                const int8_t *x = j->xq + (size_t)(t0 + t) * C + (c0 + b) * PLM_QK;
+                const __m256i x0 = b < e ? _mm256_loadu_si256((const __m256i *)(const void *)x) : z;
+                const __m256i x1 =
+                    b + 1 < e ? _mm256_loadu_si256((const __m256i *)(const void *)(x + PLM_QK)) : z;
+                const __m256i h0 = _mm256_permute2x128_si256(x0, x1, 0x20);
+                const __m256i h1 = _mm256_permute2x128_si256(x0, x1, 0x31);
+                _mm256_store_si256((__m256i *)(void *)(L->xp[t] + 32 * b), h0);
+                _mm256_store_si256((__m256i *)(void *)(L->xp[t] + 32 * b + 32), h1);
+                const __m256i o[2] = {off, off};
+                q[i] = pair_dot_avx2(o, h0, h1);
             }
+            _mm256_store_si256((__m256i *)(void *)(L->xo[t] + g), steps_avx2(q));
+            const float *xd = j->xd + (size_t)(t0 + t) * nb + c0 + g;
+            _mm256_store_ps(L->xd[t] + g, steps_order(load8_avx2(xd, c1 - c0 - g)));
         }
 }
 
-// ---- decode (one token): 4 rows a pass, both paths ----
-//
-// Each row is one sequential stream as above, two blocks a 32-byte load: its low nibbles hold
-// elements 0-15 of blocks b and b + 1, its high ones elements 16-31, so the input is laid out once
-// per call (xp, per pair of blocks: x_b[0:16], x_b+1[0:16], x_b[16:32], x_b+1[16:32]) and no
-// nibble moves across lanes. vpmaddubsw (k unsigned) and vpmaddwd then give lanes l = 0-3 of both
-// blocks in one register and l = 4-7 in another: each canonical accumulator is one lane of two
-// registers, so the order is the canonical one (Q4_0: minus 8 times the sums of the input's 4
-// bytes, laid out once per call too; Q5_0: minus 16 times, and Q5_x's high bits as bytes of 16
-// (high_avx2) on the same two 128-bit halves: bits 0-15 of both blocks' qh for the low nibbles,
-// bits 16-31 for the high ones). The scales s = dw * dx of a row go first into a stack buffer
-// (8 multiplies a vector). The end sums and Q4_1's term of 4 rows are finished together: each
-// row's lanes folded to 4 (a[i] = h[i] + h[i + 4]), a 4 x 4 transpose, then (c0 + c2) + (c1 + c3)
-// in vertical adds, one row a lane, and one store of 4 outputs.
+// group_avx2: m[t] (t < nt) = the products of the steps of blocks c0 + g .. c0 + g + n (n <= 8) of
+// row r for the laid-out tokens lt + t of L, in steps_avx2's lanes; off: plm_q4_offset, high: Q5_x.
+PLM_INLINE PLM_TARGET_AVX2 void group_avx2(__m256 m[Q4_NT], const matmul_job *j, const q4_layout *L,
+                                           int lt, const int nt, int r, int c0, int g, const int n,
+                                           int off, int high) {
+    const int nb = j->w->cols / PLM_QK;
+    const char *end = (const char *)(j->w->q4 + (size_t)j->w->rows * nb * PLM_QK / 2);
+    __m256i q[Q4_NT][4];
+    UNROLL
+    for (int i = 0; i < 4; i++) {
+        const int b = g + 2 * i;
+        __m256i k[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()}; // no block: +0
+        if (2 * i < n) {
+            const size_t blk = (size_t)r * nb + c0 + b;
+            const char *p = (const char *)(j->w->q4 + blk * PLM_QK / 2) + Q4_PF_BYTES;
+            if (i % 2 == 0 && p < end) _mm_prefetch(p, _MM_HINT_NTA); // a line: 2 pairs
+            pair_avx2(k, j->w, blk, 2 * i + 1 < n, high);
+        }
+        UNROLL
+        for (int t = 0; t < nt; t++) {
+            const __m256i *x = (const __m256i *)(const void *)(L->xp[lt + t] + 32 * b);
+            q[t][i] = pair_dot_avx2(k, _mm256_load_si256(x), _mm256_load_si256(x + 1));
+        }
+    }
+    const __m256 dw = steps_order(load8_avx2(j->w->d + (size_t)r * nb + c0 + g, n));
+    UNROLL
+    for (int t = 0; t < nt; t++) {
+        __m256i P = steps_avx2(q[t]);
+        if (off)
+            P = _mm256_sub_epi32(
+                P, _mm256_load_si256((const __m256i *)(const void *)(L->xo[lt + t] + g)));
+        m[t] = _mm256_mul_ps(_mm256_cvtepi32_ps(P),
+                             _mm256_mul_ps(dw, _mm256_load_ps(L->xd[lt + t] + g)));
+    }
+}
 
-#define Q4_DECODE_NB 512 // blocks a row at most (16,384 columns) for the buffers
+// q4_tokens_avx2: out[t0 + lt .. + nt, r] (nt <= Q4_NT a constant at each call site) for blocks
+// c0 .. c1 of the laid-out tokens lt .. lt + nt of L (from t0), the chains from out when c0 > 0.
+PLM_INLINE PLM_TARGET_AVX2 void q4_tokens_avx2(const matmul_job *j, const q4_layout *L, int t0,
+                                               int lt, const int nt, int r, int c0, int c1) {
+    const int R = j->w->rows, nb = j->w->cols / PLM_QK;
+    const int off = plm_q4_offset(j->w->dtype), high = plm_dtype_high(j->w->dtype);
+    _Alignas(16) float a[4] = {0};
+    UNROLL
+    for (int t = 0; t < nt; t++) a[t] = c0 ? j->out[(size_t)(t0 + lt + t) * R + r] : 0.0f;
+    __m128 acc = _mm_load_ps(a);
+    for (int g = 0; g < c1 - c0; g += 8) {
+        __m256 m[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                       _mm256_setzero_ps()}; // no token: +0
+        if (g + 8 <= c1 - c0) group_avx2(m, j, L, lt, nt, r, c0, g, 8, off, high);
+        else group_avx2(m, j, L, lt, nt, r, c0, g, c1 - c0 - g, off, high);
+        acc = chain_avx2(acc, m, c1 - c0 - g);
+    }
+    _mm_store_ps(a, acc);
+    UNROLL
+    for (int t = 0; t < nt; t++) {
+        if (c1 == nb) row_end(j, t0 + lt + t, r, a[t]);
+        else j->out[(size_t)(t0 + lt + t) * R + r] = a[t];
+    }
+}
 
-// end4_avx2: the end sums of rows 0..3 from their folded lanes a[i]: (a0 + a2) + (a1 + a3).
+// end4_avx2: M's last two levels for rows 0..3 from their folded lanes a[i]: (a0 + a2) + (a1 + a3)
+// after a 4 x 4 transpose, one row a lane.
 PLM_INLINE PLM_TARGET_AVX2 __m128 end4_avx2(__m128 a[4]) {
     __m128 c0 = a[0], c1 = a[1], c2 = a[2], c3 = a[3];
     _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
     return _mm_add_ps(_mm_add_ps(c0, c2), _mm_add_ps(c1, c3));
 }
 
-// q4_decode_avx2: out[t, r .. r + n) for one token t, n <= 4 rows and the format dt constants at
-// each call site, from the token's laid-out input xp and corrections xc (Q4_0, Q5_0).
-PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const int8_t *xp,
-                                               const int32_t *xc, int t, int r, const int n,
-                                               const plm_dtype dt) {
-    const int off = plm_q4_offset(dt), mins = plm_dtype_min(dt), high = plm_dtype_high(dt);
-    const int C = j->w->cols, nb = C / PLM_QK;
-    const float *xd = j->xd + (size_t)t * nb;
-    const char *end = (const char *)(j->w->q4 + (size_t)j->w->rows * C / 2);
-    const int ahead = (Q4_PF_BYTES + C / 2 - 1) / (C / 2);
-    const __m256i ones = _mm256_set1_epi16(1), f = _mm256_set1_epi8(15);
-    _Alignas(32) float sc[Q4_DECODE_NB + 1];
-    __m128 a[4], mm[4];
-    UNROLL
-    for (int i = 0; i < 4; i++) a[i] = mm[i] = _mm_setzero_ps();
-    UNROLL
+// m_add_rows: out[i] += Q4_1's (Q5_1's) M of rows r + i, i < n <= Q4_DECODE_ROWS, for token 0 (a
+// function of its own: inlined, it slowed decode's loop by more than its own cost).
+PLM_TARGET_AVX2 static void m_add_rows(float out[Q4_DECODE_ROWS], const matmul_job *j, int r,
+                                       int n) {
+    const int nb = j->w->cols / PLM_QK;
+    __m128 mm[Q4_DECODE_ROWS];
+    for (int i = 0; i < Q4_DECODE_ROWS; i++)
+        mm[i] = i < n ? m_fold_avx2(j->w->m + (size_t)(r + i) * nb, j->xs, nb) : _mm_setzero_ps();
+    for (int h = 0; h < Q4_DECODE_ROWS; h += 4)
+        _mm_store_ps(out + h, _mm_add_ps(_mm_load_ps(out + h), end4_avx2(mm + h)));
+}
+
+// q4_decode_avx2: out[0, r .. r + n) for n <= Q4_DECODE_ROWS rows and the format dt (a constant
+// at each call site), for blocks c0 .. c1 of token 0 laid out in L (the chains from out when
+// c0 > 0).
+PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const q4_layout *L, int r,
+                                               int n, int c0, int c1, const plm_dtype dt) {
+    const int off = plm_q4_offset(dt), mins = plm_dtype_min(dt) && c1 == j->w->cols / PLM_QK;
+    const int C = j->w->cols, ahead = (Q4_PF_BYTES + C / 2 - 1) / (C / 2);
+    // (row, step): the products m, packed (rows 4 KB apart would share the L1 sets)
+    _Alignas(32) float mb[Q4_DECODE_ROWS * Q4_CHUNK_NB];
+    const int ld = (c1 - c0 + 7) / 8 * 8;
     for (int i = 0; i < n; i++) {
-        const uint8_t *qs = j->w->q4 + (size_t)(r + i) * C / 2;
-        const float *wd = j->w->d + (size_t)(r + i) * nb;
         q4_prefetch(j->w, r + i, ahead);
-        int b = 0;
-        for (; b + 8 <= nb; b += 8)
-            _mm256_store_ps(sc + b,
-                            _mm256_mul_ps(_mm256_loadu_ps(wd + b), _mm256_loadu_ps(xd + b)));
-        for (; b < nb; b++) sc[b] = wd[b] * xd[b];
-        sc[nb] = 0.0f; // the missing block of an odd count: zero weights, inputs and scale
-        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (b = 0; b < nb; b += 2) {
-            const char *p = (const char *)(qs + b * PLM_QK / 2) + Q4_PF_BYTES;
-            if (p < end) _mm_prefetch(p, _MM_HINT_NTA);
-            const __m256i v =
-                b + 1 < nb ? _mm256_loadu_si256((const __m256i *)(const void *)(qs + b * 16))
-                           : _mm256_zextsi128_si256(
-                                 _mm_loadu_si128((const __m128i *)(const void *)(qs + b * 16)));
-            __m256i k[2] = {_mm256_and_si256(v, f), _mm256_and_si256(_mm256_srli_epi16(v, 4), f)};
-            if (high) { // both blocks' qh in one 64-bit word (the odd one 0 past the last)
-                const uint32_t *qh = j->w->qh + (size_t)(r + i) * nb + b;
-                uint64_t h2 = qh[0];
-                if (b + 1 < nb) memcpy(&h2, qh, 8);
-                const __m256i h = _mm256_set1_epi64x((long long)h2);
-                k[0] = _mm256_or_si256(k[0], high_avx2(h, high_idx(0, 4))); // bits 0-15 of each
-                k[1] = _mm256_or_si256(k[1], high_avx2(h, high_idx(2, 6))); // bits 16-31
+        int g = 0;
+        for (; g + 8 <= c1 - c0; g += 8)
+            group_avx2((__m256 *)(void *)(mb + i * ld + g), j, L, 0, 1, r + i, c0, g, 8, off,
+                       plm_dtype_high(dt));
+        if (g < c1 - c0)
+            group_avx2((__m256 *)(void *)(mb + i * ld + g), j, L, 0, 1, r + i, c0, g, c1 - c0 - g,
+                       off, plm_dtype_high(dt));
+    }
+    _Alignas(16) float out[Q4_DECODE_ROWS] = {0};
+    if (c0) memcpy(out, j->out + r, (size_t)n * sizeof(float));
+    chain_rows_avx2(out, mb, ld, n, c1 - c0);
+    if (mins) m_add_rows(out, j, r, n);
+    memcpy(j->out + r, out, (size_t)n * sizeof(float));
+}
+
+// q4_decode_range: rows [r0, r1) of q4_decode_avx2, Q4_DECODE_ROWS at a time.
+PLM_INLINE PLM_TARGET_AVX2 void q4_decode_range(const matmul_job *j, const q4_layout *L, int r0,
+                                                int r1, int c0, int c1, const plm_dtype dt) {
+    for (int r = r0; r < r1; r += Q4_DECODE_ROWS)
+        q4_decode_avx2(j, L, r, r1 - r < Q4_DECODE_ROWS ? r1 - r : Q4_DECODE_ROWS, c0, c1, dt);
+}
+
+// q4_rows_small: out[0 .. T, r0 .. r1) by Q4_LAYOUT_T tokens and Q4_CHUNK_NB blocks at a time:
+// decode (T = 1) with the format a constant of each specialization, or a row at a time, Q4_NT
+// tokens a pass (every path: AVX-512's two blocks a zmm were no faster).
+PLM_TARGET_AVX2 static void q4_rows_small(const matmul_job *j, int r0, int r1) {
+    static _Thread_local q4_layout L;
+    const int T = j->T, nb = j->w->cols / PLM_QK;
+    for (int t0 = 0; t0 < T; t0 += Q4_LAYOUT_T)
+        for (int c0 = 0; c0 < nb; c0 += Q4_CHUNK_NB) {
+            const int nt = T - t0 < Q4_LAYOUT_T ? T - t0 : Q4_LAYOUT_T;
+            const int c1 = nb - c0 < Q4_CHUNK_NB ? nb : c0 + Q4_CHUNK_NB;
+            layout_avx2(&L, j, t0, nt, c0, c1);
+            if (T == 1) {
+                switch (j->w->dtype) {
+                case PLM_DTYPE_Q4_0: q4_decode_range(j, &L, r0, r1, c0, c1, PLM_DTYPE_Q4_0); break;
+                case PLM_DTYPE_Q4_1: q4_decode_range(j, &L, r0, r1, c0, c1, PLM_DTYPE_Q4_1); break;
+                case PLM_DTYPE_Q5_0: q4_decode_range(j, &L, r0, r1, c0, c1, PLM_DTYPE_Q5_0); break;
+                default: q4_decode_range(j, &L, r0, r1, c0, c1, PLM_DTYPE_Q5_1); break;
+                }
+                continue;
             }
-            const __m256 s =
-                _mm256_blend_ps(_mm256_broadcast_ss(sc + b), _mm256_broadcast_ss(sc + b + 1), 0xF0);
-            UNROLL
-            for (int h = 0; h < 2; h++) {
-                const __m256i x =
-                    _mm256_load_si256((const __m256i *)(const void *)(xp + 32 * b) + h);
-                __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(k[h], x), ones);
-                if (off) // xc: off times the sums
-                    p32 = _mm256_sub_epi32(
-                        p32, _mm256_load_si256((const __m256i *)(const void *)(xc + 8 * b) + h));
-                acc[h] = _mm256_add_ps(acc[h], _mm256_mul_ps(_mm256_cvtepi32_ps(p32), s));
-            }
+            for (int r = r0; r < r1; r++)
+                for (int t = 0; t < nt; t += Q4_NT) {
+                    switch (nt - t < Q4_NT ? nt - t : Q4_NT) {
+                    case 4: q4_tokens_avx2(j, &L, t0, t, 4, r, c0, c1); break;
+                    case 3: q4_tokens_avx2(j, &L, t0, t, 3, r, c0, c1); break;
+                    case 2: q4_tokens_avx2(j, &L, t0, t, 2, r, c0, c1); break;
+                    default: q4_tokens_avx2(j, &L, t0, t, 1, r, c0, c1); break;
+                    }
+                }
         }
-        const __m128 h03 =
-            _mm_add_ps(_mm256_castps256_ps128(acc[0]), _mm256_extractf128_ps(acc[0], 1));
-        const __m128 h47 =
-            _mm_add_ps(_mm256_castps256_ps128(acc[1]), _mm256_extractf128_ps(acc[1], 1));
-        a[i] = _mm_add_ps(h03, h47);
-        if (mins) mm[i] = m_fold_avx2(j->w->m + (size_t)(r + i) * nb, j->xs + (size_t)t * nb, nb);
-    }
-    __m128 o = end4_avx2(a);
-    if (mins) o = _mm_add_ps(o, end4_avx2(mm));
-    _Alignas(16) float out[4];
-    _mm_store_ps(out, o);
-    memcpy(j->out + (size_t)t * j->w->rows + r, out, (size_t)n * sizeof(float));
-}
-
-// decode_layout_avx2: token t's input in the decode layout into xp (32 bytes a block, pairs
-// padded with a zero block) and plm_q4_offset times the sums of its 4-byte lanes into xc (8 a
-// block).
-PLM_TARGET_AVX2 static void decode_layout_avx2(int8_t *xp, int32_t *xc, const matmul_job *j,
-                                               int t) {
-    const int C = j->w->cols, nb = C / PLM_QK;
-    const int8_t *x = j->xq + (size_t)t * C;
-    const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i off = _mm256_set1_epi8((char)plm_q4_offset(j->w->dtype));
-    for (int b = 0; b < nb; b += 2) {
-        const __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(x + b * PLM_QK));
-        const __m256i x1 =
-            b + 1 < nb ? _mm256_loadu_si256((const __m256i *)(const void *)(x + (b + 1) * PLM_QK))
-                       : _mm256_setzero_si256();
-        const __m256i h[2] = {_mm256_permute2x128_si256(x0, x1, 0x20),
-                              _mm256_permute2x128_si256(x0, x1, 0x31)};
-        for (int i = 0; i < 2; i++) {
-            _mm256_store_si256((__m256i *)(void *)(xp + 32 * b) + i, h[i]);
-            _mm256_store_si256((__m256i *)(void *)(xc + 8 * b) + i,
-                               _mm256_madd_epi16(_mm256_maddubs_epi16(off, h[i]), ones));
-        }
-    }
-}
-
-// q4_decode_range: rows [r0, r1) of q4_decode_avx2, 4 at a time, then the last 1 to 3.
-PLM_INLINE PLM_TARGET_AVX2 void q4_decode_range(const matmul_job *j, const int8_t *xp,
-                                                const int32_t *xc, int r0, int r1,
-                                                const plm_dtype dt) {
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) q4_decode_avx2(j, xp, xc, 0, r, 4, dt);
-    switch (r1 - r) {
-    case 3: q4_decode_avx2(j, xp, xc, 0, r, 3, dt); break;
-    case 2: q4_decode_avx2(j, xp, xc, 0, r, 2, dt); break;
-    case 1: q4_decode_avx2(j, xp, xc, 0, r, 1, dt); break;
-    default: break;
-    }
-}
-
-// q4_decode_rows: out[0, r0 .. r1) (T = 1); 0 when a row has too many blocks for the buffers.
-PLM_TARGET_AVX2 static int q4_decode_rows(const matmul_job *j, int r0, int r1) {
-    static _Thread_local _Alignas(32) int8_t xp[(Q4_DECODE_NB + 1) * PLM_QK];
-    static _Thread_local _Alignas(32) int32_t xc[(Q4_DECODE_NB + 1) * 8];
-    if (j->T != 1 || j->w->cols / PLM_QK > Q4_DECODE_NB) return 0;
-    decode_layout_avx2(xp, xc, j, 0);
-    switch (j->w->dtype) { // the format a constant of each specialization
-    case PLM_DTYPE_Q4_0: q4_decode_range(j, xp, xc, r0, r1, PLM_DTYPE_Q4_0); break;
-    case PLM_DTYPE_Q4_1: q4_decode_range(j, xp, xc, r0, r1, PLM_DTYPE_Q4_1); break;
-    case PLM_DTYPE_Q5_0: q4_decode_range(j, xp, xc, r0, r1, PLM_DTYPE_Q5_0); break;
-    default: q4_decode_range(j, xp, xc, r0, r1, PLM_DTYPE_Q5_1); break;
-    }
-    return 1;
 }
 
 // ---- prefill: panels in Q8_0 form through the table's Q8_0 rows kernel ----
@@ -323,13 +358,15 @@ PLM_TARGET_AVX2 static void panel_avx2(int8_t *q, float *d, const plm_mat *w, in
     memcpy(d, w->d + (size_t)r * nb, (size_t)n * nb * sizeof(float));
 }
 
+#define Q4_M_NB 512 // blocks a row at most (16,384 columns) for m_add_avx2's buffer, else row_end
+
 // m_add_avx2: out[t, r .. r + n) += Q4_1's (Q5_1's) term M for every token t, 8 tokens a vector:
 // per group the tokens' sums xs go into xt (nb, 8) once, and for each row the 8 canonical lanes of
 // M are 8 registers (one token a vector lane), finished by vertical adds in the canonical order.
 PLM_TARGET_AVX2 static void m_add_avx2(const matmul_job *j, int r, int n) {
-    static _Thread_local _Alignas(32) float xt[Q4_DECODE_NB * 8];
+    static _Thread_local _Alignas(32) float xt[Q4_M_NB * 8];
     const int T = j->T, R = j->w->rows, nb = j->w->cols / PLM_QK;
-    if (nb > Q4_DECODE_NB) {
+    if (nb > Q4_M_NB) {
         for (int t = 0; t < T; t++)
             for (int i = r; i < r + n; i++) row_end(j, t, i, j->out[(size_t)t * R + i]);
         return;
@@ -378,7 +415,7 @@ PLM_TARGET_AVX2 static void q4_rows(const matmul_job *j, int r0, int r1, const m
     static _Thread_local _Alignas(64) float pd[Q4_PANEL_BYTES / PLM_QK];
     const int T = j->T, C = j->w->cols, R = j->w->rows;
     if (T < 2 || T < k->q8.rows_t || !j->xc || C > Q4_PANEL_BYTES) {
-        if (!q4_decode_rows(j, r0, r1)) q4_rows_small_avx2(j, r0, r1);
+        q4_rows_small(j, r0, r1);
         return;
     }
     const int P = Q4_PANEL_BYTES / C; // rows a panel

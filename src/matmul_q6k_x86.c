@@ -4,28 +4,31 @@
 //   A super-block's half h (128 values, 4 blocks of 32) is three 32-byte loads: ql's two groups
 //   and qh's group, byte l of each holding element l of its blocks (gguf.c's dequant_q6_k), so
 //   and/shift/or give the 4 blocks' unsigned q (0..63) in element order, no byte crossing lanes.
-//   vpmaddubsw (q unsigned, x signed: |pairs| <= 2 * 63 * 127) and vpmaddwd give the 8 lanes of
-//   4-byte sums, minus 32 times the input's 4-byte sums: the exact p[b][l] of q - 32. A lane's
-//   scale is its sub-block's d * sc (the 8 int8 scales of a half to f32 times d, one permute per
-//   block) times the block's dx, as the reference.
+//   vpmaddubsw (|pairs| <= 2 * 63 * 127) gives each block's 16 int16 sums of 2 products, the low
+//   128 bits its half 0 and the high ones its half 1: per 4 blocks steps_avx2 (matmul_steps_x86.h)
+//   gives the 8 exact int32 sums P of the half-blocks, the steps of the canonical order; each
+//   step's scale is its sub-block's d * sc (the half's 8 int8 scales to f32 times d) times the
+//   block's dx.
 //   Decode (one token): rows one after the other (each one sequential stream, prefetched ahead),
-//   the input's 4-byte sums once per call; the end sums of 4 rows finished together (a 4 x 4
-//   transpose and vertical adds), as matmul_q4_x86.c's decode: no horizontal sum per row.
-//   More tokens: a row at a time, 4 tokens a pass on each unpacked half (the input sums on the
-//   fly). Not the lanes kernels of Q8_0's prefill: see NOTES.md.
+//   q unsigned minus 32 times the input's half-block sums (once per call), the products into a
+//   buffer; then 8 rows' chains, one row a lane (chain_rows_avx2).
+//   Small T (2 to Q6K_LANES_T - 1): a row at a time, 4 tokens a pass on each unpacked half, their
+//   chains together, one token a lane.
+//   Prefill: 8 tokens in the lanes of a ymm, a half-block a step (see its section).
 // Decode is bandwidth-bound: a Q6_K weight is 0.828 bytes (208 bytes and an f32 d per 256)
 // against Q8_0's 1.125.
 #include <string.h>
 
 #include "matmul_kernels.h"
+#include "matmul_steps_x86.h"
 #include "quant_x86.h" // the target attributes
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
 #define Q6K_PF_BYTES 4096 // decode prefetches the weights about this far ahead
-#define Q6K_NT       4    // tokens per pass of the kernel
-#define Q6K_MAX_NB   512  // blocks a row at most (16,384 columns) for decode's input sums
+#define Q6K_NT       4    // tokens per pass of the small-T kernel
+#define Q6K_MAX_NB   512  // blocks a row at most (16,384 columns) for decode's buffers
 
 // unpack_avx2: the 4 blocks of half h of super-block sb as unsigned q (0..63), block s in k[s].
 PLM_INLINE PLM_TARGET_AVX2 void unpack_avx2(__m256i k[4], const uint8_t *sb, int h) {
@@ -43,115 +46,253 @@ PLM_INLINE PLM_TARGET_AVX2 void unpack_avx2(__m256i k[4], const uint8_t *sb, int
                            _mm256_and_si256(_mm256_srli_epi16(qh, 2), hi));
 }
 
-// sums32_avx2: 32 times the sums of the 4-byte lanes of the 32 inputs at x.
+// sums32_avx2: 32 times the sums of the pairs of the 32 inputs at x (int16, |.| <= 2 * 32 * 127).
 PLM_INLINE PLM_TARGET_AVX2 __m256i sums32_avx2(const int8_t *x) {
-    const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)x);
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(32), v), _mm256_set1_epi16(1));
+    return _mm256_maddubs_epi16(_mm256_set1_epi8(32),
+                                _mm256_loadu_si256((const __m256i *)(const void *)x));
 }
 
-// q6k_row_avx2: row r for nt tokens from t0 (nt <= Q6K_NT, a constant at each call site): a[t]
-// gets the canonical accumulators of token t0 + t folded to 4 lanes (h[i] + h[i + 4]). Decode (nt
-// 1) passes token t0's input sums xc (sums32_avx2, 8 a block) and its scales xs (per half
-// super-block, each block's dx twice: the lanes of the half's 8 sub-blocks); else both are NULL
-// and computed here.
-PLM_INLINE PLM_TARGET_AVX2 void q6k_row_avx2(__m128 a[Q6K_NT], const matmul_job *j, int t0,
-                                             const int nt, int r, const int32_t *xc,
-                                             const float *xs) {
+// dot_avx2: the int16 sums of 2 products of a (unsigned bytes, <= 63) and the 32 inputs at x
+// (signed): the low 128 bits the block's half 0, the high ones its half 1, as steps_avx2 wants.
+PLM_INLINE PLM_TARGET_AVX2 __m256i dot_avx2(__m256i a, __m256i x) {
+    return _mm256_maddubs_epi16(a, x);
+}
+
+// scales_avx2: ds = d * sc (exact) of the 8 sub-blocks of half h of super-block sb (d its scale)
+// in steps_avx2's lanes: the half's sub-blocks [0, 2, 4, 6 | 1, 3, 5, 7].
+PLM_INLINE PLM_TARGET_AVX2 __m256 scales_avx2(const uint8_t *sb, int h, float d) {
+    const __m128i sc =
+        _mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(const void *)(sb + 192 + 8 * h)),
+                         _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 0, 0, 0, 0, 0, 0, 0, 0));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)), _mm256_set1_ps(d));
+}
+
+// dx_avx2: dx of blocks b .. b + 3 in steps_avx2's lanes (block q's two halves in lanes q, q + 4).
+PLM_INLINE PLM_TARGET_AVX2 __m256 dx_avx2(const float *xd, int b) {
+    return _mm256_broadcast_ps((const __m128 *)(const void *)(xd + b));
+}
+
+// q6k_prefetch: the super-block Q6K_PF_BYTES after sb, if in the matrix (ending at end).
+PLM_INLINE PLM_TARGET_AVX2 void q6k_prefetch(const uint8_t *sb, const char *end) {
+    const char *p = (const char *)sb + Q6K_PF_BYTES;
+    if (p < end) _mm_prefetch(p, _MM_HINT_NTA), _mm_prefetch(p + 64, _MM_HINT_NTA);
+    if (p + 128 < end) _mm_prefetch(p + 128, _MM_HINT_NTA), _mm_prefetch(p + 192, _MM_HINT_NTA);
+}
+
+// ---- small T: a row at a time, Q6K_NT tokens a pass, their chains together ----
+
+// q6k_tokens_avx2: out[t0 .. t0 + nt, r] (nt <= Q6K_NT a constant at each call site): per half
+// super-block the weights unpacked once as w = q - 32 (|w| and its sign moved onto x: the int sums
+// are exact), per token 4 blocks' dot_avx2, steps_avx2 (P), times s = ds * dx, and chain_avx2
+// with one token a lane.
+PLM_INLINE PLM_TARGET_AVX2 void q6k_tokens_avx2(const matmul_job *j, int t0, const int nt, int r) {
     const int C = j->w->cols, nb = C / PLM_QK, nsb = C / PLM_QK_K;
     const uint8_t *row = j->w->q6 + (size_t)r * nsb * PLM_Q6K_QS;
     const char *end = (const char *)(j->w->q6 + (size_t)j->w->rows * nsb * PLM_Q6K_QS);
     const float *d = j->w->d + (size_t)r * nsb;
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[Q6K_NT][2];
-    UNROLL
-    for (int t = 0; t < nt; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     for (int s = 0; s < nsb; s++) {
         const uint8_t *sb = row + (size_t)s * PLM_Q6K_QS;
-        const char *p = (const char *)sb + Q6K_PF_BYTES;
-        if (p < end) _mm_prefetch(p, _MM_HINT_NTA), _mm_prefetch(p + 64, _MM_HINT_NTA);
-        if (p + 128 < end) _mm_prefetch(p + 128, _MM_HINT_NTA), _mm_prefetch(p + 192, _MM_HINT_NTA);
+        q6k_prefetch(sb, end);
         for (int h = 0; h < 2; h++) {
-            __m256i k[4];
-            unpack_avx2(k, sb, h);
-            const __m256 ds =
-                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
-                                  (const __m128i *)(const void *)(sb + 192 + 8 * h)))),
-                              _mm256_set1_ps(d[s]));
-            const __m256 dsx = xs ? _mm256_mul_ps(ds, _mm256_load_ps(xs + 8 * (2 * s + h))) : ds;
+            const int b = 8 * s + 4 * h;
+            __m256i w[4], a[4];
+            unpack_avx2(w, sb, h);
             UNROLL
-            for (int q = 0; q < 4; q++) {
-                const int b = 8 * s + 4 * h + q;
-                const __m256 dsb = _mm256_permutevar8x32_ps(
-                    dsx, _mm256_setr_epi32(2 * q, 2 * q, 2 * q, 2 * q, 2 * q + 1, 2 * q + 1,
-                                           2 * q + 1, 2 * q + 1));
+            for (int q = 0; q < 4; q++)
+                w[q] = _mm256_sub_epi8(w[q], _mm256_set1_epi8(32)),
+                a[q] = _mm256_sign_epi8(w[q], w[q]);
+            const __m256 ds = scales_avx2(sb, h, d[s]);
+            __m256 m[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                           _mm256_setzero_ps()}; // no token: +0
+            UNROLL
+            for (int t = 0; t < nt; t++) {
+                const int8_t *x = j->xq + (size_t)(t0 + t) * C + b * PLM_QK;
+                __m256i p[4];
                 UNROLL
-                for (int t = 0; t < nt; t++) {
-                    const int8_t *x = j->xq + (size_t)(t0 + t) * C + b * PLM_QK;
-                    const __m256i c =
-                        xc ? _mm256_loadu_si256((const __m256i *)(const void *)(xc + 8 * b))
-                           : sums32_avx2(x);
-                    const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)x);
-                    const __m256i p32 =
-                        _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(k[q], v), ones), c);
-                    const __m256 sc =
-                        xs ? dsb
-                           : _mm256_mul_ps(dsb, _mm256_set1_ps(j->xd[(size_t)(t0 + t) * nb + b]));
-                    acc[t][q % 2] =
-                        _mm256_add_ps(acc[t][q % 2], _mm256_mul_ps(_mm256_cvtepi32_ps(p32), sc));
-                }
+                for (int q = 0; q < 4; q++)
+                    p[q] = dot_avx2(
+                        a[q], _mm256_sign_epi8(_mm256_loadu_si256(
+                                                   (const __m256i *)(const void *)(x + q * PLM_QK)),
+                                               w[q]));
+                const __m256 sx = _mm256_mul_ps(ds, dx_avx2(j->xd + (size_t)(t0 + t) * nb, b));
+                m[t] = _mm256_mul_ps(_mm256_cvtepi32_ps(steps_avx2(p)), sx);
+            }
+            acc = chain_avx2(acc, m, 8);
+        }
+    }
+    _Alignas(16) float o[4];
+    _mm_store_ps(o, acc);
+    UNROLL
+    for (int t = 0; t < nt; t++) j->out[(size_t)(t0 + t) * j->w->rows + r] = o[t];
+}
+
+// ---- decode (one token): a row at a time, 8 rows' chains together ----
+
+#define Q6K_DECODE_ROWS 8 // rows a pass of decode (chain_rows_avx2)
+
+// q6k_decode_avx2: out[0, r .. r + n) (n <= Q6K_DECODE_ROWS) from the input's sums xc (32 times
+// each half-block's, in steps_avx2's lanes, 8 a half super-block): each row one sequential stream,
+// its products m (the unsigned q's dot_avx2, steps_avx2, minus xc: P of q - 32, times ds * dx)
+// into a buffer; then chain_rows_avx2 runs the rows' chains, one row a lane.
+PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32_t *xc, int r,
+                                                int n) {
+    // (row, step): the products m, packed (rows 4 KB apart would share the L1 sets)
+    static _Thread_local _Alignas(32) float mb[Q6K_DECODE_ROWS * 2 * Q6K_MAX_NB];
+    const int nsb = j->w->cols / PLM_QK_K, ld = 16 * nsb;
+    const char *end = (const char *)(j->w->q6 + (size_t)j->w->rows * nsb * PLM_Q6K_QS);
+    for (int i = 0; i < n; i++) {
+        const uint8_t *row = j->w->q6 + (size_t)(r + i) * nsb * PLM_Q6K_QS;
+        const float *d = j->w->d + (size_t)(r + i) * nsb;
+        for (int s = 0; s < nsb; s++) {
+            const uint8_t *sb = row + (size_t)s * PLM_Q6K_QS;
+            q6k_prefetch(sb, end);
+            for (int h = 0; h < 2; h++) {
+                const int b = 8 * s + 4 * h, g = 2 * s + h; // first block, group of 8 steps
+                __m256i k[4], p[4];
+                unpack_avx2(k, sb, h);
+                UNROLL
+                for (int q = 0; q < 4; q++)
+                    p[q] = dot_avx2(k[q],
+                                    _mm256_loadu_si256(
+                                        (const __m256i *)(const void *)(j->xq + (b + q) * PLM_QK)));
+                const __m256i P = _mm256_sub_epi32(
+                    steps_avx2(p), _mm256_load_si256((const __m256i *)(const void *)(xc + 8 * g)));
+                const __m256 sx = _mm256_mul_ps(scales_avx2(sb, h, d[s]), dx_avx2(j->xd, b));
+                _mm256_store_ps(mb + i * ld + 8 * g, _mm256_mul_ps(_mm256_cvtepi32_ps(P), sx));
             }
         }
     }
-    UNROLL
-    for (int t = 0; t < nt; t++) {
-        const __m256 e = _mm256_add_ps(acc[t][0], acc[t][1]);
-        a[t] = _mm_add_ps(_mm256_castps256_ps128(e), _mm256_extractf128_ps(e, 1));
-    }
-}
-
-// q6k_tokens_avx2: out[t0 .. t0 + nt, r], each token's folded lanes finished as (a0 + a2) +
-// (a1 + a3).
-PLM_INLINE PLM_TARGET_AVX2 void q6k_tokens_avx2(const matmul_job *j, int t0, const int nt, int r) {
-    __m128 a[Q6K_NT];
-    q6k_row_avx2(a, j, t0, nt, r, NULL, NULL);
-    UNROLL
-    for (int t = 0; t < nt; t++) {
-        const __m128 v = _mm_add_ps(a[t], _mm_movehl_ps(a[t], a[t])); // a0 + a2, a1 + a3
-        j->out[(size_t)(t0 + t) * j->w->rows + r] =
-            _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
-    }
-}
-
-// q6k_decode_avx2: out[0, r .. r + n) (n <= 4 a constant at each call site) from the input sums
-// xc and scales xs: the rows' folded lanes transposed, then (c0 + c2) + (c1 + c3) one row a lane.
-PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32_t *xc,
-                                                const float *xs, int r, const int n) {
-    __m128 a[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
-    UNROLL
-    for (int i = 0; i < n; i++) q6k_row_avx2(a + i, j, 0, 1, r + i, xc, xs);
-    _MM_TRANSPOSE4_PS(a[0], a[1], a[2], a[3]);
-    _Alignas(16) float out[4];
-    _mm_store_ps(out, _mm_add_ps(_mm_add_ps(a[0], a[2]), _mm_add_ps(a[1], a[3])));
+    _Alignas(16) float out[Q6K_DECODE_ROWS] = {0};
+    chain_rows_avx2(out, mb, ld, n, ld);
     memcpy(j->out + r, out, (size_t)n * sizeof(float));
 }
 
+// ---- prefill: 8 tokens in the lanes of a ymm ----
+//
+// From Q6K_LANES_T tokens: panels of rows unpacked once per call into bytes q (0..63) and the
+// sub-blocks' ds; per group of 8 tokens the inputs laid out with a token a 32-bit lane (4 inputs
+// each), 32 times their half-block sums and dx the same way; then per row each step (half-block,
+// 16 columns) is 4 broadcasts of 4 weight bytes, vpmaddubsw (|pairs| <= 2 * 63 * 127, two added in
+// int16 < 2^15), vpmaddwd, minus the sums: P of q - 32 for 8 tokens; times s = ds * dx, one add.
+
+#define Q6K_LANES_T     5          // tokens from which prefill runs the lanes kernel
+#define Q6K_LANES_NB    256        // blocks a row at most (8,192 columns) for the lanes buffers
+#define Q6K_PANEL_BYTES (64 << 10) // unpacked weights of one panel (in L2 while the groups pass)
+
+// q6k_group: the inputs of 8 tokens (zeros past T), a token a 32-bit lane.
+typedef struct {
+    _Alignas(32) int32_t x[Q6K_LANES_NB * 8][8];  // (C / 4, 8): 4 inputs of each token
+    _Alignas(32) int32_t xs[2 * Q6K_LANES_NB][8]; // (C / 16, 8): 32 times each half-block's sum
+    _Alignas(32) float xd[Q6K_LANES_NB][8];       // (nb, 8): dx
+} q6k_group;
+
+// group_layout: tokens t0 .. t0 + nt (nt <= 8) into G.
+PLM_TARGET_AVX2 static void group_layout(q6k_group *G, const matmul_job *j, int t0, int nt) {
+    const int C = j->w->cols, nb = C / PLM_QK;
+    memset(G->x, 0, (size_t)C / 4 * sizeof G->x[0]);
+    memset(G->xd, 0, (size_t)nb * sizeof G->xd[0]);
+    memset(G->xs, 0, (size_t)C / 16 * sizeof G->xs[0]);
+    for (int t = 0; t < nt; t++) {
+        const int8_t *x = j->xq + (size_t)(t0 + t) * C;
+        for (int c = 0; c < C / 4; c++) memcpy(&G->x[c][t], x + 4 * c, 4);
+        for (int b = 0; b < nb; b++) G->xd[b][t] = j->xd[(size_t)(t0 + t) * nb + b];
+        for (int b = 0; b < nb; b += 4) { // steps_avx2's lanes: half-blocks [0, 2, 4, 6 | 1, ..]
+            __m256i q[4];
+            UNROLL
+            for (int i = 0; i < 4; i++) q[i] = sums32_avx2(x + (b + i) * PLM_QK);
+            _Alignas(32) int32_t s[8];
+            _mm256_store_si256((__m256i *)(void *)s, steps_avx2(q));
+            for (int i = 0; i < 8; i++) G->xs[2 * b + 2 * (i % 4) + i / 4][t] = s[i];
+        }
+    }
+}
+
+// panel_q6k: rows [r, r + n) of w as bytes q (n, C) and their sub-blocks' ds (n, C / 16).
+PLM_TARGET_AVX2 static void panel_q6k(uint8_t *q, float *ds, const plm_mat *w, int r, int n) {
+    const int C = w->cols, nsb = C / PLM_QK_K;
+    for (int i = 0; i < n; i++)
+        for (int s = 0; s < nsb; s++) {
+            const uint8_t *sb = w->q6 + ((size_t)(r + i) * nsb + s) * PLM_Q6K_QS;
+            const float d = w->d[(size_t)(r + i) * nsb + s];
+            for (int h = 0; h < 2; h++) {
+                __m256i k[4];
+                unpack_avx2(k, sb, h);
+                UNROLL
+                for (int b = 0; b < 4; b++)
+                    _mm256_storeu_si256((__m256i *)(void *)(q + (size_t)i * C + s * PLM_QK_K +
+                                                            (4 * h + b) * PLM_QK),
+                                        k[b]);
+            }
+            for (int u = 0; u < 16; u++)
+                ds[(size_t)i * (C / 16) + 16 * s + u] = d * (float)((const int8_t *)sb)[192 + u];
+        }
+}
+
+// q6k_lanes: out[t0 .. t0 + nt, r] for the group G from the unpacked row q (C) and ds (C / 16).
+PLM_INLINE PLM_TARGET_AVX2 void q6k_lanes(const matmul_job *j, const q6k_group *G, const uint8_t *q,
+                                          const float *ds, int t0, int nt, int r) {
+    const int C = j->w->cols;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int u = 0; u < C / 16; u++) { // half-block u: columns 16u .. 16u + 15
+        __m256i p[2];
+        UNROLL
+        for (int h = 0; h < 2; h++) {
+            int32_t w4[2];
+            memcpy(w4, q + 16 * u + 8 * h, 8);
+            const __m256i *x = (const __m256i *)(const void *)G->x[4 * u + 2 * h];
+            p[h] = _mm256_madd_epi16(
+                _mm256_add_epi16(
+                    _mm256_maddubs_epi16(_mm256_set1_epi32(w4[0]), _mm256_load_si256(x)),
+                    _mm256_maddubs_epi16(_mm256_set1_epi32(w4[1]), _mm256_load_si256(x + 1))),
+                ones);
+        }
+        const __m256i P =
+            _mm256_sub_epi32(_mm256_add_epi32(p[0], p[1]),
+                             _mm256_load_si256((const __m256i *)(const void *)G->xs[u]));
+        const __m256 s = _mm256_mul_ps(_mm256_set1_ps(ds[u]), _mm256_load_ps(G->xd[u / 2]));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(P), s));
+    }
+    _Alignas(32) float o[8];
+    _mm256_store_ps(o, acc);
+    for (int t = 0; t < nt; t++) j->out[(size_t)(t0 + t) * j->w->rows + r] = o[t];
+}
+
+// q6k_rows_lanes: out[0 .. T, r0 .. r1) by panels of rows, each for every group of 8 tokens.
+PLM_TARGET_AVX2 static void q6k_rows_lanes(const matmul_job *j, int r0, int r1) {
+    static _Thread_local q6k_group G;
+    static _Thread_local _Alignas(32) uint8_t pq[Q6K_PANEL_BYTES];
+    static _Thread_local _Alignas(32) float pds[Q6K_PANEL_BYTES / 16];
+    const int C = j->w->cols, P = Q6K_PANEL_BYTES / C; // rows a panel
+    for (int r = r0; r < r1; r += P) {
+        const int n = r1 - r < P ? r1 - r : P;
+        panel_q6k(pq, pds, j->w, r, n);
+        for (int t0 = 0; t0 < j->T; t0 += 8) {
+            group_layout(&G, j, t0, j->T - t0 < 8 ? j->T - t0 : 8);
+            for (int i = 0; i < n; i++)
+                q6k_lanes(j, &G, pq + (size_t)i * C, pds + (size_t)i * (C / 16), t0,
+                          j->T - t0 < 8 ? j->T - t0 : 8, r + i);
+        }
+    }
+}
+
 PLM_TARGET_AVX2 void plm_q6k_rows_avx2(const matmul_job *j, int r0, int r1) {
-    static _Thread_local _Alignas(32) int32_t xc[Q6K_MAX_NB * 8];
-    static _Thread_local _Alignas(32) float xs[Q6K_MAX_NB * 2];
+    static _Thread_local _Alignas(32) int32_t xc[2 * Q6K_MAX_NB];
     const int T = j->T, nb = j->w->cols / PLM_QK;
     if (T == 1 && nb <= Q6K_MAX_NB) {
-        for (int b = 0; b < nb; b++) {
-            _mm256_store_si256((__m256i *)(void *)(xc + 8 * b), sums32_avx2(j->xq + b * PLM_QK));
-            xs[2 * b] = xs[2 * b + 1] = j->xd[b];
+        for (int b = 0; b < nb; b += 4) {
+            __m256i q[4];
+            UNROLL
+            for (int i = 0; i < 4; i++) q[i] = sums32_avx2(j->xq + (b + i) * PLM_QK);
+            _mm256_store_si256((__m256i *)(void *)(xc + 2 * b), steps_avx2(q));
         }
-        int r = r0;
-        for (; r + 4 <= r1; r += 4) q6k_decode_avx2(j, xc, xs, r, 4);
-        switch (r1 - r) {
-        case 3: q6k_decode_avx2(j, xc, xs, r, 3); break;
-        case 2: q6k_decode_avx2(j, xc, xs, r, 2); break;
-        case 1: q6k_decode_avx2(j, xc, xs, r, 1); break;
-        default: break;
-        }
+        for (int r = r0; r < r1; r += Q6K_DECODE_ROWS)
+            q6k_decode_avx2(j, xc, r, r1 - r < Q6K_DECODE_ROWS ? r1 - r : Q6K_DECODE_ROWS);
+        return;
+    }
+    if (T >= Q6K_LANES_T && nb <= Q6K_LANES_NB) {
+        q6k_rows_lanes(j, r0, r1);
         return;
     }
     for (int r = r0; r < r1; r++)

@@ -1,0 +1,69 @@
+// matmul_steps_x86.h: the two pieces of matmul_kernels.h's canonical order that the x86 Q4/Q5
+// (matmul_q4_x86.c) and Q6_K (matmul_q6k_x86.c) kernels share (internal; only those files include
+// it). Their kernels work on groups of 8 steps (Q4/Q5: 8 blocks; Q6_K: 4 blocks, two half-blocks
+// each) of up to 4 outputs (4 rows of one token in decode, 4 tokens of one row else):
+//   steps_avx2: the 8 exact int32 sums P of a group from 4 vectors of int16 partial sums, q[i]
+//     holding step 2i in its low 128 bits and step 2i + 1 in its high ones (any split of a step's
+//     products gives the same int32; |each lane| <= 2^14 - 1, so that hadd adds two in int16):
+//     hadd in int16, vpmaddwd, hadd in int32, the group's steps in the lanes [0, 2, 4, 6 | 1, 3,
+//     5, 7] (the kernels lay the scales out the same way);
+//   chain_avx2: the float chain acc = acc + m of 4 outputs (one a lane of acc) over the 8 steps
+//     m[o] of each output o (in steps_avx2's lanes): an in-lane 4 x 4 transpose puts steps 2i and
+//     2i + 1 of the 4 outputs in the low and high half of one vector, then one add a step, in
+//     order, skipping the steps past a row's end (a row's last group).
+//   chain_rows_avx2: decode's chains of 8 rows from their products in memory, two of 4 in flight.
+#ifndef PLM_MATMUL_STEPS_X86_H
+#define PLM_MATMUL_STEPS_X86_H
+
+#include "cpu.h"       // PLM_INLINE, UNROLL
+#include "quant_x86.h" // the target attributes
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// steps_avx2: P of steps [0, 2, 4, 6 | 1, 3, 5, 7] from q[i] (int16: step 2i in the low 128 bits,
+// 2i + 1 in the high ones).
+PLM_INLINE PLM_TARGET_AVX2 __m256i steps_avx2(const __m256i q[4]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    return _mm256_hadd_epi32(_mm256_madd_epi16(_mm256_hadd_epi16(q[0], q[1]), ones),
+                             _mm256_madd_epi16(_mm256_hadd_epi16(q[2], q[3]), ones));
+}
+
+// chain_avx2: acc (lane o: output o) + the first n (<= 8) steps of m[o] (steps_avx2's lanes), in
+// step order (the steps past n do not exist).
+PLM_INLINE PLM_TARGET_AVX2 __m128 chain_avx2(__m128 acc, const __m256 m[4], int n) {
+    const __m256 a = _mm256_unpacklo_ps(m[0], m[1]), b = _mm256_unpackhi_ps(m[0], m[1]);
+    const __m256 c = _mm256_unpacklo_ps(m[2], m[3]), d = _mm256_unpackhi_ps(m[2], m[3]);
+    const __m256 s[4] = {_mm256_shuffle_ps(a, c, 0x44), _mm256_shuffle_ps(a, c, 0xEE),
+                         _mm256_shuffle_ps(b, d, 0x44), _mm256_shuffle_ps(b, d, 0xEE)};
+    UNROLL
+    for (int i = 0; i < 4; i++) { // s[i]: steps 2i (low half) and 2i + 1 (high half)
+        if (2 * i < n) acc = _mm_add_ps(acc, _mm256_castps256_ps128(s[i]));
+        if (2 * i + 1 < n) acc = _mm_add_ps(acc, _mm256_extractf128_ps(s[i], 1));
+    }
+    return acc;
+}
+
+// chain_rows_avx2: out[i] (n <= 8 rows, 16-byte aligned) + the ns steps of row i's products m at
+// mb + i * ld (groups of 8 in steps_avx2's lanes, 32-byte aligned), rows 0-3 and 4-7 two chains
+// in flight (one alone waits on its adds: decode's rows are otherwise done).
+PLM_INLINE PLM_TARGET_AVX2 void chain_rows_avx2(float out[8], const float *mb, int ld, int n,
+                                                int ns) {
+    __m128 acc[2] = {_mm_load_ps(out), _mm_load_ps(out + 4)};
+    for (int g = 0; g < ns; g += 8) {
+        UNROLL
+        for (int h = 0; h < 2; h++) {
+            if (4 * h >= n) continue;
+            __m256 m[4];
+            UNROLL
+            for (int i = 0; i < 4; i++)
+                m[i] = 4 * h + i < n ? _mm256_load_ps(mb + (size_t)(4 * h + i) * ld + g)
+                                     : _mm256_setzero_ps();
+            acc[h] = chain_avx2(acc[h], m, ns - g);
+        }
+    }
+    _mm_store_ps(out, acc[0]), _mm_store_ps(out + 4, acc[1]);
+}
+#endif
+
+#endif

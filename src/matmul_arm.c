@@ -7,13 +7,9 @@
 // intrinsic only when the whole file is compiled for dotprod, and GCC's vdotq_s32 cannot be inlined
 // into the shared helpers, which have no target attribute; the assembly reads the same to both.
 //
-// i8mm runs the dotprod kernels. SMMLA multiplies a 2 x 8 by an 8 x 2 byte matrix, so each int32
-// it gives sums 8 adjacent bytes, and the canonical Q8_0 order (matmul_kernels.h) converts sums of
-// 4 bytes to float. Zeroing half of one operand (x bytes 0-3 | 0 0 0 0 and 0 0 0 0 | bytes 4-7)
-// makes SMMLA give 4-byte sums, but then one SMMLA yields 4 canonical lanes, as one SDOT does, and
-// the masks and the shuffles back to canonical lanes cost more; nor is the integer dot what limits
-// the kernel: per block and output, 2 SDOT against 6 float operations (convert, scale, add) that
-// the canonical order fixes. So SMMLA cannot be faster here without changing Q8_0's bits.
+// i8mm runs the dotprod kernels (matmul.c picks their table). In the canonical Q8_0 order
+// (matmul_kernels.h) only a block's whole int32 sum is converted to float, so SMMLA's sums of 8
+// adjacent bytes would be exact parts of it too; no i8mm kernel is written yet.
 //
 // f32 order on arm64: each out[t, r] accumulates 4 lanes (k mod 4) with FMA from k = 0 up (a last
 // partial vector is zero-padded), then sums them as (l0 + l1) + (l2 + l3). A lane per k, not a lane
@@ -249,12 +245,31 @@ PLM_INLINE void row_block(int8x16_t v[2], const plm_mat *w, int r, int b, plm_dt
     v[0] = vsubq_s8(vreinterpretq_s8_u8(k0), off), v[1] = vsubq_s8(vreinterpretq_s8_u8(k1), off);
 }
 
+// rows_lanes: lane i of out[k] = v[r0 + i, b0 + k] of v (rows, nb), for the rows i < nr and the
+// blocks k < n <= 8 (other lanes 0): the rows' per-block floats (dw, Q4_1's m) a vector a block.
+PLM_INLINE void rows_lanes(float32x4_t out[8], const float *v, int nb, int r0, int nr, int b0,
+                           int n) {
+    float32x4_t f[2][Q8_NR]; // f[q][i]: blocks b0 + 4q .. b0 + 4q + 3 of row r0 + i
+    UNROLL
+    for (int i = 0; i < Q8_NR; i++) f[0][i] = f[1][i] = vdupq_n_f32(0.0f);
+    TILE_LOOP(i, nr, Q8_NR) {
+        const float *p = v + (size_t)(r0 + i) * nb + b0;
+        f[0][i] = load_lanes(p, n < 4 ? n : 4);
+        if (n > 4) f[1][i] = load_lanes(p + 4, n - 4);
+    }
+    transpose4(out, f[0]), transpose4(out + 4, f[1]);
+}
+
 // group_scales: sw[i] = the scales of step i of the group of n blocks from b0, lane i the row
 // r0 + i (i < nr; other lanes 0): dw[r, b] a step a block, or, Q6_K (a group is one super-block),
 // ds = d * sc (exact) of its 16 sub-blocks, two steps a block.
 PLM_INLINE void group_scales(float32x4_t sw[2 * Q8_G], const plm_mat *w, int r0, int nr, int b0,
                              int n, plm_dtype dt) {
-    const int nb = w->cols / PLM_QK, q6 = dt == PLM_DTYPE_Q6_K;
+    const int nb = w->cols / PLM_QK;
+    if (dt != PLM_DTYPE_Q6_K) {
+        rows_lanes(sw, w->d, nb, r0, nr, b0, n);
+        return;
+    }
     float32x4_t f[4][Q8_NR]; // f[q][i]: steps 4q .. 4q + 3 of row r0 + i
     UNROLL
     for (int q = 0; q < 4; q++) {
@@ -262,23 +277,42 @@ PLM_INLINE void group_scales(float32x4_t sw[2 * Q8_G], const plm_mat *w, int r0,
         for (int i = 0; i < Q8_NR; i++) f[q][i] = vdupq_n_f32(0.0f);
     }
     TILE_LOOP(i, nr, Q8_NR) {
-        if (q6) {
-            const int8x16_t sc = vld1q_s8((const int8_t *)plm_q6k_sb(w, r0 + i, b0) + 192);
-            const float d = w->d[(size_t)(r0 + i) * (size_t)(nb / 8) + (size_t)b0 / 8];
-            const int16x8_t lo = vmovl_s8(vget_low_s8(sc)), hi = vmovl_high_s8(sc);
-            const int32x4_t s32[4] = {vmovl_s16(vget_low_s16(lo)), vmovl_high_s16(lo),
-                                      vmovl_s16(vget_low_s16(hi)), vmovl_high_s16(hi)};
-            UNROLL
-            for (int q = 0; q < 4; q++) f[q][i] = vmulq_n_f32(vcvtq_f32_s32(s32[q]), d);
-        } else {
-            const float *d = w->d + (size_t)(r0 + i) * nb + b0;
-            f[0][i] = load_lanes(d, n < 4 ? n : 4);
-            if (n > 4) f[1][i] = load_lanes(d + 4, n - 4);
-        }
+        const int8x16_t sc = vld1q_s8((const int8_t *)plm_q6k_sb(w, r0 + i, b0) + 192);
+        const float d = w->d[(size_t)(r0 + i) * (size_t)(nb / 8) + (size_t)b0 / 8];
+        const int16x8_t lo = vmovl_s8(vget_low_s8(sc)), hi = vmovl_high_s8(sc);
+        const int32x4_t s32[4] = {vmovl_s16(vget_low_s16(lo)), vmovl_high_s16(lo),
+                                  vmovl_s16(vget_low_s16(hi)), vmovl_high_s16(hi)};
+        UNROLL
+        for (int q = 0; q < 4; q++) f[q][i] = vmulq_n_f32(vcvtq_f32_s32(s32[q]), d);
     }
     UNROLL
-    for (int q = 0; q < 4; q++)
-        if (q6 || q < Q8_G / 4) transpose4(sw + 4 * q, f[q]);
+    for (int q = 0; q < 4; q++) transpose4(sw + 4 * q, f[q]);
+}
+
+// m_sum_lanes: Q4_1's and Q5_1's minimums' term M (matmul_kernels.h) of token t, lane i the row
+// r0 + i (i < nr): plm_q4_m_sum's order (macc[b % 8], then its end sum) in each lane, the rows'
+// minimums transposed into lanes 8 blocks at a time.
+PLM_INLINE float32x4_t m_sum_lanes(const matmul_job *j, int t, int r0, int nr) {
+    const int nb = j->w->cols / PLM_QK;
+    const float *xs = j->xs + (size_t)t * nb; // (nb)
+    float32x4_t macc[8];
+    UNROLL
+    for (int k = 0; k < 8; k++) macc[k] = vdupq_n_f32(0.0f);
+    for (int b0 = 0; b0 < nb; b0 += 8) {
+        const int n = nb - b0 < 8 ? nb - b0 : 8;
+        float32x4_t mw[8];
+        rows_lanes(mw, j->w->m, nb, r0, nr, b0, n);
+        UNROLL
+        for (int k = 0; k < 8; k++) { // unrolled, so macc and mw stay in registers
+            if (k >= n) break;
+            const float32x4_t p = vmulq_n_f32(mw[k], xs[b0 + k]); // m * xs: never an FMA
+            macc[k] = vaddq_f32(macc[k], p);
+        }
+    }
+    float32x4_t h[4];
+    UNROLL
+    for (int i = 0; i < 4; i++) h[i] = vaddq_f32(macc[i], macc[i + 4]);
+    return vaddq_f32(vaddq_f32(h[0], h[2]), vaddq_f32(h[1], h[3]));
 }
 
 // q8_row_bytes: the bytes of a row of w's weights (without its scales).
@@ -307,7 +341,7 @@ PLM_INLINE void group_prefetch(const plm_mat *w, int r, int b0, plm_dtype dt) {
 // q8_block: out[t0 .. t0+mt, r0 .. r0+nr] (mt <= Q8_MT, nr <= Q8_NR) in the canonical order; mt
 // and nr are constants at each call site, so the accumulators stay in registers. sdot picks the
 // integer dot, dt the weights' format. Q4_1 and Q5_1 add their minimums' term to each output
-// (out = A + M, the scalar reference's plm_q4_m_sum).
+// (out = A + M: m_sum_lanes).
 PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, int sdot,
                          plm_dtype dt) {
     const plm_mat *w = j->w;
@@ -348,13 +382,11 @@ PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, in
             }
         }
     }
-    TILE_LOOP(t, mt, Q8_MT) store_lanes(j->out + (size_t)(t0 + t) * R + r0, acc[t], nr);
-    for (int t = 0; plm_dtype_min(dt) && t < mt; t++)
-        for (int r = 0; r < nr; r++) {
-            float *o = j->out + (size_t)(t0 + t) * R + r0 + r;
-            const float *m = w->m + (size_t)(r0 + r) * nb, *xs = j->xs + (size_t)(t0 + t) * nb;
-            *o = *o + plm_q4_m_sum(m, xs, nb);
-        }
+    TILE_LOOP(t, mt, Q8_MT) {
+        const float32x4_t o =
+            plm_dtype_min(dt) ? vaddq_f32(acc[t], m_sum_lanes(j, t0 + t, r0, nr)) : acc[t];
+        store_lanes(j->out + (size_t)(t0 + t) * R + r0, o, nr);
+    }
 }
 
 // q8_tiles: the driver's tile shapes: (Q8_MT, Q8_NR) prefill, (1, Q8_NR), (Q8_MT, 1) and (1, 1)

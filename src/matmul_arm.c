@@ -211,28 +211,11 @@ PLM_INLINE uint8x16_t high_neon(uint32_t h) {
 
 // row_block: block b of row r of w (dtype dt, a constant at each call site) as int8 weights,
 // elements 0-15 in v[0] and 16-31 in v[1]: Q8_0 as they are; Q4_x and Q5_x as k - offset
-// (matmul_kernels.h: the nibbles, Q5_x ORing in 16 where the element's bit of qh is set); Q6_K as
-// q - 32 (matmul.c's q6k_unpack: for block k of its super-block, ql's group of 32 bytes k % 2 of
-// half k / 4, shifted right 4 when k % 4 >= 2, and qh's 2 bits 2 (k % 4) of that half).
+// (matmul_kernels.h: the nibbles, Q5_x ORing in 16 where the element's bit of qh is set).
 PLM_INLINE void row_block(int8x16_t v[2], const plm_mat *w, int r, int b, plm_dtype dt) {
     const size_t blk = (size_t)r * (size_t)(w->cols / PLM_QK) + (size_t)b;
     if (dt == PLM_DTYPE_Q8_0) {
         v[0] = vld1q_s8(w->q + blk * PLM_QK), v[1] = vld1q_s8(w->q + blk * PLM_QK + 16);
-        return;
-    }
-    if (dt == PLM_DTYPE_Q6_K) {
-        const int k = b % 8, h = k / 4, s = k % 4;
-        const uint8_t *sb = plm_q6k_sb(w, r, b), *ql = sb + 64 * h + 32 * (s % 2);
-        const int8x16_t lo_shift = vdupq_n_s8((int8_t)(-4 * (s / 2))); // negative: right
-        const int8x16_t hi_shift = vdupq_n_s8((int8_t)(4 - 2 * s));
-        UNROLL
-        for (int i = 0; i < 2; i++) {
-            const uint8x16_t lo =
-                vandq_u8(vshlq_u8(vld1q_u8(ql + 16 * i), lo_shift), vdupq_n_u8(15));
-            const uint8x16_t hi =
-                vandq_u8(vshlq_u8(vld1q_u8(sb + 128 + 32 * h + 16 * i), hi_shift), vdupq_n_u8(48));
-            v[i] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, hi)), vdupq_n_s8(32));
-        }
         return;
     }
     const uint8x16_t q = vld1q_u8(w->q4 + blk * 16);
@@ -243,6 +226,21 @@ PLM_INLINE void row_block(int8x16_t v[2], const plm_mat *w, int r, int b, plm_dt
     }
     const int8x16_t off = vdupq_n_s8((int8_t)plm_q4_offset(dt));
     v[0] = vsubq_s8(vreinterpretq_s8_u8(k0), off), v[1] = vsubq_s8(vreinterpretq_s8_u8(k1), off);
+}
+
+// q6k_row_block: block k (0..7) of the Q6_K super-block at sb as int8 q - 32, as row_block,
+// following matmul.c's q6k_unpack: ql's group of 32 bytes k % 2 of half k / 4, shifted right by
+// lo_shift (4 when k % 4 >= 2), ORed with qh's 2 bits 2 (k % 4) of that half shifted to bits 4-5
+// by hi_shift (vector shifts, negative to the right).
+PLM_INLINE void q6k_row_block(int8x16_t v[2], const uint8_t *sb, int k, int8x16_t lo_shift,
+                              int8x16_t hi_shift) {
+    const uint8_t *ql = sb + 64 * (k / 4) + 32 * (k % 2), *qh = sb + 128 + 32 * (k / 4);
+    UNROLL
+    for (int i = 0; i < 2; i++) {
+        const uint8x16_t lo = vandq_u8(vshlq_u8(vld1q_u8(ql + 16 * i), lo_shift), vdupq_n_u8(15));
+        const uint8x16_t hi = vandq_u8(vshlq_u8(vld1q_u8(qh + 16 * i), hi_shift), vdupq_n_u8(48));
+        v[i] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, hi)), vdupq_n_s8(32));
+    }
 }
 
 // rows_lanes: lane i of out[k] = v[r0 + i, b0 + k] of v (rows, nb), for the rows i < nr and the
@@ -338,6 +336,29 @@ PLM_INLINE void group_prefetch(const plm_mat *w, int r, int b0, plm_dtype dt) {
     }
 }
 
+// block_steps: block b of a tile of mt tokens (xq (mt, C), xd (mt, C / 32)) and nr rows, whose
+// weights wv hold the rows in lanes: each token's step into acc[t], with the block's scales sw
+// (lanes rows); Q6_K (q6) two steps, its halves' P and sw[0], sw[1].
+PLM_INLINE void block_steps(float32x4_t acc[Q8_MT], int8x16_t wv[Q8_NR][2], const float32x4_t *sw,
+                            const int8_t *xq, const float *xd, int C, int mt, int nr, int b,
+                            int sdot, int q6) {
+    TILE_LOOP(t, mt, Q8_MT) {
+        const int8x16_t x0 = vld1q_s8(xq + (size_t)t * C + b * PLM_QK);
+        const int8x16_t x1 = vld1q_s8(xq + (size_t)t * C + b * PLM_QK + 16);
+        const float dx = xd[(size_t)t * (C / PLM_QK) + b];
+        int32x4_t p[2][Q8_NR]; // the steps' lanes of each row (Q6_K: the two halves)
+        UNROLL
+        for (int i = 0; i < Q8_NR; i++) p[0][i] = p[1][i] = vdupq_n_s32(0);
+        TILE_LOOP(i, nr, Q8_NR) {
+            p[0][i] = q8_dot(x0, wv[i][0], sdot);
+            if (q6) p[1][i] = q8_dot(x1, wv[i][1], sdot);
+            else p[0][i] = q8_dot_acc(p[0][i], x1, wv[i][1], sdot);
+        }
+        acc[t] = q8_step(acc[t], q8_lanes(p[0]), sw[0], dx);
+        if (q6) acc[t] = q8_step(acc[t], q8_lanes(p[1]), sw[1], dx);
+    }
+}
+
 // q8_block: out[t0 .. t0+mt, r0 .. r0+nr] (mt <= Q8_MT, nr <= Q8_NR) in the canonical order; mt
 // and nr are constants at each call site, so the accumulators stay in registers. sdot picks the
 // integer dot, dt the weights' format. Q4_1 and Q5_1 add their minimums' term to each output
@@ -357,29 +378,22 @@ PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, in
         float32x4_t sw[2 * Q8_G];
         group_scales(sw, w, r0, nr, b0, n, dt);
         TILE_LOOP(i, nr, Q8_NR) if (pf) group_prefetch(w, r0 + i + pfr, b0, dt);
-        for (int k = 0; k < n; k++) {
-            const int b = b0 + k;
-            int8x16_t wv[Q8_NR][2];
-            TILE_LOOP(i, nr, Q8_NR) row_block(wv[i], w, r0 + i, b, dt);
-            TILE_LOOP(t, mt, Q8_MT) {
-                const int8x16_t x0 = vld1q_s8(xq + (size_t)t * C + b * PLM_QK);
-                const int8x16_t x1 = vld1q_s8(xq + (size_t)t * C + b * PLM_QK + 16);
-                const float dx = xd[(size_t)t * nb + b];
-                int32x4_t p[2][Q8_NR]; // the steps' lanes of each row (Q6_K: the two halves)
-                UNROLL
-                for (int i = 0; i < Q8_NR; i++) p[0][i] = p[1][i] = vdupq_n_s32(0);
-                TILE_LOOP(i, nr, Q8_NR) {
-                    p[0][i] = q8_dot(x0, wv[i][0], sdot);
-                    if (q6) p[1][i] = q8_dot(x1, wv[i][1], sdot);
-                    else p[0][i] = q8_dot_acc(p[0][i], x1, wv[i][1], sdot);
-                }
-                if (q6) {
-                    acc[t] = q8_step(acc[t], q8_lanes(p[0]), sw[2 * k], dx);
-                    acc[t] = q8_step(acc[t], q8_lanes(p[1]), sw[2 * k + 1], dx);
-                } else {
-                    acc[t] = q8_step(acc[t], q8_lanes(p[0]), sw[k], dx);
-                }
+        if (q6) { // a super-block: each row's pointer once, a block's shifts shared by the rows
+            const uint8_t *sb[Q8_NR];
+            TILE_LOOP(i, nr, Q8_NR) sb[i] = plm_q6k_sb(w, r0 + i, b0);
+            for (int k = 0; k < Q8_G; k++) {
+                const int8x16_t lo_shift = vdupq_n_s8((int8_t)(k % 4 < 2 ? 0 : -4));
+                const int8x16_t hi_shift = vdupq_n_s8((int8_t)(4 - 2 * (k % 4)));
+                int8x16_t wv[Q8_NR][2];
+                TILE_LOOP(i, nr, Q8_NR) q6k_row_block(wv[i], sb[i], k, lo_shift, hi_shift);
+                block_steps(acc, wv, sw + 2 * k, xq, xd, C, mt, nr, b0 + k, sdot, 1);
             }
+            continue;
+        }
+        for (int k = 0; k < n; k++) {
+            int8x16_t wv[Q8_NR][2];
+            TILE_LOOP(i, nr, Q8_NR) row_block(wv[i], w, r0 + i, b0 + k, dt);
+            block_steps(acc, wv, sw + k, xq, xd, C, mt, nr, b0 + k, sdot, 0);
         }
     }
     TILE_LOOP(t, mt, Q8_MT) {

@@ -1,15 +1,18 @@
-// matmul_arm.c: the arm64 paths of matmul_kernels.h: neon (Advanced SIMD, every arm64 CPU) and
-// dotprod (+ SDOT). Every arm64 build compiles both for the baseline armv8-a, and the driver takes
-// the dotprod table only when cpu.c found SDOT: one binary runs on any arm64 CPU. The kernels are
-// written once with a flag that picks the integer dot; only the dotprod table's entry function has
-// the target attribute (PLM_TARGET_DOTPROD: GCC and clang spell it differently), so only it may
-// hold SDOT. SDOT is inline assembly rather than vdotq_s32: clang 14's arm_neon.h declares the
-// intrinsic only when the whole file is compiled for dotprod, and GCC's vdotq_s32 cannot be inlined
-// into the shared helpers, which have no target attribute; the assembly reads the same to both.
+// matmul_arm.c: the arm64 paths of matmul_kernels.h: neon (Advanced SIMD, every arm64 CPU),
+// dotprod (+ SDOT) and i8mm (+ SMMLA). Every arm64 build compiles all three for the baseline
+// armv8-a, and the driver takes a table only when cpu.c found its instructions: one binary runs on
+// any arm64 CPU. The kernels are written once with a flag that picks the integer dot; only the
+// dotprod and i8mm tables' entry functions have target attributes (PLM_TARGET_DOTPROD,
+// PLM_TARGET_I8MM: GCC and clang spell them differently), so only they may hold SDOT or SMMLA.
+// SDOT and SMMLA are inline assembly rather than vdotq_s32 / vmmlaq_s32: clang 14's arm_neon.h
+// declares the intrinsics only when the whole file is compiled for the feature, and GCC's cannot be
+// inlined into the shared helpers, which have no target attribute; the assembly reads the same to
+// both.
 //
-// i8mm runs the dotprod kernels (matmul.c picks their table). In the canonical Q8_0 order
-// (matmul_kernels.h) only a block's whole int32 sum is converted to float, so SMMLA's sums of 8
-// adjacent bytes would be exact parts of it too; no i8mm kernel is written yet.
+// i8mm: in the canonical Q8_0 order (matmul_kernels.h) only a block's whole int32 sum is converted
+// to float, so SMMLA's sums of 8 adjacent bytes (2 tokens x 2 rows a SMMLA) are exact parts of it.
+// It runs in the full tiles of prefill (4 tokens x 4 rows: 16 SMMLA a block against 32 SDOT and 12
+// pairwise adds, for 16 zips); decode (one token) would waste half of each SMMLA and runs SDOT.
 //
 // f32 order on arm64: each out[t, r] accumulates 4 lanes (k mod 4) with FMA from k = 0 up (a last
 // partial vector is zero-padded), then sums them as (l0 + l1) + (l2 + l3). A lane per k, not a lane
@@ -27,8 +30,10 @@
 
 #if defined(__clang__)
 #define PLM_TARGET_DOTPROD __attribute__((target("dotprod")))
+#define PLM_TARGET_I8MM    __attribute__((target("dotprod,i8mm")))
 #else
 #define PLM_TARGET_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#define PLM_TARGET_I8MM    __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
 #endif
 
 #define PF_BYTES 6144 // decode prefetches the weights at least this far ahead
@@ -169,14 +174,25 @@ PLM_INLINE int32x4_t q8_sdot(int32x4_t acc, int8x16_t x, int8x16_t w) {
     return acc;
 }
 
-// q8_dot: int32 lanes whose sum is the exact dot of x and w; q8_dot_acc: the same added to acc's
-// lanes. sdot picks SDOT, else widening multiplies (q8_dot16) and pairwise adds.
-PLM_INLINE int32x4_t q8_dot(int8x16_t x, int8x16_t w, int sdot) {
-    return sdot ? q8_sdot(vdupq_n_s32(0), x, w) : vpaddlq_s16(q8_dot16(x, w));
+// q8_smmla: acc + SMMLA: x and w each 2 rows of 8 bytes (bytes 0-7, 8-15), lane 2i + k += the dot
+// of x's row i and w's row k; only for functions inlined into a PLM_TARGET_I8MM one.
+PLM_INLINE int32x4_t q8_smmla(int32x4_t acc, int8x16_t x, int8x16_t w) {
+    __asm__("smmla %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(x), "w"(w));
+    return acc;
 }
 
-PLM_INLINE int32x4_t q8_dot_acc(int32x4_t acc, int8x16_t x, int8x16_t w, int sdot) {
-    return sdot ? q8_sdot(acc, x, w) : vpadalq_s16(acc, q8_dot16(x, w));
+// The integer dot of a table's kernels (the dot argument): widening multiplies, SDOT, or SMMLA in
+// the full tiles of prefill (SDOT elsewhere).
+enum { DOT_NEON, DOT_SDOT, DOT_SMMLA };
+
+// q8_dot: int32 lanes whose sum is the exact dot of x and w; q8_dot_acc: the same added to acc's
+// lanes. dot picks SDOT, else widening multiplies (q8_dot16) and pairwise adds.
+PLM_INLINE int32x4_t q8_dot(int8x16_t x, int8x16_t w, int dot) {
+    return dot ? q8_sdot(vdupq_n_s32(0), x, w) : vpaddlq_s16(q8_dot16(x, w));
+}
+
+PLM_INLINE int32x4_t q8_dot_acc(int32x4_t acc, int8x16_t x, int8x16_t w, int dot) {
+    return dot ? q8_sdot(acc, x, w) : vpadalq_s16(acc, q8_dot16(x, w));
 }
 
 // q8_lanes: lane i = the sum of p[i]'s lanes (exact: |P| < 2^17).
@@ -336,12 +352,64 @@ PLM_INLINE void group_prefetch(const plm_mat *w, int r, int b0, plm_dtype dt) {
     }
 }
 
+// pair_chunk: bytes 8c .. 8c+8 of the 32 of a and of b (two halves each) as one vector, a's in
+// bytes 0-7: the 2 x 8 operand of SMMLA.
+PLM_INLINE int8x16_t pair_chunk(const int8x16_t a[2], const int8x16_t b[2], int c) {
+    const int64x2_t a64 = vreinterpretq_s64_s8(a[c / 2]), b64 = vreinterpretq_s64_s8(b[c / 2]);
+    return vreinterpretq_s8_s64(c % 2 ? vzip2q_s64(a64, b64) : vzip1q_s64(a64, b64));
+}
+
+// block_steps_smmla: block_steps of a full tile (Q8_MT tokens, Q8_NR rows) with SMMLA: tokens
+// (2u, 2u + 1) against rows (2v, 2v + 1), 8 bytes a SMMLA, give the exact sums of each step for 2
+// tokens x 2 rows; two 64-bit zips then put each token's 4 rows in lanes.
+PLM_INLINE void block_steps_smmla(float32x4_t acc[Q8_MT], int8x16_t wv[Q8_NR][2],
+                                  const float32x4_t *sw, const int8_t *xq, const float *xd, int C,
+                                  int b, int q6) {
+    int8x16_t xv[Q8_MT][2], xp[Q8_MT / 2][4], wp[Q8_NR / 2][4];
+    UNROLL
+    for (int t = 0; t < Q8_MT; t++) {
+        xv[t][0] = vld1q_s8(xq + (size_t)t * C + b * PLM_QK);
+        xv[t][1] = vld1q_s8(xq + (size_t)t * C + b * PLM_QK + 16);
+    }
+    UNROLL
+    for (int c = 0; c < 4; c++) {
+        UNROLL
+        for (int u = 0; u < Q8_MT / 2; u++) xp[u][c] = pair_chunk(xv[2 * u], xv[2 * u + 1], c);
+        UNROLL
+        for (int v = 0; v < Q8_NR / 2; v++) wp[v][c] = pair_chunk(wv[2 * v], wv[2 * v + 1], c);
+    }
+    UNROLL
+    for (int h = 0; h < 1 + q6; h++) { // the block, or Q6_K's halves (chunks 0-1, 2-3)
+        UNROLL
+        for (int u = 0; u < Q8_MT / 2; u++) {
+            int64x2_t m[Q8_NR / 2]; // tokens 2u, 2u + 1 x rows 2v, 2v + 1
+            UNROLL
+            for (int v = 0; v < Q8_NR / 2; v++) {
+                int32x4_t p = vdupq_n_s32(0);
+                UNROLL
+                for (int c = 0; c < 4; c++)
+                    if (!q6 || c / 2 == h) p = q8_smmla(p, xp[u][c], wp[v][c]);
+                m[v] = vreinterpretq_s64_s32(p);
+            }
+            const int32x4_t P0 = vreinterpretq_s32_s64(vzip1q_s64(m[0], m[1]));
+            const int32x4_t P1 = vreinterpretq_s32_s64(vzip2q_s64(m[0], m[1]));
+            const float *dx = xd + (size_t)(2 * u) * (C / PLM_QK) + b;
+            acc[2 * u] = q8_step(acc[2 * u], P0, sw[h], dx[0]);
+            acc[2 * u + 1] = q8_step(acc[2 * u + 1], P1, sw[h], dx[C / PLM_QK]);
+        }
+    }
+}
+
 // block_steps: block b of a tile of mt tokens (xq (mt, C), xd (mt, C / 32)) and nr rows, whose
 // weights wv hold the rows in lanes: each token's step into acc[t], with the block's scales sw
 // (lanes rows); Q6_K (q6) two steps, its halves' P and sw[0], sw[1].
 PLM_INLINE void block_steps(float32x4_t acc[Q8_MT], int8x16_t wv[Q8_NR][2], const float32x4_t *sw,
                             const int8_t *xq, const float *xd, int C, int mt, int nr, int b,
-                            int sdot, int q6) {
+                            int dot, int q6) {
+    if (dot == DOT_SMMLA && mt == Q8_MT && nr == Q8_NR) {
+        block_steps_smmla(acc, wv, sw, xq, xd, C, b, q6);
+        return;
+    }
     TILE_LOOP(t, mt, Q8_MT) {
         const int8x16_t x0 = vld1q_s8(xq + (size_t)t * C + b * PLM_QK);
         const int8x16_t x1 = vld1q_s8(xq + (size_t)t * C + b * PLM_QK + 16);
@@ -350,9 +418,9 @@ PLM_INLINE void block_steps(float32x4_t acc[Q8_MT], int8x16_t wv[Q8_NR][2], cons
         UNROLL
         for (int i = 0; i < Q8_NR; i++) p[0][i] = p[1][i] = vdupq_n_s32(0);
         TILE_LOOP(i, nr, Q8_NR) {
-            p[0][i] = q8_dot(x0, wv[i][0], sdot);
-            if (q6) p[1][i] = q8_dot(x1, wv[i][1], sdot);
-            else p[0][i] = q8_dot_acc(p[0][i], x1, wv[i][1], sdot);
+            p[0][i] = q8_dot(x0, wv[i][0], dot);
+            if (q6) p[1][i] = q8_dot(x1, wv[i][1], dot);
+            else p[0][i] = q8_dot_acc(p[0][i], x1, wv[i][1], dot);
         }
         acc[t] = q8_step(acc[t], q8_lanes(p[0]), sw[0], dx);
         if (q6) acc[t] = q8_step(acc[t], q8_lanes(p[1]), sw[1], dx);
@@ -360,10 +428,10 @@ PLM_INLINE void block_steps(float32x4_t acc[Q8_MT], int8x16_t wv[Q8_NR][2], cons
 }
 
 // q8_block: out[t0 .. t0+mt, r0 .. r0+nr] (mt <= Q8_MT, nr <= Q8_NR) in the canonical order; mt
-// and nr are constants at each call site, so the accumulators stay in registers. sdot picks the
+// and nr are constants at each call site, so the accumulators stay in registers. dot picks the
 // integer dot, dt the weights' format. Q4_1 and Q5_1 add their minimums' term to each output
 // (out = A + M: m_sum_lanes).
-PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, int sdot,
+PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, int dot,
                          plm_dtype dt) {
     const plm_mat *w = j->w;
     const int C = w->cols, R = w->rows, nb = C / PLM_QK, q6 = dt == PLM_DTYPE_Q6_K;
@@ -386,14 +454,14 @@ PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, in
                 const int8x16_t hi_shift = vdupq_n_s8((int8_t)(4 - 2 * (k % 4)));
                 int8x16_t wv[Q8_NR][2];
                 TILE_LOOP(i, nr, Q8_NR) q6k_row_block(wv[i], sb[i], k, lo_shift, hi_shift);
-                block_steps(acc, wv, sw + 2 * k, xq, xd, C, mt, nr, b0 + k, sdot, 1);
+                block_steps(acc, wv, sw + 2 * k, xq, xd, C, mt, nr, b0 + k, dot, 1);
             }
             continue;
         }
         for (int k = 0; k < n; k++) {
             int8x16_t wv[Q8_NR][2];
             TILE_LOOP(i, nr, Q8_NR) row_block(wv[i], w, r0 + i, b0 + k, dt);
-            block_steps(acc, wv, sw + k, xq, xd, C, mt, nr, b0 + k, sdot, 0);
+            block_steps(acc, wv, sw + k, xq, xd, C, mt, nr, b0 + k, dot, 0);
         }
     }
     TILE_LOOP(t, mt, Q8_MT) {
@@ -405,56 +473,68 @@ PLM_INLINE void q8_block(const matmul_job *j, int t0, int mt, int r0, int nr, in
 
 // q8_tiles: the driver's tile shapes: (Q8_MT, Q8_NR) prefill, (1, Q8_NR), (Q8_MT, 1) and (1, 1)
 // at its edges, and below Q8_MT tokens (stream_t) all T tokens a tile: (T, Q8_NR) and (T, 1).
-PLM_INLINE void q8_tiles(const matmul_job *j, int t0, int mt, int r0, int nr, int sdot,
+PLM_INLINE void q8_tiles(const matmul_job *j, int t0, int mt, int r0, int nr, int dot,
                          plm_dtype dt) {
     if (nr == Q8_NR) {
-        if (mt == Q8_MT) q8_block(j, t0, Q8_MT, r0, Q8_NR, sdot, dt);
-        else if (mt == 1) q8_block(j, t0, 1, r0, Q8_NR, sdot, dt);
-        else q8_block(j, t0, mt, r0, Q8_NR, sdot, dt);
+        if (mt == Q8_MT) q8_block(j, t0, Q8_MT, r0, Q8_NR, dot, dt);
+        else if (mt == 1) q8_block(j, t0, 1, r0, Q8_NR, dot, dt);
+        else q8_block(j, t0, mt, r0, Q8_NR, dot, dt);
     } else {
-        if (mt == Q8_MT) q8_block(j, t0, Q8_MT, r0, 1, sdot, dt);
-        else if (mt == 1) q8_block(j, t0, 1, r0, 1, sdot, dt);
-        else q8_block(j, t0, mt, r0, 1, sdot, dt);
+        if (mt == Q8_MT) q8_block(j, t0, Q8_MT, r0, 1, dot, dt);
+        else if (mt == 1) q8_block(j, t0, 1, r0, 1, dot, dt);
+        else q8_block(j, t0, mt, r0, 1, dot, dt);
     }
 }
 
 // q4_tiles: q8_tiles on Q4/Q5 weights, the format a constant of each specialization.
-PLM_INLINE void q4_tiles(const matmul_job *j, int t0, int mt, int r0, int nr, int sdot) {
+PLM_INLINE void q4_tiles(const matmul_job *j, int t0, int mt, int r0, int nr, int dot) {
     switch (j->w->dtype) {
-    case PLM_DTYPE_Q4_0: q8_tiles(j, t0, mt, r0, nr, sdot, PLM_DTYPE_Q4_0); break;
-    case PLM_DTYPE_Q4_1: q8_tiles(j, t0, mt, r0, nr, sdot, PLM_DTYPE_Q4_1); break;
-    case PLM_DTYPE_Q5_0: q8_tiles(j, t0, mt, r0, nr, sdot, PLM_DTYPE_Q5_0); break;
-    default: q8_tiles(j, t0, mt, r0, nr, sdot, PLM_DTYPE_Q5_1); break;
+    case PLM_DTYPE_Q4_0: q8_tiles(j, t0, mt, r0, nr, dot, PLM_DTYPE_Q4_0); break;
+    case PLM_DTYPE_Q4_1: q8_tiles(j, t0, mt, r0, nr, dot, PLM_DTYPE_Q4_1); break;
+    case PLM_DTYPE_Q5_0: q8_tiles(j, t0, mt, r0, nr, dot, PLM_DTYPE_Q5_0); break;
+    default: q8_tiles(j, t0, mt, r0, nr, dot, PLM_DTYPE_Q5_1); break;
     }
 }
 
 // q8_tile_neon, q8_tile_dotprod, q4_tile_neon, q4_tile_dotprod, q6k_tile_neon, q6k_tile_dotprod:
 // the tables' tiles; the dotprod ones may hold SDOT (PLM_TARGET_DOTPROD), inlined from q8_sdot.
 static void q8_tile_neon(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    q8_tiles(j, t0, mt, r0, nr, 0, PLM_DTYPE_Q8_0);
+    q8_tiles(j, t0, mt, r0, nr, DOT_NEON, PLM_DTYPE_Q8_0);
 }
 
 PLM_TARGET_DOTPROD static void q8_tile_dotprod(const matmul_job *j, int t0, int mt, int r0,
                                                int nr) {
-    q8_tiles(j, t0, mt, r0, nr, 1, PLM_DTYPE_Q8_0);
+    q8_tiles(j, t0, mt, r0, nr, DOT_SDOT, PLM_DTYPE_Q8_0);
 }
 
 static void q4_tile_neon(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    q4_tiles(j, t0, mt, r0, nr, 0);
+    q4_tiles(j, t0, mt, r0, nr, DOT_NEON);
 }
 
 PLM_TARGET_DOTPROD static void q4_tile_dotprod(const matmul_job *j, int t0, int mt, int r0,
                                                int nr) {
-    q4_tiles(j, t0, mt, r0, nr, 1);
+    q4_tiles(j, t0, mt, r0, nr, DOT_SDOT);
+}
+
+PLM_TARGET_I8MM static void q8_tile_i8mm(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    q8_tiles(j, t0, mt, r0, nr, DOT_SMMLA, PLM_DTYPE_Q8_0);
+}
+
+PLM_TARGET_I8MM static void q4_tile_i8mm(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    q4_tiles(j, t0, mt, r0, nr, DOT_SMMLA);
+}
+
+PLM_TARGET_I8MM static void q6k_tile_i8mm(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    q8_tiles(j, t0, mt, r0, nr, DOT_SMMLA, PLM_DTYPE_Q6_K);
 }
 
 static void q6k_tile_neon(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    q8_tiles(j, t0, mt, r0, nr, 0, PLM_DTYPE_Q6_K);
+    q8_tiles(j, t0, mt, r0, nr, DOT_NEON, PLM_DTYPE_Q6_K);
 }
 
 PLM_TARGET_DOTPROD static void q6k_tile_dotprod(const matmul_job *j, int t0, int mt, int r0,
                                                 int nr) {
-    q8_tiles(j, t0, mt, r0, nr, 1, PLM_DTYPE_Q6_K);
+    q8_tiles(j, t0, mt, r0, nr, DOT_SDOT, PLM_DTYPE_Q6_K);
 }
 
 // q8_warm_neon: prefetch the weights and scales of the rows that decode's first tiles read before
@@ -621,25 +701,19 @@ static void dw_rows_neon(float *dw, const float *dout, const float *inp, int32_t
     }
 }
 
-// ---- the tables (i8mm takes plm_kernels_dotprod: see the top of the file) ----
+// ---- the tables ----
 
-const matmul_kernels plm_kernels_neon = {
-    .f32 = {f32_tile_neon, F32_MT, F32_NR, F32_DNR, f32_warm_neon, NULL, 0, 0},
-    .q8 = {q8_tile_neon, Q8_MT, Q8_NR, Q8_NR, q8_warm_neon, NULL, 0, Q8_MT},
-    .q4 = {q4_tile_neon, Q8_MT, Q8_NR, Q8_NR, NULL, NULL, 0, Q8_MT},
-    .q6k = {q6k_tile_neon, Q8_MT, Q8_NR, Q8_NR, NULL, NULL, 0, Q8_MT},
-    .quantize = quantize_neon,
-    .dinp_tiles = dinp_tiles_neon,
-    .dw_rows = dw_rows_neon,
-};
+// ARM_TABLE(v): the table whose quantized tiles are q8_tile_v, q4_tile_v and q6k_tile_v.
+#define ARM_TABLE(v)                                                                               \
+    {                                                                                              \
+        .f32 = {f32_tile_neon, F32_MT, F32_NR, F32_DNR, f32_warm_neon, NULL, 0, 0},                \
+        .q8 = {q8_tile_##v, Q8_MT, Q8_NR, Q8_NR, q8_warm_neon, NULL, 0, Q8_MT},                    \
+        .q4 = {q4_tile_##v, Q8_MT, Q8_NR, Q8_NR, NULL, NULL, 0, Q8_MT},                            \
+        .q6k = {q6k_tile_##v, Q8_MT, Q8_NR, Q8_NR, NULL, NULL, 0, Q8_MT},                          \
+        .quantize = quantize_neon, .dinp_tiles = dinp_tiles_neon, .dw_rows = dw_rows_neon,         \
+    }
 
-const matmul_kernels plm_kernels_dotprod = {
-    .f32 = {f32_tile_neon, F32_MT, F32_NR, F32_DNR, f32_warm_neon, NULL, 0, 0},
-    .q8 = {q8_tile_dotprod, Q8_MT, Q8_NR, Q8_NR, q8_warm_neon, NULL, 0, Q8_MT},
-    .q4 = {q4_tile_dotprod, Q8_MT, Q8_NR, Q8_NR, NULL, NULL, 0, Q8_MT},
-    .q6k = {q6k_tile_dotprod, Q8_MT, Q8_NR, Q8_NR, NULL, NULL, 0, Q8_MT},
-    .quantize = quantize_neon,
-    .dinp_tiles = dinp_tiles_neon,
-    .dw_rows = dw_rows_neon,
-};
+const matmul_kernels plm_kernels_neon = ARM_TABLE(neon);
+const matmul_kernels plm_kernels_dotprod = ARM_TABLE(dotprod);
+const matmul_kernels plm_kernels_i8mm = ARM_TABLE(i8mm);
 #endif // __aarch64__

@@ -270,7 +270,7 @@ const matmul_kernels *plm_matmul_kernels(plm_isa isa) {
     if (plm_isa_includes(isa, PLM_ISA_AVX2)) return &plm_kernels_avx2;
 #endif
 #if defined(__aarch64__)
-    // i8mm runs the dotprod kernels: SMMLA's sums of 8 bytes are not the canonical order
+    if (plm_isa_includes(isa, PLM_ISA_I8MM)) return &plm_kernels_i8mm;
     if (plm_isa_includes(isa, PLM_ISA_DOTPROD)) return &plm_kernels_dotprod;
     if (plm_isa_includes(isa, PLM_ISA_NEON)) return &plm_kernels_neon;
 #endif

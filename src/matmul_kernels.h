@@ -179,7 +179,7 @@ void plm_q4_rows_avxvnni_evex(const matmul_job *j, int r0, int r1);
 void plm_q6k_rows_avx2(const matmul_job *j, int r0, int r1);
 #endif
 #if defined(__aarch64__)
-extern const matmul_kernels plm_kernels_neon, plm_kernels_dotprod;
+extern const matmul_kernels plm_kernels_neon, plm_kernels_dotprod, plm_kernels_i8mm;
 #endif
 #if defined(__wasm_simd128__)
 extern const matmul_kernels plm_kernels_wasm;

@@ -16,9 +16,9 @@
 // Threads split rows; Q8_0 inputs are quantized and packed (q8_prepare) once before (over the
 // threads when long, each its own tokens), and once for all the weights of plm_matmul_n that share
 // them (q, k and v; gate and up), which also run as one job.
-// Decode is memory-bound: the weights are read as sequential streams with software prefetch (one
-// row at a time for tile kernels; 16-row panels, transposed in registers, for the x86 f32 rows
-// kernel); prefill is compute-bound: register tiles of several tokens x rows reuse each loaded
+// Decode is memory-bound: the weights are read as sequential streams with software prefetch (a
+// tile of dnr rows at a time for tile kernels: 1 or a few rows whose block sums land in the lanes
+// of one vector; 16-row panels, transposed in registers, for the x86 f32 rows kernel); prefill is compute-bound: register tiles of several tokens x rows reuse each loaded
 // vector (the x86 f32 GEMM packs 16-row panels of W^T per call into thread-local memory).
 // Reference for the Q8_0 format and the VNNI/maddubs tricks: ggml-cpu's ggml_vec_dot_q8_0_q8_0.
 #include "matmul.h"
@@ -42,10 +42,9 @@
 // matmul_rows: thread ith of nth takes a contiguous chunk of rows, a multiple of the tile's NR.
 static void matmul_rows(const matmul_job *j, int ith, int nth) {
     const int rows = j->w->rows, T = j->T;
-    // Fewer tokens than a tile or than stream_t (decode, small steps): one row at a time, so the
-    // weights are read as one sequential stream (interleaving 4 f32 row streams halves the DRAM
-    // bandwidth on Zen 4, and 2 interleaved Q8_0 rows run at a third of it without software
-    // prefetch).
+    // Fewer tokens than a tile or than stream_t (decode, small steps): a tile of dnr rows at a time
+    // (1 for f32: interleaving 4 f32 row streams halves the DRAM bandwidth on Zen 4; the quantized
+    // tiles read their few rows with software prefetch one tile ahead).
     tile_kernel k = j->kernel;
     const int stream = T < k.mt || T < k.stream_t;
     if (stream) k.nr = k.dnr;

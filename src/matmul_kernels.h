@@ -44,8 +44,8 @@
 //   P = the exact int32 sum of the half's 16 products;  s = fl(ds * dx[t, b]);  m = (float)P * s;
 //   acc = acc + m
 // with ds = d * sc of that sub-block (exact in f32: an f16 times an int8). Every path unpacks a
-// half super-block (4 blocks: ql's two groups of 32 bytes and qh's) by and/shift/or: x86 in
-// matmul_q6k_x86.c (its q6k rows kernel), arm64 and wasm in their files' Q6_K sections.
+// block by and/shift/or (x86: a half super-block at a time, in matmul_q6k_x86.c; arm64 and wasm in
+// their files' quantized-weights sections).
 // The x86 kernels (matmul_q4_x86.c) unpack panels of rows into Q8_0 form for prefill and run the
 // table's q8 rows kernel on them: a q8 rows function reads only the rows [r0, r1) of j->w, and
 // uses j->w->rows only as the row stride of out.

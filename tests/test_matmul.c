@@ -339,7 +339,8 @@ static void test_matmul(void) {
                 if (cols[c] % PLM_QK == 0)
                     test_shape(pools, PLM_DTYPE_Q8_0, Ts[a], rows[b], cols[c], &s);
             }
-    // Q8_0 around the tiles (x86 2 x 4 below a token group, wasm 1 x 4): T just below, at and above
+    // Q8_0 around the tiles (x86 4-row decode tiles and 7 / 4 tokens to the lanes kernels, arm64 4 x
+    // 4, wasm 4-token tiles): T just below, at and above
     // a tile, odd row counts, odd and even numbers of blocks
     static const int q8_Ts[] = {2, 4, 5, 8, 9}, q8_rows[] = {3, 4, 9}, q8_cols[] = {160, 256, 800};
     for (size_t a = 0; a < sizeof q8_Ts / sizeof *q8_Ts; a++)
@@ -435,6 +436,10 @@ static void test_q4(void) {
         test_shape(pools, dts[ty], 6, 200, 1536, &s);
         test_shape(pools, dts[ty], 64, 150, 65 * PLM_QK, &s);
     }
+    // rows longer than a kernel's chunk of blocks (x86 small T: 256 blocks, chains carried through
+    // out between chunks), 1 .. 9 tokens
+    for (int ty = 0; ty < 4; ty++)
+        for (int T = 1; T <= 9; T += 4) test_shape(pools, dts[ty], T, 5, 9248, &s);
     // Q5_x at every T up to past a driver's token block, on an odd number of blocks
     for (int T = 1; T <= 130; T++)
         for (int ty = 2; ty < 4; ty++) test_shape(pools, dts[ty], T, 6, 5 * PLM_QK, &s);
@@ -503,6 +508,7 @@ static void test_q6k(void) {
                 test_shape(pools, PLM_DTYPE_Q6_K, Ts[a], rows[b], cols[c], &s);
     for (int T = 1; T <= 130; T += 3) test_shape(pools, PLM_DTYPE_Q6_K, T, 6, 1280, &s);
     test_shape(pools, PLM_DTYPE_Q6_K, 64, 150, 2304, &s);
+    for (int T = 1; T <= 9; T += 4) test_shape(pools, PLM_DTYPE_Q6_K, T, 5, 9216, &s); // long rows
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }
 

@@ -401,7 +401,8 @@ PLM_INLINE void q4_tile(const matmul_job *j, int t0, int mt, int r0, int nr, int
 // holds element l of its blocks, so and/shift/or give the blocks in element order); a block's two
 // vectors are its two halves of 16. Two blocks a step: their four halves' P in one vector (a lane
 // a half, in order), times d * sc * dx (the four int8 sc of the two blocks are adjacent bytes),
-// added to the output's accumulator lane by lane. One token and one row a call.
+// added to the output's accumulator lane by lane (q6k_row1: decode, the tokens past the last 4);
+// or, with 4 tokens (q6k_tile4), a half block's 4 P in one vector, a lane a token.
 
 // q6k_half: the 4 blocks of half h of the super-block at sb as int8 q - 32, block k in w[k][0..1].
 PLM_INLINE void q6k_half(v128_t w[4][2], const uint8_t *sb, int h) {
@@ -419,16 +420,16 @@ PLM_INLINE void q6k_half(v128_t w[4][2], const uint8_t *sb, int h) {
     }
 }
 
-// q6k_tile: out[t0, r0] (the tables' tiles are 1 x 1).
-PLM_INLINE void q6k_tile(const matmul_job *j, int t0, int r0, int relaxed) {
+// q6k_row1: out[t, r], one token and one row.
+PLM_INLINE void q6k_row1(const matmul_job *j, int t, int r, int relaxed) {
     const int C = j->w->cols, nb = C / PLM_QK, nsb = C / PLM_QK_K;
-    const int8_t *xs = (const int8_t *)j->xc + (size_t)t0 * C * 2;
-    const float *xd = j->xd + (size_t)t0 * nb;
-    const uint8_t *row = j->w->q6 + (size_t)r0 * nsb * PLM_Q6K_QS;
+    const int8_t *xs = (const int8_t *)j->xc + (size_t)t * C * 2;
+    const float *xd = j->xd + (size_t)t * nb;
+    const uint8_t *row = j->w->q6 + (size_t)r * nsb * PLM_Q6K_QS;
     float acc = 0.0f;
     for (int s = 0; s < nsb; s++) {
         const uint8_t *sb = row + (size_t)s * PLM_Q6K_QS;
-        const v128_t d = wasm_f32x4_splat(j->w->d[(size_t)r0 * nsb + s]);
+        const v128_t d = wasm_f32x4_splat(j->w->d[(size_t)r * nsb + s]);
         for (int h = 0; h < 2; h++) {
             v128_t w[4][2];
             q6k_half(w, sb, h);
@@ -448,12 +449,53 @@ PLM_INLINE void q6k_tile(const matmul_job *j, int t0, int r0, int relaxed) {
             }
         }
     }
-    j->out[(size_t)t0 * j->w->rows + r0] = acc;
+    j->out[(size_t)t * j->w->rows + r] = acc;
+}
+
+// q6k_tile4: out[t0 .. t0+4, r] (t0 a multiple of 4): each half super-block unpacked once for the
+// 4 tokens, a half block's 4 P in one vector (a lane a token), times ds * dx[t, b], one add.
+PLM_INLINE void q6k_tile4(const matmul_job *j, int t0, int r, int relaxed) {
+    const int C = j->w->cols, nsb = C / PLM_QK_K;
+    const int8_t *xs = (const int8_t *)j->xc + (size_t)t0 * C * 2;
+    const float *dxt = q8_dxt(j, t0);
+    const uint8_t *row = j->w->q6 + (size_t)r * nsb * PLM_Q6K_QS;
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    for (int s = 0; s < nsb; s++) {
+        const uint8_t *sb = row + (size_t)s * PLM_Q6K_QS;
+        const float d = j->w->d[(size_t)r * nsb + s];
+        for (int h = 0; h < 2; h++) {
+            v128_t w[4][2];
+            q6k_half(w, sb, h);
+            for (int k = 0; k < 4; k++) {
+                const int b = 8 * s + 4 * h + k;
+                const int8_t *sc = (const int8_t *)sb + 192 + 8 * h + 2 * k;
+                const v128_t dx = wasm_v128_load(dxt + 4 * b);
+                for (int i = 0; i < 2; i++) { // the block's halves, in order
+                    const int8_t *x = xs + (size_t)b * 2 * PLM_QK + 32 * i;
+                    const v128_t p = sum4_wasm(q8_quads(w[k][i], x, relaxed),
+                                               q8_quads(w[k][i], x + 2 * C, relaxed),
+                                               q8_quads(w[k][i], x + 4 * C, relaxed),
+                                               q8_quads(w[k][i], x + 6 * C, relaxed));
+                    const v128_t sv = wasm_f32x4_mul(wasm_f32x4_splat(d * (float)sc[i]), dx);
+                    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p), sv));
+                }
+            }
+        }
+    }
+    float o[4];
+    wasm_v128_store(o, acc);
+    for (int k = 0; k < 4; k++) j->out[(size_t)(t0 + k) * j->w->rows + r] = o[k];
+}
+
+// q6k_tile: the tables' tiles are 4 x 1 and 1 x 1.
+PLM_INLINE void q6k_tile(const matmul_job *j, int t0, int mt, int r0, int relaxed) {
+    if (mt == 4) q6k_tile4(j, t0, r0, relaxed);
+    else q6k_row1(j, t0, r0, relaxed);
 }
 
 static void q6k_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    (void)mt, (void)nr;
-    q6k_tile(j, t0, r0, 0);
+    (void)nr;
+    q6k_tile(j, t0, mt, r0, 0);
 }
 
 static void q8_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
@@ -578,7 +620,7 @@ const matmul_kernels plm_kernels_wasm = {
     .f32 = {f32_tile_wasm, 2, 4, 1, NULL, NULL, 0, 0},
     .q8 = {q8_tile_wasm, 4, 2, 4, NULL, NULL, 0, 0},
     .q4 = {q4_tile_wasm, 4, 2, 4, NULL, NULL, 0, 0},
-    .q6k = {q6k_tile_wasm, 1, 1, 1, NULL, NULL, 0, 0},
+    .q6k = {q6k_tile_wasm, 4, 1, 1, NULL, NULL, 0, 0},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_wasm,
     .dinp_tiles = dinp_tiles_wasm,
@@ -594,8 +636,8 @@ static void q4_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr)
 }
 
 static void q6k_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    (void)mt, (void)nr;
-    q6k_tile(j, t0, r0, 1);
+    (void)nr;
+    q6k_tile(j, t0, mt, r0, 1);
 }
 
 static void dinp_tiles_relaxed(float *dinp, const float *dout, const plm_mat *w, int32_t T,
@@ -607,7 +649,7 @@ const matmul_kernels plm_kernels_relaxed = {
     .f32 = {f32_tile_relaxed, 2, 4, 1, NULL, NULL, 0, 0},
     .q8 = {q8_tile_relaxed, 4, 2, 4, NULL, NULL, 0, 0},
     .q4 = {q4_tile_relaxed, 4, 2, 4, NULL, NULL, 0, 0},
-    .q6k = {q6k_tile_relaxed, 1, 1, 1, NULL, NULL, 0, 0},
+    .q6k = {q6k_tile_relaxed, 4, 1, 1, NULL, NULL, 0, 0},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_relaxed,
     .dinp_tiles = dinp_tiles_relaxed,

@@ -292,11 +292,32 @@ PLM_INLINE void q8_weights(v128_t *w0, v128_t *w1, q8_wrow w, int b, plm_dtype d
         *w1 = wasm_i8x16_sub(*w1, wasm_i8x16_splat(o));
 }
 
-// q8_row_lanes: block b of row w times token xs (its prepared inputs): 4 lanes whose total is P.
-PLM_INLINE v128_t q8_row_lanes(q8_wrow w, int b, const int8_t *xs, int relaxed, plm_dtype dt) {
+// q8_token_lanes: block b (weights w0, w1) times token t: 4 lanes whose total is P. Relaxed, with
+// Q4_1 or Q5_1 weights k in [0, 31] (no offset), k is the relaxed dot's 7-bit operand and the
+// inputs xq (any byte) its signed one: no planes, one dot per 16 bytes, the pairs exact and the
+// halves added in i16 (|sum| <= 4 * 31 * 127).
+PLM_INLINE v128_t q8_token_lanes(const matmul_job *j, v128_t w0, v128_t w1, int t, int b,
+                                 int relaxed, plm_dtype dt) {
+    const size_t C = (size_t)j->w->cols;
+#if defined(__wasm_relaxed_simd__)
+    if (relaxed && plm_dtype_min(dt)) {
+        const int8_t *x = j->xq + (size_t)t * C + (size_t)b * PLM_QK;
+        return wasm_i32x4_dot_i16x8(
+            wasm_i16x8_add(plm_relaxed_dot_i8x16_i7x16_s(wasm_v128_load(x), w0),
+                           plm_relaxed_dot_i8x16_i7x16_s(wasm_v128_load(x + 16), w1)),
+            wasm_i16x8_splat(1));
+    }
+#endif
+    const int8_t *xs = (const int8_t *)j->xc + (size_t)t * C * 2 + (size_t)b * 2 * PLM_QK;
+    return q8_lanes(w0, w1, xs, relaxed, dt != PLM_DTYPE_Q8_0);
+}
+
+// q8_row_lanes: block b of row w times token t: 4 lanes whose total is P.
+PLM_INLINE v128_t q8_row_lanes(const matmul_job *j, q8_wrow w, int b, int t, int relaxed,
+                               plm_dtype dt) {
     v128_t w0, w1;
     q8_weights(&w0, &w1, w, b, dt);
-    return q8_lanes(w0, w1, xs + (size_t)b * 2 * PLM_QK, relaxed, dt != PLM_DTYPE_Q8_0);
+    return q8_token_lanes(j, w0, w1, t, b, relaxed, dt);
 }
 
 // sum2_wasm: lanes 0 and 1 = the sums of the lanes of a and of b (exact, int32).
@@ -311,10 +332,9 @@ PLM_INLINE v128_t sum2_wasm(v128_t a, v128_t b) {
 // where four blocks' spill.)
 PLM_INLINE float q8_row2(float acc, const matmul_job *j, q8_wrow w, int t, int b, int n,
                          int relaxed, plm_dtype dt) {
-    const int C = j->w->cols, nb = C / PLM_QK;
-    const int8_t *xs = (const int8_t *)j->xc + (size_t)t * C * 2;
-    const v128_t p0 = q8_row_lanes(w, b, xs, relaxed, dt);
-    const v128_t p1 = n == 2 ? q8_row_lanes(w, b + 1, xs, relaxed, dt) : wasm_i32x4_splat(0);
+    const int nb = j->w->cols / PLM_QK;
+    const v128_t p0 = q8_row_lanes(j, w, b, t, relaxed, dt);
+    const v128_t p1 = n == 2 ? q8_row_lanes(j, w, b + 1, t, relaxed, dt) : wasm_i32x4_splat(0);
     const v128_t s =
         wasm_f32x4_mul(load4_wasm(w.d + b, n), load4_wasm(j->xd + (size_t)t * nb + b, n));
     const v128_t m = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(sum2_wasm(p0, p1)), s);
@@ -345,8 +365,7 @@ PLM_INLINE void q8_row1(const matmul_job *j, int t, int r, int relaxed, plm_dtyp
 // at run time lives in linear memory in wasm, and every step would store it): per block, each
 // row's weights once for the 4 tokens, the tokens' P in one vector, one accumulator a row.
 PLM_INLINE void q8_tile4(const matmul_job *j, int t0, int r0, int nr, int relaxed, plm_dtype dt) {
-    const int C = j->w->cols, nb = C / PLM_QK;
-    const int8_t *xs = (const int8_t *)j->xc + (size_t)t0 * C * 2;
+    const int nb = j->w->cols / PLM_QK;
     const float *dxt = q8_dxt(j, t0);
     q8_wrow w[2];
     v128_t acc[2];
@@ -356,9 +375,7 @@ PLM_INLINE void q8_tile4(const matmul_job *j, int t0, int r0, int nr, int relaxe
         for (int r = 0; r < nr; r++) {
             v128_t w0, w1, p[4];
             q8_weights(&w0, &w1, w[r], b, dt);
-            for (int k = 0; k < 4; k++)
-                p[k] = q8_lanes(w0, w1, xs + (size_t)k * C * 2 + (size_t)b * 2 * PLM_QK, relaxed,
-                                dt != PLM_DTYPE_Q8_0);
+            for (int k = 0; k < 4; k++) p[k] = q8_token_lanes(j, w0, w1, t0 + k, b, relaxed, dt);
             const v128_t s = wasm_f32x4_mul(wasm_v128_load32_splat(w[r].d + b), dx);
             const v128_t m =
                 wasm_f32x4_mul(wasm_f32x4_convert_i32x4(sum4_wasm(p[0], p[1], p[2], p[3])), s);

@@ -207,20 +207,6 @@ PLM_INLINE v128_t q8_quads(v128_t w, const int8_t *xs, int relaxed) {
     return q8_quads_wasm(w, xs);
 }
 
-// q8_lanes: a block's 4 lanes (their total is P) of its weights w0 (elements 0-15) and w1 (16-31)
-// and one token's prepared inputs xs. Relaxed, with Q4/Q5 weights (small: |w| <= 31), the two
-// halves' pairs add in i16 first (|sum| <= 4 * 31 * 127 = 15748) and are widened once.
-PLM_INLINE v128_t q8_lanes(v128_t w0, v128_t w1, const int8_t *xs, int relaxed, int small) {
-#if defined(__wasm_relaxed_simd__)
-    if (relaxed && small)
-        return wasm_i32x4_dot_i16x8(
-            wasm_i16x8_add(q8_pairs_relaxed(w0, xs), q8_pairs_relaxed(w1, xs + 32)),
-            wasm_i16x8_splat(1));
-#endif
-    (void)small;
-    return wasm_i32x4_add(q8_quads(w0, xs, relaxed), q8_quads(w1, xs + 32, relaxed));
-}
-
 // sum4_wasm: lane i = the sum of the lanes of the i-th vector (a transposing reduction: exact,
 // int32).
 PLM_INLINE v128_t sum4_wasm(v128_t a, v128_t b, v128_t c, v128_t d) {
@@ -272,52 +258,84 @@ PLM_INLINE q8_wrow q8_row_of(const matmul_job *j, int r, plm_dtype dt) {
     return o;
 }
 
-// q8_weights: block b of row w as int8, elements 0-15 in *w0 and 16-31 in *w1.
-PLM_INLINE void q8_weights(v128_t *w0, v128_t *w1, q8_wrow w, int b, plm_dtype dt) {
+// q8_wv: a block's weights as the path multiplies them: relaxed, int8 elements 0-15 (v[0]) and
+// 16-31 (v[1]); SIMD128, split like the inputs, the even and odd bytes of elements 0-15 (v[0],
+// v[1]) and of 16-31 (v[2], v[3]) as i16x8, once for every token of a tile.
+typedef struct {
+    v128_t v[4];
+} q8_wv;
+
+// q8_weights: block b of row w as the path multiplies it (relaxed: a constant at each call).
+PLM_INLINE q8_wv q8_weights(q8_wrow w, int b, int relaxed, plm_dtype dt) {
+    q8_wv o;
+    v128_t w0, w1;
     if (dt == PLM_DTYPE_Q8_0) {
-        *w0 = wasm_v128_load(w.w + (size_t)b * PLM_QK);
-        *w1 = wasm_v128_load(w.w + (size_t)b * PLM_QK + 16);
-        return;
+        w0 = wasm_v128_load(w.w + (size_t)b * PLM_QK);
+        w1 = wasm_v128_load(w.w + (size_t)b * PLM_QK + 16);
+    } else {
+        const v128_t v = wasm_v128_load(w.w + (size_t)b * 16);
+        if (!relaxed && dt == PLM_DTYPE_Q4_1) { // SIMD128, plain nibbles: i16 lanes straight away
+            const v128_t m = wasm_i16x8_splat(15);
+            o.v[0] = wasm_v128_and(v, m), o.v[1] = wasm_v128_and(wasm_u16x8_shr(v, 8), m);
+            o.v[2] = wasm_v128_and(wasm_u16x8_shr(v, 4), m), o.v[3] = wasm_u16x8_shr(v, 12);
+            return o;
+        }
+        w0 = wasm_v128_and(v, wasm_i8x16_splat(15));
+        w1 = wasm_u8x16_shr(v, 4);
+        if (plm_dtype_high(dt)) {
+            const uint32_t h = w.qh[b];
+            w0 = wasm_v128_or(w0, high_wasm(h)), w1 = wasm_v128_or(w1, high_wasm(h >> 16));
+        }
+        const int8_t off = (int8_t)plm_q4_offset(dt);
+        if (off)
+            w0 = wasm_i8x16_sub(w0, wasm_i8x16_splat(off)),
+            w1 = wasm_i8x16_sub(w1, wasm_i8x16_splat(off));
     }
-    const v128_t v = wasm_v128_load(w.w + (size_t)b * 16);
-    *w0 = wasm_v128_and(v, wasm_i8x16_splat(15));
-    *w1 = wasm_u8x16_shr(v, 4);
-    if (plm_dtype_high(dt)) {
-        const uint32_t h = w.qh[b];
-        *w0 = wasm_v128_or(*w0, high_wasm(h)), *w1 = wasm_v128_or(*w1, high_wasm(h >> 16));
+    if (relaxed) {
+        o.v[0] = o.v[2] = w0, o.v[1] = o.v[3] = w1;
+        return o;
     }
-    const int8_t o = (int8_t)plm_q4_offset(dt);
-    if (o)
-        *w0 = wasm_i8x16_sub(*w0, wasm_i8x16_splat(o)),
-        *w1 = wasm_i8x16_sub(*w1, wasm_i8x16_splat(o));
+    q8_split_wasm(&o.v[0], &o.v[1], w0);
+    q8_split_wasm(&o.v[2], &o.v[3], w1);
+    return o;
 }
 
-// q8_token_lanes: block b (weights w0, w1) times token t: 4 lanes whose total is P. Relaxed, with
-// Q4_1 or Q5_1 weights k in [0, 31] (no offset), k is the relaxed dot's 7-bit operand and the
-// inputs xq (any byte) its signed one: no planes, one dot per 16 bytes, the pairs exact and the
-// halves added in i16 (|sum| <= 4 * 31 * 127).
-PLM_INLINE v128_t q8_token_lanes(const matmul_job *j, v128_t w0, v128_t w1, int t, int b,
-                                 int relaxed, plm_dtype dt) {
+// q8_token_lanes: block b (weights w) times token t: 4 lanes whose total is P. Relaxed, with Q4_1
+// or Q5_1 weights k in [0, 31] (no offset), k is the relaxed dot's 7-bit operand and the inputs xq
+// (any byte) its signed one: no planes, one dot per 16 bytes; with Q4_0 or Q5_0 (|w| <= 16), the
+// two halves' pairs add in i16 before they widen; in both, |sum| <= 4 * 31 * 127 = 15748.
+PLM_INLINE v128_t q8_token_lanes(const matmul_job *j, q8_wv w, int t, int b, int relaxed,
+                                 plm_dtype dt) {
     const size_t C = (size_t)j->w->cols;
+    const int8_t *xs = (const int8_t *)j->xc + (size_t)t * C * 2 + (size_t)b * 2 * PLM_QK;
 #if defined(__wasm_relaxed_simd__)
-    if (relaxed && plm_dtype_min(dt)) {
-        const int8_t *x = j->xq + (size_t)t * C + (size_t)b * PLM_QK;
-        return wasm_i32x4_dot_i16x8(
-            wasm_i16x8_add(plm_relaxed_dot_i8x16_i7x16_s(wasm_v128_load(x), w0),
-                           plm_relaxed_dot_i8x16_i7x16_s(wasm_v128_load(x + 16), w1)),
-            wasm_i16x8_splat(1));
+    if (relaxed) {
+        const v128_t one = wasm_i16x8_splat(1);
+        if (plm_dtype_min(dt)) {
+            const int8_t *x = j->xq + (size_t)t * C + (size_t)b * PLM_QK;
+            return wasm_i32x4_dot_i16x8(
+                wasm_i16x8_add(plm_relaxed_dot_i8x16_i7x16_s(wasm_v128_load(x), w.v[0]),
+                               plm_relaxed_dot_i8x16_i7x16_s(wasm_v128_load(x + 16), w.v[1])),
+                one);
+        }
+        if (dt != PLM_DTYPE_Q8_0)
+            return wasm_i32x4_dot_i16x8(
+                wasm_i16x8_add(q8_pairs_relaxed(w.v[0], xs), q8_pairs_relaxed(w.v[1], xs + 32)),
+                one);
+        return wasm_i32x4_add(q8_quads_relaxed(w.v[0], xs), q8_quads_relaxed(w.v[1], xs + 32));
     }
 #endif
-    const int8_t *xs = (const int8_t *)j->xc + (size_t)t * C * 2 + (size_t)b * 2 * PLM_QK;
-    return q8_lanes(w0, w1, xs, relaxed, dt != PLM_DTYPE_Q8_0);
+    (void)relaxed, (void)dt;
+    return wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_load(xs), w.v[0]),
+                                         wasm_i32x4_dot_i16x8(wasm_v128_load(xs + 16), w.v[1])),
+                          wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_load(xs + 32), w.v[2]),
+                                         wasm_i32x4_dot_i16x8(wasm_v128_load(xs + 48), w.v[3])));
 }
 
 // q8_row_lanes: block b of row w times token t: 4 lanes whose total is P.
 PLM_INLINE v128_t q8_row_lanes(const matmul_job *j, q8_wrow w, int b, int t, int relaxed,
                                plm_dtype dt) {
-    v128_t w0, w1;
-    q8_weights(&w0, &w1, w, b, dt);
-    return q8_token_lanes(j, w0, w1, t, b, relaxed, dt);
+    return q8_token_lanes(j, q8_weights(w, b, relaxed, dt), t, b, relaxed, dt);
 }
 
 // sum2_wasm: lanes 0 and 1 = the sums of the lanes of a and of b (exact, int32).
@@ -373,9 +391,9 @@ PLM_INLINE void q8_tile4(const matmul_job *j, int t0, int r0, int nr, int relaxe
     for (int b = 0; b < nb; b++) {
         const v128_t dx = wasm_v128_load(dxt + 4 * b);
         for (int r = 0; r < nr; r++) {
-            v128_t w0, w1, p[4];
-            q8_weights(&w0, &w1, w[r], b, dt);
-            for (int k = 0; k < 4; k++) p[k] = q8_token_lanes(j, w0, w1, t0 + k, b, relaxed, dt);
+            const q8_wv wv = q8_weights(w[r], b, relaxed, dt);
+            v128_t p[4];
+            for (int k = 0; k < 4; k++) p[k] = q8_token_lanes(j, wv, t0 + k, b, relaxed, dt);
             const v128_t s = wasm_f32x4_mul(wasm_v128_load32_splat(w[r].d + b), dx);
             const v128_t m =
                 wasm_f32x4_mul(wasm_f32x4_convert_i32x4(sum4_wasm(p[0], p[1], p[2], p[3])), s);

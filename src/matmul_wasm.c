@@ -101,11 +101,12 @@ static void f32_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr
 
 // ---- Q8_0 (both paths) ----
 //
-// The canonical order of matmul_kernels.h with 128-bit vectors. A path gives one function: the
-// products of 16 weight bytes and their 16 inputs (from the inputs as its q8_prepare left them, 32
-// bytes for each 16 inputs in xc) as four exact int32 sums whose total is their part of P (any
-// split of an exact sum gives the same P). The float steps are the same for both paths, so are
-// the bits. Two kernels, each a whole output's chain in block order:
+// The canonical order of matmul_kernels.h with 128-bit vectors. A path's integer part gives, for
+// a block and a token, four exact int32 sums whose total is P (q8_token_lanes; any split of an
+// exact sum gives the same P), from its weights as the path multiplies them (q8_weights) and the
+// inputs as its q8_prepare left them (32 bytes for each 16 inputs in xc; relaxed Q4_1 and Q5_1:
+// xq itself). The float steps are the same for both paths, so are the bits. Two kernels, each a
+// whole output's chain in block order:
 // - four tokens (q8_tile4, prefill and training): per row and block, the four tokens' lane
 //   vectors are reduced into one vector, a lane a token (sum4_wasm), then one convert, one
 //   multiply by dw[r, b] * dx[t, b] (dx from the transposed scales q8_prepare adds) and one add

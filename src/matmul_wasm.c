@@ -155,8 +155,8 @@ static void q8_prepare_wasm(int32_t *xc, const int8_t *xq, const float *xd, int 
 }
 
 // q8_quads_wasm (SIMD128): i32x4_dot_i16x8 adds pairs of adjacent i16, so the weights split like
-// the inputs give dot(even) + dot(odd) = the 16 products in 4 lanes. (A 4-token tile calls it
-// with the same w for each token; the compiler splits w once.)
+// the inputs give dot(even) + dot(odd) = the 16 products in 4 lanes. (Q6_K's 4-token tile calls
+// it with the same w for each token; the compiler splits w once.)
 PLM_INLINE v128_t q8_quads_wasm(v128_t w, const int8_t *xs) {
     v128_t we, wo;
     q8_split_wasm(&we, &wo, w);

@@ -174,9 +174,26 @@ PLM_INLINE v128_t q8_quads_wasm(v128_t w, const int8_t *xs) {
 // adjacent pairs in i32 gives 4 lanes. Per 16 weight bytes: 2 dots, a subtraction and a pairwise
 // add, against SIMD128's 3 shifts, 2 dots and an add.
 
-// q8_prepare_relaxed: for each 16 inputs, 16 bytes of pos then 16 of neg.
+// The planes pay off below a tile's 4 tokens (decode): with 4 tokens a tile splits each block's
+// weights once for all of them, and SIMD128's 4 dots a token then measured faster than the relaxed
+// 4 dots, 2 subtractions and 2 widenings (prefill, training: 1.25x on Q8_0, 2026-12-06). So from
+// RELAXED_T tokens the relaxed table prepares and multiplies as SIMD128 does, but for Q4_1 and
+// Q5_1, which read xq itself (q8_token_lanes). Every way is exact: the same P, the same bits.
+#define RELAXED_T 4
+
+// relaxed_planes: whether a call of T tokens in the relaxed table uses the planes pos and neg.
+PLM_INLINE int relaxed_planes(int T) {
+    return T < RELAXED_T;
+}
+
+// q8_prepare_relaxed: below RELAXED_T tokens, for each 16 inputs, 16 bytes of pos then 16 of neg;
+// else as q8_prepare_wasm.
 static void q8_prepare_relaxed(int32_t *xc, const int8_t *xq, const float *xd, int T, int C, int t0,
                                int t1) {
+    if (!relaxed_planes(T)) {
+        q8_prepare_wasm(xc, xq, xd, T, C, t0, t1);
+        return;
+    }
     int8_t *pl = (int8_t *)xc;
     for (size_t i = (size_t)t0 * (size_t)C; i < (size_t)t1 * (size_t)C; i += 16) {
         const v128_t x = wasm_v128_load(xq + i), pos = wasm_i8x16_max(x, wasm_i8x16_splat(0));
@@ -664,16 +681,19 @@ const matmul_kernels plm_kernels_wasm = {
 
 #if defined(__wasm_relaxed_simd__)
 static void q8_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    q8_tile(j, t0, mt, r0, nr, 1, PLM_DTYPE_Q8_0);
+    if (relaxed_planes(j->T)) q8_tile(j, t0, mt, r0, nr, 1, PLM_DTYPE_Q8_0);
+    else q8_tile(j, t0, mt, r0, nr, 0, PLM_DTYPE_Q8_0);
 }
 
 static void q4_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    q4_tile(j, t0, mt, r0, nr, 1);
+    if (relaxed_planes(j->T) || plm_dtype_min(j->w->dtype)) q4_tile(j, t0, mt, r0, nr, 1);
+    else q4_tile(j, t0, mt, r0, nr, 0);
 }
 
 static void q6k_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
     (void)nr;
-    q6k_tile(j, t0, mt, r0, 1);
+    if (relaxed_planes(j->T)) q6k_tile(j, t0, mt, r0, 1);
+    else q6k_tile(j, t0, mt, r0, 0);
 }
 
 static void dinp_tiles_relaxed(float *dinp, const float *dout, const plm_mat *w, int32_t T,

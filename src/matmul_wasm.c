@@ -17,12 +17,12 @@ PLM_INLINE float hsum_wasm(v128_t v) {
            (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
 }
 
-// load4_wasm: n (1..4) floats, zero-padded to a vector.
+// load4_wasm: n (1..4) floats, zero-padded to a vector (lane loads: no copy through the stack).
 PLM_INLINE v128_t load4_wasm(const float *p, int n) {
     if (n == 4) return wasm_v128_load(p);
-    float tmp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    memcpy(tmp, p, (size_t)n * sizeof(float));
-    return wasm_v128_load(tmp);
+    if (n == 1) return wasm_v128_load32_zero(p);
+    const v128_t v = wasm_v128_load64_zero(p);
+    return n == 2 ? v : wasm_v128_load32_lane(p + 2, v, 2);
 }
 
 #if defined(__wasm_relaxed_simd__)
@@ -101,11 +101,19 @@ static void f32_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr
 
 // ---- Q8_0 (both paths) ----
 //
-// The canonical order of matmul_kernels.h with 128-bit vectors: the 16 accumulators of an output
-// are four vectors, lanes 0-3 and 4-7 of even blocks, of odd blocks. A path gives one function:
-// the exact int32 sums of each 4 bytes of 16 weight bytes times their 16 inputs (the canonical
-// lanes l, l+1, l+2, l+3 of a block's half), from the inputs as its q8_prepare left them, 32 bytes
-// for each 16 inputs in xc. The float steps are the same for both, so are the bits.
+// The canonical order of matmul_kernels.h with 128-bit vectors. A path's integer part gives, for
+// a block and a token, four exact int32 sums whose total is P (q8_token_lanes; any split of an
+// exact sum gives the same P), from its weights as the path multiplies them (q8_weights) and the
+// inputs as its q8_prepare left them (32 bytes for each 16 inputs in xc; relaxed Q4_1 and Q5_1:
+// xq itself). The float steps are the same for both paths, so are the bits. Two kernels, each a
+// whole output's chain in block order:
+// - four tokens (q8_tile4, prefill and training): per row and block, the four tokens' lane
+//   vectors are reduced into one vector, a lane a token (sum4_wasm), then one convert, one
+//   multiply by dw[r, b] * dx[t, b] (dx from the transposed scales q8_prepare adds) and one add
+//   step all four outputs, each in its lane;
+// - one token (q8_row1, decode and the tokens past the last four): per row, two blocks' lane
+//   vectors are reduced into one vector, a lane a block, converted and multiplied by their scales
+//   at once, then added to the output's one accumulator lane by lane, in block order.
 
 // q8_split_wasm: the 16 bytes v as even bytes (*ev) and odd bytes (*od), each as i16x8 (shl 8 then
 // shr 8; shr 8).
@@ -114,10 +122,28 @@ PLM_INLINE void q8_split_wasm(v128_t *ev, v128_t *od, v128_t v) {
     *od = wasm_i16x8_shr(v, 8);
 }
 
+// q8_dx_prepare: the scales of each 4 tokens transposed, after the 2 n bytes of xc's two planes
+// (matmul_kernels.h: xc has room for n / 8 more bytes, one float a block and token): dxt[(g nb +
+// b) 4 + i] = xd[4 g + i, b], so a 4-token tile loads its tokens' scales of block b as one vector.
+// Only whole groups of 4 are read (q8_tile4); a last partial group is written, never read.
+static void q8_dx_prepare(int32_t *xc, const float *xd, int T, int C, int t0, int t1) {
+    const int nb = C / PLM_QK;
+    float *dxt = (float *)(void *)((int8_t *)xc + 2 * (size_t)C * (size_t)((T + 15) / 16 * 16));
+    for (int t = t0; t < t1; t++)
+        for (int b = 0; b < nb; b++)
+            dxt[((size_t)(t / 4) * nb + b) * 4 + t % 4] = xd[(size_t)t * nb + b];
+}
+
+// q8_dxt: the transposed scales of the 4 tokens from t0 (a multiple of 4), nb of them.
+PLM_INLINE const float *q8_dxt(const matmul_job *j, int t0) {
+    const int C = j->w->cols;
+    const int8_t *end = (const int8_t *)j->xc + 2 * (size_t)C * (size_t)((j->T + 15) / 16 * 16);
+    return (const float *)(const void *)end + (size_t)t0 * (C / PLM_QK);
+}
+
 // q8_prepare_wasm (SIMD128): for each 16 inputs, their even and their odd bytes as i16x8.
 static void q8_prepare_wasm(int32_t *xc, const int8_t *xq, const float *xd, int T, int C, int t0,
                             int t1) {
-    (void)xd, (void)T;
     int8_t *xs = (int8_t *)xc;
     for (size_t i = (size_t)t0 * (size_t)C; i < (size_t)t1 * (size_t)C; i += 16) {
         v128_t ev, od;
@@ -125,10 +151,12 @@ static void q8_prepare_wasm(int32_t *xc, const int8_t *xq, const float *xd, int 
         wasm_v128_store(xs + 2 * i, ev);
         wasm_v128_store(xs + 2 * i + 16, od);
     }
+    q8_dx_prepare(xc, xd, T, C, t0, t1);
 }
 
 // q8_quads_wasm (SIMD128): i32x4_dot_i16x8 adds pairs of adjacent i16, so the weights split like
-// the inputs give lane l of dot(even) + dot(odd) = bytes 4l .. 4l+3.
+// the inputs give dot(even) + dot(odd) = the 16 products in 4 lanes. (Q6_K's 4-token tile calls
+// it with the same w for each token; the compiler splits w once.)
 PLM_INLINE v128_t q8_quads_wasm(v128_t w, const int8_t *xs) {
     v128_t we, wo;
     q8_split_wasm(&we, &wo, w);
@@ -143,37 +171,78 @@ PLM_INLINE v128_t q8_quads_wasm(v128_t w, const int8_t *xs) {
 // per call (q8_prepare_relaxed); the weights are the signed operand, any byte. Per pair of bytes,
 // dot(w, pos) and dot(w, neg) are each in [-32512, 32512] (no saturation), and dot(w, pos) -
 // dot(w, neg) = w . x of the pair, also in that range, so the i16 subtraction is exact; adding
-// adjacent pairs in i32 gives the canonical 4-byte lanes. Per 16 weight bytes: 2 dots, a
-// subtraction and a pairwise add, against SIMD128's 3 shifts, 2 dots and an add.
+// adjacent pairs in i32 gives 4 lanes. Per 16 weight bytes: 2 dots, a subtraction and a pairwise
+// add, against SIMD128's 3 shifts, 2 dots and an add.
 
-// q8_prepare_relaxed: for each 16 inputs, 16 bytes of pos then 16 of neg.
+// The planes pay off below a tile's 4 tokens (decode): with 4 tokens a tile splits each block's
+// weights once for all of them, and SIMD128's 4 dots a token then measured faster than the relaxed
+// 4 dots, 2 subtractions and 2 widenings (prefill, training: 1.25x on Q8_0, 2026-12-06). So from
+// RELAXED_T tokens the relaxed table prepares and multiplies as SIMD128 does, but for Q4_1 and
+// Q5_1, which read xq itself (q8_token_lanes). Every way is exact: the same P, the same bits.
+#define RELAXED_T 4
+
+// relaxed_planes: whether a call of T tokens in the relaxed table uses the planes pos and neg.
+PLM_INLINE int relaxed_planes(int T) {
+    return T < RELAXED_T;
+}
+
+// q8_prepare_relaxed: below RELAXED_T tokens, for each 16 inputs, 16 bytes of pos then 16 of neg;
+// else as q8_prepare_wasm.
 static void q8_prepare_relaxed(int32_t *xc, const int8_t *xq, const float *xd, int T, int C, int t0,
                                int t1) {
-    (void)xd, (void)T;
+    if (!relaxed_planes(T)) {
+        q8_prepare_wasm(xc, xq, xd, T, C, t0, t1);
+        return;
+    }
     int8_t *pl = (int8_t *)xc;
     for (size_t i = (size_t)t0 * (size_t)C; i < (size_t)t1 * (size_t)C; i += 16) {
         const v128_t x = wasm_v128_load(xq + i), pos = wasm_i8x16_max(x, wasm_i8x16_splat(0));
         wasm_v128_store(pl + 2 * i, pos);
         wasm_v128_store(pl + 2 * i + 16, wasm_i8x16_sub(pos, x));
     }
+    q8_dx_prepare(xc, xd, T, C, t0, t1);
 }
 
-// q8_quads_relaxed: dot(w, pos) - dot(w, neg), pairs added (the ones stay in a register; V8's
-// pairwise add reloads its constant each time).
+// q8_pairs_relaxed: dot(w, pos) - dot(w, neg), the 16 products in 8 i16 pairs.
+PLM_INLINE v128_t q8_pairs_relaxed(v128_t wv, const int8_t *pl) {
+    return wasm_i16x8_sub(plm_relaxed_dot_i8x16_i7x16_s(wv, wasm_v128_load(pl)),
+                          plm_relaxed_dot_i8x16_i7x16_s(wv, wasm_v128_load(pl + 16)));
+}
+
+// q8_quads_relaxed: q8_pairs_relaxed, pairs added (the ones stay in a register; V8's pairwise add
+// reloads its constant each time).
 PLM_INLINE v128_t q8_quads_relaxed(v128_t wv, const int8_t *pl) {
-    const v128_t d = wasm_i16x8_sub(plm_relaxed_dot_i8x16_i7x16_s(wv, wasm_v128_load(pl)),
-                                    plm_relaxed_dot_i8x16_i7x16_s(wv, wasm_v128_load(pl + 16)));
-    return wasm_i32x4_dot_i16x8(d, wasm_i16x8_splat(1));
+    return wasm_i32x4_dot_i16x8(q8_pairs_relaxed(wv, pl), wasm_i16x8_splat(1));
 }
 #endif // __wasm_relaxed_simd__
 
-// q8_quads: the path's 4-byte sums of the 16 weights w (relaxed: a constant at each call).
+// q8_quads: the path's 4 lanes of the 16 weights w (relaxed: a constant at each call).
 PLM_INLINE v128_t q8_quads(v128_t w, const int8_t *xs, int relaxed) {
 #if defined(__wasm_relaxed_simd__)
     if (relaxed) return q8_quads_relaxed(w, xs);
 #endif
     (void)relaxed;
     return q8_quads_wasm(w, xs);
+}
+
+// sum4_wasm: lane i = the sum of the lanes of the i-th vector (a transposing reduction: exact,
+// int32).
+PLM_INLINE v128_t sum4_wasm(v128_t a, v128_t b, v128_t c, v128_t d) {
+    const v128_t ab =
+        wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), // a0+a2 b0+b2 a1+a3 b1+b3
+                       wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
+    const v128_t cd =
+        wasm_i32x4_add(wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), wasm_i32x4_shuffle(c, d, 2, 6, 3, 7));
+    return wasm_i32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5),
+                          wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+// chain4_wasm: acc + m0 + m1 + m2 + m3, one add at a time (an output's chain over 4 steps).
+PLM_INLINE float chain4_wasm(float acc, v128_t m) {
+    acc = acc + wasm_f32x4_extract_lane(m, 0);
+    acc = acc + wasm_f32x4_extract_lane(m, 1);
+    acc = acc + wasm_f32x4_extract_lane(m, 2);
+    return acc + wasm_f32x4_extract_lane(m, 3);
 }
 
 // Q4_0, Q4_1, Q5_0 and Q5_1 (matmul_kernels.h) run the same kernels on their weights as int8: a
@@ -192,111 +261,182 @@ PLM_INLINE v128_t high_wasm(uint32_t h) {
     return wasm_v128_and(wasm_i8x16_eq(wasm_v128_and(v, bit), bit), wasm_i8x16_splat(16));
 }
 
-// q8_rows: block b (its weights at w[r] + off, Q5_x: its high bits h[r], its prepared inputs at
-// xs) of one token into nr rows, with their scales sv (dw * dx, one per row) and the accumulators
-// of the block's parity (lanes 0-3, 4-7 per row): acc += float(lanes) * s, a multiply then an add.
-PLM_INLINE void q8_rows(v128_t *lo, v128_t *hi, const int8_t *const *w, const uint32_t *h,
-                        const v128_t *sv, int nr, const int8_t *xs, int off, int relaxed,
-                        plm_dtype dt) {
-    for (int r = 0; r < nr; r++) {
-        v128_t w0 = wasm_v128_load(w[r] + off), w1;
-        if (dt != PLM_DTYPE_Q8_0) {
-            w1 = wasm_u8x16_shr(w0, 4);
-            w0 = wasm_v128_and(w0, wasm_i8x16_splat(15));
-            if (plm_dtype_high(dt))
-                w0 = wasm_v128_or(w0, high_wasm(h[r])),
-                w1 = wasm_v128_or(w1, high_wasm(h[r] >> 16));
-            const int8_t o = (int8_t)plm_q4_offset(dt);
-            if (o)
-                w0 = wasm_i8x16_sub(w0, wasm_i8x16_splat(o)),
-                w1 = wasm_i8x16_sub(w1, wasm_i8x16_splat(o));
-        } else {
-            w1 = wasm_v128_load(w[r] + off + 16);
+// q8_wrow: where row r's weights start, and its scales and (Q5_x) high bits.
+typedef struct {
+    const int8_t *w;
+    const float *d;
+    const uint32_t *qh;
+} q8_wrow;
+
+PLM_INLINE q8_wrow q8_row_of(const matmul_job *j, int r, plm_dtype dt) {
+    const int C = j->w->cols, nb = C / PLM_QK;
+    q8_wrow o = {dt != PLM_DTYPE_Q8_0 ? (const int8_t *)j->w->q4 + (size_t)r * nb * 16
+                                      : j->w->q + (size_t)r * C,
+                 j->w->d + (size_t)r * nb, plm_dtype_high(dt) ? j->w->qh + (size_t)r * nb : NULL};
+    return o;
+}
+
+// q8_wv: a block's weights as the path multiplies them: relaxed, int8 elements 0-15 (v[0]) and
+// 16-31 (v[1]); SIMD128, split like the inputs, the even and odd bytes of elements 0-15 (v[0],
+// v[1]) and of 16-31 (v[2], v[3]) as i16x8, once for every token of a tile.
+typedef struct {
+    v128_t v[4];
+} q8_wv;
+
+// q8_weights: block b of row w as the path multiplies it (relaxed: a constant at each call).
+PLM_INLINE q8_wv q8_weights(q8_wrow w, int b, int relaxed, plm_dtype dt) {
+    q8_wv o;
+    v128_t w0, w1;
+    if (dt == PLM_DTYPE_Q8_0) {
+        w0 = wasm_v128_load(w.w + (size_t)b * PLM_QK);
+        w1 = wasm_v128_load(w.w + (size_t)b * PLM_QK + 16);
+    } else {
+        const v128_t v = wasm_v128_load(w.w + (size_t)b * 16);
+        if (!relaxed && dt == PLM_DTYPE_Q4_1) { // SIMD128, plain nibbles: i16 lanes straight away
+            const v128_t m = wasm_i16x8_splat(15);
+            o.v[0] = wasm_v128_and(v, m), o.v[1] = wasm_v128_and(wasm_u16x8_shr(v, 8), m);
+            o.v[2] = wasm_v128_and(wasm_u16x8_shr(v, 4), m), o.v[3] = wasm_u16x8_shr(v, 12);
+            return o;
         }
-        const v128_t p0 = q8_quads(w0, xs, relaxed);
-        lo[r] = wasm_f32x4_add(lo[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p0), sv[r]));
-        const v128_t p1 = q8_quads(w1, xs + 32, relaxed);
-        hi[r] = wasm_f32x4_add(hi[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p1), sv[r]));
+        w0 = wasm_v128_and(v, wasm_i8x16_splat(15));
+        w1 = wasm_u8x16_shr(v, 4);
+        if (plm_dtype_high(dt)) {
+            const uint32_t h = w.qh[b];
+            w0 = wasm_v128_or(w0, high_wasm(h)), w1 = wasm_v128_or(w1, high_wasm(h >> 16));
+        }
+        const int8_t off = (int8_t)plm_q4_offset(dt);
+        if (off)
+            w0 = wasm_i8x16_sub(w0, wasm_i8x16_splat(off)),
+            w1 = wasm_i8x16_sub(w1, wasm_i8x16_splat(off));
     }
+    if (relaxed) {
+        o.v[0] = o.v[2] = w0, o.v[1] = o.v[3] = w1;
+        return o;
+    }
+    q8_split_wasm(&o.v[0], &o.v[1], w0);
+    q8_split_wasm(&o.v[2], &o.v[3], w1);
+    return o;
 }
 
-// q8_sum: the canonical end sum: h = (e0 + o0 | e1 + o1), then h0-3 + h4-7, then
-// (lane 0 + lane 2) + (lane 1 + lane 3).
-PLM_INLINE float q8_sum(v128_t e0, v128_t e1, v128_t o0, v128_t o1) {
-    const v128_t h = wasm_f32x4_add(wasm_f32x4_add(e0, o0), wasm_f32x4_add(e1, o1));
-    return (wasm_f32x4_extract_lane(h, 0) + wasm_f32x4_extract_lane(h, 2)) +
-           (wasm_f32x4_extract_lane(h, 1) + wasm_f32x4_extract_lane(h, 3));
+// q8_token_lanes: block b (weights w) times token t: 4 lanes whose total is P. Relaxed, with Q4_1
+// or Q5_1 weights k in [0, 31] (no offset), k is the relaxed dot's 7-bit operand and the inputs xq
+// (any byte) its signed one: no planes, one dot per 16 bytes; with Q4_0 or Q5_0 (|w| <= 16), the
+// two halves' pairs add in i16 before they widen; in both, |sum| <= 4 * 31 * 127 = 15748.
+PLM_INLINE v128_t q8_token_lanes(const matmul_job *j, q8_wv w, int t, int b, int relaxed,
+                                 plm_dtype dt) {
+    const size_t C = (size_t)j->w->cols;
+    const int8_t *xs = (const int8_t *)j->xc + (size_t)t * C * 2 + (size_t)b * 2 * PLM_QK;
+#if defined(__wasm_relaxed_simd__)
+    if (relaxed) {
+        const v128_t one = wasm_i16x8_splat(1);
+        if (plm_dtype_min(dt)) {
+            const int8_t *x = j->xq + (size_t)t * C + (size_t)b * PLM_QK;
+            return wasm_i32x4_dot_i16x8(
+                wasm_i16x8_add(plm_relaxed_dot_i8x16_i7x16_s(wasm_v128_load(x), w.v[0]),
+                               plm_relaxed_dot_i8x16_i7x16_s(wasm_v128_load(x + 16), w.v[1])),
+                one);
+        }
+        if (dt != PLM_DTYPE_Q8_0)
+            return wasm_i32x4_dot_i16x8(
+                wasm_i16x8_add(q8_pairs_relaxed(w.v[0], xs), q8_pairs_relaxed(w.v[1], xs + 32)),
+                one);
+        return wasm_i32x4_add(q8_quads_relaxed(w.v[0], xs), q8_quads_relaxed(w.v[1], xs + 32));
+    }
+#endif
+    (void)relaxed, (void)dt;
+    return wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_load(xs), w.v[0]),
+                                         wasm_i32x4_dot_i16x8(wasm_v128_load(xs + 16), w.v[1])),
+                          wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_load(xs + 32), w.v[2]),
+                                         wasm_i32x4_dot_i16x8(wasm_v128_load(xs + 48), w.v[3])));
 }
 
-// q8_block: one token times nr rows (a constant at each call, so that the loops over rows unroll
-// and the accumulators stay in locals: an array of v128 indexed at run time lives in linear
-// memory in wasm, and every step would store it). Blocks go in pairs (even, odd); the scales of a
-// pair are one vector multiply per row. (4 blocks a step measured no faster in Chromium and
-// slower in node 20, whose V8 moves every load of a loop body to its top, where 4 blocks' spill.)
-PLM_INLINE void q8_block(const matmul_job *j, int t0, int r0, int nr, int relaxed, plm_dtype dt) {
-    const int C = j->w->cols, nb = C / PLM_QK, q4 = dt != PLM_DTYPE_Q8_0;
-    const int bb = q4 ? 16 : PLM_QK; // bytes a block
-    const int8_t *xs = (const int8_t *)j->xc + (size_t)t0 * C * 2;
-    const float *xd = j->xd + (size_t)t0 * nb;
-    const int8_t *w[2];
-    const float *wd[2];
-    const uint32_t *qh[2];
-    uint32_t he[2] = {0, 0}, ho[2] = {0, 0}; // Q5_x: the high bits of the even and odd block
-    v128_t e0[2], e1[2], o0[2], o1[2];
-    for (int r = 0; r < nr; r++) {
-        w[r] = q4 ? (const int8_t *)j->w->q4 + (size_t)(r0 + r) * nb * 16
-                  : j->w->q + (size_t)(r0 + r) * C;
-        wd[r] = j->w->d + (size_t)(r0 + r) * nb;
-        qh[r] = plm_dtype_high(dt) ? j->w->qh + (size_t)(r0 + r) * nb : NULL;
-        e0[r] = e1[r] = o0[r] = o1[r] = wasm_f32x4_splat(0.0f);
-    }
+// q8_row_lanes: block b of row w times token t: 4 lanes whose total is P.
+PLM_INLINE v128_t q8_row_lanes(const matmul_job *j, q8_wrow w, int b, int t, int relaxed,
+                               plm_dtype dt) {
+    return q8_token_lanes(j, q8_weights(w, b, relaxed, dt), t, b, relaxed, dt);
+}
+
+// sum2_wasm: lanes 0 and 1 = the sums of the lanes of a and of b (exact, int32).
+PLM_INLINE v128_t sum2_wasm(v128_t a, v128_t b) {
+    const v128_t h = wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), // a0+a2 b0+b2 a1+a3 b1+b3
+                                    wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
+    return wasm_i32x4_add(h, wasm_i32x4_shuffle(h, h, 2, 3, 0, 1));
+}
+
+// q8_row2: acc + blocks b .. b+n-1 (n = 1, 2) of row w and token t: their P in one vector, then
+// one add per block. (Two blocks a step: node 20's V8 moves every load of a loop body to its top,
+// where four blocks' spill.)
+PLM_INLINE float q8_row2(float acc, const matmul_job *j, q8_wrow w, int t, int b, int n,
+                         int relaxed, plm_dtype dt) {
+    const int nb = j->w->cols / PLM_QK;
+    const v128_t p0 = q8_row_lanes(j, w, b, t, relaxed, dt);
+    const v128_t p1 = n == 2 ? q8_row_lanes(j, w, b + 1, t, relaxed, dt) : wasm_i32x4_splat(0);
+    const v128_t s =
+        wasm_f32x4_mul(load4_wasm(w.d + b, n), load4_wasm(j->xd + (size_t)t * nb + b, n));
+    const v128_t m = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(sum2_wasm(p0, p1)), s);
+    acc = acc + wasm_f32x4_extract_lane(m, 0);
+    return n == 2 ? acc + wasm_f32x4_extract_lane(m, 1) : acc;
+}
+
+// q8_m: Q4_1 and Q5_1's minimums' term of row r and token t, added to a (else a).
+PLM_INLINE float q8_m(float a, const matmul_job *j, int t, int r, plm_dtype dt) {
+    const int nb = j->w->cols / PLM_QK;
+    if (!plm_dtype_min(dt)) return a;
+    return a + plm_q4_m_sum(j->w->m + (size_t)r * nb, j->xs + (size_t)t * nb, nb);
+}
+
+// q8_row1: out[t, r], one token and one row, 2 blocks a step (decode streams each row whole).
+PLM_INLINE void q8_row1(const matmul_job *j, int t, int r, int relaxed, plm_dtype dt) {
+    const int nb = j->w->cols / PLM_QK;
+    const q8_wrow w = q8_row_of(j, r, dt);
+    float acc = 0.0f;
     int b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        const v128_t dx = wasm_v128_load64_zero(xd + b);
-        v128_t se[2], so[2];
+    for (; b + 2 <= nb; b += 2) acc = q8_row2(acc, j, w, t, b, 2, relaxed, dt);
+    if (b < nb) acc = q8_row2(acc, j, w, t, b, 1, relaxed, dt);
+    j->out[(size_t)t * j->w->rows + r] = q8_m(acc, j, t, r, dt);
+}
+
+// q8_tile4: out[t0 .. t0+4, r0 .. r0+nr] (t0 a multiple of 4; nr a constant at each call, so
+// that the loops over rows unroll and the accumulators stay in locals: an array of v128 indexed
+// at run time lives in linear memory in wasm, and every step would store it): per block, each
+// row's weights once for the 4 tokens, the tokens' P in one vector, one accumulator a row.
+PLM_INLINE void q8_tile4(const matmul_job *j, int t0, int r0, int nr, int relaxed, plm_dtype dt) {
+    const int nb = j->w->cols / PLM_QK;
+    const float *dxt = q8_dxt(j, t0);
+    q8_wrow w[2];
+    v128_t acc[2];
+    for (int r = 0; r < nr; r++) w[r] = q8_row_of(j, r0 + r, dt), acc[r] = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < nb; b++) {
+        const v128_t dx = wasm_v128_load(dxt + 4 * b);
         for (int r = 0; r < nr; r++) {
-            const v128_t s = wasm_f32x4_mul(wasm_v128_load64_zero(wd[r] + b), dx);
-            se[r] = wasm_i32x4_shuffle(s, s, 0, 0, 0, 0);
-            so[r] = wasm_i32x4_shuffle(s, s, 1, 1, 1, 1);
-            if (plm_dtype_high(dt)) he[r] = qh[r][b], ho[r] = qh[r][b + 1];
+            const q8_wv wv = q8_weights(w[r], b, relaxed, dt);
+            v128_t p[4];
+            for (int k = 0; k < 4; k++) p[k] = q8_token_lanes(j, wv, t0 + k, b, relaxed, dt);
+            const v128_t s = wasm_f32x4_mul(wasm_v128_load32_splat(w[r].d + b), dx);
+            const v128_t m =
+                wasm_f32x4_mul(wasm_f32x4_convert_i32x4(sum4_wasm(p[0], p[1], p[2], p[3])), s);
+            acc[r] = wasm_f32x4_add(acc[r], m);
         }
-        q8_rows(e0, e1, w, he, se, nr, xs, 0, relaxed, dt);
-        q8_rows(o0, o1, w, ho, so, nr, xs + 2 * PLM_QK, bb, relaxed, dt);
-        for (int r = 0; r < nr; r++) w[r] += 2 * bb;
-        xs += 4 * PLM_QK;
     }
-    if (b < nb) {
-        v128_t se[2];
-        for (int r = 0; r < nr; r++) {
-            se[r] = wasm_f32x4_splat(wd[r][b] * xd[b]);
-            if (plm_dtype_high(dt)) he[r] = qh[r][b];
-        }
-        q8_rows(e0, e1, w, he, se, nr, xs, 0, relaxed, dt);
-    }
-    float *out = j->out + (size_t)t0 * j->w->rows + r0;
+    float o[4];
     for (int r = 0; r < nr; r++) {
-        out[r] = q8_sum(e0[r], e1[r], o0[r], o1[r]);
-        if (plm_dtype_min(dt))
-            out[r] =
-                out[r] + plm_q4_m_sum(j->w->m + (size_t)(r0 + r) * nb, j->xs + (size_t)t0 * nb, nb);
+        wasm_v128_store(o, acc[r]);
+        for (int k = 0; k < 4; k++)
+            j->out[(size_t)(t0 + k) * j->w->rows + r0 + r] = q8_m(o[k], j, t0 + k, r0 + r, dt);
     }
 }
 
-// q8_tile: prefill (MT 2, NR 2): mt tokens, one after the other, times 2 rows (or 1); 4 rows'
-// 16 accumulators would spill. Decode (T = 1 < MT: the tables' dnr, 4 rows) takes the rows one
-// after the other, each a whole row before the next: the weights are then one sequential stream,
-// which measured 2.2x the decode speed of 4 interleaved rows in node on a busy machine
-// (2026-12-05); 4 rows a call rather than 1 spend less on calls and set-up.
+// q8_tile: prefill (MT 4, NR 2): q8_tile4. One token (T < MT: the tables' dnr, 4 rows; the tokens
+// past the last 4) takes the rows one after the other, each a whole row before the next: the
+// weights are then one sequential stream, which measured 2.2x the decode speed of 4 interleaved
+// rows in node on a busy machine (2026-12-05; again 2.2x on lm_head with the rows' P in the lanes
+// of one vector, 2026-12-06); 4 rows a call rather than 1 spend less on calls and set-up.
 PLM_INLINE void q8_tile(const matmul_job *j, int t0, int mt, int r0, int nr, int relaxed,
                         plm_dtype dt) {
-    if (nr == 4) {
-        for (int r = r0; r < r0 + 4; r++) q8_block(j, t0, r, 1, relaxed, dt);
-        return;
-    }
-    for (int t = t0; t < t0 + mt; t++) {
-        if (nr == 2) q8_block(j, t, r0, 2, relaxed, dt);
-        else q8_block(j, t, r0, 1, relaxed, dt);
-    }
+    if (mt == 4 && nr == 2) q8_tile4(j, t0, r0, 2, relaxed, dt);
+    else if (mt == 4) q8_tile4(j, t0, r0, 1, relaxed, dt);
+    else
+        for (int r = r0; r < r0 + nr; r++) q8_row1(j, t0, r, relaxed, dt);
 }
 
 // q4_tile: q8_tile on Q4/Q5 weights, the format a constant of each specialization.
@@ -312,8 +452,10 @@ PLM_INLINE void q4_tile(const matmul_job *j, int t0, int mt, int r0, int nr, int
 // Q6_K (matmul_kernels.h): Q8_0's order with a scale per half block. A super-block's half (4
 // blocks) is unpacked to int8 q - 32 (GGUF's layout: byte l of ql's two groups of 32 and of qh's
 // holds element l of its blocks, so and/shift/or give the blocks in element order); a block's two
-// vectors are its two sub-blocks of 16: lanes 0-3 take the first one's d * sc * dx, lanes 4-7 the
-// second's. One token and one row a call.
+// vectors are its two halves of 16. Two blocks a step: their four halves' P in one vector (a lane
+// a half, in order), times d * sc * dx (the four int8 sc of the two blocks are adjacent bytes),
+// added to the output's accumulator lane by lane (q6k_row1: decode, the tokens past the last 4);
+// or, with 4 tokens (q6k_tile4), a half block's 4 P in one vector, a lane a token.
 
 // q6k_half: the 4 blocks of half h of the super-block at sb as int8 q - 32, block k in w[k][0..1].
 PLM_INLINE void q6k_half(v128_t w[4][2], const uint8_t *sb, int h) {
@@ -331,39 +473,82 @@ PLM_INLINE void q6k_half(v128_t w[4][2], const uint8_t *sb, int h) {
     }
 }
 
-// q6k_tile: out[t0, r0] (the tables' tiles are 1 x 1).
-PLM_INLINE void q6k_tile(const matmul_job *j, int t0, int r0, int relaxed) {
+// q6k_row1: out[t, r], one token and one row.
+PLM_INLINE void q6k_row1(const matmul_job *j, int t, int r, int relaxed) {
     const int C = j->w->cols, nb = C / PLM_QK, nsb = C / PLM_QK_K;
-    const int8_t *xs = (const int8_t *)j->xc + (size_t)t0 * C * 2;
-    const float *xd = j->xd + (size_t)t0 * nb;
-    const uint8_t *row = j->w->q6 + (size_t)r0 * nsb * PLM_Q6K_QS;
-    v128_t acc[2][2] = {{wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f)},
-                        {wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f)}};
+    const int8_t *xs = (const int8_t *)j->xc + (size_t)t * C * 2;
+    const float *xd = j->xd + (size_t)t * nb;
+    const uint8_t *row = j->w->q6 + (size_t)r * nsb * PLM_Q6K_QS;
+    float acc = 0.0f;
     for (int s = 0; s < nsb; s++) {
         const uint8_t *sb = row + (size_t)s * PLM_Q6K_QS;
-        const float d = j->w->d[(size_t)r0 * nsb + s];
+        const v128_t d = wasm_f32x4_splat(j->w->d[(size_t)r * nsb + s]);
+        for (int h = 0; h < 2; h++) {
+            v128_t w[4][2];
+            q6k_half(w, sb, h);
+            for (int k = 0; k < 4; k += 2) {
+                const int b = 8 * s + 4 * h + k;
+                const int8_t *x = xs + (size_t)b * 2 * PLM_QK;
+                const v128_t p = sum4_wasm(
+                    q8_quads(w[k][0], x, relaxed), q8_quads(w[k][1], x + 32, relaxed),
+                    q8_quads(w[k + 1][0], x + 64, relaxed), q8_quads(w[k + 1][1], x + 96, relaxed));
+                // ds = d * sc of the halves (exact), times dx of their block
+                const v128_t sc = wasm_i32x4_extend_low_i16x8(
+                    wasm_i16x8_extend_low_i8x16(wasm_v128_load32_zero(sb + 192 + 8 * h + 2 * k)));
+                const v128_t dx = wasm_v128_load64_zero(xd + b);
+                const v128_t ds = wasm_f32x4_mul(d, wasm_f32x4_convert_i32x4(sc));
+                const v128_t sv = wasm_f32x4_mul(ds, wasm_i32x4_shuffle(dx, dx, 0, 0, 1, 1));
+                acc = chain4_wasm(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p), sv));
+            }
+        }
+    }
+    j->out[(size_t)t * j->w->rows + r] = acc;
+}
+
+// q6k_tile4: out[t0 .. t0+4, r] (t0 a multiple of 4): each half super-block unpacked once for the
+// 4 tokens, a half block's 4 P in one vector (a lane a token), times ds * dx[t, b], one add.
+PLM_INLINE void q6k_tile4(const matmul_job *j, int t0, int r, int relaxed) {
+    const int C = j->w->cols, nsb = C / PLM_QK_K;
+    const int8_t *xs = (const int8_t *)j->xc + (size_t)t0 * C * 2;
+    const float *dxt = q8_dxt(j, t0);
+    const uint8_t *row = j->w->q6 + (size_t)r * nsb * PLM_Q6K_QS;
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    for (int s = 0; s < nsb; s++) {
+        const uint8_t *sb = row + (size_t)s * PLM_Q6K_QS;
+        const float d = j->w->d[(size_t)r * nsb + s];
         for (int h = 0; h < 2; h++) {
             v128_t w[4][2];
             q6k_half(w, sb, h);
             for (int k = 0; k < 4; k++) {
                 const int b = 8 * s + 4 * h + k;
                 const int8_t *sc = (const int8_t *)sb + 192 + 8 * h + 2 * k;
-                const v128_t s0 = wasm_f32x4_splat(d * (float)sc[0] * xd[b]);
-                const v128_t s1 = wasm_f32x4_splat(d * (float)sc[1] * xd[b]);
-                const v128_t p0 = q8_quads(w[k][0], xs + 2 * b * PLM_QK, relaxed);
-                const v128_t p1 = q8_quads(w[k][1], xs + 2 * b * PLM_QK + 32, relaxed);
-                v128_t *a = acc[k % 2];
-                a[0] = wasm_f32x4_add(a[0], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p0), s0));
-                a[1] = wasm_f32x4_add(a[1], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p1), s1));
+                const v128_t dx = wasm_v128_load(dxt + 4 * b);
+                for (int i = 0; i < 2; i++) { // the block's halves, in order
+                    const int8_t *x = xs + (size_t)b * 2 * PLM_QK + 32 * i;
+                    const v128_t p = sum4_wasm(q8_quads(w[k][i], x, relaxed),
+                                               q8_quads(w[k][i], x + 2 * C, relaxed),
+                                               q8_quads(w[k][i], x + 4 * C, relaxed),
+                                               q8_quads(w[k][i], x + 6 * C, relaxed));
+                    const v128_t sv = wasm_f32x4_mul(wasm_f32x4_splat(d * (float)sc[i]), dx);
+                    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(p), sv));
+                }
             }
         }
     }
-    j->out[(size_t)t0 * j->w->rows + r0] = q8_sum(acc[0][0], acc[0][1], acc[1][0], acc[1][1]);
+    float o[4];
+    wasm_v128_store(o, acc);
+    for (int k = 0; k < 4; k++) j->out[(size_t)(t0 + k) * j->w->rows + r] = o[k];
+}
+
+// q6k_tile: the tables' tiles are 4 x 1 and 1 x 1.
+PLM_INLINE void q6k_tile(const matmul_job *j, int t0, int mt, int r0, int relaxed) {
+    if (mt == 4) q6k_tile4(j, t0, r0, relaxed);
+    else q6k_row1(j, t0, r0, relaxed);
 }
 
 static void q6k_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    (void)mt, (void)nr;
-    q6k_tile(j, t0, r0, 0);
+    (void)nr;
+    q6k_tile(j, t0, mt, r0, 0);
 }
 
 static void q8_tile_wasm(const matmul_job *j, int t0, int mt, int r0, int nr) {
@@ -486,9 +671,9 @@ static void dinp_tiles_wasm(float *dinp, const float *dout, const plm_mat *w, in
 
 const matmul_kernels plm_kernels_wasm = {
     .f32 = {f32_tile_wasm, 2, 4, 1, NULL, NULL, 0, 0},
-    .q8 = {q8_tile_wasm, 2, 2, 4, NULL, NULL, 0, 0},
-    .q4 = {q4_tile_wasm, 2, 2, 4, NULL, NULL, 0, 0},
-    .q6k = {q6k_tile_wasm, 1, 1, 1, NULL, NULL, 0, 0},
+    .q8 = {q8_tile_wasm, 4, 2, 4, NULL, NULL, 0, 0},
+    .q4 = {q4_tile_wasm, 4, 2, 4, NULL, NULL, 0, 0},
+    .q6k = {q6k_tile_wasm, 4, 1, 1, NULL, NULL, 0, 0},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_wasm,
     .dinp_tiles = dinp_tiles_wasm,
@@ -496,16 +681,19 @@ const matmul_kernels plm_kernels_wasm = {
 
 #if defined(__wasm_relaxed_simd__)
 static void q8_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    q8_tile(j, t0, mt, r0, nr, 1, PLM_DTYPE_Q8_0);
+    if (relaxed_planes(j->T)) q8_tile(j, t0, mt, r0, nr, 1, PLM_DTYPE_Q8_0);
+    else q8_tile(j, t0, mt, r0, nr, 0, PLM_DTYPE_Q8_0);
 }
 
 static void q4_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    q4_tile(j, t0, mt, r0, nr, 1);
+    if (relaxed_planes(j->T) || plm_dtype_min(j->w->dtype)) q4_tile(j, t0, mt, r0, nr, 1);
+    else q4_tile(j, t0, mt, r0, nr, 0);
 }
 
 static void q6k_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr) {
-    (void)mt, (void)nr;
-    q6k_tile(j, t0, r0, 1);
+    (void)nr;
+    if (relaxed_planes(j->T)) q6k_tile(j, t0, mt, r0, 1);
+    else q6k_tile(j, t0, mt, r0, 0);
 }
 
 static void dinp_tiles_relaxed(float *dinp, const float *dout, const plm_mat *w, int32_t T,
@@ -515,9 +703,9 @@ static void dinp_tiles_relaxed(float *dinp, const float *dout, const plm_mat *w,
 
 const matmul_kernels plm_kernels_relaxed = {
     .f32 = {f32_tile_relaxed, 2, 4, 1, NULL, NULL, 0, 0},
-    .q8 = {q8_tile_relaxed, 2, 2, 4, NULL, NULL, 0, 0},
-    .q4 = {q4_tile_relaxed, 2, 2, 4, NULL, NULL, 0, 0},
-    .q6k = {q6k_tile_relaxed, 1, 1, 1, NULL, NULL, 0, 0},
+    .q8 = {q8_tile_relaxed, 4, 2, 4, NULL, NULL, 0, 0},
+    .q4 = {q4_tile_relaxed, 4, 2, 4, NULL, NULL, 0, 0},
+    .q6k = {q6k_tile_relaxed, 4, 1, 1, NULL, NULL, 0, 0},
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_relaxed,
     .dinp_tiles = dinp_tiles_relaxed,

@@ -112,7 +112,8 @@ typedef struct {
     // q8_prepare: the part of xc for tokens [t0, t1) from xq (T, C) and xd (T, C / 32), computed
     // once per call before the q8 kernels run; t0 is a multiple of PLM_PREPARE_TOKENS and t1 one
     // or T, and the parts of different ranges do not overlap (each thread prepares its own); xc
-    // has room for 2 n + n / 8 bytes, n = C * (T rounded up to 16) (wasm: two n-byte planes; x86:
+    // has room for 2 n + n / 8 bytes, n = C * (T rounded up to 16) (wasm: two n-byte planes and
+    // each 4 tokens' scales transposed, its layout depending on T (matmul_wasm.c); x86:
     // matmul_x86.c's token groups)
     void (*q8_prepare)(int32_t *xc, const int8_t *xq, const float *xd, int T, int C, int t0,
                        int t1);

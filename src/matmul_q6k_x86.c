@@ -137,10 +137,10 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_tokens_avx2(const matmul_job *j, int t0, con
 #define Q6K_DNR 4 // rows of a decode tile (q6k_tile4)
 
 // q6k_tile4: out[0, r .. r + 4) (rs = 1), or out[0, r] (rs = 0: every lane reads row r), from the
-// input's sums xc (32 times each half-block's, in steps_avx2's lanes, 8 a half super-block):
+// input's sums xc (32 times each half-block's, 8 a block: half 0's in lanes 0-3, half 1's 4-7):
 // Q8_0's decode (q8_tile4) on Q6_K. Per block, each row's unpacked q (unpack1_avx2) and dot_avx2,
 // and steps_avx2 of the 4 rows give P of the block's half 0 for rows 0..3 in the low 128 bits and
-// of half 1 in the high ones (minus xc, broadcast to the same halves); the scales ds * dx of a
+// of half 1 in the high ones (minus xc, laid out in the same halves); the scales ds * dx of a
 // half super-block, 8 steps of each row a vector, are moved into the same lanes by
 // steps_transpose; then per step one convert, multiply and add on acc (lane i = row r + i). The
 // tile's rows (4 * 208 bytes a super-block) are read once, and the tile Q6K_PF_BYTES ahead is
@@ -171,7 +171,6 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_tile4(const matmul_job *j, const int32_t *xc
                 sx[i] = _mm256_mul_ps(
                     scales_avx2(sb[i], h, j->w->d[(size_t)(r + i * rs) * nsb + s]), dx);
             steps_transpose(S, sx);
-            const __m256i x32 = _mm256_load_si256((const __m256i *)(const void *)(xc + 8 * g));
             UNROLL
             for (int q = 0; q < 4; q++) {
                 const __m256i x =
@@ -181,8 +180,7 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_tile4(const matmul_job *j, const int32_t *xc
                 for (int i = 0; i < Q6K_DNR; i++) p[i] = dot_avx2(unpack1_avx2(sb[i], h, q), x);
                 const __m256i P = _mm256_sub_epi32(
                     steps_avx2(p),
-                    _mm256_permutevar8x32_epi32(
-                        x32, _mm256_setr_epi32(q, q, q, q, q + 4, q + 4, q + 4, q + 4)));
+                    _mm256_load_si256((const __m256i *)(const void *)(xc + 8 * (b + q))));
                 const __m256 m = _mm256_mul_ps(_mm256_cvtepi32_ps(P), S[q]);
                 acc = _mm_add_ps(acc, _mm256_castps256_ps128(m));
                 acc = _mm_add_ps(acc, _mm256_extractf128_ps(m, 1));
@@ -303,14 +301,20 @@ PLM_TARGET_AVX2 static void q6k_rows_lanes(const matmul_job *j, int r0, int r1) 
 }
 
 PLM_TARGET_AVX2 void plm_q6k_rows_avx2(const matmul_job *j, int r0, int r1) {
-    static _Thread_local _Alignas(32) int32_t xc[2 * Q6K_MAX_NB];
+    static _Thread_local _Alignas(32) int32_t xc[8 * Q6K_MAX_NB];
     const int T = j->T, nb = j->w->cols / PLM_QK;
     if (T == 1 && nb <= Q6K_MAX_NB) {
         for (int b = 0; b < nb; b += 4) {
             __m256i q[4];
             UNROLL
             for (int i = 0; i < 4; i++) q[i] = sums32_avx2(j->xq + (b + i) * PLM_QK);
-            _mm256_store_si256((__m256i *)(void *)(xc + 2 * b), steps_avx2(q));
+            const __m256i x32 = steps_avx2(q); // half-blocks [0, 2, 4, 6 | 1, 3, 5, 7]
+            UNROLL
+            for (int i = 0; i < 4; i++)
+                _mm256_store_si256(
+                    (__m256i *)(void *)(xc + 8 * (b + i)),
+                    _mm256_permutevar8x32_epi32(
+                        x32, _mm256_setr_epi32(i, i, i, i, i + 4, i + 4, i + 4, i + 4)));
         }
         int r = r0;
         for (; r + Q6K_DNR <= r1; r += Q6K_DNR) q6k_tile4(j, xc, r, 1);

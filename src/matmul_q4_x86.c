@@ -42,9 +42,14 @@ PLM_INLINE PLM_TARGET_AVX2 __m256 load8_avx2(const float *p, int n) {
     return _mm256_maskload_ps(p, k);
 }
 
+// fold8_avx2: lanes i + 4 of v added to lanes i (M's level after its 8 lanes).
+PLM_INLINE PLM_TARGET_AVX2 __m128 fold8_avx2(__m256 v) {
+    return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+}
+
 // m_fold_avx2: Q4_1's term M (matmul_kernels.h) of row minimums m (nb) and token sums xs (nb)
 // before its last two levels: lane i of one vector takes the blocks b = i mod 8 (the last vector
-// padded with +0 products), then lanes i + 4 added to lanes i.
+// padded with +0 products), then fold8_avx2.
 PLM_INLINE PLM_TARGET_AVX2 __m128 m_fold_avx2(const float *m, const float *xs, int nb) {
     __m256 ms = _mm256_setzero_ps();
     int b = 0;
@@ -53,7 +58,7 @@ PLM_INLINE PLM_TARGET_AVX2 __m128 m_fold_avx2(const float *m, const float *xs, i
     if (b < nb)
         ms =
             _mm256_add_ps(ms, _mm256_mul_ps(load8_avx2(m + b, nb - b), load8_avx2(xs + b, nb - b)));
-    return _mm_add_ps(_mm256_castps256_ps128(ms), _mm256_extractf128_ps(ms, 1));
+    return fold8_avx2(ms);
 }
 
 // steps_order: 8 per-block values (blocks g .. g + 8 of a group) moved into steps_avx2's lanes.
@@ -274,9 +279,10 @@ PLM_INLINE PLM_TARGET_AVX2 void prefetch2(const char *p) {
 // bits and of b + 1 in the high ones (minus the offset's xo, broadcast to the same halves); the
 // scales s = dw * dx, 8 blocks of each row a vector, are moved into the same lanes by
 // steps_transpose; then per block one convert, multiply and add on acc (lane i = row r + i), and
-// Q4_1's M added at the end. The tile's rows (2 C contiguous bytes) are read once, and the tile
-// Q4_PF_BYTES ahead is prefetched in step (2 lines a pair), its scales, minimums and high bits
-// (16 bytes a block each) from the tile after it, as q8_tile4.
+// Q4_1's M added at the end (its 8 lanes of each row summed group by group, as m_fold_avx2, when
+// the row is one chunk; else m_rows). The tile's rows (2 C contiguous bytes) are read once, and
+// the tile Q4_PF_BYTES ahead is prefetched in step (2 lines a pair), its scales, minimums and
+// high bits (16 bytes a block each) from the tile after it, as q8_tile4.
 PLM_INLINE PLM_TARGET_AVX2 void q4_tile4(const matmul_job *j, const q4_layout *L, int r, int rs,
                                          int c0, int c1, const plm_dtype dt) {
     const int off = plm_q4_offset(dt), high = plm_dtype_high(dt), mins = plm_dtype_min(dt);
@@ -288,8 +294,19 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_tile4(const matmul_job *j, const q4_layout *L
     UNROLL
     for (int i = 0; i < Q4_DNR; i++) blk[i] = (size_t)(r + i * rs) * nb + c0;
     __m128 acc = !c0 ? _mm_setzero_ps() : rs ? _mm_loadu_ps(j->out + r) : _mm_set1_ps(j->out[r]);
+    const int fuse = mins && !c0 && c1 == nb; // M's lanes in ms (else m_rows at the end)
+    __m256 ms[Q4_DNR];                        // (row): M's 8 lanes (m_fold_avx2's)
+    UNROLL
+    for (int i = 0; i < Q4_DNR; i++) ms[i] = _mm256_setzero_ps();
     for (int g = 0; g < c1 - c0; g += 8) {
         const int n = c1 - c0 - g < 8 ? c1 - c0 - g : 8;
+        if (fuse) {
+            const __m256 xs = load8_avx2(j->xs + g, n);
+            UNROLL
+            for (int i = 0; i < Q4_DNR; i++)
+                ms[i] =
+                    _mm256_add_ps(ms[i], _mm256_mul_ps(load8_avx2(j->w->m + blk[i] + g, n), xs));
+        }
         if (pd) {
             prefetch2((const char *)(j->w->d + td + c0) + 16 * g);
             if (mins) prefetch2((const char *)(j->w->m + td + c0) + 16 * g);
@@ -326,7 +343,12 @@ PLM_INLINE PLM_TARGET_AVX2 void q4_tile4(const matmul_job *j, const q4_layout *L
             if (2 * p + 1 < n) acc = _mm_add_ps(acc, _mm256_extractf128_ps(m, 1));
         }
     }
-    if (mins && c1 == nb) acc = _mm_add_ps(acc, m_rows(j, r, rs));
+    if (fuse) {
+        __m128 mm[Q4_DNR];
+        UNROLL
+        for (int i = 0; i < Q4_DNR; i++) mm[i] = fold8_avx2(ms[i]);
+        acc = _mm_add_ps(acc, end4_avx2(mm));
+    } else if (mins && c1 == nb) acc = _mm_add_ps(acc, m_rows(j, r, rs));
     if (rs) _mm_storeu_ps(j->out + r, acc);
     else j->out[r] = _mm_cvtss_f32(acc);
 }

@@ -8,8 +8,8 @@
 //     per call to match the nibbles (two blocks a 32-byte load, unpacked by and/shift), per 8
 //     blocks their exact int32 sums P (vpmaddubsw, k unsigned; Q4_0 subtracts 8 times the input's
 //     block sums), then one multiply and one add a block on chains of 4 outputs together
-//     (matmul_steps_x86.h): 4 rows (decode, each read once as a sequential stream with software
-//     prefetch; two such chains in flight) or 4 tokens of one row (small T).
+//     (matmul_steps_x86.h): 4 rows (decode: Q8_0's decode structure, tiles of 4 rows read as one
+//     linear stream, prefetched a tile ahead) or 4 tokens of one row (small T).
 //   Prefill: panels of rows unpacked into Q8_0 form (int8 k - plm_q4_offset, the scales d) that
 //     the table's own Q8_0 rows kernel (tokens in vector lanes) runs on, as it runs Q8_0 weights;
 //     Q4_1 and Q5_1 then add their minimums' term to each output, 8 tokens a vector.
@@ -42,9 +42,14 @@ PLM_INLINE PLM_TARGET_AVX2 __m256 load8_avx2(const float *p, int n) {
     return _mm256_maskload_ps(p, k);
 }
 
+// fold8_avx2: lanes i + 4 of v added to lanes i (M's level after its 8 lanes).
+PLM_INLINE PLM_TARGET_AVX2 __m128 fold8_avx2(__m256 v) {
+    return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+}
+
 // m_fold_avx2: Q4_1's term M (matmul_kernels.h) of row minimums m (nb) and token sums xs (nb)
 // before its last two levels: lane i of one vector takes the blocks b = i mod 8 (the last vector
-// padded with +0 products), then lanes i + 4 added to lanes i.
+// padded with +0 products), then fold8_avx2.
 PLM_INLINE PLM_TARGET_AVX2 __m128 m_fold_avx2(const float *m, const float *xs, int nb) {
     __m256 ms = _mm256_setzero_ps();
     int b = 0;
@@ -53,7 +58,7 @@ PLM_INLINE PLM_TARGET_AVX2 __m128 m_fold_avx2(const float *m, const float *xs, i
     if (b < nb)
         ms =
             _mm256_add_ps(ms, _mm256_mul_ps(load8_avx2(m + b, nb - b), load8_avx2(xs + b, nb - b)));
-    return _mm_add_ps(_mm256_castps256_ps128(ms), _mm256_extractf128_ps(ms, 1));
+    return fold8_avx2(ms);
 }
 
 // steps_order: 8 per-block values (blocks g .. g + 8 of a group) moved into steps_avx2's lanes.
@@ -116,21 +121,6 @@ PLM_INLINE PLM_TARGET_AVX2 __m256i pair_dot_avx2(const __m256i k[2], __m256i x0,
     return _mm256_add_epi16(_mm256_maddubs_epi16(k[0], x0), _mm256_maddubs_epi16(k[1], x1));
 }
 
-// prefetch_run: the first and last line of the nb floats or words at p.
-PLM_INLINE PLM_TARGET_AVX2 void prefetch_run(const void *p, size_t nb) {
-    _mm_prefetch((const char *)p, _MM_HINT_NTA);
-    _mm_prefetch((const char *)p + 4 * nb - 1, _MM_HINT_NTA);
-}
-
-// q4_prefetch: the start of the scales (and minimums, high bits) of row r + ahead, if any
-PLM_INLINE PLM_TARGET_AVX2 void q4_prefetch(const plm_mat *w, int r, int ahead) {
-    if (r + ahead >= w->rows) return;
-    const size_t nb = (size_t)w->cols / PLM_QK, o = (size_t)(r + ahead) * nb;
-    prefetch_run(w->d + o, nb);
-    if (w->m) prefetch_run(w->m + o, nb);
-    if (w->qh) prefetch_run(w->qh + o, nb);
-}
-
 // row_end: out[t, r] = a (Q8_0's canonical order: A) + Q4_1's (Q5_1's) M.
 PLM_INLINE PLM_TARGET_AVX2 void row_end(const matmul_job *j, int t, int r, float a) {
     const int nb = j->w->cols / PLM_QK;
@@ -141,24 +131,24 @@ PLM_INLINE PLM_TARGET_AVX2 void row_end(const matmul_job *j, int t, int r, float
 
 // ---- decode and small T: the inputs laid out, groups of 8 blocks, 4 chains together ----
 //
-// Each row is one sequential stream with software prefetch (as Q8_0's decode), two blocks a
-// 32-byte load (pair_avx2), so the inputs are laid out once per call to match (xp, per pair of
-// blocks: x_b[0:16], x_b+1[0:16], x_b[16:32], x_b+1[16:32]) and no byte moves across lanes in the
-// loop. Per group of 8 blocks and token: pair_dot_avx2 of the unsigned k, steps_avx2, minus (Q4_0,
-// Q5_0) plm_q4_offset times the input's block sums (xo: the int sums are exact, so P is that of k
-// - offset), times s = dw * dx (xo and dx laid out in steps_avx2's lanes too). Then chain_avx2
-// runs 4 chains together, one output a lane:
-//   decode (one token): a row at a time into a buffer of products m, then 8 rows' chains
-//     (chain_rows_avx2); Q4_1's M is added in the same lanes (each row's M folded to 4 lanes,
-//     end4_avx2);
+// Two blocks a 32-byte load (pair_avx2), so the inputs are laid out once per call to match (xp,
+// per pair of blocks: x_b[0:16], x_b+1[0:16], x_b[16:32], x_b+1[16:32]) and no byte moves across
+// lanes in the loop; P from pair_dot_avx2 of the unsigned k and steps_avx2, minus (Q4_0, Q5_0)
+// plm_q4_offset times the input's block sums (xo: the int sums are exact, so P is that of k -
+// offset), times s = dw * dx (xo and dx laid out in steps_avx2's lanes too), 4 chains together,
+// one output a lane:
+//   decode (one token): tiles of 4 rows (q4_tile4), steps_avx2 on the 4 rows' pairs, so that a
+//     vector holds one block's P of the 4 rows, and the rows' s moved into the same lanes;
+//     Q4_1's M is added in the same lanes (each row's M folded to 4 lanes, end4_avx2);
 //   small T (below the table's Q8_0 rows kernel): a row at a time, Q4_NT tokens a pass (each pair
-//     unpacked once for them), chained as they come.
+//     unpacked once for them, each row a sequential stream with software prefetch), per group of 8
+//     blocks and token steps_avx2, then chain_avx2.
 // The layout holds Q4_LAYOUT_T tokens and a chunk of Q4_CHUNK_NB blocks: longer rows run chunk by
 // chunk, the chains waiting in out between chunks (a float stored and loaded back is the same).
 
-#define Q4_LAYOUT_T    8   // tokens laid out at once
-#define Q4_CHUNK_NB    256 // blocks laid out at once (8,192 columns; a multiple of 8)
-#define Q4_DECODE_ROWS 8   // rows a pass of decode (chain_rows_avx2)
+#define Q4_LAYOUT_T 8   // tokens laid out at once
+#define Q4_CHUNK_NB 256 // blocks laid out at once (8,192 columns; a multiple of 8)
+#define Q4_DNR      4   // rows of a decode tile (q4_tile4)
 
 // q4_layout: the inputs of tokens t0 .. t0 + Q4_LAYOUT_T, blocks c0 .. c0 + Q4_CHUNK_NB: xp in the
 // pair layout, xo = plm_q4_offset times the block sums and xd = dx in steps_avx2's lanes (the last
@@ -266,50 +256,109 @@ PLM_INLINE PLM_TARGET_AVX2 __m128 end4_avx2(__m128 a[4]) {
     return _mm_add_ps(_mm_add_ps(c0, c2), _mm_add_ps(c1, c3));
 }
 
-// m_add_rows: out[i] += Q4_1's (Q5_1's) M of rows r + i, i < n <= Q4_DECODE_ROWS, for token 0 (a
-// function of its own: inlined, it slowed decode's loop by more than its own cost).
-PLM_TARGET_AVX2 static void m_add_rows(float out[Q4_DECODE_ROWS], const matmul_job *j, int r,
-                                       int n) {
+// m_rows: Q4_1's (Q5_1's) M of rows r + i rs (i < 4), one a lane, for token 0 (a function of its
+// own: inlined, it slowed decode's loop by more than its own cost).
+PLM_TARGET_AVX2 static __m128 m_rows(const matmul_job *j, int r, int rs) {
     const int nb = j->w->cols / PLM_QK;
-    __m128 mm[Q4_DECODE_ROWS];
-    for (int i = 0; i < Q4_DECODE_ROWS; i++)
-        mm[i] = i < n ? m_fold_avx2(j->w->m + (size_t)(r + i) * nb, j->xs, nb) : _mm_setzero_ps();
-    for (int h = 0; h < Q4_DECODE_ROWS; h += 4)
-        _mm_store_ps(out + h, _mm_add_ps(_mm_load_ps(out + h), end4_avx2(mm + h)));
+    __m128 mm[Q4_DNR];
+    for (int i = 0; i < Q4_DNR; i++)
+        mm[i] = m_fold_avx2(j->w->m + (size_t)(r + i * rs) * nb, j->xs, nb);
+    return end4_avx2(mm);
 }
 
-// q4_decode_avx2: out[0, r .. r + n) for n <= Q4_DECODE_ROWS rows and the format dt (a constant
-// at each call site), for blocks c0 .. c1 of token 0 laid out in L (the chains from out when
-// c0 > 0).
-PLM_INLINE PLM_TARGET_AVX2 void q4_decode_avx2(const matmul_job *j, const q4_layout *L, int r,
-                                               int n, int c0, int c1, const plm_dtype dt) {
-    const int off = plm_q4_offset(dt), mins = plm_dtype_min(dt) && c1 == j->w->cols / PLM_QK;
-    const int C = j->w->cols, ahead = (Q4_PF_BYTES + C / 2 - 1) / (C / 2);
-    // (row, step): the products m, packed (rows 4 KB apart would share the L1 sets)
-    _Alignas(32) float mb[Q4_DECODE_ROWS * Q4_CHUNK_NB];
-    const int ld = (c1 - c0 + 7) / 8 * 8;
-    for (int i = 0; i < n; i++) {
-        q4_prefetch(j->w, r + i, ahead);
-        int g = 0;
-        for (; g + 8 <= c1 - c0; g += 8)
-            group_avx2((__m256 *)(void *)(mb + i * ld + g), j, L, 0, 1, r + i, c0, g, 8, off,
-                       plm_dtype_high(dt));
-        if (g < c1 - c0)
-            group_avx2((__m256 *)(void *)(mb + i * ld + g), j, L, 0, 1, r + i, c0, g, c1 - c0 - g,
-                       off, plm_dtype_high(dt));
+// prefetch2: the two lines at p.
+PLM_INLINE PLM_TARGET_AVX2 void prefetch2(const char *p) {
+    _mm_prefetch(p, _MM_HINT_T0);
+    _mm_prefetch(p + 64, _MM_HINT_T0);
+}
+
+// q4_tile4: out[0, r .. r + 4) (rs = 1), or out[0, r] (rs = 0: every lane reads row r), for blocks
+// c0 .. c1 of token 0 laid out in L (the chains from out when c0 > 0) and the format dt (a
+// constant at each call site): Q8_0's decode (q8_tile4) on nibbles. Per pair of blocks, each
+// row's pair_dot_avx2 and steps_avx2 of the 4 rows give P of block b for rows 0..3 in the low 128
+// bits and of b + 1 in the high ones (minus the offset's xo, broadcast to the same halves); the
+// scales s = dw * dx, 8 blocks of each row a vector, are moved into the same lanes by
+// steps_transpose; then per block one convert, multiply and add on acc (lane i = row r + i), and
+// Q4_1's M added at the end (its 8 lanes of each row summed group by group, as m_fold_avx2, when
+// the row is one chunk; else m_rows). The tile's rows (2 C contiguous bytes) are read once, and
+// the tile Q4_PF_BYTES ahead is prefetched in step (2 lines a pair), its scales, minimums and
+// high bits (16 bytes a block each) from the tile after it, as q8_tile4.
+PLM_INLINE PLM_TARGET_AVX2 void q4_tile4(const matmul_job *j, const q4_layout *L, int r, int rs,
+                                         int c0, int c1, const plm_dtype dt) {
+    const int off = plm_q4_offset(dt), high = plm_dtype_high(dt), mins = plm_dtype_min(dt);
+    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
+    const int pft = (Q4_PF_BYTES + 2 * C - 1) / (2 * C); // tiles ahead
+    const int pq = rs && r + Q4_DNR * pft < R, pd = rs && r + Q4_DNR * (pft + 1) < R;
+    const size_t tq = (size_t)(r + Q4_DNR * pft) * nb, td = (size_t)(r + Q4_DNR * (pft + 1)) * nb;
+    size_t blk[Q4_DNR]; // (i): the first block of row r + i rs
+    UNROLL
+    for (int i = 0; i < Q4_DNR; i++) blk[i] = (size_t)(r + i * rs) * nb + c0;
+    __m128 acc = !c0 ? _mm_setzero_ps() : rs ? _mm_loadu_ps(j->out + r) : _mm_set1_ps(j->out[r]);
+    const int fuse = mins && !c0 && c1 == nb; // M's lanes in ms (else m_rows at the end)
+    __m256 ms[Q4_DNR];                        // (row): M's 8 lanes (m_fold_avx2's)
+    UNROLL
+    for (int i = 0; i < Q4_DNR; i++) ms[i] = _mm256_setzero_ps();
+    for (int g = 0; g < c1 - c0; g += 8) {
+        const int n = c1 - c0 - g < 8 ? c1 - c0 - g : 8;
+        if (fuse) {
+            const __m256 xs = load8_avx2(j->xs + g, n);
+            UNROLL
+            for (int i = 0; i < Q4_DNR; i++)
+                ms[i] =
+                    _mm256_add_ps(ms[i], _mm256_mul_ps(load8_avx2(j->w->m + blk[i] + g, n), xs));
+        }
+        if (pd) {
+            prefetch2((const char *)(j->w->d + td + c0) + 16 * g);
+            if (mins) prefetch2((const char *)(j->w->m + td + c0) + 16 * g);
+            if (high) prefetch2((const char *)(j->w->qh + td + c0) + 16 * g);
+        }
+        __m256 sw[Q4_DNR], s[4]; // (row): s of the group's blocks; (pair): steps 2p | 2p + 1
+        const __m256 xd = _mm256_load_ps(L->xd[0] + g);
+        UNROLL
+        for (int i = 0; i < Q4_DNR; i++)
+            sw[i] = _mm256_mul_ps(steps_order(load8_avx2(j->w->d + blk[i] + g, n)), xd);
+        steps_transpose(s, sw);
+        const __m256i xo = _mm256_load_si256((const __m256i *)(const void *)(L->xo[0] + g));
+        UNROLL
+        for (int p = 0; p < 4; p++) {
+            const int b = g + 2 * p;
+            if (2 * p >= n) break;
+            if (pq) prefetch2((const char *)(j->w->q4 + tq * PLM_QK / 2) + 64 * (c0 + b));
+            const __m256i *x = (const __m256i *)(const void *)(L->xp[0] + 32 * b);
+            const __m256i x0 = _mm256_load_si256(x), x1 = _mm256_load_si256(x + 1);
+            __m256i q[Q4_DNR];
+            UNROLL
+            for (int i = 0; i < Q4_DNR; i++) {
+                __m256i k[2];
+                pair_avx2(k, j->w, blk[i] + b, 2 * p + 1 < n, high);
+                q[i] = pair_dot_avx2(k, x0, x1);
+            }
+            __m256i P = steps_avx2(q);
+            if (off) // xo of blocks b, b + 1 (steps_avx2's lanes p, p + 4) in the halves
+                P = _mm256_sub_epi32(
+                    P, _mm256_permutevar8x32_epi32(
+                           xo, _mm256_setr_epi32(p, p, p, p, p + 4, p + 4, p + 4, p + 4)));
+            const __m256 m = _mm256_mul_ps(_mm256_cvtepi32_ps(P), s[p]);
+            acc = _mm_add_ps(acc, _mm256_castps256_ps128(m));
+            if (2 * p + 1 < n) acc = _mm_add_ps(acc, _mm256_extractf128_ps(m, 1));
+        }
     }
-    _Alignas(16) float out[Q4_DECODE_ROWS] = {0};
-    if (c0) memcpy(out, j->out + r, (size_t)n * sizeof(float));
-    chain_rows_avx2(out, mb, ld, n, c1 - c0);
-    if (mins) m_add_rows(out, j, r, n);
-    memcpy(j->out + r, out, (size_t)n * sizeof(float));
+    if (fuse) {
+        __m128 mm[Q4_DNR];
+        UNROLL
+        for (int i = 0; i < Q4_DNR; i++) mm[i] = fold8_avx2(ms[i]);
+        acc = _mm_add_ps(acc, end4_avx2(mm));
+    } else if (mins && c1 == nb) acc = _mm_add_ps(acc, m_rows(j, r, rs));
+    if (rs) _mm_storeu_ps(j->out + r, acc);
+    else j->out[r] = _mm_cvtss_f32(acc);
 }
 
-// q4_decode_range: rows [r0, r1) of q4_decode_avx2, Q4_DECODE_ROWS at a time.
+// q4_decode_range: rows [r0, r1) of q4_tile4, Q4_DNR at a time, then the last 1 to 3 one by one.
 PLM_INLINE PLM_TARGET_AVX2 void q4_decode_range(const matmul_job *j, const q4_layout *L, int r0,
                                                 int r1, int c0, int c1, const plm_dtype dt) {
-    for (int r = r0; r < r1; r += Q4_DECODE_ROWS)
-        q4_decode_avx2(j, L, r, r1 - r < Q4_DECODE_ROWS ? r1 - r : Q4_DECODE_ROWS, c0, c1, dt);
+    int r = r0;
+    for (; r + Q4_DNR <= r1; r += Q4_DNR) q4_tile4(j, L, r, 1, c0, c1, dt);
+    for (; r < r1; r++) q4_tile4(j, L, r, 0, c0, c1, dt);
 }
 
 // q4_rows_small: out[0 .. T, r0 .. r1) by Q4_LAYOUT_T tokens and Q4_CHUNK_NB blocks at a time:

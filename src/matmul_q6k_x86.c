@@ -9,9 +9,9 @@
 //   gives the 8 exact int32 sums P of the half-blocks, the steps of the canonical order; each
 //   step's scale is its sub-block's d * sc (the half's 8 int8 scales to f32 times d) times the
 //   block's dx.
-//   Decode (one token): rows one after the other (each one sequential stream, prefetched ahead),
-//   q unsigned minus 32 times the input's half-block sums (once per call), the products into a
-//   buffer; then 8 rows' chains, one row a lane (chain_rows_avx2).
+//   Decode (one token): tiles of 4 rows as Q8_0's decode (one linear stream, prefetched a tile
+//   ahead), q unsigned minus 32 times the input's half-block sums (once per call), steps_avx2 on
+//   the 4 rows' blocks so that a vector holds a block's two steps of the 4 rows, one row a lane.
 //   Small T (2 to Q6K_LANES_T - 1): a row at a time, 4 tokens a pass on each unpacked half, their
 //   chains together, one token a lane.
 //   Prefill: 8 tokens in the lanes of a ymm, a half-block a step (see its section).
@@ -28,22 +28,27 @@
 
 #define Q6K_PF_BYTES 4096 // decode prefetches the weights about this far ahead
 #define Q6K_NT       4    // tokens per pass of the small-T kernel
-#define Q6K_MAX_NB   512  // blocks a row at most (16,384 columns) for decode's buffers
+#define Q6K_MAX_NB   512  // blocks a row at most (16,384 columns) for decode's input sums
+
+// unpack1_avx2: block q (0..3) of half h of super-block sb as unsigned q (0..63): ql's group q % 2
+// (the low nibbles for q < 2, the high ones else) and bits 2q, 2q + 1 of qh's.
+PLM_INLINE PLM_TARGET_AVX2 __m256i unpack1_avx2(const uint8_t *sb, int h, int q) {
+    const __m256i ql =
+        _mm256_loadu_si256((const __m256i *)(const void *)(sb + 64 * h + 32 * (q % 2)));
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)(const void *)(sb + 128 + 32 * h));
+    const __m256i lo = _mm256_set1_epi8(15), hi = _mm256_set1_epi8(0x30);
+    const __m256i l = q < 2 ? ql : _mm256_srli_epi16(ql, 4);
+    const __m256i u = q == 0   ? _mm256_slli_epi16(qh, 4)
+                      : q == 1 ? _mm256_slli_epi16(qh, 2)
+                      : q == 2 ? qh
+                               : _mm256_srli_epi16(qh, 2);
+    return _mm256_or_si256(_mm256_and_si256(l, lo), _mm256_and_si256(u, hi));
+}
 
 // unpack_avx2: the 4 blocks of half h of super-block sb as unsigned q (0..63), block s in k[s].
 PLM_INLINE PLM_TARGET_AVX2 void unpack_avx2(__m256i k[4], const uint8_t *sb, int h) {
-    const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(const void *)(sb + 64 * h));
-    const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(const void *)(sb + 64 * h + 32));
-    const __m256i qh = _mm256_loadu_si256((const __m256i *)(const void *)(sb + 128 + 32 * h));
-    const __m256i lo = _mm256_set1_epi8(15), hi = _mm256_set1_epi8(0x30);
-    k[0] =
-        _mm256_or_si256(_mm256_and_si256(ql0, lo), _mm256_and_si256(_mm256_slli_epi16(qh, 4), hi));
-    k[1] =
-        _mm256_or_si256(_mm256_and_si256(ql1, lo), _mm256_and_si256(_mm256_slli_epi16(qh, 2), hi));
-    k[2] =
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), lo), _mm256_and_si256(qh, hi));
-    k[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), lo),
-                           _mm256_and_si256(_mm256_srli_epi16(qh, 2), hi));
+    UNROLL
+    for (int q = 0; q < 4; q++) k[q] = unpack1_avx2(sb, h, q);
 }
 
 // sums32_avx2: 32 times the sums of the pairs of the 32 inputs at x (int16, |.| <= 2 * 32 * 127).
@@ -129,43 +134,61 @@ PLM_INLINE PLM_TARGET_AVX2 void q6k_tokens_avx2(const matmul_job *j, int t0, con
 
 // ---- decode (one token): a row at a time, 8 rows' chains together ----
 
-#define Q6K_DECODE_ROWS 8 // rows a pass of decode (chain_rows_avx2)
+#define Q6K_DNR 4 // rows of a decode tile (q6k_tile4)
 
-// q6k_decode_avx2: out[0, r .. r + n) (n <= Q6K_DECODE_ROWS) from the input's sums xc (32 times
-// each half-block's, in steps_avx2's lanes, 8 a half super-block): each row one sequential stream,
-// its products m (the unsigned q's dot_avx2, steps_avx2, minus xc: P of q - 32, times ds * dx)
-// into a buffer; then chain_rows_avx2 runs the rows' chains, one row a lane.
-PLM_INLINE PLM_TARGET_AVX2 void q6k_decode_avx2(const matmul_job *j, const int32_t *xc, int r,
-                                                int n) {
-    // (row, step): the products m, packed (rows 4 KB apart would share the L1 sets)
-    static _Thread_local _Alignas(32) float mb[Q6K_DECODE_ROWS * 2 * Q6K_MAX_NB];
-    const int nsb = j->w->cols / PLM_QK_K, ld = 16 * nsb;
-    const char *end = (const char *)(j->w->q6 + (size_t)j->w->rows * nsb * PLM_Q6K_QS);
-    for (int i = 0; i < n; i++) {
-        const uint8_t *row = j->w->q6 + (size_t)(r + i) * nsb * PLM_Q6K_QS;
-        const float *d = j->w->d + (size_t)(r + i) * nsb;
-        for (int s = 0; s < nsb; s++) {
-            const uint8_t *sb = row + (size_t)s * PLM_Q6K_QS;
-            q6k_prefetch(sb, end);
-            for (int h = 0; h < 2; h++) {
-                const int b = 8 * s + 4 * h, g = 2 * s + h; // first block, group of 8 steps
-                __m256i k[4], p[4];
-                unpack_avx2(k, sb, h);
+// q6k_tile4: out[0, r .. r + 4) (rs = 1), or out[0, r] (rs = 0: every lane reads row r), from the
+// input's sums xc (32 times each half-block's, 8 a block: half 0's in lanes 0-3, half 1's 4-7):
+// Q8_0's decode (q8_tile4) on Q6_K. Per block, each row's unpacked q (unpack1_avx2) and dot_avx2,
+// and steps_avx2 of the 4 rows give P of the block's half 0 for rows 0..3 in the low 128 bits and
+// of half 1 in the high ones (minus xc, laid out in the same halves); the scales ds * dx of a
+// half super-block, 8 steps of each row a vector, are moved into the same lanes by
+// steps_transpose; then per step one convert, multiply and add on acc (lane i = row r + i). The
+// tile's rows (4 * 208 bytes a super-block) are read once, and the tile Q6K_PF_BYTES ahead is
+// prefetched in step (its 416 bytes a half super-block), its d from the tile after it.
+PLM_INLINE PLM_TARGET_AVX2 void q6k_tile4(const matmul_job *j, const int32_t *xc, int r, int rs) {
+    const int R = j->w->rows, nsb = j->w->cols / PLM_QK_K;
+    const size_t rb = (size_t)nsb * PLM_Q6K_QS;                                // bytes a row
+    const int pft = (int)((Q6K_PF_BYTES + Q6K_DNR * rb - 1) / (Q6K_DNR * rb)); // tiles ahead
+    const int pq = rs && r + Q6K_DNR * pft < R, pd = rs && r + Q6K_DNR * (pft + 1) < R;
+    const char *tq = pq ? (const char *)(j->w->q6 + (size_t)(r + Q6K_DNR * pft) * rb) : NULL;
+    const char *td = pd ? (const char *)(j->w->d + (size_t)(r + Q6K_DNR * (pft + 1)) * nsb) : NULL;
+    __m128 acc = _mm_setzero_ps(); // lane i: row r + i rs
+    for (int s = 0; s < nsb; s++) {
+        if (pd) _mm_prefetch(td + 16 * s, _MM_HINT_T0);
+        const uint8_t *sb[Q6K_DNR];
+        UNROLL
+        for (int i = 0; i < Q6K_DNR; i++)
+            sb[i] = j->w->q6 + ((size_t)(r + i * rs) * nsb + s) * PLM_Q6K_QS;
+        for (int h = 0; h < 2; h++) {
+            const int b = 8 * s + 4 * h, g = 2 * s + h; // first block, group of 8 steps
+            if (pq)
+                for (int o = 0; o < Q6K_DNR * PLM_Q6K_QS / 2; o += 64)
+                    _mm_prefetch(tq + (size_t)g * (Q6K_DNR * PLM_Q6K_QS / 2) + o, _MM_HINT_T0);
+            __m256 sx[Q6K_DNR], S[4]; // (row): ds * dx of the 8 steps; (block): half 0 | half 1
+            const __m256 dx = dx_avx2(j->xd, b);
+            UNROLL
+            for (int i = 0; i < Q6K_DNR; i++)
+                sx[i] = _mm256_mul_ps(
+                    scales_avx2(sb[i], h, j->w->d[(size_t)(r + i * rs) * nsb + s]), dx);
+            steps_transpose(S, sx);
+            UNROLL
+            for (int q = 0; q < 4; q++) {
+                const __m256i x =
+                    _mm256_loadu_si256((const __m256i *)(const void *)(j->xq + (b + q) * PLM_QK));
+                __m256i p[Q6K_DNR];
                 UNROLL
-                for (int q = 0; q < 4; q++)
-                    p[q] = dot_avx2(k[q],
-                                    _mm256_loadu_si256(
-                                        (const __m256i *)(const void *)(j->xq + (b + q) * PLM_QK)));
+                for (int i = 0; i < Q6K_DNR; i++) p[i] = dot_avx2(unpack1_avx2(sb[i], h, q), x);
                 const __m256i P = _mm256_sub_epi32(
-                    steps_avx2(p), _mm256_load_si256((const __m256i *)(const void *)(xc + 8 * g)));
-                const __m256 sx = _mm256_mul_ps(scales_avx2(sb, h, d[s]), dx_avx2(j->xd, b));
-                _mm256_store_ps(mb + i * ld + 8 * g, _mm256_mul_ps(_mm256_cvtepi32_ps(P), sx));
+                    steps_avx2(p),
+                    _mm256_load_si256((const __m256i *)(const void *)(xc + 8 * (b + q))));
+                const __m256 m = _mm256_mul_ps(_mm256_cvtepi32_ps(P), S[q]);
+                acc = _mm_add_ps(acc, _mm256_castps256_ps128(m));
+                acc = _mm_add_ps(acc, _mm256_extractf128_ps(m, 1));
             }
         }
     }
-    _Alignas(16) float out[Q6K_DECODE_ROWS] = {0};
-    chain_rows_avx2(out, mb, ld, n, ld);
-    memcpy(j->out + r, out, (size_t)n * sizeof(float));
+    if (rs) _mm_storeu_ps(j->out + r, acc);
+    else j->out[r] = _mm_cvtss_f32(acc);
 }
 
 // ---- prefill: 8 tokens in the lanes of a ymm ----
@@ -278,17 +301,24 @@ PLM_TARGET_AVX2 static void q6k_rows_lanes(const matmul_job *j, int r0, int r1) 
 }
 
 PLM_TARGET_AVX2 void plm_q6k_rows_avx2(const matmul_job *j, int r0, int r1) {
-    static _Thread_local _Alignas(32) int32_t xc[2 * Q6K_MAX_NB];
+    static _Thread_local _Alignas(32) int32_t xc[8 * Q6K_MAX_NB];
     const int T = j->T, nb = j->w->cols / PLM_QK;
     if (T == 1 && nb <= Q6K_MAX_NB) {
         for (int b = 0; b < nb; b += 4) {
             __m256i q[4];
             UNROLL
             for (int i = 0; i < 4; i++) q[i] = sums32_avx2(j->xq + (b + i) * PLM_QK);
-            _mm256_store_si256((__m256i *)(void *)(xc + 2 * b), steps_avx2(q));
+            const __m256i x32 = steps_avx2(q); // half-blocks [0, 2, 4, 6 | 1, 3, 5, 7]
+            UNROLL
+            for (int i = 0; i < 4; i++)
+                _mm256_store_si256(
+                    (__m256i *)(void *)(xc + 8 * (b + i)),
+                    _mm256_permutevar8x32_epi32(
+                        x32, _mm256_setr_epi32(i, i, i, i, i + 4, i + 4, i + 4, i + 4)));
         }
-        for (int r = r0; r < r1; r += Q6K_DECODE_ROWS)
-            q6k_decode_avx2(j, xc, r, r1 - r < Q6K_DECODE_ROWS ? r1 - r : Q6K_DECODE_ROWS);
+        int r = r0;
+        for (; r + Q6K_DNR <= r1; r += Q6K_DNR) q6k_tile4(j, xc, r, 1);
+        for (; r < r1; r++) q6k_tile4(j, xc, r, 0);
         return;
     }
     if (T >= Q6K_LANES_T && nb <= Q6K_LANES_NB) {

@@ -18,8 +18,9 @@
 // them (q, k and v; gate and up), which also run as one job.
 // Decode is memory-bound: the weights are read as sequential streams with software prefetch (a
 // tile of dnr rows at a time for tile kernels: 1 or a few rows whose block sums land in the lanes
-// of one vector; 16-row panels, transposed in registers, for the x86 f32 rows kernel); prefill is compute-bound: register tiles of several tokens x rows reuse each loaded
-// vector (the x86 f32 GEMM packs 16-row panels of W^T per call into thread-local memory).
+// of one vector; 16-row panels, transposed in registers, for the x86 f32 rows kernel); prefill is
+// compute-bound: register tiles of several tokens x rows reuse each loaded vector (the x86 f32
+// GEMM packs 16-row panels of W^T per call into thread-local memory).
 // Reference for the Q8_0 format and the VNNI/maddubs tricks: ggml-cpu's ggml_vec_dot_q8_0_q8_0.
 #include "matmul.h"
 

@@ -6,7 +6,8 @@
 // Q8_0: the canonical order (every path computes exactly this, so the bits match everywhere):
 // out[t, r] = sum over blocks b of dw[r, b] * dx[t, b] * (q_w . q_x of block b), in float as:
 //   P[b] = the exact int32 sum of the 32 products of block b
-//   acc = +0;  for b = 0, 1, .. nb-1:  s = dw[r, b] * dx[t, b];  m = (float)P[b] * s;  acc = acc + m
+//   acc = +0;  for b = 0, 1, .. nb-1:
+//       s = dw[r, b] * dx[t, b];  m = (float)P[b] * s;  acc = acc + m
 //   out = acc
 // Each step is a multiply then an add, two roundings, never an FMA: wasm SIMD128 has none, and the
 // scalar path must match (-ffp-contract=off, in the Makefile's WARN, keeps the compiler from fusing

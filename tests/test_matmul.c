@@ -339,9 +339,9 @@ static void test_matmul(void) {
                 if (cols[c] % PLM_QK == 0)
                     test_shape(pools, PLM_DTYPE_Q8_0, Ts[a], rows[b], cols[c], &s);
             }
-    // Q8_0 around the tiles (x86 4-row decode tiles and 7 / 4 tokens to the lanes kernels, arm64 4 x
-    // 4, wasm 4-token tiles): T just below, at and above
-    // a tile, odd row counts, odd and even numbers of blocks
+    // Q8_0 around the tiles (x86 4-row decode tiles and 7 / 4 tokens to the lanes kernels, arm64
+    // 4 x 4, wasm 4-token tiles): T just below, at and above a tile, odd row counts, odd and even
+    // numbers of blocks
     static const int q8_Ts[] = {2, 4, 5, 8, 9}, q8_rows[] = {3, 4, 9}, q8_cols[] = {160, 256, 800};
     for (size_t a = 0; a < sizeof q8_Ts / sizeof *q8_Ts; a++)
         for (size_t b = 0; b < sizeof q8_rows / sizeof *q8_rows; b++)

@@ -10,7 +10,7 @@ WARN    = -std=c11 -ffp-contract=off -Wall -Wextra -Wpedantic -Wshadow -Wstrict-
           -Wmissing-prototypes -Wcast-qual -Wpointer-arith -Wdouble-promotion -Werror
 ALL_CFLAGS = $(WARN) $(CFLAGS) -Iinclude -Isrc -pthread
 LDLIBS  = -lm -pthread
-SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN     = -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUILD  ?= build
 
 LIB_SRC  = $(wildcard src/*.c)

@@ -108,6 +108,7 @@ PLM_INLINE float plm_exp1(float x) {
     p = p * r + EXP_P4;
     p = p * r + EXP_P5;
     p = p * z + r + 1.0f;
+    n = n == n ? n : 0.0f; // NaN: p is NaN already, and (int32_t)NaN is undefined in C
     const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
     float s;
     memcpy(&s, &bits, sizeof s);

@@ -129,7 +129,7 @@ SANBIN=build/san/pocketlm
 case $BUILD in *san*) SANBIN=$BIN ;; esac
 if [ "$SANBIN" != "$BIN" ]; then
     echo "serve.test.sh: building $SANBIN (make BUILD=build/san)"
-    make -s BUILD=build/san CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+    make -s BUILD=build/san CFLAGS='-O1 -g $(SAN)' \
         build/san/pocketlm >"$T/sanbuild.log" 2>&1 || { echo "FAIL: ASan build"; tail "$T/sanbuild.log"; fail=1; }
 fi
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1

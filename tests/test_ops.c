@@ -353,6 +353,29 @@ static void test_paths_ops(void) {
     }
 }
 
+// test_nan: a NaN gate (in a vector lane and in the scalar tail) gives NaN there and nowhere else,
+// on every path, with nothing undefined on the way (make san runs this under UBSan)
+static void test_nan(void) {
+    enum { N = 19 };
+    float gate[N], up[N], g[N], out[N], dgate[N], dup[N];
+    for (int i = 0; i < N; i++) gate[i] = 0.25f * (float)(i - 9), up[i] = 1.0f, g[i] = 1.0f;
+    gate[1] = gate[N - 1] = NAN;
+    for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
+        if (!plm_isa_supported((plm_isa)isa)) continue;
+        plm_set_kernel_path(plm_isa_name((plm_isa)isa), NULL);
+        plm_swiglu_forward(out, gate, up, N);
+        memset(dgate, 0, sizeof dgate), memset(dup, 0, sizeof dup);
+        plm_swiglu_backward(dgate, dup, g, gate, up, N);
+        for (int i = 0; i < N; i++) {
+            const int want_nan = i == 1 || i == N - 1;
+            CHECK_MSG((isnan(out[i]) != 0) == want_nan && (isnan(dgate[i]) != 0) == want_nan,
+                      "swiglu on %s: [%d] = %g, dgate %g, NaN expected: %d",
+                      plm_isa_name((plm_isa)isa), i, (double)out[i], (double)dgate[i], want_nan);
+        }
+    }
+    plm_set_kernel_path(NULL, NULL);
+}
+
 int main(void) {
     test_self();
     test_isa_from_env("test_ops");
@@ -361,5 +384,6 @@ int main(void) {
     test_crossentropy();
     test_paths("test_ops");
     test_paths_ops();
+    test_nan();
     return test_main_end("test_ops");
 }

@@ -55,7 +55,8 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
         {"max_position_embeddings", c->max_position_embeddings, 0},
         {"rms_norm_eps", (double)c->rms_norm_eps, 1},
         {"rope_theta", (double)c->rope_theta, 1},
-        {"rope_scaling_factor", (double)c->rope_scaling.factor, 1}, // llama3; 0: none
+        {"rope_scaling_factor", (double)c->rope_scaling.factor, 1}, // 0: none
+        {"rope_scaling_linear", c->rope_scaling.linear, 0},         // 1: linear, 0: llama3
         {"sliding_window", c->sliding_window, 0},                   // Gemma 3; 0: none
         {"sliding_window_pattern", c->sliding_window_pattern, 0},
         {"rope_local_base_freq", (double)c->rope_local_base_freq, 1},

@@ -104,13 +104,16 @@ typedef enum {
                          // sliding-window attention on local layers with their own RoPE base
 } plm_arch;
 
-// config.json's rope_scaling of rope_type "llama3" (Llama 3.1/3.2); factor 0: none, or not known
-// (a GGUF file holds only the divisors it gives: rope_freqs).
+// config.json's rope_scaling: rope_type "llama3" (Llama 3.1/3.2: the long wavelengths divided by
+// factor, the short ones kept, a smooth band between) or "linear" (every frequency divided by
+// factor: Gemma 3 4B and larger, on their global layers only); factor 0: none, or not known (a
+// GGUF file holds only the divisors llama3's gives: rope_freqs).
 typedef struct {
-    float factor;                             // the long wavelengths' divisor (8 or 32)
-    float low_freq_factor;                    // wavelengths above original / this are divided
-    float high_freq_factor;                   // wavelengths below original / this are kept
-    int32_t original_max_position_embeddings; // the pre-training context (8192)
+    float factor;                             // the divisor (llama3: 8 or 32, linear: 8)
+    float low_freq_factor;                    // llama3: wavelengths above original / this divided
+    float high_freq_factor;                   // llama3: wavelengths below original / this kept
+    int32_t original_max_position_embeddings; // llama3: the pre-training context (8192)
+    int32_t linear;                           // 1: rope_type "linear" (factor alone), 0: llama3
 } plm_rope_scaling;
 
 // The architecture, with the key names of Hugging Face config.json (LlamaConfig, Qwen2Config,
@@ -127,7 +130,7 @@ typedef struct {
     int32_t max_position_embeddings; // the trained context length
     float rms_norm_eps;              // RMSNorm epsilon
     float rope_theta;                // RoPE base
-    plm_rope_scaling rope_scaling;   // llama3 frequency scaling, or factor 0
+    plm_rope_scaling rope_scaling;   // llama3 or linear frequency scaling, or factor 0
     int32_t attention_bias;          // 1: q_proj, k_proj, v_proj add a bias (Qwen2)
     int32_t qk_norm;                 // 1: q and k RMSNorm per head before RoPE (Qwen3)
     int32_t rope_freqs;              // 1: RoPE frequencies divided per frequency (llama3 scaling;

@@ -214,7 +214,10 @@ plm_status plm_config_check(const plm_config *c, const char *path, plm_error *er
         return plm_fail(err, PLM_ERR_FORMAT, "%s: rms_norm_eps %g or rope_theta %g out of range",
                         path, (double)c->rms_norm_eps, (double)c->rope_theta);
     const plm_rope_scaling *rs = &c->rope_scaling;
-    if (rs->factor != 0.0f &&
+    if (rs->linear && !(rs->linear == 1 && rs->factor >= 1.0f && rs->factor < 1e9f))
+        return plm_fail(err, PLM_ERR_FORMAT, "%s: rope_scaling linear: factor %g; want >= 1", path,
+                        (double)rs->factor);
+    if (!rs->linear && rs->factor != 0.0f &&
         !(rs->factor >= 1.0f && rs->low_freq_factor > 0.0f &&
           rs->high_freq_factor > rs->low_freq_factor && rs->original_max_position_embeddings > 0))
         return plm_fail(err, PLM_ERR_FORMAT,

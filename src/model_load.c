@@ -45,8 +45,9 @@ static plm_status json_int_key(const plm_json *j, const char *key, int required,
 }
 
 // hf_rope_scaling: config.json's rope_scaling into c->rope_scaling: null (or rope_type "default")
-// for plain RoPE, or rope_type "llama3" with its four numbers (transformers'
-// _compute_llama3_parameters); any other type is refused.
+// for plain RoPE, rope_type "linear" with its factor, or "llama3" with its four numbers
+// (transformers' _compute_linear_scaling_rope_parameters, _compute_llama3_parameters); any other
+// type is refused.
 static plm_status hf_rope_scaling(plm_config *c, const plm_json *j, const char *path,
                                   plm_error *err) {
     int32_t rs = plm_json_get(j, 0, "rope_scaling");
@@ -55,12 +56,15 @@ static plm_status hf_rope_scaling(plm_config *c, const plm_json *j, const char *
     if (ty < 0) ty = plm_json_get(j, rs, "type"); // the older key
     if (plm_json_eq(j, ty, "default")) return PLM_OK;
     char name[64] = "(none)";
-    if (!plm_json_eq(j, ty, "llama3")) {
+    const int linear = plm_json_eq(j, ty, "linear");
+    if (!linear && !plm_json_eq(j, ty, "llama3")) {
         plm_json_str(j, ty, name, sizeof name);
         return plm_fail(err, PLM_ERR_UNSUPPORTED,
-                        "%s: rope_scaling rope_type '%s' is not supported (want llama3 or none)",
+                        "%s: rope_scaling rope_type '%s' is not supported (want linear, llama3 or "
+                        "none)",
                         path, name);
     }
+    const char *type = linear ? "linear" : "llama3";
     const struct {
         const char *key;
         float *out;
@@ -70,30 +74,31 @@ static plm_status hf_rope_scaling(plm_config *c, const plm_json *j, const char *
         {"high_freq_factor", &c->rope_scaling.high_freq_factor},
     };
     double x;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    for (size_t i = 0; i < (linear ? 1 : sizeof keys / sizeof keys[0]); i++) {
         if (plm_json_num(j, plm_json_get(j, rs, keys[i].key), &x) != 0)
-            return plm_fail(err, PLM_ERR_FORMAT, "%s: rope_scaling of type llama3 has no %s", path,
-                            keys[i].key);
+            return plm_fail(err, PLM_ERR_FORMAT, "%s: rope_scaling of type %s has no %s", path,
+                            type, keys[i].key);
         *keys[i].out = (float)x;
     }
-    int64_t n;
-    if (plm_json_int(j, plm_json_get(j, rs, "original_max_position_embeddings"), 1, INT32_MAX,
-                     &n) != 0)
+    int64_t n = 0;
+    if (!linear && plm_json_int(j, plm_json_get(j, rs, "original_max_position_embeddings"), 1,
+                                INT32_MAX, &n) != 0)
         return plm_fail(err, PLM_ERR_FORMAT,
                         "%s: rope_scaling of type llama3 has no original_max_position_embeddings",
                         path);
     c->rope_scaling.original_max_position_embeddings = (int32_t)n;
+    c->rope_scaling.linear = linear;
     c->rope_freqs = 1; // the divisors, computed from these after the weights (model_load)
     return PLM_OK;
 }
 
 // hf_gemma3: what Gemma3TextConfig adds (its defaults where a key is absent): the sliding window
 // and which layers have it (layer_types, else sliding_window_pattern as transformers 4.51 reads
-// it), the local layers' RoPE base, the attention scale; refuses what pocketlm does not compute:
-// soft-capping, rope_scaling (linear on the global layers of the 4B and larger), biases,
-// bidirectional attention.
+// it), the local layers' RoPE base, the attention scale (a rope_scaling, linear on the global
+// layers of the 4B and larger, is hf_rope_scaling's); refuses what pocketlm does not compute:
+// soft-capping, biases, bidirectional attention.
 static plm_status hf_gemma3(plm_config *c, const plm_json *j, const char *path, plm_error *err) {
-    const char *null_keys[] = {"attn_logit_softcapping", "final_logit_softcapping", "rope_scaling"};
+    const char *null_keys[] = {"attn_logit_softcapping", "final_logit_softcapping"};
     for (size_t k = 0; k < sizeof null_keys / sizeof null_keys[0]; k++) {
         int32_t v = plm_json_get(j, 0, null_keys[k]);
         if (v >= 0 && j->tok[v].type != PLM_JSON_NULL)
@@ -169,7 +174,10 @@ static plm_status hf_check_arch(plm_config *c, const plm_json *j, const char *pa
         return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s '%s', want %s", path,
                         gemma ? "hidden_activation" : "hidden_act", name, want);
     }
-    if (gemma) return hf_gemma3(c, j, path, err);
+    if (gemma) {
+        plm_status s = hf_gemma3(c, j, path, err);
+        return s == PLM_OK ? hf_rope_scaling(c, j, path, err) : s;
+    }
     // Llama's and Qwen3's attention_bias also puts a bias on o_proj, which pocketlm does not have
     const char *off[] = {"attention_bias", "mlp_bias", "use_sliding_window"};
     for (int k = c->model_type == PLM_ARCH_QWEN2; k < 3; k++)
@@ -298,8 +306,12 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
     const int gemma = a == PLM_ARCH_GEMMA3;
     char key[96];
     snprintf(key, sizeof key, "%s.rope.scaling.type", an);
-    if (plm_gguf_get_str(g, key, &rs) == 0 && !(rs.n == 4 && !memcmp(rs.s, "none", 4)))
-        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is set", path, key);
+    // llama.cpp's form of linear rope_scaling: these keys (llama3's is the rope_freqs tensor)
+    const int linear =
+        plm_gguf_get_str(g, key, &rs) == 0 && rs.n == 6 && !memcmp(rs.s, "linear", 6);
+    if (!linear && plm_gguf_get_str(g, key, &rs) == 0 && !(rs.n == 4 && !memcmp(rs.s, "none", 4)))
+        return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is '%.*s'; pocketlm runs none or linear",
+                        path, key, (int)(rs.n > 40 ? 40 : rs.n), rs.s);
     const struct {
         const char *key; // after "<arch>." unless it starts with "tokenizer." or "pocketlm."
         int32_t *out;
@@ -357,6 +369,13 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
     if (plm_gguf_get_float(g, key, &x) == 0) c->rms_norm_eps = (float)x;
     snprintf(key, sizeof key, "%s.rope.freq_base", an);
     if (plm_gguf_get_float(g, key, &x) == 0) c->rope_theta = (float)x;
+    snprintf(key, sizeof key, "%s.rope.scaling.factor", an);
+    if (linear && (c->rope_freqs || plm_gguf_get_float(g, key, &x) != 0))
+        return plm_fail(err, PLM_ERR_FORMAT,
+                        "%s: rope.scaling.type linear wants %s and no rope_freqs.weight", path,
+                        key);
+    if (linear) // the divisors, computed from the factor after the weights (model_load)
+        c->rope_scaling = (plm_rope_scaling){.factor = (float)x, .linear = 1}, c->rope_freqs = 1;
     c->tie_word_embeddings = plm_gguf_find_tensor(g, "output.weight") == NULL;
     if (gemma && plm_gguf_get_float(g, "pocketlm.rope_local_base_freq", &x) == 0)
         c->rope_local_base_freq = (float)x;
@@ -396,6 +415,12 @@ static void shape_str(char *out, size_t cap, int n, const int64_t *dims, int rev
 }
 
 // source_find: the tensor of w, with its shape checked against the config; counts its dtype.
+// derived: the one row computed from the config, not read: rope_freqs from HF's rope_scaling (no
+// HF tensor has it) or from a GGUF file's linear one (llama.cpp writes only llama3's as a tensor)
+static int derived(const source *s, const wref *w, const plm_config *c) {
+    return w->d->when == W_ROPE && (!s->is_gguf || c->rope_scaling.linear);
+}
+
 static plm_status source_find(source *s, const wref *w, src_tensor *t, plm_model *m,
                               plm_error *err) {
     const char *name = s->is_gguf ? w->gguf : w->hf;
@@ -582,7 +607,7 @@ static plm_status load_gguf(const plm_model *m, const source *s, const wref *w, 
                             const char *in, int32_t n, int n_threads, plm_error *err) {
     size_t cols = 1, n_chunks = 0;
     for (int32_t i = 0; i < n; i++) {
-        if (in[i]) continue;
+        if (in[i] || !t[i].gg) continue; // in place, or derived
         const plm_gguf_tensor *g = t[i].gg;
         if (!plm_gguf_type_readable(g->type))
             return plm_fail(err, PLM_ERR_UNSUPPORTED,
@@ -608,7 +633,7 @@ static plm_status load_gguf(const plm_model *m, const source *s, const wref *w, 
     int32_t k = 0;
     for (int32_t i = 0; i < n; i++) {
         int64_t per = (int64_t)(CONV_CHUNK_BYTES / ((size_t)w[i].cols * 4) + 1);
-        for (int64_t r = 0; !in[i] && r < w[i].rows; r += per)
+        for (int64_t r = 0; !in[i] && t[i].gg && r < w[i].rows; r += per)
             chunk[k++] = (conv_chunk){i, r, r + per < w[i].rows ? r + per : w[i].rows};
     }
     j->s = s, j->w = w, j->t = t, j->chunk = chunk, j->n_chunks = k, j->tmp = tmp;
@@ -779,8 +804,8 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
         st = plm_fail(err, PLM_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    for (int32_t i = 0; st == PLM_OK && i < n; i++) // HF has no tensor of a derived row
-        st = s.is_gguf || w[i].hf[0] ? source_find(&s, &w[i], &t[i], m, err) : PLM_OK;
+    for (int32_t i = 0; st == PLM_OK && i < n; i++) // no tensor of a derived row (t[i] stays 0)
+        st = derived(&s, &w[i], &m->config) ? PLM_OK : source_find(&s, &w[i], &t[i], m, err);
     if (st != PLM_OK) goto fail;
     size_t max_cols = 0;
     for (int32_t i = 0; i < n; i++) {
@@ -803,11 +828,11 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
     plm_model_layout(w, n, in, m->block);
     m->dtype = main_dtype(w, n);
     if (s.is_gguf) st = load_gguf(m, &s, w, t, in, n, load_threads(params), err);
-    for (int32_t i = 0; !s.is_gguf && st == PLM_OK && i < n; i++)
-        if (w[i].hf[0]) st = load_weight(m, &s, &w[i], &t[i], tmp, err);
-        else // rope_freqs, the one derived row: from config.json's rope_scaling
-            plm_rope_llama3_divisors(*w[i].vec, m->config.head_dim, m->config.rope_theta,
-                                     &m->config.rope_scaling);
+    for (int32_t i = 0; st == PLM_OK && i < n; i++)
+        if (derived(&s, &w[i], &m->config))
+            plm_rope_divisors(*w[i].vec, m->config.head_dim, m->config.rope_theta,
+                              &m->config.rope_scaling);
+        else if (!s.is_gguf) st = load_weight(m, &s, &w[i], &t[i], tmp, err);
     if (st != PLM_OK) goto fail;
     // nothing fails from here on: only now does file change
     for (int32_t i = 0; i < n; i++)

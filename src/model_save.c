@@ -58,7 +58,8 @@ static plm_status write_json_id(plm_writer *f, const char *key, int32_t id, plm_
 // gemma3_config: the keys of config.json that Gemma3TextConfig writes (after "eos_token_id"), the
 // layers' kinds both as layer_types (newer transformers) and as sliding_window_pattern (4.51).
 static plm_status gemma3_config(plm_writer *f, const plm_model *m, const char *eps,
-                                const char *theta, const char *torch, plm_error *err) {
+                                const char *theta, const char *rope, const char *torch,
+                                plm_error *err) {
     const plm_config *c = &m->config;
     char local[32], scalar[32];
     fmt_float(local, sizeof local, c->rope_local_base_freq);
@@ -79,14 +80,14 @@ static plm_status gemma3_config(plm_writer *f, const plm_model *m, const char *e
             "  \"num_attention_heads\": %d,\n  \"num_hidden_layers\": %d,\n"
             "  \"num_key_value_heads\": %d,\n  \"pad_token_id\": %d,\n"
             "  \"query_pre_attn_scalar\": %s,\n  \"rms_norm_eps\": %s,\n"
-            "  \"rope_local_base_freq\": %s,\n  \"rope_scaling\": null,\n  \"rope_theta\": %s,\n"
+            "  \"rope_local_base_freq\": %s,\n  \"rope_scaling\": %s,\n  \"rope_theta\": %s,\n"
             "  \"sliding_window\": %d,\n  \"sliding_window_pattern\": %d,\n"
             "  \"tie_word_embeddings\": %s,\n  \"torch_dtype\": \"%s\",\n"
             "  \"transformers_version\": \"4.51.3\",\n  \"use_cache\": true,\n"
             "  \"vocab_size\": %d\n}\n",
             c->max_position_embeddings, c->num_attention_heads, c->num_hidden_layers,
             c->num_key_value_heads, m->pad_token_id >= 0 ? m->pad_token_id : 0, scalar, eps, local,
-            theta, c->sliding_window, c->sliding_window_pattern,
+            rope, theta, c->sliding_window, c->sliding_window_pattern,
             c->tie_word_embeddings ? "true" : "false", torch, c->vocab_size);
     return s;
 }
@@ -102,7 +103,11 @@ static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype
     fmt_float(theta, sizeof theta, c->rope_theta);
     char rope[256] = "null", num[3][32];
     const plm_rope_scaling *rs = &c->rope_scaling;
-    if (rs->factor > 0.0f) {
+    if (rs->linear) {
+        fmt_float(num[0], sizeof num[0], rs->factor);
+        snprintf(rope, sizeof rope, "{\n    \"factor\": %s,\n    \"rope_type\": \"linear\"\n  }",
+                 num[0]);
+    } else if (rs->factor > 0.0f) {
         fmt_float(num[0], sizeof num[0], rs->factor);
         fmt_float(num[1], sizeof num[1], rs->high_freq_factor);
         fmt_float(num[2], sizeof num[2], rs->low_freq_factor);
@@ -129,7 +134,7 @@ static plm_status save_hf_config(const plm_model *m, const char *path, plm_dtype
         s = plm_writer_printf(f, err, "  \"attn_logit_softcapping\": null,\n");
     if (s == PLM_OK) s = write_json_id(f, "bos_token_id", c->bos_token_id, err);
     if (s == PLM_OK) s = write_json_id(f, "eos_token_id", c->eos_token_id, err);
-    if (s == PLM_OK && gemma) s = gemma3_config(f, m, eps, theta, torch, err);
+    if (s == PLM_OK && gemma) s = gemma3_config(f, m, eps, theta, rope, torch, err);
     else if (s == PLM_OK)
         s = plm_writer_printf(
             f, err,
@@ -306,6 +311,10 @@ static plm_status gguf_meta(plm_gguf_writer *g, const plm_model *m, plm_ftype ft
     plm_gguf_add_f32(g, arch_key(k, c, "attention.layer_norm_rms_epsilon"), c->rms_norm_eps);
     plm_gguf_add_u32(g, arch_key(k, c, "vocab_size"), (uint32_t)c->vocab_size);
     plm_gguf_add_u32(g, arch_key(k, c, "rope.dimension_count"), (uint32_t)c->head_dim);
+    if (c->rope_scaling.linear) {
+        plm_gguf_add_str(g, arch_key(k, c, "rope.scaling.type"), "linear", 6);
+        plm_gguf_add_f32(g, arch_key(k, c, "rope.scaling.factor"), c->rope_scaling.factor);
+    }
     if (c->head_dim * c->num_attention_heads != c->hidden_size || c->qk_norm) {
         plm_gguf_add_u32(g, arch_key(k, c, "attention.key_length"), (uint32_t)c->head_dim);
         plm_gguf_add_u32(g, arch_key(k, c, "attention.value_length"), (uint32_t)c->head_dim);
@@ -372,6 +381,10 @@ static plm_status save_gguf(const plm_model *m, wref *w, int32_t n, const char *
     if (s != PLM_OK) return s;
     s = gguf_meta(g, m, ft, err);
     const int tied = m->config.tie_word_embeddings;
+    int32_t k = 0; // llama.cpp takes linear scaling from the keys (gguf_meta), not rope_freqs
+    for (int32_t i = 0; i < n; i++)
+        if (!(w[i].d->when == W_ROPE && m->config.rope_scaling.linear)) w[k++] = w[i];
+    n = k;
     for (int32_t i = 0; i < n; i++) {
         int64_t ne[2] = {w[i].cols, w[i].rows}; // innermost first
         plm_gguf_add_tensor(g, w[i].gguf, w[i].d->linear ? 2 : 1, ne,

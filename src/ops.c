@@ -226,7 +226,11 @@ void plm_rope_table(float *cos_t, float *sin_t, int n_pos, int D, float theta,
 
 // in f32 and in torch's order of operations (a Python number over a tensor is the tensor's
 // reciprocal times the number)
-void plm_rope_llama3_divisors(float *divisors, int D, float theta, const plm_rope_scaling *s) {
+void plm_rope_divisors(float *divisors, int D, float theta, const plm_rope_scaling *s) {
+    if (s->linear) {
+        for (int i = 0; i < D / 2; i++) divisors[i] = s->factor;
+        return;
+    }
     const float orig = (float)s->original_max_position_embeddings;
     const float low_wavelen =
         (float)((double)s->original_max_position_embeddings / (double)s->low_freq_factor);

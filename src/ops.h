@@ -27,12 +27,13 @@ void plm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float 
 void plm_rope_table(float *cos_t, float *sin_t, int n_pos, int D, float theta,
                     const float *divisors);
 
-// plm_rope_llama3_divisors: divisors (D/2) of the RoPE frequencies for rope_type llama3 (Llama
-// 3.1), as llama.cpp's convert_hf_to_gguf.py computes its rope_freqs tensor in f32 (the same
+// plm_rope_divisors: divisors (D/2) of the RoPE frequencies for s. Linear: factor for every
+// frequency (transformers' _compute_linear_scaling_rope_parameters: inv_freq / factor). Llama3
+// (Llama 3.1), as llama.cpp's convert_hf_to_gguf.py computes its rope_freqs tensor in f32 (the same
 // rescaling as transformers' _compute_llama3_parameters): by wavelength 2 pi / inv_freq, 1 below
 // original / high_freq_factor, factor above original / low_freq_factor, and between
 // 1 / ((1 - s) / factor + s) with s linear in original / wavelength from 0 to 1.
-void plm_rope_llama3_divisors(float *divisors, int D, float theta, const plm_rope_scaling *s);
+void plm_rope_divisors(float *divisors, int D, float theta, const plm_rope_scaling *s);
 
 // RoPE in HF's rotate_half convention: dimension i pairs with i + D/2 (not Meta's (2i, 2i+1)):
 //   x'[i] = x[i] cos - x[i+D/2] sin,   x'[i+D/2] = x[i+D/2] cos + x[i] sin.

@@ -4,7 +4,8 @@
 # logits within 1e-4: llama.cpp's names, keys, q/k row order (permuted for llama only) and llama3
 # RoPE scaling as rope_freqs.weight. The tiny Gemma 3's export, grown to llama.cpp's layout of
 # layers (gguf_arch_llamacpp.py --gemma3), runs in llama.cpp with pocketlm's logits (its names,
-# keys, the 1 + w norms). SKIP without llama_cpp or gguf in /usr/bin/python3.
+# keys, the 1 + w norms), also with rope_scaling linear (rope.scaling.type and .factor, on the
+# global layers only). SKIP without llama_cpp or gguf in /usr/bin/python3.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh
@@ -20,10 +21,12 @@ for a in llama3 qwen2 qwen3; do
     "$PY" tests/gguf_arch_llamacpp.py "$T/$a.gguf" "tests/ref/tiny-$a.ref.safetensors" \
         2>"$T/$a.err" || { fail=1; tail -n 5 "$T/$a.err"; }
 done
-"$B/pocketlm" convert tests/ref/tiny-gemma3 "$T/gemma3.gguf" >/dev/null || exit 1
 ${CC:-cc} -std=c11 -O2 -Iinclude -o "$T/wasm_logits" tests/wasm_logits.c "$B/libpocketlm.a" -lm \
     -pthread || exit 1
-"$PY" tests/gguf_arch_llamacpp.py --gemma3 "$T/gemma3.gguf" "$T/wasm_logits" 2>"$T/gemma3.err" ||
-    { fail=1; tail -n 5 "$T/gemma3.err"; }
+for a in gemma3 gemma3-linear; do
+    "$B/pocketlm" convert "tests/ref/tiny-$a" "$T/$a.gguf" >/dev/null || exit 1
+    "$PY" tests/gguf_arch_llamacpp.py --gemma3 "$T/$a.gguf" "$T/wasm_logits" 2>"$T/$a.err" ||
+        { fail=1; tail -n 5 "$T/$a.err"; }
+done
 [ $fail -eq 0 ] || { echo "gguf_arch_llamacpp: FAIL"; exit 1; }
 echo "gguf_arch_llamacpp: ok"

@@ -13,6 +13,9 @@ layers, 4 heads, 2 KV heads, vocab 320), one per family that pocketlm runs besid
                   head_dim 32 != 64 / 4, query_pre_attn_scalar 24 != head_dim, rope_theta 1e6
                   (global) and rope_local_base_freq 1e4, tied; norm weights 0.2 randn around 0
                   (Gemma3RMSNorm multiplies by 1 + w)
+    tiny-gemma3-linear/  the same weights with rope_scaling linear, factor 8 (Gemma 3 4B and larger:
+                  the global layers' frequencies divided by 8, the local layers' kept); its
+                  model.safetensors is a symlink to tiny-gemma3's (checked identical)
 and <name>.ref.safetensors with the tensors of make_ref.py's references (input_ids, logits,
 input_ids33, logits33, loss, loss33, greedy, greedy_logits, greedy_gap). Greedy is the argmax of
 full forwards without a cache, step by step (make_ref.py checks that HF's cached generate gives
@@ -85,10 +88,14 @@ MODELS = {
         bos_token_id=2, eos_token_id=1, pad_token_id=0, torch_dtype="float32",
         attn_implementation="eager")),
 }
+MODELS["tiny-gemma3-linear"] = (1357, Gemma3ForCausalLM, Gemma3TextConfig(**{
+    **MODELS["tiny-gemma3"][2].to_dict(), "rope_scaling": dict(rope_type="linear", factor=8.0)}))
+SAME_WEIGHTS = {"tiny-gemma3-linear": "tiny-gemma3"}  # name: the model whose weights it shares
 # Gemma: norms around 0 (Gemma3RMSNorm adds the 1 itself); the embedding 0.05 randn, as it is
 # scaled by sqrt(64) = 8 (with 0.2 the residual stream is mostly the token's own row and the greedy
 # continuation repeats the last token)
-INIT = {"tiny-gemma3": dict(norm_center=0.0, embed_std=0.05)}
+INIT = {"tiny-gemma3": dict(norm_center=0.0, embed_std=0.05),
+        "tiny-gemma3-linear": dict(norm_center=0.0, embed_std=0.05)}
 
 
 def build(seed, cls, cfg, norm_center=1.0, embed_std=0.2):
@@ -140,6 +147,18 @@ def main():
         d = os.path.join(REF, name)
         model.save_pretrained(d, safe_serialization=True)
         refs = references(model, ids7, ids33)
+        if name in SAME_WEIGHTS:  # the shared file, and the config's effect on the logits
+            st = os.path.join(d, "model.safetensors")
+            other = os.path.join(REF, SAME_WEIGHTS[name], "model.safetensors")
+            with open(st, "rb") as f, open(other, "rb") as g:
+                assert f.read() == g.read(), f"{name}: weights differ from {SAME_WEIGHTS[name]}'s"
+            os.remove(st)
+            os.symlink(os.path.join("..", SAME_WEIGHTS[name], "model.safetensors"), st)
+            base = build(seed, cls, MODELS[SAME_WEIGHTS[name]][2], **INIT.get(name, {}))
+            with torch.no_grad():
+                diff = base(ids33[None].long(), use_cache=False).logits[0] - refs["logits33"]
+            assert diff.abs().max() > 0.1, f"{name}: the config had no effect"
+            print(f"{name}: max |logits33 - {SAME_WEIGHTS[name]}'s| {diff.abs().max():.3f}")
         if getattr(cfg, "sliding_window_pattern", None):  # the window changes the 33-token logits
             wide = build(seed, cls, type(cfg)(**{**cfg.to_dict(), "sliding_window": 128}),
                          **INIT.get(name, {}))
@@ -151,7 +170,7 @@ def main():
                              f"{transformers.__version__}, torch {torch.__version__})"}
         path = os.path.join(REF, name + ".ref.safetensors")
         save_file({k: v.contiguous() for k, v in refs.items()}, path, metadata=meta)
-        total += os.path.getsize(path) + sum(os.path.getsize(os.path.join(d, f))
+        total += os.path.getsize(path) + sum(os.lstat(os.path.join(d, f)).st_size
                                              for f in os.listdir(d))
         print(f"{name}: greedy {refs['greedy'].long().tolist()} min gap "
               f"{refs['greedy_gap'].item():.4f} loss33 {refs['loss33'].item():.5f}")

@@ -19,8 +19,9 @@ say() { printf 'onnx: %s\n' "$*"; }
 bad() { say "FAIL: $*"; fail=1; }
 
 # the exports and the C session's reference logits
-# (and the other families: Llama 3 RoPE scaling, Qwen2 biases, Qwen3 q/k norms, Gemma 3)
-for v in tied untied llama3 qwen2 qwen3 gemma3; do
+# (and the other families: Llama 3 RoPE scaling, Qwen2 biases, Qwen3 q/k norms, Gemma 3, also
+# with linear RoPE scaling)
+for v in tied untied llama3 qwen2 qwen3 gemma3 gemma3-linear; do
     "$B/tests/test_onnx" --export "$d/$v" "tests/ref/tiny-$v" --quant none,int8,int4,int8-qdq ||
         bad "test_onnx --export $v"
 done
@@ -35,7 +36,7 @@ fi
 
 # onnxruntime-node against the reference
 if [ -d node_modules/onnxruntime-node ] && command -v node >/dev/null 2>&1; then
-    for v in tied untied llama3 qwen2 qwen3 gemma3; do
+    for v in tied untied llama3 qwen2 qwen3 gemma3 gemma3-linear; do
         node tests/onnx_check.mjs "$d/$v" || bad "onnx_check.mjs $v"
     done
 else
@@ -46,7 +47,7 @@ fi
 # the logits of HF transformers (tests/make_ref_arch.py's references)
 if [ -d node_modules/@huggingface/transformers ] && command -v node >/dev/null 2>&1 &&
     has_py numpy safetensors; then
-    for v in llama3 qwen2 qwen3 gemma3; do
+    for v in llama3 qwen2 qwen3 gemma3 gemma3-linear; do
         ids=$($PY -c "import sys; from safetensors.numpy import load_file
 r = load_file(sys.argv[1]); r['logits'].astype('float32').tofile(sys.argv[2])
 print([int(x) for x in r['input_ids']])" "tests/ref/tiny-$v.ref.safetensors" "$d/$v.f32") &&
@@ -110,7 +111,7 @@ echo "$out" | grep -q "exists; use --force" || bad "no 'exists' message: $out"
 "$B/pocketlm" export -m tests/ref/tiny-tied --format gguf --out "$d/x.bin" 2>/dev/null
 [ $? = 2 ] || bad "a gguf --out without .gguf is not a usage error"
 mkdir "$d/scaled" && cp tests/ref/tiny-tied/model.safetensors "$d/scaled/" &&
-    sed 's/"rope_scaling": null/"rope_scaling": {"type": "linear", "factor": 2.0}/' \
+    sed 's/"rope_scaling": null/"rope_scaling": {"type": "dynamic", "factor": 2.0}/' \
         tests/ref/tiny-tied/config.json >"$d/scaled/config.json"
 out=$("$B/pocketlm" export -m "$d/scaled" --format onnx --out "$d/scaled-onnx" 2>&1) &&
     bad "a model with rope_scaling was exported"

@@ -580,8 +580,13 @@ static void test_model_errors(void) {
     fprintf(f, "{\"architectures\": [\"GPT2LMHeadModel\"], \"model_type\": \"gpt2\"}");
     fclose(f);
     expect_load("unsupported architecture", dir, PLM_ERR_UNSUPPORTED, "gpt2");
-    write_tiny(tpath("rope"), 1, 2, "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0},");
-    expect_load("rope scaling", tpath("rope"), PLM_ERR_UNSUPPORTED, "rope_scaling");
+    write_tiny(tpath("rope"), 1, 2, "\"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2.0},");
+    expect_load("rope scaling", tpath("rope"), PLM_ERR_UNSUPPORTED, "rope_type 'dynamic'");
+    write_tiny(tpath("rope"), 1, 2, "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 0.5},");
+    expect_load("rope scaling linear < 1", tpath("rope"), PLM_ERR_FORMAT, "want >= 1");
+    write_tiny(tpath("rope"), 1, 2, "\"rope_scaling\": {\"type\": \"linear\"},");
+    expect_load("rope scaling linear without factor", tpath("rope"), PLM_ERR_FORMAT,
+                "linear has no factor");
     write_tiny(tpath("bias"), 1, 2, "\"attention_bias\": true,");
     expect_load("attention bias", tpath("bias"), PLM_ERR_UNSUPPORTED, "attention_bias");
     // the config says 3 layers, the file has 2: a missing tensor
@@ -807,12 +812,13 @@ static void expect_config(const char *what, const char *keys, plm_status want, c
     expect_load(what, tpath("family"), want, needle);
 }
 
-// test_families: Llama 3 (rope_scaling llama3), Qwen2, Qwen3 and Gemma 3 saved as HF directories and as
-// GGUF files load back with the same config, weights and logits; a config of these families
-// asking for what pocketlm does not compute is refused.
+// test_families: Llama 3 (rope_scaling llama3), Qwen2, Qwen3 and Gemma 3 (also with rope_scaling
+// linear) saved as HF directories and as GGUF files load back with the same config, weights and
+// logits; a config of these families asking for what pocketlm does not compute is refused.
 static void test_families(void) {
-    const char *names[] = {"tiny-llama3", "tiny-qwen2", "tiny-qwen3", "tiny-gemma3"};
-    for (int i = 0; i < 4; i++) {
+    const char *names[] = {"tiny-llama3", "tiny-qwen2", "tiny-qwen3", "tiny-gemma3",
+                           "tiny-gemma3-linear"};
+    for (int i = 0; i < 5; i++) {
         char src[256];
         snprintf(src, sizeof src, "tests/ref/%s", names[i]);
         plm_model *a = load(src, PLM_DTYPE_F32), *b = NULL;
@@ -825,18 +831,20 @@ static void test_families(void) {
         }
         plm_model_free(b), b = NULL;
         // GGUF (q/k rows not permuted for Qwen; llama3 scaling as rope_freqs.weight, llama.cpp's
-        // divisors): f32 read back bit for bit, config and all (but llama3's parameters, which
-        // the file does not hold, so such a model cannot become an HF directory again); q8_0 by
-        // copy == in place.
+        // divisors; linear as rope.scaling keys): f32 read back bit for bit, config and all (but
+        // llama3's parameters, which the file does not hold, so such a model cannot become an HF
+        // directory again); q8_0 by copy == in place.
         plm_error err = {0};
         plm_status st = a ? plm_model_save(a, tpath("family.gguf"), PLM_DTYPE_F32, &err) : -1;
         if (a && st == PLM_OK && (b = load(tpath("family.gguf"), PLM_DTYPE_F32)) != NULL) {
             plm_config want = a->config;
-            want.rope_scaling = (plm_rope_scaling){0};
+            if (!want.rope_scaling.linear) want.rope_scaling = (plm_rope_scaling){0};
             CHECK_MSG(!memcmp(&want, &b->config, sizeof want), "%s: GGUF config differs", names[i]);
             same_models(names[i], a, b);
             st = plm_model_save(b, tpath("family-back"), PLM_DTYPE_F32, &err);
-            CHECK_MSG(b->config.rope_freqs ? st == PLM_ERR_UNSUPPORTED : st == PLM_OK,
+            CHECK_MSG(b->config.rope_freqs && !b->config.rope_scaling.linear
+                          ? st == PLM_ERR_UNSUPPORTED
+                          : st == PLM_OK,
                       "%s: GGUF to HF: %s", names[i], err.msg);
             save(a, tpath("family-q8.gguf"), PLM_DTYPE_Q8_0);
             CHECK(load_both(names[i], tpath("family-q8.gguf"), PLM_DTYPE_Q8_0) > 0);
@@ -860,10 +868,6 @@ static void test_families(void) {
     expect_config("yarn", "\"model_type\": \"qwen2\", \"rope_scaling\": {\"type\": \"yarn\"}",
                   PLM_ERR_UNSUPPORTED, "'yarn'");
     // Gemma 3: what its bigger models or other versions add
-    expect_config("gemma3 rope_scaling linear",
-                  "\"model_type\": \"gemma3_text\", \"rope_scaling\": {\"rope_type\": "
-                  "\"linear\", \"factor\": 8.0}",
-                  PLM_ERR_UNSUPPORTED, "rope_scaling is set");
     expect_config("gemma3 softcapping",
                   "\"architectures\": [\"Gemma3ForCausalLM\"], \"final_logit_softcapping\": 30.0",
                   PLM_ERR_UNSUPPORTED, "final_logit_softcapping is set");

@@ -758,6 +758,7 @@ int main(void) {
     test_variant("tiny-qwen2");
     test_variant("tiny-qwen3");
     test_variant("tiny-gemma3"); // sliding window 4 on its local layers: the 33 tokens cross it
+    test_variant("tiny-gemma3-linear"); // rope_scaling linear on its global layer
     test_decode_bits("tiny-llama3");
     test_decode_bits("tiny-qwen2");
     test_decode_bits("tiny-qwen3");

@@ -153,9 +153,11 @@ static void test_backward(void) {
 
     // per-head q norm then RoPE with llama3 scaling (its 3 frequencies: one kept, one blended, one
     // divided), backward in the trainer's order: RoPE's, then the norm's
-    const plm_rope_scaling llama3 = {8.0f, 1.0f, 4.0f, 256};
+    const plm_rope_scaling llama3 = {8.0f, 1.0f, 4.0f, 256, 0}, linear = {8.0f, 0, 0, 0, 1};
     float divisors[D / 2];
-    plm_rope_llama3_divisors(divisors, D, 10000.0f, &llama3);
+    plm_rope_divisors(divisors, D, 10000.0f, &linear);
+    CHECK(divisors[0] == 8.0f && divisors[1] == 8.0f && divisors[2] == 8.0f);
+    plm_rope_divisors(divisors, D, 10000.0f, &llama3);
     CHECK(divisors[0] == 1.0f && divisors[1] > 1.0f && divisors[1] < 8.0f && divisors[2] == 8.0f);
     b.rstd_h = zeros(T * H), b.cos_s = zeros(16 * D / 2), b.sin_s = zeros(16 * D / 2);
     plm_rope_table(b.cos_s, b.sin_s, 16, D, 10000.0f, divisors);

@@ -521,7 +521,9 @@ int32_t plm_session_n_vocab(const plm_session *s);   // logits per position (bas
 int32_t plm_session_n_past(const plm_session *s);    // tokens in the KV cache
 int32_t plm_session_n_ctx(const plm_session *s);     // capacity of the KV cache
 int32_t plm_session_n_threads(const plm_session *s); // threads used, the caller included
-// plm_session_truncate: keep the first n tokens of the cache (n <= n_past); 0 resets.
+// plm_session_truncate: keep the first n tokens of the cache (n <= n_past); 0 resets. (A model
+// with sliding-window layers may decode the n again, with the next plm_session_decode: its local
+// layers keep only their window.)
 void plm_session_truncate(plm_session *s, int32_t n);
 
 // ---- sampling ----

@@ -369,9 +369,10 @@ PLM_INLINE void attention_heads(float *out, float *a, size_t as, const float *q,
 
 PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const float *q,
                                   const float *k, const float *v, size_t kvp, size_t kvh, int T,
-                                  int P, int H, int K, int D, float scale, int window, int i0,
-                                  int i1) {
-    assert(i0 >= 0 && i1 <= T * H && H % K == 0);
+                                  int P, int H, int K, int D, float scale, int window, int p0,
+                                  int i0, int i1) {
+    assert(i0 >= 0 && i1 <= T * H && H % K == 0 &&
+           (p0 == 0 || (window > 0 && p0 <= P - window + 1)));
     int group = H / K; // query heads per KV head (repeat_kv)
     for (int i = i0; i < i1;) {
         int t = i / H, h = i % H, kh = h / group;
@@ -381,8 +382,8 @@ PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const 
         const float *qt = q + ((size_t)t * H + h) * D;
         float *a = att + ((size_t)t * H + h) * att_stride;
         float *o = out + ((size_t)t * H + h) * D;
-        const float *kt = k + (size_t)kh * kvh + (size_t)s0 * kvp;
-        const float *vt = v + (size_t)kh * kvh + (size_t)s0 * kvp;
+        const float *kt = k + (size_t)kh * kvh + (size_t)(s0 - p0) * kvp;
+        const float *vt = v + (size_t)kh * kvh + (size_t)(s0 - p0) * kvp;
         const size_t kvs = kvp, as = (size_t)att_stride;
         // this thread's next heads of the same token and KV head (the split may cut a group)
         int m = 1;
@@ -620,14 +621,14 @@ void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int po
 // registers (weighted_sum, dot); the same operations as any D
 PLM_INLINE void attention_forward_d(float *out, float *att, int att_stride, const float *q,
                                     const float *k, const float *v, size_t kvp, size_t kvh, int T,
-                                    int P, int H, int K, int D, float scale, int window, int i0,
-                                    int i1) {
+                                    int P, int H, int K, int D, float scale, int window, int p0,
+                                    int i0, int i1) {
     if (D == 64)
         attention_forward(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, 64, scale, window,
-                          i0, i1);
+                          p0, i0, i1);
     else
-        attention_forward(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, scale, window, i0,
-                          i1);
+        attention_forward(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, scale, window, p0,
+                          i0, i1);
 }
 
 PLM_INLINE void attention_backward_d(float *dq, float *dk, float *dv, const float *dout,
@@ -641,9 +642,10 @@ PLM_INLINE void attention_backward_d(float *dq, float *dk, float *dv, const floa
 
 #define ATT_F                                                                                      \
     (float *out, float *att, int att_stride, const float *q, const float *k, const float *v,       \
-     size_t kvp, size_t kvh, int T, int P, int H, int K, int D, float scale, int window, int i0,   \
-     int i1)
-#define ATT_F_ARGS (out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, scale, window, i0, i1)
+     size_t kvp, size_t kvh, int T, int P, int H, int K, int D, float scale, int window, int p0,   \
+     int i0, int i1)
+#define ATT_F_ARGS                                                                                 \
+    (out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, scale, window, p0, i0, i1)
 PATHS(attention_forward_d, ATT_F, ATT_F_ARGS)
 void plm_attention_forward ATT_F {
     PICK(attention_forward_d, ATT_F_ARGS);

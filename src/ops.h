@@ -49,11 +49,13 @@ void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0
 // keys one sequential stream); query head h reads KV head h / (H/K). Scores are q.k * scale
 // (1/sqrt(D), or Gemma's query_pre_attn_scalar^-0.5). window > 0: a query at position p sees only
 // the keys p - window + 1 .. p (Gemma's sliding window; the others' probabilities are 0 in att).
-// Computes the (t, h) pairs with index t*H+h in [i0, i1): callers split that range over threads;
-// each pair is computed by one thread in a fixed order.
+// k and v hold the positions from p0 on, position s at (s - p0) * kvp (a session's local layer
+// keeps only its last positions; p0 <= P - window + 1, or 0). Computes the (t, h) pairs with index
+// t*H+h in [i0, i1): callers split that range over threads; each pair is computed by one thread in
+// a fixed order.
 void plm_attention_forward(float *out, float *att, int att_stride, const float *q, const float *k,
                            const float *v, size_t kvp, size_t kvh, int T, int P, int H, int K,
-                           int D, float scale, int window, int i0, int i1);
+                           int D, float scale, int window, int p0, int i0, int i1);
 
 // SwiGLU (HF LlamaMLP): out = silu(gate) * up, silu(x) = x / (1 + exp(-x)). out, gate, up (n).
 void plm_swiglu_forward(float *out, const float *gate, const float *up, size_t n);

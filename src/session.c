@@ -7,6 +7,10 @@
 // attention, RoPE and the KV cache are per sequence. Every kernel sums each output element in one
 // fixed order whatever the number of rows, so a prompt decoded at once, token by token, or as rows
 // of a batch beside other sequences gives the same logits bit for bit (tests/test_batch.c).
+// Gemma 3's sliding-window layers keep only the positions a query can still see (the last window
+// - 1, plus room for a step's CHUNK): their caches stop growing at window - 1 + CHUNK positions
+// and slide as the context fills; a truncation below what they hold decodes the kept tokens
+// again (the same bits: the same rows through the same kernels).
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +21,7 @@
 
 #define CHUNK     128 // tokens per forward call of a standalone session, bounds its step buffers
 #define FIRST_CAP 256 // positions the caches start with; they double as they fill, up to n_ctx
+_Static_assert(PLM_BATCH_SLICE <= CHUNK, "a step's slice of a sequence must fit a local layer");
 
 // The buffers of one forward step over `rows` stacked token rows of at most max_seqs sequences.
 struct plm_step {
@@ -50,10 +55,16 @@ struct plm_session {
     plm_step *step;         // standalone: owned step buffers of CHUNK rows; else NULL
     plm_batch *batch;       // a batch's sequence: its decodes are rows of the batch's steps
     int n_ctx;              // context size (positions): the most the caches may grow to
-    int cap;                // positions the caches hold now (<= n_ctx)
-    int n_past;             // positions filled
-    float *k_cache;         // (L, K, cap, D) keys after RoPE: each KV head's keys one stream
-    float *v_cache;         // (L, K, cap, D) values
+    int cap;                // positions a layer's caches hold now (<= n_ctx)
+    int hold;               // positions a local (sliding-window) layer's caches hold: <= cap and
+                            // <= local_cap (0 without such layers)
+    int base;               // the position in a local layer's first slot (0 until they slide)
+    int n_past;             // positions in the caches
+    int pending;            // tokens of hist after n_past waiting for a forward step
+    int32_t *hist;          // (cap) the tokens of positions 0 .. n_past + pending
+    float *k_cache;         // keys after RoPE, layer after layer, each (K, cap or hold, D): each
+                            // KV head's keys one stream
+    float *v_cache;         // values, the same layout
     float *logits;          // (n_vocab) logits of the last token
 };
 
@@ -151,37 +162,87 @@ void plm_session_free(plm_session *s) {
     plm_pool_free(s->pool);
     free(s->k_cache);
     free(s->v_cache);
+    free(s->hist);
     plm_free_aligned(s->logits);
     free(s);
 }
 
-// reserve: grow the caches (and a standalone session's attention buffer) to hold need positions
-// (<= n_ctx): double the capacity (at least), copy each layer's filled positions over. Memory
-// follows the positions used, not n_ctx: a 2048-position context that holds a 100-token paraphrase
-// costs 256 positions (a wasm heap never returns memory, and its calloc touches every page). On
-// failure the session is unchanged.
+// local_cap: the positions a local layer of s needs at most: the window - 1 a query sees before
+// itself, plus a step's new ones (0: the model has no sliding-window layers)
+static int local_cap(const plm_session *s) {
+    const int w = s->model->config.sliding_window;
+    return w > 0 ? w - 1 + CHUNK : 0;
+}
+
+// layer_kv: where layer l's (K, *n, D) keys and values start in s's caches (in floats), *n its
+// positions (cap, or hold for a local layer) and *p0 the position in its first slot
+static size_t layer_kv(const plm_session *s, int l, int *n, int *p0) {
+    const plm_config *cfg = &s->model->config;
+    size_t slots = 0;
+    for (int i = 0; i < l; i++) slots += (size_t)(plm_layer_window(cfg, i) > 0 ? s->hold : s->cap);
+    const int local = plm_layer_window(cfg, l) > 0;
+    *n = local ? s->hold : s->cap, *p0 = local ? s->base : 0;
+    return slots * (size_t)cfg->num_key_value_heads * (size_t)cfg->head_dim;
+}
+
+// reserve: grow the caches, the token history (and a standalone session's attention buffer) to
+// hold need positions (<= n_ctx): double the capacity (at least; a local layer's up to
+// local_cap), copy each layer's filled positions over. Memory follows the positions used, not
+// n_ctx: a 2048-position context that holds a 100-token paraphrase costs 256 positions (a wasm
+// heap never returns memory, and its calloc touches every page). On failure the session is
+// unchanged.
 static plm_status reserve(plm_session *s, int need) {
     if (need <= s->cap) return PLM_OK;
     const plm_config *cfg = &s->model->config;
-    size_t LK = (size_t)cfg->num_hidden_layers * (size_t)cfg->num_key_value_heads;
-    size_t D = (size_t)cfg->head_dim;
+    const int L = cfg->num_hidden_layers;
+    size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim, slots = 0;
     int cap = s->cap ? s->cap : need;
     while (cap < need) cap = cap > s->n_ctx / 2 ? s->n_ctx : 2 * cap;
-    float *k = plm_alloc(LK * (size_t)cap, D * sizeof(float));
-    float *v = plm_alloc(LK * (size_t)cap, D * sizeof(float));
-    if (!k || !v || (s->step && step_att(s->step, cap) != PLM_OK)) {
-        free(k), free(v);
+    plm_session grown = *s; // the new sizes, for layer_kv
+    grown.cap = cap, grown.hold = cap < local_cap(s) ? cap : local_cap(s);
+    for (int l = 0; l < L; l++) slots += (size_t)(plm_layer_window(cfg, l) > 0 ? grown.hold : cap);
+    float *k = plm_alloc(slots * K, D * sizeof(float));
+    float *v = plm_alloc(slots * K, D * sizeof(float));
+    int32_t *hist = plm_alloc((size_t)cap, sizeof *hist);
+    if (!k || !v || !hist || (s->step && step_att(s->step, cap) != PLM_OK)) {
+        free(k), free(v), free(hist);
         return PLM_ERR_NOMEM;
     }
-    for (size_t h = 0; h < LK && s->n_past > 0; h++) { // (n_past, D) of each layer's KV head
-        memcpy(k + h * (size_t)cap * D, s->k_cache + h * (size_t)s->cap * D,
-               (size_t)s->n_past * D * sizeof(float));
-        memcpy(v + h * (size_t)cap * D, s->v_cache + h * (size_t)s->cap * D,
-               (size_t)s->n_past * D * sizeof(float));
+    for (int l = 0; l < L && s->n_past > 0; l++) { // positions p0 .. n_past of each KV head
+        int n, m, p0;
+        const size_t from = layer_kv(s, l, &n, &p0), to = layer_kv(&grown, l, &m, &p0);
+        for (size_t h = 0; h < K; h++) {
+            const size_t a = from + h * (size_t)n * D, b = to + h * (size_t)m * D;
+            const size_t bytes = (size_t)(s->n_past - p0) * D * sizeof(float);
+            memcpy(k + b, s->k_cache + a, bytes);
+            memcpy(v + b, s->v_cache + a, bytes);
+        }
     }
-    free(s->k_cache), free(s->v_cache);
-    s->k_cache = k, s->v_cache = v, s->cap = cap;
+    if (s->hist) memcpy(hist, s->hist, (size_t)(s->n_past + s->pending) * sizeof *hist);
+    free(s->k_cache), free(s->v_cache), free(s->hist);
+    s->k_cache = k, s->v_cache = v, s->hist = hist, s->cap = cap, s->hold = grown.hold;
     return PLM_OK;
+}
+
+// slide: room in s's local layers for T (<= CHUNK) more positions: when they would overflow, drop
+// their oldest positions, keeping the last window - 1 at least (a query sees no further back)
+static void slide(plm_session *s, int T) {
+    if (s->n_past + T - s->base <= s->hold) return; // also every model without local layers
+    const plm_config *cfg = &s->model->config;
+    const size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim;
+    const int base = s->n_past + T - s->hold, keep = s->n_past - base;
+    for (int l = 0; l < cfg->num_hidden_layers; l++) {
+        int n, p0;
+        const size_t at = layer_kv(s, l, &n, &p0);
+        if (plm_layer_window(cfg, l) <= 0) continue;
+        for (size_t h = 0; h < K; h++) {
+            float *k = s->k_cache + at + h * (size_t)n * D,
+                  *v = s->v_cache + at + h * (size_t)n * D;
+            memmove(k, k + (size_t)(base - p0) * D, (size_t)keep * D * sizeof(float));
+            memmove(v, v + (size_t)(base - p0) * D, (size_t)keep * D * sizeof(float));
+        }
+    }
+    s->base = base;
 }
 
 // session_new: the parts every session has: the adapter, the logits and the first caches
@@ -268,7 +329,7 @@ static void attention_worker(void *ctx, int ith, int nth) {
     const plm_step *st = j->st;
     const plm_config *cfg = &st->model->config;
     int H = cfg->num_attention_heads, K = cfg->num_key_value_heads, D = cfg->head_dim;
-    size_t HD = (size_t)H * D, KD = (size_t)K * D;
+    size_t HD = (size_t)H * D;
     long total = 0;
     for (int32_t i = 0; i < j->n; i++) total += (long)j->sq[i].T * H;
     long i0 = total * ith / nth, i1 = total * (ith + 1) / nth, off = 0; // off: the sequence's row
@@ -277,13 +338,13 @@ static void attention_worker(void *ctx, int ith, int nth) {
         long a = off * H, b = a + (long)j->sq[i].T * H; // its pairs [a, b)
         long lo = i0 > a ? i0 : a, hi = i1 < b ? i1 : b;
         if (lo >= hi) continue;
-        size_t lc =
-            (size_t)j->layer * (size_t)s->cap * KD; // this layer's (K, cap, D) in its caches
+        int n, p0;
+        const size_t lc = layer_kv(s, j->layer, &n, &p0); // this layer's (K, n, D) in its caches
         plm_attention_forward(st->att_out + (size_t)off * HD,
                               st->att + (size_t)off * (size_t)H * (size_t)st->att_stride,
                               st->att_stride, st->q + (size_t)off * HD, s->k_cache + lc,
-                              s->v_cache + lc, (size_t)D, (size_t)s->cap * D, j->sq[i].T, s->n_past,
-                              H, K, D, plm_attention_scale(cfg), plm_layer_window(cfg, j->layer),
+                              s->v_cache + lc, (size_t)D, (size_t)n * D, j->sq[i].T, s->n_past, H,
+                              K, D, plm_attention_scale(cfg), plm_layer_window(cfg, j->layer), p0,
                               (int)(lo - a), (int)(hi - a));
     }
 }
@@ -327,13 +388,14 @@ static void new_keys_values(const plm_step *st, const plm_step_seq *sq, int32_t 
     const float *cos_t = local ? st->cos_l : st->cos_t, *sin_t = local ? st->sin_l : st->sin_t;
     for (int32_t i = 0, off = 0; i < n; off += sq[i].T, i++) {
         plm_session *s = sq[i].s;
-        int P = s->n_past, T = sq[i].T;
+        int P = s->n_past, T = sq[i].T, slots, p0;
+        const size_t lc = layer_kv(s, l, &slots, &p0);
         float *k = st->kn + (size_t)off * KD, *v = st->vn + (size_t)off * KD;
         plm_rope_forward(st->q + (size_t)off * H * D, cos_t, sin_t, P, T, H, D);
         plm_rope_forward(k, cos_t, sin_t, P, T, K, D);
         for (int t = 0; t < T; t++)
-            for (int kh = 0; kh < K; kh++) { // (l, kh, P + t) of the caches
-                size_t at = (((size_t)l * K + (size_t)kh) * (size_t)s->cap + (size_t)(P + t)) * D;
+            for (int kh = 0; kh < K; kh++) { // (kh, P + t) of the layer's caches
+                size_t at = lc + ((size_t)kh * (size_t)slots + (size_t)(P + t - p0)) * D;
                 memcpy(s->k_cache + at, k + (size_t)t * KD + (size_t)kh * D, D * sizeof(float));
                 memcpy(s->v_cache + at, v + (size_t)t * KD + (size_t)kh * D, D * sizeof(float));
             }
@@ -353,8 +415,10 @@ static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n, 
     float eps = cfg->rms_norm_eps;
     const int gelu = cfg->model_type == PLM_ARCH_GEMMA3;
     int T = 0; // rows in the step
-    for (int32_t i = 0; i < n; T += sq[i].T, i++)
+    for (int32_t i = 0; i < n; T += sq[i].T, i++) {
+        slide(sq[i].s, sq[i].T);
         plm_embed_forward(st->x + (size_t)T * C, sq[i].ids, sq[i].T, m, sq[i].s->lora);
+    }
     for (int l = 0; l < L; l++) {
         const plm_layer *w = &m->layers[l];
         // attention block: x += o_proj(attention(rope(q), rope(k), v)), q, k, v with their
@@ -384,7 +448,7 @@ static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n, 
             plm_rmsnorm_forward_mt(st->pool, st->xn, NULL, st->xn, w->post_ffw_norm, T, C, eps);
         plm_residual_forward(st->x, st->xn, (size_t)T * C);
     }
-    for (int32_t i = 0; i < n; i++) sq[i].s->n_past += sq[i].T;
+    for (int32_t i = 0; i < n; i++) sq[i].s->n_past += sq[i].T, sq[i].s->pending -= sq[i].T;
     if (logits_out) {
         plm_rmsnorm_forward(st->xn, NULL, st->x, m->norm, T, C, eps);
         plm_head_forward(st->pool, logits_out, st->xn, T, m, sq[0].s->lora, st->scratch);
@@ -410,22 +474,34 @@ void plm_step_run(const plm_step *st, const plm_step_seq *sq, int32_t n) {
 // ---- public entry points ----
 
 plm_status plm_session_admit(plm_session *s, const int32_t *ids, int32_t n, plm_error *err) {
+    const int32_t used = s->n_past + s->pending;
     if (!ids || n < 1) return plm_fail(err, PLM_ERR_ARG, "decode: no tokens");
-    if (n > s->n_ctx - s->n_past)
+    if (n > s->n_ctx - used)
         return plm_fail(err, PLM_ERR_ARG,
                         "decode: %d tokens do not fit in the context: %d of %d positions used", n,
-                        s->n_past, s->n_ctx);
+                        used, s->n_ctx);
     int32_t V = s->n_vocab;
     for (int32_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V)
             return plm_fail(err, PLM_ERR_ARG, "decode: token %d at index %d out of range [0, %d)",
                             ids[i], i, V);
-    if (reserve(s, s->n_past + n) != PLM_OK)
+    if (reserve(s, used + n) != PLM_OK)
         return plm_fail(err, PLM_ERR_NOMEM,
                         "decode: out of memory growing the KV cache to %d "
                         "positions",
-                        s->n_past + n);
+                        used + n);
+    memcpy(s->hist + used, ids, (size_t)n * sizeof *ids);
+    s->pending += n;
     return PLM_OK;
+}
+
+// run: forward steps of a standalone session over the next n of its pending tokens, CHUNK at a
+// time; out (n, n_vocab), when not NULL, receives every row's logits
+static void run(plm_session *s, int32_t n, float *out) {
+    for (int32_t i = 0; i < n; i += CHUNK) {
+        plm_step_seq sq = {s, s->hist + s->n_past, n - i < CHUNK ? n - i : CHUNK};
+        step_forward(s->step, &sq, 1, out ? out + (size_t)i * (size_t)s->n_vocab : NULL);
+    }
 }
 
 plm_status plm_session_decode(plm_session *s, const int32_t *ids, int32_t n, plm_error *err) {
@@ -433,13 +509,10 @@ plm_status plm_session_decode(plm_session *s, const int32_t *ids, int32_t n, plm
     plm_status st = plm_session_admit(s, ids, n, err);
     if (st != PLM_OK) return st;
     if (s->batch)
-        return plm_batch_decode(s->batch, s, ids, n) == PLM_OK
+        return plm_batch_decode(s->batch, s, s->hist + s->n_past, s->pending) == PLM_OK
                    ? PLM_OK
                    : plm_fail(err, PLM_ERR_CANCELLED, "decode: the batch has stopped");
-    for (int32_t i = 0; i < n; i += CHUNK) {
-        plm_step_seq sq = {s, ids + i, n - i < CHUNK ? n - i : CHUNK};
-        step_forward(s->step, &sq, 1, NULL);
-    }
+    run(s, s->pending, NULL);
     return PLM_OK;
 }
 
@@ -450,11 +523,9 @@ plm_status plm_session_decode_all(plm_session *s, const int32_t *ids, int32_t n,
         return plm_fail(err, PLM_ERR_UNSUPPORTED, "decode_all: not for a session of a batch");
     plm_status st = plm_session_admit(s, ids, n, err);
     if (st != PLM_OK) return st;
+    run(s, s->pending - n, NULL); // what a truncation left to decode again, if anything
+    run(s, n, out);
     size_t V = (size_t)s->n_vocab;
-    for (int32_t i = 0; i < n; i += CHUNK) {
-        plm_step_seq sq = {s, ids + i, n - i < CHUNK ? n - i : CHUNK};
-        step_forward(s->step, &sq, 1, out + (size_t)i * V);
-    }
     memcpy(s->logits, out + (size_t)(n - 1) * V, V * sizeof(float));
     return PLM_OK;
 }
@@ -474,7 +545,7 @@ const plm_tokenizer *plm_session_tokenizer(const plm_session *s) {
     return t ? t : s->model->tokenizer;
 }
 int32_t plm_session_n_past(const plm_session *s) {
-    return s->n_past;
+    return s->n_past + s->pending;
 }
 int32_t plm_session_n_ctx(const plm_session *s) {
     return s->n_ctx;
@@ -483,6 +554,16 @@ int32_t plm_session_n_threads(const plm_session *s) {
     return s->pool ? plm_pool_size(s->pool) : plm_batch_n_threads(s->batch);
 }
 
+// Below what the local layers still hold for position n (the window - 1 before it), the first n
+// tokens become pending again: the next decode runs them before its own.
 void plm_session_truncate(plm_session *s, int32_t n) {
-    if (n >= 0 && n < s->n_past) s->n_past = n;
+    if (n < 0 || n >= s->n_past + s->pending) return;
+    if (n >= s->n_past) {
+        s->pending = n - s->n_past;
+        return;
+    }
+    s->pending = 0;
+    if (s->base > 0 && n - s->model->config.sliding_window + 1 < s->base)
+        s->pending = n, s->n_past = 0, s->base = 0;
+    else s->n_past = n;
 }

@@ -330,7 +330,7 @@ static void attention_worker(void *ctx, int ith, int nth) {
         const float *q = a->q + r * HD, *k = a->k + r * KD, *v = a->v + r * KD;
         if (!j->backward) { // rows split over threads, each (t, h) by one thread
             int n = T * H, i0 = (int)((long)n * ith / nth), i1 = (int)((long)n * (ith + 1) / nth);
-            plm_attention_forward(a->ao + r * HD, att, T, q, k, v, KD, D, T, 0, H, K, D, sc, win,
+            plm_attention_forward(a->ao + r * HD, att, T, q, k, v, KD, D, T, 0, H, K, D, sc, win, 0,
                                   i0, i1);
             continue;
         }
@@ -341,7 +341,7 @@ static void attention_worker(void *ctx, int ith, int nth) {
             // give again go to the scratch t->ao, which o_proj's backward has read by now
             for (int p = 0; p < T; p++)
                 plm_attention_forward(t->ao + r * HD, att, T, q, k, v, KD, D, T, 0, H, K, D, sc,
-                                      win, p * H + kh * G, p * H + kh * G + G);
+                                      win, 0, p * H + kh * G, p * H + kh * G + G);
             plm_attention_backward(t->dq + r * HD, t->dk + r * KD, t->dv + r * KD, t->dao + r * HD,
                                    att, T, q, k, v, T, H, K, D, sc, kh, kh + 1);
         }

@@ -19,7 +19,9 @@ layers, 4 heads, 2 KV heads, vocab 320), one per family that pocketlm runs besid
 and <name>.ref.safetensors with the tensors of make_ref.py's references (input_ids, logits,
 input_ids33, logits33, loss, loss33, greedy, greedy_logits, greedy_gap). Greedy is the argmax of
 full forwards without a cache, step by step (make_ref.py checks that HF's cached generate gives
-the same; generate does not import here, see below).
+the same; generate does not import here, see below). The models with a sliding window also get
+input_ids300 and logits300_last4 (the last 4 rows of a 300-token forward: far past a session's
+local-layer cache of window - 1 + 128 positions, which slides).
 
 Qwen3 needs transformers >= 4.51, newer than the pinned 4.44.2 (tests/ref/README.md), so this
 script runs in a virtual environment over the system torch:
@@ -112,7 +114,7 @@ def build(seed, cls, cfg, norm_center=1.0, embed_std=0.2):
     return model.eval()
 
 
-def references(model, ids7, ids33):
+def references(model, ids7, ids33, ids300):
     out = {}
     with torch.no_grad():
         for key, ids in (("", ids7), ("33", ids33)):
@@ -131,6 +133,10 @@ def references(model, ids7, ids33):
         out["greedy_logits"] = step_logits.contiguous()
         top = torch.topk(step_logits, 2, dim=-1).values
         out["greedy_gap"] = (top[:, 0] - top[:, 1]).min().reshape(1)
+        if getattr(model.config, "sliding_window_pattern", None):
+            out["input_ids300"] = ids300.float()
+            logits = model(ids300[None].long(), use_cache=False).logits[0]
+            out["logits300_last4"] = logits[-4:].float().contiguous()
     return out
 
 
@@ -139,6 +145,7 @@ def main():
     g = torch.Generator().manual_seed(42)  # the ids of make_ref.py
     ids7 = torch.randint(3, V, (T_SHORT,), generator=g)
     ids33 = torch.randint(3, V, (T_LONG,), generator=g)
+    ids300 = torch.randint(3, V, (300,), generator=g)
     total = 0
     for name, (seed, cls, cfg) in MODELS.items():
         if len(sys.argv) > 1 and name not in sys.argv[1:]:
@@ -146,7 +153,7 @@ def main():
         model = build(seed, cls, cfg, **INIT.get(name, {}))
         d = os.path.join(REF, name)
         model.save_pretrained(d, safe_serialization=True)
-        refs = references(model, ids7, ids33)
+        refs = references(model, ids7, ids33, ids300)
         if name in SAME_WEIGHTS:  # the shared file, and the config's effect on the logits
             st = os.path.join(d, "model.safetensors")
             other = os.path.join(REF, SAME_WEIGHTS[name], "model.safetensors")

@@ -81,8 +81,9 @@ static void check_model(const char *dir, plm_dtype dtype, const char *const lora
         if (lora_dirs[i] && plm_lora_load(&loras[i], lora_dirs[i], m, &err) != PLM_OK)
             CHECK_MSG(0, "%s: %s", lora_dirs[i], err.msg);
     if (token_rows) loras[N_SEQ - 1] = token_adapter(m);
-    int32_t V = m->config.vocab_size, lens[N_SEQ] = {7, 70, 2}, prompt[72]; // from prompt + i
-    for (int32_t t = 0; t < 72; t++) prompt[t] = (t * 7 + 3) % V;
+    // from prompt + i; 150 tokens: past a sliding-window layer's 128 + window - 1 positions
+    int32_t V = m->config.vocab_size, lens[N_SEQ] = {7, 150, 2}, prompt[152];
+    for (int32_t t = 0; t < 152; t++) prompt[t] = (t * 7 + 3) % V;
     seq_run alone[N_SEQ], batched[N_SEQ];
     plm_batch *b = NULL;
     CHECK_MSG(plm_batch_create(&b, m, 2, 4, 256, &err) == PLM_OK, "batch: %s", err.msg);

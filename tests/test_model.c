@@ -745,6 +745,67 @@ static void test_on_token(void) {
     plm_model_free(m);
 }
 
+// test_window: a model with sliding-window layers, 300 tokens (make_ref_arch.py's input_ids300):
+// its local layers keep window - 1 + 128 positions and slide as the context fills. All at once,
+// in uneven pieces, and token by token give the last rows of HF transformers' full forward; a
+// truncation the local layers still cover, and one below them (the kept tokens decoded again),
+// then the same tokens again, give the same bits as never truncating.
+static void test_window(const char *name) {
+    char dir[256], ref[256];
+    snprintf(dir, sizeof dir, "tests/ref/%s", name);
+    snprintf(ref, sizeof ref, "tests/ref/%s.ref.safetensors", name);
+    plm_model *m = NULL;
+    plm_safetensors st = {0};
+    plm_error err;
+    plm_load_params lp = plm_load_default_params();
+    if (plm_model_load(&m, dir, &lp, &err) != PLM_OK ||
+        plm_safetensors_open(&st, ref, &err) != PLM_OK) {
+        CHECK_MSG(0, "%s: %s", name, err.msg);
+        plm_model_free(m);
+        return;
+    }
+    int n = 0;
+    int32_t *ids = ref_ids(&st, "input_ids300", &n);
+    float *want = ref_f32(&st, "logits300_last4", NULL);
+    const size_t V = (size_t)m->config.vocab_size;
+    CHECK_MSG(ids && want && n == 300 && m->config.sliding_window > 0, "%s: no 300-token reference",
+              name);
+    plm_session_params sp = plm_session_default_params();
+    sp.n_threads = 2, sp.n_ctx = 400;
+    plm_session *a = NULL, *b = NULL;
+    float *all = malloc((size_t)n * V * sizeof *all), *last = malloc(V * sizeof *last);
+    CHECK(ids && want && plm_session_create(&a, m, &sp, &err) == PLM_OK &&
+          plm_session_create(&b, m, &sp, &err) == PLM_OK &&
+          plm_session_decode_all(a, ids, n, all, &err) == PLM_OK);
+    if (a && b && ids && want) {
+        check_close("300 tokens vs HF", all + (size_t)(n - 4) * V, want, 4 * V, 1e-4, 1e-4);
+        int ok = 1; // pieces of 5, 150 and 1 token
+        for (int t = 0; ok && t < n;) {
+            const int k = t < 10 ? 5 : t < 160 ? 150 : 1;
+            ok = plm_session_decode(b, ids + t, k, &err) == PLM_OK;
+            t += k;
+        }
+        CHECK_MSG(ok && !memcmp(plm_session_logits(b), all + (size_t)(n - 1) * V, V * sizeof *all),
+                  "%s: pieces and token by token differ from all at once", name);
+        for (int cut = 0; cut < 2; cut++) { // to 280: still held; to 150: decoded again
+            const int keep = cut ? 150 : 280;
+            plm_session_truncate(b, keep);
+            CHECK(plm_session_n_past(b) == keep);
+            ok = plm_session_decode(b, ids + keep, n - keep, &err) == PLM_OK;
+            CHECK_MSG(
+                ok && !memcmp(plm_session_logits(b), all + (size_t)(n - 1) * V, V * sizeof *all),
+                "%s: after a truncation to %d, not the same bits", name, keep);
+        }
+        plm_session_truncate(b, 20); // decode_all after a truncation below the window
+        CHECK(plm_session_decode_all(b, ids + 20, n - 20, all, &err) == PLM_OK &&
+              !memcmp(all + (size_t)(n - 21) * V, plm_session_logits(a), V * sizeof *all));
+    }
+    plm_session_free(a), plm_session_free(b);
+    free(ids), free(want), free(all), free(last);
+    plm_safetensors_free(&st);
+    plm_model_free(m);
+}
+
 int main(void) {
     test_self();
     test_should_stop();
@@ -763,6 +824,8 @@ int main(void) {
     test_decode_bits("tiny-qwen2");
     test_decode_bits("tiny-qwen3");
     test_decode_bits("tiny-gemma3");
+    test_window("tiny-gemma3");
+    test_window("tiny-gemma3-linear");
     test_bad_input();
     test_dynamic_blocking();
     test_rerank();

@@ -54,14 +54,14 @@ static double loss_of(int op, bufs *b, const float *g) {
         return dotg(b->out, g, (size_t)T * H * D);
     case 2:
         plm_attention_forward(b->out, b->att, T, b->q, b->k, b->v, (size_t)K * D, (size_t)D, T, 0,
-                              H, K, D, 1.0f / sqrtf((float)D), 0, 0, T * H);
+                              H, K, D, 1.0f / sqrtf((float)D), 0, 0, 0, T * H);
         return dotg(b->out, g, (size_t)T * H * D);
     case 3:
         plm_swiglu_forward(b->out, b->gate, b->up, (size_t)T * F);
         return dotg(b->out, g, (size_t)T * F);
     case 5: // Gemma 3's local attention: a sliding window of 3, the scale of its own
         plm_attention_forward(b->out, b->att, T, b->q, b->k, b->v, (size_t)K * D, (size_t)D, T, 0,
-                              H, K, D, 0.3f, 3, 0, T * H);
+                              H, K, D, 0.3f, 3, 0, 0, T * H);
         return dotg(b->out, g, (size_t)T * H * D);
     case 6:
         plm_geglu_forward(b->out, b->gate, b->up, (size_t)T * F);
@@ -225,7 +225,7 @@ static void test_forward(void) {
         const float scale = variant ? 0.3f : 1.0f / sqrtf((float)D);
         const int window = variant ? 3 : 0;
         plm_attention_forward(ao, att, T, q, k, v, (size_t)K * D, (size_t)D, T, 0, H, K, D, scale,
-                              window, 0, T * H);
+                              window, 0, 0, T * H);
         for (int t = 0; t < T; t++)
             for (int h = 0; h < H; h++) {
                 int kh = h / (H / K), s0 = window && t + 1 > window ? t + 1 - window : 0;
@@ -285,12 +285,12 @@ static size_t run_ops(float *out, const path_in *in, int Tn, int Cn, int Hn, int
     o += (size_t)Tn * Hn * Dn;
     float *att = out + o + (size_t)Tn * Hn * Dn;
     plm_attention_forward(out + o, att, S, in->q, in->k, in->v, (size_t)Kn * Dn, (size_t)Dn, Tn, P,
-                          Hn, Kn, Dn, 0.3f, 0, 0, Tn * Hn);
+                          Hn, Kn, Dn, 0.3f, 0, 0, 0, Tn * Hn);
     o += (size_t)Tn * Hn * Dn + (size_t)Tn * Hn * S;
     float *dq = out + o, *dk = dq + (size_t)Tn * Hn * Dn, *dv = dk + (size_t)Tn * Kn * Dn;
     memset(dq, 0, sizeof(float) * (size_t)(Tn * Hn * Dn + 2 * Tn * Kn * Dn));
     plm_attention_forward(dv + (size_t)Tn * Kn * Dn, att, Tn, in->q, in->k, in->v, (size_t)Kn * Dn,
-                          (size_t)Dn, Tn, 0, Hn, Kn, Dn, 0.3f, 3, 0, Tn * Hn); // P = 0, window 3
+                          (size_t)Dn, Tn, 0, Hn, Kn, Dn, 0.3f, 3, 0, 0, Tn * Hn); // P = 0, window 3
     plm_attention_backward(dq, dk, dv, in->g, att, Tn, in->q, in->k, in->v, Tn, Hn, Kn, Dn, 0.3f, 0,
                            Kn);
     o += (size_t)Tn * Hn * Dn + 2 * (size_t)Tn * Kn * Dn + (size_t)Tn * Hn * Dn;

@@ -56,21 +56,29 @@ static float *logits_all(const plm_model *m, int threads, const int32_t *ids, in
     return out;
 }
 
-static void test_variant(const char *name) {
+// load_ref: tests/ref/NAME (f32) and its references NAME.ref.safetensors, or NULL (a failed check)
+static plm_model *load_ref(const char *name, plm_safetensors *st) {
     char dir[256], ref[256];
     snprintf(dir, sizeof dir, "tests/ref/%s", name);
     snprintf(ref, sizeof ref, "tests/ref/%s.ref.safetensors", name);
     fprintf(stderr, "-- %s\n", name);
     plm_model *m = NULL;
-    plm_safetensors st;
     plm_error err;
     plm_load_params lp = plm_load_default_params();
     if (plm_model_load(&m, dir, &lp, &err) != PLM_OK ||
-        plm_safetensors_open(&st, ref, &err) != PLM_OK) {
+        plm_safetensors_open(st, ref, &err) != PLM_OK) {
         CHECK_MSG(0, "%s: %s", name, err.msg);
         plm_model_free(m);
-        return;
+        return NULL;
     }
+    return m;
+}
+
+static void test_variant(const char *name) {
+    plm_safetensors st;
+    plm_error err;
+    plm_model *m = load_ref(name, &st);
+    if (!m) return;
     size_t V = (size_t)m->config.vocab_size;
     int n7, n33, ng;
     int32_t *ids7 = ref_ids(&st, "input_ids", &n7), *ids33 = ref_ids(&st, "input_ids33", &n33);
@@ -157,6 +165,9 @@ static void test_variant(const char *name) {
     // matmuls to 2-3e-3 (measured), so 1e-2 here; the real precision check is the real model's
     // q8_0 perplexity against f32.
     plm_model *q = NULL;
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/ref/%s", name);
+    plm_load_params lp = plm_load_default_params();
     lp.dtype = PLM_DTYPE_Q8_0;
     if (plm_model_load(&q, dir, &lp, &err) == PLM_OK) {
         float *gq = logits_all(q, 2, ids33, n33);
@@ -751,19 +762,10 @@ static void test_on_token(void) {
 // truncation the local layers still cover, and one below them (the kept tokens decoded again),
 // then the same tokens again, give the same bits as never truncating.
 static void test_window(const char *name) {
-    char dir[256], ref[256];
-    snprintf(dir, sizeof dir, "tests/ref/%s", name);
-    snprintf(ref, sizeof ref, "tests/ref/%s.ref.safetensors", name);
-    plm_model *m = NULL;
-    plm_safetensors st = {0};
+    plm_safetensors st;
     plm_error err;
-    plm_load_params lp = plm_load_default_params();
-    if (plm_model_load(&m, dir, &lp, &err) != PLM_OK ||
-        plm_safetensors_open(&st, ref, &err) != PLM_OK) {
-        CHECK_MSG(0, "%s: %s", name, err.msg);
-        plm_model_free(m);
-        return;
-    }
+    plm_model *m = load_ref(name, &st);
+    if (!m) return;
     int n = 0;
     int32_t *ids = ref_ids(&st, "input_ids300", &n);
     float *want = ref_f32(&st, "logits300_last4", NULL);

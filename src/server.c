@@ -603,14 +603,11 @@ static plm_status open_listener(int *out, const char *host, int32_t *port, plm_e
     return PLM_OK;
 }
 
-// start_batch: the batch every request's sequence decodes in, and the KV cache's size per
-// position (the seats' budget counts in it)
+// start_batch: the batch every request's sequence decodes in
 static plm_status start_batch(server *s, plm_error *err) {
     const plm_config *cfg = &s->p->model->config;
     int32_t max_pos = cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings : 2048;
     s->n_ctx = s->p->n_ctx ? s->p->n_ctx : max_pos < 2048 ? max_pos : 2048;
-    s->kv_per_pos = 2 * (int64_t)cfg->num_hidden_layers * cfg->num_key_value_heads * cfg->head_dim *
-                    (int64_t)sizeof(float);
     s->kv_budget = s->p->kv_budget;
     int32_t threads = s->p->n_threads ? s->p->n_threads : plm_n_cores();
     return plm_batch_create(&s->batch, s->p->model, threads, s->p->max_batch, s->n_ctx, err);

@@ -61,7 +61,6 @@ typedef struct {
     slot *slots;          // (max_conns)
     plm_batch *batch;     // every request's decode steps (NULL without a model)
     int32_t n_ctx;        // positions a request may use at most
-    int64_t kv_per_pos;   // bytes of KV cache per position
     int64_t kv_budget;    // bytes of KV cache the seats may hold together
     int64_t kv_used;      // bytes the seats hold now
     int gen_active;       // requests holding a seat (a sequence in the batch)

@@ -443,7 +443,7 @@ static int seat(conn *c, const gen_request *r, int32_t n, plm_session **ses, int
     plm_error err = {0};
     int64_t want = (int64_t)n + r->gp.max_tokens + 1; // the last token is never fed back
     int32_t n_ctx = want < s->n_ctx ? (int32_t)want : s->n_ctx;
-    *kv_bytes = n_ctx * s->kv_per_pos;
+    *kv_bytes = plm_session_kv_bytes(s->p->model, n_ctx);
     if (*kv_bytes > s->kv_budget)
         return plm_server_send_error(c, 400, NULL,
                                      "the prompt and max_tokens need %d positions of KV cache "

@@ -167,11 +167,19 @@ void plm_session_free(plm_session *s) {
     free(s);
 }
 
-// local_cap: the positions a local layer of s needs at most: the window - 1 a query sees before
-// itself, plus a step's new ones (0: the model has no sliding-window layers)
-static int local_cap(const plm_session *s) {
-    const int w = s->model->config.sliding_window;
-    return w > 0 ? w - 1 + CHUNK : 0;
+// local_cap: the positions a local layer of a model of config c needs at most: the window - 1 a
+// query sees before itself, plus a step's new ones (0: the model has no sliding-window layers)
+static int local_cap(const plm_config *c) {
+    return c->sliding_window > 0 ? c->sliding_window - 1 + CHUNK : 0;
+}
+
+int64_t plm_session_kv_bytes(const plm_model *m, int32_t n_ctx) {
+    const plm_config *c = &m->config;
+    const int32_t local = n_ctx < local_cap(c) ? n_ctx : local_cap(c);
+    int64_t slots = 0;
+    for (int l = 0; l < c->num_hidden_layers; l++)
+        slots += plm_layer_window(c, l) > 0 ? local : n_ctx;
+    return 2 * slots * c->num_key_value_heads * c->head_dim * (int64_t)sizeof(float);
 }
 
 // layer_kv: where layer l's (K, *n, D) keys and values start in s's caches (in floats), *n its
@@ -199,7 +207,7 @@ static plm_status reserve(plm_session *s, int need) {
     int cap = s->cap ? s->cap : need;
     while (cap < need) cap = cap > s->n_ctx / 2 ? s->n_ctx : 2 * cap;
     plm_session grown = *s; // the new sizes, for layer_kv
-    grown.cap = cap, grown.hold = cap < local_cap(s) ? cap : local_cap(s);
+    grown.cap = cap, grown.hold = cap < local_cap(cfg) ? cap : local_cap(cfg);
     for (int l = 0; l < L; l++) slots += (size_t)(plm_layer_window(cfg, l) > 0 ? grown.hold : cap);
     float *k = plm_alloc(slots * K, D * sizeof(float));
     float *v = plm_alloc(slots * K, D * sizeof(float));

@@ -30,6 +30,10 @@ void plm_step_free(plm_step *st);
 // plm_session_logits: the same bits as plm_session_decode of the same tokens alone.
 void plm_step_run(const plm_step *st, const plm_step_seq *sq, int32_t n);
 
+// plm_session_kv_bytes: the most KV cache a session of model m with n_ctx positions holds (its
+// sliding-window layers' caches stop at the window - 1 + 128 positions they can use).
+int64_t plm_session_kv_bytes(const plm_model *m, int32_t n_ctx);
+
 // plm_session_admit: check that ids (n) are valid and fit in s, and grow its caches for them.
 plm_status plm_session_admit(plm_session *s, const int32_t *ids, int32_t n, plm_error *err);
 

@@ -11,6 +11,7 @@
 #include "model.h"
 #include "rng.h"
 #include "safetensors.h"
+#include "session.h"
 #include "test.h"
 
 // ref_ids: a reference tensor of ids (stored as F32) into a new int array
@@ -772,6 +773,11 @@ static void test_window(const char *name) {
     const size_t V = (size_t)m->config.vocab_size;
     CHECK_MSG(ids && want && n == 300 && m->config.sliding_window > 0, "%s: no 300-token reference",
               name);
+    // 3 layers (local, global, local), 1 KV head of 32: the local ones at most window - 1 + 128
+    const int64_t local = m->config.sliding_window - 1 + 128;
+    CHECK(m->config.num_hidden_layers == 3 &&
+          plm_session_kv_bytes(m, 400) == (2 * local + 400) * 256 &&
+          plm_session_kv_bytes(m, 100) == 300 * 256);
     plm_session_params sp = plm_session_default_params();
     sp.n_threads = 2, sp.n_ctx = 400;
     plm_session *a = NULL, *b = NULL;

@@ -235,7 +235,7 @@ static plm_status reserve(plm_session *s, int need) {
 // slide: room in s's local layers for T (<= CHUNK) more positions: when they would overflow, drop
 // their oldest positions, keeping the last window - 1 at least (a query sees no further back)
 static void slide(plm_session *s, int T) {
-    if (s->n_past + T - s->base <= s->hold) return; // also every model without local layers
+    if (!s->hold || s->n_past + T - s->base <= s->hold) return; // hold 0: no local layers
     const plm_config *cfg = &s->model->config;
     const size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim;
     const int base = s->n_past + T - s->hold, keep = s->n_past - base;
@@ -551,6 +551,9 @@ int32_t plm_session_n_vocab(const plm_session *s) {
 const plm_tokenizer *plm_session_tokenizer(const plm_session *s) {
     const plm_tokenizer *t = s->lora ? plm_lora_tokenizer(s->lora) : NULL;
     return t ? t : s->model->tokenizer;
+}
+int32_t plm_session_pending(const plm_session *s) {
+    return s->pending;
 }
 int32_t plm_session_n_past(const plm_session *s) {
     return s->n_past + s->pending;

@@ -34,6 +34,10 @@ void plm_step_run(const plm_step *st, const plm_step_seq *sq, int32_t n);
 // sliding-window layers' caches stop at the window - 1 + 128 positions they can use).
 int64_t plm_session_kv_bytes(const plm_model *m, int32_t n_ctx);
 
+// plm_session_pending: tokens that the next decode runs before its own (a truncation below what
+// sliding-window layers hold makes the kept ones pending again; else 0)
+int32_t plm_session_pending(const plm_session *s);
+
 // plm_session_admit: check that ids (n) are valid and fit in s, and grow its caches for them.
 plm_status plm_session_admit(plm_session *s, const int32_t *ids, int32_t n, plm_error *err);
 

@@ -137,6 +137,12 @@ static void test_variant(const char *name) {
                         1e-5);
         }
         CHECK(b && plm_session_decode(b, ids, 41, &err) == PLM_ERR_ARG); // 601 > n_ctx
+        // a truncation: only sliding-window layers (which hold the last 131 positions at most
+        // here) make the kept tokens pending
+        plm_session_truncate(b, 100);
+        CHECK_MSG(b && plm_session_pending(b) == (m->config.sliding_window > 0 ? 100 : 0),
+                  "%s: %d tokens pending after a truncation", name,
+                  b ? plm_session_pending(b) : -1);
         plm_session_free(a), plm_session_free(b);
         free(ids), free(all), free(grown);
     }
@@ -798,7 +804,7 @@ static void test_window(const char *name) {
         for (int cut = 0; cut < 2; cut++) { // to 280: still held; to 150: decoded again
             const int keep = cut ? 150 : 280;
             plm_session_truncate(b, keep);
-            CHECK(plm_session_n_past(b) == keep);
+            CHECK(plm_session_n_past(b) == keep && plm_session_pending(b) == (cut ? keep : 0));
             ok = plm_session_decode(b, ids + keep, n - keep, &err) == PLM_OK;
             CHECK_MSG(
                 ok && !memcmp(plm_session_logits(b), all + (size_t)(n - 1) * V, V * sizeof *all),

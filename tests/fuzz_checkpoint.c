@@ -5,7 +5,7 @@
 // checkpoint; each input is the six files, in the order of files[], with SEP between them (a
 // missing one is empty), written over that checkpoint; then plm_finetune_begin resumes from it and,
 // when it accepts, one more step runs. Nothing may crash, leak, or index by a position it has not
-// checked. With FUZZ_SEEDS=DIR set, the first call writes the valid files joined as DIR/seed.
+// checked. With FUZZ_SEEDS=DIR set, the setup writes the valid files joined as DIR/seed.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@
 #include "base.h"
 #include "pocketlm.h"
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define DIR     "build/fuzz/checkpoint" // fuzz.sh runs from the repository's root
@@ -102,8 +103,14 @@ static void setup(void) {
     fclose(out);
 }
 
+// the setup, once, before the first input (outside libFuzzer's per-input timeout)
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc, (void)argv;
+    setup();
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (!base) setup();
     const uint8_t *at = data, *end = data + size;
     for (int i = 0; i < N_FILES; i++) {
         const uint8_t *next = at;

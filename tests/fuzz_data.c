@@ -15,6 +15,7 @@
 #include "data.h"
 #include "tokenizer.h"
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 // crash: a property failed; abort so that libFuzzer records the input.
@@ -50,14 +51,17 @@ static void check_order(const plm_dataset *d, int32_t B) {
     free(seen);
 }
 
+static plm_tokenizer *tok;
+
+// the tokenizer, once, before the first input (outside libFuzzer's per-input timeout)
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc, (void)argv;
+    plm_tokenizer_load(&tok, "data/smollm2-paraphraser/tokenizer.json", NULL);
+    require(tok != NULL); // run from the repository root (data/)
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static plm_tokenizer *tok;
-    static int loaded;
-    if (!loaded) {
-        loaded = 1;
-        plm_tokenizer_load(&tok, "data/smollm2-paraphraser/tokenizer.json", NULL);
-        require(tok != NULL); // run from the repository root (data/)
-    }
     const int32_t end_id = plm_tokenizer_token_id(tok, PLM_TASK_END);
     plm_data_params p = plm_data_default_params();
     p.max_len = 48; // small, so that long rows are exercised too

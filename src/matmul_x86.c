@@ -551,28 +551,41 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_lanes_avx512(const matmul_job *j, const cha
     }
 }
 
-// q8_pair_avx512: out[t0 .. t0 + 8, r + i] for i < nr (1 or 2, a constant at each call site;
+// q8_pair_avx512: out[t0 .. t0 + 8, r + i] for i < nr (1 to 4, a constant at each call site;
 // tokens past T not written) for the paired group at xg; the rows share each load of the inputs.
 // Per block a vpdpbusd chain over the 4 pairs of lanes p gives token k the sum of its lanes 2 p in
 // vector lane 2 k (from the block's correction: set1_epi64 puts it in the even lanes) and of its
-// lanes 2 p + 1 in lane 2 k + 1; adding the swapped pairs gives P[b] in both, then one convert,
-// multiply and add (both lanes compute the same float chain; the even one is stored).
+// lanes 2 p + 1 in lane 2 k + 1. Two rows a and b share one float chain: blending their chains
+// (a's even lanes with b's odd ones, and the other way) and adding the second, pairs swapped, to
+// the first gives a's P[b] in the even lanes and b's in the odd ones; then one convert, multiply by
+// s (dw[a, b] in even lanes, dw[b, b] in odd ones, times dx) and add, so lanes 2 k and 2 k + 1 end
+// as out[t0 + k, a] and out[t0 + k, b]. An odd last row pairs with itself. The tile's rows
+// (nr C contiguous bytes) are one stream, prefetched as q8_tile4 prefetches its rows: the server's
+// steps of a few tokens read every weight from DRAM as decode does.
 PLM_INLINE PLM_TARGET_AVX512 void q8_pair_avx512(const matmul_job *j, const char *xg, int t0, int r,
                                                  const int nr) {
-    const int C = j->w->cols, nb = C / PLM_QK;
+    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK, np = (nr + 1) / 2;
     const int8_t *w = j->w->q + (size_t)r * C;                           // (nr, C)
     const float *dw = j->w->d + (size_t)r * nb;                          // (nr, nb)
     const float *dx = (const float *)(const void *)(xg + 8 * (size_t)C); // (nb, 16)
+    const int pft = prefetch_tiles((size_t)C);
+    const char *pq = r + Q8_DNR * pft < R ? (const char *)(w + (size_t)Q8_DNR * pft * C) : NULL;
+    const char *pd = (const char *)(dw + (size_t)Q8_DNR * (pft + 1) * nb);
     __m512 acc[2];
     UNROLL
-    for (int i = 0; i < nr; i++) acc[i] = _mm512_setzero_ps();
+    for (int q = 0; q < np; q++) acc[q] = _mm512_setzero_ps();
     for (int c0 = 0; c0 < nb; c0 += LANES_CHUNK) {
         const int ce = c0 + LANES_CHUNK < nb ? c0 + LANES_CHUNK : nb;
-        _Alignas(32) int32_t cw[2][LANES_CHUNK];
+        _Alignas(32) int32_t cw[4][LANES_CHUNK];
         UNROLL
         for (int i = 0; i < nr; i++) q8_corrections_avxvnni_evex(cw[i], w + (size_t)i * C, c0, ce);
         for (int b = c0; b < ce; b++) {
-            __m512i p[2];
+            if (nr == Q8_DNR && pq) {
+                _mm_prefetch(pq + 128 * b, _MM_HINT_T0);
+                _mm_prefetch(pq + 128 * b + 64, _MM_HINT_T0);
+                if (b % 2 == 0) _mm_prefetch(pd + 16 * b, _MM_HINT_T0);
+            }
+            __m512i p[4];
             UNROLL
             for (int i = 0; i < nr; i++) p[i] = _mm512_set1_epi64((uint32_t)cw[i][b - c0]);
             UNROLL
@@ -587,19 +600,27 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_pair_avx512(const matmul_job *j, const char
             }
             const __m512 xs = _mm512_load_ps(dx + 16 * b);
             UNROLL
-            for (int i = 0; i < nr; i++) {
-                const __m512i pb = _mm512_add_epi32(p[i], _mm512_shuffle_epi32(p[i], 0xB1));
-                const __m512 s = _mm512_mul_ps(_mm512_set1_ps(dw[(size_t)i * nb + b]), xs);
-                acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(_mm512_cvtepi32_ps(pb), s));
+            for (int q = 0; q < np; q++) {
+                const int ia = 2 * q, ib = 2 * q + 1 < nr ? 2 * q + 1 : 2 * q;
+                const __m512i e = _mm512_mask_blend_epi32(0xAAAA, p[ia], p[ib]);
+                const __m512i o = _mm512_mask_blend_epi32(0xAAAA, p[ib], p[ia]);
+                const __m512i pb = _mm512_add_epi32(e, _mm512_shuffle_epi32(o, 0xB1));
+                const __m512 ds =
+                    _mm512_mask_broadcastss_ps(_mm512_set1_ps(dw[(size_t)ia * nb + b]), 0xAAAA,
+                                               _mm_load_ss(dw + (size_t)ib * nb + b));
+                const __m512 s = _mm512_mul_ps(ds, xs);
+                acc[q] = _mm512_add_ps(acc[q], _mm512_mul_ps(_mm512_cvtepi32_ps(pb), s));
             }
         }
     }
     const int n = j->T - t0 < 8 ? j->T - t0 : 8;
     UNROLL
-    for (int i = 0; i < nr; i++) {
+    for (int q = 0; q < np; q++) {
         _Alignas(64) float sum[16];
-        _mm512_store_ps(sum, acc[i]);
-        for (int k = 0; k < n; k++) j->out[(size_t)(t0 + k) * j->w->rows + r + i] = sum[2 * k];
+        _mm512_store_ps(sum, acc[q]);
+        for (int k = 0; k < n; k++)
+            for (int i = 2 * q; i < 2 * q + 2 && i < nr; i++)
+                j->out[(size_t)(t0 + k) * R + r + i] = sum[2 * k + i - 2 * q];
     }
 }
 
@@ -620,8 +641,10 @@ PLM_TARGET_AVX512 static void q8_rows_avx512(const matmul_job *j, int r0, int r1
     if (j->T > 16 * ng) {
         const char *xg = (const char *)j->xc + (size_t)ng * gb;
         int r = r0;
-        for (; r + 2 <= r1; r += 2) q8_pair_avx512(j, xg, 16 * ng, r, 2);
-        if (r < r1) q8_pair_avx512(j, xg, 16 * ng, r, 1);
+        for (; r + Q8_DNR <= r1; r += Q8_DNR) q8_pair_avx512(j, xg, 16 * ng, r, Q8_DNR);
+        if (r1 - r == 3) q8_pair_avx512(j, xg, 16 * ng, r, 3);
+        if (r1 - r == 2) q8_pair_avx512(j, xg, 16 * ng, r, 2);
+        if (r1 - r == 1) q8_pair_avx512(j, xg, 16 * ng, r, 1);
     }
 }
 

@@ -153,6 +153,7 @@ PLM_INLINE Q8X_TARGET void Q8X(q8_lanes)(const matmul_job *j, const char *xg, in
         Q8X(q8_corrections)(cw, w, c0, ce);
 #endif
         for (int b = c0; b < ce; b++) {
+            lanes_prefetch(w, dw, b);
             const __m256i *xb = (const __m256i *)(const void *)(xg + (size_t)b * 256 * Q8X_PLANES);
 #if defined(Q8X_DPBUSD)
             __m256i p = _mm256_set1_epi32(cw[b - c0]);

@@ -13,12 +13,12 @@
 //     clang-14: `{vex} vpdpbusd`).
 // The integer sums are exact either way, and so is any sum of them, so all three give P[b] of
 // matmul_kernels.h's canonical order and its bits.
-// The kernels: the stream kernel below Q8_STREAM_T tokens (decode, small steps: 4 rows a tile,
-// their P[b] reduced into one vector with a lane a row), the same code in all three; the prefill
-// rows kernel with 8 tokens in the lanes of a ymm, whose int32 chain differs: AVX2 reads two planes
-// (x and |x|: vpmaddubsw(|x|, sign(w, x))), vpdpbusd one (x xor 0x80 from the weights'
-// correction, AVX-512's way: one operation and one plane less); see matmul_x86.c for the layouts
-// and the helpers used here.
+// The kernels: the stream kernel below Q8_STREAM_T (avxvnni: Q8_STREAM_T_VNNI) tokens (decode,
+// small steps: 4 rows a tile, their P[b] reduced into one vector with a lane a row), the same code
+// in all three; the prefill rows kernel with 8 tokens in the lanes of a ymm, whose int32 chain
+// differs: AVX2 reads two planes (x and |x|: vpmaddubsw(|x|, sign(w, x))), vpdpbusd one (x xor 0x80
+// from the weights' correction, AVX-512's way: one operation and one plane less); see matmul_x86.c
+// for the layouts and the helpers used here.
 // Before each include, define Q8X_TARGET (the target attribute), Q8X(name) (the name with the
 // variant's suffix), and either Q8X_DOT(a, b) (AVX2: a unsigned bytes, b signed -> the 8 int32
 // sums of 4 products) or Q8X_DPBUSD(acc, a, b) (vpdpbusd's intrinsic: acc + those sums). They are
@@ -209,8 +209,8 @@ PLM_INLINE Q8X_TARGET void Q8X(q8_lanes)(const matmul_job *j, const char *xg, in
     }
 }
 
-// q8_rows: out[0 .. T, r0 .. r1) for T >= Q8_STREAM_T: per group, every row, Q8X_NR at a time (the
-// group's inputs, 8 C bytes a plane, stay in L1 while the rows stream past).
+// q8_rows: out[0 .. T, r0 .. r1) from the table's stream_t tokens on: per group, every row, Q8X_NR
+// at a time (the group's inputs, 8 C bytes a plane, stay in L1 while the rows stream past).
 Q8X_TARGET static void Q8X(q8_rows)(const matmul_job *j, int r0, int r1) {
     const size_t gb = lane_group_bytes(j->w->cols, 8, Q8X_PLANES);
     for (int g = 0; 8 * g < j->T; g++) {

@@ -3,13 +3,13 @@
 // (the binary stays portable); the driver takes a table only when cpu.c found the instructions.
 //   f32 (every path): a packed 6 x 16 broadcast-FMA GEMM and a row-wise matrix-vector kernel for
 //     decode (AVX2 code: on Zen 4 it beats the AVX-512 4 x 6 dot-product tile it replaced);
-//   Q8_0: for prefill, tokens in vector lanes (16 a zmm with VNNI, 8 a ymm); below 4 (AVX-512) or
-//     7 tokens tiles of 4 rows as one prefetched stream for all the tokens, a row a lane once the
-//     integer sums are reduced (reduce4_epi32). The 256-bit kernels are written once in
-//     matmul_q8_x86.h and compiled for AVX2 (vpmaddubsw + vpmaddwd) and for
-//     avxvnni (vpdpbusd), the latter twice: VEX-encoded for AVX-VNNI CPUs, EVEX-encoded for
-//     AVX512_VNNI + VL ones, which is how the avxvnni path is tested on a CPU without AVX-VNNI
-//     (cpu.h); the AVX-512 table decodes with the EVEX twin's stream kernel;
+//   Q8_0: for prefill, tokens in vector lanes (16 a zmm with VNNI, 8 a ymm); below 4 (AVX-512), 7
+//     (AVX2) or 5 (avxvnni) tokens tiles of 4 rows as one prefetched stream for all the tokens, a
+//     row a lane once the integer sums are reduced (reduce4_epi32). The 256-bit kernels are written
+//     once in matmul_q8_x86.h and compiled for AVX2 (vpmaddubsw + vpmaddwd) and for avxvnni
+//     (vpdpbusd), the latter twice: VEX-encoded for AVX-VNNI CPUs, EVEX-encoded for AVX512_VNNI +
+//     VL ones, which is how the avxvnni path is tested on a CPU without AVX-VNNI (cpu.h); the
+//     AVX-512 table decodes with the EVEX twin's stream kernel;
 //   backward: broadcast-FMA input-gradient tiles, the generic weight gradient; the quantizer (all
 //     AVX2's on the avxvnni path).
 #include <string.h>
@@ -435,8 +435,11 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_groups_avx2(int32_t *xc, const int8_t *xq, co
 // as one prefetched stream for all the tokens (q8_stream); from it the lanes kernel (q8_rows), which
 // measured a little faster than the stream at 7 tokens (and, in the canonical order of one sum a
 // block, 0.8-0.9x the stream's time a token at 6 when it runs 7: q_proj, 1 thread, AVX2). AVX-512's
-// lanes kernel takes over from Q8_ROWS_T = 4 tokens.
-#define Q8_STREAM_T 7
+// lanes kernel takes over from Q8_ROWS_T = 4 tokens. avxvnni's lanes kernel (2 rows a call, one
+// vpdpbusd a load) takes over from 5: on 5 and 6 tokens padded to 8 it took 0.094 ms against the
+// stream's 0.100 and 0.114, on 4 0.094 against 0.078 (gate_proj, 1 thread, the EVEX twin).
+#define Q8_STREAM_T      7 // AVX2
+#define Q8_STREAM_T_VNNI 5 // avxvnni
 
 // q8_prepare_avx2: xc when the rows kernel runs (T >= Q8_STREAM_T)
 PLM_TARGET_AVX2 static void q8_prepare_avx2(int32_t *xc, const int8_t *xq, const float *xd, int T,
@@ -444,10 +447,10 @@ PLM_TARGET_AVX2 static void q8_prepare_avx2(int32_t *xc, const int8_t *xq, const
     if (T >= Q8_STREAM_T) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 2);
 }
 
-// q8_prepare_avxvnni: the same for avxvnni's one plane (VEX and EVEX alike)
+// q8_prepare_avxvnni: the same for avxvnni's one plane (VEX and EVEX alike; T >= Q8_STREAM_T_VNNI)
 PLM_TARGET_AVX2 static void q8_prepare_avxvnni(int32_t *xc, const int8_t *xq, const float *xd,
                                                int T, int C, int t0, int t1) {
-    if (T >= Q8_STREAM_T) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 1);
+    if (T >= Q8_STREAM_T_VNNI) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 1);
 }
 
 // ---- AVX2 + FMA and AVX-VNNI: Q8_0 (matmul_q8_x86.h, once for each way to sum 4 products) ----
@@ -887,15 +890,16 @@ const matmul_kernels plm_kernels_avx512 = {
 // The 256-bit tables: AVX2's kernels, and the Q8_0 tiles and rows kernel of variant v of
 // matmul_q8_x86.h (avxvnni: vpdpbusd, VEX or EVEX; cpu.c's choice); Q4 in matmul_q4_x86.c, Q6_K
 // in matmul_q6k_x86.c
-#define TABLE_256(v, prepare)                                                                      \
+#define TABLE_256(v, prepare, stream_t)                                                            \
     {                                                                                              \
         .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},                       \
-        .q8 = {q8_stream_##v, 1, 1, Q8_DNR, q8_warm, q8_rows_##v, Q8_STREAM_T, Q8_STREAM_T},       \
+        .q8 = {q8_stream_##v, 1, 1, Q8_DNR, q8_warm, q8_rows_##v, stream_t, stream_t},             \
         .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_##v, 1, 0},                                        \
         .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, .quantize = quantize_avx2,          \
         .q8_prepare = prepare, .dinp_tiles = dinp_tiles_avx2, .dw_rows = dw_rows_avx2,             \
     }
-const matmul_kernels plm_kernels_avx2 = TABLE_256(avx2, q8_prepare_avx2);
-const matmul_kernels plm_kernels_avxvnni = TABLE_256(avxvnni, q8_prepare_avxvnni);
-const matmul_kernels plm_kernels_avxvnni_evex = TABLE_256(avxvnni_evex, q8_prepare_avxvnni);
+const matmul_kernels plm_kernels_avx2 = TABLE_256(avx2, q8_prepare_avx2, Q8_STREAM_T);
+const matmul_kernels plm_kernels_avxvnni = TABLE_256(avxvnni, q8_prepare_avxvnni, Q8_STREAM_T_VNNI);
+const matmul_kernels plm_kernels_avxvnni_evex =
+    TABLE_256(avxvnni_evex, q8_prepare_avxvnni, Q8_STREAM_T_VNNI);
 #endif // __x86_64__

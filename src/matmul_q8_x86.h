@@ -13,12 +13,12 @@
 //     clang-14: `{vex} vpdpbusd`).
 // The integer sums are exact either way, and so is any sum of them, so all three give P[b] of
 // matmul_kernels.h's canonical order and its bits.
-// The kernels: the stream kernel below Q8_STREAM_T tokens (decode, small steps: 4 rows a tile,
-// their P[b] reduced into one vector with a lane a row), the same code in all three; the prefill
-// rows kernel with 8 tokens in the lanes of a ymm, whose int32 chain differs: AVX2 reads two planes
-// (x and |x|: vpmaddubsw(|x|, sign(w, x))), vpdpbusd one (x xor 0x80 from the weights'
-// correction, AVX-512's way: one operation and one plane less); see matmul_x86.c for the layouts
-// and the helpers used here.
+// The kernels: the stream kernel below Q8_STREAM_T (avxvnni: Q8_STREAM_T_VNNI) tokens (decode,
+// small steps: 4 rows a tile, their P[b] reduced into one vector with a lane a row), the same code
+// in all three; the prefill rows kernel with 8 tokens in the lanes of a ymm, whose int32 chain
+// differs: AVX2 reads two planes (x and |x|: vpmaddubsw(|x|, sign(w, x))), vpdpbusd one (x xor 0x80
+// from the weights' correction, AVX-512's way: one operation and one plane less); see matmul_x86.c
+// for the layouts and the helpers used here.
 // Before each include, define Q8X_TARGET (the target attribute), Q8X(name) (the name with the
 // variant's suffix), and either Q8X_DOT(a, b) (AVX2: a unsigned bytes, b signed -> the 8 int32
 // sums of 4 products) or Q8X_DPBUSD(acc, a, b) (vpdpbusd's intrinsic: acc + those sums). They are
@@ -109,6 +109,7 @@ Q8X_TARGET static void Q8X(q8_stream)(const matmul_job *j, int t0, int mt, int r
 
 #if defined(Q8X_DPBUSD)
 #define Q8X_PLANES 1
+#define Q8X_NR     2 // rows a lanes call (q8_rows)
 // q8_corrections: -128 * (the sum of the 32 weights) of row w's blocks c0 .. ce - 1 into cw[0 ..
 // ce - c0), first, in memory: then each is one broadcast load (GCC turns a store and a reload in
 // one loop into shuffles). vpdpbusd of 0x80 and a block gives 128 times its sums of 4, and
@@ -131,67 +132,98 @@ PLM_INLINE Q8X_TARGET void Q8X(q8_corrections)(int32_t cw[LANES_CHUNK], const in
 }
 #else
 #define Q8X_PLANES 2
+#define Q8X_NR     1
 #endif
 
-// q8_lanes: out[t0 .. t0 + 8, r] (tokens past T not written) for the group at xg, a token a lane:
-// per block, P[b] as an int32 chain over the block's 8 lanes of 4 columns (the 4 weights
-// broadcast), then one convert, multiply by s = dw[r, b] * dx[t, b] and add. Per 4 columns:
-// vpdpbusd, on one plane (x xor 0x80) from the block's correction, 1 operation (AVX-512's pass on
-// 8 tokens); AVX2, on two planes (x, |x|), a sign, vpmaddubsw, vpmaddwd and an add. One row at a
-// time, so the weights are one linear stream: 2 or 4 rows sharing the loads of the inputs ran as
-// fast on the small matrices but up to 1.8x slower on the lm_head (49,152 rows from DRAM, AVX2).
-PLM_INLINE Q8X_TARGET void Q8X(q8_lanes)(const matmul_job *j, const char *xg, int t0, int r) {
+// q8_lanes: out[t0 .. t0 + 8, r + i] for i < nr (1 or 2, a constant at each call site; tokens past
+// T not written) for the group at xg, a token a lane: per block, each row's P[b] as an int32 chain
+// over the block's 8 lanes of 4 columns (the 4 weights broadcast), then one convert, multiply by
+// s = dw[r, b] * dx[t, b] and add; the rows share each load of the inputs. Per 4 columns: vpdpbusd,
+// on one plane (x xor 0x80) from the block's correction, 1 operation (AVX-512's pass on 8
+// tokens); AVX2, on two planes (x, |x|), a sign, vpmaddubsw, vpmaddwd and an add. The rows stream
+// with lanes_prefetch. Q8X_NR rows a call: 2 rows took 0.095 against 0.111 ms at 8 tokens and 0.19
+// against 0.22 at 16 with vpdpbusd (gate_proj, 1 thread, the EVEX twin, a shared machine), and ran
+// as fast as 1 on AVX2, whose 4 operations a load keep it busy (and which was up to 1.8x slower
+// with 2 or 4 rows on the lm_head before the rows were prefetched: AVX2 keeps 1).
+PLM_INLINE Q8X_TARGET void Q8X(q8_lanes)(const matmul_job *j, const char *xg, int t0, int r,
+                                         const int nr) {
     const int C = j->w->cols, nb = C / PLM_QK;
-    const int8_t *w = j->w->q + (size_t)r * C;                                        // (C)
-    const float *dw = j->w->d + (size_t)r * nb;                                       // (nb)
+    const int8_t *w = j->w->q + (size_t)r * C;                                        // (nr, C)
+    const float *dw = j->w->d + (size_t)r * nb;                                       // (nr, nb)
     const float *dx = (const float *)(const void *)(xg + 8 * Q8X_PLANES * (size_t)C); // (nb, 8)
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[2];
+    UNROLL
+    for (int i = 0; i < nr; i++) acc[i] = _mm256_setzero_ps();
     for (int c0 = 0; c0 < nb; c0 += LANES_CHUNK) {
         const int ce = c0 + LANES_CHUNK < nb ? c0 + LANES_CHUNK : nb;
 #if defined(Q8X_DPBUSD)
-        _Alignas(32) int32_t cw[LANES_CHUNK];
-        Q8X(q8_corrections)(cw, w, c0, ce);
+        _Alignas(32) int32_t cw[2][LANES_CHUNK];
+        UNROLL
+        for (int i = 0; i < nr; i++) Q8X(q8_corrections)(cw[i], w + (size_t)i * C, c0, ce);
 #endif
         for (int b = c0; b < ce; b++) {
             const __m256i *xb = (const __m256i *)(const void *)(xg + (size_t)b * 256 * Q8X_PLANES);
-#if defined(Q8X_DPBUSD)
-            __m256i p = _mm256_set1_epi32(cw[b - c0]);
-#else
-            __m256i p = _mm256_setzero_si256();
-#endif
+            __m256i p[2];
             UNROLL
-            for (int l = 0; l < 8; l++) {
-                int32_t w4;
-                memcpy(&w4, w + b * PLM_QK + 4 * l, sizeof w4);
-                const __m256i wl = _mm256_set1_epi32(w4);
+            for (int i = 0; i < nr; i++) {
+                lanes_prefetch(w + (size_t)i * C, dw + (size_t)i * nb, b);
 #if defined(Q8X_DPBUSD)
-                p = Q8X_DPBUSD(p, _mm256_load_si256(xb + l), wl);
+                p[i] = _mm256_set1_epi32(cw[i][b - c0]);
 #else
-                const __m256i x = _mm256_load_si256(xb + 2 * l);
-                p = _mm256_add_epi32(
-                    p, Q8X_DOT(_mm256_load_si256(xb + 2 * l + 1), _mm256_sign_epi8(wl, x)));
+                p[i] = _mm256_setzero_si256();
 #endif
             }
-            const __m256 s = _mm256_mul_ps(_mm256_set1_ps(dw[b]), _mm256_load_ps(dx + 8 * b));
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(p), s));
+            UNROLL
+            for (int l = 0; l < 8; l++) {
+#if defined(Q8X_DPBUSD)
+                const __m256i x = _mm256_load_si256(xb + l);
+#else
+                const __m256i x = _mm256_load_si256(xb + 2 * l);
+                const __m256i ax = _mm256_load_si256(xb + 2 * l + 1);
+#endif
+                UNROLL
+                for (int i = 0; i < nr; i++) {
+                    int32_t w4;
+                    memcpy(&w4, w + (size_t)i * C + b * PLM_QK + 4 * l, sizeof w4);
+                    const __m256i wl = _mm256_set1_epi32(w4);
+#if defined(Q8X_DPBUSD)
+                    p[i] = Q8X_DPBUSD(p[i], x, wl);
+#else
+                    p[i] = _mm256_add_epi32(p[i], Q8X_DOT(ax, _mm256_sign_epi8(wl, x)));
+#endif
+                }
+            }
+            const __m256 xs = _mm256_load_ps(dx + 8 * b);
+            UNROLL
+            for (int i = 0; i < nr; i++) {
+                const __m256 s = _mm256_mul_ps(_mm256_set1_ps(dw[(size_t)i * nb + b]), xs);
+                acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(_mm256_cvtepi32_ps(p[i]), s));
+            }
         }
     }
-    _Alignas(32) float o[8];
-    _mm256_store_ps(o, acc);
-    lanes_store(j, o, 8, t0, r);
+    UNROLL
+    for (int i = 0; i < nr; i++) {
+        _Alignas(32) float o[8];
+        _mm256_store_ps(o, acc[i]);
+        lanes_store(j, o, 8, t0, r + i);
+    }
 }
 
-// q8_rows: out[0 .. T, r0 .. r1) for T >= Q8_STREAM_T: per group, every row (the group's inputs,
-// 8 C bytes a plane, stay in L1 while the rows stream past).
+// q8_rows: out[0 .. T, r0 .. r1) from the table's stream_t tokens on: per group, every row, Q8X_NR
+// at a time (the group's inputs, 8 C bytes a plane, stay in L1 while the rows stream past).
 Q8X_TARGET static void Q8X(q8_rows)(const matmul_job *j, int r0, int r1) {
     const size_t gb = lane_group_bytes(j->w->cols, 8, Q8X_PLANES);
-    for (int g = 0; 8 * g < j->T; g++)
-        for (int r = r0; r < r1; r++)
-            Q8X(q8_lanes)(j, (const char *)j->xc + (size_t)g * gb, 8 * g, r);
+    for (int g = 0; 8 * g < j->T; g++) {
+        const char *xg = (const char *)j->xc + (size_t)g * gb;
+        int r = r0;
+        for (; r + Q8X_NR <= r1; r += Q8X_NR) Q8X(q8_lanes)(j, xg, 8 * g, r, Q8X_NR);
+        for (; r < r1; r++) Q8X(q8_lanes)(j, xg, 8 * g, r, 1);
+    }
 }
 
 #undef Q8X_TARGET
 #undef Q8X_DPBUSD
 #undef Q8X_DOT
 #undef Q8X_PLANES
+#undef Q8X_NR
 #undef Q8X

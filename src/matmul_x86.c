@@ -3,13 +3,13 @@
 // (the binary stays portable); the driver takes a table only when cpu.c found the instructions.
 //   f32 (every path): a packed 6 x 16 broadcast-FMA GEMM and a row-wise matrix-vector kernel for
 //     decode (AVX2 code: on Zen 4 it beats the AVX-512 4 x 6 dot-product tile it replaced);
-//   Q8_0: for prefill, tokens in vector lanes (16 a zmm with VNNI, 8 a ymm); below 4 (AVX-512) or
-//     7 tokens tiles of 4 rows as one prefetched stream for all the tokens, a row a lane once the
-//     integer sums are reduced (reduce4_epi32). The 256-bit kernels are written once in
-//     matmul_q8_x86.h and compiled for AVX2 (vpmaddubsw + vpmaddwd) and for
-//     avxvnni (vpdpbusd), the latter twice: VEX-encoded for AVX-VNNI CPUs, EVEX-encoded for
-//     AVX512_VNNI + VL ones, which is how the avxvnni path is tested on a CPU without AVX-VNNI
-//     (cpu.h); the AVX-512 table decodes with the EVEX twin's stream kernel;
+//   Q8_0: for prefill, tokens in vector lanes (16 a zmm with VNNI, 8 a ymm); below 4 (AVX-512), 7
+//     (AVX2) or 5 (avxvnni) tokens tiles of 4 rows as one prefetched stream for all the tokens, a
+//     row a lane once the integer sums are reduced (reduce4_epi32). The 256-bit kernels are written
+//     once in matmul_q8_x86.h and compiled for AVX2 (vpmaddubsw + vpmaddwd) and for avxvnni
+//     (vpdpbusd), the latter twice: VEX-encoded for AVX-VNNI CPUs, EVEX-encoded for AVX512_VNNI +
+//     VL ones, which is how the avxvnni path is tested on a CPU without AVX-VNNI (cpu.h); the
+//     AVX-512 table decodes with the EVEX twin's stream kernel;
 //   backward: broadcast-FMA input-gradient tiles, the generic weight gradient; the quantizer (all
 //     AVX2's on the avxvnni path).
 #include <string.h>
@@ -386,6 +386,17 @@ static void lanes_store(const matmul_job *j, const float *sum, int G, int t0, in
     for (int i = 0; i < n; i++) j->out[(size_t)(t0 + i) * j->w->rows + r] = sum[i];
 }
 
+// lanes_prefetch: at block b of the row whose weights are w and scales dw, in a kernel that reads
+// rows one after another as one stream (the lanes kernels), prefetch that stream PF_BYTES ahead: a
+// line of weights every other block and a line of scales every 16. The server's steps read every
+// row from DRAM: with it AVX-512's 16-token group took 0.16 against 0.20 ms on gate_proj's rows
+// from DRAM, AVX2's 8 tokens 4.8 against 5.2 ms on the lm_head (1 thread, a shared machine,
+// bench_matmul's BENCH_COLD).
+PLM_INLINE void lanes_prefetch(const int8_t *w, const float *dw, int b) {
+    if (b % 2 == 0) _mm_prefetch((const char *)(w + b * PLM_QK) + PF_BYTES, _MM_HINT_T0);
+    if (b % 16 == 0) _mm_prefetch((const char *)(dw + b) + PF_BYTES / 8, _MM_HINT_T0);
+}
+
 // q8_groups_avx2: xc's groups of 8 tokens (above) from xq (T, C) and xd (T, C / 32), by gathers,
 // those that start in [t0, t1) (t0 a multiple of 8); planes (a constant at each call site): 2
 // (AVX2: x, |x|) or 1 (avxvnni: x xor 0x80).
@@ -424,8 +435,11 @@ PLM_INLINE PLM_TARGET_AVX2 void q8_groups_avx2(int32_t *xc, const int8_t *xq, co
 // as one prefetched stream for all the tokens (q8_stream); from it the lanes kernel (q8_rows), which
 // measured a little faster than the stream at 7 tokens (and, in the canonical order of one sum a
 // block, 0.8-0.9x the stream's time a token at 6 when it runs 7: q_proj, 1 thread, AVX2). AVX-512's
-// lanes kernel takes over from Q8_ROWS_T = 4 tokens.
-#define Q8_STREAM_T 7
+// lanes kernel takes over from Q8_ROWS_T = 4 tokens. avxvnni's lanes kernel (2 rows a call, one
+// vpdpbusd a load) takes over from 5: on 5 and 6 tokens padded to 8 it took 0.094 ms against the
+// stream's 0.100 and 0.114, on 4 0.094 against 0.078 (gate_proj, 1 thread, the EVEX twin).
+#define Q8_STREAM_T      7 // AVX2
+#define Q8_STREAM_T_VNNI 5 // avxvnni
 
 // q8_prepare_avx2: xc when the rows kernel runs (T >= Q8_STREAM_T)
 PLM_TARGET_AVX2 static void q8_prepare_avx2(int32_t *xc, const int8_t *xq, const float *xd, int T,
@@ -433,10 +447,10 @@ PLM_TARGET_AVX2 static void q8_prepare_avx2(int32_t *xc, const int8_t *xq, const
     if (T >= Q8_STREAM_T) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 2);
 }
 
-// q8_prepare_avxvnni: the same for avxvnni's one plane (VEX and EVEX alike)
+// q8_prepare_avxvnni: the same for avxvnni's one plane (VEX and EVEX alike; T >= Q8_STREAM_T_VNNI)
 PLM_TARGET_AVX2 static void q8_prepare_avxvnni(int32_t *xc, const int8_t *xq, const float *xd,
                                                int T, int C, int t0, int t1) {
-    if (T >= Q8_STREAM_T) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 1);
+    if (T >= Q8_STREAM_T_VNNI) q8_groups_avx2(xc, xq, xd, T, C, t0, t1, 1);
 }
 
 // ---- AVX2 + FMA and AVX-VNNI: Q8_0 (matmul_q8_x86.h, once for each way to sum 4 products) ----
@@ -502,77 +516,108 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
     }
 }
 
-// q8_lanes_avx512: out[t0 .. t0 + 16 ng, r] (tokens past T not written) for ng = 1 or 2 groups
-// of 16 tokens (a constant at each call site) whose bytes in xc start at xg: per block, each
-// group's P[b] as a vpdpbusd chain over the 8 lanes of 4 columns from the block's correction, then
-// one convert, multiply and add; the groups share each broadcast of the weights.
+// q8_lanes_avx512: out[t0 .. t0 + 16 ng, r + i] for i < nr (tokens past T not written) for ng = 1
+// or 2 groups of 16 tokens and nr rows, ng nr <= 4 (constants at each call site), whose bytes in
+// xc start at xg: per block, each (group, row)'s P[b] as a vpdpbusd chain over the 8 lanes of 4
+// columns from the block's correction, then one convert, multiply and add; the groups share each
+// broadcast of the weights, the rows each load of the inputs.
 PLM_INLINE PLM_TARGET_AVX512 void q8_lanes_avx512(const matmul_job *j, const char *xg, int t0,
-                                                  int r, const int ng) {
+                                                  int r, const int ng, const int nr) {
     const int C = j->w->cols, nb = C / PLM_QK;
     const size_t gb = lane_group_bytes(C, 16, 1);
-    const int8_t *w = j->w->q + (size_t)r * C;  // (C)
-    const float *dw = j->w->d + (size_t)r * nb; // (nb)
-    __m512 acc[2];
+    const int8_t *w = j->w->q + (size_t)r * C;  // (nr, C)
+    const float *dw = j->w->d + (size_t)r * nb; // (nr, nb)
+    __m512 acc[4];
     UNROLL
-    for (int g = 0; g < ng; g++) acc[g] = _mm512_setzero_ps();
+    for (int a = 0; a < ng * nr; a++) acc[a] = _mm512_setzero_ps();
     for (int c0 = 0; c0 < nb; c0 += LANES_CHUNK) {
         const int ce = c0 + LANES_CHUNK < nb ? c0 + LANES_CHUNK : nb;
-        _Alignas(32) int32_t cw[LANES_CHUNK];
-        q8_corrections_avxvnni_evex(cw, w, c0, ce);
+        _Alignas(32) int32_t cw[4][LANES_CHUNK];
+        UNROLL
+        for (int i = 0; i < nr; i++) q8_corrections_avxvnni_evex(cw[i], w + (size_t)i * C, c0, ce);
         for (int b = c0; b < ce; b++) {
-            const int8_t *wb = w + b * PLM_QK;
-            __m512i p[2];
+            __m512i p[4];
             UNROLL
-            for (int g = 0; g < ng; g++) p[g] = _mm512_set1_epi32(cw[b - c0]);
+            for (int i = 0; i < nr; i++) {
+                lanes_prefetch(w + (size_t)i * C, dw + (size_t)i * nb, b);
+                UNROLL
+                for (int g = 0; g < ng; g++) p[g * nr + i] = _mm512_set1_epi32(cw[i][b - c0]);
+            }
             UNROLL
             for (int l = 0; l < 8; l++) {
-                int32_t w4;
-                memcpy(&w4, wb + 4 * l, sizeof w4);
-                const __m512i wl = _mm512_set1_epi32(w4);
+                __m512i xv[2];
                 UNROLL
-                for (int g = 0; g < ng; g++) {
-                    const __m512i xv = _mm512_load_si512(xg + g * gb + (size_t)(8 * b + l) * 64);
-                    p[g] = _mm512_dpbusd_epi32(p[g], xv, wl);
+                for (int g = 0; g < ng; g++)
+                    xv[g] = _mm512_load_si512(xg + g * gb + (size_t)(8 * b + l) * 64);
+                UNROLL
+                for (int i = 0; i < nr; i++) {
+                    int32_t w4;
+                    memcpy(&w4, w + (size_t)i * C + b * PLM_QK + 4 * l, sizeof w4);
+                    const __m512i wl = _mm512_set1_epi32(w4);
+                    UNROLL
+                    for (int g = 0; g < ng; g++)
+                        p[g * nr + i] = _mm512_dpbusd_epi32(p[g * nr + i], xv[g], wl);
                 }
             }
             UNROLL
             for (int g = 0; g < ng; g++) {
                 const float *dx = (const float *)(const void *)(xg + g * gb + 16 * (size_t)C);
-                const __m512 s = _mm512_mul_ps(_mm512_set1_ps(dw[b]), _mm512_load_ps(dx + 16 * b));
-                acc[g] = _mm512_add_ps(acc[g], _mm512_mul_ps(_mm512_cvtepi32_ps(p[g]), s));
+                const __m512 xs = _mm512_load_ps(dx + 16 * b);
+                UNROLL
+                for (int i = 0; i < nr; i++) {
+                    const __m512 s = _mm512_mul_ps(_mm512_set1_ps(dw[(size_t)i * nb + b]), xs);
+                    acc[g * nr + i] = _mm512_add_ps(
+                        acc[g * nr + i], _mm512_mul_ps(_mm512_cvtepi32_ps(p[g * nr + i]), s));
+                }
             }
         }
     }
     UNROLL
     for (int g = 0; g < ng; g++) {
-        _Alignas(64) float sum[16];
-        _mm512_store_ps(sum, acc[g]);
-        lanes_store(j, sum, 16, t0 + 16 * g, r);
+        UNROLL
+        for (int i = 0; i < nr; i++) {
+            _Alignas(64) float sum[16];
+            _mm512_store_ps(sum, acc[g * nr + i]);
+            lanes_store(j, sum, 16, t0 + 16 * g, r + i);
+        }
     }
 }
 
-// q8_pair_avx512: out[t0 .. t0 + 8, r + i] for i < nr (1 or 2, a constant at each call site;
+// q8_pair_avx512: out[t0 .. t0 + 8, r + i] for i < nr (1 to 4, a constant at each call site;
 // tokens past T not written) for the paired group at xg; the rows share each load of the inputs.
 // Per block a vpdpbusd chain over the 4 pairs of lanes p gives token k the sum of its lanes 2 p in
 // vector lane 2 k (from the block's correction: set1_epi64 puts it in the even lanes) and of its
-// lanes 2 p + 1 in lane 2 k + 1; adding the swapped pairs gives P[b] in both, then one convert,
-// multiply and add (both lanes compute the same float chain; the even one is stored).
+// lanes 2 p + 1 in lane 2 k + 1. Two rows a and b share one float chain: blending their chains
+// (a's even lanes with b's odd ones, and the other way) and adding the second, pairs swapped, to
+// the first gives a's P[b] in the even lanes and b's in the odd ones; then one convert, multiply by
+// s (dw[a, b] in even lanes, dw[b, b] in odd ones, times dx) and add, so lanes 2 k and 2 k + 1 end
+// as out[t0 + k, a] and out[t0 + k, b]. An odd last row pairs with itself. The tile's rows
+// (nr C contiguous bytes) are one stream, prefetched as q8_tile4 prefetches its rows: the server's
+// steps of a few tokens read every weight from DRAM as decode does.
 PLM_INLINE PLM_TARGET_AVX512 void q8_pair_avx512(const matmul_job *j, const char *xg, int t0, int r,
                                                  const int nr) {
-    const int C = j->w->cols, nb = C / PLM_QK;
+    const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK, np = (nr + 1) / 2;
     const int8_t *w = j->w->q + (size_t)r * C;                           // (nr, C)
     const float *dw = j->w->d + (size_t)r * nb;                          // (nr, nb)
     const float *dx = (const float *)(const void *)(xg + 8 * (size_t)C); // (nb, 16)
+    const int pft = prefetch_tiles((size_t)C);
+    const char *pq = r + Q8_DNR * pft < R ? (const char *)(w + (size_t)Q8_DNR * pft * C) : NULL;
+    const char *pd = (const char *)(dw + (size_t)Q8_DNR * (pft + 1) * nb);
     __m512 acc[2];
     UNROLL
-    for (int i = 0; i < nr; i++) acc[i] = _mm512_setzero_ps();
+    for (int q = 0; q < np; q++) acc[q] = _mm512_setzero_ps();
     for (int c0 = 0; c0 < nb; c0 += LANES_CHUNK) {
         const int ce = c0 + LANES_CHUNK < nb ? c0 + LANES_CHUNK : nb;
-        _Alignas(32) int32_t cw[2][LANES_CHUNK];
+        _Alignas(32) int32_t cw[4][LANES_CHUNK];
         UNROLL
         for (int i = 0; i < nr; i++) q8_corrections_avxvnni_evex(cw[i], w + (size_t)i * C, c0, ce);
         for (int b = c0; b < ce; b++) {
-            __m512i p[2];
+            if (nr == Q8_DNR && pq) {
+                _mm_prefetch(pq + 128 * b, _MM_HINT_T0);
+                _mm_prefetch(pq + 128 * b + 64, _MM_HINT_T0);
+                if (b % 2 == 0) _mm_prefetch(pd + 16 * b, _MM_HINT_T0);
+            }
+            __m512i p[4];
             UNROLL
             for (int i = 0; i < nr; i++) p[i] = _mm512_set1_epi64((uint32_t)cw[i][b - c0]);
             UNROLL
@@ -587,41 +632,58 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_pair_avx512(const matmul_job *j, const char
             }
             const __m512 xs = _mm512_load_ps(dx + 16 * b);
             UNROLL
-            for (int i = 0; i < nr; i++) {
-                const __m512i pb = _mm512_add_epi32(p[i], _mm512_shuffle_epi32(p[i], 0xB1));
-                const __m512 s = _mm512_mul_ps(_mm512_set1_ps(dw[(size_t)i * nb + b]), xs);
-                acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(_mm512_cvtepi32_ps(pb), s));
+            for (int q = 0; q < np; q++) {
+                const int ia = 2 * q, ib = 2 * q + 1 < nr ? 2 * q + 1 : 2 * q;
+                const __m512i e = _mm512_mask_blend_epi32(0xAAAA, p[ia], p[ib]);
+                const __m512i o = _mm512_mask_blend_epi32(0xAAAA, p[ib], p[ia]);
+                const __m512i pb = _mm512_add_epi32(e, _mm512_shuffle_epi32(o, 0xB1));
+                const __m512 ds =
+                    _mm512_mask_broadcastss_ps(_mm512_set1_ps(dw[(size_t)ia * nb + b]), 0xAAAA,
+                                               _mm_load_ss(dw + (size_t)ib * nb + b));
+                const __m512 s = _mm512_mul_ps(ds, xs);
+                acc[q] = _mm512_add_ps(acc[q], _mm512_mul_ps(_mm512_cvtepi32_ps(pb), s));
             }
         }
     }
     const int n = j->T - t0 < 8 ? j->T - t0 : 8;
     UNROLL
-    for (int i = 0; i < nr; i++) {
+    for (int q = 0; q < np; q++) {
         _Alignas(64) float sum[16];
-        _mm512_store_ps(sum, acc[i]);
-        for (int k = 0; k < n; k++) j->out[(size_t)(t0 + k) * j->w->rows + r + i] = sum[2 * k];
+        _mm512_store_ps(sum, acc[q]);
+        for (int k = 0; k < n; k++)
+            for (int i = 2 * q; i < 2 * q + 2 && i < nr; i++)
+                j->out[(size_t)(t0 + k) * R + r + i] = sum[2 * k + i - 2 * q];
     }
 }
 
 // q8_rows_avx512: out[0 .. T, r0 .. r1) for T >= Q8_ROWS_T: per tile of 2 groups of 16 tokens (1
-// when 32 tokens' inputs pass 24 KB), every row: the tile's inputs stay in L1 while the rows
-// stream past; then the last 8 tokens or fewer, if any, as a paired group.
+// when 32 tokens' inputs pass 24 KB), every row, 2 rows at a time: the tile's inputs stay in L1
+// while the rows stream past; then the last 8 tokens or fewer, if any, as a paired group. Two rows
+// sharing each load of the inputs took 0.12 against 0.15 ms at 16 tokens and 0.44 against 0.52 at
+// 64 (gate_proj, 1 thread, a shared machine; 4 rows, or 3 rows of 2 groups, no faster): one load
+// of the inputs a vpdpbusd held the kernel to the loads' rate.
 PLM_TARGET_AVX512 static void q8_rows_avx512(const matmul_job *j, int r0, int r1) {
     const int C = j->w->cols, ng = lane_groups16(j->T);
     const size_t gb = lane_group_bytes(C, 16, 1);
     const int two = 32 * (size_t)C <= (24 << 10);
     for (int g = 0; g < ng; g += two ? 2 : 1) {
         const char *xg = (const char *)j->xc + (size_t)g * gb;
-        if (two && g + 1 < ng)
-            for (int r = r0; r < r1; r++) q8_lanes_avx512(j, xg, 16 * g, r, 2);
-        else
-            for (int r = r0; r < r1; r++) q8_lanes_avx512(j, xg, 16 * g, r, 1);
+        int r = r0;
+        if (two && g + 1 < ng) {
+            for (; r + 2 <= r1; r += 2) q8_lanes_avx512(j, xg, 16 * g, r, 2, 2);
+            if (r < r1) q8_lanes_avx512(j, xg, 16 * g, r, 2, 1);
+        } else {
+            for (; r + 2 <= r1; r += 2) q8_lanes_avx512(j, xg, 16 * g, r, 1, 2);
+            if (r < r1) q8_lanes_avx512(j, xg, 16 * g, r, 1, 1);
+        }
     }
     if (j->T > 16 * ng) {
         const char *xg = (const char *)j->xc + (size_t)ng * gb;
         int r = r0;
-        for (; r + 2 <= r1; r += 2) q8_pair_avx512(j, xg, 16 * ng, r, 2);
-        if (r < r1) q8_pair_avx512(j, xg, 16 * ng, r, 1);
+        for (; r + Q8_DNR <= r1; r += Q8_DNR) q8_pair_avx512(j, xg, 16 * ng, r, Q8_DNR);
+        if (r1 - r == 3) q8_pair_avx512(j, xg, 16 * ng, r, 3);
+        if (r1 - r == 2) q8_pair_avx512(j, xg, 16 * ng, r, 2);
+        if (r1 - r == 1) q8_pair_avx512(j, xg, 16 * ng, r, 1);
     }
 }
 
@@ -828,15 +890,16 @@ const matmul_kernels plm_kernels_avx512 = {
 // The 256-bit tables: AVX2's kernels, and the Q8_0 tiles and rows kernel of variant v of
 // matmul_q8_x86.h (avxvnni: vpdpbusd, VEX or EVEX; cpu.c's choice); Q4 in matmul_q4_x86.c, Q6_K
 // in matmul_q6k_x86.c
-#define TABLE_256(v, prepare)                                                                      \
+#define TABLE_256(v, prepare, stream_t)                                                            \
     {                                                                                              \
         .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},                       \
-        .q8 = {q8_stream_##v, 1, 1, Q8_DNR, q8_warm, q8_rows_##v, Q8_STREAM_T, Q8_STREAM_T},       \
+        .q8 = {q8_stream_##v, 1, 1, Q8_DNR, q8_warm, q8_rows_##v, stream_t, stream_t},             \
         .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_##v, 1, 0},                                        \
         .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, .quantize = quantize_avx2,          \
         .q8_prepare = prepare, .dinp_tiles = dinp_tiles_avx2, .dw_rows = dw_rows_avx2,             \
     }
-const matmul_kernels plm_kernels_avx2 = TABLE_256(avx2, q8_prepare_avx2);
-const matmul_kernels plm_kernels_avxvnni = TABLE_256(avxvnni, q8_prepare_avxvnni);
-const matmul_kernels plm_kernels_avxvnni_evex = TABLE_256(avxvnni_evex, q8_prepare_avxvnni);
+const matmul_kernels plm_kernels_avx2 = TABLE_256(avx2, q8_prepare_avx2, Q8_STREAM_T);
+const matmul_kernels plm_kernels_avxvnni = TABLE_256(avxvnni, q8_prepare_avxvnni, Q8_STREAM_T_VNNI);
+const matmul_kernels plm_kernels_avxvnni_evex =
+    TABLE_256(avxvnni_evex, q8_prepare_avxvnni, Q8_STREAM_T_VNNI);
 #endif // __x86_64__

@@ -6,7 +6,8 @@
 // down plus the tied lm_head). Not part of `make test`. scripts/bench_gemm.sh (make bench-gemm)
 // puts OpenBLAS sgemm (numpy) on the same f32 shapes beside it.
 // Each decode run cycles through enough copies of the weights (>= 256 MB) that they come from
-// DRAM, as in a real forward pass (BENCH_HOT=1: one copy, cache-resident). Each result is the
+// DRAM, as in a real forward pass (BENCH_HOT=1: one copy, cache-resident; BENCH_COLD=1: at every
+// T, as in the server's steps of a few tokens). Each result is the
 // best of up to 50 batches (about 2 s a result at most), since the machine may be shared; cpu% is
 // that batch's CPU time over its wall time x threads (well under 100: other processes took the
 // cores, the figure is low). One stable line per result.
@@ -49,7 +50,8 @@ static double bench_one(plm_isa isa, plm_pool *pool, plm_dtype dtype, int T, int
                         double *cpu) {
     const size_t n = (size_t)rows * cols;
     const size_t bytes = plm_mat_bytes(dtype, (size_t)rows, (size_t)cols);
-    int copies = getenv("BENCH_HOT") ? 1 : T == 1 ? (int)((256u << 20) / bytes) + 1 : 1;
+    const int cold = T == 1 || getenv("BENCH_COLD");
+    int copies = getenv("BENCH_HOT") ? 1 : cold ? (int)((256u << 20) / bytes) + 1 : 1;
     plm_mat *w = calloc((size_t)copies, sizeof(plm_mat));
     float *x = malloc((size_t)T * cols * sizeof(float)), *out = malloc((size_t)T * rows * 4);
     void *scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(T, cols), 1);

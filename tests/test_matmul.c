@@ -375,6 +375,9 @@ static void test_matmul(void) {
     // Q8_0 at every T up to past a driver's token block: every path's tiles, groups of 8 or 16
     // tokens and their tails (AVX-512's paired group), on an odd number of blocks
     for (int T = 1; T <= 130; T++) test_shape(pools, PLM_DTYPE_Q8_0, T, 6, 5 * PLM_QK, &s);
+    // the server's steps (2 to 16 tokens) on a model's width, with enough rows that the x86 tiles
+    // prefetch rows ahead, and a row count that leaves 3 rows at the end
+    for (int T = 2; T <= 16; T++) test_shape(pools, PLM_DTYPE_Q8_0, T, 131, 576, &s);
     test_matmul_n(pools, &s);
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }

@@ -1,7 +1,11 @@
 // pool.c: the one thread pool (pthreads + C11 atomics), used by every parallel kernel. The caller
-// is thread 0; workers 1..n-1 wait for a new generation number, run fn(ctx, ith, nth), and count
-// themselves done. Dispatch is ~250 calls per generated token, so a waiting worker first spins on
-// the generation counter (microseconds to wake), and only after PLM_POOL_SPIN_SECONDS of idleness
+// runs slot 0 of a job; workers wait for a new generation number, then claim the slots 1..n-1 one
+// at a time, run fn(ctx, ith, nth) for each they claimed, and count them done. The caller, after
+// its own slot, claims and runs the slots no worker has claimed yet: a worker that a busy machine
+// keeps from its core (Chromium's own threads, other processes) then costs the job nothing, where
+// with fixed slots the whole job waited for it (a slot is the same work whichever thread runs it,
+// so the bits do not change). Dispatch is ~250 calls per generated token, so a waiting worker
+// first spins on the generation counter (microseconds to wake), and only after PLM_POOL_SPIN_SECONDS of idleness
 // blocks on a condition variable (an idle pool burns no CPU), or at once after plm_pool_rest (the
 // batch scheduler's gathering, while the sessions need the cores to sample and submit). Pools of
 // one thread start no thread.
@@ -19,9 +23,9 @@
 
 #define PLM_POOL_SPIN_SECONDS 2e-3 // a worker spins this long after its last job, then sleeps
 #define PLM_POOL_SPIN_CHECK   256  // spins between two reads of the clock
-// On a busy machine a worker may wait milliseconds for a core, and every job (hundreds a token)
-// would wait for it: decoding with 2 threads then runs several times slower than with 1. So the
-// caller times its wait for the workers after its own share: a wait over PLM_POOL_LATE_SECONDS
+// On a busy machine a worker may lose its core in the middle of its slot for milliseconds, and
+// every job (hundreds a token) would wait for it: decoding with 2 threads then runs several times
+// slower than with 1. So the caller times its wait for the workers' slots after its own: a wait over PLM_POOL_LATE_SECONDS
 // and over half its own share's time, in PLM_POOL_LATE_JOBS jobs in a row, makes it run the jobs
 // alone (fn(ctx, 0, 1): every kernel gives the same bits for any thread count) for
 // PLM_POOL_SOLO_SECONDS; then it tries the workers again.
@@ -41,7 +45,8 @@ struct plm_pool {
     void *ctx;
     atomic_int stop;                    // 1: workers exit at the next generation
     atomic_int rest;                    // 1: waiting workers sleep now (plm_pool_rest)
-    _Alignas(64) atomic_int n_busy;     // workers that have not finished the current job
+    _Alignas(64) atomic_ullong claim;   // the current generation << 32 | the next slot to claim
+    _Alignas(64) atomic_int n_busy;     // slots 1..n-1 not finished in the current job
     _Alignas(64) atomic_int n_sleeping; // workers blocked (or about to block) on wake
     pthread_mutex_t mutex;              // guards the sleep on wake
     pthread_cond_t wake;                // signalled when gen changes and someone sleeps
@@ -87,6 +92,26 @@ static unsigned wait_new_gen(plm_pool *p, unsigned seen) {
     return g;
 }
 
+// claim_slot: the next unclaimed slot of generation gen, or 0 when there is none (all claimed, or
+// gen is over: a worker that woke late must not take a slot of the next job, whose fn it may not
+// have seen).
+static int claim_slot(plm_pool *p, unsigned gen) {
+    unsigned long long c = atomic_load(&p->claim);
+    for (;;) {
+        const unsigned slot = (unsigned)(c & 0xffffffffu);
+        if ((unsigned)(c >> 32) != gen || slot >= (unsigned)p->n_threads) return 0;
+        if (atomic_compare_exchange_weak(&p->claim, &c, c + 1)) return (int)slot;
+    }
+}
+
+// run_slots: run the slots of generation gen this thread claims, until none is left.
+static void run_slots(plm_pool *p, unsigned gen) {
+    for (int ith; (ith = claim_slot(p, gen)) != 0;) {
+        p->fn(p->ctx, ith, p->n_threads);
+        atomic_fetch_sub_explicit(&p->n_busy, 1, memory_order_release);
+    }
+}
+
 static void *worker_main(void *arg) {
     pool_worker *w = arg;
     plm_pool *p = w->pool;
@@ -94,8 +119,7 @@ static void *worker_main(void *arg) {
     for (;;) {
         seen = wait_new_gen(p, seen);
         if (atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
-        p->fn(p->ctx, w->ith, p->n_threads);
-        atomic_fetch_sub_explicit(&p->n_busy, 1, memory_order_release);
+        run_slots(p, seen);
     }
     return NULL;
 }
@@ -119,6 +143,7 @@ plm_pool *plm_pool_create(int n_threads) {
     atomic_init(&p->gen, 0);
     atomic_init(&p->stop, 0);
     atomic_init(&p->rest, 0);
+    atomic_init(&p->claim, 0);
     atomic_init(&p->n_busy, 0);
     atomic_init(&p->n_sleeping, 0);
     p->n_threads = n_threads;
@@ -179,12 +204,15 @@ void plm_pool_run(plm_pool *p, plm_pool_fn fn, void *ctx) {
     }
     p->fn = fn;
     p->ctx = ctx;
+    const unsigned gen = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
     atomic_store_explicit(&p->rest, 0, memory_order_relaxed);
     atomic_store_explicit(&p->n_busy, p->n_threads - 1, memory_order_relaxed);
-    publish(p); // seq_cst: orders fn, ctx and n_busy before the workers' acquire of gen
+    atomic_store(&p->claim, (unsigned long long)gen << 32 | 1); // seq_cst: after fn, ctx, n_busy
+    publish(p);                                                 // gen: seq_cst, after claim
     fn(ctx, 0, p->n_threads);
-    // The workers are running a job of about the same size: spin, yielding the core when there
-    // are more threads than cores (a waiting worker may need it).
+    run_slots(p, gen); // the slots no worker came for
+    // The workers are running a slot each, of about the size of ours: spin, yielding the core when
+    // there are more threads than cores (a waiting worker may need it).
     double t1 = plm_time();
     for (int i = 1; atomic_load_explicit(&p->n_busy, memory_order_acquire) > 0; i++) {
         cpu_relax();

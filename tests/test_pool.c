@@ -1,6 +1,6 @@
 // test_pool.c: the thread pool: every thread index runs once per job (also after plm_pool_rest),
-// and a worker that comes late (a busy machine, simulated by sleeping) makes the caller run the
-// next jobs alone for a while.
+// and a worker that is slow in its slot (a busy machine, simulated by sleeping) makes the caller
+// run the next jobs alone for a while.
 #define _POSIX_C_SOURCE 200809L
 #include <stdatomic.h>
 #include <time.h>
@@ -11,11 +11,17 @@
 typedef struct {
     atomic_int calls, seen_nth; // calls this job; the nth they saw (all equal)
     atomic_int mask;            // bit ith set for each ith that ran
-    int late_ms;                // thread 1 sleeps this long
+    atomic_int started;         // slot 1 has started
+    int late_ms;                // slot 1 sleeps this long
 } job;
 
 static void record(void *ctx, int ith, int nth) {
     job *j = ctx;
+    if (ith == 1) atomic_store(&j->started, 1);
+    // a slow worker: slot 0 (the caller) waits until a worker has claimed slot 1, which the
+    // caller would otherwise take itself when the worker is slow to come (pool.c)
+    if (ith == 0 && nth > 1 && j->late_ms)
+        while (!atomic_load(&j->started)) continue;
     if (ith == 1 && j->late_ms) {
         struct timespec ts = {0, (long)j->late_ms * 1000000L};
         nanosleep(&ts, NULL);

@@ -237,9 +237,11 @@ PLM_TARGET_AVX2 static void pack_avx2(float *p, const float *w, size_t C, int nr
 }
 
 // pf_lines: the 64-byte lines of a region of W (rows of row_bytes, stride bytes apart), prefetched
-// into L2 per lines at a time by pf_step, each chunk of the micro-kernel's k loop: the next pack's
-// weights come from DRAM while the tiles compute. Without it the pack waited on them (12% of
-// 1-thread prefill); issued all at once before a tile they filled the miss buffers and stalled.
+// into L2 `per` lines at a time by pf_step, once per chunk of the micro-kernel's k loop: the next
+// pack's weights come from DRAM while the tiles compute. Without it the pack's loads waited on
+// DRAM (f32_rows_avx2's own time, mostly the pack: 19% of a 1-thread f32 prefill profile; 9-10%
+// with it, decode's matrix-vector kernel included); issued all at once before each tile, the
+// prefetches filled the miss buffers and stalled as long.
 typedef struct {
     const char *p;
     size_t stride;
@@ -310,7 +312,8 @@ PLM_TARGET_AVX2 static void gemm_tiles_avx2(float *d, size_t dR, const float *s,
 // so out's rows are written in runs of up to GEMM_NG * 64 bytes: a matrix with many rows writes
 // out once, from far in memory, and one line per (token, panel) cost 2x at the lm_head (49,152
 // rows). Between slices of k the chains wait in this thread's acc; the weights are read once per
-// token block, as the dot-product tiles did.
+// token block, as the dot-product tiles did, and each pack's weights are prefetched into L2 while
+// the tiles of the pack before it compute (pf_lines).
 PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
     static _Thread_local _Alignas(64) float panels[GEMM_PACK / sizeof(float)];
     static _Thread_local _Alignas(64) float acc[GEMM_TB_ACC * GEMM_NG * GEMM_NR]; // 66 KB

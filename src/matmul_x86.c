@@ -93,11 +93,15 @@ PLM_TARGET_AVX512 static void quantize_avx512(int8_t *q, float *d, const float *
 #define GEMM_PACK (160 << 10) // bytes of packed panels per group: in L2
 #endif
 #define GEMM_NG 8 // panels per group at most
+// GEMM_TB: bytes of inputs per token block (the blocks of a call of equal size, each packs the
+// weights once): most of a 1 MB L2 (with the panels and acc). 800 KB puts the 128 tokens of a
+// prefill's down_proj (1,536 columns) in one block: 92 -> 104 GFLOP/s, 1 thread, against 320 KB's
+// three blocks of 48 (each packing its 3.5 MB of weights again); the other shapes no slower.
 #ifndef GEMM_TB
-#define GEMM_TB (320 << 10) // bytes of inputs per token block: in L2 for every panel
+#define GEMM_TB (800 << 10)
 #endif
 #define GEMM_TB_MAX 264 // tokens per block at most
-#define GEMM_TB_ACC 126 // ... when k has several slices (the chains wait in acc between them)
+#define GEMM_TB_ACC 132 // ... when k has several slices (the chains wait in acc between them)
 #ifndef PF_F32_COLS
 #define PF_F32_COLS 64 // decode prefetches a 16-row panel into L1 this many columns ahead (4 KB)
 #endif
@@ -232,15 +236,36 @@ PLM_TARGET_AVX2 static void pack_avx2(float *p, const float *w, size_t C, int nr
         for (int i = 0; i < GEMM_NR; i++) p[k * GEMM_NR + i] = i < nr ? w[(size_t)i * C + k] : 0.0f;
 }
 
+// pf_lines: the 64-byte lines of a region of W (rows of row_bytes, stride bytes apart), prefetched
+// into L2 `per` lines at a time by pf_step, once per chunk of the micro-kernel's k loop: the next
+// pack's weights come from DRAM while the tiles compute. Without it the pack's loads waited on
+// DRAM (f32_rows_avx2's own time, mostly the pack: 19% of a 1-thread f32 prefill profile; 9-10%
+// with it, decode's matrix-vector kernel included); issued all at once before each tile, the
+// prefetches filled the miss buffers and stalled as long.
+typedef struct {
+    const char *p;
+    size_t stride;
+    int row_bytes, rows, per; // per: lines a step
+    int r, o;                 // the next line: row r, byte o
+} pf_lines;
+
+PLM_INLINE void pf_step(pf_lines *s) {
+    for (int i = 0; i < s->per && s->r < s->rows; i++) {
+        _mm_prefetch(s->p + (size_t)s->r * s->stride + s->o, _MM_HINT_T1);
+        if ((s->o += 64) >= s->row_bytes) s->o = 0, s->r++;
+    }
+}
+
 // gemm_tile_avx2: d[t, 0 .. 16) for t < mt (row stride dR; mt a constant at each call site) over
 // the kc columns of the packed panel p (kc a multiple of F32_KS, or the last columns), inputs x (row
 // stride C) broadcast one float at a time: per chunk of F32_KS columns a chain from +0, added to the
 // total, which starts from +0 when s is NULL, else from s[t, 0 .. 16) (row stride sR), and waits in
-// d between chunks (a float stored and loaded back is the same float).
+// d between chunks (a float stored and loaded back is the same float). A pf_step a chunk.
 PLM_INLINE PLM_TARGET_AVX2 void gemm_tile_avx2(float *d, size_t dR, const float *s, size_t sR,
                                                const float *x, size_t C, const float *p, int kc,
-                                               const int mt) {
+                                               pf_lines *pf, const int mt) {
     for (int k0 = 0; k0 < kc; k0 += F32_KS) {
+        pf_step(pf);
         const int ke = k0 + F32_KS < kc ? k0 + F32_KS : kc;
         __m256 acc[GEMM_MR][2];
         UNROLL
@@ -269,14 +294,14 @@ PLM_INLINE PLM_TARGET_AVX2 void gemm_tile_avx2(float *d, size_t dR, const float 
 
 PLM_TARGET_AVX2 static void gemm_tiles_avx2(float *d, size_t dR, const float *s, size_t sR,
                                             const float *x, size_t C, const float *p, int kc,
-                                            int mt) {
+                                            pf_lines *pf, int mt) {
     switch (mt) {
-    case 6: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 6); break;
-    case 5: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 5); break;
-    case 4: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 4); break;
-    case 3: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 3); break;
-    case 2: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 2); break;
-    default: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, 1); break;
+    case 6: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, pf, 6); break;
+    case 5: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, pf, 5); break;
+    case 4: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, pf, 4); break;
+    case 3: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, pf, 3); break;
+    case 2: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, pf, 2); break;
+    default: gemm_tile_avx2(d, dR, s, sR, x, C, p, kc, pf, 1); break;
     }
 }
 
@@ -287,10 +312,11 @@ PLM_TARGET_AVX2 static void gemm_tiles_avx2(float *d, size_t dR, const float *s,
 // so out's rows are written in runs of up to GEMM_NG * 64 bytes: a matrix with many rows writes
 // out once, from far in memory, and one line per (token, panel) cost 2x at the lm_head (49,152
 // rows). Between slices of k the chains wait in this thread's acc; the weights are read once per
-// token block, as the dot-product tiles did.
+// token block, as the dot-product tiles did, and each pack's weights are prefetched into L2 while
+// the tiles of the pack before it compute (pf_lines).
 PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
     static _Thread_local _Alignas(64) float panels[GEMM_PACK / sizeof(float)];
-    static _Thread_local _Alignas(64) float acc[GEMM_TB_ACC * GEMM_NG * GEMM_NR]; // 63 KB
+    static _Thread_local _Alignas(64) float acc[GEMM_TB_ACC * GEMM_NG * GEMM_NR]; // 66 KB
     const int T = j->T;
     if (T == 1) {
         f32_matvec_avx2(j, r0, r1);
@@ -304,6 +330,8 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
     int tb = (int)(GEMM_TB / (C * sizeof(float))) / GEMM_MR * GEMM_MR;
     tb = tb < 4 * GEMM_MR ? 4 * GEMM_MR : tb > GEMM_TB_MAX ? GEMM_TB_MAX : tb;
     if (nk > 1 && tb > GEMM_TB_ACC) tb = GEMM_TB_ACC;
+    const int nb = (T + tb - 1) / tb; // blocks of equal size (each packs the weights once)
+    tb = ((T + nb - 1) / nb + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
     const size_t aR = (size_t)ng * GEMM_NR; // acc: (tb, ng * 16)
     for (int t0 = 0; t0 < T; t0 += tb) {
         const int te = t0 + tb < T ? t0 + tb : T;
@@ -312,6 +340,23 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
             for (size_t k0 = 0; k0 < C; k0 += (size_t)kcs) {
                 const int kc = C - k0 < (size_t)kcs ? (int)(C - k0) : kcs;
                 const int last = k0 + (size_t)kc == C;
+                // the next pack's weights: this group's next slice, else the next group's first,
+                // else the first group's for the next token block; spread over the tiles' chunks
+                const int nrg = last ? rge < r1 ? rge : te < T ? r0 : r1 : rg;
+                const size_t nk0 = last ? 0 : k0 + (size_t)kc;
+                const int nkc = C - nk0 < (size_t)kcs ? (int)(C - nk0) : kcs;
+                const int nrows = (nrg + ng * GEMM_NR < r1 ? nrg + ng * GEMM_NR : r1) - nrg;
+                const int lines = nrows * ((nkc * (int)sizeof(float) + 63) / 64);
+                const int chunks = (te - t0 + GEMM_MR - 1) / GEMM_MR *
+                                   ((rge - rg + GEMM_NR - 1) / GEMM_NR) *
+                                   ((kc + F32_KS - 1) / F32_KS);
+                pf_lines pf = {.p = (const char *)(j->w->f32 + (size_t)nrg * C + nk0),
+                               .stride = C * sizeof(float),
+                               .row_bytes = nkc * (int)sizeof(float),
+                               .rows = nrows,
+                               .per = (lines + chunks - 1) / chunks,
+                               .r = 0,
+                               .o = 0};
                 for (int r = rg; r < rge; r += GEMM_NR) {
                     const int nr = rge - r < GEMM_NR ? rge - r : GEMM_NR;
                     pack_avx2(panels + (size_t)(r - rg) * kc, j->w->f32 + (size_t)r * C + k0, C, nr,
@@ -327,11 +372,11 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
                         float *a = nk > 1 ? acc + (size_t)(t - t0) * aR + (r - rg) : NULL;
                         const float *s = k0 ? a : NULL;
                         float *o = j->out + (size_t)t * R + r;
-                        if (!last) gemm_tiles_avx2(a, aR, s, aR, x, C, p, kc, mt);
-                        else if (nr == GEMM_NR) gemm_tiles_avx2(o, R, s, aR, x, C, p, kc, mt);
+                        if (!last) gemm_tiles_avx2(a, aR, s, aR, x, C, p, kc, &pf, mt);
+                        else if (nr == GEMM_NR) gemm_tiles_avx2(o, R, s, aR, x, C, p, kc, &pf, mt);
                         else { // the last rows: through a full-width copy
                             float tmp[GEMM_MR * GEMM_NR];
-                            gemm_tiles_avx2(tmp, GEMM_NR, s, aR, x, C, p, kc, mt);
+                            gemm_tiles_avx2(tmp, GEMM_NR, s, aR, x, C, p, kc, &pf, mt);
                             for (int i = 0; i < mt; i++)
                                 memcpy(o + i * R, tmp + i * GEMM_NR, (size_t)nr * sizeof(float));
                         }

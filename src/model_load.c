@@ -307,9 +307,9 @@ static plm_status gguf_config(plm_model *m, const plm_gguf *g, const char *path,
     char key[96];
     snprintf(key, sizeof key, "%s.rope.scaling.type", an);
     // llama.cpp's form of linear rope_scaling: these keys (llama3's is the rope_freqs tensor)
-    const int linear =
-        plm_gguf_get_str(g, key, &rs) == 0 && rs.n == 6 && !memcmp(rs.s, "linear", 6);
-    if (!linear && plm_gguf_get_str(g, key, &rs) == 0 && !(rs.n == 4 && !memcmp(rs.s, "none", 4)))
+    const int has_type = plm_gguf_get_str(g, key, &rs) == 0;
+    const int linear = has_type && rs.n == 6 && !memcmp(rs.s, "linear", 6);
+    if (has_type && !linear && !(rs.n == 4 && !memcmp(rs.s, "none", 4)))
         return plm_fail(err, PLM_ERR_UNSUPPORTED, "%s: %s is '%.*s'; pocketlm runs none or linear",
                         path, key, (int)(rs.n > 40 ? 40 : rs.n), rs.s);
     const struct {

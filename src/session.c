@@ -173,24 +173,28 @@ static int local_cap(const plm_config *c) {
     return c->sliding_window > 0 ? c->sliding_window - 1 + CHUNK : 0;
 }
 
+// slots: the positions layers 0 .. l-1 hold together, hold each local layer, cap each other
+static size_t slots(const plm_config *c, int l, int hold, int cap) {
+    size_t n = 0;
+    for (int i = 0; i < l; i++) n += (size_t)(plm_layer_window(c, i) > 0 ? hold : cap);
+    return n;
+}
+
 int64_t plm_session_kv_bytes(const plm_model *m, int32_t n_ctx) {
     const plm_config *c = &m->config;
     const int32_t local = n_ctx < local_cap(c) ? n_ctx : local_cap(c);
-    int64_t slots = 0;
-    for (int l = 0; l < c->num_hidden_layers; l++)
-        slots += plm_layer_window(c, l) > 0 ? local : n_ctx;
-    return 2 * slots * c->num_key_value_heads * c->head_dim * (int64_t)sizeof(float);
+    return 2 * (int64_t)slots(c, c->num_hidden_layers, local, n_ctx) * c->num_key_value_heads *
+           c->head_dim * (int64_t)sizeof(float);
 }
 
 // layer_kv: where layer l's (K, *n, D) keys and values start in s's caches (in floats), *n its
 // positions (cap, or hold for a local layer) and *p0 the position in its first slot
 static size_t layer_kv(const plm_session *s, int l, int *n, int *p0) {
     const plm_config *cfg = &s->model->config;
-    size_t slots = 0;
-    for (int i = 0; i < l; i++) slots += (size_t)(plm_layer_window(cfg, i) > 0 ? s->hold : s->cap);
     const int local = plm_layer_window(cfg, l) > 0;
     *n = local ? s->hold : s->cap, *p0 = local ? s->base : 0;
-    return slots * (size_t)cfg->num_key_value_heads * (size_t)cfg->head_dim;
+    return slots(cfg, l, s->hold, s->cap) * (size_t)cfg->num_key_value_heads *
+           (size_t)cfg->head_dim;
 }
 
 // reserve: grow the caches, the token history (and a standalone session's attention buffer) to
@@ -203,14 +207,14 @@ static plm_status reserve(plm_session *s, int need) {
     if (need <= s->cap) return PLM_OK;
     const plm_config *cfg = &s->model->config;
     const int L = cfg->num_hidden_layers;
-    size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim, slots = 0;
+    size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim;
     int cap = s->cap ? s->cap : need;
     while (cap < need) cap = cap > s->n_ctx / 2 ? s->n_ctx : 2 * cap;
     plm_session grown = *s; // the new sizes, for layer_kv
     grown.cap = cap, grown.hold = cap < local_cap(cfg) ? cap : local_cap(cfg);
-    for (int l = 0; l < L; l++) slots += (size_t)(plm_layer_window(cfg, l) > 0 ? grown.hold : cap);
-    float *k = plm_alloc(slots * K, D * sizeof(float));
-    float *v = plm_alloc(slots * K, D * sizeof(float));
+    const size_t all = slots(cfg, L, grown.hold, cap);
+    float *k = plm_alloc(all * K, D * sizeof(float));
+    float *v = plm_alloc(all * K, D * sizeof(float));
     int32_t *hist = plm_alloc((size_t)cap, sizeof *hist);
     if (!k || !v || !hist || (s->step && step_att(s->step, cap) != PLM_OK)) {
         free(k), free(v), free(hist);

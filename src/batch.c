@@ -142,8 +142,11 @@ static void *scheduler(void *arg) {
     while (gather(b)) {
         int32_t n = take(b);
         pthread_mutex_unlock(&b->lock);
+        const double t0 = plm_time();
         plm_step_run(b->step, b->take, n);
+        const double dt = plm_time() - t0;
         pthread_mutex_lock(&b->lock);
+        b->stats.step_seconds += dt;
         for (int32_t i = 0; i < n; i++) b->taken[i]->done = 1;
         pthread_cond_broadcast(&b->done);
     }

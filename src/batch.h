@@ -19,6 +19,7 @@ typedef struct {
     uint64_t steps;        // steps run
     uint64_t seqs;         // sequences over all steps (seqs / steps: the mean batch)
     uint64_t rows;         // token rows over all steps
+    double step_seconds;   // wall time inside the steps (the rest: waiting for submissions)
     int32_t max_step_seqs; // the most sequences one step has run
     int32_t attached;      // sessions of the batch now
 } plm_batch_stats;

@@ -71,9 +71,27 @@ static int by_logit_desc(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
+// argmax: the first index of the largest of x (n >= 1), as torch.argmax with no NaN (a NaN never
+// wins a comparison, so it is never chosen unless x[0] is one). Eight running maxima, then the
+// first index that holds theirs: no copy of x, and no chain of dependent compares and branches.
+static int32_t argmax(const float *x, int32_t n) {
+    float m[8];
+    for (int k = 0; k < 8; k++) m[k] = x[0];
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) m[k] = x[i + k] > m[k] ? x[i + k] : m[k];
+    for (; i < n; i++) m[0] = x[i] > m[0] ? x[i] : m[0];
+    float mx = m[0];
+    for (int k = 1; k < 8; k++) mx = m[k] > mx ? m[k] : mx;
+    for (i = 0; i < n; i++)
+        if (x[i] == mx) return i;
+    return 0; // x[0] is NaN
+}
+
 int32_t plm_sampler_sample(plm_sampler *s, const float *logits, const int32_t *history,
                            int32_t n_history) {
     int32_t V = s->n_vocab;
+    if (s->p.temperature == 0.0f && s->p.repetition_penalty == 1.0f) return argmax(logits, V);
     float *x = s->logits;
     memcpy(x, logits, (size_t)V * sizeof *x);
     // repetition penalty (HF RepetitionPenaltyLogitsProcessor): once per distinct id seen
@@ -85,12 +103,7 @@ int32_t plm_sampler_sample(plm_sampler *s, const float *logits, const int32_t *h
             x[id] = v < 0.0f ? v * s->p.repetition_penalty : v / s->p.repetition_penalty;
         }
     // greedy: argmax, first index on ties (as torch.argmax)
-    if (s->p.temperature == 0.0f) {
-        int32_t best = 0;
-        for (int32_t i = 1; i < V; i++)
-            if (x[i] > x[best]) best = i;
-        return best;
-    }
+    if (s->p.temperature == 0.0f) return argmax(x, V);
     float mx = -INFINITY;
     for (int32_t i = 0; i < V; i++) {
         x[i] /= s->p.temperature;

@@ -582,9 +582,11 @@ void plm_server_handle_health(conn *c) {
         s->p->max_pending);
     plm_sbuf_addf(&b,
                   ", \"max_batch\": %d, \"kv_used\": %lld, \"kv_budget\": %lld, \"steps\": %llu, "
-                  "\"step_seqs\": %llu, \"max_step_seqs\": %d, \"coi\": %s}\n",
+                  "\"step_seqs\": %llu, \"step_rows\": %llu, \"step_seconds\": %.3f, "
+                  "\"max_step_seqs\": %d, \"coi\": %s}\n",
                   s->p->max_batch, kv_used, (long long)s->kv_budget, (unsigned long long)bs.steps,
-                  (unsigned long long)bs.seqs, bs.max_step_seqs, s->p->coi ? "true" : "false");
+                  (unsigned long long)bs.seqs, (unsigned long long)bs.rows, bs.step_seconds,
+                  bs.max_step_seqs, s->p->coi ? "true" : "false");
     if (names.oom) b.oom = 1;
     plm_server_send_json(c, 200, &b, NULL);
     free(names.p);

@@ -239,6 +239,9 @@ def api_checks(bin_, model):
     mean = (h["step_seqs"] - steps0["step_seqs"]) / max(1, h["steps"] - steps0["steps"])
     check(f"8 concurrent clients shared decode steps (at most {h['max_step_seqs']} sequences a step, "
           f"{mean:.1f} on average)", h["max_step_seqs"] >= 4 and mean > 1.5, h)
+    check("health counts the steps' rows and time (rows >= sequences, time > 0)",
+          h["step_rows"] - steps0["step_rows"] >= h["step_seqs"] - steps0["step_seqs"] and
+          h["step_seconds"] > steps0["step_seconds"], h)
     # a client that leaves in the middle of a long stream: the generation stops, the server goes on
     body = json.dumps({"prompt": "Write a long story about a dragon.", "max_tokens": 1000, "temperature": 0.7, "stream": True}).encode()
     s = raw(f"POST /v1/completions HTTP/1.1\r\nHost: {HOST}:{PORT}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body, read=False)

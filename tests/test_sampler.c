@@ -7,13 +7,19 @@
 #include "pocketlm.h"
 #include "test.h"
 
-static plm_sampler *make(float temp, int top_k, float top_p, float min_p, float rep,
-                         uint64_t seed) {
+// make_v: a sampler of n_vocab ids; make: of 4
+static plm_sampler *make_v(float temp, int top_k, float top_p, float min_p, float rep,
+                           uint64_t seed, int32_t n_vocab) {
     plm_sampler_params p = {temp, top_k, top_p, min_p, rep, seed};
     plm_sampler *s = NULL;
     plm_error err;
-    CHECK(plm_sampler_create(&s, &p, 4, &err) == PLM_OK);
+    CHECK(plm_sampler_create(&s, &p, n_vocab, &err) == PLM_OK);
     return s;
+}
+
+static plm_sampler *make(float temp, int top_k, float top_p, float min_p, float rep,
+                         uint64_t seed) {
+    return make_v(temp, top_k, top_p, min_p, rep, seed, 4);
 }
 
 // freq: share of n draws that gave each of the 4 ids
@@ -34,6 +40,22 @@ int main(void) {
     float tie[4] = {1, 3, 3, 0};
     CHECK(plm_sampler_sample(s, tie, NULL, 0) == 1);
     plm_sampler_free(s);
+    // and on vocabularies of every length mod 8, with ties, NaN and -0, against the definition
+    // (the first i with x[i] > every earlier maximum; a NaN never wins)
+    for (int n = 1; n <= 67; n++) {
+        s = make_v(0, 0, 1, 0, 1, 1, n);
+        float x[67];
+        for (int trial = 0; trial < 50; trial++) {
+            for (int i = 0; i < n; i++) x[i] = (float)((i * 7 + trial * 13) % 5) - 2.0f;
+            if (trial % 3 == 1) x[(trial * 5) % n] = NAN;
+            if (trial % 4 == 2) x[(trial * 3) % n] = -0.0f;
+            int best = 0;
+            for (int i = 1; i < n; i++)
+                if (x[i] > x[best]) best = i;
+            CHECK_MSG(plm_sampler_sample(s, x, NULL, 0) == best, "n %d trial %d", n, trial);
+        }
+        plm_sampler_free(s);
+    }
 
     // temperature 1: frequencies follow the probabilities
     s = make(1, 0, 1, 0, 1, 7);

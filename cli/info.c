@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "gguf.h"
 #include "model.h"
+#include "session.h"
 
 typedef struct {
     const char *key; // HF config.json name
@@ -43,7 +44,10 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
                    (c->qk_norm ? 2 * L * (size_t)c->head_dim : 0),
            linear = n - norms;
     size_t f32 = n * 4, q8 = linear + linear / 32 * 4 + norms * 4;
+    // KV cache: a position's keys and values in every layer, and what a full context holds (a
+    // sliding-window layer's cache stops growing at its window)
     size_t kv = 2 * L * (size_t)c->num_key_value_heads * (size_t)c->head_dim * sizeof(float);
+    const long long kv_full = (long long)plm_session_kv_bytes(m, c->max_position_embeddings);
     const info_kv cfg[] = {
         {"vocab_size", c->vocab_size, 0},
         {"hidden_size", c->hidden_size, 0},
@@ -96,11 +100,11 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
         json
             ? "}, \"loaded_dtype\": \"%s\", \"loaded_bytes\": %zu, \"load_seconds\": %.3f, "
               "\"f32_bytes\": %zu, \"q8_0_bytes\": %zu, \"kv_cache_bytes_per_token\": %zu, "
-              "\"tokenizer_vocab\": %d, \"cpu\": "
+              "\"kv_cache_bytes_full_context\": %lld, \"tokenizer_vocab\": %d, \"cpu\": "
             : "\nloaded                    %s, %zu bytes in %.3f s\nmemory_f32_bytes          %zu\n"
               "memory_q8_0_bytes         %zu\nkv_cache_bytes_per_token  %zu\n"
-              "tokenizer_vocab           %d\n",
-        plm_dtype_name(plm_model_dtype(m)), plm_model_weight_bytes(m), load_s, f32, q8, kv,
+              "kv_cache_bytes_full_ctx   %lld\ntokenizer_vocab           %d\n",
+        plm_dtype_name(plm_model_dtype(m)), plm_model_weight_bytes(m), load_s, f32, q8, kv, kv_full,
         tok ? plm_tokenizer_n_vocab(tok) : 0);
     const char *cpu = plm_cpu_name(), *features = plm_cpu_features(), *path_ = plm_kernel_path();
     if (!json) {

@@ -412,6 +412,87 @@ static void test_unlikelihood(void) {
     free_fixture(&fx);
 }
 
+// ---- a fine-tuning run with unlikelihood, resumed ----
+
+// run_to_end: plm_finetune_begin with p, stop after `stop` steps with a checkpoint (stop > 0), or
+// step to the end and save (stop 0); 0 when every call succeeded
+static int run_to_end(const plm_model *m, const plm_finetune_params *p, int stop) {
+    plm_finetune_run *r = NULL;
+    plm_error err = {0};
+    int ok = plm_finetune_begin(&r, m, p, &err) == PLM_OK, k = 0, got = 1;
+    while (ok && (stop == 0 || k < stop) && (got = plm_finetune_step(r, NULL, &err)) == 1) k++;
+    if (ok && got >= 0)
+        ok = (stop ? plm_finetune_checkpoint(r, &err) : plm_finetune_save(r, &err)) == PLM_OK;
+    CHECK_MSG(ok && got >= 0, "finetune run (stop %d): %s", stop, err.msg);
+    plm_finetune_free(r);
+    return ok && got >= 0 ? 0 : -1;
+}
+
+// same_file: the bytes of dir/name equal those of dir2/name
+static int same_file(const char *dir, const char *dir2, const char *name) {
+    char a[256], b[256], *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    snprintf(a, sizeof a, "%s/%s", dir, name), snprintf(b, sizeof b, "%s/%s", dir2, name);
+    int same = plm_file_read(a, &x, &nx, NULL) == PLM_OK &&
+               plm_file_read(b, &y, &ny, NULL) == PLM_OK && nx == ny && !memcmp(x, y, nx);
+    free(x), free(y);
+    return same;
+}
+
+// test_finetune_unlikelihood: plm_finetune on the tiny model (tests/ref/tiny-tied with
+// tests/data/tiny-bpe's tokenizer) and 12 JSONL pairs, 3 steps at unlikelihood 0.5: stopped after
+// 2 steps and resumed, the adapter is the uninterrupted run's byte for byte; at unlikelihood 0 it
+// differs (the option reaches the trainer through the data's candidates); pocketlm_task.json
+// records the weight.
+static void test_finetune_unlikelihood(void) {
+    char dir[64], path[256], out[3][128];
+    snprintf(dir, sizeof dir, "/tmp/plm_test_train_ul.%ld", (long)getpid());
+    snprintf(path, sizeof path,
+             "mkdir -p %s/model && cp tests/ref/tiny-tied/* tests/data/tiny-bpe/* "
+             "%s/model/",
+             dir, dir);
+    CHECK(system(path) == 0);
+    snprintf(path, sizeof path, "%s/pairs.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; f && i < 12; i++)
+        fprintf(f, "{\"input\": \"the cat %d sat on a mat\", \"output\": \"a cat %d sat\"}\n", i,
+                i);
+    if (f) fclose(f);
+    plm_model *m = NULL;
+    plm_load_params lp = plm_load_default_params();
+    plm_error err = {0};
+    snprintf(out[0], sizeof out[0], "%s/model", dir);
+    if (plm_model_load(&m, out[0], &lp, &err) != PLM_OK) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    plm_finetune_params p = plm_finetune_default_params();
+    p.data = path;
+    p.eval_frac = 0, p.rank = 2, p.batch = 4, p.max_steps = 3, p.max_len = 160;
+    p.train.n_threads = 1, p.train.unlikelihood = 0.5f;
+    for (int k = 0; k < 3; k++) snprintf(out[k], sizeof out[k], "%s/run%d", dir, k);
+    p.out = out[0];
+    run_to_end(m, &p, 0);
+    p.out = out[1];
+    run_to_end(m, &p, 2);
+    p.resume = 1;
+    run_to_end(m, &p, 0);
+    CHECK_MSG(same_file(out[0], out[1], "adapter_model.safetensors"),
+              "unlikelihood run stopped at 2 and resumed: not the uninterrupted adapter");
+    p.out = out[2], p.resume = 0, p.train.unlikelihood = 0.0f;
+    run_to_end(m, &p, 0);
+    CHECK_MSG(!same_file(out[0], out[2], "adapter_model.safetensors"),
+              "unlikelihood 0.5 trained the same adapter as 0");
+    char *text = NULL;
+    size_t n;
+    snprintf(path, sizeof path, "%s/pocketlm_task.json", out[0]);
+    CHECK(plm_file_read(path, &text, &n, &err) == PLM_OK && strstr(text, "\"unlikelihood\": 0.5"));
+    free(text);
+    plm_model_free(m);
+    snprintf(path, sizeof path, "rm -rf %s", dir);
+    CHECK(system(path) == 0);
+}
+
 int main(void) {
     test_self();
     test_isa_from_env("test_train");
@@ -422,5 +503,6 @@ int main(void) {
     test_variant("train-llama3"); // through llama3-scaled RoPE
     test_variant("train-gemma3"); // post norms, GeGLU, sliding window, scaled embedding rows
     test_unlikelihood();
+    test_finetune_unlikelihood();
     return test_main_end("test_train");
 }

@@ -80,6 +80,9 @@ static void usage(void) {
         "                   default: a half-epoch run did not steer on held-out; try 5)\n"
         "  --min-distance X drop examples closer than X (0..100: 100 - BLEU of the target\n"
         "                   against the source) to their source: near copies (0 = keep all)\n"
+        "  --unlikelihood A train away from copying the input: loss = CE + A * unlikelihood of\n"
+        "                   the token that would continue a copy of the source (docs/DESIGN.md;\n"
+        "                   0 = plain cross-entropy, the default; eval loss stays plain CE)\n"
         "  --no-detok       keep PAWS's tokenized spacing (\" ,\" \" .\"); default: detokenized\n"
         "  --strict         a bad data row is an error (default: counted and skipped)\n"
         "  --resume         continue from ADAPTER/checkpoint\n");
@@ -130,6 +133,9 @@ int cmd_finetune(int argc, char **argv) {
         } else if (!strcmp(a, "--min-distance")) {
             if (cli_float(cmd, a, v, 0, 100, &x)) return 2;
             fp.min_distance = (float)x;
+        } else if (!strcmp(a, "--unlikelihood")) {
+            if (cli_float(cmd, a, v, 0, 1e6, &x)) return 2;
+            fp.train.unlikelihood = (float)x;
         } else if (!strcmp(a, "--diversity-levels")) {
             if (cli_int(cmd, a, v, 0, PLM_TASK_LEVELS_MAX, &n)) return 2;
             if (n == 1)

@@ -305,6 +305,9 @@ typedef struct {
     int32_t *ids;     // (n) prompt tokens then target tokens
     int32_t n;        // tokens
     int32_t n_prompt; // ids[0 .. n_prompt) get no loss
+    int32_t *avoid;   // (n) or NULL: avoid[p] is the token the row predicting ids[p] is trained
+                      // away from when plm_train_params.unlikelihood > 0 (the copy candidate of
+                      // docs/DESIGN.md), -1 for none
 } plm_example;
 
 typedef struct plm_trainer plm_trainer;
@@ -321,6 +324,8 @@ typedef struct {
     int32_t warmup_steps; // linear warmup from 0 (HF get_cosine_schedule_with_warmup)
     int32_t total_steps;  // cosine decay reaches 0 here; 0 = constant lr after warmup
     uint64_t seed;        // LoRA dropout masks
+    float unlikelihood;   // weight a of the unlikelihood term on plm_example.avoid: the training
+                          // loss is CE + a * sum -log(1 - p(avoid)) (0 = plain cross-entropy)
 } plm_train_params;
 
 plm_train_params plm_train_default_params(void);
@@ -333,11 +338,13 @@ void plm_trainer_free(plm_trainer *t);
 
 // plm_trainer_accumulate: forward and backward of n examples (one micro-batch, packed without
 // padding), adding grad_scale * d(summed token loss)/d(parameters) to the gradients. *loss gets
-// the summed cross-entropy (nats) and *n_tokens the tokens it covers.
+// the summed loss (nats: cross-entropy, plus unlikelihood * the unlikelihood term when that is
+// set) and *n_tokens the tokens it covers.
 plm_status plm_trainer_accumulate(plm_trainer *t, const plm_example *ex, int32_t n,
                                   float grad_scale, double *loss, int32_t *n_tokens,
                                   plm_error *err);
-// plm_trainer_loss: the summed loss of n examples, no gradients (evaluation).
+// plm_trainer_loss: the summed cross-entropy of n examples, no gradients (evaluation; never the
+// unlikelihood term, so runs with and without it compare).
 plm_status plm_trainer_loss(plm_trainer *t, const plm_example *ex, int32_t n, double *loss,
                             int32_t *n_tokens, plm_error *err);
 // plm_trainer_step: clip the gradients, one AdamW update at the scheduled learning rate, zero the

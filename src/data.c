@@ -21,7 +21,7 @@
 #include "task.h"
 
 plm_data_params plm_data_default_params(void) {
-    plm_data_params p = {1, 256, 0, 0, NULL, 0.0f, 0, NULL, NULL};
+    plm_data_params p = {1, 256, 0, 0, NULL, 0.0f, 0, 0, NULL, NULL};
     return p;
 }
 
@@ -29,6 +29,7 @@ void plm_dataset_free(plm_dataset *d) {
     if (!d) return;
     free(d->ex);
     free(d->block);
+    free(d->avoid_block);
     free(d->src_row);
     free(d->group);
     memset(d, 0, sizeof *d);
@@ -48,6 +49,8 @@ typedef struct {
     uint64_t *key; // (2 * ex_cap) hashes of each example's input and output text
     int32_t *ids;  // (ids_cap) the growing block
     size_t ids_len, ids_cap;
+    int32_t *avoid; // (avoid_cap >= ids_len) the growing avoid block, parallel to ids (p.avoid)
+    size_t avoid_cap;
     char *text; // (text_cap) scratch: one template string
     size_t text_cap;
     char *field; // (field_cap) scratch: the decoded JSON fields of one line
@@ -153,6 +156,38 @@ static plm_status link_groups(plm_dataset *d, const uint64_t *key) {
     return PLM_OK;
 }
 
+// copy_candidates: L->avoid for the example at L->ids[start .. start + n) (np of them its prompt),
+// whose source is src (ns bytes): -1 on the prompt, and on the target its copy candidates. The
+// definition (docs/DESIGN.md, finetune): the source is tokenized as a target would be
+// (plm_task_target_n: its first word without a leading space, its end marker last), S = s_0 ..
+// s_{m-1}, for the target's tokens y_0 .. (its end marker included). The candidate c_i is the
+// token of S that would continue a copy: c_0 = s_0; for i > 0, s_{j+1} where j is the first
+// occurrence of y_{i-1} in S at or after `from` (the position after the previous match, 0 at
+// first), else its first occurrence anywhere; then from = j + 1. None (-1) when y_{i-1} is not in
+// S or only as its last token, and none when c_i == y_i (the reference copies there).
+// S is encoded after the example for the look-up, then taken off the block again.
+static plm_status copy_candidates(loader *L, size_t start, int32_t np, int32_t n, const char *src,
+                                  size_t ns) {
+    int32_t m = encode_part(L, TARGET, src, ns);
+    if (m < 0 || grow((void **)&L->avoid, &L->avoid_cap, start + (size_t)n, sizeof *L->avoid))
+        return plm_fail(L->err, m < 0 ? (plm_status)m : PLM_ERR_NOMEM,
+                        "%s: copy candidates of example %d failed", L->name, (int)L->d->n);
+    const int32_t *y = L->ids + start + np, *S = L->ids + start + n;
+    int32_t *c = L->avoid + start;
+    for (int32_t p = 0; p < np; p++) c[p] = -1;
+    c += np;
+    for (int32_t i = 0, from = 0; i < n - np; i++) {
+        int32_t j = -1;
+        for (int32_t k = from; i > 0 && k < m && j < 0; k++) j = S[k] == y[i - 1] ? k : -1;
+        for (int32_t k = 0; i > 0 && k < m && j < 0; k++) j = S[k] == y[i - 1] ? k : -1;
+        if (i > 0 && j >= 0) from = j + 1;
+        int32_t next = i == 0 ? 0 : j >= 0 ? j + 1 : m; // m: no candidate
+        c[i] = next < m && S[next] != y[i] ? S[next] : -1;
+    }
+    L->ids_len = start + (size_t)n; // S off the block
+    return PLM_OK;
+}
+
 // add_example: one example src -> tgt at distance dist, from the row at line; when it has more than
 // max_len tokens, *too_long is raised to its length (the caller undoes the row). With levels, its
 // prompt gets level 0's control token, which finish_levels later sets to the example's level.
@@ -185,8 +220,10 @@ static plm_status add_example(loader *L, int64_t line, const char *src, size_t n
         return plm_fail(L->err, (plm_status)(np < 0 ? np : nt_ids),
                         "%s: tokenizing example %d failed", L->name, (int)d->n);
     int64_t n = (int64_t)np + nt_ids;
+    plm_status st = L->p.avoid ? copy_candidates(L, start, np, (int32_t)n, src, ns) : PLM_OK;
+    if (st != PLM_OK) return st;
     if (n > L->p.max_len && n > *too_long) *too_long = (int)(n < INT32_MAX ? n : INT32_MAX);
-    d->ex[d->n] = (plm_example){NULL, (int32_t)n, np};
+    d->ex[d->n] = (plm_example){NULL, (int32_t)n, np, NULL};
     d->src_row[d->n] = (int32_t)line;
     L->dist[d->n] = dist;
     L->level_at[d->n] = -1; // the template's control token: the last one in the prompt
@@ -629,14 +666,19 @@ plm_status plm_dataset_load_buffer(plm_dataset *out, const char *text, size_t le
     free(L.clean);
     if (st != PLM_OK) {
         free(L.ids);
+        free(L.avoid);
         plm_dataset_free(out);
         return st;
     }
-    // the block is final now: shrink it and point each example at its ids
+    // the blocks are final now: shrink them and point each example at its ids (and avoid)
     int32_t *block = realloc(L.ids, L.ids_len * sizeof *block);
     out->block = block ? block : L.ids;
-    for (size_t k = 0, at = 0; k < (size_t)out->n; at += (size_t)out->ex[k].n, k++)
+    block = L.avoid ? realloc(L.avoid, L.ids_len * sizeof *block) : NULL;
+    out->avoid_block = block ? block : L.avoid;
+    for (size_t k = 0, at = 0; k < (size_t)out->n; at += (size_t)out->ex[k].n, k++) {
         out->ex[k].ids = out->block + at;
+        if (out->avoid_block) out->ex[k].avoid = out->avoid_block + at;
+    }
     return PLM_OK;
 }
 
@@ -757,7 +799,9 @@ static plm_status subset(plm_dataset *out, const plm_dataset *d, const int32_t *
     out->src_row = plm_alloc(n, sizeof *out->src_row);
     out->group = plm_alloc(n, sizeof *out->group);
     out->block = plm_alloc(tokens ? tokens : 1, sizeof *out->block);
-    if (!out->ex || !out->src_row || !out->group || !out->block) {
+    if (d->avoid_block) out->avoid_block = plm_alloc(tokens ? tokens : 1, sizeof *out->block);
+    if (!out->ex || !out->src_row || !out->group || !out->block ||
+        (d->avoid_block && !out->avoid_block)) {
         plm_dataset_free(out);
         return plm_fail(err, PLM_ERR_NOMEM, "split: out of memory for %zu examples", n);
     }
@@ -768,6 +812,10 @@ static plm_status subset(plm_dataset *out, const plm_dataset *d, const int32_t *
         plm_example e = d->ex[i];
         memcpy(out->block + used, e.ids, (size_t)e.n * sizeof *e.ids);
         e.ids = out->block + used;
+        if (out->avoid_block) {
+            memcpy(out->avoid_block + used, e.avoid, (size_t)e.n * sizeof *e.avoid);
+            e.avoid = out->avoid_block + used;
+        }
         used += (size_t)e.n;
         out->src_row[out->n] = d->src_row ? d->src_row[i] : i;
         if (at[gid[i]] < 0) at[gid[i]] = out->n; // a group is named by its first example
@@ -830,9 +878,9 @@ plm_status plm_dataset_split(plm_dataset *d, plm_dataset *held, double frac, uin
         goto done;
     }
     // d keeps its counters (they describe the file) and takes the kept examples
-    free(d->ex), free(d->block), free(d->src_row), free(d->group);
+    free(d->ex), free(d->block), free(d->avoid_block), free(d->src_row), free(d->group);
     d->ex = keep.ex, d->n = keep.n, d->block = keep.block, d->src_row = keep.src_row;
-    d->group = keep.group;
+    d->group = keep.group, d->avoid_block = keep.avoid_block;
 done:
     free(gid), free(at), free(perm), free(size), free(mark);
     if (st == PLM_ERR_NOMEM && !held->ex) return plm_fail(err, st, "split: out of memory");

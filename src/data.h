@@ -1,7 +1,8 @@
 // data.h: task data for fine-tuning: PAWS TSV (id, sentence1, sentence2, label) or JSONL
 // ({"input": ..., "output": ...}) into tokenized examples in the task template of
 // docs/DESIGN.md, with the loss on {target}<|OUTPUT_END|> only, each with the diversity level of its
-// pair when asked; a held-out split; length-grouped batches.
+// pair when asked, and the copy candidates of each target when asked; a held-out split;
+// length-grouped batches.
 #ifndef PLM_DATA_H
 #define PLM_DATA_H
 
@@ -23,6 +24,8 @@ typedef struct {
     float min_distance; // drop examples whose distance is below this (near copies); default 0
     int detok;          // detokenize the sentences of a TSV file (plm_detok: PAWS is tokenized
                         // text); JSONL is taken as written. Default 0
+    int avoid; // 1: give every example its avoid array (plm_example), the copy candidates of its
+               // target (copy_candidates in data.c; the unlikelihood's). Default 0: avoid NULL
     // on_bad_row: called with "name:line: why" for every bad row, or NULL; gets user
     void (*on_bad_row)(void *user, const char *msg);
     void *user;
@@ -33,16 +36,17 @@ plm_data_params plm_data_default_params(void);
 typedef struct {
     plm_example *ex; // (n) examples, in file order (a reversed pair right after its original)
     int32_t n;
-    int64_t rows;        // data rows read (header excluded)
-    int64_t not_label1;  // PAWS rows skipped because label != 1 (not bad)
-    int64_t bad_fields;  // rows with missing fields or malformed (bad TSV columns, bad JSON)
-    int64_t bad_empty;   // rows with an empty input or output
-    int64_t bad_long;    // rows whose example exceeds max_len tokens
-    char first_bad[200]; // "file:line: why" of the first bad row, or ""
-    int jsonl;           // 1: the file was read as JSONL, 0: as TSV
-    int32_t *block;      // the one allocation behind every ex[i].ids
-    int32_t *src_row;    // (n) the line of the file (1-based) each example came from; a pair and
-                         // its reverse share one, so a split keeps them together.
+    int64_t rows;         // data rows read (header excluded)
+    int64_t not_label1;   // PAWS rows skipped because label != 1 (not bad)
+    int64_t bad_fields;   // rows with missing fields or malformed (bad TSV columns, bad JSON)
+    int64_t bad_empty;    // rows with an empty input or output
+    int64_t bad_long;     // rows whose example exceeds max_len tokens
+    char first_bad[200];  // "file:line: why" of the first bad row, or ""
+    int jsonl;            // 1: the file was read as JSONL, 0: as TSV
+    int32_t *block;       // the one allocation behind every ex[i].ids
+    int32_t *avoid_block; // the one allocation behind every ex[i].avoid, or NULL (without them)
+    int32_t *src_row;     // (n) the line of the file (1-based) each example came from; a pair and
+                          // its reverse share one, so a split keeps them together.
     // May be NULL in a dataset built by hand: then each example is its own row.
     int32_t *group;      // (n) examples linked by a shared sentence (the same text after trimming,
                          // as input or output, in any row) have the same group: PAWS makes several

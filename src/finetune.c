@@ -398,10 +398,10 @@ static plm_status write_task(const plm_dataset *d, const plm_finetune_params *p,
     if (s == PLM_OK)
         s = plm_writer_printf(w, err,
                               ",\n \"detok\": %s, \"reverse\": %s, \"min_distance\": %g, "
-                              "\"near_copies_dropped\": %lld}\n",
+                              "\"near_copies_dropped\": %lld, \"unlikelihood\": %g}\n",
                               p->detok && !d->jsonl ? "true" : "false",
                               p->reverse ? "true" : "false", (double)p->min_distance,
-                              (long long)d->near_copies);
+                              (long long)d->near_copies, (double)p->train.unlikelihood);
     if (s != PLM_OK) {
         plm_writer_abort(w);
         return s;
@@ -445,12 +445,14 @@ static plm_status setup(run *r, const plm_model *base, plm_error *err) {
     dp.reverse = p->reverse, dp.max_len = p->max_len, dp.strict = p->strict;
     dp.levels = p->diversity_levels, dp.min_distance = p->min_distance, dp.detok = p->detok;
     dp.on_bad_row = p->on_bad_row, dp.user = p->user;
+    dp.avoid = p->train.unlikelihood > 0.0f; // the copy candidates, for the unlikelihood term
     const plm_tokenizer *tok =
         plm_lora_tokenizer(r->lora) ? plm_lora_tokenizer(r->lora) : base->tokenizer;
     if ((s = plm_dataset_load(&r->train, p->data, tok, &dp, err)) != PLM_OK) return s;
     if ((s = write_task(&r->train, p, err)) != PLM_OK) return s;
     dp.cuts = r->train.cuts; // other data is leveled as the training data
     dp.min_distance = 0;     // and measured whole
+    dp.avoid = 0;            // by plain cross-entropy
     if (p->eval_data) s = plm_dataset_load(&r->eval, p->eval_data, tok, &dp, err);
     else if (p->eval_frac > 0.0f &&
              (s = plm_dataset_split(&r->train, &r->eval, (double)p->eval_frac, p->train.seed,

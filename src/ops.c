@@ -519,8 +519,17 @@ PLM_INLINE void geglu_backward(float *dgate, float *dup, const float *dout, cons
 
 // ---- cross-entropy ----
 
-PLM_INLINE double crossentropy(float *dlogits, const float *logits, const int32_t *targets, int T,
-                               int V, float grad_scale, int *n_counted) {
+// Unlikelihood (Welleck et al. 2019, token level): a row with an avoided token c (avoid[t] >= 0)
+// adds weight * -log(1 - p_c) to its loss, whose gradient wrt the logits is
+// weight * p_c / (1 - p_c) * (onehot(c) - p). 1 - p_c is computed as (sum - e_c) / sum (no
+// cancellation when p_c is small) and clamped: q = max(1 - p_c, UL_MIN_Q), in the loss and in the
+// gradient alike, so a row whose p_c rounds to 1 gives a loss of at most weight * 13.8 and a
+// gradient factor of at most 1e6, never inf or NaN. Rows without one compute exactly what plain
+// cross-entropy does (the factor k below is then exactly 1).
+#define UL_MIN_Q 1e-6
+PLM_INLINE double crossentropy(float *dlogits, const float *logits, const int32_t *targets,
+                               const int32_t *avoid, float weight, int T, int V, float grad_scale,
+                               int *n_counted) {
     double loss = 0.0;
     int n = 0;
     for (int t = 0; t < T; t++) {
@@ -542,11 +551,21 @@ PLM_INLINE double crossentropy(float *dlogits, const float *logits, const int32_
         for (; i < V; i++) sum += (double)plm_exp1(l[i] - mx);
         float ly = l[y];
         loss += log(sum) - (double)(ly - mx);
-        float inv = (float)(1.0 / sum);
+        int c = avoid && weight > 0.0f ? avoid[t] : -1;
+        double k = 1.0, u = 0.0; // softmax factor and the avoided token's: p * k + u onehot(c)
+        if (c >= 0 && c < V) {
+            double ec = (double)plm_exp1(l[c] - mx), q = (sum - ec) / sum;
+            q = q > UL_MIN_Q ? q : UL_MIN_Q;
+            u = (double)weight * (ec / sum) / q;
+            k = 1.0 - u;
+            loss -= (double)weight * log(q);
+        }
+        float inv = (float)(k / sum);
         for (i = 0; i + 8 <= V; i += 8) // softmax
             store8(g + i, plm_exp8(load8(l + i) - mx) * inv * grad_scale);
         for (; i < V; i++) g[i] = plm_exp1(l[i] - mx) * inv * grad_scale;
         g[y] -= grad_scale; // - onehot
+        if (c >= 0 && c < V) g[c] += (float)u * grad_scale;
         n++;
     }
     if (n_counted) *n_counted = n;
@@ -698,28 +717,24 @@ void plm_residual_forward(float *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] += inp[i];
 }
 
+#define CE_F                                                                                       \
+    (float *dlogits, const float *logits, const int32_t *targets, const int32_t *avoid,            \
+     float weight, int T, int V, float grad_scale, int *n_counted)
+#define CE_ARGS (dlogits, logits, targets, avoid, weight, T, V, grad_scale, n_counted)
 #ifdef PLM_X86_DISPATCH
-PLM_AVX512 static double crossentropy_avx512(float *dlogits, const float *logits,
-                                             const int32_t *targets, int T, int V, float grad_scale,
-                                             int *n_counted) {
-    return crossentropy(dlogits, logits, targets, T, V, grad_scale, n_counted);
+PLM_AVX512 static double crossentropy_avx512 CE_F {
+    return crossentropy CE_ARGS;
 }
-PLM_AVX2 static double crossentropy_avx2(float *dlogits, const float *logits,
-                                         const int32_t *targets, int T, int V, float grad_scale,
-                                         int *n_counted) {
-    return crossentropy(dlogits, logits, targets, T, V, grad_scale, n_counted);
+PLM_AVX2 static double crossentropy_avx2 CE_F {
+    return crossentropy CE_ARGS;
 }
 #endif
 
-double plm_crossentropy_forward_backward(float *dlogits, const float *logits,
-                                         const int32_t *targets, int T, int V, float grad_scale,
-                                         int *n_counted) {
+double plm_crossentropy_forward_backward CE_F {
 #ifdef PLM_X86_DISPATCH
     const plm_isa isa = plm_isa_active();
-    if (plm_isa_includes(isa, PLM_ISA_AVX512))
-        return crossentropy_avx512(dlogits, logits, targets, T, V, grad_scale, n_counted);
-    if (plm_isa_includes(isa, PLM_ISA_AVX2))
-        return crossentropy_avx2(dlogits, logits, targets, T, V, grad_scale, n_counted);
+    if (plm_isa_includes(isa, PLM_ISA_AVX512)) return crossentropy_avx512 CE_ARGS;
+    if (plm_isa_includes(isa, PLM_ISA_AVX2)) return crossentropy_avx2 CE_ARGS;
 #endif
-    return crossentropy(dlogits, logits, targets, T, V, grad_scale, n_counted);
+    return crossentropy CE_ARGS;
 }

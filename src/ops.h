@@ -97,12 +97,15 @@ void plm_swiglu_backward(float *dgate, float *dup, const float *dout, const floa
 void plm_geglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                         const float *up, size_t n);
 
-// Cross-entropy over logits (T, V) with targets (T) where target < 0 means "no loss here".
-// Returns the summed loss (double) over counted positions; writes probs - onehot scaled by
-// grad_scale into dlogits (T, V) (overwrites; rows without a target get zeros). dlogits may alias
-// logits. n_counted receives the number of counted positions.
+// Cross-entropy over logits (T, V) with targets (T) where target < 0 means "no loss here", plus
+// token-level unlikelihood (Welleck et al. 2019) when avoid (T) is not NULL and weight > 0: a row
+// with avoid[t] >= 0 also adds weight * -log(max(1 - p(avoid[t]), 1e-6)) (see ops.c).
+// Returns the summed loss (double) over counted positions; writes its gradient wrt the logits,
+// probs - onehot (+ weight * p_c / (1 - p_c) * (onehot(c) - probs)), scaled by grad_scale into
+// dlogits (T, V) (overwrites; rows without a target get zeros). dlogits may alias logits.
+// n_counted receives the number of counted positions. avoid NULL or weight 0: plain cross-entropy.
 double plm_crossentropy_forward_backward(float *dlogits, const float *logits,
-                                         const int32_t *targets, int T, int V, float grad_scale,
-                                         int *n_counted);
+                                         const int32_t *targets, const int32_t *avoid, float weight,
+                                         int T, int V, float grad_scale, int *n_counted);
 
 #endif

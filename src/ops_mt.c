@@ -111,7 +111,8 @@ void plm_dropout_mt(plm_pool *pool, float *out, const float *x, size_t n, uint64
 typedef struct {
     float *dl;
     const float *l;
-    const int32_t *y;
+    const int32_t *y, *avoid;
+    float weight;
     int32_t V;
     float scale;
     double *loss;
@@ -121,13 +122,14 @@ static void ce_range(void *ctx, size_t i0, size_t i1) {
     ce_job *j = ctx;
     for (size_t r = i0; r < i1; r++)
         j->loss[r] = plm_crossentropy_forward_backward(
-            j->dl + r * (size_t)j->V, j->l + r * (size_t)j->V, j->y + r, 1, j->V, j->scale, NULL);
+            j->dl + r * (size_t)j->V, j->l + r * (size_t)j->V, j->y + r,
+            j->avoid ? j->avoid + r : NULL, j->weight, 1, j->V, j->scale, NULL);
 }
 
 double plm_crossentropy_mt(plm_pool *pool, float *dlogits, const float *logits,
-                           const int32_t *targets, int32_t T, int32_t V, float grad_scale,
-                           double *row_loss, int *n_counted) {
-    ce_job j = {dlogits, logits, targets, V, grad_scale, row_loss};
+                           const int32_t *targets, const int32_t *avoid, float weight, int32_t T,
+                           int32_t V, float grad_scale, double *row_loss, int *n_counted) {
+    ce_job j = {dlogits, logits, targets, avoid, weight, V, grad_scale, row_loss};
     plm_pool_for(pool, (size_t)T, ce_range, &j);
     double sum = 0.0;
     int n = 0;

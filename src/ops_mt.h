@@ -26,10 +26,11 @@ void plm_axpy_mt(plm_pool *pool, float *out, const float *a, const float *b, flo
 void plm_dropout_mt(plm_pool *pool, float *out, const float *x, size_t n, uint64_t seed,
                     int32_t layer, plm_lora_target target, float p, int add);
 
-// plm_crossentropy_mt: plm_crossentropy_forward_backward over rows split between threads; the
-// per-row losses go to row_loss (T) and are summed in row order (the same for any thread count).
+// plm_crossentropy_mt: plm_crossentropy_forward_backward over rows split between threads (with
+// its unlikelihood on avoid (T, or NULL) at weight); the per-row losses go to row_loss (T) and are
+// summed in row order (the same for any thread count).
 double plm_crossentropy_mt(plm_pool *pool, float *dlogits, const float *logits,
-                           const int32_t *targets, int32_t T, int32_t V, float grad_scale,
-                           double *row_loss, int *n_counted);
+                           const int32_t *targets, const int32_t *avoid, float weight, int32_t T,
+                           int32_t V, float grad_scale, double *row_loss, int *n_counted);
 
 #endif

@@ -72,6 +72,7 @@ struct plm_trainer {
     float *ao;               // (N, H*D) attention output, when o_proj is not adapted
     float *h;                // (N, F) silu(gate) * up, down_proj input
     int32_t *rows, *targets; // (N) the M rows' indices and their target ids
+    int32_t *avoid;          // (N) the M rows' avoided tokens (plm_example.avoid), -1 for none
     double *row_loss;        // (N) each of the M rows' loss
     float *cos_t, *sin_t;    // (max_len, D/2) RoPE table
     float *cos_l, *sin_l;    // (max_len, D/2) the local layers' RoPE table (Gemma 3; else NULL)
@@ -87,7 +88,7 @@ struct plm_trainer {
 // ---- parameters ----
 
 plm_train_params plm_train_default_params(void) {
-    plm_train_params p = {0, 4096, 256, 2e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, 1.0f, 0, 0, 1234};
+    plm_train_params p = {0, 4096, 256, 2e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, 1.0f, 0, 0, 1234, 0.0f};
     return p;
 }
 
@@ -207,6 +208,7 @@ static size_t layout(plm_trainer *t, char *base) {
     t->xnf = carve(base, &at, N * C);
     t->xg = carve(base, &at, N * C), t->logits = carve(base, &at, HR * NV);
     t->rows = (int32_t *)carve(base, &at, N), t->targets = (int32_t *)carve(base, &at, N);
+    t->avoid = (int32_t *)carve(base, &at, N);
     t->row_loss = (double *)(void *)carve(base, &at, 2 * N);
     t->cos_t = carve(base, &at, S * (size_t)c->head_dim / 2);
     t->sin_t = carve(base, &at, S * (size_t)c->head_dim / 2);
@@ -238,6 +240,10 @@ plm_status plm_trainer_create(plm_trainer **out, const plm_model *base, plm_lora
         p.warmup_steps < 0 || p.total_steps < 0 || !(p.grad_clip >= 0.0f))
         return plm_fail(err, PLM_ERR_ARG, "trainer: bad parameters (max_tokens %d, max_len %d)",
                         p.max_tokens, p.max_len);
+    if (!(p.unlikelihood >= 0.0f && p.unlikelihood <= 1e6f))
+        return plm_fail(err, PLM_ERR_ARG,
+                        "trainer: unlikelihood must be a number in [0, 1e6], found %g",
+                        (double)p.unlikelihood);
     if (lora->n_layers != base->config.num_hidden_layers ||
         lora->hidden_size != base->config.hidden_size)
         return plm_fail(err, PLM_ERR_ARG, "trainer: the adapter does not fit the model");
@@ -374,8 +380,8 @@ static void linear(plm_trainer *t, float *out, const float *inp, int32_t l, plm_
 }
 
 // forward: the micro-batch through the model's layers and final norm; the normalized rows that
-// predict a target are gathered into t->xg (M, C), their rows and targets into t->rows,
-// t->targets. Returns M. (The head is head_loss's.)
+// predict a target are gathered into t->xg (M, C), their rows, targets and avoided tokens into
+// t->rows, t->targets, t->avoid. Returns M. (The head is head_loss's.)
 static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uint64_t seed) {
     const plm_model *m = t->model;
     const plm_config *c = &m->config;
@@ -423,6 +429,7 @@ static int32_t forward(plm_trainer *t, const batch *b, int32_t N, int train, uin
         for (int32_t p = b->ex[i].n_prompt - 1; p < b->ex[i].n - 1; p++) {
             t->rows[M] = r + p;
             t->targets[M] = b->ex[i].ids[p + 1];
+            t->avoid[M] = b->ex[i].avoid ? b->ex[i].avoid[p + 1] : -1;
             memcpy(t->xg + (size_t)M * C, t->xnf + (size_t)(r + p) * C, (size_t)C * sizeof(float));
             M++;
         }
@@ -438,19 +445,21 @@ static float *token_grad(const plm_trainer *t) {
 }
 
 // head_loss: the summed cross-entropy of the M rows of t->xg against t->targets (*n_counted rows
-// counted), HEAD_ROWS rows at a time: their logits (rows, NV) in t->logits, the loss (each row's in
-// t->row_loss) and, with dxg (M, C) not NULL, the gradient scaled by grad_scale through the head:
-// into dxg, and into the token rows' gradient. Every row is computed on its own (the token rows'
-// gradient sums the rows in order), so this gives the bits of all M rows at once.
-static double head_loss(plm_trainer *t, int32_t M, float grad_scale, float *dxg, int *n_counted) {
+// counted), plus weight times the unlikelihood of the rows' t->avoid tokens (weight 0: plain
+// cross-entropy), HEAD_ROWS rows at a time: their logits (rows, NV) in t->logits, the loss (each
+// row's in t->row_loss) and, with dxg (M, C) not NULL, the gradient scaled by grad_scale through
+// the head: into dxg, and into the token rows' gradient. Every row is computed on its own (the
+// token rows' gradient sums the rows in order), so this gives the bits of all M rows at once.
+static double head_loss(plm_trainer *t, int32_t M, float weight, float grad_scale, float *dxg,
+                        int *n_counted) {
     size_t C = (size_t)t->model->config.hidden_size;
     int32_t NV = t->lora->vocab_size;
     for (int32_t r0 = 0; r0 < M; r0 += HEAD_ROWS) {
         int32_t n = M - r0 < HEAD_ROWS ? M - r0 : HEAD_ROWS;
         const float *x = t->xg + (size_t)r0 * C;
         plm_head_forward(t->pool, t->logits, x, n, t->model, t->lora, t->lb.scratch);
-        plm_crossentropy_mt(t->pool, t->logits, t->logits, t->targets + r0, n, NV, grad_scale,
-                            t->row_loss + r0, NULL);
+        plm_crossentropy_mt(t->pool, t->logits, t->logits, t->targets + r0, t->avoid + r0, weight,
+                            n, NV, grad_scale, t->row_loss + r0, NULL);
         if (!dxg) continue;
         memset(dxg + (size_t)r0 * C, 0, (size_t)n * C * sizeof *dxg);
         plm_head_backward(t->pool, dxg + (size_t)r0 * C, token_grad(t), t->logits, x, n, t->model,
@@ -609,7 +618,7 @@ plm_status plm_trainer_accumulate(plm_trainer *t, const plm_example *ex, int32_t
     uint64_t seed = micro_seed(t);
     int32_t M = forward(t, &b, N, 1, seed);
     int cnt;
-    double l = head_loss(t, M, grad_scale, t->dx, &cnt); // dx is free until backward
+    double l = head_loss(t, M, t->p.unlikelihood, grad_scale, t->dx, &cnt); // dx free till backward
     backward(t, &b, N, M, seed);
     t->n_micro++;
     if (loss) *loss = l;
@@ -625,7 +634,7 @@ plm_status plm_trainer_loss(plm_trainer *t, const plm_example *ex, int32_t n, do
     batch b = {ex, n};
     int32_t M = forward(t, &b, N, 0, 0);
     int cnt;
-    double l = head_loss(t, M, 1.0f, NULL, &cnt);
+    double l = head_loss(t, M, 0.0f, 1.0f, NULL, &cnt); // plain cross-entropy: comparable runs
     if (loss) *loss = l;
     if (n_tokens) *n_tokens = cnt;
     return PLM_OK;

@@ -776,6 +776,73 @@ static void test_paws_levels(void) {
     plm_dataset_free(&d);
 }
 
+// ---- copy candidates (the unlikelihood's: plm_data_params.avoid) ----
+
+// test_copy_candidates: the candidates of a hand-made pair, worked out from the definition in
+// copy_candidates (src/data.c) word by word. Source S (target form): the ␣cat ␣sat ␣on ␣the ␣mat
+// . END; target y: on ␣the ␣mat . ␣the ␣cat ␣sat . END. c_0 = "the" (S's first token, without the
+// space a prompt would give it); y_0 "on" is not in S (-1); "␣the" matches S[4], "␣mat" continues
+// the copy as the reference does (-1, and "." next too); "." at S[6] is followed by END while the
+// reference goes on (END); "␣the" again: none after S[6], so its first occurrence S[4] (␣mat);
+// "␣cat" S[1] -> ␣sat, copied (-1); "␣sat" S[2] -> ␣on; "." S[6] -> END, copied (-1). Then: without
+// the option avoid is NULL, and a split carries the candidates with the ids.
+static void test_copy_candidates(void) {
+    const char *text =
+        "{\"input\": \"the cat sat on the mat.\", "
+        "\"output\": \"on the mat. the cat sat.\"}\n"
+        "{\"input\": \"a dog ran.\", \"output\": \"the dog ran.\"}\n"
+        "{\"input\": \"birds sing at dawn.\", \"output\": \"at dawn birds sing.\"}\n";
+    const char *ys[9] = {"on", " the", " mat", ".", " the", " cat", " sat", ".", PLM_TASK_END};
+    const char *cs[9] = {"the", NULL, NULL, NULL, PLM_TASK_END, " mat", NULL, " on", NULL};
+    const char *path = write_file("copy.jsonl", text);
+    plm_data_params p = plm_data_default_params();
+    plm_dataset d = {0}, held = {0}, plain = {0};
+    plm_error err = {0};
+    CHECK(plm_dataset_load(&plain, path, tok, &p, &err) == PLM_OK && plain.n == 3);
+    CHECK(plain.avoid_block == NULL && plain.ex[0].avoid == NULL);
+    p.avoid = 1;
+    plm_status st = plm_dataset_load(&d, path, tok, &p, &err);
+    CHECK_MSG(st == PLM_OK && d.n == 3, "%s", err.msg);
+    if (st != PLM_OK) return;
+    const plm_example *e = &d.ex[0];
+    CHECK(e->n == plain.ex[0].n && !memcmp(e->ids, plain.ex[0].ids, (size_t)e->n * sizeof *e->ids));
+    CHECK_MSG(e->n - e->n_prompt == 9, "target of %d tokens", (int)(e->n - e->n_prompt));
+    for (int32_t k = 0; k < e->n_prompt; k++) CHECK(e->avoid[k] == -1);
+    for (int32_t i = 0; i < 9 && e->n - e->n_prompt == 9; i++) {
+        int32_t want_y = plm_tokenizer_token_id(tok, ys[i]), want_c = -1, n;
+        if (want_y < 0) CHECK(plm_tokenizer_encode(tok, ys[i], strlen(ys[i]), &want_y, 1) == 1);
+        if (cs[i] && (want_c = plm_tokenizer_token_id(tok, cs[i])) < 0)
+            CHECK((n = plm_tokenizer_encode(tok, cs[i], strlen(cs[i]), &want_c, 1)) == 1);
+        const int32_t y = e->ids[e->n_prompt + i], c = e->avoid[e->n_prompt + i];
+        CHECK_MSG(y == want_y && c == want_c, "target token %d: '%s' avoid %d, want '%s' avoid %d",
+                  (int)i, decoded(&y, 1), (int)c, ys[i], (int)want_c);
+    }
+    // "a dog ran." -> "the dog ran.": c_0 = "a"; then "␣dog" continues a copy (-1) and so on
+    e = &d.ex[1];
+    int32_t a_id;
+    CHECK(plm_tokenizer_encode(tok, "a", 1, &a_id, 1) == 1);
+    CHECK(e->avoid[e->n_prompt] == a_id);
+    for (int32_t p2 = e->n_prompt + 1; p2 < e->n; p2++) CHECK(e->avoid[p2] == -1);
+    // a split copies the candidates with their examples
+    CHECK(plm_dataset_split(&d, &held, 0.3, 7, &err) == PLM_OK && d.n + held.n == 3);
+    const plm_dataset *sets[2] = {&d, &held};
+    for (int k = 0; k < 2; k++)
+        for (int32_t i = 0; i < sets[k]->n; i++) {
+            const plm_example *a = &sets[k]->ex[i];
+            int32_t row = sets[k]->src_row[i] - 1; // one example per line
+            CHECK(a->avoid && a->avoid >= sets[k]->avoid_block &&
+                  a->avoid < sets[k]->avoid_block + 64 * 3);
+            int ok = 0;
+            plm_dataset again = {0};
+            if (plm_dataset_load(&again, path, tok, &p, &err) == PLM_OK)
+                ok = a->n == again.ex[row].n &&
+                     !memcmp(a->avoid, again.ex[row].avoid, (size_t)a->n * sizeof *a->avoid);
+            CHECK_MSG(ok, "split: example %d of side %d lost its candidates", (int)i, k);
+            plm_dataset_free(&again);
+        }
+    plm_dataset_free(&d), plm_dataset_free(&held), plm_dataset_free(&plain);
+}
+
 int main(void) {
     test_self();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/plm_test_data_XXXXXX");
@@ -796,6 +863,7 @@ int main(void) {
     test_nothing_usable();
     test_text_pairs();
     test_detok_rows();
+    test_copy_candidates();
     plm_tokenizer *leveled = NULL;
     const char *names[5] = {"<|DIVERSITY_0|>", "<|DIVERSITY_1|>", "<|DIVERSITY_2|>",
                             "<|DIVERSITY_3|>", "<|DIVERSITY_4|>"};

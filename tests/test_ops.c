@@ -174,33 +174,72 @@ static void test_backward(void) {
     free(b.cos_t), free(b.sin_t), free(b.out), free(b.att), free(b.rstd);
 }
 
-// cross-entropy: loss against a double recompute, gradient against finite differences
-static void test_crossentropy(void) {
-    float *l = randv(T * V, 4.0f), *dl = zeros(T * V), *num = zeros(T * V);
-    int32_t y[T] = {3, -1, 0, 10, 5, -1, 7};
-    int n;
-    double loss = plm_crossentropy_forward_backward(dl, l, y, T, V, 1.0f, &n);
-    CHECK(n == 5);
+// cross_entropy_want: the loss of plm_crossentropy_forward_backward recomputed in double, with the
+// unlikelihood of avoid (or none: NULL) at weight
+static double cross_entropy_want(const float *l, const int32_t *y, const int32_t *avoid,
+                                 double weight) {
     double want = 0;
     for (int t = 0; t < T; t++) {
         if (y[t] < 0) continue;
         double s = 0;
         for (int i = 0; i < V; i++) s += exp((double)l[t * V + i]);
         want += log(s) - (double)l[t * V + y[t]];
+        if (avoid && avoid[t] >= 0)
+            want -= weight * log(1.0 - exp((double)l[t * V + avoid[t]]) / s);
     }
-    CHECK_MSG(fabs(loss - want) < 1e-5 * fabs(want), "ce loss %.9g want %.9g", loss, want);
-    float *scratch = zeros(T * V);
-    for (int i = 0; i < T * V; i++) { // the loss is summed in double: eps 1e-3 is clean here
-        float x0 = l[i];
-        l[i] = x0 + 1e-3f;
-        double lp = plm_crossentropy_forward_backward(scratch, l, y, T, V, 1.0f, NULL);
-        l[i] = x0 - 1e-3f;
-        double lm = plm_crossentropy_forward_backward(scratch, l, y, T, V, 1.0f, NULL);
-        l[i] = x0;
-        num[i] = (float)((lp - lm) / 2e-3);
+    return want;
+}
+
+// cross-entropy, plain and with unlikelihood, on every path: the loss against a double recompute,
+// the gradient against finite differences; weight 0 gives plain cross-entropy's bits
+static void test_crossentropy(void) {
+    float *l = randv(T * V, 4.0f), *dl = zeros(T * V), *num = zeros(T * V);
+    float *plain = zeros(T * V), *scratch = zeros(T * V);
+    int32_t y[T] = {3, -1, 0, 10, 5, -1, 7};
+    int32_t avoid[T] = {4, 2, -1, 0, 5, -1, 1}; // row 1 has no target; row 4 avoids its target
+    l[6 * V + 1] = 5.0f; // a likely avoided token: p_c near 0.5, where 1 / (1 - p_c) matters
+    for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
+        if (!plm_isa_supported((plm_isa)isa)) continue;
+        plm_set_kernel_path(plm_isa_name((plm_isa)isa), NULL);
+        for (int ul = 0; ul < 2; ul++) {
+            const int32_t *av = ul ? avoid : NULL;
+            const float w = ul ? 0.7f : 0.0f;
+            int n;
+            double loss = plm_crossentropy_forward_backward(dl, l, y, av, w, T, V, 1.0f, &n);
+            CHECK(n == 5);
+            double want = cross_entropy_want(l, y, av, w);
+            CHECK_MSG(fabs(loss - want) < 1e-5 * fabs(want), "%s ce (ul %d) loss %.9g want %.9g",
+                      plm_isa_name((plm_isa)isa), ul, loss, want);
+            for (int i = 0; i < T * V; i++) { // the loss is summed in double: eps 1e-3 is clean
+                float x0 = l[i];
+                l[i] = x0 + 1e-3f;
+                double lp = plm_crossentropy_forward_backward(scratch, l, y, av, w, T, V, 1, NULL);
+                l[i] = x0 - 1e-3f;
+                double lm = plm_crossentropy_forward_backward(scratch, l, y, av, w, T, V, 1, NULL);
+                l[i] = x0;
+                num[i] = (float)((lp - lm) / 2e-3);
+            }
+            check_close(ul ? "unlikelihood dlogits" : "crossentropy dlogits", dl, num, T * V, 1e-4,
+                        1e-3);
+            if (!ul) memcpy(plain, dl, sizeof(float) * T * V);
+        }
+        double l0 = plm_crossentropy_forward_backward(dl, l, y, avoid, 0.0f, T, V, 1.0f, NULL);
+        CHECK_MSG(
+            l0 == plm_crossentropy_forward_backward(scratch, l, y, NULL, 0.0f, T, V, 1, NULL) &&
+                !memcmp(dl, plain, sizeof(float) * T * V),
+            "%s: weight 0 is not plain cross-entropy's bits", plm_isa_name((plm_isa)isa));
+        // an avoided token with p_c = 1 in f32: 1 - p_c clamped to 1e-6, finite loss and gradient
+        float sure[V] = {0};
+        sure[2] = 200.0f;
+        int32_t y1 = 0, c1 = 2;
+        double ls = plm_crossentropy_forward_backward(dl, sure, &y1, &c1, 0.5f, 1, V, 1.0f, NULL);
+        int finite = fabs(ls - (200.0 - 0.5 * log(1e-6))) < 1e-3; // CE 200 + 0.5 * 13.8
+        for (int i = 0; i < V; i++) finite &= isfinite(dl[i]) != 0;
+        CHECK_MSG(finite, "%s: unlikelihood at p_c = 1: loss %g, dlogits[2] %g",
+                  plm_isa_name((plm_isa)isa), ls, (double)dl[2]);
     }
-    check_close("crossentropy dlogits", dl, num, T * V, 1e-4, 1e-3);
-    free(l), free(dl), free(num), free(scratch);
+    plm_set_kernel_path(NULL, NULL);
+    free(l), free(dl), free(num), free(scratch), free(plain);
 }
 
 // forward vs double precision
@@ -305,11 +344,14 @@ static size_t run_ops(float *out, const path_in *in, int Tn, int Cn, int Hn, int
     memset(out + o, 0, sizeof(float) * 2 * nf);
     plm_geglu_backward(out + o, out + o + nf, in->g, in->gate, in->up, nf);
     o += 2 * nf;
-    int32_t y[4] = {3, -1, Vn - 1, 0};
-    double loss = plm_crossentropy_forward_backward(out + o, in->l, y, 4, Vn, 0.25f, NULL);
-    o += (size_t)4 * Vn;
-    out[o++] = (float)loss;
-    out[o++] = (float)(loss - (double)(float)loss) * 1e8f; // the double's low bits too
+    int32_t y[4] = {3, -1, Vn - 1, 0}, avoid[4] = {1, 2, -1, Vn - 2};
+    for (int ul = 0; ul < 2; ul++) { // plain, then with unlikelihood
+        double loss = plm_crossentropy_forward_backward(out + o, in->l, y, ul ? avoid : NULL,
+                                                        ul ? 0.5f : 0.0f, 4, Vn, 0.25f, NULL);
+        o += (size_t)4 * Vn;
+        out[o++] = (float)loss;
+        out[o++] = (float)(loss - (double)(float)loss) * 1e8f; // the double's low bits too
+    }
     return o;
 }
 
@@ -331,7 +373,7 @@ static void test_paths_ops(void) {
         in.cos_t = zeros((size_t)(S + 2) * Dn / 2), in.sin_t = zeros((size_t)(S + 2) * Dn / 2);
         plm_rope_table(in.cos_t, in.sin_t, S + 2, Dn, 10000.0f, NULL);
         const size_t cap = (size_t)Tn * (4 * Cn + 6 * Hn * Dn + 4 * Kn * Dn + Hn * S + 6 * Fn) +
-                           Tn + Cn + 4 * (size_t)Vn + 16;
+                           Tn + Cn + 8 * (size_t)Vn + 16;
         float *ref = zeros(cap), *got = zeros(cap);
         plm_set_kernel_path("scalar", NULL);
         const size_t n = run_ops(ref, &in, Tn, Cn, Hn, Kn, Dn, Fn, Vn, P);

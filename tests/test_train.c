@@ -130,7 +130,7 @@ static int load_fixture(fixture *fx, const char *variant, char *path, size_t cap
         int32_t off = 0;
         fx->n_ex[k] = (int32_t)nl;
         for (size_t i = 0; i < nl; i++) {
-            fx->ex[k][i] = (plm_example){fx->ids[k] + off, (int32_t)lens[i], (int32_t)pr[i]};
+            fx->ex[k][i] = (plm_example){fx->ids[k] + off, (int32_t)lens[i], (int32_t)pr[i], NULL};
             off += (int32_t)lens[i];
         }
         free(ids), free(lens), free(pr);
@@ -145,14 +145,18 @@ static void free_fixture(fixture *fx) {
     free(fx->ids[1]);
 }
 
-static plm_trainer *make_trainer(const fixture *fx, plm_lora *lo, int threads) {
+static plm_trainer *make_trainer_ul(const fixture *fx, plm_lora *lo, int threads, float ul) {
     plm_train_params p = plm_train_default_params();
-    p.n_threads = threads, p.max_tokens = 64, p.max_len = 16;
+    p.n_threads = threads, p.max_tokens = 64, p.max_len = 16, p.unlikelihood = ul;
     p.lr = 1e-2f, p.weight_decay = 0.01f, p.warmup_steps = 3, p.total_steps = 10;
     plm_trainer *t = NULL;
     plm_error err;
     if (plm_trainer_create(&t, fx->m, lo, &p, &err) != PLM_OK) CHECK_MSG(0, "%s", err.msg);
     return t;
+}
+
+static plm_trainer *make_trainer(const fixture *fx, plm_lora *lo, int threads) {
+    return make_trainer_ul(fx, lo, threads, 0.0f);
 }
 
 // step: one optimizer step on micro-batch k, the mean loss as HF computes it
@@ -269,6 +273,226 @@ static void test_variant(const char *variant) {
     free_fixture(&fx);
 }
 
+// ---- unlikelihood ----
+
+// session_logits: the logits (e->n, *NV) of e through a session with the adapter lo (caller
+// frees), or NULL
+static float *session_logits(const fixture *fx, plm_lora *lo, const plm_example *e, size_t *NV) {
+    plm_session_params sp = plm_session_default_params();
+    sp.lora = lo;
+    sp.n_ctx = 64;
+    plm_session *s = NULL;
+    plm_error err;
+    if (plm_session_create(&s, fx->m, &sp, &err) != PLM_OK) {
+        CHECK_MSG(0, "%s", err.msg);
+        return NULL;
+    }
+    *NV = (size_t)plm_session_n_vocab(s);
+    float *logits = malloc((size_t)e->n * *NV * sizeof *logits);
+    CHECK(plm_session_decode_all(s, e->ids, e->n, logits, &err) == PLM_OK);
+    plm_session_free(s);
+    return logits;
+}
+
+// session_loss: with the adapter lo, over the target rows of e: the summed cross-entropy, the
+// summed -log(1 - p(avoid)) and the summed p(avoid) of the rows with an avoided token (*n_av),
+// from the session's logits in double
+static void session_loss(const fixture *fx, plm_lora *lo, const plm_example *e, double *ce,
+                         double *ul, double *pav, int *n_av) {
+    size_t NV;
+    float *logits = session_logits(fx, lo, e, &NV);
+    *ce = *ul = *pav = 0, *n_av = 0;
+    for (int32_t p = e->n_prompt - 1; logits && p < e->n - 1; p++) {
+        const float *l = logits + p * NV;
+        double mx = -1e30, sum = 0;
+        for (size_t v = 0; v < NV; v++) mx = fmax(mx, (double)l[v]);
+        for (size_t v = 0; v < NV; v++) sum += exp((double)l[v] - mx);
+        *ce += log(sum) + mx - (double)l[e->ids[p + 1]];
+        int32_t c = e->avoid[p + 1];
+        if (c < 0) continue;
+        double pc = exp((double)l[c] - mx) / sum;
+        *ul -= log(1.0 - pc), *pav += pc, (*n_av)++;
+    }
+    free(logits);
+}
+
+// top_other: e->avoid = on each target row, the token the adapter lo finds most likely other than
+// the target (-1 on the prompt)
+static void top_other(const fixture *fx, plm_lora *lo, const plm_example *e) {
+    size_t NV;
+    float *logits = session_logits(fx, lo, e, &NV);
+    for (int32_t p = 0; p < e->n; p++) e->avoid[p] = -1;
+    for (int32_t p = e->n_prompt - 1; logits && p < e->n - 1; p++) {
+        int32_t best = -1;
+        for (int32_t v = 0; v < (int32_t)NV; v++)
+            if (v != e->ids[p + 1] && (best < 0 || logits[p * NV + v] > logits[p * NV + best]))
+                best = v;
+        e->avoid[p + 1] = best;
+    }
+    free(logits);
+}
+
+// test_unlikelihood: on train-tied's batches with made-up copy candidates (likely wrong tokens, as
+// a copy of the input is for a paraphraser: top_other): the trainer's loss is CE + a * UL as the
+// session computes it, its eval loss plain CE; a = 0 with the candidates gives the bits of no
+// candidates (the PEFT references above ran without); 10 steps at a = 1 leave the candidates less
+// likely than 10 steps at a = 0; a < 0 and NaN are refused.
+static void test_unlikelihood(void) {
+    fixture fx;
+    char path[128];
+    if (!load_fixture(&fx, "train-tied", path, sizeof path)) return;
+    int32_t avoid[2][64];
+    plm_lora *lo = make_lora(&fx, path), *lo2 = make_lora(&fx, path);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0, off = 0; i < fx.n_ex[k]; off += fx.ex[k][i].n, i++) {
+            plm_example *e = &fx.ex[k][i];
+            CHECK(off + e->n <= 64);
+            e->avoid = avoid[k] + off;
+            top_other(&fx, lo, e);
+        }
+    // a = 0: the same loss and gradients, bit for bit, as without candidates
+    plm_trainer *t = make_trainer(&fx, lo, 1), *t2 = make_trainer(&fx, lo2, 1);
+    plm_example plain[3];
+    for (int i = 0; i < fx.n_ex[0]; i++) plain[i] = fx.ex[0][i], plain[i].avoid = NULL;
+    double l1, l2;
+    int32_t c1, c2, np;
+    plm_error err;
+    CHECK(plm_trainer_accumulate(t, fx.ex[0], fx.n_ex[0], 0.1f, &l1, &c1, &err) == PLM_OK);
+    CHECK(plm_trainer_accumulate(t2, plain, fx.n_ex[0], 0.1f, &l2, &c2, &err) == PLM_OK);
+    plm_train_tensor *ps = plm_trainer_tensors(t, &np), *ps2 = plm_trainer_tensors(t2, &np);
+    int same = l1 == l2 && c1 == c2;
+    for (int32_t i = 0; i < np; i++) same &= !memcmp(ps[i].g, ps2[i].g, ps[i].n * sizeof(float));
+    CHECK_MSG(same, "unlikelihood 0 with candidates: not the bits of plain cross-entropy");
+    plm_trainer_free(t), plm_trainer_free(t2);
+    // a = 1: the trainer's loss of one example is the session's CE + UL
+    t = make_trainer_ul(&fx, lo, 1, 1.0f);
+    const plm_example *e = &fx.ex[1][1];
+    double ce, ul, pav0 = 0, pav1 = 0, pav;
+    int n_av;
+    session_loss(&fx, lo, e, &ce, &ul, &pav, &n_av);
+    CHECK(n_av > 0);
+    CHECK(plm_trainer_accumulate(t, e, 1, 0.1f, &l1, &c1, &err) == PLM_OK);
+    CHECK_MSG(fabs(l1 - (ce + ul)) < 1e-4 * (ce + ul), "trainer loss %.9g, session %.9g + %.9g", l1,
+              ce, ul);
+    CHECK(plm_trainer_loss(t, e, 1, &l2, &c2, &err) == PLM_OK); // held-out: plain cross-entropy
+    CHECK_MSG(fabs(l2 - ce) < 1e-4 * ce, "trainer eval loss %.9g, session CE %.9g", l2, ce);
+    plm_trainer_free(t);
+    plm_lora_free(lo), plm_lora_free(lo2);
+    // 10 steps at a = 0 and at a = 1 from the same start: the candidates' mean probability
+    for (int ul_on = 0; ul_on < 2; ul_on++) {
+        lo = make_lora(&fx, path);
+        t = make_trainer_ul(&fx, lo, 2, ul_on ? 1.0f : 0.0f);
+        for (int s = 0; s < 10; s++) step(t, &fx, s % 2);
+        double sum_p = 0;
+        int n = 0;
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < fx.n_ex[k]; i++) {
+                session_loss(&fx, lo, &fx.ex[k][i], &ce, &ul, &pav, &n_av);
+                sum_p += pav, n += n_av;
+            }
+        *(ul_on ? &pav1 : &pav0) = sum_p / n;
+        plm_trainer_free(t);
+        plm_lora_free(lo);
+    }
+    fprintf(stderr, "mean p(copy candidate) after 10 steps: %.4f at a = 0, %.4f at a = 1\n", pav0,
+            pav1);
+    CHECK_MSG(pav1 < 0.8 * pav0, "unlikelihood: p(candidates) %.4g at a = 1, %.4g at a = 0", pav1,
+              pav0);
+    // bad weights are refused with a message
+    lo = make_lora(&fx, path);
+    const float bad[2] = {-0.5f, NAN};
+    for (int k = 0; k < 2; k++) {
+        plm_train_params p = plm_train_default_params();
+        p.unlikelihood = bad[k];
+        t = NULL;
+        CHECK(plm_trainer_create(&t, fx.m, lo, &p, &err) == PLM_ERR_ARG && !t &&
+              strstr(err.msg, "unlikelihood"));
+    }
+    plm_lora_free(lo);
+    free_fixture(&fx);
+}
+
+// ---- a fine-tuning run with unlikelihood, resumed ----
+
+// run_to_end: plm_finetune_begin with p, stop after `stop` steps with a checkpoint (stop > 0), or
+// step to the end and save (stop 0); 0 when every call succeeded
+static int run_to_end(const plm_model *m, const plm_finetune_params *p, int stop) {
+    plm_finetune_run *r = NULL;
+    plm_error err = {0};
+    int ok = plm_finetune_begin(&r, m, p, &err) == PLM_OK, k = 0, got = 1;
+    while (ok && (stop == 0 || k < stop) && (got = plm_finetune_step(r, NULL, &err)) == 1) k++;
+    if (ok && got >= 0)
+        ok = (stop ? plm_finetune_checkpoint(r, &err) : plm_finetune_save(r, &err)) == PLM_OK;
+    CHECK_MSG(ok && got >= 0, "finetune run (stop %d): %s", stop, err.msg);
+    plm_finetune_free(r);
+    return ok && got >= 0 ? 0 : -1;
+}
+
+// same_file: the bytes of dir/name equal those of dir2/name
+static int same_file(const char *dir, const char *dir2, const char *name) {
+    char a[256], b[256], *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    snprintf(a, sizeof a, "%s/%s", dir, name), snprintf(b, sizeof b, "%s/%s", dir2, name);
+    int same = plm_file_read(a, &x, &nx, NULL) == PLM_OK &&
+               plm_file_read(b, &y, &ny, NULL) == PLM_OK && nx == ny && !memcmp(x, y, nx);
+    free(x), free(y);
+    return same;
+}
+
+// test_finetune_unlikelihood: plm_finetune on the tiny model (tests/ref/tiny-tied with
+// tests/data/tiny-bpe's tokenizer) and 12 JSONL pairs, 3 steps at unlikelihood 0.5: stopped after
+// 2 steps and resumed, the adapter is the uninterrupted run's byte for byte; at unlikelihood 0 it
+// differs (the option reaches the trainer through the data's candidates); pocketlm_task.json
+// records the weight.
+static void test_finetune_unlikelihood(void) {
+    char dir[64], path[256], out[3][128];
+    snprintf(dir, sizeof dir, "/tmp/plm_test_train_ul.%ld", (long)getpid());
+    snprintf(path, sizeof path,
+             "mkdir -p %s/model && cp tests/ref/tiny-tied/* tests/data/tiny-bpe/* "
+             "%s/model/",
+             dir, dir);
+    CHECK(system(path) == 0);
+    snprintf(path, sizeof path, "%s/pairs.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; f && i < 12; i++)
+        fprintf(f, "{\"input\": \"the cat %d sat on a mat\", \"output\": \"a cat %d sat\"}\n", i,
+                i);
+    if (f) fclose(f);
+    plm_model *m = NULL;
+    plm_load_params lp = plm_load_default_params();
+    plm_error err = {0};
+    snprintf(out[0], sizeof out[0], "%s/model", dir);
+    if (plm_model_load(&m, out[0], &lp, &err) != PLM_OK) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    plm_finetune_params p = plm_finetune_default_params();
+    p.data = path;
+    p.eval_frac = 0, p.rank = 2, p.batch = 4, p.max_steps = 3, p.max_len = 160;
+    p.train.n_threads = 1, p.train.unlikelihood = 0.5f;
+    for (int k = 0; k < 3; k++) snprintf(out[k], sizeof out[k], "%s/run%d", dir, k);
+    p.out = out[0];
+    run_to_end(m, &p, 0);
+    p.out = out[1];
+    run_to_end(m, &p, 2);
+    p.resume = 1;
+    run_to_end(m, &p, 0);
+    CHECK_MSG(same_file(out[0], out[1], "adapter_model.safetensors"),
+              "unlikelihood run stopped at 2 and resumed: not the uninterrupted adapter");
+    p.out = out[2], p.resume = 0, p.train.unlikelihood = 0.0f;
+    run_to_end(m, &p, 0);
+    CHECK_MSG(!same_file(out[0], out[2], "adapter_model.safetensors"),
+              "unlikelihood 0.5 trained the same adapter as 0");
+    char *text = NULL;
+    size_t n;
+    snprintf(path, sizeof path, "%s/pocketlm_task.json", out[0]);
+    CHECK(plm_file_read(path, &text, &n, &err) == PLM_OK && strstr(text, "\"unlikelihood\": 0.5"));
+    free(text);
+    plm_model_free(m);
+    snprintf(path, sizeof path, "rm -rf %s", dir);
+    CHECK(system(path) == 0);
+}
+
 int main(void) {
     test_self();
     test_isa_from_env("test_train");
@@ -278,5 +502,7 @@ int main(void) {
     test_variant("train-qwen2");  // with q/k/v biases
     test_variant("train-llama3"); // through llama3-scaled RoPE
     test_variant("train-gemma3"); // post norms, GeGLU, sliding window, scaled embedding rows
+    test_unlikelihood();
+    test_finetune_unlikelihood();
     return test_main_end("test_train");
 }

@@ -74,25 +74,22 @@ static void rows_run(const matmul_job *j, tile_kernel k, int stream, int r0, int
     }
 }
 
-// F16 and BF16 weights (matmul_kernels.h): rows of this thread converted to f32 a chunk at a time
-// into a thread-local buffer, and the f32 kernels k run on the chunk as a matrix of its own. The
-// chunk: HALF_DECODE floats for decode (in L2 beside nothing else: the conversion's reads are the
-// stream from memory), HALF_BUF for more tokens (the GEMM packs the chunk in panel groups; a larger
-// one reads the inputs fewer times); at least one tile of nr rows either way.
-#define HALF_BUF    (PLM_HALF_MAX_COLS) // floats (256 KB)
-#define HALF_DECODE (16 << 10)          // floats (64 KB)
+// F16 and BF16 weights that the path's kernels do not read themselves (matmul_kernels.h): rows of
+// this thread converted to f32 a chunk of HALF_BUF floats at a time (at least one tile of nr rows;
+// in L2) into a thread-local buffer, and the f32 kernels k run on the chunk as a matrix of its own.
+#define HALF_BUF PLM_HALF_MAX_COLS // floats (256 KB)
 
 static void half_rows(const matmul_job *j, tile_kernel k, int stream, int r0, int r1) {
     static _Thread_local _Alignas(64) float buf[HALF_BUF];
     const size_t C = (size_t)j->w->cols;
     assert(C <= HALF_BUF);
-    int n = (int)((stream ? HALF_DECODE : HALF_BUF) / C) / k.nr * k.nr;
+    int n = (int)(HALF_BUF / C) / k.nr * k.nr;
     if (n < k.nr) n = k.nr;
     if ((size_t)n * C > HALF_BUF) n = (int)(HALF_BUF / C);
     k.warm = NULL; // the chunk is in cache already
     for (int r = r0; r < r1; r += n) {
         const int m = r1 - r < n ? r1 - r : n;
-        j->f16(buf, j->w->h + (size_t)r * C, (size_t)m * C, j->w->dtype);
+        j->half(buf, j->w->h + (size_t)r * C, (size_t)m * C, j->w->dtype);
         // rows: out's row stride for several tokens; for one token (no stride) the chunk's rows,
         // so that no kernel prefetches past the buffer
         const plm_mat wc = {.dtype = PLM_DTYPE_F32,
@@ -118,7 +115,7 @@ static void matmul_rows(const matmul_job *j, int ith, int nth) {
     per = (per + k.nr - 1) / k.nr * k.nr;
     const int r0 = ith * per < rows ? ith * per : rows;
     const int r1 = r0 + per < rows ? r0 + per : rows;
-    if (plm_dtype_half(j->w->dtype)) half_rows(j, k, stream, r0, r1);
+    if (j->half) half_rows(j, k, stream, r0, r1);
     else rows_run(j, k, stream, r0, r1);
 }
 
@@ -432,10 +429,11 @@ static void quantize_worker(void *ctx, int ith, int nth) {
 
 // kernel_of: the tiles of path k for dtype, the scalar reference's when k has none.
 static tile_kernel kernel_of(const matmul_kernels *k, plm_dtype dtype) {
-    const tile_kernel t = dtype == PLM_DTYPE_F32 || plm_dtype_half(dtype) ? k->f32
-                          : dtype == PLM_DTYPE_Q8_0                       ? k->q8
-                          : dtype == PLM_DTYPE_Q6_K                       ? k->q6k
-                                                                          : k->q4;
+    const tile_kernel t = dtype == PLM_DTYPE_F32    ? k->f32
+                          : plm_dtype_half(dtype)   ? k->f16.fn || k->f16.rows ? k->f16 : k->f32
+                          : dtype == PLM_DTYPE_Q8_0 ? k->q8
+                          : dtype == PLM_DTYPE_Q6_K ? k->q6k
+                                                    : k->q4;
     return t.fn || t.rows ? t : kernel_of(&kernels_scalar, dtype);
 }
 
@@ -459,7 +457,9 @@ static void matmul_n(plm_isa isa, plm_pool *pool, int n, float *const *outs, con
                                .inp = inp,
                                .w = ws[i],
                                .T = T,
-                               .f16 = k->f16 ? k->f16 : plm_half_to_f32};
+                               .half = !plm_dtype_half(w->dtype) || k->f16.fn || k->f16.rows ? NULL
+                                       : k->half ? k->half
+                                                 : plm_half_to_f32};
     }
     if (quant) {
         assert(w->cols % PLM_QK == 0 && scratch != NULL);

@@ -727,7 +727,7 @@ static void half_neon(float *out, const uint16_t *h, size_t n, plm_dtype dtype) 
         .f32 = {f32_tile_neon, F32_MT, F32_NR, F32_DNR, f32_warm_neon, NULL, 0, 0},                \
         .q8 = {q8_tile_##v, Q8_MT, Q8_NR, Q8_NR, q8_warm_neon, NULL, 0, Q8_MT},                    \
         .q4 = {q4_tile_##v, Q8_MT, Q8_NR, Q8_NR, NULL, NULL, 0, Q8_MT},                            \
-        .q6k = {q6k_tile_##v, Q8_MT, Q8_NR, Q8_NR, NULL, NULL, 0, Q8_MT}, .f16 = half_neon,        \
+        .q6k = {q6k_tile_##v, Q8_MT, Q8_NR, Q8_NR, NULL, NULL, 0, Q8_MT}, .half = half_neon,       \
         .quantize = quantize_neon, .dinp_tiles = dinp_tiles_neon, .dw_rows = dw_rows_neon,         \
     }
 

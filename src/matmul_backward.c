@@ -131,9 +131,9 @@ static void input_worker(void *ctx, int ith, int nth) {
             if (wf) {
                 const int32_t c0 = b0 * NC, c1 = b1 * NC < cols ? b1 * NC : cols;
                 for (int32_t r = 0; r < nr; r++)
-                    if (plm_dtype_half(w->dtype) && k->f16)
-                        k->f16(wf + (size_t)r * cols + c0, w->h + (size_t)(r0 + r) * cols + c0,
-                               (size_t)(c1 - c0), w->dtype);
+                    if (plm_dtype_half(w->dtype) && k->half)
+                        k->half(wf + (size_t)r * cols + c0, w->h + (size_t)(r0 + r) * cols + c0,
+                                (size_t)(c1 - c0), w->dtype);
                     else w_slice(wf + (size_t)r * cols + c0, w, r0 + r, c0, c1 - c0);
                 wb = (plm_mat){.dtype = PLM_DTYPE_F32, .rows = nr, .cols = cols, .f32 = wf};
             } else if (w->dtype == PLM_DTYPE_F32) {

@@ -701,7 +701,7 @@ static void dw_rows_neon(float *dw, const float *dout, const float *inp, int32_t
     }
 }
 
-// ---- F16 and BF16 weights: the converter (matmul_kernels.h's f16) ----
+// ---- F16 and BF16 weights: the converter (matmul_kernels.h's half) ----
 
 // half_neon: plm_half_to_f32, 8 values a step: fcvtl (F16), or BF16 widened and shifted up 16.
 static void half_neon(float *out, const uint16_t *h, size_t n, plm_dtype dtype) {

@@ -64,9 +64,8 @@
 // table's half converter (into a thread-local buffer that stays in L2) and runs the path's f32
 // tiles on the chunk: since an f32 kernel's out[t, r] does not depend on the tile, the rows of a
 // call or T, the bits are those of the path on the f32 matrix either way. The backward's input
-// gradient goes through f32 slices (matmul_backward.c), converted by half. Converters: x86
-// vcvtph2ps (F16C, 8 or 16 lanes), arm64 fcvtl, wasm integer bit operations; bf16 a shift by 16
-// everywhere. Every converter gives plm_half_to_f32's bits, except that a signalling NaN may come
+// gradient goes through f32 slices (matmul_backward.c), converted by half. Conversions: x86
+// vcvtph2ps (F16C), arm64 fcvtl, wasm integer bit operations; bf16 a shift by 16 everywhere. Every converter gives plm_half_to_f32's bits, except that a signalling NaN may come
 // out quiet (vcvtph2ps, fcvtl): a NaN stays a NaN of the same sign.
 #ifndef PLM_MATMUL_KERNELS_H
 #define PLM_MATMUL_KERNELS_H

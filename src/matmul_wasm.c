@@ -669,7 +669,7 @@ static void dinp_tiles_wasm(float *dinp, const float *dout, const plm_mat *w, in
     dinp_tiles(dinp, dout, w, T, r0, r1, c0, n, 0);
 }
 
-// ---- F16 and BF16 weights: the converter (matmul_kernels.h's f16) ----
+// ---- F16 and BF16 weights: the converter (matmul_kernels.h's half) ----
 
 // f16_wasm: 4 f16 values (the low 16 bits of each lane) as f32. SIMD128 has no conversion: the
 // exponent and mantissa moved into f32's places (<< 13) and multiplied by 2^112, which rebases

@@ -980,7 +980,7 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
     plm_dw_rows_generic(dw, dout, inp, T, rows, cols, r0, r1);
 }
 
-// ---- F16 and BF16 weights: the converters (matmul_kernels.h's f16) ----
+// ---- F16 and BF16 weights: the converter (matmul_kernels.h's half) ----
 
 // half_avx2: plm_half_to_f32, 8 values a step: vcvtph2ps (F16C), or BF16 widened and shifted up 16.
 PLM_TARGET_AVX2 static void half_avx2(float *out, const uint16_t *h, size_t n, plm_dtype dtype) {
@@ -995,20 +995,6 @@ PLM_TARGET_AVX2 static void half_avx2(float *out, const uint16_t *h, size_t n, p
     plm_half_to_f32(out + i, h + i, n - i, dtype);
 }
 
-// half_avx512: half_avx2 16 values a step (vcvtph2ps zmm).
-PLM_TARGET_AVX512 static void half_avx512(float *out, const uint16_t *h, size_t n,
-                                          plm_dtype dtype) {
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(h + i));
-        _mm512_storeu_ps(out + i,
-                         dtype == PLM_DTYPE_BF16
-                             ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16))
-                             : _mm512_cvtph_ps(v));
-    }
-    plm_half_to_f32(out + i, h + i, n - i, dtype);
-}
-
 // ---- the tables ----
 
 const matmul_kernels plm_kernels_avx512 = {
@@ -1018,7 +1004,7 @@ const matmul_kernels plm_kernels_avx512 = {
     .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_avx512, 1, 0}, // matmul_q4_x86.c
     .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, // matmul_q6k_x86.c
     .f16 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},
-    .half = half_avx512,
+    .half = half_avx2, // the backward's f32 slices (the forward converts in f32_rows_avx2)
     .quantize = quantize_avx512,
     .q8_prepare = q8_prepare_avx512,
     .dinp_tiles = tiles_avx512,

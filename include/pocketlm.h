@@ -150,12 +150,15 @@ typedef struct plm_model plm_model;
 typedef struct plm_tokenizer plm_tokenizer;
 
 typedef struct {
-    plm_dtype dtype;   // how linear weights are kept in memory: PLM_DTYPE_F32, _Q8_0, _Q4_0,
-                       // _Q4_1, _Q5_0, _Q5_1 (converted to it on load when the file has another
-                       // type: Q4_x/Q5_x with llama.cpp's reference quantizers; Q4_K as Q4_1 and
-                       // Q5_K as Q5_1 exactly), or _AUTO: each weight in its file's type where a
-                       // kernel exists, else the nearest (F16/BF16/F32 -> f32, Q4_K -> q4_1, Q5_K
-                       // -> q5_1, the other K-quants -> q8_0; an HF directory -> f32)
+    plm_dtype dtype;   // how linear weights are kept in memory: PLM_DTYPE_F32, _F16, _BF16,
+                       // _Q8_0, _Q4_0, _Q4_1, _Q5_0, _Q5_1 (converted to it on load when the file
+                       // has another type: Q4_x/Q5_x with llama.cpp's reference quantizers; Q4_K as
+                       // Q4_1 and Q5_K as Q5_1 exactly; F16/BF16 rounded to nearest even), or
+                       // _AUTO: each weight in its file's type where a kernel exists, else the
+                       // nearest (F16 -> f16, BF16 -> bf16, in GGUF and safetensors alike; F32 ->
+                       // f32, Q4_K -> q4_1, Q5_K -> q5_1, the other K-quants -> q8_0). F16 and BF16
+                       // weights run the f32 kernels on rows converted exactly as they stream (the
+                       // f32 matrix's results, bit for bit, at half its memory)
     int32_t n_threads; // threads converting a GGUF file's weights, the caller included; 0 = every
                        // core (1 in wasm). The weights are the same bits for any count.
 } plm_load_params;

@@ -28,6 +28,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "base.h"
 #include "matmul_kernels.h"
 
 // Tokens per pass over a thread's rows: their inputs stay in L2 while the weights stream once per
@@ -40,19 +41,9 @@
 // shorter than a job's start).
 #define QUANTIZE_MT_VALUES (16 * 1024)
 
-// matmul_rows: thread ith of nth takes a contiguous chunk of rows, a multiple of the tile's NR.
-static void matmul_rows(const matmul_job *j, int ith, int nth) {
-    const int rows = j->w->rows, T = j->T;
-    // Fewer tokens than a tile or than stream_t (decode, small steps): a tile of dnr rows at a time
-    // (1 for f32: interleaving 4 f32 row streams halves the DRAM bandwidth on Zen 4; the quantized
-    // tiles read their few rows with software prefetch one tile ahead).
-    tile_kernel k = j->kernel;
-    const int stream = T < k.mt || T < k.stream_t;
-    if (stream) k.nr = k.dnr;
-    int per = (rows + nth - 1) / nth;
-    per = (per + k.nr - 1) / k.nr * k.nr;
-    const int r0 = ith * per < rows ? ith * per : rows;
-    const int r1 = r0 + per < rows ? r0 + per : rows;
+// rows_run: out[0 .. T, r0 .. r1) of j with the tiles k (stream: decode's, of dnr rows).
+static void rows_run(const matmul_job *j, tile_kernel k, int stream, int r0, int r1) {
+    const int T = j->T;
     if (k.rows && T >= k.rows_t) {
         if (r0 < r1) k.rows(j, r0, r1);
         return;
@@ -81,6 +72,51 @@ static void matmul_rows(const matmul_job *j, int ith, int nth) {
             r += nr;
         }
     }
+}
+
+// F16 and BF16 weights that the path's kernels do not read themselves (matmul_kernels.h): rows of
+// this thread converted to f32 a chunk of HALF_BUF floats at a time (at least one tile of nr rows;
+// in L2) into a thread-local buffer, and the f32 kernels k run on the chunk as a matrix of its own.
+#define HALF_BUF PLM_HALF_MAX_COLS // floats (256 KB)
+
+static void half_rows(const matmul_job *j, tile_kernel k, int stream, int r0, int r1) {
+    static _Thread_local _Alignas(64) float buf[HALF_BUF];
+    const size_t C = (size_t)j->w->cols;
+    assert(C <= HALF_BUF);
+    int n = (int)(HALF_BUF / C) / k.nr * k.nr;
+    if (n < k.nr) n = k.nr;
+    if ((size_t)n * C > HALF_BUF) n = (int)(HALF_BUF / C);
+    k.warm = NULL; // the chunk is in cache already
+    for (int r = r0; r < r1; r += n) {
+        const int m = r1 - r < n ? r1 - r : n;
+        j->half(buf, j->w->h + (size_t)r * C, (size_t)m * C, j->w->dtype);
+        // rows: out's row stride for several tokens; for one token (no stride) the chunk's rows,
+        // so that no kernel prefetches past the buffer
+        const plm_mat wc = {.dtype = PLM_DTYPE_F32,
+                            .rows = j->T > 1 ? j->w->rows : m,
+                            .cols = (int32_t)C,
+                            .f32 = buf};
+        matmul_job jc = *j;
+        jc.w = &wc, jc.out = j->out + r;
+        rows_run(&jc, k, stream, 0, m);
+    }
+}
+
+// matmul_rows: thread ith of nth takes a contiguous chunk of rows, a multiple of the tile's NR.
+static void matmul_rows(const matmul_job *j, int ith, int nth) {
+    const int rows = j->w->rows, T = j->T;
+    // Fewer tokens than a tile or than stream_t (decode, small steps): a tile of dnr rows at a time
+    // (1 for f32: interleaving 4 f32 row streams halves the DRAM bandwidth on Zen 4; the quantized
+    // tiles read their few rows with software prefetch one tile ahead).
+    tile_kernel k = j->kernel;
+    const int stream = T < k.mt || T < k.stream_t;
+    if (stream) k.nr = k.dnr;
+    int per = (rows + nth - 1) / nth;
+    per = (per + k.nr - 1) / k.nr * k.nr;
+    const int r0 = ith * per < rows ? ith * per : rows;
+    const int r1 = r0 + per < rows ? r0 + per : rows;
+    if (j->half) half_rows(j, k, stream, r0, r1);
+    else rows_run(j, k, stream, r0, r1);
 }
 
 // The weights of one plm_matmul_n call (same input): thread ith does its rows of each.
@@ -305,8 +341,17 @@ size_t plm_mat_bytes(plm_dtype dtype, size_t rows, size_t cols) {
     case PLM_DTYPE_Q5_0: return e / 2 + nb * (sizeof(float) + sizeof(uint32_t));
     case PLM_DTYPE_Q5_1: return e / 2 + nb * (2 * sizeof(float) + sizeof(uint32_t));
     case PLM_DTYPE_Q6_K: return e / PLM_QK_K * (PLM_Q6K_QS + sizeof(float));
+    case PLM_DTYPE_F16:
+    case PLM_DTYPE_BF16: return e * sizeof(uint16_t);
     default: return e * sizeof(float);
     }
+}
+
+void plm_half_to_f32(float *out, const uint16_t *h, size_t n, plm_dtype dtype) {
+    if (dtype == PLM_DTYPE_BF16)
+        for (size_t i = 0; i < n; i++) out[i] = plm_bf16_to_f32(h[i]);
+    else
+        for (size_t i = 0; i < n; i++) out[i] = plm_f16_to_f32(h[i]);
 }
 
 void plm_mat_row(float *out, const plm_mat *w, int32_t r) {
@@ -317,6 +362,10 @@ void plm_mat_row(float *out, const plm_mat *w, int32_t r) {
     }
     if (w->dtype == PLM_DTYPE_Q6_K) {
         for (int b = 0; b < w->cols / PLM_QK; b++) plm_q6k_block(out + b * PLM_QK, w, r, b);
+        return;
+    }
+    if (plm_dtype_half(w->dtype)) {
+        plm_half_to_f32(out, w->h + (size_t)r * C, C, w->dtype);
         return;
     }
     if (w->dtype != PLM_DTYPE_Q8_0) { // gguf.c's dequant_q4_0 .. dequant_q5_1, per block
@@ -381,6 +430,7 @@ static void quantize_worker(void *ctx, int ith, int nth) {
 // kernel_of: the tiles of path k for dtype, the scalar reference's when k has none.
 static tile_kernel kernel_of(const matmul_kernels *k, plm_dtype dtype) {
     const tile_kernel t = dtype == PLM_DTYPE_F32    ? k->f32
+                          : plm_dtype_half(dtype)   ? k->f16.fn || k->f16.rows ? k->f16 : k->f32
                           : dtype == PLM_DTYPE_Q8_0 ? k->q8
                           : dtype == PLM_DTYPE_Q6_K ? k->q6k
                                                     : k->q4;
@@ -398,12 +448,18 @@ static void matmul_n(plm_isa isa, plm_pool *pool, int n, float *const *outs, con
             for (int h = 0; h < n; h++) matmul_n(isa, pool, 1, outs + h, inp, ws + h, T, scratch);
             return;
         }
-    const int quant = w->dtype != PLM_DTYPE_F32;
+    const int quant = w->dtype != PLM_DTYPE_F32 && !plm_dtype_half(w->dtype);
     matmul_job jobs[PLM_MATMUL_MAX_N];
     for (int i = 0; i < n; i++) {
         assert(ws[i]->cols == w->cols);
-        jobs[i] = (matmul_job){
-            .kernel = kernel_of(k, w->dtype), .out = outs[i], .inp = inp, .w = ws[i], .T = T};
+        jobs[i] = (matmul_job){.kernel = kernel_of(k, w->dtype),
+                               .out = outs[i],
+                               .inp = inp,
+                               .w = ws[i],
+                               .T = T,
+                               .half = !plm_dtype_half(w->dtype) || k->f16.fn || k->f16.rows ? NULL
+                                       : k->half ? k->half
+                                                 : plm_half_to_f32};
     }
     if (quant) {
         assert(w->cols % PLM_QK == 0 && scratch != NULL);

@@ -2,7 +2,9 @@
 // as 8-bit blocks (Q8_0 style: 32 int8 per block, one f32 scale per block), as 4-bit blocks
 // (GGUF's Q4_0 and Q4_1: 32 nibbles per block, one f32 scale, and for Q4_1 a minimum), as 5-bit
 // ones (GGUF's Q5_0 and Q5_1: Q4_x's nibbles and one more bit per value) or as GGUF's Q6_K
-// super-blocks (256 6-bit values, an int8 scale per 16, one f32 scale). Each kernel has a
+// super-blocks (256 6-bit values, an int8 scale per 16, one f32 scale), or as 16-bit floats (F16,
+// BF16: each path's f32 kernels on the weights converted, exactly, a few rows at a time; the same
+// bits as that path on the f32 matrix of those values). Each kernel has a
 // scalar reference beside its SIMD paths (one per instruction-set path of cpu.h, chosen at run
 // time; the kernels themselves are in matmul_x86.c, matmul_arm.c, matmul_wasm.c); the reference is
 // what tests compare against. Every output element is computed by one thread
@@ -17,9 +19,10 @@
 #include "pocketlm.h"
 #include "pool.h"
 
-#define PLM_QK     32  // values per Q8_0 block
-#define PLM_QK_K   256 // values per Q6_K super-block
-#define PLM_Q6K_QS 208 // bytes of a Q6_K super-block in memory: ql[128], qh[64], int8 scales[16]
+#define PLM_QK            32  // values per Q8_0 block
+#define PLM_QK_K          256 // values per Q6_K super-block
+#define PLM_Q6K_QS        208 // bytes of a Q6_K super-block in memory: ql[128], qh[64], int8 scales[16]
+#define PLM_HALF_MAX_COLS (64 << 10) // F16/BF16 matrices: cols at most (the driver converts rows)
 
 // A weight matrix in memory. rows = out_features, cols = in_features (a multiple of PLM_QK when
 // quantized). Q4_x and Q5_x keep GGUF's nibbles (and Q5_x's high bits) as they are (copied at
@@ -29,9 +32,10 @@
 // (cols a multiple of PLM_QK_K) keeps a GGUF super-block's first 208 bytes as they are and its f16
 // d as f32 in d: w = fl(d * sc) * (q - 32) (d * sc exact), q the 6 bits of gguf.c's dequant_q6_k.
 typedef struct {
-    plm_dtype dtype;    // PLM_DTYPE_F32, _Q8_0, _Q4_0, _Q4_1, _Q5_0, _Q5_1 or _Q6_K
+    plm_dtype dtype;    // PLM_DTYPE_F32, _F16, _BF16, _Q8_0, _Q4_0, _Q4_1, _Q5_0, _Q5_1 or _Q6_K
     int32_t rows, cols; // (out_features, in_features)
     float *f32;         // (rows, cols) when F32
+    uint16_t *h;        // (rows, cols) when F16 or BF16: IEEE half or bfloat16 bits
     int8_t *q;          // (rows, cols) when Q8_0
     float *d;           // (rows, cols / PLM_QK) block scales when quantized: w = q * d for Q8_0;
                         // Q6_K: (rows, cols / PLM_QK_K) super-block scales
@@ -43,6 +47,10 @@ typedef struct {
     uint8_t *q6;        // (rows, cols / PLM_QK_K * PLM_Q6K_QS) when Q6_K (GGUF's ql, qh, scales)
 } plm_mat;
 
+// plm_dtype_half: dtype keeps its weights in h (F16, BF16).
+PLM_INLINE int plm_dtype_half(plm_dtype t) {
+    return t == PLM_DTYPE_F16 || t == PLM_DTYPE_BF16;
+}
 // plm_dtype_nibbles: dtype keeps its weights in q4 (Q4_0, Q4_1, Q5_0, Q5_1).
 PLM_INLINE int plm_dtype_nibbles(plm_dtype t) {
     return t == PLM_DTYPE_Q4_0 || t == PLM_DTYPE_Q4_1 || t == PLM_DTYPE_Q5_0 || t == PLM_DTYPE_Q5_1;
@@ -61,14 +69,20 @@ PLM_INLINE int plm_q4_offset(plm_dtype t) {
     return t == PLM_DTYPE_Q4_0 ? 8 : t == PLM_DTYPE_Q5_0 ? 16 : 0;
 }
 
-// plm_mat_bytes: bytes of a (rows, cols) matrix of dtype (F32, Q8_0, Q4_x, Q5_x, Q6_K) in memory.
+// plm_mat_bytes: bytes of a (rows, cols) matrix of dtype (F32, F16, BF16, Q8_0, Q4_x, Q5_x, Q6_K)
+// in memory.
 size_t plm_mat_bytes(plm_dtype dtype, size_t rows, size_t cols);
 
 // plm_quantize_q8_0: x (n) -> q (n), d (n / PLM_QK); d = max|x| / 127 per block, q = round(x / d).
 void plm_quantize_q8_0(int8_t *q, float *d, const float *x, size_t n);
 // plm_mat_row: row r of w as f32 into out (cols); Q4_x, Q5_x, Q6_K as GGUF's dequantization, bit
-// for bit.
+// for bit; F16 and BF16 exactly (plm_half_to_f32).
 void plm_mat_row(float *out, const plm_mat *w, int32_t r);
+
+// plm_half_to_f32: n F16 or BF16 (dtype) values h as f32 into out: exact (f16: subnormals, inf
+// and NaN payloads too, as plm_f16_to_f32; bf16: the bits shifted up 16). The scalar reference of
+// every path's converter (matmul_kernels.h's f16).
+void plm_half_to_f32(float *out, const uint16_t *h, size_t n, plm_dtype dtype);
 
 // plm_matmul_scratch_bytes: bytes of scratch that plm_matmul needs for T rows of cols inputs.
 size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols);

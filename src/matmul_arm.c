@@ -701,6 +701,24 @@ static void dw_rows_neon(float *dw, const float *dout, const float *inp, int32_t
     }
 }
 
+// ---- F16 and BF16 weights: the converter (matmul_kernels.h's half) ----
+
+// half_neon: plm_half_to_f32, 8 values a step: fcvtl (F16), or BF16 widened and shifted up 16.
+static void half_neon(float *out, const uint16_t *h, size_t n, plm_dtype dtype) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const uint16x8_t v = vld1q_u16(h + i);
+        if (dtype == PLM_DTYPE_BF16) {
+            vst1q_f32(out + i, vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(v), 16)));
+            vst1q_f32(out + i + 4, vreinterpretq_f32_u32(vshll_high_n_u16(v, 16)));
+        } else {
+            vst1q_f32(out + i, vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(v))));
+            vst1q_f32(out + i + 4, vcvt_high_f32_f16(vreinterpretq_f16_u16(v)));
+        }
+    }
+    plm_half_to_f32(out + i, h + i, n - i, dtype);
+}
+
 // ---- the tables ----
 
 // ARM_TABLE(v): the table whose quantized tiles are q8_tile_v, q4_tile_v and q6k_tile_v.
@@ -709,7 +727,7 @@ static void dw_rows_neon(float *dw, const float *dout, const float *inp, int32_t
         .f32 = {f32_tile_neon, F32_MT, F32_NR, F32_DNR, f32_warm_neon, NULL, 0, 0},                \
         .q8 = {q8_tile_##v, Q8_MT, Q8_NR, Q8_NR, q8_warm_neon, NULL, 0, Q8_MT},                    \
         .q4 = {q4_tile_##v, Q8_MT, Q8_NR, Q8_NR, NULL, NULL, 0, Q8_MT},                            \
-        .q6k = {q6k_tile_##v, Q8_MT, Q8_NR, Q8_NR, NULL, NULL, 0, Q8_MT},                          \
+        .q6k = {q6k_tile_##v, Q8_MT, Q8_NR, Q8_NR, NULL, NULL, 0, Q8_MT}, .half = half_neon,       \
         .quantize = quantize_neon, .dinp_tiles = dinp_tiles_neon, .dw_rows = dw_rows_neon,         \
     }
 

@@ -1,5 +1,5 @@
 // matmul_backward.c: the two matrix products of training (see matmul.h): the input gradient
-// through a frozen weight (f32 or Q8_0), dinp += dout @ W, and the gradient of a small f32 weight
+// through a frozen weight (f32, F16, BF16 or quantized), dinp += dout @ W, and the gradient of a small f32 weight
 // (LoRA's A and B), dw += dout^T @ inp: the threads and the scalar reference; each path's kernels
 // (matmul_kernels.h) compute the same sums in the same order (per element of dinp: from zero over
 // the weight's rows, then added to dinp), so paths differ only by FMA rounding. Threads split the
@@ -17,7 +17,7 @@
 // ---- input gradient: scalar reference ----
 
 // w_slice: row r of w, columns [c0, c0 + n) as f32 into out (Q4/Q5, Q6_K: c0 and n multiples of
-// PLM_QK)
+// PLM_QK; F16/BF16: exact)
 static void w_slice(float *out, const plm_mat *w, int32_t r, int32_t c0, int32_t n) {
     if (w->dtype == PLM_DTYPE_F32) {
         memcpy(out, w->f32 + (size_t)r * w->cols + c0, (size_t)n * sizeof *out);
@@ -25,6 +25,10 @@ static void w_slice(float *out, const plm_mat *w, int32_t r, int32_t c0, int32_t
     }
     if (w->dtype == PLM_DTYPE_Q6_K) {
         for (int32_t c = c0; c < c0 + n; c += PLM_QK) plm_q6k_block(out + c - c0, w, r, c / PLM_QK);
+        return;
+    }
+    if (plm_dtype_half(w->dtype)) {
+        plm_half_to_f32(out, w->h + (size_t)r * w->cols + c0, (size_t)n, w->dtype);
         return;
     }
     if (w->dtype != PLM_DTYPE_Q8_0) { // Q4_x/Q5_x: its blocks c0 / 32 .. as a matrix of one row
@@ -87,17 +91,18 @@ typedef struct {
 // sets, and each column tile read it again from far away): row blocks outside, and the block's
 // dout columns (T, RB) copied once into a contiguous buffer that every column tile reads: the
 // kernels see W's rows r0 .. r1 as a matrix of r1 - r0 rows, whose dout stride is r1 - r0.
-// Q4/Q5 and Q6_K weights take the second way, each row block's columns of this thread turned to f32
-// once (w_slice) into a (RB, cols) buffer, whose rows the f32 kernels then read: the same bits as the
-// f32 matrix of the dequantized weights (plm_mat_row). Out of memory: the reference tiles, w_slice
-// a row at a time.
+// Q4/Q5, Q6_K, F16 and BF16 weights take the second way, each row block's columns of this thread
+// turned to f32 once (w_slice; F16/BF16 with the path's converter) into a (RB, cols) buffer, whose
+// rows the f32 kernels then read: the same bits as the f32 matrix of the dequantized weights
+// (plm_mat_row). Out of memory: the reference tiles, w_slice a row at a time.
 static void input_worker(void *ctx, int ith, int nth) {
     input_job *j = ctx;
     const plm_mat *w = j->w;
     const int32_t cols = w->cols, rows = w->rows, T = j->T, nb = (cols + NC - 1) / NC;
     const int32_t b0 = (int32_t)((long)nb * ith / nth), b1 = (int32_t)((long)nb * (ith + 1) / nth);
     if (b0 >= b1) return;
-    const int q4 = plm_dtype_nibbles(w->dtype) || w->dtype == PLM_DTYPE_Q6_K; // via f32 slices
+    const int q4 = plm_dtype_nibbles(w->dtype) || w->dtype == PLM_DTYPE_Q6_K ||
+                   plm_dtype_half(w->dtype); // via f32 slices
     if (rows < WIDE && !q4) {
         for (int32_t b = b0; b < b1; b++) {
             const int32_t c0 = b * NC, n = cols - c0 < NC ? cols - c0 : NC;
@@ -126,10 +131,15 @@ static void input_worker(void *ctx, int ith, int nth) {
             if (wf) {
                 const int32_t c0 = b0 * NC, c1 = b1 * NC < cols ? b1 * NC : cols;
                 for (int32_t r = 0; r < nr; r++)
-                    w_slice(wf + (size_t)r * cols + c0, w, r0 + r, c0, c1 - c0);
+                    if (plm_dtype_half(w->dtype) && k->half)
+                        k->half(wf + (size_t)r * cols + c0, w->h + (size_t)(r0 + r) * cols + c0,
+                                (size_t)(c1 - c0), w->dtype);
+                    else w_slice(wf + (size_t)r * cols + c0, w, r0 + r, c0, c1 - c0);
                 wb = (plm_mat){.dtype = PLM_DTYPE_F32, .rows = nr, .cols = cols, .f32 = wf};
             } else if (w->dtype == PLM_DTYPE_F32) {
                 wb.f32 += (size_t)r0 * cols;
+            } else if (plm_dtype_half(w->dtype)) {
+                wb.h += (size_t)r0 * cols;
             } else if (w->dtype == PLM_DTYPE_Q8_0) {
                 wb.q += (size_t)r0 * cols, wb.d += (size_t)r0 * (cols / PLM_QK);
             } else if (w->dtype == PLM_DTYPE_Q6_K) {

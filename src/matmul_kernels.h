@@ -56,6 +56,17 @@
 // packed GEMM and their matrix-vector kernel both compute, whichever vector lane or tile holds
 // the element: per chunk of 64 columns of k an FMA chain in k order from +0 (acc = fma(x[t, k],
 // w[r, k], acc)), the chunks' results added in order to a total from +0.
+//
+// F16 and BF16: f16 -> f32 and bf16 -> f32 are exact, so a 16-bit matrix's result is defined as the
+// path's f32 kernels on the converted weights. x86 (the f16 tiles): the f32 rows kernel converts
+// as it loads, in its pack (prefill) and its matrix-vector kernel (decode), so decode streams half
+// the bytes. Elsewhere the driver (matmul.c) converts a thread's rows a chunk at a time with the
+// table's half converter (into a thread-local buffer that stays in L2) and runs the path's f32
+// tiles on the chunk: since an f32 kernel's out[t, r] does not depend on the tile, the rows of a
+// call or T, the bits are those of the path on the f32 matrix either way. The backward's input
+// gradient goes through f32 slices (matmul_backward.c), converted by half. Conversions: x86
+// vcvtph2ps (F16C), arm64 fcvtl, wasm integer bit operations; bf16 a shift by 16 everywhere. Every converter gives plm_half_to_f32's bits, except that a signalling NaN may come
+// out quiet (vcvtph2ps, fcvtl): a NaN stays a NaN of the same sign.
 #ifndef PLM_MATMUL_KERNELS_H
 #define PLM_MATMUL_KERNELS_H
 
@@ -100,7 +111,9 @@ struct matmul_job {
     const float *xd;   // (T, cols / PLM_QK) their block scales
     const int32_t *xc; // from the table's q8_prepare, when it has one (its layout is the table's)
     const float *xs;   // (T, cols / PLM_QK) dx times the sum of each block of xq, for Q4_1 weights
-    const plm_mat *w;  // (rows, cols)
+    // F16/BF16 weights that the kernel does not read itself: the table's half, else NULL
+    void (*half)(float *out, const uint16_t *h, size_t n, plm_dtype dtype);
+    const plm_mat *w; // (rows, cols)
     int T;
 };
 
@@ -108,6 +121,11 @@ typedef struct {
     tile_kernel f32, q8; // forward tiles
     tile_kernel q4;      // Q4_0, Q4_1, Q5_0 and Q5_1 weights (the kernels read w->dtype)
     tile_kernel q6k;     // Q6_K weights
+    // f16: F16 and BF16 weights read by the kernels themselves (x86: the f32 rows kernel, which
+    // converts them as it loads); unset: the f32 kernels on rows that the driver converts by half
+    tile_kernel f16;
+    // half: plm_half_to_f32 (matmul.h) for F16 or BF16 (dtype) weights; NULL: the scalar one
+    void (*half)(float *out, const uint16_t *h, size_t n, plm_dtype dtype);
     // quantize: quantize_scalar's bytes for x (n) -> q (n), d (n / PLM_QK)
     void (*quantize)(int8_t *q, float *d, const float *x, size_t n);
     // q8_prepare: the part of xc for tokens [t0, t1) from xq (T, C) and xd (T, C / 32), computed

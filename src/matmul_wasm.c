@@ -669,11 +669,42 @@ static void dinp_tiles_wasm(float *dinp, const float *dout, const plm_mat *w, in
     dinp_tiles(dinp, dout, w, T, r0, r1, c0, n, 0);
 }
 
+// ---- F16 and BF16 weights: the converter (matmul_kernels.h's half) ----
+
+// f16_wasm: 4 f16 values (the low 16 bits of each lane) as f32. SIMD128 has no conversion: the
+// exponent and mantissa moved into f32's places (<< 13) and multiplied by 2^112, which rebases
+// the exponent (15 -> 127) and turns a subnormal half (exponent 0) into its normal f32 exactly, a
+// power of two times a value with at most 11 significant bits; inf and NaN (exponent 31) get
+// exponent 255 and keep their mantissa; the sign goes back on last.
+PLM_INLINE v128_t f16_wasm(v128_t x) {
+    const v128_t sign = wasm_i32x4_shl(wasm_v128_and(x, wasm_i32x4_splat(0x8000)), 16);
+    const v128_t em = wasm_i32x4_shl(wasm_v128_and(x, wasm_i32x4_splat(0x7fff)), 13);
+    const v128_t finite = wasm_f32x4_mul(em, wasm_f32x4_splat(0x1p112f));
+    const v128_t special = wasm_v128_or(em, wasm_i32x4_splat(0x7f800000));
+    const v128_t big = wasm_i32x4_gt(em, wasm_i32x4_splat(0x0f7fe000)); // exponent 31
+    return wasm_v128_or(sign, wasm_v128_bitselect(special, finite, big));
+}
+
+// half_wasm: plm_half_to_f32, 8 values a step: f16_wasm, or BF16 widened and shifted up 16.
+static void half_wasm(float *out, const uint16_t *h, size_t n, plm_dtype dtype) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const v128_t v = wasm_v128_load(h + i);
+        v128_t lo = wasm_u32x4_extend_low_u16x8(v), hi = wasm_u32x4_extend_high_u16x8(v);
+        if (dtype == PLM_DTYPE_BF16) lo = wasm_i32x4_shl(lo, 16), hi = wasm_i32x4_shl(hi, 16);
+        else lo = f16_wasm(lo), hi = f16_wasm(hi);
+        wasm_v128_store(out + i, lo);
+        wasm_v128_store(out + i + 4, hi);
+    }
+    plm_half_to_f32(out + i, h + i, n - i, dtype);
+}
+
 const matmul_kernels plm_kernels_wasm = {
     .f32 = {f32_tile_wasm, 2, 4, 1, NULL, NULL, 0, 0},
     .q8 = {q8_tile_wasm, 4, 2, 4, NULL, NULL, 0, 0},
     .q4 = {q4_tile_wasm, 4, 2, 4, NULL, NULL, 0, 0},
     .q6k = {q6k_tile_wasm, 4, 1, 1, NULL, NULL, 0, 0},
+    .half = half_wasm,
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_wasm,
     .dinp_tiles = dinp_tiles_wasm,
@@ -706,6 +737,7 @@ const matmul_kernels plm_kernels_relaxed = {
     .q8 = {q8_tile_relaxed, 4, 2, 4, NULL, NULL, 0, 0},
     .q4 = {q4_tile_relaxed, 4, 2, 4, NULL, NULL, 0, 0},
     .q6k = {q6k_tile_relaxed, 4, 1, 1, NULL, NULL, 0, 0},
+    .half = half_wasm,
     .quantize = quantize_wasm,
     .q8_prepare = q8_prepare_relaxed,
     .dinp_tiles = dinp_tiles_relaxed,

@@ -106,17 +106,48 @@ PLM_TARGET_AVX512 static void quantize_avx512(int8_t *q, float *d, const float *
 #define PF_F32_COLS 64 // decode prefetches a 16-row panel into L1 this many columns ahead (4 KB)
 #endif
 
-// transpose8_avx2: rows 0..7 of w (row stride C), columns 0..7, into c[k] = column k (lane i =
-// row i). Four floats of row i and of row i + 4 share a register (vinsertf128 from memory uses no
-// shuffle port), then a 4 x 4 transpose in each 128-bit lane: 8 shuffles for 64 floats.
-PLM_INLINE PLM_TARGET_AVX2 void transpose8_avx2(__m256 c[8], const float *w, size_t C) {
+// The f32 kernels' weights w are f32, or F16/BF16 (dt) converted exactly as they load
+// (matmul_kernels.h): weight i of w is at wat(w, i, dt); dt is a constant in each instance.
+#define WSIZE(dt) ((dt) == PLM_DTYPE_F32 ? 4 : 2) // bytes a weight
+
+PLM_INLINE const char *wat(const void *w, size_t i, const int dt) {
+    return (const char *)w + i * WSIZE(dt);
+}
+
+// cvt4_avx2: the 4 F16 (vcvtph2ps) or BF16 (shifted up 16) values in the low half of h as f32.
+PLM_INLINE PLM_TARGET_AVX2 __m128 cvt4_avx2(__m128i h, const int dt) {
+    return dt == PLM_DTYPE_F16 ? _mm_cvtph_ps(h)
+                               : _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16));
+}
+
+// load4_avx2: weights i .. i + 3 of w as f32.
+PLM_INLINE PLM_TARGET_AVX2 __m128 load4_avx2(const void *w, size_t i, const int dt) {
+    if (dt == PLM_DTYPE_F32) return _mm_loadu_ps((const float *)w + i);
+    return cvt4_avx2(_mm_loadl_epi64((const __m128i *)(const void *)wat(w, i, dt)), dt);
+}
+
+// load1_avx2: weight i of w as f32 in lane 0.
+PLM_INLINE PLM_TARGET_AVX2 __m128 load1_avx2(const void *w, size_t i, const int dt) {
+    if (dt == PLM_DTYPE_F32) return _mm_load_ss((const float *)w + i);
+    uint16_t h;
+    memcpy(&h, wat(w, i, dt), sizeof h);
+    return cvt4_avx2(_mm_cvtsi32_si128(h), dt);
+}
+
+// transpose8_avx2: rows 0..7 of w from weight i (row stride C), columns 0..7, into c[k] = column k
+// (lane i = row i). Four floats of row i and of row i + 4 share a register (vinsertf128 from
+// memory uses no shuffle port), then a 4 x 4 transpose in each 128-bit lane: 8 shuffles for 64
+// floats.
+PLM_INLINE PLM_TARGET_AVX2 void transpose8_avx2(__m256 c[8], const void *w, size_t i0, size_t C,
+                                                const int dt) {
     __m256 a[4], b[4];
     UNROLL
     for (int i = 0; i < 4; i++) {
-        const float *lo = w + (size_t)i * C, *hi = w + (size_t)(i + 4) * C;
-        a[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo)), _mm_loadu_ps(hi), 1);
-        b[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo + 4)),
-                                    _mm_loadu_ps(hi + 4), 1);
+        const size_t lo = i0 + (size_t)i * C, hi = i0 + (size_t)(i + 4) * C;
+        a[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(load4_avx2(w, lo, dt)),
+                                    load4_avx2(w, hi, dt), 1);
+        b[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(load4_avx2(w, lo + 4, dt)),
+                                    load4_avx2(w, hi + 4, dt), 1);
     }
     const __m256 t0 = _mm256_unpacklo_ps(a[0], a[1]), t1 = _mm256_unpackhi_ps(a[0], a[1]);
     const __m256 t2 = _mm256_unpacklo_ps(a[2], a[3]), t3 = _mm256_unpackhi_ps(a[2], a[3]);
@@ -132,40 +163,43 @@ PLM_INLINE PLM_TARGET_AVX2 void transpose8_avx2(__m256 c[8], const float *w, siz
     c[7] = _mm256_shuffle_ps(u1, u3, 0xEE);
 }
 
-// col8_avx2: column 0 of rows 0..7 of w (row stride C), for the columns past the last 8.
-PLM_INLINE PLM_TARGET_AVX2 __m256 col8_avx2(const float *w, size_t C) {
-    return _mm256_setr_ps(w[0], w[C], w[2 * C], w[3 * C], w[4 * C], w[5 * C], w[6 * C], w[7 * C]);
+// col8_avx2: column 0 of rows 0..7 of w from weight i (row stride C), for the columns past the
+// last 8.
+PLM_INLINE PLM_TARGET_AVX2 __m256 col8_avx2(const void *w, size_t i, size_t C, const int dt) {
+    float v[8];
+    UNROLL
+    for (int r = 0; r < 8; r++) v[r] = _mm_cvtss_f32(load1_avx2(w, i + (size_t)r * C, dt));
+    return _mm256_loadu_ps(v);
 }
 
-// matvec_avx2: out[r .. r + 8g) (g = 1 or 2 chains of 8 rows) = x . rows of w (stride C): k in
-// steps of 8 columns transposed in registers. Prefetch (16-row panels): pf_next is the next panel
-// (NULL: none), read in address order one line per 16 columns of this panel's progress, into L2:
-// one sequential stream a panel (36 or 98 KB) ahead; and each step brings one line of 8 of this
-// panel's rows PF_F32_COLS columns ahead into L1. On Zen 4, 1 thread: 16 GB/s with the near
-// prefetch alone, 20-22 GB/s with both (a plain read loop: 18-25).
-PLM_INLINE PLM_TARGET_AVX2 void matvec_avx2(float *out, const float *x, const float *w, size_t C,
-                                            const int g, const float *pf_next) {
+// matvec_avx2: out[r .. r + 8g) (g = 1 or 2 chains of 8 rows) = x . rows of w from weight i0
+// (stride C): k in steps of 8 columns transposed in registers. Prefetch (16-row panels): pf_next
+// is the next panel (NULL: none), read in address order 16 * WSIZE bytes a step of 8 columns of
+// this panel's progress, into L2: one sequential stream a panel (36 or 98 KB of f32) ahead; and
+// each step brings one line of 8 of this panel's rows PF_F32_COLS columns ahead into L1. On Zen 4,
+// 1 thread: 16 GB/s with the near prefetch alone, 20-22 GB/s with both (a plain read loop: 18-25).
+PLM_INLINE PLM_TARGET_AVX2 void matvec_avx2(float *out, const float *x, const void *w, size_t i0,
+                                            size_t C, const int g, const char *pf_next,
+                                            const int dt) {
     __m256 tot[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (size_t k0 = 0; k0 < C; k0 += F32_KS) { // a chain per chunk of k, added to the total
         const size_t ke = k0 + F32_KS < C ? k0 + F32_KS : C;
         __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         size_t k = k0;
         for (; k + 8 <= ke; k += 8) {
-            if (pf_next) {
-                const char *p = (const char *)pf_next + k * 64; // 8 lines a step: 16 rows x 32 B
-                UNROLL
-                for (int i = 0; i < 8; i++) _mm_prefetch(p + i * 64, _MM_HINT_T1);
+            if (pf_next) { // f32: 8 lines a step (16 rows x 32 B), F16/BF16 4
+                const char *p = pf_next + k * 16 * WSIZE(dt);
+                for (int i = 0; i < 2 * WSIZE(dt); i++) _mm_prefetch(p + i * 64, _MM_HINT_T1);
                 if (k + PF_F32_COLS < C) {
-                    const float *q = w + k + PF_F32_COLS + (k / 8 & 1) * 8 * C;
+                    const size_t q = i0 + k + PF_F32_COLS + (k / 8 & 1) * 8 * C;
                     UNROLL
-                    for (int i = 0; i < 8; i++)
-                        _mm_prefetch((const char *)(q + i * C), _MM_HINT_T0);
+                    for (int i = 0; i < 8; i++) _mm_prefetch(wat(w, q + i * C, dt), _MM_HINT_T0);
                 }
             }
             __m256 c[8];
             UNROLL
             for (int h = 0; h < g; h++) {
-                transpose8_avx2(c, w + (size_t)(8 * h) * C + k, C);
+                transpose8_avx2(c, w, i0 + (size_t)(8 * h) * C + k, C, dt);
                 UNROLL
                 for (int i = 0; i < 8; i++)
                     acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k + i), c[i], acc[h]);
@@ -175,7 +209,7 @@ PLM_INLINE PLM_TARGET_AVX2 void matvec_avx2(float *out, const float *x, const fl
             UNROLL
             for (int h = 0; h < g; h++)
                 acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k),
-                                         col8_avx2(w + (size_t)(8 * h) * C + k, C), acc[h]);
+                                         col8_avx2(w, i0 + (size_t)(8 * h) * C + k, C, dt), acc[h]);
         }
         UNROLL
         for (int h = 0; h < g; h++) tot[h] = _mm256_add_ps(tot[h], acc[h]);
@@ -184,56 +218,82 @@ PLM_INLINE PLM_TARGET_AVX2 void matvec_avx2(float *out, const float *x, const fl
     for (int h = 0; h < g; h++) _mm256_storeu_ps(out + 8 * h, tot[h]);
 }
 
-// f32_matvec_avx2: out[0, r0 .. r1) for one token (decode): 16 rows at a time, then 8, then single
-// rows as scalar FMA chains (the same chains as a lane's). DRAM-bound: the first panel is
-// prefetched before the loop (into L2, its first columns into L1), each panel the next.
-PLM_TARGET_AVX2 static void f32_matvec_avx2(const matmul_job *j, int r0, int r1) {
-    const size_t C = (size_t)j->w->cols;
-    const float *x = j->inp, *W = j->w->f32;
-    const size_t first = (size_t)(r1 - r0 < 16 ? r1 - r0 : 16) * C * sizeof(float);
-    for (size_t o = 0; o < first; o += 64) {
-        const char *p = (const char *)(W + (size_t)r0 * C) + o;
-        if (o % (C * sizeof(float)) < PF_F32_COLS * sizeof(float)) _mm_prefetch(p, _MM_HINT_T0);
+// matvec_rows_avx2: out[0, r0 .. r1) for one token (decode) of weights W of dtype dt: 16 rows at a
+// time, then 8, then single rows as scalar FMA chains (the same chains as a lane's). DRAM-bound:
+// the first panel is prefetched before the loop (into L2, its first columns into L1), each panel
+// the next.
+PLM_INLINE PLM_TARGET_AVX2 void matvec_rows_avx2(const matmul_job *j, const void *W, int r0, int r1,
+                                                 const int dt) {
+    const size_t C = (size_t)j->w->cols, row = C * WSIZE(dt);
+    const float *x = j->inp;
+    const size_t first = (size_t)(r1 - r0 < 16 ? r1 - r0 : 16) * row;
+    for (size_t o = 0, c = 0; o < first; o += 64, c += 64) { // c: o's offset in its row
+        const char *p = wat(W, (size_t)r0 * C, dt) + o;
+        while (c >= row) c -= row;
+        if (c < PF_F32_COLS * WSIZE(dt)) _mm_prefetch(p, _MM_HINT_T0);
         else _mm_prefetch(p, _MM_HINT_T1);
     }
     int r = r0;
     for (; r + 16 <= r1; r += 16) {
-        const float *w = W + (size_t)r * C;
-        matvec_avx2(j->out + r, x, w, C, 2, r + 32 <= j->w->rows ? w + 16 * C : NULL);
+        const size_t i = (size_t)r * C;
+        matvec_avx2(j->out + r, x, W, i, C, 2, r + 32 <= j->w->rows ? wat(W, i + 16 * C, dt) : NULL,
+                    dt);
     }
     if (r + 8 <= r1) {
-        matvec_avx2(j->out + r, x, W + (size_t)r * C, C, 1, NULL);
+        matvec_avx2(j->out + r, x, W, (size_t)r * C, C, 1, NULL, dt);
         r += 8;
     }
     for (; r < r1; r++) {
-        const float *w = W + (size_t)r * C;
         __m128 tot = _mm_setzero_ps();
         for (size_t k0 = 0; k0 < C; k0 += F32_KS) {
             __m128 acc = _mm_setzero_ps();
             for (size_t k = k0; k < C && k < k0 + F32_KS; k++)
-                acc = _mm_fmadd_ss(_mm_load_ss(x + k), _mm_load_ss(w + k), acc);
+                acc = _mm_fmadd_ss(_mm_load_ss(x + k), load1_avx2(W, (size_t)r * C + k, dt), acc);
             tot = _mm_add_ss(tot, acc);
         }
         j->out[r] = _mm_cvtss_f32(tot);
     }
 }
 
-// pack_avx2: rows 0 .. nr (nr <= 16) of w (stride C), columns 0 .. kc, into p (kc, 16) k-major:
-// p[k][i] = w[i, k]; rows nr .. 15 are zero (their lanes are computed and never stored).
-PLM_TARGET_AVX2 static void pack_avx2(float *p, const float *w, size_t C, int nr, int kc) {
+// pack_dt_avx2: rows 0 .. nr (nr <= 16) of w from weight i0 (stride C), columns 0 .. kc, into p
+// (kc, 16) k-major: p[k][i] = w[i, k]; rows nr .. 15 are zero (their lanes are computed and never
+// stored).
+PLM_INLINE PLM_TARGET_AVX2 void pack_dt_avx2(float *p, const void *w, size_t i0, size_t C, int nr,
+                                             int kc, const int dt) {
     int k = 0;
     if (nr == GEMM_NR)
         for (; k + 8 <= kc; k += 8) {
             __m256 c[8];
             UNROLL
             for (int h = 0; h < 2; h++) {
-                transpose8_avx2(c, w + (size_t)(8 * h) * C + k, C);
+                transpose8_avx2(c, w, i0 + (size_t)(8 * h) * C + k, C, dt);
                 UNROLL
                 for (int i = 0; i < 8; i++) _mm256_store_ps(p + (k + i) * GEMM_NR + 8 * h, c[i]);
             }
         }
     for (; k < kc; k++)
-        for (int i = 0; i < GEMM_NR; i++) p[k * GEMM_NR + i] = i < nr ? w[(size_t)i * C + k] : 0.0f;
+        for (int i = 0; i < GEMM_NR; i++)
+            p[k * GEMM_NR + i] =
+                i < nr ? _mm_cvtss_f32(load1_avx2(w, i0 + (size_t)i * C + k, dt)) : 0.0f;
+}
+
+// f32_matvec_avx2, pack_avx2: matvec_rows_avx2 and pack_dt_avx2 for the weights of j (f32, F16 or
+// BF16).
+PLM_TARGET_AVX2 static void f32_matvec_avx2(const matmul_job *j, int r0, int r1) {
+    switch (j->w->dtype) {
+    case PLM_DTYPE_F16: matvec_rows_avx2(j, j->w->h, r0, r1, PLM_DTYPE_F16); break;
+    case PLM_DTYPE_BF16: matvec_rows_avx2(j, j->w->h, r0, r1, PLM_DTYPE_BF16); break;
+    default: matvec_rows_avx2(j, j->w->f32, r0, r1, PLM_DTYPE_F32); break;
+    }
+}
+
+PLM_TARGET_AVX2 static void pack_avx2(float *p, const plm_mat *w, size_t i0, int nr, int kc) {
+    const size_t C = (size_t)w->cols;
+    switch (w->dtype) {
+    case PLM_DTYPE_F16: pack_dt_avx2(p, w->h, i0, C, nr, kc, PLM_DTYPE_F16); break;
+    case PLM_DTYPE_BF16: pack_dt_avx2(p, w->h, i0, C, nr, kc, PLM_DTYPE_BF16); break;
+    default: pack_dt_avx2(p, w->f32, i0, C, nr, kc, PLM_DTYPE_F32); break;
+    }
 }
 
 // pf_lines: the 64-byte lines of a region of W (rows of row_bytes, stride bytes apart), prefetched
@@ -313,7 +373,8 @@ PLM_TARGET_AVX2 static void gemm_tiles_avx2(float *d, size_t dR, const float *s,
 // out once, from far in memory, and one line per (token, panel) cost 2x at the lm_head (49,152
 // rows). Between slices of k the chains wait in this thread's acc; the weights are read once per
 // token block, as the dot-product tiles did, and each pack's weights are prefetched into L2 while
-// the tiles of the pack before it compute (pf_lines).
+// the tiles of the pack before it compute (pf_lines). F16 and BF16 weights convert as they load
+// (the pack, the matrix-vector kernel): their f32 matrix's bits, from half the bytes.
 PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
     static _Thread_local _Alignas(64) float panels[GEMM_PACK / sizeof(float)];
     static _Thread_local _Alignas(64) float acc[GEMM_TB_ACC * GEMM_NG * GEMM_NR]; // 66 KB
@@ -323,6 +384,8 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
         return;
     }
     const size_t C = (size_t)j->w->cols, R = (size_t)j->w->rows;
+    const int es = WSIZE(j->w->dtype); // bytes a weight (f32, F16 or BF16)
+    const char *W = es == 4 ? (const char *)j->w->f32 : (const char *)j->w->h;
     const int nk = (int)((C + GEMM_KC - 1) / GEMM_KC); // slices of k
     const int kcs = (int)((C + (size_t)nk - 1) / (size_t)nk + F32_KS - 1) / F32_KS * F32_KS;
     int ng = (int)(GEMM_PACK / ((size_t)kcs * GEMM_NR * sizeof(float)));
@@ -346,21 +409,20 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
                 const size_t nk0 = last ? 0 : k0 + (size_t)kc;
                 const int nkc = C - nk0 < (size_t)kcs ? (int)(C - nk0) : kcs;
                 const int nrows = (nrg + ng * GEMM_NR < r1 ? nrg + ng * GEMM_NR : r1) - nrg;
-                const int lines = nrows * ((nkc * (int)sizeof(float) + 63) / 64);
+                const int lines = nrows * ((nkc * es + 63) / 64);
                 const int chunks = (te - t0 + GEMM_MR - 1) / GEMM_MR *
                                    ((rge - rg + GEMM_NR - 1) / GEMM_NR) *
                                    ((kc + F32_KS - 1) / F32_KS);
-                pf_lines pf = {.p = (const char *)(j->w->f32 + (size_t)nrg * C + nk0),
-                               .stride = C * sizeof(float),
-                               .row_bytes = nkc * (int)sizeof(float),
+                pf_lines pf = {.p = W + ((size_t)nrg * C + nk0) * es,
+                               .stride = C * es,
+                               .row_bytes = nkc * es,
                                .rows = nrows,
                                .per = (lines + chunks - 1) / chunks,
                                .r = 0,
                                .o = 0};
                 for (int r = rg; r < rge; r += GEMM_NR) {
                     const int nr = rge - r < GEMM_NR ? rge - r : GEMM_NR;
-                    pack_avx2(panels + (size_t)(r - rg) * kc, j->w->f32 + (size_t)r * C + k0, C, nr,
-                              kc);
+                    pack_avx2(panels + (size_t)(r - rg) * kc, j->w, (size_t)r * C + k0, nr, kc);
                 }
                 for (int t = t0; t < te; t += GEMM_MR) {
                     const int mt = te - t < GEMM_MR ? te - t : GEMM_MR;
@@ -918,6 +980,21 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
     plm_dw_rows_generic(dw, dout, inp, T, rows, cols, r0, r1);
 }
 
+// ---- F16 and BF16 weights: the converter (matmul_kernels.h's half) ----
+
+// half_avx2: plm_half_to_f32, 8 values a step: vcvtph2ps (F16C), or BF16 widened and shifted up 16.
+PLM_TARGET_AVX2 static void half_avx2(float *out, const uint16_t *h, size_t n, plm_dtype dtype) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(h + i));
+        _mm256_storeu_ps(out + i,
+                         dtype == PLM_DTYPE_BF16
+                             ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16))
+                             : _mm256_cvtph_ps(v));
+    }
+    plm_half_to_f32(out + i, h + i, n - i, dtype);
+}
+
 // ---- the tables ----
 
 const matmul_kernels plm_kernels_avx512 = {
@@ -926,6 +1003,8 @@ const matmul_kernels plm_kernels_avx512 = {
     .q8 = {q8_stream_avxvnni_evex, 1, 1, Q8_DNR, q8_warm, q8_rows_avx512, Q8_ROWS_T, Q8_ROWS_T},
     .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_avx512, 1, 0}, // matmul_q4_x86.c
     .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, // matmul_q6k_x86.c
+    .f16 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},
+    .half = half_avx2, // the backward's f32 slices (the forward converts in f32_rows_avx2)
     .quantize = quantize_avx512,
     .q8_prepare = q8_prepare_avx512,
     .dinp_tiles = tiles_avx512,
@@ -940,8 +1019,10 @@ const matmul_kernels plm_kernels_avx512 = {
         .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},                       \
         .q8 = {q8_stream_##v, 1, 1, Q8_DNR, q8_warm, q8_rows_##v, stream_t, stream_t},             \
         .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_##v, 1, 0},                                        \
-        .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, .quantize = quantize_avx2,          \
-        .q8_prepare = prepare, .dinp_tiles = dinp_tiles_avx2, .dw_rows = dw_rows_avx2,             \
+        .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, .half = half_avx2,                  \
+        .f16 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},                       \
+        .quantize = quantize_avx2, .q8_prepare = prepare, .dinp_tiles = dinp_tiles_avx2,           \
+        .dw_rows = dw_rows_avx2,                                                                   \
     }
 const matmul_kernels plm_kernels_avx2 = TABLE_256(avx2, q8_prepare_avx2, Q8_STREAM_T);
 const matmul_kernels plm_kernels_avxvnni = TABLE_256(avxvnni, q8_prepare_avxvnni, Q8_STREAM_T_VNNI);

@@ -251,17 +251,19 @@ static size_t up64(size_t n) {
 }
 
 // plm_model_layout: bytes of the block for all refs, each linear one at its dtype (w[i].dtype,
-// quantized only when cols is a multiple of PLM_QK); with block set, points each ref into it. Refs
+// quantized only when cols is a multiple of PLM_QK; F16 and BF16 always); with block set, points each ref into it. Refs
 // with inplace[i] set (inplace may be NULL) get only their scales d here (q stays in the file).
 size_t plm_model_layout(wref *w, int32_t n, const char *inplace, uint8_t *block) {
     size_t off = 0;
     for (int32_t i = 0; i < n; i++) {
         const size_t rows = (size_t)w[i].rows, cols = (size_t)w[i].cols, nb = rows * cols / PLM_QK;
-        const plm_dtype dt = w[i].d->linear && cols % PLM_QK == 0 ? w[i].dtype : PLM_DTYPE_F32;
+        const plm_dtype dt = w[i].d->linear && (cols % PLM_QK == 0 || plm_dtype_half(w[i].dtype))
+                                 ? w[i].dtype
+                                 : PLM_DTYPE_F32;
         // the parts, each from a multiple of 64 bytes: weights (f32, q or q4), scales d,
         // minimums m, high bits qh
         size_t a = plm_mat_bytes(dt, rows, cols), b = 0, c = 0, h = 0;
-        if (dt != PLM_DTYPE_F32) b = nb * sizeof(float), a -= b;
+        if (dt != PLM_DTYPE_F32 && !plm_dtype_half(dt)) b = nb * sizeof(float), a -= b;
         if (plm_dtype_min(dt)) c = b, a -= c;
         if (plm_dtype_high(dt)) h = nb * sizeof(uint32_t), a -= h;
         if (dt == PLM_DTYPE_Q6_K) b /= 8, a = plm_mat_bytes(dt, rows, cols) - b; // d per 256
@@ -273,6 +275,7 @@ size_t plm_model_layout(wref *w, int32_t n, const char *inplace, uint8_t *block)
             if (dt == PLM_DTYPE_F32) mt->f32 = (float *)(block + off);
             else if (dt == PLM_DTYPE_Q8_0) mt->q = (int8_t *)(block + off);
             else if (dt == PLM_DTYPE_Q6_K) mt->q6 = block + off;
+            else if (plm_dtype_half(dt)) mt->h = (uint16_t *)(void *)(block + off);
             else mt->q4 = block + off;
             if (b) mt->d = (float *)(block + off + ob);
             if (c) mt->m = (float *)(block + off + oc);

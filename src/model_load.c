@@ -493,11 +493,14 @@ static void source_release(const src_tensor *t, const source *s, int64_t r0, int
 #define CHUNK_ELEMS ((size_t)1 << 20) // f32 scratch for converting one piece of a tensor
 
 // store_row: one f32 row x (cols) into row r of w's destination (quantized for Q8_0, Q4, Q5 and
-// Q6_K mats; tmp: scratch of 2 cols floats).
+// Q6_K mats, rounded to nearest even for F16 and BF16 ones: exact for a row of that type; tmp:
+// scratch of 2 cols floats).
 static void store_row(const wref *w, int64_t r, const float *x, float *tmp) {
     size_t cols = (size_t)w->cols;
     if (!w->d->linear) memcpy(*w->vec, x, cols * sizeof *x);
     else if (w->mat->dtype == PLM_DTYPE_F32) memcpy(w->mat->f32 + (size_t)r * cols, x, cols * 4);
+    else if (plm_dtype_half(w->mat->dtype))
+        plm_convert_from_f32((uint8_t *)(w->mat->h + (size_t)r * cols), x, cols, w->mat->dtype);
     else if (w->mat->dtype == PLM_DTYPE_Q8_0)
         plm_quantize_q8_0(w->mat->q + (size_t)r * cols, w->mat->d + (size_t)r * cols / PLM_QK, x,
                           cols);
@@ -575,7 +578,13 @@ static void conv_rows(const conv_job *j, const conv_chunk *c, float *tmp) {
         if (!w->d->linear) plm_quant_row_f32(j->isa, t->type, src, cols, *w->vec);
         else if (w->mat->dtype == PLM_DTYPE_F32)
             plm_quant_row_f32(j->isa, t->type, src, cols, w->mat->f32 + hr * cols);
-        else if (w->mat->dtype == PLM_DTYPE_Q8_0)
+        else if (plm_dtype_half(w->mat->dtype) &&
+                 t->type == (w->mat->dtype == PLM_DTYPE_F16 ? PLM_GGML_F16 : PLM_GGML_BF16))
+            memcpy(w->mat->h + hr * cols, src, cols * sizeof(uint16_t)); // kept as it is
+        else if (plm_dtype_half(w->mat->dtype)) { // another type: through f32, rounded
+            plm_quant_row_f32(j->isa, t->type, src, cols, tmp);
+            plm_convert_from_f32((uint8_t *)(w->mat->h + hr * cols), tmp, cols, w->mat->dtype);
+        } else if (w->mat->dtype == PLM_DTYPE_Q8_0)
             plm_quant_row_q8_0(j->isa, t->type, src, cols, w->mat->q + hr * cols,
                                w->mat->d + hr * cols / PLM_QK, tmp);
         else plm_quant_row_mat(j->isa, t->type, src, w->mat, hr, tmp);
@@ -737,14 +746,18 @@ static plm_status source_open(source *s, plm_model *m, const char *path, const u
 
 // mem_dtype: the dtype in memory of a linear weight stored as t, for the dtype asked (AUTO: the
 // file's own where a kernel exists, else the nearest one). Q6_K needs cols a multiple of 256 (as
-// llama.cpp, Q8_0 instead).
+// llama.cpp, Q8_0 instead); F16 and BF16 at most PLM_HALF_MAX_COLS (f32 instead).
 static plm_dtype mem_dtype(plm_dtype asked, const src_tensor *t, int32_t cols) {
     if (asked == PLM_DTYPE_Q6_K) return cols % PLM_QK_K ? PLM_DTYPE_Q8_0 : asked;
+    if (plm_dtype_half(asked)) return cols > PLM_HALF_MAX_COLS ? PLM_DTYPE_F32 : asked;
     if (asked != PLM_DTYPE_AUTO) return asked;
+    if (t->st) // safetensors: F16 and BF16 stay, the rest is f32
+        return plm_dtype_half((plm_dtype)t->st->dtype) ? mem_dtype((plm_dtype)t->st->dtype, t, cols)
+                                                       : PLM_DTYPE_F32;
     switch (t->gg ? t->gg->type : PLM_GGML_F32) {
-    case PLM_GGML_F32:
-    case PLM_GGML_F16:
-    case PLM_GGML_BF16: return PLM_DTYPE_F32;
+    case PLM_GGML_F32: return PLM_DTYPE_F32;
+    case PLM_GGML_F16: return mem_dtype(PLM_DTYPE_F16, t, cols);
+    case PLM_GGML_BF16: return mem_dtype(PLM_DTYPE_BF16, t, cols);
     case PLM_GGML_Q4_0: return PLM_DTYPE_Q4_0;
     case PLM_GGML_Q4_1:
     case PLM_GGML_Q4_K: return PLM_DTYPE_Q4_1; // repacked exactly (quant.h)
@@ -779,10 +792,10 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
     *out = NULL;
     plm_dtype dtype = params ? params->dtype : PLM_DTYPE_F32;
     if (dtype != PLM_DTYPE_F32 && dtype != PLM_DTYPE_Q8_0 && !plm_dtype_nibbles(dtype) &&
-        dtype != PLM_DTYPE_Q6_K && dtype != PLM_DTYPE_AUTO)
+        dtype != PLM_DTYPE_Q6_K && !plm_dtype_half(dtype) && dtype != PLM_DTYPE_AUTO)
         return plm_fail(err, PLM_ERR_ARG,
-                        "plm_model_load: in-memory dtype %s, want f32, q8_0, q4_0, q4_1, q5_0, "
-                        "q5_1, q6_k or auto",
+                        "plm_model_load: in-memory dtype %s, want f32, f16, bf16, q8_0, q4_0, "
+                        "q4_1, q5_0, q5_1, q6_k or auto",
                         plm_dtype_name(dtype));
     source s = {0};
     wref *w = NULL;

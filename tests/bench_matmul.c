@@ -61,6 +61,9 @@ static double bench_one(plm_isa isa, plm_pool *pool, plm_dtype dtype, int T, int
         if (dtype == PLM_DTYPE_F32) {
             w[c].f32 = malloc(n * 4);
             for (size_t i = 0; i < n; i++) w[c].f32[i] = (float)(i % 97) * 1e-2f - 0.48f;
+        } else if (plm_dtype_half(dtype)) {
+            w[c].h = malloc(n * 2);
+            for (size_t i = 0; i < n; i++) w[c].h[i] = (uint16_t)(0x3000 + i % 97);
         } else if (dtype == PLM_DTYPE_Q6_K) {
             w[c].q6 = malloc(n / PLM_QK_K * PLM_Q6K_QS);
             w[c].d = malloc(n / PLM_QK_K * 4);
@@ -101,7 +104,7 @@ static double bench_one(plm_isa isa, plm_pool *pool, plm_dtype dtype, int T, int
     }
     for (int c = 0; c < copies; c++)
         free(w[c].f32), free(w[c].q), free(w[c].d), free(w[c].q4), free(w[c].m), free(w[c].qh),
-            free(w[c].q6);
+            free(w[c].q6), free(w[c].h);
     free(w), free(x), free(out);
     plm_free_aligned(scratch);
     return best;
@@ -123,8 +126,9 @@ int main(int argc, char **argv) {
     printf("cpu %s (%s), cores %d\n", plm_cpu_name(), plm_cpu_features(), plm_n_cores());
     printf("%-7s %-14s %-5s %3s %4s %6s %5s %9s %8s %7s %5s\n", "path", "shape", "dtype", "thr",
            "T", "rows", "cols", "ms", "GFLOP/s", "GB/s", "cpu%");
-    const plm_dtype dtypes[7] = {PLM_DTYPE_F32,  PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0, PLM_DTYPE_Q4_1,
-                                 PLM_DTYPE_Q5_0, PLM_DTYPE_Q5_1, PLM_DTYPE_Q6_K};
+    const plm_dtype dtypes[9] = {PLM_DTYPE_F32,  PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0,
+                                 PLM_DTYPE_Q4_1, PLM_DTYPE_Q5_0, PLM_DTYPE_Q5_1,
+                                 PLM_DTYPE_Q6_K, PLM_DTYPE_F16,  PLM_DTYPE_BF16};
     const char *f_dtype = getenv("BENCH_DTYPE"), *f_shape = getenv("BENCH_SHAPE");
     const int f_threads = getenv("BENCH_THREADS") ? atoi(getenv("BENCH_THREADS")) : 0;
     int Ts[8] = {1, 64, 128, 256, 512}, nT = 5;
@@ -136,7 +140,7 @@ int main(int argc, char **argv) {
     }
     for (int ii = 0; ii < n_isa; ii++) {
         const plm_isa isa = isas[ii];
-        for (int di = 0; di < 7; di++) {
+        for (int di = 0; di < 9; di++) {
             const char *dn = plm_dtype_name(dtypes[di]);
             if (f_dtype && strcmp(f_dtype, dn)) continue;
             for (int nth = 1; nth <= 2; nth++) {

@@ -1,5 +1,6 @@
 // test_matmul.c: the thread pool, the Q8_0 quantizer and every matmul path (f32, Q8_0, Q4_0, Q4_1,
-// Q5_0, Q5_1, Q6_K). Q4/Q5 weights: Q4_0 == the Q8_0 matrix {k - 8, d} and Q5_0 == {k - 16, d}
+// Q5_0, Q5_1, Q6_K, F16, BF16; F16/BF16 == the path's f32 on the converted weights, bit for bit,
+// and each path's converter == plm_half_to_f32 on every 16-bit value). Q4/Q5 weights: Q4_0 == the Q8_0 matrix {k - 8, d} and Q5_0 == {k - 16, d}
 // bit for bit; Q6_K: the reference == its canonical order written out; every path == the reference
 // bit for bit, as Q8_0 (test_load checks their rows against gguf.c's dequantization).
 // Oracles: a double-precision recompute for the scalar reference; the reference for each SIMD
@@ -9,6 +10,7 @@
 // 1 thread == 2, 3 threads and T = 1 == row t of T > 1, both bit for bit on every path.
 #include "base.h"
 #include "matmul.h"
+#include "matmul_kernels.h"
 #include "pool.h"
 #include "test.h"
 
@@ -72,6 +74,8 @@ static const char *dtype_name(plm_dtype dtype) {
            : dtype == PLM_DTYPE_Q4_1 ? "q4_1"
            : dtype == PLM_DTYPE_Q5_0 ? "q5_0"
            : dtype == PLM_DTYPE_Q6_K ? "q6_k"
+           : dtype == PLM_DTYPE_F16  ? "f16"
+           : dtype == PLM_DTYPE_BF16 ? "bf16"
                                      : "q5_1";
 }
 
@@ -516,6 +520,107 @@ static void test_q6k(void) {
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }
 
+// ---- F16 and BF16 ----
+
+// test_half_convert: every path's converter (matmul_kernels.h's half) on all 65,536 values of each
+// 16-bit type, from an odd start (the SIMD loops' tails): plm_half_to_f32's bits, a NaN for a NaN
+// (vcvtph2ps and fcvtl quiet a signalling one); and the reference against the values' definition.
+static void test_half_convert(void) {
+    uint16_t *h = malloc(65537 * sizeof *h);
+    float *want = malloc(65537 * sizeof *want), *got = malloc(65537 * sizeof *got);
+    for (int i = 0; i < 65537; i++) h[i] = (uint16_t)(i + 65535); // 65535, 0, 1, .., 65535
+    for (int bf = 0; bf < 2; bf++) {
+        const plm_dtype dt = bf ? PLM_DTYPE_BF16 : PLM_DTYPE_F16;
+        plm_half_to_f32(want, h, 65537, dt);
+        int bad = 0;
+        for (int i = 1; i < 65537; i++) { // sign * 2^(e - bias) * significand, or inf / NaN
+            const int e = bf ? h[i] >> 7 & 255 : h[i] >> 10 & 31, emax = bf ? 255 : 31;
+            const int m = bf ? h[i] & 127 : h[i] & 1023, mb = bf ? 7 : 10, bias = bf ? 127 : 15;
+            const double v =
+                (h[i] >> 15 ? -1 : 1) * ldexp(e ? m + (1 << mb) : m, (e ? e : 1) - bias - mb);
+            if (e == emax) bad += m ? !isnan(want[i]) : !isinf(want[i]) || (want[i] < 0) != (v < 0);
+            else bad += (double)want[i] != v || !signbit(want[i]) != !signbit(v);
+        }
+        CHECK_MSG(bad == 0, "plm_half_to_f32 %s: %d values wrong", bf ? "bf16" : "f16", bad);
+        for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
+            if (!plm_isa_supported((plm_isa)isa)) continue;
+            const matmul_kernels *k = plm_matmul_kernels((plm_isa)isa);
+            if (!k->half) continue;
+            memset(got, 0xff, 65537 * sizeof *got);
+            k->half(got + 1, h + 1, 65536, dt);
+            int diff = 0;
+            for (int i = 1; i < 65537; i++)
+                diff += isnan(want[i]) ? !isnan(got[i]) || !signbit(got[i]) != !signbit(want[i])
+                                       : memcmp(&got[i], &want[i], sizeof *got) != 0;
+            CHECK_MSG(diff == 0, "%s converter on %s: %d values differ", plm_isa_name((plm_isa)isa),
+                      bf ? "bf16" : "f16", diff);
+        }
+    }
+    free(h), free(want), free(got);
+}
+
+// test_half_shape: a random F16 or BF16 (rows, cols) matrix (with f16 subnormals) through every
+// path, 1, 2 and 3 threads: the path's f32 matmul on the converted weights bit for bit, and the
+// double-precision oracle within f32 rounding.
+static void test_half_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int cols,
+                            uint64_t *s) {
+    const size_t n = (size_t)rows * cols, no = (size_t)T * rows;
+    float *f = malloc(n * sizeof(float)), *x = malloc((size_t)T * cols * sizeof(float));
+    plm_mat w = {.dtype = dtype, .rows = rows, .cols = cols, .h = malloc(n * sizeof(uint16_t))};
+    fill_uniform(f, n, s);
+    for (size_t i = 0; i < n; i++) { // every 7th value 2^-18 smaller: f16 subnormals
+        const float v = i % 7 ? f[i] : f[i] * 0x1p-18f;
+        w.h[i] = dtype == PLM_DTYPE_F16 ? plm_f32_to_f16(v) : plm_f32_to_bf16(v);
+    }
+    plm_half_to_f32(f, w.h, n, dtype);
+    const plm_mat wf = {.dtype = PLM_DTYPE_F32, .rows = rows, .cols = cols, .f32 = f};
+    fill_uniform(x, (size_t)T * cols, s);
+    void *scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(T, cols), 1);
+    float *want = malloc(no * sizeof(float)), *got = malloc(no * sizeof(float));
+    double *oref = malloc(no * sizeof(double)), *scale = malloc(no * sizeof(double));
+    oracle(oref, scale, x, &w, T);
+    for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
+        if (!plm_isa_supported((plm_isa)isa)) continue;
+        char name[96];
+        snprintf(name, sizeof name, "%s %s T=%d rows=%d cols=%d", plm_isa_name((plm_isa)isa),
+                 dtype == PLM_DTYPE_F16 ? "f16" : "bf16", T, rows, cols);
+        plm_matmul_isa_run((plm_isa)isa, pools[0], want, x, &wf, T, scratch);
+        for (int p = 0; p < 3; p++) {
+            memset(got, 0xff, no * sizeof(float));
+            plm_matmul_isa_run((plm_isa)isa, pools[p], got, x, &w, T, scratch);
+            CHECK_MSG(!memcmp(got, want, no * sizeof(float)),
+                      "%s, %d threads: differs from the f32 matrix of its values", name,
+                      plm_pool_size(pools[p]));
+        }
+        check_scaled(name, got, oref, scale, no, 1e-5, 1e-5);
+    }
+    plm_free_aligned(scratch);
+    free(w.h), free(f), free(x), free(want), free(got), free(oref), free(scale);
+}
+
+// test_half: F16 and BF16 at T from decode to past a driver's token block, around the x86 GEMM's
+// tiles and decode kernel (its converting loads: 8 columns, single columns, 16 and 8 rows, single
+// rows) and the driver's chunks of converted rows elsewhere (64 K floats: 130 rows of 576 are 2),
+// odd cols and row counts, and cols whose chunk is fewer rows than a tile (5,000: 13 rows).
+static void test_half(void) {
+    plm_pool *pools[3] = {plm_pool_create(1), plm_pool_create(1 + MORE_THREADS),
+                          plm_pool_create(1 + 2 * MORE_THREADS)};
+    CHECK(pools[0] && pools[1] && pools[2]);
+    uint64_t s = 16;
+    test_half_convert();
+    static const int Ts[] = {1, 2, 5, 7, 13, 64, 130}, rows[] = {1, 17, 130}, cols[] = {8, 67, 576};
+    for (int dt = 0; dt < 2; dt++) {
+        const plm_dtype dtype = dt ? PLM_DTYPE_BF16 : PLM_DTYPE_F16;
+        for (int i = 0; i < 7 * 3 * 3; i++) // every (T, rows, cols)
+            test_half_shape(pools, dtype, Ts[i % 7], rows[i / 7 % 3], cols[i / 21], &s);
+        test_half_shape(pools, dtype, 1, 300, 1536, &s);
+        test_half_shape(pools, dtype, 40, 300, 1536, &s);
+        test_half_shape(pools, dtype, 1, 40, 5000, &s);
+        test_half_shape(pools, dtype, 3, 40, 5000, &s);
+    }
+    for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
+}
+
 int main(void) {
     test_self();
     test_paths("test_matmul");
@@ -523,5 +628,6 @@ int main(void) {
     test_matmul();
     test_q4();
     test_q6k();
+    test_half();
     return test_main_end("test_matmul");
 }

@@ -1,12 +1,13 @@
 // test_matmul_backward.c: the training products of matmul_backward.c against a double-precision
 // recompute: dinp += dout @ W (f32 and Q8_0 weights, every path this CPU runs and the scalar reference, tails in
 // tokens, rows and columns), 1 thread == 3 threads bit for bit, AVX2 == AVX-512 bit for bit (both
-// FMA chains over the rows in order); Q4_0, Q4_1 and Q6_K weights == the f32 matrix of their dequantized
-// values (plm_mat_row) bit for bit on each path; dw += dout^T @ inp.
+// FMA chains over the rows in order); Q4_0, Q4_1, Q6_K, F16 and BF16 weights == the f32 matrix of
+// their dequantized values (plm_mat_row) bit for bit on each path; dw += dout^T @ inp.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base.h"
 #include "matmul.h"
 #include "test.h"
 
@@ -65,17 +66,22 @@ static void check_input(int T, int R, int C, plm_dtype dt) {
     free(w), free(g), free(d0), free(want), free(a), free(b), free(q), free(qd);
 }
 
-// check_input_q4: dinp through a Q4/Q5 (or Q6_K) matrix == through the f32 matrix of its rows, on
-// every path, for 1 and 3 threads, bit for bit.
+// check_input_q4: dinp through a Q4/Q5 (or Q6_K, F16, BF16) matrix == through the f32 matrix of its
+// rows, on every path, for 1 and 3 threads, bit for bit.
 static void check_input_q4(int T, int R, int C, plm_dtype dt) {
     const size_t nb = (size_t)R * C / PLM_QK, nsb = (size_t)R * C / PLM_QK_K;
     const int q6k = dt == PLM_DTYPE_Q6_K;
     plm_mat m = {.dtype = dt, .rows = R, .cols = C, .d = malloc(nb * 4)};
+    m.h = plm_dtype_half(dt) ? malloc(sizeof(uint16_t) * R * C) : NULL;
+    for (int i = 0; m.h && i < R * C; i++) { // every 5th value 2^-18 smaller: f16 subnormals
+        const float v = frand() * (i % 5 ? 1.0f : 0x1p-18f);
+        m.h[i] = dt == PLM_DTYPE_F16 ? plm_f32_to_f16(v) : plm_f32_to_bf16(v);
+    }
     m.m = plm_dtype_min(dt) ? malloc(nb * 4) : NULL;
     m.qh = plm_dtype_high(dt) ? malloc(nb * 4) : NULL;
-    m.q4 = q6k ? NULL : malloc(nb * 16);
+    m.q4 = q6k || m.h ? NULL : malloc(nb * 16);
     m.q6 = q6k ? malloc(nsb * PLM_Q6K_QS) : NULL;
-    for (size_t i = 0; i < (q6k ? nsb * PLM_Q6K_QS : nb * 16); i++)
+    for (size_t i = 0; !m.h && i < (q6k ? nsb * PLM_Q6K_QS : nb * 16); i++)
         (q6k ? m.q6 : m.q4)[i] = (uint8_t)(frand() * 128.0f + 128.0f);
     for (size_t b = 0; b < nb; b++) {
         m.d[b] = frand() * (q6k ? 1e-3f : 0.1f);
@@ -107,8 +113,8 @@ static void check_input_q4(int T, int R, int C, plm_dtype dt) {
                   (int)dt, T, R, C);
     }
     plm_pool_free(p3);
-    free(m.q4), free(m.q6), free(m.d), free(m.m), free(m.qh), free(w), free(g), free(d0), free(a),
-        free(b), free(want);
+    free(m.q4), free(m.q6), free(m.h), free(m.d), free(m.m), free(m.qh), free(w), free(g), free(d0),
+        free(a), free(b), free(want);
 }
 
 static void check_weight(int T, int R, int C) {
@@ -149,6 +155,8 @@ int main(void) {
                {17, 515, 576}, {2, 7, 1536}, {7, 4100, 40}}; // from 4096 rows: row blocks outside, dout packed
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_F32);
+        check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_F16);
+        check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_BF16);
         if (shapes[i][2] % PLM_QK != 0) continue;
         check_input(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q8_0);
         check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q4_0);

@@ -820,6 +820,62 @@ static void test_window(const char *name) {
     plm_model_free(m);
 }
 
+// test_half: a 16-bit HF model loaded as its files store it (auto: F16 or BF16 weights kept) ==
+// loaded as f32, bit for bit (each path's f32 kernels on the converted rows): prefill at 1 and 3
+// threads, and decoding token by token; at about half the weight bytes (norms stay f32). Then
+// dtype f16 / bf16 on purpose from the other type: rounded, so only close.
+static void test_half(const char *name, plm_dtype want) {
+    plm_safetensors st;
+    plm_model *f = load_ref(name, &st), *h = NULL, *o = NULL;
+    if (!f) return;
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/ref/%s", name);
+    plm_error err;
+    plm_load_params lp = plm_load_default_params();
+    lp.dtype = PLM_DTYPE_AUTO;
+    CHECK_MSG(plm_model_load(&h, dir, &lp, &err) == PLM_OK, "%s auto: %s", name, err.msg);
+    lp.dtype = want == PLM_DTYPE_F16 ? PLM_DTYPE_BF16 : PLM_DTYPE_F16;
+    CHECK_MSG(plm_model_load(&o, dir, &lp, &err) == PLM_OK, "%s: %s", name, err.msg);
+    int n33;
+    int32_t *ids33 = ref_ids(&st, "input_ids33", &n33);
+    if (h && o && ids33) {
+        const size_t V = (size_t)f->config.vocab_size, n = (size_t)n33 * V;
+        CHECK(plm_model_dtype(h) == want && h->layers[1].gate_proj.dtype == want &&
+              h->embed_tokens.dtype == want && plm_model_dtype(o) == lp.dtype);
+        CHECK(plm_model_weight_bytes(h) < plm_model_weight_bytes(f) * 55 / 100);
+        float *want33 = logits_all(f, 1, ids33, n33);
+        for (int th = 1; th <= 3; th += 2) {
+            float *g = logits_all(h, th, ids33, n33);
+            CHECK_MSG(!memcmp(g, want33, n * sizeof *g), "%s %s, %d threads: differs from f32",
+                      name, plm_dtype_name(want), th);
+            free(g);
+        }
+        plm_session *a = new_session(f, 2), *b = new_session(h, 2);
+        int same = a && b;
+        for (int t = 0; same && t < n33; t++) {
+            plm_session_decode(a, ids33 + t, 1, &err);
+            plm_session_decode(b, ids33 + t, 1, &err);
+            same = !memcmp(plm_session_logits(a), plm_session_logits(b), V * sizeof(float));
+        }
+        CHECK_MSG(same, "%s %s: token-by-token logits differ from f32", name, plm_dtype_name(want));
+        plm_session_free(a), plm_session_free(b);
+        // bf16 keeps 8 bits of significand: a weight's relative error up to 2^-9, one matmul's
+        // NMSE ~1e-6, which the random tiny model amplifies through its matmuls (as q8_0's, ~40x)
+        float *g = logits_all(o, 1, ids33, n33);
+        double se = 0, sr = 0;
+        for (size_t i = 0; i < n; i++) {
+            const double d = (double)g[i] - (double)want33[i], r = (double)want33[i];
+            se += d * d, sr += r * r;
+        }
+        CHECK_MSG(se / sr < 1e-3, "%s as %s: logits NMSE %.3g >= 1e-3", name,
+                  plm_dtype_name(lp.dtype), se / sr);
+        free(g), free(want33);
+    }
+    free(ids33);
+    plm_model_free(h), plm_model_free(o), plm_model_free(f);
+    plm_safetensors_free(&st);
+}
+
 int main(void) {
     test_self();
     test_should_stop();
@@ -829,6 +885,8 @@ int main(void) {
     test_variant("tiny-untied");
     test_variant("tiny-tied-bf16");
     test_variant("tiny-untied-f16");
+    test_half("tiny-tied-bf16", PLM_DTYPE_BF16);
+    test_half("tiny-untied-f16", PLM_DTYPE_F16);
     test_variant("tiny-llama3"); // the other families (tests/make_ref_arch.py)
     test_variant("tiny-qwen2");
     test_variant("tiny-qwen3");

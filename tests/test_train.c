@@ -491,6 +491,51 @@ static void test_finetune_unlikelihood(void) {
     plm_model_free(m);
     snprintf(path, sizeof path, "rm -rf %s", dir);
     CHECK(system(path) == 0);
+// test_half_base: LoRA training on an F16 or BF16 base (frozen, kept in 16 bits: QLoRA-style) ==
+// on the f32 base of the same values, bit for bit: the fixture's model saved as 16-bit HF files,
+// loaded as they are (auto) and as f32; 10 AdamW steps on each, 2 threads.
+static void test_half_base(const char *variant, plm_dtype dt) {
+    fixture fx;
+    char path[128], dir[96];
+    fprintf(stderr, "-- %s on a %s base\n", variant, plm_dtype_name(dt));
+    if (!load_fixture(&fx, variant, path, sizeof path)) return;
+    snprintf(dir, sizeof dir, "/tmp/plm_test_train.%ld.%s", (long)getpid(), plm_dtype_name(dt));
+    plm_error err;
+    plm_model *base[2] = {NULL, NULL}; // f32, kept 16-bit
+    CHECK(plm_model_save(fx.m, dir, dt, &err) == PLM_OK);
+    for (int k = 0; k < 2; k++) {
+        plm_load_params lp = plm_load_default_params();
+        lp.dtype = k ? PLM_DTYPE_AUTO : PLM_DTYPE_F32;
+        CHECK_MSG(plm_model_load(&base[k], dir, &lp, &err) == PLM_OK, "%s", err.msg);
+    }
+    if (base[0] && base[1]) {
+        CHECK(plm_model_dtype(base[1]) == dt && base[1]->layers[0].down_proj.dtype == dt);
+        plm_model *m = fx.m;
+        float losses[2][10];
+        plm_lora *lo[2];
+        plm_trainer *t[2];
+        for (int k = 0; k < 2; k++) {
+            fx.m = base[k];
+            lo[k] = make_lora(&fx, path);
+            t[k] = make_trainer(&fx, lo[k], 2);
+            for (int s = 0; t[k] && s < 10; s++) losses[k][s] = (float)step(t[k], &fx, s % 2);
+        }
+        fx.m = m;
+        CHECK_MSG(!memcmp(losses[0], losses[1], sizeof losses[0]), "%s base: losses differ",
+                  plm_dtype_name(dt));
+        int32_t np, np2;
+        plm_train_tensor *ps = plm_trainer_tensors(t[0], &np),
+                         *ps2 = plm_trainer_tensors(t[1], &np2);
+        for (int32_t i = 0; i < np && np == np2; i++)
+            CHECK_MSG(!memcmp(ps[i].p, ps2[i].p, ps[i].n * sizeof(float)), "%s base: %s differs",
+                      plm_dtype_name(dt), ps[i].name);
+        for (int k = 0; k < 2; k++) plm_trainer_free(t[k]), plm_lora_free(lo[k]);
+    }
+    plm_model_free(base[0]), plm_model_free(base[1]);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+    free_fixture(&fx);
 }
 
 int main(void) {
@@ -504,5 +549,7 @@ int main(void) {
     test_variant("train-gemma3"); // post norms, GeGLU, sliding window, scaled embedding rows
     test_unlikelihood();
     test_finetune_unlikelihood();
+    test_half_base("train-untied", PLM_DTYPE_F16);
+    test_half_base("train-qwen3", PLM_DTYPE_BF16);
     return test_main_end("test_train");
 }

@@ -26,8 +26,8 @@ static int usage(void) {
         "token, the CPU, its features and the kernel path (PLM_ISA=path forces one).\n\n"
         "  -m PATH          model\n"
         "  --dtype T        load the weights as auto (default: as the file stores them where a\n"
-        "                   kernel exists), f32, q8_0, q4_0, q4_1, q5_0, q5_1 or q6_k (shows load\n"
-        "                   time and size)\n"
+        "                   kernel exists), f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 or q6_k\n"
+        "                   (shows load time and size)\n"
         "  --json           one JSON object instead of text\n");
     return 0;
 }

@@ -548,6 +548,17 @@ static void test_model_roundtrips(int tied) {
         save(a, tpath(nm), files[i].dt);
         plm_model *x = load(tpath(nm), PLM_DTYPE_F32);
         if (x) models_close(nm, x, a, files[i].atol, files[i].rtol);
+        if (x && (files[i].dt == PLM_DTYPE_F16 || files[i].dt == PLM_DTYPE_BF16)) {
+            // auto keeps them 16-bit (HF and GGUF): every value the f32 load's, exactly
+            plm_model *h = load(tpath(nm), PLM_DTYPE_AUTO);
+            if (h) {
+                CHECK_MSG(plm_model_dtype(h) == files[i].dt &&
+                              h->layers[0].o_proj.dtype == files[i].dt,
+                          "%s: auto loads %s", nm, plm_dtype_name(plm_model_dtype(h)));
+                models_close(nm, h, x, 0, 0);
+            }
+            plm_model_free(h);
+        }
         plm_model_free(x);
     }
     test_ftypes(a, tied);

@@ -168,8 +168,8 @@ static void test_rows(void) {
 // ---- whole models ----
 
 // weights_hash: FNV-1a (64-bit) over every weight of m in a fixed order: per layer q, k, v, o,
-// gate, up, down (q then d for Q8_0, else the f32 values) and the two norms; then the embedding,
-// lm_head and the final norm.
+// gate, up, down (q then d for Q8_0, the 16-bit values of F16/BF16, else the f32 values) and the
+// two norms; then the embedding, lm_head and the final norm.
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const uint8_t *b = p;
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
@@ -179,6 +179,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 static uint64_t mat_hash(uint64_t h, const plm_mat *w) {
     size_t n = (size_t)w->rows * (size_t)w->cols;
     if (w->dtype == PLM_DTYPE_F32) return fnv(h, w->f32, n * 4);
+    if (plm_dtype_half(w->dtype)) return fnv(h, w->h, n * 2);
     if (w->dtype == PLM_DTYPE_Q8_0) return fnv(fnv(h, w->q, n), w->d, n / PLM_QK * 4);
     if (w->dtype == PLM_DTYPE_Q6_K)
         return fnv(fnv(h, w->q6, n / PLM_QK_K * PLM_Q6K_QS), w->d, n / PLM_QK_K * 4);

@@ -71,7 +71,7 @@ const tiny = path.join(fs.mkdtempSync('/tmp/plm-wasm-'), 'tiny-tied.gguf');
 native([path.join(BUILD_DIR, 'pocketlm'), 'convert', path.join(ROOT, 'tests/ref/tiny-tied'), tiny]);
 const ids = [1, 17, 250, 3, 99, 42, 7]; // odd T = 7 to hit tail paths
 const N_GREEDY = 16;
-for (const dtype of ['f32', 'q8_0', 'q4_1', 'q5_1']) {
+for (const dtype of ['f32', 'q8_0', 'q4_1', 'q5_1', 'f16', 'bf16']) {
   const ref = JSON.parse(native([path.join(BUILD_DIR, 'tests/wasm_logits'), tiny, dtype, '1',
                                  String(N_GREEDY), ...ids.map(String)]));
   for (const threads of [1, 2]) {

@@ -9,7 +9,7 @@
 
 int main(int argc, char **argv) {
     if (argc < 6) {
-        fprintf(stderr, "usage: wasm_logits MODEL.gguf f32|q8_0 THREADS N_GREEDY ID...\n");
+        fprintf(stderr, "usage: wasm_logits MODEL.gguf DTYPE THREADS N_GREEDY ID...\n");
         return 2;
     }
     plm_error err = {0};

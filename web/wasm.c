@@ -97,7 +97,7 @@ EMSCRIPTEN_KEEPALIVE void plm_wasm_error_free(plm_error *err) {
 // ---- model ----
 
 // plm_wasm_model_load: a model from the GGUF bytes buf (size, from malloc), kept as dtype
-// (PLM_DTYPE_F32 or PLM_DTYPE_Q8_0), loaded in place (plm_model_load_gguf_inplace) so that the
+// (any plm_dtype that plm_model_load takes), loaded in place (plm_model_load_gguf_inplace) so that the
 // heap holds one copy of the weights: on success buf belongs to the model; on failure (NULL, see
 // err) it is unchanged and JS frees it.
 EMSCRIPTEN_KEEPALIVE plm_model *plm_wasm_model_load(uint8_t *buf, size_t size, int32_t dtype,

@@ -52,7 +52,7 @@ int cli_ftype(const char *cmd, const char *flag, const char *s, plm_ftype *out);
 
 // cli_dtype: the in-memory dtype named s (--dtype) into *out; returns 0, or 2 after a usage error.
 int cli_dtype(const char *cmd, const char *s, plm_dtype *out);
-#define CLI_DTYPE_NAMES "f32, q8_0, q4_0, q4_1, q5_0, q5_1, q6_k or auto"
+#define CLI_DTYPE_NAMES "f32, q8_0, q4_0, q4_1, q5_0, q5_1, q6_k, q4_k, q5_k or auto"
 
 // Options shared by the commands that run a model (-m, --lora, --dtype, --threads, --ctx).
 // CLI_MODEL_OPTS: their defaults: the weights as the file stores them where a kernel exists (auto).

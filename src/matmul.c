@@ -40,19 +40,10 @@
 // shorter than a job's start).
 #define QUANTIZE_MT_VALUES (16 * 1024)
 
-// matmul_rows: thread ith of nth takes a contiguous chunk of rows, a multiple of the tile's NR.
-static void matmul_rows(const matmul_job *j, int ith, int nth) {
-    const int rows = j->w->rows, T = j->T;
-    // Fewer tokens than a tile or than stream_t (decode, small steps): a tile of dnr rows at a time
-    // (1 for f32: interleaving 4 f32 row streams halves the DRAM bandwidth on Zen 4; the quantized
-    // tiles read their few rows with software prefetch one tile ahead).
-    tile_kernel k = j->kernel;
-    const int stream = T < k.mt || T < k.stream_t;
-    if (stream) k.nr = k.dnr;
-    int per = (rows + nth - 1) / nth;
-    per = (per + k.nr - 1) / k.nr * k.nr;
-    const int r0 = ith * per < rows ? ith * per : rows;
-    const int r1 = r0 + per < rows ? r0 + per : rows;
+// run_rows: out[0 .. T, r0 .. r1) by kernel k (nr: dnr when stream).
+static void run_rows(const matmul_job *j, const tile_kernel *kp, int stream, int r0, int r1) {
+    const tile_kernel k = *kp;
+    const int T = j->T;
     if (k.rows && T >= k.rows_t) {
         if (r0 < r1) k.rows(j, r0, r1);
         return;
@@ -81,6 +72,52 @@ static void matmul_rows(const matmul_job *j, int ith, int nth) {
             r += nr;
         }
     }
+}
+
+// Q4_K and Q5_K: the blocks of rows whose scales a thread turns into Q4_1's at a time (d and m:
+// 64 KB; 16 rows of PLM_KQ_MAX_COLS)
+#define KQ_BLOCKS 8192
+
+// kq_rows: run_rows on Q4_K/Q5_K rows [r0, r1) as the Q4_1 (Q5_1) matrix of the same nibbles and
+// their blocks' d * sc, -(dmin * mn) (matmul.h), a few rows at a time: their scales computed into
+// a thread's buffers, the rows seen as a matrix of w's row count (the stride of out) from row r.
+static void kq_rows(const matmul_job *j, const tile_kernel *k, int stream, int r0, int r1) {
+    static _Thread_local _Alignas(64) float d[KQ_BLOCKS], m[KQ_BLOCKS];
+    const plm_mat *w = j->w;
+    const int nb = w->cols / PLM_QK, per = KQ_BLOCKS / nb / k->nr * k->nr;
+    assert(per >= k->nr);
+    for (int r = r0; r < r1; r += per) {
+        const int n = r1 - r < per ? r1 - r : per;
+        const size_t b0 = (size_t)r * (size_t)nb;
+        plm_kq_scales(d, m, w, b0, (size_t)n * (size_t)nb);
+        const plm_mat v = {.dtype = plm_kq_blocks(w->dtype),
+                           .rows = w->rows,
+                           .cols = w->cols,
+                           .q4 = w->q4 + b0 * PLM_QK / 2,
+                           .qh = w->qh ? w->qh + b0 : NULL,
+                           .d = d,
+                           .m = m};
+        matmul_job vj = *j;
+        vj.w = &v, vj.out = j->out + r;
+        run_rows(&vj, k, stream, 0, n);
+    }
+}
+
+// matmul_rows: thread ith of nth takes a contiguous chunk of rows, a multiple of the tile's NR.
+static void matmul_rows(const matmul_job *j, int ith, int nth) {
+    const int rows = j->w->rows, T = j->T;
+    // Fewer tokens than a tile or than stream_t (decode, small steps): a tile of dnr rows at a time
+    // (1 for f32: interleaving 4 f32 row streams halves the DRAM bandwidth on Zen 4; the quantized
+    // tiles read their few rows with software prefetch one tile ahead).
+    tile_kernel k = j->kernel;
+    const int stream = T < k.mt || T < k.stream_t;
+    if (stream) k.nr = k.dnr;
+    int per = (rows + nth - 1) / nth;
+    per = (per + k.nr - 1) / k.nr * k.nr;
+    const int r0 = ith * per < rows ? ith * per : rows;
+    const int r1 = r0 + per < rows ? r0 + per : rows;
+    if (plm_dtype_kquant(j->w->dtype)) kq_rows(j, &k, stream, r0, r1);
+    else run_rows(j, &k, stream, r0, r1);
 }
 
 // The weights of one plm_matmul_n call (same input): thread ith does its rows of each.
@@ -194,6 +231,26 @@ float plm_q4_m_sum(const float *m, const float *xs, int nb) {
     return (h0 + h2) + (h1 + h3);
 }
 
+void plm_kq_scales(float *d, float *m, const plm_mat *w, size_t blk, size_t n) {
+    for (size_t b = blk; b < blk + n; b++) {
+        const float ml = w->m[b / 8] * (float)w->scm[2 * b + 1];
+        d[b - blk] = w->d[b / 8] * (float)w->scm[2 * b];
+        m[b - blk] = isnan(ml) ? ml : -ml;
+    }
+}
+
+void plm_q4_block(float out[PLM_QK], const plm_mat *w, size_t blk) {
+    int8_t k[PLM_QK];
+    float d = 0, m = 0;
+    q4_unpack(k, w, blk);
+    if (plm_dtype_kquant(w->dtype)) plm_kq_scales(&d, &m, w, blk, 1);
+    else d = w->d[blk], m = plm_dtype_min(w->dtype) ? w->m[blk] : 0;
+    for (int i = 0; i < PLM_QK; i++) {
+        const float x = (float)k[i] * d;
+        out[i] = plm_dtype_min(w->dtype) ? x + m : x;
+    }
+}
+
 // q4_tile_scalar: out[t, r] in the order of matmul_kernels.h, one block at a time.
 static void q4_tile_scalar(const matmul_job *j, int t0, int mt, int r0, int nr) {
     const int C = j->w->cols, R = j->w->rows, nb = C / PLM_QK;
@@ -305,6 +362,9 @@ size_t plm_mat_bytes(plm_dtype dtype, size_t rows, size_t cols) {
     case PLM_DTYPE_Q5_0: return e / 2 + nb * (sizeof(float) + sizeof(uint32_t));
     case PLM_DTYPE_Q5_1: return e / 2 + nb * (2 * sizeof(float) + sizeof(uint32_t));
     case PLM_DTYPE_Q6_K: return e / PLM_QK_K * (PLM_Q6K_QS + sizeof(float));
+    case PLM_DTYPE_Q4_K: return e / 2 + 2 * nb + e / PLM_QK_K * 2 * sizeof(float);
+    case PLM_DTYPE_Q5_K:
+        return e / 2 + nb * (2 + sizeof(uint32_t)) + e / PLM_QK_K * 2 * sizeof(float);
     default: return e * sizeof(float);
     }
 }
@@ -319,16 +379,9 @@ void plm_mat_row(float *out, const plm_mat *w, int32_t r) {
         for (int b = 0; b < w->cols / PLM_QK; b++) plm_q6k_block(out + b * PLM_QK, w, r, b);
         return;
     }
-    if (w->dtype != PLM_DTYPE_Q8_0) { // gguf.c's dequant_q4_0 .. dequant_q5_1, per block
+    if (w->dtype != PLM_DTYPE_Q8_0) { // gguf.c's dequant_q4_0 .. dequant_q5_1, dequant_q45_k
         const size_t b0 = (size_t)r * (C / PLM_QK);
-        for (size_t b = 0; b < C / PLM_QK; b++) {
-            int8_t k[PLM_QK];
-            q4_unpack(k, w, b0 + b);
-            for (int i = 0; i < PLM_QK; i++) {
-                const float x = (float)k[i] * w->d[b0 + b];
-                out[b * PLM_QK + i] = plm_dtype_min(w->dtype) ? x + w->m[b0 + b] : x;
-            }
-        }
+        for (size_t b = 0; b < C / PLM_QK; b++) plm_q4_block(out + b * PLM_QK, w, b0 + b);
         return;
     }
     const int8_t *q = w->q + (size_t)r * C;

@@ -28,32 +28,50 @@
 // dequantize), k the nibble, or for Q5_x the nibble plus 16 times the value's bit of qh. Q6_K
 // (cols a multiple of PLM_QK_K) keeps a GGUF super-block's first 208 bytes as they are and its f16
 // d as f32 in d: w = fl(d * sc) * (q - 32) (d * sc exact), q the 6 bits of gguf.c's dequant_q6_k.
+// Q4_K and Q5_K (cols a multiple of PLM_QK_K, at most PLM_KQ_MAX_COLS) keep their nibbles (and
+// Q5_K's high bits) in Q4_1's (Q5_1's) layout, each block's two 6-bit numbers sc and mn as bytes
+// and the super-block's f16 d and dmin as f32: 4.75 (5.75) bits a weight. Block b is the Q4_1
+// (Q5_1) block of d' = d * sc and m' = -(dmin * mn) (plm_kq_scales; both exact), which is how the
+// kernels see it (matmul.c's driver turns the scales of a few rows at a time into a Q4_1 matrix).
 typedef struct {
-    plm_dtype dtype;    // PLM_DTYPE_F32, _Q8_0, _Q4_0, _Q4_1, _Q5_0, _Q5_1 or _Q6_K
+    plm_dtype dtype;    // PLM_DTYPE_F32, _Q8_0, _Q4_0, _Q4_1, _Q5_0, _Q5_1, _Q6_K, _Q4_K or _Q5_K
     int32_t rows, cols; // (out_features, in_features)
     float *f32;         // (rows, cols) when F32
     int8_t *q;          // (rows, cols) when Q8_0
     float *d;           // (rows, cols / PLM_QK) block scales when quantized: w = q * d for Q8_0;
-                        // Q6_K: (rows, cols / PLM_QK_K) super-block scales
+                        // Q6_K, Q4_K, Q5_K: (rows, cols / PLM_QK_K) super-block scales
     uint8_t *q4;        // (rows, cols / 2) when Q4_x: per block 16 bytes, byte i holding element i
                         // in its low nibble and element i + 16 in its high one (GGUF's qs);
                         // also when Q5_x, for the values' low 4 bits
-    float *m;           // (rows, cols / PLM_QK) block minimums when Q4_1 or Q5_1
-    uint32_t *qh;       // (rows, cols / PLM_QK) when Q5_x: bit i is bit 4 of element i (GGUF's qh)
+    float *m;           // (rows, cols / PLM_QK) block minimums when Q4_1 or Q5_1; Q4_K, Q5_K:
+                        // (rows, cols / PLM_QK_K) super-block dmin
+    uint32_t *qh;       // (rows, cols / PLM_QK) when Q5_x, Q5_K: bit i is bit 4 of element i
     uint8_t *q6;        // (rows, cols / PLM_QK_K * PLM_Q6K_QS) when Q6_K (GGUF's ql, qh, scales)
+    uint8_t *scm;       // (rows, cols / PLM_QK, 2) when Q4_K, Q5_K: each block's sc and mn
 } plm_mat;
 
-// plm_dtype_nibbles: dtype keeps its weights in q4 (Q4_0, Q4_1, Q5_0, Q5_1).
+#define PLM_KQ_MAX_COLS 16384 // Q4_K/Q5_K kept as such up to this many columns (else as Q4_1/Q5_1)
+
+// plm_dtype_kquant: dtype is Q4_K or Q5_K.
+PLM_INLINE int plm_dtype_kquant(plm_dtype t) {
+    return t == PLM_DTYPE_Q4_K || t == PLM_DTYPE_Q5_K;
+}
+// plm_dtype_nibbles: dtype keeps its weights in q4 (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K).
 PLM_INLINE int plm_dtype_nibbles(plm_dtype t) {
-    return t == PLM_DTYPE_Q4_0 || t == PLM_DTYPE_Q4_1 || t == PLM_DTYPE_Q5_0 || t == PLM_DTYPE_Q5_1;
+    return t == PLM_DTYPE_Q4_0 || t == PLM_DTYPE_Q4_1 || t == PLM_DTYPE_Q5_0 ||
+           t == PLM_DTYPE_Q5_1 || plm_dtype_kquant(t);
 }
-// plm_dtype_min: dtype has block minimums m (Q4_1, Q5_1).
+// plm_dtype_min: dtype has minimums m (Q4_1, Q5_1, Q4_K, Q5_K).
 PLM_INLINE int plm_dtype_min(plm_dtype t) {
-    return t == PLM_DTYPE_Q4_1 || t == PLM_DTYPE_Q5_1;
+    return t == PLM_DTYPE_Q4_1 || t == PLM_DTYPE_Q5_1 || plm_dtype_kquant(t);
 }
-// plm_dtype_high: dtype has high bits qh (Q5_0, Q5_1).
+// plm_dtype_high: dtype has high bits qh (Q5_0, Q5_1, Q5_K).
 PLM_INLINE int plm_dtype_high(plm_dtype t) {
-    return t == PLM_DTYPE_Q5_0 || t == PLM_DTYPE_Q5_1;
+    return t == PLM_DTYPE_Q5_0 || t == PLM_DTYPE_Q5_1 || t == PLM_DTYPE_Q5_K;
+}
+// plm_kq_blocks: the dtype whose blocks a Q4_K (Q5_K) matrix's are: Q4_1 (Q5_1).
+PLM_INLINE plm_dtype plm_kq_blocks(plm_dtype t) {
+    return t == PLM_DTYPE_Q4_K ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q5_1;
 }
 // plm_q4_offset: what w = d * (k - offset) subtracts from the 4/5-bit value k: 8 (Q4_0), 16
 // (Q5_0), 0 (Q4_1, Q5_1: their minimums instead).
@@ -61,14 +79,22 @@ PLM_INLINE int plm_q4_offset(plm_dtype t) {
     return t == PLM_DTYPE_Q4_0 ? 8 : t == PLM_DTYPE_Q5_0 ? 16 : 0;
 }
 
-// plm_mat_bytes: bytes of a (rows, cols) matrix of dtype (F32, Q8_0, Q4_x, Q5_x, Q6_K) in memory.
+// plm_mat_bytes: bytes of a (rows, cols) matrix of dtype (F32, Q8_0, Q4_x, Q5_x, Q6_K, Q4_K,
+// Q5_K) in memory.
 size_t plm_mat_bytes(plm_dtype dtype, size_t rows, size_t cols);
 
 // plm_quantize_q8_0: x (n) -> q (n), d (n / PLM_QK); d = max|x| / 127 per block, q = round(x / d).
 void plm_quantize_q8_0(int8_t *q, float *d, const float *x, size_t n);
-// plm_mat_row: row r of w as f32 into out (cols); Q4_x, Q5_x, Q6_K as GGUF's dequantization, bit
-// for bit.
+// plm_mat_row: row r of w as f32 into out (cols); Q4_x, Q5_x, Q6_K, Q4_K, Q5_K as GGUF's
+// dequantization, bit for bit.
 void plm_mat_row(float *out, const plm_mat *w, int32_t r);
+// plm_q4_block: block blk (of 32 values, counted from row 0) of w (Q4_x, Q5_x, Q4_K, Q5_K) as f32,
+// as plm_mat_row.
+void plm_q4_block(float out[PLM_QK], const plm_mat *w, size_t blk);
+// plm_kq_scales: Q4_K/Q5_K w's blocks [blk, blk + n) (counted from row 0) as Q4_1's scales d and
+// minimums m (n each): d = d_sb * sc, m = -(dmin_sb * mn) (a NaN kept as it is: quant.c's
+// repack_k), both exact in f32.
+void plm_kq_scales(float *d, float *m, const plm_mat *w, size_t blk, size_t n);
 
 // plm_matmul_scratch_bytes: bytes of scratch that plm_matmul needs for T rows of cols inputs.
 size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols);

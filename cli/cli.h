@@ -59,7 +59,7 @@ int cli_dtype(const char *cmd, const char *s, plm_dtype *out);
 #define CLI_MODEL_OPTS ((cli_model_opts){.dtype = PLM_DTYPE_AUTO})
 typedef struct {
     const char *model; // -m PATH
-    plm_dtype dtype;   // --dtype f32|q8_0|q4_0|q4_1|q5_0|q5_1|q6_k|auto
+    plm_dtype dtype;   // --dtype f32|q8_0|q4_0|q4_1|q5_0|q5_1|q6_k|q4_k|q5_k|auto
     int32_t n_threads; // --threads (0 = cores)
     int32_t n_ctx;     // --ctx (0 = default)
     const char *lora;  // --lora DIR: a PEFT adapter applied at run time, or NULL
@@ -101,8 +101,8 @@ void cli_close(cli_model_opts *o, plm_model *model, plm_session *session);
 #define CLI_MODEL_HELP_REST                                                                        \
     "  --dtype T        weights in memory: auto (default: each as the file has it where a "        \
     "kernel\n"                                                                                     \
-    "                   exists, Q4_K as q4_1, Q5_K as q5_1, else f32 or q8_0), or one for all:\n"  \
-    "                   f32, q8_0, q4_0, q4_1, q5_0, q5_1, q6_k\n"                                 \
+    "                   exists, else f32 or q8_0), or one for all: f32, q8_0, q4_0, q4_1,\n"       \
+    "                   q5_0, q5_1, q6_k, q4_k, q5_k\n"                                            \
     "  --threads N      threads (default: all cores)\n"                                            \
     "  --ctx N          context positions (default: min(2048, the model's))\n"
 #define CLI_MODEL_HELP_LORA "  --lora DIR       apply a PEFT LoRA adapter directory at run time\n"

@@ -1,12 +1,13 @@
 // matmul.h: the hot loops. out = inp @ W^T for W in HF layout (out_features, in_features), as f32,
 // as 8-bit blocks (Q8_0 style: 32 int8 per block, one f32 scale per block), as 4-bit blocks
 // (GGUF's Q4_0 and Q4_1: 32 nibbles per block, one f32 scale, and for Q4_1 a minimum), as 5-bit
-// ones (GGUF's Q5_0 and Q5_1: Q4_x's nibbles and one more bit per value) or as GGUF's Q6_K
-// super-blocks (256 6-bit values, an int8 scale per 16, one f32 scale). Each kernel has a
-// scalar reference beside its SIMD paths (one per instruction-set path of cpu.h, chosen at run
-// time; the kernels themselves are in matmul_x86.c, matmul_arm.c, matmul_wasm.c); the reference is
-// what tests compare against. Every output element is computed by one thread
-// in a fixed order, so results are bit-identical for any number of threads.
+// ones (GGUF's Q5_0 and Q5_1: Q4_x's nibbles and one more bit per value), as GGUF's Q6_K
+// super-blocks (256 6-bit values, an int8 scale per 16, one f32 scale) or as Q4_K/Q5_K ones (8
+// blocks of Q4_1/Q5_1 nibbles, 6-bit scales and minimums, one f32 scale and minimum). Each kernel
+// has a scalar reference beside its SIMD paths (one per instruction-set path of cpu.h, chosen at
+// run time; the kernels themselves are in matmul_x86.c, matmul_arm.c, matmul_wasm.c); the
+// reference is what tests compare against. Every output element is computed by one thread in a
+// fixed order, so results are bit-identical for any number of threads.
 #ifndef PLM_MATMUL_H
 #define PLM_MATMUL_H
 

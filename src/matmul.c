@@ -89,7 +89,7 @@ static void kq_rows(const matmul_job *j, const tile_kernel *k, int stream, int r
     for (int r = r0; r < r1; r += per) {
         const int n = r1 - r < per ? r1 - r : per;
         const size_t b0 = (size_t)r * (size_t)nb;
-        plm_kq_scales(d, m, w, b0, (size_t)n * (size_t)nb);
+        plm_kq_scales(d, m, w, b0 / 8, (size_t)n * (size_t)nb / 8);
         const plm_mat v = {.dtype = plm_kq_blocks(w->dtype),
                            .rows = w->rows,
                            .cols = w->cols,
@@ -231,20 +231,33 @@ float plm_q4_m_sum(const float *m, const float *xs, int nb) {
     return (h0 + h2) + (h1 + h3);
 }
 
-void plm_kq_scales(float *d, float *m, const plm_mat *w, size_t blk, size_t n) {
-    for (size_t b = blk; b < blk + n; b++) {
-        const float ml = w->m[b / 8] * (float)w->scm[2 * b + 1];
-        d[b - blk] = w->d[b / 8] * (float)w->scm[2 * b];
-        m[b - blk] = isnan(ml) ? ml : -ml;
+// kq_scales8: the Q4_1 scales d and minimums m of the 8 blocks of a Q4_K/Q5_K super-block of d_sb
+// ds, dmin_sb dm and 6-bit numbers s (8 sc, then 8 mn); restrict: the compiler vectorizes it.
+static inline void kq_scales8(float *restrict d, float *restrict m, float ds, float dm,
+                              const uint8_t *s) {
+    for (int j = 0; j < 8; j++) {
+        const float ml = dm * (float)s[8 + j];
+        d[j] = ds * (float)s[j];
+        m[j] = isnan(ml) ? ml : -ml;
     }
+}
+
+void plm_kq_scales(float *restrict d, float *restrict m, const plm_mat *w, size_t sb, size_t n) {
+    for (size_t s = 0; s < n; s++)
+        kq_scales8(d + 8 * s, m + 8 * s, w->d[sb + s], w->m[sb + s], w->scm + 16 * (sb + s));
 }
 
 void plm_q4_block(float out[PLM_QK], const plm_mat *w, size_t blk) {
     int8_t k[PLM_QK];
     float d = 0, m = 0;
     q4_unpack(k, w, blk);
-    if (plm_dtype_kquant(w->dtype)) plm_kq_scales(&d, &m, w, blk, 1);
-    else d = w->d[blk], m = plm_dtype_min(w->dtype) ? w->m[blk] : 0;
+    if (plm_dtype_kquant(w->dtype)) {
+        float d8[8], m8[8];
+        plm_kq_scales(d8, m8, w, blk / 8, 1);
+        d = d8[blk % 8], m = m8[blk % 8];
+    } else {
+        d = w->d[blk], m = plm_dtype_min(w->dtype) ? w->m[blk] : 0;
+    }
     for (int i = 0; i < PLM_QK; i++) {
         const float x = (float)k[i] * d;
         out[i] = plm_dtype_min(w->dtype) ? x + m : x;

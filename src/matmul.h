@@ -48,7 +48,7 @@ typedef struct {
                         // (rows, cols / PLM_QK_K) super-block dmin
     uint32_t *qh;       // (rows, cols / PLM_QK) when Q5_x, Q5_K: bit i is bit 4 of element i
     uint8_t *q6;        // (rows, cols / PLM_QK_K * PLM_Q6K_QS) when Q6_K (GGUF's ql, qh, scales)
-    uint8_t *scm;       // (rows, cols / PLM_QK, 2) when Q4_K, Q5_K: each block's sc and mn
+    uint8_t *scm;       // (rows, cols / PLM_QK_K, 16) when Q4_K, Q5_K: a super-block's 8 sc, 8 mn
 } plm_mat;
 
 #define PLM_KQ_MAX_COLS 16384 // Q4_K/Q5_K kept as such up to this many columns (else as Q4_1/Q5_1)
@@ -92,10 +92,10 @@ void plm_mat_row(float *out, const plm_mat *w, int32_t r);
 // plm_q4_block: block blk (of 32 values, counted from row 0) of w (Q4_x, Q5_x, Q4_K, Q5_K) as f32,
 // as plm_mat_row.
 void plm_q4_block(float out[PLM_QK], const plm_mat *w, size_t blk);
-// plm_kq_scales: Q4_K/Q5_K w's blocks [blk, blk + n) (counted from row 0) as Q4_1's scales d and
-// minimums m (n each): d = d_sb * sc, m = -(dmin_sb * mn) (a NaN kept as it is: quant.c's
-// repack_k), both exact in f32.
-void plm_kq_scales(float *d, float *m, const plm_mat *w, size_t blk, size_t n);
+// plm_kq_scales: Q4_K/Q5_K w's super-blocks [sb, sb + n) (counted from row 0) as the Q4_1 scales d
+// and minimums m of their 8 n blocks: d = d_sb * sc, m = -(dmin_sb * mn) (a NaN kept as it is:
+// quant.c's repack_k), both exact in f32.
+void plm_kq_scales(float *restrict d, float *restrict m, const plm_mat *w, size_t sb, size_t n);
 
 // plm_matmul_scratch_bytes: bytes of scratch that plm_matmul needs for T rows of cols inputs.
 size_t plm_matmul_scratch_bytes(int32_t T, int32_t cols);

@@ -411,7 +411,7 @@ static void repack_k(const uint8_t *src, size_t nsb, int five, uint8_t *q4, uint
             plm_gguf_k4_scale(src + 4, j, &sc, &mn);
             const float ml = dmin * (float)mn;
             if (scm) {
-                scm[2 * b] = (uint8_t)sc, scm[2 * b + 1] = (uint8_t)mn;
+                scm[16 * sb + (size_t)j] = (uint8_t)sc, scm[16 * sb + 8 + (size_t)j] = (uint8_t)mn;
             } else {
                 d[b] = D * (float)sc;
                 m[b] = isnan(ml) ? ml : -ml;

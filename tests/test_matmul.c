@@ -520,8 +520,8 @@ static void test_kq(void) {
                           .d = malloc((size_t)nb * sizeof(float)),
                           .m = malloc((size_t)nb * sizeof(float))};
             for (int b = 0; b < nb; b++) {
-                const float ml = w.m[b / 8] * (float)w.scm[2 * b + 1];
-                w1.d[b] = w.d[b / 8] * (float)w.scm[2 * b], w1.m[b] = -ml;
+                const float ml = w.m[b / 8] * (float)w.scm[b / 8 * 16 + 8 + b % 8];
+                w1.d[b] = w.d[b / 8] * (float)w.scm[b / 8 * 16 + b % 8], w1.m[b] = -ml;
             }
             float *x = malloc((size_t)T * C * sizeof(float)), *ok = malloc((size_t)T * R * 4),
                   *o1 = malloc((size_t)T * R * 4);

@@ -52,14 +52,14 @@ int cli_ftype(const char *cmd, const char *flag, const char *s, plm_ftype *out);
 
 // cli_dtype: the in-memory dtype named s (--dtype) into *out; returns 0, or 2 after a usage error.
 int cli_dtype(const char *cmd, const char *s, plm_dtype *out);
-#define CLI_DTYPE_NAMES "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q6_k or auto"
+#define CLI_DTYPE_NAMES "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q6_k, q4_k, q5_k or auto"
 
 // Options shared by the commands that run a model (-m, --lora, --dtype, --threads, --ctx).
 // CLI_MODEL_OPTS: their defaults: the weights as the file stores them where a kernel exists (auto).
 #define CLI_MODEL_OPTS ((cli_model_opts){.dtype = PLM_DTYPE_AUTO})
 typedef struct {
     const char *model; // -m PATH
-    plm_dtype dtype;   // --dtype f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q6_k|auto
+    plm_dtype dtype;   // --dtype f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q6_k|q4_k|q5_k|auto
     int32_t n_threads; // --threads (0 = cores)
     int32_t n_ctx;     // --ctx (0 = default)
     const char *lora;  // --lora DIR: a PEFT adapter applied at run time, or NULL
@@ -101,9 +101,8 @@ void cli_close(cli_model_opts *o, plm_model *model, plm_session *session);
 #define CLI_MODEL_HELP_REST                                                                        \
     "  --dtype T        weights in memory: auto (default: each as the file has it where a "        \
     "kernel\n"                                                                                     \
-    "                   exists: F16/BF16 kept 16-bit, Q4_K as q4_1, Q5_K as q5_1, else f32 or\n"   \
-    "                   q8_0), or one for all: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, "     \
-    "q6_k\n"                                                                                       \
+    "                   exists: F16/BF16 kept 16-bit, else f32 or q8_0), or one for all: f32,\n"   \
+    "                   f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q6_k, q4_k, q5_k\n"               \
     "  --threads N      threads (default: all cores)\n"                                            \
     "  --ctx N          context positions (default: min(2048, the model's))\n"
 #define CLI_MODEL_HELP_LORA "  --lora DIR       apply a PEFT LoRA adapter directory at run time\n"

@@ -113,7 +113,7 @@ int cli_dtype(const char *cmd, const char *s, plm_dtype *out) {
         (*out == PLM_DTYPE_F32 || *out == PLM_DTYPE_F16 || *out == PLM_DTYPE_BF16 ||
          *out == PLM_DTYPE_Q8_0 || *out == PLM_DTYPE_Q4_0 || *out == PLM_DTYPE_Q4_1 ||
          *out == PLM_DTYPE_Q5_0 || *out == PLM_DTYPE_Q5_1 || *out == PLM_DTYPE_Q6_K ||
-         *out == PLM_DTYPE_AUTO))
+         *out == PLM_DTYPE_Q4_K || *out == PLM_DTYPE_Q5_K || *out == PLM_DTYPE_AUTO))
         return 0;
     return cli_usage_error(cmd, "--dtype wants %s, got '%s'", CLI_DTYPE_NAMES, s);
 }

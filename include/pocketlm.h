@@ -78,16 +78,19 @@ typedef enum {
     PLM_DTYPE_F32 = 0,
     PLM_DTYPE_F16 = 1,
     PLM_DTYPE_BF16 = 2,
-    PLM_DTYPE_Q8_0 = 3, // blocks of 32 int8 with one scale each
-    PLM_DTYPE_Q4_0 = 4, // blocks of 32 4-bit with one scale
-    PLM_DTYPE_Q4_1 = 5, // blocks of 32 4-bit with scale and minimum
-    PLM_DTYPE_AUTO = 6, // loading only: each weight as its file stores it, where a kernel exists
-    PLM_DTYPE_Q5_0 = 7, // blocks of 32 5-bit with one scale
-    PLM_DTYPE_Q5_1 = 8, // blocks of 32 5-bit with scale and minimum
-    PLM_DTYPE_Q6_K = 9, // super-blocks of 256 6-bit in 16 sub-blocks with int8 scales
+    PLM_DTYPE_Q8_0 = 3,  // blocks of 32 int8 with one scale each
+    PLM_DTYPE_Q4_0 = 4,  // blocks of 32 4-bit with one scale
+    PLM_DTYPE_Q4_1 = 5,  // blocks of 32 4-bit with scale and minimum
+    PLM_DTYPE_AUTO = 6,  // loading only: each weight as its file stores it, where a kernel exists
+    PLM_DTYPE_Q5_0 = 7,  // blocks of 32 5-bit with one scale
+    PLM_DTYPE_Q5_1 = 8,  // blocks of 32 5-bit with scale and minimum
+    PLM_DTYPE_Q6_K = 9,  // super-blocks of 256 6-bit in 16 sub-blocks with int8 scales
+    PLM_DTYPE_Q4_K = 10, // super-blocks of 256 4-bit in 8 blocks with 6-bit scales and minimums
+    PLM_DTYPE_Q5_K = 11, // super-blocks of 256 5-bit in 8 blocks with 6-bit scales and minimums
 } plm_dtype;
 
-// plm_dtype_name: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "auto", "q5_0", "q5_1", "q6_k"
+// plm_dtype_name: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "auto", "q5_0", "q5_1", "q6_k",
+// "q4_k", "q5_k"
 const char *plm_dtype_name(plm_dtype t);
 // plm_dtype_parse: name to dtype; returns PLM_OK or PLM_ERR_ARG for an unknown name.
 plm_status plm_dtype_parse(const char *name, plm_dtype *out);
@@ -151,14 +154,15 @@ typedef struct plm_tokenizer plm_tokenizer;
 
 typedef struct {
     plm_dtype dtype;   // how linear weights are kept in memory: PLM_DTYPE_F32, _F16, _BF16,
-                       // _Q8_0, _Q4_0, _Q4_1, _Q5_0, _Q5_1 (converted to it on load when the file
-                       // has another type: Q4_x/Q5_x with llama.cpp's reference quantizers; Q4_K as
-                       // Q4_1 and Q5_K as Q5_1 exactly; F16/BF16 rounded to nearest even), or
-                       // _AUTO: each weight in its file's type where a kernel exists, else the
-                       // nearest (F16 -> f16, BF16 -> bf16, in GGUF and safetensors alike; F32 ->
-                       // f32, Q4_K -> q4_1, Q5_K -> q5_1, the other K-quants -> q8_0). F16 and BF16
-                       // weights run the f32 kernels on rows converted exactly as they stream (the
-                       // f32 matrix's results, bit for bit, at half its memory)
+                       // _Q8_0, _Q4_0, _Q4_1, _Q5_0, _Q5_1, _Q6_K, _Q4_K, _Q5_K (converted to it
+                       // on load when the file has another type: with llama.cpp's reference
+                       // quantizers; Q4_K as Q4_1 and Q5_K as Q5_1 exactly; F16/BF16 rounded to
+                       // nearest even; the K-quants need cols a multiple of 256, else q8_0
+                       // (Q6_K), q4_1 (Q4_K), q5_1 (Q5_K)), or _AUTO: each weight in its file's
+                       // type where a kernel exists, else the nearest (F16 -> f16, BF16 -> bf16,
+                       // in GGUF and safetensors alike; F32 -> f32, Q2_K/Q3_K -> q8_0). F16 and
+                       // BF16 weights run the f32 kernels on rows converted exactly as they
+                       // stream (the f32 matrix's results, bit for bit, at half its memory)
     int32_t n_threads; // threads converting a GGUF file's weights, the caller included; 0 = every
                        // core (1 in wasm). The weights are the same bits for any count.
 } plm_load_params;

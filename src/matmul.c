@@ -102,6 +102,35 @@ static void half_rows(const matmul_job *j, tile_kernel k, int stream, int r0, in
     }
 }
 
+// Q4_K and Q5_K: the blocks of rows whose scales a thread turns into Q4_1's at a time (d and m:
+// 64 KB; 16 rows of PLM_KQ_MAX_COLS)
+#define KQ_BLOCKS 8192
+
+// kq_rows: rows_run on Q4_K/Q5_K rows [r0, r1) as the Q4_1 (Q5_1) matrix of the same nibbles and
+// their blocks' d * sc, -(dmin * mn) (matmul.h), a few rows at a time: their scales computed into
+// a thread's buffers, the rows seen as a matrix of w's row count (the stride of out) from row r.
+static void kq_rows(const matmul_job *j, const tile_kernel *k, int stream, int r0, int r1) {
+    static _Thread_local _Alignas(64) float d[KQ_BLOCKS], m[KQ_BLOCKS];
+    const plm_mat *w = j->w;
+    const int nb = w->cols / PLM_QK, per = KQ_BLOCKS / nb / k->nr * k->nr;
+    assert(per >= k->nr);
+    for (int r = r0; r < r1; r += per) {
+        const int n = r1 - r < per ? r1 - r : per;
+        const size_t b0 = (size_t)r * (size_t)nb;
+        plm_kq_scales(d, m, w, b0 / 8, (size_t)n * (size_t)nb / 8);
+        const plm_mat v = {.dtype = plm_kq_blocks(w->dtype),
+                           .rows = w->rows,
+                           .cols = w->cols,
+                           .q4 = w->q4 + b0 * PLM_QK / 2,
+                           .qh = w->qh ? w->qh + b0 : NULL,
+                           .d = d,
+                           .m = m};
+        matmul_job vj = *j;
+        vj.w = &v, vj.out = j->out + r;
+        rows_run(&vj, *k, stream, 0, n);
+    }
+}
+
 // matmul_rows: thread ith of nth takes a contiguous chunk of rows, a multiple of the tile's NR.
 static void matmul_rows(const matmul_job *j, int ith, int nth) {
     const int rows = j->w->rows, T = j->T;
@@ -116,6 +145,7 @@ static void matmul_rows(const matmul_job *j, int ith, int nth) {
     const int r0 = ith * per < rows ? ith * per : rows;
     const int r1 = r0 + per < rows ? r0 + per : rows;
     if (j->half) half_rows(j, k, stream, r0, r1);
+    else if (plm_dtype_kquant(j->w->dtype)) kq_rows(j, &k, stream, r0, r1);
     else rows_run(j, k, stream, r0, r1);
 }
 
@@ -228,6 +258,39 @@ float plm_q4_m_sum(const float *m, const float *xs, int nb) {
     const float h0 = acc[0] + acc[4], h1 = acc[1] + acc[5], h2 = acc[2] + acc[6],
                 h3 = acc[3] + acc[7];
     return (h0 + h2) + (h1 + h3);
+}
+
+// kq_scales8: the Q4_1 scales d and minimums m of the 8 blocks of a Q4_K/Q5_K super-block of d_sb
+// ds, dmin_sb dm and 6-bit numbers s (8 sc, then 8 mn); restrict: the compiler vectorizes it.
+static inline void kq_scales8(float *restrict d, float *restrict m, float ds, float dm,
+                              const uint8_t *s) {
+    for (int j = 0; j < 8; j++) {
+        const float ml = dm * (float)s[8 + j];
+        d[j] = ds * (float)s[j];
+        m[j] = isnan(ml) ? ml : -ml;
+    }
+}
+
+void plm_kq_scales(float *restrict d, float *restrict m, const plm_mat *w, size_t sb, size_t n) {
+    for (size_t s = 0; s < n; s++)
+        kq_scales8(d + 8 * s, m + 8 * s, w->d[sb + s], w->m[sb + s], w->scm + 16 * (sb + s));
+}
+
+void plm_q4_block(float out[PLM_QK], const plm_mat *w, size_t blk) {
+    int8_t k[PLM_QK];
+    float d = 0, m = 0;
+    q4_unpack(k, w, blk);
+    if (plm_dtype_kquant(w->dtype)) {
+        float d8[8], m8[8];
+        plm_kq_scales(d8, m8, w, blk / 8, 1);
+        d = d8[blk % 8], m = m8[blk % 8];
+    } else {
+        d = w->d[blk], m = plm_dtype_min(w->dtype) ? w->m[blk] : 0;
+    }
+    for (int i = 0; i < PLM_QK; i++) {
+        const float x = (float)k[i] * d;
+        out[i] = plm_dtype_min(w->dtype) ? x + m : x;
+    }
 }
 
 // q4_tile_scalar: out[t, r] in the order of matmul_kernels.h, one block at a time.
@@ -343,6 +406,9 @@ size_t plm_mat_bytes(plm_dtype dtype, size_t rows, size_t cols) {
     case PLM_DTYPE_Q6_K: return e / PLM_QK_K * (PLM_Q6K_QS + sizeof(float));
     case PLM_DTYPE_F16:
     case PLM_DTYPE_BF16: return e * sizeof(uint16_t);
+    case PLM_DTYPE_Q4_K: return e / 2 + 2 * nb + e / PLM_QK_K * 2 * sizeof(float);
+    case PLM_DTYPE_Q5_K:
+        return e / 2 + nb * (2 + sizeof(uint32_t)) + e / PLM_QK_K * 2 * sizeof(float);
     default: return e * sizeof(float);
     }
 }
@@ -368,16 +434,9 @@ void plm_mat_row(float *out, const plm_mat *w, int32_t r) {
         plm_half_to_f32(out, w->h + (size_t)r * C, C, w->dtype);
         return;
     }
-    if (w->dtype != PLM_DTYPE_Q8_0) { // gguf.c's dequant_q4_0 .. dequant_q5_1, per block
+    if (w->dtype != PLM_DTYPE_Q8_0) { // gguf.c's dequant_q4_0 .. dequant_q5_1, dequant_q45_k
         const size_t b0 = (size_t)r * (C / PLM_QK);
-        for (size_t b = 0; b < C / PLM_QK; b++) {
-            int8_t k[PLM_QK];
-            q4_unpack(k, w, b0 + b);
-            for (int i = 0; i < PLM_QK; i++) {
-                const float x = (float)k[i] * w->d[b0 + b];
-                out[b * PLM_QK + i] = plm_dtype_min(w->dtype) ? x + w->m[b0 + b] : x;
-            }
-        }
+        for (size_t b = 0; b < C / PLM_QK; b++) plm_q4_block(out + b * PLM_QK, w, b0 + b);
         return;
     }
     const int8_t *q = w->q + (size_t)r * C;

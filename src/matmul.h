@@ -1,14 +1,15 @@
 // matmul.h: the hot loops. out = inp @ W^T for W in HF layout (out_features, in_features), as f32,
 // as 8-bit blocks (Q8_0 style: 32 int8 per block, one f32 scale per block), as 4-bit blocks
 // (GGUF's Q4_0 and Q4_1: 32 nibbles per block, one f32 scale, and for Q4_1 a minimum), as 5-bit
-// ones (GGUF's Q5_0 and Q5_1: Q4_x's nibbles and one more bit per value) or as GGUF's Q6_K
-// super-blocks (256 6-bit values, an int8 scale per 16, one f32 scale), or as 16-bit floats (F16,
-// BF16: each path's f32 kernels on the weights converted, exactly, a few rows at a time; the same
-// bits as that path on the f32 matrix of those values). Each kernel has a
+// ones (GGUF's Q5_0 and Q5_1: Q4_x's nibbles and one more bit per value), as GGUF's Q6_K
+// super-blocks (256 6-bit values, an int8 scale per 16, one f32 scale), as Q4_K/Q5_K ones (8
+// blocks of Q4_1/Q5_1 nibbles, 6-bit scales and minimums, one f32 scale and minimum), or as
+// 16-bit floats (F16, BF16: each path's f32 kernels on the weights converted, exactly, a few rows
+// at a time; the same bits as that path on the f32 matrix of those values). Each kernel has a
 // scalar reference beside its SIMD paths (one per instruction-set path of cpu.h, chosen at run
 // time; the kernels themselves are in matmul_x86.c, matmul_arm.c, matmul_wasm.c); the reference is
-// what tests compare against. Every output element is computed by one thread
-// in a fixed order, so results are bit-identical for any number of threads.
+// what tests compare against. Every output element is computed by one thread in a fixed order, so
+// results are bit-identical for any number of threads.
 #ifndef PLM_MATMUL_H
 #define PLM_MATMUL_H
 
@@ -31,37 +32,56 @@
 // dequantize), k the nibble, or for Q5_x the nibble plus 16 times the value's bit of qh. Q6_K
 // (cols a multiple of PLM_QK_K) keeps a GGUF super-block's first 208 bytes as they are and its f16
 // d as f32 in d: w = fl(d * sc) * (q - 32) (d * sc exact), q the 6 bits of gguf.c's dequant_q6_k.
+// Q4_K and Q5_K (cols a multiple of PLM_QK_K, at most PLM_KQ_MAX_COLS) keep their nibbles (and
+// Q5_K's high bits) in Q4_1's (Q5_1's) layout, each block's two 6-bit numbers sc and mn as bytes
+// and the super-block's f16 d and dmin as f32: 4.75 (5.75) bits a weight. Block b is the Q4_1
+// (Q5_1) block of d' = d * sc and m' = -(dmin * mn) (plm_kq_scales; both exact), which is how the
+// kernels see it (matmul.c's driver turns the scales of a few rows at a time into a Q4_1 matrix).
 typedef struct {
-    plm_dtype dtype;    // PLM_DTYPE_F32, _F16, _BF16, _Q8_0, _Q4_0, _Q4_1, _Q5_0, _Q5_1 or _Q6_K
+    plm_dtype dtype;    // PLM_DTYPE_F32, _F16, _BF16, _Q8_0, _Q4_0, _Q4_1, _Q5_0, _Q5_1, _Q6_K,
+                        // _Q4_K or _Q5_K
     int32_t rows, cols; // (out_features, in_features)
     float *f32;         // (rows, cols) when F32
     uint16_t *h;        // (rows, cols) when F16 or BF16: IEEE half or bfloat16 bits
     int8_t *q;          // (rows, cols) when Q8_0
     float *d;           // (rows, cols / PLM_QK) block scales when quantized: w = q * d for Q8_0;
-                        // Q6_K: (rows, cols / PLM_QK_K) super-block scales
+                        // Q6_K, Q4_K, Q5_K: (rows, cols / PLM_QK_K) super-block scales
     uint8_t *q4;        // (rows, cols / 2) when Q4_x: per block 16 bytes, byte i holding element i
                         // in its low nibble and element i + 16 in its high one (GGUF's qs);
                         // also when Q5_x, for the values' low 4 bits
-    float *m;           // (rows, cols / PLM_QK) block minimums when Q4_1 or Q5_1
-    uint32_t *qh;       // (rows, cols / PLM_QK) when Q5_x: bit i is bit 4 of element i (GGUF's qh)
+    float *m;           // (rows, cols / PLM_QK) block minimums when Q4_1 or Q5_1; Q4_K, Q5_K:
+                        // (rows, cols / PLM_QK_K) super-block dmin
+    uint32_t *qh;       // (rows, cols / PLM_QK) when Q5_x, Q5_K: bit i is bit 4 of element i
     uint8_t *q6;        // (rows, cols / PLM_QK_K * PLM_Q6K_QS) when Q6_K (GGUF's ql, qh, scales)
+    uint8_t *scm;       // (rows, cols / PLM_QK_K, 16) when Q4_K, Q5_K: a super-block's 8 sc, 8 mn
 } plm_mat;
 
 // plm_dtype_half: dtype keeps its weights in h (F16, BF16).
 PLM_INLINE int plm_dtype_half(plm_dtype t) {
     return t == PLM_DTYPE_F16 || t == PLM_DTYPE_BF16;
 }
-// plm_dtype_nibbles: dtype keeps its weights in q4 (Q4_0, Q4_1, Q5_0, Q5_1).
+#define PLM_KQ_MAX_COLS 16384 // Q4_K/Q5_K kept as such up to this many columns (else as Q4_1/Q5_1)
+
+// plm_dtype_kquant: dtype is Q4_K or Q5_K.
+PLM_INLINE int plm_dtype_kquant(plm_dtype t) {
+    return t == PLM_DTYPE_Q4_K || t == PLM_DTYPE_Q5_K;
+}
+// plm_dtype_nibbles: dtype keeps its weights in q4 (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K).
 PLM_INLINE int plm_dtype_nibbles(plm_dtype t) {
-    return t == PLM_DTYPE_Q4_0 || t == PLM_DTYPE_Q4_1 || t == PLM_DTYPE_Q5_0 || t == PLM_DTYPE_Q5_1;
+    return t == PLM_DTYPE_Q4_0 || t == PLM_DTYPE_Q4_1 || t == PLM_DTYPE_Q5_0 ||
+           t == PLM_DTYPE_Q5_1 || plm_dtype_kquant(t);
 }
-// plm_dtype_min: dtype has block minimums m (Q4_1, Q5_1).
+// plm_dtype_min: dtype has minimums m (Q4_1, Q5_1, Q4_K, Q5_K).
 PLM_INLINE int plm_dtype_min(plm_dtype t) {
-    return t == PLM_DTYPE_Q4_1 || t == PLM_DTYPE_Q5_1;
+    return t == PLM_DTYPE_Q4_1 || t == PLM_DTYPE_Q5_1 || plm_dtype_kquant(t);
 }
-// plm_dtype_high: dtype has high bits qh (Q5_0, Q5_1).
+// plm_dtype_high: dtype has high bits qh (Q5_0, Q5_1, Q5_K).
 PLM_INLINE int plm_dtype_high(plm_dtype t) {
-    return t == PLM_DTYPE_Q5_0 || t == PLM_DTYPE_Q5_1;
+    return t == PLM_DTYPE_Q5_0 || t == PLM_DTYPE_Q5_1 || t == PLM_DTYPE_Q5_K;
+}
+// plm_kq_blocks: the dtype whose blocks a Q4_K (Q5_K) matrix's are: Q4_1 (Q5_1).
+PLM_INLINE plm_dtype plm_kq_blocks(plm_dtype t) {
+    return t == PLM_DTYPE_Q4_K ? PLM_DTYPE_Q4_1 : PLM_DTYPE_Q5_1;
 }
 // plm_q4_offset: what w = d * (k - offset) subtracts from the 4/5-bit value k: 8 (Q4_0), 16
 // (Q5_0), 0 (Q4_1, Q5_1: their minimums instead).
@@ -69,15 +89,22 @@ PLM_INLINE int plm_q4_offset(plm_dtype t) {
     return t == PLM_DTYPE_Q4_0 ? 8 : t == PLM_DTYPE_Q5_0 ? 16 : 0;
 }
 
-// plm_mat_bytes: bytes of a (rows, cols) matrix of dtype (F32, F16, BF16, Q8_0, Q4_x, Q5_x, Q6_K)
-// in memory.
+// plm_mat_bytes: bytes of a (rows, cols) matrix of dtype (F32, F16, BF16, Q8_0, Q4_x, Q5_x, Q6_K,
+// Q4_K, Q5_K) in memory.
 size_t plm_mat_bytes(plm_dtype dtype, size_t rows, size_t cols);
 
 // plm_quantize_q8_0: x (n) -> q (n), d (n / PLM_QK); d = max|x| / 127 per block, q = round(x / d).
 void plm_quantize_q8_0(int8_t *q, float *d, const float *x, size_t n);
-// plm_mat_row: row r of w as f32 into out (cols); Q4_x, Q5_x, Q6_K as GGUF's dequantization, bit
-// for bit; F16 and BF16 exactly (plm_half_to_f32).
+// plm_mat_row: row r of w as f32 into out (cols); Q4_x, Q5_x, Q6_K, Q4_K, Q5_K as GGUF's
+// dequantization, bit for bit; F16 and BF16 exactly (plm_half_to_f32).
 void plm_mat_row(float *out, const plm_mat *w, int32_t r);
+// plm_q4_block: block blk (of 32 values, counted from row 0) of w (Q4_x, Q5_x, Q4_K, Q5_K) as f32,
+// as plm_mat_row.
+void plm_q4_block(float out[PLM_QK], const plm_mat *w, size_t blk);
+// plm_kq_scales: Q4_K/Q5_K w's super-blocks [sb, sb + n) (counted from row 0) as the Q4_1 scales d
+// and minimums m of their 8 n blocks: d = d_sb * sc, m = -(dmin_sb * mn) (a NaN kept as it is:
+// quant.c's repack_k), both exact in f32.
+void plm_kq_scales(float *restrict d, float *restrict m, const plm_mat *w, size_t sb, size_t n);
 
 // plm_half_to_f32: n F16 or BF16 (dtype) values h as f32 into out: exact (f16: subnormals, inf
 // and NaN payloads too, as plm_f16_to_f32; bf16: the bits shifted up 16). The scalar reference of

@@ -16,8 +16,8 @@
 
 // ---- input gradient: scalar reference ----
 
-// w_slice: row r of w, columns [c0, c0 + n) as f32 into out (Q4/Q5, Q6_K: c0 and n multiples of
-// PLM_QK; F16/BF16: exact)
+// w_slice: row r of w, columns [c0, c0 + n) as f32 into out (Q4/Q5, Q6_K, Q4_K/Q5_K: c0 and n
+// multiples of PLM_QK; F16/BF16: exact)
 static void w_slice(float *out, const plm_mat *w, int32_t r, int32_t c0, int32_t n) {
     if (w->dtype == PLM_DTYPE_F32) {
         memcpy(out, w->f32 + (size_t)r * w->cols + c0, (size_t)n * sizeof *out);
@@ -31,16 +31,9 @@ static void w_slice(float *out, const plm_mat *w, int32_t r, int32_t c0, int32_t
         plm_half_to_f32(out, w->h + (size_t)r * w->cols + c0, (size_t)n, w->dtype);
         return;
     }
-    if (w->dtype != PLM_DTYPE_Q8_0) { // Q4_x/Q5_x: its blocks c0 / 32 .. as a matrix of one row
+    if (w->dtype != PLM_DTYPE_Q8_0) { // Q4_x/Q5_x, Q4_K/Q5_K: a block at a time
         const size_t b0 = (size_t)r * (size_t)(w->cols / PLM_QK) + (size_t)c0 / PLM_QK;
-        const plm_mat blocks = {.dtype = w->dtype,
-                                .rows = 1,
-                                .cols = n,
-                                .q4 = w->q4 + b0 * PLM_QK / 2,
-                                .d = w->d + b0,
-                                .m = w->m ? w->m + b0 : NULL,
-                                .qh = w->qh ? w->qh + b0 : NULL};
-        plm_mat_row(out, &blocks, 0);
+        for (int32_t c = 0; c < n; c += PLM_QK) plm_q4_block(out + c, w, b0 + (size_t)c / PLM_QK);
         return;
     }
     const int8_t *q = w->q + (size_t)r * w->cols;
@@ -91,10 +84,10 @@ typedef struct {
 // sets, and each column tile read it again from far away): row blocks outside, and the block's
 // dout columns (T, RB) copied once into a contiguous buffer that every column tile reads: the
 // kernels see W's rows r0 .. r1 as a matrix of r1 - r0 rows, whose dout stride is r1 - r0.
-// Q4/Q5, Q6_K, F16 and BF16 weights take the second way, each row block's columns of this thread
-// turned to f32 once (w_slice; F16/BF16 with the path's converter) into a (RB, cols) buffer, whose
-// rows the f32 kernels then read: the same bits as the f32 matrix of the dequantized weights
-// (plm_mat_row). Out of memory: the reference tiles, w_slice a row at a time.
+// Q4/Q5, Q6_K, Q4_K/Q5_K, F16 and BF16 weights take the second way, each row block's columns of
+// this thread turned to f32 once (w_slice; F16/BF16 with the path's converter) into a (RB, cols)
+// buffer, whose rows the f32 kernels then read: the same bits as the f32 matrix of the dequantized
+// weights (plm_mat_row). Out of memory: the reference tiles, w_slice a row at a time.
 static void input_worker(void *ctx, int ith, int nth) {
     input_job *j = ctx;
     const plm_mat *w = j->w;
@@ -145,6 +138,10 @@ static void input_worker(void *ctx, int ith, int nth) {
             } else if (w->dtype == PLM_DTYPE_Q6_K) {
                 wb.q6 += (size_t)r0 * (cols / PLM_QK_K) * PLM_Q6K_QS;
                 wb.d += (size_t)r0 * (cols / PLM_QK_K);
+            } else if (plm_dtype_kquant(w->dtype)) {
+                wb.q4 += (size_t)r0 * cols / 2, wb.scm += (size_t)r0 * (cols / PLM_QK) * 2;
+                wb.d += (size_t)r0 * (cols / PLM_QK_K), wb.m += (size_t)r0 * (cols / PLM_QK_K);
+                if (wb.qh) wb.qh += (size_t)r0 * (cols / PLM_QK);
             } else {
                 wb.q4 += (size_t)r0 * cols / 2, wb.d += (size_t)r0 * (cols / PLM_QK);
                 if (wb.m) wb.m += (size_t)r0 * (cols / PLM_QK);

@@ -38,6 +38,11 @@
 // d (the same bits as plm_matmul on the Q8_0 matrix {k - 16, d}); Q5_1 (w = d k + m) is A (Q8_0's
 // order on k) + M (Q4_1's minimums' term, the same xs). Every Q4 kernel reads the high bits as one
 // more step of its unpacking (an OR of 16 where the bit is set), so the code is the same.
+// Q4_K and Q5_K (matmul.h: Q4_1/Q5_1 nibbles, 6-bit sc and mn a block, d and dmin a super-block)
+// are Q4_1 and Q5_1 with the block's d = d_sb * sc and m = -(dmin_sb * mn) (exact): no kernel of
+// their own; matmul.c's driver computes those for a few rows at a time (plm_kq_scales) and runs
+// the table's q4 kernels on them as a Q4_1/Q5_1 matrix, so every path gives the bits of the exact
+// repack into Q4_1/Q5_1.
 // Q6_K (super-blocks of 256: 6-bit q and int8 sub-block scales sc per 16, an f32 d per 256): the
 // inputs are quantized as for Q8_0 (xq, dx), and Q8_0's canonical order runs on the int8 weights
 // q - 32 with a scale per half-block instead of per block: each block b is two steps, its halves

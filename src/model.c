@@ -261,14 +261,15 @@ size_t plm_model_layout(wref *w, int32_t n, const char *inplace, uint8_t *block)
                                  ? w[i].dtype
                                  : PLM_DTYPE_F32;
         // the parts, each from a multiple of 64 bytes: weights (f32, q or q4), scales d,
-        // minimums m, high bits qh
-        size_t a = plm_mat_bytes(dt, rows, cols), b = 0, c = 0, h = 0;
+        // minimums m, high bits qh, Q4_K/Q5_K's 6-bit scales scm
+        size_t a = plm_mat_bytes(dt, rows, cols), b = 0, c = 0, h = 0, k = 0;
         if (dt != PLM_DTYPE_F32 && !plm_dtype_half(dt)) b = nb * sizeof(float), a -= b;
         if (plm_dtype_min(dt)) c = b, a -= c;
         if (plm_dtype_high(dt)) h = nb * sizeof(uint32_t), a -= h;
-        if (dt == PLM_DTYPE_Q6_K) b /= 8, a = plm_mat_bytes(dt, rows, cols) - b; // d per 256
+        if (dt == PLM_DTYPE_Q6_K) b /= 8, a = plm_mat_bytes(dt, rows, cols) - b;  // d per 256
+        if (plm_dtype_kquant(dt)) b = c = b / 8, k = 2 * nb, a = nb * PLM_QK / 2; // d, dmin per 256
         if (inplace && inplace[i]) a = 0;
-        const size_t ob = up64(a), oc = ob + up64(b), oh = oc + up64(c);
+        const size_t ob = up64(a), oc = ob + up64(b), oh = oc + up64(c), ok = oh + up64(h);
         if (block && w[i].d->linear) {
             plm_mat *mt = w[i].mat;
             *mt = (plm_mat){.dtype = dt, .rows = (int32_t)rows, .cols = (int32_t)cols};
@@ -280,10 +281,11 @@ size_t plm_model_layout(wref *w, int32_t n, const char *inplace, uint8_t *block)
             if (b) mt->d = (float *)(block + off + ob);
             if (c) mt->m = (float *)(block + off + oc);
             if (h) mt->qh = (uint32_t *)(block + off + oh);
+            if (k) mt->scm = block + off + ok;
         } else if (block) {
             *w[i].vec = (float *)(block + off);
         }
-        off += oh + up64(h);
+        off += ok + up64(k);
     }
     return off;
 }
@@ -375,8 +377,8 @@ size_t plm_model_n_params(const plm_model *m) {
     return total;
 }
 
-static const char *const dtype_names[] = {"f32",  "f16",  "bf16", "q8_0", "q4_0",
-                                          "q4_1", "auto", "q5_0", "q5_1", "q6_k"};
+static const char *const dtype_names[] = {"f32",  "f16",  "bf16", "q8_0", "q4_0", "q4_1",
+                                          "auto", "q5_0", "q5_1", "q6_k", "q4_k", "q5_k"};
 
 const char *plm_dtype_name(plm_dtype t) {
     return (unsigned)t < sizeof dtype_names / sizeof dtype_names[0] && dtype_names[t]

@@ -746,9 +746,13 @@ static plm_status source_open(source *s, plm_model *m, const char *path, const u
 
 // mem_dtype: the dtype in memory of a linear weight stored as t, for the dtype asked (AUTO: the
 // file's own where a kernel exists, else the nearest one). Q6_K needs cols a multiple of 256 (as
-// llama.cpp, Q8_0 instead); F16 and BF16 at most PLM_HALF_MAX_COLS (f32 instead).
+// llama.cpp, Q8_0 instead); Q4_K and Q5_K too, and at most PLM_KQ_MAX_COLS (Q4_1 and Q5_1
+// instead: a Q4_K/Q5_K tensor repacked exactly, quant.h); F16 and BF16 at most PLM_HALF_MAX_COLS
+// (f32 instead).
 static plm_dtype mem_dtype(plm_dtype asked, const src_tensor *t, int32_t cols) {
     if (asked == PLM_DTYPE_Q6_K) return cols % PLM_QK_K ? PLM_DTYPE_Q8_0 : asked;
+    if (plm_dtype_kquant(asked))
+        return cols % PLM_QK_K || cols > PLM_KQ_MAX_COLS ? plm_kq_blocks(asked) : asked;
     if (plm_dtype_half(asked)) return cols > PLM_HALF_MAX_COLS ? PLM_DTYPE_F32 : asked;
     if (asked != PLM_DTYPE_AUTO) return asked;
     if (t->st) // safetensors: F16 and BF16 stay, the rest is f32
@@ -759,11 +763,11 @@ static plm_dtype mem_dtype(plm_dtype asked, const src_tensor *t, int32_t cols) {
     case PLM_GGML_F16: return mem_dtype(PLM_DTYPE_F16, t, cols);
     case PLM_GGML_BF16: return mem_dtype(PLM_DTYPE_BF16, t, cols);
     case PLM_GGML_Q4_0: return PLM_DTYPE_Q4_0;
-    case PLM_GGML_Q4_1:
-    case PLM_GGML_Q4_K: return PLM_DTYPE_Q4_1; // repacked exactly (quant.h)
+    case PLM_GGML_Q4_1: return PLM_DTYPE_Q4_1;
+    case PLM_GGML_Q4_K: return mem_dtype(PLM_DTYPE_Q4_K, t, cols);
     case PLM_GGML_Q5_0: return PLM_DTYPE_Q5_0;
-    case PLM_GGML_Q5_1:
-    case PLM_GGML_Q5_K: return PLM_DTYPE_Q5_1;
+    case PLM_GGML_Q5_1: return PLM_DTYPE_Q5_1;
+    case PLM_GGML_Q5_K: return mem_dtype(PLM_DTYPE_Q5_K, t, cols);
     case PLM_GGML_Q6_K: return mem_dtype(PLM_DTYPE_Q6_K, t, cols);
     default: return PLM_DTYPE_Q8_0; // Q8_0 itself and the other K-quants
     }
@@ -771,11 +775,11 @@ static plm_dtype mem_dtype(plm_dtype asked, const src_tensor *t, int32_t cols) {
 
 // main_dtype: the dtype in memory of most of the linear weights' elements (plm_model_dtype).
 static plm_dtype main_dtype(const wref *w, int32_t n) {
-    size_t count[PLM_DTYPE_Q6_K + 1] = {0}; // AUTO's stays 0
+    size_t count[PLM_DTYPE_Q5_K + 1] = {0}; // AUTO's stays 0
     int best = PLM_DTYPE_F32;
     for (int32_t i = 0; i < n; i++)
         if (w[i].d->linear) count[w[i].mat->dtype] += (size_t)(w[i].rows * w[i].cols);
-    for (int d = 0; d <= PLM_DTYPE_Q6_K; d++)
+    for (int d = 0; d <= PLM_DTYPE_Q5_K; d++)
         if (count[d] > count[best]) best = d;
     return (plm_dtype)best;
 }
@@ -795,7 +799,7 @@ static plm_status model_load(plm_model **out, const char *path, const uint8_t *b
         dtype != PLM_DTYPE_Q6_K && !plm_dtype_half(dtype) && dtype != PLM_DTYPE_AUTO)
         return plm_fail(err, PLM_ERR_ARG,
                         "plm_model_load: in-memory dtype %s, want f32, f16, bf16, q8_0, q4_0, "
-                        "q4_1, q5_0, q5_1, q6_k or auto",
+                        "q4_1, q5_0, q5_1, q6_k, q4_k, q5_k or auto",
                         plm_dtype_name(dtype));
     source s = {0};
     wref *w = NULL;

@@ -394,11 +394,15 @@ static void copy_q4(const uint8_t *src, size_t nb, plm_dtype dt, uint8_t *q4, ui
 // a subtraction passes a NaN operand through with its sign (x86, arm64), and -ml would flip it, so
 // m' keeps ml itself (qd + NaN is then that NaN, as qd - NaN). The nibbles go into Q4_x's layout
 // (byte i: element i low, i + 16 high), Q5_K's bit j of qh[l] into bit l of the block's qh.
+// With scm (a Q4_K/Q5_K matrix, matmul.h) the scales stay as they are instead: sc and mn into scm,
+// d and dmin (to f32) into d and m, one each a super-block; the kernels compute the same d' and m'
+// (plm_kq_scales).
 static void repack_k(const uint8_t *src, size_t nsb, int five, uint8_t *q4, uint32_t *qh, float *d,
-                     float *m) {
+                     float *m, uint8_t *scm) {
     for (size_t sb = 0; sb < nsb; sb++, src += five ? 176 : 144) {
         const float D = f16_at(src), dmin = f16_at(src + 2);
         const uint8_t *h = src + 16, *qs = src + (five ? 48 : 16);
+        if (scm) d[sb] = D, m[sb] = dmin;
         for (int j = 0; j < 8; j++) {
             const size_t b = sb * 8 + (size_t)j;
             const uint8_t *q = qs + 32 * (j / 2);
@@ -406,8 +410,12 @@ static void repack_k(const uint8_t *src, size_t nsb, int five, uint8_t *q4, uint
             int sc, mn;
             plm_gguf_k4_scale(src + 4, j, &sc, &mn);
             const float ml = dmin * (float)mn;
-            d[b] = D * (float)sc;
-            m[b] = isnan(ml) ? ml : -ml;
+            if (scm) {
+                scm[16 * sb + (size_t)j] = (uint8_t)sc, scm[16 * sb + 8 + (size_t)j] = (uint8_t)mn;
+            } else {
+                d[b] = D * (float)sc;
+                m[b] = isnan(ml) ? ml : -ml;
+            }
             for (int l = 0; l < 16; l++)
                 q4[b * 16 + l] = (uint8_t)((q[l] >> sh & 15) | (q[l + 16] >> sh & 15) << 4);
             if (!five) continue;
@@ -424,13 +432,15 @@ void plm_quant_row_mat(plm_isa isa, uint32_t type, const uint8_t *src, const plm
                           : w->dtype == PLM_DTYPE_Q4_1 ? PLM_GGML_Q4_1
                           : w->dtype == PLM_DTYPE_Q5_0 ? PLM_GGML_Q5_0
                           : w->dtype == PLM_DTYPE_Q5_1 ? PLM_GGML_Q5_1
+                          : w->dtype == PLM_DTYPE_Q4_K ? PLM_GGML_Q4_K
+                          : w->dtype == PLM_DTYPE_Q5_K ? PLM_GGML_Q5_K
                                                        : PLM_GGML_Q6_K;
     uint8_t *q4 = w->q4 ? w->q4 + r * n / 2 : NULL;
     uint32_t *qh = w->qh ? w->qh + r * nb : NULL;
     float *m = w->m ? w->m + r * nb : NULL;
     if ((type == PLM_GGML_Q4_K && want == PLM_GGML_Q4_1) ||
         (type == PLM_GGML_Q5_K && want == PLM_GGML_Q5_1)) {
-        repack_k(src, n / 256, type == PLM_GGML_Q5_K, q4, qh, w->d + r * nb, m);
+        repack_k(src, n / 256, type == PLM_GGML_Q5_K, q4, qh, w->d + r * nb, m, NULL);
         return;
     }
     if (type != want) { // to f32, then llama.cpp's reference quantizer into tmp's second half
@@ -438,6 +448,12 @@ void plm_quant_row_mat(plm_isa isa, uint32_t type, const uint8_t *src, const plm
         plm_quant_row_f32(isa, type, src, n, tmp);
         plm_quantize_row(want, tmp, n, blocks);
         src = blocks;
+    }
+    if (plm_dtype_kquant(w->dtype)) { // Q4_K, Q5_K: their scales kept
+        const size_t nsb = n / PLM_QK_K;
+        repack_k(src, nsb, want == PLM_GGML_Q5_K, q4, qh, w->d + r * nsb, w->m + r * nsb,
+                 w->scm + r * nb * 2);
+        return;
     }
     if (want != PLM_GGML_Q6_K) {
         copy_q4(src, nb, w->dtype, q4, qh, w->d + r * nb, m);

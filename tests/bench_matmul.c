@@ -1,6 +1,6 @@
 // bench_matmul.c: GFLOP/s and GB/s of plm_matmul on the SmolLM2-135M shapes, f32, q8_0, q4_0,
-// q4_1, q5_0, q5_1 and q6_k (down_proj only: the shapes whose columns are a multiple of 256),
-// decode
+// q4_1, q5_0, q5_1 and q6_k, q4_k, q5_k (down_proj only: the shapes whose columns are a multiple
+// of 256), decode
 // (T = 1) and prefill / training (T = 64, 128, 256, 512), 1 and 2 threads, on each kernel path
 // asked for; then the decode tok/s those timings add up to (30 layers of q, k, v, o, gate, up,
 // down plus the tied lm_head). Not part of `make test`. scripts/bench_gemm.sh (make bench-gemm)
@@ -11,7 +11,7 @@
 // best of up to 50 batches (about 2 s a result at most), since the machine may be shared; cpu% is
 // that batch's CPU time over its wall time x threads (well under 100: other processes took the
 // cores, the figure is low). One stable line per result.
-// Filters (environment): BENCH_DTYPE=f32|q8_0|q4_0|q4_1|q5_0|q5_1|q6_k, BENCH_T=1,64,... (a list),
+// Filters (environment): BENCH_DTYPE=f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q6_k|q4_k|q5_k, BENCH_T=1,64,... (a list),
 // BENCH_THREADS=1|2, BENCH_SHAPE=name prefix; BENCH_REPS batches at most (default 50).
 // Build and run (paths: scalar, avx2, avx512, wasm, ...; default every SIMD path this CPU runs):
 //   make build/libpocketlm.a && gcc -std=c11 -O2 -Iinclude -Isrc -pthread -o build/bench_matmul
@@ -69,6 +69,17 @@ static double bench_one(plm_isa isa, plm_pool *pool, plm_dtype dtype, int T, int
             w[c].d = malloc(n / PLM_QK_K * 4);
             for (size_t i = 0; i < n / PLM_QK_K * PLM_Q6K_QS; i++) w[c].q6[i] = (uint8_t)(i * 37);
             for (size_t i = 0; i < n / PLM_QK_K; i++) w[c].d[i] = 1e-4f;
+        } else if (plm_dtype_kquant(dtype)) {
+            w[c].q4 = malloc(n / 2);
+            w[c].scm = malloc(n / PLM_QK * 2);
+            w[c].d = malloc(n / PLM_QK_K * 4);
+            w[c].m = malloc(n / PLM_QK_K * 4);
+            w[c].qh = dtype == PLM_DTYPE_Q5_K ? malloc(n / PLM_QK * 4) : NULL;
+            for (size_t i = 0; i < n / 2; i++) w[c].q4[i] = (uint8_t)(i * 37 % 256);
+            for (size_t i = 0; i < n / PLM_QK * 2; i++) w[c].scm[i] = (uint8_t)(i * 7 % 64);
+            for (size_t i = 0; w[c].qh && i < n / PLM_QK; i++)
+                w[c].qh[i] = (uint32_t)i * 2654435761u;
+            for (size_t i = 0; i < n / PLM_QK_K; i++) w[c].d[i] = 1e-4f, w[c].m[i] = 1e-3f;
         } else if (dtype != PLM_DTYPE_Q8_0) {
             w[c].q4 = malloc(n / 2);
             w[c].d = malloc(n / PLM_QK * 4);
@@ -104,7 +115,7 @@ static double bench_one(plm_isa isa, plm_pool *pool, plm_dtype dtype, int T, int
     }
     for (int c = 0; c < copies; c++)
         free(w[c].f32), free(w[c].q), free(w[c].d), free(w[c].q4), free(w[c].m), free(w[c].qh),
-            free(w[c].q6), free(w[c].h);
+            free(w[c].q6), free(w[c].h), free(w[c].scm);
     free(w), free(x), free(out);
     plm_free_aligned(scratch);
     return best;
@@ -126,9 +137,9 @@ int main(int argc, char **argv) {
     printf("cpu %s (%s), cores %d\n", plm_cpu_name(), plm_cpu_features(), plm_n_cores());
     printf("%-7s %-14s %-5s %3s %4s %6s %5s %9s %8s %7s %5s\n", "path", "shape", "dtype", "thr",
            "T", "rows", "cols", "ms", "GFLOP/s", "GB/s", "cpu%");
-    const plm_dtype dtypes[9] = {PLM_DTYPE_F32,  PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0,
-                                 PLM_DTYPE_Q4_1, PLM_DTYPE_Q5_0, PLM_DTYPE_Q5_1,
-                                 PLM_DTYPE_Q6_K, PLM_DTYPE_F16,  PLM_DTYPE_BF16};
+    const plm_dtype dtypes[] = {PLM_DTYPE_F32,  PLM_DTYPE_Q8_0, PLM_DTYPE_Q4_0, PLM_DTYPE_Q4_1,
+                                PLM_DTYPE_Q5_0, PLM_DTYPE_Q5_1, PLM_DTYPE_Q6_K, PLM_DTYPE_F16,
+                                PLM_DTYPE_BF16, PLM_DTYPE_Q4_K, PLM_DTYPE_Q5_K};
     const char *f_dtype = getenv("BENCH_DTYPE"), *f_shape = getenv("BENCH_SHAPE");
     const int f_threads = getenv("BENCH_THREADS") ? atoi(getenv("BENCH_THREADS")) : 0;
     int Ts[8] = {1, 64, 128, 256, 512}, nT = 5;
@@ -140,7 +151,7 @@ int main(int argc, char **argv) {
     }
     for (int ii = 0; ii < n_isa; ii++) {
         const plm_isa isa = isas[ii];
-        for (int di = 0; di < 9; di++) {
+        for (size_t di = 0; di < sizeof dtypes / sizeof *dtypes; di++) {
             const char *dn = plm_dtype_name(dtypes[di]);
             if (f_dtype && strcmp(f_dtype, dn)) continue;
             for (int nth = 1; nth <= 2; nth++) {
@@ -152,7 +163,8 @@ int main(int argc, char **argv) {
                     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
                         const shape *sh = &shapes[s];
                         if (f_shape && strncmp(sh->name, f_shape, strlen(f_shape))) continue;
-                        if (dtypes[di] == PLM_DTYPE_Q6_K && sh->cols % PLM_QK_K) continue;
+                        const int k = dtypes[di] == PLM_DTYPE_Q6_K || plm_dtype_kquant(dtypes[di]);
+                        if (k && sh->cols % PLM_QK_K) continue;
                         double cpu = 0;
                         const double sec =
                             bench_one(isa, pool, dtypes[di], T, sh->rows, sh->cols, &cpu);
@@ -167,7 +179,8 @@ int main(int argc, char **argv) {
                         fflush(stdout);
                     }
                 }
-                if (!f_shape && Ts[0] == 1 && dtypes[di] != PLM_DTYPE_Q6_K)
+                if (!f_shape && Ts[0] == 1 && dtypes[di] != PLM_DTYPE_Q6_K &&
+                    !plm_dtype_kquant(dtypes[di]))
                     printf("%-7s decode matmuls of SmolLM2-135M: %s %d threads: %.2f ms/token = "
                            "%.0f tok/s\n",
                            plm_isa_name(isa), dn, nth, token_seconds * 1e3, 1 / token_seconds);

@@ -90,11 +90,11 @@ static void random_row(uint8_t *p, uint32_t type, size_t n) {
 static plm_dtype kept_dtype(uint32_t type) {
     switch (type) {
     case PLM_GGML_Q4_0: return PLM_DTYPE_Q4_0;
-    case PLM_GGML_Q4_1:
-    case PLM_GGML_Q4_K: return PLM_DTYPE_Q4_1;
+    case PLM_GGML_Q4_1: return PLM_DTYPE_Q4_1;
+    case PLM_GGML_Q4_K: return PLM_DTYPE_Q4_K;
     case PLM_GGML_Q5_0: return PLM_DTYPE_Q5_0;
-    case PLM_GGML_Q5_1:
-    case PLM_GGML_Q5_K: return PLM_DTYPE_Q5_1;
+    case PLM_GGML_Q5_1: return PLM_DTYPE_Q5_1;
+    case PLM_GGML_Q5_K: return PLM_DTYPE_Q5_K;
     default: return PLM_DTYPE_F32;
     }
 }
@@ -109,6 +109,7 @@ static void test_rows(void) {
     float *d = malloc(nb * 4), *rd = malloc(nb * 4), *x = malloc(n * 4), *rx = malloc(n * 4);
     float *tmp = malloc(n * 8); // 2 n: plm_quant_row_mat
     uint32_t *qh = malloc(nb * 4);
+    uint8_t *scm = malloc(nb * 2);
     for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
         if (!plm_isa_supported((plm_isa)isa)) continue;
         for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
@@ -133,20 +134,24 @@ static void test_rows(void) {
                           plm_isa_name((plm_isa)isa), plm_ggml_type_name(type), rep);
                 CHECK_MSG(!memcmp(x, rx, n * 4), "%s: %s row to f32, rep %d",
                           plm_isa_name((plm_isa)isa), plm_ggml_type_name(type), rep);
+                // kept as Q4/Q5, Q4_K/Q5_K, and the K-quants repacked as Q4_1/Q5_1: the same row
                 const plm_dtype kept = kept_dtype(type);
-                if (kept != PLM_DTYPE_F32) { // kept as Q4/Q5 (K: repacked): the same row
-                    plm_mat w = {.dtype = kept,
+                for (int as = 0; as < 2 && kept != PLM_DTYPE_F32; as++) {
+                    const plm_dtype dt = as ? plm_kq_blocks(kept) : kept;
+                    if (as && !plm_dtype_kquant(kept)) break;
+                    plm_mat w = {.dtype = dt,
                                  .rows = 1,
                                  .cols = (int32_t)n,
                                  .q4 = (uint8_t *)q,
                                  .d = d,
-                                 .m = plm_dtype_min(kept) ? (float *)(void *)rq : NULL,
-                                 .qh = qh};
+                                 .m = plm_dtype_min(dt) ? (float *)(void *)rq : NULL,
+                                 .qh = qh,
+                                 .scm = scm};
                     plm_quant_row_mat((plm_isa)isa, type, src, &w, 0, tmp);
                     plm_mat_row(x, &w, 0);
                     CHECK_MSG(!memcmp(x, rx, n * 4), "%s: %s row kept as %s differs, rep %d",
                               plm_isa_name((plm_isa)isa), plm_ggml_type_name(type),
-                              plm_dtype_name(kept), rep);
+                              plm_dtype_name(dt), rep);
                 }
                 if (type == PLM_GGML_Q6_K) { // kept as Q6_K: the same row, NaN and inf included
                     plm_mat w = {.dtype = PLM_DTYPE_Q6_K,
@@ -162,7 +167,8 @@ static void test_rows(void) {
             }
         }
     }
-    free(src), free(q), free(rq), free(d), free(rd), free(x), free(rx), free(tmp), free(qh);
+    free(src), free(q), free(rq), free(d), free(rd), free(x), free(rx), free(tmp), free(qh),
+        free(scm);
 }
 
 // ---- whole models ----
@@ -183,9 +189,11 @@ static uint64_t mat_hash(uint64_t h, const plm_mat *w) {
     if (w->dtype == PLM_DTYPE_Q8_0) return fnv(fnv(h, w->q, n), w->d, n / PLM_QK * 4);
     if (w->dtype == PLM_DTYPE_Q6_K)
         return fnv(fnv(h, w->q6, n / PLM_QK_K * PLM_Q6K_QS), w->d, n / PLM_QK_K * 4);
-    h = fnv(fnv(h, w->q4, n / 2), w->d, n / PLM_QK * 4);
+    const size_t ns = plm_dtype_kquant(w->dtype) ? n / PLM_QK_K : n / PLM_QK; // d and m
+    h = fnv(fnv(h, w->q4, n / 2), w->d, ns * 4);
     if (w->qh) h = fnv(h, w->qh, n / PLM_QK * 4);
-    return w->m ? fnv(h, w->m, n / PLM_QK * 4) : h;
+    if (w->scm) h = fnv(h, w->scm, n / PLM_QK * 2);
+    return w->m ? fnv(h, w->m, ns * 4) : h;
 }
 
 static uint64_t weights_hash(const plm_model *m) {
@@ -362,48 +370,72 @@ static void test_tiny(const char *dir, int tied) {
     plm_model_free(a);
 }
 
+// check_kquant: test_kquant's Q4_K_M or Q5_K_M file at path loaded as dtype: auto (every
+// readable type kept, Q4_K/Q5_K too) or q4_1 / q5_1 (its Q4_K / Q5_K tensors repacked).
+static void check_kquant(const char *path, plm_dtype dtype) {
+    static const char *const names[5] = {"attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    plm_error err = {0};
+    plm_model *m = q4_model(path, dtype);
+    plm_gguf g;
+    if (!m || plm_gguf_open(&g, path, &err) != PLM_OK) {
+        plm_model_free(m);
+        return;
+    }
+    int n_k = 0; // Q4_K / Q5_K tensors checked
+    for (int l = 0; l < m->config.num_hidden_layers; l++) {
+        const plm_layer *y = &m->layers[l];
+        const plm_mat *ws[5] = {&y->v_proj, &y->o_proj, &y->gate_proj, &y->up_proj, &y->down_proj};
+        for (int i = 0; i < 5; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, names[i]);
+            const plm_gguf_tensor *t = plm_gguf_find_tensor(&g, name);
+            if (!t || kept_dtype(t->type) == PLM_DTYPE_F32) continue;
+            const int k = t->type == PLM_GGML_Q4_K || t->type == PLM_GGML_Q5_K;
+            if (dtype != PLM_DTYPE_AUTO && !k) continue; // requantized: not this test's
+            n_k += k;
+            const plm_mat *w = ws[i];
+            const plm_dtype want =
+                dtype == PLM_DTYPE_AUTO ? kept_dtype(t->type) : plm_kq_blocks(kept_dtype(t->type));
+            CHECK_MSG(w->dtype == want && rows_match(w, path, name, t->type),
+                      "%s: %s (%s) as %s: rows differ from gguf.c's", path, name,
+                      plm_ggml_type_name(t->type), plm_dtype_name(w->dtype));
+        }
+    }
+    CHECK_MSG(n_k > 0, "%s: no Q4_K / Q5_K tensor", path);
+    plm_gguf_free(&g);
+    plm_model_free(m);
+}
+
 // test_kquant: a random tiny Llama of 256-column rows saved as q4_k_m and q5_k_m: under auto the
-// Q4_K and Q5_K tensors load as Q4_1 and Q5_1 (and Q5_0 stays Q5_0) with rows == gguf.c's
-// dequantization of the file's, bit for bit (the not permuted v, o, gate, up, down), and the
-// weights are the same on every path and thread count.
+// Q4_K and Q5_K tensors stay Q4_K and Q5_K (and Q5_0 stays Q5_0), asked as q4_1 (q5_1) they are
+// repacked as Q4_1 (Q5_1), each with rows == gguf.c's dequantization of the file's, bit for bit
+// (the not permuted v, o, gate, up, down), and the weights are the same on every path and thread
+// count, also asked as q4_k and q5_k from the F16 file (llama.cpp's quantizer).
 static void test_kquant(const char *dir) {
     plm_model *a = random_llama(1, 256, 512);
     plm_error err = {0};
     if (!a) return;
-    static const char *const names[5] = {"attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
     for (int five = 0; five < 2; five++) {
         char path[256];
         snprintf(path, sizeof path, "%s/k%d.gguf", dir, five);
         CHECK_MSG(plm_model_save_ftype(a, path, five ? PLM_FTYPE_Q5_K_M : PLM_FTYPE_Q4_K_M, &err) ==
                       PLM_OK,
                   "%s", err.msg);
-        plm_model *m = q4_model(path, PLM_DTYPE_AUTO);
-        plm_gguf g;
-        if (!m || plm_gguf_open(&g, path, &err) != PLM_OK) {
-            plm_model_free(m);
-            continue;
-        }
-        int n_k = 0; // Q4_K / Q5_K tensors checked
-        for (int l = 0; l < m->config.num_hidden_layers; l++) {
-            const plm_layer *y = &m->layers[l];
-            const plm_mat *ws[5] = {&y->v_proj, &y->o_proj, &y->gate_proj, &y->up_proj,
-                                    &y->down_proj};
-            for (int i = 0; i < 5; i++) {
-                char name[64];
-                snprintf(name, sizeof name, "blk.%d.%s.weight", l, names[i]);
-                const plm_gguf_tensor *t = plm_gguf_find_tensor(&g, name);
-                if (!t || kept_dtype(t->type) == PLM_DTYPE_F32) continue;
-                n_k += t->type == PLM_GGML_Q4_K || t->type == PLM_GGML_Q5_K;
-                const plm_mat *w = ws[i];
-                CHECK_MSG(w->dtype == kept_dtype(t->type) && rows_match(w, path, name, t->type),
-                          "%s: %s (%s) as %s: rows differ from gguf.c's", path, name,
-                          plm_ggml_type_name(t->type), plm_dtype_name(w->dtype));
-            }
-        }
-        CHECK_MSG(n_k > 0, "%s: no Q4_K / Q5_K tensor", path);
-        plm_gguf_free(&g);
-        plm_model_free(m);
+        const plm_dtype kq = five ? PLM_DTYPE_Q5_K : PLM_DTYPE_Q4_K;
+        for (int as = 0; as < 2; as++) check_kquant(path, as ? plm_kq_blocks(kq) : PLM_DTYPE_AUTO);
         same_weights(path, PLM_DTYPE_AUTO);
+        same_weights(path, plm_kq_blocks(kq));
+        snprintf(path, sizeof path, "%s/k-f16.gguf", dir);
+        CHECK_MSG(plm_model_save_ftype(a, path, PLM_FTYPE_F16, &err) == PLM_OK, "%s", err.msg);
+        same_weights(path, kq);
+        plm_model *m = q4_model(path, kq);
+        if (!m) continue;
+        const plm_mat *w = &m->layers[1].down_proj;
+        CHECK_MSG(
+            w->dtype == kq && m->layers[0].q_proj.dtype == kq &&
+                rows_match(w, path, "blk.1.ffn_down.weight", five ? PLM_GGML_Q5_K : PLM_GGML_Q4_K),
+            "%s as %s: rows differ from ggml's quantizer's", path, plm_dtype_name(kq));
+        plm_model_free(m);
     }
     plm_model_free(a);
 }

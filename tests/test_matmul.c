@@ -1,7 +1,9 @@
 // test_matmul.c: the thread pool, the Q8_0 quantizer and every matmul path (f32, Q8_0, Q4_0, Q4_1,
-// Q5_0, Q5_1, Q6_K, F16, BF16; F16/BF16 == the path's f32 on the converted weights, bit for bit,
-// and each path's converter == plm_half_to_f32 on every 16-bit value). Q4/Q5 weights: Q4_0 == the Q8_0 matrix {k - 8, d} and Q5_0 == {k - 16, d}
-// bit for bit; Q6_K: the reference == its canonical order written out; every path == the reference
+// Q5_0, Q5_1, Q6_K, Q4_K, Q5_K, F16, BF16; F16/BF16 == the path's f32 on the converted weights,
+// bit for bit, and each path's converter == plm_half_to_f32 on every 16-bit value). Q4/Q5
+// weights: Q4_0 == the Q8_0 matrix {k - 8, d} and Q5_0 == {k - 16, d} bit for bit; Q4_K (Q5_K) ==
+// the Q4_1 (Q5_1) matrix of its nibbles and d * sc, -(dmin * mn) bit for bit; Q6_K: the reference
+// == its canonical order written out; every path == the reference
 // bit for bit, as Q8_0 (test_load checks their rows against gguf.c's dequantization).
 // Oracles: a double-precision recompute for the scalar reference; the reference for each SIMD
 // path this CPU runs (forced, not only the one dispatch picks): within rounding for f32, bit for
@@ -49,6 +51,29 @@ static plm_mat q4_alloc(plm_dtype dtype, int rows, int cols, uint64_t *s) {
     return w;
 }
 
+// kq_alloc: a random (rows, cols) Q4_K/Q5_K matrix: every nibble value and high bit, every 6-bit
+// sc and mn, super-block d in +-[1e-4, 2e-3) and dmin in [0, 2e-2) as f16 values (test_load checks
+// the load).
+static plm_mat kq_alloc(plm_dtype dtype, int rows, int cols, uint64_t *s) {
+    const size_t nb = (size_t)rows * cols / PLM_QK, nsb = nb / 8;
+    plm_mat w = {.dtype = dtype, .rows = rows, .cols = cols};
+    w.q4 = malloc(nb * 16);
+    w.scm = malloc(nb * 2);
+    w.d = malloc(nsb * sizeof(float));
+    w.m = malloc(nsb * sizeof(float));
+    w.qh = dtype == PLM_DTYPE_Q5_K ? malloc(nb * sizeof(uint32_t)) : NULL;
+    for (size_t i = 0; i < nb * 16; i++) w.q4[i] = (uint8_t)(rng_next(s) >> 32);
+    for (size_t i = 0; i < nb * 2; i++) w.scm[i] = (uint8_t)(rng_next(s) >> 32 & 63);
+    for (size_t b = 0; w.qh && b < nb; b++) w.qh[b] = (uint32_t)(rng_next(s) >> 16);
+    for (size_t b = 0; b < nsb; b++) {
+        float v[2];
+        fill_uniform(v, 2, s);
+        w.d[b] = plm_f16_to_f32(plm_f32_to_f16(v[0] * 0.0019f + (v[0] < 0 ? -1e-4f : 1e-4f)));
+        w.m[b] = plm_f16_to_f32(plm_f32_to_f16((v[1] + 1.0f) * 0.01f));
+    }
+    return w;
+}
+
 // q6k_alloc: a random (rows, cols) Q6_K matrix: every 6-bit value, int8 scales over their whole
 // range, super-block scales d in +-[1e-4, 2e-3) as f16 values (test_load checks the load).
 static plm_mat q6k_alloc(int rows, int cols, uint64_t *s) {
@@ -76,10 +101,13 @@ static const char *dtype_name(plm_dtype dtype) {
            : dtype == PLM_DTYPE_Q6_K ? "q6_k"
            : dtype == PLM_DTYPE_F16  ? "f16"
            : dtype == PLM_DTYPE_BF16 ? "bf16"
+           : dtype == PLM_DTYPE_Q4_K ? "q4_k"
+           : dtype == PLM_DTYPE_Q5_K ? "q5_k"
                                      : "q5_1";
 }
 
 static plm_mat mat_alloc(plm_dtype dtype, int rows, int cols, uint64_t *s) {
+    if (plm_dtype_kquant(dtype)) return kq_alloc(dtype, rows, cols, s);
     if (plm_dtype_nibbles(dtype)) return q4_alloc(dtype, rows, cols, s);
     if (dtype == PLM_DTYPE_Q6_K) return q6k_alloc(rows, cols, s);
     plm_mat w = {.dtype = dtype, .rows = rows, .cols = cols};
@@ -104,6 +132,7 @@ static void mat_free(plm_mat *w) {
     free(w->m);
     free(w->qh);
     free(w->q6);
+    free(w->scm);
 }
 
 // oracle: out (T, rows) in double from x (T, cols) and the f32 rows of w; scale[t, r] = sum |x w|,
@@ -454,7 +483,81 @@ static void test_q4(void) {
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }
 
-// ---- Q6_K ----
+// ---- Q4_K, Q5_K and Q6_K ----
+
+// k_shapes: test_shape for a K-quant dtype: T from 1 to 130 (decode, the small-T tiles, the token
+// groups of prefill, more than one token block), odd super-block counts, odd row counts, more rows
+// than the driver's chunk of Q4_K scales (8,192 blocks: 1,024 rows of 256), long rows.
+static void k_shapes(plm_pool *pools[3], plm_dtype dt, uint64_t *s) {
+    static const int Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 130}, rows[] = {1, 5, 37};
+    static const int cols[] = {256, 768, 1536};
+    for (size_t a = 0; a < sizeof Ts / sizeof *Ts; a++)
+        for (size_t b = 0; b < sizeof rows / sizeof *rows; b++)
+            for (size_t c = 0; c < sizeof cols / sizeof *cols; c++)
+                test_shape(pools, dt, Ts[a], rows[b], cols[c], s);
+    for (int T = 1; T <= 130; T += 3) test_shape(pools, dt, T, 6, 1280, s);
+    test_shape(pools, dt, 64, 150, 2304, s);
+    test_shape(pools, dt, 3, 1100, 256, s);
+    for (int T = 1; T <= 9; T += 4) test_shape(pools, dt, T, 5, 9216, s);
+}
+
+// test_kq: Q4_K (Q5_K) == the Q4_1 (Q5_1) matrix of the same nibbles (and high bits) with d' = d *
+// sc and m' = -(dmin * mn) bit for bit on every path (so their order is Q4_1's, matmul_kernels.h),
+// rows around the driver's chunks of scales (8,192 blocks: 1,024 rows of 256 columns, 64 of
+// 4,096), then k_shapes (every path and thread count == the reference).
+static void test_kq(void) {
+    plm_pool *pools[3] = {plm_pool_create(1), plm_pool_create(1 + MORE_THREADS),
+                          plm_pool_create(1 + 2 * MORE_THREADS)};
+    CHECK(pools[0] && pools[1] && pools[2]);
+    uint64_t s = 5;
+    static const int twin[][3] = {{1, 13, 512},   {2, 9, 768},     {5, 1030, 256}, {8, 70, 4096},
+                                  {17, 40, 1536}, {40, 150, 4096}, {1, 3, 16384}};
+    for (int five = 0; five < 2; five++) {
+        const plm_dtype dt = five ? PLM_DTYPE_Q5_K : PLM_DTYPE_Q4_K;
+        for (size_t i = 0; i < sizeof twin / sizeof *twin; i++) {
+            const int T = twin[i][0], R = twin[i][1], C = twin[i][2], nb = R * C / PLM_QK;
+            plm_mat w = mat_alloc(dt, R, C, &s);
+            plm_mat w1 = {.dtype = five ? PLM_DTYPE_Q5_1 : PLM_DTYPE_Q4_1,
+                          .rows = R,
+                          .cols = C,
+                          .q4 = w.q4,
+                          .qh = w.qh,
+                          .d = malloc((size_t)nb * sizeof(float)),
+                          .m = malloc((size_t)nb * sizeof(float))};
+            for (int b = 0; b < nb; b++) {
+                const float ml = w.m[b / 8] * (float)w.scm[b / 8 * 16 + 8 + b % 8];
+                w1.d[b] = w.d[b / 8] * (float)w.scm[b / 8 * 16 + b % 8], w1.m[b] = -ml;
+            }
+            float *x = malloc((size_t)T * C * sizeof(float)), *ok = malloc((size_t)T * R * 4),
+                  *o1 = malloc((size_t)T * R * 4);
+            fill_uniform(x, (size_t)T * C, &s);
+            void *scratch = plm_alloc_aligned(plm_matmul_scratch_bytes(T, C), 1);
+            for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
+                if (!plm_isa_supported((plm_isa)isa)) continue;
+                plm_matmul_isa_run((plm_isa)isa, pools[2], ok, x, &w, T, scratch);
+                plm_matmul_isa_run((plm_isa)isa, pools[0], o1, x, &w1, T, scratch);
+                CHECK_MSG(!memcmp(ok, o1, (size_t)T * R * 4),
+                          "%s %s T=%d rows=%d cols=%d differs from its %s",
+                          plm_isa_name((plm_isa)isa), dtype_name(dt), T, R, C,
+                          dtype_name(w1.dtype));
+            }
+            float *rk = malloc((size_t)C * 4), *r1 = malloc((size_t)C * 4);
+            int same = 1;
+            for (int r = 0; r < R; r++) {
+                plm_mat_row(rk, &w, r);
+                plm_mat_row(r1, &w1, r);
+                same &= !memcmp(rk, r1, (size_t)C * 4);
+            }
+            CHECK_MSG(same, "%s rows=%d cols=%d: plm_mat_row differs from its %s", dtype_name(dt),
+                      R, C, dtype_name(w1.dtype));
+            free(w1.d), free(w1.m), free(x), free(ok), free(o1), free(rk), free(r1);
+            plm_free_aligned(scratch);
+            mat_free(&w);
+        }
+        k_shapes(pools, dt, &s);
+    }
+    for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
+}
 
 // q6k_direct: out[t, r] of Q6_K matrix w in the canonical order of matmul_kernels.h, written out
 // from the bytes (GGUF's element layout) and the quantized inputs xq, xd in plain float.
@@ -480,8 +583,8 @@ static float q6k_direct(const plm_mat *w, const int8_t *xq, const float *xd, int
     return acc;
 }
 
-// test_q6k: the reference == q6k_direct bit for bit; then test_shape (every path and thread count
-// == the reference): T from 1 to 130, odd super-block counts, odd row counts.
+// test_q6k: the reference == q6k_direct bit for bit; then k_shapes (every path and thread count ==
+// the reference).
 static void test_q6k(void) {
     plm_pool *pools[3] = {plm_pool_create(1), plm_pool_create(1 + MORE_THREADS),
                           plm_pool_create(1 + 2 * MORE_THREADS)};
@@ -508,15 +611,7 @@ static void test_q6k(void) {
         plm_free_aligned(scratch);
         mat_free(&w);
     }
-    static const int Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 130}, rows[] = {1, 5, 37};
-    static const int cols[] = {256, 768, 1536};
-    for (size_t a = 0; a < sizeof Ts / sizeof *Ts; a++)
-        for (size_t b = 0; b < sizeof rows / sizeof *rows; b++)
-            for (size_t c = 0; c < sizeof cols / sizeof *cols; c++)
-                test_shape(pools, PLM_DTYPE_Q6_K, Ts[a], rows[b], cols[c], &s);
-    for (int T = 1; T <= 130; T += 3) test_shape(pools, PLM_DTYPE_Q6_K, T, 6, 1280, &s);
-    test_shape(pools, PLM_DTYPE_Q6_K, 64, 150, 2304, &s);
-    for (int T = 1; T <= 9; T += 4) test_shape(pools, PLM_DTYPE_Q6_K, T, 5, 9216, &s); // long rows
+    k_shapes(pools, PLM_DTYPE_Q6_K, &s);
     for (int i = 0; i < 3; i++) plm_pool_free(pools[i]);
 }
 
@@ -627,6 +722,7 @@ int main(void) {
     test_quantize();
     test_matmul();
     test_q4();
+    test_kq();
     test_q6k();
     test_half();
     return test_main_end("test_matmul");

@@ -66,8 +66,8 @@ static void check_input(int T, int R, int C, plm_dtype dt) {
     free(w), free(g), free(d0), free(want), free(a), free(b), free(q), free(qd);
 }
 
-// check_input_q4: dinp through a Q4/Q5 (or Q6_K, F16, BF16) matrix == through the f32 matrix of its
-// rows, on every path, for 1 and 3 threads, bit for bit.
+// check_input_q4: dinp through a Q4/Q5 (or Q6_K, Q4_K, Q5_K, F16, BF16) matrix == through the f32
+// matrix of its rows, on every path, for 1 and 3 threads, bit for bit.
 static void check_input_q4(int T, int R, int C, plm_dtype dt) {
     const size_t nb = (size_t)R * C / PLM_QK, nsb = (size_t)R * C / PLM_QK_K;
     const int q6k = dt == PLM_DTYPE_Q6_K;
@@ -81,6 +81,8 @@ static void check_input_q4(int T, int R, int C, plm_dtype dt) {
     m.qh = plm_dtype_high(dt) ? malloc(nb * 4) : NULL;
     m.q4 = q6k || m.h ? NULL : malloc(nb * 16);
     m.q6 = q6k ? malloc(nsb * PLM_Q6K_QS) : NULL;
+    m.scm = plm_dtype_kquant(dt) ? malloc(nb * 2) : NULL; // d and m: per super-block, nsb of nb
+    for (size_t i = 0; m.scm && i < nb * 2; i++) m.scm[i] = (uint8_t)(frand() * 32.0f + 32.0f);
     for (size_t i = 0; !m.h && i < (q6k ? nsb * PLM_Q6K_QS : nb * 16); i++)
         (q6k ? m.q6 : m.q4)[i] = (uint8_t)(frand() * 128.0f + 128.0f);
     for (size_t b = 0; b < nb; b++) {
@@ -113,8 +115,8 @@ static void check_input_q4(int T, int R, int C, plm_dtype dt) {
                   (int)dt, T, R, C);
     }
     plm_pool_free(p3);
-    free(m.q4), free(m.q6), free(m.h), free(m.d), free(m.m), free(m.qh), free(w), free(g), free(d0),
-        free(a), free(b), free(want);
+    free(m.q4), free(m.q6), free(m.h), free(m.scm), free(m.d), free(m.m), free(m.qh), free(w),
+        free(g), free(d0), free(a), free(b), free(want);
 }
 
 static void check_weight(int T, int R, int C) {
@@ -165,8 +167,11 @@ int main(void) {
         check_input_q4(shapes[i][0], shapes[i][1], shapes[i][2], PLM_DTYPE_Q5_1);
     }
     const int q6k_shapes[][3] = {{2, 7, 1536}, {13, 40, 256}, {17, 515, 768}, {3, 4100, 256}};
-    for (size_t i = 0; i < sizeof q6k_shapes / sizeof q6k_shapes[0]; i++)
+    for (size_t i = 0; i < sizeof q6k_shapes / sizeof q6k_shapes[0]; i++) {
         check_input_q4(q6k_shapes[i][0], q6k_shapes[i][1], q6k_shapes[i][2], PLM_DTYPE_Q6_K);
+        check_input_q4(q6k_shapes[i][0], q6k_shapes[i][1], q6k_shapes[i][2], PLM_DTYPE_Q4_K);
+        check_input_q4(q6k_shapes[i][0], q6k_shapes[i][1], q6k_shapes[i][2], PLM_DTYPE_Q5_K);
+    }
     check_weight(9, 8, 576);
     check_weight(33, 1536, 8);
     return test_main_end("test_matmul_backward");

@@ -7,7 +7,7 @@
 // near f32's and perplexity within 1%; --dtype q4_1 (the embedding requantized to Q4_1): the same
 // logits on every kernel path and thread count (the Q4 kernels are the same bits everywhere), so
 // the same greedy tokens. The f32 model saved as llama.cpp's Q4_K_M mix (pocketlm convert --quant
-// q4_k_m) and loaded with auto: Q5_0, Q6_K and Q8_0 kept, Q4_K as Q4_1 (exact); the same
+// q4_k_m) and loaded with auto: Q5_0, Q6_K and Q8_0 kept, Q4_K kept; the same
 // logits and greedy tokens on every path and thread count, perplexity within 15% of f32's and
 // within 1% of the same file loaded as f32 (the file's own loss is the requantization's). The model
 // written as a Q6_K GGUF (its down_proj Q6_K) and loaded with auto: logits near the f32 load of
@@ -264,7 +264,7 @@ static void test_q4_k_m(const plm_model *f, const int32_t *ids, int32_t n, doubl
     CHECK_MSG(plm_model_save_ftype(f, path, PLM_FTYPE_Q4_K_M, &err) == PLM_OK, "%s", err.msg);
     CHECK_MSG(plm_model_load(&k, path, &lp, &err) == PLM_OK, "%s", err.msg);
     if (!k) return;
-    size_t count[PLM_DTYPE_Q6_K + 1] = {0}; // linear weights per dtype in memory
+    size_t count[PLM_DTYPE_Q5_K + 1] = {0}; // linear weights per dtype in memory
     for (int l = 0; l < k->config.num_hidden_layers; l++) {
         const plm_layer *y = &k->layers[l];
         const plm_mat *ws[7] = {&y->q_proj,    &y->k_proj,  &y->v_proj,   &y->o_proj,
@@ -272,11 +272,11 @@ static void test_q4_k_m(const plm_model *f, const int32_t *ids, int32_t n, doubl
         for (int i = 0; i < 7; i++) count[ws[i]->dtype]++;
     }
     fprintf(stderr,
-            "  Q4_K_M as auto: %zu q5_0, %zu q4_1, %zu q5_1, %zu q6_k, %zu q8_0 layer weights\n",
-            count[PLM_DTYPE_Q5_0], count[PLM_DTYPE_Q4_1], count[PLM_DTYPE_Q5_1],
+            "  Q4_K_M as auto: %zu q5_0, %zu q4_k, %zu q4_1, %zu q6_k, %zu q8_0 layer weights\n",
+            count[PLM_DTYPE_Q5_0], count[PLM_DTYPE_Q4_K], count[PLM_DTYPE_Q4_1],
             count[PLM_DTYPE_Q6_K], count[PLM_DTYPE_Q8_0]);
-    CHECK_MSG(count[PLM_DTYPE_Q5_0] > 0 && count[PLM_DTYPE_Q4_1] > 0 && count[PLM_DTYPE_Q6_K] > 0,
-              "Q4_K_M as auto: no Q5_0, no Q4_1 (Q4_K) or no Q6_K weights");
+    CHECK_MSG(count[PLM_DTYPE_Q5_0] > 0 && count[PLM_DTYPE_Q4_K] > 0 && count[PLM_DTYPE_Q6_K] > 0,
+              "Q4_K_M as auto: no Q5_0, no Q4_K or no Q6_K weights");
     // the file's own loss (its values as f32) against what the kernels add (inputs to 8 bits)
     plm_model *kf = NULL;
     lp.dtype = PLM_DTYPE_F32;

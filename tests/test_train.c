@@ -491,6 +491,8 @@ static void test_finetune_unlikelihood(void) {
     plm_model_free(m);
     snprintf(path, sizeof path, "rm -rf %s", dir);
     CHECK(system(path) == 0);
+}
+
 // test_half_base: LoRA training on an F16 or BF16 base (frozen, kept in 16 bits: QLoRA-style) ==
 // on the f32 base of the same values, bit for bit: the fixture's model saved as 16-bit HF files,
 // loaded as they are (auto) and as f32; 10 AdamW steps on each, 2 threads.

@@ -7,7 +7,8 @@
 // 2. real SmolLM2 (when models/SmolLM2-135M-Instruct.Q4_1.gguf is present), greedy: for f32 and
 //    q8_0, text and ids of generate and paraphrase equal `pocketlm generate|paraphrase --temp 0
 //    --json`; for q8_0 also the prompt's logits equal the native ones within atol 1e-5 + rtol 1e-5;
-//    the same for the model written as Q6_K (`pocketlm convert --quant q6_k`) loaded with auto.
+//    the same for the model written as Q6_K and as Q4_K_M (`pocketlm convert --quant q6_k|q4_k_m`)
+//    loaded with auto (Q6_K and Q4_K kept).
 // 3. which build: PLM_EXPECT_SIMD (set by wasm.test.sh: 'simd128' when node runs without relaxed
 //    SIMD, 'relaxed' with it) is what feature detection must pick, for every load above. With
 //    relaxed SIMD, the two builds are also compared with each other: q8_0, q4_1, q5_1 logits bit for bit
@@ -209,26 +210,29 @@ if (!fs.existsSync(real)) {
     }
     lm.free();
   }
-  // the model written as Q6_K (its down_proj Q6_K, the rest Q8_0) and loaded with auto: the prompt's
-  // logits == native's within the same 1e-5, its greedy ids the same (and with relaxed SIMD the
-  // SIMD128 build's logits bit for bit)
-  const q6k = path.join(path.dirname(tiny), 'smollm2-q6k.gguf');
-  native([path.join(BUILD_DIR, 'pocketlm'), 'convert', real, q6k, '--quant', 'q6_k']);
-  const lm6 = await PocketLM.load(q6k, { dtype: 'auto', threads: 1 });
-  const t6 = lm6.tokenize(prompt);
-  const ref6 = JSON.parse(native([path.join(BUILD_DIR, 'tests/wasm_logits'), q6k, 'auto', '1',
-                                  String(N_GREEDY), ...Array.from(t6).map(String)]));
-  const l6 = await lm6.decode(t6);
-  allclose(l6, ref6.logits, 1e-5, 1e-5, 'SmolLM2 q6_k file (auto): prompt logits');
-  if (EXPECT_SIMD === 'relaxed') {
-    const lm128 = await PocketLM.load(q6k, { dtype: 'auto', threads: 1, simd: 'simd128' });
-    check(bitsEqual(l6, await lm128.decode(t6)), 'SmolLM2 q6_k: prompt logits == the SIMD128 build\'s, bit for bit');
-    lm128.free();
+  // the model written as Q6_K (its down_proj Q6_K, the rest Q8_0) and as Q4_K_M (its down_proj
+  // Q4_K or Q6_K, most of the rest Q5_0) and loaded with auto: the prompt's logits == native's
+  // within the same 1e-5, its greedy ids the same (and with relaxed SIMD the SIMD128 build's
+  // logits bit for bit)
+  for (const quant of ['q6_k', 'q4_k_m']) {
+    const file = path.join(path.dirname(tiny), `smollm2-${quant}.gguf`);
+    native([path.join(BUILD_DIR, 'pocketlm'), 'convert', real, file, '--quant', quant]);
+    const lmk = await PocketLM.load(file, { dtype: 'auto', threads: 1 });
+    const tk = lmk.tokenize(prompt);
+    const refk = JSON.parse(native([path.join(BUILD_DIR, 'tests/wasm_logits'), file, 'auto', '1',
+                                    String(N_GREEDY), ...Array.from(tk).map(String)]));
+    const lk = await lmk.decode(tk);
+    allclose(lk, refk.logits, 1e-5, 1e-5, `SmolLM2 ${quant} file (auto): prompt logits`);
+    if (EXPECT_SIMD === 'relaxed') {
+      const lm128 = await PocketLM.load(file, { dtype: 'auto', threads: 1, simd: 'simd128' });
+      check(bitsEqual(lk, await lm128.decode(tk)), `SmolLM2 ${quant}: prompt logits == the SIMD128 build's, bit for bit`);
+      lm128.free();
+    }
+    const gk = await lmk.generate(Array.from(tk), { maxTokens: N_GREEDY, temperature: 0, stopTokens: [] });
+    check(JSON.stringify(gk.tokens) === JSON.stringify(refk.greedy), `SmolLM2 ${quant}: greedy ids`,
+          `${JSON.stringify(gk.tokens)} native ${JSON.stringify(refk.greedy)}`);
+    lmk.free();
   }
-  const g6 = await lm6.generate(Array.from(t6), { maxTokens: N_GREEDY, temperature: 0, stopTokens: [] });
-  check(JSON.stringify(g6.tokens) === JSON.stringify(ref6.greedy), 'SmolLM2 q6_k: greedy ids',
-        `${JSON.stringify(g6.tokens)} native ${JSON.stringify(ref6.greedy)}`);
-  lm6.free();
 }
 
 fs.rmSync(path.dirname(tiny), { recursive: true, force: true });

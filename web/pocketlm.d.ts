@@ -43,11 +43,12 @@ export interface LoadOptions {
    */
   threads?: number;
   /** In-memory dtype of the linear weights: 'auto' (default: each weight as the file stores it
-   * where a kernel exists: a Q4_1 file stays Q4_1, its Q8_0 embedding Q8_0; Q4_K as q4_1, Q5_K as
-   * q5_1, exactly; F16/BF16 kept 16-bit; other types q8_0), or one for all: 'q8_0' (~4x smaller
-   * than f32, faster), 'f32', 'f16', 'bf16' (half of f32's memory, its results exactly), 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q6_k' (weights whose columns are a
-   * multiple of 256; others q8_0). */
-  dtype?: 'q8_0' | 'f32' | 'f16' | 'bf16' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q6_k' | 'auto';
+   * where a kernel exists: a Q4_1 file stays Q4_1, its Q8_0 embedding Q8_0, Q4_K and Q5_K stay
+   * as they are; F16/BF16 kept 16-bit; other types q8_0), or one for all: 'q8_0' (~4x smaller
+   * than f32, faster), 'f32', 'f16', 'bf16' (half of f32's memory, its results exactly), 'q4_0',
+   * 'q4_1', 'q5_0', 'q5_1', 'q6_k' (weights whose columns are a multiple of 256; others q8_0),
+   * 'q4_k', 'q5_k' (the same; others q4_1, q5_1). */
+  dtype?: 'q8_0' | 'f32' | 'f16' | 'bf16' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q6_k' | 'q4_k' | 'q5_k' | 'auto';
   /** An adapter applied at run time (not merged). */
   lora?: LoraSource;
   /** Positions held in the KV cache; default min(2048, the model's context). */
@@ -167,7 +168,7 @@ export class PocketLM {
 
   readonly config: ModelConfig;
   /** The dtype most of the weights are kept in ('auto' resolves to one of the others). */
-  readonly dtype: 'q8_0' | 'f32' | 'f16' | 'bf16' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q6_k';
+  readonly dtype: 'q8_0' | 'f32' | 'f16' | 'bf16' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q6_k' | 'q4_k' | 'q5_k';
   readonly threads: number;
   /** The module loaded: 'pocketlm.mjs', 'pocketlm-mt.mjs', 'pocketlm-relaxed.mjs' or 'pocketlm-relaxed-mt.mjs'. */
   readonly build: string;

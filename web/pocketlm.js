@@ -24,7 +24,10 @@
 const IS_NODE = typeof process === 'object' && typeof process.versions === 'object' &&
     typeof process.versions.node === 'string' && typeof window === 'undefined';
 
-const DTYPES = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_1: 5, auto: 6, q5_0: 7, q5_1: 8, q6_k: 9 };
+const DTYPES = {
+  f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_1: 5, auto: 6, q5_0: 7, q5_1: 8, q6_k: 9, q4_k: 10,
+  q5_k: 11,
+};
 const STOP_REASONS = ['length', 'token', 'string', 'context', 'callback'];
 const MAX_POOL = 16; // web workers at most in the threaded build
 const POOLS = 3;     // thread pools at once: a session, a trainer, a merged model's session
@@ -281,7 +284,7 @@ export class PocketLM {
     const dtype = opts.dtype ?? 'auto';
     if (!(dtype in DTYPES))
       throw new Error(
-        `pocketlm: dtype '${dtype}': want 'q8_0', 'f32', 'f16', 'bf16', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q6_k' or 'auto'`);
+        `pocketlm: dtype '${dtype}': want 'q8_0', 'f32', 'f16', 'bf16', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q6_k', 'q4_k', 'q5_k' or 'auto'`);
     let threads = opts.threads ?? defaultThreads();
     const canThread = IS_NODE || (typeof crossOriginIsolated !== 'undefined' && crossOriginIsolated);
     if (!canThread) threads = 1;

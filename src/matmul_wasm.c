@@ -209,10 +209,12 @@ PLM_INLINE v128_t q8_pairs_relaxed(v128_t wv, const int8_t *pl) {
                           plm_relaxed_dot_i8x16_i7x16_s(wv, wasm_v128_load(pl + 16)));
 }
 
-// q8_quads_relaxed: q8_pairs_relaxed, pairs added (the ones stay in a register; V8's pairwise add
-// reloads its constant each time).
+// q8_quads_relaxed: q8_pairs_relaxed, pairs added (V8 reads the pairwise add's constant from
+// memory at each use: a constant of ones held in a register made the loop of q8_row1 keep its
+// accumulator on the stack, a store and a load in its chain of adds each step: 4% slower in node 20
+// on cache-resident weights, 2026-12-06).
 PLM_INLINE v128_t q8_quads_relaxed(v128_t wv, const int8_t *pl) {
-    return wasm_i32x4_dot_i16x8(q8_pairs_relaxed(wv, pl), wasm_i16x8_splat(1));
+    return wasm_i32x4_extadd_pairwise_i16x8(q8_pairs_relaxed(wv, pl));
 }
 #endif // __wasm_relaxed_simd__
 
@@ -318,22 +320,34 @@ PLM_INLINE q8_wv q8_weights(q8_wrow w, int b, int relaxed, plm_dtype dt) {
     return o;
 }
 
-// q8_token_lanes: block b (weights w) times token t: 4 lanes whose total is P. Relaxed, with Q4_1
+// q8_xrow: where a token's inputs start: as q8_prepare left them (64 bytes a block), xq itself,
+// and their scales.
+typedef struct {
+    const int8_t *xs, *xq;
+    const float *xd;
+} q8_xrow;
+
+PLM_INLINE q8_xrow q8_x_of(const matmul_job *j, int t) {
+    const size_t C = (size_t)j->w->cols;
+    q8_xrow o = {(const int8_t *)j->xc + (size_t)t * C * 2, j->xq + (size_t)t * C,
+                 j->xd + (size_t)t * (C / PLM_QK)};
+    return o;
+}
+
+// q8_lanes: block b (weights w) times the token x: 4 lanes whose total is P. Relaxed, with Q4_1
 // or Q5_1 weights k in [0, 31] (no offset), k is the relaxed dot's 7-bit operand and the inputs xq
 // (any byte) its signed one: no planes, one dot per 16 bytes; with Q4_0 or Q5_0 (|w| <= 16), the
 // two halves' pairs add in i16 before they widen; in both, |sum| <= 4 * 31 * 127 = 15748.
-PLM_INLINE v128_t q8_token_lanes(const matmul_job *j, q8_wv w, int t, int b, int relaxed,
-                                 plm_dtype dt) {
-    const size_t C = (size_t)j->w->cols;
-    const int8_t *xs = (const int8_t *)j->xc + (size_t)t * C * 2 + (size_t)b * 2 * PLM_QK;
+PLM_INLINE v128_t q8_lanes(q8_wv w, q8_xrow x, int b, int relaxed, plm_dtype dt) {
+    const int8_t *xs = x.xs + (size_t)b * 2 * PLM_QK;
 #if defined(__wasm_relaxed_simd__)
     if (relaxed) {
         const v128_t one = wasm_i16x8_splat(1);
         if (plm_dtype_min(dt)) {
-            const int8_t *x = j->xq + (size_t)t * C + (size_t)b * PLM_QK;
+            const int8_t *xq = x.xq + (size_t)b * PLM_QK;
             return wasm_i32x4_dot_i16x8(
-                wasm_i16x8_add(plm_relaxed_dot_i8x16_i7x16_s(wasm_v128_load(x), w.v[0]),
-                               plm_relaxed_dot_i8x16_i7x16_s(wasm_v128_load(x + 16), w.v[1])),
+                wasm_i16x8_add(plm_relaxed_dot_i8x16_i7x16_s(wasm_v128_load(xq), w.v[0]),
+                               plm_relaxed_dot_i8x16_i7x16_s(wasm_v128_load(xq + 16), w.v[1])),
                 one);
         }
         if (dt != PLM_DTYPE_Q8_0)
@@ -350,10 +364,10 @@ PLM_INLINE v128_t q8_token_lanes(const matmul_job *j, q8_wv w, int t, int b, int
                                          wasm_i32x4_dot_i16x8(wasm_v128_load(xs + 48), w.v[3])));
 }
 
-// q8_row_lanes: block b of row w times token t: 4 lanes whose total is P.
-PLM_INLINE v128_t q8_row_lanes(const matmul_job *j, q8_wrow w, int b, int t, int relaxed,
-                               plm_dtype dt) {
-    return q8_token_lanes(j, q8_weights(w, b, relaxed, dt), t, b, relaxed, dt);
+// q8_token_lanes: block b (weights w) times token t: 4 lanes whose total is P.
+PLM_INLINE v128_t q8_token_lanes(const matmul_job *j, q8_wv w, int t, int b, int relaxed,
+                                 plm_dtype dt) {
+    return q8_lanes(w, q8_x_of(j, t), b, relaxed, dt);
 }
 
 // sum2_wasm: lanes 0 and 1 = the sums of the lanes of a and of b (exact, int32).
@@ -363,16 +377,14 @@ PLM_INLINE v128_t sum2_wasm(v128_t a, v128_t b) {
     return wasm_i32x4_add(h, wasm_i32x4_shuffle(h, h, 2, 3, 0, 1));
 }
 
-// q8_row2: acc + blocks b .. b+n-1 (n = 1, 2) of row w and token t: their P in one vector, then
+// q8_row2: acc + the first n blocks (n = 1, 2) of row w and token x: their P in one vector, then
 // one add per block. (Two blocks a step: node 20's V8 moves every load of a loop body to its top,
 // where four blocks' spill.)
-PLM_INLINE float q8_row2(float acc, const matmul_job *j, q8_wrow w, int t, int b, int n,
-                         int relaxed, plm_dtype dt) {
-    const int nb = j->w->cols / PLM_QK;
-    const v128_t p0 = q8_row_lanes(j, w, b, t, relaxed, dt);
-    const v128_t p1 = n == 2 ? q8_row_lanes(j, w, b + 1, t, relaxed, dt) : wasm_i32x4_splat(0);
-    const v128_t s =
-        wasm_f32x4_mul(load4_wasm(w.d + b, n), load4_wasm(j->xd + (size_t)t * nb + b, n));
+PLM_INLINE float q8_row2(float acc, q8_wrow w, q8_xrow x, int n, int relaxed, plm_dtype dt) {
+    const v128_t p0 = q8_lanes(q8_weights(w, 0, relaxed, dt), x, 0, relaxed, dt);
+    const v128_t p1 =
+        n == 2 ? q8_lanes(q8_weights(w, 1, relaxed, dt), x, 1, relaxed, dt) : wasm_i32x4_splat(0);
+    const v128_t s = wasm_f32x4_mul(load4_wasm(w.d, n), load4_wasm(x.xd, n));
     const v128_t m = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(sum2_wasm(p0, p1)), s);
     acc = acc + wasm_f32x4_extract_lane(m, 0);
     return n == 2 ? acc + wasm_f32x4_extract_lane(m, 1) : acc;
@@ -385,14 +397,33 @@ PLM_INLINE float q8_m(float a, const matmul_job *j, int t, int r, plm_dtype dt) 
     return a + plm_q4_m_sum(j->w->m + (size_t)r * nb, j->xs + (size_t)t * nb, nb);
 }
 
+// q8_wrow_next, q8_xrow_next: the row's and the token's pointers n blocks on. q8_row1 moves
+// them on every step, so that the loads' addresses are constant offsets from them (the
+// toolchain's wasm builds turn off loop strength reduction: an index times a stride would be
+// computed again for every load).
+PLM_INLINE q8_wrow q8_wrow_next(q8_wrow w, int n, plm_dtype dt) {
+    w.w += (size_t)n * (dt == PLM_DTYPE_Q8_0 ? PLM_QK : 16), w.d += n;
+    if (plm_dtype_high(dt)) w.qh += n;
+    return w;
+}
+
+PLM_INLINE q8_xrow q8_xrow_next(q8_xrow x, int n) {
+    x.xs += (size_t)n * 2 * PLM_QK, x.xq += (size_t)n * PLM_QK, x.xd += n;
+    return x;
+}
+
 // q8_row1: out[t, r], one token and one row, 2 blocks a step (decode streams each row whole).
 PLM_INLINE void q8_row1(const matmul_job *j, int t, int r, int relaxed, plm_dtype dt) {
     const int nb = j->w->cols / PLM_QK;
-    const q8_wrow w = q8_row_of(j, r, dt);
+    q8_wrow w = q8_row_of(j, r, dt);
+    q8_xrow x = q8_x_of(j, t);
     float acc = 0.0f;
     int b = 0;
-    for (; b + 2 <= nb; b += 2) acc = q8_row2(acc, j, w, t, b, 2, relaxed, dt);
-    if (b < nb) acc = q8_row2(acc, j, w, t, b, 1, relaxed, dt);
+    for (; b + 2 <= nb; b += 2) {
+        acc = q8_row2(acc, w, x, 2, relaxed, dt);
+        w = q8_wrow_next(w, 2, dt), x = q8_xrow_next(x, 2);
+    }
+    if (b < nb) acc = q8_row2(acc, w, x, 1, relaxed, dt);
     j->out[(size_t)t * j->w->rows + r] = q8_m(acc, j, t, r, dt);
 }
 
@@ -430,7 +461,11 @@ PLM_INLINE void q8_tile4(const matmul_job *j, int t0, int r0, int nr, int relaxe
 // past the last 4) takes the rows one after the other, each a whole row before the next: the
 // weights are then one sequential stream, which measured 2.2x the decode speed of 4 interleaved
 // rows in node on a busy machine (2026-12-05; again 2.2x on lm_head with the rows' P in the lanes
-// of one vector, 2026-12-06); 4 rows a call rather than 1 spend less on calls and set-up.
+// of one vector, 2026-12-06). Two rows a block step, the rows' P in lanes and one accumulator for
+// both (fewer instructions a block, nothing spilled) were 1.12x faster on cache-resident weights
+// but 1.8-2x slower on weights from DRAM (lm_head, every layer's in a real decode: 2026-12-06): the
+// cost is the memory stream, not the registers. 4 rows a call rather than 1 spend less on calls
+// and set-up.
 PLM_INLINE void q8_tile(const matmul_job *j, int t0, int mt, int r0, int nr, int relaxed,
                         plm_dtype dt) {
     if (mt == 4 && nr == 2) q8_tile4(j, t0, r0, 2, relaxed, dt);

@@ -207,7 +207,7 @@ static void test_crossentropy(void) {
             int n;
             double loss = plm_crossentropy_forward_backward(dl, l, y, av, w, T, V, 1.0f, &n);
             CHECK(n == 5);
-            double want = cross_entropy_want(l, y, av, w);
+            double want = cross_entropy_want(l, y, av, (double)w);
             CHECK_MSG(fabs(loss - want) < 1e-5 * fabs(want), "%s ce (ul %d) loss %.9g want %.9g",
                       plm_isa_name((plm_isa)isa), ul, loss, want);
             for (int i = 0; i < T * V; i++) { // the loss is summed in double: eps 1e-3 is clean

@@ -486,14 +486,26 @@ static void quantize_worker(void *ctx, int ith, int nth) {
                    q->xd + (size_t)t0 * (C / PLM_QK), (size_t)(t1 - t0) * (C / PLM_QK));
 }
 
+// has_tiles: whether t is set (an unset tile_kernel means the scalar reference's)
+static int has_tiles(tile_kernel t) {
+    return t.fn || t.rows;
+}
+
 // kernel_of: the tiles of path k for dtype, the scalar reference's when k has none.
 static tile_kernel kernel_of(const matmul_kernels *k, plm_dtype dtype) {
     const tile_kernel t = dtype == PLM_DTYPE_F32    ? k->f32
-                          : plm_dtype_half(dtype)   ? k->f16.fn || k->f16.rows ? k->f16 : k->f32
+                          : plm_dtype_half(dtype)   ? has_tiles(k->f16) ? k->f16 : k->f32
                           : dtype == PLM_DTYPE_Q8_0 ? k->q8
                           : dtype == PLM_DTYPE_Q6_K ? k->q6k
                                                     : k->q4;
-    return t.fn || t.rows ? t : kernel_of(&kernels_scalar, dtype);
+    return has_tiles(t) ? t : kernel_of(&kernels_scalar, dtype);
+}
+
+// half_of: the converter the driver runs on F16/BF16 rows before path k's f32 tiles (half_rows):
+// k's own, else the scalar one; NULL when dtype is not 16-bit or k's f16 tiles read it themselves.
+static half_fn half_of(const matmul_kernels *k, plm_dtype dtype) {
+    if (!plm_dtype_half(dtype) || has_tiles(k->f16)) return NULL;
+    return k->half ? k->half : plm_half_to_f32;
 }
 
 // matmul_n: out_i = inp @ W_i^T for the n weights ws (same cols) on path isa.
@@ -516,9 +528,7 @@ static void matmul_n(plm_isa isa, plm_pool *pool, int n, float *const *outs, con
                                .inp = inp,
                                .w = ws[i],
                                .T = T,
-                               .half = !plm_dtype_half(w->dtype) || k->f16.fn || k->f16.rows ? NULL
-                                       : k->half ? k->half
-                                                 : plm_half_to_f32};
+                               .half = half_of(k, w->dtype)};
     }
     if (quant) {
         assert(w->cols % PLM_QK == 0 && scratch != NULL);

@@ -97,6 +97,8 @@ typedef void (*warm_fn)(const matmul_job *j, int r0, int r1);
 // A rows function writes out[0 .. T, r0 .. r1) in one call: a path whose kernels pack the weights
 // (a GEMM micro-kernel wants W^T panels, not rows) blocks, packs and picks its decode kernel itself.
 typedef void (*rows_fn)(const matmul_job *j, int r0, int r1);
+// A half function converts n F16 or BF16 (dtype) values h to f32 (plm_half_to_f32's bits).
+typedef void (*half_fn)(float *out, const uint16_t *h, size_t n, plm_dtype dtype);
 
 typedef struct {
     tile_fn fn;
@@ -117,7 +119,7 @@ struct matmul_job {
     const int32_t *xc; // from the table's q8_prepare, when it has one (its layout is the table's)
     const float *xs;   // (T, cols / PLM_QK) dx times the sum of each block of xq, for Q4_1 weights
     // F16/BF16 weights that the kernel does not read itself: the table's half, else NULL
-    void (*half)(float *out, const uint16_t *h, size_t n, plm_dtype dtype);
+    half_fn half;
     const plm_mat *w; // (rows, cols)
     int T;
 };
@@ -130,7 +132,7 @@ typedef struct {
     // converts them as it loads); unset: the f32 kernels on rows that the driver converts by half
     tile_kernel f16;
     // half: plm_half_to_f32 (matmul.h) for F16 or BF16 (dtype) weights; NULL: the scalar one
-    void (*half)(float *out, const uint16_t *h, size_t n, plm_dtype dtype);
+    half_fn half;
     // quantize: quantize_scalar's bytes for x (n) -> q (n), d (n / PLM_QK)
     void (*quantize)(int8_t *q, float *d, const float *x, size_t n);
     // q8_prepare: the part of xc for tokens [t0, t1) from xq (T, C) and xd (T, C / 32), computed

@@ -17,12 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base.h"
 #include "cpu.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #define PLM_X86_DISPATCH 1
-#define PLM_AVX512       __attribute__((target("avx2,avx512f")))
-#define PLM_AVX2         __attribute__((target("avx2")))
+#define PLM_AVX512       __attribute__((target("avx2,avx512f,f16c")))
+#define PLM_AVX2         __attribute__((target("avx2,f16c"))) // PLM_ISA_AVX2 includes F16C
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 // The vector helpers pass vectors by value, which GCC and clang warn changes the ABI between
 // targets: they are always inlined, so there is no call to disagree about.
@@ -122,6 +126,65 @@ PLM_INLINE float sum8(v8 v) {
     return (a[0] + a[2]) + (a[1] + a[3]);
 }
 
+// ---- keys and values: f32 or IEEE half ----
+
+// Attention reads its keys and values through a kv_elems: f32 as they are, or IEEE half (a KV
+// cache of PLM_DTYPE_F16) converted as they load by the path's converter: F16C's vcvtph2ps on
+// AVX2 and AVX-512, NEON's fcvtl on arm64, integer bit operations elsewhere (the baseline, wasm).
+// Every half is exactly a float, so attention over F16 values gives the bits of attention over
+// the same values in f32, on every path.
+typedef struct {
+    int f16;                              // elements are IEEE half (uint16_t), else float
+    v8 (*load8)(const void *p, size_t i); // elements i .. i+7 of p as floats
+} kv_elems;
+
+PLM_INLINE v8 load8_f32(const void *p, size_t i) {
+    return load8((const float *)p + i);
+}
+#define KV_F32 ((kv_elems){0, load8_f32})
+
+#if defined(__aarch64__)
+// load8_f16: fcvtl, 4 halves a step
+PLM_INLINE v8 load8_f16(const void *p, size_t i) {
+    const uint16_t *h = (const uint16_t *)p + i;
+    const float32x4_t lo = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h)));
+    const float32x4_t hi = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h + 4)));
+    v8 v;
+    memcpy(&v, &lo, sizeof lo);
+    memcpy((char *)&v + sizeof lo, &hi, sizeof hi);
+    return v;
+}
+#else
+typedef uint16_t v8h __attribute__((vector_size(16)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+// load8_f16: matmul_wasm.c's f16_wasm on 8 lanes: the exponent and mantissa moved into f32's
+// places (<< 13) and multiplied by 2^112, which rebases the exponent (15 -> 127) and turns a
+// subnormal half into its normal f32 exactly; inf and NaN (exponent 31) get exponent 255 and keep
+// their mantissa; the sign goes back on last.
+PLM_INLINE v8 load8_f16(const void *p, size_t i) {
+    v8h h;
+    memcpy(&h, (const uint16_t *)p + i, sizeof h);
+    const v8u x = __builtin_convertvector(h, v8u);
+    const v8u sign = (x & 0x8000) << 16, em = (x & 0x7fff) << 13;
+    const v8 finite = (v8)em * 0x1p112f, special = (v8)(em | 0x7f800000);
+    return (v8)(sign | (v8u)select8(em > 0x0f7fe000, special, finite));
+}
+#endif
+#define KV_F16 ((kv_elems){1, load8_f16})
+
+#ifdef PLM_X86_DISPATCH
+// load8_f16c: vcvtph2ps (the AVX2 and AVX-512 copies)
+__attribute__((target("f16c"))) PLM_INLINE v8 load8_f16c(const void *p, size_t i) {
+    return (v8)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+}
+#define KV_F16C ((kv_elems){1, load8_f16c})
+#endif
+
+// load1: element i of p as a float (the tails)
+PLM_INLINE float load1(kv_elems e, const void *p, size_t i) {
+    return e.f16 ? plm_f16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+
 // ---- embedding ----
 
 void plm_embedding_forward(float *out, const int32_t *ids, const plm_mat *w, int T) {
@@ -140,16 +203,21 @@ PLM_INLINE float sum16(v8 lo, v8 hi) {
     return sum8(lo + hi);
 }
 
-PLM_INLINE float dot(const float *x, const float *y, int n) {
+// dot_kv: dot with y's n elements from y0 of kind e
+PLM_INLINE float dot_kv(const float *x, const void *y, size_t y0, int n, kv_elems e) {
     v8 lo = {0}, hi = {0};
     int i = 0;
     for (; i + 16 <= n; i += 16) {
-        lo += load8(x + i) * load8(y + i);
-        hi += load8(x + i + 8) * load8(y + i + 8);
+        lo += load8(x + i) * e.load8(y, y0 + (size_t)i);
+        hi += load8(x + i + 8) * e.load8(y, y0 + (size_t)i + 8);
     }
     float s = sum16(lo, hi);
-    for (; i < n; i++) s += x[i] * y[i];
+    for (; i < n; i++) s += x[i] * load1(e, y, y0 + (size_t)i);
     return s;
+}
+
+PLM_INLINE float dot(const float *x, const float *y, int n) {
+    return dot_kv(x, y, 0, n, KV_F32);
 }
 
 // dot3: sum of (x[i] * y[i]) * z[i], in dot's lanes and tree
@@ -166,10 +234,16 @@ PLM_INLINE float dot3(const float *x, const float *y, const float *z, int n) {
 }
 
 // axpy: y += a * x, 8 at a time (element-wise: the same bits as one at a time)
-PLM_INLINE void axpy(float *restrict y, float a, const float *restrict x, int n) {
+// axpy_kv: axpy with x's n elements from x0 of kind e
+PLM_INLINE void axpy_kv(float *restrict y, float a, const void *restrict x, size_t x0, int n,
+                        kv_elems e) {
     int i = 0;
-    for (; i + 8 <= n; i += 8) store8(y + i, load8(y + i) + a * load8(x + i));
-    for (; i < n; i++) y[i] += a * x[i];
+    for (; i + 8 <= n; i += 8) store8(y + i, load8(y + i) + a * e.load8(x, x0 + (size_t)i));
+    for (; i < n; i++) y[i] += a * load1(e, x, x0 + (size_t)i);
+}
+
+PLM_INLINE void axpy(float *restrict y, float a, const float *restrict x, int n) {
+    axpy_kv(y, a, x, 0, n, KV_F32);
 }
 
 // ---- rmsnorm ----
@@ -297,21 +371,23 @@ PLM_INLINE void softmax_inplace(float *a, int n) {
     for (; s < n; s++) a[s] *= inv;
 }
 
-// weighted_sum: o (D) = sum over s < n of a[s] * v[s * vstride ..], from +0 in s order (axpy's
-// operations). For D a multiple of 8 up to 128 the sums stay in registers (with D a constant:
-// attention's callers specialize D = 64) instead of a load and a store of o for every key.
-PLM_INLINE void weighted_sum(float *o, const float *a, const float *v, size_t vstride, int n,
-                             int D) {
+// weighted_sum: o (D) = sum over s < n of a[s] * v[s * vstride ..] (v's elements from v0, of kind
+// e), from +0 in s order (axpy's operations). For D a multiple of 8 up to 128 the sums stay in
+// registers (with D a constant: attention's callers specialize D = 64) instead of a load and a
+// store of o for every key.
+PLM_INLINE void weighted_sum(float *o, const float *a, const void *v, size_t v0, size_t vstride,
+                             int n, int D, kv_elems e) {
     if (D % 8 == 0 && D <= 128) {
         v8 acc[16];
         for (int i = 0; i < D / 8; i++) acc[i] = (v8){0};
         for (int s = 0; s < n; s++)
-            for (int i = 0; i < D / 8; i++) acc[i] += a[s] * load8(v + s * vstride + 8 * i);
+            for (int i = 0; i < D / 8; i++)
+                acc[i] += a[s] * e.load8(v, v0 + s * vstride + 8 * (size_t)i);
         for (int i = 0; i < D / 8; i++) store8(o + 8 * i, acc[i]);
         return;
     }
     memset(o, 0, (size_t)D * sizeof *o);
-    for (int s = 0; s < n; s++) axpy(o, a[s], v + s * vstride, D);
+    for (int s = 0; s < n; s++) axpy_kv(o, a[s], v, v0 + s * vstride, D, e);
 }
 
 // ATT_HEADS: query heads that share a KV head (GQA) computed together, at most: each key and value
@@ -319,23 +395,25 @@ PLM_INLINE void weighted_sum(float *o, const float *a, const float *v, size_t vs
 #define ATT_HEADS 4
 
 // attention_heads: m (a constant, <= ATT_HEADS) query heads q (m, D) of one token that share the
-// keys k and values v (n rows, stride kvs): scores a (m rows, stride as) = q k^T * scale, their
-// softmax, out (m, D) = a v. Per head the operations of one head at a time (dot, softmax_inplace,
-// weighted_sum's sums in s order), so the bits do not depend on m; D is a multiple of 32.
-PLM_INLINE void attention_heads(float *out, float *a, size_t as, const float *q, const float *k,
-                                const float *v, size_t kvs, int n, int D, float scale,
-                                const int m) {
+// keys k and values v (n rows from element kv0, stride kvs, elements of kind e): scores a (m
+// rows, stride as) = q k^T * scale, their softmax, out (m, D) = a v. Per head the operations of
+// one head at a time (dot, softmax_inplace, weighted_sum's sums in s order), so the bits do not
+// depend on m; D is a multiple of 32.
+PLM_INLINE void attention_heads(float *out, float *a, size_t as, const float *q, const void *k,
+                                const void *v, size_t kv0, size_t kvs, int n, int D, float scale,
+                                const int m, kv_elems e) {
     for (int s = 0; s < n; s++) {
         v8 lo[ATT_HEADS], hi[ATT_HEADS];
         UNROLL
         for (int j = 0; j < m; j++) lo[j] = hi[j] = (v8){0};
         UNROLL
         for (int i = 0; i < D; i += 16) {
-            const v8 k0 = load8(k + s * kvs + i), k1 = load8(k + s * kvs + i + 8);
+            const size_t at = kv0 + s * kvs + (size_t)i;
+            const v8 x0 = e.load8(k, at), x1 = e.load8(k, at + 8);
             UNROLL
             for (int j = 0; j < m; j++) {
-                lo[j] += load8(q + j * D + i) * k0;
-                hi[j] += load8(q + j * D + i + 8) * k1;
+                lo[j] += load8(q + j * D + i) * x0;
+                hi[j] += load8(q + j * D + i + 8) * x1;
             }
         }
         UNROLL
@@ -352,7 +430,7 @@ PLM_INLINE void attention_heads(float *out, float *a, size_t as, const float *q,
         for (int s = 0; s < n; s++) {
             v8 x[4];
             UNROLL
-            for (int i = 0; i < 4; i++) x[i] = load8(v + s * kvs + c + 8 * i);
+            for (int i = 0; i < 4; i++) x[i] = e.load8(v, kv0 + s * kvs + (size_t)(c + 8 * i));
             UNROLL
             for (int j = 0; j < m; j++) {
                 UNROLL
@@ -368,9 +446,9 @@ PLM_INLINE void attention_heads(float *out, float *a, size_t as, const float *q,
 }
 
 PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const float *q,
-                                  const float *k, const float *v, size_t kvp, size_t kvh, int T,
+                                  const void *k, const void *v, size_t kvp, size_t kvh, int T,
                                   int P, int H, int K, int D, float scale, int window, int p0,
-                                  int i0, int i1) {
+                                  int i0, int i1, kv_elems e) {
     assert(i0 >= 0 && i1 <= T * H && H % K == 0 &&
            (p0 == 0 || (window > 0 && p0 <= P - window + 1)));
     int group = H / K; // query heads per KV head (repeat_kv)
@@ -382,8 +460,7 @@ PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const 
         const float *qt = q + ((size_t)t * H + h) * D;
         float *a = att + ((size_t)t * H + h) * att_stride;
         float *o = out + ((size_t)t * H + h) * D;
-        const float *kt = k + (size_t)kh * kvh + (size_t)(s0 - p0) * kvp;
-        const float *vt = v + (size_t)kh * kvh + (size_t)(s0 - p0) * kvp;
+        const size_t kv0 = (size_t)kh * kvh + (size_t)(s0 - p0) * kvp; // key s0's first element
         const size_t kvs = kvp, as = (size_t)att_stride;
         // this thread's next heads of the same token and KV head (the split may cut a group)
         int m = 1;
@@ -391,14 +468,14 @@ PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const 
         for (int j = 0; j < m; j++) memset(a + j * as, 0, (size_t)s0 * sizeof *a);
         a += s0, n -= s0;
         switch (D % 32 ? 0 : m) { // attention_heads wants D in chunks of 32
-        case 4: attention_heads(o, a, as, qt, kt, vt, kvs, n, D, scale, 4); break;
-        case 3: attention_heads(o, a, as, qt, kt, vt, kvs, n, D, scale, 3); break;
-        case 2: attention_heads(o, a, as, qt, kt, vt, kvs, n, D, scale, 2); break;
-        case 1: attention_heads(o, a, as, qt, kt, vt, kvs, n, D, scale, 1); break;
+        case 4: attention_heads(o, a, as, qt, k, v, kv0, kvs, n, D, scale, 4, e); break;
+        case 3: attention_heads(o, a, as, qt, k, v, kv0, kvs, n, D, scale, 3, e); break;
+        case 2: attention_heads(o, a, as, qt, k, v, kv0, kvs, n, D, scale, 2, e); break;
+        case 1: attention_heads(o, a, as, qt, k, v, kv0, kvs, n, D, scale, 1, e); break;
         default:
-            for (int s = 0; s < n; s++) a[s] = dot(qt, kt + s * kvs, D) * scale;
+            for (int s = 0; s < n; s++) a[s] = dot_kv(qt, k, kv0 + s * kvs, D, e) * scale;
             softmax_inplace(a, n);
-            weighted_sum(o, a, vt, kvs, n, D); // out = att @ v
+            weighted_sum(o, a, v, kv0, kvs, n, D, e); // out = att @ v
         }
         i += m;
     }
@@ -636,18 +713,18 @@ void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int po
     rotate_any(dx, cos_t, sin_t, -1.0f, pos0, T, NH, D); // the transpose of a rotation: its inverse
 }
 
-// attention: D = 64 (SmolLM2, Llama-style models) as a constant, so the head's vectors stay in
-// registers (weighted_sum, dot); the same operations as any D
+// attention: one copy for each element type kv (F16 read with f16's loader, the path's
+// converter; else f32) and D = 64 (SmolLM2, Llama-style models) as a constant, so the head's
+// vectors stay in registers (weighted_sum, dot); the same operations as any D.
+#define ATT_KV(e, D)                                                                               \
+    attention_forward(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, scale, window, p0,   \
+                      i0, i1, e)
 PLM_INLINE void attention_forward_d(float *out, float *att, int att_stride, const float *q,
-                                    const float *k, const float *v, size_t kvp, size_t kvh, int T,
+                                    const void *k, const void *v, size_t kvp, size_t kvh, int T,
                                     int P, int H, int K, int D, float scale, int window, int p0,
-                                    int i0, int i1) {
-    if (D == 64)
-        attention_forward(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, 64, scale, window,
-                          p0, i0, i1);
-    else
-        attention_forward(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, scale, window, p0,
-                          i0, i1);
+                                    int i0, int i1, plm_dtype kv, kv_elems f16) {
+    if (kv == PLM_DTYPE_F16) D == 64 ? ATT_KV(f16, 64) : ATT_KV(f16, D);
+    else D == 64 ? ATT_KV(KV_F32, 64) : ATT_KV(KV_F32, D);
 }
 
 PLM_INLINE void attention_backward_d(float *dq, float *dk, float *dv, const float *dout,
@@ -660,15 +737,29 @@ PLM_INLINE void attention_backward_d(float *dq, float *dk, float *dv, const floa
 }
 
 #define ATT_F                                                                                      \
-    (float *out, float *att, int att_stride, const float *q, const float *k, const float *v,       \
+    (float *out, float *att, int att_stride, const float *q, const void *k, const void *v,         \
      size_t kvp, size_t kvh, int T, int P, int H, int K, int D, float scale, int window, int p0,   \
-     int i0, int i1)
+     int i0, int i1, plm_dtype kv)
 #define ATT_F_ARGS                                                                                 \
-    (out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, scale, window, p0, i0, i1)
-PATHS(attention_forward_d, ATT_F, ATT_F_ARGS)
-void plm_attention_forward ATT_F {
-    PICK(attention_forward_d, ATT_F_ARGS);
-    attention_forward_d ATT_F_ARGS;
+    out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, scale, window, p0, i0, i1, kv
+#ifdef PLM_X86_DISPATCH
+PLM_AVX512 static void attention_forward_d_avx512 ATT_F {
+    attention_forward_d(ATT_F_ARGS, KV_F16C);
+}
+PLM_AVX2 static void attention_forward_d_avx2 ATT_F {
+    attention_forward_d(ATT_F_ARGS, KV_F16C);
+}
+#endif
+void plm_attention_forward_kv ATT_F {
+    PICK(attention_forward_d, (ATT_F_ARGS));
+    attention_forward_d(ATT_F_ARGS, KV_F16);
+}
+
+void plm_attention_forward(float *out, float *att, int att_stride, const float *q, const float *k,
+                           const float *v, size_t kvp, size_t kvh, int T, int P, int H, int K,
+                           int D, float scale, int window, int p0, int i0, int i1) {
+    plm_attention_forward_kv(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, scale, window,
+                             p0, i0, i1, PLM_DTYPE_F32);
 }
 
 #define ATT_B                                                                                      \

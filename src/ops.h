@@ -56,6 +56,13 @@ void plm_rope_forward(float *x, const float *cos_t, const float *sin_t, int pos0
 void plm_attention_forward(float *out, float *att, int att_stride, const float *q, const float *k,
                            const float *v, size_t kvp, size_t kvh, int T, int P, int H, int K,
                            int D, float scale, int window, int p0, int i0, int i1);
+// plm_attention_forward_kv: the same over keys and values k, v of type kv: PLM_DTYPE_F32 (float)
+// or PLM_DTYPE_F16 (IEEE half bits, uint16_t; a session's F16 KV cache), kvp and kvh in elements.
+// Each half converts to a float exactly as it loads, and the operations are those of f32: the
+// result is plm_attention_forward's over the same values converted to f32, bit for bit.
+void plm_attention_forward_kv(float *out, float *att, int att_stride, const float *q, const void *k,
+                              const void *v, size_t kvp, size_t kvh, int T, int P, int H, int K,
+                              int D, float scale, int window, int p0, int i0, int i1, plm_dtype kv);
 
 // SwiGLU (HF LlamaMLP): out = silu(gate) * up, silu(x) = x / (1 + exp(-x)). out, gate, up (n).
 void plm_swiglu_forward(float *out, const float *gate, const float *up, size_t n);

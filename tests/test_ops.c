@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base.h"
 #include "ops.h"
 #include "test.h"
 
@@ -397,6 +398,70 @@ static void test_paths_ops(void) {
     }
 }
 
+// ---- F16 keys and values: plm_attention_forward_kv over halves == f32 over the same values ----
+
+// half_of: x rounded to F16, with every 7th a subnormal and every 11th a large half (|x| up to
+// 2^15), so each converter's subnormal and exponent handling is exercised
+static uint16_t half_of(float x, size_t i) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    if (i % 7 == 3) return (uint16_t)(rng >> 48 & 0x83ff);
+    if (i % 11 == 5) return (uint16_t)((rng >> 48 & 0x83ff) | 0x7800); // exponent 30
+    return plm_f32_to_f16(x);
+}
+
+// attention_f16: on each path this CPU runs, for head dims 64, 128, 32, 20 (dot's and axpy's
+// tails) and 40, GQA groups of 1, 3 and 4, a window with a cache that starts at p0 > 0 and
+// without, in a session's (K, cap, D) layout and a layer's (S, K*D): the F16 result has the bits
+// of the f32 one over plm_f16_to_f32 of the same halves, and of the baseline's
+static void test_attention_f16(void) {
+    static const int shapes[][7] = {
+        // D, H, K, T, P, window, p0
+        {64, 9, 3, 3, 37, 0, 0}, {64, 8, 2, 1, 80, 16, 65}, {128, 4, 1, 2, 20, 0, 0},
+        {32, 6, 2, 5, 11, 4, 8}, {20, 4, 2, 4, 9, 0, 0},    {40, 3, 3, 2, 30, 8, 23},
+    };
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int Dn = shapes[si][0], Hn = shapes[si][1], Kn = shapes[si][2], Tn = shapes[si][3];
+        const int P = shapes[si][4], win = shapes[si][5], p0 = shapes[si][6], S = P + Tn;
+        const int cap = S - p0 + 3; // a session's slots: more than it holds
+        for (int layout = 0; layout < (p0 ? 1 : 2); layout++) { // (K, cap, D), then (S, K*D)
+            const size_t kvp = layout ? (size_t)Kn * Dn : (size_t)Dn;
+            const size_t kvh = layout ? (size_t)Dn : (size_t)cap * Dn;
+            const size_t n = (size_t)Kn * cap * Dn, nq = (size_t)Tn * Hn * Dn;
+            uint16_t *kh = malloc(n * sizeof *kh), *vh = malloc(n * sizeof *vh);
+            float *kf = malloc(n * sizeof *kf), *vf = malloc(n * sizeof *vf), *q = randv(nq, 1.0f);
+            for (size_t i = 0; i < n; i++) {
+                kh[i] = half_of(frand() * 2.0f, i), vh[i] = half_of(frand(), i + 1);
+                kf[i] = plm_f16_to_f32(kh[i]), vf[i] = plm_f16_to_f32(vh[i]);
+            }
+            const size_t na = (size_t)Tn * Hn * S;
+            float *ref = zeros(nq + na), *want = zeros(nq + na), *got = zeros(nq + na);
+            for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
+                if (!plm_isa_supported((plm_isa)isa)) continue;
+                plm_set_kernel_path(plm_isa_name((plm_isa)isa), NULL);
+                const float sc = 1.0f / sqrtf((float)Dn);
+                plm_attention_forward(want, want + nq, S, q, kf, vf, kvp, kvh, Tn, P, Hn, Kn, Dn,
+                                      sc, win, p0, 0, Tn * Hn);
+                plm_attention_forward_kv(got, got + nq, S, q, kh, vh, kvp, kvh, Tn, P, Hn, Kn, Dn,
+                                         sc, win, p0, 0, Tn * Hn, PLM_DTYPE_F16);
+                if (isa == 0) memcpy(ref, want, (nq + na) * sizeof *ref);
+                size_t first = 0;
+                while (first < nq + na && !memcmp(got + first, want + first, sizeof(float)) &&
+                       !memcmp(got + first, ref + first, sizeof(float)))
+                    first++;
+                CHECK_MSG(first == nq + na,
+                          "F16 attention on %s (D %d, H %d, K %d, window %d, layout %d): not "
+                          "the f32 bits, first at [%zu] of %zu: %.9g vs %.9g (baseline %.9g)",
+                          plm_isa_name((plm_isa)isa), Dn, Hn, Kn, win, layout, first, nq + na,
+                          first < nq + na ? (double)got[first] : 0.0,
+                          first < nq + na ? (double)want[first] : 0.0,
+                          first < nq + na ? (double)ref[first] : 0.0);
+            }
+            plm_set_kernel_path(NULL, NULL);
+            free(kh), free(vh), free(kf), free(vf), free(q), free(ref), free(want), free(got);
+        }
+    }
+}
+
 // test_nan: a NaN gate (in a vector lane and in the scalar tail) gives NaN there and nowhere else,
 // on every path, with nothing undefined on the way (make san runs this under UBSan)
 static void test_nan(void) {
@@ -428,6 +493,7 @@ int main(void) {
     test_crossentropy();
     test_paths("test_ops");
     test_paths_ops();
+    test_attention_f16();
     test_nan();
     return test_main_end("test_ops");
 }

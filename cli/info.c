@@ -47,7 +47,8 @@ static void print_report(const plm_model *m, const char *path, double load_s, in
     // KV cache: a position's keys and values in every layer, and what a full context holds (a
     // sliding-window layer's cache stops growing at its window)
     size_t kv = 2 * L * (size_t)c->num_key_value_heads * (size_t)c->head_dim * sizeof(float);
-    const long long kv_full = (long long)plm_session_kv_bytes(m, c->max_position_embeddings);
+    const long long kv_full =
+        (long long)plm_session_kv_bytes(m, c->max_position_embeddings, PLM_DTYPE_F32);
     const info_kv cfg[] = {
         {"vocab_size", c->vocab_size, 0},
         {"hidden_size", c->hidden_size, 0},

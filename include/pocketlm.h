@@ -504,7 +504,10 @@ typedef struct {
     int32_t n_ctx;     // positions held in the KV cache; 0 = min(2048, max_position_embeddings)
     int32_t n_threads; // worker threads including the caller; 0 = number of cores
     const plm_lora
-        *lora; // an adapter applied at run time (no merge), or NULL; outlives the session
+        *lora;         // an adapter applied at run time (no merge), or NULL; outlives the session
+    plm_dtype kv_type; // how the KV cache keeps keys and values: PLM_DTYPE_F32 (0, the default) or
+                       // PLM_DTYPE_F16 (IEEE half, rounded to nearest even: half the memory; the
+                       // attention reads the halves as their exact f32 values)
 } plm_session_params;
 
 plm_session_params plm_session_default_params(void);
@@ -886,6 +889,8 @@ typedef struct {
     int32_t max_batch;   // sequences decoded together in one step (8)
     int64_t kv_budget;   // bytes of KV cache the running requests may hold together (512 MiB); a
                          // request holds (its prompt + max_tokens, at most n_ctx) positions' worth
+    plm_dtype kv_type;   // the requests' KV caches: PLM_DTYPE_F32 (0, the default) or _F16 (half
+                         // the bytes of kv_budget per position; plm_session_params.kv_type)
     int32_t max_pending; // generation requests waiting for room in the batch (16)
     int32_t max_conns;   // connections served at once (64)
     int32_t max_body;    // request body limit in bytes (65536); larger gets 413

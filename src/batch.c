@@ -20,8 +20,8 @@
 
 #if defined(__EMSCRIPTEN__)
 plm_status plm_batch_create(plm_batch **out, const plm_model *model, int32_t n_threads,
-                            int32_t max_seqs, int32_t n_ctx, plm_error *err) {
-    (void)model, (void)n_threads, (void)max_seqs, (void)n_ctx;
+                            int32_t max_seqs, int32_t n_ctx, plm_dtype kv_type, plm_error *err) {
+    (void)model, (void)n_threads, (void)max_seqs, (void)n_ctx, (void)kv_type;
     *out = NULL;
     return plm_fail(err, PLM_ERR_UNSUPPORTED, "batch: no scheduler thread in a WebAssembly build");
 }
@@ -35,6 +35,10 @@ const plm_model *plm_batch_model(const plm_batch *b) {
 int32_t plm_batch_n_ctx(const plm_batch *b) {
     (void)b;
     return 0;
+}
+plm_dtype plm_batch_kv_type(const plm_batch *b) {
+    (void)b;
+    return PLM_DTYPE_F32;
 }
 int32_t plm_batch_n_threads(const plm_batch *b) {
     (void)b;
@@ -73,6 +77,7 @@ struct plm_batch {
     int32_t rows;           // token rows per step
     int32_t max_seqs;       // sequences per step
     int32_t n_ctx;          // positions per session, at most
+    plm_dtype kv_type;      // its sessions' KV caches: PLM_DTYPE_F32 or _F16
     pthread_t thread;       // the scheduler
     pthread_mutex_t lock;   // guards everything below
     pthread_cond_t work;    // a session submitted, or stop
@@ -155,19 +160,20 @@ static void *scheduler(void *arg) {
 }
 
 plm_status plm_batch_create(plm_batch **out, const plm_model *model, int32_t n_threads,
-                            int32_t max_seqs, int32_t n_ctx, plm_error *err) {
+                            int32_t max_seqs, int32_t n_ctx, plm_dtype kv_type, plm_error *err) {
     *out = NULL;
     if (!model || n_threads < 1 || n_threads > 256 || max_seqs < 1 || max_seqs > 256 || n_ctx < 1 ||
-        n_ctx > 1 << 20)
+        n_ctx > 1 << 20 || (kv_type != PLM_DTYPE_F32 && kv_type != PLM_DTYPE_F16))
         return plm_fail(err, PLM_ERR_ARG,
-                        "batch: want a model, 1..256 threads, 1..256 sequences, n_ctx 1..%d; got "
-                        "%d, %d, %d",
-                        1 << 20, n_threads, max_seqs, n_ctx);
+                        "batch: want a model, 1..256 threads, 1..256 sequences, n_ctx 1..%d, a "
+                        "KV type f32 or f16; got %d, %d, %d, %s",
+                        1 << 20, n_threads, max_seqs, n_ctx, plm_dtype_name(kv_type));
     plm_batch *b = plm_alloc(1, sizeof *b);
     if (!b) return plm_fail(err, PLM_ERR_NOMEM, "batch: out of memory");
     b->model = model;
     b->max_seqs = max_seqs;
     b->n_ctx = n_ctx;
+    b->kv_type = kv_type;
     // room for one prompt slice beside a token of every other sequence, and at least two slices
     b->rows = PLM_BATCH_SLICE + max_seqs > 2 * PLM_BATCH_SLICE ? PLM_BATCH_SLICE + max_seqs
                                                                : 2 * PLM_BATCH_SLICE;
@@ -218,6 +224,9 @@ const plm_model *plm_batch_model(const plm_batch *b) {
 }
 int32_t plm_batch_n_ctx(const plm_batch *b) {
     return b->n_ctx;
+}
+plm_dtype plm_batch_kv_type(const plm_batch *b) {
+    return b->kv_type;
 }
 int32_t plm_batch_n_threads(const plm_batch *b) {
     return plm_pool_size(b->pool);

@@ -25,14 +25,16 @@ typedef struct {
 } plm_batch_stats;
 
 // plm_batch_create: a batch over model (borrowed; outlives the batch) with n_threads threads,
-// steps of at most max_seqs sequences, sessions of at most n_ctx positions.
+// steps of at most max_seqs sequences, sessions of at most n_ctx positions whose KV caches keep
+// kv_type (PLM_DTYPE_F32 or _F16: plm_session_params.kv_type).
 plm_status plm_batch_create(plm_batch **out, const plm_model *model, int32_t n_threads,
-                            int32_t max_seqs, int32_t n_ctx, plm_error *err);
+                            int32_t max_seqs, int32_t n_ctx, plm_dtype kv_type, plm_error *err);
 // plm_batch_free: stops the scheduler. Every session of the batch must be freed first.
 void plm_batch_free(plm_batch *b);
 
 const plm_model *plm_batch_model(const plm_batch *b);
 int32_t plm_batch_n_ctx(const plm_batch *b);
+plm_dtype plm_batch_kv_type(const plm_batch *b);
 int32_t plm_batch_n_threads(const plm_batch *b);
 void plm_batch_stats_get(plm_batch *b, plm_batch_stats *out);
 

@@ -610,7 +610,8 @@ static plm_status start_batch(server *s, plm_error *err) {
     s->n_ctx = s->p->n_ctx ? s->p->n_ctx : max_pos < 2048 ? max_pos : 2048;
     s->kv_budget = s->p->kv_budget;
     int32_t threads = s->p->n_threads ? s->p->n_threads : plm_n_cores();
-    return plm_batch_create(&s->batch, s->p->model, threads, s->p->max_batch, s->n_ctx, err);
+    return plm_batch_create(&s->batch, s->p->model, threads, s->p->max_batch, s->n_ctx,
+                            s->p->kv_type, err);
 }
 
 plm_status plm_server_run(const plm_server_params *p, plm_error *err) {

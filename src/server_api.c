@@ -443,7 +443,7 @@ static int seat(conn *c, const gen_request *r, int32_t n, plm_session **ses, int
     plm_error err = {0};
     int64_t want = (int64_t)n + r->gp.max_tokens + 1; // the last token is never fed back
     int32_t n_ctx = want < s->n_ctx ? (int32_t)want : s->n_ctx;
-    *kv_bytes = plm_session_kv_bytes(s->p->model, n_ctx);
+    *kv_bytes = plm_session_kv_bytes(s->p->model, n_ctx, s->p->kv_type);
     if (*kv_bytes > s->kv_budget)
         return plm_server_send_error(c, 400, NULL,
                                      "the prompt and max_tokens need %d positions of KV cache "
@@ -580,13 +580,15 @@ void plm_server_handle_health(conn *c) {
         &b, ", \"loaded\": %s, \"busy\": %s, \"active\": %d, \"waiting\": %d, \"max_pending\": %d",
         s->p->model ? "true" : "false", active ? "true" : "false", active, waiting,
         s->p->max_pending);
-    plm_sbuf_addf(&b,
-                  ", \"max_batch\": %d, \"kv_used\": %lld, \"kv_budget\": %lld, \"steps\": %llu, "
-                  "\"step_seqs\": %llu, \"step_rows\": %llu, \"step_seconds\": %.3f, "
-                  "\"max_step_seqs\": %d, \"coi\": %s}\n",
-                  s->p->max_batch, kv_used, (long long)s->kv_budget, (unsigned long long)bs.steps,
-                  (unsigned long long)bs.seqs, (unsigned long long)bs.rows, bs.step_seconds,
-                  bs.max_step_seqs, s->p->coi ? "true" : "false");
+    plm_sbuf_addf(
+        &b,
+        ", \"max_batch\": %d, \"kv_type\": \"%s\", \"kv_used\": %lld, \"kv_budget\": %lld, "
+        "\"steps\": %llu, "
+        "\"step_seqs\": %llu, \"step_rows\": %llu, \"step_seconds\": %.3f, "
+        "\"max_step_seqs\": %d, \"coi\": %s}\n",
+        s->p->max_batch, plm_dtype_name(s->p->kv_type), kv_used, (long long)s->kv_budget,
+        (unsigned long long)bs.steps, (unsigned long long)bs.seqs, (unsigned long long)bs.rows,
+        bs.step_seconds, bs.max_step_seqs, s->p->coi ? "true" : "false");
     if (names.oom) b.oom = 1;
     plm_server_send_json(c, 200, &b, NULL);
     free(names.p);

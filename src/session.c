@@ -62,14 +62,16 @@ struct plm_session {
     int n_past;             // positions in the caches
     int pending;            // tokens of hist after n_past waiting for a forward step
     int32_t *hist;          // (cap) the tokens of positions 0 .. n_past + pending
-    float *k_cache;         // keys after RoPE, layer after layer, each (K, cap or hold, D): each
+    plm_dtype kv_type;      // the caches' elements: PLM_DTYPE_F32 (float) or _F16 (IEEE half)
+    size_t kv_size;         // bytes of an element: 4 or 2
+    void *k_cache;          // keys after RoPE, layer after layer, each (K, cap or hold, D): each
                             // KV head's keys one stream
-    float *v_cache;         // values, the same layout
+    void *v_cache;          // values, the same layout
     float *logits;          // (n_vocab) logits of the last token
 };
 
 plm_session_params plm_session_default_params(void) {
-    plm_session_params p = {0, 0, NULL};
+    plm_session_params p = {0, 0, NULL, PLM_DTYPE_F32};
     return p;
 }
 
@@ -180,14 +182,19 @@ static size_t slots(const plm_config *c, int l, int hold, int cap) {
     return n;
 }
 
-int64_t plm_session_kv_bytes(const plm_model *m, int32_t n_ctx) {
+// kv_size: the bytes of a KV cache element of type t (PLM_DTYPE_F32 or _F16)
+static size_t kv_size(plm_dtype t) {
+    return t == PLM_DTYPE_F16 ? sizeof(uint16_t) : sizeof(float);
+}
+
+int64_t plm_session_kv_bytes(const plm_model *m, int32_t n_ctx, plm_dtype kv_type) {
     const plm_config *c = &m->config;
     const int32_t local = n_ctx < local_cap(c) ? n_ctx : local_cap(c);
     return 2 * (int64_t)slots(c, c->num_hidden_layers, local, n_ctx) * c->num_key_value_heads *
-           c->head_dim * (int64_t)sizeof(float);
+           c->head_dim * (int64_t)kv_size(kv_type);
 }
 
-// layer_kv: where layer l's (K, *n, D) keys and values start in s's caches (in floats), *n its
+// layer_kv: where layer l's (K, *n, D) keys and values start in s's caches (in elements), *n its
 // positions (cap, or hold for a local layer) and *p0 the position in its first slot
 static size_t layer_kv(const plm_session *s, int l, int *n, int *p0) {
     const plm_config *cfg = &s->model->config;
@@ -207,14 +214,14 @@ static plm_status reserve(plm_session *s, int need) {
     if (need <= s->cap) return PLM_OK;
     const plm_config *cfg = &s->model->config;
     const int L = cfg->num_hidden_layers;
-    size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim;
+    size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim, es = s->kv_size;
     int cap = s->cap ? s->cap : need;
     while (cap < need) cap = cap > s->n_ctx / 2 ? s->n_ctx : 2 * cap;
     plm_session grown = *s; // the new sizes, for layer_kv
     grown.cap = cap, grown.hold = cap < local_cap(cfg) ? cap : local_cap(cfg);
     const size_t all = slots(cfg, L, grown.hold, cap);
-    float *k = plm_alloc(all * K, D * sizeof(float));
-    float *v = plm_alloc(all * K, D * sizeof(float));
+    char *k = plm_alloc(all * K, D * es);
+    char *v = plm_alloc(all * K, D * es);
     int32_t *hist = plm_alloc((size_t)cap, sizeof *hist);
     if (!k || !v || !hist || (s->step && step_att(s->step, cap) != PLM_OK)) {
         free(k), free(v), free(hist);
@@ -224,10 +231,10 @@ static plm_status reserve(plm_session *s, int need) {
         int n, m, p0;
         const size_t from = layer_kv(s, l, &n, &p0), to = layer_kv(&grown, l, &m, &p0);
         for (size_t h = 0; h < K; h++) {
-            const size_t a = from + h * (size_t)n * D, b = to + h * (size_t)m * D;
-            const size_t bytes = (size_t)(s->n_past - p0) * D * sizeof(float);
-            memcpy(k + b, s->k_cache + a, bytes);
-            memcpy(v + b, s->v_cache + a, bytes);
+            const size_t a = (from + h * (size_t)n * D) * es, b = (to + h * (size_t)m * D) * es;
+            const size_t bytes = (size_t)(s->n_past - p0) * D * es;
+            memcpy(k + b, (char *)s->k_cache + a, bytes);
+            memcpy(v + b, (char *)s->v_cache + a, bytes);
         }
     }
     if (s->hist) memcpy(hist, s->hist, (size_t)(s->n_past + s->pending) * sizeof *hist);
@@ -241,28 +248,30 @@ static plm_status reserve(plm_session *s, int need) {
 static void slide(plm_session *s, int T) {
     if (!s->hold || s->n_past + T - s->base <= s->hold) return; // hold 0: no local layers
     const plm_config *cfg = &s->model->config;
-    const size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim;
+    const size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim, es = s->kv_size;
     const int base = s->n_past + T - s->hold, keep = s->n_past - base;
     for (int l = 0; l < cfg->num_hidden_layers; l++) {
         int n, p0;
         const size_t at = layer_kv(s, l, &n, &p0);
         if (plm_layer_window(cfg, l) <= 0) continue;
         for (size_t h = 0; h < K; h++) {
-            float *k = s->k_cache + at + h * (size_t)n * D,
-                  *v = s->v_cache + at + h * (size_t)n * D;
-            memmove(k, k + (size_t)(base - p0) * D, (size_t)keep * D * sizeof(float));
-            memmove(v, v + (size_t)(base - p0) * D, (size_t)keep * D * sizeof(float));
+            char *k = (char *)s->k_cache + (at + h * (size_t)n * D) * es,
+                 *v = (char *)s->v_cache + (at + h * (size_t)n * D) * es;
+            memmove(k, k + (size_t)(base - p0) * D * es, (size_t)keep * D * es);
+            memmove(v, v + (size_t)(base - p0) * D * es, (size_t)keep * D * es);
         }
     }
     s->base = base;
 }
 
 // session_new: the parts every session has: the adapter, the logits and the first caches
-static plm_session *session_new(const plm_model *model, const plm_lora *lora, int n_ctx) {
+static plm_session *session_new(const plm_model *model, const plm_lora *lora, int n_ctx,
+                                plm_dtype kv_type) {
     plm_session *s = plm_alloc(1, sizeof *s);
     if (!s) return NULL;
     s->model = model;
     s->lora = lora;
+    s->kv_type = kv_type, s->kv_size = kv_size(kv_type);
     s->n_vocab = lora ? lora->vocab_size : model->config.vocab_size;
     s->n_ctx = n_ctx;
     s->logits = plm_alloc_aligned((size_t)s->n_vocab, sizeof(float));
@@ -293,7 +302,9 @@ plm_status plm_session_create(plm_session **out, const plm_model *model,
     if (p.n_threads == 0) p.n_threads = plm_n_cores();
     if (p.n_threads < 1 || p.n_threads > 256)
         return plm_fail(err, PLM_ERR_ARG, "n_threads %d: want 1 .. 256", p.n_threads);
-    plm_session *s = session_new(model, p.lora, p.n_ctx);
+    if (p.kv_type != PLM_DTYPE_F32 && p.kv_type != PLM_DTYPE_F16)
+        return plm_fail(err, PLM_ERR_ARG, "kv_type %s: want f32 or f16", plm_dtype_name(p.kv_type));
+    plm_session *s = session_new(model, p.lora, p.n_ctx, p.kv_type);
     if (s) s->pool = plm_pool_create(p.n_threads);
     if (s && s->pool)
         s->step =
@@ -317,7 +328,7 @@ plm_status plm_session_create_batched(plm_session **out, plm_batch *b, const plm
         return plm_fail(err, PLM_ERR_ARG,
                         "batched session: n_ctx %d (the batch's: %d), LoRA rank %d (at most %d)",
                         n_ctx, plm_batch_n_ctx(b), lora ? lora->rank : 0, PLM_BATCH_MAX_RANK);
-    plm_session *s = session_new(model, lora, n_ctx);
+    plm_session *s = session_new(model, lora, n_ctx, plm_batch_kv_type(b));
     if (!s)
         return plm_fail(err, PLM_ERR_NOMEM, "out of memory creating a session of %d positions",
                         n_ctx);
@@ -351,13 +362,13 @@ static void attention_worker(void *ctx, int ith, int nth) {
         long lo = i0 > a ? i0 : a, hi = i1 < b ? i1 : b;
         if (lo >= hi) continue;
         int n, p0;
-        const size_t lc = layer_kv(s, j->layer, &n, &p0); // this layer's (K, n, D) in its caches
-        plm_attention_forward(st->att_out + (size_t)off * HD,
-                              st->att + (size_t)off * (size_t)H * (size_t)st->att_stride,
-                              st->att_stride, st->q + (size_t)off * HD, s->k_cache + lc,
-                              s->v_cache + lc, (size_t)D, (size_t)n * D, j->sq[i].T, s->n_past, H,
-                              K, D, plm_attention_scale(cfg), plm_layer_window(cfg, j->layer), p0,
-                              (int)(lo - a), (int)(hi - a));
+        const size_t lc = layer_kv(s, j->layer, &n, &p0) * s->kv_size; // its (K, n, D), bytes
+        plm_attention_forward_kv(
+            st->att_out + (size_t)off * HD,
+            st->att + (size_t)off * (size_t)H * (size_t)st->att_stride, st->att_stride,
+            st->q + (size_t)off * HD, (const char *)s->k_cache + lc, (const char *)s->v_cache + lc,
+            (size_t)D, (size_t)n * D, j->sq[i].T, s->n_past, H, K, D, plm_attention_scale(cfg),
+            plm_layer_window(cfg, j->layer), p0, (int)(lo - a), (int)(hi - a), s->kv_type);
     }
 }
 
@@ -389,6 +400,17 @@ static void linear(const plm_step *st, const plm_step_seq *sq, int32_t n, int nw
 
 // ---- the forward step ----
 
+// store: n floats x into a cache of type t at element i: as they are, or as IEEE half (rounded to
+// nearest even, plm_f32_to_f16)
+static void store(void *cache, size_t i, const float *x, size_t n, plm_dtype t) {
+    if (t != PLM_DTYPE_F16) {
+        memcpy((float *)cache + i, x, n * sizeof *x);
+        return;
+    }
+    uint16_t *h = (uint16_t *)cache + i;
+    for (size_t j = 0; j < n; j++) h[j] = plm_f32_to_f16(x[j]);
+}
+
 // new_keys_values: RoPE on each sequence's queries and new keys (a local layer's table for Gemma
 // 3's), then its keys and values into its caches at its positions P..P+T-1 of layer l (each row's
 // K heads to their own streams)
@@ -408,8 +430,8 @@ static void new_keys_values(const plm_step *st, const plm_step_seq *sq, int32_t 
         for (int t = 0; t < T; t++)
             for (int kh = 0; kh < K; kh++) { // (kh, P + t) of the layer's caches
                 size_t at = lc + ((size_t)kh * (size_t)slots + (size_t)(P + t - p0)) * D;
-                memcpy(s->k_cache + at, k + (size_t)t * KD + (size_t)kh * D, D * sizeof(float));
-                memcpy(s->v_cache + at, v + (size_t)t * KD + (size_t)kh * D, D * sizeof(float));
+                store(s->k_cache, at, k + (size_t)t * KD + (size_t)kh * D, D, s->kv_type);
+                store(s->v_cache, at, v + (size_t)t * KD + (size_t)kh * D, D, s->kv_type);
             }
     }
 }

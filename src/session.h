@@ -30,9 +30,10 @@ void plm_step_free(plm_step *st);
 // plm_session_logits: the same bits as plm_session_decode of the same tokens alone.
 void plm_step_run(const plm_step *st, const plm_step_seq *sq, int32_t n);
 
-// plm_session_kv_bytes: the most KV cache a session of model m with n_ctx positions holds (its
-// sliding-window layers' caches stop at the window - 1 + 128 positions they can use).
-int64_t plm_session_kv_bytes(const plm_model *m, int32_t n_ctx);
+// plm_session_kv_bytes: the most KV cache a session of model m with n_ctx positions and caches
+// of kv_type (PLM_DTYPE_F32 or _F16) holds (its sliding-window layers' caches stop at the window -
+// 1 + 128 positions they can use).
+int64_t plm_session_kv_bytes(const plm_model *m, int32_t n_ctx, plm_dtype kv_type);
 
 // plm_session_pending: tokens that the next decode runs before its own (a truncation below what
 // sliding-window layers hold makes the kept ones pending again; else 0)
@@ -43,7 +44,7 @@ plm_status plm_session_admit(plm_session *s, const int32_t *ids, int32_t n, plm_
 
 // plm_session_create_batched: a sequence of batch b with adapter lora (borrowed, or NULL; rank at
 // most PLM_BATCH_MAX_RANK) and n_ctx positions (0 = the model's, at most the batch's; its caches
-// never hold more). plm_session_decode on it waits for the batch to run its tokens.
+// never hold more), its KV cache of the batch's kv_type. plm_session_decode on it waits for the batch to run its tokens.
 plm_status plm_session_create_batched(plm_session **out, plm_batch *b, const plm_lora *lora,
                                       int32_t n_ctx, plm_error *err);
 

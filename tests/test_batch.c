@@ -3,8 +3,8 @@
 // tests/ref, an adapter with trainable token rows, one of them a new token) decode concurrently
 // from their own threads through one batch; each one's logits after its prompt (decoded in one
 // call: the batch slices it into steps) and after every fed token must equal, bit for bit, those
-// of a standalone session with the same adapter, for f32 and q8_0 weights, and the batch must have
-// run several sequences in one step. With the real model (models/, `make model`): greedy
+// of a standalone session with the same adapter, for f32 and q8_0 weights and for F16 KV caches
+// (plm_session_params.kv_type), and the batch must have run several sequences in one step. With the real model (models/, `make model`): greedy
 // generation of the base and of the shipped adapter (models/paws-lora, added task tokens) mixed
 // in one batch == each alone.
 #include <pthread.h>
@@ -66,8 +66,8 @@ static plm_lora *token_adapter(const plm_model *m) {
 }
 
 // check_model: N_SEQ sequences with adapters loras[i] through one batch == each alone
-static void check_model(const char *dir, plm_dtype dtype, const char *const lora_dirs[N_SEQ],
-                        int token_rows) {
+static void check_model(const char *dir, plm_dtype dtype, plm_dtype kv_type,
+                        const char *const lora_dirs[N_SEQ], int token_rows) {
     plm_error err;
     plm_model *m = NULL;
     plm_load_params lp = plm_load_default_params();
@@ -86,12 +86,13 @@ static void check_model(const char *dir, plm_dtype dtype, const char *const lora
     for (int32_t t = 0; t < 152; t++) prompt[t] = (t * 7 + 3) % V;
     seq_run alone[N_SEQ], batched[N_SEQ];
     plm_batch *b = NULL;
-    CHECK_MSG(plm_batch_create(&b, m, 2, 4, 256, &err) == PLM_OK, "batch: %s", err.msg);
+    CHECK_MSG(plm_batch_create(&b, m, 2, 4, 256, kv_type, &err) == PLM_OK, "batch: %s", err.msg);
     for (int i = 0; i < N_SEQ && b; i++) {
         plm_session_params sp = plm_session_default_params();
         sp.n_threads = 2;
         sp.n_ctx = 256;
         sp.lora = loras[i];
+        sp.kv_type = kv_type;
         seq_run r = {NULL, prompt + i, lens[i], {0}, NULL, 0};
         for (int k = 0; k < N_FEED; k++) r.feed[k] = (k * 11 + i) % V;
         if (token_rows && i == N_SEQ - 1) r.feed[3] = V; // the adapter's new token
@@ -110,8 +111,8 @@ static void check_model(const char *dir, plm_dtype dtype, const char *const lora
         size_t n = (N_FEED + 1) * (size_t)plm_session_n_vocab(alone[i].s);
         CHECK_MSG(alone[i].ok && batched[i].ok &&
                       !memcmp(alone[i].logits, batched[i].logits, n * sizeof(float)),
-                  "%s %s, sequence %d (adapter %s): batched logits differ from alone", dir,
-                  dtype == PLM_DTYPE_Q8_0 ? "q8_0" : "f32", i, loras[i] ? "yes" : "none");
+                  "%s %s, KV %s, sequence %d (adapter %s): batched logits differ from alone", dir,
+                  plm_dtype_name(dtype), plm_dtype_name(kv_type), i, loras[i] ? "yes" : "none");
         plm_session_free(alone[i].s);
         plm_session_free(batched[i].s);
         free(alone[i].logits);
@@ -123,8 +124,8 @@ static void check_model(const char *dir, plm_dtype dtype, const char *const lora
         CHECK_MSG(bs.max_step_seqs >= 2 && bs.attached == 0,
                   "batch: at most %d sequences in a step (want >= 2), %d still attached",
                   bs.max_step_seqs, bs.attached);
-        printf("  %s %s: %llu steps, %.2f sequences a step (at most %d)\n", dir,
-               dtype == PLM_DTYPE_Q8_0 ? "q8_0" : "f32", (unsigned long long)bs.steps,
+        printf("  %s %s, KV %s: %llu steps, %.2f sequences a step (at most %d)\n", dir,
+               plm_dtype_name(dtype), plm_dtype_name(kv_type), (unsigned long long)bs.steps,
                (double)bs.seqs / (double)(bs.steps ? bs.steps : 1), bs.max_step_seqs);
     }
     plm_batch_free(b);
@@ -174,7 +175,7 @@ static void check_real(void) {
     lp.dtype = PLM_DTYPE_Q8_0;
     if (plm_model_load(&m, REAL_MODEL, &lp, &err) != PLM_OK ||
         plm_lora_load(&l, "models/paws-lora", m, &err) != PLM_OK ||
-        plm_batch_create(&b, m, 2, 8, 512, &err) != PLM_OK) {
+        plm_batch_create(&b, m, 2, 8, 512, PLM_DTYPE_F32, &err) != PLM_OK) {
         CHECK_MSG(0, "real model: %s", err.msg);
         plm_lora_free(l);
         plm_model_free(m);
@@ -223,17 +224,18 @@ int main(void) {
     static const char *const tied[N_SEQ] = {NULL, "tests/ref/lora-tied-all", NULL};
     static const char *const untied[N_SEQ] = {"tests/ref/lora-untied-qv", NULL,
                                               "tests/ref/lora-untied-all"};
-    for (int q = 0; q < 2; q++) {
-        plm_dtype dt = q ? PLM_DTYPE_Q8_0 : PLM_DTYPE_F32;
-        check_model("tests/ref/tiny-tied", dt, tied, 1);
-        check_model("tests/ref/tiny-untied", dt, untied, 0);
+    for (int q = 0; q < 3; q++) { // f32 weights, q8_0, then f32 weights with an F16 KV cache
+        plm_dtype dt = q == 1 ? PLM_DTYPE_Q8_0 : PLM_DTYPE_F32;
+        plm_dtype kv = q == 2 ? PLM_DTYPE_F16 : PLM_DTYPE_F32;
+        check_model("tests/ref/tiny-tied", dt, kv, tied, 1);
+        check_model("tests/ref/tiny-untied", dt, kv, untied, 0);
         static const char *const none[N_SEQ] = {NULL, NULL, NULL};
         // the other families (tied: an adapter with a new token; Qwen2 untied: tiny-untied's
         // adapters, which fit its shapes)
-        check_model("tests/ref/tiny-llama3", dt, none, 1);
-        check_model("tests/ref/tiny-qwen2", dt, untied, 0);
-        check_model("tests/ref/tiny-qwen3", dt, none, 1);
-        check_model("tests/ref/tiny-gemma3", dt, none, 1);
+        check_model("tests/ref/tiny-llama3", dt, kv, none, 1);
+        check_model("tests/ref/tiny-qwen2", dt, kv, untied, 0);
+        check_model("tests/ref/tiny-qwen3", dt, kv, none, 1);
+        check_model("tests/ref/tiny-gemma3", dt, kv, none, 1);
     }
     check_real();
     return test_main_end("test_batch");

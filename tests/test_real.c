@@ -47,7 +47,7 @@ static double *json_doubles(const plm_json *j, int32_t a, int32_t *n) {
 }
 
 static plm_session *session(const plm_model *m, int threads, int n_ctx) {
-    plm_session_params sp = {n_ctx, threads, NULL};
+    plm_session_params sp = {n_ctx, threads, NULL, PLM_DTYPE_F32};
     plm_session *s = NULL;
     plm_error err;
     if (plm_session_create(&s, m, &sp, &err) != PLM_OK) fprintf(stderr, "%s\n", err.msg);

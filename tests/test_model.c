@@ -36,25 +36,36 @@ static float *ref_f32(const plm_safetensors *st, const char *name, size_t *n) {
     return f;
 }
 
-static plm_session *new_session(const plm_model *m, int threads) {
+// new_session_kv: a session of 128 positions whose KV cache keeps kv (PLM_DTYPE_F32 or _F16)
+static plm_session *new_session_kv(const plm_model *m, int threads, plm_dtype kv) {
     plm_session *s = NULL;
     plm_session_params sp = plm_session_default_params();
     sp.n_threads = threads;
     sp.n_ctx = 128;
+    sp.kv_type = kv;
     plm_error err;
     if (plm_session_create(&s, m, &sp, &err) != PLM_OK) fprintf(stderr, "%s\n", err.msg);
     return s;
 }
 
-// logits_all: every position's logits for ids (n) in a fresh session
-static float *logits_all(const plm_model *m, int threads, const int32_t *ids, int n) {
+static plm_session *new_session(const plm_model *m, int threads) {
+    return new_session_kv(m, threads, PLM_DTYPE_F32);
+}
+
+// logits_all_kv: every position's logits for ids (n) in a fresh session with a kv cache
+static float *logits_all_kv(const plm_model *m, int threads, const int32_t *ids, int n,
+                            plm_dtype kv) {
     size_t V = (size_t)m->config.vocab_size;
     float *out = malloc((size_t)n * V * sizeof *out);
-    plm_session *s = new_session(m, threads);
+    plm_session *s = new_session_kv(m, threads, kv);
     plm_error err;
     if (plm_session_decode_all(s, ids, n, out, &err) != PLM_OK) fprintf(stderr, "%s\n", err.msg);
     plm_session_free(s);
     return out;
+}
+
+static float *logits_all(const plm_model *m, int threads, const int32_t *ids, int n) {
+    return logits_all_kv(m, threads, ids, n, PLM_DTYPE_F32);
 }
 
 // load_ref: tests/ref/NAME (f32) and its references NAME.ref.safetensors, or NULL (a failed check)
@@ -204,9 +215,9 @@ static void test_variant(const char *name) {
     plm_model_free(m);
 }
 
-// test_decode_bits: a prompt decoded token by token with the KV cache, and in two pieces, gives
-// the logits of decoding it at once bit for bit
-static void test_decode_bits(const char *name) {
+// test_decode_bits: a prompt decoded token by token with the KV cache (of type kv), and in two
+// pieces, gives the logits of decoding it at once bit for bit
+static void test_decode_bits(const char *name, plm_dtype kv) {
     char dir[256];
     snprintf(dir, sizeof dir, "tests/ref/%s", name);
     plm_model *m = NULL;
@@ -220,18 +231,19 @@ static void test_decode_bits(const char *name) {
     size_t V = (size_t)m->config.vocab_size;
     int32_t ids[N];
     for (int i = 0; i < N; i++) ids[i] = (int32_t)((i * 37 + 5) % (int)V);
-    float *all = logits_all(m, 2, ids, N), *step = malloc((size_t)N * V * sizeof *step);
-    plm_session *s = new_session(m, 2);
+    float *all = logits_all_kv(m, 2, ids, N, kv), *step = malloc((size_t)N * V * sizeof *step);
+    plm_session *s = new_session_kv(m, 2, kv);
     for (int t = 0; t < N; t++) {
         CHECK(plm_session_decode(s, ids + t, 1, &err) == PLM_OK);
         memcpy(step + (size_t)t * V, plm_session_logits(s), V * sizeof *step);
     }
-    CHECK_MSG(!memcmp(step, all, (size_t)N * V * sizeof *step), "%s: token by token != at once",
-              name);
+    CHECK_MSG(!memcmp(step, all, (size_t)N * V * sizeof *step),
+              "%s, KV %s: token by token != at once", name, plm_dtype_name(kv));
     plm_session_truncate(s, 0);
     CHECK(plm_session_decode_all(s, ids, 16, step, &err) == PLM_OK &&
           plm_session_decode_all(s, ids + 16, N - 16, step + 16 * V, &err) == PLM_OK);
-    CHECK_MSG(!memcmp(step, all, (size_t)N * V * sizeof *step), "%s: 16 + 25 != at once", name);
+    CHECK_MSG(!memcmp(step, all, (size_t)N * V * sizeof *step), "%s, KV %s: 16 + 25 != at once",
+              name, plm_dtype_name(kv));
     plm_session_free(s);
     free(all), free(step);
     plm_model_free(m);
@@ -768,7 +780,10 @@ static void test_on_token(void) {
 // in uneven pieces, and token by token give the last rows of HF transformers' full forward; a
 // truncation the local layers still cover, and one below them (the kept tokens decoded again),
 // then the same tokens again, give the same bits as never truncating.
-static void test_window(const char *name) {
+// test_window: Gemma 3's local layers over 300 tokens with a KV cache of type kv: the last logits
+// against HF (f32), and pieces, token by token and truncations (to what the local layers still
+// hold, and below) == all at once bit for bit
+static void test_window(const char *name, plm_dtype kv) {
     plm_safetensors st;
     plm_error err;
     plm_model *m = load_ref(name, &st);
@@ -782,17 +797,19 @@ static void test_window(const char *name) {
     // 3 layers (local, global, local), 1 KV head of 32: the local ones at most window - 1 + 128
     const int64_t local = m->config.sliding_window - 1 + 128;
     CHECK(m->config.num_hidden_layers == 3 &&
-          plm_session_kv_bytes(m, 400) == (2 * local + 400) * 256 &&
-          plm_session_kv_bytes(m, 100) == 300 * 256);
+          plm_session_kv_bytes(m, 400, PLM_DTYPE_F32) == (2 * local + 400) * 256 &&
+          plm_session_kv_bytes(m, 100, PLM_DTYPE_F32) == 300 * 256 &&
+          plm_session_kv_bytes(m, 400, PLM_DTYPE_F16) == (2 * local + 400) * 128);
     plm_session_params sp = plm_session_default_params();
-    sp.n_threads = 2, sp.n_ctx = 400;
+    sp.n_threads = 2, sp.n_ctx = 400, sp.kv_type = kv;
     plm_session *a = NULL, *b = NULL;
     float *all = malloc((size_t)n * V * sizeof *all), *last = malloc(V * sizeof *last);
     CHECK(ids && want && plm_session_create(&a, m, &sp, &err) == PLM_OK &&
           plm_session_create(&b, m, &sp, &err) == PLM_OK &&
           plm_session_decode_all(a, ids, n, all, &err) == PLM_OK);
     if (a && b && ids && want) {
-        check_close("300 tokens vs HF", all + (size_t)(n - 4) * V, want, 4 * V, 1e-4, 1e-4);
+        if (kv == PLM_DTYPE_F32)
+            check_close("300 tokens vs HF", all + (size_t)(n - 4) * V, want, 4 * V, 1e-4, 1e-4);
         int ok = 1; // pieces of 5, 150 and 1 token
         for (int t = 0; ok && t < n;) {
             const int k = t < 10 ? 5 : t < 160 ? 150 : 1;
@@ -800,7 +817,8 @@ static void test_window(const char *name) {
             t += k;
         }
         CHECK_MSG(ok && !memcmp(plm_session_logits(b), all + (size_t)(n - 1) * V, V * sizeof *all),
-                  "%s: pieces and token by token differ from all at once", name);
+                  "%s, KV %s: pieces and token by token differ from all at once", name,
+                  plm_dtype_name(kv));
         for (int cut = 0; cut < 2; cut++) { // to 280: still held; to 150: decoded again
             const int keep = cut ? 150 : 280;
             plm_session_truncate(b, keep);
@@ -808,7 +826,8 @@ static void test_window(const char *name) {
             ok = plm_session_decode(b, ids + keep, n - keep, &err) == PLM_OK;
             CHECK_MSG(
                 ok && !memcmp(plm_session_logits(b), all + (size_t)(n - 1) * V, V * sizeof *all),
-                "%s: after a truncation to %d, not the same bits", name, keep);
+                "%s, KV %s: after a truncation to %d, not the same bits", name, plm_dtype_name(kv),
+                keep);
         }
         plm_session_truncate(b, 20); // decode_all after a truncation below the window
         CHECK(plm_session_decode_all(b, ids + 20, n - 20, all, &err) == PLM_OK &&
@@ -876,6 +895,47 @@ static void test_half(const char *name, plm_dtype want) {
     plm_safetensors_free(&st);
 }
 
+// test_kv_f16: an F16 KV cache against f32's: the kv_type's errors and bytes. Each key and value
+// is rounded to 11 significant bits (relative error at most 2^-11: an NMSE below 2.4e-7 per
+// element), which the random tiny model amplifies through its layers as it does a weight's
+// rounding (test_half: ~40x): logits NMSE under 1e-5 (measured 6.2e-7 tiny-tied, 1.4e-7
+// tiny-gemma3), and not zero (the halves are used). A kv_type other than f32 / f16 is refused.
+static void test_kv_f16(const char *name) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/ref/%s", name);
+    plm_model *m = NULL;
+    plm_error err;
+    plm_load_params lp = plm_load_default_params();
+    if (plm_model_load(&m, dir, &lp, &err) != PLM_OK) {
+        CHECK_MSG(0, "%s: %s", name, err.msg);
+        return;
+    }
+    enum { N = 60 };
+    const size_t V = (size_t)m->config.vocab_size, n = (size_t)N * V;
+    int32_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)((i * 41 + 7) % (int)V);
+    float *f = logits_all_kv(m, 2, ids, N, PLM_DTYPE_F32);
+    float *h = logits_all_kv(m, 2, ids, N, PLM_DTYPE_F16);
+    double se = 0, sr = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = (double)h[i] - (double)f[i], r = (double)f[i];
+        se += d * d, sr += r * r;
+    }
+    printf("  %s: F16 KV cache vs f32: logits NMSE %.3g\n", name, se / sr);
+    CHECK_MSG(se > 0 && se / sr < 1e-5, "%s, KV f16: logits NMSE %.3g, want (0, 1e-5)", name,
+              se / sr);
+    CHECK(plm_session_kv_bytes(m, 128, PLM_DTYPE_F16) * 2 ==
+          plm_session_kv_bytes(m, 128, PLM_DTYPE_F32));
+    plm_session *s = NULL;
+    plm_session_params sp = plm_session_default_params();
+    sp.kv_type = PLM_DTYPE_BF16;
+    CHECK_MSG(plm_session_create(&s, m, &sp, &err) == PLM_ERR_ARG && !s &&
+                  strstr(err.msg, "kv_type"),
+              "kv_type bf16: want PLM_ERR_ARG, got %s", err.msg);
+    free(f), free(h);
+    plm_model_free(m);
+}
+
 int main(void) {
     test_self();
     test_should_stop();
@@ -892,12 +952,17 @@ int main(void) {
     test_variant("tiny-qwen3");
     test_variant("tiny-gemma3"); // sliding window 4 on its local layers: the 33 tokens cross it
     test_variant("tiny-gemma3-linear"); // rope_scaling linear on its global layer
-    test_decode_bits("tiny-llama3");
-    test_decode_bits("tiny-qwen2");
-    test_decode_bits("tiny-qwen3");
-    test_decode_bits("tiny-gemma3");
-    test_window("tiny-gemma3");
-    test_window("tiny-gemma3-linear");
+    for (int kv = 0; kv < 2; kv++) {    // KV caches of f32, then F16
+        const plm_dtype t = kv ? PLM_DTYPE_F16 : PLM_DTYPE_F32;
+        test_decode_bits("tiny-llama3", t);
+        test_decode_bits("tiny-qwen2", t);
+        test_decode_bits("tiny-qwen3", t);
+        test_decode_bits("tiny-gemma3", t);
+        test_window("tiny-gemma3", t);
+        test_window("tiny-gemma3-linear", t);
+    }
+    test_kv_f16("tiny-tied");
+    test_kv_f16("tiny-gemma3");
     test_bad_input();
     test_dynamic_blocking();
     test_rerank();

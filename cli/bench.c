@@ -104,8 +104,8 @@ int cmd_bench(int argc, char **argv) {
         if (b - a < best_pre) best_pre = b - a;
         if (c - b < best_dec) best_dec = c - b;
     }
-    printf("cpu      %s\nfeatures %s\npath     %s\n", plm_cpu_name(), plm_cpu_features(),
-           plm_kernel_path());
+    printf("cpu      %s\nfeatures %s\npath     %s\nkv       %s\n", plm_cpu_name(),
+           plm_cpu_features(), plm_kernel_path(), plm_dtype_name(mo.kv_type));
     printf("%-8s %-5s %2s %5s %10s %10s\n", "name", "dtype", "th", "n", "ms", "tok/s");
     line("load", dt, threads, 0, load);
     line("prefill", dt, threads, (int)n_prompt, best_pre);

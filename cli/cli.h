@@ -54,7 +54,8 @@ int cli_ftype(const char *cmd, const char *flag, const char *s, plm_ftype *out);
 int cli_dtype(const char *cmd, const char *s, plm_dtype *out);
 #define CLI_DTYPE_NAMES "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q6_k, q4_k, q5_k or auto"
 
-// Options shared by the commands that run a model (-m, --lora, --dtype, --threads, --ctx).
+// Options shared by the commands that run a model (-m, --lora, --dtype, --threads, --ctx,
+// --kv-type).
 // CLI_MODEL_OPTS: their defaults: the weights as the file stores them where a kernel exists (auto).
 #define CLI_MODEL_OPTS ((cli_model_opts){.dtype = PLM_DTYPE_AUTO})
 typedef struct {
@@ -62,6 +63,7 @@ typedef struct {
     plm_dtype dtype;   // --dtype f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q6_k|q4_k|q5_k|auto
     int32_t n_threads; // --threads (0 = cores)
     int32_t n_ctx;     // --ctx (0 = default)
+    plm_dtype kv_type; // --kv-type f32|f16: the KV cache's elements (0 = the library's: f32)
     const char *lora;  // --lora DIR: a PEFT adapter applied at run time, or NULL
     plm_lora *adapter; // loaded by cli_open from lora; freed by cli_close
 } cli_model_opts;
@@ -104,7 +106,9 @@ void cli_close(cli_model_opts *o, plm_model *model, plm_session *session);
     "                   exists: F16/BF16 kept 16-bit, else f32 or q8_0), or one for all: f32,\n"   \
     "                   f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q6_k, q4_k, q5_k\n"               \
     "  --threads N      threads (default: all cores)\n"                                            \
-    "  --ctx N          context positions (default: min(2048, the model's))\n"
+    "  --ctx N          context positions (default: min(2048, the model's))\n"                     \
+    "  --kv-type T      KV cache: f32 (default) or f16 (half the memory and the attention's\n"     \
+    "                   reads; keys and values rounded to IEEE half)\n"
 #define CLI_MODEL_HELP_LORA "  --lora DIR       apply a PEFT LoRA adapter directory at run time\n"
 #define CLI_MODEL_HELP      CLI_MODEL_HELP_M CLI_MODEL_HELP_LORA CLI_MODEL_HELP_REST
 

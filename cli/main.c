@@ -122,13 +122,17 @@ int cli_model_flag(const char *cmd, int argc, char **argv, int *i, cli_model_opt
     const char *a = argv[*i], *v;
     long n;
     if (strcmp(a, "-m") && strcmp(a, "--model") && strcmp(a, "--dtype") && strcmp(a, "--threads") &&
-        strcmp(a, "--ctx") && strcmp(a, "--lora"))
+        strcmp(a, "--ctx") && strcmp(a, "--lora") && strcmp(a, "--kv-type"))
         return 0;
     if (!(v = cli_value(cmd, argc, argv, i))) return -1;
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
     else if (!strcmp(a, "--lora")) o->lora = v;
     else if (!strcmp(a, "--dtype")) {
         if (cli_dtype(cmd, v, &o->dtype)) return -1;
+    } else if (!strcmp(a, "--kv-type")) {
+        if (plm_dtype_parse(v, &o->kv_type) != PLM_OK ||
+            (o->kv_type != PLM_DTYPE_F32 && o->kv_type != PLM_DTYPE_F16))
+            return cli_usage_error(cmd, "--kv-type wants f32 or f16, got '%s'", v), -1;
     } else if (!strcmp(a, "--threads")) {
         if (cli_int(cmd, a, v, 1, 256, &n)) return -1;
         o->n_threads = (int32_t)n;
@@ -201,6 +205,7 @@ int cli_open(const char *cmd, cli_model_opts *o, plm_model **model, plm_session 
     plm_session_params sp = plm_session_default_params();
     sp.n_threads = o->n_threads;
     sp.n_ctx = o->n_ctx;
+    sp.kv_type = o->kv_type;
     if ((o->lora && plm_lora_load(&o->adapter, o->lora, *model, &err) != PLM_OK) ||
         (sp.lora = o->adapter, plm_session_create(session, *model, &sp, &err) != PLM_OK)) {
         cli_close(o, *model, NULL);

@@ -234,6 +234,7 @@ int cmd_serve(int argc, char **argv) {
     sp.adapters = named;
     sp.n_adapters = n_loras;
     sp.n_ctx = mo.n_ctx;
+    sp.kv_type = mo.kv_type;
     sp.n_threads = mo.n_threads;
     sp.should_stop = should_stop;
     sp.on_log = on_log;

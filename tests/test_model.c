@@ -215,18 +215,23 @@ static void test_variant(const char *name) {
     plm_model_free(m);
 }
 
-// test_decode_bits: a prompt decoded token by token with the KV cache (of type kv), and in two
-// pieces, gives the logits of decoding it at once bit for bit
-static void test_decode_bits(const char *name, plm_dtype kv) {
+// load_tiny: tests/ref/NAME (f32), or NULL (a failed check)
+static plm_model *load_tiny(const char *name) {
     char dir[256];
     snprintf(dir, sizeof dir, "tests/ref/%s", name);
     plm_model *m = NULL;
     plm_error err;
     plm_load_params lp = plm_load_default_params();
-    if (plm_model_load(&m, dir, &lp, &err) != PLM_OK) {
-        CHECK_MSG(0, "%s: %s", name, err.msg);
-        return;
-    }
+    if (plm_model_load(&m, dir, &lp, &err) != PLM_OK) CHECK_MSG(0, "%s: %s", name, err.msg);
+    return m;
+}
+
+// test_decode_bits: a prompt decoded token by token with the KV cache (of type kv), and in two
+// pieces, gives the logits of decoding it at once bit for bit
+static void test_decode_bits(const char *name, plm_dtype kv) {
+    plm_model *m = load_tiny(name);
+    if (!m) return;
+    plm_error err;
     enum { N = 41 };
     size_t V = (size_t)m->config.vocab_size;
     int32_t ids[N];
@@ -901,15 +906,9 @@ static void test_half(const char *name, plm_dtype want) {
 // rounding (test_half: ~40x): logits NMSE under 1e-5 (measured 6.2e-7 tiny-tied, 1.4e-7
 // tiny-gemma3), and not zero (the halves are used). A kv_type other than f32 / f16 is refused.
 static void test_kv_f16(const char *name) {
-    char dir[256];
-    snprintf(dir, sizeof dir, "tests/ref/%s", name);
-    plm_model *m = NULL;
+    plm_model *m = load_tiny(name);
+    if (!m) return;
     plm_error err;
-    plm_load_params lp = plm_load_default_params();
-    if (plm_model_load(&m, dir, &lp, &err) != PLM_OK) {
-        CHECK_MSG(0, "%s: %s", name, err.msg);
-        return;
-    }
     enum { N = 60 };
     const size_t V = (size_t)m->config.vocab_size, n = (size_t)N * V;
     int32_t ids[N];

@@ -203,7 +203,7 @@ PLM_INLINE float sum16(v8 lo, v8 hi) {
     return sum8(lo + hi);
 }
 
-// dot_kv: dot with y's n elements from y0 of kind e
+// dot_kv: dot with y's n elements from y0, of kind e
 PLM_INLINE float dot_kv(const float *x, const void *y, size_t y0, int n, kv_elems e) {
     v8 lo = {0}, hi = {0};
     int i = 0;
@@ -233,8 +233,8 @@ PLM_INLINE float dot3(const float *x, const float *y, const float *z, int n) {
     return s;
 }
 
-// axpy: y += a * x, 8 at a time (element-wise: the same bits as one at a time)
-// axpy_kv: axpy with x's n elements from x0 of kind e
+// axpy_kv: y += a * x (x's n elements from x0, of kind e), 8 at a time (element-wise: the same
+// bits as one at a time)
 PLM_INLINE void axpy_kv(float *restrict y, float a, const void *restrict x, size_t x0, int n,
                         kv_elems e) {
     int i = 0;
@@ -242,6 +242,7 @@ PLM_INLINE void axpy_kv(float *restrict y, float a, const void *restrict x, size
     for (; i < n; i++) y[i] += a * load1(e, x, x0 + (size_t)i);
 }
 
+// axpy: y += a * x over f32
 PLM_INLINE void axpy(float *restrict y, float a, const float *restrict x, int n) {
     axpy_kv(y, a, x, 0, n, KV_F32);
 }

@@ -148,6 +148,29 @@ for (const fam of ['llama3', 'qwen2', 'qwen3', 'gemma3']) {
   lm.free();
 }
 
+// ---- 1c. an F16 KV cache (kvType 'f16'): logits and greedy ids vs native with the same cache,
+// on the tied model (q8_0 weights, 1 and 2 threads) and Gemma 3 (sliding-window layers) ----
+
+for (const [name, dtype, threads] of [['tiny-tied', 'q8_0', 1], ['tiny-tied', 'q8_0', 2],
+                                      ['tiny-gemma3', 'f32', 1]]) {
+  const file = path.join(path.dirname(tiny), `${name}.gguf`);
+  const what = `${name} ${dtype} threads ${threads} kvType f16`;
+  const ref = JSON.parse(native([path.join(BUILD_DIR, 'tests/wasm_logits'), file, `${dtype}:f16`,
+                                 String(threads), String(N_GREEDY), ...ids.map(String)]));
+  const lm = await PocketLM.load(file, { dtype, threads, kvType: 'f16' });
+  check(lm.kvType === 'f16', `${what}: kvType`, `got ${lm.kvType}`);
+  allclose(await lm.decode(ids), ref.logits, 1e-5, 1e-5, `${what}: logits`);
+  const g = await lm.generate(ids, { maxTokens: N_GREEDY, temperature: 0, stopTokens: [] });
+  check(JSON.stringify(g.tokens) === JSON.stringify(ref.greedy), `${what}: greedy ids`,
+        `wasm ${JSON.stringify(g.tokens)}, native ${JSON.stringify(ref.greedy)}`);
+  lm.free();
+}
+{
+  let err = null;
+  try { await PocketLM.load(tiny, { kvType: 'bf16' }); } catch (e) { err = e; }
+  check(err instanceof Error && /kvType/.test(err.message), 'kvType bf16 rejects', String(err));
+}
+
 // ---- 2. real SmolLM2: greedy text equals the native CLI ----
 // f32 (1 and 2 threads) and q8_0: text and ids equal. A q8_0 matmul re-quantizes its input, so a
 // last-bit difference can flip an int8 rounding and grow; every Q8_0 path (wasm, scalar, AVX2,

@@ -1,15 +1,17 @@
 // wasm_logits.c: the native side of tests/test_wasm.mjs. Loads a GGUF model, runs a fixed list of
 // ids and prints one JSON object: the logits of the last position and a greedy continuation
 // (ids, no stop token), which the wasm build must reproduce (logits within 1e-5, ids equal).
-//   wasm_logits MODEL.gguf DTYPE THREADS N_GREEDY ID...
+// DTYPE:f16 keeps the KV cache in F16 (plm_session_params.kv_type).
+//   wasm_logits MODEL.gguf DTYPE[:f16] THREADS N_GREEDY ID...
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pocketlm.h"
 
 int main(int argc, char **argv) {
     if (argc < 6) {
-        fprintf(stderr, "usage: wasm_logits MODEL.gguf DTYPE THREADS N_GREEDY ID...\n");
+        fprintf(stderr, "usage: wasm_logits MODEL.gguf DTYPE[:f16] THREADS N_GREEDY ID...\n");
         return 2;
     }
     plm_error err = {0};
@@ -25,7 +27,11 @@ int main(int argc, char **argv) {
     gp.stop_tokens = ids; // a non-NULL list of no stop tokens: never stop early
     gp.n_stop_tokens = 0;
     out = malloc(((size_t)gp.max_tokens + 1) * sizeof *out);
-    if (!ids || !out || plm_dtype_parse(argv[2], &lp.dtype) != PLM_OK) goto done;
+    char *kv = strchr(argv[2], ':');
+    if (kv) *kv++ = 0;
+    if (!ids || !out || plm_dtype_parse(argv[2], &lp.dtype) != PLM_OK ||
+        (kv && plm_dtype_parse(kv, &sp.kv_type) != PLM_OK))
+        goto done;
     for (int i = 0; i < n; i++) ids[i] = atoi(argv[5 + i]);
     if (plm_model_load(&m, argv[1], &lp, &err) != PLM_OK ||
         plm_session_create(&s, m, &sp, &err) != PLM_OK ||

@@ -53,6 +53,9 @@ export interface LoadOptions {
   lora?: LoraSource;
   /** Positions held in the KV cache; default min(2048, the model's context). */
   nCtx?: number;
+  /** How the KV cache keeps keys and values: 'f32' (default) or 'f16' (IEEE half: half the
+   * cache's memory; attention reads the halves as their exact f32 values). */
+  kvType?: 'f32' | 'f16';
   /**
    * Which SIMD build: 'auto' (default) takes the relaxed-SIMD build when the engine validates
    * relaxed-SIMD instructions (feature detection), else the SIMD128 one; 'relaxed' (an error where
@@ -176,6 +179,8 @@ export class PocketLM {
   readonly kernelPath: string;
   readonly hasTokenizer: boolean;
   readonly nCtx: number;
+  /** The KV cache's element type (LoadOptions.kvType). */
+  readonly kvType: 'f32' | 'f16';
   readonly weightBytes: number;  // bytes of weights in memory
   /** The model's name from its file (GGUF general.name), '' when it has none. */
   readonly name: string;

@@ -255,7 +255,7 @@ function now() { return typeof performance !== 'undefined' ? performance.now() :
 
 export class PocketLM {
   // use PocketLM.load
-  constructor(M, model, session, lora, threads) {
+  constructor(M, model, session, lora, threads, kvType) {
     this._M = M;
     this._heap = new Heap(M);
     this._model = model;
@@ -265,6 +265,7 @@ export class PocketLM {
     this._cache = [];          // ids held in the session's KV cache, in order
     this._queue = Promise.resolve(); // calls on one session run one after another
     this.threads = threads;
+    this.kvType = kvType;
     const info = (k) => M._plm_wasm_model_info(model, k);
     this.config = { vocabSize: info(0), hiddenSize: info(1), numLayers: info(2),
                     maxPositionEmbeddings: info(3), bosTokenId: info(4), eosTokenId: info(5) };
@@ -285,6 +286,9 @@ export class PocketLM {
     if (!(dtype in DTYPES))
       throw new Error(
         `pocketlm: dtype '${dtype}': want 'q8_0', 'f32', 'f16', 'bf16', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q6_k', 'q4_k', 'q5_k' or 'auto'`);
+    const kvType = opts.kvType ?? 'f32';
+    if (kvType !== 'f32' && kvType !== 'f16')
+      throw new Error(`pocketlm: kvType '${kvType}': want 'f32' or 'f16'`);
     let threads = opts.threads ?? defaultThreads();
     const canThread = IS_NODE || (typeof crossOriginIsolated !== 'undefined' && crossOriginIsolated);
     if (!canThread) threads = 1;
@@ -312,9 +316,10 @@ export class PocketLM {
       } finally { if (!model) heap.free(ptr); }
       if (!model) throw wasmError(M, err, 'loading the model');
       if (opts.lora) lora = await loadLora(M, heap, model, opts.lora, opts.onProgress, err);
-      session = M._plm_wasm_session_create(model, lora, opts.nCtx ?? 0, threads, err) >>> 0;
+      session = M._plm_wasm_session_create(model, lora, opts.nCtx ?? 0, threads, DTYPES[kvType],
+                                           err) >>> 0;
       if (!session) throw wasmError(M, err, 'creating the session');
-      const lm = new PocketLM(M, model, session, lora, threads);
+      const lm = new PocketLM(M, model, session, lora, threads, kvType);
       lm.build = buildName(mt, flavour);
       lm.loadSeconds = (now() - t0) / 1000;
       lm.readSeconds = (tRead - t0) / 1000;
@@ -908,7 +913,8 @@ Object.assign(PocketLM.prototype, {
     const M = this._M;
     if (adapter && !adapter._ptr) throw new Error('pocketlm: the adapter was freed');
     if (adapter && adapter._lm !== this) throw new Error('pocketlm: the adapter belongs to another model');
-    const create = (lora) => M._plm_wasm_session_create(this._model, lora, this.nCtx, this.threads, this._err) >>> 0;
+    const create = (lora) => M._plm_wasm_session_create(this._model, lora, this.nCtx, this.threads,
+                                                        DTYPES[this.kvType], this._err) >>> 0;
     M._plm_wasm_session_free(this._session);
     this._cache = [];
     this._adapter = adapter;
@@ -930,9 +936,10 @@ Object.assign(PocketLM.prototype, {
       if (!adapter?._ptr || adapter._lm !== this) throw new Error('pocketlm: merge: not an adapter of this model');
       const m = M._plm_wasm_model_merge(this._model, adapter._ptr, this._err) >>> 0;
       if (!m) throw wasmError(M, this._err, 'merge');
-      const s = M._plm_wasm_session_create(m, 0, this.nCtx, this.threads, this._err) >>> 0;
+      const s = M._plm_wasm_session_create(m, 0, this.nCtx, this.threads, DTYPES[this.kvType],
+                                           this._err) >>> 0;
       if (!s) { M._plm_wasm_model_free(m); throw wasmError(M, this._err, 'creating the session'); }
-      const lm = new PocketLM(M, m, s, 0, this.threads);
+      const lm = new PocketLM(M, m, s, 0, this.threads, this.kvType);
       lm.build = this.build;
       lm._sharesModule = true;
       return lm;

@@ -42,7 +42,7 @@ plm_lora *plm_wasm_lora_load(const char *dir, const plm_model *m, plm_error *err
 void plm_wasm_lora_free(plm_lora *l);
 
 plm_session *plm_wasm_session_create(const plm_model *m, const plm_lora *lora, int32_t n_ctx,
-                                     int32_t n_threads, plm_error *err);
+                                     int32_t n_threads, int32_t kv_type, plm_error *err);
 void plm_wasm_session_free(plm_session *s);
 int32_t plm_wasm_session_info(const plm_session *s, int32_t what);
 void plm_wasm_session_truncate(plm_session *s, int32_t n);
@@ -169,14 +169,15 @@ EMSCRIPTEN_KEEPALIVE void plm_wasm_lora_free(plm_lora *l) {
 // ---- session ----
 
 // plm_wasm_session_create: a session on m (with lora, or NULL); n_ctx 0 = the default; n_threads
-// 1 in the single-threaded build. NULL on failure.
+// 1 in the single-threaded build; kv_type a plm_dtype (0 = f32, 1 = f16). NULL on failure.
 EMSCRIPTEN_KEEPALIVE plm_session *plm_wasm_session_create(const plm_model *m, const plm_lora *lora,
                                                           int32_t n_ctx, int32_t n_threads,
-                                                          plm_error *err) {
+                                                          int32_t kv_type, plm_error *err) {
     plm_session_params sp = plm_session_default_params();
     sp.n_ctx = n_ctx;
     sp.n_threads = n_threads;
     sp.lora = lora;
+    sp.kv_type = (plm_dtype)kv_type;
     plm_session *s = NULL;
     if (plm_session_create(&s, m, &sp, err) != PLM_OK) return NULL;
     return s;

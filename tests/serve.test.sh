@@ -3,7 +3,8 @@
 # static files with COOP/COEP and MIME types, Range, path traversal, malformed/oversized/slow
 # requests, 404/405/411/413/415/431/505, then on the real model: greedy completion == the CLI,
 # paraphrase == the CLI, SSE, 8 concurrent clients batched (each == alone, decode steps shared), a
-# client leaving mid-stream (its seat freed), a full queue (503) and the KV budget (400), many
+# client leaving mid-stream (its seat freed), a full queue (503) and the KV budget (400), an F16
+# KV cache (--kv-type f16: the budget's accounting, greedy == the CLI), many
 # adapters on one base (tests/serve_adapters.py: mixed in one batch, each == the CLI; loaded and
 # unloaded at run time), --no-coi, a clean stop on SIGINT, the curl line `make demo` prints run as printed, and a prompt
 # exit on SIGTERM (idle: < 200 ms; in the middle of a long prompt: < 1 s, since the prefill asks
@@ -68,6 +69,12 @@ fi
 if start busy "$BIN" --max-batch 1 --max-pending 1 --kv-budget 1; then
     python3 tests/serve_client.py "$PORT" --busy || fail=1
     stop busy
+fi
+
+# 2b. an F16 KV cache: half the bytes of the budget per position, the same text as the CLI's
+if start kvf16 "$BIN" --kv-type f16 --kv-budget 1; then
+    python3 tests/serve_client.py "$PORT" --kv-f16 "$BIN" "$MODEL" || fail=1
+    stop kvf16
 fi
 
 # 3. many adapters on one base (tests/serve_adapters.py): --lora and --lora-dir, where the second

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """serve_client.py: the checks of tests/serve.test.sh against a running `pocketlm serve`.
 
-usage: serve_client.py PORT [--wasm] [--full BIN MODEL] [--busy]
+usage: serve_client.py PORT [--wasm] [--full BIN MODEL] [--busy] [--kv-f16 BIN MODEL]
   --wasm:  build/web has the wasm build (check its MIME types);
   default: HTTP behaviour only (static files, headers, errors, limits, traversal, timeouts), fast
            enough for an ASan build;
@@ -10,6 +10,9 @@ usage: serve_client.py PORT [--wasm] [--full BIN MODEL] [--busy]
            leaves mid-stream (its seat freed);
   --busy:  the server runs with --max-batch 1 --max-pending 1 --kv-budget 1: of 8 concurrent
            requests some must get 503; one that needs more KV cache than the budget gets 400.
+  --kv-f16: the server runs with --kv-type f16 --kv-budget 1: health says so, a request of 36
+           positions fits (23 KB each; f32's 46 KB would allow 22), its greedy text == `BIN
+           generate --kv-type f16`, and one of 106 positions gets 400.
 Prints one line per check; exits 1 when any fails. Standard library only.
 """
 import json
@@ -145,9 +148,9 @@ def http_checks(web):
     check("still serving after the error cases", st == 200, st)
 
 
-def cli_generate(bin_, model, prompt, n):
+def cli_generate(bin_, model, prompt, n, *extra):
     out = subprocess.run([bin_, "generate", "-m", model, "--dtype", "q8_0", "--temp", "0", "-n", str(n), "--json",
-                          "-p", prompt], capture_output=True, text=True, timeout=300)
+                          *extra, "-p", prompt], capture_output=True, text=True, timeout=300)
     return json.loads(out.stdout)["text"]
 
 
@@ -293,10 +296,26 @@ def busy_checks():
           st == 400 and "--kv-budget" in (error_message(b) or ""), (st, b[:300]))
 
 
+def kv_f16_checks(bin_, model):
+    check("--kv-type f16: /v1/health says kv_type f16", health().get("kv_type") == "f16", health())
+    prompt = "The capital of France is"  # 5 tokens + 30 + 1: 36 positions, 0.8 MB in F16
+    want = cli_generate(bin_, model, prompt, 30, "--kv-type", "f16")
+    st, _, b = request("POST", "/v1/completions", {"prompt": prompt, "max_tokens": 30, "temperature": 0})
+    text = json.loads(b)["choices"][0]["text"] if st == 200 else error_message(b)
+    check("--kv-type f16 --kv-budget 1: 36 positions fit, greedy == pocketlm generate --kv-type f16",
+          st == 200 and text == want, (st, text, want))
+    st, _, b = request("POST", "/v1/completions", {"prompt": prompt, "max_tokens": 100, "temperature": 0})
+    check("--kv-type f16 --kv-budget 1: 106 positions get 400", st == 400 and "--kv-budget" in (error_message(b) or ""),
+          (st, b[:300]))
+
+
 args = sys.argv[2:]
 web = "--wasm" in args
 if "--busy" in args:
     busy_checks()
+elif "--kv-f16" in args:
+    i = args.index("--kv-f16")
+    kv_f16_checks(args[i + 1], args[i + 2])
 else:
     http_checks(web)
     if "--full" in args:

@@ -42,6 +42,8 @@ typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 typedef double v8d __attribute__((vector_size(64)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+typedef uint16_t v8h __attribute__((vector_size(16)));
 
 PLM_INLINE v8 load8(const float *p) {
     v8 v;
@@ -54,6 +56,9 @@ PLM_INLINE void store8(float *p, v8 v) {
 // select8: a where mask (all ones), else b
 PLM_INLINE v8 select8(v8i mask, v8 a, v8 b) {
     return (v8)(((v8i)a & mask) | ((v8i)b & ~mask));
+}
+PLM_INLINE v8u select8u(v8i mask, v8u a, v8u b) {
+    return (a & (v8u)mask) | (b & ~(v8u)mask);
 }
 
 // ---- exp ----
@@ -155,8 +160,6 @@ PLM_INLINE v8 load8_f16(const void *p, size_t i) {
     return v;
 }
 #else
-typedef uint16_t v8h __attribute__((vector_size(16)));
-typedef uint32_t v8u __attribute__((vector_size(32)));
 // load8_f16: matmul_wasm.c's f16_wasm on 8 lanes: the exponent and mantissa moved into f32's
 // places (<< 13) and multiplied by 2^112, which rebases the exponent (15 -> 127) and turns a
 // subnormal half into its normal f32 exactly; inf and NaN (exponent 31) get exponent 255 and keep
@@ -183,6 +186,27 @@ __attribute__((target("f16c"))) PLM_INLINE v8 load8_f16c(const void *p, size_t i
 // load1: element i of p as a float (the tails)
 PLM_INLINE float load1(kv_elems e, const void *p, size_t i) {
     return e.f16 ? plm_f16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+
+// to_f16: n floats x as IEEE half bits into h, plm_f32_to_f16's bits (the KV cache's stores), 8 at
+// a time in integer operations: a normal half's exponent rebased (127 -> 15) and the 13 dropped
+// bits rounded to nearest even (adding 0xfff, or 0x1000 when the kept part is odd; a carry goes
+// into the exponent); below 2^-14 a subnormal, a + 0.5 in f32 rounding a * 2^24 to nearest even
+// into the low bits; from 65520 on inf, NaN 0x7e00, the sign put back on last.
+PLM_INLINE void to_f16(uint16_t *h, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const v8 f = load8(x + i);
+        const v8u u = (v8u)f, a = u & 0x7fffffff, sign = (u >> 16) & 0x8000;
+        const v8u normal = (a - (112u << 23) + 0xfff + ((a >> 13) & 1)) >> 13;
+        const v8u sub = (v8u)((v8)a + 0.5f) - 0x3f000000;
+        v8u r = select8u(a < 0x38800000, sub, normal);
+        r = select8u(a >= 0x477ff000, (v8u){0} + 0x7c00, r);
+        r = select8u(a > 0x7f800000, (v8u){0} + 0x7e00, r);
+        const v8h out = __builtin_convertvector(sign | r, v8h);
+        memcpy(h + i, &out, sizeof out);
+    }
+    for (; i < n; i++) h[i] = plm_f32_to_f16(x[i]);
 }
 
 // ---- embedding ----
@@ -803,6 +827,13 @@ void plm_geglu_backward GLU_B {
 
 void plm_bias_forward(float *out, const float *b, int T, int OC) {
     for (int t = 0; t < T; t++) plm_residual_forward(out + (size_t)t * OC, b, (size_t)OC);
+}
+
+#define TO_F16 (uint16_t * h, const float *x, size_t n)
+PATHS(to_f16, TO_F16, (h, x, n))
+void plm_f32_to_f16_n TO_F16 {
+    PICK(to_f16, (h, x, n));
+    to_f16(h, x, n);
 }
 
 void plm_residual_forward(float *out, const float *inp, size_t n) {

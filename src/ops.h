@@ -74,6 +74,10 @@ void plm_geglu_forward(float *out, const float *gate, const float *up, size_t n)
 // out (T, OC) += b (OC) on every row: a linear layer's bias.
 void plm_bias_forward(float *out, const float *b, int T, int OC);
 
+// plm_f32_to_f16_n: n floats x as IEEE half bits into h, each plm_f32_to_f16(x[i]) (round to
+// nearest even; a session's F16 KV cache stores its keys and values with it).
+void plm_f32_to_f16_n(uint16_t *h, const float *x, size_t n);
+
 // out (n) += inp (n): the residual connection.
 void plm_residual_forward(float *out, const float *inp, size_t n);
 

@@ -1,12 +1,13 @@
-// session.c: plm_session, the inference state of one conversation (its KV cache, its adapter, the
-// logits of its last token), and the loop over layers (HF LlamaModel.forward) as one forward step
-// over the stacked token rows of one or more sequences (plm_step). A standalone session owns a
-// step of CHUNK rows and its threads; a session of a batch (batch.c) borrows the batch's, and its
-// decodes become rows of the batch's shared steps. In a step, each linear layer is one matmul over
-// every row (the weights are read once), then each sequence's rows get its own adapter's A·B; the
-// attention, RoPE and the KV cache are per sequence. Every kernel sums each output element in one
-// fixed order whatever the number of rows, so a prompt decoded at once, token by token, or as rows
-// of a batch beside other sequences gives the same logits bit for bit (tests/test_batch.c).
+// session.c: plm_session, the inference state of one conversation (its KV cache, of f32 or IEEE
+// half: kv_type, its adapter, the logits of its last token), and the loop over layers (HF
+// LlamaModel.forward) as one forward step over the stacked token rows of one or more sequences
+// (plm_step). A standalone session owns a step of CHUNK rows and its threads; a session of a
+// batch (batch.c) borrows the batch's, and its decodes become rows of the batch's shared steps. In
+// a step, each linear layer is one matmul over every row (the weights are read once), then each
+// sequence's rows get its own adapter's A·B; the attention, RoPE and the KV cache are per
+// sequence. Every kernel sums each output element in one fixed order whatever the number of rows,
+// so a prompt decoded at once, token by token, or as rows of a batch beside other sequences gives
+// the same logits bit for bit (tests/test_batch.c), with either kv_type.
 // Gemma 3's sliding-window layers keep only the positions a query can still see (the last window
 // - 1, plus room for a step's CHUNK): their caches stop growing at window - 1 + CHUNK positions
 // and slide as the context fills; a truncation below what they hold decodes the kept tokens
@@ -401,14 +402,10 @@ static void linear(const plm_step *st, const plm_step_seq *sq, int32_t n, int nw
 // ---- the forward step ----
 
 // store: n floats x into a cache of type t at element i: as they are, or as IEEE half (rounded to
-// nearest even, plm_f32_to_f16)
+// nearest even, plm_f32_to_f16_n)
 static void store(void *cache, size_t i, const float *x, size_t n, plm_dtype t) {
-    if (t != PLM_DTYPE_F16) {
-        memcpy((float *)cache + i, x, n * sizeof *x);
-        return;
-    }
-    uint16_t *h = (uint16_t *)cache + i;
-    for (size_t j = 0; j < n; j++) h[j] = plm_f32_to_f16(x[j]);
+    if (t == PLM_DTYPE_F16) plm_f32_to_f16_n((uint16_t *)cache + i, x, n);
+    else memcpy((float *)cache + i, x, n * sizeof *x);
 }
 
 // new_keys_values: RoPE on each sequence's queries and new keys (a local layer's table for Gemma

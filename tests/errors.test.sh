@@ -1,8 +1,9 @@
 #!/bin/sh
 # errors.test.sh: `pocketlm info`, `convert` and `export` on bad inputs (missing file, truncated GGUF and
 # safetensors, corrupted config.json, shape mismatch, unsupported dtype and architecture), and
-# `paraphrase` of empty or blank text (refused before the model loads). Each case
-# must print one line on stderr and exit 1 (usage errors: 2), never crash (exit >= 128).
+# `paraphrase` of empty or blank text (refused before the model loads), a --kv-type other than
+# f32/f16. Each case must print one line on stderr and exit 1 (usage errors: 2), never crash
+# (exit >= 128).
 # Prints one line per case; exits non-zero when any case fails.
 set -u
 cd "$(dirname "$0")/.."
@@ -76,6 +77,8 @@ expect 2 "unknown gguf export quant" export -m "$REF" --format gguf --quant int8
 expect 1 "export into a missing dir" export -m "$REF" --format gguf --quant q4_k_m --out "$T/no/e.gguf"
 expect 2 "info without -m" info
 expect 2 "unknown info flag" info -m "$REF" --bogus
+expect 2 "unknown kv type" generate -m "$REF" --kv-type bf16 -p "Hi"
+expect 2 "unknown kv type (serve)" serve -m "$REF" --kv-type q8_0
 expect 2 "paraphrase of empty text" paraphrase -m "$REF" ""
 expect 2 "paraphrase of blank text" paraphrase -m "$REF" "Fine." "   "
 exit $fail

@@ -4,7 +4,8 @@
 # new tokens each, BENCH_REQUESTS per client): aggregate decode tok/s, time to first token and
 # latency (p50, p99), against the peer in the same run, on the same model file:
 #
-#   pocketlm         serve --dtype q8_0 --threads 2 --max-batch 16: continuous batching
+#   pocketlm         serve --dtype q8_0 --kv-type f16 --threads 2 --max-batch 16: continuous
+#                    batching, the KV cache in F16 (BENCH_KV), as llama-server keeps it by default
 #   pocketlm/serial  the same with --max-batch 1: one request at a time (what batching gains)
 #   llama-cpp-python its OpenAI server (python3 -m llama_cpp.server, n_threads 2; built by
 #                    scripts/setup_bench.sh, which this script runs when the server's extras are
@@ -23,7 +24,7 @@
 # The CPU and the load are recorded; with other jobs on the machine the figures are only
 # indicative. Writes a new dated file in benchmarks/history/ (its path is printed; BENCH_OUT names
 # another file). Env: BUILD, BENCH_LEVELS (1,4,8,16), BENCH_REQUESTS (2), BENCH_TOKENS (32),
-# BENCH_THREADS (2), BENCH_SOAK_SECS (600), BENCH_SOAK_CLIENTS (8).
+# BENCH_THREADS (2), BENCH_KV (f16), BENCH_SOAK_SECS (600), BENCH_SOAK_CLIENTS (8).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -33,6 +34,7 @@ LEVELS=${BENCH_LEVELS:-1,4,8,16}
 REQS=${BENCH_REQUESTS:-2}
 TOKENS=${BENCH_TOKENS:-32}
 THREADS=${BENCH_THREADS:-2}
+KV=${BENCH_KV:-f16}
 SOAK=${BENCH_SOAK_SECS:-600}
 SOAK_CLIENTS=${BENCH_SOAK_CLIENTS:-8}
 MODEL=models/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -67,7 +69,7 @@ rss() { awk '/^VmRSS|^VmHWM/ { printf "%s %d MB  ", $1, $2 / 1024 }' "/proc/$1/s
 # $W/NAME.log (a / in NAME as -)
 start() {
     log=$W/$(echo "$1" | tr / -).log
-    "$BIN" serve -m "$MODEL" --dtype q8_0 --threads "$THREADS" --max-batch "$2" --max-pending 64 \
+    "$BIN" serve -m "$MODEL" --dtype q8_0 --kv-type "$KV" --threads "$THREADS" --max-batch "$2" --max-pending 64 \
         --port 0 --web web --timeout 60000 2>"$log" &
     PID=$!
     port=$(wait_port "$log" '.*listening on http://127.0.0.1:\([0-9]*\)/.*') || { say "$1 did not start"; return 1; }

@@ -64,7 +64,6 @@ struct plm_session {
     int pending;            // tokens of hist after n_past waiting for a forward step
     int32_t *hist;          // (cap) the tokens of positions 0 .. n_past + pending
     plm_dtype kv_type;      // the caches' elements: PLM_DTYPE_F32 (float) or _F16 (IEEE half)
-    size_t kv_size;         // bytes of an element: 4 or 2
     void *k_cache;          // keys after RoPE, layer after layer, each (K, cap or hold, D): each
                             // KV head's keys one stream
     void *v_cache;          // values, the same layout
@@ -215,7 +214,8 @@ static plm_status reserve(plm_session *s, int need) {
     if (need <= s->cap) return PLM_OK;
     const plm_config *cfg = &s->model->config;
     const int L = cfg->num_hidden_layers;
-    size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim, es = s->kv_size;
+    size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim,
+           es = kv_size(s->kv_type);
     int cap = s->cap ? s->cap : need;
     while (cap < need) cap = cap > s->n_ctx / 2 ? s->n_ctx : 2 * cap;
     plm_session grown = *s; // the new sizes, for layer_kv
@@ -249,7 +249,8 @@ static plm_status reserve(plm_session *s, int need) {
 static void slide(plm_session *s, int T) {
     if (!s->hold || s->n_past + T - s->base <= s->hold) return; // hold 0: no local layers
     const plm_config *cfg = &s->model->config;
-    const size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim, es = s->kv_size;
+    const size_t K = (size_t)cfg->num_key_value_heads, D = (size_t)cfg->head_dim,
+                 es = kv_size(s->kv_type);
     const int base = s->n_past + T - s->hold, keep = s->n_past - base;
     for (int l = 0; l < cfg->num_hidden_layers; l++) {
         int n, p0;
@@ -272,7 +273,7 @@ static plm_session *session_new(const plm_model *model, const plm_lora *lora, in
     if (!s) return NULL;
     s->model = model;
     s->lora = lora;
-    s->kv_type = kv_type, s->kv_size = kv_size(kv_type);
+    s->kv_type = kv_type;
     s->n_vocab = lora ? lora->vocab_size : model->config.vocab_size;
     s->n_ctx = n_ctx;
     s->logits = plm_alloc_aligned((size_t)s->n_vocab, sizeof(float));
@@ -363,7 +364,8 @@ static void attention_worker(void *ctx, int ith, int nth) {
         long lo = i0 > a ? i0 : a, hi = i1 < b ? i1 : b;
         if (lo >= hi) continue;
         int n, p0;
-        const size_t lc = layer_kv(s, j->layer, &n, &p0) * s->kv_size; // its (K, n, D), bytes
+        const size_t lc =
+            layer_kv(s, j->layer, &n, &p0) * kv_size(s->kv_type); // its (K, n, D), bytes
         plm_attention_forward_kv(
             st->att_out + (size_t)off * HD,
             st->att + (size_t)off * (size_t)H * (size_t)st->att_stride, st->att_stride,

@@ -117,7 +117,7 @@ static void kq_rows(const matmul_job *j, const tile_kernel *k, int stream, int r
     for (int r = r0; r < r1; r += per) {
         const int n = r1 - r < per ? r1 - r : per;
         const size_t b0 = (size_t)r * (size_t)nb;
-        plm_kq_scales(d, m, w, b0 / 8, (size_t)n * (size_t)nb / 8);
+        j->kq(d, m, w, b0 / 8, (size_t)n * (size_t)nb / 8);
         const plm_mat v = {.dtype = plm_kq_blocks(w->dtype),
                            .rows = w->rows,
                            .cols = w->cols,
@@ -261,9 +261,18 @@ float plm_q4_m_sum(const float *m, const float *xs, int nb) {
 }
 
 // kq_scales8: the Q4_1 scales d and minimums m of the 8 blocks of a Q4_K/Q5_K super-block of d_sb
-// ds, dmin_sb dm and 6-bit numbers s (8 sc, then 8 mn); restrict: the compiler vectorizes it.
+// ds, dmin_sb dm and 6-bit numbers s (8 sc, then 8 mn). m = -(dm * mn), but a NaN dm * mn stays
+// itself (repack_k in quant.c); a finite dm never gives one, so that case is one branch-free loop,
+// which the compiler vectorizes (8 lanes: at T = 1 the scalar loop cost as much as the kernel).
 static inline void kq_scales8(float *restrict d, float *restrict m, float ds, float dm,
-                              const uint8_t *s) {
+                              const uint8_t *restrict s) {
+    if (isfinite(dm)) {
+        for (int j = 0; j < 8; j++) {
+            d[j] = ds * (float)s[j];
+            m[j] = -(dm * (float)s[8 + j]);
+        }
+        return;
+    }
     for (int j = 0; j < 8; j++) {
         const float ml = dm * (float)s[8 + j];
         d[j] = ds * (float)s[j];
@@ -528,7 +537,10 @@ static void matmul_n(plm_isa isa, plm_pool *pool, int n, float *const *outs, con
                                .inp = inp,
                                .w = ws[i],
                                .T = T,
-                               .half = half_of(k, w->dtype)};
+                               .half = half_of(k, w->dtype),
+                               .kq = !plm_dtype_kquant(w->dtype) ? NULL
+                                     : k->kq_scales              ? k->kq_scales
+                                                                 : plm_kq_scales};
     }
     if (quant) {
         assert(w->cols % PLM_QK == 0 && scratch != NULL);

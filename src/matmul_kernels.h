@@ -99,6 +99,8 @@ typedef void (*warm_fn)(const matmul_job *j, int r0, int r1);
 typedef void (*rows_fn)(const matmul_job *j, int r0, int r1);
 // A half function converts n F16 or BF16 (dtype) values h to f32 (plm_half_to_f32's bits).
 typedef void (*half_fn)(float *out, const uint16_t *h, size_t n, plm_dtype dtype);
+// A kq function computes plm_kq_scales (matmul.h): the same bits.
+typedef void (*kq_fn)(float *restrict d, float *restrict m, const plm_mat *w, size_t sb, size_t n);
 
 typedef struct {
     tile_fn fn;
@@ -120,6 +122,7 @@ struct matmul_job {
     const float *xs;   // (T, cols / PLM_QK) dx times the sum of each block of xq, for Q4_1 weights
     // F16/BF16 weights that the kernel does not read itself: the table's half, else NULL
     half_fn half;
+    kq_fn kq;         // Q4_K/Q5_K weights: the table's kq_scales, else plm_kq_scales (else NULL)
     const plm_mat *w; // (rows, cols)
     int T;
 };
@@ -133,6 +136,8 @@ typedef struct {
     tile_kernel f16;
     // half: plm_half_to_f32 (matmul.h) for F16 or BF16 (dtype) weights; NULL: the scalar one
     half_fn half;
+    // kq_scales: plm_kq_scales, for the driver's Q4_K/Q5_K rows; NULL: plm_kq_scales itself
+    kq_fn kq_scales;
     // quantize: quantize_scalar's bytes for x (n) -> q (n), d (n / PLM_QK)
     void (*quantize)(int8_t *q, float *d, const float *x, size_t n);
     // q8_prepare: the part of xc for tokens [t0, t1) from xq (T, C) and xd (T, C / 32), computed

@@ -12,6 +12,7 @@
 //     AVX-512 table decodes with the EVEX twin's stream kernel;
 //   backward: broadcast-FMA input-gradient tiles, the generic weight gradient; the quantizer (all
 //     AVX2's on the avxvnni path).
+#include <math.h>
 #include <string.h>
 
 #include "matmul_kernels.h"
@@ -163,6 +164,49 @@ PLM_INLINE PLM_TARGET_AVX2 void transpose8_avx2(__m256 c[8], const void *w, size
     c[7] = _mm256_shuffle_ps(u1, u3, 0xEE);
 }
 
+// transpose16_half_avx2: rows 0..15 of the 16-bit (dt) w from weight i0 (row stride C), columns
+// 0..7, into v[k] = column k still 16-bit, rows 0..7 in the low 128-bit lane and rows 8..15 in the
+// high one (row i and row i + 8 share a register: vinserti128 from memory uses no shuffle port);
+// then an 8 x 8 transpose of 16-bit elements in each lane (3 rounds of 8 unpacks) before any
+// conversion: 24 shuffles and 16 conversions (half16_avx2) for 128 weights, where transpose8_avx2
+// converts 4 at a time and needs 48 shuffles and 32 conversions (F16 decode ran at 1.24x f32's speed
+// with it, not 2x).
+PLM_INLINE PLM_TARGET_AVX2 void transpose16_half_avx2(__m256i v[8], const void *w, size_t i0,
+                                                      size_t C, const int dt) {
+    __m256i a[8], t[8];
+    UNROLL
+    for (int i = 0; i < 8; i++)
+        a[i] = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(
+                _mm_loadu_si128((const __m128i *)(const void *)wat(w, i0 + (size_t)i * C, dt))),
+            _mm_loadu_si128((const __m128i *)(const void *)wat(w, i0 + (size_t)(i + 8) * C, dt)),
+            1);
+    UNROLL
+    for (int i = 0; i < 4; i++) { // rows 2i, 2i + 1 interleaved: columns 0..3, then 4..7
+        t[2 * i] = _mm256_unpacklo_epi16(a[2 * i], a[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_epi16(a[2 * i], a[2 * i + 1]);
+    }
+    UNROLL
+    for (int i = 0; i < 2; i++) { // rows 4i .. 4i + 3: columns 0-1, 2-3, 4-5, 6-7
+        a[4 * i] = _mm256_unpacklo_epi32(t[4 * i], t[4 * i + 2]);
+        a[4 * i + 1] = _mm256_unpackhi_epi32(t[4 * i], t[4 * i + 2]);
+        a[4 * i + 2] = _mm256_unpacklo_epi32(t[4 * i + 1], t[4 * i + 3]);
+        a[4 * i + 3] = _mm256_unpackhi_epi32(t[4 * i + 1], t[4 * i + 3]);
+    }
+    UNROLL
+    for (int i = 0; i < 4; i++) { // rows 0..7: columns 2i and 2i + 1
+        v[2 * i] = _mm256_unpacklo_epi64(a[i], a[i + 4]);
+        v[2 * i + 1] = _mm256_unpackhi_epi64(a[i], a[i + 4]);
+    }
+}
+
+// half8_avx2: the 8 F16 or BF16 values h as f32 (cvt4_avx2's conversions, 8 at a time).
+PLM_INLINE PLM_TARGET_AVX2 __m256 half8_avx2(__m128i h, const int dt) {
+    return dt == PLM_DTYPE_F16
+               ? _mm256_cvtph_ps(h)
+               : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
 // col8_avx2: column 0 of rows 0..7 of w from weight i (row stride C), for the columns past the
 // last 8.
 PLM_INLINE PLM_TARGET_AVX2 __m256 col8_avx2(const void *w, size_t i, size_t C, const int dt) {
@@ -195,6 +239,19 @@ PLM_INLINE PLM_TARGET_AVX2 void matvec_avx2(float *out, const float *x, const vo
                     UNROLL
                     for (int i = 0; i < 8; i++) _mm_prefetch(wat(w, q + i * C, dt), _MM_HINT_T0);
                 }
+            }
+            if (dt != PLM_DTYPE_F32 && g == 2) {
+                __m256i v[8];
+                transpose16_half_avx2(v, w, i0 + k, C, dt);
+                UNROLL
+                for (int i = 0; i < 8; i++) {
+                    const __m256 xi = _mm256_broadcast_ss(x + k + i);
+                    acc[0] =
+                        _mm256_fmadd_ps(xi, half8_avx2(_mm256_castsi256_si128(v[i]), dt), acc[0]);
+                    acc[1] = _mm256_fmadd_ps(xi, half8_avx2(_mm256_extracti128_si256(v[i], 1), dt),
+                                             acc[1]);
+                }
+                continue;
             }
             __m256 c[8];
             UNROLL
@@ -995,6 +1052,35 @@ PLM_TARGET_AVX2 static void half_avx2(float *out, const uint16_t *h, size_t n, p
     plm_half_to_f32(out + i, h + i, n - i, dtype);
 }
 
+// ---- Q4_K and Q5_K: the driver's scales ----
+
+// kq_scales_avx2: plm_kq_scales a super-block a step: its 8 sc and 8 mn bytes widened and
+// converted at once, d = d_sb * sc and m = -(dmin_sb * mn) (one multiply each, as the scalar one;
+// the negation a sign flip). A super-block whose dmin is not finite goes to the scalar one, which
+// keeps a NaN's sign.
+PLM_TARGET_AVX2 static void kq_scales_avx2(float *restrict d, float *restrict m, const plm_mat *w,
+                                           size_t sb, size_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (size_t s = 0; s < n; s++) {
+        if (s % 4 == 0) // the three streams from DRAM, a few lines ahead
+            _mm_prefetch((const char *)(w->scm + 16 * (sb + s)) + 512, _MM_HINT_T0);
+        if (s % 16 == 0) {
+            _mm_prefetch((const char *)(w->d + sb + s) + 256, _MM_HINT_T0);
+            _mm_prefetch((const char *)(w->m + sb + s) + 256, _MM_HINT_T0);
+        }
+        const float dm = w->m[sb + s];
+        if (!isfinite(dm)) {
+            plm_kq_scales(d + 8 * s, m + 8 * s, w, sb + s, 1);
+            continue;
+        }
+        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(w->scm + 16 * (sb + s)));
+        const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+        const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)));
+        _mm256_storeu_ps(d + 8 * s, _mm256_mul_ps(_mm256_set1_ps(w->d[sb + s]), sc));
+        _mm256_storeu_ps(m + 8 * s, _mm256_xor_ps(_mm256_mul_ps(_mm256_set1_ps(dm), mn), sign));
+    }
+}
+
 // ---- the tables ----
 
 const matmul_kernels plm_kernels_avx512 = {
@@ -1005,6 +1091,7 @@ const matmul_kernels plm_kernels_avx512 = {
     .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, // matmul_q6k_x86.c
     .f16 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},
     .half = half_avx2, // the backward's f32 slices (the forward converts in f32_rows_avx2)
+    .kq_scales = kq_scales_avx2,
     .quantize = quantize_avx512,
     .q8_prepare = q8_prepare_avx512,
     .dinp_tiles = tiles_avx512,
@@ -1020,6 +1107,7 @@ const matmul_kernels plm_kernels_avx512 = {
         .q8 = {q8_stream_##v, 1, 1, Q8_DNR, q8_warm, q8_rows_##v, stream_t, stream_t},             \
         .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_##v, 1, 0},                                        \
         .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, .half = half_avx2,                  \
+        .kq_scales = kq_scales_avx2,                                                               \
         .f16 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},                       \
         .quantize = quantize_avx2, .q8_prepare = prepare, .dinp_tiles = dinp_tiles_avx2,           \
         .dw_rows = dw_rows_avx2,                                                                   \

@@ -501,6 +501,38 @@ static void k_shapes(plm_pool *pools[3], plm_dtype dt, uint64_t *s) {
     for (int T = 1; T <= 9; T += 4) test_shape(pools, dt, T, 5, 9216, s);
 }
 
+// test_kq_scales: each path's kq_scales == plm_kq_scales bit for bit, from odd super-blocks, with
+// d and dmin over every kind of f32 an f16 gives (+-0, subnormal, normal, +-inf, NaN of either
+// sign) beside mn = 0 (inf * 0 is a NaN, whose sign the reference keeps).
+static void test_kq_scales(void) {
+    enum { NSB = 67 };
+    static const uint16_t kinds[] = {0x0000, 0x8000, 0x0001, 0x3c00, 0xbc00, 0x7bff,
+                                     0x7c00, 0xfc00, 0x7e00, 0xfe00, 0x2e66};
+    const int nk = (int)(sizeof kinds / sizeof *kinds);
+    uint64_t s = 9;
+    plm_mat w = {.dtype = PLM_DTYPE_Q4_K, .rows = 1, .cols = NSB * PLM_QK_K};
+    float d[NSB], m[NSB];
+    uint8_t scm[16 * NSB];
+    for (int i = 0; i < NSB; i++) {
+        d[i] = plm_f16_to_f32(kinds[i % nk]);
+        m[i] = plm_f16_to_f32(kinds[(i / nk + 3 * i) % nk]);
+    }
+    for (int i = 0; i < 16 * NSB; i++) scm[i] = i % 5 ? (uint8_t)(rng_next(&s) >> 32 & 63) : 0;
+    w.d = d, w.m = m, w.scm = scm;
+    float want[2][8 * NSB], got[2][8 * NSB];
+    plm_kq_scales(want[0], want[1], &w, 1, NSB - 1);
+    for (int isa = 0; isa < PLM_ISA_COUNT; isa++) {
+        if (!plm_isa_supported((plm_isa)isa)) continue;
+        const matmul_kernels *k = plm_matmul_kernels((plm_isa)isa);
+        if (!k->kq_scales) continue;
+        memset(got, 0xff, sizeof got);
+        k->kq_scales(got[0], got[1], &w, 1, NSB - 1);
+        CHECK_MSG(!memcmp(got[0], want[0], 8 * (NSB - 1) * sizeof(float)) &&
+                      !memcmp(got[1], want[1], 8 * (NSB - 1) * sizeof(float)),
+                  "%s kq_scales differs from plm_kq_scales", plm_isa_name((plm_isa)isa));
+    }
+}
+
 // test_kq: Q4_K (Q5_K) == the Q4_1 (Q5_1) matrix of the same nibbles (and high bits) with d' = d *
 // sc and m' = -(dmin * mn) bit for bit on every path (so their order is Q4_1's, matmul_kernels.h),
 // rows around the driver's chunks of scales (8,192 blocks: 1,024 rows of 256 columns, 64 of
@@ -722,6 +754,7 @@ int main(void) {
     test_quantize();
     test_matmul();
     test_q4();
+    test_kq_scales();
     test_kq();
     test_q6k();
     test_half();

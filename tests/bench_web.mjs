@@ -193,6 +193,9 @@ async function run() {
     if (cold.trainTokS) {
       out('train_tps', cold.trainTokS.toFixed(1));
       out('train_steps', cold.trainSteps);
+      out('train_loss_last', cold.trainLoss.toFixed(6));
+      if (cold.trainEvalFirst !== undefined) out('train_eval_first', cold.trainEvalFirst.toFixed(6));
+      if (cold.trainEvalLast !== undefined) out('train_eval_last', cold.trainEvalLast.toFixed(6));
       out('train_heap_mb', (cold.trainHeapBytes / MB).toFixed(1));
       if (cold.trainInUseBytes) out('train_inuse_mb', (cold.trainInUseBytes / MB).toFixed(1));
     }

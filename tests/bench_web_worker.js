@@ -66,18 +66,27 @@ async function benchPlm(q, r) {
 
 // trainPlm (engine=plmtrain): LoRA fine-tuning as the app's Train view runs it (lm.finetune with
 // the library's defaults: r 8 on q_proj,v_proj, batch 8, 5% held out) on the bundled PAWS sample
-// (/paws-sample.tsv) for q.steps optimizer steps; tokens per second over the whole run, and the
-// most heap in use between steps (the model, the session and the run: pocketlm.js memoryInUseBytes).
+// (/paws-sample.tsv) for q.steps optimizer steps, the held-out loss every 10 steps (the Train view's
+// evalEvery); tokens per second over the whole run, the first and last held-out loss, and the most
+// heap in use between steps (the model, the session and the run: pocketlm.js memoryInUseBytes).
 async function trainPlm(lm, q, r) {
   const data = new Uint8Array(await (await fetch('/paws-sample.tsv')).arrayBuffer());
   let last = null, inUse = 0;
+  const evals = [];
   const t0 = performance.now();
   const adapter = await lm.finetune({ data, dataName: 'paws-sample.tsv', maxSteps: Number(q.steps), seed: 1234,
-                                      onProgress: (p) => { last = p; inUse = Math.max(inUse, lm.memoryInUseBytes || 0); } });
+                                      evalEvery: 10,
+                                      onProgress: (p) => {
+                                        last = p;
+                                        inUse = Math.max(inUse, lm.memoryInUseBytes || 0);
+                                        if (p.evalLoss !== null && p.evalLoss !== undefined) evals.push(p.evalLoss);
+                                      } });
   r.trainSeconds = (performance.now() - t0) / 1000;
   r.trainTokS = last.tokS;
   r.trainSteps = last.step;
   r.trainLoss = last.loss;
+  r.trainEvalFirst = evals[0];
+  r.trainEvalLast = evals[evals.length - 1];
   r.trainHeapBytes = lm.memoryBytes;
   r.trainInUseBytes = inUse;
   adapter.free();

@@ -40,9 +40,9 @@
 // more step of its unpacking (an OR of 16 where the bit is set), so the code is the same.
 // Q4_K and Q5_K (matmul.h: Q4_1/Q5_1 nibbles, 6-bit sc and mn a block, d and dmin a super-block)
 // are Q4_1 and Q5_1 with the block's d = d_sb * sc and m = -(dmin_sb * mn) (exact): no kernel of
-// their own; matmul.c's driver computes those for a few rows at a time (plm_kq_scales) and runs
-// the table's q4 kernels on them as a Q4_1/Q5_1 matrix, so every path gives the bits of the exact
-// repack into Q4_1/Q5_1.
+// their own; matmul.c's driver computes those for a few rows at a time (the table's kq_scales,
+// else plm_kq_scales: the same bits) and runs the table's q4 kernels on them as a Q4_1/Q5_1
+// matrix, so every path gives the bits of the exact repack into Q4_1/Q5_1.
 // Q6_K (super-blocks of 256: 6-bit q and int8 sub-block scales sc per 16, an f32 d per 256): the
 // inputs are quantized as for Q8_0 (xq, dx), and Q8_0's canonical order runs on the int8 weights
 // q - 32 with a scale per half-block instead of per block: each block b is two steps, its halves

@@ -263,7 +263,8 @@ float plm_q4_m_sum(const float *m, const float *xs, int nb) {
 // kq_scales8: the Q4_1 scales d and minimums m of the 8 blocks of a Q4_K/Q5_K super-block of d_sb
 // ds, dmin_sb dm and 6-bit numbers s (8 sc, then 8 mn). m = -(dm * mn), but a NaN dm * mn stays
 // itself (repack_k in quant.c); a finite dm never gives one, so that case is one branch-free loop,
-// which the compiler vectorizes (8 lanes: at T = 1 the scalar loop cost as much as the kernel).
+// which the compiler vectorizes (at T = 1 these scales are a large share of a Q4_K matmul: x86 has
+// its own, matmul_x86.c's kq_scales_avx2).
 static inline void kq_scales8(float *restrict d, float *restrict m, float ds, float dm,
                               const uint8_t *restrict s) {
     if (isfinite(dm)) {

@@ -168,7 +168,7 @@ PLM_INLINE PLM_TARGET_AVX2 void transpose8_avx2(__m256 c[8], const void *w, size
 // 0..7, into v[k] = column k still 16-bit, rows 0..7 in the low 128-bit lane and rows 8..15 in the
 // high one (row i and row i + 8 share a register: vinserti128 from memory uses no shuffle port);
 // then an 8 x 8 transpose of 16-bit elements in each lane (3 rounds of 8 unpacks) before any
-// conversion: 24 shuffles and 16 conversions (half16_avx2) for 128 weights, where transpose8_avx2
+// conversion: 24 shuffles and 16 conversions (half8_avx2) for 128 weights, where transpose8_avx2
 // converts 4 at a time and needs 48 shuffles and 32 conversions (F16 decode ran at 1.24x f32's speed
 // with it, not 2x).
 PLM_INLINE PLM_TARGET_AVX2 void transpose16_half_avx2(__m256i v[8], const void *w, size_t i0,
@@ -1039,15 +1039,12 @@ PLM_TARGET_AVX512 static void dw_rows_avx512(float *dw, const float *dout, const
 
 // ---- F16 and BF16 weights: the converter (matmul_kernels.h's half) ----
 
-// half_avx2: plm_half_to_f32, 8 values a step: vcvtph2ps (F16C), or BF16 widened and shifted up 16.
+// half_avx2: plm_half_to_f32, 8 values a step (half8_avx2).
 PLM_TARGET_AVX2 static void half_avx2(float *out, const uint16_t *h, size_t n, plm_dtype dtype) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(h + i));
-        _mm256_storeu_ps(out + i,
-                         dtype == PLM_DTYPE_BF16
-                             ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16))
-                             : _mm256_cvtph_ps(v));
+        _mm256_storeu_ps(out + i, half8_avx2(v, dtype));
     }
     plm_half_to_f32(out + i, h + i, n - i, dtype);
 }

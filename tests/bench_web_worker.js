@@ -79,7 +79,7 @@ async function trainPlm(lm, q, r) {
                                       onProgress: (p) => {
                                         last = p;
                                         inUse = Math.max(inUse, lm.memoryInUseBytes || 0);
-                                        if (p.evalLoss !== null && p.evalLoss !== undefined) evals.push(p.evalLoss);
+                                        if (p.evalLoss != null) evals.push(p.evalLoss);
                                       } });
   r.trainSeconds = (performance.now() - t0) / 1000;
   r.trainTokS = last.tokS;

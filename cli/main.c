@@ -29,9 +29,10 @@ static void usage(FILE *f) {
     fprintf(f, "usage: pocketlm <command> [options]   (pocketlm <command> --help)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nenvironment:\n  PLM_ISA     force a kernel path (scalar, avx2, avx512, neon, "
-               "...; default: the\n"
-               "              widest this CPU runs); `pocketlm info` shows the CPU and the path\n");
+    fprintf(f,
+            "\nenvironment:\n  PLM_ISA     force a kernel path (scalar, avx2, avx512, amx, neon, "
+            "...;\n              default: the widest this CPU runs); `pocketlm info` shows "
+            "the CPU\n              and the path\n");
 }
 
 int main(int argc, char **argv) {
@@ -39,7 +40,7 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    // PLM_ISA forces a kernel path for every command (scalar, avx2, avx512, neon, ...; see info)
+    // PLM_ISA forces a kernel path for every command (scalar, avx2, avx512, amx, neon, ...; see info)
     plm_error err;
     if (plm_set_kernel_path(getenv("PLM_ISA"), &err) != PLM_OK) {
         fprintf(stderr, "pocketlm: PLM_ISA: %s\n", err.msg);

@@ -18,8 +18,9 @@ APT_PKGS="python3-torch libopenblas-dev python3-numpy python3-pip"
 # (a pre-release) does not satisfy, so pip would pull a 5 GB CUDA torch from PyPI: install them
 # with --no-deps (their other needs — numpy, psutil, pyyaml, packaging — are already present).
 # openai: the official client that tests/openai.test.sh points at `pocketlm serve`.
+# jinja2: renders the chat template in tests/openai_client.py, as transformers does.
 PIP_PKGS="transformers==4.44.2 tokenizers==0.19.1 safetensors==0.4.5 huggingface_hub==0.36.2 gguf==0.10.0 sentencepiece==0.2.0
-sacrebleu==2.6.0 openai==3.51.0"
+sacrebleu==2.6.0 openai==3.51.0 jinja2==3.1.4"
 PIP_NODEPS="peft==0.15.2 accelerate==0.34.2"
 
 # ---- apt: one call, so libopenblas-dev comes with torch (45x slower without it) ----

@@ -14,6 +14,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define PLM_CPU_X86 1
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #elif defined(__aarch64__)
 #define PLM_CPU_ARM 1
 #if defined(__APPLE__)
@@ -49,11 +53,23 @@ static unsigned long long xcr0(unsigned ecx1) {
     return (unsigned long long)hi << 32 | lo;
 }
 
+// amx_granted: 1 when the OS saves the tile registers (XCR0 bits 17, 18) and lets this process use
+// them: Linux hands out the 8 KB of tile data per process on request (arch_prctl
+// ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, which oneDNN makes too); elsewhere 0.
+static int amx_granted(unsigned long long xcr0_bits) {
+    if ((xcr0_bits >> 17 & 3) != 3) return 0;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+#else
+    return 0;
+#endif
+}
+
 static void detect(cpu_info *c) {
-    unsigned a, b, ecx1 = 0, edx1 = 0, b7 = 0, c7 = 0, a71 = 0, tmp;
+    unsigned a, b, ecx1 = 0, edx1 = 0, b7 = 0, c7 = 0, d7 = 0, a71 = 0, tmp;
     __get_cpuid(1, &a, &b, &ecx1, &edx1);
     if ((unsigned)__get_cpuid_max(0, NULL) >= 7u) {
-        __cpuid_count(7, 0, a, b7, c7, tmp);
+        __cpuid_count(7, 0, a, b7, c7, d7);
         __cpuid_count(7, 1, a71, b, tmp, tmp);
     }
     const unsigned long long x = xcr0(ecx1);
@@ -63,6 +79,7 @@ static void detect(cpu_info *c) {
     const int avxvnni = avx2 && (a71 >> 4 & 1);
     const int f = os_avx512 && (b7 >> 16 & 1), bw = f && (b7 >> 30 & 1), vl = f && (b7 >> 31 & 1);
     const int vnni = f && (c7 >> 11 & 1), bf16 = f && (a71 >> 5 & 1);
+    const int amx = (d7 >> 24 & 1) && (d7 >> 25 & 1) && amx_granted(x); // AMX-TILE, AMX-INT8
     add_feature(c, ecx1 >> 20 & 1, "sse4.2");
     add_feature(c, avx, "avx");
     add_feature(c, avx2, "avx2");
@@ -74,11 +91,13 @@ static void detect(cpu_info *c) {
     add_feature(c, vl, "avx512vl");
     add_feature(c, vnni, "avx512vnni");
     add_feature(c, bf16, "avx512bf16");
+    add_feature(c, amx, "amx-int8");
     c->has[PLM_ISA_AVX2] = avx2 && fma && f16c;
     // avxvnni: VEX vpdpbusd ymm, or its EVEX twin (AVX512_VNNI + VL; cpu.h)
     c->has[PLM_ISA_AVXVNNI] = c->has[PLM_ISA_AVX2] && (avxvnni || (vl && vnni));
     c->avxvnni_vex = avxvnni;
     c->has[PLM_ISA_AVX512] = c->has[PLM_ISA_AVX2] && bw && vl && vnni;
+    c->has[PLM_ISA_AMX] = c->has[PLM_ISA_AVX512] && amx;
     unsigned brand[12] = {0};
     if ((unsigned)__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u)
         for (unsigned i = 0; i < 3; i++)
@@ -154,7 +173,7 @@ static const cpu_info *cpu(void) {
 }
 
 static const char *const isa_names[PLM_ISA_COUNT] = {
-    "scalar", "avx2", "avxvnni", "avx512", "neon", "dotprod", "i8mm", "wasm", "relaxed",
+    "scalar", "avx2", "avxvnni", "avx512", "amx", "neon", "dotprod", "i8mm", "wasm", "relaxed",
 };
 
 const char *plm_isa_name(plm_isa isa) {
@@ -182,7 +201,7 @@ int plm_cpu_avxvnni_vex(void) {
 
 // family: 1 x86, 2 arm64, 3 wasm (scalar is 0, in every family)
 static int family(plm_isa isa) {
-    return isa == PLM_ISA_SCALAR ? 0 : isa <= PLM_ISA_AVX512 ? 1 : isa <= PLM_ISA_I8MM ? 2 : 3;
+    return isa == PLM_ISA_SCALAR ? 0 : isa <= PLM_ISA_AMX ? 1 : isa <= PLM_ISA_I8MM ? 2 : 3;
 }
 
 int plm_isa_includes(plm_isa isa, plm_isa base) {

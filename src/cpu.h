@@ -5,6 +5,7 @@
 // avx2 may), and every kernel picks its widest implementation that the active path includes, down
 // to the scalar reference, which every build has:
 //   x86-64: avx2 (AVX2 + FMA) < avxvnni (+ 256-bit VNNI) < avx512 (AVX-512 F, BW, VL, VNNI)
+//           < amx (+ AMX-TILE and AMX-INT8 tile matrix multiplies)
 //   arm64:  neon (Advanced SIMD) < dotprod (+ SDOT) < i8mm (+ SMMLA)
 //   wasm:   wasm (SIMD128) < relaxed (+ relaxed SIMD); fixed when the module is built
 // The active path is process-wide: the best one this CPU runs, or the one plm_set_kernel_path
@@ -27,6 +28,7 @@ typedef enum {
     PLM_ISA_AVX2,       // x86-64 AVX2 + FMA + F16C (Haswell, Zen 1 and later)
     PLM_ISA_AVXVNNI,    // + vpdpbusd on 256 bits: AVX-VNNI (Alder Lake) or AVX512_VNNI + VL
     PLM_ISA_AVX512,     // AVX-512 F, BW, VL and VNNI (Ice Lake, Zen 4)
+    PLM_ISA_AMX,        // + AMX-TILE and AMX-INT8, the OS granting tile data (Sapphire Rapids)
     PLM_ISA_NEON,       // arm64 Advanced SIMD (every arm64 CPU)
     PLM_ISA_DOTPROD,    // + SDOT (Armv8.2 dotprod: Cortex-A76, Apple M1, Graviton 2)
     PLM_ISA_I8MM,       // + SMMLA (Armv8.6 i8mm: Apple M2, Graviton 3)

@@ -373,6 +373,7 @@ static const matmul_kernels kernels_scalar = {
 
 const matmul_kernels *plm_matmul_kernels(plm_isa isa) {
 #if defined(__x86_64__)
+    if (plm_isa_includes(isa, PLM_ISA_AMX)) return &plm_kernels_amx;
     if (plm_isa_includes(isa, PLM_ISA_AVX512)) return &plm_kernels_avx512;
     if (plm_isa_includes(isa, PLM_ISA_AVXVNNI))
         return plm_cpu_avxvnni_vex() ? &plm_kernels_avxvnni : &plm_kernels_avxvnni_evex;

@@ -1,7 +1,8 @@
 // matmul_kernels.h: what a path's matmul kernels look like to the driver in matmul.c and
 // matmul_backward.c (internal). Each instruction-set path fills one matmul_kernels table in its own
-// file (matmul_x86.c, matmul_arm.c, matmul_wasm.c); matmul.c holds the scalar reference table and
-// picks the table of the active path (cpu.h). A NULL entry means "the scalar reference".
+// file (matmul_x86.c, matmul_arm.c, matmul_wasm.c; amx: avx512's table with the AMX Q8_0 rows
+// kernel of matmul_amx.c); matmul.c holds the scalar reference table and picks the table of the
+// active path (cpu.h). A NULL entry means "the scalar reference".
 //
 // Q8_0: the canonical order (every path computes exactly this, so the bits match everywhere):
 // out[t, r] = sum over blocks b of dw[r, b] * dx[t, b] * (q_w . q_x of block b), in float as:
@@ -199,7 +200,7 @@ const matmul_kernels *plm_matmul_kernels(plm_isa isa);
 
 // The tables of each file, for plm_matmul_kernels. Declared for the architecture being compiled.
 #if defined(__x86_64__)
-extern const matmul_kernels plm_kernels_avx2, plm_kernels_avx512;
+extern const matmul_kernels plm_kernels_avx2, plm_kernels_avx512, plm_kernels_amx;
 // avxvnni: VEX (AVX-VNNI) and EVEX (AVX512_VNNI + VL) twins of one source; cpu.c's choice
 extern const matmul_kernels plm_kernels_avxvnni, plm_kernels_avxvnni_evex;
 // the Q4 rows kernels of matmul_q4_x86.c, one for each of those tables (its Q8_0 rows kernel)
@@ -207,6 +208,16 @@ void plm_q4_rows_avx2(const matmul_job *j, int r0, int r1);
 void plm_q4_rows_avx512(const matmul_job *j, int r0, int r1);
 void plm_q4_rows_avxvnni(const matmul_job *j, int r0, int r1);
 void plm_q4_rows_avxvnni_evex(const matmul_job *j, int r0, int r1);
+void plm_q4_rows_amx(const matmul_job *j, int r0, int r1);
+// the amx path's Q8_0 rows kernel (matmul_amx.c), from PLM_AMX_ROWS_T tokens, on the groups of 16
+// tokens that matmul_x86.c's q8_prepare_amx lays out (plm_lane_group_bytes(C, 16, 1) bytes each)
+#define PLM_AMX_ROWS_T 4
+void plm_q8_rows_amx(const matmul_job *j, int r0, int r1);
+// plm_lane_group_bytes: the bytes in xc of one group of G tokens with planes planes of inputs
+// (matmul_x86.c: the inputs, G bytes for each column and plane, then the scales dx, G per block)
+PLM_INLINE size_t plm_lane_group_bytes(int C, int G, int planes) {
+    return (size_t)(G * planes) * (size_t)C + (size_t)(C / PLM_QK) * (size_t)G * sizeof(float);
+}
 // the Q6_K rows kernel of matmul_q6k_x86.c (AVX2 code), in every x86 table
 void plm_q6k_rows_avx2(const matmul_job *j, int r0, int r1);
 #endif

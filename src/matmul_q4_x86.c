@@ -467,7 +467,8 @@ PLM_TARGET_AVX2 static void q4_rows(const matmul_job *j, int r0, int r1, const m
         q4_rows_small(j, r0, r1);
         return;
     }
-    const int P = Q4_PANEL_BYTES / C; // rows a panel
+    int P = Q4_PANEL_BYTES / C; // rows a panel: whole AMX tiles of 16 where it holds one
+    if (P >= 16) P -= P % 16;
     for (int r = r0; r < r1; r += P) {
         const int n = r1 - r < P ? r1 - r : P;
         panel_avx2(pq, pd, j->w, r, n);
@@ -493,5 +494,9 @@ void plm_q4_rows_avxvnni(const matmul_job *j, int r0, int r1) {
 
 void plm_q4_rows_avxvnni_evex(const matmul_job *j, int r0, int r1) {
     q4_rows(j, r0, r1, &plm_kernels_avxvnni_evex);
+}
+
+void plm_q4_rows_amx(const matmul_job *j, int r0, int r1) {
+    q4_rows(j, r0, r1, &plm_kernels_amx);
 }
 #endif // __x86_64__

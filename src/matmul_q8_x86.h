@@ -212,7 +212,7 @@ PLM_INLINE Q8X_TARGET void Q8X(q8_lanes)(const matmul_job *j, const char *xg, in
 // q8_rows: out[0 .. T, r0 .. r1) from the table's stream_t tokens on: per group, every row, Q8X_NR
 // at a time (the group's inputs, 8 C bytes a plane, stay in L1 while the rows stream past).
 Q8X_TARGET static void Q8X(q8_rows)(const matmul_job *j, int r0, int r1) {
-    const size_t gb = lane_group_bytes(j->w->cols, 8, Q8X_PLANES);
+    const size_t gb = plm_lane_group_bytes(j->w->cols, 8, Q8X_PLANES);
     for (int g = 0; 8 * g < j->T; g++) {
         const char *xg = (const char *)j->xc + (size_t)g * gb;
         int r = r0;

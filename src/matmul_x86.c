@@ -516,7 +516,7 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
 // token at T = 128 against two vpmaddwd on int16 planes and 4 loads, in the old order); avxvnni:
 // one vpdpbusd. AVX-512 runs the last 8 tokens or fewer as a paired group (below).
 // xc (q8_prepare, when T >= G): per group of G tokens (the last padded with zero inputs and scales;
-// its lanes past T are computed and never stored), lane_group_bytes: 4 G bytes a plane for each 4
+// its lanes past T are computed and never stored), plm_lane_group_bytes: 4 G bytes a plane for each 4
 // columns k4 = 8 b + l, then the scales dx (nb, G) as floats:
 //   AVX-512 (G = 16) and avxvnni (G = 8): one plane, the tokens' 4 bytes xor 0x80 (x + 128:
 //     vpdpbusd's unsigned operand); each block's chain starts from -128 * (the sum of its 32
@@ -527,10 +527,6 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
 
 #define Q8_ROWS_T   4  // AVX-512: tokens from which the rows kernel runs (padded to 8 below 8)
 #define LANES_CHUNK 64 // blocks whose weight corrections are computed ahead (256 bytes a row)
-
-static size_t lane_group_bytes(int C, int G, int planes) {
-    return (size_t)(G * planes) * (size_t)C + (size_t)(C / PLM_QK) * (size_t)G * sizeof(float);
-}
 
 // lane_groups16: the AVX-512 groups of 16 tokens among T; the rest, 8 tokens or fewer, forms one
 // paired group after them (so 1 to 8 more tokens are not padded to 16).
@@ -567,7 +563,7 @@ PLM_INLINE void lanes_prefetch(const int8_t *w, const float *dw, int b) {
 PLM_INLINE PLM_TARGET_AVX2 void q8_groups_avx2(int32_t *xc, const int8_t *xq, const float *xd,
                                                int T, int C, int t0, int t1, const int planes) {
     const int nb = C / PLM_QK;
-    const size_t gb = lane_group_bytes(C, 8, planes);
+    const size_t gb = plm_lane_group_bytes(C, 8, planes);
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i xoff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(C));
     const __m256i doff = _mm256_mullo_epi32(lane, _mm256_set1_epi32(nb));
@@ -634,18 +630,43 @@ PLM_TARGET_AVX2 static void q8_prepare_avxvnni(int32_t *xc, const int8_t *xq, co
 #define Q8X(name)  name##_avxvnni_evex
 #include "matmul_q8_x86.h"
 
-// q8_prepare_avx512: xc's token groups (above) from xq (T, C) and xd (T, C / 32), by gathers, those
-// that start in [t0, t1) (t0 a multiple of 16: the paired group belongs to the range that ends at T).
-PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, const float *xd,
-                                                int T, int C, int t0, int t1) {
+// q8_groups16_avx512: xc's groups g0 .. g1 - 1 of 16 tokens (above; the last one padded) from xq
+// (T, C) and xd (T, C / 32), by gathers, each input byte xor k: 0x80 (AVX-512: vpdpbusd's unsigned
+// operand) or 0 (amx: tdpbssd multiplies signed bytes).
+PLM_INLINE PLM_TARGET_AVX512 void q8_groups16_avx512(int32_t *xc, const int8_t *xq, const float *xd,
+                                                     int T, int C, int g0, int g1, const char k) {
     const int nb = C / PLM_QK;
-    const size_t gb = lane_group_bytes(C, 16, 1);
+    const size_t gb = plm_lane_group_bytes(C, 16, 1);
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i xoff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(C));
     const __m512i doff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb));
-    const __m512i k80 = _mm512_set1_epi8((char)0x80);
+    for (int g = g0; g < g1; g++) {
+        const int n = T - 16 * g < 16 ? T - 16 * g : 16;
+        const __mmask16 m = (__mmask16)((1u << n) - 1);
+        char *o = (char *)xc + (size_t)g * gb;
+        const int8_t *x = xq + (size_t)16 * g * C;
+        for (int k4 = 0; k4 < C / 4; k4++) {
+            const __m512i v =
+                _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, xoff, x + 4 * k4, 1);
+            _mm512_store_si512(o + 64 * (size_t)k4, _mm512_xor_si512(v, _mm512_set1_epi8(k)));
+        }
+        float *dx = (float *)(void *)(o + 16 * (size_t)C);
+        for (int b = 0; b < nb; b++)
+            _mm512_store_ps(dx + 16 * b, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, doff,
+                                                                  xd + (size_t)16 * g * nb + b, 4));
+    }
+}
+
+// q8_prepare_avx512: xc's token groups (above) from xq (T, C) and xd (T, C / 32), those that start
+// in [t0, t1) (t0 a multiple of 16: the paired group belongs to the range that ends at T).
+PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, const float *xd,
+                                                int T, int C, int t0, int t1) {
+    const int nb = C / PLM_QK;
     const int n16 = lane_groups16(T), rest = T - 16 * n16;
     if (T >= Q8_ROWS_T && rest > 0 && t1 == T) { // the paired group
+        const size_t gb = plm_lane_group_bytes(C, 16, 1);
+        const __m512i lane =
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         const long long c = C;
         const __m512i poff = _mm512_setr_epi64(0, c, 2 * c, 3 * c, 4 * c, 5 * c, 6 * c, 7 * c);
         const __m512i dpoff = _mm512_mullo_epi32(_mm512_srli_epi32(lane, 1), _mm512_set1_epi32(nb));
@@ -655,7 +676,8 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
         for (int k8 = 0; k8 < C / 8; k8++) {
             const __m512i v = _mm512_mask_i64gather_epi64(
                 _mm512_setzero_si512(), (__mmask8)((1u << rest) - 1), poff, x + 8 * k8, 1);
-            _mm512_store_si512(o + 64 * (size_t)k8, _mm512_xor_si512(v, k80));
+            _mm512_store_si512(o + 64 * (size_t)k8,
+                               _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)));
         }
         float *dx = (float *)(void *)(o + 8 * (size_t)C);
         for (int b = 0; b < nb; b++)
@@ -663,21 +685,16 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
                                                                   (__mmask16)((1u << 2 * rest) - 1),
                                                                   dpoff, d + b, 4));
     }
-    for (int g = t0 / 16; g < n16 && 16 * g < t1; g++) {
-        const int n = T - 16 * g < 16 ? T - 16 * g : 16;
-        const __mmask16 m = (__mmask16)((1u << n) - 1);
-        char *o = (char *)xc + (size_t)g * gb;
-        const int8_t *x = xq + (size_t)16 * g * C;
-        for (int k4 = 0; k4 < C / 4; k4++) {
-            const __m512i v =
-                _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, xoff, x + 4 * k4, 1);
-            _mm512_store_si512(o + 64 * (size_t)k4, _mm512_xor_si512(v, k80));
-        }
-        float *dx = (float *)(void *)(o + 16 * (size_t)C);
-        for (int b = 0; b < nb; b++)
-            _mm512_store_ps(dx + 16 * b, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, doff,
-                                                                  xd + (size_t)16 * g * nb + b, 4));
-    }
+    const int g1 = (t1 + 15) / 16 < n16 ? (t1 + 15) / 16 : n16;
+    q8_groups16_avx512(xc, xq, xd, T, C, t0 / 16, g1, (char)0x80);
+}
+
+// q8_prepare_amx: xc for plm_q8_rows_amx (T >= PLM_AMX_ROWS_T): every token in groups of 16, the
+// last one padded, the bytes as they are. For block b of a group, its 8 lanes of 4 columns are 8
+// rows of 64 bytes (16 tokens' 4 bytes): the layout of an AMX B tile, loaded as it lies.
+PLM_TARGET_AVX512 static void q8_prepare_amx(int32_t *xc, const int8_t *xq, const float *xd, int T,
+                                             int C, int t0, int t1) {
+    if (T >= PLM_AMX_ROWS_T) q8_groups16_avx512(xc, xq, xd, T, C, t0 / 16, (t1 + 15) / 16, 0);
 }
 
 // q8_lanes_avx512: out[t0 .. t0 + 16 ng, r + i] for i < nr (tokens past T not written) for ng = 1
@@ -688,7 +705,7 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
 PLM_INLINE PLM_TARGET_AVX512 void q8_lanes_avx512(const matmul_job *j, const char *xg, int t0,
                                                   int r, const int ng, const int nr) {
     const int C = j->w->cols, nb = C / PLM_QK;
-    const size_t gb = lane_group_bytes(C, 16, 1);
+    const size_t gb = plm_lane_group_bytes(C, 16, 1);
     const int8_t *w = j->w->q + (size_t)r * C;  // (nr, C)
     const float *dw = j->w->d + (size_t)r * nb; // (nr, nb)
     __m512 acc[4];
@@ -828,7 +845,7 @@ PLM_INLINE PLM_TARGET_AVX512 void q8_pair_avx512(const matmul_job *j, const char
 // of the inputs a vpdpbusd held the kernel to the loads' rate.
 PLM_TARGET_AVX512 static void q8_rows_avx512(const matmul_job *j, int r0, int r1) {
     const int C = j->w->cols, ng = lane_groups16(j->T);
-    const size_t gb = lane_group_bytes(C, 16, 1);
+    const size_t gb = plm_lane_group_bytes(C, 16, 1);
     const int two = 32 * (size_t)C <= (24 << 10);
     for (int g = 0; g < ng; g += two ? 2 : 1) {
         const char *xg = (const char *)j->xc + (size_t)g * gb;
@@ -1080,20 +1097,25 @@ PLM_TARGET_AVX2 static void kq_scales_avx2(float *restrict d, float *restrict m,
 
 // ---- the tables ----
 
-const matmul_kernels plm_kernels_avx512 = {
-    .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1,
-            0}, // beats a 4 x 6 zmm dot tile
-    .q8 = {q8_stream_avxvnni_evex, 1, 1, Q8_DNR, q8_warm, q8_rows_avx512, Q8_ROWS_T, Q8_ROWS_T},
-    .q4 = {NULL, 1, 1, 1, NULL, plm_q4_rows_avx512, 1, 0}, // matmul_q4_x86.c
-    .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0}, // matmul_q6k_x86.c
-    .f16 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},
-    .half = half_avx2, // the backward's f32 slices (the forward converts in f32_rows_avx2)
-    .kq_scales = kq_scales_avx2,
-    .quantize = quantize_avx512,
-    .q8_prepare = q8_prepare_avx512,
-    .dinp_tiles = tiles_avx512,
-    .dw_rows = dw_rows_avx512,
-};
+// The AVX-512 tables: avx512's, and amx's with its own Q8_0 rows kernel (matmul_amx.c; rows split
+// in panels of 16, an AMX tile's rows) and that kernel's input layout; the Q4 prefill through each
+// one's Q8_0 rows kernel (matmul_q4_x86.c), Q6_K in matmul_q6k_x86.c
+#define TABLE_512(q8rows, nr, rows_t, q4rows, prepare)                                             \
+    {                                                                                              \
+        .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},                       \
+        .q8 = {q8_stream_avxvnni_evex, 1, nr, Q8_DNR, q8_warm, q8rows, rows_t, rows_t},            \
+        .q4 = {NULL, 1, 1, 1, NULL, q4rows, 1, 0},                                                 \
+        .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0},                                     \
+        .f16 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0}, .half = half_avx2,    \
+        .kq_scales = kq_scales_avx2, .quantize = quantize_avx512, .q8_prepare = prepare,           \
+        .dinp_tiles = tiles_avx512, .dw_rows = dw_rows_avx512,                                     \
+    }
+// (avx512's f32 rows kernel, f32_rows_avx2, beats a 4 x 6 zmm dot tile; half: the backward's f32
+// slices, since the forward converts in f32_rows_avx2)
+const matmul_kernels plm_kernels_avx512 =
+    TABLE_512(q8_rows_avx512, 1, Q8_ROWS_T, plm_q4_rows_avx512, q8_prepare_avx512);
+const matmul_kernels plm_kernels_amx =
+    TABLE_512(plm_q8_rows_amx, 16, PLM_AMX_ROWS_T, plm_q4_rows_amx, q8_prepare_amx);
 
 // The 256-bit tables: AVX2's kernels, and the Q8_0 tiles and rows kernel of variant v of
 // matmul_q8_x86.h (avxvnni: vpdpbusd, VEX or EVEX; cpu.c's choice); Q4 in matmul_q4_x86.c, Q6_K

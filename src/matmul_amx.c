@@ -13,6 +13,12 @@
 // Tiles: 0, 1 C; 2, 3 A; 4, 5 B. A panel of fewer than 16 rows (the last) configures A and C with
 // its rows; the float step still runs 16 lanes of rows, reading the last valid row's scales for
 // the others, and stores only the valid ones.
+// Up to PLM_AMX_PAIRS_T = 8 tokens (the server's steps) half of such a C tile would be padding and
+// the tile operations bound the kernel, so one tdpbssd takes two blocks instead (K = 64: each
+// row's 64 contiguous bytes): a block-diagonal B tile (plm_q8_pairs_amx) puts block b's sums of
+// tokens 0-7 in C's columns 0-7 and block b + 1's in columns 8-15, so a C row holds both blocks'
+// P, and the float step adds the low half, then the high half, to an 8-token accumulator: still
+// the canonical order. An odd last block runs alone (tiles 3 and 5: K = 32).
 #include <string.h>
 
 #include "matmul_kernels.h"
@@ -30,15 +36,19 @@ typedef struct {
     uint8_t rows[16];
 } tile_config;
 
-// config: the tiles for panels of n weight rows (1..16)
-PLM_TARGET_AMX static void config(int n) {
+// config: the tiles for panels of n weight rows (1..16); pairs: the pairs' tiles (2: A of two
+// blocks, 4: B of two blocks; 3 and 5 one block, for an odd last one)
+PLM_TARGET_AMX static void config(int n, int pairs) {
     tile_config c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
-    for (int i = 0; i < 2; i++) c.rows[i] = (uint8_t)n, c.colsb[i] = 64;     // C
-    for (int i = 2; i < 4; i++) c.rows[i] = (uint8_t)n, c.colsb[i] = PLM_QK; // A
-    for (int i = 4; i < 6; i++) c.rows[i] = PLM_QK / 4, c.colsb[i] = 64;     // B
-    _tile_loadconfig(&c);
+    for (int i = 0; i < 2; i++) c.rows[i] = (uint8_t)n, c.colsb[i] = 64; // C
+    for (int i = 2; i < 4; i++) c.rows[i] = (uint8_t)n, c.colsb[i] = PLM_QK;
+    for (int i = 4; i < 6; i++) c.rows[i] = PLM_QK / 4, c.colsb[i] = 64;
+    if (pairs) c.colsb[2] = 2 * PLM_QK, c.rows[4] = PLM_QK / 2;
+    // ldtilecfg as asm with c as its memory operand: gcc 12 drops the stores into c before
+    // _tile_loadconfig's builtin (seen: only the palette byte written, every tile unconfigured)
+    __asm__ volatile("ldtilecfg %0" : : "m"(c));
 }
 
 // DOT: tile c = P of block b (A tile a from the rows at w, B tile bt from the group at xg)
@@ -96,6 +106,77 @@ PLM_INLINE PLM_TARGET_AMX void store(const matmul_job *j, const __m512 acc[16], 
     for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(j->out + (t0 + t) * R + r, m, col[t]);
 }
 
+// PAIR_BYTES: a pair of blocks in xc (plm_q8_pairs_amx): a B tile of 16 rows of 16 int32 lanes,
+// then the 16 scales dx (lanes 0-7: block 2 q's tokens 0-7, lanes 8-15: block 2 q + 1's)
+#define PAIR_BYTES (1024 + 64)
+
+void plm_q8_pairs_amx(int32_t *xc, const int8_t *xq, const float *xd, int T, int C) {
+    const int nb = C / PLM_QK, np = (nb + 1) / 2;
+    memset(xc, 0, (size_t)np * PAIR_BYTES);
+    for (int b = 0; b < nb; b++) {
+        const int h = b % 2; // row 8 h + k, lane 8 h + t: block b's lane k of token t
+        int32_t *tile = (int32_t *)(void *)((char *)xc + (size_t)(b / 2) * PAIR_BYTES);
+        float *dx = (float *)(void *)(tile + 256);
+        for (int t = 0; t < T; t++) {
+            for (int k = 0; k < 8; k++)
+                memcpy(tile + (8 * h + k) * 16 + 8 * h + t,
+                       xq + (size_t)t * C + (size_t)b * PLM_QK + 4 * k, 4);
+            dx[8 * h + t] = xd[(size_t)t * nb + b];
+        }
+    }
+}
+
+// pairs_panel: out[0 .. T, r .. r + n) for T <= PLM_AMX_PAIRS_T, a pair of blocks a step; the nn
+// rows at next (the next panel's) are prefetched a line of each row a step: every step of the
+// server reads the weights from DRAM (without it 8 clients ran at 0.75x the group kernel's speed).
+PLM_INLINE PLM_TARGET_AMX void pairs_panel(const matmul_job *j, int r, int n, const char *next,
+                                           int nn) {
+    const int C = j->w->cols, nb = C / PLM_QK;
+    const int8_t *w = j->w->q + (size_t)r * C; // (n, C)
+    const float *dr[16];
+    for (int i = 0; i < 16; i++) dr[i] = j->w->d + (size_t)(r + (i < n ? i : n - 1)) * nb;
+    _Alignas(64) int32_t p[256];
+    __m256 acc[16];
+    UNROLL
+    for (int i = 0; i < 16; i++) acc[i] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b += 2) {
+        const char *xp = (const char *)j->xc + (size_t)(b / 2) * PAIR_BYTES;
+        const __m512 dx = _mm512_load_ps(xp + 1024);
+        if (next)
+            for (int i = 0; i < nn; i++)
+                _mm_prefetch(next + (size_t)i * C + (size_t)b * PLM_QK, _MM_HINT_T0);
+        const int two = b + 1 < nb;
+        _tile_zero(0);
+        if (two) {
+            _tile_loadd(2, w + (size_t)b * PLM_QK, C);
+            _tile_loadd(4, xp, 64);
+            _tile_dpbssd(0, 2, 4);
+        } else {
+            _tile_loadd(3, w + (size_t)b * PLM_QK, C);
+            _tile_loadd(5, xp, 64);
+            _tile_dpbssd(0, 3, 5);
+        }
+        _tile_stored(0, p, 64);
+        UNROLL
+        for (int i = 0; i < 16; i++) {
+            const float *d = dr[i] + b;
+            const __m512 dw =
+                two ? _mm512_mask_mov_ps(_mm512_set1_ps(d[0]), 0xFF00, _mm512_set1_ps(d[1]))
+                    : _mm512_set1_ps(d[0]);
+            const __m512 m = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(p + 16 * i)),
+                                           _mm512_mul_ps(dw, dx));
+            acc[i] = _mm256_add_ps(acc[i], _mm512_castps512_ps256(m));
+            if (two)
+                acc[i] = _mm256_add_ps(
+                    acc[i], _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m), 1)));
+        }
+    }
+    __m512 a16[16];
+    UNROLL
+    for (int i = 0; i < 16; i++) a16[i] = _mm512_zextps256_ps512(acc[i]);
+    store(j, a16, 0, j->T, r, n);
+}
+
 // AMX_BLOCK_BYTES: weight bytes of the rows that every group of tokens passes before the next rows
 // (in L2); their outputs, a group's tokens a few KB apart, stay in few pages.
 #define AMX_BLOCK_BYTES (128 << 10)
@@ -136,6 +217,18 @@ PLM_INLINE PLM_TARGET_AMX void panel(const matmul_job *j, int g, int r, int n, c
 // (every panel writing 128 token rows 196 KB apart), against 28 for avx512 (1 thread).
 PLM_TARGET_AMX void plm_q8_rows_amx(const matmul_job *j, int r0, int r1) {
     const int C = j->w->cols, ng = (j->T + 15) / 16;
+    if (j->T <= PLM_AMX_PAIRS_T) {
+        int configured = 0;
+        for (int r = r0; r < r1; r += 16) {
+            const int n = r1 - r < 16 ? r1 - r : 16;
+            if (n != configured) config(n, 1), configured = n;
+            const int nn = r1 - r - 16 < 16 ? r1 - r - 16 : 16;
+            pairs_panel(j, r, n, nn > 0 ? (const char *)(j->w->q + (size_t)(r + 16) * C) : NULL,
+                        nn);
+        }
+        _tile_release();
+        return;
+    }
     int rb = AMX_BLOCK_BYTES / C / 16 * 16;
     if (rb < 16) rb = 16;
     int configured = 0;
@@ -144,7 +237,7 @@ PLM_TARGET_AMX void plm_q8_rows_amx(const matmul_job *j, int r0, int r1) {
         for (int g = 0; g < ng; g++)
             for (int r = b0; r < b1; r += 16) {
                 const int n = b1 - r < 16 ? b1 - r : 16, nn = r1 - r - 16 < 16 ? r1 - r - 16 : 16;
-                if (n != configured) config(n), configured = n;
+                if (n != configured) config(n, 0), configured = n;
                 const char *next =
                     g == 0 && nn > 0 ? (const char *)(j->w->q + (size_t)(r + 16) * C) : NULL;
                 panel(j, g, r, n, next, nn);

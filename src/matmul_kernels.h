@@ -213,6 +213,9 @@ void plm_q4_rows_amx(const matmul_job *j, int r0, int r1);
 // tokens that matmul_x86.c's q8_prepare_amx lays out (plm_lane_group_bytes(C, 16, 1) bytes each)
 #define PLM_AMX_ROWS_T 4
 void plm_q8_rows_amx(const matmul_job *j, int r0, int r1);
+// up to PLM_AMX_PAIRS_T tokens its inputs are pairs of blocks instead (plm_q8_pairs_amx, its layout)
+#define PLM_AMX_PAIRS_T 8
+void plm_q8_pairs_amx(int32_t *xc, const int8_t *xq, const float *xd, int T, int C);
 // plm_lane_group_bytes: the bytes in xc of one group of G tokens with planes planes of inputs
 // (matmul_x86.c: the inputs, G bytes for each column and plane, then the scales dx, G per block)
 PLM_INLINE size_t plm_lane_group_bytes(int C, int G, int planes) {

@@ -689,12 +689,15 @@ PLM_TARGET_AVX512 static void q8_prepare_avx512(int32_t *xc, const int8_t *xq, c
     q8_groups16_avx512(xc, xq, xd, T, C, t0 / 16, g1, (char)0x80);
 }
 
-// q8_prepare_amx: xc for plm_q8_rows_amx (T >= PLM_AMX_ROWS_T): every token in groups of 16, the
-// last one padded, the bytes as they are. For block b of a group, its 8 lanes of 4 columns are 8
-// rows of 64 bytes (16 tokens' 4 bytes): the layout of an AMX B tile, loaded as it lies.
+// q8_prepare_amx: xc for plm_q8_rows_amx (T >= PLM_AMX_ROWS_T): up to PLM_AMX_PAIRS_T tokens the
+// pairs of blocks of matmul_amx.c; from there every token in groups of 16, the last one padded,
+// the bytes as they are: for block b of a group, its 8 lanes of 4 columns are 8 rows of 64 bytes
+// (16 tokens' 4 bytes), the layout of an AMX B tile, loaded as it lies.
 PLM_TARGET_AVX512 static void q8_prepare_amx(int32_t *xc, const int8_t *xq, const float *xd, int T,
                                              int C, int t0, int t1) {
-    if (T >= PLM_AMX_ROWS_T) q8_groups16_avx512(xc, xq, xd, T, C, t0 / 16, (t1 + 15) / 16, 0);
+    if (T < PLM_AMX_ROWS_T) return;
+    if (T <= PLM_AMX_PAIRS_T) plm_q8_pairs_amx(xc, xq, xd, T, C);
+    else q8_groups16_avx512(xc, xq, xd, T, C, t0 / 16, (t1 + 15) / 16, 0);
 }
 
 // q8_lanes_avx512: out[t0 .. t0 + 16 ng, r + i] for i < nr (tokens past T not written) for ng = 1

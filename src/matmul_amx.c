@@ -8,8 +8,9 @@
 // 16 x 16 exact int32 sums: P[b] of matmul_kernels.h's canonical order for 16 rows and 16 tokens,
 // with no sign trick (signed bytes times signed bytes). C is stored (1 KB) and each row's 16 tokens
 // take the canonical float step in one zmm: s = dw[r, b] * dx[t, b], m = (float)P * s, acc + m.
-// So the bits are every other path's. The float step, 4 vector operations per row and block, is
-// the cost (the tile multiply of block b + 1 runs meanwhile: two C, A and B tiles by parity).
+// So the bits are every other path's. Two C, A and B tiles by parity let the tile multiply of
+// block b + 1 run during block b's float step; the tile operations, not the float step, bound the
+// kernel (measured: with the float step removed it took the same time).
 // Tiles: 0, 1 C; 2, 3 A; 4, 5 B. A panel of fewer than 16 rows (the last) configures A and C with
 // its rows; the float step still runs 16 lanes of rows, reading the last valid row's scales for
 // the others, and stores only the valid ones.
@@ -59,6 +60,21 @@ PLM_TARGET_AMX static void config(int n, int pairs) {
         _tile_zero(c);                                                                             \
         _tile_dpbssd(c, a, bt);                                                                    \
     } while (0)
+
+// row_scales: dr[i] = the scales of row r + i of a panel of n rows (the last valid row's for
+// i >= n, whose results are never stored)
+PLM_INLINE void row_scales(const float *dr[16], const matmul_job *j, int r, int n) {
+    const int nb = j->w->cols / PLM_QK;
+    for (int i = 0; i < 16; i++) dr[i] = j->w->d + (size_t)(r + (i < n ? i : n - 1)) * nb;
+}
+
+// prefetch_next: at block b, the line of block b of each of the nn rows at next (a line holds
+// blocks b and b + 1 for even b); nothing when next is NULL
+PLM_INLINE void prefetch_next(const char *next, int nn, int C, int b) {
+    if (next)
+        for (int i = 0; i < nn; i++)
+            _mm_prefetch(next + (size_t)i * C + (size_t)b * PLM_QK, _MM_HINT_T0);
+}
 
 // scale: the float step of block b for the 16 rows (p: their P, a row of 16 tokens each; dr[i]:
 // row i's scales) and the group's dx of the block
@@ -134,7 +150,7 @@ PLM_INLINE PLM_TARGET_AMX void pairs_panel(const matmul_job *j, int r, int n, co
     const int C = j->w->cols, nb = C / PLM_QK;
     const int8_t *w = j->w->q + (size_t)r * C; // (n, C)
     const float *dr[16];
-    for (int i = 0; i < 16; i++) dr[i] = j->w->d + (size_t)(r + (i < n ? i : n - 1)) * nb;
+    row_scales(dr, j, r, n);
     _Alignas(64) int32_t p[256];
     __m256 acc[16];
     UNROLL
@@ -142,9 +158,7 @@ PLM_INLINE PLM_TARGET_AMX void pairs_panel(const matmul_job *j, int r, int n, co
     for (int b = 0; b < nb; b += 2) {
         const char *xp = (const char *)j->xc + (size_t)(b / 2) * PAIR_BYTES;
         const __m512 dx = _mm512_load_ps(xp + 1024);
-        if (next)
-            for (int i = 0; i < nn; i++)
-                _mm_prefetch(next + (size_t)i * C + (size_t)b * PLM_QK, _MM_HINT_T0);
+        prefetch_next(next, nn, C, b);
         const int two = b + 1 < nb;
         _tile_zero(0);
         if (two) {
@@ -190,16 +204,14 @@ PLM_INLINE PLM_TARGET_AMX void panel(const matmul_job *j, int g, int r, int n, c
     const char *xg = (const char *)j->xc + (size_t)g * plm_lane_group_bytes(C, 16, 1);
     const float *dx = (const float *)(const void *)(xg + 16 * (size_t)C); // (nb, 16)
     const float *dr[16];
-    for (int i = 0; i < 16; i++) dr[i] = j->w->d + (size_t)(r + (i < n ? i : n - 1)) * nb;
+    row_scales(dr, j, r, n);
     _Alignas(64) int32_t p[2][256];
     __m512 acc[16];
     UNROLL
     for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_ps();
     DOT(0, 2, 4, w, C, xg, 0);
     for (int b = 0; b < nb; b += 2) {
-        if (next)
-            for (int i = 0; i < nn; i++)
-                _mm_prefetch(next + (size_t)i * C + (size_t)b * PLM_QK, _MM_HINT_T0);
+        prefetch_next(next, nn, C, b);
         _tile_stored(0, p[0], 64);
         if (b + 1 < nb) DOT(1, 3, 5, w, C, xg, b + 1);
         scale(acc, p[0], dr, b, _mm512_load_ps(dx + 16 * b));
@@ -212,23 +224,12 @@ PLM_INLINE PLM_TARGET_AMX void panel(const matmul_job *j, int g, int r, int n, c
 }
 
 // plm_q8_rows_amx: out[0 .. T, r0 .. r1) (matmul_kernels.h's rows function): blocks of rows
-// (AMX_BLOCK_BYTES), each run by every group of 16 tokens a panel of 16 rows at a time; the first
-// group prefetches each panel's next one. The lm_head at T = 128 took 32 ms with panels outermost
-// (every panel writing 128 token rows 196 KB apart), against 28 for avx512 (1 thread).
+// (AMX_BLOCK_BYTES), each run by every group of 16 tokens (up to PLM_AMX_PAIRS_T tokens: the one
+// group of pairs) a panel of 16 rows at a time; the first group prefetches each panel's next one.
+// The lm_head at T = 128 took 32 ms with panels outermost (every panel writing 128 token rows
+// 196 KB apart), against 28 for avx512 (1 thread).
 PLM_TARGET_AMX void plm_q8_rows_amx(const matmul_job *j, int r0, int r1) {
-    const int C = j->w->cols, ng = (j->T + 15) / 16;
-    if (j->T <= PLM_AMX_PAIRS_T) {
-        int configured = 0;
-        for (int r = r0; r < r1; r += 16) {
-            const int n = r1 - r < 16 ? r1 - r : 16;
-            if (n != configured) config(n, 1), configured = n;
-            const int nn = r1 - r - 16 < 16 ? r1 - r - 16 : 16;
-            pairs_panel(j, r, n, nn > 0 ? (const char *)(j->w->q + (size_t)(r + 16) * C) : NULL,
-                        nn);
-        }
-        _tile_release();
-        return;
-    }
+    const int C = j->w->cols, ng = (j->T + 15) / 16, pairs = j->T <= PLM_AMX_PAIRS_T;
     int rb = AMX_BLOCK_BYTES / C / 16 * 16;
     if (rb < 16) rb = 16;
     int configured = 0;
@@ -237,10 +238,11 @@ PLM_TARGET_AMX void plm_q8_rows_amx(const matmul_job *j, int r0, int r1) {
         for (int g = 0; g < ng; g++)
             for (int r = b0; r < b1; r += 16) {
                 const int n = b1 - r < 16 ? b1 - r : 16, nn = r1 - r - 16 < 16 ? r1 - r - 16 : 16;
-                if (n != configured) config(n, 0), configured = n;
+                if (n != configured) config(n, pairs), configured = n;
                 const char *next =
                     g == 0 && nn > 0 ? (const char *)(j->w->q + (size_t)(r + 16) * C) : NULL;
-                panel(j, g, r, n, next, nn);
+                if (pairs) pairs_panel(j, r, n, next, nn);
+                else panel(j, g, r, n, next, nn);
             }
     }
     _tile_release();

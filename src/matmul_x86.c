@@ -1,8 +1,9 @@
 // matmul_x86.c: the x86-64 paths of matmul_kernels.h: AVX2 + FMA, avxvnni (AVX2 + 256-bit
 // vpdpbusd) and AVX-512 (F, BW, VL, VNNI). Compiled into every x86-64 build with target attributes
 // (the binary stays portable); the driver takes a table only when cpu.c found the instructions.
-//   f32 (every path): a packed 6 x 16 broadcast-FMA GEMM and a row-wise matrix-vector kernel for
-//     decode (AVX2 code: on Zen 4 it beats the AVX-512 4 x 6 dot-product tile it replaced);
+//   f32 (every path): a packed broadcast-FMA GEMM, 6 tokens x 16 rows a ymm tile (AVX2) or 6 x 64 a
+//     zmm tile (AVX-512: 1.5x on Intel's two 512-bit FMA ports), the same FMA chains in every lane
+//     (so the same bits), and a row-wise matrix-vector kernel for decode;
 //   Q8_0: for prefill, tokens in vector lanes (16 a zmm with VNNI, 8 a ymm); below 4 (AVX-512), 7
 //     (AVX2) or 5 (avxvnni) tokens tiles of 4 rows as one prefetched stream for all the tokens, a
 //     row a lane once the integer sums are reduced (reduce4_epi32). The 256-bit kernels are written
@@ -82,9 +83,10 @@ PLM_TARGET_AVX512 static void quantize_avx512(int8_t *q, float *d, const float *
 // dot-product tile (lanes over k) reloads both operands for every FMA and sums each output at the
 // end; the GEMM below loads 2 weight vectors and broadcasts 6 inputs for 12 FMAs.
 
-#define GEMM_MR 6   // tokens of a micro-tile: 6 x 16 = 12 accumulators + 2 weight vectors + 1
-#define GEMM_NR 16  // broadcast = 15 of the 16 ymm registers (BLIS/OpenBLAS Haswell sgemm)
-#define GEMM_KC 640 // k per slice at most (576 in one slice, 1536 in three of 512)
+#define GEMM_MR     6   // tokens of a micro-tile: 6 x 16 = 12 accumulators + 2 weight vectors + 1
+#define GEMM_NR     16  // broadcast = 15 of the 16 ymm registers (BLIS/OpenBLAS Haswell sgemm)
+#define GEMM_NP_512 4   // panels of an AVX-512 micro-tile: 6 x 64 = 24 of the 32 zmm accumulators
+#define GEMM_KC     640 // k per slice at most (576 in one slice, 1536 in three of 512)
 // F32_KS: each f32 output is a sum of chains over chunks of F32_KS columns of k (each an FMA chain
 // from +0, in k order), added in chunk order to a total from +0: one chain over 1,536 terms put 2x
 // the error of a 16-lane dot product on the real model's logits (test_real: 5.5e-5 of its 6e-5);
@@ -422,20 +424,87 @@ PLM_TARGET_AVX2 static void gemm_tiles_avx2(float *d, size_t dR, const float *s,
     }
 }
 
-// f32_rows_avx2: out[0 .. T, r0 .. r1). Decode (T = 1) reads the weights once, row-wise. Otherwise
+// gemm_tile_avx512: gemm_tile_avx2's tile in zmm registers: d[t, 0 .. 16 np) for t < mt over np
+// (1 to 4) adjacent packed panels (p + 16 kc h), 24 accumulators for 6 tokens x 64 rows: 4 weight
+// loads and 6 broadcasts for 24 FMAs. Each lane is the same FMA chain as in gemm_tile_avx2's ymm
+// lanes: the same bits. 1 thread, Intel Xeon (Sapphire Rapids): 139-173 GFLOP/s on the model's
+// shapes at T = 64-512, against the ymm tile's 84-111 and OpenBLAS SkylakeX's 113-163; 12 tokens
+// x 32 rows ran at 55 (12 input rows to address: GCC spilled the pointers).
+PLM_INLINE PLM_TARGET_AVX512 void gemm_tile_avx512(float *d, size_t dR, const float *s, size_t sR,
+                                                   const float *x, size_t C, const float *p, int kc,
+                                                   pf_lines *pf, const int mt, const int np) {
+    const size_t pn = (size_t)kc * GEMM_NR; // floats a panel
+    for (int k0 = 0; k0 < kc; k0 += F32_KS) {
+        pf_step(pf);
+        const int ke = k0 + F32_KS < kc ? k0 + F32_KS : kc;
+        __m512 acc[GEMM_MR][GEMM_NP_512];
+        UNROLL
+        for (int t = 0; t < mt; t++) {
+            UNROLL
+            for (int h = 0; h < np; h++) acc[t][h] = _mm512_setzero_ps();
+        }
+#pragma GCC unroll 4
+        for (int k = k0; k < ke; k++) {
+            __m512 b[GEMM_NP_512];
+            UNROLL
+            for (int h = 0; h < np; h++) b[h] = _mm512_load_ps(p + h * pn + k * GEMM_NR);
+            UNROLL
+            for (int t = 0; t < mt; t++) {
+                const __m512 a = _mm512_set1_ps(x[t * C + k]);
+                UNROLL
+                for (int h = 0; h < np; h++) acc[t][h] = _mm512_fmadd_ps(a, b[h], acc[t][h]);
+            }
+        }
+        UNROLL
+        for (int t = 0; t < mt; t++) {
+            UNROLL
+            for (int h = 0; h < np; h++) {
+                const __m512 s0 = s ? _mm512_loadu_ps(s + t * sR + 16 * h) : _mm512_setzero_ps();
+                _mm512_storeu_ps(d + t * dR + 16 * h, _mm512_add_ps(s0, acc[t][h]));
+            }
+        }
+        s = d, sR = dR; // the total goes on from d
+    }
+}
+
+#define GEMM_512_CASE(m)                                                                           \
+    case m:                                                                                        \
+        switch (np) {                                                                              \
+        case 4: gemm_tile_avx512(d, dR, s, sR, x, C, p, kc, pf, m, 4); break;                      \
+        case 3: gemm_tile_avx512(d, dR, s, sR, x, C, p, kc, pf, m, 3); break;                      \
+        case 2: gemm_tile_avx512(d, dR, s, sR, x, C, p, kc, pf, m, 2); break;                      \
+        default: gemm_tile_avx512(d, dR, s, sR, x, C, p, kc, pf, m, 1); break;                     \
+        }                                                                                          \
+        break;
+
+PLM_TARGET_AVX512 static void gemm_tiles_avx512(float *d, size_t dR, const float *s, size_t sR,
+                                                const float *x, size_t C, const float *p, int kc,
+                                                pf_lines *pf, int mt, int np) {
+    switch (mt) {
+        GEMM_512_CASE(6)
+        GEMM_512_CASE(5)
+        GEMM_512_CASE(4)
+        GEMM_512_CASE(3)
+        GEMM_512_CASE(2)
+        GEMM_512_CASE(1)
+    }
+}
+
+// f32_rows: out[0 .. T, r0 .. r1). Decode (T = 1) reads the weights once, row-wise. Otherwise
 // GotoBLAS-style: per block of tokens (their inputs stay in L2), per group of up to GEMM_NG panels
 // of 16 rows and per slice of k: pack the group (k-major, into this thread's L2-sized buffer), then
-// for each 6-token tile (its inputs stay in L1) run the micro-kernel over every panel of the group,
-// so out's rows are written in runs of up to GEMM_NG * 64 bytes: a matrix with many rows writes
-// out once, from far in memory, and one line per (token, panel) cost 2x at the lm_head (49,152
-// rows). Between slices of k the chains wait in this thread's acc; the weights are read once per
-// token block, as the dot-product tiles did, and each pack's weights are prefetched into L2 while
-// the tiles of the pack before it compute (pf_lines). F16 and BF16 weights convert as they load
-// (the pack, the matrix-vector kernel): their f32 matrix's bits, from half the bytes.
-PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
+// for each tile of 6 tokens (its inputs stay in L1) run the micro-kernel over every panel of the
+// group (wide: zmm tiles of 4 panels; else ymm tiles of 1), so out's
+// rows are written in runs of up to GEMM_NG * 64 bytes: a matrix with many rows writes out once,
+// from far in memory, and one line per (token, panel) cost 2x at the lm_head (49,152 rows).
+// Between slices of k the chains wait in this thread's acc; the weights are read once per token
+// block, as the dot-product tiles did, and each pack's weights are prefetched into L2 while the
+// tiles of the pack before it compute (pf_lines). F16 and BF16 weights convert as they load (the
+// pack, the matrix-vector kernel): their f32 matrix's bits, from half the bytes.
+PLM_INLINE PLM_TARGET_AVX2 void f32_rows(const matmul_job *j, int r0, int r1, const int wide) {
     static _Thread_local _Alignas(64) float panels[GEMM_PACK / sizeof(float)];
     static _Thread_local _Alignas(64) float acc[GEMM_TB_ACC * GEMM_NG * GEMM_NR]; // 66 KB
-    const int T = j->T;
+    const int T = j->T, rn = wide ? GEMM_NP_512 * GEMM_NR : GEMM_NR;              // a tile
     if (T == 1) {
         f32_matvec_avx2(j, r0, r1);
         return;
@@ -447,6 +516,7 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
     const int kcs = (int)((C + (size_t)nk - 1) / (size_t)nk + F32_KS - 1) / F32_KS * F32_KS;
     int ng = (int)(GEMM_PACK / ((size_t)kcs * GEMM_NR * sizeof(float)));
     ng = ng < 1 ? 1 : ng > GEMM_NG ? GEMM_NG : ng;
+    if (wide && ng > GEMM_NP_512) ng -= ng % GEMM_NP_512; // whole tiles of panels
     int tb = (int)(GEMM_TB / (C * sizeof(float))) / GEMM_MR * GEMM_MR;
     tb = tb < 4 * GEMM_MR ? 4 * GEMM_MR : tb > GEMM_TB_MAX ? GEMM_TB_MAX : tb;
     if (nk > 1 && tb > GEMM_TB_ACC) tb = GEMM_TB_ACC;
@@ -467,8 +537,7 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
                 const int nkc = C - nk0 < (size_t)kcs ? (int)(C - nk0) : kcs;
                 const int nrows = (nrg + ng * GEMM_NR < r1 ? nrg + ng * GEMM_NR : r1) - nrg;
                 const int lines = nrows * ((nkc * es + 63) / 64);
-                const int chunks = (te - t0 + GEMM_MR - 1) / GEMM_MR *
-                                   ((rge - rg + GEMM_NR - 1) / GEMM_NR) *
+                const int chunks = (te - t0 + GEMM_MR - 1) / GEMM_MR * ((rge - rg + rn - 1) / rn) *
                                    ((kc + F32_KS - 1) / F32_KS);
                 pf_lines pf = {.p = W + ((size_t)nrg * C + nk0) * es,
                                .stride = C * es,
@@ -484,26 +553,37 @@ PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
                 for (int t = t0; t < te; t += GEMM_MR) {
                     const int mt = te - t < GEMM_MR ? te - t : GEMM_MR;
                     const float *x = j->inp + (size_t)t * C + k0;
-                    for (int r = rg; r < rge; r += GEMM_NR) {
-                        const int nr = rge - r < GEMM_NR ? rge - r : GEMM_NR;
+                    for (int r = rg; r < rge; r += rn) {
+                        const int nr = rge - r < rn ? rge - r : rn;
+                        const int np = (nr + GEMM_NR - 1) / GEMM_NR; // panels of this tile
                         const float *p = panels + (size_t)(r - rg) * kc;
                         // (acc only when k has slices: tb may pass GEMM_TB_ACC when it has one)
                         float *a = nk > 1 ? acc + (size_t)(t - t0) * aR + (r - rg) : NULL;
                         const float *s = k0 ? a : NULL;
                         float *o = j->out + (size_t)t * R + r;
-                        if (!last) gemm_tiles_avx2(a, aR, s, aR, x, C, p, kc, &pf, mt);
-                        else if (nr == GEMM_NR) gemm_tiles_avx2(o, R, s, aR, x, C, p, kc, &pf, mt);
-                        else { // the last rows: through a full-width copy
-                            float tmp[GEMM_MR * GEMM_NR];
-                            gemm_tiles_avx2(tmp, GEMM_NR, s, aR, x, C, p, kc, &pf, mt);
+                        float tmp[GEMM_MR * GEMM_NP_512 * GEMM_NR]; // the last rows: full width
+                        float *d = !last ? a : nr == np * GEMM_NR ? o : tmp;
+                        const size_t dR = !last                ? aR
+                                          : nr == np * GEMM_NR ? R
+                                                               : (size_t)np * GEMM_NR;
+                        if (wide) gemm_tiles_avx512(d, dR, s, aR, x, C, p, kc, &pf, mt, np);
+                        else gemm_tiles_avx2(d, dR, s, aR, x, C, p, kc, &pf, mt);
+                        if (d == tmp)
                             for (int i = 0; i < mt; i++)
-                                memcpy(o + i * R, tmp + i * GEMM_NR, (size_t)nr * sizeof(float));
-                        }
+                                memcpy(o + i * R, tmp + (size_t)i * dR, (size_t)nr * sizeof(float));
                     }
                 }
             }
         }
     }
+}
+
+PLM_TARGET_AVX2 static void f32_rows_avx2(const matmul_job *j, int r0, int r1) {
+    f32_rows(j, r0, r1, 0);
+}
+
+PLM_TARGET_AVX512 static void f32_rows_avx512(const matmul_job *j, int r0, int r1) {
+    f32_rows(j, r0, r1, 1);
 }
 
 // ---- Q8_0 prefill: tokens in vector lanes (T >= one group of G tokens) ----
@@ -1105,16 +1185,15 @@ PLM_TARGET_AVX2 static void kq_scales_avx2(float *restrict d, float *restrict m,
 // one's Q8_0 rows kernel (matmul_q4_x86.c), Q6_K in matmul_q6k_x86.c
 #define TABLE_512(q8rows, nr, rows_t, q4rows, prepare)                                             \
     {                                                                                              \
-        .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0},                       \
+        .f32 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx512, 1, 0},                     \
         .q8 = {q8_stream_avxvnni_evex, 1, nr, Q8_DNR, q8_warm, q8rows, rows_t, rows_t},            \
         .q4 = {NULL, 1, 1, 1, NULL, q4rows, 1, 0},                                                 \
         .q6k = {NULL, 1, 1, 1, NULL, plm_q6k_rows_avx2, 1, 0},                                     \
-        .f16 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx2, 1, 0}, .half = half_avx2,    \
+        .f16 = {NULL, GEMM_MR, GEMM_NR, GEMM_NR, NULL, f32_rows_avx512, 1, 0}, .half = half_avx2,  \
         .kq_scales = kq_scales_avx2, .quantize = quantize_avx512, .q8_prepare = prepare,           \
         .dinp_tiles = tiles_avx512, .dw_rows = dw_rows_avx512,                                     \
     }
-// (avx512's f32 rows kernel, f32_rows_avx2, beats a 4 x 6 zmm dot tile; half: the backward's f32
-// slices, since the forward converts in f32_rows_avx2)
+// (half: the backward's f32 slices, since the forward converts in f32_rows_avx512)
 const matmul_kernels plm_kernels_avx512 =
     TABLE_512(q8_rows_avx512, 1, Q8_ROWS_T, plm_q4_rows_avx512, q8_prepare_avx512);
 const matmul_kernels plm_kernels_amx =

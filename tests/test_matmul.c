@@ -275,6 +275,12 @@ static void test_shape(plm_pool *pools[3], plm_dtype dtype, int T, int rows, int
         snprintf(name, sizeof name, "%s %s vs ref T=%d rows=%d cols=%d", in, dt, T, rows, cols);
         if (dtype == PLM_DTYPE_F32) {
             check_scaled(name, got, want, scale, no, 1e-5, 1e-5);
+            // x86: the AVX-512 tiles (zmm) run avx2's FMA chains (ymm) lane for lane
+            if (isa == PLM_ISA_AVX512 || isa == PLM_ISA_AMX) {
+                plm_matmul_isa_run(PLM_ISA_AVX2, pools[0], got_n, x, &w, T, scratch);
+                CHECK_MSG(!memcmp(got, got_n, no * sizeof(float)),
+                          "%s f32 T=%d rows=%d cols=%d: not avx2's bits", in, T, rows, cols);
+            }
         } else { // the same bits as the reference
             size_t first = 0;
             while (first < no && !memcmp(got + first, ref + first, sizeof(float))) first++;
@@ -380,7 +386,8 @@ static void test_matmul(void) {
         for (size_t b = 0; b < sizeof q8_rows / sizeof *q8_rows; b++)
             for (size_t c = 0; c < sizeof q8_cols / sizeof *q8_cols; c++)
                 test_shape(pools, PLM_DTYPE_Q8_0, q8_Ts[a], q8_rows[b], q8_cols[c], &s);
-    // f32 around the x86 GEMM's blocking (6-token x 16-row tiles, groups of 8 panels, slices of k
+    // f32 around the x86 GEMM's blocking (6-token x 16-row tiles, AVX-512 x 64 rows, groups of 8
+    // panels (AVX-512: a multiple of 4), slices of k
     // of at most 640, equal token blocks of 800 KB of inputs or 132 tokens when k has slices: 140
     // x 1,536 is two of 72 and 68) and the decode kernel (16, 8, single rows)
     static const int g_Ts[] = {2, 6, 13, 64}, g_rows[] = {16, 31, 130}, g_cols[] = {8, 641, 1000};

@@ -51,7 +51,10 @@ PLM_INLINE Q8X_TARGET __m128i Q8X(q8_dots)(const int8_t *w, size_t rs, __m256i x
 // linear stream), and the scales' line at 16 b of the tile after it (every other block): from DRAM
 // the scales are a second stream (rows * nb floats, another allocation) that the hardware
 // prefetcher does not keep ahead of, and a missed scale load stalls the tile (it held decode to
-// 6-8 GB/s). T0: NTA measured slower (the lm_head, 1 thread: 1.40 against 1.66 ms with 8-row
+// 6-8 GB/s). The weights' lines go into L2 (T1): a T0 prefetch holds one of the core's few L1
+// fill buffers until its line arrives from DRAM, and those capped the stream (Intel Xeon with
+// AMX, whole model, 1 thread: 83 -> 94.5 tok/s, 2 threads 174-189 -> 207-216, the avx2 path 79-81
+// -> 86-90); NTA measured slower (the lm_head, 1 thread, Zen 4: 1.40 against 1.66 ms with 8-row
 // tiles, a shared machine); 4 rows a tile rather than 8 (one reduction a row either way): 1.18
 // against 1.31 ms, and 0.040 against 0.053 ms on down_proj (576 x 1536); q8_warm starts the first
 // tiles of each thread.
@@ -68,8 +71,8 @@ PLM_INLINE Q8X_TARGET void Q8X(q8_tile4)(const matmul_job *j, int t0, int mt, in
     for (int t = 0; t < mt; t++) acc[t] = _mm_setzero_ps();
     for (int b = 0; b < nb; b++) {
         if (pq) {
-            _mm_prefetch(pq + 128 * b, _MM_HINT_T0);
-            _mm_prefetch(pq + 128 * b + 64, _MM_HINT_T0);
+            _mm_prefetch(pq + 128 * b, _MM_HINT_T1);
+            _mm_prefetch(pq + 128 * b + 64, _MM_HINT_T1);
             if (b % 2 == 0) _mm_prefetch(pd + 16 * b, _MM_HINT_T0);
         }
         const __m128 ws = _mm_i32gather_ps(wd + b, idx, 4);

@@ -352,12 +352,28 @@ def gguf_decode_bytes(path):
     except (OSError, KeyError, struct.error):
         return None
 
+def llc():
+    """the largest cache level of cpu0 and its size, from sysfs ("L3 480 MB"), or "unknown" """
+    import glob
+    best = None
+    for d in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
+        try:
+            lv = int(open(d + "/level").read()); sz = open(d + "/size").read().strip()
+        except (OSError, ValueError):
+            continue
+        if best is None or lv > best[0]: best = (lv, sz)
+    if not best: return "unknown"
+    sz = best[1]
+    mb = int(sz[:-1]) / 1024 if sz.endswith("K") else int(sz[:-1]) if sz.endswith("M") else None
+    return "L%d %s" % (best[0], "%.0f MB" % mb if mb else sz)
+
 bw = {t: med(("pocketlm", "-", t, "bw_gbs")) for t in ("1", "2")}
 if any(bw.values()):
     w("### Memory read bandwidth, and decode as a share of its ceiling (higher is better)\n")
     w(WHERE + "\n")
     w("Bandwidth: each `pocketlm bench` run (auto path) reads its loaded weights once per pass (%s MB"
-      " as q8_0, %s MB as f32: far beyond the caches), with one thread and with its thread count,"
+      " as q8_0, %s MB as f32; this CPU's last-level cache: %s, which may hold part of weights"
+      " smaller than it, for the read as for decode), with one thread and with its thread count,"
       " vectorized, best of 10 passes; cells: median over runs (min–max). Ceiling: the decode tok/s"
       " at which a token costs only the reading of its weights = bandwidth ÷ bytes of weights per"
       " decoded token (every linear weight and the lm_head, in the dtype held in memory: pocketlm"
@@ -367,7 +383,8 @@ if any(bw.values()):
       " not compare), median over runs (min–max); the peers' runs read no bandwidth: their decode"
       " median ÷ the ceiling of the median bandwidth.\n" % (
         "%.0f" % (med(("pocketlm", "q8_0", "1", "decode_bytes")) / 1e6) if med(("pocketlm", "q8_0", "1", "decode_bytes")) else "—",
-        "%.0f" % (med(("pocketlm", "f32", "1", "decode_bytes")) / 1e6) if med(("pocketlm", "f32", "1", "decode_bytes")) else "—"))
+        "%.0f" % (med(("pocketlm", "f32", "1", "decode_bytes")) / 1e6) if med(("pocketlm", "f32", "1", "decode_bytes")) else "—",
+        llc()))
     w("| read | 1 thread | 2 threads |")
     w("|---|---|---|")
     w("| GB/s | %s | %s |" % (cell(("pocketlm", "-", "1", "bw_gbs")), cell(("pocketlm", "-", "2", "bw_gbs"))))

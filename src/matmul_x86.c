@@ -494,9 +494,9 @@ PLM_TARGET_AVX512 static void gemm_tiles_avx512(float *d, size_t dR, const float
 // GotoBLAS-style: per block of tokens (their inputs stay in L2), per group of up to GEMM_NG panels
 // of 16 rows and per slice of k: pack the group (k-major, into this thread's L2-sized buffer), then
 // for each tile of 6 tokens (its inputs stay in L1) run the micro-kernel over every panel of the
-// group (wide: zmm tiles of 4 panels; else ymm tiles of 1), so out's
-// rows are written in runs of up to GEMM_NG * 64 bytes: a matrix with many rows writes out once,
-// from far in memory, and one line per (token, panel) cost 2x at the lm_head (49,152 rows).
+// group (wide: zmm tiles of 4 panels; else ymm tiles of 1), so out's rows are written in runs of
+// up to GEMM_NG * 64 bytes: a matrix with many rows writes out once, from far in memory, and one
+// line per (token, panel) cost 2x at the lm_head (49,152 rows).
 // Between slices of k the chains wait in this thread's acc; the weights are read once per token
 // block, as the dot-product tiles did, and each pack's weights are prefetched into L2 while the
 // tiles of the pack before it compute (pf_lines). F16 and BF16 weights convert as they load (the
@@ -561,11 +561,12 @@ PLM_INLINE PLM_TARGET_AVX2 void f32_rows(const matmul_job *j, int r0, int r1, co
                         float *a = nk > 1 ? acc + (size_t)(t - t0) * aR + (r - rg) : NULL;
                         const float *s = k0 ? a : NULL;
                         float *o = j->out + (size_t)t * R + r;
-                        float tmp[GEMM_MR * GEMM_NP_512 * GEMM_NR]; // the last rows: full width
-                        float *d = !last ? a : nr == np * GEMM_NR ? o : tmp;
-                        const size_t dR = !last                ? aR
-                                          : nr == np * GEMM_NR ? R
-                                                               : (size_t)np * GEMM_NR;
+                        // the tile's rows: into acc between slices of k, then into out, or
+                        // through a full-width copy for the last rows of a partial panel
+                        float tmp[GEMM_MR * GEMM_NP_512 * GEMM_NR];
+                        const int full = nr == np * GEMM_NR;
+                        float *d = !last ? a : full ? o : tmp;
+                        const size_t dR = !last ? aR : full ? R : (size_t)np * GEMM_NR;
                         if (wide) gemm_tiles_avx512(d, dR, s, aR, x, C, p, kc, &pf, mt, np);
                         else gemm_tiles_avx2(d, dR, s, aR, x, C, p, kc, &pf, mt);
                         if (d == tmp)

@@ -93,19 +93,18 @@ if ! ${MAKE:-make} -s -j"$(nproc)" CC="$CC" BUILD="$OUT/lib" \
     exit 1
 fi
 
-fail=0
-for src in tests/fuzz_*.c; do
-    name=$(basename "$src" .c)
+# fuzz_one SRC: build, seed and run one target; prints its result; non-zero when it failed
+fuzz_one() {
+    name=$(basename "$1" .c)
     bin=$OUT/$name
     if [ "$name" = fuzz_request ] && [ ! -f "${FUZZ_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}" ]; then
         echo "SKIP $name: models/SmolLM2-135M-Instruct.Q4_1.gguf missing (install with: make model)"
-        continue
+        return 0
     fi
     if ! $CC -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -Isrc \
-        "$src" "$LIB" -lm -pthread -o "$bin" 2>"$OUT/$name.build.log"; then
+        "$1" "$LIB" -lm -pthread -o "$bin" 2>"$OUT/$name.build.log"; then
         echo "$name: build failed (see $OUT/$name.build.log)"
-        fail=1
-        continue
+        return 1
     fi
     corpus=$OUT/corpus_$name
     seed "$corpus" "$name"
@@ -115,7 +114,32 @@ for src in tests/fuzz_*.c; do
     else
         echo "$name: FAILED (see $OUT/$name.log)"
         tail -n 30 "$OUT/$name.log"
-        fail=1
+        return 1
     fi
+}
+
+# The targets run in one lane a core (a libFuzzer run uses one), each for SECS seconds; lane k takes
+# every LANES-th target from the k-th. The results are printed in the targets' order at the end.
+LANES=$(nproc)
+set -- tests/fuzz_*.c
+rm -f "$OUT"/*.result "$OUT"/*.failed
+k=0
+while [ $k -lt "$LANES" ]; do
+    (
+        i=0
+        for src in "$@"; do
+            r=$OUT/$(basename "$src" .c)
+            [ $((i % LANES)) = $k ] && { fuzz_one "$src" >"$r.result" 2>&1 || touch "$r.failed"; }
+            i=$((i + 1))
+        done
+    ) &
+    k=$((k + 1))
+done
+wait
+fail=0
+for src in "$@"; do
+    r=$OUT/$(basename "$src" .c)
+    cat "$r.result"
+    [ ! -f "$r.failed" ] || fail=1
 done
 exit $fail

@@ -7,15 +7,17 @@
 #   2. onnxruntime-node takes its AVX2 integer kernel there: a u8 x s8 MatMulInteger saturates
 #      under qemu (tests/onnx_cpu_probe.mjs; exact natively on a VNNI machine);
 #   3. onnxruntime-node, int8 (model_quantized.onnx) under emulation: the greedy tokens of the fp32
-#      export (run natively) on prompt 5 of tests/ref/smollm2-real.json (a 16-token prefill, then
-#      cached steps), 3 tokens, logits NMSE <= 1e-6 at each (on this Q4_1 model int8 is exact up to
-#      float rounding: the NMSE is the sharp check, a saturating kernel gave 1.7) -- far fewer than
-#      onnx_real.test.sh's 20 prompts x 32 tokens natively, for time;
+#      export (run natively) after the first 4 tokens of prompt 5 of tests/ref/smollm2-real.json (a
+#      4-token prefill, then cached steps), 3 tokens, logits NMSE <= 1e-6 at each (on this Q4_1 model
+#      int8 is exact up to float rounding: the NMSE is the sharp check, a saturating kernel gave 1.7)
+#      -- far fewer than onnx_real.test.sh's 20 prompts x 32 tokens natively, for time;
 #   4. transformers.js (on onnxruntime-node), dtype q8, under emulation: the fp32 tokens of prompt 13
 #      (a single token: decode steps only), 3 tokens;
-#   5. int4 (model_q4.onnx) perplexity under emulation within 5% of fp32's (native), 24 PAWS tokens.
-# Emulation costs each token of a forward pass 10-20 s here (a 2-vCPU Intel Xeon: 1,045 s for 6,
-# 6 and 48 tokens; these counts take about 11 minutes). QEMU_CPU overrides the CPU model
+#   5. int4 (model_q4.onnx) perplexity under emulation within 5% of fp32's (native), 8 PAWS tokens
+#      (one 8-token prefill).
+# Emulation costs each token row of a forward pass 11-20 s here, whether in a prefill or a step (a
+# 2-vCPU Intel Xeon: 673 s with a 16-token prefill in 3 and 24 tokens in 5; these counts take about
+# 5 minutes). QEMU_CPU overrides the CPU model
 # (default: Haswell without the few features TCG cannot emulate, so qemu prints no warnings).
 # SKIPs without qemu-x86_64 (scripts/setup.sh installs qemu-user), on a host other than x86_64,
 # without the model (make model) or node_modules/onnxruntime-node.
@@ -51,8 +53,9 @@ case "$probe" in "u8s8 saturated"*) ;; *) bad "onnxruntime under qemu did not ta
 
 # the export and the native fp32 references
 "$B/pocketlm" export -m "$M" --format onnx --quant none,int8,int4 --out "$d/e" >/dev/null || bad "export"
-node tests/onnx_greedy.mjs "$d/e" - --only 5,13 --tokens 3 --save-ref "$d/ref.json" || bad "fp32 reference"
-ppl=$(node tests/onnx_perplexity.mjs "$d/e" model_q4.onnx --tokens 24 --window 24)
+node tests/onnx_greedy.mjs "$d/e" - --only 5,13 --prompt-tokens 4 --tokens 3 --save-ref "$d/ref.json" ||
+    bad "fp32 reference"
+ppl=$(node tests/onnx_perplexity.mjs "$d/e" model_q4.onnx --tokens 8 --window 8)
 echo "$ppl" | sed 's/^onnx_perplexity/onnx_avx2: native perplexity/'
 ref=$(echo "$ppl" | sed -n 's/^onnx_perplexity model.onnx: \([0-9.]*\).*/\1/p')
 [ -n "$ref" ] || bad "no native fp32 perplexity"
@@ -67,10 +70,10 @@ run() {
     printf '%s\n' "$out" | sed 's/^/onnx_avx2: emulated: /'
     [ $rc = 0 ] || bad "$what under qemu"
 }
-run "int8 greedy" tests/onnx_greedy.mjs "$d/e" model_quantized.onnx --only 5 --tokens 3 \
+run "int8 greedy" tests/onnx_greedy.mjs "$d/e" model_quantized.onnx --only 5 --prompt-tokens 4 --tokens 3 \
     --load-ref "$d/ref.json" --max-nmse 1e-6
 run "transformers.js q8" tests/onnx_transformersjs_greedy.mjs "$d/e" q8 --only 13 --expect "$d/ref.json"
-run "int4 perplexity" tests/onnx_perplexity.mjs "$d/e" model_q4.onnx --tokens 24 --window 24 --ref-ppl "$ref"
+run "int4 perplexity" tests/onnx_perplexity.mjs "$d/e" model_q4.onnx --tokens 8 --window 8 --ref-ppl "$ref"
 say "$(( $(date +%s) - t0 )) s"
 [ $fail = 0 ] && say "ok" || say "FAILED"
 exit $fail

@@ -1,15 +1,15 @@
 // onnx_greedy.mjs: a quantized ONNX export against the fp32 one, in onnxruntime, on the real
 // prompts of tests/ref/smollm2-real.json (token ids, so no tokenizer is involved).
-// usage: node tests/onnx_greedy.mjs DIR FILE [--prompts N | --only I,J,..] [--tokens T] [--web]
-//        [--threads K] [--save-ref F | --load-ref F] [--no-teacher] [--max-nmse X]
+// usage: node tests/onnx_greedy.mjs DIR FILE [--prompts N | --only I,J,..] [--prompt-tokens P]
+//        [--tokens T] [--web] [--threads K] [--save-ref F | --load-ref F] [--no-teacher] [--max-nmse X]
 // DIR is an export (DIR/config.json, DIR/onnx/model.onnx = the fp32 reference, DIR/onnx/FILE).
 // For each prompt (the first N, default 20, or those of --only's indices) both files decode T tokens
-// greedily (default 32) through the KV cache (prefill, then one token a step, as transformers.js
+// greedily (default 32; after the first P tokens of each prompt with --prompt-tokens) through the KV cache (prefill, then one token a step, as transformers.js
 // does); the tokens must be the same. Also reported: the logits NMSE of FILE against fp32 over the
 // decode steps while the tokens agree, and teacher-forced over the prompt and the fp32 continuation
 // (one prefill each; --no-teacher skips it); at a divergence, the fp32 margin between its top two
 // tokens there (a near-tie explains a flip; a wide margin is an error).
-// --save-ref F writes fp32's tokens, margins and step logits to F and F.f32; --load-ref F takes them
+// --save-ref F writes fp32's tokens, margins and step logits (and P) to F and F.f32; --load-ref F takes them
 // from there instead of running model.onnx (so an emulated CPU runs only FILE: tests/onnx_avx2.test.sh).
 // --web runs onnxruntime-web (the wasm build transformers.js uses in browsers), not onnxruntime-node.
 // Exit status 0 when every prompt gives the fp32 tokens (and, with --max-nmse, the step and
@@ -25,7 +25,7 @@ const opt = (name, def) => {
 const [dir, file] = args;
 if (!dir || !file) {
     console.error('usage: node tests/onnx_greedy.mjs DIR FILE [--prompts N | --only I,J] [--tokens T] [--web] ' +
-                  '[--threads K] [--save-ref F | --load-ref F] [--no-teacher]');
+                  '[--prompt-tokens P] [--threads K] [--save-ref F | --load-ref F] [--no-teacher]');
     process.exit(2);
 }
 const web = args.includes('--web'), teacher = !args.includes('--no-teacher');
@@ -33,10 +33,12 @@ const ort = web ? await import('onnxruntime-web') : await import('onnxruntime-no
 const threads = Number(opt('--threads', '2'));
 if (web) ort.env.wasm.numThreads = 1;
 const nTokens = Number(opt('--tokens', '32'));
+const promptTokens = Number(opt('--prompt-tokens', '0')) || null; // null: whole prompts
 const saveRef = opt('--save-ref', null), loadRef = opt('--load-ref', null);
 const maxNmse = Number(opt('--max-nmse', 'Infinity'));
 const here = path.dirname(new URL(import.meta.url).pathname);
-const all = JSON.parse(fs.readFileSync(path.join(here, 'ref/smollm2-real.json'), 'utf8')).prompts;
+const all = JSON.parse(fs.readFileSync(path.join(here, 'ref/smollm2-real.json'), 'utf8')).prompts
+    .map((p) => ({ ...p, ids: p.ids.slice(0, promptTokens ?? p.ids.length) }));
 const which = opt('--only', null) ? opt('--only', null).split(',').map(Number)
     : all.slice(0, Number(opt('--prompts', '20'))).map((_, i) => i);
 const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
@@ -101,11 +103,12 @@ if (loadRef) {
     const raw = fs.readFileSync(loadRef + '.f32');
     const f = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
     saved.prompts.forEach((p, k) => (p.logits = f.subarray(k * nTokens * V, (k + 1) * nTokens * V)));
-    if (saved.tokens !== nTokens || saved.vocab !== V) throw new Error(`${loadRef}: other tokens / vocab`);
+    if (saved.tokens !== nTokens || saved.vocab !== V || saved.promptTokens !== promptTokens)
+        throw new Error(`${loadRef}: other tokens / vocab / --prompt-tokens`);
 } else ref = await open('model.onnx');
 const q = file === '-' ? null : await open(file);
 let same = 0, agreeTok = 0, se = 0, sr = 0, tse = 0, tsr = 0;
-const out = { tokens: nTokens, vocab: V, prompts: [] }, outLogits = [];
+const out = { tokens: nTokens, vocab: V, promptTokens, prompts: [] }, outLogits = [];
 const t0 = Date.now();
 for (const k of which) {
     const p = all[k];

@@ -52,7 +52,10 @@ const nTokens = expect ? expect.tokens : Number(opt('--tokens', '32'));
 const all = JSON.parse(fs.readFileSync(path.join(here, 'ref/smollm2-real.json'), 'utf8')).prompts;
 const which = opt('--only', null) ? opt('--only', null).split(',').map(Number)
     : all.slice(0, Number(opt('--prompts', '20'))).map((_, i) => i);
-const prompts = which.map((k) => ({ ...all[k], index: k }));
+// an --expect file saved with --prompt-tokens P (tests/onnx_greedy.mjs) holds continuations of each
+// prompt's first P tokens
+const cut = expect?.promptTokens ?? Infinity;
+const prompts = which.map((k) => ({ ...all[k], ids: all[k].ids.slice(0, cut), index: k }));
 
 async function generateAll(dt) {
     const model = await AutoModelForCausalLM.from_pretrained(id, { dtype: dt, local_files_only: true, ...(web ? { device: 'auto' } : {}) });

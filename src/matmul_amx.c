@@ -11,7 +11,7 @@
 // So the bits are every other path's. Two C, A and B tiles by parity let the tile multiply of
 // block b + 1 run during block b's float step; the tile operations, not the float step, bound the
 // kernel (measured: with the float step removed it took the same time).
-// Tiles: 0, 1 C; 2, 3 A; 4, 5 B. A panel of fewer than 16 rows (the last) configures A and C with
+// Tiles: 0, 1 C; 2, 3 A; 4, 5 B (pairs: 6 A, 7 B too). A panel of fewer than 16 rows (the last) configures A and C with
 // its rows; the float step still runs 16 lanes of rows, reading the last valid row's scales for
 // the others, and stores only the valid ones.
 // Up to PLM_AMX_PAIRS_T = 8 tokens (the server's steps) half of such a C tile would be padding and
@@ -37,8 +37,8 @@ typedef struct {
     uint8_t rows[16];
 } tile_config;
 
-// config: the tiles for panels of n weight rows (1..16); pairs: the pairs' tiles (2: A of two
-// blocks, 4: B of two blocks; 3 and 5 one block, for an odd last one)
+// config: the tiles for panels of n weight rows (1..16); pairs: the pairs' tiles (2 and 6: A of two
+// blocks, 4 and 7: B of two blocks; 3 and 5 one block, for an odd last one)
 PLM_TARGET_AMX static void config(int n, int pairs) {
     tile_config c;
     memset(&c, 0, sizeof c);
@@ -46,7 +46,10 @@ PLM_TARGET_AMX static void config(int n, int pairs) {
     for (int i = 0; i < 2; i++) c.rows[i] = (uint8_t)n, c.colsb[i] = 64; // C
     for (int i = 2; i < 4; i++) c.rows[i] = (uint8_t)n, c.colsb[i] = PLM_QK;
     for (int i = 4; i < 6; i++) c.rows[i] = PLM_QK / 4, c.colsb[i] = 64;
-    if (pairs) c.colsb[2] = 2 * PLM_QK, c.rows[4] = PLM_QK / 2;
+    if (pairs) { // A and B of two blocks: tiles 2 and 4, and 6 and 7 for the other parity
+        c.colsb[2] = c.colsb[6] = 2 * PLM_QK, c.rows[6] = (uint8_t)n;
+        c.rows[4] = c.rows[7] = PLM_QK / 2, c.colsb[7] = 64;
+    }
     // ldtilecfg as asm with c as its memory operand: gcc 12 drops the stores into c before
     // _tile_loadconfig's builtin (seen: only the palette byte written, every tile unconfigured)
     __asm__ volatile("ldtilecfg %0" : : "m"(c));
@@ -69,11 +72,12 @@ PLM_INLINE void row_scales(const float *dr[16], const matmul_job *j, int r, int 
 }
 
 // prefetch_next: at block b, the line of block b of each of the nn rows at next (a line holds
-// blocks b and b + 1 for even b); nothing when next is NULL
+// blocks b and b + 1 for even b) into L2 (T1: 5% faster than T0 at 8 tokens from DRAM, the same
+// at 128); nothing when next is NULL
 PLM_INLINE void prefetch_next(const char *next, int nn, int C, int b) {
     if (next)
         for (int i = 0; i < nn; i++)
-            _mm_prefetch(next + (size_t)i * C + (size_t)b * PLM_QK, _MM_HINT_T0);
+            _mm_prefetch(next + (size_t)i * C + (size_t)b * PLM_QK, _MM_HINT_T1);
 }
 
 // scale: the float step of block b for the 16 rows (p: their P, a row of 16 tokens each; dr[i]:
@@ -142,48 +146,72 @@ void plm_q8_pairs_amx(int32_t *xc, const int8_t *xq, const float *xd, int T, int
     }
 }
 
+// DOT_PAIR: tile c = P of blocks b and b + 1 (A tile a, B tile bt: tiles of two blocks), or of
+// block b alone when it is the last (tiles 3 and 5: one block)
+#define DOT_PAIR(c, a, bt, w, C, xc, b, nb)                                                        \
+    do {                                                                                           \
+        const char *xp_ = (const char *)(xc) + (size_t)((b) / 2) * PAIR_BYTES;                     \
+        _tile_zero(c);                                                                             \
+        if ((b) + 1 < (nb)) {                                                                      \
+            _tile_loadd(a, (w) + (size_t)(b)*PLM_QK, C);                                           \
+            _tile_loadd(bt, xp_, 64);                                                              \
+            _tile_dpbssd(c, a, bt);                                                                \
+        } else {                                                                                   \
+            _tile_loadd(3, (w) + (size_t)(b)*PLM_QK, C);                                           \
+            _tile_loadd(5, xp_, 64);                                                               \
+            _tile_dpbssd(c, 3, 5);                                                                 \
+        }                                                                                          \
+    } while (0)
+
+// scale_pair: the float step of blocks b and b + 1 (or b alone, the last) for the 16 rows (p:
+// their P, a row of 8 tokens of block b then 8 of block b + 1) into 8-token accumulators
+PLM_INLINE PLM_TARGET_AMX void scale_pair(__m256 acc[16], const int32_t *p,
+                                          const float *const dr[16], const char *xc, int b,
+                                          int nb) {
+    const __m512 dx = _mm512_load_ps(xc + (size_t)(b / 2) * PAIR_BYTES + 1024);
+    const int two = b + 1 < nb;
+    UNROLL
+    for (int i = 0; i < 16; i++) {
+        const float *d = dr[i] + b;
+        const __m512 dw =
+            two ? _mm512_mask_mov_ps(_mm512_set1_ps(d[0]), 0xFF00, _mm512_set1_ps(d[1]))
+                : _mm512_set1_ps(d[0]);
+        const __m512 m =
+            _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(p + 16 * i)), _mm512_mul_ps(dw, dx));
+        acc[i] = _mm256_add_ps(acc[i], _mm512_castps512_ps256(m));
+        if (two)
+            acc[i] = _mm256_add_ps(
+                acc[i], _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m), 1)));
+    }
+}
+
 // pairs_panel: out[0 .. T, r .. r + n) for T <= PLM_AMX_PAIRS_T, a pair of blocks a step; the nn
 // rows at next (the next panel's) are prefetched a line of each row a step: every step of the
 // server reads the weights from DRAM (without it 8 clients ran at 0.75x the group kernel's speed).
+// Two C tiles by parity (A and B tiles 2, 4 and 6, 7), so the multiply of the next pair runs during
+// this pair's float step, as in panel.
 PLM_INLINE PLM_TARGET_AMX void pairs_panel(const matmul_job *j, int r, int n, const char *next,
                                            int nn) {
     const int C = j->w->cols, nb = C / PLM_QK;
     const int8_t *w = j->w->q + (size_t)r * C; // (n, C)
+    const char *xc = (const char *)j->xc;
     const float *dr[16];
     row_scales(dr, j, r, n);
-    _Alignas(64) int32_t p[256];
+    _Alignas(64) int32_t p[2][256];
     __m256 acc[16];
     UNROLL
     for (int i = 0; i < 16; i++) acc[i] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b += 2) {
-        const char *xp = (const char *)j->xc + (size_t)(b / 2) * PAIR_BYTES;
-        const __m512 dx = _mm512_load_ps(xp + 1024);
+    DOT_PAIR(0, 2, 4, w, C, xc, 0, nb);
+    for (int b = 0; b < nb; b += 4) {
         prefetch_next(next, nn, C, b);
-        const int two = b + 1 < nb;
-        _tile_zero(0);
-        if (two) {
-            _tile_loadd(2, w + (size_t)b * PLM_QK, C);
-            _tile_loadd(4, xp, 64);
-            _tile_dpbssd(0, 2, 4);
-        } else {
-            _tile_loadd(3, w + (size_t)b * PLM_QK, C);
-            _tile_loadd(5, xp, 64);
-            _tile_dpbssd(0, 3, 5);
-        }
-        _tile_stored(0, p, 64);
-        UNROLL
-        for (int i = 0; i < 16; i++) {
-            const float *d = dr[i] + b;
-            const __m512 dw =
-                two ? _mm512_mask_mov_ps(_mm512_set1_ps(d[0]), 0xFF00, _mm512_set1_ps(d[1]))
-                    : _mm512_set1_ps(d[0]);
-            const __m512 m = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(p + 16 * i)),
-                                           _mm512_mul_ps(dw, dx));
-            acc[i] = _mm256_add_ps(acc[i], _mm512_castps512_ps256(m));
-            if (two)
-                acc[i] = _mm256_add_ps(
-                    acc[i], _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m), 1)));
-        }
+        _tile_stored(0, p[0], 64);
+        if (b + 2 < nb) DOT_PAIR(1, 6, 7, w, C, xc, b + 2, nb);
+        scale_pair(acc, p[0], dr, xc, b, nb);
+        if (b + 2 >= nb) break;
+        prefetch_next(next, nn, C, b + 2);
+        _tile_stored(1, p[1], 64);
+        if (b + 4 < nb) DOT_PAIR(0, 2, 4, w, C, xc, b + 4, nb);
+        scale_pair(acc, p[1], dr, xc, b + 2, nb);
     }
     __m512 a16[16];
     UNROLL

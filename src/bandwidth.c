@@ -1,8 +1,8 @@
 // bandwidth.c: memory read bandwidth (bandwidth.h). One loop body, written with GCC vector
-// extensions (64-byte vectors, four independent accumulators, a software prefetch), compiled for
-// each x86-64 width with target attributes (AVX-512: one load a vector, AVX2: two, the SSE2
-// baseline: four) and plainly elsewhere (NEON, wasm SIMD128). A pass XORs every 64-byte line of a
-// thread's part.
+// extensions (vectors of the target's width, four independent accumulators, a software prefetch
+// every 256 bytes), compiled for each x86-64 width with target attributes (AVX-512: 64-byte
+// vectors, AVX2: 32, the SSE2 baseline: 16) and plainly elsewhere (NEON, wasm SIMD128: 16). A pass
+// XORs every 64-byte line of a thread's part.
 #include "bandwidth.h"
 
 #include <stdint.h>
@@ -11,33 +11,41 @@
 #include "cpu.h"
 
 typedef uint64_t u64x8 __attribute__((vector_size(64)));
+typedef uint64_t u64x4 __attribute__((vector_size(32)));
+typedef uint64_t u64x2 __attribute__((vector_size(16)));
 
 // Software prefetch this far ahead, as the decode kernels do (Zen 4, 4 KB pages: 16 -> 19 GB/s on
 // one thread; with the weights' 2 MB pages it changes nothing); a prefetch past the end is harmless.
 #define PREFETCH_BYTES 16384
 
-// READ_LINES: the XOR of the n bytes (a multiple of 256) at p (64-byte aligned), as 8 bytes.
-#define READ_LINES(name, attr)                                                                     \
+// READ_LINES: the XOR of the n bytes (a multiple of 256) at p (64-byte aligned), as 8 bytes, read
+// in vectors of type V: the target's own width (GCC lowers a vector wider than the target's
+// through the stack: the AVX2 copy of a 64-byte loop read 8 GB/s where AVX-512's read 16).
+#define READ_LINES(name, attr, V)                                                                  \
     attr static uint64_t name(const uint8_t *p, size_t n) {                                        \
-        const u64x8 *v = (const u64x8 *)(const void *)p;                                           \
-        u64x8 a = {0}, b = {0}, c = {0}, d = {0};                                                  \
-        for (size_t i = 0; i < n / 64; i += 4) {                                                   \
-            __builtin_prefetch(p + i * 64 + PREFETCH_BYTES);                                       \
-            a ^= v[i];                                                                             \
-            b ^= v[i + 1];                                                                         \
-            c ^= v[i + 2];                                                                         \
-            d ^= v[i + 3];                                                                         \
+        const size_t w = sizeof(V), per = 256 / sizeof(V); /* vectors in 256 bytes */              \
+        const V *v = (const V *)(const void *)p;                                                   \
+        V a = {0}, b = {0}, c = {0}, d = {0};                                                      \
+        for (size_t i = 0; i < n / w; i += per) {                                                  \
+            __builtin_prefetch(p + i * w + PREFETCH_BYTES);                                        \
+            UNROLL                                                                                 \
+            for (size_t k = i; k < i + per; k += 4) {                                              \
+                a ^= v[k];                                                                         \
+                b ^= v[k + 1];                                                                     \
+                c ^= v[k + 2];                                                                     \
+                d ^= v[k + 3];                                                                     \
+            }                                                                                      \
         }                                                                                          \
         a ^= b ^ c ^ d;                                                                            \
         uint64_t s = 0;                                                                            \
-        for (int k = 0; k < 8; k++) s ^= a[k];                                                     \
+        for (size_t k = 0; k < w / 8; k++) s ^= a[k];                                              \
         return s;                                                                                  \
     }
 
-READ_LINES(read_plain, )
+READ_LINES(read_plain, , u64x2)
 #if defined(__x86_64__)
-READ_LINES(read_avx2, __attribute__((target("avx2"))))
-READ_LINES(read_avx512, __attribute__((target("avx512f"))))
+READ_LINES(read_avx2, __attribute__((target("avx2"))), u64x4)
+READ_LINES(read_avx512, __attribute__((target("avx512f"))), u64x8)
 #endif
 
 typedef struct {

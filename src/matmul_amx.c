@@ -11,9 +11,9 @@
 // So the bits are every other path's. Two C, A and B tiles by parity let the tile multiply of
 // block b + 1 run during block b's float step; the tile operations, not the float step, bound the
 // kernel (measured: with the float step removed it took the same time).
-// Tiles: 0, 1 C; 2, 3 A; 4, 5 B (pairs: 6 A, 7 B too). A panel of fewer than 16 rows (the last) configures A and C with
-// its rows; the float step still runs 16 lanes of rows, reading the last valid row's scales for
-// the others, and stores only the valid ones.
+// Tiles: 0, 1 C; 2, 3 A; 4, 5 B (pairs: 6 A, 7 B too). A panel of fewer than 16 rows (the last)
+// configures A and C with its rows; the float step still runs 16 lanes of rows, reading the last
+// valid row's scales for the others, and stores only the valid ones.
 // Up to PLM_AMX_PAIRS_T = 8 tokens (the server's steps) half of such a C tile would be padding and
 // the tile operations bound the kernel, so one tdpbssd takes two blocks instead (K = 64: each
 // row's 64 contiguous bytes): a block-diagonal B tile (plm_q8_pairs_amx) puts block b's sums of

@@ -3,14 +3,16 @@
 // usage: node tests/onnx_greedy.mjs DIR FILE [--prompts N | --only I,J,..] [--prompt-tokens P]
 //        [--tokens T] [--web] [--threads K] [--save-ref F | --load-ref F] [--no-teacher] [--max-nmse X]
 // DIR is an export (DIR/config.json, DIR/onnx/model.onnx = the fp32 reference, DIR/onnx/FILE).
-// For each prompt (the first N, default 20, or those of --only's indices) both files decode T tokens
-// greedily (default 32; after the first P tokens of each prompt with --prompt-tokens) through the KV cache (prefill, then one token a step, as transformers.js
-// does); the tokens must be the same. Also reported: the logits NMSE of FILE against fp32 over the
-// decode steps while the tokens agree, and teacher-forced over the prompt and the fp32 continuation
-// (one prefill each; --no-teacher skips it); at a divergence, the fp32 margin between its top two
-// tokens there (a near-tie explains a flip; a wide margin is an error).
-// --save-ref F writes fp32's tokens, margins and step logits (and P) to F and F.f32; --load-ref F takes them
-// from there instead of running model.onnx (so an emulated CPU runs only FILE: tests/onnx_avx2.test.sh).
+// For each prompt (the first N, default 20, or those of --only's indices; with --prompt-tokens only
+// its first P tokens) both files decode T tokens greedily (default 32) through the KV cache
+// (prefill, then one token a step, as transformers.js does); the tokens must be the same. Also
+// reported: the logits NMSE of FILE against fp32 over the decode steps while the tokens agree, and
+// teacher-forced over the prompt and the fp32 continuation (one prefill each; --no-teacher skips
+// it); at a divergence, the fp32 margin between its top two tokens there (a near-tie explains a
+// flip; a wide margin is an error).
+// --save-ref F writes fp32's tokens, margins and step logits (and P) to F and F.f32; --load-ref F
+// takes them from there instead of running model.onnx (so an emulated CPU runs only FILE:
+// tests/onnx_avx2.test.sh).
 // --web runs onnxruntime-web (the wasm build transformers.js uses in browsers), not onnxruntime-node.
 // Exit status 0 when every prompt gives the fp32 tokens (and, with --max-nmse, the step and
 // teacher-forced NMSE are at most X), else 1.

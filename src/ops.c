@@ -22,7 +22,7 @@
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #define PLM_X86_DISPATCH 1
-#define PLM_AVX512       __attribute__((target("avx2,avx512f,f16c")))
+#define PLM_AVX512       __attribute__((target("avx2,avx512f,avx512vl,avx512bw,f16c")))
 #define PLM_AVX2         __attribute__((target("avx2,f16c"))) // PLM_ISA_AVX2 includes F16C
 #include <immintrin.h>
 #elif defined(__aarch64__)
@@ -139,46 +139,53 @@ PLM_INLINE float sum8(v8 v) {
 // Every half is exactly a float, so attention over F16 values gives the bits of attention over
 // the same values in f32, on every path.
 typedef struct {
-    int f16;                              // elements are IEEE half (uint16_t), else float
-    v8 (*load8)(const void *p, size_t i); // elements i .. i+7 of p as floats
+    int f16;                                       // elements are IEEE half (uint16_t), else float
+    void (*load8)(v8 *x, const void *p, size_t i); // x = elements i .. i+7 of p as floats
 } kv_elems;
 
-PLM_INLINE v8 load8_f32(const void *p, size_t i) {
-    return load8((const float *)p + i);
+// kv_load8: elements i .. i+7 of p (of kind e) as floats. (The loaders write through a pointer:
+// GCC may keep an always-inlined loader's unused body, and a body returning a 32-byte vector on
+// the baseline is a -Wpsabi error that no pragma silences.)
+PLM_INLINE v8 kv_load8(kv_elems e, const void *p, size_t i) {
+    v8 x;
+    e.load8(&x, p, i);
+    return x;
+}
+
+PLM_INLINE void load8_f32(v8 *x, const void *p, size_t i) {
+    *x = load8((const float *)p + i);
 }
 #define KV_F32 ((kv_elems){0, load8_f32})
 
 #if defined(__aarch64__)
 // load8_f16: fcvtl, 4 halves a step
-PLM_INLINE v8 load8_f16(const void *p, size_t i) {
+PLM_INLINE void load8_f16(v8 *x, const void *p, size_t i) {
     const uint16_t *h = (const uint16_t *)p + i;
     const float32x4_t lo = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h)));
     const float32x4_t hi = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h + 4)));
-    v8 v;
-    memcpy(&v, &lo, sizeof lo);
-    memcpy((char *)&v + sizeof lo, &hi, sizeof hi);
-    return v;
+    memcpy(x, &lo, sizeof lo);
+    memcpy((char *)x + sizeof lo, &hi, sizeof hi);
 }
 #else
 // load8_f16: matmul_wasm.c's f16_wasm on 8 lanes: the exponent and mantissa moved into f32's
 // places (<< 13) and multiplied by 2^112, which rebases the exponent (15 -> 127) and turns a
 // subnormal half into its normal f32 exactly; inf and NaN (exponent 31) get exponent 255 and keep
 // their mantissa; the sign goes back on last.
-PLM_INLINE v8 load8_f16(const void *p, size_t i) {
+PLM_INLINE void load8_f16(v8 *out, const void *p, size_t i) {
     v8h h;
     memcpy(&h, (const uint16_t *)p + i, sizeof h);
     const v8u x = __builtin_convertvector(h, v8u);
     const v8u sign = (x & 0x8000) << 16, em = (x & 0x7fff) << 13;
     const v8 finite = (v8)em * 0x1p112f, special = (v8)(em | 0x7f800000);
-    return (v8)(sign | (v8u)select8(em > 0x0f7fe000, special, finite));
+    *out = (v8)(sign | (v8u)select8(em > 0x0f7fe000, special, finite));
 }
 #endif
 #define KV_F16 ((kv_elems){1, load8_f16})
 
 #ifdef PLM_X86_DISPATCH
 // load8_f16c: vcvtph2ps (the AVX2 and AVX-512 copies)
-__attribute__((target("f16c"))) PLM_INLINE v8 load8_f16c(const void *p, size_t i) {
-    return (v8)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+__attribute__((target("f16c"))) PLM_INLINE void load8_f16c(v8 *x, const void *p, size_t i) {
+    *x = (v8)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
 }
 #define KV_F16C ((kv_elems){1, load8_f16c})
 #endif
@@ -232,8 +239,8 @@ PLM_INLINE float dot_kv(const float *x, const void *y, size_t y0, int n, kv_elem
     v8 lo = {0}, hi = {0};
     int i = 0;
     for (; i + 16 <= n; i += 16) {
-        lo += load8(x + i) * e.load8(y, y0 + (size_t)i);
-        hi += load8(x + i + 8) * e.load8(y, y0 + (size_t)i + 8);
+        lo += load8(x + i) * kv_load8(e, y, y0 + (size_t)i);
+        hi += load8(x + i + 8) * kv_load8(e, y, y0 + (size_t)i + 8);
     }
     float s = sum16(lo, hi);
     for (; i < n; i++) s += x[i] * load1(e, y, y0 + (size_t)i);
@@ -262,7 +269,7 @@ PLM_INLINE float dot3(const float *x, const float *y, const float *z, int n) {
 PLM_INLINE void axpy_kv(float *restrict y, float a, const void *restrict x, size_t x0, int n,
                         kv_elems e) {
     int i = 0;
-    for (; i + 8 <= n; i += 8) store8(y + i, load8(y + i) + a * e.load8(x, x0 + (size_t)i));
+    for (; i + 8 <= n; i += 8) store8(y + i, load8(y + i) + a * kv_load8(e, x, x0 + (size_t)i));
     for (; i < n; i++) y[i] += a * load1(e, x, x0 + (size_t)i);
 }
 
@@ -377,10 +384,20 @@ PLM_INLINE void rotate(float *x, const float *cos_t, const float *sin_t, float s
 
 // softmax_inplace: a[0 .. n) = exp(a - max) / sum, the sum in 8 lanes then the tail
 PLM_INLINE void softmax_inplace(float *a, int n) {
-    float mx = -INFINITY;
-    for (int s = 0; s < n; s++) mx = a[s] > mx ? a[s] : mx;
-    v8 acc = {0};
+    // the max in 8 lanes, then across them and over the tail (max is exact in any order; only a
+    // zero's sign could differ, and exp(a - mx) is the same for either)
+    v8 m8 = {0};
+    m8 -= INFINITY;
     int s = 0;
+    for (; s + 8 <= n; s += 8) {
+        const v8 x = load8(a + s);
+        m8 = select8(x > m8, x, m8);
+    }
+    float mx = -INFINITY;
+    for (int i = 0; i < 8; i++) mx = m8[i] > mx ? m8[i] : mx;
+    for (; s < n; s++) mx = a[s] > mx ? a[s] : mx;
+    v8 acc = {0};
+    s = 0;
     for (; s + 8 <= n; s += 8) {
         const v8 e = plm_exp8(load8(a + s) - mx);
         store8(a + s, e);
@@ -407,7 +424,7 @@ PLM_INLINE void weighted_sum(float *o, const float *a, const void *v, size_t v0,
         for (int i = 0; i < D / 8; i++) acc[i] = (v8){0};
         for (int s = 0; s < n; s++)
             for (int i = 0; i < D / 8; i++)
-                acc[i] += a[s] * e.load8(v, v0 + s * vstride + 8 * (size_t)i);
+                acc[i] += a[s] * kv_load8(e, v, v0 + s * vstride + 8 * (size_t)i);
         for (int i = 0; i < D / 8; i++) store8(o + 8 * i, acc[i]);
         return;
     }
@@ -419,6 +436,47 @@ PLM_INLINE void weighted_sum(float *o, const float *a, const void *v, size_t v0,
 // row is read once for all of them (SmolLM2: 3 of its 9 heads per KV head)
 #define ATT_HEADS 4
 
+// key_halves: r[j] (j < m) = lo + hi of dot's 16 lane sums of query head j (q (m, D)) with the
+// key at element at (of kind e): sum8(r[j]) is their dot (sum16)
+PLM_INLINE void key_halves(v8 *r, const float *q, const void *k, size_t at, int D, const int m,
+                           kv_elems e) {
+    v8 lo[ATT_HEADS], hi[ATT_HEADS];
+    UNROLL
+    for (int j = 0; j < m; j++) lo[j] = hi[j] = (v8){0};
+    UNROLL
+    for (int i = 0; i < D; i += 16) {
+        const v8 x0 = kv_load8(e, k, at + (size_t)i), x1 = kv_load8(e, k, at + (size_t)i + 8);
+        UNROLL
+        for (int j = 0; j < m; j++) {
+            lo[j] += load8(q + j * D + i) * x0;
+            hi[j] += load8(q + j * D + i + 8) * x1;
+        }
+    }
+    UNROLL
+    for (int j = 0; j < m; j++) r[j] = lo[j] + hi[j];
+}
+
+// fold_pair: sum8's first step (lane i + lane i+4) of x in lanes 0-3 and of y in lanes 4-7
+PLM_INLINE v8 fold_pair(v8 x, v8 y) {
+    return __builtin_shufflevector(x, y, 0, 1, 2, 3, 8, 9, 10, 11) +
+           __builtin_shufflevector(x, y, 4, 5, 6, 7, 12, 13, 14, 15);
+}
+
+// sum8x8: sum8 of 8 vectors at once, lane k the sum of vector k, from u[p] = fold_pair(vector 2p,
+// vector 2p+1): the same additions as sum8's tree (a0 + a2, a1 + a3, then their sum), done with
+// shuffles within each half (one instruction on every path) and one final reorder
+PLM_INLINE v8 sum8x8(const v8 u[4]) {
+    v8 w[2]; // lanes: (a0+a2, a1+a3) of vectors 4p, 4p+2 | of 4p+1, 4p+3
+    UNROLL
+    for (int p = 0; p < 2; p++)
+        w[p] = __builtin_shufflevector(u[2 * p], u[2 * p + 1], 0, 1, 8, 9, 4, 5, 12, 13) +
+               __builtin_shufflevector(u[2 * p], u[2 * p + 1], 2, 3, 10, 11, 6, 7, 14, 15);
+    // vectors 0, 2, 4, 6 | 1, 3, 5, 7
+    const v8 t = __builtin_shufflevector(w[0], w[1], 0, 2, 8, 10, 4, 6, 12, 14) +
+                 __builtin_shufflevector(w[0], w[1], 1, 3, 9, 11, 5, 7, 13, 15);
+    return __builtin_shufflevector(t, t, 0, 4, 1, 5, 2, 6, 3, 7);
+}
+
 // attention_heads: m (a constant, <= ATT_HEADS) query heads q (m, D) of one token that share the
 // keys k and values v (n rows from element kv0, stride kvs, elements of kind e): scores a (m
 // rows, stride as) = q k^T * scale, their softmax, out (m, D) = a v. Per head the operations of
@@ -427,22 +485,25 @@ PLM_INLINE void weighted_sum(float *o, const float *a, const void *v, size_t v0,
 PLM_INLINE void attention_heads(float *out, float *a, size_t as, const float *q, const void *k,
                                 const void *v, size_t kv0, size_t kvs, int n, int D, float scale,
                                 const int m, kv_elems e) {
-    for (int s = 0; s < n; s++) {
-        v8 lo[ATT_HEADS], hi[ATT_HEADS];
+    int key = 0;
+    for (; key + 8 <= n; key += 8) { // 8 keys: their sums transposed and reduced together
+        v8 u[ATT_HEADS][4];
         UNROLL
-        for (int j = 0; j < m; j++) lo[j] = hi[j] = (v8){0};
-        UNROLL
-        for (int i = 0; i < D; i += 16) {
-            const size_t at = kv0 + s * kvs + (size_t)i;
-            const v8 x0 = e.load8(k, at), x1 = e.load8(k, at + 8);
+        for (int p = 0; p < 4; p++) {
+            v8 r0[ATT_HEADS], r1[ATT_HEADS];
+            key_halves(r0, q, k, kv0 + (key + 2 * p) * kvs, D, m, e);
+            key_halves(r1, q, k, kv0 + (key + 2 * p + 1) * kvs, D, m, e);
             UNROLL
-            for (int j = 0; j < m; j++) {
-                lo[j] += load8(q + j * D + i) * x0;
-                hi[j] += load8(q + j * D + i + 8) * x1;
-            }
+            for (int j = 0; j < m; j++) u[j][p] = fold_pair(r0[j], r1[j]);
         }
         UNROLL
-        for (int j = 0; j < m; j++) a[j * as + s] = sum16(lo[j], hi[j]) * scale;
+        for (int j = 0; j < m; j++) store8(a + j * as + key, sum8x8(u[j]) * scale);
+    }
+    for (; key < n; key++) {
+        v8 r[ATT_HEADS];
+        key_halves(r, q, k, kv0 + key * kvs, D, m, e);
+        UNROLL
+        for (int j = 0; j < m; j++) a[j * as + key] = sum8(r[j]) * scale;
     }
     for (int j = 0; j < m; j++) softmax_inplace(a + j * as, n);
     for (int c = 0; c < D; c += 32) { // 32 columns at a time: m x 4 accumulators in registers
@@ -455,7 +516,7 @@ PLM_INLINE void attention_heads(float *out, float *a, size_t as, const float *q,
         for (int s = 0; s < n; s++) {
             v8 x[4];
             UNROLL
-            for (int i = 0; i < 4; i++) x[i] = e.load8(v, kv0 + s * kvs + (size_t)(c + 8 * i));
+            for (int i = 0; i < 4; i++) x[i] = kv_load8(e, v, kv0 + s * kvs + (size_t)(c + 8 * i));
             UNROLL
             for (int j = 0; j < m; j++) {
                 UNROLL

@@ -410,28 +410,43 @@ static void store(void *cache, size_t i, const float *x, size_t n, plm_dtype t) 
     else memcpy((float *)cache + i, x, n * sizeof *x);
 }
 
-// new_keys_values: RoPE on each sequence's queries and new keys (a local layer's table for Gemma
-// 3's), then its keys and values into its caches at its positions P..P+T-1 of layer l (each row's
-// K heads to their own streams)
-static void new_keys_values(const plm_step *st, const plm_step_seq *sq, int32_t n, int l) {
+// new_keys_values: RoPE on the queries and new keys of rows [t0, t1) of sequence sq (its rows from
+// row off of the step; a local layer's table for Gemma 3's), then those keys and values into its
+// caches at positions P+t0 .. P+t1-1 of layer l (each row's K heads to their own streams)
+static void new_keys_values(const plm_step *st, const plm_step_seq *sq, int32_t off, int t0, int t1,
+                            int l) {
     const plm_config *cfg = &st->model->config;
     int H = cfg->num_attention_heads, K = cfg->num_key_value_heads, D = cfg->head_dim;
     size_t KD = (size_t)K * D;
     const int local = plm_layer_window(cfg, l) > 0;
     const float *cos_t = local ? st->cos_l : st->cos_t, *sin_t = local ? st->sin_l : st->sin_t;
-    for (int32_t i = 0, off = 0; i < n; off += sq[i].T, i++) {
-        plm_session *s = sq[i].s;
-        int P = s->n_past, T = sq[i].T, slots, p0;
-        const size_t lc = layer_kv(s, l, &slots, &p0);
-        float *k = st->kn + (size_t)off * KD, *v = st->vn + (size_t)off * KD;
-        plm_rope_forward(st->q + (size_t)off * H * D, cos_t, sin_t, P, T, H, D);
-        plm_rope_forward(k, cos_t, sin_t, P, T, K, D);
-        for (int t = 0; t < T; t++)
-            for (int kh = 0; kh < K; kh++) { // (kh, P + t) of the layer's caches
-                size_t at = lc + ((size_t)kh * (size_t)slots + (size_t)(P + t - p0)) * D;
-                store(s->k_cache, at, k + (size_t)t * KD + (size_t)kh * D, D, s->kv_type);
-                store(s->v_cache, at, v + (size_t)t * KD + (size_t)kh * D, D, s->kv_type);
-            }
+    plm_session *s = sq->s;
+    int P = s->n_past, slots, p0;
+    const size_t lc = layer_kv(s, l, &slots, &p0);
+    float *k = st->kn + (size_t)off * KD, *v = st->vn + (size_t)off * KD;
+    plm_rope_forward(st->q + (size_t)(off + t0) * H * D, cos_t, sin_t, P + t0, t1 - t0, H, D);
+    plm_rope_forward(k + (size_t)t0 * KD, cos_t, sin_t, P + t0, t1 - t0, K, D);
+    for (int t = t0; t < t1; t++)
+        for (int kh = 0; kh < K; kh++) { // (kh, P + t) of the layer's caches
+            size_t at = lc + ((size_t)kh * (size_t)slots + (size_t)(P + t - p0)) * D;
+            store(s->k_cache, at, k + (size_t)t * KD + (size_t)kh * D, D, s->kv_type);
+            store(s->v_cache, at, v + (size_t)t * KD + (size_t)kh * D, D, s->kv_type);
+        }
+}
+
+// The step's rows split evenly over the threads for new_keys_values (each row on its own).
+typedef struct {
+    const plm_step *st;
+    const plm_step_seq *sq;
+    int32_t n, layer, rows;
+} kv_job;
+
+static void kv_worker(void *ctx, int ith, int nth) {
+    const kv_job *j = ctx;
+    const int32_t r0 = j->rows * ith / nth, r1 = j->rows * (ith + 1) / nth;
+    for (int32_t i = 0, off = 0; i < j->n; off += j->sq[i].T, i++) {
+        const int32_t lo = r0 > off ? r0 : off, end = off + j->sq[i].T, hi = r1 < end ? r1 : end;
+        if (lo < hi) new_keys_values(j->st, &j->sq[i], off, lo - off, hi - off, j->layer);
     }
 }
 
@@ -463,7 +478,9 @@ static void step_forward(const plm_step *st, const plm_step_seq *sq, int32_t n, 
             plm_rmsnorm_forward_mt(st->pool, st->q, NULL, st->q, w->q_norm, T * H, D, eps);
             plm_rmsnorm_forward_mt(st->pool, st->kn, NULL, st->kn, w->k_norm, T * K, D, eps);
         }
-        new_keys_values(st, sq, n, l);
+        kv_job kv = {st, sq, n, l, T};
+        if (T > 1) plm_pool_run(st->pool, kv_worker, &kv);
+        else kv_worker(&kv, 0, 1);
         attention_job job = {st, sq, n, l};
         plm_pool_run(st->pool, attention_worker, &job);
         linear(st, sq, n, 1, &st->xn, st->att_out, l, O_PROJ, T);

@@ -7,7 +7,11 @@ usage: bench_serve.py PORT NAME LEVELS REQUESTS MAX_TOKENS [--soak SECONDS PID]
   32 tokens that differs from its first word on, so no server can reuse another's prefix, and in
   the middle of a sentence, so that greedy decoding runs to MAX_TOKENS: 32 for every prompt). Prints
   one JSON line per level: clients, requests, tokens (generated), wall_s, tok_s (aggregate decode:
-  tokens / wall), ttft_p50/p99 and latency_p50/p99 (seconds; p99 is the nearest rank), errors.
+  tokens / wall), in_flight_s and in_flight_tok_s (the time during which every client had a
+  request in flight, from the last client's first request to the first client's end, and the
+  tokens streamed in it per second: the aggregate at exactly that many concurrent clients, without
+  the arrivals' ramp and the departures' tail that the wall time includes), ttft_p50/p99 and
+  latency_p50/p99 (seconds; p99 is the nearest rank), errors.
   Each level above one client runs twice: "burst", every client's first request sent at once (the
   clients then stay in step: equal requests end together, so every round is a burst of prompts),
   and "staggered", client i's first request sent i / clients of one request's time (the 1-client
@@ -32,7 +36,8 @@ STORY = "Once upon a time, in a land of green hills and old castles, a brave kni
 
 
 def one(prompt):
-    """one streamed completion: (ttft, latency, tokens) or an error string"""
+    """one streamed completion: (ttft, latency, tokens, start, end, the arrival time of each
+    streamed piece), or an error string"""
     c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=600)
     body = json.dumps({"prompt": prompt, "max_tokens": MAX_TOKENS, "temperature": 0, "stream": True})
     t0 = time.perf_counter()
@@ -40,7 +45,7 @@ def one(prompt):
     r = c.getresponse()
     if r.status != 200:
         return f"{r.status} {r.read()[:200]!r}"
-    ttft, pieces, reason = None, 0, None
+    ttft, pieces, reason, times = None, 0, None, []
     for line in r:
         line = line.strip()
         if not line.startswith(b"data: "):
@@ -49,13 +54,14 @@ def one(prompt):
             break
         choices = json.loads(line[6:]).get("choices") or [{}]
         if choices[0].get("text"):
-            ttft = ttft if ttft is not None else time.perf_counter() - t0
+            times.append(time.perf_counter())
+            ttft = ttft if ttft is not None else times[-1] - t0
             pieces += 1
         reason = choices[0].get("finish_reason") or reason
-    t = time.perf_counter() - t0
+    t1 = time.perf_counter()
     c.close()
     # a stream may join tokens into one piece (UTF-8): "length" means exactly MAX_TOKENS
-    return (ttft if ttft is not None else t, t, MAX_TOKENS if reason == "length" else pieces)
+    return (ttft if ttft is not None else t1 - t0, t1 - t0, MAX_TOKENS if reason == "length" else pieces, t0, t1, times)
 
 
 def pct(xs, p):
@@ -73,6 +79,7 @@ def run(clients, stagger=0.0):
     the RSS meanwhile), client i's first one stagger * i / clients seconds after the start: the
     JSON line of the run"""
     results, errors, samples = [], [], []
+    spans = [[None, None] for _ in range(clients)]  # each client's first start, last end
     lock = threading.Lock()
     t0 = time.perf_counter()
 
@@ -84,6 +91,8 @@ def run(clients, stagger=0.0):
             k += 1
             with lock:
                 (results if isinstance(r, tuple) else errors).append(r)
+                if isinstance(r, tuple):
+                    spans[i] = [r[3] if spans[i][0] is None else spans[i][0], r[4]]
 
     ts = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in ts:
@@ -95,8 +104,14 @@ def run(clients, stagger=0.0):
         t.join()
     wall = time.perf_counter() - t0
     tokens = sum(r[2] for r in results)
+    # every client in flight: from the last client's first request to the first client's end (a
+    # client's few milliseconds between two requests count as in flight); the pieces streamed then
+    ws = max((s[0] for s in spans if s[0] is not None), default=0)
+    we = min((s[1] for s in spans if s[1] is not None), default=0)
+    in_flight = sum(ws <= t <= we for r in results for t in r[5]) if we > ws else 0
     line = {"system": NAME, "clients": clients, "start": "staggered" if stagger else "burst", "requests": len(results), "tokens": tokens,
             "wall_s": round(wall, 3), "tok_s": round(tokens / wall, 1),
+            "in_flight_s": round(max(we - ws, 0), 3), "in_flight_tok_s": round(in_flight / (we - ws), 1) if we > ws else -1,
             "ttft_p50": round(pct([r[0] for r in results], 50), 3),
             "ttft_p99": round(pct([r[0] for r in results], 99), 3),
             "latency_p50": round(pct([r[1] for r in results], 50), 3),

@@ -161,15 +161,19 @@ lines = ["# bench-serve $(date '+%Y-%m-%d %H:%M') — pocketlm " + E["GIT_REV"],
          "Load: each client sends $REQS streamed greedy /v1/completions in turn, a prompt of about 32 tokens, $TOKENS new tokens. "
          "Start \"burst\": every client's first request at once (equal requests then keep the clients in step: every round is a burst of prompts); "
          "\"staggered\": client i starts i / clients of a 1-client request's latency later, as independent users arrive (a prompt joins running decodes).",
-         "", "| system | clients | start | requests | aggregate tok/s | x its 1 client | x llama-server | x llama-cpp-python | TTFT p50 / p99 (s) | TTFT p99 x its 1 client | latency p50 / p99 (s) | errors |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         "Aggregate tok/s: the tokens over the level's wall time (with the staggered start that includes the arrivals' ramp and the departures' tail, when fewer clients run); "
+         "all in flight: the pieces streamed (one token each here) while every client had a request in flight, per second: the aggregate at exactly that many concurrent clients.",
+         "", "| system | clients | start | requests | aggregate tok/s | x its 1 client | all in flight: s, tok/s | x its 1 client | x llama-server | x llama-cpp-python | TTFT p50 / p99 (s) | TTFT p99 x its 1 client | latency p50 / p99 (s) | errors |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 for r in runs:
     o = one.get(r["system"])
     x = f"{r['tok_s'] / o['tok_s']:.2f}" if o else "—"
+    f = f"{r['in_flight_tok_s'] / o['in_flight_tok_s']:.2f}" if o and o.get("in_flight_tok_s", -1) > 0 and r.get("in_flight_tok_s", -1) > 0 else "—"
     t = f"{r['ttft_p99'] / o['ttft_p99']:.2f}" if o and o["ttft_p99"] > 0 else "—"
     y = f"{r['tok_s'] / peer[key(r)]:.2f}" if peer.get(key(r)) and r["system"] != "llama-cpp-python" else "—"
     z = f"{r['tok_s'] / slots[key(r)]:.2f}" if slots.get(key(r)) and r["system"] != "llama-server" else "—"
-    lines.append(f"| {r['system']} | {r['clients']} | {r.get('start', 'burst')} | {r['requests']} | {r['tok_s']} | {x} | {z} | {y} | "
+    lines.append(f"| {r['system']} | {r['clients']} | {r.get('start', 'burst')} | {r['requests']} | {r['tok_s']} | {x} | "
+                 f"{r.get('in_flight_s', '—')}, {r.get('in_flight_tok_s', '—')} | {f} | {z} | {y} | "
                  f"{r['ttft_p50']} / {r['ttft_p99']} | {t} | {r['latency_p50']} / {r['latency_p99']} | {r['n_errors']} |")
 lines += ["", "Memory after the run (VmRSS, VmHWM):", ""] + ["    " + l.rstrip() for l in open("$W/rss.txt")]
 for r in soak:

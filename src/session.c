@@ -342,22 +342,46 @@ plm_status plm_session_create_batched(plm_session **out, plm_batch *b, const plm
 
 // ---- attention over threads ----
 
-// The (row, head) pairs of every sequence in the step, split evenly over the threads.
+// The (row, head) pairs of every sequence in the step, split over the threads by their cost: the
+// keys each pair reads (sequences at different positions cost differently), plus a constant for
+// its softmax and output.
 typedef struct {
     const plm_step *st;
     const plm_step_seq *sq;
     int32_t n, layer;
 } attention_job;
 
+// pair_cost: the work of one (row, head) pair at position pos of a layer with window w (0: none)
+static long pair_cost(int pos, int w) {
+    return (w > 0 && pos + 1 > w ? w : pos + 1) + 16;
+}
+
+// split_pairs: the first pair (index over the step's pairs, sequence by sequence, row by row,
+// head by head) whose cost before it reaches the fraction f / nth of the step's total
+static long split_pairs(const attention_job *j, int H, int w, int f, int nth) {
+    long total = 0;
+    for (int32_t i = 0; i < j->n; i++)
+        for (int t = 0; t < j->sq[i].T; t++) total += H * pair_cost(j->sq[i].s->n_past + t, w);
+    const long goal = total * f / nth;
+    long cost = 0, pair = 0;
+    for (int32_t i = 0; i < j->n; i++)
+        for (int t = 0; t < j->sq[i].T; t++) {
+            const long c = pair_cost(j->sq[i].s->n_past + t, w);
+            if (cost + H * c > goal) return pair + (goal - cost + c - 1) / c; // within this row
+            cost += H * c, pair += H;
+        }
+    return pair;
+}
+
 static void attention_worker(void *ctx, int ith, int nth) {
     const attention_job *j = ctx;
     const plm_step *st = j->st;
     const plm_config *cfg = &st->model->config;
     int H = cfg->num_attention_heads, K = cfg->num_key_value_heads, D = cfg->head_dim;
+    const int w = plm_layer_window(cfg, j->layer);
     size_t HD = (size_t)H * D;
-    long total = 0;
-    for (int32_t i = 0; i < j->n; i++) total += (long)j->sq[i].T * H;
-    long i0 = total * ith / nth, i1 = total * (ith + 1) / nth, off = 0; // off: the sequence's row
+    const long i0 = split_pairs(j, H, w, ith, nth), i1 = split_pairs(j, H, w, ith + 1, nth);
+    long off = 0; // the sequence's first row
     for (int32_t i = 0; i < j->n; off += j->sq[i].T, i++) {
         const plm_session *s = j->sq[i].s;
         long a = off * H, b = a + (long)j->sq[i].T * H; // its pairs [a, b)
@@ -370,8 +394,8 @@ static void attention_worker(void *ctx, int ith, int nth) {
             st->att_out + (size_t)off * HD,
             st->att + (size_t)off * (size_t)H * (size_t)st->att_stride, st->att_stride,
             st->q + (size_t)off * HD, (const char *)s->k_cache + lc, (const char *)s->v_cache + lc,
-            (size_t)D, (size_t)n * D, j->sq[i].T, s->n_past, H, K, D, plm_attention_scale(cfg),
-            plm_layer_window(cfg, j->layer), p0, (int)(lo - a), (int)(hi - a), s->kv_type);
+            (size_t)D, (size_t)n * D, j->sq[i].T, s->n_past, H, K, D, plm_attention_scale(cfg), w,
+            p0, (int)(lo - a), (int)(hi - a), s->kv_type);
     }
 }
 

@@ -481,14 +481,14 @@ PLM_INLINE v8 sum8x8(const v8 u[4]) {
 // keys k and values v (n rows from element kv0, stride kvs, elements of kind e): scores a (m
 // rows, stride as) = q k^T * scale, their softmax, out (m, D) = a v. Per head the operations of
 // one head at a time (dot, softmax_inplace, weighted_sum's sums in s order), so the bits do not
-// depend on m; D is a multiple of 32.
+// depend on m; D is a multiple of 32. keys8 (a constant): the scores of 8 keys at a time, their
+// sums reduced together (sum8x8: the same bits as one at a time).
 PLM_INLINE void attention_heads(float *out, float *a, size_t as, const float *q, const void *k,
                                 const void *v, size_t kv0, size_t kvs, int n, int D, float scale,
-                                const int m, kv_elems e) {
+                                const int m, kv_elems e, const int keys8) {
     int key = 0;
-    for (; key + 8 <= n; key += 8) { // 8 keys: their sums transposed and reduced together
+    for (; keys8 && key + 8 <= n; key += 8) { // 8 keys: their sums transposed and reduced together
         v8 u[ATT_HEADS][4];
-        UNROLL
         for (int p = 0; p < 4; p++) {
             v8 r0[ATT_HEADS], r1[ATT_HEADS];
             key_halves(r0, q, k, kv0 + (key + 2 * p) * kvs, D, m, e);
@@ -534,7 +534,7 @@ PLM_INLINE void attention_heads(float *out, float *a, size_t as, const float *q,
 PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const float *q,
                                   const void *k, const void *v, size_t kvp, size_t kvh, int T,
                                   int P, int H, int K, int D, float scale, int window, int p0,
-                                  int i0, int i1, kv_elems e) {
+                                  int i0, int i1, kv_elems e, const int keys8) {
     assert(i0 >= 0 && i1 <= T * H && H % K == 0 &&
            (p0 == 0 || (window > 0 && p0 <= P - window + 1)));
     int group = H / K; // query heads per KV head (repeat_kv)
@@ -554,10 +554,10 @@ PLM_INLINE void attention_forward(float *out, float *att, int att_stride, const 
         for (int j = 0; j < m; j++) memset(a + j * as, 0, (size_t)s0 * sizeof *a);
         a += s0, n -= s0;
         switch (D % 32 ? 0 : m) { // attention_heads wants D in chunks of 32
-        case 4: attention_heads(o, a, as, qt, k, v, kv0, kvs, n, D, scale, 4, e); break;
-        case 3: attention_heads(o, a, as, qt, k, v, kv0, kvs, n, D, scale, 3, e); break;
-        case 2: attention_heads(o, a, as, qt, k, v, kv0, kvs, n, D, scale, 2, e); break;
-        case 1: attention_heads(o, a, as, qt, k, v, kv0, kvs, n, D, scale, 1, e); break;
+        case 4: attention_heads(o, a, as, qt, k, v, kv0, kvs, n, D, scale, 4, e, keys8); break;
+        case 3: attention_heads(o, a, as, qt, k, v, kv0, kvs, n, D, scale, 3, e, keys8); break;
+        case 2: attention_heads(o, a, as, qt, k, v, kv0, kvs, n, D, scale, 2, e, keys8); break;
+        case 1: attention_heads(o, a, as, qt, k, v, kv0, kvs, n, D, scale, 1, e, keys8); break;
         default:
             for (int s = 0; s < n; s++) a[s] = dot_kv(qt, k, kv0 + s * kvs, D, e) * scale;
             softmax_inplace(a, n);
@@ -801,16 +801,18 @@ void plm_rope_backward(float *dx, const float *cos_t, const float *sin_t, int po
 
 // attention: one copy for each element type kv (F16 read with f16's loader, the path's
 // converter; else f32) and D = 64 (SmolLM2, Llama-style models) as a constant, so the head's
-// vectors stay in registers (weighted_sum, dot); the same operations as any D.
-#define ATT_KV(e, D)                                                                               \
+// vectors stay in registers (weighted_sum, dot), with attention_heads' 8-key blocks (only there:
+// the blocks multiply the code, and with it a sanitizer build's compile time); the same
+// operations as any D.
+#define ATT_KV(e, D, keys8)                                                                        \
     attention_forward(out, att, att_stride, q, k, v, kvp, kvh, T, P, H, K, D, scale, window, p0,   \
-                      i0, i1, e)
+                      i0, i1, e, keys8)
 PLM_INLINE void attention_forward_d(float *out, float *att, int att_stride, const float *q,
                                     const void *k, const void *v, size_t kvp, size_t kvh, int T,
                                     int P, int H, int K, int D, float scale, int window, int p0,
                                     int i0, int i1, plm_dtype kv, kv_elems f16) {
-    if (kv == PLM_DTYPE_F16) D == 64 ? ATT_KV(f16, 64) : ATT_KV(f16, D);
-    else D == 64 ? ATT_KV(KV_F32, 64) : ATT_KV(KV_F32, D);
+    if (kv == PLM_DTYPE_F16) D == 64 ? ATT_KV(f16, 64, 1) : ATT_KV(f16, D, 0);
+    else D == 64 ? ATT_KV(KV_F32, 64, 1) : ATT_KV(KV_F32, D, 0);
 }
 
 PLM_INLINE void attention_backward_d(float *dq, float *dk, float *dv, const float *dout,

@@ -357,12 +357,8 @@ static long pair_cost(int pos, int w) {
 }
 
 // split_pairs: the first pair (index over the step's pairs, sequence by sequence, row by row,
-// head by head) whose cost before it reaches the fraction f / nth of the step's total
-static long split_pairs(const attention_job *j, int H, int w, int f, int nth) {
-    long total = 0;
-    for (int32_t i = 0; i < j->n; i++)
-        for (int t = 0; t < j->sq[i].T; t++) total += H * pair_cost(j->sq[i].s->n_past + t, w);
-    const long goal = total * f / nth;
+// head by head) whose cost before it reaches goal
+static long split_pairs(const attention_job *j, int H, int w, long goal) {
     long cost = 0, pair = 0;
     for (int32_t i = 0; i < j->n; i++)
         for (int t = 0; t < j->sq[i].T; t++) {
@@ -380,7 +376,12 @@ static void attention_worker(void *ctx, int ith, int nth) {
     int H = cfg->num_attention_heads, K = cfg->num_key_value_heads, D = cfg->head_dim;
     const int w = plm_layer_window(cfg, j->layer);
     size_t HD = (size_t)H * D;
-    const long i0 = split_pairs(j, H, w, ith, nth), i1 = split_pairs(j, H, w, ith + 1, nth);
+    long total =
+        0; // the step's cost: this thread's share is [total ith / nth, total (ith+1) / nth)
+    for (int32_t i = 0; i < j->n; i++)
+        for (int t = 0; t < j->sq[i].T; t++) total += H * pair_cost(j->sq[i].s->n_past + t, w);
+    const long i0 = split_pairs(j, H, w, total * ith / nth);
+    const long i1 = split_pairs(j, H, w, total * (ith + 1) / nth);
     long off = 0; // the sequence's first row
     for (int32_t i = 0; i < j->n; off += j->sq[i].T, i++) {
         const plm_session *s = j->sq[i].s;

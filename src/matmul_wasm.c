@@ -111,9 +111,9 @@ static void f32_tile_relaxed(const matmul_job *j, int t0, int mt, int r0, int nr
 //   vectors are reduced into one vector, a lane a token (sum4_wasm), then one convert, one
 //   multiply by dw[r, b] * dx[t, b] (dx from the transposed scales q8_prepare adds) and one add
 //   step all four outputs, each in its lane;
-// - one token (q8_row1, decode and the tokens past the last four): per row, two blocks' lane
-//   vectors are reduced into one vector, a lane a block, converted and multiplied by their scales
-//   at once, then added to the output's one accumulator lane by lane, in block order.
+// - one token (q8_rows, decode and the tokens past the last four): four rows side by side, per
+//   block their lane vectors reduced into one vector, a lane a row, then the same convert,
+//   multiply by dw[r, b] * dx[t, b] and add, each row's chain in its lane.
 
 // q8_split_wasm: the 16 bytes v as even bytes (*ev) and odd bytes (*od), each as i16x8 (shl 8 then
 // shr 8; shr 8).
@@ -210,7 +210,7 @@ PLM_INLINE v128_t q8_pairs_relaxed(v128_t wv, const int8_t *pl) {
 }
 
 // q8_quads_relaxed: q8_pairs_relaxed, pairs added (V8 reads the pairwise add's constant from
-// memory at each use: a constant of ones held in a register made the loop of q8_row1 keep its
+// memory at each use: a constant of ones held in a register made the loop of one-token rows keep its
 // accumulator on the stack, a store and a load in its chain of adds each step: 4% slower in node 20
 // on cache-resident weights, 2026-12-06).
 PLM_INLINE v128_t q8_quads_relaxed(v128_t wv, const int8_t *pl) {
@@ -370,26 +370,6 @@ PLM_INLINE v128_t q8_token_lanes(const matmul_job *j, q8_wv w, int t, int b, int
     return q8_lanes(w, q8_x_of(j, t), b, relaxed, dt);
 }
 
-// sum2_wasm: lanes 0 and 1 = the sums of the lanes of a and of b (exact, int32).
-PLM_INLINE v128_t sum2_wasm(v128_t a, v128_t b) {
-    const v128_t h = wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), // a0+a2 b0+b2 a1+a3 b1+b3
-                                    wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
-    return wasm_i32x4_add(h, wasm_i32x4_shuffle(h, h, 2, 3, 0, 1));
-}
-
-// q8_row2: acc + the first n blocks (n = 1, 2) of row w and token x: their P in one vector, then
-// one add per block. (Two blocks a step: node 20's V8 moves every load of a loop body to its top,
-// where four blocks' spill.)
-PLM_INLINE float q8_row2(float acc, q8_wrow w, q8_xrow x, int n, int relaxed, plm_dtype dt) {
-    const v128_t p0 = q8_lanes(q8_weights(w, 0, relaxed, dt), x, 0, relaxed, dt);
-    const v128_t p1 =
-        n == 2 ? q8_lanes(q8_weights(w, 1, relaxed, dt), x, 1, relaxed, dt) : wasm_i32x4_splat(0);
-    const v128_t s = wasm_f32x4_mul(load4_wasm(w.d, n), load4_wasm(x.xd, n));
-    const v128_t m = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(sum2_wasm(p0, p1)), s);
-    acc = acc + wasm_f32x4_extract_lane(m, 0);
-    return n == 2 ? acc + wasm_f32x4_extract_lane(m, 1) : acc;
-}
-
 // q8_m: Q4_1 and Q5_1's minimums' term of row r and token t, added to a (else a).
 PLM_INLINE float q8_m(float a, const matmul_job *j, int t, int r, plm_dtype dt) {
     const int nb = j->w->cols / PLM_QK;
@@ -397,7 +377,7 @@ PLM_INLINE float q8_m(float a, const matmul_job *j, int t, int r, plm_dtype dt) 
     return a + plm_q4_m_sum(j->w->m + (size_t)r * nb, j->xs + (size_t)t * nb, nb);
 }
 
-// q8_wrow_next, q8_xrow_next: the row's and the token's pointers n blocks on. q8_row1 moves
+// q8_wrow_next, q8_xrow_next: the row's and the token's pointers n blocks on. q8_rows moves
 // them on every step, so that the loads' addresses are constant offsets from them (the
 // toolchain's wasm builds turn off loop strength reduction: an index times a stride would be
 // computed again for every load).
@@ -412,19 +392,51 @@ PLM_INLINE q8_xrow q8_xrow_next(q8_xrow x, int n) {
     return x;
 }
 
-// q8_row1: out[t, r], one token and one row, 2 blocks a step (decode streams each row whole).
-PLM_INLINE void q8_row1(const matmul_job *j, int t, int r, int relaxed, plm_dtype dt) {
-    const int nb = j->w->cols / PLM_QK;
-    q8_wrow w = q8_row_of(j, r, dt);
+// Q8_TOUCH: how far ahead (bytes) q8_rows reads the weights. wasm has no prefetch instruction, and
+// the one-token loop, ~60 instructions a 64-byte line of weights (8 dots, the planes' loads and
+// subtractions, the float step), keeps too few lines in flight for the hardware prefetcher to run
+// ahead (50% of the samples on one load of the weights). A plain load of a byte of every line
+// ~4 KB on (the step's own lines, a group of rows later) brings them in while the step computes:
+// decode of the real q8_0 model in node, 1 thread, 40.1 -> 45.7 tok/s a row at a time; every other
+// line only: no gain; 1, 2, 4 or 8 KB ahead: the same (Intel Xeon with AVX-512, 2026-12-07).
+#define Q8_TOUCH 4096
+
+// q8_rows: out[t, r0 .. r0 + nr) (nr = 4, or 1: a constant at each call): the rows side by side, a
+// block a step: their P in the lanes of one vector (sum4_wasm), times dw[r, b] * dx[t, b], one add,
+// so lane i is row r0 + i's chain in block order. The nr rows are one contiguous range of weights;
+// each step reads a byte of each of its lines in the group of rows Q8_TOUCH bytes on (volatile:
+// kept though unused), or of its own group near the matrix's end.
+// 4 rows side by side (a stream a row) against a row at a time, both with the touch: 47.3 against
+// 45.7 tok/s (node, 1 thread; 40.3 against 40.1 without it; on Zen 4 without it, 2026-12-06, 2 or 4
+// rows a step were 1.8-2.2x slower than a row at a time from DRAM).
+PLM_INLINE void q8_rows(const matmul_job *j, int t, int r0, int nr, int relaxed, plm_dtype dt) {
+    const int nb = j->w->cols / PLM_QK, R = j->w->rows;
+    const int step = nr * (dt == PLM_DTYPE_Q8_0 ? PLM_QK : 16); // bytes of the rows' blocks
+    const int ahead = (Q8_TOUCH + step * nb - 1) / (step * nb); // groups of nr rows
+    q8_wrow w[4];
+    for (int i = 0; i < nr; i++) w[i] = q8_row_of(j, r0 + i, dt);
     q8_xrow x = q8_x_of(j, t);
-    float acc = 0.0f;
-    int b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        acc = q8_row2(acc, w, x, 2, relaxed, dt);
-        w = q8_wrow_next(w, 2, dt), x = q8_xrow_next(x, 2);
+    const int8_t *touch = r0 + nr * (ahead + 1) <= R ? w[0].w + (size_t)ahead * step * nb : w[0].w;
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    for (int b = 0; b < nb; b++, touch += step) {
+        for (int k = 0; k < step; k += 64) (void)*(const volatile int8_t *)(touch + k);
+        v128_t p[4], d = wasm_f32x4_splat(0.0f);
+        for (int i = 0; i < 4; i++)
+            p[i] = i < nr ? q8_lanes(q8_weights(w[i], 0, relaxed, dt), x, 0, relaxed, dt)
+                          : wasm_i32x4_splat(0);
+        d = wasm_v128_load32_lane(w[0].d, d, 0);
+        if (nr == 4)
+            d = wasm_v128_load32_lane(w[1].d, d, 1), d = wasm_v128_load32_lane(w[2].d, d, 2),
+            d = wasm_v128_load32_lane(w[3].d, d, 3);
+        const v128_t m = wasm_f32x4_convert_i32x4(sum4_wasm(p[0], p[1], p[2], p[3]));
+        acc =
+            wasm_f32x4_add(acc, wasm_f32x4_mul(m, wasm_f32x4_mul(d, wasm_v128_load32_splat(x.xd))));
+        for (int i = 0; i < nr; i++) w[i] = q8_wrow_next(w[i], 1, dt);
+        x = q8_xrow_next(x, 1);
     }
-    if (b < nb) acc = q8_row2(acc, w, x, 1, relaxed, dt);
-    j->out[(size_t)t * j->w->rows + r] = q8_m(acc, j, t, r, dt);
+    float o[4];
+    wasm_v128_store(o, acc);
+    for (int i = 0; i < nr; i++) j->out[(size_t)t * R + r0 + i] = q8_m(o[i], j, t, r0 + i, dt);
 }
 
 // q8_tile4: out[t0 .. t0+4, r0 .. r0+nr] (t0 a multiple of 4; nr a constant at each call, so
@@ -458,20 +470,14 @@ PLM_INLINE void q8_tile4(const matmul_job *j, int t0, int r0, int nr, int relaxe
 }
 
 // q8_tile: prefill (MT 4, NR 2): q8_tile4. One token (T < MT: the tables' dnr, 4 rows; the tokens
-// past the last 4) takes the rows one after the other, each a whole row before the next: the
-// weights are then one sequential stream, which measured 2.2x the decode speed of 4 interleaved
-// rows in node on a busy machine (2026-12-05; again 2.2x on lm_head with the rows' P in the lanes
-// of one vector, 2026-12-06). Two rows a block step, the rows' P in lanes and one accumulator for
-// both (fewer instructions a block, nothing spilled) were 1.12x faster on cache-resident weights
-// but 1.8-2x slower on weights from DRAM (lm_head, every layer's in a real decode: 2026-12-06): the
-// cost is the memory stream, not the registers. 4 rows a call rather than 1 spend less on calls
-// and set-up.
+// past the last 4, NR rows) takes 4 rows side by side, or a row at a time (q8_rows).
 PLM_INLINE void q8_tile(const matmul_job *j, int t0, int mt, int r0, int nr, int relaxed,
                         plm_dtype dt) {
     if (mt == 4 && nr == 2) q8_tile4(j, t0, r0, 2, relaxed, dt);
     else if (mt == 4) q8_tile4(j, t0, r0, 1, relaxed, dt);
+    else if (nr == 4) q8_rows(j, t0, r0, 4, relaxed, dt);
     else
-        for (int r = r0; r < r0 + nr; r++) q8_row1(j, t0, r, relaxed, dt);
+        for (int r = r0; r < r0 + nr; r++) q8_rows(j, t0, r, 1, relaxed, dt);
 }
 
 // q4_tile: q8_tile on Q4/Q5 weights, the format a constant of each specialization.

@@ -396,10 +396,12 @@ PLM_INLINE q8_xrow q8_xrow_next(q8_xrow x, int n) {
 // the one-token loop, ~60 instructions a 64-byte line of weights (8 dots, the planes' loads and
 // subtractions, the float step), keeps too few lines in flight for the hardware prefetcher to run
 // ahead (50% of the samples on one load of the weights). A plain load of a byte of every line
-// ~4 KB on (the step's own lines, a group of rows later) brings them in while the step computes:
-// decode of the real q8_0 model in node, 1 thread, 40.1 -> 45.7 tok/s a row at a time; every other
-// line only: no gain; 1, 2, 4 or 8 KB ahead: the same (Intel Xeon with AVX-512, 2026-12-07).
-#define Q8_TOUCH 4096
+// ~2 KB on (the step's own lines in a group of rows a whole number of groups later) brings them in
+// while the step computes: decode of the real q8_0 model in node, 1 thread, 40.1 -> 45.7 tok/s a
+// row at a time; every other line only: no gain; 1, 2, 4 or 8 KB ahead: the same; with 4 rows a
+// step, one group ahead (2 KB) against two (4 KB): 47.4-47.9 against 46.2-46.5 (Intel Xeon with
+// AVX-512, 2026-12-07). Touching a whole group at once at the start of a group was slower (44.3).
+#define Q8_TOUCH 2048
 
 // q8_rows: out[t, r0 .. r0 + nr) (nr = 4, or 1: a constant at each call): the rows side by side, a
 // block a step: their P in the lanes of one vector (sum4_wasm), times dw[r, b] * dx[t, b], one add,

@@ -210,7 +210,7 @@ PLM_INLINE v128_t q8_pairs_relaxed(v128_t wv, const int8_t *pl) {
 }
 
 // q8_quads_relaxed: q8_pairs_relaxed, pairs added (V8 reads the pairwise add's constant from
-// memory at each use: a constant of ones held in a register made the loop of one-token rows keep its
+// memory at each use: a constant of ones held in a register made the one-token loop keep its
 // accumulator on the stack, a store and a load in its chain of adds each step: 4% slower in node 20
 // on cache-resident weights, 2026-12-06).
 PLM_INLINE v128_t q8_quads_relaxed(v128_t wv, const int8_t *pl) {
@@ -403,36 +403,58 @@ PLM_INLINE q8_xrow q8_xrow_next(q8_xrow x, int n) {
 // AVX-512, 2026-12-07). Touching a whole group at once at the start of a group was slower (44.3).
 #define Q8_TOUCH 2048
 
-// q8_rows: out[t, r0 .. r0 + nr) (nr = 4, or 1: a constant at each call): the rows side by side, a
-// block a step: their P in the lanes of one vector (sum4_wasm), times dw[r, b] * dx[t, b], one add,
-// so lane i is row r0 + i's chain in block order. The nr rows are one contiguous range of weights;
-// each step reads a byte of each of its lines in the group of rows Q8_TOUCH bytes on (volatile:
-// kept though unused), or of its own group near the matrix's end.
-// 4 rows side by side (a stream a row) against a row at a time, both with the touch: 47.3 against
-// 45.7 tok/s (node, 1 thread; 40.3 against 40.1 without it; on Zen 4 without it, 2026-12-06, 2 or 4
-// rows a step were 1.8-2.2x slower than a row at a time from DRAM).
+// q8_rows_block: acc + block u (from w and x) of the nr rows (nr = 4 or 1): their P in the lanes of
+// one vector (sum4_wasm), converted, times dw[r, u] * dx[t, u], one add: lane i is row i's chain.
+PLM_INLINE v128_t q8_rows_block(v128_t acc, const q8_wrow *w, q8_xrow x, int u, int nr, int relaxed,
+                                plm_dtype dt) {
+    v128_t p[4], d = wasm_f32x4_splat(0.0f);
+    for (int i = 0; i < 4; i++)
+        p[i] = i < nr ? q8_lanes(q8_weights(w[i], u, relaxed, dt), x, u, relaxed, dt)
+                      : wasm_i32x4_splat(0);
+    d = wasm_v128_load32_lane(w[0].d + u, d, 0);
+    if (nr == 4)
+        d = wasm_v128_load32_lane(w[1].d + u, d, 1), d = wasm_v128_load32_lane(w[2].d + u, d, 2),
+        d = wasm_v128_load32_lane(w[3].d + u, d, 3);
+    const v128_t m = wasm_f32x4_convert_i32x4(sum4_wasm(p[0], p[1], p[2], p[3]));
+    return wasm_f32x4_add(acc,
+                          wasm_f32x4_mul(m, wasm_f32x4_mul(d, wasm_v128_load32_splat(x.xd + u))));
+}
+
+// q8_rows: out[t, r0 .. r0 + nr) (nr = 4, or 1: a constant at each call): the rows side by side,
+// q8_rows_step blocks a step (q8_rows_block each, in block order), then the last blocks one at a
+// time. The nr rows are one contiguous range of weights; each step reads a byte of each of its
+// lines in the group of rows Q8_TOUCH bytes on (volatile: kept though unused), or of its own group
+// near the matrix's end. Measured (node, 1 thread, q8_0 decode, Intel Xeon with AVX-512,
+// 2026-12-07): 4 rows side by side (a stream a row) against a row at a time, both with the touch,
+// a block a step: 47.3 against 45.7 tok/s (40.3 against 40.1 without the touch; on Zen 4 without
+// it, 2026-12-06, 2 or 4 rows a step were 1.8-2.2x slower than a row at a time from DRAM).
+
+// q8_rows_step: blocks a step of q8_rows (fewer pointer steps and loop checks a block): relaxed, 1,
+// 2, 3 or 4 measured 46.6, 50.4, 52.3-53.0, 50.3-51.7 tok/s; SIMD128 (4 weight vectors a block), 1
+// or 2: 46.4-46.5, 45.2-45.9 (3: 40.4-40.7, spilled).
+PLM_INLINE int q8_rows_step(int relaxed) {
+    return relaxed ? 3 : 1;
+}
+
 PLM_INLINE void q8_rows(const matmul_job *j, int t, int r0, int nr, int relaxed, plm_dtype dt) {
     const int nb = j->w->cols / PLM_QK, R = j->w->rows;
-    const int step = nr * (dt == PLM_DTYPE_Q8_0 ? PLM_QK : 16); // bytes of the rows' blocks
-    const int ahead = (Q8_TOUCH + step * nb - 1) / (step * nb); // groups of nr rows
+    const int bytes = nr * (dt == PLM_DTYPE_Q8_0 ? PLM_QK : 16);  // the rows' bytes of a block
+    const int ahead = (Q8_TOUCH + bytes * nb - 1) / (bytes * nb); // groups of nr rows
     q8_wrow w[4];
     for (int i = 0; i < nr; i++) w[i] = q8_row_of(j, r0 + i, dt);
     q8_xrow x = q8_x_of(j, t);
-    const int8_t *touch = r0 + nr * (ahead + 1) <= R ? w[0].w + (size_t)ahead * step * nb : w[0].w;
+    const int8_t *touch = r0 + nr * (ahead + 1) <= R ? w[0].w + (size_t)ahead * bytes * nb : w[0].w;
     v128_t acc = wasm_f32x4_splat(0.0f);
-    for (int b = 0; b < nb; b++, touch += step) {
-        for (int k = 0; k < step; k += 64) (void)*(const volatile int8_t *)(touch + k);
-        v128_t p[4], d = wasm_f32x4_splat(0.0f);
-        for (int i = 0; i < 4; i++)
-            p[i] = i < nr ? q8_lanes(q8_weights(w[i], 0, relaxed, dt), x, 0, relaxed, dt)
-                          : wasm_i32x4_splat(0);
-        d = wasm_v128_load32_lane(w[0].d, d, 0);
-        if (nr == 4)
-            d = wasm_v128_load32_lane(w[1].d, d, 1), d = wasm_v128_load32_lane(w[2].d, d, 2),
-            d = wasm_v128_load32_lane(w[3].d, d, 3);
-        const v128_t m = wasm_f32x4_convert_i32x4(sum4_wasm(p[0], p[1], p[2], p[3]));
-        acc =
-            wasm_f32x4_add(acc, wasm_f32x4_mul(m, wasm_f32x4_mul(d, wasm_v128_load32_splat(x.xd))));
+    const int n = q8_rows_step(relaxed);
+    int b = 0;
+    for (; b + n <= nb; b += n, touch += n * bytes) {
+        for (int k = 0; k < n * bytes; k += 64) (void)*(const volatile int8_t *)(touch + k);
+        for (int u = 0; u < n; u++) acc = q8_rows_block(acc, w, x, u, nr, relaxed, dt);
+        for (int i = 0; i < nr; i++) w[i] = q8_wrow_next(w[i], n, dt);
+        x = q8_xrow_next(x, n);
+    }
+    for (; b < nb; b++) {
+        acc = q8_rows_block(acc, w, x, 0, nr, relaxed, dt);
         for (int i = 0; i < nr; i++) w[i] = q8_wrow_next(w[i], 1, dt);
         x = q8_xrow_next(x, 1);
     }

@@ -286,8 +286,10 @@ if skipped:
     w("")
 
 def build_name(s, d):   # which SIMD build the auto rows loaded (bench_web.mjs's `relaxed` metric)
-    v = med((s, d, "1", "relaxed"))
-    return "" if v is None else (", relaxed-SIMD build" if v >= 0.5 else ", SIMD128 build")
+    v, dot = med((s, d, "1", "relaxed")), med((s, d, "1", "relaxed_dot"))
+    if v is None: return ""
+    return (", relaxed-SIMD build" + (" (path relaxed-dot)" if dot is not None and dot >= 0.5 else "")
+            if v >= 0.5 else ", SIMD128 build")
 ROWS_WEB = [("web-wasm", "q8_0", "pocketlm wasm q8_0" + build_name("web-wasm", "q8_0")),
             ("web-wasm-simd128", "q8_0", "pocketlm wasm q8_0, SIMD128 build (forced)"),
             ("web-wasm", "f32", "pocketlm wasm f32" + build_name("web-wasm", "f32")),

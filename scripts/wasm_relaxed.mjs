@@ -18,8 +18,9 @@ import fs from 'node:fs';
 
 // marker stub name (without the leading _) -> the instruction's opcode after the 0xfd prefix
 const MARKERS = {
-  plm_relaxed_dot_i8x16_i7x16_s: 0x112, // i16x8.relaxed_dot_i8x16_i7x16_s
-  plm_relaxed_madd_f32x4: 0x105,        // f32x4.relaxed_madd
+  plm_relaxed_dot_i8x16_i7x16_s: 0x112,     // i16x8.relaxed_dot_i8x16_i7x16_s
+  plm_relaxed_dot_i8x16_i7x16_add_s: 0x113, // i32x4.relaxed_dot_i8x16_i7x16_add_s
+  plm_relaxed_madd_f32x4: 0x105,            // f32x4.relaxed_madd
 };
 
 class Reader {

@@ -31,7 +31,8 @@ typedef struct {
     char name[96];      // the model name, "unknown" when the system does not say
     char features[256]; // the features the kernels care about, space-separated
     int has[PLM_ISA_COUNT];
-    int avxvnni_vex; // plm_cpu_avxvnni_vex
+    int avxvnni_vex;         // plm_cpu_avxvnni_vex
+    int slow[PLM_ISA_COUNT]; // supported, but plm_isa_best passes it over
 } cpu_info;
 
 static cpu_info g_cpu;
@@ -154,6 +155,10 @@ static void detect(cpu_info *c) {
 #if defined(__wasm_relaxed_simd__)
     add_feature(c, 1, "relaxed-simd");
     c->has[PLM_ISA_RELAXED] = 1;
+    const int dot = plm_relaxed_dot_probe();
+    add_feature(c, dot == 2, "relaxed-dot");
+    c->has[PLM_ISA_RELAXED_DOT] = dot > 0;
+    c->slow[PLM_ISA_RELAXED_DOT] = dot == 1;
 #endif
 #else
     (void)c;
@@ -173,7 +178,10 @@ static const cpu_info *cpu(void) {
 }
 
 static const char *const isa_names[PLM_ISA_COUNT] = {
-    "scalar", "avx2", "avxvnni", "avx512", "amx", "neon", "dotprod", "i8mm", "wasm", "relaxed",
+    "scalar",                                  // every build
+    "avx2",   "avxvnni", "avx512",      "amx", // x86-64
+    "neon",   "dotprod", "i8mm",               // arm64
+    "wasm",   "relaxed", "relaxed-dot",        // wasm
 };
 
 const char *plm_isa_name(plm_isa isa) {
@@ -186,7 +194,7 @@ int plm_isa_supported(plm_isa isa) {
 
 plm_isa plm_isa_best(void) {
     for (int i = PLM_ISA_COUNT - 1; i > 0; i--)
-        if (plm_isa_supported((plm_isa)i)) return (plm_isa)i;
+        if (plm_isa_supported((plm_isa)i) && !cpu()->slow[i]) return (plm_isa)i;
     return PLM_ISA_SCALAR;
 }
 

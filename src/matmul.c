@@ -385,6 +385,7 @@ const matmul_kernels *plm_matmul_kernels(plm_isa isa) {
     if (plm_isa_includes(isa, PLM_ISA_NEON)) return &plm_kernels_neon;
 #endif
 #if defined(__wasm_relaxed_simd__)
+    if (plm_isa_includes(isa, PLM_ISA_RELAXED_DOT)) return &plm_kernels_relaxed_dot;
     if (plm_isa_includes(isa, PLM_ISA_RELAXED)) return &plm_kernels_relaxed;
 #endif
 #if defined(__wasm_simd128__)

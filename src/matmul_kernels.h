@@ -231,7 +231,7 @@ extern const matmul_kernels plm_kernels_neon, plm_kernels_dotprod, plm_kernels_i
 extern const matmul_kernels plm_kernels_wasm;
 #endif
 #if defined(__wasm_relaxed_simd__)
-extern const matmul_kernels plm_kernels_relaxed;
+extern const matmul_kernels plm_kernels_relaxed, plm_kernels_relaxed_dot;
 #endif
 
 #endif

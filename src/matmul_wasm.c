@@ -34,8 +34,10 @@ PLM_INLINE v128_t load4_wasm(const float *p, int n) {
 // operand), defined only as a JS stub that aborts (scripts/wasm_relaxed_lib.js); after the link,
 // scripts/wasm_relaxed.mjs replaces every call of a marker by the instruction (final opcodes of the
 // relaxed-SIMD spec). A marker has the instruction's operands in its order and its v128 result.
-// i32x4.relaxed_dot_i8x16_i7x16_add_s is not used: node 20's baseline compiler (Liftoff, V8 11.3)
-// drops its accumulator operand (it returns 2 x the dot); the i16x8 form is right in every tier.
+// i32x4.relaxed_dot_i8x16_i7x16_add_s is the path relaxed-dot's alone: node 20's baseline compiler
+// (Liftoff, V8 11.3) drops its accumulator operand (it returns 2 x the dot), and engines without a
+// one-instruction dot (x86 without VNNI) emulate it slower than the i16x8 form plus a widening
+// (plm_relaxed_dot_probe tells these apart; the i16x8 form is right in every tier).
 
 // i16x8.relaxed_dot_i8x16_i7x16_s: lane i = a[2i] * b[2i] + a[2i + 1] * b[2i + 1], a signed. Exact
 // only when every byte of b is in [0, 127]: with the top bit set an engine may read b as signed or
@@ -43,6 +45,9 @@ PLM_INLINE v128_t load4_wasm(const float *p, int n) {
 __attribute__((const)) v128_t plm_relaxed_dot_i8x16_i7x16_s(v128_t a, v128_t b);
 // f32x4.relaxed_madd: a * b + c, fused (one rounding) or not (two), as the engine chooses.
 __attribute__((const)) v128_t plm_relaxed_madd_f32x4(v128_t a, v128_t b, v128_t c);
+// i32x4.relaxed_dot_i8x16_i7x16_add_s: lane i = c[i] + the 4 products a[4i + k] * b[4i + k], a
+// signed; exact when every byte of b is in [0, 127] (as the i16x8 form).
+__attribute__((const)) v128_t plm_relaxed_dot_i8x16_i7x16_add_s(v128_t a, v128_t b, v128_t c);
 #endif // __wasm_relaxed_simd__
 
 // madd_wasm: acc + x * w: a multiply then an add (SIMD128 has no fused FMA), or with relaxed, one
@@ -354,6 +359,16 @@ PLM_INLINE v128_t q8_lanes(q8_wv w, q8_xrow x, int b, int relaxed, plm_dtype dt)
             return wasm_i32x4_dot_i16x8(
                 wasm_i16x8_add(q8_pairs_relaxed(w.v[0], xs), q8_pairs_relaxed(w.v[1], xs + 32)),
                 one);
+        if (relaxed == 2) { // relaxed-dot: dot(w, pos) - dot(w, neg), each accumulated in i32
+            const v128_t z = wasm_i32x4_splat(0);
+            const v128_t pos = plm_relaxed_dot_i8x16_i7x16_add_s(
+                w.v[1], wasm_v128_load(xs + 32),
+                plm_relaxed_dot_i8x16_i7x16_add_s(w.v[0], wasm_v128_load(xs), z));
+            const v128_t neg = plm_relaxed_dot_i8x16_i7x16_add_s(
+                w.v[1], wasm_v128_load(xs + 48),
+                plm_relaxed_dot_i8x16_i7x16_add_s(w.v[0], wasm_v128_load(xs + 16), z));
+            return wasm_i32x4_sub(pos, neg);
+        }
         return wasm_i32x4_add(q8_quads_relaxed(w.v[0], xs), q8_quads_relaxed(w.v[1], xs + 32));
     }
 #endif
@@ -797,15 +812,56 @@ static void dinp_tiles_relaxed(float *dinp, const float *dout, const plm_mat *w,
     dinp_tiles(dinp, dout, w, T, r0, r1, c0, n, 1);
 }
 
-const matmul_kernels plm_kernels_relaxed = {
-    .f32 = {f32_tile_relaxed, 2, 4, 1, NULL, NULL, 0, 0},
-    .q8 = {q8_tile_relaxed, 4, 2, 4, NULL, NULL, 0, 0},
-    .q4 = {q4_tile_relaxed, 4, 2, 4, NULL, NULL, 0, 0},
-    .q6k = {q6k_tile_relaxed, 4, 1, 1, NULL, NULL, 0, 0},
-    .half = half_wasm,
-    .quantize = quantize_wasm,
-    .q8_prepare = q8_prepare_relaxed,
-    .dinp_tiles = dinp_tiles_relaxed,
-};
+#define TABLE_RELAXED(q8_tile_fn)                                                                  \
+    {                                                                                              \
+        .f32 = {f32_tile_relaxed, 2, 4, 1, NULL, NULL, 0, 0},                                      \
+        .q8 = {q8_tile_fn, 4, 2, 4, NULL, NULL, 0, 0},                                             \
+        .q4 = {q4_tile_relaxed, 4, 2, 4, NULL, NULL, 0, 0},                                        \
+        .q6k = {q6k_tile_relaxed, 4, 1, 1, NULL, NULL, 0, 0}, .half = half_wasm,                   \
+        .quantize = quantize_wasm, .q8_prepare = q8_prepare_relaxed,                               \
+        .dinp_tiles = dinp_tiles_relaxed,                                                          \
+    }
+
+const matmul_kernels plm_kernels_relaxed = TABLE_RELAXED(q8_tile_relaxed);
+
+// ---- relaxed-dot: the relaxed path with Q8_0's one-token dots as i32x4 dot-adds ----
+
+static void q8_tile_relaxed_dot(const matmul_job *j, int t0, int mt, int r0, int nr) {
+    if (relaxed_planes(j->T)) q8_tile(j, t0, mt, r0, nr, 2, PLM_DTYPE_Q8_0);
+    else q8_tile(j, t0, mt, r0, nr, 0, PLM_DTYPE_Q8_0);
+}
+
+const matmul_kernels plm_kernels_relaxed_dot = TABLE_RELAXED(q8_tile_relaxed_dot);
+
+// probe_dot: lane 0 of the dot-add of a, b and c, each 16 bytes from memory the compiler cannot see
+// through.
+static int32_t probe_dot(const volatile int8_t *a, const volatile int8_t *b,
+                         const volatile int32_t *c) {
+    int8_t va[16], vb[16];
+    int32_t vc[4];
+    for (int i = 0; i < 16; i++) va[i] = a[i], vb[i] = b[i];
+    for (int i = 0; i < 4; i++) vc[i] = c[i];
+    const v128_t r = plm_relaxed_dot_i8x16_i7x16_add_s(wasm_v128_load(va), wasm_v128_load(vb),
+                                                       wasm_v128_load(vc));
+    return wasm_i32x4_extract_lane(r, 0);
+}
+
+// plm_relaxed_dot_probe (cpu.h): first the dot-add on operands in its exact range (b in [0, 127]),
+// against the sum in C; then on b = 255, whose result the spec leaves to the engine: a VNNI
+// vpdpbusd reads it as unsigned without saturating (c + 4 * 127 * 255), an arm64 sdot as signed -1
+// (c - 4 * 127), x86's emulation saturates each pair's pmaddubsw at 32767 (c + 65534).
+int plm_relaxed_dot_probe(void) {
+    static const int8_t a[16] = {-128, 127, -7, 99, 1, -1, 64, -64, 127, 127, -128, 0, 5, 6, 7, -8};
+    static const int8_t b[16] = {127, 127, 3, 0, 100, 1, 2, 127, 127, 127, 127, 9, 0, 1, 2, 3};
+    static const int32_t c[4] = {1000, -3, 7, 0}, ones[4] = {1000, 1000, 1000, 1000};
+    int32_t want = c[0];
+    for (int k = 0; k < 4; k++) want += a[k] * b[k];
+    if (probe_dot(a, b, c) != want) return 0;
+    static const int8_t max[16] = {127, 127, 127, 127, 127, 127, 127, 127,
+                                   127, 127, 127, 127, 127, 127, 127, 127};
+    static const int8_t all[16] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+    const int32_t r = probe_dot(max, all, ones);
+    return r == 1000 + 4 * 127 * 255 || r == 1000 - 4 * 127 ? 2 : 1;
+}
 #endif // __wasm_relaxed_simd__
 #endif // __wasm_simd128__

@@ -179,9 +179,10 @@ async function run() {
     if (!cold.crossOriginIsolated) throw new Error('the page is not crossOriginIsolated (COOP/COEP headers missing?)');
     if (PLM && cold.threads !== Number(threads)) throw new Error(`asked ${threads} threads, pocketlm.js used ${cold.threads}`);
     if (PLM) note(`${CONFIG}: loaded ${cold.build}, kernel path ${cold.kernelPath}`);
-    if (PLM && simd !== 'auto' && cold.kernelPath !== (simd === 'relaxed' ? 'relaxed' : 'wasm'))
+    const relaxed = PLM && cold.kernelPath.startsWith('relaxed'); // 'relaxed' or 'relaxed-dot'
+    if (PLM && simd !== 'auto' && relaxed !== (simd === 'relaxed'))
       throw new Error(`asked the ${simd} build, pocketlm.js loaded ${cold.build}`);
-    if (PLM) out('relaxed', cold.kernelPath === 'relaxed' ? 1 : 0);
+    if (PLM) out('relaxed', relaxed ? 1 : 0), out('relaxed_dot', cold.kernelPath === 'relaxed-dot' ? 1 : 0);
     if (cold.fromCache) throw new Error('the cold visit found the model in the cache');
     if (engine !== 'none') {
       out('ttft_cold_ms', cold.ttftMs.toFixed(0));

@@ -112,7 +112,7 @@ function onWorker(m) {
     ui.modelStatus.className = 'status ok';
     ui.modelStatus.textContent = `${modelLabel(m.info)}: ${mb(m.info.weightBytes)} of ${m.info.dtype} weights, ` +
       `${m.info.threads} thread${m.info.threads > 1 ? 's' : ''}, ` +
-      `${m.info.kernelPath === 'relaxed' ? 'relaxed SIMD' : 'SIMD128'}, ready in ${secs(m.info.totalSeconds)}`;
+      `${m.info.kernelPath.startsWith('relaxed') ? 'relaxed SIMD' : 'SIMD128'}, ready in ${secs(m.info.totalSeconds)}`;
     ui.modelStatus.dataset.model = m.info.modelName;
     ui.modelStatus.dataset.adapter = m.info.adapter;
     ui.modelStatus.dataset.build = m.info.build;

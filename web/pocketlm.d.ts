@@ -175,7 +175,9 @@ export class PocketLM {
   readonly threads: number;
   /** The module loaded: 'pocketlm.mjs', 'pocketlm-mt.mjs', 'pocketlm-relaxed.mjs' or 'pocketlm-relaxed-mt.mjs'. */
   readonly build: string;
-  /** The C library's kernel path (plm_kernel_path): 'relaxed' or 'wasm' (SIMD128). */
+  /** The C library's kernel path (plm_kernel_path): 'relaxed-dot' (the relaxed build, where the
+   *  engine's i32x4 dot-add is one instruction: x86 VNNI, arm64 sdot), 'relaxed' or 'wasm'
+   *  (SIMD128). */
   readonly kernelPath: string;
   readonly hasTokenizer: boolean;
   readonly nCtx: number;

@@ -37,12 +37,14 @@ const decoder = new TextDecoder();
 
 // ---- the Emscripten module ----
 
-// RELAXED_PROBE: a module whose one function uses i16x8.relaxed_dot_i8x16_i7x16_s and
-// f32x4.relaxed_madd (the relaxed instructions of the relaxed builds), with their final opcodes.
+// RELAXED_PROBE: a module whose one function uses i16x8.relaxed_dot_i8x16_i7x16_s,
+// f32x4.relaxed_madd and i32x4.relaxed_dot_i8x16_i7x16_add_s (the relaxed instructions of the
+// relaxed builds), with their final opcodes.
 const RELAXED_PROBE = (() => {
   const zero = [0xfd, 0x0c, ...new Array(16).fill(0)]; // v128.const 0
   const body = [0x00, ...zero, ...zero, 0xfd, 0x92, 0x02, // (no locals) dot(0, 0)
-                ...zero, ...zero, 0xfd, 0x85, 0x02, 0x0b]; // madd(dot, 0, 0) end
+                ...zero, ...zero, 0xfd, 0x85, 0x02,       // madd(dot, 0, 0)
+                ...zero, ...zero, 0xfd, 0x93, 0x02, 0x0b]; // dot_add(madd, 0, 0) end
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
     0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b,                             // type 0: [] -> [v128]
     0x03, 0x02, 0x01, 0x00,                                               // func 0: type 0
@@ -277,7 +279,7 @@ export class PocketLM {
     this.paraphraseDefaults = this._taskSettings(undefined);
     this.name = M.UTF8ToString(M._plm_wasm_model_name(model, 0) >>> 0);
     this.adapter = M.UTF8ToString(M._plm_wasm_model_name(model, 1) >>> 0);
-    this.kernelPath = M.UTF8ToString(M._plm_kernel_path() >>> 0); // 'relaxed' | 'wasm'
+    this.kernelPath = M.UTF8ToString(M._plm_kernel_path() >>> 0); // 'relaxed-dot' | 'relaxed' | 'wasm'
   }
 
   // PocketLM.load: see pocketlm.d.ts.

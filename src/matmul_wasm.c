@@ -438,6 +438,13 @@ PLM_INLINE v128_t q8_rows_block(v128_t acc, const q8_wrow *w, q8_xrow x, int u, 
                           wasm_f32x4_mul(m, wasm_f32x4_mul(d, wasm_v128_load32_splat(x.xd + u))));
 }
 
+// q8_rows_step: blocks a step of q8_rows (fewer pointer steps and loop checks a block): relaxed, 1,
+// 2, 3 or 4 measured 46.6, 50.4, 52.3-53.0, 50.3-51.7 tok/s; SIMD128 (4 weight vectors a block), 1
+// or 2: 46.4-46.5, 45.2-45.9 (3: 40.4-40.7, spilled).
+PLM_INLINE int q8_rows_step(int relaxed) {
+    return relaxed ? 3 : 1;
+}
+
 // q8_rows: out[t, r0 .. r0 + nr) (nr = 4, or 1: a constant at each call): the rows side by side,
 // q8_rows_step blocks a step (q8_rows_block each, in block order), then the last blocks one at a
 // time. The nr rows are one contiguous range of weights; each step reads a byte of each of its
@@ -446,14 +453,6 @@ PLM_INLINE v128_t q8_rows_block(v128_t acc, const q8_wrow *w, q8_xrow x, int u, 
 // 2026-12-07): 4 rows side by side (a stream a row) against a row at a time, both with the touch,
 // a block a step: 47.3 against 45.7 tok/s (40.3 against 40.1 without the touch; on Zen 4 without
 // it, 2026-12-06, 2 or 4 rows a step were 1.8-2.2x slower than a row at a time from DRAM).
-
-// q8_rows_step: blocks a step of q8_rows (fewer pointer steps and loop checks a block): relaxed, 1,
-// 2, 3 or 4 measured 46.6, 50.4, 52.3-53.0, 50.3-51.7 tok/s; SIMD128 (4 weight vectors a block), 1
-// or 2: 46.4-46.5, 45.2-45.9 (3: 40.4-40.7, spilled).
-PLM_INLINE int q8_rows_step(int relaxed) {
-    return relaxed ? 3 : 1;
-}
-
 PLM_INLINE void q8_rows(const matmul_job *j, int t, int r0, int nr, int relaxed, plm_dtype dt) {
     const int nb = j->w->cols / PLM_QK, R = j->w->rows;
     const int bytes = nr * (dt == PLM_DTYPE_Q8_0 ? PLM_QK : 16);  // the rows' bytes of a block

@@ -376,8 +376,8 @@ static void attention_worker(void *ctx, int ith, int nth) {
     int H = cfg->num_attention_heads, K = cfg->num_key_value_heads, D = cfg->head_dim;
     const int w = plm_layer_window(cfg, j->layer);
     size_t HD = (size_t)H * D;
-    long total =
-        0; // the step's cost: this thread's share is [total ith / nth, total (ith+1) / nth)
+    // the step's cost: this thread's share is [total ith / nth, total (ith + 1) / nth)
+    long total = 0;
     for (int32_t i = 0; i < j->n; i++)
         for (int t = 0; t < j->sq[i].T; t++) total += H * pair_cost(j->sq[i].s->n_past + t, w);
     const long i0 = split_pairs(j, H, w, total * ith / nth);

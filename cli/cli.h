@@ -85,10 +85,14 @@ int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate
     "  --copy-penalty A dynamic blocking: lower by A the logits of tokens that go on copying "     \
     "the\n"                                                                                        \
     "                   source (0 = off)\n"                                                        \
-    "  --copy-retry A   an output that copies the source (the same words) is decoded again\n"      \
-    "                   with a share of the source's bigrams blocked by A logits (D*D with\n"      \
-    "                   --diversity D, P with generate's --block P, else all), the share\n"        \
-    "                   doubled while it still copies, all at the third retry (0 = off)\n"         \
+    "  --copy-retry A   an output that copies the source (the same words) is decoded again:\n"     \
+    "                   first --copy-deviate times from the model's least sure choices,\n"         \
+    "                   then with a share of the source's bigrams blocked by A logits (D*D\n"      \
+    "                   with --diversity D, P with generate's --block P, else all), the\n"         \
+    "                   share doubled while it still copies, all at the third (0 = off)\n"         \
+    "  --copy-deviate N with --copy-retry: the first N retries of a copy keep its tokens up to\n"  \
+    "                   its N-th least sure choice, take the runner-up there and decode on\n"      \
+    "                   (paraphrase: 2 for 0.4 <= --diversity < 1; else 0)\n"                      \
     "  --keep-facts 0|1 1: no number, nor capitalized word but the first, that the source\n"       \
     "                   lacks (paraphrase: 1 at every --diversity; else 0)\n"                      \
     "  --seed S         random seed\n"

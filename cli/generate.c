@@ -230,11 +230,13 @@ int cmd_paraphrase(int argc, char **argv) {
                    "                   the control level (an adapter trained with "
                    "--diversity-levels)\n"
                    "                   and the decoding below (at D = %g: --copy-retry %g "
-                   "--copy-penalty %g\n"
-                   "                   --candidates %d --temp %g); the options below override "
-                   "them\n" GEN_HELP,
+                   "--copy-deviate %d\n"
+                   "                   --copy-penalty %g --candidates %d --temp %g); the options "
+                   "below\n"
+                   "                   override them\n" GEN_HELP,
                    (double)PLM_TASK_DIVERSITY_DEFAULT, d, (double)o.gen.copy_retry,
-                   (double)o.gen.copy_penalty, o.gen.candidates, (double)o.gen.sampler.temperature);
+                   o.gen.copy_deviate, (double)o.gen.copy_penalty, o.gen.candidates,
+                   (double)o.gen.sampler.temperature);
             free(texts);
             return 0;
         }

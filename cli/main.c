@@ -152,12 +152,16 @@ int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, plm_generate
     plm_sampler_params *sp = &gp->sampler;
     if (strcmp(a, "-n") && strcmp(a, "--temp") && strcmp(a, "--top-k") && strcmp(a, "--top-p") &&
         strcmp(a, "--min-p") && strcmp(a, "--repeat-penalty") && strcmp(a, "--copy-penalty") &&
-        strcmp(a, "--copy-retry") && strcmp(a, "--keep-facts") && strcmp(a, "--seed"))
+        strcmp(a, "--copy-retry") && strcmp(a, "--copy-deviate") && strcmp(a, "--keep-facts") &&
+        strcmp(a, "--seed"))
         return 0;
     if (!(v = cli_value(cmd, argc, argv, i))) return -1;
     if (!strcmp(a, "-n")) {
         if (cli_int(cmd, a, v, 0, 1 << 20, &n)) return -1;
         gp->max_tokens = (int32_t)n;
+    } else if (!strcmp(a, "--copy-deviate")) {
+        if (cli_int(cmd, a, v, 0, 64, &n)) return -1;
+        gp->copy_deviate = (int32_t)n;
     } else if (!strcmp(a, "--keep-facts")) {
         if (cli_int(cmd, a, v, 0, 1, &n)) return -1;
         gp->keep_facts = (int)n;

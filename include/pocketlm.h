@@ -642,14 +642,21 @@ typedef struct {
     int32_t candidates;
     float rerank_weight; // lambda above, >= 0
     // copy_retry: > 0: when the output (the best candidate) copies the source (the same 13a tokens,
-    // plm_bleu_same_tokens), it is decoded again with a share of the source's bigrams blocked by
-    // copy_retry logits (as copy_penalty does), and that is the output; while it still copies, again
-    // with twice the share: the shares are copy_block, 2 copy_block, ..., and the third retry (or
-    // the first share that reaches 1) blocks every bigram. A small share changes few words: the
-    // output stays close to the source. The retries' bigrams are drawn from the default seed, not
-    // sampler.seed: greedy decoding with retries gives the same output for any seed. The cost: one more decoding for each output that copies
-    // (at most three). Text comes out only once it is known (as with candidates). 0 = off.
+    // plm_bleu_same_tokens), it is decoded again, and that is the output; while it still copies,
+    // again. First come copy_deviate deviations: the k-th takes the output's tokens up to its step
+    // with the k-th smallest margin (the gap between the logits of the chosen token and of the
+    // runner-up, the model's least sure choices first; never at a stop, to a stop token, or to a
+    // token keep_facts sets aside), puts the runner-up there, and decodes on as set from it: the
+    // model's own smallest change. The session keeps the tokens before it, so a deviation decodes
+    // only what follows. Then the bigram retries: a share of the source's bigrams blocked by
+    // copy_retry logits (as copy_penalty does), the shares copy_block, 2 copy_block, ..., and the
+    // third (or the first share that reaches 1) blocks every bigram. A small share changes few
+    // words: the output stays close to the source. The retries' bigrams are drawn from the default
+    // seed, not sampler.seed: greedy decoding with retries gives the same output for any seed. The
+    // cost: the decodings again of an output that copies (at most copy_deviate + 3). Text comes
+    // out only once it is known (as with candidates). 0 = off.
     float copy_retry;
+    int32_t copy_deviate; // deviations before the bigram retries, in [0, 64]; 0 = none
     // keep_facts: 1: the output never adds a number, or a capitalized word other than its first,
     // that the source text lacks (plm_invented_prefix): a sampled token that would start or extend
     // such a word is set aside and the sampler draws again without it (up to 64 times; stop tokens

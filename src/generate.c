@@ -5,8 +5,9 @@
 // with pretrained language models", section 3.2: after a source token, the token that followed it
 // in the source is blocked for one step) and reranking (n candidates, the best by a stated
 // utility: mean log-probability minus a weight times sentence BLEU against the source), then, for
-// an output that still copies its source, up to RETRIES decodings again that block a share of the
-// source's bigrams, doubled at each one, from copy_block to all of them.
+// an output that still copies its source, decodings again: copy_deviate deviations (the copy up
+// to its k-th least sure choice, the runner-up there, then decoding on), then up to RETRIES that
+// block a share of the source's bigrams, doubled at each one, from copy_block to all of them.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,8 @@
 // prefill on 2 Zen 4 cores). The logits do not depend on how a prompt is split (every row of every
 // kernel is summed in one fixed order), so the result is bit for bit that of one call.
 #define PREFILL_SLICE 64
-// RETRIES: the most decodings again of an output that copies its source (copy_retry); the last
-// blocks every bigram of the source
+// RETRIES: the most bigram retries of an output that copies its source (copy_retry, after its
+// deviations); the last blocks every bigram of the source
 #define FACT_TRIES 64 // keep_facts: the most tokens set aside at one step
 #define RETRIES    3
 
@@ -114,6 +115,12 @@ struct plm_generator {
     size_t best_len; // its bytes
     int32_t *best_ids;          // (max_tokens + 1) its ids
     plm_generate_result best_r; // its counts, stop reason, utility
+    // the deviations of a copy (copy_deviate): each step's runner-up and its gap to the chosen
+    // token (logits), of the candidate being decoded and of the best first output (dev_*)
+    float *margin, *dev_margin; // (max_tokens + 1) each; INFINITY: no runner-up to take there
+    int32_t *alt, *dev_alt;     // (max_tokens + 1) each
+    int32_t *dev_ids, n_dev;    // (max_tokens + 1) the best first output's ids, its steps
+    int32_t *forced, n_forced;  // (max_tokens + 1) a deviation's first tokens, taken as they are
     int32_t last;               // the id sampled by the last call, -1 for none or a stop token
     int pending;                // 1: last is not in the KV cache yet (decoded if we go on)
     int started;                // single_line: text other than white space has come
@@ -135,6 +142,12 @@ void plm_generator_free(plm_generator *g) {
     free(g->src_text);
     free(g->best);
     free(g->best_ids);
+    free(g->margin);
+    free(g->dev_margin);
+    free(g->alt);
+    free(g->dev_alt);
+    free(g->dev_ids);
+    free(g->forced);
     free(g->text);
     free(g);
 }
@@ -178,19 +191,58 @@ static plm_status source_init(plm_generator *g, const int32_t *prompt, int32_t n
 }
 
 // retry_share: the share of the source's bigrams the current retry blocks: copy_block, doubled at
-// each retry, and every bigram at the last (RETRIES) or once the doubling reaches 1
+// each retry after the deviations, and every bigram at the last (RETRIES) or once the doubling
+// reaches 1
 static float retry_share(const plm_generator *g) {
+    const int k = g->retry - g->p.copy_deviate; // this bigram retry's number, from 1
     float share = g->p.copy_block;
-    for (int k = 1; k < g->retry && share < 1.0f; k++) share *= 2.0f;
-    return g->retry >= RETRIES || share > 1.0f ? 1.0f : share;
+    for (int i = 1; i < k && share < 1.0f; i++) share *= 2.0f;
+    return k >= RETRIES || share > 1.0f ? 1.0f : share;
+}
+
+// more_retries: 1 when a copy may be decoded again after the current candidate
+static int more_retries(const plm_generator *g) {
+    return !g->retry || g->retry <= g->p.copy_deviate || retry_share(g) < 1.0f;
+}
+
+// deviation: the step of the best first output with the k-th smallest margin (k >= 1; in order of
+// margin, then of step), or -1 when fewer than k steps have a runner-up
+static int32_t deviation(const plm_generator *g, int k) {
+    int32_t at = -1;
+    for (int r = 0; r < k; r++) {
+        int32_t b = -1;
+        for (int32_t i = 0; i < g->n_dev; i++) {
+            const float m = g->dev_margin[i];
+            if (!(m < INFINITY) ||
+                (at >= 0 && (m < g->dev_margin[at] || (m == g->dev_margin[at] && i <= at))))
+                continue; // no runner-up, or ranked before the (r - 1)-th
+            if (b < 0 || m < g->dev_margin[b]) b = i;
+        }
+        if ((at = b) < 0) break;
+    }
+    return at;
+}
+
+// deviate: make the candidate the deviation at step `at` of the best first output: its tokens
+// before `at`, then the runner-up there, taken as they are; the session keeps the tokens it holds
+// in common with them (the last candidate's), so only the rest is decoded
+static void deviate(plm_generator *g, int32_t at) {
+    memcpy(g->forced, g->dev_ids, (size_t)at * sizeof *g->forced);
+    g->forced[at] = g->dev_alt[at];
+    g->n_forced = at + 1;
+    const int32_t *held = g->hist + g->res.prompt_tokens; // the last candidate's output
+    int32_t n = plm_session_n_past(g->s) - g->base, common = 0;
+    while (common < n && common < g->n_forced && held[common] == g->forced[common]) common++;
+    plm_session_truncate(g->s, g->base + common);
 }
 
 // begin_candidate: the state of candidate i: its sampler (seed + i), its draw of the source's
 // bigrams (a hash of seed + i and the position, against copy_block; for a retry, of the default
 // seed + i against retry_share: the retries are part of the decoding, not of the sampling, so
 // greedy decoding with them gives the same output for any seed, in the CLI, the server and the
-// browser alike), and, after the first, the logits of the prompt's last position again
-// (re-decoded alone: the same bits as in the prefill)
+// browser alike; a deviation blocks none), and, after the first, the logits of the prompt's last
+// position again (re-decoded alone: the same bits as in the prefill), or for a deviation the
+// session cut back to the tokens it keeps
 static plm_status begin_candidate(plm_generator *g, int32_t i, plm_error *err) {
     plm_sampler_params sp = g->p.sampler;
     sp.seed += (uint64_t)i;
@@ -198,14 +250,19 @@ static plm_status begin_candidate(plm_generator *g, int32_t i, plm_error *err) {
     g->smp = NULL;
     plm_status rc = plm_sampler_create(&g->smp, &sp, plm_session_n_vocab(g->s), err);
     if (rc != PLM_OK) return rc;
-    const float share = g->retry ? retry_share(g) : g->p.copy_block;
+    g->n_forced = 0;
+    int32_t at = -1;
+    if (g->retry && g->retry <= g->p.copy_deviate && (at = deviation(g, g->retry)) < 0)
+        g->retry = g->p.copy_deviate + 1; // no deviation left: on to the bigrams
+    const float share = at >= 0 ? 0.0f : g->retry ? retry_share(g) : g->p.copy_block;
     const uint64_t draw = g->retry ? plm_sampler_default_params().seed + (uint64_t)i : sp.seed;
     for (int32_t j = 1; j < g->n_src; j++) {
         uint64_t h = rng_mix(rng_seed(draw) ^ (uint64_t)j);
         g->block[j] = g->word[j] && (share >= 1.0f || rng_unit(h) < share);
     }
     g->penalty = g->retry ? g->p.copy_retry : g->p.copy_penalty;
-    if (i > 0) {
+    if (at >= 0) deviate(g, at);
+    else if (i > 0) {
         plm_session_truncate(g->s, g->base - 1);
         rc = plm_session_decode(g->s, &g->hist[g->res.prompt_tokens - 1], 1, err);
         if (rc != PLM_OK) return rc;
@@ -226,13 +283,15 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
         return plm_fail(err, PLM_ERR_ARG, "generate: bad arguments");
     if (!(params->copy_penalty >= 0.0f) || !(params->copy_block >= 0.0f) ||
         !(params->copy_block <= 1.0f) || params->candidates < 0 || params->candidates > 1024 ||
-        !(params->rerank_weight >= 0.0f) || !(params->copy_retry >= 0.0f))
+        !(params->rerank_weight >= 0.0f) || !(params->copy_retry >= 0.0f) ||
+        params->copy_deviate < 0 || params->copy_deviate > 64)
         return plm_fail(err, PLM_ERR_ARG,
                         "generate: want copy_penalty >= 0, copy_block in [0, 1], candidates in "
-                        "[0, 1024], rerank_weight >= 0, copy_retry >= 0; got %g, %g, %d, %g, %g",
+                        "[0, 1024], rerank_weight >= 0, copy_retry >= 0, copy_deviate in [0, 64]; "
+                        "got %g, %g, %d, %g, %g, %d",
                         (double)params->copy_penalty, (double)params->copy_block,
                         params->candidates, (double)params->rerank_weight,
-                        (double)params->copy_retry);
+                        (double)params->copy_retry, params->copy_deviate);
     *out = NULL;
     plm_generator *g = plm_alloc(1, sizeof *g);
     if (!g) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");
@@ -256,9 +315,20 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
                  g->p.keep_facts;
     if (blocks) g->logits = plm_alloc(V, sizeof *g->logits);
     if (g->buffered) g->best_ids = plm_alloc(n_ids, sizeof *g->best_ids);
-    plm_status rc = g->hist && (g->logits || !blocks) && (g->best_ids || !g->buffered)
-                        ? source_init(g, prompt, n_prompt, err)
-                        : plm_fail(err, PLM_ERR_NOMEM, "out of memory");
+    const int devs = g->buffered && params->copy_retry > 0.0f && params->copy_deviate > 0;
+    if (devs) {
+        g->margin = plm_alloc(n_ids, sizeof *g->margin);
+        g->dev_margin = plm_alloc(n_ids, sizeof *g->dev_margin);
+        g->alt = plm_alloc(n_ids, sizeof *g->alt);
+        g->dev_alt = plm_alloc(n_ids, sizeof *g->dev_alt);
+        g->dev_ids = plm_alloc(n_ids, sizeof *g->dev_ids);
+        g->forced = plm_alloc(n_ids, sizeof *g->forced);
+    }
+    int ok =
+        g->hist && (g->logits || !blocks) && (g->best_ids || !g->buffered) &&
+        (!devs || (g->margin && g->dev_margin && g->alt && g->dev_alt && g->dev_ids && g->forced));
+    plm_status rc =
+        ok ? source_init(g, prompt, n_prompt, err) : plm_fail(err, PLM_ERR_NOMEM, "out of memory");
     if (rc == PLM_OK) rc = begin_candidate(g, 0, err);
     if (rc == PLM_OK) {
         memcpy(g->hist, prompt, (size_t)n_prompt * sizeof *g->hist);
@@ -339,21 +409,48 @@ static int finish(plm_generator *g, plm_stop_reason reason, size_t upto) {
     return 0;
 }
 
+// runner_up: the record of output step k for a deviation (copy_deviate): the id of the highest of
+// logits (the ones id was drawn from) other than id, and its gap to id's. No deviation at a stop
+// (the output would run on past its end), to a stop token, or to a token keep_facts sets aside.
+static plm_status runner_up(plm_generator *g, const float *logits, int32_t id, int32_t k,
+                            plm_error *err) {
+    const int32_t V = plm_session_n_vocab(g->s);
+    int32_t a = id ? 0 : 1;
+    for (int32_t v = a + 1; v < V; v++)
+        if (v != id && logits[v] > logits[a]) a = v;
+    float m = logits[id] - logits[a];
+    for (int32_t j = 0; j < g->n_stops; j++)
+        if (id == g->stops[j] || a == g->stops[j]) m = INFINITY;
+    if (m < INFINITY && g->p.keep_facts) {
+        int bad;
+        plm_status st = adds_facts(g, a, &bad, err);
+        if (st != PLM_OK) return st;
+        if (bad) m = INFINITY;
+    }
+    g->margin[k] = m;
+    g->alt[k] = a;
+    return PLM_OK;
+}
+
 // step: sample one token and extend the text; returns 1 to go on, 0 when finished, or an error
 static int step(plm_generator *g, plm_error *err) {
     int32_t prev = g->last;
-    g->last = -1;     // this call's token, once sampled
-    if (g->pending) { // the last token enters the KV cache only when generation goes on
-        g->pending = 0;
+    g->last = -1; // this call's token, once sampled
+    // the last token enters the KV cache only when generation goes on, and only if the session
+    // does not hold it already (a deviation's kept tokens)
+    if (g->pending && plm_session_n_past(g->s) < g->base + (g->n_hist - g->res.prompt_tokens)) {
         if (plm_session_n_past(g->s) >= plm_session_n_ctx(g->s))
             return finish(g, PLM_STOP_CONTEXT, g->len);
         plm_status st = plm_session_decode(g->s, &prev, 1, err);
         if (st != PLM_OK) return st;
     }
+    g->pending = 0;
     if (g->res.generated_tokens >= g->p.max_tokens) return finish(g, PLM_STOP_LENGTH, g->len);
-    const float *logits = blocked(g);
-    int32_t id = plm_sampler_sample(g->smp, logits, g->hist, g->n_hist);
-    for (int k = 0; g->p.keep_facts && k < FACT_TRIES; k++) { // a token that adds facts: the next
+    const int32_t k_out = g->res.generated_tokens; // this token's place in the output
+    const int forced = k_out < g->n_forced;        // a deviation's: no logits needed
+    const float *logits = forced ? NULL : blocked(g);
+    int32_t id = forced ? g->forced[k_out] : plm_sampler_sample(g->smp, logits, g->hist, g->n_hist);
+    for (int k = 0; !forced && g->p.keep_facts && k < FACT_TRIES; k++) { // adds facts: the next
         int bad;
         plm_status st = adds_facts(g, id, &bad, err);
         if (st != PLM_OK) return st;
@@ -365,14 +462,18 @@ static int step(plm_generator *g, plm_error *err) {
         g->logits[id] = -INFINITY;
         id = plm_sampler_sample(g->smp, logits, g->hist, g->n_hist);
     }
-    if (g->n_cand > 1) { // the model's own log p(id), before blocking and sampling settings
+    if (g->margin && !g->retry && !forced) {
+        plm_status st = runner_up(g, logits, id, k_out, err);
+        if (st != PLM_OK) return st;
+    }
+    if (g->n_cand > 1 && !forced) { // the model's own log p(id), before blocking and sampling
         double lp;
         plm_logprobs(plm_session_logits(g->s), plm_session_n_vocab(g->s), id, &lp, 0, NULL, NULL,
                      NULL);
         g->logp += lp;
     }
     g->res.generated_tokens++;
-    g->res.sampled_tokens++;
+    g->res.sampled_tokens += !forced; // a deviation's first tokens are taken, not sampled
     for (int32_t k = 0; k < g->n_stops; k++)
         if (id == g->stops[k]) return finish(g, PLM_STOP_TOKEN, g->len);
     g->last = id;
@@ -408,6 +509,13 @@ static plm_status keep_best(plm_generator *g, double u, plm_error *err) {
     g->best_len = n;
     memcpy(g->best_ids, g->hist + g->res.prompt_tokens,
            (size_t)(g->n_hist - g->res.prompt_tokens) * sizeof *g->best_ids);
+    if (g->margin && !g->retry) { // the output a deviation starts from
+        size_t k = (size_t)g->res.generated_tokens;
+        memcpy(g->dev_margin, g->margin, k * sizeof *g->margin);
+        memcpy(g->dev_alt, g->alt, k * sizeof *g->alt);
+        memcpy(g->dev_ids, g->best_ids, k * sizeof *g->dev_ids);
+        g->n_dev = (int32_t)k;
+    }
     g->best_r = g->res;
     g->best_r.utility = u;
     return PLM_OK;
@@ -432,7 +540,7 @@ static int end_candidate(plm_generator *g, plm_error *err) {
         st = keep_best(g, u, err);
     if (st != PLM_OK) return st;
     int next = g->res.candidates_done < g->n_cand;
-    if (!next && g->p.copy_retry > 0.0f && (!g->retry || retry_share(g) < 1.0f)) {
+    if (!next && g->p.copy_retry > 0.0f && more_retries(g)) {
         g->best[g->best_len] = 0; // keep_best left room for it
         int copy = plm_bleu_same_tokens(g->best, g->src_text);
         if (copy < 0) return plm_fail(err, PLM_ERR_NOMEM, "out of memory");

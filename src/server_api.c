@@ -245,19 +245,23 @@ static int parse_openai(conn *c, const plm_json *j, gen_request *r) {
 
 // parse_decoding: the anti-copy options into gp: "candidates" (an integer), "block" (the share of
 // the source's bigrams; outright unless "copy_penalty" is given), "copy_penalty", "rerank_weight",
-// "copy_retry", "keep_facts" (a boolean).
+// "copy_retry", "copy_deviate" (an integer), "keep_facts" (a boolean).
 // Returns 0, or -1 after sending the error.
 static int parse_decoding(conn *c, const plm_json *j, plm_generate_params *gp) {
     double cand = gp->candidates > 1 ? gp->candidates : 1, block = -1;
     double penalty = (double)gp->copy_penalty, weight = (double)gp->rerank_weight;
-    double retry = (double)gp->copy_retry;
+    double retry = (double)gp->copy_retry, dev = gp->copy_deviate;
     if (opt_num(c, j, "candidates", 1, 64, &cand) || opt_num(c, j, "block", 0, 1, &block) ||
         opt_num(c, j, "copy_penalty", 0, 1e30, &penalty) ||
         opt_num(c, j, "rerank_weight", 0, 100, &weight) ||
-        opt_num(c, j, "copy_retry", 0, 1e30, &retry))
+        opt_num(c, j, "copy_retry", 0, 1e30, &retry) || opt_num(c, j, "copy_deviate", 0, 64, &dev))
         return -1;
     if (cand != floor(cand))
         return plm_server_send_error(c, 400, NULL, "\"candidates\" must be an integer in [1, 64]"),
+               -1;
+    if (dev != floor(dev))
+        return plm_server_send_error(c, 400, NULL,
+                                     "\"copy_deviate\" must be an integer in [0, 64]"),
                -1;
     int32_t kf = plm_json_get(j, 0, "keep_facts");
     if (kf >= 0 && j->tok[kf].type != PLM_JSON_NULL) {
@@ -270,6 +274,7 @@ static int parse_decoding(conn *c, const plm_json *j, plm_generate_params *gp) {
     gp->copy_penalty = (float)penalty;
     gp->rerank_weight = (float)weight;
     gp->copy_retry = (float)retry;
+    gp->copy_deviate = (int32_t)dev;
     if (block >= 0) {
         int32_t pi = plm_json_get(j, 0, "copy_penalty");
         gp->copy_block = (float)block;

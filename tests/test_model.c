@@ -558,6 +558,76 @@ static void test_copy_retry(void) {
     plm_model_free(m);
 }
 
+// the deviation of a copy (copy_deviate): the greedy copy's tokens up to its step with the smallest
+// gap between the top two logits (recomputed here from one prefill of the prompt and the copy),
+// the runner-up there, then greedy decoding on: exactly a lone greedy generation after that
+// prefix. Only the tokens after the deviation are decoded again (the session keeps the rest), the
+// text comes in one piece, and the session keeps the prompt only.
+static void test_copy_deviate(void) {
+    plm_model *m = tiny_with_text();
+    plm_error err;
+    if (!m) return;
+    enum { NP = 30, N = 12 };
+    int32_t prompt[NP], plain[N], got[N], want[NP + N];
+    plm_session *s = new_session(m, 2);
+    copy_prompt(m, s, prompt, NP);
+    plm_generate_params gp = text_params(N);
+    plm_generate_result res;
+    collect greedy = {{0}, 0, 0};
+    gp.user = &greedy;
+    plm_session_truncate(s, 0);
+    CHECK(plm_generate(s, prompt, NP, &gp, plain, N, &res, &err) == PLM_OK &&
+          res.generated_tokens == N);
+    // the step with the smallest margin, and its runner-up
+    const int32_t V = m->config.vocab_size;
+    memcpy(want, prompt, sizeof prompt);
+    memcpy(want + NP, plain, sizeof plain);
+    float *l = logits_all(m, 1, want, NP + N);
+    int at = -1;
+    int32_t alt = -1;
+    float best = INFINITY;
+    for (int k = 0; k < N; k++) {
+        const float *x = l + (size_t)(NP - 1 + k) * V;
+        int32_t a = plain[k] ? 0 : 1;
+        for (int32_t v = 0; v < V; v++)
+            if (v != plain[k] && x[v] > x[a]) a = v;
+        CHECK_MSG(x[a] <= x[plain[k]], "step %d: greedy did not take the top logit", k);
+        if (x[plain[k]] - x[a] < best) best = x[plain[k]] - x[a], at = k, alt = a;
+    }
+    free(l);
+    // the deviation: the prefix, the runner-up, then greedy from there
+    want[NP + at] = alt;
+    collect tail = {{0}, 0, 0};
+    gp.user = &tail;
+    plm_session_truncate(s, 0);
+    if (at + 1 < N)
+        CHECK(plm_generate(s, want, NP + at + 1, &gp, want + NP + at + 1, N - at - 1, &res, &err) ==
+              PLM_OK);
+    char text[1024];
+    int64_t n = plm_tokenizer_decode(plm_model_tokenizer(m), want + NP, N, text, sizeof text - 1);
+    CHECK(n >= 0 && n < (int64_t)sizeof text);
+    text[n > 0 ? n : 0] = 0;
+    CHECK_MSG(plm_bleu_same_tokens(text, greedy.text) == 0,
+              "the deviation copies the source too: the test would prove nothing");
+    collect c = {{0}, 0, 0};
+    gp.source = greedy.text; // greedy's output copies this source
+    gp.copy_retry = 4.0f;
+    gp.copy_deviate = 1;
+    gp.user = &c;
+    plm_session_truncate(s, 0);
+    CHECK(plm_generate(s, prompt, NP, &gp, got, N, &res, &err) == PLM_OK);
+    CHECK_MSG(!memcmp(got, want + NP, sizeof got) && !strcmp(c.text, text),
+              "the retry is not the deviation at step %d (margin %g)", at, (double)best);
+    CHECK_MSG(res.sampled_tokens == N + (N - at - 1) && c.calls == 1 && plm_session_n_past(s) == NP,
+              "%d tokens sampled (want %d), text in %d pieces, %d positions kept",
+              res.sampled_tokens, N + (N - at - 1), c.calls, plm_session_n_past(s));
+    gp.copy_deviate = 65;
+    CHECK(plm_generate(s, prompt, NP, &gp, got, N, &res, &err) == PLM_ERR_ARG &&
+          strstr(err.msg, "copy_deviate"));
+    plm_session_free(s);
+    plm_model_free(m);
+}
+
 // keep_facts: against a source with no number and no capital, greedy decoding of the tiny model
 // invents some; with keep_facts the output has none (plm_invented), and it is greedy's up to the
 // first token that was set aside.
@@ -966,6 +1036,7 @@ int main(void) {
     test_dynamic_blocking();
     test_rerank();
     test_copy_retry();
+    test_copy_deviate();
     test_keep_facts();
     return test_main_end("test_model");
 }

@@ -100,12 +100,17 @@ export interface GenerateOptions {
   /** The weight of the overlap with the source in that choice (>= 0). */
   rerankWeight?: number;
   /**
-   * An output that copies the source (the same words) is decoded again with a share copyBlock of
-   * the source's bigrams lowered by copyRetry logits, the share doubled while the output still
-   * copies and every bigram at the third retry; that is the output (one more decoding for each
-   * copy, at most three; the text comes in one piece at the end). 0 = off (generate's default).
+   * An output that copies the source (the same words) is decoded again: first copyDeviate times
+   * as a deviation (its own tokens up to its k-th least sure choice, the runner-up there, then
+   * decoding on; only the tokens after it are decoded again), then with a share copyBlock of the
+   * source's bigrams lowered by copyRetry logits, the share doubled while the output still copies
+   * and every bigram at the third such retry; that is the output (the text comes in one piece at
+   * the end). 0 = off (generate's default).
    */
   copyRetry?: number;
+  /** With copyRetry: the deviations a copy gets before its bigram retries (0-64; paraphrase: 2
+   * for diversity in [0.4, 1), else 0; generate's default 0). */
+  copyDeviate?: number;
   /**
    * true: the output never adds a number, or a capitalized word other than its first, that the
    * source lacks (tokens that would are set aside while decoding). paraphrase: true at every
@@ -154,7 +159,8 @@ export interface GenerateResult {
 
 export type TaskSettings = Readonly<Required<Pick<GenerateOptions,
   'maxTokens' | 'temperature' | 'topK' | 'topP' | 'minP' | 'repetitionPenalty' | 'copyPenalty' |
-  'copyBlock' | 'candidates' | 'rerankWeight' | 'copyRetry' | 'keepFacts' | 'diversity'>>>;
+  'copyBlock' | 'candidates' | 'rerankWeight' | 'copyRetry' | 'copyDeviate' | 'keepFacts' |
+  'diversity'>>>;
 
 export interface ModelConfig {
   vocabSize: number;

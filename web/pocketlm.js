@@ -437,7 +437,7 @@ export class PocketLM {
                                 stopPtr, stopIds ? stopIds.length : -1, strsPtr, strs.length,
                                 opts._task ? 1 : 0, opts.copyPenalty ?? 0, opts.copyBlock ?? 1,
                                 opts.candidates ?? 1, opts.rerankWeight ?? 0, opts.copyRetry ?? 0,
-                                opts.keepFacts ? 1 : 0, source ? source.ptr : 0, this._err) >>> 0;
+                                opts.copyDeviate ?? 0, opts.keepFacts ? 1 : 0, source ? source.ptr : 0, this._err) >>> 0;
     } finally { h.free(promptPtr); h.free(stopPtr); if (source) h.free(source.ptr); }
     const freeStrings = () => { strs.forEach((p) => h.free(p)); h.free(strsPtr); };
     if (!g) { freeStrings(); this._truncate(0); throw wasmError(M, this._err, 'prefill'); }
@@ -515,7 +515,7 @@ export class PocketLM {
     return Object.freeze({ maxTokens: d(0), temperature: d(1), topK: d(2), topP: d(3), minP: d(4),
                            repetitionPenalty: d(5), copyPenalty: d(6), copyBlock: d(7),
                            candidates: d(8), rerankWeight: d(9), copyRetry: d(11),
-                           keepFacts: d(12) !== 0, diversity: v });
+                           copyDeviate: d(13), keepFacts: d(12) !== 0, diversity: v });
   }
 
   // _taskPrompt: the task's prompt for text at diversity; throws the library's error for nothing

@@ -66,7 +66,8 @@ plm_wasm_gen *plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t 
                                  const char *const *stop_strings, int32_t n_stop_strings,
                                  int32_t task, float copy_penalty, float copy_block,
                                  int32_t candidates, float rerank_weight, float copy_retry,
-                                 int32_t keep_facts, const char *source, plm_error *err);
+                                 int32_t copy_deviate, int32_t keep_facts, const char *source,
+                                 plm_error *err);
 int32_t plm_wasm_gen_step(plm_wasm_gen *g, plm_error *err);
 const char *plm_wasm_gen_text(const plm_wasm_gen *g);
 int32_t plm_wasm_gen_text_len(const plm_wasm_gen *g);
@@ -262,7 +263,8 @@ EMSCRIPTEN_KEEPALIVE int32_t plm_wasm_task_prompt(const plm_session *s, const ch
 // PLM_TASK_DIVERSITY_DEFAULT): plm_task_default_params through plm_paraphrase_diversity:
 // 0 max_tokens, 1 temperature, 2 top_k, 3 top_p, 4 min_p, 5 repetition_penalty, 6 copy_penalty,
 // 7 copy_block, 8 candidates, 9 rerank_weight, 10 the diversity itself, 11 copy_retry,
-// 12 keep_facts; NaN for another what, or for a diversity out of [0, 1] (err says so).
+// 12 keep_facts, 13 copy_deviate; NaN for another what, or for a diversity out of [0, 1] (err
+// says so).
 EMSCRIPTEN_KEEPALIVE double plm_wasm_task_default(double diversity, int32_t what, plm_error *err) {
     plm_generate_params p = plm_task_default_params();
     float d = isnan(diversity) ? PLM_TASK_DIVERSITY_DEFAULT : (float)diversity;
@@ -281,6 +283,7 @@ EMSCRIPTEN_KEEPALIVE double plm_wasm_task_default(double diversity, int32_t what
     case 10: return (double)d;
     case 11: return (double)p.copy_retry;
     case 12: return p.keep_facts;
+    case 13: return p.copy_deviate;
     }
     return (double)NAN;
 }
@@ -314,14 +317,16 @@ EMSCRIPTEN_KEEPALIVE void plm_wasm_gen_free(plm_wasm_gen *g) {
 // generation; n_stop_ids < 0 means the model's eos. stop_strings (at most 16, NUL-terminated) must
 // stay valid until plm_wasm_gen_free. seed is an integer below 2^53. task != 0: the answer ends
 // where the paraphrase task's does under the session's tokenizer (plm_task_stop), and stop_ids
-// are not used. copy_penalty, copy_block, candidates, rerank_weight, copy_retry, keep_facts and
-// source (NULL: the prompt; read during this call) are plm_generate_params'. NULL on failure.
-EMSCRIPTEN_KEEPALIVE plm_wasm_gen *plm_wasm_gen_begin(
-    plm_session *s, const int32_t *prompt, int32_t n_prompt, int32_t max_tokens, float temperature,
-    int32_t top_k, float top_p, float min_p, float repetition_penalty, double seed,
-    const int32_t *stop_ids, int32_t n_stop_ids, const char *const *stop_strings,
-    int32_t n_stop_strings, int32_t task, float copy_penalty, float copy_block, int32_t candidates,
-    float rerank_weight, float copy_retry, int32_t keep_facts, const char *source, plm_error *err) {
+// are not used. copy_penalty, copy_block, candidates, rerank_weight, copy_retry, copy_deviate,
+// keep_facts and source (NULL: the prompt; read during this call) are plm_generate_params'. NULL on failure.
+EMSCRIPTEN_KEEPALIVE plm_wasm_gen *
+plm_wasm_gen_begin(plm_session *s, const int32_t *prompt, int32_t n_prompt, int32_t max_tokens,
+                   float temperature, int32_t top_k, float top_p, float min_p,
+                   float repetition_penalty, double seed, const int32_t *stop_ids,
+                   int32_t n_stop_ids, const char *const *stop_strings, int32_t n_stop_strings,
+                   int32_t task, float copy_penalty, float copy_block, int32_t candidates,
+                   float rerank_weight, float copy_retry, int32_t copy_deviate, int32_t keep_facts,
+                   const char *source, plm_error *err) {
     if (n_stop_ids > GEN_MAX_STOPS || n_stop_strings < 0 || n_stop_strings > GEN_MAX_STOPS ||
         !(seed >= 0)) {
         set_error(err, PLM_ERR_ARG,
@@ -346,6 +351,7 @@ EMSCRIPTEN_KEEPALIVE plm_wasm_gen *plm_wasm_gen_begin(
     p.candidates = candidates;
     p.rerank_weight = rerank_weight;
     p.copy_retry = copy_retry;
+    p.copy_deviate = copy_deviate;
     p.keep_facts = keep_facts != 0;
     p.source = source;
     if (n_stop_ids >= 0) {

@@ -1,8 +1,8 @@
 #!/bin/sh
 # errors.test.sh: `pocketlm info`, `convert` and `export` on bad inputs (missing file, truncated GGUF and
 # safetensors, corrupted config.json, shape mismatch, unsupported dtype and architecture), and
-# `paraphrase` of empty or blank text (refused before the model loads), a --kv-type other than
-# f32/f16. Each case must print one line on stderr and exit 1 (usage errors: 2), never crash
+# `paraphrase` of empty or blank text (refused before the model loads), --copy-deviate out of
+# [0, 64], a --kv-type other than f32/f16. Each case must print one line on stderr and exit 1 (usage errors: 2), never crash
 # (exit >= 128).
 # Prints one line per case; exits non-zero when any case fails.
 set -u
@@ -81,4 +81,5 @@ expect 2 "unknown kv type" generate -m "$REF" --kv-type bf16 -p "Hi"
 expect 2 "unknown kv type (serve)" serve -m "$REF" --kv-type q8_0
 expect 2 "paraphrase of empty text" paraphrase -m "$REF" ""
 expect 2 "paraphrase of blank text" paraphrase -m "$REF" "Fine." "   "
+expect 2 "copy deviations out of range" paraphrase -m "$REF" --copy-deviate 65 "Fine."
 exit $fail

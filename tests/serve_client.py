@@ -95,7 +95,8 @@ def http_checks(web):
         check(f"paraphrase of {text!r} 400", st == 400 and "rephrase" in (error_message(b) or ""), (st, b))
     # the diversity knob and the decoding options: out of range or not a number, refused by name
     for key, value in [("diversity", 1.5), ("diversity", -0.1), ("diversity", "high"), ("candidates", 0),
-                       ("candidates", 2.5), ("block", 2), ("copy_penalty", -1), ("rerank_weight", -1)]:
+                       ("candidates", 2.5), ("block", 2), ("copy_penalty", -1), ("rerank_weight", -1),
+                       ("copy_deviate", 1.5), ("copy_deviate", 65)]:
         st, _, b = request("POST", "/v1/paraphrase", {"text": "Hello there.", key: value})
         msg = error_message(b) or ""
         check(f"paraphrase {key} {value!r} 400", st == 400 and f'"{key}"' in msg and "must be" in msg, (st, b))

@@ -315,7 +315,7 @@ plm_status plm_generator_create(plm_generator **out, plm_session *s, const int32
                  g->p.keep_facts;
     if (blocks) g->logits = plm_alloc(V, sizeof *g->logits);
     if (g->buffered) g->best_ids = plm_alloc(n_ids, sizeof *g->best_ids);
-    const int devs = g->buffered && params->copy_retry > 0.0f && params->copy_deviate > 0;
+    const int devs = g->buffered && g->tok && params->copy_retry > 0.0f && params->copy_deviate > 0;
     if (devs) {
         g->margin = plm_alloc(n_ids, sizeof *g->margin);
         g->dev_margin = plm_alloc(n_ids, sizeof *g->dev_margin);
@@ -411,7 +411,8 @@ static int finish(plm_generator *g, plm_stop_reason reason, size_t upto) {
 
 // runner_up: the record of output step k for a deviation (copy_deviate): the id of the highest of
 // logits (the ones id was drawn from) other than id, and its gap to id's. No deviation at a stop
-// (the output would run on past its end), to a stop token, or to a token keep_facts sets aside.
+// (the output would run on past its end), to a stop token, to an id without text, or to a token
+// keep_facts sets aside.
 static plm_status runner_up(plm_generator *g, const float *logits, int32_t id, int32_t k,
                             plm_error *err) {
     const int32_t V = plm_session_n_vocab(g->s);
@@ -421,6 +422,9 @@ static plm_status runner_up(plm_generator *g, const float *logits, int32_t id, i
     float m = logits[id] - logits[a];
     for (int32_t j = 0; j < g->n_stops; j++)
         if (id == g->stops[j] || a == g->stops[j]) m = INFINITY;
+    char piece[256]; // a runner-up without text (an id the tokenizer lacks) is never taken
+    int64_t n = plm_tokenizer_decode(g->tok, &a, 1, piece, sizeof piece);
+    if (n < 0 || (size_t)n > sizeof piece) m = INFINITY;
     if (m < INFINITY && g->p.keep_facts) {
         int bad;
         plm_status st = adds_facts(g, a, &bad, err);

@@ -305,8 +305,8 @@ int plm_json_eq(const plm_json *j, int32_t i, const char *s) {
     char buf[4];
     while (pos < end) {
         int k = decode_char(j->text, &pos, end, buf);
-        for (int b = 0; b < k; b++, n++)
-            if (s[n] != buf[b]) return 0;
+        for (int b = 0; b < k; b++, n++) // s ended (a "\u0000" in the text is no match for it)
+            if (s[n] == 0 || s[n] != buf[b]) return 0;
     }
     return s[n] == 0;
 }

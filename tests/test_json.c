@@ -30,8 +30,24 @@ static void same(const char *s, size_t n, const char *want, const char *back) {
     plm_json_free(&j);
 }
 
+// test_eq: plm_json_eq against a key with "\u0000" in it: the C string ends there, so no match,
+// and nothing is read past its end (the fuzzer's safetensors header with such a key, under ASan)
+static void test_eq(void) {
+    static const char text[] = "{\"a\\u0000b\": 1, \"\\u0000\": 2, \"a\": 3}";
+    plm_json j;
+    plm_error err;
+    if (plm_json_parse(&j, text, strlen(text), "eq", &err) != PLM_OK) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    const char a[2] = "a", none[1] = ""; // no byte after either string's end
+    CHECK(!plm_json_eq(&j, 1, a) && !plm_json_eq(&j, 3, none) && plm_json_eq(&j, 5, a));
+    plm_json_free(&j);
+}
+
 int main(void) {
     test_self();
+    test_eq();
     same("", 0, "\"\"", "");
     same("plain text", 10, "\"plain text\"", "plain text");
     same("a\"b\\c", 5, "\"a\\\"b\\\\c\"", "a\"b\\c");
